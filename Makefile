@@ -1,0 +1,181 @@
+# mmapd — one plain Makefile.
+#
+#   make            build mmapd, mmapctl, libmmapd (.so and .a)
+#   make run        build, then run mmapd in the foreground on ./run/
+#   make check      build and run every test suite (SAN=1: under ASan+UBSan)
+#   make bench      build and run the benchmark (ratios against same-run baselines)
+#   make install    PREFIX=/usr/local DESTDIR=  (make uninstall removes the same files)
+#
+# Quiet unless V=1. Missing Debian packages are installed by mk/deps.sh when run as root,
+# otherwise it prints the apt-get line to run.
+
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+SBINDIR    ?= $(PREFIX)/sbin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+
+VERSION    := 0.1.0
+SOVERSION  := 0
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WARN    := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes
+CPPFLAGS_ALL = -std=c11 -D_GNU_SOURCE -DMMAPD_VERSION_STRING='"$(VERSION)"' -Iclient -Iproto -Ishared -Idaemon $(CPPFLAGS)
+
+# SAN=1 builds everything (objects, tests, binaries) with AddressSanitizer + UBSan into build-san/.
+# BUILD=dir puts objects and binaries elsewhere (so two builds can run side by side).
+ifeq ($(SAN),1)
+B        := $(or $(BUILD),build-san)
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+B        := $(or $(BUILD),build)
+SANFLAGS :=
+endif
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+# Packages are checked before anything needs pkg-config (and only for targets that build).
+NODEPS_GOALS := clean uninstall help
+ifeq ($(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
+else
+DEPS_OK := $(shell sh mk/deps.sh >&2 && echo yes)
+ifneq ($(DEPS_OK),yes)
+$(error missing build dependencies; see the message above)
+endif
+endif
+
+UV_CFLAGS    := $(shell pkg-config --cflags libuv 2>/dev/null)
+UV_LIBS      := $(shell pkg-config --libs libuv 2>/dev/null)
+CJSON_CFLAGS := $(shell pkg-config --cflags libcjson 2>/dev/null)
+CJSON_LIBS   := $(shell pkg-config --libs libcjson 2>/dev/null)
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
+
+ALL_CFLAGS = $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) $(SANFLAGS) $(CJSON_CFLAGS) -MMD -MP
+ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
+
+PROTO_SRC  := $(wildcard proto/*.c) $(wildcard shared/*.c)
+DAEMON_SRC := $(wildcard daemon/*.c)
+LIB_SRC    := $(filter-out client/mmapctl.c,$(wildcard client/*.c))
+CTL_SRC    := client/mmapctl.c
+TEST_SRC   := $(wildcard tests/check_*.c)
+TESTLIB_SRC := $(filter-out tests/check_%.c tests/mmapd-testclient.c,$(wildcard tests/*.c))
+BENCH_SRC  := $(wildcard bench/*.c)
+EXAMPLE_SRC := $(wildcard examples/*.c)
+
+PROTO_OBJ  := $(PROTO_SRC:%.c=$(B)/%.o)
+PROTO_PIC  := $(PROTO_SRC:%.c=$(B)/pic/%.o)
+DAEMON_OBJ := $(DAEMON_SRC:%.c=$(B)/%.o)
+LIB_OBJ    := $(LIB_SRC:%.c=$(B)/%.o)
+LIB_PIC    := $(LIB_SRC:%.c=$(B)/pic/%.o)
+TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(B)/%.o)
+TESTS      := $(TEST_SRC:tests/%.c=$(B)/tests/%)
+
+MMAPD      := $(B)/mmapd
+MMAPCTL    := $(B)/mmapctl
+LIBA       := $(B)/libmmapd.a
+LIBSO      := $(B)/libmmapd.so.$(VERSION)
+TESTCLIENT := $(B)/tests/mmapd-testclient
+BENCH      := $(B)/mmapd-bench
+
+.PHONY: all run check bench install uninstall clean help
+all: $(MMAPD) $(MMAPCTL) $(LIBA) $(LIBSO)
+
+help:
+	@sed -n '2,10p' Makefile
+
+$(B)/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) $(if $(filter daemon/%,$<),$(UV_CFLAGS)) -c -o $@ $<
+
+$(B)/pic/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC(pic) $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
+
+$(B)/tests/%.o: tests/%.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
+
+$(MMAPD): $(DAEMON_OBJ) $(PROTO_OBJ)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(UV_LIBS) $(CJSON_LIBS)
+
+$(LIBA): $(LIB_OBJ) $(PROTO_OBJ)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(LIBSO): $(LIB_PIC) $(PROTO_PIC)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -shared -Wl,-soname,libmmapd.so.$(SOVERSION) -o $@ $^ $(CJSON_LIBS) -lpthread
+	$(Q)ln -sf libmmapd.so.$(VERSION) $(B)/libmmapd.so.$(SOVERSION)
+	$(Q)ln -sf libmmapd.so.$(VERSION) $(B)/libmmapd.so
+
+$(MMAPCTL): $(B)/client/mmapctl.o $(LIBA)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CJSON_LIBS) -lpthread
+
+$(TESTCLIENT): $(B)/tests/mmapd-testclient.o $(LIBA)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CJSON_LIBS) -lpthread
+
+$(B)/tests/check_%: $(B)/tests/check_%.o $(TESTLIB_OBJ) $(LIBA)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(CJSON_LIBS) -lpthread
+
+$(BENCH): $(BENCH_SRC:%.c=$(B)/%.o) $(LIBA)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CJSON_LIBS) -lpthread -lm
+
+# The daemon's socket and data directory for `make run` live under ./run/.
+run: $(MMAPD) $(MMAPCTL)
+	@mkdir -p run
+	./$(MMAPD) --foreground --socket run/mmapd.sock --data-dir run/data $(RUNFLAGS)
+
+# Every suite runs even when an earlier one fails; the summary line counts suites.
+check: all $(TESTS) $(TESTCLIENT)
+	@MMAPD_BIN=$(abspath $(MMAPD)) MMAPCTL_BIN=$(abspath $(MMAPCTL)) \
+	 MMAPD_TESTCLIENT=$(abspath $(TESTCLIENT)) sh mk/runtests.sh $(TESTS)
+
+bench: $(MMAPD) $(BENCH)
+	MMAPD_BIN=$(abspath $(MMAPD)) ./$(BENCH) $(BENCHFLAGS)
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
+	  $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(UNITDIR)
+	install -m 0755 $(MMAPD) $(DESTDIR)$(SBINDIR)/mmapd
+	install -m 0755 $(MMAPCTL) $(DESTDIR)$(BINDIR)/mmapctl
+	install -m 0644 $(LIBA) $(DESTDIR)$(LIBDIR)/libmmapd.a
+	install -m 0755 $(LIBSO) $(DESTDIR)$(LIBDIR)/libmmapd.so.$(VERSION)
+	ln -sf libmmapd.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libmmapd.so.$(SOVERSION)
+	ln -sf libmmapd.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libmmapd.so
+	install -m 0644 client/mmapd.h $(DESTDIR)$(INCLUDEDIR)/mmapd.h
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' \
+	  client/mmapd.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/mmapd.pc
+	install -m 0644 docs/mmapd.8 $(DESTDIR)$(MANDIR)/man8/mmapd.8
+	install -m 0644 docs/mmapctl.1 $(DESTDIR)$(MANDIR)/man1/mmapctl.1
+	sed -e 's|@SBINDIR@|$(SBINDIR)|' systemd/mmapd.service.in > $(DESTDIR)$(UNITDIR)/mmapd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/mmapd.service
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/mmapd $(DESTDIR)$(BINDIR)/mmapctl \
+	  $(DESTDIR)$(LIBDIR)/libmmapd.a $(DESTDIR)$(LIBDIR)/libmmapd.so.$(VERSION) \
+	  $(DESTDIR)$(LIBDIR)/libmmapd.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libmmapd.so \
+	  $(DESTDIR)$(INCLUDEDIR)/mmapd.h $(DESTDIR)$(PKGCONFIGDIR)/mmapd.pc \
+	  $(DESTDIR)$(MANDIR)/man8/mmapd.8 $(DESTDIR)$(MANDIR)/man1/mmapctl.1 \
+	  $(DESTDIR)$(UNITDIR)/mmapd.service
+
+clean:
+	rm -rf build build-san build-*
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,67 @@
+/*
+ * Message codec of the mmapd protocol: JSON parsing with the checks every request needs
+ * (object at the top, no NUL hidden in strings, strict integer fields), the envelope of
+ * replies, events and errors, and the table that turns errno values into the symbolic codes
+ * sent on the wire ("ENOENT") and back. Shared by daemon and client; uses cJSON, no I/O.
+ */
+#ifndef MMAPD_PROTO_MSG_H
+#define MMAPD_PROTO_MSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+#define PROTO_VERSION      1     /* the highest protocol version this build speaks */
+#define PROTO_VERSION_MIN  1     /* the lowest it still accepts */
+#define PROTO_ID_MAX       9007199254740991ULL  /* 2^53 - 1: exact in a JSON number */
+#define PROTO_JSON_DEPTH_MAX 16  /* deeper requests are rejected as malformed */
+
+/*
+ * Parses one frame payload (len bytes, not NUL-terminated). Returns 0 with *ret_obj set
+ * (caller frees with cJSON_Delete), or -EBADMSG when it is not valid JSON, not an object,
+ * nested deeper than PROTO_JSON_DEPTH_MAX, or holds a \u0000 escape in any string; or -ENOMEM.
+ */
+int msg_parse(const char *payload, size_t len, cJSON **ret_obj);
+
+/*
+ * Field readers. Each returns 0 with the value stored, -ENOENT when the key is absent
+ * (the output is then left alone, so callers may preset a default), or -EINVAL when the
+ * value has the wrong type (for integers: not a number, negative, fractional, or above 2^53-1).
+ */
+int msg_get_u64(const cJSON *obj, const char *key, uint64_t *ret);
+int msg_get_bool(const cJSON *obj, const char *key, bool *ret);
+/* The string is borrowed from obj. */
+int msg_get_string(const cJSON *obj, const char *key, const char **ret);
+
+/* Builds {"id": id, "ok": true}. Returns NULL on allocation failure. */
+cJSON *msg_reply_ok(uint64_t id);
+/*
+ * Builds {"id": id, "ok": false, "error": {"code", "errno", "message"}}; has_id false writes
+ * "id": null (for requests whose id could not be read). err is a positive errno value.
+ */
+cJSON *msg_reply_error(bool has_id, uint64_t id, int err, const char *message);
+/* Builds {"event": name}. */
+cJSON *msg_event(const char *name);
+/* Builds {"code", "errno", "message"} for an error object. */
+cJSON *msg_error_object(int err, const char *message);
+
+/*
+ * Reads the "error" object of a failed reply (or an "error" event). Returns 0 with *ret_err a
+ * positive errno value (mapped from "code"; EIO for an unknown code) and *ret_message borrowed
+ * from obj (or "" if absent); -EBADMSG if there is no well-formed error object.
+ */
+int msg_error_parse(const cJSON *obj, int *ret_err, const char **ret_message);
+
+/*
+ * Serialises obj (compact) and frames it. Returns 0 with a malloc'd frame, -EMSGSIZE if the
+ * payload exceeds max_frame, or -ENOMEM.
+ */
+int msg_encode(const cJSON *obj, uint32_t max_frame, uint8_t **ret_buf, size_t *ret_len);
+
+/* "ENOENT" for ENOENT (positive errno); NULL for a value outside the protocol's table. */
+const char *proto_errname(int err);
+/* ENOENT for "ENOENT"; 0 for a name outside the table. */
+int proto_errno(const char *name);
+
+#endif
