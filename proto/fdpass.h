@@ -33,15 +33,18 @@ int fd_queue_take(struct fd_queue *q, size_t n, int *ret_fds);
  * Sends len bytes from buf with nfds descriptors (borrowed: still the caller's afterwards)
  * attached to the first byte. flags are extra send flags (MSG_DONTWAIT); MSG_NOSIGNAL is
  * always added. Returns bytes sent (possibly fewer than len: the descriptors went with the
- * first byte, so send the rest with nfds = 0), or -errno (-EINVAL if nfds > FDPASS_MAX_FDS).
+ * first byte, so send the rest with nfds = 0), or -errno (-EINVAL if nfds > FDPASS_MAX_FDS,
+ * or if nfds > 0 with len 0 or fds NULL: on a stream socket descriptors need a byte to ride on).
  */
 ssize_t fdpass_send(int sock, const void *buf, size_t len, const int *fds, size_t nfds, int flags);
 
 /*
  * Receives up to len bytes into buf; descriptors that arrive are appended to q, close-on-exec.
  * flags are extra recv flags (MSG_DONTWAIT). Returns bytes received (0 at end of stream), or
- * -errno. Returns -EPROTO, after closing what did arrive, when the control data was truncated
- * (MSG_CTRUNC) or q has no room for what arrived.
+ * -errno (-EINVAL if len is 0, which could not be told from the end of the stream). Returns
+ * -EPROTO, after closing what did arrive, when the control data was truncated (MSG_CTRUNC) or
+ * q has no room for what arrived; the bytes received with them are lost, so the stream is
+ * unusable afterwards.
  */
 ssize_t fdpass_recv(int sock, void *buf, size_t len, struct fd_queue *q, int flags);
 

@@ -32,14 +32,15 @@ void frame_reader_done(struct frame_reader *r);
 /*
  * Returns where the next received bytes should go and how many fit (*ret_avail > 0).
  * Compacts or grows the buffer as needed, never beyond max_frame + FRAME_HEADER_SIZE.
- * Returns 0, or -ENOMEM.
+ * Returns 0, -ENOMEM, or -ENOBUFS when the buffer is at its limit and full: it then holds a
+ * complete frame (or a bad header) that frame_reader_next() must take first.
  */
 int frame_reader_space(struct frame_reader *r, uint8_t **ret_ptr, size_t *ret_avail);
 /* Records that n bytes were written at the pointer frame_reader_space() returned. */
 void frame_reader_commit(struct frame_reader *r, size_t n);
 
 /*
- * Takes the next complete frame. Returns 1 with *ret_payload/*ret_len set (the payload is
+ * Takes the next complete frame. Returns 1 with *ret_payload and *ret_len set (the payload is
  * NOT NUL-terminated and stays valid until the next call on this reader), 0 when no complete
  * frame is buffered yet, -EMSGSIZE when the header declares more than max_frame bytes, and
  * -EPROTO when it declares zero bytes. After a negative return the stream is unusable.

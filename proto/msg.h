@@ -43,7 +43,10 @@ cJSON *msg_reply_ok(uint64_t id);
 cJSON *msg_reply_error(bool has_id, uint64_t id, int err, const char *message);
 /* Builds {"event": name}. */
 cJSON *msg_event(const char *name);
-/* Builds {"code", "errno", "message"} for an error object. */
+/*
+ * Builds {"code", "errno", "message"} for an error object. An err outside the protocol's table
+ * is sent as EIO (code and number always agree); a NULL message becomes strerror's sentence.
+ */
 cJSON *msg_error_object(int err, const char *message);
 
 /*
@@ -54,10 +57,19 @@ cJSON *msg_error_object(int err, const char *message);
 int msg_error_parse(const cJSON *obj, int *ret_err, const char **ret_message);
 
 /*
- * Serialises obj (compact) and frames it. Returns 0 with a malloc'd frame, -EMSGSIZE if the
- * payload exceeds max_frame, or -ENOMEM.
+ * Serialises obj (compact, with msg_print) and frames it. Returns 0 with a malloc'd frame,
+ * -EMSGSIZE if the payload exceeds max_frame, or -ENOMEM.
  */
 int msg_encode(const cJSON *obj, uint32_t max_frame, uint8_t **ret_buf, size_t *ret_len);
+
+/*
+ * Serialises obj like cJSON_Print (formatted) or cJSON_PrintUnformatted, except that integral
+ * numbers are written exactly: cJSON alone rounds integers of 10^15 and above to 15 significant
+ * digits (2^53-1 would go out as 9.00719925474099e+15). Use it instead of cJSON_Print* for
+ * anything that carries ids or sizes. Returns text to free with cJSON_free, or NULL on
+ * allocation failure.
+ */
+char *msg_print(const cJSON *obj, bool formatted);
 
 /* "ENOENT" for ENOENT (positive errno); NULL for a value outside the protocol's table. */
 const char *proto_errname(int err);

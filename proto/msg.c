@@ -1,0 +1,425 @@
+/*
+ * Message codec of the mmapd protocol (see msg.h). cJSON does the parsing, but it is lenient
+ * in ways a daemon that trusts no client cannot be: its strings stop silently at an escaped
+ * NUL, it nests a thousand levels deep, and it reads integers as doubles. So the raw text is
+ * scanned first (no NUL bytes, no \u0000 escapes, bounded depth), and the field readers check
+ * types and ranges strictly. On the way out, integers are printed exactly, which cJSON alone
+ * does not do above 10^15. The errno table below is the one mapping used both ways.
+ */
+#include "msg.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frame.h"
+
+#define MSG_ERRNO_ENTRY(e) { e, #e }
+
+/*
+ * Every code the protocol names. Linux aliases (EWOULDBLOCK, EDEADLOCK, ENOTSUP) share a value
+ * with an entry here and are left out, so that each value has exactly one name.
+ */
+static const struct {
+	int err;
+	const char *name;
+} msg_errno_table[] = {
+	MSG_ERRNO_ENTRY(EPERM),
+	MSG_ERRNO_ENTRY(ENOENT),
+	MSG_ERRNO_ENTRY(ESRCH),
+	MSG_ERRNO_ENTRY(EINTR),
+	MSG_ERRNO_ENTRY(EIO),
+	MSG_ERRNO_ENTRY(ENXIO),
+	MSG_ERRNO_ENTRY(E2BIG),
+	MSG_ERRNO_ENTRY(EBADF),
+	MSG_ERRNO_ENTRY(EAGAIN),
+	MSG_ERRNO_ENTRY(ENOMEM),
+	MSG_ERRNO_ENTRY(EACCES),
+	MSG_ERRNO_ENTRY(EFAULT),
+	MSG_ERRNO_ENTRY(EBUSY),
+	MSG_ERRNO_ENTRY(EEXIST),
+	MSG_ERRNO_ENTRY(EXDEV),
+	MSG_ERRNO_ENTRY(ENODEV),
+	MSG_ERRNO_ENTRY(ENOTDIR),
+	MSG_ERRNO_ENTRY(EISDIR),
+	MSG_ERRNO_ENTRY(EINVAL),
+	MSG_ERRNO_ENTRY(ENFILE),
+	MSG_ERRNO_ENTRY(EMFILE),
+	MSG_ERRNO_ENTRY(ENOTTY),
+	MSG_ERRNO_ENTRY(ETXTBSY),
+	MSG_ERRNO_ENTRY(EFBIG),
+	MSG_ERRNO_ENTRY(ENOSPC),
+	MSG_ERRNO_ENTRY(ESPIPE),
+	MSG_ERRNO_ENTRY(EROFS),
+	MSG_ERRNO_ENTRY(EMLINK),
+	MSG_ERRNO_ENTRY(EPIPE),
+	MSG_ERRNO_ENTRY(ERANGE),
+	MSG_ERRNO_ENTRY(EDEADLK),
+	MSG_ERRNO_ENTRY(ENAMETOOLONG),
+	MSG_ERRNO_ENTRY(ENOLCK),
+	MSG_ERRNO_ENTRY(ENOSYS),
+	MSG_ERRNO_ENTRY(ENOTEMPTY),
+	MSG_ERRNO_ENTRY(ELOOP),
+	MSG_ERRNO_ENTRY(ENODATA),
+	MSG_ERRNO_ENTRY(EPROTO),
+	MSG_ERRNO_ENTRY(EBADMSG),
+	MSG_ERRNO_ENTRY(EOVERFLOW),
+	MSG_ERRNO_ENTRY(EILSEQ),
+	MSG_ERRNO_ENTRY(EUSERS),
+	MSG_ERRNO_ENTRY(ENOTSOCK),
+	MSG_ERRNO_ENTRY(EMSGSIZE),
+	MSG_ERRNO_ENTRY(EPROTONOSUPPORT),
+	MSG_ERRNO_ENTRY(EOPNOTSUPP),
+	MSG_ERRNO_ENTRY(ENOBUFS),
+	MSG_ERRNO_ENTRY(ECONNRESET),
+	MSG_ERRNO_ENTRY(ENOTCONN),
+	MSG_ERRNO_ENTRY(ESHUTDOWN),
+	MSG_ERRNO_ENTRY(ETIMEDOUT),
+	MSG_ERRNO_ENTRY(ECONNREFUSED),
+	MSG_ERRNO_ENTRY(EALREADY),
+	MSG_ERRNO_ENTRY(EINPROGRESS),
+	MSG_ERRNO_ENTRY(ESTALE),
+	MSG_ERRNO_ENTRY(EDQUOT),
+	MSG_ERRNO_ENTRY(ECANCELED),
+	MSG_ERRNO_ENTRY(EOWNERDEAD),
+	MSG_ERRNO_ENTRY(ENOTRECOVERABLE),
+};
+
+#define MSG_ERRNO_COUNT (sizeof(msg_errno_table) / sizeof(msg_errno_table[0]))
+
+const char *proto_errname(int err)
+{
+	size_t i;
+
+	for (i = 0; i < MSG_ERRNO_COUNT; i++)
+		if (msg_errno_table[i].err == err)
+			return msg_errno_table[i].name;
+	return NULL;
+}
+
+int proto_errno(const char *name)
+{
+	size_t i;
+
+	if (!name)
+		return 0;
+	for (i = 0; i < MSG_ERRNO_COUNT; i++)
+		if (strcmp(msg_errno_table[i].name, name) == 0)
+			return msg_errno_table[i].err;
+	return 0;
+}
+
+/*
+ * Checks the raw text before cJSON sees it: no NUL byte anywhere, no \u0000 escape inside a
+ * string, and no more than PROTO_JSON_DEPTH_MAX open objects and arrays at once. Brackets and
+ * escapes count only where they mean something, so the scanner follows string boundaries and
+ * backslash escapes ("\\u0000" is an escaped backslash followed by text, not a NUL).
+ */
+static int msg_scan(const char *p, size_t len)
+{
+	bool in_string = false;
+	unsigned depth = 0;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		char c = p[i];
+
+		if (c == '\0')
+			return -EBADMSG;
+		if (in_string) {
+			if (c == '"') {
+				in_string = false;
+			} else if (c == '\\') {
+				if (i + 1 >= len)
+					return -EBADMSG;
+				if (p[i + 1] == 'u' && len - i >= 6 && memcmp(p + i + 2, "0000", 4) == 0)
+					return -EBADMSG;
+				/* Skip the escaped character, so \" and \\ cannot end the string. */
+				i++;
+				if (p[i] == '\0')
+					return -EBADMSG;
+			}
+			continue;
+		}
+		if (c == '"') {
+			in_string = true;
+		} else if (c == '{' || c == '[') {
+			if (++depth > PROTO_JSON_DEPTH_MAX)
+				return -EBADMSG;
+		} else if (c == '}' || c == ']') {
+			/* Unbalanced closers are cJSON's to reject; only keep the count sane. */
+			if (depth > 0)
+				depth--;
+		}
+	}
+	return 0;
+}
+
+int msg_parse(const char *payload, size_t len, cJSON **ret_obj)
+{
+	char *text;
+	cJSON *obj;
+	int r;
+
+	if (!payload || len == 0)
+		return -EBADMSG;
+	r = msg_scan(payload, len);
+	if (r < 0)
+		return r;
+
+	/*
+	 * cJSON's require_null_terminated check wants to find the terminator inside the length
+	 * it was given, so parse a terminated copy: anything after the object but before the
+	 * terminator (other than white space) then makes the parse fail.
+	 */
+	text = malloc(len + 1);
+	if (!text)
+		return -ENOMEM;
+	memcpy(text, payload, len);
+	text[len] = '\0';
+	obj = cJSON_ParseWithLengthOpts(text, len + 1, NULL, true);
+	free(text);
+	if (!obj)
+		return -EBADMSG;
+	if (!cJSON_IsObject(obj)) {
+		cJSON_Delete(obj);
+		return -EBADMSG;
+	}
+	*ret_obj = obj;
+	return 0;
+}
+
+int msg_get_u64(const cJSON *obj, const char *key, uint64_t *ret)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+	double d;
+
+	if (!item)
+		return -ENOENT;
+	if (!cJSON_IsNumber(item))
+		return -EINVAL;
+	d = item->valuedouble;
+	/*
+	 * The comparisons are false for NaN, and every double up to 2^53-1 converts to an integer
+	 * exactly, so the round trip through uint64_t tells whether d had a fraction.
+	 */
+	if (!(d >= 0.0 && d <= (double)PROTO_ID_MAX))
+		return -EINVAL;
+	if ((double)(uint64_t)d != d)
+		return -EINVAL;
+	*ret = (uint64_t)d;
+	return 0;
+}
+
+int msg_get_bool(const cJSON *obj, const char *key, bool *ret)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	if (!item)
+		return -ENOENT;
+	if (!cJSON_IsBool(item))
+		return -EINVAL;
+	*ret = cJSON_IsTrue(item);
+	return 0;
+}
+
+int msg_get_string(const cJSON *obj, const char *key, const char **ret)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	if (!item)
+		return -ENOENT;
+	if (!cJSON_IsString(item) || !item->valuestring)
+		return -EINVAL;
+	*ret = item->valuestring;
+	return 0;
+}
+
+cJSON *msg_reply_ok(uint64_t id)
+{
+	cJSON *obj = cJSON_CreateObject();
+
+	if (!obj)
+		return NULL;
+	if (!cJSON_AddNumberToObject(obj, "id", (double)id) || !cJSON_AddTrueToObject(obj, "ok")) {
+		cJSON_Delete(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+cJSON *msg_error_object(int err, const char *message)
+{
+	const char *name = proto_errname(err);
+	cJSON *obj;
+
+	/* The receiver trusts the code, so code and number must agree and come from the table. */
+	if (!name) {
+		err = EIO;
+		name = "EIO";
+	}
+	if (!message)
+		message = strerrordesc_np(err);
+	obj = cJSON_CreateObject();
+	if (!obj)
+		return NULL;
+	if (!cJSON_AddStringToObject(obj, "code", name) ||
+	    !cJSON_AddNumberToObject(obj, "errno", err) ||
+	    !cJSON_AddStringToObject(obj, "message", message ? message : "")) {
+		cJSON_Delete(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+cJSON *msg_reply_error(bool has_id, uint64_t id, int err, const char *message)
+{
+	cJSON *obj = cJSON_CreateObject();
+	cJSON *error;
+	cJSON *idv;
+
+	if (!obj)
+		return NULL;
+	idv = has_id ? cJSON_CreateNumber((double)id) : cJSON_CreateNull();
+	if (!idv || !cJSON_AddItemToObject(obj, "id", idv)) {
+		cJSON_Delete(idv);
+		goto fail;
+	}
+	if (!cJSON_AddFalseToObject(obj, "ok"))
+		goto fail;
+	error = msg_error_object(err, message);
+	if (!error || !cJSON_AddItemToObject(obj, "error", error)) {
+		cJSON_Delete(error);
+		goto fail;
+	}
+	return obj;
+
+fail:
+	cJSON_Delete(obj);
+	return NULL;
+}
+
+cJSON *msg_event(const char *name)
+{
+	cJSON *obj = cJSON_CreateObject();
+
+	if (!obj)
+		return NULL;
+	if (!cJSON_AddStringToObject(obj, "event", name)) {
+		cJSON_Delete(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+int msg_error_parse(const cJSON *obj, int *ret_err, const char **ret_message)
+{
+	const cJSON *error = cJSON_GetObjectItemCaseSensitive(obj, "error");
+	const char *code;
+	const char *message = "";
+	int err;
+
+	if (!cJSON_IsObject(error))
+		return -EBADMSG;
+	if (msg_get_string(error, "code", &code) < 0)
+		return -EBADMSG;
+	if (msg_get_string(error, "message", &message) == -EINVAL)
+		return -EBADMSG;
+	err = proto_errno(code);
+	*ret_err = err ? err : EIO;
+	*ret_message = message;
+	return 0;
+}
+
+/*
+ * cJSON prints a number that is not an int with "%1.15g" and keeps that text whenever reading
+ * it back lands within a relative DBL_EPSILON, so integers of 16 digits or more (ids and sizes
+ * up to 2^53-1) come out rounded. Those are written as exact integers instead, up to 2^63,
+ * beyond which no protocol value goes.
+ */
+#define MSG_EXACT_MIN 1e15
+#define MSG_EXACT_MAX 9223372036854775808.0
+
+static bool msg_number_rounded(const cJSON *item)
+{
+	double d = item->valuedouble;
+	double a = d < 0 ? -d : d;
+
+	return cJSON_IsNumber(item) && a >= MSG_EXACT_MIN && a < MSG_EXACT_MAX &&
+	       (double)(int64_t)d == d;
+}
+
+/* Tells whether cJSON would round any number in the list starting at item, or beneath it. */
+static bool msg_list_rounded(const cJSON *item)
+{
+	for (; item; item = item->next)
+		if (msg_number_rounded(item) || msg_list_rounded(item->child))
+			return true;
+	return false;
+}
+
+/*
+ * Turns every number cJSON would round, in the list starting at item and beneath it, into a
+ * raw item holding its exact decimal text. The text is allocated by cJSON_CreateRaw, so that
+ * cJSON_Delete frees it with the allocator it expects.
+ */
+static int msg_list_make_exact(cJSON *item)
+{
+	for (; item; item = item->next) {
+		if (msg_number_rounded(item)) {
+			char text[24];
+			cJSON *raw;
+
+			snprintf(text, sizeof(text), "%" PRId64, (int64_t)item->valuedouble);
+			raw = cJSON_CreateRaw(text);
+			if (!raw)
+				return -ENOMEM;
+			item->type = cJSON_Raw | (item->type & cJSON_StringIsConst);
+			item->valuestring = raw->valuestring;
+			raw->valuestring = NULL;
+			cJSON_Delete(raw);
+		} else if (msg_list_make_exact(item->child) < 0) {
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+char *msg_print(const cJSON *obj, bool formatted)
+{
+	cJSON *copy;
+	char *text = NULL;
+
+	if (!obj)
+		return NULL;
+	/* The common case has no large integer and is printed as it is, without a copy. */
+	if (!msg_number_rounded(obj) && !msg_list_rounded(obj->child))
+		return formatted ? cJSON_Print(obj) : cJSON_PrintUnformatted(obj);
+	copy = cJSON_Duplicate(obj, true);
+	if (!copy)
+		return NULL;
+	/* The copy has no siblings, so the list that starts at it is the item alone. */
+	if (msg_list_make_exact(copy) == 0)
+		text = formatted ? cJSON_Print(copy) : cJSON_PrintUnformatted(copy);
+	cJSON_Delete(copy);
+	return text;
+}
+
+int msg_encode(const cJSON *obj, uint32_t max_frame, uint8_t **ret_buf, size_t *ret_len)
+{
+	char *text = msg_print(obj, false);
+	size_t len;
+	int r;
+
+	if (!text)
+		return -ENOMEM;
+	len = strlen(text);
+	if (len > max_frame)
+		r = -EMSGSIZE;
+	else
+		r = frame_encode(text, len, ret_buf, ret_len);
+	cJSON_free(text);
+	return r;
+}
