@@ -17,6 +17,7 @@ INCLUDEDIR ?= $(PREFIX)/include
 MANDIR     ?= $(PREFIX)/share/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 
 VERSION    := 0.1.0
 SOVERSION  := 0
@@ -144,6 +145,7 @@ run: $(MMAPD) $(MMAPCTL)
 
 # Every suite runs even when an earlier one fails; the summary line counts suites.
 check: all $(TESTS) $(TESTCLIENT)
+	@sh mk/installcheck.sh
 	@MMAPD_BIN=$(abspath $(MMAPD)) MMAPCTL_BIN=$(abspath $(MMAPCTL)) \
 	 MMAPD_TESTCLIENT=$(abspath $(TESTCLIENT)) sh mk/runtests.sh $(TESTS)
 
@@ -152,7 +154,8 @@ bench: $(MMAPD) $(BENCH)
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
-	  $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(UNITDIR)
+	  $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(UNITDIR) \
+	  $(DESTDIR)$(SYSUSERSDIR)
 	install -m 0755 $(MMAPD) $(DESTDIR)$(SBINDIR)/mmapd
 	install -m 0755 $(MMAPCTL) $(DESTDIR)$(BINDIR)/mmapctl
 	install -m 0644 $(LIBA) $(DESTDIR)$(LIBDIR)/libmmapd.a
@@ -166,6 +169,7 @@ install: all
 	install -m 0644 docs/mmapctl.1 $(DESTDIR)$(MANDIR)/man1/mmapctl.1
 	sed -e 's|@SBINDIR@|$(SBINDIR)|' systemd/mmapd.service.in > $(DESTDIR)$(UNITDIR)/mmapd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/mmapd.service
+	install -m 0644 systemd/mmapd.sysusers $(DESTDIR)$(SYSUSERSDIR)/mmapd.conf
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/mmapd $(DESTDIR)$(BINDIR)/mmapctl \
@@ -173,7 +177,7 @@ uninstall:
 	  $(DESTDIR)$(LIBDIR)/libmmapd.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libmmapd.so \
 	  $(DESTDIR)$(INCLUDEDIR)/mmapd.h $(DESTDIR)$(PKGCONFIGDIR)/mmapd.pc \
 	  $(DESTDIR)$(MANDIR)/man8/mmapd.8 $(DESTDIR)$(MANDIR)/man1/mmapctl.1 \
-	  $(DESTDIR)$(UNITDIR)/mmapd.service
+	  $(DESTDIR)$(UNITDIR)/mmapd.service $(DESTDIR)$(SYSUSERSDIR)/mmapd.conf
 
 clean:
 	rm -rf build build-san build-*
