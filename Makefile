@@ -88,6 +88,8 @@ TESTCLIENT := $(B)/tests/mmapd-testclient
 BENCH      := $(B)/mmapd-bench
 
 .PHONY: all run check bench install uninstall clean help
+# Keep objects that make would otherwise treat as intermediate and delete.
+.SECONDARY:
 all: $(MMAPD) $(MMAPCTL) $(LIBA) $(LIBSO)
 
 help:
@@ -145,7 +147,7 @@ run: $(MMAPD) $(MMAPCTL)
 
 # Every suite runs even when an earlier one fails; the summary line counts suites.
 check: all $(TESTS) $(TESTCLIENT)
-	@sh mk/installcheck.sh
+	+@MAKE="$(MAKE)" sh mk/installcheck.sh
 	@MMAPD_BIN=$(abspath $(MMAPD)) MMAPCTL_BIN=$(abspath $(MMAPCTL)) \
 	 MMAPD_TESTCLIENT=$(abspath $(TESTCLIENT)) sh mk/runtests.sh $(TESTS)
 

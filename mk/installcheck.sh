@@ -6,7 +6,7 @@ set -eu
 dest=$(mktemp -d)
 trap 'rm -rf "$dest"' EXIT
 fail() { echo "installcheck: FAIL: $*"; exit 1; }
-make -s install DESTDIR="$dest" PREFIX=/usr >/dev/null
+${MAKE:-make} -s install DESTDIR="$dest" PREFIX=/usr >/dev/null
 for f in usr/sbin/mmapd usr/bin/mmapctl usr/lib/libmmapd.a usr/lib/libmmapd.so.0 usr/lib/libmmapd.so \
          usr/include/mmapd.h usr/lib/pkgconfig/mmapd.pc usr/share/man/man8/mmapd.8 \
          usr/share/man/man1/mmapctl.1 usr/lib/systemd/system/mmapd.service usr/lib/sysusers.d/mmapd.conf; do
@@ -21,7 +21,7 @@ san=""; [ "${SAN:-}" = 1 ] && san="-fsanitize=address,undefined"
 ${CC:-cc} $san -o "$dest/t" "$dest/t.c" $flags || fail "cannot build against the installed library"
 LD_LIBRARY_PATH="$dest/usr/lib" "$dest/t" || fail "program linked against the installed library failed"
 rm -f "$dest/t" "$dest/t.c"
-make -s uninstall DESTDIR="$dest" PREFIX=/usr >/dev/null
+${MAKE:-make} -s uninstall DESTDIR="$dest" PREFIX=/usr >/dev/null
 left=$(find "$dest" -type f -o -type l)
 [ -z "$left" ] || fail "uninstall left: $left"
 echo "installcheck: install, pkg-config, link and uninstall ok"

@@ -1,0 +1,256 @@
+/*
+ * Settings of mmapd (see config.h). The config file is one JSON object whose keys are the
+ * limits of docs/protocol.md plus "socket", "data_dir", "log_level" and "socket_mode". It is
+ * read strictly: an operator who misspells a key or writes "64K" where a number belongs gets
+ * a clear refusal at startup rather than a silently ignored setting.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cjson/cJSON.h>
+
+#include "frame.h"
+#include "log.h"
+#include "msg.h"
+
+#define CONFIG_FILE_MAX (1u << 20)   /* a config file is a few hundred bytes; refuse nonsense */
+
+#define CONFIG_LIMIT(key, def, min, max) { #key, offsetof(struct limits, key), def, min, max }
+
+static const struct config_limit {
+	const char *key;
+	size_t offset;
+	uint64_t def;
+	uint64_t min;
+	uint64_t max;
+} config_limits[] = {
+	CONFIG_LIMIT(max_frame, FRAME_MAX_DEFAULT, FRAME_MAX_MIN, FRAME_MAX_LIMIT),
+	CONFIG_LIMIT(max_clients, 1024, 1, 65536),
+	CONFIG_LIMIT(max_grants_per_client, 1024, 1, 1048576),
+	CONFIG_LIMIT(max_fds_in_flight, 64, 1, 4096),
+	CONFIG_LIMIT(max_queue_bytes, 4194304, 65536, 1073741824),
+	CONFIG_LIMIT(max_region_size, 1099511627776ULL, 4096, PROTO_ID_MAX),
+	CONFIG_LIMIT(max_regions, 65536, 1, 1048576),
+};
+
+#define CONFIG_NLIMITS (sizeof(config_limits) / sizeof(config_limits[0]))
+
+static uint64_t *config_limit_slot(struct limits *l, const struct config_limit *cl)
+{
+	return (uint64_t *)(void *)((char *)l + cl->offset);
+}
+
+int config_set_string(char **slot, const char *value)
+{
+	char *copy = strdup(value);
+
+	if (!copy)
+		return -ENOMEM;
+	free(*slot);
+	*slot = copy;
+	return 0;
+}
+
+int config_init(struct config *c)
+{
+	size_t i;
+
+	memset(c, 0, sizeof(*c));
+	c->log_level = LOG_LEVEL_INFO;
+	c->socket_mode = CONFIG_DEFAULT_SOCKET_MODE;
+	for (i = 0; i < CONFIG_NLIMITS; i++)
+		*config_limit_slot(&c->limits, &config_limits[i]) = config_limits[i].def;
+	if (config_set_string(&c->socket_path, CONFIG_DEFAULT_SOCKET) < 0 ||
+	    config_set_string(&c->data_dir, CONFIG_DEFAULT_DATA_DIR) < 0) {
+		config_done(c);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void config_done(struct config *c)
+{
+	free(c->socket_path);
+	free(c->data_dir);
+	c->socket_path = NULL;
+	c->data_dir = NULL;
+}
+
+int config_parse_mode(const char *s, unsigned *ret)
+{
+	unsigned v = 0;
+	size_t n;
+
+	n = strlen(s);
+	if (n == 0 || n > 4)
+		return -EINVAL;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '7')
+			return -EINVAL;
+		v = v * 8 + (unsigned)(*s - '0');
+	}
+	if (v > 0777)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+/* Reads the whole file into a NUL-terminated buffer. Returns 0 or -errno. */
+static int config_read_file(const char *path, char **ret_text, size_t *ret_len)
+{
+	struct stat st;
+	char *text = NULL;
+	size_t len = 0;
+	int fd, r;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = -EINVAL;
+		goto out;
+	}
+	if (st.st_size > CONFIG_FILE_MAX) {
+		r = -EFBIG;
+		goto out;
+	}
+	text = malloc((size_t)st.st_size + 1);
+	if (!text) {
+		r = -ENOMEM;
+		goto out;
+	}
+	while (len < (size_t)st.st_size) {
+		ssize_t n = read(fd, text + len, (size_t)st.st_size - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	text[len] = '\0';
+	*ret_text = text;
+	*ret_len = len;
+	text = NULL;
+	r = 0;
+out:
+	free(text);
+	close(fd);
+	return r;
+}
+
+/* Applies one key of the config object. Returns 0, or -EINVAL after logging why. */
+static int config_apply(struct config *c, const char *path, const cJSON *obj, const cJSON *item)
+{
+	const char *key = item->string;
+	const char *s;
+	size_t i;
+	int r;
+
+	for (i = 0; i < CONFIG_NLIMITS; i++) {
+		const struct config_limit *cl = &config_limits[i];
+		uint64_t v;
+
+		if (strcmp(key, cl->key) != 0)
+			continue;
+		r = msg_get_u64(obj, key, &v);
+		if (r < 0 || v < cl->min || v > cl->max) {
+			log_error("%s: \"%s\" must be an integer from %llu to %llu", path, key,
+			          (unsigned long long)cl->min, (unsigned long long)cl->max);
+			return -EINVAL;
+		}
+		*config_limit_slot(&c->limits, cl) = v;
+		return 0;
+	}
+
+	if (strcmp(key, "socket") == 0 || strcmp(key, "data_dir") == 0 ||
+	    strcmp(key, "log_level") == 0 || strcmp(key, "socket_mode") == 0) {
+		if (msg_get_string(obj, key, &s) < 0) {
+			log_error("%s: \"%s\" must be a string", path, key);
+			return -EINVAL;
+		}
+		if (strcmp(key, "log_level") == 0) {
+			r = log_level_parse(s);
+			if (r < 0) {
+				log_error("%s: \"log_level\" must be \"error\", \"warn\", \"info\" or \"debug\"", path);
+				return -EINVAL;
+			}
+			c->log_level = r;
+			return 0;
+		}
+		if (strcmp(key, "socket_mode") == 0) {
+			if (config_parse_mode(s, &c->socket_mode) < 0) {
+				log_error("%s: \"socket_mode\" must be an octal string such as \"0660\"", path);
+				return -EINVAL;
+			}
+			return 0;
+		}
+		if (*s == '\0') {
+			log_error("%s: \"%s\" must not be empty", path, key);
+			return -EINVAL;
+		}
+		r = config_set_string(strcmp(key, "socket") == 0 ? &c->socket_path : &c->data_dir, s);
+		if (r < 0)
+			log_error("%s: out of memory", path);
+		return r;
+	}
+
+	log_error("%s: unknown key \"%s\"", path, key);
+	return -EINVAL;
+}
+
+int config_load_file(struct config *c, const char *path)
+{
+	const cJSON *item;
+	cJSON *obj = NULL;
+	char *text = NULL;
+	size_t len = 0;
+	int r;
+
+	r = config_read_file(path, &text, &len);
+	if (r < 0) {
+		log_error("cannot read config file %s: %s", path, strerror(-r));
+		return r;
+	}
+	/* The same strict parser as requests: one object, no hidden NULs, bounded nesting. */
+	r = msg_parse(text, len, &obj);
+	if (r < 0) {
+		log_error("config file %s is not a JSON object", path);
+		r = -EINVAL;
+		goto out;
+	}
+	cJSON_ArrayForEach(item, obj) {
+		const cJSON *prev;
+
+		/* The field readers find a key's first occurrence, so a repeated key is refused. */
+		for (prev = obj->child; prev != item; prev = prev->next) {
+			if (strcmp(prev->string, item->string) == 0) {
+				log_error("%s: key \"%s\" appears twice", path, item->string);
+				r = -EINVAL;
+				goto out;
+			}
+		}
+		r = config_apply(c, path, obj, item);
+		if (r < 0)
+			goto out;
+	}
+	r = 0;
+out:
+	cJSON_Delete(obj);
+	free(text);
+	return r;
+}

@@ -1,0 +1,52 @@
+/*
+ * mmapd's settings: the defaults, the JSON config file (--config) and the limits of the
+ * protocol's Limits table. main.c lays command-line options over what the file said.
+ */
+#ifndef MMAPD_DAEMON_CONFIG_H
+#define MMAPD_DAEMON_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CONFIG_DEFAULT_SOCKET   "/run/mmapd/mmapd.sock"
+#define CONFIG_DEFAULT_DATA_DIR "/var/lib/mmapd"
+#define CONFIG_DEFAULT_SOCKET_MODE 0660
+
+/* Every limit a client can run into; see docs/protocol.md, "Limits". */
+struct limits {
+	uint64_t max_frame;
+	uint64_t max_clients;
+	uint64_t max_grants_per_client;
+	uint64_t max_fds_in_flight;
+	uint64_t max_queue_bytes;
+	uint64_t max_region_size;
+	uint64_t max_regions;
+};
+
+struct config {
+	char *socket_path;     /* malloc'd */
+	char *data_dir;        /* malloc'd */
+	int log_level;         /* enum log_level */
+	unsigned socket_mode;  /* permission bits of the socket file */
+	struct limits limits;
+};
+
+/* Fills c with the defaults. Returns 0 or -ENOMEM. */
+int config_init(struct config *c);
+/* Frees what c owns. Accepts a zeroed or half-filled config. */
+void config_done(struct config *c);
+
+/*
+ * Reads the JSON object in path over c. Unknown keys, wrong types and values out of range
+ * are refused: the reason is logged (error level) and -EINVAL returned; -errno when the file
+ * cannot be read. c may be partly updated after a failure.
+ */
+int config_load_file(struct config *c, const char *path);
+
+/* Replaces *slot with a copy of value. Returns 0 or -ENOMEM. */
+int config_set_string(char **slot, const char *value);
+
+/* Parses an octal permission string ("0660"). Returns 0 with *ret set, or -EINVAL. */
+int config_parse_mode(const char *s, unsigned *ret);
+
+#endif

@@ -1,0 +1,594 @@
+/*
+ * Client connections (see conn.h). The poll handle is started with exactly the events we
+ * need: UV_READABLE while we read (also while lingering, to discard input so that the final
+ * close does not turn into a reset before the client has read our error event), and
+ * UV_WRITABLE only while the output queue is non-empty, which after every write attempt
+ * means the socket said EAGAIN.
+ *
+ * Closing is immediate and idempotent: the socket is closed, queued descriptors and grants
+ * are released, and the struct waits for its handles' close callbacks and for whoever else
+ * holds a reference.
+ */
+#include "conn.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "msg.h"
+#include "ops.h"
+#include "region.h"
+#include "server.h"
+
+#define CONN_LINGER_MS      1000          /* how long an error or shutdown event may take */
+#define CONN_READS_PER_WAKE 4             /* recvmsg calls per readiness event, for fairness */
+#define CONN_DISCARD_MAX    (256u << 10)  /* input drained before the final close */
+#define CONN_WARNINGS_MAX   10            /* limit warnings per connection before going quiet */
+/*
+ * Requests of one connection that may wait at once (on a busy region or the thread pool).
+ * Beyond it the connection is not read until some finish: its further requests wait in the
+ * socket, costing us nothing, and no error is needed.
+ */
+#define CONN_PENDING_MAX    64
+
+static void conn_update_poll(struct conn *c);
+static void conn_on_poll(uv_poll_t *handle, int status, int events);
+static bool conn_dispatch(struct conn *c);
+
+/* True while the connection has as many waiting requests as it may. */
+static bool conn_paused(const struct conn *c)
+{
+	return c->state == CONN_OPEN && c->pending >= CONN_PENDING_MAX;
+}
+
+static void conn_free(struct conn *c)
+{
+	assert(c->state == CONN_CLOSED && c->open_handles == 0);
+	frame_reader_done(&c->reader);
+	htab_done(&c->grants);
+	htab_done(&c->holders);
+	free(c->client_name);
+	free(c);
+}
+
+void conn_ref(struct conn *c)
+{
+	c->refs++;
+}
+
+void conn_unref(struct conn *c)
+{
+	assert(c->refs > 0);
+	if (--c->refs == 0)
+		conn_free(c);
+}
+
+static void conn_on_handle_closed(uv_handle_t *handle)
+{
+	struct conn *c = handle->data;
+
+	/* Both handles share the server's reference, given back when the last one is closed. */
+	if (--c->open_handles == 0)
+		conn_unref(c);
+}
+
+static void conn_on_linger_timeout(uv_timer_t *timer)
+{
+	struct conn *c = timer->data;
+
+	log_debug("client %llu (pid %ld): output not drained in time; closing",
+	          (unsigned long long)c->serial, (long)c->pid);
+	conn_close(c);
+}
+
+int conn_new(struct server *srv, int fd, pid_t pid, uid_t uid, gid_t gid, struct conn **ret_conn)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	int r;
+
+	if (!c) {
+		close(fd);
+		return -ENOMEM;
+	}
+	c->srv = srv;
+	c->refs = 1;
+	c->serial = ++srv->conn_serial;
+	c->fd = fd;
+	c->pid = pid;
+	c->uid = uid;
+	c->gid = gid;
+	c->state = CONN_OPEN;
+	frame_reader_init(&c->reader, (uint32_t)srv->limits->max_frame);
+	fd_queue_init(&c->fdq);
+	htab_init(&c->grants);
+	htab_init(&c->holders);
+
+	r = uv_poll_init(srv->loop, &c->poll, fd);
+	if (r < 0) {
+		close(fd);
+		free(c);
+		return r;
+	}
+	c->poll.data = c;
+	uv_timer_init(srv->loop, &c->timer);
+	c->timer.data = c;
+	c->open_handles = 2;
+
+	c->next = srv->conns;
+	if (c->next)
+		c->next->prev = c;
+	srv->conns = c;
+	srv->nconns++;
+
+	conn_update_poll(c);
+	if (c->state == CONN_CLOSED)
+		return -EIO;
+	*ret_conn = c;
+	return 0;
+}
+
+bool conn_alive(const struct conn *c)
+{
+	return c->state == CONN_OPEN || c->state == CONN_HALF;
+}
+
+static void conn_out_free(struct outframe *f)
+{
+	size_t i;
+
+	for (i = 0; i < f->nfds; i++)
+		close(f->fds[i]);
+	free(f->buf);
+	free(f);
+}
+
+/* Reads and throws away what the client still sent, so closing does not reset the stream. */
+static void conn_discard_input(struct conn *c, size_t max)
+{
+	uint8_t scratch[16384];
+	size_t total = 0;
+
+	while (total < max) {
+		ssize_t n = fdpass_recv(c->fd, scratch, sizeof(scratch), &c->fdq, MSG_DONTWAIT);
+
+		fd_queue_clear(&c->fdq);
+		if (n <= 0 && n != -EPROTO)
+			break;
+		if (n > 0)
+			total += (size_t)n;
+	}
+}
+
+void conn_close(struct conn *c)
+{
+	struct server *srv = c->srv;
+	struct outframe *f;
+
+	if (c->state == CONN_CLOSED)
+		return;
+	c->state = CONN_CLOSED;
+
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+	srv->nconns--;
+
+	/* uv_close stops the poll handle at once, so the descriptor may be closed right after. */
+	uv_close((uv_handle_t *)&c->poll, conn_on_handle_closed);
+	uv_close((uv_handle_t *)&c->timer, conn_on_handle_closed);
+	c->events = 0;
+	conn_discard_input(c, CONN_DISCARD_MAX);
+	close(c->fd);
+	c->fd = -1;
+
+	while ((f = c->out_head) != NULL) {
+		c->out_head = f->next;
+		conn_out_free(f);
+	}
+	c->out_tail = NULL;
+	c->out_bytes = 0;
+	c->out_fds = 0;
+	fd_queue_clear(&c->fdq);
+	grant_free_all(c);
+
+	log_debug("client %llu (pid %ld) disconnected", (unsigned long long)c->serial, (long)c->pid);
+	server_check_finished(srv);
+}
+
+/* Closes a connection that has nothing more to do: lingering done, or half-closed and idle. */
+static void conn_close_if_done(struct conn *c)
+{
+	if (c->out_head)
+		return;
+	if (c->state == CONN_LINGER || (c->state == CONN_HALF && c->pending == 0))
+		conn_close(c);
+}
+
+static void conn_update_poll(struct conn *c)
+{
+	int want = 0;
+	int r;
+
+	if (c->state == CONN_CLOSED)
+		return;
+	if ((c->state == CONN_OPEN || c->state == CONN_LINGER) && !c->eof && !conn_paused(c))
+		want |= UV_READABLE;
+	if (c->out_head)
+		want |= UV_WRITABLE;
+	if (want == c->events)
+		return;
+	r = want ? uv_poll_start(&c->poll, want, conn_on_poll) : uv_poll_stop(&c->poll);
+	if (r < 0) {
+		log_error("client %llu (pid %ld): cannot watch its socket: %s",
+		          (unsigned long long)c->serial, (long)c->pid, uv_strerror(r));
+		conn_close(c);
+		return;
+	}
+	c->events = want;
+}
+
+/*
+ * Writes queued frames until the queue is empty or the socket would block. Returns 0, or
+ * -ECONNRESET when the connection failed and was closed.
+ */
+static int conn_flush(struct conn *c)
+{
+	struct outframe *f;
+
+	while ((f = c->out_head) != NULL) {
+		ssize_t n = fdpass_send(c->fd, f->buf + f->off, f->len - f->off,
+		                        f->off == 0 ? f->fds : NULL, f->off == 0 ? f->nfds : 0,
+		                        MSG_DONTWAIT);
+
+		if (n == -EAGAIN)
+			break;
+		if (n < 0) {
+			log_debug("client %llu (pid %ld): send failed: %s",
+			          (unsigned long long)c->serial, (long)c->pid, strerror((int)-n));
+			conn_close(c);
+			return -ECONNRESET;
+		}
+		if (f->nfds > 0) {
+			/* The descriptors rode on the first byte: the client has them now. */
+			size_t i;
+
+			for (i = 0; i < f->nfds; i++)
+				close(f->fds[i]);
+			c->out_fds -= f->nfds;
+			f->nfds = 0;
+		}
+		f->off += (size_t)n;
+		c->out_bytes -= (size_t)n;
+		if (f->off == f->len) {
+			c->out_head = f->next;
+			if (!c->out_head)
+				c->out_tail = NULL;
+			conn_out_free(f);
+		}
+	}
+	conn_close_if_done(c);
+	conn_update_poll(c);
+	return c->state == CONN_CLOSED ? -ECONNRESET : 0;
+}
+
+/* Queues one frame; the caller has checked that the connection can take it. */
+static int conn_queue(struct conn *c, const cJSON *msg, int *fds, size_t nfds)
+{
+	struct outframe *f;
+	uint8_t *buf;
+	size_t len, i;
+	int r;
+
+	r = msg_encode(msg, (uint32_t)c->srv->limits->max_frame, &buf, &len);
+	if (r < 0)
+		goto fail;
+	f = malloc(sizeof(*f) + nfds * sizeof(int));
+	if (!f) {
+		free(buf);
+		r = -ENOMEM;
+		goto fail;
+	}
+	f->next = NULL;
+	f->buf = buf;
+	f->len = len;
+	f->off = 0;
+	f->nfds = nfds;
+	for (i = 0; i < nfds; i++)
+		f->fds[i] = fds[i];
+	if (c->out_tail)
+		c->out_tail->next = f;
+	else
+		c->out_head = f;
+	c->out_tail = f;
+	c->out_bytes += len;
+	c->out_fds += nfds;
+	return 0;
+fail:
+	for (i = 0; i < nfds; i++)
+		close(fds[i]);
+	return r;
+}
+
+int conn_send(struct conn *c, const cJSON *msg, int *fds, size_t nfds)
+{
+	int r;
+
+	if (!conn_alive(c)) {
+		size_t i;
+
+		for (i = 0; i < nfds; i++)
+			close(fds[i]);
+		return -ECONNRESET;
+	}
+	r = conn_queue(c, msg, fds, nfds);
+	if (r < 0)
+		return r;
+	/* With UV_WRITABLE armed the socket is known to be full: the poll callback writes. */
+	if (!(c->events & UV_WRITABLE)) {
+		r = conn_flush(c);
+		if (r < 0)
+			return r;
+	}
+	if (c->out_bytes > c->srv->limits->max_queue_bytes) {
+		conn_warn(c, "%zu bytes of replies wait unread (max_queue_bytes %llu); cutting it off",
+		          c->out_bytes, (unsigned long long)c->srv->limits->max_queue_bytes);
+		conn_close(c);
+		return -ECONNRESET;
+	}
+	return 0;
+}
+
+/* Queues a closing event and lingers until it is written or the deadline passes. */
+static void conn_end_with(struct conn *c, const cJSON *event)
+{
+	if (event)
+		conn_queue(c, event, NULL, 0);
+	c->state = CONN_LINGER;
+	fd_queue_clear(&c->fdq);
+	uv_timer_start(&c->timer, conn_on_linger_timeout, CONN_LINGER_MS, 0);
+	if (!(c->events & UV_WRITABLE))
+		conn_flush(c);
+	else
+		conn_update_poll(c);
+}
+
+void conn_fail(struct conn *c, int err, const char *fmt, ...)
+{
+	cJSON *event = NULL, *error;
+	char *message = NULL;
+	va_list ap;
+	int r;
+
+	if (!conn_alive(c))
+		return;
+	va_start(ap, fmt);
+	r = vasprintf(&message, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		message = NULL;
+
+	log_warn("client %llu (pid %ld): %s; disconnecting", (unsigned long long)c->serial,
+	         (long)c->pid, message ? message : strerror(err));
+	event = msg_event("error");
+	error = msg_error_object(err, message);
+	if (event && error && cJSON_AddItemToObject(event, "error", error))
+		error = NULL;
+	cJSON_Delete(error);
+	conn_end_with(c, event);
+	cJSON_Delete(event);
+	free(message);
+}
+
+void conn_shutdown(struct conn *c, const char *message)
+{
+	cJSON *event;
+
+	if (!conn_alive(c))
+		return;
+	event = msg_event("shutdown");
+	if (event && !cJSON_AddStringToObject(event, "message", message)) {
+		cJSON_Delete(event);
+		event = NULL;
+	}
+	conn_end_with(c, event);
+	cJSON_Delete(event);
+}
+
+void conn_pending_add(struct conn *c)
+{
+	c->pending++;
+}
+
+/* Runs the frames that waited in the buffer while the connection was paused. */
+static void conn_on_resume(uv_timer_t *timer)
+{
+	struct conn *c = timer->data;
+
+	conn_ref(c);
+	if (conn_dispatch(c))
+		conn_update_poll(c);
+	conn_unref(c);
+}
+
+void conn_pending_done(struct conn *c)
+{
+	assert(c->pending > 0);
+	c->pending--;
+	if (c->state == CONN_HALF) {
+		conn_close_if_done(c);
+	} else if (c->state == CONN_OPEN && c->pending == CONN_PENDING_MAX - 1) {
+		/*
+		 * Not dispatching here: we may be deep inside another request's completion. The
+		 * timer is free while the connection is open (it only counts down a linger).
+		 */
+		uv_timer_start(&c->timer, conn_on_resume, 0, 0);
+	}
+}
+
+void conn_warn(struct conn *c, const char *fmt, ...)
+{
+	char *message = NULL;
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vasprintf(&message, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		return;
+	if (c->warnings < CONN_WARNINGS_MAX) {
+		log_warn("client %llu (pid %ld, uid %lu): %s%s", (unsigned long long)c->serial,
+		         (long)c->pid, (unsigned long)c->uid, message,
+		         c->warnings + 1 == CONN_WARNINGS_MAX
+		         ? " (further warnings about this client at debug level)" : "");
+	} else {
+		log_debug("client %llu (pid %ld, uid %lu): %s", (unsigned long long)c->serial,
+		          (long)c->pid, (unsigned long)c->uid, message);
+	}
+	c->warnings++;
+	free(message);
+}
+
+/* The client has shut down its sending side: nothing more will come. */
+static void conn_on_eof(struct conn *c)
+{
+	c->eof = true;
+	if (c->state == CONN_OPEN) {
+		if (frame_reader_pending(&c->reader) > 0)
+			log_debug("client %llu (pid %ld): %zu bytes of an unfinished frame at end of stream",
+			          (unsigned long long)c->serial, (long)c->pid,
+			          frame_reader_pending(&c->reader));
+		c->state = CONN_HALF;
+	}
+	conn_close_if_done(c);
+	conn_update_poll(c);
+}
+
+/* Hands every complete buffered frame to ops. Returns false when the connection ended. */
+static bool conn_dispatch(struct conn *c)
+{
+	const char *payload;
+	size_t len;
+	int r;
+
+	while (c->state == CONN_OPEN) {
+		if (conn_paused(c))
+			return true;
+		r = frame_reader_next(&c->reader, &payload, &len);
+		if (r == 0)
+			return true;
+		if (r == -EPROTO) {
+			conn_fail(c, EPROTO, "zero-length frame");
+			return false;
+		}
+		if (r < 0) {
+			conn_fail(c, EMSGSIZE, "frame longer than max_frame (%llu bytes)",
+			          (unsigned long long)c->srv->limits->max_frame);
+			return false;
+		}
+		ops_handle_frame(c, payload, len);
+	}
+	return false;
+}
+
+static void conn_read(struct conn *c)
+{
+	int round;
+
+	for (round = 0; round < CONN_READS_PER_WAKE; round++) {
+		uint8_t scratch[16384];
+		uint8_t *p;
+		size_t avail;
+		ssize_t n;
+		int r;
+
+		if (c->state == CONN_LINGER) {
+			p = scratch;
+			avail = sizeof(scratch);
+		} else if (c->state == CONN_OPEN && !conn_paused(c)) {
+			r = frame_reader_space(&c->reader, &p, &avail);
+			if (r < 0) {
+				conn_fail(c, ENOMEM, "out of memory for the input buffer");
+				return;
+			}
+		} else {
+			return;
+		}
+
+		n = fdpass_recv(c->fd, p, avail, &c->fdq, MSG_DONTWAIT);
+		if (n == -EAGAIN)
+			return;
+		if (c->state == CONN_LINGER) {
+			fd_queue_clear(&c->fdq);
+			if (n == 0) {
+				conn_on_eof(c);
+				return;
+			}
+			if (n < 0 && n != -EPROTO) {
+				conn_close(c);
+				return;
+			}
+			continue;
+		}
+		if (n == -EPROTO) {
+			conn_fail(c, EPROTO, "control data was truncated: descriptors are not accepted");
+			return;
+		}
+		if (n < 0) {
+			log_debug("client %llu (pid %ld): receive failed: %s",
+			          (unsigned long long)c->serial, (long)c->pid, strerror((int)-n));
+			conn_close(c);
+			return;
+		}
+		if (c->fdq.count > 0) {
+			fd_queue_clear(&c->fdq);
+			conn_fail(c, EPROTO, "the client sent file descriptors; the daemon accepts none");
+			return;
+		}
+		if (n == 0) {
+			conn_on_eof(c);
+			return;
+		}
+		frame_reader_commit(&c->reader, (size_t)n);
+		if (!conn_dispatch(c))
+			return;
+	}
+}
+
+static void conn_on_poll(uv_poll_t *handle, int status, int events)
+{
+	struct conn *c = handle->data;
+
+	if (c->state == CONN_CLOSED)
+		return;
+	conn_ref(c);
+	if (status < 0) {
+		/* libuv reports EPOLLERR as UV_EBADF; the socket knows the real error. */
+		int soerr = 0;
+		socklen_t len = sizeof(soerr);
+
+		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0 || soerr == 0)
+			soerr = -status;
+		log_debug("client %llu (pid %ld): connection error: %s", (unsigned long long)c->serial,
+		          (long)c->pid, strerror(soerr));
+		conn_close(c);
+		goto out;
+	}
+	if ((events & UV_WRITABLE) && conn_flush(c) < 0)
+		goto out;
+	if (events & UV_READABLE)
+		conn_read(c);
+	conn_update_poll(c);
+out:
+	conn_unref(c);
+}

@@ -1,0 +1,121 @@
+/*
+ * One client connection. The socket is watched by one uv_poll_t; bytes and descriptors are
+ * read with our own recvmsg (fdpass_recv) into a frame_reader, and every complete frame goes
+ * to ops_handle_frame(). Output is an ordered queue of frames {bytes, fds[]}: a frame is
+ * written at once if the socket takes it and UV_WRITABLE is armed only when it would block.
+ * The queue owns the descriptors it holds and closes them once sent or when the connection
+ * dies.
+ *
+ * A connection is reference-counted: thread-pool jobs and requests waiting on a region hold
+ * a reference, so that a completion arriving after the client went away finds a closed
+ * connection (and drops its reply) instead of freed memory.
+ */
+#ifndef MMAPD_DAEMON_CONN_H
+#define MMAPD_DAEMON_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+#include <cjson/cJSON.h>
+
+#include "fdpass.h"
+#include "frame.h"
+#include "htab.h"
+
+struct server;
+
+enum conn_state {
+	CONN_OPEN,    /* reading requests, sending replies */
+	CONN_HALF,    /* the client shut down its side: send what is due, then close */
+	CONN_LINGER,  /* closing after an error event or the shutdown event: flush, then close */
+	CONN_CLOSED,  /* socket closed; only references keep the struct */
+};
+
+struct outframe {
+	struct outframe *next;
+	uint8_t *buf;
+	size_t len;
+	size_t off;        /* bytes already sent; the descriptors went with the first one */
+	size_t nfds;
+	int fds[];
+};
+
+struct conn {
+	struct server *srv;
+	struct conn *prev, *next;     /* srv->conns */
+	unsigned refs;
+	unsigned open_handles;        /* poll and timer, until their close callbacks ran */
+	uint64_t serial;
+	int fd;
+	uv_poll_t poll;
+	uv_timer_t timer;             /* the linger deadline */
+	int events;                   /* events poll is started with; 0 when stopped */
+	enum conn_state state;
+	bool eof;                     /* the client shut down its sending side */
+
+	struct frame_reader reader;
+	struct fd_queue fdq;
+	struct outframe *out_head, *out_tail;
+	size_t out_bytes;             /* bytes queued and not yet sent */
+	size_t out_fds;               /* descriptors queued and not yet sent */
+
+	pid_t pid;                    /* SO_PEERCRED at accept */
+	uid_t uid;
+	gid_t gid;
+	char *client_name;            /* from hello, or NULL */
+	bool hello_done;
+	unsigned version;
+
+	struct htab grants;           /* struct grant by handle */
+	struct htab holders;          /* struct holder by region */
+	size_t ngrants;
+	uint64_t next_handle;
+	size_t pending;               /* requests waiting on a region or on the thread pool */
+	unsigned warnings;            /* limit warnings logged, to keep a flood out of the log */
+};
+
+/*
+ * Makes a connection of the accepted socket fd (consumed, even on failure) and starts
+ * reading. Returns 0 with *ret_conn set (its reference belongs to the server until the
+ * connection closes), or -errno.
+ */
+int conn_new(struct server *srv, int fd, pid_t pid, uid_t uid, gid_t gid, struct conn **ret_conn);
+
+void conn_ref(struct conn *c);
+void conn_unref(struct conn *c);
+
+/* True while replies can still reach the client (open, or half-closed by it). */
+bool conn_alive(const struct conn *c);
+
+/*
+ * Queues msg (borrowed) with nfds descriptors (consumed: owned by the queue from now on,
+ * closed on any failure) and writes what the socket takes. A queue above max_queue_bytes
+ * cuts the client off at once. Returns 0; -ECONNRESET when the connection cannot take
+ * replies (or was closed by this call); -ENOMEM or -EMSGSIZE when msg could not be encoded
+ * (the connection is then untouched).
+ */
+int conn_send(struct conn *c, const cJSON *msg, int *fds, size_t nfds);
+
+/*
+ * Ends the connection for a protocol violation or a limit: logs at warn, sends an "error"
+ * event with err and the message, then closes once it is written (or after a short
+ * deadline). Further input is discarded.
+ */
+void conn_fail(struct conn *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Sends the "shutdown" event and closes once it is written or the deadline passes. */
+void conn_shutdown(struct conn *c, const char *message);
+
+/* Closes the connection now: releases its grants, drops its queue. Idempotent. */
+void conn_close(struct conn *c);
+
+/* A request now waits on a region or the thread pool / no longer does. */
+void conn_pending_add(struct conn *c);
+void conn_pending_done(struct conn *c);
+
+/* Logs a refused limit at warn, then (after a few) at debug only, naming the client. */
+void conn_warn(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,73 @@
+/*
+ * Where regions are stored: resolving a region name beneath the data directory (openat2 with
+ * RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), creating a region file atomically through a hidden
+ * temporary file, making an anonymous (memfd) region, unlinking, scanning for region files,
+ * and cleaning up temporary files a crash left behind. Directories are passed as
+ * descriptors; nothing here touches the event loop, so the slow functions
+ * (fsdir_create_file, fsdir_create_memfd, fsdir_unlink) can run on the thread pool.
+ */
+#ifndef MMAPD_DAEMON_FSDIR_H
+#define MMAPD_DAEMON_FSDIR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#define FSDIR_TMP_PREFIX ".mmapd-tmp-"
+#define FSDIR_TMP_NAME_MAX 64
+
+/*
+ * Opens name (one component) beneath dirfd with flags (O_CLOEXEC and O_NOFOLLOW are added),
+ * refusing symlinks anywhere. Returns the fd, or -errno (-ELOOP for a symlink).
+ */
+int fsdir_open_beneath(int dirfd, const char *name, int flags);
+
+/*
+ * Looks up the region file name: stores its stat in *ret_st and, if ret_fd is not NULL, an
+ * O_PATH descriptor of it (the caller closes it). Returns 0, -ENOENT, -ELOOP (a symlink),
+ * -EINVAL (not a regular file), or another -errno.
+ */
+int fsdir_lookup(int dirfd, const char *name, struct stat *ret_st, int *ret_fd);
+
+/*
+ * Opens a new open file description of the file behind fd (any kind, O_PATH included)
+ * through /proc/self/fd, with flags | O_CLOEXEC. Never shares the description, unlike dup.
+ * Returns the new fd or -errno.
+ */
+int fsdir_reopen(int fd, int flags);
+
+/* Writes ".mmapd-tmp-<pid>-<counter>" into buf (FSDIR_TMP_NAME_MAX bytes). */
+void fsdir_tmp_name(char *buf, unsigned long counter);
+
+/*
+ * Creates the region file name of size bytes: a temporary file tmpname is created (0660,
+ * exclusive), sized (fallocate, or ftruncate when sparse or when the file system cannot
+ * fallocate: then *ret_fell_back is set), flushed, renamed to name without replacing
+ * anything, and the directory is flushed. On failure nothing is left behind. Returns the
+ * O_RDWR descriptor of the new file, or -errno (-EEXIST if name appeared meanwhile).
+ * Blocks on disk: run it on the thread pool.
+ */
+int fsdir_create_file(int dirfd, const char *tmpname, const char *name, uint64_t size,
+                      bool sparse, bool *ret_fell_back);
+
+/*
+ * Creates an anonymous (memfd) region of size bytes, filled unless sparse, sealed against
+ * shrinking. Returns the O_RDWR descriptor or -errno. May block: run it on the thread pool.
+ */
+int fsdir_create_memfd(const char *name, uint64_t size, bool sparse, bool *ret_fell_back);
+
+/* Unlinks name and flushes the directory. Returns 0 or -errno. Run it on the thread pool. */
+int fsdir_unlink(int dirfd, const char *name);
+
+/*
+ * Calls cb for every entry of the directory that is a valid region name and a regular file
+ * (symlinks and everything hidden are skipped). A negative return from cb stops the scan
+ * and is returned. Returns 0 or -errno.
+ */
+int fsdir_scan(int dirfd, int (*cb)(void *userdata, const char *name), void *userdata);
+
+/* Removes every temporary file a previous run left behind. Returns how many, or -errno. */
+int fsdir_clean_stale(int dirfd);
+
+#endif

@@ -1,0 +1,452 @@
+/*
+ * Request dispatch and the small operations (see ops.h). A frame's payload is parsed
+ * strictly (msg_parse), its "id" and "op" read, the op looked up in the table below, and the
+ * handler run; every request read from a well-formed frame gets exactly one reply, from here
+ * or, for requests that wait, from whoever finishes them. Handlers validate their own fields
+ * and name the offending field in every EINVAL message.
+ */
+#include "ops.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "conn.h"
+#include "fsdir.h"
+#include "log.h"
+#include "msg.h"
+#include "name.h"
+#include "region.h"
+#include "server.h"
+
+#define OPS_CLIENT_NAME_MAX 64
+
+int ops_wire_errno(int err)
+{
+	return proto_errname(err) ? err : EIO;
+}
+
+bool ops_json_add_u64(cJSON *obj, const char *key, uint64_t v)
+{
+	char buf[24];
+
+	snprintf(buf, sizeof(buf), "%" PRIu64, v);
+	return cJSON_AddRawToObject(obj, key, buf) != NULL;
+}
+
+cJSON *ops_reply_new(uint64_t id)
+{
+	cJSON *obj = cJSON_CreateObject();
+
+	if (!obj)
+		return NULL;
+	if (!ops_json_add_u64(obj, "id", id) || !cJSON_AddTrueToObject(obj, "ok")) {
+		cJSON_Delete(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+/*
+ * Sends an error reply; has_id false answers with "id": null. Built here rather than with
+ * msg_reply_error, which writes the id as a double (1e+15 for some ids above 10^15).
+ */
+static void ops_reply_error_v(struct conn *c, bool has_id, uint64_t id, int err,
+                              const char *fmt, va_list ap)
+{
+	char *message = NULL;
+	cJSON *reply, *error = NULL;
+	bool ok;
+
+	if (vasprintf(&message, fmt, ap) < 0)
+		message = NULL;
+	reply = cJSON_CreateObject();
+	ok = reply && (has_id ? ops_json_add_u64(reply, "id", id)
+	                      : cJSON_AddNullToObject(reply, "id") != NULL) &&
+	     cJSON_AddFalseToObject(reply, "ok");
+	if (ok) {
+		error = msg_error_object(err, message);
+		ok = error && cJSON_AddItemToObject(reply, "error", error);
+		if (!ok)
+			cJSON_Delete(error);
+	}
+	if (ok)
+		conn_send(c, reply, NULL, 0);
+	else
+		log_error("out of memory answering client %llu", (unsigned long long)c->serial);
+	cJSON_Delete(reply);
+	free(message);
+}
+
+void ops_reply_error(struct conn *c, uint64_t id, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	ops_reply_error_v(c, true, id, err, fmt, ap);
+	va_end(ap);
+}
+
+static void ops_reply_error_noid(struct conn *c, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void ops_reply_error_noid(struct conn *c, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	ops_reply_error_v(c, false, 0, err, fmt, ap);
+	va_end(ap);
+}
+
+void ops_reply_send(struct conn *c, uint64_t id, cJSON *reply)
+{
+	int r;
+
+	if (!reply) {
+		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+		return;
+	}
+	r = conn_send(c, reply, NULL, 0);
+	cJSON_Delete(reply);
+	if (r == -ENOMEM || r == -EMSGSIZE)
+		ops_reply_error(c, id, ENOMEM, "the daemon could not encode the reply");
+}
+
+const char *ops_get_name(struct conn *c, uint64_t id, const cJSON *req)
+{
+	const char *name;
+	size_t len;
+	int r;
+
+	r = msg_get_string(req, "name", &name);
+	if (r == -ENOENT) {
+		ops_reply_error(c, id, EINVAL, "field 'name' is required");
+		return NULL;
+	}
+	if (r < 0) {
+		ops_reply_error(c, id, EINVAL, "field 'name' must be a string");
+		return NULL;
+	}
+	len = strlen(name);
+	r = name_check(name, len);
+	if (r == -ENAMETOOLONG) {
+		ops_reply_error(c, id, ENAMETOOLONG, "field 'name' is longer than %d bytes", NAME_MAX_LEN);
+		return NULL;
+	}
+	if (r < 0) {
+		ops_reply_error(c, id, EINVAL, "field 'name' is not a valid region name: %s",
+		                name_problem(name, len));
+		return NULL;
+	}
+	return name;
+}
+
+cJSON *ops_limits_json(const struct conn *c)
+{
+	const struct limits *l = c->srv->limits;
+	cJSON *obj = cJSON_CreateObject();
+
+	if (!obj)
+		return NULL;
+	if (!ops_json_add_u64(obj, "max_frame", l->max_frame) ||
+	    !ops_json_add_u64(obj, "max_clients", l->max_clients) ||
+	    !ops_json_add_u64(obj, "max_grants_per_client", l->max_grants_per_client) ||
+	    !ops_json_add_u64(obj, "max_fds_in_flight", l->max_fds_in_flight) ||
+	    !ops_json_add_u64(obj, "max_region_size", l->max_region_size) ||
+	    !ops_json_add_u64(obj, "max_name", NAME_MAX_LEN)) {
+		cJSON_Delete(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+static int ops_hello(struct conn *c, uint64_t id, cJSON *req)
+{
+	static const char *const features[] = { "file", "anonymous", "cow", "window", "sparse" };
+	const char *client = NULL;
+	cJSON *reply, *limits, *list;
+	uint64_t version;
+	size_t i;
+	int r;
+
+	r = msg_get_u64(req, "version", &version);
+	if (r == -ENOENT) {
+		ops_reply_error(c, id, EINVAL, "field 'version' is required");
+		return OPS_DONE;
+	}
+	if (r < 0) {
+		ops_reply_error(c, id, EINVAL, "field 'version' must be an integer");
+		return OPS_DONE;
+	}
+	r = msg_get_string(req, "client", &client);
+	if (r == -EINVAL) {
+		ops_reply_error(c, id, EINVAL, "field 'client' must be a string");
+		return OPS_DONE;
+	}
+	if (client && strlen(client) > OPS_CLIENT_NAME_MAX) {
+		ops_reply_error(c, id, EINVAL, "field 'client' is longer than %d bytes",
+		                OPS_CLIENT_NAME_MAX);
+		return OPS_DONE;
+	}
+	if (version < PROTO_VERSION_MIN) {
+		ops_reply_error(c, id, EPROTONOSUPPORT,
+		                "protocol version %" PRIu64 " is not supported; this server speaks %d to %d",
+		                version, PROTO_VERSION_MIN, PROTO_VERSION);
+		return OPS_DONE;
+	}
+
+	reply = ops_reply_new(id);
+	limits = ops_limits_json(c);
+	list = cJSON_CreateArray();
+	if (!reply || !limits || !list)
+		goto nomem;
+	for (i = 0; i < sizeof(features) / sizeof(features[0]); i++) {
+		cJSON *s = cJSON_CreateString(features[i]);
+
+		if (!s || !cJSON_AddItemToArray(list, s)) {
+			cJSON_Delete(s);
+			goto nomem;
+		}
+	}
+	c->version = version < PROTO_VERSION ? (unsigned)version : PROTO_VERSION;
+	if (!ops_json_add_u64(reply, "version", c->version) ||
+	    !cJSON_AddStringToObject(reply, "server", "mmapd " MMAPD_VERSION_STRING) ||
+	    !cJSON_AddItemToObject(reply, "features", list))
+		goto nomem;
+	list = NULL;
+	if (!cJSON_AddItemToObject(reply, "limits", limits))
+		goto nomem;
+	limits = NULL;
+
+	free(c->client_name);
+	c->client_name = client ? strdup(client) : NULL;
+	/* The name goes to the log: nothing in it may forge a line or a terminal escape. */
+	for (char *p = c->client_name; p && *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
+			*p = '?';
+	c->hello_done = true;
+	log_debug("client %llu (pid %ld, uid %lu) says hello: \"%s\", protocol %u",
+	          (unsigned long long)c->serial, (long)c->pid, (unsigned long)c->uid,
+	          c->client_name ? c->client_name : "", c->version);
+	ops_reply_send(c, id, reply);
+	return OPS_DONE;
+
+nomem:
+	cJSON_Delete(reply);
+	cJSON_Delete(limits);
+	cJSON_Delete(list);
+	ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+	return OPS_DONE;
+}
+
+static int ops_ping(struct conn *c, uint64_t id, cJSON *req)
+{
+	(void)req;
+	ops_reply_send(c, id, ops_reply_new(id));
+	return OPS_DONE;
+}
+
+static int ops_close(struct conn *c, uint64_t id, cJSON *req)
+{
+	struct grant *g;
+	uint64_t handle;
+	int r;
+
+	r = msg_get_u64(req, "handle", &handle);
+	if (r == -ENOENT) {
+		ops_reply_error(c, id, EINVAL, "field 'handle' is required");
+		return OPS_DONE;
+	}
+	if (r < 0) {
+		ops_reply_error(c, id, EINVAL, "field 'handle' must be an integer");
+		return OPS_DONE;
+	}
+	g = grant_find(c, handle);
+	if (!g) {
+		ops_reply_error(c, id, EBADF, "no grant with handle %" PRIu64 " on this connection",
+		                handle);
+		return OPS_DONE;
+	}
+	grant_free(g);
+	ops_reply_send(c, id, ops_reply_new(id));
+	return OPS_DONE;
+}
+
+static int ops_stat(struct conn *c, uint64_t id, cJSON *req)
+{
+	struct region *r;
+	struct stat st;
+	const char *name;
+	cJSON *reply, *obj;
+	int ret;
+
+	name = ops_get_name(c, id, req);
+	if (!name)
+		return OPS_DONE;
+	r = region_lookup(c->srv, name);
+	if (r && r->state == REGION_BUSY) {
+		if (region_defer(r, c, id, req) < 0)
+			ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+		return OPS_KEPT;
+	}
+	if (r) {
+		obj = region_to_json(r);
+	} else {
+		ret = fsdir_lookup(c->srv->dir_fd, name, &st, NULL);
+		if (ret < 0) {
+			ops_reply_lookup_error(c, id, name, -ret);
+			return OPS_DONE;
+		}
+		obj = cJSON_CreateObject();
+		if (obj && (!cJSON_AddStringToObject(obj, "name", name) ||
+		            !ops_json_add_u64(obj, "size", (uint64_t)st.st_size) ||
+		            !cJSON_AddFalseToObject(obj, "anonymous") ||
+		            !ops_json_add_u64(obj, "grants", 0) ||
+		            !ops_json_add_u64(obj, "clients", 0))) {
+			cJSON_Delete(obj);
+			obj = NULL;
+		}
+	}
+	reply = ops_reply_new(id);
+	if (!obj || !reply || !cJSON_AddItemToObject(reply, "region", obj)) {
+		cJSON_Delete(obj);
+		cJSON_Delete(reply);
+		reply = NULL;
+	}
+	ops_reply_send(c, id, reply);
+	return OPS_DONE;
+}
+
+void ops_reply_lookup_error(struct conn *c, uint64_t id, const char *name, int err)
+{
+	switch (err) {
+	case ENOENT:
+		ops_reply_error(c, id, ENOENT, "region '%s' does not exist", name);
+		break;
+	case ELOOP:
+		ops_reply_error(c, id, ELOOP, "region '%s' is a symbolic link in the data directory", name);
+		break;
+	case EINVAL:
+		ops_reply_error(c, id, EINVAL, "'%s' in the data directory is not a regular file", name);
+		break;
+	case EMFILE:
+	case ENFILE:
+		log_warn("out of file descriptors looking up region '%s' for client %llu (pid %ld)",
+		         name, (unsigned long long)c->serial, (long)c->pid);
+		ops_reply_error(c, id, err, "the daemon is out of file descriptors");
+		break;
+	default:
+		log_error("cannot look up region '%s': %s", name, strerror(err));
+		ops_reply_error(c, id, ops_wire_errno(err), "cannot look up region '%s': %s", name,
+		                strerror(err));
+		break;
+	}
+}
+
+cJSON *ops_request_trim(cJSON *req)
+{
+	/* open has checked all its fields before it waits, so they are small; others need a name. */
+	static const char *const known[] = {
+		"op", "name", "mode", "create", "exclusive", "size", "anonymous", "sparse",
+	};
+	const char *op = NULL;
+	size_t nknown = 2;
+	cJSON *item = req->child;
+
+	if (msg_get_string(req, "op", &op) == 0 && strcmp(op, "open") == 0)
+		nknown = sizeof(known) / sizeof(known[0]);
+	while (item) {
+		cJSON *next = item->next;
+		size_t i;
+
+		for (i = 0; i < nknown; i++)
+			if (item->string && strcmp(item->string, known[i]) == 0)
+				break;
+		if (i == nknown)
+			cJSON_Delete(cJSON_DetachItemViaPointer(req, item));
+		item = next;
+	}
+	return req;
+}
+
+static const struct {
+	const char *name;
+	ops_handler fn;
+} ops_table[] = {
+	{ "hello", ops_hello },
+	{ "ping", ops_ping },
+	{ "open", ops_open },
+	{ "close", ops_close },
+	{ "stat", ops_stat },
+	{ "list", ops_list },
+	{ "delete", ops_delete },
+	{ "status", ops_status },
+};
+
+void ops_run(struct conn *c, uint64_t id, cJSON *req)
+{
+	const char *op;
+	size_t i;
+	int r;
+
+	if (!conn_alive(c)) {
+		cJSON_Delete(req);
+		return;
+	}
+	r = msg_get_string(req, "op", &op);
+	if (r == -ENOENT) {
+		ops_reply_error(c, id, EINVAL, "field 'op' is required");
+		goto done;
+	}
+	if (r < 0) {
+		ops_reply_error(c, id, EINVAL, "field 'op' must be a string");
+		goto done;
+	}
+	for (i = 0; i < sizeof(ops_table) / sizeof(ops_table[0]); i++)
+		if (strcmp(op, ops_table[i].name) == 0)
+			break;
+	if (i == sizeof(ops_table) / sizeof(ops_table[0])) {
+		ops_reply_error(c, id, ENOSYS, "unknown op '%.64s'", op);
+		goto done;
+	}
+	if (ops_table[i].fn == ops_hello ? c->hello_done : !c->hello_done) {
+		ops_reply_error(c, id, EPROTO, c->hello_done ? "hello was already sent on this connection"
+		                                            : "send hello first");
+		goto done;
+	}
+	if (ops_table[i].fn(c, id, req) == OPS_KEPT)
+		return;
+done:
+	cJSON_Delete(req);
+}
+
+void ops_handle_frame(struct conn *c, const char *payload, size_t len)
+{
+	cJSON *req = NULL;
+	uint64_t id;
+	int r;
+
+	r = msg_parse(payload, len, &req);
+	if (r == -ENOMEM) {
+		ops_reply_error_noid(c, ENOMEM, "the daemon is out of memory");
+		return;
+	}
+	if (r < 0) {
+		ops_reply_error_noid(c, EBADMSG, "the request is not a well-formed JSON object "
+		                     "(at most %d levels deep, no \\u0000 in strings)", PROTO_JSON_DEPTH_MAX);
+		return;
+	}
+	r = msg_get_u64(req, "id", &id);
+	if (r < 0) {
+		ops_reply_error_noid(c, EINVAL, r == -ENOENT ? "field 'id' is required"
+		                     : "field 'id' must be an integer from 0 to 2^53-1");
+		cJSON_Delete(req);
+		return;
+	}
+	ops_run(c, id, req);
+}

@@ -1,0 +1,414 @@
+/*
+ * Region table, grants and thread-pool jobs (see region.h). All of it runs on the loop
+ * thread except region_job_run, which touches only the job's own fields and the data
+ * directory's descriptor; its results come back to the loop in region_job_after.
+ */
+#include "region.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "log.h"
+#include "msg.h"
+#include "ops.h"
+#include "server.h"
+
+/* A request waiting for a busy region. */
+struct region_waiter {
+	struct region_waiter *next;
+	struct conn *conn;   /* referenced; its pending count covers this waiter */
+	uint64_t id;
+	cJSON *req;
+};
+
+/* How many grants one connection holds on one region. */
+struct holder {
+	struct hnode node;   /* in conn->holders, by region */
+	struct region *region;
+	uint64_t count;
+};
+
+struct region *region_new(struct server *srv, const char *name, bool anonymous,
+                          enum region_state state)
+{
+	size_t len = strlen(name);
+	struct region *r = calloc(1, sizeof(*r) + len + 1);
+
+	if (!r)
+		return NULL;
+	memcpy(r->name, name, len + 1);
+	r->srv = srv;
+	r->refs = 1;
+	r->anonymous = anonymous;
+	r->state = state;
+	r->fd = -1;
+	r->next = srv->all_regions;
+	if (r->next)
+		r->next->prev = r;
+	srv->all_regions = r;
+	return r;
+}
+
+void region_ref(struct region *r)
+{
+	r->refs++;
+}
+
+void region_unref(struct region *r)
+{
+	assert(r->refs > 0);
+	if (--r->refs > 0)
+		return;
+	assert(!r->in_table && r->grants == 0 && !r->wait_head);
+	if (r->fd >= 0)
+		close(r->fd);
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		r->srv->all_regions = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	free(r);
+}
+
+struct region *region_lookup(struct server *srv, const char *name)
+{
+	struct hnode *node;
+
+	for (node = htab_find_first(&srv->regions, htab_hash_string(name)); node;
+	     node = htab_find_next(node)) {
+		struct region *r = htab_entry(node, struct region, node);
+
+		if (strcmp(r->name, name) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+int region_table_add(struct region *r, bool force)
+{
+	struct server *srv = r->srv;
+	int ret;
+
+	assert(!r->in_table);
+	if (region_lookup(srv, r->name))
+		return -EEXIST;
+	if (!force && srv->regions.count >= srv->limits->max_regions)
+		return -EAGAIN;
+	ret = htab_insert(&srv->regions, &r->node, htab_hash_string(r->name));
+	if (ret < 0)
+		return ret;
+	r->in_table = true;
+	if (r->anonymous && r->state == REGION_READY)
+		srv->nanonymous++;
+	region_ref(r);
+	return 0;
+}
+
+void region_table_remove(struct region *r)
+{
+	if (!r->in_table)
+		return;
+	htab_remove(&r->srv->regions, &r->node);
+	r->in_table = false;
+	if (r->anonymous && r->state == REGION_READY)
+		r->srv->nanonymous--;
+	region_unref(r);
+}
+
+void region_set_ready(struct region *r, int fd, uint64_t size)
+{
+	assert(r->state == REGION_BUSY && r->fd < 0);
+	r->fd = fd;
+	r->size = size;
+	r->rdonly = false;
+	r->state = REGION_READY;
+	if (r->anonymous && r->in_table)
+		r->srv->nanonymous++;
+}
+
+uint64_t region_size(struct region *r)
+{
+	struct stat st;
+
+	if (r->fd >= 0 && fstat(r->fd, &st) == 0 && st.st_size >= 0)
+		r->size = (uint64_t)st.st_size;
+	return r->size;
+}
+
+cJSON *region_to_json(struct region *r)
+{
+	cJSON *obj = cJSON_CreateObject();
+
+	if (!obj)
+		return NULL;
+	if (!cJSON_AddStringToObject(obj, "name", r->name) ||
+	    !ops_json_add_u64(obj, "size", region_size(r)) ||
+	    !cJSON_AddBoolToObject(obj, "anonymous", r->anonymous) ||
+	    !ops_json_add_u64(obj, "grants", r->grants) ||
+	    !ops_json_add_u64(obj, "clients", r->clients)) {
+		cJSON_Delete(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+int region_defer(struct region *r, struct conn *c, uint64_t id, cJSON *req)
+{
+	struct region_waiter *w = malloc(sizeof(*w));
+
+	if (!w) {
+		cJSON_Delete(req);
+		return -ENOMEM;
+	}
+	w->next = NULL;
+	w->conn = c;
+	w->id = id;
+	w->req = ops_request_trim(req);
+	conn_ref(c);
+	conn_pending_add(c);
+	if (r->wait_tail)
+		r->wait_tail->next = w;
+	else
+		r->wait_head = w;
+	r->wait_tail = w;
+	return 0;
+}
+
+void region_wake(struct region *r)
+{
+	struct region_waiter *w = r->wait_head;
+
+	/*
+	 * Detach the whole queue first: a request run again may find the name busy once more
+	 * (it starts a new creation) and must then queue on that new placeholder, behind
+	 * nothing of this list.
+	 */
+	r->wait_head = r->wait_tail = NULL;
+	region_ref(r);
+	while (w) {
+		struct region_waiter *next = w->next;
+		struct conn *c = w->conn;
+
+		conn_pending_done(c);
+		ops_run(c, w->id, w->req);
+		conn_unref(c);
+		free(w);
+		w = next;
+	}
+	region_unref(r);
+}
+
+const char *region_mode_name(enum region_mode mode)
+{
+	switch (mode) {
+	case REGION_MODE_RW:
+		return "rw";
+	case REGION_MODE_COW:
+		return "cow";
+	case REGION_MODE_RO:
+	default:
+		return "ro";
+	}
+}
+
+int region_mode_parse(const char *s)
+{
+	if (strcmp(s, "ro") == 0)
+		return REGION_MODE_RO;
+	if (strcmp(s, "rw") == 0)
+		return REGION_MODE_RW;
+	if (strcmp(s, "cow") == 0)
+		return REGION_MODE_COW;
+	return -EINVAL;
+}
+
+static uint64_t holder_hash(const struct region *r)
+{
+	return htab_hash_u64((uint64_t)(uintptr_t)r);
+}
+
+static struct holder *holder_find(struct conn *c, const struct region *r)
+{
+	struct hnode *node;
+
+	for (node = htab_find_first(&c->holders, holder_hash(r)); node; node = htab_find_next(node)) {
+		struct holder *h = htab_entry(node, struct holder, node);
+
+		if (h->region == r)
+			return h;
+	}
+	return NULL;
+}
+
+int grant_new(struct conn *c, struct region *r, enum region_mode mode, struct grant **ret_grant)
+{
+	struct grant *g;
+	struct holder *h;
+
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	h = holder_find(c, r);
+	if (!h) {
+		h = calloc(1, sizeof(*h));
+		if (!h || htab_insert(&c->holders, &h->node, holder_hash(r)) < 0) {
+			free(h);
+			free(g);
+			return -ENOMEM;
+		}
+		h->region = r;
+		r->clients++;
+	}
+	g->handle = ++c->next_handle;
+	g->conn = c;
+	g->region = r;
+	g->mode = mode;
+	if (htab_insert(&c->grants, &g->node, htab_hash_u64(g->handle)) < 0) {
+		/* Only the very first insertion can fail, and then the holder is new as well. */
+		if (h->count == 0) {
+			htab_remove(&c->holders, &h->node);
+			r->clients--;
+			free(h);
+		}
+		free(g);
+		return -ENOMEM;
+	}
+	h->count++;
+	region_ref(r);
+	r->grants++;
+	c->ngrants++;
+	c->srv->ngrants++;
+	*ret_grant = g;
+	return 0;
+}
+
+struct grant *grant_find(struct conn *c, uint64_t handle)
+{
+	struct hnode *node;
+
+	for (node = htab_find_first(&c->grants, htab_hash_u64(handle)); node;
+	     node = htab_find_next(node)) {
+		struct grant *g = htab_entry(node, struct grant, node);
+
+		if (g->handle == handle)
+			return g;
+	}
+	return NULL;
+}
+
+void grant_free(struct grant *g)
+{
+	struct conn *c = g->conn;
+	struct region *r = g->region;
+	struct holder *h = holder_find(c, r);
+
+	htab_remove(&c->grants, &g->node);
+	assert(h && h->count > 0);
+	if (--h->count == 0) {
+		htab_remove(&c->holders, &h->node);
+		r->clients--;
+		free(h);
+	}
+	r->grants--;
+	c->ngrants--;
+	c->srv->ngrants--;
+	free(g);
+	/* The daemon holds a file region's descriptor only while someone holds a grant. */
+	if (r->grants == 0 && !r->anonymous && r->state == REGION_READY)
+		region_table_remove(r);
+	region_unref(r);
+}
+
+void grant_free_all(struct conn *c)
+{
+	struct htab_iter it;
+	struct hnode *node;
+
+	htab_iter_init(&c->grants, &it);
+	while ((node = htab_iter_next(&c->grants, &it)) != NULL)
+		grant_free(htab_entry(node, struct grant, node));
+}
+
+struct region_job *region_job_new(struct region *r, enum region_job_kind kind, struct conn *c,
+                                  uint64_t id, cJSON *req)
+{
+	struct region_job *job = calloc(1, sizeof(*job));
+
+	if (!job) {
+		cJSON_Delete(req);
+		return NULL;
+	}
+	job->srv = r->srv;
+	job->kind = kind;
+	job->region = r;
+	region_ref(r);
+	job->dir_fd = r->srv->dir_fd;
+	job->result = -ECANCELED;
+	job->conn = c;
+	conn_ref(c);
+	conn_pending_add(c);
+	job->id = id;
+	job->req = ops_request_trim(req);
+	return job;
+}
+
+void region_job_free(struct region_job *job)
+{
+	/* A descriptor the completion did not take is closed here. */
+	if (job->result >= 0 && job->kind != REGION_JOB_UNLINK)
+		close(job->result);
+	conn_pending_done(job->conn);
+	conn_unref(job->conn);
+	region_unref(job->region);
+	cJSON_Delete(job->req);
+	free(job);
+}
+
+/* On a thread-pool thread: only the job's own fields and the directory descriptor. */
+static void region_job_run(uv_work_t *work)
+{
+	struct region_job *job = (struct region_job *)work;
+
+	switch (job->kind) {
+	case REGION_JOB_CREATE_FILE:
+		job->result = fsdir_create_file(job->dir_fd, job->tmpname, job->region->name,
+		                                job->size, job->sparse, &job->fell_back);
+		break;
+	case REGION_JOB_CREATE_ANONYMOUS:
+		job->result = fsdir_create_memfd(job->region->name, job->size, job->sparse,
+		                                 &job->fell_back);
+		break;
+	case REGION_JOB_UNLINK:
+		job->result = fsdir_unlink(job->dir_fd, job->region->name);
+		break;
+	}
+}
+
+static void region_job_after(uv_work_t *work, int status)
+{
+	struct region_job *job = (struct region_job *)work;
+	struct server *srv = job->srv;
+
+	/* Jobs are never cancelled; if libuv says so anyway, the result stays -ECANCELED. */
+	(void)status;
+	srv->work_pending--;
+	job->done(job);
+	server_check_finished(srv);
+}
+
+int region_job_start(struct region_job *job)
+{
+	int r;
+
+	r = uv_queue_work(job->srv->loop, &job->work, region_job_run, region_job_after);
+	if (r < 0)
+		return r;
+	job->srv->work_pending++;
+	return 0;
+}

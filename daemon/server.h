@@ -1,0 +1,78 @@
+/*
+ * The server: everything one running mmapd owns. It sets up the data directory and the
+ * listening socket, accepts connections (a uv_poll_t on the listening socket and our own
+ * accept4, never libuv's stream machinery), enforces max_clients, handles signals, and runs
+ * the orderly shutdown: stop listening, tell every client, let output drain for a moment,
+ * let thread-pool work finish, free everything.
+ */
+#ifndef MMAPD_DAEMON_SERVER_H
+#define MMAPD_DAEMON_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "config.h"
+#include "htab.h"
+
+struct conn;
+struct region;
+
+struct server {
+	uv_loop_t *loop;
+	const struct config *cfg;
+	const struct limits *limits;
+
+	int listen_fd;
+	uv_poll_t listen_poll;
+	bool listen_active;        /* listen_poll initialised and not yet closed */
+	int spare_fd;              /* /dev/null, given up to accept-and-close on EMFILE */
+	dev_t sock_dev;            /* the socket file we bound, so we unlink only our own */
+	ino_t sock_ino;
+	int dir_fd;                /* the data directory */
+
+	uv_signal_t sig_term, sig_int, sig_hup;
+	bool signals_active;
+
+	struct conn *conns;        /* every connection not yet closed */
+	size_t nconns;
+	uint64_t conn_serial;      /* numbers connections in the log */
+
+	struct htab regions;       /* the region table, by name */
+	struct region *all_regions;/* every region struct alive, in the table or not */
+	size_t nanonymous;         /* anonymous regions in the table */
+	uint64_t ngrants;          /* open grants over all connections */
+
+	size_t work_pending;       /* thread-pool jobs not yet completed */
+	unsigned long tmp_counter; /* numbers temporary files */
+
+	bool stopping;
+	bool finished;
+	uint64_t start_ms;
+};
+
+/*
+ * Prepares the data directory (created if missing, stale temporary files removed) and the
+ * listening socket (parent directory created if missing, a stale socket replaced, another
+ * live daemon refused). Logs the reason of a failure. Returns 0 or -errno.
+ */
+int server_init(struct server *s, uv_loop_t *loop, const struct config *cfg);
+
+/* Starts accepting and watching signals. Returns 0 or a negative libuv/errno error. */
+int server_start(struct server *s);
+
+/* Begins the orderly shutdown (as on SIGTERM). Idempotent. */
+void server_stop(struct server *s);
+
+/* Called when a connection closed or a job finished: ends the shutdown when all is quiet. */
+void server_check_finished(struct server *s);
+
+/* Frees what the server still holds once the loop has stopped. Accepts a half-set-up server. */
+void server_done(struct server *s);
+
+/* Milliseconds since the server started. */
+uint64_t server_uptime_ms(const struct server *s);
+
+#endif
