@@ -1,0 +1,43 @@
+/*
+ * The benchmark's cases. Each measures one mmapd path next to its baselines in the same run
+ * (compare.h) and prints one result line per comparison; each returns 0, or -errno after
+ * saying on stderr what failed.
+ */
+#ifndef MMAPD_BENCH_CASES_H
+#define MMAPD_BENCH_CASES_H
+
+#include <stddef.h>
+
+#include "mmapd.h"
+
+struct bench_opts {
+	size_t iters;     /* timed rounds of each latency case */
+	size_t warmup;    /* untimed rounds before them */
+	size_t bw_reps;   /* timed copies of the bandwidth case (2 more warm it up) */
+	int peer_cpu;     /* where the baseline peers run (-1: anywhere), as mmapd does */
+};
+
+/* Size of the region of case_open_touch(), and of the bandwidth case's copies. */
+#define BENCH_SMALL_REGION (64u << 10)
+#define BENCH_BW_REGION    (64u << 20)
+/* Message size of the raw socket ping-pong. */
+#define BENCH_PING_BYTES   64u
+
+/*
+ * (a) open + map + touch one byte per page + unmap + close of an existing 64 KiB region:
+ * through mmapd, directly from the data directory, and with the descriptor passed bare over
+ * SCM_RIGHTS by a peer process. Two lines: mmapd against each baseline.
+ */
+int case_open_touch(struct mmapd_client *client, const char *data_dir,
+                    const struct bench_opts *o);
+
+/* (b) one no-op request (mmapd_ping) against a raw 64-byte ping-pong with a peer process. */
+int case_ping(struct mmapd_client *client, const struct bench_opts *o);
+
+/*
+ * (c) memcpy of 64 MiB into a region mapped read-write through mmapd, against the same copy
+ * into a direct shared mapping of a file of the same size in the same directory.
+ */
+int case_memcpy(struct mmapd_client *client, const char *data_dir, const struct bench_opts *o);
+
+#endif
