@@ -1,0 +1,1090 @@
+/*
+ * Test harness for the end-to-end suites (see harness.h): a real mmapd on a temporary socket and
+ * data directory, raw protocol connections built on proto/ (framing, descriptor passing,
+ * message codec), and real client processes whose output the tests read line by line.
+ *
+ * A failure anywhere is a Check assertion with a sentence that says what was expected and what
+ * came instead, so a red test explains itself without a debugger.
+ */
+#include "harness.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fdcount.h"
+#include "msg.h"
+
+int64_t test_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* A printable copy of a JSON value for failure messages. Check evaluates the message only when
+ * the assertion fails, and the test process ends right after, so the copy is never freed. */
+static char *describe(const cJSON *obj)
+{
+	char *s = obj ? cJSON_PrintUnformatted(obj) : NULL;
+
+	return s ? s : strdup("(null)");
+}
+
+const char *test_env_path(const char *var)
+{
+	const char *v = getenv(var);
+
+	ck_assert_msg(v != NULL && v[0] == '/',
+	              "environment variable %s must hold an absolute path (run the suite through "
+	              "`make check`, or set it by hand)", var);
+	return v;
+}
+
+static void describe_status(int st, char *buf, size_t size)
+{
+	if (st == -1)
+		snprintf(buf, size, "still running");
+	else if (WIFEXITED(st))
+		snprintf(buf, size, "exit status %d", WEXITSTATUS(st));
+	else if (WIFSIGNALED(st))
+		snprintf(buf, size, "killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+	else
+		snprintf(buf, size, "wait status 0x%x", (unsigned)st);
+}
+
+int test_wait_pid(pid_t pid, int timeout_ms)
+{
+	int64_t deadline = test_now_ms() + timeout_ms;
+
+	for (;;) {
+		int st;
+		pid_t r = waitpid(pid, &st, WNOHANG);
+
+		if (r == pid)
+			return st;
+		ck_assert_msg(r == 0 || (r < 0 && errno == EINTR), "waitpid(%d): %s", (int)pid,
+		              strerror(errno));
+		if (test_now_ms() >= deadline)
+			return -1;
+		sleep_ms(5);
+	}
+}
+
+static int rmtree_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	if (remove(path) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+int test_rmtree(const char *path)
+{
+	int r = nftw(path, rmtree_cb, 32, FTW_DEPTH | FTW_PHYS);
+
+	if (r < 0)
+		return errno == ENOENT ? 0 : -errno;
+	return r;
+}
+
+/* In a freshly forked child: stdin from /dev/null unless given, no inherited descriptors
+ * beyond 0..2, no systemd variables that would change the daemon's behaviour. */
+static void child_prepare(void)
+{
+	close_range(3, ~0U, 0);
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDNAMES");
+	signal(SIGPIPE, SIG_DFL);
+}
+
+pid_t test_daemon_spawn(const char *sock, const char *data, const char *config)
+{
+	const char *bin = test_env_path("MMAPD_BIN");
+	char *argv[16];
+	int n = 0;
+	pid_t pid;
+
+	argv[n++] = (char *)bin;
+	argv[n++] = (char *)"--foreground";
+	argv[n++] = (char *)"--socket";
+	argv[n++] = (char *)sock;
+	argv[n++] = (char *)"--data-dir";
+	argv[n++] = (char *)data;
+	argv[n++] = (char *)"--log-level";
+	argv[n++] = (char *)"warn";
+	if (config != NULL && config[0] != '\0') {
+		argv[n++] = (char *)"--config";
+		argv[n++] = (char *)config;
+	}
+	argv[n] = NULL;
+
+	pid = fork();
+	ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDONLY);
+
+		if (null >= 0 && null != 0) {
+			dup2(null, 0);
+			close(null);
+		}
+		child_prepare();
+		execv(bin, argv);
+		fprintf(stderr, "harness: exec %s: %s\n", bin, strerror(errno));
+		_exit(127);
+	}
+	return pid;
+}
+
+static int try_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, r;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	do
+		r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	while (r < 0 && errno == EINTR);
+	if (r < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/*
+ * Daemons this process started and has not stopped yet, with their directories. A test that
+ * fails half-way leaves through Check's exit() without its own clean-up; the atexit handler
+ * then kills what is left and removes the directories. Forked tests inherit the table, so each
+ * entry remembers the process that owns it, and a handler touches only its own.
+ */
+#define TEST_MAX_DAEMONS 16
+
+static struct {
+	pid_t owner;
+	pid_t pid;
+	char dir[TEST_PATH_MAX];
+} live[TEST_MAX_DAEMONS];
+
+static void live_cleanup(void)
+{
+	for (size_t i = 0; i < TEST_MAX_DAEMONS; i++) {
+		if (live[i].dir[0] == '\0' || live[i].owner != getpid())
+			continue;
+		/* Only a child of ours that still runs: a reaped pid may belong to anyone now. */
+		if (live[i].pid > 0 && waitpid(live[i].pid, NULL, WNOHANG) == 0) {
+			kill(live[i].pid, SIGKILL);
+			waitpid(live[i].pid, NULL, 0);
+		}
+		test_rmtree(live[i].dir);
+		live[i].dir[0] = '\0';
+	}
+}
+
+static void live_set(const char *dir, pid_t pid)
+{
+	static pid_t registered;
+	size_t i, free_slot = TEST_MAX_DAEMONS;
+
+	if (registered != getpid()) {
+		atexit(live_cleanup);
+		registered = getpid();
+	}
+	for (i = 0; i < TEST_MAX_DAEMONS; i++) {
+		if (live[i].dir[0] != '\0' && live[i].owner == getpid() && strcmp(live[i].dir, dir) == 0)
+			break;
+		if (live[i].dir[0] == '\0' && free_slot == TEST_MAX_DAEMONS)
+			free_slot = i;
+	}
+	if (i == TEST_MAX_DAEMONS) {
+		ck_assert_msg(free_slot < TEST_MAX_DAEMONS, "more than %d daemons at once",
+		              TEST_MAX_DAEMONS);
+		i = free_slot;
+		snprintf(live[i].dir, sizeof(live[i].dir), "%s", dir);
+		live[i].owner = getpid();
+	}
+	live[i].pid = pid;
+}
+
+static void live_drop(const char *dir)
+{
+	for (size_t i = 0; i < TEST_MAX_DAEMONS; i++)
+		if (live[i].dir[0] != '\0' && live[i].owner == getpid() && strcmp(live[i].dir, dir) == 0)
+			live[i].dir[0] = '\0';
+}
+
+/* Spawns mmapd on d's paths and waits until its socket accepts a connection. */
+static void daemon_launch(struct test_daemon *d)
+{
+	char what[96];
+	int64_t deadline;
+
+	d->pid = test_daemon_spawn(d->sock, d->data, d->config);
+	live_set(d->dir, d->pid);
+	deadline = test_now_ms() + TEST_WAIT_MS;
+	for (;;) {
+		int st, fd = try_connect(d->sock);
+
+		if (fd >= 0) {
+			close(fd);
+			return;
+		}
+		if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
+			describe_status(st, what, sizeof(what));
+			d->pid = 0;
+			test_rmtree(d->dir);
+			live_drop(d->dir);
+			ck_abort_msg("mmapd exited during start-up (%s) before its socket accepted "
+			             "connections", what);
+		}
+		if (test_now_ms() >= deadline) {
+			kill(d->pid, SIGKILL);
+			waitpid(d->pid, NULL, 0);
+			d->pid = 0;
+			test_rmtree(d->dir);
+			live_drop(d->dir);
+			ck_abort_msg("mmapd's socket did not accept a connection within %d ms "
+			             "(last connect error: %s)", TEST_WAIT_MS, strerror(-fd));
+		}
+		sleep_ms(10);
+	}
+}
+
+/*
+ * Every temporary directory of a suite lives under one root, made by test_run_suite() in the
+ * runner process and removed by it at the end: a test that fails half-way ends through
+ * Check's _exit() with no chance to clean up, and its directory goes with the root.
+ */
+static char suite_root[TEST_PATH_MAX];
+static pid_t suite_root_owner;
+
+static void suite_root_remove(void)
+{
+	if (suite_root[0] != '\0' && suite_root_owner == getpid()) {
+		test_rmtree(suite_root);
+		suite_root[0] = '\0';
+	}
+}
+
+void test_mkdtemp(char *buf, size_t size)
+{
+	int n;
+
+	if (suite_root[0] != '\0')
+		n = snprintf(buf, size, "%s/d.XXXXXX", suite_root);
+	else
+		n = snprintf(buf, size, "/tmp/mmapd-test.XXXXXX");
+	ck_assert((size_t)n < size);
+	ck_assert_msg(mkdtemp(buf) != NULL, "mkdtemp %s: %s", buf, strerror(errno));
+}
+
+void test_daemon_start(struct test_daemon *d, const char *config_json)
+{
+	char tmpl[TEST_PATH_MAX - 16];
+
+	memset(d, 0, sizeof(*d));
+	(void)test_env_path("MMAPD_BIN");
+	test_mkdtemp(tmpl, sizeof(tmpl));
+	live_set(tmpl, 0);
+	snprintf(d->dir, sizeof(d->dir), "%s", tmpl);
+	snprintf(d->sock, sizeof(d->sock), "%s/s", tmpl);
+	snprintf(d->data, sizeof(d->data), "%s/data", tmpl);
+	ck_assert_msg(mkdir(d->data, 0700) == 0, "mkdir %s: %s", d->data, strerror(errno));
+	if (config_json != NULL) {
+		FILE *f;
+
+		snprintf(d->config, sizeof(d->config), "%s/cfg.json", tmpl);
+		f = fopen(d->config, "we");
+		ck_assert_msg(f != NULL, "fopen %s: %s", d->config, strerror(errno));
+		ck_assert(fputs(config_json, f) >= 0);
+		ck_assert(fclose(f) == 0);
+	}
+	daemon_launch(d);
+}
+
+void test_daemon_restart(struct test_daemon *d)
+{
+	ck_assert_msg(d->pid == 0 && d->dir[0] != '\0', "restart wants a stopped daemon");
+	daemon_launch(d);
+}
+
+void test_daemon_stop(struct test_daemon *d)
+{
+	int st = 0;
+	char what[96];
+	bool killed = false;
+
+	if (d->pid > 0) {
+		ck_assert_msg(kill(d->pid, SIGTERM) == 0, "kill(SIGTERM): %s", strerror(errno));
+		st = test_wait_pid(d->pid, TEST_WAIT_MS);
+		if (st == -1) {
+			kill(d->pid, SIGKILL);
+			waitpid(d->pid, &st, 0);
+			killed = true;
+		}
+		d->pid = 0;
+	}
+	if (d->dir[0] != '\0') {
+		int r = test_rmtree(d->dir);
+
+		live_drop(d->dir);
+		ck_assert_msg(r == 0, "removing %s: %s", d->dir, strerror(-r));
+		d->dir[0] = '\0';
+	}
+	ck_assert_msg(!killed, "mmapd did not exit within %d ms of SIGTERM", TEST_WAIT_MS);
+	describe_status(st, what, sizeof(what));
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	              "mmapd should exit with status 0 after SIGTERM, but: %s", what);
+}
+
+/* ---- raw connections ------------------------------------------------------------------- */
+
+int test_connect_raw(const struct test_daemon *d)
+{
+	int fd = try_connect(d->sock);
+
+	ck_assert_msg(fd >= 0, "connect %s: %s", d->sock, strerror(-fd));
+	return fd;
+}
+
+static void conn_init(struct test_conn *c, int fd)
+{
+	memset(c, 0, sizeof(*c));
+	c->fd = fd;
+	frame_reader_init(&c->reader, FRAME_MAX_LIMIT);
+	fd_queue_init(&c->queue);
+	c->next_id = 1;
+}
+
+void test_conn_open(struct test_conn *c, const struct test_daemon *d)
+{
+	conn_init(c, test_connect_raw(d));
+}
+
+static void conn_drop_fds(struct test_conn *c)
+{
+	for (size_t i = 0; i < c->nfds; i++)
+		if (c->fds[i] >= 0)
+			close(c->fds[i]);
+	c->nfds = 0;
+}
+
+void test_conn_close(struct test_conn *c)
+{
+	size_t stray = c->queue.count;
+
+	conn_drop_fds(c);
+	fd_queue_clear(&c->queue);
+	frame_reader_done(&c->reader);
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	ck_assert_msg(stray == 0, "the daemon sent %zu descriptor(s) that no frame claimed", stray);
+}
+
+int test_conn_send_raw(struct test_conn *c, const void *buf, size_t len)
+{
+	const char *p = buf;
+	int64_t deadline = test_now_ms() + TEST_WAIT_MS;
+
+	while (len > 0) {
+		ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
+				int64_t left = deadline - test_now_ms();
+
+				if (left <= 0)
+					return -ETIMEDOUT;
+				poll(&pfd, 1, (int)left);
+				continue;
+			}
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int test_conn_send_frame(struct test_conn *c, const void *payload, size_t len)
+{
+	uint8_t *buf = malloc(len + 4);
+	int r;
+
+	ck_assert(buf != NULL);
+	buf[0] = (uint8_t)(len >> 24);
+	buf[1] = (uint8_t)(len >> 16);
+	buf[2] = (uint8_t)(len >> 8);
+	buf[3] = (uint8_t)len;
+	if (len > 0)
+		memcpy(buf + 4, payload, len);
+	r = test_conn_send_raw(c, buf, len + 4);
+	free(buf);
+	return r;
+}
+
+void test_conn_send_text(struct test_conn *c, const char *text)
+{
+	int r = test_conn_send_frame(c, text, strlen(text));
+
+	ck_assert_msg(r == 0, "sending frame %s: %s", text, strerror(-r));
+}
+
+int test_conn_recv(struct test_conn *c, int timeout_ms, cJSON **ret_obj)
+{
+	int64_t deadline = test_now_ms() + timeout_ms;
+
+	conn_drop_fds(c);
+	*ret_obj = NULL;
+	for (;;) {
+		const char *payload;
+		size_t len;
+		uint8_t *space;
+		size_t avail;
+		ssize_t n;
+		int r = frame_reader_next(&c->reader, &payload, &len);
+
+		if (r < 0)
+			return r;
+		if (r == 1) {
+			cJSON *obj;
+			const cJSON *fds;
+
+			/* The daemon's frames obey the same rules as requests: one JSON object. */
+			r = msg_parse(payload, len, &obj);
+			if (r < 0)
+				return r;
+			/* "fds": n claims descriptors, except in the status reply, where the same key
+			 * counts the daemon's open descriptors (protocol.md overloads it; the status
+			 * reply is the one that carries "uptime_ms"). */
+			fds = cJSON_GetObjectItemCaseSensitive(obj, "fds");
+			if (fds != NULL && !cJSON_HasObjectItem(obj, "uptime_ms")) {
+				double v = cJSON_IsNumber(fds) ? fds->valuedouble : -1;
+
+				if (v < 0 || v > TEST_CONN_MAX_FDS || v != (double)(size_t)v ||
+				    fd_queue_take(&c->queue, (size_t)v, c->fds) < 0) {
+					cJSON_Delete(obj);
+					return -EPROTO;
+				}
+				c->nfds = (size_t)v;
+			}
+			*ret_obj = obj;
+			return 1;
+		}
+
+		r = frame_reader_space(&c->reader, &space, &avail);
+		if (r < 0)
+			return r;
+		for (;;) {
+			struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+			int64_t left = deadline - test_now_ms();
+			int pr;
+
+			if (left < 0)
+				left = 0;
+			pr = poll(&pfd, 1, (int)left);
+			if (pr < 0 && errno == EINTR)
+				continue;
+			if (pr == 0)
+				return -ETIMEDOUT;
+			break;
+		}
+		n = fdpass_recv(c->fd, space, avail, &c->queue, MSG_DONTWAIT);
+		if (n == -EAGAIN || n == -EINTR)
+			continue;
+		if (n < 0)
+			return (int)n;
+		if (n == 0)
+			return 0;
+		frame_reader_commit(&c->reader, (size_t)n);
+	}
+}
+
+cJSON *test_conn_recv_frame(struct test_conn *c)
+{
+	cJSON *obj;
+	int r = test_conn_recv(c, TEST_WAIT_MS, &obj);
+
+	ck_assert_msg(r == 1, "expected a frame from the daemon, got %s",
+	              r == 0 ? "end of stream" : strerror(-r));
+	return obj;
+}
+
+void test_conn_expect_eof(struct test_conn *c, int timeout_ms)
+{
+	cJSON *obj = NULL;
+	int r = test_conn_recv(c, timeout_ms, &obj);
+
+	ck_assert_msg(r == 0 || r == -ECONNRESET,
+	              "expected the daemon to close the connection, got %s%s",
+	              r == 1 ? "a frame: " : strerror(-r), r == 1 ? describe(obj) : "");
+}
+
+int test_conn_take_fd(struct test_conn *c)
+{
+	int fd;
+
+	ck_assert_msg(c->nfds >= 1, "the reply carried no descriptor");
+	fd = c->fds[0];
+	memmove(c->fds, c->fds + 1, (c->nfds - 1) * sizeof(int));
+	c->nfds--;
+	return fd;
+}
+
+cJSON *test_conn_request_text(struct test_conn *c, const char *text)
+{
+	test_conn_send_text(c, text);
+	for (;;) {
+		cJSON *obj = test_conn_recv_frame(c);
+
+		ck_assert_msg(cJSON_IsObject(obj), "the daemon sent a frame that is not an object: %s",
+		              describe(obj));
+		if (cJSON_HasObjectItem(obj, "id"))
+			return obj;
+		ck_abort_msg("expected a reply to %s, got an event: %s", text, describe(obj));
+	}
+}
+
+cJSON *test_conn_request(struct test_conn *c, cJSON *req)
+{
+	uint64_t id = c->next_id++;
+	char *text;
+	cJSON *reply;
+
+	cJSON_DeleteItemFromObjectCaseSensitive(req, "id");
+	ck_assert(cJSON_AddNumberToObject(req, "id", (double)id) != NULL);
+	text = cJSON_PrintUnformatted(req);
+	ck_assert(text != NULL);
+	cJSON_Delete(req);
+	reply = test_conn_request_text(c, text);
+	test_assert_id(reply, id);
+	free(text);
+	return reply;
+}
+
+cJSON *test_conn_request_op(struct test_conn *c, const char *op)
+{
+	cJSON *req = cJSON_CreateObject();
+
+	ck_assert(req != NULL && cJSON_AddStringToObject(req, "op", op) != NULL);
+	return test_conn_request(c, req);
+}
+
+cJSON *test_conn_hello_version(struct test_conn *c, uint64_t version)
+{
+	cJSON *req = cJSON_CreateObject();
+
+	ck_assert(req != NULL);
+	cJSON_AddStringToObject(req, "op", "hello");
+	cJSON_AddNumberToObject(req, "version", (double)version);
+	cJSON_AddStringToObject(req, "client", "harness");
+	return test_conn_request(c, req);
+}
+
+void test_conn_open_hello(struct test_conn *c, const struct test_daemon *d)
+{
+	cJSON *reply;
+
+	test_conn_open(c, d);
+	reply = test_conn_hello_version(c, 1);
+	test_assert_ok(reply);
+	ck_assert_uint_eq(test_json_u64(reply, "version"), 1);
+	cJSON_Delete(reply);
+}
+
+/* ---- assertions -------------------------------------------------------------------------- */
+
+void test_assert_ok(const cJSON *reply)
+{
+	const cJSON *ok = cJSON_GetObjectItemCaseSensitive(reply, "ok");
+
+	ck_assert_msg(cJSON_IsTrue(ok), "expected an ok reply, got %s", describe(reply));
+}
+
+void test_assert_error(const cJSON *reply, const char *code, int err)
+{
+	const cJSON *ok = cJSON_GetObjectItemCaseSensitive(reply, "ok");
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(reply, "error");
+	const cJSON *jc, *jn, *jm;
+
+	ck_assert_msg(cJSON_IsFalse(ok), "expected error %s, got %s", code, describe(reply));
+	ck_assert_msg(cJSON_IsObject(e), "error reply without an error object: %s", describe(reply));
+	jc = cJSON_GetObjectItemCaseSensitive(e, "code");
+	jn = cJSON_GetObjectItemCaseSensitive(e, "errno");
+	jm = cJSON_GetObjectItemCaseSensitive(e, "message");
+	ck_assert_msg(cJSON_IsString(jc) && strcmp(jc->valuestring, code) == 0,
+	              "expected error code %s, got %s", code, describe(reply));
+	ck_assert_msg(cJSON_IsNumber(jn) && jn->valuedouble == (double)err,
+	              "expected errno %d with %s, got %s", err, code, describe(reply));
+	ck_assert_msg(cJSON_IsString(jm) && jm->valuestring[0] != '\0',
+	              "error without a message sentence: %s", describe(reply));
+}
+
+void test_assert_error_event(const cJSON *obj, const char *code, int err)
+{
+	const cJSON *ev = cJSON_GetObjectItemCaseSensitive(obj, "event");
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(obj, "error");
+	const cJSON *jc, *jn;
+
+	ck_assert_msg(cJSON_IsString(ev) && strcmp(ev->valuestring, "error") == 0,
+	              "expected an error event with %s, got %s", code, describe(obj));
+	ck_assert_msg(!cJSON_HasObjectItem(obj, "id"), "events carry no id: %s", describe(obj));
+	ck_assert_msg(cJSON_IsObject(e), "error event without an error object: %s", describe(obj));
+	jc = cJSON_GetObjectItemCaseSensitive(e, "code");
+	jn = cJSON_GetObjectItemCaseSensitive(e, "errno");
+	ck_assert_msg(cJSON_IsString(jc) && strcmp(jc->valuestring, code) == 0,
+	              "expected error event code %s, got %s", code, describe(obj));
+	ck_assert_msg(cJSON_IsNumber(jn) && jn->valuedouble == (double)err,
+	              "expected errno %d in the error event, got %s", err, describe(obj));
+}
+
+void test_assert_id_null(const cJSON *reply)
+{
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(reply, "id");
+
+	ck_assert_msg(cJSON_IsNull(id), "expected \"id\": null, got %s", describe(reply));
+}
+
+void test_assert_id(const cJSON *reply, uint64_t want)
+{
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(reply, "id");
+
+	ck_assert_msg(cJSON_IsNumber(id) && id->valuedouble == (double)want,
+	              "expected \"id\": %llu, got %s", (unsigned long long)want, describe(reply));
+}
+
+uint64_t test_json_u64(const cJSON *obj, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	ck_assert_msg(cJSON_IsNumber(v) && v->valuedouble >= 0 &&
+	              v->valuedouble == (double)(uint64_t)v->valuedouble,
+	              "expected a non-negative integer \"%s\" in %s", key, describe(obj));
+	return (uint64_t)v->valuedouble;
+}
+
+const char *test_json_str(const cJSON *obj, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	ck_assert_msg(cJSON_IsString(v), "expected a string \"%s\" in %s", key, describe(obj));
+	return v->valuestring;
+}
+
+bool test_json_bool(const cJSON *obj, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	ck_assert_msg(cJSON_IsBool(v), "expected a boolean \"%s\" in %s", key, describe(obj));
+	return cJSON_IsTrue(v);
+}
+
+/* ---- daemon-level helpers ---------------------------------------------------------------- */
+
+void test_daemon_assert_alive(const struct test_daemon *d)
+{
+	struct test_conn c;
+	cJSON *reply;
+
+	test_conn_open_hello(&c, d);
+	reply = test_conn_request_op(&c, "ping");
+	test_assert_ok(reply);
+	cJSON_Delete(reply);
+	test_conn_close(&c);
+}
+
+cJSON *test_daemon_status(const struct test_daemon *d)
+{
+	struct test_conn c;
+	cJSON *reply;
+
+	test_conn_open_hello(&c, d);
+	reply = test_conn_request_op(&c, "status");
+	test_assert_ok(reply);
+	test_conn_close(&c);
+	return reply;
+}
+
+uint64_t test_daemon_status_u64(const struct test_daemon *d, const char *key)
+{
+	cJSON *reply = test_daemon_status(d);
+	uint64_t v = test_json_u64(reply, key);
+
+	cJSON_Delete(reply);
+	return v;
+}
+
+uint64_t test_daemon_wait_status(const struct test_daemon *d, const char *key, uint64_t want)
+{
+	int64_t deadline = test_now_ms() + TEST_WAIT_MS;
+
+	for (;;) {
+		uint64_t v = test_daemon_status_u64(d, key);
+
+		if (v == want || test_now_ms() >= deadline)
+			return v;
+		sleep_ms(10);
+	}
+}
+
+cJSON *test_daemon_stat(const struct test_daemon *d, const char *name, const cJSON **ret_region)
+{
+	struct test_conn c;
+	cJSON *req = cJSON_CreateObject(), *reply;
+	const cJSON *region;
+
+	test_conn_open_hello(&c, d);
+	cJSON_AddStringToObject(req, "op", "stat");
+	cJSON_AddStringToObject(req, "name", name);
+	reply = test_conn_request(&c, req);
+	test_conn_close(&c);
+	test_assert_ok(reply);
+	region = cJSON_GetObjectItemCaseSensitive(reply, "region");
+	ck_assert_msg(cJSON_IsObject(region), "stat reply without a region: %s", describe(reply));
+	*ret_region = region;
+	return reply;
+}
+
+void test_daemon_create(const struct test_daemon *d, const char *name, uint64_t size, bool anonymous)
+{
+	struct test_conn c;
+	cJSON *req = cJSON_CreateObject(), *reply;
+
+	test_conn_open_hello(&c, d);
+	cJSON_AddStringToObject(req, "op", "open");
+	cJSON_AddStringToObject(req, "name", name);
+	cJSON_AddStringToObject(req, "mode", "rw");
+	cJSON_AddBoolToObject(req, "create", true);
+	cJSON_AddBoolToObject(req, "exclusive", true);
+	cJSON_AddNumberToObject(req, "size", (double)size);
+	if (anonymous)
+		cJSON_AddBoolToObject(req, "anonymous", true);
+	reply = test_conn_request(&c, req);
+	test_assert_ok(reply);
+	ck_assert_msg(test_json_bool(reply, "created"), "create of %s: \"created\" is false", name);
+	ck_assert_uint_eq(test_json_u64(reply, "fds"), 1);
+	close(test_conn_take_fd(&c));
+	cJSON_Delete(reply);
+	test_conn_close(&c);
+}
+
+void test_daemon_delete(const struct test_daemon *d, const char *name)
+{
+	struct test_conn c;
+	cJSON *req = cJSON_CreateObject(), *reply;
+
+	test_conn_open_hello(&c, d);
+	cJSON_AddStringToObject(req, "op", "delete");
+	cJSON_AddStringToObject(req, "name", name);
+	reply = test_conn_request(&c, req);
+	test_assert_ok(reply);
+	cJSON_Delete(reply);
+	test_conn_close(&c);
+}
+
+/* ---- client processes -------------------------------------------------------------------- */
+
+void test_proc_spawn(struct test_proc *p, const struct test_daemon *d, char *const argv[])
+{
+	int in[2], out[2];
+
+	memset(p, 0, sizeof(*p));
+	ck_assert(pipe2(in, O_CLOEXEC) == 0);
+	ck_assert(pipe2(out, O_CLOEXEC) == 0);
+	p->pid = fork();
+	ck_assert_msg(p->pid >= 0, "fork: %s", strerror(errno));
+	if (p->pid == 0) {
+		/* dup2 clears close-on-exec on the copies. */
+		if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0)
+			_exit(127);
+		child_prepare();
+		if (d != NULL)
+			setenv("MMAPD_SOCKET", d->sock, 1);
+		execv(argv[0], argv);
+		fprintf(stderr, "harness: exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	p->in = in[1];
+	p->out = out[0];
+}
+
+#define TEST_MAX_ARGS 32
+
+static void collect_args(char **argv, const char *first, va_list ap)
+{
+	int n = 0;
+
+	argv[n++] = (char *)first;
+	for (;;) {
+		char *a = va_arg(ap, char *);
+
+		ck_assert_msg(n < TEST_MAX_ARGS, "too many arguments");
+		argv[n++] = a;
+		if (a == NULL)
+			break;
+	}
+}
+
+void test_proc_spawn_client(struct test_proc *p, const struct test_daemon *d, ...)
+{
+	char *argv[TEST_MAX_ARGS + 1];
+	va_list ap;
+
+	va_start(ap, d);
+	collect_args(argv, test_env_path("MMAPD_TESTCLIENT"), ap);
+	va_end(ap);
+	test_proc_spawn(p, d, argv);
+}
+
+int test_proc_readline(struct test_proc *p, char *line, size_t size, int timeout_ms)
+{
+	int64_t deadline = test_now_ms() + timeout_ms;
+
+	for (;;) {
+		char *nl = memchr(p->buf, '\n', p->len);
+		struct pollfd pfd = { .fd = p->out, .events = POLLIN };
+		int64_t left;
+		ssize_t n;
+
+		if (nl != NULL) {
+			size_t l = (size_t)(nl - p->buf);
+
+			ck_assert_msg(l < size, "line longer than %zu bytes", size);
+			memcpy(line, p->buf, l);
+			line[l] = '\0';
+			memmove(p->buf, nl + 1, p->len - l - 1);
+			p->len -= l + 1;
+			return 1;
+		}
+		ck_assert_msg(p->len < sizeof(p->buf), "child output line too long");
+		left = deadline - test_now_ms();
+		if (left < 0)
+			left = 0;
+		if (poll(&pfd, 1, (int)left) == 0)
+			return -ETIMEDOUT;
+		n = read(p->out, p->buf + p->len, sizeof(p->buf) - p->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		ck_assert_msg(n >= 0, "read from child: %s", strerror(errno));
+		if (n == 0) {
+			if (p->len == 0)
+				return 0;
+			/* A last line without newline still counts. */
+			p->buf[p->len++] = '\n';
+			continue;
+		}
+		p->len += (size_t)n;
+	}
+}
+
+void test_proc_expect_line(struct test_proc *p, const char *want)
+{
+	char line[4096];
+	int r = test_proc_readline(p, line, sizeof(line), TEST_WAIT_MS);
+
+	ck_assert_msg(r == 1, "expected \"%s\" from the client process, got %s", want,
+	              r == 0 ? "end of output" : "nothing in time");
+	ck_assert_msg(strcmp(line, want) == 0, "expected \"%s\" from the client process, got \"%s\"",
+	              want, line);
+}
+
+void test_proc_writeline(struct test_proc *p, const char *line)
+{
+	size_t len = strlen(line);
+	char *buf = malloc(len + 1);
+
+	ck_assert(buf != NULL);
+	memcpy(buf, line, len);
+	buf[len] = '\n';
+	ck_assert_msg(write(p->in, buf, len + 1) == (ssize_t)(len + 1), "write to child: %s",
+	              strerror(errno));
+	free(buf);
+}
+
+void test_proc_close_stdin(struct test_proc *p)
+{
+	if (p->in >= 0)
+		close(p->in);
+	p->in = -1;
+}
+
+void test_proc_kill(struct test_proc *p, int sig)
+{
+	ck_assert_msg(kill(p->pid, sig) == 0, "kill(%d, %d): %s", (int)p->pid, sig, strerror(errno));
+}
+
+int test_proc_wait(struct test_proc *p)
+{
+	int st;
+
+	test_proc_close_stdin(p);
+	if (p->out >= 0)
+		close(p->out);
+	p->out = -1;
+	st = test_wait_pid(p->pid, TEST_WAIT_MS);
+	if (st == -1) {
+		kill(p->pid, SIGKILL);
+		waitpid(p->pid, NULL, 0);
+		p->pid = 0;
+		ck_abort_msg("client process did not exit within %d ms", TEST_WAIT_MS);
+	}
+	p->pid = 0;
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	return 128 + WTERMSIG(st);
+}
+
+int test_run(const struct test_daemon *d, char *out, size_t outsize, char *const argv[])
+{
+	struct test_proc p;
+	size_t len = 0;
+	int64_t deadline;
+	bool overflow = false;
+	int st;
+
+	test_proc_spawn(&p, d, argv);
+	test_proc_close_stdin(&p);
+	deadline = test_now_ms() + 2 * TEST_WAIT_MS;
+	for (;;) {
+		struct pollfd pfd = { .fd = p.out, .events = POLLIN };
+		char tmp[4096];
+		int64_t left = deadline - test_now_ms();
+		ssize_t n;
+
+		if (left <= 0) {
+			kill(p.pid, SIGKILL);
+			test_proc_wait(&p);
+			ck_abort_msg("%s %s did not finish within %d ms", argv[0], argv[1] ? argv[1] : "",
+			             2 * TEST_WAIT_MS);
+		}
+		if (poll(&pfd, 1, (int)left) <= 0)
+			continue;
+		n = read(p.out, tmp, sizeof(tmp));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if (len + (size_t)n >= outsize) {
+			overflow = true;
+			n = (ssize_t)(outsize - 1 - len);
+		}
+		memcpy(out + len, tmp, (size_t)n);
+		len += (size_t)n;
+	}
+	out[len] = '\0';
+	st = test_proc_wait(&p);
+	ck_assert_msg(!overflow, "output of %s exceeded %zu bytes", argv[0], outsize - 1);
+	return st;
+}
+
+int test_run_client(const struct test_daemon *d, char *out, size_t outsize, ...)
+{
+	char *argv[TEST_MAX_ARGS + 1];
+	va_list ap;
+
+	va_start(ap, outsize);
+	collect_args(argv, test_env_path("MMAPD_TESTCLIENT"), ap);
+	va_end(ap);
+	return test_run(d, out, outsize, argv);
+}
+
+int test_run_ctl(const struct test_daemon *d, char *out, size_t outsize, ...)
+{
+	char *argv[TEST_MAX_ARGS + 1];
+	va_list ap;
+
+	va_start(ap, outsize);
+	collect_args(argv, test_env_path("MMAPCTL_BIN"), ap);
+	va_end(ap);
+	return test_run(d, out, outsize, argv);
+}
+
+/* ---- leak checking ----------------------------------------------------------------------- */
+
+static int fd_baseline = -1;
+
+void test_fd_setup(void)
+{
+	fd_baseline = fd_count();
+	ck_assert_msg(fd_baseline >= 0, "fd_count: %s", strerror(-fd_baseline));
+}
+
+void test_fd_teardown(void)
+{
+	int now = fd_count();
+	const char *fork_env = getenv("CK_FORK");
+
+	ck_assert_msg(now == fd_baseline, "descriptor leak: %d open before the test, %d after",
+	              fd_baseline, now);
+	/* With Check forking each test, the test process's children are its own: none may be
+	 * left running or unreaped. (Without forking, the suite's daemon is a child too.) */
+	if (fork_env == NULL || strcmp(fork_env, "no") != 0) {
+		pid_t r = waitpid(-1, NULL, WNOHANG);
+
+		ck_assert_msg(r < 0 && errno == ECHILD, "the test left a child process behind (%s)",
+		              r == 0 ? "still running" : "not reaped");
+	}
+}
+
+int test_run_suite(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	/* A write to a client that died must fail with EPIPE, not end the test. Children get the
+	 * default disposition back before exec. */
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(suite_root, sizeof(suite_root), "/tmp/mmapd-test.XXXXXX");
+	if (mkdtemp(suite_root) == NULL) {
+		fprintf(stderr, "harness: mkdtemp %s: %s\n", suite_root, strerror(errno));
+		suite_root[0] = '\0';
+	} else {
+		suite_root_owner = getpid();
+		atexit(suite_root_remove);
+	}
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	live_cleanup();
+	suite_root_remove();
+	return failed;
+}

@@ -1,0 +1,251 @@
+/*
+ * Test harness for the end-to-end suites: starts a real mmapd ($MMAPD_BIN) on a fresh temporary
+ * socket and data directory, stops it (SIGTERM, exit status 0 asserted) and removes the
+ * directory; talks to it over raw connections (frames with descriptors, through proto/), and
+ * runs real client processes ($MMAPD_TESTCLIENT, $MMAPCTL_BIN) with their output captured.
+ *
+ * Every helper asserts with Check's ck_assert on anything unexpected, so a test reads as a
+ * sequence of steps. The helpers never leave a descriptor or a child behind when they return;
+ * the checked fixture test_fd_setup/test_fd_teardown proves a test did not either.
+ */
+#ifndef MMAPD_TESTS_HARNESS_H
+#define MMAPD_TESTS_HARNESS_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <cjson/cJSON.h>
+#include <check.h>
+
+#include "fdpass.h"
+#include "frame.h"
+
+/* How long a helper waits for the daemon before failing the test. */
+#define TEST_WAIT_MS 5000
+
+/* ---- the daemon ------------------------------------------------------------------------ */
+
+#define TEST_PATH_MAX 256   /* the paths below are short: /tmp/mmapd-test.XXXXXX/d.XXXXXX/... */
+
+struct test_daemon {
+	pid_t pid;
+	char dir[TEST_PATH_MAX];     /* the test_mkdtemp() directory holding everything below */
+	char sock[TEST_PATH_MAX];    /* <dir>/s */
+	char data[TEST_PATH_MAX];    /* <dir>/data */
+	char config[TEST_PATH_MAX];  /* <dir>/cfg.json, or "" */
+};
+
+/*
+ * Creates a fresh temporary directory under the suite's root (removed, with everything in it,
+ * when test_run_suite() returns, even after failed tests) and stores its path in buf.
+ */
+void test_mkdtemp(char *buf, size_t size);
+
+/*
+ * Creates a temporary directory, writes config_json (may be NULL: no --config) to cfg.json and
+ * starts mmapd on <dir>/s with data directory <dir>/data. Returns once the socket accepts
+ * connections; fails the test if it does not within TEST_WAIT_MS or if mmapd exits.
+ */
+void test_daemon_start(struct test_daemon *d, const char *config_json);
+
+/*
+ * Sends SIGTERM, waits for mmapd to exit (asserting exit status 0 within TEST_WAIT_MS; it is
+ * killed if it does not), then removes the temporary directory. Accepts a daemon that was
+ * already reaped (pid 0): only the directory is removed.
+ */
+void test_daemon_stop(struct test_daemon *d);
+
+/*
+ * Starts mmapd again on the same directory, socket and config after it was stopped or killed
+ * and reaped (d->pid == 0); returns once the socket accepts connections.
+ */
+void test_daemon_restart(struct test_daemon *d);
+
+/*
+ * Starts mmapd with explicit paths (config may be NULL) and returns its pid at once, without
+ * waiting for the socket. For tests of start-up itself.
+ */
+pid_t test_daemon_spawn(const char *sock, const char *data, const char *config);
+
+/*
+ * Waits up to timeout_ms for pid to exit. Returns its wait status, or -1 on timeout (the
+ * process is left running).
+ */
+int test_wait_pid(pid_t pid, int timeout_ms);
+
+/* ---- raw connections ------------------------------------------------------------------- */
+
+#define TEST_CONN_MAX_FDS 8
+
+struct test_conn {
+	int fd;
+	struct frame_reader reader;
+	struct fd_queue queue;
+	uint64_t next_id;
+	/* Descriptors claimed by the last frame received ("fds": n); owned by the connection
+	 * until taken with test_conn_take_fd(), closed at the next receive otherwise. */
+	int fds[TEST_CONN_MAX_FDS];
+	size_t nfds;
+};
+
+/* A connected socket to the daemon (no hello). Returns the descriptor; fails the test if the
+ * connection is refused. */
+int test_connect_raw(const struct test_daemon *d);
+
+/* Connects (no hello). The connection must be closed with test_conn_close(). */
+void test_conn_open(struct test_conn *c, const struct test_daemon *d);
+/* Connects and performs a successful hello (version 1). */
+void test_conn_open_hello(struct test_conn *c, const struct test_daemon *d);
+/*
+ * Closes the socket and every descriptor the connection still holds. Asserts that no received
+ * descriptor was left unclaimed by a frame (the daemon sent more fds than its frames said).
+ */
+void test_conn_close(struct test_conn *c);
+
+/* Sends len arbitrary bytes. Returns 0, or -errno (EPIPE/ECONNRESET once the daemon closed). */
+int test_conn_send_raw(struct test_conn *c, const void *buf, size_t len);
+/* Sends a frame: the 4-byte big-endian header for len, then payload. Returns as above. */
+int test_conn_send_frame(struct test_conn *c, const void *payload, size_t len);
+/* Sends a string (NUL excluded) as one frame; asserts it went out whole. */
+void test_conn_send_text(struct test_conn *c, const char *text);
+
+/*
+ * Receives one frame within timeout_ms. Returns 1 with *ret_obj set (a JSON object; caller
+ * frees), 0 at end of stream, -ETIMEDOUT, or another -errno (-ECONNRESET, -EBADMSG when the
+ * frame is not one JSON object, -EPROTO on a framing error or when the frame claims
+ * descriptors that did not arrive). Descriptors the frame claims ("fds": n, except in the
+ * status reply, where "fds" counts the daemon's descriptors) are in c->fds.
+ */
+int test_conn_recv(struct test_conn *c, int timeout_ms, cJSON **ret_obj);
+/* Like test_conn_recv but asserts a frame arrived and returns it. */
+cJSON *test_conn_recv_frame(struct test_conn *c);
+/* Asserts that the daemon closes the connection within timeout_ms, reading no frame first. */
+void test_conn_expect_eof(struct test_conn *c, int timeout_ms);
+/* Moves the first descriptor of the last frame to the caller (who closes it). Asserts one. */
+int test_conn_take_fd(struct test_conn *c);
+
+/*
+ * Sends text as one frame and returns the next frame that carries an "id" (a reply), failing
+ * the test on timeout, EOF or any event in between.
+ */
+cJSON *test_conn_request_text(struct test_conn *c, const char *text);
+/*
+ * Sets "id" in req (consumed) to a fresh id, sends it and returns the reply with that id.
+ * Asserts the reply echoes the id.
+ */
+cJSON *test_conn_request(struct test_conn *c, cJSON *req);
+/* Builds {"op": op} and sends it through test_conn_request(). */
+cJSON *test_conn_request_op(struct test_conn *c, const char *op);
+/* Performs hello with the given version; returns the reply. */
+cJSON *test_conn_hello_version(struct test_conn *c, uint64_t version);
+
+/* ---- assertions on replies --------------------------------------------------------------- */
+
+/* Asserts reply is {"ok": true, ...} (prints the error otherwise). */
+void test_assert_ok(const cJSON *reply);
+/* Asserts reply is {"ok": false, "error": {"code": code, "errno": err, "message": "<text>"}}. */
+void test_assert_error(const cJSON *reply, const char *code, int err);
+/* Asserts obj is {"event": "error", "error": {"code": code, "errno": err, ...}} without id. */
+void test_assert_error_event(const cJSON *obj, const char *code, int err);
+/* Asserts reply has "id": null. */
+void test_assert_id_null(const cJSON *reply);
+/* Asserts reply has "id": id (an integer). */
+void test_assert_id(const cJSON *reply, uint64_t id);
+/* The integer at key of obj (asserted present and a number with no fraction). */
+uint64_t test_json_u64(const cJSON *obj, const char *key);
+/* The string at key of obj (asserted present; borrowed). */
+const char *test_json_str(const cJSON *obj, const char *key);
+/* The boolean at key of obj (asserted present and true/false). */
+bool test_json_bool(const cJSON *obj, const char *key);
+
+/* ---- daemon-level helpers ---------------------------------------------------------------- */
+
+/* Opens a fresh connection, says hello, pings, asserts ok, closes. */
+void test_daemon_assert_alive(const struct test_daemon *d);
+/* The status reply from a fresh connection (caller frees). That connection counts itself. */
+cJSON *test_daemon_status(const struct test_daemon *d);
+/* One figure of status ("fds", "grants", "clients", ...) from a fresh connection. */
+uint64_t test_daemon_status_u64(const struct test_daemon *d, const char *key);
+/*
+ * Polls status from fresh connections until key equals want (within TEST_WAIT_MS), then
+ * returns the last value read (the caller asserts it equals want).
+ */
+uint64_t test_daemon_wait_status(const struct test_daemon *d, const char *key, uint64_t want);
+/* The stat reply's region object for name (caller frees the returned reply; region borrowed). */
+cJSON *test_daemon_stat(const struct test_daemon *d, const char *name, const cJSON **ret_region);
+/* Creates a file (or anonymous) region of size bytes through a raw connection; asserts ok. */
+void test_daemon_create(const struct test_daemon *d, const char *name, uint64_t size, bool anonymous);
+/* Deletes a region; asserts ok. */
+void test_daemon_delete(const struct test_daemon *d, const char *name);
+
+/* ---- client processes -------------------------------------------------------------------- */
+
+struct test_proc {
+	pid_t pid;
+	int in;   /* write end of the child's stdin, or -1 */
+	int out;  /* read end of the child's stdout, or -1 */
+	char buf[4096];
+	size_t len;
+};
+
+/*
+ * Starts argv[0] (a path) with argv, MMAPD_SOCKET set to d's socket, stdin and stdout on pipes.
+ * The child's stderr is the test's.
+ */
+void test_proc_spawn(struct test_proc *p, const struct test_daemon *d, char *const argv[]);
+/* Starts $MMAPD_TESTCLIENT with the given arguments (NULL-terminated). */
+void test_proc_spawn_client(struct test_proc *p, const struct test_daemon *d, ...);
+/*
+ * Reads one line of the child's stdout (without the newline) into line. Returns 1, 0 at end of
+ * stream, -ETIMEDOUT after timeout_ms.
+ */
+int test_proc_readline(struct test_proc *p, char *line, size_t size, int timeout_ms);
+/* Asserts the next line is exactly want. */
+void test_proc_expect_line(struct test_proc *p, const char *want);
+/* Writes one line to the child's stdin. */
+void test_proc_writeline(struct test_proc *p, const char *line);
+/* Closes the child's stdin (it sees end of file). */
+void test_proc_close_stdin(struct test_proc *p);
+/* Sends sig to the child. */
+void test_proc_kill(struct test_proc *p, int sig);
+/*
+ * Closes the pipes, waits for the child (killing it after TEST_WAIT_MS) and returns its exit
+ * status, or 128 + signal number if a signal ended it.
+ */
+int test_proc_wait(struct test_proc *p);
+
+/*
+ * Runs argv to completion with MMAPD_SOCKET set; its stdout (up to outsize - 1 bytes) goes to
+ * out, NUL-terminated. Returns the exit status (or 128 + signal).
+ */
+int test_run(const struct test_daemon *d, char *out, size_t outsize, char *const argv[]);
+/* test_run on $MMAPD_TESTCLIENT with the given arguments (NULL-terminated). */
+int test_run_client(const struct test_daemon *d, char *out, size_t outsize, ...);
+/* test_run on $MMAPCTL_BIN with the given arguments (NULL-terminated). */
+int test_run_ctl(const struct test_daemon *d, char *out, size_t outsize, ...);
+
+/* The value of an environment variable the suite needs (asserted set, absolute path). */
+const char *test_env_path(const char *var);
+
+/* ---- leak checking ----------------------------------------------------------------------- */
+
+/* Checked fixture: records fd_count(); test_fd_teardown asserts the count is unchanged and
+ * that no child of the test is left. */
+void test_fd_setup(void);
+void test_fd_teardown(void);
+
+/*
+ * Runs a suite with CK_NORMAL output inside a fresh temporary root directory (see
+ * test_mkdtemp), then kills any daemon a failed test left and removes the root. Returns the
+ * number of failed tests.
+ */
+int test_run_suite(Suite *s);
+
+/* Removes a directory tree (no symlinks followed). Returns 0 or -errno. */
+int test_rmtree(const char *path);
+/* Monotonic milliseconds. */
+int64_t test_now_ms(void);
+
+#endif
