@@ -100,6 +100,8 @@ struct mmapd_region_info {
  * $MMAPD_SOCKET, or MMAPD_DEFAULT_SOCKET. client_name (may be NULL) is shown to operators.
  * Returns 0 with *ret_client set (free with mmapd_disconnect()), -ENOENT/-ECONNREFUSED when no
  * daemon listens, -EPROTONOSUPPORT when the daemon speaks no common protocol version, -ENOMEM.
+ * Also -EINVAL (ret_client NULL, empty path, client_name longer than 64 bytes), -ENAMETOOLONG
+ * (path longer than a Unix socket address holds) and -EUSERS (the daemon is at max_clients).
  */
 MMAPD_EXPORT int mmapd_connect(const char *path, const char *client_name,
                                struct mmapd_client **ret_client);

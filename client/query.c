@@ -1,0 +1,266 @@
+/*
+ * The requests of libmmapd that carry no descriptor: stat, list, delete, status and ping, and
+ * the readers of the region objects they return. Names are checked with the daemon's own rules
+ * (shared/name.c) before any round trip, and every field of a reply is type-checked: a reply
+ * that is not what docs/protocol.md promises is -EPROTO, never a half-filled struct.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "msg.h"
+#include "name.h"
+
+int region_name_check(const char *name)
+{
+	size_t len;
+	int r;
+
+	if (!name)
+		return error_set(-EINVAL, "the region name is NULL");
+	len = strnlen(name, NAME_MAX_LEN + 1);
+	r = name_check(name, len);
+	if (r < 0)
+		return error_set(r, "%s", name_problem(name, len));
+	return 0;
+}
+
+int region_info_parse(const cJSON *obj, struct mmapd_region_info *ret_info)
+{
+	const char *name;
+	size_t len;
+
+	if (!cJSON_IsObject(obj) || msg_get_string(obj, "name", &name) < 0 ||
+	    msg_get_u64(obj, "size", &ret_info->size) < 0 ||
+	    msg_get_bool(obj, "anonymous", &ret_info->anonymous) < 0 ||
+	    msg_get_u64(obj, "grants", &ret_info->grants) < 0 ||
+	    msg_get_u64(obj, "clients", &ret_info->clients) < 0)
+		return error_set(-EPROTO, "mmapd sent a malformed region object");
+	len = strlen(name);
+	if (len == 0 || len > MMAPD_NAME_MAX)
+		return error_set(-EPROTO, "mmapd sent a region name of %zu bytes", len);
+	memcpy(ret_info->name, name, len + 1);
+	return 0;
+}
+
+/*
+ * Sends {"op": op, "name": name} (name may be NULL for none) and returns the reply in
+ * *ret_reply. Returns 0 or a negative errno (message set).
+ */
+static int query_call(struct mmapd_client *client, const char *op, const char *name,
+                      cJSON **ret_reply)
+{
+	cJSON *req;
+	int r;
+
+	if (!client)
+		return error_set(-EINVAL, "client is NULL");
+	if (name) {
+		r = region_name_check(name);
+		if (r < 0)
+			return r;
+	}
+	req = request_new(op);
+	if (!req)
+		return -ENOMEM;
+	if (name && !cJSON_AddStringToObject(req, "name", name)) {
+		cJSON_Delete(req);
+		return error_set(-ENOMEM, "out of memory building a request");
+	}
+	r = client_call(client, req, 0, ret_reply, NULL);
+	cJSON_Delete(req);
+	return r;
+}
+
+MMAPD_EXPORT int mmapd_stat(struct mmapd_client *client, const char *name,
+                            struct mmapd_region_info *ret_info)
+{
+	cJSON *reply = NULL;
+	int r;
+
+	if (!ret_info)
+		return error_set(-EINVAL, "ret_info is NULL");
+	if (!name)
+		return error_set(-EINVAL, "the region name is NULL");
+	r = query_call(client, "stat", name, &reply);
+	if (r < 0)
+		return r;
+	r = region_info_parse(cJSON_GetObjectItemCaseSensitive(reply, "region"), ret_info);
+	cJSON_Delete(reply);
+	return r;
+}
+
+MMAPD_EXPORT int mmapd_delete(struct mmapd_client *client, const char *name)
+{
+	cJSON *reply = NULL;
+	int r;
+
+	if (!name)
+		return error_set(-EINVAL, "the region name is NULL");
+	r = query_call(client, "delete", name, &reply);
+	cJSON_Delete(reply);
+	return r;
+}
+
+MMAPD_EXPORT int mmapd_ping(struct mmapd_client *client)
+{
+	cJSON *reply = NULL;
+	int r;
+
+	r = query_call(client, "ping", NULL, &reply);
+	cJSON_Delete(reply);
+	return r;
+}
+
+/*
+ * Reads one page of a list reply into the end of *infos (grown as needed). Names must come
+ * strictly after every name already held: that is the protocol's order, and it guarantees the
+ * paging loop ends. Returns 0 with *ret_more set, or a negative errno (message set).
+ */
+static int list_page_read(const cJSON *reply, struct mmapd_region_info **infos, size_t *count,
+                          size_t *cap, bool *ret_more)
+{
+	const cJSON *regions = cJSON_GetObjectItemCaseSensitive(reply, "regions");
+	const cJSON *item;
+	size_t n;
+	int r;
+
+	if (!cJSON_IsArray(regions) || msg_get_bool(reply, "more", ret_more) < 0)
+		return error_set(-EPROTO, "mmapd's list reply has no valid \"regions\" or \"more\"");
+	n = (size_t)cJSON_GetArraySize(regions);
+	if (*ret_more && n == 0)
+		return error_set(-EPROTO, "mmapd said more regions follow but sent none");
+
+	if (n > *cap - *count) {
+		size_t want = *count + n > 2 * *cap ? *count + n : 2 * *cap;
+		struct mmapd_region_info *grown = reallocarray(*infos, want, sizeof(**infos));
+
+		if (!grown)
+			return error_set(-ENOMEM, "out of memory listing %zu regions", *count + n);
+		*infos = grown;
+		*cap = want;
+	}
+
+	cJSON_ArrayForEach(item, regions) {
+		struct mmapd_region_info *info = &(*infos)[*count];
+
+		r = region_info_parse(item, info);
+		if (r < 0)
+			return r;
+		if (*count > 0 && strcmp(info->name, (*infos)[*count - 1].name) <= 0)
+			return error_set(-EPROTO, "mmapd listed regions out of order");
+		(*count)++;
+	}
+	return 0;
+}
+
+MMAPD_EXPORT int mmapd_list(struct mmapd_client *client, struct mmapd_region_info **ret_infos,
+                            size_t *ret_count)
+{
+	struct mmapd_region_info *infos = NULL;
+	size_t count = 0, cap = 0;
+	bool more = true;
+	int r = 0;
+
+	if (!client || !ret_infos || !ret_count)
+		return error_set(-EINVAL, "client, ret_infos or ret_count is NULL");
+
+	while (more) {
+		cJSON *req, *reply = NULL;
+
+		req = request_new("list");
+		if (!req) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		if (count > 0 && !cJSON_AddStringToObject(req, "after", infos[count - 1].name)) {
+			cJSON_Delete(req);
+			r = error_set(-ENOMEM, "out of memory building a request");
+			goto fail;
+		}
+		r = client_call(client, req, 0, &reply, NULL);
+		cJSON_Delete(req);
+		if (r < 0)
+			goto fail;
+		r = list_page_read(reply, &infos, &count, &cap, &more);
+		cJSON_Delete(reply);
+		if (r < 0)
+			goto fail;
+	}
+
+	if (count == 0) {
+		free(infos);
+		infos = NULL;
+	}
+	*ret_infos = infos;
+	*ret_count = count;
+	return 0;
+
+fail:
+	free(infos);
+	return r;
+}
+
+/* Fills *st from a status reply, except protocol. Returns 0 or -EPROTO (message set). */
+static int status_read(const cJSON *reply, struct mmapd_status *st)
+{
+	const cJSON *limits = cJSON_GetObjectItemCaseSensitive(reply, "limits");
+	const char *version;
+	uint64_t pid;
+
+	if (!cJSON_IsObject(limits))
+		return error_set(-EPROTO, "mmapd's status reply has no \"limits\" object");
+
+	const struct {
+		const cJSON *obj;
+		const char *key;
+		uint64_t *dst;
+	} fields[] = {
+		{ reply, "pid", &pid },
+		{ reply, "uptime_ms", &st->uptime_ms },
+		{ reply, "clients", &st->clients },
+		{ reply, "regions", &st->regions },
+		{ reply, "anonymous_regions", &st->anonymous_regions },
+		{ reply, "grants", &st->grants },
+		{ reply, "bytes_granted", &st->bytes_granted },
+		{ reply, "fds", &st->fds },
+		{ limits, "max_clients", &st->max_clients },
+		{ limits, "max_grants_per_client", &st->max_grants_per_client },
+		{ limits, "max_fds_in_flight", &st->max_fds_in_flight },
+		{ limits, "max_frame", &st->max_frame },
+		{ limits, "max_region_size", &st->max_region_size },
+	};
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		if (msg_get_u64(fields[i].obj, fields[i].key, fields[i].dst) < 0)
+			return error_set(-EPROTO, "mmapd's status reply has no valid \"%s\"",
+			                 fields[i].key);
+	}
+	if (msg_get_string(reply, "version", &version) < 0 ||
+	    strlen(version) >= sizeof(st->version))
+		return error_set(-EPROTO, "mmapd's status reply has no valid \"version\"");
+	strcpy(st->version, version);
+	st->pid = (int64_t)pid;
+	return 0;
+}
+
+MMAPD_EXPORT int mmapd_status(struct mmapd_client *client, struct mmapd_status *ret_status)
+{
+	struct mmapd_status st = { 0 };
+	cJSON *reply = NULL;
+	int r;
+
+	if (!ret_status)
+		return error_set(-EINVAL, "ret_status is NULL");
+	r = query_call(client, "status", NULL, &reply);
+	if (r < 0)
+		return r;
+	r = status_read(reply, &st);
+	cJSON_Delete(reply);
+	if (r < 0)
+		return r;
+	st.protocol = client->protocol;
+	*ret_status = st;
+	return 0;
+}
