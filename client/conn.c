@@ -7,8 +7,7 @@
  * Frames come out of a frame_reader (proto/frame.h) sized for FRAME_MAX_LIMIT, the largest
  * maximum any daemon may announce, and descriptors out of a FIFO fd_queue (proto/fdpass.h):
  * every frame that says "fds": n claims the next n, whether or not we wanted them, so the queue
- * never falls out of step with the frames; descriptors nobody expects are closed. (The one
- * exception is the reply to "status", whose "fds" counts the daemon's open descriptors.)
+ * never falls out of step with the frames; descriptors nobody expects are closed.
  * Events are handled as they are met: "shutdown" and "error" end the connection with their
  * reason, others are ignored. A connection that broke (end of stream, reset, a protocol violation) is closed at
  * once and every later call returns the same error and message.
@@ -246,12 +245,10 @@ fail:
 /*
  * Reads frames until the reply to request id arrives, acting on events and dropping stray
  * replies (with their descriptors) on the way. recv_flags as for client_fill(): with
- * MSG_DONTWAIT it returns -EAGAIN once nothing more is buffered. reply_fds_attached is false
- * when the reply's "fds" field is not a descriptor count (see client_call()). Called with the
- * lock.
+ * MSG_DONTWAIT it returns -EAGAIN once nothing more is buffered. Called with the lock.
  */
 static int client_wait(struct mmapd_client *client, uint64_t id, int recv_flags,
-                       bool reply_fds_attached, size_t want_fds, cJSON **ret_reply,
+                       size_t want_fds, cJSON **ret_reply,
                        int *ret_fds)
 {
 	int fds[FD_QUEUE_CAP];
@@ -279,12 +276,10 @@ static int client_wait(struct mmapd_client *client, uint64_t id, int recv_flags,
 			return r;
 		is_event = msg_get_string(msg, "event", &event) == 0;
 		is_ours = !is_event && reply_matches(msg, id);
-		if (!is_ours || reply_fds_attached) {
-			r = client_claim_fds(client, msg, fds, &nfds);
-			if (r < 0) {
-				cJSON_Delete(msg);
-				return r;
-			}
+		r = client_claim_fds(client, msg, fds, &nfds);
+		if (r < 0) {
+			cJSON_Delete(msg);
+			return r;
 		}
 
 		if (is_ours)
@@ -310,7 +305,7 @@ static int client_send_failed(struct mmapd_client *client, int err, uint64_t id)
 	if (err != -EPIPE && err != -ECONNRESET)
 		return client_kill(client, err, "cannot send to mmapd: %s", mmapd_strerror(err));
 
-	client_wait(client, id, MSG_DONTWAIT, true, 0, &reply, NULL);
+	client_wait(client, id, MSG_DONTWAIT, 0, &reply, NULL);
 	cJSON_Delete(reply);
 	if (client->sock < 0)
 		return client_closed_error(client);
@@ -340,7 +335,6 @@ int client_call(struct mmapd_client *client, cJSON *req, size_t nfds, cJSON **re
                 int *ret_fds)
 {
 	uint8_t *buf = NULL;
-	const char *op;
 	size_t len;
 	uint64_t id;
 	int r;
@@ -368,12 +362,7 @@ int client_call(struct mmapd_client *client, cJSON *req, size_t nfds, cJSON **re
 	r = client_send(client, buf, len, id);
 	if (r < 0)
 		goto out;
-	/*
-	 * The status reply uses "fds" for the daemon's count of open descriptors, the same key
-	 * that elsewhere announces attached descriptors; none come with it, so it claims none.
-	 */
-	op = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(req, "op"));
-	r = client_wait(client, id, 0, !op || strcmp(op, "status") != 0, nfds, ret_reply, ret_fds);
+	r = client_wait(client, id, 0, nfds, ret_reply, ret_fds);
 
 out:
 	pthread_mutex_unlock(&client->lock);

@@ -189,7 +189,7 @@ static int cmd_status(struct ctl *ctl, char **args)
 		                      "uptime_ms", st.uptime_ms, "clients", st.clients,
 		                      "regions", st.regions, "anonymous_regions", st.anonymous_regions,
 		                      "grants", st.grants, "bytes_granted", st.bytes_granted,
-		                      "fds", st.fds, (const char *)NULL) ||
+		                      "open_fds", st.open_fds, (const char *)NULL) ||
 		    !json_add_numbers(limits, "max_frame", st.max_frame, "max_clients", st.max_clients,
 		                      "max_grants_per_client", st.max_grants_per_client,
 		                      "max_fds_in_flight", st.max_fds_in_flight,
@@ -213,7 +213,7 @@ static int cmd_status(struct ctl *ctl, char **args)
 	          st.max_grants_per_client);
 	row_print("bytes granted", "%" PRIu64 " (%s)", st.bytes_granted,
 	          size_human(st.bytes_granted, h1));
-	row_print("descriptors", "%" PRIu64, st.fds);
+	row_print("descriptors", "%" PRIu64, st.open_fds);
 	row_print("max fds in flight", "%" PRIu64, st.max_fds_in_flight);
 	row_print("max frame", "%" PRIu64 " (%s)", st.max_frame, size_human(st.max_frame, h1));
 	row_print("max region size", "%" PRIu64 " (%s)", st.max_region_size,

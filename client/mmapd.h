@@ -78,7 +78,7 @@ struct mmapd_status {
 	uint64_t anonymous_regions;
 	uint64_t grants;         /* open grants (descriptors handed out and not closed) */
 	uint64_t bytes_granted;  /* sum of region sizes over open grants */
-	uint64_t fds;            /* descriptors the daemon has open */
+	uint64_t open_fds;       /* descriptors the daemon has open */
 	uint64_t max_clients;
 	uint64_t max_grants_per_client;
 	uint64_t max_fds_in_flight;

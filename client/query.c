@@ -225,7 +225,7 @@ static int status_read(const cJSON *reply, struct mmapd_status *st)
 		{ reply, "anonymous_regions", &st->anonymous_regions },
 		{ reply, "grants", &st->grants },
 		{ reply, "bytes_granted", &st->bytes_granted },
-		{ reply, "fds", &st->fds },
+		{ reply, "open_fds", &st->open_fds },
 		{ limits, "max_clients", &st->max_clients },
 		{ limits, "max_grants_per_client", &st->max_grants_per_client },
 		{ limits, "max_fds_in_flight", &st->max_fds_in_flight },

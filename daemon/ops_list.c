@@ -94,10 +94,10 @@ static cJSON *list_file_json(int dir_fd, const char *name)
 		return NULL;
 	obj = cJSON_CreateObject();
 	if (obj && (!cJSON_AddStringToObject(obj, "name", name) ||
-	            !ops_json_add_u64(obj, "size", (uint64_t)st.st_size) ||
+	            !cJSON_AddNumberToObject(obj, "size", (uint64_t)st.st_size) ||
 	            !cJSON_AddFalseToObject(obj, "anonymous") ||
-	            !ops_json_add_u64(obj, "grants", 0) ||
-	            !ops_json_add_u64(obj, "clients", 0))) {
+	            !cJSON_AddNumberToObject(obj, "grants", 0) ||
+	            !cJSON_AddNumberToObject(obj, "clients", 0))) {
 		cJSON_Delete(obj);
 		return NULL;
 	}
@@ -163,7 +163,7 @@ int ops_list(struct conn *c, uint64_t id, cJSON *req)
 	}
 	list_prune(&p);
 
-	reply = ops_reply_new(id);
+	reply = msg_reply_ok(id);
 	if (!reply || !cJSON_AddFalseToObject(reply, "more"))
 		goto nomem;
 	array = cJSON_AddArrayToObject(reply, "regions");
@@ -243,19 +243,19 @@ int ops_status(struct conn *c, uint64_t id, cJSON *req)
 			bytes += region_size(r) * r->grants;
 	fds = fd_count();
 
-	reply = ops_reply_new(id);
+	reply = msg_reply_ok(id);
 	limits = ops_limits_json(c);
 	if (!reply || !limits ||
 	    !cJSON_AddStringToObject(reply, "version", MMAPD_VERSION_STRING) ||
-	    !ops_json_add_u64(reply, "protocol", c->version) ||
-	    !ops_json_add_u64(reply, "pid", (uint64_t)getpid()) ||
-	    !ops_json_add_u64(reply, "uptime_ms", server_uptime_ms(srv)) ||
-	    !ops_json_add_u64(reply, "clients", srv->nconns) ||
-	    !ops_json_add_u64(reply, "regions", files + srv->nanonymous) ||
-	    !ops_json_add_u64(reply, "anonymous_regions", srv->nanonymous) ||
-	    !ops_json_add_u64(reply, "grants", srv->ngrants) ||
-	    !ops_json_add_u64(reply, "bytes_granted", bytes) ||
-	    !ops_json_add_u64(reply, "fds", fds > 0 ? (uint64_t)fds : 0) ||
+	    !cJSON_AddNumberToObject(reply, "protocol", c->version) ||
+	    !cJSON_AddNumberToObject(reply, "pid", (uint64_t)getpid()) ||
+	    !cJSON_AddNumberToObject(reply, "uptime_ms", server_uptime_ms(srv)) ||
+	    !cJSON_AddNumberToObject(reply, "clients", srv->nconns) ||
+	    !cJSON_AddNumberToObject(reply, "regions", files + srv->nanonymous) ||
+	    !cJSON_AddNumberToObject(reply, "anonymous_regions", srv->nanonymous) ||
+	    !cJSON_AddNumberToObject(reply, "grants", srv->ngrants) ||
+	    !cJSON_AddNumberToObject(reply, "bytes_granted", bytes) ||
+	    !cJSON_AddNumberToObject(reply, "open_fds", fds > 0 ? (uint64_t)fds : 0) ||
 	    !cJSON_AddItemToObject(reply, "limits", limits)) {
 		cJSON_Delete(reply);
 		cJSON_Delete(limits);

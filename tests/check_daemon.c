@@ -26,7 +26,7 @@
 #include "harness.h"
 
 static struct test_daemon dmn;
-/* The daemon's descriptor count (status "fds", seen from one fresh connection) once it is
+/* The daemon's descriptor count (status "open_fds", seen from one fresh connection) once it is
  * warmed up: measured by the fixture, compared by the last test. */
 static uint64_t suite_fd_baseline;
 
@@ -197,7 +197,7 @@ static void suite_setup(void)
 	conn_delete(&c, "warm-up-anon");
 	test_conn_close(&c);
 	ck_assert_uint_eq(test_daemon_wait_status(&dmn, "clients", 1), 1);
-	suite_fd_baseline = test_daemon_status_u64(&dmn, "fds");
+	suite_fd_baseline = test_daemon_status_u64(&dmn, "open_fds");
 }
 
 static void suite_teardown(void)
@@ -802,7 +802,8 @@ START_TEST(test_daemon_hello_and_status_report_the_documented_fields)
 	ck_assert_uint_eq(test_json_u64(reply, "protocol"), 1);
 	ck_assert_uint_eq(test_json_u64(reply, "pid"), (uint64_t)dmn.pid);
 	ck_assert_uint_ge(test_json_u64(reply, "clients"), 1);
-	ck_assert_uint_ge(test_json_u64(reply, "fds"), 3);
+	ck_assert_uint_ge(test_json_u64(reply, "open_fds"), 3);
+	ck_assert(!cJSON_HasObjectItem(reply, "fds"));
 	(void)test_json_u64(reply, "uptime_ms");
 	(void)test_json_u64(reply, "regions");
 	(void)test_json_u64(reply, "anonymous_regions");
@@ -983,7 +984,7 @@ START_TEST(test_daemon_fd_count_returns_to_baseline_after_clients_exit)
 	uint64_t base;
 
 	ck_assert_uint_eq(test_daemon_wait_status(&dmn, "clients", 1), 1);
-	base = test_daemon_status_u64(&dmn, "fds");
+	base = test_daemon_status_u64(&dmn, "open_fds");
 
 	CLIENT_OK("size=65536\n", "create", "fd-file", "65536");
 	CLIENT_OK("size=65536\n", "create", "fd-anon", "65536", "anon");
@@ -995,7 +996,7 @@ START_TEST(test_daemon_fd_count_returns_to_baseline_after_clients_exit)
 	test_proc_spawn_client(&holders[2], &dmn, "hang-mid-request", (char *)NULL);
 	for (int i = 0; i < 3; i++)
 		test_proc_expect_line(&holders[i], "ready");
-	ck_assert_uint_gt(test_daemon_status_u64(&dmn, "fds"), base);
+	ck_assert_uint_gt(test_daemon_status_u64(&dmn, "open_fds"), base);
 	for (int i = 0; i < 3; i++) {
 		test_proc_kill(&holders[i], SIGKILL);
 		ck_assert_int_eq(test_proc_wait(&holders[i]), 128 + SIGKILL);
@@ -1004,7 +1005,7 @@ START_TEST(test_daemon_fd_count_returns_to_baseline_after_clients_exit)
 	test_daemon_delete(&dmn, "fd-anon");
 	ck_assert_uint_eq(test_daemon_wait_status(&dmn, "clients", 1), 1);
 	ck_assert_uint_eq(test_daemon_wait_status(&dmn, "grants", 0), 0);
-	ck_assert_uint_eq(test_daemon_wait_status(&dmn, "fds", base), base);
+	ck_assert_uint_eq(test_daemon_wait_status(&dmn, "open_fds", base), base);
 }
 END_TEST
 
@@ -1015,7 +1016,7 @@ START_TEST(test_daemon_fd_count_back_to_suite_baseline_once_everything_is_gone)
 	ck_assert_uint_eq(test_daemon_wait_status(&dmn, "clients", 1), 1);
 	ck_assert_uint_eq(test_daemon_wait_status(&dmn, "grants", 0), 0);
 	ck_assert_uint_eq(test_daemon_status_u64(&dmn, "regions"), 0);
-	ck_assert_uint_eq(test_daemon_wait_status(&dmn, "fds", suite_fd_baseline), suite_fd_baseline);
+	ck_assert_uint_eq(test_daemon_wait_status(&dmn, "open_fds", suite_fd_baseline), suite_fd_baseline);
 }
 END_TEST
 

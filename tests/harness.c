@@ -490,11 +490,9 @@ int test_conn_recv(struct test_conn *c, int timeout_ms, cJSON **ret_obj)
 			r = msg_parse(payload, len, &obj);
 			if (r < 0)
 				return r;
-			/* "fds": n claims descriptors, except in the status reply, where the same key
-			 * counts the daemon's open descriptors (protocol.md overloads it; the status
-			 * reply is the one that carries "uptime_ms"). */
+			/* "fds": n claims the next n descriptors of the queue. */
 			fds = cJSON_GetObjectItemCaseSensitive(obj, "fds");
-			if (fds != NULL && !cJSON_HasObjectItem(obj, "uptime_ms")) {
+			if (fds != NULL) {
 				double v = cJSON_IsNumber(fds) ? fds->valuedouble : -1;
 
 				if (v < 0 || v > TEST_CONN_MAX_FDS || v != (double)(size_t)v ||
