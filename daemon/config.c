@@ -1,8 +1,9 @@
 /*
  * Settings of mmapd (see config.h). The config file is one JSON object whose keys are the
- * limits of docs/protocol.md plus "socket", "data_dir", "log_level" and "socket_mode". It is
- * read strictly: an operator who misspells a key or writes "64K" where a number belongs gets
- * a clear refusal at startup rather than a silently ignored setting.
+ * limits of docs/protocol.md and docs/coordination.md plus "socket", "data_dir", "log_level"
+ * and "socket_mode". It is read strictly: an operator who misspells a key or writes "64K"
+ * where a number belongs gets a clear refusal at startup rather than a silently ignored
+ * setting.
  */
 #include "config.h"
 
@@ -37,6 +38,12 @@ static const struct config_limit {
 	CONFIG_LIMIT(max_queue_bytes, 4194304, 65536, 1073741824),
 	CONFIG_LIMIT(max_region_size, 1099511627776ULL, 4096, PROTO_ID_MAX),
 	CONFIG_LIMIT(max_regions, 65536, 1, 1048576),
+	CONFIG_LIMIT(max_locks_per_client, 1024, 1, 1048576),
+	CONFIG_LIMIT(max_subscriptions_per_client, 1024, 1, 1048576),
+	CONFIG_LIMIT(shrink_timeout_ms, 5000, 10, 600000),
+	CONFIG_LIMIT(event_backlog_bytes, 262144, 4096, 67108864),
+	CONFIG_LIMIT(max_pending_ranges, 64, 1, 4096),
+	CONFIG_LIMIT(size_check_ms, 1000, 0, 3600000),
 };
 
 #define CONFIG_NLIMITS (sizeof(config_limits) / sizeof(config_limits[0]))

@@ -12,7 +12,7 @@
 #define CONFIG_DEFAULT_DATA_DIR "/var/lib/mmapd"
 #define CONFIG_DEFAULT_SOCKET_MODE 0660
 
-/* Every limit a client can run into; see docs/protocol.md, "Limits". */
+/* Every limit a client can run into; see docs/protocol.md and docs/coordination.md. */
 struct limits {
 	uint64_t max_frame;
 	uint64_t max_clients;
@@ -21,6 +21,13 @@ struct limits {
 	uint64_t max_queue_bytes;
 	uint64_t max_region_size;
 	uint64_t max_regions;
+	/* Coordination (docs/coordination.md). */
+	uint64_t max_locks_per_client;
+	uint64_t max_subscriptions_per_client;
+	uint64_t shrink_timeout_ms;
+	uint64_t event_backlog_bytes;
+	uint64_t max_pending_ranges;
+	uint64_t size_check_ms;
 };
 
 struct config {

@@ -5,9 +5,11 @@
  * UV_WRITABLE only while the output queue is non-empty, which after every write attempt
  * means the socket said EAGAIN.
  *
- * Closing is immediate and idempotent: the socket is closed, queued descriptors and grants
- * are released, and the struct waits for its handles' close callbacks and for whoever else
- * holds a reference.
+ * Closing is immediate and idempotent: the socket is closed, queued descriptors, locks,
+ * subscriptions and grants are released, and the struct waits for its handles' close
+ * callbacks and for whoever else holds a reference. Only from inside conn_send (and
+ * conn_pending_done, which answered requests call) is it put off to the next loop
+ * iteration (conn_close_soon), for the reason given in conn.h.
  */
 #include "conn.h"
 
@@ -20,10 +22,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "lock.h"
 #include "log.h"
 #include "msg.h"
+#include "notify.h"
 #include "ops.h"
 #include "region.h"
+#include "resize.h"
 #include "server.h"
 
 #define CONN_LINGER_MS      1000          /* how long an error or shutdown event may take */
@@ -53,6 +58,8 @@ static void conn_free(struct conn *c)
 	frame_reader_done(&c->reader);
 	htab_done(&c->grants);
 	htab_done(&c->holders);
+	htab_done(&c->locks);
+	htab_done(&c->subs);
 	free(c->client_name);
 	free(c);
 }
@@ -87,6 +94,23 @@ static void conn_on_linger_timeout(uv_timer_t *timer)
 	conn_close(c);
 }
 
+static void conn_on_close_soon(uv_timer_t *timer)
+{
+	conn_close(timer->data);
+}
+
+/*
+ * Ends c at the start of the next loop iteration (see conn.h). From now on it takes no
+ * replies and reads nothing more.
+ */
+static void conn_close_soon(struct conn *c)
+{
+	if (c->state == CONN_CLOSED)
+		return;
+	c->state = CONN_LINGER;
+	uv_timer_start(&c->timer, conn_on_close_soon, 0, 0);
+}
+
 int conn_new(struct server *srv, int fd, pid_t pid, uid_t uid, gid_t gid, struct conn **ret_conn)
 {
 	struct conn *c = calloc(1, sizeof(*c));
@@ -108,6 +132,8 @@ int conn_new(struct server *srv, int fd, pid_t pid, uid_t uid, gid_t gid, struct
 	fd_queue_init(&c->fdq);
 	htab_init(&c->grants);
 	htab_init(&c->holders);
+	htab_init(&c->locks);
+	htab_init(&c->subs);
 
 	r = uv_poll_init(srv->loop, &c->poll, fd);
 	if (r < 0) {
@@ -127,7 +153,7 @@ int conn_new(struct server *srv, int fd, pid_t pid, uid_t uid, gid_t gid, struct
 	srv->nconns++;
 
 	conn_update_poll(c);
-	if (c->state == CONN_CLOSED)
+	if (!conn_alive(c))
 		return -EIO;
 	*ret_conn = c;
 	return 0;
@@ -199,18 +225,27 @@ void conn_close(struct conn *c)
 	c->out_bytes = 0;
 	c->out_fds = 0;
 	fd_queue_clear(&c->fdq);
+	lock_conn_release(c);
+	notify_conn_release(c);
+	resize_conn_gone(c);
 	grant_free_all(c);
 
 	log_debug("client %llu (pid %ld) disconnected", (unsigned long long)c->serial, (long)c->pid);
 	server_check_finished(srv);
 }
 
-/* Closes a connection that has nothing more to do: lingering done, or half-closed and idle. */
-static void conn_close_if_done(struct conn *c)
+/* True when c has nothing more to do: lingering done, or half-closed and idle. */
+static bool conn_done(const struct conn *c)
 {
 	if (c->out_head)
-		return;
-	if (c->state == CONN_LINGER || (c->state == CONN_HALF && c->pending == 0))
+		return false;
+	return c->state == CONN_LINGER ||
+	       (c->state == CONN_HALF && c->pending == 0 && c->parked == 0);
+}
+
+static void conn_close_if_done(struct conn *c)
+{
+	if (conn_done(c))
 		conn_close(c);
 }
 
@@ -231,7 +266,7 @@ static void conn_update_poll(struct conn *c)
 	if (r < 0) {
 		log_error("client %llu (pid %ld): cannot watch its socket: %s",
 		          (unsigned long long)c->serial, (long)c->pid, uv_strerror(r));
-		conn_close(c);
+		conn_close_soon(c);
 		return;
 	}
 	c->events = want;
@@ -239,9 +274,9 @@ static void conn_update_poll(struct conn *c)
 
 /*
  * Writes queued frames until the queue is empty or the socket would block. Returns 0, or
- * -ECONNRESET when the connection failed and was closed.
+ * -errno when the socket failed (after logging it; the caller closes).
  */
-static int conn_flush(struct conn *c)
+static int conn_write(struct conn *c)
 {
 	struct outframe *f;
 
@@ -255,8 +290,7 @@ static int conn_flush(struct conn *c)
 		if (n < 0) {
 			log_debug("client %llu (pid %ld): send failed: %s",
 			          (unsigned long long)c->serial, (long)c->pid, strerror((int)-n));
-			conn_close(c);
-			return -ECONNRESET;
+			return (int)n;
 		}
 		if (f->nfds > 0) {
 			/* The descriptors rode on the first byte: the client has them now. */
@@ -275,6 +309,19 @@ static int conn_flush(struct conn *c)
 				c->out_tail = NULL;
 			conn_out_free(f);
 		}
+	}
+	return 0;
+}
+
+/*
+ * Writes what the socket takes, outside of any send; closes the connection when it failed
+ * or is done. Returns 0, or -ECONNRESET when it was closed.
+ */
+static int conn_flush(struct conn *c)
+{
+	if (conn_write(c) < 0) {
+		conn_close(c);
+		return -ECONNRESET;
 	}
 	conn_close_if_done(c);
 	conn_update_poll(c);
@@ -334,17 +381,20 @@ int conn_send(struct conn *c, const cJSON *msg, int *fds, size_t nfds)
 	if (r < 0)
 		return r;
 	/* With UV_WRITABLE armed the socket is known to be full: the poll callback writes. */
-	if (!(c->events & UV_WRITABLE)) {
-		r = conn_flush(c);
-		if (r < 0)
-			return r;
+	if (!(c->events & UV_WRITABLE) && conn_write(c) < 0) {
+		conn_close_soon(c);
+		return -ECONNRESET;
 	}
 	if (c->out_bytes > c->srv->limits->max_queue_bytes) {
 		conn_warn(c, "%zu bytes of replies wait unread (max_queue_bytes %llu); cutting it off",
 		          c->out_bytes, (unsigned long long)c->srv->limits->max_queue_bytes);
-		conn_close(c);
+		conn_close_soon(c);
 		return -ECONNRESET;
 	}
+	if (conn_done(c))
+		conn_close_soon(c);
+	else
+		conn_update_poll(c);
 	return 0;
 }
 
@@ -420,12 +470,25 @@ static void conn_on_resume(uv_timer_t *timer)
 	conn_unref(c);
 }
 
+void conn_parked_add(struct conn *c)
+{
+	c->parked++;
+}
+
+void conn_parked_done(struct conn *c)
+{
+	assert(c->parked > 0);
+	c->parked--;
+	if (conn_done(c))
+		conn_close_soon(c);
+}
+
 void conn_pending_done(struct conn *c)
 {
 	assert(c->pending > 0);
 	c->pending--;
-	if (c->state == CONN_HALF) {
-		conn_close_if_done(c);
+	if (conn_done(c)) {
+		conn_close_soon(c);
 	} else if (c->state == CONN_OPEN && c->pending == CONN_PENDING_MAX - 1) {
 		/*
 		 * Not dispatching here: we may be deep inside another request's completion. The
@@ -586,6 +649,9 @@ static void conn_on_poll(uv_poll_t *handle, int status, int events)
 	}
 	if ((events & UV_WRITABLE) && conn_flush(c) < 0)
 		goto out;
+	if ((events & UV_WRITABLE) && notify_conn_holding(c) &&
+	    c->out_bytes <= c->srv->limits->event_backlog_bytes)
+		notify_conn_drained(c);
 	if (events & UV_READABLE)
 		conn_read(c);
 	conn_update_poll(c);

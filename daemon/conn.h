@@ -9,6 +9,14 @@
  * A connection is reference-counted: thread-pool jobs and requests waiting on a region hold
  * a reference, so that a completion arriving after the client went away finds a closed
  * connection (and drops its reply) instead of freed memory.
+ *
+ * A send never closes the connection there and then: when a client must be cut off from
+ * inside conn_send (its queue is over max_queue_bytes, the socket failed), the connection
+ * stops taking replies at once and is closed at the start of the next loop iteration. So
+ * code that sends to many connections, or walks a lock queue while it answers waiters,
+ * never sees the lists it walks change under it. Closing releases everything the
+ * connection held: locks and lock waits, subscriptions, shrink acknowledgements it owed,
+ * grants.
  */
 #ifndef MMAPD_DAEMON_CONN_H
 #define MMAPD_DAEMON_CONN_H
@@ -24,6 +32,7 @@
 #include "frame.h"
 #include "htab.h"
 
+struct lock;
 struct server;
 
 enum conn_state {
@@ -73,7 +82,16 @@ struct conn {
 	size_t ngrants;
 	uint64_t next_handle;
 	size_t pending;               /* requests waiting on a region or on the thread pool */
+	size_t parked;                /* lock requests waiting (bounded by max_locks_per_client) */
 	unsigned warnings;            /* limit warnings logged, to keep a flood out of the log */
+
+	struct htab locks;            /* held struct lock by id (lock.c) */
+	struct lock *lock_waits;      /* its waiting locks */
+	uint64_t nlocks;              /* held and waiting */
+	uint64_t wait_mark;           /* deadlock search (lock.c) */
+	struct htab subs;             /* struct sub by region (notify.c) */
+	uint64_t nsubs;
+	uint64_t subs_holding;        /* subscriptions holding events back */
 };
 
 /*
@@ -108,12 +126,24 @@ void conn_fail(struct conn *c, int err, const char *fmt, ...) __attribute__((for
 /* Sends the "shutdown" event and closes once it is written or the deadline passes. */
 void conn_shutdown(struct conn *c, const char *message);
 
-/* Closes the connection now: releases its grants, drops its queue. Idempotent. */
+/*
+ * Closes the connection now: releases what it holds (see above), drops its queue.
+ * Idempotent. Never call it from inside code that walks connections, locks or subscribers.
+ */
 void conn_close(struct conn *c);
 
-/* A request now waits on a region or the thread pool / no longer does. */
+/*
+ * A request now waits on a region or the thread pool / no longer does. At most a few may
+ * wait at once; then the connection is not read until some finish.
+ */
 void conn_pending_add(struct conn *c);
 void conn_pending_done(struct conn *c);
+/*
+ * A lock request now waits / no longer does. Those are bounded by max_locks_per_client and
+ * never stop the reading (the unlock that frees them may be the next request).
+ */
+void conn_parked_add(struct conn *c);
+void conn_parked_done(struct conn *c);
 
 /* Logs a refused limit at warn, then (after a few) at debug only, naming the client. */
 void conn_warn(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

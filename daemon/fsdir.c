@@ -96,8 +96,7 @@ void fsdir_tmp_name(char *buf, unsigned long counter)
 	snprintf(buf, FSDIR_TMP_NAME_MAX, FSDIR_TMP_PREFIX "%ld-%lu", (long)getpid(), counter);
 }
 
-/* Gives fd its size: reserved blocks unless sparse or unsupported. Returns 0 or -errno. */
-static int fsdir_size(int fd, uint64_t size, bool sparse, bool *ret_fell_back)
+int fsdir_resize(int fd, uint64_t size, bool sparse, bool *ret_fell_back)
 {
 	int r;
 
@@ -146,7 +145,7 @@ int fsdir_create_file(int dirfd, const char *tmpname, const char *name, uint64_t
 	if (fd < 0)
 		return -errno;
 
-	r = fsdir_size(fd, size, sparse, ret_fell_back);
+	r = fsdir_resize(fd, size, sparse, ret_fell_back);
 	if (r < 0)
 		goto fail;
 	if (fdatasync(fd) < 0) {
@@ -180,7 +179,7 @@ int fsdir_create_memfd(const char *name, uint64_t size, bool sparse, bool *ret_f
 	fd = memfd_create(label, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -errno;
-	r = fsdir_size(fd, size, sparse, ret_fell_back);
+	r = fsdir_resize(fd, size, sparse, ret_fell_back);
 	if (r < 0)
 		goto fail;
 	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) < 0) {

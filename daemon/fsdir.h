@@ -4,7 +4,8 @@
  * temporary file, making an anonymous (memfd) region, unlinking, scanning for region files,
  * and cleaning up temporary files a crash left behind. Directories are passed as
  * descriptors; nothing here touches the event loop, so the slow functions
- * (fsdir_create_file, fsdir_create_memfd, fsdir_unlink) can run on the thread pool.
+ * (fsdir_create_file, fsdir_create_memfd, fsdir_resize, fsdir_unlink) can run on the thread
+ * pool.
  */
 #ifndef MMAPD_DAEMON_FSDIR_H
 #define MMAPD_DAEMON_FSDIR_H
@@ -56,6 +57,14 @@ int fsdir_create_file(int dirfd, const char *tmpname, const char *name, uint64_t
  * shrinking. Returns the O_RDWR descriptor or -errno. May block: run it on the thread pool.
  */
 int fsdir_create_memfd(const char *name, uint64_t size, bool sparse, bool *ret_fell_back);
+
+/*
+ * Grows the file behind fd (no larger than size) to size bytes: fallocate reserves the
+ * blocks up to size unless sparse; ftruncate sizes it when sparse or when the file system
+ * cannot reserve blocks (then *ret_fell_back is set). Returns 0 or -errno. Blocks on disk:
+ * run it on the thread pool.
+ */
+int fsdir_resize(int fd, uint64_t size, bool sparse, bool *ret_fell_back);
 
 /* Unlinks name and flushes the directory. Returns 0 or -errno. Run it on the thread pool. */
 int fsdir_unlink(int dirfd, const char *name);

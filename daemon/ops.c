@@ -3,7 +3,8 @@
  * strictly (msg_parse), its "id" and "op" read, the op looked up in the table below, and the
  * handler run; every request read from a well-formed frame gets exactly one reply, from here
  * or, for requests that wait, from whoever finishes them. Handlers validate their own fields
- * and name the offending field in every EINVAL message.
+ * and name the offending field in every EINVAL message; the table lists, per op, the fields
+ * a request keeps while it waits.
  */
 #include "ops.h"
 
@@ -30,51 +31,17 @@ int ops_wire_errno(int err)
 	return proto_errname(err) ? err : EIO;
 }
 
-bool ops_json_add_u64(cJSON *obj, const char *key, uint64_t v)
-{
-	char buf[24];
-
-	snprintf(buf, sizeof(buf), "%" PRIu64, v);
-	return cJSON_AddRawToObject(obj, key, buf) != NULL;
-}
-
-cJSON *ops_reply_new(uint64_t id)
-{
-	cJSON *obj = cJSON_CreateObject();
-
-	if (!obj)
-		return NULL;
-	if (!ops_json_add_u64(obj, "id", id) || !cJSON_AddTrueToObject(obj, "ok")) {
-		cJSON_Delete(obj);
-		return NULL;
-	}
-	return obj;
-}
-
-/*
- * Sends an error reply; has_id false answers with "id": null. Built here rather than with
- * msg_reply_error, which writes the id as a double (1e+15 for some ids above 10^15).
- */
+/* Sends an error reply; has_id false answers with "id": null. */
 static void ops_reply_error_v(struct conn *c, bool has_id, uint64_t id, int err,
                               const char *fmt, va_list ap)
 {
 	char *message = NULL;
-	cJSON *reply, *error = NULL;
-	bool ok;
+	cJSON *reply;
 
 	if (vasprintf(&message, fmt, ap) < 0)
 		message = NULL;
-	reply = cJSON_CreateObject();
-	ok = reply && (has_id ? ops_json_add_u64(reply, "id", id)
-	                      : cJSON_AddNullToObject(reply, "id") != NULL) &&
-	     cJSON_AddFalseToObject(reply, "ok");
-	if (ok) {
-		error = msg_error_object(err, message);
-		ok = error && cJSON_AddItemToObject(reply, "error", error);
-		if (!ok)
-			cJSON_Delete(error);
-	}
-	if (ok)
+	reply = msg_reply_error(has_id, id, err, message);
+	if (reply)
 		conn_send(c, reply, NULL, 0);
 	else
 		log_error("out of memory answering client %llu", (unsigned long long)c->serial);
@@ -146,6 +113,105 @@ const char *ops_get_name(struct conn *c, uint64_t id, const cJSON *req)
 	return name;
 }
 
+int ops_get_u64(struct conn *c, uint64_t id, const cJSON *req, const char *key, bool required,
+                uint64_t *ret)
+{
+	int r = msg_get_u64(req, key, ret);
+
+	if (r == 0)
+		return 1;
+	if (r == -ENOENT && !required)
+		return 0;
+	ops_reply_error(c, id, EINVAL, r == -ENOENT ? "field '%s' is required"
+	                : "field '%s' must be an integer from 0 to 2^53-1", key);
+	return -1;
+}
+
+int ops_get_bool(struct conn *c, uint64_t id, const cJSON *req, const char *key, bool *ret)
+{
+	if (msg_get_bool(req, key, ret) == -EINVAL) {
+		ops_reply_error(c, id, EINVAL, "field '%s' must be true or false", key);
+		return -1;
+	}
+	return 0;
+}
+
+int ops_get_region(struct conn *c, uint64_t id, cJSON *req, const char *name,
+                   struct region **ret_region)
+{
+	struct region *r;
+	struct stat st;
+	int pathfd, ret;
+
+	*ret_region = NULL;
+	r = region_lookup(c->srv, name);
+	if (r && r->state == REGION_BUSY) {
+		if (region_defer(r, c, id, req) < 0)
+			ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+		return OPS_KEPT;
+	}
+	if (r) {
+		region_ref(r);
+		*ret_region = r;
+		return OPS_DONE;
+	}
+	ret = fsdir_lookup(c->srv->dir_fd, name, &st, &pathfd);
+	if (ret < 0) {
+		ops_reply_lookup_error(c, id, name, -ret);
+		return OPS_DONE;
+	}
+	ret = region_open_file(c->srv, name, pathfd, &st, ret_region);
+	if (ret == -EAGAIN)
+		ops_reply_max_regions(c, id);
+	else if (ret < 0)
+		ops_reply_fd_error(c, id, name, -ret);
+	return OPS_DONE;
+}
+
+void ops_put_region(struct region *r)
+{
+	region_check_idle(r);
+	region_unref(r);
+}
+
+void ops_reply_max_regions(struct conn *c, uint64_t id)
+{
+	uint64_t max = c->srv->limits->max_regions;
+
+	conn_warn(c, "refused a request: the daemon tracks max_regions (%" PRIu64 ") regions", max);
+	ops_reply_error(c, id, EAGAIN, "the daemon tracks max_regions (%" PRIu64 ") regions already; "
+	                "retry once some are closed or deleted", max);
+}
+
+void ops_reply_fd_error(struct conn *c, uint64_t id, const char *name, int err)
+{
+	if (err == EMFILE || err == ENFILE) {
+		log_warn("out of file descriptors opening region '%s' for client %llu (pid %ld)", name,
+		         (unsigned long long)c->serial, (long)c->pid);
+		ops_reply_error(c, id, err, "the daemon is out of file descriptors");
+	} else if (err == EACCES || err == EPERM || err == EROFS) {
+		ops_reply_error(c, id, EACCES, "the daemon cannot open region '%s' in that mode", name);
+	} else if (err == ENOMEM) {
+		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+	} else {
+		log_error("cannot open region '%s': %s", name, strerror(err));
+		ops_reply_error(c, id, ops_wire_errno(err), "cannot open region '%s': %s", name,
+		                strerror(err));
+	}
+}
+
+size_t ops_json_len(const cJSON *obj)
+{
+	char *text = msg_print(obj, false);
+	size_t len;
+
+	if (!text)
+		return 0;
+	len = strlen(text);
+	cJSON_free(text);
+	return len;
+}
+
 cJSON *ops_limits_json(const struct conn *c)
 {
 	const struct limits *l = c->srv->limits;
@@ -153,12 +219,19 @@ cJSON *ops_limits_json(const struct conn *c)
 
 	if (!obj)
 		return NULL;
-	if (!ops_json_add_u64(obj, "max_frame", l->max_frame) ||
-	    !ops_json_add_u64(obj, "max_clients", l->max_clients) ||
-	    !ops_json_add_u64(obj, "max_grants_per_client", l->max_grants_per_client) ||
-	    !ops_json_add_u64(obj, "max_fds_in_flight", l->max_fds_in_flight) ||
-	    !ops_json_add_u64(obj, "max_region_size", l->max_region_size) ||
-	    !ops_json_add_u64(obj, "max_name", NAME_MAX_LEN)) {
+	if (!cJSON_AddNumberToObject(obj, "max_frame", (double)l->max_frame) ||
+	    !cJSON_AddNumberToObject(obj, "max_clients", (double)l->max_clients) ||
+	    !cJSON_AddNumberToObject(obj, "max_grants_per_client", (double)l->max_grants_per_client) ||
+	    !cJSON_AddNumberToObject(obj, "max_fds_in_flight", (double)l->max_fds_in_flight) ||
+	    !cJSON_AddNumberToObject(obj, "max_region_size", (double)l->max_region_size) ||
+	    !cJSON_AddNumberToObject(obj, "max_name", NAME_MAX_LEN) ||
+	    !cJSON_AddNumberToObject(obj, "max_locks_per_client", (double)l->max_locks_per_client) ||
+	    !cJSON_AddNumberToObject(obj, "max_subscriptions_per_client",
+	                             (double)l->max_subscriptions_per_client) ||
+	    !cJSON_AddNumberToObject(obj, "shrink_timeout_ms", (double)l->shrink_timeout_ms) ||
+	    !cJSON_AddNumberToObject(obj, "event_backlog_bytes", (double)l->event_backlog_bytes) ||
+	    !cJSON_AddNumberToObject(obj, "max_pending_ranges", (double)l->max_pending_ranges) ||
+	    !cJSON_AddNumberToObject(obj, "size_check_ms", (double)l->size_check_ms)) {
 		cJSON_Delete(obj);
 		return NULL;
 	}
@@ -167,7 +240,10 @@ cJSON *ops_limits_json(const struct conn *c)
 
 static int ops_hello(struct conn *c, uint64_t id, cJSON *req)
 {
-	static const char *const features[] = { "file", "anonymous", "cow", "window", "sparse" };
+	static const char *const features[] = {
+		"file", "anonymous", "cow", "window", "sparse",
+		"locks", "resize", "notify", "flush", "policy",
+	};
 	const char *client = NULL;
 	cJSON *reply, *limits, *list;
 	uint64_t version;
@@ -200,7 +276,7 @@ static int ops_hello(struct conn *c, uint64_t id, cJSON *req)
 		return OPS_DONE;
 	}
 
-	reply = ops_reply_new(id);
+	reply = msg_reply_ok(id);
 	limits = ops_limits_json(c);
 	list = cJSON_CreateArray();
 	if (!reply || !limits || !list)
@@ -214,7 +290,7 @@ static int ops_hello(struct conn *c, uint64_t id, cJSON *req)
 		}
 	}
 	c->version = version < PROTO_VERSION ? (unsigned)version : PROTO_VERSION;
-	if (!ops_json_add_u64(reply, "version", c->version) ||
+	if (!cJSON_AddNumberToObject(reply, "version", (double)c->version) ||
 	    !cJSON_AddStringToObject(reply, "server", "mmapd " MMAPD_VERSION_STRING) ||
 	    !cJSON_AddItemToObject(reply, "features", list))
 		goto nomem;
@@ -247,7 +323,7 @@ nomem:
 static int ops_ping(struct conn *c, uint64_t id, cJSON *req)
 {
 	(void)req;
-	ops_reply_send(c, id, ops_reply_new(id));
+	ops_reply_send(c, id, msg_reply_ok(id));
 	return OPS_DONE;
 }
 
@@ -273,7 +349,7 @@ static int ops_close(struct conn *c, uint64_t id, cJSON *req)
 		return OPS_DONE;
 	}
 	grant_free(g);
-	ops_reply_send(c, id, ops_reply_new(id));
+	ops_reply_send(c, id, msg_reply_ok(id));
 	return OPS_DONE;
 }
 
@@ -302,17 +378,9 @@ static int ops_stat(struct conn *c, uint64_t id, cJSON *req)
 			ops_reply_lookup_error(c, id, name, -ret);
 			return OPS_DONE;
 		}
-		obj = cJSON_CreateObject();
-		if (obj && (!cJSON_AddStringToObject(obj, "name", name) ||
-		            !ops_json_add_u64(obj, "size", (uint64_t)st.st_size) ||
-		            !cJSON_AddFalseToObject(obj, "anonymous") ||
-		            !ops_json_add_u64(obj, "grants", 0) ||
-		            !ops_json_add_u64(obj, "clients", 0))) {
-			cJSON_Delete(obj);
-			obj = NULL;
-		}
+		obj = region_file_json(c->srv, name, &st);
 	}
-	reply = ops_reply_new(id);
+	reply = msg_reply_ok(id);
 	if (!obj || !reply || !cJSON_AddItemToObject(reply, "region", obj)) {
 		cJSON_Delete(obj);
 		cJSON_Delete(reply);
@@ -348,45 +416,84 @@ void ops_reply_lookup_error(struct conn *c, uint64_t id, const char *name, int e
 	}
 }
 
-cJSON *ops_request_trim(cJSON *req)
-{
-	/* open has checked all its fields before it waits, so they are small; others need a name. */
-	static const char *const known[] = {
-		"op", "name", "mode", "create", "exclusive", "size", "anonymous", "sparse",
-	};
-	const char *op = NULL;
-	size_t nknown = 2;
-	cJSON *item = req->child;
-
-	if (msg_get_string(req, "op", &op) == 0 && strcmp(op, "open") == 0)
-		nknown = sizeof(known) / sizeof(known[0]);
-	while (item) {
-		cJSON *next = item->next;
-		size_t i;
-
-		for (i = 0; i < nknown; i++)
-			if (item->string && strcmp(item->string, known[i]) == 0)
-				break;
-		if (i == nknown)
-			cJSON_Delete(cJSON_DetachItemViaPointer(req, item));
-		item = next;
-	}
-	return req;
-}
+/* The fields each op reads, which a request keeps while it waits (ops_request_trim). */
+static const char *const fields_none[] = { "op", NULL };
+static const char *const fields_name[] = { "op", "name", NULL };
+static const char *const fields_open[] = {
+	"op", "name", "mode", "create", "exclusive", "size", "anonymous", "sparse", "policy", NULL,
+};
+static const char *const fields_lock[] = {
+	"op", "name", "offset", "length", "mode", "wait", "timeout_ms", NULL,
+};
+static const char *const fields_range[] = { "op", "name", "offset", "length", NULL };
+static const char *const fields_resize[] = { "op", "name", "size", "sparse", NULL };
+static const char *const fields_policy[] = { "op", "name", "policy", NULL };
+/* Within a policy object. */
+static const char *const fields_policy_object[] = { "kind", "value", NULL };
 
 static const struct {
 	const char *name;
 	ops_handler fn;
+	const char *const *fields;
 } ops_table[] = {
-	{ "hello", ops_hello },
-	{ "ping", ops_ping },
-	{ "open", ops_open },
-	{ "close", ops_close },
-	{ "stat", ops_stat },
-	{ "list", ops_list },
-	{ "delete", ops_delete },
-	{ "status", ops_status },
+	{ "hello", ops_hello, fields_none },
+	{ "ping", ops_ping, fields_none },
+	{ "open", ops_open, fields_open },
+	{ "close", ops_close, fields_none },
+	{ "stat", ops_stat, fields_name },
+	{ "list", ops_list, fields_none },
+	{ "delete", ops_delete, fields_name },
+	{ "status", ops_status, fields_none },
+	{ "lock", ops_lock, fields_lock },
+	{ "unlock", ops_unlock, fields_none },
+	{ "locks", ops_locks, fields_name },
+	{ "resize", ops_resize, fields_resize },
+	{ "shrink-ack", ops_shrink_ack, fields_none },
+	{ "subscribe", ops_subscribe, fields_name },
+	{ "unsubscribe", ops_unsubscribe, fields_name },
+	{ "changed", ops_changed, fields_range },
+	{ "flush", ops_flush, fields_range },
+	{ "clear-error", ops_clear_error, fields_name },
+	{ "set-policy", ops_set_policy, fields_policy },
 };
+
+#define OPS_COUNT (sizeof(ops_table) / sizeof(ops_table[0]))
+
+/* Deletes every member of obj not named in keep (a NULL-terminated list). */
+static void ops_trim_object(cJSON *obj, const char *const *keep)
+{
+	cJSON *item = obj->child;
+
+	while (item) {
+		cJSON *next = item->next;
+		size_t i;
+
+		for (i = 0; keep[i]; i++)
+			if (item->string && strcmp(item->string, keep[i]) == 0)
+				break;
+		if (!keep[i])
+			cJSON_Delete(cJSON_DetachItemViaPointer(obj, item));
+		else if (strcmp(keep[i], "policy") == 0 && cJSON_IsObject(item))
+			ops_trim_object(item, fields_policy_object);
+		item = next;
+	}
+}
+
+cJSON *ops_request_trim(cJSON *req)
+{
+	const char *op = NULL;
+	size_t i;
+
+	/* Requests wait only after their handler checked them, so "op" names a known op. */
+	if (msg_get_string(req, "op", &op) < 0)
+		return req;
+	for (i = 0; i < OPS_COUNT; i++)
+		if (strcmp(op, ops_table[i].name) == 0)
+			break;
+	if (i < OPS_COUNT)
+		ops_trim_object(req, ops_table[i].fields);
+	return req;
+}
 
 void ops_run(struct conn *c, uint64_t id, cJSON *req)
 {
@@ -407,10 +514,10 @@ void ops_run(struct conn *c, uint64_t id, cJSON *req)
 		ops_reply_error(c, id, EINVAL, "field 'op' must be a string");
 		goto done;
 	}
-	for (i = 0; i < sizeof(ops_table) / sizeof(ops_table[0]); i++)
+	for (i = 0; i < OPS_COUNT; i++)
 		if (strcmp(op, ops_table[i].name) == 0)
 			break;
-	if (i == sizeof(ops_table) / sizeof(ops_table[0])) {
+	if (i == OPS_COUNT) {
 		ops_reply_error(c, id, ENOSYS, "unknown op '%.64s'", op);
 		goto done;
 	}

@@ -1,9 +1,11 @@
 /*
  * The protocol's operations: request parsing and validation, the dispatch table, and the
- * handlers of hello, ping, open, close, stat, list, delete and status (docs/protocol.md).
- * ops.c holds the dispatch and the small ops; ops_region.c open and delete, which may wait
- * on a busy region or on the thread pool; ops_list.c list and status, which read the data
- * directory.
+ * handlers of docs/protocol.md and docs/coordination.md. ops.c holds the dispatch, the small
+ * ops and the helpers shared by handlers; ops_region.c open and delete, which may wait on a
+ * busy region or on the thread pool; ops_list.c list and status, which read the data
+ * directory; ops_coord.c the coordination ops (locks, resize, change notification, flush
+ * and policy), which check their fields and hand the work to lock.c, resize.c, notify.c
+ * and flush.c.
  */
 #ifndef MMAPD_DAEMON_OPS_H
 #define MMAPD_DAEMON_OPS_H
@@ -14,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 struct conn;
+struct region;
 
 /* Handles one frame's payload from c: parses it, runs the op, sends the reply. */
 void ops_handle_frame(struct conn *c, const char *payload, size_t len);
@@ -36,23 +39,30 @@ cJSON *ops_request_trim(cJSON *req);
 
 typedef int (*ops_handler)(struct conn *c, uint64_t id, cJSON *req);
 
-/* Handlers (ops_region.c, ops_list.c). */
+/* Handlers (ops_region.c, ops_list.c, ops_coord.c). */
 int ops_open(struct conn *c, uint64_t id, cJSON *req);
 int ops_delete(struct conn *c, uint64_t id, cJSON *req);
 int ops_list(struct conn *c, uint64_t id, cJSON *req);
 int ops_status(struct conn *c, uint64_t id, cJSON *req);
+int ops_lock(struct conn *c, uint64_t id, cJSON *req);
+int ops_unlock(struct conn *c, uint64_t id, cJSON *req);
+int ops_locks(struct conn *c, uint64_t id, cJSON *req);
+int ops_resize(struct conn *c, uint64_t id, cJSON *req);
+int ops_shrink_ack(struct conn *c, uint64_t id, cJSON *req);
+int ops_subscribe(struct conn *c, uint64_t id, cJSON *req);
+int ops_unsubscribe(struct conn *c, uint64_t id, cJSON *req);
+int ops_changed(struct conn *c, uint64_t id, cJSON *req);
+int ops_flush(struct conn *c, uint64_t id, cJSON *req);
+int ops_clear_error(struct conn *c, uint64_t id, cJSON *req);
+int ops_set_policy(struct conn *c, uint64_t id, cJSON *req);
 
 /* Helpers shared by the handlers (ops.c). */
 
 /* Sends {"id", "ok": false, "error": {...}} with a formatted message. err is positive. */
 void ops_reply_error(struct conn *c, uint64_t id, int err, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-/* {"id": id, "ok": true} with an exact integer id. NULL on ENOMEM. */
-cJSON *ops_reply_new(uint64_t id);
 /* Sends reply (consumed, may be NULL after a failed allocation: ENOMEM is answered). */
 void ops_reply_send(struct conn *c, uint64_t id, cJSON *reply);
-/* Adds an integer field printed exactly (cJSON would print 1e+15). Returns false on ENOMEM. */
-bool ops_json_add_u64(cJSON *obj, const char *key, uint64_t v);
 /* The errno to put on the wire for a local failure: err if the protocol names it, else EIO. */
 int ops_wire_errno(int err);
 
@@ -62,8 +72,35 @@ int ops_wire_errno(int err);
  */
 const char *ops_get_name(struct conn *c, uint64_t id, const cJSON *req);
 
+/*
+ * Reads integer field key: returns 1 with *ret set, 0 when it is absent and not required,
+ * or -1 after answering EINVAL (missing, or not an integer from 0 to 2^53-1).
+ */
+int ops_get_u64(struct conn *c, uint64_t id, const cJSON *req, const char *key, bool required,
+                uint64_t *ret);
+/* Reads optional boolean field key into *ret. Returns 0, or -1 after answering EINVAL. */
+int ops_get_bool(struct conn *c, uint64_t id, const cJSON *req, const char *key, bool *ret);
+
+/*
+ * Finds region name for a request that needs the daemon to hold it: the table's, or the
+ * file region opened and put in the table now. Returns OPS_KEPT when req waits behind a busy
+ * region; otherwise OPS_DONE, with *ret_region referenced (release it with ops_put_region)
+ * or NULL after answering the error.
+ */
+int ops_get_region(struct conn *c, uint64_t id, cJSON *req, const char *name,
+                   struct region **ret_region);
+/* Releases a region from ops_get_region; a file region nothing needs leaves the table. */
+void ops_put_region(struct region *r);
+
 /* Answers a failed fsdir_lookup (ENOENT, ELOOP, EINVAL, ...) for region name. */
 void ops_reply_lookup_error(struct conn *c, uint64_t id, const char *name, int err);
+/* Answers a failure to open region name's file (err positive). */
+void ops_reply_fd_error(struct conn *c, uint64_t id, const char *name, int err);
+/* Answers EAGAIN for a region that would pass max_regions. */
+void ops_reply_max_regions(struct conn *c, uint64_t id);
+
+/* Length of obj printed compactly, or 0 on ENOMEM. */
+size_t ops_json_len(const cJSON *obj);
 
 /* Limits of the hello and status replies. NULL on ENOMEM. */
 cJSON *ops_limits_json(const struct conn *c);

@@ -85,36 +85,13 @@ static void list_pick_done(struct list_pick *p)
 }
 
 /* The region object of a file nobody holds; NULL if it vanished or on ENOMEM. */
-static cJSON *list_file_json(int dir_fd, const char *name)
+static cJSON *list_file_json(struct server *srv, const char *name)
 {
 	struct stat st;
-	cJSON *obj;
 
-	if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+	if (fstatat(srv->dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
 		return NULL;
-	obj = cJSON_CreateObject();
-	if (obj && (!cJSON_AddStringToObject(obj, "name", name) ||
-	            !cJSON_AddNumberToObject(obj, "size", (uint64_t)st.st_size) ||
-	            !cJSON_AddFalseToObject(obj, "anonymous") ||
-	            !cJSON_AddNumberToObject(obj, "grants", 0) ||
-	            !cJSON_AddNumberToObject(obj, "clients", 0))) {
-		cJSON_Delete(obj);
-		return NULL;
-	}
-	return obj;
-}
-
-/* Length of obj printed compactly, or 0 on ENOMEM. */
-static size_t list_json_len(const cJSON *obj)
-{
-	char *text = cJSON_PrintUnformatted(obj);
-	size_t len;
-
-	if (!text)
-		return 0;
-	len = strlen(text);
-	cJSON_free(text);
-	return len;
+	return region_file_json(srv, name, &st);
 }
 
 int ops_list(struct conn *c, uint64_t id, cJSON *req)
@@ -170,7 +147,7 @@ int ops_list(struct conn *c, uint64_t id, cJSON *req)
 	if (!array)
 		goto nomem;
 	/* What the page may still use: "false" is the longer value of "more". */
-	used = list_json_len(reply);
+	used = ops_json_len(reply);
 	if (used == 0)
 		goto nomem;
 
@@ -180,10 +157,10 @@ int ops_list(struct conn *c, uint64_t id, cJSON *req)
 		size_t len;
 
 		obj = reg && reg->state == REGION_READY ? region_to_json(reg)
-		                                        : list_file_json(srv->dir_fd, p.names[i]);
+		                                        : list_file_json(srv, p.names[i]);
 		if (!obj)
 			continue;   /* vanished since the scan */
-		len = list_json_len(obj) + (sent ? 1 : 0);
+		len = ops_json_len(obj) + (sent ? 1 : 0);
 		if (len == 0 || used + len > srv->limits->max_frame) {
 			cJSON_Delete(obj);
 			break;
@@ -247,15 +224,18 @@ int ops_status(struct conn *c, uint64_t id, cJSON *req)
 	limits = ops_limits_json(c);
 	if (!reply || !limits ||
 	    !cJSON_AddStringToObject(reply, "version", MMAPD_VERSION_STRING) ||
-	    !cJSON_AddNumberToObject(reply, "protocol", c->version) ||
-	    !cJSON_AddNumberToObject(reply, "pid", (uint64_t)getpid()) ||
-	    !cJSON_AddNumberToObject(reply, "uptime_ms", server_uptime_ms(srv)) ||
-	    !cJSON_AddNumberToObject(reply, "clients", srv->nconns) ||
-	    !cJSON_AddNumberToObject(reply, "regions", files + srv->nanonymous) ||
-	    !cJSON_AddNumberToObject(reply, "anonymous_regions", srv->nanonymous) ||
-	    !cJSON_AddNumberToObject(reply, "grants", srv->ngrants) ||
-	    !cJSON_AddNumberToObject(reply, "bytes_granted", bytes) ||
-	    !cJSON_AddNumberToObject(reply, "open_fds", fds > 0 ? (uint64_t)fds : 0) ||
+	    !cJSON_AddNumberToObject(reply, "protocol", (double)c->version) ||
+	    !cJSON_AddNumberToObject(reply, "pid", (double)getpid()) ||
+	    !cJSON_AddNumberToObject(reply, "uptime_ms", (double)server_uptime_ms(srv)) ||
+	    !cJSON_AddNumberToObject(reply, "clients", (double)srv->nconns) ||
+	    !cJSON_AddNumberToObject(reply, "regions", (double)(files + srv->nanonymous)) ||
+	    !cJSON_AddNumberToObject(reply, "anonymous_regions", (double)srv->nanonymous) ||
+	    !cJSON_AddNumberToObject(reply, "grants", (double)srv->ngrants) ||
+	    !cJSON_AddNumberToObject(reply, "bytes_granted", (double)bytes) ||
+	    !cJSON_AddNumberToObject(reply, "open_fds", fds > 0 ? (double)fds : 0) ||
+	    !cJSON_AddNumberToObject(reply, "locks", (double)srv->nlocks) ||
+	    !cJSON_AddNumberToObject(reply, "lock_waiters", (double)srv->nlock_waiters) ||
+	    !cJSON_AddNumberToObject(reply, "subscriptions", (double)srv->nsubscriptions) ||
 	    !cJSON_AddItemToObject(reply, "limits", limits)) {
 		cJSON_Delete(reply);
 		cJSON_Delete(limits);

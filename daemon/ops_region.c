@@ -3,6 +3,12 @@
  * delete (unlink on the thread pool). Both may wait behind a busy region. The region table
  * guarantees that one name has at most one creation or unlink in flight; every other request
  * for that name queues on the busy placeholder and runs again when the job is over.
+ *
+ * A file region is created, then its metadata (policy, creation parameters) is written
+ * (meta.c), and only then is the creation answered: a policy acknowledged is on disk. If
+ * the metadata cannot be written, the region file goes too. A deletion retires the region
+ * the name had (waiters cancelled, "deleted" sent) once the file is gone, and forgets its
+ * metadata.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,11 +19,14 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "flush.h"
 #include "fsdir.h"
 #include "log.h"
+#include "meta.h"
 #include "msg.h"
 #include "ops.h"
 #include "region.h"
+#include "resize.h"
 #include "server.h"
 
 struct open_args {
@@ -29,25 +38,15 @@ struct open_args {
 	bool sparse;
 	bool has_size;
 	uint64_t size;
+	bool has_policy;
+	struct policy policy;
 };
 
-/* Reads one optional boolean field. Returns 0, or -1 after answering with EINVAL. */
-static int open_get_bool(struct conn *c, uint64_t id, const cJSON *req, const char *key, bool *ret)
-{
-	if (msg_get_bool(req, key, ret) == -EINVAL) {
-		ops_reply_error(c, id, EINVAL, "field '%s' must be true or false", key);
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * Parses and checks an open request. With quiet (a request checked before), nothing is
- * answered. Returns 0, or -1 after answering with the error.
- */
+/* Parses and checks an open request. Returns 0, or -1 after answering with the error. */
 static int open_parse(struct conn *c, uint64_t id, const cJSON *req, struct open_args *a)
 {
-	const char *mode = NULL;
+	const char *mode = NULL, *problem;
+	const cJSON *policy;
 	int r;
 
 	memset(a, 0, sizeof(*a));
@@ -68,8 +67,8 @@ static int open_parse(struct conn *c, uint64_t id, const cJSON *req, struct open
 		}
 		a->mode = (enum region_mode)r;
 	}
-	if (open_get_bool(c, id, req, "create", &a->create) < 0 ||
-	    open_get_bool(c, id, req, "exclusive", &a->exclusive) < 0)
+	if (ops_get_bool(c, id, req, "create", &a->create) < 0 ||
+	    ops_get_bool(c, id, req, "exclusive", &a->exclusive) < 0)
 		return -1;
 	r = msg_get_u64(req, "size", &a->size);
 	if (r == -EINVAL) {
@@ -78,14 +77,22 @@ static int open_parse(struct conn *c, uint64_t id, const cJSON *req, struct open
 		return -1;
 	}
 	a->has_size = r == 0;
-	if (open_get_bool(c, id, req, "anonymous", &a->anonymous) < 0 ||
-	    open_get_bool(c, id, req, "sparse", &a->sparse) < 0)
+	if (ops_get_bool(c, id, req, "anonymous", &a->anonymous) < 0 ||
+	    ops_get_bool(c, id, req, "sparse", &a->sparse) < 0)
 		return -1;
+	a->policy.kind = POLICY_MANUAL;
+	policy = cJSON_GetObjectItemCaseSensitive(req, "policy");
+	a->has_policy = policy != NULL;
+	if (policy && policy_parse(policy, &a->policy, &problem) < 0) {
+		ops_reply_error(c, id, EINVAL, "%s", problem);
+		return -1;
+	}
 
 	if (!a->create) {
-		/* A false flag asks for nothing, so only a set flag or a size is refused. */
+		/* A false flag asks for nothing, so only a set flag, a size or a policy is refused. */
 		const char *stray = a->exclusive ? "exclusive" : a->has_size ? "size" :
-		                    a->anonymous ? "anonymous" : a->sparse ? "sparse" : NULL;
+		                    a->anonymous ? "anonymous" : a->sparse ? "sparse" :
+		                    a->has_policy ? "policy" : NULL;
 
 		if (stray) {
 			ops_reply_error(c, id, EINVAL, "field '%s' is only allowed with \"create\": true",
@@ -132,34 +139,6 @@ static int open_admit(struct conn *c, uint64_t id)
 	return 0;
 }
 
-/* Refuses a region that would pass max_regions. */
-static void open_refuse_max_regions(struct conn *c, uint64_t id)
-{
-	uint64_t max = c->srv->limits->max_regions;
-
-	conn_warn(c, "refused an open: the daemon tracks max_regions (%" PRIu64 ") regions", max);
-	ops_reply_error(c, id, EAGAIN, "the daemon tracks max_regions (%" PRIu64 ") regions already; "
-	                "retry once some are closed or deleted", max);
-}
-
-/* Answers a failure to get a descriptor, with a warning when the daemon is short of them. */
-static void open_reply_fd_error(struct conn *c, uint64_t id, const char *name, int err)
-{
-	if (err == EMFILE || err == ENFILE) {
-		log_warn("out of file descriptors opening region '%s' for client %llu (pid %ld)", name,
-		         (unsigned long long)c->serial, (long)c->pid);
-		ops_reply_error(c, id, err, "the daemon is out of file descriptors");
-	} else if (err == EACCES || err == EPERM || err == EROFS) {
-		ops_reply_error(c, id, EACCES, "the daemon cannot open region '%s' in that mode", name);
-	} else if (err == ENOMEM) {
-		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
-	} else {
-		log_error("cannot open region '%s': %s", name, strerror(err));
-		ops_reply_error(c, id, ops_wire_errno(err), "cannot open region '%s': %s", name,
-		                strerror(err));
-	}
-}
-
 /*
  * Makes a grant of r for c in mode and sends the reply with its descriptor. Answers any
  * failure itself.
@@ -178,7 +157,7 @@ static void open_grant(struct conn *c, uint64_t id, struct region *r, enum regio
 	/* A fresh open file description per grant: nothing shared with us or other clients. */
 	fd = fsdir_reopen(r->fd, mode == REGION_MODE_RW ? O_RDWR : O_RDONLY);
 	if (fd < 0) {
-		open_reply_fd_error(c, id, r->name, -fd);
+		ops_reply_fd_error(c, id, r->name, -fd);
 		return;
 	}
 	ret = grant_new(c, r, mode, &g);
@@ -187,10 +166,10 @@ static void open_grant(struct conn *c, uint64_t id, struct region *r, enum regio
 		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
 		return;
 	}
-	reply = ops_reply_new(id);
+	reply = msg_reply_ok(id);
 	obj = reply ? region_to_json(r) : NULL;
-	if (!obj || !ops_json_add_u64(reply, "fds", 1) ||
-	    !ops_json_add_u64(reply, "handle", g->handle) ||
+	if (!obj || !cJSON_AddNumberToObject(reply, "fds", 1) ||
+	    !cJSON_AddNumberToObject(reply, "handle", g->handle) ||
 	    !cJSON_AddStringToObject(reply, "mode", region_mode_name(mode)) ||
 	    !cJSON_AddBoolToObject(reply, "created", created) ||
 	    !cJSON_AddItemToObject(reply, "region", obj)) {
@@ -204,10 +183,12 @@ static void open_grant(struct conn *c, uint64_t id, struct region *r, enum regio
 	/* A connection closed by the send released its grants already. */
 	if (ret < 0 && conn_alive(c))
 		goto fail;
-	if (ret == 0)
+	if (ret == 0) {
 		log_debug("client %llu (pid %ld): grant %" PRIu64 " of '%s' (%s)",
 		          (unsigned long long)c->serial, (long)c->pid, g->handle, r->name,
 		          region_mode_name(mode));
+		resize_grant_added(c, r);
+	}
 	return;
 fail:
 	cJSON_Delete(reply);
@@ -222,39 +203,19 @@ static void open_existing_file(struct conn *c, uint64_t id, const struct open_ar
                                const struct stat *st)
 {
 	struct region *r;
-	bool rdonly = false;
-	int fd, ret;
+	int ret;
 
-	/* The daemon's own descriptor is read-write if it can be, so rw grants are possible. */
-	fd = fsdir_reopen(pathfd, O_RDWR);
-	if (fd == -EACCES || fd == -EPERM || fd == -EROFS || fd == -ETXTBSY) {
-		fd = fsdir_reopen(pathfd, O_RDONLY);
-		rdonly = true;
-	}
-	close(pathfd);
-	if (fd < 0) {
-		open_reply_fd_error(c, id, a->name, -fd);
+	ret = region_open_file(c->srv, a->name, pathfd, st, &r);
+	if (ret == -EAGAIN) {
+		ops_reply_max_regions(c, id);
 		return;
 	}
-	r = region_new(c->srv, a->name, false, REGION_READY);
-	if (!r) {
-		close(fd);
-		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+	if (ret < 0) {
+		ops_reply_fd_error(c, id, a->name, -ret);
 		return;
 	}
-	r->fd = fd;
-	r->rdonly = rdonly;
-	r->size = (uint64_t)st->st_size;
-	ret = region_table_add(r, false);
-	if (ret == -EAGAIN)
-		open_refuse_max_regions(c, id);
-	else if (ret < 0)
-		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
-	else
-		open_grant(c, id, r, a->mode, false);
-	if (r->grants == 0)
-		region_table_remove(r);
-	region_unref(r);
+	open_grant(c, id, r, a->mode, false);
+	ops_put_region(r);
 }
 
 /* Reads mode and exclusive of a request that open_parse accepted before. */
@@ -270,33 +231,40 @@ static void open_reparse(const cJSON *req, enum region_mode *ret_mode, bool *ret
 	msg_get_bool(req, "exclusive", ret_exclusive);
 }
 
-/* Completion of a creation job, on the loop. */
-static void open_created(struct region_job *job)
+/* The region exists now (with its metadata on disk): grant it to whoever asked. */
+static void open_ready(struct region_job *job)
 {
 	struct conn *c = job->conn;
 	struct region *r = job->region;
 	enum region_mode mode;
 	bool exclusive;
-	int err;
 
 	open_reparse(job->req, &mode, &exclusive);
-	if (job->result >= 0) {
-		region_set_ready(r, job->result, job->size);
-		job->result = -EBADF;   /* the region owns the descriptor now */
-		if (job->fell_back)
-			log_debug("the file system cannot reserve blocks for region '%s'; "
-			          "it was sized with ftruncate", r->name);
-		log_info("created %sregion '%s' (%" PRIu64 " bytes%s) for client %llu (pid %ld)",
-		         r->anonymous ? "anonymous " : "", r->name, job->size,
-		         job->sparse ? ", sparse" : "", (unsigned long long)c->serial, (long)c->pid);
-		if (conn_alive(c) && open_admit(c, job->id) == 0)
-			open_grant(c, job->id, r, mode, true);
-		if (!r->anonymous && r->grants == 0)
-			region_table_remove(r);
-		goto wake;
-	}
+	region_set_ready(r, job->result, job->size);
+	job->result = -EBADF;   /* the region owns the descriptor now */
+	r->flush.policy = job->policy;
+	if (job->fell_back)
+		log_debug("the file system cannot reserve blocks for region '%s'; "
+		          "it was sized with ftruncate", r->name);
+	log_info("created %sregion '%s' (%" PRIu64 " bytes%s) for client %llu (pid %ld)",
+	         r->anonymous ? "anonymous " : "", r->name, job->size,
+	         job->sparse ? ", sparse" : "", (unsigned long long)c->serial, (long)c->pid);
+	if (conn_alive(c) && open_admit(c, job->id) == 0)
+		open_grant(c, job->id, r, mode, true);
+	region_check_idle(r);
+	region_wake(r);
+	region_job_free(job);
+}
 
-	err = -job->result;
+/* The creation failed with err (positive): nothing of it is left. */
+static void open_failed(struct region_job *job, int err)
+{
+	struct conn *c = job->conn;
+	struct region *r = job->region;
+	enum region_mode mode;
+	bool exclusive;
+
+	open_reparse(job->req, &mode, &exclusive);
 	region_table_remove(r);
 	if (err == EEXIST && !exclusive && conn_alive(c)) {
 		/* Someone outside the daemon made the file meanwhile: open it as it is. */
@@ -304,9 +272,7 @@ static void open_created(struct region_job *job)
 
 		job->req = NULL;
 		ops_run(c, job->id, req);
-		goto wake;
-	}
-	if (err == EEXIST) {
+	} else if (err == EEXIST) {
 		ops_reply_error(c, job->id, EEXIST, "region '%s' already exists", r->name);
 	} else {
 		if (err == ENOSPC || err == EDQUOT)
@@ -317,9 +283,40 @@ static void open_created(struct region_job *job)
 		ops_reply_error(c, job->id, ops_wire_errno(err), "cannot create region '%s': %s",
 		                r->name, strerror(err));
 	}
-wake:
 	region_wake(r);
 	region_job_free(job);
+}
+
+/* The metadata of a new file region is on disk (or failed, and the file is gone with it). */
+static void open_meta_saved(void *arg, int result)
+{
+	struct region_job *job = arg;
+
+	if (result < 0)
+		open_failed(job, -result);
+	else
+		open_ready(job);
+}
+
+/* Completion of a creation job, on the loop. */
+static void open_created(struct region_job *job)
+{
+	struct region *r = job->region;
+
+	if (job->result < 0) {
+		open_failed(job, -job->result);
+		return;
+	}
+	if (r->anonymous) {
+		open_ready(job);
+		return;
+	}
+	if (meta_save_created(r->srv, r->name, &job->policy, job->size, job->sparse,
+	                      open_meta_saved, job) < 0) {
+		/* Rare enough to unlink here rather than queue more work that needs memory too. */
+		unlinkat(r->srv->dir_fd, r->name, 0);
+		open_failed(job, ENOMEM);
+	}
 }
 
 /* Starts creating the region a->name. Consumes req. */
@@ -339,7 +336,7 @@ static void open_create(struct conn *c, uint64_t id, const struct open_args *a, 
 	ret = region_table_add(r, false);
 	if (ret < 0) {
 		if (ret == -EAGAIN)
-			open_refuse_max_regions(c, id);
+			ops_reply_max_regions(c, id);
 		else
 			ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
 		cJSON_Delete(req);
@@ -356,6 +353,7 @@ static void open_create(struct conn *c, uint64_t id, const struct open_args *a, 
 	}
 	job->size = a->size;
 	job->sparse = a->sparse;
+	job->policy = a->policy;
 	fsdir_tmp_name(job->tmpname, ++srv->tmp_counter);
 	job->done = open_created;
 	ret = region_job_start(job);
@@ -378,7 +376,8 @@ int ops_open(struct conn *c, uint64_t id, cJSON *req)
 	if (open_parse(c, id, req, &a) < 0)
 		return OPS_DONE;
 	r = region_lookup(c->srv, a.name);
-	if (r && r->state == REGION_BUSY) {
+	/* Being truncated: a grant now could be mapped at the old size, past the new end. */
+	if (r && (r->state == REGION_BUSY || resize_truncating(r))) {
 		if (region_defer(r, c, id, req) < 0)
 			ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
 		return OPS_KEPT;
@@ -411,6 +410,19 @@ int ops_open(struct conn *c, uint64_t id, cJSON *req)
 	return OPS_KEPT;
 }
 
+/*
+ * The region old had the name just deleted: its clients hear "deleted". A failed unlink
+ * (the file is still there) gives it the name back instead.
+ */
+static void delete_settle(struct region *old, bool deleted, const struct conn *by)
+{
+	if (!old)
+		return;
+	if (!deleted && region_table_add(old, true) == 0)
+		return;
+	region_retire(old, by);
+}
+
 /* Completion of an unlink job, on the loop. */
 static void delete_done(struct region_job *job)
 {
@@ -419,10 +431,13 @@ static void delete_done(struct region_job *job)
 	int err = -job->result;
 
 	region_table_remove(r);
+	delete_settle(job->old, job->result == 0 || err == ENOENT, c);
+	if (job->result == 0 || err == ENOENT)
+		meta_remove(r->srv, r->name);
 	if (job->result == 0) {
 		log_info("deleted region '%s' for client %llu (pid %ld)", r->name,
 		         (unsigned long long)c->serial, (long)c->pid);
-		ops_reply_send(c, job->id, ops_reply_new(job->id));
+		ops_reply_send(c, job->id, msg_reply_ok(job->id));
 	} else if (err == ENOENT) {
 		ops_reply_error(c, job->id, ENOENT, "region '%s' does not exist", r->name);
 	} else {
@@ -437,7 +452,7 @@ static void delete_done(struct region_job *job)
 int ops_delete(struct conn *c, uint64_t id, cJSON *req)
 {
 	struct region_job *job;
-	struct region *r;
+	struct region *r, *old;
 	struct stat st;
 	const char *name;
 	int ret;
@@ -445,26 +460,34 @@ int ops_delete(struct conn *c, uint64_t id, cJSON *req)
 	name = ops_get_name(c, id, req);
 	if (!name)
 		return OPS_DONE;
-	r = region_lookup(c->srv, name);
-	if (r && r->state == REGION_BUSY) {
-		if (region_defer(r, c, id, req) < 0)
+	old = region_lookup(c->srv, name);
+	if (old && old->state == REGION_BUSY) {
+		if (region_defer(old, c, id, req) < 0)
 			ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
 		return OPS_KEPT;
 	}
-	if (r && r->anonymous) {
+	if (old && old->anonymous) {
 		/* Its grants keep the struct (and the memfd) alive; the name is free now. */
-		region_table_remove(r);
+		region_ref(old);
+		region_table_remove(old);
 		log_info("deleted anonymous region '%s' for client %llu (pid %ld)", name,
 		         (unsigned long long)c->serial, (long)c->pid);
-		ops_reply_send(c, id, ops_reply_new(id));
+		region_retire(old, c);
+		region_unref(old);
+		ops_reply_send(c, id, msg_reply_ok(id));
 		return OPS_DONE;
 	}
-	/* A file region with grants leaves the table now; the unlink follows on the pool. */
-	if (r)
-		region_table_remove(r);
 
 	ret = fsdir_lookup(c->srv->dir_fd, name, &st, NULL);
 	if (ret < 0) {
+		if (old && ret == -ENOENT) {
+			/* Unlinked behind the daemon's back: the held region is gone all the same. */
+			region_ref(old);
+			region_table_remove(old);
+			region_retire(old, c);
+			region_unref(old);
+			meta_remove(c->srv, name);
+		}
 		ops_reply_lookup_error(c, id, name, -ret);
 		return OPS_DONE;
 	}
@@ -474,17 +497,21 @@ int ops_delete(struct conn *c, uint64_t id, cJSON *req)
 		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
 		return OPS_DONE;
 	}
-	if (region_table_add(r, true) < 0) {
-		region_unref(r);
-		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
-		return OPS_DONE;
-	}
 	job = region_job_new(r, REGION_JOB_UNLINK, c, id, req);
 	if (!job) {
-		region_table_remove(r);
 		region_unref(r);
 		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
 		return OPS_KEPT;
+	}
+	/* A region held under the name leaves the table now; the unlink follows on the pool. */
+	if (old) {
+		region_ref(old);
+		job->old = old;
+		region_table_remove(old);
+	}
+	if (region_table_add(r, true) < 0) {
+		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+		goto fail;
 	}
 	job->done = delete_done;
 	ret = region_job_start(job);
@@ -492,8 +519,13 @@ int ops_delete(struct conn *c, uint64_t id, cJSON *req)
 		log_error("cannot queue the deletion of region '%s': %s", name, uv_strerror(ret));
 		ops_reply_error(c, id, ENOMEM, "the daemon cannot queue work");
 		region_table_remove(r);
-		region_job_free(job);
+		goto fail;
 	}
+	region_unref(r);
+	return OPS_KEPT;
+fail:
+	delete_settle(job->old, false, c);
+	region_job_free(job);
 	region_unref(r);
 	return OPS_KEPT;
 }

@@ -1,12 +1,13 @@
 /*
  * Region table, grants and thread-pool jobs (see region.h). All of it runs on the loop
  * thread except region_job_run, which touches only the job's own fields and the data
- * directory's descriptor; its results come back to the loop in region_job_after.
+ * directory's descriptor; its results come back to the loop in the job's done callback.
  */
 #include "region.h"
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -14,7 +15,9 @@
 
 #include "conn.h"
 #include "log.h"
+#include "meta.h"
 #include "msg.h"
+#include "notify.h"
 #include "ops.h"
 #include "server.h"
 
@@ -24,13 +27,6 @@ struct region_waiter {
 	struct conn *conn;   /* referenced; its pending count covers this waiter */
 	uint64_t id;
 	cJSON *req;
-};
-
-/* How many grants one connection holds on one region. */
-struct holder {
-	struct hnode node;   /* in conn->holders, by region */
-	struct region *region;
-	uint64_t count;
 };
 
 struct region *region_new(struct server *srv, const char *name, bool anonymous,
@@ -47,6 +43,15 @@ struct region *region_new(struct server *srv, const char *name, bool anonymous,
 	r->anonymous = anonymous;
 	r->state = state;
 	r->fd = -1;
+	r->generation = 1;
+	if (!anonymous) {
+		const struct meta *m = meta_find(srv, name);
+
+		if (m) {
+			r->flush.policy = m->policy;
+			r->flush.poisoned = m->poisoned;
+		}
+	}
 	r->next = srv->all_regions;
 	if (r->next)
 		r->next->prev = r;
@@ -64,7 +69,9 @@ void region_unref(struct region *r)
 	assert(r->refs > 0);
 	if (--r->refs > 0)
 		return;
-	assert(!r->in_table && r->grants == 0 && !r->wait_head);
+	assert(!r->in_table && r->grants == 0 && !r->wait_head && !r->holders);
+	assert(r->locks.nheld == 0 && r->locks.nwaiting == 0 && r->nsubs == 0);
+	assert(!resize_busy(r) && !flush_busy(r));
 	if (r->fd >= 0)
 		close(r->fd);
 	if (r->prev)
@@ -132,13 +139,84 @@ void region_set_ready(struct region *r, int fd, uint64_t size)
 		r->srv->nanonymous++;
 }
 
+int region_open_file(struct server *srv, const char *name, int pathfd, const struct stat *st,
+                     struct region **ret_region)
+{
+	struct region *r;
+	bool rdonly = false;
+	int fd, ret;
+
+	/* The daemon's own descriptor is read-write if it can be, so rw grants are possible. */
+	fd = fsdir_reopen(pathfd, O_RDWR);
+	if (fd == -EACCES || fd == -EPERM || fd == -EROFS || fd == -ETXTBSY) {
+		fd = fsdir_reopen(pathfd, O_RDONLY);
+		rdonly = true;
+	}
+	close(pathfd);
+	if (fd < 0)
+		return fd;
+	r = region_new(srv, name, false, REGION_READY);
+	if (!r) {
+		close(fd);
+		return -ENOMEM;
+	}
+	r->fd = fd;
+	r->rdonly = rdonly;
+	r->size = (uint64_t)st->st_size;
+	ret = region_table_add(r, false);
+	if (ret < 0) {
+		region_unref(r);
+		return ret;
+	}
+	*ret_region = r;
+	return 0;
+}
+
+void region_check_idle(struct region *r)
+{
+	if (!r->in_table || r->anonymous || r->state != REGION_READY)
+		return;
+	if (r->grants > 0 || r->locks.nheld > 0 || r->locks.nwaiting > 0 || r->nsubs > 0 ||
+	    resize_busy(r) || flush_busy(r))
+		return;
+	region_table_remove(r);
+}
+
+void region_retire(struct region *r, const struct conn *by)
+{
+	assert(!r->in_table);
+	region_ref(r);
+	r->retired = true;
+	lock_region_retire(r);
+	resize_region_retire(r);
+	flush_region_retire(r);
+	notify_region_retire(r, by);
+	region_unref(r);
+}
+
 uint64_t region_size(struct region *r)
 {
 	struct stat st;
 
 	if (r->fd >= 0 && fstat(r->fd, &st) == 0 && st.st_size >= 0)
-		r->size = (uint64_t)st.st_size;
+		return (uint64_t)st.st_size;
 	return r->size;
+}
+
+/* Adds the fields of the coordination protocol to a region object. Returns false on ENOMEM. */
+static bool region_json_coordination(cJSON *obj, uint64_t generation, const struct policy *p,
+                                     bool poisoned, uint64_t seq, uint64_t locks)
+{
+	cJSON *policy = policy_to_json(p);
+
+	if (!policy || !cJSON_AddItemToObject(obj, "policy", policy)) {
+		cJSON_Delete(policy);
+		return false;
+	}
+	return cJSON_AddNumberToObject(obj, "generation", (double)generation) &&
+	       cJSON_AddBoolToObject(obj, "poisoned", poisoned) &&
+	       cJSON_AddNumberToObject(obj, "seq", (double)seq) &&
+	       cJSON_AddNumberToObject(obj, "locks", (double)locks);
 }
 
 cJSON *region_to_json(struct region *r)
@@ -148,10 +226,33 @@ cJSON *region_to_json(struct region *r)
 	if (!obj)
 		return NULL;
 	if (!cJSON_AddStringToObject(obj, "name", r->name) ||
-	    !ops_json_add_u64(obj, "size", region_size(r)) ||
+	    !cJSON_AddNumberToObject(obj, "size", (double)region_size(r)) ||
 	    !cJSON_AddBoolToObject(obj, "anonymous", r->anonymous) ||
-	    !ops_json_add_u64(obj, "grants", r->grants) ||
-	    !ops_json_add_u64(obj, "clients", r->clients)) {
+	    !cJSON_AddNumberToObject(obj, "grants", (double)r->grants) ||
+	    !cJSON_AddNumberToObject(obj, "clients", (double)r->clients) ||
+	    !region_json_coordination(obj, r->generation, &r->flush.policy, r->flush.poisoned,
+	                              r->seq, r->locks.nheld + r->locks.nwaiting)) {
+		cJSON_Delete(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+cJSON *region_file_json(struct server *srv, const char *name, const struct stat *st)
+{
+	static const struct policy manual = { POLICY_MANUAL, 0 };
+	const struct meta *m = meta_find(srv, name);
+	cJSON *obj = cJSON_CreateObject();
+
+	if (!obj)
+		return NULL;
+	/* Not held: it would be at generation 1 with no change announced if opened now. */
+	if (!cJSON_AddStringToObject(obj, "name", name) ||
+	    !cJSON_AddNumberToObject(obj, "size", (double)st->st_size) ||
+	    !cJSON_AddFalseToObject(obj, "anonymous") ||
+	    !cJSON_AddNumberToObject(obj, "grants", 0) ||
+	    !cJSON_AddNumberToObject(obj, "clients", 0) ||
+	    !region_json_coordination(obj, 1, m ? &m->policy : &manual, m && m->poisoned, 0, 0)) {
 		cJSON_Delete(obj);
 		return NULL;
 	}
@@ -233,7 +334,7 @@ static uint64_t holder_hash(const struct region *r)
 	return htab_hash_u64((uint64_t)(uintptr_t)r);
 }
 
-static struct holder *holder_find(struct conn *c, const struct region *r)
+static struct holder *holder_find(const struct conn *c, const struct region *r)
 {
 	struct hnode *node;
 
@@ -244,6 +345,26 @@ static struct holder *holder_find(struct conn *c, const struct region *r)
 			return h;
 	}
 	return NULL;
+}
+
+bool region_held_by(const struct region *r, const struct conn *c)
+{
+	return holder_find(c, r) != NULL;
+}
+
+static void holder_free(struct holder *h)
+{
+	struct region *r = h->region;
+
+	htab_remove(&h->conn->holders, &h->node);
+	if (h->rprev)
+		h->rprev->rnext = h->rnext;
+	else
+		r->holders = h->rnext;
+	if (h->rnext)
+		h->rnext->rprev = h->rprev;
+	r->clients--;
+	free(h);
 }
 
 int grant_new(struct conn *c, struct region *r, enum region_mode mode, struct grant **ret_grant)
@@ -262,7 +383,12 @@ int grant_new(struct conn *c, struct region *r, enum region_mode mode, struct gr
 			free(g);
 			return -ENOMEM;
 		}
+		h->conn = c;
 		h->region = r;
+		h->rnext = r->holders;
+		if (h->rnext)
+			h->rnext->rprev = h;
+		r->holders = h;
 		r->clients++;
 	}
 	g->handle = ++c->next_handle;
@@ -271,11 +397,8 @@ int grant_new(struct conn *c, struct region *r, enum region_mode mode, struct gr
 	g->mode = mode;
 	if (htab_insert(&c->grants, &g->node, htab_hash_u64(g->handle)) < 0) {
 		/* Only the very first insertion can fail, and then the holder is new as well. */
-		if (h->count == 0) {
-			htab_remove(&c->holders, &h->node);
-			r->clients--;
-			free(h);
-		}
+		if (h->count == 0)
+			holder_free(h);
 		free(g);
 		return -ENOMEM;
 	}
@@ -310,18 +433,14 @@ void grant_free(struct grant *g)
 
 	htab_remove(&c->grants, &g->node);
 	assert(h && h->count > 0);
-	if (--h->count == 0) {
-		htab_remove(&c->holders, &h->node);
-		r->clients--;
-		free(h);
-	}
+	if (--h->count == 0)
+		holder_free(h);
 	r->grants--;
 	c->ngrants--;
 	c->srv->ngrants--;
 	free(g);
-	/* The daemon holds a file region's descriptor only while someone holds a grant. */
-	if (r->grants == 0 && !r->anonymous && r->state == REGION_READY)
-		region_table_remove(r);
+	/* The daemon holds a file region's descriptor only while someone needs it. */
+	region_check_idle(r);
 	region_unref(r);
 }
 
@@ -344,7 +463,6 @@ struct region_job *region_job_new(struct region *r, enum region_job_kind kind, s
 		cJSON_Delete(req);
 		return NULL;
 	}
-	job->srv = r->srv;
 	job->kind = kind;
 	job->region = r;
 	region_ref(r);
@@ -366,14 +484,16 @@ void region_job_free(struct region_job *job)
 	conn_pending_done(job->conn);
 	conn_unref(job->conn);
 	region_unref(job->region);
+	if (job->old)
+		region_unref(job->old);
 	cJSON_Delete(job->req);
 	free(job);
 }
 
 /* On a thread-pool thread: only the job's own fields and the directory descriptor. */
-static void region_job_run(uv_work_t *work)
+static void region_job_run(struct server_job *sj)
 {
-	struct region_job *job = (struct region_job *)work;
+	struct region_job *job = (struct region_job *)sj;
 
 	switch (job->kind) {
 	case REGION_JOB_CREATE_FILE:
@@ -390,25 +510,14 @@ static void region_job_run(uv_work_t *work)
 	}
 }
 
-static void region_job_after(uv_work_t *work, int status)
+static void region_job_after(struct server_job *sj)
 {
-	struct region_job *job = (struct region_job *)work;
-	struct server *srv = job->srv;
+	struct region_job *job = (struct region_job *)sj;
 
-	/* Jobs are never cancelled; if libuv says so anyway, the result stays -ECANCELED. */
-	(void)status;
-	srv->work_pending--;
 	job->done(job);
-	server_check_finished(srv);
 }
 
 int region_job_start(struct region_job *job)
 {
-	int r;
-
-	r = uv_queue_work(job->srv->loop, &job->work, region_job_run, region_job_after);
-	if (r < 0)
-		return r;
-	job->srv->work_pending++;
-	return 0;
+	return server_job_start(job->region->srv, &job->job, region_job_run, region_job_after);
 }

@@ -9,8 +9,15 @@
  * while grants or jobs still reference it; its name is free at once.
  *
  * A grant is one descriptor handed to one connection: {handle, conn, region, mode}. The
- * connection keeps its grants by handle and, per region, how many it holds, so the region
- * can count its distinct clients.
+ * connection keeps its grants by handle and, per region, a holder counting them; the region
+ * lists its holders, so that events reach every connection holding it once.
+ *
+ * A file region also stays in the table while anything of the coordination protocol needs
+ * it (locks held or waited for, subscriptions, a resize, flushing): region_check_idle drops
+ * it once nothing does. Its generation and change seq live as long as it is in the table;
+ * its policy and poison are also kept in its metadata (meta.c), which outlives it. A region
+ * that is deleted is "retired": waiters are cancelled, subscribers and holders told, and
+ * what it still holds (grants, held locks) lives on until released.
  */
 #ifndef MMAPD_DAEMON_REGION_H
 #define MMAPD_DAEMON_REGION_H
@@ -20,11 +27,15 @@
 #include <uv.h>
 #include <cjson/cJSON.h>
 
+#include "flush.h"
 #include "fsdir.h"
 #include "htab.h"
+#include "lock.h"
+#include "resize.h"
+#include "server.h"
 
 struct conn;
-struct server;
+struct sub;
 
 enum region_mode {
 	REGION_MODE_RO,
@@ -39,6 +50,15 @@ enum region_state {
 
 struct region_waiter;
 
+/* How many grants one connection holds on one region. */
+struct holder {
+	struct hnode node;            /* in conn->holders, by region */
+	struct holder *rprev, *rnext; /* region->holders */
+	struct conn *conn;
+	struct region *region;
+	uint64_t count;
+};
+
 struct region {
 	struct hnode node;            /* in srv->regions while in_table */
 	struct server *srv;
@@ -47,11 +67,20 @@ struct region {
 	bool in_table;
 	bool anonymous;
 	bool rdonly;                  /* the daemon could only open it O_RDONLY */
+	bool retired;                 /* deleted: the name is no longer this region's */
 	enum region_state state;
 	int fd;                       /* the daemon's one descriptor, or -1 */
-	uint64_t size;                /* size when made or opened; see region_size() */
+	uint64_t size;                /* the size the daemon made or last saw (resize.c) */
+	uint64_t generation;          /* 1, +1 per size change */
+	uint64_t seq;                 /* the last change announced (notify.c) */
 	uint64_t grants;              /* open grants, all connections */
 	uint64_t clients;             /* connections holding at least one */
+	struct holder *holders;
+	struct lock_queue locks;      /* lock.c */
+	struct sub *subs;             /* notify.c */
+	uint64_t nsubs;
+	struct resize_queue resizes;  /* resize.c */
+	struct flush_state flush;     /* flush.c */
 	struct region_waiter *wait_head, *wait_tail;
 	char name[];
 };
@@ -64,7 +93,10 @@ struct grant {
 	enum region_mode mode;
 };
 
-/* Makes a region struct (one reference, not in the table, fd -1). NULL on ENOMEM. */
+/*
+ * Makes a region struct (one reference, not in the table, fd -1, generation 1, policy and
+ * poison from its metadata). NULL on ENOMEM.
+ */
 struct region *region_new(struct server *srv, const char *name, bool anonymous,
                           enum region_state state);
 void region_ref(struct region *r);
@@ -81,14 +113,36 @@ int region_table_add(struct region *r, bool force);
 /* Takes r out of the table and drops the table's reference. No-op when not in it. */
 void region_table_remove(struct region *r);
 
+/*
+ * Opens the existing file region name (pathfd: its O_PATH descriptor, consumed; st: its
+ * stat), read-write if the daemon can, and puts it in the table. Returns 0 with *ret_region
+ * (referenced), -EAGAIN (max_regions), or -errno of the open.
+ */
+int region_open_file(struct server *srv, const char *name, int pathfd, const struct stat *st,
+                     struct region **ret_region);
+
+/*
+ * Drops a file region from the table when nothing holds it any more (no grant, lock,
+ * subscription, resize or flushing). Call it whenever one of those ends.
+ */
+void region_check_idle(struct region *r);
+
+/*
+ * The region was deleted by connection by (it is out of the table): cancels lock waiters and
+ * resizes, tells the other grant holders and subscribers ("deleted"), drops subscriptions.
+ */
+void region_retire(struct region *r, const struct conn *by);
+
 /* A busy region's creation succeeded: it owns fd (O_RDWR) from now on. */
 void region_set_ready(struct region *r, int fd, uint64_t size);
 
 /* The region's current size (fstat of its descriptor, which a client may have resized). */
 uint64_t region_size(struct region *r);
 
-/* {"name", "size", "anonymous", "grants", "clients"} of r. NULL on ENOMEM. */
+/* The region object of docs/protocol.md and docs/coordination.md. NULL on ENOMEM. */
 cJSON *region_to_json(struct region *r);
+/* The region object of file region name, which the daemon does not hold. NULL on ENOMEM. */
+cJSON *region_file_json(struct server *srv, const char *name, const struct stat *st);
 
 /*
  * Queues request req (consumed) with id from c behind the busy region r: it runs again,
@@ -101,6 +155,8 @@ void region_wake(struct region *r);
 /* Grants: see above. grant_new counts the grant on its region and connection. */
 int grant_new(struct conn *c, struct region *r, enum region_mode mode, struct grant **ret_grant);
 struct grant *grant_find(struct conn *c, uint64_t handle);
+/* True if c holds a grant on r. */
+bool region_held_by(const struct region *r, const struct conn *c);
 /* Releases the grant; a file region left without grants leaves the table. */
 void grant_free(struct grant *g);
 /* Releases every grant of c. */
@@ -118,13 +174,14 @@ enum region_job_kind {
 };
 
 struct region_job {
-	uv_work_t work;
-	struct server *srv;
+	struct server_job job;
 	enum region_job_kind kind;
 	struct region *region;        /* referenced */
+	struct region *old;           /* unlink: the region the name had, or NULL; referenced */
 	int dir_fd;
 	uint64_t size;
 	bool sparse;
+	struct policy policy;         /* creation: the region's flush policy */
 	char tmpname[FSDIR_TMP_NAME_MAX];
 	/* Results, read by the completion. */
 	int result;                   /* descriptor, 0, or -errno */

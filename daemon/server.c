@@ -17,21 +17,67 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conn.h"
+#include "flush.h"
 #include "fsdir.h"
 #include "log.h"
+#include "meta.h"
 #include "msg.h"
 #include "region.h"
+#include "resize.h"
 #include "sdnotify.h"
 
 #define SERVER_ACCEPTS_PER_WAKE 64
 #define SERVER_WARN_INTERVAL_MS 1000   /* at most one refused-connection warning per second */
 
-static uint64_t server_now_ms(void)
+uint64_t server_now_ms(void)
 {
 	return uv_hrtime() / 1000000u;
+}
+
+uint64_t server_epoch_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void server_job_run(uv_work_t *work)
+{
+	struct server_job *job = (struct server_job *)work;
+
+	job->run(job);
+}
+
+static void server_job_after(uv_work_t *work, int status)
+{
+	struct server_job *job = (struct server_job *)work;
+	struct server *s = job->srv;
+
+	/* Jobs are never cancelled, so status is always 0. */
+	(void)status;
+	s->work_pending--;
+	job->done(job);
+	server_check_finished(s);
+}
+
+int server_job_start(struct server *s, struct server_job *job, void (*run)(struct server_job *),
+                     void (*done)(struct server_job *))
+{
+	int r;
+
+	job->srv = s;
+	job->run = run;
+	job->done = done;
+	r = uv_queue_work(s->loop, &job->work, server_job_run, server_job_after);
+	if (r < 0)
+		return r;
+	s->work_pending++;
+	return 0;
 }
 
 uint64_t server_uptime_ms(const struct server *s)
@@ -195,8 +241,11 @@ int server_init(struct server *s, uv_loop_t *loop, const struct config *cfg)
 	s->listen_fd = -1;
 	s->spare_fd = -1;
 	s->dir_fd = -1;
+	s->meta_fd = -1;
 	htab_init(&s->regions);
+	htab_init(&s->meta);
 	s->start_ms = server_now_ms();
+	flush_hook_init();
 
 	s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (s->spare_fd < 0) {
@@ -205,6 +254,9 @@ int server_init(struct server *s, uv_loop_t *loop, const struct config *cfg)
 		return r;
 	}
 	r = server_open_data_dir(s);
+	if (r < 0)
+		return r;
+	r = meta_init(s);
 	if (r < 0)
 		return r;
 	return server_listen(s);
@@ -370,6 +422,7 @@ int server_start(struct server *s)
 	    (r = uv_signal_start(&s->sig_int, server_on_signal, SIGINT)) < 0 ||
 	    (r = uv_signal_start(&s->sig_hup, server_on_signal, SIGHUP)) < 0)
 		goto fail;
+	resize_checker_start(s);
 	return 0;
 fail:
 	log_error("cannot start the event loop's watchers: %s", uv_strerror(r));
@@ -398,10 +451,13 @@ void server_stop(struct server *s)
 	s->stopping = true;
 	sdnotify_send("STOPPING=1");
 	server_close_listener(s);
+	resize_server_stop(s);
 	for (c = s->conns; c; c = next) {
 		next = c->next;
 		conn_shutdown(c, "mmapd is stopping");
 	}
+	/* Changes a flush interval was waiting for are flushed before the daemon goes. */
+	flush_server_stop(s);
 	server_check_finished(s);
 }
 
@@ -422,6 +478,7 @@ void server_check_finished(struct server *s)
 	/* The last handles go; uv_run returns once their close callbacks have run. */
 	s->finished = true;
 	server_close_signals(s);
+	resize_checker_stop(s);
 }
 
 void server_done(struct server *s)
@@ -431,12 +488,14 @@ void server_done(struct server *s)
 
 	server_close_listener(s);
 	server_close_signals(s);
+	resize_checker_stop(s);
 	htab_iter_init(&s->regions, &it);
 	while ((node = htab_iter_next(&s->regions, &it)) != NULL)
 		region_table_remove(htab_entry(node, struct region, node));
 	if (s->all_regions)
 		log_error("regions still referenced at exit (first: '%s')", s->all_regions->name);
 	htab_done(&s->regions);
+	meta_done(s);
 	if (s->dir_fd >= 0)
 		close(s->dir_fd);
 	if (s->spare_fd >= 0)

@@ -3,7 +3,8 @@
  * listening socket, accepts connections (a uv_poll_t on the listening socket and our own
  * accept4, never libuv's stream machinery), enforces max_clients, handles signals, and runs
  * the orderly shutdown: stop listening, tell every client, let output drain for a moment,
- * let thread-pool work finish, free everything.
+ * let thread-pool work finish, free everything. Work for the thread pool goes through
+ * server_job_start, which counts it, so that the shutdown waits for every job.
  */
 #ifndef MMAPD_DAEMON_SERVER_H
 #define MMAPD_DAEMON_SERVER_H
@@ -18,7 +19,9 @@
 #include "htab.h"
 
 struct conn;
+struct meta_writer;
 struct region;
+struct resize;
 
 struct server {
 	uv_loop_t *loop;
@@ -48,6 +51,20 @@ struct server {
 	size_t work_pending;       /* thread-pool jobs not yet completed */
 	unsigned long tmp_counter; /* numbers temporary files */
 
+	struct htab meta;          /* struct meta by name (meta.c) */
+	int meta_fd;               /* <data-dir>/.mmapd/meta */
+	struct meta_writer *meta_writer;
+
+	uint64_t lock_serial;      /* the last lock id given out */
+	uint64_t nlocks;           /* locks held, all connections */
+	uint64_t nlock_waiters;    /* locks waited for */
+	uint64_t wait_mark;        /* marks connections visited by a deadlock search */
+	uint64_t nsubscriptions;
+	uint64_t shrink_serial;    /* the last shrink id given out */
+	struct resize *shrinks;    /* shrinks waiting for acknowledgements */
+	uv_timer_t size_timer;     /* size_check_ms */
+	bool size_timer_active;
+
 	bool stopping;
 	bool finished;
 	uint64_t start_ms;
@@ -74,5 +91,23 @@ void server_done(struct server *s);
 
 /* Milliseconds since the server started. */
 uint64_t server_uptime_ms(const struct server *s);
+/* The loop's clock in milliseconds (monotonic) and the wall clock (Unix epoch ms). */
+uint64_t server_now_ms(void);
+uint64_t server_epoch_ms(void);
+
+/* A job on libuv's thread pool; embed it first in the job's own struct. */
+struct server_job {
+	uv_work_t work;
+	struct server *srv;
+	void (*run)(struct server_job *job);    /* on a pool thread: touches only the job */
+	void (*done)(struct server_job *job);   /* on the loop afterwards */
+};
+
+/*
+ * Queues job: run on the thread pool, then done on the loop (and the shutdown waits for it).
+ * Returns 0, or a negative libuv error (done is then never called).
+ */
+int server_job_start(struct server *s, struct server_job *job, void (*run)(struct server_job *),
+                     void (*done)(struct server_job *));
 
 #endif

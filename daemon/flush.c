@@ -1,0 +1,416 @@
+/*
+ * The flusher and flush policies (see flush.h). A region's flush requests wait in two
+ * queues: those answered by the fdatasync now on the thread pool, and those that arrived
+ * after it started, answered by the next one. A policy that wants a flush while one runs
+ * sets "again" instead, so any number of changes cost at most one more fdatasync.
+ */
+#include "flush.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "log.h"
+#include "meta.h"
+#include "msg.h"
+#include "notify.h"
+#include "ops.h"
+#include "region.h"
+#include "server.h"
+#include "timer.h"
+
+#define FLUSH_HOOK_ENV "MMAPD_TEST_FAIL_FDATASYNC"
+
+/* A request answered when a flush ends: a flush op, or a changed op under "always". */
+struct flush_waiter {
+	struct flush_waiter *next;
+	struct conn *conn;            /* referenced; its pending count covers the waiter */
+	uint64_t id;
+	bool changed;                 /* the reply carries seq */
+	uint64_t seq;
+};
+
+struct flush_job {
+	struct server_job job;
+	struct region *region;        /* referenced */
+	int fd;
+	bool fail;                    /* the test hook names this region */
+	uint64_t seq;                 /* the changes this flush makes durable */
+	int result;
+};
+
+static const char *flush_fail_name;   /* the test hook's region, or NULL */
+
+static const char *const policy_names[] = {
+	[POLICY_MANUAL] = "manual",
+	[POLICY_ALWAYS] = "always",
+	[POLICY_EVERY_BYTES] = "every-bytes",
+	[POLICY_EVERY_WRITES] = "every-writes",
+	[POLICY_INTERVAL] = "interval",
+};
+
+#define POLICY_NKINDS (sizeof(policy_names) / sizeof(policy_names[0]))
+
+static bool policy_has_value(enum policy_kind kind)
+{
+	return kind == POLICY_EVERY_BYTES || kind == POLICY_EVERY_WRITES || kind == POLICY_INTERVAL;
+}
+
+int policy_parse(const cJSON *obj, struct policy *ret, const char **ret_problem)
+{
+	const char *kind;
+	uint64_t value = 0;
+	size_t i;
+	int r;
+
+	if (!cJSON_IsObject(obj)) {
+		*ret_problem = "field 'policy' must be an object such as {\"kind\": \"manual\"}";
+		return -EINVAL;
+	}
+	if (msg_get_string(obj, "kind", &kind) < 0) {
+		*ret_problem = "field 'policy.kind' must be \"manual\", \"always\", \"every-bytes\", "
+		               "\"every-writes\" or \"interval\"";
+		return -EINVAL;
+	}
+	for (i = 0; i < POLICY_NKINDS; i++)
+		if (strcmp(kind, policy_names[i]) == 0)
+			break;
+	if (i == POLICY_NKINDS) {
+		*ret_problem = "field 'policy.kind' must be \"manual\", \"always\", \"every-bytes\", "
+		               "\"every-writes\" or \"interval\"";
+		return -EINVAL;
+	}
+	r = msg_get_u64(obj, "value", &value);
+	if (r == -EINVAL || (policy_has_value((enum policy_kind)i) && (r == -ENOENT || value == 0))) {
+		*ret_problem = "field 'policy.value' must be an integer from 1 to 2^53-1 "
+		               "(required by every-bytes, every-writes and interval)";
+		return -EINVAL;
+	}
+	ret->kind = (enum policy_kind)i;
+	ret->value = policy_has_value(ret->kind) ? value : 0;
+	return 0;
+}
+
+cJSON *policy_to_json(const struct policy *p)
+{
+	cJSON *obj = cJSON_CreateObject();
+
+	if (!obj)
+		return NULL;
+	if (!cJSON_AddStringToObject(obj, "kind", policy_names[p->kind]) ||
+	    (policy_has_value(p->kind) && !cJSON_AddNumberToObject(obj, "value", (double)p->value))) {
+		cJSON_Delete(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+void flush_hook_init(void)
+{
+	flush_fail_name = getenv(FLUSH_HOOK_ENV);
+	if (flush_fail_name && !*flush_fail_name)
+		flush_fail_name = NULL;
+	if (flush_fail_name)
+		log_warn("test hook " FLUSH_HOOK_ENV " is set: every fdatasync of region '%s' fails "
+		         "with EIO", flush_fail_name);
+}
+
+static void flush_queue_push(struct flush_queue *q, struct flush_waiter *w)
+{
+	w->next = NULL;
+	if (q->tail)
+		q->tail->next = w;
+	else
+		q->head = w;
+	q->tail = w;
+}
+
+/* Adds request id of c to the waiters of the next flush. Returns 0 or -ENOMEM. */
+static int flush_wait(struct region *r, struct conn *c, uint64_t id, bool changed, uint64_t seq)
+{
+	struct flush_waiter *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return -ENOMEM;
+	w->conn = c;
+	w->id = id;
+	w->changed = changed;
+	w->seq = seq;
+	conn_ref(c);
+	conn_pending_add(c);
+	flush_queue_push(&r->flush.next_waiters, w);
+	return 0;
+}
+
+/* Answers a changed request: {"seq"}. */
+static void flush_reply_changed(struct conn *c, uint64_t id, uint64_t seq)
+{
+	cJSON *reply = msg_reply_ok(id);
+
+	if (reply && !cJSON_AddNumberToObject(reply, "seq", (double)seq)) {
+		cJSON_Delete(reply);
+		reply = NULL;
+	}
+	ops_reply_send(c, id, reply);
+}
+
+/* Answers every waiter of q: ok (err 0) or err with message, and frees them. */
+static void flush_answer(struct flush_queue *q, int err, const char *message)
+{
+	struct flush_waiter *w = q->head;
+
+	q->head = q->tail = NULL;
+	while (w) {
+		struct flush_waiter *next = w->next;
+
+		if (err)
+			ops_reply_error(w->conn, w->id, err, "%s", message);
+		else if (w->changed)
+			flush_reply_changed(w->conn, w->id, w->seq);
+		else
+			ops_reply_send(w->conn, w->id, msg_reply_ok(w->id));
+		conn_pending_done(w->conn);
+		conn_unref(w->conn);
+		free(w);
+		w = next;
+	}
+}
+
+/* Drops an armed interval: the flush about to start (or the deletion) covers its changes. */
+static void flush_interval_stop(struct region *r)
+{
+	if (!r->flush.interval)
+		return;
+	timer_free(r->flush.interval);
+	r->flush.interval = NULL;
+	region_unref(r);
+}
+
+static void flush_run(struct server_job *sj)
+{
+	struct flush_job *job = (struct flush_job *)sj;
+
+	if (job->fail) {
+		job->result = -EIO;
+		return;
+	}
+	do
+		job->result = fdatasync(job->fd) < 0 ? -errno : 0;
+	while (job->result == -EINTR);
+}
+
+static void flush_done(struct server_job *sj);
+
+/* Starts an fdatasync of r for the waiters of the next flush (r is not running one). */
+static void flush_start(struct region *r)
+{
+	struct flush_job *job;
+	int ret;
+
+	r->flush.running_waiters = r->flush.next_waiters;
+	r->flush.next_waiters.head = r->flush.next_waiters.tail = NULL;
+	r->flush.bytes = r->flush.writes = 0;
+	r->flush.again = false;
+	flush_interval_stop(r);
+
+	job = calloc(1, sizeof(*job));
+	if (!job) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	job->region = r;
+	job->fd = r->fd;
+	job->fail = flush_fail_name && strcmp(flush_fail_name, r->name) == 0;
+	job->seq = r->seq;
+	region_ref(r);
+	r->flush.running = true;
+	ret = server_job_start(r->srv, &job->job, flush_run, flush_done);
+	if (ret == 0)
+		return;
+	r->flush.running = false;
+	region_unref(r);
+	free(job);
+	log_error("cannot queue a flush of region '%s': %s", r->name, uv_strerror(ret));
+fail:
+	/* Nothing was attempted, so nothing is poisoned: the requests just fail. */
+	flush_answer(&r->flush.running_waiters, ENOMEM, "the daemon cannot queue the flush");
+}
+
+/* A policy wants a flush: now, or after the one running. A poisoned region gets none. */
+static void flush_want(struct region *r)
+{
+	if (r->flush.poisoned)
+		return;
+	if (r->flush.running)
+		r->flush.again = true;
+	else
+		flush_start(r);
+}
+
+/* The fdatasync of r failed with err: the region is poisoned (see flush.h). */
+static void flush_poison(struct region *r, int err)
+{
+	cJSON *event, *error;
+	char *message = NULL;
+
+	if (asprintf(&message, "fdatasync of region '%s' failed (%s); the region is poisoned "
+	             "until clear-error", r->name, strerror(err)) < 0)
+		message = NULL;
+	log_error("fdatasync of region '%s' failed: %s; the region is poisoned until clear-error",
+	          r->name, strerror(err));
+	flush_answer(&r->flush.running_waiters, EIO, message ? message : "fdatasync failed");
+	flush_answer(&r->flush.next_waiters, EIO, message ? message : "fdatasync failed");
+	r->flush.again = false;
+	if (r->flush.poisoned)
+		goto out;
+	r->flush.poisoned = true;
+	event = notify_event_new(r, "flush-failed");
+	error = msg_error_object(EIO, message);
+	if (event && error && cJSON_AddItemToObject(event, "error", error)) {
+		error = NULL;
+		notify_region(r, event, NOTIFY_HOLDERS | NOTIFY_SUBSCRIBERS, NULL);
+	} else {
+		log_error("out of memory telling the clients of region '%s' that it is poisoned",
+		          r->name);
+	}
+	cJSON_Delete(error);
+	cJSON_Delete(event);
+	if (!r->retired && meta_save_region(r, NULL, NULL) < 0)
+		log_error("out of memory saving the poison of region '%s'", r->name);
+out:
+	free(message);
+}
+
+static void flush_done(struct server_job *sj)
+{
+	struct flush_job *job = (struct flush_job *)sj;
+	struct region *r = job->region;
+
+	r->flush.running = false;
+	if (job->result == 0) {
+		log_debug("flushed region '%s' up to change %" PRIu64, r->name, job->seq);
+		notify_flushed(r, job->seq);
+		flush_answer(&r->flush.running_waiters, 0, NULL);
+		if (r->flush.next_waiters.head || r->flush.again)
+			flush_start(r);
+	} else {
+		flush_poison(r, -job->result);
+	}
+	region_check_idle(r);
+	region_unref(r);
+	free(job);
+}
+
+void flush_request(struct conn *c, uint64_t id, struct region *r)
+{
+	if (r->anonymous) {
+		ops_reply_send(c, id, msg_reply_ok(id));
+		return;
+	}
+	if (r->flush.poisoned) {
+		ops_reply_error(c, id, EIO, "region '%s' is poisoned by a failed flush; "
+		                "send clear-error first", r->name);
+		return;
+	}
+	if (flush_wait(r, c, id, false, 0) < 0) {
+		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+		return;
+	}
+	if (!r->flush.running)
+		flush_start(r);
+}
+
+static void flush_on_interval(void *data)
+{
+	struct region *r = data;
+
+	region_ref(r);
+	flush_interval_stop(r);
+	flush_want(r);
+	region_check_idle(r);
+	region_unref(r);
+}
+
+void flush_count_change(struct conn *c, uint64_t id, struct region *r, uint64_t seq,
+                        uint64_t length)
+{
+	struct flush_state *f = &r->flush;
+
+	if (r->anonymous || f->policy.kind == POLICY_MANUAL) {
+		flush_reply_changed(c, id, seq);
+		return;
+	}
+	switch (f->policy.kind) {
+	case POLICY_ALWAYS:
+		if (flush_wait(r, c, id, true, seq) < 0) {
+			ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+			return;
+		}
+		if (!f->running)
+			flush_start(r);
+		return;
+	case POLICY_EVERY_BYTES:
+		f->bytes += length;
+		if (f->bytes >= f->policy.value)
+			flush_want(r);
+		break;
+	case POLICY_EVERY_WRITES:
+		if (++f->writes >= f->policy.value)
+			flush_want(r);
+		break;
+	case POLICY_INTERVAL:
+		if (!f->interval) {
+			f->interval = timer_start(r->srv->loop, f->policy.value, flush_on_interval, r);
+			if (f->interval)
+				region_ref(r);
+			else
+				flush_want(r);   /* no timer: flush at once rather than never */
+		}
+		break;
+	case POLICY_MANUAL:
+		break;
+	}
+	flush_reply_changed(c, id, seq);
+}
+
+void flush_set_policy(struct region *r, const struct policy *p)
+{
+	bool pending = r->flush.interval != NULL;
+
+	region_ref(r);
+	r->flush.policy = *p;
+	r->flush.bytes = r->flush.writes = 0;
+	flush_interval_stop(r);
+	if (pending && !r->anonymous)
+		flush_want(r);
+	region_unref(r);
+}
+
+bool flush_busy(const struct region *r)
+{
+	return r->flush.running || r->flush.interval || r->flush.next_waiters.head;
+}
+
+void flush_region_retire(struct region *r)
+{
+	flush_interval_stop(r);
+}
+
+void flush_server_stop(struct server *srv)
+{
+	struct htab_iter it;
+	struct hnode *node;
+
+	htab_iter_init(&srv->regions, &it);
+	while ((node = htab_iter_next(&srv->regions, &it)) != NULL) {
+		struct region *r = htab_entry(node, struct region, node);
+
+		/* The flush started keeps the region in the table: the iteration stays valid. */
+		if (r->flush.interval)
+			flush_on_interval(r);
+	}
+}

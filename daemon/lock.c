@@ -1,0 +1,502 @@
+/*
+ * The lock manager (see lock.h). A lock is in its region's held list or wait queue, and in
+ * its connection's table by id (held and waiting alike, so that an id is found or refused
+ * in one place); a waiting lock is also on its connection's list of waits, which the
+ * deadlock search walks.
+ *
+ * "Ahead of" a waiter means every held lock and every waiter queued before it. A waiter is
+ * granted when nothing ahead of it conflicts; a request is granted at once when nothing in
+ * the region conflicts. Connection A waits for B when a lock of B ahead of one of A's
+ * waiters conflicts with it. Such edges appear only when a waiter joins the tail of a
+ * queue (a lock granted at once conflicts with nothing, and granting a waiter only turns
+ * its waiters' edges into edges to a holder), so searching from the new waiter's blockers
+ * for its own connection finds every cycle before it forms.
+ *
+ * Locks of a connection being closed are invisible: they neither block nor get granted,
+ * so waiters behind them are granted while the connection's locks are dropped one by one.
+ */
+#include "lock.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "log.h"
+#include "msg.h"
+#include "notify.h"
+#include "ops.h"
+#include "region.h"
+#include "server.h"
+#include "timer.h"
+
+struct lock {
+	struct lock *prev, *next;     /* the region's held list or wait queue */
+	struct lock *wprev, *wnext;   /* conn->lock_waits, while waiting */
+	struct hnode node;            /* conn->locks, by id */
+	struct conn *conn;
+	struct region *region;        /* referenced */
+	uint64_t id;
+	uint64_t offset;
+	uint64_t length;              /* 0: to infinity */
+	uint64_t end;                 /* offset + length, or UINT64_MAX */
+	bool exclusive;
+	bool waiting;
+	uint64_t since_ms;            /* Unix epoch ms when queued, then when granted */
+	uint64_t queued_ms;           /* loop clock when queued, for waited_ms */
+	uint64_t req_id;              /* the lock request a waiter answers when granted */
+	uv_timer_t *timeout;
+};
+
+static bool lock_live(const struct lock *l)
+{
+	return l->conn->state != CONN_CLOSED;
+}
+
+static bool lock_conflict(const struct lock *a, const struct lock *b)
+{
+	return (a->exclusive || b->exclusive) && a->offset < b->end && b->offset < a->end &&
+	       lock_live(a) && lock_live(b);
+}
+
+/*
+ * The first lock ahead of l (l itself when queued, or the end of the queue for a request
+ * not queued yet) that conflicts with it, or NULL.
+ */
+static struct lock *lock_blocker(const struct lock *l)
+{
+	const struct region *r = l->region;
+	struct lock *o;
+
+	for (o = r->locks.held_head; o; o = o->next)
+		if (lock_conflict(o, l))
+			return o;
+	for (o = r->locks.wait_head; o && o != l; o = o->next)
+		if (lock_conflict(o, l))
+			return o;
+	return NULL;
+}
+
+static void lock_list_append(struct lock **head, struct lock **tail, struct lock *l)
+{
+	l->next = NULL;
+	l->prev = *tail;
+	if (*tail)
+		(*tail)->next = l;
+	else
+		*head = l;
+	*tail = l;
+}
+
+static void lock_list_unlink(struct lock **head, struct lock **tail, struct lock *l)
+{
+	if (l->prev)
+		l->prev->next = l->next;
+	else
+		*head = l->next;
+	if (l->next)
+		l->next->prev = l->prev;
+	else
+		*tail = l->prev;
+	l->prev = l->next = NULL;
+}
+
+static void lock_waits_unlink(struct lock *l)
+{
+	struct conn *c = l->conn;
+
+	if (l->wprev)
+		l->wprev->wnext = l->wnext;
+	else
+		c->lock_waits = l->wnext;
+	if (l->wnext)
+		l->wnext->wprev = l->wprev;
+	l->wprev = l->wnext = NULL;
+}
+
+static struct lock *lock_find(struct conn *c, uint64_t id)
+{
+	struct hnode *node;
+
+	for (node = htab_find_first(&c->locks, htab_hash_u64(id)); node; node = htab_find_next(node)) {
+		struct lock *l = htab_entry(node, struct lock, node);
+
+		if (l->id == id)
+			return l;
+	}
+	return NULL;
+}
+
+static const char *lock_mode_name(const struct lock *l)
+{
+	return l->exclusive ? "exclusive" : "shared";
+}
+
+/* Answers the request of a lock just granted. */
+static void lock_reply_granted(struct lock *l, uint64_t id, uint64_t waited_ms)
+{
+	cJSON *reply = msg_reply_ok(id);
+
+	if (reply && (!cJSON_AddNumberToObject(reply, "lock", (double)l->id) ||
+	              !cJSON_AddNumberToObject(reply, "waited_ms", (double)waited_ms))) {
+		cJSON_Delete(reply);
+		reply = NULL;
+	}
+	ops_reply_send(l->conn, id, reply);
+}
+
+/* Makes l held: at the end of its region's held list. */
+static void lock_hold(struct lock *l)
+{
+	struct lock_queue *q = &l->region->locks;
+
+	lock_list_append(&q->held_head, &q->held_tail, l);
+	q->nheld++;
+	l->conn->srv->nlocks++;
+	l->since_ms = server_epoch_ms();
+}
+
+/* Grants the waiter l and answers its request. */
+static void lock_grant(struct lock *l)
+{
+	struct lock_queue *q = &l->region->locks;
+	struct conn *c = l->conn;
+
+	lock_list_unlink(&q->wait_head, &q->wait_tail, l);
+	q->nwaiting--;
+	c->srv->nlock_waiters--;
+	lock_waits_unlink(l);
+	l->waiting = false;
+	timer_free(l->timeout);
+	l->timeout = NULL;
+	lock_hold(l);
+	lock_reply_granted(l, l->req_id, server_now_ms() - l->queued_ms);
+	conn_parked_done(c);
+}
+
+/* Grants every waiter of r that nothing ahead of it blocks, in queue order. */
+static void lock_process(struct region *r)
+{
+	struct lock *l = r->locks.wait_head;
+
+	while (l) {
+		struct lock *next = l->next;
+
+		if (lock_live(l) && !lock_blocker(l))
+			lock_grant(l);
+		l = next;
+	}
+}
+
+/* Takes l out of everything and frees it; the caller processes and unreferences region. */
+static void lock_free(struct lock *l)
+{
+	struct lock_queue *q = &l->region->locks;
+	struct conn *c = l->conn;
+
+	if (l->waiting) {
+		lock_list_unlink(&q->wait_head, &q->wait_tail, l);
+		q->nwaiting--;
+		c->srv->nlock_waiters--;
+		lock_waits_unlink(l);
+		conn_parked_done(c);
+	} else {
+		lock_list_unlink(&q->held_head, &q->held_tail, l);
+		q->nheld--;
+		c->srv->nlocks--;
+	}
+	htab_remove(&c->locks, &l->node);
+	c->nlocks--;
+	timer_free(l->timeout);
+	free(l);
+}
+
+/* True when a live waiter of l's region conflicts with the held lock l. */
+static bool lock_waited_for(const struct lock *l)
+{
+	const struct lock *w;
+
+	for (w = l->region->locks.wait_head; w; w = w->next)
+		if (lock_conflict(w, l))
+			return true;
+	return false;
+}
+
+/* Removes l (held or waiting), tells the region's subscribers when a waited-for lock went,
+ * and grants whoever can go now. */
+static void lock_drop(struct lock *l)
+{
+	struct region *r = l->region;
+	bool announce = !l->waiting && lock_waited_for(l);
+	uint64_t offset = l->offset, length = l->length;
+
+	lock_free(l);
+	if (announce) {
+		cJSON *event = notify_event_new(r, "unlocked");
+
+		if (event && cJSON_AddNumberToObject(event, "offset", (double)offset) &&
+		    cJSON_AddNumberToObject(event, "length", (double)length))
+			notify_region(r, event, NOTIFY_SUBSCRIBERS, NULL);
+		cJSON_Delete(event);
+	}
+	lock_process(r);
+	region_check_idle(r);
+	region_unref(r);
+}
+
+/* A growable stack of connections for the deadlock search. */
+struct lock_stack {
+	struct conn **items;
+	size_t n, cap;
+};
+
+/*
+ * Pushes, once each (mark), the other connections whose locks ahead of w block it. Returns
+ * 1 when one of them is c (a cycle), 0, or -ENOMEM.
+ */
+static int lock_visit(const struct lock *w, const struct conn *c, uint64_t mark,
+                      struct lock_stack *st)
+{
+	const struct region *r = w->region;
+	struct lock *list[2] = { r->locks.held_head, r->locks.wait_head };
+	struct lock *o;
+	int k;
+
+	for (k = 0; k < 2; k++) {
+		for (o = list[k]; o && o != w; o = o->next) {
+			struct conn *x = o->conn;
+
+			if (x == w->conn || !lock_conflict(o, w))
+				continue;
+			if (x == c)
+				return 1;
+			if (x->wait_mark == mark)
+				continue;
+			x->wait_mark = mark;
+			if (st->n == st->cap) {
+				size_t cap = st->cap ? st->cap * 2 : 16;
+				struct conn **items = realloc(st->items, cap * sizeof(*items));
+
+				if (!items)
+					return -ENOMEM;
+				st->items = items;
+				st->cap = cap;
+			}
+			st->items[st->n++] = x;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Searches the wait-for graph: would c waiting for l (not queued yet) close a cycle through
+ * another connection? Returns 1 (with *ret_via: a connection on the cycle that waits for
+ * c), 0, or -ENOMEM.
+ */
+static int lock_would_deadlock(struct conn *c, const struct lock *l, struct conn **ret_via)
+{
+	uint64_t mark = ++c->srv->wait_mark;
+	struct lock_stack st = { NULL, 0, 0 };
+	const struct lock *w = l;
+	int found;
+
+	c->wait_mark = mark;
+	for (;;) {
+		found = lock_visit(w, c, mark, &st);
+		if (found != 0)
+			break;
+		/* Next: the connection's next wait, or the waits of the next connection found. */
+		w = w == l ? NULL : w->wnext;
+		while (!w && st.n > 0)
+			w = st.items[--st.n]->lock_waits;
+		if (!w)
+			break;
+	}
+	free(st.items);
+	if (found > 0)
+		*ret_via = w->conn;
+	return found;
+}
+
+static void lock_on_timeout(void *data)
+{
+	struct lock *l = data;
+
+	ops_reply_error(l->conn, l->req_id, ETIMEDOUT, "lock on region '%s' not granted within "
+	                "timeout_ms (waited %" PRIu64 " ms)", l->region->name,
+	                server_now_ms() - l->queued_ms);
+	lock_drop(l);
+}
+
+void lock_acquire(struct conn *c, uint64_t id, struct region *r, const struct lock_args *a)
+{
+	struct server *srv = c->srv;
+	struct conn *via = NULL;
+	struct lock *l, *blocker;
+	int ret;
+
+	if (c->nlocks >= srv->limits->max_locks_per_client) {
+		conn_warn(c, "refused a lock: it holds or waits for max_locks_per_client (%" PRIu64
+		          ") locks", srv->limits->max_locks_per_client);
+		ops_reply_error(c, id, EAGAIN, "this connection holds or waits for "
+		                "max_locks_per_client (%" PRIu64 ") locks", srv->limits->max_locks_per_client);
+		return;
+	}
+	l = calloc(1, sizeof(*l));
+	if (!l) {
+		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+		return;
+	}
+	l->conn = c;
+	l->region = r;
+	l->offset = a->offset;
+	l->length = a->length;
+	l->end = a->length ? a->offset + a->length : UINT64_MAX;
+	l->exclusive = a->exclusive;
+	l->req_id = id;
+
+	blocker = lock_blocker(l);
+	if (blocker && !a->wait) {
+		ops_reply_error(c, id, EAGAIN, "the range conflicts with lock %" PRIu64 " (%s, %s by "
+		                "pid %ld) on region '%s'", blocker->id, lock_mode_name(blocker),
+		                blocker->waiting ? "waited for" : "held", (long)blocker->conn->pid,
+		                r->name);
+		goto fail;
+	}
+	if (blocker) {
+		ret = lock_would_deadlock(c, l, &via);
+		if (ret < 0) {
+			ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+			goto fail;
+		}
+		if (ret > 0) {
+			log_debug("client %llu (pid %ld): lock on '%s' refused: deadlock through pid %ld",
+			          (unsigned long long)c->serial, (long)c->pid, r->name, (long)via->pid);
+			ops_reply_error(c, id, EDEADLK, "waiting would deadlock: the range is blocked, "
+			                "directly or through others, by pid %ld, which waits for a lock "
+			                "this connection holds or waits for", (long)via->pid);
+			goto fail;
+		}
+		if (a->has_timeout && a->timeout_ms == 0) {
+			ops_reply_error(c, id, ETIMEDOUT, "lock on region '%s' not granted within "
+			                "timeout_ms (0)", r->name);
+			goto fail;
+		}
+	}
+	if (htab_insert(&c->locks, &l->node, htab_hash_u64(srv->lock_serial + 1)) < 0) {
+		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+		goto fail;
+	}
+	l->id = ++srv->lock_serial;
+	c->nlocks++;
+	region_ref(r);
+	if (!blocker) {
+		lock_hold(l);
+		lock_reply_granted(l, id, 0);
+		return;
+	}
+	if (a->has_timeout) {
+		l->timeout = timer_start(srv->loop, a->timeout_ms, lock_on_timeout, l);
+		if (!l->timeout) {
+			ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+			htab_remove(&c->locks, &l->node);
+			c->nlocks--;
+			region_unref(r);
+			goto fail;
+		}
+	}
+	l->waiting = true;
+	l->since_ms = server_epoch_ms();
+	l->queued_ms = server_now_ms();
+	lock_list_append(&r->locks.wait_head, &r->locks.wait_tail, l);
+	r->locks.nwaiting++;
+	srv->nlock_waiters++;
+	l->wnext = c->lock_waits;
+	if (l->wnext)
+		l->wnext->wprev = l;
+	c->lock_waits = l;
+	conn_parked_add(c);
+	return;
+fail:
+	free(l);
+}
+
+void lock_release(struct conn *c, uint64_t id, uint64_t lock_id)
+{
+	struct lock *l = lock_find(c, lock_id);
+
+	if (!l || l->waiting) {
+		ops_reply_error(c, id, EBADF, "this connection holds no lock %" PRIu64, lock_id);
+		return;
+	}
+	/* The unlock is answered before waiters hear they got the range. */
+	ops_reply_send(c, id, msg_reply_ok(id));
+	lock_drop(l);
+}
+
+void lock_conn_release(struct conn *c)
+{
+	struct htab_iter it;
+	struct hnode *node;
+
+	htab_iter_init(&c->locks, &it);
+	while ((node = htab_iter_next(&c->locks, &it)) != NULL)
+		lock_drop(htab_entry(node, struct lock, node));
+}
+
+void lock_region_retire(struct region *r)
+{
+	while (r->locks.wait_head) {
+		struct lock *l = r->locks.wait_head;
+
+		ops_reply_error(l->conn, l->req_id, ECANCELED, "region '%s' was deleted while this "
+		                "lock waited", r->name);
+		lock_free(l);
+		region_unref(r);
+	}
+}
+
+/* The object of lock l for the locks op. NULL on ENOMEM. */
+static cJSON *lock_to_json(const struct lock *l)
+{
+	cJSON *obj = cJSON_CreateObject();
+	const struct conn *c = l->conn;
+
+	if (!obj)
+		return NULL;
+	if (!cJSON_AddStringToObject(obj, "region", l->region->name) ||
+	    !cJSON_AddNumberToObject(obj, "lock", (double)l->id) ||
+	    !cJSON_AddStringToObject(obj, "state", l->waiting ? "waiting" : "held") ||
+	    !cJSON_AddStringToObject(obj, "mode", lock_mode_name(l)) ||
+	    !cJSON_AddNumberToObject(obj, "offset", (double)l->offset) ||
+	    !cJSON_AddNumberToObject(obj, "length", (double)l->length) ||
+	    !cJSON_AddStringToObject(obj, "client", c->client_name ? c->client_name : "") ||
+	    !cJSON_AddNumberToObject(obj, "pid", (double)c->pid) ||
+	    !cJSON_AddNumberToObject(obj, "uid", (double)c->uid) ||
+	    !cJSON_AddNumberToObject(obj, "since_ms", (double)l->since_ms)) {
+		cJSON_Delete(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+int lock_region_list(struct region *r, int (*cb)(void *userdata, cJSON *obj), void *userdata)
+{
+	struct lock *list[2] = { r->locks.held_head, r->locks.wait_head };
+	struct lock *l;
+	int k, ret;
+
+	for (k = 0; k < 2; k++) {
+		for (l = list[k]; l; l = l->next) {
+			cJSON *obj = lock_to_json(l);
+
+			if (!obj)
+				return -ENOMEM;
+			ret = cb(userdata, obj);
+			if (ret < 0)
+				return ret;
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,66 @@
+/*
+ * The lock manager: advisory byte-range locks held by connections and kept in the daemon
+ * (docs/coordination.md, "Locks"). Never fcntl or flock on passed descriptors: those would
+ * be shared with the daemon's own and outlive the holder.
+ *
+ * Each region has a list of held locks and a queue of waiters in arrival order. A waiter is
+ * granted when it conflicts with nothing ahead of it (no held lock and no earlier waiter),
+ * so shared lockers cannot starve an exclusive one. Before a request is queued, the
+ * wait-for graph between connections is searched: a request that would close a cycle
+ * through two or more connections fails with EDEADLK. A waiter may carry a timeout; a
+ * connection that goes away releases its locks and drops its waits, and the waiters behind
+ * them are granted at once.
+ */
+#ifndef MMAPD_DAEMON_LOCK_H
+#define MMAPD_DAEMON_LOCK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+struct conn;
+struct lock;
+struct region;
+
+/* A region's locks (in struct region). */
+struct lock_queue {
+	struct lock *held_head, *held_tail;   /* in the order they were granted */
+	struct lock *wait_head, *wait_tail;   /* in arrival order */
+	uint64_t nheld, nwaiting;
+};
+
+struct lock_args {
+	uint64_t offset;
+	uint64_t length;              /* 0: to the end of every possible size */
+	bool exclusive;
+	bool wait;
+	bool has_timeout;
+	uint64_t timeout_ms;
+};
+
+/*
+ * The lock op: grants a lock on r to c, now or once it can, and answers request id
+ * ({"lock", "waited_ms"} or an error) itself.
+ */
+void lock_acquire(struct conn *c, uint64_t id, struct region *r, const struct lock_args *a);
+
+/*
+ * The unlock op: releases c's held lock lock_id and answers request id (EBADF when c holds
+ * no such lock); then tells r's subscribers if someone waited for it, and grants waiters.
+ */
+void lock_release(struct conn *c, uint64_t id, uint64_t lock_id);
+
+/* c is going away: releases its locks and drops its waits (nothing is answered to c). */
+void lock_conn_release(struct conn *c);
+
+/* r was deleted: every waiter gets ECANCELED. Held locks stay until released. */
+void lock_region_retire(struct region *r);
+
+/*
+ * Calls cb with the object of each lock of r ({"region", "lock", "state", ...}; consumed by
+ * cb), holders first, then waiters in queue order. Stops at the first negative return of cb
+ * and returns it; returns 0 otherwise, or -ENOMEM.
+ */
+int lock_region_list(struct region *r, int (*cb)(void *userdata, cJSON *obj), void *userdata);
+
+#endif

@@ -1,0 +1,446 @@
+/*
+ * The ops of docs/coordination.md: lock, unlock, locks, resize, shrink-ack, subscribe,
+ * unsubscribe, changed, flush, clear-error and set-policy. Each checks its fields first
+ * (naming the field in every EINVAL), then resolves the region with ops_get_region (a file
+ * region nobody holds is opened and tracked for as long as the work needs it), and hands the
+ * work to the module that owns it: lock.c, resize.c, notify.c, flush.c, meta.c.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "conn.h"
+#include "flush.h"
+#include "fsdir.h"
+#include "lock.h"
+#include "log.h"
+#include "meta.h"
+#include "msg.h"
+#include "notify.h"
+#include "ops.h"
+#include "region.h"
+#include "resize.h"
+#include "server.h"
+
+/* A request answered once a metadata change is on disk (clear-error, set-policy). */
+struct coord_saving {
+	struct conn *conn;            /* referenced; its pending count covers us */
+	uint64_t id;
+	char *name;
+	bool with_policy;             /* set-policy: the reply carries the policy */
+	struct policy policy;
+};
+
+int ops_lock(struct conn *c, uint64_t id, cJSON *req)
+{
+	struct lock_args a = { .wait = true };
+	const char *name, *mode;
+	struct region *r;
+	int ret;
+
+	name = ops_get_name(c, id, req);
+	if (!name || ops_get_u64(c, id, req, "offset", false, &a.offset) < 0 ||
+	    ops_get_u64(c, id, req, "length", false, &a.length) < 0)
+		return OPS_DONE;
+	ret = msg_get_string(req, "mode", &mode);
+	if (ret < 0 || (strcmp(mode, "shared") != 0 && strcmp(mode, "exclusive") != 0)) {
+		ops_reply_error(c, id, EINVAL, ret == -ENOENT ? "field 'mode' is required"
+		                : "field 'mode' must be \"shared\" or \"exclusive\"");
+		return OPS_DONE;
+	}
+	a.exclusive = strcmp(mode, "exclusive") == 0;
+	if (ops_get_bool(c, id, req, "wait", &a.wait) < 0)
+		return OPS_DONE;
+	ret = ops_get_u64(c, id, req, "timeout_ms", false, &a.timeout_ms);
+	if (ret < 0)
+		return OPS_DONE;
+	a.has_timeout = ret > 0;
+
+	ret = ops_get_region(c, id, req, name, &r);
+	if (!r)
+		return ret;
+	lock_acquire(c, id, r, &a);
+	ops_put_region(r);
+	return OPS_DONE;
+}
+
+int ops_unlock(struct conn *c, uint64_t id, cJSON *req)
+{
+	uint64_t lock;
+
+	if (ops_get_u64(c, id, req, "lock", true, &lock) < 0)
+		return OPS_DONE;
+	lock_release(c, id, lock);
+	return OPS_DONE;
+}
+
+/* Gathers the locks reply: as many objects as fit max_frame. */
+struct locks_page {
+	cJSON *array;
+	size_t used;                  /* bytes of the reply so far */
+	size_t max;
+	bool truncated;
+};
+
+static int locks_add(void *userdata, cJSON *obj)
+{
+	struct locks_page *p = userdata;
+	size_t len = ops_json_len(obj) + 1;
+
+	if (len == 1 || p->used + len > p->max) {
+		cJSON_Delete(obj);
+		p->truncated = true;
+		return -ENOBUFS;
+	}
+	if (!cJSON_AddItemToArray(p->array, obj)) {
+		cJSON_Delete(obj);
+		return -ENOMEM;
+	}
+	p->used += len;
+	return 0;
+}
+
+int ops_locks(struct conn *c, uint64_t id, cJSON *req)
+{
+	struct server *srv = c->srv;
+	struct locks_page p = { .max = srv->limits->max_frame };
+	struct region *r = NULL;
+	const char *name = NULL;
+	cJSON *reply;
+	struct stat st;
+	int ret = 0;
+
+	if (cJSON_GetObjectItemCaseSensitive(req, "name")) {
+		name = ops_get_name(c, id, req);
+		if (!name)
+			return OPS_DONE;
+		r = region_lookup(srv, name);
+		if (r && r->state == REGION_BUSY) {
+			if (region_defer(r, c, id, req) < 0)
+				ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+			return OPS_KEPT;
+		}
+		/* A region the daemon does not hold has no locks. */
+		if (!r && (ret = fsdir_lookup(srv->dir_fd, name, &st, NULL)) < 0) {
+			ops_reply_lookup_error(c, id, name, -ret);
+			return OPS_DONE;
+		}
+	}
+	reply = msg_reply_ok(id);
+	if (!reply || !cJSON_AddFalseToObject(reply, "truncated"))
+		goto nomem;
+	p.array = cJSON_AddArrayToObject(reply, "locks");
+	/* "false" is the longer value of "truncated": the page measured with it fits either way. */
+	p.used = p.array ? ops_json_len(reply) : 0;
+	if (p.used == 0)
+		goto nomem;
+	if (name) {
+		if (r)
+			ret = lock_region_list(r, locks_add, &p);
+	} else {
+		struct htab_iter it;
+		struct hnode *node;
+
+		htab_iter_init(&srv->regions, &it);
+		while (ret == 0 && (node = htab_iter_next(&srv->regions, &it)) != NULL)
+			ret = lock_region_list(htab_entry(node, struct region, node), locks_add, &p);
+	}
+	if (ret == -ENOMEM)
+		goto nomem;
+	if (p.truncated) {
+		cJSON *yes = cJSON_CreateTrue();
+
+		if (!yes || !cJSON_ReplaceItemInObjectCaseSensitive(reply, "truncated", yes)) {
+			cJSON_Delete(yes);
+			goto nomem;
+		}
+	}
+	ops_reply_send(c, id, reply);
+	return OPS_DONE;
+nomem:
+	cJSON_Delete(reply);
+	ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+	return OPS_DONE;
+}
+
+int ops_resize(struct conn *c, uint64_t id, cJSON *req)
+{
+	uint64_t max = c->srv->limits->max_region_size, size;
+	const char *name;
+	struct region *r;
+	bool sparse = false;
+	int ret;
+
+	name = ops_get_name(c, id, req);
+	if (!name || ops_get_u64(c, id, req, "size", true, &size) < 0 ||
+	    ops_get_bool(c, id, req, "sparse", &sparse) < 0)
+		return OPS_DONE;
+	if (size == 0) {
+		ops_reply_error(c, id, EINVAL, "field 'size' must be at least 1");
+		return OPS_DONE;
+	}
+	if (size > max) {
+		ops_reply_error(c, id, EFBIG, "field 'size' (%" PRIu64 ") is above max_region_size "
+		                "(%" PRIu64 ")", size, max);
+		return OPS_DONE;
+	}
+	ret = ops_get_region(c, id, req, name, &r);
+	if (!r)
+		return ret;
+	resize_request(c, id, r, size, sparse);
+	ops_put_region(r);
+	return OPS_DONE;
+}
+
+int ops_shrink_ack(struct conn *c, uint64_t id, cJSON *req)
+{
+	uint64_t shrink;
+
+	if (ops_get_u64(c, id, req, "shrink", true, &shrink) < 0)
+		return OPS_DONE;
+	if (resize_ack(c, shrink) < 0)
+		ops_reply_error(c, id, ESRCH, "no shrink %" PRIu64 " waits for this connection's "
+		                "acknowledgement (unknown or finished)", shrink);
+	else
+		ops_reply_send(c, id, msg_reply_ok(id));
+	return OPS_DONE;
+}
+
+int ops_subscribe(struct conn *c, uint64_t id, cJSON *req)
+{
+	const char *name;
+	struct region *r;
+	cJSON *reply;
+	int ret;
+
+	name = ops_get_name(c, id, req);
+	if (!name)
+		return OPS_DONE;
+	ret = ops_get_region(c, id, req, name, &r);
+	if (!r)
+		return ret;
+	ret = notify_subscribe(c, r);
+	if (ret == -EALREADY) {
+		ops_reply_error(c, id, EALREADY, "this connection is subscribed to region '%s' already",
+		                name);
+	} else if (ret == -EAGAIN) {
+		conn_warn(c, "refused a subscription: max_subscriptions_per_client (%" PRIu64 ")",
+		          c->srv->limits->max_subscriptions_per_client);
+		ops_reply_error(c, id, EAGAIN, "this connection has max_subscriptions_per_client (%"
+		                PRIu64 ") subscriptions", c->srv->limits->max_subscriptions_per_client);
+	} else if (ret < 0) {
+		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+	} else {
+		reply = msg_reply_ok(id);
+		if (reply && !cJSON_AddNumberToObject(reply, "seq", (double)r->seq)) {
+			cJSON_Delete(reply);
+			reply = NULL;
+		}
+		ops_reply_send(c, id, reply);
+	}
+	ops_put_region(r);
+	return OPS_DONE;
+}
+
+int ops_unsubscribe(struct conn *c, uint64_t id, cJSON *req)
+{
+	const char *name;
+	struct region *r;
+
+	name = ops_get_name(c, id, req);
+	if (!name)
+		return OPS_DONE;
+	r = region_lookup(c->srv, name);
+	if (r && r->state == REGION_BUSY) {
+		if (region_defer(r, c, id, req) < 0)
+			ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+		return OPS_KEPT;
+	}
+	/* A subscription keeps its region in the table: one that is not there has none. */
+	if (!r || notify_unsubscribe(c, r) < 0)
+		ops_reply_error(c, id, ENOENT, "this connection is not subscribed to region '%s'", name);
+	else
+		ops_reply_send(c, id, msg_reply_ok(id));
+	return OPS_DONE;
+}
+
+int ops_changed(struct conn *c, uint64_t id, cJSON *req)
+{
+	uint64_t offset, length, size, seq;
+	const char *name;
+	struct region *r;
+	int ret;
+
+	name = ops_get_name(c, id, req);
+	if (!name || ops_get_u64(c, id, req, "offset", true, &offset) < 0 ||
+	    ops_get_u64(c, id, req, "length", true, &length) < 0)
+		return OPS_DONE;
+	if (length == 0) {
+		ops_reply_error(c, id, EINVAL, "field 'length' must be at least 1");
+		return OPS_DONE;
+	}
+	ret = ops_get_region(c, id, req, name, &r);
+	if (!r)
+		return ret;
+	size = region_size(r);
+	if (offset > size || length > size - offset) {
+		ops_reply_error(c, id, ERANGE, "the range %" PRIu64 "+%" PRIu64 " does not lie inside "
+		                "region '%s' (%" PRIu64 " bytes)", offset, length, name, size);
+	} else if (r->flush.poisoned && r->flush.policy.kind != POLICY_MANUAL) {
+		ops_reply_error(c, id, EIO, "region '%s' is poisoned by a failed flush, so its policy "
+		                "cannot flush the change; send clear-error first", name);
+	} else {
+		seq = ++r->seq;
+		notify_changed(r, c, seq, offset, length);
+		flush_count_change(c, id, r, seq, length);
+	}
+	ops_put_region(r);
+	return OPS_DONE;
+}
+
+int ops_flush(struct conn *c, uint64_t id, cJSON *req)
+{
+	const char *name;
+	struct region *r;
+	uint64_t ignored;
+	int ret;
+
+	/* offset and length are accepted for the record: fdatasync covers any range. */
+	name = ops_get_name(c, id, req);
+	if (!name || ops_get_u64(c, id, req, "offset", false, &ignored) < 0 ||
+	    ops_get_u64(c, id, req, "length", false, &ignored) < 0)
+		return OPS_DONE;
+	ret = ops_get_region(c, id, req, name, &r);
+	if (!r)
+		return ret;
+	flush_request(c, id, r);
+	ops_put_region(r);
+	return OPS_DONE;
+}
+
+/* Answers a clear-error or set-policy request. */
+static void coord_reply_saved(struct conn *c, uint64_t id, const struct policy *p)
+{
+	cJSON *reply = msg_reply_ok(id);
+	cJSON *obj = reply && p ? policy_to_json(p) : NULL;
+
+	if (reply && p && (!obj || !cJSON_AddItemToObject(reply, "policy", obj))) {
+		cJSON_Delete(obj);
+		cJSON_Delete(reply);
+		reply = NULL;
+	}
+	ops_reply_send(c, id, reply);
+}
+
+static void coord_saved(void *arg, int result)
+{
+	struct coord_saving *s = arg;
+
+	if (result < 0)
+		ops_reply_error(s->conn, s->id, ops_wire_errno(-result), "the change to region '%s' is "
+		                "in effect but could not be saved: %s", s->name, strerror(-result));
+	else
+		coord_reply_saved(s->conn, s->id, s->with_policy ? &s->policy : NULL);
+	conn_pending_done(s->conn);
+	conn_unref(s->conn);
+	free(s->name);
+	free(s);
+}
+
+/*
+ * Saves r's metadata and answers request id once it is on disk (at once for an anonymous
+ * region, which has none); with p, the reply carries the policy.
+ */
+static void coord_save(struct conn *c, uint64_t id, struct region *r, const struct policy *p)
+{
+	struct coord_saving *s;
+
+	if (r->anonymous) {
+		coord_reply_saved(c, id, p);
+		return;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s || !(s->name = strdup(r->name))) {
+		free(s);
+		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+		return;
+	}
+	s->conn = c;
+	s->id = id;
+	s->with_policy = p != NULL;
+	if (p)
+		s->policy = *p;
+	conn_ref(c);
+	conn_pending_add(c);
+	if (meta_save_region(r, coord_saved, s) < 0) {
+		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+		conn_pending_done(c);
+		conn_unref(c);
+		free(s->name);
+		free(s);
+	}
+}
+
+int ops_clear_error(struct conn *c, uint64_t id, cJSON *req)
+{
+	const char *name;
+	struct region *r;
+	int ret;
+
+	name = ops_get_name(c, id, req);
+	if (!name)
+		return OPS_DONE;
+	ret = ops_get_region(c, id, req, name, &r);
+	if (!r)
+		return ret;
+	if (r->flush.poisoned) {
+		log_warn("client %llu (pid %ld) cleared the poison of region '%s'",
+		         (unsigned long long)c->serial, (long)c->pid, name);
+		r->flush.poisoned = false;
+		coord_save(c, id, r, NULL);
+	} else {
+		ops_reply_send(c, id, msg_reply_ok(id));
+	}
+	ops_put_region(r);
+	return OPS_DONE;
+}
+
+int ops_set_policy(struct conn *c, uint64_t id, cJSON *req)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(req, "policy");
+	const char *name, *problem;
+	struct policy p;
+	struct region *r;
+	cJSON *event, *obj;
+	int ret;
+
+	name = ops_get_name(c, id, req);
+	if (!name)
+		return OPS_DONE;
+	if (!item) {
+		ops_reply_error(c, id, EINVAL, "field 'policy' is required");
+		return OPS_DONE;
+	}
+	if (policy_parse(item, &p, &problem) < 0) {
+		ops_reply_error(c, id, EINVAL, "%s", problem);
+		return OPS_DONE;
+	}
+	ret = ops_get_region(c, id, req, name, &r);
+	if (!r)
+		return ret;
+	flush_set_policy(r, &p);
+	log_info("client %llu (pid %ld) set the flush policy of region '%s'",
+	         (unsigned long long)c->serial, (long)c->pid, name);
+	event = notify_event_new(r, "policy");
+	obj = event ? policy_to_json(&p) : NULL;
+	if (obj && cJSON_AddItemToObject(event, "policy", obj))
+		notify_region(r, event, NOTIFY_HOLDERS | NOTIFY_SUBSCRIBERS, NULL);
+	else
+		cJSON_Delete(obj);
+	cJSON_Delete(event);
+	coord_save(c, id, r, &p);
+	ops_put_region(r);
+	return OPS_DONE;
+}
