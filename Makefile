@@ -18,6 +18,7 @@ MANDIR     ?= $(PREFIX)/share/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 
 VERSION    := 0.1.0
 SOVERSION  := 0
@@ -154,6 +155,42 @@ check: all $(TESTS) $(TESTCLIENT)
 bench: $(MMAPD) $(BENCH)
 	MMAPD_BIN=$(abspath $(MMAPD)) ./$(BENCH) $(BENCHFLAGS)
 
+# make fuzz [FUZZ_SECONDS=60] [FUZZ_ARGS=...]: the libFuzzer target over proto/ and shared/
+# (docs/fuzzing.md). It needs clang with libFuzzer, which mk/fuzzdeps.sh checks (and installs as
+# root), so it stays out of `make check`. The corpus grows in build-fuzz/corpus from run to run;
+# a finding stops the run, fails make, and is saved as build-fuzz/crash-*.
+# make fuzz-replay: the same checks without libFuzzer, built with $(CC), over tests/fuzz/corpus.
+FUZZ_CC      := clang
+FUZZ_SECONDS ?= 60
+FUZZ_ARGS    ?=
+FUZZ_B       := build-fuzz
+FUZZ_FLAGS   := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+                -fno-omit-frame-pointer -g -O1
+FUZZ_BIN     := $(FUZZ_B)/fuzz_proto
+FUZZ_REPLAY  := $(B)/tests/fuzz/replay
+
+.PHONY: fuzz fuzz-replay
+
+$(FUZZ_BIN): tests/fuzz/fuzz_proto.c $(PROTO_SRC) $(wildcard proto/*.h shared/*.h)
+	$(Q)FUZZ_CC=$(FUZZ_CC) sh mk/fuzzdeps.sh
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CCLD    $@")
+	$(Q)$(FUZZ_CC) $(CPPFLAGS_ALL) $(WARN) $(FUZZ_FLAGS) $(CJSON_CFLAGS) -o $@ \
+	  tests/fuzz/fuzz_proto.c $(PROTO_SRC) $(CJSON_LIBS) -lm
+
+fuzz: $(FUZZ_BIN)
+	@mkdir -p $(FUZZ_B)/corpus
+	@cp tests/fuzz/corpus/* $(FUZZ_B)/corpus/
+	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 -print_final_stats=1 \
+	  -dict=tests/fuzz/proto.dict -artifact_prefix=$(FUZZ_B)/ $(FUZZ_ARGS) $(FUZZ_B)/corpus
+
+$(FUZZ_REPLAY): $(B)/tests/fuzz/fuzz_proto.o $(B)/tests/fuzz/replay.o $(PROTO_OBJ)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CJSON_LIBS) -lm
+
+fuzz-replay: $(FUZZ_REPLAY)
+	$(FUZZ_REPLAY) tests/fuzz/corpus
+
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
 	  $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(UNITDIR) \
@@ -172,6 +209,9 @@ install: all
 	sed -e 's|@SBINDIR@|$(SBINDIR)|' systemd/mmapd.service.in > $(DESTDIR)$(UNITDIR)/mmapd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/mmapd.service
 	install -m 0644 systemd/mmapd.sysusers $(DESTDIR)$(SYSUSERSDIR)/mmapd.conf
+	install -m 0644 systemd/mmapd.socket $(DESTDIR)$(UNITDIR)/mmapd.socket
+	install -d $(DESTDIR)$(TMPFILESDIR)
+	install -m 0644 systemd/mmapd-tmpfiles.conf $(DESTDIR)$(TMPFILESDIR)/mmapd.conf
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/mmapd $(DESTDIR)$(BINDIR)/mmapctl \
@@ -180,6 +220,7 @@ uninstall:
 	  $(DESTDIR)$(INCLUDEDIR)/mmapd.h $(DESTDIR)$(PKGCONFIGDIR)/mmapd.pc \
 	  $(DESTDIR)$(MANDIR)/man8/mmapd.8 $(DESTDIR)$(MANDIR)/man1/mmapctl.1 \
 	  $(DESTDIR)$(UNITDIR)/mmapd.service $(DESTDIR)$(SYSUSERSDIR)/mmapd.conf
+	rm -f $(DESTDIR)$(UNITDIR)/mmapd.socket $(DESTDIR)$(TMPFILESDIR)/mmapd.conf
 
 clean:
 	rm -rf build build-san build-*

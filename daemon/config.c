@@ -1,7 +1,7 @@
 /*
  * Settings of mmapd (see config.h). The config file is one JSON object whose keys are the
- * limits of docs/protocol.md and docs/coordination.md plus "socket", "data_dir", "log_level"
- * and "socket_mode". It is read strictly: an operator who misspells a key or writes "64K"
+ * limits of docs/protocol.md and docs/coordination.md plus "socket", "data_dir", "log_level",
+ * "socket_mode" and the access lists "allow_connect" and "allow_create". It is read strictly: an operator who misspells a key or writes "64K"
  * where a number belongs gets a clear refusal at startup rather than a silently ignored
  * setting.
  */
@@ -44,6 +44,8 @@ static const struct config_limit {
 	CONFIG_LIMIT(event_backlog_bytes, 262144, 4096, 67108864),
 	CONFIG_LIMIT(max_pending_ranges, 64, 1, 4096),
 	CONFIG_LIMIT(size_check_ms, 1000, 0, 3600000),
+	CONFIG_LIMIT(max_bytes_granted_per_client, PROTO_ID_MAX, 4096, PROTO_ID_MAX),
+	CONFIG_LIMIT(max_regions_created_per_client, 65536, 1, 1048576),
 };
 
 #define CONFIG_NLIMITS (sizeof(config_limits) / sizeof(config_limits[0]))
@@ -81,8 +83,17 @@ int config_init(struct config *c)
 	return 0;
 }
 
+static void id_list_done(struct id_list *l)
+{
+	free(l->uids);
+	free(l->gids);
+	memset(l, 0, sizeof(*l));
+}
+
 void config_done(struct config *c)
 {
+	id_list_done(&c->allow_connect);
+	id_list_done(&c->allow_create);
 	free(c->socket_path);
 	free(c->data_dir);
 	c->socket_path = NULL;
@@ -160,6 +171,88 @@ out:
 	return r;
 }
 
+#define CONFIG_ID_LIST_MAX 4096   /* ids per array: a list, not a user database */
+
+/* Reads one array of ids ("uids" or "gids") of an access list. Returns 0 or -EINVAL/-ENOMEM. */
+static int id_array_parse(const cJSON *obj, const char *key, uint32_t **ret, size_t *ret_n)
+{
+	const cJSON *array = cJSON_GetObjectItemCaseSensitive(obj, key), *item;
+	uint32_t *ids;
+	size_t n = 0;
+
+	if (!array)
+		return 0;
+	if (!cJSON_IsArray(array) || cJSON_GetArraySize(array) > CONFIG_ID_LIST_MAX)
+		return -EINVAL;
+	ids = calloc((size_t)cJSON_GetArraySize(array) + 1, sizeof(*ids));
+	if (!ids)
+		return -ENOMEM;
+	cJSON_ArrayForEach(item, array) {
+		double v = cJSON_IsNumber(item) ? item->valuedouble : -1;
+
+		if (v < 0 || v > 4294967294.0 || v != (double)(uint32_t)v) {
+			free(ids);
+			return -EINVAL;
+		}
+		ids[n++] = (uint32_t)v;
+	}
+	*ret = ids;
+	*ret_n = n;
+	return 0;
+}
+
+/* Reads an access list: {"uids": [...], "gids": [...]}, nothing else. */
+static int id_list_parse(const char *path, const char *key, const cJSON *obj, struct id_list *l)
+{
+	const cJSON *item;
+	int r;
+
+	if (!cJSON_IsObject(obj))
+		goto bad;
+	cJSON_ArrayForEach(item, obj)
+		if (strcmp(item->string, "uids") != 0 && strcmp(item->string, "gids") != 0)
+			goto bad;
+	id_list_done(l);
+	r = id_array_parse(obj, "uids", &l->uids, &l->nuids);
+	if (r == 0)
+		r = id_array_parse(obj, "gids", &l->gids, &l->ngids);
+	if (r == -ENOMEM) {
+		log_error("%s: out of memory", path);
+		return r;
+	}
+	if (r < 0)
+		goto bad;
+	l->set = true;
+	return 0;
+bad:
+	log_error("%s: \"%s\" must be an object {\"uids\": [...], \"gids\": [...]} of integer ids",
+	          path, key);
+	return -EINVAL;
+}
+
+static bool id_in(const uint32_t *ids, size_t n, uint32_t id)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (ids[i] == id)
+			return true;
+	return false;
+}
+
+bool id_list_allows(const struct id_list *l, uint32_t uid, uint32_t gid, const uint32_t *groups,
+                    size_t ngroups)
+{
+	size_t i;
+
+	if (!l->set || uid == 0 || id_in(l->uids, l->nuids, uid) || id_in(l->gids, l->ngids, gid))
+		return true;
+	for (i = 0; i < ngroups; i++)
+		if (id_in(l->gids, l->ngids, groups[i]))
+			return true;
+	return false;
+}
+
 /* Applies one key of the config object. Returns 0, or -EINVAL after logging why. */
 static int config_apply(struct config *c, const char *path, const cJSON *obj, const cJSON *item)
 {
@@ -183,6 +276,11 @@ static int config_apply(struct config *c, const char *path, const cJSON *obj, co
 		*config_limit_slot(&c->limits, cl) = v;
 		return 0;
 	}
+
+	if (strcmp(key, "allow_connect") == 0)
+		return id_list_parse(path, key, item, &c->allow_connect);
+	if (strcmp(key, "allow_create") == 0)
+		return id_list_parse(path, key, item, &c->allow_create);
 
 	if (strcmp(key, "socket") == 0 || strcmp(key, "data_dir") == 0 ||
 	    strcmp(key, "log_level") == 0 || strcmp(key, "socket_mode") == 0) {
@@ -260,4 +358,34 @@ out:
 	cJSON_Delete(obj);
 	free(text);
 	return r;
+}
+
+/* Logs a setting that a reload cannot change. */
+static void config_reload_refuse(const char *key)
+{
+	log_warn("configuration reload: \"%s\" changed; it takes effect only after a restart", key);
+}
+
+void config_reload_from(struct config *c, struct config *next)
+{
+	uint64_t max_frame = c->limits.max_frame;
+
+	if (strcmp(c->socket_path, next->socket_path) != 0)
+		config_reload_refuse("socket");
+	if (strcmp(c->data_dir, next->data_dir) != 0)
+		config_reload_refuse("data_dir");
+	if (c->socket_mode != next->socket_mode)
+		config_reload_refuse("socket_mode");
+	/* Connections read with the frame size they started with; hello announced it. */
+	if (max_frame != next->limits.max_frame)
+		config_reload_refuse("max_frame");
+	c->limits = next->limits;
+	c->limits.max_frame = max_frame;
+	c->log_level = next->log_level;
+	id_list_done(&c->allow_connect);
+	id_list_done(&c->allow_create);
+	c->allow_connect = next->allow_connect;
+	c->allow_create = next->allow_create;
+	memset(&next->allow_connect, 0, sizeof(next->allow_connect));
+	memset(&next->allow_create, 0, sizeof(next->allow_create));
 }

@@ -6,6 +6,7 @@
 #define MMAPD_DAEMON_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define CONFIG_DEFAULT_SOCKET   "/run/mmapd/mmapd.sock"
@@ -28,6 +29,22 @@ struct limits {
 	uint64_t event_backlog_bytes;
 	uint64_t max_pending_ranges;
 	uint64_t size_check_ms;
+	/* Access and quotas (docs/protocol.md, "Access control and operations"). */
+	uint64_t max_bytes_granted_per_client;
+	uint64_t max_regions_created_per_client;
+};
+
+/*
+ * Who may do something ("allow_connect", "allow_create"): a peer whose uid is in uids, or
+ * whose primary or supplementary group is in gids. An unset list allows everyone; uid 0 is
+ * always allowed.
+ */
+struct id_list {
+	bool set;
+	uint32_t *uids;        /* malloc'd */
+	size_t nuids;
+	uint32_t *gids;        /* malloc'd */
+	size_t ngids;
 };
 
 struct config {
@@ -36,6 +53,8 @@ struct config {
 	int log_level;         /* enum log_level */
 	unsigned socket_mode;  /* permission bits of the socket file */
 	struct limits limits;
+	struct id_list allow_connect;
+	struct id_list allow_create;
 };
 
 /* Fills c with the defaults. Returns 0 or -ENOMEM. */
@@ -49,6 +68,18 @@ void config_done(struct config *c);
  * cannot be read. c may be partly updated after a failure.
  */
 int config_load_file(struct config *c, const char *path);
+
+/*
+ * Moves what a SIGHUP may change (limits, log level, access lists) from next into c, and
+ * frees what c had. Settings that need a restart (paths, socket mode, max_frame) stay as
+ * they are in c; each one that differs is logged at warn. next is left empty (config_done
+ * still accepts it).
+ */
+void config_reload_from(struct config *c, struct config *next);
+
+/* True when the list allows uid with primary group gid and supplementary groups[n]. */
+bool id_list_allows(const struct id_list *l, uint32_t uid, uint32_t gid, const uint32_t *groups,
+                    size_t ngroups);
 
 /* Replaces *slot with a copy of value. Returns 0 or -ENOMEM. */
 int config_set_string(char **slot, const char *value);

@@ -61,6 +61,7 @@ static void conn_free(struct conn *c)
 	htab_done(&c->locks);
 	htab_done(&c->subs);
 	free(c->client_name);
+	free(c->groups);
 	free(c);
 }
 
@@ -127,6 +128,7 @@ int conn_new(struct server *srv, int fd, pid_t pid, uid_t uid, gid_t gid, struct
 	c->pid = pid;
 	c->uid = uid;
 	c->gid = gid;
+	c->connected_ms = server_epoch_ms();
 	c->state = CONN_OPEN;
 	frame_reader_init(&c->reader, (uint32_t)srv->limits->max_frame);
 	fd_queue_init(&c->fdq);

@@ -73,6 +73,9 @@ struct conn {
 	pid_t pid;                    /* SO_PEERCRED at accept */
 	uid_t uid;
 	gid_t gid;
+	uint32_t *groups;             /* supplementary groups (SO_PEERGROUPS), malloc'd */
+	size_t ngroups;
+	uint64_t connected_ms;        /* Unix epoch milliseconds at accept */
 	char *client_name;            /* from hello, or NULL */
 	bool hello_done;
 	unsigned version;
@@ -80,6 +83,8 @@ struct conn {
 	struct htab grants;           /* struct grant by handle */
 	struct htab holders;          /* struct holder by region */
 	size_t ngrants;
+	uint64_t bytes_granted;       /* sum of the region sizes its grants were made at */
+	uint64_t regions_created;     /* creations it started (max_regions_created_per_client) */
 	uint64_t next_handle;
 	size_t pending;               /* requests waiting on a region or on the thread pool */
 	size_t parked;                /* lock requests waiting (bounded by max_locks_per_client) */

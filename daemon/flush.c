@@ -292,12 +292,15 @@ static void flush_done(struct server_job *sj)
 
 	r->flush.running = false;
 	if (job->result == 0) {
+		r->srv->stats.flushes++;
+		r->srv->stats.bytes_flushed += region_size(r);
 		log_debug("flushed region '%s' up to change %" PRIu64, r->name, job->seq);
 		notify_flushed(r, job->seq);
 		flush_answer(&r->flush.running_waiters, 0, NULL);
 		if (r->flush.next_waiters.head || r->flush.again)
 			flush_start(r);
 	} else {
+		r->srv->stats.flush_failures++;
 		flush_poison(r, -job->result);
 	}
 	region_check_idle(r);

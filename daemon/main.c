@@ -2,7 +2,9 @@
  * mmapd's entry point: options and config file, then (unless --foreground, or when a
  * service manager waits for our readiness on $NOTIFY_SOCKET) the classic daemonisation, in
  * which the parent stays until the child listens so that its exit status tells whether the
- * daemon started. Then the server runs on a libuv loop until SIGTERM or SIGINT.
+ * daemon started. Then the server runs on a libuv loop until SIGTERM or SIGINT; SIGHUP reads
+ * the config file again (settings_reload). Under systemd the listening socket may come from
+ * the service manager (socket activation), taken before any fork.
  *
  * Exit status: 0 after an orderly shutdown (and --help, --version), 1 when startup fails,
  * 2 for a bad command line or config file.
@@ -125,8 +127,34 @@ static int settings_load(const struct cli *cli, struct config *cfg)
 		return EXIT_STARTUP;
 	if (cli->log_level >= 0)
 		cfg->log_level = cli->log_level;
-	log_set_level((enum log_level)cfg->log_level);
 	return -1;
+}
+
+/* What a SIGHUP needs: the command line (which still wins) and the live settings. */
+struct reload_ctx {
+	const struct cli *cli;
+	struct config *cfg;
+};
+
+/*
+ * SIGHUP: reads the settings again as at startup and applies what may change. A config file
+ * that is now unreadable or invalid changes nothing.
+ */
+static void settings_reload(struct server *s, void *arg)
+{
+	struct reload_ctx *ctx = arg;
+	struct config next = { 0 };
+
+	(void)s;
+	if (settings_load(ctx->cli, &next) >= 0) {
+		log_error("configuration reload failed; keeping the configuration in effect");
+		config_done(&next);
+		return;
+	}
+	config_reload_from(ctx->cfg, &next);
+	config_done(&next);
+	log_set_level((enum log_level)ctx->cfg->log_level);
+	log_info("configuration reloaded from %s", ctx->cli->config_path);
 }
 
 /* Makes *path absolute against the current directory (before a daemon leaves it). */
@@ -227,9 +255,9 @@ int main(int argc, char **argv)
 	struct cli cli;
 	uv_loop_t loop;
 	bool loop_ready = false, srv_ready = false;
-	int notify_fd = -1;
+	struct reload_ctx reload = { &cli, &cfg };
+	int notify_fd = -1, listen_fd = -1;
 	int status, r;
-	char *state = NULL;
 
 	std_fds_fill();
 	log_init(LOG_LEVEL_INFO);
@@ -239,7 +267,14 @@ int main(int argc, char **argv)
 	status = settings_load(&cli, &cfg);
 	if (status >= 0)
 		goto out;
+	log_set_level((enum log_level)cfg.log_level);
 	status = EXIT_STARTUP;
+	/* Before a fork changes our pid, which $LISTEN_PID names. */
+	listen_fd = sdlisten_take();
+	if (listen_fd < 0)
+		goto out;
+	if (listen_fd == 0)
+		listen_fd = -1;
 
 	signal(SIGPIPE, SIG_IGN);
 	if (!cli.foreground && !sdnotify_wanted()) {
@@ -260,17 +295,19 @@ int main(int argc, char **argv)
 	}
 	loop_ready = true;
 	srv_ready = true;
-	if (server_init(&srv, &loop, &cfg) < 0 || server_start(&srv) < 0)
+	r = server_init(&srv, &loop, &cfg, listen_fd);
+	listen_fd = -1;
+	if (r < 0 || server_start(&srv) < 0)
 		goto out;
-
-	log_info("mmapd %s listening on %s, data directory %s", MMAPD_VERSION_STRING,
-	         cfg.socket_path, cfg.data_dir);
-	if (asprintf(&state, "READY=1\nSTATUS=Listening on %s", cfg.socket_path) >= 0) {
-		r = sdnotify_send(state);
-		if (r < 0)
-			log_warn("cannot notify the service manager: %s", strerror(-r));
-		free(state);
+	if (cli.config_path) {
+		srv.reload = settings_reload;
+		srv.reload_arg = &reload;
 	}
+
+	log_info("mmapd %s listening on %s%s, data directory %s", MMAPD_VERSION_STRING,
+	         srv.activated ? "the socket passed by the service manager, " : "",
+	         cfg.socket_path, cfg.data_dir);
+	server_sd_report(&srv, true);
 	report_status(&notify_fd, EXIT_SUCCESS);
 
 	uv_run(&loop, UV_RUN_DEFAULT);
@@ -279,6 +316,8 @@ int main(int argc, char **argv)
 
 out:
 	report_status(&notify_fd, (unsigned char)status);
+	if (listen_fd >= 0)
+		close(listen_fd);
 	if (srv_ready) {
 		server_done(&srv);
 		/* Handles closed by server_done need one more turn of the loop to finish. */

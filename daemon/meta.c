@@ -139,6 +139,10 @@ static char *meta_serialise(const struct meta *m)
 	policy = NULL;
 	if (!cJSON_AddBoolToObject(obj, "poisoned", m->poisoned))
 		goto out;
+	if (m->owned && (!cJSON_AddNumberToObject(obj, "uid", m->acc.uid) ||
+	                 !cJSON_AddNumberToObject(obj, "gid", m->acc.gid) ||
+	                 !cJSON_AddNumberToObject(obj, "perm", m->acc.perm)))
+		goto out;
 	if (m->created && (!cJSON_AddNumberToObject(obj, "created_ms", (double)m->created_ms) ||
 	                   !cJSON_AddNumberToObject(obj, "size", (double)m->size) ||
 	                   !cJSON_AddBoolToObject(obj, "sparse", m->sparse)))
@@ -321,7 +325,8 @@ nomem:
 }
 
 int meta_save_created(struct server *srv, const char *name, const struct policy *p,
-                      uint64_t size, bool sparse, meta_cb cb, void *arg)
+                      const struct access *acc, uint64_t size, bool sparse, meta_cb cb,
+                      void *arg)
 {
 	struct meta *m = meta_get(srv, name);
 	int r;
@@ -330,6 +335,8 @@ int meta_save_created(struct server *srv, const char *name, const struct policy 
 		return -ENOMEM;
 	m->policy = *p;
 	m->poisoned = false;
+	m->owned = true;
+	m->acc = *acc;
 	m->created = true;
 	m->created_ms = server_epoch_ms();
 	m->size = size;
@@ -348,6 +355,8 @@ int meta_save_region(struct region *r, meta_cb cb, void *arg)
 		return -ENOMEM;
 	m->policy = r->flush.policy;
 	m->poisoned = r->flush.poisoned;
+	m->owned = true;
+	m->acc = r->acc;
 	return meta_queue(r->srv, r->name, m, false, cb, arg);
 }
 
@@ -424,6 +433,26 @@ out:
 	return r;
 }
 
+/* Reads the owner fields (all three, or none) into m. Returns 0 or -EINVAL. */
+static int meta_parse_access(const cJSON *obj, struct meta *m)
+{
+	uint64_t uid, gid, perm;
+	int ru = msg_get_u64(obj, "uid", &uid);
+	int rg = msg_get_u64(obj, "gid", &gid);
+	int rp = msg_get_u64(obj, "perm", &perm);
+
+	if (ru == -ENOENT && rg == -ENOENT && rp == -ENOENT)
+		return 0;
+	if (ru < 0 || rg < 0 || rp < 0 || uid > UINT32_MAX - 1 || gid > UINT32_MAX - 1 ||
+	    perm > ACCESS_PERM_MAX)
+		return -EINVAL;
+	m->owned = true;
+	m->acc.uid = (uint32_t)uid;
+	m->acc.gid = (uint32_t)gid;
+	m->acc.perm = (unsigned)perm;
+	return 0;
+}
+
 /*
  * Checks the content of metadata file file and fills *m (whose name is set from it).
  * Returns NULL when it is good, or the reason it is not.
@@ -466,6 +495,11 @@ static const char *meta_parse(const char *file, const char *text, size_t len, st
 		goto out;
 	if (msg_get_bool(obj, "poisoned", &m->poisoned) == -EINVAL) {
 		problem = "\"poisoned\" is not a boolean";
+		goto out;
+	}
+	r = meta_parse_access(obj, m);
+	if (r < 0) {
+		problem = "bad \"uid\", \"gid\" or \"perm\"";
 		goto out;
 	}
 	r = msg_get_u64(obj, "created_ms", &m->created_ms);

@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "access.h"
 #include "flush.h"
 #include "htab.h"
 
@@ -28,6 +29,8 @@ struct meta {
 	struct hnode node;            /* in srv->meta, by name */
 	struct policy policy;
 	bool poisoned;
+	bool owned;                   /* acc is recorded (files of older versions lack it) */
+	struct access acc;            /* owner and mode */
 	bool created;                 /* made by mmapd: the three fields below are known */
 	uint64_t created_ms;          /* Unix epoch milliseconds */
 	uint64_t size;                /* size asked at creation */
@@ -51,16 +54,18 @@ void meta_done(struct server *srv);
 const struct meta *meta_find(struct server *srv, const char *name);
 
 /*
- * Records the metadata of a region just created with size and sparse, with policy p, and
+ * Records the metadata of a region just created with size and sparse, with policy p and
+ * owner and mode acc, and
  * queues its file. If writing it fails, the region file name is unlinked too (so a failed
  * creation leaves nothing) and the record forgotten. cb runs once it is done. Returns 0, or
  * -ENOMEM (cb is then never called).
  */
 int meta_save_created(struct server *srv, const char *name, const struct policy *p,
-                      uint64_t size, bool sparse, meta_cb cb, void *arg);
+                      const struct access *acc, uint64_t size, bool sparse, meta_cb cb,
+                      void *arg);
 
 /*
- * Records the policy and poison of file region r as they are now and queues its file; cb
+ * Records the policy, poison, owner and mode of file region r as they are now and queues its file; cb
  * (may be NULL) runs once it is done. Returns 0 or -ENOMEM (cb is then never called).
  */
 int meta_save_region(struct region *r, meta_cb cb, void *arg);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "access.h"
 #include "conn.h"
 #include "fsdir.h"
 #include "log.h"
@@ -40,6 +41,8 @@ static void ops_reply_error_v(struct conn *c, bool has_id, uint64_t id, int err,
 
 	if (vasprintf(&message, fmt, ap) < 0)
 		message = NULL;
+	if (err > 0 && err < SERVER_STAT_ERRNO_MAX)
+		c->srv->stats.errors[err]++;
 	reply = msg_reply_error(has_id, id, err, message);
 	if (reply)
 		conn_send(c, reply, NULL, 0);
@@ -136,7 +139,31 @@ int ops_get_bool(struct conn *c, uint64_t id, const cJSON *req, const char *key,
 	return 0;
 }
 
-int ops_get_region(struct conn *c, uint64_t id, cJSON *req, const char *name,
+int ops_check_access(struct conn *c, uint64_t id, const char *name, const struct access *a,
+                     unsigned want)
+{
+	if (access_check(a, c, want) == 0)
+		return 0;
+	conn_warn(c, "denied %s access to region '%s' (owner %" PRIu32 ":%" PRIu32 ", mode %04o)",
+	          access_want_name(want), name, a->uid, a->gid, a->perm);
+	ops_reply_error(c, id, EACCES, "permission denied: uid %lu may not %s region '%s' "
+	                "(owner %" PRIu32 ":%" PRIu32 ", mode %04o)", (unsigned long)c->uid,
+	                access_want_name(want), name, a->uid, a->gid, a->perm);
+	return -1;
+}
+
+/* Ends ops_get_region: checks access to the region found. */
+static int ops_get_region_checked(struct conn *c, uint64_t id, const char *name, unsigned want,
+                                  struct region **ret_region)
+{
+	if (want && *ret_region && ops_check_access(c, id, name, &(*ret_region)->acc, want) < 0) {
+		ops_put_region(*ret_region);
+		*ret_region = NULL;
+	}
+	return OPS_DONE;
+}
+
+int ops_get_region(struct conn *c, uint64_t id, cJSON *req, const char *name, unsigned want,
                    struct region **ret_region)
 {
 	struct region *r;
@@ -153,7 +180,7 @@ int ops_get_region(struct conn *c, uint64_t id, cJSON *req, const char *name,
 	if (r) {
 		region_ref(r);
 		*ret_region = r;
-		return OPS_DONE;
+		return ops_get_region_checked(c, id, name, want, ret_region);
 	}
 	ret = fsdir_lookup(c->srv->dir_fd, name, &st, &pathfd);
 	if (ret < 0) {
@@ -165,7 +192,7 @@ int ops_get_region(struct conn *c, uint64_t id, cJSON *req, const char *name,
 		ops_reply_max_regions(c, id);
 	else if (ret < 0)
 		ops_reply_fd_error(c, id, name, -ret);
-	return OPS_DONE;
+	return ops_get_region_checked(c, id, name, want, ret_region);
 }
 
 void ops_put_region(struct region *r)
@@ -371,13 +398,20 @@ static int ops_stat(struct conn *c, uint64_t id, cJSON *req)
 		return OPS_KEPT;
 	}
 	if (r) {
+		if (ops_check_access(c, id, name, &r->acc, ACCESS_READ) < 0)
+			return OPS_DONE;
 		obj = region_to_json(r);
 	} else {
+		struct access acc;
+
 		ret = fsdir_lookup(c->srv->dir_fd, name, &st, NULL);
 		if (ret < 0) {
 			ops_reply_lookup_error(c, id, name, -ret);
 			return OPS_DONE;
 		}
+		region_file_access(c->srv, name, &st, &acc);
+		if (ops_check_access(c, id, name, &acc, ACCESS_READ) < 0)
+			return OPS_DONE;
 		obj = region_file_json(c->srv, name, &st);
 	}
 	reply = msg_reply_ok(id);
@@ -420,7 +454,8 @@ void ops_reply_lookup_error(struct conn *c, uint64_t id, const char *name, int e
 static const char *const fields_none[] = { "op", NULL };
 static const char *const fields_name[] = { "op", "name", NULL };
 static const char *const fields_open[] = {
-	"op", "name", "mode", "create", "exclusive", "size", "anonymous", "sparse", "policy", NULL,
+	"op", "name", "mode", "create", "exclusive", "size", "anonymous", "sparse", "policy", "perm",
+	NULL,
 };
 static const char *const fields_lock[] = {
 	"op", "name", "offset", "length", "mode", "wait", "timeout_ms", NULL,
@@ -428,6 +463,8 @@ static const char *const fields_lock[] = {
 static const char *const fields_range[] = { "op", "name", "offset", "length", NULL };
 static const char *const fields_resize[] = { "op", "name", "size", "sparse", NULL };
 static const char *const fields_policy[] = { "op", "name", "policy", NULL };
+static const char *const fields_chown[] = { "op", "name", "uid", "gid", NULL };
+static const char *const fields_chmod[] = { "op", "name", "perm", NULL };
 /* Within a policy object. */
 static const char *const fields_policy_object[] = { "kind", "value", NULL };
 
@@ -455,9 +492,31 @@ static const struct {
 	{ "flush", ops_flush, fields_range },
 	{ "clear-error", ops_clear_error, fields_name },
 	{ "set-policy", ops_set_policy, fields_policy },
+	{ "chown", ops_chown, fields_chown },
+	{ "chmod", ops_chmod, fields_chmod },
+	{ "clients", ops_clients, fields_none },
+	{ "stats", ops_stats, fields_none },
 };
 
 #define OPS_COUNT (sizeof(ops_table) / sizeof(ops_table[0]))
+
+_Static_assert(OPS_COUNT < SERVER_STAT_OPS_MAX, "the stats have a slot per op and one more");
+
+const char *ops_name(size_t i)
+{
+	return i < OPS_COUNT ? ops_table[i].name : NULL;
+}
+
+/* The index of op in the table, or OPS_COUNT when it is unknown. */
+static size_t ops_find(const char *op)
+{
+	size_t i;
+
+	for (i = 0; i < OPS_COUNT; i++)
+		if (strcmp(op, ops_table[i].name) == 0)
+			break;
+	return i;
+}
 
 /* Deletes every member of obj not named in keep (a NULL-terminated list). */
 static void ops_trim_object(cJSON *obj, const char *const *keep)
@@ -487,9 +546,7 @@ cJSON *ops_request_trim(cJSON *req)
 	/* Requests wait only after their handler checked them, so "op" names a known op. */
 	if (msg_get_string(req, "op", &op) < 0)
 		return req;
-	for (i = 0; i < OPS_COUNT; i++)
-		if (strcmp(op, ops_table[i].name) == 0)
-			break;
+	i = ops_find(op);
 	if (i < OPS_COUNT)
 		ops_trim_object(req, ops_table[i].fields);
 	return req;
@@ -514,9 +571,7 @@ void ops_run(struct conn *c, uint64_t id, cJSON *req)
 		ops_reply_error(c, id, EINVAL, "field 'op' must be a string");
 		goto done;
 	}
-	for (i = 0; i < OPS_COUNT; i++)
-		if (strcmp(op, ops_table[i].name) == 0)
-			break;
+	i = ops_find(op);
 	if (i == OPS_COUNT) {
 		ops_reply_error(c, id, ENOSYS, "unknown op '%.64s'", op);
 		goto done;
@@ -535,6 +590,7 @@ done:
 void ops_handle_frame(struct conn *c, const char *payload, size_t len)
 {
 	cJSON *req = NULL;
+	const char *op;
 	uint64_t id;
 	int r;
 
@@ -555,5 +611,7 @@ void ops_handle_frame(struct conn *c, const char *payload, size_t len)
 		cJSON_Delete(req);
 		return;
 	}
+	/* Counted once here: a request that waits runs through ops_run again. */
+	c->srv->stats.requests[msg_get_string(req, "op", &op) == 0 ? ops_find(op) : OPS_COUNT]++;
 	ops_run(c, id, req);
 }

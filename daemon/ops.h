@@ -15,7 +15,9 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 
+struct access;
 struct conn;
+struct policy;
 struct region;
 
 /* Handles one frame's payload from c: parses it, runs the op, sends the reply. */
@@ -55,6 +57,13 @@ int ops_changed(struct conn *c, uint64_t id, cJSON *req);
 int ops_flush(struct conn *c, uint64_t id, cJSON *req);
 int ops_clear_error(struct conn *c, uint64_t id, cJSON *req);
 int ops_set_policy(struct conn *c, uint64_t id, cJSON *req);
+int ops_chown(struct conn *c, uint64_t id, cJSON *req);
+int ops_chmod(struct conn *c, uint64_t id, cJSON *req);
+int ops_clients(struct conn *c, uint64_t id, cJSON *req);
+int ops_stats(struct conn *c, uint64_t id, cJSON *req);
+
+/* The ops in table order, for the stats op: name of op i, or NULL past the last one. */
+const char *ops_name(size_t i);
 
 /* Helpers shared by the handlers (ops.c). */
 
@@ -83,12 +92,24 @@ int ops_get_bool(struct conn *c, uint64_t id, const cJSON *req, const char *key,
 
 /*
  * Finds region name for a request that needs the daemon to hold it: the table's, or the
- * file region opened and put in the table now. Returns OPS_KEPT when req waits behind a busy
- * region; otherwise OPS_DONE, with *ret_region referenced (release it with ops_put_region)
- * or NULL after answering the error.
+ * file region opened and put in the table now, and checks that c may do want to it
+ * (ACCESS_READ, ACCESS_WRITE; 0 checks nothing). Returns OPS_KEPT when req waits behind a
+ * busy region; otherwise OPS_DONE, with *ret_region referenced (release it with
+ * ops_put_region) or NULL after answering the error.
  */
-int ops_get_region(struct conn *c, uint64_t id, cJSON *req, const char *name,
+int ops_get_region(struct conn *c, uint64_t id, cJSON *req, const char *name, unsigned want,
                    struct region **ret_region);
+/*
+ * Checks that c may do want to region name owned as a says; if not, logs it at warn and
+ * answers EACCES. Returns 0, or -1 after answering.
+ */
+int ops_check_access(struct conn *c, uint64_t id, const char *name, const struct access *a,
+                     unsigned want);
+/*
+ * Saves file region r's metadata and answers request id once it is on disk (at once for an
+ * anonymous region, which has none); with p, the reply carries the policy. (ops_coord.c)
+ */
+void ops_save_region(struct conn *c, uint64_t id, struct region *r, const struct policy *p);
 /* Releases a region from ops_get_region; a file region nothing needs leaves the table. */
 void ops_put_region(struct region *r);
 

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "access.h"
 #include "conn.h"
 #include "flush.h"
 #include "fsdir.h"
@@ -24,7 +25,7 @@
 #include "resize.h"
 #include "server.h"
 
-/* A request answered once a metadata change is on disk (clear-error, set-policy). */
+/* A request answered once a metadata change is on disk (clear-error, set-policy, chown...). */
 struct coord_saving {
 	struct conn *conn;            /* referenced; its pending count covers us */
 	uint64_t id;
@@ -58,7 +59,7 @@ int ops_lock(struct conn *c, uint64_t id, cJSON *req)
 		return OPS_DONE;
 	a.has_timeout = ret > 0;
 
-	ret = ops_get_region(c, id, req, name, &r);
+	ret = ops_get_region(c, id, req, name, ACCESS_READ, &r);
 	if (!r)
 		return ret;
 	lock_acquire(c, id, r, &a);
@@ -186,7 +187,7 @@ int ops_resize(struct conn *c, uint64_t id, cJSON *req)
 		                "(%" PRIu64 ")", size, max);
 		return OPS_DONE;
 	}
-	ret = ops_get_region(c, id, req, name, &r);
+	ret = ops_get_region(c, id, req, name, ACCESS_WRITE, &r);
 	if (!r)
 		return ret;
 	resize_request(c, id, r, size, sparse);
@@ -218,7 +219,7 @@ int ops_subscribe(struct conn *c, uint64_t id, cJSON *req)
 	name = ops_get_name(c, id, req);
 	if (!name)
 		return OPS_DONE;
-	ret = ops_get_region(c, id, req, name, &r);
+	ret = ops_get_region(c, id, req, name, ACCESS_READ, &r);
 	if (!r)
 		return ret;
 	ret = notify_subscribe(c, r);
@@ -281,7 +282,7 @@ int ops_changed(struct conn *c, uint64_t id, cJSON *req)
 		ops_reply_error(c, id, EINVAL, "field 'length' must be at least 1");
 		return OPS_DONE;
 	}
-	ret = ops_get_region(c, id, req, name, &r);
+	ret = ops_get_region(c, id, req, name, ACCESS_WRITE, &r);
 	if (!r)
 		return ret;
 	size = region_size(r);
@@ -312,7 +313,7 @@ int ops_flush(struct conn *c, uint64_t id, cJSON *req)
 	if (!name || ops_get_u64(c, id, req, "offset", false, &ignored) < 0 ||
 	    ops_get_u64(c, id, req, "length", false, &ignored) < 0)
 		return OPS_DONE;
-	ret = ops_get_region(c, id, req, name, &r);
+	ret = ops_get_region(c, id, req, name, ACCESS_READ, &r);
 	if (!r)
 		return ret;
 	flush_request(c, id, r);
@@ -349,11 +350,7 @@ static void coord_saved(void *arg, int result)
 	free(s);
 }
 
-/*
- * Saves r's metadata and answers request id once it is on disk (at once for an anonymous
- * region, which has none); with p, the reply carries the policy.
- */
-static void coord_save(struct conn *c, uint64_t id, struct region *r, const struct policy *p)
+void ops_save_region(struct conn *c, uint64_t id, struct region *r, const struct policy *p)
 {
 	struct coord_saving *s;
 
@@ -392,14 +389,14 @@ int ops_clear_error(struct conn *c, uint64_t id, cJSON *req)
 	name = ops_get_name(c, id, req);
 	if (!name)
 		return OPS_DONE;
-	ret = ops_get_region(c, id, req, name, &r);
+	ret = ops_get_region(c, id, req, name, ACCESS_WRITE, &r);
 	if (!r)
 		return ret;
 	if (r->flush.poisoned) {
 		log_warn("client %llu (pid %ld) cleared the poison of region '%s'",
 		         (unsigned long long)c->serial, (long)c->pid, name);
 		r->flush.poisoned = false;
-		coord_save(c, id, r, NULL);
+		ops_save_region(c, id, r, NULL);
 	} else {
 		ops_reply_send(c, id, msg_reply_ok(id));
 	}
@@ -427,7 +424,7 @@ int ops_set_policy(struct conn *c, uint64_t id, cJSON *req)
 		ops_reply_error(c, id, EINVAL, "%s", problem);
 		return OPS_DONE;
 	}
-	ret = ops_get_region(c, id, req, name, &r);
+	ret = ops_get_region(c, id, req, name, ACCESS_WRITE, &r);
 	if (!r)
 		return ret;
 	flush_set_policy(r, &p);
@@ -440,7 +437,7 @@ int ops_set_policy(struct conn *c, uint64_t id, cJSON *req)
 	else
 		cJSON_Delete(obj);
 	cJSON_Delete(event);
-	coord_save(c, id, r, &p);
+	ops_save_region(c, id, r, &p);
 	ops_put_region(r);
 	return OPS_DONE;
 }

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "conn.h"
 #include "flush.h"
 #include "fsdir.h"
@@ -40,6 +41,8 @@ struct open_args {
 	uint64_t size;
 	bool has_policy;
 	struct policy policy;
+	bool has_perm;
+	uint64_t perm;
 };
 
 /* Parses and checks an open request. Returns 0, or -1 after answering with the error. */
@@ -87,12 +90,21 @@ static int open_parse(struct conn *c, uint64_t id, const cJSON *req, struct open
 		ops_reply_error(c, id, EINVAL, "%s", problem);
 		return -1;
 	}
+	a->perm = ACCESS_PERM_DEFAULT;
+	r = ops_get_u64(c, id, req, "perm", false, &a->perm);
+	if (r < 0)
+		return -1;
+	a->has_perm = r > 0;
+	if (a->perm > ACCESS_PERM_MAX) {
+		ops_reply_error(c, id, EINVAL, "field 'perm' must be a mode from 0 to 0777 (511)");
+		return -1;
+	}
 
 	if (!a->create) {
 		/* A false flag asks for nothing, so only a set flag, a size or a policy is refused. */
 		const char *stray = a->exclusive ? "exclusive" : a->has_size ? "size" :
 		                    a->anonymous ? "anonymous" : a->sparse ? "sparse" :
-		                    a->has_policy ? "policy" : NULL;
+		                    a->has_policy ? "policy" : a->has_perm ? "perm" : NULL;
 
 		if (stray) {
 			ops_reply_error(c, id, EINVAL, "field '%s' is only allowed with \"create\": true",
@@ -140,15 +152,55 @@ static int open_admit(struct conn *c, uint64_t id)
 }
 
 /*
+ * Checks that c may create a region: allow_create and max_regions_created_per_client.
+ * Returns 0, or -1 after answering EACCES or EAGAIN.
+ */
+static int open_admit_create(struct conn *c, uint64_t id, const char *name)
+{
+	const struct config *cfg = c->srv->cfg;
+	uint64_t max = cfg->limits.max_regions_created_per_client;
+
+	if (!id_list_allows(&cfg->allow_create, c->uid, c->gid, c->groups, c->ngroups)) {
+		conn_warn(c, "denied the creation of region '%s': not in allow_create", name);
+		ops_reply_error(c, id, EACCES, "permission denied: uid %lu may not create regions "
+		                "(allow_create)", (unsigned long)c->uid);
+		return -1;
+	}
+	if (c->regions_created >= max) {
+		conn_warn(c, "refused the creation of region '%s': max_regions_created_per_client "
+		          "(%" PRIu64 ")", name, max);
+		ops_reply_error(c, id, EAGAIN, "this connection created max_regions_created_per_client "
+		                "(%" PRIu64 ") regions already", max);
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Makes a grant of r for c in mode and sends the reply with its descriptor. Answers any
- * failure itself.
+ * failure itself. The request that created r is granted whatever r's mode says, as
+ * open(2) with O_CREAT is.
  */
 static void open_grant(struct conn *c, uint64_t id, struct region *r, enum region_mode mode,
                        bool created)
 {
+	uint64_t max_bytes = c->srv->limits->max_bytes_granted_per_client, size;
 	struct grant *g;
 	cJSON *reply = NULL, *obj;
 	int fd, ret;
+
+	if (!created && ops_check_access(c, id, r->name, &r->acc,
+	                                 mode == REGION_MODE_RW ? ACCESS_WRITE : ACCESS_READ) < 0)
+		return;
+	size = region_size(r);
+	if (size > max_bytes || c->bytes_granted > max_bytes - size) {
+		conn_warn(c, "refused an open of '%s': max_bytes_granted_per_client (%" PRIu64 ")",
+		          r->name, max_bytes);
+		ops_reply_error(c, id, EAGAIN, "this connection holds grants of %" PRIu64 " bytes; "
+		                "%" PRIu64 " more would pass max_bytes_granted_per_client (%" PRIu64 ")",
+		                c->bytes_granted, size, max_bytes);
+		return;
+	}
 
 	if (mode == REGION_MODE_RW && r->rdonly) {
 		ops_reply_error(c, id, EACCES, "the daemon can open region '%s' only read-only", r->name);
@@ -266,6 +318,8 @@ static void open_failed(struct region_job *job, int err)
 
 	open_reparse(job->req, &mode, &exclusive);
 	region_table_remove(r);
+	if (c->regions_created > 0)
+		c->regions_created--;
 	if (err == EEXIST && !exclusive && conn_alive(c)) {
 		/* Someone outside the daemon made the file meanwhile: open it as it is. */
 		cJSON *req = job->req;
@@ -311,7 +365,7 @@ static void open_created(struct region_job *job)
 		open_ready(job);
 		return;
 	}
-	if (meta_save_created(r->srv, r->name, &job->policy, job->size, job->sparse,
+	if (meta_save_created(r->srv, r->name, &job->policy, &r->acc, job->size, job->sparse,
 	                      open_meta_saved, job) < 0) {
 		/* Rare enough to unlink here rather than queue more work that needs memory too. */
 		unlinkat(r->srv->dir_fd, r->name, 0);
@@ -354,6 +408,10 @@ static void open_create(struct conn *c, uint64_t id, const struct open_args *a, 
 	job->size = a->size;
 	job->sparse = a->sparse;
 	job->policy = a->policy;
+	r->acc.uid = (uint32_t)c->uid;
+	r->acc.gid = (uint32_t)c->gid;
+	r->acc.perm = (unsigned)a->perm;
+	c->regions_created++;
 	fsdir_tmp_name(job->tmpname, ++srv->tmp_counter);
 	job->done = open_created;
 	ret = region_job_start(job);
@@ -406,6 +464,8 @@ int ops_open(struct conn *c, uint64_t id, cJSON *req)
 		ops_reply_lookup_error(c, id, a.name, -ret);
 		return OPS_DONE;
 	}
+	if (open_admit_create(c, id, a.name) < 0)
+		return OPS_DONE;
 	open_create(c, id, &a, req);
 	return OPS_KEPT;
 }
@@ -453,6 +513,7 @@ int ops_delete(struct conn *c, uint64_t id, cJSON *req)
 {
 	struct region_job *job;
 	struct region *r, *old;
+	struct access acc;
 	struct stat st;
 	const char *name;
 	int ret;
@@ -467,6 +528,8 @@ int ops_delete(struct conn *c, uint64_t id, cJSON *req)
 		return OPS_KEPT;
 	}
 	if (old && old->anonymous) {
+		if (ops_check_access(c, id, name, &old->acc, ACCESS_WRITE) < 0)
+			return OPS_DONE;
 		/* Its grants keep the struct (and the memfd) alive; the name is free now. */
 		region_ref(old);
 		region_table_remove(old);
@@ -491,6 +554,12 @@ int ops_delete(struct conn *c, uint64_t id, cJSON *req)
 		ops_reply_lookup_error(c, id, name, -ret);
 		return OPS_DONE;
 	}
+	if (old)
+		acc = old->acc;
+	else
+		region_file_access(c->srv, name, &st, &acc);
+	if (ops_check_access(c, id, name, &acc, ACCESS_WRITE) < 0)
+		return OPS_DONE;
 	/* The name stays busy until the file is gone, so nobody opens what is being unlinked. */
 	r = region_new(c->srv, name, false, REGION_BUSY);
 	if (!r) {

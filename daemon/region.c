@@ -50,6 +50,7 @@ struct region *region_new(struct server *srv, const char *name, bool anonymous,
 		if (m) {
 			r->flush.policy = m->policy;
 			r->flush.poisoned = m->poisoned;
+			r->acc = m->acc;
 		}
 	}
 	r->next = srv->all_regions;
@@ -163,6 +164,7 @@ int region_open_file(struct server *srv, const char *name, int pathfd, const str
 	r->fd = fd;
 	r->rdonly = rdonly;
 	r->size = (uint64_t)st->st_size;
+	region_file_access(srv, name, st, &r->acc);
 	ret = region_table_add(r, false);
 	if (ret < 0) {
 		region_unref(r);
@@ -219,6 +221,25 @@ static bool region_json_coordination(cJSON *obj, uint64_t generation, const stru
 	       cJSON_AddNumberToObject(obj, "locks", (double)locks);
 }
 
+/* Adds "uid", "gid" and "perm". Returns false on ENOMEM. */
+static bool region_json_access(cJSON *obj, const struct access *a)
+{
+	return cJSON_AddNumberToObject(obj, "uid", a->uid) &&
+	       cJSON_AddNumberToObject(obj, "gid", a->gid) &&
+	       cJSON_AddNumberToObject(obj, "perm", a->perm);
+}
+
+void region_file_access(struct server *srv, const char *name, const struct stat *st,
+                        struct access *ret)
+{
+	const struct meta *m = meta_find(srv, name);
+
+	if (m && m->owned)
+		*ret = m->acc;
+	else
+		access_from_stat(st, ret);
+}
+
 cJSON *region_to_json(struct region *r)
 {
 	cJSON *obj = cJSON_CreateObject();
@@ -230,6 +251,7 @@ cJSON *region_to_json(struct region *r)
 	    !cJSON_AddBoolToObject(obj, "anonymous", r->anonymous) ||
 	    !cJSON_AddNumberToObject(obj, "grants", (double)r->grants) ||
 	    !cJSON_AddNumberToObject(obj, "clients", (double)r->clients) ||
+	    !region_json_access(obj, &r->acc) ||
 	    !region_json_coordination(obj, r->generation, &r->flush.policy, r->flush.poisoned,
 	                              r->seq, r->locks.nheld + r->locks.nwaiting)) {
 		cJSON_Delete(obj);
@@ -243,15 +265,18 @@ cJSON *region_file_json(struct server *srv, const char *name, const struct stat 
 	static const struct policy manual = { POLICY_MANUAL, 0 };
 	const struct meta *m = meta_find(srv, name);
 	cJSON *obj = cJSON_CreateObject();
+	struct access acc;
 
 	if (!obj)
 		return NULL;
+	region_file_access(srv, name, st, &acc);
 	/* Not held: it would be at generation 1 with no change announced if opened now. */
 	if (!cJSON_AddStringToObject(obj, "name", name) ||
 	    !cJSON_AddNumberToObject(obj, "size", (double)st->st_size) ||
 	    !cJSON_AddFalseToObject(obj, "anonymous") ||
 	    !cJSON_AddNumberToObject(obj, "grants", 0) ||
 	    !cJSON_AddNumberToObject(obj, "clients", 0) ||
+	    !region_json_access(obj, &acc) ||
 	    !region_json_coordination(obj, 1, m ? &m->policy : &manual, m && m->poisoned, 0, 0)) {
 		cJSON_Delete(obj);
 		return NULL;
@@ -395,6 +420,7 @@ int grant_new(struct conn *c, struct region *r, enum region_mode mode, struct gr
 	g->conn = c;
 	g->region = r;
 	g->mode = mode;
+	g->size = region_size(r);
 	if (htab_insert(&c->grants, &g->node, htab_hash_u64(g->handle)) < 0) {
 		/* Only the very first insertion can fail, and then the holder is new as well. */
 		if (h->count == 0)
@@ -406,6 +432,7 @@ int grant_new(struct conn *c, struct region *r, enum region_mode mode, struct gr
 	region_ref(r);
 	r->grants++;
 	c->ngrants++;
+	c->bytes_granted += g->size;
 	c->srv->ngrants++;
 	*ret_grant = g;
 	return 0;
@@ -437,6 +464,7 @@ void grant_free(struct grant *g)
 		holder_free(h);
 	r->grants--;
 	c->ngrants--;
+	c->bytes_granted -= g->size;
 	c->srv->ngrants--;
 	free(g);
 	/* The daemon holds a file region's descriptor only while someone needs it. */

@@ -27,6 +27,7 @@
 #include <uv.h>
 #include <cjson/cJSON.h>
 
+#include "access.h"
 #include "flush.h"
 #include "fsdir.h"
 #include "htab.h"
@@ -75,6 +76,7 @@ struct region {
 	uint64_t seq;                 /* the last change announced (notify.c) */
 	uint64_t grants;              /* open grants, all connections */
 	uint64_t clients;             /* connections holding at least one */
+	struct access acc;            /* owner and mode (access.h); in the metadata of file regions */
 	struct holder *holders;
 	struct lock_queue locks;      /* lock.c */
 	struct sub *subs;             /* notify.c */
@@ -91,11 +93,12 @@ struct grant {
 	struct conn *conn;
 	struct region *region;        /* referenced */
 	enum region_mode mode;
+	uint64_t size;                /* the region's size when granted (max_bytes_granted_per_client) */
 };
 
 /*
- * Makes a region struct (one reference, not in the table, fd -1, generation 1, policy and
- * poison from its metadata). NULL on ENOMEM.
+ * Makes a region struct (one reference, not in the table, fd -1, generation 1, policy,
+ * poison and owner from its metadata). NULL on ENOMEM.
  */
 struct region *region_new(struct server *srv, const char *name, bool anonymous,
                           enum region_state state);
@@ -141,6 +144,12 @@ uint64_t region_size(struct region *r);
 
 /* The region object of docs/protocol.md and docs/coordination.md. NULL on ENOMEM. */
 cJSON *region_to_json(struct region *r);
+/*
+ * The owner and mode of file region name, whose stat is st: its metadata's, or for a file
+ * made without mmapd the file's own owner and permission bits.
+ */
+void region_file_access(struct server *srv, const char *name, const struct stat *st,
+                        struct access *ret);
 /* The region object of file region name, which the daemon does not hold. NULL on ENOMEM. */
 cJSON *region_file_json(struct server *srv, const char *name, const struct stat *st);
 

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "conn.h"
 #include "flush.h"
 #include "fsdir.h"
@@ -230,7 +232,7 @@ static int server_listen(struct server *s)
 	return 0;
 }
 
-int server_init(struct server *s, uv_loop_t *loop, const struct config *cfg)
+int server_init(struct server *s, uv_loop_t *loop, const struct config *cfg, int listen_fd)
 {
 	int r;
 
@@ -247,6 +249,10 @@ int server_init(struct server *s, uv_loop_t *loop, const struct config *cfg)
 	s->start_ms = server_now_ms();
 	flush_hook_init();
 
+	if (listen_fd >= 0) {
+		s->listen_fd = listen_fd;
+		s->activated = true;
+	}
 	s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (s->spare_fd < 0) {
 		r = -errno;
@@ -259,15 +265,15 @@ int server_init(struct server *s, uv_loop_t *loop, const struct config *cfg)
 	r = meta_init(s);
 	if (r < 0)
 		return r;
-	return server_listen(s);
+	return s->activated ? 0 : server_listen(s);
 }
 
-/* Unlinks the socket file if it is still the one we bound. */
+/* Unlinks the socket file if it is still the one we bound (never one we were given). */
 static void server_unlink_socket(struct server *s)
 {
 	struct stat st;
 
-	if (stat(s->cfg->socket_path, &st) == 0 && st.st_dev == s->sock_dev &&
+	if (!s->activated && stat(s->cfg->socket_path, &st) == 0 && st.st_dev == s->sock_dev &&
 	    st.st_ino == s->sock_ino)
 		unlink(s->cfg->socket_path);
 }
@@ -283,22 +289,23 @@ static enum log_level server_refusal_level(uint64_t *last_ms)
 	return LOG_LEVEL_WARN;
 }
 
-/* Tells a connection over max_clients why, and closes it. */
-static void server_refuse(struct server *s, int fd, pid_t pid)
+/*
+ * Tells a refused connection why (an "error" event with err and message), and closes it.
+ * Refusals come in floods: at most one a second is logged at warn.
+ */
+static void server_refuse(struct server *s, int fd, pid_t pid, uid_t uid, int err,
+                          const char *message)
 {
 	static uint64_t last_warn;
 	cJSON *event, *error;
-	char message[96];
 	uint8_t *buf = NULL;
 	size_t len;
 
-	snprintf(message, sizeof(message), "too many connections (max_clients is %llu)",
-	         (unsigned long long)s->limits->max_clients);
-	log_write(server_refusal_level(&last_warn),
-	          "refusing a connection from pid %ld: max_clients (%llu) connections already",
-	          (long)pid, (unsigned long long)s->limits->max_clients);
+	s->stats.refused++;
+	log_write(server_refusal_level(&last_warn), "refusing a connection from pid %ld (uid %lu): %s",
+	          (long)pid, (unsigned long)uid, message);
 	event = msg_event("error");
-	error = msg_error_object(EUSERS, message);
+	error = msg_error_object(err, message);
 	if (event && error && cJSON_AddItemToObject(event, "error", error)) {
 		error = NULL;
 		/* A fresh socket's buffer takes a small frame whole; if not, the client learns less. */
@@ -352,6 +359,9 @@ static void server_on_listen(uv_poll_t *handle, int status, int events)
 	for (i = 0; i < SERVER_ACCEPTS_PER_WAKE && !s->stopping; i++) {
 		struct ucred cred = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
 		socklen_t credlen = sizeof(cred);
+		uint32_t *groups = NULL;
+		size_t ngroups = 0;
+		char message[96];
 		struct conn *c;
 		int fd, r;
 
@@ -369,19 +379,95 @@ static void server_on_listen(uv_poll_t *handle, int status, int events)
 		}
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &credlen) < 0)
 			log_debug("SO_PEERCRED failed: %s", strerror(errno));
+		r = access_peer_groups(fd, &groups, &ngroups);
+		if (r < 0)
+			log_debug("SO_PEERGROUPS failed: %s", strerror(-r));
 		if (s->nconns >= s->limits->max_clients) {
-			server_refuse(s, fd, cred.pid);
+			snprintf(message, sizeof(message), "too many connections (max_clients is %llu)",
+			         (unsigned long long)s->limits->max_clients);
+			server_refuse(s, fd, cred.pid, cred.uid, EUSERS, message);
+			free(groups);
+			continue;
+		}
+		if (!id_list_allows(&s->cfg->allow_connect, cred.uid, cred.gid, groups, ngroups)) {
+			snprintf(message, sizeof(message), "permission denied: uid %lu may not connect "
+			         "(allow_connect)", (unsigned long)cred.uid);
+			server_refuse(s, fd, cred.pid, cred.uid, EACCES, message);
+			free(groups);
 			continue;
 		}
 		r = conn_new(s, fd, cred.pid, cred.uid, cred.gid, &c);
 		if (r < 0) {
 			log_error("cannot set up a connection from pid %ld: %s", (long)cred.pid,
 			          strerror(-r));
+			free(groups);
 			continue;
 		}
+		s->stats.accepted++;
+		c->groups = groups;
+		c->ngroups = ngroups;
 		log_debug("client %llu (pid %ld, uid %lu) connected", (unsigned long long)c->serial,
 		          (long)cred.pid, (unsigned long)cred.uid);
 	}
+}
+
+#define SERVER_STATUS_MS 2000   /* how often STATUS= may change */
+
+void server_sd_report(struct server *s, bool force)
+{
+	char *status = NULL, *state = NULL;
+
+	if (asprintf(&status, "%zu client%s, %zu region%s in use, %" PRIu64 " grant%s", s->nconns,
+	             s->nconns == 1 ? "" : "s", s->regions.count, s->regions.count == 1 ? "" : "s",
+	             s->ngrants, s->ngrants == 1 ? "" : "s") < 0)
+		return;
+	if (!force && s->sd_status && strcmp(status, s->sd_status) == 0) {
+		free(status);
+		return;
+	}
+	if (asprintf(&state, "%sSTATUS=%s", force ? "READY=1\n" : "", status) >= 0) {
+		sdnotify_send(state);
+		free(state);
+	}
+	free(s->sd_status);
+	s->sd_status = status;
+}
+
+static void server_on_sd_timer(uv_timer_t *timer)
+{
+	struct server *s = timer->data;
+
+	if (s->watchdog_usec > 0)
+		sdnotify_send("WATCHDOG=1");
+	server_sd_report(s, false);
+}
+
+/* Starts the keep-alives ($WATCHDOG_USEC / 2) and status updates, under a service manager. */
+static void server_sd_start(struct server *s)
+{
+	uint64_t every = SERVER_STATUS_MS;
+
+	if (!sdnotify_wanted())
+		return;
+	s->watchdog_usec = sdnotify_watchdog_usec();
+	if (s->watchdog_usec > 0) {
+		uint64_t half = s->watchdog_usec / 2000u;
+
+		every = half < every ? (half > 0 ? half : 1) : every;
+		log_info("watchdog enabled: keep-alive every %" PRIu64 " ms", every);
+	}
+	uv_timer_init(s->loop, &s->sd_timer);
+	s->sd_timer.data = s;
+	s->sd_timer_active = true;
+	uv_timer_start(&s->sd_timer, server_on_sd_timer, every, every);
+}
+
+static void server_sd_stop(struct server *s)
+{
+	if (!s->sd_timer_active)
+		return;
+	uv_close((uv_handle_t *)&s->sd_timer, NULL);
+	s->sd_timer_active = false;
 }
 
 static void server_on_signal(uv_signal_t *handle, int signum)
@@ -389,7 +475,16 @@ static void server_on_signal(uv_signal_t *handle, int signum)
 	struct server *s = handle->data;
 
 	if (signum == SIGHUP) {
-		log_warn("configuration reload is not supported yet; ignoring SIGHUP");
+		if (s->stopping)
+			return;
+		if (!s->reload) {
+			log_warn("SIGHUP received, but this daemon has no config file to read again");
+			return;
+		}
+		log_info("SIGHUP received; reloading the configuration");
+		sdnotify_send("RELOADING=1");
+		s->reload(s, s->reload_arg);
+		server_sd_report(s, true);
 		return;
 	}
 	if (s->stopping) {
@@ -423,6 +518,7 @@ int server_start(struct server *s)
 	    (r = uv_signal_start(&s->sig_hup, server_on_signal, SIGHUP)) < 0)
 		goto fail;
 	resize_checker_start(s);
+	server_sd_start(s);
 	return 0;
 fail:
 	log_error("cannot start the event loop's watchers: %s", uv_strerror(r));
@@ -479,6 +575,7 @@ void server_check_finished(struct server *s)
 	s->finished = true;
 	server_close_signals(s);
 	resize_checker_stop(s);
+	server_sd_stop(s);
 }
 
 void server_done(struct server *s)
@@ -489,6 +586,9 @@ void server_done(struct server *s)
 	server_close_listener(s);
 	server_close_signals(s);
 	resize_checker_stop(s);
+	server_sd_stop(s);
+	free(s->sd_status);
+	s->sd_status = NULL;
 	htab_iter_init(&s->regions, &it);
 	while ((node = htab_iter_next(&s->regions, &it)) != NULL)
 		region_table_remove(htab_entry(node, struct region, node));

@@ -18,6 +18,20 @@
 #include "config.h"
 #include "htab.h"
 
+#define SERVER_STAT_OPS_MAX   48    /* a request counter per op, and one for unknown ops */
+#define SERVER_STAT_ERRNO_MAX 160   /* error replies counted per errno below this */
+
+/* Counters of the stats op, from the start of the daemon. */
+struct server_stats {
+	uint64_t requests[SERVER_STAT_OPS_MAX];   /* by index in the op table (ops_name) */
+	uint64_t errors[SERVER_STAT_ERRNO_MAX];   /* error replies by errno */
+	uint64_t accepted;                        /* connections accepted */
+	uint64_t refused;                         /* connections refused (limits, allow_connect) */
+	uint64_t flushes;                         /* fdatasync calls that succeeded */
+	uint64_t flush_failures;
+	uint64_t bytes_flushed;                   /* the region's size at each successful flush */
+};
+
 struct conn;
 struct meta_writer;
 struct region;
@@ -27,6 +41,12 @@ struct server {
 	uv_loop_t *loop;
 	const struct config *cfg;
 	const struct limits *limits;
+	/*
+	 * Called on SIGHUP to read the configuration again and apply what may change (set by
+	 * main; NULL: reloading is not possible).
+	 */
+	void (*reload)(struct server *s, void *arg);
+	void *reload_arg;
 
 	int listen_fd;
 	uv_poll_t listen_poll;
@@ -34,6 +54,7 @@ struct server {
 	int spare_fd;              /* /dev/null, given up to accept-and-close on EMFILE */
 	dev_t sock_dev;            /* the socket file we bound, so we unlink only our own */
 	ino_t sock_ino;
+	bool activated;            /* the listening socket came from the service manager */
 	int dir_fd;                /* the data directory */
 
 	uv_signal_t sig_term, sig_int, sig_hup;
@@ -64,6 +85,12 @@ struct server {
 	struct resize *shrinks;    /* shrinks waiting for acknowledgements */
 	uv_timer_t size_timer;     /* size_check_ms */
 	bool size_timer_active;
+	uv_timer_t sd_timer;       /* watchdog keep-alives and STATUS= for the service manager */
+	bool sd_timer_active;
+	uint64_t watchdog_usec;    /* $WATCHDOG_USEC, or 0 */
+	char *sd_status;           /* the STATUS= last sent (malloc'd) */
+
+	struct server_stats stats;
 
 	bool stopping;
 	bool finished;
@@ -72,10 +99,12 @@ struct server {
 
 /*
  * Prepares the data directory (created if missing, stale temporary files removed) and the
- * listening socket (parent directory created if missing, a stale socket replaced, another
- * live daemon refused). Logs the reason of a failure. Returns 0 or -errno.
+ * listening socket: listen_fd (consumed) when the service manager passed one (socket
+ * activation), else the socket at the configured path (parent directory created if missing,
+ * a stale socket replaced, another live daemon refused). Logs the reason of a failure.
+ * Returns 0 or -errno.
  */
-int server_init(struct server *s, uv_loop_t *loop, const struct config *cfg);
+int server_init(struct server *s, uv_loop_t *loop, const struct config *cfg, int listen_fd);
 
 /* Starts accepting and watching signals. Returns 0 or a negative libuv/errno error. */
 int server_start(struct server *s);
@@ -88,6 +117,12 @@ void server_check_finished(struct server *s);
 
 /* Frees what the server still holds once the loop has stopped. Accepts a half-set-up server. */
 void server_done(struct server *s);
+
+/*
+ * Tells the service manager (if any) the daemon's state in STATUS=, when it changed since
+ * the last report or when force is set (then with READY=1, ending a reload).
+ */
+void server_sd_report(struct server *s, bool force);
 
 /* Milliseconds since the server started. */
 uint64_t server_uptime_ms(const struct server *s);
