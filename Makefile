@@ -87,6 +87,7 @@ LIBA       := $(B)/libmmapd.a
 LIBSO      := $(B)/libmmapd.so.$(VERSION)
 TESTCLIENT := $(B)/tests/mmapd-testclient
 BENCH      := $(B)/mmapd-bench
+FUZZ_REPLAY := $(B)/tests/fuzz/replay
 
 .PHONY: all run check bench install uninstall clean help
 # Keep objects that make would otherwise treat as intermediate and delete.
@@ -147,8 +148,9 @@ run: $(MMAPD) $(MMAPCTL)
 	./$(MMAPD) --foreground --socket run/mmapd.sock --data-dir run/data $(RUNFLAGS)
 
 # Every suite runs even when an earlier one fails; the summary line counts suites.
-check: all $(TESTS) $(TESTCLIENT)
+check: all $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY)
 	+@MAKE="$(MAKE)" sh mk/installcheck.sh
+	@$(FUZZ_REPLAY) tests/fuzz/corpus
 	@MMAPD_BIN=$(abspath $(MMAPD)) MMAPCTL_BIN=$(abspath $(MMAPCTL)) \
 	 MMAPD_TESTCLIENT=$(abspath $(TESTCLIENT)) sh mk/runtests.sh $(TESTS)
 
@@ -167,7 +169,6 @@ FUZZ_B       := build-fuzz
 FUZZ_FLAGS   := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                 -fno-omit-frame-pointer -g -O1
 FUZZ_BIN     := $(FUZZ_B)/fuzz_proto
-FUZZ_REPLAY  := $(B)/tests/fuzz/replay
 
 .PHONY: fuzz fuzz-replay
 

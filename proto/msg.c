@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -335,23 +336,37 @@ int msg_error_parse(const cJSON *obj, int *ret_err, const char **ret_message)
 
 /*
  * cJSON prints a number that is not an int with "%1.15g" and keeps that text whenever reading
- * it back lands within a relative DBL_EPSILON, so integers of 16 digits or more (ids and sizes
- * up to 2^53-1) come out rounded. Those are written as exact integers instead, up to 2^63,
- * beyond which no protocol value goes.
+ * it back lands within a relative DBL_EPSILON, not only when it is exact: integers of 16 digits
+ * or more (ids and sizes up to 2^53-1) come out rounded, and a fraction such as
+ * 1.0000000000000002 comes out as the integer 1, which the strict readers would then accept.
+ * Such numbers are written exactly instead: whole numbers below 2^63 as integers, anything
+ * else with "%.17g", which always reads back to the same double.
  */
 #define MSG_EXACT_MIN 1e15
 #define MSG_EXACT_MAX 9223372036854775808.0
+#define MSG_NUMBER_TEXT 32
+
+static bool msg_number_whole(double d)
+{
+	double a = d < 0 ? -d : d;
+
+	return a < MSG_EXACT_MAX && (double)(int64_t)d == d;
+}
 
 static bool msg_number_rounded(const cJSON *item)
 {
+	char text[MSG_NUMBER_TEXT];
 	double d = item->valuedouble;
-	double a = d < 0 ? -d : d;
 
-	return cJSON_IsNumber(item) && a >= MSG_EXACT_MIN && a < MSG_EXACT_MAX &&
-	       (double)(int64_t)d == d;
+	if (!cJSON_IsNumber(item) || !isfinite(d))
+		return false;
+	/* Whole numbers below 10^15 have at most 15 digits: "%1.15g" is exact for them. */
+	if (msg_number_whole(d))
+		return (d < 0 ? -d : d) >= MSG_EXACT_MIN;
+	snprintf(text, sizeof(text), "%1.15g", d);
+	return strtod(text, NULL) != d;
 }
 
-/* Tells whether cJSON would round any number in the list starting at item, or beneath it. */
 static bool msg_list_rounded(const cJSON *item)
 {
 	for (; item; item = item->next)
@@ -369,10 +384,13 @@ static int msg_list_make_exact(cJSON *item)
 {
 	for (; item; item = item->next) {
 		if (msg_number_rounded(item)) {
-			char text[24];
+			char text[MSG_NUMBER_TEXT];
 			cJSON *raw;
 
-			snprintf(text, sizeof(text), "%" PRId64, (int64_t)item->valuedouble);
+			if (msg_number_whole(item->valuedouble))
+				snprintf(text, sizeof(text), "%" PRId64, (int64_t)item->valuedouble);
+			else
+				snprintf(text, sizeof(text), "%.17g", item->valuedouble);
 			raw = cJSON_CreateRaw(text);
 			if (!raw)
 				return -ENOMEM;

@@ -593,6 +593,28 @@ START_TEST(test_msg_print_writes_large_integers_exactly)
 }
 END_TEST
 
+/* cJSON would print 1.0000000000000002 as "1", turning a fraction the readers refuse into an
+ * integer they accept; msg_encode must keep it a fraction. */
+START_TEST(test_msg_encode_keeps_fractions_fractional)
+{
+	cJSON *obj = cJSON_CreateObject(), *back = NULL;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	uint64_t v = 0;
+
+	ck_assert_ptr_nonnull(cJSON_AddNumberToObject(obj, "size", 1.0000000000000002));
+	ck_assert_ptr_nonnull(cJSON_AddNumberToObject(obj, "big", 4000000000000000.5));
+	ck_assert_int_eq(msg_encode(obj, FRAME_MAX_DEFAULT, &buf, &len), 0);
+	ck_assert_int_eq(msg_parse((const char *)buf + FRAME_HEADER_SIZE, len - FRAME_HEADER_SIZE, &back), 0);
+	ck_assert_int_eq(msg_get_u64(back, "size", &v), -EINVAL);
+	ck_assert(cJSON_GetObjectItem(back, "size")->valuedouble == 1.0000000000000002);
+	ck_assert_int_eq(msg_get_u64(back, "big", &v), -EINVAL);
+	cJSON_Delete(back);
+	cJSON_Delete(obj);
+	free(buf);
+}
+END_TEST
+
 START_TEST(test_msg_encode_rejects_over_max)
 {
 	cJSON *obj = msg_event("x");
@@ -673,6 +695,7 @@ static Suite *msg_suite(void)
 	tcase_add_test(tc, test_msg_error_parse_rejects_malformed_error);
 	tcase_add_test(tc, test_msg_errno_table_round_trips);
 	tcase_add_test(tc, test_msg_print_writes_large_integers_exactly);
+	tcase_add_test(tc, test_msg_encode_keeps_fractions_fractional);
 	tcase_add_test(tc, test_msg_encode_rejects_over_max);
 	tcase_add_test(tc, test_msg_encode_rejects_large_message);
 	suite_add_tcase(s, tc);
