@@ -1,7 +1,8 @@
 /*
  * Settings of mmapd (see config.h). The config file is one JSON object whose keys are the
  * limits of docs/protocol.md and docs/coordination.md plus "socket", "data_dir", "log_level",
- * "socket_mode" and the access lists "allow_connect" and "allow_create". It is read strictly: an operator who misspells a key or writes "64K"
+ * "socket_mode", "fdstore" and the access lists "allow_connect" and "allow_create". It is
+ * read strictly: an operator who misspells a key or writes "64K"
  * where a number belongs gets a clear refusal at startup rather than a silently ignored
  * setting.
  */
@@ -73,6 +74,7 @@ int config_init(struct config *c)
 	memset(c, 0, sizeof(*c));
 	c->log_level = LOG_LEVEL_INFO;
 	c->socket_mode = CONFIG_DEFAULT_SOCKET_MODE;
+	c->fdstore = true;
 	for (i = 0; i < CONFIG_NLIMITS; i++)
 		*config_limit_slot(&c->limits, &config_limits[i]) = config_limits[i].def;
 	if (config_set_string(&c->socket_path, CONFIG_DEFAULT_SOCKET) < 0 ||
@@ -277,6 +279,13 @@ static int config_apply(struct config *c, const char *path, const cJSON *obj, co
 		return 0;
 	}
 
+	if (strcmp(key, "fdstore") == 0) {
+		if (msg_get_bool(obj, key, &c->fdstore) < 0) {
+			log_error("%s: \"fdstore\" must be true or false", path);
+			return -EINVAL;
+		}
+		return 0;
+	}
 	if (strcmp(key, "allow_connect") == 0)
 		return id_list_parse(path, key, item, &c->allow_connect);
 	if (strcmp(key, "allow_create") == 0)
@@ -376,6 +385,8 @@ void config_reload_from(struct config *c, struct config *next)
 		config_reload_refuse("data_dir");
 	if (c->socket_mode != next->socket_mode)
 		config_reload_refuse("socket_mode");
+	if (c->fdstore != next->fdstore)
+		config_reload_refuse("fdstore");
 	/* Connections read with the frame size they started with; hello announced it. */
 	if (max_frame != next->limits.max_frame)
 		config_reload_refuse("max_frame");

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -524,10 +525,29 @@ void conn_warn(struct conn *c, const char *fmt, ...)
 	free(message);
 }
 
-/* The client has shut down its sending side: nothing more will come. */
+/*
+ * True when the peer closed its socket completely (it exited or was killed) rather than only
+ * shutting down its sending side: the kernel then reports POLLHUP on our end.
+ */
+static bool conn_peer_gone(const struct conn *c)
+{
+	struct pollfd p = { .fd = c->fd, .events = 0 };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLHUP);
+}
+
+/*
+ * The client has shut down its sending side: nothing more will come. A client that only
+ * half-closed still gets the replies to what it sent; one that is gone can read nothing, so
+ * it is closed at once, which also drops its lock waits (they could otherwise wait forever).
+ */
 static void conn_on_eof(struct conn *c)
 {
 	c->eof = true;
+	if (c->state == CONN_OPEN && conn_peer_gone(c)) {
+		conn_close(c);
+		return;
+	}
 	if (c->state == CONN_OPEN) {
 		if (frame_reader_pending(&c->reader) > 0)
 			log_debug("client %llu (pid %ld): %zu bytes of an unfinished frame at end of stream",

@@ -4,7 +4,8 @@
  * which the parent stays until the child listens so that its exit status tells whether the
  * daemon started. Then the server runs on a libuv loop until SIGTERM or SIGINT; SIGHUP reads
  * the config file again (settings_reload). Under systemd the listening socket may come from
- * the service manager (socket activation), taken before any fork.
+ * the service manager (socket activation), taken before any fork, along with the anonymous
+ * regions a previous run kept in the service manager's fd store (fdstore.h).
  *
  * Exit status: 0 after an orderly shutdown (and --help, --version), 1 when startup fails,
  * 2 for a bad command line or config file.
@@ -20,6 +21,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "fdstore.h"
 #include "log.h"
 #include "sdnotify.h"
 #include "server.h"
@@ -256,7 +258,8 @@ int main(int argc, char **argv)
 	uv_loop_t loop;
 	bool loop_ready = false, srv_ready = false;
 	struct reload_ctx reload = { &cli, &cfg };
-	int notify_fd = -1, listen_fd = -1;
+	struct sdlisten passed = { .listen_fd = -1 };
+	int notify_fd = -1;
 	int status, r;
 
 	std_fds_fill();
@@ -270,11 +273,8 @@ int main(int argc, char **argv)
 	log_set_level((enum log_level)cfg.log_level);
 	status = EXIT_STARTUP;
 	/* Before a fork changes our pid, which $LISTEN_PID names. */
-	listen_fd = sdlisten_take();
-	if (listen_fd < 0)
+	if (sdlisten_take(fdstore_name_is_ours, &passed) < 0)
 		goto out;
-	if (listen_fd == 0)
-		listen_fd = -1;
 
 	signal(SIGPIPE, SIG_IGN);
 	if (!cli.foreground && !sdnotify_wanted()) {
@@ -295,8 +295,7 @@ int main(int argc, char **argv)
 	}
 	loop_ready = true;
 	srv_ready = true;
-	r = server_init(&srv, &loop, &cfg, listen_fd);
-	listen_fd = -1;
+	r = server_init(&srv, &loop, &cfg, &passed);
 	if (r < 0 || server_start(&srv) < 0)
 		goto out;
 	if (cli.config_path) {
@@ -316,8 +315,7 @@ int main(int argc, char **argv)
 
 out:
 	report_status(&notify_fd, (unsigned char)status);
-	if (listen_fd >= 0)
-		close(listen_fd);
+	sdlisten_done(&passed);
 	if (srv_ready) {
 		server_done(&srv);
 		/* Handles closed by server_done need one more turn of the loop to finish. */

@@ -107,7 +107,8 @@ int ops_check_access(struct conn *c, uint64_t id, const char *name, const struct
                      unsigned want);
 /*
  * Saves file region r's metadata and answers request id once it is on disk (at once for an
- * anonymous region, which has none); with p, the reply carries the policy. (ops_coord.c)
+ * anonymous region, whose state goes to the fd store instead, fdstore.h); with p, the reply
+ * carries the policy. (ops_coord.c)
  */
 void ops_save_region(struct conn *c, uint64_t id, struct region *r, const struct policy *p);
 /* Releases a region from ops_get_region; a file region nothing needs leaves the table. */

@@ -13,6 +13,7 @@
 
 #include "access.h"
 #include "conn.h"
+#include "fdstore.h"
 #include "flush.h"
 #include "fsdir.h"
 #include "lock.h"
@@ -355,6 +356,7 @@ void ops_save_region(struct conn *c, uint64_t id, struct region *r, const struct
 	struct coord_saving *s;
 
 	if (r->anonymous) {
+		fdstore_state_changed(c->srv);
 		coord_reply_saved(c, id, p);
 		return;
 	}

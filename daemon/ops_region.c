@@ -8,7 +8,7 @@
  * (meta.c), and only then is the creation answered: a policy acknowledged is on disk. If
  * the metadata cannot be written, the region file goes too. A deletion retires the region
  * the name had (waiters cancelled, "deleted" sent) once the file is gone, and forgets its
- * metadata.
+ * metadata. Anonymous regions enter and leave the service manager's fd store (fdstore.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +20,7 @@
 
 #include "access.h"
 #include "conn.h"
+#include "fdstore.h"
 #include "flush.h"
 #include "fsdir.h"
 #include "log.h"
@@ -295,6 +296,8 @@ static void open_ready(struct region_job *job)
 	region_set_ready(r, job->result, job->size);
 	job->result = -EBADF;   /* the region owns the descriptor now */
 	r->flush.policy = job->policy;
+	if (r->anonymous)
+		fdstore_region_added(r);
 	if (job->fell_back)
 		log_debug("the file system cannot reserve blocks for region '%s'; "
 		          "it was sized with ftruncate", r->name);
@@ -533,6 +536,7 @@ int ops_delete(struct conn *c, uint64_t id, cJSON *req)
 		/* Its grants keep the struct (and the memfd) alive; the name is free now. */
 		region_ref(old);
 		region_table_remove(old);
+		fdstore_region_removed(c->srv, name);
 		log_info("deleted anonymous region '%s' for client %llu (pid %ld)", name,
 		         (unsigned long long)c->serial, (long)c->pid);
 		region_retire(old, c);

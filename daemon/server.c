@@ -23,6 +23,7 @@
 
 #include "access.h"
 #include "conn.h"
+#include "fdstore.h"
 #include "flush.h"
 #include "fsdir.h"
 #include "log.h"
@@ -232,7 +233,8 @@ static int server_listen(struct server *s)
 	return 0;
 }
 
-int server_init(struct server *s, uv_loop_t *loop, const struct config *cfg, int listen_fd)
+int server_init(struct server *s, uv_loop_t *loop, const struct config *cfg,
+                struct sdlisten *passed)
 {
 	int r;
 
@@ -249,23 +251,28 @@ int server_init(struct server *s, uv_loop_t *loop, const struct config *cfg, int
 	s->start_ms = server_now_ms();
 	flush_hook_init();
 
-	if (listen_fd >= 0) {
-		s->listen_fd = listen_fd;
+	if (passed->listen_fd >= 0) {
+		s->listen_fd = passed->listen_fd;
+		passed->listen_fd = -1;
 		s->activated = true;
 	}
 	s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (s->spare_fd < 0) {
 		r = -errno;
 		log_error("cannot open /dev/null: %s", strerror(-r));
-		return r;
+		goto out;
 	}
 	r = server_open_data_dir(s);
 	if (r < 0)
-		return r;
+		goto out;
 	r = meta_init(s);
 	if (r < 0)
-		return r;
-	return s->activated ? 0 : server_listen(s);
+		goto out;
+	fdstore_init(s, passed);
+	r = s->activated ? 0 : server_listen(s);
+out:
+	sdlisten_done(passed);
+	return r;
 }
 
 /* Unlinks the socket file if it is still the one we bound (never one we were given). */
@@ -546,6 +553,7 @@ void server_stop(struct server *s)
 		return;
 	s->stopping = true;
 	sdnotify_send("STOPPING=1");
+	fdstore_report_loss(s);
 	server_close_listener(s);
 	resize_server_stop(s);
 	for (c = s->conns; c; c = next) {

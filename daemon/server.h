@@ -67,6 +67,7 @@ struct server {
 	struct htab regions;       /* the region table, by name */
 	struct region *all_regions;/* every region struct alive, in the table or not */
 	size_t nanonymous;         /* anonymous regions in the table */
+	bool fdstore;              /* anonymous regions are kept in the fd store (fdstore.c) */
 	uint64_t ngrants;          /* open grants over all connections */
 
 	size_t work_pending;       /* thread-pool jobs not yet completed */
@@ -97,14 +98,18 @@ struct server {
 	uint64_t start_ms;
 };
 
+struct sdlisten;
+
 /*
- * Prepares the data directory (created if missing, stale temporary files removed) and the
- * listening socket: listen_fd (consumed) when the service manager passed one (socket
- * activation), else the socket at the configured path (parent directory created if missing,
- * a stale socket replaced, another live daemon refused). Logs the reason of a failure.
- * Returns 0 or -errno.
+ * Prepares the data directory (created if missing, stale temporary files removed), the
+ * anonymous regions the service manager kept in its fd store (fdstore.c) and the listening
+ * socket: the one the service manager passed (socket activation), else the socket at the
+ * configured path (parent directory created if missing, a stale socket replaced, another
+ * live daemon refused). Everything in passed is consumed, whatever the result. Logs the
+ * reason of a failure. Returns 0 or -errno.
  */
-int server_init(struct server *s, uv_loop_t *loop, const struct config *cfg, int listen_fd);
+int server_init(struct server *s, uv_loop_t *loop, const struct config *cfg,
+                struct sdlisten *passed);
 
 /* Starts accepting and watching signals. Returns 0 or a negative libuv/errno error. */
 int server_start(struct server *s);

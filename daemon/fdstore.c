@@ -1,0 +1,373 @@
+/*
+ * The file descriptor store (see fdstore.h). The state is one JSON object,
+ *   {"version": 1, "regions": {"<name>": {"uid": U, "gid": G, "perm": P, "policy": {...}}}}
+ * in a memfd sealed against every change, so that nothing but this daemon's next run reads
+ * what it wrote. It is rewritten whole (remove, then store) on every change: anonymous
+ * regions are few and changes to them rare, and a whole object is never half old.
+ *
+ * Adoption trusts nothing it is given: a descriptor named "anon/<name>" must be a memfd that
+ * mmapd made (its /proc link says "/memfd:", it carries our F_SEAL_SHRINK, it is open
+ * read-write), and the name must be a valid region name not taken yet. A memfd with no entry
+ * in the state (a daemon killed between storing the two) is adopted as the daemon's own with
+ * mode 0600, so that only root and the daemon's user reach it until someone chowns it.
+ */
+#include "fdstore.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "flush.h"
+#include "log.h"
+#include "msg.h"
+#include "name.h"
+#include "region.h"
+#include "sdnotify.h"
+#include "server.h"
+
+#define FDSTORE_STATE     "state"
+#define FDSTORE_ANON      "anon/"
+#define FDSTORE_NAME_MAX  255            /* systemd's limit on FDNAME= */
+#define FDSTORE_VERSION   1
+#define FDSTORE_STATE_MAX (16u << 20)    /* a few hundred bytes per anonymous region */
+#define FDSTORE_ORPHAN_PERM 0600u
+
+bool fdstore_name_is_ours(const char *fdname)
+{
+	return strcmp(fdname, FDSTORE_STATE) == 0 ||
+	       strncmp(fdname, FDSTORE_ANON, strlen(FDSTORE_ANON)) == 0;
+}
+
+/* Writes "anon/<name>" into buf. Returns false when it is too long for FDNAME=. */
+static bool fdstore_anon_name(const char *name, char buf[FDSTORE_NAME_MAX + 1])
+{
+	return (size_t)snprintf(buf, FDSTORE_NAME_MAX + 1, FDSTORE_ANON "%s", name) <=
+	       FDSTORE_NAME_MAX;
+}
+
+/* Sends "<verb>\nFDNAME=<fdname>" with fd (or none, fd < 0). Logs a failure. */
+static int fdstore_send(const char *verb, const char *fdname, int fd)
+{
+	char msg[64 + FDSTORE_NAME_MAX];
+	int r;
+
+	snprintf(msg, sizeof(msg), "%s\nFDNAME=%s", verb, fdname);
+	r = sdnotify_send_fd(msg, fd);
+	if (r < 0)
+		log_warn("cannot tell the service manager %s for \"%s\": %s", verb, fdname,
+		         strerror(-r));
+	return r;
+}
+
+/* The state as text (cJSON_free), or NULL on ENOMEM. */
+static char *fdstore_state_text(struct server *srv)
+{
+	cJSON *obj = cJSON_CreateObject(), *regions = cJSON_CreateObject();
+	struct htab_iter it;
+	struct hnode *node;
+	char *text = NULL;
+
+	if (!obj || !regions || !cJSON_AddNumberToObject(obj, "version", FDSTORE_VERSION) ||
+	    !cJSON_AddItemToObject(obj, "regions", regions)) {
+		cJSON_Delete(regions);
+		goto out;
+	}
+	htab_iter_init(&srv->regions, &it);
+	while ((node = htab_iter_next(&srv->regions, &it)) != NULL) {
+		struct region *r = htab_entry(node, struct region, node);
+		cJSON *entry, *policy;
+
+		if (!r->anonymous || r->state != REGION_READY)
+			continue;
+		entry = cJSON_CreateObject();
+		if (!entry || !cJSON_AddItemToObject(regions, r->name, entry)) {
+			cJSON_Delete(entry);
+			goto out;
+		}
+		policy = policy_to_json(&r->flush.policy);
+		if (!policy || !cJSON_AddItemToObject(entry, "policy", policy)) {
+			cJSON_Delete(policy);
+			goto out;
+		}
+		if (!cJSON_AddNumberToObject(entry, "uid", r->acc.uid) ||
+		    !cJSON_AddNumberToObject(entry, "gid", r->acc.gid) ||
+		    !cJSON_AddNumberToObject(entry, "perm", r->acc.perm))
+			goto out;
+	}
+	text = msg_print(obj, false);
+out:
+	cJSON_Delete(obj);
+	return text;
+}
+
+/* A sealed memfd holding text. Returns it or -errno. */
+static int fdstore_state_memfd(const char *text)
+{
+	size_t len = strlen(text), off = 0;
+	int fd, r;
+
+	fd = memfd_create("mmapd-state", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -errno;
+	while (off < len) {
+		ssize_t n = write(fd, text + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			goto fail;
+		}
+		off += (size_t)n;
+	}
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	return r;
+}
+
+void fdstore_state_changed(struct server *srv)
+{
+	char *text;
+	int fd;
+
+	if (!srv->fdstore)
+		return;
+	text = fdstore_state_text(srv);
+	if (!text) {
+		log_error("out of memory: the owners and modes of anonymous regions in the fd store "
+		          "are not up to date");
+		return;
+	}
+	fd = fdstore_state_memfd(text);
+	cJSON_free(text);
+	if (fd < 0) {
+		log_error("cannot make the state memfd for the fd store: %s", strerror(-fd));
+		return;
+	}
+	/* The store keeps every descriptor sent under a name; the old state goes first. */
+	fdstore_send("FDSTOREREMOVE=1", FDSTORE_STATE, -1);
+	fdstore_send("FDSTORE=1", FDSTORE_STATE, fd);
+	close(fd);
+}
+
+void fdstore_region_added(struct region *r)
+{
+	char fdname[FDSTORE_NAME_MAX + 1];
+
+	if (!r->srv->fdstore)
+		return;
+	if (!fdstore_anon_name(r->name, fdname)) {
+		log_warn("anonymous region '%s' will not survive a restart: its name is too long for "
+		         "the service manager's fd store", r->name);
+		return;
+	}
+	fdstore_state_changed(r->srv);
+	fdstore_send("FDSTORE=1", fdname, r->fd);
+}
+
+void fdstore_region_removed(struct server *srv, const char *name)
+{
+	char fdname[FDSTORE_NAME_MAX + 1];
+
+	if (!srv->fdstore || !fdstore_anon_name(name, fdname))
+		return;
+	fdstore_send("FDSTOREREMOVE=1", fdname, -1);
+	fdstore_state_changed(srv);
+}
+
+/* Reads and parses the stored state (fd borrowed). Returns the object or NULL (logged). */
+static cJSON *fdstore_state_read(int fd)
+{
+	struct stat st;
+	cJSON *obj = NULL;
+	char *text;
+	uint64_t version;
+	ssize_t n;
+
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+	    (uint64_t)st.st_size > FDSTORE_STATE_MAX) {
+		log_warn("fd store: ignoring the state: not a regular file of 1 byte to %u MiB",
+		         FDSTORE_STATE_MAX >> 20);
+		return NULL;
+	}
+	text = malloc((size_t)st.st_size);
+	if (!text) {
+		log_error("fd store: out of memory reading the state");
+		return NULL;
+	}
+	do
+		n = pread(fd, text, (size_t)st.st_size, 0);
+	while (n < 0 && errno == EINTR);
+	if (n != st.st_size || msg_parse(text, (size_t)n, &obj) < 0 ||
+	    msg_get_u64(obj, "version", &version) < 0 || version != FDSTORE_VERSION ||
+	    !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(obj, "regions"))) {
+		log_warn("fd store: ignoring the state: unreadable, or not the JSON object of "
+		         "version %d", FDSTORE_VERSION);
+		cJSON_Delete(obj);
+		obj = NULL;
+	}
+	free(text);
+	return obj;
+}
+
+/*
+ * Checks that fd is an anonymous region's memfd as mmapd makes them. Returns NULL, or why
+ * it is not.
+ */
+static const char *fdstore_check_memfd(int fd, struct stat *st)
+{
+	char proc[64], link[32];
+	ssize_t n;
+	int seals, flags;
+
+	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode))
+		return "not a regular file";
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	n = readlink(proc, link, sizeof(link) - 1);
+	if (n < 0)
+		return "its /proc/self/fd link cannot be read";
+	link[n] = '\0';
+	if (strncmp(link, "/memfd:", 7) != 0)
+		return "not a memfd";
+	seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0 || !(seals & F_SEAL_SHRINK) || (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)))
+		return "not sealed as mmapd seals anonymous regions";
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || (flags & O_ACCMODE) != O_RDWR)
+		return "not open read-write";
+	return NULL;
+}
+
+/* Reads one region's entry of the state into r. Returns false when it is unusable. */
+static bool fdstore_entry_apply(const cJSON *entry, struct region *r)
+{
+	const cJSON *policy = cJSON_GetObjectItemCaseSensitive(entry, "policy");
+	const char *problem;
+	uint64_t uid, gid, perm;
+
+	if (!cJSON_IsObject(entry) || msg_get_u64(entry, "uid", &uid) < 0 ||
+	    msg_get_u64(entry, "gid", &gid) < 0 || msg_get_u64(entry, "perm", &perm) < 0 ||
+	    uid > UINT32_MAX - 1 || gid > UINT32_MAX - 1 || perm > ACCESS_PERM_MAX ||
+	    !policy || policy_parse(policy, &r->flush.policy, &problem) < 0)
+		return false;
+	r->acc.uid = (uint32_t)uid;
+	r->acc.gid = (uint32_t)gid;
+	r->acc.perm = (unsigned)perm;
+	return true;
+}
+
+/* Adopts the descriptor stored as fdname (consumed). Returns true when it became a region. */
+static bool fdstore_adopt_one(struct server *srv, const char *fdname, int fd, const cJSON *state)
+{
+	const char *name = fdname + strlen(FDSTORE_ANON), *problem;
+	const cJSON *entry = NULL;
+	struct region *r;
+	struct stat st;
+
+	problem = name_check(name, strlen(name)) < 0 ? "not a valid region name" :
+	          region_lookup(srv, name) ? "a region of that name exists already" :
+	          fdstore_check_memfd(fd, &st);
+	if (problem)
+		goto refuse;
+	r = region_new(srv, name, true, REGION_READY);
+	if (!r) {
+		problem = "out of memory";
+		goto refuse;
+	}
+	r->fd = fd;
+	r->size = (uint64_t)st.st_size;
+	if (state)
+		entry = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(state,
+		                                                                          "regions"),
+		                                         name);
+	if (!entry || !fdstore_entry_apply(entry, r)) {
+		log_warn("fd store: anonymous region '%s' has no usable owner and mode in the stored "
+		         "state; it now belongs to the daemon's user with mode %04o", name,
+		         FDSTORE_ORPHAN_PERM);
+		r->flush.policy.kind = POLICY_MANUAL;
+		r->flush.policy.value = 0;
+		r->acc.uid = (uint32_t)getuid();
+		r->acc.gid = (uint32_t)getgid();
+		r->acc.perm = FDSTORE_ORPHAN_PERM;
+	}
+	/* The region existed before the restart: max_regions does not turn it away now. */
+	if (region_table_add(r, true) < 0) {
+		region_unref(r);   /* closes fd */
+		log_error("fd store: out of memory adopting anonymous region '%s'; it is lost", name);
+		fdstore_send("FDSTOREREMOVE=1", fdname, -1);
+		return false;
+	}
+	region_unref(r);
+	return true;
+refuse:
+	log_warn("fd store: refusing the descriptor stored as \"%s\": %s; removing it from the store",
+	         fdname, problem);
+	close(fd);
+	fdstore_send("FDSTOREREMOVE=1", fdname, -1);
+	return false;
+}
+
+void fdstore_init(struct server *srv, struct sdlisten *passed)
+{
+	cJSON *state = NULL;
+	size_t i, adopted = 0, offered = 0;
+	int state_fd = -1;
+
+	srv->fdstore = srv->cfg->fdstore && sdnotify_wanted();
+	if (srv->fdstore)
+		log_info("anonymous regions are kept in the service manager's fd store");
+	/* The last state stored is the current one; earlier copies are stale. */
+	for (i = 0; i < passed->nkept; i++) {
+		if (strcmp(passed->kept[i].name, FDSTORE_STATE) != 0)
+			continue;
+		if (state_fd >= 0)
+			close(state_fd);
+		state_fd = passed->kept[i].fd;
+		passed->kept[i].fd = -1;
+	}
+	if (state_fd >= 0 && srv->fdstore)
+		state = fdstore_state_read(state_fd);
+	if (state_fd >= 0)
+		close(state_fd);
+	for (i = 0; i < passed->nkept; i++) {
+		int fd = passed->kept[i].fd;
+
+		if (fd < 0)
+			continue;
+		passed->kept[i].fd = -1;
+		if (!srv->fdstore) {
+			log_warn("fd store: \"fdstore\" is false or $NOTIFY_SOCKET is unset; closing the "
+			         "descriptor passed as \"%s\"", passed->kept[i].name);
+			close(fd);
+			continue;
+		}
+		offered++;
+		adopted += fdstore_adopt_one(srv, passed->kept[i].name, fd, state);
+	}
+	cJSON_Delete(state);
+	if (offered > 0)
+		log_info("fd store: restored %zu of %zu anonymous region%s", adopted, offered,
+		         offered == 1 ? "" : "s");
+	fdstore_state_changed(srv);
+}
+
+void fdstore_report_loss(struct server *srv)
+{
+	size_t n = srv->nanonymous;
+
+	if (srv->fdstore || n == 0)
+		return;
+	log_warn("%zu anonymous region%s will be lost: %s", n, n == 1 ? "" : "s",
+	         sdnotify_wanted() ? "the file descriptor store is disabled (\"fdstore\": false)" :
+	         "not running under systemd with a file descriptor store");
+}
