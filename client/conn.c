@@ -1,24 +1,38 @@
 /*
- * The connection of libmmapd to the daemon: a plain blocking Unix stream socket, the hello
- * exchange, and client_call(), which sends one request and waits for the reply with the same
- * id. Each call holds the client's mutex from send to reply, so at most one request of ours is
- * in flight and threads sharing a client simply take turns; no thread of our own is started.
+ * The connection of libmmapd to the daemon: a Unix stream socket, the hello exchange,
+ * client_run(), which sends one request and waits for its reply, and reconnection.
  *
- * Frames come out of a frame_reader (proto/frame.h) sized for FRAME_MAX_LIMIT, the largest
- * maximum any daemon may announce, and descriptors out of a FIFO fd_queue (proto/fdpass.h):
- * every frame that says "fds": n claims the next n, whether or not we wanted them, so the queue
- * never falls out of step with the frames; descriptors nobody expects are closed.
- * Events are handled as they are met: "shutdown" and "error" end the connection with their
- * reason, others are ignored. A connection that broke (end of stream, reset, a protocol violation) is closed at
- * once and every later call returns the same error and message.
+ * Several threads may have requests in flight on one client at once. Each request is a
+ * struct call registered under its id before it is sent; sends are serialised by send_lock,
+ * so a frame is never interleaved with another. Reading is done by whichever waiting thread
+ * holds the reader role (leader/follower): it polls the socket without the lock, then, with
+ * the lock, takes every complete frame, hands each reply to its call by id (waking that
+ * thread), acts on each event at once (event.c: remapping on resize, protecting a shrinking
+ * tail) and queues it for mmapd_dispatch(). Then it gives up the role and wakes the waiting
+ * threads; one that still needs a reader takes it over. A blocking request (a lock that
+ * waits) thus never keeps the replies of other threads unread. Shrink acknowledgements found
+ * on the way are sent after the frames are handled (send_lock is always taken before lock).
+ *
+ * Frames come out of a frame_reader (proto/frame.h) sized for FRAME_MAX_LIMIT and
+ * descriptors out of a FIFO fd_queue (proto/fdpass.h): every frame that says "fds": n claims
+ * the next n, wanted or not, so the queue never falls out of step with the frames.
+ *
+ * When the connection dies (end of stream, reset, a shutdown or error event, a protocol
+ * violation) every call in flight fails with the reason and the client is BROKEN. The next
+ * call, or mmapd_dispatch(), reconnects: backoff from 10 ms doubling to 1 s for up to
+ * reconnect_ms, hello, then client_restore(), while other calls wait for it.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -27,125 +41,362 @@
 /* The longest client name the daemon accepts in hello. */
 #define CLIENT_NAME_MAX 64
 
+#define RECONNECT_DEFAULT_MS 30000
+#define BACKOFF_FIRST_MS 10
+#define BACKOFF_MAX_MS 1000
+
 static void fds_close(const int *fds, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		close(fds[i]);
 }
 
-/* Closes the socket and every descriptor still waiting in the queue. Called with the lock. */
-static void client_close(struct mmapd_client *client)
+/* ---- time (CLOCK_MONOTONIC, as the client's condition variable) ---- */
+
+void deadline_after(struct timespec *ts, int ms)
 {
-	if (client->sock >= 0)
-		close(client->sock);
-	client->sock = -1;
-	fd_queue_clear(&client->fds);
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
 }
 
-/*
- * Marks the connection dead with err and the formatted reason, closes it, and records the
- * reason as the calling thread's message. Returns err. Called with the lock.
- */
-static int client_kill(struct mmapd_client *client, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int client_kill(struct mmapd_client *client, int err, const char *fmt, ...)
+/* Milliseconds until ts, rounded up; 0 once it has passed. */
+static int deadline_left_ms(const struct timespec *ts)
 {
-	va_list ap;
-	char *msg;
+	struct timespec now;
+	long long ms;
 
-	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
-	va_end(ap);
-
-	client->dead_err = err;
-	free(client->dead_message);
-	client->dead_message = msg;
-	client_close(client);
-	return error_set(err, "%s", msg ? msg : mmapd_strerror(err));
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (long long)(ts->tv_sec - now.tv_sec) * 1000 +
+	     (ts->tv_nsec - now.tv_nsec + 999999L) / 1000000L;
+	if (ms <= 0)
+		return 0;
+	return ms > 1000000000LL ? 1000000000 : (int)ms;
 }
 
-/* The error of a connection that is closed already. Called with the lock. */
-static int client_closed_error(const struct mmapd_client *client)
-{
-	if (client->disconnected)
-		return error_set(-ENOTCONN, "the connection was closed by mmapd_disconnect()");
-	return error_set(client->dead_err, "%s",
-	                 client->dead_message ? client->dead_message : mmapd_strerror(client->dead_err));
-}
+/* ---- life cycle ---- */
 
 void client_ref(struct mmapd_client *client)
 {
 	atomic_fetch_add(&client->refs, 1);
 }
 
+/* Closes the descriptors behind mmapd_fd(). Lock held, or the client is not shared yet. */
+static void client_close_wake(struct mmapd_client *client)
+{
+	if (client->epfd >= 0)
+		close(client->epfd);
+	if (client->evfd >= 0)
+		close(client->evfd);
+	client->epfd = -1;
+	client->evfd = -1;
+	client->evfd_set = false;
+}
+
 void client_unref(struct mmapd_client *client)
 {
 	if (atomic_fetch_sub(&client->refs, 1) != 1)
 		return;
-	client_close(client);
+	if (client->sock >= 0)
+		close(client->sock);
+	client_close_wake(client);
+	fd_queue_clear(&client->fds);
 	frame_reader_done(&client->reader);
+	event_queue_clear(&client->events);
+	id_list_free(client->acks);
+	id_list_free(client->locks);
+	name_list_free(client->subs);
+	pthread_cond_destroy(&client->cond);
 	pthread_mutex_destroy(&client->lock);
+	pthread_mutex_destroy(&client->send_lock);
 	free(client->dead_message);
+	free(client->path);
+	free(client->name);
 	free(client);
 }
 
-/*
- * Receives once into the frame reader. recv_flags is 0 (block) or MSG_DONTWAIT. Returns 0,
- * -EAGAIN when MSG_DONTWAIT found nothing, or a negative errno (the connection is then dead,
- * except for -ENOMEM, which consumed nothing).
- */
-static int client_fill(struct mmapd_client *client, int recv_flags)
+void client_wake_update(struct mmapd_client *client)
 {
-	uint8_t *space;
-	size_t avail;
-	ssize_t n;
+	bool want = client->events.head || client->state == CLIENT_BROKEN;
+	uint64_t one = 1, got;
+
+	if (client->evfd < 0 || want == client->evfd_set)
+		return;
+	/* A non-blocking eventfd that holds 0 or 1: the write cannot block, the read drains. */
+	if (want ? write(client->evfd, &one, sizeof(one)) == sizeof(one)
+	         : read(client->evfd, &got, sizeof(got)) == sizeof(got))
+		client->evfd_set = want;
+}
+
+/* ---- requests ---- */
+
+cJSON *request_new(const char *op, const char *name)
+{
+	cJSON *req = cJSON_CreateObject();
+
+	if (!req || !cJSON_AddStringToObject(req, "op", op) ||
+	    (name && !cJSON_AddStringToObject(req, "name", name))) {
+		cJSON_Delete(req);
+		request_nomem();
+		return NULL;
+	}
+	return req;
+}
+
+int request_nomem(void)
+{
+	return error_set(-ENOMEM, "out of memory building a request");
+}
+
+int request_add_u64(cJSON *req, const char *key, uint64_t value)
+{
+	if (value > PROTO_ID_MAX)
+		return error_set(-EINVAL, "%s %llu is above 2^53-1, the largest the protocol carries",
+		                 key, (unsigned long long)value);
+	if (!cJSON_AddNumberToObject(req, key, (double)value))
+		return request_nomem();
+	return 0;
+}
+
+/* ---- failing calls, breaking the connection ---- */
+
+int call_fail(struct call *call, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	free(call->message);
+	va_start(ap, fmt);
+	if (vasprintf(&call->message, fmt, ap) < 0)
+		call->message = NULL;
+	va_end(ap);
+	call->err = err;
+	return err;
+}
+
+/* Takes call off the list of calls in flight and wakes its thread. Lock held. */
+static void call_complete(struct mmapd_client *client, struct call *call)
+{
+	if (call->prev)
+		call->prev->next = call->next;
+	else
+		client->calls = call->next;
+	if (call->next)
+		call->next->prev = call->prev;
+	call->prev = call->next = NULL;
+	call->done = true;
+	if (call->flags & CALL_DETACHED)
+		call->on_done(client, call);
+	else
+		pthread_cond_signal(&call->cond);
+}
+
+/* Fails every call in flight with err and message. Lock held. */
+static void client_fail_calls(struct mmapd_client *client, int err, const char *message)
+{
+	while (client->calls) {
+		struct call *call = client->calls;
+
+		call_fail(call, err, "%s", message ? message : mmapd_strerror(err));
+		call_complete(client, call);
+	}
+}
+
+/*
+ * Connection gen died with err and the formatted reason: every call in flight fails with it,
+ * the socket is shut down (a thread polling it wakes up) and leaves mmapd_fd()'s set, and
+ * the client is BROKEN until a reconnection. Nothing happens when gen is not the working
+ * connection any more. Lock held.
+ */
+static void client_break(struct mmapd_client *client, uint64_t gen, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void client_break(struct mmapd_client *client, uint64_t gen, int err, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	if (client->state != CLIENT_UP || client->gen != gen)
+		return;
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+
+	client->state = CLIENT_BROKEN;
+	client->dead_err = err;
+	free(client->dead_message);
+	client->dead_message = msg;
+	shutdown(client->sock, SHUT_RDWR);
+	epoll_ctl(client->epfd, EPOLL_CTL_DEL, client->sock, NULL);
+	id_list_free(client->acks);
+	client->acks = NULL;
+	client_fail_calls(client, err, msg);
+	client_wake_update(client);
+	pthread_cond_broadcast(&client->cond);
+}
+
+int client_down_error(const struct mmapd_client *client)
+{
+	if (client->state == CLIENT_CLOSED)
+		return error_set(-ENOTCONN, "the connection was closed by mmapd_disconnect()");
+	return error_set(client->dead_err, "%s",
+	                 client->dead_message ? client->dead_message
+	                                      : mmapd_strerror(client->dead_err));
+}
+
+/*
+ * Closes the socket of a connection that is no longer up and forgets what was read from it.
+ * Nobody reads (the role is free and the state keeps it so) and send_lock keeps senders out.
+ * Lock held; released and taken again to respect the lock order.
+ */
+static void client_teardown(struct mmapd_client *client)
+{
+	if (client->sock < 0)
+		return;
+	pthread_mutex_unlock(&client->lock);
+	pthread_mutex_lock(&client->send_lock);
+	pthread_mutex_lock(&client->lock);
+	if (client->sock >= 0) {
+		epoll_ctl(client->epfd, EPOLL_CTL_DEL, client->sock, NULL);
+		close(client->sock);
+		client->sock = -1;
+	}
+	fd_queue_clear(&client->fds);
+	frame_reader_done(&client->reader);
+	frame_reader_init(&client->reader, FRAME_MAX_LIMIT);
+	pthread_mutex_unlock(&client->send_lock);
+}
+
+/* Makes sock the working connection. Returns 0 or a negative errno (message set). Lock held. */
+static int client_install(struct mmapd_client *client, int sock)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = sock };
 	int r;
 
-	r = frame_reader_space(&client->reader, &space, &avail);
-	if (r < 0)
-		return error_set(r, "cannot buffer a message from mmapd: %s", mmapd_strerror(r));
-
-	n = fdpass_recv(client->sock, space, avail, &client->fds, recv_flags);
-	if (n == -EAGAIN)
-		return -EAGAIN;
-	if (n == 0 || n == -ECONNRESET)
-		return client_kill(client, -ECONNRESET, "mmapd closed the connection");
-	/*
-	 * Descriptors were dropped: the kernel truncated them (this process may be out of
-	 * descriptors) or more arrived than the queue holds. Frames would claim the wrong ones.
-	 */
-	if (n == -EPROTO)
-		return client_kill(client, -EPROTO, "descriptors sent by mmapd were lost (too many "
-		                   "at once, or this process is out of descriptors)");
-	if (n < 0)
-		return client_kill(client, (int)n, "cannot receive from mmapd: %s",
-		                   mmapd_strerror((int)n));
-	frame_reader_commit(&client->reader, (size_t)n);
+	if (epoll_ctl(client->epfd, EPOLL_CTL_ADD, sock, &ev) < 0) {
+		r = -errno;
+		close(sock);
+		return error_set(r, "cannot watch the socket: %s", mmapd_strerror(r));
+	}
+	client->sock = sock;
+	client->gen++;
+	client->state = CLIENT_UP;
+	client_wake_update(client);
+	pthread_cond_broadcast(&client->cond);
 	return 0;
 }
 
+/* ---- sending ---- */
+
 /*
- * Parses one frame. Returns 0 with *ret_msg set, or a negative errno after killing the
- * connection: a frame we cannot read may have declared descriptors, so the queue can no longer
- * be trusted to match the frames.
+ * Gives req the next id and frames it. Returns 0, -EMSGSIZE or -ENOMEM (message not set).
+ * Lock held.
  */
-static int client_parse_frame(struct mmapd_client *client, const char *payload, size_t len,
-                              cJSON **ret_msg)
+static int client_encode(struct mmapd_client *client, cJSON *req, uint64_t *ret_id,
+                         uint8_t **ret_buf, size_t *ret_len)
 {
-	int r = msg_parse(payload, len, ret_msg);
+	uint64_t id = client->next_id;
 
-	if (r == -ENOMEM)
-		return client_kill(client, -ENOMEM, "out of memory reading a message from mmapd");
-	if (r < 0)
-		return client_kill(client, -EPROTO, "mmapd sent a malformed message");
-	return 0;
+	client->next_id = id == PROTO_ID_MAX ? 1 : id + 1;
+	cJSON_DeleteItemFromObjectCaseSensitive(req, "id");
+	if (!cJSON_AddNumberToObject(req, "id", (double)id))
+		return -ENOMEM;
+	*ret_id = id;
+	return msg_encode(req, client->max_frame, ret_buf, ret_len);
 }
 
 /*
- * Claims the descriptors msg declares with "fds" from the queue into fds (room for
- * FD_QUEUE_CAP) and counts them in *ret_nfds. Returns 0, or -EPROTO after killing the
- * connection when the count is malformed or the descriptors did not arrive.
+ * Sends a whole frame on connection gen, holding send_lock so that frames never interleave.
+ * MSG_NOSIGNAL: a dead daemon must never raise SIGPIPE in the caller. Returns 0, -ESTALE
+ * when gen is not up any more, or send's error. Lock not held.
+ */
+static int client_send(struct mmapd_client *client, uint64_t gen, const uint8_t *buf,
+                       size_t len)
+{
+	int sock, r = 0;
+
+	pthread_mutex_lock(&client->send_lock);
+	pthread_mutex_lock(&client->lock);
+	sock = client->state == CLIENT_UP && client->gen == gen ? client->sock : -1;
+	pthread_mutex_unlock(&client->lock);
+	while (sock >= 0 && len > 0) {
+		ssize_t n = send(sock, buf, len, MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			break;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	pthread_mutex_unlock(&client->send_lock);
+	return sock < 0 ? -ESTALE : r;
+}
+
+/*
+ * After client_send() returned r. When the daemon hung up (EPIPE, ECONNRESET) the reader
+ * finds the end of the stream, after any shutdown or error event that says why; any other
+ * failure may have cut a frame short, so the connection is broken here. Lock held.
+ */
+static void client_sent(struct mmapd_client *client, uint64_t gen, int r)
+{
+	if (r < 0 && r != -ESTALE && r != -EPIPE && r != -ECONNRESET)
+		client_break(client, gen, r, "cannot send to mmapd: %s", mmapd_strerror(r));
+}
+
+void client_ack_later(struct mmapd_client *client, uint64_t shrink)
+{
+	struct id_node *node = malloc(sizeof(*node)), **tail = &client->acks;
+
+	/* Without memory the shrink is not acknowledged and fails: the safe outcome. */
+	if (!node)
+		return;
+	node->id = shrink;
+	node->next = NULL;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = node;
+}
+
+/*
+ * Sends the shrink-acks queued while frames were handled. No call waits for their replies,
+ * which are dropped when they come. Lock held; released while sending.
+ */
+static void client_send_acks(struct mmapd_client *client)
+{
+	while (client->acks && client->state == CLIENT_UP) {
+		struct id_node *ack = client->acks;
+		cJSON *req = cJSON_CreateObject();
+		uint64_t gen = client->gen, id;
+		uint8_t *buf = NULL;
+		size_t len;
+		int r;
+
+		client->acks = ack->next;
+		if (req && cJSON_AddStringToObject(req, "op", "shrink-ack") &&
+		    cJSON_AddNumberToObject(req, "shrink", (double)ack->id) &&
+		    client_encode(client, req, &id, &buf, &len) == 0) {
+			pthread_mutex_unlock(&client->lock);
+			r = client_send(client, gen, buf, len);
+			pthread_mutex_lock(&client->lock);
+			client_sent(client, gen, r);
+		}
+		cJSON_Delete(req);
+		free(buf);
+		free(ack);
+	}
+}
+
+/* ---- reading ---- */
+
+/*
+ * Claims the descriptors msg declares with "fds" into fds (room for FD_QUEUE_CAP). Returns
+ * 0, or -EPROTO after breaking the connection when the count is bad or they did not arrive.
  */
 static int client_claim_fds(struct mmapd_client *client, const cJSON *msg, int *fds,
                             size_t *ret_nfds)
@@ -154,22 +405,79 @@ static int client_claim_fds(struct mmapd_client *client, const cJSON *msg, int *
 	int r;
 
 	r = msg_get_u64(msg, "fds", &n);
-	if ((r < 0 && r != -ENOENT) || n > FD_QUEUE_CAP)
-		return client_kill(client, -EPROTO, "mmapd sent a message with a bad \"fds\" count");
-	if (fd_queue_take(&client->fds, n, fds) < 0)
-		return client_kill(client, -EPROTO,
-		                   "mmapd announced %llu descriptors that did not arrive",
-		                   (unsigned long long)n);
+	if ((r < 0 && r != -ENOENT) || n > FD_QUEUE_CAP) {
+		client_break(client, client->gen, -EPROTO,
+		             "mmapd sent a message with a bad \"fds\" count");
+		return -EPROTO;
+	}
+	if (fd_queue_take(&client->fds, n, fds) < 0) {
+		client_break(client, client->gen, -EPROTO,
+		             "mmapd announced %llu descriptors that did not arrive",
+		             (unsigned long long)n);
+		return -EPROTO;
+	}
 	*ret_nfds = n;
 	return 0;
 }
 
 /*
- * Acts on an event. "shutdown" and "error" precede the daemon closing the connection, so they
- * kill it with their reason; events this library does not know are ignored, as the protocol
- * allows new ones. Returns 0, or the negative errno the connection died with.
+ * Gives a reply to its call (the daemon's error, or the reply and its descriptor once the
+ * call's hook has run), or drops it with its descriptors when no call waits for it (the
+ * reply to a shrink-ack). Consumes msg and fds. Lock held.
  */
-static int client_handle_event(struct mmapd_client *client, const cJSON *msg, const char *name)
+static void client_reply(struct mmapd_client *client, cJSON *msg, int *fds, size_t nfds)
+{
+	struct call *call;
+	const char *text;
+	uint64_t id;
+	bool ok;
+	int err;
+
+	if (msg_get_u64(msg, "id", &id) < 0) {
+		/* Only a request whose id the daemon could not read is answered so. */
+		client_break(client, client->gen, -EPROTO,
+		             "mmapd could not read the id of a request of this library");
+		goto drop;
+	}
+	for (call = client->calls; call && call->id != id; call = call->next)
+		;
+	if (!call)
+		goto drop;
+
+	if (msg_get_bool(msg, "ok", &ok) < 0) {
+		call_fail(call, -EPROTO, "mmapd sent a reply without \"ok\"");
+	} else if (!ok) {
+		if (msg_error_parse(msg, &err, &text) < 0 || err <= 0)
+			call_fail(call, -EPROTO, "mmapd sent a failed reply without an error object");
+		else
+			call_fail(call, -err, "%s", *text ? text : mmapd_strerror(err));
+	} else if (call->want_fd && nfds == 0) {
+		call_fail(call, -EPROTO, "mmapd sent no descriptor with its reply");
+	} else {
+		if (call->want_fd) {
+			call->fd = fds[0];
+			fds++;
+			nfds--;
+		}
+		if (!call->on_reply || call->on_reply(client, call, msg) == 0) {
+			call->reply = msg;
+			msg = NULL;
+		} else if (call->fd >= 0) {
+			close(call->fd);
+			call->fd = -1;
+		}
+	}
+	call_complete(client, call);
+drop:
+	fds_close(fds, nfds);
+	cJSON_Delete(msg);
+}
+
+/*
+ * An event: "shutdown" and "error" precede the daemon closing the connection, so they break
+ * it with their reason; event.c acts on the others. Lock held.
+ */
+static void client_event(struct mmapd_client *client, const cJSON *msg, const char *name)
 {
 	const char *text;
 	int err;
@@ -177,265 +485,322 @@ static int client_handle_event(struct mmapd_client *client, const cJSON *msg, co
 	if (strcmp(name, "shutdown") == 0) {
 		if (msg_get_string(msg, "message", &text) < 0 || !*text)
 			text = "mmapd is shutting down";
-		return client_kill(client, -ESHUTDOWN, "%s", text);
-	}
-	if (strcmp(name, "error") == 0) {
+		client_break(client, client->gen, -ESHUTDOWN, "%s", text);
+	} else if (strcmp(name, "error") == 0) {
 		if (msg_error_parse(msg, &err, &text) < 0 || err <= 0) {
 			err = EPROTO;
 			text = "";
 		}
-		return client_kill(client, -err, "%s", *text ? text : mmapd_strerror(err));
+		client_break(client, client->gen, -err, "%s", *text ? text : mmapd_strerror(err));
+	} else {
+		event_handle(client, msg, name);
 	}
-	return 0;
 }
 
-/*
- * Whether msg is the reply to request id. Only one request of ours is in flight at a time, so
- * a reply with "id": null (the daemon could not read an id) answers the one we sent.
- */
-static bool reply_matches(const cJSON *msg, uint64_t id)
-{
-	const cJSON *item = cJSON_GetObjectItemCaseSensitive(msg, "id");
-	uint64_t got;
-
-	if (cJSON_IsNull(item))
-		return true;
-	return msg_get_u64(msg, "id", &got) == 0 && got == id;
-}
-
-/*
- * Turns the reply to our request into client_call()'s result. Consumes msg and fds.
- */
-static int client_finish_reply(cJSON *msg, int *fds, size_t nfds, size_t want_fds,
-                               cJSON **ret_reply, int *ret_fds)
-{
-	const char *text;
-	bool ok;
-	int err, r;
-
-	if (msg_get_bool(msg, "ok", &ok) < 0) {
-		r = error_set(-EPROTO, "mmapd sent a reply without \"ok\"");
-		goto fail;
-	}
-	if (!ok) {
-		if (msg_error_parse(msg, &err, &text) < 0 || err <= 0) {
-			r = error_set(-EPROTO, "mmapd sent a failed reply without an error object");
-			goto fail;
-		}
-		r = error_set(-err, "%s", *text ? text : mmapd_strerror(err));
-		goto fail;
-	}
-	if (nfds < want_fds) {
-		r = error_set(-EPROTO, "mmapd sent %zu descriptors where %zu were expected",
-		              nfds, want_fds);
-		goto fail;
-	}
-	if (want_fds > 0)
-		memcpy(ret_fds, fds, want_fds * sizeof(*fds));
-	fds_close(fds + want_fds, nfds - want_fds);
-	*ret_reply = msg;
-	return 0;
-
-fail:
-	fds_close(fds, nfds);
-	cJSON_Delete(msg);
-	return r;
-}
-
-/*
- * Reads frames until the reply to request id arrives, acting on events and dropping stray
- * replies (with their descriptors) on the way. recv_flags as for client_fill(): with
- * MSG_DONTWAIT it returns -EAGAIN once nothing more is buffered. Called with the lock.
- */
-static int client_wait(struct mmapd_client *client, uint64_t id, int recv_flags,
-                       size_t want_fds, cJSON **ret_reply,
-                       int *ret_fds)
+/* Handles every complete frame in the reader. Lock and reader role held. */
+static void client_frames(struct mmapd_client *client)
 {
 	int fds[FD_QUEUE_CAP];
+	uint64_t gen = client->gen;
 
-	for (;;) {
+	while (client->state == CLIENT_UP && client->gen == gen) {
 		const char *payload, *event;
 		size_t len, nfds = 0;
 		cJSON *msg = NULL;
-		bool is_event, is_ours;
 		int r;
 
 		r = frame_reader_next(&client->reader, &payload, &len);
-		if (r < 0)
-			return client_kill(client, -EPROTO, "mmapd sent a frame %s",
-			                   r == -EMSGSIZE ? "larger than 16 MiB" : "of length 0");
-		if (r == 0) {
-			r = client_fill(client, recv_flags);
-			if (r < 0)
-				return r;
-			continue;
-		}
-
-		r = client_parse_frame(client, payload, len, &msg);
-		if (r < 0)
-			return r;
-		is_event = msg_get_string(msg, "event", &event) == 0;
-		is_ours = !is_event && reply_matches(msg, id);
-		r = client_claim_fds(client, msg, fds, &nfds);
+		if (r == 0)
+			return;
 		if (r < 0) {
-			cJSON_Delete(msg);
-			return r;
+			client_break(client, gen, -EPROTO, "mmapd sent a frame %s",
+			             r == -EMSGSIZE ? "larger than 16 MiB" : "of length 0");
+			return;
 		}
-
-		if (is_ours)
-			return client_finish_reply(msg, fds, nfds, want_fds, ret_reply, ret_fds);
-		r = is_event ? client_handle_event(client, msg, event) : 0;
-		/* Events carry no descriptors we use; a stray reply answers a request we gave up on. */
-		fds_close(fds, nfds);
-		cJSON_Delete(msg);
-		if (r < 0)
-			return r;
+		/* A frame we cannot read may have declared descriptors: the queue is lost. */
+		r = msg_parse(payload, len, &msg);
+		if (r < 0) {
+			client_break(client, gen, r == -ENOMEM ? -ENOMEM : -EPROTO, "%s",
+			             r == -ENOMEM ? "out of memory reading a message from mmapd"
+			                          : "mmapd sent a malformed message");
+			return;
+		}
+		if (client_claim_fds(client, msg, fds, &nfds) < 0) {
+			cJSON_Delete(msg);
+			return;
+		}
+		if (msg_get_string(msg, "event", &event) == 0) {
+			/* Events carry no descriptors we use. */
+			fds_close(fds, nfds);
+			client_event(client, msg, event);
+			cJSON_Delete(msg);
+		} else {
+			client_reply(client, msg, fds, nfds);
+		}
 	}
 }
 
 /*
- * After a failed send. When the daemon hung up, it may have said why first (a shutdown or error
- * event); read what is already buffered, without blocking, so the caller gets that reason rather
- * than a bare reset. Returns the negative errno the connection died with. Called with the lock.
+ * Acts on what one receive brought (n bytes, or recv's error). Lock and reader role held,
+ * connection gen still up.
  */
-static int client_send_failed(struct mmapd_client *client, int err, uint64_t id)
+static void client_received(struct mmapd_client *client, uint64_t gen, ssize_t n)
 {
-	cJSON *reply = NULL;
-
-	if (err != -EPIPE && err != -ECONNRESET)
-		return client_kill(client, err, "cannot send to mmapd: %s", mmapd_strerror(err));
-
-	client_wait(client, id, MSG_DONTWAIT, 0, &reply, NULL);
-	cJSON_Delete(reply);
-	if (client->sock < 0)
-		return client_closed_error(client);
-	return client_kill(client, -ECONNRESET, "mmapd closed the connection");
+	if (n > 0) {
+		frame_reader_commit(&client->reader, (size_t)n);
+		client_frames(client);
+	} else if (n == 0 || n == -ECONNRESET) {
+		client_break(client, gen, -ECONNRESET, "mmapd closed the connection");
+	} else if (n == -EPROTO) {
+		/*
+		 * Descriptors were dropped: the kernel truncated them (this process may be out
+		 * of descriptors) or more arrived than the queue holds. Frames would claim the
+		 * wrong ones.
+		 */
+		client_break(client, gen, -EPROTO, "descriptors sent by mmapd were lost (too many "
+		             "at once, or this process is out of descriptors)");
+	} else if (n != -EAGAIN) {
+		client_break(client, gen, (int)n, "cannot receive from mmapd: %s",
+		             mmapd_strerror((int)n));
+	}
 }
 
-/* Sends a whole frame. MSG_NOSIGNAL: a dead daemon must never raise SIGPIPE in the caller. */
-static int client_send(struct mmapd_client *client, const uint8_t *buf, size_t len, uint64_t id)
+/*
+ * Takes the reader role, waits for the socket until deadline (NULL: no limit), receives once
+ * and handles every complete frame; then gives the role up, wakes every waiting thread (one
+ * that still needs a reader takes over) and sends the acknowledgements found. Returns 0
+ * (something was read, or the connection went down), -ETIMEDOUT or -EINTR.
+ * Lock held, role free, state up.
+ */
+static int client_read(struct mmapd_client *client, const struct timespec *deadline)
 {
-	while (len > 0) {
-		ssize_t n = send(client->sock, buf, len, MSG_NOSIGNAL);
+	struct pollfd pfd = { .fd = client->sock, .events = POLLIN };
+	uint64_t gen = client->gen;
+	uint8_t *space;
+	size_t avail;
+	ssize_t n = -EAGAIN;
+	int r;
 
-		if (n < 0) {
-			int r = -errno;
+	client->reading = true;
+	pthread_mutex_unlock(&client->lock);
+	r = poll(&pfd, 1, deadline ? deadline_left_ms(deadline) : -1);
+	if (r < 0)
+		r = -errno;
+	else if (r == 0)
+		r = -ETIMEDOUT;
+	else if ((r = frame_reader_space(&client->reader, &space, &avail)) == 0)
+		n = fdpass_recv(pfd.fd, space, avail, &client->fds, MSG_DONTWAIT);
+	pthread_mutex_lock(&client->lock);
 
-			if (r == -EINTR)
-				continue;
-			return client_send_failed(client, r, id);
+	if (client->state == CLIENT_UP && client->gen == gen) {
+		if (r == 0)
+			client_received(client, gen, n);
+		else if (r != -ETIMEDOUT && r != -EINTR)
+			client_break(client, gen, r, "cannot buffer a message from mmapd: %s",
+			             mmapd_strerror(r));
+	}
+	client->reading = false;
+	for (struct call *call = client->calls; call; call = call->next)
+		pthread_cond_signal(&call->cond);
+	pthread_cond_broadcast(&client->cond);
+	client_send_acks(client);
+	return r == -ETIMEDOUT || r == -EINTR ? r : 0;
+}
+
+void client_read_ready(struct mmapd_client *client)
+{
+	struct timespec now;
+
+	deadline_after(&now, 0);
+	while (!client->reading && client->state == CLIENT_UP && client_read(client, &now) == 0)
+		;
+}
+
+/* Waits until call is done, reading for everyone while nobody else does. Lock held. */
+static void client_wait_call(struct mmapd_client *client, struct call *call)
+{
+	while (!call->done) {
+		if (!client->reading && client->state == CLIENT_UP)
+			client_read(client, NULL);
+		else
+			pthread_cond_wait(&call->cond, &client->lock);
+	}
+}
+
+int client_wait_event(struct mmapd_client *client, const struct timespec *deadline)
+{
+	while (!client->events.head) {
+		int r;
+
+		if (client->state != CLIENT_UP)
+			return client_down_error(client);
+		if (!client->reading) {
+			r = client_read(client, deadline);
+			if (r < 0 && !client->events.head)
+				return r;
+		} else if (!deadline) {
+			pthread_cond_wait(&client->cond, &client->lock);
+		} else if (pthread_cond_timedwait(&client->cond, &client->lock, deadline) == ETIMEDOUT &&
+		           !client->events.head) {
+			return -ETIMEDOUT;
 		}
-		buf += n;
-		len -= (size_t)n;
 	}
 	return 0;
 }
 
-int client_call(struct mmapd_client *client, cJSON *req, size_t nfds, cJSON **ret_reply,
-                int *ret_fds)
+/* ---- calls ---- */
+
+/*
+ * Waits until call may go out: while a reconnection runs (unless call is part of it), and
+ * reconnecting first when the connection broke. A CALL_PINNED call goes out at once on its
+ * connection, or not at all. Returns 0, -ESTALE for a CALL_PINNED call whose connection is
+ * gone (message not set), or a negative errno (message set). Lock held.
+ */
+static int client_ready(struct mmapd_client *client, const struct call *call)
 {
+	bool looked = false;
+
+	for (;;) {
+		int r;
+
+		if (call->flags & CALL_PINNED)
+			return client->state == CLIENT_UP && client->gen == call->gen ? 0 : -ESTALE;
+		if (client->state == CLIENT_CLOSED)
+			return client_down_error(client);
+		if (client->reconnecting && !(call->flags & CALL_INTERNAL)) {
+			pthread_cond_wait(&client->cond, &client->lock);
+			continue;
+		}
+		/*
+		 * A daemon that went away while nobody was reading left the end of the stream
+		 * (and perhaps a shutdown event) behind: find it now, so that this request goes
+		 * out on a new connection instead of failing on the dead one.
+		 */
+		if (client->state == CLIENT_UP && !looked && !(call->flags & CALL_INTERNAL)) {
+			client_read_ready(client);
+			looked = true;
+			continue;
+		}
+		if (client->state == CLIENT_UP)
+			return 0;
+		if ((call->flags & CALL_INTERNAL) || client->reconnect_ms == 0)
+			return client_down_error(client);
+		r = client_reconnect(client);
+		if (r < 0)
+			return r;
+	}
+}
+
+int client_run(struct mmapd_client *client, struct call *call)
+{
+	bool detached = call->flags & CALL_DETACHED;
 	uint8_t *buf = NULL;
+	uint64_t gen;
 	size_t len;
-	uint64_t id;
 	int r;
 
+	call->reply = NULL;
+	call->fd = -1;
+	call->done = false;
+	call->err = 0;
+	call->message = NULL;
+	call->prev = call->next = NULL;
+	pthread_cond_init(&call->cond, NULL);
+	client_ref(client);
 	pthread_mutex_lock(&client->lock);
-	if (client->sock < 0) {
-		r = client_closed_error(client);
-		goto out;
-	}
 
-	id = client->next_id;
-	client->next_id = id == PROTO_ID_MAX ? 1 : id + 1;
-	cJSON_DeleteItemFromObjectCaseSensitive(req, "id");
-	if (!cJSON_AddNumberToObject(req, "id", (double)id)) {
-		r = error_set(-ENOMEM, "out of memory building a request");
+	r = client_ready(client, call);
+	if (r < 0)
 		goto out;
-	}
-	r = msg_encode(req, client->max_frame, &buf, &len);
+	r = client_encode(client, call->req, &call->id, &buf, &len);
 	if (r < 0) {
 		r = error_set(r, r == -EMSGSIZE ? "the request is larger than mmapd's frame limit"
 		                                : "out of memory building a request");
 		goto out;
 	}
+	gen = call->gen = client->gen;
+	call->next = client->calls;
+	if (client->calls)
+		client->calls->prev = call;
+	client->calls = call;
+	pthread_mutex_unlock(&client->lock);
 
-	r = client_send(client, buf, len, id);
+	/* Once on the list, a detached call may complete (and be freed) at any moment. */
+	r = client_send(client, gen, buf, len);
+
+	pthread_mutex_lock(&client->lock);
+	client_sent(client, gen, r);
+	if (detached) {
+		pthread_mutex_unlock(&client->lock);
+		client_unref(client);
+		free(buf);
+		return 0;
+	}
+	client_wait_call(client, call);
+	r = call->err;
 	if (r < 0)
-		goto out;
-	r = client_wait(client, id, 0, nfds, ret_reply, ret_fds);
-
+		error_set(r, "%s", call->message ? call->message : mmapd_strerror(r));
 out:
 	pthread_mutex_unlock(&client->lock);
+	free(call->message);
+	call->message = NULL;
+	pthread_cond_destroy(&call->cond);
+	client_unref(client);
 	free(buf);
 	return r;
 }
 
-int client_release_grant(struct mmapd_client *client, uint64_t handle)
+int client_call(struct mmapd_client *client, cJSON *req, cJSON **ret_reply)
 {
-	cJSON *req, *reply = NULL;
-	bool closed;
-	int r;
+	struct call call = { .req = req };
+	int r = client_run(client, &call);
 
-	/*
-	 * Once the connection is closed (by mmapd_disconnect() or because it broke), the daemon
-	 * has released every grant it held: there is nobody to tell and nothing is left held.
-	 */
-	pthread_mutex_lock(&client->lock);
-	closed = client->sock < 0;
-	pthread_mutex_unlock(&client->lock);
-	if (closed)
-		return 0;
-
-	req = request_new("close");
-	if (!req)
-		return -ENOMEM;
-	if (!cJSON_AddNumberToObject(req, "handle", (double)handle)) {
-		cJSON_Delete(req);
-		return error_set(-ENOMEM, "out of memory building a request");
-	}
-	r = client_call(client, req, 0, &reply, NULL);
-	cJSON_Delete(req);
-	cJSON_Delete(reply);
+	*ret_reply = call.reply;
 	return r;
 }
 
-cJSON *request_new(const char *op)
+int client_release_grant(struct mmapd_client *client, uint64_t handle, uint64_t gen)
 {
-	cJSON *req = cJSON_CreateObject();
-
-	if (!req || !cJSON_AddStringToObject(req, "op", op)) {
-		cJSON_Delete(req);
-		error_set(-ENOMEM, "out of memory building a request");
-		return NULL;
-	}
-	return req;
-}
-
-/*
- * The hello exchange: offers PROTO_VERSION and learns the version and frame limit the daemon
- * will use. Returns 0 or a negative errno (message set).
- */
-static int client_hello(struct mmapd_client *client, const char *client_name)
-{
-	cJSON *req, *reply = NULL;
-	const cJSON *limits;
-	uint64_t version, max_frame;
+	struct call call = { .flags = CALL_PINNED, .gen = gen };
+	cJSON *req;
 	int r;
 
-	req = request_new("hello");
+	req = request_new("close", NULL);
 	if (!req)
 		return -ENOMEM;
-	if (!cJSON_AddNumberToObject(req, "version", PROTO_VERSION) ||
-	    (client_name && !cJSON_AddStringToObject(req, "client", client_name))) {
-		r = error_set(-ENOMEM, "out of memory building a request");
-		goto out;
+	r = request_add_u64(req, "handle", handle);
+	if (r == 0) {
+		call.req = req;
+		r = client_run(client, &call);
 	}
+	cJSON_Delete(req);
+	cJSON_Delete(call.reply);
+	/* That connection is gone, and with it every grant it held. */
+	return r == -ESTALE ? 0 : r;
+}
 
-	r = client_call(client, req, 0, &reply, NULL);
+int client_hello(struct mmapd_client *client, unsigned flags)
+{
+	struct call call = { .flags = flags };
+	const cJSON *limits;
+	uint64_t version, max_frame = FRAME_MAX_DEFAULT;
+	cJSON *req;
+	int r;
+
+	req = request_new("hello", NULL);
+	if (!req)
+		return -ENOMEM;
+	r = request_add_u64(req, "version", PROTO_VERSION);
+	if (r == 0 && client->name && !cJSON_AddStringToObject(req, "client", client->name))
+		r = request_nomem();
 	if (r < 0)
 		goto out;
 
-	if (msg_get_u64(reply, "version", &version) < 0) {
+	call.req = req;
+	r = client_run(client, &call);
+	if (r < 0)
+		goto out;
+	if (msg_get_u64(call.reply, "version", &version) < 0) {
 		r = error_set(-EPROTO, "mmapd's hello reply has no valid \"version\"");
 		goto out;
 	}
@@ -445,32 +810,182 @@ static int client_hello(struct mmapd_client *client, const char *client_name)
 		              (unsigned long long)version, PROTO_VERSION_MIN, PROTO_VERSION);
 		goto out;
 	}
-	client->protocol = (uint32_t)version;
-
-	/* Without a "limits" object the documented default frame size stays in force. */
-	limits = cJSON_GetObjectItemCaseSensitive(reply, "limits");
-	if (cJSON_IsObject(limits) && msg_get_u64(limits, "max_frame", &max_frame) == 0) {
-		if (max_frame < FRAME_MAX_MIN || max_frame > FRAME_MAX_LIMIT) {
-			r = error_set(-EPROTO, "mmapd announced an invalid max_frame of %llu bytes",
-			              (unsigned long long)max_frame);
-			goto out;
-		}
-		client->max_frame = (uint32_t)max_frame;
+	/* Without a "limits" object the documented default frame size is in force. */
+	limits = cJSON_GetObjectItemCaseSensitive(call.reply, "limits");
+	if (cJSON_IsObject(limits) && msg_get_u64(limits, "max_frame", &max_frame) == 0 &&
+	    (max_frame < FRAME_MAX_MIN || max_frame > FRAME_MAX_LIMIT)) {
+		r = error_set(-EPROTO, "mmapd announced an invalid max_frame of %llu bytes",
+		              (unsigned long long)max_frame);
+		goto out;
 	}
-	r = 0;
+	pthread_mutex_lock(&client->lock);
+	client->protocol = (uint32_t)version;
+	client->max_frame = (uint32_t)max_frame;
+	pthread_mutex_unlock(&client->lock);
 
 out:
 	cJSON_Delete(req);
-	cJSON_Delete(reply);
+	cJSON_Delete(call.reply);
+	return r;
+}
+
+/* ---- connecting and reconnecting ---- */
+
+/* Connects a new socket to path. Returns the descriptor or a negative errno (message set). */
+static int socket_open(const char *path)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int sock, r;
+
+	memcpy(addr.sun_path, path, strlen(path) + 1);
+	sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (sock < 0) {
+		r = -errno;
+		return error_set(r, "cannot create a socket: %s", mmapd_strerror(r));
+	}
+	/*
+	 * An AF_UNIX connect interrupted while it waits for room in the listener's backlog has not
+	 * changed the socket's state, so trying again is correct (unlike TCP).
+	 */
+	while (connect(sock, (const struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		r = -errno;
+		if (r == -EINTR)
+			continue;
+		close(sock);
+		return error_set(r, "%s: %s", path, mmapd_strerror(r));
+	}
+	return sock;
+}
+
+/*
+ * What a reconnection restores after hello: the grants of open regions and the
+ * subscriptions. Then the locks held before are reported lost and RECONNECTED is queued.
+ * Returns 0, or a negative errno (message set) when the new connection failed meanwhile (the
+ * next attempt starts over; what was restored is restored again, what was given up stays
+ * given up). Lock not held.
+ */
+static int client_restore(struct mmapd_client *client)
+{
+	struct mmapd_event ev = { 0 };
+	int r;
+
+	pthread_mutex_lock(&client->lock);
+	client->locks_lost += locks_forget(client);
+	pthread_mutex_unlock(&client->lock);
+	r = regions_reopen(client);
+	if (r == 0)
+		r = subs_restore(client);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&client->lock);
+	if (client->locks_lost > 0) {
+		ev.type = MMAPD_EVENT_LOCKS_LOST;
+		ev.nlocks = client->locks_lost;
+		client->locks_lost = 0;
+		event_push(client, &ev);
+	}
+	ev.type = MMAPD_EVENT_RECONNECTED;
+	ev.nlocks = 0;
+	event_push(client, &ev);
+	pthread_mutex_unlock(&client->lock);
+	return 0;
+}
+
+/*
+ * One attempt: a new socket, hello, client_restore(). Returns 0 with the client up, or a
+ * negative errno (message set). Lock held; released meanwhile.
+ */
+static int client_reconnect_once(struct mmapd_client *client)
+{
+	int sock, r;
+
+	pthread_mutex_unlock(&client->lock);
+	sock = socket_open(client->path);
+	pthread_mutex_lock(&client->lock);
+	if (sock < 0)
+		return sock;
+	if (client->state == CLIENT_CLOSED) {
+		close(sock);
+		return client_down_error(client);
+	}
+	r = client_install(client, sock);
+	if (r < 0)
+		return r;
+	pthread_mutex_unlock(&client->lock);
+	r = client_hello(client, CALL_INTERNAL);
+	if (r == 0)
+		r = client_restore(client);
+	pthread_mutex_lock(&client->lock);
+	if (r == 0 && client->state != CLIENT_UP)
+		r = client_down_error(client);
+	return r;
+}
+
+int client_reconnect(struct mmapd_client *client)
+{
+	struct timespec start, wake;
+	int err = client->dead_err, delay = BACKOFF_FIRST_MS, r;
+	char *reason = client->dead_message ? strdup(client->dead_message) : NULL;
+
+	client->reconnecting = true;
+	deadline_after(&start, 0);
+	for (;;) {
+		int elapsed, pause;
+
+		/* A reader of the dead socket leaves once it sees that it is dead. */
+		while (client->reading)
+			pthread_cond_wait(&client->cond, &client->lock);
+		client_teardown(client);
+		if (client->state == CLIENT_CLOSED) {
+			r = client_down_error(client);
+			break;
+		}
+		r = client_reconnect_once(client);
+		if (r == 0 || client->state == CLIENT_CLOSED)
+			break;
+		/* A connection made in this attempt is of no use now. */
+		client_break(client, client->gen, r, "%s", mmapd_last_message());
+
+		deadline_after(&wake, 0);
+		elapsed = (int)((wake.tv_sec - start.tv_sec) * 1000 +
+		                (wake.tv_nsec - start.tv_nsec) / 1000000L);
+		if (client->reconnect_ms > 0 && elapsed >= client->reconnect_ms) {
+			char *last = strdup(mmapd_last_message());
+
+			/* Calls keep reporting why the connection died, not the last attempt. */
+			free(client->dead_message);
+			client->dead_message = reason;
+			client->dead_err = err;
+			reason = NULL;
+			r = error_set(err, "%s; reconnecting failed for %d ms: %s",
+			              client->dead_message ? client->dead_message : mmapd_strerror(err),
+			              elapsed, last ? last : "out of memory");
+			free(last);
+			break;
+		}
+		pause = delay;
+		if (client->reconnect_ms > 0 && pause > client->reconnect_ms - elapsed)
+			pause = client->reconnect_ms - elapsed;
+		deadline_after(&wake, pause);
+		while (client->state != CLIENT_CLOSED &&
+		       pthread_cond_timedwait(&client->cond, &client->lock, &wake) != ETIMEDOUT)
+			;
+		delay = delay * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay * 2;
+	}
+	free(reason);
+	client->reconnecting = false;
+	pthread_cond_broadcast(&client->cond);
 	return r;
 }
 
 MMAPD_EXPORT int mmapd_connect(const char *path, const char *client_name,
                                struct mmapd_client **ret_client)
 {
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct sockaddr_un addr;
+	struct epoll_event ev = { .events = EPOLLIN };
 	struct mmapd_client *client;
-	int r;
+	pthread_condattr_t attr;
+	int sock, r;
 
 	if (!ret_client)
 		return error_set(-EINVAL, "ret_client is NULL");
@@ -486,39 +1001,51 @@ MMAPD_EXPORT int mmapd_connect(const char *path, const char *client_name,
 		                 sizeof(addr.sun_path) - 1);
 	if (client_name && strlen(client_name) > CLIENT_NAME_MAX)
 		return error_set(-EINVAL, "the client name is longer than %d bytes", CLIENT_NAME_MAX);
-	memcpy(addr.sun_path, path, strlen(path) + 1);
 
 	client = calloc(1, sizeof(*client));
 	if (!client)
 		return error_set(-ENOMEM, "out of memory");
 	atomic_init(&client->refs, 1);
+	pthread_mutex_init(&client->send_lock, NULL);
 	pthread_mutex_init(&client->lock, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&client->cond, &attr);
+	pthread_condattr_destroy(&attr);
+	client->state = CLIENT_BROKEN;
 	client->sock = -1;
 	client->next_id = 1;
 	client->max_frame = FRAME_MAX_DEFAULT;
 	client->protocol = PROTO_VERSION;
+	client->reconnect_ms = RECONNECT_DEFAULT_MS;
 	frame_reader_init(&client->reader, FRAME_MAX_LIMIT);
 	fd_queue_init(&client->fds);
-
-	client->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (client->sock < 0) {
+	event_queue_init(&client->events);
+	client->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	client->epfd = epoll_create1(EPOLL_CLOEXEC);
+	ev.data.fd = client->evfd;
+	if (client->evfd < 0 || client->epfd < 0 ||
+	    epoll_ctl(client->epfd, EPOLL_CTL_ADD, client->evfd, &ev) < 0) {
 		r = -errno;
-		error_set(r, "cannot create a socket: %s", mmapd_strerror(r));
+		error_set(r, "cannot make the event descriptor: %s", mmapd_strerror(r));
 		goto fail;
 	}
-	/*
-	 * An AF_UNIX connect interrupted while it waits for room in the listener's backlog has not
-	 * changed the socket's state, so trying again is correct (unlike TCP).
-	 */
-	while (connect(client->sock, (const struct sockaddr *)&addr, sizeof(addr)) < 0) {
-		r = -errno;
-		if (r == -EINTR)
-			continue;
-		error_set(r, "%s: %s", path, mmapd_strerror(r));
+	client->path = strdup(path);
+	client->name = client_name ? strdup(client_name) : NULL;
+	if (!client->path || (client_name && !client->name)) {
+		r = error_set(-ENOMEM, "out of memory");
 		goto fail;
 	}
 
-	r = client_hello(client, client_name);
+	sock = socket_open(path);
+	if (sock < 0) {
+		r = sock;
+		goto fail;
+	}
+	r = client_install(client, sock);
+	if (r < 0)
+		goto fail;
+	r = client_hello(client, 0);
 	if (r < 0)
 		goto fail;
 	*ret_client = client;
@@ -534,8 +1061,39 @@ MMAPD_EXPORT void mmapd_disconnect(struct mmapd_client *client)
 	if (!client)
 		return;
 	pthread_mutex_lock(&client->lock);
-	client->disconnected = true;
-	client_close(client);
+	if (client->state == CLIENT_UP)
+		shutdown(client->sock, SHUT_RDWR);
+	client->state = CLIENT_CLOSED;
+	client_fail_calls(client, -ENOTCONN, "the connection was closed by mmapd_disconnect()");
+	pthread_cond_broadcast(&client->cond);
+	/* A reader wakes up from the shut-down socket; a reconnection sees CLOSED and stops. */
+	while (client->reading || client->reconnecting)
+		pthread_cond_wait(&client->cond, &client->lock);
+	client_teardown(client);
+	client_close_wake(client);
+	event_queue_clear(&client->events);
+	client->handler = NULL;
 	pthread_mutex_unlock(&client->lock);
 	client_unref(client);
+}
+
+MMAPD_EXPORT void mmapd_set_reconnect(struct mmapd_client *client, int timeout_ms)
+{
+	if (!client)
+		return;
+	pthread_mutex_lock(&client->lock);
+	client->reconnect_ms = timeout_ms;
+	pthread_mutex_unlock(&client->lock);
+}
+
+MMAPD_EXPORT int mmapd_fd(struct mmapd_client *client)
+{
+	int fd;
+
+	if (!client)
+		return error_set(-EINVAL, "client is NULL");
+	pthread_mutex_lock(&client->lock);
+	fd = client->epfd;
+	pthread_mutex_unlock(&client->lock);
+	return fd >= 0 ? fd : error_set(-ENOTCONN, "the client was disconnected");
 }

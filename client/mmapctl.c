@@ -1,18 +1,24 @@
 /*
- * mmapctl: the command line view of a running mmapd. It shows the daemon's figures and its
- * regions, creates and deletes regions, and prints either aligned tables for people or one JSON
- * value (--json) for scripts. It is built only on what mmapd.h offers, which keeps the public
- * API honest: anything mmapctl needs, every other client can do too. Exit status: 0 on
- * success, 1 when the daemon or the system refused, 2 for a usage error.
+ * mmapctl: the command line view of a running mmapd. It shows the daemon's figures, its
+ * regions and their locks, creates, resizes and deletes regions, flushes them and sets their
+ * flush policies, watches a region's events, and prints either aligned tables for people or
+ * JSON (--json) for scripts: one value per command, one object per line for watch. It is
+ * built only on what mmapd.h offers, which keeps the public API honest: anything mmapctl
+ * needs, every other client can do too. Exit status: 0 on success, 1 when the daemon or the
+ * system refused, 2 for a usage error.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include <cjson/cJSON.h>
 
 #include "mmapd.h"
@@ -28,9 +34,27 @@ struct ctl {
 	bool json;
 	bool anonymous;
 	bool sparse;
-	uint64_t size;       /* create's SIZE, checked before connecting */
+	uint64_t size;       /* create's and resize's SIZE, checked before connecting */
+	bool set_policy;     /* policy with a KIND: set it (checked before connecting) */
+	struct mmapd_policy policy;
 	struct mmapd_client *client;
 };
+
+static const char *const policy_names[] = {
+	[MMAPD_POLICY_MANUAL] = "manual",
+	[MMAPD_POLICY_ALWAYS] = "always",
+	[MMAPD_POLICY_EVERY_BYTES] = "every-bytes",
+	[MMAPD_POLICY_EVERY_WRITES] = "every-writes",
+	[MMAPD_POLICY_INTERVAL] = "interval",
+};
+
+#define POLICY_KINDS (sizeof(policy_names) / sizeof(policy_names[0]))
+
+static bool policy_has_value(enum mmapd_policy_kind kind)
+{
+	return kind == MMAPD_POLICY_EVERY_BYTES || kind == MMAPD_POLICY_EVERY_WRITES ||
+	       kind == MMAPD_POLICY_INTERVAL;
+}
 
 static void usage(FILE *out)
 {
@@ -45,12 +69,21 @@ static void usage(FILE *out)
 	        "                                         create a region of SIZE bytes (K, M, G, T\n"
 	        "                                         suffixes are powers of 1024)\n"
 	        "  delete NAME                            delete a region\n"
+	        "  resize NAME SIZE [--sparse]            grow or shrink a region to SIZE bytes\n"
+	        "  locks [NAME]                           list the locks held and waited for\n"
+	        "  watch NAME                             print the region's events as they come\n"
+	        "                                         (until interrupted)\n"
+	        "  flush NAME                             make the region durable\n"
+	        "  policy NAME [KIND [N]]                 show or set the flush policy: manual,\n"
+	        "                                         always, every-bytes N, every-writes N,\n"
+	        "                                         interval MS\n"
+	        "  clear-error NAME                       clear the poison of a failed flush\n"
 	        "\n"
 	        "Options:\n"
 	        "  -s, --socket PATH   the daemon's socket (default: $MMAPD_SOCKET, else %s)\n"
-	        "  -j, --json          print one JSON value instead of a table\n"
+	        "  -j, --json          print JSON instead of a table\n"
 	        "      --anonymous     create: a memfd region held by the daemon, no file\n"
-	        "      --sparse        create: do not reserve disk blocks\n"
+	        "      --sparse        create, resize: do not reserve disk blocks\n"
 	        "  -h, --help          show this help\n"
 	        "  -V, --version       show the version\n",
 	        MMAPD_DEFAULT_SOCKET);
@@ -73,6 +106,13 @@ static int usage_error(const char *fmt, ...)
 static int fail(const char *what)
 {
 	fprintf(stderr, "mmapctl: %s: %s\n", what, mmapd_last_message());
+	return EXIT_FAILURE;
+}
+
+/* fail() for "<command> <name>". */
+static int fail_on(const char *command, const char *name)
+{
+	fprintf(stderr, "mmapctl: %s %s: %s\n", command, name, mmapd_last_message());
 	return EXIT_FAILURE;
 }
 
@@ -145,6 +185,41 @@ static bool json_add_numbers(cJSON *obj, ...)
 	return ok;
 }
 
+/* {"kind": ..., "value": N}, as on the wire. NULL when out of memory. */
+static cJSON *policy_json(const struct mmapd_policy *policy)
+{
+	cJSON *obj = cJSON_CreateObject();
+
+	if (!obj || !cJSON_AddStringToObject(obj, "kind", policy_names[policy->kind]) ||
+	    (policy_has_value(policy->kind) &&
+	     !json_add_numbers(obj, "value", policy->value, (const char *)NULL))) {
+		cJSON_Delete(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+/* "manual", "every-writes 3": the words of the policy command. */
+static const char *policy_text(const struct mmapd_policy *policy, char *buf, size_t len)
+{
+	if (!policy_has_value(policy->kind))
+		return policy_names[policy->kind];
+	snprintf(buf, len, "%s %" PRIu64, policy_names[policy->kind], policy->value);
+	return buf;
+}
+
+/* Adds {"policy": ...} to obj. Returns false when out of memory. */
+static bool json_add_policy(cJSON *obj, const struct mmapd_policy *policy)
+{
+	cJSON *p = policy_json(policy);
+
+	if (!p || !cJSON_AddItemToObject(obj, "policy", p)) {
+		cJSON_Delete(p);
+		return false;
+	}
+	return true;
+}
+
 static cJSON *region_json(const struct mmapd_region_info *info)
 {
 	cJSON *obj = cJSON_CreateObject();
@@ -152,11 +227,27 @@ static cJSON *region_json(const struct mmapd_region_info *info)
 	if (!obj || !cJSON_AddStringToObject(obj, "name", info->name) ||
 	    !cJSON_AddBoolToObject(obj, "anonymous", info->anonymous) ||
 	    !json_add_numbers(obj, "size", info->size, "grants", info->grants,
-	                      "clients", info->clients, (const char *)NULL)) {
+	                      "clients", info->clients, "generation", info->generation,
+	                      "seq", info->seq, "locks", info->locks, (const char *)NULL) ||
+	    !json_add_policy(obj, &info->policy) ||
+	    !cJSON_AddBoolToObject(obj, "poisoned", info->poisoned)) {
 		cJSON_Delete(obj);
 		return NULL;
 	}
 	return obj;
+}
+
+/* {"name": name, what: true}: what create, delete and the like print with --json. */
+static int json_print_done(const char *name, const char *what)
+{
+	cJSON *obj = cJSON_CreateObject();
+
+	if (!obj || !cJSON_AddStringToObject(obj, "name", name) ||
+	    !cJSON_AddTrueToObject(obj, what)) {
+		cJSON_Delete(obj);
+		obj = NULL;
+	}
+	return json_print(obj);
 }
 
 static void row_print(const char *label, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -189,7 +280,9 @@ static int cmd_status(struct ctl *ctl, char **args)
 		                      "uptime_ms", st.uptime_ms, "clients", st.clients,
 		                      "regions", st.regions, "anonymous_regions", st.anonymous_regions,
 		                      "grants", st.grants, "bytes_granted", st.bytes_granted,
-		                      "open_fds", st.open_fds, (const char *)NULL) ||
+		                      "open_fds", st.open_fds, "locks", st.locks,
+		                      "lock_waiters", st.lock_waiters, "subscriptions", st.subscriptions,
+		                      (const char *)NULL) ||
 		    !json_add_numbers(limits, "max_frame", st.max_frame, "max_clients", st.max_clients,
 		                      "max_grants_per_client", st.max_grants_per_client,
 		                      "max_fds_in_flight", st.max_fds_in_flight,
@@ -213,6 +306,8 @@ static int cmd_status(struct ctl *ctl, char **args)
 	          st.max_grants_per_client);
 	row_print("bytes granted", "%" PRIu64 " (%s)", st.bytes_granted,
 	          size_human(st.bytes_granted, h1));
+	row_print("locks", "%" PRIu64 " held, %" PRIu64 " waiting", st.locks, st.lock_waiters);
+	row_print("subscriptions", "%" PRIu64, st.subscriptions);
 	row_print("descriptors", "%" PRIu64, st.open_fds);
 	row_print("max fds in flight", "%" PRIu64, st.max_fds_in_flight);
 	row_print("max frame", "%" PRIu64 " (%s)", st.max_frame, size_human(st.max_frame, h1));
@@ -289,12 +384,10 @@ static int cmd_list(struct ctl *ctl, char **args)
 static int cmd_stat(struct ctl *ctl, char **args)
 {
 	struct mmapd_region_info info;
-	char h[SIZE_HUMAN_MAX], what[300];
+	char h[SIZE_HUMAN_MAX], p[64];
 
-	if (mmapd_stat(ctl->client, args[0], &info) < 0) {
-		snprintf(what, sizeof(what), "stat %s", args[0]);
-		return fail(what);
-	}
+	if (mmapd_stat(ctl->client, args[0], &info) < 0)
+		return fail_on("stat", args[0]);
 	if (ctl->json)
 		return json_print(region_json(&info));
 
@@ -303,6 +396,11 @@ static int cmd_stat(struct ctl *ctl, char **args)
 	row_print("type", "%s", info.anonymous ? "anonymous" : "file");
 	row_print("grants", "%" PRIu64, info.grants);
 	row_print("clients", "%" PRIu64, info.clients);
+	row_print("generation", "%" PRIu64, info.generation);
+	row_print("policy", "%s", policy_text(&info.policy, p, sizeof(p)));
+	row_print("poisoned", "%s", info.poisoned ? "yes (flushes fail until clear-error)" : "no");
+	row_print("seq", "%" PRIu64, info.seq);
+	row_print("locks", "%" PRIu64, info.locks);
 	return EXIT_SUCCESS;
 }
 
@@ -319,7 +417,6 @@ static int cmd_create(struct ctl *ctl, char **args)
 		.length = 1,
 	};
 	struct mmapd_region *region;
-	char what[300];
 	cJSON *obj;
 	uint64_t size;
 
@@ -329,12 +426,11 @@ static int cmd_create(struct ctl *ctl, char **args)
 	if (ctl->sparse)
 		opts.flags |= MMAPD_OPEN_SPARSE;
 
-	snprintf(what, sizeof(what), "create %s", args[0]);
 	if (mmapd_region_open(ctl->client, args[0], &opts, &region) < 0)
-		return fail(what);
+		return fail_on("create", args[0]);
 	size = mmapd_region_size(region);
 	if (mmapd_region_close(region) < 0)
-		return fail(what);
+		return fail_on("create", args[0]);
 
 	if (!ctl->json)
 		return EXIT_SUCCESS;
@@ -351,35 +447,413 @@ static int cmd_create(struct ctl *ctl, char **args)
 
 static int cmd_delete(struct ctl *ctl, char **args)
 {
-	char what[300];
+	if (mmapd_delete(ctl->client, args[0]) < 0)
+		return fail_on("delete", args[0]);
+	return ctl->json ? json_print_done(args[0], "deleted") : EXIT_SUCCESS;
+}
+
+static int cmd_resize(struct ctl *ctl, char **args)
+{
 	cJSON *obj;
 
-	if (mmapd_delete(ctl->client, args[0]) < 0) {
-		snprintf(what, sizeof(what), "delete %s", args[0]);
-		return fail(what);
-	}
+	if (mmapd_resize(ctl->client, args[0], ctl->size, ctl->sparse ? MMAPD_RESIZE_SPARSE : 0) < 0)
+		return fail_on("resize", args[0]);
 	if (!ctl->json)
 		return EXIT_SUCCESS;
 	obj = cJSON_CreateObject();
 	if (!obj || !cJSON_AddStringToObject(obj, "name", args[0]) ||
-	    !cJSON_AddTrueToObject(obj, "deleted")) {
+	    !json_add_numbers(obj, "size", ctl->size, (const char *)NULL) ||
+	    !cJSON_AddTrueToObject(obj, "resized")) {
 		cJSON_Delete(obj);
 		obj = NULL;
 	}
 	return json_print(obj);
 }
 
+static int cmd_flush(struct ctl *ctl, char **args)
+{
+	if (mmapd_flush(ctl->client, args[0], 0, 0) < 0)
+		return fail_on("flush", args[0]);
+	return ctl->json ? json_print_done(args[0], "flushed") : EXIT_SUCCESS;
+}
+
+static int cmd_clear_error(struct ctl *ctl, char **args)
+{
+	if (mmapd_clear_error(ctl->client, args[0]) < 0)
+		return fail_on("clear-error", args[0]);
+	return ctl->json ? json_print_done(args[0], "cleared") : EXIT_SUCCESS;
+}
+
+/* Shows the policy (from stat), or sets the one parsed into ctl->policy. */
+static int cmd_policy(struct ctl *ctl, char **args)
+{
+	struct mmapd_region_info info;
+	struct mmapd_policy policy = ctl->policy;
+	char p[64];
+	cJSON *obj;
+
+	if (ctl->set_policy) {
+		if (mmapd_set_policy(ctl->client, args[0], &policy) < 0)
+			return fail_on("policy", args[0]);
+		if (!ctl->json)
+			return EXIT_SUCCESS;
+	} else {
+		if (mmapd_stat(ctl->client, args[0], &info) < 0)
+			return fail_on("policy", args[0]);
+		policy = info.policy;
+		if (!ctl->json) {
+			puts(policy_text(&policy, p, sizeof(p)));
+			return EXIT_SUCCESS;
+		}
+	}
+	obj = cJSON_CreateObject();
+	if (!obj || !cJSON_AddStringToObject(obj, "name", args[0]) || !json_add_policy(obj, &policy)) {
+		cJSON_Delete(obj);
+		obj = NULL;
+	}
+	return json_print(obj);
+}
+
+/* "2026-11-23 20:38:59.123" in local time, or without the date: "20:38:59.123". */
+static void time_format(uint64_t ms, bool date, char *buf, size_t len)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	size_t n;
+
+	if (!localtime_r(&t, &tm) ||
+	    (n = strftime(buf, len, date ? "%Y-%m-%d %H:%M:%S" : "%H:%M:%S", &tm)) == 0) {
+		snprintf(buf, len, "%" PRIu64, ms);
+		return;
+	}
+	snprintf(buf + n, len - n, ".%03u", (unsigned)(ms % 1000));
+}
+
+static cJSON *lock_json(const struct mmapd_lock_info *l)
+{
+	cJSON *obj = cJSON_CreateObject();
+
+	if (!obj || !cJSON_AddStringToObject(obj, "region", l->region) ||
+	    !cJSON_AddStringToObject(obj, "state", l->waiting ? "waiting" : "held") ||
+	    !cJSON_AddStringToObject(obj, "mode", l->exclusive ? "exclusive" : "shared") ||
+	    !cJSON_AddStringToObject(obj, "client", l->client) ||
+	    !json_add_numbers(obj, "lock", l->lock, "offset", l->offset, "length", l->length,
+	                      "pid", (uint64_t)l->pid, "uid", (uint64_t)l->uid,
+	                      "since_ms", l->since_ms, (const char *)NULL)) {
+		cJSON_Delete(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+static void locks_print_table(const struct mmapd_lock_info *locks, size_t count)
+{
+	int wregion = 6, wlock = 4, woff = 6, wlen = 6, wclient = 6;
+
+	for (size_t i = 0; i < count; i++) {
+		wregion = max_int(wregion, (int)strlen(locks[i].region));
+		wlock = max_int(wlock, number_width(locks[i].lock));
+		woff = max_int(woff, number_width(locks[i].offset));
+		wlen = max_int(wlen, number_width(locks[i].length));
+		wclient = max_int(wclient, (int)strlen(locks[i].client));
+	}
+	printf("%-*s  %*s  %-7s  %-9s  %*s  %*s  %-*s  %7s  %6s  %s\n", wregion, "REGION", wlock,
+	       "LOCK", "STATE", "MODE", woff, "OFFSET", wlen, "LENGTH", wclient, "CLIENT", "PID",
+	       "UID", "SINCE");
+	for (size_t i = 0; i < count; i++) {
+		char since[64], length[32];
+
+		time_format(locks[i].since_ms, true, since, sizeof(since));
+		if (locks[i].length)
+			snprintf(length, sizeof(length), "%" PRIu64, locks[i].length);
+		else
+			strcpy(length, "end");
+		printf("%-*s  %*" PRIu64 "  %-7s  %-9s  %*" PRIu64 "  %*s  %-*s  %7" PRId64
+		       "  %6" PRId64 "  %s\n", wregion, locks[i].region, wlock, locks[i].lock,
+		       locks[i].waiting ? "waiting" : "held",
+		       locks[i].exclusive ? "exclusive" : "shared", woff, locks[i].offset, wlen,
+		       length, wclient, locks[i].client, locks[i].pid, locks[i].uid, since);
+	}
+}
+
+static int cmd_locks(struct ctl *ctl, char **args)
+{
+	struct mmapd_lock_info *locks;
+	size_t count;
+	cJSON *arr;
+
+	if (mmapd_locks(ctl->client, args[0], &locks, &count) < 0)
+		return args[0] ? fail_on("locks", args[0]) : fail("locks");
+	if (!ctl->json) {
+		locks_print_table(locks, count);
+		free(locks);
+		return EXIT_SUCCESS;
+	}
+	arr = cJSON_CreateArray();
+	for (size_t i = 0; arr && i < count; i++) {
+		cJSON *obj = lock_json(&locks[i]);
+
+		if (!obj || !cJSON_AddItemToArray(arr, obj)) {
+			cJSON_Delete(obj);
+			cJSON_Delete(arr);
+			arr = NULL;
+		}
+	}
+	free(locks);
+	return json_print(arr);
+}
+
+/* ---- watch ---- */
+
+static const char *const event_names[] = {
+	[MMAPD_EVENT_CHANGED] = "changed",
+	[MMAPD_EVENT_OVERFLOW] = "overflow",
+	[MMAPD_EVENT_RESIZED] = "resized",
+	[MMAPD_EVENT_SHRINKING] = "shrinking",
+	[MMAPD_EVENT_SHRINK_CANCELLED] = "shrink-cancelled",
+	[MMAPD_EVENT_POLICY] = "policy",
+	[MMAPD_EVENT_FLUSHED] = "flushed",
+	[MMAPD_EVENT_FLUSH_FAILED] = "flush-failed",
+	[MMAPD_EVENT_DELETED] = "deleted",
+	[MMAPD_EVENT_UNLOCKED] = "unlocked",
+	[MMAPD_EVENT_RECONNECTED] = "reconnected",
+	[MMAPD_EVENT_LOCKS_LOST] = "locks-lost",
+};
+
+/* The JSON line of an event: its wire form ("event", "region" and the type's fields). */
+static cJSON *event_json(const struct mmapd_event *ev)
+{
+	cJSON *obj = cJSON_CreateObject(), *arr, *item;
+	bool ok = obj && cJSON_AddStringToObject(obj, "event", event_names[ev->type]) &&
+	          (!ev->region || cJSON_AddStringToObject(obj, "region", ev->region));
+
+	switch (ev->type) {
+	case MMAPD_EVENT_CHANGED:
+		ok = ok && json_add_numbers(obj, "seq", ev->seq, "first_seq", ev->first_seq,
+		                            (const char *)NULL);
+		arr = ok ? cJSON_AddArrayToObject(obj, "ranges") : NULL;
+		ok = arr != NULL;
+		for (size_t i = 0; ok && i < ev->nranges; i++) {
+			item = cJSON_CreateArray();
+			ok = item && cJSON_AddItemToArray(arr, item) &&
+			     cJSON_AddItemToArray(item, cJSON_CreateNumber((double)ev->ranges[i].offset)) &&
+			     cJSON_AddItemToArray(item, cJSON_CreateNumber((double)ev->ranges[i].length));
+		}
+		if (ok && ev->writer_client) {
+			item = cJSON_AddObjectToObject(obj, "writer");
+			ok = item && cJSON_AddStringToObject(item, "client", ev->writer_client) &&
+			     json_add_numbers(item, "pid", (uint64_t)ev->writer_pid, (const char *)NULL);
+		}
+		break;
+	case MMAPD_EVENT_OVERFLOW:
+	case MMAPD_EVENT_FLUSHED:
+		ok = ok && json_add_numbers(obj, "seq", ev->seq, (const char *)NULL);
+		break;
+	case MMAPD_EVENT_RESIZED:
+		ok = ok && json_add_numbers(obj, "size", ev->size, "old_size", ev->old_size,
+		                            "generation", ev->generation, (const char *)NULL) &&
+		     cJSON_AddBoolToObject(obj, "external", ev->external);
+		break;
+	case MMAPD_EVENT_SHRINKING:
+		ok = ok && json_add_numbers(obj, "size", ev->size, "generation", ev->generation,
+		                            (const char *)NULL);
+		break;
+	case MMAPD_EVENT_SHRINK_CANCELLED:
+	case MMAPD_EVENT_FLUSH_FAILED:
+		ok = ok && json_add_numbers(obj, "errno", (uint64_t)-ev->error, (const char *)NULL) &&
+		     cJSON_AddStringToObject(obj, "message",
+		                             ev->message ? ev->message : mmapd_strerror(ev->error));
+		break;
+	case MMAPD_EVENT_POLICY:
+		ok = ok && json_add_policy(obj, &ev->policy);
+		break;
+	case MMAPD_EVENT_UNLOCKED:
+		ok = ok && json_add_numbers(obj, "offset", ev->offset, "length", ev->length,
+		                            (const char *)NULL);
+		break;
+	case MMAPD_EVENT_LOCKS_LOST:
+		ok = ok && json_add_numbers(obj, "locks", (uint64_t)ev->nlocks, (const char *)NULL);
+		break;
+	default:
+		break;
+	}
+	if (!ok) {
+		cJSON_Delete(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+/* The human line of an event: a timestamp, the event, the region, its fields. */
+static void event_print(const struct mmapd_event *ev)
+{
+	struct timespec now;
+	char when[64], p[64];
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	time_format((uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000, false, when,
+	            sizeof(when));
+	printf("%s %s", when, event_names[ev->type]);
+	if (ev->region)
+		printf(" %s", ev->region);
+	switch (ev->type) {
+	case MMAPD_EVENT_CHANGED:
+		printf(" seq=%" PRIu64 " first_seq=%" PRIu64 " ranges=", ev->seq, ev->first_seq);
+		for (size_t i = 0; i < ev->nranges; i++)
+			printf("%s%" PRIu64 "+%" PRIu64, i ? "," : "", ev->ranges[i].offset,
+			       ev->ranges[i].length);
+		if (ev->writer_client)
+			printf(" writer=%s pid=%" PRId64, ev->writer_client, ev->writer_pid);
+		break;
+	case MMAPD_EVENT_OVERFLOW:
+	case MMAPD_EVENT_FLUSHED:
+		printf(" seq=%" PRIu64, ev->seq);
+		break;
+	case MMAPD_EVENT_RESIZED:
+		printf(" size=%" PRIu64 " old_size=%" PRIu64 " generation=%" PRIu64 "%s", ev->size,
+		       ev->old_size, ev->generation, ev->external ? " external" : "");
+		break;
+	case MMAPD_EVENT_SHRINKING:
+		printf(" size=%" PRIu64 " generation=%" PRIu64, ev->size, ev->generation);
+		break;
+	case MMAPD_EVENT_SHRINK_CANCELLED:
+	case MMAPD_EVENT_FLUSH_FAILED:
+		printf(": %s", ev->message ? ev->message : mmapd_strerror(ev->error));
+		break;
+	case MMAPD_EVENT_POLICY:
+		printf(" %s", policy_text(&ev->policy, p, sizeof(p)));
+		break;
+	case MMAPD_EVENT_UNLOCKED:
+		printf(" offset=%" PRIu64 " length=%" PRIu64, ev->offset, ev->length);
+		break;
+	case MMAPD_EVENT_LOCKS_LOST:
+		printf(" %zu", ev->nlocks);
+		break;
+	default:
+		break;
+	}
+	putchar('\n');
+}
+
+/*
+ * SIGINT and SIGTERM end watch with status 0 at once, also while mmapd_dispatch() waits for a
+ * daemon that went away, except in the middle of printing an event: then the line is finished
+ * first. Every printed line is flushed already, so _exit() loses nothing.
+ */
+static volatile sig_atomic_t watch_printing, watch_stopped;
+
+static void watch_stop(int sig)
+{
+	(void)sig;
+	if (!watch_printing)
+		_exit(EXIT_SUCCESS);
+	watch_stopped = 1;
+}
+
+static void watch_event(struct mmapd_client *client, const struct mmapd_event *ev, void *userdata)
+{
+	const struct ctl *ctl = userdata;
+
+	(void)client;
+	if ((unsigned)ev->type >= sizeof(event_names) / sizeof(event_names[0]) ||
+	    !event_names[ev->type])
+		return;
+	watch_printing = 1;
+	if (ctl->json)
+		json_print(event_json(ev));
+	else
+		event_print(ev);
+	/* One line as each event comes, also into a pipe. */
+	fflush(stdout);
+	watch_printing = 0;
+	if (watch_stopped)
+		_exit(EXIT_SUCCESS);
+}
+
+/* Subscribes, then prints events as mmapd_fd() says they come, until a signal ends it. */
+static int cmd_watch(struct ctl *ctl, char **args)
+{
+	struct sigaction sa = { .sa_handler = watch_stop };
+	struct pollfd pfd = { .events = POLLIN };
+
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGINT, &sa, NULL) < 0 || sigaction(SIGTERM, &sa, NULL) < 0) {
+		fprintf(stderr, "mmapctl: watch %s: cannot catch signals: %s\n", args[0],
+		        mmapd_strerror(errno));
+		return EXIT_FAILURE;
+	}
+	mmapd_set_event_handler(ctl->client, watch_event, ctl);
+	if (mmapd_subscribe(ctl->client, args[0], NULL) < 0)
+		return fail_on("watch", args[0]);
+	for (;;) {
+		/* The descriptor stays the same, but asking each time costs nothing. */
+		pfd.fd = mmapd_fd(ctl->client);
+		if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
+			fprintf(stderr, "mmapctl: watch %s: %s\n", args[0], mmapd_strerror(errno));
+			return EXIT_FAILURE;
+		}
+		if (pfd.revents && mmapd_dispatch(ctl->client, 0) < 0)
+			return fail_on("watch", args[0]);
+	}
+}
+
+/* args of run() hold max_args entries; those not given are NULL. */
 static const struct command {
 	const char *name;
-	int nargs;
+	int min_args, max_args;
 	int (*run)(struct ctl *ctl, char **args);
 } commands[] = {
-	{ "status", 0, cmd_status },
-	{ "list", 0, cmd_list },
-	{ "stat", 1, cmd_stat },
-	{ "create", 2, cmd_create },
-	{ "delete", 1, cmd_delete },
+	{ "status", 0, 0, cmd_status },
+	{ "list", 0, 0, cmd_list },
+	{ "stat", 1, 1, cmd_stat },
+	{ "create", 2, 2, cmd_create },
+	{ "delete", 1, 1, cmd_delete },
+	{ "resize", 2, 2, cmd_resize },
+	{ "locks", 0, 1, cmd_locks },
+	{ "watch", 1, 1, cmd_watch },
+	{ "flush", 1, 1, cmd_flush },
+	{ "policy", 1, 3, cmd_policy },
+	{ "clear-error", 1, 1, cmd_clear_error },
 };
+
+/* Reads SIZE of create or resize into ctl->size. Returns 0 or the usage error's status. */
+static int size_arg(struct ctl *ctl, const char *arg)
+{
+	int r = num_parse_size(arg, &ctl->size);
+
+	if (r < 0 || ctl->size == 0)
+		return usage_error("invalid size '%s'%s", arg, r == -ERANGE ? ": too large" : "");
+	return 0;
+}
+
+/* Reads KIND [N] of policy into ctl->policy. Returns 0 or the usage error's status. */
+static int policy_args(struct ctl *ctl, char **args, int nargs)
+{
+	size_t kind;
+	int r;
+
+	ctl->set_policy = nargs > 1;
+	if (!ctl->set_policy)
+		return 0;
+	for (kind = 0; kind < POLICY_KINDS && strcmp(args[1], policy_names[kind]) != 0; kind++)
+		;
+	if (kind == POLICY_KINDS)
+		return usage_error("unknown policy '%s' (manual, always, every-bytes N, "
+		                   "every-writes N, interval MS)", args[1]);
+	ctl->policy.kind = (enum mmapd_policy_kind)kind;
+	if (!policy_has_value(ctl->policy.kind)) {
+		if (nargs > 2)
+			return usage_error("policy '%s' takes no value", args[1]);
+		return 0;
+	}
+	if (nargs < 3)
+		return usage_error("policy '%s' needs a value", args[1]);
+	r = ctl->policy.kind == MMAPD_POLICY_EVERY_BYTES ? num_parse_size(args[2], &ctl->policy.value)
+	                                                 : num_parse_u64(args[2], &ctl->policy.value);
+	if (r < 0 || ctl->policy.value == 0)
+		return usage_error("invalid value '%s' for policy '%s'", args[2], args[1]);
+	return 0;
+}
 
 enum { OPT_ANONYMOUS = 256, OPT_SPARSE };
 
@@ -396,7 +870,8 @@ int main(int argc, char **argv)
 	};
 	struct ctl ctl = { 0 };
 	const struct command *cmd = NULL;
-	int c, status;
+	char *args[3] = { NULL, NULL, NULL };
+	int c, nargs, status = 0;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":s:jhV", options, NULL)) != -1) {
@@ -434,22 +909,30 @@ int main(int argc, char **argv)
 			cmd = &commands[i];
 	if (!cmd)
 		return usage_error("unknown command '%s'", argv[optind]);
-	if (argc - optind - 1 != cmd->nargs)
-		return usage_error("'%s' takes %d argument%s", cmd->name, cmd->nargs,
-		                   cmd->nargs == 1 ? "" : "s");
-	if ((ctl.anonymous || ctl.sparse) && cmd->run != cmd_create)
-		return usage_error("--anonymous and --sparse go with 'create' only");
-	if (cmd->run == cmd_create) {
-		const char *arg = argv[optind + 2];
-		int r = num_parse_size(arg, &ctl.size);
-
-		if (r < 0 || ctl.size == 0)
-			return usage_error("invalid size '%s'%s", arg, r == -ERANGE ? ": too large" : "");
+	nargs = argc - optind - 1;
+	if (nargs < cmd->min_args || nargs > cmd->max_args) {
+		if (cmd->min_args == cmd->max_args)
+			return usage_error("'%s' takes %d argument%s", cmd->name, cmd->min_args,
+			                   cmd->min_args == 1 ? "" : "s");
+		return usage_error("'%s' takes %d to %d arguments", cmd->name, cmd->min_args,
+		                   cmd->max_args);
 	}
+	for (int i = 0; i < nargs; i++)
+		args[i] = argv[optind + 1 + i];
+	if (ctl.anonymous && cmd->run != cmd_create)
+		return usage_error("--anonymous goes with 'create' only");
+	if (ctl.sparse && cmd->run != cmd_create && cmd->run != cmd_resize)
+		return usage_error("--sparse goes with 'create' and 'resize' only");
+	if (cmd->run == cmd_create || cmd->run == cmd_resize)
+		status = size_arg(&ctl, args[1]);
+	else if (cmd->run == cmd_policy)
+		status = policy_args(&ctl, args, nargs);
+	if (status)
+		return status;
 
 	if (mmapd_connect(ctl.socket, "mmapctl", &ctl.client) < 0)
 		return fail("cannot connect to mmapd");
-	status = cmd->run(&ctl, argv + optind + 1);
+	status = cmd->run(&ctl, args);
 	mmapd_disconnect(ctl.client);
 
 	/* A table cut short by a full disk or a closed pipe must not exit 0. */

@@ -12,10 +12,12 @@
  *  - Pointer parameters are borrowed (the caller keeps ownership) unless said otherwise.
  *    Objects returned through ret_* are owned by the caller and freed with the matching
  *    function named in their description.
- *  - A struct mmapd_client may be used from several threads at once: requests are serialised.
+ *  - A struct mmapd_client may be used from several threads at once; their requests are in
+ *    flight together, so a request that waits (a lock) holds up no other thread.
  *    A struct mmapd_region must not be closed while another thread still uses it.
  *  - Every descriptor the library creates is close-on-exec. The library never prints, never
- *    exits, never raises signals of its own and starts no threads.
+ *    exits, never raises signals of its own and starts no threads; it installs a signal
+ *    handler (SIGBUS) only when the first mmapd_guard_begin() is called.
  */
 #ifndef MMAPD_H
 #define MMAPD_H
@@ -58,6 +60,34 @@ enum mmapd_mode {
 #define MMAPD_OPEN_EXCL      0x2u /* with CREATE: fail with -EEXIST if it exists */
 #define MMAPD_OPEN_ANONYMOUS 0x4u /* with CREATE: a memfd region living in the daemon, no file */
 #define MMAPD_OPEN_SPARSE    0x8u /* with CREATE: do not reserve blocks (ftruncate, not fallocate) */
+#define MMAPD_OPEN_REPORT_WRITES 0x10u /* mmapd_region_write() reports each write (mmapd_changed()) */
+#define MMAPD_OPEN_POPULATE  0x20u /* prefault the mapping (MAP_POPULATE) */
+#define MMAPD_OPEN_STACK     0x40u /* map with MAP_STACK; anonymous regions only (else -EINVAL) */
+/*
+ * Huge pages. The daemon cannot create hugetlb memfds yet, so for an anonymous region this
+ * asks for transparent huge pages (MADV_HUGEPAGE) once mapped; a file region gets -EINVAL,
+ * a kernel without transparent huge pages the madvise error.
+ */
+#define MMAPD_OPEN_HUGETLB   0x80u
+/*
+ * An executable mapping (PROT_EXEC). Needs the daemon's consent in the region's metadata,
+ * which the daemon cannot grant yet: every open with this flag fails with -EPERM.
+ */
+#define MMAPD_OPEN_EXEC      0x100u
+
+/* Flush policies, enforced by the daemon (docs/coordination.md). */
+enum mmapd_policy_kind {
+	MMAPD_POLICY_MANUAL = 0,   /* only mmapd_flush() flushes */
+	MMAPD_POLICY_ALWAYS,       /* every reported change is durable before mmapd_changed() returns */
+	MMAPD_POLICY_EVERY_BYTES,  /* flush once `value` bytes were reported changed */
+	MMAPD_POLICY_EVERY_WRITES, /* flush once `value` changes were reported */
+	MMAPD_POLICY_INTERVAL,     /* flush `value` ms after the first unflushed change */
+};
+
+struct mmapd_policy {
+	enum mmapd_policy_kind kind;
+	uint64_t value;            /* unused for MANUAL and ALWAYS */
+};
 
 struct mmapd_open_opts {
 	unsigned flags;       /* MMAPD_OPEN_* */
@@ -65,6 +95,14 @@ struct mmapd_open_opts {
 	uint64_t size;        /* size to create with; ignored when the region already exists */
 	uint64_t offset;      /* window start, any byte offset (page alignment is handled inside) */
 	uint64_t length;      /* window length; 0 means up to the end of the region */
+	/*
+	 * Address space reserved for the window to grow into, in bytes (0: none). With a
+	 * reservation at least as large as the region will become, growth maps the new pages in
+	 * place and mmapd_region_data() never moves; without one, growth remaps and the pointer may
+	 * move. Only windows with length 0 follow the region's size.
+	 */
+	uint64_t reserve;
+	const struct mmapd_policy *policy; /* with CREATE: the initial flush policy; NULL: manual */
 };
 
 /* Server-wide figures returned by mmapd_status(). */
@@ -84,6 +122,9 @@ struct mmapd_status {
 	uint64_t max_fds_in_flight;
 	uint64_t max_frame;
 	uint64_t max_region_size;
+	uint64_t locks;          /* locks held */
+	uint64_t lock_waiters;   /* lock requests waiting */
+	uint64_t subscriptions;
 };
 
 /* One region as reported by mmapd_stat() and mmapd_list(). */
@@ -93,6 +134,11 @@ struct mmapd_region_info {
 	bool anonymous;
 	uint64_t grants;   /* open grants on it, all clients together */
 	uint64_t clients;  /* distinct clients holding a grant */
+	uint64_t generation; /* +1 per size change seen by the daemon in this run */
+	struct mmapd_policy policy;
+	bool poisoned;     /* a flush failed; flushes fail with -EIO until mmapd_clear_error() */
+	uint64_t seq;      /* sequence number of the last reported change */
+	uint64_t locks;    /* locks held or waited for on it */
 };
 
 /*
@@ -132,13 +178,16 @@ MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name
  */
 MMAPD_EXPORT int mmapd_region_close(struct mmapd_region *region);
 
-/* The first byte of the window (exactly opts->offset into the region). */
+/*
+ * The first byte of the window (exactly opts->offset into the region). It moves when a window
+ * of length 0 grows beyond its reservation (or without one).
+ */
 MMAPD_EXPORT void *mmapd_region_data(const struct mmapd_region *region);
-/* Length of the window in bytes. */
+/* Length of the window in bytes; a window opened with length 0 follows the region's size. */
 MMAPD_EXPORT size_t mmapd_region_length(const struct mmapd_region *region);
 /* Offset of the window in the region. */
 MMAPD_EXPORT uint64_t mmapd_region_offset(const struct mmapd_region *region);
-/* Size of the whole region when it was opened. */
+/* Size of the whole region as last heard from the daemon (it follows resizes). */
 MMAPD_EXPORT uint64_t mmapd_region_size(const struct mmapd_region *region);
 MMAPD_EXPORT enum mmapd_mode mmapd_region_mode(const struct mmapd_region *region);
 /* The region's name (borrowed; valid until the region is closed). */
@@ -148,13 +197,15 @@ MMAPD_EXPORT int mmapd_region_fd(const struct mmapd_region *region);
 
 /*
  * Copies len bytes at window offset off into buf. Returns 0, or -ERANGE when off+len passes
- * the end of the window (nothing copied).
+ * the end of the window or reaches a part a shrink made inaccessible (nothing copied).
  */
 MMAPD_EXPORT int mmapd_region_read(const struct mmapd_region *region, uint64_t off,
                                    void *buf, size_t len);
 /*
- * Copies len bytes from buf to window offset off. Returns 0, -ERANGE (outside the window,
- * nothing copied), or -EACCES on a read-only mapping.
+ * Copies len bytes from buf to window offset off. Returns 0, -ERANGE (outside the window or
+ * its accessible part, nothing copied), or -EACCES on a read-only mapping. With
+ * MMAPD_OPEN_REPORT_WRITES (read-write mode) the write is then reported as mmapd_changed()
+ * does, and that call's errors are returned (the bytes are copied all the same).
  */
 MMAPD_EXPORT int mmapd_region_write(struct mmapd_region *region, uint64_t off,
                                     const void *buf, size_t len);
@@ -181,6 +232,308 @@ MMAPD_EXPORT int mmapd_status(struct mmapd_client *client, struct mmapd_status *
 
 /* One no-op round trip to the daemon. Returns 0 or a negative errno. */
 MMAPD_EXPORT int mmapd_ping(struct mmapd_client *client);
+
+/*
+ * ---- Coordination: locks, resize, change notification, flush (docs/coordination.md) ----
+ * These address a region by name; it must exist. Each is one request to the daemon.
+ */
+
+#define MMAPD_LOCK_SHARED    0x0u
+#define MMAPD_LOCK_EXCLUSIVE 0x1u
+#define MMAPD_LOCK_NOWAIT    0x2u /* fail with -EAGAIN instead of waiting */
+
+/*
+ * Locks offset..offset+length of region name (length 0: to the end of any size). Waits in the
+ * daemon's fair queue for up to timeout_ms (< 0: forever) unless MMAPD_LOCK_NOWAIT. Other
+ * threads may keep using the client while one waits. Locks are released by mmapd_unlock(), by
+ * disconnecting, or when the process dies. Returns 0 with *ret_lock set, -EAGAIN (NOWAIT and a
+ * conflict, or this client's lock limit), -ETIMEDOUT, -EDEADLK (waiting would close a cycle of
+ * clients waiting for each other), -ECANCELED (region deleted while waiting), -ENOENT, -EINVAL.
+ */
+MMAPD_EXPORT int mmapd_lock(struct mmapd_client *client, const char *name, uint64_t offset,
+                            uint64_t length, unsigned flags, int timeout_ms, uint64_t *ret_lock);
+/* Releases a lock of this client. Returns 0, -EBADF (not held by this client). */
+MMAPD_EXPORT int mmapd_unlock(struct mmapd_client *client, uint64_t lock);
+
+/* One lock, held or waited for, as reported by mmapd_locks(). */
+struct mmapd_lock_info {
+	char region[MMAPD_NAME_MAX + 1];
+	uint64_t lock;
+	bool waiting;        /* false: held */
+	bool exclusive;
+	uint64_t offset;
+	uint64_t length;     /* 0: to the end */
+	char client[65];     /* the holder's hello name */
+	int64_t pid;
+	int64_t uid;
+	uint64_t since_ms;   /* Unix epoch ms when granted or queued */
+};
+/*
+ * Lists the locks of region name (NULL: of every region), holders first, then waiters in
+ * queue order. Returns 0 with *ret_locks (free with free(); NULL when empty) and *ret_count.
+ */
+MMAPD_EXPORT int mmapd_locks(struct mmapd_client *client, const char *name,
+                             struct mmapd_lock_info **ret_locks, size_t *ret_count);
+
+#define MMAPD_RESIZE_SPARSE 0x1u /* grow without reserving blocks */
+/*
+ * Grows or shrinks region name to size bytes and returns when done. Growth reaches every
+ * client's mapping through a `resized` event; a shrink first asks every mapper to let go of the
+ * tail (libmmapd does so whenever it reads from the daemon: in mmapd_dispatch() or any call)
+ * and fails with -ETIMEDOUT, changing nothing, if one does not answer in time. Returns 0,
+ * -ENOSPC, -EFBIG, -EPERM (shrinking an anonymous region), -ETIMEDOUT, -ENOENT, -EINVAL.
+ */
+MMAPD_EXPORT int mmapd_resize(struct mmapd_client *client, const char *name, uint64_t size,
+                              unsigned flags);
+
+/* Subscribes to region name's events. *ret_seq (may be NULL) gets its current sequence number.
+ * Returns 0, -EALREADY, -EAGAIN (limit), -ENOENT, -EINVAL. */
+MMAPD_EXPORT int mmapd_subscribe(struct mmapd_client *client, const char *name,
+                                 uint64_t *ret_seq);
+/* Returns 0, or -ENOENT when not subscribed. */
+MMAPD_EXPORT int mmapd_unsubscribe(struct mmapd_client *client, const char *name);
+/*
+ * Tells the daemon that offset..offset+length of region name changed (writes through a mapping
+ * are invisible to inotify). Subscribers other than this client get a `changed` event; the
+ * region's flush policy counts it. *ret_seq (may be NULL) gets the change's sequence number.
+ * Returns 0, -ERANGE, -EIO (region poisoned, under a flushing policy), -ENOENT, -EINVAL.
+ */
+MMAPD_EXPORT int mmapd_changed(struct mmapd_client *client, const char *name, uint64_t offset,
+                               uint64_t length, uint64_t *ret_seq);
+
+/* Makes region name durable (fdatasync in the daemon); returns once it is on stable storage.
+ * Returns 0, -EIO (this or an earlier flush failed: the region is poisoned), -ENOENT. */
+MMAPD_EXPORT int mmapd_flush(struct mmapd_client *client, const char *name, uint64_t offset,
+                             uint64_t length);
+/*
+ * mmapd_flush() without waiting: returns once the request is sent, with *ret_token (may be
+ * NULL) set to a number that identifies it. Its completion arrives as an
+ * MMAPD_EVENT_FLUSH_DONE event (through mmapd_dispatch()) for region name with seq = the
+ * token and error 0 (durable) or what mmapd_flush() would have returned (-EIO, -ENOENT, a
+ * connection error). Returns 0, or -EINVAL/-ENAMETOOLONG/-ENOMEM/a connection error when the
+ * request could not be sent: then no event comes.
+ */
+MMAPD_EXPORT int mmapd_flush_async(struct mmapd_client *client, const char *name,
+                                   uint64_t *ret_token);
+/* Sets region name's flush policy; every client holding it hears of it. */
+MMAPD_EXPORT int mmapd_set_policy(struct mmapd_client *client, const char *name,
+                                  const struct mmapd_policy *policy);
+/* Clears a poisoned region after an operator has dealt with the failure. */
+MMAPD_EXPORT int mmapd_clear_error(struct mmapd_client *client, const char *name);
+
+/* The region's generation as last heard from the daemon (+1 per size change). */
+MMAPD_EXPORT uint64_t mmapd_region_generation(const struct mmapd_region *region);
+
+/*
+ * ---- The mapping: advice, prewarm, locking in memory, iteration, flushing ----
+ * Ranges are off..off+len in window offsets, any byte alignment: the library rounds them
+ * out to whole pages of the mapping (so neighbouring bytes of the same pages are affected
+ * too). len 0 means up to the end of the window. A range outside the window's accessible
+ * part fails with -ERANGE, a NULL region with -EINVAL.
+ */
+
+/* madvise() advice; see madvise(2) for what each does. */
+enum mmapd_advice {
+	MMAPD_ADVICE_NORMAL = 0,
+	MMAPD_ADVICE_RANDOM,
+	MMAPD_ADVICE_SEQUENTIAL,
+	MMAPD_ADVICE_WILLNEED,
+	MMAPD_ADVICE_DONTNEED,       /* copy-on-write: private changes of the pages are dropped */
+	MMAPD_ADVICE_HUGEPAGE,
+	MMAPD_ADVICE_NOHUGEPAGE,
+	MMAPD_ADVICE_DONTFORK,
+	MMAPD_ADVICE_DOFORK,
+	MMAPD_ADVICE_MERGEABLE,
+	MMAPD_ADVICE_UNMERGEABLE,
+	MMAPD_ADVICE_DONTDUMP,
+	MMAPD_ADVICE_DODUMP,
+	MMAPD_ADVICE_COLD,
+	MMAPD_ADVICE_PAGEOUT,
+	MMAPD_ADVICE_POPULATE_READ,
+	MMAPD_ADVICE_POPULATE_WRITE, /* read-write and copy-on-write mappings only */
+};
+
+/*
+ * Gives the kernel advice about a range. Returns 0, -EOPNOTSUPP (libmmapd was built without
+ * that advice), or the kernel's refusal: -EINVAL (advice unknown to this kernel or not
+ * applicable to this mapping, e.g. MERGEABLE without KSM), -EAGAIN, -ENOMEM, -EPERM, -EFAULT
+ * (populate hit a page past the end of the file); the message names the advice.
+ */
+MMAPD_EXPORT int mmapd_region_advise(struct mmapd_region *region, uint64_t off, uint64_t len,
+                                     enum mmapd_advice advice);
+/*
+ * Faults a range in so that later first touches do not: MADV_POPULATE_WRITE on read-write
+ * mappings of anonymous regions, MADV_POPULATE_READ otherwise (a write fault would dirty every
+ * page of a file), or, on kernels without them, a read of one byte per page. Returns 0,
+ * -ERANGE, -EFAULT (a page lies past the end of the file), -ENOMEM.
+ */
+MMAPD_EXPORT int mmapd_region_prewarm(struct mmapd_region *region, uint64_t off, uint64_t len);
+/*
+ * Locks a range in memory (mlock) or unlocks it. Returns 0, or -EPERM/-ENOMEM/-EAGAIN with a
+ * message pointing at RLIMIT_MEMLOCK (ulimit -l) or CAP_IPC_LOCK.
+ */
+MMAPD_EXPORT int mmapd_region_mlock(struct mmapd_region *region, uint64_t off, uint64_t len);
+MMAPD_EXPORT int mmapd_region_munlock(struct mmapd_region *region, uint64_t off, uint64_t len);
+
+/*
+ * Called for each piece of a range: data points at window offset off (len bytes, borrowed for
+ * the call). A non-zero return stops the iteration and becomes its result.
+ */
+typedef int mmapd_chunk_fn(void *data, uint64_t off, size_t len, void *userdata);
+/*
+ * Calls fn for consecutive chunks of chunk_size bytes (the last may be shorter) covering the
+ * range exactly. Returns 0, fn's non-zero result, -ERANGE, -EINVAL (chunk_size 0, fn NULL).
+ */
+MMAPD_EXPORT int mmapd_region_foreach_chunk(struct mmapd_region *region, uint64_t off,
+                                            uint64_t len, size_t chunk_size,
+                                            mmapd_chunk_fn *fn, void *userdata);
+/*
+ * As mmapd_region_foreach_chunk(), with pieces that follow the mapping's pages: each lies in
+ * one page, and the first and last may be partial (a window starting mid-page starts with
+ * the rest of that page).
+ */
+MMAPD_EXPORT int mmapd_region_foreach_page(struct mmapd_region *region, uint64_t off,
+                                           uint64_t len, mmapd_chunk_fn *fn, void *userdata);
+/* The page size the mapping is made of. */
+MMAPD_EXPORT size_t mmapd_region_page_size(const struct mmapd_region *region);
+
+/* Small flushes are batched until MMAPD_FLUSH_BATCH_MAX of them or a span of this many bytes. */
+#define MMAPD_FLUSH_BATCH_MAX   64
+#define MMAPD_FLUSH_BATCH_BYTES 65536
+/*
+ * Makes a range durable with msync(MS_SYNC) on our own mapping: writes through any process's
+ * shared mapping reach stable storage, with no daemon round trip (the daemon's flush policy
+ * and poisoning are not involved; mmapd_flush() goes through the daemon). A range shorter than
+ * a page is only added to the region's pending batch, which is flushed, together with the
+ * range at hand, by the next call with a range of a page or more, by len 0 (which flushes just
+ * the batch; off is then ignored), or once the batch reaches the limits above.
+ * Returns 0 when the range (and the batch) is durable, 1 when it was only batched, or -EIO
+ * (write-back failed; the daemon will also see it on its next flush), -ERANGE, -EINVAL
+ * (copy-on-write mapping: its changes are private and cannot be flushed).
+ */
+MMAPD_EXPORT int mmapd_region_flush_range(struct mmapd_region *region, uint64_t off,
+                                          uint64_t len);
+
+/*
+ * ---- Atomic views ----
+ * Pointers to naturally aligned 32- and 64-bit words of the window, for C11 atomic
+ * operations shared by every process mapping the region: such atomics are lock-free and
+ * therefore address-free (libmmapd refuses to build where they are not), so they work across
+ * processes through shared mappings, with the C11 memory model as within one process
+ * (seq_cst, acquire/release). Not for C++ (use std::atomic_ref on mmapd_region_data()).
+ * The pointer is valid while the mapping does not move (see mmapd_region_data()). On a
+ * read-only mapping only loads are allowed (a store faults); on copy-on-write ones the
+ * atomics are private to this process.
+ * Returns 0, -EINVAL (off not aligned in the region to the word's size, NULL argument,
+ * count 0), -ERANGE (the words do not lie in the window's accessible part).
+ */
+#ifndef __cplusplus
+MMAPD_EXPORT int mmapd_region_atomic_u32(struct mmapd_region *region, uint64_t off,
+                                         _Atomic uint32_t **ret_atomic);
+MMAPD_EXPORT int mmapd_region_atomic_u64(struct mmapd_region *region, uint64_t off,
+                                         _Atomic uint64_t **ret_atomic);
+MMAPD_EXPORT int mmapd_region_atomic_u32_slice(struct mmapd_region *region, uint64_t off,
+                                               size_t count, _Atomic uint32_t **ret_atomic);
+MMAPD_EXPORT int mmapd_region_atomic_u64_slice(struct mmapd_region *region, uint64_t off,
+                                               size_t count, _Atomic uint64_t **ret_atomic);
+#endif
+
+/*
+ * ---- SIGBUS guard ----
+ * Another process holding a read-write descriptor can truncate a region's file behind
+ * everyone's back; touching a vanished page then raises SIGBUS. Accesses made between
+ * mmapd_guard_begin() and mmapd_guard_end() in the same thread survive that: the first
+ * such fault replaces the whole mapping of the region with private zero pages (so the access
+ * completes, reading zeros) and mmapd_guard_end() reports it. The mapping then no longer
+ * shows the file: close and reopen the region. Faults outside a guard (or in other regions)
+ * go to the SIGBUS handler that was installed before, or kill the process as usual.
+ *
+ * The first mmapd_guard_begin() installs a SIGBUS handler (SA_SIGINFO) for the process; a
+ * handler installed later must chain to it. Guards nest per thread up to MMAPD_GUARD_DEPTH;
+ * the mapping must not move or be closed during a guard. The handler only reads this
+ * thread's guard list and calls mmap(), both async-signal-safe.
+ */
+#define MMAPD_GUARD_DEPTH 8
+/* Returns 0, -EINVAL (NULL or unmapped region), -EBUSY (MMAPD_GUARD_DEPTH guards open). */
+MMAPD_EXPORT int mmapd_guard_begin(struct mmapd_region *region);
+/*
+ * Ends the innermost guard, which must be region's. Returns 0, -EFAULT when a fault hit the
+ * region during the guard (the data read may be zeros, writes are lost), -EINVAL (not the
+ * innermost guard of this thread).
+ */
+MMAPD_EXPORT int mmapd_guard_end(struct mmapd_region *region);
+
+/* ---- Events ---- */
+
+enum mmapd_event_type {
+	MMAPD_EVENT_CHANGED = 1,      /* seq, first_seq, ranges, writer_* */
+	MMAPD_EVENT_OVERFLOW,         /* seq: changes were dropped, re-read the region */
+	MMAPD_EVENT_RESIZED,          /* size, old_size, generation, external (mapping already updated) */
+	MMAPD_EVENT_SHRINKING,        /* size, generation: the tail was already made inaccessible */
+	MMAPD_EVENT_SHRINK_CANCELLED, /* error, message: the tail is accessible again */
+	MMAPD_EVENT_POLICY,           /* policy */
+	MMAPD_EVENT_FLUSHED,          /* seq */
+	MMAPD_EVENT_FLUSH_FAILED,     /* error, message: the region is poisoned */
+	MMAPD_EVENT_DELETED,
+	MMAPD_EVENT_UNLOCKED,         /* offset, length */
+	MMAPD_EVENT_RECONNECTED,      /* the daemon restarted; regions were re-opened */
+	MMAPD_EVENT_LOCKS_LOST,       /* nlocks locks held before the reconnect are gone */
+	MMAPD_EVENT_FLUSH_DONE,       /* seq (the token), error, message: mmapd_flush_async() ended */
+};
+
+struct mmapd_range {
+	uint64_t offset;
+	uint64_t length;
+};
+
+/* Everything an event can say; fields that do not apply to its type are zero/NULL. All
+ * pointers are borrowed and valid only during the callback. */
+struct mmapd_event {
+	enum mmapd_event_type type;
+	const char *region;            /* NULL for RECONNECTED and LOCKS_LOST */
+	uint64_t seq;
+	uint64_t first_seq;
+	const struct mmapd_range *ranges;
+	size_t nranges;
+	const char *writer_client;     /* NULL when several writers were coalesced */
+	int64_t writer_pid;            /* -1 when unknown */
+	uint64_t size;
+	uint64_t old_size;
+	uint64_t generation;
+	bool external;                 /* RESIZED: a size change the daemon did not make */
+	struct mmapd_policy policy;
+	int error;                     /* negative errno */
+	const char *message;
+	uint64_t offset;
+	uint64_t length;
+	size_t nlocks;
+};
+
+typedef void mmapd_event_fn(struct mmapd_client *client, const struct mmapd_event *event,
+                            void *userdata);
+
+/* Sets the function that receives events (NULL: events are only acted on internally). */
+MMAPD_EXPORT void mmapd_set_event_handler(struct mmapd_client *client, mmapd_event_fn *fn,
+                                          void *userdata);
+/* A descriptor that becomes readable when events may be waiting (for poll/epoll/libuv); call
+ * mmapd_dispatch() then. Borrowed: do not close or read it. It stays the same across
+ * reconnections (it is not the socket) until mmapd_disconnect(). */
+MMAPD_EXPORT int mmapd_fd(struct mmapd_client *client);
+/*
+ * Reads what the daemon sent, acts on it (remaps on resize, acknowledges shrinks, reconnects
+ * after a daemon restart) and calls the event handler for each event, waiting up to timeout_ms
+ * (0: do not wait, < 0: forever) for the first one. Events that arrived during other calls are
+ * delivered here too, in order. The handler runs without any lock held and may call libmmapd.
+ * Returns the number of events delivered (0 on timeout), or a negative errno: the
+ * connection's error when it is down and cannot be re-made, -EINTR when a signal interrupted
+ * the wait.
+ */
+MMAPD_EXPORT int mmapd_dispatch(struct mmapd_client *client, int timeout_ms);
+/*
+ * How long calls keep trying to reconnect after the daemon went away (backoff from 10 ms
+ * doubling to 1 s); 0 disables reconnection, < 0 tries without a time limit. Default 30000.
+ */
+MMAPD_EXPORT void mmapd_set_reconnect(struct mmapd_client *client, int timeout_ms);
 
 /*
  * A sentence about the last failure of a libmmapd call made by the calling thread (the

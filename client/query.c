@@ -1,6 +1,6 @@
 /*
- * The requests of libmmapd that carry no descriptor: stat, list, delete, status and ping, and
- * the readers of the region objects they return. Names are checked with the daemon's own rules
+ * The queries of libmmapd: stat, list, delete, status and ping, and the readers of the
+ * region objects they (and open and resize) return. Names are checked with the daemon's own rules
  * (shared/name.c) before any round trip, and every field of a reply is type-checked: a reply
  * that is not what docs/protocol.md promises is -EPROTO, never a half-filled struct.
  */
@@ -27,21 +27,39 @@ int region_name_check(const char *name)
 	return 0;
 }
 
+/* Reads integer key of obj into *ret when present. Returns 0 or -EPROTO. */
+static int info_u64_optional(const cJSON *obj, const char *key, uint64_t *ret)
+{
+	*ret = 0;
+	return msg_get_u64(obj, key, ret) == -EINVAL ? -EPROTO : 0;
+}
+
 int region_info_parse(const cJSON *obj, struct mmapd_region_info *ret_info)
 {
+	struct mmapd_region_info info = { .policy.kind = MMAPD_POLICY_MANUAL };
+	const cJSON *policy;
 	const char *name;
 	size_t len;
 
 	if (!cJSON_IsObject(obj) || msg_get_string(obj, "name", &name) < 0 ||
-	    msg_get_u64(obj, "size", &ret_info->size) < 0 ||
-	    msg_get_bool(obj, "anonymous", &ret_info->anonymous) < 0 ||
-	    msg_get_u64(obj, "grants", &ret_info->grants) < 0 ||
-	    msg_get_u64(obj, "clients", &ret_info->clients) < 0)
-		return error_set(-EPROTO, "mmapd sent a malformed region object");
+	    msg_get_u64(obj, "size", &info.size) < 0 ||
+	    msg_get_bool(obj, "anonymous", &info.anonymous) < 0 ||
+	    msg_get_u64(obj, "grants", &info.grants) < 0 ||
+	    msg_get_u64(obj, "clients", &info.clients) < 0)
+		return -EPROTO;
+	/* The coordination fields are absent from a daemon without coordination.md. */
+	policy = cJSON_GetObjectItemCaseSensitive(obj, "policy");
+	if (info_u64_optional(obj, "generation", &info.generation) < 0 ||
+	    info_u64_optional(obj, "seq", &info.seq) < 0 ||
+	    info_u64_optional(obj, "locks", &info.locks) < 0 ||
+	    msg_get_bool(obj, "poisoned", &info.poisoned) == -EINVAL ||
+	    (policy && policy_read(policy, &info.policy) < 0))
+		return -EPROTO;
 	len = strlen(name);
 	if (len == 0 || len > MMAPD_NAME_MAX)
-		return error_set(-EPROTO, "mmapd sent a region name of %zu bytes", len);
-	memcpy(ret_info->name, name, len + 1);
+		return -EPROTO;
+	memcpy(info.name, name, len + 1);
+	*ret_info = info;
 	return 0;
 }
 
@@ -62,14 +80,10 @@ static int query_call(struct mmapd_client *client, const char *op, const char *n
 		if (r < 0)
 			return r;
 	}
-	req = request_new(op);
+	req = request_new(op, name);
 	if (!req)
 		return -ENOMEM;
-	if (name && !cJSON_AddStringToObject(req, "name", name)) {
-		cJSON_Delete(req);
-		return error_set(-ENOMEM, "out of memory building a request");
-	}
-	r = client_call(client, req, 0, ret_reply, NULL);
+	r = client_call(client, req, ret_reply);
 	cJSON_Delete(req);
 	return r;
 }
@@ -89,7 +103,9 @@ MMAPD_EXPORT int mmapd_stat(struct mmapd_client *client, const char *name,
 		return r;
 	r = region_info_parse(cJSON_GetObjectItemCaseSensitive(reply, "region"), ret_info);
 	cJSON_Delete(reply);
-	return r;
+	if (r < 0)
+		return error_set(r, "mmapd sent a malformed region object");
+	return 0;
 }
 
 MMAPD_EXPORT int mmapd_delete(struct mmapd_client *client, const char *name)
@@ -148,7 +164,7 @@ static int list_page_read(const cJSON *reply, struct mmapd_region_info **infos, 
 
 		r = region_info_parse(item, info);
 		if (r < 0)
-			return r;
+			return error_set(r, "mmapd sent a malformed region object");
 		if (*count > 0 && strcmp(info->name, (*infos)[*count - 1].name) <= 0)
 			return error_set(-EPROTO, "mmapd listed regions out of order");
 		(*count)++;
@@ -170,17 +186,17 @@ MMAPD_EXPORT int mmapd_list(struct mmapd_client *client, struct mmapd_region_inf
 	while (more) {
 		cJSON *req, *reply = NULL;
 
-		req = request_new("list");
+		req = request_new("list", NULL);
 		if (!req) {
 			r = -ENOMEM;
 			goto fail;
 		}
 		if (count > 0 && !cJSON_AddStringToObject(req, "after", infos[count - 1].name)) {
 			cJSON_Delete(req);
-			r = error_set(-ENOMEM, "out of memory building a request");
+			r = request_nomem();
 			goto fail;
 		}
-		r = client_call(client, req, 0, &reply, NULL);
+		r = client_call(client, req, &reply);
 		cJSON_Delete(req);
 		if (r < 0)
 			goto fail;
@@ -237,6 +253,12 @@ static int status_read(const cJSON *reply, struct mmapd_status *st)
 			return error_set(-EPROTO, "mmapd's status reply has no valid \"%s\"",
 			                 fields[i].key);
 	}
+	/* The coordination figures are absent from a daemon without coordination.md. */
+	if (info_u64_optional(reply, "locks", &st->locks) < 0 ||
+	    info_u64_optional(reply, "lock_waiters", &st->lock_waiters) < 0 ||
+	    info_u64_optional(reply, "subscriptions", &st->subscriptions) < 0)
+		return error_set(-EPROTO, "mmapd's status reply has a malformed lock or "
+		                 "subscription count");
 	if (msg_get_string(reply, "version", &version) < 0 ||
 	    strlen(version) >= sizeof(st->version))
 		return error_set(-EPROTO, "mmapd's status reply has no valid \"version\"");
@@ -260,7 +282,9 @@ MMAPD_EXPORT int mmapd_status(struct mmapd_client *client, struct mmapd_status *
 	cJSON_Delete(reply);
 	if (r < 0)
 		return r;
+	pthread_mutex_lock(&client->lock);
 	st.protocol = client->protocol;
+	pthread_mutex_unlock(&client->lock);
 	*ret_status = st;
 	return 0;
 }

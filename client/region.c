@@ -1,34 +1,49 @@
 /*
  * Regions of libmmapd: a grant asked for with "open", the descriptor that came with the reply,
- * and the mapping of the window the caller wanted. mmap() needs a page-aligned offset, so the
- * mapping starts at the window's offset rounded down to the page size and the pointer the
- * caller sees is advanced to the exact byte asked for. A region holds a reference on its client,
- * so it stays usable (and closable) after mmapd_disconnect(); the daemon has then released the
- * grant already and closing only unmaps.
+ * and the mapping of the window the caller wanted, kept in step with the region's size.
+ *
+ * mmap() needs a page-aligned offset, so the mapping starts at the window's offset rounded
+ * down to the page size (delta bytes before it) and the pointer the caller sees is advanced
+ * to the exact byte asked for. The mapping is tracked in pages: map_pages are mapped from the
+ * file, and the first access_pages of them are accessible, the rest PROT_NONE.
+ *
+ * Every open region is on its client's list, so whichever thread reads an event acts on it
+ * (with the client's lock held), through region_apply(), which brings the mapping in line with
+ * the latest known size and any shrink in progress:
+ *  - A window of length 0 follows the size. With a reservation (an address range held with a
+ *    PROT_NONE anonymous mapping) growth maps the new pages in place with MAP_FIXED and the
+ *    pointer never moves; without one (or beyond it) the mapping is mremap()ed and may move.
+ *    A shrink puts the reservation back over the cut pages, or unmaps them (one page always
+ *    stays, inaccessible if it lies wholly past the end).
+ *  - While a shrink is announced, every page at and after the new size is PROT_NONE: a stray
+ *    access faults on our mapping (SIGSEGV) instead of on a truncated file (SIGBUS), and the
+ *    shrink is acknowledged only once that is done. A cancelled shrink restores access.
+ *  - A fixed-length window keeps its mapping; pages a shrink cut off stay PROT_NONE, and its
+ *    length and the bytes mmapd_region_read/write() may touch shrink with it.
+ * Fields the accessors read without the lock (data, length, usable, size, generation) are
+ * atomics; the application itself must not touch the window while it is being remapped.
+ *
+ * After a reconnection, regions_reopen() asks for a new grant of every open region by name
+ * and keeps the mapping when the new descriptor opens the same file (otherwise the region is
+ * given up: it stays mapped and follows nothing).
+ *
+ * A region holds a reference on its client, so it stays usable (and closable) after
+ * mmapd_disconnect(); the daemon has then released the grant already and closing only unmaps.
+ *
+ * struct mmapd_region lives in internal.h, where mapping.c, atomic.c and guard.c read its
+ * mapping; the open flags that shape the mapping (populate, stack, huge pages, exec) are
+ * checked and applied here.
  */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
 #include "msg.h"
-
-struct mmapd_region {
-	struct mmapd_client *client;  /* a reference */
-	uint64_t handle;              /* the grant, for "close" */
-	int fd;
-	enum mmapd_mode mode;
-	uint64_t size;                /* of the whole region, as the open reply said */
-	uint64_t offset;              /* of the window in the region */
-	size_t length;                /* of the window */
-	void *map;                    /* the page-aligned mapping and its length */
-	size_t map_len;
-	uint8_t *data;                /* map advanced to the window's first byte */
-	char name[MMAPD_NAME_MAX + 1];
-};
 
 static const char *const mode_names[] = {
 	[MMAPD_MODE_RO] = "ro",
@@ -36,8 +51,312 @@ static const char *const mode_names[] = {
 	[MMAPD_MODE_COW] = "cow",
 };
 
+static const int mode_prot[] = {
+	[MMAPD_MODE_RO] = PROT_READ,
+	[MMAPD_MODE_RW] = PROT_READ | PROT_WRITE,
+	[MMAPD_MODE_COW] = PROT_READ | PROT_WRITE,
+};
+
+static const int mode_flags[] = {
+	[MMAPD_MODE_RO] = MAP_SHARED,
+	[MMAPD_MODE_RW] = MAP_SHARED,
+	[MMAPD_MODE_COW] = MAP_PRIVATE,
+};
+
 #define OPEN_FLAGS_ALL (MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL | MMAPD_OPEN_ANONYMOUS | \
-                        MMAPD_OPEN_SPARSE)
+                        MMAPD_OPEN_SPARSE | MMAPD_OPEN_REPORT_WRITES | MMAPD_OPEN_POPULATE | \
+                        MMAPD_OPEN_STACK | MMAPD_OPEN_HUGETLB | MMAPD_OPEN_EXEC)
+
+#define RESERVE_NONE (MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE)
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+/* ---- the mapping ---- */
+
+/* File offset of the mapping's first page. */
+static uint64_t region_start(const struct mmapd_region *region)
+{
+	return region->offset - region->delta;
+}
+
+/* Pages of the mapping that hold bytes before file offset end (not capped). */
+static uint64_t region_pages_before(const struct mmapd_region *region, uint64_t end)
+{
+	uint64_t start = region_start(region);
+
+	return end <= start ? 0 : (end - start + region->page - 1) / region->page;
+}
+
+/* Bytes of the window that the first pages of the mapping cover. */
+static uint64_t region_window_bytes(const struct mmapd_region *region, size_t pages)
+{
+	uint64_t bytes = (uint64_t)pages * region->page;
+
+	return bytes > region->delta ? bytes - region->delta : 0;
+}
+
+/* Publishes map (the mapping may have moved). */
+static void region_set_map(struct mmapd_region *region, uint8_t *map)
+{
+	region->map = map;
+	atomic_store(&region->data, map + region->delta);
+}
+
+/*
+ * Grows the file mapping of a following window to pages. Inside the reservation the new
+ * pages are mapped in place; otherwise the reservation is given up and the mapping moves
+ * with mremap(). New pages are accessible when the whole mapping was. Returns whether the
+ * mapping has grown.
+ */
+static bool region_grow(struct mmapd_region *region, size_t pages)
+{
+	size_t page = region->page, old = region->map_pages;
+	int prot = region->access_pages == old ? mode_prot[region->mode] : PROT_NONE;
+	void *p;
+
+	if (pages <= region->reserve_pages) {
+		p = mmap(region->map + old * page, (pages - old) * page, prot,
+		         region->map_flags | MAP_FIXED, region->fd,
+		         (off_t)(region_start(region) + (uint64_t)old * page));
+		if (p == MAP_FAILED)
+			return false;
+	} else if (old == 0) {
+		/* A reservation whose file pages were all cut off: map afresh, then let it go. */
+		p = mmap(NULL, pages * page, prot, region->map_flags, region->fd,
+		         (off_t)region_start(region));
+		if (p == MAP_FAILED)
+			return false;
+		munmap(region->map, region->reserve_pages * page);
+		region->reserve_pages = 0;
+		region_set_map(region, p);
+	} else {
+		/* mremap() takes one mapping: the reserved tail must go first. */
+		if (region->reserve_pages > old)
+			munmap(region->map + old * page, (region->reserve_pages - old) * page);
+		region->reserve_pages = 0;
+		p = mremap(region->map, old * page, pages * page, MREMAP_MAYMOVE);
+		if (p == MAP_FAILED)
+			return false;
+		region_set_map(region, p);
+	}
+	if (region->access_pages == old)
+		region->access_pages = pages;
+	region->map_pages = pages;
+	return true;
+}
+
+/*
+ * Shrinks the file mapping of a following window to pages: the cut pages go back to the
+ * reservation, or are unmapped (keeping one page, so the pointer stays valid).
+ */
+static void region_cut(struct mmapd_region *region, size_t pages)
+{
+	size_t page = region->page, old = region->map_pages;
+
+	if (region->reserve_pages > 0) {
+		if (mmap(region->map + pages * page, (old - pages) * page, PROT_NONE,
+		         RESERVE_NONE | MAP_FIXED, -1, 0) == MAP_FAILED)
+			return;
+	} else {
+		if (pages == 0)
+			pages = 1;
+		if (pages >= old || munmap(region->map + pages * page, (old - pages) * page) < 0)
+			return;
+	}
+	region->map_pages = pages;
+	if (region->access_pages > pages)
+		region->access_pages = pages;
+}
+
+/*
+ * Brings the mapping in line with the region's size and any announced shrink (see the top of
+ * this file). Returns false when pages past a shrink could not be made inaccessible.
+ * Lock held.
+ */
+static bool region_apply(struct mmapd_region *region)
+{
+	uint64_t size = atomic_load(&region->size), limit = size, length, usable;
+	uint64_t avail = size > region->offset ? size - region->offset : 0;
+	size_t acc;
+	bool ok = true;
+
+	if (!region->map)
+		return true;
+	if (region->shrinking && region->shrink_size < limit)
+		limit = region->shrink_size;
+
+	if (region->want_length == 0) {
+		uint64_t pages = avail ? region_pages_before(region, size) : 0;
+
+		/* A window that would not fit the address space keeps what it has. */
+		if (pages > region->map_pages && pages <= SIZE_MAX / region->page)
+			region_grow(region, (size_t)pages);
+		else if (pages < region->map_pages)
+			region_cut(region, (size_t)pages);
+		length = min_u64(avail, region_window_bytes(region, region->map_pages));
+	} else {
+		length = min_u64(region->want_length, avail);
+	}
+
+	acc = (size_t)min_u64(region_pages_before(region, limit), region->map_pages);
+	if (acc != region->access_pages) {
+		size_t lo = acc < region->access_pages ? acc : region->access_pages;
+		size_t hi = acc < region->access_pages ? region->access_pages : acc;
+		int prot = acc < region->access_pages ? PROT_NONE : mode_prot[region->mode];
+
+		if (mprotect(region->map + lo * region->page, (hi - lo) * region->page, prot) == 0)
+			region->access_pages = acc;
+		else
+			ok = acc > region->access_pages;
+	}
+
+	usable = limit > region->offset ? min_u64(length, limit - region->offset) : 0;
+	usable = min_u64(usable, region_window_bytes(region, region->access_pages));
+	atomic_store(&region->length, (size_t)length);
+	atomic_store(&region->usable, (size_t)usable);
+	return ok;
+}
+
+/*
+ * Maps the window over region->fd, with reserve bytes of address space for a following window
+ * to grow into. Returns 0, -ERANGE when the window does not lie inside the region, or mmap's
+ * error (-EACCES when the descriptor does not allow the mode), message set. Lock held.
+ */
+static int region_map(struct mmapd_region *region, uint64_t reserve)
+{
+	uint64_t size = atomic_load(&region->size), length, pages, held;
+	size_t page = region->page;
+	uint8_t *map;
+	int r;
+
+	/* A window holds at least one byte, so a region of size 0 has no window at all. */
+	if (region->offset >= size ||
+	    (region->want_length && region->want_length > size - region->offset))
+		return error_set(-ERANGE, "window %llu+%llu lies outside region '%s' of %llu bytes",
+		                 (unsigned long long)region->offset,
+		                 (unsigned long long)region->want_length, region->name,
+		                 (unsigned long long)size);
+	length = region->want_length ? region->want_length : size - region->offset;
+	pages = region_pages_before(region, region->offset + length);
+	held = region->want_length == 0 && reserve > length
+	       ? region_pages_before(region, region->offset + min_u64(reserve, PROTO_ID_MAX)) : 0;
+	if (pages > SIZE_MAX / page || held > SIZE_MAX / page)
+		return error_set(-ERANGE, "window of %llu bytes does not fit the address space",
+		                 (unsigned long long)(held > length ? reserve : length));
+
+	if (held <= pages) {
+		held = 0;
+		map = mmap(NULL, (size_t)pages * page, mode_prot[region->mode],
+		           region->map_flags, region->fd, (off_t)region_start(region));
+		r = map == MAP_FAILED ? -errno : 0;
+	} else {
+		map = mmap(NULL, (size_t)held * page, PROT_NONE, RESERVE_NONE, -1, 0);
+		r = map == MAP_FAILED ? -errno : 0;
+		if (r == 0 && mmap(map, (size_t)pages * page, mode_prot[region->mode],
+		                   region->map_flags | MAP_FIXED, region->fd,
+		                   (off_t)region_start(region)) == MAP_FAILED) {
+			r = -errno;
+			munmap(map, (size_t)held * page);
+		}
+	}
+	if (r < 0)
+		return error_set(r, "cannot map region '%s' %s: %s", region->name,
+		                 mode_names[region->mode], mmapd_strerror(r));
+	region->reserve_pages = (size_t)held;
+	region->map_pages = (size_t)pages;
+	region->access_pages = (size_t)pages;
+	region_set_map(region, map);
+	region_apply(region);
+	return 0;
+}
+
+static void region_unmap(struct mmapd_region *region)
+{
+	size_t pages = region->reserve_pages > region->map_pages ? region->reserve_pages
+	                                                           : region->map_pages;
+
+	if (region->map)
+		munmap(region->map, pages * region->page);
+	region->map = NULL;
+}
+
+/* ---- reactions to events (lock held) ---- */
+
+static bool region_is(const struct mmapd_region *region, const char *name)
+{
+	return !region->gone && strcmp(region->name, name) == 0;
+}
+
+/* Takes a size the daemon reported, unless an event of a later generation came first. */
+static void region_resized(struct mmapd_region *region, uint64_t size, uint64_t generation)
+{
+	if (generation < atomic_load(&region->generation))
+		return;
+	atomic_store(&region->size, size);
+	atomic_store(&region->generation, generation);
+	if (region->shrinking && size <= region->shrink_size)
+		region->shrinking = false;
+	region_apply(region);
+}
+
+void regions_resized(struct mmapd_client *client, const char *name, uint64_t size,
+                     uint64_t generation)
+{
+	for (struct mmapd_region *region = client->regions; region; region = region->next)
+		if (region_is(region, name))
+			region_resized(region, size, generation);
+}
+
+bool regions_shrinking(struct mmapd_client *client, const char *name, uint64_t size,
+                       uint64_t shrink)
+{
+	bool ok = true;
+
+	for (struct mmapd_region *region = client->regions; region; region = region->next) {
+		if (!region_is(region, name))
+			continue;
+		region->shrinking = true;
+		region->shrink = shrink;
+		region->shrink_size = size;
+		ok = region_apply(region) && ok;
+	}
+	return ok;
+}
+
+void regions_shrink_cancelled(struct mmapd_client *client, const char *name, uint64_t shrink)
+{
+	for (struct mmapd_region *region = client->regions; region; region = region->next) {
+		if (region_is(region, name) && region->shrinking && region->shrink == shrink) {
+			region->shrinking = false;
+			region_apply(region);
+		}
+	}
+}
+
+void regions_deleted(struct mmapd_client *client, const char *name)
+{
+	for (struct mmapd_region *region = client->regions; region; region = region->next) {
+		if (!region_is(region, name))
+			continue;
+		/* The file lives on for our mapping: nothing will truncate it now. */
+		region->gone = true;
+		region->shrinking = false;
+		region_apply(region);
+	}
+}
+
+bool regions_have(const struct mmapd_client *client, const char *name)
+{
+	for (const struct mmapd_region *region = client->regions; region; region = region->next)
+		if (strcmp(region->name, name) == 0)
+			return true;
+	return false;
+}
+
+/* ---- opening and closing ---- */
 
 /* Checks what can be checked before a round trip. Returns 0 or -EINVAL/-EFBIG (message set). */
 static int open_opts_check(const struct mmapd_open_opts *opts)
@@ -46,9 +365,16 @@ static int open_opts_check(const struct mmapd_open_opts *opts)
 		return error_set(-EINVAL, "unknown open flags 0x%x", opts->flags & ~OPEN_FLAGS_ALL);
 	if ((unsigned)opts->mode > MMAPD_MODE_COW)
 		return error_set(-EINVAL, "unknown mode %d", (int)opts->mode);
+	/* Exec consent would live in the region's metadata, which the daemon cannot grant yet. */
+	if (opts->flags & MMAPD_OPEN_EXEC)
+		return error_set(-EPERM, "mmapd has not granted exec consent for this region "
+		                 "(the daemon cannot grant it yet)");
 	if (!(opts->flags & MMAPD_OPEN_CREATE)) {
 		if (opts->flags & (MMAPD_OPEN_EXCL | MMAPD_OPEN_ANONYMOUS | MMAPD_OPEN_SPARSE))
 			return error_set(-EINVAL, "EXCL, ANONYMOUS and SPARSE need MMAPD_OPEN_CREATE");
+		if (opts->policy)
+			return error_set(-EINVAL, "an initial policy needs MMAPD_OPEN_CREATE; use "
+			                 "mmapd_set_policy() for an existing region");
 		return 0;
 	}
 	if (opts->size == 0)
@@ -56,108 +382,143 @@ static int open_opts_check(const struct mmapd_open_opts *opts)
 	if (opts->size > PROTO_ID_MAX)
 		return error_set(-EFBIG, "size %llu is above what the protocol can carry",
 		                 (unsigned long long)opts->size);
-	return 0;
+	return opts->policy ? policy_check(opts->policy) : 0;
 }
 
 /* Builds the "open" request. Returns NULL on allocation failure (message set). */
 static cJSON *open_request_new(const char *name, const struct mmapd_open_opts *opts)
 {
 	unsigned flags = opts->flags;
-	cJSON *req = request_new("open");
+	cJSON *req = request_new("open", name), *policy = NULL;
 
 	if (!req)
 		return NULL;
-	if (!cJSON_AddStringToObject(req, "name", name) ||
-	    !cJSON_AddStringToObject(req, "mode", mode_names[opts->mode]))
+	if (!cJSON_AddStringToObject(req, "mode", mode_names[opts->mode]))
 		goto fail;
 	/* The daemon refuses creation fields on a plain open, so they are sent only with create. */
-	if ((flags & MMAPD_OPEN_CREATE) &&
-	    (!cJSON_AddTrueToObject(req, "create") ||
-	     !cJSON_AddNumberToObject(req, "size", (double)opts->size) ||
-	     ((flags & MMAPD_OPEN_EXCL) && !cJSON_AddTrueToObject(req, "exclusive")) ||
-	     ((flags & MMAPD_OPEN_ANONYMOUS) && !cJSON_AddTrueToObject(req, "anonymous")) ||
-	     ((flags & MMAPD_OPEN_SPARSE) && !cJSON_AddTrueToObject(req, "sparse"))))
+	if (!(flags & MMAPD_OPEN_CREATE))
+		return req;
+	if (!cJSON_AddTrueToObject(req, "create") ||
+	    !cJSON_AddNumberToObject(req, "size", (double)opts->size) ||
+	    ((flags & MMAPD_OPEN_EXCL) && !cJSON_AddTrueToObject(req, "exclusive")) ||
+	    ((flags & MMAPD_OPEN_ANONYMOUS) && !cJSON_AddTrueToObject(req, "anonymous")) ||
+	    ((flags & MMAPD_OPEN_SPARSE) && !cJSON_AddTrueToObject(req, "sparse")))
+		goto fail;
+	if (opts->policy && (!(policy = policy_json(opts->policy)) ||
+	                     !cJSON_AddItemToObject(req, "policy", policy)))
 		goto fail;
 	return req;
 
 fail:
+	cJSON_Delete(policy);
 	cJSON_Delete(req);
-	error_set(-ENOMEM, "out of memory building a request");
+	request_nomem();
 	return NULL;
 }
 
 /*
- * Reads the open reply into region (handle, size, mode check). Returns 0 or -EPROTO (message
- * set); *ret_has_handle says whether a grant handle was read, so it can be released.
+ * Reads the region object of an open reply and checks the granted mode. Returns 0 or
+ * -EPROTO (set as call's result).
  */
-static int region_read_reply(struct mmapd_region *region, const cJSON *reply,
-                             bool *ret_has_handle)
+static int open_reply_read(struct call *call, const cJSON *reply, enum mmapd_mode mode,
+                           struct mmapd_region_info *ret_info)
 {
-	struct mmapd_region_info info;
-	const char *mode;
-	int r;
+	const char *granted;
 
-	*ret_has_handle = msg_get_u64(reply, "handle", &region->handle) == 0;
-	if (!*ret_has_handle)
-		return error_set(-EPROTO, "mmapd's open reply has no valid \"handle\"");
-	r = region_info_parse(cJSON_GetObjectItemCaseSensitive(reply, "region"), &info);
-	if (r < 0)
-		return r;
-	if (msg_get_string(reply, "mode", &mode) < 0 || strcmp(mode, mode_names[region->mode]) != 0)
-		return error_set(-EPROTO, "mmapd granted a different mode than \"%s\"",
-		                 mode_names[region->mode]);
-	region->size = info.size;
+	if (region_info_parse(cJSON_GetObjectItemCaseSensitive(reply, "region"), ret_info) < 0)
+		return call_fail(call, -EPROTO, "mmapd's open reply has a malformed region object");
+	if (msg_get_string(reply, "mode", &granted) < 0 || strcmp(granted, mode_names[mode]) != 0)
+		return call_fail(call, -EPROTO, "mmapd granted a different mode than \"%s\"",
+		                 mode_names[mode]);
 	return 0;
 }
 
 /*
- * Maps the window of opts over region->fd. Returns 0, -ERANGE when the window does not lie
- * inside the region, or mmap's error (-EACCES when the descriptor does not allow the mode).
+ * The open reply, read in stream order: the region takes the grant, the descriptor and the
+ * size, so that events after it (a resize, a shrink) already apply to it.
  */
-static int region_map(struct mmapd_region *region, const struct mmapd_open_opts *opts)
+static int region_open_hook(struct mmapd_client *client, struct call *call, const cJSON *reply)
 {
-	static const int prot[] = {
-		[MMAPD_MODE_RO] = PROT_READ,
-		[MMAPD_MODE_RW] = PROT_READ | PROT_WRITE,
-		[MMAPD_MODE_COW] = PROT_READ | PROT_WRITE,
-	};
-	static const int flags[] = {
-		[MMAPD_MODE_RO] = MAP_SHARED,
-		[MMAPD_MODE_RW] = MAP_SHARED,
-		[MMAPD_MODE_COW] = MAP_PRIVATE,
-	};
-	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-	uint64_t length, delta;
-	void *map;
-	int r;
+	struct mmapd_region *region = call->ctx;
+	struct mmapd_region_info info;
 
-	/* A window holds at least one byte, so a region of size 0 has no window at all. */
-	if (opts->offset >= region->size ||
-	    (opts->length && opts->length > region->size - opts->offset))
-		return error_set(-ERANGE, "window %llu+%llu lies outside region '%s' of %llu bytes",
-		                 (unsigned long long)opts->offset,
-		                 (unsigned long long)opts->length, region->name,
-		                 (unsigned long long)region->size);
-	length = opts->length ? opts->length : region->size - opts->offset;
-	delta = opts->offset % page;
-#if SIZE_MAX < UINT64_MAX
-	if (length + delta > SIZE_MAX)
-		return error_set(-ERANGE, "window of %llu bytes does not fit the address space",
-		                 (unsigned long long)length);
-#endif
+	if (msg_get_u64(reply, "handle", &region->handle) < 0)
+		return call_fail(call, -EPROTO, "mmapd's open reply has no valid \"handle\"");
+	region->granted = true;
+	region->gen = client->gen;
+	region->fd = call->fd;
+	call->fd = -1;
+	if (open_reply_read(call, reply, region->mode, &info) < 0)
+		return call->err;
+	atomic_store(&region->size, info.size);
+	atomic_store(&region->generation, info.generation);
+	region->anonymous = info.anonymous;
+	return 0;
+}
 
-	map = mmap(NULL, (size_t)(length + delta), prot[region->mode], flags[region->mode],
-	           region->fd, (off_t)(opts->offset - delta));
-	if (map == MAP_FAILED) {
-		r = -errno;
-		return error_set(r, "cannot map region '%s' %s: %s", region->name,
-		                 mode_names[region->mode], mmapd_strerror(r));
-	}
-	region->map = map;
-	region->map_len = (size_t)(length + delta);
-	region->data = (uint8_t *)map + delta;
-	region->offset = opts->offset;
-	region->length = (size_t)length;
+/*
+ * Takes region off its client's list and marks it closed, so that a reconnection reopening
+ * it at this moment leaves it alone. Returns whether it held a grant, with the grant in
+ * *ret_handle and *ret_gen.
+ */
+static bool region_detach(struct mmapd_region *region, uint64_t *ret_handle, uint64_t *ret_gen)
+{
+	struct mmapd_client *client = region->client;
+	bool granted;
+
+	pthread_mutex_lock(&client->lock);
+	if (region->prev)
+		region->prev->next = region->next;
+	else
+		client->regions = region->next;
+	if (region->next)
+		region->next->prev = region->prev;
+	region->closed = true;
+	granted = region->granted;
+	*ret_handle = region->handle;
+	*ret_gen = region->gen;
+	pthread_mutex_unlock(&client->lock);
+	return granted;
+}
+
+/* Drops a reference; the last one frees the struct. Lock held. */
+static void region_put(struct mmapd_region *region)
+{
+	if (--region->refs == 0)
+		free(region);
+}
+
+/*
+ * Detaches, unmaps and closes region and releases its grant. Returns 0 or the error of telling
+ * the daemon.
+ */
+static int region_free(struct mmapd_region *region)
+{
+	struct mmapd_client *client = region->client;
+	uint64_t handle, gen;
+	bool granted = region_detach(region, &handle, &gen);
+	int r = 0;
+
+	/* Unmap first: once the grant is released, the daemon may count on nobody using it. */
+	region_unmap(region);
+	if (region->fd >= 0)
+		close(region->fd);
+	region->fd = -1;
+	if (granted)
+		r = client_release_grant(client, handle, gen);
+	pthread_mutex_lock(&client->lock);
+	region_put(region);
+	pthread_mutex_unlock(&client->lock);
+	client_unref(client);
+	return r;
+}
+
+/* STACK and HUGETLB apply to anonymous regions only, which the open reply tells. */
+static int region_kind_check(const struct mmapd_region *region)
+{
+	if ((region->open_flags & (MMAPD_OPEN_STACK | MMAPD_OPEN_HUGETLB)) && !region->anonymous)
+		return error_set(-EINVAL, "MMAPD_OPEN_STACK and MMAPD_OPEN_HUGETLB need an "
+		                 "anonymous region; '%s' is a file", region->name);
 	return 0;
 }
 
@@ -166,11 +527,10 @@ MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name
                                    struct mmapd_region **ret_region)
 {
 	static const struct mmapd_open_opts defaults;
-	struct mmapd_region *region = NULL;
+	struct mmapd_region *region;
 	struct error_saved saved;
-	cJSON *req = NULL, *reply = NULL;
-	bool has_handle = false;
-	int fd = -1, r;
+	struct call call = { 0 };
+	int r;
 
 	if (!client || !ret_region)
 		return error_set(-EINVAL, "client or ret_region is NULL");
@@ -186,72 +546,215 @@ MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name
 	region = calloc(1, sizeof(*region));
 	if (!region)
 		return error_set(-ENOMEM, "out of memory");
+	strcpy(region->name, name);
 	region->fd = -1;
 	region->mode = opts->mode;
-	strcpy(region->name, name);
+	region->report_writes = opts->flags & MMAPD_OPEN_REPORT_WRITES;
+	region->open_flags = opts->flags;
+	region->map_flags = mode_flags[opts->mode] |
+	                    (opts->flags & MMAPD_OPEN_POPULATE ? MAP_POPULATE : 0) |
+	                    (opts->flags & MMAPD_OPEN_STACK ? MAP_STACK : 0);
+	region->offset = opts->offset;
+	region->want_length = opts->length;
+	region->page = (size_t)sysconf(_SC_PAGESIZE);
+	region->delta = (size_t)(opts->offset % region->page);
+	region->refs = 1;
+	client_ref(client);
+	region->client = client;
 
-	req = open_request_new(name, opts);
-	if (!req) {
+	/* On the list before the request goes out, so that no event about it is missed. */
+	pthread_mutex_lock(&client->lock);
+	region->next = client->regions;
+	if (client->regions)
+		client->regions->prev = region;
+	client->regions = region;
+	pthread_mutex_unlock(&client->lock);
+
+	call.req = open_request_new(name, opts);
+	if (!call.req) {
 		r = -ENOMEM;
 		goto fail;
 	}
-	r = client_call(client, req, 1, &reply, &fd);
+	call.want_fd = true;
+	call.on_reply = region_open_hook;
+	call.ctx = region;
+	r = client_run(client, &call);
+	cJSON_Delete(call.req);
+	cJSON_Delete(call.reply);
 	if (r < 0)
 		goto fail;
-	region->fd = fd;
-
-	r = region_read_reply(region, reply, &has_handle);
+	r = region_kind_check(region);
 	if (r < 0)
 		goto fail;
-	r = region_map(region, opts);
+	pthread_mutex_lock(&client->lock);
+	r = region_map(region, opts->reserve);
+	pthread_mutex_unlock(&client->lock);
+	if (r == 0 && (opts->flags & MMAPD_OPEN_HUGETLB))
+		r = mmapd_region_advise(region, 0, 0, MMAPD_ADVICE_HUGEPAGE);
 	if (r < 0)
 		goto fail;
-
-	client_ref(client);
-	region->client = client;
-	cJSON_Delete(req);
-	cJSON_Delete(reply);
 	*ret_region = region;
 	return 0;
 
 fail:
-	if (region->fd >= 0)
-		close(region->fd);
 	/* Releasing the grant may fail too; the caller must still learn why the open failed. */
-	if (has_handle) {
-		error_save(&saved);
-		client_release_grant(client, region->handle);
-		error_restore(&saved);
-	}
-	free(region);
-	cJSON_Delete(req);
-	cJSON_Delete(reply);
+	error_save(&saved);
+	region_free(region);
+	error_restore(&saved);
 	return r;
 }
 
 MMAPD_EXPORT int mmapd_region_close(struct mmapd_region *region)
 {
+	return region ? region_free(region) : 0;
+}
+
+/* ---- reopening after a reconnection ---- */
+
+struct reopen {
+	struct mmapd_region *region;
+	bool has_handle;
+	uint64_t handle;
+	bool same;                    /* the new descriptor opens the file we have mapped */
+};
+
+/* The reopen reply, in stream order: the region takes the new grant if it is the same file. */
+static int region_reopen_hook(struct mmapd_client *client, struct call *call, const cJSON *reply)
+{
+	struct reopen *ro = call->ctx;
+	struct mmapd_region *region = ro->region;
+	struct mmapd_region_info info;
+	struct stat old, now;
+
+	if (msg_get_u64(reply, "handle", &ro->handle) < 0)
+		return call_fail(call, -EPROTO, "mmapd's open reply has no valid \"handle\"");
+	ro->has_handle = true;
+	if (open_reply_read(call, reply, region->mode, &info) < 0)
+		return call->err;
+	/* Closed meanwhile: its descriptor is gone, and the new grant goes back. */
+	ro->same = !region->closed && fstat(region->fd, &old) == 0 && fstat(call->fd, &now) == 0 &&
+	           old.st_dev == now.st_dev && old.st_ino == now.st_ino;
+	if (!ro->same)
+		return 0;
+	region->handle = ro->handle;
+	region->gen = client->gen;
+	/* A new daemon counts generations afresh. */
+	atomic_store(&region->generation, 0);
+	region_resized(region, info.size, info.generation);
+	return 0;
+}
+
+/* Gives region up after a reconnection: it keeps its mapping and follows nothing. Lock held. */
+static void region_give_up(struct mmapd_client *client, struct mmapd_region *region, int err,
+                           const char *message)
+{
+	struct mmapd_event ev = {
+		.type = MMAPD_EVENT_DELETED, .region = region->name,
+		.error = err, .message = message,
+	};
+
+	region->granted = false;
+	region->gone = true;
+	region->shrinking = false;
+	region_apply(region);
+	event_push(client, &ev);
+}
+
+/*
+ * Opens region again on the current connection. Returns 0 when it was re-granted or given
+ * up, or a negative errno (message set) when the connection failed.
+ */
+static int region_reopen(struct mmapd_client *client, struct mmapd_region *region)
+{
+	struct reopen ro = { .region = region };
+	struct call call = { .flags = CALL_INTERNAL, .want_fd = true,
+	                     .on_reply = region_reopen_hook, .ctx = &ro };
+	uint64_t gen;
+	bool closed;
 	int r;
 
-	if (!region)
+	pthread_mutex_lock(&client->lock);
+	gen = client->gen;
+	closed = region->closed;
+	pthread_mutex_unlock(&client->lock);
+	if (closed)
 		return 0;
-	/* Unmap first: once the grant is released, the daemon may count on nobody using it. */
-	munmap(region->map, region->map_len);
-	close(region->fd);
-	r = client_release_grant(region->client, region->handle);
-	client_unref(region->client);
-	free(region);
+	call.req = request_new("open", region->name);
+	if (!call.req)
+		return -ENOMEM;
+	if (!cJSON_AddStringToObject(call.req, "mode", mode_names[region->mode])) {
+		cJSON_Delete(call.req);
+		return request_nomem();
+	}
+	r = client_run(client, &call);
+	cJSON_Delete(call.req);
+	cJSON_Delete(call.reply);
+	if (call.fd >= 0)
+		close(call.fd);
+	/* Not the grant we want: hand it back. */
+	if (ro.has_handle && !ro.same)
+		client_release_grant(client, ro.handle, gen);
+
+	pthread_mutex_lock(&client->lock);
+	if (client->state != CLIENT_UP || client->gen != gen) {
+		pthread_mutex_unlock(&client->lock);
+		return r < 0 ? r : client_down_error(client);
+	}
+	/* The daemon refused, or the name is another file now. */
+	if (!region->closed && (r < 0 || !ro.same))
+		region_give_up(client, region, r < 0 ? r : -ESTALE,
+		               r == 0 ? "the region's name refers to another file since mmapd "
+		                        "restarted; this mapping is of the old one"
+		               : r == -ENOENT ? "the region no longer exists after mmapd restarted"
+		               : mmapd_last_message());
+	pthread_mutex_unlock(&client->lock);
+	return 0;
+}
+
+int regions_reopen(struct mmapd_client *client)
+{
+	struct mmapd_region **list = NULL, *region;
+	size_t n = 0, i;
+	int r = 0;
+
+	/* Each region is held with a reference: mmapd_region_close() may run meanwhile. */
+	pthread_mutex_lock(&client->lock);
+	for (region = client->regions; region; region = region->next)
+		n += region->granted && !region->gone;
+	if (n > 0 && !(list = calloc(n, sizeof(*list)))) {
+		pthread_mutex_unlock(&client->lock);
+		return error_set(-ENOMEM, "out of memory reopening %zu regions", n);
+	}
+	i = 0;
+	for (region = client->regions; region; region = region->next) {
+		if (region->granted && !region->gone) {
+			region->refs++;
+			list[i++] = region;
+		}
+	}
+	pthread_mutex_unlock(&client->lock);
+
+	for (i = 0; i < n; i++) {
+		if (r == 0)
+			r = region_reopen(client, list[i]);
+		pthread_mutex_lock(&client->lock);
+		region_put(list[i]);
+		pthread_mutex_unlock(&client->lock);
+	}
+	free(list);
 	return r;
 }
 
+/* ---- accessors ---- */
+
 MMAPD_EXPORT void *mmapd_region_data(const struct mmapd_region *region)
 {
-	return region ? region->data : NULL;
+	return region ? atomic_load(&region->data) : NULL;
 }
 
 MMAPD_EXPORT size_t mmapd_region_length(const struct mmapd_region *region)
 {
-	return region ? region->length : 0;
+	return region ? atomic_load(&region->length) : 0;
 }
 
 MMAPD_EXPORT uint64_t mmapd_region_offset(const struct mmapd_region *region)
@@ -261,7 +764,12 @@ MMAPD_EXPORT uint64_t mmapd_region_offset(const struct mmapd_region *region)
 
 MMAPD_EXPORT uint64_t mmapd_region_size(const struct mmapd_region *region)
 {
-	return region ? region->size : 0;
+	return region ? atomic_load(&region->size) : 0;
+}
+
+MMAPD_EXPORT uint64_t mmapd_region_generation(const struct mmapd_region *region)
+{
+	return region ? atomic_load(&region->generation) : 0;
 }
 
 MMAPD_EXPORT enum mmapd_mode mmapd_region_mode(const struct mmapd_region *region)
@@ -279,12 +787,13 @@ MMAPD_EXPORT int mmapd_region_fd(const struct mmapd_region *region)
 	return region ? region->fd : -EBADF;
 }
 
-/* Checks that off..off+len lies in the window. Returns 0 or -ERANGE (message set). */
-static int region_check_range(const struct mmapd_region *region, uint64_t off, size_t len)
+int region_check_range(const struct mmapd_region *region, uint64_t off, size_t len)
 {
-	if (off > region->length || len > region->length - off)
-		return error_set(-ERANGE, "%llu+%zu lies outside the %zu-byte window of '%s'",
-		                 (unsigned long long)off, len, region->length, region->name);
+	size_t usable = atomic_load(&region->usable);
+
+	if (off > usable || len > usable - off)
+		return error_set(-ERANGE, "%llu+%zu lies outside the %zu accessible bytes of the "
+		                 "window of '%s'", (unsigned long long)off, len, usable, region->name);
 	return 0;
 }
 
@@ -299,7 +808,7 @@ MMAPD_EXPORT int mmapd_region_read(const struct mmapd_region *region, uint64_t o
 	if (r < 0)
 		return r;
 	if (len > 0)
-		memcpy(buf, region->data + off, len);
+		memcpy(buf, atomic_load(&region->data) + off, len);
 	return 0;
 }
 
@@ -313,9 +822,11 @@ MMAPD_EXPORT int mmapd_region_write(struct mmapd_region *region, uint64_t off,
 	if (region->mode == MMAPD_MODE_RO)
 		return error_set(-EACCES, "region '%s' is mapped read-only", region->name);
 	r = region_check_range(region, off, len);
-	if (r < 0)
+	if (r < 0 || len == 0)
 		return r;
-	if (len > 0)
-		memcpy(region->data + off, buf, len);
+	memcpy(atomic_load(&region->data) + off, buf, len);
+	/* Copy-on-write changes stay in this process: there is nothing to tell. */
+	if (region->report_writes && region->mode == MMAPD_MODE_RW)
+		return mmapd_changed(region->client, region->name, region->offset + off, len, NULL);
 	return 0;
 }

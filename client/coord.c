@@ -1,0 +1,653 @@
+/*
+ * The coordination requests of libmmapd (docs/coordination.md): locks, resize, subscriptions,
+ * change reports, flush and flush policies, and the little state the library keeps about
+ * them so that a reconnection can restore or report it: the ids of the locks held and the
+ * names subscribed to. That state is changed by reply hooks (see struct call), which run in
+ * the daemon's order with every event: a lock granted just before the connection broke is
+ * counted among the locks lost, never forgotten.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "msg.h"
+
+/* ---- flush policies ---- */
+
+static const char *const policy_names[] = {
+	[MMAPD_POLICY_MANUAL] = "manual",
+	[MMAPD_POLICY_ALWAYS] = "always",
+	[MMAPD_POLICY_EVERY_BYTES] = "every-bytes",
+	[MMAPD_POLICY_EVERY_WRITES] = "every-writes",
+	[MMAPD_POLICY_INTERVAL] = "interval",
+};
+
+#define POLICY_KINDS (sizeof(policy_names) / sizeof(policy_names[0]))
+
+static bool policy_has_value(enum mmapd_policy_kind kind)
+{
+	return kind == MMAPD_POLICY_EVERY_BYTES || kind == MMAPD_POLICY_EVERY_WRITES ||
+	       kind == MMAPD_POLICY_INTERVAL;
+}
+
+int policy_check(const struct mmapd_policy *policy)
+{
+	if ((unsigned)policy->kind >= POLICY_KINDS)
+		return error_set(-EINVAL, "unknown policy kind %d", (int)policy->kind);
+	if (policy_has_value(policy->kind) && (policy->value == 0 || policy->value > PROTO_ID_MAX))
+		return error_set(-EINVAL, "policy %s needs a value from 1 to 2^53-1",
+		                 policy_names[policy->kind]);
+	return 0;
+}
+
+int policy_read(const cJSON *obj, struct mmapd_policy *ret)
+{
+	const char *kind;
+	uint64_t value = 0;
+	size_t i;
+	int r;
+
+	if (!cJSON_IsObject(obj) || msg_get_string(obj, "kind", &kind) < 0)
+		return -EPROTO;
+	for (i = 0; i < POLICY_KINDS && strcmp(kind, policy_names[i]) != 0; i++)
+		;
+	if (i == POLICY_KINDS)
+		return -EPROTO;
+	r = msg_get_u64(obj, "value", &value);
+	if (r == -EINVAL || (policy_has_value((enum mmapd_policy_kind)i) && r < 0))
+		return -EPROTO;
+	ret->kind = (enum mmapd_policy_kind)i;
+	ret->value = policy_has_value(ret->kind) ? value : 0;
+	return 0;
+}
+
+cJSON *policy_json(const struct mmapd_policy *policy)
+{
+	cJSON *obj = cJSON_CreateObject();
+
+	if (!obj || !cJSON_AddStringToObject(obj, "kind", policy_names[policy->kind]) ||
+	    (policy_has_value(policy->kind) &&
+	     !cJSON_AddNumberToObject(obj, "value", (double)policy->value))) {
+		cJSON_Delete(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+/* ---- what the library remembers ---- */
+
+void id_list_free(struct id_node *list)
+{
+	while (list) {
+		struct id_node *next = list->next;
+
+		free(list);
+		list = next;
+	}
+}
+
+void name_list_free(struct name_node *list)
+{
+	while (list) {
+		struct name_node *next = list->next;
+
+		free(list);
+		list = next;
+	}
+}
+
+size_t locks_forget(struct mmapd_client *client)
+{
+	size_t n = 0;
+
+	for (struct id_node *node = client->locks; node; node = node->next)
+		n++;
+	id_list_free(client->locks);
+	client->locks = NULL;
+	return n;
+}
+
+/* Forgets lock id. Lock held. */
+static void locks_remove(struct mmapd_client *client, uint64_t id)
+{
+	for (struct id_node **p = &client->locks; *p; p = &(*p)->next) {
+		if ((*p)->id == id) {
+			struct id_node *node = *p;
+
+			*p = node->next;
+			free(node);
+			return;
+		}
+	}
+}
+
+void subs_forget(struct mmapd_client *client, const char *name)
+{
+	for (struct name_node **p = &client->subs; *p; p = &(*p)->next) {
+		if (strcmp((*p)->name, name) == 0) {
+			struct name_node *node = *p;
+
+			*p = node->next;
+			free(node);
+			return;
+		}
+	}
+}
+
+static bool subs_have(const struct mmapd_client *client, const char *name)
+{
+	for (const struct name_node *node = client->subs; node; node = node->next)
+		if (strcmp(node->name, name) == 0)
+			return true;
+	return false;
+}
+
+static struct name_node *name_node_new(const char *name)
+{
+	size_t len = strlen(name) + 1;
+	struct name_node *node = malloc(sizeof(*node) + len);
+
+	if (node) {
+		node->next = NULL;
+		memcpy(node->name, name, len);
+	}
+	return node;
+}
+
+/* ---- requests ---- */
+
+/*
+ * Checks client and name, then builds {"op": op, "name": name} in *ret_req (name may be NULL
+ * when the op takes none). Returns 0 or a negative errno (message set).
+ */
+static int coord_request(struct mmapd_client *client, const char *op, const char *name,
+                         cJSON **ret_req)
+{
+	int r;
+
+	if (!client)
+		return error_set(-EINVAL, "client is NULL");
+	if (name) {
+		r = region_name_check(name);
+		if (r < 0)
+			return r;
+	}
+	*ret_req = request_new(op, name);
+	return *ret_req ? 0 : -ENOMEM;
+}
+
+/*
+ * Runs call, reads the integer key of its reply into *ret (key and ret may be NULL), then
+ * frees request and reply. Returns 0 or a negative errno (message set).
+ */
+static int coord_run(struct mmapd_client *client, struct call *call, const char *key,
+                     uint64_t *ret)
+{
+	uint64_t value = 0;
+	int r = client_run(client, call);
+
+	if (r == 0 && key && msg_get_u64(call->reply, key, &value) < 0)
+		r = error_set(-EPROTO, "mmapd's reply has no valid \"%s\"", key);
+	if (r == 0 && ret)
+		*ret = value;
+	cJSON_Delete(call->req);
+	cJSON_Delete(call->reply);
+	call->req = call->reply = NULL;
+	return r;
+}
+
+/* The lock reply, in stream order: the lock is held from now on. */
+static int lock_hook(struct mmapd_client *client, struct call *call, const cJSON *reply)
+{
+	struct id_node **node = call->ctx;
+
+	if (msg_get_u64(reply, "lock", &(*node)->id) < 0)
+		return call_fail(call, -EPROTO, "mmapd's lock reply has no valid \"lock\"");
+	(*node)->next = client->locks;
+	client->locks = *node;
+	*node = NULL;
+	return 0;
+}
+
+MMAPD_EXPORT int mmapd_lock(struct mmapd_client *client, const char *name, uint64_t offset,
+                            uint64_t length, unsigned flags, int timeout_ms, uint64_t *ret_lock)
+{
+	struct id_node *node = NULL;
+	struct call call = { .on_reply = lock_hook, .ctx = &node };
+	int r;
+
+	if (!ret_lock)
+		return error_set(-EINVAL, "ret_lock is NULL");
+	if (flags & ~(MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT))
+		return error_set(-EINVAL, "unknown lock flags 0x%x",
+		                 flags & ~(MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT));
+	r = coord_request(client, "lock", name, &call.req);
+	if (r < 0)
+		return r;
+	if ((r = request_add_u64(call.req, "offset", offset)) < 0 ||
+	    (r = request_add_u64(call.req, "length", length)) < 0)
+		goto fail;
+	if (!cJSON_AddStringToObject(call.req, "mode",
+	                             flags & MMAPD_LOCK_EXCLUSIVE ? "exclusive" : "shared") ||
+	    ((flags & MMAPD_LOCK_NOWAIT) && !cJSON_AddFalseToObject(call.req, "wait"))) {
+		r = request_nomem();
+		goto fail;
+	}
+	if (!(flags & MMAPD_LOCK_NOWAIT) && timeout_ms >= 0 &&
+	    (r = request_add_u64(call.req, "timeout_ms", (uint64_t)timeout_ms)) < 0)
+		goto fail;
+	node = malloc(sizeof(*node));
+	if (!node) {
+		r = error_set(-ENOMEM, "out of memory");
+		goto fail;
+	}
+	/* The hook has validated "lock" and taken node. */
+	r = coord_run(client, &call, "lock", ret_lock);
+	free(node);
+	return r;
+
+fail:
+	cJSON_Delete(call.req);
+	return r;
+}
+
+/* The unlock reply, in stream order: the lock is no longer held. */
+static int unlock_hook(struct mmapd_client *client, struct call *call, const cJSON *reply)
+{
+	(void)reply;
+	locks_remove(client, *(const uint64_t *)call->ctx);
+	return 0;
+}
+
+MMAPD_EXPORT int mmapd_unlock(struct mmapd_client *client, uint64_t lock)
+{
+	struct call call = { .on_reply = unlock_hook, .ctx = &lock };
+	int r;
+
+	r = coord_request(client, "unlock", NULL, &call.req);
+	if (r < 0)
+		return r;
+	r = request_add_u64(call.req, "lock", lock);
+	if (r < 0) {
+		cJSON_Delete(call.req);
+		return r;
+	}
+	r = coord_run(client, &call, NULL, NULL);
+	if (r == -EBADF) {
+		/* The daemon does not know it: nothing to remember either. */
+		pthread_mutex_lock(&client->lock);
+		locks_remove(client, lock);
+		pthread_mutex_unlock(&client->lock);
+	}
+	return r;
+}
+
+/* Copies string key of obj into dst (room for cap bytes, truncated). Returns 0 or -EPROTO. */
+static int lock_info_string(const cJSON *obj, const char *key, char *dst, size_t cap)
+{
+	const char *s;
+	size_t len;
+
+	if (msg_get_string(obj, key, &s) < 0)
+		return -EPROTO;
+	len = strnlen(s, cap - 1);
+	memcpy(dst, s, len);
+	dst[len] = '\0';
+	return 0;
+}
+
+/* Reads one lock object of a locks reply. Returns 0 or -EPROTO (message not set). */
+static int lock_info_parse(const cJSON *obj, struct mmapd_lock_info *ret)
+{
+	const char *state, *mode;
+	uint64_t pid, uid;
+
+	if (!cJSON_IsObject(obj) ||
+	    lock_info_string(obj, "region", ret->region, sizeof(ret->region)) < 0 ||
+	    lock_info_string(obj, "client", ret->client, sizeof(ret->client)) < 0 ||
+	    msg_get_u64(obj, "lock", &ret->lock) < 0 ||
+	    msg_get_string(obj, "state", &state) < 0 ||
+	    msg_get_string(obj, "mode", &mode) < 0 ||
+	    msg_get_u64(obj, "offset", &ret->offset) < 0 ||
+	    msg_get_u64(obj, "length", &ret->length) < 0 ||
+	    msg_get_u64(obj, "pid", &pid) < 0 || msg_get_u64(obj, "uid", &uid) < 0 ||
+	    msg_get_u64(obj, "since_ms", &ret->since_ms) < 0)
+		return -EPROTO;
+	if ((strcmp(state, "held") != 0 && strcmp(state, "waiting") != 0) ||
+	    (strcmp(mode, "shared") != 0 && strcmp(mode, "exclusive") != 0))
+		return -EPROTO;
+	ret->waiting = strcmp(state, "waiting") == 0;
+	ret->exclusive = strcmp(mode, "exclusive") == 0;
+	ret->pid = (int64_t)pid;
+	ret->uid = (int64_t)uid;
+	return 0;
+}
+
+MMAPD_EXPORT int mmapd_locks(struct mmapd_client *client, const char *name,
+                             struct mmapd_lock_info **ret_locks, size_t *ret_count)
+{
+	struct mmapd_lock_info *infos = NULL;
+	struct call call = { 0 };
+	const cJSON *arr, *item;
+	size_t n = 0;
+	int r;
+
+	if (!ret_locks || !ret_count)
+		return error_set(-EINVAL, "ret_locks or ret_count is NULL");
+	r = coord_request(client, "locks", name, &call.req);
+	if (r < 0)
+		return r;
+	r = client_run(client, &call);
+	if (r < 0)
+		goto out;
+	arr = cJSON_GetObjectItemCaseSensitive(call.reply, "locks");
+	if (!cJSON_IsArray(arr)) {
+		r = error_set(-EPROTO, "mmapd's locks reply has no \"locks\" array");
+		goto out;
+	}
+	if (cJSON_GetArraySize(arr) > 0) {
+		infos = calloc((size_t)cJSON_GetArraySize(arr), sizeof(*infos));
+		if (!infos) {
+			r = error_set(-ENOMEM, "out of memory listing locks");
+			goto out;
+		}
+	}
+	cJSON_ArrayForEach(item, arr) {
+		if (lock_info_parse(item, &infos[n]) < 0) {
+			r = error_set(-EPROTO, "mmapd sent a malformed lock object");
+			goto out;
+		}
+		n++;
+	}
+	*ret_locks = infos;
+	*ret_count = n;
+	infos = NULL;
+out:
+	free(infos);
+	cJSON_Delete(call.req);
+	cJSON_Delete(call.reply);
+	return r;
+}
+
+/* The resize reply, in stream order: mappings of the region follow its new size now. */
+static int resize_hook(struct mmapd_client *client, struct call *call, const cJSON *reply)
+{
+	struct mmapd_region_info info;
+
+	if (region_info_parse(cJSON_GetObjectItemCaseSensitive(reply, "region"), &info) < 0)
+		return call_fail(call, -EPROTO, "mmapd's resize reply has a malformed region object");
+	regions_resized(client, info.name, info.size, info.generation);
+	return 0;
+}
+
+MMAPD_EXPORT int mmapd_resize(struct mmapd_client *client, const char *name, uint64_t size,
+                              unsigned flags)
+{
+	struct call call = { .on_reply = resize_hook };
+	int r;
+
+	if (flags & ~MMAPD_RESIZE_SPARSE)
+		return error_set(-EINVAL, "unknown resize flags 0x%x", flags & ~MMAPD_RESIZE_SPARSE);
+	if (size == 0)
+		return error_set(-EINVAL, "a region cannot be resized to 0 bytes");
+	r = coord_request(client, "resize", name, &call.req);
+	if (r < 0)
+		return r;
+	r = request_add_u64(call.req, "size", size);
+	if (r == 0 && (flags & MMAPD_RESIZE_SPARSE) && !cJSON_AddTrueToObject(call.req, "sparse"))
+		r = request_nomem();
+	if (r < 0) {
+		cJSON_Delete(call.req);
+		return r;
+	}
+	return coord_run(client, &call, NULL, NULL);
+}
+
+/* The subscribe reply, in stream order: a reconnection subscribes again from now on. */
+static int subscribe_hook(struct mmapd_client *client, struct call *call, const cJSON *reply)
+{
+	struct name_node **node = call->ctx;
+	uint64_t seq;
+
+	if (msg_get_u64(reply, "seq", &seq) < 0)
+		return call_fail(call, -EPROTO, "mmapd's subscribe reply has no valid \"seq\"");
+	if (!subs_have(client, (*node)->name)) {
+		(*node)->next = client->subs;
+		client->subs = *node;
+		*node = NULL;
+	}
+	return 0;
+}
+
+MMAPD_EXPORT int mmapd_subscribe(struct mmapd_client *client, const char *name,
+                                 uint64_t *ret_seq)
+{
+	struct name_node *node = NULL;
+	struct call call = { .on_reply = subscribe_hook, .ctx = &node };
+	int r;
+
+	r = coord_request(client, "subscribe", name, &call.req);
+	if (r < 0)
+		return r;
+	node = name_node_new(name);
+	if (!node) {
+		cJSON_Delete(call.req);
+		return error_set(-ENOMEM, "out of memory");
+	}
+	r = coord_run(client, &call, "seq", ret_seq);
+	free(node);
+	return r;
+}
+
+/* The unsubscribe reply, in stream order. */
+static int unsubscribe_hook(struct mmapd_client *client, struct call *call, const cJSON *reply)
+{
+	(void)reply;
+	subs_forget(client, call->ctx);
+	return 0;
+}
+
+MMAPD_EXPORT int mmapd_unsubscribe(struct mmapd_client *client, const char *name)
+{
+	struct call call = { .on_reply = unsubscribe_hook };
+	int r;
+
+	r = coord_request(client, "unsubscribe", name, &call.req);
+	if (r < 0)
+		return r;
+	call.ctx = (void *)name;
+	r = coord_run(client, &call, NULL, NULL);
+	if (r == -ENOENT) {
+		pthread_mutex_lock(&client->lock);
+		subs_forget(client, name);
+		pthread_mutex_unlock(&client->lock);
+	}
+	return r;
+}
+
+int subs_restore(struct mmapd_client *client)
+{
+	char **names = NULL;
+	size_t n = 0, i;
+	uint64_t gen;
+	int r = 0;
+
+	pthread_mutex_lock(&client->lock);
+	gen = client->gen;
+	for (struct name_node *node = client->subs; node; node = node->next)
+		n++;
+	names = n ? calloc(n, sizeof(*names)) : NULL;
+	i = 0;
+	for (struct name_node *node = client->subs; names && node; node = node->next)
+		if (!(names[i++] = strdup(node->name)))
+			r = -ENOMEM;
+	pthread_mutex_unlock(&client->lock);
+	if ((n && !names) || r < 0) {
+		r = error_set(-ENOMEM, "out of memory subscribing again");
+		goto out;
+	}
+
+	for (i = 0; i < n && r == 0; i++) {
+		struct call call = { .flags = CALL_INTERNAL };
+
+		r = coord_request(client, "subscribe", names[i], &call.req);
+		if (r == 0)
+			r = coord_run(client, &call, NULL, NULL);
+		if (r == 0 || r == -EALREADY) {
+			r = 0;
+			continue;
+		}
+		pthread_mutex_lock(&client->lock);
+		if (client->state == CLIENT_UP && client->gen == gen) {
+			/* Refused, not cut off: the region is gone (or out of reach). */
+			struct mmapd_event ev = {
+				.type = MMAPD_EVENT_DELETED, .region = names[i],
+				.error = r, .message = mmapd_last_message(),
+			};
+
+			subs_forget(client, names[i]);
+			if (!regions_have(client, names[i]))
+				event_push(client, &ev);
+			r = 0;
+		}
+		pthread_mutex_unlock(&client->lock);
+	}
+out:
+	for (i = 0; names && i < n; i++)
+		free(names[i]);
+	free(names);
+	return r;
+}
+
+MMAPD_EXPORT int mmapd_changed(struct mmapd_client *client, const char *name, uint64_t offset,
+                               uint64_t length, uint64_t *ret_seq)
+{
+	struct call call = { 0 };
+	int r;
+
+	if (length == 0)
+		return error_set(-EINVAL, "a change of 0 bytes cannot be reported");
+	r = coord_request(client, "changed", name, &call.req);
+	if (r < 0)
+		return r;
+	if ((r = request_add_u64(call.req, "offset", offset)) < 0 ||
+	    (r = request_add_u64(call.req, "length", length)) < 0) {
+		cJSON_Delete(call.req);
+		return r;
+	}
+	return coord_run(client, &call, "seq", ret_seq);
+}
+
+MMAPD_EXPORT int mmapd_flush(struct mmapd_client *client, const char *name, uint64_t offset,
+                             uint64_t length)
+{
+	struct call call = { 0 };
+	int r;
+
+	r = coord_request(client, "flush", name, &call.req);
+	if (r < 0)
+		return r;
+	/* The daemon flushes the whole file whatever the range; it is sent for the record. */
+	if ((offset || length) &&
+	    ((r = request_add_u64(call.req, "offset", offset)) < 0 ||
+	     (r = request_add_u64(call.req, "length", length)) < 0)) {
+		cJSON_Delete(call.req);
+		return r;
+	}
+	return coord_run(client, &call, NULL, NULL);
+}
+
+/* A flush nobody waits for; its completion becomes an event. */
+struct flush_async {
+	struct call call;
+	uint64_t token;
+	char name[];
+};
+
+static _Atomic uint64_t flush_tokens;
+
+/* The detached flush ended: queue its FLUSH_DONE and free it. Lock held. */
+static void flush_async_done(struct mmapd_client *client, struct call *call)
+{
+	struct flush_async *fa = (struct flush_async *)call;
+	struct mmapd_event ev = {
+		.type = MMAPD_EVENT_FLUSH_DONE, .region = fa->name, .seq = fa->token,
+		.writer_pid = -1, .error = call->err, .message = call->err ? call->message : NULL,
+	};
+
+	event_push(client, &ev);
+	cJSON_Delete(call->req);
+	cJSON_Delete(call->reply);
+	free(call->message);
+	pthread_cond_destroy(&call->cond);
+	free(fa);
+}
+
+MMAPD_EXPORT int mmapd_flush_async(struct mmapd_client *client, const char *name,
+                                   uint64_t *ret_token)
+{
+	struct flush_async *fa;
+	uint64_t token;
+	cJSON *req = NULL;
+	int r;
+
+	r = coord_request(client, "flush", name, &req);
+	if (r < 0)
+		return r;
+	fa = calloc(1, sizeof(*fa) + strlen(name) + 1);
+	if (!fa) {
+		cJSON_Delete(req);
+		return error_set(-ENOMEM, "out of memory");
+	}
+	strcpy(fa->name, name);
+	token = fa->token = atomic_fetch_add(&flush_tokens, 1) + 1;
+	fa->call.req = req;
+	fa->call.flags = CALL_DETACHED;
+	fa->call.on_done = flush_async_done;
+	/* Once sent, fa is flush_async_done()'s and may be gone already. */
+	r = client_run(client, &fa->call);
+	if (r < 0) {
+		cJSON_Delete(req);
+		free(fa);
+		return r;
+	}
+	if (ret_token)
+		*ret_token = token;
+	return 0;
+}
+
+MMAPD_EXPORT int mmapd_set_policy(struct mmapd_client *client, const char *name,
+                                  const struct mmapd_policy *policy)
+{
+	struct call call = { 0 };
+	cJSON *obj;
+	int r;
+
+	if (!policy)
+		return error_set(-EINVAL, "policy is NULL");
+	r = policy_check(policy);
+	if (r < 0)
+		return r;
+	r = coord_request(client, "set-policy", name, &call.req);
+	if (r < 0)
+		return r;
+	obj = policy_json(policy);
+	if (!obj || !cJSON_AddItemToObject(call.req, "policy", obj)) {
+		cJSON_Delete(obj);
+		cJSON_Delete(call.req);
+		return request_nomem();
+	}
+	return coord_run(client, &call, NULL, NULL);
+}
+
+MMAPD_EXPORT int mmapd_clear_error(struct mmapd_client *client, const char *name)
+{
+	struct call call = { 0 };
+	int r;
+
+	r = coord_request(client, "clear-error", name, &call.req);
+	if (r < 0)
+		return r;
+	return coord_run(client, &call, NULL, NULL);
+}
