@@ -124,7 +124,17 @@ static void child_prepare(void)
 	signal(SIGPIPE, SIG_DFL);
 }
 
+static pid_t daemon_spawn(const char *sock, const char *data, const char *config,
+                          const struct test_daemon *envd);
+
 pid_t test_daemon_spawn(const char *sock, const char *data, const char *config)
+{
+	return daemon_spawn(sock, data, config, NULL);
+}
+
+/* Starts mmapd; envd (may be NULL) gives extra environment variables. */
+static pid_t daemon_spawn(const char *sock, const char *data, const char *config,
+                          const struct test_daemon *envd)
 {
 	const char *bin = test_env_path("MMAPD_BIN");
 	char *argv[16];
@@ -155,6 +165,8 @@ pid_t test_daemon_spawn(const char *sock, const char *data, const char *config)
 			close(null);
 		}
 		child_prepare();
+		for (size_t i = 0; envd != NULL && i < envd->nenv; i++)
+			putenv((char *)envd->env[i]);
 		execv(bin, argv);
 		fprintf(stderr, "harness: exec %s: %s\n", bin, strerror(errno));
 		_exit(127);
@@ -251,7 +263,7 @@ static void daemon_launch(struct test_daemon *d)
 	char what[96];
 	int64_t deadline;
 
-	d->pid = test_daemon_spawn(d->sock, d->data, d->config);
+	d->pid = daemon_spawn(d->sock, d->data, d->config, d);
 	live_set(d->dir, d->pid);
 	deadline = test_now_ms() + TEST_WAIT_MS;
 	for (;;) {
@@ -312,6 +324,59 @@ void test_mkdtemp(char *buf, size_t size)
 
 void test_daemon_start(struct test_daemon *d, const char *config_json)
 {
+	test_daemon_init(d, config_json);
+	daemon_launch(d);
+}
+
+void test_daemon_launch(struct test_daemon *d)
+{
+	ck_assert_msg(d->pid == 0 && d->dir[0] != '\0', "launch wants an initialised daemon");
+	daemon_launch(d);
+}
+
+void test_daemon_setenv(struct test_daemon *d, const char *name_value)
+{
+	ck_assert_msg(d->nenv < TEST_DAEMON_MAX_ENV, "too many environment variables");
+	ck_assert(strchr(name_value, '=') != NULL && strlen(name_value) < TEST_PATH_MAX);
+	snprintf(d->env[d->nenv++], TEST_PATH_MAX, "%s", name_value);
+}
+
+void test_daemon_kill(struct test_daemon *d)
+{
+	int st;
+
+	ck_assert_msg(d->pid > 0, "kill wants a running daemon");
+	ck_assert_msg(kill(d->pid, SIGKILL) == 0, "kill(SIGKILL): %s", strerror(errno));
+	st = test_wait_pid(d->pid, TEST_WAIT_MS);
+	ck_assert_msg(st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+	              "mmapd did not die of SIGKILL (wait status 0x%x)", (unsigned)st);
+	d->pid = 0;
+	/* The entry keeps the directory; the pid is gone. */
+	live_set(d->dir, 0);
+}
+
+uint64_t test_daemon_rss_kib(const struct test_daemon *d)
+{
+	char path[64], line[256];
+	FILE *f;
+	unsigned long long kib = 0;
+	bool found = false;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)d->pid);
+	f = fopen(path, "re");
+	ck_assert_msg(f != NULL, "fopen %s: %s", path, strerror(errno));
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "VmRSS: %llu kB", &kib) == 1) {
+			found = true;
+			break;
+		}
+	fclose(f);
+	ck_assert_msg(found, "no VmRSS line in %s", path);
+	return kib;
+}
+
+void test_daemon_init(struct test_daemon *d, const char *config_json)
+{
 	char tmpl[TEST_PATH_MAX - 16];
 
 	memset(d, 0, sizeof(*d));
@@ -331,7 +396,6 @@ void test_daemon_start(struct test_daemon *d, const char *config_json)
 		ck_assert(fputs(config_json, f) >= 0);
 		ck_assert(fclose(f) == 0);
 	}
-	daemon_launch(d);
 }
 
 void test_daemon_restart(struct test_daemon *d)
@@ -404,6 +468,12 @@ static void conn_drop_fds(struct test_conn *c)
 void test_conn_close(struct test_conn *c)
 {
 	size_t stray = c->queue.count;
+
+	for (size_t i = 0; i < c->nevents; i++)
+		cJSON_Delete(c->events[i]);
+	free(c->events);
+	c->events = NULL;
+	c->nevents = c->events_cap = 0;
 
 	conn_drop_fds(c);
 	fd_queue_clear(&c->queue);
@@ -624,6 +694,132 @@ void test_conn_open_hello(struct test_conn *c, const struct test_daemon *d)
 	test_assert_ok(reply);
 	ck_assert_uint_eq(test_json_u64(reply, "version"), 1);
 	cJSON_Delete(reply);
+}
+
+const char *test_describe(const cJSON *obj)
+{
+	return describe(obj);
+}
+
+static void conn_keep_event(struct test_conn *c, cJSON *ev)
+{
+	if (c->nevents == c->events_cap) {
+		size_t cap = c->events_cap ? 2 * c->events_cap : 16;
+		cJSON **n = realloc(c->events, cap * sizeof(*n));
+
+		ck_assert(n != NULL);
+		c->events = n;
+		c->events_cap = cap;
+	}
+	c->events[c->nevents++] = ev;
+}
+
+static bool is_event(const cJSON *obj)
+{
+	return cJSON_IsString(cJSON_GetObjectItemCaseSensitive(obj, "event")) &&
+	       !cJSON_HasObjectItem(obj, "id");
+}
+
+uint64_t test_conn_sendf(struct test_conn *c, const char *fmt, ...)
+{
+	va_list ap;
+	char *body, *text;
+	uint64_t id = c->next_id++;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&body, fmt, ap);
+	va_end(ap);
+	ck_assert(n > 0);
+	for (char *p = body; *p != '\0'; p++)
+		if (*p == '\'')
+			*p = '"';
+	ck_assert_msg(body[0] == '{', "a request must be a JSON object: %s", body);
+	ck_assert(asprintf(&text, "{\"id\":%llu%s%s", (unsigned long long)id,
+	                   strcmp(body, "{}") == 0 ? "" : ",", body + 1) > 0);
+	test_conn_send_text(c, text);
+	free(text);
+	free(body);
+	return id;
+}
+
+cJSON *test_conn_reply(struct test_conn *c, uint64_t id, int timeout_ms)
+{
+	int64_t deadline = test_now_ms() + timeout_ms;
+
+	for (;;) {
+		cJSON *obj;
+		int64_t left = deadline - test_now_ms();
+		int r = test_conn_recv(c, left > 0 ? (int)left : 0, &obj);
+
+		ck_assert_msg(r == 1, "expected the reply to request %llu, got %s",
+		              (unsigned long long)id, r == 0 ? "end of stream" : strerror(-r));
+		if (is_event(obj)) {
+			conn_keep_event(c, obj);
+			continue;
+		}
+		test_assert_id(obj, id);
+		return obj;
+	}
+}
+
+cJSON *test_conn_callf(struct test_conn *c, const char *fmt, ...)
+{
+	va_list ap;
+	char *body;
+	uint64_t id;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&body, fmt, ap);
+	va_end(ap);
+	ck_assert(n > 0);
+	id = test_conn_sendf(c, "%s", body);
+	free(body);
+	return test_conn_reply(c, id, TEST_WAIT_MS);
+}
+
+cJSON *test_conn_event(struct test_conn *c, int timeout_ms)
+{
+	cJSON *obj;
+	int r;
+
+	if (c->nevents > 0) {
+		obj = c->events[0];
+		memmove(c->events, c->events + 1, (c->nevents - 1) * sizeof(*c->events));
+		c->nevents--;
+		return obj;
+	}
+	r = test_conn_recv(c, timeout_ms, &obj);
+	if (r == -ETIMEDOUT)
+		return NULL;
+	ck_assert_msg(r == 1, "expected an event, got %s", r == 0 ? "end of stream" : strerror(-r));
+	ck_assert_msg(is_event(obj), "expected an event, got %s", describe(obj));
+	return obj;
+}
+
+cJSON *test_conn_expect_event(struct test_conn *c, const char *name, int timeout_ms)
+{
+	cJSON *ev = test_conn_event(c, timeout_ms);
+
+	ck_assert_msg(ev != NULL, "expected a \"%s\" event within %d ms, got nothing", name,
+	              timeout_ms);
+	ck_assert_msg(strcmp(test_json_str(ev, "event"), name) == 0,
+	              "expected a \"%s\" event, got %s", name, describe(ev));
+	return ev;
+}
+
+void test_conn_expect_no_event(struct test_conn *c, int ms)
+{
+	cJSON *reply, *ev;
+
+	ck_assert_msg(c->nevents == 0, "unexpected event: %s", describe(c->events[0]));
+	reply = test_conn_callf(c, "{'op':'ping'}");
+	test_assert_ok(reply);
+	cJSON_Delete(reply);
+	ck_assert_msg(c->nevents == 0, "unexpected event: %s", describe(c->events[0]));
+	ev = test_conn_event(c, ms);
+	ck_assert_msg(ev == NULL, "unexpected event: %s", describe(ev));
 }
 
 /* ---- assertions -------------------------------------------------------------------------- */
@@ -1033,6 +1229,223 @@ int test_run_ctl(const struct test_daemon *d, char *out, size_t outsize, ...)
 	collect_args(argv, test_env_path("MMAPCTL_BIN"), ap);
 	va_end(ap);
 	return test_run(d, out, outsize, argv);
+}
+
+/* ---- session processes ------------------------------------------------------------------- */
+
+void test_sess_start(struct test_sess *s, const struct test_daemon *d, const char *client_name)
+{
+	const char *line;
+
+	memset(s, 0, sizeof(*s));
+	if (client_name != NULL)
+		test_proc_spawn_client(&s->p, d, "session", client_name, (char *)NULL);
+	else
+		test_proc_spawn_client(&s->p, d, "session", (char *)NULL);
+	s->pid = s->p.pid;
+	line = test_sess_result(s, TEST_WAIT_MS);
+	ck_assert_msg(strncmp(line, "ready pid=", 10) == 0, "session did not start: \"%s\"", line);
+	ck_assert_uint_eq(test_line_u64(line, "pid"), (uint64_t)s->pid);
+}
+
+void test_sess_send(struct test_sess *s, const char *fmt, ...)
+{
+	va_list ap;
+	char *line;
+
+	va_start(ap, fmt);
+	ck_assert(vasprintf(&line, fmt, ap) >= 0);
+	va_end(ap);
+	test_proc_writeline(&s->p, line);
+	free(line);
+}
+
+/* Reads one line: returns 1 for a result (in s->result), 2 for an event (kept), -ETIMEDOUT. */
+static int sess_read(struct test_sess *s, int timeout_ms)
+{
+	char line[4096];
+	int r = test_proc_readline(&s->p, line, sizeof(line), timeout_ms);
+
+	if (r == -ETIMEDOUT)
+		return r;
+	ck_assert_msg(r == 1, "session %d ended its output (did it die?)", (int)s->pid);
+	if (strncmp(line, "! ", 2) == 0) {
+		ck_assert_msg(s->nevents < TEST_SESS_MAX_EVENTS, "session %d: too many events kept",
+		              (int)s->pid);
+		s->events[s->nevents] = strdup(line + 2);
+		ck_assert(s->events[s->nevents] != NULL);
+		s->nevents++;
+		return 2;
+	}
+	ck_assert_msg(strncmp(line, "= ", 2) == 0, "session %d printed \"%s\"", (int)s->pid, line);
+	snprintf(s->result, sizeof(s->result), "%s", line + 2);
+	return 1;
+}
+
+const char *test_sess_result(struct test_sess *s, int timeout_ms)
+{
+	int64_t deadline = test_now_ms() + timeout_ms;
+
+	for (;;) {
+		int64_t left = deadline - test_now_ms();
+		int r = sess_read(s, left > 0 ? (int)left : 0);
+
+		ck_assert_msg(r != -ETIMEDOUT, "session %d: no result within %d ms", (int)s->pid,
+		              timeout_ms);
+		if (r == 1)
+			return s->result;
+	}
+}
+
+static const char *sess_vcmd(struct test_sess *s, const char *fmt, va_list ap)
+{
+	char *line;
+
+	ck_assert(vasprintf(&line, fmt, ap) >= 0);
+	test_proc_writeline(&s->p, line);
+	free(line);
+	return test_sess_result(s, TEST_WAIT_MS);
+}
+
+const char *test_sess_cmd(struct test_sess *s, const char *fmt, ...)
+{
+	va_list ap;
+	const char *r;
+
+	va_start(ap, fmt);
+	r = sess_vcmd(s, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+const char *test_sess_ok(struct test_sess *s, const char *fmt, ...)
+{
+	va_list ap;
+	const char *r;
+	char *cmd;
+
+	va_start(ap, fmt);
+	ck_assert(vasprintf(&cmd, fmt, ap) >= 0);
+	va_end(ap);
+	r = test_sess_cmd(s, "%s", cmd);
+	ck_assert_msg(strncmp(r, "ok", 2) == 0 && (r[2] == '\0' || r[2] == ' '),
+	              "session %d: \"%s\" answered \"%s\"", (int)s->pid, cmd, r);
+	free(cmd);
+	return r + 2;
+}
+
+static char *sess_take_event(struct test_sess *s, size_t i)
+{
+	char *ev = s->events[i];
+
+	memmove(s->events + i, s->events + i + 1, (s->nevents - i - 1) * sizeof(*s->events));
+	s->nevents--;
+	return ev;
+}
+
+char *test_sess_event(struct test_sess *s, int timeout_ms)
+{
+	int64_t deadline = test_now_ms() + timeout_ms;
+
+	while (s->nevents == 0) {
+		int64_t left = deadline - test_now_ms();
+
+		if (left <= 0 || sess_read(s, (int)left) == -ETIMEDOUT)
+			return NULL;
+		ck_assert_msg(s->nevents > 0, "session %d printed a result nobody asked for: \"%s\"",
+		              (int)s->pid, s->result);
+	}
+	return sess_take_event(s, 0);
+}
+
+void test_sess_expect_event(struct test_sess *s, const char *want)
+{
+	char *ev = test_sess_event(s, TEST_WAIT_MS);
+
+	ck_assert_msg(ev != NULL, "session %d: expected event \"%s\", got none within %d ms",
+	              (int)s->pid, want, TEST_WAIT_MS);
+	ck_assert_msg(strcmp(ev, want) == 0, "session %d: expected event \"%s\", got \"%s\"",
+	              (int)s->pid, want, ev);
+	free(ev);
+}
+
+char *test_sess_find_event(struct test_sess *s, const char *prefix, int timeout_ms)
+{
+	int64_t deadline = test_now_ms() + timeout_ms;
+	size_t seen = 0;
+
+	for (;;) {
+		int64_t left;
+
+		for (; seen < s->nevents; seen++)
+			if (strncmp(s->events[seen], prefix, strlen(prefix)) == 0)
+				return sess_take_event(s, seen);
+		left = deadline - test_now_ms();
+		if (left <= 0 || sess_read(s, (int)left) == -ETIMEDOUT)
+			return NULL;
+		ck_assert_msg(seen < s->nevents, "session %d printed a result nobody asked for: \"%s\"",
+		              (int)s->pid, s->result);
+	}
+}
+
+void test_sess_expect_no_event(struct test_sess *s, int ms)
+{
+	char *ev;
+
+	(void)test_sess_ok(s, "ping");
+	ck_assert_msg(s->nevents == 0, "session %d: unexpected event \"%s\"", (int)s->pid,
+	              s->events[0]);
+	ev = test_sess_event(s, ms);
+	ck_assert_msg(ev == NULL, "session %d: unexpected event \"%s\"", (int)s->pid, ev);
+}
+
+uint64_t test_line_u64(const char *line, const char *key)
+{
+	size_t klen = strlen(key);
+	const char *p = line;
+
+	for (;;) {
+		p = strstr(p, key);
+		ck_assert_msg(p != NULL, "no \"%s=\" in \"%s\"", key, line);
+		if ((p == line || p[-1] == ' ') && p[klen] == '=' && p[klen + 1] >= '0' &&
+		    p[klen + 1] <= '9')
+			return strtoull(p + klen + 1, NULL, 10);
+		p += klen;
+	}
+}
+
+static void sess_free_events(struct test_sess *s)
+{
+	for (size_t i = 0; i < s->nevents; i++)
+		free(s->events[i]);
+	s->nevents = 0;
+}
+
+static int sess_check_status(struct test_sess *s, int st)
+{
+	ck_assert_msg(st != 128 + SIGBUS, "session %d died of SIGBUS", (int)s->pid);
+	ck_assert_msg(st != 128 + SIGSEGV, "session %d died of SIGSEGV", (int)s->pid);
+	return st;
+}
+
+int test_sess_end(struct test_sess *s)
+{
+	int st = test_proc_wait(&s->p);
+
+	sess_free_events(s);
+	return sess_check_status(s, st);
+}
+
+int test_sess_kill(struct test_sess *s, int sig)
+{
+	int st;
+
+	test_proc_kill(&s->p, sig);
+	st = test_proc_wait(&s->p);
+	sess_free_events(s);
+	if (sig != SIGBUS && sig != SIGSEGV)
+		sess_check_status(s, st);
+	return st;
 }
 
 /* ---- leak checking ----------------------------------------------------------------------- */

@@ -28,6 +28,7 @@
 /* ---- the daemon ------------------------------------------------------------------------ */
 
 #define TEST_PATH_MAX 256   /* the paths below are short: /tmp/mmapd-test.XXXXXX/d.XXXXXX/... */
+#define TEST_DAEMON_MAX_ENV 4
 
 struct test_daemon {
 	pid_t pid;
@@ -35,6 +36,9 @@ struct test_daemon {
 	char sock[TEST_PATH_MAX];    /* <dir>/s */
 	char data[TEST_PATH_MAX];    /* <dir>/data */
 	char config[TEST_PATH_MAX];  /* <dir>/cfg.json, or "" */
+	/* Extra environment of the daemon ("NAME=VALUE"), kept for restarts. */
+	char env[TEST_DAEMON_MAX_ENV][TEST_PATH_MAX];
+	size_t nenv;
 };
 
 /*
@@ -49,6 +53,25 @@ void test_mkdtemp(char *buf, size_t size);
  * connections; fails the test if it does not within TEST_WAIT_MS or if mmapd exits.
  */
 void test_daemon_start(struct test_daemon *d, const char *config_json);
+
+/*
+ * test_daemon_start() in two steps, for tests that prepare something first (an environment
+ * variable, a file system mounted on the data directory): test_daemon_init() makes the
+ * directory and config exactly as test_daemon_start() does, test_daemon_launch() starts mmapd.
+ */
+void test_daemon_init(struct test_daemon *d, const char *config_json);
+void test_daemon_launch(struct test_daemon *d);
+/* Adds "NAME=VALUE" to the daemon's environment (for this and every later (re)start). */
+void test_daemon_setenv(struct test_daemon *d, const char *name_value);
+
+/*
+ * Kills mmapd with SIGKILL and reaps it (asserting that the signal ended it); the directory
+ * stays, for test_daemon_restart() or test_daemon_stop().
+ */
+void test_daemon_kill(struct test_daemon *d);
+
+/* The daemon's resident set size in KiB (VmRSS of /proc/PID/status). */
+uint64_t test_daemon_rss_kib(const struct test_daemon *d);
 
 /*
  * Sends SIGTERM, waits for mmapd to exit (asserting exit status 0 within TEST_WAIT_MS; it is
@@ -88,6 +111,9 @@ struct test_conn {
 	 * until taken with test_conn_take_fd(), closed at the next receive otherwise. */
 	int fds[TEST_CONN_MAX_FDS];
 	size_t nfds;
+	/* Events read while waiting for a reply (test_conn_reply), oldest first. */
+	cJSON **events;
+	size_t nevents, events_cap;
 };
 
 /* A connected socket to the daemon (no hello). Returns the descriptor; fails the test if the
@@ -140,6 +166,33 @@ cJSON *test_conn_request(struct test_conn *c, cJSON *req);
 cJSON *test_conn_request_op(struct test_conn *c, const char *op);
 /* Performs hello with the given version; returns the reply. */
 cJSON *test_conn_hello_version(struct test_conn *c, uint64_t version);
+
+/*
+ * Requests written as printf formats of a JSON object without "id", in which ' stands for "
+ * (so "{'op':'lock','name':'%s'}" needs no escapes); the id is added in front.
+ * test_conn_sendf() sends and returns the id. test_conn_reply() waits up to timeout_ms for the
+ * reply to id, keeping the events that come first for test_conn_event(); a reply to another id
+ * fails the test. test_conn_callf() is both, with TEST_WAIT_MS.
+ */
+uint64_t test_conn_sendf(struct test_conn *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+cJSON *test_conn_reply(struct test_conn *c, uint64_t id, int timeout_ms);
+cJSON *test_conn_callf(struct test_conn *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/*
+ * The next event: the oldest kept one, or the next frame within timeout_ms (asserted to be an
+ * event, not a reply). NULL on timeout. The caller frees it.
+ */
+cJSON *test_conn_event(struct test_conn *c, int timeout_ms);
+/* Like test_conn_event, but asserts an event came and that its "event" is name. */
+cJSON *test_conn_expect_event(struct test_conn *c, const char *name, int timeout_ms);
+/*
+ * Asserts that no event is kept and none arrives before the reply to a ping (which orders
+ * everything the daemon had queued for c before it) nor within ms after it.
+ */
+void test_conn_expect_no_event(struct test_conn *c, int ms);
+/* A printable copy of obj for messages (never freed: for failure messages). */
+const char *test_describe(const cJSON *obj);
 
 /* ---- assertions on replies --------------------------------------------------------------- */
 
@@ -225,6 +278,59 @@ int test_run(const struct test_daemon *d, char *out, size_t outsize, char *const
 int test_run_client(const struct test_daemon *d, char *out, size_t outsize, ...);
 /* test_run on $MMAPCTL_BIN with the given arguments (NULL-terminated). */
 int test_run_ctl(const struct test_daemon *d, char *out, size_t outsize, ...);
+
+/*
+ * Session processes: "$MMAPD_TESTCLIENT session", a libmmapd connection driven line by line
+ * (commands and output formats at the top of tests/mmapd-testclient.c). Result lines ("= ...")
+ * answer commands in order; event lines ("! ...") are kept, oldest first, for the
+ * test_sess_*event functions, whenever they were read.
+ */
+#define TEST_SESS_MAX_EVENTS 4096
+
+struct test_sess {
+	struct test_proc p;
+	pid_t pid;                 /* the process (also p.pid until it is reaped) */
+	char *events[TEST_SESS_MAX_EVENTS];   /* without the "! " */
+	size_t nevents;
+	char result[4096];         /* the last result line, without the "= " */
+};
+
+/* Starts a session whose hello names it client_name (NULL: "mmapd-testclient"). */
+void test_sess_start(struct test_sess *s, const struct test_daemon *d, const char *client_name);
+/* Sends one command line (a printf format) without waiting for its result. */
+void test_sess_send(struct test_sess *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * The next result line within timeout_ms (without "= "; borrowed until the next call), keeping
+ * events. Fails the test on timeout or if the process ends.
+ */
+const char *test_sess_result(struct test_sess *s, int timeout_ms);
+/* Sends a command and returns its result (TEST_WAIT_MS). */
+const char *test_sess_cmd(struct test_sess *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Sends a command, asserts its result is "ok..." and returns what follows "ok" ("" or " k=v..."). */
+const char *test_sess_ok(struct test_sess *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Reads output for up to timeout_ms, keeping events, until one is kept. Returns it (caller
+ * frees) or NULL on timeout. */
+char *test_sess_event(struct test_sess *s, int timeout_ms);
+/* Asserts that the next event (within TEST_WAIT_MS) is exactly want. */
+void test_sess_expect_event(struct test_sess *s, const char *want);
+/*
+ * Removes and returns the first kept or arriving event that starts with prefix (within
+ * timeout_ms; NULL after it), leaving the others in place.
+ */
+char *test_sess_find_event(struct test_sess *s, const char *prefix, int timeout_ms);
+/* Asserts that no event is kept and none arrives within ms (after a ping round trip). */
+void test_sess_expect_no_event(struct test_sess *s, int ms);
+/* A number from a result or event line: the digits after "key=" (asserted present). */
+uint64_t test_line_u64(const char *line, const char *key);
+/*
+ * Ends the session (end of stdin), waits for it and frees the kept events. Returns the exit
+ * status as test_proc_wait() does (128 + signal). Asserts it was not SIGBUS or SIGSEGV.
+ */
+int test_sess_end(struct test_sess *s);
+/* Kills the session with sig, reaps it and frees the kept events; returns as above. */
+int test_sess_kill(struct test_sess *s, int sig);
 
 /* The value of an environment variable the suite needs (asserted set, absolute path). */
 const char *test_env_path(const char *var);

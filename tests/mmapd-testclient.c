@@ -35,10 +35,58 @@
  *                                             print "ready" and sleep until killed
  *   hang-after-create NAME SIZE               raw socket: hello, then an open/create request
  *                                             without reading its reply; print "ready", sleep
+ *   session [CLIENT_NAME]                     one libmmapd connection driven line by line from
+ *                                             stdin (see "Sessions" below)
+ *
+ * Sessions. `session` connects (hello name CLIENT_NAME, default "mmapd-testclient"), prints
+ * "= ready pid=PID" and then reads one command per stdin line. Every command prints exactly one
+ * result line, "= ok[ DETAILS]" or "= err ENAME MESSAGE" (ENAME: the errno's name, MESSAGE:
+ * mmapd_last_message()). Events are printed as "! TYPE REGION FIELDS" lines (formats in
+ * print_event()); they may come between result lines, never inside one. Unless the session is
+ * deaf, the main loop polls mmapd_fd() and calls mmapd_dispatch(client, 0) whenever it is
+ * readable and after every command; a deaf session makes no library call of its own, so it
+ * holds its grants without ever reading the socket (a mapper that does not acknowledge).
+ * Regions opened in a session are numbered from 0 in open order (IDX below).
+ *
+ *   open NAME ro|rw|cow [create=SIZE] [excl] [anon] [sparse] [reserve=N] [off=N] [len=N]
+ *        [policy=KIND[:VALUE]]               ok r=IDX ptr=0xADDR len=N size=N gen=N
+ *   close IDX                                 mmapd_region_close
+ *   ptr IDX                                   ok ptr=0xADDR len=N gen=N
+ *   write IDX OFF TEXT                        memcpy TEXT into the mapping at OFF
+ *   read IDX OFF LEN                          ok <bytes, escaped>
+ *   touch IDX                                 read one byte of every page of the window
+ *   touch-loop on|off                         between commands, touch every window (up to what
+ *                                             a shrink left accessible) once per millisecond;
+ *                                             "off" prints ok touches=N
+ *   u64 IDX OFF                               ok value=N (the 8 bytes at OFF, host order)
+ *   addloop NAME IDX OFF COUNT                COUNT times: exclusive lock of NAME OFF..OFF+8,
+ *                                             a deliberately racy read-yield-write +1 of the
+ *                                             u64 at OFF of region IDX, unlock
+ *   lock NAME OFF LEN shared|exclusive [nowait] [timeout=MS]   ok lock=ID
+ *   unlock ID
+ *   resize NAME SIZE [sparse]
+ *   subscribe NAME                            ok seq=N
+ *   unsubscribe NAME
+ *   changed NAME OFF LEN                      ok seq=N
+ *   flush NAME
+ *   policy NAME KIND[:VALUE]                  KIND manual|always|every-bytes|every-writes|interval
+ *   clear-error NAME
+ *   stat NAME                                 ok size=N gen=N poisoned=0|1 seq=N policy=K:V
+ *                                             locks=N grants=N
+ *   ping
+ *   dispatch MS                               mmapd_dispatch(client, MS) once: ok n=N
+ *   deaf | hear                               stop / start reading the socket between commands
+ *   count NAME                                from now on count (not print) NAME's changed and
+ *                                             overflow events, checking their order
+ *   count-wait NAME SEQ TIMEOUT_MS            dispatch until a counted changed event reached
+ *                                             SEQ: ok events=N changes=N coalesced=N
+ *                                             overflow=N bad=N last=SEQ
+ *   exit                                      close everything, exit 0
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -571,6 +619,656 @@ static int cmd_hang_after_create(int argc, char **argv)
 		pause();
 }
 
+/* ---- sessions: one libmmapd connection driven from stdin (see the top of the file) ---- */
+
+#define SESS_MAX_REGIONS 64
+#define SESS_MAX_TOKENS 16
+
+struct sess_region {
+	struct mmapd_region *r;   /* NULL once closed */
+	size_t limit;             /* bytes of the window that may be touched now */
+};
+
+/* The changed/overflow events of one region, counted instead of printed. */
+struct sess_count {
+	bool on;
+	char name[MMAPD_NAME_MAX + 1];
+	uint64_t events, changes, coalesced, overflow, bad, last;
+};
+
+struct session {
+	struct mmapd_client *c;
+	struct sess_region regions[SESS_MAX_REGIONS];
+	size_t nregions;
+	bool deaf;
+	bool touching;
+	uint64_t touches;
+	int dispatch_err;         /* the last error of an automatic dispatch, printed once */
+	struct sess_count count;
+};
+
+static const char *ename(int err)
+{
+	const char *n = strerrorname_np(err < 0 ? -err : err);
+
+	return n != NULL ? n : "E?";
+}
+
+static const char *policy_name(enum mmapd_policy_kind k)
+{
+	switch (k) {
+	case MMAPD_POLICY_MANUAL: return "manual";
+	case MMAPD_POLICY_ALWAYS: return "always";
+	case MMAPD_POLICY_EVERY_BYTES: return "every-bytes";
+	case MMAPD_POLICY_EVERY_WRITES: return "every-writes";
+	case MMAPD_POLICY_INTERVAL: return "interval";
+	}
+	return "?";
+}
+
+/* KIND or KIND:VALUE */
+static int parse_policy(const char *s, struct mmapd_policy *ret)
+{
+	static const enum mmapd_policy_kind kinds[] = {
+		MMAPD_POLICY_MANUAL, MMAPD_POLICY_ALWAYS, MMAPD_POLICY_EVERY_BYTES,
+		MMAPD_POLICY_EVERY_WRITES, MMAPD_POLICY_INTERVAL,
+	};
+	const char *colon = strchr(s, ':');
+	size_t klen = colon ? (size_t)(colon - s) : strlen(s);
+
+	ret->value = 0;
+	if (colon != NULL && parse_u64(colon + 1, &ret->value) < 0)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		const char *n = policy_name(kinds[i]);
+
+		if (strlen(n) == klen && strncmp(s, n, klen) == 0) {
+			ret->kind = kinds[i];
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static void res_ok(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void res_ok(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("= ok", stdout);
+	if (fmt != NULL && fmt[0] != '\0') {
+		fputc(' ', stdout);
+		va_start(ap, fmt);
+		vprintf(fmt, ap);
+		va_end(ap);
+	}
+	fputc('\n', stdout);
+	fflush(stdout);
+}
+
+static void res_err(int err)
+{
+	const char *m = mmapd_last_message();
+
+	printf("= err %s", ename(err));
+	/* The message stays on one line whatever it says. */
+	fputc(' ', stdout);
+	for (; *m != '\0'; m++)
+		fputc(*m == '\n' ? ' ' : *m, stdout);
+	fputc('\n', stdout);
+	fflush(stdout);
+}
+
+static void res_usage(const char *cmd)
+{
+	printf("= err EINVAL bad arguments for %s\n", cmd);
+	fflush(stdout);
+}
+
+/* Every open window of region name. */
+#define SESS_FOREACH_NAMED(s, name, sr)                                                         \
+	for (struct sess_region *sr = (s)->regions; sr < (s)->regions + (s)->nregions; sr++)    \
+		if (sr->r != NULL && (name) != NULL &&                                          \
+		    strcmp(mmapd_region_name(sr->r), (name)) == 0)
+
+static bool sess_counting(const struct session *s, const char *region)
+{
+	return s->count.on && region != NULL && strcmp(region, s->count.name) == 0;
+}
+
+static void sess_event(struct mmapd_client *c, const struct mmapd_event *ev, void *userdata)
+{
+	struct session *s = userdata;
+	const char *rn = ev->region != NULL ? ev->region : "-";
+
+	(void)c;
+	switch (ev->type) {
+	case MMAPD_EVENT_CHANGED:
+		if (sess_counting(s, ev->region)) {
+			s->count.events++;
+			if (ev->first_seq != s->count.last + 1 || ev->seq < ev->first_seq)
+				s->count.bad++;
+			if (ev->seq != ev->first_seq)
+				s->count.coalesced++;
+			if (ev->seq >= ev->first_seq)
+				s->count.changes += ev->seq - ev->first_seq + 1;
+			s->count.last = ev->seq;
+			return;
+		}
+		printf("! changed %s seq=%llu first=%llu ranges=", rn, (unsigned long long)ev->seq,
+		       (unsigned long long)ev->first_seq);
+		if (ev->nranges == 0)
+			fputs("none", stdout);
+		for (size_t i = 0; i < ev->nranges; i++)
+			printf("%s%llu+%llu", i ? "," : "", (unsigned long long)ev->ranges[i].offset,
+			       (unsigned long long)ev->ranges[i].length);
+		if (ev->writer_client != NULL)
+			printf(" writer=%s/%lld\n", ev->writer_client, (long long)ev->writer_pid);
+		else
+			printf(" writer=-\n");
+		break;
+	case MMAPD_EVENT_OVERFLOW:
+		if (sess_counting(s, ev->region)) {
+			s->count.overflow++;
+			s->count.last = ev->seq;
+			return;
+		}
+		printf("! overflow %s seq=%llu\n", rn, (unsigned long long)ev->seq);
+		break;
+	case MMAPD_EVENT_RESIZED:
+		SESS_FOREACH_NAMED(s, ev->region, sr)
+			sr->limit = mmapd_region_length(sr->r);
+		printf("! resized %s size=%llu old=%llu gen=%llu external=%d\n", rn,
+		       (unsigned long long)ev->size, (unsigned long long)ev->old_size,
+		       (unsigned long long)ev->generation, ev->external ? 1 : 0);
+		break;
+	case MMAPD_EVENT_SHRINKING:
+		/* The library has already made the tail inaccessible: stop touching it. */
+		SESS_FOREACH_NAMED(s, ev->region, sr) {
+			uint64_t off = mmapd_region_offset(sr->r);
+			uint64_t keep = ev->size > off ? ev->size - off : 0;
+
+			if (keep < sr->limit)
+				sr->limit = (size_t)keep;
+		}
+		printf("! shrinking %s size=%llu gen=%llu\n", rn, (unsigned long long)ev->size,
+		       (unsigned long long)ev->generation);
+		break;
+	case MMAPD_EVENT_SHRINK_CANCELLED:
+		SESS_FOREACH_NAMED(s, ev->region, sr)
+			sr->limit = mmapd_region_length(sr->r);
+		printf("! shrink-cancelled %s\n", rn);
+		break;
+	case MMAPD_EVENT_POLICY:
+		printf("! policy %s %s:%llu\n", rn, policy_name(ev->policy.kind),
+		       (unsigned long long)ev->policy.value);
+		break;
+	case MMAPD_EVENT_FLUSHED:
+		printf("! flushed %s seq=%llu\n", rn, (unsigned long long)ev->seq);
+		break;
+	case MMAPD_EVENT_FLUSH_FAILED:
+		printf("! flush-failed %s error=%s\n", rn, ename(ev->error));
+		break;
+	case MMAPD_EVENT_DELETED:
+		printf("! deleted %s\n", rn);
+		break;
+	case MMAPD_EVENT_UNLOCKED:
+		printf("! unlocked %s off=%llu len=%llu\n", rn, (unsigned long long)ev->offset,
+		       (unsigned long long)ev->length);
+		break;
+	case MMAPD_EVENT_RECONNECTED:
+		printf("! reconnected\n");
+		break;
+	case MMAPD_EVENT_LOCKS_LOST:
+		printf("! locks-lost n=%zu\n", ev->nlocks);
+		break;
+	default:
+		printf("! unknown %s type=%d\n", rn, (int)ev->type);
+		break;
+	}
+	fflush(stdout);
+}
+
+/* Reads one byte of every page of every window, up to what may be touched now. */
+static void sess_touch_all(struct session *s)
+{
+	for (size_t i = 0; i < s->nregions; i++) {
+		const volatile unsigned char *p;
+		unsigned sum = 0;
+
+		if (s->regions[i].r == NULL)
+			continue;
+		p = mmapd_region_data(s->regions[i].r);
+		for (size_t off = 0; off < s->regions[i].limit; off += 4096)
+			sum += p[off];
+		(void)sum;
+	}
+	s->touches++;
+}
+
+static void sess_dispatch_now(struct session *s)
+{
+	int r;
+
+	if (s->deaf)
+		return;
+	r = mmapd_dispatch(s->c, 0);
+	if (r < 0) {
+		if (r != s->dispatch_err) {
+			printf("! dispatch-error %s\n", ename(r));
+			fflush(stdout);
+		}
+		s->dispatch_err = r;
+		usleep(10000);
+	} else {
+		s->dispatch_err = 0;
+	}
+}
+
+static struct sess_region *sess_region_arg(struct session *s, const char *arg)
+{
+	uint64_t i;
+
+	if (parse_u64(arg, &i) < 0 || i >= s->nregions || s->regions[i].r == NULL)
+		return NULL;
+	return &s->regions[i];
+}
+
+static void sess_open(struct session *s, int n, char **t)
+{
+	struct mmapd_open_opts o = { .mode = MMAPD_MODE_RO };
+	struct mmapd_policy pol;
+	struct mmapd_region *r;
+	int err;
+
+	if (n < 3 || parse_mode(t[2], &o.mode) < 0 || s->nregions == SESS_MAX_REGIONS)
+		{ res_usage(t[0]); return; }
+	for (int i = 3; i < n; i++) {
+		if (strncmp(t[i], "create=", 7) == 0 && parse_u64(t[i] + 7, &o.size) == 0)
+			o.flags |= MMAPD_OPEN_CREATE;
+		else if (strcmp(t[i], "excl") == 0)
+			o.flags |= MMAPD_OPEN_EXCL;
+		else if (strcmp(t[i], "anon") == 0)
+			o.flags |= MMAPD_OPEN_ANONYMOUS;
+		else if (strcmp(t[i], "sparse") == 0)
+			o.flags |= MMAPD_OPEN_SPARSE;
+		else if (strncmp(t[i], "reserve=", 8) == 0 && parse_u64(t[i] + 8, &o.reserve) == 0)
+			;
+		else if (strncmp(t[i], "off=", 4) == 0 && parse_u64(t[i] + 4, &o.offset) == 0)
+			;
+		else if (strncmp(t[i], "len=", 4) == 0 && parse_u64(t[i] + 4, &o.length) == 0)
+			;
+		else if (strncmp(t[i], "policy=", 7) == 0 && parse_policy(t[i] + 7, &pol) == 0)
+			o.policy = &pol;
+		else
+			{ res_usage(t[0]); return; }
+	}
+	err = mmapd_region_open(s->c, t[1], &o, &r);
+	if (err < 0)
+		{ res_err(err); return; }
+	s->regions[s->nregions].r = r;
+	s->regions[s->nregions].limit = mmapd_region_length(r);
+	res_ok("r=%zu ptr=%p len=%zu size=%llu gen=%llu", s->nregions, mmapd_region_data(r),
+	       mmapd_region_length(r), (unsigned long long)mmapd_region_size(r),
+	       (unsigned long long)mmapd_region_generation(r));
+	s->nregions++;
+}
+
+/* addloop NAME IDX OFF COUNT */
+static void sess_addloop(struct session *s, int n, char **t)
+{
+	struct sess_region *sr;
+	uint64_t off, count;
+
+	if (n != 5 || (sr = sess_region_arg(s, t[2])) == NULL || parse_u64(t[3], &off) < 0 ||
+	    parse_u64(t[4], &count) < 0 || off % 8 != 0 || off + 8 > mmapd_region_length(sr->r))
+		{ res_usage(t[0]); return; }
+	for (uint64_t i = 0; i < count; i++) {
+		volatile uint64_t *p;
+		uint64_t lock, v;
+		int err = mmapd_lock(s->c, t[1], off, 8, MMAPD_LOCK_EXCLUSIVE, -1, &lock);
+
+		if (err < 0)
+			{ res_err(err); return; }
+		/* Read, give the processor away, write: without the lock, increments get lost. */
+		p = (volatile uint64_t *)((char *)mmapd_region_data(sr->r) + off);
+		v = *p;
+		sched_yield();
+		*p = v + 1;
+		err = mmapd_unlock(s->c, lock);
+		if (err < 0)
+			{ res_err(err); return; }
+	}
+	res_ok(NULL);
+}
+
+static void sess_lock(struct session *s, int n, char **t)
+{
+	uint64_t off, len, lock;
+	unsigned flags;
+	int timeout = -1, err;
+
+	if (n < 5 || parse_u64(t[2], &off) < 0 || parse_u64(t[3], &len) < 0)
+		{ res_usage(t[0]); return; }
+	if (strcmp(t[4], "exclusive") == 0)
+		flags = MMAPD_LOCK_EXCLUSIVE;
+	else if (strcmp(t[4], "shared") == 0)
+		flags = MMAPD_LOCK_SHARED;
+	else
+		{ res_usage(t[0]); return; }
+	for (int i = 5; i < n; i++) {
+		uint64_t ms;
+
+		if (strcmp(t[i], "nowait") == 0)
+			flags |= MMAPD_LOCK_NOWAIT;
+		else if (strncmp(t[i], "timeout=", 8) == 0 && parse_u64(t[i] + 8, &ms) == 0 &&
+		         ms <= INT32_MAX)
+			timeout = (int)ms;
+		else
+			{ res_usage(t[0]); return; }
+	}
+	err = mmapd_lock(s->c, t[1], off, len, flags, timeout, &lock);
+	if (err < 0)
+		{ res_err(err); return; }
+	res_ok("lock=%llu", (unsigned long long)lock);
+}
+
+static void sess_count_wait(struct session *s, int n, char **t)
+{
+	uint64_t seq, timeout;
+	int64_t deadline;
+
+	if (n != 4 || !sess_counting(s, t[1]) || parse_u64(t[2], &seq) < 0 ||
+	    parse_u64(t[3], &timeout) < 0)
+		{ res_usage(t[0]); return; }
+	deadline = now_ms() + (int64_t)timeout;
+	while (s->count.last < seq) {
+		int64_t left = deadline - now_ms();
+		int r;
+
+		if (left <= 0)
+			break;
+		r = mmapd_dispatch(s->c, (int)(left > 1000 ? 1000 : left));
+		if (r < 0)
+			{ res_err(r); return; }
+	}
+	res_ok("events=%llu changes=%llu coalesced=%llu overflow=%llu bad=%llu last=%llu",
+	       (unsigned long long)s->count.events, (unsigned long long)s->count.changes,
+	       (unsigned long long)s->count.coalesced, (unsigned long long)s->count.overflow,
+	       (unsigned long long)s->count.bad, (unsigned long long)s->count.last);
+}
+
+/* Runs one command line; returns false on "exit". */
+static bool sess_command(struct session *s, char *line)
+{
+	char *t[SESS_MAX_TOKENS];
+	int n = 0, err;
+	struct sess_region *sr;
+	uint64_t a, b;
+
+	for (char *save = NULL, *tok = strtok_r(line, " ", &save); tok != NULL;
+	     tok = strtok_r(NULL, " ", &save)) {
+		if (n == SESS_MAX_TOKENS) {
+			res_usage("(line)");
+			return true;
+		}
+		t[n++] = tok;
+	}
+	if (n == 0) {
+		res_usage("(empty line)");
+		return true;
+	}
+	if (strcmp(t[0], "exit") == 0)
+		return false;
+	if (strcmp(t[0], "open") == 0) {
+		sess_open(s, n, t);
+	} else if (strcmp(t[0], "close") == 0) {
+		if (n != 2 || (sr = sess_region_arg(s, t[1])) == NULL)
+			{ res_usage(t[0]); return true; }
+		err = mmapd_region_close(sr->r);
+		sr->r = NULL;
+		if (err < 0)
+			res_err(err);
+		else
+			res_ok(NULL);
+	} else if (strcmp(t[0], "ptr") == 0) {
+		if (n != 2 || (sr = sess_region_arg(s, t[1])) == NULL)
+			{ res_usage(t[0]); return true; }
+		res_ok("ptr=%p len=%zu gen=%llu", mmapd_region_data(sr->r), mmapd_region_length(sr->r),
+		       (unsigned long long)mmapd_region_generation(sr->r));
+	} else if (strcmp(t[0], "write") == 0) {
+		if (n != 4 || (sr = sess_region_arg(s, t[1])) == NULL || parse_u64(t[2], &a) < 0 ||
+		    a > sr->limit || strlen(t[3]) > sr->limit - a)
+			{ res_usage(t[0]); return true; }
+		memcpy((char *)mmapd_region_data(sr->r) + a, t[3], strlen(t[3]));
+		res_ok(NULL);
+	} else if (strcmp(t[0], "read") == 0) {
+		if (n != 4 || (sr = sess_region_arg(s, t[1])) == NULL || parse_u64(t[2], &a) < 0 ||
+		    parse_u64(t[3], &b) < 0 || a > sr->limit || b > sr->limit - a)
+			{ res_usage(t[0]); return true; }
+		print_bytes("= ok ", (const unsigned char *)mmapd_region_data(sr->r) + a, b);
+	} else if (strcmp(t[0], "touch") == 0) {
+		const volatile unsigned char *p;
+		unsigned sum = 0;
+
+		if (n != 2 || (sr = sess_region_arg(s, t[1])) == NULL)
+			{ res_usage(t[0]); return true; }
+		p = mmapd_region_data(sr->r);
+		for (size_t off = 0; off < sr->limit; off += 4096)
+			sum += p[off];
+		(void)sum;
+		res_ok("pages=%zu", (sr->limit + 4095) / 4096);
+	} else if (strcmp(t[0], "touch-loop") == 0) {
+		if (n != 2 || (strcmp(t[1], "on") != 0 && strcmp(t[1], "off") != 0))
+			{ res_usage(t[0]); return true; }
+		s->touching = strcmp(t[1], "on") == 0;
+		if (s->touching) {
+			s->touches = 0;
+			res_ok(NULL);
+		} else {
+			res_ok("touches=%llu", (unsigned long long)s->touches);
+		}
+	} else if (strcmp(t[0], "u64") == 0) {
+		uint64_t v;
+
+		if (n != 3 || (sr = sess_region_arg(s, t[1])) == NULL || parse_u64(t[2], &a) < 0 ||
+		    a > sr->limit || sr->limit - a < 8)
+			{ res_usage(t[0]); return true; }
+		memcpy(&v, (const char *)mmapd_region_data(sr->r) + a, 8);
+		res_ok("value=%llu", (unsigned long long)v);
+	} else if (strcmp(t[0], "addloop") == 0) {
+		sess_addloop(s, n, t);
+	} else if (strcmp(t[0], "lock") == 0) {
+		sess_lock(s, n, t);
+	} else if (strcmp(t[0], "unlock") == 0) {
+		if (n != 2 || parse_u64(t[1], &a) < 0)
+			{ res_usage(t[0]); return true; }
+		err = mmapd_unlock(s->c, a);
+		if (err < 0)
+			res_err(err);
+		else
+			res_ok(NULL);
+	} else if (strcmp(t[0], "resize") == 0) {
+		if (n < 3 || n > 4 || parse_u64(t[2], &a) < 0 || (n == 4 && strcmp(t[3], "sparse") != 0))
+			{ res_usage(t[0]); return true; }
+		err = mmapd_resize(s->c, t[1], a, n == 4 ? MMAPD_RESIZE_SPARSE : 0);
+		if (err < 0)
+			res_err(err);
+		else
+			res_ok(NULL);
+	} else if (strcmp(t[0], "subscribe") == 0) {
+		if (n != 2)
+			{ res_usage(t[0]); return true; }
+		err = mmapd_subscribe(s->c, t[1], &a);
+		if (err < 0)
+			res_err(err);
+		else
+			res_ok("seq=%llu", (unsigned long long)a);
+	} else if (strcmp(t[0], "unsubscribe") == 0) {
+		if (n != 2)
+			{ res_usage(t[0]); return true; }
+		err = mmapd_unsubscribe(s->c, t[1]);
+		if (err < 0)
+			res_err(err);
+		else
+			res_ok(NULL);
+	} else if (strcmp(t[0], "changed") == 0) {
+		uint64_t seq;
+
+		if (n != 4 || parse_u64(t[2], &a) < 0 || parse_u64(t[3], &b) < 0)
+			{ res_usage(t[0]); return true; }
+		err = mmapd_changed(s->c, t[1], a, b, &seq);
+		if (err < 0)
+			res_err(err);
+		else
+			res_ok("seq=%llu", (unsigned long long)seq);
+	} else if (strcmp(t[0], "flush") == 0) {
+		if (n != 2)
+			{ res_usage(t[0]); return true; }
+		err = mmapd_flush(s->c, t[1], 0, 0);
+		if (err < 0)
+			res_err(err);
+		else
+			res_ok(NULL);
+	} else if (strcmp(t[0], "policy") == 0) {
+		struct mmapd_policy pol;
+
+		if (n != 3 || parse_policy(t[2], &pol) < 0)
+			{ res_usage(t[0]); return true; }
+		err = mmapd_set_policy(s->c, t[1], &pol);
+		if (err < 0)
+			res_err(err);
+		else
+			res_ok(NULL);
+	} else if (strcmp(t[0], "clear-error") == 0) {
+		if (n != 2)
+			{ res_usage(t[0]); return true; }
+		err = mmapd_clear_error(s->c, t[1]);
+		if (err < 0)
+			res_err(err);
+		else
+			res_ok(NULL);
+	} else if (strcmp(t[0], "stat") == 0) {
+		struct mmapd_region_info info;
+
+		if (n != 2)
+			{ res_usage(t[0]); return true; }
+		err = mmapd_stat(s->c, t[1], &info);
+		if (err < 0)
+			{ res_err(err); return true; }
+		res_ok("size=%llu gen=%llu poisoned=%d seq=%llu policy=%s:%llu locks=%llu grants=%llu",
+		       (unsigned long long)info.size, (unsigned long long)info.generation,
+		       info.poisoned ? 1 : 0, (unsigned long long)info.seq,
+		       policy_name(info.policy.kind), (unsigned long long)info.policy.value,
+		       (unsigned long long)info.locks, (unsigned long long)info.grants);
+	} else if (strcmp(t[0], "ping") == 0) {
+		err = mmapd_ping(s->c);
+		if (err < 0)
+			res_err(err);
+		else
+			res_ok(NULL);
+	} else if (strcmp(t[0], "dispatch") == 0) {
+		if (n != 2 || parse_u64(t[1], &a) < 0 || a > INT32_MAX)
+			{ res_usage(t[0]); return true; }
+		err = mmapd_dispatch(s->c, (int)a);
+		if (err < 0)
+			res_err(err);
+		else
+			res_ok("n=%d", err);
+	} else if (strcmp(t[0], "deaf") == 0) {
+		s->deaf = true;
+		res_ok(NULL);
+	} else if (strcmp(t[0], "hear") == 0) {
+		s->deaf = false;
+		res_ok(NULL);
+	} else if (strcmp(t[0], "count") == 0) {
+		struct mmapd_region_info info;
+
+		if (n != 2 || strlen(t[1]) > MMAPD_NAME_MAX)
+			{ res_usage(t[0]); return true; }
+		err = mmapd_stat(s->c, t[1], &info);
+		if (err < 0)
+			{ res_err(err); return true; }
+		memset(&s->count, 0, sizeof(s->count));
+		s->count.on = true;
+		strcpy(s->count.name, t[1]);
+		s->count.last = info.seq;
+		res_ok("seq=%llu", (unsigned long long)info.seq);
+	} else if (strcmp(t[0], "count-wait") == 0) {
+		sess_count_wait(s, n, t);
+	} else {
+		printf("= err ENOSYS unknown session command %s\n", t[0]);
+		fflush(stdout);
+	}
+	return true;
+}
+
+static int cmd_session(int argc, char **argv)
+{
+	static struct session s;
+	char buf[8192];
+	size_t len = 0;
+	int err;
+
+	if (argc > 1)
+		return 2;
+	err = mmapd_connect(NULL, argc == 1 ? argv[0] : prog, &s.c);
+	if (err < 0) {
+		res_err(err);
+		return 1;
+	}
+	mmapd_set_event_handler(s.c, sess_event, &s);
+	printf("= ready pid=%d\n", (int)getpid());
+	fflush(stdout);
+	for (;;) {
+		struct pollfd pfd[2] = { { .fd = 0, .events = POLLIN }, { .fd = -1 } };
+		nfds_t nfd = 1;
+		int fd = s.deaf ? -1 : mmapd_fd(s.c);
+		bool running = true;
+		char *nl;
+
+		if (fd >= 0) {
+			pfd[1].fd = fd;
+			pfd[1].events = POLLIN;
+			nfd = 2;
+		}
+		if (poll(pfd, nfd, s.touching ? 1 : -1) < 0 && errno != EINTR)
+			return fail("poll: %s", strerror(errno));
+		if (nfd == 2 && pfd[1].revents != 0)
+			sess_dispatch_now(&s);
+		if (s.touching)
+			sess_touch_all(&s);
+		if (pfd[0].revents == 0)
+			continue;
+		{
+			ssize_t r = read(0, buf + len, sizeof(buf) - 1 - len);
+
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				break;
+			len += (size_t)r;
+		}
+		while (running && (nl = memchr(buf, '\n', len)) != NULL) {
+			size_t l = (size_t)(nl - buf);
+
+			*nl = '\0';
+			running = sess_command(&s, buf);
+			memmove(buf, nl + 1, len - l - 1);
+			len -= l + 1;
+			sess_dispatch_now(&s);
+		}
+		if (!running)
+			break;
+		if (len == sizeof(buf) - 1)
+			return fail("session: command line too long");
+	}
+	for (size_t i = 0; i < s.nregions; i++)
+		mmapd_region_close(s.regions[i].r);
+	mmapd_disconnect(s.c);
+	return 0;
+}
+
 struct command {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -588,6 +1286,7 @@ static const struct command commands[] = {
 	{ "watch", cmd_watch },
 	{ "hang-mid-request", cmd_hang_mid_request },
 	{ "hang-after-create", cmd_hang_after_create },
+	{ "session", cmd_session },
 };
 
 int main(int argc, char **argv)

@@ -1,0 +1,502 @@
+/*
+ * End-to-end tests of access control and operations: region owners and modes checked on
+ * grants and changes, chown/chmod rules, allow_connect and allow_create, per-client quotas,
+ * socket activation, configuration reload on SIGHUP, and the clients and stats ops.
+ *
+ * Other users are real: the suite runs as root, and a forked child drops to another uid and
+ * gid (setgroups, setgid, setuid) just to connect() a socket the test created; the kernel
+ * records the connecting process's credentials (SO_PEERCRED), so the test then speaks over
+ * that socket as the other user. Without root the tests that need it are skipped.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define NOBODY  65534u   /* uid and gid of nobody/nogroup on Debian */
+#define STRANGER 65533u  /* a uid and gid in no group of interest */
+
+/* The socket is world-connectable so that other uids reach the daemon at all. */
+#define CFG_OPEN "\"socket_mode\": \"0666\""
+
+/* Lets other uids reach the socket: the test directories are 0700. */
+static void access_dirs_open(const struct test_daemon *d)
+{
+	char parent[TEST_PATH_MAX];
+
+	snprintf(parent, sizeof(parent), "%s", d->dir);
+	ck_assert_int_eq(chmod(d->dir, 0711), 0);
+	ck_assert_int_eq(chmod(dirname(parent), 0711), 0);
+}
+
+/* Starts a daemon whose socket other uids can reach; config_json is a JSON object. */
+static void access_daemon_start(struct test_daemon *d, const char *config_json)
+{
+	test_daemon_init(d, config_json);
+	access_dirs_open(d);
+	test_daemon_launch(d);
+}
+
+/* Connects c to d as uid:gid (no supplementary groups), without hello. */
+static void access_conn_as(struct test_conn *c, const struct test_daemon *d, uid_t uid,
+                           gid_t gid)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, status;
+	pid_t pid;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_uint_lt(strlen(d->sock), sizeof(sa.sun_path));
+	memcpy(sa.sun_path, d->sock, strlen(d->sock) + 1);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+			_exit(100);
+		_exit(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 0 : 101);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	              "the child could not connect as %lu:%lu (status %d)", (unsigned long)uid,
+	              (unsigned long)gid, status);
+	memset(c, 0, sizeof(*c));
+	c->fd = fd;
+	frame_reader_init(&c->reader, FRAME_MAX_LIMIT);
+	fd_queue_init(&c->queue);
+	c->next_id = 1;
+}
+
+/* Connects as uid:gid and says hello. */
+static void access_conn_hello_as(struct test_conn *c, const struct test_daemon *d, uid_t uid,
+                                 gid_t gid)
+{
+	cJSON *reply;
+
+	access_conn_as(c, d, uid, gid);
+	reply = test_conn_hello_version(c, 1);
+	test_assert_ok(reply);
+	cJSON_Delete(reply);
+}
+
+/* Asserts reply is an error with code/err whose message contains text. */
+static void access_assert_error(cJSON *reply, const char *code, int err, const char *text)
+{
+	const cJSON *error = cJSON_GetObjectItemCaseSensitive(reply, "error");
+
+	test_assert_error(reply, code, err);
+	ck_assert_msg(strstr(test_json_str(error, "message"), text) != NULL,
+	              "message lacks \"%s\": %s", text, test_describe(reply));
+	cJSON_Delete(reply);
+}
+
+static void access_assert_ok(cJSON *reply)
+{
+	test_assert_ok(reply);
+	cJSON_Delete(reply);
+}
+
+static bool access_is_root(void)
+{
+	if (geteuid() == 0)
+		return true;
+	fprintf(stderr, "skipped: needs root to act as other users\n");
+	return false;
+}
+
+static void access_start_open(struct test_daemon *d)
+{
+	access_daemon_start(d, "{" CFG_OPEN "}");
+}
+
+START_TEST(test_access_mode_refuses_rw_and_allows_ro_by_group)
+{
+	struct test_daemon d;
+	struct test_conn root, nobody, stranger;
+
+	if (!access_is_root())
+		return;
+	access_start_open(&d);
+	test_conn_open_hello(&root, &d);
+	access_assert_ok(test_conn_callf(&root, "{'op':'open','name':'g','mode':'rw','create':true,"
+	                                 "'size':4096,'perm':%d}", 0640));
+	access_assert_ok(test_conn_callf(&root, "{'op':'chown','name':'g','gid':%u}", NOBODY));
+
+	access_conn_hello_as(&nobody, &d, NOBODY, NOBODY);
+	access_assert_error(test_conn_callf(&nobody, "{'op':'open','name':'g','mode':'rw'}"),
+	                    "EACCES", EACCES, "permission denied");
+	access_assert_ok(test_conn_callf(&nobody, "{'op':'open','name':'g','mode':'ro'}"));
+	access_assert_ok(test_conn_callf(&nobody, "{'op':'stat','name':'g'}"));
+	access_assert_error(test_conn_callf(&nobody, "{'op':'delete','name':'g'}"),
+	                    "EACCES", EACCES, "may not write region 'g'");
+	access_assert_error(test_conn_callf(&nobody, "{'op':'resize','name':'g','size':8192}"),
+	                    "EACCES", EACCES, "permission denied");
+	access_assert_error(test_conn_callf(&nobody, "{'op':'set-policy','name':'g',"
+	                                    "'policy':{'kind':'always'}}"), "EACCES", EACCES,
+	                    "permission denied");
+	access_assert_error(test_conn_callf(&nobody, "{'op':'changed','name':'g','offset':0,"
+	                                    "'length':1}"), "EACCES", EACCES, "permission denied");
+
+	access_conn_hello_as(&stranger, &d, STRANGER, STRANGER);
+	access_assert_error(test_conn_callf(&stranger, "{'op':'open','name':'g'}"),
+	                    "EACCES", EACCES, "may not read region 'g'");
+	access_assert_error(test_conn_callf(&stranger, "{'op':'stat','name':'g'}"),
+	                    "EACCES", EACCES, "permission denied");
+	access_assert_error(test_conn_callf(&stranger, "{'op':'subscribe','name':'g'}"),
+	                    "EACCES", EACCES, "permission denied");
+	test_conn_close(&stranger);
+	test_conn_close(&nobody);
+	test_conn_close(&root);
+	test_daemon_stop(&d);
+}
+END_TEST
+
+START_TEST(test_access_owner_survives_restart_in_metadata)
+{
+	struct test_daemon d;
+	struct test_conn root;
+	const cJSON *region;
+	cJSON *reply;
+
+	access_start_open(&d);
+	test_conn_open_hello(&root, &d);
+	access_assert_ok(test_conn_callf(&root, "{'op':'open','name':'m','mode':'rw','create':true,"
+	                                 "'size':4096,'perm':%d}", 0604));
+	access_assert_ok(test_conn_callf(&root, "{'op':'chown','name':'m','uid':%u,'gid':%u}",
+	                                 NOBODY, STRANGER));
+	test_conn_close(&root);
+	test_daemon_kill(&d);
+	test_daemon_restart(&d);
+	reply = test_daemon_stat(&d, "m", &region);
+	ck_assert_uint_eq(test_json_u64(region, "uid"), NOBODY);
+	ck_assert_uint_eq(test_json_u64(region, "gid"), STRANGER);
+	ck_assert_uint_eq(test_json_u64(region, "perm"), 0604);
+	cJSON_Delete(reply);
+	test_daemon_stop(&d);
+}
+END_TEST
+
+START_TEST(test_access_chown_and_chmod_rules)
+{
+	struct test_daemon d;
+	struct test_conn root, nobody;
+	const cJSON *region;
+	cJSON *reply;
+
+	if (!access_is_root())
+		return;
+	access_start_open(&d);
+	test_daemon_create(&d, "c", 4096, false);
+	test_conn_open_hello(&root, &d);
+	access_conn_hello_as(&nobody, &d, NOBODY, NOBODY);
+	access_assert_error(test_conn_callf(&nobody, "{'op':'chmod','name':'c','perm':%d}", 0666),
+	                    "EPERM", EPERM, "only root or the owner");
+	access_assert_ok(test_conn_callf(&root, "{'op':'chown','name':'c','uid':%u}", NOBODY));
+	access_assert_ok(test_conn_callf(&nobody, "{'op':'chmod','name':'c','perm':%d}", 0600));
+	access_assert_error(test_conn_callf(&nobody, "{'op':'chown','name':'c','uid':0}"),
+	                    "EPERM", EPERM, "only root may change the owner");
+	access_assert_error(test_conn_callf(&nobody, "{'op':'chown','name':'c','gid':0}"),
+	                    "EPERM", EPERM, "is not in group 0");
+	access_assert_ok(test_conn_callf(&nobody, "{'op':'chown','name':'c','gid':%u}", NOBODY));
+	access_assert_error(test_conn_callf(&nobody, "{'op':'chmod','name':'c','perm':512}"),
+	                    "EINVAL", EINVAL, "'perm'");
+	reply = test_daemon_stat(&d, "c", &region);
+	ck_assert_uint_eq(test_json_u64(region, "uid"), NOBODY);
+	ck_assert_uint_eq(test_json_u64(region, "gid"), NOBODY);
+	ck_assert_uint_eq(test_json_u64(region, "perm"), 0600);
+	cJSON_Delete(reply);
+	/* Root passes every check, as it does with files. */
+	access_assert_ok(test_conn_callf(&root, "{'op':'open','name':'c','mode':'rw'}"));
+	test_conn_close(&nobody);
+	test_conn_close(&root);
+	test_daemon_stop(&d);
+}
+END_TEST
+
+START_TEST(test_access_allow_connect_refuses_other_uids)
+{
+	struct test_daemon d;
+	struct test_conn nobody;
+	cJSON *event;
+
+	if (!access_is_root())
+		return;
+	access_daemon_start(&d, "{" CFG_OPEN ", \"allow_connect\": {\"uids\": [1]}}");
+	access_conn_as(&nobody, &d, NOBODY, NOBODY);
+	event = test_conn_recv_frame(&nobody);
+	test_assert_error_event(event, "EACCES", EACCES);
+	cJSON_Delete(event);
+	test_conn_expect_eof(&nobody, TEST_WAIT_MS);
+	test_conn_close(&nobody);
+	test_daemon_assert_alive(&d);   /* root is always allowed */
+	test_daemon_stop(&d);
+}
+END_TEST
+
+START_TEST(test_access_allow_create_refuses_creation_not_use)
+{
+	struct test_daemon d;
+	struct test_conn nobody;
+
+	if (!access_is_root())
+		return;
+	access_daemon_start(&d, "{" CFG_OPEN ", \"allow_create\": {\"gids\": [12345]}}");
+	test_daemon_create(&d, "shared", 4096, false);
+	access_conn_hello_as(&nobody, &d, NOBODY, NOBODY);
+	access_assert_error(test_conn_callf(&nobody, "{'op':'open','name':'x','create':true,"
+	                                    "'size':4096}"), "EACCES", EACCES, "allow_create");
+	access_assert_error(test_conn_callf(&nobody, "{'op':'open','name':'shared'}"),
+	                    "EACCES", EACCES, "permission denied");
+	test_conn_close(&nobody);
+	access_conn_hello_as(&nobody, &d, NOBODY, 12345);
+	access_assert_ok(test_conn_callf(&nobody, "{'op':'open','name':'x','create':true,"
+	                                 "'size':4096,'mode':'rw'}"));
+	test_conn_close(&nobody);
+	test_daemon_stop(&d);
+}
+END_TEST
+
+START_TEST(test_quota_bytes_and_regions_created_give_eagain)
+{
+	struct test_daemon d;
+	struct test_conn c;
+
+	test_daemon_start(&d, "{\"max_bytes_granted_per_client\": 8192,"
+	                  " \"max_regions_created_per_client\": 2}");
+	test_conn_open_hello(&c, &d);
+	access_assert_ok(test_conn_callf(&c, "{'op':'open','name':'a','create':true,'size':4096}"));
+	access_assert_ok(test_conn_callf(&c, "{'op':'open','name':'b','create':true,'size':4096}"));
+	access_assert_error(test_conn_callf(&c, "{'op':'open','name':'c','create':true,'size':4096}"),
+	                    "EAGAIN", EAGAIN, "max_regions_created_per_client");
+	access_assert_error(test_conn_callf(&c, "{'op':'open','name':'a'}"), "EAGAIN", EAGAIN,
+	                    "max_bytes_granted_per_client");
+	access_assert_ok(test_conn_callf(&c, "{'op':'close','handle':1}"));
+	access_assert_ok(test_conn_callf(&c, "{'op':'open','name':'a'}"));
+	test_conn_close(&c);
+	test_daemon_stop(&d);
+}
+END_TEST
+
+/* Writes text to path (replacing it). */
+static void access_write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "we");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_ge(fputs(text, f), 0);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+START_TEST(test_sighup_reload_changes_limit_keeping_clients)
+{
+	struct test_daemon d;
+	struct test_conn c;
+	cJSON *reply = NULL;
+	int64_t deadline;
+
+	test_daemon_start(&d, "{\"max_grants_per_client\": 1}");
+	test_conn_open_hello(&c, &d);
+	access_assert_ok(test_conn_callf(&c, "{'op':'open','name':'r','create':true,'size':4096}"));
+	access_assert_error(test_conn_callf(&c, "{'op':'open','name':'r'}"), "EAGAIN", EAGAIN,
+	                    "max_grants_per_client");
+
+	/* An invalid file changes nothing. */
+	access_write_file(d.config, "{\"max_grants_per_client\": \"lots\"}");
+	ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
+	access_assert_ok(test_conn_callf(&c, "{'op':'ping'}"));
+	access_assert_error(test_conn_callf(&c, "{'op':'open','name':'r'}"), "EAGAIN", EAGAIN,
+	                    "max_grants_per_client");
+
+	access_write_file(d.config, "{\"max_grants_per_client\": 4}");
+	ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
+	deadline = test_now_ms() + TEST_WAIT_MS;
+	do {
+		cJSON_Delete(reply);
+		usleep(10000);
+		reply = test_conn_callf(&c, "{'op':'open','name':'r'}");
+	} while (!test_json_bool(reply, "ok") && test_now_ms() < deadline);
+	access_assert_ok(reply);
+	test_conn_close(&c);
+	test_daemon_stop(&d);
+}
+END_TEST
+
+/* Asserts a Prometheus exposition: comments, or "name{labels} value" lines. */
+static void access_assert_prometheus(const char *text)
+{
+	const char *line = text;
+	size_t samples = 0;
+
+	while (*line) {
+		const char *end = strchr(line, '\n');
+		char name[128], value[64];
+		size_t len;
+
+		ck_assert_msg(end != NULL, "the text does not end with a newline");
+		len = (size_t)(end - line);
+		if (line[0] != '#') {
+			char buf[512];
+
+			ck_assert_uint_lt(len, sizeof(buf));
+			memcpy(buf, line, len);
+			buf[len] = '\0';
+			ck_assert_msg(sscanf(buf, "%127s %63s", name, value) == 2, "bad line: %s", buf);
+			ck_assert_msg(strncmp(name, "mmapd_", 6) == 0, "name without mmapd_: %s", buf);
+			ck_assert_msg(strspn(value, "0123456789") == strlen(value), "bad value: %s", buf);
+			ck_assert_msg(!strchr(name, '{') || name[strlen(name) - 1] == '}', "labels: %s", buf);
+			samples++;
+		} else {
+			ck_assert_msg(strncmp(line, "# HELP ", 7) == 0 || strncmp(line, "# TYPE ", 7) == 0,
+			              "bad comment: %.*s", (int)len, line);
+		}
+		line = end + 1;
+	}
+	ck_assert_uint_gt(samples, 10);
+}
+
+START_TEST(test_clients_and_stats_report_fields)
+{
+	static const char *const client_keys[] = {
+		"id", "pid", "uid", "gid", "connected_since_ms", "grants", "bytes_granted",
+		"regions_created", "locks_held", "locks_waiting", "subscriptions", "queued_bytes",
+		"queued_fds",
+	};
+	static const char *const stats_keys[] = {
+		"uptime_seconds", "connections_accepted_total", "connections_refused_total",
+		"flushes_total", "flushed_bytes_total", "open_fds", "resident_bytes",
+	};
+	struct test_daemon d;
+	struct test_conn c;
+	const cJSON *list, *me = NULL, *item;
+	cJSON *reply;
+	size_t i;
+
+	test_daemon_start(&d, NULL);
+	test_conn_open_hello(&c, &d);
+	access_assert_ok(test_conn_callf(&c, "{'op':'open','name':'s','create':true,'size':8192}"));
+	access_assert_ok(test_conn_callf(&c, "{'op':'flush','name':'s'}"));
+	access_assert_error(test_conn_callf(&c, "{'op':'stat','name':'nope'}"), "ENOENT", ENOENT,
+	                    "does not exist");
+
+	reply = test_conn_callf(&c, "{'op':'clients'}");
+	test_assert_ok(reply);
+	ck_assert(!test_json_bool(reply, "more"));
+	list = cJSON_GetObjectItemCaseSensitive(reply, "clients");
+	ck_assert(cJSON_IsArray(list));
+	cJSON_ArrayForEach(item, list)
+		if (test_json_u64(item, "pid") == (uint64_t)getpid())
+			me = item;
+	ck_assert_ptr_nonnull(me);
+	for (i = 0; i < sizeof(client_keys) / sizeof(client_keys[0]); i++)
+		test_json_u64(me, client_keys[i]);
+	ck_assert_uint_eq(test_json_u64(me, "grants"), 1);
+	ck_assert_uint_eq(test_json_u64(me, "bytes_granted"), 8192);
+	ck_assert_uint_eq(test_json_u64(me, "regions_created"), 1);
+	cJSON_Delete(reply);
+
+	reply = test_conn_callf(&c, "{'op':'stats'}");
+	test_assert_ok(reply);
+	for (i = 0; i < sizeof(stats_keys) / sizeof(stats_keys[0]); i++)
+		test_json_u64(reply, stats_keys[i]);
+	ck_assert_uint_ge(test_json_u64(reply, "flushes_total"), 1);
+	ck_assert_uint_ge(test_json_u64(reply, "resident_bytes"), 4096);
+	ck_assert_uint_eq(test_json_u64(cJSON_GetObjectItemCaseSensitive(reply, "requests"), "open"), 1);
+	ck_assert_uint_eq(test_json_u64(cJSON_GetObjectItemCaseSensitive(reply, "errors"), "ENOENT"), 1);
+	cJSON_Delete(reply);
+
+	reply = test_conn_callf(&c, "{'op':'stats','format':'prometheus'}");
+	test_assert_ok(reply);
+	access_assert_prometheus(test_json_str(reply, "text"));
+	ck_assert_ptr_nonnull(strstr(test_json_str(reply, "text"),
+	                             "mmapd_requests_total{op=\"open\"} 1\n"));
+	cJSON_Delete(reply);
+	access_assert_error(test_conn_callf(&c, "{'op':'stats','format':'xml'}"), "EINVAL", EINVAL,
+	                    "'format'");
+	test_conn_close(&c);
+	test_daemon_stop(&d);
+}
+END_TEST
+
+#define SOCKET_ACTIVATE "/usr/bin/systemd-socket-activate"
+
+START_TEST(test_socket_activation_uses_passed_socket_and_leaves_it)
+{
+	struct test_daemon d;
+	struct stat st;
+	int64_t deadline;
+	int status;
+
+	if (access(SOCKET_ACTIVATE, X_OK) != 0) {
+		fprintf(stderr, "skipped: %s is not installed (Debian package systemd)\n",
+		        SOCKET_ACTIVATE);
+		return;
+	}
+	memset(&d, 0, sizeof(d));
+	test_mkdtemp(d.dir, sizeof(d.dir));
+	snprintf(d.sock, sizeof(d.sock), "%.200s/s", d.dir);
+	snprintf(d.data, sizeof(d.data), "%.200s/data", d.dir);
+	d.pid = fork();
+	ck_assert_int_ge(d.pid, 0);
+	if (d.pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		dup2(null, STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
+		/* --socket names another path: the passed socket must win over it. */
+		execl(SOCKET_ACTIVATE, SOCKET_ACTIVATE, "-l", d.sock, test_env_path("MMAPD_BIN"),
+		      "--foreground", "--data-dir", d.data, "--socket", "/nonexistent/unused.sock",
+		      (char *)NULL);
+		_exit(127);
+	}
+	deadline = test_now_ms() + TEST_WAIT_MS;
+	while (test_now_ms() < deadline && stat(d.sock, &st) < 0)
+		usleep(5000);
+	ck_assert_int_eq(stat(d.sock, &st), 0);
+	test_daemon_assert_alive(&d);
+	ck_assert_uint_eq(test_daemon_status_u64(&d, "clients"), 1);
+	ck_assert_int_eq(kill(d.pid, SIGTERM), 0);
+	status = test_wait_pid(d.pid, TEST_WAIT_MS);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+	d.pid = 0;
+	/* The socket belongs to the service manager: it stays. */
+	ck_assert_int_eq(stat(d.sock, &st), 0);
+	ck_assert(S_ISSOCK(st.st_mode));
+	test_daemon_stop(&d);
+}
+END_TEST
+
+static Suite *access_suite(void)
+{
+	Suite *s = suite_create("access");
+	TCase *tc = tcase_create("access");
+
+	tcase_add_checked_fixture(tc, test_fd_setup, test_fd_teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_access_mode_refuses_rw_and_allows_ro_by_group);
+	tcase_add_test(tc, test_access_owner_survives_restart_in_metadata);
+	tcase_add_test(tc, test_access_chown_and_chmod_rules);
+	tcase_add_test(tc, test_access_allow_connect_refuses_other_uids);
+	tcase_add_test(tc, test_access_allow_create_refuses_creation_not_use);
+	tcase_add_test(tc, test_quota_bytes_and_regions_created_give_eagain);
+	tcase_add_test(tc, test_sighup_reload_changes_limit_keeping_clients);
+	tcase_add_test(tc, test_clients_and_stats_report_fields);
+	tcase_add_test(tc, test_socket_activation_uses_passed_socket_and_leaves_it);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return test_run_suite(access_suite()) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,541 @@
+/*
+ * End-to-end tests of restarts that keep anonymous regions (daemon/fdstore.h), with this file
+ * playing systemd: it binds the listening socket itself, receives the daemon's notifications
+ * on a datagram socket ($NOTIFY_SOCKET) — READY=1, and FDSTORE=1 / FDSTOREREMOVE=1 with
+ * FDNAME= and the descriptors attached — keeps the stored descriptors as systemd's fd store
+ * would, and starts the daemon again with the socket and the stored descriptors as
+ * $LISTEN_FDS/$LISTEN_FDNAMES (fds 3, 4, ..., $LISTEN_PID set in the child before exec).
+ *
+ * Checked: an anonymous region's bytes survive SIGTERM and SIGKILL restarts, a client that
+ * kept its mapping still shares pages with a client of the new daemon, owner and mode come
+ * back, a deletion leaves the store, descriptors that are not mmapd memfds are refused
+ * without harm, READY=1 is sent before the first client is served (and after the store was
+ * adopted), and outside a service manager the loss of anonymous regions is logged.
+ *
+ * The daemon's stderr goes to <dir>/log, which tests read for the lines they expect.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define STORE_MAX 32
+
+struct stored_fd {
+	int fd;
+	char name[256];
+};
+
+/* systemd, as far as mmapd can tell: the socket, the notify socket and the fd store. */
+struct fake_sd {
+	struct test_daemon d;
+	int listen_fd;
+	int notify_fd;
+	char notify_path[TEST_PATH_MAX + 8];
+	char log_path[TEST_PATH_MAX + 8];
+	bool notify;                  /* give the daemon $NOTIFY_SOCKET */
+	bool ready;                   /* READY=1 received from the current daemon */
+	struct stored_fd store[STORE_MAX];
+	size_t nstore;
+};
+
+static int unix_socket_at(const char *path, int type)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+
+	ck_assert_msg(fd >= 0, "socket: %s", strerror(errno));
+	ck_assert(strlen(path) < sizeof(sa.sun_path));
+	strcpy(sa.sun_path, path);
+	ck_assert_msg(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "bind %s: %s", path,
+	              strerror(errno));
+	if (type == SOCK_STREAM)
+		ck_assert(listen(fd, 64) == 0);
+	return fd;
+}
+
+static void sd_init(struct fake_sd *sd, const char *config_json)
+{
+	memset(sd, 0, sizeof(*sd));
+	test_daemon_init(&sd->d, config_json);
+	sd->listen_fd = unix_socket_at(sd->d.sock, SOCK_STREAM);
+	snprintf(sd->notify_path, sizeof(sd->notify_path), "%s/n", sd->d.dir);
+	sd->notify_fd = unix_socket_at(sd->notify_path, SOCK_DGRAM);
+	snprintf(sd->log_path, sizeof(sd->log_path), "%s/log", sd->d.dir);
+	sd->notify = true;
+}
+
+static void store_add(struct fake_sd *sd, const char *name, int fd)
+{
+	ck_assert_msg(sd->nstore < STORE_MAX, "fd store full");
+	sd->store[sd->nstore].fd = fd;
+	snprintf(sd->store[sd->nstore].name, sizeof(sd->store[0].name), "%s", name);
+	sd->nstore++;
+}
+
+/* FDSTOREREMOVE=1: every descriptor stored under name goes. */
+static void store_remove(struct fake_sd *sd, const char *name)
+{
+	size_t i = 0;
+
+	while (i < sd->nstore) {
+		if (strcmp(sd->store[i].name, name) != 0) {
+			i++;
+			continue;
+		}
+		close(sd->store[i].fd);
+		sd->store[i] = sd->store[--sd->nstore];
+	}
+}
+
+/* How many descriptors the store holds under name. */
+static size_t store_count(const struct fake_sd *sd, const char *name)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < sd->nstore; i++)
+		n += strcmp(sd->store[i].name, name) == 0;
+	return n;
+}
+
+/* The value of "KEY=" in a notification, copied into buf; false when absent. */
+static bool notify_field(const char *msg, const char *key, char *buf, size_t size)
+{
+	size_t klen = strlen(key);
+	const char *p = msg;
+
+	while (p && *p) {
+		if (strncmp(p, key, klen) == 0 && p[klen] == '=') {
+			size_t n = strcspn(p + klen + 1, "\n");
+
+			ck_assert(n < size);
+			memcpy(buf, p + klen + 1, n);
+			buf[n] = '\0';
+			return true;
+		}
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	return false;
+}
+
+/* Handles one notification as systemd does: READY, FDSTORE, FDSTOREREMOVE. */
+static void sd_handle(struct fake_sd *sd, const char *msg, int fd)
+{
+	char name[256] = "", flag[8];
+
+	if (notify_field(msg, "READY", flag, sizeof(flag)))
+		sd->ready = true;
+	notify_field(msg, "FDNAME", name, sizeof(name));
+	if (notify_field(msg, "FDSTOREREMOVE", flag, sizeof(flag)))
+		store_remove(sd, name);
+	if (notify_field(msg, "FDSTORE", flag, sizeof(flag))) {
+		ck_assert_msg(fd >= 0, "FDSTORE=1 without a descriptor (\"%s\")", msg);
+		store_add(sd, name, fd);
+		fd = -1;
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+/*
+ * Receives notifications for up to timeout_ms, stopping early once READY=1 was seen when
+ * until_ready is set (0: only what is queued now).
+ */
+static void sd_pump(struct fake_sd *sd, int timeout_ms, bool until_ready)
+{
+	int64_t deadline = test_now_ms() + timeout_ms;
+
+	for (;;) {
+		union {
+			struct cmsghdr hdr;
+			char buf[CMSG_SPACE(4 * sizeof(int))];
+		} control;
+		char msg[4096];
+		struct iovec iov = { .iov_base = msg, .iov_len = sizeof(msg) - 1 };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+		                     .msg_controllen = sizeof(control.buf) };
+		struct pollfd p = { .fd = sd->notify_fd, .events = POLLIN };
+		struct cmsghdr *cm;
+		int64_t left = deadline - test_now_ms();
+		int fd = -1;
+		ssize_t n;
+
+		if (until_ready && sd->ready)
+			return;
+		if (poll(&p, 1, left > 0 ? (int)left : 0) <= 0)
+			return;
+		n = recvmsg(sd->notify_fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+		ck_assert_msg(n >= 0, "recvmsg: %s", strerror(errno));
+		ck_assert(!(mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)));
+		msg[n] = '\0';
+		for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+			if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+				continue;
+			ck_assert_msg(cm->cmsg_len == CMSG_LEN(sizeof(int)) && fd < 0,
+			              "one descriptor per notification expected");
+			memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+		}
+		sd_handle(sd, msg, fd);
+	}
+}
+
+/*
+ * Starts mmapd as systemd would: the listening socket as fd 3, the store's descriptors and
+ * extra[0..nextra) (borrowed, named extra_names) after it. Returns once READY=1 arrived
+ * (when the daemon has $NOTIFY_SOCKET) or at once (when it has not).
+ */
+static void sd_spawn_with(struct fake_sd *sd, const int *extra, const char *const *extra_names,
+                          size_t nextra, bool wait_ready)
+{
+	const char *bin = test_env_path("MMAPD_BIN");
+	int fds[STORE_MAX + 8];
+	char names[STORE_MAX * 260 + 64] = "mmapd.socket";
+	size_t n = 0, i;
+	pid_t pid;
+
+	fds[n++] = sd->listen_fd;
+	for (i = 0; i < sd->nstore; i++) {
+		fds[n++] = sd->store[i].fd;
+		strcat(names, ":");
+		strcat(names, sd->store[i].name);
+	}
+	for (i = 0; i < nextra; i++) {
+		fds[n++] = extra[i];
+		strcat(names, ":");
+		strcat(names, extra_names[i]);
+	}
+	sd->ready = false;
+	pid = fork();
+	ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		char num[32];
+		int log = open(sd->log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+		/* A test that fails half-way takes its daemon with it. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (log >= 0)
+			dup2(log, 2);
+		/* Out of the way first, so that placing fds at 3.. overwrites none of them. */
+		for (i = 0; i < n; i++)
+			fds[i] = fcntl(fds[i], F_DUPFD, 100);
+		for (i = 0; i < n; i++)
+			dup2(fds[i], 3 + (int)i);
+		close_range(3 + (unsigned)n, ~0U, 0);
+		snprintf(num, sizeof(num), "%zu", n);
+		setenv("LISTEN_FDS", num, 1);
+		setenv("LISTEN_FDNAMES", names, 1);
+		snprintf(num, sizeof(num), "%d", (int)getpid());
+		setenv("LISTEN_PID", num, 1);
+		if (sd->notify)
+			setenv("NOTIFY_SOCKET", sd->notify_path, 1);
+		else
+			unsetenv("NOTIFY_SOCKET");
+		unsetenv("WATCHDOG_USEC");
+		execl(bin, bin, "--foreground", "--socket", sd->d.sock, "--data-dir", sd->d.data,
+		      "--log-level", "info", sd->d.config[0] ? "--config" : (char *)NULL,
+		      sd->d.config, (char *)NULL);
+		_exit(127);
+	}
+	sd->d.pid = pid;
+	if (!wait_ready)
+		return;
+	sd_pump(sd, TEST_WAIT_MS, true);
+	ck_assert_msg(sd->ready, "no READY=1 from mmapd within %d ms", TEST_WAIT_MS);
+}
+
+static void sd_spawn(struct fake_sd *sd)
+{
+	sd_spawn_with(sd, NULL, NULL, 0, sd->notify);
+}
+
+/* Stops the daemon with sig (SIGTERM: exit status 0 asserted), then takes its last notes. */
+static void sd_stop(struct fake_sd *sd, int sig)
+{
+	int st;
+
+	ck_assert(kill(sd->d.pid, sig) == 0);
+	st = test_wait_pid(sd->d.pid, TEST_WAIT_MS);
+	if (sig == SIGKILL)
+		ck_assert_msg(st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+		              "wait status 0x%x", (unsigned)st);
+	else
+		ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		              "mmapd did not exit with 0 after signal %d (wait status 0x%x)", sig,
+		              (unsigned)st);
+	sd->d.pid = 0;
+	sd_pump(sd, 0, false);
+}
+
+/* Stops the daemon if it runs, empties the store, removes the directory. */
+static void sd_done(struct fake_sd *sd)
+{
+	if (sd->d.pid > 0)
+		sd_stop(sd, SIGTERM);
+	while (sd->nstore > 0)
+		store_remove(sd, sd->store[0].name);
+	close(sd->listen_fd);
+	close(sd->notify_fd);
+	test_daemon_stop(&sd->d);
+}
+
+/* Asserts that the daemon's log holds text. */
+static void log_expect(const struct fake_sd *sd, const char *text)
+{
+	char buf[65536];
+	int fd = open(sd->log_path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	ck_assert_msg(fd >= 0, "open %s: %s", sd->log_path, strerror(errno));
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	ck_assert(n >= 0);
+	buf[n] = '\0';
+	ck_assert_msg(strstr(buf, text) != NULL, "the log lacks \"%s\":\n%s", text, buf);
+}
+
+/* Asserts reply (consumed) is ok. */
+static void reply_ok(cJSON *reply)
+{
+	test_assert_ok(reply);
+	cJSON_Delete(reply);
+}
+
+/* Asserts reply (consumed) is the error code/err. */
+static void reply_error(cJSON *reply, const char *code, int err)
+{
+	test_assert_error(reply, code, err);
+	cJSON_Delete(reply);
+}
+
+/* Opens name read-only over c and asserts that its mapping starts with want. */
+static void expect_bytes(struct test_conn *c, const char *name, const char *want)
+{
+	cJSON *reply = test_conn_callf(c, "{'op':'open','name':'%s','mode':'ro'}", name);
+	size_t len = strlen(want);
+	void *p;
+	int fd;
+
+	test_assert_ok(reply);
+	ck_assert(test_json_bool(cJSON_GetObjectItem(reply, "region"), "anonymous"));
+	fd = test_conn_take_fd(c);
+	p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	ck_assert(p != MAP_FAILED);
+	ck_assert_msg(memcmp(p, want, len) == 0, "region '%s' does not hold \"%s\"", name, want);
+	munmap(p, len);
+	close(fd);
+	cJSON_Delete(reply);
+}
+
+START_TEST(test_fdstore_anonymous_region_survives_sigterm_and_sigkill_restarts)
+{
+	struct fake_sd sd;
+	struct test_sess keeper, fresh;
+	struct test_conn c;
+	const cJSON *region;
+	cJSON *st;
+	int sig;
+
+	sd_init(&sd, NULL);
+	sd_spawn(&sd);
+	test_sess_start(&keeper, &sd.d, "keeper");
+	(void)test_sess_ok(&keeper, "open keep rw create=65536 anon");
+	(void)test_sess_ok(&keeper, "write 0 0 before-restart");
+	test_conn_open_hello(&c, &sd.d);
+	reply_ok(test_conn_callf(&c, "{'op':'chmod','name':'keep','perm':%d}", 0640));
+	test_conn_close(&c);
+	sd_pump(&sd, 0, false);
+	ck_assert_uint_eq(store_count(&sd, "anon/keep"), 1);
+	ck_assert_uint_eq(store_count(&sd, "state"), 1);
+
+	for (sig = SIGTERM; sig != 0; sig = sig == SIGTERM ? SIGKILL : 0) {
+		sd_stop(&sd, sig);
+		/* The store is what carries the region: still one memfd, one state. */
+		ck_assert_uint_eq(store_count(&sd, "anon/keep"), 1);
+		ck_assert_uint_eq(store_count(&sd, "state"), 1);
+		sd_spawn(&sd);
+		log_expect(&sd, "restored 1 of 1 anonymous region");
+
+		test_conn_open_hello(&c, &sd.d);
+		expect_bytes(&c, "keep", "before-restart");
+		test_conn_close(&c);
+		st = test_daemon_stat(&sd.d, "keep", &region);
+		ck_assert_uint_eq(test_json_u64(region, "perm"), 0640);
+		ck_assert_uint_eq(test_json_u64(region, "uid"), getuid());
+		ck_assert_uint_eq(test_json_u64(region, "size"), 65536);
+		cJSON_Delete(st);
+
+		/* The keeper's mapping and a new client's are the same pages. */
+		test_sess_start(&fresh, &sd.d, "fresh");
+		(void)test_sess_ok(&fresh, "open keep rw");
+		(void)test_sess_ok(&fresh, "write 0 100 %s", sig == SIGTERM ? "after-term" : "after-kill");
+		ck_assert_str_eq(test_sess_ok(&keeper, "read 0 100 10"),
+		                 sig == SIGTERM ? " after-term" : " after-kill");
+		(void)test_sess_ok(&keeper, "write 0 200 from-keeper");
+		ck_assert_str_eq(test_sess_ok(&fresh, "read 0 200 11"), " from-keeper");
+		ck_assert_int_eq(test_sess_end(&fresh), 0);
+	}
+	ck_assert_int_eq(test_sess_end(&keeper), 0);
+	sd_done(&sd);
+}
+END_TEST
+
+START_TEST(test_fdstore_deleted_region_leaves_the_store)
+{
+	struct fake_sd sd;
+	struct test_conn c;
+
+	sd_init(&sd, NULL);
+	sd_spawn(&sd);
+	test_daemon_create(&sd.d, "gone", 4096, true);
+	test_daemon_create(&sd.d, "stays", 4096, true);
+	sd_pump(&sd, 0, false);
+	ck_assert_uint_eq(store_count(&sd, "anon/gone"), 1);
+	test_daemon_delete(&sd.d, "gone");
+	sd_pump(&sd, 0, false);
+	ck_assert_uint_eq(store_count(&sd, "anon/gone"), 0);
+	ck_assert_uint_eq(store_count(&sd, "anon/stays"), 1);
+	ck_assert_uint_eq(store_count(&sd, "state"), 1);
+
+	sd_stop(&sd, SIGTERM);
+	sd_spawn(&sd);
+	test_conn_open_hello(&c, &sd.d);
+	reply_error(test_conn_callf(&c, "{'op':'open','name':'gone'}"), "ENOENT", ENOENT);
+	reply_ok(test_conn_callf(&c, "{'op':'stat','name':'stays'}"));
+	test_conn_close(&c);
+	sd_done(&sd);
+}
+END_TEST
+
+START_TEST(test_fdstore_refuses_descriptors_that_are_not_mmapd_memfds)
+{
+	static const char *const names[] = { "anon/file", "anon/unsealed", "anon/.bad", "stray" };
+	struct fake_sd sd;
+	struct test_conn c;
+	char path[TEST_PATH_MAX + 8];
+	int extra[4];
+	size_t i;
+
+	sd_init(&sd, NULL);
+	snprintf(path, sizeof(path), "%s/plain", sd.d.dir);
+	extra[0] = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	extra[1] = memfd_create("unsealed", MFD_CLOEXEC);
+	extra[2] = memfd_create("bad-name", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	extra[3] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	for (i = 0; i < 4; i++)
+		ck_assert(extra[i] >= 0);
+	ck_assert(ftruncate(extra[2], 4096) == 0 && fcntl(extra[2], F_ADD_SEALS, F_SEAL_SHRINK) == 0);
+	sd_spawn_with(&sd, extra, names, 4, true);
+	for (i = 0; i < 4; i++)
+		close(extra[i]);
+
+	log_expect(&sd, "refusing the descriptor stored as \"anon/file\": not a memfd");
+	log_expect(&sd, "refusing the descriptor stored as \"anon/unsealed\": not sealed");
+	log_expect(&sd, "refusing the descriptor stored as \"anon/.bad\": not a valid region name");
+	log_expect(&sd, "closing extra descriptor");
+	test_conn_open_hello(&c, &sd.d);
+	reply_error(test_conn_callf(&c, "{'op':'open','name':'file'}"), "ENOENT", ENOENT);
+	reply_error(test_conn_callf(&c, "{'op':'open','name':'unsealed'}"), "ENOENT", ENOENT);
+	test_conn_close(&c);
+	test_daemon_assert_alive(&sd.d);
+	/* What was refused is asked out of the store, so it does not come back every start. */
+	sd_pump(&sd, 0, false);
+	ck_assert_uint_eq(sd.nstore, 1);
+	ck_assert_uint_eq(store_count(&sd, "state"), 1);
+	sd_done(&sd);
+}
+END_TEST
+
+START_TEST(test_fdstore_ready_comes_before_the_first_client_is_served)
+{
+	struct fake_sd sd;
+	struct test_conn c;
+	cJSON *reply;
+	uint64_t hello, open;
+
+	sd_init(&sd, NULL);
+	sd_spawn(&sd);
+	test_daemon_create(&sd.d, "early", 4096, true);
+	sd_stop(&sd, SIGKILL);
+
+	/* The client is in the socket's backlog, its requests written, before mmapd even runs. */
+	test_conn_open(&c, &sd.d);
+	hello = test_conn_sendf(&c, "{'op':'hello','version':1,'client':'early'}");
+	open = test_conn_sendf(&c, "{'op':'open','name':'early','mode':'ro'}");
+	sd_spawn_with(&sd, NULL, NULL, 0, false);
+	reply = test_conn_reply(&c, hello, TEST_WAIT_MS);
+	test_assert_ok(reply);
+	cJSON_Delete(reply);
+	/* Served, so READY=1 is queued already; and the store was adopted before it. */
+	sd_pump(&sd, 0, false);
+	ck_assert_msg(sd.ready, "a client was served before READY=1 was sent");
+	reply = test_conn_reply(&c, open, TEST_WAIT_MS);
+	test_assert_ok(reply);
+	cJSON_Delete(reply);
+	test_conn_close(&c);
+	sd_done(&sd);
+}
+END_TEST
+
+START_TEST(test_fdstore_loss_of_anonymous_regions_is_logged_without_a_store)
+{
+	struct fake_sd sd;
+
+	/* Socket activation without $NOTIFY_SOCKET: no service manager to keep anything. */
+	sd_init(&sd, NULL);
+	sd.notify = false;
+	sd_spawn(&sd);
+	test_daemon_assert_alive(&sd.d);   /* (the socket is already bound: no wait needed) */
+	test_daemon_create(&sd.d, "lost", 4096, true);
+	test_daemon_create(&sd.d, "lost2", 4096, true);
+	sd_stop(&sd, SIGTERM);
+	log_expect(&sd, "2 anonymous regions will be lost: not running under systemd with a file "
+	           "descriptor store");
+	ck_assert_uint_eq(sd.nstore, 0);
+	sd_done(&sd);
+
+	/* A service manager, but "fdstore": false. */
+	sd_init(&sd, "{\"fdstore\": false}");
+	sd_spawn(&sd);
+	test_daemon_create(&sd.d, "lost", 4096, true);
+	sd_stop(&sd, SIGTERM);
+	log_expect(&sd, "1 anonymous region will be lost: the file descriptor store is disabled");
+	ck_assert_uint_eq(sd.nstore, 0);
+	sd_done(&sd);
+}
+END_TEST
+
+static Suite *fdstore_suite(void)
+{
+	Suite *s = suite_create("fdstore");
+	TCase *tc = tcase_create("fdstore");
+
+	tcase_add_checked_fixture(tc, test_fd_setup, test_fd_teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_fdstore_anonymous_region_survives_sigterm_and_sigkill_restarts);
+	tcase_add_test(tc, test_fdstore_deleted_region_leaves_the_store);
+	tcase_add_test(tc, test_fdstore_refuses_descriptors_that_are_not_mmapd_memfds);
+	tcase_add_test(tc, test_fdstore_ready_comes_before_the_first_client_is_served);
+	tcase_add_test(tc, test_fdstore_loss_of_anonymous_regions_is_logged_without_a_store);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return test_run_suite(fdstore_suite()) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
