@@ -88,6 +88,7 @@ LIBSO      := $(B)/libmmapd.so.$(VERSION)
 TESTCLIENT := $(B)/tests/mmapd-testclient
 BENCH      := $(B)/mmapd-bench
 FUZZ_REPLAY := $(B)/tests/fuzz/replay
+EXAMPLES   := $(EXAMPLE_SRC:examples/%.c=$(B)/examples/%)
 
 .PHONY: all run check bench install uninstall clean help
 # Keep objects that make would otherwise treat as intermediate and delete.
@@ -134,6 +135,14 @@ $(TESTCLIENT): $(B)/tests/mmapd-testclient.o $(LIBA)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CJSON_LIBS) -lpthread
 
+# The examples are built the way a user would build them: against the public header and
+# libmmapd only (uv_loop also against libuv).
+$(B)/examples/%: examples/%.c $(LIBA)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CCLD    $@")
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) $(SANFLAGS) $(if $(filter uv_%,$*),$(UV_CFLAGS)) \
+	  -o $@ $< $(LIBA) $(ALL_LDFLAGS) $(CJSON_LIBS) $(if $(filter uv_%,$*),$(UV_LIBS)) -lpthread
+
 $(B)/tests/check_%: $(B)/tests/check_%.o $(TESTLIB_OBJ) $(LIBA)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(CJSON_LIBS) -lpthread
@@ -148,11 +157,12 @@ run: $(MMAPD) $(MMAPCTL)
 	./$(MMAPD) --foreground --socket run/mmapd.sock --data-dir run/data $(RUNFLAGS)
 
 # Every suite runs even when an earlier one fails; the summary line counts suites.
-check: all $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY)
+check: all $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY) $(EXAMPLES)
 	+@MAKE="$(MAKE)" sh mk/installcheck.sh
 	@$(FUZZ_REPLAY) tests/fuzz/corpus
 	@MMAPD_BIN=$(abspath $(MMAPD)) MMAPCTL_BIN=$(abspath $(MMAPCTL)) \
-	 MMAPD_TESTCLIENT=$(abspath $(TESTCLIENT)) sh mk/runtests.sh $(TESTS)
+	 MMAPD_TESTCLIENT=$(abspath $(TESTCLIENT)) \
+	 MMAPD_EXAMPLES_DIR=$(abspath $(B)/examples) sh mk/runtests.sh $(TESTS)
 
 bench: $(MMAPD) $(BENCH)
 	MMAPD_BIN=$(abspath $(MMAPD)) ./$(BENCH) $(BENCHFLAGS)
@@ -194,7 +204,7 @@ fuzz-replay: $(FUZZ_REPLAY)
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
-	  $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(UNITDIR) \
+	  $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(UNITDIR) \
 	  $(DESTDIR)$(SYSUSERSDIR)
 	install -m 0755 $(MMAPD) $(DESTDIR)$(SBINDIR)/mmapd
 	install -m 0755 $(MMAPCTL) $(DESTDIR)$(BINDIR)/mmapctl
@@ -207,6 +217,7 @@ install: all
 	  client/mmapd.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/mmapd.pc
 	install -m 0644 docs/mmapd.8 $(DESTDIR)$(MANDIR)/man8/mmapd.8
 	install -m 0644 docs/mmapctl.1 $(DESTDIR)$(MANDIR)/man1/mmapctl.1
+	install -m 0644 docs/libmmapd.3 $(DESTDIR)$(MANDIR)/man3/libmmapd.3
 	sed -e 's|@SBINDIR@|$(SBINDIR)|' systemd/mmapd.service.in > $(DESTDIR)$(UNITDIR)/mmapd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/mmapd.service
 	install -m 0644 systemd/mmapd.sysusers $(DESTDIR)$(SYSUSERSDIR)/mmapd.conf
@@ -219,7 +230,7 @@ uninstall:
 	  $(DESTDIR)$(LIBDIR)/libmmapd.a $(DESTDIR)$(LIBDIR)/libmmapd.so.$(VERSION) \
 	  $(DESTDIR)$(LIBDIR)/libmmapd.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libmmapd.so \
 	  $(DESTDIR)$(INCLUDEDIR)/mmapd.h $(DESTDIR)$(PKGCONFIGDIR)/mmapd.pc \
-	  $(DESTDIR)$(MANDIR)/man8/mmapd.8 $(DESTDIR)$(MANDIR)/man1/mmapctl.1 \
+	  $(DESTDIR)$(MANDIR)/man8/mmapd.8 $(DESTDIR)$(MANDIR)/man1/mmapctl.1 $(DESTDIR)$(MANDIR)/man3/libmmapd.3 \
 	  $(DESTDIR)$(UNITDIR)/mmapd.service $(DESTDIR)$(SYSUSERSDIR)/mmapd.conf
 	rm -f $(DESTDIR)$(UNITDIR)/mmapd.socket $(DESTDIR)$(TMPFILESDIR)/mmapd.conf
 

@@ -9,7 +9,7 @@ fail() { echo "installcheck: FAIL: $*"; exit 1; }
 ${MAKE:-make} -s install DESTDIR="$dest" PREFIX=/usr >/dev/null
 for f in usr/sbin/mmapd usr/bin/mmapctl usr/lib/libmmapd.a usr/lib/libmmapd.so.0 usr/lib/libmmapd.so \
          usr/include/mmapd.h usr/lib/pkgconfig/mmapd.pc usr/share/man/man8/mmapd.8 \
-         usr/share/man/man1/mmapctl.1 usr/lib/systemd/system/mmapd.service usr/lib/sysusers.d/mmapd.conf \
+         usr/share/man/man1/mmapctl.1 usr/share/man/man3/libmmapd.3 usr/lib/systemd/system/mmapd.service usr/lib/sysusers.d/mmapd.conf \
          usr/lib/systemd/system/mmapd.socket usr/lib/tmpfiles.d/mmapd.conf; do
 	[ -e "$dest/$f" ] || fail "missing $f"
 done

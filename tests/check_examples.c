@@ -1,0 +1,74 @@
+/*
+ * The programs in examples/ are part of the documentation, so they must keep working: each is
+ * built by `make check` and run here against a real daemon, as a separate process, and must
+ * see its asynchronous flush complete through its event loop (exit status 0) and leave the
+ * bytes it wrote in the region, where another client reads them.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+static struct test_daemon dmn;
+
+static void suite_setup(void)
+{
+	test_daemon_start(&dmn, NULL);
+}
+
+static void suite_teardown(void)
+{
+	test_daemon_stop(&dmn);
+}
+
+/* Runs $MMAPD_EXAMPLES_DIR/<prog> <region> and checks its exit status and the bytes it wrote. */
+static void run_example(const char *prog, const char *region)
+{
+	const char *dir = getenv("MMAPD_EXAMPLES_DIR");
+	char path[TEST_PATH_MAX], out[4096], bytes[64];
+	char *argv[] = { path, (char *)region, NULL };
+	int status;
+
+	ck_assert_msg(dir != NULL, "MMAPD_EXAMPLES_DIR is not set (run the suite with make check)");
+	snprintf(path, sizeof(path), "%s/%s", dir, prog);
+	status = test_run(&dmn, out, sizeof(out), argv);
+	ck_assert_msg(status == 0, "%s exited with %d; it printed:\n%s", prog, status, out);
+	ck_assert_msg(strstr(out, "event") != NULL, "%s delivered no event through its loop:\n%s",
+	              prog, out);
+	status = test_run_client(&dmn, bytes, sizeof(bytes), "read", region, "0", "5", (char *)NULL);
+	ck_assert_int_eq(status, 0);
+	ck_assert_msg(strncmp(bytes, "hello", 5) == 0, "%s left \"%s\" in the region", prog, bytes);
+}
+
+START_TEST(test_examples_poll_loop_sees_its_flush_complete)
+{
+	run_example("poll_loop", "example-poll");
+}
+END_TEST
+
+START_TEST(test_examples_uv_loop_sees_its_flush_complete)
+{
+	run_example("uv_loop", "example-uv");
+}
+END_TEST
+
+static Suite *examples_suite(void)
+{
+	Suite *s = suite_create("examples");
+	TCase *tc = tcase_create("examples");
+
+	tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
+	tcase_add_checked_fixture(tc, test_fd_setup, test_fd_teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_examples_poll_loop_sees_its_flush_complete);
+	tcase_add_test(tc, test_examples_uv_loop_sees_its_flush_complete);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return test_run_suite(examples_suite()) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
