@@ -72,7 +72,8 @@ bool resize_truncating(const struct region *r)
 	return r->resizes.active && r->resizes.active->truncating;
 }
 
-/* Announces to r's holders that it went from old_size to r->size (generation already set). */
+/* Announces to r's holders and subscribers that it went from old_size to r->size (generation
+ * already set). */
 static void resize_announce(struct region *r, uint64_t old_size, bool external)
 {
 	cJSON *event = notify_event_new(r, "resized");
@@ -81,7 +82,7 @@ static void resize_announce(struct region *r, uint64_t old_size, bool external)
 	    cJSON_AddNumberToObject(event, "old_size", (double)old_size) &&
 	    cJSON_AddNumberToObject(event, "generation", (double)r->generation) &&
 	    cJSON_AddBoolToObject(event, "external", external))
-		notify_region(r, event, NOTIFY_HOLDERS, NULL);
+		notify_region(r, event, NOTIFY_HOLDERS | NOTIFY_SUBSCRIBERS, NULL);
 	else
 		log_error("out of memory announcing the new size of region '%s'", r->name);
 	cJSON_Delete(event);

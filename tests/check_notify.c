@@ -500,6 +500,46 @@ START_TEST(test_notify_subscriber_that_never_reads_stays_bounded_and_gets_overfl
 }
 END_TEST
 
+/* A subscriber that holds no grant (mmapctl watch) hears of size changes too, once. */
+START_TEST(test_notify_resize_reaches_subscribers_without_a_grant)
+{
+	struct test_daemon d;
+	struct test_conn sub, holder, other;
+	cJSON *ev, *reply;
+
+	test_daemon_start(&d, NULL);
+	test_daemon_create(&d, "grows", 4096, false);
+	test_conn_open_hello(&sub, &d);
+	test_conn_open_hello(&holder, &d);
+	test_conn_open_hello(&other, &d);
+	(void)subscribe(&sub, "grows");
+	reply = test_conn_callf(&holder, "{'op':'open','name':'grows','mode':'ro'}");
+	test_assert_ok(reply);
+	close(test_conn_take_fd(&holder));
+	cJSON_Delete(reply);
+	(void)subscribe(&holder, "grows");
+
+	reply = test_conn_callf(&other, "{'op':'resize','name':'grows','size':8192}");
+	test_assert_ok(reply);
+	cJSON_Delete(reply);
+	ev = test_conn_expect_event(&sub, "resized", TEST_WAIT_MS);
+	ck_assert_uint_eq(test_json_u64(ev, "size"), 8192);
+	ck_assert_uint_eq(test_json_u64(ev, "old_size"), 4096);
+	cJSON_Delete(ev);
+	/* The holder that also subscribes hears it once. */
+	ev = test_conn_expect_event(&holder, "resized", TEST_WAIT_MS);
+	ck_assert_uint_eq(test_json_u64(ev, "size"), 8192);
+	cJSON_Delete(ev);
+	test_conn_expect_no_event(&holder, 20);
+	test_conn_expect_no_event(&sub, 20);
+	test_conn_expect_no_event(&other, 20);
+	test_conn_close(&sub);
+	test_conn_close(&holder);
+	test_conn_close(&other);
+	test_daemon_stop(&d);
+}
+END_TEST
+
 START_TEST(test_notify_delete_tells_subscribers_and_grant_holders)
 {
 	struct test_daemon d;
@@ -553,6 +593,7 @@ static Suite *notify_suite(void)
 	tcase_add_test(tc, test_notify_lagging_subscriber_gets_adjacent_and_overlapping_changes_coalesced);
 	tcase_add_test(tc, test_notify_subscriber_that_never_reads_stays_bounded_and_gets_overflow_while_another_gets_every_event);
 	tcase_add_test(tc, test_notify_delete_tells_subscribers_and_grant_holders);
+	tcase_add_test(tc, test_notify_resize_reaches_subscribers_without_a_grant);
 	suite_add_tcase(s, tc);
 	return s;
 }
