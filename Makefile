@@ -165,6 +165,7 @@ check: all $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY) $(EXAMPLES)
 	 MMAPD_EXAMPLES_DIR=$(abspath $(B)/examples) sh mk/runtests.sh $(TESTS)
 
 bench: $(MMAPD) $(BENCH)
+	@sh mk/benchdeps.sh
 	MMAPD_BIN=$(abspath $(MMAPD)) ./$(BENCH) $(BENCHFLAGS)
 
 # make fuzz [FUZZ_SECONDS=60] [FUZZ_ARGS=...]: the libFuzzer target over proto/ and shared/

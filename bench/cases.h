@@ -15,6 +15,10 @@ struct bench_opts {
 	size_t warmup;    /* untimed rounds before them */
 	size_t bw_reps;   /* timed copies of the bandwidth case (2 more warm it up) */
 	int peer_cpu;     /* where the baseline peers run (-1: anywhere), as mmapd does */
+	size_t tput_ms;   /* length of the throughput window */
+	size_t redis_requests;  /* redis-benchmark -n */
+	const char *socket;     /* mmapd's socket, for the cases' own client processes */
+	const char *dir;        /* the benchmark's temporary directory */
 };
 
 /* Size of the region of case_open_touch(), and of the bandwidth case's copies. */
@@ -31,7 +35,11 @@ struct bench_opts {
 int case_open_touch(struct mmapd_client *client, const char *data_dir,
                     const struct bench_opts *o);
 
-/* (b) one no-op request (mmapd_ping) against a raw 64-byte ping-pong with a peer process. */
+/*
+ * (b) one no-op request (mmapd_ping) against a raw 64-byte ping-pong with a peer process, and
+ * in the same rounds (d) an uncontended exclusive lock + unlock (two requests) against two
+ * such ping-pongs.
+ */
 int case_ping(struct mmapd_client *client, const struct bench_opts *o);
 
 /*
@@ -39,5 +47,20 @@ int case_ping(struct mmapd_client *client, const struct bench_opts *o);
  * into a direct shared mapping of a file of the same size in the same directory.
  */
 int case_memcpy(struct mmapd_client *client, const char *data_dir, const struct bench_opts *o);
+
+/*
+ * (e) change notification: a timestamp written into a shared region + mmapd_changed(), until
+ * delivery to 1, 10 and 100 subscriber processes, against a raw one-way socket hop.
+ */
+int case_notify(struct mmapd_client *client, const struct bench_opts *o);
+/*
+ * Timed rounds of case_notify() for n subscribers: iters up to 5 subscribers, then fewer so
+ * that every count takes about as long (5 * iters deliveries: 1000 rounds of 100 by default),
+ * at least 20.
+ */
+size_t notify_rounds(size_t n, size_t iters);
+
+/* (f) mmapd_ping() throughput of 50 client processes against redis-benchmark's PING. */
+int case_throughput(const struct bench_opts *o);
 
 #endif

@@ -26,7 +26,7 @@ static int side_call(struct side *s, int timed)
 		return r;
 	}
 	if (timed)
-		samples_add(&s->samples, t1 - t0);
+		samples_add(&s->samples, s->measured ? *s->measured : t1 - t0);
 	return 0;
 }
 
@@ -107,4 +107,32 @@ void compare_print_bandwidth(const char *name, uint64_t bytes, struct side *a, s
 	snprintf(sb50, sizeof(sb50), "%.2fGB/s", b50);
 	snprintf(sb99, sizeof(sb99), "%.2fGB/s", b99);
 	print_line(name, a->label, sa50, sa99, b->label, sb50, sb99, a50 / b50, a99 / b99);
+}
+
+/* A rate with a k/M suffix, like the durations: "812/s", "98.4k/s", "1.23M/s". */
+static void format_rate(char *buf, size_t size, double per_s)
+{
+	if (per_s < 1e3)
+		snprintf(buf, size, "%.0f/s", per_s);
+	else if (per_s < 1e6)
+		snprintf(buf, size, "%.1fk/s", per_s / 1e3);
+	else
+		snprintf(buf, size, "%.2fM/s", per_s / 1e6);
+}
+
+void compare_print_throughput(const char *name, double a, const char *label_b, double b,
+                              const char *b_skipped)
+{
+	char sa[32], sb[32];
+
+	format_rate(sa, sizeof(sa), a);
+	if (b_skipped) {
+		printf("%-*s mmapd %*s | %s skipped: %s\n", NAME_WIDTH, name, VALUE_WIDTH, sa,
+		       label_b, b_skipped);
+	} else {
+		format_rate(sb, sizeof(sb), b);
+		printf("%-*s mmapd %*s | %-*s %*s | ratio %5.2f\n", NAME_WIDTH, name, VALUE_WIDTH, sa,
+		       LABEL_WIDTH, label_b, VALUE_WIDTH, sb, a / b);
+	}
+	fflush(stdout);
 }

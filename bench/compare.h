@@ -18,6 +18,12 @@ struct side {
 	const char *label;       /* shown in the result line: "mmapd", "direct", ... */
 	int (*run)(void *ctx);   /* one operation; returns 0 or -errno (and says why on stderr) */
 	void *ctx;
+	/*
+	 * NULL: compare_run() records how long each run() took. Otherwise run() measures its own
+	 * latency (a delay seen by another process, such as a notification's delivery) and stores
+	 * it here, and that is what is recorded.
+	 */
+	const uint64_t *measured;
 	struct samples samples;  /* filled by compare_run(), freed by compare_done() */
 };
 
@@ -44,5 +50,12 @@ void compare_print_latency(const char *name, struct side *a, struct side *b);
  * both read as "at least this fast for 50% / 99% of the calls".
  */
 void compare_print_bandwidth(const char *name, uint64_t bytes, struct side *a, struct side *b);
+
+/*
+ * Prints one throughput line, in requests per second: mmapd's rate a, then label_b's rate b
+ * and the ratio a/b; or, when b_skipped is not NULL, label_b and why it was skipped instead.
+ */
+void compare_print_throughput(const char *name, double a, const char *label_b, double b,
+                              const char *b_skipped);
 
 #endif

@@ -105,6 +105,8 @@ static int parse_args(int argc, char **argv, struct bench_opts *ret,
 	ret->iters = iters;
 	ret->warmup = iters / 10;
 	ret->bw_reps = iters / 100 < 5 ? 5 : iters / 100 > 200 ? 200 : iters / 100;
+	ret->tput_ms = iters / 10 < 200 ? 200 : iters / 10 > 2000 ? 2000 : iters / 10;
+	ret->redis_requests = ret->tput_ms * 250;
 	return 0;
 }
 
@@ -162,6 +164,9 @@ static void print_header(const struct server *srv, const struct bench_opts *o,
 	       cpu[0] ? ", " : "", cpu, u.sysname, u.release, u.version, u.machine);
 	printf("# data directory on %s; %zu rounds (+%zu warm-up) per latency case, "
 	       "%zu copies of 64 MiB\n", fs_name(srv->data), o->iters, o->warmup, o->bw_reps);
+	printf("# notify: %zu rounds for 10 subscribers, %zu for 100; throughput: %zu ms of pings, "
+	       "redis-benchmark -n %zu\n", notify_rounds(10, o->iters), notify_rounds(100, o->iters),
+	       o->tput_ms, o->redis_requests);
 	if (plan->placement == CPU_NONE)
 		printf("# placement: none (not pinned)\n");
 	else
@@ -220,10 +225,16 @@ int main(int argc, char **argv)
 	opts.peer_cpu = plan.server;
 	if (server_start(&srv, bin, plan.server, &client) < 0)
 		return 1;
+	opts.socket = srv.sock;
+	opts.dir = srv.dir;
 	print_header(&srv, &opts, &plan);
 	r = case_open_touch(client, srv.data, &opts);
 	if (r == 0)
 		r = case_ping(client, &opts);
+	if (r == 0)
+		r = case_notify(client, &opts);
+	if (r == 0)
+		r = case_throughput(&opts);
 	if (r == 0)
 		r = case_memcpy(client, srv.data, &opts);
 	mmapd_disconnect(client);

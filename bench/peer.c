@@ -1,11 +1,13 @@
 /*
- * Baseline peers (see peer.h). The child serves requests in a blocking loop until our end of
- * the socketpair closes, then _exits: it never returns into the benchmark. Its descriptor
+ * Peer processes (see peer.h): the baselines' far ends, and through peer_start() the cases'
+ * own client processes (subscribers, pingers). The child serves in a blocking loop until our
+ * end of the socketpair closes, then _exits: it never returns into the benchmark. Its descriptor
  * passing uses proto/fdpass.c, the same sendmsg/recvmsg code mmapd and libmmapd use, so the
  * SCM_RIGHTS baseline differs from mmapd only by what mmapd adds around it.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,11 +19,11 @@
 #include "cpu.h"
 #include "fdpass.h"
 #include "peer.h"
+#include "stats.h"
 
 #define ECHO_MAX 4096
 
-/* Forks; in the child (pinned to cpu) *ret_child_sock is its end, in the parent p->sock. */
-static int peer_fork(struct peer *p, int cpu, int *ret_child_sock)
+int peer_start(struct peer *p, int cpu, void (*serve)(int sock, const void *arg), const void *arg)
 {
 	int sv[2];
 
@@ -46,7 +48,8 @@ static int peer_fork(struct peer *p, int cpu, int *ret_child_sock)
 		if (cpu_pin(cpu) < 0)
 			_exit(1);
 		close(sv[0]);
-		*ret_child_sock = sv[1];
+		serve(sv[1], arg);
+		_exit(0);
 	} else {
 		close(sv[1]);
 		p->sock = sv[0];
@@ -54,8 +57,9 @@ static int peer_fork(struct peer *p, int cpu, int *ret_child_sock)
 	return 0;
 }
 
-static void echo_loop(int sock, size_t msg_len)
+static void echo_loop(int sock, const void *arg)
 {
+	size_t msg_len = *(const size_t *)arg;
 	uint8_t buf[ECHO_MAX];
 
 	for (;;) {
@@ -70,19 +74,46 @@ static void echo_loop(int sock, size_t msg_len)
 
 int peer_start_echo(struct peer *p, size_t msg_len, int cpu)
 {
-	int child_sock = -1;
-	int r;
-
 	if (msg_len == 0 || msg_len > ECHO_MAX)
 		return -EINVAL;
-	r = peer_fork(p, cpu, &child_sock);
-	if (r == 0 && p->pid == 0)
-		echo_loop(child_sock, msg_len);
-	return r;
+	return peer_start(p, cpu, echo_loop, &msg_len);
 }
 
-static void fd_server_loop(int sock, int dirfd, const char *name)
+/* Blocks in poll() and read() like a subscriber would, and answers with the one-way delay. */
+static void hop_loop(int sock, const void *arg)
 {
+	struct pollfd pfd = { .fd = sock, .events = POLLIN };
+	uint64_t sent, delay;
+
+	(void)arg;
+	for (;;) {
+		ssize_t n;
+
+		if (poll(&pfd, 1, -1) < 0)
+			_exit(1);
+		n = read(sock, &sent, sizeof(sent));
+		delay = clock_ns() - sent;
+		if (n == 0)
+			_exit(0);
+		if (n != (ssize_t)sizeof(sent) ||
+		    send(sock, &delay, sizeof(delay), MSG_NOSIGNAL) != (ssize_t)sizeof(delay))
+			_exit(1);
+	}
+}
+
+int peer_start_hop(struct peer *p, int cpu)
+{
+	return peer_start(p, cpu, hop_loop, NULL);
+}
+
+struct fd_server_args {
+	int dirfd;
+	const char *name;
+};
+
+static void fd_server_loop(int sock, const void *arg)
+{
+	const struct fd_server_args *a = arg;
 	char req;
 
 	for (;;) {
@@ -93,7 +124,7 @@ static void fd_server_loop(int sock, int dirfd, const char *name)
 			_exit(0);
 		if (n != 1)
 			_exit(1);
-		fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		fd = openat(a->dirfd, a->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		if (fd < 0 || fdpass_send(sock, "f", 1, &fd, 1, 0) != 1)
 			_exit(1);
 		close(fd);
@@ -102,12 +133,9 @@ static void fd_server_loop(int sock, int dirfd, const char *name)
 
 int peer_start_fd_server(struct peer *p, int dirfd, const char *name, int cpu)
 {
-	int child_sock = -1;
-	int r = peer_fork(p, cpu, &child_sock);
+	struct fd_server_args a = { .dirfd = dirfd, .name = name };
 
-	if (r == 0 && p->pid == 0)
-		fd_server_loop(child_sock, dirfd, name);
-	return r;
+	return peer_start(p, cpu, fd_server_loop, &a);
 }
 
 int peer_stop(struct peer *p)

@@ -15,6 +15,13 @@ struct peer {
 };
 
 /*
+ * Forks a peer, pinned to cpu unless that is -1 (then it runs where the benchmark does), that
+ * runs serve(its end of the socketpair, arg) and exits with status 0 when serve returns (serve
+ * may _exit(1) on failure). arg is only read in the child. Returns 0 or -errno.
+ */
+int peer_start(struct peer *p, int cpu, void (*serve)(int sock, const void *arg), const void *arg);
+
+/*
  * Starts a peer, pinned to cpu unless that is -1, that echoes every msg_len-byte message
  * back. Returns 0 or -errno.
  */
@@ -26,6 +33,13 @@ int peer_start_echo(struct peer *p, size_t msg_len, int cpu);
  * message, then closes its copy. dirfd is borrowed. Returns 0 or -errno.
  */
 int peer_start_fd_server(struct peer *p, int dirfd, const char *name, int cpu);
+
+/*
+ * Starts a peer, pinned to cpu unless that is -1, that waits in poll() and read() for 8-byte
+ * messages, each a clock_ns() timestamp taken by the sender, and answers each with the 8-byte
+ * delay from that timestamp to its read returning: a raw one-way Unix-socket hop.
+ */
+int peer_start_hop(struct peer *p, int cpu);
 
 /*
  * Closes our end, which ends the peer, and reaps it. Returns 0 if it exited cleanly, -EIO

@@ -1,0 +1,255 @@
+/*
+ * Case (e): how long a change takes to reach its subscribers. The writer (the benchmark) puts
+ * a clock_ns() timestamp into a shared region through its read-write mapping, the zero-copy
+ * way a real writer publishes data, and reports the change with mmapd_changed(). Each
+ * subscriber is a process of its own with its own libmmapd connection and a read-only mapping
+ * of the region, subscribed and blocked in poll(mmapd_fd()) + mmapd_dispatch(); its event
+ * handler takes clock_ns() and reads the timestamp from the mapping, and the difference is
+ * that delivery's latency (CLOCK_MONOTONIC is one clock for every process). The subscribers
+ * send it back to the benchmark on their peer socketpair; the benchmark waits for all of them
+ * before the next change, so changes are never coalesced.
+ *
+ * For 1, 10 and 100 subscribers, the line "last" is the latency of the last subscriber to get
+ * each change (the time until everyone has it) and "all" takes every delivery as one sample.
+ * The baseline is a raw one-way hop: the writer sends the 8-byte timestamp on a Unix socket
+ * to a peer process blocked in poll() + read() (peer_start_hop()).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cases.h"
+#include "compare.h"
+#include "peer.h"
+
+#define REGION "bench-notify"
+#define MAX_SUBS 100
+
+/* What a subscriber process knows. */
+struct sub_args {
+	const char *socket;
+	uint64_t delay;                    /* set by the event handler */
+	const volatile uint64_t *stamp;    /* the writer's timestamp, in the mapping */
+	int got;
+};
+
+static void on_event(struct mmapd_client *client, const struct mmapd_event *ev, void *arg)
+{
+	struct sub_args *a = arg;
+	uint64_t now = clock_ns();
+
+	(void)client;
+	if (ev->type == MMAPD_EVENT_CHANGED) {
+		a->delay = now - *a->stamp;
+		a->got = 1;
+	}
+}
+
+/* A subscriber process: ready byte, then one 8-byte delay per change until our end closes. */
+static void subscriber(int sock, const void *arg)
+{
+	struct sub_args a = *(const struct sub_args *)arg;
+	struct mmapd_open_opts opts = { .mode = MMAPD_MODE_RO };
+	struct mmapd_client *client;
+	struct mmapd_region *region;
+	struct pollfd pfd[2];
+	char ready = 'r';
+
+	if (mmapd_connect(a.socket, "bench-subscriber", &client) < 0 ||
+	    mmapd_region_open(client, REGION, &opts, &region) < 0 ||
+	    mmapd_subscribe(client, REGION, NULL) < 0) {
+		fprintf(stderr, "mmapd-bench: subscriber: %s\n", mmapd_last_message());
+		_exit(1);
+	}
+	a.stamp = mmapd_region_data(region);
+	mmapd_set_event_handler(client, on_event, &a);
+	if (send(sock, &ready, 1, MSG_NOSIGNAL) != 1)
+		_exit(1);
+	pfd[0] = (struct pollfd){ .fd = mmapd_fd(client), .events = POLLIN };
+	pfd[1] = (struct pollfd){ .fd = sock, .events = POLLIN };
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0)
+			_exit(1);
+		if (pfd[1].revents)
+			return;  /* the benchmark closed our socket: done */
+		if (!pfd[0].revents)
+			continue;
+		a.got = 0;
+		if (mmapd_dispatch(client, 0) < 0)
+			_exit(1);
+		if (a.got && send(sock, &a.delay, sizeof(a.delay), MSG_NOSIGNAL) != sizeof(a.delay))
+			_exit(1);
+	}
+}
+
+struct notify_ctx {
+	struct mmapd_client *client;
+	volatile uint64_t *stamp;  /* the writer's read-write mapping of the region */
+	struct peer subs[MAX_SUBS];
+	size_t nsubs;
+	struct samples all;        /* every timed delivery */
+	size_t calls, warmup;
+	uint64_t last;             /* mmapd side: the slowest delivery of this change */
+	struct peer hop;
+	uint64_t hop_delay;        /* baseline side */
+};
+
+static int recv_u64(int sock, uint64_t *ret)
+{
+	ssize_t n = recv(sock, ret, sizeof(*ret), MSG_WAITALL);
+
+	return n == (ssize_t)sizeof(*ret) ? 0 : n < 0 ? -errno : -ECONNRESET;
+}
+
+static int run_mmapd(void *arg)
+{
+	struct notify_ctx *c = arg;
+	int timed = ++c->calls > c->warmup;
+	size_t i;
+	int r;
+
+	*c->stamp = clock_ns();
+	r = mmapd_changed(c->client, REGION, 0, sizeof(uint64_t), NULL);
+	if (r < 0) {
+		fprintf(stderr, "mmapd-bench: mmapd_changed: %s\n", mmapd_last_message());
+		return r;
+	}
+	c->last = 0;
+	for (i = 0; i < c->nsubs; i++) {
+		uint64_t d;
+
+		r = recv_u64(c->subs[i].sock, &d);
+		if (r < 0)
+			return r;
+		if (d > c->last)
+			c->last = d;
+		if (timed)
+			samples_add(&c->all, d);
+	}
+	return 0;
+}
+
+static int run_hop(void *arg)
+{
+	struct notify_ctx *c = arg;
+	uint64_t now = clock_ns();
+
+	if (send(c->hop.sock, &now, sizeof(now), MSG_NOSIGNAL) != sizeof(now))
+		return -errno;
+	return recv_u64(c->hop.sock, &c->hop_delay);
+}
+
+/*
+ * Peers share the benchmark's descriptors, each child those of the peers started before it,
+ * so only the last started one sees its socket close at once: stop them newest first.
+ */
+static int stop_subscribers(struct notify_ctx *c)
+{
+	int r = 0;
+
+	while (c->nsubs > 0) {
+		int r2 = peer_stop(&c->subs[--c->nsubs]);
+
+		if (r == 0)
+			r = r2;
+	}
+	return r;
+}
+
+static int start_subscribers(struct notify_ctx *c, size_t n, const struct bench_opts *o)
+{
+	struct sub_args a = { .socket = o->socket };
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		char ready;
+		int r = peer_start(&c->subs[i], o->peer_cpu, subscriber, &a);
+
+		if (r < 0)
+			return r;
+		c->nsubs++;
+		if (recv(c->subs[i].sock, &ready, 1, 0) != 1) {
+			fprintf(stderr, "mmapd-bench: a subscriber did not start\n");
+			return -EIO;
+		}
+	}
+	return 0;
+}
+
+size_t notify_rounds(size_t n, size_t iters)
+{
+	size_t rounds = n <= 5 ? iters : iters * 5 / n;
+
+	return rounds < 20 ? 20 : rounds;
+}
+
+static int measure(struct notify_ctx *c, size_t n, const struct bench_opts *o)
+{
+	struct side sides[] = {
+		{ .label = "mmapd", .run = run_mmapd, .ctx = c, .measured = &c->last },
+		{ .label = "sockethop", .run = run_hop, .ctx = c, .measured = &c->hop_delay },
+	};
+	size_t rounds = notify_rounds(n, o->iters);
+	char name[64];
+	int r, r2;
+
+	c->calls = 0;
+	c->warmup = rounds / 10;
+	r = start_subscribers(c, n, o);
+	if (r == 0)
+		r = samples_init(&c->all, rounds * n);
+	if (r == 0)
+		r = compare_run(sides, 2, c->warmup, rounds);
+	if (r == 0) {
+		snprintf(name, sizeof(name), "notify %zu sub%s", n, n > 1 ? "s, last" : "");
+		compare_print_latency(name, &sides[0], &sides[1]);
+		if (n > 1) {
+			struct side all = { .label = "mmapd", .samples = c->all };
+
+			snprintf(name, sizeof(name), "notify %zu subs, all", n);
+			compare_print_latency(name, &all, &sides[1]);
+		}
+	}
+	compare_done(sides, 2);
+	samples_done(&c->all);
+	r2 = stop_subscribers(c);
+	return r < 0 ? r : r2;
+}
+
+int case_notify(struct mmapd_client *client, const struct bench_opts *o)
+{
+	static const size_t counts[] = { 1, 10, MAX_SUBS };
+	struct mmapd_open_opts opts = {
+		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL,
+		.mode = MMAPD_MODE_RW,
+		.size = 4096,
+	};
+	struct notify_ctx c = { .client = client };
+	struct mmapd_region *region;
+	size_t i;
+	int r, r2;
+
+	r = mmapd_region_open(client, REGION, &opts, &region);
+	if (r < 0) {
+		fprintf(stderr, "mmapd-bench: creating %s: %s\n", REGION, mmapd_last_message());
+		return r;
+	}
+	c.stamp = mmapd_region_data(region);
+	r = peer_start_hop(&c.hop, o->peer_cpu);
+	if (r < 0) {
+		fprintf(stderr, "mmapd-bench: starting the hop peer: %s\n", strerror(-r));
+		mmapd_region_close(region);
+		return r;
+	}
+	for (i = 0; i < sizeof(counts) / sizeof(counts[0]) && r == 0; i++)
+		r = measure(&c, counts[i], o);
+	r2 = peer_stop(&c.hop);
+	if (r == 0)
+		r = r2;
+	r2 = mmapd_region_close(region);
+	return r < 0 ? r : r2;
+}
