@@ -147,6 +147,22 @@ cJSON *request_new(const char *op, const char *name)
 	return req;
 }
 
+int request_start(struct mmapd_client *client, const char *op, const char *name,
+                  cJSON **ret_req)
+{
+	int r;
+
+	if (!client)
+		return error_set(-EINVAL, "client is NULL");
+	if (name) {
+		r = region_name_check(name);
+		if (r < 0)
+			return r;
+	}
+	*ret_req = request_new(op, name);
+	return *ret_req ? 0 : -ENOMEM;
+}
+
 int request_nomem(void)
 {
 	return error_set(-ENOMEM, "out of memory building a request");

@@ -158,26 +158,6 @@ static struct name_node *name_node_new(const char *name)
 /* ---- requests ---- */
 
 /*
- * Checks client and name, then builds {"op": op, "name": name} in *ret_req (name may be NULL
- * when the op takes none). Returns 0 or a negative errno (message set).
- */
-static int coord_request(struct mmapd_client *client, const char *op, const char *name,
-                         cJSON **ret_req)
-{
-	int r;
-
-	if (!client)
-		return error_set(-EINVAL, "client is NULL");
-	if (name) {
-		r = region_name_check(name);
-		if (r < 0)
-			return r;
-	}
-	*ret_req = request_new(op, name);
-	return *ret_req ? 0 : -ENOMEM;
-}
-
-/*
  * Runs call, reads the integer key of its reply into *ret (key and ret may be NULL), then
  * frees request and reply. Returns 0 or a negative errno (message set).
  */
@@ -222,7 +202,7 @@ MMAPD_EXPORT int mmapd_lock(struct mmapd_client *client, const char *name, uint6
 	if (flags & ~(MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT))
 		return error_set(-EINVAL, "unknown lock flags 0x%x",
 		                 flags & ~(MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT));
-	r = coord_request(client, "lock", name, &call.req);
+	r = request_start(client, "lock", name, &call.req);
 	if (r < 0)
 		return r;
 	if ((r = request_add_u64(call.req, "offset", offset)) < 0 ||
@@ -265,7 +245,7 @@ MMAPD_EXPORT int mmapd_unlock(struct mmapd_client *client, uint64_t lock)
 	struct call call = { .on_reply = unlock_hook, .ctx = &lock };
 	int r;
 
-	r = coord_request(client, "unlock", NULL, &call.req);
+	r = request_start(client, "unlock", NULL, &call.req);
 	if (r < 0)
 		return r;
 	r = request_add_u64(call.req, "lock", lock);
@@ -335,7 +315,7 @@ MMAPD_EXPORT int mmapd_locks(struct mmapd_client *client, const char *name,
 
 	if (!ret_locks || !ret_count)
 		return error_set(-EINVAL, "ret_locks or ret_count is NULL");
-	r = coord_request(client, "locks", name, &call.req);
+	r = request_start(client, "locks", name, &call.req);
 	if (r < 0)
 		return r;
 	r = client_run(client, &call);
@@ -391,7 +371,7 @@ MMAPD_EXPORT int mmapd_resize(struct mmapd_client *client, const char *name, uin
 		return error_set(-EINVAL, "unknown resize flags 0x%x", flags & ~MMAPD_RESIZE_SPARSE);
 	if (size == 0)
 		return error_set(-EINVAL, "a region cannot be resized to 0 bytes");
-	r = coord_request(client, "resize", name, &call.req);
+	r = request_start(client, "resize", name, &call.req);
 	if (r < 0)
 		return r;
 	r = request_add_u64(call.req, "size", size);
@@ -427,7 +407,7 @@ MMAPD_EXPORT int mmapd_subscribe(struct mmapd_client *client, const char *name,
 	struct call call = { .on_reply = subscribe_hook, .ctx = &node };
 	int r;
 
-	r = coord_request(client, "subscribe", name, &call.req);
+	r = request_start(client, "subscribe", name, &call.req);
 	if (r < 0)
 		return r;
 	node = name_node_new(name);
@@ -453,7 +433,7 @@ MMAPD_EXPORT int mmapd_unsubscribe(struct mmapd_client *client, const char *name
 	struct call call = { .on_reply = unsubscribe_hook };
 	int r;
 
-	r = coord_request(client, "unsubscribe", name, &call.req);
+	r = request_start(client, "unsubscribe", name, &call.req);
 	if (r < 0)
 		return r;
 	call.ctx = (void *)name;
@@ -491,7 +471,7 @@ int subs_restore(struct mmapd_client *client)
 	for (i = 0; i < n && r == 0; i++) {
 		struct call call = { .flags = CALL_INTERNAL };
 
-		r = coord_request(client, "subscribe", names[i], &call.req);
+		r = request_start(client, "subscribe", names[i], &call.req);
 		if (r == 0)
 			r = coord_run(client, &call, NULL, NULL);
 		if (r == 0 || r == -EALREADY) {
@@ -528,7 +508,7 @@ MMAPD_EXPORT int mmapd_changed(struct mmapd_client *client, const char *name, ui
 
 	if (length == 0)
 		return error_set(-EINVAL, "a change of 0 bytes cannot be reported");
-	r = coord_request(client, "changed", name, &call.req);
+	r = request_start(client, "changed", name, &call.req);
 	if (r < 0)
 		return r;
 	if ((r = request_add_u64(call.req, "offset", offset)) < 0 ||
@@ -545,7 +525,7 @@ MMAPD_EXPORT int mmapd_flush(struct mmapd_client *client, const char *name, uint
 	struct call call = { 0 };
 	int r;
 
-	r = coord_request(client, "flush", name, &call.req);
+	r = request_start(client, "flush", name, &call.req);
 	if (r < 0)
 		return r;
 	/* The daemon flushes the whole file whatever the range; it is sent for the record. */
@@ -592,7 +572,7 @@ MMAPD_EXPORT int mmapd_flush_async(struct mmapd_client *client, const char *name
 	cJSON *req = NULL;
 	int r;
 
-	r = coord_request(client, "flush", name, &req);
+	r = request_start(client, "flush", name, &req);
 	if (r < 0)
 		return r;
 	fa = calloc(1, sizeof(*fa) + strlen(name) + 1);
@@ -629,7 +609,7 @@ MMAPD_EXPORT int mmapd_set_policy(struct mmapd_client *client, const char *name,
 	r = policy_check(policy);
 	if (r < 0)
 		return r;
-	r = coord_request(client, "set-policy", name, &call.req);
+	r = request_start(client, "set-policy", name, &call.req);
 	if (r < 0)
 		return r;
 	obj = policy_json(policy);
@@ -646,7 +626,7 @@ MMAPD_EXPORT int mmapd_clear_error(struct mmapd_client *client, const char *name
 	struct call call = { 0 };
 	int r;
 
-	r = coord_request(client, "clear-error", name, &call.req);
+	r = request_start(client, "clear-error", name, &call.req);
 	if (r < 0)
 		return r;
 	return coord_run(client, &call, NULL, NULL);

@@ -330,6 +330,12 @@ void name_list_free(struct name_node *list);
  */
 cJSON *request_new(const char *op, const char *name);
 /*
+ * Checks client and name (may be NULL when the op takes none), then builds the request as
+ * request_new does in *ret_req. Returns 0 or a negative errno (message set).
+ */
+int request_start(struct mmapd_client *client, const char *op, const char *name,
+                  cJSON **ret_req);
+/*
  * Adds an integer field. Returns 0, -EINVAL (above 2^53-1, which JSON numbers cannot carry
  * exactly) or -ENOMEM, with the thread's message set.
  */

@@ -73,16 +73,9 @@ static int query_call(struct mmapd_client *client, const char *op, const char *n
 	cJSON *req;
 	int r;
 
-	if (!client)
-		return error_set(-EINVAL, "client is NULL");
-	if (name) {
-		r = region_name_check(name);
-		if (r < 0)
-			return r;
-	}
-	req = request_new(op, name);
-	if (!req)
-		return -ENOMEM;
+	r = request_start(client, op, name, &req);
+	if (r < 0)
+		return r;
 	r = client_call(client, req, ret_reply);
 	cJSON_Delete(req);
 	return r;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 
+#include "fileio.h"
 #include "frame.h"
 #include "log.h"
 #include "msg.h"
@@ -125,8 +126,6 @@ int config_parse_mode(const char *s, unsigned *ret)
 static int config_read_file(const char *path, char **ret_text, size_t *ret_len)
 {
 	struct stat st;
-	char *text = NULL;
-	size_t len = 0;
 	int fd, r;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -144,31 +143,8 @@ static int config_read_file(const char *path, char **ret_text, size_t *ret_len)
 		r = -EFBIG;
 		goto out;
 	}
-	text = malloc((size_t)st.st_size + 1);
-	if (!text) {
-		r = -ENOMEM;
-		goto out;
-	}
-	while (len < (size_t)st.st_size) {
-		ssize_t n = read(fd, text + len, (size_t)st.st_size - len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	text[len] = '\0';
-	*ret_text = text;
-	*ret_len = len;
-	text = NULL;
-	r = 0;
+	r = fileio_read_text(fd, (size_t)st.st_size, ret_text, ret_len);
 out:
-	free(text);
 	close(fd);
 	return r;
 }

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "flush.h"
 #include "log.h"
 #include "msg.h"
@@ -108,23 +109,14 @@ out:
 /* A sealed memfd holding text. Returns it or -errno. */
 static int fdstore_state_memfd(const char *text)
 {
-	size_t len = strlen(text), off = 0;
 	int fd, r;
 
 	fd = memfd_create("mmapd-state", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -errno;
-	while (off < len) {
-		ssize_t n = write(fd, text + off, len - off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			goto fail;
-		}
-		off += (size_t)n;
-	}
+	r = fileio_write_all(fd, text, strlen(text));
+	if (r < 0)
+		goto fail;
 	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
 		r = -errno;
 		goto fail;

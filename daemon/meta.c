@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "fsdir.h"
 #include "log.h"
 #include "msg.h"
@@ -157,25 +158,16 @@ out:
 /* On the thread pool: writes one file atomically. Returns 0 or -errno. */
 static int meta_write_file(int meta_fd, const char *tmp, const char *file, const char *text)
 {
-	size_t len = strlen(text), off = 0;
-	int fd, r = 0;
+	int fd, r;
 
 	do
 		fd = openat(meta_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
 	while (fd < 0 && errno == EINTR);
 	if (fd < 0)
 		return -errno;
-	while (off < len) {
-		ssize_t n = write(fd, text + off, len - off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			goto fail;
-		}
-		off += (size_t)n;
-	}
+	r = fileio_write_all(fd, text, strlen(text));
+	if (r < 0)
+		goto fail;
 	if (fsync(fd) < 0) {
 		r = -errno;
 		goto fail;
@@ -389,8 +381,6 @@ static int meta_open_dir(int dirfd, const char *name)
 static int meta_read(int dirfd, const char *file, char **ret_text, size_t *ret_len)
 {
 	struct stat st;
-	char *text = NULL;
-	size_t len = 0;
 	int fd, r;
 
 	fd = openat(dirfd, file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
@@ -404,31 +394,8 @@ static int meta_read(int dirfd, const char *file, char **ret_text, size_t *ret_l
 		r = -EINVAL;
 		goto out;
 	}
-	text = malloc((size_t)st.st_size + 1);
-	if (!text) {
-		r = -ENOMEM;
-		goto out;
-	}
-	while (len < (size_t)st.st_size) {
-		ssize_t n = read(fd, text + len, (size_t)st.st_size - len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	text[len] = '\0';
-	*ret_text = text;
-	*ret_len = len;
-	text = NULL;
-	r = 0;
+	r = fileio_read_text(fd, (size_t)st.st_size, ret_text, ret_len);
 out:
-	free(text);
 	close(fd);
 	return r;
 }

@@ -93,15 +93,8 @@ const char *ops_get_name(struct conn *c, uint64_t id, const cJSON *req)
 	size_t len;
 	int r;
 
-	r = msg_get_string(req, "name", &name);
-	if (r == -ENOENT) {
-		ops_reply_error(c, id, EINVAL, "field 'name' is required");
+	if (ops_get_string(c, id, req, "name", true, &name) < 0)
 		return NULL;
-	}
-	if (r < 0) {
-		ops_reply_error(c, id, EINVAL, "field 'name' must be a string");
-		return NULL;
-	}
 	len = strlen(name);
 	r = name_check(name, len);
 	if (r == -ENAMETOOLONG) {
@@ -127,6 +120,20 @@ int ops_get_u64(struct conn *c, uint64_t id, const cJSON *req, const char *key, 
 		return 0;
 	ops_reply_error(c, id, EINVAL, r == -ENOENT ? "field '%s' is required"
 	                : "field '%s' must be an integer from 0 to 2^53-1", key);
+	return -1;
+}
+
+int ops_get_string(struct conn *c, uint64_t id, const cJSON *req, const char *key, bool required,
+                   const char **ret)
+{
+	int r = msg_get_string(req, key, ret);
+
+	if (r == 0)
+		return 1;
+	if (r == -ENOENT && !required)
+		return 0;
+	ops_reply_error(c, id, EINVAL, r == -ENOENT ? "field '%s' is required"
+	                : "field '%s' must be a string", key);
 	return -1;
 }
 
@@ -163,6 +170,13 @@ static int ops_get_region_checked(struct conn *c, uint64_t id, const char *name,
 	return OPS_DONE;
 }
 
+int ops_defer(struct conn *c, uint64_t id, cJSON *req, struct region *r)
+{
+	if (region_defer(r, c, id, req) < 0)
+		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+	return OPS_KEPT;
+}
+
 int ops_get_region(struct conn *c, uint64_t id, cJSON *req, const char *name, unsigned want,
                    struct region **ret_region)
 {
@@ -172,11 +186,8 @@ int ops_get_region(struct conn *c, uint64_t id, cJSON *req, const char *name, un
 
 	*ret_region = NULL;
 	r = region_lookup(c->srv, name);
-	if (r && r->state == REGION_BUSY) {
-		if (region_defer(r, c, id, req) < 0)
-			ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
-		return OPS_KEPT;
-	}
+	if (r && r->state == REGION_BUSY)
+		return ops_defer(c, id, req, r);
 	if (r) {
 		region_ref(r);
 		*ret_region = r;
@@ -239,6 +250,17 @@ size_t ops_json_len(const cJSON *obj)
 	return len;
 }
 
+int ops_json_set_true(cJSON *obj, const char *key)
+{
+	cJSON *yes = cJSON_CreateTrue();
+
+	if (!yes || !cJSON_ReplaceItemInObjectCaseSensitive(obj, key, yes)) {
+		cJSON_Delete(yes);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 cJSON *ops_limits_json(const struct conn *c)
 {
 	const struct limits *l = c->srv->limits;
@@ -275,22 +297,11 @@ static int ops_hello(struct conn *c, uint64_t id, cJSON *req)
 	cJSON *reply, *limits, *list;
 	uint64_t version;
 	size_t i;
-	int r;
 
-	r = msg_get_u64(req, "version", &version);
-	if (r == -ENOENT) {
-		ops_reply_error(c, id, EINVAL, "field 'version' is required");
+	if (ops_get_u64(c, id, req, "version", true, &version) < 0)
 		return OPS_DONE;
-	}
-	if (r < 0) {
-		ops_reply_error(c, id, EINVAL, "field 'version' must be an integer");
+	if (ops_get_string(c, id, req, "client", false, &client) < 0)
 		return OPS_DONE;
-	}
-	r = msg_get_string(req, "client", &client);
-	if (r == -EINVAL) {
-		ops_reply_error(c, id, EINVAL, "field 'client' must be a string");
-		return OPS_DONE;
-	}
 	if (client && strlen(client) > OPS_CLIENT_NAME_MAX) {
 		ops_reply_error(c, id, EINVAL, "field 'client' is longer than %d bytes",
 		                OPS_CLIENT_NAME_MAX);
@@ -358,17 +369,9 @@ static int ops_close(struct conn *c, uint64_t id, cJSON *req)
 {
 	struct grant *g;
 	uint64_t handle;
-	int r;
 
-	r = msg_get_u64(req, "handle", &handle);
-	if (r == -ENOENT) {
-		ops_reply_error(c, id, EINVAL, "field 'handle' is required");
+	if (ops_get_u64(c, id, req, "handle", true, &handle) < 0)
 		return OPS_DONE;
-	}
-	if (r < 0) {
-		ops_reply_error(c, id, EINVAL, "field 'handle' must be an integer");
-		return OPS_DONE;
-	}
 	g = grant_find(c, handle);
 	if (!g) {
 		ops_reply_error(c, id, EBADF, "no grant with handle %" PRIu64 " on this connection",
@@ -392,11 +395,8 @@ static int ops_stat(struct conn *c, uint64_t id, cJSON *req)
 	if (!name)
 		return OPS_DONE;
 	r = region_lookup(c->srv, name);
-	if (r && r->state == REGION_BUSY) {
-		if (region_defer(r, c, id, req) < 0)
-			ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
-		return OPS_KEPT;
-	}
+	if (r && r->state == REGION_BUSY)
+		return ops_defer(c, id, req, r);
 	if (r) {
 		if (ops_check_access(c, id, name, &r->acc, ACCESS_READ) < 0)
 			return OPS_DONE;
@@ -556,21 +556,13 @@ void ops_run(struct conn *c, uint64_t id, cJSON *req)
 {
 	const char *op;
 	size_t i;
-	int r;
 
 	if (!conn_alive(c)) {
 		cJSON_Delete(req);
 		return;
 	}
-	r = msg_get_string(req, "op", &op);
-	if (r == -ENOENT) {
-		ops_reply_error(c, id, EINVAL, "field 'op' is required");
+	if (ops_get_string(c, id, req, "op", true, &op) < 0)
 		goto done;
-	}
-	if (r < 0) {
-		ops_reply_error(c, id, EINVAL, "field 'op' must be a string");
-		goto done;
-	}
 	i = ops_find(op);
 	if (i == OPS_COUNT) {
 		ops_reply_error(c, id, ENOSYS, "unknown op '%.64s'", op);

@@ -87,6 +87,12 @@ const char *ops_get_name(struct conn *c, uint64_t id, const cJSON *req);
  */
 int ops_get_u64(struct conn *c, uint64_t id, const cJSON *req, const char *key, bool required,
                 uint64_t *ret);
+/*
+ * Reads string field key (borrowed from req): returns 1 with *ret set, 0 when it is absent
+ * and not required (*ret untouched), or -1 after answering EINVAL (missing, or not a string).
+ */
+int ops_get_string(struct conn *c, uint64_t id, const cJSON *req, const char *key, bool required,
+                   const char **ret);
 /* Reads optional boolean field key into *ret. Returns 0, or -1 after answering EINVAL. */
 int ops_get_bool(struct conn *c, uint64_t id, const cJSON *req, const char *key, bool *ret);
 
@@ -114,6 +120,12 @@ void ops_save_region(struct conn *c, uint64_t id, struct region *r, const struct
 /* Releases a region from ops_get_region; a file region nothing needs leaves the table. */
 void ops_put_region(struct region *r);
 
+/*
+ * Parks req behind busy region r until the region settles (region_defer), answering ENOMEM
+ * if it cannot. Returns OPS_KEPT, for the handler to return.
+ */
+int ops_defer(struct conn *c, uint64_t id, cJSON *req, struct region *r);
+
 /* Answers a failed fsdir_lookup (ENOENT, ELOOP, EINVAL, ...) for region name. */
 void ops_reply_lookup_error(struct conn *c, uint64_t id, const char *name, int err);
 /* Answers a failure to open region name's file (err positive). */
@@ -123,6 +135,8 @@ void ops_reply_max_regions(struct conn *c, uint64_t id);
 
 /* Length of obj printed compactly, or 0 on ENOMEM. */
 size_t ops_json_len(const cJSON *obj);
+/* Sets obj's existing member key (a "more" or "truncated" flag) to true. Returns 0 or -ENOMEM. */
+int ops_json_set_true(cJSON *obj, const char *key);
 
 /* Limits of the hello and status replies. NULL on ENOMEM. */
 cJSON *ops_limits_json(const struct conn *c);

@@ -218,14 +218,8 @@ int ops_clients(struct conn *c, uint64_t id, cJSON *req)
 		used += len;
 		sent++;
 	}
-	if (i < n) {
-		cJSON *yes = cJSON_CreateTrue();
-
-		if (!yes || !cJSON_ReplaceItemInObjectCaseSensitive(reply, "more", yes)) {
-			cJSON_Delete(yes);
-			goto nomem;
-		}
-	}
+	if (i < n && ops_json_set_true(reply, "more") < 0)
+		goto nomem;
 	free(all);
 	ops_reply_send(c, id, reply);
 	return OPS_DONE;

@@ -119,11 +119,8 @@ int ops_locks(struct conn *c, uint64_t id, cJSON *req)
 		if (!name)
 			return OPS_DONE;
 		r = region_lookup(srv, name);
-		if (r && r->state == REGION_BUSY) {
-			if (region_defer(r, c, id, req) < 0)
-				ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
-			return OPS_KEPT;
-		}
+		if (r && r->state == REGION_BUSY)
+			return ops_defer(c, id, req, r);
 		/* A region the daemon does not hold has no locks. */
 		if (!r && (ret = fsdir_lookup(srv->dir_fd, name, &st, NULL)) < 0) {
 			ops_reply_lookup_error(c, id, name, -ret);
@@ -151,14 +148,8 @@ int ops_locks(struct conn *c, uint64_t id, cJSON *req)
 	}
 	if (ret == -ENOMEM)
 		goto nomem;
-	if (p.truncated) {
-		cJSON *yes = cJSON_CreateTrue();
-
-		if (!yes || !cJSON_ReplaceItemInObjectCaseSensitive(reply, "truncated", yes)) {
-			cJSON_Delete(yes);
-			goto nomem;
-		}
-	}
+	if (p.truncated && ops_json_set_true(reply, "truncated") < 0)
+		goto nomem;
 	ops_reply_send(c, id, reply);
 	return OPS_DONE;
 nomem:
@@ -255,11 +246,8 @@ int ops_unsubscribe(struct conn *c, uint64_t id, cJSON *req)
 	if (!name)
 		return OPS_DONE;
 	r = region_lookup(c->srv, name);
-	if (r && r->state == REGION_BUSY) {
-		if (region_defer(r, c, id, req) < 0)
-			ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
-		return OPS_KEPT;
-	}
+	if (r && r->state == REGION_BUSY)
+		return ops_defer(c, id, req, r);
 	/* A subscription keeps its region in the table: one that is not there has none. */
 	if (!r || notify_unsubscribe(c, r) < 0)
 		ops_reply_error(c, id, ENOENT, "this connection is not subscribed to region '%s'", name);

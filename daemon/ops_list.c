@@ -105,11 +105,8 @@ int ops_list(struct conn *c, uint64_t id, cJSON *req)
 	uint64_t limit = LIST_LIMIT_MAX;
 	int r;
 
-	r = msg_get_string(req, "after", &p.after);
-	if (r == -EINVAL) {
-		ops_reply_error(c, id, EINVAL, "field 'after' must be a string");
+	if (ops_get_string(c, id, req, "after", false, &p.after) < 0)
 		return OPS_DONE;
-	}
 	r = msg_get_u64(req, "limit", &limit);
 	if (r == -EINVAL || limit < 1 || limit > LIST_LIMIT_MAX) {
 		ops_reply_error(c, id, EINVAL, "field 'limit' must be an integer from 1 to %d",
@@ -172,14 +169,8 @@ int ops_list(struct conn *c, uint64_t id, cJSON *req)
 		used += len;
 		sent++;
 	}
-	if (i < p.count || p.dropped) {
-		cJSON *yes = cJSON_CreateTrue();
-
-		if (!yes || !cJSON_ReplaceItemInObjectCaseSensitive(reply, "more", yes)) {
-			cJSON_Delete(yes);
-			goto nomem;
-		}
-	}
+	if ((i < p.count || p.dropped) && ops_json_set_true(reply, "more") < 0)
+		goto nomem;
 	ops_reply_send(c, id, reply);
 	reply = NULL;
 	goto out;

@@ -57,11 +57,8 @@ static int open_parse(struct conn *c, uint64_t id, const cJSON *req, struct open
 	a->name = ops_get_name(c, id, req);
 	if (!a->name)
 		return -1;
-	r = msg_get_string(req, "mode", &mode);
-	if (r == -EINVAL) {
-		ops_reply_error(c, id, EINVAL, "field 'mode' must be a string");
+	if (ops_get_string(c, id, req, "mode", false, &mode) < 0)
 		return -1;
-	}
 	a->mode = REGION_MODE_RO;
 	if (mode) {
 		r = region_mode_parse(mode);
@@ -438,11 +435,8 @@ int ops_open(struct conn *c, uint64_t id, cJSON *req)
 		return OPS_DONE;
 	r = region_lookup(c->srv, a.name);
 	/* Being truncated: a grant now could be mapped at the old size, past the new end. */
-	if (r && (r->state == REGION_BUSY || resize_truncating(r))) {
-		if (region_defer(r, c, id, req) < 0)
-			ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
-		return OPS_KEPT;
-	}
+	if (r && (r->state == REGION_BUSY || resize_truncating(r)))
+		return ops_defer(c, id, req, r);
 	if (open_admit(c, id) < 0)
 		return OPS_DONE;
 	if (r) {
@@ -525,11 +519,8 @@ int ops_delete(struct conn *c, uint64_t id, cJSON *req)
 	if (!name)
 		return OPS_DONE;
 	old = region_lookup(c->srv, name);
-	if (old && old->state == REGION_BUSY) {
-		if (region_defer(old, c, id, req) < 0)
-			ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
-		return OPS_KEPT;
-	}
+	if (old && old->state == REGION_BUSY)
+		return ops_defer(c, id, req, old);
 	if (old && old->anonymous) {
 		if (ops_check_access(c, id, name, &old->acc, ACCESS_WRITE) < 0)
 			return OPS_DONE;

@@ -25,29 +25,6 @@
 
 #include "harness.h"
 
-static uint64_t subscribe(struct test_conn *c, const char *name)
-{
-	cJSON *reply = test_conn_callf(c, "{'op':'subscribe','name':'%s'}", name);
-	uint64_t seq;
-
-	test_assert_ok(reply);
-	seq = test_json_u64(reply, "seq");
-	cJSON_Delete(reply);
-	return seq;
-}
-
-static uint64_t changed(struct test_conn *c, const char *name, uint64_t off, uint64_t len)
-{
-	cJSON *reply = test_conn_callf(c, "{'op':'changed','name':'%s','offset':%llu,'length':%llu}",
-	                               name, (unsigned long long)off, (unsigned long long)len);
-	uint64_t seq;
-
-	test_assert_ok(reply);
-	seq = test_json_u64(reply, "seq");
-	cJSON_Delete(reply);
-	return seq;
-}
-
 /* Sets the policy ("{'kind':...}") and checks the reply echoes it. */
 static void set_policy(struct test_conn *c, const char *name, const char *kind, uint64_t value)
 {
@@ -194,9 +171,9 @@ START_TEST(test_flush_acknowledged_bytes_and_policy_survive_daemon_sigkill_and_r
 	/* And the restarted daemon enforces it. */
 	test_conn_open_hello(&sub, &d);
 	test_conn_open_hello(&c, &d);
-	s0 = subscribe(&sub, "durable");
+	s0 = test_conn_subscribe(&sub, "durable");
 	for (uint64_t i = 1; i <= 3; i++) {
-		ck_assert_uint_eq(changed(&c, "durable", i * 100, 10), s0 + i);
+		ck_assert_uint_eq(test_conn_changed(&c, "durable", i * 100, 10), s0 + i);
 		expect_event_seq(&sub, "changed", "durable", s0 + i);
 	}
 	expect_event_seq(&sub, "flushed", "durable", s0 + 3);
@@ -233,7 +210,7 @@ START_TEST(test_flush_failed_fdatasync_poisons_region_and_tells_every_client)
 	(void)test_sess_ok(&bystander, "open well rw");
 	(void)test_sess_ok(&bystander, "subscribe well");
 	test_conn_open_hello(&raw_sub, &d);
-	(void)subscribe(&raw_sub, "sick");
+	(void)test_conn_subscribe(&raw_sub, "sick");
 	test_conn_open_hello(&c, &d);
 
 	reply = test_conn_callf(&c, "{'op':'flush','name':'sick'}");
@@ -281,7 +258,7 @@ START_TEST(test_flush_failed_fdatasync_poisons_region_and_tells_every_client)
 	stat_policy(&d, "sick", pol, sizeof(pol), &poisoned);
 	ck_assert_msg(!poisoned, "clear-error left the region poisoned");
 	set_policy(&c, "sick", "manual", 0);
-	(void)changed(&c, "sick", 0, 1);
+	(void)test_conn_changed(&c, "sick", 0, 1);
 	reply = test_conn_callf(&c, "{'op':'flush','name':'sick'}");
 	test_assert_error(reply, "EIO", EIO);
 	cJSON_Delete(reply);
@@ -316,9 +293,9 @@ START_TEST(test_flush_manual_policy_flushes_only_on_request)
 	ck_assert_str_eq(pol, "manual");
 	test_conn_open_hello(&sub, &d);
 	test_conn_open_hello(&c, &d);
-	s0 = subscribe(&sub, "manual");
+	s0 = test_conn_subscribe(&sub, "manual");
 	for (uint64_t i = 1; i <= 5; i++) {
-		ck_assert_uint_eq(changed(&c, "manual", 0, 4096), s0 + i);
+		ck_assert_uint_eq(test_conn_changed(&c, "manual", 0, 4096), s0 + i);
 		expect_event_seq(&sub, "changed", "manual", s0 + i);
 	}
 	test_conn_expect_no_event(&sub, 100);
@@ -365,9 +342,9 @@ START_TEST(test_flush_policy_always_flushes_every_change_before_its_reply)
 	stat_policy(&d, "always", pol, sizeof(pol), NULL);
 	ck_assert_str_eq(pol, "always");
 	test_conn_open_hello(&sub, &d);
-	s0 = subscribe(&sub, "always");
+	s0 = test_conn_subscribe(&sub, "always");
 	for (uint64_t i = 1; i <= 3; i++) {
-		ck_assert_uint_eq(changed(&c, "always", i, 1), s0 + i);
+		ck_assert_uint_eq(test_conn_changed(&c, "always", i, 1), s0 + i);
 		expect_event_seq(&sub, "changed", "always", s0 + i);
 		expect_event_seq(&sub, "flushed", "always", s0 + i);
 	}
@@ -393,7 +370,7 @@ START_TEST(test_flush_policy_every_writes_flushes_at_every_nth_change_and_is_ann
 	(void)test_sess_ok(&holder, "open nth ro");
 	test_conn_open_hello(&sub, &d);
 	test_conn_open_hello(&c, &d);
-	s0 = subscribe(&sub, "nth");
+	s0 = test_conn_subscribe(&sub, "nth");
 	set_policy(&c, "nth", "every-writes", 3);
 	/* Grant holders and subscribers hear of the new policy. */
 	test_sess_expect_event(&holder, "policy nth every-writes:3");
@@ -408,13 +385,13 @@ START_TEST(test_flush_policy_every_writes_flushes_at_every_nth_change_and_is_ann
 		for (uint64_t i = 1; i <= 3; i++) {
 			uint64_t seq = s0 + round * 3 + i;
 
-			ck_assert_uint_eq(changed(&c, "nth", seq * 10, 10), seq);
+			ck_assert_uint_eq(test_conn_changed(&c, "nth", seq * 10, 10), seq);
 			expect_event_seq(&sub, "changed", "nth", seq);
 		}
 		/* Exactly here, and only here. */
 		expect_event_seq(&sub, "flushed", "nth", s0 + round * 3 + 3);
 	}
-	(void)changed(&c, "nth", 0, 1);
+	(void)test_conn_changed(&c, "nth", 0, 1);
 	expect_event_seq(&sub, "changed", "nth", s0 + 7);
 	test_conn_expect_no_event(&sub, 100);
 	ck_assert_int_eq(test_sess_end(&holder), 0);
@@ -436,11 +413,11 @@ START_TEST(test_flush_policy_every_bytes_flushes_once_the_changed_bytes_reach_n)
 	test_daemon_create(&d, "bytes", 65536, false);
 	test_conn_open_hello(&sub, &d);
 	test_conn_open_hello(&c, &d);
-	s0 = subscribe(&sub, "bytes");
+	s0 = test_conn_subscribe(&sub, "bytes");
 	set_policy(&c, "bytes", "every-bytes", 100);
 	cJSON_Delete(test_conn_expect_event(&sub, "policy", TEST_WAIT_MS));
 	for (uint64_t i = 0; i < 6; i++) {
-		ck_assert_uint_eq(changed(&c, "bytes", 1000 * i, lens[i]), s0 + i + 1);
+		ck_assert_uint_eq(test_conn_changed(&c, "bytes", 1000 * i, lens[i]), s0 + i + 1);
 		expect_event_seq(&sub, "changed", "bytes", s0 + i + 1);
 		if (flushes[i])
 			expect_event_seq(&sub, "flushed", "bytes", s0 + i + 1);
@@ -463,7 +440,7 @@ START_TEST(test_flush_policy_interval_flushes_ms_after_the_first_unflushed_chang
 	test_daemon_create(&d, "timed", 65536, false);
 	test_conn_open_hello(&sub, &d);
 	test_conn_open_hello(&c, &d);
-	s0 = subscribe(&sub, "timed");
+	s0 = test_conn_subscribe(&sub, "timed");
 	set_policy(&c, "timed", "interval", 300);
 	cJSON_Delete(test_conn_expect_event(&sub, "policy", TEST_WAIT_MS));
 
@@ -471,11 +448,11 @@ START_TEST(test_flush_policy_interval_flushes_ms_after_the_first_unflushed_chang
 		uint64_t base = s0 + (uint64_t)round * 2;
 
 		t0 = test_now_ms();
-		ck_assert_uint_eq(changed(&c, "timed", 0, 10), base + 1);
+		ck_assert_uint_eq(test_conn_changed(&c, "timed", 0, 10), base + 1);
 		expect_event_seq(&sub, "changed", "timed", base + 1);
 		usleep(100000);
 		/* A second change does not move the deadline. */
-		ck_assert_uint_eq(changed(&c, "timed", 20, 10), base + 2);
+		ck_assert_uint_eq(test_conn_changed(&c, "timed", 20, 10), base + 2);
 		expect_event_seq(&sub, "changed", "timed", base + 2);
 		expect_event_seq(&sub, "flushed", "timed", base + 2);
 		took = test_now_ms() - t0;
@@ -576,9 +553,9 @@ START_TEST(test_flush_corrupt_metadata_is_quarantined_at_start_and_other_regions
 	}
 	test_conn_open_hello(&c, &d);
 	test_conn_open_hello(&sub, &d);
-	s0 = subscribe(&sub, "good");
+	s0 = test_conn_subscribe(&sub, "good");
 	for (uint64_t i = 1; i <= 7; i++) {
-		ck_assert_uint_eq(changed(&c, "good", i, 1), s0 + i);
+		ck_assert_uint_eq(test_conn_changed(&c, "good", i, 1), s0 + i);
 		expect_event_seq(&sub, "changed", "good", s0 + i);
 	}
 	expect_event_seq(&sub, "flushed", "good", s0 + 7);

@@ -30,29 +30,6 @@
 #endif
 #endif
 
-static uint64_t subscribe(struct test_conn *c, const char *name)
-{
-	cJSON *reply = test_conn_callf(c, "{'op':'subscribe','name':'%s'}", name);
-	uint64_t seq;
-
-	test_assert_ok(reply);
-	seq = test_json_u64(reply, "seq");
-	cJSON_Delete(reply);
-	return seq;
-}
-
-static uint64_t changed(struct test_conn *c, const char *name, uint64_t off, uint64_t len)
-{
-	cJSON *reply = test_conn_callf(c, "{'op':'changed','name':'%s','offset':%llu,'length':%llu}",
-	                               name, (unsigned long long)off, (unsigned long long)len);
-	uint64_t seq;
-
-	test_assert_ok(reply);
-	seq = test_json_u64(reply, "seq");
-	cJSON_Delete(reply);
-	return seq;
-}
-
 /*
  * Asserts ev is a changed event of name: seq, first_seq, exactly the ranges given as
  * {offset, length} pairs (nranges of them), and the writer (client NULL: no writer field).
@@ -152,15 +129,15 @@ START_TEST(test_notify_events_keep_order_seq_ranges_and_writer_and_skip_the_writ
 	test_conn_open_hello(&s1, &d);
 	test_conn_open_hello(&s2, &d);
 	test_conn_open_hello(&w, &d);
-	seq0 = subscribe(&s1, "news");
-	ck_assert_uint_eq(subscribe(&s2, "news"), seq0);
-	ck_assert_uint_eq(subscribe(&w, "news"), seq0);
+	seq0 = test_conn_subscribe(&s1, "news");
+	ck_assert_uint_eq(test_conn_subscribe(&s2, "news"), seq0);
+	ck_assert_uint_eq(test_conn_subscribe(&w, "news"), seq0);
 	test_sess_start(&lib, &d, "lib-subscriber");
 	ck_assert_uint_eq(test_line_u64(test_sess_ok(&lib, "subscribe news"), "seq"), seq0);
 	test_sess_start(&proc, &d, "proc-writer");
 
-	ck_assert_uint_eq(changed(&w, "news", 10, 20), seq0 + 1);
-	ck_assert_uint_eq(changed(&w, "news", 4000, 1), seq0 + 2);
+	ck_assert_uint_eq(test_conn_changed(&w, "news", 10, 20), seq0 + 1);
+	ck_assert_uint_eq(test_conn_changed(&w, "news", 4000, 1), seq0 + 2);
 	s = test_line_u64(test_sess_ok(&proc, "changed news 100 50"), "seq");
 	ck_assert_uint_eq(s, seq0 + 3);
 
@@ -201,7 +178,7 @@ START_TEST(test_notify_events_keep_order_seq_ranges_and_writer_and_skip_the_writ
 		cJSON_Delete(st);
 	}
 	test_conn_open_hello(&late, &d);
-	ck_assert_uint_eq(subscribe(&late, "news"), seq0 + 3);
+	ck_assert_uint_eq(test_conn_subscribe(&late, "news"), seq0 + 3);
 	reply = test_conn_callf(&late, "{'op':'subscribe','name':'news'}");
 	test_assert_error(reply, "EALREADY", EALREADY);
 	cJSON_Delete(reply);
@@ -218,7 +195,7 @@ START_TEST(test_notify_events_keep_order_seq_ranges_and_writer_and_skip_the_writ
 	reply = test_conn_callf(&w, "{'op':'changed','name':'news','offset':0,'length':0}");
 	test_assert_error(reply, "EINVAL", EINVAL);
 	cJSON_Delete(reply);
-	ck_assert_uint_eq(changed(&w, "news", 65535, 1), seq0 + 4);
+	ck_assert_uint_eq(test_conn_changed(&w, "news", 65535, 1), seq0 + 4);
 	test_conn_expect_no_event(&late, 20);
 	{
 		uint64_t r4[] = { 65535, 1 };
@@ -339,7 +316,7 @@ START_TEST(test_notify_lagging_subscriber_gets_adjacent_and_overlapping_changes_
 	test_conn_open_hello(&lag, &d);
 	test_conn_open_hello(&w1, &d);
 	test_conn_open_hello(&w2, &d);
-	seq0 = subscribe(&lag, "busy");
+	seq0 = test_conn_subscribe(&lag, "busy");
 
 	/* One writer, adjacent ranges: 8 bytes at 8 * i. */
 	last = write_many(one, 1, "busy", N, 0, 8, 0, 8);
@@ -361,7 +338,7 @@ START_TEST(test_notify_lagging_subscriber_gets_adjacent_and_overlapping_changes_
 	              want, nr, NULL, 0);
 
 	/* Caught up: the next change comes alone again. */
-	ck_assert_uint_eq(changed(&w2, "busy", 60000, 3), last + 1);
+	ck_assert_uint_eq(test_conn_changed(&w2, "busy", 60000, 3), last + 1);
 	rng[0] = 60000;
 	rng[1] = 3;
 	check_changed(test_conn_expect_event(&lag, "changed", TEST_WAIT_MS), "busy", last + 1,
@@ -416,7 +393,7 @@ START_TEST(test_notify_subscriber_that_never_reads_stays_bounded_and_gets_overfl
 	rss0 = test_daemon_rss_kib(&d);
 
 	test_conn_open_hello(&deaf, &d);
-	ck_assert_uint_eq(subscribe(&deaf, "flood"), last);
+	ck_assert_uint_eq(test_conn_subscribe(&deaf, "flood"), last);
 	seq0 = last;
 	/* Scattered ranges: they cannot merge, so the deaf one's list overflows. The writer
 	 * never runs more than 1000 changes (some 120 KiB of events, less than a socket buffer)
@@ -486,7 +463,7 @@ START_TEST(test_notify_subscriber_that_never_reads_stays_bounded_and_gets_overfl
 	{
 		uint64_t rng[] = { 8, 8 };
 
-		ck_assert_uint_eq(changed(&w, "flood", 8, 8), last + 1);
+		ck_assert_uint_eq(test_conn_changed(&w, "flood", 8, 8), last + 1);
 		check_changed(test_conn_expect_event(&deaf, "changed", TEST_WAIT_MS), "flood", last + 1,
 		              last + 1, rng, 1, "harness", getpid());
 	}
@@ -512,12 +489,12 @@ START_TEST(test_notify_resize_reaches_subscribers_without_a_grant)
 	test_conn_open_hello(&sub, &d);
 	test_conn_open_hello(&holder, &d);
 	test_conn_open_hello(&other, &d);
-	(void)subscribe(&sub, "grows");
+	(void)test_conn_subscribe(&sub, "grows");
 	reply = test_conn_callf(&holder, "{'op':'open','name':'grows','mode':'ro'}");
 	test_assert_ok(reply);
 	close(test_conn_take_fd(&holder));
 	cJSON_Delete(reply);
-	(void)subscribe(&holder, "grows");
+	(void)test_conn_subscribe(&holder, "grows");
 
 	reply = test_conn_callf(&other, "{'op':'resize','name':'grows','size':8192}");
 	test_assert_ok(reply);
@@ -552,7 +529,7 @@ START_TEST(test_notify_delete_tells_subscribers_and_grant_holders)
 	test_conn_open_hello(&sub, &d);
 	test_conn_open_hello(&holder, &d);
 	test_conn_open_hello(&other, &d);
-	(void)subscribe(&sub, "gone");
+	(void)test_conn_subscribe(&sub, "gone");
 	reply = test_conn_callf(&holder, "{'op':'open','name':'gone','mode':'ro'}");
 	test_assert_ok(reply);
 	close(test_conn_take_fd(&holder));

@@ -822,6 +822,29 @@ void test_conn_expect_no_event(struct test_conn *c, int ms)
 	ck_assert_msg(ev == NULL, "unexpected event: %s", describe(ev));
 }
 
+uint64_t test_conn_subscribe(struct test_conn *c, const char *name)
+{
+	cJSON *reply = test_conn_callf(c, "{'op':'subscribe','name':'%s'}", name);
+	uint64_t seq;
+
+	test_assert_ok(reply);
+	seq = test_json_u64(reply, "seq");
+	cJSON_Delete(reply);
+	return seq;
+}
+
+uint64_t test_conn_changed(struct test_conn *c, const char *name, uint64_t off, uint64_t len)
+{
+	cJSON *reply = test_conn_callf(c, "{'op':'changed','name':'%s','offset':%llu,'length':%llu}",
+	                               name, (unsigned long long)off, (unsigned long long)len);
+	uint64_t seq;
+
+	test_assert_ok(reply);
+	seq = test_json_u64(reply, "seq");
+	cJSON_Delete(reply);
+	return seq;
+}
+
 /* ---- assertions -------------------------------------------------------------------------- */
 
 void test_assert_ok(const cJSON *reply)

@@ -191,6 +191,10 @@ cJSON *test_conn_expect_event(struct test_conn *c, const char *name, int timeout
  * everything the daemon had queued for c before it) nor within ms after it.
  */
 void test_conn_expect_no_event(struct test_conn *c, int ms);
+/* Subscribes c to name; asserts ok. Returns the reply's "seq". */
+uint64_t test_conn_subscribe(struct test_conn *c, const char *name);
+/* Reports a change of len bytes at off of name; asserts ok. Returns the reply's "seq". */
+uint64_t test_conn_changed(struct test_conn *c, const char *name, uint64_t off, uint64_t len);
 /* A printable copy of obj for messages (never freed: for failure messages). */
 const char *test_describe(const cJSON *obj);
 
