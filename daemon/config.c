@@ -35,6 +35,8 @@ static const struct config_limit {
 } config_limits[] = {
 	CONFIG_LIMIT(max_frame, FRAME_MAX_DEFAULT, FRAME_MAX_MIN, FRAME_MAX_LIMIT),
 	CONFIG_LIMIT(max_clients, 1024, 1, 65536),
+	CONFIG_LIMIT(max_clients_per_uid, 256, 1, 65536),
+	CONFIG_LIMIT(hello_timeout_ms, 10000, 0, 600000),
 	CONFIG_LIMIT(max_grants_per_client, 1024, 1, 1048576),
 	CONFIG_LIMIT(max_fds_in_flight, 64, 1, 4096),
 	CONFIG_LIMIT(max_queue_bytes, 4194304, 65536, 1073741824),

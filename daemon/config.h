@@ -17,6 +17,8 @@
 struct limits {
 	uint64_t max_frame;
 	uint64_t max_clients;
+	uint64_t max_clients_per_uid;  /* uid 0 is exempt */
+	uint64_t hello_timeout_ms;     /* 0: wait for hello forever */
 	uint64_t max_grants_per_client;
 	uint64_t max_fds_in_flight;
 	uint64_t max_queue_bytes;

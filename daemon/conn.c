@@ -96,6 +96,23 @@ static void conn_on_linger_timeout(uv_timer_t *timer)
 	conn_close(c);
 }
 
+/* A connection that has not said hello in time holds a slot for nothing: it is cut off. */
+static void conn_on_hello_timeout(uv_timer_t *timer)
+{
+	struct conn *c = timer->data;
+
+	if (c->state == CONN_OPEN && !c->hello_done)
+		conn_fail(c, ETIMEDOUT, "no hello within %llu ms",
+		          (unsigned long long)c->srv->limits->hello_timeout_ms);
+}
+
+void conn_hello_done(struct conn *c)
+{
+	c->hello_done = true;
+	/* Before hello the timer counts down nothing else (no request can be pending yet). */
+	uv_timer_stop(&c->timer);
+}
+
 static void conn_on_close_soon(uv_timer_t *timer)
 {
 	conn_close(timer->data);
@@ -155,6 +172,8 @@ int conn_new(struct server *srv, int fd, pid_t pid, uid_t uid, gid_t gid, struct
 	srv->conns = c;
 	srv->nconns++;
 
+	if (srv->limits->hello_timeout_ms > 0)
+		uv_timer_start(&c->timer, conn_on_hello_timeout, srv->limits->hello_timeout_ms, 0);
 	conn_update_poll(c);
 	if (!conn_alive(c))
 		return -EIO;

@@ -127,6 +127,8 @@ int conn_send(struct conn *c, const cJSON *msg, int *fds, size_t nfds);
  * deadline). Further input is discarded.
  */
 void conn_fail(struct conn *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Records a successful hello and stops the hello_timeout_ms countdown started at accept. */
+void conn_hello_done(struct conn *c);
 
 /* Sends the "shutdown" event and closes once it is written or the deadline passes. */
 void conn_shutdown(struct conn *c, const char *message);

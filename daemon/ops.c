@@ -343,7 +343,7 @@ static int ops_hello(struct conn *c, uint64_t id, cJSON *req)
 	for (char *p = c->client_name; p && *p; p++)
 		if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
 			*p = '?';
-	c->hello_done = true;
+	conn_hello_done(c);
 	log_debug("client %llu (pid %ld, uid %lu) says hello: \"%s\", protocol %u",
 	          (unsigned long long)c->serial, (long)c->pid, (unsigned long)c->uid,
 	          c->client_name ? c->client_name : "", c->version);

@@ -300,6 +300,18 @@ static enum log_level server_refusal_level(uint64_t *last_ms)
  * Tells a refused connection why (an "error" event with err and message), and closes it.
  * Refusals come in floods: at most one a second is logged at warn.
  */
+/* How many open connections uid has: one user must not be able to take every slot. */
+static uint64_t server_conns_of_uid(const struct server *s, uid_t uid)
+{
+	const struct conn *c;
+	uint64_t n = 0;
+
+	for (c = s->conns; c; c = c->next)
+		if (c->uid == uid)
+			n++;
+	return n;
+}
+
 static void server_refuse(struct server *s, int fd, pid_t pid, uid_t uid, int err,
                           const char *message)
 {
@@ -392,6 +404,14 @@ static void server_on_listen(uv_poll_t *handle, int status, int events)
 		if (s->nconns >= s->limits->max_clients) {
 			snprintf(message, sizeof(message), "too many connections (max_clients is %llu)",
 			         (unsigned long long)s->limits->max_clients);
+			server_refuse(s, fd, cred.pid, cred.uid, EUSERS, message);
+			free(groups);
+			continue;
+		}
+		if (cred.uid != 0 && server_conns_of_uid(s, cred.uid) >= s->limits->max_clients_per_uid) {
+			snprintf(message, sizeof(message), "too many connections from uid %lu "
+			         "(max_clients_per_uid is %llu)", (unsigned long)cred.uid,
+			         (unsigned long long)s->limits->max_clients_per_uid);
 			server_refuse(s, fd, cred.pid, cred.uid, EUSERS, message);
 			free(groups);
 			continue;

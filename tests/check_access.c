@@ -244,6 +244,42 @@ START_TEST(test_access_allow_connect_refuses_other_uids)
 }
 END_TEST
 
+/* One user cannot take every slot: past max_clients_per_uid it is refused, others are not. */
+START_TEST(test_access_one_uid_cannot_take_every_connection)
+{
+	struct test_daemon d;
+	struct test_conn nobody[2], extra, stranger;
+	cJSON *event;
+
+	if (!access_is_root())
+		return;
+	access_daemon_start(&d, "{" CFG_OPEN ", \"max_clients_per_uid\": 2}");
+	access_conn_hello_as(&nobody[0], &d, NOBODY, NOBODY);
+	access_conn_hello_as(&nobody[1], &d, NOBODY, NOBODY);
+	access_conn_as(&extra, &d, NOBODY, NOBODY);
+	event = test_conn_recv_frame(&extra);
+	test_assert_error_event(event, "EUSERS", EUSERS);
+	ck_assert_msg(strstr(test_json_str(cJSON_GetObjectItemCaseSensitive(event, "error"),
+	                                   "message"), "max_clients_per_uid") != NULL,
+	              "the refusal does not name the limit: %s", test_describe(event));
+	cJSON_Delete(event);
+	test_conn_expect_eof(&extra, TEST_WAIT_MS);
+	test_conn_close(&extra);
+	/* Another uid, and root, still get in. */
+	access_conn_hello_as(&stranger, &d, STRANGER, STRANGER);
+	test_conn_close(&stranger);
+	test_daemon_assert_alive(&d);
+	/* A slot the user gives back can be taken again. */
+	test_conn_close(&nobody[1]);
+	/* The status query's own connection counts too. */
+	ck_assert_uint_eq(test_daemon_wait_status(&d, "clients", 2), 2);
+	access_conn_hello_as(&nobody[1], &d, NOBODY, NOBODY);
+	test_conn_close(&nobody[0]);
+	test_conn_close(&nobody[1]);
+	test_daemon_stop(&d);
+}
+END_TEST
+
 START_TEST(test_access_allow_create_refuses_creation_not_use)
 {
 	struct test_daemon d;
@@ -488,6 +524,7 @@ static Suite *access_suite(void)
 	tcase_add_test(tc, test_access_chown_and_chmod_rules);
 	tcase_add_test(tc, test_access_allow_connect_refuses_other_uids);
 	tcase_add_test(tc, test_access_allow_create_refuses_creation_not_use);
+	tcase_add_test(tc, test_access_one_uid_cannot_take_every_connection);
 	tcase_add_test(tc, test_quota_bytes_and_regions_created_give_eagain);
 	tcase_add_test(tc, test_sighup_reload_changes_limit_keeping_clients);
 	tcase_add_test(tc, test_clients_and_stats_report_fields);

@@ -939,6 +939,29 @@ static void conn_ping_ok(struct test_conn *c)
 	cJSON_Delete(reply);
 }
 
+/* A connection that never says hello is cut off after hello_timeout_ms, with the reason. */
+START_TEST(test_hostile_connection_without_hello_is_cut_off_after_hello_timeout)
+{
+	struct test_daemon d;
+	struct test_conn idle, fine;
+	cJSON *ev;
+
+	test_daemon_start(&d, "{\"hello_timeout_ms\": 200}");
+	test_conn_open(&idle, &d);
+	test_conn_open_hello(&fine, &d);
+	ev = test_conn_recv_frame(&idle);
+	test_assert_error_event(ev, "ETIMEDOUT", ETIMEDOUT);
+	cJSON_Delete(ev);
+	test_conn_expect_eof(&idle, TEST_WAIT_MS);
+	test_conn_close(&idle);
+	/* The one that said hello in time stays, well past the timeout. */
+	usleep(400 * 1000);
+	conn_ping_ok(&fine);
+	test_conn_close(&fine);
+	test_daemon_stop(&d);
+}
+END_TEST
+
 START_TEST(test_hostile_too_many_connections_get_eusers_event_others_still_work)
 {
 	struct test_conn c[LIMIT_CLIENTS], extra, late;
@@ -1200,6 +1223,7 @@ static Suite *hostile_suite(void)
 	tcase_add_checked_fixture(lim, test_fd_setup, test_fd_teardown);
 	tcase_set_timeout(lim, 30);
 	tcase_add_test(lim, test_hostile_too_many_connections_get_eusers_event_others_still_work);
+	tcase_add_test(lim, test_hostile_connection_without_hello_is_cut_off_after_hello_timeout);
 	tcase_add_test(lim, test_hostile_grants_over_max_grants_per_client_get_eagain);
 	tcase_add_test(lim, test_hostile_flooding_client_that_never_reads_is_cut_off_others_served);
 	suite_add_tcase(s, lim);
