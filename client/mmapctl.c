@@ -1,7 +1,8 @@
 /*
  * mmapctl: the command line view of a running mmapd. It shows the daemon's figures, its
- * regions and their locks, creates, resizes and deletes regions, flushes them and sets their
- * flush policies, watches a region's events, and prints either aligned tables for people or
+ * regions and their locks, the connections and the counters, creates, resizes and deletes
+ * regions, changes their owners and modes, flushes them and sets their flush policies, watches
+ * a region's events, and prints either aligned tables for people or
  * JSON (--json) for scripts: one value per command, one object per line for watch. It is
  * built only on what mmapd.h offers, which keeps the public API honest: anything mmapctl
  * needs, every other client can do too. Exit status: 0 on success, 1 when the daemon or the
@@ -9,8 +10,10 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -37,6 +40,9 @@ struct ctl {
 	uint64_t size;       /* create's and resize's SIZE, checked before connecting */
 	bool set_policy;     /* policy with a KIND: set it (checked before connecting) */
 	struct mmapd_policy policy;
+	bool prometheus;     /* stats --prometheus */
+	int64_t uid, gid;    /* chown's UID and GID (-1: keep), checked before connecting */
+	unsigned perm;       /* chmod's MODE, checked before connecting */
 	struct mmapd_client *client;
 };
 
@@ -63,8 +69,11 @@ static void usage(FILE *out)
 	        "\n"
 	        "Commands:\n"
 	        "  status                                 show the daemon's figures and limits\n"
-	        "  list                                   list every region\n"
+	        "  list, regions                          list every region with its owner and mode\n"
 	        "  stat NAME                              show one region\n"
+	        "  clients                                list the connections to the daemon\n"
+	        "  stats [--prometheus]                   show the daemon's counters (--prometheus:\n"
+	        "                                         in the Prometheus text format)\n"
 	        "  create NAME SIZE [--anonymous] [--sparse]\n"
 	        "                                         create a region of SIZE bytes (K, M, G, T\n"
 	        "                                         suffixes are powers of 1024)\n"
@@ -78,12 +87,16 @@ static void usage(FILE *out)
 	        "                                         always, every-bytes N, every-writes N,\n"
 	        "                                         interval MS\n"
 	        "  clear-error NAME                       clear the poison of a failed flush\n"
+	        "  chown NAME [USER][:GROUP]              change the region's owner and/or group\n"
+	        "                                         (numbers or names)\n"
+	        "  chmod NAME MODE                        set the region's mode (octal, e.g. 0640)\n"
 	        "\n"
 	        "Options:\n"
 	        "  -s, --socket PATH   the daemon's socket (default: $MMAPD_SOCKET, else %s)\n"
 	        "  -j, --json          print JSON instead of a table\n"
 	        "      --anonymous     create: a memfd region held by the daemon, no file\n"
 	        "      --sparse        create, resize: do not reserve disk blocks\n"
+	        "      --prometheus    stats: print the Prometheus text format\n"
 	        "  -h, --help          show this help\n"
 	        "  -V, --version       show the version\n",
 	        MMAPD_DEFAULT_SOCKET);
@@ -228,7 +241,9 @@ static cJSON *region_json(const struct mmapd_region_info *info)
 	    !cJSON_AddBoolToObject(obj, "anonymous", info->anonymous) ||
 	    !json_add_numbers(obj, "size", info->size, "grants", info->grants,
 	                      "clients", info->clients, "generation", info->generation,
-	                      "seq", info->seq, "locks", info->locks, (const char *)NULL) ||
+	                      "seq", info->seq, "locks", info->locks, "uid", (uint64_t)info->uid,
+	                      "gid", (uint64_t)info->gid, "perm", (uint64_t)info->perm,
+	                      (const char *)NULL) ||
 	    !json_add_policy(obj, &info->policy) ||
 	    !cJSON_AddBoolToObject(obj, "poisoned", info->poisoned)) {
 		cJSON_Delete(obj);
@@ -332,24 +347,33 @@ static int max_int(int a, int b)
 	return a > b ? a : b;
 }
 
+/* "1000:1000": a region's owner and group. */
+static const char *owner_text(const struct mmapd_region_info *info, char *buf, size_t len)
+{
+	snprintf(buf, len, "%" PRIu32 ":%" PRIu32, info->uid, info->gid);
+	return buf;
+}
+
 static void list_print_table(const struct mmapd_region_info *infos, size_t count)
 {
-	int wname = 4, wbytes = 5, whuman = 4, wgrants = 6;
-	char h[SIZE_HUMAN_MAX];
+	int wname = 4, wbytes = 5, whuman = 4, wgrants = 6, wowner = 5;
+	char h[SIZE_HUMAN_MAX], o[32];
 
 	for (size_t i = 0; i < count; i++) {
 		wname = max_int(wname, (int)strlen(infos[i].name));
 		wbytes = max_int(wbytes, number_width(infos[i].size));
 		whuman = max_int(whuman, (int)strlen(size_human(infos[i].size, h)));
 		wgrants = max_int(wgrants, number_width(infos[i].grants));
+		wowner = max_int(wowner, (int)strlen(owner_text(&infos[i], o, sizeof(o))));
 	}
-	printf("%-*s  %*s  %*s  %-9s  %*s  %s\n", wname, "NAME", wbytes, "BYTES", whuman, "SIZE",
-	       "TYPE", wgrants, "GRANTS", "CLIENTS");
+	printf("%-*s  %*s  %*s  %-9s  %*s  %7s  %-*s  %s\n", wname, "NAME", wbytes, "BYTES", whuman,
+	       "SIZE", "TYPE", wgrants, "GRANTS", "CLIENTS", wowner, "OWNER", "MODE");
 	for (size_t i = 0; i < count; i++)
-		printf("%-*s  %*" PRIu64 "  %*s  %-9s  %*" PRIu64 "  %7" PRIu64 "\n",
-		       wname, infos[i].name, wbytes, infos[i].size, whuman,
+		printf("%-*s  %*" PRIu64 "  %*s  %-9s  %*" PRIu64 "  %7" PRIu64 "  %-*s  %04" PRIo32
+		       "\n", wname, infos[i].name, wbytes, infos[i].size, whuman,
 		       size_human(infos[i].size, h), infos[i].anonymous ? "anonymous" : "file",
-		       wgrants, infos[i].grants, infos[i].clients);
+		       wgrants, infos[i].grants, infos[i].clients, wowner,
+		       owner_text(&infos[i], o, sizeof(o)), infos[i].perm);
 }
 
 static int cmd_list(struct ctl *ctl, char **args)
@@ -401,6 +425,8 @@ static int cmd_stat(struct ctl *ctl, char **args)
 	row_print("poisoned", "%s", info.poisoned ? "yes (flushes fail until clear-error)" : "no");
 	row_print("seq", "%" PRIu64, info.seq);
 	row_print("locks", "%" PRIu64, info.locks);
+	row_print("owner", "%s", owner_text(&info, p, sizeof(p)));
+	row_print("mode", "%04" PRIo32, info.perm);
 	return EXIT_SUCCESS;
 }
 
@@ -601,6 +627,155 @@ static int cmd_locks(struct ctl *ctl, char **args)
 	}
 	free(locks);
 	return json_print(arr);
+}
+
+/* ---- clients, stats, chown, chmod ---- */
+
+static cJSON *client_json(const struct mmapd_client_info *k)
+{
+	cJSON *obj = cJSON_CreateObject();
+
+	if (!obj || !json_add_numbers(obj, "id", k->id, (const char *)NULL) ||
+	    !(k->name[0] ? cJSON_AddStringToObject(obj, "name", k->name)
+	                 : cJSON_AddNullToObject(obj, "name")) ||
+	    !json_add_numbers(obj, "pid", (uint64_t)k->pid, "uid", (uint64_t)k->uid,
+	                      "gid", (uint64_t)k->gid, "connected_since_ms", k->connected_since_ms,
+	                      "grants", k->grants, "bytes_granted", k->bytes_granted,
+	                      "regions_created", k->regions_created, "locks_held", k->locks_held,
+	                      "locks_waiting", k->locks_waiting, "subscriptions", k->subscriptions,
+	                      "queued_bytes", k->queued_bytes, "queued_fds", k->queued_fds,
+	                      (const char *)NULL)) {
+		cJSON_Delete(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+static void clients_print_table(const struct mmapd_client_info *ks, size_t count)
+{
+	int wid = 2, wname = 4, wpid = 3;
+
+	for (size_t i = 0; i < count; i++) {
+		wid = max_int(wid, number_width(ks[i].id));
+		wname = max_int(wname, (int)strlen(ks[i].name[0] ? ks[i].name : "-"));
+		wpid = max_int(wpid, number_width((uint64_t)ks[i].pid));
+	}
+	printf("%*s  %-*s  %*s  %6s  %6s  %-23s  %6s  %10s  %7s  %5s  %7s  %4s  %s\n", wid, "ID",
+	       wname, "NAME", wpid, "PID", "UID", "GID", "CONNECTED", "GRANTS", "BYTES", "CREATED",
+	       "LOCKS", "WAITING", "SUBS", "QUEUED");
+	for (size_t i = 0; i < count; i++) {
+		char since[64];
+
+		time_format(ks[i].connected_since_ms, true, since, sizeof(since));
+		printf("%*" PRIu64 "  %-*s  %*" PRId64 "  %6" PRId64 "  %6" PRId64 "  %-23s  %6" PRIu64
+		       "  %10" PRIu64 "  %7" PRIu64 "  %5" PRIu64 "  %7" PRIu64 "  %4" PRIu64 "  %" PRIu64
+		       " B, %" PRIu64 " fds\n", wid, ks[i].id, wname, ks[i].name[0] ? ks[i].name : "-",
+		       wpid, ks[i].pid, ks[i].uid, ks[i].gid, since, ks[i].grants, ks[i].bytes_granted,
+		       ks[i].regions_created, ks[i].locks_held, ks[i].locks_waiting,
+		       ks[i].subscriptions, ks[i].queued_bytes, ks[i].queued_fds);
+	}
+}
+
+static int cmd_clients(struct ctl *ctl, char **args)
+{
+	struct mmapd_client_info *ks;
+	size_t count;
+	cJSON *arr;
+
+	(void)args;
+	if (mmapd_clients(ctl->client, &ks, &count) < 0)
+		return fail("clients");
+	if (!ctl->json) {
+		clients_print_table(ks, count);
+		free(ks);
+		return EXIT_SUCCESS;
+	}
+	arr = cJSON_CreateArray();
+	for (size_t i = 0; arr && i < count; i++) {
+		cJSON *obj = client_json(&ks[i]);
+
+		if (!obj || !cJSON_AddItemToArray(arr, obj)) {
+			cJSON_Delete(obj);
+			cJSON_Delete(arr);
+			arr = NULL;
+		}
+	}
+	free(ks);
+	return json_print(arr);
+}
+
+/* One "key  value" row of the stats table, indented under a section when indent. */
+static void stats_row(const cJSON *item, bool indent)
+{
+	if (cJSON_IsNumber(item))
+		printf("%s%-*s %.0f\n", indent ? "  " : "", indent ? 30 : 32, item->string,
+		       item->valuedouble);
+	else if (cJSON_IsString(item))
+		printf("%s%-*s %s\n", indent ? "  " : "", indent ? 30 : 32, item->string,
+		       item->valuestring);
+}
+
+/* The stats reply as a table: the figures, then each object ("requests", "errors") as a
+ * section of its own. */
+static void stats_print_table(const cJSON *stats)
+{
+	const cJSON *item, *sub;
+
+	cJSON_ArrayForEach(item, stats)
+		if (!cJSON_IsObject(item))
+			stats_row(item, false);
+	cJSON_ArrayForEach(item, stats) {
+		if (!cJSON_IsObject(item))
+			continue;
+		printf("%s:\n", item->string);
+		cJSON_ArrayForEach(sub, item)
+			stats_row(sub, true);
+	}
+}
+
+static int cmd_stats(struct ctl *ctl, char **args)
+{
+	cJSON *stats;
+	char *text;
+
+	(void)args;
+	if (ctl->prometheus) {
+		if (mmapd_stats_prometheus(ctl->client, &text) < 0)
+			return fail("stats");
+		fputs(text, stdout);
+		free(text);
+		return EXIT_SUCCESS;
+	}
+	if (mmapd_stats_json(ctl->client, &text) < 0)
+		return fail("stats");
+	if (ctl->json) {
+		puts(text);
+		free(text);
+		return EXIT_SUCCESS;
+	}
+	stats = cJSON_Parse(text);
+	free(text);
+	if (!stats) {
+		fputs("mmapctl: stats: out of memory\n", stderr);
+		return EXIT_FAILURE;
+	}
+	stats_print_table(stats);
+	cJSON_Delete(stats);
+	return EXIT_SUCCESS;
+}
+
+static int cmd_chown(struct ctl *ctl, char **args)
+{
+	if (mmapd_chown(ctl->client, args[0], ctl->uid, ctl->gid) < 0)
+		return fail_on("chown", args[0]);
+	return ctl->json ? json_print_done(args[0], "changed") : EXIT_SUCCESS;
+}
+
+static int cmd_chmod(struct ctl *ctl, char **args)
+{
+	if (mmapd_chmod(ctl->client, args[0], ctl->perm) < 0)
+		return fail_on("chmod", args[0]);
+	return ctl->json ? json_print_done(args[0], "changed") : EXIT_SUCCESS;
 }
 
 /* ---- watch ---- */
@@ -805,6 +980,11 @@ static const struct command {
 } commands[] = {
 	{ "status", 0, 0, cmd_status },
 	{ "list", 0, 0, cmd_list },
+	{ "regions", 0, 0, cmd_list },
+	{ "clients", 0, 0, cmd_clients },
+	{ "stats", 0, 0, cmd_stats },
+	{ "chown", 2, 2, cmd_chown },
+	{ "chmod", 2, 2, cmd_chmod },
 	{ "stat", 1, 1, cmd_stat },
 	{ "create", 2, 2, cmd_create },
 	{ "delete", 1, 1, cmd_delete },
@@ -855,7 +1035,81 @@ static int policy_args(struct ctl *ctl, char **args, int nargs)
 	return 0;
 }
 
-enum { OPT_ANONYMOUS = 256, OPT_SPARSE };
+/*
+ * Reads one side of chown's USER:GROUP: a number below 2^32-1, or a name looked up with
+ * getpwnam() (group: getgrnam()); empty keeps the current value (-1). Returns 0 or the usage
+ * error's status.
+ */
+static int chown_id(const char *s, bool group, int64_t *ret)
+{
+	uint64_t v;
+
+	*ret = -1;
+	if (!*s)
+		return 0;
+	if (s[0] >= '0' && s[0] <= '9') {
+		if (num_parse_u64(s, &v) < 0 || v >= UINT32_MAX)
+			return usage_error("invalid %s '%s'", group ? "group" : "user", s);
+		*ret = (int64_t)v;
+		return 0;
+	}
+	if (group) {
+		struct group *gr = getgrnam(s);
+
+		if (!gr)
+			return usage_error("unknown group '%s'", s);
+		*ret = gr->gr_gid;
+	} else {
+		struct passwd *pw = getpwnam(s);
+
+		if (!pw)
+			return usage_error("unknown user '%s'", s);
+		*ret = pw->pw_uid;
+	}
+	return 0;
+}
+
+/* Reads chown's [USER][:GROUP] into ctl->uid and ctl->gid. Returns 0 or the usage error's status. */
+static int chown_arg(struct ctl *ctl, const char *arg)
+{
+	char user[256];
+	const char *colon = strchr(arg, ':');
+	size_t len = colon ? (size_t)(colon - arg) : strlen(arg);
+	int r;
+
+	if (len >= sizeof(user))
+		return usage_error("invalid user '%.*s'", (int)len, arg);
+	memcpy(user, arg, len);
+	user[len] = '\0';
+	r = chown_id(user, false, &ctl->uid);
+	if (r)
+		return r;
+	r = chown_id(colon ? colon + 1 : "", true, &ctl->gid);
+	if (r)
+		return r;
+	if (ctl->uid < 0 && ctl->gid < 0)
+		return usage_error("chown needs a user, a group or both: [USER][:GROUP]");
+	return 0;
+}
+
+/* Reads chmod's MODE (octal digits, at most 0777) into ctl->perm. Returns 0 or the usage
+ * error's status. */
+static int chmod_arg(struct ctl *ctl, const char *arg)
+{
+	unsigned perm = 0;
+	size_t len = strlen(arg);
+
+	if (len == 0 || len > 4 || strspn(arg, "01234567") != len)
+		return usage_error("invalid mode '%s' (octal, 0 to 0777)", arg);
+	for (size_t i = 0; i < len; i++)
+		perm = perm * 8 + (unsigned)(arg[i] - '0');
+	if (perm > 0777)
+		return usage_error("invalid mode '%s' (octal, 0 to 0777)", arg);
+	ctl->perm = perm;
+	return 0;
+}
+
+enum { OPT_ANONYMOUS = 256, OPT_SPARSE, OPT_PROMETHEUS };
 
 int main(int argc, char **argv)
 {
@@ -866,6 +1120,7 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ "anonymous", no_argument, NULL, OPT_ANONYMOUS },
 		{ "sparse", no_argument, NULL, OPT_SPARSE },
+		{ "prometheus", no_argument, NULL, OPT_PROMETHEUS },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ctl ctl = { 0 };
@@ -895,6 +1150,9 @@ int main(int argc, char **argv)
 		case OPT_SPARSE:
 			ctl.sparse = true;
 			break;
+		case OPT_PROMETHEUS:
+			ctl.prometheus = true;
+			break;
 		case ':':
 			return usage_error("option '%s' needs an argument", argv[optind - 1]);
 		default:
@@ -923,8 +1181,16 @@ int main(int argc, char **argv)
 		return usage_error("--anonymous goes with 'create' only");
 	if (ctl.sparse && cmd->run != cmd_create && cmd->run != cmd_resize)
 		return usage_error("--sparse goes with 'create' and 'resize' only");
+	if (ctl.prometheus && cmd->run != cmd_stats)
+		return usage_error("--prometheus goes with 'stats' only");
+	if (ctl.prometheus && ctl.json)
+		return usage_error("--prometheus and --json exclude each other");
 	if (cmd->run == cmd_create || cmd->run == cmd_resize)
 		status = size_arg(&ctl, args[1]);
+	else if (cmd->run == cmd_chown)
+		status = chown_arg(&ctl, args[1]);
+	else if (cmd->run == cmd_chmod)
+		status = chmod_arg(&ctl, args[1]);
 	else if (cmd->run == cmd_policy)
 		status = policy_args(&ctl, args, nargs);
 	if (status)

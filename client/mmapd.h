@@ -139,6 +139,10 @@ struct mmapd_region_info {
 	bool poisoned;     /* a flush failed; flushes fail with -EIO until mmapd_clear_error() */
 	uint64_t seq;      /* sequence number of the last reported change */
 	uint64_t locks;    /* locks held or waited for on it */
+	/* Access control (docs/protocol.md, "Owners and modes"); all 0 from a daemon without it. */
+	uint32_t uid;      /* owner */
+	uint32_t gid;      /* group */
+	uint32_t perm;     /* mode bits, 0 .. 0777, read like a file's */
 };
 
 /*
@@ -232,6 +236,70 @@ MMAPD_EXPORT int mmapd_status(struct mmapd_client *client, struct mmapd_status *
 
 /* One no-op round trip to the daemon. Returns 0 or a negative errno. */
 MMAPD_EXPORT int mmapd_ping(struct mmapd_client *client);
+
+/*
+ * ---- Access control and operations (docs/protocol.md, "Access control and operations") ----
+ */
+
+/*
+ * Changes the owner and/or group of region name; uid or gid -1 keeps the current value (not
+ * both -1). Only root or the region's owner may; only root may change the owner; the owner may
+ * set the group to one it is in. Returns 0 once the change is on disk, or -EPERM (not allowed,
+ * as chown(2)), -EINVAL (both -1, a value below -1 or above 2^32-2, a bad name), -ENAMETOOLONG,
+ * -ENOENT (no such region), or a connection error.
+ */
+MMAPD_EXPORT int mmapd_chown(struct mmapd_client *client, const char *name, int64_t uid,
+                             int64_t gid);
+
+/*
+ * Sets the mode bits of region name to perm (0 .. 0777). Root or the owner only. Returns 0,
+ * -EPERM, -EINVAL (perm above 0777, a bad name), -ENAMETOOLONG, -ENOENT, or a connection error.
+ */
+MMAPD_EXPORT int mmapd_chmod(struct mmapd_client *client, const char *name, unsigned perm);
+
+/* One connection to the daemon as reported by mmapd_clients(). */
+struct mmapd_client_info {
+	uint64_t id;                 /* the connection's number, as in the daemon's log */
+	char name[65];               /* its hello client name; "" when it gave none */
+	int64_t pid;                 /* the peer's credentials when it connected */
+	int64_t uid;
+	int64_t gid;
+	uint64_t connected_since_ms; /* Unix epoch ms */
+	uint64_t grants;             /* open grants */
+	uint64_t bytes_granted;      /* sum of the region sizes the grants were made at */
+	uint64_t regions_created;    /* creations it started (failed ones do not count) */
+	uint64_t locks_held;
+	uint64_t locks_waiting;
+	uint64_t subscriptions;
+	uint64_t queued_bytes;       /* replies waiting to be read by it */
+	uint64_t queued_fds;         /* descriptors waiting to be read by it */
+};
+
+/*
+ * Lists every connection to the daemon (the calling one included), sorted by id; pages
+ * through the daemon's answers as mmapd_list() does. Returns 0 with *ret_clients (free with
+ * free(); NULL when there are none) holding *ret_count entries, or -EINVAL (NULL argument),
+ * -ENOMEM, -EPROTO (a malformed reply), or a connection error.
+ */
+MMAPD_EXPORT int mmapd_clients(struct mmapd_client *client, struct mmapd_client_info **ret_clients,
+                               size_t *ret_count);
+
+/*
+ * The daemon's counters in the Prometheus text exposition format (version 0.0.4): every
+ * figure as mmapd_<key> with "# HELP" and "# TYPE" lines, mmapd_requests_total{op="..."} and
+ * mmapd_errors_total{code="..."}. Returns 0 with *ret_text set to a NUL-terminated string the
+ * caller frees with free(), or -EINVAL (NULL argument), -ENOMEM (also when the daemon's reply
+ * would not fit its max_frame), -EPROTO, or a connection error.
+ */
+MMAPD_EXPORT int mmapd_stats_prometheus(struct mmapd_client *client, char **ret_text);
+
+/*
+ * The daemon's counters as one line of JSON: the stats reply of docs/protocol.md without its
+ * "id" and "ok" (uptime_seconds, connections_accepted_total, ..., the "requests" and "errors"
+ * objects). Keys the daemon adds later appear too. Returns 0 with *ret_json set to a
+ * NUL-terminated string the caller frees with free(), or the errors of mmapd_stats_prometheus().
+ */
+MMAPD_EXPORT int mmapd_stats_json(struct mmapd_client *client, char **ret_json);
 
 /*
  * ---- Coordination: locks, resize, change notification, flush (docs/coordination.md) ----

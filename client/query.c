@@ -1,5 +1,6 @@
 /*
- * The queries of libmmapd: stat, list, delete, status and ping, and the readers of the
+ * The queries of libmmapd: stat, list, delete, status and ping (the operator's ops are in
+ * admin.c), and the readers of the
  * region objects they (and open and resize) return. Names are checked with the daemon's own rules
  * (shared/name.c) before any round trip, and every field of a reply is type-checked: a reply
  * that is not what docs/protocol.md promises is -EPROTO, never a half-filled struct.
@@ -34,6 +35,18 @@ static int info_u64_optional(const cJSON *obj, const char *key, uint64_t *ret)
 	return msg_get_u64(obj, key, ret) == -EINVAL ? -EPROTO : 0;
 }
 
+/* info_u64_optional() for a value that must fit 32 bits. Returns 0 or -EPROTO. */
+static int info_u32_optional(const cJSON *obj, const char *key, uint32_t *ret)
+{
+	uint64_t v;
+
+	*ret = 0;
+	if (info_u64_optional(obj, key, &v) < 0 || v > UINT32_MAX)
+		return -EPROTO;
+	*ret = (uint32_t)v;
+	return 0;
+}
+
 int region_info_parse(const cJSON *obj, struct mmapd_region_info *ret_info)
 {
 	struct mmapd_region_info info = { .policy.kind = MMAPD_POLICY_MANUAL };
@@ -54,6 +67,12 @@ int region_info_parse(const cJSON *obj, struct mmapd_region_info *ret_info)
 	    info_u64_optional(obj, "locks", &info.locks) < 0 ||
 	    msg_get_bool(obj, "poisoned", &info.poisoned) == -EINVAL ||
 	    (policy && policy_read(policy, &info.policy) < 0))
+		return -EPROTO;
+	/* The access control fields are absent from a daemon without it (and for a region
+	 * whose owner the daemon has not recorded). */
+	if (info_u32_optional(obj, "uid", &info.uid) < 0 ||
+	    info_u32_optional(obj, "gid", &info.gid) < 0 ||
+	    info_u32_optional(obj, "perm", &info.perm) < 0 || info.perm > 0777)
 		return -EPROTO;
 	len = strlen(name);
 	if (len == 0 || len > MMAPD_NAME_MAX)

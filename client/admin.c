@@ -1,0 +1,282 @@
+/*
+ * The operator's requests of libmmapd (docs/protocol.md, "Access control and operations"):
+ * chown and chmod of a region, the list of connections and the daemon's counters. As in
+ * query.c, names are checked before any round trip and every field of a reply is
+ * type-checked: a reply that is not what the protocol promises is -EPROTO.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "msg.h"
+
+/* Largest uid or gid chown takes: 2^32-1 is (uid_t)-1, "no change", to chown(2). */
+#define ADMIN_ID_MAX 0xfffffffeULL
+
+/* Sends req (consumed) and drops the reply. Returns 0 or a negative errno (message set). */
+static int admin_call_done(struct mmapd_client *client, cJSON *req)
+{
+	cJSON *reply = NULL;
+	int r;
+
+	r = client_call(client, req, &reply);
+	cJSON_Delete(req);
+	cJSON_Delete(reply);
+	return r;
+}
+
+MMAPD_EXPORT int mmapd_chown(struct mmapd_client *client, const char *name, int64_t uid,
+                             int64_t gid)
+{
+	cJSON *req;
+	int r;
+
+	if (!name)
+		return error_set(-EINVAL, "the region name is NULL");
+	if (uid == -1 && gid == -1)
+		return error_set(-EINVAL, "chown needs a uid or a gid (both are -1)");
+	if (uid < -1 || (uid >= 0 && (uint64_t)uid > ADMIN_ID_MAX))
+		return error_set(-EINVAL, "uid %lld is not -1 or 0 .. %llu", (long long)uid,
+		                 ADMIN_ID_MAX);
+	if (gid < -1 || (gid >= 0 && (uint64_t)gid > ADMIN_ID_MAX))
+		return error_set(-EINVAL, "gid %lld is not -1 or 0 .. %llu", (long long)gid,
+		                 ADMIN_ID_MAX);
+	r = request_start(client, "chown", name, &req);
+	if (r < 0)
+		return r;
+	if ((uid >= 0 && (r = request_add_u64(req, "uid", (uint64_t)uid)) < 0) ||
+	    (gid >= 0 && (r = request_add_u64(req, "gid", (uint64_t)gid)) < 0)) {
+		cJSON_Delete(req);
+		return r;
+	}
+	return admin_call_done(client, req);
+}
+
+MMAPD_EXPORT int mmapd_chmod(struct mmapd_client *client, const char *name, unsigned perm)
+{
+	cJSON *req;
+	int r;
+
+	if (!name)
+		return error_set(-EINVAL, "the region name is NULL");
+	if (perm > 0777)
+		return error_set(-EINVAL, "mode %#o is above 0777", perm);
+	r = request_start(client, "chmod", name, &req);
+	if (r < 0)
+		return r;
+	r = request_add_u64(req, "perm", perm);
+	if (r < 0) {
+		cJSON_Delete(req);
+		return r;
+	}
+	return admin_call_done(client, req);
+}
+
+/* ---- clients ---- */
+
+/* Reads one entry of the clients reply. Returns 0 or -EPROTO. */
+static int client_info_parse(const cJSON *obj, struct mmapd_client_info *ret)
+{
+	struct mmapd_client_info info = { 0 };
+	const cJSON *name = cJSON_GetObjectItemCaseSensitive(obj, "name");
+	uint64_t pid, uid, gid;
+
+	if (!cJSON_IsObject(obj))
+		return -EPROTO;
+
+	const struct {
+		const char *key;
+		uint64_t *dst;
+	} fields[] = {
+		{ "id", &info.id },
+		{ "pid", &pid },
+		{ "uid", &uid },
+		{ "gid", &gid },
+		{ "connected_since_ms", &info.connected_since_ms },
+		{ "grants", &info.grants },
+		{ "bytes_granted", &info.bytes_granted },
+		{ "regions_created", &info.regions_created },
+		{ "locks_held", &info.locks_held },
+		{ "locks_waiting", &info.locks_waiting },
+		{ "subscriptions", &info.subscriptions },
+		{ "queued_bytes", &info.queued_bytes },
+		{ "queued_fds", &info.queued_fds },
+	};
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		if (msg_get_u64(obj, fields[i].key, fields[i].dst) < 0)
+			return -EPROTO;
+	if (pid > INT64_MAX || uid > UINT32_MAX || gid > UINT32_MAX)
+		return -EPROTO;
+	if (cJSON_IsString(name)) {
+		size_t len = strlen(name->valuestring);
+
+		if (len >= sizeof(info.name))
+			return -EPROTO;
+		memcpy(info.name, name->valuestring, len + 1);
+	} else if (name && !cJSON_IsNull(name)) {
+		return -EPROTO;
+	}
+	info.pid = (int64_t)pid;
+	info.uid = (int64_t)uid;
+	info.gid = (int64_t)gid;
+	*ret = info;
+	return 0;
+}
+
+/*
+ * Reads one page of a clients reply into the end of *infos (grown as needed). Ids must rise
+ * strictly, also across pages: the protocol's order, and what makes the paging loop end.
+ * Returns 0 with *ret_more set, or a negative errno (message set).
+ */
+static int clients_page_read(const cJSON *reply, struct mmapd_client_info **infos,
+                             size_t *count, size_t *cap, bool *ret_more)
+{
+	const cJSON *clients = cJSON_GetObjectItemCaseSensitive(reply, "clients");
+	const cJSON *item;
+	size_t n;
+
+	if (!cJSON_IsArray(clients) || msg_get_bool(reply, "more", ret_more) < 0)
+		return error_set(-EPROTO, "mmapd's clients reply has no valid \"clients\" or \"more\"");
+	n = (size_t)cJSON_GetArraySize(clients);
+	if (*ret_more && n == 0)
+		return error_set(-EPROTO, "mmapd said more clients follow but sent none");
+
+	if (n > *cap - *count) {
+		size_t want = *count + n > 2 * *cap ? *count + n : 2 * *cap;
+		struct mmapd_client_info *grown = reallocarray(*infos, want, sizeof(**infos));
+
+		if (!grown)
+			return error_set(-ENOMEM, "out of memory listing %zu clients", *count + n);
+		*infos = grown;
+		*cap = want;
+	}
+
+	cJSON_ArrayForEach(item, clients) {
+		struct mmapd_client_info *info = &(*infos)[*count];
+
+		if (client_info_parse(item, info) < 0)
+			return error_set(-EPROTO, "mmapd sent a malformed client object");
+		if (*count > 0 && info->id <= (*infos)[*count - 1].id)
+			return error_set(-EPROTO, "mmapd listed clients out of order");
+		(*count)++;
+	}
+	return 0;
+}
+
+MMAPD_EXPORT int mmapd_clients(struct mmapd_client *client, struct mmapd_client_info **ret_clients,
+                               size_t *ret_count)
+{
+	struct mmapd_client_info *infos = NULL;
+	size_t count = 0, cap = 0;
+	bool more = true;
+	int r = 0;
+
+	if (!client || !ret_clients || !ret_count)
+		return error_set(-EINVAL, "client, ret_clients or ret_count is NULL");
+
+	while (more) {
+		cJSON *req, *reply = NULL;
+
+		req = request_new("clients", NULL);
+		if (!req) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		if (count > 0 && (r = request_add_u64(req, "after", infos[count - 1].id)) < 0) {
+			cJSON_Delete(req);
+			goto fail;
+		}
+		r = client_call(client, req, &reply);
+		cJSON_Delete(req);
+		if (r < 0)
+			goto fail;
+		r = clients_page_read(reply, &infos, &count, &cap, &more);
+		cJSON_Delete(reply);
+		if (r < 0)
+			goto fail;
+	}
+
+	if (count == 0) {
+		free(infos);
+		infos = NULL;
+	}
+	*ret_clients = infos;
+	*ret_count = count;
+	return 0;
+
+fail:
+	free(infos);
+	return r;
+}
+
+/* ---- stats ---- */
+
+/* Sends {"op":"stats","format":format} and returns the reply. Returns 0 or a negative errno. */
+static int stats_call(struct mmapd_client *client, const char *format, cJSON **ret_reply)
+{
+	cJSON *req;
+	int r;
+
+	r = request_start(client, "stats", NULL, &req);
+	if (r < 0)
+		return r;
+	if (!cJSON_AddStringToObject(req, "format", format)) {
+		cJSON_Delete(req);
+		return request_nomem();
+	}
+	r = client_call(client, req, ret_reply);
+	cJSON_Delete(req);
+	return r;
+}
+
+MMAPD_EXPORT int mmapd_stats_prometheus(struct mmapd_client *client, char **ret_text)
+{
+	cJSON *reply = NULL;
+	const char *text;
+	char *copy;
+	int r;
+
+	if (!ret_text)
+		return error_set(-EINVAL, "ret_text is NULL");
+	r = stats_call(client, "prometheus", &reply);
+	if (r < 0)
+		return r;
+	if (msg_get_string(reply, "text", &text) < 0) {
+		cJSON_Delete(reply);
+		return error_set(-EPROTO, "mmapd's stats reply has no valid \"text\"");
+	}
+	copy = strdup(text);
+	cJSON_Delete(reply);
+	if (!copy)
+		return error_set(-ENOMEM, "out of memory copying the stats");
+	*ret_text = copy;
+	return 0;
+}
+
+MMAPD_EXPORT int mmapd_stats_json(struct mmapd_client *client, char **ret_json)
+{
+	cJSON *reply = NULL;
+	uint64_t uptime;
+	char *text;
+	int r;
+
+	if (!ret_json)
+		return error_set(-EINVAL, "ret_json is NULL");
+	r = stats_call(client, "json", &reply);
+	if (r < 0)
+		return r;
+	if (msg_get_u64(reply, "uptime_seconds", &uptime) < 0) {
+		cJSON_Delete(reply);
+		return error_set(-EPROTO, "mmapd's stats reply has no valid \"uptime_seconds\"");
+	}
+	cJSON_DeleteItemFromObjectCaseSensitive(reply, "id");
+	cJSON_DeleteItemFromObjectCaseSensitive(reply, "ok");
+	text = cJSON_PrintUnformatted(reply);
+	cJSON_Delete(reply);
+	if (!text)
+		return error_set(-ENOMEM, "out of memory printing the stats");
+	*ret_json = text;
+	return 0;
+}
