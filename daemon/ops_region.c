@@ -218,6 +218,12 @@ static void open_grant(struct conn *c, uint64_t id, struct region *r, enum regio
 	}
 	reply = msg_reply_ok(id);
 	obj = reply ? region_to_json(r) : NULL;
+	/* During a shrink the new window must stop where the shrink will cut (resize.h). */
+	if (obj && resize_grant_size(r) != region_size(r) &&
+	    !cJSON_ReplaceItemInObject(obj, "size", cJSON_CreateNumber((double)resize_grant_size(r)))) {
+		cJSON_Delete(obj);
+		obj = NULL;
+	}
 	if (!obj || !cJSON_AddNumberToObject(reply, "fds", 1) ||
 	    !cJSON_AddNumberToObject(reply, "handle", g->handle) ||
 	    !cJSON_AddStringToObject(reply, "mode", region_mode_name(mode)) ||

@@ -509,6 +509,14 @@ int resize_ack(struct conn *c, uint64_t shrink)
 	return 0;
 }
 
+uint64_t resize_grant_size(struct region *r)
+{
+	const struct resize *rs = r->resizes.active;
+	uint64_t size = region_size(r);
+
+	return rs && rs->asking && rs->size < size ? rs->size : size;
+}
+
 void resize_grant_added(struct conn *c, struct region *r)
 {
 	struct resize *rs = r->resizes.active;

@@ -557,6 +557,64 @@ START_TEST(test_resize_external_ftruncate_is_announced_to_grant_holders)
 }
 END_TEST
 
+/*
+ * A client that acknowledged a shrink and then opens the region again is not asked again, so
+ * the open must hand it a window that stops where the shrink will cut: otherwise its new
+ * mapping reaches the tail and the truncation kills it with SIGBUS (found by make soak).
+ */
+START_TEST(test_resize_open_during_a_shrink_reports_the_size_the_shrink_heads_for)
+{
+	struct test_daemon d;
+	struct test_conn a, b, c;
+	cJSON *reply, *ev;
+	const cJSON *region;
+	uint64_t rid, shrink;
+
+	test_daemon_start(&d, "{\"shrink_timeout_ms\": 10000}");
+	test_daemon_create(&d, "cut", 64 * KIB, false);
+	test_conn_open_hello(&a, &d);
+	test_conn_open_hello(&b, &d);
+	test_conn_open_hello(&c, &d);
+	reply = test_conn_callf(&a, "{'op':'open','name':'cut','mode':'rw'}");
+	test_assert_ok(reply);
+	close(test_conn_take_fd(&a));
+	cJSON_Delete(reply);
+	reply = test_conn_callf(&b, "{'op':'open','name':'cut','mode':'ro'}");
+	test_assert_ok(reply);
+	close(test_conn_take_fd(&b));
+	cJSON_Delete(reply);
+
+	/* b holds the shrink in its asking phase by not answering yet. */
+	rid = test_conn_sendf(&c, "{'op':'resize','name':'cut','size':%llu}", 16 * KIB);
+	ev = test_conn_expect_event(&a, "shrinking", TEST_WAIT_MS);
+	shrink = test_json_u64(ev, "shrink");
+	cJSON_Delete(ev);
+	reply = test_conn_callf(&a, "{'op':'shrink-ack','shrink':%llu}", (unsigned long long)shrink);
+	test_assert_ok(reply);
+	cJSON_Delete(reply);
+
+	reply = test_conn_callf(&a, "{'op':'open','name':'cut','mode':'rw'}");
+	test_assert_ok(reply);
+	close(test_conn_take_fd(&a));
+	region = cJSON_GetObjectItemCaseSensitive(reply, "region");
+	ck_assert_uint_eq(test_json_u64(region, "size"), 16 * KIB);
+	cJSON_Delete(reply);
+
+	ev = test_conn_expect_event(&b, "shrinking", TEST_WAIT_MS);
+	cJSON_Delete(ev);
+	reply = test_conn_callf(&b, "{'op':'shrink-ack','shrink':%llu}", (unsigned long long)shrink);
+	test_assert_ok(reply);
+	cJSON_Delete(reply);
+	reply = test_conn_reply(&c, rid, TEST_WAIT_MS);
+	test_assert_ok(reply);
+	cJSON_Delete(reply);
+	test_conn_close(&a);
+	test_conn_close(&b);
+	test_conn_close(&c);
+	test_daemon_stop(&d);
+}
+END_TEST
+
 static Suite *resize_suite(void)
 {
 	Suite *s = suite_create("resize");
@@ -565,6 +623,7 @@ static Suite *resize_suite(void)
 	tcase_add_checked_fixture(tc, test_fd_setup, test_fd_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_resize_growth_reaches_ten_reserved_mappers_whose_pointers_stay);
+	tcase_add_test(tc, test_resize_open_during_a_shrink_reports_the_size_the_shrink_heads_for);
 	tcase_add_test(tc, test_resize_shrink_with_cooperating_mappers_truncates_without_sigbus);
 	tcase_add_test(tc, test_resize_shrink_with_a_mapper_that_never_acknowledges_times_out_and_changes_nothing);
 	tcase_add_test(tc, test_resize_mapper_that_disconnects_counts_as_acknowledged_and_resizes_queue);
