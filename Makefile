@@ -168,6 +168,23 @@ bench: $(MMAPD) $(BENCH)
 	@sh mk/benchdeps.sh
 	MMAPD_BIN=$(abspath $(MMAPD)) ./$(BENCH) $(BENCHFLAGS)
 
+# make soak [SOAK_SECONDS=60] [SOAK_CLIENTS=16]: many forked libmmapd clients doing mixed
+# operations (some SIGKILLed and replaced) against one mmapd for a set time; then the daemon's
+# open_fds and VmRSS must be back at their starting level and locks/grants/subscriptions at 0
+# (tests/soak/soak.c). Not named check_*, so make check does not run it.
+SOAK_SECONDS ?= 60
+SOAK_CLIENTS ?= 16
+SOAK       := $(B)/tests/soak/soak
+
+.PHONY: soak
+
+$(SOAK): $(B)/tests/soak/soak.o $(TESTLIB_OBJ) $(LIBA)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(CJSON_LIBS) -lpthread
+
+soak: $(MMAPD) $(SOAK)
+	@MMAPD_BIN=$(abspath $(MMAPD)) SOAK_SECONDS=$(SOAK_SECONDS) SOAK_CLIENTS=$(SOAK_CLIENTS) ./$(SOAK)
+
 # make fuzz [FUZZ_SECONDS=60] [FUZZ_ARGS=...]: the libFuzzer target over proto/ and shared/
 # (docs/fuzzing.md). It needs clang with libFuzzer, which mk/fuzzdeps.sh checks (and installs as
 # root), so it stays out of `make check`. The corpus grows in build-fuzz/corpus from run to run;
