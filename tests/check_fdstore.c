@@ -48,6 +48,9 @@ struct fake_sd {
 	char log_path[TEST_PATH_MAX + 8];
 	bool notify;                  /* give the daemon $NOTIFY_SOCKET */
 	bool ready;                   /* READY=1 received from the current daemon */
+	unsigned watchdog_usec;       /* give the daemon $WATCHDOG_USEC (0: none) */
+	unsigned watchdogs;           /* WATCHDOG=1 received */
+	unsigned statuses;            /* STATUS= received */
 	struct stored_fd store[STORE_MAX];
 	size_t nstore;
 };
@@ -140,6 +143,11 @@ static void sd_handle(struct fake_sd *sd, const char *msg, int fd)
 
 	if (notify_field(msg, "READY", flag, sizeof(flag)))
 		sd->ready = true;
+	if (notify_field(msg, "WATCHDOG", flag, sizeof(flag)) && strcmp(flag, "1") == 0)
+		sd->watchdogs++;
+	if (notify_field(msg, "STATUS", name, sizeof(name)))
+		sd->statuses++;
+	name[0] = '\0';
 	notify_field(msg, "FDNAME", name, sizeof(name));
 	if (notify_field(msg, "FDSTOREREMOVE", flag, sizeof(flag)))
 		store_remove(sd, name);
@@ -245,7 +253,15 @@ static void sd_spawn_with(struct fake_sd *sd, const int *extra, const char *cons
 			setenv("NOTIFY_SOCKET", sd->notify_path, 1);
 		else
 			unsetenv("NOTIFY_SOCKET");
-		unsetenv("WATCHDOG_USEC");
+		if (sd->watchdog_usec) {
+			snprintf(num, sizeof(num), "%u", sd->watchdog_usec);
+			setenv("WATCHDOG_USEC", num, 1);
+			snprintf(num, sizeof(num), "%d", (int)getpid());
+			setenv("WATCHDOG_PID", num, 1);
+		} else {
+			unsetenv("WATCHDOG_USEC");
+			unsetenv("WATCHDOG_PID");
+		}
 		execl(bin, bin, "--foreground", "--socket", sd->d.sock, "--data-dir", sd->d.data,
 		      "--log-level", "info", sd->d.config[0] ? "--config" : (char *)NULL,
 		      sd->d.config, (char *)NULL);
@@ -519,6 +535,25 @@ START_TEST(test_fdstore_loss_of_anonymous_regions_is_logged_without_a_store)
 }
 END_TEST
 
+/* Under a watchdog the daemon pings systemd at half the interval, and reports its status. */
+START_TEST(test_fdstore_watchdog_keepalives_arrive_at_half_the_interval)
+{
+	struct fake_sd sd;
+
+	sd_init(&sd, NULL);
+	sd.watchdog_usec = 200000;
+	sd_spawn(&sd);
+	ck_assert_uint_ge(sd.statuses, 1);
+	sd.watchdogs = 0;
+	sd_pump(&sd, 1000, false);
+	/* Every 100 ms for one second: allow for a loaded machine, but not for silence. */
+	ck_assert_msg(sd.watchdogs >= 4 && sd.watchdogs <= 12,
+	              "%u WATCHDOG=1 in 1 s with WatchdogSec=200ms", sd.watchdogs);
+	sd_stop(&sd, SIGTERM);
+	sd_done(&sd);
+}
+END_TEST
+
 static Suite *fdstore_suite(void)
 {
 	Suite *s = suite_create("fdstore");
@@ -531,6 +566,7 @@ static Suite *fdstore_suite(void)
 	tcase_add_test(tc, test_fdstore_refuses_descriptors_that_are_not_mmapd_memfds);
 	tcase_add_test(tc, test_fdstore_ready_comes_before_the_first_client_is_served);
 	tcase_add_test(tc, test_fdstore_loss_of_anonymous_regions_is_logged_without_a_store);
+	tcase_add_test(tc, test_fdstore_watchdog_keepalives_arrive_at_half_the_interval);
 	suite_add_tcase(s, tc);
 	return s;
 }
