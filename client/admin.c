@@ -125,90 +125,34 @@ static int client_info_parse(const cJSON *obj, struct mmapd_client_info *ret)
 	return 0;
 }
 
-/*
- * Reads one page of a clients reply into the end of *infos (grown as needed). Ids must rise
- * strictly, also across pages: the protocol's order, and what makes the paging loop end.
- * Returns 0 with *ret_more set, or a negative errno (message set).
- */
-static int clients_page_read(const cJSON *reply, struct mmapd_client_info **infos,
-                             size_t *count, size_t *cap, bool *ret_more)
+static int clients_parse(const cJSON *item, void *entry)
 {
-	const cJSON *clients = cJSON_GetObjectItemCaseSensitive(reply, "clients");
-	const cJSON *item;
-	size_t n;
-
-	if (!cJSON_IsArray(clients) || msg_get_bool(reply, "more", ret_more) < 0)
-		return error_set(-EPROTO, "mmapd's clients reply has no valid \"clients\" or \"more\"");
-	n = (size_t)cJSON_GetArraySize(clients);
-	if (*ret_more && n == 0)
-		return error_set(-EPROTO, "mmapd said more clients follow but sent none");
-
-	if (n > *cap - *count) {
-		size_t want = *count + n > 2 * *cap ? *count + n : 2 * *cap;
-		struct mmapd_client_info *grown = reallocarray(*infos, want, sizeof(**infos));
-
-		if (!grown)
-			return error_set(-ENOMEM, "out of memory listing %zu clients", *count + n);
-		*infos = grown;
-		*cap = want;
-	}
-
-	cJSON_ArrayForEach(item, clients) {
-		struct mmapd_client_info *info = &(*infos)[*count];
-
-		if (client_info_parse(item, info) < 0)
-			return error_set(-EPROTO, "mmapd sent a malformed client object");
-		if (*count > 0 && info->id <= (*infos)[*count - 1].id)
-			return error_set(-EPROTO, "mmapd listed clients out of order");
-		(*count)++;
-	}
-	return 0;
+	return client_info_parse(item, entry);
 }
+
+static int clients_after(cJSON *req, const void *last)
+{
+	return request_add_u64(req, "after", ((const struct mmapd_client_info *)last)->id);
+}
+
+static bool clients_follows(const void *prev, const void *entry)
+{
+	return ((const struct mmapd_client_info *)prev)->id <
+	       ((const struct mmapd_client_info *)entry)->id;
+}
+
+static const struct pager clients_pager = {
+	.op = "clients", .key = "clients", .noun = "client",
+	.size = sizeof(struct mmapd_client_info),
+	.parse = clients_parse, .after = clients_after, .follows = clients_follows,
+};
 
 MMAPD_EXPORT int mmapd_clients(struct mmapd_client *client, struct mmapd_client_info **ret_clients,
                                size_t *ret_count)
 {
-	struct mmapd_client_info *infos = NULL;
-	size_t count = 0, cap = 0;
-	bool more = true;
-	int r = 0;
-
 	if (!client || !ret_clients || !ret_count)
 		return error_set(-EINVAL, "client, ret_clients or ret_count is NULL");
-
-	while (more) {
-		cJSON *req, *reply = NULL;
-
-		req = request_new("clients", NULL);
-		if (!req) {
-			r = -ENOMEM;
-			goto fail;
-		}
-		if (count > 0 && (r = request_add_u64(req, "after", infos[count - 1].id)) < 0) {
-			cJSON_Delete(req);
-			goto fail;
-		}
-		r = client_call(client, req, &reply);
-		cJSON_Delete(req);
-		if (r < 0)
-			goto fail;
-		r = clients_page_read(reply, &infos, &count, &cap, &more);
-		cJSON_Delete(reply);
-		if (r < 0)
-			goto fail;
-	}
-
-	if (count == 0) {
-		free(infos);
-		infos = NULL;
-	}
-	*ret_clients = infos;
-	*ret_count = count;
-	return 0;
-
-fail:
-	free(infos);
-	return r;
+	return pager_collect(client, &clients_pager, (void **)ret_clients, ret_count);
 }
 
 /* ---- stats ---- */

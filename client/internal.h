@@ -358,6 +358,32 @@ cJSON *policy_json(const struct mmapd_policy *policy);
 int region_info_parse(const cJSON *obj, struct mmapd_region_info *ret_info);
 
 /*
+ * A listing op answered a page at a time ({"<key>": [...], "more": bool}), asked again with
+ * "after" set to the last entry until "more" is false. Entries must come in strictly rising
+ * order, also across pages: the protocol's order, and what makes the loop end.
+ */
+struct pager {
+	const char *op;        /* "list", "clients" */
+	const char *key;       /* the reply's array, also the plural in messages */
+	const char *noun;      /* one entry, for messages: "region", "client" */
+	size_t size;           /* of one entry */
+	/* Fills entry from item. Returns 0 or a negative errno (message not set). */
+	int (*parse)(const cJSON *item, void *entry);
+	/* Adds "after" for the entry last received to req. Returns 0 or a negative errno
+	 * (message set). */
+	int (*after)(cJSON *req, const void *last);
+	/* True when entry may follow prev. */
+	bool (*follows)(const void *prev, const void *entry);
+};
+
+/*
+ * Collects every page of p's op. Returns 0 with *ret_entries (malloc'd, NULL when empty) and
+ * *ret_count, or a negative errno (message set).
+ */
+int pager_collect(struct mmapd_client *client, const struct pager *p, void **ret_entries,
+                  size_t *ret_count);
+
+/*
  * Checks a region name before any round trip. Returns 0, -EINVAL or -ENAMETOOLONG with the
  * thread's message set to the reason.
  */

@@ -142,93 +142,118 @@ MMAPD_EXPORT int mmapd_ping(struct mmapd_client *client)
 	return r;
 }
 
-/*
- * Reads one page of a list reply into the end of *infos (grown as needed). Names must come
- * strictly after every name already held: that is the protocol's order, and it guarantees the
- * paging loop ends. Returns 0 with *ret_more set, or a negative errno (message set).
- */
-static int list_page_read(const cJSON *reply, struct mmapd_region_info **infos, size_t *count,
-                          size_t *cap, bool *ret_more)
+/* Reads one page into the end of *entries (grown as needed). Returns 0 with *ret_more set. */
+static int pager_page_read(const struct pager *p, const cJSON *reply, char **entries,
+                           size_t *count, size_t *cap, bool *ret_more)
 {
-	const cJSON *regions = cJSON_GetObjectItemCaseSensitive(reply, "regions");
+	const cJSON *array = cJSON_GetObjectItemCaseSensitive(reply, p->key);
 	const cJSON *item;
 	size_t n;
 	int r;
 
-	if (!cJSON_IsArray(regions) || msg_get_bool(reply, "more", ret_more) < 0)
-		return error_set(-EPROTO, "mmapd's list reply has no valid \"regions\" or \"more\"");
-	n = (size_t)cJSON_GetArraySize(regions);
+	if (!cJSON_IsArray(array) || msg_get_bool(reply, "more", ret_more) < 0)
+		return error_set(-EPROTO, "mmapd's %s reply has no valid \"%s\" or \"more\"", p->op,
+		                 p->key);
+	n = (size_t)cJSON_GetArraySize(array);
 	if (*ret_more && n == 0)
-		return error_set(-EPROTO, "mmapd said more regions follow but sent none");
+		return error_set(-EPROTO, "mmapd said more %s follow but sent none", p->key);
 
 	if (n > *cap - *count) {
 		size_t want = *count + n > 2 * *cap ? *count + n : 2 * *cap;
-		struct mmapd_region_info *grown = reallocarray(*infos, want, sizeof(**infos));
+		char *grown = reallocarray(*entries, want, p->size);
 
 		if (!grown)
-			return error_set(-ENOMEM, "out of memory listing %zu regions", *count + n);
-		*infos = grown;
+			return error_set(-ENOMEM, "out of memory listing %zu %s", *count + n, p->key);
+		*entries = grown;
 		*cap = want;
 	}
 
-	cJSON_ArrayForEach(item, regions) {
-		struct mmapd_region_info *info = &(*infos)[*count];
+	cJSON_ArrayForEach(item, array) {
+		char *entry = *entries + *count * p->size;
 
-		r = region_info_parse(item, info);
+		r = p->parse(item, entry);
 		if (r < 0)
-			return error_set(r, "mmapd sent a malformed region object");
-		if (*count > 0 && strcmp(info->name, (*infos)[*count - 1].name) <= 0)
-			return error_set(-EPROTO, "mmapd listed regions out of order");
+			return error_set(r, "mmapd sent a malformed %s object", p->noun);
+		if (*count > 0 && !p->follows(entry - p->size, entry))
+			return error_set(-EPROTO, "mmapd listed %s out of order", p->key);
 		(*count)++;
 	}
 	return 0;
 }
 
-MMAPD_EXPORT int mmapd_list(struct mmapd_client *client, struct mmapd_region_info **ret_infos,
-                            size_t *ret_count)
+int pager_collect(struct mmapd_client *client, const struct pager *p, void **ret_entries,
+                  size_t *ret_count)
 {
-	struct mmapd_region_info *infos = NULL;
+	char *entries = NULL;
 	size_t count = 0, cap = 0;
 	bool more = true;
 	int r = 0;
 
-	if (!client || !ret_infos || !ret_count)
-		return error_set(-EINVAL, "client, ret_infos or ret_count is NULL");
-
 	while (more) {
 		cJSON *req, *reply = NULL;
 
-		req = request_new("list", NULL);
+		req = request_new(p->op, NULL);
 		if (!req) {
 			r = -ENOMEM;
 			goto fail;
 		}
-		if (count > 0 && !cJSON_AddStringToObject(req, "after", infos[count - 1].name)) {
+		if (count > 0 && (r = p->after(req, entries + (count - 1) * p->size)) < 0) {
 			cJSON_Delete(req);
-			r = request_nomem();
 			goto fail;
 		}
 		r = client_call(client, req, &reply);
 		cJSON_Delete(req);
 		if (r < 0)
 			goto fail;
-		r = list_page_read(reply, &infos, &count, &cap, &more);
+		r = pager_page_read(p, reply, &entries, &count, &cap, &more);
 		cJSON_Delete(reply);
 		if (r < 0)
 			goto fail;
 	}
 
 	if (count == 0) {
-		free(infos);
-		infos = NULL;
+		free(entries);
+		entries = NULL;
 	}
-	*ret_infos = infos;
+	*ret_entries = entries;
 	*ret_count = count;
 	return 0;
 
 fail:
-	free(infos);
+	free(entries);
 	return r;
+}
+
+static int list_parse(const cJSON *item, void *entry)
+{
+	return region_info_parse(item, entry);
+}
+
+static int list_after(cJSON *req, const void *last)
+{
+	const struct mmapd_region_info *info = last;
+
+	return cJSON_AddStringToObject(req, "after", info->name) ? 0 : request_nomem();
+}
+
+static bool list_follows(const void *prev, const void *entry)
+{
+	return strcmp(((const struct mmapd_region_info *)prev)->name,
+	              ((const struct mmapd_region_info *)entry)->name) < 0;
+}
+
+static const struct pager list_pager = {
+	.op = "list", .key = "regions", .noun = "region",
+	.size = sizeof(struct mmapd_region_info),
+	.parse = list_parse, .after = list_after, .follows = list_follows,
+};
+
+MMAPD_EXPORT int mmapd_list(struct mmapd_client *client, struct mmapd_region_info **ret_infos,
+                            size_t *ret_count)
+{
+	if (!client || !ret_infos || !ret_count)
+		return error_set(-EINVAL, "client, ret_infos or ret_count is NULL");
+	return pager_collect(client, &list_pager, (void **)ret_infos, ret_count);
 }
 
 /* Fills *st from a status reply, except protocol. Returns 0 or -EPROTO (message set). */
