@@ -182,7 +182,7 @@ static int open_admit_create(struct conn *c, uint64_t id, const char *name)
 static void open_grant(struct conn *c, uint64_t id, struct region *r, enum region_mode mode,
                        bool created)
 {
-	uint64_t max_bytes = c->srv->limits->max_bytes_granted_per_client, size;
+	uint64_t max_bytes = c->srv->limits->max_bytes_granted_per_client, size, grant_size;
 	struct grant *g;
 	cJSON *reply = NULL, *obj;
 	int fd, ret;
@@ -219,8 +219,9 @@ static void open_grant(struct conn *c, uint64_t id, struct region *r, enum regio
 	reply = msg_reply_ok(id);
 	obj = reply ? region_to_json(r) : NULL;
 	/* During a shrink the new window must stop where the shrink will cut (resize.h). */
-	if (obj && resize_grant_size(r) != region_size(r) &&
-	    !cJSON_ReplaceItemInObject(obj, "size", cJSON_CreateNumber((double)resize_grant_size(r)))) {
+	grant_size = resize_grant_size(r);
+	if (obj && grant_size != region_size(r) &&
+	    !cJSON_ReplaceItemInObject(obj, "size", cJSON_CreateNumber((double)grant_size))) {
 		cJSON_Delete(obj);
 		obj = NULL;
 	}
