@@ -44,6 +44,7 @@
 #define CONN_PENDING_MAX    64
 
 static void conn_update_poll(struct conn *c);
+static int conn_write(struct conn *c);
 static void conn_on_poll(uv_poll_t *handle, int status, int events);
 static bool conn_dispatch(struct conn *c);
 
@@ -213,7 +214,8 @@ static void conn_discard_input(struct conn *c, size_t max)
 	}
 }
 
-void conn_close(struct conn *c)
+/* Closes c (see conn.h); discard: read away what the client sent, so that no reset comes. */
+static void conn_end(struct conn *c, bool discard)
 {
 	struct server *srv = c->srv;
 	struct outframe *f;
@@ -235,7 +237,8 @@ void conn_close(struct conn *c)
 	uv_close((uv_handle_t *)&c->poll, conn_on_handle_closed);
 	uv_close((uv_handle_t *)&c->timer, conn_on_handle_closed);
 	c->events = 0;
-	conn_discard_input(c, CONN_DISCARD_MAX);
+	if (discard)
+		conn_discard_input(c, CONN_DISCARD_MAX);
 	close(c->fd);
 	c->fd = -1;
 
@@ -252,8 +255,46 @@ void conn_close(struct conn *c)
 	resize_conn_gone(c);
 	grant_free_all(c);
 
-	log_debug("client %llu (pid %ld) disconnected", (unsigned long long)c->serial, (long)c->pid);
+	log_debug("client %llu (pid %ld) %s", (unsigned long long)c->serial, (long)c->pid,
+	          discard ? "disconnected" : "handed over to the next daemon");
 	server_check_finished(srv);
+}
+
+void conn_close(struct conn *c)
+{
+	conn_end(c, true);
+}
+
+void conn_close_kept(struct conn *c)
+{
+	conn_end(c, false);
+}
+
+bool conn_keepable(const struct conn *c)
+{
+	return c->state == CONN_OPEN && c->hello_done && !c->eof && c->pending == 0 &&
+	       frame_reader_pending(&c->reader) == 0 && c->fdq.count == 0 &&
+	       !notify_conn_holding(c);
+}
+
+int conn_drain(struct conn *c, uint64_t deadline_ms)
+{
+	for (;;) {
+		struct pollfd p = { .fd = c->fd, .events = POLLOUT };
+		uint64_t now;
+		int r = conn_write(c);
+
+		if (r < 0)
+			return r;
+		if (!c->out_head)
+			return 0;
+		now = server_now_ms();
+		if (now >= deadline_ms)
+			return -ETIMEDOUT;
+		r = poll(&p, 1, (int)(deadline_ms - now));
+		if (r < 0 && errno != EINTR)
+			return -errno;
+	}
 }
 
 /* True when c has nothing more to do: lingering done, or half-closed and idle. */

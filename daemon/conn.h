@@ -140,6 +140,18 @@ void conn_shutdown(struct conn *c, const char *message);
 void conn_close(struct conn *c);
 
 /*
+ * Handing connections over to the next daemon (fdconn.h). conn_keepable: c can be handed
+ * over as it stands (hello done, open both ways, nothing half-read or received with
+ * descriptors, no request waiting, no events held back). conn_drain writes c's queued output,
+ * waiting for the socket until deadline_ms (server_now_ms clock): 0 once all is written,
+ * -ETIMEDOUT, or -errno when the socket failed. conn_close_kept closes c like conn_close but
+ * leaves unread what the client sent: the next daemon reads it.
+ */
+bool conn_keepable(const struct conn *c);
+int conn_drain(struct conn *c, uint64_t deadline_ms);
+void conn_close_kept(struct conn *c);
+
+/*
  * A request now waits on a region or the thread pool / no longer does. At most a few may
  * wait at once; then the connection is not read until some finish.
  */

@@ -1,7 +1,9 @@
 /*
  * The file descriptor store (see fdstore.h). The state is one JSON object,
- *   {"version": 1, "regions": {"<name>": {"uid": U, "gid": G, "perm": P, "policy": {...}}}}
- * in a memfd sealed against every change, so that nothing but this daemon's next run reads
+ *   {"version": 2, "regions": {"<name>": {"uid": U, "gid": G, "perm": P, "policy": {...}}},
+ *    "handover": {...}}
+ * where "handover" (fdconn.c) is written only at shutdown, when connections are handed over;
+ * a state of version 1 (no handover) is still read. It sits in a memfd sealed against every change, so that nothing but this daemon's next run reads
  * what it wrote. It is rewritten whole (remove, then store) on every change: anonymous
  * regions are few and changes to them rare, and a whole object is never half old.
  *
@@ -22,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fdconn.h"
 #include "fileio.h"
 #include "flush.h"
 #include "log.h"
@@ -34,14 +37,16 @@
 #define FDSTORE_STATE     "state"
 #define FDSTORE_ANON      "anon/"
 #define FDSTORE_NAME_MAX  255            /* systemd's limit on FDNAME= */
-#define FDSTORE_VERSION   1
+#define FDSTORE_VERSION   2
+#define FDSTORE_VERSION_MIN 1
 #define FDSTORE_STATE_MAX (16u << 20)    /* a few hundred bytes per anonymous region */
 #define FDSTORE_ORPHAN_PERM 0600u
 
 bool fdstore_name_is_ours(const char *fdname)
 {
 	return strcmp(fdname, FDSTORE_STATE) == 0 ||
-	       strncmp(fdname, FDSTORE_ANON, strlen(FDSTORE_ANON)) == 0;
+	       strncmp(fdname, FDSTORE_ANON, strlen(FDSTORE_ANON)) == 0 ||
+	       fdconn_name_is_ours(fdname);
 }
 
 /* Writes "anon/<name>" into buf. Returns false when it is too long for FDNAME=. */
@@ -51,8 +56,7 @@ static bool fdstore_anon_name(const char *name, char buf[FDSTORE_NAME_MAX + 1])
 	       FDSTORE_NAME_MAX;
 }
 
-/* Sends "<verb>\nFDNAME=<fdname>" with fd (or none, fd < 0). Logs a failure. */
-static int fdstore_send(const char *verb, const char *fdname, int fd)
+int fdstore_send(const char *verb, const char *fdname, int fd)
 {
 	char msg[64 + FDSTORE_NAME_MAX];
 	int r;
@@ -65,8 +69,8 @@ static int fdstore_send(const char *verb, const char *fdname, int fd)
 	return r;
 }
 
-/* The state as text (cJSON_free), or NULL on ENOMEM. */
-static char *fdstore_state_text(struct server *srv)
+/* The state as text (cJSON_free), with handover (borrowed, may be NULL); NULL on ENOMEM. */
+static char *fdstore_state_text(struct server *srv, const cJSON *handover)
 {
 	cJSON *obj = cJSON_CreateObject(), *regions = cJSON_CreateObject();
 	struct htab_iter it;
@@ -100,6 +104,14 @@ static char *fdstore_state_text(struct server *srv)
 		    !cJSON_AddNumberToObject(entry, "perm", r->acc.perm))
 			goto out;
 	}
+	if (handover) {
+		cJSON *copy = cJSON_Duplicate(handover, true);
+
+		if (!copy || !cJSON_AddItemToObject(obj, "handover", copy)) {
+			cJSON_Delete(copy);
+			goto out;
+		}
+	}
 	text = msg_print(obj, false);
 out:
 	cJSON_Delete(obj);
@@ -127,14 +139,14 @@ fail:
 	return r;
 }
 
-void fdstore_state_changed(struct server *srv)
+void fdstore_state_write(struct server *srv, const cJSON *handover)
 {
 	char *text;
 	int fd;
 
 	if (!srv->fdstore)
 		return;
-	text = fdstore_state_text(srv);
+	text = fdstore_state_text(srv, handover);
 	if (!text) {
 		log_error("out of memory: the owners and modes of anonymous regions in the fd store "
 		          "are not up to date");
@@ -150,6 +162,11 @@ void fdstore_state_changed(struct server *srv)
 	fdstore_send("FDSTOREREMOVE=1", FDSTORE_STATE, -1);
 	fdstore_send("FDSTORE=1", FDSTORE_STATE, fd);
 	close(fd);
+}
+
+void fdstore_state_changed(struct server *srv)
+{
+	fdstore_state_write(srv, NULL);
 }
 
 void fdstore_region_added(struct region *r)
@@ -201,10 +218,11 @@ static cJSON *fdstore_state_read(int fd)
 		n = pread(fd, text, (size_t)st.st_size, 0);
 	while (n < 0 && errno == EINTR);
 	if (n != st.st_size || msg_parse(text, (size_t)n, &obj) < 0 ||
-	    msg_get_u64(obj, "version", &version) < 0 || version != FDSTORE_VERSION ||
+	    msg_get_u64(obj, "version", &version) < 0 || version < FDSTORE_VERSION_MIN ||
+	    version > FDSTORE_VERSION ||
 	    !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(obj, "regions"))) {
 		log_warn("fd store: ignoring the state: unreadable, or not the JSON object of "
-		         "version %d", FDSTORE_VERSION);
+		         "version %d to %d", FDSTORE_VERSION_MIN, FDSTORE_VERSION);
 		cJSON_Delete(obj);
 		obj = NULL;
 	}
@@ -313,7 +331,7 @@ void fdstore_init(struct server *srv, struct sdlisten *passed)
 {
 	cJSON *state = NULL;
 	size_t i, adopted = 0, offered = 0;
-	int state_fd = -1;
+	int state_fd = -1, pass;
 
 	srv->fdstore = srv->cfg->fdstore && sdnotify_wanted();
 	if (srv->fdstore)
@@ -331,20 +349,29 @@ void fdstore_init(struct server *srv, struct sdlisten *passed)
 		state = fdstore_state_read(state_fd);
 	if (state_fd >= 0)
 		close(state_fd);
-	for (i = 0; i < passed->nkept; i++) {
-		int fd = passed->kept[i].fd;
+	/* Regions first: the connections' grants refer to them. */
+	for (pass = 0; pass < 2; pass++) {
+		for (i = 0; i < passed->nkept; i++) {
+			const char *fdname = passed->kept[i].name;
+			int fd = passed->kept[i].fd;
 
-		if (fd < 0)
-			continue;
-		passed->kept[i].fd = -1;
-		if (!srv->fdstore) {
-			log_warn("fd store: \"fdstore\" is false or $NOTIFY_SOCKET is unset; closing the "
-			         "descriptor passed as \"%s\"", passed->kept[i].name);
-			close(fd);
-			continue;
+			if (fd < 0 || fdconn_name_is_ours(fdname) != (pass == 1))
+				continue;
+			passed->kept[i].fd = -1;
+			if (!srv->fdstore) {
+				log_warn("fd store: \"fdstore\" is false or $NOTIFY_SOCKET is unset; closing "
+				         "the descriptor passed as \"%s\"", fdname);
+				close(fd);
+			} else if (pass == 0) {
+				offered++;
+				adopted += fdstore_adopt_one(srv, fdname, fd, state);
+			} else {
+				fdconn_adopt(srv, cJSON_GetObjectItemCaseSensitive(state, "handover"),
+				             fdname, fd);
+				/* Adopted or refused, it leaves the store: a live connection is ours alone. */
+				fdstore_send("FDSTOREREMOVE=1", fdname, -1);
+			}
 		}
-		offered++;
-		adopted += fdstore_adopt_one(srv, passed->kept[i].name, fd, state);
 	}
 	cJSON_Delete(state);
 	if (offered > 0)

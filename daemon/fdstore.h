@@ -14,19 +14,21 @@
  * $LISTEN_FDS/$LISTEN_FDNAMES (sdlisten_take keeps those fdstore_name_is_ours accepts), and
  * fdstore_adopt puts each valid memfd back in the region table before the daemon is ready;
  * a descriptor that is not one of our memfds is refused (logged, closed, removed from the
- * store) and the daemon carries on. Outside a service manager, anonymous regions end with the
+ * store) and the daemon carries on. Client connections are handed over the same way at
+ * shutdown, as "conn/<serial>" (fdconn.h). Outside a service manager, anonymous regions end with the
  * daemon, and its shutdown says how many.
  */
 #ifndef MMAPD_DAEMON_FDSTORE_H
 #define MMAPD_DAEMON_FDSTORE_H
 
 #include <stdbool.h>
+#include <cjson/cJSON.h>
 
 struct region;
 struct sdlisten;
 struct server;
 
-/* True for the $LISTEN_FDNAMES names the store holds for us ("state", "anon/..."). */
+/* True for the $LISTEN_FDNAMES names the store holds for us ("state", "anon/...", "conn/..."). */
 bool fdstore_name_is_ours(const char *fdname);
 
 /*
@@ -42,6 +44,14 @@ void fdstore_region_added(struct region *r);
 void fdstore_region_removed(struct server *srv, const char *name);
 /* The owner, mode or policy of an anonymous region changed: stores the state again. */
 void fdstore_state_changed(struct server *srv);
+
+/*
+ * Stores the state as it now is, with handover (borrowed; NULL: none), the connections
+ * handed over at shutdown (fdconn.h).
+ */
+void fdstore_state_write(struct server *srv, const cJSON *handover);
+/* Sends "<verb>\nFDNAME=<fdname>" with fd (or none, fd < 0). Returns 0 or -errno (logged). */
+int fdstore_send(const char *verb, const char *fdname, int fd);
 
 /* At shutdown: logs the anonymous regions that end with this daemon (no store), if any. */
 void fdstore_report_loss(struct server *srv);

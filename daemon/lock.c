@@ -445,6 +445,51 @@ void lock_conn_release(struct conn *c)
 		lock_drop(htab_entry(node, struct lock, node));
 }
 
+void lock_conn_cancel_waits(struct conn *c, const char *why)
+{
+	while (c->lock_waits) {
+		struct lock *l = c->lock_waits;
+
+		ops_reply_error(c, l->req_id, ECANCELED, "lock on region '%s' not granted: %s",
+		                l->region->name, why);
+		lock_drop(l);
+	}
+}
+
+int lock_adopt(struct conn *c, struct region *r, uint64_t id, uint64_t offset, uint64_t length,
+               bool exclusive)
+{
+	struct server *srv = c->srv;
+	struct lock *l;
+
+	if (id == 0 || lock_find(c, id) || (length && offset > UINT64_MAX - length))
+		return -EINVAL;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->conn = c;
+	l->region = r;
+	l->id = id;
+	l->offset = offset;
+	l->length = length;
+	l->end = length ? offset + length : UINT64_MAX;
+	l->exclusive = exclusive;
+	if (lock_blocker(l)) {
+		free(l);
+		return -EBUSY;
+	}
+	if (htab_insert(&c->locks, &l->node, htab_hash_u64(id)) < 0) {
+		free(l);
+		return -ENOMEM;
+	}
+	c->nlocks++;
+	region_ref(r);
+	lock_hold(l);
+	if (id > srv->lock_serial)
+		srv->lock_serial = id;
+	return 0;
+}
+
 void lock_region_retire(struct region *r)
 {
 	while (r->locks.wait_head) {
@@ -499,4 +544,29 @@ int lock_region_list(struct region *r, int (*cb)(void *userdata, cJSON *obj), vo
 		}
 	}
 	return 0;
+}
+
+cJSON *lock_conn_held_json(const struct conn *c)
+{
+	cJSON *arr = cJSON_CreateArray();
+	struct htab_iter it;
+	struct hnode *node;
+
+	if (!arr)
+		return NULL;
+	htab_iter_init(&c->locks, &it);
+	while ((node = htab_iter_next(&c->locks, &it)) != NULL) {
+		const struct lock *l = htab_entry(node, struct lock, node);
+		cJSON *obj;
+
+		if (l->waiting)
+			continue;
+		obj = lock_to_json(l);
+		if (!obj || !cJSON_AddItemToArray(arr, obj)) {
+			cJSON_Delete(obj);
+			cJSON_Delete(arr);
+			return NULL;
+		}
+	}
+	return arr;
 }

@@ -437,3 +437,25 @@ void notify_region_retire(struct region *r, const struct conn *by)
 	while (r->subs)
 		sub_free(r->subs);
 }
+
+cJSON *notify_conn_subs_json(const struct conn *c)
+{
+	cJSON *arr = cJSON_CreateArray();
+	struct htab_iter it;
+	struct hnode *node;
+
+	if (!arr)
+		return NULL;
+	htab_iter_init(&c->subs, &it);
+	while ((node = htab_iter_next(&c->subs, &it)) != NULL) {
+		const struct sub *sub = htab_entry(node, struct sub, node);
+		cJSON *name = cJSON_CreateString(sub->region->name);
+
+		if (!name || !cJSON_AddItemToArray(arr, name)) {
+			cJSON_Delete(name);
+			cJSON_Delete(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}

@@ -25,7 +25,6 @@
 #include "region.h"
 #include "server.h"
 
-#define OPS_CLIENT_NAME_MAX 64
 
 int ops_wire_errno(int err)
 {

@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 
+#define OPS_CLIENT_NAME_MAX 64   /* the longest client name hello takes */
+
 struct access;
 struct conn;
 struct policy;

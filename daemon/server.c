@@ -23,6 +23,7 @@
 
 #include "access.h"
 #include "conn.h"
+#include "fdconn.h"
 #include "fdstore.h"
 #include "flush.h"
 #include "fsdir.h"
@@ -576,12 +577,14 @@ void server_stop(struct server *s)
 	fdstore_report_loss(s);
 	server_close_listener(s);
 	resize_server_stop(s);
+	/* Changes a flush interval was waiting for are flushed before the daemon goes. */
+	flush_server_stop(s);
+	/* With a service manager's fd store, whatever connections can be are handed over. */
+	fdconn_store(s);
 	for (c = s->conns; c; c = next) {
 		next = c->next;
 		conn_shutdown(c, "mmapd is stopping");
 	}
-	/* Changes a flush interval was waiting for are flushed before the daemon goes. */
-	flush_server_stop(s);
 	server_check_finished(s);
 }
 

@@ -2,7 +2,9 @@
  * The server: everything one running mmapd owns. It sets up the data directory and the
  * listening socket, accepts connections (a uv_poll_t on the listening socket and our own
  * accept4, never libuv's stream machinery), enforces max_clients, handles signals, and runs
- * the orderly shutdown: stop listening, tell every client, let output drain for a moment,
+ * the orderly shutdown: stop listening, hand the connections that can be over to the next
+ * daemon through the service manager's fd store (fdconn.h), tell every other client, let
+ * output drain for a moment,
  * let thread-pool work finish, free everything. Work for the thread pool goes through
  * server_job_start, which counts it, so that the shutdown waits for every job.
  */

@@ -1,0 +1,488 @@
+/*
+ * Client connections across restarts (see fdconn.h). What one daemon hands over is the
+ * stored state's "handover" object:
+ *   {"conns": [{"fdname", "uid", "gid", "pid", "client", "version", "next_handle",
+ *               "regions_created", "grants": [{"handle", "region", "anonymous", "mode",
+ *               "size"}], "locks": [<lock objects of the locks op>], "subs": ["<region>"]}],
+ *    "lock_serial": N, "regions": {"<name>": {"seq": N, "generation": N}}}
+ * It is read back by the next daemon only, from a memfd sealed by this one, but checked as
+ * if it came from anyone: a value out of range refuses the connection it describes.
+ */
+#include "fdconn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "access.h"
+#include "conn.h"
+#include "fdstore.h"
+#include "fsdir.h"
+#include "lock.h"
+#include "log.h"
+#include "msg.h"
+#include "name.h"
+#include "notify.h"
+#include "ops.h"
+#include "region.h"
+#include "server.h"
+
+#define FDCONN_PREFIX   "conn/"
+#define FDCONN_DRAIN_MS 500      /* for all connections together, to write out their replies */
+#define FDCONN_WHY_MAX  160
+
+bool fdconn_name_is_ours(const char *fdname)
+{
+	return strncmp(fdname, FDCONN_PREFIX, strlen(FDCONN_PREFIX)) == 0;
+}
+
+/* ---- storing ------------------------------------------------------------------------------ */
+
+/* Adds g's object to the array grants. Returns false on ENOMEM. */
+static bool fdconn_grant_json(cJSON *grants, const struct grant *g)
+{
+	cJSON *obj = cJSON_CreateObject();
+
+	if (!obj || !cJSON_AddItemToArray(grants, obj)) {
+		cJSON_Delete(obj);
+		return false;
+	}
+	return cJSON_AddNumberToObject(obj, "handle", (double)g->handle) &&
+	       cJSON_AddStringToObject(obj, "region", g->region->name) &&
+	       cJSON_AddBoolToObject(obj, "anonymous", g->region->anonymous) &&
+	       cJSON_AddStringToObject(obj, "mode", region_mode_name(g->mode)) &&
+	       cJSON_AddNumberToObject(obj, "size", (double)g->size);
+}
+
+/* c's entry of the handover, stored as fdname. NULL on ENOMEM. */
+static cJSON *fdconn_to_json(const struct conn *c, const char *fdname)
+{
+	cJSON *obj = cJSON_CreateObject(), *grants, *locks, *subs;
+	struct htab_iter it;
+	struct hnode *node;
+
+	if (!obj)
+		return NULL;
+	grants = cJSON_AddArrayToObject(obj, "grants");
+	locks = lock_conn_held_json(c);
+	if (!cJSON_AddItemToObject(obj, "locks", locks)) {
+		cJSON_Delete(locks);
+		goto fail;
+	}
+	subs = notify_conn_subs_json(c);
+	if (!cJSON_AddItemToObject(obj, "subs", subs)) {
+		cJSON_Delete(subs);
+		goto fail;
+	}
+	if (!grants || !cJSON_AddStringToObject(obj, "fdname", fdname) ||
+	    !cJSON_AddNumberToObject(obj, "uid", c->uid) ||
+	    !cJSON_AddNumberToObject(obj, "gid", c->gid) ||
+	    !cJSON_AddNumberToObject(obj, "pid", c->pid) ||
+	    !cJSON_AddStringToObject(obj, "client", c->client_name ? c->client_name : "") ||
+	    !cJSON_AddNumberToObject(obj, "version", c->version) ||
+	    !cJSON_AddNumberToObject(obj, "next_handle", (double)c->next_handle) ||
+	    !cJSON_AddNumberToObject(obj, "regions_created", (double)c->regions_created))
+		goto fail;
+	htab_iter_init(&c->grants, &it);
+	while ((node = htab_iter_next(&c->grants, &it)) != NULL)
+		if (!fdconn_grant_json(grants, htab_entry(node, struct grant, node)))
+			goto fail;
+	return obj;
+fail:
+	cJSON_Delete(obj);
+	return NULL;
+}
+
+/* Adds the lock serial and every region's seq and generation to handover. */
+static bool fdconn_server_json(struct server *srv, cJSON *handover)
+{
+	cJSON *regions = cJSON_AddObjectToObject(handover, "regions");
+	struct htab_iter it;
+	struct hnode *node;
+
+	if (!regions || !cJSON_AddNumberToObject(handover, "lock_serial", (double)srv->lock_serial))
+		return false;
+	htab_iter_init(&srv->regions, &it);
+	while ((node = htab_iter_next(&srv->regions, &it)) != NULL) {
+		const struct region *r = htab_entry(node, struct region, node);
+		cJSON *entry;
+
+		if (r->state != REGION_READY)
+			continue;
+		entry = cJSON_AddObjectToObject(regions, r->name);
+		if (!entry || !cJSON_AddNumberToObject(entry, "seq", (double)r->seq) ||
+		    !cJSON_AddNumberToObject(entry, "generation", (double)r->generation))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Hands c over: writes out its output, stores its socket and adds its entry to conns.
+ * Returns false (logged) when it stays for the "shutdown" event instead.
+ */
+static bool fdconn_store_one(struct conn *c, cJSON *conns, uint64_t deadline_ms)
+{
+	char fdname[32];
+	cJSON *entry;
+	int r;
+
+	snprintf(fdname, sizeof(fdname), FDCONN_PREFIX "%llu", (unsigned long long)c->serial);
+	/* Answering its lock waits may have cut it off (a full queue). */
+	r = conn_keepable(c) ? conn_drain(c, deadline_ms) : -ECONNRESET;
+	if (r < 0) {
+		log_debug("client %llu (pid %ld): not handed over: %s", (unsigned long long)c->serial,
+		          (long)c->pid, r == -ETIMEDOUT ? "its replies were not read in time" :
+		          strerror(-r));
+		return false;
+	}
+	entry = fdconn_to_json(c, fdname);
+	if (!entry || !cJSON_AddItemToArray(conns, entry)) {
+		cJSON_Delete(entry);
+		log_error("out of memory: client %llu is not handed over", (unsigned long long)c->serial);
+		return false;
+	}
+	if (fdstore_send("FDSTORE=1", fdname, c->fd) < 0) {
+		cJSON_DeleteItemFromArray(conns, cJSON_GetArraySize(conns) - 1);
+		return false;
+	}
+	return true;
+}
+
+void fdconn_store(struct server *srv)
+{
+	struct conn *c, **keep = NULL;
+	cJSON *handover = NULL, *conns;
+	size_t n = 0, i, stored = 0;
+	uint64_t deadline;
+
+	if (!srv->fdstore || srv->nconns == 0)
+		return;
+	keep = calloc(srv->nconns, sizeof(*keep));
+	handover = cJSON_CreateObject();
+	conns = cJSON_AddArrayToObject(handover, "conns");
+	if (!keep || !conns) {
+		log_error("out of memory: no client connection is handed over to the next daemon");
+		goto out;
+	}
+	for (c = srv->conns; c; c = c->next) {
+		if (!conn_keepable(c))
+			continue;
+		conn_ref(c);
+		keep[n++] = c;
+	}
+	/* A wait is not carried over: answered now, the client may ask the next daemon again. */
+	for (i = 0; i < n; i++)
+		lock_conn_cancel_waits(keep[i], "mmapd is restarting; ask again");
+	deadline = server_now_ms() + FDCONN_DRAIN_MS;
+	for (i = 0; i < n; i++) {
+		if (fdconn_store_one(keep[i], conns, deadline)) {
+			stored++;
+			continue;
+		}
+		conn_unref(keep[i]);
+		keep[i] = NULL;
+	}
+	if (stored == 0)
+		goto out;
+	if (!fdconn_server_json(srv, handover)) {
+		log_error("out of memory: the handed over connections lose their state");
+		goto out;
+	}
+	fdstore_state_write(srv, handover);
+	log_info("handed %zu client connection%s over to the next daemon through the fd store",
+	         stored, stored == 1 ? "" : "s");
+out:
+	for (i = 0; i < n; i++) {
+		if (!keep[i])
+			continue;
+		conn_close_kept(keep[i]);
+		conn_unref(keep[i]);
+	}
+	free(keep);
+	cJSON_Delete(handover);
+}
+
+/* ---- adopting ----------------------------------------------------------------------------- */
+
+/* The handover entry stored as fdname, or NULL. */
+static const cJSON *fdconn_entry(const cJSON *handover, const char *fdname)
+{
+	const cJSON *entry;
+	const char *name;
+
+	cJSON_ArrayForEach(entry, cJSON_GetObjectItemCaseSensitive(handover, "conns"))
+		if (msg_get_string(entry, "fdname", &name) == 0 && strcmp(name, fdname) == 0)
+			return entry;
+	return NULL;
+}
+
+/* Checks that fd is a connected AF_UNIX stream socket. Returns NULL or why it is not. */
+static const char *fdconn_check_socket(int fd, struct ucred *cred)
+{
+	struct sockaddr_un peer;
+	socklen_t len = sizeof(int);
+	int val;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &val, &len) < 0)
+		return errno == ENOTSOCK ? "not a socket" : "its socket options cannot be read";
+	if (val != AF_UNIX)
+		return "not a Unix socket";
+	len = sizeof(int);
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &val, &len) < 0 || val != SOCK_STREAM)
+		return "not a stream socket";
+	len = sizeof(int);
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &val, &len) < 0 || val != 0)
+		return "a listening socket";
+	len = sizeof(peer);
+	if (getpeername(fd, (struct sockaddr *)&peer, &len) < 0)
+		return "not connected";
+	len = sizeof(*cred);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) < 0)
+		return "its peer's credentials cannot be read";
+	return NULL;
+}
+
+/* Takes the larger of the stored seq and generation of r's name (they never go back). */
+static void fdconn_region_counters(struct region *r, const cJSON *handover)
+{
+	const cJSON *entry = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(handover, "regions"), r->name);
+	uint64_t v;
+
+	if (msg_get_u64(entry, "seq", &v) == 0 && v > r->seq)
+		r->seq = v;
+	if (msg_get_u64(entry, "generation", &v) == 0 && v > r->generation)
+		r->generation = v;
+}
+
+/*
+ * The region name (referenced), opening a file region from the data directory when it is
+ * not in the table. NULL when it is gone (an anonymous one is never looked for on disk).
+ */
+static struct region *fdconn_region(struct server *srv, const char *name, bool anonymous,
+                                    const cJSON *handover)
+{
+	struct region *r = region_lookup(srv, name);
+	struct stat st;
+	int pathfd;
+
+	if (r && r->state == REGION_READY && r->anonymous == anonymous) {
+		region_ref(r);
+	} else if (r || anonymous || name_check(name, strlen(name)) < 0 ||
+	           fsdir_lookup(srv->dir_fd, name, &st, &pathfd) < 0 ||
+	           region_open_file(srv, name, pathfd, &st, &r) < 0) {
+		return NULL;
+	}
+	fdconn_region_counters(r, handover);
+	return r;
+}
+
+/* The region named by obj's field key, as fdconn_region finds it; NULL (why set) if none. */
+static struct region *fdconn_region_of(struct conn *c, const cJSON *obj, const char *key,
+                                       const cJSON *handover, char *why)
+{
+	const char *name;
+	bool anonymous = false;
+	struct region *r;
+
+	if (msg_get_string(obj, key, &name) < 0) {
+		snprintf(why, FDCONN_WHY_MAX, "an entry without \"%s\"", key);
+		return NULL;
+	}
+	if (cJSON_GetObjectItemCaseSensitive(obj, "anonymous") &&
+	    msg_get_bool(obj, "anonymous", &anonymous) < 0) {
+		snprintf(why, FDCONN_WHY_MAX, "a bad \"anonymous\"");
+		return NULL;
+	}
+	r = fdconn_region(c->srv, name, anonymous, handover);
+	if (!r)
+		snprintf(why, FDCONN_WHY_MAX, "region '%.64s' is gone or cannot be opened", name);
+	return r;
+}
+
+/* Gives c back one grant. Returns 0, or -1 with why set. */
+static int fdconn_grant(struct conn *c, const cJSON *obj, uint64_t next_handle,
+                        const cJSON *handover, char *why)
+{
+	uint64_t handle, size;
+	const char *mode_name;
+	struct region *r;
+	struct grant *g;
+	int mode;
+
+	if (msg_get_u64(obj, "handle", &handle) < 0 || handle == 0 || handle > next_handle ||
+	    grant_find(c, handle) || msg_get_u64(obj, "size", &size) < 0 ||
+	    msg_get_string(obj, "mode", &mode_name) < 0 ||
+	    (mode = region_mode_parse(mode_name)) < 0) {
+		snprintf(why, FDCONN_WHY_MAX, "a grant with a bad handle, size or mode");
+		return -1;
+	}
+	r = fdconn_region_of(c, obj, "region", handover, why);
+	if (!r)
+		return -1;
+	if ((mode == REGION_MODE_RW && r->rdonly) ||
+	    access_check(&r->acc, c, mode == REGION_MODE_RW ? ACCESS_WRITE : ACCESS_READ) < 0) {
+		snprintf(why, FDCONN_WHY_MAX, "its %s grant of region '%.64s' is no longer allowed",
+		         mode_name, r->name);
+		goto fail;
+	}
+	/* grant_new numbers the grant next_handle + 1: this makes it the stored handle. */
+	c->next_handle = handle - 1;
+	if (grant_new(c, r, (enum region_mode)mode, &g) < 0) {
+		snprintf(why, FDCONN_WHY_MAX, "out of memory");
+		goto fail;
+	}
+	/* The size it was granted at, not the size now, is what max_bytes_granted counts. */
+	c->bytes_granted += size - g->size;
+	g->size = size;
+	region_unref(r);
+	return 0;
+fail:
+	region_check_idle(r);
+	region_unref(r);
+	return -1;
+}
+
+/* Makes c hold one lock again. Returns 0, or -1 with why set. */
+static int fdconn_lock(struct conn *c, const cJSON *obj, const cJSON *handover, char *why)
+{
+	uint64_t id, offset, length;
+	const char *mode;
+	struct region *r;
+	int ret;
+
+	if (msg_get_u64(obj, "lock", &id) < 0 || msg_get_u64(obj, "offset", &offset) < 0 ||
+	    msg_get_u64(obj, "length", &length) < 0 || msg_get_string(obj, "mode", &mode) < 0 ||
+	    (strcmp(mode, "exclusive") != 0 && strcmp(mode, "shared") != 0)) {
+		snprintf(why, FDCONN_WHY_MAX, "a lock with a bad id, range or mode");
+		return -1;
+	}
+	r = fdconn_region_of(c, obj, "region", handover, why);
+	if (!r)
+		return -1;
+	ret = lock_adopt(c, r, id, offset, length, strcmp(mode, "exclusive") == 0);
+	if (ret < 0)
+		snprintf(why, FDCONN_WHY_MAX, "lock %" PRIu64 " on region '%.64s' cannot be held "
+		         "again: %s", id, r->name, strerror(-ret));
+	region_check_idle(r);
+	region_unref(r);
+	return ret < 0 ? -1 : 0;
+}
+
+/* Subscribes c again to the region named by item. Returns 0, or -1 with why set. */
+static int fdconn_sub(struct conn *c, const cJSON *item, const cJSON *handover, char *why)
+{
+	struct region *r;
+	int ret;
+
+	if (!cJSON_IsString(item)) {
+		snprintf(why, FDCONN_WHY_MAX, "a subscription that is not a region name");
+		return -1;
+	}
+	r = fdconn_region(c->srv, item->valuestring, false, handover);
+	if (!r)
+		r = fdconn_region(c->srv, item->valuestring, true, handover);
+	if (!r) {
+		snprintf(why, FDCONN_WHY_MAX, "subscribed region '%.64s' is gone", item->valuestring);
+		return -1;
+	}
+	ret = notify_subscribe(c, r);
+	if (ret < 0)
+		snprintf(why, FDCONN_WHY_MAX, "cannot subscribe again to region '%.64s': %s", r->name,
+		         strerror(-ret));
+	region_check_idle(r);
+	region_unref(r);
+	return ret < 0 ? -1 : 0;
+}
+
+/* Gives c (just made) back what entry says it had. Returns 0, or -1 with why set. */
+static int fdconn_restore(struct conn *c, const cJSON *entry, const cJSON *handover, char *why)
+{
+	const char *client;
+	uint64_t version, next_handle, created;
+	const cJSON *item;
+
+	if (msg_get_string(entry, "client", &client) < 0 || strlen(client) > OPS_CLIENT_NAME_MAX ||
+	    msg_get_u64(entry, "version", &version) < 0 || version < PROTO_VERSION_MIN ||
+	    version > PROTO_VERSION || msg_get_u64(entry, "next_handle", &next_handle) < 0 ||
+	    msg_get_u64(entry, "regions_created", &created) < 0 ||
+	    !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(entry, "grants")) ||
+	    !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(entry, "locks")) ||
+	    !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(entry, "subs"))) {
+		snprintf(why, FDCONN_WHY_MAX, "its stored state is incomplete or out of range");
+		return -1;
+	}
+	c->client_name = *client ? strdup(client) : NULL;
+	if (*client && !c->client_name) {
+		snprintf(why, FDCONN_WHY_MAX, "out of memory");
+		return -1;
+	}
+	c->version = (unsigned)version;
+	c->regions_created = created;
+	conn_hello_done(c);
+	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(entry, "grants"))
+		if (fdconn_grant(c, item, next_handle, handover, why) < 0)
+			return -1;
+	c->next_handle = next_handle;
+	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(entry, "locks"))
+		if (fdconn_lock(c, item, handover, why) < 0)
+			return -1;
+	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(entry, "subs"))
+		if (fdconn_sub(c, item, handover, why) < 0)
+			return -1;
+	return 0;
+}
+
+void fdconn_adopt(struct server *srv, const cJSON *handover, const char *fdname, int fd)
+{
+	const cJSON *entry = handover ? fdconn_entry(handover, fdname) : NULL;
+	struct ucred cred = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+	char why[FDCONN_WHY_MAX] = "";
+	const char *problem;
+	uint64_t uid, lock_serial;
+	struct conn *c;
+	int r;
+
+	problem = !entry ? "the stored state does not describe it" : fdconn_check_socket(fd, &cred);
+	if (!problem && (msg_get_u64(entry, "uid", &uid) < 0 || uid != cred.uid)) {
+		snprintf(why, sizeof(why), "its peer is uid %lu, not the uid the stored state names",
+		         (unsigned long)cred.uid);
+		problem = why;
+	}
+	if (problem) {
+		log_warn("fd store: refusing the descriptor stored as \"%s\": %s", fdname, problem);
+		close(fd);
+		return;
+	}
+	if (msg_get_u64(handover, "lock_serial", &lock_serial) == 0 && lock_serial > srv->lock_serial)
+		srv->lock_serial = lock_serial;
+	/* Lost on the way through the store: what accept4 gave the previous daemon's socket. */
+	if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || fcntl(fd, F_SETFL, O_RDWR | O_NONBLOCK) < 0)
+		log_debug("fd store: cannot set the flags of \"%s\": %s", fdname, strerror(errno));
+	r = conn_new(srv, fd, cred.pid, cred.uid, cred.gid, &c);
+	if (r < 0) {
+		log_error("fd store: cannot set up the connection stored as \"%s\": %s", fdname,
+		          strerror(-r));
+		return;
+	}
+	r = access_peer_groups(c->fd, &c->groups, &c->ngroups);
+	if (r < 0)
+		log_debug("SO_PEERGROUPS failed: %s", strerror(-r));
+	if (fdconn_restore(c, entry, handover, why) < 0) {
+		log_warn("fd store: closing the connection stored as \"%s\" (pid %ld): %s; the client "
+		         "will reconnect", fdname, (long)cred.pid, why);
+		conn_close(c);
+		return;
+	}
+	log_info("client %llu (pid %ld) taken over from the previous daemon: %zu grant%s, %" PRIu64
+	         " lock%s, %" PRIu64 " subscription%s", (unsigned long long)c->serial,
+	         (long)c->pid, c->ngrants, c->ngrants == 1 ? "" : "s", c->nlocks,
+	         c->nlocks == 1 ? "" : "s", c->nsubs, c->nsubs == 1 ? "" : "s");
+}
