@@ -554,6 +554,246 @@ START_TEST(test_fdstore_watchdog_keepalives_arrive_at_half_the_interval)
 }
 END_TEST
 
+/* ---- connections handed over (daemon/fdconn.h) -------------------------------------------- */
+
+/* How many descriptors the store holds under names starting with prefix. */
+static size_t store_count_prefix(const struct fake_sd *sd, const char *prefix)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < sd->nstore; i++)
+		n += strncmp(sd->store[i].name, prefix, strlen(prefix)) == 0;
+	return n;
+}
+
+/*
+ * A libmmapd client holding a file and an anonymous grant, a lock and a subscription goes
+ * through a SIGTERM restart on the same connection: no reconnection, nothing lost, and the
+ * new daemon knows what it holds (stat, locks, shrinks, notifications).
+ */
+START_TEST(test_fdconn_client_keeps_its_connection_grants_locks_and_subscription)
+{
+	struct fake_sd sd;
+	struct test_sess old, other;
+	const char *line;
+	char want[64];
+	char *ev;
+	uint64_t seq_before, seq_after, lock_id;
+
+	sd_init(&sd, NULL);
+	sd_spawn(&sd);
+	test_daemon_create(&sd.d, "file", 65536, false);
+	test_daemon_create(&sd.d, "anon", 65536, true);
+	test_sess_start(&old, &sd.d, "old");
+	(void)test_sess_ok(&old, "open file rw");
+	(void)test_sess_ok(&old, "open anon rw");
+	(void)test_sess_ok(&old, "write 0 0 file-data");
+	(void)test_sess_ok(&old, "write 1 0 anon-data");
+	lock_id = test_line_u64(test_sess_ok(&old, "lock file 0 8 exclusive"), "lock");
+	(void)test_sess_ok(&old, "subscribe file");
+	test_sess_start(&other, &sd.d, "other");
+	(void)test_sess_ok(&other, "open file rw");
+	seq_before = test_line_u64(test_sess_ok(&other, "changed file 0 4"), "seq");
+	ev = test_sess_find_event(&old, "changed file ", TEST_WAIT_MS);
+	ck_assert_msg(ev != NULL, "no changed event before the restart");
+	free(ev);
+	ck_assert_int_eq(test_sess_end(&other), 0);
+
+	sd_stop(&sd, SIGTERM);
+	ck_assert_uint_eq(store_count_prefix(&sd, "conn/"), 1);
+	log_expect(&sd, "handed 1 client connection over to the next daemon");
+	/* Sent while no daemon runs: it waits in the socket and is answered by the next one. */
+	test_sess_send(&old, "ping");
+	sd_spawn(&sd);
+	ck_assert_str_eq(test_sess_result(&old, TEST_WAIT_MS), "ok");
+	log_expect(&sd, "taken over from the previous daemon: 2 grants, 1 lock, 1 subscription");
+	/* Taken over, the connection left the store: the daemon's copy is the only one. */
+	ck_assert_uint_eq(store_count_prefix(&sd, "conn/"), 0);
+	/* Neither "reconnected" nor "locks-lost": the client saw a pause, nothing else. */
+	test_sess_expect_no_event(&old, 100);
+
+	line = test_sess_ok(&old, "stat file");
+	ck_assert_uint_eq(test_line_u64(line, "grants"), 1);
+	ck_assert_uint_eq(test_line_u64(line, "locks"), 1);
+	ck_assert_str_eq(test_sess_ok(&old, "read 0 0 9"), " file-data");
+	ck_assert_str_eq(test_sess_ok(&old, "read 1 0 9"), " anon-data");
+	ck_assert_uint_eq(test_daemon_status_u64(&sd.d, "grants"), 2);
+
+	test_sess_start(&other, &sd.d, "other");
+	line = test_sess_cmd(&other, "lock file 0 8 exclusive nowait");
+	ck_assert_msg(strncmp(line, "err EAGAIN", 10) == 0, "try-lock on a held range: %s", line);
+	/* The lock keeps its id, which the old client can still release. */
+	(void)test_sess_ok(&other, "open anon ro");
+	ck_assert_str_eq(test_sess_ok(&other, "read 0 0 9"), " anon-data");
+	(void)test_sess_ok(&old, "write 1 16 after");
+	ck_assert_str_eq(test_sess_ok(&other, "read 0 16 5"), " after");
+
+	/* The subscription goes on, and the change seq does not go backwards. */
+	(void)test_sess_ok(&other, "open file rw");
+	seq_after = test_line_u64(test_sess_ok(&other, "changed file 0 4"), "seq");
+	ck_assert_uint_gt(seq_after, seq_before);
+	snprintf(want, sizeof(want), "changed file seq=%llu ", (unsigned long long)seq_after);
+	ev = test_sess_find_event(&old, want, TEST_WAIT_MS);
+	ck_assert_msg(ev != NULL, "the old subscriber did not hear change %llu",
+	              (unsigned long long)seq_after);
+	free(ev);
+
+	/* A shrink asks the old client, which holds the file mapped, on its old connection. */
+	(void)test_sess_ok(&other, "resize file 4096");
+	ev = test_sess_find_event(&old, "shrinking file size=4096 ", TEST_WAIT_MS);
+	ck_assert_msg(ev != NULL, "the old client heard no shrinking event");
+	free(ev);
+	(void)test_sess_ok(&old, "unlock %llu", (unsigned long long)lock_id);
+	(void)test_sess_ok(&other, "lock file 0 8 exclusive nowait");
+
+	ck_assert_int_eq(test_sess_end(&other), 0);
+	ck_assert_int_eq(test_sess_end(&old), 0);
+	sd_done(&sd);
+}
+END_TEST
+
+/* A client that dies while the daemon restarts: its connection is dropped, grants released. */
+START_TEST(test_fdconn_peer_that_died_during_the_restart_is_dropped)
+{
+	struct fake_sd sd;
+	struct test_sess old;
+	struct test_conn c;
+	uint64_t fds_after;
+
+	sd_init(&sd, NULL);
+	sd_spawn(&sd);
+	test_daemon_create(&sd.d, "file", 65536, false);
+	test_daemon_create(&sd.d, "anon", 65536, true);
+	test_sess_start(&old, &sd.d, "old");
+	(void)test_sess_ok(&old, "open file rw");
+	(void)test_sess_ok(&old, "open anon rw");
+	(void)test_sess_ok(&old, "lock file 0 8 exclusive");
+	sd_stop(&sd, SIGTERM);
+	ck_assert_uint_eq(store_count_prefix(&sd, "conn/"), 1);
+	(void)test_sess_kill(&old, SIGKILL);
+
+	sd_spawn(&sd);
+	ck_assert_uint_eq(store_count_prefix(&sd, "conn/"), 0);
+	ck_assert_uint_eq(test_daemon_wait_status(&sd.d, "clients", 1), 1);
+	ck_assert_uint_eq(test_daemon_status_u64(&sd.d, "grants"), 0);
+	ck_assert_uint_eq(test_daemon_status_u64(&sd.d, "locks"), 0);
+	test_conn_open_hello(&c, &sd.d);
+	reply_ok(test_conn_callf(&c, "{'op':'lock','name':'file','offset':0,'length':8,"
+	                         "'mode':'exclusive','wait':false}"));
+	test_conn_close(&c);
+	fds_after = test_daemon_status_u64(&sd.d, "open_fds");
+
+	/* No descriptor is left behind: as many as a daemon that never had the client. */
+	sd_stop(&sd, SIGTERM);
+	sd_spawn(&sd);
+	ck_assert_uint_eq(test_daemon_status_u64(&sd.d, "open_fds"), fds_after);
+	sd_done(&sd);
+}
+END_TEST
+
+/* A sealed memfd holding text, as the daemon stores its state. */
+static int state_memfd(const char *text)
+{
+	int fd = memfd_create("forged-state", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	ck_assert(fd >= 0);
+	ck_assert(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+	ck_assert(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) == 0);
+	return fd;
+}
+
+/* Sends a ping frame with id on the raw socket fd and asserts the reply to it is ok. */
+static void raw_ping(int fd, unsigned id)
+{
+	char payload[64], reply[4096];
+	uint8_t hdr[4];
+	uint32_t len;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	len = (uint32_t)snprintf(payload, sizeof(payload), "{\"op\":\"ping\",\"id\":%u}", id);
+	hdr[0] = (uint8_t)(len >> 24), hdr[1] = (uint8_t)(len >> 16);
+	hdr[2] = (uint8_t)(len >> 8), hdr[3] = (uint8_t)len;
+	ck_assert(write(fd, hdr, 4) == 4 && write(fd, payload, len) == (ssize_t)len);
+	ck_assert_msg(poll(&p, 1, TEST_WAIT_MS) == 1, "no reply to a ping on the adopted socket");
+	ck_assert(recv(fd, hdr, 4, MSG_WAITALL) == 4);
+	len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+	ck_assert(len < sizeof(reply));
+	ck_assert(recv(fd, reply, len, MSG_WAITALL) == (ssize_t)len);
+	reply[len] = '\0';
+	ck_assert_msg(strstr(reply, "\"ok\":true") != NULL, "ping on the adopted socket: %s", reply);
+}
+
+/* Asserts that the peer of fd sees end of stream (the daemon closed its end). */
+static void expect_closed(int fd, const char *what)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char byte;
+
+	ck_assert_msg(poll(&p, 1, TEST_WAIT_MS) == 1, "%s was not closed", what);
+	ck_assert_msg(recv(fd, &byte, 1, MSG_DONTWAIT) == 0, "%s: data instead of end of stream", what);
+}
+
+/*
+ * Forged "conn/..." descriptors: a pipe, a regular file, a socket whose peer is not the uid
+ * the state names, a socket the state does not describe: each refused and closed. A socket
+ * the state describes truly is taken over and answered (so the refusals are not an accident).
+ */
+START_TEST(test_fdconn_forged_connections_are_refused)
+{
+	static const char *const names[] = { "state", "conn/1", "conn/2", "conn/3", "conn/4",
+	                                     "conn/5" };
+	struct fake_sd sd;
+	char path[TEST_PATH_MAX + 8], text[2048];
+	int extra[6], pipefd[2], wrong_uid[2], undescribed[2], good[2];
+	size_t i;
+
+#define FORGED_CONN(n, uid) "{\"fdname\":\"conn/" #n "\",\"uid\":%lu,\"gid\":0,\"pid\":1," \
+	"\"client\":\"forged\",\"version\":1,\"next_handle\":0,\"regions_created\":0," \
+	"\"grants\":[],\"locks\":[],\"subs\":[]}"
+	snprintf(text, sizeof(text), "{\"version\":2,\"regions\":{},\"handover\":{\"conns\":["
+	         FORGED_CONN(1, uid) "," FORGED_CONN(2, uid) "," FORGED_CONN(3, uid) ","
+	         FORGED_CONN(5, uid) "],\"lock_serial\":0,\"regions\":{}}}",
+	         (unsigned long)getuid() + 1, (unsigned long)getuid(), (unsigned long)getuid(),
+	         (unsigned long)getuid());
+#undef FORGED_CONN
+	sd_init(&sd, NULL);
+	ck_assert(pipe2(pipefd, O_CLOEXEC) == 0);
+	ck_assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, wrong_uid) == 0);
+	ck_assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, undescribed) == 0);
+	ck_assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, good) == 0);
+	snprintf(path, sizeof(path), "%s/plain", sd.d.dir);
+	extra[0] = state_memfd(text);
+	extra[1] = wrong_uid[0];
+	extra[2] = pipefd[0];
+	extra[3] = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	extra[4] = undescribed[0];
+	extra[5] = good[0];
+	ck_assert(extra[3] >= 0);
+	sd_spawn_with(&sd, extra, names, 6, true);
+	for (i = 0; i < 6; i++)
+		close(extra[i]);
+
+	log_expect(&sd, "refusing the descriptor stored as \"conn/1\": its peer is uid");
+	log_expect(&sd, "refusing the descriptor stored as \"conn/2\": not a socket");
+	log_expect(&sd, "refusing the descriptor stored as \"conn/3\": not a socket");
+	log_expect(&sd, "refusing the descriptor stored as \"conn/4\": the stored state does not "
+	           "describe it");
+	expect_closed(wrong_uid[1], "the socket of another uid");
+	expect_closed(undescribed[1], "the socket the state does not describe");
+	raw_ping(good[1], 7);
+	ck_assert_uint_eq(test_daemon_status_u64(&sd.d, "clients"), 2);
+	test_daemon_assert_alive(&sd.d);
+	/* Nothing of it stays in the store. */
+	sd_pump(&sd, 0, false);
+	ck_assert_uint_eq(store_count_prefix(&sd, "conn/"), 0);
+	close(pipefd[1]);
+	close(wrong_uid[1]);
+	close(undescribed[1]);
+	close(good[1]);
+	sd_done(&sd);
+}
+END_TEST
+
 static Suite *fdstore_suite(void)
 {
 	Suite *s = suite_create("fdstore");
@@ -567,6 +807,9 @@ static Suite *fdstore_suite(void)
 	tcase_add_test(tc, test_fdstore_ready_comes_before_the_first_client_is_served);
 	tcase_add_test(tc, test_fdstore_loss_of_anonymous_regions_is_logged_without_a_store);
 	tcase_add_test(tc, test_fdstore_watchdog_keepalives_arrive_at_half_the_interval);
+	tcase_add_test(tc, test_fdconn_client_keeps_its_connection_grants_locks_and_subscription);
+	tcase_add_test(tc, test_fdconn_peer_that_died_during_the_restart_is_dropped);
+	tcase_add_test(tc, test_fdconn_forged_connections_are_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }
