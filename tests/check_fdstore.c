@@ -567,9 +567,10 @@ static size_t store_count_prefix(const struct fake_sd *sd, const char *prefix)
 }
 
 /*
- * A libmmapd client holding a file and an anonymous grant, a lock and a subscription goes
- * through a SIGTERM restart on the same connection: no reconnection, nothing lost, and the
- * new daemon knows what it holds (stat, locks, shrinks, notifications).
+ * Two libmmapd clients holding file and anonymous grants, locks and a subscription go
+ * through a SIGTERM restart on their connections: no reconnection, nothing lost, and the
+ * new daemon knows what they hold (stat, locks, shrinks, notifications). A lock request
+ * still waiting when the daemon stops is answered ECANCELED.
  */
 START_TEST(test_fdconn_client_keeps_its_connection_grants_locks_and_subscription)
 {
@@ -593,43 +594,51 @@ START_TEST(test_fdconn_client_keeps_its_connection_grants_locks_and_subscription
 	(void)test_sess_ok(&old, "subscribe file");
 	test_sess_start(&other, &sd.d, "other");
 	(void)test_sess_ok(&other, "open file rw");
+	(void)test_sess_ok(&other, "lock file 100 8 exclusive");
 	seq_before = test_line_u64(test_sess_ok(&other, "changed file 0 4"), "seq");
 	ev = test_sess_find_event(&old, "changed file ", TEST_WAIT_MS);
 	ck_assert_msg(ev != NULL, "no changed event before the restart");
 	free(ev);
-	ck_assert_int_eq(test_sess_end(&other), 0);
+	test_sess_send(&old, "lock file 100 8 exclusive");
+	ck_assert_uint_eq(test_daemon_wait_status(&sd.d, "lock_waiters", 1), 1);
 
 	sd_stop(&sd, SIGTERM);
-	ck_assert_uint_eq(store_count_prefix(&sd, "conn/"), 1);
-	log_expect(&sd, "handed 1 client connection over to the next daemon");
+	/* A wait is not carried over: answered before the connection is handed over. */
+	line = test_sess_result(&old, TEST_WAIT_MS);
+	ck_assert_msg(strncmp(line, "err ECANCELED", 13) == 0, "waiting lock at stop: %s", line);
+	ck_assert_uint_eq(store_count_prefix(&sd, "conn/"), 2);
+	log_expect(&sd, "handed 2 client connections over to the next daemon");
 	/* Sent while no daemon runs: it waits in the socket and is answered by the next one. */
 	test_sess_send(&old, "ping");
 	sd_spawn(&sd);
 	ck_assert_str_eq(test_sess_result(&old, TEST_WAIT_MS), "ok");
 	log_expect(&sd, "taken over from the previous daemon: 2 grants, 1 lock, 1 subscription");
-	/* Taken over, the connection left the store: the daemon's copy is the only one. */
+	log_expect(&sd, "taken over from the previous daemon: 1 grant, 1 lock, 0 subscriptions");
+	/* Taken over, the connections left the store: the daemon's copies are the only ones. */
 	ck_assert_uint_eq(store_count_prefix(&sd, "conn/"), 0);
-	/* Neither "reconnected" nor "locks-lost": the client saw a pause, nothing else. */
+	/* Neither "reconnected" nor "locks-lost": the clients saw a pause, nothing else. */
 	test_sess_expect_no_event(&old, 100);
+	test_sess_expect_no_event(&other, 0);
 
 	line = test_sess_ok(&old, "stat file");
-	ck_assert_uint_eq(test_line_u64(line, "grants"), 1);
-	ck_assert_uint_eq(test_line_u64(line, "locks"), 1);
+	ck_assert_uint_eq(test_line_u64(line, "grants"), 2);
+	ck_assert_uint_eq(test_line_u64(line, "locks"), 2);
+	ck_assert_uint_eq(test_daemon_status_u64(&sd.d, "grants"), 3);
 	ck_assert_str_eq(test_sess_ok(&old, "read 0 0 9"), " file-data");
 	ck_assert_str_eq(test_sess_ok(&old, "read 1 0 9"), " anon-data");
-	ck_assert_uint_eq(test_daemon_status_u64(&sd.d, "grants"), 2);
+	ck_assert_str_eq(test_sess_ok(&other, "read 0 0 9"), " file-data");
 
-	test_sess_start(&other, &sd.d, "other");
+	/* Each one's lock still holds against the other. */
 	line = test_sess_cmd(&other, "lock file 0 8 exclusive nowait");
 	ck_assert_msg(strncmp(line, "err EAGAIN", 10) == 0, "try-lock on a held range: %s", line);
-	/* The lock keeps its id, which the old client can still release. */
+	line = test_sess_cmd(&old, "lock file 100 8 exclusive nowait");
+	ck_assert_msg(strncmp(line, "err EAGAIN", 10) == 0, "try-lock on a held range: %s", line);
 	(void)test_sess_ok(&other, "open anon ro");
-	ck_assert_str_eq(test_sess_ok(&other, "read 0 0 9"), " anon-data");
+	ck_assert_str_eq(test_sess_ok(&other, "read 1 0 9"), " anon-data");
 	(void)test_sess_ok(&old, "write 1 16 after");
-	ck_assert_str_eq(test_sess_ok(&other, "read 0 16 5"), " after");
+	ck_assert_str_eq(test_sess_ok(&other, "read 1 16 5"), " after");
 
 	/* The subscription goes on, and the change seq does not go backwards. */
-	(void)test_sess_ok(&other, "open file rw");
 	seq_after = test_line_u64(test_sess_ok(&other, "changed file 0 4"), "seq");
 	ck_assert_uint_gt(seq_after, seq_before);
 	snprintf(want, sizeof(want), "changed file seq=%llu ", (unsigned long long)seq_after);
@@ -643,6 +652,7 @@ START_TEST(test_fdconn_client_keeps_its_connection_grants_locks_and_subscription
 	ev = test_sess_find_event(&old, "shrinking file size=4096 ", TEST_WAIT_MS);
 	ck_assert_msg(ev != NULL, "the old client heard no shrinking event");
 	free(ev);
+	/* The lock kept its id, under which the old client releases it. */
 	(void)test_sess_ok(&old, "unlock %llu", (unsigned long long)lock_id);
 	(void)test_sess_ok(&other, "lock file 0 8 exclusive nowait");
 
