@@ -1,9 +1,10 @@
 /*
  * Client connections across restarts (see fdconn.h). What one daemon hands over is the
  * stored state's "handover" object:
- *   {"conns": [{"fdname", "uid", "gid", "pid", "client", "version", "next_handle",
- *               "regions_created", "grants": [{"handle", "region", "anonymous", "mode",
- *               "size"}], "locks": [<lock objects of the locks op>], "subs": ["<region>"]}],
+ *   {"conns": [{"fdname", "uid", "gid", "pid", "client", "version", "connected_ms",
+ *               "next_handle", "regions_created", "grants": [{"handle", "region",
+ *               "anonymous", "mode", "size"}], "locks": [<lock objects of the locks op>],
+ *               "subs": ["<region>"]}],
  *    "lock_serial": N, "regions": {"<name>": {"seq": N, "generation": N}}}
  * It is read back by the next daemon only, from a memfd sealed by this one, but checked as
  * if it came from anyone: a value out of range refuses the connection it describes.
@@ -86,6 +87,7 @@ static cJSON *fdconn_to_json(const struct conn *c, const char *fdname)
 	    !cJSON_AddNumberToObject(obj, "pid", c->pid) ||
 	    !cJSON_AddStringToObject(obj, "client", c->client_name ? c->client_name : "") ||
 	    !cJSON_AddNumberToObject(obj, "version", c->version) ||
+	    !cJSON_AddNumberToObject(obj, "connected_ms", (double)c->connected_ms) ||
 	    !cJSON_AddNumberToObject(obj, "next_handle", (double)c->next_handle) ||
 	    !cJSON_AddNumberToObject(obj, "regions_created", (double)c->regions_created))
 		goto fail;
@@ -406,7 +408,7 @@ static int fdconn_sub(struct conn *c, const cJSON *item, const cJSON *handover, 
 static int fdconn_restore(struct conn *c, const cJSON *entry, const cJSON *handover, char *why)
 {
 	const char *client;
-	uint64_t version, next_handle, created;
+	uint64_t version, next_handle, created, connected;
 	const cJSON *item;
 
 	if (msg_get_string(entry, "client", &client) < 0 || strlen(client) > OPS_CLIENT_NAME_MAX ||
@@ -425,6 +427,9 @@ static int fdconn_restore(struct conn *c, const cJSON *entry, const cJSON *hando
 		return -1;
 	}
 	c->version = (unsigned)version;
+	/* The connection is as old as its socket, whatever the daemon. */
+	if (msg_get_u64(entry, "connected_ms", &connected) == 0 && connected <= c->connected_ms)
+		c->connected_ms = connected;
 	c->regions_created = created;
 	conn_hello_done(c);
 	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(entry, "grants"))

@@ -2,8 +2,8 @@
  * The file descriptor store (see fdstore.h). The state is one JSON object,
  *   {"version": 2, "regions": {"<name>": {"uid": U, "gid": G, "perm": P, "policy": {...}}},
  *    "handover": {...}}
- * where "handover" (fdconn.c) is written only at shutdown, when connections are handed over;
- * a state of version 1 (no handover) is still read. It sits in a memfd sealed against every change, so that nothing but this daemon's next run reads
+ * where "handover" (fdconn.c) is written only at shutdown, when connections are handed over.
+ * A state without it says version 1, as before handovers existed, and either is read. It sits in a memfd sealed against every change, so that nothing but this daemon's next run reads
  * what it wrote. It is rewritten whole (remove, then store) on every change: anonymous
  * regions are few and changes to them rare, and a whole object is never half old.
  *
@@ -77,7 +77,9 @@ static char *fdstore_state_text(struct server *srv, const cJSON *handover)
 	struct hnode *node;
 	char *text = NULL;
 
-	if (!obj || !regions || !cJSON_AddNumberToObject(obj, "version", FDSTORE_VERSION) ||
+	/* Without a handover the state is what version 1 was: an older daemon still reads it. */
+	if (!obj || !regions ||
+	    !cJSON_AddNumberToObject(obj, "version", handover ? FDSTORE_VERSION : FDSTORE_VERSION_MIN) ||
 	    !cJSON_AddItemToObject(obj, "regions", regions)) {
 		cJSON_Delete(regions);
 		goto out;

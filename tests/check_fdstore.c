@@ -701,6 +701,38 @@ START_TEST(test_fdconn_peer_that_died_during_the_restart_is_dropped)
 }
 END_TEST
 
+/*
+ * A connection whose region went away during the restart cannot be restored whole: the
+ * next daemon closes it, and libmmapd reconnects as after any lost connection.
+ */
+START_TEST(test_fdconn_connection_whose_region_is_gone_is_closed)
+{
+	struct fake_sd sd;
+	struct test_sess old;
+	char path[TEST_PATH_MAX + 16];
+	char *ev;
+
+	sd_init(&sd, NULL);
+	sd_spawn(&sd);
+	test_daemon_create(&sd.d, "gone", 4096, false);
+	test_sess_start(&old, &sd.d, "old");
+	(void)test_sess_ok(&old, "open gone rw");
+	sd_stop(&sd, SIGTERM);
+	ck_assert_uint_eq(store_count_prefix(&sd, "conn/"), 1);
+	snprintf(path, sizeof(path), "%s/gone", sd.d.data);
+	ck_assert(unlink(path) == 0);
+	sd_spawn(&sd);
+	log_expect(&sd, "region 'gone' is gone or cannot be opened; the client will reconnect");
+	ck_assert_uint_eq(store_count_prefix(&sd, "conn/"), 0);
+	(void)test_sess_ok(&old, "ping");
+	ev = test_sess_find_event(&old, "reconnected", TEST_WAIT_MS);
+	ck_assert_msg(ev != NULL, "the client did not reconnect");
+	free(ev);
+	ck_assert_int_eq(test_sess_end(&old), 0);
+	sd_done(&sd);
+}
+END_TEST
+
 /* A sealed memfd holding text, as the daemon stores its state. */
 static int state_memfd(const char *text)
 {
@@ -819,6 +851,7 @@ static Suite *fdstore_suite(void)
 	tcase_add_test(tc, test_fdstore_watchdog_keepalives_arrive_at_half_the_interval);
 	tcase_add_test(tc, test_fdconn_client_keeps_its_connection_grants_locks_and_subscription);
 	tcase_add_test(tc, test_fdconn_peer_that_died_during_the_restart_is_dropped);
+	tcase_add_test(tc, test_fdconn_connection_whose_region_is_gone_is_closed);
 	tcase_add_test(tc, test_fdconn_forged_connections_are_refused);
 	suite_add_tcase(s, tc);
 	return s;
