@@ -3,8 +3,9 @@
  * stored state's "handover" object:
  *   {"conns": [{"fdname", "uid", "gid", "pid", "client", "version", "connected_ms",
  *               "next_handle", "regions_created", "grants": [{"handle", "region",
- *               "anonymous", "mode", "size"}], "locks": [<lock objects of the locks op>],
- *               "subs": ["<region>"]}],
+ *               "anonymous", "mode", "size"}], "locks": [<lock objects of the locks op,
+ *               with "anonymous">],
+ *               "subs": [{"region", "anonymous"}]}],
  *    "lock_serial": N, "regions": {"<name>": {"seq": N, "generation": N}}}
  * It is read back by the next daemon only, from a memfd sealed by this one, but checked as
  * if it came from anyone: a value out of range refuses the connection it describes.
@@ -378,23 +379,15 @@ static int fdconn_lock(struct conn *c, const cJSON *obj, const cJSON *handover, 
 	return ret < 0 ? -1 : 0;
 }
 
-/* Subscribes c again to the region named by item. Returns 0, or -1 with why set. */
-static int fdconn_sub(struct conn *c, const cJSON *item, const cJSON *handover, char *why)
+/* Subscribes c again to the region obj names. Returns 0, or -1 with why set. */
+static int fdconn_sub(struct conn *c, const cJSON *obj, const cJSON *handover, char *why)
 {
 	struct region *r;
 	int ret;
 
-	if (!cJSON_IsString(item)) {
-		snprintf(why, FDCONN_WHY_MAX, "a subscription that is not a region name");
-		return -1;
-	}
-	r = fdconn_region(c->srv, item->valuestring, false, handover);
+	r = fdconn_region_of(c, obj, "region", handover, why);
 	if (!r)
-		r = fdconn_region(c->srv, item->valuestring, true, handover);
-	if (!r) {
-		snprintf(why, FDCONN_WHY_MAX, "subscribed region '%.64s' is gone", item->valuestring);
 		return -1;
-	}
 	ret = notify_subscribe(c, r);
 	if (ret < 0)
 		snprintf(why, FDCONN_WHY_MAX, "cannot subscribe again to region '%.64s': %s", r->name,

@@ -562,7 +562,8 @@ cJSON *lock_conn_held_json(const struct conn *c)
 		if (l->waiting)
 			continue;
 		obj = lock_to_json(l);
-		if (!obj || !cJSON_AddItemToArray(arr, obj)) {
+		if (!obj || !cJSON_AddBoolToObject(obj, "anonymous", l->region->anonymous) ||
+		    !cJSON_AddItemToArray(arr, obj)) {
 			cJSON_Delete(obj);
 			cJSON_Delete(arr);
 			return NULL;

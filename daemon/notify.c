@@ -449,10 +449,15 @@ cJSON *notify_conn_subs_json(const struct conn *c)
 	htab_iter_init(&c->subs, &it);
 	while ((node = htab_iter_next(&c->subs, &it)) != NULL) {
 		const struct sub *sub = htab_entry(node, struct sub, node);
-		cJSON *name = cJSON_CreateString(sub->region->name);
+		cJSON *obj = cJSON_CreateObject();
 
-		if (!name || !cJSON_AddItemToArray(arr, name)) {
-			cJSON_Delete(name);
+		if (!obj || !cJSON_AddItemToArray(arr, obj)) {
+			cJSON_Delete(obj);
+			cJSON_Delete(arr);
+			return NULL;
+		}
+		if (!cJSON_AddStringToObject(obj, "region", sub->region->name) ||
+		    !cJSON_AddBoolToObject(obj, "anonymous", sub->region->anonymous)) {
 			cJSON_Delete(arr);
 			return NULL;
 		}

@@ -52,7 +52,10 @@ void notify_conn_drained(struct conn *c);
 /* True when c has subscriptions holding events back. */
 bool notify_conn_holding(const struct conn *c);
 
-/* The names of the regions c subscribes to, as an array (fdconn.h). NULL on ENOMEM. */
+/*
+ * c's subscriptions as an array of {"region": name, "anonymous": bool} (fdconn.h). NULL on
+ * ENOMEM.
+ */
 cJSON *notify_conn_subs_json(const struct conn *c);
 
 /* c is going away: drops its subscriptions. */

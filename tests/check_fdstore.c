@@ -591,7 +591,9 @@ START_TEST(test_fdconn_client_keeps_its_connection_grants_locks_and_subscription
 	(void)test_sess_ok(&old, "write 0 0 file-data");
 	(void)test_sess_ok(&old, "write 1 0 anon-data");
 	lock_id = test_line_u64(test_sess_ok(&old, "lock file 0 8 exclusive"), "lock");
+	(void)test_sess_ok(&old, "lock anon 0 8 shared");
 	(void)test_sess_ok(&old, "subscribe file");
+	(void)test_sess_ok(&old, "subscribe anon");
 	test_sess_start(&other, &sd.d, "other");
 	(void)test_sess_ok(&other, "open file rw");
 	(void)test_sess_ok(&other, "lock file 100 8 exclusive");
@@ -612,7 +614,7 @@ START_TEST(test_fdconn_client_keeps_its_connection_grants_locks_and_subscription
 	test_sess_send(&old, "ping");
 	sd_spawn(&sd);
 	ck_assert_str_eq(test_sess_result(&old, TEST_WAIT_MS), "ok");
-	log_expect(&sd, "taken over from the previous daemon: 2 grants, 1 lock, 1 subscription");
+	log_expect(&sd, "taken over from the previous daemon: 2 grants, 2 locks, 2 subscriptions");
 	log_expect(&sd, "taken over from the previous daemon: 1 grant, 1 lock, 0 subscriptions");
 	/* Taken over, the connections left the store: the daemon's copies are the only ones. */
 	ck_assert_uint_eq(store_count_prefix(&sd, "conn/"), 0);
@@ -633,6 +635,9 @@ START_TEST(test_fdconn_client_keeps_its_connection_grants_locks_and_subscription
 	ck_assert_msg(strncmp(line, "err EAGAIN", 10) == 0, "try-lock on a held range: %s", line);
 	line = test_sess_cmd(&old, "lock file 100 8 exclusive nowait");
 	ck_assert_msg(strncmp(line, "err EAGAIN", 10) == 0, "try-lock on a held range: %s", line);
+	line = test_sess_cmd(&other, "lock anon 0 8 exclusive nowait");
+	ck_assert_msg(strncmp(line, "err EAGAIN", 10) == 0, "try-lock on a held range: %s", line);
+	(void)test_sess_ok(&other, "lock anon 0 8 shared nowait");
 	(void)test_sess_ok(&other, "open anon ro");
 	ck_assert_str_eq(test_sess_ok(&other, "read 1 0 9"), " anon-data");
 	(void)test_sess_ok(&old, "write 1 16 after");
@@ -645,6 +650,10 @@ START_TEST(test_fdconn_client_keeps_its_connection_grants_locks_and_subscription
 	ev = test_sess_find_event(&old, want, TEST_WAIT_MS);
 	ck_assert_msg(ev != NULL, "the old subscriber did not hear change %llu",
 	              (unsigned long long)seq_after);
+	free(ev);
+	(void)test_sess_ok(&other, "changed anon 0 4");
+	ev = test_sess_find_event(&old, "changed anon ", TEST_WAIT_MS);
+	ck_assert_msg(ev != NULL, "the old subscriber did not hear a change of the anonymous region");
 	free(ev);
 
 	/* A shrink asks the old client, which holds the file mapped, on its old connection. */
