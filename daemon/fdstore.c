@@ -3,8 +3,9 @@
  *   {"version": 2, "regions": {"<name>": {"uid": U, "gid": G, "perm": P, "policy": {...}}},
  *    "handover": {...}}
  * where "handover" (fdconn.c) is written only at shutdown, when connections are handed over.
- * A state without it says version 1, as before handovers existed, and either is read. It sits in a memfd sealed against every change, so that nothing but this daemon's next run reads
- * what it wrote. It is rewritten whole (remove, then store) on every change: anonymous
+ * A state without it says version 1, as before handovers existed, and either is read. It
+ * sits in a memfd sealed against every change, so that nothing but this daemon's next run
+ * reads what it wrote. It is rewritten whole (remove, then store) on every change: anonymous
  * regions are few and changes to them rare, and a whole object is never half old.
  *
  * Adoption trusts nothing it is given: a descriptor named "anon/<name>" must be a memfd that
@@ -37,8 +38,8 @@
 #define FDSTORE_STATE     "state"
 #define FDSTORE_ANON      "anon/"
 #define FDSTORE_NAME_MAX  255            /* systemd's limit on FDNAME= */
-#define FDSTORE_VERSION   2
-#define FDSTORE_VERSION_MIN 1
+#define FDSTORE_VERSION   2              /* with a handover (fdconn.c) */
+#define FDSTORE_VERSION_MIN 1            /* without: what older daemons read */
 #define FDSTORE_STATE_MAX (16u << 20)    /* a few hundred bytes per anonymous region */
 #define FDSTORE_ORPHAN_PERM 0600u
 
@@ -78,8 +79,8 @@ static char *fdstore_state_text(struct server *srv, const cJSON *handover)
 	char *text = NULL;
 
 	/* Without a handover the state is what version 1 was: an older daemon still reads it. */
-	if (!obj || !regions ||
-	    !cJSON_AddNumberToObject(obj, "version", handover ? FDSTORE_VERSION : FDSTORE_VERSION_MIN) ||
+	if (!obj || !regions || !cJSON_AddNumberToObject(obj, "version", handover ?
+	                                                  FDSTORE_VERSION : FDSTORE_VERSION_MIN) ||
 	    !cJSON_AddItemToObject(obj, "regions", regions)) {
 		cJSON_Delete(regions);
 		goto out;

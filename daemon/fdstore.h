@@ -14,9 +14,9 @@
  * $LISTEN_FDS/$LISTEN_FDNAMES (sdlisten_take keeps those fdstore_name_is_ours accepts), and
  * fdstore_adopt puts each valid memfd back in the region table before the daemon is ready;
  * a descriptor that is not one of our memfds is refused (logged, closed, removed from the
- * store) and the daemon carries on. Client connections are handed over the same way at
- * shutdown, as "conn/<serial>" (fdconn.h). Outside a service manager, anonymous regions end with the
- * daemon, and its shutdown says how many.
+ * store) and the daemon carries on; then the client connections handed over at shutdown
+ * ("conn/<serial>", fdconn.h) are taken over, and every "conn/..." leaves the store. Outside
+ * a service manager, anonymous regions end with the daemon, and its shutdown says how many.
  */
 #ifndef MMAPD_DAEMON_FDSTORE_H
 #define MMAPD_DAEMON_FDSTORE_H
@@ -28,7 +28,7 @@ struct region;
 struct sdlisten;
 struct server;
 
-/* True for the $LISTEN_FDNAMES names the store holds for us ("state", "anon/...", "conn/..."). */
+/* True for the $LISTEN_FDNAMES names the store holds for us: "state", "anon/...", "conn/...". */
 bool fdstore_name_is_ours(const char *fdname);
 
 /*

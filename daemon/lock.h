@@ -56,9 +56,9 @@ void lock_conn_release(struct conn *c);
 /*
  * Handing c over to the next daemon (fdconn.h). lock_conn_cancel_waits answers each lock c
  * waits for with ECANCELED (message: why) and drops it. lock_conn_held_json: c's held locks
- * as an array of lock objects (as in the locks op, and "anonymous"), NULL on ENOMEM. lock_adopt makes c hold
- * lock id on r again, answering nothing: 0, -EINVAL (id 0 or taken, bad range), -EBUSY (it
- * conflicts with a lock held already) or -ENOMEM.
+ * as an array of lock objects (as in the locks op, plus "anonymous"), NULL on ENOMEM.
+ * lock_adopt makes c hold lock id on r again, answering nothing: 0, -EINVAL (id 0 or taken,
+ * bad range), -EBUSY (it conflicts with a lock held already) or -ENOMEM.
  */
 void lock_conn_cancel_waits(struct conn *c, const char *why);
 cJSON *lock_conn_held_json(const struct conn *c);
