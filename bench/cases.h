@@ -13,7 +13,8 @@
 struct bench_opts {
 	size_t iters;     /* timed rounds of each latency case */
 	size_t warmup;    /* untimed rounds before them */
-	size_t bw_reps;   /* timed copies of the bandwidth case (2 more warm it up) */
+	size_t bw_reps;   /* timed copies of the bandwidth cases (2 more warm them up) */
+	size_t big_reps;  /* timed rounds of the atomics and first-touch cases (1 more warms up) */
 	int peer_cpu;     /* where the baseline peers run (-1: anywhere), as mmapd does */
 	size_t tput_ms;   /* length of the throughput window */
 	size_t redis_requests;  /* redis-benchmark -n */
@@ -62,5 +63,23 @@ size_t notify_rounds(size_t n, size_t iters);
 
 /* (f) mmapd_ping() throughput of 50 client processes against redis-benchmark's PING. */
 int case_throughput(const struct bench_opts *o);
+
+/*
+ * (g) atomic increments per second of one 64-bit counter in a region, by 4 processes each
+ * mapping it through mmapd, against 4 threads of one process on a private counter.
+ */
+int case_atomic(struct mmapd_client *client, const struct bench_opts *o);
+
+/*
+ * (h) reading one byte per page of a fresh 256 MiB anonymous region: opened plain, with
+ * MMAPD_OPEN_POPULATE, and after mmapd_region_prewarm() (its cost included, and not).
+ */
+int case_prewarm(struct mmapd_client *client, const struct bench_opts *o);
+
+/*
+ * (i) copying a 64 MiB mapping out through mmapd_region_read(), mmapd_region_foreach_page()
+ * and mmapd_region_foreach_chunk(), against plain memcpy over the same mapping.
+ */
+int case_iterate(struct mmapd_client *client, const struct bench_opts *o);
 
 #endif

@@ -38,7 +38,8 @@ static void usage(FILE *f)
 	        "usage: MMAPD_BIN=/path/to/mmapd mmapd-bench [--quick] [--iterations N] [--pin MODE]\n"
 	        "  --quick          %d rounds per latency case instead of %d (smoke runs)\n"
 	        "  --iterations N   N timed rounds per latency case (after N/10 warm-up rounds);\n"
-	        "                   the 64 MiB memcpy case copies N/100 times, 5 to 200\n"
+	        "                   the 64 MiB memcpy and iteration cases copy N/100 times, 5 to\n"
+	        "                   200, the atomics and first-touch cases run N/2000 rounds, 3 to 10\n"
 	        "  --pin MODE       split (default): the benchmark on one CPU, mmapd and the\n"
 	        "                   baseline peers on another; same: all on one CPU;\n"
 	        "                   none: wherever the scheduler puts them\n",
@@ -105,6 +106,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *ret,
 	ret->iters = iters;
 	ret->warmup = iters / 10;
 	ret->bw_reps = iters / 100 < 5 ? 5 : iters / 100 > 200 ? 200 : iters / 100;
+	ret->big_reps = ret->bw_reps / 20 < 3 ? 3 : ret->bw_reps / 20;
 	ret->tput_ms = iters / 10 < 200 ? 200 : iters / 10 > 2000 ? 2000 : iters / 10;
 	ret->redis_requests = ret->tput_ms * 250;
 	return 0;
@@ -167,6 +169,8 @@ static void print_header(const struct server *srv, const struct bench_opts *o,
 	printf("# notify: %zu rounds for 10 subscribers, %zu for 100; throughput: %zu ms of pings, "
 	       "redis-benchmark -n %zu\n", notify_rounds(10, o->iters), notify_rounds(100, o->iters),
 	       o->tput_ms, o->redis_requests);
+	printf("# atomics and first touch: %zu rounds (+1 warm-up); iteration: %zu copies of 64 MiB\n",
+	       o->big_reps, o->bw_reps);
 	if (plan->placement == CPU_NONE)
 		printf("# placement: none (not pinned)\n");
 	else
@@ -237,6 +241,12 @@ int main(int argc, char **argv)
 		r = case_throughput(&opts);
 	if (r == 0)
 		r = case_memcpy(client, srv.data, &opts);
+	if (r == 0)
+		r = case_iterate(client, &opts);
+	if (r == 0)
+		r = case_atomic(client, &opts);
+	if (r == 0)
+		r = case_prewarm(client, &opts);
 	mmapd_disconnect(client);
 	if (server_stop(&srv) < 0 && r == 0)
 		r = -EIO;

@@ -965,7 +965,9 @@ int client_reconnect(struct mmapd_client *client)
 		deadline_after(&wake, 0);
 		elapsed = (int)((wake.tv_sec - start.tv_sec) * 1000 +
 		                (wake.tv_nsec - start.tv_nsec) / 1000000L);
-		if (client->reconnect_ms > 0 && elapsed >= client->reconnect_ms) {
+		/* The dispatch thread told to stop leaves the reconnection to other callers. */
+		if ((client->reconnect_ms > 0 && elapsed >= client->reconnect_ms) ||
+		    dispatch_thread_stopping_self(client)) {
 			char *last = strdup(mmapd_last_message());
 
 			/* Calls keep reporting why the connection died, not the last attempt. */
@@ -983,7 +985,7 @@ int client_reconnect(struct mmapd_client *client)
 		if (client->reconnect_ms > 0 && pause > client->reconnect_ms - elapsed)
 			pause = client->reconnect_ms - elapsed;
 		deadline_after(&wake, pause);
-		while (client->state != CLIENT_CLOSED &&
+		while (client->state != CLIENT_CLOSED && !dispatch_thread_stopping_self(client) &&
 		       pthread_cond_timedwait(&client->cond, &client->lock, &wake) != ETIMEDOUT)
 			;
 		delay = delay * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay * 2;
@@ -1076,6 +1078,7 @@ MMAPD_EXPORT void mmapd_disconnect(struct mmapd_client *client)
 {
 	if (!client)
 		return;
+	dispatch_thread_end(client);
 	pthread_mutex_lock(&client->lock);
 	if (client->state == CLIENT_UP)
 		shutdown(client->sock, SHUT_RDWR);

@@ -14,7 +14,8 @@
  *
  * mmapd_fd() is an epoll descriptor over the socket and an eventfd; the eventfd is readable
  * while events wait or the connection is broken (client_wake_update), so a poll loop also
- * wakes for events another thread read.
+ * wakes for events another thread read. The background dispatch thread (dispatch_thread.c)
+ * is such a loop; while it runs, mmapd_dispatch() is refused.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -433,14 +434,12 @@ static int dispatch_wait(struct mmapd_client *client, const struct timespec *dea
 	}
 }
 
-MMAPD_EXPORT int mmapd_dispatch(struct mmapd_client *client, int timeout_ms)
+int event_dispatch(struct mmapd_client *client, int timeout_ms)
 {
 	struct timespec deadline;
 	size_t todo = 0;
 	int n = 0, r;
 
-	if (!client)
-		return error_set(-EINVAL, "client is NULL");
 	if (timeout_ms >= 0)
 		deadline_after(&deadline, timeout_ms);
 	client_ref(client);
@@ -467,4 +466,27 @@ MMAPD_EXPORT int mmapd_dispatch(struct mmapd_client *client, int timeout_ms)
 	pthread_mutex_unlock(&client->lock);
 	client_unref(client);
 	return n > 0 ? n : r;
+}
+
+MMAPD_EXPORT int mmapd_dispatch(struct mmapd_client *client, int timeout_ms)
+{
+	int r;
+
+	if (!client)
+		return error_set(-EINVAL, "client is NULL");
+	pthread_mutex_lock(&client->lock);
+	if (dispatch_thread_busy(client)) {
+		pthread_mutex_unlock(&client->lock);
+		return error_set(-EBUSY, "a dispatch thread delivers this client's events");
+	}
+	/* A handler may disconnect: the client must outlive the count. */
+	client_ref(client);
+	client->dispatching++;
+	pthread_mutex_unlock(&client->lock);
+	r = event_dispatch(client, timeout_ms);
+	pthread_mutex_lock(&client->lock);
+	client->dispatching--;
+	pthread_mutex_unlock(&client->lock);
+	client_unref(client);
+	return r;
 }

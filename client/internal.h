@@ -3,6 +3,7 @@
  *   conn.c    the socket, sending, the reader role (leader/follower), calls and their
  *             replies, the hello exchange, reconnection and what it restores;
  *   event.c   events: parsing, the internal reactions, the bounded queue, mmapd_dispatch();
+ *   dispatch_thread.c  the optional background thread that dispatches events;
  *   region.c  grants, their mappings, how mappings follow the region's size, reopening;
  *   coord.c   locks, resize, subscriptions, change reports, flush and flush policies;
  *   query.c   stat, list, status, delete, ping and the readers of their replies;
@@ -157,6 +158,21 @@ struct mmapd_region {
 	unsigned batch_count;
 };
 
+enum dispatch_thread_state {
+	DISPATCH_THREAD_NONE = 0,
+	DISPATCH_THREAD_RUNNING,   /* started (it may have ended by itself: err says why) */
+	DISPATCH_THREAD_STOPPING,  /* told to stop; being joined, or detached and ending */
+};
+
+/* The background dispatch thread of a client (dispatch_thread.c), under the client's lock. */
+struct dispatch_thread {
+	enum dispatch_thread_state state;
+	pthread_t thread;             /* valid unless NONE */
+	int stopfd;                   /* eventfd that wakes it to stop; valid unless NONE */
+	int err;                      /* the connection error that ended it by itself, or 0 */
+	bool detached;                /* mmapd_disconnect() from its handler: nobody joins it */
+};
+
 struct mmapd_client {
 	atomic_uint refs;             /* the owner, every open region, every call in progress */
 	pthread_mutex_t send_lock;
@@ -193,6 +209,8 @@ struct mmapd_client {
 	int epfd;                     /* mmapd_fd(): the socket and evfd */
 	int evfd;                     /* readable while events wait or the connection died */
 	bool evfd_set;
+	unsigned dispatching;         /* mmapd_dispatch() calls running */
+	struct dispatch_thread dispatch;
 };
 
 /* Takes one more reference on client. */
@@ -273,6 +291,27 @@ void event_queue_clear(struct event_queue *q);
 void event_handle(struct mmapd_client *client, const cJSON *msg, const char *name);
 /* Queues ev (deep-copied). Lock held. */
 void event_push(struct mmapd_client *client, const struct mmapd_event *ev);
+/*
+ * mmapd_dispatch() without its checks of who may dispatch: for the dispatch thread.
+ * Lock not held.
+ */
+int event_dispatch(struct mmapd_client *client, int timeout_ms);
+
+/* ---- dispatch_thread.c ---- */
+
+/* Whether a dispatch thread is started (mmapd_dispatch() is then refused). Lock held. */
+bool dispatch_thread_busy(const struct mmapd_client *client);
+/*
+ * Whether the calling thread is the client's dispatch thread and is told to stop: a
+ * reconnection it makes gives up instead of waiting for its next attempt. Lock held.
+ */
+bool dispatch_thread_stopping_self(const struct mmapd_client *client);
+/*
+ * For mmapd_disconnect(), before it closes anything: stops and joins the dispatch thread, or,
+ * called from a handler on that thread, detaches it so that it ends once the handler returns.
+ * Lock not held.
+ */
+void dispatch_thread_end(struct mmapd_client *client);
 
 /* ---- region.c: reactions, lock held ---- */
 

@@ -16,8 +16,9 @@
  *    flight together, so a request that waits (a lock) holds up no other thread.
  *    A struct mmapd_region must not be closed while another thread still uses it.
  *  - Every descriptor the library creates is close-on-exec. The library never prints, never
- *    exits, never raises signals of its own and starts no threads; it installs a signal
- *    handler (SIGBUS) only when the first mmapd_guard_begin() is called.
+ *    exits, never raises signals of its own and starts no threads but the one
+ *    mmapd_dispatch_thread_start() asks for; it installs a signal handler (SIGBUS) only when
+ *    the first mmapd_guard_begin() is called.
  */
 #ifndef MMAPD_H
 #define MMAPD_H
@@ -594,9 +595,32 @@ MMAPD_EXPORT int mmapd_fd(struct mmapd_client *client);
  * delivered here too, in order. The handler runs without any lock held and may call libmmapd.
  * Returns the number of events delivered (0 on timeout), or a negative errno: the
  * connection's error when it is down and cannot be re-made, -EINTR when a signal interrupted
- * the wait.
+ * the wait, -EBUSY while a dispatch thread is started (mmapd_dispatch_thread_start()).
  */
 MMAPD_EXPORT int mmapd_dispatch(struct mmapd_client *client, int timeout_ms);
+/*
+ * For programs without an event loop: starts a background thread that waits on mmapd_fd()
+ * and calls mmapd_dispatch(client, 0) whenever it is readable, so the event handler runs on
+ * that thread (one event at a time, in order, without any lock held; it may call libmmapd,
+ * mmapd_disconnect() included). The thread re-makes a broken connection as mmapd_dispatch()
+ * does (RECONNECTED and LOCKS_LOST are delivered on it) and blocks asynchronous signals.
+ * While it is started, mmapd_dispatch() fails with -EBUSY. When the connection is down for
+ * good (reconnection disabled, or it failed for the whole reconnect time) the thread ends;
+ * mmapd_dispatch_thread_stop() then returns that error. mmapd_disconnect() stops the thread
+ * (from its handler too: the thread ends once the handler returns, and no handler runs after).
+ * Returns 0, -EBUSY (a thread is already started for client, or mmapd_dispatch() is running),
+ * -ENOTCONN (after mmapd_disconnect()), -EAGAIN/-EMFILE/-ENOMEM (no thread or descriptor),
+ * -EINVAL (client NULL).
+ */
+MMAPD_EXPORT int mmapd_dispatch_thread_start(struct mmapd_client *client);
+/*
+ * Stops the dispatch thread and waits for it to end, a handler it is running included (a
+ * reconnection it is making is abandoned: other calls make their own). Once it returns, no
+ * handler runs on that thread and mmapd_dispatch() may be used again. Returns 0, the
+ * connection error that had ended the thread by itself, -EDEADLK (called from a handler on
+ * the thread, which would wait for itself), -ESRCH (no thread started), -EINVAL.
+ */
+MMAPD_EXPORT int mmapd_dispatch_thread_stop(struct mmapd_client *client);
 /*
  * How long calls keep trying to reconnect after the daemon went away (backoff from 10 ms
  * doubling to 1 s); 0 disables reconnection, < 0 tries without a time limit. Default 30000.

@@ -1,8 +1,8 @@
 /*
  * The programs in examples/ are part of the documentation, so they must keep working: each is
  * built by `make check` and run here against a real daemon, as a separate process, and must
- * see its asynchronous flush complete through its event loop (exit status 0) and leave the
- * bytes it wrote in the region, where another client reads them.
+ * see its asynchronous flush complete through its event loop or dispatch thread (exit status 0)
+ * and leave the bytes it wrote in the region, where another client reads them.
  */
 #include <check.h>
 #include <stdio.h>
@@ -54,6 +54,12 @@ START_TEST(test_examples_uv_loop_sees_its_flush_complete)
 }
 END_TEST
 
+START_TEST(test_examples_thread_events_sees_its_flush_complete)
+{
+	run_example("thread_events", "example-thread");
+}
+END_TEST
+
 static Suite *examples_suite(void)
 {
 	Suite *s = suite_create("examples");
@@ -64,6 +70,7 @@ static Suite *examples_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_examples_poll_loop_sees_its_flush_complete);
 	tcase_add_test(tc, test_examples_uv_loop_sees_its_flush_complete);
+	tcase_add_test(tc, test_examples_thread_events_sees_its_flush_complete);
 	suite_add_tcase(s, tc);
 	return s;
 }
