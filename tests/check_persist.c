@@ -235,14 +235,25 @@ END_TEST
 #define RACERS 6
 #define RACE_ADDS 1000
 
+/*
+ * Big enough that formatting it (zeroing) takes a while: a wide window for a second format,
+ * which would zero the counter (last) after the first formatter counted.
+ */
+struct big {
+	uint8_t bulk[16u << 20];
+	_Atomic uint64_t counter;
+};
+
+#define BIG_LAYOUT MMAPD_LAYOUT(struct big, "test.big", 1)
+
 /* In another process: waits for the start signal, opens with INIT, counts up. */
 static int race_child(int start_fd)
 {
 	struct mmapd_client *c = NULL;
 	struct mmapd_region *region = NULL;
 	struct mmapd_open_opts o = { .mode = MMAPD_MODE_RW };
-	struct mmapd_layout layout = CONFIG_LAYOUT;
-	struct config *cfg;
+	struct mmapd_layout layout = BIG_LAYOUT;
+	struct big *big;
 	void *p;
 	char b;
 
@@ -250,9 +261,9 @@ static int race_child(int start_fd)
 	    mmapd_region_open(c, "race", &o, &region) < 0 || read(start_fd, &b, 1) != 0 ||
 	    mmapd_pstruct_open(region, 0, &layout, MMAPD_PSTRUCT_INIT, &p) < 0)
 		return 1;
-	cfg = p;
+	big = p;
 	for (int i = 0; i < RACE_ADDS; i++)
-		atomic_fetch_add(&cfg->counter, 1);
+		atomic_fetch_add(&big->counter, 1);
 	mmapd_region_close(region);
 	mmapd_disconnect(c);
 	return 0;
@@ -261,9 +272,10 @@ static int race_child(int start_fd)
 START_TEST(test_persist_processes_racing_to_format_one_struct_end_with_one_format)
 {
 	struct mmapd_client *c = client_on(dmn.sock);
-	struct mmapd_region *region = region_on(c, "race", 4096);
-	struct mmapd_layout layout = CONFIG_LAYOUT;
-	struct config *cfg;
+	struct mmapd_region *region = region_on(c, "race", sizeof(struct big) + 4096);
+	struct mmapd_layout layout = BIG_LAYOUT;
+	struct big *big;
+	uint64_t count;
 	pid_t pids[RACERS];
 	int start[2];
 
@@ -282,8 +294,9 @@ START_TEST(test_persist_processes_racing_to_format_one_struct_end_with_one_forma
 	for (int i = 0; i < RACERS; i++)
 		child_ok(pids[i]);
 	/* A second format would have zeroed counts made after the first. */
-	cfg = pstruct_ok(region, 0, &layout, 0);
-	ck_assert_uint_eq(atomic_load(&cfg->counter), RACERS * RACE_ADDS);
+	big = pstruct_ok(region, 0, &layout, 0);
+	count = atomic_load(&big->counter);
+	ck_assert_uint_eq(count, RACERS * RACE_ADDS);
 	ck_assert_int_eq(mmapd_region_close(region), 0);
 	ck_assert_int_eq(mmapd_delete(c, "race"), 0);
 	mmapd_disconnect(c);
