@@ -105,7 +105,11 @@ MMAPD_EXPORT int mmapd_fstr_cmp(const struct mmapd_fstr *s, size_t capacity, con
                                 size_t len)
 {
 	size_t have = s && s->length <= capacity ? s->length : 0;
-	int c = have && len ? memcmp(s->bytes, str, have < len ? have : len) : 0;
+	int c;
+
+	if (!str)
+		len = 0;
+	c = have && len ? memcmp(s->bytes, str, have < len ? have : len) : 0;
 
 	if (c != 0)
 		return c;

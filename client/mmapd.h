@@ -599,6 +599,8 @@ struct mmapd_fstr {
 	char bytes[];
 };
 #define MMAPD_FSTR(capacity) struct { uint32_t length; char bytes[(capacity) + 1]; }
+/* The string and capacity arguments of the mmapd_fstr_* functions for a MMAPD_FSTR member m. */
+#define MMAPD_FSTR_ARGS(m) ((struct mmapd_fstr *)&(m)), (sizeof((m).bytes) - 1)
 
 /*
  * Sets s to the len bytes at str (no NUL needed; embedded NULs are kept). Returns 0,
@@ -627,7 +629,7 @@ MMAPD_EXPORT int64_t mmapd_fstr_copy(const struct mmapd_fstr *s, size_t capacity
                                      size_t size);
 /*
  * Compares s with the len bytes at str as memcmp() would, the shorter first when one is a
- * prefix of the other: < 0, 0, > 0. A corrupt s compares as if empty.
+ * prefix of the other: < 0, 0, > 0. A corrupt or NULL s, or a NULL str, compares as if empty.
  */
 MMAPD_EXPORT int mmapd_fstr_cmp(const struct mmapd_fstr *s, size_t capacity, const char *str,
                                 size_t len);

@@ -123,7 +123,7 @@ static int config_child(const char *sock)
 	     strcmp(cfg->host.bytes, "example.org") == 0;
 	atomic_fetch_add(&cfg->counter, 1);
 	cfg->port = 9090;
-	ok = ok && mmapd_fstr_set_cstr((struct mmapd_fstr *)&cfg->host, 31, "mmapd.test") == 0;
+	ok = ok && mmapd_fstr_set_cstr(MMAPD_FSTR_ARGS(cfg->host), "mmapd.test") == 0;
 	mmapd_region_close(region);
 	mmapd_disconnect(c);
 	return ok ? 0 : 2;
@@ -147,7 +147,9 @@ START_TEST(test_persist_struct_written_by_one_process_is_read_by_another_and_aft
 	ck_assert_uint_eq(cfg->port, 0);
 	cfg->port = 8080;
 	atomic_store(&cfg->counter, 1);
-	ck_assert_int_eq(mmapd_fstr_set_cstr((struct mmapd_fstr *)&cfg->host, 31, "example.org"), 0);
+	ck_assert_int_eq(mmapd_fstr_set_cstr(MMAPD_FSTR_ARGS(cfg->host), "example.org"), 0);
+	ck_assert_int_eq(mmapd_fstr_set_cstr(MMAPD_FSTR_ARGS(cfg->host),
+	                                     "a-host-name-of-32-bytes-is-long!"), -ENAMETOOLONG);
 
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
