@@ -217,23 +217,27 @@ static void phash_fill(struct mmapd_phash *map, struct phash_slot *s, uint64_t h
 }
 
 /*
- * Rebuilds the table so that count + 1 live entries fill at most half of it, dropping the
- * tombstones. Returns 0, -ENOMEM, or the errors of growing the region.
+ * Rebuilds the table so that its live entries and one more fill at most half of it, dropping
+ * the tombstones. The entries are counted from the slots, not taken from the header's count,
+ * which a crash between filling a slot and counting it may have left one short; the count is
+ * set right afterwards. Returns 0, -ENOMEM, or the errors of growing the region.
  */
 static int phash_rebuild(struct mmapd_phash *map)
 {
 	struct phash_header *h = map->h;
-	uint64_t n = h->nslots, count = atomic_load(&h->count), want = n ? n : PHASH_SLOTS_MIN;
+	uint64_t n = h->nslots, live = 0, want = n ? n : PHASH_SLOTS_MIN;
 	size_t kv = (size_t)map->key_size + map->val_size;
 	uint8_t *saved, *p;
 	int r;
 
-	while ((count + 1) * 2 > want)
+	for (uint64_t i = 0; i < n; i++)
+		live += phash_slot(map, i)->state == SLOT_FULL;
+	while ((live + 1) * 2 > want)
 		want *= 2;
 	r = pregion_grow(&map->pr, phash_bytes(map, want), "hash map");
 	if (r < 0)
 		return r;
-	saved = malloc(count ? count * kv : 1);
+	saved = malloc(live ? live * kv : 1);
 	if (!saved)
 		return error_set(-ENOMEM, "out of memory rebuilding hash map '%s'",
 		                 map->pr.region->name);
@@ -250,13 +254,14 @@ static int phash_rebuild(struct mmapd_phash *map)
 	memset(phash_slot(map, 0), 0, (size_t)(want * map->slot_size));
 	h->nslots = want;
 	h->tombs = 0;
-	for (p = saved; p < saved + count * kv; p += kv) {
+	for (p = saved; p < saved + live * kv; p += kv) {
 		uint64_t hash = phash_of(map, p);
 		struct phash_slot *slot;
 
 		phash_find(map, p, hash, &slot);
 		phash_fill(map, slot, hash, p, p + map->key_size);
 	}
+	atomic_store_explicit(&h->count, live, memory_order_release);
 	atomic_store_explicit(&h->rebuilding, 0, memory_order_release);
 	free(saved);
 	return 0;
