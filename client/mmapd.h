@@ -685,11 +685,15 @@ MMAPD_EXPORT uint64_t mmapd_pvec_capacity(const struct mmapd_pvec *vec);
 MMAPD_EXPORT size_t mmapd_pvec_elem_size(const struct mmapd_pvec *vec);
 /*
  * Appends the element at elem (elem_size bytes), growing first when full. Returns 0, -EFBIG
- * (the reservation or the length's range is exhausted), -EACCES (no write access), -EBADMSG
- * (header corrupt), or the errors of mmapd_resize().
+ * (growth would pass MMAPD_PERSIST_RESERVE), -EBADMSG (header corrupt), -EINVAL (NULL), or
+ * the errors of mmapd_stat() and mmapd_resize() (-ENOSPC, -EFBIG, connection errors).
  */
 MMAPD_EXPORT int mmapd_pvec_push(struct mmapd_pvec *vec, const void *elem);
-/* Removes the last element, copying it to ret_elem (may be NULL). Returns 0 or -ERANGE (empty). */
+/*
+ * Removes the last element, copying it to ret_elem (may be NULL). Returns 0, -ERANGE (empty).
+ * These and the accessors below also return -EINVAL (NULL) and -EBADMSG (the length claims
+ * elements the region does not hold).
+ */
 MMAPD_EXPORT int mmapd_pvec_pop(struct mmapd_pvec *vec, void *ret_elem);
 /* Copies element i to ret_elem / overwrites it from elem. Returns 0, -ERANGE (i >= len). */
 MMAPD_EXPORT int mmapd_pvec_get(struct mmapd_pvec *vec, uint64_t i, void *ret_elem);
@@ -734,7 +738,7 @@ MMAPD_EXPORT uint64_t mmapd_phash_count(const struct mmapd_phash *map);
 MMAPD_EXPORT int mmapd_phash_put(struct mmapd_phash *map, const void *key, const void *val);
 /* Copies key's value to ret_val (may be NULL). Returns 0, -ENOENT (absent), -EBADMSG. */
 MMAPD_EXPORT int mmapd_phash_get(struct mmapd_phash *map, const void *key, void *ret_val);
-/* Removes key (leaving a tombstone). Returns 0, -ENOENT (absent), -EBADMSG, -EACCES. */
+/* Removes key (leaving a tombstone). Returns 0, -ENOENT (absent), -EBADMSG. */
 MMAPD_EXPORT int mmapd_phash_remove(struct mmapd_phash *map, const void *key);
 /*
  * Called for each entry, key and value borrowed for the call (do not change the map in it).
