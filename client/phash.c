@@ -81,12 +81,18 @@ static struct phash_slot *phash_slot(const struct mmapd_phash *map, uint64_t i)
 	return (struct phash_slot *)(pregion_data(&map->pr) + phash_bytes(map, i));
 }
 
-/* Checks the header; before any access, since another process may have rebuilt the table. */
-static int phash_check(struct mmapd_phash *map)
+/*
+ * Checks the header before any access, since another process may have rebuilt the table, and
+ * returns in *ret_nslots the number of slots it made sure are mapped: the walks use that, not
+ * a later read, so that even a writer breaking the locking rule cannot make them leave the
+ * mapping.
+ */
+static int phash_check(struct mmapd_phash *map, uint64_t *ret_nslots)
 {
 	const struct phash_header *h = map->h;
 	const char *name = map->pr.region->name;
 	uint64_t n = h->nslots, count = atomic_load(&h->count);
+	int r;
 
 	if (h->key_size != map->key_size || h->val_size != map->val_size)
 		return error_set(-EPROTO, "'%s' is a hash map of %u-byte keys and %u-byte values, "
@@ -101,7 +107,10 @@ static int phash_check(struct mmapd_phash *map)
 		return error_set(-EBADMSG, "the hash map header of '%s' is corrupt (%llu slots, "
 		                 "%llu entries, %llu tombstones)", name, (unsigned long long)n,
 		                 (unsigned long long)count, (unsigned long long)h->tombs);
-	return pregion_need(&map->pr, phash_bytes(map, n), "hash map");
+	r = pregion_need(&map->pr, phash_bytes(map, n), "hash map");
+	if (r == 0)
+		*ret_nslots = n;
+	return r;
 }
 
 MMAPD_EXPORT int mmapd_phash_open(struct mmapd_client *client, const char *name,
@@ -109,6 +118,7 @@ MMAPD_EXPORT int mmapd_phash_open(struct mmapd_client *client, const char *name,
                                   struct mmapd_phash **ret_map)
 {
 	struct mmapd_phash *map;
+	uint64_t n;
 	void *body;
 	int r;
 
@@ -131,7 +141,7 @@ MMAPD_EXPORT int mmapd_phash_open(struct mmapd_client *client, const char *name,
 		return r;
 	}
 	map->h = body;
-	r = phash_check(map);
+	r = phash_check(map, &n);
 	if (r < 0) {
 		mmapd_phash_close(map);
 		return r;
@@ -169,14 +179,14 @@ MMAPD_EXPORT struct mmapd_region *mmapd_phash_region(const struct mmapd_phash *m
 }
 
 /*
- * Walks key's probe sequence. Returns the slot holding key, or NULL with *ret_free set to
- * where it would go (the first tombstone, else the empty slot that ended the walk; NULL when
- * the table has no room).
+ * Walks key's probe sequence in a table of n slots. Returns the slot holding key, or NULL with
+ * *ret_free set to where it would go (the first tombstone, else the empty slot that ended the
+ * walk; NULL when the table has no room).
  */
-static struct phash_slot *phash_find(const struct mmapd_phash *map, const void *key,
-                                     uint64_t hash, struct phash_slot **ret_free)
+static struct phash_slot *phash_find(const struct mmapd_phash *map, uint64_t n,
+                                     const void *key, uint64_t hash,
+                                     struct phash_slot **ret_free)
 {
-	uint64_t n = map->h->nslots;
 	uint32_t tag = (uint32_t)(hash >> 32);
 	struct phash_slot *tomb = NULL;
 
@@ -217,15 +227,16 @@ static void phash_fill(struct mmapd_phash *map, struct phash_slot *s, uint64_t h
 }
 
 /*
- * Rebuilds the table so that its live entries and one more fill at most half of it, dropping
- * the tombstones. The entries are counted from the slots, not taken from the header's count,
- * which a crash between filling a slot and counting it may have left one short; the count is
- * set right afterwards. Returns 0, -ENOMEM, or the errors of growing the region.
+ * Rebuilds the table of n slots so that its live entries and one more fill at most half of
+ * it, dropping the tombstones. The entries are counted from the slots, not taken from the
+ * header's count, which a crash between filling a slot and counting it may have left one
+ * short; the count is set right afterwards. Returns 0 with the new number of slots in
+ * *ret_nslots, -ENOMEM, or the errors of growing the region.
  */
-static int phash_rebuild(struct mmapd_phash *map)
+static int phash_rebuild(struct mmapd_phash *map, uint64_t n, uint64_t *ret_nslots)
 {
 	struct phash_header *h = map->h;
-	uint64_t n = h->nslots, live = 0, want = n ? n : PHASH_SLOTS_MIN;
+	uint64_t live = 0, want = n ? n : PHASH_SLOTS_MIN;
 	size_t kv = (size_t)map->key_size + map->val_size;
 	uint8_t *saved, *p;
 	int r;
@@ -241,8 +252,9 @@ static int phash_rebuild(struct mmapd_phash *map)
 	if (!saved)
 		return error_set(-ENOMEM, "out of memory rebuilding hash map '%s'",
 		                 map->pr.region->name);
+	/* Shared bytes never size a private buffer: the copy stops at live entries. */
 	p = saved;
-	for (uint64_t i = 0; i < n; i++) {
+	for (uint64_t i = 0; i < n && p < saved + live * kv; i++) {
 		struct phash_slot *s = phash_slot(map, i);
 
 		if (s->state == SLOT_FULL) {
@@ -250,6 +262,7 @@ static int phash_rebuild(struct mmapd_phash *map)
 			p += kv;
 		}
 	}
+	live = (uint64_t)(p - saved) / kv;
 	atomic_store(&h->rebuilding, 1);
 	memset(phash_slot(map, 0), 0, (size_t)(want * map->slot_size));
 	h->nslots = want;
@@ -258,12 +271,14 @@ static int phash_rebuild(struct mmapd_phash *map)
 		uint64_t hash = phash_of(map, p);
 		struct phash_slot *slot;
 
-		phash_find(map, p, hash, &slot);
-		phash_fill(map, slot, hash, p, p + map->key_size);
+		/* Always true, unless a writer without the lock fills the table meanwhile. */
+		if (!phash_find(map, want, p, hash, &slot) && slot)
+			phash_fill(map, slot, hash, p, p + map->key_size);
 	}
 	atomic_store_explicit(&h->count, live, memory_order_release);
 	atomic_store_explicit(&h->rebuilding, 0, memory_order_release);
 	free(saved);
+	*ret_nslots = want;
 	return 0;
 }
 
@@ -271,29 +286,33 @@ MMAPD_EXPORT int mmapd_phash_put(struct mmapd_phash *map, const void *key, const
 {
 	struct phash_header *h;
 	struct phash_slot *s, *slot;
-	uint64_t hash;
+	uint64_t hash, n;
 	int r;
 
 	if (!map || !key || !val)
 		return error_set(-EINVAL, "map, key or val is NULL");
-	r = phash_check(map);
+	r = phash_check(map, &n);
 	if (r < 0)
 		return r;
 	h = map->h;
 	hash = phash_of(map, key);
-	s = h->nslots ? phash_find(map, key, hash, &slot) : (slot = NULL);
+	s = phash_find(map, n, key, hash, &slot);
+	/* A tombstone reused adds nothing to live + tombstones; anything else adds one. */
+	if (!s && (!slot || (slot->state != SLOT_TOMB &&
+	                     (atomic_load(&h->count) + h->tombs + 1) * 4 > n * 3))) {
+		r = phash_rebuild(map, n, &n);
+		if (r < 0)
+			return r;
+		s = phash_find(map, n, key, hash, &slot);
+	}
 	if (s) {
 		memcpy(s->kv + map->key_size, val, map->val_size);
 		return 1;
 	}
-	/* A tombstone reused adds nothing to live + tombstones; anything else adds one. */
-	if (!slot || (slot->state != SLOT_TOMB &&
-	              (atomic_load(&h->count) + h->tombs + 1) * 4 > h->nslots * 3)) {
-		r = phash_rebuild(map);
-		if (r < 0)
-			return r;
-		phash_find(map, key, hash, &slot);
-	}
+	/* Only a writer that does not hold the lock can fill the table under us. */
+	if (!slot)
+		return error_set(-EBADMSG, "hash map '%s' filled up during a put (a writer does not "
+		                 "hold the lock)", map->pr.region->name);
 	phash_fill(map, slot, hash, key, val);
 	atomic_store_explicit(&h->count, atomic_load(&h->count) + 1, memory_order_release);
 	return 0;
@@ -302,14 +321,15 @@ MMAPD_EXPORT int mmapd_phash_put(struct mmapd_phash *map, const void *key, const
 MMAPD_EXPORT int mmapd_phash_get(struct mmapd_phash *map, const void *key, void *ret_val)
 {
 	struct phash_slot *s, *slot;
+	uint64_t n;
 	int r;
 
 	if (!map || !key)
 		return error_set(-EINVAL, "map or key is NULL");
-	r = phash_check(map);
+	r = phash_check(map, &n);
 	if (r < 0)
 		return r;
-	s = map->h->nslots ? phash_find(map, key, phash_of(map, key), &slot) : NULL;
+	s = phash_find(map, n, key, phash_of(map, key), &slot);
 	if (!s)
 		return error_set(-ENOENT, "no such key in hash map '%s'", map->pr.region->name);
 	if (ret_val)
@@ -320,14 +340,15 @@ MMAPD_EXPORT int mmapd_phash_get(struct mmapd_phash *map, const void *key, void 
 MMAPD_EXPORT int mmapd_phash_remove(struct mmapd_phash *map, const void *key)
 {
 	struct phash_slot *s, *slot;
+	uint64_t n;
 	int r;
 
 	if (!map || !key)
 		return error_set(-EINVAL, "map or key is NULL");
-	r = phash_check(map);
+	r = phash_check(map, &n);
 	if (r < 0)
 		return r;
-	s = map->h->nslots ? phash_find(map, key, phash_of(map, key), &slot) : NULL;
+	s = phash_find(map, n, key, phash_of(map, key), &slot);
 	if (!s)
 		return error_set(-ENOENT, "no such key in hash map '%s'", map->pr.region->name);
 	s->state = SLOT_TOMB;
@@ -340,14 +361,15 @@ MMAPD_EXPORT int mmapd_phash_remove(struct mmapd_phash *map, const void *key)
 MMAPD_EXPORT int mmapd_phash_foreach(struct mmapd_phash *map, mmapd_phash_fn *fn,
                                      void *userdata)
 {
+	uint64_t n;
 	int r;
 
 	if (!map || !fn)
 		return error_set(-EINVAL, "map or fn is NULL");
-	r = phash_check(map);
+	r = phash_check(map, &n);
 	if (r < 0)
 		return r;
-	for (uint64_t i = 0; i < map->h->nslots; i++) {
+	for (uint64_t i = 0; i < n; i++) {
 		struct phash_slot *s = phash_slot(map, i);
 
 		if (s->state == SLOT_FULL && (r = fn(s->kv, s->kv + map->key_size, userdata)) != 0)

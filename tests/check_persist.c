@@ -7,7 +7,7 @@
  * several resizes with its elements in place and is read back by another process; two
  * processes pushing under the lock end with exactly the sum; a hash map takes 10,000 entries
  * through several rebuilds and serves them to another process, with removals and
- * re-insertions through tombstones.
+ * re-insertions through tombstones, and two processes putting under the lock lose nothing.
  *
  * One mmapd is shared by the test case (unchecked fixture), except for the test that restarts
  * its own; each test uses its own region names, and the checked fixture proves no descriptor
@@ -654,6 +654,62 @@ START_TEST(test_persist_hash_map_takes_ten_thousand_entries_and_serves_another_p
 }
 END_TEST
 
+#define MAP_WRITERS 2
+#define MAP_WRITES 3000
+
+/* In another process: puts keys who*MAP_WRITES + i, each under the lock. */
+static int map_writer(uint64_t who)
+{
+	struct mmapd_client *c = NULL;
+	struct mmapd_phash *map = NULL;
+	int ok = 1;
+
+	if (mmapd_connect(dmn.sock, "map-writer", &c) < 0 ||
+	    mmapd_phash_open(c, "shared-map", sizeof(uint64_t), sizeof(struct pair),
+	                     MMAPD_PERSIST_CREATE, &map) < 0)
+		return 1;
+	for (uint64_t i = 0; i < MAP_WRITES && ok; i++) {
+		uint64_t k = who * MAP_WRITES + i;
+		struct pair v = { k * 7, ~k };
+
+		ok = mmapd_phash_lock(map, -1) == 0 && mmapd_phash_put(map, &k, &v) == 0;
+		ok = mmapd_phash_unlock(map) == 0 && ok;
+	}
+	mmapd_phash_close(map);
+	mmapd_disconnect(c);
+	return ok ? 0 : 2;
+}
+
+START_TEST(test_persist_processes_putting_under_the_lock_end_with_every_entry)
+{
+	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_phash *map;
+	pid_t pids[MAP_WRITERS];
+	uint64_t seen = 0;
+	struct pair v;
+
+	for (int i = 0; i < MAP_WRITERS; i++) {
+		pids[i] = fork();
+		ck_assert_int_ge(pids[i], 0);
+		if (pids[i] == 0)
+			_exit(map_writer((uint64_t)i));
+	}
+	for (int i = 0; i < MAP_WRITERS; i++)
+		child_ok(pids[i]);
+	map = phash_ok(c, "shared-map", 0);
+	ck_assert_uint_eq(mmapd_phash_count(map), MAP_WRITERS * MAP_WRITES);
+	for (uint64_t k = 0; k < MAP_WRITERS * MAP_WRITES; k++) {
+		ck_assert_int_eq(mmapd_phash_get(map, &k, &v), 0);
+		ck_assert_uint_eq(v.a, k * 7);
+	}
+	ck_assert_int_eq(mmapd_phash_foreach(map, count_entries, &seen), 0);
+	ck_assert_uint_eq(seen, MAP_WRITERS * MAP_WRITES);
+	mmapd_phash_close(map);
+	ck_assert_int_eq(mmapd_delete(c, "shared-map"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
 START_TEST(test_persist_structures_with_corrupt_headers_or_of_another_kind_are_refused)
 {
 	struct mmapd_client *c = client_on(dmn.sock);
@@ -732,6 +788,7 @@ static Suite *persist_suite(void)
 	tcase_add_test(tc, test_persist_vector_bounds_sizes_and_lock_errors);
 	tcase_add_test(tc, test_persist_processes_pushing_under_the_lock_end_with_every_element);
 	tcase_add_test(tc, test_persist_hash_map_takes_ten_thousand_entries_and_serves_another_process);
+	tcase_add_test(tc, test_persist_processes_putting_under_the_lock_end_with_every_entry);
 	tcase_add_test(tc, test_persist_structures_with_corrupt_headers_or_of_another_kind_are_refused);
 	tcase_add_test(tc, test_persist_anonymous_vector_is_shared_by_name_until_deleted);
 	suite_add_tcase(s, tc);
