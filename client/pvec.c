@@ -194,6 +194,8 @@ MMAPD_EXPORT int mmapd_pvec_reserve(struct mmapd_pvec *vec, uint64_t count)
 	if (!vec)
 		return error_set(-EINVAL, "vec is NULL");
 	cap = atomic_load_explicit(&vec->h->capacity, memory_order_acquire);
+	if (cap > pvec_count_max(vec))
+		return pvec_check(vec, vec->pr.region->name);
 	if (count <= cap)
 		return pregion_need(&vec->pr, pvec_bytes(vec, cap), "vector");
 	seg = vec->h->segment;
