@@ -10,7 +10,8 @@
  *   mapping.c advice, prewarm, mlock, chunk and page iteration, flush_range and its batch;
  *   atomic.c  atomic views of the window;
  *   guard.c   the SIGBUS guard;
- *   error.c   the per-thread failure message.
+ *   error.c   the per-thread failure message;
+ *   and the persistent structures (pstruct.c, pregion.c, fstr.c, pvec.c, phash.c; persist.h).
  * Nothing here is exported: the shared library is built with -fvisibility=hidden and only
  * the MMAPD_EXPORT functions of mmapd.h are visible.
  *

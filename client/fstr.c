@@ -1,0 +1,117 @@
+/*
+ * Fixed-capacity strings, for persistent structs: a 32-bit length and capacity + 1 bytes, the
+ * last always NUL, so C code can read s->bytes as a string. Nothing here allocates or points
+ * outside the string, so it works in any process mapping it. A string that does not fit is
+ * refused (mmapd_fstr_set()) or cut on purpose (mmapd_fstr_set_trunc()), never cut silently.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define FSTR_CAPACITY_MAX 0xfffffffeu
+
+static int fstr_check(const struct mmapd_fstr *s, size_t capacity)
+{
+	if (!s)
+		return error_set(-EINVAL, "the string is NULL");
+	if (capacity > FSTR_CAPACITY_MAX)
+		return error_set(-EINVAL, "capacity %zu is above %u", capacity, FSTR_CAPACITY_MAX);
+	return 0;
+}
+
+/* Stores len bytes that fit. */
+static void fstr_store(struct mmapd_fstr *s, const char *str, size_t len)
+{
+	if (len)
+		memmove(s->bytes, str, len);
+	s->bytes[len] = '\0';
+	s->length = (uint32_t)len;
+}
+
+MMAPD_EXPORT int mmapd_fstr_set(struct mmapd_fstr *s, size_t capacity, const char *str,
+                                size_t len)
+{
+	int r = fstr_check(s, capacity);
+
+	if (r < 0)
+		return r;
+	if (!str && len > 0)
+		return error_set(-EINVAL, "str is NULL");
+	if (len > capacity)
+		return error_set(-ENAMETOOLONG, "a string of %zu bytes does not fit a fixed string "
+		                 "of %zu", len, capacity);
+	fstr_store(s, str, len);
+	return 0;
+}
+
+MMAPD_EXPORT int mmapd_fstr_set_cstr(struct mmapd_fstr *s, size_t capacity, const char *str)
+{
+	if (!str)
+		return error_set(-EINVAL, "str is NULL");
+	return mmapd_fstr_set(s, capacity, str, strlen(str));
+}
+
+MMAPD_EXPORT int mmapd_fstr_set_trunc(struct mmapd_fstr *s, size_t capacity, const char *str,
+                                      size_t len)
+{
+	size_t cut = len;
+	int r = fstr_check(s, capacity);
+
+	if (r < 0)
+		return r;
+	if (!str && len > 0)
+		return error_set(-EINVAL, "str is NULL");
+	if (len > capacity) {
+		cut = capacity;
+		/* Back up over continuation bytes to the start of the sequence cut through. */
+		while (cut > 0 && ((unsigned char)str[cut] & 0xc0) == 0x80)
+			cut--;
+	}
+	fstr_store(s, str, cut);
+	return cut < len;
+}
+
+MMAPD_EXPORT int64_t mmapd_fstr_len(const struct mmapd_fstr *s, size_t capacity)
+{
+	int r = fstr_check(s, capacity);
+
+	if (r < 0)
+		return r;
+	if (s->length > capacity)
+		return error_set(-EBADMSG, "fixed string of capacity %zu holds length %u",
+		                 capacity, s->length);
+	return s->length;
+}
+
+MMAPD_EXPORT int64_t mmapd_fstr_copy(const struct mmapd_fstr *s, size_t capacity, char *buf,
+                                     size_t size)
+{
+	int64_t len = mmapd_fstr_len(s, capacity);
+
+	if (len < 0)
+		return len;
+	if (!buf)
+		return error_set(-EINVAL, "buf is NULL");
+	if ((uint64_t)len >= size)
+		return error_set(-ERANGE, "a buffer of %zu bytes cannot hold %lld bytes and a NUL",
+		                 size, (long long)len);
+	memcpy(buf, s->bytes, (size_t)len);
+	buf[len] = '\0';
+	return len;
+}
+
+MMAPD_EXPORT int mmapd_fstr_cmp(const struct mmapd_fstr *s, size_t capacity, const char *str,
+                                size_t len)
+{
+	size_t have = s && s->length <= capacity ? s->length : 0;
+	int c;
+
+	if (!str)
+		len = 0;
+	c = have && len ? memcmp(s->bytes, str, have < len ? have : len) : 0;
+
+	if (c != 0)
+		return c;
+	return have < len ? -1 : have > len;
+}

@@ -1,0 +1,131 @@
+/*
+ * The region under a persistent vector or hash map (pvec.c, phash.c).
+ *
+ * It is opened read-write, following the region's size, with MMAPD_PERSIST_RESERVE bytes of
+ * address space reserved: growth maps new pages in place, so the structure's bytes never move
+ * in any process. Growth is a resize through the daemon, whose "resized" event reaches every
+ * other process; a process learns of it whenever libmmapd reads from the daemon. So before
+ * touching bytes past what its mapping covers (a length another process raised), a process
+ * makes one round trip: the daemon sent the event before it answered the resize that made
+ * those bytes exist, so the event is read, and the mapping grown, before the round trip's
+ * reply. Bytes still missing after that are a header that lies: -EBADMSG.
+ *
+ * The lock is a daemon lock (mmapd_lock()) on the structure's header, so it is fair, works
+ * between processes, and dies with its holder.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "internal.h"
+#include "persist.h"
+
+#define PERSIST_FLAGS_ALL (MMAPD_PERSIST_CREATE | MMAPD_PERSIST_ANONYMOUS)
+
+int pregion_open(struct pregion *p, struct mmapd_client *client, const char *name,
+                 unsigned flags, uint64_t size, const struct mmapd_layout *layout,
+                 pstruct_init_fn *init, void *ctx, void **ret_body)
+{
+	struct mmapd_open_opts o = { .mode = MMAPD_MODE_RW, .size = size,
+	                             .reserve = MMAPD_PERSIST_RESERVE };
+	int r;
+
+	memset(p, 0, sizeof(*p));
+	if (flags & ~PERSIST_FLAGS_ALL)
+		return error_set(-EINVAL, "unknown flags 0x%x", flags & ~PERSIST_FLAGS_ALL);
+	if ((flags & MMAPD_PERSIST_ANONYMOUS) && !(flags & MMAPD_PERSIST_CREATE))
+		return error_set(-EINVAL, "MMAPD_PERSIST_ANONYMOUS needs MMAPD_PERSIST_CREATE");
+	o.flags = (flags & MMAPD_PERSIST_CREATE ? MMAPD_OPEN_CREATE : 0) |
+	          (flags & MMAPD_PERSIST_ANONYMOUS ? MMAPD_OPEN_ANONYMOUS : 0);
+	r = mmapd_region_open(client, name, &o, &p->region);
+	if (r < 0)
+		return r;
+	p->client = client;
+	r = pstruct_open(p->region, 0, layout, MMAPD_PSTRUCT_INIT, init, ctx, ret_body);
+	if (r < 0) {
+		struct error_saved saved;
+
+		error_save(&saved);
+		pregion_close(p);
+		error_restore(&saved);
+	}
+	return r;
+}
+
+void pregion_close(struct pregion *p)
+{
+	if (p->locked)
+		pregion_unlock(p);
+	mmapd_region_close(p->region);
+	p->region = NULL;
+}
+
+uint8_t *pregion_data(const struct pregion *p)
+{
+	return atomic_load(&p->region->data);
+}
+
+static bool pregion_covers(const struct pregion *p, uint64_t bytes)
+{
+	return bytes <= atomic_load(&p->region->usable);
+}
+
+int pregion_need(struct pregion *p, uint64_t bytes, const char *what)
+{
+	int r;
+
+	if (pregion_covers(p, bytes))
+		return 0;
+	r = mmapd_ping(p->client);
+	if (r < 0)
+		return r;
+	if (pregion_covers(p, bytes))
+		return 0;
+	return error_set(-EBADMSG, "the %s in '%s' claims %llu bytes but the region has %llu",
+	                 what, p->region->name, (unsigned long long)bytes,
+	                 (unsigned long long)mmapd_region_size(p->region));
+}
+
+int pregion_grow(struct pregion *p, uint64_t bytes, const char *what)
+{
+	struct mmapd_region_info info;
+	int r;
+
+	if (bytes > MMAPD_PERSIST_RESERVE)
+		return error_set(-EFBIG, "the %s in '%s' would need %llu bytes, more than the %llu "
+		                 "reserved for it", what, p->region->name, (unsigned long long)bytes,
+		                 (unsigned long long)MMAPD_PERSIST_RESERVE);
+	/* The daemon's size, not our mapping's: a resize to less than that would shrink. */
+	r = mmapd_stat(p->client, p->region->name, &info);
+	if (r < 0)
+		return r;
+	if (info.size < bytes) {
+		r = mmapd_resize(p->client, p->region->name, bytes, 0);
+		if (r < 0)
+			return r;
+	}
+	return pregion_need(p, bytes, what);
+}
+
+int pregion_lock(struct pregion *p, int timeout_ms)
+{
+	int r;
+
+	if (p->locked)
+		return error_set(-EALREADY, "this handle already holds the lock of '%s'",
+		                 p->region->name);
+	r = mmapd_lock(p->client, p->region->name, 0, MMAPD_PSTRUCT_HEADER, MMAPD_LOCK_EXCLUSIVE,
+	               timeout_ms, &p->lock);
+	if (r == 0)
+		p->locked = true;
+	return r;
+}
+
+int pregion_unlock(struct pregion *p)
+{
+	if (!p->locked)
+		return error_set(-ENOLCK, "this handle does not hold the lock of '%s'",
+		                 p->region->name);
+	p->locked = false;
+	return mmapd_unlock(p->client, p->lock);
+}

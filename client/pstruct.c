@@ -1,0 +1,249 @@
+/*
+ * Persistent structs: a C struct stored in a region behind a 64-byte header that says what it
+ * is, so that a process never reinterprets bytes written under another layout.
+ *
+ * The header names the type (a hash of the whole name, and its first bytes for messages), the
+ * application's version of it, its size and alignment, where the body starts, and a checksum
+ * over all of that. Its first word is a state shared by every process: 0 (empty: never
+ * formatted), 1 (being formatted) or 2 (ready). Formatting claims the header with a
+ * compare-and-swap from 0 to 1, so of processes racing to format it exactly one does; it
+ * zeroes the body, lets the caller's init step fill it, writes the header and publishes it
+ * with a release store of 2. The others wait for that, polling, up to PSTRUCT_WAIT_MS; a
+ * formatter that died leaves state 1 behind, which then reads as -EAGAIN until the bytes are
+ * zeroed by hand.
+ *
+ * The vectors and hash maps of pvec.c and phash.c keep their own header in such a struct, so
+ * they are validated the same way.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+#include "persist.h"
+
+#define PSTRUCT_MAGIC 0x5350444du  /* "MDPS" in a little-endian dump */
+#define PSTRUCT_FORMAT 1u          /* of the header itself */
+#define PSTRUCT_WAIT_MS 2000
+#define PSTRUCT_ALIGN_MAX 4096u
+
+enum { PSTRUCT_EMPTY = 0, PSTRUCT_BUSY = 1, PSTRUCT_READY = 2 };
+
+struct pstruct_header {
+	_Atomic uint32_t state;
+	uint32_t magic;
+	uint32_t format;
+	uint32_t checksum;             /* of everything below and magic and format */
+	uint64_t name_hash;
+	uint32_t version;
+	uint32_t size;
+	uint32_t align;
+	uint32_t body_off;             /* from the header's first byte */
+	char name[MMAPD_LAYOUT_NAME_MAX + 1];
+};
+
+_Static_assert(sizeof(struct pstruct_header) == MMAPD_PSTRUCT_HEADER,
+               "the persistent struct header is 64 bytes");
+
+uint64_t persist_hash(uint64_t hash, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+
+	for (size_t i = 0; i < len; i++) {
+		hash ^= p[i];
+		hash *= 0x100000001b3ull;
+	}
+	return hash;
+}
+
+static uint32_t header_sum(const struct pstruct_header *h)
+{
+	uint64_t x = PERSIST_HASH_INIT;
+
+	x = persist_hash(x, &h->magic, sizeof(h->magic) + sizeof(h->format));
+	x = persist_hash(x, &h->name_hash, sizeof(*h) - offsetof(struct pstruct_header, name_hash));
+	return (uint32_t)(x ^ (x >> 32));
+}
+
+static bool layout_valid(const struct mmapd_layout *layout)
+{
+	return layout && layout->type_name && layout->type_name[0] && layout->size > 0 &&
+	       layout->align > 0 && layout->align <= PSTRUCT_ALIGN_MAX &&
+	       (layout->align & (layout->align - 1)) == 0;
+}
+
+/* Where the body starts: after the header, at the struct's alignment. */
+static uint32_t body_offset(const struct mmapd_layout *layout)
+{
+	uint32_t a = layout->align;
+
+	return (MMAPD_PSTRUCT_HEADER + a - 1) / a * a;
+}
+
+MMAPD_EXPORT uint64_t mmapd_pstruct_footprint(const struct mmapd_layout *layout)
+{
+	return layout_valid(layout) ? (uint64_t)body_offset(layout) + layout->size : 0;
+}
+
+/* Checks a ready header against layout. Returns 0, -EBADMSG or -EPROTO (message set). */
+static int header_check(const struct mmapd_region *region, uint64_t off,
+                        const struct pstruct_header *h, const struct mmapd_layout *layout)
+{
+	char name[sizeof(h->name)];
+
+	if (h->magic != PSTRUCT_MAGIC || h->format != PSTRUCT_FORMAT ||
+	    h->checksum != header_sum(h) || h->name[sizeof(h->name) - 1] != '\0')
+		return error_set(-EBADMSG, "the persistent struct header at offset %llu of '%s' is "
+		                 "corrupt (bad magic, format or checksum)", (unsigned long long)off,
+		                 region->name);
+	memcpy(name, h->name, sizeof(name));
+	if (h->name_hash != persist_hash(PERSIST_HASH_INIT, layout->type_name,
+	                                 strlen(layout->type_name)))
+		return error_set(-EPROTO, "offset %llu of '%s' holds a '%s' (version %u), not a '%s'",
+		                 (unsigned long long)off, region->name, name, h->version,
+		                 layout->type_name);
+	if (h->version != layout->version)
+		return error_set(-EPROTO, "offset %llu of '%s' holds version %u of '%s', not "
+		                 "version %u", (unsigned long long)off, region->name, h->version,
+		                 name, layout->version);
+	if (h->size != layout->size || h->align != layout->align)
+		return error_set(-EPROTO, "'%s' version %u at offset %llu of '%s' was stored with "
+		                 "size %u and alignment %u; this program's has size %u and "
+		                 "alignment %u", name, h->version, (unsigned long long)off,
+		                 region->name, h->size, h->align, layout->size, layout->align);
+	if (h->body_off != body_offset(layout))
+		return error_set(-EBADMSG, "the persistent struct header at offset %llu of '%s' "
+		                 "places its body at %u", (unsigned long long)off, region->name,
+		                 h->body_off);
+	return 0;
+}
+
+static bool header_zero(const struct pstruct_header *h)
+{
+	const uint8_t *p = (const uint8_t *)h;
+
+	for (size_t i = sizeof(h->state); i < sizeof(*h); i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/*
+ * Formats the header h (claimed: state 1) for layout and publishes it. On failure of init the
+ * claim is given up, leaving the header empty again.
+ */
+static int header_format(struct pstruct_header *h, const struct mmapd_layout *layout,
+                         pstruct_init_fn *init, void *ctx)
+{
+	uint8_t *body = (uint8_t *)h + body_offset(layout);
+	size_t n = strlen(layout->type_name);
+	int r;
+
+	memset(body, 0, layout->size);
+	if (init && (r = init(body, ctx)) < 0) {
+		atomic_store_explicit(&h->state, PSTRUCT_EMPTY, memory_order_release);
+		return r;
+	}
+	h->magic = PSTRUCT_MAGIC;
+	h->format = PSTRUCT_FORMAT;
+	h->name_hash = persist_hash(PERSIST_HASH_INIT, layout->type_name, n);
+	h->version = layout->version;
+	h->size = layout->size;
+	h->align = layout->align;
+	h->body_off = body_offset(layout);
+	memset(h->name, 0, sizeof(h->name));
+	memcpy(h->name, layout->type_name, n < sizeof(h->name) - 1 ? n : sizeof(h->name) - 1);
+	h->checksum = header_sum(h);
+	atomic_store_explicit(&h->state, PSTRUCT_READY, memory_order_release);
+	return 0;
+}
+
+static void pause_1ms(void)
+{
+	struct timespec ts = { .tv_nsec = 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+int pstruct_open(struct mmapd_region *region, uint64_t off, const struct mmapd_layout *layout,
+                 unsigned flags, pstruct_init_fn *init, void *ctx, void **ret_ptr)
+{
+	struct pstruct_header *h;
+	uint64_t footprint = mmapd_pstruct_footprint(layout);
+	uint32_t align, state;
+	int r, waited = 0;
+
+	if (!region || !ret_ptr)
+		return error_set(-EINVAL, "region or ret_ptr is NULL");
+	if (!footprint)
+		return error_set(-EINVAL, "invalid layout: it needs a type name, a size and an "
+		                 "alignment that is a power of two up to %u", PSTRUCT_ALIGN_MAX);
+	if (flags & ~MMAPD_PSTRUCT_INIT)
+		return error_set(-EINVAL, "unknown persistent struct flags 0x%x",
+		                 flags & ~MMAPD_PSTRUCT_INIT);
+	align = layout->align > 8 ? layout->align : 8;
+	if ((region->offset + off) % align != 0)
+		return error_set(-EINVAL, "offset %llu of '%s' (region offset %llu) is not aligned "
+		                 "to %u bytes", (unsigned long long)off, region->name,
+		                 (unsigned long long)(region->offset + off), align);
+	if (footprint > SIZE_MAX)
+		return error_set(-ERANGE, "a persistent struct of %llu bytes does not fit the "
+		                 "address space", (unsigned long long)footprint);
+	r = region_check_range(region, off, (size_t)footprint);
+	if (r < 0)
+		return r;
+	h = (struct pstruct_header *)(atomic_load(&region->data) + off);
+
+	for (;;) {
+		state = atomic_load_explicit(&h->state, memory_order_acquire);
+		if (state == PSTRUCT_READY) {
+			r = header_check(region, off, h, layout);
+			if (r == 0)
+				*ret_ptr = (uint8_t *)h + h->body_off;
+			return r;
+		}
+		if (state == PSTRUCT_EMPTY) {
+			if (!(flags & MMAPD_PSTRUCT_INIT))
+				return error_set(-ENODATA, "no persistent struct at offset %llu of '%s' "
+				                 "(open with MMAPD_PSTRUCT_INIT to format one)",
+				                 (unsigned long long)off, region->name);
+			if (region->mode == MMAPD_MODE_RO)
+				return error_set(-EACCES, "cannot format the persistent struct at offset "
+				                 "%llu of '%s': mapped read-only",
+				                 (unsigned long long)off, region->name);
+			/* Bytes behind an empty state are data of something else, unless someone
+			 * claimed the header meanwhile and is writing them. */
+			if (!header_zero(h)) {
+				if (atomic_load(&h->state) != PSTRUCT_EMPTY)
+					continue;
+				return error_set(-EBADMSG, "offset %llu of '%s' holds bytes that are not "
+				                 "a persistent struct header; not formatting over them",
+				                 (unsigned long long)off, region->name);
+			}
+			state = PSTRUCT_EMPTY;
+			if (atomic_compare_exchange_strong(&h->state, &state, PSTRUCT_BUSY)) {
+				r = header_format(h, layout, init, ctx);
+				if (r == 0)
+					*ret_ptr = (uint8_t *)h + h->body_off;
+				return r;
+			}
+			continue;
+		}
+		if (state != PSTRUCT_BUSY)
+			return error_set(-EBADMSG, "the persistent struct header at offset %llu of '%s' "
+			                 "has state %u", (unsigned long long)off, region->name, state);
+		if (waited++ >= PSTRUCT_WAIT_MS)
+			return error_set(-EAGAIN, "the persistent struct at offset %llu of '%s' is "
+			                 "still being formatted by another process (or one that died "
+			                 "while at it)", (unsigned long long)off, region->name);
+		pause_1ms();
+	}
+}
+
+MMAPD_EXPORT int mmapd_pstruct_open(struct mmapd_region *region, uint64_t off,
+                                    const struct mmapd_layout *layout, unsigned flags,
+                                    void **ret_ptr)
+{
+	return pstruct_open(region, off, layout, flags, NULL, NULL, ret_ptr);
+}

@@ -1,0 +1,801 @@
+/*
+ * Tests of libmmapd's persistent structures (client/pstruct.c, fstr.c, pvec.c, phash.c)
+ * against a real mmapd, across real processes (forked children with their own connections):
+ * a struct written by one process is read by another and after the daemon restarts; layouts
+ * that do not match are refused, as are corrupt headers; processes racing to format one
+ * struct end with one format; fixed strings refuse what does not fit; a vector grows across
+ * several resizes with its elements in place and is read back by another process; two
+ * processes pushing under the lock end with exactly the sum; a hash map takes 10,000 entries
+ * through several rebuilds and serves them to another process, with removals and
+ * re-insertions through tombstones, and two processes putting under the lock lose nothing.
+ *
+ * One mmapd is shared by the test case (unchecked fixture), except for the test that restarts
+ * its own; each test uses its own region names, and the checked fixture proves no descriptor
+ * or child leaked.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "mmapd.h"
+
+static struct test_daemon dmn;
+
+/* The struct the tests persist. */
+struct config {
+	_Atomic uint64_t counter;
+	uint32_t port;
+	MMAPD_FSTR(31) host;
+};
+
+#define CONFIG_LAYOUT MMAPD_LAYOUT(struct config, "test.config", 3)
+
+static void suite_setup(void)
+{
+	test_daemon_start(&dmn, NULL);
+}
+
+static void suite_teardown(void)
+{
+	test_daemon_stop(&dmn);
+}
+
+static struct mmapd_client *client_on(const char *sock)
+{
+	struct mmapd_client *c = NULL;
+	int r = mmapd_connect(sock, "check_persist", &c);
+
+	ck_assert_msg(r == 0, "mmapd_connect: %s", mmapd_last_message());
+	return c;
+}
+
+static struct mmapd_region *region_on(struct mmapd_client *c, const char *name, uint64_t size)
+{
+	struct mmapd_open_opts o = { .flags = size ? MMAPD_OPEN_CREATE : 0,
+	                             .mode = MMAPD_MODE_RW, .size = size };
+	struct mmapd_region *region = NULL;
+	int r = mmapd_region_open(c, name, &o, &region);
+
+	ck_assert_msg(r == 0, "open %s: %s", name, mmapd_last_message());
+	return region;
+}
+
+static void *pstruct_ok(struct mmapd_region *region, uint64_t off,
+                        const struct mmapd_layout *layout, unsigned flags)
+{
+	void *p = NULL;
+	int r = mmapd_pstruct_open(region, off, layout, flags, &p);
+
+	ck_assert_msg(r == 0, "pstruct_open: %d %s", r, mmapd_last_message());
+	ck_assert_ptr_nonnull(p);
+	return p;
+}
+
+static void pstruct_fails(struct mmapd_region *region, uint64_t off,
+                          const struct mmapd_layout *layout, unsigned flags, int err,
+                          const char *says)
+{
+	void *p = NULL;
+	int r = mmapd_pstruct_open(region, off, layout, flags, &p);
+
+	ck_assert_msg(r == err, "pstruct_open: %d (%s), expected %d", r, mmapd_last_message(),
+	              err);
+	ck_assert_ptr_null(p);
+	if (says)
+		ck_assert_msg(strstr(mmapd_last_message(), says), "message '%s' lacks '%s'",
+		              mmapd_last_message(), says);
+}
+
+/* Waits for a forked child and asserts it exited with 0. */
+static void child_ok(pid_t pid)
+{
+	int status = test_wait_pid(pid, 60000);
+
+	ck_assert_msg(status == 0, "child %d ended with status 0x%x", (int)pid, status);
+}
+
+/* ---- persistent structs ---- */
+
+/* In another process: reads what the test wrote, then changes it. */
+static int config_child(const char *sock)
+{
+	struct mmapd_client *c = NULL;
+	struct mmapd_region *region = NULL;
+	struct mmapd_open_opts o = { .mode = MMAPD_MODE_RW };
+	struct mmapd_layout layout = CONFIG_LAYOUT;
+	struct config *cfg;
+	void *p;
+	int ok;
+
+	if (mmapd_connect(sock, "config-child", &c) < 0 ||
+	    mmapd_region_open(c, "config", &o, &region) < 0 ||
+	    mmapd_pstruct_open(region, 128, &layout, 0, &p) < 0)
+		return 1;
+	cfg = p;
+	ok = cfg->port == 8080 && atomic_load(&cfg->counter) == 1 &&
+	     mmapd_fstr_cmp((struct mmapd_fstr *)&cfg->host, 31, "example.org", 11) == 0 &&
+	     strcmp(cfg->host.bytes, "example.org") == 0;
+	atomic_fetch_add(&cfg->counter, 1);
+	cfg->port = 9090;
+	ok = ok && mmapd_fstr_set_cstr(MMAPD_FSTR_ARGS(cfg->host), "mmapd.test") == 0;
+	mmapd_region_close(region);
+	mmapd_disconnect(c);
+	return ok ? 0 : 2;
+}
+
+START_TEST(test_persist_struct_written_by_one_process_is_read_by_another_and_after_a_restart)
+{
+	struct test_daemon d;
+	struct mmapd_layout layout = CONFIG_LAYOUT;
+	struct mmapd_client *c;
+	struct mmapd_region *region;
+	struct config *cfg;
+	pid_t pid;
+
+	test_daemon_start(&d, NULL);
+	c = client_on(d.sock);
+	region = region_on(c, "config", 4096);
+	cfg = pstruct_ok(region, 128, &layout, MMAPD_PSTRUCT_INIT);
+	ck_assert_ptr_eq(cfg, (uint8_t *)mmapd_region_data(region) + 128 + MMAPD_PSTRUCT_HEADER);
+	ck_assert_uint_eq(mmapd_pstruct_footprint(&layout), MMAPD_PSTRUCT_HEADER + sizeof(*cfg));
+	ck_assert_uint_eq(cfg->port, 0);
+	cfg->port = 8080;
+	atomic_store(&cfg->counter, 1);
+	ck_assert_int_eq(mmapd_fstr_set_cstr(MMAPD_FSTR_ARGS(cfg->host), "example.org"), 0);
+	ck_assert_int_eq(mmapd_fstr_set_cstr(MMAPD_FSTR_ARGS(cfg->host),
+	                                     "a-host-name-of-32-bytes-is-long!"), -ENAMETOOLONG);
+
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(config_child(d.sock));
+	child_ok(pid);
+	ck_assert_uint_eq(cfg->port, 9090);
+	ck_assert_uint_eq(atomic_load(&cfg->counter), 2);
+	ck_assert_str_eq(cfg->host.bytes, "mmapd.test");
+	ck_assert_int_eq(mmapd_flush(c, "config", 0, 0), 0);
+	ck_assert_int_eq(mmapd_region_close(region), 0);
+	mmapd_disconnect(c);
+
+	test_daemon_kill(&d);
+	test_daemon_restart(&d);
+	c = client_on(d.sock);
+	region = region_on(c, "config", 0);
+	/* Formatting again must not happen: INIT only formats an empty header. */
+	cfg = pstruct_ok(region, 128, &layout, MMAPD_PSTRUCT_INIT);
+	ck_assert_uint_eq(cfg->port, 9090);
+	ck_assert_uint_eq(atomic_load(&cfg->counter), 2);
+	ck_assert_str_eq(cfg->host.bytes, "mmapd.test");
+	ck_assert_int_eq(mmapd_region_close(region), 0);
+	mmapd_disconnect(c);
+	test_daemon_stop(&d);
+}
+END_TEST
+
+START_TEST(test_persist_struct_of_another_layout_or_an_empty_header_is_refused)
+{
+	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_region *region = region_on(c, "layouts", 4096);
+	struct mmapd_layout good = CONFIG_LAYOUT, other = good;
+	void *p = NULL;
+
+	pstruct_fails(region, 0, &good, 0, -ENODATA, "MMAPD_PSTRUCT_INIT");
+	pstruct_ok(region, 0, &good, MMAPD_PSTRUCT_INIT);
+	other.type_name = "test.other";
+	pstruct_fails(region, 0, &other, MMAPD_PSTRUCT_INIT, -EPROTO, "holds a 'test.config'");
+	other = good;
+	other.version = 4;
+	pstruct_fails(region, 0, &other, 0, -EPROTO, "version 3");
+	other = good;
+	other.size += 8;
+	pstruct_fails(region, 0, &other, 0, -EPROTO, "size");
+	other = good;
+	other.align = 16;
+	pstruct_fails(region, 0, &other, 0, -EPROTO, "alignment");
+	/* Invalid requests. */
+	other = good;
+	other.align = 12;
+	pstruct_fails(region, 0, &other, 0, -EINVAL, NULL);
+	pstruct_fails(region, 4, &good, 0, -EINVAL, "aligned");
+	pstruct_fails(region, 4096 - 64, &good, MMAPD_PSTRUCT_INIT, -ERANGE, NULL);
+	ck_assert_int_eq(mmapd_pstruct_open(region, 0, &good, 0x80, &p), -EINVAL);
+	/* Non-zero bytes behind an empty state are not formatted over. */
+	memset((uint8_t *)mmapd_region_data(region) + 1024 + 8, 0xab, 4);
+	pstruct_fails(region, 1024, &good, MMAPD_PSTRUCT_INIT, -EBADMSG, "not formatting");
+	ck_assert_int_eq(mmapd_region_close(region), 0);
+	ck_assert_int_eq(mmapd_delete(c, "layouts"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+START_TEST(test_persist_struct_with_a_corrupt_header_is_refused)
+{
+	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_region *region = region_on(c, "corrupt", 4096);
+	struct mmapd_layout good = CONFIG_LAYOUT;
+	uint8_t *h = mmapd_region_data(region);
+
+	pstruct_ok(region, 0, &good, MMAPD_PSTRUCT_INIT);
+	h[40] ^= 1;   /* a byte of the stored type name: the checksum no longer matches */
+	pstruct_fails(region, 0, &good, MMAPD_PSTRUCT_INIT, -EBADMSG, "corrupt");
+	h[40] ^= 1;
+	pstruct_ok(region, 0, &good, 0);
+	h[0] = 7;     /* the state word */
+	pstruct_fails(region, 0, &good, 0, -EBADMSG, "state 7");
+	ck_assert_int_eq(mmapd_region_close(region), 0);
+	ck_assert_int_eq(mmapd_delete(c, "corrupt"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+#define RACERS 6
+#define RACE_ADDS 1000
+
+/*
+ * Big enough that formatting it (zeroing) takes a while: a wide window for a second format,
+ * which would zero the counter (last) after the first formatter counted.
+ */
+struct big {
+	uint8_t bulk[16u << 20];
+	_Atomic uint64_t counter;
+};
+
+#define BIG_LAYOUT MMAPD_LAYOUT(struct big, "test.big", 1)
+
+/* In another process: waits for the start signal, opens with INIT, counts up. */
+static int race_child(int start_fd)
+{
+	struct mmapd_client *c = NULL;
+	struct mmapd_region *region = NULL;
+	struct mmapd_open_opts o = { .mode = MMAPD_MODE_RW };
+	struct mmapd_layout layout = BIG_LAYOUT;
+	struct big *big;
+	void *p;
+	char b;
+
+	if (mmapd_connect(dmn.sock, "racer", &c) < 0 ||
+	    mmapd_region_open(c, "race", &o, &region) < 0 || read(start_fd, &b, 1) != 0 ||
+	    mmapd_pstruct_open(region, 0, &layout, MMAPD_PSTRUCT_INIT, &p) < 0)
+		return 1;
+	big = p;
+	for (int i = 0; i < RACE_ADDS; i++)
+		atomic_fetch_add(&big->counter, 1);
+	mmapd_region_close(region);
+	mmapd_disconnect(c);
+	return 0;
+}
+
+START_TEST(test_persist_processes_racing_to_format_one_struct_end_with_one_format)
+{
+	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_region *region = region_on(c, "race", sizeof(struct big) + 4096);
+	struct mmapd_layout layout = BIG_LAYOUT;
+	struct big *big;
+	uint64_t count;
+	pid_t pids[RACERS];
+	int start[2];
+
+	ck_assert_int_eq(pipe(start), 0);
+	for (int i = 0; i < RACERS; i++) {
+		pids[i] = fork();
+		ck_assert_int_ge(pids[i], 0);
+		if (pids[i] == 0) {
+			close(start[1]);
+			_exit(race_child(start[0]));
+		}
+	}
+	close(start[0]);
+	/* Every child is blocked reading the pipe: closing it starts them together. */
+	close(start[1]);
+	for (int i = 0; i < RACERS; i++)
+		child_ok(pids[i]);
+	/* A second format would have zeroed counts made after the first. */
+	big = pstruct_ok(region, 0, &layout, 0);
+	count = atomic_load(&big->counter);
+	ck_assert_uint_eq(count, RACERS * RACE_ADDS);
+	ck_assert_int_eq(mmapd_region_close(region), 0);
+	ck_assert_int_eq(mmapd_delete(c, "race"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+/* ---- fixed strings ---- */
+
+START_TEST(test_persist_fixed_string_refuses_overflow_and_cuts_only_when_asked)
+{
+	MMAPD_FSTR(8) buf = { 0 };
+	struct mmapd_fstr *s = (struct mmapd_fstr *)&buf;
+	char out[16];
+
+	ck_assert_int_eq(mmapd_fstr_len(s, 8), 0);
+	ck_assert_str_eq(s->bytes, "");
+	ck_assert_int_eq(mmapd_fstr_set_cstr(s, 8, "12345678"), 0);
+	ck_assert_int_eq(mmapd_fstr_len(s, 8), 8);
+	ck_assert_int_eq(mmapd_fstr_set_cstr(s, 8, "123456789"), -ENAMETOOLONG);
+	ck_assert_str_eq(s->bytes, "12345678");
+	/* "abcdefg" + U+00E9 (2 bytes): the 9th byte would cut the sequence in two. */
+	ck_assert_int_eq(mmapd_fstr_set_trunc(s, 8, "abcdefg\xc3\xa9", 9), 1);
+	ck_assert_str_eq(s->bytes, "abcdefg");
+	ck_assert_int_eq(mmapd_fstr_set_trunc(s, 8, "abc", 3), 0);
+	ck_assert_int_eq(mmapd_fstr_copy(s, 8, out, sizeof(out)), 3);
+	ck_assert_str_eq(out, "abc");
+	ck_assert_int_eq(mmapd_fstr_copy(s, 8, out, 3), -ERANGE);
+	ck_assert_int_eq(mmapd_fstr_cmp(s, 8, "abc", 3), 0);
+	ck_assert_int_lt(mmapd_fstr_cmp(s, 8, "abd", 3), 0);
+	ck_assert_int_lt(mmapd_fstr_cmp(s, 8, "abcd", 4), 0);
+	ck_assert_int_gt(mmapd_fstr_cmp(s, 8, "ab", 2), 0);
+	ck_assert_int_eq(mmapd_fstr_set(s, 8, "a\0b", 3), 0);
+	ck_assert_int_eq(mmapd_fstr_len(s, 8), 3);
+	buf.length = 9;
+	ck_assert_int_eq(mmapd_fstr_len(s, 8), -EBADMSG);
+	ck_assert_int_eq(mmapd_fstr_set(NULL, 8, "a", 1), -EINVAL);
+	ck_assert_int_eq(mmapd_fstr_set(s, 8, NULL, 1), -EINVAL);
+}
+END_TEST
+
+/* ---- vectors ---- */
+
+#define VEC_N 100000u
+
+static struct mmapd_pvec *pvec_ok(struct mmapd_client *c, const char *name, size_t elem,
+                                  unsigned flags)
+{
+	struct mmapd_pvec *vec = NULL;
+	int r = mmapd_pvec_open(c, name, elem, flags, &vec);
+
+	ck_assert_msg(r == 0, "pvec_open %s: %d %s", name, r, mmapd_last_message());
+	return vec;
+}
+
+/* In another process: pushes elements 1 .. VEC_N-1 (value 3i), checking element 0 stays. */
+static int vec_pusher(void)
+{
+	struct mmapd_client *c = NULL;
+	struct mmapd_pvec *vec = NULL;
+	void *first, *again;
+	int ok = 1;
+
+	if (mmapd_connect(dmn.sock, "pusher", &c) < 0 ||
+	    mmapd_pvec_open(c, "vec", sizeof(uint64_t), 0, &vec) < 0 ||
+	    mmapd_pvec_at(vec, 0, &first) < 0)
+		return 1;
+	for (uint64_t i = 1; i < VEC_N && ok; i++) {
+		uint64_t v = 3 * i;
+
+		ok = mmapd_pvec_push(vec, &v) == 0;
+	}
+	ok = ok && mmapd_pvec_at(vec, 0, &again) == 0 && again == first;
+	mmapd_pvec_close(vec);
+	mmapd_disconnect(c);
+	return ok ? 0 : 2;
+}
+
+START_TEST(test_persist_vector_grows_in_place_and_another_process_reads_it_back)
+{
+	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_pvec *vec = pvec_ok(c, "vec", sizeof(uint64_t), MMAPD_PERSIST_CREATE);
+	struct mmapd_region *region = mmapd_pvec_region(vec);
+	uint64_t v = 0, gen0 = mmapd_region_generation(region);
+	void *first, *again;
+	pid_t pid;
+
+	ck_assert_uint_eq(mmapd_pvec_elem_size(vec), sizeof(uint64_t));
+	ck_assert_int_eq(mmapd_pvec_push(vec, &v), 0);
+	ck_assert_int_eq(mmapd_pvec_at(vec, 0, &first), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(vec_pusher());
+	child_ok(pid);
+
+	/* Our mapping catches up with the child's growth on first need. */
+	ck_assert_uint_eq(mmapd_pvec_len(vec), VEC_N);
+	ck_assert_int_eq(mmapd_pvec_get(vec, VEC_N - 1, &v), 0);
+	ck_assert_uint_eq(v, 3ull * (VEC_N - 1));
+	for (uint64_t i = 0; i < VEC_N; i++) {
+		ck_assert_int_eq(mmapd_pvec_get(vec, i, &v), 0);
+		ck_assert_uint_eq(v, 3 * i);
+	}
+	ck_assert_int_eq(mmapd_pvec_at(vec, 0, &again), 0);
+	ck_assert_ptr_eq(again, first);
+	/* 800 KB in 64 KiB segments, doubling: several resizes. */
+	ck_assert_uint_ge(mmapd_region_generation(region) - gen0, 3);
+	ck_assert_uint_ge(mmapd_pvec_capacity(vec), VEC_N);
+	ck_assert_uint_eq(mmapd_pvec_capacity(vec) % (65536 / sizeof(uint64_t)), 0);
+	ck_assert_int_eq(mmapd_flush(c, "vec", 0, 0), 0);
+	mmapd_pvec_close(vec);
+	ck_assert_int_eq(mmapd_delete(c, "vec"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+START_TEST(test_persist_vector_bounds_sizes_and_lock_errors)
+{
+	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_pvec *vec = pvec_ok(c, "bounds", 12, MMAPD_PERSIST_CREATE);
+	struct mmapd_pvec *other = NULL;
+	char e[12] = "elem-0", out[12];
+	void *p = NULL;
+
+	ck_assert_int_eq(mmapd_pvec_pop(vec, out), -ERANGE);
+	ck_assert_int_eq(mmapd_pvec_get(vec, 0, out), -ERANGE);
+	ck_assert_int_eq(mmapd_pvec_set(vec, 0, e), -ERANGE);
+	ck_assert_int_eq(mmapd_pvec_push(vec, e), 0);
+	e[5] = '1';
+	ck_assert_int_eq(mmapd_pvec_push(vec, e), 0);
+	ck_assert_int_eq(mmapd_pvec_get(vec, 2, out), -ERANGE);
+	ck_assert_int_eq(mmapd_pvec_at(vec, 2, &p), -ERANGE);
+	ck_assert_ptr_null(p);
+	e[5] = '9';
+	ck_assert_int_eq(mmapd_pvec_set(vec, 0, e), 0);
+	ck_assert_int_eq(mmapd_pvec_get(vec, 0, out), 0);
+	ck_assert_str_eq(out, "elem-9");
+	ck_assert_int_eq(mmapd_pvec_pop(vec, out), 0);
+	ck_assert_str_eq(out, "elem-1");
+	ck_assert_uint_eq(mmapd_pvec_len(vec), 1);
+	ck_assert_int_eq(mmapd_pvec_clear(vec), 0);
+	ck_assert_uint_eq(mmapd_pvec_len(vec), 0);
+	ck_assert_int_eq(mmapd_pvec_reserve(vec, 20000), 0);
+	ck_assert_uint_ge(mmapd_pvec_capacity(vec), 20000);
+	ck_assert_int_eq(mmapd_pvec_reserve(vec, 1ull << 40), -EFBIG);
+
+	/* Another element size, another kind of structure, bad arguments. */
+	ck_assert_int_eq(mmapd_pvec_open(c, "bounds", 8, 0, &other), -EPROTO);
+	ck_assert_ptr_null(other);
+	ck_assert_int_eq(mmapd_pvec_open(c, "bounds", 0, 0, &other), -EINVAL);
+	ck_assert_int_eq(mmapd_pvec_open(c, "bounds", 12, 0x40, &other), -EINVAL);
+	ck_assert_int_eq(mmapd_pvec_open(c, "no-such-vec", 12, 0, &other), -ENOENT);
+
+	ck_assert_int_eq(mmapd_pvec_unlock(vec), -ENOLCK);
+	ck_assert_int_eq(mmapd_pvec_lock(vec, 1000), 0);
+	ck_assert_int_eq(mmapd_pvec_lock(vec, 1000), -EALREADY);
+	ck_assert_int_eq(mmapd_pvec_unlock(vec), 0);
+	ck_assert_int_eq(mmapd_pvec_lock(vec, 1000), 0);
+	/* Closing releases a held lock. */
+	mmapd_pvec_close(vec);
+	vec = pvec_ok(c, "bounds", 12, 0);
+	ck_assert_int_eq(mmapd_pvec_lock(vec, 0), 0);
+	ck_assert_int_eq(mmapd_pvec_unlock(vec), 0);
+	mmapd_pvec_close(vec);
+	ck_assert_int_eq(mmapd_delete(c, "bounds"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+#define LOCKED_PUSHERS 3
+#define LOCKED_PUSHES 3000
+#define LOCKED_BATCH 10
+
+/* In another process: pushes (who << 32 | i) in batches, each under the lock. */
+static int locked_pusher(uint64_t who)
+{
+	struct mmapd_client *c = NULL;
+	struct mmapd_pvec *vec = NULL;
+	int ok;
+
+	if (mmapd_connect(dmn.sock, "locked-pusher", &c) < 0 ||
+	    mmapd_pvec_open(c, "shared-vec", sizeof(uint64_t), MMAPD_PERSIST_CREATE, &vec) < 0)
+		return 1;
+	ok = 1;
+	for (uint64_t i = 0; i < LOCKED_PUSHES && ok; i += LOCKED_BATCH) {
+		ok = mmapd_pvec_lock(vec, -1) == 0;
+		for (uint64_t k = i; k < i + LOCKED_BATCH && ok; k++) {
+			uint64_t v = who << 32 | k;
+
+			ok = mmapd_pvec_push(vec, &v) == 0;
+		}
+		ok = mmapd_pvec_unlock(vec) == 0 && ok;
+	}
+	mmapd_pvec_close(vec);
+	mmapd_disconnect(c);
+	return ok ? 0 : 2;
+}
+
+START_TEST(test_persist_processes_pushing_under_the_lock_end_with_every_element)
+{
+	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_pvec *vec;
+	uint64_t next[LOCKED_PUSHERS] = { 0 }, v;
+	pid_t pids[LOCKED_PUSHERS];
+
+	for (int i = 0; i < LOCKED_PUSHERS; i++) {
+		pids[i] = fork();
+		ck_assert_int_ge(pids[i], 0);
+		if (pids[i] == 0)
+			_exit(locked_pusher((uint64_t)i));
+	}
+	for (int i = 0; i < LOCKED_PUSHERS; i++)
+		child_ok(pids[i]);
+	vec = pvec_ok(c, "shared-vec", sizeof(uint64_t), 0);
+	ck_assert_uint_eq(mmapd_pvec_len(vec), (uint64_t)LOCKED_PUSHERS * LOCKED_PUSHES);
+	/* Each pusher's elements are all there, in its order. */
+	for (uint64_t i = 0; i < mmapd_pvec_len(vec); i++) {
+		ck_assert_int_eq(mmapd_pvec_get(vec, i, &v), 0);
+		ck_assert_uint_lt(v >> 32, LOCKED_PUSHERS);
+		ck_assert_uint_eq(v & 0xffffffffu, next[v >> 32]);
+		next[v >> 32]++;
+	}
+	mmapd_pvec_close(vec);
+	ck_assert_int_eq(mmapd_delete(c, "shared-vec"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+/* ---- hash maps ---- */
+
+#define MAP_N 10000u
+
+struct pair {
+	uint64_t a, b;
+};
+
+static struct mmapd_phash *phash_ok(struct mmapd_client *c, const char *name, unsigned flags)
+{
+	struct mmapd_phash *map = NULL;
+	int r = mmapd_phash_open(c, name, sizeof(uint64_t), sizeof(struct pair), flags, &map);
+
+	ck_assert_msg(r == 0, "phash_open %s: %d %s", name, r, mmapd_last_message());
+	return map;
+}
+
+/* In another process: finds every key, then removes the even ones. */
+static int map_child(void)
+{
+	struct mmapd_client *c = NULL;
+	struct mmapd_phash *map = NULL;
+	struct pair v;
+	int ok = 1;
+
+	if (mmapd_connect(dmn.sock, "map-child", &c) < 0 ||
+	    mmapd_phash_open(c, "map", sizeof(uint64_t), sizeof(v), 0, &map) < 0 ||
+	    mmapd_phash_lock(map, -1) < 0)
+		return 1;
+	for (uint64_t k = 0; k < MAP_N && ok; k++)
+		ok = mmapd_phash_get(map, &k, &v) == 0 && v.a == k * 7 && v.b == ~k;
+	for (uint64_t k = 0; k < MAP_N && ok; k += 2)
+		ok = mmapd_phash_remove(map, &k) == 0;
+	ok = ok && mmapd_phash_count(map) == MAP_N / 2;
+	ok = mmapd_phash_unlock(map) == 0 && ok;
+	mmapd_phash_close(map);
+	mmapd_disconnect(c);
+	return ok ? 0 : 2;
+}
+
+static int count_entries(const void *key, void *val, void *userdata)
+{
+	uint64_t k;
+	struct pair v;
+
+	memcpy(&k, key, sizeof(k));
+	memcpy(&v, val, sizeof(v));
+	if (v.b != ~k)
+		return -1;
+	(*(uint64_t *)userdata)++;
+	return 0;
+}
+
+static int stop_at_first(const void *key, void *val, void *userdata)
+{
+	(void)key;
+	(void)val;
+	(void)userdata;
+	return 42;
+}
+
+START_TEST(test_persist_hash_map_takes_ten_thousand_entries_and_serves_another_process)
+{
+	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_phash *map = phash_ok(c, "map", MMAPD_PERSIST_CREATE);
+	struct mmapd_region *region = mmapd_phash_region(map);
+	uint64_t gen0 = mmapd_region_generation(region), seen = 0;
+	struct pair v;
+	pid_t pid;
+
+	ck_assert_uint_eq(mmapd_phash_count(map), 0);
+	for (uint64_t k = 0; k < MAP_N; k++) {
+		v = (struct pair){ k * 7, ~k };
+		ck_assert_int_eq(mmapd_phash_put(map, &k, &v), 0);
+	}
+	ck_assert_uint_eq(mmapd_phash_count(map), MAP_N);
+	ck_assert_uint_ge(mmapd_region_generation(region) - gen0, 3);
+	v = (struct pair){ 0, ~0ull };
+	{
+		uint64_t k = 0;
+
+		ck_assert_int_eq(mmapd_phash_put(map, &k, &v), 1);
+		v.a = 0;
+		ck_assert_int_eq(mmapd_phash_put(map, &k, &v), 1);
+	}
+	ck_assert_uint_eq(mmapd_phash_count(map), MAP_N);
+
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(map_child());
+	child_ok(pid);
+
+	ck_assert_uint_eq(mmapd_phash_count(map), MAP_N / 2);
+	for (uint64_t k = 0; k < MAP_N; k++) {
+		int r = mmapd_phash_get(map, &k, &v);
+
+		if (k % 2 == 0) {
+			ck_assert_int_eq(r, -ENOENT);
+		} else {
+			ck_assert_int_eq(r, 0);
+			ck_assert_uint_eq(v.a, k * 7);
+		}
+	}
+	/* Re-insert half of the removed keys, through their tombstones. */
+	for (uint64_t k = 0; k < MAP_N; k += 4) {
+		v = (struct pair){ k * 7, ~k };
+		ck_assert_int_eq(mmapd_phash_put(map, &k, &v), 0);
+	}
+	ck_assert_uint_eq(mmapd_phash_count(map), MAP_N / 2 + MAP_N / 4);
+	ck_assert_int_eq(mmapd_phash_foreach(map, count_entries, &seen), 0);
+	ck_assert_uint_eq(seen, MAP_N / 2 + MAP_N / 4);
+	ck_assert_int_eq(mmapd_phash_foreach(map, stop_at_first, NULL), 42);
+	{
+		uint64_t k = 2;
+
+		ck_assert_int_eq(mmapd_phash_remove(map, &k), -ENOENT);
+		k = 4;
+		ck_assert_int_eq(mmapd_phash_remove(map, &k), 0);
+		ck_assert_int_eq(mmapd_phash_get(map, &k, NULL), -ENOENT);
+	}
+	mmapd_phash_close(map);
+	ck_assert_int_eq(mmapd_delete(c, "map"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+#define MAP_WRITERS 2
+#define MAP_WRITES 3000
+
+/* In another process: puts keys who*MAP_WRITES + i, each under the lock. */
+static int map_writer(uint64_t who)
+{
+	struct mmapd_client *c = NULL;
+	struct mmapd_phash *map = NULL;
+	int ok = 1;
+
+	if (mmapd_connect(dmn.sock, "map-writer", &c) < 0 ||
+	    mmapd_phash_open(c, "shared-map", sizeof(uint64_t), sizeof(struct pair),
+	                     MMAPD_PERSIST_CREATE, &map) < 0)
+		return 1;
+	for (uint64_t i = 0; i < MAP_WRITES && ok; i++) {
+		uint64_t k = who * MAP_WRITES + i;
+		struct pair v = { k * 7, ~k };
+
+		ok = mmapd_phash_lock(map, -1) == 0 && mmapd_phash_put(map, &k, &v) == 0;
+		ok = mmapd_phash_unlock(map) == 0 && ok;
+	}
+	mmapd_phash_close(map);
+	mmapd_disconnect(c);
+	return ok ? 0 : 2;
+}
+
+START_TEST(test_persist_processes_putting_under_the_lock_end_with_every_entry)
+{
+	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_phash *map;
+	pid_t pids[MAP_WRITERS];
+	uint64_t seen = 0;
+	struct pair v;
+
+	for (int i = 0; i < MAP_WRITERS; i++) {
+		pids[i] = fork();
+		ck_assert_int_ge(pids[i], 0);
+		if (pids[i] == 0)
+			_exit(map_writer((uint64_t)i));
+	}
+	for (int i = 0; i < MAP_WRITERS; i++)
+		child_ok(pids[i]);
+	map = phash_ok(c, "shared-map", 0);
+	ck_assert_uint_eq(mmapd_phash_count(map), MAP_WRITERS * MAP_WRITES);
+	for (uint64_t k = 0; k < MAP_WRITERS * MAP_WRITES; k++) {
+		ck_assert_int_eq(mmapd_phash_get(map, &k, &v), 0);
+		ck_assert_uint_eq(v.a, k * 7);
+	}
+	ck_assert_int_eq(mmapd_phash_foreach(map, count_entries, &seen), 0);
+	ck_assert_uint_eq(seen, MAP_WRITERS * MAP_WRITES);
+	mmapd_phash_close(map);
+	ck_assert_int_eq(mmapd_delete(c, "shared-map"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+START_TEST(test_persist_structures_with_corrupt_headers_or_of_another_kind_are_refused)
+{
+	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_pvec *vec = pvec_ok(c, "kinds-vec", 8, MMAPD_PERSIST_CREATE);
+	struct mmapd_phash *map = phash_ok(c, "kinds-map", MMAPD_PERSIST_CREATE);
+	struct mmapd_pvec *vec2 = NULL;
+	struct mmapd_phash *map2 = NULL;
+	uint8_t *vh = mmapd_region_data(mmapd_pvec_region(vec));
+	uint8_t *mh = mmapd_region_data(mmapd_phash_region(map));
+	uint64_t k = 1, len;
+	struct pair v = { 1, 2 };
+
+	ck_assert_int_eq(mmapd_pvec_open(c, "kinds-map", 8, 0, &vec2), -EPROTO);
+	ck_assert_int_eq(mmapd_phash_open(c, "kinds-vec", 8, sizeof(v), 0, &map2), -EPROTO);
+	ck_assert_int_eq(mmapd_phash_open(c, "kinds-map", 8, 8, 0, &map2), -EPROTO);
+	ck_assert_ptr_null(vec2);
+	ck_assert_ptr_null(map2);
+
+	/* A length beyond the capacity (the vector header's fourth word). */
+	memcpy(&len, vh + MMAPD_PSTRUCT_HEADER + 24, 8);
+	len = 1ull << 50;
+	memcpy(vh + MMAPD_PSTRUCT_HEADER + 24, &len, 8);
+	ck_assert_int_eq(mmapd_pvec_open(c, "kinds-vec", 8, 0, &vec2), -EBADMSG);
+	ck_assert_int_eq(mmapd_pvec_push(vec, &k), -EBADMSG);
+	/* A rebuild that never finished (the hash header's fourth 32-bit word). */
+	ck_assert_int_eq(mmapd_phash_put(map, &k, &v), 0);
+	mh[MMAPD_PSTRUCT_HEADER + 12] = 1;
+	ck_assert_int_eq(mmapd_phash_open(c, "kinds-map", 8, sizeof(v), 0, &map2), -EBADMSG);
+	ck_assert_int_eq(mmapd_phash_get(map, &k, &v), -EBADMSG);
+	ck_assert_msg(strstr(mmapd_last_message(), "rebuilt"), "%s", mmapd_last_message());
+	/* The magic of the struct header. */
+	vh[4] ^= 0xff;
+	ck_assert_int_eq(mmapd_pvec_open(c, "kinds-vec", 8, 0, &vec2), -EBADMSG);
+	mmapd_pvec_close(vec);
+	mmapd_phash_close(map);
+	ck_assert_int_eq(mmapd_delete(c, "kinds-vec"), 0);
+	ck_assert_int_eq(mmapd_delete(c, "kinds-map"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+START_TEST(test_persist_anonymous_vector_is_shared_by_name_until_deleted)
+{
+	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_pvec *a = pvec_ok(c, "anon-vec", 4,
+	                               MMAPD_PERSIST_CREATE | MMAPD_PERSIST_ANONYMOUS);
+	struct mmapd_pvec *b;
+	uint32_t x = 0xfeed, y = 0;
+
+	ck_assert_int_eq(mmapd_pvec_push(a, &x), 0);
+	b = pvec_ok(c, "anon-vec", 4, 0);
+	ck_assert_int_eq(mmapd_pvec_get(b, 0, &y), 0);
+	ck_assert_uint_eq(y, 0xfeed);
+	mmapd_pvec_close(b);
+	mmapd_pvec_close(a);
+	ck_assert_int_eq(mmapd_pvec_open(c, "anon-vec", 4, MMAPD_PERSIST_ANONYMOUS, &b), -EINVAL);
+	ck_assert_int_eq(mmapd_delete(c, "anon-vec"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+static Suite *persist_suite(void)
+{
+	Suite *s = suite_create("persist");
+	TCase *tc = tcase_create("persist");
+
+	tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
+	tcase_add_checked_fixture(tc, test_fd_setup, test_fd_teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_persist_struct_written_by_one_process_is_read_by_another_and_after_a_restart);
+	tcase_add_test(tc, test_persist_struct_of_another_layout_or_an_empty_header_is_refused);
+	tcase_add_test(tc, test_persist_struct_with_a_corrupt_header_is_refused);
+	tcase_add_test(tc, test_persist_processes_racing_to_format_one_struct_end_with_one_format);
+	tcase_add_test(tc, test_persist_fixed_string_refuses_overflow_and_cuts_only_when_asked);
+	tcase_add_test(tc, test_persist_vector_grows_in_place_and_another_process_reads_it_back);
+	tcase_add_test(tc, test_persist_vector_bounds_sizes_and_lock_errors);
+	tcase_add_test(tc, test_persist_processes_pushing_under_the_lock_end_with_every_element);
+	tcase_add_test(tc, test_persist_hash_map_takes_ten_thousand_entries_and_serves_another_process);
+	tcase_add_test(tc, test_persist_processes_putting_under_the_lock_end_with_every_entry);
+	tcase_add_test(tc, test_persist_structures_with_corrupt_headers_or_of_another_kind_are_refused);
+	tcase_add_test(tc, test_persist_anonymous_vector_is_shared_by_name_until_deleted);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return test_run_suite(persist_suite()) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
