@@ -584,7 +584,8 @@ MMAPD_EXPORT struct mmapd_region *mmapd_ring_region(const struct mmapd_ring *rin
 MMAPD_EXPORT uint64_t mmapd_ring_lost(const struct mmapd_ring *ring);
 /*
  * Bytes published and not consumed (at most the capacity; in overwrite mode the next read may
- * find some were overwritten), and bytes free for writing (the capacity in overwrite mode).
+ * find some were overwritten), and bytes free for writing after this handle's pending put()
+ * batch (the capacity in overwrite mode).
  */
 MMAPD_EXPORT size_t mmapd_ring_readable(const struct mmapd_ring *ring);
 MMAPD_EXPORT size_t mmapd_ring_writable(const struct mmapd_ring *ring);

@@ -72,7 +72,8 @@ MMAPD_EXPORT size_t mmapd_ring_writable(const struct mmapd_ring *ring)
 		return 0;
 	if (OVERWRITE(ring))
 		return ring->cap;
-	return ring->cap - ring_used(ring_write_pos(ring), ring_read_pos(ring), ring->cap);
+	return ring->cap - ring_used(ring_write_pos(ring) + ring->pending, ring_read_pos(ring),
+	                             ring->cap);
 }
 
 static bool ring_ready_read(const struct mmapd_ring *ring, size_t min)
