@@ -91,10 +91,10 @@ static int ring_validate(struct mmapd_ring *ring, size_t page)
 }
 
 /*
- * Opens region name (creating it with create_flags and size when create_flags is not 0),
- * maps its header page, formats (when creating) or validates it, and maps the data.
+ * Opens region name (with create: creates it for capacity bytes and flags), maps its header
+ * page, formats (when creating) and validates it, and maps the data.
  */
-static int ring_start(struct mmapd_client *client, const char *name, unsigned create_flags,
+static int ring_start(struct mmapd_client *client, const char *name, bool create,
                       size_t capacity, unsigned flags, struct mmapd_ring **ret_ring)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -106,7 +106,7 @@ static int ring_start(struct mmapd_client *client, const char *name, unsigned cr
 	ring = calloc(1, sizeof(*ring));
 	if (!ring)
 		return error_set(-ENOMEM, "out of memory for ring '%s'", name);
-	if (create_flags) {
+	if (create) {
 		o.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL |
 		          (flags & MMAPD_RING_ANONYMOUS ? MMAPD_OPEN_ANONYMOUS : 0);
 		o.size = (uint64_t)page + capacity;
@@ -117,7 +117,7 @@ static int ring_start(struct mmapd_client *client, const char *name, unsigned cr
 	if (r < 0)
 		goto fail;
 	ring->hdr = mmapd_region_data(ring->region);
-	if (create_flags) {
+	if (create) {
 		ring->hdr->version = RING_VERSION;
 		ring->hdr->flags = flags & MMAPD_RING_OVERWRITE;
 		ring->hdr->capacity = capacity;
@@ -134,7 +134,7 @@ static int ring_start(struct mmapd_client *client, const char *name, unsigned cr
 fail:
 	error_save(&saved);
 	mmapd_region_close(ring->region);
-	if (create_flags && ring->region)
+	if (create && ring->region)
 		mmapd_delete(client, name);
 	error_restore(&saved);
 	free(ring);
@@ -157,7 +157,7 @@ MMAPD_EXPORT int mmapd_ring_create(struct mmapd_client *client, const char *name
 		return error_set(-EINVAL, "ring capacity %zu must be a non-zero multiple of the "
 		                 "page size (%zu) of at most %llu bytes", capacity, page,
 		                 (unsigned long long)MMAPD_RING_CAPACITY_MAX);
-	return ring_start(client, name, 1, capacity, flags, ret_ring);
+	return ring_start(client, name, true, capacity, flags, ret_ring);
 }
 
 MMAPD_EXPORT int mmapd_ring_open(struct mmapd_client *client, const char *name, unsigned flags,
@@ -168,7 +168,7 @@ MMAPD_EXPORT int mmapd_ring_open(struct mmapd_client *client, const char *name, 
 	*ret_ring = NULL;
 	if (flags != 0)
 		return error_set(-EINVAL, "unknown ring open flags 0x%x", flags);
-	return ring_start(client, name, 0, 0, 0, ret_ring);
+	return ring_start(client, name, false, 0, 0, ret_ring);
 }
 
 MMAPD_EXPORT int mmapd_ring_close(struct mmapd_ring *ring)
