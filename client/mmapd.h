@@ -541,7 +541,8 @@ MMAPD_EXPORT int mmapd_guard_end(struct mmapd_region *region);
  * on a futex in the header, and the other side wakes it only when someone sleeps. Several
  * writers (or readers) must take turns under a lock of their own (e.g. mmapd_lock() on the
  * ring's region), flushing any put() batch before letting go. The ring's region must not be
- * resized while mapped. docs/client-api.md, "Rings", gives the memory model.
+ * resized while mapped. A struct mmapd_ring is used by one thread at a time.
+ * docs/client-api.md, "Rings", gives the memory model.
  */
 struct mmapd_ring;
 
