@@ -292,6 +292,7 @@ START_TEST(test_ring_64_mib_stream_from_producer_to_consumer_process_arrives_exa
 {
 	struct mmapd_client *c = client_new();
 	struct mmapd_ring *ring = ring_new(c, "stream", STREAM_CAP, MMAPD_RING_ANONYMOUS);
+	struct ring_header *hdr = mmapd_region_data(mmapd_ring_region(ring));
 	pid_t consumer, producer;
 
 	/* The consumer starts first and sleeps on the empty ring. */
@@ -306,6 +307,9 @@ START_TEST(test_ring_64_mib_stream_from_producer_to_consumer_process_arrives_exa
 	child_wait(producer);
 	child_wait(consumer);
 	ck_assert_uint_eq(mmapd_ring_readable(ring), 0);
+	/* Every process that slept took itself off the waiter counts. */
+	ck_assert_uint_eq(atomic_load(&hdr->read_waiters), 0);
+	ck_assert_uint_eq(atomic_load(&hdr->write_waiters), 0);
 	ck_assert_int_eq(mmapd_ring_close(ring), 0);
 	ck_assert_int_eq(mmapd_delete(c, "stream"), 0);
 	mmapd_disconnect(c);
