@@ -10,6 +10,7 @@
  *   mapping.c advice, prewarm, mlock, chunk and page iteration, flush_range and its batch;
  *   atomic.c  atomic views of the window;
  *   guard.c   the SIGBUS guard;
+ *   ring*.c   rings over regions, with their own private header ring.h;
  *   error.c   the per-thread failure message;
  *   and the persistent structures (pstruct.c, pregion.c, fstr.c, pvec.c, phash.c; persist.h).
  * Nothing here is exported: the shared library is built with -fvisibility=hidden and only

@@ -1,0 +1,205 @@
+/*
+ * Rings over regions: the layout of a ring's region, creating and formatting it, opening
+ * and validating it, and the double mapping that makes the ring boundary-free.
+ *
+ * The region holds one header page (struct ring_header, ring.h) and then capacity bytes of
+ * data. The header is reached through an ordinary window of the region (length one page), so
+ * the region machinery (grants, reconnection) looks after it. The data is mapped by the
+ * ring itself from the region's descriptor: 2 * capacity bytes of address space are reserved
+ * PROT_NONE, then the data pages are mapped over both halves with MAP_FIXED | MAP_SHARED.
+ * Byte i of the second half is byte i of the first, so a span of up to capacity bytes
+ * starting at any offset is contiguous in memory.
+ *
+ * A new ring's region is created exclusively and its header written with the magic number
+ * stored last (release): an opener that sees no magic yet is told to retry (-EAGAIN).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "ring.h"
+
+_Static_assert(sizeof(struct ring_header) <= 4096, "the ring header must fit one page");
+
+#define RING_CREATE_FLAGS (MMAPD_RING_OVERWRITE | MMAPD_RING_ANONYMOUS)
+
+/* Maps the data pages (region offset page .. page + cap) twice, side by side. */
+static int ring_map(struct mmapd_ring *ring, int fd, size_t page)
+{
+	uint8_t *base;
+	int r;
+
+	base = mmap(NULL, 2 * ring->cap, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+	            -1, 0);
+	if (base == MAP_FAILED)
+		goto fail;
+	for (int half = 0; half < 2; half++)
+		if (mmap(base + (size_t)half * ring->cap, ring->cap, PROT_READ | PROT_WRITE,
+		         MAP_SHARED | MAP_FIXED, fd, (off_t)page) == MAP_FAILED) {
+			r = -errno;
+			munmap(base, 2 * ring->cap);
+			errno = -r;
+			goto fail;
+		}
+	ring->data = base;
+	return 0;
+fail:
+	r = -errno;
+	return error_set(r, "cannot map the %zu data bytes of ring '%s' twice: %s", ring->cap,
+	                 mmapd_region_name(ring->region), mmapd_strerror(r));
+}
+
+/* Checks the header of an opened ring against its region's size. Returns 0 or -errno. */
+static int ring_validate(struct mmapd_ring *ring, size_t page)
+{
+	struct ring_header *h = ring->hdr;
+	const char *name = mmapd_region_name(ring->region);
+	uint64_t magic = atomic_load_explicit(&h->magic, memory_order_acquire);
+	uint64_t size = mmapd_region_size(ring->region);
+	uint64_t w, e, r;
+
+	if (magic == 0)
+		return error_set(-EAGAIN, "ring '%s' is not formatted yet (being created, or its "
+		                 "creator died: then delete it)", name);
+	if (magic != RING_MAGIC)
+		return error_set(-EBADMSG, "region '%s' is not a ring (bad magic number)", name);
+	if (h->version != RING_VERSION)
+		return error_set(-EPROTO, "ring '%s' has layout version %u; this libmmapd knows %u",
+		                 name, h->version, RING_VERSION);
+	if (h->flags & ~(uint32_t)MMAPD_RING_OVERWRITE)
+		return error_set(-EPROTO, "ring '%s' has unknown flags 0x%x", name, h->flags);
+	if (h->capacity == 0 || h->capacity % page != 0 || h->capacity > MMAPD_RING_CAPACITY_MAX ||
+	    size != page + h->capacity)
+		return error_set(-EBADMSG, "ring '%s' is corrupt: capacity %llu in a region of %llu "
+		                 "bytes (expected one page of %zu plus a multiple of it)", name,
+		                 (unsigned long long)h->capacity, (unsigned long long)size, page);
+	r = atomic_load(&h->read_pos);
+	w = atomic_load(&h->write_pos);
+	e = atomic_load(&h->write_end);
+	if (r > w || (!(h->flags & MMAPD_RING_OVERWRITE) && w - r > h->capacity) ||
+	    ((h->flags & MMAPD_RING_OVERWRITE) && (e < w || e - w > h->capacity)))
+		return error_set(-EBADMSG, "ring '%s' is corrupt: read position %llu, write "
+		                 "position %llu, claimed %llu, capacity %llu", name,
+		                 (unsigned long long)r, (unsigned long long)w, (unsigned long long)e,
+		                 (unsigned long long)h->capacity);
+	ring->cap = (size_t)h->capacity;
+	ring->flags = h->flags;
+	return 0;
+}
+
+/*
+ * Opens region name (with create: creates it for capacity bytes and flags), maps its header
+ * page, formats (when creating) and validates it, and maps the data.
+ */
+static int ring_start(struct mmapd_client *client, const char *name, bool create,
+                      size_t capacity, unsigned flags, struct mmapd_ring **ret_ring)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	struct mmapd_open_opts o = { .mode = MMAPD_MODE_RW, .length = page };
+	struct error_saved saved;
+	struct mmapd_ring *ring;
+	int r;
+
+	ring = calloc(1, sizeof(*ring));
+	if (!ring)
+		return error_set(-ENOMEM, "out of memory for ring '%s'", name);
+	if (create) {
+		o.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL |
+		          (flags & MMAPD_RING_ANONYMOUS ? MMAPD_OPEN_ANONYMOUS : 0);
+		o.size = (uint64_t)page + capacity;
+	}
+	r = mmapd_region_open(client, name, &o, &ring->region);
+	if (r == -ERANGE)
+		r = error_set(-EBADMSG, "region '%s' is too small to be a ring", name);
+	if (r < 0)
+		goto fail;
+	ring->hdr = mmapd_region_data(ring->region);
+	if (create) {
+		ring->hdr->version = RING_VERSION;
+		ring->hdr->flags = flags & MMAPD_RING_OVERWRITE;
+		ring->hdr->capacity = capacity;
+		atomic_store_explicit(&ring->hdr->magic, RING_MAGIC, memory_order_release);
+	}
+	r = ring_validate(ring, page);
+	if (r < 0)
+		goto fail;
+	r = ring_map(ring, mmapd_region_fd(ring->region), page);
+	if (r < 0)
+		goto fail;
+	*ret_ring = ring;
+	return 0;
+fail:
+	error_save(&saved);
+	mmapd_region_close(ring->region);
+	if (create && ring->region)
+		mmapd_delete(client, name);
+	error_restore(&saved);
+	free(ring);
+	return r;
+}
+
+MMAPD_EXPORT int mmapd_ring_create(struct mmapd_client *client, const char *name,
+                                   size_t capacity, unsigned flags,
+                                   struct mmapd_ring **ret_ring)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+	if (!client || !name || !ret_ring)
+		return error_set(-EINVAL, "client, name or ret_ring is NULL");
+	*ret_ring = NULL;
+	if (flags & ~RING_CREATE_FLAGS)
+		return error_set(-EINVAL, "unknown ring flags 0x%x", flags & ~RING_CREATE_FLAGS);
+	if (capacity == 0 || capacity % page != 0 || capacity > MMAPD_RING_CAPACITY_MAX ||
+	    capacity > SIZE_MAX / 2)
+		return error_set(-EINVAL, "ring capacity %zu must be a non-zero multiple of the "
+		                 "page size (%zu) of at most %llu bytes", capacity, page,
+		                 (unsigned long long)MMAPD_RING_CAPACITY_MAX);
+	return ring_start(client, name, true, capacity, flags, ret_ring);
+}
+
+MMAPD_EXPORT int mmapd_ring_open(struct mmapd_client *client, const char *name, unsigned flags,
+                                 struct mmapd_ring **ret_ring)
+{
+	if (!client || !name || !ret_ring)
+		return error_set(-EINVAL, "client, name or ret_ring is NULL");
+	*ret_ring = NULL;
+	if (flags != 0)
+		return error_set(-EINVAL, "unknown ring open flags 0x%x", flags);
+	return ring_start(client, name, false, 0, 0, ret_ring);
+}
+
+MMAPD_EXPORT int mmapd_ring_close(struct mmapd_ring *ring)
+{
+	int r;
+
+	if (!ring)
+		return 0;
+	ring_flush_pending(ring);
+	munmap(ring->data, 2 * ring->cap);
+	r = mmapd_region_close(ring->region);
+	free(ring);
+	return r;
+}
+
+MMAPD_EXPORT size_t mmapd_ring_capacity(const struct mmapd_ring *ring)
+{
+	return ring ? ring->cap : 0;
+}
+
+MMAPD_EXPORT unsigned mmapd_ring_flags(const struct mmapd_ring *ring)
+{
+	return ring ? ring->flags : 0;
+}
+
+MMAPD_EXPORT struct mmapd_region *mmapd_ring_region(const struct mmapd_ring *ring)
+{
+	return ring ? ring->region : NULL;
+}
+
+MMAPD_EXPORT uint64_t mmapd_ring_lost(const struct mmapd_ring *ring)
+{
+	return ring ? ring->lost : 0;
+}

@@ -1,0 +1,90 @@
+/*
+ * Private layout and plumbing of the rings (ring.c: layout, create/open/close and the double
+ * mapping; ring_io.c: the byte stream, zero-copy and buffered calls; ring_wait.c: futex
+ * wake-ups). Nothing here is exported.
+ *
+ * A ring is a region of one header page followed by capacity bytes of data. Byte positions
+ * are 64-bit counts of bytes ever written (write_pos) and consumed (read_pos); the byte at
+ * position p lives at data offset p % capacity. They never wrap in practice (2^64 bytes).
+ * The data is mapped twice side by side, so the capacity bytes starting at any offset are
+ * contiguous in memory: every copy below is one memcpy, every peek one pointer.
+ */
+#ifndef MMAPD_CLIENT_RING_H
+#define MMAPD_CLIENT_RING_H
+
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "mmapd.h"
+
+#define RING_MAGIC   0x474e495244504d4dull /* "MMPDRING" read as little-endian bytes */
+#define RING_VERSION 1u
+#define RING_LINE    64                    /* a cache line: the two sides never share one */
+
+/*
+ * The header page, shared by every process. Fields the writer stores, fields the reader
+ * stores and the wake-up words each have their own cache line.
+ */
+struct ring_header {
+	_Atomic uint64_t magic;        /* stored last, with release, when the ring is formatted */
+	uint32_t version;
+	uint32_t flags;                /* MMAPD_RING_OVERWRITE */
+	uint64_t capacity;
+
+	/* The writer's line. */
+	alignas(RING_LINE) _Atomic uint64_t write_pos; /* bytes published (release) */
+	/*
+	 * Overwrite mode only: bytes claimed, write_pos <= write_end <= write_pos + capacity.
+	 * The writer raises it before it writes bytes below it, so the bytes at positions
+	 * below write_end - capacity may be being overwritten.
+	 */
+	_Atomic uint64_t write_end;
+
+	/* The reader's line. */
+	alignas(RING_LINE) _Atomic uint64_t read_pos;  /* bytes consumed (release) */
+
+	/* Wake-ups: futex words and the number of processes sleeping on them. */
+	alignas(RING_LINE) _Atomic uint32_t data_seq;  /* +1 when data comes and readers sleep */
+	_Atomic uint32_t read_waiters;
+	_Atomic uint32_t space_seq;                    /* +1 when space frees and writers sleep */
+	_Atomic uint32_t write_waiters;
+};
+
+struct mmapd_ring {
+	struct mmapd_region *region;   /* a window on the header page only */
+	struct ring_header *hdr;
+	uint8_t *data;                 /* capacity bytes mapped twice: 2 * capacity of addresses */
+	size_t cap;
+	unsigned flags;                /* MMAPD_RING_* of the header */
+
+	/* The writer's side, private to this handle. */
+	uint64_t read_seen;            /* read_pos as last loaded (it only grows) */
+	size_t reserved;               /* by mmapd_ring_write_reserve(), not committed yet */
+	size_t pending;                /* put after write_pos and not published yet */
+
+	/* The reader's side. */
+	uint64_t lost;                 /* bytes skipped because the writer overwrote them */
+};
+
+/* What a waiter waits for: at least min bytes readable (or writable). */
+typedef bool ring_ready_fn(const struct mmapd_ring *ring, size_t min);
+
+/*
+ * Sleeps on the futex word seq (counting itself in waiters) until ready(ring, min), the
+ * deadline (NULL: none) or a signal. Returns 0, -ETIMEDOUT or -EINTR (message set).
+ */
+int ring_wait(struct mmapd_ring *ring, _Atomic uint32_t *seq, _Atomic uint32_t *waiters,
+              ring_ready_fn *ready, size_t min, const struct timespec *deadline);
+/*
+ * After a position was stored: wakes the processes sleeping on seq, if waiters says there
+ * are any (one fence and one load when there are none).
+ */
+void ring_wake(_Atomic uint32_t *seq, _Atomic uint32_t *waiters);
+
+/* Publishes the bytes put with mmapd_ring_put() (ring_io.c). */
+void ring_flush_pending(struct mmapd_ring *ring);
+
+#endif

@@ -1,0 +1,408 @@
+/*
+ * Moving bytes through a ring: the byte stream (write/read), the zero-copy calls
+ * (reserve/commit, peek/consume), waiting, and the buffered calls (read_exact, read_until,
+ * put/flush).
+ *
+ * One writer and one reader, each in any process, without locks. The writer copies bytes in,
+ * then stores write_pos with release; the reader loads write_pos with acquire, so the bytes
+ * below it are visible, copies them out, then stores read_pos with release; the writer loads
+ * read_pos with acquire before reusing that space. The double mapping (ring.c) makes every
+ * copy one memcpy and every peek one pointer, also across the end of the data.
+ *
+ * Overwrite mode (MMAPD_RING_OVERWRITE) never waits for space: the writer first raises
+ * write_end over the bytes it is about to write (a release fence orders that before the
+ * bytes), writes, then publishes write_pos. The reader works as a seqlock reader: it copies,
+ * then (after an acquire fence) loads write_end; if the writer claimed bytes within capacity
+ * of what was copied, the copy may be torn and is thrown away. Either way, a reader that fell
+ * behind gets -EOVERFLOW once, its position moved to the oldest byte still intact and the bytes
+ * skipped counted in mmapd_ring_lost(); the next call reads on from there.
+ *
+ * The buffered reader needs no buffer of its own: the readable bytes are contiguous in the
+ * double mapping, so read_until() searches them in place. The buffered writer (put/flush)
+ * writes into the free space after write_pos and publishes everything with one store.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+#include "ring.h"
+
+#define OVERWRITE(ring) (((ring)->flags & MMAPD_RING_OVERWRITE) != 0)
+
+static size_t min_size(size_t a, size_t b)
+{
+	return a < b ? a : b;
+}
+
+/* A deadline timeout_ms from now in *ts, or NULL when timeout_ms < 0 (no limit). */
+static const struct timespec *ring_deadline(struct timespec *ts, int timeout_ms)
+{
+	if (timeout_ms < 0)
+		return NULL;
+	deadline_after(ts, timeout_ms);
+	return ts;
+}
+
+static uint64_t ring_write_pos(const struct mmapd_ring *ring)
+{
+	return atomic_load_explicit(&ring->hdr->write_pos, memory_order_acquire);
+}
+
+static uint64_t ring_read_pos(const struct mmapd_ring *ring)
+{
+	return atomic_load_explicit(&ring->hdr->read_pos, memory_order_acquire);
+}
+
+/* Bytes between r and w, clamped to 0 .. cap (a damaged header cannot make copies overrun). */
+static size_t ring_used(uint64_t w, uint64_t r, size_t cap)
+{
+	return w < r ? 0 : w - r > cap ? cap : (size_t)(w - r);
+}
+
+MMAPD_EXPORT size_t mmapd_ring_readable(const struct mmapd_ring *ring)
+{
+	if (!ring)
+		return 0;
+	return ring_used(ring_write_pos(ring), ring_read_pos(ring), ring->cap);
+}
+
+MMAPD_EXPORT size_t mmapd_ring_writable(const struct mmapd_ring *ring)
+{
+	if (!ring)
+		return 0;
+	if (OVERWRITE(ring))
+		return ring->cap;
+	return ring->cap - ring_used(ring_write_pos(ring) + ring->pending, ring_read_pos(ring),
+	                             ring->cap);
+}
+
+static bool ring_ready_read(const struct mmapd_ring *ring, size_t min)
+{
+	return mmapd_ring_readable(ring) >= min;
+}
+
+static bool ring_ready_write(const struct mmapd_ring *ring, size_t min)
+{
+	return mmapd_ring_writable(ring) >= min;
+}
+
+/* Waits for min bytes of data (or an overrun to report). */
+static int ring_wait_data(struct mmapd_ring *ring, size_t min, const struct timespec *deadline)
+{
+	return ring_wait(ring, &ring->hdr->data_seq, &ring->hdr->read_waiters, ring_ready_read,
+	                 min, deadline);
+}
+
+MMAPD_EXPORT int mmapd_ring_wait_readable(struct mmapd_ring *ring, size_t min, int timeout_ms)
+{
+	struct timespec ts;
+
+	if (!ring || min > ring->cap)
+		return error_set(-EINVAL, "ring is NULL or min is above its capacity");
+	return ring_wait_data(ring, min ? min : 1, ring_deadline(&ts, timeout_ms));
+}
+
+MMAPD_EXPORT int mmapd_ring_wait_writable(struct mmapd_ring *ring, size_t min, int timeout_ms)
+{
+	struct timespec ts;
+
+	if (!ring || min > ring->cap)
+		return error_set(-EINVAL, "ring is NULL or min is above its capacity");
+	return ring_wait(ring, &ring->hdr->space_seq, &ring->hdr->write_waiters, ring_ready_write,
+	                 min ? min : 1, ring_deadline(&ts, timeout_ms));
+}
+
+/* ---- the writer ---- */
+
+/*
+ * Free bytes after position w (not in overwrite mode). The reader's position is loaded again
+ * only when the one seen last leaves fewer than need, which keeps the reader's cache line out
+ * of the writer's way.
+ */
+static size_t ring_space(struct mmapd_ring *ring, uint64_t w, size_t need)
+{
+	if (ring->cap - ring_used(w, ring->read_seen, ring->cap) < need)
+		ring->read_seen = ring_read_pos(ring);
+	return ring->cap - ring_used(w, ring->read_seen, ring->cap);
+}
+
+/* Overwrite mode: claims the bytes below position end before any of them is written. */
+static void ring_claim(struct mmapd_ring *ring, uint64_t end)
+{
+	if (end <= atomic_load_explicit(&ring->hdr->write_end, memory_order_relaxed))
+		return;
+	atomic_store_explicit(&ring->hdr->write_end, end, memory_order_relaxed);
+	/* The claim becomes visible before any byte written after it. */
+	atomic_thread_fence(memory_order_release);
+}
+
+/* Publishes the bytes below position w and wakes sleeping readers. */
+static void ring_publish(struct mmapd_ring *ring, uint64_t w)
+{
+	atomic_store_explicit(&ring->hdr->write_pos, w, memory_order_release);
+	ring_wake(&ring->hdr->data_seq, &ring->hdr->read_waiters);
+}
+
+void ring_flush_pending(struct mmapd_ring *ring)
+{
+	if (ring->pending == 0)
+		return;
+	ring_publish(ring, ring_write_pos(ring) + ring->pending);
+	ring->pending = 0;
+}
+
+/* Ends a reservation and publishes a batch before a write at write_pos; returns write_pos. */
+static uint64_t ring_write_start(struct mmapd_ring *ring)
+{
+	ring->reserved = 0;
+	ring_flush_pending(ring);
+	return ring_write_pos(ring);
+}
+
+MMAPD_EXPORT ptrdiff_t mmapd_ring_write(struct mmapd_ring *ring, const void *buf, size_t len)
+{
+	size_t done = 0, n;
+	uint64_t w;
+
+	if (!ring || (!buf && len > 0))
+		return error_set(-EINVAL, "ring or buf is NULL");
+	len = min_size(len, PTRDIFF_MAX);
+	w = ring_write_start(ring);
+	while (done < len) {
+		n = min_size(len - done, ring->cap);
+		if (OVERWRITE(ring))
+			ring_claim(ring, w + n);
+		else
+			n = min_size(n, ring_space(ring, w, n));
+		if (n == 0)
+			break;
+		memcpy(ring->data + w % ring->cap, (const uint8_t *)buf + done, n);
+		w += n;
+		done += n;
+		ring_publish(ring, w);
+	}
+	return (ptrdiff_t)done;
+}
+
+MMAPD_EXPORT int mmapd_ring_write_reserve(struct mmapd_ring *ring, size_t len, void **ret_ptr)
+{
+	uint64_t w;
+
+	if (ret_ptr)
+		*ret_ptr = NULL;
+	if (!ring || !ret_ptr || len == 0 || len > ring->cap)
+		return error_set(-EINVAL, "ring or ret_ptr is NULL, or len is 0 or above the "
+		                 "capacity");
+	w = ring_write_start(ring);
+	if (OVERWRITE(ring))
+		ring_claim(ring, w + len);
+	else if (ring_space(ring, w, len) < len)
+		return error_set(-EAGAIN, "ring '%s' has fewer than %zu bytes free",
+		                 mmapd_region_name(ring->region), len);
+	ring->reserved = len;
+	*ret_ptr = ring->data + w % ring->cap;
+	return 0;
+}
+
+MMAPD_EXPORT int mmapd_ring_write_commit(struct mmapd_ring *ring, size_t len)
+{
+	if (!ring || len > ring->reserved)
+		return error_set(-EINVAL, "ring is NULL or len is above what was reserved");
+	ring->reserved = 0;
+	if (len > 0)
+		ring_publish(ring, ring_write_pos(ring) + len);
+	return 0;
+}
+
+MMAPD_EXPORT int mmapd_ring_put(struct mmapd_ring *ring, const void *buf, size_t len,
+                                int timeout_ms)
+{
+	uint64_t w;
+	int r;
+
+	if (!ring || (!buf && len > 0) || len > ring->cap)
+		return error_set(-EINVAL, "ring or buf is NULL, or len is above the capacity");
+	ring->reserved = 0;
+	if (len == 0)
+		return 0;
+	/* A batch never spans more than the capacity. */
+	if (ring->pending + len > ring->cap)
+		ring_flush_pending(ring);
+	if (!OVERWRITE(ring) &&
+	    ring_space(ring, ring_write_pos(ring), ring->pending + len) < ring->pending + len) {
+		ring_flush_pending(ring);
+		r = mmapd_ring_wait_writable(ring, len, timeout_ms);
+		if (r < 0)
+			return r;
+	}
+	w = ring_write_pos(ring) + ring->pending;
+	if (OVERWRITE(ring))
+		ring_claim(ring, w + len);
+	memcpy(ring->data + w % ring->cap, buf, len);
+	ring->pending += len;
+	return 0;
+}
+
+MMAPD_EXPORT int mmapd_ring_flush(struct mmapd_ring *ring)
+{
+	if (!ring)
+		return error_set(-EINVAL, "ring is NULL");
+	ring_flush_pending(ring);
+	return 0;
+}
+
+/* ---- the reader ---- */
+
+/* The reader fell behind: what lies below e - cap is gone. Skips to the oldest intact byte. */
+static int ring_overrun(struct mmapd_ring *ring, uint64_t r, uint64_t e)
+{
+	uint64_t oldest = e - ring->cap;
+
+	ring->lost += oldest - r;
+	atomic_store_explicit(&ring->hdr->read_pos, oldest, memory_order_release);
+	return error_set(-EOVERFLOW, "the reader of ring '%s' fell behind: %llu bytes were "
+	                 "overwritten (%llu in all)", mmapd_region_name(ring->region),
+	                 (unsigned long long)(oldest - r), (unsigned long long)ring->lost);
+}
+
+/* Bytes readable at the read position (stored in *ret_r), or -EOVERFLOW. */
+static ptrdiff_t ring_avail(struct mmapd_ring *ring, uint64_t *ret_r)
+{
+	uint64_t r = ring_read_pos(ring), w = ring_write_pos(ring), e;
+
+	*ret_r = r;
+	if (OVERWRITE(ring)) {
+		e = atomic_load_explicit(&ring->hdr->write_end, memory_order_relaxed);
+		if (e > r + ring->cap)
+			return ring_overrun(ring, r, e);
+	}
+	return (ptrdiff_t)ring_used(w, r, ring->cap);
+}
+
+/*
+ * Overwrite mode: whether the bytes from position r on, copied or looked at since
+ * ring_avail(), were intact all along (the seqlock check). Returns 0 or -EOVERFLOW.
+ */
+static int ring_intact(struct mmapd_ring *ring, uint64_t r)
+{
+	uint64_t e;
+
+	if (!OVERWRITE(ring))
+		return 0;
+	atomic_thread_fence(memory_order_acquire);
+	e = atomic_load_explicit(&ring->hdr->write_end, memory_order_relaxed);
+	return e > r + ring->cap ? ring_overrun(ring, r, e) : 0;
+}
+
+/* Consumes n bytes at position r and wakes a sleeping writer. */
+static void ring_consume(struct mmapd_ring *ring, uint64_t r, size_t n)
+{
+	atomic_store_explicit(&ring->hdr->read_pos, r + n, memory_order_release);
+	ring_wake(&ring->hdr->space_seq, &ring->hdr->write_waiters);
+}
+
+MMAPD_EXPORT ptrdiff_t mmapd_ring_read(struct mmapd_ring *ring, void *buf, size_t len)
+{
+	ptrdiff_t n;
+	uint64_t r;
+	int err;
+
+	if (!ring || (!buf && len > 0))
+		return error_set(-EINVAL, "ring or buf is NULL");
+	n = ring_avail(ring, &r);
+	if (n <= 0)
+		return n;
+	n = (ptrdiff_t)min_size((size_t)n, len);
+	memcpy(buf, ring->data + r % ring->cap, (size_t)n);
+	err = ring_intact(ring, r);
+	if (err < 0)
+		return err;
+	ring_consume(ring, r, (size_t)n);
+	return n;
+}
+
+MMAPD_EXPORT int mmapd_ring_read_peek(struct mmapd_ring *ring, const void **ret_ptr,
+                                      size_t *ret_len)
+{
+	ptrdiff_t n;
+	uint64_t r;
+
+	if (!ring || !ret_ptr || !ret_len)
+		return error_set(-EINVAL, "ring, ret_ptr or ret_len is NULL");
+	n = ring_avail(ring, &r);
+	*ret_ptr = ring->data + r % ring->cap;
+	*ret_len = n > 0 ? (size_t)n : 0;
+	return n < 0 ? (int)n : 0;
+}
+
+MMAPD_EXPORT int mmapd_ring_read_consume(struct mmapd_ring *ring, size_t len)
+{
+	uint64_t r;
+	int err;
+
+	if (!ring)
+		return error_set(-EINVAL, "ring is NULL");
+	r = ring_read_pos(ring);
+	if (len > ring_used(ring_write_pos(ring), r, ring->cap))
+		return error_set(-EINVAL, "cannot consume %zu bytes: fewer are readable", len);
+	err = ring_intact(ring, r);
+	if (err < 0)
+		return err;
+	ring_consume(ring, r, len);
+	return 0;
+}
+
+MMAPD_EXPORT int mmapd_ring_read_exact(struct mmapd_ring *ring, void *buf, size_t len,
+                                       int timeout_ms)
+{
+	ptrdiff_t n;
+	int r;
+
+	if (!ring || (!buf && len > 0) || len > ring->cap)
+		return error_set(-EINVAL, "ring or buf is NULL, or len is above the capacity");
+	if (len == 0)
+		return 0;
+	r = mmapd_ring_wait_readable(ring, len, timeout_ms);
+	if (r < 0)
+		return r;
+	/* With one reader, the len bytes found readable stay so until it reads them. */
+	n = mmapd_ring_read(ring, buf, len);
+	return n < 0 ? (int)n : 0;
+}
+
+MMAPD_EXPORT ptrdiff_t mmapd_ring_read_until(struct mmapd_ring *ring, int delim, void *buf,
+                                             size_t size, int timeout_ms)
+{
+	const struct timespec *deadline;
+	struct timespec ts;
+	const uint8_t *p, *hit;
+	size_t limit, take;
+	ptrdiff_t n;
+	uint64_t r;
+	int err;
+
+	if (!ring || !buf || size == 0)
+		return error_set(-EINVAL, "ring or buf is NULL, or size is 0");
+	deadline = ring_deadline(&ts, timeout_ms);
+	/* A full ring without the delimiter gives what it has, or the writer would wait forever. */
+	limit = min_size(min_size(size, ring->cap), PTRDIFF_MAX);
+	for (;;) {
+		n = ring_avail(ring, &r);
+		if (n < 0)
+			return n;
+		p = ring->data + r % ring->cap;
+		hit = memchr(p, (unsigned char)delim, min_size((size_t)n, limit));
+		take = hit ? (size_t)(hit - p) + 1 : (size_t)n >= limit ? limit : 0;
+		if (take > 0) {
+			memcpy(buf, p, take);
+			err = ring_intact(ring, r);
+			if (err < 0)
+				return err;
+			ring_consume(ring, r, take);
+			return (ptrdiff_t)take;
+		}
+		err = ring_wait_data(ring, (size_t)n + 1, deadline);
+		if (err < 0)
+			return err;
+	}
+}

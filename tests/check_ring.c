@@ -1,0 +1,681 @@
+/*
+ * Tests of the rings (client/ring*.c) against a real mmapd and across real processes: the
+ * double mapping is boundary-free (a span that wraps is contiguous at the pointer and lands at
+ * both ends of the region's data), 64 MiB of a known pseudo-random sequence streamed through a
+ * 64 KiB ring from a producer process to a consumer process with blocking waits (the futex
+ * wake-ups), the overwrite mode (a slow reader gets -EOVERFLOW once and then consistent data;
+ * a concurrent reader never sees a torn byte), corrupt headers refused, invalid arguments,
+ * read_until across the wrap point and the put/flush batch.
+ *
+ * One mmapd is shared by the test case (unchecked fixture); each test opens its own
+ * connections and rings, forks its own processes (each with its own connection) and deletes
+ * what it created; the checked fixture proves no descriptor or child leaked.
+ */
+#include <check.h>
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "mmapd.h"
+#include "ring.h"
+
+#define STREAM_BYTES (64u << 20)
+#define STREAM_CAP   (64u << 10)
+/* Long enough never to expire on a loaded machine; a lost wake-up still fails, not hangs. */
+#define WAIT_MS 20000
+
+static struct test_daemon dmn;
+static size_t page;
+
+static void suite_setup(void)
+{
+	page = (size_t)sysconf(_SC_PAGESIZE);
+	test_daemon_start(&dmn, NULL);
+}
+
+static void suite_teardown(void)
+{
+	test_daemon_stop(&dmn);
+}
+
+static struct mmapd_client *client_new(void)
+{
+	struct mmapd_client *c = NULL;
+	int r = mmapd_connect(dmn.sock, "check_ring", &c);
+
+	ck_assert_msg(r == 0, "mmapd_connect: %s", mmapd_last_message());
+	return c;
+}
+
+static struct mmapd_ring *ring_new(struct mmapd_client *c, const char *name, size_t cap,
+                                   unsigned flags)
+{
+	struct mmapd_ring *ring = NULL;
+	int r = mmapd_ring_create(c, name, cap, flags, &ring);
+
+	ck_assert_msg(r == 0, "create ring %s: %s", name, mmapd_last_message());
+	return ring;
+}
+
+static struct mmapd_ring *ring_get(struct mmapd_client *c, const char *name)
+{
+	struct mmapd_ring *ring = NULL;
+	int r = mmapd_ring_open(c, name, 0, &ring);
+
+	ck_assert_msg(r == 0, "open ring %s: %s", name, mmapd_last_message());
+	return ring;
+}
+
+/* The byte at stream position p of the known sequence: splitmix64 of p / 8, byte p % 8. */
+static uint8_t seq_byte(uint64_t p)
+{
+	uint64_t z = (p >> 3) + 0x9e3779b97f4a7c15ull;
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	z ^= z >> 31;
+	return (uint8_t)(z >> ((p & 7) * 8));
+}
+
+static void seq_fill(uint8_t *buf, uint64_t p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		buf[i] = seq_byte(p + i);
+}
+
+/* Index of the first byte of buf that is not the sequence from p, or len. */
+static size_t seq_check(const uint8_t *buf, uint64_t p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (buf[i] != seq_byte(p + i))
+			return i;
+	return len;
+}
+
+/* A small xorshift for chunk sizes and call choices. */
+static uint32_t rnd(uint32_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 17;
+	*s ^= *s << 5;
+	return *s;
+}
+
+/* Waits for a forked child (killing it if it takes unreasonably long); asserts it exited 0. */
+static void child_wait(pid_t pid)
+{
+	int st = test_wait_pid(pid, 120000);
+
+	if (st == -1) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+		ck_abort_msg("child %d did not finish", (int)pid);
+	}
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d: wait status 0x%x",
+	              (int)pid, (unsigned)st);
+}
+
+/* Child processes report a failure on stderr and exit non-zero. */
+#define CHILD_CHECK(cond, ...)                                                               \
+	do {                                                                                 \
+		if (!(cond)) {                                                               \
+			fprintf(stderr, "child %d: ", (int)getpid());                        \
+			fprintf(stderr, __VA_ARGS__);                                        \
+			fprintf(stderr, " (%s)\n", mmapd_last_message());                   \
+			_exit(1);                                                            \
+		}                                                                            \
+	} while (0)
+
+/* A child's own connection and handle on ring name. */
+static struct mmapd_ring *child_ring(const char *name, struct mmapd_client **ret_c)
+{
+	struct mmapd_ring *ring = NULL;
+
+	CHILD_CHECK(mmapd_connect(dmn.sock, "ring-child", ret_c) == 0, "connect");
+	CHILD_CHECK(mmapd_ring_open(*ret_c, name, 0, &ring) == 0, "open %s", name);
+	return ring;
+}
+
+static void child_done(struct mmapd_client *c, struct mmapd_ring *ring)
+{
+	CHILD_CHECK(mmapd_ring_close(ring) == 0, "close");
+	mmapd_disconnect(c);
+	_exit(0);
+}
+
+START_TEST(test_ring_wrapping_span_is_contiguous_and_lands_at_both_ends_of_the_data)
+{
+	struct mmapd_client *c = client_new();
+	size_t cap = 4 * page, head = 100, span = 300;
+	struct mmapd_ring *w = ring_new(c, "wrap", cap, 0);
+	struct mmapd_ring *rd = ring_get(c, "wrap");
+	struct mmapd_open_opts o = { .mode = MMAPD_MODE_RO };
+	struct mmapd_region *raw = NULL;
+	uint8_t *fill = malloc(cap), *out = malloc(cap);
+	const uint8_t *data;
+	const void *peek;
+	size_t len;
+	void *p;
+
+	/* Move both positions to head bytes before the end of the data. */
+	seq_fill(fill, 0, cap - head);
+	ck_assert_int_eq(mmapd_ring_write(w, fill, cap - head), (ptrdiff_t)(cap - head));
+	ck_assert_int_eq(mmapd_ring_read(rd, out, cap), (ptrdiff_t)(cap - head));
+	ck_assert_uint_eq(seq_check(out, 0, cap - head), cap - head);
+
+	/* One reservation across the end: contiguous at the pointer. */
+	ck_assert_int_eq(mmapd_ring_write_reserve(w, span, &p), 0);
+	seq_fill(p, 1000000, span);
+	ck_assert_int_eq(mmapd_ring_write_commit(w, span), 0);
+
+	/* The other handle (its own mapping) sees it contiguous too. */
+	ck_assert_int_eq(mmapd_ring_read_peek(rd, &peek, &len), 0);
+	ck_assert_uint_eq(len, span);
+	ck_assert_uint_eq(seq_check(peek, 1000000, span), span);
+
+	/* In the region itself, the span's end wrapped to the start of the data. */
+	ck_assert_int_eq(mmapd_region_open(c, "wrap", &o, &raw), 0);
+	data = (const uint8_t *)mmapd_region_data(raw) + page;
+	ck_assert_uint_eq(seq_check(data + cap - head, 1000000, head), head);
+	ck_assert_uint_eq(seq_check(data, 1000000 + head, span - head), span - head);
+	ck_assert_int_eq(mmapd_region_close(raw), 0);
+
+	ck_assert_int_eq(mmapd_ring_read(rd, out, cap), (ptrdiff_t)span);
+	ck_assert_uint_eq(seq_check(out, 1000000, span), span);
+	ck_assert_uint_eq(mmapd_ring_readable(rd), 0);
+	ck_assert_uint_eq(mmapd_ring_writable(w), cap);
+	ck_assert_int_eq(mmapd_ring_close(rd), 0);
+	ck_assert_int_eq(mmapd_ring_close(w), 0);
+	ck_assert_int_eq(mmapd_delete(c, "wrap"), 0);
+	free(fill);
+	free(out);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+/* Producer: STREAM_BYTES of the sequence in random chunks by write, reserve/commit and put. */
+static void stream_producer(void)
+{
+	struct mmapd_client *c;
+	struct mmapd_ring *ring = child_ring("stream", &c);
+	uint8_t *buf = malloc(STREAM_CAP);
+	uint32_t s = 12345;
+	uint64_t pos = 0;
+
+	while (pos < STREAM_BYTES) {
+		size_t len = 1 + rnd(&s) % 8192, done = 0;
+		ptrdiff_t n;
+		void *p;
+
+		if (len > STREAM_BYTES - pos)
+			len = STREAM_BYTES - pos;
+		seq_fill(buf, pos, len);
+		switch (rnd(&s) % 3) {
+		case 0:
+			while (done < len) {
+				n = mmapd_ring_write(ring, buf + done, len - done);
+				CHILD_CHECK(n >= 0, "write");
+				done += (size_t)n;
+				if (done < len)
+					CHILD_CHECK(mmapd_ring_wait_writable(ring, 1, WAIT_MS) == 0,
+					            "wait_writable");
+			}
+			break;
+		case 1:
+			CHILD_CHECK(mmapd_ring_wait_writable(ring, len, WAIT_MS) == 0, "wait %zu", len);
+			CHILD_CHECK(mmapd_ring_write_reserve(ring, len, &p) == 0, "reserve");
+			memcpy(p, buf, len);
+			CHILD_CHECK(mmapd_ring_write_commit(ring, len) == 0, "commit");
+			break;
+		default:
+			CHILD_CHECK(mmapd_ring_put(ring, buf, len, WAIT_MS) == 0, "put");
+			if (rnd(&s) % 4 == 0)
+				CHILD_CHECK(mmapd_ring_flush(ring) == 0, "flush");
+		}
+		pos += len;
+	}
+	free(buf);
+	child_done(c, ring);
+}
+
+/* Consumer: verifies every byte, reading by read, peek/consume and read_exact. */
+static void stream_consumer(void)
+{
+	struct mmapd_client *c;
+	struct mmapd_ring *ring = child_ring("stream", &c);
+	uint8_t *buf = malloc(STREAM_CAP);
+	uint32_t s = 777;
+	uint64_t pos = 0;
+
+	while (pos < STREAM_BYTES) {
+		size_t len = 1 + rnd(&s) % 8192;
+		const void *p;
+		ptrdiff_t n;
+
+		if (len > STREAM_BYTES - pos)
+			len = STREAM_BYTES - pos;
+		switch (rnd(&s) % 3) {
+		case 0:
+			CHILD_CHECK(mmapd_ring_wait_readable(ring, 1, WAIT_MS) == 0, "wait_readable");
+			n = mmapd_ring_read(ring, buf, len);
+			CHILD_CHECK(n > 0, "read %zd", n);
+			len = (size_t)n;
+			break;
+		case 1:
+			CHILD_CHECK(mmapd_ring_wait_readable(ring, 1, WAIT_MS) == 0, "wait_readable");
+			CHILD_CHECK(mmapd_ring_read_peek(ring, &p, &len) == 0 && len > 0, "peek");
+			if (len > STREAM_BYTES - pos)
+				len = STREAM_BYTES - pos;
+			memcpy(buf, p, len);
+			CHILD_CHECK(mmapd_ring_read_consume(ring, len) == 0, "consume");
+			break;
+		default:
+			CHILD_CHECK(mmapd_ring_read_exact(ring, buf, len, WAIT_MS) == 0, "read_exact");
+		}
+		CHILD_CHECK(seq_check(buf, pos, len) == len, "byte %llu is wrong",
+		            (unsigned long long)(pos + seq_check(buf, pos, len)));
+		pos += len;
+	}
+	CHILD_CHECK(mmapd_ring_readable(ring) == 0, "bytes beyond the stream");
+	free(buf);
+	child_done(c, ring);
+}
+
+START_TEST(test_ring_64_mib_stream_from_producer_to_consumer_process_arrives_exact)
+{
+	struct mmapd_client *c = client_new();
+	struct mmapd_ring *ring = ring_new(c, "stream", STREAM_CAP, MMAPD_RING_ANONYMOUS);
+	struct ring_header *hdr = mmapd_region_data(mmapd_ring_region(ring));
+	pid_t consumer, producer;
+
+	/* The consumer starts first and sleeps on the empty ring. */
+	consumer = fork();
+	ck_assert_int_ge(consumer, 0);
+	if (consumer == 0)
+		stream_consumer();
+	producer = fork();
+	ck_assert_int_ge(producer, 0);
+	if (producer == 0)
+		stream_producer();
+	child_wait(producer);
+	child_wait(consumer);
+	ck_assert_uint_eq(mmapd_ring_readable(ring), 0);
+	/* Every process that slept took itself off the waiter counts. */
+	ck_assert_uint_eq(atomic_load(&hdr->read_waiters), 0);
+	ck_assert_uint_eq(atomic_load(&hdr->write_waiters), 0);
+	ck_assert_int_eq(mmapd_ring_close(ring), 0);
+	ck_assert_int_eq(mmapd_delete(c, "stream"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+/* Writes total bytes of the sequence into ring name in chunks of chunk bytes. */
+static void overwrite_writer(const char *name, uint64_t total, size_t chunk)
+{
+	struct mmapd_client *c;
+	struct mmapd_ring *ring = child_ring(name, &c);
+	uint8_t *buf = malloc(chunk);
+
+	for (uint64_t pos = 0; pos < total; pos += chunk) {
+		seq_fill(buf, pos, chunk);
+		CHILD_CHECK(mmapd_ring_write(ring, buf, chunk) == (ptrdiff_t)chunk, "write");
+	}
+	free(buf);
+	child_done(c, ring);
+}
+
+START_TEST(test_ring_overwrite_slow_reader_gets_eoverflow_once_then_the_newest_bytes)
+{
+	struct mmapd_client *c = client_new();
+	size_t cap = 2 * page;
+	struct mmapd_ring *ring = ring_new(c, "infinite", cap, MMAPD_RING_OVERWRITE);
+	uint8_t *out = malloc(cap);
+	pid_t pid;
+
+	ck_assert_uint_eq(mmapd_ring_flags(ring), MMAPD_RING_OVERWRITE);
+	ck_assert_uint_eq(mmapd_ring_writable(ring), cap);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		overwrite_writer("infinite", 10 * cap + 100, 10 * cap + 100);
+	child_wait(pid);
+
+	ck_assert_int_eq(mmapd_ring_read(ring, out, cap), -EOVERFLOW);
+	ck_assert_uint_eq(mmapd_ring_lost(ring), 9 * cap + 100);
+	ck_assert_int_eq(mmapd_ring_read(ring, out, cap), (ptrdiff_t)cap);
+	ck_assert_uint_eq(seq_check(out, 9 * cap + 100, cap), cap);
+	ck_assert_int_eq(mmapd_ring_read(ring, out, cap), 0);
+	ck_assert_uint_eq(mmapd_ring_lost(ring), 9 * cap + 100);
+
+	/* The zero-copy side: a peek the writer overwrites is refused at consume. */
+	seq_fill(out, 0, cap);
+	ck_assert_int_eq(mmapd_ring_write(ring, out, 100), 100);
+	{
+		const void *p;
+		size_t len;
+
+		ck_assert_int_eq(mmapd_ring_read_peek(ring, &p, &len), 0);
+		ck_assert_uint_eq(len, 100);
+		ck_assert_int_eq(mmapd_ring_write(ring, out, cap), (ptrdiff_t)cap);
+		ck_assert_int_eq(mmapd_ring_read_consume(ring, len), -EOVERFLOW);
+		ck_assert_uint_eq(mmapd_ring_lost(ring), 9 * cap + 100 + 100);
+		ck_assert_int_eq(mmapd_ring_read_peek(ring, &p, &len), 0);
+		ck_assert_uint_eq(len, cap);
+		ck_assert_uint_eq(seq_check(p, 0, cap), cap);
+		ck_assert_int_eq(mmapd_ring_read_consume(ring, len), 0);
+	}
+	free(out);
+	ck_assert_int_eq(mmapd_ring_close(ring), 0);
+	ck_assert_int_eq(mmapd_delete(c, "infinite"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+START_TEST(test_ring_overwrite_concurrent_reader_never_gets_a_torn_byte)
+{
+	struct mmapd_client *c = client_new();
+	size_t cap = page;
+	uint64_t total = 32u << 20, consumed = 0;
+	struct mmapd_ring *ring = ring_new(c, "torn", cap, MMAPD_RING_OVERWRITE);
+	uint8_t *out = malloc(cap);
+	bool writer_done = false;
+	uint32_t s = 99;
+	int st = 0;
+	pid_t pid;
+
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		overwrite_writer("torn", total, 1024);
+	/*
+	 * Read while the writer laps the ring. The stream position of what a read returns is
+	 * what was consumed plus what was skipped: every byte must be the sequence's there.
+	 */
+	while (!writer_done || mmapd_ring_readable(ring) > 0) {
+		ptrdiff_t n = mmapd_ring_read(ring, out, 1 + rnd(&s) % cap);
+		uint64_t at = consumed + mmapd_ring_lost(ring);
+
+		if (n == -EOVERFLOW)
+			continue;
+		ck_assert_int_ge(n, 0);
+		if (n == 0) {
+			writer_done = waitpid(pid, &st, WNOHANG) == pid;
+			continue;
+		}
+		ck_assert_msg(seq_check(out, at, (size_t)n) == (size_t)n,
+		              "torn byte at stream position %llu",
+		              (unsigned long long)(at + seq_check(out, at, (size_t)n)));
+		consumed += (uint64_t)n;
+	}
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "writer: 0x%x", (unsigned)st);
+	/* Everything was either read or skipped, and the last capacity bytes were read. */
+	ck_assert_uint_eq(consumed + mmapd_ring_lost(ring), total);
+	ck_assert_uint_ge(consumed, cap);
+	free(out);
+	ck_assert_int_eq(mmapd_ring_close(ring), 0);
+	ck_assert_int_eq(mmapd_delete(c, "torn"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+/* Writes one word of the header page of ring name through a plain mapping of the region. */
+static void header_poke(struct mmapd_client *c, const char *name, size_t off, uint64_t value)
+{
+	struct mmapd_open_opts o = { .mode = MMAPD_MODE_RW, .length = page };
+	struct mmapd_region *raw = NULL;
+
+	ck_assert_int_eq(mmapd_region_open(c, name, &o, &raw), 0);
+	ck_assert_int_eq(mmapd_region_write(raw, off, &value, off == offsetof(struct ring_header,
+	                                    version) ? 4 : 8), 0);
+	ck_assert_int_eq(mmapd_region_close(raw), 0);
+}
+
+static void ring_open_fails(struct mmapd_client *c, const char *name, int err)
+{
+	struct mmapd_ring *ring = (struct mmapd_ring *)1;
+	int r = mmapd_ring_open(c, name, 0, &ring);
+
+	ck_assert_msg(r == err, "open %s: %d (%s), expected %d", name, r, mmapd_last_message(),
+	              err);
+	ck_assert_ptr_null(ring);
+}
+
+START_TEST(test_ring_corrupt_or_foreign_header_is_refused)
+{
+	struct mmapd_client *c = client_new();
+	struct mmapd_ring *ring = ring_new(c, "corrupt", 2 * page, 0);
+	const struct ring_header *h = mmapd_region_data(mmapd_ring_region(ring));
+	uint32_t h_version = h->version;
+	uint64_t h_capacity = h->capacity;
+	size_t magic = offsetof(struct ring_header, magic);
+	size_t version = offsetof(struct ring_header, version);
+	size_t capacity = offsetof(struct ring_header, capacity);
+	size_t write_pos = offsetof(struct ring_header, write_pos);
+
+	ck_assert_int_eq(mmapd_ring_close(ring), 0);
+	header_poke(c, "corrupt", magic, 0x1234);
+	ring_open_fails(c, "corrupt", -EBADMSG);
+	header_poke(c, "corrupt", magic, 0);
+	ring_open_fails(c, "corrupt", -EAGAIN);
+	header_poke(c, "corrupt", magic, RING_MAGIC);
+	header_poke(c, "corrupt", version, 2);
+	ring_open_fails(c, "corrupt", -EPROTO);
+	header_poke(c, "corrupt", version, h_version);
+	header_poke(c, "corrupt", capacity, 4 * page);
+	ring_open_fails(c, "corrupt", -EBADMSG);
+	header_poke(c, "corrupt", capacity, page + 1);
+	ring_open_fails(c, "corrupt", -EBADMSG);
+	header_poke(c, "corrupt", capacity, h_capacity);
+	header_poke(c, "corrupt", write_pos, 2 * page + 1);
+	ring_open_fails(c, "corrupt", -EBADMSG);
+	header_poke(c, "corrupt", write_pos, 2 * page);
+	ring = ring_get(c, "corrupt");
+	ck_assert_uint_eq(mmapd_ring_readable(ring), 2 * page);
+	ck_assert_int_eq(mmapd_ring_close(ring), 0);
+	ck_assert_int_eq(mmapd_delete(c, "corrupt"), 0);
+
+	/* Regions that never were rings: too small, and all zeros. */
+	test_daemon_create(&dmn, "tiny", 100, false);
+	ring_open_fails(c, "tiny", -EBADMSG);
+	test_daemon_create(&dmn, "zeros", 3 * page, true);
+	ring_open_fails(c, "zeros", -EAGAIN);
+	ring_open_fails(c, "absent", -ENOENT);
+	ck_assert_int_eq(mmapd_delete(c, "tiny"), 0);
+	ck_assert_int_eq(mmapd_delete(c, "zeros"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+static void ring_create_fails(struct mmapd_client *c, const char *name, size_t cap,
+                              unsigned flags, int err)
+{
+	struct mmapd_ring *ring = (struct mmapd_ring *)1;
+	int r = mmapd_ring_create(c, name, cap, flags, &ring);
+
+	ck_assert_msg(r == err, "create %s (%zu, 0x%x): %d (%s), expected %d", name, cap, flags,
+	              r, mmapd_last_message(), err);
+	ck_assert_ptr_null(ring);
+}
+
+START_TEST(test_ring_invalid_arguments_are_refused_and_create_nothing)
+{
+	struct mmapd_client *c = client_new();
+	struct mmapd_region_info info;
+	struct mmapd_ring *ring;
+	uint8_t buf[16] = { 0 };
+	const void *cp;
+	size_t len;
+	void *p;
+
+	ring_create_fails(c, "bad", 0, 0, -EINVAL);
+	ring_create_fails(c, "bad", page + 1, 0, -EINVAL);
+	ring_create_fails(c, "bad", page / 2, 0, -EINVAL);
+	ring_create_fails(c, "bad", (size_t)MMAPD_RING_CAPACITY_MAX + page, 0, -EINVAL);
+	ring_create_fails(c, "bad", page, 0x100, -EINVAL);
+	ring_create_fails(c, "../bad", page, 0, -EINVAL);
+	ck_assert_int_eq(mmapd_stat(c, "bad", &info), -ENOENT);
+	ck_assert_int_eq(mmapd_ring_create(NULL, "bad", page, 0, &ring), -EINVAL);
+	ck_assert_int_eq(mmapd_ring_open(c, "bad", 1, &ring), -EINVAL);
+
+	ring = ring_new(c, "args", page, 0);
+	ring_create_fails(c, "args", page, 0, -EEXIST);
+	ck_assert_int_eq(mmapd_ring_write_reserve(ring, 0, &p), -EINVAL);
+	ck_assert_int_eq(mmapd_ring_write_reserve(ring, page + 1, &p), -EINVAL);
+	ck_assert_ptr_null(p);
+	ck_assert_int_eq(mmapd_ring_write_commit(ring, 1), -EINVAL);
+	ck_assert_int_eq(mmapd_ring_read_consume(ring, 1), -EINVAL);
+	ck_assert_int_eq(mmapd_ring_wait_readable(ring, page + 1, 0), -EINVAL);
+	ck_assert_int_eq(mmapd_ring_wait_writable(ring, page + 1, 0), -EINVAL);
+	ck_assert_int_eq(mmapd_ring_read_exact(ring, buf, page + 1, 0), -EINVAL);
+	ck_assert_int_eq(mmapd_ring_read_until(ring, '\n', buf, 0, 0), -EINVAL);
+	ck_assert_int_eq(mmapd_ring_put(ring, buf, page + 1, 0), -EINVAL);
+	ck_assert_int_eq(mmapd_ring_read(NULL, buf, 1), -EINVAL);
+	ck_assert_int_eq(mmapd_ring_write(ring, NULL, 1), -EINVAL);
+
+	/* Empty: reads give 0 and waits time out; full: writes give 0, reserve -EAGAIN. */
+	ck_assert_int_eq(mmapd_ring_read(ring, buf, sizeof(buf)), 0);
+	ck_assert_int_eq(mmapd_ring_read_peek(ring, &cp, &len), 0);
+	ck_assert_uint_eq(len, 0);
+	ck_assert_int_eq(mmapd_ring_wait_readable(ring, 1, 0), -ETIMEDOUT);
+	ck_assert_int_eq(mmapd_ring_wait_readable(ring, 1, 20), -ETIMEDOUT);
+	ck_assert_int_eq(mmapd_ring_read_exact(ring, buf, 1, 0), -ETIMEDOUT);
+	ck_assert_int_eq(mmapd_ring_write_reserve(ring, page, &p), 0);
+	ck_assert_int_eq(mmapd_ring_write_commit(ring, page - 1), 0);
+	ck_assert_int_eq(mmapd_ring_write(ring, buf, sizeof(buf)), 1);
+	ck_assert_int_eq(mmapd_ring_write(ring, buf, sizeof(buf)), 0);
+	ck_assert_int_eq(mmapd_ring_write_reserve(ring, 1, &p), -EAGAIN);
+	ck_assert_int_eq(mmapd_ring_wait_writable(ring, 1, 0), -ETIMEDOUT);
+	ck_assert_int_eq(mmapd_ring_put(ring, buf, 1, 0), -ETIMEDOUT);
+	ck_assert_int_eq(mmapd_ring_wait_readable(ring, page, 0), 0);
+	ck_assert_int_eq(mmapd_ring_close(ring), 0);
+	ck_assert_int_eq(mmapd_delete(c, "args"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+#define LINES 2000
+
+/* Line i of the read_until test: "<i> " then i % 97 letters, then a newline. */
+static size_t line_make(char *buf, unsigned i)
+{
+	size_t n = (size_t)sprintf(buf, "%u ", i);
+
+	for (unsigned k = 0; k < i % 97; k++)
+		buf[n++] = (char)('a' + (i + k) % 26);
+	buf[n++] = '\n';
+	return n;
+}
+
+static void lines_writer(void)
+{
+	struct mmapd_client *c;
+	struct mmapd_ring *ring = child_ring("lines", &c);
+	char line[128];
+
+	for (unsigned i = 0; i < LINES; i++) {
+		CHILD_CHECK(mmapd_ring_put(ring, line, line_make(line, i), WAIT_MS) == 0, "put");
+		if (i % 7 == 0)
+			CHILD_CHECK(mmapd_ring_flush(ring) == 0, "flush");
+	}
+	child_done(c, ring);
+}
+
+START_TEST(test_ring_read_until_returns_whole_lines_across_the_wrap_point)
+{
+	struct mmapd_client *c = client_new();
+	struct mmapd_ring *ring = ring_new(c, "lines", page, 0);
+	char want[128], got[128];
+	ptrdiff_t n;
+	size_t len;
+	pid_t pid;
+
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		lines_writer();
+	/* Some lines straddle the end of the data: 2000 lines of ~50 bytes lap a page often. */
+	for (unsigned i = 0; i < LINES; i++) {
+		len = line_make(want, i);
+		n = mmapd_ring_read_until(ring, '\n', got, sizeof(got), WAIT_MS);
+		ck_assert_msg(n == (ptrdiff_t)len && memcmp(got, want, len) == 0,
+		              "line %u: %zd bytes (%s)", i, n, n < 0 ? mmapd_last_message() : "");
+	}
+	child_wait(pid);
+
+	/* A line longer than buf comes in pieces, like fgets(). */
+	ck_assert_int_eq(mmapd_ring_write(ring, "abcdef\nxy", 9), 9);
+	ck_assert_int_eq(mmapd_ring_read_until(ring, '\n', got, 4, 0), 4);
+	ck_assert_int_eq(memcmp(got, "abcd", 4), 0);
+	ck_assert_int_eq(mmapd_ring_read_until(ring, '\n', got, 4, 0), 3);
+	ck_assert_int_eq(memcmp(got, "ef\n", 3), 0);
+	/* No delimiter yet: nothing is consumed when the wait times out. */
+	ck_assert_int_eq(mmapd_ring_read_until(ring, '\n', got, sizeof(got), 0), -ETIMEDOUT);
+	ck_assert_uint_eq(mmapd_ring_readable(ring), 2);
+	ck_assert_int_eq(mmapd_ring_read(ring, got, sizeof(got)), 2);
+	ck_assert_int_eq(mmapd_ring_close(ring), 0);
+	ck_assert_int_eq(mmapd_delete(c, "lines"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+START_TEST(test_ring_put_batch_is_invisible_until_flushed_or_closed)
+{
+	struct mmapd_client *c = client_new();
+	struct mmapd_ring *w = ring_new(c, "batch", page, 0);
+	struct mmapd_ring *rd = ring_get(c, "batch");
+	char got[16];
+
+	ck_assert_int_eq(mmapd_ring_put(w, "hello ", 6, 0), 0);
+	ck_assert_int_eq(mmapd_ring_put(w, "world", 5, 0), 0);
+	ck_assert_uint_eq(mmapd_ring_readable(rd), 0);
+	ck_assert_int_eq(mmapd_ring_flush(w), 0);
+	ck_assert_uint_eq(mmapd_ring_readable(rd), 11);
+	ck_assert_int_eq(mmapd_ring_read_exact(rd, got, 11, 0), 0);
+	ck_assert_int_eq(memcmp(got, "hello world", 11), 0);
+	/* A write publishes the batch before its own bytes. */
+	ck_assert_int_eq(mmapd_ring_put(w, "ab", 2, 0), 0);
+	ck_assert_int_eq(mmapd_ring_write(w, "cd", 2), 2);
+	ck_assert_int_eq(mmapd_ring_read_exact(rd, got, 4, 0), 0);
+	ck_assert_int_eq(memcmp(got, "abcd", 4), 0);
+	/* Closing publishes what is pending. */
+	ck_assert_int_eq(mmapd_ring_put(w, "end", 3, 0), 0);
+	ck_assert_int_eq(mmapd_ring_close(w), 0);
+	ck_assert_int_eq(mmapd_ring_read_exact(rd, got, 3, 0), 0);
+	ck_assert_int_eq(memcmp(got, "end", 3), 0);
+	ck_assert_int_eq(mmapd_ring_close(rd), 0);
+	ck_assert_int_eq(mmapd_delete(c, "batch"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+static Suite *ring_suite(void)
+{
+	Suite *s = suite_create("ring");
+	TCase *tc = tcase_create("ring");
+
+	tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
+	tcase_add_checked_fixture(tc, test_fd_setup, test_fd_teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_ring_wrapping_span_is_contiguous_and_lands_at_both_ends_of_the_data);
+	tcase_add_test(tc, test_ring_64_mib_stream_from_producer_to_consumer_process_arrives_exact);
+	tcase_add_test(tc, test_ring_overwrite_slow_reader_gets_eoverflow_once_then_the_newest_bytes);
+	tcase_add_test(tc, test_ring_overwrite_concurrent_reader_never_gets_a_torn_byte);
+	tcase_add_test(tc, test_ring_corrupt_or_foreign_header_is_refused);
+	tcase_add_test(tc, test_ring_invalid_arguments_are_refused_and_create_nothing);
+	tcase_add_test(tc, test_ring_read_until_returns_whole_lines_across_the_wrap_point);
+	tcase_add_test(tc, test_ring_put_batch_is_invisible_until_flushed_or_closed);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return test_run_suite(ring_suite()) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
