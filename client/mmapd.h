@@ -751,6 +751,8 @@ MMAPD_EXPORT int mmapd_phash_foreach(struct mmapd_phash *map, mmapd_phash_fn *fn
                                      void *userdata);
 /* The region under the map (borrowed). */
 MMAPD_EXPORT struct mmapd_region *mmapd_phash_region(const struct mmapd_phash *map);
+
+/*
  * ---- Rings ----
  * A byte ring in a region: one header page (positions, flags, wake-up words) and then
  * `capacity` bytes of data, mapped twice side by side so that any span of up to capacity bytes
