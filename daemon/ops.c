@@ -455,7 +455,7 @@ static const char *const fields_none[] = { "op", NULL };
 static const char *const fields_name[] = { "op", "name", NULL };
 static const char *const fields_open[] = {
 	"op", "name", "mode", "create", "exclusive", "size", "anonymous", "sparse", "policy", "perm",
-	NULL,
+	"exec", "huge", NULL,
 };
 static const char *const fields_lock[] = {
 	"op", "name", "offset", "length", "mode", "wait", "timeout_ms", NULL,
