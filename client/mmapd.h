@@ -64,14 +64,24 @@ enum mmapd_mode {
 #define MMAPD_OPEN_POPULATE  0x20u /* prefault the mapping (MAP_POPULATE) */
 #define MMAPD_OPEN_STACK     0x40u /* map with MAP_STACK; anonymous regions only (else -EINVAL) */
 /*
- * Huge pages. The daemon cannot create hugetlb memfds yet, so for an anonymous region this
- * asks for transparent huge pages (MADV_HUGEPAGE) once mapped; a file region gets -EINVAL,
- * a kernel without transparent huge pages the madvise error.
+ * Huge pages, for anonymous regions only (a file region gets -EINVAL). With CREATE and
+ * ANONYMOUS the daemon makes a hugetlb memfd where the system has huge pages configured
+ * (vm.nr_hugepages) and free, its size rounded up to whole huge pages and the pages reserved
+ * at creation; otherwise a normal memfd with transparent huge pages (MADV_HUGEPAGE), which
+ * mmapd_region_info.huge tells (not with SPARSE: -EINVAL). A hugetlb region is mapped in whole
+ * huge pages (mmapd_region_page_size() says their size; windows at any offset still work) and
+ * resized only to multiples of them. Opening an existing region of normal pages with this flag
+ * advises transparent huge pages (a kernel without them: the madvise error).
  */
 #define MMAPD_OPEN_HUGETLB   0x80u
 /*
- * An executable mapping (PROT_EXEC). Needs the daemon's consent in the region's metadata,
- * which the daemon cannot grant yet: every open with this flag fails with -EPERM.
+ * An executable mapping: PROT_EXEC added to the mode's protection (RO: read+exec, RW and
+ * COW: read+write+exec), made only once the daemon granted it. The daemon grants it when its
+ * config allows executable maps (allow_exec, else -EPERM) and the region's mode gives the
+ * caller's class an execute bit (else -EACCES; root needs some execute bit). With CREATE the
+ * region is made executable (default perm 0770 instead of 0660); an anonymous region created
+ * without this flag can never be mapped executable. This is consent, not confinement: a
+ * process holding a region's descriptor can call mmap(PROT_EXEC) itself (docs/client-api.md).
  */
 #define MMAPD_OPEN_EXEC      0x100u
 
@@ -127,6 +137,14 @@ struct mmapd_status {
 	uint64_t subscriptions;
 };
 
+/* The pages of an anonymous region (mmapd_region_info.huge). */
+enum mmapd_huge {
+	MMAPD_HUGE_NONE = 0,  /* normal pages (every file region; also a daemon without huge pages) */
+	MMAPD_HUGE_HUGETLB,   /* a hugetlb memfd: huge pages reserved at creation */
+	MMAPD_HUGE_THP,       /* huge pages were asked for but the system had none to reserve:
+	                         transparent huge pages, advised by every libmmapd mapping */
+};
+
 /* One region as reported by mmapd_stat() and mmapd_list(). */
 struct mmapd_region_info {
 	char name[MMAPD_NAME_MAX + 1];
@@ -142,7 +160,8 @@ struct mmapd_region_info {
 	/* Access control (docs/protocol.md, "Owners and modes"); all 0 from a daemon without it. */
 	uint32_t uid;      /* owner */
 	uint32_t gid;      /* group */
-	uint32_t perm;     /* mode bits, 0 .. 0777, read like a file's */
+	uint32_t perm;     /* mode bits, 0 .. 0777, read like a file's; x bits: exec consent */
+	enum mmapd_huge huge;
 };
 
 /*

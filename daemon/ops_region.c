@@ -212,6 +212,17 @@ static int open_admit_create(struct conn *c, uint64_t id, const char *name)
 	return 0;
 }
 
+/* Checks allow_exec. Returns 0, or -1 after answering EPERM (logged). */
+static int open_check_exec_allowed(struct conn *c, uint64_t id, const char *name)
+{
+	if (c->srv->cfg->allow_exec)
+		return 0;
+	conn_warn(c, "denied an executable map of region '%s': allow_exec is false", name);
+	ops_reply_error(c, id, EPERM, "operation not permitted: this daemon grants no "
+	                "executable maps (allow_exec is false)");
+	return -1;
+}
+
 /*
  * Checks that c may map r executable: the daemon allows executable maps (allow_exec), and,
  * unless c's request created r, r's mode gives c's class an execute bit. Returns 0, or -1
@@ -219,12 +230,8 @@ static int open_admit_create(struct conn *c, uint64_t id, const char *name)
  */
 static int open_check_exec(struct conn *c, uint64_t id, const struct region *r, bool created)
 {
-	if (!c->srv->cfg->allow_exec) {
-		conn_warn(c, "denied an executable map of region '%s': allow_exec is false", r->name);
-		ops_reply_error(c, id, EPERM, "operation not permitted: this daemon grants no "
-		                "executable maps (allow_exec is false)");
+	if (open_check_exec_allowed(c, id, r->name) < 0)
 		return -1;
-	}
 	if (created || (r->acc.perm & ACCESS_PERM_EXEC))
 		return 0;
 	conn_warn(c, "denied an executable map of region '%s': mode %04o has no execute bit",
@@ -525,6 +532,9 @@ int ops_open(struct conn *c, uint64_t id, cJSON *req)
 	int pathfd = -1, ret;
 
 	if (open_parse(c, id, req, &a) < 0)
+		return OPS_DONE;
+	/* Refused before anything is created for it (checked again at the grant: SIGHUP). */
+	if (a.exec && open_check_exec_allowed(c, id, a.name) < 0)
 		return OPS_DONE;
 	r = region_lookup(c->srv, a.name);
 	/* Being truncated: a grant now could be mapped at the old size, past the new end. */
