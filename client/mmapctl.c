@@ -363,15 +363,6 @@ static int max_int(int a, int b)
 	return a > b ? a : b;
 }
 
-/* "rwxr-x---": a mode as ls shows it; x bits are the consent to executable maps. */
-static const char *perm_text(uint32_t perm, char buf[10])
-{
-	for (int i = 0; i < 9; i++)
-		buf[i] = perm & (0400u >> i) ? "rwx"[i % 3] : '-';
-	buf[9] = '\0';
-	return buf;
-}
-
 /* "1000:1000": a region's owner and group. */
 static const char *owner_text(const struct mmapd_region_info *info, char *buf, size_t len)
 {
@@ -451,7 +442,7 @@ static int cmd_stat(struct ctl *ctl, char **args)
 	row_print("seq", "%" PRIu64, info.seq);
 	row_print("locks", "%" PRIu64, info.locks);
 	row_print("owner", "%s", owner_text(&info, p, sizeof(p)));
-	row_print("mode", "%04" PRIo32 " (%s)", info.perm, perm_text(info.perm, p));
+	row_print("mode", "%04" PRIo32, info.perm);
 	return EXIT_SUCCESS;
 }
 
