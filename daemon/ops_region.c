@@ -9,6 +9,11 @@
  * the metadata cannot be written, the region file goes too. A deletion retires the region
  * the name had (waiters cancelled, "deleted" sent) once the file is gone, and forgets its
  * metadata. Anonymous regions enter and leave the service manager's fd store (fdstore.h).
+ *
+ * An open may ask for an executable grant ("exec"): allowed by the config's allow_exec and
+ * by an execute bit of the client's class in the region's mode (access.h); with create it
+ * makes the region executable. "huge" makes an anonymous region of huge pages (memfd.h),
+ * its size rounded up to whole huge pages here, before the job starts.
  */
 #include <errno.h>
 #include <fcntl.h>

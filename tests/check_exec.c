@@ -4,7 +4,8 @@
  * (root only when some x bit is set), anonymous regions that are executable only when created
  * so, file regions whose x bits come only from mmapd's metadata, and libmmapd mapping with
  * PROT_EXEC only after the grant: the mapping really is executable (its /proc/self/maps line
- * says x, and a `ret` instruction written into the region is called).
+ * says x, and a `ret` instruction written into the region is called), and asked for again
+ * when libmmapd reopens the region after the daemon restarted.
  *
  * Another user is real: a forked child drops to another uid (setresuid, as root) and opens
  * the region through libmmapd itself. Without root those tests are skipped.
@@ -331,6 +332,78 @@ START_TEST(test_exec_creating_request_is_granted_exec_and_says_so)
 }
 END_TEST
 
+struct seen {
+	int reconnected;
+	int deleted;
+	int deleted_error;
+};
+
+static void exec_on_event(struct mmapd_client *client, const struct mmapd_event *ev, void *ud)
+{
+	struct seen *seen = ud;
+
+	(void)client;
+	if (ev->type == MMAPD_EVENT_RECONNECTED)
+		seen->reconnected++;
+	if (ev->type == MMAPD_EVENT_DELETED) {
+		seen->deleted++;
+		seen->deleted_error = ev->error;
+	}
+}
+
+/* Restarts the daemon (SIGKILL) and dispatches until client has reconnected. */
+static void exec_restart(struct test_daemon *d, struct mmapd_client *client,
+                         const struct seen *seen)
+{
+	int before = seen->reconnected;
+
+	test_daemon_kill(d);
+	test_daemon_restart(d);
+	for (int i = 0; i < 500 && seen->reconnected == before; i++)
+		ck_assert_int_ge(mmapd_dispatch(client, 10), 0);
+	ck_assert_int_eq(seen->reconnected, before + 1);
+}
+
+START_TEST(test_exec_grant_is_asked_again_after_a_reconnection)
+{
+	struct seen seen = { 0 };
+	struct mmapd_client *client;
+	struct mmapd_region *region;
+	struct test_daemon d;
+	struct test_conn c;
+	char perms[5];
+	FILE *f;
+
+	test_daemon_start(&d, CFG_EXEC);
+	test_conn_open_hello(&c, &d);
+	test_assert_ok(test_conn_callf(&c, "{'op':'open','name':'r','mode':'rw','create':true,"
+	                               "'size':4096,'exec':true}"));
+	test_conn_close(&c);
+	client = exec_connect(&d);
+	mmapd_set_event_handler(client, exec_on_event, &seen);
+	ck_assert_int_eq(exec_open(client, "r", MMAPD_OPEN_EXEC, MMAPD_MODE_RO, 0, &region), 0);
+
+	exec_restart(&d, client, &seen);
+	ck_assert_int_eq(seen.deleted, 0);
+	maps_perms(mmapd_region_data(region), perms);
+	ck_assert_str_eq(perms, "r-xs");
+	ck_assert_uint_eq(test_daemon_status_u64(&d, "grants"), 1);
+
+	/* A daemon that no longer allows exec does not re-grant: the region is given up. */
+	f = fopen(d.config, "we");
+	ck_assert_ptr_nonnull(f);
+	fputs("{\"allow_exec\": false}\n", f);
+	ck_assert_int_eq(fclose(f), 0);
+	exec_restart(&d, client, &seen);
+	ck_assert_int_eq(seen.deleted, 1);
+	ck_assert_int_eq(seen.deleted_error, -EPERM);
+	ck_assert_uint_eq(test_daemon_status_u64(&d, "grants"), 0);
+	mmapd_region_close(region);
+	mmapd_disconnect(client);
+	test_daemon_stop(&d);
+}
+END_TEST
+
 static Suite *exec_suite(void)
 {
 	Suite *s = suite_create("exec");
@@ -344,6 +417,7 @@ static Suite *exec_suite(void)
 	tcase_add_test(tc, test_exec_file_region_needs_the_x_bit_of_the_peers_class);
 	tcase_add_test(tc, test_exec_file_x_bits_come_from_metadata_only_and_persist);
 	tcase_add_test(tc, test_exec_creating_request_is_granted_exec_and_says_so);
+	tcase_add_test(tc, test_exec_grant_is_asked_again_after_a_reconnection);
 	suite_add_tcase(s, tc);
 	return s;
 }
