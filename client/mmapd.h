@@ -186,9 +186,11 @@ MMAPD_EXPORT void mmapd_disconnect(struct mmapd_client *client);
  * and maps the window opts->offset..+opts->length in opts->mode. opts may be NULL: read-only,
  * whole region, no creation. Returns 0 with *ret_region set (free with mmapd_region_close()),
  * or: -EINVAL (bad name, flags or mode), -ENAMETOOLONG, -ENOENT (no such region), -EEXIST,
- * -EACCES (mode not allowed, e.g. read-write on a read-only file), -ERANGE (window outside the
- * region), -EFBIG (size above the daemon's limit), -ENOSPC, -EAGAIN (a limit of this client
- * reached), -ENOMEM, -ECONNRESET/-ESHUTDOWN (connection lost or daemon stopping).
+ * -EACCES (mode not allowed, e.g. read-write on a read-only file; MMAPD_OPEN_EXEC without an
+ * execute bit for the caller), -EPERM (MMAPD_OPEN_EXEC while the daemon's allow_exec is false,
+ * or mmap refused PROT_EXEC: a noexec mount), -ERANGE (window outside the region), -EFBIG
+ * (size above the daemon's limit), -ENOSPC, -EAGAIN (a limit of this client reached), -ENOMEM,
+ * -ECONNRESET/-ESHUTDOWN (connection lost or daemon stopping).
  */
 MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name,
                                    const struct mmapd_open_opts *opts,
@@ -368,7 +370,8 @@ MMAPD_EXPORT int mmapd_locks(struct mmapd_client *client, const char *name,
  * client's mapping through a `resized` event; a shrink first asks every mapper to let go of the
  * tail (libmmapd does so whenever it reads from the daemon: in mmapd_dispatch() or any call)
  * and fails with -ETIMEDOUT, changing nothing, if one does not answer in time. Returns 0,
- * -ENOSPC, -EFBIG, -EPERM (shrinking an anonymous region), -ETIMEDOUT, -ENOENT, -EINVAL.
+ * -ENOSPC, -EFBIG, -EPERM (shrinking an anonymous region), -ETIMEDOUT, -ENOENT, -EINVAL (also
+ * a size that is not a multiple of a hugetlb region's huge page size).
  */
 MMAPD_EXPORT int mmapd_resize(struct mmapd_client *client, const char *name, uint64_t size,
                               unsigned flags);
