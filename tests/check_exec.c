@@ -91,6 +91,12 @@ static void exec_assert_error(cJSON *reply, const char *code, int err, const cha
 	cJSON_Delete(reply);
 }
 
+static void exec_assert_ok(cJSON *reply)
+{
+	test_assert_ok(reply);
+	cJSON_Delete(reply);
+}
+
 static uint64_t exec_perm(const struct test_daemon *d, const char *name)
 {
 	const cJSON *region;
@@ -178,7 +184,7 @@ START_TEST(test_exec_anonymous_region_created_without_exec_never_gets_it)
 	test_daemon_start(&d, CFG_EXEC);
 	test_conn_open_hello(&c, &d);
 	/* The x bits asked for are dropped: the region is not executable. */
-	test_assert_ok(test_conn_callf(&c, "{'op':'open','name':'a','mode':'rw','create':true,"
+	exec_assert_ok(test_conn_callf(&c, "{'op':'open','name':'a','mode':'rw','create':true,"
 	                               "'size':4096,'anonymous':true,'perm':%d}", 0775));
 	ck_assert_uint_eq(exec_perm(&d, "a"), 0664);
 	exec_assert_error(test_conn_callf(&c, "{'op':'open','name':'a','exec':true}"), "EACCES",
@@ -249,7 +255,7 @@ START_TEST(test_exec_file_region_needs_the_x_bit_of_the_peers_class)
 	exec_dirs_open(&d);
 	test_daemon_launch(&d);
 	test_conn_open_hello(&c, &d);
-	test_assert_ok(test_conn_callf(&c, "{'op':'open','name':'f','mode':'rw','create':true,"
+	exec_assert_ok(test_conn_callf(&c, "{'op':'open','name':'f','mode':'rw','create':true,"
 	                               "'size':4096,'perm':%d}", 0644));
 	/* Root too needs some x bit, as execve does. */
 	exec_assert_error(test_conn_callf(&c, "{'op':'open','name':'f','exec':true}"), "EACCES",
@@ -257,11 +263,11 @@ START_TEST(test_exec_file_region_needs_the_x_bit_of_the_peers_class)
 	ck_assert_int_eq(exec_open_as_stranger(&d, "f"), EACCES);
 
 	/* The owner's and the group's x bits are not the others'. */
-	test_assert_ok(test_conn_callf(&c, "{'op':'chmod','name':'f','perm':%d}", 0754));
-	test_assert_ok(test_conn_callf(&c, "{'op':'open','name':'f','exec':true}"));
+	exec_assert_ok(test_conn_callf(&c, "{'op':'chmod','name':'f','perm':%d}", 0754));
+	exec_assert_ok(test_conn_callf(&c, "{'op':'open','name':'f','exec':true}"));
 	ck_assert_int_eq(exec_open_as_stranger(&d, "f"), EACCES);
 
-	test_assert_ok(test_conn_callf(&c, "{'op':'chmod','name':'f','perm':%d}", 0745));
+	exec_assert_ok(test_conn_callf(&c, "{'op':'chmod','name':'f','perm':%d}", 0745));
 	ck_assert_int_eq(exec_open_as_stranger(&d, "f"), 0);
 	test_conn_close(&c);
 	test_daemon_stop(&d);
@@ -289,13 +295,13 @@ START_TEST(test_exec_file_x_bits_come_from_metadata_only_and_persist)
 	                  "EACCES", EACCES, "no exec consent");
 
 	/* chmod records the consent in the metadata, which a restart reads back. */
-	test_assert_ok(test_conn_callf(&c, "{'op':'chmod','name':'plain','perm':%d}", 0750));
+	exec_assert_ok(test_conn_callf(&c, "{'op':'chmod','name':'plain','perm':%d}", 0750));
 	test_conn_close(&c);
 	test_daemon_kill(&d);
 	test_daemon_restart(&d);
 	ck_assert_uint_eq(exec_perm(&d, "plain"), 0750);
 	test_conn_open_hello(&c, &d);
-	test_assert_ok(test_conn_callf(&c, "{'op':'open','name':'plain','exec':true}"));
+	exec_assert_ok(test_conn_callf(&c, "{'op':'open','name':'plain','exec':true}"));
 	test_conn_close(&c);
 
 	/* mmapctl shows the x bits. */
@@ -376,7 +382,7 @@ START_TEST(test_exec_grant_is_asked_again_after_a_reconnection)
 
 	test_daemon_start(&d, CFG_EXEC);
 	test_conn_open_hello(&c, &d);
-	test_assert_ok(test_conn_callf(&c, "{'op':'open','name':'r','mode':'rw','create':true,"
+	exec_assert_ok(test_conn_callf(&c, "{'op':'open','name':'r','mode':'rw','create':true,"
 	                               "'size':4096,'exec':true}"));
 	test_conn_close(&c);
 	client = exec_connect(&d);

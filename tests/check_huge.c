@@ -89,6 +89,12 @@ static void smaps_of(const void *addr, uint64_t *ret_kib, char *flags, size_t si
 	fclose(f);
 }
 
+static void huge_assert_error(cJSON *reply, const char *code, int err)
+{
+	test_assert_error(reply, code, err);
+	cJSON_Delete(reply);
+}
+
 static struct mmapd_client *huge_connect(const struct test_daemon *d)
 {
 	struct mmapd_client *client;
@@ -264,13 +270,13 @@ START_TEST(test_huge_needs_an_anonymous_creation_without_sparse)
 
 	test_daemon_start(&d, NULL);
 	test_conn_open_hello(&c, &d);
-	test_assert_error(test_conn_callf(&c, "{'op':'open','name':'f','create':true,'size':4096,"
+	huge_assert_error(test_conn_callf(&c, "{'op':'open','name':'f','create':true,'size':4096,"
 	                                  "'huge':true}"), "EINVAL", EINVAL);
-	test_assert_error(test_conn_callf(&c, "{'op':'open','name':'a','create':true,'size':4096,"
+	huge_assert_error(test_conn_callf(&c, "{'op':'open','name':'a','create':true,'size':4096,"
 	                                  "'anonymous':true,'sparse':true,'huge':true}"),
 	                  "EINVAL", EINVAL);
 	test_daemon_create(&d, "a", 4096, true);
-	test_assert_error(test_conn_callf(&c, "{'op':'open','name':'a','huge':true}"), "EINVAL",
+	huge_assert_error(test_conn_callf(&c, "{'op':'open','name':'a','huge':true}"), "EINVAL",
 	                  EINVAL);
 	test_conn_close(&c);
 	ck_assert_int_eq(test_run_ctl(&d, out, sizeof(out), "regions", (char *)NULL), 0);
