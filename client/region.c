@@ -104,6 +104,16 @@ static uint64_t region_window_bytes(const struct mmapd_region *region, size_t pa
 	return bytes > region->delta ? bytes - region->delta : 0;
 }
 
+/*
+ * Transparent huge pages are advised on every mapping of a region the daemon gave them
+ * ("thp"), and where the caller asked with MMAPD_OPEN_HUGETLB on a region of normal pages.
+ */
+static bool region_wants_thp(const struct mmapd_region *region)
+{
+	return region->huge == MMAPD_HUGE_THP ||
+	       (region->huge == MMAPD_HUGE_NONE && (region->open_flags & MMAPD_OPEN_HUGETLB));
+}
+
 /* Publishes map (the mapping may have moved). */
 static void region_set_map(struct mmapd_region *region, uint8_t *map)
 {
@@ -151,6 +161,9 @@ static bool region_grow(struct mmapd_region *region, size_t pages)
 	if (region->access_pages == old)
 		region->access_pages = pages;
 	region->map_pages = pages;
+	/* Pages mapped in place are a new mapping, without the old one's advice. */
+	if (region_wants_thp(region))
+		madvise(region->map + old * page, (pages - old) * page, MADV_HUGEPAGE);
 	return true;
 }
 
@@ -577,17 +590,14 @@ static int region_kind_check(struct mmapd_region *region)
 }
 
 /*
- * Transparent huge pages: advised on every mapping of a region the daemon gave them ("thp"),
- * and where the caller asked with MMAPD_OPEN_HUGETLB on a region of normal pages; only the
- * latter fails the open if the kernel refuses. Returns 0 or the advice's error.
+ * Advises transparent huge pages on a new mapping (region_wants_thp); only a caller that asked
+ * with MMAPD_OPEN_HUGETLB gets the kernel's refusal. Returns 0 or the advice's error.
  */
 static int region_advise_huge(struct mmapd_region *region)
 {
 	int r;
 
-	if (region->huge == MMAPD_HUGE_HUGETLB)
-		return 0;
-	if (region->huge != MMAPD_HUGE_THP && !(region->open_flags & MMAPD_OPEN_HUGETLB))
+	if (!region_wants_thp(region))
 		return 0;
 	r = mmapd_region_advise(region, 0, 0, MMAPD_ADVICE_HUGEPAGE);
 	return region->open_flags & MMAPD_OPEN_HUGETLB ? r : 0;

@@ -231,7 +231,7 @@ START_TEST(test_huge_shortage_falls_back_to_transparent_huge_pages)
 	struct mmapd_client *client;
 	struct mmapd_region *region;
 	struct test_daemon d;
-	uint64_t free_before, kib;
+	uint64_t free_before, kib, size;
 	char flags[256], out[2048];
 
 	if (!hugetlb_ready)
@@ -241,7 +241,8 @@ START_TEST(test_huge_shortage_falls_back_to_transparent_huge_pages)
 	client = huge_connect(&d);
 	free_before = meminfo("HugePages_Free:");
 	/* More huge pages than the pool has (or any, without a pool). */
-	ck_assert_int_eq(huge_create(client, "t", (free_before + 1) * huge_page, 0, &region), 0);
+	ck_assert_int_eq(huge_create(client, "t", (free_before + 1) * huge_page,
+	                             2 * (free_before + 1) * huge_page, &region), 0);
 	ck_assert_uint_eq(meminfo("HugePages_Free:"), free_before);
 	ck_assert_int_eq(mmapd_stat(client, "t", &info), 0);
 	ck_assert_int_eq(info.huge, MMAPD_HUGE_THP);
@@ -249,8 +250,14 @@ START_TEST(test_huge_shortage_falls_back_to_transparent_huge_pages)
 	ck_assert_uint_eq(mmapd_region_page_size(region), (size_t)sysconf(_SC_PAGESIZE));
 	smaps_of(mmapd_region_data(region), &kib, flags, sizeof(flags));
 	ck_assert_msg(strstr(flags, " hg") != NULL, "no MADV_HUGEPAGE on the mapping: %s", flags);
-	/* A size that is not a multiple is rounded up all the same. */
+	/* Growth in place inside the reservation is advised too; no multiple is needed. */
+	size = (free_before + 1) * huge_page;
+	ck_assert_int_eq(mmapd_resize(client, "t", size + 4096, 0), 0);
+	huge_wait_size(client, region, size + 4096);
+	smaps_of((char *)mmapd_region_data(region) + size, &kib, flags, sizeof(flags));
+	ck_assert_msg(strstr(flags, " hg") != NULL, "no MADV_HUGEPAGE after growth: %s", flags);
 	mmapd_region_close(region);
+	/* A size that is not a multiple is rounded up all the same. */
 	ck_assert_int_eq(huge_create(client, "u", 1, 0, &region), 0);
 	ck_assert_uint_eq(mmapd_region_size(region), huge_page);
 	mmapd_region_close(region);
