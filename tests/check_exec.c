@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,6 +26,9 @@
 #include "mmapd.h"
 
 #define STRANGER 65533u   /* a uid and gid in no group of interest */
+
+#define SEAL_EXEC 0x0020   /* F_SEAL_EXEC, which older headers lack */
+#define MFD_NOEXEC_SEAL_FLAG 0x0008u
 
 #define CFG_EXEC "{\"allow_exec\": true, \"socket_mode\": \"0666\"}"
 
@@ -44,6 +48,17 @@ static void maps_perms(const void *addr, char perms[5])
 		strcpy(perms, "none");
 	}
 	fclose(f);
+}
+
+/* True when memfd_create knows MFD_NOEXEC_SEAL (Linux 6.3+). */
+static bool kernel_has_noexec_seal(void)
+{
+	int fd = memfd_create("probe", MFD_CLOEXEC | MFD_NOEXEC_SEAL_FLAG);
+
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
 }
 
 /* Writes a function that just returns into code (unless it is there already) and calls it. */
@@ -180,13 +195,26 @@ START_TEST(test_exec_anonymous_region_created_without_exec_never_gets_it)
 {
 	struct test_daemon d;
 	struct test_conn c;
+	struct stat st;
+	cJSON *reply;
+	int fd;
 
 	test_daemon_start(&d, CFG_EXEC);
 	test_conn_open_hello(&c, &d);
 	/* The x bits asked for are dropped: the region is not executable. */
-	exec_assert_ok(test_conn_callf(&c, "{'op':'open','name':'a','mode':'rw','create':true,"
-	                               "'size':4096,'anonymous':true,'perm':%d}", 0775));
+	reply = test_conn_callf(&c, "{'op':'open','name':'a','mode':'rw','create':true,"
+	                        "'size':4096,'anonymous':true,'perm':%d}", 0775);
+	test_assert_ok(reply);
+	cJSON_Delete(reply);
+	fd = test_conn_take_fd(&c);
 	ck_assert_uint_eq(exec_perm(&d, "a"), 0664);
+	/* Where the kernel has MFD_NOEXEC_SEAL (6.3+), the memfd has no x bits and is sealed so. */
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	if (kernel_has_noexec_seal()) {
+		ck_assert(fcntl(fd, F_GET_SEALS) & SEAL_EXEC);
+		ck_assert_uint_eq(st.st_mode & 0111, 0);
+	}
+	close(fd);
 	exec_assert_error(test_conn_callf(&c, "{'op':'open','name':'a','exec':true}"), "EACCES",
 	                  EACCES, "executable only when created with \"exec\"");
 	exec_assert_error(test_conn_callf(&c, "{'op':'chmod','name':'a','perm':%d}", 0770),
@@ -294,9 +322,10 @@ START_TEST(test_exec_file_x_bits_come_from_metadata_only_and_persist)
 	exec_assert_error(test_conn_callf(&c, "{'op':'open','name':'plain','exec':true}"),
 	                  "EACCES", EACCES, "no exec consent");
 
-	/* chmod records the consent in the metadata, which a restart reads back. */
-	exec_assert_ok(test_conn_callf(&c, "{'op':'chmod','name':'plain','perm':%d}", 0750));
+	/* mmapctl chmod records the consent in the metadata, which a restart reads back. */
 	test_conn_close(&c);
+	ck_assert_int_eq(test_run_ctl(&d, out, sizeof(out), "chmod", "plain", "0750", (char *)NULL),
+	                 0);
 	test_daemon_kill(&d);
 	test_daemon_restart(&d);
 	ck_assert_uint_eq(exec_perm(&d, "plain"), 0750);
