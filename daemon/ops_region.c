@@ -318,11 +318,11 @@ static void open_grant(struct conn *c, uint64_t id, struct region *r, enum regio
 	/* A connection closed by the send released its grants already. */
 	if (ret < 0 && conn_alive(c))
 		goto fail;
-	if (ret == 0 && exec)
-		log_info("client %llu (pid %ld, uid %lu): executable grant %" PRIu64 " of '%s' (%s)",
-		         (unsigned long long)c->serial, (long)c->pid, (unsigned long)c->uid,
-		         g->handle, r->name, region_mode_name(mode));
 	if (ret == 0) {
+		if (exec)
+			log_info("client %llu (pid %ld, uid %lu): executable grant %" PRIu64 " of '%s' "
+			         "(%s)", (unsigned long long)c->serial, (long)c->pid,
+			         (unsigned long)c->uid, g->handle, r->name, region_mode_name(mode));
 		log_debug("client %llu (pid %ld): grant %" PRIu64 " of '%s' (%s)",
 		          (unsigned long long)c->serial, (long)c->pid, g->handle, r->name,
 		          region_mode_name(mode));
@@ -357,7 +357,10 @@ static void open_existing_file(struct conn *c, uint64_t id, const struct open_ar
 	ops_put_region(r);
 }
 
-/* Reads mode, exclusive and exec of a request that open_parse accepted before. */
+/*
+ * Reads mode, exclusive and exec (ret_exec may be NULL) of a request that open_parse
+ * accepted before.
+ */
 static void open_reparse(const cJSON *req, enum region_mode *ret_mode, bool *ret_exclusive,
                          bool *ret_exec)
 {
@@ -366,11 +369,13 @@ static void open_reparse(const cJSON *req, enum region_mode *ret_mode, bool *ret
 
 	*ret_mode = REGION_MODE_RO;
 	*ret_exclusive = false;
-	*ret_exec = false;
 	if (msg_get_string(req, "mode", &mode) == 0 && (r = region_mode_parse(mode)) >= 0)
 		*ret_mode = (enum region_mode)r;
 	msg_get_bool(req, "exclusive", ret_exclusive);
-	msg_get_bool(req, "exec", ret_exec);
+	if (ret_exec) {
+		*ret_exec = false;
+		msg_get_bool(req, "exec", ret_exec);
+	}
 }
 
 /* The region exists now (with its metadata on disk): grant it to whoever asked. */
@@ -412,9 +417,9 @@ static void open_failed(struct region_job *job, int err)
 	struct conn *c = job->conn;
 	struct region *r = job->region;
 	enum region_mode mode;
-	bool exclusive, exec;
+	bool exclusive;
 
-	open_reparse(job->req, &mode, &exclusive, &exec);
+	open_reparse(job->req, &mode, &exclusive, NULL);
 	region_table_remove(r);
 	if (c->regions_created > 0)
 		c->regions_created--;
