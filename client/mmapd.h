@@ -484,7 +484,7 @@ MMAPD_EXPORT int mmapd_region_foreach_chunk(struct mmapd_region *region, uint64_
  */
 MMAPD_EXPORT int mmapd_region_foreach_page(struct mmapd_region *region, uint64_t off,
                                            uint64_t len, mmapd_chunk_fn *fn, void *userdata);
-/* The page size the mapping is made of. */
+/* The page size the mapping is made of (a hugetlb region's: its huge page size). */
 MMAPD_EXPORT size_t mmapd_region_page_size(const struct mmapd_region *region);
 
 /* Small flushes are batched until MMAPD_FLUSH_BATCH_MAX of them or a span of this many bytes. */
