@@ -197,6 +197,7 @@ END_TEST
 
 START_TEST(test_huge_hugetlb_region_resizes_in_whole_huge_pages_only)
 {
+	struct mmapd_region_info info;
 	struct mmapd_client *client;
 	struct mmapd_region *region;
 	struct test_daemon d;
@@ -217,6 +218,11 @@ START_TEST(test_huge_hugetlb_region_resizes_in_whole_huge_pages_only)
 	ck_assert_ptr_eq(mmapd_region_data(region), data);
 	ck_assert_uint_eq(mmapd_region_length(region), 2 * huge_page);
 	memset((unsigned char *)data + 2 * huge_page - 1, 0x5a, 1);
+	/* Growth reserves the new pages: more than the pool has is ENOSPC, and nothing changes. */
+	ck_assert_int_eq(mmapd_resize(client, "g", (HUGE_PAGES + 4) * huge_page, 0), -ENOSPC);
+	ck_assert_uint_eq(mmapd_region_size(region), 2 * huge_page);
+	ck_assert_int_eq(mmapd_stat(client, "g", &info), 0);
+	ck_assert_uint_eq(info.size, 2 * huge_page);
 	/* Shrinking stays refused for anonymous regions, huge or not. */
 	ck_assert_int_eq(mmapd_resize(client, "g", huge_page, 0), -EPERM);
 	mmapd_region_close(region);
