@@ -126,10 +126,12 @@ struct mmapd_region {
 	bool report_writes;
 	unsigned open_flags;           /* MMAPD_OPEN_* as opened */
 	int map_flags;                /* mmap() flags of the file mapping */
+	int prot;                     /* mmap() protection: the mode's, PROT_EXEC once granted */
+	enum mmapd_huge huge;         /* the region's pages (from the open reply) */
 	bool anonymous;               /* a memfd region (from the open reply) */
 	uint64_t offset;              /* of the window in the region */
 	uint64_t want_length;         /* asked for; 0: follows the region's size */
-	size_t page;
+	size_t page;                  /* of the mapping: a hugetlb region's huge page size */
 	size_t delta;                 /* offset % page */
 
 	/* Under the client's lock. */

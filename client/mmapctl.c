@@ -233,12 +233,28 @@ static bool json_add_policy(cJSON *obj, const struct mmapd_policy *policy)
 	return true;
 }
 
+/* "none", "hugetlb" or "thp", as the protocol names a region's pages. */
+static const char *huge_name(enum mmapd_huge huge)
+{
+	return huge == MMAPD_HUGE_HUGETLB ? "hugetlb" : huge == MMAPD_HUGE_THP ? "thp" : "none";
+}
+
+/* The TYPE of a region in tables: "file", "anonymous", "anon/hugetlb" or "anon/thp". */
+static const char *type_text(const struct mmapd_region_info *info)
+{
+	if (!info->anonymous)
+		return "file";
+	return info->huge == MMAPD_HUGE_HUGETLB ? "anon/hugetlb" :
+	       info->huge == MMAPD_HUGE_THP ? "anon/thp" : "anonymous";
+}
+
 static cJSON *region_json(const struct mmapd_region_info *info)
 {
 	cJSON *obj = cJSON_CreateObject();
 
 	if (!obj || !cJSON_AddStringToObject(obj, "name", info->name) ||
 	    !cJSON_AddBoolToObject(obj, "anonymous", info->anonymous) ||
+	    !cJSON_AddStringToObject(obj, "huge", huge_name(info->huge)) ||
 	    !json_add_numbers(obj, "size", info->size, "grants", info->grants,
 	                      "clients", info->clients, "generation", info->generation,
 	                      "seq", info->seq, "locks", info->locks, "uid", (uint64_t)info->uid,
@@ -366,12 +382,12 @@ static void list_print_table(const struct mmapd_region_info *infos, size_t count
 		wgrants = max_int(wgrants, number_width(infos[i].grants));
 		wowner = max_int(wowner, (int)strlen(owner_text(&infos[i], o, sizeof(o))));
 	}
-	printf("%-*s  %*s  %*s  %-9s  %*s  %7s  %-*s  %s\n", wname, "NAME", wbytes, "BYTES", whuman,
+	printf("%-*s  %*s  %*s  %-12s  %*s  %7s  %-*s  %s\n", wname, "NAME", wbytes, "BYTES", whuman,
 	       "SIZE", "TYPE", wgrants, "GRANTS", "CLIENTS", wowner, "OWNER", "MODE");
 	for (size_t i = 0; i < count; i++)
-		printf("%-*s  %*" PRIu64 "  %*s  %-9s  %*" PRIu64 "  %7" PRIu64 "  %-*s  %04" PRIo32
+		printf("%-*s  %*" PRIu64 "  %*s  %-12s  %*" PRIu64 "  %7" PRIu64 "  %-*s  %04" PRIo32
 		       "\n", wname, infos[i].name, wbytes, infos[i].size, whuman,
-		       size_human(infos[i].size, h), infos[i].anonymous ? "anonymous" : "file",
+		       size_human(infos[i].size, h), type_text(&infos[i]),
 		       wgrants, infos[i].grants, infos[i].clients, wowner,
 		       owner_text(&infos[i], o, sizeof(o)), infos[i].perm);
 }
@@ -417,7 +433,7 @@ static int cmd_stat(struct ctl *ctl, char **args)
 
 	row_print("name", "%s", info.name);
 	row_print("size", "%" PRIu64 " (%s)", info.size, size_human(info.size, h));
-	row_print("type", "%s", info.anonymous ? "anonymous" : "file");
+	row_print("type", "%s", type_text(&info));
 	row_print("grants", "%" PRIu64, info.grants);
 	row_print("clients", "%" PRIu64, info.clients);
 	row_print("generation", "%" PRIu64, info.generation);

@@ -65,14 +65,24 @@ enum mmapd_mode {
 #define MMAPD_OPEN_POPULATE  0x20u /* prefault the mapping (MAP_POPULATE) */
 #define MMAPD_OPEN_STACK     0x40u /* map with MAP_STACK; anonymous regions only (else -EINVAL) */
 /*
- * Huge pages. The daemon cannot create hugetlb memfds yet, so for an anonymous region this
- * asks for transparent huge pages (MADV_HUGEPAGE) once mapped; a file region gets -EINVAL,
- * a kernel without transparent huge pages the madvise error.
+ * Huge pages, for anonymous regions only (a file region gets -EINVAL). With CREATE and
+ * ANONYMOUS the daemon makes a hugetlb memfd where the system has huge pages configured
+ * (vm.nr_hugepages) and free, its size rounded up to whole huge pages and the pages reserved
+ * at creation; otherwise a normal memfd with transparent huge pages (MADV_HUGEPAGE), which
+ * mmapd_region_info.huge tells (not with SPARSE: -EINVAL). A hugetlb region is mapped in whole
+ * huge pages (mmapd_region_page_size() says their size; windows at any offset still work) and
+ * resized only to multiples of them. Opening an existing region of normal pages with this flag
+ * advises transparent huge pages (a kernel without them: the madvise error).
  */
 #define MMAPD_OPEN_HUGETLB   0x80u
 /*
- * An executable mapping (PROT_EXEC). Needs the daemon's consent in the region's metadata,
- * which the daemon cannot grant yet: every open with this flag fails with -EPERM.
+ * An executable mapping: PROT_EXEC added to the mode's protection (RO: read+exec, RW and
+ * COW: read+write+exec), made only once the daemon granted it. The daemon grants it when its
+ * config allows executable maps (allow_exec, else -EPERM) and the region's mode gives the
+ * caller's class an execute bit (else -EACCES; root needs some execute bit). With CREATE the
+ * region is made executable (default perm 0770 instead of 0660); an anonymous region created
+ * without this flag can never be mapped executable. This is consent, not confinement: a
+ * process holding a region's descriptor can call mmap(PROT_EXEC) itself (docs/client-api.md).
  */
 #define MMAPD_OPEN_EXEC      0x100u
 
@@ -128,6 +138,14 @@ struct mmapd_status {
 	uint64_t subscriptions;
 };
 
+/* The pages of an anonymous region (mmapd_region_info.huge). */
+enum mmapd_huge {
+	MMAPD_HUGE_NONE = 0,  /* normal pages (every file region; also a daemon without huge pages) */
+	MMAPD_HUGE_HUGETLB,   /* a hugetlb memfd: huge pages reserved at creation */
+	MMAPD_HUGE_THP,       /* huge pages were asked for but the system had none to reserve:
+	                         transparent huge pages, advised by every libmmapd mapping */
+};
+
 /* One region as reported by mmapd_stat() and mmapd_list(). */
 struct mmapd_region_info {
 	char name[MMAPD_NAME_MAX + 1];
@@ -143,7 +161,8 @@ struct mmapd_region_info {
 	/* Access control (docs/protocol.md, "Owners and modes"); all 0 from a daemon without it. */
 	uint32_t uid;      /* owner */
 	uint32_t gid;      /* group */
-	uint32_t perm;     /* mode bits, 0 .. 0777, read like a file's */
+	uint32_t perm;     /* mode bits, 0 .. 0777, read like a file's; x bits: exec consent */
+	enum mmapd_huge huge;
 };
 
 /*
@@ -168,9 +187,11 @@ MMAPD_EXPORT void mmapd_disconnect(struct mmapd_client *client);
  * and maps the window opts->offset..+opts->length in opts->mode. opts may be NULL: read-only,
  * whole region, no creation. Returns 0 with *ret_region set (free with mmapd_region_close()),
  * or: -EINVAL (bad name, flags or mode), -ENAMETOOLONG, -ENOENT (no such region), -EEXIST,
- * -EACCES (mode not allowed, e.g. read-write on a read-only file), -ERANGE (window outside the
- * region), -EFBIG (size above the daemon's limit), -ENOSPC, -EAGAIN (a limit of this client
- * reached), -ENOMEM, -ECONNRESET/-ESHUTDOWN (connection lost or daemon stopping).
+ * -EACCES (mode not allowed, e.g. read-write on a read-only file; MMAPD_OPEN_EXEC without an
+ * execute bit for the caller), -EPERM (MMAPD_OPEN_EXEC while the daemon's allow_exec is false,
+ * or mmap refused PROT_EXEC: a noexec mount), -ERANGE (window outside the region), -EFBIG
+ * (size above the daemon's limit), -ENOSPC, -EAGAIN (a limit of this client reached), -ENOMEM,
+ * -ECONNRESET/-ESHUTDOWN (connection lost or daemon stopping).
  */
 MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name,
                                    const struct mmapd_open_opts *opts,
@@ -350,7 +371,8 @@ MMAPD_EXPORT int mmapd_locks(struct mmapd_client *client, const char *name,
  * client's mapping through a `resized` event; a shrink first asks every mapper to let go of the
  * tail (libmmapd does so whenever it reads from the daemon: in mmapd_dispatch() or any call)
  * and fails with -ETIMEDOUT, changing nothing, if one does not answer in time. Returns 0,
- * -ENOSPC, -EFBIG, -EPERM (shrinking an anonymous region), -ETIMEDOUT, -ENOENT, -EINVAL.
+ * -ENOSPC, -EFBIG, -EPERM (shrinking an anonymous region), -ETIMEDOUT, -ENOENT, -EINVAL (also
+ * a size that is not a multiple of a hugetlb region's huge page size).
  */
 MMAPD_EXPORT int mmapd_resize(struct mmapd_client *client, const char *name, uint64_t size,
                               unsigned flags);
@@ -463,7 +485,7 @@ MMAPD_EXPORT int mmapd_region_foreach_chunk(struct mmapd_region *region, uint64_
  */
 MMAPD_EXPORT int mmapd_region_foreach_page(struct mmapd_region *region, uint64_t off,
                                            uint64_t len, mmapd_chunk_fn *fn, void *userdata);
-/* The page size the mapping is made of. */
+/* The page size the mapping is made of (a hugetlb region's: its huge page size). */
 MMAPD_EXPORT size_t mmapd_region_page_size(const struct mmapd_region *region);
 
 /* Small flushes are batched until MMAPD_FLUSH_BATCH_MAX of them or a span of this many bytes. */

@@ -47,6 +47,26 @@ static int info_u32_optional(const cJSON *obj, const char *key, uint32_t *ret)
 	return 0;
 }
 
+/* Reads "huge" ("none", "hugetlb", "thp"; absent from older daemons: none). */
+static int info_huge_optional(const cJSON *obj, enum mmapd_huge *ret)
+{
+	const char *s;
+	int r = msg_get_string(obj, "huge", &s);
+
+	*ret = MMAPD_HUGE_NONE;
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	if (strcmp(s, "hugetlb") == 0)
+		*ret = MMAPD_HUGE_HUGETLB;
+	else if (strcmp(s, "thp") == 0)
+		*ret = MMAPD_HUGE_THP;
+	else if (strcmp(s, "none") != 0)
+		return -EPROTO;
+	return 0;
+}
+
 int region_info_parse(const cJSON *obj, struct mmapd_region_info *ret_info)
 {
 	struct mmapd_region_info info = { .policy.kind = MMAPD_POLICY_MANUAL };
@@ -73,6 +93,8 @@ int region_info_parse(const cJSON *obj, struct mmapd_region_info *ret_info)
 	if (info_u32_optional(obj, "uid", &info.uid) < 0 ||
 	    info_u32_optional(obj, "gid", &info.gid) < 0 ||
 	    info_u32_optional(obj, "perm", &info.perm) < 0 || info.perm > 0777)
+		return -EPROTO;
+	if (info_huge_optional(obj, &info.huge) < 0)
 		return -EPROTO;
 	len = strlen(name);
 	if (len == 0 || len > MMAPD_NAME_MAX)

@@ -5,7 +5,10 @@
  * mmap() needs a page-aligned offset, so the mapping starts at the window's offset rounded
  * down to the page size (delta bytes before it) and the pointer the caller sees is advanced
  * to the exact byte asked for. The mapping is tracked in pages: map_pages are mapped from the
- * file, and the first access_pages of them are accessible, the rest PROT_NONE.
+ * file, and the first access_pages of them are accessible, the rest PROT_NONE. For a hugetlb
+ * region "page" is the huge page size (the descriptor's file system says it): hugetlbfs maps
+ * only whole huge pages at huge-page-aligned offsets and addresses, so a reservation is
+ * aligned to it as well.
  *
  * Every open region is on its client's list, so whichever thread reads an event acts on it
  * (with the client's lock held), through region_apply(), which brings the mapping in line with
@@ -32,7 +35,8 @@
  *
  * struct mmapd_region lives in internal.h, where mapping.c, atomic.c and guard.c read its
  * mapping; the open flags that shape the mapping (populate, stack, huge pages, exec) are
- * checked and applied here.
+ * checked and applied here. PROT_EXEC is added only when the open reply says the daemon
+ * granted an executable map ("exec": true), and asked again on a reopen.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -40,7 +44,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
+#include <linux/magic.h>
 
 #include "internal.h"
 #include "msg.h"
@@ -98,6 +104,16 @@ static uint64_t region_window_bytes(const struct mmapd_region *region, size_t pa
 	return bytes > region->delta ? bytes - region->delta : 0;
 }
 
+/*
+ * Transparent huge pages are advised on every mapping of a region the daemon gave them
+ * ("thp"), and where the caller asked with MMAPD_OPEN_HUGETLB on a region of normal pages.
+ */
+static bool region_wants_thp(const struct mmapd_region *region)
+{
+	return region->huge == MMAPD_HUGE_THP ||
+	       (region->huge == MMAPD_HUGE_NONE && (region->open_flags & MMAPD_OPEN_HUGETLB));
+}
+
 /* Publishes map (the mapping may have moved). */
 static void region_set_map(struct mmapd_region *region, uint8_t *map)
 {
@@ -114,7 +130,7 @@ static void region_set_map(struct mmapd_region *region, uint8_t *map)
 static bool region_grow(struct mmapd_region *region, size_t pages)
 {
 	size_t page = region->page, old = region->map_pages;
-	int prot = region->access_pages == old ? mode_prot[region->mode] : PROT_NONE;
+	int prot = region->access_pages == old ? region->prot : PROT_NONE;
 	void *p;
 
 	if (pages <= region->reserve_pages) {
@@ -145,6 +161,9 @@ static bool region_grow(struct mmapd_region *region, size_t pages)
 	if (region->access_pages == old)
 		region->access_pages = pages;
 	region->map_pages = pages;
+	/* Pages mapped in place are a new mapping, without the old one's advice. */
+	if (region_wants_thp(region))
+		madvise(region->map + old * page, (pages - old) * page, MADV_HUGEPAGE);
 	return true;
 }
 
@@ -205,7 +224,7 @@ static bool region_apply(struct mmapd_region *region)
 	if (acc != region->access_pages) {
 		size_t lo = acc < region->access_pages ? acc : region->access_pages;
 		size_t hi = acc < region->access_pages ? region->access_pages : acc;
-		int prot = acc < region->access_pages ? PROT_NONE : mode_prot[region->mode];
+		int prot = acc < region->access_pages ? PROT_NONE : region->prot;
 
 		if (mprotect(region->map + lo * region->page, (hi - lo) * region->page, prot) == 0)
 			region->access_pages = acc;
@@ -218,6 +237,32 @@ static bool region_apply(struct mmapd_region *region)
 	atomic_store(&region->length, (size_t)length);
 	atomic_store(&region->usable, (size_t)usable);
 	return ok;
+}
+
+/*
+ * Reserves pages * page bytes of address space (PROT_NONE), aligned to page, which may be
+ * larger than the system's page (hugetlb). Returns the address or MAP_FAILED (errno set).
+ */
+static uint8_t *region_reserve(size_t pages, size_t page)
+{
+	size_t sys = (size_t)sysconf(_SC_PAGESIZE), slack = page > sys ? page - sys : 0;
+	size_t len = pages * page, head;
+	uint8_t *p;
+
+	if (len > SIZE_MAX - slack) {
+		errno = ENOMEM;
+		return MAP_FAILED;
+	}
+	p = mmap(NULL, len + slack, PROT_NONE, RESERVE_NONE, -1, 0);
+	if (p == MAP_FAILED || slack == 0)
+		return p;
+	/* Trim the unaligned head and whatever is left past the end. */
+	head = (size_t)(-(uintptr_t)p & (page - 1));
+	if (head > 0)
+		munmap(p, head);
+	if (slack > head)
+		munmap(p + head + len, slack - head);
+	return p + head;
 }
 
 /*
@@ -249,13 +294,13 @@ static int region_map(struct mmapd_region *region, uint64_t reserve)
 
 	if (held <= pages) {
 		held = 0;
-		map = mmap(NULL, (size_t)pages * page, mode_prot[region->mode],
+		map = mmap(NULL, (size_t)pages * page, region->prot,
 		           region->map_flags, region->fd, (off_t)region_start(region));
 		r = map == MAP_FAILED ? -errno : 0;
 	} else {
-		map = mmap(NULL, (size_t)held * page, PROT_NONE, RESERVE_NONE, -1, 0);
+		map = region_reserve((size_t)held, page);
 		r = map == MAP_FAILED ? -errno : 0;
-		if (r == 0 && mmap(map, (size_t)pages * page, mode_prot[region->mode],
+		if (r == 0 && mmap(map, (size_t)pages * page, region->prot,
 		                   region->map_flags | MAP_FIXED, region->fd,
 		                   (off_t)region_start(region)) == MAP_FAILED) {
 			r = -errno;
@@ -263,8 +308,10 @@ static int region_map(struct mmapd_region *region, uint64_t reserve)
 		}
 	}
 	if (r < 0)
-		return error_set(r, "cannot map region '%s' %s: %s", region->name,
-		                 mode_names[region->mode], mmapd_strerror(r));
+		return error_set(r, "cannot map region '%s' %s%s: %s%s", region->name,
+		                 mode_names[region->mode], region->prot & PROT_EXEC ? "+exec" : "",
+		                 mmapd_strerror(r), r == -EPERM && (region->prot & PROT_EXEC)
+		                 ? " (is the file system mounted noexec?)" : "");
 	region->reserve_pages = (size_t)held;
 	region->map_pages = (size_t)pages;
 	region->access_pages = (size_t)pages;
@@ -365,10 +412,6 @@ static int open_opts_check(const struct mmapd_open_opts *opts)
 		return error_set(-EINVAL, "unknown open flags 0x%x", opts->flags & ~OPEN_FLAGS_ALL);
 	if ((unsigned)opts->mode > MMAPD_MODE_COW)
 		return error_set(-EINVAL, "unknown mode %d", (int)opts->mode);
-	/* Exec consent would live in the region's metadata, which the daemon cannot grant yet. */
-	if (opts->flags & MMAPD_OPEN_EXEC)
-		return error_set(-EPERM, "mmapd has not granted exec consent for this region "
-		                 "(the daemon cannot grant it yet)");
 	if (!(opts->flags & MMAPD_OPEN_CREATE)) {
 		if (opts->flags & (MMAPD_OPEN_EXCL | MMAPD_OPEN_ANONYMOUS | MMAPD_OPEN_SPARSE))
 			return error_set(-EINVAL, "EXCL, ANONYMOUS and SPARSE need MMAPD_OPEN_CREATE");
@@ -393,7 +436,8 @@ static cJSON *open_request_new(const char *name, const struct mmapd_open_opts *o
 
 	if (!req)
 		return NULL;
-	if (!cJSON_AddStringToObject(req, "mode", mode_names[opts->mode]))
+	if (!cJSON_AddStringToObject(req, "mode", mode_names[opts->mode]) ||
+	    ((flags & MMAPD_OPEN_EXEC) && !cJSON_AddTrueToObject(req, "exec")))
 		goto fail;
 	/* The daemon refuses creation fields on a plain open, so they are sent only with create. */
 	if (!(flags & MMAPD_OPEN_CREATE))
@@ -402,7 +446,9 @@ static cJSON *open_request_new(const char *name, const struct mmapd_open_opts *o
 	    !cJSON_AddNumberToObject(req, "size", (double)opts->size) ||
 	    ((flags & MMAPD_OPEN_EXCL) && !cJSON_AddTrueToObject(req, "exclusive")) ||
 	    ((flags & MMAPD_OPEN_ANONYMOUS) && !cJSON_AddTrueToObject(req, "anonymous")) ||
-	    ((flags & MMAPD_OPEN_SPARSE) && !cJSON_AddTrueToObject(req, "sparse")))
+	    ((flags & MMAPD_OPEN_SPARSE) && !cJSON_AddTrueToObject(req, "sparse")) ||
+	    ((flags & MMAPD_OPEN_HUGETLB) && (flags & MMAPD_OPEN_ANONYMOUS) &&
+	     !cJSON_AddTrueToObject(req, "huge")))
 		goto fail;
 	if (opts->policy && (!(policy = policy_json(opts->policy)) ||
 	                     !cJSON_AddItemToObject(req, "policy", policy)))
@@ -417,19 +463,27 @@ fail:
 }
 
 /*
- * Reads the region object of an open reply and checks the granted mode. Returns 0 or
- * -EPROTO (set as call's result).
+ * Reads the region object of an open reply and checks the granted mode, and exec when
+ * region asked for it. Returns 0, -EPROTO or -EPERM (a daemon that did not grant exec: one
+ * that predates it ignores the field), set as call's result.
  */
-static int open_reply_read(struct call *call, const cJSON *reply, enum mmapd_mode mode,
-                           struct mmapd_region_info *ret_info)
+static int open_reply_read(struct call *call, const cJSON *reply,
+                           const struct mmapd_region *region, struct mmapd_region_info *ret_info)
 {
 	const char *granted;
+	bool exec = false;
 
 	if (region_info_parse(cJSON_GetObjectItemCaseSensitive(reply, "region"), ret_info) < 0)
 		return call_fail(call, -EPROTO, "mmapd's open reply has a malformed region object");
-	if (msg_get_string(reply, "mode", &granted) < 0 || strcmp(granted, mode_names[mode]) != 0)
+	if (msg_get_string(reply, "mode", &granted) < 0 ||
+	    strcmp(granted, mode_names[region->mode]) != 0)
 		return call_fail(call, -EPROTO, "mmapd granted a different mode than \"%s\"",
-		                 mode_names[mode]);
+		                 mode_names[region->mode]);
+	if (msg_get_bool(reply, "exec", &exec) == -EINVAL)
+		return call_fail(call, -EPROTO, "mmapd's open reply has a malformed \"exec\"");
+	if ((region->open_flags & MMAPD_OPEN_EXEC) && !exec)
+		return call_fail(call, -EPERM, "mmapd did not grant an executable map of '%s' (a "
+		                 "daemon without exec consent)", region->name);
 	return 0;
 }
 
@@ -448,11 +502,14 @@ static int region_open_hook(struct mmapd_client *client, struct call *call, cons
 	region->gen = client->gen;
 	region->fd = call->fd;
 	call->fd = -1;
-	if (open_reply_read(call, reply, region->mode, &info) < 0)
+	if (open_reply_read(call, reply, region, &info) < 0)
 		return call->err;
 	atomic_store(&region->size, info.size);
 	atomic_store(&region->generation, info.generation);
 	region->anonymous = info.anonymous;
+	region->huge = info.huge;
+	if (region->open_flags & MMAPD_OPEN_EXEC)
+		region->prot |= PROT_EXEC;
 	return 0;
 }
 
@@ -513,13 +570,37 @@ static int region_free(struct mmapd_region *region)
 	return r;
 }
 
-/* STACK and HUGETLB apply to anonymous regions only, which the open reply tells. */
-static int region_kind_check(const struct mmapd_region *region)
+/*
+ * STACK and HUGETLB apply to anonymous regions only, which the open reply tells. A hugetlb
+ * region is mapped in its huge pages, whose size its descriptor's file system tells.
+ */
+static int region_kind_check(struct mmapd_region *region)
 {
+	struct statfs sf;
+
 	if ((region->open_flags & (MMAPD_OPEN_STACK | MMAPD_OPEN_HUGETLB)) && !region->anonymous)
 		return error_set(-EINVAL, "MMAPD_OPEN_STACK and MMAPD_OPEN_HUGETLB need an "
 		                 "anonymous region; '%s' is a file", region->name);
+	if (fstatfs(region->fd, &sf) == 0 && sf.f_type == HUGETLBFS_MAGIC && sf.f_bsize > 0 &&
+	    (size_t)sf.f_bsize > region->page) {
+		region->page = (size_t)sf.f_bsize;
+		region->delta = (size_t)(region->offset % region->page);
+	}
 	return 0;
+}
+
+/*
+ * Advises transparent huge pages on a new mapping (region_wants_thp); only a caller that asked
+ * with MMAPD_OPEN_HUGETLB gets the kernel's refusal. Returns 0 or the advice's error.
+ */
+static int region_advise_huge(struct mmapd_region *region)
+{
+	int r;
+
+	if (!region_wants_thp(region))
+		return 0;
+	r = mmapd_region_advise(region, 0, 0, MMAPD_ADVICE_HUGEPAGE);
+	return region->open_flags & MMAPD_OPEN_HUGETLB ? r : 0;
 }
 
 MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name,
@@ -551,6 +632,7 @@ MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name
 	region->mode = opts->mode;
 	region->report_writes = opts->flags & MMAPD_OPEN_REPORT_WRITES;
 	region->open_flags = opts->flags;
+	region->prot = mode_prot[opts->mode];
 	region->map_flags = mode_flags[opts->mode] |
 	                    (opts->flags & MMAPD_OPEN_POPULATE ? MAP_POPULATE : 0) |
 	                    (opts->flags & MMAPD_OPEN_STACK ? MAP_STACK : 0);
@@ -589,8 +671,8 @@ MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name
 	pthread_mutex_lock(&client->lock);
 	r = region_map(region, opts->reserve);
 	pthread_mutex_unlock(&client->lock);
-	if (r == 0 && (opts->flags & MMAPD_OPEN_HUGETLB))
-		r = mmapd_region_advise(region, 0, 0, MMAPD_ADVICE_HUGEPAGE);
+	if (r == 0)
+		r = region_advise_huge(region);
 	if (r < 0)
 		goto fail;
 	*ret_region = region;
@@ -629,7 +711,7 @@ static int region_reopen_hook(struct mmapd_client *client, struct call *call, co
 	if (msg_get_u64(reply, "handle", &ro->handle) < 0)
 		return call_fail(call, -EPROTO, "mmapd's open reply has no valid \"handle\"");
 	ro->has_handle = true;
-	if (open_reply_read(call, reply, region->mode, &info) < 0)
+	if (open_reply_read(call, reply, region, &info) < 0)
 		return call->err;
 	/* Closed meanwhile: its descriptor is gone, and the new grant goes back. */
 	ro->same = !region->closed && fstat(region->fd, &old) == 0 && fstat(call->fd, &now) == 0 &&
@@ -682,7 +764,8 @@ static int region_reopen(struct mmapd_client *client, struct mmapd_region *regio
 	call.req = request_new("open", region->name);
 	if (!call.req)
 		return -ENOMEM;
-	if (!cJSON_AddStringToObject(call.req, "mode", mode_names[region->mode])) {
+	if (!cJSON_AddStringToObject(call.req, "mode", mode_names[region->mode]) ||
+	    ((region->open_flags & MMAPD_OPEN_EXEC) && !cJSON_AddTrueToObject(call.req, "exec"))) {
 		cJSON_Delete(call.req);
 		return request_nomem();
 	}

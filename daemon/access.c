@@ -16,7 +16,7 @@ void access_from_stat(const struct stat *st, struct access *ret)
 {
 	ret->uid = (uint32_t)st->st_uid;
 	ret->gid = (uint32_t)st->st_gid;
-	ret->perm = (unsigned)st->st_mode & ACCESS_PERM_MAX;
+	ret->perm = (unsigned)st->st_mode & ACCESS_PERM_MAX & ~ACCESS_PERM_EXEC;
 }
 
 bool access_conn_in_group(const struct conn *c, uint32_t gid)
@@ -36,7 +36,7 @@ int access_check(const struct access *a, const struct conn *c, unsigned want)
 	unsigned bits;
 
 	if (c->uid == 0)
-		return 0;
+		return (want & ACCESS_EXEC) && !(a->perm & ACCESS_PERM_EXEC) ? -EACCES : 0;
 	if ((uint32_t)c->uid == a->uid)
 		bits = a->perm >> 6;
 	else if (access_conn_in_group(c, a->gid))
@@ -48,9 +48,12 @@ int access_check(const struct access *a, const struct conn *c, unsigned want)
 
 const char *access_want_name(unsigned want)
 {
-	if ((want & (ACCESS_READ | ACCESS_WRITE)) == (ACCESS_READ | ACCESS_WRITE))
-		return "read and write";
-	return want & ACCESS_WRITE ? "write" : "read";
+	static const char *const names[8] = {
+		"use", "execute", "write", "write and execute",
+		"read", "read and execute", "read and write", "read, write and execute",
+	};
+
+	return names[want & 7u];
 }
 
 int access_peer_groups(int fd, uint32_t **ret_groups, size_t *ret_n)

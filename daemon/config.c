@@ -1,10 +1,9 @@
 /*
  * Settings of mmapd (see config.h). The config file is one JSON object whose keys are the
  * limits of docs/protocol.md and docs/coordination.md plus "socket", "data_dir", "log_level",
- * "socket_mode", "fdstore" and the access lists "allow_connect" and "allow_create". It is
- * read strictly: an operator who misspells a key or writes "64K"
- * where a number belongs gets a clear refusal at startup rather than a silently ignored
- * setting.
+ * "socket_mode", "fdstore", "allow_exec" and the access lists "allow_connect" and
+ * "allow_create". It is read strictly: an operator who misspells a key or writes "64K" where
+ * a number belongs gets a clear refusal at startup rather than a silently ignored setting.
  */
 #include "config.h"
 
@@ -257,9 +256,10 @@ static int config_apply(struct config *c, const char *path, const cJSON *obj, co
 		return 0;
 	}
 
-	if (strcmp(key, "fdstore") == 0) {
-		if (msg_get_bool(obj, key, &c->fdstore) < 0) {
-			log_error("%s: \"fdstore\" must be true or false", path);
+	if (strcmp(key, "fdstore") == 0 || strcmp(key, "allow_exec") == 0) {
+		if (msg_get_bool(obj, key, strcmp(key, "fdstore") == 0 ? &c->fdstore
+		                                                       : &c->allow_exec) < 0) {
+			log_error("%s: \"%s\" must be true or false", path, key);
 			return -EINVAL;
 		}
 		return 0;
@@ -371,6 +371,7 @@ void config_reload_from(struct config *c, struct config *next)
 	c->limits = next->limits;
 	c->limits.max_frame = max_frame;
 	c->log_level = next->log_level;
+	c->allow_exec = next->allow_exec;
 	id_list_done(&c->allow_connect);
 	id_list_done(&c->allow_create);
 	c->allow_connect = next->allow_connect;

@@ -55,6 +55,7 @@ struct config {
 	int log_level;         /* enum log_level */
 	unsigned socket_mode;  /* permission bits of the socket file */
 	bool fdstore;          /* keep anonymous regions in the service manager's fd store */
+	bool allow_exec;       /* grant executable maps at all (regions' x bits decide whom) */
 	struct limits limits;
 	struct id_list allow_connect;
 	struct id_list allow_create;
@@ -73,7 +74,7 @@ void config_done(struct config *c);
 int config_load_file(struct config *c, const char *path);
 
 /*
- * Moves what a SIGHUP may change (limits, log level, access lists) from next into c, and
+ * Moves what a SIGHUP may change (limits, log level, access lists, allow_exec) from next into c, and
  * frees what c had. Settings that need a restart (paths, socket mode, max_frame, fdstore) stay as
  * they are in c; each one that differs is logged at warn. next is left empty (config_done
  * still accepts it).

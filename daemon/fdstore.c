@@ -1,6 +1,7 @@
 /*
  * The file descriptor store (see fdstore.h). The state is one JSON object,
- *   {"version": 2, "regions": {"<name>": {"uid": U, "gid": G, "perm": P, "policy": {...}}},
+ *   {"version": 2, "regions": {"<name>": {"uid": U, "gid": G, "perm": P, "policy": {...},
+ *                                          "exec": E, "huge": "none"|"hugetlb"|"thp"}},
  *    "handover": {...}}
  * where "handover" (fdconn.c) is written only at shutdown, when connections are handed over.
  * A state without it says version 1, as before handovers existed, and either is read. It
@@ -10,7 +11,8 @@
  *
  * Adoption trusts nothing it is given: a descriptor named "anon/<name>" must be a memfd that
  * mmapd made (its /proc link says "/memfd:", it carries our F_SEAL_SHRINK, it is open
- * read-write), and the name must be a valid region name not taken yet. A memfd with no entry
+ * read-write; hugetlb and MFD_EXEC/MFD_NOEXEC_SEAL memfds are such too), and the name must
+ * be a valid region name not taken yet. A memfd with no entry
  * in the state (a daemon killed between storing the two) is adopted as the daemon's own with
  * mode 0600, so that only root and the daemon's user reach it until someone chowns it.
  */
@@ -104,7 +106,8 @@ static char *fdstore_state_text(struct server *srv, const cJSON *handover)
 		}
 		if (!cJSON_AddNumberToObject(entry, "uid", r->acc.uid) ||
 		    !cJSON_AddNumberToObject(entry, "gid", r->acc.gid) ||
-		    !cJSON_AddNumberToObject(entry, "perm", r->acc.perm))
+		    !cJSON_AddNumberToObject(entry, "perm", r->acc.perm) ||
+		    !region_anon_to_json(r, entry))
 			goto out;
 	}
 	if (handover) {
@@ -313,6 +316,7 @@ static bool fdstore_adopt_one(struct server *srv, const char *fdname, int fd, co
 		r->acc.gid = (uint32_t)getgid();
 		r->acc.perm = FDSTORE_ORPHAN_PERM;
 	}
+	region_anon_from_json(r, entry);
 	/* The region existed before the restart: max_regions does not turn it away now. */
 	if (region_table_add(r, true) < 0) {
 		region_unref(r);   /* closes fd */

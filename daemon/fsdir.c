@@ -13,7 +13,6 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/openat2.h>
@@ -166,28 +165,6 @@ int fsdir_create_file(int dirfd, const char *tmpname, const char *name, uint64_t
 
 fail:
 	unlinkat(dirfd, tmpname, 0);
-	close(fd);
-	return r;
-}
-
-int fsdir_create_memfd(const char *name, uint64_t size, bool sparse, bool *ret_fell_back)
-{
-	char label[250];   /* memfd names are at most 249 bytes */
-	int fd, r;
-
-	snprintf(label, sizeof(label), "mmapd:%s", name);
-	fd = memfd_create(label, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (fd < 0)
-		return -errno;
-	r = fsdir_resize(fd, size, sparse, ret_fell_back);
-	if (r < 0)
-		goto fail;
-	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) < 0) {
-		r = -errno;
-		goto fail;
-	}
-	return fd;
-fail:
 	close(fd);
 	return r;
 }

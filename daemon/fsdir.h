@@ -1,11 +1,10 @@
 /*
  * Where regions are stored: resolving a region name beneath the data directory (openat2 with
  * RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), creating a region file atomically through a hidden
- * temporary file, making an anonymous (memfd) region, unlinking, scanning for region files,
- * and cleaning up temporary files a crash left behind. Directories are passed as
- * descriptors; nothing here touches the event loop, so the slow functions
- * (fsdir_create_file, fsdir_create_memfd, fsdir_resize, fsdir_unlink) can run on the thread
- * pool.
+ * temporary file, sizing a file, unlinking, scanning for region files, and cleaning up
+ * temporary files a crash left behind (anonymous regions' memfds are memfd.c's). Directories
+ * are passed as descriptors; nothing here touches the event loop, so the slow functions
+ * (fsdir_create_file, fsdir_resize, fsdir_unlink) can run on the thread pool.
  */
 #ifndef MMAPD_DAEMON_FSDIR_H
 #define MMAPD_DAEMON_FSDIR_H
@@ -51,12 +50,6 @@ void fsdir_tmp_name(char *buf, unsigned long counter);
  */
 int fsdir_create_file(int dirfd, const char *tmpname, const char *name, uint64_t size,
                       bool sparse, bool *ret_fell_back);
-
-/*
- * Creates an anonymous (memfd) region of size bytes, filled unless sparse, sealed against
- * shrinking. Returns the O_RDWR descriptor or -errno. May block: run it on the thread pool.
- */
-int fsdir_create_memfd(const char *name, uint64_t size, bool sparse, bool *ret_fell_back);
 
 /*
  * Grows the file behind fd (no larger than size) to size bytes: fallocate reserves the

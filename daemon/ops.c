@@ -290,7 +290,7 @@ static int ops_hello(struct conn *c, uint64_t id, cJSON *req)
 {
 	static const char *const features[] = {
 		"file", "anonymous", "cow", "window", "sparse",
-		"locks", "resize", "notify", "flush", "policy",
+		"locks", "resize", "notify", "flush", "policy", "exec", "huge",
 	};
 	const char *client = NULL;
 	cJSON *reply, *limits, *list;
@@ -454,7 +454,7 @@ static const char *const fields_none[] = { "op", NULL };
 static const char *const fields_name[] = { "op", "name", NULL };
 static const char *const fields_open[] = {
 	"op", "name", "mode", "create", "exclusive", "size", "anonymous", "sparse", "policy", "perm",
-	NULL,
+	"exec", "huge", NULL,
 };
 static const char *const fields_lock[] = {
 	"op", "name", "offset", "length", "mode", "wait", "timeout_ms", NULL,

@@ -121,7 +121,12 @@ int ops_chmod(struct conn *c, uint64_t id, cJSON *req)
 	ret = ops_get_region(c, id, req, name, 0, &r);
 	if (!r)
 		return ret;
-	if (admin_check_owner(c, id, r, "chmod") == 0) {
+	if (r->anonymous && !r->exec && (perm & ACCESS_PERM_EXEC)) {
+		conn_warn(c, "denied chmod of anonymous region '%s' to %04o: it was created without "
+		          "exec", name, (unsigned)perm);
+		ops_reply_error(c, id, EPERM, "operation not permitted: anonymous region '%s' was "
+		                "created without \"exec\" and cannot get execute bits", name);
+	} else if (admin_check_owner(c, id, r, "chmod") == 0) {
 		a = r->acc;
 		a.perm = (unsigned)perm;
 		admin_apply(c, id, r, &a);

@@ -9,6 +9,11 @@
  * the metadata cannot be written, the region file goes too. A deletion retires the region
  * the name had (waiters cancelled, "deleted" sent) once the file is gone, and forgets its
  * metadata. Anonymous regions enter and leave the service manager's fd store (fdstore.h).
+ *
+ * An open may ask for an executable grant ("exec"): allowed by the config's allow_exec and
+ * by an execute bit of the client's class in the region's mode (access.h); with create it
+ * makes the region executable. "huge" makes an anonymous region of huge pages (memfd.h),
+ * its size rounded up to whole huge pages here, before the job starts.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +29,7 @@
 #include "flush.h"
 #include "fsdir.h"
 #include "log.h"
+#include "memfd.h"
 #include "meta.h"
 #include "msg.h"
 #include "ops.h"
@@ -44,7 +50,36 @@ struct open_args {
 	struct policy policy;
 	bool has_perm;
 	uint64_t perm;
+	bool exec;                    /* an executable grant; with create, an executable region */
+	bool huge;                    /* create an anonymous region with huge pages */
 };
+
+/*
+ * Checks "huge" of a creation and rounds its size up to whole huge pages. Returns 0, or -1
+ * after answering with the error.
+ */
+static int open_parse_huge(struct conn *c, uint64_t id, struct open_args *a)
+{
+	uint64_t page = memfd_huge_page_size();
+
+	if (!a->anonymous) {
+		ops_reply_error(c, id, EINVAL, "field 'huge' needs \"anonymous\": true (file regions "
+		                "get the page size of their file system)");
+		return -1;
+	}
+	if (a->sparse) {
+		ops_reply_error(c, id, EINVAL, "fields 'huge' and 'sparse' exclude each other: huge "
+		                "pages are reserved at creation");
+		return -1;
+	}
+	if (a->size > UINT64_MAX - (page - 1)) {
+		ops_reply_error(c, id, EFBIG, "field 'size' (%" PRIu64 ") is above max_region_size "
+		                "(%" PRIu64 ")", a->size, c->srv->limits->max_region_size);
+		return -1;
+	}
+	a->size = (a->size + page - 1) / page * page;
+	return 0;
+}
 
 /* Parses and checks an open request. Returns 0, or -1 after answering with the error. */
 static int open_parse(struct conn *c, uint64_t id, const cJSON *req, struct open_args *a)
@@ -79,7 +114,9 @@ static int open_parse(struct conn *c, uint64_t id, const cJSON *req, struct open
 	}
 	a->has_size = r == 0;
 	if (ops_get_bool(c, id, req, "anonymous", &a->anonymous) < 0 ||
-	    ops_get_bool(c, id, req, "sparse", &a->sparse) < 0)
+	    ops_get_bool(c, id, req, "sparse", &a->sparse) < 0 ||
+	    ops_get_bool(c, id, req, "exec", &a->exec) < 0 ||
+	    ops_get_bool(c, id, req, "huge", &a->huge) < 0)
 		return -1;
 	a->policy.kind = POLICY_MANUAL;
 	policy = cJSON_GetObjectItemCaseSensitive(req, "policy");
@@ -88,7 +125,7 @@ static int open_parse(struct conn *c, uint64_t id, const cJSON *req, struct open
 		ops_reply_error(c, id, EINVAL, "%s", problem);
 		return -1;
 	}
-	a->perm = ACCESS_PERM_DEFAULT;
+	a->perm = a->exec ? ACCESS_PERM_DEFAULT_EXEC : ACCESS_PERM_DEFAULT;
 	r = ops_get_u64(c, id, req, "perm", false, &a->perm);
 	if (r < 0)
 		return -1;
@@ -102,7 +139,8 @@ static int open_parse(struct conn *c, uint64_t id, const cJSON *req, struct open
 		/* A false flag asks for nothing, so only a set flag, a size or a policy is refused. */
 		const char *stray = a->exclusive ? "exclusive" : a->has_size ? "size" :
 		                    a->anonymous ? "anonymous" : a->sparse ? "sparse" :
-		                    a->has_policy ? "policy" : a->has_perm ? "perm" : NULL;
+		                    a->has_policy ? "policy" : a->has_perm ? "perm" :
+		                    a->huge ? "huge" : NULL;
 
 		if (stray) {
 			ops_reply_error(c, id, EINVAL, "field '%s' is only allowed with \"create\": true",
@@ -119,6 +157,11 @@ static int open_parse(struct conn *c, uint64_t id, const cJSON *req, struct open
 		ops_reply_error(c, id, EINVAL, "field 'size' must be at least 1");
 		return -1;
 	}
+	if (a->huge && open_parse_huge(c, id, a) < 0)
+		return -1;
+	/* An anonymous region not created executable never gets x bits (chmod refuses them). */
+	if (a->anonymous && !a->exec)
+		a->perm &= ~ACCESS_PERM_EXEC;
 	if (a->size > c->srv->limits->max_region_size) {
 		ops_reply_error(c, id, EFBIG, "field 'size' (%" PRIu64 ") is above max_region_size (%" PRIu64 ")",
 		                a->size, c->srv->limits->max_region_size);
@@ -174,21 +217,55 @@ static int open_admit_create(struct conn *c, uint64_t id, const char *name)
 	return 0;
 }
 
+/* Checks allow_exec. Returns 0, or -1 after answering EPERM (logged). */
+static int open_check_exec_allowed(struct conn *c, uint64_t id, const char *name)
+{
+	if (c->srv->cfg->allow_exec)
+		return 0;
+	conn_warn(c, "denied an executable map of region '%s': allow_exec is false", name);
+	ops_reply_error(c, id, EPERM, "operation not permitted: this daemon grants no "
+	                "executable maps (allow_exec is false)");
+	return -1;
+}
+
 /*
- * Makes a grant of r for c in mode and sends the reply with its descriptor. Answers any
- * failure itself. The request that created r is granted whatever r's mode says, as
- * open(2) with O_CREAT is.
+ * Checks that c may map r executable: the daemon allows executable maps (allow_exec), and,
+ * unless c's request created r, r's mode gives c's class an execute bit. Returns 0, or -1
+ * after answering EPERM or EACCES (logged).
+ */
+static int open_check_exec(struct conn *c, uint64_t id, const struct region *r, bool created)
+{
+	if (open_check_exec_allowed(c, id, r->name) < 0)
+		return -1;
+	if (created || (r->acc.perm & ACCESS_PERM_EXEC))
+		return 0;
+	conn_warn(c, "denied an executable map of region '%s': mode %04o has no execute bit",
+	          r->name, r->acc.perm);
+	ops_reply_error(c, id, EACCES, "permission denied: region '%s' has no exec consent (mode "
+	                "%04o has no execute bit%s)", r->name, r->acc.perm,
+	                r->anonymous && !r->exec ? "; an anonymous region is executable only when "
+	                "created with \"exec\": true" : "");
+	return -1;
+}
+
+/*
+ * Makes a grant of r for c in mode (executable if exec) and sends the reply with its
+ * descriptor. Answers any failure itself. The request that created r is granted whatever
+ * r's mode says, as open(2) with O_CREAT is.
  */
 static void open_grant(struct conn *c, uint64_t id, struct region *r, enum region_mode mode,
-                       bool created)
+                       bool exec, bool created)
 {
 	uint64_t max_bytes = c->srv->limits->max_bytes_granted_per_client, size, grant_size;
+	unsigned want = (mode == REGION_MODE_RW ? ACCESS_WRITE : ACCESS_READ) |
+	                (exec ? ACCESS_EXEC : 0);
 	struct grant *g;
 	cJSON *reply = NULL, *obj;
 	int fd, ret;
 
-	if (!created && ops_check_access(c, id, r->name, &r->acc,
-	                                 mode == REGION_MODE_RW ? ACCESS_WRITE : ACCESS_READ) < 0)
+	if (exec && open_check_exec(c, id, r, created) < 0)
+		return;
+	if (!created && ops_check_access(c, id, r->name, &r->acc, want) < 0)
 		return;
 	size = region_size(r);
 	if (size > max_bytes || c->bytes_granted > max_bytes - size) {
@@ -229,6 +306,7 @@ static void open_grant(struct conn *c, uint64_t id, struct region *r, enum regio
 	    !cJSON_AddNumberToObject(reply, "handle", g->handle) ||
 	    !cJSON_AddStringToObject(reply, "mode", region_mode_name(mode)) ||
 	    !cJSON_AddBoolToObject(reply, "created", created) ||
+	    !cJSON_AddBoolToObject(reply, "exec", exec) ||
 	    !cJSON_AddItemToObject(reply, "region", obj)) {
 		cJSON_Delete(obj);
 		goto fail;
@@ -241,6 +319,10 @@ static void open_grant(struct conn *c, uint64_t id, struct region *r, enum regio
 	if (ret < 0 && conn_alive(c))
 		goto fail;
 	if (ret == 0) {
+		if (exec)
+			log_info("client %llu (pid %ld, uid %lu): executable grant %" PRIu64 " of '%s' "
+			         "(%s)", (unsigned long long)c->serial, (long)c->pid,
+			         (unsigned long)c->uid, g->handle, r->name, region_mode_name(mode));
 		log_debug("client %llu (pid %ld): grant %" PRIu64 " of '%s' (%s)",
 		          (unsigned long long)c->serial, (long)c->pid, g->handle, r->name,
 		          region_mode_name(mode));
@@ -271,12 +353,16 @@ static void open_existing_file(struct conn *c, uint64_t id, const struct open_ar
 		ops_reply_fd_error(c, id, a->name, -ret);
 		return;
 	}
-	open_grant(c, id, r, a->mode, false);
+	open_grant(c, id, r, a->mode, a->exec, false);
 	ops_put_region(r);
 }
 
-/* Reads mode and exclusive of a request that open_parse accepted before. */
-static void open_reparse(const cJSON *req, enum region_mode *ret_mode, bool *ret_exclusive)
+/*
+ * Reads mode, exclusive and exec (ret_exec may be NULL) of a request that open_parse
+ * accepted before.
+ */
+static void open_reparse(const cJSON *req, enum region_mode *ret_mode, bool *ret_exclusive,
+                         bool *ret_exec)
 {
 	const char *mode = NULL;
 	int r;
@@ -286,6 +372,10 @@ static void open_reparse(const cJSON *req, enum region_mode *ret_mode, bool *ret
 	if (msg_get_string(req, "mode", &mode) == 0 && (r = region_mode_parse(mode)) >= 0)
 		*ret_mode = (enum region_mode)r;
 	msg_get_bool(req, "exclusive", ret_exclusive);
+	if (ret_exec) {
+		*ret_exec = false;
+		msg_get_bool(req, "exec", ret_exec);
+	}
 }
 
 /* The region exists now (with its metadata on disk): grant it to whoever asked. */
@@ -294,22 +384,28 @@ static void open_ready(struct region_job *job)
 	struct conn *c = job->conn;
 	struct region *r = job->region;
 	enum region_mode mode;
-	bool exclusive;
+	bool exclusive, exec;
 
-	open_reparse(job->req, &mode, &exclusive);
+	open_reparse(job->req, &mode, &exclusive, &exec);
 	region_set_ready(r, job->result, job->size);
 	job->result = -EBADF;   /* the region owns the descriptor now */
 	r->flush.policy = job->policy;
+	r->huge = job->huge;
 	if (r->anonymous)
 		fdstore_region_added(r);
 	if (job->fell_back)
 		log_debug("the file system cannot reserve blocks for region '%s'; "
 		          "it was sized with ftruncate", r->name);
-	log_info("created %sregion '%s' (%" PRIu64 " bytes%s) for client %llu (pid %ld)",
+	if (r->huge == MEMFD_HUGE_THP)
+		log_info("region '%s': the hugetlb pool cannot give %" PRIu64 " bytes of huge pages; "
+		         "it uses transparent huge pages instead", r->name, job->size);
+	log_info("created %sregion '%s' (%" PRIu64 " bytes%s%s%s) for client %llu (pid %ld)",
 	         r->anonymous ? "anonymous " : "", r->name, job->size,
-	         job->sparse ? ", sparse" : "", (unsigned long long)c->serial, (long)c->pid);
+	         job->sparse ? ", sparse" : "", r->exec ? ", executable" : "",
+	         r->huge == MEMFD_HUGE_NONE ? "" : r->huge == MEMFD_HUGE_HUGETLB ? ", hugetlb" :
+	         ", thp", (unsigned long long)c->serial, (long)c->pid);
 	if (conn_alive(c) && open_admit(c, job->id) == 0)
-		open_grant(c, job->id, r, mode, true);
+		open_grant(c, job->id, r, mode, exec, true);
 	region_check_idle(r);
 	region_wake(r);
 	region_job_free(job);
@@ -323,7 +419,7 @@ static void open_failed(struct region_job *job, int err)
 	enum region_mode mode;
 	bool exclusive;
 
-	open_reparse(job->req, &mode, &exclusive);
+	open_reparse(job->req, &mode, &exclusive, NULL);
 	region_table_remove(r);
 	if (c->regions_created > 0)
 		c->regions_created--;
@@ -335,6 +431,11 @@ static void open_failed(struct region_job *job, int err)
 		ops_run(c, job->id, req);
 	} else if (err == EEXIST) {
 		ops_reply_error(c, job->id, EEXIST, "region '%s' already exists", r->name);
+	} else if (err == EACCES && r->exec) {
+		log_warn("cannot create executable anonymous region '%s': the kernel refuses "
+		         "executable memfds (vm.memfd_noexec = 2)", r->name);
+		ops_reply_error(c, job->id, EACCES, "cannot create region '%s': the kernel refuses "
+		                "executable memfds (vm.memfd_noexec = 2)", r->name);
 	} else {
 		if (err == ENOSPC || err == EDQUOT)
 			log_warn("cannot create region '%s' (%" PRIu64 " bytes): %s", r->name, job->size,
@@ -414,7 +515,9 @@ static void open_create(struct conn *c, uint64_t id, const struct open_args *a, 
 	}
 	job->size = a->size;
 	job->sparse = a->sparse;
+	job->memfd_flags = (a->exec ? MEMFD_EXEC : 0) | (a->huge ? MEMFD_HUGE : 0);
 	job->policy = a->policy;
+	r->exec = a->anonymous && a->exec;
 	r->acc.uid = (uint32_t)c->uid;
 	r->acc.gid = (uint32_t)c->gid;
 	r->acc.perm = (unsigned)a->perm;
@@ -440,6 +543,9 @@ int ops_open(struct conn *c, uint64_t id, cJSON *req)
 
 	if (open_parse(c, id, req, &a) < 0)
 		return OPS_DONE;
+	/* Refused before anything is created for it (checked again at the grant: SIGHUP). */
+	if (a.exec && open_check_exec_allowed(c, id, a.name) < 0)
+		return OPS_DONE;
 	r = region_lookup(c->srv, a.name);
 	/* Being truncated: a grant now could be mapped at the old size, past the new end. */
 	if (r && (r->state == REGION_BUSY || resize_truncating(r)))
@@ -450,7 +556,7 @@ int ops_open(struct conn *c, uint64_t id, cJSON *req)
 		if (a.create && a.exclusive)
 			ops_reply_error(c, id, EEXIST, "region '%s' already exists", a.name);
 		else
-			open_grant(c, id, r, a.mode, false);
+			open_grant(c, id, r, a.mode, a.exec, false);
 		return OPS_DONE;
 	}
 

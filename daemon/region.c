@@ -249,6 +249,7 @@ cJSON *region_to_json(struct region *r)
 	if (!cJSON_AddStringToObject(obj, "name", r->name) ||
 	    !cJSON_AddNumberToObject(obj, "size", (double)region_size(r)) ||
 	    !cJSON_AddBoolToObject(obj, "anonymous", r->anonymous) ||
+	    !cJSON_AddStringToObject(obj, "huge", memfd_huge_name(r->huge)) ||
 	    !cJSON_AddNumberToObject(obj, "grants", (double)r->grants) ||
 	    !cJSON_AddNumberToObject(obj, "clients", (double)r->clients) ||
 	    !region_json_access(obj, &r->acc) ||
@@ -258,6 +259,29 @@ cJSON *region_to_json(struct region *r)
 		return NULL;
 	}
 	return obj;
+}
+
+bool region_anon_to_json(const struct region *r, cJSON *entry)
+{
+	return cJSON_AddBoolToObject(entry, "exec", r->exec) &&
+	       cJSON_AddStringToObject(entry, "huge", memfd_huge_name(r->huge));
+}
+
+void region_anon_from_json(struct region *r, const cJSON *entry)
+{
+	const char *huge = NULL;
+	bool exec = false;
+
+	msg_get_bool(entry, "exec", &exec);
+	r->exec = exec;
+	if (!r->exec)
+		r->acc.perm &= ~ACCESS_PERM_EXEC;
+	if (memfd_is_hugetlb(r->fd))
+		r->huge = MEMFD_HUGE_HUGETLB;
+	else if (msg_get_string(entry, "huge", &huge) == 0 && strcmp(huge, "thp") == 0)
+		r->huge = MEMFD_HUGE_THP;
+	else
+		r->huge = MEMFD_HUGE_NONE;
 }
 
 cJSON *region_file_json(struct server *srv, const char *name, const struct stat *st)
@@ -274,6 +298,7 @@ cJSON *region_file_json(struct server *srv, const char *name, const struct stat 
 	if (!cJSON_AddStringToObject(obj, "name", name) ||
 	    !cJSON_AddNumberToObject(obj, "size", (double)st->st_size) ||
 	    !cJSON_AddFalseToObject(obj, "anonymous") ||
+	    !cJSON_AddStringToObject(obj, "huge", memfd_huge_name(MEMFD_HUGE_NONE)) ||
 	    !cJSON_AddNumberToObject(obj, "grants", 0) ||
 	    !cJSON_AddNumberToObject(obj, "clients", 0) ||
 	    !region_json_access(obj, &acc) ||
@@ -529,8 +554,8 @@ static void region_job_run(struct server_job *sj)
 		                                job->size, job->sparse, &job->fell_back);
 		break;
 	case REGION_JOB_CREATE_ANONYMOUS:
-		job->result = fsdir_create_memfd(job->region->name, job->size, job->sparse,
-		                                 &job->fell_back);
+		job->result = memfd_region_create(job->region->name, job->size, job->sparse,
+		                                  job->memfd_flags, &job->huge, &job->fell_back);
 		break;
 	case REGION_JOB_UNLINK:
 		job->result = fsdir_unlink(job->dir_fd, job->region->name);

@@ -32,6 +32,7 @@
 #include "fsdir.h"
 #include "htab.h"
 #include "lock.h"
+#include "memfd.h"
 #include "resize.h"
 #include "server.h"
 
@@ -69,6 +70,8 @@ struct region {
 	bool anonymous;
 	bool rdonly;                  /* the daemon could only open it O_RDONLY */
 	bool retired;                 /* deleted: the name is no longer this region's */
+	bool exec;                    /* anonymous: created executable (x bits may be set) */
+	enum memfd_huge huge;         /* anonymous: its huge pages (memfd.h) */
 	enum region_state state;
 	int fd;                       /* the daemon's one descriptor, or -1 */
 	uint64_t size;                /* the size the daemon made or last saw (resize.c) */
@@ -144,6 +147,14 @@ uint64_t region_size(struct region *r);
 
 /* The region object of docs/protocol.md and docs/coordination.md. NULL on ENOMEM. */
 cJSON *region_to_json(struct region *r);
+
+/*
+ * What an anonymous region's memfd cannot tell, for the fd store's state: adds "exec" and
+ * "huge" to entry (false on ENOMEM); and reads them back into r (fd set), where a hugetlb
+ * memfd is recognised from the descriptor itself and a missing or bad field means no exec.
+ */
+bool region_anon_to_json(const struct region *r, cJSON *entry);
+void region_anon_from_json(struct region *r, const cJSON *entry);
 /*
  * The owner and mode of file region name, whose stat is st: its metadata's, or for a file
  * made without mmapd the file's own owner and permission bits.
@@ -190,11 +201,13 @@ struct region_job {
 	int dir_fd;
 	uint64_t size;
 	bool sparse;
+	unsigned memfd_flags;         /* anonymous creation: MEMFD_EXEC, MEMFD_HUGE */
 	struct policy policy;         /* creation: the region's flush policy */
 	char tmpname[FSDIR_TMP_NAME_MAX];
 	/* Results, read by the completion. */
 	int result;                   /* descriptor, 0, or -errno */
 	bool fell_back;               /* fallocate unsupported: created with ftruncate */
+	enum memfd_huge huge;         /* anonymous creation: the huge pages it got */
 	/* The request that asked, answered by the completion. */
 	struct conn *conn;            /* referenced; its pending count covers this job */
 	uint64_t id;

@@ -451,6 +451,13 @@ void resize_request(struct conn *c, uint64_t id, struct region *r, uint64_t size
 		                "cannot resize it", r->name);
 		return;
 	}
+	/* hugetlbfs sizes files in whole huge pages only. */
+	if (r->huge == MEMFD_HUGE_HUGETLB && size % memfd_huge_page_size() != 0) {
+		ops_reply_error(c, id, EINVAL, "region '%s' has huge pages of %" PRIu64 " bytes; "
+		                "field 'size' must be a multiple of that", r->name,
+		                memfd_huge_page_size());
+		return;
+	}
 	rs = calloc(1, sizeof(*rs));
 	if (!rs) {
 		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");

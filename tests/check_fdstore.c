@@ -845,6 +845,66 @@ START_TEST(test_fdconn_forged_connections_are_refused)
 }
 END_TEST
 
+/* Writes v to /proc/sys/vm/nr_hugepages (as root). Returns the old value, or -1. */
+static long hugepages_set(long v)
+{
+	FILE *f = fopen("/proc/sys/vm/nr_hugepages", "r+e");
+	long old = -1;
+
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld", &old) != 1 || fseek(f, 0, SEEK_SET) != 0 ||
+	    fprintf(f, "%ld\n", v < 0 ? old + 1 : v) < 0)
+		old = -1;
+	/* The kernel's refusal (no memory for the page) comes with the write, at fclose. */
+	if (fclose(f) != 0)
+		old = -1;
+	return old;
+}
+
+START_TEST(test_fdstore_exec_and_huge_pages_of_anonymous_regions_come_back)
+{
+	struct fake_sd sd;
+	struct test_conn c;
+	const cJSON *region;
+	char huge[16];
+	cJSON *st;
+	long old = hugepages_set(-1);   /* one huge page for this test, where root may */
+
+	sd_init(&sd, "{\"allow_exec\": true}");
+	sd_spawn(&sd);
+	test_conn_open_hello(&c, &sd.d);
+	reply_ok(test_conn_callf(&c, "{'op':'open','name':'x','mode':'rw','create':true,"
+	                         "'size':4096,'anonymous':true,'exec':true,'perm':%d}", 0750));
+	reply_ok(test_conn_callf(&c, "{'op':'open','name':'n','mode':'rw','create':true,"
+	                         "'size':4096,'anonymous':true}"));
+	reply_ok(test_conn_callf(&c, "{'op':'open','name':'h','mode':'rw','create':true,"
+	                         "'size':4096,'anonymous':true,'huge':true}"));
+	test_conn_close(&c);
+	st = test_daemon_stat(&sd.d, "h", &region);
+	snprintf(huge, sizeof(huge), "%s", test_json_str(region, "huge"));
+	cJSON_Delete(st);
+	ck_assert_str_eq(huge, old >= 0 ? "hugetlb" : "thp");
+	sd_pump(&sd, 0, false);
+	sd_stop(&sd, SIGKILL);
+	sd_spawn(&sd);
+	log_expect(&sd, "restored 3 of 3 anonymous regions");
+
+	test_conn_open_hello(&c, &sd.d);
+	reply_ok(test_conn_callf(&c, "{'op':'open','name':'x','exec':true}"));
+	reply_error(test_conn_callf(&c, "{'op':'chmod','name':'n','perm':%d}", 0770), "EPERM",
+	            EPERM);
+	reply_ok(test_conn_callf(&c, "{'op':'chmod','name':'x','perm':%d}", 0700));
+	test_conn_close(&c);
+	st = test_daemon_stat(&sd.d, "h", &region);
+	ck_assert_str_eq(test_json_str(region, "huge"), huge);
+	cJSON_Delete(st);
+	sd_done(&sd);
+	if (old >= 0)
+		hugepages_set(old);
+}
+END_TEST
+
 static Suite *fdstore_suite(void)
 {
 	Suite *s = suite_create("fdstore");
@@ -862,6 +922,7 @@ static Suite *fdstore_suite(void)
 	tcase_add_test(tc, test_fdconn_peer_that_died_during_the_restart_is_dropped);
 	tcase_add_test(tc, test_fdconn_connection_whose_region_is_gone_is_closed);
 	tcase_add_test(tc, test_fdconn_forged_connections_are_refused);
+	tcase_add_test(tc, test_fdstore_exec_and_huge_pages_of_anonymous_regions_come_back);
 	suite_add_tcase(s, tc);
 	return s;
 }
