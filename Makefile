@@ -159,6 +159,7 @@ run: $(MMAPD) $(MMAPCTL)
 # Every suite runs even when an earlier one fails; the summary line counts suites.
 check: all $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY) $(EXAMPLES)
 	+@MAKE="$(MAKE)" sh mk/installcheck.sh
+	@sh mk/doccheck.sh
 	@$(FUZZ_REPLAY) tests/fuzz/corpus
 	@MMAPD_BIN=$(abspath $(MMAPD)) MMAPCTL_BIN=$(abspath $(MMAPCTL)) \
 	 MMAPD_TESTCLIENT=$(abspath $(TESTCLIENT)) \

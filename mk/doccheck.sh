@@ -1,0 +1,101 @@
+#!/bin/sh
+# `make check` step: the documentation against the code. Lists every public function, protocol
+# op, event, config key and mmapctl command the code has, and prints each one a document that
+# must describe it does not, with the place it was looked for:
+#   - every MMAPD_EXPORT function of client/mmapd.h: declared in a ```c block of
+#     docs/client-api.md and in the SYNOPSIS of docs/libmmapd.3;
+#   - every op of daemon/ops.c's ops_table: a heading of its own in docs/protocol.md;
+#   - every event the daemon sends (msg_event, notify_event_new, sub_send_seq_event in daemon/):
+#     a row of the table under "## Events" in docs/protocol.md;
+#   - every config key daemon/config.c accepts: named in docs/mmapd.8 and docs/operations.md;
+#   - every command of client/mmapctl.c's commands[]: a .TP entry under COMMANDS in
+#     docs/mmapctl.1.
+# Exit status 1 when anything is missing (or when a list came out empty: a parser that stopped
+# matching the code must not pass silently). Run from the top of the tree.
+set -u
+LC_ALL=C
+export LC_ALL
+
+missing=0
+checked=0
+miss() {
+	echo "doccheck: MISSING: $1"
+	missing=$((missing + 1))
+}
+# A word of [A-Za-z0-9_-] equal to $1 somewhere in standard input.
+has_word() {
+	grep -Eq "(^|[^A-Za-z0-9_-])$1([^A-Za-z0-9_-]|\$)"
+}
+# Roff source without font changes, \- and \&, so that words read as in the rendered page.
+roff_plain() {
+	sed -e 's/\\f[BIRP]//g' -e 's/\\f(..//g' -e 's/\\f\[[^]]*\]//g' -e 's/\\-/-/g' -e 's/\\&//g' "$1"
+}
+# The lines of a roff section: from ".SH $2" to the next .SH.
+roff_section() {
+	roff_plain "$1" | awk -v s="$2" '/^\.SH/ { on = ($0 ~ "^\\.SH \"?" s "\"?$") ; next } on'
+}
+nonempty() {
+	[ -n "$2" ] || { echo "doccheck: FAIL: found no $1 in the code (has the code's form changed?)"; exit 1; }
+}
+
+# ---- public functions ----
+funcs=$(grep -E '^MMAPD_EXPORT ' client/mmapd.h | sed -E 's/\(.*//; s/.*[ *]//' | sort -u)
+nonempty "MMAPD_EXPORT functions in client/mmapd.h" "$funcs"
+api_decls=$(awk '/^```c/ { on = 1; next } /^```/ { on = 0 } on' docs/client-api.md)
+man_synopsis=$(roff_section docs/libmmapd.3 SYNOPSIS)
+for f in $funcs; do
+	checked=$((checked + 1))
+	printf '%s\n' "$api_decls" | grep -Eq "(^|[ *])$f\(" ||
+		miss "function $f: no declaration in a \`\`\`c block of docs/client-api.md"
+	printf '%s\n' "$man_synopsis" | grep -Eq "(^|[ *\"])$f\(" ||
+		miss "function $f: not in the SYNOPSIS of docs/libmmapd.3"
+done
+
+# ---- protocol ops ----
+ops=$(sed -n '/ops_table\[\] = {/,/^};/p' daemon/ops.c | sed -nE 's/^[[:space:]]*\{ "([a-z-]+)",.*/\1/p')
+nonempty "ops in daemon/ops.c's ops_table" "$ops"
+proto_heads=$(grep -E '^#{2,4} ' docs/protocol.md)
+for op in $ops; do
+	checked=$((checked + 1))
+	printf '%s\n' "$proto_heads" | has_word "$op" ||
+		miss "op $op: no section (heading) in docs/protocol.md"
+done
+
+# ---- events ----
+events=$(grep -hoE '(msg_event|notify_event_new|sub_send_seq_event)\([^")]*"[a-z-]+"' daemon/*.c |
+	sed -E 's/.*"([a-z-]+)"$/\1/' | sort -u)
+nonempty "events sent in daemon/" "$events"
+event_rows=$(awk '/^## / { on = ($0 == "## Events"); next } on' docs/protocol.md | grep -E '^\|')
+for ev in $events; do
+	checked=$((checked + 1))
+	printf '%s\n' "$event_rows" | grep -Fq "| \`$ev\` |" ||
+		miss "event $ev: no row in the table under \"## Events\" of docs/protocol.md"
+done
+
+# ---- config keys ----
+keys=$( (sed -nE 's/^[[:space:]]*CONFIG_LIMIT\(([a-z_]+),.*/\1/p' daemon/config.c
+	grep -oE 'strcmp\(key, "[a-z_]+"\)' daemon/config.c | sed -E 's/.*"([a-z_]+)".*/\1/') | sort -u)
+nonempty "config keys in daemon/config.c" "$keys"
+man8=$(roff_plain docs/mmapd.8)
+for k in $keys; do
+	checked=$((checked + 1))
+	printf '%s\n' "$man8" | has_word "$k" || miss "config key $k: not in docs/mmapd.8"
+	has_word "$k" < docs/operations.md || miss "config key $k: not in docs/operations.md"
+done
+
+# ---- mmapctl commands ----
+cmds=$(sed -n '/commands\[\] = {/,/^};/p' client/mmapctl.c | sed -nE 's/^[[:space:]]*\{ "([a-z-]+)",.*/\1/p')
+nonempty "commands in client/mmapctl.c's commands[]" "$cmds"
+cmd_entries=$(roff_section docs/mmapctl.1 COMMANDS | awk 'tp { print } { tp = ($0 == ".TP") }' |
+	sed -E 's/^\.[A-Z]+ +//; s/"//g')
+for c in $cmds; do
+	checked=$((checked + 1))
+	printf '%s\n' "$cmd_entries" | has_word "$c" ||
+		miss "mmapctl command $c: no .TP entry under COMMANDS in docs/mmapctl.1"
+done
+
+if [ "$missing" -ne 0 ]; then
+	echo "doccheck: FAIL: $missing missing of $checked names checked"
+	exit 1
+fi
+echo "doccheck: $checked names (functions, ops, events, config keys, mmapctl commands) all documented"
