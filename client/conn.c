@@ -163,6 +163,14 @@ int request_start(struct mmapd_client *client, const char *op, const char *name,
 	return *ret_req ? 0 : -ENOMEM;
 }
 
+int request_start_region(struct mmapd_client *client, const char *op, const char *name,
+                         cJSON **ret_req)
+{
+	if (client && !name)
+		return error_set(-EINVAL, "name is NULL");
+	return request_start(client, op, name, ret_req);
+}
+
 int request_nomem(void)
 {
 	return error_set(-ENOMEM, "out of memory building a request");

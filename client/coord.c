@@ -202,7 +202,7 @@ MMAPD_EXPORT int mmapd_lock(struct mmapd_client *client, const char *name, uint6
 	if (flags & ~(MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT))
 		return error_set(-EINVAL, "unknown lock flags 0x%x",
 		                 flags & ~(MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT));
-	r = request_start(client, "lock", name, &call.req);
+	r = request_start_region(client, "lock", name, &call.req);
 	if (r < 0)
 		return r;
 	if ((r = request_add_u64(call.req, "offset", offset)) < 0 ||
@@ -371,7 +371,7 @@ MMAPD_EXPORT int mmapd_resize(struct mmapd_client *client, const char *name, uin
 		return error_set(-EINVAL, "unknown resize flags 0x%x", flags & ~MMAPD_RESIZE_SPARSE);
 	if (size == 0)
 		return error_set(-EINVAL, "a region cannot be resized to 0 bytes");
-	r = request_start(client, "resize", name, &call.req);
+	r = request_start_region(client, "resize", name, &call.req);
 	if (r < 0)
 		return r;
 	r = request_add_u64(call.req, "size", size);
@@ -407,7 +407,7 @@ MMAPD_EXPORT int mmapd_subscribe(struct mmapd_client *client, const char *name,
 	struct call call = { .on_reply = subscribe_hook, .ctx = &node };
 	int r;
 
-	r = request_start(client, "subscribe", name, &call.req);
+	r = request_start_region(client, "subscribe", name, &call.req);
 	if (r < 0)
 		return r;
 	node = name_node_new(name);
@@ -433,7 +433,7 @@ MMAPD_EXPORT int mmapd_unsubscribe(struct mmapd_client *client, const char *name
 	struct call call = { .on_reply = unsubscribe_hook };
 	int r;
 
-	r = request_start(client, "unsubscribe", name, &call.req);
+	r = request_start_region(client, "unsubscribe", name, &call.req);
 	if (r < 0)
 		return r;
 	call.ctx = (void *)name;
@@ -471,7 +471,7 @@ int subs_restore(struct mmapd_client *client)
 	for (i = 0; i < n && r == 0; i++) {
 		struct call call = { .flags = CALL_INTERNAL };
 
-		r = request_start(client, "subscribe", names[i], &call.req);
+		r = request_start_region(client, "subscribe", names[i], &call.req);
 		if (r == 0)
 			r = coord_run(client, &call, NULL, NULL);
 		if (r == 0 || r == -EALREADY) {
@@ -508,7 +508,7 @@ MMAPD_EXPORT int mmapd_changed(struct mmapd_client *client, const char *name, ui
 
 	if (length == 0)
 		return error_set(-EINVAL, "a change of 0 bytes cannot be reported");
-	r = request_start(client, "changed", name, &call.req);
+	r = request_start_region(client, "changed", name, &call.req);
 	if (r < 0)
 		return r;
 	if ((r = request_add_u64(call.req, "offset", offset)) < 0 ||
@@ -525,7 +525,7 @@ MMAPD_EXPORT int mmapd_flush(struct mmapd_client *client, const char *name, uint
 	struct call call = { 0 };
 	int r;
 
-	r = request_start(client, "flush", name, &call.req);
+	r = request_start_region(client, "flush", name, &call.req);
 	if (r < 0)
 		return r;
 	/* The daemon flushes the whole file whatever the range; it is sent for the record. */
@@ -572,7 +572,7 @@ MMAPD_EXPORT int mmapd_flush_async(struct mmapd_client *client, const char *name
 	cJSON *req = NULL;
 	int r;
 
-	r = request_start(client, "flush", name, &req);
+	r = request_start_region(client, "flush", name, &req);
 	if (r < 0)
 		return r;
 	fa = calloc(1, sizeof(*fa) + strlen(name) + 1);
@@ -609,7 +609,7 @@ MMAPD_EXPORT int mmapd_set_policy(struct mmapd_client *client, const char *name,
 	r = policy_check(policy);
 	if (r < 0)
 		return r;
-	r = request_start(client, "set-policy", name, &call.req);
+	r = request_start_region(client, "set-policy", name, &call.req);
 	if (r < 0)
 		return r;
 	obj = policy_json(policy);
@@ -626,7 +626,7 @@ MMAPD_EXPORT int mmapd_clear_error(struct mmapd_client *client, const char *name
 	struct call call = { 0 };
 	int r;
 
-	r = request_start(client, "clear-error", name, &call.req);
+	r = request_start_region(client, "clear-error", name, &call.req);
 	if (r < 0)
 		return r;
 	return coord_run(client, &call, NULL, NULL);

@@ -378,6 +378,9 @@ cJSON *request_new(const char *op, const char *name);
  */
 int request_start(struct mmapd_client *client, const char *op, const char *name,
                   cJSON **ret_req);
+/* request_start for the ops about one region: a NULL name is -EINVAL here, not a round trip. */
+int request_start_region(struct mmapd_client *client, const char *op, const char *name,
+                         cJSON **ret_req);
 /*
  * Adds an integer field. Returns 0, -EINVAL (above 2^53-1, which JSON numbers cannot carry
  * exactly) or -ENOMEM, with the thread's message set.

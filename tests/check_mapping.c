@@ -486,6 +486,29 @@ START_TEST(test_mapping_async_flush_completion_arrives_as_an_event)
 }
 END_TEST
 
+/* Every call about one region refuses a NULL name itself (it once crashed some of them). */
+START_TEST(test_mapping_region_calls_refuse_a_null_name)
+{
+	struct mmapd_client *c = client_new();
+	struct mmapd_policy manual = { .kind = MMAPD_POLICY_MANUAL };
+	uint64_t out = 0;
+
+	ck_assert_int_eq(mmapd_subscribe(c, NULL, &out), -EINVAL);
+	ck_assert_int_eq(mmapd_unsubscribe(c, NULL), -EINVAL);
+	ck_assert_int_eq(mmapd_flush_async(c, NULL, &out), -EINVAL);
+	ck_assert_int_eq(mmapd_flush(c, NULL, 0, 0), -EINVAL);
+	ck_assert_int_eq(mmapd_changed(c, NULL, 0, 1, &out), -EINVAL);
+	ck_assert_int_eq(mmapd_lock(c, NULL, 0, 1, MMAPD_LOCK_NOWAIT, 0, &out), -EINVAL);
+	ck_assert_int_eq(mmapd_resize(c, NULL, page, 0), -EINVAL);
+	ck_assert_int_eq(mmapd_set_policy(c, NULL, &manual), -EINVAL);
+	ck_assert_int_eq(mmapd_clear_error(c, NULL), -EINVAL);
+	ck_assert_int_eq(mmapd_chown(c, NULL, -1, 0), -EINVAL);
+	ck_assert_int_eq(mmapd_chmod(c, NULL, 0600), -EINVAL);
+	ck_assert_int_eq(mmapd_ping(c), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
 static Suite *mapping_suite(void)
 {
 	Suite *s = suite_create("mapping");
@@ -495,6 +518,7 @@ static Suite *mapping_suite(void)
 	tcase_add_checked_fixture(tc, test_fd_setup, test_fd_teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_mapping_four_processes_incrementing_one_counter_end_exact);
+	tcase_add_test(tc, test_mapping_region_calls_refuse_a_null_name);
 	tcase_add_test(tc, test_mapping_misaligned_atomic_view_is_refused);
 	tcase_add_test(tc, test_mapping_atomic_view_out_of_range_is_refused);
 	tcase_add_test(tc, test_mapping_odd_window_reads_right_bytes_and_takes_advice_prewarm_and_mlock);
