@@ -743,6 +743,9 @@ MMAPD_EXPORT struct mmapd_region *mmapd_pvec_region(const struct mmapd_pvec *vec
  *
  * Opens as mmapd_pvec_open() does. Returns 0 with *ret_map (close with mmapd_phash_close()),
  * or the errors of mmapd_pvec_open() (-EINVAL: a size 0 or above 2^20; -EPROTO: other sizes).
+ * A header that looks wrong (a write under way elsewhere can make it look so) is read again
+ * under the map's lock, waited for up to 10 s (-ETIMEDOUT; -EDEADLK if this connection holds
+ * it); only one still wrong then is -EBADMSG.
  */
 MMAPD_EXPORT int mmapd_phash_open(struct mmapd_client *client, const char *name,
                                   size_t key_size, size_t val_size, unsigned flags,

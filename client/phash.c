@@ -26,6 +26,7 @@
 
 #define PHASH_SIZE_MAX (1u << 20)
 #define PHASH_SLOTS_MIN 64u
+#define PHASH_OPEN_LOCK_MS 10000 /* how long open waits for a writer to finish */
 
 enum { SLOT_EMPTY = 0, SLOT_FULL = 1, SLOT_TOMB = 2 };
 
@@ -113,6 +114,23 @@ static int phash_check(struct mmapd_phash *map, uint64_t *ret_nslots)
 	return r;
 }
 
+/*
+ * Open reads the header without the lock, so a put or a rebuild under way in another process
+ * can look like damage (the rebuild mark, count and tombstones changing). It asks again
+ * under the lock: a header still wrong then is damage, its writer having died holding the
+ * lock (which died with it).
+ */
+static int phash_check_locked(struct mmapd_phash *map, uint64_t *ret_nslots)
+{
+	int r = pregion_lock(&map->pr, PHASH_OPEN_LOCK_MS);
+
+	if (r < 0)
+		return r;
+	r = phash_check(map, ret_nslots);
+	pregion_unlock(&map->pr);
+	return r;
+}
+
 MMAPD_EXPORT int mmapd_phash_open(struct mmapd_client *client, const char *name,
                                   size_t key_size, size_t val_size, unsigned flags,
                                   struct mmapd_phash **ret_map)
@@ -142,6 +160,8 @@ MMAPD_EXPORT int mmapd_phash_open(struct mmapd_client *client, const char *name,
 	}
 	map->h = body;
 	r = phash_check(map, &n);
+	if (r == -EBADMSG)
+		r = phash_check_locked(map, &n);
 	if (r < 0) {
 		mmapd_phash_close(map);
 		return r;
