@@ -80,14 +80,6 @@ static void run_ret(void *code)
 	fn();
 }
 
-static struct mmapd_client *exec_connect(const struct test_daemon *d)
-{
-	struct mmapd_client *client;
-
-	ck_assert_int_eq(mmapd_connect(d->sock, "check_exec", &client), 0);
-	return client;
-}
-
 static int exec_open(struct mmapd_client *client, const char *name, unsigned flags,
                      enum mmapd_mode mode, uint64_t size, struct mmapd_region **ret)
 {
@@ -141,7 +133,7 @@ START_TEST(test_exec_refused_while_allow_exec_is_false)
 	                  EPERM, "allow_exec");
 	test_conn_close(&c);
 
-	client = exec_connect(&d);
+	client = test_client_connect(&d, "check_exec");
 	ck_assert_int_eq(exec_open(client, "f", MMAPD_OPEN_EXEC, MMAPD_MODE_RO, 0, &region), -EPERM);
 	ck_assert_ptr_nonnull(strstr(mmapd_last_message(), "allow_exec"));
 	ck_assert_int_eq(exec_open(client, "b", MMAPD_OPEN_CREATE | MMAPD_OPEN_ANONYMOUS |
@@ -160,7 +152,7 @@ START_TEST(test_exec_anonymous_region_created_executable_runs_code)
 	char perms[5];
 
 	test_daemon_start(&d, CFG_EXEC);
-	client = exec_connect(&d);
+	client = test_client_connect(&d, "check_exec");
 	ck_assert_int_eq(exec_open(client, "code", MMAPD_OPEN_CREATE | MMAPD_OPEN_ANONYMOUS |
 	                           MMAPD_OPEN_EXEC, MMAPD_MODE_RW, 4096, &region), 0);
 	maps_perms(mmapd_region_data(region), perms);
@@ -414,7 +406,7 @@ START_TEST(test_exec_grant_is_asked_again_after_a_reconnection)
 	exec_assert_ok(test_conn_callf(&c, "{'op':'open','name':'r','mode':'rw','create':true,"
 	                               "'size':4096,'exec':true}"));
 	test_conn_close(&c);
-	client = exec_connect(&d);
+	client = test_client_connect(&d, "check_exec");
 	mmapd_set_event_handler(client, exec_on_event, &seen);
 	ck_assert_int_eq(exec_open(client, "r", MMAPD_OPEN_EXEC, MMAPD_MODE_RO, 0, &region), 0);
 

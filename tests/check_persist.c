@@ -46,15 +46,6 @@ static void suite_teardown(void)
 	test_daemon_stop(&dmn);
 }
 
-static struct mmapd_client *client_on(const char *sock)
-{
-	struct mmapd_client *c = NULL;
-	int r = mmapd_connect(sock, "check_persist", &c);
-
-	ck_assert_msg(r == 0, "mmapd_connect: %s", mmapd_last_message());
-	return c;
-}
-
 static struct mmapd_region *region_on(struct mmapd_client *c, const char *name, uint64_t size)
 {
 	struct mmapd_open_opts o = { .flags = size ? MMAPD_OPEN_CREATE : 0,
@@ -139,7 +130,7 @@ START_TEST(test_persist_struct_written_by_one_process_is_read_by_another_and_aft
 	pid_t pid;
 
 	test_daemon_start(&d, NULL);
-	c = client_on(d.sock);
+	c = test_client_connect(&d, "check_persist");
 	region = region_on(c, "config", 4096);
 	cfg = pstruct_ok(region, 128, &layout, MMAPD_PSTRUCT_INIT);
 	ck_assert_ptr_eq(cfg, (uint8_t *)mmapd_region_data(region) + 128 + MMAPD_PSTRUCT_HEADER);
@@ -165,7 +156,7 @@ START_TEST(test_persist_struct_written_by_one_process_is_read_by_another_and_aft
 
 	test_daemon_kill(&d);
 	test_daemon_restart(&d);
-	c = client_on(d.sock);
+	c = test_client_connect(&d, "check_persist");
 	region = region_on(c, "config", 0);
 	/* Formatting again must not happen: INIT only formats an empty header. */
 	cfg = pstruct_ok(region, 128, &layout, MMAPD_PSTRUCT_INIT);
@@ -180,7 +171,7 @@ END_TEST
 
 START_TEST(test_persist_struct_of_another_layout_or_an_empty_header_is_refused)
 {
-	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
 	struct mmapd_region *region = region_on(c, "layouts", 4096);
 	struct mmapd_layout good = CONFIG_LAYOUT, other = good;
 	void *p = NULL;
@@ -216,7 +207,7 @@ END_TEST
 
 START_TEST(test_persist_struct_with_a_corrupt_header_is_refused)
 {
-	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
 	struct mmapd_region *region = region_on(c, "corrupt", 4096);
 	struct mmapd_layout good = CONFIG_LAYOUT;
 	uint8_t *h = mmapd_region_data(region);
@@ -273,7 +264,7 @@ static int race_child(int start_fd)
 
 START_TEST(test_persist_processes_racing_to_format_one_struct_end_with_one_format)
 {
-	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
 	struct mmapd_region *region = region_on(c, "race", sizeof(struct big) + 4096);
 	struct mmapd_layout layout = BIG_LAYOUT;
 	struct big *big;
@@ -378,7 +369,7 @@ static int vec_pusher(void)
 
 START_TEST(test_persist_vector_grows_in_place_and_another_process_reads_it_back)
 {
-	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
 	struct mmapd_pvec *vec = pvec_ok(c, "vec", sizeof(uint64_t), MMAPD_PERSIST_CREATE);
 	struct mmapd_region *region = mmapd_pvec_region(vec);
 	uint64_t v = 0, gen0 = mmapd_region_generation(region);
@@ -417,7 +408,7 @@ END_TEST
 
 START_TEST(test_persist_vector_bounds_sizes_and_lock_errors)
 {
-	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
 	struct mmapd_pvec *vec = pvec_ok(c, "bounds", 12, MMAPD_PERSIST_CREATE);
 	struct mmapd_pvec *other = NULL;
 	char e[12] = "elem-0", out[12];
@@ -499,7 +490,7 @@ static int locked_pusher(uint64_t who)
 
 START_TEST(test_persist_processes_pushing_under_the_lock_end_with_every_element)
 {
-	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
 	struct mmapd_pvec *vec;
 	uint64_t next[LOCKED_PUSHERS] = { 0 }, v;
 	pid_t pids[LOCKED_PUSHERS];
@@ -590,7 +581,7 @@ static int stop_at_first(const void *key, void *val, void *userdata)
 
 START_TEST(test_persist_hash_map_takes_ten_thousand_entries_and_serves_another_process)
 {
-	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
 	struct mmapd_phash *map = phash_ok(c, "map", MMAPD_PERSIST_CREATE);
 	struct mmapd_region *region = mmapd_phash_region(map);
 	uint64_t gen0 = mmapd_region_generation(region), seen = 0;
@@ -682,7 +673,7 @@ static int map_writer(uint64_t who)
 
 START_TEST(test_persist_processes_putting_under_the_lock_end_with_every_entry)
 {
-	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
 	struct mmapd_phash *map;
 	pid_t pids[MAP_WRITERS];
 	uint64_t seen = 0;
@@ -712,7 +703,7 @@ END_TEST
 
 START_TEST(test_persist_structures_with_corrupt_headers_or_of_another_kind_are_refused)
 {
-	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
 	struct mmapd_pvec *vec = pvec_ok(c, "kinds-vec", 8, MMAPD_PERSIST_CREATE);
 	struct mmapd_phash *map = phash_ok(c, "kinds-map", MMAPD_PERSIST_CREATE);
 	struct mmapd_pvec *vec2 = NULL;
@@ -753,7 +744,7 @@ END_TEST
 
 START_TEST(test_persist_anonymous_vector_is_shared_by_name_until_deleted)
 {
-	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
 	struct mmapd_pvec *a = pvec_ok(c, "anon-vec", 4,
 	                               MMAPD_PERSIST_CREATE | MMAPD_PERSIST_ANONYMOUS);
 	struct mmapd_pvec *b;

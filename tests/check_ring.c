@@ -45,15 +45,6 @@ static void suite_teardown(void)
 	test_daemon_stop(&dmn);
 }
 
-static struct mmapd_client *client_new(void)
-{
-	struct mmapd_client *c = NULL;
-	int r = mmapd_connect(dmn.sock, "check_ring", &c);
-
-	ck_assert_msg(r == 0, "mmapd_connect: %s", mmapd_last_message());
-	return c;
-}
-
 static struct mmapd_ring *ring_new(struct mmapd_client *c, const char *name, size_t cap,
                                    unsigned flags)
 {
@@ -152,7 +143,7 @@ static void child_done(struct mmapd_client *c, struct mmapd_ring *ring)
 
 START_TEST(test_ring_wrapping_span_is_contiguous_and_lands_at_both_ends_of_the_data)
 {
-	struct mmapd_client *c = client_new();
+	struct mmapd_client *c = test_client_connect(&dmn, "check_ring");
 	size_t cap = 4 * page, head = 100, span = 300;
 	struct mmapd_ring *w = ring_new(c, "wrap", cap, 0);
 	struct mmapd_ring *rd = ring_get(c, "wrap");
@@ -290,7 +281,7 @@ static void stream_consumer(void)
 
 START_TEST(test_ring_64_mib_stream_from_producer_to_consumer_process_arrives_exact)
 {
-	struct mmapd_client *c = client_new();
+	struct mmapd_client *c = test_client_connect(&dmn, "check_ring");
 	struct mmapd_ring *ring = ring_new(c, "stream", STREAM_CAP, MMAPD_RING_ANONYMOUS);
 	struct ring_header *hdr = mmapd_region_data(mmapd_ring_region(ring));
 	pid_t consumer, producer;
@@ -333,7 +324,7 @@ static void overwrite_writer(const char *name, uint64_t total, size_t chunk)
 
 START_TEST(test_ring_overwrite_slow_reader_gets_eoverflow_once_then_the_newest_bytes)
 {
-	struct mmapd_client *c = client_new();
+	struct mmapd_client *c = test_client_connect(&dmn, "check_ring");
 	size_t cap = 2 * page;
 	struct mmapd_ring *ring = ring_new(c, "infinite", cap, MMAPD_RING_OVERWRITE);
 	uint8_t *out = malloc(cap);
@@ -380,7 +371,7 @@ END_TEST
 
 START_TEST(test_ring_overwrite_concurrent_reader_never_gets_a_torn_byte)
 {
-	struct mmapd_client *c = client_new();
+	struct mmapd_client *c = test_client_connect(&dmn, "check_ring");
 	size_t cap = page;
 	uint64_t total = 32u << 20, consumed = 0;
 	struct mmapd_ring *ring = ring_new(c, "torn", cap, MMAPD_RING_OVERWRITE);
@@ -449,7 +440,7 @@ static void ring_open_fails(struct mmapd_client *c, const char *name, int err)
 
 START_TEST(test_ring_corrupt_or_foreign_header_is_refused)
 {
-	struct mmapd_client *c = client_new();
+	struct mmapd_client *c = test_client_connect(&dmn, "check_ring");
 	struct mmapd_ring *ring = ring_new(c, "corrupt", 2 * page, 0);
 	const struct ring_header *h = mmapd_region_data(mmapd_ring_region(ring));
 	uint32_t h_version = h->version;
@@ -506,7 +497,7 @@ static void ring_create_fails(struct mmapd_client *c, const char *name, size_t c
 
 START_TEST(test_ring_invalid_arguments_are_refused_and_create_nothing)
 {
-	struct mmapd_client *c = client_new();
+	struct mmapd_client *c = test_client_connect(&dmn, "check_ring");
 	struct mmapd_region_info info;
 	struct mmapd_ring *ring;
 	uint8_t buf[16] = { 0 };
@@ -589,7 +580,7 @@ static void lines_writer(void)
 
 START_TEST(test_ring_read_until_returns_whole_lines_across_the_wrap_point)
 {
-	struct mmapd_client *c = client_new();
+	struct mmapd_client *c = test_client_connect(&dmn, "check_ring");
 	struct mmapd_ring *ring = ring_new(c, "lines", page, 0);
 	char want[128], got[128];
 	ptrdiff_t n;
@@ -627,7 +618,7 @@ END_TEST
 
 START_TEST(test_ring_put_batch_is_invisible_until_flushed_or_closed)
 {
-	struct mmapd_client *c = client_new();
+	struct mmapd_client *c = test_client_connect(&dmn, "check_ring");
 	struct mmapd_ring *w = ring_new(c, "batch", page, 0);
 	struct mmapd_ring *rd = ring_get(c, "batch");
 	char got[16];

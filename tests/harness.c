@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "fdcount.h"
+#include "mmapd.h"
 #include "msg.h"
 
 int64_t test_now_ms(void)
@@ -1033,6 +1034,15 @@ void test_daemon_delete(const struct test_daemon *d, const char *name)
 	test_assert_ok(reply);
 	cJSON_Delete(reply);
 	test_conn_close(&c);
+}
+
+struct mmapd_client *test_client_connect(const struct test_daemon *d, const char *client_name)
+{
+	struct mmapd_client *c = NULL;
+	int r = mmapd_connect(d->sock, client_name, &c);
+
+	ck_assert_msg(r == 0, "mmapd_connect: %s", mmapd_last_message());
+	return c;
 }
 
 /* ---- client processes -------------------------------------------------------------------- */

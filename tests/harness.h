@@ -237,6 +237,16 @@ void test_daemon_create(const struct test_daemon *d, const char *name, uint64_t 
 /* Deletes a region; asserts ok. */
 void test_daemon_delete(const struct test_daemon *d, const char *name);
 
+/* ---- libmmapd clients -------------------------------------------------------------------- */
+
+struct mmapd_client;
+
+/*
+ * mmapd_connect() to d's socket with hello name client_name; asserts it succeeded (printing
+ * libmmapd's message otherwise). The caller ends it with mmapd_disconnect().
+ */
+struct mmapd_client *test_client_connect(const struct test_daemon *d, const char *client_name);
+
 /* ---- client processes -------------------------------------------------------------------- */
 
 struct test_proc {
