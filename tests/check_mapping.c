@@ -103,7 +103,7 @@ START_TEST(test_mapping_four_processes_incrementing_one_counter_end_exact)
 			_exit(counter_child());
 	}
 	for (int i = 0; i < PROCESSES; i++)
-		ck_assert_int_eq(test_wait_pid(pids[i], 30000), 0);
+		test_child_wait(pids[i], 30000);
 	total = atomic_load(counter);
 	ck_assert_uint_eq(total, (uint64_t)PROCESSES * INCREMENTS);
 	ck_assert_int_eq(mmapd_region_close(region), 0);
@@ -220,7 +220,7 @@ START_TEST(test_mapping_cow_writes_stay_private_from_another_process)
 
 		_exit(ok ? 0 : 1);
 	}
-	ck_assert_int_eq(test_wait_pid(pid, TEST_WAIT_MS), 0);
+	test_child_wait(pid, TEST_WAIT_MS);
 	ck_assert_int_eq(memcmp(mmapd_region_data(cow), "privat", 6), 0);
 	ck_assert_int_eq(mmapd_region_close(cow), 0);
 	ck_assert_int_eq(mmapd_region_close(rw), 0);

@@ -83,12 +83,24 @@ static void pstruct_fails(struct mmapd_region *region, uint64_t off,
 		              mmapd_last_message(), says);
 }
 
-/* Waits for a forked child and asserts it exited with 0. */
-static void child_ok(pid_t pid)
-{
-	int status = test_wait_pid(pid, 60000);
+/* A forked child taking longer than this is stuck (it is killed and the test fails). */
+#define CHILD_WAIT_MS 60000
 
-	ck_assert_msg(status == 0, "child %d ended with status 0x%x", (int)pid, status);
+/* Runs fn(0) .. fn(n - 1) in n forked processes at once; asserts each returned 0. */
+static void children_run(int n, int (*fn)(uint64_t who))
+{
+	pid_t *pids = calloc((size_t)n, sizeof(*pids));
+
+	ck_assert_ptr_nonnull(pids);
+	for (int i = 0; i < n; i++) {
+		pids[i] = fork();
+		ck_assert_int_ge(pids[i], 0);
+		if (pids[i] == 0)
+			_exit(fn((uint64_t)i));
+	}
+	for (int i = 0; i < n; i++)
+		test_child_wait(pids[i], CHILD_WAIT_MS);
+	free(pids);
 }
 
 /* ---- persistent structs ---- */
@@ -146,7 +158,7 @@ START_TEST(test_persist_struct_written_by_one_process_is_read_by_another_and_aft
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0)
 		_exit(config_child(d.sock));
-	child_ok(pid);
+	test_child_wait(pid, CHILD_WAIT_MS);
 	ck_assert_uint_eq(cfg->port, 9090);
 	ck_assert_uint_eq(atomic_load(&cfg->counter), 2);
 	ck_assert_str_eq(cfg->host.bytes, "mmapd.test");
@@ -285,7 +297,7 @@ START_TEST(test_persist_processes_racing_to_format_one_struct_end_with_one_forma
 	/* Every child is blocked reading the pipe: closing it starts them together. */
 	close(start[1]);
 	for (int i = 0; i < RACERS; i++)
-		child_ok(pids[i]);
+		test_child_wait(pids[i], CHILD_WAIT_MS);
 	/* A second format would have zeroed counts made after the first. */
 	big = pstruct_ok(region, 0, &layout, 0);
 	count = atomic_load(&big->counter);
@@ -383,7 +395,7 @@ START_TEST(test_persist_vector_grows_in_place_and_another_process_reads_it_back)
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0)
 		_exit(vec_pusher());
-	child_ok(pid);
+	test_child_wait(pid, CHILD_WAIT_MS);
 
 	/* Our mapping catches up with the child's growth on first need. */
 	ck_assert_uint_eq(mmapd_pvec_len(vec), VEC_N);
@@ -493,16 +505,8 @@ START_TEST(test_persist_processes_pushing_under_the_lock_end_with_every_element)
 	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
 	struct mmapd_pvec *vec;
 	uint64_t next[LOCKED_PUSHERS] = { 0 }, v;
-	pid_t pids[LOCKED_PUSHERS];
 
-	for (int i = 0; i < LOCKED_PUSHERS; i++) {
-		pids[i] = fork();
-		ck_assert_int_ge(pids[i], 0);
-		if (pids[i] == 0)
-			_exit(locked_pusher((uint64_t)i));
-	}
-	for (int i = 0; i < LOCKED_PUSHERS; i++)
-		child_ok(pids[i]);
+	children_run(LOCKED_PUSHERS, locked_pusher);
 	vec = pvec_ok(c, "shared-vec", sizeof(uint64_t), 0);
 	ck_assert_uint_eq(mmapd_pvec_len(vec), (uint64_t)LOCKED_PUSHERS * LOCKED_PUSHES);
 	/* Each pusher's elements are all there, in its order. */
@@ -609,7 +613,7 @@ START_TEST(test_persist_hash_map_takes_ten_thousand_entries_and_serves_another_p
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0)
 		_exit(map_child());
-	child_ok(pid);
+	test_child_wait(pid, CHILD_WAIT_MS);
 
 	ck_assert_uint_eq(mmapd_phash_count(map), MAP_N / 2);
 	for (uint64_t k = 0; k < MAP_N; k++) {
@@ -675,18 +679,10 @@ START_TEST(test_persist_processes_putting_under_the_lock_end_with_every_entry)
 {
 	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
 	struct mmapd_phash *map;
-	pid_t pids[MAP_WRITERS];
 	uint64_t seen = 0;
 	struct pair v;
 
-	for (int i = 0; i < MAP_WRITERS; i++) {
-		pids[i] = fork();
-		ck_assert_int_ge(pids[i], 0);
-		if (pids[i] == 0)
-			_exit(map_writer((uint64_t)i));
-	}
-	for (int i = 0; i < MAP_WRITERS; i++)
-		child_ok(pids[i]);
+	children_run(MAP_WRITERS, map_writer);
 	map = phash_ok(c, "shared-map", 0);
 	ck_assert_uint_eq(mmapd_phash_count(map), MAP_WRITERS * MAP_WRITES);
 	for (uint64_t k = 0; k < MAP_WRITERS * MAP_WRITES; k++) {

@@ -30,6 +30,8 @@
 #define STREAM_CAP   (64u << 10)
 /* Long enough never to expire on a loaded machine; a lost wake-up still fails, not hangs. */
 #define WAIT_MS 20000
+/* A forked child taking longer than this is stuck (it is killed and the test fails). */
+#define CHILD_WAIT_MS 120000
 
 static struct test_daemon dmn;
 static size_t page;
@@ -97,20 +99,6 @@ static uint32_t rnd(uint32_t *s)
 	*s ^= *s >> 17;
 	*s ^= *s << 5;
 	return *s;
-}
-
-/* Waits for a forked child (killing it if it takes unreasonably long); asserts it exited 0. */
-static void child_wait(pid_t pid)
-{
-	int st = test_wait_pid(pid, 120000);
-
-	if (st == -1) {
-		kill(pid, SIGKILL);
-		waitpid(pid, &st, 0);
-		ck_abort_msg("child %d did not finish", (int)pid);
-	}
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d: wait status 0x%x",
-	              (int)pid, (unsigned)st);
 }
 
 /* Child processes report a failure on stderr and exit non-zero. */
@@ -295,8 +283,8 @@ START_TEST(test_ring_64_mib_stream_from_producer_to_consumer_process_arrives_exa
 	ck_assert_int_ge(producer, 0);
 	if (producer == 0)
 		stream_producer();
-	child_wait(producer);
-	child_wait(consumer);
+	test_child_wait(producer, CHILD_WAIT_MS);
+	test_child_wait(consumer, CHILD_WAIT_MS);
 	ck_assert_uint_eq(mmapd_ring_readable(ring), 0);
 	/* Every process that slept took itself off the waiter counts. */
 	ck_assert_uint_eq(atomic_load(&hdr->read_waiters), 0);
@@ -336,7 +324,7 @@ START_TEST(test_ring_overwrite_slow_reader_gets_eoverflow_once_then_the_newest_b
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0)
 		overwrite_writer("infinite", 10 * cap + 100, 10 * cap + 100);
-	child_wait(pid);
+	test_child_wait(pid, CHILD_WAIT_MS);
 
 	ck_assert_int_eq(mmapd_ring_read(ring, out, cap), -EOVERFLOW);
 	ck_assert_uint_eq(mmapd_ring_lost(ring), 9 * cap + 100);
@@ -598,7 +586,7 @@ START_TEST(test_ring_read_until_returns_whole_lines_across_the_wrap_point)
 		ck_assert_msg(n == (ptrdiff_t)len && memcmp(got, want, len) == 0,
 		              "line %u: %zd bytes (%s)", i, n, n < 0 ? mmapd_last_message() : "");
 	}
-	child_wait(pid);
+	test_child_wait(pid, CHILD_WAIT_MS);
 
 	/* A line longer than buf comes in pieces, like fgets(). */
 	ck_assert_int_eq(mmapd_ring_write(ring, "abcdef\nxy", 9), 9);

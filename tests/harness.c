@@ -94,6 +94,19 @@ int test_wait_pid(pid_t pid, int timeout_ms)
 	}
 }
 
+void test_child_wait(pid_t pid, int timeout_ms)
+{
+	int st = test_wait_pid(pid, timeout_ms);
+
+	if (st == -1) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+		ck_abort_msg("child %d did not finish within %d ms", (int)pid, timeout_ms);
+	}
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d: wait status 0x%x",
+	              (int)pid, (unsigned)st);
+}
+
 static int rmtree_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;

@@ -97,6 +97,11 @@ pid_t test_daemon_spawn(const char *sock, const char *data, const char *config);
  * process is left running).
  */
 int test_wait_pid(pid_t pid, int timeout_ms);
+/*
+ * Waits up to timeout_ms for pid, a process the test forked, and asserts that it exited with
+ * status 0. One still running then is killed and reaped, and the test fails.
+ */
+void test_child_wait(pid_t pid, int timeout_ms);
 
 /* ---- raw connections ------------------------------------------------------------------- */
 
