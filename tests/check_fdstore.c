@@ -567,6 +567,21 @@ static size_t store_count_prefix(const struct fake_sd *sd, const char *prefix)
 }
 
 /*
+ * Starts mmapd under sd with the regions "file" (65536 bytes, on disk) and "anon" (65536,
+ * anonymous), and the session old (client "old") with both open read-write.
+ */
+static void sd_start_old(struct fake_sd *sd, struct test_sess *old)
+{
+	sd_init(sd, NULL);
+	sd_spawn(sd);
+	test_daemon_create(&sd->d, "file", 65536, false);
+	test_daemon_create(&sd->d, "anon", 65536, true);
+	test_sess_start(old, &sd->d, "old");
+	(void)test_sess_ok(old, "open file rw");
+	(void)test_sess_ok(old, "open anon rw");
+}
+
+/*
  * Two libmmapd clients holding file and anonymous grants, locks and a subscription go
  * through a SIGTERM restart on their connections: no reconnection, nothing lost, and the
  * new daemon knows what they hold (stat, locks, shrinks, notifications). A lock request
@@ -581,13 +596,7 @@ START_TEST(test_fdconn_client_keeps_its_connection_grants_locks_and_subscription
 	char *ev;
 	uint64_t seq_before, seq_after, lock_id;
 
-	sd_init(&sd, NULL);
-	sd_spawn(&sd);
-	test_daemon_create(&sd.d, "file", 65536, false);
-	test_daemon_create(&sd.d, "anon", 65536, true);
-	test_sess_start(&old, &sd.d, "old");
-	(void)test_sess_ok(&old, "open file rw");
-	(void)test_sess_ok(&old, "open anon rw");
+	sd_start_old(&sd, &old);
 	(void)test_sess_ok(&old, "write 0 0 file-data");
 	(void)test_sess_ok(&old, "write 1 0 anon-data");
 	lock_id = test_line_u64(test_sess_ok(&old, "lock file 0 8 exclusive"), "lock");
@@ -679,13 +688,7 @@ START_TEST(test_fdconn_peer_that_died_during_the_restart_is_dropped)
 	struct test_conn c;
 	uint64_t fds_after;
 
-	sd_init(&sd, NULL);
-	sd_spawn(&sd);
-	test_daemon_create(&sd.d, "file", 65536, false);
-	test_daemon_create(&sd.d, "anon", 65536, true);
-	test_sess_start(&old, &sd.d, "old");
-	(void)test_sess_ok(&old, "open file rw");
-	(void)test_sess_ok(&old, "open anon rw");
+	sd_start_old(&sd, &old);
 	(void)test_sess_ok(&old, "lock file 0 8 exclusive");
 	sd_stop(&sd, SIGTERM);
 	ck_assert_uint_eq(store_count_prefix(&sd, "conn/"), 1);
