@@ -89,12 +89,6 @@ static void smaps_of(const void *addr, uint64_t *ret_kib, char *flags, size_t si
 	fclose(f);
 }
 
-static void huge_assert_error(cJSON *reply, const char *code, int err)
-{
-	test_assert_error(reply, code, err);
-	cJSON_Delete(reply);
-}
-
 static int huge_create(struct mmapd_client *client, const char *name, uint64_t size,
                        uint64_t reserve, struct mmapd_region **ret)
 {
@@ -275,14 +269,14 @@ START_TEST(test_huge_needs_an_anonymous_creation_without_sparse)
 
 	test_daemon_start(&d, NULL);
 	test_conn_open_hello(&c, &d);
-	huge_assert_error(test_conn_callf(&c, "{'op':'open','name':'f','create':true,'size':4096,"
-	                                  "'huge':true}"), "EINVAL", EINVAL);
-	huge_assert_error(test_conn_callf(&c, "{'op':'open','name':'a','create':true,'size':4096,"
-	                                  "'anonymous':true,'sparse':true,'huge':true}"),
-	                  "EINVAL", EINVAL);
+	test_reply_error(test_conn_callf(&c, "{'op':'open','name':'f','create':true,'size':4096,"
+	                                 "'huge':true}"), "EINVAL", EINVAL, NULL);
+	test_reply_error(test_conn_callf(&c, "{'op':'open','name':'a','create':true,'size':4096,"
+	                                 "'anonymous':true,'sparse':true,'huge':true}"),
+	                 "EINVAL", EINVAL, NULL);
 	test_daemon_create(&d, "a", 4096, true);
-	huge_assert_error(test_conn_callf(&c, "{'op':'open','name':'a','huge':true}"), "EINVAL",
-	                  EINVAL);
+	test_reply_error(test_conn_callf(&c, "{'op':'open','name':'a','huge':true}"), "EINVAL",
+	                 EINVAL, NULL);
 	test_conn_close(&c);
 	ck_assert_int_eq(test_run_ctl(&d, out, sizeof(out), "regions", (char *)NULL), 0);
 	ck_assert_msg(strstr(out, "anonymous ") != NULL, "%s", out);

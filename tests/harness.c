@@ -887,6 +887,22 @@ void test_assert_error(const cJSON *reply, const char *code, int err)
 	              "error without a message sentence: %s", describe(reply));
 }
 
+void test_reply_ok(cJSON *reply)
+{
+	test_assert_ok(reply);
+	cJSON_Delete(reply);
+}
+
+void test_reply_error(cJSON *reply, const char *code, int err, const char *text)
+{
+	const cJSON *error = cJSON_GetObjectItemCaseSensitive(reply, "error");
+
+	test_assert_error(reply, code, err);
+	ck_assert_msg(!text || strstr(test_json_str(error, "message"), text) != NULL,
+	              "message lacks \"%s\": %s", text, describe(reply));
+	cJSON_Delete(reply);
+}
+
 void test_assert_error_event(const cJSON *obj, const char *code, int err)
 {
 	const cJSON *ev = cJSON_GetObjectItemCaseSensitive(obj, "event");

@@ -209,6 +209,13 @@ const char *test_describe(const cJSON *obj);
 void test_assert_ok(const cJSON *reply);
 /* Asserts reply is {"ok": false, "error": {"code": code, "errno": err, "message": "<text>"}}. */
 void test_assert_error(const cJSON *reply, const char *code, int err);
+/* test_assert_ok(reply), then frees reply. */
+void test_reply_ok(cJSON *reply);
+/*
+ * test_assert_error(reply, code, err) and, unless text is NULL, that the error's message
+ * contains text; then frees reply.
+ */
+void test_reply_error(cJSON *reply, const char *code, int err, const char *text);
 /* Asserts obj is {"event": "error", "error": {"code": code, "errno": err, ...}} without id. */
 void test_assert_error_event(const cJSON *obj, const char *code, int err);
 /* Asserts reply has "id": null. */
