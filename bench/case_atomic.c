@@ -27,6 +27,7 @@
 #include "cases.h"
 #include "compare.h"
 #include "cpu.h"
+#include "region.h"
 
 #define REGION "bench-atomic"
 #define ATOMIC_WORKERS 4
@@ -231,12 +232,9 @@ int case_atomic(struct mmapd_client *client, const struct bench_opts *o)
 	char name[64];
 	int r;
 
-	r = mmapd_region_open(client, REGION, &opts, &region);
-	if (r < 0) {
-		fprintf(stderr, "mmapd-bench: creating region %s: %s\n", REGION,
-		        mmapd_last_message());
+	r = bench_region_open(client, REGION, &opts, &region);
+	if (r < 0)
 		return r;
-	}
 	if (mmapd_region_atomic_u64(region, OFF_COUNTER, &procs.w.counter) < 0 ||
 	    mmapd_region_atomic_u64(region, OFF_READY, &procs.w.ready) < 0 ||
 	    mmapd_region_atomic_u64(region, OFF_GO, &procs.w.go) < 0 ||

@@ -16,6 +16,7 @@
 
 #include "cases.h"
 #include "compare.h"
+#include "region.h"
 
 #define REGION "bench-iterate"
 #define PIECE (64u << 10)
@@ -89,12 +90,9 @@ int case_iterate(struct mmapd_client *client, const struct bench_opts *o)
 	buf = malloc(PIECE);
 	if (!buf)
 		return -ENOMEM;
-	r = mmapd_region_open(client, REGION, &opts, &region);
-	if (r < 0) {
-		fprintf(stderr, "mmapd-bench: creating region %s: %s\n", REGION,
-		        mmapd_last_message());
+	r = bench_region_open(client, REGION, &opts, &region);
+	if (r < 0)
 		goto out_buf;
-	}
 	memset(mmapd_region_data(region), 0x5a, BENCH_BW_REGION);
 	for (int i = 0; i < 4; i++)
 		ctx[i] = (struct iter_ctx){ .region = region, .way = (enum way)i, .buf = buf };

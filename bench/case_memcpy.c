@@ -19,6 +19,7 @@
 
 #include "cases.h"
 #include "compare.h"
+#include "region.h"
 
 #define REGION "bench-bw"
 #define DIRECT "bench-bw-direct"
@@ -90,12 +91,9 @@ int case_memcpy(struct mmapd_client *client, const char *data_dir, const struct 
 	memset(src, 0xa5, BENCH_BW_REGION);
 	via_mmapd.src = direct.src = src;
 
-	r = mmapd_region_open(client, REGION, &opts, &region);
-	if (r < 0) {
-		fprintf(stderr, "mmapd-bench: creating region %s: %s\n", REGION,
-		        mmapd_last_message());
+	r = bench_region_open(client, REGION, &opts, &region);
+	if (r < 0)
 		goto out_src;
-	}
 	if (mmapd_region_length(region) != BENCH_BW_REGION) {
 		fprintf(stderr, "mmapd-bench: mmapd mapped %zu bytes of a %u-byte region\n",
 		        mmapd_region_length(region), BENCH_BW_REGION);

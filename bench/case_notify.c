@@ -25,6 +25,7 @@
 #include "cases.h"
 #include "compare.h"
 #include "peer.h"
+#include "region.h"
 
 #define REGION "bench-notify"
 #define MAX_SUBS 100
@@ -233,11 +234,9 @@ int case_notify(struct mmapd_client *client, const struct bench_opts *o)
 	size_t i;
 	int r, r2;
 
-	r = mmapd_region_open(client, REGION, &opts, &region);
-	if (r < 0) {
-		fprintf(stderr, "mmapd-bench: creating %s: %s\n", REGION, mmapd_last_message());
+	r = bench_region_open(client, REGION, &opts, &region);
+	if (r < 0)
 		return r;
-	}
 	c.stamp = mmapd_region_data(region);
 	r = peer_start_hop(&c.hop, o->peer_cpu);
 	if (r < 0) {

@@ -22,6 +22,7 @@
 #include "compare.h"
 #include "fdpass.h"
 #include "peer.h"
+#include "region.h"
 
 #define REGION "bench-small"
 
@@ -128,12 +129,9 @@ static int create_region(struct mmapd_client *client)
 	struct mmapd_region *region;
 	int r;
 
-	r = mmapd_region_open(client, REGION, &opts, &region);
-	if (r < 0) {
-		fprintf(stderr, "mmapd-bench: creating region %s: %s\n", REGION,
-		        mmapd_last_message());
+	r = bench_region_open(client, REGION, &opts, &region);
+	if (r < 0)
 		return r;
-	}
 	return mmapd_region_close(region);
 }
 

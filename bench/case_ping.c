@@ -15,6 +15,7 @@
 #include "cases.h"
 #include "compare.h"
 #include "peer.h"
+#include "region.h"
 
 #define LOCK_REGION "bench-lock"
 
@@ -77,13 +78,9 @@ static int create_lock_region(struct mmapd_client *client)
 		.size = 4096,
 	};
 	struct mmapd_region *region;
-	int r = mmapd_region_open(client, LOCK_REGION, &opts, &region);
+	int r = bench_region_open(client, LOCK_REGION, &opts, &region);
 
-	if (r < 0) {
-		fprintf(stderr, "mmapd-bench: creating %s: %s\n", LOCK_REGION, mmapd_last_message());
-		return r;
-	}
-	return mmapd_region_close(region);
+	return r < 0 ? r : mmapd_region_close(region);
 }
 
 int case_ping(struct mmapd_client *client, const struct bench_opts *o)

@@ -17,6 +17,7 @@
 
 #include "cases.h"
 #include "compare.h"
+#include "region.h"
 
 #define PREWARM_REGION (256u << 20)
 
@@ -55,12 +56,9 @@ static int run_touch(void *arg)
 	uint64_t t0 = clock_ns(), t1;
 	int r;
 
-	r = mmapd_region_open(c->client, c->name, &opts, &region);
-	if (r < 0) {
-		fprintf(stderr, "mmapd-bench: creating region %s: %s\n", c->name,
-		        mmapd_last_message());
+	r = bench_region_open(c->client, c->name, &opts, &region);
+	if (r < 0)
 		return r;
-	}
 	if (c->prep == PREP_PREWARM || c->prep == PREP_WARM)
 		r = mmapd_region_prewarm(region, 0, 0);
 	if (r < 0) {

@@ -43,14 +43,20 @@ struct pregion {
 };
 
 /*
+ * Takes the body of a structure just opened into its handle (ctx) and checks what its header
+ * says against it. Returns 0 or a negative errno (message set).
+ */
+typedef int pregion_check_fn(void *body, void *ctx);
+
+/*
  * Opens region name read-write with MMAPD_PERSIST_RESERVE of address space (flags:
  * MMAPD_PERSIST_*; a region it creates has size bytes), then the persistent struct of layout
- * at offset 0, formatting it with init when empty. Returns 0 with *ret_body, or a negative
- * errno (message set; nothing left open).
+ * at offset 0, formatting it with init(body, ctx) when empty, then hands the body to
+ * check(body, ctx). Returns 0, or a negative errno (message set; nothing left open).
  */
 int pregion_open(struct pregion *p, struct mmapd_client *client, const char *name,
                  unsigned flags, uint64_t size, const struct mmapd_layout *layout,
-                 pstruct_init_fn *init, void *ctx, void **ret_body);
+                 pstruct_init_fn *init, pregion_check_fn *check, void *ctx);
 /* Releases the lock if held and closes the region. */
 void pregion_close(struct pregion *p);
 /* The mapping's first byte (it never moves while open). */

@@ -131,13 +131,22 @@ static int phash_check_locked(struct mmapd_phash *map, uint64_t *ret_nslots)
 	return r;
 }
 
+static int phash_opened(void *body, void *ctx)
+{
+	struct mmapd_phash *map = ctx;
+	uint64_t n;
+	int r;
+
+	map->h = body;
+	r = phash_check(map, &n);
+	return r == -EBADMSG ? phash_check_locked(map, &n) : r;
+}
+
 MMAPD_EXPORT int mmapd_phash_open(struct mmapd_client *client, const char *name,
                                   size_t key_size, size_t val_size, unsigned flags,
                                   struct mmapd_phash **ret_map)
 {
 	struct mmapd_phash *map;
-	uint64_t n;
-	void *body;
 	int r;
 
 	if (!client || !ret_map)
@@ -153,17 +162,9 @@ MMAPD_EXPORT int mmapd_phash_open(struct mmapd_client *client, const char *name,
 	map->val_size = (uint32_t)val_size;
 	map->slot_size = phash_slot_size(map->key_size, map->val_size);
 	r = pregion_open(&map->pr, client, name, flags, phash_bytes(map, PHASH_SLOTS_MIN),
-	                 &phash_layout, phash_init, map, &body);
+	                 &phash_layout, phash_init, phash_opened, map);
 	if (r < 0) {
 		free(map);
-		return r;
-	}
-	map->h = body;
-	r = phash_check(map, &n);
-	if (r == -EBADMSG)
-		r = phash_check_locked(map, &n);
-	if (r < 0) {
-		mmapd_phash_close(map);
 		return r;
 	}
 	*ret_map = map;
@@ -338,9 +339,10 @@ MMAPD_EXPORT int mmapd_phash_put(struct mmapd_phash *map, const void *key, const
 	return 0;
 }
 
-MMAPD_EXPORT int mmapd_phash_get(struct mmapd_phash *map, const void *key, void *ret_val)
+/* The slot holding key, after checking the header; -ENOENT (message set) when none does. */
+static int phash_entry(struct mmapd_phash *map, const void *key, struct phash_slot **ret_s)
 {
-	struct phash_slot *s, *slot;
+	struct phash_slot *slot;
 	uint64_t n;
 	int r;
 
@@ -349,28 +351,29 @@ MMAPD_EXPORT int mmapd_phash_get(struct mmapd_phash *map, const void *key, void 
 	r = phash_check(map, &n);
 	if (r < 0)
 		return r;
-	s = phash_find(map, n, key, phash_of(map, key), &slot);
-	if (!s)
+	*ret_s = phash_find(map, n, key, phash_of(map, key), &slot);
+	if (!*ret_s)
 		return error_set(-ENOENT, "no such key in hash map '%s'", map->pr.region->name);
-	if (ret_val)
-		memcpy(ret_val, s->kv + map->key_size, map->val_size);
 	return 0;
+}
+
+MMAPD_EXPORT int mmapd_phash_get(struct mmapd_phash *map, const void *key, void *ret_val)
+{
+	struct phash_slot *s;
+	int r = phash_entry(map, key, &s);
+
+	if (r == 0 && ret_val)
+		memcpy(ret_val, s->kv + map->key_size, map->val_size);
+	return r;
 }
 
 MMAPD_EXPORT int mmapd_phash_remove(struct mmapd_phash *map, const void *key)
 {
-	struct phash_slot *s, *slot;
-	uint64_t n;
-	int r;
+	struct phash_slot *s;
+	int r = phash_entry(map, key, &s);
 
-	if (!map || !key)
-		return error_set(-EINVAL, "map or key is NULL");
-	r = phash_check(map, &n);
 	if (r < 0)
 		return r;
-	s = phash_find(map, n, key, phash_of(map, key), &slot);
-	if (!s)
-		return error_set(-ENOENT, "no such key in hash map '%s'", map->pr.region->name);
 	s->state = SLOT_TOMB;
 	map->h->tombs++;
 	atomic_store_explicit(&map->h->count, atomic_load(&map->h->count) - 1,

@@ -24,10 +24,11 @@
 
 int pregion_open(struct pregion *p, struct mmapd_client *client, const char *name,
                  unsigned flags, uint64_t size, const struct mmapd_layout *layout,
-                 pstruct_init_fn *init, void *ctx, void **ret_body)
+                 pstruct_init_fn *init, pregion_check_fn *check, void *ctx)
 {
 	struct mmapd_open_opts o = { .mode = MMAPD_MODE_RW, .size = size,
 	                             .reserve = MMAPD_PERSIST_RESERVE };
+	void *body;
 	int r;
 
 	memset(p, 0, sizeof(*p));
@@ -41,7 +42,9 @@ int pregion_open(struct pregion *p, struct mmapd_client *client, const char *nam
 	if (r < 0)
 		return r;
 	p->client = client;
-	r = pstruct_open(p->region, 0, layout, MMAPD_PSTRUCT_INIT, init, ctx, ret_body);
+	r = pstruct_open(p->region, 0, layout, MMAPD_PSTRUCT_INIT, init, ctx, &body);
+	if (r == 0)
+		r = check(body, ctx);
 	if (r < 0) {
 		struct error_saved saved;
 

@@ -53,10 +53,10 @@ static uint64_t pvec_segment(size_t elem_size)
 static int pvec_init(void *body, void *ctx)
 {
 	struct pvec_header *h = body;
-	size_t elem_size = *(const size_t *)ctx;
+	const struct mmapd_pvec *vec = ctx;
 
-	h->elem_size = elem_size;
-	h->segment = pvec_segment(elem_size);
+	h->elem_size = vec->elem_size;
+	h->segment = pvec_segment(vec->elem_size);
 	return 0;
 }
 
@@ -78,9 +78,10 @@ static uint8_t *pvec_elem(const struct mmapd_pvec *vec, uint64_t i)
 }
 
 /* Checks what the header says of itself. Returns 0 or -EBADMSG/-EPROTO (message set). */
-static int pvec_check(const struct mmapd_pvec *vec, const char *name)
+static int pvec_check(const struct mmapd_pvec *vec)
 {
 	const struct pvec_header *h = vec->h;
+	const char *name = vec->pr.region->name;
 	uint64_t cap = atomic_load(&h->capacity), len = atomic_load(&h->len);
 
 	if (h->elem_size != vec->elem_size)
@@ -95,11 +96,18 @@ static int pvec_check(const struct mmapd_pvec *vec, const char *name)
 	return 0;
 }
 
+static int pvec_opened(void *body, void *ctx)
+{
+	struct mmapd_pvec *vec = ctx;
+
+	vec->h = body;
+	return pvec_check(vec);
+}
+
 MMAPD_EXPORT int mmapd_pvec_open(struct mmapd_client *client, const char *name,
                                  size_t elem_size, unsigned flags, struct mmapd_pvec **ret_vec)
 {
 	struct mmapd_pvec *vec;
-	void *body;
 	int r;
 
 	if (!client || !ret_vec)
@@ -113,15 +121,9 @@ MMAPD_EXPORT int mmapd_pvec_open(struct mmapd_client *client, const char *name,
 	vec->elem_size = elem_size;
 	r = pregion_open(&vec->pr, client, name, flags,
 	                 pvec_bytes(vec, pvec_segment(elem_size)), &pvec_layout, pvec_init,
-	                 &elem_size, &body);
+	                 pvec_opened, vec);
 	if (r < 0) {
 		free(vec);
-		return r;
-	}
-	vec->h = body;
-	r = pvec_check(vec, name);
-	if (r < 0) {
-		mmapd_pvec_close(vec);
 		return r;
 	}
 	*ret_vec = vec;
@@ -182,7 +184,7 @@ static int pvec_reach(struct mmapd_pvec *vec, uint64_t i)
 		                 (unsigned long long)i, (unsigned long long)len,
 		                 vec->pr.region->name);
 	if (len > pvec_count_max(vec))
-		return pvec_check(vec, vec->pr.region->name);
+		return pvec_check(vec);
 	return pregion_need(&vec->pr, pvec_bytes(vec, i + 1), "vector");
 }
 
@@ -195,7 +197,7 @@ MMAPD_EXPORT int mmapd_pvec_reserve(struct mmapd_pvec *vec, uint64_t count)
 		return error_set(-EINVAL, "vec is NULL");
 	cap = atomic_load_explicit(&vec->h->capacity, memory_order_acquire);
 	if (cap > pvec_count_max(vec))
-		return pvec_check(vec, vec->pr.region->name);
+		return pvec_check(vec);
 	if (count <= cap)
 		return pregion_need(&vec->pr, pvec_bytes(vec, cap), "vector");
 	seg = vec->h->segment;
@@ -225,7 +227,7 @@ MMAPD_EXPORT int mmapd_pvec_push(struct mmapd_pvec *vec, const void *elem)
 		return error_set(-EINVAL, "vec or elem is NULL");
 	len = atomic_load_explicit(&vec->h->len, memory_order_acquire);
 	if (len > atomic_load(&vec->h->capacity))
-		return pvec_check(vec, vec->pr.region->name);
+		return pvec_check(vec);
 	r = mmapd_pvec_reserve(vec, len + 1);
 	if (r < 0)
 		return r;

@@ -23,14 +23,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "fdconn.h"
-#include "fileio.h"
 #include "flush.h"
 #include "log.h"
+#include "memfd.h"
 #include "msg.h"
 #include "name.h"
 #include "region.h"
@@ -124,27 +123,6 @@ out:
 	return text;
 }
 
-/* A sealed memfd holding text. Returns it or -errno. */
-static int fdstore_state_memfd(const char *text)
-{
-	int fd, r;
-
-	fd = memfd_create("mmapd-state", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (fd < 0)
-		return -errno;
-	r = fileio_write_all(fd, text, strlen(text));
-	if (r < 0)
-		goto fail;
-	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
-		r = -errno;
-		goto fail;
-	}
-	return fd;
-fail:
-	close(fd);
-	return r;
-}
-
 void fdstore_state_write(struct server *srv, const cJSON *handover)
 {
 	char *text;
@@ -158,7 +136,7 @@ void fdstore_state_write(struct server *srv, const cJSON *handover)
 		          "are not up to date");
 		return;
 	}
-	fd = fdstore_state_memfd(text);
+	fd = memfd_text_create("mmapd-state", text);
 	cJSON_free(text);
 	if (fd < 0) {
 		log_error("cannot make the state memfd for the fd store: %s", strerror(-fd));

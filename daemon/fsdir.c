@@ -95,7 +95,7 @@ void fsdir_tmp_name(char *buf, unsigned long counter)
 	snprintf(buf, FSDIR_TMP_NAME_MAX, FSDIR_TMP_PREFIX "%ld-%lu", (long)getpid(), counter);
 }
 
-int fsdir_resize(int fd, uint64_t size, bool sparse, bool *ret_fell_back)
+int fsdir_reserve(int fd, uint64_t size)
 {
 	int r;
 
@@ -104,14 +104,20 @@ int fsdir_resize(int fd, uint64_t size, bool sparse, bool *ret_fell_back)
 	 * blocks, glibc would emulate it by writing a byte into every block, which reserves
 	 * nothing on copy-on-write file systems and takes hours on a large region.
 	 */
+	do
+		r = fallocate(fd, 0, 0, (off_t)size);
+	while (r < 0 && errno == EINTR);
+	return r < 0 ? -errno : 0;
+}
+
+int fsdir_resize(int fd, uint64_t size, bool sparse, bool *ret_fell_back)
+{
+	int r;
+
 	if (!sparse) {
-		do
-			r = fallocate(fd, 0, 0, (off_t)size);
-		while (r < 0 && errno == EINTR);
-		if (r == 0)
-			return 0;
-		if (errno != EOPNOTSUPP)
-			return -errno;
+		r = fsdir_reserve(fd, size);
+		if (r != -EOPNOTSUPP)
+			return r;
 		*ret_fell_back = true;
 	}
 	do

@@ -52,6 +52,13 @@ int fsdir_create_file(int dirfd, const char *tmpname, const char *name, uint64_t
                       bool sparse, bool *ret_fell_back);
 
 /*
+ * Reserves the first size bytes of the file behind fd with fallocate(2) (growing it).
+ * Returns 0 or -errno (-EOPNOTSUPP where the file system cannot reserve). Blocks on disk:
+ * run it on the thread pool.
+ */
+int fsdir_reserve(int fd, uint64_t size);
+
+/*
  * Grows the file behind fd (no larger than size) to size bytes: fallocate reserves the
  * blocks up to size unless sparse; ftruncate sizes it when sparse or when the file system
  * cannot reserve blocks (then *ret_fell_back is set). Returns 0 or -errno. Blocks on disk:

@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "enumname.h"
+
 #define LOG_LINE_MAX 2048
 
 static enum log_level log_threshold = LOG_LEVEL_INFO;
@@ -56,14 +58,9 @@ int log_enabled(enum log_level level)
 
 int log_level_parse(const char *s)
 {
-	int i;
-
-	for (i = 0; i <= LOG_LEVEL_DEBUG; i++)
-		if (strcmp(s, log_names[i]) == 0)
-			return i;
 	if (strcmp(s, "warning") == 0)
 		return LOG_LEVEL_WARN;
-	return -EINVAL;
+	return enumname_parse(log_names, ENUMNAME_COUNT(log_names), s);
 }
 
 void log_write(enum log_level level, const char *fmt, ...)

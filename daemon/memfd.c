@@ -28,6 +28,8 @@
 #include <unistd.h>
 #include <linux/magic.h>
 
+#include "enumname.h"
+#include "fileio.h"
 #include "fsdir.h"
 
 #ifndef MFD_NOEXEC_SEAL
@@ -107,11 +109,23 @@ static int memfd_make_hugetlb(const char *label, uint64_t size, bool want_exec)
 	fd = memfd_make(label, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB, want_exec);
 	if (fd < 0)
 		return fd;
-	do
-		r = fallocate(fd, 0, 0, (off_t)size);
-	while (r < 0 && errno == EINTR);
+	r = fsdir_reserve(fd, size);
 	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/*
+ * Ends the making of memfd fd whose filling returned r: when r is 0 adds seals and returns fd;
+ * otherwise, or when sealing fails, closes fd and returns the error.
+ */
+static int memfd_seal(int fd, int r, unsigned seals)
+{
+	if (r == 0 && fcntl(fd, F_ADD_SEALS, seals) < 0)
 		r = -errno;
+	if (r < 0) {
 		close(fd);
 		return r;
 	}
@@ -130,7 +144,7 @@ int memfd_region_create(const char *name, uint64_t size, bool sparse, unsigned f
 {
 	char label[250];   /* memfd names are at most 249 bytes */
 	bool want_exec = flags & MEMFD_EXEC;
-	int fd = -ENOSYS, r;
+	int fd = -ENOSYS, r = 0;
 
 	snprintf(label, sizeof(label), "mmapd:%s", name);
 	*ret_huge = MEMFD_HUGE_NONE;
@@ -148,17 +162,18 @@ int memfd_region_create(const char *name, uint64_t size, bool sparse, unsigned f
 		if (fd < 0)
 			return fd;
 		r = fsdir_resize(fd, size, sparse, ret_fell_back);
-		if (r < 0)
-			goto fail;
 	}
-	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) < 0) {
-		r = -errno;
-		goto fail;
-	}
-	return fd;
-fail:
-	close(fd);
-	return r;
+	return memfd_seal(fd, r, F_SEAL_SHRINK);
+}
+
+int memfd_text_create(const char *label, const char *text)
+{
+	int fd = memfd_create(label, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	if (fd < 0)
+		return -errno;
+	return memfd_seal(fd, fileio_write_all(fd, text, strlen(text)),
+	                  F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
 }
 
 bool memfd_is_hugetlb(int fd)
@@ -168,26 +183,19 @@ bool memfd_is_hugetlb(int fd)
 	return fstatfs(fd, &sf) == 0 && sf.f_type == HUGETLBFS_MAGIC;
 }
 
+static const char *const memfd_huge_names[] = {
+	[MEMFD_HUGE_NONE] = "none",
+	[MEMFD_HUGE_HUGETLB] = "hugetlb",
+	[MEMFD_HUGE_THP] = "thp",
+};
+
 const char *memfd_huge_name(enum memfd_huge huge)
 {
-	switch (huge) {
-	case MEMFD_HUGE_HUGETLB:
-		return "hugetlb";
-	case MEMFD_HUGE_THP:
-		return "thp";
-	case MEMFD_HUGE_NONE:
-	default:
-		return "none";
-	}
+	return enumname_get(memfd_huge_names, ENUMNAME_COUNT(memfd_huge_names), huge,
+	                    MEMFD_HUGE_NONE);
 }
 
 int memfd_huge_parse(const char *s)
 {
-	if (strcmp(s, "none") == 0)
-		return MEMFD_HUGE_NONE;
-	if (strcmp(s, "hugetlb") == 0)
-		return MEMFD_HUGE_HUGETLB;
-	if (strcmp(s, "thp") == 0)
-		return MEMFD_HUGE_THP;
-	return -EINVAL;
+	return enumname_parse(memfd_huge_names, ENUMNAME_COUNT(memfd_huge_names), s);
 }

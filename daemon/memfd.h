@@ -4,7 +4,8 @@
  * (MFD_HUGETLB) whose pages are reserved at creation, or, where the system has no huge pages
  * to give, a normal memfd that clients map with MADV_HUGEPAGE (transparent huge pages). Every
  * region memfd is sealed against shrinking. Nothing here touches the event loop, so
- * memfd_region_create can run on the thread pool.
+ * memfd_region_create can run on the thread pool. Also the sealed text memfd in which the
+ * fdstore hands the daemon's state to its next run.
  */
 #ifndef MMAPD_DAEMON_MEMFD_H
 #define MMAPD_DAEMON_MEMFD_H
@@ -41,6 +42,12 @@ uint64_t memfd_huge_page_size(void);
  */
 int memfd_region_create(const char *name, uint64_t size, bool sparse, unsigned flags,
                         enum memfd_huge *ret_huge, bool *ret_fell_back);
+
+/*
+ * A memfd named label holding text (without its NUL), sealed against every change. Returns
+ * it (the caller closes it) or -errno. The fdstore keeps the daemon's state in one.
+ */
+int memfd_text_create(const char *label, const char *text);
 
 /* True when fd is a hugetlb memfd (on hugetlbfs). */
 bool memfd_is_hugetlb(int fd);

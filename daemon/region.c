@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "enumname.h"
 #include "log.h"
 #include "meta.h"
 #include "msg.h"
@@ -355,28 +356,21 @@ void region_wake(struct region *r)
 	region_unref(r);
 }
 
+static const char *const region_mode_names[] = {
+	[REGION_MODE_RO] = "ro",
+	[REGION_MODE_RW] = "rw",
+	[REGION_MODE_COW] = "cow",
+};
+
 const char *region_mode_name(enum region_mode mode)
 {
-	switch (mode) {
-	case REGION_MODE_RW:
-		return "rw";
-	case REGION_MODE_COW:
-		return "cow";
-	case REGION_MODE_RO:
-	default:
-		return "ro";
-	}
+	return enumname_get(region_mode_names, ENUMNAME_COUNT(region_mode_names), mode,
+	                    REGION_MODE_RO);
 }
 
 int region_mode_parse(const char *s)
 {
-	if (strcmp(s, "ro") == 0)
-		return REGION_MODE_RO;
-	if (strcmp(s, "rw") == 0)
-		return REGION_MODE_RW;
-	if (strcmp(s, "cow") == 0)
-		return REGION_MODE_COW;
-	return -EINVAL;
+	return enumname_parse(region_mode_names, ENUMNAME_COUNT(region_mode_names), s);
 }
 
 static uint64_t holder_hash(const struct region *r)

@@ -90,23 +90,6 @@ static void access_conn_hello_as(struct test_conn *c, const struct test_daemon *
 	cJSON_Delete(reply);
 }
 
-/* Asserts reply is an error with code/err whose message contains text. */
-static void access_assert_error(cJSON *reply, const char *code, int err, const char *text)
-{
-	const cJSON *error = cJSON_GetObjectItemCaseSensitive(reply, "error");
-
-	test_assert_error(reply, code, err);
-	ck_assert_msg(strstr(test_json_str(error, "message"), text) != NULL,
-	              "message lacks \"%s\": %s", text, test_describe(reply));
-	cJSON_Delete(reply);
-}
-
-static void access_assert_ok(cJSON *reply)
-{
-	test_assert_ok(reply);
-	cJSON_Delete(reply);
-}
-
 static bool access_is_root(void)
 {
 	if (geteuid() == 0)
@@ -129,32 +112,32 @@ START_TEST(test_access_mode_refuses_rw_and_allows_ro_by_group)
 		return;
 	access_start_open(&d);
 	test_conn_open_hello(&root, &d);
-	access_assert_ok(test_conn_callf(&root, "{'op':'open','name':'g','mode':'rw','create':true,"
-	                                 "'size':4096,'perm':%d}", 0640));
-	access_assert_ok(test_conn_callf(&root, "{'op':'chown','name':'g','gid':%u}", NOBODY));
+	test_reply_ok(test_conn_callf(&root, "{'op':'open','name':'g','mode':'rw','create':true,"
+	                              "'size':4096,'perm':%d}", 0640));
+	test_reply_ok(test_conn_callf(&root, "{'op':'chown','name':'g','gid':%u}", NOBODY));
 
 	access_conn_hello_as(&nobody, &d, NOBODY, NOBODY);
-	access_assert_error(test_conn_callf(&nobody, "{'op':'open','name':'g','mode':'rw'}"),
-	                    "EACCES", EACCES, "permission denied");
-	access_assert_ok(test_conn_callf(&nobody, "{'op':'open','name':'g','mode':'ro'}"));
-	access_assert_ok(test_conn_callf(&nobody, "{'op':'stat','name':'g'}"));
-	access_assert_error(test_conn_callf(&nobody, "{'op':'delete','name':'g'}"),
-	                    "EACCES", EACCES, "may not write region 'g'");
-	access_assert_error(test_conn_callf(&nobody, "{'op':'resize','name':'g','size':8192}"),
-	                    "EACCES", EACCES, "permission denied");
-	access_assert_error(test_conn_callf(&nobody, "{'op':'set-policy','name':'g',"
-	                                    "'policy':{'kind':'always'}}"), "EACCES", EACCES,
-	                    "permission denied");
-	access_assert_error(test_conn_callf(&nobody, "{'op':'changed','name':'g','offset':0,"
-	                                    "'length':1}"), "EACCES", EACCES, "permission denied");
+	test_reply_error(test_conn_callf(&nobody, "{'op':'open','name':'g','mode':'rw'}"),
+	                 "EACCES", EACCES, "permission denied");
+	test_reply_ok(test_conn_callf(&nobody, "{'op':'open','name':'g','mode':'ro'}"));
+	test_reply_ok(test_conn_callf(&nobody, "{'op':'stat','name':'g'}"));
+	test_reply_error(test_conn_callf(&nobody, "{'op':'delete','name':'g'}"),
+	                 "EACCES", EACCES, "may not write region 'g'");
+	test_reply_error(test_conn_callf(&nobody, "{'op':'resize','name':'g','size':8192}"),
+	                 "EACCES", EACCES, "permission denied");
+	test_reply_error(test_conn_callf(&nobody, "{'op':'set-policy','name':'g',"
+	                                 "'policy':{'kind':'always'}}"), "EACCES", EACCES,
+	                 "permission denied");
+	test_reply_error(test_conn_callf(&nobody, "{'op':'changed','name':'g','offset':0,"
+	                                 "'length':1}"), "EACCES", EACCES, "permission denied");
 
 	access_conn_hello_as(&stranger, &d, STRANGER, STRANGER);
-	access_assert_error(test_conn_callf(&stranger, "{'op':'open','name':'g'}"),
-	                    "EACCES", EACCES, "may not read region 'g'");
-	access_assert_error(test_conn_callf(&stranger, "{'op':'stat','name':'g'}"),
-	                    "EACCES", EACCES, "permission denied");
-	access_assert_error(test_conn_callf(&stranger, "{'op':'subscribe','name':'g'}"),
-	                    "EACCES", EACCES, "permission denied");
+	test_reply_error(test_conn_callf(&stranger, "{'op':'open','name':'g'}"),
+	                 "EACCES", EACCES, "may not read region 'g'");
+	test_reply_error(test_conn_callf(&stranger, "{'op':'stat','name':'g'}"),
+	                 "EACCES", EACCES, "permission denied");
+	test_reply_error(test_conn_callf(&stranger, "{'op':'subscribe','name':'g'}"),
+	                 "EACCES", EACCES, "permission denied");
 	test_conn_close(&stranger);
 	test_conn_close(&nobody);
 	test_conn_close(&root);
@@ -171,10 +154,10 @@ START_TEST(test_access_owner_survives_restart_in_metadata)
 
 	access_start_open(&d);
 	test_conn_open_hello(&root, &d);
-	access_assert_ok(test_conn_callf(&root, "{'op':'open','name':'m','mode':'rw','create':true,"
-	                                 "'size':4096,'perm':%d}", 0604));
-	access_assert_ok(test_conn_callf(&root, "{'op':'chown','name':'m','uid':%u,'gid':%u}",
-	                                 NOBODY, STRANGER));
+	test_reply_ok(test_conn_callf(&root, "{'op':'open','name':'m','mode':'rw','create':true,"
+	                              "'size':4096,'perm':%d}", 0604));
+	test_reply_ok(test_conn_callf(&root, "{'op':'chown','name':'m','uid':%u,'gid':%u}",
+	                              NOBODY, STRANGER));
 	test_conn_close(&root);
 	test_daemon_kill(&d);
 	test_daemon_restart(&d);
@@ -200,24 +183,24 @@ START_TEST(test_access_chown_and_chmod_rules)
 	test_daemon_create(&d, "c", 4096, false);
 	test_conn_open_hello(&root, &d);
 	access_conn_hello_as(&nobody, &d, NOBODY, NOBODY);
-	access_assert_error(test_conn_callf(&nobody, "{'op':'chmod','name':'c','perm':%d}", 0666),
-	                    "EPERM", EPERM, "only root or the owner");
-	access_assert_ok(test_conn_callf(&root, "{'op':'chown','name':'c','uid':%u}", NOBODY));
-	access_assert_ok(test_conn_callf(&nobody, "{'op':'chmod','name':'c','perm':%d}", 0600));
-	access_assert_error(test_conn_callf(&nobody, "{'op':'chown','name':'c','uid':0}"),
-	                    "EPERM", EPERM, "only root may change the owner");
-	access_assert_error(test_conn_callf(&nobody, "{'op':'chown','name':'c','gid':0}"),
-	                    "EPERM", EPERM, "is not in group 0");
-	access_assert_ok(test_conn_callf(&nobody, "{'op':'chown','name':'c','gid':%u}", NOBODY));
-	access_assert_error(test_conn_callf(&nobody, "{'op':'chmod','name':'c','perm':512}"),
-	                    "EINVAL", EINVAL, "'perm'");
+	test_reply_error(test_conn_callf(&nobody, "{'op':'chmod','name':'c','perm':%d}", 0666),
+	                 "EPERM", EPERM, "only root or the owner");
+	test_reply_ok(test_conn_callf(&root, "{'op':'chown','name':'c','uid':%u}", NOBODY));
+	test_reply_ok(test_conn_callf(&nobody, "{'op':'chmod','name':'c','perm':%d}", 0600));
+	test_reply_error(test_conn_callf(&nobody, "{'op':'chown','name':'c','uid':0}"),
+	                 "EPERM", EPERM, "only root may change the owner");
+	test_reply_error(test_conn_callf(&nobody, "{'op':'chown','name':'c','gid':0}"),
+	                 "EPERM", EPERM, "is not in group 0");
+	test_reply_ok(test_conn_callf(&nobody, "{'op':'chown','name':'c','gid':%u}", NOBODY));
+	test_reply_error(test_conn_callf(&nobody, "{'op':'chmod','name':'c','perm':512}"),
+	                 "EINVAL", EINVAL, "'perm'");
 	reply = test_daemon_stat(&d, "c", &region);
 	ck_assert_uint_eq(test_json_u64(region, "uid"), NOBODY);
 	ck_assert_uint_eq(test_json_u64(region, "gid"), NOBODY);
 	ck_assert_uint_eq(test_json_u64(region, "perm"), 0600);
 	cJSON_Delete(reply);
 	/* Root passes every check, as it does with files. */
-	access_assert_ok(test_conn_callf(&root, "{'op':'open','name':'c','mode':'rw'}"));
+	test_reply_ok(test_conn_callf(&root, "{'op':'open','name':'c','mode':'rw'}"));
 	test_conn_close(&nobody);
 	test_conn_close(&root);
 	test_daemon_stop(&d);
@@ -290,14 +273,14 @@ START_TEST(test_access_allow_create_refuses_creation_not_use)
 	access_daemon_start(&d, "{" CFG_OPEN ", \"allow_create\": {\"gids\": [12345]}}");
 	test_daemon_create(&d, "shared", 4096, false);
 	access_conn_hello_as(&nobody, &d, NOBODY, NOBODY);
-	access_assert_error(test_conn_callf(&nobody, "{'op':'open','name':'x','create':true,"
-	                                    "'size':4096}"), "EACCES", EACCES, "allow_create");
-	access_assert_error(test_conn_callf(&nobody, "{'op':'open','name':'shared'}"),
-	                    "EACCES", EACCES, "permission denied");
+	test_reply_error(test_conn_callf(&nobody, "{'op':'open','name':'x','create':true,"
+	                                 "'size':4096}"), "EACCES", EACCES, "allow_create");
+	test_reply_error(test_conn_callf(&nobody, "{'op':'open','name':'shared'}"),
+	                 "EACCES", EACCES, "permission denied");
 	test_conn_close(&nobody);
 	access_conn_hello_as(&nobody, &d, NOBODY, 12345);
-	access_assert_ok(test_conn_callf(&nobody, "{'op':'open','name':'x','create':true,"
-	                                 "'size':4096,'mode':'rw'}"));
+	test_reply_ok(test_conn_callf(&nobody, "{'op':'open','name':'x','create':true,"
+	                              "'size':4096,'mode':'rw'}"));
 	test_conn_close(&nobody);
 	test_daemon_stop(&d);
 }
@@ -311,14 +294,14 @@ START_TEST(test_quota_bytes_and_regions_created_give_eagain)
 	test_daemon_start(&d, "{\"max_bytes_granted_per_client\": 8192,"
 	                  " \"max_regions_created_per_client\": 2}");
 	test_conn_open_hello(&c, &d);
-	access_assert_ok(test_conn_callf(&c, "{'op':'open','name':'a','create':true,'size':4096}"));
-	access_assert_ok(test_conn_callf(&c, "{'op':'open','name':'b','create':true,'size':4096}"));
-	access_assert_error(test_conn_callf(&c, "{'op':'open','name':'c','create':true,'size':4096}"),
-	                    "EAGAIN", EAGAIN, "max_regions_created_per_client");
-	access_assert_error(test_conn_callf(&c, "{'op':'open','name':'a'}"), "EAGAIN", EAGAIN,
-	                    "max_bytes_granted_per_client");
-	access_assert_ok(test_conn_callf(&c, "{'op':'close','handle':1}"));
-	access_assert_ok(test_conn_callf(&c, "{'op':'open','name':'a'}"));
+	test_reply_ok(test_conn_callf(&c, "{'op':'open','name':'a','create':true,'size':4096}"));
+	test_reply_ok(test_conn_callf(&c, "{'op':'open','name':'b','create':true,'size':4096}"));
+	test_reply_error(test_conn_callf(&c, "{'op':'open','name':'c','create':true,'size':4096}"),
+	                 "EAGAIN", EAGAIN, "max_regions_created_per_client");
+	test_reply_error(test_conn_callf(&c, "{'op':'open','name':'a'}"), "EAGAIN", EAGAIN,
+	                 "max_bytes_granted_per_client");
+	test_reply_ok(test_conn_callf(&c, "{'op':'close','handle':1}"));
+	test_reply_ok(test_conn_callf(&c, "{'op':'open','name':'a'}"));
 	test_conn_close(&c);
 	test_daemon_stop(&d);
 }
@@ -343,16 +326,16 @@ START_TEST(test_sighup_reload_changes_limit_keeping_clients)
 
 	test_daemon_start(&d, "{\"max_grants_per_client\": 1}");
 	test_conn_open_hello(&c, &d);
-	access_assert_ok(test_conn_callf(&c, "{'op':'open','name':'r','create':true,'size':4096}"));
-	access_assert_error(test_conn_callf(&c, "{'op':'open','name':'r'}"), "EAGAIN", EAGAIN,
-	                    "max_grants_per_client");
+	test_reply_ok(test_conn_callf(&c, "{'op':'open','name':'r','create':true,'size':4096}"));
+	test_reply_error(test_conn_callf(&c, "{'op':'open','name':'r'}"), "EAGAIN", EAGAIN,
+	                 "max_grants_per_client");
 
 	/* An invalid file changes nothing. */
 	access_write_file(d.config, "{\"max_grants_per_client\": \"lots\"}");
 	ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
-	access_assert_ok(test_conn_callf(&c, "{'op':'ping'}"));
-	access_assert_error(test_conn_callf(&c, "{'op':'open','name':'r'}"), "EAGAIN", EAGAIN,
-	                    "max_grants_per_client");
+	test_reply_ok(test_conn_callf(&c, "{'op':'ping'}"));
+	test_reply_error(test_conn_callf(&c, "{'op':'open','name':'r'}"), "EAGAIN", EAGAIN,
+	                 "max_grants_per_client");
 
 	access_write_file(d.config, "{\"max_grants_per_client\": 4}");
 	ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
@@ -362,7 +345,7 @@ START_TEST(test_sighup_reload_changes_limit_keeping_clients)
 		usleep(10000);
 		reply = test_conn_callf(&c, "{'op':'open','name':'r'}");
 	} while (!test_json_bool(reply, "ok") && test_now_ms() < deadline);
-	access_assert_ok(reply);
+	test_reply_ok(reply);
 	test_conn_close(&c);
 	test_daemon_stop(&d);
 }
@@ -420,10 +403,10 @@ START_TEST(test_clients_and_stats_report_fields)
 
 	test_daemon_start(&d, NULL);
 	test_conn_open_hello(&c, &d);
-	access_assert_ok(test_conn_callf(&c, "{'op':'open','name':'s','create':true,'size':8192}"));
-	access_assert_ok(test_conn_callf(&c, "{'op':'flush','name':'s'}"));
-	access_assert_error(test_conn_callf(&c, "{'op':'stat','name':'nope'}"), "ENOENT", ENOENT,
-	                    "does not exist");
+	test_reply_ok(test_conn_callf(&c, "{'op':'open','name':'s','create':true,'size':8192}"));
+	test_reply_ok(test_conn_callf(&c, "{'op':'flush','name':'s'}"));
+	test_reply_error(test_conn_callf(&c, "{'op':'stat','name':'nope'}"), "ENOENT", ENOENT,
+	                 "does not exist");
 
 	reply = test_conn_callf(&c, "{'op':'clients'}");
 	test_assert_ok(reply);
@@ -457,8 +440,8 @@ START_TEST(test_clients_and_stats_report_fields)
 	ck_assert_ptr_nonnull(strstr(test_json_str(reply, "text"),
 	                             "mmapd_requests_total{op=\"open\"} 1\n"));
 	cJSON_Delete(reply);
-	access_assert_error(test_conn_callf(&c, "{'op':'stats','format':'xml'}"), "EINVAL", EINVAL,
-	                    "'format'");
+	test_reply_error(test_conn_callf(&c, "{'op':'stats','format':'xml'}"), "EINVAL", EINVAL,
+	                 "'format'");
 	test_conn_close(&c);
 	test_daemon_stop(&d);
 }

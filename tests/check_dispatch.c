@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fdcount.h"
 #include "harness.h"
 #include "mmapd.h"
 
@@ -140,30 +141,38 @@ static void wait_threads(int want)
 	ck_assert_int_eq(thread_count(), want);
 }
 
-/* Descriptors open in this process. */
-static int fd_total(void)
-{
-	DIR *dir = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	ck_assert(dir != NULL);
-	while ((e = readdir(dir)) != NULL)
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(dir);
-	return n;
-}
-
-/* Connects to d and opens (creating) REGION read-write, 4096 bytes. */
-static void connect_open(const struct test_daemon *d, struct mmapd_client **ret_client,
-                         struct mmapd_region **ret_region)
+/*
+ * Connects to d and opens (creating) REGION read-write, 4096 bytes; the client's events go to
+ * on_event with s.
+ */
+static void connect_open(const struct test_daemon *d, struct seen *s,
+                         struct mmapd_client **ret_client, struct mmapd_region **ret_region)
 {
 	struct mmapd_open_opts opts = { .flags = MMAPD_OPEN_CREATE, .mode = MMAPD_MODE_RW,
 	                                .size = 4096 };
 
-	ck_assert_int_eq(mmapd_connect(d->sock, "check-dispatch", ret_client), 0);
+	*ret_client = test_client_connect(d, "check-dispatch");
 	ck_assert_int_eq(mmapd_region_open(*ret_client, REGION, &opts, ret_region), 0);
+	mmapd_set_event_handler(*ret_client, on_event, s);
+}
+
+/* Starts a daemon on d, initialises s and connect_open()s. */
+static void start_open(struct test_daemon *d, struct seen *s, struct mmapd_client **ret_client,
+                       struct mmapd_region **ret_region)
+{
+	seen_init(s);
+	test_daemon_start(d, NULL);
+	connect_open(d, s, ret_client, ret_region);
+}
+
+/* Closes region (asserting it closes cleanly) and client, stops d and frees s. */
+static void close_stop(struct test_daemon *d, struct seen *s, struct mmapd_client *client,
+                       struct mmapd_region *region)
+{
+	ck_assert_int_eq(mmapd_region_close(region), 0);
+	mmapd_disconnect(client);
+	test_daemon_stop(d);
+	seen_done(s);
 }
 
 /* Asks for an asynchronous flush of REGION: its FLUSH_DONE is an event to this client. */
@@ -181,11 +190,8 @@ START_TEST(test_dispatch_thread_delivers_another_process_changes_on_its_own_thre
 	struct seen s;
 	int before = thread_count();
 
-	seen_init(&s);
-	test_daemon_start(&d, NULL);
-	connect_open(&d, &client, &region);
+	start_open(&d, &s, &client, &region);
 	ck_assert_int_eq(mmapd_subscribe(client, REGION, NULL), 0);
-	mmapd_set_event_handler(client, on_event, &s);
 	ck_assert_int_eq(mmapd_dispatch_thread_start(client), 0);
 	ck_assert_int_eq(thread_count(), before + 1);
 
@@ -201,10 +207,7 @@ START_TEST(test_dispatch_thread_delivers_another_process_changes_on_its_own_thre
 	ck_assert_int_eq(mmapd_dispatch_thread_stop(client), 0);
 	wait_threads(before);
 	ck_assert_int_eq(test_sess_end(&w), 0);
-	ck_assert_int_eq(mmapd_region_close(region), 0);
-	mmapd_disconnect(client);
-	test_daemon_stop(&d);
-	seen_done(&s);
+	close_stop(&d, &s, client, region);
 }
 END_TEST
 
@@ -215,10 +218,7 @@ START_TEST(test_dispatch_thread_and_manual_dispatch_refuse_each_other)
 	struct mmapd_region *region;
 	struct seen s;
 
-	seen_init(&s);
-	test_daemon_start(&d, NULL);
-	connect_open(&d, &client, &region);
-	mmapd_set_event_handler(client, on_event, &s);
+	start_open(&d, &s, &client, &region);
 	ck_assert_int_eq(mmapd_dispatch_thread_stop(client), -ESRCH);
 	ck_assert_int_eq(mmapd_dispatch_thread_start(client), 0);
 	ck_assert_int_eq(mmapd_dispatch_thread_start(client), -EBUSY);
@@ -233,10 +233,7 @@ START_TEST(test_dispatch_thread_and_manual_dispatch_refuse_each_other)
 	ck_assert_int_eq(mmapd_dispatch_thread_start(NULL), -EINVAL);
 	ck_assert_int_eq(mmapd_dispatch_thread_stop(NULL), -EINVAL);
 
-	ck_assert_int_eq(mmapd_region_close(region), 0);
-	mmapd_disconnect(client);
-	test_daemon_stop(&d);
-	seen_done(&s);
+	close_stop(&d, &s, client, region);
 }
 END_TEST
 
@@ -248,25 +245,19 @@ START_TEST(test_dispatch_thread_start_stop_cycles_leave_no_thread_or_descriptor)
 	struct seen s;
 	int threads, fds;
 
-	seen_init(&s);
-	test_daemon_start(&d, NULL);
-	connect_open(&d, &client, &region);
-	mmapd_set_event_handler(client, on_event, &s);
+	start_open(&d, &s, &client, &region);
 	threads = thread_count();
-	fds = fd_total();
+	fds = fd_count();
 	for (int i = 1; i <= 20; i++) {
 		ck_assert_int_eq(mmapd_dispatch_thread_start(client), 0);
 		flush_async(client);
 		seen_wait(&s, &s.nflushed, i, "flush completions");
 		ck_assert_int_eq(mmapd_dispatch_thread_stop(client), 0);
 		wait_threads(threads);
-		ck_assert_int_eq(fd_total(), fds);
+		ck_assert_int_eq(fd_count(), fds);
 	}
 	ck_assert(s.off_main);
-	ck_assert_int_eq(mmapd_region_close(region), 0);
-	mmapd_disconnect(client);
-	test_daemon_stop(&d);
-	seen_done(&s);
+	close_stop(&d, &s, client, region);
 }
 END_TEST
 
@@ -277,11 +268,8 @@ START_TEST(test_dispatch_thread_handler_may_call_the_library_but_not_stop_its_th
 	struct mmapd_region *region;
 	struct seen s;
 
-	seen_init(&s);
+	start_open(&d, &s, &client, &region);
 	s.call_library = true;
-	test_daemon_start(&d, NULL);
-	connect_open(&d, &client, &region);
-	mmapd_set_event_handler(client, on_event, &s);
 	ck_assert_int_eq(mmapd_dispatch_thread_start(client), 0);
 	flush_async(client);
 	seen_wait(&s, &s.nflushed, 1, "the flush completion");
@@ -295,10 +283,7 @@ START_TEST(test_dispatch_thread_handler_may_call_the_library_but_not_stop_its_th
 	seen_wait(&s, &s.nflushed, 2, "the second flush completion");
 	ck_assert_int_eq(mmapd_dispatch_thread_stop(client), 0);
 
-	ck_assert_int_eq(mmapd_region_close(region), 0);
-	mmapd_disconnect(client);
-	test_daemon_stop(&d);
-	seen_done(&s);
+	close_stop(&d, &s, client, region);
 }
 END_TEST
 
@@ -310,11 +295,8 @@ START_TEST(test_dispatch_thread_stop_waits_for_the_running_handler)
 	struct seen s;
 	bool returned;
 
-	seen_init(&s);
+	start_open(&d, &s, &client, &region);
 	s.linger = true;
-	test_daemon_start(&d, NULL);
-	connect_open(&d, &client, &region);
-	mmapd_set_event_handler(client, on_event, &s);
 	ck_assert_int_eq(mmapd_dispatch_thread_start(client), 0);
 	flush_async(client);
 	pthread_mutex_lock(&s.mu);
@@ -327,10 +309,7 @@ START_TEST(test_dispatch_thread_stop_waits_for_the_running_handler)
 	pthread_mutex_unlock(&s.mu);
 	ck_assert_msg(returned, "stop returned while the handler was still running");
 
-	ck_assert_int_eq(mmapd_region_close(region), 0);
-	mmapd_disconnect(client);
-	test_daemon_stop(&d);
-	seen_done(&s);
+	close_stop(&d, &s, client, region);
 }
 END_TEST
 
@@ -346,8 +325,7 @@ START_TEST(test_dispatch_thread_ends_with_disconnect_from_main_or_from_its_handl
 	test_daemon_start(&d, NULL);
 
 	/* From the main thread, while the thread waits. */
-	connect_open(&d, &client, &region);
-	mmapd_set_event_handler(client, on_event, &s);
+	connect_open(&d, &s, &client, &region);
 	ck_assert_int_eq(mmapd_dispatch_thread_start(client), 0);
 	flush_async(client);
 	seen_wait(&s, &s.nflushed, 1, "the flush completion");
@@ -357,8 +335,7 @@ START_TEST(test_dispatch_thread_ends_with_disconnect_from_main_or_from_its_handl
 
 	/* From a handler on the thread: it ends once the handler returns. */
 	s.disconnect = true;
-	connect_open(&d, &client, &region);
-	mmapd_set_event_handler(client, on_event, &s);
+	connect_open(&d, &s, &client, &region);
 	ck_assert_int_eq(mmapd_dispatch_thread_start(client), 0);
 	flush_async(client);
 	seen_wait(&s, &s.nflushed, 2, "the flush completion");
@@ -379,11 +356,8 @@ START_TEST(test_dispatch_thread_reconnects_after_a_daemon_restart)
 	struct test_sess w;
 	struct seen s;
 
-	seen_init(&s);
-	test_daemon_start(&d, NULL);
-	connect_open(&d, &client, &region);
+	start_open(&d, &s, &client, &region);
 	ck_assert_int_eq(mmapd_subscribe(client, REGION, NULL), 0);
-	mmapd_set_event_handler(client, on_event, &s);
 	ck_assert_int_eq(mmapd_dispatch_thread_start(client), 0);
 
 	test_daemon_kill(&d);
@@ -398,10 +372,7 @@ START_TEST(test_dispatch_thread_reconnects_after_a_daemon_restart)
 	ck_assert_int_eq(test_sess_end(&w), 0);
 
 	ck_assert_int_eq(mmapd_dispatch_thread_stop(client), 0);
-	ck_assert_int_eq(mmapd_region_close(region), 0);
-	mmapd_disconnect(client);
-	test_daemon_stop(&d);
-	seen_done(&s);
+	close_stop(&d, &s, client, region);
 }
 END_TEST
 
@@ -413,11 +384,8 @@ START_TEST(test_dispatch_thread_without_reconnection_ends_when_the_daemon_dies)
 	struct seen s;
 	int threads = thread_count();
 
-	seen_init(&s);
-	test_daemon_start(&d, NULL);
-	connect_open(&d, &client, &region);
+	start_open(&d, &s, &client, &region);
 	mmapd_set_reconnect(client, 0);
-	mmapd_set_event_handler(client, on_event, &s);
 	ck_assert_int_eq(mmapd_dispatch_thread_start(client), 0);
 	test_daemon_kill(&d);
 	/* The thread ends by itself; stop joins it and says why. */
@@ -425,10 +393,7 @@ START_TEST(test_dispatch_thread_without_reconnection_ends_when_the_daemon_dies)
 	ck_assert_int_eq(mmapd_dispatch_thread_stop(client), -ECONNRESET);
 	ck_assert_int_eq(mmapd_dispatch(client, 0), -ECONNRESET);
 
-	ck_assert_int_eq(mmapd_region_close(region), 0);
-	mmapd_disconnect(client);
-	test_daemon_stop(&d);
-	seen_done(&s);
+	close_stop(&d, &s, client, region);
 }
 END_TEST
 
@@ -439,21 +404,15 @@ START_TEST(test_dispatch_thread_stop_abandons_a_reconnection_without_time_limit)
 	struct mmapd_region *region;
 	struct seen s;
 
-	seen_init(&s);
-	test_daemon_start(&d, NULL);
-	connect_open(&d, &client, &region);
+	start_open(&d, &s, &client, &region);
 	mmapd_set_reconnect(client, -1);
-	mmapd_set_event_handler(client, on_event, &s);
 	ck_assert_int_eq(mmapd_dispatch_thread_start(client), 0);
 	test_daemon_kill(&d);
 	/* The thread reconnects for ever in the background; stop must not wait for that. */
 	usleep(50 * 1000);
 	ck_assert_int_eq(mmapd_dispatch_thread_stop(client), 0);
 
-	ck_assert_int_eq(mmapd_region_close(region), 0);
-	mmapd_disconnect(client);
-	test_daemon_stop(&d);
-	seen_done(&s);
+	close_stop(&d, &s, client, region);
 }
 END_TEST
 

@@ -80,36 +80,12 @@ static void run_ret(void *code)
 	fn();
 }
 
-static struct mmapd_client *exec_connect(const struct test_daemon *d)
-{
-	struct mmapd_client *client;
-
-	ck_assert_int_eq(mmapd_connect(d->sock, "check_exec", &client), 0);
-	return client;
-}
-
 static int exec_open(struct mmapd_client *client, const char *name, unsigned flags,
                      enum mmapd_mode mode, uint64_t size, struct mmapd_region **ret)
 {
 	struct mmapd_open_opts opts = { .flags = flags, .mode = mode, .size = size };
 
 	return mmapd_region_open(client, name, &opts, ret);
-}
-
-static void exec_assert_error(cJSON *reply, const char *code, int err, const char *text)
-{
-	const cJSON *error = cJSON_GetObjectItemCaseSensitive(reply, "error");
-
-	test_assert_error(reply, code, err);
-	ck_assert_msg(strstr(test_json_str(error, "message"), text) != NULL,
-	              "message lacks \"%s\": %s", text, test_describe(reply));
-	cJSON_Delete(reply);
-}
-
-static void exec_assert_ok(cJSON *reply)
-{
-	test_assert_ok(reply);
-	cJSON_Delete(reply);
 }
 
 static uint64_t exec_perm(const struct test_daemon *d, const char *name)
@@ -131,17 +107,17 @@ START_TEST(test_exec_refused_while_allow_exec_is_false)
 
 	test_daemon_start(&d, NULL);
 	test_conn_open_hello(&c, &d);
-	exec_assert_error(test_conn_callf(&c, "{'op':'open','name':'a','mode':'rw','create':true,"
-	                                  "'size':4096,'anonymous':true,'exec':true}"),
-	                  "EPERM", EPERM, "allow_exec is false");
+	test_reply_error(test_conn_callf(&c, "{'op':'open','name':'a','mode':'rw','create':true,"
+	                                 "'size':4096,'anonymous':true,'exec':true}"),
+	                 "EPERM", EPERM, "allow_exec is false");
 	/* Refused before creating anything. */
-	exec_assert_error(test_conn_callf(&c, "{'op':'stat','name':'a'}"), "ENOENT", ENOENT, "");
+	test_reply_error(test_conn_callf(&c, "{'op':'stat','name':'a'}"), "ENOENT", ENOENT, "");
 	test_daemon_create(&d, "f", 4096, false);
-	exec_assert_error(test_conn_callf(&c, "{'op':'open','name':'f','exec':true}"), "EPERM",
-	                  EPERM, "allow_exec");
+	test_reply_error(test_conn_callf(&c, "{'op':'open','name':'f','exec':true}"), "EPERM",
+	                 EPERM, "allow_exec");
 	test_conn_close(&c);
 
-	client = exec_connect(&d);
+	client = test_client_connect(&d, "check_exec");
 	ck_assert_int_eq(exec_open(client, "f", MMAPD_OPEN_EXEC, MMAPD_MODE_RO, 0, &region), -EPERM);
 	ck_assert_ptr_nonnull(strstr(mmapd_last_message(), "allow_exec"));
 	ck_assert_int_eq(exec_open(client, "b", MMAPD_OPEN_CREATE | MMAPD_OPEN_ANONYMOUS |
@@ -160,7 +136,7 @@ START_TEST(test_exec_anonymous_region_created_executable_runs_code)
 	char perms[5];
 
 	test_daemon_start(&d, CFG_EXEC);
-	client = exec_connect(&d);
+	client = test_client_connect(&d, "check_exec");
 	ck_assert_int_eq(exec_open(client, "code", MMAPD_OPEN_CREATE | MMAPD_OPEN_ANONYMOUS |
 	                           MMAPD_OPEN_EXEC, MMAPD_MODE_RW, 4096, &region), 0);
 	maps_perms(mmapd_region_data(region), perms);
@@ -215,10 +191,10 @@ START_TEST(test_exec_anonymous_region_created_without_exec_never_gets_it)
 		ck_assert_uint_eq(st.st_mode & 0111, 0);
 	}
 	close(fd);
-	exec_assert_error(test_conn_callf(&c, "{'op':'open','name':'a','exec':true}"), "EACCES",
-	                  EACCES, "executable only when created with \"exec\"");
-	exec_assert_error(test_conn_callf(&c, "{'op':'chmod','name':'a','perm':%d}", 0770),
-	                  "EPERM", EPERM, "cannot get execute bits");
+	test_reply_error(test_conn_callf(&c, "{'op':'open','name':'a','exec':true}"), "EACCES",
+	                 EACCES, "executable only when created with \"exec\"");
+	test_reply_error(test_conn_callf(&c, "{'op':'chmod','name':'a','perm':%d}", 0770),
+	                 "EPERM", EPERM, "cannot get execute bits");
 	ck_assert_uint_eq(exec_perm(&d, "a"), 0664);
 	test_conn_close(&c);
 	test_daemon_stop(&d);
@@ -283,19 +259,19 @@ START_TEST(test_exec_file_region_needs_the_x_bit_of_the_peers_class)
 	exec_dirs_open(&d);
 	test_daemon_launch(&d);
 	test_conn_open_hello(&c, &d);
-	exec_assert_ok(test_conn_callf(&c, "{'op':'open','name':'f','mode':'rw','create':true,"
-	                               "'size':4096,'perm':%d}", 0644));
+	test_reply_ok(test_conn_callf(&c, "{'op':'open','name':'f','mode':'rw','create':true,"
+	                              "'size':4096,'perm':%d}", 0644));
 	/* Root too needs some x bit, as execve does. */
-	exec_assert_error(test_conn_callf(&c, "{'op':'open','name':'f','exec':true}"), "EACCES",
-	                  EACCES, "has no exec consent");
+	test_reply_error(test_conn_callf(&c, "{'op':'open','name':'f','exec':true}"), "EACCES",
+	                 EACCES, "has no exec consent");
 	ck_assert_int_eq(exec_open_as_stranger(&d, "f"), EACCES);
 
 	/* The owner's and the group's x bits are not the others'. */
-	exec_assert_ok(test_conn_callf(&c, "{'op':'chmod','name':'f','perm':%d}", 0754));
-	exec_assert_ok(test_conn_callf(&c, "{'op':'open','name':'f','exec':true}"));
+	test_reply_ok(test_conn_callf(&c, "{'op':'chmod','name':'f','perm':%d}", 0754));
+	test_reply_ok(test_conn_callf(&c, "{'op':'open','name':'f','exec':true}"));
 	ck_assert_int_eq(exec_open_as_stranger(&d, "f"), EACCES);
 
-	exec_assert_ok(test_conn_callf(&c, "{'op':'chmod','name':'f','perm':%d}", 0745));
+	test_reply_ok(test_conn_callf(&c, "{'op':'chmod','name':'f','perm':%d}", 0745));
 	ck_assert_int_eq(exec_open_as_stranger(&d, "f"), 0);
 	test_conn_close(&c);
 	test_daemon_stop(&d);
@@ -319,8 +295,8 @@ START_TEST(test_exec_file_x_bits_come_from_metadata_only_and_persist)
 	ck_assert_int_eq(chmod(path, 0755), 0);
 	ck_assert_uint_eq(exec_perm(&d, "plain"), 0644);
 	test_conn_open_hello(&c, &d);
-	exec_assert_error(test_conn_callf(&c, "{'op':'open','name':'plain','exec':true}"),
-	                  "EACCES", EACCES, "no exec consent");
+	test_reply_error(test_conn_callf(&c, "{'op':'open','name':'plain','exec':true}"),
+	                 "EACCES", EACCES, "no exec consent");
 
 	/* mmapctl chmod records the consent in the metadata, which a restart reads back. */
 	test_conn_close(&c);
@@ -330,7 +306,7 @@ START_TEST(test_exec_file_x_bits_come_from_metadata_only_and_persist)
 	test_daemon_restart(&d);
 	ck_assert_uint_eq(exec_perm(&d, "plain"), 0750);
 	test_conn_open_hello(&c, &d);
-	exec_assert_ok(test_conn_callf(&c, "{'op':'open','name':'plain','exec':true}"));
+	test_reply_ok(test_conn_callf(&c, "{'op':'open','name':'plain','exec':true}"));
 	test_conn_close(&c);
 
 	/* mmapctl shows the x bits. */
@@ -360,8 +336,8 @@ START_TEST(test_exec_creating_request_is_granted_exec_and_says_so)
 	ck_assert(!test_json_bool(reply, "exec"));
 	cJSON_Delete(reply);
 	/* Created with exec but mode 0600: the owner's class has no x bit now. */
-	exec_assert_error(test_conn_callf(&c, "{'op':'open','name':'x','exec':true}"), "EACCES",
-	                  EACCES, "no exec consent");
+	test_reply_error(test_conn_callf(&c, "{'op':'open','name':'x','exec':true}"), "EACCES",
+	                 EACCES, "no exec consent");
 	test_conn_close(&c);
 	test_daemon_stop(&d);
 }
@@ -411,10 +387,10 @@ START_TEST(test_exec_grant_is_asked_again_after_a_reconnection)
 
 	test_daemon_start(&d, CFG_EXEC);
 	test_conn_open_hello(&c, &d);
-	exec_assert_ok(test_conn_callf(&c, "{'op':'open','name':'r','mode':'rw','create':true,"
-	                               "'size':4096,'exec':true}"));
+	test_reply_ok(test_conn_callf(&c, "{'op':'open','name':'r','mode':'rw','create':true,"
+	                              "'size':4096,'exec':true}"));
 	test_conn_close(&c);
-	client = exec_connect(&d);
+	client = test_client_connect(&d, "check_exec");
 	mmapd_set_event_handler(client, exec_on_event, &seen);
 	ck_assert_int_eq(exec_open(client, "r", MMAPD_OPEN_EXEC, MMAPD_MODE_RO, 0, &region), 0);
 

@@ -324,13 +324,6 @@ static void log_expect(const struct fake_sd *sd, const char *text)
 	ck_assert_msg(strstr(buf, text) != NULL, "the log lacks \"%s\":\n%s", text, buf);
 }
 
-/* Asserts reply (consumed) is ok. */
-static void reply_ok(cJSON *reply)
-{
-	test_assert_ok(reply);
-	cJSON_Delete(reply);
-}
-
 /* Asserts reply (consumed) is the error code/err. */
 static void reply_error(cJSON *reply, const char *code, int err)
 {
@@ -372,7 +365,7 @@ START_TEST(test_fdstore_anonymous_region_survives_sigterm_and_sigkill_restarts)
 	(void)test_sess_ok(&keeper, "open keep rw create=65536 anon");
 	(void)test_sess_ok(&keeper, "write 0 0 before-restart");
 	test_conn_open_hello(&c, &sd.d);
-	reply_ok(test_conn_callf(&c, "{'op':'chmod','name':'keep','perm':%d}", 0640));
+	test_reply_ok(test_conn_callf(&c, "{'op':'chmod','name':'keep','perm':%d}", 0640));
 	test_conn_close(&c);
 	sd_pump(&sd, 0, false);
 	ck_assert_uint_eq(store_count(&sd, "anon/keep"), 1);
@@ -431,7 +424,7 @@ START_TEST(test_fdstore_deleted_region_leaves_the_store)
 	sd_spawn(&sd);
 	test_conn_open_hello(&c, &sd.d);
 	reply_error(test_conn_callf(&c, "{'op':'open','name':'gone'}"), "ENOENT", ENOENT);
-	reply_ok(test_conn_callf(&c, "{'op':'stat','name':'stays'}"));
+	test_reply_ok(test_conn_callf(&c, "{'op':'stat','name':'stays'}"));
 	test_conn_close(&c);
 	sd_done(&sd);
 }
@@ -567,6 +560,21 @@ static size_t store_count_prefix(const struct fake_sd *sd, const char *prefix)
 }
 
 /*
+ * Starts mmapd under sd with the regions "file" (65536 bytes, on disk) and "anon" (65536,
+ * anonymous), and the session old (client "old") with both open read-write.
+ */
+static void sd_start_old(struct fake_sd *sd, struct test_sess *old)
+{
+	sd_init(sd, NULL);
+	sd_spawn(sd);
+	test_daemon_create(&sd->d, "file", 65536, false);
+	test_daemon_create(&sd->d, "anon", 65536, true);
+	test_sess_start(old, &sd->d, "old");
+	(void)test_sess_ok(old, "open file rw");
+	(void)test_sess_ok(old, "open anon rw");
+}
+
+/*
  * Two libmmapd clients holding file and anonymous grants, locks and a subscription go
  * through a SIGTERM restart on their connections: no reconnection, nothing lost, and the
  * new daemon knows what they hold (stat, locks, shrinks, notifications). A lock request
@@ -581,13 +589,7 @@ START_TEST(test_fdconn_client_keeps_its_connection_grants_locks_and_subscription
 	char *ev;
 	uint64_t seq_before, seq_after, lock_id;
 
-	sd_init(&sd, NULL);
-	sd_spawn(&sd);
-	test_daemon_create(&sd.d, "file", 65536, false);
-	test_daemon_create(&sd.d, "anon", 65536, true);
-	test_sess_start(&old, &sd.d, "old");
-	(void)test_sess_ok(&old, "open file rw");
-	(void)test_sess_ok(&old, "open anon rw");
+	sd_start_old(&sd, &old);
 	(void)test_sess_ok(&old, "write 0 0 file-data");
 	(void)test_sess_ok(&old, "write 1 0 anon-data");
 	lock_id = test_line_u64(test_sess_ok(&old, "lock file 0 8 exclusive"), "lock");
@@ -679,13 +681,7 @@ START_TEST(test_fdconn_peer_that_died_during_the_restart_is_dropped)
 	struct test_conn c;
 	uint64_t fds_after;
 
-	sd_init(&sd, NULL);
-	sd_spawn(&sd);
-	test_daemon_create(&sd.d, "file", 65536, false);
-	test_daemon_create(&sd.d, "anon", 65536, true);
-	test_sess_start(&old, &sd.d, "old");
-	(void)test_sess_ok(&old, "open file rw");
-	(void)test_sess_ok(&old, "open anon rw");
+	sd_start_old(&sd, &old);
 	(void)test_sess_ok(&old, "lock file 0 8 exclusive");
 	sd_stop(&sd, SIGTERM);
 	ck_assert_uint_eq(store_count_prefix(&sd, "conn/"), 1);
@@ -697,8 +693,8 @@ START_TEST(test_fdconn_peer_that_died_during_the_restart_is_dropped)
 	ck_assert_uint_eq(test_daemon_status_u64(&sd.d, "grants"), 0);
 	ck_assert_uint_eq(test_daemon_status_u64(&sd.d, "locks"), 0);
 	test_conn_open_hello(&c, &sd.d);
-	reply_ok(test_conn_callf(&c, "{'op':'lock','name':'file','offset':0,'length':8,"
-	                         "'mode':'exclusive','wait':false}"));
+	test_reply_ok(test_conn_callf(&c, "{'op':'lock','name':'file','offset':0,'length':8,"
+	                              "'mode':'exclusive','wait':false}"));
 	test_conn_close(&c);
 	fds_after = test_daemon_status_u64(&sd.d, "open_fds");
 
@@ -874,12 +870,12 @@ START_TEST(test_fdstore_exec_and_huge_pages_of_anonymous_regions_come_back)
 	sd_init(&sd, "{\"allow_exec\": true}");
 	sd_spawn(&sd);
 	test_conn_open_hello(&c, &sd.d);
-	reply_ok(test_conn_callf(&c, "{'op':'open','name':'x','mode':'rw','create':true,"
-	                         "'size':4096,'anonymous':true,'exec':true,'perm':%d}", 0750));
-	reply_ok(test_conn_callf(&c, "{'op':'open','name':'n','mode':'rw','create':true,"
-	                         "'size':4096,'anonymous':true}"));
-	reply_ok(test_conn_callf(&c, "{'op':'open','name':'h','mode':'rw','create':true,"
-	                         "'size':4096,'anonymous':true,'huge':true}"));
+	test_reply_ok(test_conn_callf(&c, "{'op':'open','name':'x','mode':'rw','create':true,"
+	                              "'size':4096,'anonymous':true,'exec':true,'perm':%d}", 0750));
+	test_reply_ok(test_conn_callf(&c, "{'op':'open','name':'n','mode':'rw','create':true,"
+	                              "'size':4096,'anonymous':true}"));
+	test_reply_ok(test_conn_callf(&c, "{'op':'open','name':'h','mode':'rw','create':true,"
+	                              "'size':4096,'anonymous':true,'huge':true}"));
 	test_conn_close(&c);
 	st = test_daemon_stat(&sd.d, "h", &region);
 	snprintf(huge, sizeof(huge), "%s", test_json_str(region, "huge"));
@@ -891,10 +887,10 @@ START_TEST(test_fdstore_exec_and_huge_pages_of_anonymous_regions_come_back)
 	log_expect(&sd, "restored 3 of 3 anonymous regions");
 
 	test_conn_open_hello(&c, &sd.d);
-	reply_ok(test_conn_callf(&c, "{'op':'open','name':'x','exec':true}"));
+	test_reply_ok(test_conn_callf(&c, "{'op':'open','name':'x','exec':true}"));
 	reply_error(test_conn_callf(&c, "{'op':'chmod','name':'n','perm':%d}", 0770), "EPERM",
 	            EPERM);
-	reply_ok(test_conn_callf(&c, "{'op':'chmod','name':'x','perm':%d}", 0700));
+	test_reply_ok(test_conn_callf(&c, "{'op':'chmod','name':'x','perm':%d}", 0700));
 	test_conn_close(&c);
 	st = test_daemon_stat(&sd.d, "h", &region);
 	ck_assert_str_eq(test_json_str(region, "huge"), huge);

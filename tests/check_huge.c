@@ -89,20 +89,6 @@ static void smaps_of(const void *addr, uint64_t *ret_kib, char *flags, size_t si
 	fclose(f);
 }
 
-static void huge_assert_error(cJSON *reply, const char *code, int err)
-{
-	test_assert_error(reply, code, err);
-	cJSON_Delete(reply);
-}
-
-static struct mmapd_client *huge_connect(const struct test_daemon *d)
-{
-	struct mmapd_client *client;
-
-	ck_assert_int_eq(mmapd_connect(d->sock, "check_huge", &client), 0);
-	return client;
-}
-
 static int huge_create(struct mmapd_client *client, const char *name, uint64_t size,
                        uint64_t reserve, struct mmapd_region **ret)
 {
@@ -174,7 +160,7 @@ START_TEST(test_huge_region_is_hugetlb_rounded_up_and_shared_between_processes)
 	for (size_t i = 0; i < sizeof(pattern); i++)
 		pattern[i] = (unsigned char)(i * 7 + 1);
 	test_daemon_start(&d, NULL);
-	client = huge_connect(&d);
+	client = test_client_connect(&d, "check_huge");
 	free_before = meminfo("HugePages_Free:");
 	/* One and a half huge pages: rounded up to two, both reserved at creation. */
 	ck_assert_int_eq(huge_create(client, "h", huge_page + huge_page / 2, 0, &region), 0);
@@ -206,7 +192,7 @@ START_TEST(test_huge_hugetlb_region_resizes_in_whole_huge_pages_only)
 	if (!hugetlb_ready)
 		return;
 	test_daemon_start(&d, NULL);
-	client = huge_connect(&d);
+	client = test_client_connect(&d, "check_huge");
 	/* A reservation, aligned to huge pages, for the window to grow into in place. */
 	ck_assert_int_eq(huge_create(client, "g", huge_page, 4 * huge_page, &region), 0);
 	data = mmapd_region_data(region);
@@ -244,7 +230,7 @@ START_TEST(test_huge_shortage_falls_back_to_transparent_huge_pages)
 		printf("huge: no hugetlb pool for this run; testing the fallback to transparent "
 		       "huge pages only\n");
 	test_daemon_start(&d, NULL);
-	client = huge_connect(&d);
+	client = test_client_connect(&d, "check_huge");
 	free_before = meminfo("HugePages_Free:");
 	/* More huge pages than the pool has (or any, without a pool). */
 	ck_assert_int_eq(huge_create(client, "t", (free_before + 1) * huge_page,
@@ -283,14 +269,14 @@ START_TEST(test_huge_needs_an_anonymous_creation_without_sparse)
 
 	test_daemon_start(&d, NULL);
 	test_conn_open_hello(&c, &d);
-	huge_assert_error(test_conn_callf(&c, "{'op':'open','name':'f','create':true,'size':4096,"
-	                                  "'huge':true}"), "EINVAL", EINVAL);
-	huge_assert_error(test_conn_callf(&c, "{'op':'open','name':'a','create':true,'size':4096,"
-	                                  "'anonymous':true,'sparse':true,'huge':true}"),
-	                  "EINVAL", EINVAL);
+	test_reply_error(test_conn_callf(&c, "{'op':'open','name':'f','create':true,'size':4096,"
+	                                 "'huge':true}"), "EINVAL", EINVAL, NULL);
+	test_reply_error(test_conn_callf(&c, "{'op':'open','name':'a','create':true,'size':4096,"
+	                                 "'anonymous':true,'sparse':true,'huge':true}"),
+	                 "EINVAL", EINVAL, NULL);
 	test_daemon_create(&d, "a", 4096, true);
-	huge_assert_error(test_conn_callf(&c, "{'op':'open','name':'a','huge':true}"), "EINVAL",
-	                  EINVAL);
+	test_reply_error(test_conn_callf(&c, "{'op':'open','name':'a','huge':true}"), "EINVAL",
+	                 EINVAL, NULL);
 	test_conn_close(&c);
 	ck_assert_int_eq(test_run_ctl(&d, out, sizeof(out), "regions", (char *)NULL), 0);
 	ck_assert_msg(strstr(out, "anonymous ") != NULL, "%s", out);

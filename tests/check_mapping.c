@@ -40,15 +40,6 @@ static void suite_teardown(void)
 	test_daemon_stop(&dmn);
 }
 
-static struct mmapd_client *client_new(void)
-{
-	struct mmapd_client *c = NULL;
-	int r = mmapd_connect(dmn.sock, "check_mapping", &c);
-
-	ck_assert_msg(r == 0, "mmapd_connect: %s", mmapd_last_message());
-	return c;
-}
-
 /* Opens name with flags (CREATE adds size) in mode over window offset..+length; asserts it. */
 static struct mmapd_region *region_new(struct mmapd_client *c, const char *name, unsigned flags,
                                        enum mmapd_mode mode, uint64_t size, uint64_t offset,
@@ -97,7 +88,7 @@ static int counter_child(void)
 
 START_TEST(test_mapping_four_processes_incrementing_one_counter_end_exact)
 {
-	struct mmapd_client *c = client_new();
+	struct mmapd_client *c = test_client_connect(&dmn, "check_mapping");
 	struct mmapd_region *region = region_new(c, "counter", MMAPD_OPEN_CREATE, MMAPD_MODE_RW,
 	                                         4096, 0, 0);
 	_Atomic uint64_t *counter;
@@ -112,7 +103,7 @@ START_TEST(test_mapping_four_processes_incrementing_one_counter_end_exact)
 			_exit(counter_child());
 	}
 	for (int i = 0; i < PROCESSES; i++)
-		ck_assert_int_eq(test_wait_pid(pids[i], 30000), 0);
+		test_child_wait(pids[i], 30000);
 	total = atomic_load(counter);
 	ck_assert_uint_eq(total, (uint64_t)PROCESSES * INCREMENTS);
 	ck_assert_int_eq(mmapd_region_close(region), 0);
@@ -123,7 +114,7 @@ END_TEST
 
 START_TEST(test_mapping_misaligned_atomic_view_is_refused)
 {
-	struct mmapd_client *c = client_new();
+	struct mmapd_client *c = test_client_connect(&dmn, "check_mapping");
 	struct mmapd_region *whole = region_new(c, "misaligned", MMAPD_OPEN_CREATE, MMAPD_MODE_RW,
 	                                        4096, 0, 0);
 	/* A window starting at region offset 4: alignment is the region's, not the window's. */
@@ -148,7 +139,7 @@ END_TEST
 
 START_TEST(test_mapping_atomic_view_out_of_range_is_refused)
 {
-	struct mmapd_client *c = client_new();
+	struct mmapd_client *c = test_client_connect(&dmn, "check_mapping");
 	struct mmapd_region *region = region_new(c, "range", MMAPD_OPEN_CREATE, MMAPD_MODE_RW,
 	                                         4096, 0, 0);
 	_Atomic uint64_t *u64 = NULL;
@@ -168,7 +159,7 @@ END_TEST
 
 START_TEST(test_mapping_odd_window_reads_right_bytes_and_takes_advice_prewarm_and_mlock)
 {
-	struct mmapd_client *c = client_new();
+	struct mmapd_client *c = test_client_connect(&dmn, "check_mapping");
 	struct mmapd_region *whole = region_new(c, "odd", MMAPD_OPEN_CREATE, MMAPD_MODE_RW,
 	                                        3 * page, 0, 0);
 	uint64_t off = page + 123, len = 5000;
@@ -206,7 +197,7 @@ END_TEST
 
 START_TEST(test_mapping_cow_writes_stay_private_from_another_process)
 {
-	struct mmapd_client *c = client_new();
+	struct mmapd_client *c = test_client_connect(&dmn, "check_mapping");
 	struct mmapd_region *rw = region_new(c, "cow", MMAPD_OPEN_CREATE, MMAPD_MODE_RW, 4096,
 	                                     0, 0);
 	struct mmapd_region *cow = region_new(c, "cow", 0, MMAPD_MODE_COW, 0, 0, 0);
@@ -229,7 +220,7 @@ START_TEST(test_mapping_cow_writes_stay_private_from_another_process)
 
 		_exit(ok ? 0 : 1);
 	}
-	ck_assert_int_eq(test_wait_pid(pid, TEST_WAIT_MS), 0);
+	test_child_wait(pid, TEST_WAIT_MS);
 	ck_assert_int_eq(memcmp(mmapd_region_data(cow), "privat", 6), 0);
 	ck_assert_int_eq(mmapd_region_close(cow), 0);
 	ck_assert_int_eq(mmapd_region_close(rw), 0);
@@ -246,7 +237,7 @@ static void truncate_behind(struct mmapd_region *region)
 
 START_TEST(test_mapping_guard_turns_truncated_page_into_error_and_process_survives)
 {
-	struct mmapd_client *c = client_new();
+	struct mmapd_client *c = test_client_connect(&dmn, "check_mapping");
 	struct mmapd_region *region = region_new(c, "guarded", MMAPD_OPEN_CREATE, MMAPD_MODE_RW,
 	                                         2 * page, 0, 0);
 	volatile unsigned char *p = mmapd_region_data(region);
@@ -271,7 +262,7 @@ END_TEST
 
 START_TEST(test_mapping_guards_nest_to_the_depth_and_end_innermost_first)
 {
-	struct mmapd_client *c = client_new();
+	struct mmapd_client *c = test_client_connect(&dmn, "check_mapping");
 	struct mmapd_region *a = region_new(c, "nest", MMAPD_OPEN_CREATE, MMAPD_MODE_RW, 4096, 0, 0);
 	struct mmapd_region *b = region_new(c, "nest", 0, MMAPD_MODE_RO, 0, 0, 0);
 	int i;
@@ -297,7 +288,7 @@ END_TEST
 /* Runs in its own process (Check forks) and must die of SIGBUS. */
 START_TEST(test_mapping_fault_outside_a_guard_still_raises_sigbus)
 {
-	struct mmapd_client *c = client_new();
+	struct mmapd_client *c = test_client_connect(&dmn, "check_mapping");
 	struct mmapd_region *region = region_new(c, "unguarded", MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL,
 	                                         MMAPD_MODE_RW, 2 * page, 0, 0);
 	volatile unsigned char *p = mmapd_region_data(region);
@@ -318,7 +309,7 @@ END_TEST
 
 START_TEST(test_mapping_exec_mapping_is_refused_without_consent)
 {
-	struct mmapd_client *c = client_new();
+	struct mmapd_client *c = test_client_connect(&dmn, "check_mapping");
 
 	region_open_fails(c, "exec", MMAPD_OPEN_CREATE | MMAPD_OPEN_EXEC, MMAPD_MODE_RO, 4096,
 	                  -EPERM);
@@ -330,7 +321,7 @@ END_TEST
 
 START_TEST(test_mapping_stack_and_hugetlb_flags_map_anonymous_regions_and_refuse_files)
 {
-	struct mmapd_client *c = client_new();
+	struct mmapd_client *c = test_client_connect(&dmn, "check_mapping");
 	struct mmapd_region *anon = region_new(c, "stack", MMAPD_OPEN_CREATE |
 	                                       MMAPD_OPEN_ANONYMOUS | MMAPD_OPEN_STACK,
 	                                       MMAPD_MODE_RW, 16 * page, 0, 0);
@@ -383,7 +374,7 @@ static int piece_seen(void *data, uint64_t off, size_t len, void *userdata)
 
 START_TEST(test_mapping_chunk_and_page_iteration_cover_exactly_the_window)
 {
-	struct mmapd_client *c = client_new();
+	struct mmapd_client *c = test_client_connect(&dmn, "check_mapping");
 	uint64_t len = 3 * page + 50;
 	struct mmapd_region *win = region_new(c, "iter", MMAPD_OPEN_CREATE, MMAPD_MODE_RO,
 	                                      5 * page, 100, len);
@@ -414,7 +405,7 @@ END_TEST
 
 START_TEST(test_mapping_flush_range_batches_small_flushes_until_a_page_or_the_limit)
 {
-	struct mmapd_client *c = client_new();
+	struct mmapd_client *c = test_client_connect(&dmn, "check_mapping");
 	struct mmapd_region *rw = region_new(c, "flush", MMAPD_OPEN_CREATE, MMAPD_MODE_RW,
 	                                     4 * page, 0, 0);
 	int i;
@@ -472,7 +463,7 @@ static int flush_async_wait(struct mmapd_client *c, const char *name)
 
 START_TEST(test_mapping_async_flush_completion_arrives_as_an_event)
 {
-	struct mmapd_client *c = client_new();
+	struct mmapd_client *c = test_client_connect(&dmn, "check_mapping");
 	struct mmapd_region *rw = region_new(c, "async", MMAPD_OPEN_CREATE, MMAPD_MODE_RW,
 	                                     page, 0, 0);
 
@@ -489,7 +480,7 @@ END_TEST
 /* Every call about one region refuses a NULL name itself (it once crashed some of them). */
 START_TEST(test_mapping_region_calls_refuse_a_null_name)
 {
-	struct mmapd_client *c = client_new();
+	struct mmapd_client *c = test_client_connect(&dmn, "check_mapping");
 	struct mmapd_policy manual = { .kind = MMAPD_POLICY_MANUAL };
 	uint64_t out = 0;
 

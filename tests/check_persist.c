@@ -46,15 +46,6 @@ static void suite_teardown(void)
 	test_daemon_stop(&dmn);
 }
 
-static struct mmapd_client *client_on(const char *sock)
-{
-	struct mmapd_client *c = NULL;
-	int r = mmapd_connect(sock, "check_persist", &c);
-
-	ck_assert_msg(r == 0, "mmapd_connect: %s", mmapd_last_message());
-	return c;
-}
-
 static struct mmapd_region *region_on(struct mmapd_client *c, const char *name, uint64_t size)
 {
 	struct mmapd_open_opts o = { .flags = size ? MMAPD_OPEN_CREATE : 0,
@@ -92,12 +83,24 @@ static void pstruct_fails(struct mmapd_region *region, uint64_t off,
 		              mmapd_last_message(), says);
 }
 
-/* Waits for a forked child and asserts it exited with 0. */
-static void child_ok(pid_t pid)
-{
-	int status = test_wait_pid(pid, 60000);
+/* A forked child taking longer than this is stuck (it is killed and the test fails). */
+#define CHILD_WAIT_MS 60000
 
-	ck_assert_msg(status == 0, "child %d ended with status 0x%x", (int)pid, status);
+/* Runs fn(0) .. fn(n - 1) in n forked processes at once; asserts each returned 0. */
+static void children_run(int n, int (*fn)(uint64_t who))
+{
+	pid_t *pids = calloc((size_t)n, sizeof(*pids));
+
+	ck_assert_ptr_nonnull(pids);
+	for (int i = 0; i < n; i++) {
+		pids[i] = fork();
+		ck_assert_int_ge(pids[i], 0);
+		if (pids[i] == 0)
+			_exit(fn((uint64_t)i));
+	}
+	for (int i = 0; i < n; i++)
+		test_child_wait(pids[i], CHILD_WAIT_MS);
+	free(pids);
 }
 
 /* ---- persistent structs ---- */
@@ -139,7 +142,7 @@ START_TEST(test_persist_struct_written_by_one_process_is_read_by_another_and_aft
 	pid_t pid;
 
 	test_daemon_start(&d, NULL);
-	c = client_on(d.sock);
+	c = test_client_connect(&d, "check_persist");
 	region = region_on(c, "config", 4096);
 	cfg = pstruct_ok(region, 128, &layout, MMAPD_PSTRUCT_INIT);
 	ck_assert_ptr_eq(cfg, (uint8_t *)mmapd_region_data(region) + 128 + MMAPD_PSTRUCT_HEADER);
@@ -155,7 +158,7 @@ START_TEST(test_persist_struct_written_by_one_process_is_read_by_another_and_aft
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0)
 		_exit(config_child(d.sock));
-	child_ok(pid);
+	test_child_wait(pid, CHILD_WAIT_MS);
 	ck_assert_uint_eq(cfg->port, 9090);
 	ck_assert_uint_eq(atomic_load(&cfg->counter), 2);
 	ck_assert_str_eq(cfg->host.bytes, "mmapd.test");
@@ -165,7 +168,7 @@ START_TEST(test_persist_struct_written_by_one_process_is_read_by_another_and_aft
 
 	test_daemon_kill(&d);
 	test_daemon_restart(&d);
-	c = client_on(d.sock);
+	c = test_client_connect(&d, "check_persist");
 	region = region_on(c, "config", 0);
 	/* Formatting again must not happen: INIT only formats an empty header. */
 	cfg = pstruct_ok(region, 128, &layout, MMAPD_PSTRUCT_INIT);
@@ -180,7 +183,7 @@ END_TEST
 
 START_TEST(test_persist_struct_of_another_layout_or_an_empty_header_is_refused)
 {
-	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
 	struct mmapd_region *region = region_on(c, "layouts", 4096);
 	struct mmapd_layout good = CONFIG_LAYOUT, other = good;
 	void *p = NULL;
@@ -216,7 +219,7 @@ END_TEST
 
 START_TEST(test_persist_struct_with_a_corrupt_header_is_refused)
 {
-	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
 	struct mmapd_region *region = region_on(c, "corrupt", 4096);
 	struct mmapd_layout good = CONFIG_LAYOUT;
 	uint8_t *h = mmapd_region_data(region);
@@ -273,7 +276,7 @@ static int race_child(int start_fd)
 
 START_TEST(test_persist_processes_racing_to_format_one_struct_end_with_one_format)
 {
-	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
 	struct mmapd_region *region = region_on(c, "race", sizeof(struct big) + 4096);
 	struct mmapd_layout layout = BIG_LAYOUT;
 	struct big *big;
@@ -294,7 +297,7 @@ START_TEST(test_persist_processes_racing_to_format_one_struct_end_with_one_forma
 	/* Every child is blocked reading the pipe: closing it starts them together. */
 	close(start[1]);
 	for (int i = 0; i < RACERS; i++)
-		child_ok(pids[i]);
+		test_child_wait(pids[i], CHILD_WAIT_MS);
 	/* A second format would have zeroed counts made after the first. */
 	big = pstruct_ok(region, 0, &layout, 0);
 	count = atomic_load(&big->counter);
@@ -378,7 +381,7 @@ static int vec_pusher(void)
 
 START_TEST(test_persist_vector_grows_in_place_and_another_process_reads_it_back)
 {
-	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
 	struct mmapd_pvec *vec = pvec_ok(c, "vec", sizeof(uint64_t), MMAPD_PERSIST_CREATE);
 	struct mmapd_region *region = mmapd_pvec_region(vec);
 	uint64_t v = 0, gen0 = mmapd_region_generation(region);
@@ -392,7 +395,7 @@ START_TEST(test_persist_vector_grows_in_place_and_another_process_reads_it_back)
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0)
 		_exit(vec_pusher());
-	child_ok(pid);
+	test_child_wait(pid, CHILD_WAIT_MS);
 
 	/* Our mapping catches up with the child's growth on first need. */
 	ck_assert_uint_eq(mmapd_pvec_len(vec), VEC_N);
@@ -417,7 +420,7 @@ END_TEST
 
 START_TEST(test_persist_vector_bounds_sizes_and_lock_errors)
 {
-	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
 	struct mmapd_pvec *vec = pvec_ok(c, "bounds", 12, MMAPD_PERSIST_CREATE);
 	struct mmapd_pvec *other = NULL;
 	char e[12] = "elem-0", out[12];
@@ -499,19 +502,11 @@ static int locked_pusher(uint64_t who)
 
 START_TEST(test_persist_processes_pushing_under_the_lock_end_with_every_element)
 {
-	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
 	struct mmapd_pvec *vec;
 	uint64_t next[LOCKED_PUSHERS] = { 0 }, v;
-	pid_t pids[LOCKED_PUSHERS];
 
-	for (int i = 0; i < LOCKED_PUSHERS; i++) {
-		pids[i] = fork();
-		ck_assert_int_ge(pids[i], 0);
-		if (pids[i] == 0)
-			_exit(locked_pusher((uint64_t)i));
-	}
-	for (int i = 0; i < LOCKED_PUSHERS; i++)
-		child_ok(pids[i]);
+	children_run(LOCKED_PUSHERS, locked_pusher);
 	vec = pvec_ok(c, "shared-vec", sizeof(uint64_t), 0);
 	ck_assert_uint_eq(mmapd_pvec_len(vec), (uint64_t)LOCKED_PUSHERS * LOCKED_PUSHES);
 	/* Each pusher's elements are all there, in its order. */
@@ -590,7 +585,7 @@ static int stop_at_first(const void *key, void *val, void *userdata)
 
 START_TEST(test_persist_hash_map_takes_ten_thousand_entries_and_serves_another_process)
 {
-	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
 	struct mmapd_phash *map = phash_ok(c, "map", MMAPD_PERSIST_CREATE);
 	struct mmapd_region *region = mmapd_phash_region(map);
 	uint64_t gen0 = mmapd_region_generation(region), seen = 0;
@@ -618,7 +613,7 @@ START_TEST(test_persist_hash_map_takes_ten_thousand_entries_and_serves_another_p
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0)
 		_exit(map_child());
-	child_ok(pid);
+	test_child_wait(pid, CHILD_WAIT_MS);
 
 	ck_assert_uint_eq(mmapd_phash_count(map), MAP_N / 2);
 	for (uint64_t k = 0; k < MAP_N; k++) {
@@ -682,20 +677,12 @@ static int map_writer(uint64_t who)
 
 START_TEST(test_persist_processes_putting_under_the_lock_end_with_every_entry)
 {
-	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
 	struct mmapd_phash *map;
-	pid_t pids[MAP_WRITERS];
 	uint64_t seen = 0;
 	struct pair v;
 
-	for (int i = 0; i < MAP_WRITERS; i++) {
-		pids[i] = fork();
-		ck_assert_int_ge(pids[i], 0);
-		if (pids[i] == 0)
-			_exit(map_writer((uint64_t)i));
-	}
-	for (int i = 0; i < MAP_WRITERS; i++)
-		child_ok(pids[i]);
+	children_run(MAP_WRITERS, map_writer);
 	map = phash_ok(c, "shared-map", 0);
 	ck_assert_uint_eq(mmapd_phash_count(map), MAP_WRITERS * MAP_WRITES);
 	for (uint64_t k = 0; k < MAP_WRITERS * MAP_WRITES; k++) {
@@ -712,7 +699,7 @@ END_TEST
 
 START_TEST(test_persist_structures_with_corrupt_headers_or_of_another_kind_are_refused)
 {
-	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
 	struct mmapd_pvec *vec = pvec_ok(c, "kinds-vec", 8, MMAPD_PERSIST_CREATE);
 	struct mmapd_phash *map = phash_ok(c, "kinds-map", MMAPD_PERSIST_CREATE);
 	struct mmapd_pvec *vec2 = NULL;
@@ -753,7 +740,7 @@ END_TEST
 
 START_TEST(test_persist_anonymous_vector_is_shared_by_name_until_deleted)
 {
-	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
 	struct mmapd_pvec *a = pvec_ok(c, "anon-vec", 4,
 	                               MMAPD_PERSIST_CREATE | MMAPD_PERSIST_ANONYMOUS);
 	struct mmapd_pvec *b;

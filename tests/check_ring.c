@@ -14,7 +14,6 @@
 #include <check.h>
 #include <errno.h>
 #include <sched.h>
-#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +29,8 @@
 #define STREAM_CAP   (64u << 10)
 /* Long enough never to expire on a loaded machine; a lost wake-up still fails, not hangs. */
 #define WAIT_MS 20000
+/* A forked child taking longer than this is stuck (it is killed and the test fails). */
+#define CHILD_WAIT_MS 120000
 
 static struct test_daemon dmn;
 static size_t page;
@@ -43,15 +44,6 @@ static void suite_setup(void)
 static void suite_teardown(void)
 {
 	test_daemon_stop(&dmn);
-}
-
-static struct mmapd_client *client_new(void)
-{
-	struct mmapd_client *c = NULL;
-	int r = mmapd_connect(dmn.sock, "check_ring", &c);
-
-	ck_assert_msg(r == 0, "mmapd_connect: %s", mmapd_last_message());
-	return c;
 }
 
 static struct mmapd_ring *ring_new(struct mmapd_client *c, const char *name, size_t cap,
@@ -108,20 +100,6 @@ static uint32_t rnd(uint32_t *s)
 	return *s;
 }
 
-/* Waits for a forked child (killing it if it takes unreasonably long); asserts it exited 0. */
-static void child_wait(pid_t pid)
-{
-	int st = test_wait_pid(pid, 120000);
-
-	if (st == -1) {
-		kill(pid, SIGKILL);
-		waitpid(pid, &st, 0);
-		ck_abort_msg("child %d did not finish", (int)pid);
-	}
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d: wait status 0x%x",
-	              (int)pid, (unsigned)st);
-}
-
 /* Child processes report a failure on stderr and exit non-zero. */
 #define CHILD_CHECK(cond, ...)                                                               \
 	do {                                                                                 \
@@ -152,7 +130,7 @@ static void child_done(struct mmapd_client *c, struct mmapd_ring *ring)
 
 START_TEST(test_ring_wrapping_span_is_contiguous_and_lands_at_both_ends_of_the_data)
 {
-	struct mmapd_client *c = client_new();
+	struct mmapd_client *c = test_client_connect(&dmn, "check_ring");
 	size_t cap = 4 * page, head = 100, span = 300;
 	struct mmapd_ring *w = ring_new(c, "wrap", cap, 0);
 	struct mmapd_ring *rd = ring_get(c, "wrap");
@@ -290,7 +268,7 @@ static void stream_consumer(void)
 
 START_TEST(test_ring_64_mib_stream_from_producer_to_consumer_process_arrives_exact)
 {
-	struct mmapd_client *c = client_new();
+	struct mmapd_client *c = test_client_connect(&dmn, "check_ring");
 	struct mmapd_ring *ring = ring_new(c, "stream", STREAM_CAP, MMAPD_RING_ANONYMOUS);
 	struct ring_header *hdr = mmapd_region_data(mmapd_ring_region(ring));
 	pid_t consumer, producer;
@@ -304,8 +282,8 @@ START_TEST(test_ring_64_mib_stream_from_producer_to_consumer_process_arrives_exa
 	ck_assert_int_ge(producer, 0);
 	if (producer == 0)
 		stream_producer();
-	child_wait(producer);
-	child_wait(consumer);
+	test_child_wait(producer, CHILD_WAIT_MS);
+	test_child_wait(consumer, CHILD_WAIT_MS);
 	ck_assert_uint_eq(mmapd_ring_readable(ring), 0);
 	/* Every process that slept took itself off the waiter counts. */
 	ck_assert_uint_eq(atomic_load(&hdr->read_waiters), 0);
@@ -333,7 +311,7 @@ static void overwrite_writer(const char *name, uint64_t total, size_t chunk)
 
 START_TEST(test_ring_overwrite_slow_reader_gets_eoverflow_once_then_the_newest_bytes)
 {
-	struct mmapd_client *c = client_new();
+	struct mmapd_client *c = test_client_connect(&dmn, "check_ring");
 	size_t cap = 2 * page;
 	struct mmapd_ring *ring = ring_new(c, "infinite", cap, MMAPD_RING_OVERWRITE);
 	uint8_t *out = malloc(cap);
@@ -345,7 +323,7 @@ START_TEST(test_ring_overwrite_slow_reader_gets_eoverflow_once_then_the_newest_b
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0)
 		overwrite_writer("infinite", 10 * cap + 100, 10 * cap + 100);
-	child_wait(pid);
+	test_child_wait(pid, CHILD_WAIT_MS);
 
 	ck_assert_int_eq(mmapd_ring_read(ring, out, cap), -EOVERFLOW);
 	ck_assert_uint_eq(mmapd_ring_lost(ring), 9 * cap + 100);
@@ -380,7 +358,7 @@ END_TEST
 
 START_TEST(test_ring_overwrite_concurrent_reader_never_gets_a_torn_byte)
 {
-	struct mmapd_client *c = client_new();
+	struct mmapd_client *c = test_client_connect(&dmn, "check_ring");
 	size_t cap = page;
 	uint64_t total = 32u << 20, consumed = 0;
 	struct mmapd_ring *ring = ring_new(c, "torn", cap, MMAPD_RING_OVERWRITE);
@@ -449,7 +427,7 @@ static void ring_open_fails(struct mmapd_client *c, const char *name, int err)
 
 START_TEST(test_ring_corrupt_or_foreign_header_is_refused)
 {
-	struct mmapd_client *c = client_new();
+	struct mmapd_client *c = test_client_connect(&dmn, "check_ring");
 	struct mmapd_ring *ring = ring_new(c, "corrupt", 2 * page, 0);
 	const struct ring_header *h = mmapd_region_data(mmapd_ring_region(ring));
 	uint32_t h_version = h->version;
@@ -506,7 +484,7 @@ static void ring_create_fails(struct mmapd_client *c, const char *name, size_t c
 
 START_TEST(test_ring_invalid_arguments_are_refused_and_create_nothing)
 {
-	struct mmapd_client *c = client_new();
+	struct mmapd_client *c = test_client_connect(&dmn, "check_ring");
 	struct mmapd_region_info info;
 	struct mmapd_ring *ring;
 	uint8_t buf[16] = { 0 };
@@ -589,7 +567,7 @@ static void lines_writer(void)
 
 START_TEST(test_ring_read_until_returns_whole_lines_across_the_wrap_point)
 {
-	struct mmapd_client *c = client_new();
+	struct mmapd_client *c = test_client_connect(&dmn, "check_ring");
 	struct mmapd_ring *ring = ring_new(c, "lines", page, 0);
 	char want[128], got[128];
 	ptrdiff_t n;
@@ -607,7 +585,7 @@ START_TEST(test_ring_read_until_returns_whole_lines_across_the_wrap_point)
 		ck_assert_msg(n == (ptrdiff_t)len && memcmp(got, want, len) == 0,
 		              "line %u: %zd bytes (%s)", i, n, n < 0 ? mmapd_last_message() : "");
 	}
-	child_wait(pid);
+	test_child_wait(pid, CHILD_WAIT_MS);
 
 	/* A line longer than buf comes in pieces, like fgets(). */
 	ck_assert_int_eq(mmapd_ring_write(ring, "abcdef\nxy", 9), 9);
@@ -627,7 +605,7 @@ END_TEST
 
 START_TEST(test_ring_put_batch_is_invisible_until_flushed_or_closed)
 {
-	struct mmapd_client *c = client_new();
+	struct mmapd_client *c = test_client_connect(&dmn, "check_ring");
 	struct mmapd_ring *w = ring_new(c, "batch", page, 0);
 	struct mmapd_ring *rd = ring_get(c, "batch");
 	char got[16];

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "fdcount.h"
+#include "mmapd.h"
 #include "msg.h"
 
 int64_t test_now_ms(void)
@@ -91,6 +92,19 @@ int test_wait_pid(pid_t pid, int timeout_ms)
 			return -1;
 		sleep_ms(5);
 	}
+}
+
+void test_child_wait(pid_t pid, int timeout_ms)
+{
+	int st = test_wait_pid(pid, timeout_ms);
+
+	if (st == -1) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+		ck_abort_msg("child %d did not finish within %d ms", (int)pid, timeout_ms);
+	}
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d: wait status 0x%x",
+	              (int)pid, (unsigned)st);
 }
 
 static int rmtree_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -873,6 +887,22 @@ void test_assert_error(const cJSON *reply, const char *code, int err)
 	              "error without a message sentence: %s", describe(reply));
 }
 
+void test_reply_ok(cJSON *reply)
+{
+	test_assert_ok(reply);
+	cJSON_Delete(reply);
+}
+
+void test_reply_error(cJSON *reply, const char *code, int err, const char *text)
+{
+	const cJSON *error = cJSON_GetObjectItemCaseSensitive(reply, "error");
+
+	test_assert_error(reply, code, err);
+	ck_assert_msg(!text || strstr(test_json_str(error, "message"), text) != NULL,
+	              "message lacks \"%s\": %s", text, describe(reply));
+	cJSON_Delete(reply);
+}
+
 void test_assert_error_event(const cJSON *obj, const char *code, int err)
 {
 	const cJSON *ev = cJSON_GetObjectItemCaseSensitive(obj, "event");
@@ -1033,6 +1063,15 @@ void test_daemon_delete(const struct test_daemon *d, const char *name)
 	test_assert_ok(reply);
 	cJSON_Delete(reply);
 	test_conn_close(&c);
+}
+
+struct mmapd_client *test_client_connect(const struct test_daemon *d, const char *client_name)
+{
+	struct mmapd_client *c = NULL;
+	int r = mmapd_connect(d->sock, client_name, &c);
+
+	ck_assert_msg(r == 0, "mmapd_connect: %s", mmapd_last_message());
+	return c;
 }
 
 /* ---- client processes -------------------------------------------------------------------- */

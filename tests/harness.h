@@ -97,6 +97,11 @@ pid_t test_daemon_spawn(const char *sock, const char *data, const char *config);
  * process is left running).
  */
 int test_wait_pid(pid_t pid, int timeout_ms);
+/*
+ * Waits up to timeout_ms for pid, a process the test forked, and asserts that it exited with
+ * status 0. One still running then is killed and reaped, and the test fails.
+ */
+void test_child_wait(pid_t pid, int timeout_ms);
 
 /* ---- raw connections ------------------------------------------------------------------- */
 
@@ -204,6 +209,13 @@ const char *test_describe(const cJSON *obj);
 void test_assert_ok(const cJSON *reply);
 /* Asserts reply is {"ok": false, "error": {"code": code, "errno": err, "message": "<text>"}}. */
 void test_assert_error(const cJSON *reply, const char *code, int err);
+/* test_assert_ok(reply), then frees reply. */
+void test_reply_ok(cJSON *reply);
+/*
+ * test_assert_error(reply, code, err) and, unless text is NULL, that the error's message
+ * contains text; then frees reply.
+ */
+void test_reply_error(cJSON *reply, const char *code, int err, const char *text);
 /* Asserts obj is {"event": "error", "error": {"code": code, "errno": err, ...}} without id. */
 void test_assert_error_event(const cJSON *obj, const char *code, int err);
 /* Asserts reply has "id": null. */
@@ -236,6 +248,16 @@ cJSON *test_daemon_stat(const struct test_daemon *d, const char *name, const cJS
 void test_daemon_create(const struct test_daemon *d, const char *name, uint64_t size, bool anonymous);
 /* Deletes a region; asserts ok. */
 void test_daemon_delete(const struct test_daemon *d, const char *name);
+
+/* ---- libmmapd clients -------------------------------------------------------------------- */
+
+struct mmapd_client;
+
+/*
+ * mmapd_connect() to d's socket with hello name client_name; asserts it succeeded (printing
+ * libmmapd's message otherwise). The caller ends it with mmapd_disconnect().
+ */
+struct mmapd_client *test_client_connect(const struct test_daemon *d, const char *client_name);
 
 /* ---- client processes -------------------------------------------------------------------- */
 
