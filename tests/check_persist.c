@@ -751,6 +751,25 @@ START_TEST(test_persist_structures_with_corrupt_headers_or_of_another_kind_are_r
 }
 END_TEST
 
+/* A segment size of 0 written by another process is an error, not a division by zero. */
+START_TEST(test_persist_vector_with_a_zero_segment_written_after_open_is_refused)
+{
+	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_pvec *vec = pvec_ok(c, "zero-seg", 8, MMAPD_PERSIST_CREATE);
+	uint8_t *vh = mmapd_region_data(mmapd_pvec_region(vec));
+	uint64_t k = 7, seg = 0;
+
+	/* The vector header's second word; the first push must grow the capacity from 0. */
+	memcpy(vh + MMAPD_PSTRUCT_HEADER + 8, &seg, 8);
+	ck_assert_int_eq(mmapd_pvec_push(vec, &k), -EBADMSG);
+	ck_assert_int_eq(mmapd_pvec_reserve(vec, 100), -EBADMSG);
+	ck_assert_msg(strstr(mmapd_last_message(), "corrupt"), "%s", mmapd_last_message());
+	mmapd_pvec_close(vec);
+	ck_assert_int_eq(mmapd_delete(c, "zero-seg"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
 START_TEST(test_persist_anonymous_vector_is_shared_by_name_until_deleted)
 {
 	struct mmapd_client *c = client_on(dmn.sock);
@@ -790,6 +809,7 @@ static Suite *persist_suite(void)
 	tcase_add_test(tc, test_persist_hash_map_takes_ten_thousand_entries_and_serves_another_process);
 	tcase_add_test(tc, test_persist_processes_putting_under_the_lock_end_with_every_entry);
 	tcase_add_test(tc, test_persist_structures_with_corrupt_headers_or_of_another_kind_are_refused);
+	tcase_add_test(tc, test_persist_vector_with_a_zero_segment_written_after_open_is_refused);
 	tcase_add_test(tc, test_persist_anonymous_vector_is_shared_by_name_until_deleted);
 	suite_add_tcase(s, tc);
 	return s;
