@@ -353,6 +353,16 @@ fail:
 	return -1;
 }
 
+/* Whether c may still read r, as locking and subscribing need. If not, sets why. */
+static bool fdconn_may_read(struct conn *c, const struct region *r, const char *what, char *why)
+{
+	if (access_check(&r->acc, c, ACCESS_READ) == 0)
+		return true;
+	snprintf(why, FDCONN_WHY_MAX, "its %s on region '%.64s' is no longer allowed (no read "
+	         "access)", what, r->name);
+	return false;
+}
+
 /* Makes c hold one lock again. Returns 0, or -1 with why set. */
 static int fdconn_lock(struct conn *c, const cJSON *obj, const cJSON *handover, char *why)
 {
@@ -370,8 +380,9 @@ static int fdconn_lock(struct conn *c, const cJSON *obj, const cJSON *handover, 
 	r = fdconn_region_of(c, obj, "region", handover, why);
 	if (!r)
 		return -1;
-	ret = lock_adopt(c, r, id, offset, length, strcmp(mode, "exclusive") == 0);
-	if (ret < 0)
+	ret = !fdconn_may_read(c, r, "lock", why) ? -EACCES :
+	      lock_adopt(c, r, id, offset, length, strcmp(mode, "exclusive") == 0);
+	if (ret < 0 && ret != -EACCES)
 		snprintf(why, FDCONN_WHY_MAX, "lock %" PRIu64 " on region '%.64s' cannot be held "
 		         "again: %s", id, r->name, strerror(-ret));
 	region_check_idle(r);
@@ -388,8 +399,8 @@ static int fdconn_sub(struct conn *c, const cJSON *obj, const cJSON *handover, c
 	r = fdconn_region_of(c, obj, "region", handover, why);
 	if (!r)
 		return -1;
-	ret = notify_subscribe(c, r);
-	if (ret < 0)
+	ret = !fdconn_may_read(c, r, "subscription", why) ? -EACCES : notify_subscribe(c, r);
+	if (ret < 0 && ret != -EACCES)
 		snprintf(why, FDCONN_WHY_MAX, "cannot subscribe again to region '%.64s': %s", r->name,
 		         strerror(-ret));
 	region_check_idle(r);
@@ -438,6 +449,36 @@ static int fdconn_restore(struct conn *c, const cJSON *entry, const cJSON *hando
 	return 0;
 }
 
+/*
+ * Admits the peer of fd (credentials cred) as a new connection would be (server.c): the
+ * configuration may have changed with the restart, and what it refuses now is refused, the
+ * client then reconnecting to be told why. Stores the peer's groups in *ret_groups (to free).
+ * Returns NULL, or why not (in why).
+ */
+static const char *fdconn_check_admission(struct server *srv, int fd, const struct ucred *cred,
+                                          uint32_t **ret_groups, size_t *ret_n, char *why)
+{
+	const struct limits *l = srv->limits;
+	int r = access_peer_groups(fd, ret_groups, ret_n);
+
+	if (r < 0)
+		log_debug("SO_PEERGROUPS failed: %s", strerror(-r));
+	if (srv->nconns >= l->max_clients)
+		snprintf(why, FDCONN_WHY_MAX, "too many connections (max_clients is %" PRIu64 ")",
+		         l->max_clients);
+	else if (cred->uid != 0 && server_conns_of_uid(srv, cred->uid) >= l->max_clients_per_uid)
+		snprintf(why, FDCONN_WHY_MAX, "too many connections from uid %lu "
+		         "(max_clients_per_uid is %" PRIu64 ")", (unsigned long)cred->uid,
+		         l->max_clients_per_uid);
+	else if (!id_list_allows(&srv->cfg->allow_connect, cred->uid, cred->gid, *ret_groups,
+	                         *ret_n))
+		snprintf(why, FDCONN_WHY_MAX, "uid %lu may not connect (allow_connect)",
+		         (unsigned long)cred->uid);
+	else
+		return NULL;
+	return why;
+}
+
 void fdconn_adopt(struct server *srv, const cJSON *handover, const char *fdname, int fd)
 {
 	const cJSON *entry = handover ? fdconn_entry(handover, fdname) : NULL;
@@ -445,6 +486,8 @@ void fdconn_adopt(struct server *srv, const cJSON *handover, const char *fdname,
 	char why[FDCONN_WHY_MAX] = "";
 	const char *problem;
 	uint64_t uid, lock_serial;
+	uint32_t *groups = NULL;
+	size_t ngroups = 0;
 	struct conn *c;
 	int r;
 
@@ -454,8 +497,11 @@ void fdconn_adopt(struct server *srv, const cJSON *handover, const char *fdname,
 		         (unsigned long)cred.uid);
 		problem = why;
 	}
+	if (!problem)
+		problem = fdconn_check_admission(srv, fd, &cred, &groups, &ngroups, why);
 	if (problem) {
 		log_warn("fd store: refusing the descriptor stored as \"%s\": %s", fdname, problem);
+		free(groups);
 		close(fd);
 		return;
 	}
@@ -468,11 +514,11 @@ void fdconn_adopt(struct server *srv, const cJSON *handover, const char *fdname,
 	if (r < 0) {
 		log_error("fd store: cannot set up the connection stored as \"%s\": %s", fdname,
 		          strerror(-r));
+		free(groups);
 		return;
 	}
-	r = access_peer_groups(c->fd, &c->groups, &c->ngroups);
-	if (r < 0)
-		log_debug("SO_PEERGROUPS failed: %s", strerror(-r));
+	c->groups = groups;
+	c->ngroups = ngroups;
 	if (fdconn_restore(c, entry, handover, why) < 0) {
 		log_warn("fd store: closing the connection stored as \"%s\" (pid %ld): %s; the client "
 		         "will reconnect", fdname, (long)cred.pid, why);

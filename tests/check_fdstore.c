@@ -17,8 +17,10 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -845,6 +847,146 @@ START_TEST(test_fdconn_forged_connections_are_refused)
 }
 END_TEST
 
+#define NOBODY 65534u   /* uid and gid of nobody/nogroup on Debian */
+
+/*
+ * A connected stream socket pair whose peer credentials are uid:gid, as a client of that uid
+ * leaves one: returns the end the daemon would hold, *ret_peer the client's end. A forked
+ * child drops to uid:gid to connect (an abstract address: no file permissions in the way).
+ */
+static int socket_of_uid(uid_t uid, gid_t gid, int *ret_peer)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	socklen_t len;
+	int lfd, cfd, sfd, status;
+	pid_t pid;
+
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+	                  (size_t)snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1,
+	                                   "mmapd-check-fdstore-%d", (int)getpid()));
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert(lfd >= 0 && cfd >= 0);
+	ck_assert_msg(bind(lfd, (struct sockaddr *)&sa, len) == 0 && listen(lfd, 1) == 0,
+	              "bind: %s", strerror(errno));
+	pid = fork();
+	ck_assert(pid >= 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+			_exit(100);
+		_exit(connect(cfd, (struct sockaddr *)&sa, len) == 0 ? 0 : 101);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status 0x%x",
+	              (unsigned)status);
+	sfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	ck_assert(sfd >= 0);
+	close(lfd);
+	*ret_peer = cfd;
+	return sfd;
+}
+
+/* The handover entry of a forged connection stored as conn/<n> for uid, with locks and subs. */
+#define FORGED_ENTRY(n, uid, locks, subs) "{\"fdname\":\"conn/" #n "\",\"uid\":" #uid \
+	",\"gid\":" #uid ",\"pid\":1,\"client\":\"forged\",\"version\":1,\"next_handle\":0," \
+	"\"regions_created\":0,\"grants\":[],\"locks\":[" locks "],\"subs\":[" subs "]}"
+#define FORGED_LOCK(region) "{\"lock\":1,\"region\":\"" region "\",\"anonymous\":false," \
+	"\"mode\":\"shared\",\"offset\":0,\"length\":8}"
+#define FORGED_SUB(region) "{\"region\":\"" region "\",\"anonymous\":false}"
+
+/* Starts the daemon on a forged state and the stored connections socks (conn/1, conn/2...). */
+static void sd_spawn_forged(struct fake_sd *sd, const char *handover_conns, const int *socks,
+                            size_t n)
+{
+	static const char *const names[] = { "state", "conn/1", "conn/2", "conn/3" };
+	char text[4096];
+	int extra[4];
+	size_t i;
+
+	ck_assert(n < 4);
+	snprintf(text, sizeof(text), "{\"version\":2,\"regions\":{},\"handover\":{\"conns\":[%s],"
+	         "\"lock_serial\":0,\"regions\":{}}}", handover_conns);
+	extra[0] = state_memfd(text);
+	for (i = 0; i < n; i++)
+		extra[i + 1] = socks[i];
+	sd_spawn_with(sd, extra, names, n + 1, true);
+	for (i = 0; i < n + 1; i++)
+		close(extra[i]);
+}
+
+/*
+ * Locks and subscriptions need read access, at adoption as at the "lock" and "subscribe"
+ * ops: a stored connection whose region now denies it reading (a file replaced or its mode
+ * changed during the restart) is closed. One that may still read is taken over.
+ */
+START_TEST(test_fdconn_lock_or_subscription_without_read_access_is_not_adopted)
+{
+	struct fake_sd sd;
+	struct test_conn c;
+	int socks[3], peers[3], i;
+
+	if (getuid() != 0)
+		return;
+	sd_init(&sd, NULL);
+	sd_spawn(&sd);
+	test_daemon_create(&sd.d, "public", 4096, false);
+	test_daemon_create(&sd.d, "secret", 4096, false);
+	test_conn_open_hello(&c, &sd.d);
+	reply_ok(test_conn_callf(&c, "{'op':'chmod','name':'public','perm':%d}", 0644));
+	reply_ok(test_conn_callf(&c, "{'op':'chmod','name':'secret','perm':%d}", 0600));
+	test_conn_close(&c);
+	sd_stop(&sd, SIGTERM);
+	while (sd.nstore > 0)
+		store_remove(&sd, sd.store[0].name);
+	for (i = 0; i < 3; i++)
+		socks[i] = socket_of_uid(NOBODY, NOBODY, &peers[i]);
+	sd_spawn_forged(&sd, FORGED_ENTRY(1, 65534, FORGED_LOCK("public"), FORGED_SUB("public")) ","
+	                FORGED_ENTRY(2, 65534, FORGED_LOCK("secret"), "") ","
+	                FORGED_ENTRY(3, 65534, "", FORGED_SUB("secret")), socks, 3);
+	log_expect(&sd, "taken over from the previous daemon: 0 grants, 1 lock, 1 subscription");
+	log_expect(&sd, "its lock on region 'secret' is no longer allowed (no read access)");
+	log_expect(&sd, "its subscription on region 'secret' is no longer allowed (no read access)");
+	raw_ping(peers[0], 3);
+	expect_closed(peers[1], "the connection locking a region it cannot read");
+	expect_closed(peers[2], "the connection subscribed to a region it cannot read");
+	ck_assert_uint_eq(test_daemon_status_u64(&sd.d, "locks"), 1);
+	for (i = 0; i < 3; i++)
+		close(peers[i]);
+	sd_done(&sd);
+}
+END_TEST
+
+/*
+ * The next daemon's configuration applies to the connections it takes over as to new ones:
+ * max_clients_per_uid and allow_connect refuse (close) the stored connections beyond them.
+ */
+START_TEST(test_fdconn_adoption_obeys_the_connection_limits_and_allow_connect)
+{
+	struct fake_sd sd;
+	int socks[3], peers[3], i;
+
+	if (getuid() != 0)
+		return;
+	sd_init(&sd, "{\"max_clients_per_uid\": 1, \"allow_connect\": {\"uids\": [65534]}}");
+	socks[0] = socket_of_uid(NOBODY, NOBODY, &peers[0]);
+	socks[1] = socket_of_uid(NOBODY, NOBODY, &peers[1]);
+	socks[2] = socket_of_uid(NOBODY - 1, NOBODY - 1, &peers[2]);
+	sd_spawn_forged(&sd, FORGED_ENTRY(1, 65534, "", "") "," FORGED_ENTRY(2, 65534, "", "") ","
+	                FORGED_ENTRY(3, 65533, "", ""), socks, 3);
+	log_expect(&sd, "refusing the descriptor stored as \"conn/2\": too many connections from "
+	           "uid 65534 (max_clients_per_uid is 1)");
+	log_expect(&sd, "refusing the descriptor stored as \"conn/3\": uid 65533 may not connect "
+	           "(allow_connect)");
+	raw_ping(peers[0], 5);
+	expect_closed(peers[1], "the connection beyond max_clients_per_uid");
+	expect_closed(peers[2], "the connection allow_connect refuses");
+	ck_assert_uint_eq(test_daemon_status_u64(&sd.d, "clients"), 2);
+	for (i = 0; i < 3; i++)
+		close(peers[i]);
+	sd_done(&sd);
+}
+END_TEST
+
 /* Writes v to /proc/sys/vm/nr_hugepages (as root). Returns the old value, or -1. */
 static long hugepages_set(long v)
 {
@@ -922,6 +1064,8 @@ static Suite *fdstore_suite(void)
 	tcase_add_test(tc, test_fdconn_peer_that_died_during_the_restart_is_dropped);
 	tcase_add_test(tc, test_fdconn_connection_whose_region_is_gone_is_closed);
 	tcase_add_test(tc, test_fdconn_forged_connections_are_refused);
+	tcase_add_test(tc, test_fdconn_lock_or_subscription_without_read_access_is_not_adopted);
+	tcase_add_test(tc, test_fdconn_adoption_obeys_the_connection_limits_and_allow_connect);
 	tcase_add_test(tc, test_fdstore_exec_and_huge_pages_of_anonymous_regions_come_back);
 	suite_add_tcase(s, tc);
 	return s;
