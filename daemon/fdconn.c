@@ -198,7 +198,11 @@ void fdconn_store(struct server *srv)
 		log_error("out of memory: the handed over connections lose their state");
 		goto out;
 	}
-	fdstore_state_write(srv, handover);
+	/* Kept for every state written later (fdstore_state_changed): a creation or deletion
+	 * of an anonymous region that ends after this must not write the handover out. */
+	srv->handover = handover;
+	handover = NULL;
+	fdstore_state_write(srv, srv->handover);
 	log_info("handed %zu client connection%s over to the next daemon through the fd store",
 	         stored, stored == 1 ? "" : "s");
 out:

@@ -625,6 +625,8 @@ void server_done(struct server *s)
 	if (s->all_regions)
 		log_error("regions still referenced at exit (first: '%s')", s->all_regions->name);
 	htab_done(&s->regions);
+	cJSON_Delete(s->handover);
+	s->handover = NULL;
 	meta_done(s);
 	if (s->dir_fd >= 0)
 		close(s->dir_fd);

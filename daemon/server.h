@@ -70,6 +70,7 @@ struct server {
 	struct region *all_regions;/* every region struct alive, in the table or not */
 	size_t nanonymous;         /* anonymous regions in the table */
 	bool fdstore;              /* anonymous regions are kept in the fd store (fdstore.c) */
+	struct cJSON *handover;    /* connections handed over at stop (fdconn.c), or NULL */
 	uint64_t ngrants;          /* open grants over all connections */
 
 	size_t work_pending;       /* thread-pool jobs not yet completed */

@@ -15,6 +15,7 @@
  * The daemon's stderr goes to <dir>/log, which tests read for the lines they expect.
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -987,6 +988,71 @@ START_TEST(test_fdconn_adoption_obeys_the_connection_limits_and_allow_connect)
 }
 END_TEST
 
+/* Whether process pid has a descriptor whose link contains text (a memfd's name). */
+static bool proc_has_fd(pid_t pid, const char *text)
+{
+	char dir[64], path[128], link[256];
+	bool found = false;
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	d = opendir(dir);
+	if (!d)
+		return false;
+	while (!found && (e = readdir(d)) != NULL) {
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n > 0) {
+			link[n] = '\0';
+			found = strstr(link, text) != NULL;
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+/*
+ * A creation of an anonymous region still running when the daemon stops ends after the
+ * connections were handed over, and stores the state again: with the handover still in it,
+ * or the next daemon would find the stored connections undescribed and close them.
+ */
+START_TEST(test_fdconn_handover_survives_a_creation_that_ends_after_the_stop)
+{
+	struct fake_sd sd;
+	struct test_sess kept;
+	struct test_conn c;
+	int64_t deadline;
+
+	sd_init(&sd, NULL);
+	sd_spawn(&sd);
+	test_daemon_create(&sd.d, "file", 4096, false);
+	test_sess_start(&kept, &sd.d, "kept");
+	(void)test_sess_ok(&kept, "open file rw");
+	(void)test_sess_ok(&kept, "lock file 0 8 exclusive");
+	/* Big enough that reserving its memory is still under way when the stop comes. */
+	test_conn_open_hello(&c, &sd.d);
+	(void)test_conn_sendf(&c, "{'op':'open','name':'big','mode':'rw','create':true,"
+	                      "'anonymous':true,'size':%llu}", 1ull << 30);
+	deadline = test_now_ms() + TEST_WAIT_MS;
+	while (!proc_has_fd(sd.d.pid, "mmapd:big") && test_now_ms() < deadline)
+		usleep(200);
+	sd_stop(&sd, SIGTERM);
+	log_expect(&sd, "handed 1 client connection over to the next daemon");
+	log_expect(&sd, "created anonymous region 'big'");
+	test_conn_close(&c);
+
+	sd_spawn(&sd);
+	log_expect(&sd, "taken over from the previous daemon: 1 grant, 1 lock, 0 subscriptions");
+	(void)test_sess_ok(&kept, "ping");
+	test_sess_expect_no_event(&kept, 100);
+	ck_assert_int_eq(test_sess_end(&kept), 0);
+	sd_done(&sd);
+}
+END_TEST
+
 /* Writes v to /proc/sys/vm/nr_hugepages (as root). Returns the old value, or -1. */
 static long hugepages_set(long v)
 {
@@ -1066,6 +1132,7 @@ static Suite *fdstore_suite(void)
 	tcase_add_test(tc, test_fdconn_forged_connections_are_refused);
 	tcase_add_test(tc, test_fdconn_lock_or_subscription_without_read_access_is_not_adopted);
 	tcase_add_test(tc, test_fdconn_adoption_obeys_the_connection_limits_and_allow_connect);
+	tcase_add_test(tc, test_fdconn_handover_survives_a_creation_that_ends_after_the_stop);
 	tcase_add_test(tc, test_fdstore_exec_and_huge_pages_of_anonymous_regions_come_back);
 	suite_add_tcase(s, tc);
 	return s;
