@@ -415,6 +415,7 @@ static int fdconn_sub(struct conn *c, const cJSON *obj, const cJSON *handover, c
 /* Gives c (just made) back what entry says it had. Returns 0, or -1 with why set. */
 static int fdconn_restore(struct conn *c, const cJSON *entry, const cJSON *handover, char *why)
 {
+	const struct limits *l = c->srv->limits;
 	const char *client;
 	uint64_t version, next_handle, created, connected;
 	const cJSON *item;
@@ -427,6 +428,16 @@ static int fdconn_restore(struct conn *c, const cJSON *entry, const cJSON *hando
 	    !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(entry, "locks")) ||
 	    !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(entry, "subs"))) {
 		snprintf(why, FDCONN_WHY_MAX, "its stored state is incomplete or out of range");
+		return -1;
+	}
+	/* A configuration lowered by the restart: the limits hold for what is taken over too. */
+	if ((uint64_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(entry, "grants")) >
+	    l->max_grants_per_client ||
+	    (uint64_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(entry, "locks")) >
+	    l->max_locks_per_client) {
+		snprintf(why, FDCONN_WHY_MAX, "it holds more grants or locks than "
+		         "max_grants_per_client (%" PRIu64 ") or max_locks_per_client (%" PRIu64 ") "
+		         "allow", l->max_grants_per_client, l->max_locks_per_client);
 		return -1;
 	}
 	c->client_name = *client ? strdup(client) : NULL;

@@ -888,11 +888,16 @@ static int socket_of_uid(uid_t uid, gid_t gid, int *ret_peer)
 }
 
 /* The handover entry of a forged connection stored as conn/<n> for uid, with locks and subs. */
-#define FORGED_ENTRY(n, uid, locks, subs) "{\"fdname\":\"conn/" #n "\",\"uid\":" #uid \
-	",\"gid\":" #uid ",\"pid\":1,\"client\":\"forged\",\"version\":1,\"next_handle\":0," \
-	"\"regions_created\":0,\"grants\":[],\"locks\":[" locks "],\"subs\":[" subs "]}"
-#define FORGED_LOCK(region) "{\"lock\":1,\"region\":\"" region "\",\"anonymous\":false," \
-	"\"mode\":\"shared\",\"offset\":0,\"length\":8}"
+#define FORGED_ENTRY_G(n, uid, next_handle, grants, locks, subs) "{\"fdname\":\"conn/" #n \
+	"\",\"uid\":" #uid ",\"gid\":" #uid ",\"pid\":1,\"client\":\"forged\",\"version\":1," \
+	"\"next_handle\":" #next_handle ",\"regions_created\":0,\"grants\":[" grants "]," \
+	"\"locks\":[" locks "],\"subs\":[" subs "]}"
+#define FORGED_ENTRY(n, uid, locks, subs) FORGED_ENTRY_G(n, uid, 0, "", locks, subs)
+#define FORGED_LOCK_ID(region, id) "{\"lock\":" #id ",\"region\":\"" region "\"," \
+	"\"anonymous\":false,\"mode\":\"shared\",\"offset\":0,\"length\":8}"
+#define FORGED_LOCK(region) FORGED_LOCK_ID(region, 1)
+#define FORGED_GRANT(region, handle) "{\"handle\":" #handle ",\"region\":\"" region "\"," \
+	"\"anonymous\":false,\"mode\":\"rw\",\"size\":4096}"
 #define FORGED_SUB(region) "{\"region\":\"" region "\",\"anonymous\":false}"
 
 /* Starts the daemon on a forged state and the stored connections socks (conn/1, conn/2...). */
@@ -984,6 +989,47 @@ START_TEST(test_fdconn_adoption_obeys_the_connection_limits_and_allow_connect)
 	ck_assert_uint_eq(test_daemon_status_u64(&sd.d, "clients"), 2);
 	for (i = 0; i < 3; i++)
 		close(peers[i]);
+	sd_done(&sd);
+}
+END_TEST
+
+/*
+ * max_grants_per_client and max_locks_per_client of the new configuration hold for the
+ * connections taken over: one holding more is closed (and reconnects to ask again).
+ */
+START_TEST(test_fdconn_adoption_obeys_the_grant_and_lock_limits)
+{
+	struct fake_sd sd;
+	int pairs[3][2], socks[3], i;
+
+	sd_init(&sd, "{\"max_grants_per_client\": 1, \"max_locks_per_client\": 1}");
+	sd_spawn(&sd);
+	test_daemon_create(&sd.d, "f", 4096, false);
+	sd_stop(&sd, SIGTERM);
+	while (sd.nstore > 0)
+		store_remove(&sd, sd.store[0].name);
+	for (i = 0; i < 3; i++) {
+		ck_assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pairs[i]) == 0);
+		socks[i] = pairs[i][0];
+	}
+	sd_spawn_forged(&sd, FORGED_ENTRY(1, 0, FORGED_LOCK_ID("f", 1) "," FORGED_LOCK_ID("f", 2),
+	                                  "") ","
+	                FORGED_ENTRY_G(2, 0, 2, FORGED_GRANT("f", 1) "," FORGED_GRANT("f", 2), "",
+	                               "") ","
+	                FORGED_ENTRY_G(3, 0, 1, FORGED_GRANT("f", 1), FORGED_LOCK_ID("f", 3), ""),
+	                socks, 3);
+	log_expect(&sd, "closing the connection stored as \"conn/1\"");
+	log_expect(&sd, "closing the connection stored as \"conn/2\"");
+	log_expect(&sd, "it holds more grants or locks than max_grants_per_client (1) or "
+	           "max_locks_per_client (1) allow");
+	log_expect(&sd, "taken over from the previous daemon: 1 grant, 1 lock, 0 subscriptions");
+	expect_closed(pairs[0][1], "the connection holding too many locks");
+	expect_closed(pairs[1][1], "the connection holding too many grants");
+	raw_ping(pairs[2][1], 9);
+	ck_assert_uint_eq(test_daemon_status_u64(&sd.d, "locks"), 1);
+	ck_assert_uint_eq(test_daemon_status_u64(&sd.d, "grants"), 1);
+	for (i = 0; i < 3; i++)
+		close(pairs[i][1]);
 	sd_done(&sd);
 }
 END_TEST
@@ -1132,6 +1178,7 @@ static Suite *fdstore_suite(void)
 	tcase_add_test(tc, test_fdconn_forged_connections_are_refused);
 	tcase_add_test(tc, test_fdconn_lock_or_subscription_without_read_access_is_not_adopted);
 	tcase_add_test(tc, test_fdconn_adoption_obeys_the_connection_limits_and_allow_connect);
+	tcase_add_test(tc, test_fdconn_adoption_obeys_the_grant_and_lock_limits);
 	tcase_add_test(tc, test_fdconn_handover_survives_a_creation_that_ends_after_the_stop);
 	tcase_add_test(tc, test_fdstore_exec_and_huge_pages_of_anonymous_regions_come_back);
 	suite_add_tcase(s, tc);
