@@ -74,7 +74,7 @@ static int ring_validate(struct mmapd_ring *ring, size_t page)
 		                 name, version, RING_VERSION);
 	if (flags & ~(uint32_t)MMAPD_RING_OVERWRITE)
 		return error_set(-EPROTO, "ring '%s' has unknown flags 0x%x", name, flags);
-	if (cap == 0 || cap % page != 0 || cap > MMAPD_RING_CAPACITY_MAX ||
+	if (cap == 0 || cap % page != 0 || cap > MMAPD_RING_CAPACITY_MAX || cap > SIZE_MAX / 2 ||
 	    size != page + cap)
 		return error_set(-EBADMSG, "ring '%s' is corrupt: capacity %llu in a region of %llu "
 		                 "bytes (expected one page of %zu plus a multiple of it)", name,
