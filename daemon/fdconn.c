@@ -370,7 +370,7 @@ static bool fdconn_may_read(struct conn *c, const struct region *r, const char *
 /* Makes c hold one lock again. Returns 0, or -1 with why set. */
 static int fdconn_lock(struct conn *c, const cJSON *obj, const cJSON *handover, char *why)
 {
-	uint64_t id, offset, length;
+	uint64_t id, offset, length, since_ms = 0;
 	const char *mode;
 	struct region *r;
 	int ret;
@@ -384,8 +384,9 @@ static int fdconn_lock(struct conn *c, const cJSON *obj, const cJSON *handover, 
 	r = fdconn_region_of(c, obj, "region", handover, why);
 	if (!r)
 		return -1;
+	msg_get_u64(obj, "since_ms", &since_ms);
 	ret = !fdconn_may_read(c, r, "lock", why) ? -EACCES :
-	      lock_adopt(c, r, id, offset, length, strcmp(mode, "exclusive") == 0);
+	      lock_adopt(c, r, id, offset, length, strcmp(mode, "exclusive") == 0, since_ms);
 	if (ret < 0 && ret != -EACCES)
 		snprintf(why, FDCONN_WHY_MAX, "lock %" PRIu64 " on region '%.64s' cannot be held "
 		         "again: %s", id, r->name, strerror(-ret));

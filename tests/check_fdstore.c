@@ -896,6 +896,9 @@ static int socket_of_uid(uid_t uid, gid_t gid, int *ret_peer)
 #define FORGED_LOCK_ID(region, id) "{\"lock\":" #id ",\"region\":\"" region "\"," \
 	"\"anonymous\":false,\"mode\":\"shared\",\"offset\":0,\"length\":8}"
 #define FORGED_LOCK(region) FORGED_LOCK_ID(region, 1)
+#define FORGED_LOCK_SINCE(region, id, since) "{\"lock\":" #id ",\"region\":\"" region "\"," \
+	"\"anonymous\":false,\"mode\":\"shared\",\"offset\":0,\"length\":8," \
+	"\"since_ms\":" #since "}"
 #define FORGED_GRANT(region, handle) "{\"handle\":" #handle ",\"region\":\"" region "\"," \
 	"\"anonymous\":false,\"mode\":\"rw\",\"size\":4096}"
 #define FORGED_SUB(region) "{\"region\":\"" region "\",\"anonymous\":false}"
@@ -1000,6 +1003,9 @@ END_TEST
 START_TEST(test_fdconn_adoption_obeys_the_grant_and_lock_limits)
 {
 	struct fake_sd sd;
+	struct test_conn c;
+	const cJSON *lock;
+	cJSON *reply;
 	int pairs[3][2], socks[3], i;
 
 	sd_init(&sd, "{\"max_grants_per_client\": 1, \"max_locks_per_client\": 1}");
@@ -1016,8 +1022,8 @@ START_TEST(test_fdconn_adoption_obeys_the_grant_and_lock_limits)
 	                                  "") ","
 	                FORGED_ENTRY_G(2, 0, 2, FORGED_GRANT("f", 1) "," FORGED_GRANT("f", 2), "",
 	                               "") ","
-	                FORGED_ENTRY_G(3, 0, 1, FORGED_GRANT("f", 1), FORGED_LOCK_ID("f", 3), ""),
-	                socks, 3);
+	                FORGED_ENTRY_G(3, 0, 1, FORGED_GRANT("f", 1), FORGED_LOCK_SINCE("f", 3, 1234),
+	                               ""), socks, 3);
 	log_expect(&sd, "closing the connection stored as \"conn/1\"");
 	log_expect(&sd, "closing the connection stored as \"conn/2\"");
 	log_expect(&sd, "it holds more grants or locks than max_grants_per_client (1) or "
@@ -1028,6 +1034,15 @@ START_TEST(test_fdconn_adoption_obeys_the_grant_and_lock_limits)
 	raw_ping(pairs[2][1], 9);
 	ck_assert_uint_eq(test_daemon_status_u64(&sd.d, "locks"), 1);
 	ck_assert_uint_eq(test_daemon_status_u64(&sd.d, "grants"), 1);
+	/* The lock taken over is as old as it was, not as old as the daemon. */
+	test_conn_open_hello(&c, &sd.d);
+	reply = test_conn_callf(&c, "{'op':'locks','name':'f'}");
+	test_assert_ok(reply);
+	lock = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(reply, "locks"), 0);
+	ck_assert_ptr_nonnull(lock);
+	ck_assert_uint_eq(test_json_u64(lock, "since_ms"), 1234);
+	cJSON_Delete(reply);
+	test_conn_close(&c);
 	for (i = 0; i < 3; i++)
 		close(pairs[i][1]);
 	sd_done(&sd);
