@@ -318,7 +318,7 @@ static struct region *fdconn_region_of(struct conn *c, const cJSON *obj, const c
 static int fdconn_grant(struct conn *c, const cJSON *obj, uint64_t next_handle,
                         const cJSON *handover, char *why)
 {
-	uint64_t handle, size;
+	uint64_t max_bytes = c->srv->limits->max_bytes_granted_per_client, handle, size;
 	const char *mode_name;
 	struct region *r;
 	struct grant *g;
@@ -338,6 +338,11 @@ static int fdconn_grant(struct conn *c, const cJSON *obj, uint64_t next_handle,
 	    access_check(&r->acc, c, mode == REGION_MODE_RW ? ACCESS_WRITE : ACCESS_READ) < 0) {
 		snprintf(why, FDCONN_WHY_MAX, "its %s grant of region '%.64s' is no longer allowed",
 		         mode_name, r->name);
+		goto fail;
+	}
+	if (size > max_bytes || c->bytes_granted > max_bytes - size) {
+		snprintf(why, FDCONN_WHY_MAX, "its grants pass max_bytes_granted_per_client (%" PRIu64
+		         ")", max_bytes);
 		goto fail;
 	}
 	/* grant_new numbers the grant next_handle + 1: this makes it the stored handle. */

@@ -1049,6 +1049,37 @@ START_TEST(test_fdconn_adoption_obeys_the_grant_and_lock_limits)
 }
 END_TEST
 
+/* Grants of more bytes than max_bytes_granted_per_client allows are not taken over either. */
+START_TEST(test_fdconn_adoption_obeys_max_bytes_granted_per_client)
+{
+	struct fake_sd sd;
+	int pairs[2][2], socks[2], i;
+
+	sd_init(&sd, "{\"max_bytes_granted_per_client\": 8192}");
+	sd_spawn(&sd);
+	test_daemon_create(&sd.d, "f", 4096, false);
+	sd_stop(&sd, SIGTERM);
+	while (sd.nstore > 0)
+		store_remove(&sd, sd.store[0].name);
+	for (i = 0; i < 2; i++) {
+		ck_assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pairs[i]) == 0);
+		socks[i] = pairs[i][0];
+	}
+	sd_spawn_forged(&sd, FORGED_ENTRY_G(1, 0, 3, FORGED_GRANT("f", 1) "," FORGED_GRANT("f", 2)
+	                                    "," FORGED_GRANT("f", 3), "", "") ","
+	                FORGED_ENTRY_G(2, 0, 2, FORGED_GRANT("f", 1) "," FORGED_GRANT("f", 2), "",
+	                               ""), socks, 2);
+	log_expect(&sd, "its grants pass max_bytes_granted_per_client (8192)");
+	log_expect(&sd, "taken over from the previous daemon: 2 grants, 0 locks, 0 subscriptions");
+	expect_closed(pairs[0][1], "the connection holding too many bytes");
+	raw_ping(pairs[1][1], 4);
+	ck_assert_uint_eq(test_daemon_status_u64(&sd.d, "grants"), 2);
+	for (i = 0; i < 2; i++)
+		close(pairs[i][1]);
+	sd_done(&sd);
+}
+END_TEST
+
 /* Whether process pid has a descriptor whose link contains text (a memfd's name). */
 static bool proc_has_fd(pid_t pid, const char *text)
 {
@@ -1194,6 +1225,7 @@ static Suite *fdstore_suite(void)
 	tcase_add_test(tc, test_fdconn_lock_or_subscription_without_read_access_is_not_adopted);
 	tcase_add_test(tc, test_fdconn_adoption_obeys_the_connection_limits_and_allow_connect);
 	tcase_add_test(tc, test_fdconn_adoption_obeys_the_grant_and_lock_limits);
+	tcase_add_test(tc, test_fdconn_adoption_obeys_max_bytes_granted_per_client);
 	tcase_add_test(tc, test_fdconn_handover_survives_a_creation_that_ends_after_the_stop);
 	tcase_add_test(tc, test_fdstore_exec_and_huge_pages_of_anonymous_regions_come_back);
 	suite_add_tcase(s, tc);
