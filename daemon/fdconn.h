@@ -17,7 +17,7 @@
  * descriptor is sent: the client has its own), locks and subscriptions; reading resumes with
  * what the client sent during the pause. A connection whose state cannot be restored whole
  * (a region gone, a lock now taken, access now denied; locks and subscriptions need read
- * access; more grants or locks than the limits allow) is closed: the client sees end of
+ * access; more grants, locks or granted bytes than the limits allow) is closed: the client sees end of
  * stream and reconnects, as after any lost connection.
  */
 #ifndef MMAPD_DAEMON_FDCONN_H
