@@ -1080,6 +1080,41 @@ START_TEST(test_fdconn_adoption_obeys_max_bytes_granted_per_client)
 }
 END_TEST
 
+/*
+ * A memfd made non-executable (MFD_NOEXEC_SEAL) stays so whatever the stored state claims:
+ * no executable grant, no execute bits.
+ */
+START_TEST(test_fdstore_state_cannot_make_a_noexec_memfd_executable)
+{
+	static const char *const names[] = { "state", "anon/jit" };
+	struct fake_sd sd;
+	struct test_conn c;
+	int extra[2];
+
+	extra[1] = memfd_create("mmapd:jit", MFD_CLOEXEC | MFD_ALLOW_SEALING | 0x0008u);
+	if (extra[1] < 0 && errno == EINVAL)
+		return;   /* a kernel before 6.3: no MFD_NOEXEC_SEAL */
+	ck_assert(extra[1] >= 0);
+	ck_assert(ftruncate(extra[1], 4096) == 0);
+	ck_assert(fcntl(extra[1], F_ADD_SEALS, F_SEAL_SHRINK) == 0);
+	extra[0] = state_memfd("{\"version\":1,\"regions\":{\"jit\":{\"uid\":0,\"gid\":0,"
+	                       "\"perm\":448,\"policy\":{\"kind\":\"manual\"},\"exec\":true,"
+	                       "\"huge\":\"none\"}}}");
+	sd_init(&sd, "{\"allow_exec\": true}");
+	sd_spawn_with(&sd, extra, names, 2, true);
+	close(extra[0]);
+	close(extra[1]);
+	log_expect(&sd, "restored 1 of 1 anonymous region");
+	test_conn_open_hello(&c, &sd.d);
+	reply_error(test_conn_callf(&c, "{'op':'open','name':'jit','mode':'rw','exec':true}"),
+	            "EACCES", EACCES);
+	reply_error(test_conn_callf(&c, "{'op':'chmod','name':'jit','perm':%d}", 0755), "EPERM",
+	            EPERM);
+	test_conn_close(&c);
+	sd_done(&sd);
+}
+END_TEST
+
 /* Whether process pid has a descriptor whose link contains text (a memfd's name). */
 static bool proc_has_fd(pid_t pid, const char *text)
 {
@@ -1226,6 +1261,7 @@ static Suite *fdstore_suite(void)
 	tcase_add_test(tc, test_fdconn_adoption_obeys_the_connection_limits_and_allow_connect);
 	tcase_add_test(tc, test_fdconn_adoption_obeys_the_grant_and_lock_limits);
 	tcase_add_test(tc, test_fdconn_adoption_obeys_max_bytes_granted_per_client);
+	tcase_add_test(tc, test_fdstore_state_cannot_make_a_noexec_memfd_executable);
 	tcase_add_test(tc, test_fdconn_handover_survives_a_creation_that_ends_after_the_stop);
 	tcase_add_test(tc, test_fdstore_exec_and_huge_pages_of_anonymous_regions_come_back);
 	suite_add_tcase(s, tc);
