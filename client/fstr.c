@@ -104,8 +104,11 @@ MMAPD_EXPORT int64_t mmapd_fstr_copy(const struct mmapd_fstr *s, size_t capacity
 MMAPD_EXPORT int mmapd_fstr_cmp(const struct mmapd_fstr *s, size_t capacity, const char *str,
                                 size_t len)
 {
-	size_t have = s && s->length <= capacity ? s->length : 0;
+	size_t have = s ? s->length : 0;   /* read once: the check and the use see one value */
 	int c;
+
+	if (have > capacity)
+		have = 0;
 
 	if (!str)
 		len = 0;

@@ -372,7 +372,8 @@ MMAPD_EXPORT int mmapd_locks(struct mmapd_client *client, const char *name,
  * tail (libmmapd does so whenever it reads from the daemon: in mmapd_dispatch() or any call)
  * and fails with -ETIMEDOUT, changing nothing, if one does not answer in time. Returns 0,
  * -ENOSPC, -EFBIG, -EPERM (shrinking an anonymous region), -ETIMEDOUT, -ENOENT, -EINVAL (also
- * a size that is not a multiple of a hugetlb region's huge page size).
+ * a size that is not a multiple of a hugetlb region's huge page size, or MMAPD_RESIZE_SPARSE
+ * on a hugetlb region: its new pages are always reserved).
  */
 MMAPD_EXPORT int mmapd_resize(struct mmapd_client *client, const char *name, uint64_t size,
                               unsigned flags);

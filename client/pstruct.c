@@ -97,7 +97,9 @@ static int header_check(const struct mmapd_region *region, uint64_t off,
 		return error_set(-EBADMSG, "the persistent struct header at offset %llu of '%s' is "
 		                 "corrupt (bad magic, format or checksum)", (unsigned long long)off,
 		                 region->name);
+	/* Read once: another process may change the bytes after the check above. */
 	memcpy(name, h->name, sizeof(name));
+	name[sizeof(name) - 1] = '\0';
 	if (h->name_hash != persist_hash(PERSIST_HASH_INIT, layout->type_name,
 	                                 strlen(layout->type_name)))
 		return error_set(-EPROTO, "offset %llu of '%s' holds a '%s' (version %u), not a '%s'",
@@ -197,10 +199,12 @@ int pstruct_open(struct mmapd_region *region, uint64_t off, const struct mmapd_l
 
 	for (;;) {
 		state = atomic_load_explicit(&h->state, memory_order_acquire);
+		/* The body is placed where the checked layout puts it, never where the shared
+		 * header says, which may have changed since it was checked. */
 		if (state == PSTRUCT_READY) {
 			r = header_check(region, off, h, layout);
 			if (r == 0)
-				*ret_ptr = (uint8_t *)h + h->body_off;
+				*ret_ptr = (uint8_t *)h + body_offset(layout);
 			return r;
 		}
 		if (state == PSTRUCT_EMPTY) {
@@ -225,7 +229,7 @@ int pstruct_open(struct mmapd_region *region, uint64_t off, const struct mmapd_l
 			if (atomic_compare_exchange_strong(&h->state, &state, PSTRUCT_BUSY)) {
 				r = header_format(h, layout, init, ctx);
 				if (r == 0)
-					*ret_ptr = (uint8_t *)h + h->body_off;
+					*ret_ptr = (uint8_t *)h + body_offset(layout);
 				return r;
 			}
 			continue;

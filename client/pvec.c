@@ -82,17 +82,16 @@ static int pvec_check(const struct mmapd_pvec *vec)
 {
 	const struct pvec_header *h = vec->h;
 	const char *name = vec->pr.region->name;
-	uint64_t cap = atomic_load(&h->capacity), len = atomic_load(&h->len);
+	uint64_t cap = atomic_load(&h->capacity), len = atomic_load(&h->len), seg = h->segment;
 
 	if (h->elem_size != vec->elem_size)
 		return error_set(-EPROTO, "'%s' is a vector of %llu-byte elements, not %zu", name,
 		                 (unsigned long long)h->elem_size, vec->elem_size);
-	if (h->segment != pvec_segment(vec->elem_size) || cap > pvec_count_max(vec) ||
-	    len > cap || cap % h->segment != 0)
+	if (seg != pvec_segment(vec->elem_size) || cap > pvec_count_max(vec) || len > cap ||
+	    cap % seg != 0)
 		return error_set(-EBADMSG, "the vector header of '%s' is corrupt (segment %llu, "
-		                 "capacity %llu, length %llu)", name,
-		                 (unsigned long long)h->segment, (unsigned long long)cap,
-		                 (unsigned long long)len);
+		                 "capacity %llu, length %llu)", name, (unsigned long long)seg,
+		                 (unsigned long long)cap, (unsigned long long)len);
 	return 0;
 }
 
@@ -102,6 +101,19 @@ static int pvec_opened(void *body, void *ctx)
 
 	vec->h = body;
 	return pvec_check(vec);
+}
+
+/*
+ * A value just read from the header was out of range: -EBADMSG (message set), even when
+ * another process put the header right again before pvec_check() read it.
+ */
+static int pvec_corrupt(const struct mmapd_pvec *vec)
+{
+	int r = pvec_check(vec);
+
+	return r < 0 ? r : error_set(-EBADMSG, "the vector header of '%s' changed while it was "
+	                             "read (a writer does not hold the lock)",
+	                             vec->pr.region->name);
 }
 
 MMAPD_EXPORT int mmapd_pvec_open(struct mmapd_client *client, const char *name,
@@ -184,7 +196,7 @@ static int pvec_reach(struct mmapd_pvec *vec, uint64_t i)
 		                 (unsigned long long)i, (unsigned long long)len,
 		                 vec->pr.region->name);
 	if (len > pvec_count_max(vec))
-		return pvec_check(vec);
+		return pvec_corrupt(vec);
 	return pregion_need(&vec->pr, pvec_bytes(vec, i + 1), "vector");
 }
 
@@ -196,11 +208,12 @@ MMAPD_EXPORT int mmapd_pvec_reserve(struct mmapd_pvec *vec, uint64_t count)
 	if (!vec)
 		return error_set(-EINVAL, "vec is NULL");
 	cap = atomic_load_explicit(&vec->h->capacity, memory_order_acquire);
-	if (cap > pvec_count_max(vec))
-		return pvec_check(vec);
+	/* The segment is read to be checked only: a hostile 0 would divide below. */
+	seg = pvec_segment(vec->elem_size);
+	if (cap > pvec_count_max(vec) || vec->h->segment != seg)
+		return pvec_corrupt(vec);
 	if (count <= cap)
 		return pregion_need(&vec->pr, pvec_bytes(vec, cap), "vector");
-	seg = vec->h->segment;
 	want = cap > count / 2 ? cap * 2 : count;
 	if (want > pvec_count_max(vec) - seg) {
 		if (count > pvec_count_max(vec) - seg)
@@ -227,7 +240,7 @@ MMAPD_EXPORT int mmapd_pvec_push(struct mmapd_pvec *vec, const void *elem)
 		return error_set(-EINVAL, "vec or elem is NULL");
 	len = atomic_load_explicit(&vec->h->len, memory_order_acquire);
 	if (len > atomic_load(&vec->h->capacity))
-		return pvec_check(vec);
+		return pvec_corrupt(vec);
 	r = mmapd_pvec_reserve(vec, len + 1);
 	if (r < 0)
 		return r;

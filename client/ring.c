@@ -59,34 +59,37 @@ static int ring_validate(struct mmapd_ring *ring, size_t page)
 	const char *name = mmapd_region_name(ring->region);
 	uint64_t magic = atomic_load_explicit(&h->magic, memory_order_acquire);
 	uint64_t size = mmapd_region_size(ring->region);
-	uint64_t w, e, r;
+	/* Each field read once: the values checked are the values used (another process may
+	 * write the header meanwhile). */
+	uint32_t version = h->version, flags = h->flags;
+	uint64_t cap = h->capacity, w, e, r;
 
 	if (magic == 0)
 		return error_set(-EAGAIN, "ring '%s' is not formatted yet (being created, or its "
 		                 "creator died: then delete it)", name);
 	if (magic != RING_MAGIC)
 		return error_set(-EBADMSG, "region '%s' is not a ring (bad magic number)", name);
-	if (h->version != RING_VERSION)
+	if (version != RING_VERSION)
 		return error_set(-EPROTO, "ring '%s' has layout version %u; this libmmapd knows %u",
-		                 name, h->version, RING_VERSION);
-	if (h->flags & ~(uint32_t)MMAPD_RING_OVERWRITE)
-		return error_set(-EPROTO, "ring '%s' has unknown flags 0x%x", name, h->flags);
-	if (h->capacity == 0 || h->capacity % page != 0 || h->capacity > MMAPD_RING_CAPACITY_MAX ||
-	    size != page + h->capacity)
+		                 name, version, RING_VERSION);
+	if (flags & ~(uint32_t)MMAPD_RING_OVERWRITE)
+		return error_set(-EPROTO, "ring '%s' has unknown flags 0x%x", name, flags);
+	if (cap == 0 || cap % page != 0 || cap > MMAPD_RING_CAPACITY_MAX || cap > SIZE_MAX / 2 ||
+	    size != page + cap)
 		return error_set(-EBADMSG, "ring '%s' is corrupt: capacity %llu in a region of %llu "
 		                 "bytes (expected one page of %zu plus a multiple of it)", name,
-		                 (unsigned long long)h->capacity, (unsigned long long)size, page);
+		                 (unsigned long long)cap, (unsigned long long)size, page);
 	r = atomic_load(&h->read_pos);
 	w = atomic_load(&h->write_pos);
 	e = atomic_load(&h->write_end);
-	if (r > w || (!(h->flags & MMAPD_RING_OVERWRITE) && w - r > h->capacity) ||
-	    ((h->flags & MMAPD_RING_OVERWRITE) && (e < w || e - w > h->capacity)))
+	if (r > w || (!(flags & MMAPD_RING_OVERWRITE) && w - r > cap) ||
+	    ((flags & MMAPD_RING_OVERWRITE) && (e < w || e - w > cap)))
 		return error_set(-EBADMSG, "ring '%s' is corrupt: read position %llu, write "
 		                 "position %llu, claimed %llu, capacity %llu", name,
 		                 (unsigned long long)r, (unsigned long long)w, (unsigned long long)e,
-		                 (unsigned long long)h->capacity);
-	ring->cap = (size_t)h->capacity;
-	ring->flags = h->flags;
+		                 (unsigned long long)cap);
+	ring->cap = (size_t)cap;
+	ring->flags = flags;
 	return 0;
 }
 

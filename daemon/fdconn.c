@@ -198,7 +198,11 @@ void fdconn_store(struct server *srv)
 		log_error("out of memory: the handed over connections lose their state");
 		goto out;
 	}
-	fdstore_state_write(srv, handover);
+	/* Kept for every state written later (fdstore_state_changed): a creation or deletion
+	 * of an anonymous region that ends after this must not write the handover out. */
+	srv->handover = handover;
+	handover = NULL;
+	fdstore_state_write(srv, srv->handover);
 	log_info("handed %zu client connection%s over to the next daemon through the fd store",
 	         stored, stored == 1 ? "" : "s");
 out:
@@ -314,7 +318,7 @@ static struct region *fdconn_region_of(struct conn *c, const cJSON *obj, const c
 static int fdconn_grant(struct conn *c, const cJSON *obj, uint64_t next_handle,
                         const cJSON *handover, char *why)
 {
-	uint64_t handle, size;
+	uint64_t max_bytes = c->srv->limits->max_bytes_granted_per_client, handle, size;
 	const char *mode_name;
 	struct region *r;
 	struct grant *g;
@@ -336,6 +340,11 @@ static int fdconn_grant(struct conn *c, const cJSON *obj, uint64_t next_handle,
 		         mode_name, r->name);
 		goto fail;
 	}
+	if (size > max_bytes || c->bytes_granted > max_bytes - size) {
+		snprintf(why, FDCONN_WHY_MAX, "its grants pass max_bytes_granted_per_client (%" PRIu64
+		         ")", max_bytes);
+		goto fail;
+	}
 	/* grant_new numbers the grant next_handle + 1: this makes it the stored handle. */
 	c->next_handle = handle - 1;
 	if (grant_new(c, r, (enum region_mode)mode, &g) < 0) {
@@ -353,10 +362,20 @@ fail:
 	return -1;
 }
 
+/* Whether c may still read r, as locking and subscribing need. If not, sets why. */
+static bool fdconn_may_read(struct conn *c, const struct region *r, const char *what, char *why)
+{
+	if (access_check(&r->acc, c, ACCESS_READ) == 0)
+		return true;
+	snprintf(why, FDCONN_WHY_MAX, "its %s on region '%.64s' is no longer allowed (no read "
+	         "access)", what, r->name);
+	return false;
+}
+
 /* Makes c hold one lock again. Returns 0, or -1 with why set. */
 static int fdconn_lock(struct conn *c, const cJSON *obj, const cJSON *handover, char *why)
 {
-	uint64_t id, offset, length;
+	uint64_t id, offset, length, since_ms = 0;
 	const char *mode;
 	struct region *r;
 	int ret;
@@ -370,8 +389,10 @@ static int fdconn_lock(struct conn *c, const cJSON *obj, const cJSON *handover, 
 	r = fdconn_region_of(c, obj, "region", handover, why);
 	if (!r)
 		return -1;
-	ret = lock_adopt(c, r, id, offset, length, strcmp(mode, "exclusive") == 0);
-	if (ret < 0)
+	msg_get_u64(obj, "since_ms", &since_ms);
+	ret = !fdconn_may_read(c, r, "lock", why) ? -EACCES :
+	      lock_adopt(c, r, id, offset, length, strcmp(mode, "exclusive") == 0, since_ms);
+	if (ret < 0 && ret != -EACCES)
 		snprintf(why, FDCONN_WHY_MAX, "lock %" PRIu64 " on region '%.64s' cannot be held "
 		         "again: %s", id, r->name, strerror(-ret));
 	region_check_idle(r);
@@ -388,8 +409,8 @@ static int fdconn_sub(struct conn *c, const cJSON *obj, const cJSON *handover, c
 	r = fdconn_region_of(c, obj, "region", handover, why);
 	if (!r)
 		return -1;
-	ret = notify_subscribe(c, r);
-	if (ret < 0)
+	ret = !fdconn_may_read(c, r, "subscription", why) ? -EACCES : notify_subscribe(c, r);
+	if (ret < 0 && ret != -EACCES)
 		snprintf(why, FDCONN_WHY_MAX, "cannot subscribe again to region '%.64s': %s", r->name,
 		         strerror(-ret));
 	region_check_idle(r);
@@ -400,6 +421,7 @@ static int fdconn_sub(struct conn *c, const cJSON *obj, const cJSON *handover, c
 /* Gives c (just made) back what entry says it had. Returns 0, or -1 with why set. */
 static int fdconn_restore(struct conn *c, const cJSON *entry, const cJSON *handover, char *why)
 {
+	const struct limits *l = c->srv->limits;
 	const char *client;
 	uint64_t version, next_handle, created, connected;
 	const cJSON *item;
@@ -412,6 +434,16 @@ static int fdconn_restore(struct conn *c, const cJSON *entry, const cJSON *hando
 	    !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(entry, "locks")) ||
 	    !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(entry, "subs"))) {
 		snprintf(why, FDCONN_WHY_MAX, "its stored state is incomplete or out of range");
+		return -1;
+	}
+	/* A configuration lowered by the restart: the limits hold for what is taken over too. */
+	if ((uint64_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(entry, "grants")) >
+	    l->max_grants_per_client ||
+	    (uint64_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(entry, "locks")) >
+	    l->max_locks_per_client) {
+		snprintf(why, FDCONN_WHY_MAX, "it holds more grants or locks than "
+		         "max_grants_per_client (%" PRIu64 ") or max_locks_per_client (%" PRIu64 ") "
+		         "allow", l->max_grants_per_client, l->max_locks_per_client);
 		return -1;
 	}
 	c->client_name = *client ? strdup(client) : NULL;
@@ -438,6 +470,36 @@ static int fdconn_restore(struct conn *c, const cJSON *entry, const cJSON *hando
 	return 0;
 }
 
+/*
+ * Admits the peer of fd (credentials cred) as a new connection would be (server.c): the
+ * configuration may have changed with the restart, and what it refuses now is refused, the
+ * client then reconnecting to be told why. Stores the peer's groups in *ret_groups (to free).
+ * Returns NULL, or why not (in why).
+ */
+static const char *fdconn_check_admission(struct server *srv, int fd, const struct ucred *cred,
+                                          uint32_t **ret_groups, size_t *ret_n, char *why)
+{
+	const struct limits *l = srv->limits;
+	int r = access_peer_groups(fd, ret_groups, ret_n);
+
+	if (r < 0)
+		log_debug("SO_PEERGROUPS failed: %s", strerror(-r));
+	if (srv->nconns >= l->max_clients)
+		snprintf(why, FDCONN_WHY_MAX, "too many connections (max_clients is %" PRIu64 ")",
+		         l->max_clients);
+	else if (cred->uid != 0 && server_conns_of_uid(srv, cred->uid) >= l->max_clients_per_uid)
+		snprintf(why, FDCONN_WHY_MAX, "too many connections from uid %lu "
+		         "(max_clients_per_uid is %" PRIu64 ")", (unsigned long)cred->uid,
+		         l->max_clients_per_uid);
+	else if (!id_list_allows(&srv->cfg->allow_connect, cred->uid, cred->gid, *ret_groups,
+	                         *ret_n))
+		snprintf(why, FDCONN_WHY_MAX, "uid %lu may not connect (allow_connect)",
+		         (unsigned long)cred->uid);
+	else
+		return NULL;
+	return why;
+}
+
 void fdconn_adopt(struct server *srv, const cJSON *handover, const char *fdname, int fd)
 {
 	const cJSON *entry = handover ? fdconn_entry(handover, fdname) : NULL;
@@ -445,6 +507,8 @@ void fdconn_adopt(struct server *srv, const cJSON *handover, const char *fdname,
 	char why[FDCONN_WHY_MAX] = "";
 	const char *problem;
 	uint64_t uid, lock_serial;
+	uint32_t *groups = NULL;
+	size_t ngroups = 0;
 	struct conn *c;
 	int r;
 
@@ -454,8 +518,11 @@ void fdconn_adopt(struct server *srv, const cJSON *handover, const char *fdname,
 		         (unsigned long)cred.uid);
 		problem = why;
 	}
+	if (!problem)
+		problem = fdconn_check_admission(srv, fd, &cred, &groups, &ngroups, why);
 	if (problem) {
 		log_warn("fd store: refusing the descriptor stored as \"%s\": %s", fdname, problem);
+		free(groups);
 		close(fd);
 		return;
 	}
@@ -468,11 +535,11 @@ void fdconn_adopt(struct server *srv, const cJSON *handover, const char *fdname,
 	if (r < 0) {
 		log_error("fd store: cannot set up the connection stored as \"%s\": %s", fdname,
 		          strerror(-r));
+		free(groups);
 		return;
 	}
-	r = access_peer_groups(c->fd, &c->groups, &c->ngroups);
-	if (r < 0)
-		log_debug("SO_PEERGROUPS failed: %s", strerror(-r));
+	c->groups = groups;
+	c->ngroups = ngroups;
 	if (fdconn_restore(c, entry, handover, why) < 0) {
 		log_warn("fd store: closing the connection stored as \"%s\" (pid %ld): %s; the client "
 		         "will reconnect", fdname, (long)cred.pid, why);

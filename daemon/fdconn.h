@@ -12,10 +12,12 @@
  *
  * At the next start each "conn/..." descriptor is checked before anything is trusted (a
  * connected AF_UNIX stream socket whose peer's uid is the stored one, described by the
- * stored state), made a connection again (conn_new) and given back its grants (no
+ * stored state, admitted by max_clients, max_clients_per_uid and allow_connect as a new
+ * connection would be), made a connection again (conn_new) and given back its grants (no
  * descriptor is sent: the client has its own), locks and subscriptions; reading resumes with
  * what the client sent during the pause. A connection whose state cannot be restored whole
- * (a region gone, a lock now taken, access now denied) is closed: the client sees end of
+ * (a region gone, a lock now taken, access now denied; locks and subscriptions need read
+ * access; more grants, locks or granted bytes than the limits allow) is closed: the client sees end of
  * stream and reconnects, as after any lost connection.
  */
 #ifndef MMAPD_DAEMON_FDCONN_H

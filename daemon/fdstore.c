@@ -150,7 +150,8 @@ void fdstore_state_write(struct server *srv, const cJSON *handover)
 
 void fdstore_state_changed(struct server *srv)
 {
-	fdstore_state_write(srv, NULL);
+	/* After the stop handed connections over, a job still ending must not drop them. */
+	fdstore_state_write(srv, srv->handover);
 }
 
 void fdstore_region_added(struct region *r)

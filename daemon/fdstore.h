@@ -42,7 +42,10 @@ void fdstore_init(struct server *srv, struct sdlisten *passed);
 void fdstore_region_added(struct region *r);
 /* Anonymous region name was deleted: removes its memfd from the store, stores the state. */
 void fdstore_region_removed(struct server *srv, const char *name);
-/* The owner, mode or policy of an anonymous region changed: stores the state again. */
+/*
+ * The owner, mode or policy of an anonymous region changed: stores the state again (with the
+ * connections handed over, once the stop handed some over).
+ */
 void fdstore_state_changed(struct server *srv);
 
 /*

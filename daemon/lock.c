@@ -457,7 +457,7 @@ void lock_conn_cancel_waits(struct conn *c, const char *why)
 }
 
 int lock_adopt(struct conn *c, struct region *r, uint64_t id, uint64_t offset, uint64_t length,
-               bool exclusive)
+               bool exclusive, uint64_t since_ms)
 {
 	struct server *srv = c->srv;
 	struct lock *l;
@@ -485,6 +485,9 @@ int lock_adopt(struct conn *c, struct region *r, uint64_t id, uint64_t offset, u
 	c->nlocks++;
 	region_ref(r);
 	lock_hold(l);
+	/* Held since it was granted, not since this daemon took it over. */
+	if (since_ms > 0 && since_ms < l->since_ms)
+		l->since_ms = since_ms;
 	if (id > srv->lock_serial)
 		srv->lock_serial = id;
 	return 0;

@@ -57,13 +57,14 @@ void lock_conn_release(struct conn *c);
  * Handing c over to the next daemon (fdconn.h). lock_conn_cancel_waits answers each lock c
  * waits for with ECANCELED (message: why) and drops it. lock_conn_held_json: c's held locks
  * as an array of lock objects (as in the locks op, plus "anonymous"), NULL on ENOMEM.
- * lock_adopt makes c hold lock id on r again, answering nothing: 0, -EINVAL (id 0 or taken,
- * bad range), -EBUSY (it conflicts with a lock held already) or -ENOMEM.
+ * lock_adopt makes c hold lock id on r again, answering nothing, held since since_ms (Unix
+ * epoch ms, 0: now): 0, -EINVAL (id 0 or taken, bad range), -EBUSY (it conflicts with a lock
+ * held already) or -ENOMEM.
  */
 void lock_conn_cancel_waits(struct conn *c, const char *why);
 cJSON *lock_conn_held_json(const struct conn *c);
 int lock_adopt(struct conn *c, struct region *r, uint64_t id, uint64_t offset, uint64_t length,
-               bool exclusive);
+               bool exclusive, uint64_t since_ms);
 
 /* r was deleted: every waiter gets ECANCELED. Held locks stay until released. */
 void lock_region_retire(struct region *r);

@@ -38,6 +38,9 @@
 #ifndef MFD_EXEC
 #define MFD_EXEC 0x0010u
 #endif
+#ifndef F_SEAL_EXEC
+#define F_SEAL_EXEC 0x0020
+#endif
 
 #define MEMFD_HUGE_DEFAULT (2u << 20)
 
@@ -163,7 +166,10 @@ int memfd_region_create(const char *name, uint64_t size, bool sparse, unsigned f
 			return fd;
 		r = fsdir_resize(fd, size, sparse, ret_fell_back);
 	}
-	return memfd_seal(fd, r, F_SEAL_SHRINK);
+	/* F_SEAL_SEAL: a client holding a writable descriptor cannot add seals of its own
+	 * (F_SEAL_FUTURE_WRITE would lock the other writers out and make the next daemon refuse
+	 * the memfd from the fd store; F_SEAL_EXEC would take the region's exec away). */
+	return memfd_seal(fd, r, F_SEAL_SHRINK | F_SEAL_SEAL);
 }
 
 int memfd_text_create(const char *label, const char *text)
@@ -181,6 +187,13 @@ bool memfd_is_hugetlb(int fd)
 	struct statfs sf;
 
 	return fstatfs(fd, &sf) == 0 && sf.f_type == HUGETLBFS_MAGIC;
+}
+
+bool memfd_is_noexec_sealed(int fd)
+{
+	int seals = fcntl(fd, F_GET_SEALS);
+
+	return seals >= 0 && (seals & F_SEAL_EXEC);
 }
 
 static const char *const memfd_huge_names[] = {

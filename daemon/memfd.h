@@ -3,9 +3,9 @@
  * MFD_NOEXEC_SEAL where the kernel has it), and with huge pages when asked: a hugetlb memfd
  * (MFD_HUGETLB) whose pages are reserved at creation, or, where the system has no huge pages
  * to give, a normal memfd that clients map with MADV_HUGEPAGE (transparent huge pages). Every
- * region memfd is sealed against shrinking. Nothing here touches the event loop, so
- * memfd_region_create can run on the thread pool. Also the sealed text memfd in which the
- * fdstore hands the daemon's state to its next run.
+ * region memfd is sealed against shrinking and against further seals. Nothing here touches
+ * the event loop, so memfd_region_create can run on the thread pool. Also the sealed text
+ * memfd in which the fdstore hands the daemon's state to its next run.
  */
 #ifndef MMAPD_DAEMON_MEMFD_H
 #define MMAPD_DAEMON_MEMFD_H
@@ -51,6 +51,8 @@ int memfd_text_create(const char *label, const char *text);
 
 /* True when fd is a hugetlb memfd (on hugetlbfs). */
 bool memfd_is_hugetlb(int fd);
+/* True when fd is a memfd sealed non-executable (MFD_NOEXEC_SEAL: F_SEAL_EXEC, no x bits). */
+bool memfd_is_noexec_sealed(int fd);
 
 /* "none", "hugetlb", "thp"; and back (-EINVAL for anything else). */
 const char *memfd_huge_name(enum memfd_huge huge);

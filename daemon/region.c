@@ -274,7 +274,8 @@ void region_anon_from_json(struct region *r, const cJSON *entry)
 	bool exec = false;
 
 	msg_get_bool(entry, "exec", &exec);
-	r->exec = exec;
+	/* A memfd made without exec says so itself, whatever the state claims. */
+	r->exec = exec && !memfd_is_noexec_sealed(r->fd);
 	if (!r->exec)
 		r->acc.perm &= ~ACCESS_PERM_EXEC;
 	if (memfd_is_hugetlb(r->fd))

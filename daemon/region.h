@@ -151,7 +151,8 @@ cJSON *region_to_json(struct region *r);
 /*
  * What an anonymous region's memfd cannot tell, for the fd store's state: adds "exec" and
  * "huge" to entry (false on ENOMEM); and reads them back into r (fd set), where a hugetlb
- * memfd is recognised from the descriptor itself and a missing or bad field means no exec.
+ * memfd is recognised from the descriptor itself, and a missing or bad field or a memfd
+ * sealed non-executable means no exec.
  */
 bool region_anon_to_json(const struct region *r, cJSON *entry);
 void region_anon_from_json(struct region *r, const cJSON *entry);

@@ -451,6 +451,13 @@ void resize_request(struct conn *c, uint64_t id, struct region *r, uint64_t size
 		                "cannot resize it", r->name);
 		return;
 	}
+	/* Without its pages reserved, a hugetlb region grown past the pool would fail later, in
+	 * the clients' mappings, instead of here with ENOSPC. */
+	if (r->huge == MEMFD_HUGE_HUGETLB && sparse) {
+		ops_reply_error(c, id, EINVAL, "region '%s' has huge pages, which are reserved when it "
+		                "grows: field 'sparse' cannot be used", r->name);
+		return;
+	}
 	/* hugetlbfs sizes files in whole huge pages only. */
 	if (r->huge == MEMFD_HUGE_HUGETLB && size % memfd_huge_page_size() != 0) {
 		ops_reply_error(c, id, EINVAL, "region '%s' has huge pages of %" PRIu64 " bytes; "

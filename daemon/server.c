@@ -301,8 +301,7 @@ static enum log_level server_refusal_level(uint64_t *last_ms)
  * Tells a refused connection why (an "error" event with err and message), and closes it.
  * Refusals come in floods: at most one a second is logged at warn.
  */
-/* How many open connections uid has: one user must not be able to take every slot. */
-static uint64_t server_conns_of_uid(const struct server *s, uid_t uid)
+uint64_t server_conns_of_uid(const struct server *s, uid_t uid)
 {
 	const struct conn *c;
 	uint64_t n = 0;
@@ -626,6 +625,8 @@ void server_done(struct server *s)
 	if (s->all_regions)
 		log_error("regions still referenced at exit (first: '%s')", s->all_regions->name);
 	htab_done(&s->regions);
+	cJSON_Delete(s->handover);
+	s->handover = NULL;
 	meta_done(s);
 	if (s->dir_fd >= 0)
 		close(s->dir_fd);

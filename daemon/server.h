@@ -70,6 +70,7 @@ struct server {
 	struct region *all_regions;/* every region struct alive, in the table or not */
 	size_t nanonymous;         /* anonymous regions in the table */
 	bool fdstore;              /* anonymous regions are kept in the fd store (fdstore.c) */
+	struct cJSON *handover;    /* connections handed over at stop (fdconn.c), or NULL */
 	uint64_t ngrants;          /* open grants over all connections */
 
 	size_t work_pending;       /* thread-pool jobs not yet completed */
@@ -134,6 +135,8 @@ void server_sd_report(struct server *s, bool force);
 /* Milliseconds since the server started. */
 uint64_t server_uptime_ms(const struct server *s);
 /* The loop's clock in milliseconds (monotonic) and the wall clock (Unix epoch ms). */
+/* How many open connections uid has: one user must not be able to take every slot. */
+uint64_t server_conns_of_uid(const struct server *s, uid_t uid);
 uint64_t server_now_ms(void);
 uint64_t server_epoch_ms(void);
 

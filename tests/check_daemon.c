@@ -931,6 +931,11 @@ START_TEST(test_daemon_anonymous_region_is_sealed_against_shrinking)
 		ck_assert_int_eq(pread(b, buf, 5, 60000), 5);
 		ck_assert_int_eq(memcmp(buf, "memfd", 5), 0);
 	}
+	/* A client cannot seal it further: it would lock out the other writers. */
+	ck_assert_msg(seals & F_SEAL_SEAL, "anonymous region without F_SEAL_SEAL (seals 0x%x)",
+	              (unsigned)seals);
+	ck_assert_int_eq(fcntl(a, F_ADD_SEALS, F_SEAL_FUTURE_WRITE), -1);
+	ck_assert_int_eq(errno, EPERM);
 	close(a);
 	close(b);
 	conn_delete(&c, "anon-sealed");

@@ -15,10 +15,13 @@
  * The daemon's stderr goes to <dir>/log, which tests read for the lines they expect.
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -841,6 +844,338 @@ START_TEST(test_fdconn_forged_connections_are_refused)
 }
 END_TEST
 
+#define NOBODY 65534u   /* uid and gid of nobody/nogroup on Debian */
+
+/*
+ * A connected stream socket pair whose peer credentials are uid:gid, as a client of that uid
+ * leaves one: returns the end the daemon would hold, *ret_peer the client's end. A forked
+ * child drops to uid:gid to connect (an abstract address: no file permissions in the way).
+ */
+static int socket_of_uid(uid_t uid, gid_t gid, int *ret_peer)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	socklen_t len;
+	int lfd, cfd, sfd, status;
+	pid_t pid;
+
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+	                  (size_t)snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1,
+	                                   "mmapd-check-fdstore-%d", (int)getpid()));
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert(lfd >= 0 && cfd >= 0);
+	ck_assert_msg(bind(lfd, (struct sockaddr *)&sa, len) == 0 && listen(lfd, 1) == 0,
+	              "bind: %s", strerror(errno));
+	pid = fork();
+	ck_assert(pid >= 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+			_exit(100);
+		_exit(connect(cfd, (struct sockaddr *)&sa, len) == 0 ? 0 : 101);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status 0x%x",
+	              (unsigned)status);
+	sfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	ck_assert(sfd >= 0);
+	close(lfd);
+	*ret_peer = cfd;
+	return sfd;
+}
+
+/* The handover entry of a forged connection stored as conn/<n> for uid, with locks and subs. */
+#define FORGED_ENTRY_G(n, uid, next_handle, grants, locks, subs) "{\"fdname\":\"conn/" #n \
+	"\",\"uid\":" #uid ",\"gid\":" #uid ",\"pid\":1,\"client\":\"forged\",\"version\":1," \
+	"\"next_handle\":" #next_handle ",\"regions_created\":0,\"grants\":[" grants "]," \
+	"\"locks\":[" locks "],\"subs\":[" subs "]}"
+#define FORGED_ENTRY(n, uid, locks, subs) FORGED_ENTRY_G(n, uid, 0, "", locks, subs)
+#define FORGED_LOCK_ID(region, id) "{\"lock\":" #id ",\"region\":\"" region "\"," \
+	"\"anonymous\":false,\"mode\":\"shared\",\"offset\":0,\"length\":8}"
+#define FORGED_LOCK(region) FORGED_LOCK_ID(region, 1)
+#define FORGED_LOCK_SINCE(region, id, since) "{\"lock\":" #id ",\"region\":\"" region "\"," \
+	"\"anonymous\":false,\"mode\":\"shared\",\"offset\":0,\"length\":8," \
+	"\"since_ms\":" #since "}"
+#define FORGED_GRANT(region, handle) "{\"handle\":" #handle ",\"region\":\"" region "\"," \
+	"\"anonymous\":false,\"mode\":\"rw\",\"size\":4096}"
+#define FORGED_SUB(region) "{\"region\":\"" region "\",\"anonymous\":false}"
+
+/* Starts the daemon on a forged state and the stored connections socks (conn/1, conn/2...). */
+static void sd_spawn_forged(struct fake_sd *sd, const char *handover_conns, const int *socks,
+                            size_t n)
+{
+	static const char *const names[] = { "state", "conn/1", "conn/2", "conn/3" };
+	char text[4096];
+	int extra[4];
+	size_t i;
+
+	ck_assert(n < 4);
+	snprintf(text, sizeof(text), "{\"version\":2,\"regions\":{},\"handover\":{\"conns\":[%s],"
+	         "\"lock_serial\":0,\"regions\":{}}}", handover_conns);
+	extra[0] = state_memfd(text);
+	for (i = 0; i < n; i++)
+		extra[i + 1] = socks[i];
+	sd_spawn_with(sd, extra, names, n + 1, true);
+	for (i = 0; i < n + 1; i++)
+		close(extra[i]);
+}
+
+/*
+ * Locks and subscriptions need read access, at adoption as at the "lock" and "subscribe"
+ * ops: a stored connection whose region now denies it reading (a file replaced or its mode
+ * changed during the restart) is closed. One that may still read is taken over.
+ */
+START_TEST(test_fdconn_lock_or_subscription_without_read_access_is_not_adopted)
+{
+	struct fake_sd sd;
+	struct test_conn c;
+	int socks[3], peers[3], i;
+
+	if (getuid() != 0)
+		return;
+	sd_init(&sd, NULL);
+	sd_spawn(&sd);
+	test_daemon_create(&sd.d, "public", 4096, false);
+	test_daemon_create(&sd.d, "secret", 4096, false);
+	test_conn_open_hello(&c, &sd.d);
+	reply_ok(test_conn_callf(&c, "{'op':'chmod','name':'public','perm':%d}", 0644));
+	reply_ok(test_conn_callf(&c, "{'op':'chmod','name':'secret','perm':%d}", 0600));
+	test_conn_close(&c);
+	sd_stop(&sd, SIGTERM);
+	while (sd.nstore > 0)
+		store_remove(&sd, sd.store[0].name);
+	for (i = 0; i < 3; i++)
+		socks[i] = socket_of_uid(NOBODY, NOBODY, &peers[i]);
+	sd_spawn_forged(&sd, FORGED_ENTRY(1, 65534, FORGED_LOCK("public"), FORGED_SUB("public")) ","
+	                FORGED_ENTRY(2, 65534, FORGED_LOCK("secret"), "") ","
+	                FORGED_ENTRY(3, 65534, "", FORGED_SUB("secret")), socks, 3);
+	log_expect(&sd, "taken over from the previous daemon: 0 grants, 1 lock, 1 subscription");
+	log_expect(&sd, "its lock on region 'secret' is no longer allowed (no read access)");
+	log_expect(&sd, "its subscription on region 'secret' is no longer allowed (no read access)");
+	raw_ping(peers[0], 3);
+	expect_closed(peers[1], "the connection locking a region it cannot read");
+	expect_closed(peers[2], "the connection subscribed to a region it cannot read");
+	ck_assert_uint_eq(test_daemon_status_u64(&sd.d, "locks"), 1);
+	for (i = 0; i < 3; i++)
+		close(peers[i]);
+	sd_done(&sd);
+}
+END_TEST
+
+/*
+ * The next daemon's configuration applies to the connections it takes over as to new ones:
+ * max_clients_per_uid and allow_connect refuse (close) the stored connections beyond them.
+ */
+START_TEST(test_fdconn_adoption_obeys_the_connection_limits_and_allow_connect)
+{
+	struct fake_sd sd;
+	int socks[3], peers[3], i;
+
+	if (getuid() != 0)
+		return;
+	sd_init(&sd, "{\"max_clients_per_uid\": 1, \"allow_connect\": {\"uids\": [65534]}}");
+	socks[0] = socket_of_uid(NOBODY, NOBODY, &peers[0]);
+	socks[1] = socket_of_uid(NOBODY, NOBODY, &peers[1]);
+	socks[2] = socket_of_uid(NOBODY - 1, NOBODY - 1, &peers[2]);
+	sd_spawn_forged(&sd, FORGED_ENTRY(1, 65534, "", "") "," FORGED_ENTRY(2, 65534, "", "") ","
+	                FORGED_ENTRY(3, 65533, "", ""), socks, 3);
+	log_expect(&sd, "refusing the descriptor stored as \"conn/2\": too many connections from "
+	           "uid 65534 (max_clients_per_uid is 1)");
+	log_expect(&sd, "refusing the descriptor stored as \"conn/3\": uid 65533 may not connect "
+	           "(allow_connect)");
+	raw_ping(peers[0], 5);
+	expect_closed(peers[1], "the connection beyond max_clients_per_uid");
+	expect_closed(peers[2], "the connection allow_connect refuses");
+	ck_assert_uint_eq(test_daemon_status_u64(&sd.d, "clients"), 2);
+	for (i = 0; i < 3; i++)
+		close(peers[i]);
+	sd_done(&sd);
+}
+END_TEST
+
+/*
+ * max_grants_per_client and max_locks_per_client of the new configuration hold for the
+ * connections taken over: one holding more is closed (and reconnects to ask again).
+ */
+START_TEST(test_fdconn_adoption_obeys_the_grant_and_lock_limits)
+{
+	struct fake_sd sd;
+	struct test_conn c;
+	const cJSON *lock;
+	cJSON *reply;
+	int pairs[3][2], socks[3], i;
+
+	sd_init(&sd, "{\"max_grants_per_client\": 1, \"max_locks_per_client\": 1}");
+	sd_spawn(&sd);
+	test_daemon_create(&sd.d, "f", 4096, false);
+	sd_stop(&sd, SIGTERM);
+	while (sd.nstore > 0)
+		store_remove(&sd, sd.store[0].name);
+	for (i = 0; i < 3; i++) {
+		ck_assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pairs[i]) == 0);
+		socks[i] = pairs[i][0];
+	}
+	sd_spawn_forged(&sd, FORGED_ENTRY(1, 0, FORGED_LOCK_ID("f", 1) "," FORGED_LOCK_ID("f", 2),
+	                                  "") ","
+	                FORGED_ENTRY_G(2, 0, 2, FORGED_GRANT("f", 1) "," FORGED_GRANT("f", 2), "",
+	                               "") ","
+	                FORGED_ENTRY_G(3, 0, 1, FORGED_GRANT("f", 1), FORGED_LOCK_SINCE("f", 3, 1234),
+	                               ""), socks, 3);
+	log_expect(&sd, "closing the connection stored as \"conn/1\"");
+	log_expect(&sd, "closing the connection stored as \"conn/2\"");
+	log_expect(&sd, "it holds more grants or locks than max_grants_per_client (1) or "
+	           "max_locks_per_client (1) allow");
+	log_expect(&sd, "taken over from the previous daemon: 1 grant, 1 lock, 0 subscriptions");
+	expect_closed(pairs[0][1], "the connection holding too many locks");
+	expect_closed(pairs[1][1], "the connection holding too many grants");
+	raw_ping(pairs[2][1], 9);
+	ck_assert_uint_eq(test_daemon_status_u64(&sd.d, "locks"), 1);
+	ck_assert_uint_eq(test_daemon_status_u64(&sd.d, "grants"), 1);
+	/* The lock taken over is as old as it was, not as old as the daemon. */
+	test_conn_open_hello(&c, &sd.d);
+	reply = test_conn_callf(&c, "{'op':'locks','name':'f'}");
+	test_assert_ok(reply);
+	lock = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(reply, "locks"), 0);
+	ck_assert_ptr_nonnull(lock);
+	ck_assert_uint_eq(test_json_u64(lock, "since_ms"), 1234);
+	cJSON_Delete(reply);
+	test_conn_close(&c);
+	for (i = 0; i < 3; i++)
+		close(pairs[i][1]);
+	sd_done(&sd);
+}
+END_TEST
+
+/* Grants of more bytes than max_bytes_granted_per_client allows are not taken over either. */
+START_TEST(test_fdconn_adoption_obeys_max_bytes_granted_per_client)
+{
+	struct fake_sd sd;
+	int pairs[2][2], socks[2], i;
+
+	sd_init(&sd, "{\"max_bytes_granted_per_client\": 8192}");
+	sd_spawn(&sd);
+	test_daemon_create(&sd.d, "f", 4096, false);
+	sd_stop(&sd, SIGTERM);
+	while (sd.nstore > 0)
+		store_remove(&sd, sd.store[0].name);
+	for (i = 0; i < 2; i++) {
+		ck_assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pairs[i]) == 0);
+		socks[i] = pairs[i][0];
+	}
+	sd_spawn_forged(&sd, FORGED_ENTRY_G(1, 0, 3, FORGED_GRANT("f", 1) "," FORGED_GRANT("f", 2)
+	                                    "," FORGED_GRANT("f", 3), "", "") ","
+	                FORGED_ENTRY_G(2, 0, 2, FORGED_GRANT("f", 1) "," FORGED_GRANT("f", 2), "",
+	                               ""), socks, 2);
+	log_expect(&sd, "its grants pass max_bytes_granted_per_client (8192)");
+	log_expect(&sd, "taken over from the previous daemon: 2 grants, 0 locks, 0 subscriptions");
+	expect_closed(pairs[0][1], "the connection holding too many bytes");
+	raw_ping(pairs[1][1], 4);
+	ck_assert_uint_eq(test_daemon_status_u64(&sd.d, "grants"), 2);
+	for (i = 0; i < 2; i++)
+		close(pairs[i][1]);
+	sd_done(&sd);
+}
+END_TEST
+
+/*
+ * A memfd made non-executable (MFD_NOEXEC_SEAL) stays so whatever the stored state claims:
+ * no executable grant, no execute bits.
+ */
+START_TEST(test_fdstore_state_cannot_make_a_noexec_memfd_executable)
+{
+	static const char *const names[] = { "state", "anon/jit" };
+	struct fake_sd sd;
+	struct test_conn c;
+	int extra[2];
+
+	extra[1] = memfd_create("mmapd:jit", MFD_CLOEXEC | MFD_ALLOW_SEALING | 0x0008u);
+	if (extra[1] < 0 && errno == EINVAL)
+		return;   /* a kernel before 6.3: no MFD_NOEXEC_SEAL */
+	ck_assert(extra[1] >= 0);
+	ck_assert(ftruncate(extra[1], 4096) == 0);
+	ck_assert(fcntl(extra[1], F_ADD_SEALS, F_SEAL_SHRINK) == 0);
+	extra[0] = state_memfd("{\"version\":1,\"regions\":{\"jit\":{\"uid\":0,\"gid\":0,"
+	                       "\"perm\":448,\"policy\":{\"kind\":\"manual\"},\"exec\":true,"
+	                       "\"huge\":\"none\"}}}");
+	sd_init(&sd, "{\"allow_exec\": true}");
+	sd_spawn_with(&sd, extra, names, 2, true);
+	close(extra[0]);
+	close(extra[1]);
+	log_expect(&sd, "restored 1 of 1 anonymous region");
+	test_conn_open_hello(&c, &sd.d);
+	reply_error(test_conn_callf(&c, "{'op':'open','name':'jit','mode':'rw','exec':true}"),
+	            "EACCES", EACCES);
+	reply_error(test_conn_callf(&c, "{'op':'chmod','name':'jit','perm':%d}", 0755), "EPERM",
+	            EPERM);
+	test_conn_close(&c);
+	sd_done(&sd);
+}
+END_TEST
+
+/* Whether process pid has a descriptor whose link contains text (a memfd's name). */
+static bool proc_has_fd(pid_t pid, const char *text)
+{
+	char dir[64], path[128], link[256];
+	bool found = false;
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	d = opendir(dir);
+	if (!d)
+		return false;
+	while (!found && (e = readdir(d)) != NULL) {
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n > 0) {
+			link[n] = '\0';
+			found = strstr(link, text) != NULL;
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+/*
+ * A creation of an anonymous region still running when the daemon stops ends after the
+ * connections were handed over, and stores the state again: with the handover still in it,
+ * or the next daemon would find the stored connections undescribed and close them.
+ */
+START_TEST(test_fdconn_handover_survives_a_creation_that_ends_after_the_stop)
+{
+	struct fake_sd sd;
+	struct test_sess kept;
+	struct test_conn c;
+	int64_t deadline;
+
+	sd_init(&sd, NULL);
+	sd_spawn(&sd);
+	test_daemon_create(&sd.d, "file", 4096, false);
+	test_sess_start(&kept, &sd.d, "kept");
+	(void)test_sess_ok(&kept, "open file rw");
+	(void)test_sess_ok(&kept, "lock file 0 8 exclusive");
+	/* Big enough that reserving its memory is still under way when the stop comes. */
+	test_conn_open_hello(&c, &sd.d);
+	(void)test_conn_sendf(&c, "{'op':'open','name':'big','mode':'rw','create':true,"
+	                      "'anonymous':true,'size':%llu}", 1ull << 30);
+	deadline = test_now_ms() + TEST_WAIT_MS;
+	while (!proc_has_fd(sd.d.pid, "mmapd:big") && test_now_ms() < deadline)
+		usleep(200);
+	sd_stop(&sd, SIGTERM);
+	log_expect(&sd, "handed 1 client connection over to the next daemon");
+	log_expect(&sd, "created anonymous region 'big'");
+	test_conn_close(&c);
+
+	sd_spawn(&sd);
+	log_expect(&sd, "taken over from the previous daemon: 1 grant, 1 lock, 0 subscriptions");
+	(void)test_sess_ok(&kept, "ping");
+	test_sess_expect_no_event(&kept, 100);
+	ck_assert_int_eq(test_sess_end(&kept), 0);
+	sd_done(&sd);
+}
+END_TEST
+
 /* Writes v to /proc/sys/vm/nr_hugepages (as root). Returns the old value, or -1. */
 static long hugepages_set(long v)
 {
@@ -918,6 +1253,12 @@ static Suite *fdstore_suite(void)
 	tcase_add_test(tc, test_fdconn_peer_that_died_during_the_restart_is_dropped);
 	tcase_add_test(tc, test_fdconn_connection_whose_region_is_gone_is_closed);
 	tcase_add_test(tc, test_fdconn_forged_connections_are_refused);
+	tcase_add_test(tc, test_fdconn_lock_or_subscription_without_read_access_is_not_adopted);
+	tcase_add_test(tc, test_fdconn_adoption_obeys_the_connection_limits_and_allow_connect);
+	tcase_add_test(tc, test_fdconn_adoption_obeys_the_grant_and_lock_limits);
+	tcase_add_test(tc, test_fdconn_adoption_obeys_max_bytes_granted_per_client);
+	tcase_add_test(tc, test_fdstore_state_cannot_make_a_noexec_memfd_executable);
+	tcase_add_test(tc, test_fdconn_handover_survives_a_creation_that_ends_after_the_stop);
 	tcase_add_test(tc, test_fdstore_exec_and_huge_pages_of_anonymous_regions_come_back);
 	suite_add_tcase(s, tc);
 	return s;

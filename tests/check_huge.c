@@ -207,6 +207,11 @@ START_TEST(test_huge_hugetlb_region_resizes_in_whole_huge_pages_only)
 	/* Growth reserves the new pages: more than the pool has is ENOSPC, and nothing changes. */
 	ck_assert_int_eq(mmapd_resize(client, "g", (HUGE_PAGES + 4) * huge_page, 0), -ENOSPC);
 	ck_assert_uint_eq(mmapd_region_size(region), 2 * huge_page);
+	/* Sparse growth would reserve nothing: refused, rather than failing in the mappings. */
+	ck_assert_int_eq(mmapd_resize(client, "g", (HUGE_PAGES + 4) * huge_page,
+	                              MMAPD_RESIZE_SPARSE), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(mmapd_last_message(), "sparse"));
+	ck_assert_uint_eq(mmapd_region_size(region), 2 * huge_page);
 	ck_assert_int_eq(mmapd_stat(client, "g", &info), 0);
 	ck_assert_uint_eq(info.size, 2 * huge_page);
 	/* Shrinking stays refused for anonymous regions, huge or not. */

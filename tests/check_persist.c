@@ -15,6 +15,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -273,6 +274,52 @@ static int race_child(int start_fd)
 	mmapd_disconnect(c);
 	return 0;
 }
+
+/*
+ * Another process rewriting a ready header (here its body offset, flipped between the right
+ * value and one 2 GiB away) gets opens refused as corrupt, never a pointer outside the
+ * mapping: the body is placed where the checked layout says, not where the header says
+ * after the check.
+ */
+START_TEST(test_persist_struct_body_stays_put_while_another_process_rewrites_the_header)
+{
+	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_region *region = region_on(c, "toctou", 4096);
+	struct mmapd_layout good = CONFIG_LAYOUT;
+	uint8_t *h = mmapd_region_data(region);
+	void *p = pstruct_ok(region, 0, &good, MMAPD_PSTRUCT_INIT), *q;
+	/* The header's body_off: after state, magic, format, checksum, name_hash, version,
+	 * size and align. */
+	_Atomic uint32_t *body_off = (_Atomic uint32_t *)(void *)(h + 36);
+	uint32_t right = atomic_load(body_off);
+	pid_t pid;
+	int r, status;
+
+	ck_assert_ptr_eq(p, h + right);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		for (;;) {
+			atomic_store_explicit(body_off, 0x7ffff000u, memory_order_relaxed);
+			atomic_store_explicit(body_off, right, memory_order_relaxed);
+		}
+	}
+	for (int i = 0; i < 1000000; i++) {
+		q = NULL;
+		r = mmapd_pstruct_open(region, 0, &good, 0, &q);
+		ck_assert_msg(r == 0 || r == -EBADMSG, "open %d: %d %s", i, r, mmapd_last_message());
+		ck_assert_msg(r < 0 || q == p, "open %d placed the body at offset %td", i,
+		              (uint8_t *)q - h);
+	}
+	ck_assert_int_eq(kill(pid, SIGKILL), 0);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	atomic_store(body_off, right);
+	pstruct_ok(region, 0, &good, 0);
+	ck_assert_int_eq(mmapd_region_close(region), 0);
+	ck_assert_int_eq(mmapd_delete(c, "toctou"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
 
 START_TEST(test_persist_processes_racing_to_format_one_struct_end_with_one_format)
 {
@@ -738,6 +785,25 @@ START_TEST(test_persist_structures_with_corrupt_headers_or_of_another_kind_are_r
 }
 END_TEST
 
+/* A segment size of 0 written by another process is an error, not a division by zero. */
+START_TEST(test_persist_vector_with_a_zero_segment_written_after_open_is_refused)
+{
+	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_pvec *vec = pvec_ok(c, "zero-seg", 8, MMAPD_PERSIST_CREATE);
+	uint8_t *vh = mmapd_region_data(mmapd_pvec_region(vec));
+	uint64_t k = 7, seg = 0;
+
+	/* The vector header's second word; the first push must grow the capacity from 0. */
+	memcpy(vh + MMAPD_PSTRUCT_HEADER + 8, &seg, 8);
+	ck_assert_int_eq(mmapd_pvec_push(vec, &k), -EBADMSG);
+	ck_assert_int_eq(mmapd_pvec_reserve(vec, 100), -EBADMSG);
+	ck_assert_msg(strstr(mmapd_last_message(), "corrupt"), "%s", mmapd_last_message());
+	mmapd_pvec_close(vec);
+	ck_assert_int_eq(mmapd_delete(c, "zero-seg"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
 START_TEST(test_persist_anonymous_vector_is_shared_by_name_until_deleted)
 {
 	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
@@ -769,6 +835,7 @@ static Suite *persist_suite(void)
 	tcase_add_test(tc, test_persist_struct_written_by_one_process_is_read_by_another_and_after_a_restart);
 	tcase_add_test(tc, test_persist_struct_of_another_layout_or_an_empty_header_is_refused);
 	tcase_add_test(tc, test_persist_struct_with_a_corrupt_header_is_refused);
+	tcase_add_test(tc, test_persist_struct_body_stays_put_while_another_process_rewrites_the_header);
 	tcase_add_test(tc, test_persist_processes_racing_to_format_one_struct_end_with_one_format);
 	tcase_add_test(tc, test_persist_fixed_string_refuses_overflow_and_cuts_only_when_asked);
 	tcase_add_test(tc, test_persist_vector_grows_in_place_and_another_process_reads_it_back);
@@ -777,6 +844,7 @@ static Suite *persist_suite(void)
 	tcase_add_test(tc, test_persist_hash_map_takes_ten_thousand_entries_and_serves_another_process);
 	tcase_add_test(tc, test_persist_processes_putting_under_the_lock_end_with_every_entry);
 	tcase_add_test(tc, test_persist_structures_with_corrupt_headers_or_of_another_kind_are_refused);
+	tcase_add_test(tc, test_persist_vector_with_a_zero_segment_written_after_open_is_refused);
 	tcase_add_test(tc, test_persist_anonymous_vector_is_shared_by_name_until_deleted);
 	suite_add_tcase(s, tc);
 	return s;

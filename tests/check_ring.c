@@ -14,6 +14,8 @@
 #include <check.h>
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -471,6 +473,46 @@ START_TEST(test_ring_corrupt_or_foreign_header_is_refused)
 }
 END_TEST
 
+/*
+ * Another process rewriting the capacity of a ring's header while it is opened (flipped
+ * between the right value and one that does not fit the region) gets the opens refused as
+ * corrupt, never a ring of the capacity it was not checked with.
+ */
+START_TEST(test_ring_capacity_rewritten_during_open_is_checked_as_used)
+{
+	struct mmapd_client *c = client_new();
+	struct mmapd_ring *ring = ring_new(c, "flip", 2 * page, 0), *other;
+	struct ring_header *h = mmapd_region_data(mmapd_ring_region(ring));
+	_Atomic uint64_t *capacity = (_Atomic uint64_t *)(void *)&h->capacity;
+	pid_t pid;
+	int r, status;
+
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		for (;;) {
+			atomic_store_explicit(capacity, 64 * (uint64_t)page, memory_order_relaxed);
+			atomic_store_explicit(capacity, 2 * (uint64_t)page, memory_order_relaxed);
+		}
+	}
+	for (int i = 0; i < 5000; i++) {
+		other = NULL;
+		r = mmapd_ring_open(c, "flip", 0, &other);
+		ck_assert_msg(r == 0 || r == -EBADMSG, "open %d: %d %s", i, r, mmapd_last_message());
+		if (r < 0)
+			continue;
+		ck_assert_uint_eq(mmapd_ring_capacity(other), 2 * page);
+		ck_assert_int_eq(mmapd_ring_close(other), 0);
+	}
+	ck_assert_int_eq(kill(pid, SIGKILL), 0);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	atomic_store(capacity, 2 * (uint64_t)page);
+	ck_assert_int_eq(mmapd_ring_close(ring), 0);
+	ck_assert_int_eq(mmapd_delete(c, "flip"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
 static void ring_create_fails(struct mmapd_client *c, const char *name, size_t cap,
                               unsigned flags, int err)
 {
@@ -646,6 +688,7 @@ static Suite *ring_suite(void)
 	tcase_add_test(tc, test_ring_overwrite_slow_reader_gets_eoverflow_once_then_the_newest_bytes);
 	tcase_add_test(tc, test_ring_overwrite_concurrent_reader_never_gets_a_torn_byte);
 	tcase_add_test(tc, test_ring_corrupt_or_foreign_header_is_refused);
+	tcase_add_test(tc, test_ring_capacity_rewritten_during_open_is_checked_as_used);
 	tcase_add_test(tc, test_ring_invalid_arguments_are_refused_and_create_nothing);
 	tcase_add_test(tc, test_ring_read_until_returns_whole_lines_across_the_wrap_point);
 	tcase_add_test(tc, test_ring_put_batch_is_invisible_until_flushed_or_closed);
