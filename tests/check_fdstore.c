@@ -937,8 +937,8 @@ START_TEST(test_fdconn_lock_or_subscription_without_read_access_is_not_adopted)
 	test_daemon_create(&sd.d, "public", 4096, false);
 	test_daemon_create(&sd.d, "secret", 4096, false);
 	test_conn_open_hello(&c, &sd.d);
-	reply_ok(test_conn_callf(&c, "{'op':'chmod','name':'public','perm':%d}", 0644));
-	reply_ok(test_conn_callf(&c, "{'op':'chmod','name':'secret','perm':%d}", 0600));
+	test_reply_ok(test_conn_callf(&c, "{'op':'chmod','name':'public','perm':%d}", 0644));
+	test_reply_ok(test_conn_callf(&c, "{'op':'chmod','name':'secret','perm':%d}", 0600));
 	test_conn_close(&c);
 	sd_stop(&sd, SIGTERM);
 	while (sd.nstore > 0)
@@ -1114,7 +1114,7 @@ END_TEST
 /* Whether process pid has a descriptor whose link contains text (a memfd's name). */
 static bool proc_has_fd(pid_t pid, const char *text)
 {
-	char dir[64], path[128], link[256];
+	char dir[64], path[64 + 256], link[256];
 	bool found = false;
 	struct dirent *e;
 	DIR *d;

@@ -283,7 +283,7 @@ static int race_child(int start_fd)
  */
 START_TEST(test_persist_struct_body_stays_put_while_another_process_rewrites_the_header)
 {
-	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
 	struct mmapd_region *region = region_on(c, "toctou", 4096);
 	struct mmapd_layout good = CONFIG_LAYOUT;
 	uint8_t *h = mmapd_region_data(region);
@@ -788,7 +788,7 @@ END_TEST
 /* A segment size of 0 written by another process is an error, not a division by zero. */
 START_TEST(test_persist_vector_with_a_zero_segment_written_after_open_is_refused)
 {
-	struct mmapd_client *c = client_on(dmn.sock);
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
 	struct mmapd_pvec *vec = pvec_ok(c, "zero-seg", 8, MMAPD_PERSIST_CREATE);
 	uint8_t *vh = mmapd_region_data(mmapd_pvec_region(vec));
 	uint64_t k = 7, seg = 0;

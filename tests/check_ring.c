@@ -480,7 +480,7 @@ END_TEST
  */
 START_TEST(test_ring_capacity_rewritten_during_open_is_checked_as_used)
 {
-	struct mmapd_client *c = client_new();
+	struct mmapd_client *c = test_client_connect(&dmn, "check_ring");
 	struct mmapd_ring *ring = ring_new(c, "flip", 2 * page, 0), *other;
 	struct ring_header *h = mmapd_region_data(mmapd_ring_region(ring));
 	_Atomic uint64_t *capacity = (_Atomic uint64_t *)(void *)&h->capacity;
