@@ -364,11 +364,12 @@ static int resize_hook(struct mmapd_client *client, struct call *call, const cJS
 MMAPD_EXPORT int mmapd_resize(struct mmapd_client *client, const char *name, uint64_t size,
                               unsigned flags)
 {
+	const unsigned known = MMAPD_RESIZE_SPARSE | MMAPD_RESIZE_GROW_ONLY;
 	struct call call = { .on_reply = resize_hook };
 	int r;
 
-	if (flags & ~MMAPD_RESIZE_SPARSE)
-		return error_set(-EINVAL, "unknown resize flags 0x%x", flags & ~MMAPD_RESIZE_SPARSE);
+	if (flags & ~known)
+		return error_set(-EINVAL, "unknown resize flags 0x%x", flags & ~known);
 	if (size == 0)
 		return error_set(-EINVAL, "a region cannot be resized to 0 bytes");
 	r = request_start_region(client, "resize", name, &call.req);
@@ -376,6 +377,9 @@ MMAPD_EXPORT int mmapd_resize(struct mmapd_client *client, const char *name, uin
 		return r;
 	r = request_add_u64(call.req, "size", size);
 	if (r == 0 && (flags & MMAPD_RESIZE_SPARSE) && !cJSON_AddTrueToObject(call.req, "sparse"))
+		r = request_nomem();
+	if (r == 0 && (flags & MMAPD_RESIZE_GROW_ONLY) &&
+	    !cJSON_AddTrueToObject(call.req, "grow_only"))
 		r = request_nomem();
 	if (r < 0) {
 		cJSON_Delete(call.req);

@@ -365,7 +365,8 @@ struct mmapd_lock_info {
 MMAPD_EXPORT int mmapd_locks(struct mmapd_client *client, const char *name,
                              struct mmapd_lock_info **ret_locks, size_t *ret_count);
 
-#define MMAPD_RESIZE_SPARSE 0x1u /* grow without reserving blocks */
+#define MMAPD_RESIZE_SPARSE    0x1u /* grow without reserving blocks */
+#define MMAPD_RESIZE_GROW_ONLY 0x2u /* never shrink: a smaller size leaves the region as it is */
 /*
  * Grows or shrinks region name to size bytes and returns when done. Growth reaches every
  * client's mapping through a `resized` event; a shrink first asks every mapper to let go of the
@@ -373,7 +374,9 @@ MMAPD_EXPORT int mmapd_locks(struct mmapd_client *client, const char *name,
  * and fails with -ETIMEDOUT, changing nothing, if one does not answer in time. Returns 0,
  * -ENOSPC, -EFBIG, -EPERM (shrinking an anonymous region), -ETIMEDOUT, -ENOENT, -EINVAL (also
  * a size that is not a multiple of a hugetlb region's huge page size, or MMAPD_RESIZE_SPARSE
- * on a hugetlb region: its new pages are always reserved).
+ * on a hugetlb region: its new pages are always reserved). With MMAPD_RESIZE_GROW_ONLY the
+ * daemon compares with the region's size when the resize's turn comes (resizes of one region
+ * run one after the other) and leaves a larger region as it is, returning 0.
  */
 MMAPD_EXPORT int mmapd_resize(struct mmapd_client *client, const char *name, uint64_t size,
                               unsigned flags);

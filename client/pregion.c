@@ -91,22 +91,16 @@ int pregion_need(struct pregion *p, uint64_t bytes, const char *what)
 
 int pregion_grow(struct pregion *p, uint64_t bytes, const char *what)
 {
-	struct mmapd_region_info info;
 	int r;
 
 	if (bytes > MMAPD_PERSIST_RESERVE)
 		return error_set(-EFBIG, "the %s in '%s' would need %llu bytes, more than the %llu "
 		                 "reserved for it", what, p->region->name, (unsigned long long)bytes,
 		                 (unsigned long long)MMAPD_PERSIST_RESERVE);
-	/* The daemon's size, not our mapping's: a resize to less than that would shrink. */
-	r = mmapd_stat(p->client, p->region->name, &info);
+	/* Grow only: whoever grew it meanwhile may have made it larger than bytes already. */
+	r = mmapd_resize(p->client, p->region->name, bytes, MMAPD_RESIZE_GROW_ONLY);
 	if (r < 0)
 		return r;
-	if (info.size < bytes) {
-		r = mmapd_resize(p->client, p->region->name, bytes, 0);
-		if (r < 0)
-			return r;
-	}
 	return pregion_need(p, bytes, what);
 }
 

@@ -163,12 +163,13 @@ int ops_resize(struct conn *c, uint64_t id, cJSON *req)
 	uint64_t max = c->srv->limits->max_region_size, size;
 	const char *name;
 	struct region *r;
-	bool sparse = false;
+	bool sparse = false, grow_only = false;
 	int ret;
 
 	name = ops_get_name(c, id, req);
 	if (!name || ops_get_u64(c, id, req, "size", true, &size) < 0 ||
-	    ops_get_bool(c, id, req, "sparse", &sparse) < 0)
+	    ops_get_bool(c, id, req, "sparse", &sparse) < 0 ||
+	    ops_get_bool(c, id, req, "grow_only", &grow_only) < 0)
 		return OPS_DONE;
 	if (size == 0) {
 		ops_reply_error(c, id, EINVAL, "field 'size' must be at least 1");
@@ -182,7 +183,7 @@ int ops_resize(struct conn *c, uint64_t id, cJSON *req)
 	ret = ops_get_region(c, id, req, name, ACCESS_WRITE, &r);
 	if (!r)
 		return ret;
-	resize_request(c, id, r, size, sparse);
+	resize_request(c, id, r, size, sparse, grow_only);
 	ops_put_region(r);
 	return OPS_DONE;
 }

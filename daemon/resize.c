@@ -46,6 +46,7 @@ struct resize {
 	uint64_t id;
 	uint64_t size;
 	bool sparse;
+	bool grow_only;               /* a smaller size leaves the region as it is */
 
 	uint64_t old_size;
 	bool asking;                  /* a shrink waiting for acknowledgements */
@@ -400,7 +401,7 @@ static void resize_begin(struct resize *rs)
 	char *message = NULL;
 
 	rs->old_size = resize_check(r);
-	if (rs->size == rs->old_size) {
+	if (rs->size == rs->old_size || (rs->grow_only && rs->size < rs->old_size)) {
 		resize_finish(rs, 0, NULL);
 		return;
 	}
@@ -442,7 +443,8 @@ static void resize_next(struct region *r)
 	r->resizes.starting = false;
 }
 
-void resize_request(struct conn *c, uint64_t id, struct region *r, uint64_t size, bool sparse)
+void resize_request(struct conn *c, uint64_t id, struct region *r, uint64_t size, bool sparse,
+                    bool grow_only)
 {
 	struct resize *rs;
 
@@ -478,6 +480,7 @@ void resize_request(struct conn *c, uint64_t id, struct region *r, uint64_t size
 	rs->id = id;
 	rs->size = size;
 	rs->sparse = sparse;
+	rs->grow_only = grow_only;
 	if (r->resizes.tail)
 		r->resizes.tail->next = rs;
 	else

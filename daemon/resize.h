@@ -27,8 +27,12 @@ struct resize_queue {
 	bool starting;                /* resize_next is running */
 };
 
-/* The resize op: resizes r to size (sparse: no block reservation) and answers id itself. */
-void resize_request(struct conn *c, uint64_t id, struct region *r, uint64_t size, bool sparse);
+/*
+ * The resize op: resizes r to size (sparse: no block reservation; grow_only: a size below the
+ * region's when the resize's turn comes leaves it as it is) and answers id itself.
+ */
+void resize_request(struct conn *c, uint64_t id, struct region *r, uint64_t size, bool sparse,
+                    bool grow_only);
 
 /* The shrink-ack op. Returns 0, or -ESRCH when no such shrink waits for c. */
 int resize_ack(struct conn *c, uint64_t shrink);

@@ -514,6 +514,39 @@ START_TEST(test_resize_anonymous_region_grows_in_place_but_does_not_shrink)
 }
 END_TEST
 
+/* A grow-only resize below the region's size changes nothing and asks no mapper to let go. */
+START_TEST(test_resize_grow_only_never_shrinks_and_still_grows)
+{
+	struct test_daemon d;
+	struct test_conn holder, r;
+	uint64_t gen0, size, gen;
+	cJSON *reply;
+
+	test_daemon_start(&d, NULL);
+	test_daemon_create(&d, "vec", 64 * KIB, false);
+	test_conn_open_hello(&holder, &d);
+	gen0 = hold_grant(&holder, "vec");
+	test_conn_open_hello(&r, &d);
+	check_resize_reply(test_conn_callf(&r, "{'op':'resize','name':'vec','size':%llu,"
+	                                   "'grow_only':true}", 32 * KIB), 64 * KIB, gen0);
+	test_conn_expect_no_event(&holder, 20);
+	stat_size_gen(&d, "vec", &size, &gen);
+	ck_assert_uint_eq(size, 64 * KIB);
+	ck_assert_uint_eq(gen, gen0);
+	check_resize_reply(test_conn_callf(&r, "{'op':'resize','name':'vec','size':%llu,"
+	                                   "'grow_only':true}", 128 * KIB), 128 * KIB, gen0 + 1);
+	check_resized(test_conn_expect_event(&holder, "resized", TEST_WAIT_MS), "vec", 128 * KIB,
+	              64 * KIB, gen0 + 1, false);
+	reply = test_conn_callf(&r, "{'op':'resize','name':'vec','size':%llu,'grow_only':1}",
+	                        256 * KIB);
+	test_assert_error(reply, "EINVAL", EINVAL);
+	cJSON_Delete(reply);
+	test_conn_close(&holder);
+	test_conn_close(&r);
+	test_daemon_stop(&d);
+}
+END_TEST
+
 /* ---- size changes the daemon did not make -------------------------------------------------- */
 
 START_TEST(test_resize_external_ftruncate_is_announced_to_grant_holders)
@@ -629,6 +662,7 @@ static Suite *resize_suite(void)
 	tcase_add_test(tc, test_resize_mapper_that_disconnects_counts_as_acknowledged_and_resizes_queue);
 	tcase_add_test(tc, test_resize_growth_beyond_free_space_is_enospc_and_changes_nothing);
 	tcase_add_test(tc, test_resize_anonymous_region_grows_in_place_but_does_not_shrink);
+	tcase_add_test(tc, test_resize_grow_only_never_shrinks_and_still_grows);
 	tcase_add_test(tc, test_resize_external_ftruncate_is_announced_to_grant_holders);
 	suite_add_tcase(s, tc);
 	return s;
