@@ -26,6 +26,11 @@
  * Fields the accessors read without the lock (data, length, usable, size, generation) are
  * atomics; the application itself must not touch the window while it is being remapped.
  *
+ * mmapd_region_set_mode() changes an open region's mode in place: a new grant by name in the
+ * new mode, the window made that mode at the same address (mprotect() to drop write access,
+ * else the file mapped again with MAP_FIXED), then the old grant released. The mode, prot and
+ * map_flags it leaves are what growth and a reconnection's reopen use afterwards.
+ *
  * After a reconnection, regions_reopen() asks for a new grant of every open region by name
  * and keeps the mapping when the new descriptor opens the same file (otherwise the region is
  * given up: it stays mapped and follows nothing).
