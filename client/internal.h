@@ -4,7 +4,8 @@
  *             replies, the hello exchange, reconnection and what it restores;
  *   event.c   events: parsing, the internal reactions, the bounded queue, mmapd_dispatch();
  *   dispatch_thread.c  the optional background thread that dispatches events;
- *   region.c  grants, their mappings, how mappings follow the region's size, reopening;
+ *   region.c  grants, their mappings, how mappings follow the region's size, reopening,
+ *             changing a region's mode in place;
  *   coord.c   locks, resize, subscriptions, change reports, flush and flush policies;
  *   query.c   stat, list, status, delete, ping and the readers of their replies;
  *   mapping.c advice, prewarm, mlock, chunk and page iteration, flush_range and its batch;

@@ -216,6 +216,24 @@ MMAPD_EXPORT uint64_t mmapd_region_offset(const struct mmapd_region *region);
 /* Size of the whole region as last heard from the daemon (it follows resizes). */
 MMAPD_EXPORT uint64_t mmapd_region_size(const struct mmapd_region *region);
 MMAPD_EXPORT enum mmapd_mode mmapd_region_mode(const struct mmapd_region *region);
+/*
+ * Changes the mode of an open region in place, as memmap2's make_read_only()/make_mut() do:
+ * the daemon is asked for a grant of the region in mode (its access checks apply), the window
+ * is made that mode at the same address (mmapd_region_data() does not move), then the old
+ * grant is released. RW to RO only takes write access away (pages, advice and memory locks
+ * stay); every other change maps the file again over the window, which drops a COW window's
+ * private changes and the window's mmapd_region_advise()/mlock() state. Exec stays as opened
+ * (MMAPD_OPEN_EXEC is asked for again with the new mode). Pages a shrink made inaccessible stay
+ * so, growth maps new pages in the new mode, and a reconnection reopens the region in it. Do
+ * not touch the window or call this concurrently with other calls on the same region.
+ * Returns 0 (also when mode is already the region's), or: -EINVAL (region NULL, bad mode),
+ * -EACCES (the caller may not map the region in mode), -EPERM (exec no longer allowed),
+ * -ESTALE (the region was deleted, or its name now refers to another file), -EAGAIN (the
+ * client's grant limit reached), -ENOMEM, the errors of mmap() making the new mapping,
+ * -ECONNRESET/-ESHUTDOWN/-ENOTCONN (connection lost, daemon stopping, disconnected). On any
+ * error the region is unchanged: same mode, mapping, pointer and grant.
+ */
+MMAPD_EXPORT int mmapd_region_set_mode(struct mmapd_region *region, enum mmapd_mode mode);
 /* The region's name (borrowed; valid until the region is closed). */
 MMAPD_EXPORT const char *mmapd_region_name(const struct mmapd_region *region);
 /* The descriptor behind the mapping (borrowed: do not close it). */

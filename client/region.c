@@ -26,6 +26,11 @@
  * Fields the accessors read without the lock (data, length, usable, size, generation) are
  * atomics; the application itself must not touch the window while it is being remapped.
  *
+ * mmapd_region_set_mode() changes an open region's mode in place: a new grant by name in the
+ * new mode, the window made that mode at the same address (mprotect() to drop write access,
+ * else the file mapped again with MAP_FIXED), then the old grant released. The mode, prot and
+ * map_flags it leaves are what growth and a reconnection's reopen use afterwards.
+ *
  * After a reconnection, regions_reopen() asks for a new grant of every open region by name
  * and keeps the mapping when the new descriptor opens the same file (otherwise the region is
  * given up: it stays mapped and follows nothing).
@@ -463,12 +468,13 @@ fail:
 }
 
 /*
- * Reads the region object of an open reply and checks the granted mode, and exec when
+ * Reads the region object of an open reply and checks the granted mode (mode), and exec when
  * region asked for it. Returns 0, -EPROTO or -EPERM (a daemon that did not grant exec: one
  * that predates it ignores the field), set as call's result.
  */
 static int open_reply_read(struct call *call, const cJSON *reply,
-                           const struct mmapd_region *region, struct mmapd_region_info *ret_info)
+                           const struct mmapd_region *region, enum mmapd_mode mode,
+                           struct mmapd_region_info *ret_info)
 {
 	const char *granted;
 	bool exec = false;
@@ -476,9 +482,9 @@ static int open_reply_read(struct call *call, const cJSON *reply,
 	if (region_info_parse(cJSON_GetObjectItemCaseSensitive(reply, "region"), ret_info) < 0)
 		return call_fail(call, -EPROTO, "mmapd's open reply has a malformed region object");
 	if (msg_get_string(reply, "mode", &granted) < 0 ||
-	    strcmp(granted, mode_names[region->mode]) != 0)
+	    strcmp(granted, mode_names[mode]) != 0)
 		return call_fail(call, -EPROTO, "mmapd granted a different mode than \"%s\"",
-		                 mode_names[region->mode]);
+		                 mode_names[mode]);
 	if (msg_get_bool(reply, "exec", &exec) == -EINVAL)
 		return call_fail(call, -EPROTO, "mmapd's open reply has a malformed \"exec\"");
 	if ((region->open_flags & MMAPD_OPEN_EXEC) && !exec)
@@ -502,7 +508,7 @@ static int region_open_hook(struct mmapd_client *client, struct call *call, cons
 	region->gen = client->gen;
 	region->fd = call->fd;
 	call->fd = -1;
-	if (open_reply_read(call, reply, region, &info) < 0)
+	if (open_reply_read(call, reply, region, region->mode, &info) < 0)
 		return call->err;
 	atomic_store(&region->size, info.size);
 	atomic_store(&region->generation, info.generation);
@@ -691,6 +697,36 @@ MMAPD_EXPORT int mmapd_region_close(struct mmapd_region *region)
 	return region ? region_free(region) : 0;
 }
 
+/* ---- asking again for a grant of an open region ---- */
+
+/*
+ * Builds the "open" request for a new grant of region by name in mode (exec again if it was
+ * granted). Returns NULL on allocation failure (message set).
+ */
+static cJSON *regrant_request_new(const struct mmapd_region *region, enum mmapd_mode mode)
+{
+	cJSON *req = request_new("open", region->name);
+
+	if (!req)
+		return NULL;
+	if (!cJSON_AddStringToObject(req, "mode", mode_names[mode]) ||
+	    ((region->open_flags & MMAPD_OPEN_EXEC) && !cJSON_AddTrueToObject(req, "exec"))) {
+		cJSON_Delete(req);
+		request_nomem();
+		return NULL;
+	}
+	return req;
+}
+
+/* Whether descriptor fd opens the file region has mapped. */
+static bool region_same_file(const struct mmapd_region *region, int fd)
+{
+	struct stat old, now;
+
+	return fstat(region->fd, &old) == 0 && fstat(fd, &now) == 0 &&
+	       old.st_dev == now.st_dev && old.st_ino == now.st_ino;
+}
+
 /* ---- reopening after a reconnection ---- */
 
 struct reopen {
@@ -706,16 +742,14 @@ static int region_reopen_hook(struct mmapd_client *client, struct call *call, co
 	struct reopen *ro = call->ctx;
 	struct mmapd_region *region = ro->region;
 	struct mmapd_region_info info;
-	struct stat old, now;
 
 	if (msg_get_u64(reply, "handle", &ro->handle) < 0)
 		return call_fail(call, -EPROTO, "mmapd's open reply has no valid \"handle\"");
 	ro->has_handle = true;
-	if (open_reply_read(call, reply, region, &info) < 0)
+	if (open_reply_read(call, reply, region, region->mode, &info) < 0)
 		return call->err;
 	/* Closed meanwhile: its descriptor is gone, and the new grant goes back. */
-	ro->same = !region->closed && fstat(region->fd, &old) == 0 && fstat(call->fd, &now) == 0 &&
-	           old.st_dev == now.st_dev && old.st_ino == now.st_ino;
+	ro->same = !region->closed && region_same_file(region, call->fd);
 	if (!ro->same)
 		return 0;
 	region->handle = ro->handle;
@@ -761,14 +795,9 @@ static int region_reopen(struct mmapd_client *client, struct mmapd_region *regio
 	pthread_mutex_unlock(&client->lock);
 	if (closed)
 		return 0;
-	call.req = request_new("open", region->name);
+	call.req = regrant_request_new(region, region->mode);
 	if (!call.req)
 		return -ENOMEM;
-	if (!cJSON_AddStringToObject(call.req, "mode", mode_names[region->mode]) ||
-	    ((region->open_flags & MMAPD_OPEN_EXEC) && !cJSON_AddTrueToObject(call.req, "exec"))) {
-		cJSON_Delete(call.req);
-		return request_nomem();
-	}
 	r = client_run(client, &call);
 	cJSON_Delete(call.req);
 	cJSON_Delete(call.reply);
@@ -826,6 +855,161 @@ int regions_reopen(struct mmapd_client *client)
 	}
 	free(list);
 	return r;
+}
+
+/* ---- changing the mode in place ---- */
+
+/* A new grant of an open region in another mode, asked for by mmapd_region_set_mode(). */
+struct regrant {
+	struct mmapd_region *region;
+	enum mmapd_mode mode;
+	bool has_handle;
+	uint64_t handle;
+	uint64_t gen;                 /* the connection the grant belongs to */
+};
+
+/* The open reply: only read here; the region changes once the new mapping is made. */
+static int region_regrant_hook(struct mmapd_client *client, struct call *call,
+                               const cJSON *reply)
+{
+	struct regrant *rg = call->ctx;
+	struct mmapd_region_info info;
+
+	if (msg_get_u64(reply, "handle", &rg->handle) < 0)
+		return call_fail(call, -EPROTO, "mmapd's open reply has no valid \"handle\"");
+	rg->has_handle = true;
+	rg->gen = client->gen;
+	return open_reply_read(call, reply, rg->region, rg->mode, &info);
+}
+
+/*
+ * Makes region's mapping one of fd in mode, protection prot and flags map_flags, at the same
+ * address. Read-write to read-only only takes write access away (the pages, their advice and
+ * memory locks stay); any other change maps the file pages again over the old ones with
+ * MAP_FIXED (the pages a shrink cut off stay PROT_NONE, and pages of the reservation past them
+ * stay reserved). The kernel checks the descriptor's access before it unmaps anything, so a
+ * refused mapping leaves the old one. Returns 0 or a negative errno (message set). Lock held.
+ */
+static int region_remap(struct mmapd_region *region, enum mmapd_mode mode, int fd, int prot,
+                        int map_flags)
+{
+	size_t page = region->page, acc = region->access_pages, pages = region->map_pages;
+	off_t start = (off_t)region_start(region);
+	int r;
+
+	if (!region->map || pages == 0)
+		return 0;
+	if (region->mode == MMAPD_MODE_RW && !(prot & PROT_WRITE)) {
+		if (acc > 0 && mprotect(region->map, acc * page, prot) < 0)
+			goto fail;
+		return 0;
+	}
+	if (acc > 0 && mmap(region->map, acc * page, prot, map_flags | MAP_FIXED, fd,
+	                    start) == MAP_FAILED)
+		goto fail;
+	if (pages > acc && mmap(region->map + acc * page, (pages - acc) * page, PROT_NONE,
+	                        map_flags | MAP_FIXED, fd,
+	                        start + (off_t)(acc * page)) == MAP_FAILED) {
+		r = -errno;
+		/* Put the old file back over the part already replaced (its descriptor allows it). */
+		if (acc > 0)
+			mmap(region->map, acc * page, region->prot, region->map_flags | MAP_FIXED,
+			     region->fd, start);
+		errno = -r;
+		goto fail;
+	}
+	if (region_wants_thp(region))
+		madvise(region->map, pages * page, MADV_HUGEPAGE);
+	return 0;
+
+fail:
+	r = -errno;
+	return error_set(r, "cannot map region '%s' %s again: %s", region->name,
+	                 mode_names[mode], mmapd_strerror(r));
+}
+
+/*
+ * Swaps region over to the grant of rg with descriptor fd, when it is still the file mapped
+ * on the live connection. On success the old grant is left in *ret_old (to close and release)
+ * and fd belongs to the region. Returns 0 or a negative errno (message set). Lock held.
+ */
+static int region_regrant(struct mmapd_region *region, const struct regrant *rg, int fd,
+                          struct regrant *ret_old, int *ret_old_fd)
+{
+	struct mmapd_client *client = region->client;
+	int prot = mode_prot[rg->mode] | (region->prot & PROT_EXEC);
+	int map_flags = mode_flags[rg->mode] | (region->map_flags & ~(MAP_SHARED | MAP_PRIVATE));
+	int r;
+
+	if (client->state != CLIENT_UP || client->gen != rg->gen)
+		return error_set(-ECONNRESET, "the connection to mmapd was lost while '%s' was "
+		                 "opened again; its mode is unchanged", region->name);
+	if (region->gone || !region_same_file(region, fd))
+		return error_set(-ESTALE, "the name '%s' no longer refers to the mapped file",
+		                 region->name);
+	r = region_remap(region, rg->mode, fd, prot, map_flags);
+	if (r < 0)
+		return r;
+	*ret_old = (struct regrant){ .has_handle = region->granted, .handle = region->handle,
+	                             .gen = region->gen };
+	*ret_old_fd = region->fd;
+	region->fd = fd;
+	region->granted = true;
+	region->handle = rg->handle;
+	region->gen = rg->gen;
+	region->mode = rg->mode;
+	region->prot = prot;
+	region->map_flags = map_flags;
+	return 0;
+}
+
+MMAPD_EXPORT int mmapd_region_set_mode(struct mmapd_region *region, enum mmapd_mode mode)
+{
+	struct regrant rg = { .region = region, .mode = mode }, old = { 0 };
+	struct call call = { .want_fd = true, .on_reply = region_regrant_hook, .ctx = &rg };
+	struct mmapd_client *client;
+	struct error_saved saved;
+	int old_fd = -1, r;
+
+	if (!region)
+		return error_set(-EINVAL, "region is NULL");
+	if ((unsigned)mode > MMAPD_MODE_COW)
+		return error_set(-EINVAL, "unknown mode %d", (int)mode);
+	client = region->client;
+	pthread_mutex_lock(&client->lock);
+	r = region->mode == mode ? 1
+	    : region->gone ? error_set(-ESTALE, "region '%s' no longer follows its name",
+	                               region->name) : 0;
+	pthread_mutex_unlock(&client->lock);
+	if (r != 0)
+		return r < 0 ? r : 0;
+
+	call.req = regrant_request_new(region, mode);
+	if (!call.req)
+		return -ENOMEM;
+	r = client_run(client, &call);
+	cJSON_Delete(call.req);
+	cJSON_Delete(call.reply);
+	if (r == 0) {
+		pthread_mutex_lock(&client->lock);
+		r = region_regrant(region, &rg, call.fd, &old, &old_fd);
+		pthread_mutex_unlock(&client->lock);
+	}
+	if (r < 0) {
+		/* Hand the new grant back; the caller must still learn why it failed. */
+		error_save(&saved);
+		if (call.fd >= 0)
+			close(call.fd);
+		if (rg.has_handle)
+			client_release_grant(client, rg.handle, rg.gen);
+		error_restore(&saved);
+		return r;
+	}
+	close(old_fd);
+	/* The mode has changed; a release the daemon could not be told of died with its connection. */
+	if (old.has_handle)
+		client_release_grant(client, old.handle, old.gen);
+	return 0;
 }
 
 /* ---- accessors ---- */
