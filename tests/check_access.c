@@ -90,14 +90,6 @@ static void access_conn_hello_as(struct test_conn *c, const struct test_daemon *
 	cJSON_Delete(reply);
 }
 
-static bool access_is_root(void)
-{
-	if (geteuid() == 0)
-		return true;
-	fprintf(stderr, "skipped: needs root to act as other users\n");
-	return false;
-}
-
 static void access_start_open(struct test_daemon *d)
 {
 	access_daemon_start(d, "{" CFG_OPEN "}");
@@ -108,7 +100,7 @@ START_TEST(test_access_mode_refuses_rw_and_allows_ro_by_group)
 	struct test_daemon d;
 	struct test_conn root, nobody, stranger;
 
-	if (!access_is_root())
+	if (!test_is_root())
 		return;
 	access_start_open(&d);
 	test_conn_open_hello(&root, &d);
@@ -177,7 +169,7 @@ START_TEST(test_access_chown_and_chmod_rules)
 	const cJSON *region;
 	cJSON *reply;
 
-	if (!access_is_root())
+	if (!test_is_root())
 		return;
 	access_start_open(&d);
 	test_daemon_create(&d, "c", 4096, false);
@@ -213,7 +205,7 @@ START_TEST(test_access_allow_connect_refuses_other_uids)
 	struct test_conn nobody;
 	cJSON *event;
 
-	if (!access_is_root())
+	if (!test_is_root())
 		return;
 	access_daemon_start(&d, "{" CFG_OPEN ", \"allow_connect\": {\"uids\": [1]}}");
 	access_conn_as(&nobody, &d, NOBODY, NOBODY);
@@ -234,7 +226,7 @@ START_TEST(test_access_one_uid_cannot_take_every_connection)
 	struct test_conn nobody[2], extra, stranger;
 	cJSON *event;
 
-	if (!access_is_root())
+	if (!test_is_root())
 		return;
 	access_daemon_start(&d, "{" CFG_OPEN ", \"max_clients_per_uid\": 2}");
 	access_conn_hello_as(&nobody[0], &d, NOBODY, NOBODY);
@@ -268,7 +260,7 @@ START_TEST(test_access_allow_create_refuses_creation_not_use)
 	struct test_daemon d;
 	struct test_conn nobody;
 
-	if (!access_is_root())
+	if (!test_is_root())
 		return;
 	access_daemon_start(&d, "{" CFG_OPEN ", \"allow_create\": {\"gids\": [12345]}}");
 	test_daemon_create(&d, "shared", 4096, false);

@@ -253,7 +253,7 @@ START_TEST(test_exec_file_region_needs_the_x_bit_of_the_peers_class)
 	struct test_daemon d;
 	struct test_conn c;
 
-	if (geteuid() != 0)
+	if (!test_is_root())
 		return;
 	test_daemon_init(&d, CFG_EXEC);
 	exec_dirs_open(&d);

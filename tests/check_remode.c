@@ -276,7 +276,7 @@ START_TEST(test_remode_ro_to_rw_refused_for_another_owners_0644_region)
 	struct mmapd_region *region;
 	pid_t pid;
 
-	if (geteuid() != 0)
+	if (!test_is_root())
 		return;
 	remode_daemon_start(&d);
 	c = test_client_connect(&d, "root");
@@ -345,7 +345,7 @@ START_TEST(test_remode_reconnection_reopens_in_the_new_mode)
 	char byte;
 	pid_t pid;
 
-	if (geteuid() != 0)
+	if (!test_is_root())
 		return;
 	remode_daemon_start(&d);
 	c = test_client_connect(&d, "root");

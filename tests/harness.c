@@ -887,6 +887,14 @@ void test_assert_error(const cJSON *reply, const char *code, int err)
 	              "error without a message sentence: %s", describe(reply));
 }
 
+bool test_is_root(void)
+{
+	if (geteuid() == 0)
+		return true;
+	fprintf(stderr, "skipped: needs root to act as other users\n");
+	return false;
+}
+
 void test_reply_ok(cJSON *reply)
 {
 	test_assert_ok(reply);

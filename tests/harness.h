@@ -212,6 +212,11 @@ void test_assert_error(const cJSON *reply, const char *code, int err);
 /* test_assert_ok(reply), then frees reply. */
 void test_reply_ok(cJSON *reply);
 /*
+ * True when the tests run as root (they can then act as other users); otherwise says on stderr
+ * that the calling test is skipped and returns false.
+ */
+bool test_is_root(void);
+/*
  * test_assert_error(reply, code, err) and, unless text is NULL, that the error's message
  * contains text; then frees reply.
  */
