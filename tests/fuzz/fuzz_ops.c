@@ -4,31 +4,36 @@
  * policies, metadata), run in-process on a private libuv loop without main.c.
  *
  * Each input gets a fresh server (server_init on a new data directory, with small limits so
- * a run's disk use stays bounded) and one connection from conn_new() over a socketpair. The
- * input is written to the client end, which is then shut down for writing (SHUT_WR), and the
- * loop runs until the connection has closed, draining the client end (closing every
- * descriptor received) unless the input says not to. A connection that stays open with
- * nothing left to do but a timer far away (a lock wait with a long timeout, output the client
- * does not read) is closed by the target, which exercises the release paths too. Then the
- * server is stopped as on SIGTERM and freed, and its directory removed.
+ * a run's disk use stays bounded) and one or two connections from conn_new() over
+ * socketpairs. The input is written to the client ends, which are then shut down for writing
+ * (SHUT_WR), and the loop runs until the connections have closed, draining the client ends
+ * (closing every descriptor received) unless the input says not to. A connection that stays
+ * open with nothing left to do but a timer far away (a lock wait with a long timeout, output
+ * the client does not read) is closed by the target, which exercises the release paths too.
+ * Then the server is stopped as on SIGTERM and freed, and its directory removed.
  *
  * Input encoding. An input whose first byte is 0x00 is a raw byte stream (a frame's length
  * header starts with 0x00 below 16 MiB), written as it is. Anything else is split into lines,
  * each non-empty line sent as one frame, so that JSON mutations do not have to keep length
- * headers right. A first line starting with '#' is not sent but read for directives:
- * "uid=N" (the connection's uid and gid are N instead of ours; allow_create lists uids 0 and
- * 1000 only) and "nodrain" (small socket buffers, and the client end is never read).
+ * headers right; a line starting with '>' goes (without the '>') to a second connection, made
+ * only for such lines. A first line starting with '#' is not sent but read for directives:
+ * "uid=N" and "uid2=N" (the first or second connection's uid and gid are N instead of ours;
+ * allow_create lists uids 0 and 1000 only) and "nodrain" (small socket buffers, and the client
+ * ends are never read).
  *
  * Checked after every input (a broken invariant prints one line and ends in
  * __builtin_trap(), which libFuzzer reports as a crash): every frame the daemon sent is a
- * well-formed JSON object; the connection closed and the server counts no connection,
+ * well-formed JSON object; every request with an id the daemon can read got exactly one reply
+ * (unless the connection was cut off: a fatal frame, an error event, closed by the target, or
+ * "nodrain"); the connections closed and the server counts no connection,
  * grant, lock, lock waiter or subscription, no shrink and no thread-pool job; after the
  * shutdown no region is left alive, the loop has no active handle, and the process has
  * exactly the descriptors it had before the input (shared/fdcount.h).
  *
  * tests/fuzz/replay.c calls the same entry points without libFuzzer, to replay the corpus.
  * With FUZZ_OPS_VERBOSE=1 in the environment, every frame the daemon sends is printed on
- * stderr, to see what a seed does.
+ * stderr (with the client end's descriptor), to see what a seed does; with FUZZ_OPS_DEBUG set,
+ * the daemon logs at debug level.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -59,6 +64,7 @@
 #define FUZZ_IDLE_TURNS    4        /* turns without progress before the connection is idle */
 #define FUZZ_SOON_MS       20       /* a timer due this soon is waited for */
 #define FUZZ_CREATE_UID    1000u    /* the one non-root uid allow_create lists */
+#define FUZZ_CONNS         2
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -79,25 +85,25 @@ static char fuzz_root[64];    /* the target's own temporary directory */
 static uint32_t fuzz_create_uids[] = { 0, FUZZ_CREATE_UID };
 static bool fuzz_verbose;
 
-/* What one input asks for: the frames' bytes and the directives. */
+/* What one input asks for: each connection's bytes and uid, and the directives. */
 struct fuzz_input {
-	uint8_t *bytes;
-	size_t len;
-	uid_t uid;
+	uint8_t *bytes[FUZZ_CONNS];
+	size_t len[FUZZ_CONNS];
+	uid_t uid[FUZZ_CONNS];
 	bool nodrain;
 };
 
-/* Appends one frame with payload p[0..n) to in->bytes (room was reserved). */
-static void fuzz_add_frame(struct fuzz_input *in, const uint8_t *p, size_t n)
+/* Appends one frame with payload p[0..n) to connection i's bytes (room was reserved). */
+static void fuzz_add_frame(struct fuzz_input *in, size_t i, const uint8_t *p, size_t n)
 {
-	uint8_t *out = in->bytes + in->len;
+	uint8_t *out = in->bytes[i] + in->len[i];
 
 	out[0] = (uint8_t)(n >> 24);
 	out[1] = (uint8_t)(n >> 16);
 	out[2] = (uint8_t)(n >> 8);
 	out[3] = (uint8_t)n;
 	memcpy(out + FRAME_HEADER_SIZE, p, n);
-	in->len += FRAME_HEADER_SIZE + n;
+	in->len[i] += FRAME_HEADER_SIZE + n;
 }
 
 /* Reads the directives of a '#' line. */
@@ -112,7 +118,10 @@ static void fuzz_directives(struct fuzz_input *in, const uint8_t *p, size_t n)
 	line[n] = '\0';
 	uid = strstr(line, "uid=");
 	if (uid)
-		in->uid = (uid_t)strtoul(uid + 4, NULL, 10);
+		in->uid[0] = (uid_t)strtoul(uid + 4, NULL, 10);
+	uid = strstr(line, "uid2=");
+	if (uid)
+		in->uid[1] = (uid_t)strtoul(uid + 5, NULL, 10);
 	in->nodrain = strstr(line, "nodrain") != NULL;
 }
 
@@ -122,15 +131,17 @@ static int fuzz_decode(const uint8_t *data, size_t size, struct fuzz_input *in)
 	size_t start = 0, lines = 0, i;
 
 	memset(in, 0, sizeof(*in));
-	in->uid = getuid();
 	for (i = 0; i < size; i++)
 		lines += data[i] == '\n';
-	in->bytes = malloc(size + FRAME_HEADER_SIZE * (lines + 1) + 1);
-	if (!in->bytes)
-		return -ENOMEM;
+	for (i = 0; i < FUZZ_CONNS; i++) {
+		in->uid[i] = getuid();
+		in->bytes[i] = malloc(size + FRAME_HEADER_SIZE * (lines + 1) + 1);
+		if (!in->bytes[i])
+			return -ENOMEM;
+	}
 	if (size > 0 && data[0] == 0) {
-		memcpy(in->bytes, data, size);
-		in->len = size;
+		memcpy(in->bytes[0], data, size);
+		in->len[0] = size;
 		return 0;
 	}
 	while (start < size) {
@@ -139,8 +150,10 @@ static int fuzz_decode(const uint8_t *data, size_t size, struct fuzz_input *in)
 
 		if (start == 0 && data[0] == '#')
 			fuzz_directives(in, data, end);
+		else if (end > start + 1 && data[start] == '>')
+			fuzz_add_frame(in, 1, data + start + 1, end - start - 1);
 		else if (end > start)
-			fuzz_add_frame(in, data + start, end - start);
+			fuzz_add_frame(in, 0, data + start, end - start);
 		start = end + 1;
 	}
 	return 0;
@@ -212,7 +225,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argv;
 	signal(SIGPIPE, SIG_IGN);
 	fuzz_verbose = getenv("FUZZ_OPS_VERBOSE") && strcmp(getenv("FUZZ_OPS_VERBOSE"), "1") == 0;
-	log_init(LOG_LEVEL_ERROR);
+	log_init(getenv("FUZZ_OPS_DEBUG") ? LOG_LEVEL_DEBUG : LOG_LEVEL_ERROR);
 	FUZZ_CHECK(uv_loop_init(&fuzz_loop) == 0);
 	fuzz_make_root();
 
@@ -256,7 +269,39 @@ struct fuzz_client {
 	bool shut;
 	struct frame_reader reader;
 	struct fd_queue fdq;
+	size_t requests;      /* frames sent that carry a valid id: each must get one reply */
+	bool fatal;           /* a frame sent is connection-fatal (zero length, too long) */
+	size_t replies;       /* frames received with an integer id */
+	bool error_event;     /* an "error" event came: the connection was cut off */
 };
+
+/*
+ * Counts the requests in bytes[0..len) that must be answered (those a framing error does not
+ * cut off, with an id the daemon can read), and notes whether a frame is connection-fatal.
+ */
+static void fuzz_count_requests(struct fuzz_client *cl, const uint8_t *bytes, size_t len)
+{
+	size_t off = 0;
+
+	while (len - off >= FRAME_HEADER_SIZE) {
+		size_t n = (size_t)bytes[off] << 24 | (size_t)bytes[off + 1] << 16 |
+		           (size_t)bytes[off + 2] << 8 | bytes[off + 3];
+		cJSON *req = NULL;
+		uint64_t id;
+
+		if (n == 0 || n > FUZZ_MAX_FRAME) {
+			cl->fatal = true;
+			return;
+		}
+		if (len - off - FRAME_HEADER_SIZE < n)
+			return;
+		if (msg_parse((const char *)bytes + off + FRAME_HEADER_SIZE, n, &req) == 0 &&
+		    msg_get_u64(req, "id", &id) == 0)
+			cl->requests++;
+		cJSON_Delete(req);
+		off += FRAME_HEADER_SIZE + n;
+	}
+}
 
 /* Writes what the socket takes, then shuts down the sending side. Returns bytes written. */
 static size_t fuzz_client_write(struct fuzz_client *cl)
@@ -295,9 +340,16 @@ static size_t fuzz_client_read(struct fuzz_client *cl)
 		while ((r = frame_reader_next(&cl->reader, &payload, &len)) > 0) {
 			cJSON *msg = NULL;
 
+			const char *event = NULL;
+			uint64_t id;
+
 			FUZZ_CHECK(msg_parse(payload, len, &msg) == 0);
 			if (fuzz_verbose)
-				fprintf(stderr, "  <- %.*s\n", (int)len, payload);
+				fprintf(stderr, "  %d <- %.*s\n", cl->fd, (int)len, payload);
+			if (msg_get_u64(msg, "id", &id) == 0)
+				cl->replies++;
+			else if (msg_get_string(msg, "event", &event) == 0 && strcmp(event, "error") == 0)
+				cl->error_event = true;
 			cJSON_Delete(msg);
 		}
 		FUZZ_CHECK(r == 0);
@@ -312,20 +364,29 @@ static size_t fuzz_client_read(struct fuzz_client *cl)
 	return done;
 }
 
-/* Runs the loop until c has closed, closing it once it has nothing left to do but wait. */
-static void fuzz_serve(struct server *s, struct conn *c, struct fuzz_client *cl, bool drain)
+/*
+ * Runs the loop until the n connections in c have closed, closing them once they have
+ * nothing left to do but wait. Returns true when it closed them, false when the daemon did.
+ */
+static bool fuzz_serve(struct server *s, struct conn **c, struct fuzz_client *cl, size_t n,
+                       bool drain)
 {
 	unsigned idle = 0;
-	size_t iter;
+	bool forced = false;
+	size_t iter, i;
 
 	for (iter = 0; iter < FUZZ_ITER_MAX; iter++) {
-		size_t progress = fuzz_client_write(cl);
+		size_t progress = 0, open = 0;
 		int timeout;
 
-		if (drain)
-			progress += fuzz_client_read(cl);
-		if (c->state == CONN_CLOSED && s->work_pending == 0)
-			return;
+		for (i = 0; i < n; i++) {
+			progress += fuzz_client_write(&cl[i]);
+			if (drain)
+				progress += fuzz_client_read(&cl[i]);
+			open += c[i]->state != CONN_CLOSED;
+		}
+		if (open == 0 && s->work_pending == 0)
+			return forced;
 		idle = progress > 0 || s->work_pending > 0 ? 0 : idle + 1;
 		if (idle < FUZZ_IDLE_TURNS) {
 			uv_run(&fuzz_loop, s->work_pending > 0 ? UV_RUN_ONCE : UV_RUN_NOWAIT);
@@ -338,10 +399,13 @@ static void fuzz_serve(struct server *s, struct conn *c, struct fuzz_client *cl,
 			continue;
 		}
 		/* Waiting for a timer far away, or for a client that does not read. */
-		conn_close(c);
+		for (i = 0; i < n; i++)
+			conn_close(c[i]);
+		forced = true;
 		idle = 0;
 	}
-	FUZZ_CHECK(!"the connection closed within FUZZ_ITER_MAX loop turns");
+	FUZZ_CHECK(!"the connections closed within FUZZ_ITER_MAX loop turns");
+	return forced;
 }
 
 /* Stops the server as on SIGTERM, runs the loop until it is finished, and frees it. */
@@ -359,38 +423,59 @@ static void fuzz_server_stop(struct server *s)
 	FUZZ_CHECK(!uv_loop_alive(&fuzz_loop));
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* Makes connection i of in: a socketpair, the daemon's end given to conn_new(). */
+static void fuzz_connect(struct server *s, const struct fuzz_input *in, size_t i,
+                         struct fuzz_client *cl, struct conn **ret_conn)
 {
-	struct fuzz_client cl = { .fd = -1 };
-	struct fuzz_input in;
-	struct server srv;
-	struct conn *c = NULL;
-	struct sdlisten passed = { .listen_fd = -1 };
-	int sv[2], fds_before;
-
-	if (fuzz_decode(data, size, &in) < 0)
-		return 0;
-	fds_before = fd_count();
-	FUZZ_CHECK(fds_before > 0);
-	FUZZ_CHECK(server_init(&srv, &fuzz_loop, &fuzz_cfg, &passed) == 0);
+	int sv[2];
 
 	FUZZ_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
-	if (in.nodrain) {
+	if (in->nodrain) {
 		int small = 4096;
 
 		setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
 		setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
 	}
-	cl.fd = sv[1];
-	cl.out = in.bytes;
-	cl.out_len = in.len;
-	frame_reader_init(&cl.reader, FRAME_MAX_LIMIT);
-	fd_queue_init(&cl.fdq);
-	FUZZ_CHECK(conn_new(&srv, sv[0], getpid(), in.uid, in.uid, &c) == 0);
-	conn_ref(c);
+	cl->fd = sv[1];
+	cl->out = in->bytes[i];
+	cl->out_len = in->len[i];
+	cl->shut = false;
+	cl->requests = cl->replies = 0;
+	cl->fatal = cl->error_event = false;
+	fuzz_count_requests(cl, in->bytes[i], in->len[i]);
+	frame_reader_init(&cl->reader, FRAME_MAX_LIMIT);
+	fd_queue_init(&cl->fdq);
+	FUZZ_CHECK(conn_new(s, sv[0], getpid(), in->uid[i], in->uid[i], ret_conn) == 0);
+	conn_ref(*ret_conn);
+}
 
-	fuzz_serve(&srv, c, &cl, !in.nodrain);
-	FUZZ_CHECK(c->state == CONN_CLOSED);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct fuzz_client cl[FUZZ_CONNS];
+	struct conn *c[FUZZ_CONNS];
+	struct fuzz_input in;
+	struct server srv;
+	struct sdlisten passed = { .listen_fd = -1 };
+	size_t i, n;
+	int fds_before;
+	bool forced;
+
+	if (fuzz_decode(data, size, &in) < 0)
+		goto out;
+	fds_before = fd_count();
+	FUZZ_CHECK(fds_before > 0);
+	FUZZ_CHECK(server_init(&srv, &fuzz_loop, &fuzz_cfg, &passed) == 0);
+	n = in.len[1] > 0 ? 2 : 1;
+	for (i = 0; i < n; i++)
+		fuzz_connect(&srv, &in, i, &cl[i], &c[i]);
+
+	forced = fuzz_serve(&srv, c, cl, n, !in.nodrain);
+	for (i = 0; i < n; i++) {
+		FUZZ_CHECK(c[i]->state == CONN_CLOSED);
+		/* Unless the connection was cut off, every request was answered, once. */
+		if (!forced && !in.nodrain && !cl[i].fatal && !cl[i].error_event)
+			FUZZ_CHECK(cl[i].replies == cl[i].requests);
+	}
 	FUZZ_CHECK(srv.nconns == 0 && srv.conns == NULL);
 	FUZZ_CHECK(srv.ngrants == 0);
 	FUZZ_CHECK(srv.nlocks == 0 && srv.nlock_waiters == 0);
@@ -399,12 +484,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(srv.work_pending == 0);
 
 	fuzz_server_stop(&srv);
-	conn_unref(c);
-	close(cl.fd);
-	frame_reader_done(&cl.reader);
-	fd_queue_clear(&cl.fdq);
-	free(in.bytes);
+	for (i = 0; i < n; i++) {
+		conn_unref(c[i]);
+		close(cl[i].fd);
+		frame_reader_done(&cl[i].reader);
+		fd_queue_clear(&cl[i].fdq);
+	}
 	fuzz_reset_root();
 	FUZZ_CHECK(fd_count() == fds_before);
+out:
+	for (i = 0; i < FUZZ_CONNS; i++)
+		free(in.bytes[i]);
 	return 0;
 }
