@@ -18,8 +18,11 @@
  * headers right; a line starting with '>' goes (without the '>') to a second connection, made
  * only for such lines. A first line starting with '#' is not sent but read for directives:
  * "uid=N" and "uid2=N" (the first or second connection's uid and gid are N instead of ours;
- * allow_create lists uids 0 and 1000 only) and "nodrain" (small socket buffers, and the client
- * ends are never read).
+ * allow_create lists uids 0 and 1000 only), "nodrain" (small socket buffers, and the client
+ * ends are not read until the daemon is idle) and "stage" (the second connection's requests are written first, the
+ * first connection's once the daemon is idle, and the second connection is shut down when it
+ * is idle again: so one client's state, a subscription with a full socket say, is in place
+ * while the other acts).
  *
  * Checked after every input (a broken invariant prints one line and ends in
  * __builtin_trap(), which libFuzzer reports as a crash): every frame the daemon sent is a
@@ -91,6 +94,7 @@ struct fuzz_input {
 	size_t len[FUZZ_CONNS];
 	uid_t uid[FUZZ_CONNS];
 	bool nodrain;
+	bool stage;
 };
 
 /* Appends one frame with payload p[0..n) to connection i's bytes (room was reserved). */
@@ -123,6 +127,7 @@ static void fuzz_directives(struct fuzz_input *in, const uint8_t *p, size_t n)
 	if (uid)
 		in->uid[1] = (uid_t)strtoul(uid + 5, NULL, 10);
 	in->nodrain = strstr(line, "nodrain") != NULL;
+	in->stage = strstr(line, "stage") != NULL;
 }
 
 /* Decodes data into *in (see the top of the file). Returns 0 or -ENOMEM. */
@@ -267,6 +272,8 @@ struct fuzz_client {
 	const uint8_t *out;
 	size_t out_len;
 	bool shut;
+	bool hold;            /* "stage": write nothing yet */
+	bool hold_shut;       /* "stage": do not shut down yet */
 	struct frame_reader reader;
 	struct fd_queue fdq;
 	size_t requests;      /* frames sent that carry a valid id: each must get one reply */
@@ -308,6 +315,8 @@ static size_t fuzz_client_write(struct fuzz_client *cl)
 {
 	size_t done = 0;
 
+	if (cl->hold)
+		return 0;
 	while (cl->out_len > 0) {
 		ssize_t n = send(cl->fd, cl->out, cl->out_len, MSG_DONTWAIT | MSG_NOSIGNAL);
 
@@ -317,7 +326,7 @@ static size_t fuzz_client_write(struct fuzz_client *cl)
 		cl->out_len -= (size_t)n;
 		done += (size_t)n;
 	}
-	if (cl->out_len == 0 && !cl->shut) {
+	if (cl->out_len == 0 && !cl->shut && !cl->hold_shut) {
 		shutdown(cl->fd, SHUT_WR);
 		cl->shut = true;
 		done++;
@@ -364,9 +373,29 @@ static size_t fuzz_client_read(struct fuzz_client *cl)
 	return done;
 }
 
+/* "stage": lets the next held-back step go (see the top). Returns false when none is left. */
+static bool fuzz_release(struct fuzz_client *cl, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (cl[i].hold) {
+			cl[i].hold = false;
+			return true;
+		}
+	for (i = 0; i < n; i++)
+		if (cl[i].hold_shut) {
+			cl[i].hold_shut = false;
+			return true;
+		}
+	return false;
+}
+
 /*
  * Runs the loop until the n connections in c have closed, closing them once they have
- * nothing left to do but wait. Returns true when it closed them, false when the daemon did.
+ * nothing left to do but wait; before that, each time the daemon is idle, releases the next
+ * step "stage" held back, then (with drain false) starts reading the client ends. Returns
+ * true when it closed them, false when the daemon did.
  */
 static bool fuzz_serve(struct server *s, struct conn **c, struct fuzz_client *cl, size_t n,
                        bool drain)
@@ -398,11 +427,18 @@ static bool fuzz_serve(struct server *s, struct conn **c, struct fuzz_client *cl
 			uv_run(&fuzz_loop, UV_RUN_ONCE);
 			continue;
 		}
+		idle = 0;
+		if (fuzz_release(cl, n))
+			continue;
+		if (!drain) {
+			/* "nodrain": the client reads at last, and the daemon sends what it held. */
+			drain = true;
+			continue;
+		}
 		/* Waiting for a timer far away, or for a client that does not read. */
 		for (i = 0; i < n; i++)
 			conn_close(c[i]);
 		forced = true;
-		idle = 0;
 	}
 	FUZZ_CHECK(!"the connections closed within FUZZ_ITER_MAX loop turns");
 	return forced;
@@ -439,7 +475,7 @@ static void fuzz_connect(struct server *s, const struct fuzz_input *in, size_t i
 	cl->fd = sv[1];
 	cl->out = in->bytes[i];
 	cl->out_len = in->len[i];
-	cl->shut = false;
+	cl->shut = cl->hold = cl->hold_shut = false;
 	cl->requests = cl->replies = 0;
 	cl->fatal = cl->error_event = false;
 	fuzz_count_requests(cl, in->bytes[i], in->len[i]);
@@ -469,6 +505,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (i = 0; i < n; i++)
 		fuzz_connect(&srv, &in, i, &cl[i], &c[i]);
 
+	if (n == 2 && in.stage) {
+		cl[0].hold = true;
+		cl[1].hold_shut = true;
+	}
 	forced = fuzz_serve(&srv, c, cl, n, !in.nodrain);
 	for (i = 0; i < n; i++) {
 		FUZZ_CHECK(c[i]->state == CONN_CLOSED);
