@@ -88,6 +88,7 @@ LIBSO      := $(B)/libmmapd.so.$(VERSION)
 TESTCLIENT := $(B)/tests/mmapd-testclient
 BENCH      := $(B)/mmapd-bench
 FUZZ_REPLAY := $(B)/tests/fuzz/replay
+FUZZ_REPLAY_OPS := $(B)/tests/fuzz/replay_ops
 EXAMPLES   := $(EXAMPLE_SRC:examples/%.c=$(B)/examples/%)
 
 .PHONY: all run check bench install uninstall clean help
@@ -157,10 +158,11 @@ run: $(MMAPD) $(MMAPCTL)
 	./$(MMAPD) --foreground --socket run/mmapd.sock --data-dir run/data $(RUNFLAGS)
 
 # Every suite runs even when an earlier one fails; the summary line counts suites.
-check: all $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY) $(EXAMPLES)
+check: all $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY) $(FUZZ_REPLAY_OPS) $(EXAMPLES)
 	+@MAKE="$(MAKE)" sh mk/installcheck.sh
 	@sh mk/doccheck.sh
 	@$(FUZZ_REPLAY) tests/fuzz/corpus
+	@$(FUZZ_REPLAY_OPS) tests/fuzz/corpus_ops
 	@MMAPD_BIN=$(abspath $(MMAPD)) MMAPCTL_BIN=$(abspath $(MMAPCTL)) \
 	 MMAPD_TESTCLIENT=$(abspath $(TESTCLIENT)) \
 	 MMAPD_EXAMPLES_DIR=$(abspath $(B)/examples) sh mk/runtests.sh $(TESTS)
@@ -186,40 +188,70 @@ $(SOAK): $(B)/tests/soak/soak.o $(TESTLIB_OBJ) $(LIBA)
 soak: $(MMAPD) $(SOAK)
 	@MMAPD_BIN=$(abspath $(MMAPD)) SOAK_SECONDS=$(SOAK_SECONDS) SOAK_CLIENTS=$(SOAK_CLIENTS) ./$(SOAK)
 
-# make fuzz [FUZZ_SECONDS=60] [FUZZ_ARGS=...]: the libFuzzer target over proto/ and shared/
-# (docs/fuzzing.md). It needs clang with libFuzzer, which mk/fuzzdeps.sh checks (and installs as
-# root), so it stays out of `make check`. The corpus grows in build-fuzz/corpus from run to run;
-# a finding stops the run, fails make, and is saved as build-fuzz/crash-*.
-# make fuzz-replay: the same checks without libFuzzer, built with $(CC), over tests/fuzz/corpus.
+# make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGET="proto ops"] [FUZZ_ARGS=...]: the libFuzzer targets
+# (docs/fuzzing.md), each run for FUZZ_SECONDS: fuzz_proto over proto/ and shared/, fuzz_ops
+# over the daemon's request handling (daemon/ops*.c and what they drive, in-process). They
+# need clang with libFuzzer, which mk/fuzzdeps.sh checks (and installs as root), so they stay
+# out of `make check`. A target's corpus grows in build-fuzz/corpus (proto) or
+# build-fuzz/corpus_ops from run to run; a finding stops the run, fails make, and is saved as
+# build-fuzz/crash-*.
+# make fuzz-replay: the same checks without libFuzzer, built with $(CC), over the seed corpora
+# (tests/fuzz/corpus, tests/fuzz/corpus_ops); `make check` runs them too.
 FUZZ_CC      := clang
 FUZZ_SECONDS ?= 60
+FUZZ_TARGET  ?= proto ops
 FUZZ_ARGS    ?=
 FUZZ_B       := build-fuzz
 FUZZ_FLAGS   := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                 -fno-omit-frame-pointer -g -O1
-FUZZ_BIN     := $(FUZZ_B)/fuzz_proto
+FUZZ_HDRS    := $(wildcard proto/*.h shared/*.h)
+FUZZ_OPS_SRC := $(filter-out daemon/main.c,$(DAEMON_SRC)) $(PROTO_SRC)
+# The seed corpus of target $(1), under tests/fuzz/ and (grown) under $(FUZZ_B)/.
+fuzz_corpus = $(if $(filter proto,$(1)),corpus,corpus_$(1))
 
 .PHONY: fuzz fuzz-replay
 
-$(FUZZ_BIN): tests/fuzz/fuzz_proto.c $(PROTO_SRC) $(wildcard proto/*.h shared/*.h)
+$(FUZZ_B)/fuzz_proto: tests/fuzz/fuzz_proto.c $(PROTO_SRC) $(FUZZ_HDRS)
 	$(Q)FUZZ_CC=$(FUZZ_CC) sh mk/fuzzdeps.sh
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CCLD    $@")
 	$(Q)$(FUZZ_CC) $(CPPFLAGS_ALL) $(WARN) $(FUZZ_FLAGS) $(CJSON_CFLAGS) -o $@ \
 	  tests/fuzz/fuzz_proto.c $(PROTO_SRC) $(CJSON_LIBS) -lm
 
-fuzz: $(FUZZ_BIN)
-	@mkdir -p $(FUZZ_B)/corpus
-	@cp tests/fuzz/corpus/* $(FUZZ_B)/corpus/
-	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 -print_final_stats=1 \
-	  -dict=tests/fuzz/proto.dict -artifact_prefix=$(FUZZ_B)/ $(FUZZ_ARGS) $(FUZZ_B)/corpus
+$(FUZZ_B)/fuzz_ops: tests/fuzz/fuzz_ops.c $(FUZZ_OPS_SRC) $(FUZZ_HDRS) $(wildcard daemon/*.h)
+	$(Q)FUZZ_CC=$(FUZZ_CC) sh mk/fuzzdeps.sh
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CCLD    $@")
+	$(Q)$(FUZZ_CC) $(CPPFLAGS_ALL) $(WARN) $(FUZZ_FLAGS) $(CJSON_CFLAGS) $(UV_CFLAGS) -o $@ \
+	  tests/fuzz/fuzz_ops.c $(FUZZ_OPS_SRC) $(UV_LIBS) $(CJSON_LIBS) -lm
+
+# One target's run: its seeds join the corpus kept in $(FUZZ_B), then libFuzzer.
+define fuzz_run
+	@mkdir -p $(FUZZ_B)/$(call fuzz_corpus,$(1))
+	@cp tests/fuzz/$(call fuzz_corpus,$(1))/* $(FUZZ_B)/$(call fuzz_corpus,$(1))/
+	$(FUZZ_B)/fuzz_$(1) -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 \
+	  -print_final_stats=1 -dict=tests/fuzz/$(1).dict -artifact_prefix=$(FUZZ_B)/ $(FUZZ_ARGS) \
+	  $(FUZZ_B)/$(call fuzz_corpus,$(1))
+
+endef
+
+fuzz: $(FUZZ_TARGET:%=$(FUZZ_B)/fuzz_%)
+	$(foreach t,$(FUZZ_TARGET),$(call fuzz_run,$(t)))
 
 $(FUZZ_REPLAY): $(B)/tests/fuzz/fuzz_proto.o $(B)/tests/fuzz/replay.o $(PROTO_OBJ)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CJSON_LIBS) -lm
 
-fuzz-replay: $(FUZZ_REPLAY)
+$(B)/tests/fuzz/fuzz_ops.o: ALL_CFLAGS += $(UV_CFLAGS)
+
+$(FUZZ_REPLAY_OPS): $(B)/tests/fuzz/fuzz_ops.o $(B)/tests/fuzz/replay.o \
+                    $(filter-out $(B)/daemon/main.o,$(DAEMON_OBJ)) $(PROTO_OBJ)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(UV_LIBS) $(CJSON_LIBS) -lm
+
+fuzz-replay: $(FUZZ_REPLAY) $(FUZZ_REPLAY_OPS)
 	$(FUZZ_REPLAY) tests/fuzz/corpus
+	$(FUZZ_REPLAY_OPS) tests/fuzz/corpus_ops
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \

@@ -348,8 +348,12 @@ void region_wake(struct region *r)
 		struct region_waiter *next = w->next;
 		struct conn *c = w->conn;
 
-		conn_pending_done(c);
+		/*
+		 * Run before the request stops counting as pending: a half-closed client with
+		 * nothing else pending would otherwise look done and be closed unanswered.
+		 */
 		ops_run(c, w->id, w->req);
+		conn_pending_done(c);
 		conn_unref(c);
 		free(w);
 		w = next;

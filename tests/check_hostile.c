@@ -22,6 +22,7 @@
 
 #include "fdpass.h"
 #include "harness.h"
+#include "msg.h"
 
 static struct test_daemon dmn;
 
@@ -1123,6 +1124,47 @@ START_TEST(test_hostile_flooding_client_that_never_reads_is_cut_off_others_serve
 }
 END_TEST
 
+/* ---- half-closed clients (found by tests/fuzz/fuzz_ops.c) ------------------------------ */
+
+/*
+ * A client that sends its requests and then shuts down its sending side (SHUT_WR) gets every
+ * reply, also to a request that waited behind a region another client is creating. The daemon
+ * used to drop the last such request: run again once the region was ready, it no longer
+ * counted as pending, so the half-closed connection looked idle and was closed first.
+ */
+START_TEST(test_hostile_half_closed_client_gets_the_reply_to_a_request_that_waited)
+{
+	int round;
+
+	for (round = 0; round < 5; round++) {
+		struct test_conn creator, c;
+		bool got_stat = false;
+		uint64_t open_id, id;
+		cJSON *msg;
+
+		test_conn_open_hello(&creator, &dmn);
+		test_conn_open_hello(&c, &dmn);
+		open_id = test_conn_sendf(&creator, "{'op':'open','name':'halfclosed-%d','mode':'rw',"
+		                          "'create':true,'size':16777216}", round);
+		/* Sent at once, so that it arrives while the creation runs. */
+		test_conn_sendf(&c, "{'op':'stat','name':'halfclosed-%d'}", round);
+		ck_assert_int_eq(shutdown(c.fd, SHUT_WR), 0);
+		while (test_conn_recv(&c, TEST_WAIT_MS, &msg) == 1) {
+			ck_assert_int_eq(msg_get_u64(msg, "id", &id), 0);
+			got_stat = true;
+			cJSON_Delete(msg);
+		}
+		ck_assert_msg(got_stat, "round %d: no reply to the stat before end of stream", round);
+		test_conn_close(&c);
+		msg = test_conn_reply(&creator, open_id, TEST_WAIT_MS);
+		test_assert_ok(msg);
+		cJSON_Delete(msg);
+		test_conn_close(&creator);
+	}
+	test_daemon_assert_alive(&dmn);
+}
+END_TEST
+
 static Suite *hostile_suite(void)
 {
 	Suite *s = suite_create("hostile");
@@ -1217,6 +1259,7 @@ static Suite *hostile_suite(void)
 	tcase_add_test(tc, test_hostile_list_limit_0_gets_einval);
 	tcase_add_test(tc, test_hostile_list_limit_1001_gets_einval);
 	tcase_add_test(tc, test_hostile_list_after_number_gets_einval);
+	tcase_add_test(tc, test_hostile_half_closed_client_gets_the_reply_to_a_request_that_waited);
 	suite_add_tcase(s, tc);
 
 	tcase_add_unchecked_fixture(lim, limits_setup, daemon_teardown);

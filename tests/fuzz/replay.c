@@ -1,8 +1,9 @@
 /*
- * Replays inputs through the fuzz target (fuzz_proto.c) without libFuzzer, so the seed corpus
- * and every crash-* reproducer in it run as a plain regression test under any C compiler
- * (`make fuzz-replay`). Arguments are files, or directories whose regular files are replayed
- * in name order. Each input's path is printed before it runs: an input that breaks an
+ * Replays inputs through a fuzz target (fuzz_proto.c, or fuzz_ops.c) without libFuzzer, so the
+ * seed corpus and every crash-* reproducer in it run as a plain regression test under any C
+ * compiler (`make fuzz-replay`). A target's LLVMFuzzerInitialize, if it has one, runs first.
+ * Arguments are files, or directories whose regular files are replayed in name order.
+ * Each input's path is printed before it runs: an input that breaks an
  * invariant stops the program in __builtin_trap(), and the last path printed is the culprit.
  */
 #include <dirent.h>
@@ -14,6 +15,7 @@
 #include <sys/stat.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv) __attribute__((weak));
 
 /* Reads the whole file and runs it. Returns 0, or -errno if the file cannot be read. */
 static int replay_file(const char *path)
@@ -93,6 +95,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s FILE|DIR...\n", argv[0]);
 		return 2;
 	}
+	if (LLVMFuzzerInitialize)
+		LLVMFuzzerInitialize(&argc, &argv);
 	for (i = 1; i < argc; i++) {
 		int n = replay_path(argv[i]);
 
@@ -106,6 +110,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: no inputs to replay\n", argv[0]);
 		return 1;
 	}
-	printf("fuzz-replay: %d inputs replayed, no invariant broken\n", total);
+	printf("fuzz-replay: %s: %d inputs replayed, no invariant broken\n", argv[0], total);
 	return 0;
 }
