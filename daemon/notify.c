@@ -98,8 +98,9 @@ static void notify_send_outbuf(struct conn *c, struct outbuf *b)
 }
 
 /*
- * Encodes event (taken: deleted here) once for every connection it goes to. Returns the
- * frame, or NULL after logging what failed (what: "announcing a change of region 'x'").
+ * Encodes event (taken: deleted here; NULL when building it failed) once for every
+ * connection it goes to. Returns the frame, or NULL after logging what failed (what says
+ * what was being done: "announcing a change").
  */
 static struct outbuf *notify_encode(const struct region *r, cJSON *event, const char *what)
 {
@@ -108,7 +109,7 @@ static struct outbuf *notify_encode(const struct region *r, cJSON *event, const 
 
 	cJSON_Delete(event);
 	if (err < 0) {
-		log_error("%s %s of region '%s'", strerror(-err), what, r->name);
+		log_error("%s of region '%s': %s", what, r->name, strerror(-err));
 		return NULL;
 	}
 	return b;
