@@ -83,7 +83,7 @@ int fanout_start(struct fanout *f, size_t n, int cpu)
 	int r = 0;
 
 	f->n = 0;
-	f->relay_started = 0;
+	f->relay_started = false;
 	if (n > FANOUT_MAX)
 		return -EINVAL;
 	for (made = 0; made < n; made++) {
@@ -130,7 +130,7 @@ int fanout_stop(struct fanout *f)
 	/* Newest first: each child holds copies of the sockets of those started before it. */
 	if (f->relay_started)
 		r = peer_stop(&f->relay);
-	f->relay_started = 0;
+	f->relay_started = false;
 	while (f->n > 0) {
 		r2 = peer_stop(&f->readers[--f->n]);
 		if (r == 0)

@@ -11,6 +11,7 @@
 #ifndef MMAPD_BENCH_FANOUT_H
 #define MMAPD_BENCH_FANOUT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,7 +23,7 @@ struct fanout {
 	struct peer relay;
 	struct peer readers[FANOUT_MAX];
 	size_t n;                     /* readers started */
-	int relay_started;
+	bool relay_started;
 };
 
 /* Starts n readers and the relay, all pinned to cpu unless it is -1. Returns 0 or -errno. */

@@ -4,8 +4,9 @@
  * growing by one per change, the ranges as reported and the writer's identity; a subscriber that
  * falls behind has its changes coalesced (adjacent and overlapping ranges merged, the writer
  * dropped when there were several), and one that never reads gets overflow while the daemon's
- * memory stays bounded and another subscriber still receives every event in order; deleting a
- * region tells subscribers and grant holders.
+ * memory stays bounded and another subscriber still receives every event in order; an event's
+ * frame, encoded once and shared by every subscriber's queue, outlives a deaf and a killed
+ * subscriber intact and is freed once; deleting a region tells subscribers and grant holders.
  *
  * Each test starts its own mmapd. Subscribers are raw connections of the test (exact events)
  * and session processes ($MMAPD_TESTCLIENT session, on libmmapd). Heavy writers send their
