@@ -11,8 +11,11 @@
  *
  * For 1, 10 and 100 subscribers, the line "last" is the latency of the last subscriber to get
  * each change (the time until everyone has it) and "all" takes every delivery as one sample.
- * The baseline is a raw one-way hop: the writer sends the 8-byte timestamp on a Unix socket
- * to a peer process blocked in poll() + read() (peer_start_hop()).
+ * Two baselines. A raw one-way hop: the writer sends the 8-byte timestamp on a Unix socket
+ * to a peer process blocked in poll() + read() (peer_start_hop()); it is one hop to one
+ * process whatever the number of subscribers. And the fan-out of the same timestamp through a
+ * relay process to as many reader processes as there are subscribers (fanout.h): two hops
+ * and a serial fan-out, like mmapd's, so that ratio is what mmapd adds to the fan-out itself.
  */
 #include <errno.h>
 #include <poll.h>
@@ -24,6 +27,7 @@
 
 #include "cases.h"
 #include "compare.h"
+#include "fanout.h"
 #include "peer.h"
 #include "region.h"
 
@@ -97,6 +101,11 @@ struct notify_ctx {
 	uint64_t last;             /* mmapd side: the slowest delivery of this change */
 	struct peer hop;
 	uint64_t hop_delay;        /* baseline side */
+	struct fanout relay;       /* the fan-out baseline */
+	uint64_t relay_delays[MAX_SUBS];
+	uint64_t relay_last;
+	size_t relay_calls;
+	struct samples relay_all;
 };
 
 static int recv_u64(int sock, uint64_t *ret)
@@ -144,6 +153,26 @@ static int run_hop(void *arg)
 	return recv_u64(c->hop.sock, &c->hop_delay);
 }
 
+static int run_relay(void *arg)
+{
+	struct notify_ctx *c = arg;
+	int timed = ++c->relay_calls > c->warmup;
+	size_t i;
+	int r;
+
+	r = fanout_round(&c->relay, clock_ns(), c->relay_delays);
+	if (r < 0)
+		return r;
+	c->relay_last = 0;
+	for (i = 0; i < c->relay.n; i++) {
+		if (c->relay_delays[i] > c->relay_last)
+			c->relay_last = c->relay_delays[i];
+		if (timed)
+			samples_add(&c->relay_all, c->relay_delays[i]);
+	}
+	return 0;
+}
+
 /*
  * Peers share the benchmark's descriptors, each child those of the peers started before it,
  * so only the last started one sees its socket close at once: stop them newest first.
@@ -188,35 +217,57 @@ size_t notify_rounds(size_t n, size_t iters)
 	return rounds < 20 ? 20 : rounds;
 }
 
+/* Prints the lines of one comparison for n subscribers ("last" or, with n > 1, "all"). */
+static void print_lines(const char *what, size_t n, struct side *mmapd, struct side *hop,
+                        struct side *relay)
+{
+	char name[64];
+
+	if (n == 1)
+		snprintf(name, sizeof(name), "notify 1 sub");
+	else
+		snprintf(name, sizeof(name), "notify %zu subs, %s", n, what);
+	compare_print_latency(name, mmapd, hop);
+	compare_print_latency(name, mmapd, relay);
+}
+
 static int measure(struct notify_ctx *c, size_t n, const struct bench_opts *o)
 {
 	struct side sides[] = {
 		{ .label = "mmapd", .run = run_mmapd, .ctx = c, .measured = &c->last },
 		{ .label = "sockethop", .run = run_hop, .ctx = c, .measured = &c->hop_delay },
+		{ .label = "relay", .run = run_relay, .ctx = c, .measured = &c->relay_last },
 	};
 	size_t rounds = notify_rounds(n, o->iters);
-	char name[64];
 	int r, r2;
 
-	c->calls = 0;
+	c->calls = c->relay_calls = 0;
 	c->warmup = rounds / 10;
 	r = start_subscribers(c, n, o);
 	if (r == 0)
+		r = fanout_start(&c->relay, n, o->peer_cpu);
+	if (r == 0)
 		r = samples_init(&c->all, rounds * n);
 	if (r == 0)
-		r = compare_run(sides, 2, c->warmup, rounds);
+		r = samples_init(&c->relay_all, rounds * n);
+	if (r == 0)
+		r = compare_run(sides, 3, c->warmup, rounds);
 	if (r == 0) {
-		snprintf(name, sizeof(name), "notify %zu sub%s", n, n > 1 ? "s, last" : "");
-		compare_print_latency(name, &sides[0], &sides[1]);
+		print_lines("last", n, &sides[0], &sides[1], &sides[2]);
 		if (n > 1) {
 			struct side all = { .label = "mmapd", .samples = c->all };
+			struct side relay_all = { .label = "relay", .samples = c->relay_all };
 
-			snprintf(name, sizeof(name), "notify %zu subs, all", n);
-			compare_print_latency(name, &all, &sides[1]);
+			print_lines("all", n, &all, &sides[1], &relay_all);
 		}
 	}
-	compare_done(sides, 2);
+	compare_done(sides, 3);
 	samples_done(&c->all);
+	samples_done(&c->relay_all);
+	/* The fan-out's processes were started last: they hold the subscribers' sockets. */
+	r2 = fanout_stop(&c->relay);
+	if (r == 0)
+		r = r2;
 	r2 = stop_subscribers(c);
 	return r < 0 ? r : r2;
 }

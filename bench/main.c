@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <linux/magic.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,17 +33,37 @@ static const char *const placement_names[] = {
 	[CPU_NONE] = "none",
 };
 
+/* The cases, in the order they run; --case picks some of them by these names. */
+enum bench_case {
+	CASE_OPEN, CASE_PING, CASE_NOTIFY, CASE_THROUGHPUT, CASE_MEMCPY, CASE_ITERATE,
+	CASE_ATOMIC, CASE_PREWARM, CASE_COUNT,
+};
+
+static const char *const case_names[CASE_COUNT] = {
+	[CASE_OPEN] = "open",
+	[CASE_PING] = "ping",
+	[CASE_NOTIFY] = "notify",
+	[CASE_THROUGHPUT] = "throughput",
+	[CASE_MEMCPY] = "memcpy",
+	[CASE_ITERATE] = "iterate",
+	[CASE_ATOMIC] = "atomic",
+	[CASE_PREWARM] = "prewarm",
+};
+
 static void usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: MMAPD_BIN=/path/to/mmapd mmapd-bench [--quick] [--iterations N] [--pin MODE]\n"
+	        "                                            [--case NAME]...\n"
 	        "  --quick          %d rounds per latency case instead of %d (smoke runs)\n"
 	        "  --iterations N   N timed rounds per latency case (after N/10 warm-up rounds);\n"
 	        "                   the 64 MiB memcpy and iteration cases copy N/100 times, 5 to\n"
 	        "                   200, the atomics and first-touch cases run N/2000 rounds, 3 to 10\n"
 	        "  --pin MODE       split (default): the benchmark on one CPU, mmapd and the\n"
 	        "                   baseline peers on another; same: all on one CPU;\n"
-	        "                   none: wherever the scheduler puts them\n",
+	        "                   none: wherever the scheduler puts them\n"
+	        "  --case NAME      run only this case (repeatable): open, ping, notify,\n"
+	        "                   throughput, memcpy, iterate, atomic, prewarm\n",
 	        QUICK_ITERS, DEFAULT_ITERS);
 }
 
@@ -60,13 +81,35 @@ static int parse_placement(const char *s, enum cpu_placement *ret)
 	return -EINVAL;
 }
 
+static int parse_case(const char *s, unsigned *cases)
+{
+	size_t i;
+
+	for (i = 0; i < CASE_COUNT; i++) {
+		if (strcmp(s, case_names[i]) == 0) {
+			*cases |= 1u << i;
+			return 0;
+		}
+	}
+	fprintf(stderr, "mmapd-bench: --case: no case named '%s'\n", s);
+	return -EINVAL;
+}
+
+/* True when case id runs: every case when no --case was given. */
+static bool case_wanted(unsigned cases, enum bench_case id)
+{
+	return cases == 0 || (cases & (1u << id));
+}
+
+/* ret_cases: a bit per case asked for with --case (1 << enum bench_case), 0 for all. */
 static int parse_args(int argc, char **argv, struct bench_opts *ret,
-                      enum cpu_placement *ret_placement)
+                      enum cpu_placement *ret_placement, unsigned *ret_cases)
 {
 	static const struct option longopts[] = {
 		{ "quick", no_argument, NULL, 'q' },
 		{ "iterations", required_argument, NULL, 'n' },
 		{ "pin", required_argument, NULL, 'p' },
+		{ "case", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -74,6 +117,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *ret,
 	int c;
 
 	*ret_placement = CPU_SPLIT;
+	*ret_cases = 0;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'q':
@@ -87,6 +131,10 @@ static int parse_args(int argc, char **argv, struct bench_opts *ret,
 			break;
 		case 'p':
 			if (parse_placement(optarg, ret_placement) < 0)
+				return -EINVAL;
+			break;
+		case 'c':
+			if (parse_case(optarg, ret_cases) < 0)
 				return -EINVAL;
 			break;
 		case 'h':
@@ -211,9 +259,10 @@ int main(int argc, char **argv)
 	struct bench_opts opts;
 	struct cpu_plan plan;
 	struct server srv;
-	int r;
+	unsigned cases;
+	int r = 0;
 
-	if (parse_args(argc, argv, &opts, &placement) < 0)
+	if (parse_args(argc, argv, &opts, &placement, &cases) < 0)
 		return 2;
 	if (!bin || !*bin) {
 		fprintf(stderr, "mmapd-bench: set MMAPD_BIN to the mmapd to measure (make bench does)\n");
@@ -232,20 +281,21 @@ int main(int argc, char **argv)
 	opts.socket = srv.sock;
 	opts.dir = srv.dir;
 	print_header(&srv, &opts, &plan);
-	r = case_open_touch(client, srv.data, &opts);
-	if (r == 0)
+	if (case_wanted(cases, CASE_OPEN))
+		r = case_open_touch(client, srv.data, &opts);
+	if (r == 0 && case_wanted(cases, CASE_PING))
 		r = case_ping(client, &opts);
-	if (r == 0)
+	if (r == 0 && case_wanted(cases, CASE_NOTIFY))
 		r = case_notify(client, &opts);
-	if (r == 0)
+	if (r == 0 && case_wanted(cases, CASE_THROUGHPUT))
 		r = case_throughput(&opts);
-	if (r == 0)
+	if (r == 0 && case_wanted(cases, CASE_MEMCPY))
 		r = case_memcpy(client, srv.data, &opts);
-	if (r == 0)
+	if (r == 0 && case_wanted(cases, CASE_ITERATE))
 		r = case_iterate(client, &opts);
-	if (r == 0)
+	if (r == 0 && case_wanted(cases, CASE_ATOMIC))
 		r = case_atomic(client, &opts);
-	if (r == 0)
+	if (r == 0 && case_wanted(cases, CASE_PREWARM))
 		r = case_prewarm(client, &opts);
 	mmapd_disconnect(client);
 	if (server_stop(&srv) < 0 && r == 0)

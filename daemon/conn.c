@@ -187,13 +187,39 @@ bool conn_alive(const struct conn *c)
 	return c->state == CONN_OPEN || c->state == CONN_HALF;
 }
 
+int conn_outbuf_new(const struct server *srv, const cJSON *msg, struct outbuf **ret_buf)
+{
+	struct outbuf *b = malloc(sizeof(*b));
+	int r;
+
+	if (!b)
+		return -ENOMEM;
+	r = msg_encode(msg, (uint32_t)srv->limits->max_frame, &b->bytes, &b->len);
+	if (r < 0) {
+		free(b);
+		return r;
+	}
+	b->refs = 1;
+	*ret_buf = b;
+	return 0;
+}
+
+void conn_outbuf_unref(struct outbuf *b)
+{
+	assert(b->refs > 0);
+	if (--b->refs > 0)
+		return;
+	free(b->bytes);
+	free(b);
+}
+
 static void conn_out_free(struct outframe *f)
 {
 	size_t i;
 
 	for (i = 0; i < f->nfds; i++)
 		close(f->fds[i]);
-	free(f->buf);
+	conn_outbuf_unref(f->buf);
 	free(f);
 }
 
@@ -344,7 +370,7 @@ static int conn_write(struct conn *c)
 	struct outframe *f;
 
 	while ((f = c->out_head) != NULL) {
-		ssize_t n = fdpass_send(c->fd, f->buf + f->off, f->len - f->off,
+		ssize_t n = fdpass_send(c->fd, f->buf->bytes + f->off, f->buf->len - f->off,
 		                        f->off == 0 ? f->fds : NULL, f->off == 0 ? f->nfds : 0,
 		                        MSG_DONTWAIT);
 
@@ -366,7 +392,7 @@ static int conn_write(struct conn *c)
 		}
 		f->off += (size_t)n;
 		c->out_bytes -= (size_t)n;
-		if (f->off == f->len) {
+		if (f->off == f->buf->len) {
 			c->out_head = f->next;
 			if (!c->out_head)
 				c->out_tail = NULL;
@@ -391,26 +417,23 @@ static int conn_flush(struct conn *c)
 	return c->state == CONN_CLOSED ? -ECONNRESET : 0;
 }
 
-/* Queues one frame; the caller has checked that the connection can take it. */
-static int conn_queue(struct conn *c, const cJSON *msg, int *fds, size_t nfds)
+/*
+ * Queues frame b (a new reference) with nfds descriptors (consumed, closed on failure); the
+ * caller has checked that the connection can take it. Returns 0 or -ENOMEM.
+ */
+static int conn_queue_outbuf(struct conn *c, struct outbuf *b, int *fds, size_t nfds)
 {
-	struct outframe *f;
-	uint8_t *buf;
-	size_t len, i;
-	int r;
+	struct outframe *f = malloc(sizeof(*f) + nfds * sizeof(int));
+	size_t i;
 
-	r = msg_encode(msg, (uint32_t)c->srv->limits->max_frame, &buf, &len);
-	if (r < 0)
-		goto fail;
-	f = malloc(sizeof(*f) + nfds * sizeof(int));
 	if (!f) {
-		free(buf);
-		r = -ENOMEM;
-		goto fail;
+		for (i = 0; i < nfds; i++)
+			close(fds[i]);
+		return -ENOMEM;
 	}
 	f->next = NULL;
-	f->buf = buf;
-	f->len = len;
+	f->buf = b;
+	b->refs++;
 	f->off = 0;
 	f->nfds = nfds;
 	for (i = 0; i < nfds; i++)
@@ -420,29 +443,32 @@ static int conn_queue(struct conn *c, const cJSON *msg, int *fds, size_t nfds)
 	else
 		c->out_head = f;
 	c->out_tail = f;
-	c->out_bytes += len;
+	c->out_bytes += b->len;
 	c->out_fds += nfds;
 	return 0;
-fail:
-	for (i = 0; i < nfds; i++)
-		close(fds[i]);
+}
+
+/* Encodes msg and queues it as conn_queue_outbuf does. Returns 0, -ENOMEM or -EMSGSIZE. */
+static int conn_queue(struct conn *c, const cJSON *msg, int *fds, size_t nfds)
+{
+	struct outbuf *b;
+	size_t i;
+	int r;
+
+	r = conn_outbuf_new(c->srv, msg, &b);
+	if (r < 0) {
+		for (i = 0; i < nfds; i++)
+			close(fds[i]);
+		return r;
+	}
+	r = conn_queue_outbuf(c, b, fds, nfds);
+	conn_outbuf_unref(b);
 	return r;
 }
 
-int conn_send(struct conn *c, const cJSON *msg, int *fds, size_t nfds)
+/* Writes what was just queued and enforces max_queue_bytes (see conn_send). */
+static int conn_sent(struct conn *c)
 {
-	int r;
-
-	if (!conn_alive(c)) {
-		size_t i;
-
-		for (i = 0; i < nfds; i++)
-			close(fds[i]);
-		return -ECONNRESET;
-	}
-	r = conn_queue(c, msg, fds, nfds);
-	if (r < 0)
-		return r;
 	/* With UV_WRITABLE armed the socket is known to be full: the poll callback writes. */
 	if (!(c->events & UV_WRITABLE) && conn_write(c) < 0) {
 		conn_close_soon(c);
@@ -459,6 +485,31 @@ int conn_send(struct conn *c, const cJSON *msg, int *fds, size_t nfds)
 	else
 		conn_update_poll(c);
 	return 0;
+}
+
+int conn_send(struct conn *c, const cJSON *msg, int *fds, size_t nfds)
+{
+	int r;
+
+	if (!conn_alive(c)) {
+		size_t i;
+
+		for (i = 0; i < nfds; i++)
+			close(fds[i]);
+		return -ECONNRESET;
+	}
+	r = conn_queue(c, msg, fds, nfds);
+	return r < 0 ? r : conn_sent(c);
+}
+
+int conn_send_outbuf(struct conn *c, struct outbuf *b)
+{
+	int r;
+
+	if (!conn_alive(c))
+		return -ECONNRESET;
+	r = conn_queue_outbuf(c, b, NULL, 0);
+	return r < 0 ? r : conn_sent(c);
 }
 
 /* Queues a closing event and lingers until it is written or the deadline passes. */

@@ -3,6 +3,8 @@
  * read with our own recvmsg (fdpass_recv) into a frame_reader, and every complete frame goes
  * to ops_handle_frame(). Output is an ordered queue of frames {bytes, fds[]}: a frame is
  * written at once if the socket takes it and UV_WRITABLE is armed only when it would block.
+ * The bytes are a shared, reference-counted outbuf, so an event sent to many connections is
+ * encoded once and queued on each.
  * The queue owns the descriptors it holds and closes them once sent or when the connection
  * dies.
  *
@@ -42,10 +44,20 @@ enum conn_state {
 	CONN_CLOSED,  /* socket closed; only references keep the struct */
 };
 
+/*
+ * An encoded frame (header and payload). Reference-counted so that one event going to many
+ * connections is encoded once: every output queue holding it has a reference, dropped when
+ * the frame has been sent or the connection closes.
+ */
+struct outbuf {
+	unsigned refs;
+	size_t len;
+	uint8_t *bytes;
+};
+
 struct outframe {
 	struct outframe *next;
-	uint8_t *buf;
-	size_t len;
+	struct outbuf *buf;    /* referenced */
 	size_t off;        /* bytes already sent; the descriptors went with the first one */
 	size_t nfds;
 	int fds[];
@@ -120,6 +132,20 @@ bool conn_alive(const struct conn *c);
  * (the connection is then untouched).
  */
 int conn_send(struct conn *c, const cJSON *msg, int *fds, size_t nfds);
+
+/*
+ * Encodes msg (borrowed) for any connection of srv into a new outbuf holding one reference.
+ * Returns 0, -ENOMEM, or -EMSGSIZE (longer than max_frame).
+ */
+int conn_outbuf_new(const struct server *srv, const cJSON *msg, struct outbuf **ret_buf);
+/* Drops a reference; the last one frees b. */
+void conn_outbuf_unref(struct outbuf *b);
+/*
+ * conn_send for a frame encoded by conn_outbuf_new, without descriptors. b is borrowed: the
+ * queue takes its own reference while it holds the frame. Returns 0, -ECONNRESET as
+ * conn_send, or -ENOMEM (the connection is then untouched).
+ */
+int conn_send_outbuf(struct conn *c, struct outbuf *b);
 
 /*
  * Ends the connection for a protocol violation or a limit: logs at warn, sends an "error"

@@ -89,6 +89,32 @@ static void notify_send(struct conn *c, const cJSON *event)
 		          strerror(-r));
 }
 
+/* Sends the encoded event b to c, logging what cannot be queued. */
+static void notify_send_outbuf(struct conn *c, struct outbuf *b)
+{
+	if (conn_send_outbuf(c, b) == -ENOMEM)
+		log_error("cannot send an event to client %llu: %s", (unsigned long long)c->serial,
+		          strerror(ENOMEM));
+}
+
+/*
+ * Encodes event (taken: deleted here; NULL when building it failed) once for every
+ * connection it goes to. Returns the frame, or NULL after logging what failed (what says
+ * what was being done: "announcing a change").
+ */
+static struct outbuf *notify_encode(const struct region *r, cJSON *event, const char *what)
+{
+	struct outbuf *b = NULL;
+	int err = event ? conn_outbuf_new(r->srv, event, &b) : -ENOMEM;
+
+	cJSON_Delete(event);
+	if (err < 0) {
+		log_error("%s of region '%s': %s", what, r->name, strerror(-err));
+		return NULL;
+	}
+	return b;
+}
+
 /* {"event": name, "region", "seq"} (overflow, flushed) to the subscriber. */
 static void sub_send_seq_event(struct sub *s, const char *name, uint64_t seq)
 {
@@ -264,9 +290,10 @@ void notify_changed(struct region *r, const struct conn *writer, uint64_t seq, u
 {
 	const char *name = writer->client_name ? writer->client_name : "";
 	struct range one = { offset, offset + length };
-	cJSON *event = NULL;
+	struct outbuf *frame = NULL;
 	struct sub *s;
 
+	/* Every subscriber gets the same bytes: the event is encoded once, when first needed. */
 	for (s = r->subs; s; s = s->next) {
 		if (s->conn == writer || !conn_alive(s->conn))
 			continue;
@@ -274,20 +301,33 @@ void notify_changed(struct region *r, const struct conn *writer, uint64_t seq, u
 			sub_hold_change(s, writer, seq, one.off, one.end);
 			continue;
 		}
-		if (!event)
-			event = notify_changed_event(r, seq, seq, &one, 1, false, name, (long)writer->pid);
-		if (!event) {
-			log_error("out of memory announcing a change of region '%s'", r->name);
+		if (!frame)
+			frame = notify_encode(r, notify_changed_event(r, seq, seq, &one, 1, false, name,
+			                                              (long)writer->pid),
+			                      "announcing a change");
+		if (!frame)
 			break;
-		}
-		notify_send(s->conn, event);
+		notify_send_outbuf(s->conn, frame);
 	}
-	cJSON_Delete(event);
+	if (frame)
+		conn_outbuf_unref(frame);
+}
+
+/* {"event": "flushed", "region", "seq"}, or NULL on ENOMEM. */
+static cJSON *notify_flushed_event(struct region *r, uint64_t seq)
+{
+	cJSON *event = notify_event_new(r, "flushed");
+
+	if (event && !cJSON_AddNumberToObject(event, "seq", (double)seq)) {
+		cJSON_Delete(event);
+		return NULL;
+	}
+	return event;
 }
 
 void notify_flushed(struct region *r, uint64_t seq)
 {
-	cJSON *event = NULL;
+	struct outbuf *frame = NULL;
 	struct sub *s;
 
 	for (s = r->subs; s; s = s->next) {
@@ -299,45 +339,61 @@ void notify_flushed(struct region *r, uint64_t seq)
 			s->flushed_seq = seq;
 			continue;
 		}
-		if (!event) {
-			event = notify_event_new(r, "flushed");
-			if (event && !cJSON_AddNumberToObject(event, "seq", (double)seq)) {
-				cJSON_Delete(event);
-				event = NULL;
-			}
-		}
-		if (!event) {
-			log_error("out of memory announcing a flush of region '%s'", r->name);
+		if (!frame)
+			frame = notify_encode(r, notify_flushed_event(r, seq), "announcing a flush");
+		if (!frame)
 			break;
-		}
-		notify_send(s->conn, event);
+		notify_send_outbuf(s->conn, frame);
 	}
-	cJSON_Delete(event);
+	if (frame)
+		conn_outbuf_unref(frame);
 }
 
-void notify_conn(struct conn *c, struct region *r, const cJSON *event)
+/* Before another event of r reaches c: sends what c's subscription to r held back. */
+static void notify_conn_catch_up(struct conn *c, struct region *r)
 {
 	struct sub *s = sub_find(c, r);
 
 	/* What the subscription held back happened before: it goes first, backlog or not. */
 	if (s)
 		sub_release(s);
+}
+
+void notify_conn(struct conn *c, struct region *r, const cJSON *event)
+{
+	notify_conn_catch_up(c, r);
 	notify_send(c, event);
+}
+
+/* notify_conn for an event already encoded. */
+static void notify_conn_outbuf(struct conn *c, struct region *r, struct outbuf *b)
+{
+	notify_conn_catch_up(c, r);
+	notify_send_outbuf(c, b);
 }
 
 void notify_region(struct region *r, const cJSON *event, unsigned to, const struct conn *except)
 {
+	struct outbuf *frame = NULL;
 	struct holder *h;
 	struct sub *s;
+	int err;
 
+	/* One encoding for every connection it goes to. */
+	err = conn_outbuf_new(r->srv, event, &frame);
+	if (err < 0) {
+		log_error("cannot send an event of region '%s': %s", r->name, strerror(-err));
+		return;
+	}
 	if (to & NOTIFY_HOLDERS)
 		for (h = r->holders; h; h = h->rnext)
 			if (h->conn != except)
-				notify_conn(h->conn, r, event);
+				notify_conn_outbuf(h->conn, r, frame);
 	if (to & NOTIFY_SUBSCRIBERS)
 		for (s = r->subs; s; s = s->next)
 			if (s->conn != except && (!(to & NOTIFY_HOLDERS) || !region_held_by(r, s->conn)))
-				notify_conn(s->conn, r, event);
+				notify_conn_outbuf(s->conn, r, frame);
+	conn_outbuf_unref(frame);
 }
 
 int notify_subscribe(struct conn *c, struct region *r)

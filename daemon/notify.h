@@ -3,7 +3,8 @@
  * every region event (docs/coordination.md, "Change notification" and "Events").
  *
  * Events of a region go to its grant holders, its subscribers, or both (each connection
- * once). A subscriber whose output queue holds more than event_backlog_bytes does not get
+ * once). An event is encoded once and the same frame queued on every connection it goes to
+ * (struct outbuf, conn.h). A subscriber whose output queue holds more than event_backlog_bytes does not get
  * changed events queued: their ranges are merged into a list kept in its subscription
  * (at most max_pending_ranges ranges), and so is the latest flushed seq; when its queue
  * drains below the limit they go out as one changed event (and one flushed). A list that

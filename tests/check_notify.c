@@ -4,8 +4,9 @@
  * growing by one per change, the ranges as reported and the writer's identity; a subscriber that
  * falls behind has its changes coalesced (adjacent and overlapping ranges merged, the writer
  * dropped when there were several), and one that never reads gets overflow while the daemon's
- * memory stays bounded and another subscriber still receives every event in order; deleting a
- * region tells subscribers and grant holders.
+ * memory stays bounded and another subscriber still receives every event in order; an event's
+ * frame, encoded once and shared by every subscriber's queue, outlives a deaf and a killed
+ * subscriber intact and is freed once; deleting a region tells subscribers and grant holders.
  *
  * Each test starts its own mmapd. Subscribers are raw connections of the test (exact events)
  * and session processes ($MMAPD_TESTCLIENT session, on libmmapd). Heavy writers send their
@@ -477,6 +478,108 @@ START_TEST(test_notify_subscriber_that_never_reads_stays_bounded_and_gets_overfl
 }
 END_TEST
 
+/* The queued_bytes of the connection whose hello named it client (asserted there is one). */
+static uint64_t queued_bytes_of(struct test_conn *c, const char *client)
+{
+	cJSON *reply = test_conn_callf(c, "{'op':'clients'}");
+	const cJSON *entry;
+	uint64_t bytes = 0;
+	int found = 0;
+
+	test_assert_ok(reply);
+	cJSON_ArrayForEach(entry, cJSON_GetObjectItemCaseSensitive(reply, "clients")) {
+		const cJSON *name = cJSON_GetObjectItemCaseSensitive(entry, "name");
+
+		if (cJSON_IsString(name) && strcmp(name->valuestring, client) == 0) {
+			bytes = test_json_u64(entry, "queued_bytes");
+			found++;
+		}
+	}
+	ck_assert_msg(found == 1, "%d connections named %s", found, client);
+	cJSON_Delete(reply);
+	return bytes;
+}
+
+/*
+ * A changed event is encoded once and its frame shared by the output queues of every
+ * subscriber it goes to. A subscriber that does not read keeps frames queued (the first one
+ * maybe partly written) that the others sent and dropped long ago, and one killed while
+ * frames wait in its queue drops its share when its connection closes. The reader still gets
+ * every change one by one, the deaf one gets its events intact and in order once it reads,
+ * and the daemon exits cleanly: under ASan, no frame freed twice, read after free, or leaked.
+ */
+START_TEST(test_notify_shared_event_frames_outlive_deaf_and_killed_subscribers)
+{
+	enum { CHUNK = 500, N = 8000 };
+	struct test_daemon d;
+	struct test_conn deaf, w;
+	struct test_conn *one[] = { &w };
+	struct test_sess reader, killed;
+	uint64_t seq0, last = 0, prev, queued_at_kill = 0;
+	const char *r;
+	char want[256];
+	cJSON *ev;
+
+	test_daemon_start(&d, NULL);
+	test_daemon_create(&d, "shared", 64 * 1024, false);
+	test_conn_open_hello(&w, &d);
+	test_conn_open_hello(&deaf, &d);
+	test_sess_start(&reader, &d, "reader");
+	test_sess_start(&killed, &d, "killed");
+	seq0 = test_conn_subscribe(&deaf, "shared");
+	ck_assert_uint_eq(test_line_u64(test_sess_ok(&reader, "subscribe shared"), "seq"), seq0);
+	(void)test_sess_ok(&reader, "count shared");
+	(void)test_sess_ok(&killed, "subscribe shared");
+	/* Stopped, it reads nothing more: its socket fills, then its queue in the daemon. */
+	ck_assert_int_eq(kill(killed.pid, SIGSTOP), 0);
+
+	for (int chunk = 0; chunk < N / CHUNK; chunk++) {
+		last = write_many(one, 1, "shared", CHUNK, 0, 16, 60000, 8);
+		if (chunk == N / CHUNK / 2) {
+			queued_at_kill = queued_bytes_of(&w, "killed");
+			ck_assert_int_eq(test_sess_kill(&killed, SIGKILL), 128 + SIGKILL);
+		}
+		r = test_sess_ok(&reader, "count-wait shared %llu 30000", (unsigned long long)last);
+		ck_assert_msg(test_line_u64(r, "last") == last && test_line_u64(r, "coalesced") == 0,
+		              "the reading subscriber after change %llu: %s", (unsigned long long)last, r);
+	}
+	ck_assert_uint_eq(last, seq0 + N);
+	ck_assert_msg(queued_at_kill > 0, "the stopped subscriber had nothing queued when killed: "
+	              "the test did not kill a connection holding shared frames");
+	r = test_sess_ok(&reader, "count-wait shared %llu 30000", (unsigned long long)last);
+	snprintf(want, sizeof(want), " events=%d changes=%d coalesced=0 overflow=0 bad=0 last=%llu",
+	         N, N, (unsigned long long)last);
+	ck_assert_msg(strcmp(r, want) == 0, "expected \"%s\", got \"%s\"", want, r);
+
+	/* The deaf one reads at last: whole events, in order, up to the last change. */
+	prev = seq0;
+	while (prev < last) {
+		const char *name;
+		uint64_t seq;
+
+		ev = test_conn_event(&deaf, TEST_WAIT_MS);
+		ck_assert_msg(ev != NULL, "the deaf subscriber got no event after seq %llu of %llu",
+		              (unsigned long long)prev, (unsigned long long)last);
+		name = test_json_str(ev, "event");
+		seq = test_json_u64(ev, "seq");
+		ck_assert_msg(seq > prev && strcmp(test_json_str(ev, "region"), "shared") == 0,
+		              "out of order after seq %llu: %s", (unsigned long long)prev,
+		              test_describe(ev));
+		if (strcmp(name, "changed") == 0)
+			ck_assert_msg(test_json_u64(ev, "first_seq") == prev + 1,
+			              "a gap after seq %llu: %s", (unsigned long long)prev, test_describe(ev));
+		else
+			ck_assert_msg(strcmp(name, "overflow") == 0, "unexpected %s", test_describe(ev));
+		prev = seq;
+		cJSON_Delete(ev);
+	}
+	ck_assert_int_eq(test_sess_end(&reader), 0);
+	test_conn_close(&deaf);
+	test_conn_close(&w);
+	test_daemon_stop(&d);
+}
+END_TEST
+
 /* A subscriber that holds no grant (mmapctl watch) hears of size changes too, once. */
 START_TEST(test_notify_resize_reaches_subscribers_without_a_grant)
 {
@@ -569,6 +672,7 @@ static Suite *notify_suite(void)
 	tcase_add_test(tc, test_notify_events_keep_order_seq_ranges_and_writer_and_skip_the_writers_connection);
 	tcase_add_test(tc, test_notify_lagging_subscriber_gets_adjacent_and_overlapping_changes_coalesced);
 	tcase_add_test(tc, test_notify_subscriber_that_never_reads_stays_bounded_and_gets_overflow_while_another_gets_every_event);
+	tcase_add_test(tc, test_notify_shared_event_frames_outlive_deaf_and_killed_subscribers);
 	tcase_add_test(tc, test_notify_delete_tells_subscribers_and_grant_holders);
 	tcase_add_test(tc, test_notify_resize_reaches_subscribers_without_a_grant);
 	suite_add_tcase(s, tc);
