@@ -14,6 +14,12 @@
  *
  * Locks of a connection being closed are invisible: they neither block nor get granted,
  * so waiters behind them are granted while the connection's locks are dropped one by one.
+ *
+ * Removing a lock L can only unblock waiters behind it (all waiters when L was held) that
+ * conflicted with it: a grant moves a waiter to the held list, still ahead of the rest. So a
+ * release examines only those, in queue order, and stops once an exclusive waiter ahead
+ * (granted or not) covers L's whole range, since every later one touching L conflicts with
+ * it. Only when a closing connection's locks went invisible is the whole queue examined.
  */
 #include "lock.h"
 
@@ -69,9 +75,11 @@ static struct lock *lock_blocker(const struct lock *l)
 	const struct region *r = l->region;
 	struct lock *o;
 
-	for (o = r->locks.held_head; o; o = o->next)
-		if (lock_conflict(o, l))
-			return o;
+	/* With no exclusive lock held, only an exclusive l can conflict with a held one. */
+	if (l->exclusive || r->locks.nheld_exclusive > 0)
+		for (o = r->locks.held_head; o; o = o->next)
+			if (lock_conflict(o, l))
+				return o;
 	for (o = r->locks.wait_head; o && o != l; o = o->next)
 		if (lock_conflict(o, l))
 			return o;
@@ -153,6 +161,7 @@ static void lock_hold(struct lock *l)
 
 	lock_list_append(&q->held_head, &q->held_tail, l);
 	q->nheld++;
+	q->nheld_exclusive += l->exclusive;
 	l->conn->srv->nlocks++;
 	l->since_ms = server_epoch_ms();
 }
@@ -175,16 +184,36 @@ static void lock_grant(struct lock *l)
 	conn_parked_done(c);
 }
 
-/* Grants every waiter of r that nothing ahead of it blocks, in queue order. */
-static void lock_process(struct region *r)
+/* What a removed lock was, for lock_process. */
+struct lock_gone {
+	uint64_t offset, end;
+	bool exclusive;
+	struct lock *next;            /* the first waiter behind it */
+};
+
+static bool lock_gone_touches(const struct lock_gone *g, const struct lock *w)
 {
-	struct lock *l = r->locks.wait_head;
+	return (g->exclusive || w->exclusive) && g->offset < w->end && w->offset < g->end;
+}
+
+/*
+ * Grants, in queue order, every waiter of r that nothing ahead of it blocks any more once
+ * the lock g describes is gone; g NULL: any waiter may have been freed (a closing
+ * connection's locks just went invisible).
+ */
+static void lock_process(struct region *r, const struct lock_gone *g)
+{
+	struct lock *l = g ? g->next : r->locks.wait_head;
 
 	while (l) {
 		struct lock *next = l->next;
+		bool covers = g && l->exclusive && l->offset <= g->offset && l->end >= g->end &&
+		              lock_live(l);
 
-		if (lock_live(l) && !lock_blocker(l))
+		if (lock_live(l) && (!g || lock_gone_touches(g, l)) && !lock_blocker(l))
 			lock_grant(l);
+		if (covers)
+			break;
 		l = next;
 	}
 }
@@ -204,6 +233,7 @@ static void lock_free(struct lock *l)
 	} else {
 		lock_list_unlink(&q->held_head, &q->held_tail, l);
 		q->nheld--;
+		q->nheld_exclusive -= l->exclusive;
 		c->srv->nlocks--;
 	}
 	htab_remove(&c->locks, &l->node);
@@ -230,6 +260,10 @@ static void lock_drop(struct lock *l)
 	struct region *r = l->region;
 	bool announce = !l->waiting && lock_waited_for(l);
 	uint64_t offset = l->offset, length = l->length;
+	struct lock_gone gone = {
+		l->offset, l->end, l->exclusive, l->waiting ? l->next : r->locks.wait_head
+	};
+	bool invisible = !lock_live(l);
 
 	lock_free(l);
 	if (announce) {
@@ -240,7 +274,7 @@ static void lock_drop(struct lock *l)
 			notify_region(r, event, NOTIFY_SUBSCRIBERS, NULL);
 		cJSON_Delete(event);
 	}
-	lock_process(r);
+	lock_process(r, invisible ? NULL : &gone);
 	region_check_idle(r);
 	region_unref(r);
 }

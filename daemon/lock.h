@@ -27,6 +27,7 @@ struct lock_queue {
 	struct lock *held_head, *held_tail;   /* in the order they were granted */
 	struct lock *wait_head, *wait_tail;   /* in arrival order */
 	uint64_t nheld, nwaiting;
+	uint64_t nheld_exclusive;             /* of nheld: a shared waiter need not scan if 0 */
 };
 
 struct lock_args {

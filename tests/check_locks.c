@@ -701,6 +701,112 @@ START_TEST(test_locks_bad_fields_are_einval)
 }
 END_TEST
 
+/* ---- many waiters ------------------------------------------------------------------------------ */
+
+#define CROWD_CONNS 8
+#define CROWD_WAITERS 2000
+#define CROWD_BATCH (CROWD_WAITERS / CROWD_CONNS)
+
+static void crowd_setup(void)
+{
+	test_daemon_start(&dmn, "{\"max_locks_per_client\": 600}");
+}
+
+/*
+ * Waiter i's connection: one batch each, in order (a connection queued again behind a later
+ * one would close a wait-for cycle: EDEADLK).
+ */
+static int crowd_conn(int i)
+{
+	return i / CROWD_BATCH;
+}
+
+/* Waiter i: every tenth exclusive, every tenth (ending in 9) on its own byte far away. */
+static bool crowd_far(int i)
+{
+	return i % 10 == 9;
+}
+
+static void crowd_ping_all(struct test_conn *conns)
+{
+	for (int k = 0; k < CROWD_CONNS; k++) {
+		cJSON *reply = test_conn_callf(&conns[k], "{'op':'ping'}");
+
+		/* Any lock granted too early would have arrived in the ping's place. */
+		test_assert_ok(reply);
+		cJSON_Delete(reply);
+	}
+}
+
+/* Receives the grants of waiters from..to-1 (skipping far ones) in queue order. */
+static void crowd_expect(struct test_conn *conns, const uint64_t *req, uint64_t *lock, int from,
+                         int to)
+{
+	for (int i = from; i < to; i++)
+		if (!crowd_far(i))
+			lock[i] = lock_granted(test_conn_reply(&conns[crowd_conn(i)], req[i], TEST_WAIT_MS));
+	crowd_ping_all(conns);
+}
+
+START_TEST(test_locks_two_thousand_waiters_are_granted_in_queue_order_and_none_is_left)
+{
+	struct test_conn holder, conns[CROWD_CONNS];
+	static uint64_t req[CROWD_WAITERS], lock[CROWD_WAITERS];
+	uint64_t whole;
+	int i, k;
+
+	test_daemon_create(&dmn, "crowd", 4096, false);
+	test_conn_open_hello(&holder, &dmn);
+	for (k = 0; k < CROWD_CONNS; k++)
+		test_conn_open_hello(&conns[k], &dmn);
+	whole = lock_now(&holder, "crowd", 0, 0, "exclusive");
+	/* Queued in index order: a connection's batch is in before the next one sends. */
+	for (i = 0; i < CROWD_WAITERS; i += CROWD_BATCH) {
+		struct test_conn *c = &conns[crowd_conn(i)];
+		cJSON *reply;
+
+		for (int j = i; j < i + CROWD_BATCH; j++)
+			req[j] = crowd_far(j) ? lock_send(c, "crowd", 1000000 + (uint64_t)j, 1, "exclusive", "")
+			         : lock_send(c, "crowd", 0, 4096, j % 10 == 0 ? "exclusive" : "shared", "");
+		reply = test_conn_callf(c, "{'op':'ping'}");
+		test_assert_ok(reply);
+		cJSON_Delete(reply);
+	}
+	ck_assert_uint_eq(test_daemon_status_u64(&dmn, "lock_waiters"), CROWD_WAITERS);
+
+	/* The whole-region lock goes: every far waiter passes the queue, and the head goes. */
+	unlock_ok(&holder, whole);
+	for (i = 0; i < CROWD_WAITERS; i++)
+		if (i == 0 || crowd_far(i))
+			lock[i] = lock_granted(test_conn_reply(&conns[crowd_conn(i)], req[i], TEST_WAIT_MS));
+	crowd_ping_all(conns);
+	/* Then, exclusive by exclusive: its release grants the shared run behind it at once,
+	 * and the next exclusive goes only when the last of that run is released. */
+	for (i = 0; i < CROWD_WAITERS; i += 10) {
+		unlock_ok(&conns[crowd_conn(i)], lock[i]);
+		crowd_expect(conns, req, lock, i + 1, i + 10);
+		for (int j = i + 1; j < i + 10; j++) {
+			if (crowd_far(j))
+				continue;
+			unlock_ok(&conns[crowd_conn(j)], lock[j]);
+			if (j < i + 8)
+				crowd_ping_all(conns);
+		}
+		if (i + 10 < CROWD_WAITERS)
+			crowd_expect(conns, req, lock, i + 10, i + 11);
+	}
+	for (i = 9; i < CROWD_WAITERS; i += 10)
+		unlock_ok(&conns[crowd_conn(i)], lock[i]);
+	wait_locks("crowd", "");
+	ck_assert_uint_eq(test_daemon_status_u64(&dmn, "lock_waiters"), 0);
+	ck_assert_uint_eq(test_daemon_status_u64(&dmn, "locks"), 0);
+	test_conn_close(&holder);
+	for (k = 0; k < CROWD_CONNS; k++)
+		test_conn_close(&conns[k]);
+	test_daemon_delete(&dmn, "crowd");
+}
+END_TEST
+
 static Suite *locks_suite(void)
 {
 	Suite *s = suite_create("locks");
@@ -723,6 +829,13 @@ static Suite *locks_suite(void)
 	tcase_add_test(tc, test_locks_beyond_max_locks_per_client_is_eagain);
 	tcase_add_test(tc, test_locks_waiter_gets_ecanceled_when_the_region_is_deleted);
 	tcase_add_test(tc, test_locks_bad_fields_are_einval);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("crowd");
+	tcase_add_unchecked_fixture(tc, crowd_setup, suite_teardown);
+	tcase_add_checked_fixture(tc, test_fd_setup, test_fd_teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_locks_two_thousand_waiters_are_granted_in_queue_order_and_none_is_left);
 	suite_add_tcase(s, tc);
 	return s;
 }
