@@ -4,12 +4,13 @@
  * with SIGKILL hands its lock to the waiter, try-locks, timeouts, deadlock detection between
  * connections, shared locks, strict fairness, ownership of lock ids, the `locks` op and
  * `mmapctl locks --json`, the unlocked event, the per-client limit and deletion of a region
- * someone waits on.
+ * someone waits on; and 2000 waiters of one region granted in queue order as they are released.
  *
  * One mmapd serves the whole test case (config: max_locks_per_client 4, so the limit is
- * reachable); every test uses its own region names. Where the issue speaks of processes the
- * tests run session processes ($MMAPD_TESTCLIENT session, on libmmapd); where exact replies
- * matter they speak the raw protocol from the test process (whose pid is then the holder's).
+ * reachable; the 2000 waiters have their own daemon, allowing 600); every test uses its own
+ * region names. Where the issue speaks of processes the tests run session processes
+ * ($MMAPD_TESTCLIENT session, on libmmapd); where exact replies matter they speak the raw
+ * protocol from the test process (whose pid is then the holder's).
  */
 #include <check.h>
 #include <errno.h>
