@@ -618,15 +618,19 @@ MMAPD_EXPORT uint64_t mmapd_pstruct_footprint(const struct mmapd_layout *layout)
  * the region), which the header there must describe exactly: same type name, version, size
  * and alignment, else nothing is reinterpreted and the call fails. With MMAPD_PSTRUCT_INIT an
  * empty header (all zero) is formatted first and the struct zeroed; processes racing to do so
- * end with one format (the others wait for it, up to about two seconds). On success *ret_ptr
- * points at the struct, inside the mapping: valid while the mapping does not move (see
- * mmapd_region_data()).
+ * end with one format (the others wait for it, up to about two seconds). The formatter holds
+ * an exclusive mmapd_lock() on the 64 header bytes while it formats; the daemon drops it if
+ * the formatter dies, and the next open with MMAPD_PSTRUCT_INIT then formats the half-formatted
+ * struct again from scratch (zeroed, re-initialized). A struct found ready is opened with no
+ * request to the daemon. On success *ret_ptr points at the struct, inside the mapping: valid
+ * while the mapping does not move (see mmapd_region_data()).
  * Returns 0, or -EINVAL (NULL argument, invalid layout, misaligned off, unknown flags),
- * -ERANGE (the struct does not fit the window), -ENODATA (empty header and no
- * MMAPD_PSTRUCT_INIT), -EACCES (formatting asked of a read-only mapping), -EPROTO (the header
- * describes another type, version, size or alignment: the message says which), -EBADMSG (the
- * header is not one: bad magic or checksum), -EAGAIN (another process is formatting it and
- * did not finish in time, or died while at it).
+ * -ERANGE (the struct does not fit the window), -ENODATA (empty header, or one whose formatter
+ * died, and no MMAPD_PSTRUCT_INIT), -EACCES (formatting asked of a read-only mapping), -EPROTO
+ * (the header describes another type, version, size or alignment: the message says which),
+ * -EBADMSG (the header is not one: bad magic or checksum), -EAGAIN (another process is
+ * formatting it and did not finish in time), and the errors of mmapd_lock() when the header
+ * is not ready.
  */
 MMAPD_EXPORT int mmapd_pstruct_open(struct mmapd_region *region, uint64_t off,
                                     const struct mmapd_layout *layout, unsigned flags,
