@@ -820,6 +820,8 @@ struct mmapd_ring;
 
 #define MMAPD_RING_OVERWRITE 0x1u /* create: writes never wait; the oldest bytes are overwritten */
 #define MMAPD_RING_ANONYMOUS 0x2u /* create: a memfd region (MMAPD_OPEN_ANONYMOUS), no file */
+/* create, open: this handle is the ring's one writer (see mmapd_ring_open()) */
+#define MMAPD_RING_WRITER    0x4u
 #define MMAPD_RING_CAPACITY_MAX (1ull << 40)
 
 /*

@@ -24,7 +24,7 @@
 
 _Static_assert(sizeof(struct ring_header) <= 4096, "the ring header must fit one page");
 
-#define RING_CREATE_FLAGS (MMAPD_RING_OVERWRITE | MMAPD_RING_ANONYMOUS)
+#define RING_CREATE_FLAGS (MMAPD_RING_OVERWRITE | MMAPD_RING_ANONYMOUS | MMAPD_RING_WRITER)
 
 /* Maps the data pages (region offset page .. page + cap) twice, side by side. */
 static int ring_map(struct mmapd_ring *ring, int fd, size_t page)
@@ -94,6 +94,25 @@ static int ring_validate(struct mmapd_ring *ring, size_t page)
 }
 
 /*
+ * Makes ring the ring's writer: takes the exclusive daemon lock on RING_WRITER_BYTE without
+ * waiting (-EBUSY: another handle is the writer), then says the writer is open.
+ */
+static int ring_writer_attach(struct mmapd_ring *ring)
+{
+	struct mmapd_region *region = ring->region;
+	int r = mmapd_lock(region->client, region->name, RING_WRITER_BYTE, 1,
+	                   MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT, 0, &ring->writer_lock);
+
+	if (r == -EAGAIN)
+		return error_set(-EBUSY, "ring '%s' already has a writer", region->name);
+	if (r < 0)
+		return r;
+	ring->writer = true;
+	atomic_store(&ring->hdr->writer, RING_WRITER_OPEN);
+	return 0;
+}
+
+/*
  * Opens region name (with create: creates it for capacity bytes and flags), maps its header
  * page, formats (when creating) and validates it, and maps the data.
  */
@@ -132,6 +151,10 @@ static int ring_start(struct mmapd_client *client, const char *name, bool create
 	r = ring_map(ring, mmapd_region_fd(ring->region), page);
 	if (r < 0)
 		goto fail;
+	if (flags & MMAPD_RING_WRITER && (r = ring_writer_attach(ring)) < 0) {
+		munmap(ring->data, 2 * ring->cap);
+		goto fail;
+	}
 	*ret_ring = ring;
 	return 0;
 fail:
@@ -169,9 +192,9 @@ MMAPD_EXPORT int mmapd_ring_open(struct mmapd_client *client, const char *name, 
 	if (!client || !name || !ret_ring)
 		return error_set(-EINVAL, "client, name or ret_ring is NULL");
 	*ret_ring = NULL;
-	if (flags != 0)
-		return error_set(-EINVAL, "unknown ring open flags 0x%x", flags);
-	return ring_start(client, name, false, 0, 0, ret_ring);
+	if (flags & ~MMAPD_RING_WRITER)
+		return error_set(-EINVAL, "unknown ring open flags 0x%x", flags & ~MMAPD_RING_WRITER);
+	return ring_start(client, name, false, 0, flags, ret_ring);
 }
 
 MMAPD_EXPORT int mmapd_ring_close(struct mmapd_ring *ring)
@@ -181,6 +204,12 @@ MMAPD_EXPORT int mmapd_ring_close(struct mmapd_ring *ring)
 	if (!ring)
 		return 0;
 	ring_flush_pending(ring);
+	if (ring->writer) {
+		/* End of stream: readers drain what is there, then get -EPIPE. */
+		atomic_store(&ring->hdr->writer, RING_WRITER_CLOSED);
+		ring_wake(&ring->hdr->data_seq, &ring->hdr->read_waiters);
+		mmapd_unlock(ring->region->client, ring->writer_lock);
+	}
 	munmap(ring->data, 2 * ring->cap);
 	r = mmapd_region_close(ring->region);
 	free(ring);

@@ -13,6 +13,7 @@
 #define MMAPD_CLIENT_RING_H
 
 #include <stdalign.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -51,7 +52,20 @@ struct ring_header {
 	_Atomic uint32_t read_waiters;
 	_Atomic uint32_t space_seq;                    /* +1 when space frees and writers sleep */
 	_Atomic uint32_t write_waiters;
+
+	/*
+	 * The writer handle's state (RING_WRITER_*). A writer handle holds an exclusive
+	 * daemon lock on this word's first byte while it is open (RING_WRITER_BYTE): it dies
+	 * with the writer's connection, so state OPEN with the byte unlocked means the writer
+	 * died.
+	 */
+	alignas(RING_LINE) _Atomic uint32_t writer;
 };
+
+enum { RING_WRITER_NONE = 0, RING_WRITER_OPEN = 1, RING_WRITER_CLOSED = 2 };
+#define RING_WRITER_BYTE offsetof(struct ring_header, writer)
+/* How often a reader blocked for data checks whether the writer is still there. */
+#define RING_WRITER_CHECK_MS 100
 
 struct mmapd_ring {
 	struct mmapd_region *region;   /* a window on the header page only */
@@ -59,6 +73,9 @@ struct mmapd_ring {
 	uint8_t *data;                 /* capacity bytes mapped twice: 2 * capacity of addresses */
 	size_t cap;
 	unsigned flags;                /* MMAPD_RING_* of the header */
+
+	bool writer;                   /* opened with MMAPD_RING_WRITER */
+	uint64_t writer_lock;          /* the daemon lock on RING_WRITER_BYTE it holds */
 
 	/* The writer's side, private to this handle. */
 	uint64_t read_seen;            /* read_pos as last loaded (it only grows) */
@@ -74,10 +91,13 @@ typedef bool ring_ready_fn(const struct mmapd_ring *ring, size_t min);
 
 /*
  * Sleeps on the futex word seq (counting itself in waiters) until ready(ring, min), the
- * deadline (NULL: none) or a signal. Returns 0, -ETIMEDOUT or -EINTR (message set).
+ * deadline (NULL: none) or a signal. With watch_writer it sleeps RING_WRITER_CHECK_MS at a
+ * time and fails with -EPIPE once the writer closed or died. Returns 0, -ETIMEDOUT, -EINTR
+ * or -EPIPE (message set).
  */
 int ring_wait(struct mmapd_ring *ring, _Atomic uint32_t *seq, _Atomic uint32_t *waiters,
-              ring_ready_fn *ready, size_t min, const struct timespec *deadline);
+              ring_ready_fn *ready, size_t min, bool watch_writer,
+              const struct timespec *deadline);
 /*
  * After a position was stored: wakes the processes sleeping on seq, if waiters says there
  * are any (one fence and one load when there are none).

@@ -13,6 +13,10 @@
  * side sees the waiter. The waiter reads the sequence word before its last check and sleeps
  * only if it is unchanged, and the waker bumps it before waking, so a wake-up that comes
  * between the check and the sleep makes the sleep return at once.
+ *
+ * A reader waiting for data also watches the writer: it sleeps RING_WRITER_CHECK_MS at a time
+ * and between sleeps tries the writer's daemon lock (ring.h). Only blocked waits do this; a
+ * read that finds data makes no system call.
  */
 #include <errno.h>
 #include <limits.h>
@@ -32,22 +36,62 @@ static int futex_wait(_Atomic uint32_t *word, uint32_t val, const struct timespe
 	return -errno;
 }
 
-int ring_wait(struct mmapd_ring *ring, _Atomic uint32_t *seq, _Atomic uint32_t *waiters,
-              ring_ready_fn *ready, size_t min, const struct timespec *deadline)
+/*
+ * Whether the writer closed the ring, or died: its state says open but nobody holds its
+ * lock (a try-lock that succeeds is released at once). Errors other than a conflict cannot
+ * tell, and count as alive.
+ */
+static bool ring_writer_gone(struct mmapd_ring *ring)
 {
+	uint32_t state = atomic_load(&ring->hdr->writer);
+	struct mmapd_region *region = ring->region;
+	uint64_t lock;
+
+	if (state != RING_WRITER_OPEN)
+		return state == RING_WRITER_CLOSED;
+	if (mmapd_lock(region->client, region->name, RING_WRITER_BYTE, 1,
+	               MMAPD_LOCK_SHARED | MMAPD_LOCK_NOWAIT, 0, &lock) < 0)
+		return false;
+	mmapd_unlock(region->client, lock);
+	return true;
+}
+
+/* The earlier of deadline and RING_WRITER_CHECK_MS from now, in *ts. */
+static const struct timespec *ring_slice(struct timespec *ts, const struct timespec *deadline)
+{
+	deadline_after(ts, RING_WRITER_CHECK_MS);
+	if (deadline && (deadline->tv_sec < ts->tv_sec ||
+	                 (deadline->tv_sec == ts->tv_sec && deadline->tv_nsec < ts->tv_nsec)))
+		return deadline;
+	return ts;
+}
+
+int ring_wait(struct mmapd_ring *ring, _Atomic uint32_t *seq, _Atomic uint32_t *waiters,
+              ring_ready_fn *ready, size_t min, bool watch_writer,
+              const struct timespec *deadline)
+{
+	const struct timespec *until;
+	struct timespec slice;
 	uint32_t s;
 	int r;
 
 	for (;;) {
 		if (ready(ring, min))
 			return 0;
+		if (watch_writer && ring_writer_gone(ring) && !ready(ring, min))
+			return error_set(-EPIPE, "ring '%s' will not get %zu more bytes: its writer %s",
+			                 mmapd_region_name(ring->region), min,
+			                 atomic_load(&ring->hdr->writer) == RING_WRITER_CLOSED ?
+			                 "closed it" : "died");
+		until = watch_writer ? ring_slice(&slice, deadline) : deadline;
 		atomic_fetch_add(waiters, 1);
 		atomic_thread_fence(memory_order_seq_cst);
 		s = atomic_load(seq);
-		r = ready(ring, min) ? 0 : futex_wait(seq, s, deadline);
+		r = ready(ring, min) ? 0 : futex_wait(seq, s, until);
 		atomic_fetch_sub(waiters, 1);
 		/* EAGAIN: the word changed before we slept; 0: woken (maybe spuriously). */
-		if (r == 0 || r == -EAGAIN || (r == -ETIMEDOUT && ready(ring, min)))
+		if (r == 0 || r == -EAGAIN || (r == -ETIMEDOUT && (until != deadline ||
+		                                                   ready(ring, min))))
 			continue;
 		return error_set(r, "%s ring '%s'", r == -ETIMEDOUT ? "timed out waiting on" :
 		                 r == -EINTR ? "interrupted waiting on" : "cannot wait on",

@@ -5,7 +5,9 @@
  * 64 KiB ring from a producer process to a consumer process with blocking waits (the futex
  * wake-ups), the overwrite mode (a slow reader gets -EOVERFLOW once and then consistent data;
  * a concurrent reader never sees a torn byte), corrupt headers refused, invalid arguments,
- * read_until across the wrap point and the put/flush batch.
+ * read_until across the wrap point and the put/flush batch; the end of the stream (a writer
+ * that closed, or was SIGKILLed while a reader waited: the reader gets the rest, then
+ * -EPIPE) and one MMAPD_RING_WRITER at a time (-EBUSY).
  *
  * One mmapd is shared by the test case (unchecked fixture); each test opens its own
  * connections and rings, forks its own processes (each with its own connection) and deletes
@@ -21,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -675,6 +678,93 @@ START_TEST(test_ring_put_batch_is_invisible_until_flushed_or_closed)
 }
 END_TEST
 
+START_TEST(test_ring_reader_drains_a_closed_writer_then_gets_epipe_and_one_writer_at_a_time)
+{
+	struct mmapd_client *c = test_client_connect(&dmn, "check_ring");
+	struct mmapd_ring *w = ring_new(c, "eos", page, MMAPD_RING_WRITER);
+	struct mmapd_ring *rd = ring_get(c, "eos"), *w2 = NULL;
+	char got[16];
+
+	/* One writer at a time, even on one connection. */
+	ck_assert_int_eq(mmapd_ring_open(c, "eos", MMAPD_RING_WRITER, &w2), -EBUSY);
+	ck_assert_ptr_null(w2);
+	ck_assert_int_eq(mmapd_ring_write(w, "last words", 10), 10);
+	ck_assert_int_eq(mmapd_ring_close(w), 0);
+	/* The bytes written before the close still come, then the end of the stream. */
+	ck_assert_int_eq(mmapd_ring_read_exact(rd, got, 10, -1), 0);
+	ck_assert_int_eq(memcmp(got, "last words", 10), 0);
+	ck_assert_int_eq(mmapd_ring_wait_readable(rd, 1, -1), -EPIPE);
+	ck_assert_msg(strstr(mmapd_last_message(), "closed"), "%s", mmapd_last_message());
+	ck_assert_int_eq(mmapd_ring_read_exact(rd, got, 1, -1), -EPIPE);
+	/* A new writer reopens the stream. */
+	ck_assert_int_eq(mmapd_ring_open(c, "eos", MMAPD_RING_WRITER, &w2), 0);
+	ck_assert_int_eq(mmapd_ring_write(w2, "more", 4), 4);
+	ck_assert_int_eq(mmapd_ring_read_exact(rd, got, 4, -1), 0);
+	ck_assert_int_eq(mmapd_ring_close(w2), 0);
+	ck_assert_int_eq(mmapd_ring_close(rd), 0);
+	ck_assert_int_eq(mmapd_delete(c, "eos"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+/* A writer that writes 100 bytes, says so on fd and waits to be killed. */
+static void doomed_writer(int fd)
+{
+	struct mmapd_client *c = NULL;
+	struct mmapd_ring *ring = NULL;
+	uint8_t buf[100];
+
+	seq_fill(buf, 0, sizeof(buf));
+	CHILD_CHECK(mmapd_connect(dmn.sock, "doomed-writer", &c) == 0, "connect");
+	CHILD_CHECK(mmapd_ring_open(c, "dead-writer", MMAPD_RING_WRITER, &ring) == 0, "open");
+	CHILD_CHECK(mmapd_ring_write(ring, buf, sizeof(buf)) == sizeof(buf), "write");
+	CHILD_CHECK(write(fd, "x", 1) == 1, "say");
+	for (;;)
+		pause();
+}
+
+START_TEST(test_ring_reader_blocked_on_a_killed_writer_gets_the_rest_then_epipe)
+{
+	struct mmapd_client *c = test_client_connect(&dmn, "check_ring");
+	struct mmapd_ring *rd = ring_new(c, "dead-writer", page, 0);
+	struct timespec pause_ms = { .tv_nsec = 100000000 };
+	uint8_t got[100];
+	int fds[2], status;
+	pid_t writer, killer;
+	char byte;
+
+	ck_assert_int_eq(pipe(fds), 0);
+	writer = fork();
+	ck_assert_int_ge(writer, 0);
+	if (writer == 0) {
+		close(fds[0]);
+		doomed_writer(fds[1]);
+	}
+	close(fds[1]);
+	ck_assert_int_eq(read(fds[0], &byte, 1), 1);
+	close(fds[0]);
+	/* Killed while (most likely) this process sleeps below; either order must work. */
+	killer = fork();
+	ck_assert_int_ge(killer, 0);
+	if (killer == 0) {
+		nanosleep(&pause_ms, NULL);
+		_exit(kill(writer, SIGKILL) == 0 ? 0 : 1);
+	}
+	/* 101 bytes never come: the wait ends (no timeout) when the writer is found dead. */
+	ck_assert_int_eq(mmapd_ring_wait_readable(rd, 101, -1), -EPIPE);
+	ck_assert_msg(strstr(mmapd_last_message(), "died"), "%s", mmapd_last_message());
+	ck_assert_int_eq(mmapd_ring_read_exact(rd, got, sizeof(got), -1), 0);
+	ck_assert_uint_eq(seq_check(got, 0, sizeof(got)), sizeof(got));
+	ck_assert_int_eq(mmapd_ring_wait_readable(rd, 1, -1), -EPIPE);
+	test_child_wait(killer, CHILD_WAIT_MS);
+	ck_assert_int_eq(waitpid(writer, &status, 0), writer);
+	ck_assert(WIFSIGNALED(status));
+	ck_assert_int_eq(mmapd_ring_close(rd), 0);
+	ck_assert_int_eq(mmapd_delete(c, "dead-writer"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
 static Suite *ring_suite(void)
 {
 	Suite *s = suite_create("ring");
@@ -692,6 +782,8 @@ static Suite *ring_suite(void)
 	tcase_add_test(tc, test_ring_invalid_arguments_are_refused_and_create_nothing);
 	tcase_add_test(tc, test_ring_read_until_returns_whole_lines_across_the_wrap_point);
 	tcase_add_test(tc, test_ring_put_batch_is_invisible_until_flushed_or_closed);
+	tcase_add_test(tc, test_ring_reader_drains_a_closed_writer_then_gets_epipe_and_one_writer_at_a_time);
+	tcase_add_test(tc, test_ring_reader_blocked_on_a_killed_writer_gets_the_rest_then_epipe);
 	suite_add_tcase(s, tc);
 	return s;
 }
