@@ -820,7 +820,11 @@ struct mmapd_ring;
 
 #define MMAPD_RING_OVERWRITE 0x1u /* create: writes never wait; the oldest bytes are overwritten */
 #define MMAPD_RING_ANONYMOUS 0x2u /* create: a memfd region (MMAPD_OPEN_ANONYMOUS), no file */
-/* create, open: this handle is the ring's one writer (see mmapd_ring_open()) */
+/*
+ * create, open: this handle is the ring's one writer. It holds an exclusive mmapd_lock() on a
+ * byte of the header while open (-EBUSY for a second writer handle, even on one connection),
+ * so readers learn when it closes or dies: see mmapd_ring_wait_readable().
+ */
 #define MMAPD_RING_WRITER    0x4u
 #define MMAPD_RING_CAPACITY_MAX (1ull << 40)
 
@@ -836,8 +840,9 @@ MMAPD_EXPORT int mmapd_ring_create(struct mmapd_client *client, const char *name
                                    size_t capacity, unsigned flags,
                                    struct mmapd_ring **ret_ring);
 /*
- * Opens the ring in region name (read-write) and validates its header. flags must be 0.
- * Returns 0 with *ret_ring set, -EAGAIN (not formatted yet: its creator is still at it, or
+ * Opens the ring in region name (read-write) and validates its header. flags: 0 or
+ * MMAPD_RING_WRITER. Returns 0 with *ret_ring set, -EBUSY (MMAPD_RING_WRITER and another
+ * handle is the writer; also from mmapd_ring_create()), -EAGAIN (not formatted yet: its creator is still at it, or
  * died, in which case delete the region), -EBADMSG (not a ring, or a corrupt header: region
  * size, capacity or positions that do not fit), -EPROTO (a layout version or flag this
  * libmmapd does not know), -EINVAL, or mmapd_region_open()'s errors (-ENOENT, -EACCES, ...).
@@ -845,8 +850,9 @@ MMAPD_EXPORT int mmapd_ring_create(struct mmapd_client *client, const char *name
 MMAPD_EXPORT int mmapd_ring_open(struct mmapd_client *client, const char *name, unsigned flags,
                                  struct mmapd_ring **ret_ring);
 /*
- * Publishes a pending mmapd_ring_put() batch, unmaps the ring and closes its region. Accepts
- * NULL. Returns 0 or mmapd_region_close()'s error (the ring is freed all the same).
+ * Publishes a pending mmapd_ring_put() batch, unmaps the ring and closes its region. Closing
+ * the MMAPD_RING_WRITER handle marks the end of the stream (readers drain, then get -EPIPE)
+ * until another writer opens the ring. Accepts NULL. Returns 0 or mmapd_region_close()'s error (the ring is freed all the same).
  */
 MMAPD_EXPORT int mmapd_ring_close(struct mmapd_ring *ring);
 
@@ -904,7 +910,10 @@ MMAPD_EXPORT int mmapd_ring_read_consume(struct mmapd_ring *ring, size_t len);
 /*
  * Waits until at least min bytes (0 counts as 1) are readable, or writable, for up to
  * timeout_ms (0: do not wait, < 0: forever). Returns 0, -ETIMEDOUT, -EINTR (a signal),
- * -EINVAL (min above the capacity). A ring in overwrite mode is always writable.
+ * -EINVAL (min above the capacity), -EPIPE (readable: fewer than min bytes are there and
+ * the MMAPD_RING_WRITER handle closed, or died: a blocked reader checks with a try-lock
+ * every 100 ms; what is there can still be read). A ring in overwrite mode is always
+ * writable. A reader that dies is not detected: a writer waits until its timeout.
  */
 MMAPD_EXPORT int mmapd_ring_wait_readable(struct mmapd_ring *ring, size_t min, int timeout_ms);
 MMAPD_EXPORT int mmapd_ring_wait_writable(struct mmapd_ring *ring, size_t min, int timeout_ms);
@@ -912,7 +921,7 @@ MMAPD_EXPORT int mmapd_ring_wait_writable(struct mmapd_ring *ring, size_t min, i
 /*
  * Buffered reading (the ring is its own buffer). mmapd_ring_read_exact() reads exactly len
  * bytes (at most the capacity), waiting up to timeout_ms for all of them: all or nothing.
- * Returns 0, -ETIMEDOUT/-EINTR (nothing read), -EINVAL, -EOVERFLOW (overwrite mode).
+ * Returns 0, -EPIPE/-ETIMEDOUT/-EINTR (nothing read), -EINVAL, -EOVERFLOW (overwrite mode).
  */
 MMAPD_EXPORT int mmapd_ring_read_exact(struct mmapd_ring *ring, void *buf, size_t len,
                                        int timeout_ms);
@@ -920,7 +929,8 @@ MMAPD_EXPORT int mmapd_ring_read_exact(struct mmapd_ring *ring, void *buf, size_
  * Reads up to and including the next byte delim, waiting up to timeout_ms (for the whole
  * call) for it, like fgets(): returns the count copied to buf, which ends with delim unless
  * size bytes (or the whole capacity, when the ring is full without delim) came first. Not
- * NUL-terminated. Returns -ETIMEDOUT/-EINTR (nothing read), -EINVAL (size 0), -EOVERFLOW.
+ * NUL-terminated. Returns -EPIPE/-ETIMEDOUT/-EINTR (nothing read), -EINVAL (size 0),
+ * -EOVERFLOW.
  */
 MMAPD_EXPORT ptrdiff_t mmapd_ring_read_until(struct mmapd_ring *ring, int delim, void *buf,
                                              size_t size, int timeout_ms);
