@@ -821,11 +821,13 @@ struct mmapd_ring;
 #define MMAPD_RING_OVERWRITE 0x1u /* create: writes never wait; the oldest bytes are overwritten */
 #define MMAPD_RING_ANONYMOUS 0x2u /* create: a memfd region (MMAPD_OPEN_ANONYMOUS), no file */
 /*
- * create, open: this handle is the ring's one writer. It holds an exclusive mmapd_lock() on a
- * byte of the header while open (-EBUSY for a second writer handle, even on one connection),
- * so readers learn when it closes or dies: see mmapd_ring_wait_readable().
+ * create, open: this handle is the ring's one writer, or one reader (both: allowed). It holds
+ * an exclusive mmapd_lock() on a byte of the header while open (-EBUSY for a second writer, or
+ * reader, handle, even on one connection), so the other side learns when it closes or dies:
+ * see mmapd_ring_wait_readable().
  */
 #define MMAPD_RING_WRITER    0x4u
+#define MMAPD_RING_READER    0x8u
 #define MMAPD_RING_CAPACITY_MAX (1ull << 40)
 
 /*

@@ -24,7 +24,8 @@
 
 _Static_assert(sizeof(struct ring_header) <= 4096, "the ring header must fit one page");
 
-#define RING_CREATE_FLAGS (MMAPD_RING_OVERWRITE | MMAPD_RING_ANONYMOUS | MMAPD_RING_WRITER)
+#define RING_SIDES (MMAPD_RING_WRITER | MMAPD_RING_READER)
+#define RING_CREATE_FLAGS (MMAPD_RING_OVERWRITE | MMAPD_RING_ANONYMOUS | RING_SIDES)
 
 /* Maps the data pages (region offset page .. page + cap) twice, side by side. */
 static int ring_map(struct mmapd_ring *ring, int fd, size_t page)
@@ -93,22 +94,61 @@ static int ring_validate(struct mmapd_ring *ring, size_t page)
 	return 0;
 }
 
+/* The header's state word of side (MMAPD_RING_WRITER or MMAPD_RING_READER). */
+static _Atomic uint32_t *ring_side_word(struct mmapd_ring *ring, unsigned side)
+{
+	return side == MMAPD_RING_WRITER ? &ring->hdr->writer : &ring->hdr->reader;
+}
+
 /*
- * Makes ring the ring's writer: takes the exclusive daemon lock on RING_WRITER_BYTE without
- * waiting (-EBUSY: another handle is the writer), then says the writer is open.
+ * Makes ring the ring's one writer or reader (side): takes the exclusive daemon lock on the
+ * side's state word without waiting (-EBUSY: another handle is that side), then says the
+ * side is open.
  */
-static int ring_writer_attach(struct mmapd_ring *ring)
+static int ring_side_attach(struct mmapd_ring *ring, unsigned side)
 {
 	struct mmapd_region *region = ring->region;
-	int r = mmapd_lock(region->client, region->name, RING_WRITER_BYTE, 1,
-	                   MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT, 0, &ring->writer_lock);
+	_Atomic uint32_t *word = ring_side_word(ring, side);
+	int r = mmapd_lock(region->client, region->name,
+	                   (uint64_t)((uint8_t *)word - (uint8_t *)ring->hdr), 1,
+	                   MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT, 0,
+	                   &ring->side_lock[side == MMAPD_RING_READER]);
 
 	if (r == -EAGAIN)
-		return error_set(-EBUSY, "ring '%s' already has a writer", region->name);
+		return error_set(-EBUSY, "ring '%s' already has a %s", region->name,
+		                 side == MMAPD_RING_WRITER ? "writer" : "reader");
 	if (r < 0)
 		return r;
-	ring->writer = true;
-	atomic_store(&ring->hdr->writer, RING_WRITER_OPEN);
+	ring->sides |= side;
+	atomic_store(word, RING_SIDE_OPEN);
+	return 0;
+}
+
+/* Says side closed, wakes whoever waits on the other side, and drops the side's lock. */
+static void ring_side_detach(struct mmapd_ring *ring, unsigned side)
+{
+	struct ring_header *h = ring->hdr;
+
+	atomic_store(ring_side_word(ring, side), RING_SIDE_CLOSED);
+	if (side == MMAPD_RING_WRITER)
+		ring_wake(&h->data_seq, &h->read_waiters);
+	else
+		ring_wake(&h->space_seq, &h->write_waiters);
+	mmapd_unlock(ring->region->client, ring->side_lock[side == MMAPD_RING_READER]);
+	ring->sides &= ~side;
+}
+
+/* Attaches the sides in flags; on failure none stays attached. */
+static int ring_sides_attach(struct mmapd_ring *ring, unsigned flags)
+{
+	int r;
+
+	for (unsigned side = MMAPD_RING_WRITER; side <= MMAPD_RING_READER; side <<= 1)
+		if (flags & side && (r = ring_side_attach(ring, side)) < 0) {
+			if (ring->sides)
+				ring_side_detach(ring, ring->sides);
+			return r;
+		}
 	return 0;
 }
 
@@ -151,7 +191,7 @@ static int ring_start(struct mmapd_client *client, const char *name, bool create
 	r = ring_map(ring, mmapd_region_fd(ring->region), page);
 	if (r < 0)
 		goto fail;
-	if (flags & MMAPD_RING_WRITER && (r = ring_writer_attach(ring)) < 0) {
+	if ((r = ring_sides_attach(ring, flags & RING_SIDES)) < 0) {
 		munmap(ring->data, 2 * ring->cap);
 		goto fail;
 	}
@@ -192,8 +232,8 @@ MMAPD_EXPORT int mmapd_ring_open(struct mmapd_client *client, const char *name, 
 	if (!client || !name || !ret_ring)
 		return error_set(-EINVAL, "client, name or ret_ring is NULL");
 	*ret_ring = NULL;
-	if (flags & ~MMAPD_RING_WRITER)
-		return error_set(-EINVAL, "unknown ring open flags 0x%x", flags & ~MMAPD_RING_WRITER);
+	if (flags & ~RING_SIDES)
+		return error_set(-EINVAL, "unknown ring open flags 0x%x", flags & ~RING_SIDES);
 	return ring_start(client, name, false, 0, flags, ret_ring);
 }
 
@@ -204,12 +244,10 @@ MMAPD_EXPORT int mmapd_ring_close(struct mmapd_ring *ring)
 	if (!ring)
 		return 0;
 	ring_flush_pending(ring);
-	if (ring->writer) {
-		/* End of stream: readers drain what is there, then get -EPIPE. */
-		atomic_store(&ring->hdr->writer, RING_WRITER_CLOSED);
-		ring_wake(&ring->hdr->data_seq, &ring->hdr->read_waiters);
-		mmapd_unlock(ring->region->client, ring->writer_lock);
-	}
+	/* End of stream: the other side drains what it can, then gets -EPIPE. */
+	for (unsigned side = MMAPD_RING_WRITER; side <= MMAPD_RING_READER; side <<= 1)
+		if (ring->sides & side)
+			ring_side_detach(ring, side);
 	munmap(ring->data, 2 * ring->cap);
 	r = mmapd_region_close(ring->region);
 	free(ring);

@@ -54,18 +54,18 @@ struct ring_header {
 	_Atomic uint32_t write_waiters;
 
 	/*
-	 * The writer handle's state (RING_WRITER_*). A writer handle holds an exclusive
-	 * daemon lock on this word's first byte while it is open (RING_WRITER_BYTE): it dies
-	 * with the writer's connection, so state OPEN with the byte unlocked means the writer
-	 * died.
+	 * The MMAPD_RING_WRITER and MMAPD_RING_READER handles' states (RING_SIDE_*). Such a
+	 * handle holds an exclusive daemon lock on its word's first byte (its offset in the
+	 * region) while it is open: the lock dies with the handle's connection, so state OPEN
+	 * with the byte unlocked means that side died.
 	 */
 	alignas(RING_LINE) _Atomic uint32_t writer;
+	_Atomic uint32_t reader;
 };
 
-enum { RING_WRITER_NONE = 0, RING_WRITER_OPEN = 1, RING_WRITER_CLOSED = 2 };
-#define RING_WRITER_BYTE offsetof(struct ring_header, writer)
-/* How often a reader blocked for data checks whether the writer is still there. */
-#define RING_WRITER_CHECK_MS 100
+enum { RING_SIDE_NONE = 0, RING_SIDE_OPEN = 1, RING_SIDE_CLOSED = 2 };
+/* How often a blocked wait checks whether the other side is still there. */
+#define RING_SIDE_CHECK_MS 100
 
 struct mmapd_ring {
 	struct mmapd_region *region;   /* a window on the header page only */
@@ -74,8 +74,9 @@ struct mmapd_ring {
 	size_t cap;
 	unsigned flags;                /* MMAPD_RING_* of the header */
 
-	bool writer;                   /* opened with MMAPD_RING_WRITER */
-	uint64_t writer_lock;          /* the daemon lock on RING_WRITER_BYTE it holds */
+	/* The sides this handle is (MMAPD_RING_WRITER, MMAPD_RING_READER): their daemon locks. */
+	unsigned sides;
+	uint64_t side_lock[2];         /* [0] writer, [1] reader */
 
 	/* The writer's side, private to this handle. */
 	uint64_t read_seen;            /* read_pos as last loaded (it only grows) */
@@ -91,12 +92,12 @@ typedef bool ring_ready_fn(const struct mmapd_ring *ring, size_t min);
 
 /*
  * Sleeps on the futex word seq (counting itself in waiters) until ready(ring, min), the
- * deadline (NULL: none) or a signal. With watch_writer it sleeps RING_WRITER_CHECK_MS at a
- * time and fails with -EPIPE once the writer closed or died. Returns 0, -ETIMEDOUT, -EINTR
- * or -EPIPE (message set).
+ * deadline (NULL: none) or a signal. It sleeps RING_SIDE_CHECK_MS at a time and fails with
+ * -EPIPE once the other side's state word peer (the header's writer or reader) says it closed
+ * or it died. Returns 0, -ETIMEDOUT, -EINTR or -EPIPE (message set).
  */
 int ring_wait(struct mmapd_ring *ring, _Atomic uint32_t *seq, _Atomic uint32_t *waiters,
-              ring_ready_fn *ready, size_t min, bool watch_writer,
+              ring_ready_fn *ready, size_t min, _Atomic uint32_t *peer,
               const struct timespec *deadline);
 /*
  * After a position was stored: wakes the processes sleeping on seq, if waiters says there

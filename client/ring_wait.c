@@ -14,9 +14,10 @@
  * only if it is unchanged, and the waker bumps it before waking, so a wake-up that comes
  * between the check and the sleep makes the sleep return at once.
  *
- * A reader waiting for data also watches the writer: it sleeps RING_WRITER_CHECK_MS at a time
- * and between sleeps tries the writer's daemon lock (ring.h). Only blocked waits do this; a
- * read that finds data makes no system call.
+ * A reader waiting for data watches the writer, and a writer waiting for space the reader:
+ * it sleeps RING_SIDE_CHECK_MS at a time and between sleeps tries the other side's daemon
+ * lock (ring.h). Only blocked waits do this; a read or write that need not wait makes no
+ * system call.
  */
 #include <errno.h>
 #include <limits.h>
@@ -37,29 +38,30 @@ static int futex_wait(_Atomic uint32_t *word, uint32_t val, const struct timespe
 }
 
 /*
- * Whether the writer closed the ring, or died: its state says open but nobody holds its
- * lock (a try-lock that succeeds is released at once). Errors other than a conflict cannot
- * tell, and count as alive.
+ * Whether the side whose state word is peer closed, or died: its state says open but nobody
+ * holds its lock (a try-lock that succeeds is released at once). Errors other than a
+ * conflict cannot tell, and count as alive.
  */
-static bool ring_writer_gone(struct mmapd_ring *ring)
+static bool ring_side_gone(struct mmapd_ring *ring, _Atomic uint32_t *peer)
 {
-	uint32_t state = atomic_load(&ring->hdr->writer);
+	uint32_t state = atomic_load(peer);
 	struct mmapd_region *region = ring->region;
 	uint64_t lock;
 
-	if (state != RING_WRITER_OPEN)
-		return state == RING_WRITER_CLOSED;
-	if (mmapd_lock(region->client, region->name, RING_WRITER_BYTE, 1,
+	if (state != RING_SIDE_OPEN)
+		return state == RING_SIDE_CLOSED;
+	if (mmapd_lock(region->client, region->name,
+	               (uint64_t)((uint8_t *)peer - (uint8_t *)ring->hdr), 1,
 	               MMAPD_LOCK_SHARED | MMAPD_LOCK_NOWAIT, 0, &lock) < 0)
 		return false;
 	mmapd_unlock(region->client, lock);
 	return true;
 }
 
-/* The earlier of deadline and RING_WRITER_CHECK_MS from now, in *ts. */
+/* The earlier of deadline and RING_SIDE_CHECK_MS from now, in *ts. */
 static const struct timespec *ring_slice(struct timespec *ts, const struct timespec *deadline)
 {
-	deadline_after(ts, RING_WRITER_CHECK_MS);
+	deadline_after(ts, RING_SIDE_CHECK_MS);
 	if (deadline && (deadline->tv_sec < ts->tv_sec ||
 	                 (deadline->tv_sec == ts->tv_sec && deadline->tv_nsec < ts->tv_nsec)))
 		return deadline;
@@ -67,7 +69,7 @@ static const struct timespec *ring_slice(struct timespec *ts, const struct times
 }
 
 int ring_wait(struct mmapd_ring *ring, _Atomic uint32_t *seq, _Atomic uint32_t *waiters,
-              ring_ready_fn *ready, size_t min, bool watch_writer,
+              ring_ready_fn *ready, size_t min, _Atomic uint32_t *peer,
               const struct timespec *deadline)
 {
 	const struct timespec *until;
@@ -78,12 +80,13 @@ int ring_wait(struct mmapd_ring *ring, _Atomic uint32_t *seq, _Atomic uint32_t *
 	for (;;) {
 		if (ready(ring, min))
 			return 0;
-		if (watch_writer && ring_writer_gone(ring) && !ready(ring, min))
-			return error_set(-EPIPE, "ring '%s' will not get %zu more bytes: its writer %s",
+		if (ring_side_gone(ring, peer) && !ready(ring, min))
+			return error_set(-EPIPE, "ring '%s' will not get %zu more %s bytes: its %s %s",
 			                 mmapd_region_name(ring->region), min,
-			                 atomic_load(&ring->hdr->writer) == RING_WRITER_CLOSED ?
-			                 "closed it" : "died");
-		until = watch_writer ? ring_slice(&slice, deadline) : deadline;
+			                 peer == &ring->hdr->writer ? "readable" : "writable",
+			                 peer == &ring->hdr->writer ? "writer" : "reader",
+			                 atomic_load(peer) == RING_SIDE_CLOSED ? "closed it" : "died");
+		until = ring_slice(&slice, deadline);
 		atomic_fetch_add(waiters, 1);
 		atomic_thread_fence(memory_order_seq_cst);
 		s = atomic_load(seq);
