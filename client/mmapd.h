@@ -842,10 +842,11 @@ MMAPD_EXPORT int mmapd_ring_create(struct mmapd_client *client, const char *name
                                    size_t capacity, unsigned flags,
                                    struct mmapd_ring **ret_ring);
 /*
- * Opens the ring in region name (read-write) and validates its header. flags: 0 or
- * MMAPD_RING_WRITER. Returns 0 with *ret_ring set, -EBUSY (MMAPD_RING_WRITER and another
- * handle is the writer; also from mmapd_ring_create()), -EAGAIN (not formatted yet: its creator is still at it, or
- * died, in which case delete the region), -EBADMSG (not a ring, or a corrupt header: region
+ * Opens the ring in region name (read-write) and validates its header. flags: 0,
+ * MMAPD_RING_WRITER and/or MMAPD_RING_READER. Returns 0 with *ret_ring set, -EBUSY
+ * (MMAPD_RING_WRITER, or READER, and another handle is that side; also from
+ * mmapd_ring_create()), -EAGAIN (not formatted yet: its creator is still at it, or died, in
+ * which case delete the region), -EBADMSG (not a ring, or a corrupt header: region
  * size, capacity or positions that do not fit), -EPROTO (a layout version or flag this
  * libmmapd does not know), -EINVAL, or mmapd_region_open()'s errors (-ENOENT, -EACCES, ...).
  */
@@ -854,7 +855,9 @@ MMAPD_EXPORT int mmapd_ring_open(struct mmapd_client *client, const char *name, 
 /*
  * Publishes a pending mmapd_ring_put() batch, unmaps the ring and closes its region. Closing
  * the MMAPD_RING_WRITER handle marks the end of the stream (readers drain, then get -EPIPE)
- * until another writer opens the ring. Accepts NULL. Returns 0 or mmapd_region_close()'s error (the ring is freed all the same).
+ * until another writer opens the ring; closing the MMAPD_RING_READER handle makes a waiting
+ * writer get -EPIPE. Accepts NULL. Returns 0 or mmapd_region_close()'s error (the ring is
+ * freed all the same).
  */
 MMAPD_EXPORT int mmapd_ring_close(struct mmapd_ring *ring);
 
@@ -913,9 +916,9 @@ MMAPD_EXPORT int mmapd_ring_read_consume(struct mmapd_ring *ring, size_t len);
  * Waits until at least min bytes (0 counts as 1) are readable, or writable, for up to
  * timeout_ms (0: do not wait, < 0: forever). Returns 0, -ETIMEDOUT, -EINTR (a signal),
  * -EINVAL (min above the capacity), -EPIPE (readable: fewer than min bytes are there and
- * the MMAPD_RING_WRITER handle closed, or died: a blocked reader checks with a try-lock
- * every 100 ms; what is there can still be read). A ring in overwrite mode is always
- * writable. A reader that dies is not detected: a writer waits until its timeout.
+ * the MMAPD_RING_WRITER handle closed, or died; what is there can still be read. Writable:
+ * the MMAPD_RING_READER handle closed or died). A blocked wait checks the other side with a
+ * try-lock every 100 ms. A ring in overwrite mode is always writable.
  */
 MMAPD_EXPORT int mmapd_ring_wait_readable(struct mmapd_ring *ring, size_t min, int timeout_ms);
 MMAPD_EXPORT int mmapd_ring_wait_writable(struct mmapd_ring *ring, size_t min, int timeout_ms);
@@ -940,8 +943,8 @@ MMAPD_EXPORT ptrdiff_t mmapd_ring_read_until(struct mmapd_ring *ring, int delim,
  * Buffered writing: mmapd_ring_put() copies len bytes (at most the capacity) into the free
  * space after the pending batch without publishing them; mmapd_ring_flush() publishes the
  * batch with one store (and at most one wake-up). When the batch and len do not fit, put
- * publishes the batch and waits up to timeout_ms for room. Returns 0, -ETIMEDOUT/-EINTR
- * (buf not taken; the batch was published), -EINVAL. mmapd_ring_close() flushes too.
+ * publishes the batch and waits up to timeout_ms for room. Returns 0, -ETIMEDOUT/-EINTR/
+ * -EPIPE (buf not taken; the batch was published), -EINVAL. mmapd_ring_close() flushes too.
  */
 MMAPD_EXPORT int mmapd_ring_put(struct mmapd_ring *ring, const void *buf, size_t len,
                                 int timeout_ms);
