@@ -12,6 +12,9 @@
  *
  * A new ring's region is created exclusively and its header written with the magic number
  * stored last (release): an opener that sees no magic yet is told to retry (-EAGAIN).
+ *
+ * A handle opened as MMAPD_RING_WRITER or MMAPD_RING_READER holds an exclusive daemon lock on
+ * its side's state word in the header until it closes (ring_wait.c tells a dead side by it).
  */
 #include <errno.h>
 #include <stdlib.h>
