@@ -618,15 +618,19 @@ MMAPD_EXPORT uint64_t mmapd_pstruct_footprint(const struct mmapd_layout *layout)
  * the region), which the header there must describe exactly: same type name, version, size
  * and alignment, else nothing is reinterpreted and the call fails. With MMAPD_PSTRUCT_INIT an
  * empty header (all zero) is formatted first and the struct zeroed; processes racing to do so
- * end with one format (the others wait for it, up to about two seconds). On success *ret_ptr
- * points at the struct, inside the mapping: valid while the mapping does not move (see
- * mmapd_region_data()).
+ * end with one format (the others wait for it, up to about two seconds). The formatter holds
+ * an exclusive mmapd_lock() on the 64 header bytes while it formats; the daemon drops it if
+ * the formatter dies, and the next open with MMAPD_PSTRUCT_INIT then formats the half-formatted
+ * struct again from scratch (zeroed, re-initialized). A struct found ready is opened with no
+ * request to the daemon. On success *ret_ptr points at the struct, inside the mapping: valid
+ * while the mapping does not move (see mmapd_region_data()).
  * Returns 0, or -EINVAL (NULL argument, invalid layout, misaligned off, unknown flags),
- * -ERANGE (the struct does not fit the window), -ENODATA (empty header and no
- * MMAPD_PSTRUCT_INIT), -EACCES (formatting asked of a read-only mapping), -EPROTO (the header
- * describes another type, version, size or alignment: the message says which), -EBADMSG (the
- * header is not one: bad magic or checksum), -EAGAIN (another process is formatting it and
- * did not finish in time, or died while at it).
+ * -ERANGE (the struct does not fit the window), -ENODATA (empty header, or one whose formatter
+ * died, and no MMAPD_PSTRUCT_INIT), -EACCES (formatting asked of a read-only mapping), -EPROTO
+ * (the header describes another type, version, size or alignment: the message says which),
+ * -EBADMSG (the header is not one: bad magic or checksum), -EAGAIN (another process is
+ * formatting it and did not finish in time), and the errors of mmapd_lock() when the header
+ * is not ready.
  */
 MMAPD_EXPORT int mmapd_pstruct_open(struct mmapd_region *region, uint64_t off,
                                     const struct mmapd_layout *layout, unsigned flags,
@@ -816,6 +820,14 @@ struct mmapd_ring;
 
 #define MMAPD_RING_OVERWRITE 0x1u /* create: writes never wait; the oldest bytes are overwritten */
 #define MMAPD_RING_ANONYMOUS 0x2u /* create: a memfd region (MMAPD_OPEN_ANONYMOUS), no file */
+/*
+ * create, open: this handle is the ring's one writer, or one reader (both: allowed). It holds
+ * an exclusive mmapd_lock() on a byte of the header while open (-EBUSY for a second writer, or
+ * reader, handle, even on one connection), so the other side learns when it closes or dies:
+ * see mmapd_ring_wait_readable().
+ */
+#define MMAPD_RING_WRITER    0x4u
+#define MMAPD_RING_READER    0x8u
 #define MMAPD_RING_CAPACITY_MAX (1ull << 40)
 
 /*
@@ -830,17 +842,22 @@ MMAPD_EXPORT int mmapd_ring_create(struct mmapd_client *client, const char *name
                                    size_t capacity, unsigned flags,
                                    struct mmapd_ring **ret_ring);
 /*
- * Opens the ring in region name (read-write) and validates its header. flags must be 0.
- * Returns 0 with *ret_ring set, -EAGAIN (not formatted yet: its creator is still at it, or
- * died, in which case delete the region), -EBADMSG (not a ring, or a corrupt header: region
+ * Opens the ring in region name (read-write) and validates its header. flags: 0,
+ * MMAPD_RING_WRITER and/or MMAPD_RING_READER. Returns 0 with *ret_ring set, -EBUSY
+ * (MMAPD_RING_WRITER, or READER, and another handle is that side; also from
+ * mmapd_ring_create()), -EAGAIN (not formatted yet: its creator is still at it, or died, in
+ * which case delete the region), -EBADMSG (not a ring, or a corrupt header: region
  * size, capacity or positions that do not fit), -EPROTO (a layout version or flag this
  * libmmapd does not know), -EINVAL, or mmapd_region_open()'s errors (-ENOENT, -EACCES, ...).
  */
 MMAPD_EXPORT int mmapd_ring_open(struct mmapd_client *client, const char *name, unsigned flags,
                                  struct mmapd_ring **ret_ring);
 /*
- * Publishes a pending mmapd_ring_put() batch, unmaps the ring and closes its region. Accepts
- * NULL. Returns 0 or mmapd_region_close()'s error (the ring is freed all the same).
+ * Publishes a pending mmapd_ring_put() batch, unmaps the ring and closes its region. Closing
+ * the MMAPD_RING_WRITER handle marks the end of the stream (readers drain, then get -EPIPE)
+ * until another writer opens the ring; closing the MMAPD_RING_READER handle makes a waiting
+ * writer get -EPIPE. Accepts NULL. Returns 0 or mmapd_region_close()'s error (the ring is
+ * freed all the same).
  */
 MMAPD_EXPORT int mmapd_ring_close(struct mmapd_ring *ring);
 
@@ -898,7 +915,10 @@ MMAPD_EXPORT int mmapd_ring_read_consume(struct mmapd_ring *ring, size_t len);
 /*
  * Waits until at least min bytes (0 counts as 1) are readable, or writable, for up to
  * timeout_ms (0: do not wait, < 0: forever). Returns 0, -ETIMEDOUT, -EINTR (a signal),
- * -EINVAL (min above the capacity). A ring in overwrite mode is always writable.
+ * -EINVAL (min above the capacity), -EPIPE (readable: fewer than min bytes are there and
+ * the MMAPD_RING_WRITER handle closed, or died; what is there can still be read. Writable:
+ * the MMAPD_RING_READER handle closed or died). A blocked wait checks the other side with a
+ * try-lock every 100 ms. A ring in overwrite mode is always writable.
  */
 MMAPD_EXPORT int mmapd_ring_wait_readable(struct mmapd_ring *ring, size_t min, int timeout_ms);
 MMAPD_EXPORT int mmapd_ring_wait_writable(struct mmapd_ring *ring, size_t min, int timeout_ms);
@@ -906,7 +926,7 @@ MMAPD_EXPORT int mmapd_ring_wait_writable(struct mmapd_ring *ring, size_t min, i
 /*
  * Buffered reading (the ring is its own buffer). mmapd_ring_read_exact() reads exactly len
  * bytes (at most the capacity), waiting up to timeout_ms for all of them: all or nothing.
- * Returns 0, -ETIMEDOUT/-EINTR (nothing read), -EINVAL, -EOVERFLOW (overwrite mode).
+ * Returns 0, -EPIPE/-ETIMEDOUT/-EINTR (nothing read), -EINVAL, -EOVERFLOW (overwrite mode).
  */
 MMAPD_EXPORT int mmapd_ring_read_exact(struct mmapd_ring *ring, void *buf, size_t len,
                                        int timeout_ms);
@@ -914,7 +934,8 @@ MMAPD_EXPORT int mmapd_ring_read_exact(struct mmapd_ring *ring, void *buf, size_
  * Reads up to and including the next byte delim, waiting up to timeout_ms (for the whole
  * call) for it, like fgets(): returns the count copied to buf, which ends with delim unless
  * size bytes (or the whole capacity, when the ring is full without delim) came first. Not
- * NUL-terminated. Returns -ETIMEDOUT/-EINTR (nothing read), -EINVAL (size 0), -EOVERFLOW.
+ * NUL-terminated. Returns -EPIPE/-ETIMEDOUT/-EINTR (nothing read), -EINVAL (size 0),
+ * -EOVERFLOW.
  */
 MMAPD_EXPORT ptrdiff_t mmapd_ring_read_until(struct mmapd_ring *ring, int delim, void *buf,
                                              size_t size, int timeout_ms);
@@ -922,8 +943,8 @@ MMAPD_EXPORT ptrdiff_t mmapd_ring_read_until(struct mmapd_ring *ring, int delim,
  * Buffered writing: mmapd_ring_put() copies len bytes (at most the capacity) into the free
  * space after the pending batch without publishing them; mmapd_ring_flush() publishes the
  * batch with one store (and at most one wake-up). When the batch and len do not fit, put
- * publishes the batch and waits up to timeout_ms for room. Returns 0, -ETIMEDOUT/-EINTR
- * (buf not taken; the batch was published), -EINVAL. mmapd_ring_close() flushes too.
+ * publishes the batch and waits up to timeout_ms for room. Returns 0, -ETIMEDOUT/-EINTR/
+ * -EPIPE (buf not taken; the batch was published), -EINVAL. mmapd_ring_close() flushes too.
  */
 MMAPD_EXPORT int mmapd_ring_put(struct mmapd_ring *ring, const void *buf, size_t len,
                                 int timeout_ms);

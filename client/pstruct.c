@@ -5,12 +5,14 @@
  * The header names the type (a hash of the whole name, and its first bytes for messages), the
  * application's version of it, its size and alignment, where the body starts, and a checksum
  * over all of that. Its first word is a state shared by every process: 0 (empty: never
- * formatted), 1 (being formatted) or 2 (ready). Formatting claims the header with a
- * compare-and-swap from 0 to 1, so of processes racing to format it exactly one does; it
- * zeroes the body, lets the caller's init step fill it, writes the header and publishes it
- * with a release store of 2. The others wait for that, polling, up to PSTRUCT_WAIT_MS; a
- * formatter that died leaves state 1 behind, which then reads as -EAGAIN until the bytes are
- * zeroed by hand.
+ * formatted), 1 (being formatted) or 2 (ready). A ready struct is opened with no system
+ * call. Formatting is done under an exclusive daemon lock (mmapd_lock()) on the 64 header
+ * bytes, so of processes racing to format it exactly one does: it sets state 1, zeroes the
+ * body, lets the caller's init step fill it, writes the header, publishes it with a release
+ * store of 2 and unlocks. The others wait for the lock, up to PSTRUCT_WAIT_MS, and then find
+ * it ready. The daemon releases the lock of a process that dies, so whoever gets the lock and
+ * still finds state 1 knows the formatter died: it formats again, from the zeroing of the
+ * body on.
  *
  * The vectors and hash maps of pvec.c and phash.c keep their own header in such a struct, so
  * they are validated the same way.
@@ -18,7 +20,6 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <time.h>
 
 #include "internal.h"
 #include "persist.h"
@@ -161,20 +162,55 @@ static int header_format(struct pstruct_header *h, const struct mmapd_layout *la
 	return 0;
 }
 
-static void pause_1ms(void)
+/* Takes the daemon lock on the header, which the formatter holds while it formats. */
+static int header_lock(struct mmapd_region *region, uint64_t off, uint64_t *ret_lock)
 {
-	struct timespec ts = { .tv_nsec = 1000000 };
+	int r = mmapd_lock(region->client, region->name, region->offset + off,
+	                   MMAPD_PSTRUCT_HEADER, MMAPD_LOCK_EXCLUSIVE, PSTRUCT_WAIT_MS, ret_lock);
 
-	nanosleep(&ts, NULL);
+	if (r == -ETIMEDOUT)
+		return error_set(-EAGAIN, "the persistent struct at offset %llu of '%s' is still "
+		                 "being formatted by another process", (unsigned long long)off,
+		                 region->name);
+	return r;
+}
+
+/*
+ * With the header lock held, so that nobody else is formatting: formats a header left
+ * empty, or left being formatted by a formatter that died, when flags and the mapping
+ * allow it.
+ */
+static int header_format_locked(struct mmapd_region *region, uint64_t off,
+                                struct pstruct_header *h, uint32_t state,
+                                const struct mmapd_layout *layout, unsigned flags,
+                                pstruct_init_fn *init, void *ctx)
+{
+	if (!(flags & MMAPD_PSTRUCT_INIT))
+		return error_set(-ENODATA, "no persistent struct at offset %llu of '%s'%s (open "
+		                 "with MMAPD_PSTRUCT_INIT to format one)", (unsigned long long)off,
+		                 region->name, state == PSTRUCT_BUSY ?
+		                 ": the process formatting it died" : "");
+	if (region->mode == MMAPD_MODE_RO)
+		return error_set(-EACCES, "cannot format the persistent struct at offset %llu of "
+		                 "'%s': mapped read-only", (unsigned long long)off, region->name);
+	/* Bytes behind an empty state are data of something else. Behind a busy one they are
+	 * what a dead formatter left: all of them are written again. */
+	if (state == PSTRUCT_EMPTY && !header_zero(h))
+		return error_set(-EBADMSG, "offset %llu of '%s' holds bytes that are not a "
+		                 "persistent struct header; not formatting over them",
+		                 (unsigned long long)off, region->name);
+	atomic_store(&h->state, PSTRUCT_BUSY);
+	return header_format(h, layout, init, ctx);
 }
 
 int pstruct_open(struct mmapd_region *region, uint64_t off, const struct mmapd_layout *layout,
                  unsigned flags, pstruct_init_fn *init, void *ctx, void **ret_ptr)
 {
 	struct pstruct_header *h;
-	uint64_t footprint = mmapd_pstruct_footprint(layout);
+	struct error_saved saved;
+	uint64_t footprint = mmapd_pstruct_footprint(layout), lock;
 	uint32_t align, state;
-	int r, waited = 0;
+	int r;
 
 	if (!region || !ret_ptr)
 		return error_set(-EINVAL, "region or ret_ptr is NULL");
@@ -197,52 +233,37 @@ int pstruct_open(struct mmapd_region *region, uint64_t off, const struct mmapd_l
 		return r;
 	h = (struct pstruct_header *)(atomic_load(&region->data) + off);
 
-	for (;;) {
-		state = atomic_load_explicit(&h->state, memory_order_acquire);
-		/* The body is placed where the checked layout puts it, never where the shared
-		 * header says, which may have changed since it was checked. */
-		if (state == PSTRUCT_READY) {
-			r = header_check(region, off, h, layout);
-			if (r == 0)
-				*ret_ptr = (uint8_t *)h + body_offset(layout);
+	/* A ready struct is opened without the daemon: the state is all it takes. */
+	state = atomic_load_explicit(&h->state, memory_order_acquire);
+	if (state == PSTRUCT_EMPTY && !(flags & MMAPD_PSTRUCT_INIT))
+		return error_set(-ENODATA, "no persistent struct at offset %llu of '%s' (open with "
+		                 "MMAPD_PSTRUCT_INIT to format one)", (unsigned long long)off,
+		                 region->name);
+	if (state == PSTRUCT_EMPTY || state == PSTRUCT_BUSY) {
+		/* Whoever formats holds this lock until the state is ready; it dies with them. */
+		r = header_lock(region, off, &lock);
+		if (r < 0)
 			return r;
-		}
-		if (state == PSTRUCT_EMPTY) {
-			if (!(flags & MMAPD_PSTRUCT_INIT))
-				return error_set(-ENODATA, "no persistent struct at offset %llu of '%s' "
-				                 "(open with MMAPD_PSTRUCT_INIT to format one)",
-				                 (unsigned long long)off, region->name);
-			if (region->mode == MMAPD_MODE_RO)
-				return error_set(-EACCES, "cannot format the persistent struct at offset "
-				                 "%llu of '%s': mapped read-only",
-				                 (unsigned long long)off, region->name);
-			/* Bytes behind an empty state are data of something else, unless someone
-			 * claimed the header meanwhile and is writing them. */
-			if (!header_zero(h)) {
-				if (atomic_load(&h->state) != PSTRUCT_EMPTY)
-					continue;
-				return error_set(-EBADMSG, "offset %llu of '%s' holds bytes that are not "
-				                 "a persistent struct header; not formatting over them",
-				                 (unsigned long long)off, region->name);
-			}
-			state = PSTRUCT_EMPTY;
-			if (atomic_compare_exchange_strong(&h->state, &state, PSTRUCT_BUSY)) {
-				r = header_format(h, layout, init, ctx);
-				if (r == 0)
-					*ret_ptr = (uint8_t *)h + body_offset(layout);
-				return r;
-			}
-			continue;
-		}
-		if (state != PSTRUCT_BUSY)
-			return error_set(-EBADMSG, "the persistent struct header at offset %llu of '%s' "
-			                 "has state %u", (unsigned long long)off, region->name, state);
-		if (waited++ >= PSTRUCT_WAIT_MS)
-			return error_set(-EAGAIN, "the persistent struct at offset %llu of '%s' is "
-			                 "still being formatted by another process (or one that died "
-			                 "while at it)", (unsigned long long)off, region->name);
-		pause_1ms();
+		state = atomic_load_explicit(&h->state, memory_order_acquire);
+		r = 0;
+		if (state == PSTRUCT_EMPTY || state == PSTRUCT_BUSY)
+			r = header_format_locked(region, off, h, state, layout, flags, init, ctx);
+		error_save(&saved);
+		mmapd_unlock(region->client, lock);
+		error_restore(&saved);
+		if (r < 0)
+			return r;
+		state = atomic_load_explicit(&h->state, memory_order_acquire);
 	}
+	/* The body is placed where the checked layout puts it, never where the shared header
+	 * says, which may have changed since it was checked. */
+	if (state != PSTRUCT_READY)
+		return error_set(-EBADMSG, "the persistent struct header at offset %llu of '%s' has "
+		                 "state %u", (unsigned long long)off, region->name, state);
+	r = header_check(region, off, h, layout);
+	if (r == 0)
+		*ret_ptr = (uint8_t *)h + body_offset(layout);
+	return r;
 }
 
 MMAPD_EXPORT int mmapd_pstruct_open(struct mmapd_region *region, uint64_t off,

@@ -12,6 +12,9 @@
  *
  * A new ring's region is created exclusively and its header written with the magic number
  * stored last (release): an opener that sees no magic yet is told to retry (-EAGAIN).
+ *
+ * A handle opened as MMAPD_RING_WRITER or MMAPD_RING_READER holds an exclusive daemon lock on
+ * its side's state word in the header until it closes (ring_wait.c tells a dead side by it).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -24,7 +27,8 @@
 
 _Static_assert(sizeof(struct ring_header) <= 4096, "the ring header must fit one page");
 
-#define RING_CREATE_FLAGS (MMAPD_RING_OVERWRITE | MMAPD_RING_ANONYMOUS)
+#define RING_SIDES (MMAPD_RING_WRITER | MMAPD_RING_READER)
+#define RING_CREATE_FLAGS (MMAPD_RING_OVERWRITE | MMAPD_RING_ANONYMOUS | RING_SIDES)
 
 /* Maps the data pages (region offset page .. page + cap) twice, side by side. */
 static int ring_map(struct mmapd_ring *ring, int fd, size_t page)
@@ -93,6 +97,64 @@ static int ring_validate(struct mmapd_ring *ring, size_t page)
 	return 0;
 }
 
+/* The header's state word of side (MMAPD_RING_WRITER or MMAPD_RING_READER). */
+static _Atomic uint32_t *ring_side_word(struct mmapd_ring *ring, unsigned side)
+{
+	return side == MMAPD_RING_WRITER ? &ring->hdr->writer : &ring->hdr->reader;
+}
+
+/*
+ * Makes ring the ring's one writer or reader (side): takes the exclusive daemon lock on the
+ * side's state word without waiting (-EBUSY: another handle is that side), then says the
+ * side is open.
+ */
+static int ring_side_attach(struct mmapd_ring *ring, unsigned side)
+{
+	struct mmapd_region *region = ring->region;
+	_Atomic uint32_t *word = ring_side_word(ring, side);
+	int r = mmapd_lock(region->client, region->name,
+	                   (uint64_t)((uint8_t *)word - (uint8_t *)ring->hdr), 1,
+	                   MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT, 0,
+	                   &ring->side_lock[side == MMAPD_RING_READER]);
+
+	if (r == -EAGAIN)
+		return error_set(-EBUSY, "ring '%s' already has a %s", region->name,
+		                 side == MMAPD_RING_WRITER ? "writer" : "reader");
+	if (r < 0)
+		return r;
+	ring->sides |= side;
+	atomic_store(word, RING_SIDE_OPEN);
+	return 0;
+}
+
+/* Says side closed, wakes whoever waits on the other side, and drops the side's lock. */
+static void ring_side_detach(struct mmapd_ring *ring, unsigned side)
+{
+	struct ring_header *h = ring->hdr;
+
+	atomic_store(ring_side_word(ring, side), RING_SIDE_CLOSED);
+	if (side == MMAPD_RING_WRITER)
+		ring_wake(&h->data_seq, &h->read_waiters);
+	else
+		ring_wake(&h->space_seq, &h->write_waiters);
+	mmapd_unlock(ring->region->client, ring->side_lock[side == MMAPD_RING_READER]);
+	ring->sides &= ~side;
+}
+
+/* Attaches the sides in flags; on failure none stays attached. */
+static int ring_sides_attach(struct mmapd_ring *ring, unsigned flags)
+{
+	int r;
+
+	for (unsigned side = MMAPD_RING_WRITER; side <= MMAPD_RING_READER; side <<= 1)
+		if (flags & side && (r = ring_side_attach(ring, side)) < 0) {
+			if (ring->sides)
+				ring_side_detach(ring, ring->sides);
+			return r;
+		}
+	return 0;
+}
+
 /*
  * Opens region name (with create: creates it for capacity bytes and flags), maps its header
  * page, formats (when creating) and validates it, and maps the data.
@@ -132,6 +194,10 @@ static int ring_start(struct mmapd_client *client, const char *name, bool create
 	r = ring_map(ring, mmapd_region_fd(ring->region), page);
 	if (r < 0)
 		goto fail;
+	if ((r = ring_sides_attach(ring, flags & RING_SIDES)) < 0) {
+		munmap(ring->data, 2 * ring->cap);
+		goto fail;
+	}
 	*ret_ring = ring;
 	return 0;
 fail:
@@ -169,9 +235,9 @@ MMAPD_EXPORT int mmapd_ring_open(struct mmapd_client *client, const char *name, 
 	if (!client || !name || !ret_ring)
 		return error_set(-EINVAL, "client, name or ret_ring is NULL");
 	*ret_ring = NULL;
-	if (flags != 0)
-		return error_set(-EINVAL, "unknown ring open flags 0x%x", flags);
-	return ring_start(client, name, false, 0, 0, ret_ring);
+	if (flags & ~RING_SIDES)
+		return error_set(-EINVAL, "unknown ring open flags 0x%x", flags & ~RING_SIDES);
+	return ring_start(client, name, false, 0, flags, ret_ring);
 }
 
 MMAPD_EXPORT int mmapd_ring_close(struct mmapd_ring *ring)
@@ -181,6 +247,10 @@ MMAPD_EXPORT int mmapd_ring_close(struct mmapd_ring *ring)
 	if (!ring)
 		return 0;
 	ring_flush_pending(ring);
+	/* End of stream: the other side drains what it can, then gets -EPIPE. */
+	for (unsigned side = MMAPD_RING_WRITER; side <= MMAPD_RING_READER; side <<= 1)
+		if (ring->sides & side)
+			ring_side_detach(ring, side);
 	munmap(ring->data, 2 * ring->cap);
 	r = mmapd_region_close(ring->region);
 	free(ring);

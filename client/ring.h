@@ -13,6 +13,7 @@
 #define MMAPD_CLIENT_RING_H
 
 #include <stdalign.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -51,7 +52,20 @@ struct ring_header {
 	_Atomic uint32_t read_waiters;
 	_Atomic uint32_t space_seq;                    /* +1 when space frees and writers sleep */
 	_Atomic uint32_t write_waiters;
+
+	/*
+	 * The MMAPD_RING_WRITER and MMAPD_RING_READER handles' states (RING_SIDE_*). Such a
+	 * handle holds an exclusive daemon lock on its word's first byte (its offset in the
+	 * region) while it is open: the lock dies with the handle's connection, so state OPEN
+	 * with the byte unlocked means that side died.
+	 */
+	alignas(RING_LINE) _Atomic uint32_t writer;
+	_Atomic uint32_t reader;
 };
+
+enum { RING_SIDE_NONE = 0, RING_SIDE_OPEN = 1, RING_SIDE_CLOSED = 2 };
+/* How often a blocked wait checks whether the other side is still there. */
+#define RING_SIDE_CHECK_MS 100
 
 struct mmapd_ring {
 	struct mmapd_region *region;   /* a window on the header page only */
@@ -59,6 +73,10 @@ struct mmapd_ring {
 	uint8_t *data;                 /* capacity bytes mapped twice: 2 * capacity of addresses */
 	size_t cap;
 	unsigned flags;                /* MMAPD_RING_* of the header */
+
+	/* The sides this handle is (MMAPD_RING_WRITER, MMAPD_RING_READER): their daemon locks. */
+	unsigned sides;
+	uint64_t side_lock[2];         /* [0] writer, [1] reader */
 
 	/* The writer's side, private to this handle. */
 	uint64_t read_seen;            /* read_pos as last loaded (it only grows) */
@@ -74,10 +92,13 @@ typedef bool ring_ready_fn(const struct mmapd_ring *ring, size_t min);
 
 /*
  * Sleeps on the futex word seq (counting itself in waiters) until ready(ring, min), the
- * deadline (NULL: none) or a signal. Returns 0, -ETIMEDOUT or -EINTR (message set).
+ * deadline (NULL: none) or a signal. It sleeps RING_SIDE_CHECK_MS at a time and fails with
+ * -EPIPE once the other side's state word peer (the header's writer or reader) says it closed
+ * or it died. Returns 0, -ETIMEDOUT, -EINTR or -EPIPE (message set).
  */
 int ring_wait(struct mmapd_ring *ring, _Atomic uint32_t *seq, _Atomic uint32_t *waiters,
-              ring_ready_fn *ready, size_t min, const struct timespec *deadline);
+              ring_ready_fn *ready, size_t min, _Atomic uint32_t *peer,
+              const struct timespec *deadline);
 /*
  * After a position was stored: wakes the processes sleeping on seq, if waiters says there
  * are any (one fence and one load when there are none).

@@ -90,7 +90,7 @@ static bool ring_ready_write(const struct mmapd_ring *ring, size_t min)
 static int ring_wait_data(struct mmapd_ring *ring, size_t min, const struct timespec *deadline)
 {
 	return ring_wait(ring, &ring->hdr->data_seq, &ring->hdr->read_waiters, ring_ready_read,
-	                 min, deadline);
+	                 min, &ring->hdr->writer, deadline);
 }
 
 MMAPD_EXPORT int mmapd_ring_wait_readable(struct mmapd_ring *ring, size_t min, int timeout_ms)
@@ -109,7 +109,7 @@ MMAPD_EXPORT int mmapd_ring_wait_writable(struct mmapd_ring *ring, size_t min, i
 	if (!ring || min > ring->cap)
 		return error_set(-EINVAL, "ring is NULL or min is above its capacity");
 	return ring_wait(ring, &ring->hdr->space_seq, &ring->hdr->write_waiters, ring_ready_write,
-	                 min ? min : 1, ring_deadline(&ts, timeout_ms));
+	                 min ? min : 1, &ring->hdr->reader, ring_deadline(&ts, timeout_ms));
 }
 
 /* ---- the writer ---- */

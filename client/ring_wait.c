@@ -13,6 +13,11 @@
  * side sees the waiter. The waiter reads the sequence word before its last check and sleeps
  * only if it is unchanged, and the waker bumps it before waking, so a wake-up that comes
  * between the check and the sleep makes the sleep return at once.
+ *
+ * A reader waiting for data watches the writer, and a writer waiting for space the reader:
+ * it sleeps RING_SIDE_CHECK_MS at a time and between sleeps tries the other side's daemon
+ * lock (ring.h). Only blocked waits do this; a read or write that need not wait makes no
+ * system call.
  */
 #include <errno.h>
 #include <limits.h>
@@ -32,22 +37,64 @@ static int futex_wait(_Atomic uint32_t *word, uint32_t val, const struct timespe
 	return -errno;
 }
 
-int ring_wait(struct mmapd_ring *ring, _Atomic uint32_t *seq, _Atomic uint32_t *waiters,
-              ring_ready_fn *ready, size_t min, const struct timespec *deadline)
+/*
+ * Whether the side whose state word is peer closed, or died: its state says open but nobody
+ * holds its lock (a try-lock that succeeds is released at once). Errors other than a
+ * conflict cannot tell, and count as alive.
+ */
+static bool ring_side_gone(struct mmapd_ring *ring, _Atomic uint32_t *peer)
 {
+	uint32_t state = atomic_load(peer);
+	struct mmapd_region *region = ring->region;
+	uint64_t lock;
+
+	if (state != RING_SIDE_OPEN)
+		return state == RING_SIDE_CLOSED;
+	if (mmapd_lock(region->client, region->name,
+	               (uint64_t)((uint8_t *)peer - (uint8_t *)ring->hdr), 1,
+	               MMAPD_LOCK_SHARED | MMAPD_LOCK_NOWAIT, 0, &lock) < 0)
+		return false;
+	mmapd_unlock(region->client, lock);
+	return true;
+}
+
+/* The earlier of deadline and RING_SIDE_CHECK_MS from now, in *ts. */
+static const struct timespec *ring_slice(struct timespec *ts, const struct timespec *deadline)
+{
+	deadline_after(ts, RING_SIDE_CHECK_MS);
+	if (deadline && (deadline->tv_sec < ts->tv_sec ||
+	                 (deadline->tv_sec == ts->tv_sec && deadline->tv_nsec < ts->tv_nsec)))
+		return deadline;
+	return ts;
+}
+
+int ring_wait(struct mmapd_ring *ring, _Atomic uint32_t *seq, _Atomic uint32_t *waiters,
+              ring_ready_fn *ready, size_t min, _Atomic uint32_t *peer,
+              const struct timespec *deadline)
+{
+	const struct timespec *until;
+	struct timespec slice;
 	uint32_t s;
 	int r;
 
 	for (;;) {
 		if (ready(ring, min))
 			return 0;
+		if (ring_side_gone(ring, peer) && !ready(ring, min))
+			return error_set(-EPIPE, "ring '%s' will not get %zu more %s bytes: its %s %s",
+			                 mmapd_region_name(ring->region), min,
+			                 peer == &ring->hdr->writer ? "readable" : "writable",
+			                 peer == &ring->hdr->writer ? "writer" : "reader",
+			                 atomic_load(peer) == RING_SIDE_CLOSED ? "closed it" : "died");
+		until = ring_slice(&slice, deadline);
 		atomic_fetch_add(waiters, 1);
 		atomic_thread_fence(memory_order_seq_cst);
 		s = atomic_load(seq);
-		r = ready(ring, min) ? 0 : futex_wait(seq, s, deadline);
+		r = ready(ring, min) ? 0 : futex_wait(seq, s, until);
 		atomic_fetch_sub(waiters, 1);
 		/* EAGAIN: the word changed before we slept; 0: woken (maybe spuriously). */
-		if (r == 0 || r == -EAGAIN || (r == -ETIMEDOUT && ready(ring, min)))
+		if (r == 0 || r == -EAGAIN || (r == -ETIMEDOUT && (until != deadline ||
+		                                                   ready(ring, min))))
 			continue;
 		return error_set(r, "%s ring '%s'", r == -ETIMEDOUT ? "timed out waiting on" :
 		                 r == -EINTR ? "interrupted waiting on" : "cannot wait on",

@@ -2,8 +2,9 @@
  * Tests of libmmapd's persistent structures (client/pstruct.c, fstr.c, pvec.c, phash.c)
  * against a real mmapd, across real processes (forked children with their own connections):
  * a struct written by one process is read by another and after the daemon restarts; layouts
- * that do not match are refused, as are corrupt headers; processes racing to format one
- * struct end with one format; fixed strings refuse what does not fit; a vector grows across
+ * that do not match are refused, as are corrupt headers; a struct whose formatter was
+ * killed while formatting is formatted again; processes racing to format one struct end
+ * with one format; fixed strings refuse what does not fit; a vector grows across
  * several resizes with its elements in place and is read back by another process; two
  * processes pushing under the lock end with exactly the sum; a hash map takes 10,000 entries
  * through several rebuilds and serves them to another process, with removals and
@@ -214,6 +215,71 @@ START_TEST(test_persist_struct_of_another_layout_or_an_empty_header_is_refused)
 	pstruct_fails(region, 1024, &good, MMAPD_PSTRUCT_INIT, -EBADMSG, "not formatting");
 	ck_assert_int_eq(mmapd_region_close(region), 0);
 	ck_assert_int_eq(mmapd_delete(c, "layouts"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+/*
+ * In another process: does what a formatter does up to the middle of formatting (the
+ * header lock, state 1, some of the body), says so on fd and waits to be killed.
+ */
+static void formatter_stopped_child(const char *sock, uint64_t off, int fd)
+{
+	struct mmapd_client *c = NULL;
+	struct mmapd_region *region = NULL;
+	struct mmapd_open_opts o = { .mode = MMAPD_MODE_RW };
+	uint64_t lock;
+	uint8_t *h;
+
+	if (mmapd_connect(sock, "formatter-child", &c) < 0 ||
+	    mmapd_region_open(c, "dead-formatter", &o, &region) < 0 ||
+	    mmapd_lock(c, "dead-formatter", off, MMAPD_PSTRUCT_HEADER, MMAPD_LOCK_EXCLUSIVE, -1,
+	               &lock) < 0)
+		_exit(1);
+	h = (uint8_t *)mmapd_region_data(region) + off;
+	atomic_store((_Atomic uint32_t *)h, 1);
+	memset(h + 8, 0x5a, 16);
+	((struct config *)(h + MMAPD_PSTRUCT_HEADER))->port = 1234;
+	if (write(fd, "x", 1) != 1)
+		_exit(2);
+	for (;;)
+		pause();
+}
+
+START_TEST(test_persist_struct_whose_formatter_died_is_formatted_again)
+{
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
+	struct mmapd_region *region = region_on(c, "dead-formatter", 4096);
+	struct mmapd_layout layout = CONFIG_LAYOUT;
+	struct config *cfg;
+	int fds[2], status;
+	char byte;
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(fds), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(fds[0]);
+		formatter_stopped_child(dmn.sock, 256, fds[1]);
+	}
+	close(fds[1]);
+	ck_assert_int_eq(read(fds[0], &byte, 1), 1);
+	close(fds[0]);
+	ck_assert_int_eq(kill(pid, SIGKILL), 0);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFSIGNALED(status));
+	/* Its lock died with it: the state it left says the formatter died. */
+	pstruct_fails(region, 256, &layout, 0, -ENODATA, "died");
+	cfg = pstruct_ok(region, 256, &layout, MMAPD_PSTRUCT_INIT);
+	ck_assert_uint_eq(cfg->port, 0);
+	ck_assert_uint_eq(atomic_load(&cfg->counter), 0);
+	cfg->port = 80;
+	/* Formatted once: later opens find it ready, body and all. */
+	cfg = pstruct_ok(region, 256, &layout, 0);
+	ck_assert_uint_eq(cfg->port, 80);
+	ck_assert_int_eq(mmapd_region_close(region), 0);
+	ck_assert_int_eq(mmapd_delete(c, "dead-formatter"), 0);
 	mmapd_disconnect(c);
 }
 END_TEST
@@ -834,6 +900,7 @@ static Suite *persist_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_persist_struct_written_by_one_process_is_read_by_another_and_after_a_restart);
 	tcase_add_test(tc, test_persist_struct_of_another_layout_or_an_empty_header_is_refused);
+	tcase_add_test(tc, test_persist_struct_whose_formatter_died_is_formatted_again);
 	tcase_add_test(tc, test_persist_struct_with_a_corrupt_header_is_refused);
 	tcase_add_test(tc, test_persist_struct_body_stays_put_while_another_process_rewrites_the_header);
 	tcase_add_test(tc, test_persist_processes_racing_to_format_one_struct_end_with_one_format);

@@ -5,7 +5,10 @@
  * 64 KiB ring from a producer process to a consumer process with blocking waits (the futex
  * wake-ups), the overwrite mode (a slow reader gets -EOVERFLOW once and then consistent data;
  * a concurrent reader never sees a torn byte), corrupt headers refused, invalid arguments,
- * read_until across the wrap point and the put/flush batch.
+ * read_until across the wrap point and the put/flush batch; the end of the stream (a writer
+ * that closed, or was SIGKILLed while a reader waited: the reader gets the rest, then
+ * -EPIPE; a writer blocked on a full ring whose reader was SIGKILLed gets -EPIPE) and one
+ * MMAPD_RING_WRITER, or MMAPD_RING_READER, at a time (-EBUSY).
  *
  * One mmapd is shared by the test case (unchecked fixture); each test opens its own
  * connections and rings, forks its own processes (each with its own connection) and deletes
@@ -21,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -58,13 +62,19 @@ static struct mmapd_ring *ring_new(struct mmapd_client *c, const char *name, siz
 	return ring;
 }
 
-static struct mmapd_ring *ring_get(struct mmapd_client *c, const char *name)
+static struct mmapd_ring *ring_get_as(struct mmapd_client *c, const char *name,
+                                       unsigned flags)
 {
 	struct mmapd_ring *ring = NULL;
-	int r = mmapd_ring_open(c, name, 0, &ring);
+	int r = mmapd_ring_open(c, name, flags, &ring);
 
 	ck_assert_msg(r == 0, "open ring %s: %s", name, mmapd_last_message());
 	return ring;
+}
+
+static struct mmapd_ring *ring_get(struct mmapd_client *c, const char *name)
+{
+	return ring_get_as(c, name, 0);
 }
 
 /* The byte at stream position p of the known sequence: splitmix64 of p / 8, byte p % 8. */
@@ -675,6 +685,146 @@ START_TEST(test_ring_put_batch_is_invisible_until_flushed_or_closed)
 }
 END_TEST
 
+START_TEST(test_ring_reader_drains_a_closed_writer_then_gets_epipe_and_one_writer_at_a_time)
+{
+	struct mmapd_client *c = test_client_connect(&dmn, "check_ring");
+	struct mmapd_ring *w = ring_new(c, "eos", page, MMAPD_RING_WRITER);
+	struct mmapd_ring *rd = ring_get(c, "eos"), *w2 = NULL;
+	char got[16];
+
+	/* One writer at a time, even on one connection. */
+	ck_assert_int_eq(mmapd_ring_open(c, "eos", MMAPD_RING_WRITER, &w2), -EBUSY);
+	ck_assert_ptr_null(w2);
+	ck_assert_int_eq(mmapd_ring_write(w, "last words", 10), 10);
+	ck_assert_int_eq(mmapd_ring_close(w), 0);
+	/* The bytes written before the close still come, then the end of the stream. */
+	ck_assert_int_eq(mmapd_ring_read_exact(rd, got, 10, -1), 0);
+	ck_assert_int_eq(memcmp(got, "last words", 10), 0);
+	ck_assert_int_eq(mmapd_ring_wait_readable(rd, 1, -1), -EPIPE);
+	ck_assert_msg(strstr(mmapd_last_message(), "closed"), "%s", mmapd_last_message());
+	ck_assert_int_eq(mmapd_ring_read_exact(rd, got, 1, -1), -EPIPE);
+	/* A new writer reopens the stream. */
+	ck_assert_int_eq(mmapd_ring_open(c, "eos", MMAPD_RING_WRITER, &w2), 0);
+	ck_assert_int_eq(mmapd_ring_write(w2, "more", 4), 4);
+	ck_assert_int_eq(mmapd_ring_read_exact(rd, got, 4, -1), 0);
+	ck_assert_int_eq(mmapd_ring_close(w2), 0);
+	ck_assert_int_eq(mmapd_ring_close(rd), 0);
+	ck_assert_int_eq(mmapd_delete(c, "eos"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+/*
+ * A process that opens ring name as side (MMAPD_RING_WRITER: and writes 100 bytes of the
+ * sequence), says so on fd and waits to be killed.
+ */
+static void doomed_side(const char *name, unsigned side, int fd)
+{
+	struct mmapd_client *c = NULL;
+	struct mmapd_ring *ring = NULL;
+	uint8_t buf[100];
+
+	seq_fill(buf, 0, sizeof(buf));
+	CHILD_CHECK(mmapd_connect(dmn.sock, "doomed-side", &c) == 0, "connect");
+	CHILD_CHECK(mmapd_ring_open(c, name, side, &ring) == 0, "open");
+	if (side == MMAPD_RING_WRITER)
+		CHILD_CHECK(mmapd_ring_write(ring, buf, sizeof(buf)) == sizeof(buf), "write");
+	CHILD_CHECK(write(fd, "x", 1) == 1, "say");
+	for (;;)
+		pause();
+}
+
+/*
+ * Starts doomed_side(name, side) and, once it is ready, a process that SIGKILLs it a moment
+ * later (most likely while the test waits on it; either order must work). Returns the
+ * doomed pid; *ret_killer is the killer's.
+ */
+static pid_t doomed_start(const char *name, unsigned side, pid_t *ret_killer)
+{
+	struct timespec moment = { .tv_nsec = 100000000 };
+	int fds[2];
+	pid_t pid;
+	char byte;
+
+	ck_assert_int_eq(pipe(fds), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(fds[0]);
+		doomed_side(name, side, fds[1]);
+	}
+	close(fds[1]);
+	ck_assert_int_eq(read(fds[0], &byte, 1), 1);
+	close(fds[0]);
+	*ret_killer = fork();
+	ck_assert_int_ge(*ret_killer, 0);
+	if (*ret_killer == 0) {
+		nanosleep(&moment, NULL);
+		_exit(kill(pid, SIGKILL) == 0 ? 0 : 1);
+	}
+	return pid;
+}
+
+static void doomed_reap(pid_t pid, pid_t killer)
+{
+	int status;
+
+	test_child_wait(killer, CHILD_WAIT_MS);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFSIGNALED(status));
+}
+
+START_TEST(test_ring_reader_blocked_on_a_killed_writer_gets_the_rest_then_epipe)
+{
+	struct mmapd_client *c = test_client_connect(&dmn, "check_ring");
+	struct mmapd_ring *rd = ring_new(c, "dead-writer", page, MMAPD_RING_READER);
+	uint8_t got[100];
+	pid_t writer, killer;
+
+	writer = doomed_start("dead-writer", MMAPD_RING_WRITER, &killer);
+	/* 101 bytes never come: the wait ends (no timeout) when the writer is found dead. */
+	ck_assert_int_eq(mmapd_ring_wait_readable(rd, 101, -1), -EPIPE);
+	ck_assert_msg(strstr(mmapd_last_message(), "writer died"), "%s", mmapd_last_message());
+	ck_assert_int_eq(mmapd_ring_read_exact(rd, got, sizeof(got), -1), 0);
+	ck_assert_uint_eq(seq_check(got, 0, sizeof(got)), sizeof(got));
+	ck_assert_int_eq(mmapd_ring_wait_readable(rd, 1, -1), -EPIPE);
+	doomed_reap(writer, killer);
+	ck_assert_int_eq(mmapd_ring_close(rd), 0);
+	ck_assert_int_eq(mmapd_delete(c, "dead-writer"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+START_TEST(test_ring_writer_blocked_on_a_killed_reader_gets_epipe)
+{
+	struct mmapd_client *c = test_client_connect(&dmn, "check_ring");
+	struct mmapd_ring *w = ring_new(c, "dead-reader", page, MMAPD_RING_WRITER);
+	struct mmapd_ring *rd2, *rd3 = NULL;
+	uint8_t *buf = calloc(1, page);
+	pid_t reader, killer;
+
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_int_eq(mmapd_ring_write(w, buf, page), (ptrdiff_t)page);
+	reader = doomed_start("dead-reader", MMAPD_RING_READER, &killer);
+	/* The ring stays full: the wait ends (no timeout) when the reader is found dead. */
+	ck_assert_int_eq(mmapd_ring_wait_writable(w, 1, -1), -EPIPE);
+	ck_assert_msg(strstr(mmapd_last_message(), "reader died"), "%s", mmapd_last_message());
+	ck_assert_int_eq(mmapd_ring_put(w, buf, 1, -1), -EPIPE);
+	doomed_reap(reader, killer);
+	/* A new reader takes over, once at a time. */
+	rd2 = ring_get_as(c, "dead-reader", MMAPD_RING_READER);
+	ck_assert_int_eq(mmapd_ring_open(c, "dead-reader", MMAPD_RING_READER, &rd3), -EBUSY);
+	ck_assert_ptr_null(rd3);
+	ck_assert_int_eq(mmapd_ring_read(rd2, buf, page), (ptrdiff_t)page);
+	ck_assert_int_eq(mmapd_ring_wait_writable(w, 1, -1), 0);
+	free(buf);
+	ck_assert_int_eq(mmapd_ring_close(rd2), 0);
+	ck_assert_int_eq(mmapd_ring_close(w), 0);
+	ck_assert_int_eq(mmapd_delete(c, "dead-reader"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
 static Suite *ring_suite(void)
 {
 	Suite *s = suite_create("ring");
@@ -692,6 +842,9 @@ static Suite *ring_suite(void)
 	tcase_add_test(tc, test_ring_invalid_arguments_are_refused_and_create_nothing);
 	tcase_add_test(tc, test_ring_read_until_returns_whole_lines_across_the_wrap_point);
 	tcase_add_test(tc, test_ring_put_batch_is_invisible_until_flushed_or_closed);
+	tcase_add_test(tc, test_ring_reader_drains_a_closed_writer_then_gets_epipe_and_one_writer_at_a_time);
+	tcase_add_test(tc, test_ring_reader_blocked_on_a_killed_writer_gets_the_rest_then_epipe);
+	tcase_add_test(tc, test_ring_writer_blocked_on_a_killed_reader_gets_epipe);
 	suite_add_tcase(s, tc);
 	return s;
 }
