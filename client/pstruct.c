@@ -12,7 +12,11 @@
  * store of 2 and unlocks. The others wait for the lock, up to PSTRUCT_WAIT_MS, and then find
  * it ready. The daemon releases the lock of a process that dies, so whoever gets the lock and
  * still finds state 1 knows the formatter died: it formats again, from the zeroing of the
- * body on.
+ * body on. But the daemon also drops the locks of live processes when it restarts without
+ * handing its state over, so the formatter records its process id (in the magic word, which
+ * it writes last anyway), and a free lock with state 1 means a dead formatter only when that
+ * process is gone too (pid_alive()); while it lives, others wait for the state as they would
+ * for the lock.
  *
  * The vectors and hash maps of pvec.c and phash.c keep their own header in such a struct, so
  * they are validated the same way.
@@ -20,20 +24,27 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "persist.h"
+#include "pidlive.h"
 
 #define PSTRUCT_MAGIC 0x5350444du  /* "MDPS" in a little-endian dump */
 #define PSTRUCT_FORMAT 1u          /* of the header itself */
 #define PSTRUCT_WAIT_MS 2000
+#define PSTRUCT_POLL_MS 10
 #define PSTRUCT_ALIGN_MAX 4096u
 
 enum { PSTRUCT_EMPTY = 0, PSTRUCT_BUSY = 1, PSTRUCT_READY = 2 };
 
 struct pstruct_header {
 	_Atomic uint32_t state;
-	uint32_t magic;
+	union {
+		uint32_t magic;                /* state ready */
+		_Atomic uint32_t formatter;    /* state busy: the formatting process's id */
+	};
 	uint32_t format;
 	uint32_t checksum;             /* of everything below and magic and format */
 	uint64_t name_hash;
@@ -145,6 +156,7 @@ static int header_format(struct pstruct_header *h, const struct mmapd_layout *la
 
 	memset(body, 0, layout->size);
 	if (init && (r = init(body, ctx)) < 0) {
+		atomic_store(&h->formatter, 0);
 		atomic_store_explicit(&h->state, PSTRUCT_EMPTY, memory_order_release);
 		return r;
 	}
@@ -162,17 +174,46 @@ static int header_format(struct pstruct_header *h, const struct mmapd_layout *la
 	return 0;
 }
 
-/* Takes the daemon lock on the header, which the formatter holds while it formats. */
-static int header_lock(struct mmapd_region *region, uint64_t off, uint64_t *ret_lock)
+static int header_busy(const struct mmapd_region *region, uint64_t off)
 {
-	int r = mmapd_lock(region->client, region->name, region->offset + off,
-	                   MMAPD_PSTRUCT_HEADER, MMAPD_LOCK_EXCLUSIVE, PSTRUCT_WAIT_MS, ret_lock);
+	return error_set(-EAGAIN, "the persistent struct at offset %llu of '%s' is still being "
+	                 "formatted by another process", (unsigned long long)off, region->name);
+}
 
-	if (r == -ETIMEDOUT)
-		return error_set(-EAGAIN, "the persistent struct at offset %llu of '%s' is still "
-		                 "being formatted by another process", (unsigned long long)off,
-		                 region->name);
-	return r;
+/*
+ * Takes the daemon lock on the header, which the formatter holds while it formats, waiting
+ * up to PSTRUCT_WAIT_MS in all. A formatter whose lock a daemon restart dropped still formats
+ * while its process lives: then this waits for the state to leave busy (polling every
+ * PSTRUCT_POLL_MS) and takes the lock again. Returns 0 (lock held), -EAGAIN (message set) or
+ * the errors of mmapd_lock().
+ */
+static int header_lock(struct mmapd_region *region, uint64_t off, struct pstruct_header *h,
+                       uint64_t *ret_lock)
+{
+	struct timespec start, now, pause = { 0, PSTRUCT_POLL_MS * 1000000L };
+	long left = PSTRUCT_WAIT_MS;
+	int r;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		r = mmapd_lock(region->client, region->name, region->offset + off,
+		               MMAPD_PSTRUCT_HEADER, MMAPD_LOCK_EXCLUSIVE, (int)left, ret_lock);
+		if (r == -ETIMEDOUT)
+			return header_busy(region, off);
+		if (r < 0 || atomic_load(&h->state) != PSTRUCT_BUSY ||
+		    !pid_alive(atomic_load(&h->formatter)))
+			return r;
+		mmapd_unlock(region->client, *ret_lock);
+		do {
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			left = PSTRUCT_WAIT_MS - ((now.tv_sec - start.tv_sec) * 1000L +
+			                          (now.tv_nsec - start.tv_nsec) / 1000000L);
+			if (left <= 0)
+				return header_busy(region, off);
+			nanosleep(&pause, NULL);
+		} while (atomic_load(&h->state) == PSTRUCT_BUSY &&
+		         pid_alive(atomic_load(&h->formatter)));
+	}
 }
 
 /*
@@ -199,6 +240,7 @@ static int header_format_locked(struct mmapd_region *region, uint64_t off,
 		return error_set(-EBADMSG, "offset %llu of '%s' holds bytes that are not a "
 		                 "persistent struct header; not formatting over them",
 		                 (unsigned long long)off, region->name);
+	atomic_store(&h->formatter, (uint32_t)getpid());
 	atomic_store(&h->state, PSTRUCT_BUSY);
 	return header_format(h, layout, init, ctx);
 }
@@ -241,7 +283,7 @@ int pstruct_open(struct mmapd_region *region, uint64_t off, const struct mmapd_l
 		                 region->name);
 	if (state == PSTRUCT_EMPTY || state == PSTRUCT_BUSY) {
 		/* Whoever formats holds this lock until the state is ready; it dies with them. */
-		r = header_lock(region, off, &lock);
+		r = header_lock(region, off, h, &lock);
 		if (r < 0)
 			return r;
 		state = atomic_load_explicit(&h->state, memory_order_acquire);

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "pidlive.h"
 #include "ring.h"
 
 _Static_assert(sizeof(struct ring_header) <= 4096, "the ring header must fit one page");
@@ -103,10 +104,17 @@ static _Atomic uint32_t *ring_side_word(struct mmapd_ring *ring, unsigned side)
 	return side == MMAPD_RING_WRITER ? &ring->hdr->writer : &ring->hdr->reader;
 }
 
+/* The header's word with the process id of side's handle. */
+static _Atomic uint32_t *ring_side_pid(struct mmapd_ring *ring, unsigned side)
+{
+	return side == MMAPD_RING_WRITER ? &ring->hdr->writer_pid : &ring->hdr->reader_pid;
+}
+
 /*
  * Makes ring the ring's one writer or reader (side): takes the exclusive daemon lock on the
- * side's state word without waiting (-EBUSY: another handle is that side), then says the
- * side is open.
+ * side's state word without waiting (-EBUSY: another handle is that side, or a handle whose
+ * lock a daemon restart dropped is, its process alive), then records this process and says
+ * the side is open.
  */
 static int ring_side_attach(struct mmapd_ring *ring, unsigned side)
 {
@@ -122,7 +130,14 @@ static int ring_side_attach(struct mmapd_ring *ring, unsigned side)
 		                 side == MMAPD_RING_WRITER ? "writer" : "reader");
 	if (r < 0)
 		return r;
+	if (atomic_load(word) == RING_SIDE_OPEN && pid_alive(atomic_load(ring_side_pid(ring, side)))) {
+		mmapd_unlock(region->client, ring->side_lock[side == MMAPD_RING_READER]);
+		return error_set(-EBUSY, "ring '%s' already has a %s (process %u)", region->name,
+		                 side == MMAPD_RING_WRITER ? "writer" : "reader",
+		                 atomic_load(ring_side_pid(ring, side)));
+	}
 	ring->sides |= side;
+	atomic_store(ring_side_pid(ring, side), (uint32_t)getpid());
 	atomic_store(word, RING_SIDE_OPEN);
 	return 0;
 }

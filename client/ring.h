@@ -56,11 +56,16 @@ struct ring_header {
 	/*
 	 * The MMAPD_RING_WRITER and MMAPD_RING_READER handles' states (RING_SIDE_*). Such a
 	 * handle holds an exclusive daemon lock on its word's first byte (its offset in the
-	 * region) while it is open: the lock dies with the handle's connection, so state OPEN
-	 * with the byte unlocked means that side died.
+	 * region) while it is open, and its process id is in the *_pid word (stored before the
+	 * state). The lock dies with the handle's connection, but also with a daemon that
+	 * restarts without handing its state over, while the process lives on: so state OPEN
+	 * with the byte unlocked means that side died only when its process is gone too
+	 * (pid_alive(); pid 0, from an older libmmapd, counts as gone).
 	 */
 	alignas(RING_LINE) _Atomic uint32_t writer;
 	_Atomic uint32_t reader;
+	_Atomic uint32_t writer_pid;
+	_Atomic uint32_t reader_pid;
 };
 
 enum { RING_SIDE_NONE = 0, RING_SIDE_OPEN = 1, RING_SIDE_CLOSED = 2 };

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "pidlive.h"
 #include "ring.h"
 
 /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline (deadline_after()'s clock). */
@@ -39,8 +40,9 @@ static int futex_wait(_Atomic uint32_t *word, uint32_t val, const struct timespe
 
 /*
  * Whether the side whose state word is peer closed, or died: its state says open but nobody
- * holds its lock (a try-lock that succeeds is released at once). Errors other than a
- * conflict cannot tell, and count as alive.
+ * holds its lock (a try-lock that succeeds is released at once) and its process is gone (a
+ * daemon restart drops the lock of a live one). Errors other than a conflict cannot tell,
+ * and count as alive.
  */
 static bool ring_side_gone(struct mmapd_ring *ring, _Atomic uint32_t *peer)
 {
@@ -55,7 +57,8 @@ static bool ring_side_gone(struct mmapd_ring *ring, _Atomic uint32_t *peer)
 	               MMAPD_LOCK_SHARED | MMAPD_LOCK_NOWAIT, 0, &lock) < 0)
 		return false;
 	mmapd_unlock(region->client, lock);
-	return true;
+	return !pid_alive(atomic_load(peer == &ring->hdr->writer ? &ring->hdr->writer_pid :
+	                                                        &ring->hdr->reader_pid));
 }
 
 /* The earlier of deadline and RING_SIDE_CHECK_MS from now, in *ts. */

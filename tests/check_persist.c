@@ -3,21 +3,23 @@
  * against a real mmapd, across real processes (forked children with their own connections):
  * a struct written by one process is read by another and after the daemon restarts; layouts
  * that do not match are refused, as are corrupt headers; a struct whose formatter was
- * killed while formatting is formatted again; processes racing to format one struct end
+ * killed while formatting is formatted again, but not while a formatter whose lock a daemon
+ * restart dropped still lives; processes racing to format one struct end
  * with one format; fixed strings refuse what does not fit; a vector grows across
  * several resizes with its elements in place and is read back by another process; two
  * processes pushing under the lock end with exactly the sum; a hash map takes 10,000 entries
  * through several rebuilds and serves them to another process, with removals and
  * re-insertions through tombstones, and two processes putting under the lock lose nothing.
  *
- * One mmapd is shared by the test case (unchecked fixture), except for the test that restarts
- * its own; each test uses its own region names, and the checked fixture proves no descriptor
+ * One mmapd is shared by the test case (unchecked fixture), except for the tests that restart
+ * their own; each test uses its own region names, and the checked fixture proves no descriptor
  * or child leaked.
  */
 #include <check.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,9 +223,10 @@ END_TEST
 
 /*
  * In another process: does what a formatter does up to the middle of formatting (the
- * header lock, state 1, some of the body), says so on fd and waits to be killed.
+ * header lock, state 1, some of the body; with own, its process id where a formatter
+ * records it, the header's second word), says so on fd and waits to be killed.
  */
-static void formatter_stopped_child(const char *sock, uint64_t off, int fd)
+static void formatter_stopped_child(const char *sock, uint64_t off, bool own, int fd)
 {
 	struct mmapd_client *c = NULL;
 	struct mmapd_region *region = NULL;
@@ -237,6 +240,8 @@ static void formatter_stopped_child(const char *sock, uint64_t off, int fd)
 	               &lock) < 0)
 		_exit(1);
 	h = (uint8_t *)mmapd_region_data(region) + off;
+	if (own)
+		atomic_store((_Atomic uint32_t *)(h + 4), (uint32_t)getpid());
 	atomic_store((_Atomic uint32_t *)h, 1);
 	memset(h + 8, 0x5a, 16);
 	((struct config *)(h + MMAPD_PSTRUCT_HEADER))->port = 1234;
@@ -261,7 +266,7 @@ START_TEST(test_persist_struct_whose_formatter_died_is_formatted_again)
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
 		close(fds[0]);
-		formatter_stopped_child(dmn.sock, 256, fds[1]);
+		formatter_stopped_child(dmn.sock, 256, false, fds[1]);
 	}
 	close(fds[1]);
 	ck_assert_int_eq(read(fds[0], &byte, 1), 1);
@@ -281,6 +286,57 @@ START_TEST(test_persist_struct_whose_formatter_died_is_formatted_again)
 	ck_assert_int_eq(mmapd_region_close(region), 0);
 	ck_assert_int_eq(mmapd_delete(c, "dead-formatter"), 0);
 	mmapd_disconnect(c);
+}
+END_TEST
+
+/*
+ * A daemon killed and started again drops every lock, the live formatter's too: its state
+ * and its process id still say it formats, so nobody formats under its feet until it dies.
+ */
+START_TEST(test_persist_struct_formatter_alive_across_a_daemon_restart_is_not_formatted_over)
+{
+	struct test_daemon d;
+	struct mmapd_layout layout = CONFIG_LAYOUT;
+	struct mmapd_client *c;
+	struct mmapd_region *region;
+	struct config *cfg;
+	uint8_t *h;
+	int fds[2], status;
+	char byte;
+	pid_t pid;
+
+	test_daemon_start(&d, NULL);
+	c = test_client_connect(&d, "check_persist");
+	region = region_on(c, "dead-formatter", 4096);
+	h = (uint8_t *)mmapd_region_data(region) + 256;
+	ck_assert_int_eq(pipe(fds), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(fds[0]);
+		formatter_stopped_child(d.sock, 256, true, fds[1]);
+	}
+	close(fds[1]);
+	ck_assert_int_eq(read(fds[0], &byte, 1), 1);
+	close(fds[0]);
+	test_daemon_kill(&d);
+	test_daemon_restart(&d);
+	/* The lock is free now, but its holder lives: wait, then -EAGAIN, body untouched. */
+	pstruct_fails(region, 256, &layout, MMAPD_PSTRUCT_INIT, -EAGAIN, "being formatted");
+	pstruct_fails(region, 256, &layout, 0, -EAGAIN, "being formatted");
+	ck_assert_uint_eq(atomic_load((_Atomic uint32_t *)h), 1);
+	ck_assert_uint_eq(((struct config *)(h + MMAPD_PSTRUCT_HEADER))->port, 1234);
+	ck_assert_int_eq(kill(pid, SIGKILL), 0);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFSIGNALED(status));
+	/* Its process is gone: the next open formats. */
+	pstruct_fails(region, 256, &layout, 0, -ENODATA, "died");
+	cfg = pstruct_ok(region, 256, &layout, MMAPD_PSTRUCT_INIT);
+	ck_assert_uint_eq(cfg->port, 0);
+	ck_assert_int_eq(mmapd_region_close(region), 0);
+	ck_assert_int_eq(mmapd_delete(c, "dead-formatter"), 0);
+	mmapd_disconnect(c);
+	test_daemon_stop(&d);
 }
 END_TEST
 
@@ -901,6 +957,7 @@ static Suite *persist_suite(void)
 	tcase_add_test(tc, test_persist_struct_written_by_one_process_is_read_by_another_and_after_a_restart);
 	tcase_add_test(tc, test_persist_struct_of_another_layout_or_an_empty_header_is_refused);
 	tcase_add_test(tc, test_persist_struct_whose_formatter_died_is_formatted_again);
+	tcase_add_test(tc, test_persist_struct_formatter_alive_across_a_daemon_restart_is_not_formatted_over);
 	tcase_add_test(tc, test_persist_struct_with_a_corrupt_header_is_refused);
 	tcase_add_test(tc, test_persist_struct_body_stays_put_while_another_process_rewrites_the_header);
 	tcase_add_test(tc, test_persist_processes_racing_to_format_one_struct_end_with_one_format);

@@ -7,10 +7,12 @@
  * a concurrent reader never sees a torn byte), corrupt headers refused, invalid arguments,
  * read_until across the wrap point and the put/flush batch; the end of the stream (a writer
  * that closed, or was SIGKILLed while a reader waited: the reader gets the rest, then
- * -EPIPE; a writer blocked on a full ring whose reader was SIGKILLed gets -EPIPE) and one
- * MMAPD_RING_WRITER, or MMAPD_RING_READER, at a time (-EBUSY).
+ * -EPIPE; a writer blocked on a full ring whose reader was SIGKILLed gets -EPIPE; a reader
+ * blocked while the daemon is SIGKILLed and started again gets its live writer's later
+ * bytes, no -EPIPE) and one MMAPD_RING_WRITER, or MMAPD_RING_READER, at a time (-EBUSY).
  *
- * One mmapd is shared by the test case (unchecked fixture); each test opens its own
+ * One mmapd is shared by the test case (unchecked fixture), except for the restart test,
+ * which starts its own; each test opens its own
  * connections and rings, forks its own processes (each with its own connection) and deletes
  * what it created; the checked fixture proves no descriptor or child leaked.
  */
@@ -825,6 +827,94 @@ START_TEST(test_ring_writer_blocked_on_a_killed_reader_gets_epipe)
 }
 END_TEST
 
+/*
+ * The writer of restart_test(), in its own process: writes bytes 0..99 of the sequence, says
+ * so on out, waits for a byte on in (the daemon restarted meanwhile), writes bytes 100..199
+ * and closes.
+ */
+static int restart_writer(const char *sock, int in, int out)
+{
+	struct mmapd_client *c = NULL;
+	struct mmapd_ring *w = NULL;
+	uint8_t buf[200];
+	char byte;
+
+	seq_fill(buf, 0, sizeof(buf));
+	if (mmapd_connect(sock, "restart-writer", &c) < 0 ||
+	    mmapd_ring_open(c, "restart", MMAPD_RING_WRITER, &w) < 0 ||
+	    mmapd_ring_write(w, buf, 100) != 100 || write(out, "x", 1) != 1 ||
+	    read(in, &byte, 1) != 1 || mmapd_ring_write(w, buf + 100, 100) != 100)
+		return 1;
+	mmapd_ring_close(w);
+	mmapd_disconnect(c);
+	return 0;
+}
+
+/* The reader of restart_test(), in its own process: reads all 200 bytes (0: they came). */
+static int restart_reader(const char *sock, int out)
+{
+	struct mmapd_client *c = NULL;
+	struct mmapd_ring *rd = NULL;
+	uint8_t got[200];
+	int r;
+
+	if (mmapd_connect(sock, "restart-reader", &c) < 0 ||
+	    mmapd_ring_open(c, "restart", MMAPD_RING_READER, &rd) < 0 || write(out, "x", 1) != 1)
+		return 1;
+	r = mmapd_ring_read_exact(rd, got, sizeof(got), WAIT_MS);
+	if (r < 0) {
+		fprintf(stderr, "restart reader: %s\n", mmapd_last_message());
+		return 2;
+	}
+	return seq_check(got, 0, sizeof(got)) == sizeof(got) ? 0 : 3;
+}
+
+/*
+ * A daemon killed and started again drops every lock, the sides' too, while both processes
+ * live on: a reader blocked across the restart must not take its live writer for dead.
+ */
+START_TEST(test_ring_reader_blocked_across_a_daemon_restart_gets_the_live_writers_data)
+{
+	struct timespec settle = { .tv_sec = 1 };
+	struct test_daemon d;
+	struct mmapd_client *c;
+	int go[2], ready[2];
+	pid_t writer, reader;
+	char byte;
+
+	test_daemon_start(&d, NULL);
+	c = test_client_connect(&d, "check_ring");
+	ck_assert_int_eq(mmapd_ring_close(ring_new(c, "restart", page, 0)), 0);
+	ck_assert_int_eq(pipe(go), 0);
+	ck_assert_int_eq(pipe(ready), 0);
+	reader = fork();
+	ck_assert_int_ge(reader, 0);
+	if (reader == 0)
+		_exit(restart_reader(d.sock, ready[1]));
+	ck_assert_int_eq(read(ready[0], &byte, 1), 1);
+	writer = fork();
+	ck_assert_int_ge(writer, 0);
+	if (writer == 0)
+		_exit(restart_writer(d.sock, go[0], ready[1]));
+	close(go[0]);
+	close(ready[1]);
+	ck_assert_int_eq(read(ready[0], &byte, 1), 1);
+	close(ready[0]);
+	/* The reader has 100 of its 200 bytes and waits. */
+	test_daemon_kill(&d);
+	test_daemon_restart(&d);
+	/* Leave the reader several side checks (every RING_SIDE_CHECK_MS) before more comes. */
+	nanosleep(&settle, NULL);
+	ck_assert_int_eq(write(go[1], "x", 1), 1);
+	close(go[1]);
+	test_child_wait(writer, CHILD_WAIT_MS);
+	test_child_wait(reader, CHILD_WAIT_MS);
+	ck_assert_int_eq(mmapd_delete(c, "restart"), 0);
+	mmapd_disconnect(c);
+	test_daemon_stop(&d);
+}
+END_TEST
+
 static Suite *ring_suite(void)
 {
 	Suite *s = suite_create("ring");
@@ -845,6 +935,7 @@ static Suite *ring_suite(void)
 	tcase_add_test(tc, test_ring_reader_drains_a_closed_writer_then_gets_epipe_and_one_writer_at_a_time);
 	tcase_add_test(tc, test_ring_reader_blocked_on_a_killed_writer_gets_the_rest_then_epipe);
 	tcase_add_test(tc, test_ring_writer_blocked_on_a_killed_reader_gets_epipe);
+	tcase_add_test(tc, test_ring_reader_blocked_across_a_daemon_restart_gets_the_live_writers_data);
 	suite_add_tcase(s, tc);
 	return s;
 }
