@@ -619,9 +619,12 @@ MMAPD_EXPORT uint64_t mmapd_pstruct_footprint(const struct mmapd_layout *layout)
  * and alignment, else nothing is reinterpreted and the call fails. With MMAPD_PSTRUCT_INIT an
  * empty header (all zero) is formatted first and the struct zeroed; processes racing to do so
  * end with one format (the others wait for it, up to about two seconds). The formatter holds
- * an exclusive mmapd_lock() on the 64 header bytes while it formats; the daemon drops it if
- * the formatter dies, and the next open with MMAPD_PSTRUCT_INIT then formats the half-formatted
- * struct again from scratch (zeroed, re-initialized). A struct found ready is opened with no
+ * an exclusive mmapd_lock() on the 64 header bytes while it formats and records its process
+ * id there; the daemon drops the lock if the formatter dies, and once its process is gone too
+ * (kill(pid, 0) says ESRCH, or a zombie) the next open with MMAPD_PSTRUCT_INIT formats the
+ * half-formatted struct again from scratch (zeroed, re-initialized). A daemon restart without
+ * the fd-store handover drops a live formatter's lock: others wait for it as for the lock
+ * (same pid namespace assumed: docs/client-api.md). A struct found ready is opened with no
  * request to the daemon. On success *ret_ptr points at the struct, inside the mapping: valid
  * while the mapping does not move (see mmapd_region_data()).
  * Returns 0, or -EINVAL (NULL argument, invalid layout, misaligned off, unknown flags),
@@ -822,9 +825,10 @@ struct mmapd_ring;
 #define MMAPD_RING_ANONYMOUS 0x2u /* create: a memfd region (MMAPD_OPEN_ANONYMOUS), no file */
 /*
  * create, open: this handle is the ring's one writer, or one reader (both: allowed). It holds
- * an exclusive mmapd_lock() on a byte of the header while open (-EBUSY for a second writer, or
- * reader, handle, even on one connection), so the other side learns when it closes or dies:
- * see mmapd_ring_wait_readable().
+ * an exclusive mmapd_lock() on a byte of the header while open and records its process id
+ * there (-EBUSY for a second writer, or reader, handle, even on one connection, and while a
+ * side whose lock a daemon restart dropped lives), so the other side learns when it closes or
+ * dies: see mmapd_ring_wait_readable().
  */
 #define MMAPD_RING_WRITER    0x4u
 #define MMAPD_RING_READER    0x8u
@@ -918,7 +922,10 @@ MMAPD_EXPORT int mmapd_ring_read_consume(struct mmapd_ring *ring, size_t len);
  * -EINVAL (min above the capacity), -EPIPE (readable: fewer than min bytes are there and
  * the MMAPD_RING_WRITER handle closed, or died; what is there can still be read. Writable:
  * the MMAPD_RING_READER handle closed or died). A blocked wait checks the other side with a
- * try-lock every 100 ms. A ring in overwrite mode is always writable.
+ * try-lock every 100 ms; a free lock means death only when the side's recorded process is gone
+ * too (kill(pid, 0) says ESRCH, or a zombie), so a daemon restart that drops the locks of live
+ * processes does not end the stream (same pid namespace assumed: docs/client-api.md). A ring
+ * in overwrite mode is always writable.
  */
 MMAPD_EXPORT int mmapd_ring_wait_readable(struct mmapd_ring *ring, size_t min, int timeout_ms);
 MMAPD_EXPORT int mmapd_ring_wait_writable(struct mmapd_ring *ring, size_t min, int timeout_ms);
