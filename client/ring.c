@@ -119,7 +119,7 @@ static _Atomic uint32_t *ring_side_pid(struct mmapd_ring *ring, unsigned side)
 static int ring_side_attach(struct mmapd_ring *ring, unsigned side)
 {
 	struct mmapd_region *region = ring->region;
-	_Atomic uint32_t *word = ring_side_word(ring, side);
+	_Atomic uint32_t *word = ring_side_word(ring, side), *pid = ring_side_pid(ring, side);
 	int r = mmapd_lock(region->client, region->name,
 	                   (uint64_t)((uint8_t *)word - (uint8_t *)ring->hdr), 1,
 	                   MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT, 0,
@@ -130,14 +130,13 @@ static int ring_side_attach(struct mmapd_ring *ring, unsigned side)
 		                 side == MMAPD_RING_WRITER ? "writer" : "reader");
 	if (r < 0)
 		return r;
-	if (atomic_load(word) == RING_SIDE_OPEN && pid_alive(atomic_load(ring_side_pid(ring, side)))) {
+	if (atomic_load(word) == RING_SIDE_OPEN && pid_alive(atomic_load(pid))) {
 		mmapd_unlock(region->client, ring->side_lock[side == MMAPD_RING_READER]);
 		return error_set(-EBUSY, "ring '%s' already has a %s (process %u)", region->name,
-		                 side == MMAPD_RING_WRITER ? "writer" : "reader",
-		                 atomic_load(ring_side_pid(ring, side)));
+		                 side == MMAPD_RING_WRITER ? "writer" : "reader", atomic_load(pid));
 	}
 	ring->sides |= side;
-	atomic_store(ring_side_pid(ring, side), (uint32_t)getpid());
+	atomic_store(pid, (uint32_t)getpid());
 	atomic_store(word, RING_SIDE_OPEN);
 	return 0;
 }

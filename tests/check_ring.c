@@ -9,7 +9,7 @@
  * that closed, or was SIGKILLed while a reader waited: the reader gets the rest, then
  * -EPIPE; a writer blocked on a full ring whose reader was SIGKILLed gets -EPIPE; a reader
  * blocked while the daemon is SIGKILLed and started again gets its live writer's later
- * bytes, no -EPIPE) and one MMAPD_RING_WRITER, or MMAPD_RING_READER, at a time (-EBUSY).
+ * bytes, no -EPIPE, and a second writer still gets -EBUSY) and one MMAPD_RING_WRITER, or MMAPD_RING_READER, at a time (-EBUSY).
  *
  * One mmapd is shared by the test case (unchecked fixture), except for the restart test,
  * which starts its own; each test opens its own
@@ -871,13 +871,15 @@ static int restart_reader(const char *sock, int out)
 
 /*
  * A daemon killed and started again drops every lock, the sides' too, while both processes
- * live on: a reader blocked across the restart must not take its live writer for dead.
+ * live on: a reader blocked across the restart must not take its live writer for dead, nor
+ * may a second writer open.
  */
 START_TEST(test_ring_reader_blocked_across_a_daemon_restart_gets_the_live_writers_data)
 {
 	struct timespec settle = { .tv_sec = 1 };
 	struct test_daemon d;
 	struct mmapd_client *c;
+	struct mmapd_ring *w2 = NULL;
 	int go[2], ready[2];
 	pid_t writer, reader;
 	char byte;
@@ -903,6 +905,10 @@ START_TEST(test_ring_reader_blocked_across_a_daemon_restart_gets_the_live_writer
 	/* The reader has 100 of its 200 bytes and waits. */
 	test_daemon_kill(&d);
 	test_daemon_restart(&d);
+	/* The writer's lock is gone, but it lives: still the one writer. */
+	ck_assert_int_eq(mmapd_ring_open(c, "restart", MMAPD_RING_WRITER, &w2), -EBUSY);
+	ck_assert_msg(strstr(mmapd_last_message(), "process"), "%s", mmapd_last_message());
+	ck_assert_ptr_null(w2);
 	/* Leave the reader several side checks (every RING_SIDE_CHECK_MS) before more comes. */
 	nanosleep(&settle, NULL);
 	ck_assert_int_eq(write(go[1], "x", 1), 1);
