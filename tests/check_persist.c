@@ -251,13 +251,10 @@ static void formatter_stopped_child(const char *sock, uint64_t off, bool own, in
 		pause();
 }
 
-START_TEST(test_persist_struct_whose_formatter_died_is_formatted_again)
+/* Starts formatter_stopped_child and returns its pid once it stopped mid-formatting. */
+static pid_t formatter_stopped_start(const char *sock, uint64_t off, bool own)
 {
-	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
-	struct mmapd_region *region = region_on(c, "dead-formatter", 4096);
-	struct mmapd_layout layout = CONFIG_LAYOUT;
-	struct config *cfg;
-	int fds[2], status;
+	int fds[2];
 	char byte;
 	pid_t pid;
 
@@ -266,11 +263,24 @@ START_TEST(test_persist_struct_whose_formatter_died_is_formatted_again)
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
 		close(fds[0]);
-		formatter_stopped_child(dmn.sock, 256, false, fds[1]);
+		formatter_stopped_child(sock, off, own, fds[1]);
 	}
 	close(fds[1]);
 	ck_assert_int_eq(read(fds[0], &byte, 1), 1);
 	close(fds[0]);
+	return pid;
+}
+
+START_TEST(test_persist_struct_whose_formatter_died_is_formatted_again)
+{
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
+	struct mmapd_region *region = region_on(c, "dead-formatter", 4096);
+	struct mmapd_layout layout = CONFIG_LAYOUT;
+	struct config *cfg;
+	int status;
+	pid_t pid;
+
+	pid = formatter_stopped_start(dmn.sock, 256, false);
 	ck_assert_int_eq(kill(pid, SIGKILL), 0);
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert(WIFSIGNALED(status));
@@ -301,24 +311,14 @@ START_TEST(test_persist_struct_formatter_alive_across_a_daemon_restart_is_not_fo
 	struct mmapd_region *region;
 	struct config *cfg;
 	uint8_t *h;
-	int fds[2], status;
-	char byte;
+	int status;
 	pid_t pid;
 
 	test_daemon_start(&d, NULL);
 	c = test_client_connect(&d, "check_persist");
 	region = region_on(c, "dead-formatter", 4096);
 	h = (uint8_t *)mmapd_region_data(region) + 256;
-	ck_assert_int_eq(pipe(fds), 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		close(fds[0]);
-		formatter_stopped_child(d.sock, 256, true, fds[1]);
-	}
-	close(fds[1]);
-	ck_assert_int_eq(read(fds[0], &byte, 1), 1);
-	close(fds[0]);
+	pid = formatter_stopped_start(d.sock, 256, true);
 	test_daemon_kill(&d);
 	test_daemon_restart(&d);
 	/* The lock is free now, but its holder lives: wait, then -EAGAIN, body untouched. */
