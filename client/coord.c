@@ -12,32 +12,25 @@
 
 #include "internal.h"
 #include "msg.h"
+#include "policy.h"
 
 /* ---- flush policies ---- */
 
-static const char *const policy_names[] = {
-	[MMAPD_POLICY_MANUAL] = "manual",
-	[MMAPD_POLICY_ALWAYS] = "always",
-	[MMAPD_POLICY_EVERY_BYTES] = "every-bytes",
-	[MMAPD_POLICY_EVERY_WRITES] = "every-writes",
-	[MMAPD_POLICY_INTERVAL] = "interval",
-};
-
-#define POLICY_KINDS (sizeof(policy_names) / sizeof(policy_names[0]))
-
-static bool policy_has_value(enum mmapd_policy_kind kind)
-{
-	return kind == MMAPD_POLICY_EVERY_BYTES || kind == MMAPD_POLICY_EVERY_WRITES ||
-	       kind == MMAPD_POLICY_INTERVAL;
-}
+_Static_assert((int)MMAPD_POLICY_MANUAL == (int)PROTO_POLICY_MANUAL &&
+               (int)MMAPD_POLICY_ALWAYS == (int)PROTO_POLICY_ALWAYS &&
+               (int)MMAPD_POLICY_EVERY_BYTES == (int)PROTO_POLICY_EVERY_BYTES &&
+               (int)MMAPD_POLICY_EVERY_WRITES == (int)PROTO_POLICY_EVERY_WRITES &&
+               (int)MMAPD_POLICY_INTERVAL == (int)PROTO_POLICY_INTERVAL,
+               "enum mmapd_policy_kind numbers the kinds as proto/policy.h does");
 
 int policy_check(const struct mmapd_policy *policy)
 {
-	if ((unsigned)policy->kind >= POLICY_KINDS)
+	if ((unsigned)policy->kind >= PROTO_POLICY_KINDS)
 		return error_set(-EINVAL, "unknown policy kind %d", (int)policy->kind);
-	if (policy_has_value(policy->kind) && (policy->value == 0 || policy->value > PROTO_ID_MAX))
+	if (proto_policy_has_value(policy->kind) &&
+	    (policy->value == 0 || policy->value > PROTO_ID_MAX))
 		return error_set(-EINVAL, "policy %s needs a value from 1 to 2^53-1",
-		                 policy_names[policy->kind]);
+		                 proto_policy_name(policy->kind));
 	return 0;
 }
 
@@ -45,34 +38,24 @@ int policy_read(const cJSON *obj, struct mmapd_policy *ret)
 {
 	const char *kind;
 	uint64_t value = 0;
-	size_t i;
-	int r;
+	int i, r;
 
 	if (!cJSON_IsObject(obj) || msg_get_string(obj, "kind", &kind) < 0)
 		return -EPROTO;
-	for (i = 0; i < POLICY_KINDS && strcmp(kind, policy_names[i]) != 0; i++)
-		;
-	if (i == POLICY_KINDS)
+	i = proto_policy_kind(kind);
+	if (i < 0)
 		return -EPROTO;
 	r = msg_get_u64(obj, "value", &value);
-	if (r == -EINVAL || (policy_has_value((enum mmapd_policy_kind)i) && r < 0))
+	if (r == -EINVAL || (proto_policy_has_value((unsigned)i) && r < 0))
 		return -EPROTO;
 	ret->kind = (enum mmapd_policy_kind)i;
-	ret->value = policy_has_value(ret->kind) ? value : 0;
+	ret->value = proto_policy_has_value(ret->kind) ? value : 0;
 	return 0;
 }
 
 cJSON *policy_json(const struct mmapd_policy *policy)
 {
-	cJSON *obj = cJSON_CreateObject();
-
-	if (!obj || !cJSON_AddStringToObject(obj, "kind", policy_names[policy->kind]) ||
-	    (policy_has_value(policy->kind) &&
-	     !cJSON_AddNumberToObject(obj, "value", (double)policy->value))) {
-		cJSON_Delete(obj);
-		return NULL;
-	}
-	return obj;
+	return proto_policy_json(policy->kind, policy->value);
 }
 
 /* ---- what the library remembers ---- */

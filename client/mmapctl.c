@@ -26,6 +26,7 @@
 
 #include "mmapd.h"
 #include "num.h"
+#include "policy.h"
 
 #define EXIT_USAGE 2
 
@@ -46,21 +47,6 @@ struct ctl {
 	struct mmapd_client *client;
 };
 
-static const char *const policy_names[] = {
-	[MMAPD_POLICY_MANUAL] = "manual",
-	[MMAPD_POLICY_ALWAYS] = "always",
-	[MMAPD_POLICY_EVERY_BYTES] = "every-bytes",
-	[MMAPD_POLICY_EVERY_WRITES] = "every-writes",
-	[MMAPD_POLICY_INTERVAL] = "interval",
-};
-
-#define POLICY_KINDS (sizeof(policy_names) / sizeof(policy_names[0]))
-
-static bool policy_has_value(enum mmapd_policy_kind kind)
-{
-	return kind == MMAPD_POLICY_EVERY_BYTES || kind == MMAPD_POLICY_EVERY_WRITES ||
-	       kind == MMAPD_POLICY_INTERVAL;
-}
 
 static void usage(FILE *out)
 {
@@ -198,33 +184,19 @@ static bool json_add_numbers(cJSON *obj, ...)
 	return ok;
 }
 
-/* {"kind": ..., "value": N}, as on the wire. NULL when out of memory. */
-static cJSON *policy_json(const struct mmapd_policy *policy)
-{
-	cJSON *obj = cJSON_CreateObject();
-
-	if (!obj || !cJSON_AddStringToObject(obj, "kind", policy_names[policy->kind]) ||
-	    (policy_has_value(policy->kind) &&
-	     !json_add_numbers(obj, "value", policy->value, (const char *)NULL))) {
-		cJSON_Delete(obj);
-		return NULL;
-	}
-	return obj;
-}
-
 /* "manual", "every-writes 3": the words of the policy command. */
 static const char *policy_text(const struct mmapd_policy *policy, char *buf, size_t len)
 {
-	if (!policy_has_value(policy->kind))
-		return policy_names[policy->kind];
-	snprintf(buf, len, "%s %" PRIu64, policy_names[policy->kind], policy->value);
+	if (!proto_policy_has_value(policy->kind))
+		return proto_policy_name(policy->kind);
+	snprintf(buf, len, "%s %" PRIu64, proto_policy_name(policy->kind), policy->value);
 	return buf;
 }
 
 /* Adds {"policy": ...} to obj. Returns false when out of memory. */
 static bool json_add_policy(cJSON *obj, const struct mmapd_policy *policy)
 {
-	cJSON *p = policy_json(policy);
+	cJSON *p = proto_policy_json(policy->kind, policy->value);
 
 	if (!p || !cJSON_AddItemToObject(obj, "policy", p)) {
 		cJSON_Delete(p);
@@ -1025,19 +997,17 @@ static int size_arg(struct ctl *ctl, const char *arg)
 /* Reads KIND [N] of policy into ctl->policy. Returns 0 or the usage error's status. */
 static int policy_args(struct ctl *ctl, char **args, int nargs)
 {
-	size_t kind;
-	int r;
+	int kind, r;
 
 	ctl->set_policy = nargs > 1;
 	if (!ctl->set_policy)
 		return 0;
-	for (kind = 0; kind < POLICY_KINDS && strcmp(args[1], policy_names[kind]) != 0; kind++)
-		;
-	if (kind == POLICY_KINDS)
+	kind = proto_policy_kind(args[1]);
+	if (kind < 0)
 		return usage_error("unknown policy '%s' (manual, always, every-bytes N, "
 		                   "every-writes N, interval MS)", args[1]);
 	ctl->policy.kind = (enum mmapd_policy_kind)kind;
-	if (!policy_has_value(ctl->policy.kind)) {
+	if (!proto_policy_has_value(ctl->policy.kind)) {
 		if (nargs > 2)
 			return usage_error("policy '%s' takes no value", args[1]);
 		return 0;

@@ -19,6 +19,7 @@
 #include "msg.h"
 #include "notify.h"
 #include "ops.h"
+#include "policy.h"
 #include "region.h"
 #include "server.h"
 #include "timer.h"
@@ -45,27 +46,12 @@ struct flush_job {
 
 static const char *flush_fail_name;   /* the test hook's region, or NULL */
 
-static const char *const policy_names[] = {
-	[POLICY_MANUAL] = "manual",
-	[POLICY_ALWAYS] = "always",
-	[POLICY_EVERY_BYTES] = "every-bytes",
-	[POLICY_EVERY_WRITES] = "every-writes",
-	[POLICY_INTERVAL] = "interval",
-};
-
-#define POLICY_NKINDS (sizeof(policy_names) / sizeof(policy_names[0]))
-
-static bool policy_has_value(enum policy_kind kind)
-{
-	return kind == POLICY_EVERY_BYTES || kind == POLICY_EVERY_WRITES || kind == POLICY_INTERVAL;
-}
 
 int policy_parse(const cJSON *obj, struct policy *ret, const char **ret_problem)
 {
 	const char *kind;
 	uint64_t value = 0;
-	size_t i;
-	int r;
+	int i, r;
 
 	if (!cJSON_IsObject(obj)) {
 		*ret_problem = "field 'policy' must be an object such as {\"kind\": \"manual\"}";
@@ -76,37 +62,26 @@ int policy_parse(const cJSON *obj, struct policy *ret, const char **ret_problem)
 		               "\"every-writes\" or \"interval\"";
 		return -EINVAL;
 	}
-	for (i = 0; i < POLICY_NKINDS; i++)
-		if (strcmp(kind, policy_names[i]) == 0)
-			break;
-	if (i == POLICY_NKINDS) {
+	i = proto_policy_kind(kind);
+	if (i < 0) {
 		*ret_problem = "field 'policy.kind' must be \"manual\", \"always\", \"every-bytes\", "
 		               "\"every-writes\" or \"interval\"";
 		return -EINVAL;
 	}
 	r = msg_get_u64(obj, "value", &value);
-	if (r == -EINVAL || (policy_has_value((enum policy_kind)i) && (r == -ENOENT || value == 0))) {
+	if (r == -EINVAL || (proto_policy_has_value((unsigned)i) && (r == -ENOENT || value == 0))) {
 		*ret_problem = "field 'policy.value' must be an integer from 1 to 2^53-1 "
 		               "(required by every-bytes, every-writes and interval)";
 		return -EINVAL;
 	}
 	ret->kind = (enum policy_kind)i;
-	ret->value = policy_has_value(ret->kind) ? value : 0;
+	ret->value = proto_policy_has_value(ret->kind) ? value : 0;
 	return 0;
 }
 
 cJSON *policy_to_json(const struct policy *p)
 {
-	cJSON *obj = cJSON_CreateObject();
-
-	if (!obj)
-		return NULL;
-	if (!cJSON_AddStringToObject(obj, "kind", policy_names[p->kind]) ||
-	    (policy_has_value(p->kind) && !cJSON_AddNumberToObject(obj, "value", (double)p->value))) {
-		cJSON_Delete(obj);
-		return NULL;
-	}
-	return obj;
+	return proto_policy_json(p->kind, p->value);
 }
 
 void flush_hook_init(void)

@@ -21,16 +21,19 @@
 #include <uv.h>
 #include <cjson/cJSON.h>
 
+#include "policy.h"
+
 struct conn;
 struct region;
 struct server;
 
+/* The policy kinds, numbered as the protocol's (proto/policy.h). */
 enum policy_kind {
-	POLICY_MANUAL,        /* only flush flushes */
-	POLICY_ALWAYS,        /* every changed is flushed before its reply */
-	POLICY_EVERY_BYTES,   /* a flush starts once value bytes were changed */
-	POLICY_EVERY_WRITES,  /* ... once value changes were made */
-	POLICY_INTERVAL,      /* ... value ms after the first unflushed change */
+	POLICY_MANUAL = PROTO_POLICY_MANUAL,             /* only flush flushes */
+	POLICY_ALWAYS = PROTO_POLICY_ALWAYS,             /* every changed flushed before its reply */
+	POLICY_EVERY_BYTES = PROTO_POLICY_EVERY_BYTES,   /* flush once value bytes were changed */
+	POLICY_EVERY_WRITES = PROTO_POLICY_EVERY_WRITES, /* ... once value changes were made */
+	POLICY_INTERVAL = PROTO_POLICY_INTERVAL,         /* ... value ms after the first unflushed one */
 };
 
 struct policy {

@@ -1,0 +1,35 @@
+/*
+ * Flush policies as the protocol names them: {"kind": "every-bytes", "value": N}. One table
+ * for the daemon (daemon/flush.c), libmmapd (client/coord.c) and mmapctl, so the three never
+ * disagree on a name. The numbering is that of enum mmapd_policy_kind in client/mmapd.h and of
+ * the daemon's enum policy_kind; both check it against this one at compile time.
+ */
+#ifndef MMAPD_PROTO_POLICY_H
+#define MMAPD_PROTO_POLICY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+enum proto_policy {
+	PROTO_POLICY_MANUAL,
+	PROTO_POLICY_ALWAYS,
+	PROTO_POLICY_EVERY_BYTES,
+	PROTO_POLICY_EVERY_WRITES,
+	PROTO_POLICY_INTERVAL,
+	PROTO_POLICY_KINDS,       /* how many there are */
+};
+
+/* The wire name of kind, or NULL when kind is not below PROTO_POLICY_KINDS. */
+const char *proto_policy_name(unsigned kind);
+/* The kind called name, or -EINVAL when no kind has that name. */
+int proto_policy_kind(const char *name);
+/* True for the kinds that carry a value: every-bytes, every-writes and interval. */
+bool proto_policy_has_value(unsigned kind);
+/*
+ * {"kind": name, "value": value} (value only for the kinds that carry one); kind must be
+ * below PROTO_POLICY_KINDS. Returns NULL when out of memory.
+ */
+cJSON *proto_policy_json(unsigned kind, uint64_t value);
+
+#endif
