@@ -295,7 +295,7 @@ void flush_request(struct conn *c, uint64_t id, struct region *r)
 		return;
 	}
 	if (flush_wait(r, c, id, false, 0) < 0) {
-		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+		ops_reply_nomem(c, id);
 		return;
 	}
 	if (!r->flush.running)
@@ -325,7 +325,7 @@ void flush_count_change(struct conn *c, uint64_t id, struct region *r, uint64_t 
 	switch (f->policy.kind) {
 	case POLICY_ALWAYS:
 		if (flush_wait(r, c, id, true, seq) < 0) {
-			ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+			ops_reply_nomem(c, id);
 			return;
 		}
 		if (!f->running)

@@ -379,7 +379,7 @@ void lock_acquire(struct conn *c, uint64_t id, struct region *r, const struct lo
 	}
 	l = calloc(1, sizeof(*l));
 	if (!l) {
-		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+		ops_reply_nomem(c, id);
 		return;
 	}
 	l->conn = c;
@@ -401,7 +401,7 @@ void lock_acquire(struct conn *c, uint64_t id, struct region *r, const struct lo
 	if (blocker) {
 		ret = lock_would_deadlock(c, l, &via);
 		if (ret < 0) {
-			ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+			ops_reply_nomem(c, id);
 			goto fail;
 		}
 		if (ret > 0) {
@@ -419,7 +419,7 @@ void lock_acquire(struct conn *c, uint64_t id, struct region *r, const struct lo
 		}
 	}
 	if (htab_insert(&c->locks, &l->node, htab_hash_u64(srv->lock_serial + 1)) < 0) {
-		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+		ops_reply_nomem(c, id);
 		goto fail;
 	}
 	l->id = ++srv->lock_serial;
@@ -433,7 +433,7 @@ void lock_acquire(struct conn *c, uint64_t id, struct region *r, const struct lo
 	if (a->has_timeout) {
 		l->timeout = timer_start(srv->loop, a->timeout_ms, lock_on_timeout, l);
 		if (!l->timeout) {
-			ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+			ops_reply_nomem(c, id);
 			htab_remove(&c->locks, &l->node);
 			c->nlocks--;
 			region_unref(r);

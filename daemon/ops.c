@@ -72,12 +72,17 @@ static void ops_reply_error_noid(struct conn *c, int err, const char *fmt, ...)
 	va_end(ap);
 }
 
+void ops_reply_nomem(struct conn *c, uint64_t id)
+{
+	ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+}
+
 void ops_reply_send(struct conn *c, uint64_t id, cJSON *reply)
 {
 	int r;
 
 	if (!reply) {
-		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+		ops_reply_nomem(c, id);
 		return;
 	}
 	r = conn_send(c, reply, NULL, 0);
@@ -172,7 +177,7 @@ static int ops_get_region_checked(struct conn *c, uint64_t id, const char *name,
 int ops_defer(struct conn *c, uint64_t id, cJSON *req, struct region *r)
 {
 	if (region_defer(r, c, id, req) < 0)
-		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+		ops_reply_nomem(c, id);
 	return OPS_KEPT;
 }
 
@@ -229,7 +234,7 @@ void ops_reply_fd_error(struct conn *c, uint64_t id, const char *name, int err)
 	} else if (err == EACCES || err == EPERM || err == EROFS) {
 		ops_reply_error(c, id, EACCES, "the daemon cannot open region '%s' in that mode", name);
 	} else if (err == ENOMEM) {
-		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+		ops_reply_nomem(c, id);
 	} else {
 		log_error("cannot open region '%s': %s", name, strerror(err));
 		ops_reply_error(c, id, ops_wire_errno(err), "cannot open region '%s': %s", name,
@@ -353,7 +358,7 @@ nomem:
 	cJSON_Delete(reply);
 	cJSON_Delete(limits);
 	cJSON_Delete(list);
-	ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+	ops_reply_nomem(c, id);
 	return OPS_DONE;
 }
 

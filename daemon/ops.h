@@ -72,6 +72,8 @@ const char *ops_name(size_t i);
 /* Sends {"id", "ok": false, "error": {...}} with a formatted message. err is positive. */
 void ops_reply_error(struct conn *c, uint64_t id, int err, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* Sends the ENOMEM error "the daemon is out of memory". */
+void ops_reply_nomem(struct conn *c, uint64_t id);
 /* Sends reply (consumed, may be NULL after a failed allocation: ENOMEM is answered). */
 void ops_reply_send(struct conn *c, uint64_t id, cJSON *reply);
 /* The errno to put on the wire for a local failure: err if the protocol names it, else EIO. */

@@ -231,7 +231,7 @@ int ops_clients(struct conn *c, uint64_t id, cJSON *req)
 nomem:
 	free(all);
 	cJSON_Delete(reply);
-	ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+	ops_reply_nomem(c, id);
 	return OPS_DONE;
 }
 
@@ -386,6 +386,6 @@ int ops_stats(struct conn *c, uint64_t id, cJSON *req)
 	return OPS_DONE;
 nomem:
 	cJSON_Delete(reply);
-	ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+	ops_reply_nomem(c, id);
 	return OPS_DONE;
 }

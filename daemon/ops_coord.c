@@ -154,7 +154,7 @@ int ops_locks(struct conn *c, uint64_t id, cJSON *req)
 	return OPS_DONE;
 nomem:
 	cJSON_Delete(reply);
-	ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+	ops_reply_nomem(c, id);
 	return OPS_DONE;
 }
 
@@ -225,7 +225,7 @@ int ops_subscribe(struct conn *c, uint64_t id, cJSON *req)
 		ops_reply_error(c, id, EAGAIN, "this connection has max_subscriptions_per_client (%"
 		                PRIu64 ") subscriptions", c->srv->limits->max_subscriptions_per_client);
 	} else if (ret < 0) {
-		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+		ops_reply_nomem(c, id);
 	} else {
 		reply = msg_reply_ok(id);
 		if (reply && !cJSON_AddNumberToObject(reply, "seq", (double)r->seq)) {
@@ -352,7 +352,7 @@ void ops_save_region(struct conn *c, uint64_t id, struct region *r, const struct
 	s = calloc(1, sizeof(*s));
 	if (!s || !(s->name = strdup(r->name))) {
 		free(s);
-		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+		ops_reply_nomem(c, id);
 		return;
 	}
 	s->conn = c;
@@ -363,7 +363,7 @@ void ops_save_region(struct conn *c, uint64_t id, struct region *r, const struct
 	conn_ref(c);
 	conn_pending_add(c);
 	if (meta_save_region(r, coord_saved, s) < 0) {
-		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+		ops_reply_nomem(c, id);
 		conn_pending_done(c);
 		conn_unref(c);
 		free(s->name);

@@ -176,7 +176,7 @@ int ops_list(struct conn *c, uint64_t id, cJSON *req)
 	goto out;
 
 nomem:
-	ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+	ops_reply_nomem(c, id);
 out:
 	cJSON_Delete(reply);
 	list_pick_done(&p);

@@ -290,7 +290,7 @@ static void open_grant(struct conn *c, uint64_t id, struct region *r, enum regio
 	ret = grant_new(c, r, mode, &g);
 	if (ret < 0) {
 		close(fd);
-		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+		ops_reply_nomem(c, id);
 		return;
 	}
 	reply = msg_reply_ok(id);
@@ -334,7 +334,7 @@ fail:
 	if (fd >= 0)
 		close(fd);
 	grant_free(g);
-	ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+	ops_reply_nomem(c, id);
 }
 
 /* Opens the existing region file behind pathfd (consumed) and grants it. */
@@ -491,7 +491,7 @@ static void open_create(struct conn *c, uint64_t id, const struct open_args *a, 
 
 	r = region_new(srv, a->name, a->anonymous, REGION_BUSY);
 	if (!r) {
-		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+		ops_reply_nomem(c, id);
 		cJSON_Delete(req);
 		return;
 	}
@@ -500,7 +500,7 @@ static void open_create(struct conn *c, uint64_t id, const struct open_args *a, 
 		if (ret == -EAGAIN)
 			ops_reply_max_regions(c, id);
 		else
-			ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+			ops_reply_nomem(c, id);
 		cJSON_Delete(req);
 		region_unref(r);
 		return;
@@ -510,7 +510,7 @@ static void open_create(struct conn *c, uint64_t id, const struct open_args *a, 
 	if (!job) {
 		region_table_remove(r);
 		region_unref(r);
-		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+		ops_reply_nomem(c, id);
 		return;
 	}
 	job->size = a->size;
@@ -671,13 +671,13 @@ int ops_delete(struct conn *c, uint64_t id, cJSON *req)
 	/* The name stays busy until the file is gone, so nobody opens what is being unlinked. */
 	r = region_new(c->srv, name, false, REGION_BUSY);
 	if (!r) {
-		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+		ops_reply_nomem(c, id);
 		return OPS_DONE;
 	}
 	job = region_job_new(r, REGION_JOB_UNLINK, c, id, req);
 	if (!job) {
 		region_unref(r);
-		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+		ops_reply_nomem(c, id);
 		return OPS_KEPT;
 	}
 	/* A region held under the name leaves the table now; the unlink follows on the pool. */
@@ -687,7 +687,7 @@ int ops_delete(struct conn *c, uint64_t id, cJSON *req)
 		region_table_remove(old);
 	}
 	if (region_table_add(r, true) < 0) {
-		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+		ops_reply_nomem(c, id);
 		goto fail;
 	}
 	job->done = delete_done;

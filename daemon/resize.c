@@ -469,7 +469,7 @@ void resize_request(struct conn *c, uint64_t id, struct region *r, uint64_t size
 	}
 	rs = calloc(1, sizeof(*rs));
 	if (!rs) {
-		ops_reply_error(c, id, ENOMEM, "the daemon is out of memory");
+		ops_reply_nomem(c, id);
 		return;
 	}
 	rs->region = r;
