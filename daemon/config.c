@@ -126,26 +126,12 @@ int config_parse_mode(const char *s, unsigned *ret)
 /* Reads the whole file into a NUL-terminated buffer. Returns 0 or -errno. */
 static int config_read_file(const char *path, char **ret_text, size_t *ret_len)
 {
-	struct stat st;
 	int fd, r;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		r = -EINVAL;
-		goto out;
-	}
-	if (st.st_size > CONFIG_FILE_MAX) {
-		r = -EFBIG;
-		goto out;
-	}
-	r = fileio_read_text(fd, (size_t)st.st_size, ret_text, ret_len);
-out:
+	r = fileio_read_file(fd, CONFIG_FILE_MAX, ret_text, ret_len);
 	close(fd);
 	return r;
 }

@@ -1,19 +1,30 @@
 /*
- * Whole-buffer reads and writes (see fileio.h). The callers open the file, check what it is
- * and how big it may be, and close it; these loops only move the bytes, so that the config
- * reader, the metadata writer and the fdstore agree on how a short read or write and an
- * interrupted call are handled.
+ * Whole-buffer reads and writes (see fileio.h). The callers open the file and close it; these
+ * loops check what a file read is and move the bytes, so that the config reader, the metadata
+ * reader and writer and the fdstore agree on how a short read or write and an interrupted
+ * call are handled.
  */
 #include "fileio.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-int fileio_read_text(int fd, size_t size, char **ret_text, size_t *ret_len)
+int fileio_read_file(int fd, size_t max, char **ret_text, size_t *ret_len)
 {
-	size_t len = 0;
+	size_t size, len = 0;
+	struct stat st;
 	char *text;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	if ((uint64_t)st.st_size > max)
+		return -EFBIG;
+	size = (size_t)st.st_size;
 
 	text = malloc(size + 1);
 	if (!text)

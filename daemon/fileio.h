@@ -1,7 +1,7 @@
 /*
  * Whole-buffer reads and writes on plain descriptors, for the daemon's small text files: the
  * config file, region metadata and the fdstore's state memfd. Both retry on EINTR; neither
- * opens, checks, seals or closes the descriptor, which stays the caller's.
+ * opens, seals or closes the descriptor, which stays the caller's.
  */
 #ifndef MMAPD_DAEMON_FILEIO_H
 #define MMAPD_DAEMON_FILEIO_H
@@ -9,12 +9,12 @@
 #include <stddef.h>
 
 /*
- * Reads at most size bytes from fd (fewer if end of file comes first) into a new
- * NUL-terminated buffer: *ret_text (the caller frees it) and its length *ret_len. The caller
- * bounds size (from fstat, after checking the file). Returns 0, -ENOMEM or another -errno;
- * on failure nothing is stored.
+ * Reads the whole of fd, which must be a regular file of at most max bytes, into a new
+ * NUL-terminated buffer: *ret_text (the caller frees it) and its length *ret_len. Returns 0,
+ * -EINVAL (not a regular file), -EFBIG (above max), -ENOMEM or another -errno; on failure
+ * nothing is stored.
  */
-int fileio_read_text(int fd, size_t size, char **ret_text, size_t *ret_len);
+int fileio_read_file(int fd, size_t max, char **ret_text, size_t *ret_len);
 
 /* Writes all len bytes of buf to fd. Returns 0 or -errno. */
 int fileio_write_all(int fd, const char *buf, size_t len);

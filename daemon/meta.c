@@ -380,22 +380,12 @@ static int meta_open_dir(int dirfd, const char *name)
 /* Reads a small regular file beneath dirfd into a NUL-terminated buffer. */
 static int meta_read(int dirfd, const char *file, char **ret_text, size_t *ret_len)
 {
-	struct stat st;
 	int fd, r;
 
 	fd = openat(dirfd, file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size > META_FILE_SIZE_MAX) {
-		r = -EINVAL;
-		goto out;
-	}
-	r = fileio_read_text(fd, (size_t)st.st_size, ret_text, ret_len);
-out:
+	r = fileio_read_file(fd, META_FILE_SIZE_MAX, ret_text, ret_len);
 	close(fd);
 	return r;
 }
