@@ -97,9 +97,10 @@ typedef bool ring_ready_fn(const struct mmapd_ring *ring, size_t min);
 
 /*
  * Sleeps on the futex word seq (counting itself in waiters) until ready(ring, min), the
- * deadline (NULL: none) or a signal. It sleeps RING_SIDE_CHECK_MS at a time and fails with
- * -EPIPE once the other side's state word peer (the header's writer or reader) says it closed
- * or it died. Returns 0, -ETIMEDOUT, -EINTR or -EPIPE (message set).
+ * deadline (NULL: none) or a signal. It fails with -EPIPE once the other side's state word
+ * peer (the header's writer or reader) says it closed, or, checked after each
+ * RING_SIDE_CHECK_MS slice spent asleep while that side is registered open, it died.
+ * Returns 0, -ETIMEDOUT, -EINTR or -EPIPE (message set).
  */
 int ring_wait(struct mmapd_ring *ring, _Atomic uint32_t *seq, _Atomic uint32_t *waiters,
               ring_ready_fn *ready, size_t min, _Atomic uint32_t *peer,

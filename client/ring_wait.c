@@ -14,10 +14,12 @@
  * only if it is unchanged, and the waker bumps it before waking, so a wake-up that comes
  * between the check and the sleep makes the sleep return at once.
  *
- * A reader waiting for data watches the writer, and a writer waiting for space the reader:
- * it sleeps RING_SIDE_CHECK_MS at a time and between sleeps tries the other side's daemon
- * lock (ring.h). Only blocked waits do this; a read or write that need not wait makes no
- * system call.
+ * A reader waiting for data watches the writer, and a writer waiting for space the reader.
+ * A closed side is seen in its state word at once. While the other side is registered open,
+ * the waiter sleeps RING_SIDE_CHECK_MS at a time and, after a slice that ran out, tries that
+ * side's daemon lock (ring.h): a wait that is woken in time asks the daemon nothing, and a
+ * ring without registered sides sleeps until its deadline. A read or write that need not
+ * wait makes no system call.
  */
 #include <errno.h>
 #include <limits.h>
@@ -39,18 +41,18 @@ static int futex_wait(_Atomic uint32_t *word, uint32_t val, const struct timespe
 }
 
 /*
- * Whether the side whose state word is peer closed, or died: its state says open but nobody
- * holds its lock (a try-lock that succeeds is released at once) and its process is gone (a
- * daemon restart drops the lock of a live one). Errors other than a conflict cannot tell,
- * and count as alive.
+ * Whether the side whose state word is peer closed, or (with probe) died: its state says
+ * open but nobody holds its lock (a try-lock that succeeds is released at once) and its
+ * process is gone (a daemon restart drops the lock of a live one). Errors other than a
+ * conflict cannot tell, and count as alive.
  */
-static bool ring_side_gone(struct mmapd_ring *ring, _Atomic uint32_t *peer)
+static bool ring_side_gone(struct mmapd_ring *ring, _Atomic uint32_t *peer, bool probe)
 {
 	uint32_t state = atomic_load(peer);
 	struct mmapd_region *region = ring->region;
 	uint64_t lock;
 
-	if (state != RING_SIDE_OPEN)
+	if (state != RING_SIDE_OPEN || !probe)
 		return state == RING_SIDE_CLOSED;
 	if (mmapd_lock(region->client, region->name,
 	               (uint64_t)((uint8_t *)peer - (uint8_t *)ring->hdr), 1,
@@ -77,24 +79,27 @@ int ring_wait(struct mmapd_ring *ring, _Atomic uint32_t *seq, _Atomic uint32_t *
 {
 	const struct timespec *until;
 	struct timespec slice;
+	bool probe = false;
 	uint32_t s;
 	int r;
 
 	for (;;) {
 		if (ready(ring, min))
 			return 0;
-		if (ring_side_gone(ring, peer) && !ready(ring, min))
+		if (ring_side_gone(ring, peer, probe) && !ready(ring, min))
 			return error_set(-EPIPE, "ring '%s' will not get %zu more %s bytes: its %s %s",
 			                 mmapd_region_name(ring->region), min,
 			                 peer == &ring->hdr->writer ? "readable" : "writable",
 			                 peer == &ring->hdr->writer ? "writer" : "reader",
 			                 atomic_load(peer) == RING_SIDE_CLOSED ? "closed it" : "died");
-		until = ring_slice(&slice, deadline);
+		until = atomic_load(peer) == RING_SIDE_OPEN ? ring_slice(&slice, deadline) : deadline;
 		atomic_fetch_add(waiters, 1);
 		atomic_thread_fence(memory_order_seq_cst);
 		s = atomic_load(seq);
 		r = ready(ring, min) ? 0 : futex_wait(seq, s, until);
 		atomic_fetch_sub(waiters, 1);
+		/* A slice that ran out with nothing ready: time to ask whether the side lives. */
+		probe = r == -ETIMEDOUT && until != deadline;
 		/* EAGAIN: the word changed before we slept; 0: woken (maybe spuriously). */
 		if (r == 0 || r == -EAGAIN || (r == -ETIMEDOUT && (until != deadline ||
 		                                                   ready(ring, min))))
