@@ -246,18 +246,33 @@ START_TEST(test_remode_rw_to_cow_writes_stay_private_and_back_to_ro_drops_them)
 }
 END_TEST
 
+/*
+ * In a forked child: becomes nobody, connects as "nobody" and opens region "r" in mode.
+ * Returns 0, or the child's exit status: 10 if it could not become nobody, 11 if it could
+ * not connect or open.
+ */
+static int remode_nobody_open(const struct test_daemon *d, enum mmapd_mode mode,
+                              struct mmapd_client **c, struct mmapd_region **region)
+{
+	struct mmapd_open_opts o = { .mode = mode };
+
+	if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
+		return 10;
+	if (mmapd_connect(d->sock, "nobody", c) < 0 || mmapd_region_open(*c, "r", &o, region) < 0)
+		return 11;
+	return 0;
+}
+
 /* As nobody: open root's 0644 region read-only; RO -> RW is refused and nothing changes. */
 static int remode_nobody_refused(const struct test_daemon *d)
 {
 	struct mmapd_client *c = NULL;
 	struct mmapd_region *region = NULL;
-	struct mmapd_open_opts o = { .mode = MMAPD_MODE_RO };
 	char *p;
+	int r = remode_nobody_open(d, MMAPD_MODE_RO, &c, &region);
 
-	if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
-		return 10;
-	if (mmapd_connect(d->sock, "nobody", &c) < 0 || mmapd_region_open(c, "r", &o, &region) < 0)
-		return 11;
+	if (r != 0)
+		return r;
 	p = mmapd_region_data(region);
 	if (mmapd_region_set_mode(region, MMAPD_MODE_RW) != -EACCES)
 		return 12;
@@ -310,14 +325,12 @@ static int remode_nobody_reconnects(const struct test_daemon *d, int ready, int 
 {
 	struct mmapd_client *c = NULL;
 	struct mmapd_region *region = NULL;
-	struct mmapd_open_opts o = { .mode = MMAPD_MODE_RW };
 	struct mmapd_region_info info;
 	char *p, byte = 0;
+	int r = remode_nobody_open(d, MMAPD_MODE_RW, &c, &region);
 
-	if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
-		return 10;
-	if (mmapd_connect(d->sock, "nobody", &c) < 0 || mmapd_region_open(c, "r", &o, &region) < 0)
-		return 11;
+	if (r != 0)
+		return r;
 	mmapd_set_reconnect(c, 30000);
 	p = mmapd_region_data(region);
 	if (mmapd_region_set_mode(region, MMAPD_MODE_RO) != 0)
