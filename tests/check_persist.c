@@ -271,19 +271,26 @@ static pid_t formatter_stopped_start(const char *sock, uint64_t off, bool own)
 	return pid;
 }
 
+/* SIGKILLs the child formatter_stopped_start() started and reaps it. */
+static void formatter_stopped_kill(pid_t pid)
+{
+	int status;
+
+	ck_assert_int_eq(kill(pid, SIGKILL), 0);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFSIGNALED(status));
+}
+
 START_TEST(test_persist_struct_whose_formatter_died_is_formatted_again)
 {
 	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
 	struct mmapd_region *region = region_on(c, "dead-formatter", 4096);
 	struct mmapd_layout layout = CONFIG_LAYOUT;
 	struct config *cfg;
-	int status;
 	pid_t pid;
 
 	pid = formatter_stopped_start(dmn.sock, 256, false);
-	ck_assert_int_eq(kill(pid, SIGKILL), 0);
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert(WIFSIGNALED(status));
+	formatter_stopped_kill(pid);
 	/* Its lock died with it: the state it left says the formatter died. */
 	pstruct_fails(region, 256, &layout, 0, -ENODATA, "died");
 	cfg = pstruct_ok(region, 256, &layout, MMAPD_PSTRUCT_INIT);
@@ -311,7 +318,6 @@ START_TEST(test_persist_struct_formatter_alive_across_a_daemon_restart_is_not_fo
 	struct mmapd_region *region;
 	struct config *cfg;
 	uint8_t *h;
-	int status;
 	pid_t pid;
 
 	test_daemon_start(&d, NULL);
@@ -326,9 +332,7 @@ START_TEST(test_persist_struct_formatter_alive_across_a_daemon_restart_is_not_fo
 	pstruct_fails(region, 256, &layout, 0, -EAGAIN, "being formatted");
 	ck_assert_uint_eq(atomic_load((_Atomic uint32_t *)h), 1);
 	ck_assert_uint_eq(((struct config *)(h + MMAPD_PSTRUCT_HEADER))->port, 1234);
-	ck_assert_int_eq(kill(pid, SIGKILL), 0);
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert(WIFSIGNALED(status));
+	formatter_stopped_kill(pid);
 	/* Its process is gone: the next open formats. */
 	pstruct_fails(region, 256, &layout, 0, -ENODATA, "died");
 	cfg = pstruct_ok(region, 256, &layout, MMAPD_PSTRUCT_INIT);

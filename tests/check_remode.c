@@ -47,6 +47,24 @@ static struct mmapd_region *remode_open(struct mmapd_client *c, const char *name
 	return region;
 }
 
+/* Starts a daemon, connects to it as `who` and creates region "r" in `mode`. */
+static struct mmapd_region *remode_begin(struct test_daemon *d, const char *who,
+                                         struct mmapd_client **c, enum mmapd_mode mode,
+                                         uint64_t reserve)
+{
+	remode_daemon_start(d);
+	*c = test_client_connect(d, who);
+	return remode_open(*c, "r", MMAPD_OPEN_CREATE, mode, reserve);
+}
+
+/* Closes the region (which must succeed), disconnects and stops the daemon. */
+static void remode_end(struct test_daemon *d, struct mmapd_client *c, struct mmapd_region *region)
+{
+	ck_assert_int_eq(mmapd_region_close(region), 0);
+	mmapd_disconnect(c);
+	test_daemon_stop(d);
+}
+
 static void remode_set(struct mmapd_region *region, enum mmapd_mode mode, int err)
 {
 	int r = mmapd_region_set_mode(region, mode);
@@ -143,9 +161,7 @@ START_TEST(test_remode_rw_to_ro_keeps_pointer_and_faults_writes_also_after_growt
 	struct mmapd_region *region;
 	char *p;
 
-	remode_daemon_start(&d);
-	c = test_client_connect(&d, "remode");
-	region = remode_open(c, "r", MMAPD_OPEN_CREATE, MMAPD_MODE_RW, 16 * PAGE);
+	region = remode_begin(&d, "remode", &c, MMAPD_MODE_RW, 16 * PAGE);
 	p = mmapd_region_data(region);
 	p[0] = 'A';
 	ck_assert_int_eq(remode_fd_access(region), O_RDWR);
@@ -172,9 +188,7 @@ START_TEST(test_remode_rw_to_ro_keeps_pointer_and_faults_writes_also_after_growt
 
 	remode_set(region, (enum mmapd_mode)7, -EINVAL);
 	ck_assert_int_eq(mmapd_region_set_mode(NULL, MMAPD_MODE_RW), -EINVAL);
-	ck_assert_int_eq(mmapd_region_close(region), 0);
-	mmapd_disconnect(c);
-	test_daemon_stop(&d);
+	remode_end(&d, c, region);
 }
 END_TEST
 
@@ -185,9 +199,7 @@ START_TEST(test_remode_ro_to_rw_writes_reach_another_process)
 	struct mmapd_region *region;
 	char *p;
 
-	remode_daemon_start(&d);
-	c = test_client_connect(&d, "remode");
-	region = remode_open(c, "r", MMAPD_OPEN_CREATE, MMAPD_MODE_RO, 0);
+	region = remode_begin(&d, "remode", &c, MMAPD_MODE_RO, 0);
 	p = mmapd_region_data(region);
 	ck_assert_int_eq(remode_fd_access(region), O_RDONLY);
 	remode_assert_write_faults(p);
@@ -202,9 +214,7 @@ START_TEST(test_remode_ro_to_rw_writes_reach_another_process)
 	ck_assert_int_eq(mmapd_region_write(region, 0, "V", 1), 0);
 	ck_assert_int_eq(remode_other_reads(&d, "r"), 'V');
 
-	ck_assert_int_eq(mmapd_region_close(region), 0);
-	mmapd_disconnect(c);
-	test_daemon_stop(&d);
+	remode_end(&d, c, region);
 }
 END_TEST
 
@@ -215,9 +225,7 @@ START_TEST(test_remode_rw_to_cow_writes_stay_private_and_back_to_ro_drops_them)
 	struct mmapd_region *region;
 	char *p;
 
-	remode_daemon_start(&d);
-	c = test_client_connect(&d, "remode");
-	region = remode_open(c, "r", MMAPD_OPEN_CREATE, MMAPD_MODE_RW, 0);
+	region = remode_begin(&d, "remode", &c, MMAPD_MODE_RW, 0);
 	p = mmapd_region_data(region);
 	p[0] = 'A';
 
@@ -234,24 +242,37 @@ START_TEST(test_remode_rw_to_cow_writes_stay_private_and_back_to_ro_drops_them)
 	ck_assert_int_eq(p[0], 'A');
 	ck_assert_uint_eq(remode_grants(c, "r"), 1);
 
-	ck_assert_int_eq(mmapd_region_close(region), 0);
-	mmapd_disconnect(c);
-	test_daemon_stop(&d);
+	remode_end(&d, c, region);
 }
 END_TEST
+
+/*
+ * In a forked child: becomes nobody, connects as "nobody" and opens region "r" in mode.
+ * Returns 0, or the child's exit status: 10 if it could not become nobody, 11 if it could
+ * not connect or open.
+ */
+static int remode_nobody_open(const struct test_daemon *d, enum mmapd_mode mode,
+                              struct mmapd_client **c, struct mmapd_region **region)
+{
+	struct mmapd_open_opts o = { .mode = mode };
+
+	if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
+		return 10;
+	if (mmapd_connect(d->sock, "nobody", c) < 0 || mmapd_region_open(*c, "r", &o, region) < 0)
+		return 11;
+	return 0;
+}
 
 /* As nobody: open root's 0644 region read-only; RO -> RW is refused and nothing changes. */
 static int remode_nobody_refused(const struct test_daemon *d)
 {
 	struct mmapd_client *c = NULL;
 	struct mmapd_region *region = NULL;
-	struct mmapd_open_opts o = { .mode = MMAPD_MODE_RO };
 	char *p;
+	int r = remode_nobody_open(d, MMAPD_MODE_RO, &c, &region);
 
-	if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
-		return 10;
-	if (mmapd_connect(d->sock, "nobody", &c) < 0 || mmapd_region_open(c, "r", &o, &region) < 0)
-		return 11;
+	if (r != 0)
+		return r;
 	p = mmapd_region_data(region);
 	if (mmapd_region_set_mode(region, MMAPD_MODE_RW) != -EACCES)
 		return 12;
@@ -278,9 +299,7 @@ START_TEST(test_remode_ro_to_rw_refused_for_another_owners_0644_region)
 
 	if (!test_is_root())
 		return;
-	remode_daemon_start(&d);
-	c = test_client_connect(&d, "root");
-	region = remode_open(c, "r", MMAPD_OPEN_CREATE, MMAPD_MODE_RW, 0);
+	region = remode_begin(&d, "root", &c, MMAPD_MODE_RW, 0);
 	*(char *)mmapd_region_data(region) = 'A';
 	ck_assert_int_eq(mmapd_chmod(c, "r", 0644), 0);
 
@@ -292,9 +311,7 @@ START_TEST(test_remode_ro_to_rw_refused_for_another_owners_0644_region)
 	ck_assert_int_eq(*(char *)mmapd_region_data(region), 'A');
 	ck_assert_uint_eq(remode_grants(c, "r"), 1);
 
-	ck_assert_int_eq(mmapd_region_close(region), 0);
-	mmapd_disconnect(c);
-	test_daemon_stop(&d);
+	remode_end(&d, c, region);
 }
 END_TEST
 
@@ -308,14 +325,12 @@ static int remode_nobody_reconnects(const struct test_daemon *d, int ready, int 
 {
 	struct mmapd_client *c = NULL;
 	struct mmapd_region *region = NULL;
-	struct mmapd_open_opts o = { .mode = MMAPD_MODE_RW };
 	struct mmapd_region_info info;
 	char *p, byte = 0;
+	int r = remode_nobody_open(d, MMAPD_MODE_RW, &c, &region);
 
-	if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
-		return 10;
-	if (mmapd_connect(d->sock, "nobody", &c) < 0 || mmapd_region_open(c, "r", &o, &region) < 0)
-		return 11;
+	if (r != 0)
+		return r;
 	mmapd_set_reconnect(c, 30000);
 	p = mmapd_region_data(region);
 	if (mmapd_region_set_mode(region, MMAPD_MODE_RO) != 0)
@@ -347,9 +362,7 @@ START_TEST(test_remode_reconnection_reopens_in_the_new_mode)
 
 	if (!test_is_root())
 		return;
-	remode_daemon_start(&d);
-	c = test_client_connect(&d, "root");
-	region = remode_open(c, "r", MMAPD_OPEN_CREATE, MMAPD_MODE_RW, 0);
+	region = remode_begin(&d, "root", &c, MMAPD_MODE_RW, 0);
 	*(char *)mmapd_region_data(region) = 'A';
 	ck_assert_int_eq(mmapd_region_close(region), 0);
 	ck_assert_int_eq(mmapd_chmod(c, "r", 0666), 0);
