@@ -457,46 +457,36 @@ START_TEST(test_msg_event_builds_envelope)
 }
 END_TEST
 
-START_TEST(test_msg_error_parse_reads_code_and_message)
+/* Parses the error reply text and checks msg_error_parse() reads want_err and want_message. */
+static void check_error_parse(const char *text, int want_err, const char *want_message)
 {
 	cJSON *obj = NULL;
 	const char *message = NULL;
 	int err = 0;
 
-	ck_assert_int_eq(parse_str("{\"id\":1,\"ok\":false,\"error\":{\"code\":\"EEXIST\",\"errno\":17,"
-				   "\"message\":\"region exists\"}}", &obj), 0);
+	ck_assert_int_eq(parse_str(text, &obj), 0);
 	ck_assert_int_eq(msg_error_parse(obj, &err, &message), 0);
-	ck_assert_int_eq(err, EEXIST);
-	ck_assert_str_eq(message, "region exists");
+	ck_assert_int_eq(err, want_err);
+	ck_assert_str_eq(message, want_message);
 	cJSON_Delete(obj);
+}
+
+START_TEST(test_msg_error_parse_reads_code_and_message)
+{
+	check_error_parse("{\"id\":1,\"ok\":false,\"error\":{\"code\":\"EEXIST\",\"errno\":17,"
+			  "\"message\":\"region exists\"}}", EEXIST, "region exists");
 }
 END_TEST
 
 START_TEST(test_msg_error_parse_trusts_code_over_number)
 {
-	cJSON *obj = NULL;
-	const char *message = NULL;
-	int err = 0;
-
-	ck_assert_int_eq(parse_str("{\"error\":{\"code\":\"EUSERS\",\"errno\":1}}", &obj), 0);
-	ck_assert_int_eq(msg_error_parse(obj, &err, &message), 0);
-	ck_assert_int_eq(err, EUSERS);
-	ck_assert_str_eq(message, "");
-	cJSON_Delete(obj);
+	check_error_parse("{\"error\":{\"code\":\"EUSERS\",\"errno\":1}}", EUSERS, "");
 }
 END_TEST
 
 START_TEST(test_msg_error_parse_maps_unknown_code_to_eio)
 {
-	cJSON *obj = NULL;
-	const char *message = NULL;
-	int err = 0;
-
-	ck_assert_int_eq(parse_str("{\"error\":{\"code\":\"EWHATEVER\",\"errno\":9999,\"message\":\"m\"}}", &obj), 0);
-	ck_assert_int_eq(msg_error_parse(obj, &err, &message), 0);
-	ck_assert_int_eq(err, EIO);
-	ck_assert_str_eq(message, "m");
-	cJSON_Delete(obj);
+	check_error_parse("{\"error\":{\"code\":\"EWHATEVER\",\"errno\":9999,\"message\":\"m\"}}", EIO, "m");
 }
 END_TEST
 
