@@ -385,6 +385,25 @@ START_TEST(test_flush_policy_every_writes_flushes_at_every_nth_change_and_is_ann
 }
 END_TEST
 
+/*
+ * Starts d with a 64 KiB file region name, opens c and sub, subscribes sub to name, sets the
+ * policy kind:value from c and takes sub's policy event. Returns the seq sub subscribed at.
+ */
+static uint64_t start_with_policy(struct test_daemon *d, struct test_conn *c, struct test_conn *sub,
+                                  const char *name, const char *kind, uint64_t value)
+{
+	uint64_t s0;
+
+	test_daemon_start(d, NULL);
+	test_daemon_create(d, name, 65536, false);
+	test_conn_open_hello(sub, d);
+	test_conn_open_hello(c, d);
+	s0 = test_conn_subscribe(sub, name);
+	set_policy(c, name, kind, value);
+	cJSON_Delete(test_conn_expect_event(sub, "policy", TEST_WAIT_MS));
+	return s0;
+}
+
 START_TEST(test_flush_policy_every_bytes_flushes_once_the_changed_bytes_reach_n)
 {
 	struct test_daemon d;
@@ -393,13 +412,7 @@ START_TEST(test_flush_policy_every_bytes_flushes_once_the_changed_bytes_reach_n)
 	static const bool flushes[] = { false, false, true, false, true, false };
 	uint64_t s0;
 
-	test_daemon_start(&d, NULL);
-	test_daemon_create(&d, "bytes", 65536, false);
-	test_conn_open_hello(&sub, &d);
-	test_conn_open_hello(&c, &d);
-	s0 = test_conn_subscribe(&sub, "bytes");
-	set_policy(&c, "bytes", "every-bytes", 100);
-	cJSON_Delete(test_conn_expect_event(&sub, "policy", TEST_WAIT_MS));
+	s0 = start_with_policy(&d, &c, &sub, "bytes", "every-bytes", 100);
 	for (uint64_t i = 0; i < 6; i++) {
 		ck_assert_uint_eq(test_conn_changed(&c, "bytes", 1000 * i, lens[i]), s0 + i + 1);
 		expect_event_seq(&sub, "changed", "bytes", s0 + i + 1);
@@ -420,13 +433,7 @@ START_TEST(test_flush_policy_interval_flushes_ms_after_the_first_unflushed_chang
 	int64_t t0, took;
 	uint64_t s0;
 
-	test_daemon_start(&d, NULL);
-	test_daemon_create(&d, "timed", 65536, false);
-	test_conn_open_hello(&sub, &d);
-	test_conn_open_hello(&c, &d);
-	s0 = test_conn_subscribe(&sub, "timed");
-	set_policy(&c, "timed", "interval", 300);
-	cJSON_Delete(test_conn_expect_event(&sub, "policy", TEST_WAIT_MS));
+	s0 = start_with_policy(&d, &c, &sub, "timed", "interval", 300);
 
 	for (int round = 0; round < 2; round++) {
 		uint64_t base = s0 + (uint64_t)round * 2;
