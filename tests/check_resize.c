@@ -105,6 +105,21 @@ static uint64_t resize_send(struct test_conn *c, const char *name, uint64_t size
 
 /* ---- growth ---------------------------------------------------------------------------------- */
 
+/*
+ * Ends the n mapper sessions s (each exits 0), closes holder and r, asserts nothing of the
+ * resize stays open in d (its open_fds back to fds0) and stops d.
+ */
+static void end_mappers(struct test_daemon *d, struct test_sess *s, int n, struct test_conn *holder,
+                        struct test_conn *r, uint64_t fds0)
+{
+	for (int i = 0; i < n; i++)
+		ck_assert_int_eq(test_sess_end(&s[i]), 0);
+	test_conn_close(holder);
+	test_conn_close(r);
+	ck_assert_uint_eq(test_daemon_wait_status(d, "open_fds", fds0), fds0);
+	test_daemon_stop(d);
+}
+
 START_TEST(test_resize_growth_reaches_ten_reserved_mappers_whose_pointers_stay)
 {
 	enum { NPROC = 10 };
@@ -175,13 +190,7 @@ START_TEST(test_resize_growth_reaches_ten_reserved_mappers_whose_pointers_stay)
 		ck_assert_str_eq(test_sess_ok(&s[i], "read 0 %d %zu", j * 64, strlen(want) - 1), want);
 		(void)test_sess_ok(&s[i], "touch 0");
 	}
-	for (int i = 0; i < NPROC; i++)
-		ck_assert_int_eq(test_sess_end(&s[i]), 0);
-	test_conn_close(&holder);
-	test_conn_close(&r);
-	/* Nothing of the growth stays open in the daemon. */
-	ck_assert_uint_eq(test_daemon_wait_status(&d, "open_fds", fds0), fds0);
-	test_daemon_stop(&d);
+	end_mappers(&d, s, NPROC, &holder, &r, fds0);
 }
 END_TEST
 
@@ -251,12 +260,7 @@ START_TEST(test_resize_shrink_with_cooperating_mappers_truncates_without_sigbus)
 		snprintf(want, sizeof(want), " keep-%d", (i + 1) % NPROC);
 		ck_assert_str_eq(test_sess_ok(&s[i], "read 0 %d 6", 1000 + 16 * ((i + 1) % NPROC)), want);
 	}
-	for (int i = 0; i < NPROC; i++)
-		ck_assert_int_eq(test_sess_end(&s[i]), 0);
-	test_conn_close(&holder);
-	test_conn_close(&r);
-	ck_assert_uint_eq(test_daemon_wait_status(&d, "open_fds", fds0), fds0);
-	test_daemon_stop(&d);
+	end_mappers(&d, s, NPROC, &holder, &r, fds0);
 }
 END_TEST
 
