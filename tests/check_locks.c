@@ -675,7 +675,8 @@ START_TEST(test_locks_bad_fields_are_einval)
 	test_daemon_create(&dmn, "badlock", 4096, false);
 	test_conn_open_hello(&a, &dmn);
 	/* mode is required */
-	test_reply_error(test_conn_callf(&a, "{'op':'lock','name':'badlock'}"), "EINVAL", EINVAL, NULL);
+	test_reply_error(test_conn_callf(&a, "{'op':'lock','name':'badlock'}"),
+	                 "EINVAL", EINVAL, NULL);
 	test_reply_error(test_conn_callf(&a, "{'op':'lock','name':'badlock','mode':'both'}"),
 	                 "EINVAL", EINVAL, NULL);
 	test_reply_error(test_conn_callf(&a,

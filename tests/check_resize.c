@@ -428,7 +428,8 @@ START_TEST(test_resize_growth_beyond_free_space_is_enospc_and_changes_nothing)
 		test_daemon_create(&d, "full", 1 * MIB, false);
 		test_conn_open_hello(&holder, &d);
 		gen0 = hold_grant(&holder, "full");
-		test_reply_error(test_conn_callf(&r, "{'op':'resize','name':'full','size':%llu}", 8 * MIB),
+		test_reply_error(test_conn_callf(&r, "{'op':'resize','name':'full','size':%llu}",
+		                                 8 * MIB),
 		                 "ENOSPC", ENOSPC, NULL);
 		ck_assert_int_eq(file_size(&d, "full"), (off_t)(1 * MIB));
 		stat_size_gen(&d, "full", &size, &gen);
@@ -531,7 +532,8 @@ START_TEST(test_resize_grow_only_never_shrinks_and_still_grows)
 	                                   "'grow_only':true}", 128 * KIB), 128 * KIB, gen0 + 1);
 	check_resized(test_conn_expect_event(&holder, "resized", TEST_WAIT_MS), "vec", 128 * KIB,
 	              64 * KIB, gen0 + 1, false);
-	test_reply_error(test_conn_callf(&r, "{'op':'resize','name':'vec','size':%llu,'grow_only':1}",
+	test_reply_error(test_conn_callf(&r,
+	                                 "{'op':'resize','name':'vec','size':%llu,'grow_only':1}",
 	                                 256 * KIB),
 	                 "EINVAL", EINVAL, NULL);
 	test_conn_close(&holder);
