@@ -716,6 +716,15 @@ static void res_err(int err)
 	fflush(stdout);
 }
 
+/* The answer to a command that has nothing to say but whether it worked: err < 0 or ok. */
+static void res_done(int err)
+{
+	if (err < 0)
+		res_err(err);
+	else
+		res_ok(NULL);
+}
+
 static void res_usage(const char *cmd)
 {
 	printf("= err EINVAL bad arguments for %s\n", cmd);
@@ -1024,10 +1033,7 @@ static bool sess_command(struct session *s, char *line)
 			{ res_usage(t[0]); return true; }
 		err = mmapd_region_close(sr->r);
 		sr->r = NULL;
-		if (err < 0)
-			res_err(err);
-		else
-			res_ok(NULL);
+		res_done(err);
 	} else if (strcmp(t[0], "ptr") == 0) {
 		if (n != 2 || (sr = sess_region_arg(s, t[1])) == NULL)
 			{ res_usage(t[0]); return true; }
@@ -1081,18 +1087,12 @@ static bool sess_command(struct session *s, char *line)
 		if (n != 2 || parse_u64(t[1], &a) < 0)
 			{ res_usage(t[0]); return true; }
 		err = mmapd_unlock(s->c, a);
-		if (err < 0)
-			res_err(err);
-		else
-			res_ok(NULL);
+		res_done(err);
 	} else if (strcmp(t[0], "resize") == 0) {
 		if (n < 3 || n > 4 || parse_u64(t[2], &a) < 0 || (n == 4 && strcmp(t[3], "sparse") != 0))
 			{ res_usage(t[0]); return true; }
 		err = mmapd_resize(s->c, t[1], a, n == 4 ? MMAPD_RESIZE_SPARSE : 0);
-		if (err < 0)
-			res_err(err);
-		else
-			res_ok(NULL);
+		res_done(err);
 	} else if (strcmp(t[0], "subscribe") == 0) {
 		if (n != 2)
 			{ res_usage(t[0]); return true; }
@@ -1105,10 +1105,7 @@ static bool sess_command(struct session *s, char *line)
 		if (n != 2)
 			{ res_usage(t[0]); return true; }
 		err = mmapd_unsubscribe(s->c, t[1]);
-		if (err < 0)
-			res_err(err);
-		else
-			res_ok(NULL);
+		res_done(err);
 	} else if (strcmp(t[0], "changed") == 0) {
 		uint64_t seq;
 
@@ -1123,28 +1120,19 @@ static bool sess_command(struct session *s, char *line)
 		if (n != 2)
 			{ res_usage(t[0]); return true; }
 		err = mmapd_flush(s->c, t[1], 0, 0);
-		if (err < 0)
-			res_err(err);
-		else
-			res_ok(NULL);
+		res_done(err);
 	} else if (strcmp(t[0], "policy") == 0) {
 		struct mmapd_policy pol;
 
 		if (n != 3 || parse_policy(t[2], &pol) < 0)
 			{ res_usage(t[0]); return true; }
 		err = mmapd_set_policy(s->c, t[1], &pol);
-		if (err < 0)
-			res_err(err);
-		else
-			res_ok(NULL);
+		res_done(err);
 	} else if (strcmp(t[0], "clear-error") == 0) {
 		if (n != 2)
 			{ res_usage(t[0]); return true; }
 		err = mmapd_clear_error(s->c, t[1]);
-		if (err < 0)
-			res_err(err);
-		else
-			res_ok(NULL);
+		res_done(err);
 	} else if (strcmp(t[0], "stat") == 0) {
 		struct mmapd_region_info info;
 
@@ -1160,10 +1148,7 @@ static bool sess_command(struct session *s, char *line)
 		       (unsigned long long)info.locks, (unsigned long long)info.grants);
 	} else if (strcmp(t[0], "ping") == 0) {
 		err = mmapd_ping(s->c);
-		if (err < 0)
-			res_err(err);
-		else
-			res_ok(NULL);
+		res_done(err);
 	} else if (strcmp(t[0], "dispatch") == 0) {
 		if (n != 2 || parse_u64(t[1], &a) < 0 || a > INT32_MAX)
 			{ res_usage(t[0]); return true; }
