@@ -13,13 +13,8 @@
 
 static struct test_daemon dmn;
 
-/* Runs mmapctl; asserts the exit status; the stdout is left in out. */
-#define CTL(want_status, out, ...)                                                              \
-	do {                                                                                    \
-		int st_ = test_run_ctl(&dmn, out, sizeof(out), __VA_ARGS__, (char *)NULL);      \
-		ck_assert_msg(st_ == (want_status), "mmapctl %s: exit status %d, expected %d "  \
-		              "(output \"%s\")", #__VA_ARGS__, st_, (want_status), out);        \
-	} while (0)
+/* Runs mmapctl against dmn; asserts the exit status; the output is left in out. */
+#define CTL(want_status, out, ...) TEST_CTL(&dmn, want_status, out, __VA_ARGS__)
 
 static void setup(void)
 {

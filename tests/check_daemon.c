@@ -40,13 +40,8 @@ static uint64_t suite_fd_baseline;
 		ck_assert_str_eq(out_, expect);                                                 \
 	} while (0)
 
-/* Runs mmapctl; asserts the exit status; the output is left in out. */
-#define CTL(want_status, out, ...)                                                              \
-	do {                                                                                    \
-		int st_ = test_run_ctl(&dmn, out, sizeof(out), __VA_ARGS__, (char *)NULL);      \
-		ck_assert_msg(st_ == (want_status), "mmapctl %s: exit status %d, expected %d "  \
-		              "(output \"%s\")", #__VA_ARGS__, st_, (want_status), out);        \
-	} while (0)
+/* Runs mmapctl against dmn; asserts the exit status; the output is left in out. */
+#define CTL(want_status, out, ...) TEST_CTL(&dmn, want_status, out, __VA_ARGS__)
 
 /* Creates a region through a raw connection, releasing the grant at once. */
 static void conn_create(struct test_conn *c, const char *name, uint64_t size, bool anonymous)

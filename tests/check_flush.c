@@ -193,7 +193,7 @@ START_TEST(test_flush_failed_fdatasync_poisons_region_and_tells_every_client)
 	struct test_sess holder, subscriber, bystander;
 	struct test_conn c, raw_sub;
 	const cJSON *e;
-	cJSON *reply, *ev;
+	cJSON *ev;
 	char pol[64];
 	bool poisoned;
 
@@ -213,9 +213,7 @@ START_TEST(test_flush_failed_fdatasync_poisons_region_and_tells_every_client)
 	(void)test_conn_subscribe(&raw_sub, "sick");
 	test_conn_open_hello(&c, &d);
 
-	reply = test_conn_callf(&c, "{'op':'flush','name':'sick'}");
-	test_assert_error(reply, "EIO", EIO);
-	cJSON_Delete(reply);
+	test_reply_error(test_conn_callf(&c, "{'op':'flush','name':'sick'}"), "EIO", EIO, NULL);
 	test_sess_expect_event(&holder, "flush-failed sick error=EIO");
 	test_sess_expect_event(&subscriber, "flush-failed sick error=EIO");
 	ev = test_conn_expect_event(&raw_sub, "flush-failed", TEST_WAIT_MS);
@@ -232,36 +230,28 @@ START_TEST(test_flush_failed_fdatasync_poisons_region_and_tells_every_client)
 	ck_assert(!poisoned);
 
 	/* Later flushes fail too, from anyone; other regions are fine. */
-	reply = test_conn_callf(&c, "{'op':'flush','name':'sick'}");
-	test_assert_error(reply, "EIO", EIO);
-	cJSON_Delete(reply);
+	test_reply_error(test_conn_callf(&c, "{'op':'flush','name':'sick'}"), "EIO", EIO, NULL);
 	{
 		const char *r = test_sess_cmd(&holder, "flush sick");
 
 		ck_assert_msg(strncmp(r, "err EIO ", 8) == 0, "the holder's flush answered \"%s\"", r);
 	}
-	reply = test_conn_callf(&c, "{'op':'flush','name':'well'}");
-	test_assert_ok(reply);
-	cJSON_Delete(reply);
+	test_reply_ok(test_conn_callf(&c, "{'op':'flush','name':'well'}"));
 	/* Under a flushing policy, a change reported on a poisoned region fails as well. */
 	set_policy(&c, "sick", "every-writes", 1);
 	test_sess_expect_event(&holder, "policy sick every-writes:1");
-	reply = test_conn_callf(&c, "{'op':'changed','name':'sick','offset':0,'length':1}");
-	test_assert_error(reply, "EIO", EIO);
-	cJSON_Delete(reply);
+	test_reply_error(test_conn_callf(&c,
+	                                 "{'op':'changed','name':'sick','offset':0,'length':1}"),
+	                 "EIO", EIO, NULL);
 
 	/* clear-error lifts the poison; the hook still fails the next fdatasync, which is tried
 	 * (not answered from the old failure) and heard again. */
-	reply = test_conn_callf(&c, "{'op':'clear-error','name':'sick'}");
-	test_assert_ok(reply);
-	cJSON_Delete(reply);
+	test_reply_ok(test_conn_callf(&c, "{'op':'clear-error','name':'sick'}"));
 	stat_policy(&d, "sick", pol, sizeof(pol), &poisoned);
 	ck_assert_msg(!poisoned, "clear-error left the region poisoned");
 	set_policy(&c, "sick", "manual", 0);
 	(void)test_conn_changed(&c, "sick", 0, 1);
-	reply = test_conn_callf(&c, "{'op':'flush','name':'sick'}");
-	test_assert_error(reply, "EIO", EIO);
-	cJSON_Delete(reply);
+	test_reply_error(test_conn_callf(&c, "{'op':'flush','name':'sick'}"), "EIO", EIO, NULL);
 	{
 		char *evs = test_sess_find_event(&holder, "flush-failed sick", TEST_WAIT_MS);
 
@@ -283,7 +273,6 @@ START_TEST(test_flush_manual_policy_flushes_only_on_request)
 {
 	struct test_daemon d;
 	struct test_conn c, sub;
-	cJSON *reply;
 	char pol[64];
 	uint64_t s0;
 
@@ -299,25 +288,20 @@ START_TEST(test_flush_manual_policy_flushes_only_on_request)
 		expect_event_seq(&sub, "changed", "manual", s0 + i);
 	}
 	test_conn_expect_no_event(&sub, 100);
-	reply = test_conn_callf(&c, "{'op':'flush','name':'manual','offset':0,'length':10}");
-	test_assert_ok(reply);
-	cJSON_Delete(reply);
+	test_reply_ok(test_conn_callf(&c, "{'op':'flush','name':'manual','offset':0,'length':10}"));
 	expect_event_seq(&sub, "flushed", "manual", s0 + 5);
 	test_conn_expect_no_event(&sub, 20);
 	/* An anonymous region has nothing to make durable: ok at once, and no metadata file. */
 	test_daemon_create(&d, "anon", 4096, true);
-	reply = test_conn_callf(&c, "{'op':'flush','name':'anon'}");
-	test_assert_ok(reply);
-	cJSON_Delete(reply);
+	test_reply_ok(test_conn_callf(&c, "{'op':'flush','name':'anon'}"));
 	{
 		char path[PATH_MAX];
 
 		meta_path(&d, "meta", "anon.json", path, sizeof(path));
 		ck_assert_msg(access(path, F_OK) != 0, "an anonymous region has a metadata file");
 	}
-	reply = test_conn_callf(&c, "{'op':'flush','name':'no-such'}");
-	test_assert_error(reply, "ENOENT", ENOENT);
-	cJSON_Delete(reply);
+	test_reply_error(test_conn_callf(&c, "{'op':'flush','name':'no-such'}"),
+	                 "ENOENT", ENOENT, NULL);
 	test_conn_close(&sub);
 	test_conn_close(&c);
 	test_daemon_stop(&d);
@@ -401,6 +385,25 @@ START_TEST(test_flush_policy_every_writes_flushes_at_every_nth_change_and_is_ann
 }
 END_TEST
 
+/*
+ * Starts d with a 64 KiB file region name, opens c and sub, subscribes sub to name, sets the
+ * policy kind:value from c and takes sub's policy event. Returns the seq sub subscribed at.
+ */
+static uint64_t start_with_policy(struct test_daemon *d, struct test_conn *c, struct test_conn *sub,
+                                  const char *name, const char *kind, uint64_t value)
+{
+	uint64_t s0;
+
+	test_daemon_start(d, NULL);
+	test_daemon_create(d, name, 65536, false);
+	test_conn_open_hello(sub, d);
+	test_conn_open_hello(c, d);
+	s0 = test_conn_subscribe(sub, name);
+	set_policy(c, name, kind, value);
+	cJSON_Delete(test_conn_expect_event(sub, "policy", TEST_WAIT_MS));
+	return s0;
+}
+
 START_TEST(test_flush_policy_every_bytes_flushes_once_the_changed_bytes_reach_n)
 {
 	struct test_daemon d;
@@ -409,13 +412,7 @@ START_TEST(test_flush_policy_every_bytes_flushes_once_the_changed_bytes_reach_n)
 	static const bool flushes[] = { false, false, true, false, true, false };
 	uint64_t s0;
 
-	test_daemon_start(&d, NULL);
-	test_daemon_create(&d, "bytes", 65536, false);
-	test_conn_open_hello(&sub, &d);
-	test_conn_open_hello(&c, &d);
-	s0 = test_conn_subscribe(&sub, "bytes");
-	set_policy(&c, "bytes", "every-bytes", 100);
-	cJSON_Delete(test_conn_expect_event(&sub, "policy", TEST_WAIT_MS));
+	s0 = start_with_policy(&d, &c, &sub, "bytes", "every-bytes", 100);
 	for (uint64_t i = 0; i < 6; i++) {
 		ck_assert_uint_eq(test_conn_changed(&c, "bytes", 1000 * i, lens[i]), s0 + i + 1);
 		expect_event_seq(&sub, "changed", "bytes", s0 + i + 1);
@@ -436,13 +433,7 @@ START_TEST(test_flush_policy_interval_flushes_ms_after_the_first_unflushed_chang
 	int64_t t0, took;
 	uint64_t s0;
 
-	test_daemon_start(&d, NULL);
-	test_daemon_create(&d, "timed", 65536, false);
-	test_conn_open_hello(&sub, &d);
-	test_conn_open_hello(&c, &d);
-	s0 = test_conn_subscribe(&sub, "timed");
-	set_policy(&c, "timed", "interval", 300);
-	cJSON_Delete(test_conn_expect_event(&sub, "policy", TEST_WAIT_MS));
+	s0 = start_with_policy(&d, &c, &sub, "timed", "interval", 300);
 
 	for (int round = 0; round < 2; round++) {
 		uint64_t base = s0 + (uint64_t)round * 2;
@@ -476,7 +467,7 @@ START_TEST(test_flush_corrupt_metadata_is_quarantined_at_start_and_other_regions
 	struct test_conn c, sub;
 	char path[PATH_MAX], path2[PATH_MAX], pol[64];
 	char *text;
-	cJSON *meta, *reply;
+	cJSON *meta;
 	DIR *dir;
 	struct dirent *e;
 	bool quarantined[4] = { false, false, false, false };
@@ -560,9 +551,7 @@ START_TEST(test_flush_corrupt_metadata_is_quarantined_at_start_and_other_regions
 	}
 	expect_event_seq(&sub, "flushed", "good", s0 + 7);
 	for (size_t i = 1; i < 4; i++) {
-		reply = test_conn_callf(&c, "{'op':'flush','name':'%s'}", names[i]);
-		test_assert_ok(reply);
-		cJSON_Delete(reply);
+		test_reply_ok(test_conn_callf(&c, "{'op':'flush','name':'%s'}", names[i]));
 		set_policy(&c, names[i], "every-bytes", 4096);
 		wait_meta_file(&d, names[i]);
 	}

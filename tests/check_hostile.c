@@ -748,49 +748,52 @@ START_TEST(test_hostile_size_missing_with_create_gets_einval)
 }
 END_TEST
 
+/*
+ * Creates region name, so that ENOENT cannot be the answer; checks text (an open of it) is
+ * refused with EINVAL and its id echoed; deletes name.
+ */
+static void check_einval_on_existing(const char *name, const char *text)
+{
+	test_daemon_create(&dmn, name, 4096, false);
+	check_refused(text, ID_ECHO, "EINVAL", EINVAL);
+	test_daemon_delete(&dmn, name);
+}
+
 START_TEST(test_hostile_size_without_create_gets_einval)
 {
-	/* On a region that exists, so that ENOENT cannot be the answer. */
-	test_daemon_create(&dmn, "size-no-create", 4096, false);
-	check_refused("{\"id\":7,\"op\":\"open\",\"name\":\"size-no-create\",\"mode\":\"ro\","
-	              "\"size\":4096}", ID_ECHO, "EINVAL", EINVAL);
-	test_daemon_delete(&dmn, "size-no-create");
+	check_einval_on_existing("size-no-create",
+	                         "{\"id\":7,\"op\":\"open\",\"name\":\"size-no-create\",\"mode\":\"ro\","
+	                         "\"size\":4096}");
 }
 END_TEST
 
 START_TEST(test_hostile_anonymous_without_create_gets_einval)
 {
-	test_daemon_create(&dmn, "anon-no-create", 4096, false);
-	check_refused("{\"id\":7,\"op\":\"open\",\"name\":\"anon-no-create\",\"mode\":\"ro\","
-	              "\"anonymous\":true}", ID_ECHO, "EINVAL", EINVAL);
-	test_daemon_delete(&dmn, "anon-no-create");
+	check_einval_on_existing("anon-no-create",
+	                         "{\"id\":7,\"op\":\"open\",\"name\":\"anon-no-create\",\"mode\":\"ro\","
+	                         "\"anonymous\":true}");
 }
 END_TEST
 
 START_TEST(test_hostile_exclusive_without_create_gets_einval)
 {
-	test_daemon_create(&dmn, "excl-no-create", 4096, false);
-	check_refused("{\"id\":7,\"op\":\"open\",\"name\":\"excl-no-create\",\"mode\":\"ro\","
-	              "\"exclusive\":true}", ID_ECHO, "EINVAL", EINVAL);
-	test_daemon_delete(&dmn, "excl-no-create");
+	check_einval_on_existing("excl-no-create",
+	                         "{\"id\":7,\"op\":\"open\",\"name\":\"excl-no-create\",\"mode\":\"ro\","
+	                         "\"exclusive\":true}");
 }
 END_TEST
 
 START_TEST(test_hostile_mode_rwx_gets_einval)
 {
-	test_daemon_create(&dmn, "mode-rwx", 4096, false);
-	check_refused("{\"id\":7,\"op\":\"open\",\"name\":\"mode-rwx\",\"mode\":\"rwx\"}", ID_ECHO,
-	              "EINVAL", EINVAL);
-	test_daemon_delete(&dmn, "mode-rwx");
+	check_einval_on_existing("mode-rwx",
+	                         "{\"id\":7,\"op\":\"open\",\"name\":\"mode-rwx\",\"mode\":\"rwx\"}");
 }
 END_TEST
 
 START_TEST(test_hostile_mode_number_gets_einval)
 {
-	test_daemon_create(&dmn, "mode-number", 4096, false);
-	check_refused("{\"id\":7,\"op\":\"open\",\"name\":\"mode-number\",\"mode\":1}", ID_ECHO,
-	              "EINVAL", EINVAL);
-	test_daemon_delete(&dmn, "mode-number");
+	check_einval_on_existing("mode-number",
+	                         "{\"id\":7,\"op\":\"open\",\"name\":\"mode-number\",\"mode\":1}");
 }
 END_TEST
 

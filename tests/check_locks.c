@@ -342,7 +342,6 @@ START_TEST(test_locks_cycle_between_two_connections_is_edeadlk)
 	uint64_t la, lb, wait_id, la2;
 	int64_t t0;
 	char want[512];
-	cJSON *reply;
 
 	test_daemon_create(&dmn, "deadlock", 4096, false);
 	test_conn_open_hello(&a, &dmn);
@@ -368,9 +367,7 @@ START_TEST(test_locks_cycle_between_two_connections_is_edeadlk)
 	unlock_ok(&a, la);
 	unlock_ok(&a, la2);
 	wait_locks("deadlock", "");
-	reply = test_conn_callf(&b, "{'op':'ping'}");
-	test_assert_ok(reply);
-	cJSON_Delete(reply);
+	test_reply_ok(test_conn_callf(&b, "{'op':'ping'}"));
 	test_conn_close(&a);
 	test_conn_close(&b);
 	test_daemon_delete(&dmn, "deadlock");
@@ -447,25 +444,21 @@ START_TEST(test_locks_unlock_of_a_foreign_or_released_lock_is_ebadf)
 {
 	struct test_conn a, b;
 	uint64_t la;
-	cJSON *reply;
 
 	test_daemon_create(&dmn, "foreign", 4096, false);
 	test_conn_open_hello(&a, &dmn);
 	test_conn_open_hello(&b, &dmn);
 	la = lock_now(&a, "foreign", 0, 0, "exclusive");
-	reply = test_conn_callf(&b, "{'op':'unlock','lock':%llu}", (unsigned long long)la);
-	test_assert_error(reply, "EBADF", EBADF);
-	cJSON_Delete(reply);
+	test_reply_error(test_conn_callf(&b, "{'op':'unlock','lock':%llu}", (unsigned long long)la),
+	                 "EBADF", EBADF, NULL);
 	/* The lock is still a's. */
 	wait_locks("foreign", me("held", "exclusive", 0, 0));
 	lock_refused(&b, "foreign", 0, 1, "shared", ",'wait':false", "EAGAIN", EAGAIN);
 	unlock_ok(&a, la);
-	reply = test_conn_callf(&a, "{'op':'unlock','lock':%llu}", (unsigned long long)la);
-	test_assert_error(reply, "EBADF", EBADF);
-	cJSON_Delete(reply);
-	reply = test_conn_callf(&a, "{'op':'unlock','lock':987654321}");
-	test_assert_error(reply, "EBADF", EBADF);
-	cJSON_Delete(reply);
+	test_reply_error(test_conn_callf(&a, "{'op':'unlock','lock':%llu}", (unsigned long long)la),
+	                 "EBADF", EBADF, NULL);
+	test_reply_error(test_conn_callf(&a, "{'op':'unlock','lock':987654321}"),
+	                 "EBADF", EBADF, NULL);
 	test_conn_close(&a);
 	test_conn_close(&b);
 	test_daemon_delete(&dmn, "foreign");
@@ -609,7 +602,6 @@ START_TEST(test_locks_beyond_max_locks_per_client_is_eagain)
 {
 	struct test_conn a, b;
 	uint64_t held[3], lb, wait_id;
-	cJSON *reply;
 
 	test_daemon_create(&dmn, "many", 4096, false);
 	test_conn_open_hello(&a, &dmn);
@@ -635,9 +627,7 @@ START_TEST(test_locks_beyond_max_locks_per_client_is_eagain)
 	for (int i = 0; i < 3; i++)
 		unlock_ok(&a, held[i]);
 	unlock_ok(&a, lb);
-	reply = test_conn_callf(&a, "{'op':'ping'}");
-	test_assert_ok(reply);
-	cJSON_Delete(reply);
+	test_reply_ok(test_conn_callf(&a, "{'op':'ping'}"));
 	wait_locks("many", "");
 	test_conn_close(&a);
 	test_conn_close(&b);
@@ -681,22 +671,18 @@ END_TEST
 START_TEST(test_locks_bad_fields_are_einval)
 {
 	struct test_conn a;
-	cJSON *reply;
 
 	test_daemon_create(&dmn, "badlock", 4096, false);
 	test_conn_open_hello(&a, &dmn);
-	reply = test_conn_callf(&a, "{'op':'lock','name':'badlock'}");
-	test_assert_error(reply, "EINVAL", EINVAL);   /* mode is required */
-	cJSON_Delete(reply);
-	reply = test_conn_callf(&a, "{'op':'lock','name':'badlock','mode':'both'}");
-	test_assert_error(reply, "EINVAL", EINVAL);
-	cJSON_Delete(reply);
-	reply = test_conn_callf(&a, "{'op':'lock','name':'badlock','mode':'shared','wait':1}");
-	test_assert_error(reply, "EINVAL", EINVAL);
-	cJSON_Delete(reply);
-	reply = test_conn_callf(&a, "{'op':'unlock'}");
-	test_assert_error(reply, "EINVAL", EINVAL);
-	cJSON_Delete(reply);
+	/* mode is required */
+	test_reply_error(test_conn_callf(&a, "{'op':'lock','name':'badlock'}"),
+	                 "EINVAL", EINVAL, NULL);
+	test_reply_error(test_conn_callf(&a, "{'op':'lock','name':'badlock','mode':'both'}"),
+	                 "EINVAL", EINVAL, NULL);
+	test_reply_error(test_conn_callf(&a,
+	                                 "{'op':'lock','name':'badlock','mode':'shared','wait':1}"),
+	                 "EINVAL", EINVAL, NULL);
+	test_reply_error(test_conn_callf(&a, "{'op':'unlock'}"), "EINVAL", EINVAL, NULL);
 	test_conn_close(&a);
 	test_daemon_delete(&dmn, "badlock");
 }
@@ -764,14 +750,11 @@ START_TEST(test_locks_two_thousand_waiters_are_granted_in_queue_order_and_none_i
 	/* Queued in index order: a connection's batch is in before the next one sends. */
 	for (i = 0; i < CROWD_WAITERS; i += CROWD_BATCH) {
 		struct test_conn *c = &conns[crowd_conn(i)];
-		cJSON *reply;
 
 		for (int j = i; j < i + CROWD_BATCH; j++)
 			req[j] = crowd_far(j) ? lock_send(c, "crowd", 1000000 + (uint64_t)j, 1, "exclusive", "")
 			         : lock_send(c, "crowd", 0, 4096, j % 10 == 0 ? "exclusive" : "shared", "");
-		reply = test_conn_callf(c, "{'op':'ping'}");
-		test_assert_ok(reply);
-		cJSON_Delete(reply);
+		test_reply_ok(test_conn_callf(c, "{'op':'ping'}"));
 	}
 	ck_assert_uint_eq(test_daemon_status_u64(&dmn, "lock_waiters"), CROWD_WAITERS);
 

@@ -204,15 +204,22 @@ START_TEST(test_msg_rejects_deep_nesting)
 }
 END_TEST
 
-START_TEST(test_msg_brackets_in_strings_do_not_count_as_nesting)
+/* Parses text and checks its string at key is want. */
+static void check_string(const char *text, const char *key, const char *want)
 {
 	cJSON *obj = NULL;
 	const char *s;
 
-	ck_assert_int_eq(parse_str("{\"a\":\"[[[[[[[[[[[[[[[[[[[[{{{{{{{{{{{{{{{{{{{\\\"[[[[\"}", &obj), 0);
-	ck_assert_int_eq(msg_get_string(obj, "a", &s), 0);
-	ck_assert_str_eq(s, "[[[[[[[[[[[[[[[[[[[[{{{{{{{{{{{{{{{{{{{\"[[[[");
+	ck_assert_int_eq(parse_str(text, &obj), 0);
+	ck_assert_int_eq(msg_get_string(obj, key, &s), 0);
+	ck_assert_str_eq(s, want);
 	cJSON_Delete(obj);
+}
+
+START_TEST(test_msg_brackets_in_strings_do_not_count_as_nesting)
+{
+	check_string("{\"a\":\"[[[[[[[[[[[[[[[[[[[[{{{{{{{{{{{{{{{{{{{\\\"[[[[\"}", "a",
+	             "[[[[[[[[[[[[[[[[[[[[{{{{{{{{{{{{{{{{{{{\"[[[[");
 }
 END_TEST
 
@@ -231,25 +238,13 @@ END_TEST
 
 START_TEST(test_msg_accepts_escaped_backslash_before_u0000)
 {
-	cJSON *obj = NULL;
-	const char *s;
-
-	ck_assert_int_eq(parse_str("{\"name\":\"a\\\\u0000\"}", &obj), 0);
-	ck_assert_int_eq(msg_get_string(obj, "name", &s), 0);
-	ck_assert_str_eq(s, "a\\u0000");
-	cJSON_Delete(obj);
+	check_string("{\"name\":\"a\\\\u0000\"}", "name", "a\\u0000");
 }
 END_TEST
 
 START_TEST(test_msg_accepts_other_unicode_escapes)
 {
-	cJSON *obj = NULL;
-	const char *s;
-
-	ck_assert_int_eq(parse_str("{\"s\":\"\\u0041\\u00e9\\u0001\"}", &obj), 0);
-	ck_assert_int_eq(msg_get_string(obj, "s", &s), 0);
-	ck_assert_str_eq(s, "A\xc3\xa9\x01");
-	cJSON_Delete(obj);
+	check_string("{\"s\":\"\\u0041\\u00e9\\u0001\"}", "s", "A\xc3\xa9\x01");
 }
 END_TEST
 
@@ -457,46 +452,36 @@ START_TEST(test_msg_event_builds_envelope)
 }
 END_TEST
 
-START_TEST(test_msg_error_parse_reads_code_and_message)
+/* Parses the error reply text and checks msg_error_parse() reads want_err and want_message. */
+static void check_error_parse(const char *text, int want_err, const char *want_message)
 {
 	cJSON *obj = NULL;
 	const char *message = NULL;
 	int err = 0;
 
-	ck_assert_int_eq(parse_str("{\"id\":1,\"ok\":false,\"error\":{\"code\":\"EEXIST\",\"errno\":17,"
-				   "\"message\":\"region exists\"}}", &obj), 0);
+	ck_assert_int_eq(parse_str(text, &obj), 0);
 	ck_assert_int_eq(msg_error_parse(obj, &err, &message), 0);
-	ck_assert_int_eq(err, EEXIST);
-	ck_assert_str_eq(message, "region exists");
+	ck_assert_int_eq(err, want_err);
+	ck_assert_str_eq(message, want_message);
 	cJSON_Delete(obj);
+}
+
+START_TEST(test_msg_error_parse_reads_code_and_message)
+{
+	check_error_parse("{\"id\":1,\"ok\":false,\"error\":{\"code\":\"EEXIST\",\"errno\":17,"
+			  "\"message\":\"region exists\"}}", EEXIST, "region exists");
 }
 END_TEST
 
 START_TEST(test_msg_error_parse_trusts_code_over_number)
 {
-	cJSON *obj = NULL;
-	const char *message = NULL;
-	int err = 0;
-
-	ck_assert_int_eq(parse_str("{\"error\":{\"code\":\"EUSERS\",\"errno\":1}}", &obj), 0);
-	ck_assert_int_eq(msg_error_parse(obj, &err, &message), 0);
-	ck_assert_int_eq(err, EUSERS);
-	ck_assert_str_eq(message, "");
-	cJSON_Delete(obj);
+	check_error_parse("{\"error\":{\"code\":\"EUSERS\",\"errno\":1}}", EUSERS, "");
 }
 END_TEST
 
 START_TEST(test_msg_error_parse_maps_unknown_code_to_eio)
 {
-	cJSON *obj = NULL;
-	const char *message = NULL;
-	int err = 0;
-
-	ck_assert_int_eq(parse_str("{\"error\":{\"code\":\"EWHATEVER\",\"errno\":9999,\"message\":\"m\"}}", &obj), 0);
-	ck_assert_int_eq(msg_error_parse(obj, &err, &message), 0);
-	ck_assert_int_eq(err, EIO);
-	ck_assert_str_eq(message, "m");
-	cJSON_Delete(obj);
+	check_error_parse("{\"error\":{\"code\":\"EWHATEVER\",\"errno\":9999,\"message\":\"m\"}}", EIO, "m");
 }
 END_TEST
 

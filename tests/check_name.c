@@ -122,17 +122,24 @@ START_TEST(test_num_parses_u64)
 }
 END_TEST
 
+/* Each of the n bad strings is -EINVAL to parse, and parse leaves the output alone. */
+static void check_parse_rejects(int (*parse)(const char *, uint64_t *), const char *const *bad, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		uint64_t v = 77;
+
+		ck_assert_msg(parse(bad[i], &v) == -EINVAL, "accepted '%s'", bad[i]);
+		ck_assert_uint_eq(v, 77);
+	}
+}
+
 START_TEST(test_num_u64_rejects_junk_and_signs)
 {
 	static const char *const bad[] = { "", "-1", "+1", " 1", "1 ", "1x", "0x10", "1.0", "4K", "-0" };
-	size_t i;
 
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		uint64_t v = 77;
-
-		ck_assert_msg(num_parse_u64(bad[i], &v) == -EINVAL, "accepted '%s'", bad[i]);
-		ck_assert_uint_eq(v, 77);
-	}
+	check_parse_rejects(num_parse_u64, bad, sizeof(bad) / sizeof(bad[0]));
 }
 END_TEST
 
@@ -185,14 +192,8 @@ START_TEST(test_num_size_rejects_bad_input)
 	static const char *const bad[] = {
 		"", "-1", "+1", " 1", "1 ", "1X", "K", "1KB", "1Ki", "1iB", "1KiBx", "1 K", "1.5M", "1P", "1B",
 	};
-	size_t i;
 
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		uint64_t v = 77;
-
-		ck_assert_msg(num_parse_size(bad[i], &v) == -EINVAL, "accepted '%s'", bad[i]);
-		ck_assert_uint_eq(v, 77);
-	}
+	check_parse_rejects(num_parse_size, bad, sizeof(bad) / sizeof(bad[0]));
 }
 END_TEST
 

@@ -123,7 +123,6 @@ START_TEST(test_notify_events_keep_order_seq_ranges_and_writer_and_skip_the_writ
 	uint64_t seq0, s, r1[] = { 10, 20 }, r2[] = { 4000, 1 }, r3[] = { 100, 50 };
 	struct test_conn *subs[] = { &s1, &s2 };
 	char want[256];
-	cJSON *reply;
 
 	test_daemon_start(&d, NULL);
 	test_daemon_create(&d, "news", 64 * 1024, false);
@@ -180,22 +179,18 @@ START_TEST(test_notify_events_keep_order_seq_ranges_and_writer_and_skip_the_writ
 	}
 	test_conn_open_hello(&late, &d);
 	ck_assert_uint_eq(test_conn_subscribe(&late, "news"), seq0 + 3);
-	reply = test_conn_callf(&late, "{'op':'subscribe','name':'news'}");
-	test_assert_error(reply, "EALREADY", EALREADY);
-	cJSON_Delete(reply);
-	reply = test_conn_callf(&late, "{'op':'unsubscribe','name':'news'}");
-	test_assert_ok(reply);
-	cJSON_Delete(reply);
-	reply = test_conn_callf(&late, "{'op':'unsubscribe','name':'news'}");
-	test_assert_error(reply, "ENOENT", ENOENT);
-	cJSON_Delete(reply);
+	test_reply_error(test_conn_callf(&late, "{'op':'subscribe','name':'news'}"),
+	                 "EALREADY", EALREADY, NULL);
+	test_reply_ok(test_conn_callf(&late, "{'op':'unsubscribe','name':'news'}"));
+	test_reply_error(test_conn_callf(&late, "{'op':'unsubscribe','name':'news'}"),
+	                 "ENOENT", ENOENT, NULL);
 	/* Unsubscribed: nothing more. Ranges must lie inside the region. */
-	reply = test_conn_callf(&w, "{'op':'changed','name':'news','offset':65530,'length':10}");
-	test_assert_error(reply, "ERANGE", ERANGE);
-	cJSON_Delete(reply);
-	reply = test_conn_callf(&w, "{'op':'changed','name':'news','offset':0,'length':0}");
-	test_assert_error(reply, "EINVAL", EINVAL);
-	cJSON_Delete(reply);
+	test_reply_error(test_conn_callf(&w,
+	                                 "{'op':'changed','name':'news','offset':65530,'length':10}"),
+	                 "ERANGE", ERANGE, NULL);
+	test_reply_error(test_conn_callf(&w,
+	                                 "{'op':'changed','name':'news','offset':0,'length':0}"),
+	                 "EINVAL", EINVAL, NULL);
 	ck_assert_uint_eq(test_conn_changed(&w, "news", 65535, 1), seq0 + 4);
 	test_conn_expect_no_event(&late, 20);
 	{
@@ -223,13 +218,11 @@ END_TEST
 static cJSON *drain_to_coalesced(struct test_conn *c, uint64_t first, uint64_t last,
                                  uint64_t stride, size_t n, bool *delivered)
 {
-	cJSON *reply, *ev, *prev = NULL;
+	cJSON *ev, *prev = NULL;
 	uint64_t next = first;
 
 	memset(delivered, 0, n * sizeof(*delivered));
-	reply = test_conn_callf(c, "{'op':'ping'}");
-	test_assert_ok(reply);
-	cJSON_Delete(reply);
+	test_reply_ok(test_conn_callf(c, "{'op':'ping'}"));
 	while ((ev = test_conn_event(c, 0)) != NULL) {
 		ck_assert_msg(strcmp(test_json_str(ev, "event"), "changed") == 0,
 		              "expected only changed events, got %s", test_describe(ev));
@@ -361,7 +354,7 @@ START_TEST(test_notify_subscriber_that_never_reads_stays_bounded_and_gets_overfl
 	uint64_t seq0, last, rss0, rss1, prev_seq, changes = 0, overflows = 0, events = 0;
 	const char *r;
 	char want[256];
-	cJSON *ev, *reply;
+	cJSON *ev;
 
 	/* A large max_queue_bytes: a daemon that queued everything would not be rescued by
 	 * cutting the deaf subscriber off. */
@@ -424,9 +417,7 @@ START_TEST(test_notify_subscriber_that_never_reads_stays_bounded_and_gets_overfl
 	 * promises a second overflow, carrying the last dropped seq, when its queue drains; and
 	 * no changed event after the first overflow.
 	 */
-	reply = test_conn_callf(&deaf, "{'op':'ping'}");
-	test_assert_ok(reply);
-	cJSON_Delete(reply);
+	test_reply_ok(test_conn_callf(&deaf, "{'op':'ping'}"));
 	prev_seq = seq0;
 	while ((ev = test_conn_event(&deaf, 0)) != NULL) {
 		const char *name = test_json_str(ev, "event");
@@ -599,9 +590,7 @@ START_TEST(test_notify_resize_reaches_subscribers_without_a_grant)
 	cJSON_Delete(reply);
 	(void)test_conn_subscribe(&holder, "grows");
 
-	reply = test_conn_callf(&other, "{'op':'resize','name':'grows','size':8192}");
-	test_assert_ok(reply);
-	cJSON_Delete(reply);
+	test_reply_ok(test_conn_callf(&other, "{'op':'resize','name':'grows','size':8192}"));
 	ev = test_conn_expect_event(&sub, "resized", TEST_WAIT_MS);
 	ck_assert_uint_eq(test_json_u64(ev, "size"), 8192);
 	ck_assert_uint_eq(test_json_u64(ev, "old_size"), 4096);

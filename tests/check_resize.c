@@ -105,6 +105,21 @@ static uint64_t resize_send(struct test_conn *c, const char *name, uint64_t size
 
 /* ---- growth ---------------------------------------------------------------------------------- */
 
+/*
+ * Ends the n mapper sessions s (each exits 0), closes holder and r, asserts nothing of the
+ * resize stays open in d (its open_fds back to fds0) and stops d.
+ */
+static void end_mappers(struct test_daemon *d, struct test_sess *s, int n, struct test_conn *holder,
+                        struct test_conn *r, uint64_t fds0)
+{
+	for (int i = 0; i < n; i++)
+		ck_assert_int_eq(test_sess_end(&s[i]), 0);
+	test_conn_close(holder);
+	test_conn_close(r);
+	ck_assert_uint_eq(test_daemon_wait_status(d, "open_fds", fds0), fds0);
+	test_daemon_stop(d);
+}
+
 START_TEST(test_resize_growth_reaches_ten_reserved_mappers_whose_pointers_stay)
 {
 	enum { NPROC = 10 };
@@ -175,13 +190,7 @@ START_TEST(test_resize_growth_reaches_ten_reserved_mappers_whose_pointers_stay)
 		ck_assert_str_eq(test_sess_ok(&s[i], "read 0 %d %zu", j * 64, strlen(want) - 1), want);
 		(void)test_sess_ok(&s[i], "touch 0");
 	}
-	for (int i = 0; i < NPROC; i++)
-		ck_assert_int_eq(test_sess_end(&s[i]), 0);
-	test_conn_close(&holder);
-	test_conn_close(&r);
-	/* Nothing of the growth stays open in the daemon. */
-	ck_assert_uint_eq(test_daemon_wait_status(&d, "open_fds", fds0), fds0);
-	test_daemon_stop(&d);
+	end_mappers(&d, s, NPROC, &holder, &r, fds0);
 }
 END_TEST
 
@@ -194,7 +203,7 @@ START_TEST(test_resize_shrink_with_cooperating_mappers_truncates_without_sigbus)
 	struct test_sess s[NPROC];
 	struct test_conn holder, r;
 	uint64_t gen0, rid, shrink, size, gen, fds0;
-	cJSON *ev, *reply;
+	cJSON *ev;
 	char want[256];
 
 	test_daemon_start(&d, "{\"shrink_timeout_ms\": 5000}");
@@ -220,9 +229,8 @@ START_TEST(test_resize_shrink_with_cooperating_mappers_truncates_without_sigbus)
 	shrink = test_json_u64(ev, "shrink");
 	cJSON_Delete(ev);
 	ck_assert_int_eq(file_size(&d, "shrink"), (off_t)(256 * KIB));
-	reply = test_conn_callf(&holder, "{'op':'shrink-ack','shrink':%llu}", (unsigned long long)shrink);
-	test_assert_ok(reply);
-	cJSON_Delete(reply);
+	test_reply_ok(test_conn_callf(&holder, "{'op':'shrink-ack','shrink':%llu}",
+	                              (unsigned long long)shrink));
 
 	check_resize_reply(test_conn_reply(&r, rid, TEST_WAIT_MS), 64 * KIB, gen0 + 1);
 	ck_assert_int_eq(file_size(&d, "shrink"), (off_t)(64 * KIB));
@@ -232,9 +240,9 @@ START_TEST(test_resize_shrink_with_cooperating_mappers_truncates_without_sigbus)
 	check_resized(test_conn_expect_event(&holder, "resized", TEST_WAIT_MS), "shrink", 64 * KIB,
 	              256 * KIB, gen0 + 1, false);
 	/* The shrink is over: acknowledging it again is harmless. */
-	reply = test_conn_callf(&holder, "{'op':'shrink-ack','shrink':%llu}", (unsigned long long)shrink);
-	test_assert_error(reply, "ESRCH", ESRCH);
-	cJSON_Delete(reply);
+	test_reply_error(test_conn_callf(&holder, "{'op':'shrink-ack','shrink':%llu}",
+	                                 (unsigned long long)shrink),
+	                 "ESRCH", ESRCH, NULL);
 
 	for (int i = 0; i < NPROC; i++) {
 		char *e = test_sess_find_event(&s[i], "shrinking shrink size=65536 gen=", TEST_WAIT_MS);
@@ -251,12 +259,7 @@ START_TEST(test_resize_shrink_with_cooperating_mappers_truncates_without_sigbus)
 		snprintf(want, sizeof(want), " keep-%d", (i + 1) % NPROC);
 		ck_assert_str_eq(test_sess_ok(&s[i], "read 0 %d 6", 1000 + 16 * ((i + 1) % NPROC)), want);
 	}
-	for (int i = 0; i < NPROC; i++)
-		ck_assert_int_eq(test_sess_end(&s[i]), 0);
-	test_conn_close(&holder);
-	test_conn_close(&r);
-	ck_assert_uint_eq(test_daemon_wait_status(&d, "open_fds", fds0), fds0);
-	test_daemon_stop(&d);
+	end_mappers(&d, s, NPROC, &holder, &r, fds0);
 }
 END_TEST
 
@@ -355,10 +358,8 @@ START_TEST(test_resize_mapper_that_disconnects_counts_as_acknowledged_and_resize
 	id1 = resize_send(&r1, "gone", 64 * KIB);
 	/* The shrink is under way once it asks; the raw holder answers, the deaf one does not. */
 	ev = test_conn_expect_event(&holder, "shrinking", TEST_WAIT_MS);
-	reply = test_conn_callf(&holder, "{'op':'shrink-ack','shrink':%llu}",
-	                        (unsigned long long)test_json_u64(ev, "shrink"));
-	test_assert_ok(reply);
-	cJSON_Delete(reply);
+	test_reply_ok(test_conn_callf(&holder, "{'op':'shrink-ack','shrink':%llu}",
+	                              (unsigned long long)test_json_u64(ev, "shrink")));
 	cJSON_Delete(ev);
 	/* A second resize of the same region waits behind the first. */
 	id2 = resize_send(&r2, "gone", 128 * KIB);
@@ -418,7 +419,6 @@ START_TEST(test_resize_growth_beyond_free_space_is_enospc_and_changes_nothing)
 	char why[256];
 	bool small;
 	uint64_t gen0, size, gen;
-	cJSON *reply;
 
 	test_daemon_init(&d, NULL);
 	small = mount_small_tmpfs(d.data, why, sizeof(why));
@@ -428,9 +428,9 @@ START_TEST(test_resize_growth_beyond_free_space_is_enospc_and_changes_nothing)
 		test_daemon_create(&d, "full", 1 * MIB, false);
 		test_conn_open_hello(&holder, &d);
 		gen0 = hold_grant(&holder, "full");
-		reply = test_conn_callf(&r, "{'op':'resize','name':'full','size':%llu}", 8 * MIB);
-		test_assert_error(reply, "ENOSPC", ENOSPC);
-		cJSON_Delete(reply);
+		test_reply_error(test_conn_callf(&r, "{'op':'resize','name':'full','size':%llu}",
+		                                 8 * MIB),
+		                 "ENOSPC", ENOSPC, NULL);
 		ck_assert_int_eq(file_size(&d, "full"), (off_t)(1 * MIB));
 		stat_size_gen(&d, "full", &size, &gen);
 		ck_assert_uint_eq(size, 1 * MIB);
@@ -448,15 +448,13 @@ START_TEST(test_resize_growth_beyond_free_space_is_enospc_and_changes_nothing)
 	}
 	/* The other refusals need no special file system. */
 	test_daemon_create(&d, "limits", 4096, false);
-	reply = test_conn_callf(&r, "{'op':'resize','name':'limits','size':1099511627777}");
-	test_assert_error(reply, "EFBIG", EFBIG);
-	cJSON_Delete(reply);
-	reply = test_conn_callf(&r, "{'op':'resize','name':'limits','size':0}");
-	test_assert_error(reply, "EINVAL", EINVAL);
-	cJSON_Delete(reply);
-	reply = test_conn_callf(&r, "{'op':'resize','name':'no-such','size':4096}");
-	test_assert_error(reply, "ENOENT", ENOENT);
-	cJSON_Delete(reply);
+	test_reply_error(test_conn_callf(&r,
+	                                 "{'op':'resize','name':'limits','size':1099511627777}"),
+	                 "EFBIG", EFBIG, NULL);
+	test_reply_error(test_conn_callf(&r, "{'op':'resize','name':'limits','size':0}"),
+	                 "EINVAL", EINVAL, NULL);
+	test_reply_error(test_conn_callf(&r, "{'op':'resize','name':'no-such','size':4096}"),
+	                 "ENOENT", ENOENT, NULL);
 	ck_assert_int_eq(file_size(&d, "limits"), 4096);
 	test_conn_close(&r);
 
@@ -482,7 +480,6 @@ START_TEST(test_resize_anonymous_region_grows_in_place_but_does_not_shrink)
 	struct test_conn holder, r;
 	uint64_t gen0;
 	char p0[64], p1[64], want[128];
-	cJSON *reply;
 
 	test_daemon_start(&d, NULL);
 	test_daemon_create(&d, "anon", 64 * KIB, true);
@@ -492,9 +489,8 @@ START_TEST(test_resize_anonymous_region_grows_in_place_but_does_not_shrink)
 	ck_assert(sscanf(strstr(test_sess_ok(&s, "open anon rw reserve=%llu", 1 * MIB), "ptr="),
 	                 "ptr=%63s", p0) == 1);
 	test_conn_open_hello(&r, &d);
-	reply = test_conn_callf(&r, "{'op':'resize','name':'anon','size':%llu}", 32 * KIB);
-	test_assert_error(reply, "EPERM", EPERM);
-	cJSON_Delete(reply);
+	test_reply_error(test_conn_callf(&r, "{'op':'resize','name':'anon','size':%llu}", 32 * KIB),
+	                 "EPERM", EPERM, NULL);
 	test_conn_expect_no_event(&holder, 20);
 	check_resize_reply(test_conn_callf(&r, "{'op':'resize','name':'anon','size':%llu}",
 	                                   128 * KIB), 128 * KIB, gen0 + 1);
@@ -520,7 +516,6 @@ START_TEST(test_resize_grow_only_never_shrinks_and_still_grows)
 	struct test_daemon d;
 	struct test_conn holder, r;
 	uint64_t gen0, size, gen;
-	cJSON *reply;
 
 	test_daemon_start(&d, NULL);
 	test_daemon_create(&d, "vec", 64 * KIB, false);
@@ -537,10 +532,10 @@ START_TEST(test_resize_grow_only_never_shrinks_and_still_grows)
 	                                   "'grow_only':true}", 128 * KIB), 128 * KIB, gen0 + 1);
 	check_resized(test_conn_expect_event(&holder, "resized", TEST_WAIT_MS), "vec", 128 * KIB,
 	              64 * KIB, gen0 + 1, false);
-	reply = test_conn_callf(&r, "{'op':'resize','name':'vec','size':%llu,'grow_only':1}",
-	                        256 * KIB);
-	test_assert_error(reply, "EINVAL", EINVAL);
-	cJSON_Delete(reply);
+	test_reply_error(test_conn_callf(&r,
+	                                 "{'op':'resize','name':'vec','size':%llu,'grow_only':1}",
+	                                 256 * KIB),
+	                 "EINVAL", EINVAL, NULL);
 	test_conn_close(&holder);
 	test_conn_close(&r);
 	test_daemon_stop(&d);
@@ -622,9 +617,8 @@ START_TEST(test_resize_open_during_a_shrink_reports_the_size_the_shrink_heads_fo
 	ev = test_conn_expect_event(&a, "shrinking", TEST_WAIT_MS);
 	shrink = test_json_u64(ev, "shrink");
 	cJSON_Delete(ev);
-	reply = test_conn_callf(&a, "{'op':'shrink-ack','shrink':%llu}", (unsigned long long)shrink);
-	test_assert_ok(reply);
-	cJSON_Delete(reply);
+	test_reply_ok(test_conn_callf(&a, "{'op':'shrink-ack','shrink':%llu}",
+	                              (unsigned long long)shrink));
 
 	reply = test_conn_callf(&a, "{'op':'open','name':'cut','mode':'rw'}");
 	test_assert_ok(reply);
@@ -635,9 +629,8 @@ START_TEST(test_resize_open_during_a_shrink_reports_the_size_the_shrink_heads_fo
 
 	ev = test_conn_expect_event(&b, "shrinking", TEST_WAIT_MS);
 	cJSON_Delete(ev);
-	reply = test_conn_callf(&b, "{'op':'shrink-ack','shrink':%llu}", (unsigned long long)shrink);
-	test_assert_ok(reply);
-	cJSON_Delete(reply);
+	test_reply_ok(test_conn_callf(&b, "{'op':'shrink-ack','shrink':%llu}",
+	                              (unsigned long long)shrink));
 	reply = test_conn_reply(&c, rid, TEST_WAIT_MS);
 	test_assert_ok(reply);
 	cJSON_Delete(reply);

@@ -309,6 +309,16 @@ int test_run(const struct test_daemon *d, char *out, size_t outsize, char *const
 int test_run_client(const struct test_daemon *d, char *out, size_t outsize, ...);
 /* test_run on $MMAPCTL_BIN with the given arguments (NULL-terminated). */
 int test_run_ctl(const struct test_daemon *d, char *out, size_t outsize, ...);
+/*
+ * test_run_ctl on d with the given arguments (NULL added) into the array out; asserts the exit
+ * status is want_status (the message names the arguments and the output).
+ */
+#define TEST_CTL(d, want_status, out, ...)                                                      \
+	do {                                                                                    \
+		int st_ = test_run_ctl(d, out, sizeof(out), __VA_ARGS__, (char *)NULL);         \
+		ck_assert_msg(st_ == (want_status), "mmapctl %s: exit status %d, expected %d "  \
+		              "(output \"%s\")", #__VA_ARGS__, st_, (want_status), out);        \
+	} while (0)
 
 /*
  * Session processes: "$MMAPD_TESTCLIENT session", a libmmapd connection driven line by line

@@ -190,6 +190,29 @@ static int open_region(struct mmapd_client *c, const char *name, enum mmapd_mode
 	return 0;
 }
 
+/*
+ * Connects and opens name in mode (window off+len, 0+0 for all of it) into *ret_c and *ret_r.
+ * On failure it has said why, leaves nothing open and returns 1.
+ */
+static int connect_open(const char *name, enum mmapd_mode mode, uint64_t off, uint64_t len,
+                        struct mmapd_client **ret_c, struct mmapd_region **ret_r)
+{
+	if (connect_client(ret_c) != 0)
+		return 1;
+	if (open_region(*ret_c, name, mode, off, len, ret_r) != 0) {
+		mmapd_disconnect(*ret_c);
+		return 1;
+	}
+	return 0;
+}
+
+/* Undoes connect_open(): closes r, then disconnects c. */
+static void close_disconnect(struct mmapd_client *c, struct mmapd_region *r)
+{
+	mmapd_region_close(r);
+	mmapd_disconnect(c);
+}
+
 /* off + len must lie inside the region's window. */
 static int check_range(const struct mmapd_region *r, uint64_t off, uint64_t len)
 {
@@ -245,19 +268,15 @@ static int cmd_write(int argc, char **argv)
 	if (argc != 3 || parse_u64(argv[1], &off) < 0)
 		return 2;
 	len = strlen(argv[2]);
-	if (connect_client(&c) != 0)
+	if (connect_open(argv[0], MMAPD_MODE_RW, 0, 0, &c, &r) != 0)
 		return 1;
-	if (open_region(c, argv[0], MMAPD_MODE_RW, 0, 0, &r) != 0)
-		goto out;
 	if (check_range(r, off, len) == 0) {
 		/* Straight into the shared pages: the bytes never go through the socket. */
 		memcpy((char *)mmapd_region_data(r) + off, argv[2], len);
 		say("ok");
 		ret = 0;
 	}
-	mmapd_region_close(r);
-out:
-	mmapd_disconnect(c);
+	close_disconnect(c, r);
 	return ret;
 }
 
@@ -270,17 +289,13 @@ static int cmd_read(int argc, char **argv)
 
 	if (argc != 3 || parse_u64(argv[1], &off) < 0 || parse_u64(argv[2], &len) < 0)
 		return 2;
-	if (connect_client(&c) != 0)
+	if (connect_open(argv[0], MMAPD_MODE_RO, 0, 0, &c, &r) != 0)
 		return 1;
-	if (open_region(c, argv[0], MMAPD_MODE_RO, 0, 0, &r) != 0)
-		goto out;
 	if (check_range(r, off, len) == 0) {
 		print_bytes("", (const unsigned char *)mmapd_region_data(r) + off, len);
 		ret = 0;
 	}
-	mmapd_region_close(r);
-out:
-	mmapd_disconnect(c);
+	close_disconnect(c, r);
 	return ret;
 }
 
@@ -338,14 +353,12 @@ static int cmd_map_ro_writable(int argc, char **argv)
 	enum mmapd_mode mode = MMAPD_MODE_RO;
 	void *p;
 	size_t len;
-	int fl, ret = 1;
+	int fl;
 
 	if (argc < 1 || argc > 2 || (argc == 2 && parse_mode(argv[1], &mode) < 0))
 		return 2;
-	if (connect_client(&c) != 0)
+	if (connect_open(argv[0], mode, 0, 0, &c, &r) != 0)
 		return 1;
-	if (open_region(c, argv[0], mode, 0, 0, &r) != 0)
-		goto out;
 	fl = fcntl(mmapd_region_fd(r), F_GETFL);
 	printf("accmode=%s\n", fl < 0 ? "?" : (fl & O_ACCMODE) == O_RDONLY ? "O_RDONLY" :
 	       (fl & O_ACCMODE) == O_RDWR ? "O_RDWR" : "O_WRONLY");
@@ -357,11 +370,8 @@ static int cmd_map_ro_writable(int argc, char **argv)
 		say("OK");
 		munmap(p, len);
 	}
-	ret = 0;
-	mmapd_region_close(r);
-out:
-	mmapd_disconnect(c);
-	return ret;
+	close_disconnect(c, r);
+	return 0;
 }
 
 static int cmd_hold(int argc, char **argv)
@@ -392,17 +402,12 @@ static int cmd_window(int argc, char **argv)
 
 	if (argc != 3 || parse_u64(argv[1], &off) < 0 || parse_u64(argv[2], &len) < 0)
 		return 2;
-	if (connect_client(&c) != 0)
+	if (connect_open(argv[0], MMAPD_MODE_RO, off, len, &c, &r) != 0)
 		return 1;
-	if (open_region(c, argv[0], MMAPD_MODE_RO, off, len, &r) != 0) {
-		mmapd_disconnect(c);
-		return 1;
-	}
 	printf("offset=%llu length=%zu\n", (unsigned long long)mmapd_region_offset(r),
 	       mmapd_region_length(r));
 	print_bytes("", mmapd_region_data(r), mmapd_region_length(r));
-	mmapd_region_close(r);
-	mmapd_disconnect(c);
+	close_disconnect(c, r);
 	return 0;
 }
 
@@ -415,12 +420,8 @@ static int cmd_writer(int argc, char **argv)
 
 	if (argc != 1)
 		return 2;
-	if (connect_client(&c) != 0)
+	if (connect_open(argv[0], MMAPD_MODE_RW, 0, 0, &c, &r) != 0)
 		return 1;
-	if (open_region(c, argv[0], MMAPD_MODE_RW, 0, 0, &r) != 0) {
-		mmapd_disconnect(c);
-		return 1;
-	}
 	say("ready");
 	while (fgets(line, sizeof(line), stdin) != NULL) {
 		char *sp = strchr(line, ' '), *nl = strchr(line, '\n');
@@ -440,8 +441,7 @@ static int cmd_writer(int argc, char **argv)
 		memcpy((char *)mmapd_region_data(r) + off, sp + 1, strlen(sp + 1));
 		say("ok");
 	}
-	mmapd_region_close(r);
-	mmapd_disconnect(c);
+	close_disconnect(c, r);
 	return ret;
 }
 
@@ -466,9 +466,7 @@ static int cmd_watch(int argc, char **argv)
 	if (argc != 4 || parse_u64(argv[1], &off) < 0 || parse_u64(argv[3], &timeout) < 0)
 		return 2;
 	len = strlen(argv[2]);
-	if (connect_client(&c) != 0)
-		return 1;
-	if (open_region(c, argv[0], MMAPD_MODE_RO, 0, 0, &r) != 0 || check_range(r, off, len) != 0)
+	if (connect_open(argv[0], MMAPD_MODE_RO, 0, 0, &c, &r) != 0 || check_range(r, off, len) != 0)
 		return 1;
 	snap = malloc(len ? len : 1);
 	if (snap == NULL)
@@ -497,8 +495,7 @@ static int cmd_watch(int argc, char **argv)
 	}
 	free(snap);
 	say("seen");
-	mmapd_region_close(r);
-	mmapd_disconnect(c);
+	close_disconnect(c, r);
 	return 0;
 }
 
@@ -717,6 +714,15 @@ static void res_err(int err)
 		fputc(*m == '\n' ? ' ' : *m, stdout);
 	fputc('\n', stdout);
 	fflush(stdout);
+}
+
+/* The answer to a command that has nothing to say but whether it worked: err < 0 or ok. */
+static void res_done(int err)
+{
+	if (err < 0)
+		res_err(err);
+	else
+		res_ok(NULL);
 }
 
 static void res_usage(const char *cmd)
@@ -1027,10 +1033,7 @@ static bool sess_command(struct session *s, char *line)
 			{ res_usage(t[0]); return true; }
 		err = mmapd_region_close(sr->r);
 		sr->r = NULL;
-		if (err < 0)
-			res_err(err);
-		else
-			res_ok(NULL);
+		res_done(err);
 	} else if (strcmp(t[0], "ptr") == 0) {
 		if (n != 2 || (sr = sess_region_arg(s, t[1])) == NULL)
 			{ res_usage(t[0]); return true; }
@@ -1084,18 +1087,12 @@ static bool sess_command(struct session *s, char *line)
 		if (n != 2 || parse_u64(t[1], &a) < 0)
 			{ res_usage(t[0]); return true; }
 		err = mmapd_unlock(s->c, a);
-		if (err < 0)
-			res_err(err);
-		else
-			res_ok(NULL);
+		res_done(err);
 	} else if (strcmp(t[0], "resize") == 0) {
 		if (n < 3 || n > 4 || parse_u64(t[2], &a) < 0 || (n == 4 && strcmp(t[3], "sparse") != 0))
 			{ res_usage(t[0]); return true; }
 		err = mmapd_resize(s->c, t[1], a, n == 4 ? MMAPD_RESIZE_SPARSE : 0);
-		if (err < 0)
-			res_err(err);
-		else
-			res_ok(NULL);
+		res_done(err);
 	} else if (strcmp(t[0], "subscribe") == 0) {
 		if (n != 2)
 			{ res_usage(t[0]); return true; }
@@ -1108,10 +1105,7 @@ static bool sess_command(struct session *s, char *line)
 		if (n != 2)
 			{ res_usage(t[0]); return true; }
 		err = mmapd_unsubscribe(s->c, t[1]);
-		if (err < 0)
-			res_err(err);
-		else
-			res_ok(NULL);
+		res_done(err);
 	} else if (strcmp(t[0], "changed") == 0) {
 		uint64_t seq;
 
@@ -1126,28 +1120,19 @@ static bool sess_command(struct session *s, char *line)
 		if (n != 2)
 			{ res_usage(t[0]); return true; }
 		err = mmapd_flush(s->c, t[1], 0, 0);
-		if (err < 0)
-			res_err(err);
-		else
-			res_ok(NULL);
+		res_done(err);
 	} else if (strcmp(t[0], "policy") == 0) {
 		struct mmapd_policy pol;
 
 		if (n != 3 || parse_policy(t[2], &pol) < 0)
 			{ res_usage(t[0]); return true; }
 		err = mmapd_set_policy(s->c, t[1], &pol);
-		if (err < 0)
-			res_err(err);
-		else
-			res_ok(NULL);
+		res_done(err);
 	} else if (strcmp(t[0], "clear-error") == 0) {
 		if (n != 2)
 			{ res_usage(t[0]); return true; }
 		err = mmapd_clear_error(s->c, t[1]);
-		if (err < 0)
-			res_err(err);
-		else
-			res_ok(NULL);
+		res_done(err);
 	} else if (strcmp(t[0], "stat") == 0) {
 		struct mmapd_region_info info;
 
@@ -1163,10 +1148,7 @@ static bool sess_command(struct session *s, char *line)
 		       (unsigned long long)info.locks, (unsigned long long)info.grants);
 	} else if (strcmp(t[0], "ping") == 0) {
 		err = mmapd_ping(s->c);
-		if (err < 0)
-			res_err(err);
-		else
-			res_ok(NULL);
+		res_done(err);
 	} else if (strcmp(t[0], "dispatch") == 0) {
 		if (n != 2 || parse_u64(t[1], &a) < 0 || a > INT32_MAX)
 			{ res_usage(t[0]); return true; }
