@@ -703,8 +703,38 @@ static void stats_row(const cJSON *item, bool indent)
 		       item->valuestring);
 }
 
-/* The stats reply as a table: the figures, then each object ("requests", "errors") as a
- * section of its own. */
+/* A number field of obj, or 0. */
+static double stats_field(const cJSON *obj, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+/* The "users" object (per-uid budgets in use) as a table, one uid a row. */
+static void stats_print_users(const cJSON *users)
+{
+	static const char *const cols[] = {
+		"connections", "fds", "queue_bytes", "lock_waiters", "anonymous_regions",
+		"anonymous_bytes",
+	};
+	const cJSON *u;
+	size_t i;
+
+	printf("users:\n  %-10s", "uid");
+	for (i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
+		printf(" %*s", (int)strlen(cols[i]), cols[i]);
+	putchar('\n');
+	cJSON_ArrayForEach(u, users) {
+		printf("  %-10s", u->string);
+		for (i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
+			printf(" %*.0f", (int)strlen(cols[i]), stats_field(u, cols[i]));
+		puts(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(u, "exempt")) ? "  (exempt)" : "");
+	}
+}
+
+/* The stats reply as a table: the figures, then each object ("requests", "errors", "users")
+ * as a section of its own. */
 static void stats_print_table(const cJSON *stats)
 {
 	const cJSON *item, *sub;
@@ -715,6 +745,10 @@ static void stats_print_table(const cJSON *stats)
 	cJSON_ArrayForEach(item, stats) {
 		if (!cJSON_IsObject(item))
 			continue;
+		if (strcmp(item->string, "users") == 0) {
+			stats_print_users(item);
+			continue;
+		}
 		printf("%s:\n", item->string);
 		cJSON_ArrayForEach(sub, item)
 			stats_row(sub, true);

@@ -49,6 +49,13 @@ static const struct config_limit {
 	CONFIG_LIMIT(size_check_ms, 1000, 0, 3600000),
 	CONFIG_LIMIT(max_bytes_granted_per_client, PROTO_ID_MAX, 4096, PROTO_ID_MAX),
 	CONFIG_LIMIT(max_regions_created_per_client, 65536, 1, 1048576),
+	CONFIG_LIMIT(max_fds_per_uid, 1024, 8, 1048576),
+	CONFIG_LIMIT(max_queue_bytes_per_uid, 16777216, 65536, 4294967296ULL),
+	CONFIG_LIMIT(max_lock_waiters_per_uid, 4096, 1, 1048576),
+	CONFIG_LIMIT(max_anonymous_regions_per_uid, 256, 1, 1048576),
+	CONFIG_LIMIT(max_anonymous_bytes_per_uid, 1073741824ULL, 4096, PROTO_ID_MAX),
+	CONFIG_LIMIT(reserved_clients, 16, 0, 65536),
+	CONFIG_LIMIT(reserved_fds, 64, 0, 65536),
 };
 
 #define CONFIG_NLIMITS (sizeof(config_limits) / sizeof(config_limits[0]))

@@ -34,6 +34,15 @@ struct limits {
 	/* Access and quotas (docs/protocol.md, "Access control and operations"). */
 	uint64_t max_bytes_granted_per_client;
 	uint64_t max_regions_created_per_client;
+	/* Per-user budgets (budget.h); root and the daemon's uid are exempt. */
+	uint64_t max_fds_per_uid;
+	uint64_t max_queue_bytes_per_uid;
+	uint64_t max_lock_waiters_per_uid;
+	uint64_t max_anonymous_regions_per_uid;
+	uint64_t max_anonymous_bytes_per_uid;
+	/* Held back for root and the daemon's uid only. */
+	uint64_t reserved_clients;
+	uint64_t reserved_fds;
 };
 
 /*

@@ -15,6 +15,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "budget.h"
 #include "lock.h"
 #include "log.h"
 #include "msg.h"
@@ -36,6 +38,7 @@
 #define CONN_READS_PER_WAKE 4             /* recvmsg calls per readiness event, for fairness */
 #define CONN_DISCARD_MAX    (256u << 10)  /* input drained before the final close */
 #define CONN_WARNINGS_MAX   10            /* limit warnings per connection before going quiet */
+#define CONN_TRIM_BYTES     (1u << 20)    /* a queue this large, dropped, is worth a malloc_trim */
 /*
  * Requests of one connection that may wait at once (on a busy region or the thread pool).
  * Beyond it the connection is not read until some finish: its further requests wait in the
@@ -149,6 +152,12 @@ int conn_new(struct server *srv, int fd, pid_t pid, uid_t uid, gid_t gid, struct
 	c->gid = gid;
 	c->connected_ms = server_epoch_ms();
 	c->state = CONN_OPEN;
+	c->budget = budget_ref_uid(srv, (uint32_t)uid);
+	if (!c->budget) {
+		close(fd);
+		free(c);
+		return -ENOMEM;
+	}
 	frame_reader_init(&c->reader, (uint32_t)srv->limits->max_frame);
 	fd_queue_init(&c->fdq);
 	htab_init(&c->grants);
@@ -159,6 +168,7 @@ int conn_new(struct server *srv, int fd, pid_t pid, uid_t uid, gid_t gid, struct
 	r = uv_poll_init(srv->loop, &c->poll, fd);
 	if (r < 0) {
 		close(fd);
+		budget_unref(c->budget);
 		free(c);
 		return r;
 	}
@@ -172,6 +182,11 @@ int conn_new(struct server *srv, int fd, pid_t pid, uid_t uid, gid_t gid, struct
 		c->next->prev = c;
 	srv->conns = c;
 	srv->nconns++;
+	/* Admission (server_admit_uid) was checked by whoever accepted the socket. */
+	budget_force(c->budget, BUDGET_CONNECTIONS, 1);
+	budget_force(c->budget, BUDGET_FDS, 1);
+	if (!c->budget->exempt)
+		srv->nconns_unprivileged++;
 
 	if (srv->limits->hello_timeout_ms > 0)
 		uv_timer_start(&c->timer, conn_on_hello_timeout, srv->limits->hello_timeout_ms, 0);
@@ -258,6 +273,8 @@ static void conn_end(struct conn *c, bool discard)
 		c->next->prev = c->prev;
 	c->prev = c->next = NULL;
 	srv->nconns--;
+	if (!c->budget->exempt)
+		srv->nconns_unprivileged--;
 
 	/* uv_close stops the poll handle at once, so the descriptor may be closed right after. */
 	uv_close((uv_handle_t *)&c->poll, conn_on_handle_closed);
@@ -268,11 +285,16 @@ static void conn_end(struct conn *c, bool discard)
 	close(c->fd);
 	c->fd = -1;
 
+	budget_release(c->budget, BUDGET_FDS, c->out_fds);
+	budget_release(c->budget, BUDGET_QUEUE_BYTES, c->out_bytes);
 	while ((f = c->out_head) != NULL) {
 		c->out_head = f->next;
 		conn_out_free(f);
 	}
 	c->out_tail = NULL;
+	/* Give a large queue's memory back to the system, not only to malloc's free lists. */
+	if (c->out_bytes >= CONN_TRIM_BYTES)
+		malloc_trim(0);
 	c->out_bytes = 0;
 	c->out_fds = 0;
 	fd_queue_clear(&c->fdq);
@@ -280,6 +302,11 @@ static void conn_end(struct conn *c, bool discard)
 	notify_conn_release(c);
 	resize_conn_gone(c);
 	grant_free_all(c);
+	/* Last, once its lock waits are given back: a closed connection holds nothing. */
+	budget_release(c->budget, BUDGET_CONNECTIONS, 1);
+	budget_release(c->budget, BUDGET_FDS, 1);
+	budget_unref(c->budget);
+	c->budget = NULL;
 
 	log_debug("client %llu (pid %ld) %s", (unsigned long long)c->serial, (long)c->pid,
 	          discard ? "disconnected" : "handed over to the next daemon");
@@ -388,10 +415,12 @@ static int conn_write(struct conn *c)
 			for (i = 0; i < f->nfds; i++)
 				close(f->fds[i]);
 			c->out_fds -= f->nfds;
+			budget_release(c->budget, BUDGET_FDS, f->nfds);
 			f->nfds = 0;
 		}
 		f->off += (size_t)n;
 		c->out_bytes -= (size_t)n;
+		budget_release(c->budget, BUDGET_QUEUE_BYTES, (size_t)n);
 		if (f->off == f->buf->len) {
 			c->out_head = f->next;
 			if (!c->out_head)
@@ -445,6 +474,9 @@ static int conn_queue_outbuf(struct conn *c, struct outbuf *b, int *fds, size_t 
 	c->out_tail = f;
 	c->out_bytes += b->len;
 	c->out_fds += nfds;
+	/* Counted whatever the budget: conn_sent cuts off the connection that passed it. */
+	budget_force(c->budget, BUDGET_QUEUE_BYTES, b->len);
+	budget_force(c->budget, BUDGET_FDS, nfds);
 	return 0;
 }
 
@@ -477,6 +509,16 @@ static int conn_sent(struct conn *c)
 	if (c->out_bytes > c->srv->limits->max_queue_bytes) {
 		conn_warn(c, "%zu bytes of replies wait unread (max_queue_bytes %llu); cutting it off",
 		          c->out_bytes, (unsigned long long)c->srv->limits->max_queue_bytes);
+		conn_close_soon(c);
+		return -ECONNRESET;
+	}
+	if (!c->budget->exempt &&
+	    c->budget->used[BUDGET_QUEUE_BYTES] > c->srv->limits->max_queue_bytes_per_uid) {
+		conn_warn(c, "uid %lu has %llu bytes of replies waiting unread over all its "
+		          "connections (max_queue_bytes_per_uid %llu); cutting this one off",
+		          (unsigned long)c->uid,
+		          (unsigned long long)c->budget->used[BUDGET_QUEUE_BYTES],
+		          (unsigned long long)c->srv->limits->max_queue_bytes_per_uid);
 		conn_close_soon(c);
 		return -ECONNRESET;
 	}
@@ -584,15 +626,22 @@ static void conn_on_resume(uv_timer_t *timer)
 	conn_unref(c);
 }
 
+bool conn_may_park(const struct conn *c)
+{
+	return conn_alive(c) && budget_fits(c->budget, BUDGET_LOCK_WAITERS, 1);
+}
+
 void conn_parked_add(struct conn *c)
 {
 	c->parked++;
+	budget_force(c->budget, BUDGET_LOCK_WAITERS, 1);
 }
 
 void conn_parked_done(struct conn *c)
 {
 	assert(c->parked > 0);
 	c->parked--;
+	budget_release(c->budget, BUDGET_LOCK_WAITERS, 1);
 	if (conn_done(c))
 		conn_close_soon(c);
 }

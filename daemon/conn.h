@@ -34,6 +34,7 @@
 #include "frame.h"
 #include "htab.h"
 
+struct budget;
 struct lock;
 struct server;
 
@@ -83,6 +84,7 @@ struct conn {
 	size_t out_fds;               /* descriptors queued and not yet sent */
 
 	pid_t pid;                    /* SO_PEERCRED at accept */
+	struct budget *budget;        /* its uid's (budget.h), referenced */
 	uid_t uid;
 	gid_t gid;
 	uint32_t *groups;             /* supplementary groups (SO_PEERGROUPS), malloc'd */
@@ -185,8 +187,10 @@ void conn_pending_add(struct conn *c);
 void conn_pending_done(struct conn *c);
 /*
  * A lock request now waits / no longer does. Those are bounded by max_locks_per_client and
+ * the uid's max_lock_waiters_per_uid (conn_may_park: false when that budget is spent), and
  * never stop the reading (the unlock that frees them may be the next request).
  */
+bool conn_may_park(const struct conn *c);
 void conn_parked_add(struct conn *c);
 void conn_parked_done(struct conn *c);
 

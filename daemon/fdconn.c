@@ -479,25 +479,18 @@ static int fdconn_restore(struct conn *c, const cJSON *entry, const cJSON *hando
 static const char *fdconn_check_admission(struct server *srv, int fd, const struct ucred *cred,
                                           uint32_t **ret_groups, size_t *ret_n, char *why)
 {
-	const struct limits *l = srv->limits;
 	int r = access_peer_groups(fd, ret_groups, ret_n);
 
 	if (r < 0)
 		log_debug("SO_PEERGROUPS failed: %s", strerror(-r));
-	if (srv->nconns >= l->max_clients)
-		snprintf(why, FDCONN_WHY_MAX, "too many connections (max_clients is %" PRIu64 ")",
-		         l->max_clients);
-	else if (cred->uid != 0 && server_conns_of_uid(srv, cred->uid) >= l->max_clients_per_uid)
-		snprintf(why, FDCONN_WHY_MAX, "too many connections from uid %lu "
-		         "(max_clients_per_uid is %" PRIu64 ")", (unsigned long)cred->uid,
-		         l->max_clients_per_uid);
-	else if (!id_list_allows(&srv->cfg->allow_connect, cred->uid, cred->gid, *ret_groups,
-	                         *ret_n))
+	if (server_admit_uid(srv, cred->uid, why, FDCONN_WHY_MAX) != 0)
+		return why;
+	if (!id_list_allows(&srv->cfg->allow_connect, cred->uid, cred->gid, *ret_groups, *ret_n)) {
 		snprintf(why, FDCONN_WHY_MAX, "uid %lu may not connect (allow_connect)",
 		         (unsigned long)cred->uid);
-	else
-		return NULL;
-	return why;
+		return why;
+	}
+	return NULL;
 }
 
 void fdconn_adopt(struct server *srv, const cJSON *handover, const char *fdname, int fd)

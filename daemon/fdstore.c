@@ -215,6 +215,18 @@ static cJSON *fdstore_state_read(int fd)
 	return obj;
 }
 
+/* Charges adopted region r to its owner's budget, over its limits if need be. */
+static int fdstore_charge(struct server *srv, struct region *r)
+{
+	struct budget *b = budget_ref_uid(srv, r->acc.uid);
+
+	if (!b)
+		return -ENOMEM;
+	region_budget_attach(r, b, r->size, true, NULL);
+	budget_unref(b);
+	return 0;
+}
+
 /*
  * Checks that fd is an anonymous region's memfd as mmapd makes them. Returns NULL, or why
  * it is not.
@@ -296,8 +308,9 @@ static bool fdstore_adopt_one(struct server *srv, const char *fdname, int fd, co
 		r->acc.perm = FDSTORE_ORPHAN_PERM;
 	}
 	region_anon_from_json(r, entry);
-	/* The region existed before the restart: max_regions does not turn it away now. */
-	if (region_table_add(r, true) < 0) {
+	/* The region existed before the restart: neither max_regions nor its owner's budget
+	 * turns it away now. */
+	if (fdstore_charge(srv, r) < 0 || region_table_add(r, true) < 0) {
 		region_unref(r);   /* closes fd */
 		log_error("fd store: out of memory adopting anonymous region '%s'; it is lost", name);
 		fdstore_send("FDSTOREREMOVE=1", fdname, -1);

@@ -417,6 +417,10 @@ void lock_acquire(struct conn *c, uint64_t id, struct region *r, const struct lo
 			                "timeout_ms (0)", r->name);
 			goto fail;
 		}
+		if (!conn_may_park(c)) {
+			ops_reply_budget(c, id, c->budget, BUDGET_LOCK_WAITERS, 1);
+			goto fail;
+		}
 	}
 	if (htab_insert(&c->locks, &l->node, htab_hash_u64(srv->lock_serial + 1)) < 0) {
 		ops_reply_nomem(c, id);

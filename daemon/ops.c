@@ -225,6 +225,29 @@ void ops_reply_max_regions(struct conn *c, uint64_t id)
 	                "retry once some are closed or deleted", max);
 }
 
+void ops_reply_budget(struct conn *c, uint64_t id, const struct budget *b,
+                      enum budget_item item, uint64_t n)
+{
+	uint64_t max = budget_limit(c->srv, item);
+
+	conn_warn(c, "refused a request: uid %lu would pass %s (%" PRIu64 " in use, %" PRIu64
+	          " more asked, limit %" PRIu64 ")", (unsigned long)b->uid, budget_key(item),
+	          b->used[item], n, max);
+	ops_reply_error(c, id, item == BUDGET_FDS ? EMFILE : EAGAIN, "uid %lu is at its budget "
+	                "%s: %" PRIu64 " in use, %" PRIu64 " more asked, limit %" PRIu64,
+	                (unsigned long)b->uid, budget_key(item), b->used[item], n, max);
+}
+
+void ops_reply_fd_reserve(struct conn *c, uint64_t id)
+{
+	uint64_t reserve = c->srv->limits->reserved_fds;
+
+	conn_warn(c, "refused a request: the daemon is within reserved_fds (%" PRIu64 ") of its "
+	          "descriptor limit", reserve);
+	ops_reply_error(c, id, EMFILE, "the daemon is near its descriptor limit: the last %" PRIu64
+	                " are reserved for root and its own user (reserved_fds)", reserve);
+}
+
 void ops_reply_fd_error(struct conn *c, uint64_t id, const char *name, int err)
 {
 	if (err == EMFILE || err == ENFILE) {
@@ -265,6 +288,18 @@ int ops_json_set_true(cJSON *obj, const char *key)
 	return 0;
 }
 
+/* Adds the per-uid budgets and the reserve to a limits object. Returns false on ENOMEM. */
+static bool ops_limits_budgets(const struct server *srv, cJSON *obj)
+{
+	for (int i = 0; i < BUDGET_NITEMS; i++)
+		if (!cJSON_AddNumberToObject(obj, budget_key((enum budget_item)i),
+		                             (double)budget_limit(srv, (enum budget_item)i)))
+			return false;
+	return cJSON_AddNumberToObject(obj, "reserved_clients",
+	                               (double)srv->limits->reserved_clients) &&
+	       cJSON_AddNumberToObject(obj, "reserved_fds", (double)srv->limits->reserved_fds);
+}
+
 cJSON *ops_limits_json(const struct conn *c)
 {
 	const struct limits *l = c->srv->limits;
@@ -284,7 +319,8 @@ cJSON *ops_limits_json(const struct conn *c)
 	    !cJSON_AddNumberToObject(obj, "shrink_timeout_ms", (double)l->shrink_timeout_ms) ||
 	    !cJSON_AddNumberToObject(obj, "event_backlog_bytes", (double)l->event_backlog_bytes) ||
 	    !cJSON_AddNumberToObject(obj, "max_pending_ranges", (double)l->max_pending_ranges) ||
-	    !cJSON_AddNumberToObject(obj, "size_check_ms", (double)l->size_check_ms)) {
+	    !cJSON_AddNumberToObject(obj, "size_check_ms", (double)l->size_check_ms) ||
+	    !ops_limits_budgets(c->srv, obj)) {
 		cJSON_Delete(obj);
 		return NULL;
 	}

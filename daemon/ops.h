@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 
+#include "budget.h"
+
 #define OPS_CLIENT_NAME_MAX 64   /* the longest client name hello takes */
 
 struct access;
@@ -136,6 +138,14 @@ void ops_reply_lookup_error(struct conn *c, uint64_t id, const char *name, int e
 void ops_reply_fd_error(struct conn *c, uint64_t id, const char *name, int err);
 /* Answers EAGAIN for a region that would pass max_regions. */
 void ops_reply_max_regions(struct conn *c, uint64_t id);
+/*
+ * Answers EAGAIN for a request that would take the budget b of uid past its item's limit
+ * (n more of it), naming the budget; EMFILE for descriptors (the reserve included).
+ */
+void ops_reply_budget(struct conn *c, uint64_t id, const struct budget *b,
+                      enum budget_item item, uint64_t n);
+/* Answers EMFILE: the daemon's last reserved_fds descriptors are kept for root and its uid. */
+void ops_reply_fd_reserve(struct conn *c, uint64_t id);
 
 /* Length of obj printed compactly, or 0 on ENOMEM. */
 size_t ops_json_len(const cJSON *obj);

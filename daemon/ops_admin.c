@@ -97,6 +97,11 @@ int ops_chown(struct conn *c, uint64_t id, cJSON *req)
 		a.uid = (uint32_t)uid;
 	if (has_gid)
 		a.gid = (uint32_t)gid;
+	/* An anonymous region's memory is its owner's: the new owner is charged from now on. */
+	if (region_budget_move(r, a.uid) < 0) {
+		ops_reply_nomem(c, id);
+		goto out;
+	}
 	admin_apply(c, id, r, &a);
 out:
 	ops_put_region(r);
@@ -278,6 +283,28 @@ static bool stats_append(char **text, const char *fmt, ...)
 	return joined != NULL;
 }
 
+/* Appends the per-uid budget gauges to *text. Returns false on ENOMEM (*text freed). */
+static bool stats_prometheus_users(const struct server *srv, char **text)
+{
+	struct htab_iter it;
+	struct hnode *node;
+
+	if (!stats_append(text, "# HELP mmapd_user_usage What each uid uses of each per-uid budget.\n"
+	                  "# TYPE mmapd_user_usage gauge\n"))
+		return false;
+	htab_iter_init(&srv->budgets, &it);
+	while ((node = htab_iter_next(&srv->budgets, &it)) != NULL) {
+		const struct budget *b = htab_entry(node, struct budget, node);
+
+		for (int k = 0; k < BUDGET_NITEMS; k++)
+			if (!stats_append(text, "mmapd_user_usage{uid=\"%lu\",budget=\"%s\"} %" PRIu64 "\n",
+			                  (unsigned long)b->uid, budget_stat_name((enum budget_item)k),
+			                  b->used[k]))
+				return false;
+	}
+	return true;
+}
+
 /* The Prometheus text exposition of the figures and the per-op and per-error counters. */
 static char *stats_prometheus(const struct server *srv, const struct stats_figure *f, size_t n)
 {
@@ -304,7 +331,7 @@ static char *stats_prometheus(const struct server *srv, const struct stats_figur
 		    !stats_append(&text, "mmapd_errors_total{code=\"%s\"} %" PRIu64 "\n",
 		                  proto_errname((int)i), srv->stats.errors[i]))
 			return NULL;
-	return text;
+	return stats_prometheus_users(srv, &text) ? text : NULL;
 }
 
 /* The per-op request counts and per-code error counts as JSON objects, added to reply. */
@@ -356,7 +383,7 @@ int ops_stats(struct conn *c, uint64_t id, cJSON *req)
 		{ "resident_bytes", "gauge", "Resident set size.", stats_rss_bytes() },
 	};
 	const size_t nfigures = sizeof(figures) / sizeof(figures[0]);
-	cJSON *reply;
+	cJSON *reply, *users;
 	char *text;
 	size_t i;
 
@@ -381,6 +408,11 @@ int ops_stats(struct conn *c, uint64_t id, cJSON *req)
 				goto nomem;
 		if (!stats_json_counters(srv, reply))
 			goto nomem;
+		users = budget_table_json(srv);
+		if (!users || !cJSON_AddItemToObject(reply, "users", users)) {
+			cJSON_Delete(users);
+			goto nomem;
+		}
 	}
 	ops_reply_send(c, id, reply);
 	return OPS_DONE;

@@ -170,8 +170,12 @@ static int open_parse(struct conn *c, uint64_t id, const cJSON *req, struct open
 	return 0;
 }
 
-/* Checks the per-client limits an open runs into. Returns 0, or -1 after answering EAGAIN. */
-static int open_admit(struct conn *c, uint64_t id)
+/*
+ * Checks the per-client limits and budgets an open runs into. Returns 0, or -1 after answering
+ * EAGAIN or EMFILE. created: the grant of a region c just created, whose descriptor was
+ * charged with the region.
+ */
+static int open_admit(struct conn *c, uint64_t id, bool created)
 {
 	const struct limits *l = c->srv->limits;
 
@@ -187,6 +191,15 @@ static int open_admit(struct conn *c, uint64_t id)
 		          c->out_fds, l->max_fds_in_flight);
 		ops_reply_error(c, id, EAGAIN, "%zu descriptors wait in this connection's output queue "
 		                "(max_fds_in_flight); read your replies", c->out_fds);
+		return -1;
+	}
+	/* The grant's descriptor waits in the queue until the client reads it. */
+	if (!created && !budget_fits(c->budget, BUDGET_FDS, 1)) {
+		ops_reply_budget(c, id, c->budget, BUDGET_FDS, 1);
+		return -1;
+	}
+	if (!budget_fd_headroom(c->srv, (uint32_t)c->uid)) {
+		ops_reply_fd_reserve(c, id);
 		return -1;
 	}
 	return 0;
@@ -404,7 +417,7 @@ static void open_ready(struct region_job *job)
 	         job->sparse ? ", sparse" : "", r->exec ? ", executable" : "",
 	         r->huge == MEMFD_HUGE_NONE ? "" : r->huge == MEMFD_HUGE_HUGETLB ? ", hugetlb" :
 	         ", thp", (unsigned long long)c->serial, (long)c->pid);
-	if (conn_alive(c) && open_admit(c, job->id) == 0)
+	if (conn_alive(c) && open_admit(c, job->id, true) == 0)
 		open_grant(c, job->id, r, mode, exec, true);
 	region_check_idle(r);
 	region_wake(r);
@@ -521,6 +534,18 @@ static void open_create(struct conn *c, uint64_t id, const struct open_args *a, 
 	r->acc.uid = (uint32_t)c->uid;
 	r->acc.gid = (uint32_t)c->gid;
 	r->acc.perm = (unsigned)a->perm;
+	if (a->anonymous) {
+		enum budget_item item;
+
+		ret = region_budget_attach(r, c->budget, a->size, false, &item);
+		if (ret < 0) {
+			ops_reply_budget(c, id, c->budget, item, item == BUDGET_ANON_BYTES ? a->size : 1);
+			region_table_remove(r);
+			region_job_free(job);
+			region_unref(r);
+			return;
+		}
+	}
 	c->regions_created++;
 	fsdir_tmp_name(job->tmpname, ++srv->tmp_counter);
 	job->done = open_created;
@@ -550,7 +575,7 @@ int ops_open(struct conn *c, uint64_t id, cJSON *req)
 	/* Being truncated: a grant now could be mapped at the old size, past the new end. */
 	if (r && (r->state == REGION_BUSY || resize_truncating(r)))
 		return ops_defer(c, id, req, r);
-	if (open_admit(c, id) < 0)
+	if (open_admit(c, id, false) < 0)
 		return OPS_DONE;
 	if (r) {
 		if (a.create && a.exclusive)

@@ -61,6 +61,72 @@ struct region *region_new(struct server *srv, const char *name, bool anonymous,
 	return r;
 }
 
+int region_budget_attach(struct region *r, struct budget *b, uint64_t size, bool force,
+                         enum budget_item *ret_item)
+{
+	uint64_t want[BUDGET_NITEMS] = {
+		[BUDGET_ANON_REGIONS] = 1, [BUDGET_FDS] = 1, [BUDGET_ANON_BYTES] = size,
+	};
+	int i;
+
+	assert(r->anonymous && !r->budget);
+	if (!force) {
+		int ret = budget_charge_all(b, want, ret_item);
+
+		if (ret < 0)
+			return ret;
+	} else {
+		for (i = 0; i < BUDGET_NITEMS; i++)
+			budget_force(b, (enum budget_item)i, want[i]);
+	}
+	budget_ref(b);
+	r->budget = b;
+	r->charged = size;
+	return 0;
+}
+
+/* Gives back what r was charged. */
+static void region_budget_detach(struct region *r)
+{
+	struct budget *b = r->budget;
+
+	if (!b)
+		return;
+	budget_release(b, BUDGET_ANON_REGIONS, 1);
+	budget_release(b, BUDGET_FDS, 1);
+	budget_release(b, BUDGET_ANON_BYTES, r->charged);
+	r->budget = NULL;
+	r->charged = 0;
+	budget_unref(b);
+}
+
+void region_budget_resize(struct region *r, uint64_t size)
+{
+	if (!r->budget)
+		return;
+	if (size > r->charged)
+		budget_force(r->budget, BUDGET_ANON_BYTES, size - r->charged);
+	else
+		budget_release(r->budget, BUDGET_ANON_BYTES, r->charged - size);
+	r->charged = size;
+}
+
+int region_budget_move(struct region *r, uint32_t uid)
+{
+	struct budget *b;
+	uint64_t size = r->charged;
+
+	if (!r->budget || r->budget->uid == uid)
+		return 0;
+	b = budget_ref_uid(r->srv, uid);
+	if (!b)
+		return -ENOMEM;
+	region_budget_detach(r);
+	region_budget_attach(r, b, size, true, NULL);
+	budget_unref(b);
+	return 0;
+}
+
 void region_ref(struct region *r)
 {
 	r->refs++;
@@ -74,6 +140,7 @@ void region_unref(struct region *r)
 	assert(!r->in_table && r->grants == 0 && !r->wait_head && !r->holders);
 	assert(r->locks.nheld == 0 && r->locks.nwaiting == 0 && r->nsubs == 0);
 	assert(!resize_busy(r) && !flush_busy(r));
+	region_budget_detach(r);
 	if (r->fd >= 0)
 		close(r->fd);
 	if (r->prev)

@@ -28,6 +28,7 @@
 #include <cjson/cJSON.h>
 
 #include "access.h"
+#include "budget.h"
 #include "flush.h"
 #include "fsdir.h"
 #include "htab.h"
@@ -80,6 +81,8 @@ struct region {
 	uint64_t grants;              /* open grants, all connections */
 	uint64_t clients;             /* connections holding at least one */
 	struct access acc;            /* owner and mode (access.h); in the metadata of file regions */
+	struct budget *budget;        /* anonymous: its owner's budget, referenced, or NULL */
+	uint64_t charged;             /* anonymous: the bytes charged to it */
 	struct holder *holders;
 	struct lock_queue locks;      /* lock.c */
 	struct sub *subs;             /* notify.c */
@@ -138,6 +141,20 @@ void region_check_idle(struct region *r);
  * resizes, tells the other grant holders and subscribers ("deleted"), drops subscriptions.
  */
 void region_retire(struct region *r, const struct conn *by);
+
+/*
+ * Anonymous regions are charged to their owner's budget (budget.h): one region, one
+ * descriptor, and their size. region_budget_attach charges r to b (referenced from now on)
+ * at size bytes; unless force it refuses past b's limits with -EAGAIN and *ret_item (nothing
+ * charged). region_budget_resize moves the bytes charged to size, whatever the limit (check
+ * with budget_fits first where growth may be refused). region_budget_move charges r to the
+ * budget of uid instead (chown). Returns 0 or -ENOMEM. What r was charged is given back
+ * when it is freed.
+ */
+int region_budget_attach(struct region *r, struct budget *b, uint64_t size, bool force,
+                         enum budget_item *ret_item);
+void region_budget_resize(struct region *r, uint64_t size);
+int region_budget_move(struct region *r, uint32_t uid);
 
 /* A busy region's creation succeeded: it owns fd (O_RDWR) from now on. */
 void region_set_ready(struct region *r, int fd, uint64_t size);

@@ -95,6 +95,7 @@ static void resize_set(struct region *r, uint64_t size, bool external)
 	uint64_t old_size = r->size;
 
 	r->size = size;
+	region_budget_resize(r, size);
 	r->generation++;
 	resize_announce(r, old_size, external);
 }
@@ -465,6 +466,12 @@ void resize_request(struct conn *c, uint64_t id, struct region *r, uint64_t size
 		ops_reply_error(c, id, EINVAL, "region '%s' has huge pages of %" PRIu64 " bytes; "
 		                "field 'size' must be a multiple of that", r->name,
 		                memfd_huge_page_size());
+		return;
+	}
+	/* Growth is charged to the owner's budget (anonymous regions only shrink never). */
+	if (r->budget && size > r->charged &&
+	    !budget_fits(r->budget, BUDGET_ANON_BYTES, size - r->charged)) {
+		ops_reply_budget(c, id, r->budget, BUDGET_ANON_BYTES, size - r->charged);
 		return;
 	}
 	rs = calloc(1, sizeof(*rs));

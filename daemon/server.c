@@ -12,9 +12,11 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -22,6 +24,7 @@
 #include <unistd.h>
 
 #include "access.h"
+#include "budget.h"
 #include "conn.h"
 #include "fdconn.h"
 #include "fdstore.h"
@@ -234,6 +237,17 @@ static int server_listen(struct server *s)
 	return 0;
 }
 
+/* RLIMIT_NOFILE's soft limit, the ceiling of descriptor numbers (budget.h). */
+static uint64_t server_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur > INT_MAX)
+		return INT_MAX;
+	return rl.rlim_cur;
+}
+
 int server_init(struct server *s, uv_loop_t *loop, const struct config *cfg,
                 struct sdlisten *passed)
 {
@@ -249,6 +263,9 @@ int server_init(struct server *s, uv_loop_t *loop, const struct config *cfg,
 	s->meta_fd = -1;
 	htab_init(&s->regions);
 	htab_init(&s->meta);
+	htab_init(&s->budgets);
+	s->self_uid = (uint32_t)geteuid();
+	s->fd_limit = server_fd_limit();
 	s->start_ms = server_now_ms();
 	flush_hook_init();
 
@@ -301,15 +318,38 @@ static enum log_level server_refusal_level(uint64_t *last_ms)
  * Tells a refused connection why (an "error" event with err and message), and closes it.
  * Refusals come in floods: at most one a second is logged at warn.
  */
-uint64_t server_conns_of_uid(const struct server *s, uid_t uid)
+int server_admit_uid(const struct server *s, uid_t uid, char *why, size_t len)
 {
-	const struct conn *c;
-	uint64_t n = 0;
+	const struct budget *b = budget_find(s, (uint32_t)uid);
+	bool exempt = budget_uid_exempt(s, (uint32_t)uid);
 
-	for (c = s->conns; c; c = c->next)
-		if (c->uid == uid)
-			n++;
-	return n;
+	if (s->nconns >= s->limits->max_clients) {
+		snprintf(why, len, "too many connections (max_clients is %llu)",
+		         (unsigned long long)s->limits->max_clients);
+		return EUSERS;
+	}
+	if (exempt)
+		return 0;
+	if (s->nconns_unprivileged >= budget_max_unprivileged_clients(s)) {
+		snprintf(why, len, "too many connections (max_clients is %llu, of which %llu are "
+		         "reserved for root and the daemon's user: reserved_clients)",
+		         (unsigned long long)s->limits->max_clients,
+		         (unsigned long long)(s->limits->max_clients - budget_max_unprivileged_clients(s)));
+		return EUSERS;
+	}
+	if (b && b->used[BUDGET_CONNECTIONS] >= s->limits->max_clients_per_uid) {
+		snprintf(why, len, "too many connections from uid %lu (max_clients_per_uid is %llu)",
+		         (unsigned long)uid, (unsigned long long)s->limits->max_clients_per_uid);
+		return EUSERS;
+	}
+	if (b && b->used[BUDGET_FDS] >= s->limits->max_fds_per_uid) {
+		snprintf(why, len, "uid %lu makes the daemon hold %llu descriptors "
+		         "(max_fds_per_uid is %llu)", (unsigned long)uid,
+		         (unsigned long long)b->used[BUDGET_FDS],
+		         (unsigned long long)s->limits->max_fds_per_uid);
+		return EMFILE;
+	}
+	return 0;
 }
 
 static void server_refuse(struct server *s, int fd, pid_t pid, uid_t uid, int err,
@@ -361,7 +401,7 @@ static void server_shed(struct server *s, int err)
 	}
 	fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd >= 0)
-		close(fd);
+		server_refuse(s, fd, 0, (uid_t)-1, err, "the daemon is out of file descriptors");
 	s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
@@ -380,7 +420,7 @@ static void server_on_listen(uv_poll_t *handle, int status, int events)
 		socklen_t credlen = sizeof(cred);
 		uint32_t *groups = NULL;
 		size_t ngroups = 0;
-		char message[96];
+		char message[160];
 		struct conn *c;
 		int fd, r;
 
@@ -401,18 +441,15 @@ static void server_on_listen(uv_poll_t *handle, int status, int events)
 		r = access_peer_groups(fd, &groups, &ngroups);
 		if (r < 0)
 			log_debug("SO_PEERGROUPS failed: %s", strerror(-r));
-		if (s->nconns >= s->limits->max_clients) {
-			snprintf(message, sizeof(message), "too many connections (max_clients is %llu)",
-			         (unsigned long long)s->limits->max_clients);
-			server_refuse(s, fd, cred.pid, cred.uid, EUSERS, message);
-			free(groups);
-			continue;
+		r = server_admit_uid(s, cred.uid, message, sizeof(message));
+		if (r == 0 && !budget_fd_allowed(s, (uint32_t)cred.uid, fd)) {
+			snprintf(message, sizeof(message), "the daemon is near its descriptor limit: "
+			         "the last %llu are reserved for root and its own user (reserved_fds)",
+			         (unsigned long long)s->limits->reserved_fds);
+			r = EMFILE;
 		}
-		if (cred.uid != 0 && server_conns_of_uid(s, cred.uid) >= s->limits->max_clients_per_uid) {
-			snprintf(message, sizeof(message), "too many connections from uid %lu "
-			         "(max_clients_per_uid is %llu)", (unsigned long)cred.uid,
-			         (unsigned long long)s->limits->max_clients_per_uid);
-			server_refuse(s, fd, cred.pid, cred.uid, EUSERS, message);
+		if (r != 0) {
+			server_refuse(s, fd, cred.pid, cred.uid, r, message);
 			free(groups);
 			continue;
 		}
@@ -625,6 +662,7 @@ void server_done(struct server *s)
 	if (s->all_regions)
 		log_error("regions still referenced at exit (first: '%s')", s->all_regions->name);
 	htab_done(&s->regions);
+	htab_done(&s->budgets);
 	cJSON_Delete(s->handover);
 	s->handover = NULL;
 	meta_done(s);

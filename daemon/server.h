@@ -64,6 +64,10 @@ struct server {
 
 	struct conn *conns;        /* every connection not yet closed */
 	size_t nconns;
+	size_t nconns_unprivileged;/* of those, peers that are not exempt from budgets */
+	struct htab budgets;       /* struct budget by uid (budget.c) */
+	uint32_t self_uid;         /* the daemon's effective uid: exempt like root */
+	uint64_t fd_limit;         /* RLIMIT_NOFILE's soft limit at start */
 	uint64_t conn_serial;      /* numbers connections in the log */
 
 	struct htab regions;       /* the region table, by name */
@@ -135,8 +139,12 @@ void server_sd_report(struct server *s, bool force);
 /* Milliseconds since the server started. */
 uint64_t server_uptime_ms(const struct server *s);
 /* The loop's clock in milliseconds (monotonic) and the wall clock (Unix epoch ms). */
-/* How many open connections uid has: one user must not be able to take every slot. */
-uint64_t server_conns_of_uid(const struct server *s, uid_t uid);
+/*
+ * Whether a peer of uid may take one more connection: max_clients (less reserved_clients for
+ * users that are not exempt), max_clients_per_uid and max_fds_per_uid. Returns 0, or a
+ * positive errno (EUSERS, EMFILE) with why (size len) filled in.
+ */
+int server_admit_uid(const struct server *s, uid_t uid, char *why, size_t len);
 uint64_t server_now_ms(void);
 uint64_t server_epoch_ms(void);
 
