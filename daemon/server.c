@@ -237,13 +237,25 @@ static int server_listen(struct server *s)
 	return 0;
 }
 
-/* RLIMIT_NOFILE's soft limit, the ceiling of descriptor numbers (budget.h). */
+/*
+ * Raises RLIMIT_NOFILE's soft limit to the hard one (the loop uses epoll, never select, so
+ * large descriptor numbers are fine; the default soft limit of 1024 would run out before
+ * max_clients) and returns it: the ceiling of descriptor numbers (budget.h).
+ */
 static uint64_t server_fd_limit(void)
 {
 	struct rlimit rl;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
-	    rl.rlim_cur > INT_MAX)
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return INT_MAX;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t want = rl.rlim_max;
+
+		rl.rlim_cur = want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0 && getrlimit(RLIMIT_NOFILE, &rl) < 0)
+			return INT_MAX;
+	}
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > INT_MAX)
 		return INT_MAX;
 	return rl.rlim_cur;
 }
