@@ -4,7 +4,7 @@
  * on the same data directory, which must then hold no half-made region under the name
  * (absent or full size), no temporary file, only valid metadata (nothing quarantined), and
  * every byte a flush reply acknowledged. Then the limits under stress: a daemon with 64
- * descriptors (RLIMIT_NOFILE, inherited from this process while it forks) answers running
+ * descriptors (RLIMIT_NOFILE, set on it with prlimit once it has started) answers running
  * out of them with EMFILE error replies and recovers once the clients go; 1,000 clients
  * connecting at once (nonblocking connects from this one process; the daemon's default
  * max_clients is 1024) all get their hello replies and leave no descriptor behind. And a
@@ -232,20 +232,15 @@ END_TEST
 
 START_TEST(test_faults_descriptor_exhaustion_is_answered_and_recovered_from)
 {
-	struct rlimit saved, low;
+	const struct rlimit low = { .rlim_cur = 64, .rlim_max = 64 };
 	struct test_daemon d;
 	struct test_conn c[EXHAUST_CLIENTS];
 	size_t i, errors = 0, grants = 0;
 	uint64_t baseline;
 
-	test_daemon_init(&d, NULL);
-	ck_assert(getrlimit(RLIMIT_NOFILE, &saved) == 0);
-	low = saved;
-	low.rlim_cur = 64;
-	/* The daemon inherits the low limit; this process has it only while it forks. */
-	ck_assert(setrlimit(RLIMIT_NOFILE, &low) == 0);
-	test_daemon_launch(&d);
-	ck_assert(setrlimit(RLIMIT_NOFILE, &saved) == 0);
+	test_daemon_start(&d, NULL);
+	/* The daemon raised its soft limit to the hard one at start: lower both on it now. */
+	ck_assert(prlimit(d.pid, RLIMIT_NOFILE, &low, NULL) == 0);
 
 	baseline = test_daemon_status_u64(&d, "open_fds");
 	for (i = 0; i < EXHAUST_CLIENTS; i++)
