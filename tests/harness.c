@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
+#include <libgen.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -342,6 +344,18 @@ void test_daemon_start(struct test_daemon *d, const char *config_json)
 	daemon_launch(d);
 }
 
+void test_daemon_start_shared(struct test_daemon *d, const char *config_json)
+{
+	char parent[TEST_PATH_MAX];
+
+	test_daemon_init(d, config_json);
+	/* The test directories are 0700; other uids need to pass through them to the socket. */
+	snprintf(parent, sizeof(parent), "%s", d->dir);
+	ck_assert_int_eq(chmod(d->dir, 0711), 0);
+	ck_assert_int_eq(chmod(dirname(parent), 0711), 0);
+	daemon_launch(d);
+}
+
 void test_daemon_launch(struct test_daemon *d)
 {
 	ck_assert_msg(d->pid == 0 && d->dir[0] != '\0', "launch wants an initialised daemon");
@@ -469,6 +483,30 @@ static void conn_init(struct test_conn *c, int fd)
 void test_conn_open(struct test_conn *c, const struct test_daemon *d)
 {
 	conn_init(c, test_connect_raw(d));
+}
+
+void test_conn_open_as(struct test_conn *c, const struct test_daemon *d, uid_t uid, gid_t gid)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, status;
+	pid_t pid;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_uint_lt(strlen(d->sock), sizeof(sa.sun_path));
+	memcpy(sa.sun_path, d->sock, strlen(d->sock) + 1);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+			_exit(100);
+		_exit(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 0 : 101);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	              "the child could not connect as %lu:%lu (status %d)", (unsigned long)uid,
+	              (unsigned long)gid, status);
+	conn_init(c, fd);
 }
 
 static void conn_drop_fds(struct test_conn *c)
