@@ -190,7 +190,7 @@ static pid_t daemon_spawn(const char *sock, const char *data, const char *config
 	return pid;
 }
 
-static int try_connect(const char *path)
+int test_try_connect(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd, r;
@@ -283,7 +283,7 @@ static void daemon_launch(struct test_daemon *d)
 	live_set(d->dir, d->pid);
 	deadline = test_now_ms() + TEST_WAIT_MS;
 	for (;;) {
-		int st, fd = try_connect(d->sock);
+		int st, fd = test_try_connect(d->sock);
 
 		if (fd >= 0) {
 			close(fd);
@@ -465,7 +465,7 @@ void test_daemon_stop(struct test_daemon *d)
 
 int test_connect_raw(const struct test_daemon *d)
 {
-	int fd = try_connect(d->sock);
+	int fd = test_try_connect(d->sock);
 
 	ck_assert_msg(fd >= 0, "connect %s: %s", d->sock, strerror(-fd));
 	return fd;

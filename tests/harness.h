@@ -126,6 +126,8 @@ struct test_conn {
 	size_t nevents, events_cap;
 };
 
+/* A socket connected to path, or -errno (-ECONNREFUSED while nothing listens there yet). */
+int test_try_connect(const char *path);
 /* A connected socket to the daemon (no hello). Returns the descriptor; fails the test if the
  * connection is refused. */
 int test_connect_raw(const struct test_daemon *d);
