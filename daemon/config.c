@@ -311,10 +311,11 @@ int config_load_file(struct config *c, const char *path)
 		log_error("cannot read config file %s: %s", path, strerror(-r));
 		return r;
 	}
-	/* The same strict parser as requests: one object, no hidden NULs, bounded nesting. */
+	/* The same strict parser as requests: UTF-8, one object, no hidden NULs, bounded nesting. */
 	r = msg_parse(text, len, &obj);
 	if (r < 0) {
-		log_error("config file %s is not a JSON object", path);
+		log_error("config file %s is not %s", path,
+		          r == -EILSEQ ? "valid UTF-8" : "a JSON object");
 		r = -EINVAL;
 		goto out;
 	}

@@ -1,6 +1,7 @@
 /*
  * Request dispatch and the small operations (see ops.h). A frame's payload is parsed
- * strictly (msg_parse), its "id" and "op" read, the op looked up in the table below, and the
+ * strictly (msg_parse: valid UTF-8, so that no client's bytes can make a reply invalid text
+ * for another), its "id" and "op" read, the op looked up in the table below, and the
  * handler run; every request read from a well-formed frame gets exactly one reply, from here
  * or, for requests that wait, from whoever finishes them. Handlers validate their own fields
  * and name the offending field in every EINVAL message; the table lists, per op, the fields
@@ -24,6 +25,7 @@
 #include "name.h"
 #include "region.h"
 #include "server.h"
+#include "utf8.h"
 
 
 int ops_wire_errno(int err)
@@ -547,6 +549,8 @@ const char *ops_name(size_t i)
 	return i < OPS_COUNT ? ops_table[i].name : NULL;
 }
 
+#define OPS_ECHO_MAX 64   /* the most of an unknown op's name its error message repeats */
+
 /* The index of op in the table, or OPS_COUNT when it is unknown. */
 static size_t ops_find(const char *op)
 {
@@ -605,7 +609,12 @@ void ops_run(struct conn *c, uint64_t id, cJSON *req)
 		goto done;
 	i = ops_find(op);
 	if (i == OPS_COUNT) {
-		ops_reply_error(c, id, ENOSYS, "unknown op '%.64s'", op);
+		/* At most OPS_ECHO_MAX bytes of it, cut before a character rather than inside one. */
+		int n = (int)strnlen(op, OPS_ECHO_MAX);
+
+		while (n > 0 && ((unsigned char)op[n] & 0xc0) == 0x80)
+			n--;
+		ops_reply_error(c, id, ENOSYS, "unknown op '%.*s'", n, op);
 		goto done;
 	}
 	if (ops_table[i].fn == ops_hello ? c->hello_done : !c->hello_done) {
@@ -629,6 +638,14 @@ void ops_handle_frame(struct conn *c, const char *payload, size_t len)
 	r = msg_parse(payload, len, &req);
 	if (r == -ENOMEM) {
 		ops_reply_error_noid(c, ENOMEM, "the daemon is out of memory");
+		return;
+	}
+	if (r == -EILSEQ) {
+		size_t bad = 0;
+
+		/* Only the offset: the bytes themselves would make this reply invalid too. */
+		utf8_check(payload, len, &bad);
+		ops_reply_error_noid(c, EBADMSG, "the request is not valid UTF-8 at byte %zu", bad);
 		return;
 	}
 	if (r < 0) {

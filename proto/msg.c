@@ -1,10 +1,13 @@
 /*
  * Message codec of the mmapd protocol (see msg.h). cJSON does the parsing, but it is lenient
- * in ways a daemon that trusts no client cannot be: its strings stop silently at an escaped
- * NUL, it nests a thousand levels deep, and it reads integers as doubles. So the raw text is
- * scanned first (no NUL bytes, no \u0000 escapes, bounded depth), and the field readers check
- * types and ranges strictly. On the way out, integers are printed exactly, which cJSON alone
- * does not do above 10^15. The errno table below is the one mapping used both ways.
+ * in ways a daemon that trusts no client cannot be: it copies bytes that are not UTF-8 into
+ * its strings as they are, its strings stop silently at an escaped NUL, it nests a thousand
+ * levels deep, and it reads integers as doubles. So the raw text is checked first (valid
+ * UTF-8, no NUL bytes, no \u0000 escapes, bounded depth), and the field readers check types
+ * and ranges strictly. (cJSON's own \u escapes are safe: it refuses a lone surrogate, so
+ * every string it decodes from valid UTF-8 is valid UTF-8.) On the way out, integers are
+ * printed exactly, which cJSON alone does not do above 10^15, and text is valid UTF-8 whatever
+ * a bug may have put in a string. The errno table below is the one mapping used both ways.
  */
 #include "msg.h"
 
@@ -16,6 +19,7 @@
 #include <string.h>
 
 #include "frame.h"
+#include "utf8.h"
 
 #define MSG_ERRNO_ENTRY(e) { e, #e }
 
@@ -166,6 +170,8 @@ int msg_parse(const char *payload, size_t len, cJSON **ret_obj)
 
 	if (!payload || len == 0)
 		return -EBADMSG;
+	if (utf8_check(payload, len, NULL) < 0)
+		return -EILSEQ;
 	r = msg_scan(payload, len);
 	if (r < 0)
 		return r;
@@ -405,13 +411,41 @@ static int msg_list_make_exact(cJSON *item)
 	return 0;
 }
 
-char *msg_print(const cJSON *obj, bool formatted)
+/*
+ * Belt and braces for the promise that every string sent is valid UTF-8. A string comes from
+ * a table of ours, a region name (ASCII by name_check), or a request that msg_parse checked,
+ * so text is valid already; should a bug let a bad byte through anyway (a string cut in the
+ * middle of a character, say), it goes out as U+FFFD instead of making a strict parser at the
+ * other end drop the frame. cJSON escapes every byte below 0x20 and writes bytes from 0x80 as
+ * they are, so bad bytes can only be inside strings and replacing them keeps the JSON intact.
+ * Takes text (from cJSON) and returns valid text to free with cJSON_free, or NULL on ENOMEM.
+ */
+static char *msg_text_valid(char *text)
+{
+	size_t len, n;
+	char *valid;
+
+	if (!text)
+		return NULL;
+	len = strlen(text);
+	if (utf8_check(text, len, NULL) == 0)
+		return text;
+	n = utf8_sanitize(text, len, NULL);
+	valid = cJSON_malloc(n + 1);
+	if (valid) {
+		utf8_sanitize(text, len, valid);
+		valid[n] = '\0';
+	}
+	cJSON_free(text);
+	return valid;
+}
+
+/* msg_print without msg_text_valid. */
+static char *msg_print_exact(const cJSON *obj, bool formatted)
 {
 	cJSON *copy;
 	char *text = NULL;
 
-	if (!obj)
-		return NULL;
 	/* The common case has no large integer and is printed as it is, without a copy. */
 	if (!msg_number_rounded(obj) && !msg_list_rounded(obj->child))
 		return formatted ? cJSON_Print(obj) : cJSON_PrintUnformatted(obj);
@@ -423,6 +457,13 @@ char *msg_print(const cJSON *obj, bool formatted)
 		text = formatted ? cJSON_Print(copy) : cJSON_PrintUnformatted(copy);
 	cJSON_Delete(copy);
 	return text;
+}
+
+char *msg_print(const cJSON *obj, bool formatted)
+{
+	if (!obj)
+		return NULL;
+	return msg_text_valid(msg_print_exact(obj, formatted));
 }
 
 int msg_encode(const cJSON *obj, uint32_t max_frame, uint8_t **ret_buf, size_t *ret_len)

@@ -1,8 +1,9 @@
 /*
  * Message codec of the mmapd protocol: JSON parsing with the checks every request needs
- * (object at the top, no NUL hidden in strings, strict integer fields), the envelope of
- * replies, events and errors, and the table that turns errno values into the symbolic codes
- * sent on the wire ("ENOENT") and back. Shared by daemon and client; uses cJSON, no I/O.
+ * (valid UTF-8, object at the top, no NUL hidden in strings, strict integer fields), the
+ * envelope of replies, events and errors, and the table that turns errno values into the
+ * symbolic codes sent on the wire ("ENOENT") and back. Shared by daemon and client; uses
+ * cJSON, no I/O.
  */
 #ifndef MMAPD_PROTO_MSG_H
 #define MMAPD_PROTO_MSG_H
@@ -19,8 +20,10 @@
 
 /*
  * Parses one frame payload (len bytes, not NUL-terminated). Returns 0 with *ret_obj set
- * (caller frees with cJSON_Delete), or -EBADMSG when it is not valid JSON, not an object,
- * nested deeper than PROTO_JSON_DEPTH_MAX, or holds a \u0000 escape in any string; or -ENOMEM.
+ * (caller frees with cJSON_Delete); -EILSEQ when the payload is not valid UTF-8 (utf8_check
+ * says where); -EBADMSG when it is not valid JSON, not an object, nested deeper than
+ * PROTO_JSON_DEPTH_MAX, or holds a \u0000 escape in any string; or -ENOMEM. Every string of
+ * an object it returns is valid UTF-8.
  */
 int msg_parse(const char *payload, size_t len, cJSON **ret_obj);
 
@@ -65,9 +68,10 @@ int msg_encode(const cJSON *obj, uint32_t max_frame, uint8_t **ret_buf, size_t *
 /*
  * Serialises obj like cJSON_Print (formatted) or cJSON_PrintUnformatted, except that integral
  * numbers are written exactly: cJSON alone rounds integers of 10^15 and above to 15 significant
- * digits (2^53-1 would go out as 9.00719925474099e+15). Use it instead of cJSON_Print* for
- * anything that carries ids or sizes. Returns text to free with cJSON_free, or NULL on
- * allocation failure.
+ * digits (2^53-1 would go out as 9.00719925474099e+15); and that the text is always valid
+ * UTF-8: a byte of a string that is not part of a valid sequence is written as U+FFFD. Use it
+ * instead of cJSON_Print* for anything that carries ids or sizes, or text from outside.
+ * Returns text to free with cJSON_free, or NULL on allocation failure.
  */
 char *msg_print(const cJSON *obj, bool formatted);
 

@@ -4,22 +4,19 @@
  * socket activation, configuration reload on SIGHUP, and the clients and stats ops.
  *
  * Other users are real: the suite runs as root, and a forked child drops to another uid and
- * gid (setgroups, setgid, setuid) just to connect() a socket the test created; the kernel
- * records the connecting process's credentials (SO_PEERCRED), so the test then speaks over
- * that socket as the other user. Without root the tests that need it are skipped.
+ * gid (test_conn_open_as: setgroups, setgid, setuid) just to connect() a socket the test
+ * made; the kernel records the connecting process's credentials (SO_PEERCRED), so the test
+ * then speaks over that socket as the other user. Without root the tests that need it are
+ * skipped.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -30,61 +27,13 @@
 /* The socket is world-connectable so that other uids reach the daemon at all. */
 #define CFG_OPEN "\"socket_mode\": \"0666\""
 
-/* Lets other uids reach the socket: the test directories are 0700. */
-static void access_dirs_open(const struct test_daemon *d)
-{
-	char parent[TEST_PATH_MAX];
-
-	snprintf(parent, sizeof(parent), "%s", d->dir);
-	ck_assert_int_eq(chmod(d->dir, 0711), 0);
-	ck_assert_int_eq(chmod(dirname(parent), 0711), 0);
-}
-
-/* Starts a daemon whose socket other uids can reach; config_json is a JSON object. */
-static void access_daemon_start(struct test_daemon *d, const char *config_json)
-{
-	test_daemon_init(d, config_json);
-	access_dirs_open(d);
-	test_daemon_launch(d);
-}
-
-/* Connects c to d as uid:gid (no supplementary groups), without hello. */
-static void access_conn_as(struct test_conn *c, const struct test_daemon *d, uid_t uid,
-                           gid_t gid)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd, status;
-	pid_t pid;
-
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_uint_lt(strlen(d->sock), sizeof(sa.sun_path));
-	memcpy(sa.sun_path, d->sock, strlen(d->sock) + 1);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
-			_exit(100);
-		_exit(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 0 : 101);
-	}
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	              "the child could not connect as %lu:%lu (status %d)", (unsigned long)uid,
-	              (unsigned long)gid, status);
-	memset(c, 0, sizeof(*c));
-	c->fd = fd;
-	frame_reader_init(&c->reader, FRAME_MAX_LIMIT);
-	fd_queue_init(&c->queue);
-	c->next_id = 1;
-}
-
 /* Connects as uid:gid and says hello. */
 static void access_conn_hello_as(struct test_conn *c, const struct test_daemon *d, uid_t uid,
                                  gid_t gid)
 {
 	cJSON *reply;
 
-	access_conn_as(c, d, uid, gid);
+	test_conn_open_as(c, d, uid, gid);
 	reply = test_conn_hello_version(c, 1);
 	test_assert_ok(reply);
 	cJSON_Delete(reply);
@@ -92,7 +41,7 @@ static void access_conn_hello_as(struct test_conn *c, const struct test_daemon *
 
 static void access_start_open(struct test_daemon *d)
 {
-	access_daemon_start(d, "{" CFG_OPEN "}");
+	test_daemon_start_shared(d, "{" CFG_OPEN "}");
 }
 
 START_TEST(test_access_mode_refuses_rw_and_allows_ro_by_group)
@@ -207,8 +156,8 @@ START_TEST(test_access_allow_connect_refuses_other_uids)
 
 	if (!test_is_root())
 		return;
-	access_daemon_start(&d, "{" CFG_OPEN ", \"allow_connect\": {\"uids\": [1]}}");
-	access_conn_as(&nobody, &d, NOBODY, NOBODY);
+	test_daemon_start_shared(&d, "{" CFG_OPEN ", \"allow_connect\": {\"uids\": [1]}}");
+	test_conn_open_as(&nobody, &d, NOBODY, NOBODY);
 	event = test_conn_recv_frame(&nobody);
 	test_assert_error_event(event, "EACCES", EACCES);
 	cJSON_Delete(event);
@@ -228,10 +177,10 @@ START_TEST(test_access_one_uid_cannot_take_every_connection)
 
 	if (!test_is_root())
 		return;
-	access_daemon_start(&d, "{" CFG_OPEN ", \"max_clients_per_uid\": 2}");
+	test_daemon_start_shared(&d, "{" CFG_OPEN ", \"max_clients_per_uid\": 2}");
 	access_conn_hello_as(&nobody[0], &d, NOBODY, NOBODY);
 	access_conn_hello_as(&nobody[1], &d, NOBODY, NOBODY);
-	access_conn_as(&extra, &d, NOBODY, NOBODY);
+	test_conn_open_as(&extra, &d, NOBODY, NOBODY);
 	event = test_conn_recv_frame(&extra);
 	test_assert_error_event(event, "EUSERS", EUSERS);
 	ck_assert_msg(strstr(test_json_str(cJSON_GetObjectItemCaseSensitive(event, "error"),
@@ -262,7 +211,7 @@ START_TEST(test_access_allow_create_refuses_creation_not_use)
 
 	if (!test_is_root())
 		return;
-	access_daemon_start(&d, "{" CFG_OPEN ", \"allow_create\": {\"gids\": [12345]}}");
+	test_daemon_start_shared(&d, "{" CFG_OPEN ", \"allow_create\": {\"gids\": [12345]}}");
 	test_daemon_create(&d, "shared", 4096, false);
 	access_conn_hello_as(&nobody, &d, NOBODY, NOBODY);
 	test_reply_error(test_conn_callf(&nobody, "{'op':'open','name':'x','create':true,"
@@ -446,7 +395,7 @@ START_TEST(test_socket_activation_uses_passed_socket_and_leaves_it)
 	struct test_daemon d;
 	struct stat st;
 	int64_t deadline;
-	int status;
+	int status, fd = -1;
 
 	if (access(SOCKET_ACTIVATE, X_OK) != 0) {
 		fprintf(stderr, "skipped: %s is not installed (Debian package systemd)\n",
@@ -470,10 +419,12 @@ START_TEST(test_socket_activation_uses_passed_socket_and_leaves_it)
 		      (char *)NULL);
 		_exit(127);
 	}
+	/* systemd-socket-activate binds before it listens: wait for a connection, not the file. */
 	deadline = test_now_ms() + TEST_WAIT_MS;
-	while (test_now_ms() < deadline && stat(d.sock, &st) < 0)
+	while (test_now_ms() < deadline && (fd = test_try_connect(d.sock)) < 0)
 		usleep(5000);
-	ck_assert_int_eq(stat(d.sock, &st), 0);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
 	test_daemon_assert_alive(&d);
 	ck_assert_uint_eq(test_daemon_status_u64(&d, "clients"), 1);
 	ck_assert_int_eq(kill(d.pid, SIGTERM), 0);

@@ -1,7 +1,7 @@
 /*
  * Unit tests for proto/msg.c: what msg_parse lets through and what it refuses, the strictness
- * of the field readers, the exact shape of replies, events and errors on the wire, and the
- * errno table in both directions.
+ * of the field readers, the exact shape of replies, events and errors on the wire, the errno
+ * table in both directions, and that text is valid UTF-8 both ways.
  */
 #include <check.h>
 #include <errno.h>
@@ -11,6 +11,7 @@
 
 #include "frame.h"
 #include "msg.h"
+#include "utf8.h"
 
 /* Parses a NUL-terminated literal as a frame payload (without its terminator). */
 static int parse_str(const char *text, cJSON **ret_obj)
@@ -245,6 +246,51 @@ END_TEST
 START_TEST(test_msg_accepts_other_unicode_escapes)
 {
 	check_string("{\"s\":\"\\u0041\\u00e9\\u0001\"}", "s", "A\xc3\xa9\x01");
+}
+END_TEST
+
+START_TEST(test_msg_rejects_invalid_utf8)
+{
+	static const char *const texts[] = {
+		"{\"s\":\"\xff\"}",
+		"{\"s\":\"\xc0\x80\"}",
+		"{\"s\":\"\xed\xa0\x80\"}",
+		"{\"k\xf4\x90\x80\x80\":1}",
+		"{\"s\":\"\xe2\x82\"}",
+		"{\"s\":1}\x80",
+	};
+	cJSON *obj = NULL;
+
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		ck_assert_msg(parse_str(texts[i], &obj) == -EILSEQ, "text %zu not refused", i);
+		ck_assert_ptr_null(obj);
+	}
+	check_string("{\"s\":\"caf\xc3\xa9 \xf4\x8f\xbf\xbf\"}", "s",
+	             "caf\xc3\xa9 \xf4\x8f\xbf\xbf");
+}
+END_TEST
+
+/*
+ * The escapes cJSON decodes must not make invalid UTF-8 either: a lone surrogate (which would
+ * come out as CESU-8) is refused, and a pair becomes one 4-byte sequence.
+ */
+START_TEST(test_msg_rejects_escaped_lone_surrogates)
+{
+	assert_rejected("{\"s\":\"\\ud800\"}");
+	assert_rejected("{\"s\":\"\\udbff\"}");
+	assert_rejected("{\"s\":\"\\udc00\"}");
+	assert_rejected("{\"s\":\"\\udfff\\ud800\"}");
+	assert_rejected("{\"s\":\"\\ud800x\"}");
+	assert_rejected("{\"s\":\"\\ud800\\u0041\"}");
+	assert_rejected("{\"s\":\"\\ud800\\ud800\"}");
+}
+END_TEST
+
+START_TEST(test_msg_surrogate_pair_escapes_decode_to_valid_utf8)
+{
+	check_string("{\"s\":\"\\ud83d\\ude00\"}", "s", "\xf0\x9f\x98\x80");
+	check_string("{\"s\":\"\\udbff\\udfff\"}", "s", "\xf4\x8f\xbf\xbf");
+	check_string("{\"s\":\"\\ud7ff\\ue000\"}", "s", "\xed\x9f\xbf\xee\x80\x80");
 }
 END_TEST
 
@@ -545,6 +591,30 @@ START_TEST(test_msg_errno_table_round_trips)
 }
 END_TEST
 
+/* Belt and braces: a bad byte that got into a string anyway goes out as U+FFFD. */
+START_TEST(test_msg_print_replaces_invalid_utf8)
+{
+	cJSON *obj = cJSON_CreateObject();
+	uint8_t *frame = NULL;
+	size_t len = 0;
+	char *text;
+
+	ck_assert_ptr_nonnull(obj);
+	ck_assert_ptr_nonnull(cJSON_AddStringToObject(obj, "s", "a\xff\xc3"));
+	ck_assert_ptr_nonnull(cJSON_AddStringToObject(obj, "k\xe2\x82", "caf\xc3\xa9"));
+	text = msg_print(obj, false);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_str_eq(text, "{\"s\":\"a\xef\xbf\xbd\xef\xbf\xbd\","
+	                 "\"k\xef\xbf\xbd\xef\xbf\xbd\":\"caf\xc3\xa9\"}");
+	cJSON_free(text);
+	ck_assert_int_eq(msg_encode(obj, FRAME_MAX_LIMIT, &frame, &len), 0);
+	ck_assert_int_eq(utf8_check((const char *)frame + FRAME_HEADER_SIZE,
+	                            len - FRAME_HEADER_SIZE, NULL), 0);
+	free(frame);
+	cJSON_Delete(obj);
+}
+END_TEST
+
 START_TEST(test_msg_print_writes_large_integers_exactly)
 {
 	cJSON *obj = cJSON_CreateObject();
@@ -662,6 +732,9 @@ static Suite *msg_suite(void)
 	tcase_add_test(tc, test_msg_rejects_escaped_nul);
 	tcase_add_test(tc, test_msg_accepts_escaped_backslash_before_u0000);
 	tcase_add_test(tc, test_msg_accepts_other_unicode_escapes);
+	tcase_add_test(tc, test_msg_rejects_invalid_utf8);
+	tcase_add_test(tc, test_msg_rejects_escaped_lone_surrogates);
+	tcase_add_test(tc, test_msg_surrogate_pair_escapes_decode_to_valid_utf8);
 	tcase_add_test(tc, test_msg_u64_accepts_range_edges);
 	tcase_add_test(tc, test_msg_u64_rejects_bad_values);
 	tcase_add_test(tc, test_msg_getters_leave_default_when_absent);
@@ -679,6 +752,7 @@ static Suite *msg_suite(void)
 	tcase_add_test(tc, test_msg_error_parse_maps_unknown_code_to_eio);
 	tcase_add_test(tc, test_msg_error_parse_rejects_malformed_error);
 	tcase_add_test(tc, test_msg_errno_table_round_trips);
+	tcase_add_test(tc, test_msg_print_replaces_invalid_utf8);
 	tcase_add_test(tc, test_msg_print_writes_large_integers_exactly);
 	tcase_add_test(tc, test_msg_encode_keeps_fractions_fractional);
 	tcase_add_test(tc, test_msg_encode_rejects_over_max);

@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
+#include <libgen.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -188,7 +190,7 @@ static pid_t daemon_spawn(const char *sock, const char *data, const char *config
 	return pid;
 }
 
-static int try_connect(const char *path)
+int test_try_connect(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd, r;
@@ -281,7 +283,7 @@ static void daemon_launch(struct test_daemon *d)
 	live_set(d->dir, d->pid);
 	deadline = test_now_ms() + TEST_WAIT_MS;
 	for (;;) {
-		int st, fd = try_connect(d->sock);
+		int st, fd = test_try_connect(d->sock);
 
 		if (fd >= 0) {
 			close(fd);
@@ -339,6 +341,18 @@ void test_mkdtemp(char *buf, size_t size)
 void test_daemon_start(struct test_daemon *d, const char *config_json)
 {
 	test_daemon_init(d, config_json);
+	daemon_launch(d);
+}
+
+void test_daemon_start_shared(struct test_daemon *d, const char *config_json)
+{
+	char parent[TEST_PATH_MAX];
+
+	test_daemon_init(d, config_json);
+	/* The test directories are 0700; other uids need to pass through them to the socket. */
+	snprintf(parent, sizeof(parent), "%s", d->dir);
+	ck_assert_int_eq(chmod(d->dir, 0711), 0);
+	ck_assert_int_eq(chmod(dirname(parent), 0711), 0);
 	daemon_launch(d);
 }
 
@@ -451,7 +465,7 @@ void test_daemon_stop(struct test_daemon *d)
 
 int test_connect_raw(const struct test_daemon *d)
 {
-	int fd = try_connect(d->sock);
+	int fd = test_try_connect(d->sock);
 
 	ck_assert_msg(fd >= 0, "connect %s: %s", d->sock, strerror(-fd));
 	return fd;
@@ -469,6 +483,30 @@ static void conn_init(struct test_conn *c, int fd)
 void test_conn_open(struct test_conn *c, const struct test_daemon *d)
 {
 	conn_init(c, test_connect_raw(d));
+}
+
+void test_conn_open_as(struct test_conn *c, const struct test_daemon *d, uid_t uid, gid_t gid)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, status;
+	pid_t pid;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_uint_lt(strlen(d->sock), sizeof(sa.sun_path));
+	memcpy(sa.sun_path, d->sock, strlen(d->sock) + 1);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+			_exit(100);
+		_exit(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 0 : 101);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	              "the child could not connect as %lu:%lu (status %d)", (unsigned long)uid,
+	              (unsigned long)gid, status);
+	conn_init(c, fd);
 }
 
 static void conn_drop_fds(struct test_conn *c)

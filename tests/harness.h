@@ -61,6 +61,11 @@ void test_daemon_start(struct test_daemon *d, const char *config_json);
  */
 void test_daemon_init(struct test_daemon *d, const char *config_json);
 void test_daemon_launch(struct test_daemon *d);
+/*
+ * test_daemon_start() for tests that speak as other users: the temporary directories are
+ * opened (0711) so that any uid reaches the socket. config_json should set "socket_mode".
+ */
+void test_daemon_start_shared(struct test_daemon *d, const char *config_json);
 /* Adds "NAME=VALUE" to the daemon's environment (for this and every later (re)start). */
 void test_daemon_setenv(struct test_daemon *d, const char *name_value);
 
@@ -121,12 +126,20 @@ struct test_conn {
 	size_t nevents, events_cap;
 };
 
+/* A socket connected to path, or -errno (-ECONNREFUSED while nothing listens there yet). */
+int test_try_connect(const char *path);
 /* A connected socket to the daemon (no hello). Returns the descriptor; fails the test if the
  * connection is refused. */
 int test_connect_raw(const struct test_daemon *d);
 
 /* Connects (no hello). The connection must be closed with test_conn_close(). */
 void test_conn_open(struct test_conn *c, const struct test_daemon *d);
+/*
+ * Connects (no hello) as uid:gid with no supplementary groups: a forked child drops to them
+ * (setgroups, setgid, setuid) just to connect() a socket made here, and the daemon records the
+ * connecting process's credentials. Needs root, and a daemon from test_daemon_start_shared().
+ */
+void test_conn_open_as(struct test_conn *c, const struct test_daemon *d, uid_t uid, gid_t gid);
 /* Connects and performs a successful hello (version 1). */
 void test_conn_open_hello(struct test_conn *c, const struct test_daemon *d);
 /*

@@ -26,7 +26,7 @@
  *
  * Checked after every input (a broken invariant prints one line and ends in
  * __builtin_trap(), which libFuzzer reports as a crash): every frame the daemon sent is a
- * well-formed JSON object; every request with an id the daemon can read got exactly one reply
+ * well-formed JSON object in valid UTF-8; every request with an id the daemon can read got exactly one reply
  * (unless the connection was cut off: a fatal frame, an error event, closed by the target, or
  * "nodrain"); the connections closed and the server counts no connection,
  * grant, lock, lock waiter or subscription, no shrink and no thread-pool job; after the

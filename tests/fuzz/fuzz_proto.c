@@ -1,6 +1,7 @@
 /*
  * libFuzzer target over mmapd's own parsing code: the frame reader (proto/frame.c), the message
- * codec (proto/msg.c), region names (shared/name.c) and strict numbers (shared/num.c). cJSON is
+ * codec (proto/msg.c), UTF-8 (proto/utf8.c), region names (shared/name.c) and strict numbers
+ * (shared/num.c). cJSON is
  * the distribution's prebuilt library, so libFuzzer sees no coverage inside it; it is treated as
  * attack surface behind msg_parse, and the target checks what mmapd promises about its output.
  *
@@ -9,10 +10,11 @@
  * with the smallest max_frame a config allows), so headers and payloads split at every place.
  * Every answer of every reader is compared with an independent decoding of the same bytes.
  * Each complete frame, and the whole input taken as one payload (so that JSON mutations that
- * break a length header still reach the parser), goes through msg_parse, cross-checked against
- * plain cJSON and against its own rules (no NUL, no \u0000, depth); every object it accepts goes
- * through the field readers, name_check, num_parse_*, msg_error_parse, and a msg_encode (and
- * msg_print) round trip that must read back the same. A broken invariant ends in
+ * break a length header still reach the parser), goes through utf8_check and utf8_sanitize,
+ * cross-checked against a decoder of our own, and through msg_parse, cross-checked against
+ * plain cJSON and against its own rules (valid UTF-8, no NUL, no \u0000, depth); every object it
+ * accepts goes through the field readers, name_check, num_parse_*, msg_error_parse, and a
+ * msg_encode (and msg_print) round trip that must read back the same, in valid UTF-8. A broken invariant ends in
  * __builtin_trap() after one line on stderr naming the check, which libFuzzer reports as a crash.
  *
  * tests/fuzz/replay.c calls the same entry point without libFuzzer, to replay the corpus.
@@ -31,6 +33,7 @@
 #include "msg.h"
 #include "name.h"
 #include "num.h"
+#include "utf8.h"
 
 /* Small enough that libFuzzer's inputs (-max_len=8192) cross it; FRAME_MAX_MIN is tried too. */
 #define FUZZ_MAX_FRAME 4096u
@@ -172,6 +175,68 @@ static bool fuzz_has_nul_escape(const char *p, size_t len)
 			return true;
 	}
 	return false;
+}
+
+/*
+ * The offset of the first byte of s[0..len) that does not start a valid UTF-8 sequence, or len
+ * when it is all valid. Written from RFC 3629 alone, and unlike proto/utf8.c, which follows the
+ * table of byte ranges: each sequence is decoded by the bit patterns of its bytes, and the code
+ * point must then be in the shortest form, not a surrogate and at most U+10FFFF.
+ */
+static size_t fuzz_utf8_bad(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+
+	while (i < len) {
+		uint32_t cp, min;
+		size_t n, k;
+
+		if (p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if ((p[i] & 0xe0) == 0xc0) {
+			n = 2, cp = p[i] & 0x1f, min = 0x80;
+		} else if ((p[i] & 0xf0) == 0xe0) {
+			n = 3, cp = p[i] & 0x0f, min = 0x800;
+		} else if ((p[i] & 0xf8) == 0xf0) {
+			n = 4, cp = p[i] & 0x07, min = 0x10000;
+		} else {
+			return i;
+		}
+		if (len - i < n)
+			return i;
+		for (k = 1; k < n; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				return i;
+			cp = cp << 6 | (p[i + k] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return i;
+		i += n;
+	}
+	return len;
+}
+
+/* utf8_check's verdict and offset, and utf8_sanitize's output, against fuzz_utf8_bad. */
+static void fuzz_utf8(const char *s, size_t len)
+{
+	size_t want = fuzz_utf8_bad(s, len), bad = len, n;
+	int r = utf8_check(s, len, &bad);
+	char *out;
+
+	FUZZ_CHECK(want == len ? r == 0 && bad == len : r == -EILSEQ && bad == want);
+	n = utf8_sanitize(s, len, NULL);
+	FUZZ_CHECK(want == len ? n == len : n > len && n <= 3 * len);
+	out = malloc(n ? n : 1);
+	if (!out)
+		return;
+	FUZZ_CHECK(utf8_sanitize(s, len, out) == n);
+	FUZZ_CHECK(fuzz_utf8_bad(out, n) == n);
+	/* What was valid is kept: the valid prefix, or all of it. */
+	FUZZ_CHECK(memcmp(out, s, want) == 0);
+	free(out);
 }
 
 /* name_check's verdict, written from name.h alone. */
@@ -343,6 +408,7 @@ static cJSON *fuzz_reencode(const cJSON *obj)
 	if (!text)
 		return NULL;
 	text_len = strlen(text);
+	FUZZ_CHECK(fuzz_utf8_bad(text, text_len) == text_len);
 	r = msg_encode(obj, FUZZ_MAX_FRAME, &frame, &frame_len);
 	FUZZ_CHECK(r == (text_len > FUZZ_MAX_FRAME ? -EMSGSIZE : 0) || r == -ENOMEM);
 	free(frame);
@@ -509,12 +575,14 @@ static void fuzz_replies(const cJSON *obj)
 }
 
 /*
- * msg_parse against its contract: it must reject a NUL byte, a \u0000 escape and anything
- * deeper than PROTO_JSON_DEPTH_MAX, accept nothing cJSON rejects or that is not an object, and
- * accept every object cJSON parses that breaks none of its rules. Returns the object or NULL.
+ * msg_parse against its contract: it must reject invalid UTF-8 (as -EILSEQ), a NUL byte, a
+ * \u0000 escape and anything deeper than PROTO_JSON_DEPTH_MAX, accept nothing cJSON rejects or
+ * that is not an object, and accept every object cJSON parses that breaks none of its rules.
+ * Returns the object or NULL.
  */
 static cJSON *fuzz_parse(const char *p, size_t len)
 {
+	bool utf8 = fuzz_utf8_bad(p, len) == len;
 	bool nul = memchr(p, '\0', len) || fuzz_has_nul_escape(p, len);
 	cJSON *obj = NULL, *plain;
 	char *text;
@@ -529,7 +597,8 @@ static cJSON *fuzz_parse(const char *p, size_t len)
 	free(text);
 
 	r = msg_parse(p, len, &obj);
-	FUZZ_CHECK(r == 0 || r == -EBADMSG || r == -ENOMEM);
+	FUZZ_CHECK(r == 0 || r == -EILSEQ || r == -EBADMSG || r == -ENOMEM);
+	FUZZ_CHECK((r == -EILSEQ) == !utf8);
 	if (r == 0) {
 		FUZZ_CHECK(!nul);
 		FUZZ_CHECK(plain && cJSON_IsObject(obj));
@@ -550,6 +619,7 @@ static void fuzz_payload(const char *p, size_t len)
 
 	/* Raw bytes make the names with embedded NUL bytes that JSON strings cannot carry. */
 	fuzz_name(p, len);
+	fuzz_utf8(p, len);
 
 	FUZZ_CHECK(frame_encode(p, 0, &frame, &frame_len) == -EMSGSIZE);
 	if (frame_encode(p, len, &frame, &frame_len) == 0) {
