@@ -27,18 +27,6 @@
 /* The socket is world-connectable so that other uids reach the daemon at all. */
 #define CFG_OPEN "\"socket_mode\": \"0666\""
 
-/* Connects as uid:gid and says hello. */
-static void access_conn_hello_as(struct test_conn *c, const struct test_daemon *d, uid_t uid,
-                                 gid_t gid)
-{
-	cJSON *reply;
-
-	test_conn_open_as(c, d, uid, gid);
-	reply = test_conn_hello_version(c, 1);
-	test_assert_ok(reply);
-	cJSON_Delete(reply);
-}
-
 static void access_start_open(struct test_daemon *d)
 {
 	test_daemon_start_shared(d, "{" CFG_OPEN "}");
@@ -57,7 +45,7 @@ START_TEST(test_access_mode_refuses_rw_and_allows_ro_by_group)
 	                              "'size':4096,'perm':%d}", 0640));
 	test_reply_ok(test_conn_callf(&root, "{'op':'chown','name':'g','gid':%u}", NOBODY));
 
-	access_conn_hello_as(&nobody, &d, NOBODY, NOBODY);
+	test_conn_open_hello_as(&nobody, &d, NOBODY, NOBODY);
 	test_reply_error(test_conn_callf(&nobody, "{'op':'open','name':'g','mode':'rw'}"),
 	                 "EACCES", EACCES, "permission denied");
 	test_reply_ok(test_conn_callf(&nobody, "{'op':'open','name':'g','mode':'ro'}"));
@@ -72,7 +60,7 @@ START_TEST(test_access_mode_refuses_rw_and_allows_ro_by_group)
 	test_reply_error(test_conn_callf(&nobody, "{'op':'changed','name':'g','offset':0,"
 	                                 "'length':1}"), "EACCES", EACCES, "permission denied");
 
-	access_conn_hello_as(&stranger, &d, STRANGER, STRANGER);
+	test_conn_open_hello_as(&stranger, &d, STRANGER, STRANGER);
 	test_reply_error(test_conn_callf(&stranger, "{'op':'open','name':'g'}"),
 	                 "EACCES", EACCES, "may not read region 'g'");
 	test_reply_error(test_conn_callf(&stranger, "{'op':'stat','name':'g'}"),
@@ -123,7 +111,7 @@ START_TEST(test_access_chown_and_chmod_rules)
 	access_start_open(&d);
 	test_daemon_create(&d, "c", 4096, false);
 	test_conn_open_hello(&root, &d);
-	access_conn_hello_as(&nobody, &d, NOBODY, NOBODY);
+	test_conn_open_hello_as(&nobody, &d, NOBODY, NOBODY);
 	test_reply_error(test_conn_callf(&nobody, "{'op':'chmod','name':'c','perm':%d}", 0666),
 	                 "EPERM", EPERM, "only root or the owner");
 	test_reply_ok(test_conn_callf(&root, "{'op':'chown','name':'c','uid':%u}", NOBODY));
@@ -178,8 +166,8 @@ START_TEST(test_access_one_uid_cannot_take_every_connection)
 	if (!test_is_root())
 		return;
 	test_daemon_start_shared(&d, "{" CFG_OPEN ", \"max_clients_per_uid\": 2}");
-	access_conn_hello_as(&nobody[0], &d, NOBODY, NOBODY);
-	access_conn_hello_as(&nobody[1], &d, NOBODY, NOBODY);
+	test_conn_open_hello_as(&nobody[0], &d, NOBODY, NOBODY);
+	test_conn_open_hello_as(&nobody[1], &d, NOBODY, NOBODY);
 	test_conn_open_as(&extra, &d, NOBODY, NOBODY);
 	event = test_conn_recv_frame(&extra);
 	test_assert_error_event(event, "EUSERS", EUSERS);
@@ -190,14 +178,14 @@ START_TEST(test_access_one_uid_cannot_take_every_connection)
 	test_conn_expect_eof(&extra, TEST_WAIT_MS);
 	test_conn_close(&extra);
 	/* Another uid, and root, still get in. */
-	access_conn_hello_as(&stranger, &d, STRANGER, STRANGER);
+	test_conn_open_hello_as(&stranger, &d, STRANGER, STRANGER);
 	test_conn_close(&stranger);
 	test_daemon_assert_alive(&d);
 	/* A slot the user gives back can be taken again. */
 	test_conn_close(&nobody[1]);
 	/* The status query's own connection counts too. */
 	ck_assert_uint_eq(test_daemon_wait_status(&d, "clients", 2), 2);
-	access_conn_hello_as(&nobody[1], &d, NOBODY, NOBODY);
+	test_conn_open_hello_as(&nobody[1], &d, NOBODY, NOBODY);
 	test_conn_close(&nobody[0]);
 	test_conn_close(&nobody[1]);
 	test_daemon_stop(&d);
@@ -213,13 +201,13 @@ START_TEST(test_access_allow_create_refuses_creation_not_use)
 		return;
 	test_daemon_start_shared(&d, "{" CFG_OPEN ", \"allow_create\": {\"gids\": [12345]}}");
 	test_daemon_create(&d, "shared", 4096, false);
-	access_conn_hello_as(&nobody, &d, NOBODY, NOBODY);
+	test_conn_open_hello_as(&nobody, &d, NOBODY, NOBODY);
 	test_reply_error(test_conn_callf(&nobody, "{'op':'open','name':'x','create':true,"
 	                                 "'size':4096}"), "EACCES", EACCES, "allow_create");
 	test_reply_error(test_conn_callf(&nobody, "{'op':'open','name':'shared'}"),
 	                 "EACCES", EACCES, "permission denied");
 	test_conn_close(&nobody);
-	access_conn_hello_as(&nobody, &d, NOBODY, 12345);
+	test_conn_open_hello_as(&nobody, &d, NOBODY, 12345);
 	test_reply_ok(test_conn_callf(&nobody, "{'op':'open','name':'x','create':true,"
 	                              "'size':4096,'mode':'rw'}"));
 	test_conn_close(&nobody);

@@ -509,6 +509,17 @@ void test_conn_open_as(struct test_conn *c, const struct test_daemon *d, uid_t u
 	conn_init(c, fd);
 }
 
+void test_conn_open_hello_as(struct test_conn *c, const struct test_daemon *d, uid_t uid,
+                             gid_t gid)
+{
+	cJSON *reply;
+
+	test_conn_open_as(c, d, uid, gid);
+	reply = test_conn_hello_version(c, 1);
+	test_assert_ok(reply);
+	cJSON_Delete(reply);
+}
+
 static void conn_drop_fds(struct test_conn *c)
 {
 	for (size_t i = 0; i < c->nfds; i++)

@@ -25,6 +25,8 @@
 /* How long a helper waits for the daemon before failing the test. */
 #define TEST_WAIT_MS 5000
 
+#define TEST_NOBODY 65534u   /* uid and gid of nobody/nogroup on Debian, for test_conn_open_as */
+
 /* ---- the daemon ------------------------------------------------------------------------ */
 
 #define TEST_PATH_MAX 256   /* the paths below are short: /tmp/mmapd-test.XXXXXX/d.XXXXXX/... */
@@ -140,6 +142,9 @@ void test_conn_open(struct test_conn *c, const struct test_daemon *d);
  * connecting process's credentials. Needs root, and a daemon from test_daemon_start_shared().
  */
 void test_conn_open_as(struct test_conn *c, const struct test_daemon *d, uid_t uid, gid_t gid);
+/* test_conn_open_as, then a successful hello (version 1). */
+void test_conn_open_hello_as(struct test_conn *c, const struct test_daemon *d, uid_t uid,
+                             gid_t gid);
 /* Connects and performs a successful hello (version 1). */
 void test_conn_open_hello(struct test_conn *c, const struct test_daemon *d);
 /*
@@ -388,26 +393,6 @@ int test_sess_kill(struct test_sess *s, int sig);
 
 /* The value of an environment variable the suite needs (asserted set, absolute path). */
 const char *test_env_path(const char *var);
-
-/* ---- other users (harness_uid.c) ------------------------------------------------------ */
-
-#define TEST_NOBODY 65534u   /* uid and gid of nobody/nogroup on Debian */
-
-/*
- * test_daemon_start for tests that connect as other users: the temporary directories are
- * made searchable (0711) so that other uids reach the socket; config_json should make the
- * socket world-connectable ("socket_mode": "0666").
- */
-void test_daemon_start_shared(struct test_daemon *d, const char *config_json);
-/*
- * A socket connected to d by a child that dropped to uid:gid (no supplementary groups), so
- * the daemon sees that user as its peer. The suite must run as root (test_is_root).
- * test_conn_open_as makes it a test_conn (no hello); test_conn_open_hello_as says hello too.
- */
-int test_connect_as(const struct test_daemon *d, uid_t uid, gid_t gid);
-void test_conn_open_as(struct test_conn *c, const struct test_daemon *d, uid_t uid, gid_t gid);
-void test_conn_open_hello_as(struct test_conn *c, const struct test_daemon *d, uid_t uid,
-                             gid_t gid);
 
 /* ---- leak checking ----------------------------------------------------------------------- */
 
