@@ -10,15 +10,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,52 +26,12 @@
 /* The socket is world-connectable so that other uids reach the daemon at all. */
 #define CFG_OPEN "\"socket_mode\": \"0666\""
 
-/* Lets other uids reach the socket: the test directories are 0700. */
-static void access_dirs_open(const struct test_daemon *d)
-{
-	char parent[TEST_PATH_MAX];
-
-	snprintf(parent, sizeof(parent), "%s", d->dir);
-	ck_assert_int_eq(chmod(d->dir, 0711), 0);
-	ck_assert_int_eq(chmod(dirname(parent), 0711), 0);
-}
-
 /* Starts a daemon whose socket other uids can reach; config_json is a JSON object. */
 static void access_daemon_start(struct test_daemon *d, const char *config_json)
 {
 	test_daemon_init(d, config_json);
-	access_dirs_open(d);
+	test_daemon_open_dirs(d);
 	test_daemon_launch(d);
-}
-
-/* Connects c to d as uid:gid (no supplementary groups), without hello. */
-static void access_conn_as(struct test_conn *c, const struct test_daemon *d, uid_t uid,
-                           gid_t gid)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd, status;
-	pid_t pid;
-
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_uint_lt(strlen(d->sock), sizeof(sa.sun_path));
-	memcpy(sa.sun_path, d->sock, strlen(d->sock) + 1);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
-			_exit(100);
-		_exit(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 0 : 101);
-	}
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	              "the child could not connect as %lu:%lu (status %d)", (unsigned long)uid,
-	              (unsigned long)gid, status);
-	memset(c, 0, sizeof(*c));
-	c->fd = fd;
-	frame_reader_init(&c->reader, FRAME_MAX_LIMIT);
-	fd_queue_init(&c->queue);
-	c->next_id = 1;
 }
 
 /* Connects as uid:gid and says hello. */
@@ -84,7 +40,7 @@ static void access_conn_hello_as(struct test_conn *c, const struct test_daemon *
 {
 	cJSON *reply;
 
-	access_conn_as(c, d, uid, gid);
+	test_conn_open_as(c, d, uid, gid);
 	reply = test_conn_hello_version(c, 1);
 	test_assert_ok(reply);
 	cJSON_Delete(reply);
@@ -208,7 +164,7 @@ START_TEST(test_access_allow_connect_refuses_other_uids)
 	if (!test_is_root())
 		return;
 	access_daemon_start(&d, "{" CFG_OPEN ", \"allow_connect\": {\"uids\": [1]}}");
-	access_conn_as(&nobody, &d, NOBODY, NOBODY);
+	test_conn_open_as(&nobody, &d, NOBODY, NOBODY);
 	event = test_conn_recv_frame(&nobody);
 	test_assert_error_event(event, "EACCES", EACCES);
 	cJSON_Delete(event);
@@ -231,7 +187,7 @@ START_TEST(test_access_one_uid_cannot_take_every_connection)
 	access_daemon_start(&d, "{" CFG_OPEN ", \"max_clients_per_uid\": 2}");
 	access_conn_hello_as(&nobody[0], &d, NOBODY, NOBODY);
 	access_conn_hello_as(&nobody[1], &d, NOBODY, NOBODY);
-	access_conn_as(&extra, &d, NOBODY, NOBODY);
+	test_conn_open_as(&extra, &d, NOBODY, NOBODY);
 	event = test_conn_recv_frame(&extra);
 	test_assert_error_event(event, "EUSERS", EUSERS);
 	ck_assert_msg(strstr(test_json_str(cJSON_GetObjectItemCaseSensitive(event, "error"),

@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
+#include <libgen.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -181,6 +183,12 @@ static pid_t daemon_spawn(const char *sock, const char *data, const char *config
 		child_prepare();
 		for (size_t i = 0; envd != NULL && i < envd->nenv; i++)
 			putenv((char *)envd->env[i]);
+		if (envd != NULL && envd->run_as &&
+		    (setgroups(0, NULL) < 0 || setgid(envd->gid) < 0 || setuid(envd->uid) < 0)) {
+			fprintf(stderr, "harness: cannot become %lu:%lu: %s\n",
+			        (unsigned long)envd->uid, (unsigned long)envd->gid, strerror(errno));
+			_exit(126);
+		}
 		execv(bin, argv);
 		fprintf(stderr, "harness: exec %s: %s\n", bin, strerror(errno));
 		_exit(127);
@@ -697,6 +705,56 @@ cJSON *test_conn_hello_version(struct test_conn *c, uint64_t version)
 	cJSON_AddNumberToObject(req, "version", (double)version);
 	cJSON_AddStringToObject(req, "client", "harness");
 	return test_conn_request(c, req);
+}
+
+void test_daemon_open_dirs(const struct test_daemon *d)
+{
+	char parent[TEST_PATH_MAX];
+
+	snprintf(parent, sizeof(parent), "%s", d->dir);
+	ck_assert_int_eq(chmod(d->dir, 0711), 0);
+	ck_assert_int_eq(chmod(dirname(parent), 0711), 0);
+}
+
+void test_daemon_run_as(struct test_daemon *d, uid_t uid, gid_t gid)
+{
+	ck_assert_msg(d->pid == 0 && d->dir[0] != '\0', "run_as wants an initialised daemon");
+	test_daemon_open_dirs(d);
+	ck_assert_int_eq(chown(d->dir, uid, gid), 0);
+	ck_assert_int_eq(chown(d->data, uid, gid), 0);
+	if (d->config[0] != '\0')
+		ck_assert_int_eq(chmod(d->config, 0644), 0);
+	d->run_as = true;
+	d->uid = uid;
+	d->gid = gid;
+}
+
+void test_conn_open_as(struct test_conn *c, const struct test_daemon *d, uid_t uid, gid_t gid)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, status;
+	pid_t pid;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_uint_lt(strlen(d->sock), sizeof(sa.sun_path));
+	memcpy(sa.sun_path, d->sock, strlen(d->sock) + 1);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+			_exit(100);
+		_exit(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 0 : 101);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	              "the child could not connect as %lu:%lu (status %d)", (unsigned long)uid,
+	              (unsigned long)gid, status);
+	memset(c, 0, sizeof(*c));
+	c->fd = fd;
+	frame_reader_init(&c->reader, FRAME_MAX_LIMIT);
+	fd_queue_init(&c->queue);
+	c->next_id = 1;
 }
 
 void test_conn_open_hello(struct test_conn *c, const struct test_daemon *d)

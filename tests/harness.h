@@ -39,6 +39,10 @@ struct test_daemon {
 	/* Extra environment of the daemon ("NAME=VALUE"), kept for restarts. */
 	char env[TEST_DAEMON_MAX_ENV][TEST_PATH_MAX];
 	size_t nenv;
+	/* Run mmapd as uid:gid (test_daemon_run_as), not as the test's user. */
+	bool run_as;
+	uid_t uid;
+	gid_t gid;
 };
 
 /*
@@ -61,6 +65,17 @@ void test_daemon_start(struct test_daemon *d, const char *config_json);
  */
 void test_daemon_init(struct test_daemon *d, const char *config_json);
 void test_daemon_launch(struct test_daemon *d);
+/*
+ * Lets other uids reach the daemon's socket: makes its directory and the suite's root 0711
+ * (the test directories are 0700).
+ */
+void test_daemon_open_dirs(const struct test_daemon *d);
+/*
+ * Between test_daemon_init() and test_daemon_launch(): mmapd will run as uid:gid (the test
+ * must be root). Gives it its directory and data directory, lets it read the config, and
+ * opens the directories above (test_daemon_open_dirs).
+ */
+void test_daemon_run_as(struct test_daemon *d, uid_t uid, gid_t gid);
 /* Adds "NAME=VALUE" to the daemon's environment (for this and every later (re)start). */
 void test_daemon_setenv(struct test_daemon *d, const char *name_value);
 
@@ -127,6 +142,12 @@ int test_connect_raw(const struct test_daemon *d);
 
 /* Connects (no hello). The connection must be closed with test_conn_close(). */
 void test_conn_open(struct test_conn *c, const struct test_daemon *d);
+/*
+ * Connects as uid:gid with no supplementary groups, without hello (the test must be root): a
+ * forked child drops to uid:gid just to connect() a socket the test made, and the kernel
+ * records the child's credentials (SO_PEERCRED) for the connection the test then uses.
+ */
+void test_conn_open_as(struct test_conn *c, const struct test_daemon *d, uid_t uid, gid_t gid);
 /* Connects and performs a successful hello (version 1). */
 void test_conn_open_hello(struct test_conn *c, const struct test_daemon *d);
 /*
