@@ -141,6 +141,40 @@ void region_set_ready(struct region *r, int fd, uint64_t size)
 		r->srv->nanonymous++;
 }
 
+/*
+ * Makes the file of region r, just opened with stat st and before anything of it is granted,
+ * owned by the daemon's user with mode FSDIR_FILE_MODE (fsdir.h says why). The access the
+ * file's owner and mode gave (r->acc) is recorded in the region's metadata first, so that it
+ * keeps meaning the same once the inode says 0600. Returns 0, or -EPERM when the daemon may
+ * not chown or chmod the file (nothing is recorded then when it is plain that it may not),
+ * or another -errno.
+ */
+static int region_take_over(struct region *r, const struct stat *st)
+{
+	uid_t uid = geteuid();
+	int ret;
+
+	if (st->st_uid == uid && (st->st_mode & 07777) == FSDIR_FILE_MODE)
+		return 0;
+	if (st->st_uid != uid && uid != 0)
+		return -EPERM;
+	if (meta_save_region(r, NULL, NULL) < 0)
+		return -ENOMEM;
+	ret = fsdir_make_private(r->fd, st);
+	/* Nobody opens a file of a read-only file system for writing, through /proc or not. */
+	if (ret == -EROFS)
+		return 0;
+	if (ret < 0)
+		return ret;
+	log_info("region '%s': its file, owner %lu:%lu mode %04o on disk, now belongs to the "
+	         "daemon's user (uid %lu) with mode %04o; its access (owner %lu:%lu, mode %04o) is "
+	         "kept in its metadata", r->name, (unsigned long)st->st_uid,
+	         (unsigned long)st->st_gid, (unsigned)(st->st_mode & 07777), (unsigned long)uid,
+	         FSDIR_FILE_MODE, (unsigned long)r->acc.uid, (unsigned long)r->acc.gid,
+	         r->acc.perm);
+	return 0;
+}
+
 int region_open_file(struct server *srv, const char *name, int pathfd, const struct stat *st,
                      struct region **ret_region)
 {
@@ -148,6 +182,12 @@ int region_open_file(struct server *srv, const char *name, int pathfd, const str
 	bool rdonly = false;
 	int fd, ret;
 
+	/* A size nobody may have made (resize.h): the last size the daemon accepted is not
+	 * known for a file it did not hold, so it is not guessed. */
+	if ((uint64_t)st->st_size > srv->limits->max_region_size) {
+		close(pathfd);
+		return -EFBIG;
+	}
 	/* The daemon's own descriptor is read-write if it can be, so rw grants are possible. */
 	fd = fsdir_reopen(pathfd, O_RDWR);
 	if (fd == -EACCES || fd == -EPERM || fd == -EROFS || fd == -ETXTBSY) {
@@ -166,7 +206,9 @@ int region_open_file(struct server *srv, const char *name, int pathfd, const str
 	r->rdonly = rdonly;
 	r->size = (uint64_t)st->st_size;
 	region_file_access(srv, name, st, &r->acc);
-	ret = region_table_add(r, false);
+	ret = region_take_over(r, st);
+	if (ret == 0)
+		ret = region_table_add(r, false);
 	if (ret < 0) {
 		region_unref(r);
 		return ret;

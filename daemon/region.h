@@ -121,8 +121,11 @@ void region_table_remove(struct region *r);
 
 /*
  * Opens the existing file region name (pathfd: its O_PATH descriptor, consumed; st: its
- * stat), read-write if the daemon can, and puts it in the table. Returns 0 with *ret_region
- * (referenced), -EAGAIN (max_regions), or -errno of the open.
+ * stat), read-write if the daemon can, takes the file over (owned by the daemon's user, mode
+ * FSDIR_FILE_MODE, the access its mode gave recorded in its metadata; logged) and puts it in
+ * the table. Returns 0 with *ret_region (referenced), -EAGAIN (max_regions), -EFBIG (the
+ * file is larger than max_region_size), -EPERM (the daemon may not take the file over), or
+ * -errno of the open.
  */
 int region_open_file(struct server *srv, const char *name, int pathfd, const struct stat *st,
                      struct region **ret_region);
