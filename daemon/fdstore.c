@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,6 +287,15 @@ static bool fdstore_adopt_one(struct server *srv, const char *fdname, int fd, co
 	}
 	r->fd = fd;
 	r->size = (uint64_t)st.st_size;
+	/* A holder of a read-write grant may have grown it past the limit (region_size): the
+	 * size it had before is not known, and a larger one is never adopted. */
+	if (r->size > srv->limits->max_region_size) {
+		log_warn("fd store: anonymous region '%s' is %" PRIu64 " bytes, above max_region_size; "
+		         "it is reported and granted as %" PRIu64 " bytes", name, r->size,
+		         srv->limits->max_region_size);
+		r->size = srv->limits->max_region_size;
+		r->size_refused = true;
+	}
 	if (state)
 		entry = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(state,
 		                                                                          "regions"),

@@ -8,6 +8,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -239,13 +240,60 @@ void region_retire(struct region *r, const struct conn *by)
 	region_unref(r);
 }
 
+/*
+ * A holder of a read-write descriptor made r's file size bytes, above max_region_size: the
+ * size is never adopted. A file region is truncated back to the last size the daemon
+ * accepted (no client was told of the larger one), unless a resize is under way (the next
+ * look after it does that); an anonymous region is sealed against shrinking, so its
+ * descriptor keeps the size and every reply keeps r->size. Logged once per such size.
+ */
+static void region_refuse_size(struct region *r, uint64_t size)
+{
+	uint64_t max = r->srv->limits->max_region_size;
+	int ret;
+
+	if (!r->anonymous && !r->rdonly && !resize_busy(r)) {
+		do
+			ret = ftruncate(r->fd, (off_t)r->size);
+		while (ret < 0 && errno == EINTR);
+		if (ret == 0) {
+			log_warn("region '%s' was made %" PRIu64 " bytes behind the daemon's back, above "
+			         "max_region_size (%" PRIu64 "); truncated back to %" PRIu64 " bytes",
+			         r->name, size, max, r->size);
+			r->size_refused = false;
+			return;
+		}
+		if (!r->size_refused)
+			log_error("region '%s' was made %" PRIu64 " bytes behind the daemon's back, above "
+			          "max_region_size (%" PRIu64 "), and cannot be truncated back: %s",
+			          r->name, size, max, strerror(errno));
+	} else if (!r->size_refused && !resize_busy(r)) {
+		log_warn("region '%s' was made %" PRIu64 " bytes behind the daemon's back, above "
+		         "max_region_size (%" PRIu64 "); it %s, and the daemon keeps reporting and "
+		         "granting %" PRIu64 " bytes", r->name, size, max,
+		         r->anonymous ? "cannot shrink (it is sealed)" :
+		         "is open read-only here, so it cannot be truncated back", r->size);
+	} else {
+		return;
+	}
+	r->size_refused = true;
+}
+
 uint64_t region_size(struct region *r)
 {
 	struct stat st;
+	uint64_t size;
 
-	if (r->fd >= 0 && fstat(r->fd, &st) == 0 && st.st_size >= 0)
-		return (uint64_t)st.st_size;
-	return r->size;
+	if (r->fd < 0 || fstat(r->fd, &st) < 0 || st.st_size < 0)
+		return r->size;
+	size = (uint64_t)st.st_size;
+	/* r->size itself may be above a max_region_size lowered since it was accepted. */
+	if (size > r->srv->limits->max_region_size && size != r->size) {
+		region_refuse_size(r, size);
+		return r->size;
+	}
+	r->size_refused = false;
+	return size;
 }
 
 /* Adds the fields of the coordination protocol to a region object. Returns false on ENOMEM. */
@@ -328,6 +376,18 @@ void region_anon_from_json(struct region *r, const cJSON *entry)
 		r->huge = MEMFD_HUGE_NONE;
 }
 
+/*
+ * The size reported for a file nobody holds: a file above max_region_size cannot be opened
+ * (region_open_file) and is reported at the limit, so that no reply carries a size the
+ * daemon would refuse (nor one past 2^53-1, which a JSON number does not hold exactly).
+ */
+static uint64_t region_file_size(struct server *srv, const struct stat *st)
+{
+	uint64_t max = srv->limits->max_region_size;
+
+	return (uint64_t)st->st_size > max ? max : (uint64_t)st->st_size;
+}
+
 cJSON *region_file_json(struct server *srv, const char *name, const struct stat *st)
 {
 	static const struct policy manual = { POLICY_MANUAL, 0 };
@@ -340,7 +400,7 @@ cJSON *region_file_json(struct server *srv, const char *name, const struct stat 
 	region_file_access(srv, name, st, &acc);
 	/* Not held: it would be at generation 1 with no change announced if opened now. */
 	if (!cJSON_AddStringToObject(obj, "name", name) ||
-	    !cJSON_AddNumberToObject(obj, "size", (double)st->st_size) ||
+	    !cJSON_AddNumberToObject(obj, "size", (double)region_file_size(srv, st)) ||
 	    !cJSON_AddFalseToObject(obj, "anonymous") ||
 	    !cJSON_AddStringToObject(obj, "huge", memfd_huge_name(MEMFD_HUGE_NONE)) ||
 	    !cJSON_AddNumberToObject(obj, "grants", 0) ||

@@ -74,7 +74,8 @@ struct region {
 	enum memfd_huge huge;         /* anonymous: its huge pages (memfd.h) */
 	enum region_state state;
 	int fd;                       /* the daemon's one descriptor, or -1 */
-	uint64_t size;                /* the size the daemon made or last saw (resize.c) */
+	uint64_t size;                /* the size the daemon made or last accepted (resize.c) */
+	bool size_refused;            /* a size above max_region_size was seen and logged */
 	uint64_t generation;          /* 1, +1 per size change */
 	uint64_t seq;                 /* the last change announced (notify.c) */
 	uint64_t grants;              /* open grants, all connections */
@@ -145,7 +146,12 @@ void region_retire(struct region *r, const struct conn *by);
 /* A busy region's creation succeeded: it owns fd (O_RDWR) from now on. */
 void region_set_ready(struct region *r, int fd, uint64_t size);
 
-/* The region's current size (fstat of its descriptor, which a client may have resized). */
+/*
+ * The region's current size: fstat of its descriptor, which a client holding a read-write
+ * grant may have resized. A size above max_region_size that the daemon did not accept is
+ * never adopted: r->size is returned, and a file region is truncated back to it (logged at
+ * warn; an anonymous region, sealed against shrinking, is logged once).
+ */
 uint64_t region_size(struct region *r);
 
 /* The region object of docs/protocol.md and docs/coordination.md. NULL on ENOMEM. */
