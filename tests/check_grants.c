@@ -20,7 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <grp.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -400,6 +402,91 @@ START_TEST(test_grants_daemon_refuses_a_file_it_cannot_take_over)
 }
 END_TEST
 
+/*
+ * In a forked child: a daemon as older ones were, listening on path, that answers hello and
+ * list on one connection, listing a region of 2^62 bytes beside a good one. Exit status 0
+ * when the client went away after both.
+ */
+static int grants_old_daemon(int lfd)
+{
+	static const char *const replies[] = {
+		"{\"id\":%llu,\"ok\":true,\"version\":1}",
+		"{\"id\":%llu,\"ok\":true,\"more\":false,\"regions\":["
+		"{\"name\":\"a\",\"size\":4611686018427387904,\"anonymous\":true,\"grants\":1,"
+		"\"clients\":1},{\"name\":\"b\",\"size\":4096,\"anonymous\":false,"
+		"\"grants\":0,\"clients\":0}]}",
+	};
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return 1;
+	for (size_t i = 0; i < 2; i++) {
+		unsigned char hdr[4];
+		char req[4096], reply[512], *end;
+		unsigned long long id;
+		uint32_t len;
+		const char *p;
+
+		if (read(fd, hdr, 4) != 4)
+			return 2;
+		len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+		if (len >= sizeof(req) || read(fd, req, len) != (ssize_t)len)
+			return 3;
+		req[len] = '\0';
+		p = strstr(req, "\"id\":");
+		if (!p)
+			return 4;
+		id = strtoull(p + 5, &end, 10);
+		len = (uint32_t)snprintf(reply + 4, sizeof(reply) - 4, replies[i], id);
+		reply[0] = (char)(len >> 24);
+		reply[1] = (char)(len >> 16);
+		reply[2] = (char)(len >> 8);
+		reply[3] = (char)len;
+		if (write(fd, reply, len + 4) != (ssize_t)len + 4)
+			return 5;
+	}
+	return read(fd, &(char){ 0 }, 1) == 0 ? 0 : 6;
+}
+
+START_TEST(test_grants_client_lists_past_a_region_an_older_daemon_reports_at_2_62)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct mmapd_region_info *infos = NULL;
+	struct mmapd_client *client = NULL;
+	char dir[TEST_PATH_MAX], path[TEST_PATH_MAX + 2];
+	size_t count = 0;
+	int lfd, status;
+	pid_t pid;
+
+	test_mkdtemp(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/s", dir);
+	ck_assert_uint_lt(strlen(path), sizeof(sa.sun_path));
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(lfd, 0);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(lfd, 1), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(grants_old_daemon(lfd));
+	close(lfd);
+
+	ck_assert_msg(mmapd_connect(sa.sun_path, "grants", &client) == 0, "mmapd_connect: %s",
+	              mmapd_last_message());
+	ck_assert_msg(mmapd_list(client, &infos, &count) == 0, "mmapd_list: %s",
+	              mmapd_last_message());
+	ck_assert_uint_eq(count, 2);
+	ck_assert_uint_eq(infos[0].size, HUGE_SIZE);
+	ck_assert_uint_eq(infos[1].size, REGION_SIZE);
+	free(infos);
+	mmapd_disconnect(client);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the fake daemon: status %d",
+	              status);
+}
+END_TEST
+
 static Suite *grants_suite(void)
 {
 	Suite *s = suite_create("grants");
@@ -413,6 +500,7 @@ static Suite *grants_suite(void)
 	tcase_add_test(tc, test_grants_placed_0666_file_is_tightened_at_first_open_keeping_its_acl);
 	tcase_add_test(tc, test_grants_growth_past_max_region_size_is_never_adopted);
 	tcase_add_test(tc, test_grants_daemon_refuses_a_file_it_cannot_take_over);
+	tcase_add_test(tc, test_grants_client_lists_past_a_region_an_older_daemon_reports_at_2_62);
 	suite_add_tcase(s, tc);
 	return s;
 }
