@@ -147,8 +147,8 @@ void region_set_ready(struct region *r, int fd, uint64_t size)
  * owned by the daemon's user with mode FSDIR_FILE_MODE (fsdir.h says why). The access the
  * file's owner and mode gave (r->acc) is recorded in the region's metadata first, so that it
  * keeps meaning the same once the inode says 0600. Returns 0, or -EPERM when the daemon may
- * not chown or chmod the file (nothing is recorded then when it is plain that it may not),
- * or another -errno.
+ * not chown or chmod the file (a daemon not running as root is not even tried on another
+ * user's file, so nothing is recorded for it), or another -errno.
  */
 static int region_take_over(struct region *r, const struct stat *st)
 {
@@ -243,16 +243,21 @@ void region_retire(struct region *r, const struct conn *by)
 /*
  * A holder of a read-write descriptor made r's file size bytes, above max_region_size: the
  * size is never adopted. A file region is truncated back to the last size the daemon
- * accepted (no client was told of the larger one), unless a resize is under way (the next
- * look after it does that); an anonymous region is sealed against shrinking, so its
- * descriptor keeps the size and every reply keeps r->size. Logged once per such size.
+ * accepted (no client was told of the larger one); while a resize is under way that waits
+ * for the next look. An anonymous region is sealed against shrinking (and a file the daemon
+ * holds read-only cannot be truncated by it): its descriptor keeps the size, every reply
+ * keeps r->size, and it is logged once.
  */
 static void region_refuse_size(struct region *r, uint64_t size)
 {
 	uint64_t max = r->srv->limits->max_region_size;
+	const char *why = r->anonymous ? "it cannot shrink (it is sealed)" :
+	                  "the daemon holds it read-only";
 	int ret;
 
-	if (!r->anonymous && !r->rdonly && !resize_busy(r)) {
+	if (resize_busy(r))
+		return;
+	if (!r->anonymous && !r->rdonly) {
 		do
 			ret = ftruncate(r->fd, (off_t)r->size);
 		while (ret < 0 && errno == EINTR);
@@ -260,23 +265,16 @@ static void region_refuse_size(struct region *r, uint64_t size)
 			log_warn("region '%s' was made %" PRIu64 " bytes behind the daemon's back, above "
 			         "max_region_size (%" PRIu64 "); truncated back to %" PRIu64 " bytes",
 			         r->name, size, max, r->size);
-			r->size_refused = false;
 			return;
 		}
-		if (!r->size_refused)
-			log_error("region '%s' was made %" PRIu64 " bytes behind the daemon's back, above "
-			          "max_region_size (%" PRIu64 "), and cannot be truncated back: %s",
-			          r->name, size, max, strerror(errno));
-	} else if (!r->size_refused && !resize_busy(r)) {
-		log_warn("region '%s' was made %" PRIu64 " bytes behind the daemon's back, above "
-		         "max_region_size (%" PRIu64 "); it %s, and the daemon keeps reporting and "
-		         "granting %" PRIu64 " bytes", r->name, size, max,
-		         r->anonymous ? "cannot shrink (it is sealed)" :
-		         "is open read-only here, so it cannot be truncated back", r->size);
-	} else {
-		return;
+		why = strerror(errno);
 	}
+	if (r->size_refused)
+		return;
 	r->size_refused = true;
+	log_warn("region '%s' was made %" PRIu64 " bytes behind the daemon's back, above "
+	         "max_region_size (%" PRIu64 "), and is not truncated back (%s): the daemon keeps "
+	         "reporting and granting %" PRIu64 " bytes", r->name, size, max, why, r->size);
 }
 
 uint64_t region_size(struct region *r)
