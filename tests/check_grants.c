@@ -11,8 +11,9 @@
  *
  * The attacker is real: the suite runs as root, the daemon too (except where it runs as
  * nobody to show what it cannot take over), and each attempt is made by a forked child that
- * dropped to uid and gid 65534 and inherited the granted descriptor. Without root the tests
- * are skipped.
+ * dropped to uid and gid 65534 and inherited the granted descriptor. Without root those tests
+ * are skipped. One more test has libmmapd list what an older daemon reported for such a
+ * region (2^62 bytes) from a fake daemon, and checks the list does not fail over it.
  */
 #include <errno.h>
 #include <fcntl.h>
