@@ -47,6 +47,27 @@ static int info_u32_optional(const cJSON *obj, const char *key, uint32_t *ret)
 	return 0;
 }
 
+/*
+ * Reads "size". Older daemons reported whatever size a client had truncated a region to,
+ * even one past 2^53-1, which a JSON number does not hold exactly: such a size is read as
+ * the integer the number holds (at most UINT64_MAX) rather than making a whole list fail.
+ * Returns 0 or -EPROTO.
+ */
+static int info_size(const cJSON *obj, uint64_t *ret)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, "size");
+	double d;
+
+	if (msg_get_u64(obj, "size", ret) == 0)
+		return 0;
+	/* Every double past 2^53 is an integer; below it, msg_get_u64 said no for a reason. */
+	if (!cJSON_IsNumber(item) || !(item->valuedouble > (double)PROTO_ID_MAX))
+		return -EPROTO;
+	d = item->valuedouble;
+	*ret = d >= 18446744073709551616.0 ? UINT64_MAX : (uint64_t)d;
+	return 0;
+}
+
 /* Reads "huge" ("none", "hugetlb", "thp"; absent from older daemons: none). */
 static int info_huge_optional(const cJSON *obj, enum mmapd_huge *ret)
 {
@@ -75,7 +96,7 @@ int region_info_parse(const cJSON *obj, struct mmapd_region_info *ret_info)
 	size_t len;
 
 	if (!cJSON_IsObject(obj) || msg_get_string(obj, "name", &name) < 0 ||
-	    msg_get_u64(obj, "size", &info.size) < 0 ||
+	    info_size(obj, &info.size) < 0 ||
 	    msg_get_bool(obj, "anonymous", &info.anonymous) < 0 ||
 	    msg_get_u64(obj, "grants", &info.grants) < 0 ||
 	    msg_get_u64(obj, "clients", &info.clients) < 0)

@@ -11,8 +11,9 @@
  *
  * Adoption trusts nothing it is given: a descriptor named "anon/<name>" must be a memfd that
  * mmapd made (its /proc link says "/memfd:", it carries our F_SEAL_SHRINK, it is open
- * read-write; hugetlb and MFD_EXEC/MFD_NOEXEC_SEAL memfds are such too), and the name must
- * be a valid region name not taken yet. A memfd with no entry
+ * read-write; hugetlb and MFD_EXEC/MFD_NOEXEC_SEAL memfds are such too), its mode is made
+ * private to the daemon's user (memfd.c says why; an older daemon left them 0666), and the
+ * name must be a valid region name not taken yet. A memfd with no entry
  * in the state (a daemon killed between storing the two) is adopted as the daemon's own with
  * mode 0600, so that only root and the daemon's user reach it until someone chowns it.
  */
@@ -20,6 +21,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,8 +230,8 @@ static int fdstore_charge(struct server *srv, struct region *r)
 }
 
 /*
- * Checks that fd is an anonymous region's memfd as mmapd makes them. Returns NULL, or why
- * it is not.
+ * Checks that fd is an anonymous region's memfd as mmapd makes them, and makes it private to
+ * the daemon's user as mmapd now makes them. Returns NULL, or why it is not.
  */
 static const char *fdstore_check_memfd(int fd, struct stat *st)
 {
@@ -252,6 +254,10 @@ static const char *fdstore_check_memfd(int fd, struct stat *st)
 	flags = fcntl(fd, F_GETFL);
 	if (flags < 0 || (flags & O_ACCMODE) != O_RDWR)
 		return "not open read-write";
+	/* An older daemon left its memfds 0666: any holder of a read-only grant could reopen
+	 * them read-write. */
+	if (memfd_restrict(fd) < 0)
+		return "its mode cannot be made private to the daemon's user (not its owner?)";
 	return NULL;
 }
 
@@ -293,6 +299,15 @@ static bool fdstore_adopt_one(struct server *srv, const char *fdname, int fd, co
 	}
 	r->fd = fd;
 	r->size = (uint64_t)st.st_size;
+	/* A holder of a read-write grant may have grown it past the limit (region_size): the
+	 * size it had before is not known, and a larger one is never adopted. */
+	if (r->size > srv->limits->max_region_size) {
+		log_warn("fd store: anonymous region '%s' is %" PRIu64 " bytes, above max_region_size; "
+		         "it is reported and granted as %" PRIu64 " bytes", name, r->size,
+		         srv->limits->max_region_size);
+		r->size = srv->limits->max_region_size;
+		r->size_refused = true;
+	}
 	if (state)
 		entry = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(state,
 		                                                                          "regions"),

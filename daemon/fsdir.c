@@ -90,6 +90,13 @@ int fsdir_reopen(int fd, int flags)
 	return nfd < 0 ? -errno : nfd;
 }
 
+int fsdir_make_private(int fd, const struct stat *st)
+{
+	if (st->st_uid != geteuid() && fchown(fd, geteuid(), getegid()) < 0)
+		return -errno;
+	return fchmod(fd, FSDIR_FILE_MODE) < 0 ? -errno : 0;
+}
+
 void fsdir_tmp_name(char *buf, unsigned long counter)
 {
 	snprintf(buf, FSDIR_TMP_NAME_MAX, FSDIR_TMP_PREFIX "%ld-%lu", (long)getpid(), counter);
@@ -145,10 +152,16 @@ int fsdir_create_file(int dirfd, const char *tmpname, const char *name, uint64_t
 	int fd, r;
 
 	do
-		fd = openat(dirfd, tmpname, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0660);
+		fd = openat(dirfd, tmpname, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		            FSDIR_FILE_MODE);
 	while (fd < 0 && errno == EINTR);
 	if (fd < 0)
 		return -errno;
+	/* The umask can only take bits away, but it can take the owner's too. */
+	if (fchmod(fd, FSDIR_FILE_MODE) < 0) {
+		r = -errno;
+		goto fail;
+	}
 
 	r = fsdir_resize(fd, size, sparse, ret_fell_back);
 	if (r < 0)

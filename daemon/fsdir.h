@@ -37,12 +37,26 @@ int fsdir_lookup(int dirfd, const char *name, struct stat *ret_st, int *ret_fd);
  */
 int fsdir_reopen(int fd, int flags);
 
+/*
+ * The mode of every region file the daemon grants, owned by the daemon's user: whoever holds
+ * a descriptor of it can reopen it through /proc/<pid>/fd with whatever access the inode's
+ * owner and mode allow, so only the daemon's user (and root) may have any.
+ */
+#define FSDIR_FILE_MODE 0600
+
+/*
+ * Makes the file behind fd (st: its stat) owned by the daemon's effective uid and gid (when
+ * another uid owns it) with mode FSDIR_FILE_MODE. Returns 0 or -errno (-EPERM when the daemon
+ * may not chown or chmod it, -EROFS on a read-only file system).
+ */
+int fsdir_make_private(int fd, const struct stat *st);
+
 /* Writes ".mmapd-tmp-<pid>-<counter>" into buf (FSDIR_TMP_NAME_MAX bytes). */
 void fsdir_tmp_name(char *buf, unsigned long counter);
 
 /*
- * Creates the region file name of size bytes: a temporary file tmpname is created (0660,
- * exclusive), sized (fallocate, or ftruncate when sparse or when the file system cannot
+ * Creates the region file name of size bytes: a temporary file tmpname is created
+ * (exclusive, FSDIR_FILE_MODE whatever the umask), sized (fallocate, or ftruncate when sparse or when the file system cannot
  * fallocate: then *ret_fell_back is set), flushed, renamed to name without replacing
  * anything, and the directory is flushed. On failure nothing is left behind. Returns the
  * O_RDWR descriptor of the new file, or -errno (-EEXIST if name appeared meanwhile).

@@ -16,6 +16,12 @@
  * SIGBUS in a client later. When the pool cannot give them (no pages configured: ENOSPC,
  * ENOMEM; no hugetlb in the kernel: EINVAL, ENOENT, ENODEV) a normal memfd is made, and
  * clients advise transparent huge pages on it.
+ *
+ * Privacy: a memfd's inode is made 0666 (0777 with exec), and anyone who holds a descriptor of
+ * it, even a read-only one, can open("/proc/self/fd/N", O_RDWR): that open checks only the
+ * inode's owner and mode, never the grant. So every memfd is made private to the daemon's
+ * user (group and other bits cleared) before any descriptor of it leaves the daemon; a
+ * client's read-only grant then stays read-only.
  */
 #include "memfd.h"
 
@@ -24,6 +30,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 #include <linux/magic.h>
@@ -94,14 +101,43 @@ uint64_t memfd_huge_page_size(void)
 	return size;
 }
 
-/* memfd_create with the exec flag of want_exec, falling back on kernels before 6.3. */
+int memfd_restrict(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	/* The owner's execute bit stays as it is: F_SEAL_EXEC forbids changing any x bit, and
+	 * a noexec-sealed memfd has none to clear. */
+	if ((st.st_mode & 077) == 0)
+		return 0;
+	return fchmod(fd, st.st_mode & 0700) < 0 ? -errno : 0;
+}
+
+/* memfd_create of a memfd private to the daemon's user (memfd_restrict), closing it on
+ * failure. Returns the descriptor or -errno. */
+static int memfd_create_private(const char *label, unsigned flags)
+{
+	int fd = memfd_create(label, flags), r;
+
+	if (fd < 0)
+		return -errno;
+	r = memfd_restrict(fd);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/* memfd_create_private with the exec flag of want_exec, falling back on kernels before 6.3. */
 static int memfd_make(const char *label, unsigned flags, bool want_exec)
 {
-	int fd = memfd_create(label, flags | (want_exec ? MFD_EXEC : MFD_NOEXEC_SEAL));
+	int fd = memfd_create_private(label, flags | (want_exec ? MFD_EXEC : MFD_NOEXEC_SEAL));
 
-	if (fd < 0 && errno == EINVAL)
-		fd = memfd_create(label, flags);
-	return fd < 0 ? -errno : fd;
+	if (fd == -EINVAL)
+		fd = memfd_create_private(label, flags);
+	return fd;
 }
 
 /* A hugetlb memfd of size bytes with its pages reserved, or -errno. */
@@ -174,10 +210,10 @@ int memfd_region_create(const char *name, uint64_t size, bool sparse, unsigned f
 
 int memfd_text_create(const char *label, const char *text)
 {
-	int fd = memfd_create(label, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	int fd = memfd_create_private(label, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 
 	if (fd < 0)
-		return -errno;
+		return fd;
 	return memfd_seal(fd, fileio_write_all(fd, text, strlen(text)),
 	                  F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
 }

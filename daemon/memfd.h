@@ -3,7 +3,8 @@
  * MFD_NOEXEC_SEAL where the kernel has it), and with huge pages when asked: a hugetlb memfd
  * (MFD_HUGETLB) whose pages are reserved at creation, or, where the system has no huge pages
  * to give, a normal memfd that clients map with MADV_HUGEPAGE (transparent huge pages). Every
- * region memfd is sealed against shrinking and against further seals. Nothing here touches
+ * region memfd is sealed against shrinking and against further seals, and every memfd is
+ * private to the daemon's user (mode 0600, or 0700 when executable). Nothing here touches
  * the event loop, so memfd_region_create can run on the thread pool. Also the sealed text
  * memfd in which the fdstore hands the daemon's state to its next run.
  */
@@ -48,6 +49,13 @@ int memfd_region_create(const char *name, uint64_t size, bool sparse, unsigned f
  * it (the caller closes it) or -errno. The fdstore keeps the daemon's state in one.
  */
 int memfd_text_create(const char *label, const char *text);
+
+/*
+ * Clears the group and other bits of memfd fd's mode, so that nobody but the daemon's user
+ * (and root) can reopen it through /proc/<pid>/fd with more access than a descriptor gave.
+ * Returns 0, or -errno (-EPERM when the daemon's user does not own it).
+ */
+int memfd_restrict(int fd);
 
 /* True when fd is a hugetlb memfd (on hugetlbfs). */
 bool memfd_is_hugetlb(int fd);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "access.h"
 #include "conn.h"
@@ -205,10 +206,8 @@ int ops_get_region(struct conn *c, uint64_t id, cJSON *req, const char *name, un
 		return OPS_DONE;
 	}
 	ret = region_open_file(c->srv, name, pathfd, &st, ret_region);
-	if (ret == -EAGAIN)
-		ops_reply_max_regions(c, id);
-	else if (ret < 0)
-		ops_reply_fd_error(c, id, name, -ret);
+	if (ret < 0)
+		ops_reply_open_file_error(c, id, name, &st, -ret);
 	return ops_get_region_checked(c, id, name, want, ret_region);
 }
 
@@ -248,6 +247,35 @@ void ops_reply_fd_reserve(struct conn *c, uint64_t id)
 	          "descriptor limit", reserve);
 	ops_reply_error(c, id, EMFILE, "the daemon is near its descriptor limit: the last %" PRIu64
 	                " are reserved for root and its own user (reserved_fds)", reserve);
+}
+
+void ops_reply_open_file_error(struct conn *c, uint64_t id, const char *name,
+                               const struct stat *st, int err)
+{
+	const struct limits *l = c->srv->limits;
+
+	if (err == EAGAIN) {
+		ops_reply_max_regions(c, id);
+	} else if (err == EPERM) {
+		log_warn("cannot grant region '%s': its file belongs to uid %lu with mode %04o, and the "
+		         "daemon (uid %lu) may not make it its own with mode %04o", name,
+		         (unsigned long)st->st_uid, (unsigned)(st->st_mode & 07777),
+		         (unsigned long)geteuid(), FSDIR_FILE_MODE);
+		ops_reply_error(c, id, EPERM, "region '%s' cannot be granted: its file belongs to uid "
+		                "%lu with mode %04o, and the daemon (uid %lu) grants only files it owns "
+		                "with mode %04o; an administrator must chown it to the daemon's user",
+		                name, (unsigned long)st->st_uid, (unsigned)(st->st_mode & 07777),
+		                (unsigned long)geteuid(), FSDIR_FILE_MODE);
+	} else if (err == EFBIG) {
+		log_warn("cannot grant region '%s': its file is %" PRIu64 " bytes, above "
+		         "max_region_size (%" PRIu64 ")", name, (uint64_t)st->st_size,
+		         l->max_region_size);
+		ops_reply_error(c, id, EFBIG, "region '%s' cannot be granted: its file is larger than "
+		                "max_region_size (%" PRIu64 " bytes); an administrator must truncate it "
+		                "or raise the limit", name, l->max_region_size);
+	} else {
+		ops_reply_fd_error(c, id, name, err);
+	}
 }
 
 void ops_reply_fd_error(struct conn *c, uint64_t id, const char *name, int err)

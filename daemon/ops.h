@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <cjson/cJSON.h>
 
 #include "budget.h"
@@ -136,6 +137,14 @@ int ops_defer(struct conn *c, uint64_t id, cJSON *req, struct region *r);
 void ops_reply_lookup_error(struct conn *c, uint64_t id, const char *name, int err);
 /* Answers a failure to open region name's file (err positive). */
 void ops_reply_fd_error(struct conn *c, uint64_t id, const char *name, int err);
+/*
+ * Answers a failed region_open_file of name (st: the file's stat, err positive): EAGAIN
+ * (max_regions), EPERM (the daemon may not take the file over: who owns it, its mode and
+ * what an administrator must do), EFBIG (larger than max_region_size), else as
+ * ops_reply_fd_error. Logs the EPERM and EFBIG cases, which an administrator must fix.
+ */
+void ops_reply_open_file_error(struct conn *c, uint64_t id, const char *name,
+                               const struct stat *st, int err);
 /* Answers EAGAIN for a region that would pass max_regions. */
 void ops_reply_max_regions(struct conn *c, uint64_t id);
 /*

@@ -358,12 +358,8 @@ static void open_existing_file(struct conn *c, uint64_t id, const struct open_ar
 	int ret;
 
 	ret = region_open_file(c->srv, a->name, pathfd, st, &r);
-	if (ret == -EAGAIN) {
-		ops_reply_max_regions(c, id);
-		return;
-	}
 	if (ret < 0) {
-		ops_reply_fd_error(c, id, a->name, -ret);
+		ops_reply_open_file_error(c, id, a->name, st, -ret);
 		return;
 	}
 	open_grant(c, id, r, a->mode, a->exec, false);

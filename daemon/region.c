@@ -8,6 +8,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -208,6 +209,40 @@ void region_set_ready(struct region *r, int fd, uint64_t size)
 		r->srv->nanonymous++;
 }
 
+/*
+ * Makes the file of region r, just opened with stat st and before anything of it is granted,
+ * owned by the daemon's user with mode FSDIR_FILE_MODE (fsdir.h says why). The access the
+ * file's owner and mode gave (r->acc) is recorded in the region's metadata first, so that it
+ * keeps meaning the same once the inode says 0600. Returns 0, or -EPERM when the daemon may
+ * not chown or chmod the file (a daemon not running as root is not even tried on another
+ * user's file, so nothing is recorded for it), or another -errno.
+ */
+static int region_take_over(struct region *r, const struct stat *st)
+{
+	uid_t uid = geteuid();
+	int ret;
+
+	if (st->st_uid == uid && (st->st_mode & 07777) == FSDIR_FILE_MODE)
+		return 0;
+	if (st->st_uid != uid && uid != 0)
+		return -EPERM;
+	if (meta_save_region(r, NULL, NULL) < 0)
+		return -ENOMEM;
+	ret = fsdir_make_private(r->fd, st);
+	/* Nobody opens a file of a read-only file system for writing, through /proc or not. */
+	if (ret == -EROFS)
+		return 0;
+	if (ret < 0)
+		return ret;
+	log_info("region '%s': its file, owner %lu:%lu mode %04o on disk, now belongs to the "
+	         "daemon's user (uid %lu) with mode %04o; its access (owner %lu:%lu, mode %04o) is "
+	         "kept in its metadata", r->name, (unsigned long)st->st_uid,
+	         (unsigned long)st->st_gid, (unsigned)(st->st_mode & 07777), (unsigned long)uid,
+	         FSDIR_FILE_MODE, (unsigned long)r->acc.uid, (unsigned long)r->acc.gid,
+	         r->acc.perm);
+	return 0;
+}
+
 int region_open_file(struct server *srv, const char *name, int pathfd, const struct stat *st,
                      struct region **ret_region)
 {
@@ -215,6 +250,12 @@ int region_open_file(struct server *srv, const char *name, int pathfd, const str
 	bool rdonly = false;
 	int fd, ret;
 
+	/* A size nobody may have made (resize.h): the last size the daemon accepted is not
+	 * known for a file it did not hold, so it is not guessed. */
+	if ((uint64_t)st->st_size > srv->limits->max_region_size) {
+		close(pathfd);
+		return -EFBIG;
+	}
 	/* The daemon's own descriptor is read-write if it can be, so rw grants are possible. */
 	fd = fsdir_reopen(pathfd, O_RDWR);
 	if (fd == -EACCES || fd == -EPERM || fd == -EROFS || fd == -ETXTBSY) {
@@ -233,7 +274,9 @@ int region_open_file(struct server *srv, const char *name, int pathfd, const str
 	r->rdonly = rdonly;
 	r->size = (uint64_t)st->st_size;
 	region_file_access(srv, name, st, &r->acc);
-	ret = region_table_add(r, false);
+	ret = region_take_over(r, st);
+	if (ret == 0)
+		ret = region_table_add(r, false);
 	if (ret < 0) {
 		region_unref(r);
 		return ret;
@@ -264,13 +307,58 @@ void region_retire(struct region *r, const struct conn *by)
 	region_unref(r);
 }
 
+/*
+ * A holder of a read-write descriptor made r's file size bytes, above max_region_size: the
+ * size is never adopted. A file region is truncated back to the last size the daemon
+ * accepted (no client was told of the larger one); while a resize is under way that waits
+ * for the next look. An anonymous region is sealed against shrinking (and a file the daemon
+ * holds read-only cannot be truncated by it): its descriptor keeps the size, every reply
+ * keeps r->size, and it is logged once.
+ */
+static void region_refuse_size(struct region *r, uint64_t size)
+{
+	uint64_t max = r->srv->limits->max_region_size;
+	const char *why = r->anonymous ? "it cannot shrink (it is sealed)" :
+	                  "the daemon holds it read-only";
+	int ret;
+
+	if (resize_busy(r))
+		return;
+	if (!r->anonymous && !r->rdonly) {
+		do
+			ret = ftruncate(r->fd, (off_t)r->size);
+		while (ret < 0 && errno == EINTR);
+		if (ret == 0) {
+			log_warn("region '%s' was made %" PRIu64 " bytes behind the daemon's back, above "
+			         "max_region_size (%" PRIu64 "); truncated back to %" PRIu64 " bytes",
+			         r->name, size, max, r->size);
+			return;
+		}
+		why = strerror(errno);
+	}
+	if (r->size_refused)
+		return;
+	r->size_refused = true;
+	log_warn("region '%s' was made %" PRIu64 " bytes behind the daemon's back, above "
+	         "max_region_size (%" PRIu64 "), and is not truncated back (%s): the daemon keeps "
+	         "reporting and granting %" PRIu64 " bytes", r->name, size, max, why, r->size);
+}
+
 uint64_t region_size(struct region *r)
 {
 	struct stat st;
+	uint64_t size;
 
-	if (r->fd >= 0 && fstat(r->fd, &st) == 0 && st.st_size >= 0)
-		return (uint64_t)st.st_size;
-	return r->size;
+	if (r->fd < 0 || fstat(r->fd, &st) < 0 || st.st_size < 0)
+		return r->size;
+	size = (uint64_t)st.st_size;
+	/* r->size itself may be above a max_region_size lowered since it was accepted. */
+	if (size > r->srv->limits->max_region_size && size != r->size) {
+		region_refuse_size(r, size);
+		return r->size;
+	}
+	r->size_refused = false;
+	return size;
 }
 
 /* Adds the fields of the coordination protocol to a region object. Returns false on ENOMEM. */
@@ -353,6 +441,18 @@ void region_anon_from_json(struct region *r, const cJSON *entry)
 		r->huge = MEMFD_HUGE_NONE;
 }
 
+/*
+ * The size reported for a file nobody holds: a file above max_region_size cannot be opened
+ * (region_open_file) and is reported at the limit, so that no reply carries a size the
+ * daemon would refuse (nor one past 2^53-1, which a JSON number does not hold exactly).
+ */
+static uint64_t region_file_size(struct server *srv, const struct stat *st)
+{
+	uint64_t max = srv->limits->max_region_size;
+
+	return (uint64_t)st->st_size > max ? max : (uint64_t)st->st_size;
+}
+
 cJSON *region_file_json(struct server *srv, const char *name, const struct stat *st)
 {
 	static const struct policy manual = { POLICY_MANUAL, 0 };
@@ -365,7 +465,7 @@ cJSON *region_file_json(struct server *srv, const char *name, const struct stat 
 	region_file_access(srv, name, st, &acc);
 	/* Not held: it would be at generation 1 with no change announced if opened now. */
 	if (!cJSON_AddStringToObject(obj, "name", name) ||
-	    !cJSON_AddNumberToObject(obj, "size", (double)st->st_size) ||
+	    !cJSON_AddNumberToObject(obj, "size", (double)region_file_size(srv, st)) ||
 	    !cJSON_AddFalseToObject(obj, "anonymous") ||
 	    !cJSON_AddStringToObject(obj, "huge", memfd_huge_name(MEMFD_HUGE_NONE)) ||
 	    !cJSON_AddNumberToObject(obj, "grants", 0) ||

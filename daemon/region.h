@@ -75,7 +75,8 @@ struct region {
 	enum memfd_huge huge;         /* anonymous: its huge pages (memfd.h) */
 	enum region_state state;
 	int fd;                       /* the daemon's one descriptor, or -1 */
-	uint64_t size;                /* the size the daemon made or last saw (resize.c) */
+	uint64_t size;                /* the size the daemon made or last accepted (resize.c) */
+	bool size_refused;            /* a size above max_region_size was seen and logged */
 	uint64_t generation;          /* 1, +1 per size change */
 	uint64_t seq;                 /* the last change announced (notify.c) */
 	uint64_t grants;              /* open grants, all connections */
@@ -124,8 +125,11 @@ void region_table_remove(struct region *r);
 
 /*
  * Opens the existing file region name (pathfd: its O_PATH descriptor, consumed; st: its
- * stat), read-write if the daemon can, and puts it in the table. Returns 0 with *ret_region
- * (referenced), -EAGAIN (max_regions), or -errno of the open.
+ * stat), read-write if the daemon can, takes the file over (owned by the daemon's user, mode
+ * FSDIR_FILE_MODE, the access its mode gave recorded in its metadata; logged) and puts it in
+ * the table. Returns 0 with *ret_region (referenced), -EAGAIN (max_regions), -EFBIG (the
+ * file is larger than max_region_size), -EPERM (the daemon may not take the file over), or
+ * -errno of the open.
  */
 int region_open_file(struct server *srv, const char *name, int pathfd, const struct stat *st,
                      struct region **ret_region);
@@ -159,7 +163,12 @@ int region_budget_move(struct region *r, uint32_t uid);
 /* A busy region's creation succeeded: it owns fd (O_RDWR) from now on. */
 void region_set_ready(struct region *r, int fd, uint64_t size);
 
-/* The region's current size (fstat of its descriptor, which a client may have resized). */
+/*
+ * The region's current size: fstat of its descriptor, which a client holding a read-write
+ * grant may have resized. A size above max_region_size that the daemon did not accept is
+ * never adopted: r->size is returned, and a file region is truncated back to it (logged at
+ * warn; an anonymous region, sealed against shrinking, is logged once).
+ */
 uint64_t region_size(struct region *r);
 
 /* The region object of docs/protocol.md and docs/coordination.md. NULL on ENOMEM. */

@@ -7,7 +7,8 @@
  * Before a resize starts, and every size_check_ms for every region in the table that is
  * not being resized, the file's size is compared with the size the daemon made or last
  * saw: a difference is a change someone else made (a client with a read-write descriptor
- * can ftruncate it), announced as "resized" with "external": true.
+ * can ftruncate it), announced as "resized" with "external": true. A size above
+ * max_region_size is not such a change: region_size never adopts it (region.h).
  */
 #include "resize.h"
 

@@ -183,6 +183,12 @@ static pid_t daemon_spawn(const char *sock, const char *data, const char *config
 		child_prepare();
 		for (size_t i = 0; envd != NULL && i < envd->nenv; i++)
 			putenv((char *)envd->env[i]);
+		if (envd != NULL && envd->run_as &&
+		    (setgroups(0, NULL) < 0 || setgid(envd->gid) < 0 || setuid(envd->uid) < 0)) {
+			fprintf(stderr, "harness: cannot become %lu:%lu: %s\n",
+			        (unsigned long)envd->uid, (unsigned long)envd->gid, strerror(errno));
+			_exit(126);
+		}
 		execv(bin, argv);
 		fprintf(stderr, "harness: exec %s: %s\n", bin, strerror(errno));
 		_exit(127);
@@ -346,13 +352,8 @@ void test_daemon_start(struct test_daemon *d, const char *config_json)
 
 void test_daemon_start_shared(struct test_daemon *d, const char *config_json)
 {
-	char parent[TEST_PATH_MAX];
-
 	test_daemon_init(d, config_json);
-	/* The test directories are 0700; other uids need to pass through them to the socket. */
-	snprintf(parent, sizeof(parent), "%s", d->dir);
-	ck_assert_int_eq(chmod(d->dir, 0711), 0);
-	ck_assert_int_eq(chmod(dirname(parent), 0711), 0);
+	test_daemon_open_dirs(d);
 	daemon_launch(d);
 }
 
@@ -746,6 +747,28 @@ cJSON *test_conn_hello_version(struct test_conn *c, uint64_t version)
 	cJSON_AddNumberToObject(req, "version", (double)version);
 	cJSON_AddStringToObject(req, "client", "harness");
 	return test_conn_request(c, req);
+}
+
+void test_daemon_open_dirs(const struct test_daemon *d)
+{
+	char parent[TEST_PATH_MAX];
+
+	snprintf(parent, sizeof(parent), "%s", d->dir);
+	ck_assert_int_eq(chmod(d->dir, 0711), 0);
+	ck_assert_int_eq(chmod(dirname(parent), 0711), 0);
+}
+
+void test_daemon_run_as(struct test_daemon *d, uid_t uid, gid_t gid)
+{
+	ck_assert_msg(d->pid == 0 && d->dir[0] != '\0', "run_as wants an initialised daemon");
+	test_daemon_open_dirs(d);
+	ck_assert_int_eq(chown(d->dir, uid, gid), 0);
+	ck_assert_int_eq(chown(d->data, uid, gid), 0);
+	if (d->config[0] != '\0')
+		ck_assert_int_eq(chmod(d->config, 0644), 0);
+	d->run_as = true;
+	d->uid = uid;
+	d->gid = gid;
 }
 
 void test_conn_open_hello(struct test_conn *c, const struct test_daemon *d)

@@ -41,6 +41,10 @@ struct test_daemon {
 	/* Extra environment of the daemon ("NAME=VALUE"), kept for restarts. */
 	char env[TEST_DAEMON_MAX_ENV][TEST_PATH_MAX];
 	size_t nenv;
+	/* Run mmapd as uid:gid (test_daemon_run_as), not as the test's user. */
+	bool run_as;
+	uid_t uid;
+	gid_t gid;
 };
 
 /*
@@ -68,6 +72,17 @@ void test_daemon_launch(struct test_daemon *d);
  * opened (0711) so that any uid reaches the socket. config_json should set "socket_mode".
  */
 void test_daemon_start_shared(struct test_daemon *d, const char *config_json);
+/*
+ * Lets other uids reach the daemon's socket: makes its directory and the suite's root 0711
+ * (the test directories are 0700).
+ */
+void test_daemon_open_dirs(const struct test_daemon *d);
+/*
+ * Between test_daemon_init() and test_daemon_launch(): mmapd will run as uid:gid (the test
+ * must be root). Gives it its directory and data directory, lets it read the config, and
+ * opens the directories above (test_daemon_open_dirs).
+ */
+void test_daemon_run_as(struct test_daemon *d, uid_t uid, gid_t gid);
 /* Adds "NAME=VALUE" to the daemon's environment (for this and every later (re)start). */
 void test_daemon_setenv(struct test_daemon *d, const char *name_value);
 

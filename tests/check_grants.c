@@ -1,0 +1,512 @@
+/*
+ * End-to-end tests that a grant never becomes more access than it says (issue 9): a client
+ * that is neither root nor the daemon's user holds a descriptor of the daemon's, and tries
+ * what the kernel lets any holder try. It reopens the descriptor through /proc/self/fd with
+ * O_RDWR (which checks only the inode's owner and mode, not the path nor the grant), and
+ * truncates or allocates through it. A read-only or copy-on-write grant must stay read-only
+ * however the region was made: anonymous (memfd), created under a loose umask, or a file
+ * an operator placed in the data directory with a wide mode. A read-write grant may resize
+ * the file it holds, but a size above max_region_size is never adopted: every reply keeps
+ * the last size the daemon accepted, and a file region is truncated back to it.
+ *
+ * The attacker is real: the suite runs as root, the daemon too (except where it runs as
+ * nobody to show what it cannot take over), and each attempt is made by a forked child that
+ * dropped to uid and gid 65534 and inherited the granted descriptor. Without root those tests
+ * are skipped. One more test has libmmapd list what an older daemon reported for such a
+ * region (2^62 bytes) from a fake daemon, and checks the list does not fail over it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <grp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "mmapd.h"
+
+#define NOBODY 65534u   /* uid and gid of nobody/nogroup on Debian */
+
+#define CFG_OPEN "\"socket_mode\": \"0666\""
+#define MAX_SIZE 1048576u   /* max_region_size of the growth test */
+#define HUGE_SIZE (1ull << 62)
+#define REGION_SIZE 4096u
+
+static const char pattern[] = "bytes nobody may change";
+
+/* Opens region name in mode over c (asserting ok) and returns the granted descriptor. */
+static int grants_open(struct test_conn *c, const char *name, const char *mode)
+{
+	cJSON *reply = test_conn_callf(c, "{'op':'open','name':'%s','mode':'%s'}", name, mode);
+	int fd;
+
+	test_assert_ok(reply);
+	fd = test_conn_take_fd(c);
+	cJSON_Delete(reply);
+	return fd;
+}
+
+/* Creates region name (anonymous or a file) of REGION_SIZE bytes with mode perm over c,
+ * writes the pattern at its start and returns the creator's read-write descriptor. */
+static int grants_create(struct test_conn *c, const char *name, bool anonymous, unsigned perm)
+{
+	cJSON *reply = test_conn_callf(c, "{'op':'open','name':'%s','mode':'rw','create':true,"
+	                               "'exclusive':true,'size':%u,'anonymous':%s,'perm':%u}",
+	                               name, REGION_SIZE, anonymous ? "true" : "false", perm);
+	int fd;
+
+	test_assert_ok(reply);
+	fd = test_conn_take_fd(c);
+	cJSON_Delete(reply);
+	ck_assert_int_eq(pwrite(fd, pattern, sizeof(pattern), 0), (ssize_t)sizeof(pattern));
+	return fd;
+}
+
+/* Asserts that fd still holds the pattern and REGION_SIZE bytes. */
+static void grants_assert_intact(int fd)
+{
+	char buf[sizeof(pattern)];
+	struct stat st;
+
+	ck_assert_int_eq(pread(fd, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	ck_assert_msg(memcmp(buf, pattern, sizeof(buf)) == 0, "the region's bytes changed");
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	ck_assert_uint_eq((uint64_t)st.st_size, REGION_SIZE);
+}
+
+/*
+ * Runs fn(fd, arg) in a forked child that became NOBODY (no supplementary groups) and
+ * returns what fn returned (its exit status); 99 when the child could not drop root.
+ */
+static int grants_as_nobody(int (*fn)(int fd, uint64_t arg), int fd, uint64_t arg)
+{
+	int status;
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
+			_exit(99);
+		_exit(fn(fd, arg));
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status), "the child died (status %d)", status);
+	return WEXITSTATUS(status);
+}
+
+/*
+ * What a holder of a read-only descriptor tries to make of it. Returns 0 when everything
+ * failed as it must, or which attempt succeeded (or failed otherwise than expected).
+ */
+static int grants_try_write(int fd, uint64_t unused)
+{
+	char path[32];
+	int nfd;
+
+	(void)unused;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	nfd = open(path, O_RDWR | O_CLOEXEC);
+	if (nfd >= 0)
+		return 1;
+	if (errno != EACCES)
+		return 2;
+	if (ftruncate(fd, (off_t)HUGE_SIZE) == 0)
+		return 3;
+	if (fallocate(fd, 0, 0, 1 << 20) == 0)
+		return 4;
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, REGION_SIZE) == 0)
+		return 5;
+	return 0;
+}
+
+/* What a holder of a read-write descriptor may do: make the file size bytes. */
+static int grants_truncate(int fd, uint64_t size)
+{
+	return ftruncate(fd, (off_t)size) == 0 ? 0 : 10;
+}
+
+/* Asserts that the file at dir/name is owned by uid and has mode 0600 on disk. */
+static void grants_assert_private(const char *dir, const char *name, uid_t uid)
+{
+	char path[TEST_PATH_MAX + 64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_msg((st.st_mode & 07777) == 0600 && st.st_uid == uid,
+	              "%s is %04o owned by %lu on disk, not 0600 owned by %lu", name,
+	              st.st_mode & 07777, (unsigned long)st.st_uid, (unsigned long)uid);
+}
+
+/* Places a file of REGION_SIZE bytes holding the pattern, with mode and owner uid:gid, in
+ * dir, as an operator would. */
+static void grants_place_file(const char *dir, const char *name, unsigned mode, uid_t uid,
+                              gid_t gid)
+{
+	char path[TEST_PATH_MAX + 64];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, REGION_SIZE), 0);
+	ck_assert_int_eq(pwrite(fd, pattern, sizeof(pattern), 0), (ssize_t)sizeof(pattern));
+	ck_assert_int_eq(fchown(fd, uid, gid), 0);
+	ck_assert_int_eq(fchmod(fd, mode), 0);
+	close(fd);
+}
+
+/* Connects as NOBODY and says hello. */
+static void grants_conn_nobody(struct test_conn *c, const struct test_daemon *d)
+{
+	test_conn_open_as(c, d, NOBODY, NOBODY);
+	test_reply_ok(test_conn_hello_version(c, 1));
+}
+
+/* The region object of name as d's stat reports it: uid, gid, perm and size. */
+static void grants_stat(const struct test_daemon *d, const char *name, uint64_t ret[4])
+{
+	const cJSON *region;
+	cJSON *reply = test_daemon_stat(d, name, &region);
+
+	ret[0] = test_json_u64(region, "uid");
+	ret[1] = test_json_u64(region, "gid");
+	ret[2] = test_json_u64(region, "perm");
+	ret[3] = test_json_u64(region, "size");
+	cJSON_Delete(reply);
+}
+
+static const char *const ro_modes[] = { "ro", "cow" };
+
+START_TEST(test_grants_anonymous_ro_and_cow_cannot_be_reopened_writable)
+{
+	struct test_daemon d;
+	struct test_conn root, nobody;
+	int rootfd, fd;
+
+	if (!test_is_root())
+		return;
+	test_daemon_init(&d, "{" CFG_OPEN "}");
+	test_daemon_open_dirs(&d);
+	test_daemon_launch(&d);
+	test_conn_open_hello(&root, &d);
+	rootfd = grants_create(&root, "a", true, 0644);
+
+	grants_conn_nobody(&nobody, &d);
+	test_reply_error(test_conn_callf(&nobody, "{'op':'open','name':'a','mode':'rw'}"),
+	                 "EACCES", EACCES, "permission denied");
+	fd = grants_open(&nobody, "a", ro_modes[_i]);
+	ck_assert_int_eq(grants_as_nobody(grants_try_write, fd, 0), 0);
+	grants_assert_intact(rootfd);
+
+	close(fd);
+	close(rootfd);
+	test_conn_close(&nobody);
+	test_conn_close(&root);
+	test_daemon_stop(&d);
+}
+END_TEST
+
+START_TEST(test_grants_file_created_under_umask_002_is_private_on_disk)
+{
+	struct test_daemon d;
+	struct test_conn root, nobody;
+	mode_t old;
+	int rootfd, fd;
+
+	if (!test_is_root())
+		return;
+	test_daemon_init(&d, "{" CFG_OPEN "}");
+	test_daemon_open_dirs(&d);
+	/* The daemon inherits the umask it is started with. */
+	old = umask(002);
+	test_daemon_launch(&d);
+	umask(old);
+	test_conn_open_hello(&root, &d);
+	rootfd = grants_create(&root, "f", false, 0644);
+	grants_assert_private(d.data, "f", geteuid());
+
+	grants_conn_nobody(&nobody, &d);
+	fd = grants_open(&nobody, "f", "ro");
+	ck_assert_int_eq(grants_as_nobody(grants_try_write, fd, 0), 0);
+	grants_assert_intact(rootfd);
+
+	close(fd);
+	close(rootfd);
+	test_conn_close(&nobody);
+	test_conn_close(&root);
+	test_daemon_stop(&d);
+}
+END_TEST
+
+START_TEST(test_grants_placed_0666_file_is_tightened_at_first_open_keeping_its_acl)
+{
+	struct test_daemon d;
+	struct test_conn root, nobody;
+	uint64_t before[4], after[4];
+	cJSON *reply;
+	int fd;
+
+	if (!test_is_root())
+		return;
+	test_daemon_init(&d, "{" CFG_OPEN "}");
+	test_daemon_open_dirs(&d);
+	test_daemon_launch(&d);
+	grants_place_file(d.data, "p", 0666, 0, 0);
+	grants_stat(&d, "p", before);
+	ck_assert_uint_eq(before[2], 0666);
+
+	/* The first open takes the file over; once nothing holds it, stat reads the metadata,
+	 * which must say what the file's mode said. */
+	test_conn_open_hello(&root, &d);
+	reply = test_conn_callf(&root, "{'op':'open','name':'p','mode':'ro'}");
+	test_assert_ok(reply);
+	close(test_conn_take_fd(&root));
+	test_reply_ok(test_conn_callf(&root, "{'op':'close','handle':%llu}",
+	                              (unsigned long long)test_json_u64(reply, "handle")));
+	cJSON_Delete(reply);
+	grants_assert_private(d.data, "p", geteuid());
+	grants_stat(&d, "p", after);
+	ck_assert_msg(memcmp(before, after, sizeof(before)) == 0,
+	              "stat says uid %llu gid %llu perm %04llo size %llu after the takeover",
+	              (unsigned long long)after[0], (unsigned long long)after[1],
+	              (unsigned long long)after[2], (unsigned long long)after[3]);
+
+	/* chmod on the protocol changes the metadata only; the inode stays private. */
+	test_reply_ok(test_conn_callf(&root, "{'op':'chmod','name':'p','perm':%d}", 0644));
+	grants_stat(&d, "p", after);
+	ck_assert_uint_eq(after[2], 0644);
+	grants_assert_private(d.data, "p", geteuid());
+
+	grants_conn_nobody(&nobody, &d);
+	test_reply_error(test_conn_callf(&nobody, "{'op':'open','name':'p','mode':'rw'}"),
+	                 "EACCES", EACCES, "permission denied");
+	fd = grants_open(&nobody, "p", "ro");
+	ck_assert_int_eq(grants_as_nobody(grants_try_write, fd, 0), 0);
+	grants_assert_intact(fd);
+
+	close(fd);
+	test_conn_close(&nobody);
+	test_conn_close(&root);
+	test_daemon_stop(&d);
+}
+END_TEST
+
+/* Asserts that every region of d's list has a size of at most MAX_SIZE, through a raw
+ * connection and through libmmapd, and that there are want of them. */
+static void grants_assert_list_bounded(const struct test_daemon *d, size_t want)
+{
+	struct mmapd_region_info *infos = NULL;
+	struct mmapd_client *client;
+	struct test_conn c;
+	const cJSON *item;
+	size_t count = 0;
+	cJSON *reply;
+
+	test_conn_open_hello(&c, d);
+	reply = test_conn_callf(&c, "{'op':'list'}");
+	test_assert_ok(reply);
+	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(reply, "regions")) {
+		ck_assert_msg(test_json_u64(item, "size") <= MAX_SIZE, "list says %s",
+		              test_describe(item));
+		count++;
+	}
+	ck_assert_uint_eq(count, want);
+	cJSON_Delete(reply);
+	test_conn_close(&c);
+
+	client = test_client_connect(d, "grants");
+	ck_assert_int_eq(mmapd_list(client, &infos, &count), 0);
+	ck_assert_uint_eq(count, want);
+	for (size_t i = 0; i < count; i++)
+		ck_assert_uint_le(infos[i].size, MAX_SIZE);
+	free(infos);
+	mmapd_disconnect(client);
+}
+
+START_TEST(test_grants_growth_past_max_region_size_is_never_adopted)
+{
+	struct test_daemon d;
+	struct test_conn root, nobody;
+	uint64_t info[4];
+	int rootafd, rootffd, afd, ffd, fd;
+	struct stat st;
+
+	if (!test_is_root())
+		return;
+	test_daemon_init(&d, "{" CFG_OPEN ", \"max_region_size\": 1048576}");
+	test_daemon_open_dirs(&d);
+	test_daemon_launch(&d);
+	test_conn_open_hello(&root, &d);
+	rootafd = grants_create(&root, "a", true, 0666);
+	rootffd = grants_create(&root, "f", false, 0666);
+
+	grants_conn_nobody(&nobody, &d);
+	afd = grants_open(&nobody, "a", "rw");
+	ffd = grants_open(&nobody, "f", "rw");
+	ck_assert_int_eq(grants_as_nobody(grants_truncate, afd, HUGE_SIZE), 0);
+	ck_assert_int_eq(grants_as_nobody(grants_truncate, ffd, 2 * MAX_SIZE), 0);
+
+	grants_assert_list_bounded(&d, 2);
+	grants_stat(&d, "a", info);
+	ck_assert_uint_eq(info[3], REGION_SIZE);
+	grants_stat(&d, "f", info);
+	ck_assert_uint_eq(info[3], REGION_SIZE);
+	/* The file went back to the last size the daemon accepted. */
+	ck_assert_int_eq(fstat(rootffd, &st), 0);
+	ck_assert_uint_eq((uint64_t)st.st_size, REGION_SIZE);
+
+	fd = grants_open(&root, "a", "ro");
+	close(fd);
+	fd = grants_open(&root, "f", "ro");
+	close(fd);
+
+	close(afd);
+	close(ffd);
+	close(rootafd);
+	close(rootffd);
+	test_conn_close(&nobody);
+	test_conn_close(&root);
+	test_daemon_stop(&d);
+}
+END_TEST
+
+START_TEST(test_grants_daemon_refuses_a_file_it_cannot_take_over)
+{
+	struct test_daemon d;
+	struct test_conn root;
+	int fd;
+
+	if (!test_is_root())
+		return;
+	test_daemon_init(&d, "{" CFG_OPEN "}");
+	test_daemon_run_as(&d, NOBODY, NOBODY);
+	test_daemon_launch(&d);
+	grants_place_file(d.data, "theirs", 0644, 0, 0);
+	grants_place_file(d.data, "ours", 0666, NOBODY, NOBODY);
+
+	test_conn_open_hello(&root, &d);
+	test_reply_error(test_conn_callf(&root, "{'op':'open','name':'theirs','mode':'ro'}"),
+	                 "EPERM", EPERM, "chown it to the daemon's user");
+	fd = grants_open(&root, "ours", "ro");
+	grants_assert_private(d.data, "ours", NOBODY);
+	grants_assert_intact(fd);
+
+	close(fd);
+	test_conn_close(&root);
+	test_daemon_stop(&d);
+}
+END_TEST
+
+/*
+ * In a forked child: a daemon as older ones were, listening on path, that answers hello and
+ * list on one connection, listing a region of 2^62 bytes beside a good one. Exit status 0
+ * when the client went away after both.
+ */
+static int grants_old_daemon(int lfd)
+{
+	static const char *const replies[] = {
+		"{\"id\":%llu,\"ok\":true,\"version\":1}",
+		"{\"id\":%llu,\"ok\":true,\"more\":false,\"regions\":["
+		"{\"name\":\"a\",\"size\":4611686018427387904,\"anonymous\":true,\"grants\":1,"
+		"\"clients\":1},{\"name\":\"b\",\"size\":4096,\"anonymous\":false,"
+		"\"grants\":0,\"clients\":0}]}",
+	};
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return 1;
+	for (size_t i = 0; i < 2; i++) {
+		unsigned char hdr[4];
+		char req[4096], reply[512], *end;
+		unsigned long long id;
+		uint32_t len;
+		const char *p;
+
+		if (read(fd, hdr, 4) != 4)
+			return 2;
+		len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+		if (len >= sizeof(req) || read(fd, req, len) != (ssize_t)len)
+			return 3;
+		req[len] = '\0';
+		p = strstr(req, "\"id\":");
+		if (!p)
+			return 4;
+		id = strtoull(p + 5, &end, 10);
+		len = (uint32_t)snprintf(reply + 4, sizeof(reply) - 4, replies[i], id);
+		reply[0] = (char)(len >> 24);
+		reply[1] = (char)(len >> 16);
+		reply[2] = (char)(len >> 8);
+		reply[3] = (char)len;
+		if (write(fd, reply, len + 4) != (ssize_t)len + 4)
+			return 5;
+	}
+	return read(fd, &(char){ 0 }, 1) == 0 ? 0 : 6;
+}
+
+START_TEST(test_grants_client_lists_past_a_region_an_older_daemon_reports_at_2_62)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct mmapd_region_info *infos = NULL;
+	struct mmapd_client *client = NULL;
+	char dir[TEST_PATH_MAX], path[TEST_PATH_MAX + 2];
+	size_t count = 0;
+	int lfd, status;
+	pid_t pid;
+
+	test_mkdtemp(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/s", dir);
+	ck_assert_uint_lt(strlen(path), sizeof(sa.sun_path));
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(lfd, 0);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(lfd, 1), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(grants_old_daemon(lfd));
+	close(lfd);
+
+	ck_assert_msg(mmapd_connect(sa.sun_path, "grants", &client) == 0, "mmapd_connect: %s",
+	              mmapd_last_message());
+	ck_assert_msg(mmapd_list(client, &infos, &count) == 0, "mmapd_list: %s",
+	              mmapd_last_message());
+	ck_assert_uint_eq(count, 2);
+	ck_assert_uint_eq(infos[0].size, HUGE_SIZE);
+	ck_assert_uint_eq(infos[1].size, REGION_SIZE);
+	free(infos);
+	mmapd_disconnect(client);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the fake daemon: status %d",
+	              status);
+}
+END_TEST
+
+static Suite *grants_suite(void)
+{
+	Suite *s = suite_create("grants");
+	TCase *tc = tcase_create("grants");
+
+	tcase_add_checked_fixture(tc, test_fd_setup, test_fd_teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_loop_test(tc, test_grants_anonymous_ro_and_cow_cannot_be_reopened_writable, 0,
+	                    2);
+	tcase_add_test(tc, test_grants_file_created_under_umask_002_is_private_on_disk);
+	tcase_add_test(tc, test_grants_placed_0666_file_is_tightened_at_first_open_keeping_its_acl);
+	tcase_add_test(tc, test_grants_growth_past_max_region_size_is_never_adopted);
+	tcase_add_test(tc, test_grants_daemon_refuses_a_file_it_cannot_take_over);
+	tcase_add_test(tc, test_grants_client_lists_past_a_region_an_older_daemon_reports_at_2_62);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return test_run_suite(grants_suite()) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
