@@ -308,8 +308,8 @@ void region_retire(struct region *r, const struct conn *by)
 }
 
 /*
- * A holder of a read-write descriptor made r's file size bytes, above max_region_size: the
- * size is never adopted. A file region is truncated back to the last size the daemon
+ * A holder of a read-write descriptor made r's file size bytes, above max_region_size (or,
+ * anonymous, past its owner's budget): the size is never adopted. A file region is truncated back to the last size the daemon
  * accepted (no client was told of the larger one); while a resize is under way that waits
  * for the next look. An anonymous region is sealed against shrinking (and a file the daemon
  * holds read-only cannot be truncated by it): its descriptor keeps the size, every reply
@@ -340,8 +340,22 @@ static void region_refuse_size(struct region *r, uint64_t size)
 		return;
 	r->size_refused = true;
 	log_warn("region '%s' was made %" PRIu64 " bytes behind the daemon's back, above "
-	         "max_region_size (%" PRIu64 "), and is not truncated back (%s): the daemon keeps "
-	         "reporting and granting %" PRIu64 " bytes", r->name, size, max, why, r->size);
+	         "max_region_size (%" PRIu64 ")%s, and is not truncated back (%s): the daemon keeps "
+	         "reporting and granting %" PRIu64 " bytes", r->name, size, max,
+	         r->budget ? " or its owner's max_anonymous_bytes_per_uid" : "", why, r->size);
+}
+
+/*
+ * Whether a size r's file was given behind the daemon's back may be adopted: within
+ * max_region_size, and for an anonymous region within its owner's budget (a writer must not
+ * spend another user's max_anonymous_bytes_per_uid).
+ */
+static bool region_size_acceptable(const struct region *r, uint64_t size)
+{
+	if (size > r->srv->limits->max_region_size)
+		return false;
+	return !r->budget || size <= r->charged ||
+	       budget_fits(r->budget, BUDGET_ANON_BYTES, size - r->charged);
 }
 
 uint64_t region_size(struct region *r)
@@ -353,7 +367,7 @@ uint64_t region_size(struct region *r)
 		return r->size;
 	size = (uint64_t)st.st_size;
 	/* r->size itself may be above a max_region_size lowered since it was accepted. */
-	if (size > r->srv->limits->max_region_size && size != r->size) {
+	if (size != r->size && !region_size_acceptable(r, size)) {
 		region_refuse_size(r, size);
 		return r->size;
 	}

@@ -117,6 +117,48 @@ START_TEST(test_budget_anonymous_bytes_bound_a_user_not_a_connection)
 }
 END_TEST
 
+/*
+ * A user another one let write its anonymous region grows it behind the daemon's back
+ * (ftruncate on the rw grant): the growth would spend the owner's budget, so it is never
+ * adopted, and the owner can still create what its budget allows.
+ */
+START_TEST(test_budget_writer_cannot_spend_the_owners_budget)
+{
+	struct test_daemon d;
+	struct test_conn owner, writer;
+	cJSON *reply;
+	int fd;
+
+	if (!test_is_root())
+		return;
+	test_daemon_start_shared(&d, "{" CFG_OPEN ", \"max_anonymous_bytes_per_uid\": 1048576, "
+	                         "\"size_check_ms\": 20}");
+	test_conn_open_hello_as(&owner, &d, TEST_NOBODY, TEST_NOBODY);
+	test_reply_ok(test_conn_callf(&owner, "{'op':'open','name':'shared','mode':'rw',"
+	                              "'create':true,'anonymous':true,'size':524288,'perm':%d}", 0666));
+	close(test_conn_take_fd(&owner));
+
+	test_conn_open_hello_as(&writer, &d, OTHER_UID(1), OTHER_UID(1));
+	test_reply_ok(test_conn_callf(&writer, "{'op':'open','name':'shared','mode':'rw'}"));
+	fd = test_conn_take_fd(&writer);
+	ck_assert_int_eq(ftruncate(fd, 4 << 20), 0);
+	/* Past a few size checks, the region is still the size the daemon made. */
+	usleep(200 * 1000);
+	reply = test_conn_callf(&owner, "{'op':'stat','name':'shared'}");
+	test_assert_ok(reply);
+	ck_assert_uint_eq(test_json_u64(cJSON_GetObjectItemCaseSensitive(reply, "region"), "size"),
+	                  524288);
+	cJSON_Delete(reply);
+	ck_assert_uint_eq(budget_used(&d, TEST_NOBODY, "anonymous_bytes"), 524288);
+	test_reply_ok(budget_create_anon(&owner, "second", 524288));
+
+	close(fd);
+	test_conn_close(&writer);
+	test_conn_close(&owner);
+	test_daemon_stop(&d);
+}
+END_TEST
+
 /* Anonymous regions are counted per uid too, over reconnections. */
 START_TEST(test_budget_anonymous_regions_bound_a_user)
 {
@@ -394,6 +436,7 @@ static Suite *budgets_suite(void)
 	tcase_add_checked_fixture(tc, test_fd_setup, test_fd_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_budget_anonymous_bytes_bound_a_user_not_a_connection);
+	tcase_add_test(tc, test_budget_writer_cannot_spend_the_owners_budget);
 	tcase_add_test(tc, test_budget_anonymous_regions_bound_a_user);
 	tcase_add_test(tc, test_budget_descriptor_reserve_keeps_root_working);
 	tcase_add_test(tc, test_budget_fds_per_uid_counts_connections_and_regions);
