@@ -65,7 +65,8 @@ void inproc_setup(struct inproc *p)
 	inproc_start(p);
 }
 
-void inproc_stop(struct inproc *p)
+/* Stops and frees the server and closes the loop; the config stays. */
+static void inproc_server_stop(struct inproc *p)
 {
 	size_t turns;
 
@@ -78,8 +79,20 @@ void inproc_stop(struct inproc *p)
 	ck_assert_ptr_null(p->srv.all_regions);
 	uv_run(&p->loop, UV_RUN_NOWAIT);
 	ck_assert_int_eq(uv_loop_close(&p->loop), 0);
-	config_done(&p->cfg);
 	p->started = false;
+}
+
+void inproc_stop(struct inproc *p)
+{
+	inproc_server_stop(p);
+	config_done(&p->cfg);
+}
+
+void inproc_restart(struct inproc *p)
+{
+	inproc_server_stop(p);
+	memset(&p->srv, 0, sizeof(p->srv));
+	inproc_start(p);
 }
 
 /* One step of the loop. Returns true when it waited for thread-pool work. */

@@ -72,6 +72,9 @@ void inproc_setup(struct inproc *p);
  * loop (asserting no handle is left), and frees the config. Clients must be closed first.
  */
 void inproc_stop(struct inproc *p);
+/* Stops the server as inproc_stop() does and starts a new one on the same config and
+ * data directory (a daemon restart). */
+void inproc_restart(struct inproc *p);
 /* Runs the loop until nothing happens for a few turns and no thread-pool work is pending. */
 void inproc_run(struct inproc *p);
 
