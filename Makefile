@@ -70,18 +70,28 @@ LIB_SRC    := $(filter-out client/mmapctl.c,$(wildcard client/*.c))
 CTL_SRC    := client/mmapctl.c
 TEST_SRC   := $(wildcard tests/check_*.c)
 TESTLIB_SRC := $(filter-out tests/check_%.c tests/mmapd-testclient.c,$(wildcard tests/*.c))
+# Unit suites of daemon modules (tests/unit/check_<module>.c), linked against the daemon library;
+# the other .c files there are their shared helpers.
+UNIT_SRC   := $(wildcard tests/unit/check_*.c)
+UNITLIB_SRC := $(filter-out tests/unit/check_%.c,$(wildcard tests/unit/*.c))
 BENCH_SRC  := $(wildcard bench/*.c)
 EXAMPLE_SRC := $(wildcard examples/*.c)
 
 PROTO_OBJ  := $(PROTO_SRC:%.c=$(B)/%.o)
 PROTO_PIC  := $(PROTO_SRC:%.c=$(B)/pic/%.o)
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(B)/%.o)
+# The daemon as a library: every object but main.o, in an internal archive (never installed)
+# that mmapd, the fuzz targets' replays and the unit suites link.
+DAEMON_LIB_OBJ := $(filter-out $(B)/daemon/main.o,$(DAEMON_OBJ))
 LIB_OBJ    := $(LIB_SRC:%.c=$(B)/%.o)
 LIB_PIC    := $(LIB_SRC:%.c=$(B)/pic/%.o)
 TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(B)/%.o)
 TESTS      := $(TEST_SRC:tests/%.c=$(B)/tests/%)
+UNITLIB_OBJ := $(UNITLIB_SRC:%.c=$(B)/%.o)
+UNITS      := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%)
 
 MMAPD      := $(B)/mmapd
+DAEMON_LIB := $(B)/libmmapd-daemon.a
 MMAPCTL    := $(B)/mmapctl
 LIBA       := $(B)/libmmapd.a
 LIBSO      := $(B)/libmmapd.so.$(VERSION)
@@ -114,7 +124,11 @@ $(B)/tests/%.o: tests/%.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
 
-$(MMAPD): $(DAEMON_OBJ) $(PROTO_OBJ)
+$(DAEMON_LIB): $(DAEMON_LIB_OBJ)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(MMAPD): $(B)/daemon/main.o $(DAEMON_LIB) $(PROTO_OBJ)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(UV_LIBS) $(CJSON_LIBS)
 
@@ -148,6 +162,14 @@ $(B)/tests/check_%: $(B)/tests/check_%.o $(TESTLIB_OBJ) $(LIBA)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(CJSON_LIBS) -lpthread
 
+# Unit suites drive daemon modules in-process (libuv, the daemon's headers) and reuse the
+# integration harness (tests/harness.h) for its fixtures.
+$(UNITS:%=%.o) $(UNITLIB_OBJ): ALL_CFLAGS += $(UV_CFLAGS) -Itests
+
+$(B)/tests/unit/check_%: $(B)/tests/unit/check_%.o $(UNITLIB_OBJ) $(TESTLIB_OBJ) $(DAEMON_LIB) $(LIBA)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(UV_LIBS) $(CJSON_LIBS) -lpthread -lm
+
 $(BENCH): $(BENCH_SRC:%.c=$(B)/%.o) $(LIBA)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CJSON_LIBS) -lpthread -lm
@@ -158,14 +180,14 @@ run: $(MMAPD) $(MMAPCTL)
 	./$(MMAPD) --foreground --socket run/mmapd.sock --data-dir run/data $(RUNFLAGS)
 
 # Every suite runs even when an earlier one fails; the summary line counts suites.
-check: all $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY) $(FUZZ_REPLAY_OPS) $(EXAMPLES)
+check: all $(UNITS) $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY) $(FUZZ_REPLAY_OPS) $(EXAMPLES)
 	+@MAKE="$(MAKE)" sh mk/installcheck.sh
 	@sh mk/doccheck.sh
 	@$(FUZZ_REPLAY) tests/fuzz/corpus
 	@$(FUZZ_REPLAY_OPS) tests/fuzz/corpus_ops
 	@MMAPD_BIN=$(abspath $(MMAPD)) MMAPCTL_BIN=$(abspath $(MMAPCTL)) \
 	 MMAPD_TESTCLIENT=$(abspath $(TESTCLIENT)) \
-	 MMAPD_EXAMPLES_DIR=$(abspath $(B)/examples) sh mk/runtests.sh $(TESTS)
+	 MMAPD_EXAMPLES_DIR=$(abspath $(B)/examples) sh mk/runtests.sh $(UNITS) $(TESTS)
 
 bench: $(MMAPD) $(BENCH)
 	@sh mk/benchdeps.sh
@@ -202,10 +224,15 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGET  ?= proto ops
 FUZZ_ARGS    ?=
 FUZZ_B       := build-fuzz
+comma        := ,
 FUZZ_FLAGS   := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                 -fno-omit-frame-pointer -g -O1
 FUZZ_HDRS    := $(wildcard proto/*.h shared/*.h)
-FUZZ_OPS_SRC := $(filter-out daemon/main.c,$(DAEMON_SRC)) $(PROTO_SRC)
+# fuzz_ops links the daemon library too, its objects built with clang and instrumented like
+# the target (fuzzer-no-link: libFuzzer's main comes with the target's link).
+FUZZ_DAEMON_LIB := $(FUZZ_B)/libmmapd-daemon.a
+FUZZ_DAEMON_OBJ := $(patsubst %.c,$(FUZZ_B)/%.o,$(filter-out daemon/main.c,$(DAEMON_SRC)))
+FUZZ_OBJ_FLAGS  := $(subst -fsanitize=fuzzer$(comma),-fsanitize=fuzzer-no-link$(comma),$(FUZZ_FLAGS))
 # The seed corpus of target $(1), under tests/fuzz/ and (grown) under $(FUZZ_B)/.
 fuzz_corpus = $(if $(filter proto,$(1)),corpus,corpus_$(1))
 
@@ -218,12 +245,21 @@ $(FUZZ_B)/fuzz_proto: tests/fuzz/fuzz_proto.c $(PROTO_SRC) $(FUZZ_HDRS)
 	$(Q)$(FUZZ_CC) $(CPPFLAGS_ALL) $(WARN) $(FUZZ_FLAGS) $(CJSON_CFLAGS) -o $@ \
 	  tests/fuzz/fuzz_proto.c $(PROTO_SRC) $(CJSON_LIBS) -lm
 
-$(FUZZ_B)/fuzz_ops: tests/fuzz/fuzz_ops.c $(FUZZ_OPS_SRC) $(FUZZ_HDRS) $(wildcard daemon/*.h)
+$(FUZZ_B)/daemon/%.o: daemon/%.c $(FUZZ_HDRS) $(wildcard daemon/*.h)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(FUZZ_CC) $(CPPFLAGS_ALL) $(WARN) $(FUZZ_OBJ_FLAGS) $(CJSON_CFLAGS) $(UV_CFLAGS) -c -o $@ $<
+
+$(FUZZ_DAEMON_LIB): $(FUZZ_DAEMON_OBJ)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_B)/fuzz_ops: tests/fuzz/fuzz_ops.c $(FUZZ_DAEMON_LIB) $(PROTO_SRC) $(FUZZ_HDRS) $(wildcard daemon/*.h)
 	$(Q)FUZZ_CC=$(FUZZ_CC) sh mk/fuzzdeps.sh
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CCLD    $@")
 	$(Q)$(FUZZ_CC) $(CPPFLAGS_ALL) $(WARN) $(FUZZ_FLAGS) $(CJSON_CFLAGS) $(UV_CFLAGS) -o $@ \
-	  tests/fuzz/fuzz_ops.c $(FUZZ_OPS_SRC) $(UV_LIBS) $(CJSON_LIBS) -lm
+	  tests/fuzz/fuzz_ops.c $(FUZZ_DAEMON_LIB) $(PROTO_SRC) $(UV_LIBS) $(CJSON_LIBS) -lm
 
 # One target's run: its seeds join the corpus kept in $(FUZZ_B), then libFuzzer.
 define fuzz_run
@@ -244,8 +280,7 @@ $(FUZZ_REPLAY): $(B)/tests/fuzz/fuzz_proto.o $(B)/tests/fuzz/replay.o $(PROTO_OB
 
 $(B)/tests/fuzz/fuzz_ops.o: ALL_CFLAGS += $(UV_CFLAGS)
 
-$(FUZZ_REPLAY_OPS): $(B)/tests/fuzz/fuzz_ops.o $(B)/tests/fuzz/replay.o \
-                    $(filter-out $(B)/daemon/main.o,$(DAEMON_OBJ)) $(PROTO_OBJ)
+$(FUZZ_REPLAY_OPS): $(B)/tests/fuzz/fuzz_ops.o $(B)/tests/fuzz/replay.o $(DAEMON_LIB) $(PROTO_OBJ)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(UV_LIBS) $(CJSON_LIBS) -lm
 
