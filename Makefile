@@ -24,6 +24,7 @@ VERSION    := 0.1.0
 SOVERSION  := 0
 
 CC      ?= cc
+OBJCOPY ?= objcopy
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes
 CPPFLAGS_ALL = -std=c11 -D_GNU_SOURCE -DMMAPD_VERSION_STRING='"$(VERSION)"' -Iclient -Iproto -Ishared -Idaemon $(CPPFLAGS)
@@ -84,7 +85,9 @@ TESTS      := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 MMAPD      := $(B)/mmapd
 MMAPCTL    := $(B)/mmapctl
 LIBA       := $(B)/libmmapd.a
+LIBA_INTERNAL := $(B)/libmmapd-internal.a
 LIBSO      := $(B)/libmmapd.so.$(VERSION)
+LIBSYM     := client/libmmapd.sym
 TESTCLIENT := $(B)/tests/mmapd-testclient
 BENCH      := $(B)/mmapd-bench
 FUZZ_REPLAY := $(B)/tests/fuzz/replay
@@ -118,17 +121,33 @@ $(MMAPD): $(DAEMON_OBJ) $(PROTO_OBJ)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(UV_LIBS) $(CJSON_LIBS)
 
-$(LIBA): $(LIB_OBJ) $(PROTO_OBJ)
+# libmmapd.a is what an application links, so, like libmmapd.so, it defines no global name but
+# the public mmapd_* ones: its objects (those of libmmapd.so: PIC, built with
+# -fvisibility=hidden) are linked into one relocatable object, whose hidden symbols objcopy
+# then makes local. The tree's own programs and tests that call internals too (proto/,
+# shared/, the client's plumbing) link libmmapd-internal.a, which is never installed.
+# mk/symcheck.sh (make check) proves both installed libraries clean.
+$(LIBA): $(LIB_PIC) $(PROTO_PIC)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ $(B)/libmmapd.o
+	$(Q)$(LD) -r -o $(B)/libmmapd.o $^
+	$(Q)$(OBJCOPY) --localize-hidden $(B)/libmmapd.o
+	$(Q)ar rcs $@ $(B)/libmmapd.o && rm -f $(B)/libmmapd.o
+
+$(LIBA_INTERNAL): $(LIB_OBJ) $(PROTO_OBJ)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(LIBSO): $(LIB_PIC) $(PROTO_PIC)
+$(LIBSO): $(LIB_PIC) $(PROTO_PIC) $(LIBSYM)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_LDFLAGS) -shared -Wl,-soname,libmmapd.so.$(SOVERSION) -o $@ $^ $(CJSON_LIBS) -lpthread
+	$(Q)$(CC) $(ALL_LDFLAGS) -shared -Wl,-soname,libmmapd.so.$(SOVERSION) \
+	  -Wl,--version-script=$(LIBSYM) -o $@ $(filter %.o,$^) $(CJSON_LIBS) -lpthread
 	$(Q)ln -sf libmmapd.so.$(VERSION) $(B)/libmmapd.so.$(SOVERSION)
 	$(Q)ln -sf libmmapd.so.$(VERSION) $(B)/libmmapd.so
 
-$(MMAPCTL): $(B)/client/mmapctl.o $(LIBA)
+# mmapctl calls libmmapd only through mmapd.h, so it links the public archive; it shares two
+# helpers of the daemon's kit (number parsing, flush-policy names), linked as objects.
+$(MMAPCTL): $(B)/client/mmapctl.o $(B)/shared/num.o $(B)/proto/policy.o $(LIBA)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CJSON_LIBS) -lpthread
 
@@ -144,11 +163,11 @@ $(B)/examples/%: examples/%.c $(LIBA)
 	$(Q)$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) $(SANFLAGS) $(if $(filter uv_%,$*),$(UV_CFLAGS)) \
 	  -o $@ $< $(LIBA) $(ALL_LDFLAGS) $(CJSON_LIBS) $(if $(filter uv_%,$*),$(UV_LIBS)) -lpthread
 
-$(B)/tests/check_%: $(B)/tests/check_%.o $(TESTLIB_OBJ) $(LIBA)
+$(B)/tests/check_%: $(B)/tests/check_%.o $(TESTLIB_OBJ) $(LIBA_INTERNAL)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(CJSON_LIBS) -lpthread
 
-$(BENCH): $(BENCH_SRC:%.c=$(B)/%.o) $(LIBA)
+$(BENCH): $(BENCH_SRC:%.c=$(B)/%.o) $(LIBA_INTERNAL)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CJSON_LIBS) -lpthread -lm
 
@@ -181,7 +200,7 @@ SOAK       := $(B)/tests/soak/soak
 
 .PHONY: soak
 
-$(SOAK): $(B)/tests/soak/soak.o $(TESTLIB_OBJ) $(LIBA)
+$(SOAK): $(B)/tests/soak/soak.o $(TESTLIB_OBJ) $(LIBA_INTERNAL)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(CJSON_LIBS) -lpthread
 
