@@ -27,6 +27,14 @@ CC      ?= cc
 OBJCOPY ?= objcopy
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes
+# Warnings are errors under CI (which sets CI=true in the environment) or with WERROR=1; a
+# local make only warns, so a newer compiler's new warning does not stop anyone's build.
+ifeq ($(CI),true)
+WERROR  ?= 1
+endif
+ifeq ($(WERROR),1)
+WARN    += -Werror
+endif
 CPPFLAGS_ALL = -std=c11 -D_GNU_SOURCE -DMMAPD_VERSION_STRING='"$(VERSION)"' -Iclient -Iproto -Ishared -Idaemon $(CPPFLAGS)
 
 # SAN=1 builds everything (objects, tests, binaries) with AddressSanitizer + UBSan into build-san/.
@@ -308,4 +316,10 @@ uninstall:
 clean:
 	rm -rf build build-san build-*
 
--include $(shell find $(B) -name '*.d' 2>/dev/null)
+# The dependency files -MMD writes next to every object compiled from a .c file (objects built
+# by a new rule belong in this list too).
+ALL_OBJS := $(PROTO_OBJ) $(PROTO_PIC) $(DAEMON_OBJ) $(LIB_OBJ) $(LIB_PIC) $(TESTLIB_OBJ) \
+            $(TESTS:=.o) $(TESTCLIENT).o $(B)/client/mmapctl.o $(BENCH_SRC:%.c=$(B)/%.o) \
+            $(B)/tests/soak/soak.o $(B)/tests/fuzz/fuzz_proto.o $(B)/tests/fuzz/fuzz_ops.o \
+            $(B)/tests/fuzz/replay.o
+-include $(ALL_OBJS:.o=.d)
