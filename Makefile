@@ -134,7 +134,7 @@ $(MMAPD): $(DAEMON_OBJ) $(PROTO_OBJ)
 # -fvisibility=hidden) are linked into one relocatable object, whose hidden symbols objcopy
 # then makes local. The tree's own programs and tests that call internals too (proto/,
 # shared/, the client's plumbing) link libmmapd-internal.a, which is never installed.
-# mk/symcheck.sh (make check) proves both installed libraries clean.
+# mk/symcheck.sh (make check) runs nm over both libraries, which make install installs.
 $(LIBA): $(LIB_PIC) $(PROTO_PIC)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ $(B)/libmmapd.o
