@@ -24,8 +24,17 @@ VERSION    := 0.1.0
 SOVERSION  := 0
 
 CC      ?= cc
+OBJCOPY ?= objcopy
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes
+# Warnings are errors under CI (which sets CI=true in the environment) or with WERROR=1; a
+# local make only warns, so a newer compiler's new warning does not stop anyone's build.
+ifeq ($(CI),true)
+WERROR  ?= 1
+endif
+ifeq ($(WERROR),1)
+WARN    += -Werror
+endif
 CPPFLAGS_ALL = -std=c11 -D_GNU_SOURCE -DMMAPD_VERSION_STRING='"$(VERSION)"' -Iclient -Iproto -Ishared -Idaemon $(CPPFLAGS)
 
 # SAN=1 builds everything (objects, tests, binaries) with AddressSanitizer + UBSan into build-san/.
@@ -94,7 +103,9 @@ MMAPD      := $(B)/mmapd
 DAEMON_LIB := $(B)/libmmapd-daemon.a
 MMAPCTL    := $(B)/mmapctl
 LIBA       := $(B)/libmmapd.a
+LIBA_INTERNAL := $(B)/libmmapd-internal.a
 LIBSO      := $(B)/libmmapd.so.$(VERSION)
+LIBSYM     := client/libmmapd.sym
 TESTCLIENT := $(B)/tests/mmapd-testclient
 BENCH      := $(B)/mmapd-bench
 FUZZ_REPLAY := $(B)/tests/fuzz/replay
@@ -132,17 +143,33 @@ $(MMAPD): $(B)/daemon/main.o $(DAEMON_LIB) $(PROTO_OBJ)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(UV_LIBS) $(CJSON_LIBS)
 
-$(LIBA): $(LIB_OBJ) $(PROTO_OBJ)
+# libmmapd.a is what an application links, so, like libmmapd.so, it defines no global name but
+# the public mmapd_* ones: its objects (those of libmmapd.so: PIC, built with
+# -fvisibility=hidden) are linked into one relocatable object, whose hidden symbols objcopy
+# then makes local. The tree's own programs and tests that call internals too (proto/,
+# shared/, the client's plumbing) link libmmapd-internal.a, which is never installed.
+# mk/symcheck.sh (make check) runs nm over both libraries, which make install installs.
+$(LIBA): $(LIB_PIC) $(PROTO_PIC)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ $(B)/libmmapd.o
+	$(Q)$(LD) -r -o $(B)/libmmapd.o $^
+	$(Q)$(OBJCOPY) --localize-hidden $(B)/libmmapd.o
+	$(Q)ar rcs $@ $(B)/libmmapd.o && rm -f $(B)/libmmapd.o
+
+$(LIBA_INTERNAL): $(LIB_OBJ) $(PROTO_OBJ)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(LIBSO): $(LIB_PIC) $(PROTO_PIC)
+$(LIBSO): $(LIB_PIC) $(PROTO_PIC) $(LIBSYM)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_LDFLAGS) -shared -Wl,-soname,libmmapd.so.$(SOVERSION) -o $@ $^ $(CJSON_LIBS) -lpthread
+	$(Q)$(CC) $(ALL_LDFLAGS) -shared -Wl,-soname,libmmapd.so.$(SOVERSION) \
+	  -Wl,--version-script=$(LIBSYM) -o $@ $(filter %.o,$^) $(CJSON_LIBS) -lpthread
 	$(Q)ln -sf libmmapd.so.$(VERSION) $(B)/libmmapd.so.$(SOVERSION)
 	$(Q)ln -sf libmmapd.so.$(VERSION) $(B)/libmmapd.so
 
-$(MMAPCTL): $(B)/client/mmapctl.o $(LIBA)
+# mmapctl calls libmmapd only through mmapd.h, so it links the public archive; it shares two
+# helpers of the daemon's kit (number parsing, flush-policy names), linked as objects.
+$(MMAPCTL): $(B)/client/mmapctl.o $(B)/shared/num.o $(B)/proto/policy.o $(LIBA)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CJSON_LIBS) -lpthread
 
@@ -158,7 +185,7 @@ $(B)/examples/%: examples/%.c $(LIBA)
 	$(Q)$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) $(SANFLAGS) $(if $(filter uv_%,$*),$(UV_CFLAGS)) \
 	  -o $@ $< $(LIBA) $(ALL_LDFLAGS) $(CJSON_LIBS) $(if $(filter uv_%,$*),$(UV_LIBS)) -lpthread
 
-$(B)/tests/check_%: $(B)/tests/check_%.o $(TESTLIB_OBJ) $(LIBA)
+$(B)/tests/check_%: $(B)/tests/check_%.o $(TESTLIB_OBJ) $(LIBA_INTERNAL)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(CJSON_LIBS) -lpthread
 
@@ -166,11 +193,11 @@ $(B)/tests/check_%: $(B)/tests/check_%.o $(TESTLIB_OBJ) $(LIBA)
 # integration harness (tests/harness.h) for its fixtures.
 $(UNITS:%=%.o) $(UNITLIB_OBJ): ALL_CFLAGS += $(UV_CFLAGS) -Itests
 
-$(B)/tests/unit/check_%: $(B)/tests/unit/check_%.o $(UNITLIB_OBJ) $(TESTLIB_OBJ) $(DAEMON_LIB) $(LIBA)
+$(B)/tests/unit/check_%: $(B)/tests/unit/check_%.o $(UNITLIB_OBJ) $(TESTLIB_OBJ) $(DAEMON_LIB) $(LIBA_INTERNAL)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(UV_LIBS) $(CJSON_LIBS) -lpthread -lm
 
-$(BENCH): $(BENCH_SRC:%.c=$(B)/%.o) $(LIBA)
+$(BENCH): $(BENCH_SRC:%.c=$(B)/%.o) $(LIBA_INTERNAL)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CJSON_LIBS) -lpthread -lm
 
@@ -183,6 +210,7 @@ run: $(MMAPD) $(MMAPCTL)
 check: all $(UNITS) $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY) $(FUZZ_REPLAY_OPS) $(EXAMPLES)
 	+@MAKE="$(MAKE)" sh mk/installcheck.sh
 	@sh mk/doccheck.sh
+	@sh mk/symcheck.sh $(LIBA) $(LIBSO)
 	@$(FUZZ_REPLAY) tests/fuzz/corpus
 	@$(FUZZ_REPLAY_OPS) tests/fuzz/corpus_ops
 	@MMAPD_BIN=$(abspath $(MMAPD)) MMAPCTL_BIN=$(abspath $(MMAPCTL)) \
@@ -203,7 +231,7 @@ SOAK       := $(B)/tests/soak/soak
 
 .PHONY: soak
 
-$(SOAK): $(B)/tests/soak/soak.o $(TESTLIB_OBJ) $(LIBA)
+$(SOAK): $(B)/tests/soak/soak.o $(TESTLIB_OBJ) $(LIBA_INTERNAL)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(CJSON_LIBS) -lpthread
 
@@ -323,4 +351,10 @@ uninstall:
 clean:
 	rm -rf build build-san build-*
 
--include $(shell find $(B) -name '*.d' 2>/dev/null)
+# The dependency files -MMD writes next to every object compiled from a .c file (objects built
+# by a new rule belong in this list too).
+ALL_OBJS := $(PROTO_OBJ) $(PROTO_PIC) $(DAEMON_OBJ) $(LIB_OBJ) $(LIB_PIC) $(TESTLIB_OBJ) \
+            $(TESTS:=.o) $(TESTCLIENT).o $(B)/client/mmapctl.o $(BENCH_SRC:%.c=$(B)/%.o) \
+            $(B)/tests/soak/soak.o $(B)/tests/fuzz/fuzz_proto.o $(B)/tests/fuzz/fuzz_ops.o \
+            $(B)/tests/fuzz/replay.o $(UNITS:=.o) $(UNITLIB_OBJ)
+-include $(ALL_OBJS:.o=.d)

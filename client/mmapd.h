@@ -41,6 +41,13 @@ extern "C" {
 #define MMAPD_VERSION_MINOR 1
 #define MMAPD_VERSION_PATCH 0
 
+/*
+ * The version of the libmmapd the program runs against, "MAJOR.MINOR.PATCH" (e.g. "0.1.0");
+ * the MMAPD_VERSION_* macros above give the version of the header it was compiled with.
+ * Returns a static string, never NULL.
+ */
+MMAPD_EXPORT const char *mmapd_version(void);
+
 /* Where mmapd_connect() looks when given no path and $MMAPD_SOCKET is unset. */
 #define MMAPD_DEFAULT_SOCKET "/run/mmapd/mmapd.sock"
 /* Longest region name, in bytes. Names are [A-Za-z0-9._-], not starting with '.' or '-'. */

@@ -1,7 +1,10 @@
 #!/bin/sh
-# `make check` step: installs into a scratch DESTDIR, proves the result is usable (SONAME,
-# pkg-config, a program built against the installed header and library), then uninstalls and
-# proves nothing is left behind. Uses the same make flags (SAN, BUILD) as the calling make.
+# `make check` step: installs into a scratch DESTDIR, proves the result is usable (SONAME;
+# pkg-config; a program built against the installed header and shared library, whose
+# mmapd_version() agrees with the header's MMAPD_VERSION_* and with mmapd.pc; a program with
+# functions named like libmmapd's internals, built against the installed static library),
+# then uninstalls and proves nothing is left behind. Uses the same make flags (SAN, BUILD) as
+# the calling make.
 set -eu
 dest=$(mktemp -d)
 trap 'rm -rf "$dest"' EXIT
@@ -15,14 +18,58 @@ for f in usr/sbin/mmapd usr/bin/mmapctl usr/lib/libmmapd.a usr/lib/libmmapd.so.0
 done
 readelf -d "$dest/usr/lib/libmmapd.so" | grep -q 'SONAME.*libmmapd.so.0' || fail "no SONAME libmmapd.so.0"
 grep -q "ExecStart=/usr/sbin/mmapd" "$dest/usr/lib/systemd/system/mmapd.service" || fail "unit ExecStart not substituted"
-flags=$(PKG_CONFIG_SYSROOT_DIR="$dest" PKG_CONFIG_PATH="$dest/usr/lib/pkgconfig" pkg-config --cflags --libs mmapd) \
-	|| fail "pkg-config mmapd"
-printf '#include <mmapd.h>\nint main(void) { return mmapd_strerror(-2)[0] == 0; }\n' > "$dest/t.c"
+pc() { PKG_CONFIG_SYSROOT_DIR="$dest" PKG_CONFIG_PATH="$dest/usr/lib/pkgconfig" pkg-config "$@"; }
+flags=$(pc --cflags --libs mmapd) || fail "pkg-config mmapd"
+pcversion=$(pc --modversion mmapd) || fail "pkg-config --modversion mmapd"
+cat > "$dest/t.c" <<EOF
+#include <stdio.h>
+#include <string.h>
+#include <mmapd.h>
+int main(void)
+{
+	char header[32];
+
+	snprintf(header, sizeof(header), "%d.%d.%d", MMAPD_VERSION_MAJOR, MMAPD_VERSION_MINOR,
+	         MMAPD_VERSION_PATCH);
+	if (strcmp(mmapd_version(), header) != 0 || strcmp(mmapd_version(), "$pcversion") != 0) {
+		fprintf(stderr, "mmapd_version() %s, mmapd.h %s, mmapd.pc $pcversion\n",
+		        mmapd_version(), header);
+		return 1;
+	}
+	return mmapd_strerror(-2)[0] == 0;
+}
+EOF
 san=""; [ "${SAN:-}" = 1 ] && san="-fsanitize=address,undefined"
 ${CC:-cc} $san -o "$dest/t" "$dest/t.c" $flags || fail "cannot build against the installed library"
 LD_LIBRARY_PATH="$dest/usr/lib" "$dest/t" || fail "program linked against the installed library failed"
-rm -f "$dest/t" "$dest/t.c"
+# The static library: the program's own error_set, msg_parse and frame_encode (names libmmapd
+# uses inside) must neither clash at link time nor be called by the library.
+cat > "$dest/s.c" <<EOF
+#include <string.h>
+#include <mmapd.h>
+int error_set(void);
+int msg_parse(void);
+int frame_encode;
+int error_set(void) { return 1; }
+int msg_parse(void) { return 2; }
+int frame_encode = 3;
+int main(void)
+{
+	struct mmapd_client *c = NULL;
+
+	if (mmapd_connect("$dest/no-such-socket", "installcheck", &c) >= 0)
+		return 1;
+	if (strcmp(mmapd_last_message(), "no error") == 0)
+		return 1;
+	return error_set() + msg_parse() + frame_encode == 6 ? 0 : 1;
+}
+EOF
+static_libs=$(pc --static --libs mmapd | sed 's/-lmmapd//') || fail "pkg-config --static mmapd"
+${CC:-cc} $san -o "$dest/s" "$dest/s.c" $(pc --cflags mmapd) "$dest/usr/lib/libmmapd.a" $static_libs ||
+	fail "cannot build a program with names of its own against the installed libmmapd.a"
+"$dest/s" || fail "program linked against the installed libmmapd.a failed"
+rm -f "$dest/t" "$dest/t.c" "$dest/s" "$dest/s.c"
 ${MAKE:-make} -s uninstall DESTDIR="$dest" PREFIX=/usr >/dev/null
 left=$(find "$dest" -type f -o -type l)
 [ -z "$left" ] || fail "uninstall left: $left"
-echo "installcheck: install, pkg-config, link and uninstall ok"
+echo "installcheck: install, pkg-config, version, shared and static link, uninstall ok"
