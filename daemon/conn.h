@@ -35,6 +35,7 @@
 #include "htab.h"
 
 struct lock;
+struct lock_edge;
 struct server;
 
 enum conn_state {
@@ -106,6 +107,8 @@ struct conn {
 	struct lock *lock_waits;      /* its waiting locks */
 	uint64_t nlocks;              /* held and waiting */
 	uint64_t wait_mark;           /* deadlock search (lock.c) */
+	struct lock_edge *lock_out;   /* wait-for graph edges from and to it (lock.c) */
+	struct lock_edge *lock_in;
 	struct htab subs;             /* struct sub by region (notify.c) */
 	uint64_t nsubs;
 	uint64_t subs_holding;        /* subscriptions holding events back */
