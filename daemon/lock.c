@@ -602,7 +602,7 @@ void lock_release(struct conn *c, uint64_t id, uint64_t lock_id)
 
 void lock_conn_release(struct conn *c)
 {
-	struct region *pending = NULL, *r;
+	struct region *pending = NULL, **tail = &pending, *r;
 	struct htab_iter it;
 	struct hnode *node;
 
@@ -611,8 +611,8 @@ void lock_conn_release(struct conn *c)
 		lock_edge_free(c->lock_out);
 	while (c->lock_in)
 		lock_edge_free(c->lock_in);
-	/* All its locks go first (each region it had some in kept referenced and listed once),
-	 * then each such region's queue is examined once. */
+	/* All its locks go first (each region it had some in kept referenced and listed once, in
+	 * the order its locks are met), then each such region's queue is examined once. */
 	htab_iter_init(&c->locks, &it);
 	while ((node = htab_iter_next(&c->locks, &it)) != NULL) {
 		struct lock *l = htab_entry(node, struct lock, node);
@@ -620,8 +620,8 @@ void lock_conn_release(struct conn *c)
 		r = l->region;
 		if (!r->locks.release_pending) {
 			r->locks.release_pending = true;
-			r->locks.release_next = pending;
-			pending = r;
+			*tail = r;
+			tail = &r->locks.release_next;
 			region_ref(r);
 		}
 		lock_free(l);
