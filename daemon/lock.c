@@ -8,8 +8,9 @@
  * the region conflicts. Connection A waits for B when a lock of B ahead of one of A's
  * waiters conflicts with it. Such edges appear only when a waiter joins the tail of a
  * queue (a lock granted at once conflicts with nothing, and granting a waiter only turns
- * its waiters' edges into edges to a holder), so searching from the new waiter's blockers
- * for its own connection finds every cycle before it forms.
+ * its waiters' edges into edges to a holder), and the graph has no cycle before, so a
+ * search from the new waiter's connection back to itself, once its edges are in, finds
+ * every cycle before it forms; the waiter is taken out again if one would.
  *
  * The wait-for graph is kept, not recomputed: an edge record (struct lock_edge) per region
  * and ordered pair of connections counts the pairs of their locks behind it (a waiter of
