@@ -322,7 +322,8 @@ static int lock_pairs_add(struct lock *l, int delta, const struct lock *stop,
 	struct lock *o;
 	int k;
 
-	for (k = 0; k < 2; k++) {
+	/* A held l has no pair with another held lock: only the waiters, all behind it. */
+	for (k = behind ? 1 : 0; k < 2; k++) {
 		for (o = list[k]; o && o != stop; o = o->next) {
 			struct conn *from = behind ? o->conn : l->conn;
 			struct conn *to = behind ? l->conn : o->conn;
@@ -331,7 +332,7 @@ static int lock_pairs_add(struct lock *l, int delta, const struct lock *stop,
 				behind = true;
 				continue;
 			}
-			if (o->conn == l->conn || (behind && k == 0) || !lock_conflict(o, l))
+			if (o->conn == l->conn || !lock_conflict(o, l))
 				continue;
 			/* Runs of one connection's locks share a record: look it up once a run. */
 			if (!e || e->from != from || e->to != to)
