@@ -82,4 +82,11 @@ int case_prewarm(struct mmapd_client *client, const struct bench_opts *o);
  */
 int case_iterate(struct mmapd_client *client, const struct bench_opts *o);
 
+/*
+ * (j) the ping of one client while another process queues 4096 lock waiters (4 connections of
+ * 1024) behind an exclusive lock, and while those connections close, against the ping with no
+ * waiters; and how long queuing and releasing took.
+ */
+int case_stall(struct mmapd_client *client, const struct bench_opts *o);
+
 #endif

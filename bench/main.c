@@ -36,7 +36,7 @@ static const char *const placement_names[] = {
 /* The cases, in the order they run; --case picks some of them by these names. */
 enum bench_case {
 	CASE_OPEN, CASE_PING, CASE_NOTIFY, CASE_THROUGHPUT, CASE_MEMCPY, CASE_ITERATE,
-	CASE_ATOMIC, CASE_PREWARM, CASE_COUNT,
+	CASE_ATOMIC, CASE_PREWARM, CASE_STALL, CASE_COUNT,
 };
 
 static const char *const case_names[CASE_COUNT] = {
@@ -48,6 +48,7 @@ static const char *const case_names[CASE_COUNT] = {
 	[CASE_ITERATE] = "iterate",
 	[CASE_ATOMIC] = "atomic",
 	[CASE_PREWARM] = "prewarm",
+	[CASE_STALL] = "stall",
 };
 
 static void usage(FILE *f)
@@ -63,7 +64,7 @@ static void usage(FILE *f)
 	        "                   baseline peers on another; same: all on one CPU;\n"
 	        "                   none: wherever the scheduler puts them\n"
 	        "  --case NAME      run only this case (repeatable): open, ping, notify,\n"
-	        "                   throughput, memcpy, iterate, atomic, prewarm\n",
+	        "                   throughput, memcpy, iterate, atomic, prewarm, stall\n",
 	        QUICK_ITERS, DEFAULT_ITERS);
 }
 
@@ -297,6 +298,8 @@ int main(int argc, char **argv)
 		r = case_atomic(client, &opts);
 	if (r == 0 && case_wanted(cases, CASE_PREWARM))
 		r = case_prewarm(client, &opts);
+	if (r == 0 && case_wanted(cases, CASE_STALL))
+		r = case_stall(client, &opts);
 	mmapd_disconnect(client);
 	if (server_stop(&srv) < 0 && r == 0)
 		r = -EIO;

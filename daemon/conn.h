@@ -36,6 +36,7 @@
 
 struct budget;
 struct lock;
+struct lock_edge;
 struct server;
 
 enum conn_state {
@@ -108,6 +109,8 @@ struct conn {
 	struct lock *lock_waits;      /* its waiting locks */
 	uint64_t nlocks;              /* held and waiting */
 	uint64_t wait_mark;           /* deadlock search (lock.c) */
+	struct lock_edge *lock_out;   /* wait-for graph edges from and to it (lock.c) */
+	struct lock_edge *lock_in;
 	struct htab subs;             /* struct sub by region (notify.c) */
 	uint64_t nsubs;
 	uint64_t subs_holding;        /* subscriptions holding events back */

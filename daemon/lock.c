@@ -1,28 +1,39 @@
 /*
  * The lock manager (see lock.h). A lock is in its region's held list or wait queue, and in
  * its connection's table by id (held and waiting alike, so that an id is found or refused
- * in one place); a waiting lock is also on its connection's list of waits, which the
- * deadlock search walks.
+ * in one place); a waiting lock is also on its connection's list of waits.
  *
  * "Ahead of" a waiter means every held lock and every waiter queued before it. A waiter is
  * granted when nothing ahead of it conflicts; a request is granted at once when nothing in
  * the region conflicts. Connection A waits for B when a lock of B ahead of one of A's
  * waiters conflicts with it. Such edges appear only when a waiter joins the tail of a
  * queue (a lock granted at once conflicts with nothing, and granting a waiter only turns
- * its waiters' edges into edges to a holder), so searching from the new waiter's blockers
- * for its own connection finds every cycle before it forms.
+ * its waiters' edges into edges to a holder), and the graph has no cycle before, so a
+ * search from the new waiter's connection back to itself, once its edges are in, finds
+ * every cycle before it forms; the waiter is taken out again if one would.
  *
- * Locks of a connection being closed are invisible: they neither block nor get granted,
- * so waiters behind them are granted while the connection's locks are dropped one by one.
+ * The wait-for graph is kept, not recomputed: an edge record (struct lock_edge) per region
+ * and ordered pair of connections counts the pairs of their locks behind it (a waiter of
+ * "from" and a conflicting lock of "to" ahead of it), and is on both connections' lists.
+ * A waiter joining adds its pairs, a lock leaving removes its own (both one pass over its
+ * region's locks); a grant changes no pair (what a granted waiter conflicts with was all
+ * behind it and stays behind). So the deadlock search is a depth-first search over
+ * connections that follows each edge record once, whatever the number of waiters behind
+ * it: one pass over the region plus O(connections + edge records) per queued request,
+ * where rescanning every waiter's queue for every connection visited was quadratic in the
+ * waiters (and worse as their connections multiplied).
  *
  * Removing a lock L can only unblock waiters behind it (all waiters when L was held) that
  * conflicted with it: a grant moves a waiter to the held list, still ahead of the rest. So a
  * release examines only those, in queue order, and stops once an exclusive waiter ahead
  * (granted or not) covers L's whole range, since every later one touching L conflicts with
- * it. Only when a closing connection's locks went invisible is the whole queue examined.
+ * it. A connection that goes away drops its edge records whole, takes all its locks out
+ * first and then examines each region it had locks in once, in queue order: one pass per
+ * region, not one per lock.
  */
 #include "lock.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -55,20 +66,28 @@ struct lock {
 	uv_timer_t *timeout;
 };
 
-static bool lock_live(const struct lock *l)
-{
-	return l->conn->state != CONN_CLOSED;
-}
+/*
+ * An edge of the wait-for graph: pairs locks of "from" in region wait behind conflicting
+ * locks of "to". In the region's table by (from, to) and on from->lock_out and to->lock_in.
+ */
+struct lock_edge {
+	struct hnode node;
+	struct lock_edge *out_prev, *out_next;
+	struct lock_edge *in_prev, *in_next;
+	struct conn *from, *to;
+	struct region *region;
+	uint64_t pairs;
+};
 
 static bool lock_conflict(const struct lock *a, const struct lock *b)
 {
-	return (a->exclusive || b->exclusive) && a->offset < b->end && b->offset < a->end &&
-	       lock_live(a) && lock_live(b);
+	return (a->exclusive || b->exclusive) && a->offset < b->end && b->offset < a->end;
 }
 
 /*
- * The first lock ahead of l (l itself when queued, or the end of the queue for a request
- * not queued yet) that conflicts with it, or NULL.
+ * A lock ahead of l (l queued, or a request not queued yet) that conflicts with it, or NULL:
+ * the first held one, else the nearest waiter ahead (walking back from l or the tail finds
+ * what blocks a waiter of a chain of overlapping ranges at once).
  */
 static struct lock *lock_blocker(const struct lock *l)
 {
@@ -80,7 +99,7 @@ static struct lock *lock_blocker(const struct lock *l)
 		for (o = r->locks.held_head; o; o = o->next)
 			if (lock_conflict(o, l))
 				return o;
-	for (o = r->locks.wait_head; o && o != l; o = o->next)
+	for (o = l->waiting ? l->prev : r->locks.wait_tail; o; o = o->prev)
 		if (lock_conflict(o, l))
 			return o;
 	return NULL;
@@ -199,7 +218,7 @@ static bool lock_gone_touches(const struct lock_gone *g, const struct lock *w)
 /*
  * Grants, in queue order, every waiter of r that nothing ahead of it blocks any more once
  * the lock g describes is gone; g NULL: any waiter may have been freed (a closing
- * connection's locks just went invisible).
+ * connection's locks were all taken out).
  */
 static void lock_process(struct region *r, const struct lock_gone *g)
 {
@@ -207,10 +226,9 @@ static void lock_process(struct region *r, const struct lock_gone *g)
 
 	while (l) {
 		struct lock *next = l->next;
-		bool covers = g && l->exclusive && l->offset <= g->offset && l->end >= g->end &&
-		              lock_live(l);
+		bool covers = g && l->exclusive && l->offset <= g->offset && l->end >= g->end;
 
-		if (lock_live(l) && (!g || lock_gone_touches(g, l)) && !lock_blocker(l))
+		if ((!g || lock_gone_touches(g, l)) && !lock_blocker(l))
 			lock_grant(l);
 		if (covers)
 			break;
@@ -218,7 +236,182 @@ static void lock_process(struct region *r, const struct lock_gone *g)
 	}
 }
 
-/* Takes l out of everything and frees it; the caller processes and unreferences region. */
+/* ---- the wait-for graph ------------------------------------------------------------------ */
+
+static uint64_t lock_edge_hash(const struct conn *from, const struct conn *to)
+{
+	return htab_hash_u64((uint64_t)(uintptr_t)from * 31 + (uint64_t)(uintptr_t)to);
+}
+
+static struct lock_edge *lock_edge_find(struct region *r, struct conn *from, struct conn *to)
+{
+	struct hnode *node;
+
+	for (node = htab_find_first(&r->locks.edges, lock_edge_hash(from, to)); node;
+	     node = htab_find_next(node)) {
+		struct lock_edge *e = htab_entry(node, struct lock_edge, node);
+
+		if (e->from == from && e->to == to)
+			return e;
+	}
+	return NULL;
+}
+
+/* A new edge record with no pairs yet, or NULL on ENOMEM. */
+static struct lock_edge *lock_edge_new(struct region *r, struct conn *from, struct conn *to)
+{
+	struct lock_edge *e = calloc(1, sizeof(*e));
+
+	if (!e)
+		return NULL;
+	if (htab_insert(&r->locks.edges, &e->node, lock_edge_hash(from, to)) < 0) {
+		free(e);
+		return NULL;
+	}
+	e->from = from;
+	e->to = to;
+	e->region = r;
+	e->out_next = from->lock_out;
+	if (e->out_next)
+		e->out_next->out_prev = e;
+	from->lock_out = e;
+	e->in_next = to->lock_in;
+	if (e->in_next)
+		e->in_next->in_prev = e;
+	to->lock_in = e;
+	return e;
+}
+
+static void lock_edge_free(struct lock_edge *e)
+{
+	struct lock_queue *q = &e->region->locks;
+
+	if (e->out_prev)
+		e->out_prev->out_next = e->out_next;
+	else
+		e->from->lock_out = e->out_next;
+	if (e->out_next)
+		e->out_next->out_prev = e->out_prev;
+	if (e->in_prev)
+		e->in_prev->in_next = e->in_next;
+	else
+		e->to->lock_in = e->in_next;
+	if (e->in_next)
+		e->in_next->in_prev = e->in_prev;
+	htab_remove(&q->edges, &e->node);
+	/* A region whose waiters are all gone gives its bucket array back. */
+	if (q->edges.count == 0)
+		htab_done(&q->edges);
+	free(e);
+}
+
+/*
+ * Adds delta (+1 or -1) to the pairs between l and the locks of its region it conflicts
+ * with: those ahead of l when it waits (l's connection waits for theirs) and the waiters
+ * behind it (theirs wait for l's). Locks of l's own connection form no pair. Stops before
+ * the lock stop (NULL: goes through the region). Returns 0, or -ENOMEM when a new edge
+ * record could not be made (delta +1 only) with *ret_at the lock it stopped at.
+ */
+static int lock_pairs_add(struct lock *l, int delta, const struct lock *stop,
+                          const struct lock **ret_at)
+{
+	struct region *r = l->region;
+	struct lock *list[2] = { r->locks.held_head, r->locks.wait_head };
+	struct lock_edge *e = NULL;
+	bool behind = !l->waiting;
+	struct lock *o;
+	int k;
+
+	/* A held l has no pair with another held lock: only the waiters, all behind it. */
+	for (k = behind ? 1 : 0; k < 2; k++) {
+		for (o = list[k]; o && o != stop; o = o->next) {
+			struct conn *from = behind ? o->conn : l->conn;
+			struct conn *to = behind ? l->conn : o->conn;
+
+			if (o == l) {
+				behind = true;
+				continue;
+			}
+			if (o->conn == l->conn || !lock_conflict(o, l))
+				continue;
+			/* Runs of one connection's locks share a record: look it up once a run. */
+			if (!e || e->from != from || e->to != to)
+				e = lock_edge_find(r, from, to);
+			if (!e) {
+				assert(delta > 0);
+				e = lock_edge_new(r, from, to);
+				if (!e) {
+					*ret_at = o;
+					return -ENOMEM;
+				}
+			}
+			assert(delta > 0 || e->pairs > 0);
+			e->pairs += (uint64_t)(int64_t)delta;
+			if (e->pairs == 0) {
+				lock_edge_free(e);
+				e = NULL;
+			}
+		}
+	}
+	return 0;
+}
+
+/* A growable stack of connections for the deadlock search. */
+struct lock_stack {
+	struct conn **items;
+	size_t n, cap;
+};
+
+/* Marks x and pushes it. Returns 0 or -ENOMEM. */
+static int lock_stack_push(struct lock_stack *st, struct conn *x, uint64_t mark)
+{
+	x->wait_mark = mark;
+	if (st->n == st->cap) {
+		size_t cap = st->cap ? st->cap * 2 : 16;
+		struct conn **items = realloc(st->items, cap * sizeof(*items));
+
+		if (!items)
+			return -ENOMEM;
+		st->items = items;
+		st->cap = cap;
+	}
+	st->items[st->n++] = x;
+	return 0;
+}
+
+/*
+ * Searches the wait-for graph for a cycle through c, whose new waiter was just queued with
+ * its edges: each connection reachable from c once (wait_mark), each edge record once. The
+ * graph had no cycle before, so any cycle found goes through the new edges. Returns 1 (with
+ * *ret_via: a connection on the cycle that waits for c), 0, or -ENOMEM.
+ */
+static int lock_would_deadlock(struct conn *c, struct conn **ret_via)
+{
+	uint64_t mark = ++c->srv->wait_mark;
+	struct lock_stack st = { NULL, 0, 0 };
+	const struct lock_edge *e;
+	int ret = lock_stack_push(&st, c, mark);
+
+	while (ret == 0 && st.n > 0) {
+		struct conn *x = st.items[--st.n];
+
+		for (e = x->lock_out; e && ret == 0; e = e->out_next) {
+			if (e->to == c) {
+				*ret_via = x;
+				ret = 1;
+			} else if (e->to->wait_mark != mark) {
+				ret = lock_stack_push(&st, e->to, mark);
+			}
+		}
+	}
+	free(st.items);
+	return ret;
+}
+
+/* ---- taking locks out -------------------------------------------------------------------- */
+
+/* Takes l out of everything (but the wait-for graph) and frees it; the caller processes and
+ * unreferences region. */
 static void lock_free(struct lock *l)
 {
 	struct lock_queue *q = &l->region->locks;
@@ -242,7 +435,7 @@ static void lock_free(struct lock *l)
 	free(l);
 }
 
-/* True when a live waiter of l's region conflicts with the held lock l. */
+/* True when a waiter of l's region conflicts with the held lock l. */
 static bool lock_waited_for(const struct lock *l)
 {
 	const struct lock *w;
@@ -263,8 +456,8 @@ static void lock_drop(struct lock *l)
 	struct lock_gone gone = {
 		l->offset, l->end, l->exclusive, l->waiting ? l->next : r->locks.wait_head
 	};
-	bool invisible = !lock_live(l);
 
+	(void)lock_pairs_add(l, -1, NULL, NULL);
 	lock_free(l);
 	if (announce) {
 		cJSON *event = notify_event_new(r, "unlocked");
@@ -274,83 +467,9 @@ static void lock_drop(struct lock *l)
 			notify_region(r, event, NOTIFY_SUBSCRIBERS, NULL);
 		cJSON_Delete(event);
 	}
-	lock_process(r, invisible ? NULL : &gone);
+	lock_process(r, &gone);
 	region_check_idle(r);
 	region_unref(r);
-}
-
-/* A growable stack of connections for the deadlock search. */
-struct lock_stack {
-	struct conn **items;
-	size_t n, cap;
-};
-
-/*
- * Pushes, once each (mark), the other connections whose locks ahead of w block it. Returns
- * 1 when one of them is c (a cycle), 0, or -ENOMEM.
- */
-static int lock_visit(const struct lock *w, const struct conn *c, uint64_t mark,
-                      struct lock_stack *st)
-{
-	const struct region *r = w->region;
-	struct lock *list[2] = { r->locks.held_head, r->locks.wait_head };
-	struct lock *o;
-	int k;
-
-	for (k = 0; k < 2; k++) {
-		for (o = list[k]; o && o != w; o = o->next) {
-			struct conn *x = o->conn;
-
-			if (x == w->conn || !lock_conflict(o, w))
-				continue;
-			if (x == c)
-				return 1;
-			if (x->wait_mark == mark)
-				continue;
-			x->wait_mark = mark;
-			if (st->n == st->cap) {
-				size_t cap = st->cap ? st->cap * 2 : 16;
-				struct conn **items = realloc(st->items, cap * sizeof(*items));
-
-				if (!items)
-					return -ENOMEM;
-				st->items = items;
-				st->cap = cap;
-			}
-			st->items[st->n++] = x;
-		}
-	}
-	return 0;
-}
-
-/*
- * Searches the wait-for graph: would c waiting for l (not queued yet) close a cycle through
- * another connection? Returns 1 (with *ret_via: a connection on the cycle that waits for
- * c), 0, or -ENOMEM.
- */
-static int lock_would_deadlock(struct conn *c, const struct lock *l, struct conn **ret_via)
-{
-	uint64_t mark = ++c->srv->wait_mark;
-	struct lock_stack st = { NULL, 0, 0 };
-	const struct lock *w = l;
-	int found;
-
-	c->wait_mark = mark;
-	for (;;) {
-		found = lock_visit(w, c, mark, &st);
-		if (found != 0)
-			break;
-		/* Next: the connection's next wait, or the waits of the next connection found. */
-		w = w == l ? NULL : w->wnext;
-		while (!w && st.n > 0)
-			w = st.items[--st.n]->lock_waits;
-		if (!w)
-			break;
-	}
-	free(st.items);
-	if (found > 0)
-		*ret_via = w->conn;
-	return found;
 }
 
 static void lock_on_timeout(void *data)
@@ -367,6 +486,7 @@ void lock_acquire(struct conn *c, uint64_t id, struct region *r, const struct lo
 {
 	struct server *srv = c->srv;
 	struct conn *via = NULL;
+	const struct lock *at;
 	struct lock *l, *blocker;
 	int ret;
 
@@ -399,10 +519,19 @@ void lock_acquire(struct conn *c, uint64_t id, struct region *r, const struct lo
 		goto fail;
 	}
 	if (blocker) {
-		ret = lock_would_deadlock(c, l, &via);
-		if (ret < 0) {
+		/* Queued (at the tail) with its edges, it is taken out again on any failure. */
+		l->waiting = true;
+		lock_list_append(&r->locks.wait_head, &r->locks.wait_tail, l);
+		if (lock_pairs_add(l, 1, NULL, &at) < 0) {
+			(void)lock_pairs_add(l, -1, at, NULL);
+			lock_list_unlink(&r->locks.wait_head, &r->locks.wait_tail, l);
 			ops_reply_nomem(c, id);
 			goto fail;
+		}
+		ret = lock_would_deadlock(c, &via);
+		if (ret < 0) {
+			ops_reply_nomem(c, id);
+			goto unqueue;
 		}
 		if (ret > 0) {
 			log_debug("client %llu (pid %ld): lock on '%s' refused: deadlock through pid %ld",
@@ -410,12 +539,12 @@ void lock_acquire(struct conn *c, uint64_t id, struct region *r, const struct lo
 			ops_reply_error(c, id, EDEADLK, "waiting would deadlock: the range is blocked, "
 			                "directly or through others, by pid %ld, which waits for a lock "
 			                "this connection holds or waits for", (long)via->pid);
-			goto fail;
+			goto unqueue;
 		}
 		if (a->has_timeout && a->timeout_ms == 0) {
 			ops_reply_error(c, id, ETIMEDOUT, "lock on region '%s' not granted within "
 			                "timeout_ms (0)", r->name);
-			goto fail;
+			goto unqueue;
 		}
 		if (!conn_may_park(c)) {
 			ops_reply_budget(c, id, c->budget, BUDGET_LOCK_WAITERS, 1);
@@ -424,7 +553,7 @@ void lock_acquire(struct conn *c, uint64_t id, struct region *r, const struct lo
 	}
 	if (htab_insert(&c->locks, &l->node, htab_hash_u64(srv->lock_serial + 1)) < 0) {
 		ops_reply_nomem(c, id);
-		goto fail;
+		goto unqueue;
 	}
 	l->id = ++srv->lock_serial;
 	c->nlocks++;
@@ -438,16 +567,11 @@ void lock_acquire(struct conn *c, uint64_t id, struct region *r, const struct lo
 		l->timeout = timer_start(srv->loop, a->timeout_ms, lock_on_timeout, l);
 		if (!l->timeout) {
 			ops_reply_nomem(c, id);
-			htab_remove(&c->locks, &l->node);
-			c->nlocks--;
-			region_unref(r);
-			goto fail;
+			goto unref;
 		}
 	}
-	l->waiting = true;
 	l->since_ms = server_epoch_ms();
 	l->queued_ms = server_now_ms();
-	lock_list_append(&r->locks.wait_head, &r->locks.wait_tail, l);
 	r->locks.nwaiting++;
 	srv->nlock_waiters++;
 	l->wnext = c->lock_waits;
@@ -456,6 +580,15 @@ void lock_acquire(struct conn *c, uint64_t id, struct region *r, const struct lo
 	c->lock_waits = l;
 	conn_parked_add(c);
 	return;
+unref:
+	htab_remove(&c->locks, &l->node);
+	c->nlocks--;
+	region_unref(r);
+unqueue:
+	if (l->waiting) {
+		(void)lock_pairs_add(l, -1, NULL, NULL);
+		lock_list_unlink(&r->locks.wait_head, &r->locks.wait_tail, l);
+	}
 fail:
 	free(l);
 }
@@ -475,12 +608,39 @@ void lock_release(struct conn *c, uint64_t id, uint64_t lock_id)
 
 void lock_conn_release(struct conn *c)
 {
+	struct region *pending = NULL, **tail = &pending, *r;
 	struct htab_iter it;
 	struct hnode *node;
 
+	/* Its locks block nobody from now on, and it waits for nobody. */
+	while (c->lock_out)
+		lock_edge_free(c->lock_out);
+	while (c->lock_in)
+		lock_edge_free(c->lock_in);
+	/* All its locks go first (each region it had some in kept referenced and listed once, in
+	 * the order its locks are met), then each such region's queue is examined once. */
 	htab_iter_init(&c->locks, &it);
-	while ((node = htab_iter_next(&c->locks, &it)) != NULL)
-		lock_drop(htab_entry(node, struct lock, node));
+	while ((node = htab_iter_next(&c->locks, &it)) != NULL) {
+		struct lock *l = htab_entry(node, struct lock, node);
+
+		r = l->region;
+		if (!r->locks.release_pending) {
+			r->locks.release_pending = true;
+			*tail = r;
+			tail = &r->locks.release_next;
+			region_ref(r);
+		}
+		lock_free(l);
+		region_unref(r);
+	}
+	while ((r = pending) != NULL) {
+		pending = r->locks.release_next;
+		r->locks.release_next = NULL;
+		r->locks.release_pending = false;
+		lock_process(r, NULL);
+		region_check_idle(r);
+		region_unref(r);
+	}
 }
 
 void lock_conn_cancel_waits(struct conn *c, const char *why)
@@ -533,6 +693,13 @@ int lock_adopt(struct conn *c, struct region *r, uint64_t id, uint64_t offset, u
 
 void lock_region_retire(struct region *r)
 {
+	struct htab_iter it;
+	struct hnode *node;
+
+	/* Only waiters have pairs, and all of them go. */
+	htab_iter_init(&r->locks.edges, &it);
+	while ((node = htab_iter_next(&r->locks.edges, &it)) != NULL)
+		lock_edge_free(htab_entry(node, struct lock_edge, node));
 	while (r->locks.wait_head) {
 		struct lock *l = r->locks.wait_head;
 

@@ -6,8 +6,10 @@
  * Each region has a list of held locks and a queue of waiters in arrival order. A waiter is
  * granted when it conflicts with nothing ahead of it (no held lock and no earlier waiter),
  * so shared lockers cannot starve an exclusive one. Before a request is queued, the
- * wait-for graph between connections is searched: a request that would close a cycle
- * through two or more connections fails with EDEADLK. A waiter may carry a timeout; a
+ * wait-for graph between connections (kept up to date as waiters join and locks go) is
+ * searched: a request that would close a cycle through two or more connections fails with
+ * EDEADLK. Queuing or dropping a lock costs one pass over its region's locks plus, for a
+ * waiter, a search over connections; a closing connection costs one pass per region. A waiter may carry a timeout; a
  * connection that goes away releases its locks and drops its waits, and the waiters behind
  * them are granted at once.
  */
@@ -17,6 +19,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <cjson/cJSON.h>
+
+#include "htab.h"
 
 struct conn;
 struct lock;
@@ -28,6 +32,9 @@ struct lock_queue {
 	struct lock *wait_head, *wait_tail;   /* in arrival order */
 	uint64_t nheld, nwaiting;
 	uint64_t nheld_exclusive;             /* of nheld: a shared waiter need not scan if 0 */
+	struct htab edges;                    /* struct lock_edge by connection pair (lock.c) */
+	struct region *release_next;          /* regions a closing connection had locks in */
+	bool release_pending;
 };
 
 struct lock_args {
