@@ -519,6 +519,11 @@ void lock_acquire(struct conn *c, uint64_t id, struct region *r, const struct lo
 		goto fail;
 	}
 	if (blocker) {
+		/* Checked before it touches the graph: the budget bounds what one uid may queue. */
+		if (!conn_may_park(c)) {
+			ops_reply_budget(c, id, c->budget, BUDGET_LOCK_WAITERS, 1);
+			goto fail;
+		}
 		/* Queued (at the tail) with its edges, it is taken out again on any failure. */
 		l->waiting = true;
 		lock_list_append(&r->locks.wait_head, &r->locks.wait_tail, l);
@@ -545,10 +550,6 @@ void lock_acquire(struct conn *c, uint64_t id, struct region *r, const struct lo
 			ops_reply_error(c, id, ETIMEDOUT, "lock on region '%s' not granted within "
 			                "timeout_ms (0)", r->name);
 			goto unqueue;
-		}
-		if (!conn_may_park(c)) {
-			ops_reply_budget(c, id, c->budget, BUDGET_LOCK_WAITERS, 1);
-			goto fail;
 		}
 	}
 	if (htab_insert(&c->locks, &l->node, htab_hash_u64(srv->lock_serial + 1)) < 0) {
