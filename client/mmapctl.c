@@ -715,7 +715,7 @@ static double stats_field(const cJSON *obj, const char *key)
 static void stats_print_users(const cJSON *users)
 {
 	static const char *const cols[] = {
-		"connections", "fds", "queue_bytes", "lock_waiters", "anonymous_regions",
+		"connections", "descriptors", "queue_bytes", "lock_waiters", "anonymous_regions",
 		"anonymous_bytes",
 	};
 	const cJSON *u;

@@ -27,7 +27,7 @@ static const char *const budget_keys[BUDGET_NITEMS] = {
 /* The names of the items in the stats reply. */
 static const char *const budget_stat_names[BUDGET_NITEMS] = {
 	[BUDGET_CONNECTIONS] = "connections",
-	[BUDGET_FDS] = "fds",
+	[BUDGET_FDS] = "descriptors",
 	[BUDGET_QUEUE_BYTES] = "queue_bytes",
 	[BUDGET_LOCK_WAITERS] = "lock_waiters",
 	[BUDGET_ANON_REGIONS] = "anonymous_regions",

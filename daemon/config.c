@@ -315,21 +315,12 @@ int config_load_file(struct config *c, const char *path)
 	r = msg_parse(text, len, &obj);
 	if (r < 0) {
 		log_error("config file %s is not %s", path,
-		          r == -EILSEQ ? "valid UTF-8" : "a JSON object");
+		          r == -EILSEQ ? "valid UTF-8" : "a JSON object (one, with no key twice)");
 		r = -EINVAL;
 		goto out;
 	}
+	/* msg_parse refused repeated keys, so each key below is the only one of its name. */
 	cJSON_ArrayForEach(item, obj) {
-		const cJSON *prev;
-
-		/* The field readers find a key's first occurrence, so a repeated key is refused. */
-		for (prev = obj->child; prev != item; prev = prev->next) {
-			if (strcmp(prev->string, item->string) == 0) {
-				log_error("%s: key \"%s\" appears twice", path, item->string);
-				r = -EINVAL;
-				goto out;
-			}
-		}
 		r = config_apply(c, path, obj, item);
 		if (r < 0)
 			goto out;

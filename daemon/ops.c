@@ -656,6 +656,9 @@ done:
 	cJSON_Delete(req);
 }
 
+#define OPS_MALFORMED "the request is not a well-formed JSON object (at most %d levels of " \
+                      "objects and arrays, no \\u0000 in strings, no key twice in one object)"
+
 void ops_handle_frame(struct conn *c, const char *payload, size_t len)
 {
 	cJSON *req = NULL;
@@ -677,8 +680,11 @@ void ops_handle_frame(struct conn *c, const char *payload, size_t len)
 		return;
 	}
 	if (r < 0) {
-		ops_reply_error_noid(c, EBADMSG, "the request is not a well-formed JSON object "
-		                     "(at most %d levels deep, no \\u0000 in strings)", PROTO_JSON_DEPTH_MAX);
+		/* An id that can still be read is answered, so a pipelining client knows which. */
+		if (msg_parse_id(payload, len, &id) == 0)
+			ops_reply_error(c, id, EBADMSG, OPS_MALFORMED, PROTO_JSON_DEPTH_MAX);
+		else
+			ops_reply_error_noid(c, EBADMSG, OPS_MALFORMED, PROTO_JSON_DEPTH_MAX);
 		return;
 	}
 	r = msg_get_u64(req, "id", &id);

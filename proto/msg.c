@@ -122,7 +122,7 @@ int proto_errno(const char *name)
  * escapes count only where they mean something, so the scanner follows string boundaries and
  * backslash escapes ("\\u0000" is an escaped backslash followed by text, not a NUL).
  */
-static int msg_scan(const char *p, size_t len)
+static int msg_scan(const char *p, size_t len, bool allow_nul_escape)
 {
 	bool in_string = false;
 	unsigned depth = 0;
@@ -139,7 +139,8 @@ static int msg_scan(const char *p, size_t len)
 			} else if (c == '\\') {
 				if (i + 1 >= len)
 					return -EBADMSG;
-				if (p[i + 1] == 'u' && len - i >= 6 && memcmp(p + i + 2, "0000", 4) == 0)
+				if (!allow_nul_escape && p[i + 1] == 'u' && len - i >= 6 &&
+				    memcmp(p + i + 2, "0000", 4) == 0)
 					return -EBADMSG;
 				/* Skip the escaped character, so \" and \\ cannot end the string. */
 				i++;
@@ -162,7 +163,52 @@ static int msg_scan(const char *p, size_t len)
 	return 0;
 }
 
-int msg_parse(const char *payload, size_t len, cJSON **ret_obj)
+static int msg_key_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * True when some object in the tree of item has a key twice. Small objects are compared
+ * pairwise; larger ones sort their keys, so a frame of thousands of keys costs O(n log n).
+ */
+static bool msg_has_repeated_key(const cJSON *item)
+{
+	const cJSON *child;
+	size_t n = 0, i;
+	bool repeated = false;
+
+	for (child = item->child; child; child = child->next) {
+		if ((cJSON_IsObject(child) || cJSON_IsArray(child)) && msg_has_repeated_key(child))
+			return true;
+		n++;
+	}
+	if (!cJSON_IsObject(item) || n < 2)
+		return false;
+	if (n <= 8) {
+		for (child = item->child; child && !repeated; child = child->next)
+			for (const cJSON *o = child->next; o && !repeated; o = o->next)
+				repeated = strcmp(child->string, o->string) == 0;
+		return repeated;
+	}
+	{
+		const char **keys = malloc(n * sizeof(*keys));
+
+		/* Without memory to tell, say yes: the request is refused, never let through. */
+		if (!keys)
+			return true;
+		for (i = 0, child = item->child; child; child = child->next)
+			keys[i++] = child->string;
+		qsort(keys, n, sizeof(*keys), msg_key_cmp);
+		for (i = 1; i < n && !repeated; i++)
+			repeated = strcmp(keys[i - 1], keys[i]) == 0;
+		free(keys);
+	}
+	return repeated;
+}
+
+/* msg_parse, where lenient also lets \u0000 escapes and repeated keys through. */
+static int msg_parse_opts(const char *payload, size_t len, bool lenient, cJSON **ret_obj)
 {
 	char *text;
 	cJSON *obj;
@@ -172,7 +218,7 @@ int msg_parse(const char *payload, size_t len, cJSON **ret_obj)
 		return -EBADMSG;
 	if (utf8_check(payload, len, NULL) < 0)
 		return -EILSEQ;
-	r = msg_scan(payload, len);
+	r = msg_scan(payload, len, lenient);
 	if (r < 0)
 		return r;
 
@@ -190,12 +236,29 @@ int msg_parse(const char *payload, size_t len, cJSON **ret_obj)
 	free(text);
 	if (!obj)
 		return -EBADMSG;
-	if (!cJSON_IsObject(obj)) {
+	if (!cJSON_IsObject(obj) || (!lenient && msg_has_repeated_key(obj))) {
 		cJSON_Delete(obj);
 		return -EBADMSG;
 	}
 	*ret_obj = obj;
 	return 0;
+}
+
+int msg_parse(const char *payload, size_t len, cJSON **ret_obj)
+{
+	return msg_parse_opts(payload, len, false, ret_obj);
+}
+
+int msg_parse_id(const char *payload, size_t len, uint64_t *ret_id)
+{
+	cJSON *obj;
+	int r = msg_parse_opts(payload, len, true, &obj);
+
+	if (r < 0)
+		return r;
+	r = msg_get_u64(obj, "id", ret_id);
+	cJSON_Delete(obj);
+	return r;
 }
 
 int msg_get_u64(const cJSON *obj, const char *key, uint64_t *ret)

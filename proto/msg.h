@@ -22,10 +22,18 @@
  * Parses one frame payload (len bytes, not NUL-terminated). Returns 0 with *ret_obj set
  * (caller frees with cJSON_Delete); -EILSEQ when the payload is not valid UTF-8 (utf8_check
  * says where); -EBADMSG when it is not valid JSON, not an object, nested deeper than
- * PROTO_JSON_DEPTH_MAX, or holds a \u0000 escape in any string; or -ENOMEM. Every string of
+ * PROTO_JSON_DEPTH_MAX (objects and arrays both count), holds a \u0000 escape in any string,
+ * or repeats a key within one object; or -ENOMEM. Every string of
  * an object it returns is valid UTF-8.
  */
 int msg_parse(const char *payload, size_t len, cJSON **ret_obj);
+/*
+ * The "id" of a payload msg_parse refused with -EBADMSG, where it can still be read: the
+ * payload is a JSON object within the depth limit whose only faults are \u0000 escapes or
+ * a key repeated in some object (the first "id" counts). Returns 0 with *ret_id set, or the
+ * error of msg_parse or msg_get_u64. So a pipelining client can tell which request failed.
+ */
+int msg_parse_id(const char *payload, size_t len, uint64_t *ret_id);
 
 /*
  * Field readers. Each returns 0 with the value stored, -ENOENT when the key is absent

@@ -262,7 +262,7 @@ START_TEST(test_budget_fds_per_uid_counts_connections_and_regions)
 		snprintf(name, sizeof(name), "f%d", i);
 		test_reply_ok(budget_create_anon(&c[i % 3], name, 4096));
 	}
-	ck_assert_uint_eq(budget_used(&d, TEST_NOBODY, "fds"), 8);
+	ck_assert_uint_eq(budget_used(&d, TEST_NOBODY, "descriptors"), 8);
 	test_reply_error(budget_create_anon(&c[0], "f5", 4096), "EMFILE", EMFILE,
 	                 "max_fds_per_uid");
 
@@ -275,9 +275,9 @@ START_TEST(test_budget_fds_per_uid_counts_connections_and_regions)
 
 	/* A deleted region's descriptor is given back once no grant holds it any more. */
 	test_reply_ok(test_conn_callf(&c[1], "{'op':'delete','name':'f0'}"));
-	ck_assert_uint_eq(budget_used(&d, TEST_NOBODY, "fds"), 8);
+	ck_assert_uint_eq(budget_used(&d, TEST_NOBODY, "descriptors"), 8);
 	test_conn_close(&c[0]);
-	ck_assert_uint_eq(budget_used(&d, TEST_NOBODY, "fds"), 6);
+	ck_assert_uint_eq(budget_used(&d, TEST_NOBODY, "descriptors"), 6);
 	test_conn_open_hello_as(&late, &d, TEST_NOBODY, TEST_NOBODY);
 	test_conn_close(&late);
 	for (i = 1; i < 3; i++)

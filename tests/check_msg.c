@@ -237,6 +237,45 @@ START_TEST(test_msg_rejects_escaped_nul)
 }
 END_TEST
 
+START_TEST(test_msg_rejects_repeated_keys)
+{
+	char big[4096];
+	size_t n = 0;
+
+	assert_rejected("{\"a\":1,\"a\":2}");
+	assert_rejected("{\"x\":[{\"k\":1,\"k\":1}]}");
+	/* Past the pairwise size the keys are sorted: the repeat at the end is still found. */
+	n += (size_t)snprintf(big + n, sizeof(big) - n, "{");
+	for (int i = 0; i < 200; i++)
+		n += (size_t)snprintf(big + n, sizeof(big) - n, "\"k%d\":%d,", i, i);
+	snprintf(big + n, sizeof(big) - n, "\"k0\":0}");
+	assert_rejected(big);
+	big[n - 1] = '}';
+	big[n] = '\0';
+	{
+		cJSON *obj = NULL;
+
+		ck_assert_int_eq(parse_str(big, &obj), 0);
+		cJSON_Delete(obj);
+	}
+}
+END_TEST
+
+START_TEST(test_msg_parse_id_reads_the_id_of_a_refused_request)
+{
+	const char *nul = "{\"id\":42,\"op\":\"open\",\"name\":\"a\\u0000b\"}";
+	const char *twice = "{\"id\":43,\"id\":44,\"op\":\"ping\"}";
+	uint64_t id = 0;
+
+	ck_assert_int_eq(msg_parse_id(nul, strlen(nul), &id), 0);
+	ck_assert_uint_eq(id, 42);
+	ck_assert_int_eq(msg_parse_id(twice, strlen(twice), &id), 0);
+	ck_assert_uint_eq(id, 43);
+	ck_assert_int_eq(msg_parse_id("{\"op\":1", strlen("{\"op\":1"), &id), -EBADMSG);
+	ck_assert_int_eq(msg_parse_id("{\"op\":1}", strlen("{\"op\":1}"), &id), -ENOENT);
+}
+END_TEST
+
 START_TEST(test_msg_accepts_escaped_backslash_before_u0000)
 {
 	check_string("{\"name\":\"a\\\\u0000\"}", "name", "a\\u0000");
@@ -730,6 +769,8 @@ static Suite *msg_suite(void)
 	tcase_add_test(tc, test_msg_rejects_deep_nesting);
 	tcase_add_test(tc, test_msg_brackets_in_strings_do_not_count_as_nesting);
 	tcase_add_test(tc, test_msg_rejects_escaped_nul);
+	tcase_add_test(tc, test_msg_rejects_repeated_keys);
+	tcase_add_test(tc, test_msg_parse_id_reads_the_id_of_a_refused_request);
 	tcase_add_test(tc, test_msg_accepts_escaped_backslash_before_u0000);
 	tcase_add_test(tc, test_msg_accepts_other_unicode_escapes);
 	tcase_add_test(tc, test_msg_rejects_invalid_utf8);

@@ -239,10 +239,10 @@ END_TEST
 
 START_TEST(test_config_refuses_duplicate_key)
 {
-	assert_refused("{\"max_clients\": 5, \"max_clients\": 6}", "key \"max_clients\" appears twice");
+	assert_refused("{\"max_clients\": 5, \"max_clients\": 6}", "no key twice");
 	/* Even when both say the same thing, and with other keys between them. */
 	assert_refused("{\"fdstore\": true, \"max_clients\": 5, \"fdstore\": true}",
-	               "key \"fdstore\" appears twice");
+	               "no key twice");
 }
 END_TEST
 
