@@ -162,12 +162,6 @@ static void grants_place_file(const char *dir, const char *name, unsigned mode, 
 }
 
 /* Connects as NOBODY and says hello. */
-static void grants_conn_nobody(struct test_conn *c, const struct test_daemon *d)
-{
-	test_conn_open_as(c, d, NOBODY, NOBODY);
-	test_reply_ok(test_conn_hello_version(c, 1));
-}
-
 /* The region object of name as d's stat reports it: uid, gid, perm and size. */
 static void grants_stat(const struct test_daemon *d, const char *name, uint64_t ret[4])
 {
@@ -197,7 +191,7 @@ START_TEST(test_grants_anonymous_ro_and_cow_cannot_be_reopened_writable)
 	test_conn_open_hello(&root, &d);
 	rootfd = grants_create(&root, "a", true, 0644);
 
-	grants_conn_nobody(&nobody, &d);
+	test_conn_open_hello_as(&nobody, &d, NOBODY, NOBODY);
 	test_reply_error(test_conn_callf(&nobody, "{'op':'open','name':'a','mode':'rw'}"),
 	                 "EACCES", EACCES, "permission denied");
 	fd = grants_open(&nobody, "a", ro_modes[_i]);
@@ -231,7 +225,7 @@ START_TEST(test_grants_file_created_under_umask_002_is_private_on_disk)
 	rootfd = grants_create(&root, "f", false, 0644);
 	grants_assert_private(d.data, "f", geteuid());
 
-	grants_conn_nobody(&nobody, &d);
+	test_conn_open_hello_as(&nobody, &d, NOBODY, NOBODY);
 	fd = grants_open(&nobody, "f", "ro");
 	ck_assert_int_eq(grants_as_nobody(grants_try_write, fd, 0), 0);
 	grants_assert_intact(rootfd);
@@ -283,7 +277,7 @@ START_TEST(test_grants_placed_0666_file_is_tightened_at_first_open_keeping_its_a
 	ck_assert_uint_eq(after[2], 0644);
 	grants_assert_private(d.data, "p", geteuid());
 
-	grants_conn_nobody(&nobody, &d);
+	test_conn_open_hello_as(&nobody, &d, NOBODY, NOBODY);
 	test_reply_error(test_conn_callf(&nobody, "{'op':'open','name':'p','mode':'rw'}"),
 	                 "EACCES", EACCES, "permission denied");
 	fd = grants_open(&nobody, "p", "ro");
@@ -346,7 +340,7 @@ START_TEST(test_grants_growth_past_max_region_size_is_never_adopted)
 	rootafd = grants_create(&root, "a", true, 0666);
 	rootffd = grants_create(&root, "f", false, 0666);
 
-	grants_conn_nobody(&nobody, &d);
+	test_conn_open_hello_as(&nobody, &d, NOBODY, NOBODY);
 	afd = grants_open(&nobody, "a", "rw");
 	ffd = grants_open(&nobody, "f", "rw");
 	ck_assert_int_eq(grants_as_nobody(grants_truncate, afd, HUGE_SIZE), 0);

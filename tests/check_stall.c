@@ -17,21 +17,17 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <libgen.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
 
-#define NOBODY 65534u   /* uid and gid of nobody/nogroup on Debian */
 
 #define STALL_CONNS 4
 #define STALL_PER_CONN 1024
@@ -47,48 +43,6 @@
  * that searches the waiters again per connection visited.
  */
 #define STALL_MAX_PING_MS 500
-
-/* Lets other uids reach the socket: the test directories are 0700. */
-static void stall_dirs_open(const struct test_daemon *d)
-{
-	char parent[TEST_PATH_MAX];
-
-	snprintf(parent, sizeof(parent), "%s", d->dir);
-	ck_assert_int_eq(chmod(d->dir, 0711), 0);
-	ck_assert_int_eq(chmod(dirname(parent), 0711), 0);
-}
-
-/* Connects c to d as nobody (no supplementary groups) and says hello. */
-static void stall_conn_nobody(struct test_conn *c, const struct test_daemon *d)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	cJSON *reply;
-	int fd, status;
-	pid_t pid;
-
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_uint_lt(strlen(d->sock), sizeof(sa.sun_path));
-	memcpy(sa.sun_path, d->sock, strlen(d->sock) + 1);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
-			_exit(100);
-		_exit(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 0 : 101);
-	}
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	              "the child could not connect as nobody (status %d)", status);
-	memset(c, 0, sizeof(*c));
-	c->fd = fd;
-	frame_reader_init(&c->reader, FRAME_MAX_LIMIT);
-	fd_queue_init(&c->queue);
-	c->next_id = 1;
-	reply = test_conn_hello_version(c, 1);
-	test_assert_ok(reply);
-	cJSON_Delete(reply);
-}
 
 /* ---- the pinger: another process, pinging as root until told to stop ----------------------- */
 
@@ -226,9 +180,7 @@ static void stall_run(enum stall_shape shape)
 
 	if (!test_is_root())
 		return;
-	test_daemon_init(&d, "{\"socket_mode\": \"0666\"}");
-	stall_dirs_open(&d);
-	test_daemon_launch(&d);
+	test_daemon_start_shared(&d, "{\"socket_mode\": \"0666\"}");
 	test_conn_open_hello(&root, &d);
 	test_conn_open_hello(&holder, &d);
 	for (i = 0; i < nregions; i++) {
@@ -244,7 +196,7 @@ static void stall_run(enum stall_shape shape)
 		cJSON_Delete(reply);
 	}
 	for (k = 0; k < STALL_CONNS; k++)
-		stall_conn_nobody(&nobody[k], &d);
+		test_conn_open_hello_as(&nobody[k], &d, TEST_NOBODY, TEST_NOBODY);
 
 	pinger_start(&p, &d, nobody, STALL_CONNS);
 	for (k = 0; k < STALL_CONNS; k++) {
