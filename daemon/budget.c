@@ -131,11 +131,52 @@ int budget_charge(struct budget *b, enum budget_item item, uint64_t n)
 	return budget_charge_all(b, want, &failed);
 }
 
+uint64_t budget_all_users_limit(const struct server *srv)
+{
+	uint64_t max = srv->limits->max_anonymous_bytes_all_users;
+
+	return max ? max : srv->mem_half;
+}
+
+/* True when used + n stays within max. */
+static bool budget_within(uint64_t used, uint64_t n, uint64_t max)
+{
+	return n <= max && used <= max - n;
+}
+
 bool budget_fits(const struct budget *b, enum budget_item item, uint64_t n)
 {
-	uint64_t max = budget_limit(b->srv, item);
+	const struct server *srv = b->srv;
 
-	return b->exempt || n == 0 || (n <= max && b->used[item] <= max - n);
+	if (b->exempt || n == 0)
+		return true;
+	if (item == BUDGET_ANON_BYTES &&
+	    !budget_within(srv->anon_bytes_users, n, budget_all_users_limit(srv)))
+		return false;
+	return budget_within(b->used[item], n, budget_limit(srv, item));
+}
+
+void budget_explain(const struct budget *b, enum budget_item item, uint64_t n,
+                    struct budget_refusal *ret)
+{
+	const struct server *srv = b->srv;
+
+	ret->key = budget_key(item);
+	ret->used = b->used[item];
+	ret->limit = budget_limit(srv, item);
+	if (item == BUDGET_ANON_BYTES && budget_within(ret->used, n, ret->limit)) {
+		ret->key = "max_anonymous_bytes_all_users";
+		ret->used = srv->anon_bytes_users;
+		ret->limit = budget_all_users_limit(srv);
+	}
+}
+
+/* Adds delta (positive or negative) to item, and to the all-users total it belongs to. */
+static void budget_add(struct budget *b, enum budget_item item, int64_t delta)
+{
+	b->used[item] += (uint64_t)delta;
+	if (item == BUDGET_ANON_BYTES && !b->exempt)
+		b->srv->anon_bytes_users += (uint64_t)delta;
 }
 
 int budget_charge_all(struct budget *b, const uint64_t n[BUDGET_NITEMS],
@@ -150,19 +191,19 @@ int budget_charge_all(struct budget *b, const uint64_t n[BUDGET_NITEMS],
 		}
 	}
 	for (i = 0; i < BUDGET_NITEMS; i++)
-		b->used[i] += n[i];
+		budget_add(b, (enum budget_item)i, (int64_t)n[i]);
 	return 0;
 }
 
 void budget_force(struct budget *b, enum budget_item item, uint64_t n)
 {
-	b->used[item] += n;
+	budget_add(b, item, (int64_t)n);
 }
 
 void budget_release(struct budget *b, enum budget_item item, uint64_t n)
 {
 	assert(b->used[item] >= n);
-	b->used[item] -= n;
+	budget_add(b, item, -(int64_t)n);
 }
 
 /* The lowest descriptor number below which a non-exempt user may still make one. */

@@ -61,8 +61,24 @@ uint64_t budget_limit(const struct server *srv, enum budget_item item);
 /* The item's name in the configuration and in messages ("max_fds_per_uid"). */
 const char *budget_key(enum budget_item item);
 
-/* True when n more of item fit b's limit (always for exempt users). */
+/*
+ * True when n more of item fit b's limit (always for exempt users), and for anonymous bytes
+ * also max_anonymous_bytes_all_users: what all users that are not exempt own together, the
+ * memory reserve kept for root and the daemon's uid.
+ */
 bool budget_fits(const struct budget *b, enum budget_item item, uint64_t n);
+
+/* max_anonymous_bytes_all_users, its 0 resolved to half the machine's memory. */
+uint64_t budget_all_users_limit(const struct server *srv);
+
+/* Which limit n more of item would pass for b, for a refusal that names it. */
+struct budget_refusal {
+	const char *key;     /* its config key */
+	uint64_t used;       /* what b uses of it, or all users together for an all-users limit */
+	uint64_t limit;
+};
+void budget_explain(const struct budget *b, enum budget_item item, uint64_t n,
+                    struct budget_refusal *ret);
 /*
  * Charges n of item. Returns 0, or -EAGAIN (nothing charged) when b is not exempt and that
  * would pass the item's limit.

@@ -54,6 +54,7 @@ static const struct config_limit {
 	CONFIG_LIMIT(max_lock_waiters_per_uid, 4096, 1, 1048576),
 	CONFIG_LIMIT(max_anonymous_regions_per_uid, 256, 1, 1048576),
 	CONFIG_LIMIT(max_anonymous_bytes_per_uid, 1073741824ULL, 4096, PROTO_ID_MAX),
+	CONFIG_LIMIT(max_anonymous_bytes_all_users, 0, 0, PROTO_ID_MAX),
 	CONFIG_LIMIT(reserved_clients, 16, 0, 65536),
 	CONFIG_LIMIT(reserved_fds, 64, 0, 65536),
 };

@@ -40,6 +40,7 @@ struct limits {
 	uint64_t max_lock_waiters_per_uid;
 	uint64_t max_anonymous_regions_per_uid;
 	uint64_t max_anonymous_bytes_per_uid;
+	uint64_t max_anonymous_bytes_all_users;  /* 0: half the machine's memory */
 	/* Held back for root and the daemon's uid only. */
 	uint64_t reserved_clients;
 	uint64_t reserved_fds;

@@ -229,14 +229,15 @@ void ops_reply_max_regions(struct conn *c, uint64_t id)
 void ops_reply_budget(struct conn *c, uint64_t id, const struct budget *b,
                       enum budget_item item, uint64_t n)
 {
-	uint64_t max = budget_limit(c->srv, item);
+	struct budget_refusal why;
 
+	budget_explain(b, item, n, &why);
 	conn_warn(c, "refused a request: uid %lu would pass %s (%" PRIu64 " in use, %" PRIu64
-	          " more asked, limit %" PRIu64 ")", (unsigned long)b->uid, budget_key(item),
-	          b->used[item], n, max);
+	          " more asked, limit %" PRIu64 ")", (unsigned long)b->uid, why.key, why.used, n,
+	          why.limit);
 	ops_reply_error(c, id, item == BUDGET_FDS ? EMFILE : EAGAIN, "uid %lu is at its budget "
 	                "%s: %" PRIu64 " in use, %" PRIu64 " more asked, limit %" PRIu64,
-	                (unsigned long)b->uid, budget_key(item), b->used[item], n, max);
+	                (unsigned long)b->uid, why.key, why.used, n, why.limit);
 }
 
 void ops_reply_fd_reserve(struct conn *c, uint64_t id)
@@ -325,7 +326,9 @@ static bool ops_limits_budgets(const struct server *srv, cJSON *obj)
 		if (!cJSON_AddNumberToObject(obj, budget_key((enum budget_item)i),
 		                             (double)budget_limit(srv, (enum budget_item)i)))
 			return false;
-	return cJSON_AddNumberToObject(obj, "reserved_clients",
+	return cJSON_AddNumberToObject(obj, "max_anonymous_bytes_all_users",
+	                               (double)budget_all_users_limit(srv)) &&
+	       cJSON_AddNumberToObject(obj, "reserved_clients",
 	                               (double)srv->limits->reserved_clients) &&
 	       cJSON_AddNumberToObject(obj, "reserved_fds", (double)srv->limits->reserved_fds);
 }

@@ -278,6 +278,7 @@ int server_init(struct server *s, uv_loop_t *loop, const struct config *cfg,
 	htab_init(&s->budgets);
 	s->self_uid = (uint32_t)geteuid();
 	s->fd_limit = server_fd_limit();
+	s->mem_half = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE) / 2;
 	s->start_ms = server_now_ms();
 	flush_hook_init();
 

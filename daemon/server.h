@@ -68,6 +68,8 @@ struct server {
 	struct htab budgets;       /* struct budget by uid (budget.c) */
 	uint32_t self_uid;         /* the daemon's effective uid: exempt like root */
 	uint64_t fd_limit;         /* RLIMIT_NOFILE's soft limit at start */
+	uint64_t mem_half;         /* half the machine's memory, max_anonymous_bytes_all_users' 0 */
+	uint64_t anon_bytes_users; /* anonymous bytes owned by uids not exempt, all together */
 	uint64_t conn_serial;      /* numbers connections in the log */
 
 	struct htab regions;       /* the region table, by name */

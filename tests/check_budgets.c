@@ -159,6 +159,36 @@ START_TEST(test_budget_writer_cannot_spend_the_owners_budget)
 }
 END_TEST
 
+/*
+ * The memory reserve: what all users that are not exempt own together is bounded too
+ * (max_anonymous_bytes_all_users), so many uids cannot pin what root needs.
+ */
+START_TEST(test_budget_all_users_leave_memory_for_root)
+{
+	struct test_daemon d;
+	struct test_conn a, b, root;
+
+	if (!test_is_root())
+		return;
+	test_daemon_start_shared(&d, "{" CFG_OPEN ", \"max_anonymous_bytes_per_uid\": 1048576, "
+	                         "\"max_anonymous_bytes_all_users\": 1048576}");
+	test_conn_open_hello_as(&a, &d, TEST_NOBODY, TEST_NOBODY);
+	test_conn_open_hello_as(&b, &d, OTHER_UID(1), OTHER_UID(1));
+	test_reply_ok(budget_create_anon(&a, "a", 786432));
+	test_reply_error(budget_create_anon(&b, "b", 524288), "EAGAIN", EAGAIN,
+	                 "max_anonymous_bytes_all_users");
+	test_reply_ok(budget_create_anon(&b, "b", 262144));
+	test_conn_open_hello(&root, &d);
+	test_reply_ok(budget_create_anon(&root, "r", 4u << 20));
+	test_reply_ok(test_conn_callf(&a, "{'op':'delete','name':'a'}"));
+	test_conn_close(&a);
+	test_reply_ok(budget_create_anon(&b, "b2", 524288));
+	test_conn_close(&b);
+	test_conn_close(&root);
+	test_daemon_stop(&d);
+}
+END_TEST
+
 /* Anonymous regions are counted per uid too, over reconnections. */
 START_TEST(test_budget_anonymous_regions_bound_a_user)
 {
@@ -437,6 +467,7 @@ static Suite *budgets_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_budget_anonymous_bytes_bound_a_user_not_a_connection);
 	tcase_add_test(tc, test_budget_writer_cannot_spend_the_owners_budget);
+	tcase_add_test(tc, test_budget_all_users_leave_memory_for_root);
 	tcase_add_test(tc, test_budget_anonymous_regions_bound_a_user);
 	tcase_add_test(tc, test_budget_descriptor_reserve_keeps_root_working);
 	tcase_add_test(tc, test_budget_fds_per_uid_counts_connections_and_regions);
