@@ -13,6 +13,7 @@
  *   guard.c   the SIGBUS guard;
  *   ring*.c   rings over regions, with their own private header ring.h;
  *   error.c   the per-thread failure message;
+ *   policytext.c  flush policies as text;
  *   and the persistent structures (pstruct.c, pregion.c, fstr.c, pvec.c, phash.c; persist.h).
  * Nothing here is exported: the shared library is built with -fvisibility=hidden and only
  * the MMAPD_EXPORT functions of mmapd.h are visible.

@@ -245,6 +245,12 @@ MMAPD_EXPORT int mmapd_region_set_mode(struct mmapd_region *region, enum mmapd_m
 MMAPD_EXPORT const char *mmapd_region_name(const struct mmapd_region *region);
 /* The descriptor behind the mapping (borrowed: do not close it). */
 MMAPD_EXPORT int mmapd_region_fd(const struct mmapd_region *region);
+/*
+ * The client region was opened on (borrowed: the region holds a reference on it, so it stays
+ * valid until the region is closed, also after mmapd_disconnect()), e.g. for mmapd_lock() on
+ * the region's name. NULL for NULL.
+ */
+MMAPD_EXPORT struct mmapd_client *mmapd_region_client(const struct mmapd_region *region);
 
 /*
  * Copies len bytes at window offset off into buf. Returns 0, or -ERANGE when off+len passes
@@ -438,6 +444,22 @@ MMAPD_EXPORT int mmapd_flush_async(struct mmapd_client *client, const char *name
 /* Sets region name's flush policy; every client holding it hears of it. */
 MMAPD_EXPORT int mmapd_set_policy(struct mmapd_client *client, const char *name,
                                   const struct mmapd_policy *policy);
+/*
+ * Flush policies as text, as docs/coordination.md and mmapctl(1) spell them: "manual",
+ * "always", "every-bytes N", "every-writes N", "interval MS": the kind's name, then for the
+ * kinds with a value one space and the value, decimal, at least 1, no sign (every-bytes also
+ * takes a suffix K, M, G or T for powers of 1024, "KiB" and lower case too).
+ * mmapd_policy_parse() reads text into *ret_policy. Returns 0, -EINVAL (NULL, an unknown
+ * kind, a value missing, given to a kind without one, or not a number: the message says
+ * which, naming the kinds) or -ERANGE (the value does not fit 64 bits).
+ */
+MMAPD_EXPORT int mmapd_policy_parse(const char *text, struct mmapd_policy *ret_policy);
+/*
+ * Writes policy as mmapd_policy_parse() reads it (every-bytes in plain bytes) to buf, of size
+ * bytes, NUL-terminated. Returns the text's length, -EINVAL (NULL policy or buf, an unknown
+ * kind) or -ERANGE (size is not above the length: buf holds as much as fits).
+ */
+MMAPD_EXPORT int mmapd_policy_format(const struct mmapd_policy *policy, char *buf, size_t size);
 /* Clears a poisoned region after an operator has dealt with the failure. */
 MMAPD_EXPORT int mmapd_clear_error(struct mmapd_client *client, const char *name);
 
@@ -1065,6 +1087,18 @@ MMAPD_EXPORT void mmapd_set_reconnect(struct mmapd_client *client, int timeout_m
  * Never NULL.
  */
 MMAPD_EXPORT const char *mmapd_last_message(void);
+/*
+ * Records err (a negative errno value; 0 forgets the last failure) and a printf-style
+ * sentence as the calling thread's last failure, which mmapd_last_message() then gives: for
+ * code built on libmmapd, such as its own toolbox (mmapd-ring.h, mmapd-persist.h), that
+ * reports its failures as libmmapd's do (fmt NULL: no sentence, mmapd_last_message() then
+ * names err). Returns err.
+ */
+MMAPD_EXPORT int mmapd_set_last_message(int err, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
 
 /* A static description of err (negative or positive errno value). Never NULL. */
 MMAPD_EXPORT const char *mmapd_strerror(int err);
