@@ -36,7 +36,7 @@ ifeq ($(WERROR),1)
 WARN    += -Werror
 endif
 # Include paths are per target: the tree's own internals see every layer (INCLUDES); the
-# toolbox (client/toolbox/) and the examples see only the public headers, staged in
+# toolbox (client/toolbox/), mmapctl and the examples see only the public headers, staged in
 # $(B)/include as make install lays them out (PUBLIC_INCLUDES), so that any include of an
 # internal header fails to compile there.
 INCLUDES   = -Iclient -Iclient/toolbox/ring -Iclient/toolbox/persist -Iproto -Ishared -Idaemon
@@ -84,8 +84,8 @@ DAEMON_SRC := $(wildcard daemon/*.c)
 # The toolbox (rings, persistent structures) is part of libmmapd but built only on its public
 # API: client/toolbox/{ring,persist}/, with the kit both share in client/toolbox/.
 TOOLBOX_SRC := $(wildcard client/toolbox/*.c client/toolbox/*/*.c)
-CTL_SRC    := client/mmapctl.c
-LIB_SRC    := $(filter-out $(CTL_SRC),$(wildcard client/*.c)) $(TOOLBOX_SRC)
+LIB_SRC    := $(wildcard client/*.c) $(TOOLBOX_SRC)
+CTL_SRC    := client/mmapctl/mmapctl.c
 # The installed headers: the core API and the toolbox's two.
 PUBLIC_HDRS := client/mmapd.h client/toolbox/ring/mmapd-ring.h client/toolbox/persist/mmapd-persist.h
 PUBLIC_STAGED := $(addprefix $(B)/include/,$(notdir $(PUBLIC_HDRS)))
@@ -160,8 +160,9 @@ $(B)/include/%.h: client/toolbox/persist/%.h
 	$(Q)cp $< $@
 
 TOOLBOX_OBJ := $(TOOLBOX_SRC:%.c=$(B)/%.o) $(TOOLBOX_SRC:%.c=$(B)/pic/%.o)
-$(TOOLBOX_OBJ): | $(PUBLIC_STAGED)
+$(TOOLBOX_OBJ) $(B)/$(CTL_SRC:.c=.o): | $(PUBLIC_STAGED)
 $(TOOLBOX_OBJ): INCLUDES = $(PUBLIC_INCLUDES) -Iclient/toolbox
+$(B)/$(CTL_SRC:.c=.o): INCLUDES = $(PUBLIC_INCLUDES)
 
 $(DAEMON_LIB): $(DAEMON_LIB_OBJ)
 	@$(if $(Q),echo "  AR      $@")
@@ -195,9 +196,10 @@ $(LIBSO): $(LIB_PIC) $(PROTO_PIC) $(LIBSYM)
 	$(Q)ln -sf libmmapd.so.$(VERSION) $(B)/libmmapd.so.$(SOVERSION)
 	$(Q)ln -sf libmmapd.so.$(VERSION) $(B)/libmmapd.so
 
-# mmapctl calls libmmapd only through mmapd.h, so it links the public archive; it shares two
-# helpers of the daemon's kit (number parsing, flush-policy names), linked as objects.
-$(MMAPCTL): $(B)/$(CTL_SRC:.c=.o) $(B)/shared/num.o $(B)/proto/policy.o $(LIBA)
+# mmapctl calls libmmapd only through its public headers and links the public archive and
+# cJSON (its --json output, and the stats JSON it reads), as any other program would;
+# mk/installcheck.sh builds it against the installed library too.
+$(MMAPCTL): $(B)/$(CTL_SRC:.c=.o) $(LIBA)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CJSON_LIBS) -lpthread
 

@@ -9,7 +9,7 @@
 #   - every event the daemon sends (msg_event, notify_event_new, sub_send_seq_event in daemon/):
 #     a row of the table under "## Events" in docs/protocol.md;
 #   - every config key daemon/config.c accepts: named in docs/mmapd.8 and docs/operations.md;
-#   - every command of client/mmapctl.c's commands[]: a .TP entry under COMMANDS in
+#   - every command of client/mmapctl/mmapctl.c's commands[]: a .TP entry under COMMANDS in
 #     docs/mmapctl.1.
 # Exit status 1 when anything is missing (or when a list came out empty: a parser that stopped
 # matching the code must not pass silently). Run from the top of the tree.
@@ -91,8 +91,8 @@ for k in $keys; do
 done
 
 # ---- mmapctl commands ----
-cmds=$(sed -n '/commands\[\] = {/,/^};/p' client/mmapctl.c | sed -nE 's/^[[:space:]]*\{ "([a-z-]+)",.*/\1/p')
-nonempty "commands in client/mmapctl.c's commands[]" "$cmds"
+cmds=$(sed -n '/commands\[\] = {/,/^};/p' client/mmapctl/mmapctl.c | sed -nE 's/^[[:space:]]*\{ "([a-z-]+)",.*/\1/p')
+nonempty "commands in client/mmapctl/mmapctl.c's commands[]" "$cmds"
 cmd_entries=$(roff_section docs/mmapctl.1 COMMANDS | awk 'tp { print } { tp = ($0 == ".TP") }' |
 	sed -E 's/^\.[A-Z]+ +//; s/"//g')
 for c in $cmds; do

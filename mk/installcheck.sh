@@ -3,7 +3,8 @@
 # pkg-config; a program built against the installed headers, the toolbox's too, and shared
 # library, whose mmapd_version() agrees with the header's MMAPD_VERSION_* and with mmapd.pc; a
 # program with functions named like libmmapd's internals, built against the installed static
-# library), then uninstalls and proves nothing is left behind. Uses the same make flags (SAN, BUILD) as
+# library; mmapctl built from its source against nothing but the installed headers and
+# libmmapd.so, plus cJSON, and run), then uninstalls and proves nothing is left behind. Uses the same make flags (SAN, BUILD) as
 # the calling make.
 set -eu
 dest=$(mktemp -d)
@@ -80,9 +81,24 @@ static_libs=$(pc --static --libs mmapd | sed 's/-lmmapd//') || fail "pkg-config 
 ${CC:-cc} $san -o "$dest/s" "$dest/s.c" $(pc --cflags mmapd) "$dest/usr/lib/libmmapd.a" $static_libs ||
 	fail "cannot build a program with names of its own against the installed libmmapd.a"
 "$dest/s" || fail "program linked against the installed libmmapd.a failed"
-rm -f "$dest/t" "$dest/t.c" "$dest/s" "$dest/s.c"
+# mmapctl from its source alone, copied out of the tree (so that no header beside it can be
+# found) and built against the installed headers and libmmapd.so; cJSON, for its --json output
+# and the stats JSON it reads, is an ordinary system dependency. It must need no other library
+# of the tree, and run.
+mkdir "$dest/ctl"
+cp client/mmapctl/mmapctl.c "$dest/ctl/mmapctl.c"
+cjson=$(pkg-config --cflags --libs libcjson) || fail "pkg-config libcjson"
+${CC:-cc} $san -std=c11 -D_GNU_SOURCE -Wall -Wextra -o "$dest/ctl/mmapctl" "$dest/ctl/mmapctl.c" \
+	$flags $cjson || fail "cannot build mmapctl against the installed headers and libmmapd.so"
+readelf -d "$dest/ctl/mmapctl" | grep -q 'NEEDED.*libmmapd.so.0' ||
+	fail "mmapctl built against the installed tree does not link libmmapd.so.0"
+LD_LIBRARY_PATH="$dest/usr/lib" "$dest/ctl/mmapctl" --help >/dev/null ||
+	fail "mmapctl built against the installed tree does not run"
+LD_LIBRARY_PATH="$dest/usr/lib" MMAPD_SOCKET="$dest/no-such-socket" "$dest/ctl/mmapctl" status \
+	>/dev/null 2>&1 && fail "mmapctl built against the installed tree reached a daemon that is not there"
+rm -rf "$dest/t" "$dest/t.c" "$dest/s" "$dest/s.c" "$dest/ctl"
 ${MAKE:-make} -s uninstall DESTDIR="$dest" PREFIX=/usr >/dev/null
 left=$(find "$dest" -type f -o -type l)
 [ -z "$left" ] || fail "uninstall left: $left"
 echo "installcheck: install, pkg-config, version, toolbox headers, shared and static link," \
-	"uninstall ok"
+	"mmapctl from the installed tree, uninstall ok"
