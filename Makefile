@@ -35,7 +35,13 @@ endif
 ifeq ($(WERROR),1)
 WARN    += -Werror
 endif
-CPPFLAGS_ALL = -std=c11 -D_GNU_SOURCE -DMMAPD_VERSION_STRING='"$(VERSION)"' -Iclient -Iproto -Ishared -Idaemon $(CPPFLAGS)
+# Include paths are per target: the tree's own internals see every layer (INCLUDES); the
+# toolbox (client/toolbox/), mmapctl and the examples see only the public headers, staged in
+# $(B)/include as make install lays them out (PUBLIC_INCLUDES), so that any include of an
+# internal header fails to compile there.
+INCLUDES   = -Iclient -Iclient/toolbox/ring -Iclient/toolbox/persist -Iproto -Ishared -Idaemon
+PUBLIC_INCLUDES = -I$(B)/include
+CPPFLAGS_ALL = -std=c11 -D_GNU_SOURCE -DMMAPD_VERSION_STRING='"$(VERSION)"' $(INCLUDES) $(CPPFLAGS)
 
 # SAN=1 builds everything (objects, tests, binaries) with AddressSanitizer + UBSan into build-san/.
 # BUILD=dir puts objects and binaries elsewhere (so two builds can run side by side).
@@ -75,8 +81,14 @@ ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
 
 PROTO_SRC  := $(wildcard proto/*.c) $(wildcard shared/*.c)
 DAEMON_SRC := $(wildcard daemon/*.c)
-LIB_SRC    := $(filter-out client/mmapctl.c,$(wildcard client/*.c))
-CTL_SRC    := client/mmapctl.c
+# The toolbox (rings, persistent structures) is part of libmmapd but built only on its public
+# API: client/toolbox/{ring,persist}/, with the kit both share in client/toolbox/.
+TOOLBOX_SRC := $(wildcard client/toolbox/*.c client/toolbox/*/*.c)
+LIB_SRC    := $(wildcard client/*.c) $(TOOLBOX_SRC)
+CTL_SRC    := client/mmapctl/mmapctl.c
+# The installed headers: the core API and the toolbox's two.
+PUBLIC_HDRS := client/mmapd.h client/toolbox/ring/mmapd-ring.h client/toolbox/persist/mmapd-persist.h
+PUBLIC_STAGED := $(addprefix $(B)/include/,$(notdir $(PUBLIC_HDRS)))
 TEST_SRC   := $(wildcard tests/check_*.c)
 TESTLIB_SRC := $(filter-out tests/check_%.c tests/mmapd-testclient.c,$(wildcard tests/*.c))
 # Unit suites of daemon modules (tests/unit/check_<module>.c), linked against the daemon library;
@@ -135,6 +147,23 @@ $(B)/tests/%.o: tests/%.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
 
+# The public headers as they are installed, side by side, for the targets that may see
+# nothing else.
+$(B)/include/%.h: client/%.h
+	@mkdir -p $(@D)
+	$(Q)cp $< $@
+$(B)/include/%.h: client/toolbox/ring/%.h
+	@mkdir -p $(@D)
+	$(Q)cp $< $@
+$(B)/include/%.h: client/toolbox/persist/%.h
+	@mkdir -p $(@D)
+	$(Q)cp $< $@
+
+TOOLBOX_OBJ := $(TOOLBOX_SRC:%.c=$(B)/%.o) $(TOOLBOX_SRC:%.c=$(B)/pic/%.o)
+$(TOOLBOX_OBJ) $(B)/$(CTL_SRC:.c=.o): | $(PUBLIC_STAGED)
+$(TOOLBOX_OBJ): INCLUDES = $(PUBLIC_INCLUDES) -Iclient/toolbox
+$(B)/$(CTL_SRC:.c=.o): INCLUDES = $(PUBLIC_INCLUDES)
+
 $(DAEMON_LIB): $(DAEMON_LIB_OBJ)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
@@ -167,9 +196,10 @@ $(LIBSO): $(LIB_PIC) $(PROTO_PIC) $(LIBSYM)
 	$(Q)ln -sf libmmapd.so.$(VERSION) $(B)/libmmapd.so.$(SOVERSION)
 	$(Q)ln -sf libmmapd.so.$(VERSION) $(B)/libmmapd.so
 
-# mmapctl calls libmmapd only through mmapd.h, so it links the public archive; it shares two
-# helpers of the daemon's kit (number parsing, flush-policy names), linked as objects.
-$(MMAPCTL): $(B)/client/mmapctl.o $(B)/shared/num.o $(B)/proto/policy.o $(LIBA)
+# mmapctl calls libmmapd only through its public headers and links the public archive and
+# cJSON (its --json output, and the stats JSON it reads), as any other program would;
+# mk/installcheck.sh builds it against the installed library too.
+$(MMAPCTL): $(B)/$(CTL_SRC:.c=.o) $(LIBA)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CJSON_LIBS) -lpthread
 
@@ -178,11 +208,12 @@ $(TESTCLIENT): $(B)/tests/mmapd-testclient.o $(LIBA)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CJSON_LIBS) -lpthread
 
 # The examples are built the way a user would build them: against the public header and
-# libmmapd only (uv_loop also against libuv).
-$(B)/examples/%: examples/%.c $(LIBA)
+# libmmapd only (uv_loop also against libuv), seeing only the public headers.
+$(B)/examples/%: examples/%.c $(LIBA) $(PUBLIC_STAGED)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CCLD    $@")
-	$(Q)$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) $(SANFLAGS) $(if $(filter uv_%,$*),$(UV_CFLAGS)) \
+	$(Q)$(CC) -std=c11 -D_GNU_SOURCE $(PUBLIC_INCLUDES) $(CPPFLAGS) $(WARN) $(CFLAGS) $(SANFLAGS) \
+	  $(if $(filter uv_%,$*),$(UV_CFLAGS)) \
 	  -o $@ $< $(LIBA) $(ALL_LDFLAGS) $(CJSON_LIBS) $(if $(filter uv_%,$*),$(UV_LIBS)) -lpthread
 
 $(B)/tests/check_%: $(B)/tests/check_%.o $(TESTLIB_OBJ) $(LIBA_INTERNAL)
@@ -326,7 +357,7 @@ install: all
 	install -m 0755 $(LIBSO) $(DESTDIR)$(LIBDIR)/libmmapd.so.$(VERSION)
 	ln -sf libmmapd.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libmmapd.so.$(SOVERSION)
 	ln -sf libmmapd.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libmmapd.so
-	install -m 0644 client/mmapd.h $(DESTDIR)$(INCLUDEDIR)/mmapd.h
+	install -m 0644 $(PUBLIC_HDRS) $(DESTDIR)$(INCLUDEDIR)/
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' \
 	  client/mmapd.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/mmapd.pc
 	install -m 0644 docs/mmapd.8 $(DESTDIR)$(MANDIR)/man8/mmapd.8
@@ -343,7 +374,7 @@ uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/mmapd $(DESTDIR)$(BINDIR)/mmapctl \
 	  $(DESTDIR)$(LIBDIR)/libmmapd.a $(DESTDIR)$(LIBDIR)/libmmapd.so.$(VERSION) \
 	  $(DESTDIR)$(LIBDIR)/libmmapd.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libmmapd.so \
-	  $(DESTDIR)$(INCLUDEDIR)/mmapd.h $(DESTDIR)$(PKGCONFIGDIR)/mmapd.pc \
+	  $(addprefix $(DESTDIR)$(INCLUDEDIR)/,$(notdir $(PUBLIC_HDRS))) $(DESTDIR)$(PKGCONFIGDIR)/mmapd.pc \
 	  $(DESTDIR)$(MANDIR)/man8/mmapd.8 $(DESTDIR)$(MANDIR)/man1/mmapctl.1 $(DESTDIR)$(MANDIR)/man3/libmmapd.3 \
 	  $(DESTDIR)$(UNITDIR)/mmapd.service $(DESTDIR)$(SYSUSERSDIR)/mmapd.conf
 	rm -f $(DESTDIR)$(UNITDIR)/mmapd.socket $(DESTDIR)$(TMPFILESDIR)/mmapd.conf
@@ -354,7 +385,7 @@ clean:
 # The dependency files -MMD writes next to every object compiled from a .c file (objects built
 # by a new rule belong in this list too).
 ALL_OBJS := $(PROTO_OBJ) $(PROTO_PIC) $(DAEMON_OBJ) $(LIB_OBJ) $(LIB_PIC) $(TESTLIB_OBJ) \
-            $(TESTS:=.o) $(TESTCLIENT).o $(B)/client/mmapctl.o $(BENCH_SRC:%.c=$(B)/%.o) \
+            $(TESTS:=.o) $(TESTCLIENT).o $(B)/$(CTL_SRC:.c=.o) $(BENCH_SRC:%.c=$(B)/%.o) \
             $(B)/tests/soak/soak.o $(B)/tests/fuzz/fuzz_proto.o $(B)/tests/fuzz/fuzz_ops.o \
             $(B)/tests/fuzz/replay.o $(UNITS:=.o) $(UNITLIB_OBJ)
 -include $(ALL_OBJS:.o=.d)

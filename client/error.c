@@ -45,20 +45,18 @@ __attribute__((destructor)) static void error_unload(void)
 	pthread_key_delete(error_key);
 }
 
-int error_set(int err, const char *fmt, ...)
+/* error_set() and mmapd_set_last_message(), their arguments in ap. */
+static int error_setv(int err, const char *fmt, va_list ap)
 {
 	char *old, *msg;
-	va_list ap;
 
 	error_last = err;
 	pthread_once(&error_once, error_key_create);
 	if (!error_key_ok)
 		return err;
 
-	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
+	if (!fmt || vasprintf(&msg, fmt, ap) < 0)
 		msg = NULL;
-	va_end(ap);
 
 	old = pthread_getspecific(error_key);
 	if (pthread_setspecific(error_key, msg) != 0) {
@@ -66,6 +64,26 @@ int error_set(int err, const char *fmt, ...)
 		return err;
 	}
 	free(old);
+	return err;
+}
+
+int error_set(int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	err = error_setv(err, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+MMAPD_EXPORT int mmapd_set_last_message(int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	err = error_setv(err, fmt, ap);
+	va_end(ap);
 	return err;
 }
 

@@ -11,9 +11,10 @@
  *   mapping.c advice, prewarm, mlock, chunk and page iteration, flush_range and its batch;
  *   atomic.c  atomic views of the window;
  *   guard.c   the SIGBUS guard;
- *   ring*.c   rings over regions, with their own private header ring.h;
  *   error.c   the per-thread failure message;
- *   and the persistent structures (pstruct.c, pregion.c, fstr.c, pvec.c, phash.c; persist.h).
+ *   policytext.c  flush policies as text.
+ * The rings and persistent structures (client/toolbox/) are built on the public headers only
+ * and see none of this.
  * Nothing here is exported: the shared library is built with -fvisibility=hidden and only
  * the MMAPD_EXPORT functions of mmapd.h are visible.
  *

@@ -3,7 +3,9 @@
  *
  * A process connects to mmapd over a Unix socket, asks for a region by name and receives the
  * region's file descriptor; libmmapd maps it, so every process maps the same page-cache pages
- * and data never crosses the socket. This header is the whole public API.
+ * and data never crosses the socket. This header is the core public API; the toolbox built on
+ * it alone, in the same library, has its own headers: mmapd-ring.h (rings) and mmapd-persist.h
+ * (persistent structs, strings, vectors and hash maps).
  *
  * Conventions:
  *  - Functions returning int return >= 0 on success and a negative errno value on failure.
@@ -245,6 +247,12 @@ MMAPD_EXPORT int mmapd_region_set_mode(struct mmapd_region *region, enum mmapd_m
 MMAPD_EXPORT const char *mmapd_region_name(const struct mmapd_region *region);
 /* The descriptor behind the mapping (borrowed: do not close it). */
 MMAPD_EXPORT int mmapd_region_fd(const struct mmapd_region *region);
+/*
+ * The client region was opened on (borrowed: the region holds a reference on it, so it stays
+ * valid until the region is closed, also after mmapd_disconnect()), e.g. for mmapd_lock() on
+ * the region's name. NULL for NULL.
+ */
+MMAPD_EXPORT struct mmapd_client *mmapd_region_client(const struct mmapd_region *region);
 
 /*
  * Copies len bytes at window offset off into buf. Returns 0, or -ERANGE when off+len passes
@@ -438,6 +446,22 @@ MMAPD_EXPORT int mmapd_flush_async(struct mmapd_client *client, const char *name
 /* Sets region name's flush policy; every client holding it hears of it. */
 MMAPD_EXPORT int mmapd_set_policy(struct mmapd_client *client, const char *name,
                                   const struct mmapd_policy *policy);
+/*
+ * Flush policies as text, as docs/coordination.md and mmapctl(1) spell them: "manual",
+ * "always", "every-bytes N", "every-writes N", "interval MS": the kind's name, then for the
+ * kinds with a value one space and the value, decimal, at least 1, no sign (every-bytes also
+ * takes a suffix K, M, G or T for powers of 1024, "KiB" and lower case too).
+ * mmapd_policy_parse() reads text into *ret_policy. Returns 0, -EINVAL (NULL, an unknown
+ * kind, a value missing, given to a kind without one, or not a number: the message says
+ * which, naming the kinds) or -ERANGE (the value does not fit 64 bits).
+ */
+MMAPD_EXPORT int mmapd_policy_parse(const char *text, struct mmapd_policy *ret_policy);
+/*
+ * Writes policy as mmapd_policy_parse() reads it (every-bytes in plain bytes) to buf, of size
+ * bytes, NUL-terminated. Returns the text's length, -EINVAL (NULL policy or buf, an unknown
+ * kind) or -ERANGE (size is not above the length: buf holds as much as fits).
+ */
+MMAPD_EXPORT int mmapd_policy_format(const struct mmapd_policy *policy, char *buf, size_t size);
 /* Clears a poisoned region after an operator has dealt with the failure. */
 MMAPD_EXPORT int mmapd_clear_error(struct mmapd_client *client, const char *name);
 
@@ -583,387 +607,6 @@ MMAPD_EXPORT int mmapd_guard_begin(struct mmapd_region *region);
  */
 MMAPD_EXPORT int mmapd_guard_end(struct mmapd_region *region);
 
-/*
- * ---- Persistent structures (docs/client-api.md, "Persistent structures") ----
- * C structs, fixed-capacity strings, vectors and hash maps that live in a region's bytes, so
- * that they outlast the process (and, in file regions, the daemon) and every process mapping
- * the region sees the same data. They hold plain bytes only: no pointers (another process maps
- * the region at another address) and the host's byte order (files are not portable between
- * architectures). None is internally synchronised: see each part for what is safe without the
- * lock. Durability is the region's: mmapd_flush() or mmapd_region_flush_range().
- */
-
-/*
- * What a persistent struct is: a type name (at most MMAPD_LAYOUT_NAME_MAX bytes are kept,
- * the whole name is hashed), a version the application bumps when the struct's meaning
- * changes, and the struct's size and alignment (a power of two, at most 4096).
- */
-struct mmapd_layout {
-	const char *type_name;
-	uint32_t version;
-	uint32_t size;
-	uint32_t align;
-};
-#ifndef __cplusplus
-/* The layout of C type `type`, for mmapd_pstruct_open(). */
-#define MMAPD_LAYOUT(type, type_name, version) \
-	((struct mmapd_layout){ (type_name), (version), sizeof(type), _Alignof(type) })
-#endif
-#define MMAPD_LAYOUT_NAME_MAX 23
-/* The header in front of every persistent struct, in bytes. */
-#define MMAPD_PSTRUCT_HEADER 64
-
-#define MMAPD_PSTRUCT_INIT 0x1u /* format the struct (zeroed) if the header is still empty */
-
-/*
- * Bytes a persistent struct of this layout takes from its offset: the header, padding up to
- * the struct's alignment, the struct. Returns 0 for an invalid layout (see above).
- */
-MMAPD_EXPORT uint64_t mmapd_pstruct_footprint(const struct mmapd_layout *layout);
-/*
- * Opens the persistent struct at window offset off (a multiple of 8 and of layout->align in
- * the region), which the header there must describe exactly: same type name, version, size
- * and alignment, else nothing is reinterpreted and the call fails. With MMAPD_PSTRUCT_INIT an
- * empty header (all zero) is formatted first and the struct zeroed; processes racing to do so
- * end with one format (the others wait for it, up to about two seconds). The formatter holds
- * an exclusive mmapd_lock() on the 64 header bytes while it formats and records its process
- * id there; the daemon drops the lock if the formatter dies, and once its process is gone too
- * (kill(pid, 0) says ESRCH, or a zombie) the next open with MMAPD_PSTRUCT_INIT formats the
- * half-formatted struct again from scratch (zeroed, re-initialized). A daemon restart without
- * the fd-store handover drops a live formatter's lock: others wait for it as for the lock
- * (same pid namespace assumed: docs/client-api.md). A struct found ready is opened with no
- * request to the daemon. On success *ret_ptr points at the struct, inside the mapping: valid
- * while the mapping does not move (see mmapd_region_data()).
- * Returns 0, or -EINVAL (NULL argument, invalid layout, misaligned off, unknown flags),
- * -ERANGE (the struct does not fit the window), -ENODATA (empty header, or one whose formatter
- * died, and no MMAPD_PSTRUCT_INIT), -EACCES (formatting asked of a read-only mapping), -EPROTO
- * (the header describes another type, version, size or alignment: the message says which),
- * -EBADMSG (the header is not one: bad magic or checksum), -EAGAIN (another process is
- * formatting it and did not finish in time), and the errors of mmapd_lock() when the header
- * is not ready.
- */
-MMAPD_EXPORT int mmapd_pstruct_open(struct mmapd_region *region, uint64_t off,
-                                    const struct mmapd_layout *layout, unsigned flags,
-                                    void **ret_ptr);
-
-/*
- * A fixed-capacity string to embed in a persistent struct: declare the member with
- * MMAPD_FSTR(capacity) (capacity: the longest string, in bytes, below 2^32) and pass its
- * address, cast to struct mmapd_fstr *, together with the capacity. The bytes are always
- * NUL-terminated, so s->bytes reads as a C string; a zeroed one is the empty string. Not
- * atomic: a reader racing a writer may see a torn string (use a lock).
- */
-struct mmapd_fstr {
-	uint32_t length;
-	char bytes[];
-};
-#define MMAPD_FSTR(capacity) struct { uint32_t length; char bytes[(capacity) + 1]; }
-/* The string and capacity arguments of the mmapd_fstr_* functions for a MMAPD_FSTR member m. */
-#define MMAPD_FSTR_ARGS(m) ((struct mmapd_fstr *)&(m)), (sizeof((m).bytes) - 1)
-
-/*
- * Sets s to the len bytes at str (no NUL needed; embedded NULs are kept). Returns 0,
- * -ENAMETOOLONG (len > capacity: s is unchanged), -EINVAL (NULL s, or NULL str with len > 0).
- */
-MMAPD_EXPORT int mmapd_fstr_set(struct mmapd_fstr *s, size_t capacity, const char *str,
-                                size_t len);
-/* mmapd_fstr_set() of a C string. */
-MMAPD_EXPORT int mmapd_fstr_set_cstr(struct mmapd_fstr *s, size_t capacity, const char *str);
-/*
- * As mmapd_fstr_set(), cutting str to capacity bytes (never in the middle of a UTF-8
- * sequence). Returns 0 when all of it fit, 1 when it was cut, -EINVAL.
- */
-MMAPD_EXPORT int mmapd_fstr_set_trunc(struct mmapd_fstr *s, size_t capacity, const char *str,
-                                      size_t len);
-/*
- * The string's length, or -EBADMSG when the stored length is above capacity (corrupt or not
- * a string). -EINVAL for NULL.
- */
-MMAPD_EXPORT int64_t mmapd_fstr_len(const struct mmapd_fstr *s, size_t capacity);
-/*
- * Copies s, NUL-terminated, into buf of size bytes. Returns its length, -ERANGE (buf too
- * small: nothing copied), -EBADMSG (corrupt, as above), -EINVAL.
- */
-MMAPD_EXPORT int64_t mmapd_fstr_copy(const struct mmapd_fstr *s, size_t capacity, char *buf,
-                                     size_t size);
-/*
- * Compares s with the len bytes at str as memcmp() would, the shorter first when one is a
- * prefix of the other: < 0, 0, > 0. A corrupt or NULL s, or a NULL str, compares as if empty.
- */
-MMAPD_EXPORT int mmapd_fstr_cmp(const struct mmapd_fstr *s, size_t capacity, const char *str,
-                                size_t len);
-
-/* Flags of mmapd_pvec_open() and mmapd_phash_open(). */
-#define MMAPD_PERSIST_CREATE    0x1u /* create the region (file) if it does not exist */
-#define MMAPD_PERSIST_ANONYMOUS 0x2u /* with CREATE: an anonymous region (gone when the daemon
-                                        stops) */
-/*
- * Address space held for the region of a vector or hash map: it grows in place up to this,
- * so its elements never move in any process; growth beyond fails with -EFBIG.
- */
-#define MMAPD_PERSIST_RESERVE (1ull << 36)
-
-struct mmapd_pvec;
-struct mmapd_phash;
-
-/*
- * A persistent vector of elements of elem_size bytes, alone in region name: a header page,
- * then the elements, contiguous. Capacity grows by whole segments of at least 64 KiB
- * (doubling, resizing the region through the daemon), appended in place inside the
- * reservation: elements never move, and a pointer from mmapd_pvec_at() stays valid while the
- * vector is open. Other processes' mappings follow the growth; any call that needs bytes
- * beyond this process's mapping first makes a round trip to the daemon to catch up.
- *
- * Concurrency: one writer at a time. Processes (or threads) that push, pop, set, clear or
- * reserve concurrently must hold mmapd_pvec_lock(). The length is published with a release
- * store after the element is written, so a reader without the lock sees a length whose
- * elements are complete (get and at of an index below it), but an element being set
- * concurrently may be read torn.
- *
- * Opens (flags: MMAPD_PERSIST_*) the vector of region name, creating and formatting it when
- * needed; processes racing to create it end with one vector. Returns 0 with *ret_vec (close
- * with mmapd_pvec_close()), or -EINVAL (elem_size 0 or above 2^31, bad flags), -EPROTO (the
- * region holds something else, or a vector of another element size), -EBADMSG (corrupt
- * header), -EAGAIN, the errors of mmapd_region_open() and mmapd_pstruct_open().
- */
-MMAPD_EXPORT int mmapd_pvec_open(struct mmapd_client *client, const char *name,
-                                 size_t elem_size, unsigned flags, struct mmapd_pvec **ret_vec);
-/* Closes the vector (releasing its lock if held) and its mapping. Accepts NULL. */
-MMAPD_EXPORT void mmapd_pvec_close(struct mmapd_pvec *vec);
-/*
- * Takes (exclusive) or releases the vector's lock, a daemon lock on its header: see
- * mmapd_lock() (timeout_ms, errors). The lock dies with the process. -EALREADY when this
- * handle already holds it, -ENOLCK (unlock) when it does not.
- */
-MMAPD_EXPORT int mmapd_pvec_lock(struct mmapd_pvec *vec, int timeout_ms);
-MMAPD_EXPORT int mmapd_pvec_unlock(struct mmapd_pvec *vec);
-/* The number of elements (acquire load), and the elements room is made for. */
-MMAPD_EXPORT uint64_t mmapd_pvec_len(const struct mmapd_pvec *vec);
-MMAPD_EXPORT uint64_t mmapd_pvec_capacity(const struct mmapd_pvec *vec);
-/* The element size the vector was created with. */
-MMAPD_EXPORT size_t mmapd_pvec_elem_size(const struct mmapd_pvec *vec);
-/*
- * Appends the element at elem (elem_size bytes), growing first when full. Returns 0, -EFBIG
- * (growth would pass MMAPD_PERSIST_RESERVE), -EBADMSG (header corrupt), -EINVAL (NULL), or
- * the errors of mmapd_stat() and mmapd_resize() (-ENOSPC, -EFBIG, connection errors).
- */
-MMAPD_EXPORT int mmapd_pvec_push(struct mmapd_pvec *vec, const void *elem);
-/*
- * Removes the last element, copying it to ret_elem (may be NULL). Returns 0, -ERANGE (empty).
- * These and the accessors below also return -EINVAL (NULL) and -EBADMSG (the length claims
- * elements the region does not hold).
- */
-MMAPD_EXPORT int mmapd_pvec_pop(struct mmapd_pvec *vec, void *ret_elem);
-/* Copies element i to ret_elem / overwrites it from elem. Returns 0, -ERANGE (i >= len). */
-MMAPD_EXPORT int mmapd_pvec_get(struct mmapd_pvec *vec, uint64_t i, void *ret_elem);
-MMAPD_EXPORT int mmapd_pvec_set(struct mmapd_pvec *vec, uint64_t i, const void *elem);
-/* Points *ret_ptr at element i, inside the mapping. Returns 0, -ERANGE (i >= len). */
-MMAPD_EXPORT int mmapd_pvec_at(struct mmapd_pvec *vec, uint64_t i, void **ret_ptr);
-/* Sets the length to 0 (capacity stays). Returns 0. */
-MMAPD_EXPORT int mmapd_pvec_clear(struct mmapd_pvec *vec);
-/* Makes room for at least count elements. Returns 0 or the errors of mmapd_pvec_push(). */
-MMAPD_EXPORT int mmapd_pvec_reserve(struct mmapd_pvec *vec, uint64_t count);
-/* The region under the vector (borrowed), e.g. for mmapd_flush(mmapd_region_name(...)). */
-MMAPD_EXPORT struct mmapd_region *mmapd_pvec_region(const struct mmapd_pvec *vec);
-
-/*
- * A persistent hash map from keys of key_size bytes to values of val_size bytes, compared and
- * hashed as bytes (zero any padding), alone in region name: open addressing with linear
- * probing and tombstones. When live entries plus tombstones would pass 3/4 of the slots, the
- * table is rebuilt (doubled when needed, resizing the region; tombstones dropped).
- *
- * Concurrency: a put or remove may rebuild the table, moving every entry, so when any
- * process writes, every process must hold mmapd_phash_lock() for every call, reads
- * included. The count alone is safe to read without it. A rebuild interrupted by a crash
- * leaves the map refused with -EBADMSG.
- *
- * Opens as mmapd_pvec_open() does. Returns 0 with *ret_map (close with mmapd_phash_close()),
- * or the errors of mmapd_pvec_open() (-EINVAL: a size 0 or above 2^20; -EPROTO: other sizes).
- * A header that looks wrong (a write under way elsewhere can make it look so) is read again
- * under the map's lock, waited for up to 10 s (-ETIMEDOUT; -EDEADLK if this connection holds
- * it); only one still wrong then is -EBADMSG.
- */
-MMAPD_EXPORT int mmapd_phash_open(struct mmapd_client *client, const char *name,
-                                  size_t key_size, size_t val_size, unsigned flags,
-                                  struct mmapd_phash **ret_map);
-/* Closes the map (releasing its lock if held). Accepts NULL. */
-MMAPD_EXPORT void mmapd_phash_close(struct mmapd_phash *map);
-/* As mmapd_pvec_lock() and mmapd_pvec_unlock(). */
-MMAPD_EXPORT int mmapd_phash_lock(struct mmapd_phash *map, int timeout_ms);
-MMAPD_EXPORT int mmapd_phash_unlock(struct mmapd_phash *map);
-/* The number of entries (acquire load). */
-MMAPD_EXPORT uint64_t mmapd_phash_count(const struct mmapd_phash *map);
-/*
- * Maps key to the value at val, replacing any value it had. Returns 0 (added), 1 (replaced),
- * or the errors of mmapd_pvec_push().
- */
-MMAPD_EXPORT int mmapd_phash_put(struct mmapd_phash *map, const void *key, const void *val);
-/* Copies key's value to ret_val (may be NULL). Returns 0, -ENOENT (absent), -EBADMSG. */
-MMAPD_EXPORT int mmapd_phash_get(struct mmapd_phash *map, const void *key, void *ret_val);
-/* Removes key (leaving a tombstone). Returns 0, -ENOENT (absent), -EBADMSG. */
-MMAPD_EXPORT int mmapd_phash_remove(struct mmapd_phash *map, const void *key);
-/*
- * Called for each entry, key and value borrowed for the call (do not change the map in it).
- * A non-zero return stops the iteration and becomes its result.
- */
-typedef int mmapd_phash_fn(const void *key, void *val, void *userdata);
-/* Calls fn for every entry, in table order. Returns 0, fn's result, -EBADMSG. */
-MMAPD_EXPORT int mmapd_phash_foreach(struct mmapd_phash *map, mmapd_phash_fn *fn,
-                                     void *userdata);
-/* The region under the map (borrowed). */
-MMAPD_EXPORT struct mmapd_region *mmapd_phash_region(const struct mmapd_phash *map);
-
-/*
- * ---- Rings ----
- * A byte ring in a region: one header page (positions, flags, wake-up words) and then
- * `capacity` bytes of data, mapped twice side by side so that any span of up to capacity bytes
- * starting anywhere in the ring is contiguous in memory (no wrap-around to handle). One writer
- * and one reader, in the same or different processes, move bytes without locks or system
- * calls (acquire/release on 64-bit positions in the shared header); a side that waits sleeps
- * on a futex in the header, and the other side wakes it only when someone sleeps. Several
- * writers (or readers) must take turns under a lock of their own (e.g. mmapd_lock() on the
- * ring's region), flushing any put() batch before letting go. The ring's region must not be
- * resized while mapped. A struct mmapd_ring is used by one thread at a time.
- * docs/client-api.md, "Rings", gives the memory model.
- */
-struct mmapd_ring;
-
-#define MMAPD_RING_OVERWRITE 0x1u /* create: writes never wait; the oldest bytes are overwritten */
-#define MMAPD_RING_ANONYMOUS 0x2u /* create: a memfd region (MMAPD_OPEN_ANONYMOUS), no file */
-/*
- * create, open: this handle is the ring's one writer, or one reader (both: allowed). It holds
- * an exclusive mmapd_lock() on a byte of the header while open and records its process id
- * there (-EBUSY for a second writer, or reader, handle, even on one connection, and while a
- * side whose lock a daemon restart dropped lives), so the other side learns when it closes or
- * dies: see mmapd_ring_wait_readable().
- */
-#define MMAPD_RING_WRITER    0x4u
-#define MMAPD_RING_READER    0x8u
-#define MMAPD_RING_CAPACITY_MAX (1ull << 40)
-
-/*
- * Creates region name (exclusively: -EEXIST if it exists) of one page plus capacity bytes,
- * formats a ring in it and opens it. capacity must be a non-zero multiple of the page size, at
- * most MMAPD_RING_CAPACITY_MAX. flags: MMAPD_RING_*. Returns 0 with *ret_ring set (free with
- * mmapd_ring_close()), -EINVAL (NULL argument, unknown flag, bad capacity), -ENOMEM (also no
- * address space for 2 * capacity), or mmapd_region_open()'s errors (-EEXIST, -EFBIG, -ENOSPC,
- * ...). On failure after the region was created it is deleted again.
- */
-MMAPD_EXPORT int mmapd_ring_create(struct mmapd_client *client, const char *name,
-                                   size_t capacity, unsigned flags,
-                                   struct mmapd_ring **ret_ring);
-/*
- * Opens the ring in region name (read-write) and validates its header. flags: 0,
- * MMAPD_RING_WRITER and/or MMAPD_RING_READER. Returns 0 with *ret_ring set, -EBUSY
- * (MMAPD_RING_WRITER, or READER, and another handle is that side; also from
- * mmapd_ring_create()), -EAGAIN (not formatted yet: its creator is still at it, or died, in
- * which case delete the region), -EBADMSG (not a ring, or a corrupt header: region
- * size, capacity or positions that do not fit), -EPROTO (a layout version or flag this
- * libmmapd does not know), -EINVAL, or mmapd_region_open()'s errors (-ENOENT, -EACCES, ...).
- */
-MMAPD_EXPORT int mmapd_ring_open(struct mmapd_client *client, const char *name, unsigned flags,
-                                 struct mmapd_ring **ret_ring);
-/*
- * Publishes a pending mmapd_ring_put() batch, unmaps the ring and closes its region. Closing
- * the MMAPD_RING_WRITER handle marks the end of the stream (readers drain, then get -EPIPE)
- * until another writer opens the ring; closing the MMAPD_RING_READER handle makes a waiting
- * writer get -EPIPE. Accepts NULL. Returns 0 or mmapd_region_close()'s error (the ring is
- * freed all the same).
- */
-MMAPD_EXPORT int mmapd_ring_close(struct mmapd_ring *ring);
-
-MMAPD_EXPORT size_t mmapd_ring_capacity(const struct mmapd_ring *ring);
-/* MMAPD_RING_OVERWRITE or 0, as created. */
-MMAPD_EXPORT unsigned mmapd_ring_flags(const struct mmapd_ring *ring);
-/* The region holding the header (borrowed), e.g. for its name or mmapd_lock(). */
-MMAPD_EXPORT struct mmapd_region *mmapd_ring_region(const struct mmapd_ring *ring);
-/* Overwrite mode: bytes this handle's reads skipped because the writer overwrote them. */
-MMAPD_EXPORT uint64_t mmapd_ring_lost(const struct mmapd_ring *ring);
-/*
- * Bytes published and not consumed (at most the capacity; in overwrite mode the next read may
- * find some were overwritten), and bytes free for writing after this handle's pending put()
- * batch (the capacity in overwrite mode).
- */
-MMAPD_EXPORT size_t mmapd_ring_readable(const struct mmapd_ring *ring);
-MMAPD_EXPORT size_t mmapd_ring_writable(const struct mmapd_ring *ring);
-
-/*
- * Copies up to len bytes in and publishes them. Returns the count written, 0 when the ring
- * is full (never waits), or -EINVAL. In overwrite mode every byte is written (only the last
- * capacity bytes of a longer write can survive). Publishes a pending put() batch first.
- */
-MMAPD_EXPORT ptrdiff_t mmapd_ring_write(struct mmapd_ring *ring, const void *buf, size_t len);
-/*
- * Copies up to len readable bytes out and consumes them. Returns the count read, 0 when the
- * ring is empty (never waits), -EINVAL, or in overwrite mode -EOVERFLOW once when the writer
- * overwrote bytes not read yet: nothing is read, the read position moves to the oldest intact
- * byte and mmapd_ring_lost() grows by the bytes skipped. Never returns torn bytes.
- */
-MMAPD_EXPORT ptrdiff_t mmapd_ring_read(struct mmapd_ring *ring, void *buf, size_t len);
-
-/*
- * Zero-copy writing: *ret_ptr points at len contiguous free bytes (1 .. capacity); fill some
- * and publish them with mmapd_ring_write_commit(). Returns 0, -EAGAIN (fewer than len bytes
- * free: nothing reserved), -EINVAL. Any other write call ends the reservation.
- */
-MMAPD_EXPORT int mmapd_ring_write_reserve(struct mmapd_ring *ring, size_t len, void **ret_ptr);
-/* Publishes the first len bytes of the reservation. Returns 0, -EINVAL (len above it). */
-MMAPD_EXPORT int mmapd_ring_write_commit(struct mmapd_ring *ring, size_t len);
-/*
- * Zero-copy reading: *ret_ptr points at the *ret_len readable bytes (0 when empty), contiguous.
- * Returns 0, -EINVAL, or -EOVERFLOW as mmapd_ring_read() (overwrite mode).
- */
-MMAPD_EXPORT int mmapd_ring_read_peek(struct mmapd_ring *ring, const void **ret_ptr,
-                                      size_t *ret_len);
-/*
- * Consumes the first len peeked bytes. Returns 0, -EINVAL (more than readable), or in
- * overwrite mode -EOVERFLOW when the writer may have overwritten them while they were looked
- * at (so trust what was peeked only once this returned 0; nothing is consumed, the position
- * moves on as for mmapd_ring_read()).
- */
-MMAPD_EXPORT int mmapd_ring_read_consume(struct mmapd_ring *ring, size_t len);
-
-/*
- * Waits until at least min bytes (0 counts as 1) are readable, or writable, for up to
- * timeout_ms (0: do not wait, < 0: forever). Returns 0, -ETIMEDOUT, -EINTR (a signal),
- * -EINVAL (min above the capacity), -EPIPE (readable: fewer than min bytes are there and
- * the MMAPD_RING_WRITER handle closed, or died; what is there can still be read. Writable:
- * the MMAPD_RING_READER handle closed or died). A blocked wait checks the other side with a
- * try-lock every 100 ms; a free lock means death only when the side's recorded process is gone
- * too (kill(pid, 0) says ESRCH, or a zombie), so a daemon restart that drops the locks of live
- * processes does not end the stream (same pid namespace assumed: docs/client-api.md). A ring
- * in overwrite mode is always writable.
- */
-MMAPD_EXPORT int mmapd_ring_wait_readable(struct mmapd_ring *ring, size_t min, int timeout_ms);
-MMAPD_EXPORT int mmapd_ring_wait_writable(struct mmapd_ring *ring, size_t min, int timeout_ms);
-
-/*
- * Buffered reading (the ring is its own buffer). mmapd_ring_read_exact() reads exactly len
- * bytes (at most the capacity), waiting up to timeout_ms for all of them: all or nothing.
- * Returns 0, -EPIPE/-ETIMEDOUT/-EINTR (nothing read), -EINVAL, -EOVERFLOW (overwrite mode).
- */
-MMAPD_EXPORT int mmapd_ring_read_exact(struct mmapd_ring *ring, void *buf, size_t len,
-                                       int timeout_ms);
-/*
- * Reads up to and including the next byte delim, waiting up to timeout_ms (for the whole
- * call) for it, like fgets(): returns the count copied to buf, which ends with delim unless
- * size bytes (or the whole capacity, when the ring is full without delim) came first. Not
- * NUL-terminated. Returns -EPIPE/-ETIMEDOUT/-EINTR (nothing read), -EINVAL (size 0),
- * -EOVERFLOW.
- */
-MMAPD_EXPORT ptrdiff_t mmapd_ring_read_until(struct mmapd_ring *ring, int delim, void *buf,
-                                             size_t size, int timeout_ms);
-/*
- * Buffered writing: mmapd_ring_put() copies len bytes (at most the capacity) into the free
- * space after the pending batch without publishing them; mmapd_ring_flush() publishes the
- * batch with one store (and at most one wake-up). When the batch and len do not fit, put
- * publishes the batch and waits up to timeout_ms for room. Returns 0, -ETIMEDOUT/-EINTR/
- * -EPIPE (buf not taken; the batch was published), -EINVAL. mmapd_ring_close() flushes too.
- */
-MMAPD_EXPORT int mmapd_ring_put(struct mmapd_ring *ring, const void *buf, size_t len,
-                                int timeout_ms);
-MMAPD_EXPORT int mmapd_ring_flush(struct mmapd_ring *ring);
-
 /* ---- Events ---- */
 
 enum mmapd_event_type {
@@ -1065,6 +708,18 @@ MMAPD_EXPORT void mmapd_set_reconnect(struct mmapd_client *client, int timeout_m
  * Never NULL.
  */
 MMAPD_EXPORT const char *mmapd_last_message(void);
+/*
+ * Records err (a negative errno value; 0 forgets the last failure) and a printf-style
+ * sentence as the calling thread's last failure, which mmapd_last_message() then gives: for
+ * code built on libmmapd, such as its own toolbox (mmapd-ring.h, mmapd-persist.h), that
+ * reports its failures as libmmapd's do (fmt NULL: no sentence, mmapd_last_message() then
+ * names err). Returns err.
+ */
+MMAPD_EXPORT int mmapd_set_last_message(int err, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
 
 /* A static description of err (negative or positive errno value). Never NULL. */
 MMAPD_EXPORT const char *mmapd_strerror(int err);

@@ -1054,6 +1054,11 @@ MMAPD_EXPORT int mmapd_region_fd(const struct mmapd_region *region)
 	return region ? region->fd : -EBADF;
 }
 
+MMAPD_EXPORT struct mmapd_client *mmapd_region_client(const struct mmapd_region *region)
+{
+	return region ? region->client : NULL;
+}
+
 int region_check_range(const struct mmapd_region *region, uint64_t off, size_t len)
 {
 	size_t usable = atomic_load(&region->usable);

@@ -2,13 +2,14 @@
 # `make check` step: the documentation against the code. Lists every public function, protocol
 # op, event, config key and mmapctl command the code has, and prints each one a document that
 # must describe it does not, with the place it was looked for:
-#   - every MMAPD_EXPORT function of client/mmapd.h: declared in a ```c block of
-#     docs/client-api.md and in the SYNOPSIS of docs/libmmapd.3;
+#   - every MMAPD_EXPORT function of a public header (client/mmapd.h, the toolbox's
+#     client/toolbox/*/mmapd-*.h): declared in a ```c block of docs/client-api.md and in the
+#     SYNOPSIS of docs/libmmapd.3, which also shows the #include of each such header;
 #   - every op of daemon/ops.c's ops_table: a heading of its own in docs/protocol.md;
 #   - every event the daemon sends (msg_event, notify_event_new, sub_send_seq_event in daemon/):
 #     a row of the table under "## Events" in docs/protocol.md;
 #   - every config key daemon/config.c accepts: named in docs/mmapd.8 and docs/operations.md;
-#   - every command of client/mmapctl.c's commands[]: a .TP entry under COMMANDS in
+#   - every command of client/mmapctl/mmapctl.c's commands[]: a .TP entry under COMMANDS in
 #     docs/mmapctl.1.
 # Exit status 1 when anything is missing (or when a list came out empty: a parser that stopped
 # matching the code must not pass silently). Run from the top of the tree.
@@ -39,10 +40,16 @@ nonempty() {
 }
 
 # ---- public functions ----
-funcs=$(grep -E '^MMAPD_EXPORT ' client/mmapd.h | sed -E 's/\(.*//; s/.*[ *]//' | sort -u)
-nonempty "MMAPD_EXPORT functions in client/mmapd.h" "$funcs"
+headers="client/mmapd.h $(find client/toolbox -name 'mmapd-*.h' | sort)"
+funcs=$(cat $headers | grep -E '^MMAPD_EXPORT ' | sed -E 's/\(.*//; s/.*[ *]//' | sort -u)
+nonempty "MMAPD_EXPORT functions in $headers" "$funcs"
 api_decls=$(awk '/^```c/ { on = 1; next } /^```/ { on = 0 } on' docs/client-api.md)
 man_synopsis=$(roff_section docs/libmmapd.3 SYNOPSIS)
+for h in $headers; do
+	checked=$((checked + 1))
+	printf '%s\n' "$man_synopsis" | grep -Fq "#include <${h##*/}>" ||
+		miss "header ${h##*/}: no #include <${h##*/}> in the SYNOPSIS of docs/libmmapd.3"
+done
 for f in $funcs; do
 	checked=$((checked + 1))
 	printf '%s\n' "$api_decls" | grep -Eq "(^|[ *])$f\(" ||
@@ -84,8 +91,8 @@ for k in $keys; do
 done
 
 # ---- mmapctl commands ----
-cmds=$(sed -n '/commands\[\] = {/,/^};/p' client/mmapctl.c | sed -nE 's/^[[:space:]]*\{ "([a-z-]+)",.*/\1/p')
-nonempty "commands in client/mmapctl.c's commands[]" "$cmds"
+cmds=$(sed -n '/commands\[\] = {/,/^};/p' client/mmapctl/mmapctl.c | sed -nE 's/^[[:space:]]*\{ "([a-z-]+)",.*/\1/p')
+nonempty "commands in client/mmapctl/mmapctl.c's commands[]" "$cmds"
 cmd_entries=$(roff_section docs/mmapctl.1 COMMANDS | awk 'tp { print } { tp = ($0 == ".TP") }' |
 	sed -E 's/^\.[A-Z]+ +//; s/"//g')
 for c in $cmds; do

@@ -1,9 +1,10 @@
 #!/bin/sh
 # `make check` step: installs into a scratch DESTDIR, proves the result is usable (SONAME;
-# pkg-config; a program built against the installed header and shared library, whose
-# mmapd_version() agrees with the header's MMAPD_VERSION_* and with mmapd.pc; a program with
-# functions named like libmmapd's internals, built against the installed static library),
-# then uninstalls and proves nothing is left behind. Uses the same make flags (SAN, BUILD) as
+# pkg-config; a program built against the installed headers, the toolbox's too, and shared
+# library, whose mmapd_version() agrees with the header's MMAPD_VERSION_* and with mmapd.pc; a
+# program with functions named like libmmapd's internals, built against the installed static
+# library; mmapctl built from its source against nothing but the installed headers and
+# libmmapd.so, plus cJSON, and run), then uninstalls and proves nothing is left behind. Uses the same make flags (SAN, BUILD) as
 # the calling make.
 set -eu
 dest=$(mktemp -d)
@@ -11,7 +12,7 @@ trap 'rm -rf "$dest"' EXIT
 fail() { echo "installcheck: FAIL: $*"; exit 1; }
 ${MAKE:-make} -s install DESTDIR="$dest" PREFIX=/usr >/dev/null
 for f in usr/sbin/mmapd usr/bin/mmapctl usr/lib/libmmapd.a usr/lib/libmmapd.so.0 usr/lib/libmmapd.so \
-         usr/include/mmapd.h usr/lib/pkgconfig/mmapd.pc usr/share/man/man8/mmapd.8 \
+         usr/include/mmapd.h usr/include/mmapd-ring.h usr/include/mmapd-persist.h usr/lib/pkgconfig/mmapd.pc usr/share/man/man8/mmapd.8 \
          usr/share/man/man1/mmapctl.1 usr/share/man/man3/libmmapd.3 usr/lib/systemd/system/mmapd.service usr/lib/sysusers.d/mmapd.conf \
          usr/lib/systemd/system/mmapd.socket usr/lib/tmpfiles.d/mmapd.conf; do
 	[ -e "$dest/$f" ] || fail "missing $f"
@@ -25,9 +26,21 @@ cat > "$dest/t.c" <<EOF
 #include <stdio.h>
 #include <string.h>
 #include <mmapd.h>
+#include <mmapd-persist.h>
+#include <mmapd-ring.h>
+struct point { int x, y; };
 int main(void)
 {
+	struct mmapd_layout layout = MMAPD_LAYOUT(struct point, "point", 1);
+	MMAPD_FSTR(8) name = { 0 };
 	char header[32];
+
+	if (mmapd_pstruct_footprint(&layout) != MMAPD_PSTRUCT_HEADER + sizeof(struct point) ||
+	    mmapd_fstr_set_cstr(MMAPD_FSTR_ARGS(name), "toolbox") != 0 ||
+	    strcmp(name.bytes, "toolbox") != 0 || mmapd_ring_capacity(NULL) != 0) {
+		fprintf(stderr, "the toolbox of the installed library misbehaves\n");
+		return 1;
+	}
 
 	snprintf(header, sizeof(header), "%d.%d.%d", MMAPD_VERSION_MAJOR, MMAPD_VERSION_MINOR,
 	         MMAPD_VERSION_PATCH);
@@ -68,8 +81,24 @@ static_libs=$(pc --static --libs mmapd | sed 's/-lmmapd//') || fail "pkg-config 
 ${CC:-cc} $san -o "$dest/s" "$dest/s.c" $(pc --cflags mmapd) "$dest/usr/lib/libmmapd.a" $static_libs ||
 	fail "cannot build a program with names of its own against the installed libmmapd.a"
 "$dest/s" || fail "program linked against the installed libmmapd.a failed"
-rm -f "$dest/t" "$dest/t.c" "$dest/s" "$dest/s.c"
+# mmapctl from its source alone, copied out of the tree (so that no header beside it can be
+# found) and built against the installed headers and libmmapd.so; cJSON, for its --json output
+# and the stats JSON it reads, is an ordinary system dependency. It must need no other library
+# of the tree, and run.
+mkdir "$dest/ctl"
+cp client/mmapctl/mmapctl.c "$dest/ctl/mmapctl.c"
+cjson=$(pkg-config --cflags --libs libcjson) || fail "pkg-config libcjson"
+${CC:-cc} $san -std=c11 -D_GNU_SOURCE -Wall -Wextra -o "$dest/ctl/mmapctl" "$dest/ctl/mmapctl.c" \
+	$flags $cjson || fail "cannot build mmapctl against the installed headers and libmmapd.so"
+readelf -d "$dest/ctl/mmapctl" | grep -q 'NEEDED.*libmmapd.so.0' ||
+	fail "mmapctl built against the installed tree does not link libmmapd.so.0"
+LD_LIBRARY_PATH="$dest/usr/lib" "$dest/ctl/mmapctl" --help >/dev/null ||
+	fail "mmapctl built against the installed tree does not run"
+LD_LIBRARY_PATH="$dest/usr/lib" MMAPD_SOCKET="$dest/no-such-socket" "$dest/ctl/mmapctl" status \
+	>/dev/null 2>&1 && fail "mmapctl built against the installed tree reached a daemon that is not there"
+rm -rf "$dest/t" "$dest/t.c" "$dest/s" "$dest/s.c" "$dest/ctl"
 ${MAKE:-make} -s uninstall DESTDIR="$dest" PREFIX=/usr >/dev/null
 left=$(find "$dest" -type f -o -type l)
 [ -z "$left" ] || fail "uninstall left: $left"
-echo "installcheck: install, pkg-config, version, shared and static link, uninstall ok"
+echo "installcheck: install, pkg-config, version, toolbox headers, shared and static link," \
+	"mmapctl from the installed tree, uninstall ok"

@@ -4,8 +4,9 @@
 # An application linking libmmapd must see nothing but the public prefix (STYLE.md, "Internals
 # that cannot collide"), so this fails, listing each one, on:
 #   - a global symbol either library defines whose name does not start with mmapd_;
-#   - an MMAPD_EXPORT function of client/mmapd.h that a library does not define, or an
-#     mmapd_ symbol a library defines that mmapd.h does not declare MMAPD_EXPORT;
+#   - an MMAPD_EXPORT function of a public header (client/mmapd.h and the toolbox's
+#     client/toolbox/*/mmapd-*.h) that a library does not define, or an mmapd_ symbol a
+#     library defines that no public header declares MMAPD_EXPORT;
 #   - a symbol of libmmapd.so that carries no version node of client/libmmapd.sym.
 # Undefined symbols (libc, cJSON, the sanitizers' runtime) are the library's needs, not its
 # exports, and are not looked at. Run from the top of the tree.
@@ -22,12 +23,14 @@ fail() {
 	failed=1
 }
 
-exported=$(grep -E '^MMAPD_EXPORT ' client/mmapd.h | sed -E 's/\(.*//; s/.*[ *]//' | sort -u)
+# The public headers, as make install installs them.
+headers="client/mmapd.h $(find client/toolbox -name 'mmapd-*.h' | sort)"
+exported=$(cat $headers | grep -E '^MMAPD_EXPORT ' | sed -E 's/\(.*//; s/.*[ *]//' | sort -u)
 nodes=$(sed -nE 's/^(MMAPD_[0-9.]+)[[:space:]]*\{.*/\1/p' client/libmmapd.sym)
-[ -n "$exported" ] || { echo "symcheck: FAIL: found no MMAPD_EXPORT function in client/mmapd.h"; exit 1; }
+[ -n "$exported" ] || { echo "symcheck: FAIL: found no MMAPD_EXPORT function in $headers"; exit 1; }
 [ -n "$nodes" ] || { echo "symcheck: FAIL: found no version node in client/libmmapd.sym"; exit 1; }
 
-# $1 (a library) and its defined global names, one a line, against mmapd.h.
+# $1 (a library) and its defined global names, one a line, against the public headers.
 compare() {
 	lib=$1
 	names=$2
@@ -36,10 +39,10 @@ compare() {
 		fail "$lib exports $s, which is not mmapd_*"
 	done
 	for s in $(printf '%s\n' "$names" | grep '^mmapd_' | grep -vxF "$exported"); do
-		fail "$lib exports $s, which client/mmapd.h does not declare MMAPD_EXPORT"
+		fail "$lib exports $s, which no public header declares MMAPD_EXPORT"
 	done
 	for s in $(printf '%s\n' "$exported" | grep -vxF "$names"); do
-		fail "$lib does not define $s, declared MMAPD_EXPORT in client/mmapd.h"
+		fail "$lib does not define $s, declared MMAPD_EXPORT in a public header"
 	done
 }
 
@@ -69,5 +72,6 @@ if [ "$failed" -ne 0 ]; then
 	exit 1
 fi
 n=$(printf '%s\n' "$exported" | wc -l)
-echo "symcheck: libmmapd.a and libmmapd.so export only the $n mmapd_* functions of mmapd.h," \
+echo "symcheck: libmmapd.a and libmmapd.so export only the $n mmapd_* functions of" \
+	"$(echo $headers | sed 's|[^ ]*/||g; s/ /, /g')," \
 	"versioned $(echo $nodes | tr ' ' ',') in the .so"

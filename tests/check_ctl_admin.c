@@ -228,6 +228,52 @@ START_TEST(chown_missing_region_exits_1_does_not_exist)
 }
 END_TEST
 
+START_TEST(policy_words_set_show_and_refuse_as_mmapd_policy_parse_reads_them)
+{
+	static char out[4096];
+	char *const bad[] = {
+		"/bin/sh", "-c", "exec \"$MMAPCTL_BIN\" policy r every-writes 0 2>&1", NULL,
+	};
+	const cJSON *p;
+	cJSON *obj;
+	int st;
+
+	test_daemon_create(&dmn, "r", 4096, false);
+	CTL(0, out, "policy", "r");
+	ck_assert_str_eq(out, "manual\n");
+	CTL(0, out, "policy", "r", "every-bytes", "64K");
+	CTL(0, out, "policy", "r");
+	ck_assert_str_eq(out, "every-bytes 65536\n");
+	CTL(0, out, "--json", "policy", "r", "interval", "250");
+	obj = json_parse(out);
+	p = cJSON_GetObjectItemCaseSensitive(obj, "policy");
+	ck_assert(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(p, "kind")));
+	ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(p, "kind")->valuestring, "interval");
+	ck_assert_uint_eq(test_json_u64(p, "value"), 250);
+	cJSON_Delete(obj);
+	CTL(0, out, "--json", "policy", "r", "always");
+	obj = json_parse(out);
+	p = cJSON_GetObjectItemCaseSensitive(obj, "policy");
+	ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(p, "kind")->valuestring, "always");
+	ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(p, "value"));
+	cJSON_Delete(obj);
+	CTL(0, out, "stat", "r");
+	ck_assert_msg(strstr(out, "\npolicy             always\n") != NULL, "%s", out);
+
+	/* Words that are no policy are usage errors, and the region keeps its policy. */
+	CTL(2, out, "policy", "r", "sometimes");
+	CTL(2, out, "policy", "r", "manual", "3");
+	CTL(2, out, "policy", "r", "every-writes");
+	CTL(2, out, "policy", "r", "every-bytes", "1Q");
+	test_env_path("MMAPCTL_BIN");
+	st = test_run(&dmn, out, sizeof(out), bad);
+	ck_assert_msg(st == 2, "exit status %d, output \"%s\"", st, out);
+	ck_assert_msg(strstr(out, "invalid value '0' for policy 'every-writes'"), "%s", out);
+	CTL(0, out, "policy", "r");
+	ck_assert_str_eq(out, "always\n");
+}
+END_TEST
+
 static Suite *ctl_admin_suite(void)
 {
 	Suite *s = suite_create("ctl_admin");
@@ -242,6 +288,7 @@ static Suite *ctl_admin_suite(void)
 	tcase_add_test(tc, chown_1_2_shows_uid_1_gid_2);
 	tcase_add_test(tc, chmod_bad_mode_exits_2);
 	tcase_add_test(tc, chown_missing_region_exits_1_does_not_exist);
+	tcase_add_test(tc, policy_words_set_show_and_refuse_as_mmapd_policy_parse_reads_them);
 	suite_add_tcase(s, tc);
 	return s;
 }

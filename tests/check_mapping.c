@@ -372,6 +372,34 @@ static int piece_seen(void *data, uint64_t off, size_t len, void *userdata)
 	return pc->count == pc->stop_at ? 7 : 0;
 }
 
+START_TEST(test_mapping_region_client_is_the_client_it_was_opened_on_until_closed)
+{
+	struct mmapd_client *c = test_client_connect(&dmn, "check_mapping");
+	struct mmapd_client *other = test_client_connect(&dmn, "check_mapping_other");
+	struct mmapd_region *region = region_new(c, "owned", MMAPD_OPEN_CREATE, MMAPD_MODE_RW,
+	                                         4096, 0, 0);
+	struct mmapd_region *seen = region_new(other, "owned", 0, MMAPD_MODE_RO, 0, 0, 0);
+	uint64_t lock;
+
+	ck_assert_ptr_eq(mmapd_region_client(region), c);
+	ck_assert_ptr_eq(mmapd_region_client(seen), other);
+	ck_assert_ptr_null(mmapd_region_client(NULL));
+	/* What it is for: a call by name on the region's own connection. */
+	ck_assert_int_eq(mmapd_lock(mmapd_region_client(region), mmapd_region_name(region), 0, 8,
+	                            MMAPD_LOCK_EXCLUSIVE, 0, &lock), 0);
+	ck_assert_int_eq(mmapd_unlock(mmapd_region_client(region), lock), 0);
+	/* The region keeps its client: still the same one after mmapd_disconnect(). */
+	mmapd_disconnect(other);
+	ck_assert_ptr_eq(mmapd_region_client(seen), other);
+	ck_assert_int_eq(mmapd_lock(mmapd_region_client(seen), "owned", 0, 8, MMAPD_LOCK_SHARED, 0,
+	                            &lock), -ENOTCONN);
+	ck_assert_int_eq(mmapd_region_close(seen), 0);
+	ck_assert_int_eq(mmapd_region_close(region), 0);
+	ck_assert_int_eq(mmapd_delete(c, "owned"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
 START_TEST(test_mapping_chunk_and_page_iteration_cover_exactly_the_window)
 {
 	struct mmapd_client *c = test_client_connect(&dmn, "check_mapping");
@@ -520,6 +548,7 @@ static Suite *mapping_suite(void)
 	                            SIGBUS);
 	tcase_add_test(tc, test_mapping_exec_mapping_is_refused_without_consent);
 	tcase_add_test(tc, test_mapping_stack_and_hugetlb_flags_map_anonymous_regions_and_refuse_files);
+	tcase_add_test(tc, test_mapping_region_client_is_the_client_it_was_opened_on_until_closed);
 	tcase_add_test(tc, test_mapping_chunk_and_page_iteration_cover_exactly_the_window);
 	tcase_add_test(tc, test_mapping_flush_range_batches_small_flushes_until_a_page_or_the_limit);
 	tcase_add_test(tc, test_mapping_async_flush_completion_arrives_as_an_event);

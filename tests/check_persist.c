@@ -28,6 +28,7 @@
 
 #include "harness.h"
 #include "mmapd.h"
+#include "mmapd-persist.h"
 
 static struct test_daemon dmn;
 

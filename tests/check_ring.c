@@ -31,6 +31,7 @@
 
 #include "harness.h"
 #include "mmapd.h"
+#include "mmapd-ring.h"
 #include "ring.h"
 
 #define STREAM_BYTES (64u << 20)

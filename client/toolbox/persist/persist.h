@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mmapd.h"
+#include "mmapd-persist.h"
 
 /* FNV-1a, 64 bits: persist_hash(PERSIST_HASH_INIT, ...) hashes bytes, chaining allowed. */
 #define PERSIST_HASH_INIT 0xcbf29ce484222325ull

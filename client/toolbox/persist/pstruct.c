@@ -27,9 +27,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
 #include "persist.h"
 #include "pidlive.h"
+#include "toolbox.h"
 
 #define PSTRUCT_MAGIC 0x5350444du  /* "MDPS" in a little-endian dump */
 #define PSTRUCT_FORMAT 1u          /* of the header itself */
@@ -106,29 +106,29 @@ static int header_check(const struct mmapd_region *region, uint64_t off,
 
 	if (h->magic != PSTRUCT_MAGIC || h->format != PSTRUCT_FORMAT ||
 	    h->checksum != header_sum(h) || h->name[sizeof(h->name) - 1] != '\0')
-		return error_set(-EBADMSG, "the persistent struct header at offset %llu of '%s' is "
+		return tbx_error(-EBADMSG, "the persistent struct header at offset %llu of '%s' is "
 		                 "corrupt (bad magic, format or checksum)", (unsigned long long)off,
-		                 region->name);
+		                 mmapd_region_name(region));
 	/* Read once: another process may change the bytes after the check above. */
 	memcpy(name, h->name, sizeof(name));
 	name[sizeof(name) - 1] = '\0';
 	if (h->name_hash != persist_hash(PERSIST_HASH_INIT, layout->type_name,
 	                                 strlen(layout->type_name)))
-		return error_set(-EPROTO, "offset %llu of '%s' holds a '%s' (version %u), not a '%s'",
-		                 (unsigned long long)off, region->name, name, h->version,
+		return tbx_error(-EPROTO, "offset %llu of '%s' holds a '%s' (version %u), not a '%s'",
+		                 (unsigned long long)off, mmapd_region_name(region), name, h->version,
 		                 layout->type_name);
 	if (h->version != layout->version)
-		return error_set(-EPROTO, "offset %llu of '%s' holds version %u of '%s', not "
-		                 "version %u", (unsigned long long)off, region->name, h->version,
+		return tbx_error(-EPROTO, "offset %llu of '%s' holds version %u of '%s', not "
+		                 "version %u", (unsigned long long)off, mmapd_region_name(region), h->version,
 		                 name, layout->version);
 	if (h->size != layout->size || h->align != layout->align)
-		return error_set(-EPROTO, "'%s' version %u at offset %llu of '%s' was stored with "
+		return tbx_error(-EPROTO, "'%s' version %u at offset %llu of '%s' was stored with "
 		                 "size %u and alignment %u; this program's has size %u and "
 		                 "alignment %u", name, h->version, (unsigned long long)off,
-		                 region->name, h->size, h->align, layout->size, layout->align);
+		                 mmapd_region_name(region), h->size, h->align, layout->size, layout->align);
 	if (h->body_off != body_offset(layout))
-		return error_set(-EBADMSG, "the persistent struct header at offset %llu of '%s' "
-		                 "places its body at %u", (unsigned long long)off, region->name,
+		return tbx_error(-EBADMSG, "the persistent struct header at offset %llu of '%s' "
+		                 "places its body at %u", (unsigned long long)off, mmapd_region_name(region),
 		                 h->body_off);
 	return 0;
 }
@@ -176,8 +176,9 @@ static int header_format(struct pstruct_header *h, const struct mmapd_layout *la
 
 static int header_busy(const struct mmapd_region *region, uint64_t off)
 {
-	return error_set(-EAGAIN, "the persistent struct at offset %llu of '%s' is still being "
-	                 "formatted by another process", (unsigned long long)off, region->name);
+	return tbx_error(-EAGAIN, "the persistent struct at offset %llu of '%s' is still being "
+	                 "formatted by another process", (unsigned long long)off,
+	                 mmapd_region_name(region));
 }
 
 /*
@@ -196,14 +197,15 @@ static int header_lock(struct mmapd_region *region, uint64_t off, struct pstruct
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
-		r = mmapd_lock(region->client, region->name, region->offset + off,
+		r = mmapd_lock(mmapd_region_client(region), mmapd_region_name(region),
+		               mmapd_region_offset(region) + off,
 		               MMAPD_PSTRUCT_HEADER, MMAPD_LOCK_EXCLUSIVE, (int)left, ret_lock);
 		if (r == -ETIMEDOUT)
 			return header_busy(region, off);
 		if (r < 0 || atomic_load(&h->state) != PSTRUCT_BUSY ||
 		    !pid_alive(atomic_load(&h->formatter)))
 			return r;
-		mmapd_unlock(region->client, *ret_lock);
+		mmapd_unlock(mmapd_region_client(region), *ret_lock);
 		do {
 			clock_gettime(CLOCK_MONOTONIC, &now);
 			left = PSTRUCT_WAIT_MS - ((now.tv_sec - start.tv_sec) * 1000L +
@@ -227,19 +229,19 @@ static int header_format_locked(struct mmapd_region *region, uint64_t off,
                                 pstruct_init_fn *init, void *ctx)
 {
 	if (!(flags & MMAPD_PSTRUCT_INIT))
-		return error_set(-ENODATA, "no persistent struct at offset %llu of '%s'%s (open "
+		return tbx_error(-ENODATA, "no persistent struct at offset %llu of '%s'%s (open "
 		                 "with MMAPD_PSTRUCT_INIT to format one)", (unsigned long long)off,
-		                 region->name, state == PSTRUCT_BUSY ?
+		                 mmapd_region_name(region), state == PSTRUCT_BUSY ?
 		                 ": the process formatting it died" : "");
-	if (region->mode == MMAPD_MODE_RO)
-		return error_set(-EACCES, "cannot format the persistent struct at offset %llu of "
-		                 "'%s': mapped read-only", (unsigned long long)off, region->name);
+	if (mmapd_region_mode(region) == MMAPD_MODE_RO)
+		return tbx_error(-EACCES, "cannot format the persistent struct at offset %llu of "
+		                 "'%s': mapped read-only", (unsigned long long)off, mmapd_region_name(region));
 	/* Bytes behind an empty state are data of something else. Behind a busy one they are
 	 * what a dead formatter left: all of them are written again. */
 	if (state == PSTRUCT_EMPTY && !header_zero(h))
-		return error_set(-EBADMSG, "offset %llu of '%s' holds bytes that are not a "
+		return tbx_error(-EBADMSG, "offset %llu of '%s' holds bytes that are not a "
 		                 "persistent struct header; not formatting over them",
-		                 (unsigned long long)off, region->name);
+		                 (unsigned long long)off, mmapd_region_name(region));
 	atomic_store(&h->formatter, (uint32_t)getpid());
 	atomic_store(&h->state, PSTRUCT_BUSY);
 	return header_format(h, layout, init, ctx);
@@ -249,38 +251,39 @@ int pstruct_open(struct mmapd_region *region, uint64_t off, const struct mmapd_l
                  unsigned flags, pstruct_init_fn *init, void *ctx, void **ret_ptr)
 {
 	struct pstruct_header *h;
-	struct error_saved saved;
+	struct tbx_saved saved;
 	uint64_t footprint = mmapd_pstruct_footprint(layout), lock;
 	uint32_t align, state;
 	int r;
 
 	if (!region || !ret_ptr)
-		return error_set(-EINVAL, "region or ret_ptr is NULL");
+		return tbx_error(-EINVAL, "region or ret_ptr is NULL");
 	if (!footprint)
-		return error_set(-EINVAL, "invalid layout: it needs a type name, a size and an "
+		return tbx_error(-EINVAL, "invalid layout: it needs a type name, a size and an "
 		                 "alignment that is a power of two up to %u", PSTRUCT_ALIGN_MAX);
 	if (flags & ~MMAPD_PSTRUCT_INIT)
-		return error_set(-EINVAL, "unknown persistent struct flags 0x%x",
+		return tbx_error(-EINVAL, "unknown persistent struct flags 0x%x",
 		                 flags & ~MMAPD_PSTRUCT_INIT);
 	align = layout->align > 8 ? layout->align : 8;
-	if ((region->offset + off) % align != 0)
-		return error_set(-EINVAL, "offset %llu of '%s' (region offset %llu) is not aligned "
-		                 "to %u bytes", (unsigned long long)off, region->name,
-		                 (unsigned long long)(region->offset + off), align);
+	if ((mmapd_region_offset(region) + off) % align != 0)
+		return tbx_error(-EINVAL, "offset %llu of '%s' (region offset %llu) is not aligned "
+		                 "to %u bytes", (unsigned long long)off, mmapd_region_name(region),
+		                 (unsigned long long)(mmapd_region_offset(region) + off), align);
 	if (footprint > SIZE_MAX)
-		return error_set(-ERANGE, "a persistent struct of %llu bytes does not fit the "
+		return tbx_error(-ERANGE, "a persistent struct of %llu bytes does not fit the "
 		                 "address space", (unsigned long long)footprint);
-	r = region_check_range(region, off, (size_t)footprint);
-	if (r < 0)
-		return r;
-	h = (struct pstruct_header *)(atomic_load(&region->data) + off);
+	if (off > UINT64_MAX - footprint || !tbx_region_covers(region, off + footprint))
+		return tbx_error(-ERANGE, "%llu+%llu lies outside the accessible bytes of the window "
+		                 "of '%s'", (unsigned long long)off, (unsigned long long)footprint,
+		                 mmapd_region_name(region));
+	h = (struct pstruct_header *)((uint8_t *)mmapd_region_data(region) + off);
 
 	/* A ready struct is opened without the daemon: the state is all it takes. */
 	state = atomic_load_explicit(&h->state, memory_order_acquire);
 	if (state == PSTRUCT_EMPTY && !(flags & MMAPD_PSTRUCT_INIT))
-		return error_set(-ENODATA, "no persistent struct at offset %llu of '%s' (open with "
+		return tbx_error(-ENODATA, "no persistent struct at offset %llu of '%s' (open with "
 		                 "MMAPD_PSTRUCT_INIT to format one)", (unsigned long long)off,
-		                 region->name);
+		                 mmapd_region_name(region));
 	if (state == PSTRUCT_EMPTY || state == PSTRUCT_BUSY) {
 		/* Whoever formats holds this lock until the state is ready; it dies with them. */
 		r = header_lock(region, off, h, &lock);
@@ -290,9 +293,9 @@ int pstruct_open(struct mmapd_region *region, uint64_t off, const struct mmapd_l
 		r = 0;
 		if (state == PSTRUCT_EMPTY || state == PSTRUCT_BUSY)
 			r = header_format_locked(region, off, h, state, layout, flags, init, ctx);
-		error_save(&saved);
-		mmapd_unlock(region->client, lock);
-		error_restore(&saved);
+		tbx_message_save(&saved);
+		mmapd_unlock(mmapd_region_client(region), lock);
+		tbx_message_restore(&saved, r);
 		if (r < 0)
 			return r;
 		state = atomic_load_explicit(&h->state, memory_order_acquire);
@@ -300,8 +303,8 @@ int pstruct_open(struct mmapd_region *region, uint64_t off, const struct mmapd_l
 	/* The body is placed where the checked layout puts it, never where the shared header
 	 * says, which may have changed since it was checked. */
 	if (state != PSTRUCT_READY)
-		return error_set(-EBADMSG, "the persistent struct header at offset %llu of '%s' has "
-		                 "state %u", (unsigned long long)off, region->name, state);
+		return tbx_error(-EBADMSG, "the persistent struct header at offset %llu of '%s' has "
+		                 "state %u", (unsigned long long)off, mmapd_region_name(region), state);
 	r = header_check(region, off, h, layout);
 	if (r == 0)
 		*ret_ptr = (uint8_t *)h + body_offset(layout);

@@ -22,8 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
 #include "persist.h"
+#include "toolbox.h"
 
 #define PVEC_SEGMENT_BYTES (64u * 1024u)
 #define PVEC_ELEM_MAX (1u << 31)
@@ -81,15 +81,15 @@ static uint8_t *pvec_elem(const struct mmapd_pvec *vec, uint64_t i)
 static int pvec_check(const struct mmapd_pvec *vec)
 {
 	const struct pvec_header *h = vec->h;
-	const char *name = vec->pr.region->name;
+	const char *name = mmapd_region_name(vec->pr.region);
 	uint64_t cap = atomic_load(&h->capacity), len = atomic_load(&h->len), seg = h->segment;
 
 	if (h->elem_size != vec->elem_size)
-		return error_set(-EPROTO, "'%s' is a vector of %llu-byte elements, not %zu", name,
+		return tbx_error(-EPROTO, "'%s' is a vector of %llu-byte elements, not %zu", name,
 		                 (unsigned long long)h->elem_size, vec->elem_size);
 	if (seg != pvec_segment(vec->elem_size) || cap > pvec_count_max(vec) || len > cap ||
 	    cap % seg != 0)
-		return error_set(-EBADMSG, "the vector header of '%s' is corrupt (segment %llu, "
+		return tbx_error(-EBADMSG, "the vector header of '%s' is corrupt (segment %llu, "
 		                 "capacity %llu, length %llu)", name, (unsigned long long)seg,
 		                 (unsigned long long)cap, (unsigned long long)len);
 	return 0;
@@ -111,9 +111,9 @@ static int pvec_corrupt(const struct mmapd_pvec *vec)
 {
 	int r = pvec_check(vec);
 
-	return r < 0 ? r : error_set(-EBADMSG, "the vector header of '%s' changed while it was "
+	return r < 0 ? r : tbx_error(-EBADMSG, "the vector header of '%s' changed while it was "
 	                             "read (a writer does not hold the lock)",
-	                             vec->pr.region->name);
+	                             mmapd_region_name(vec->pr.region));
 }
 
 MMAPD_EXPORT int mmapd_pvec_open(struct mmapd_client *client, const char *name,
@@ -123,13 +123,13 @@ MMAPD_EXPORT int mmapd_pvec_open(struct mmapd_client *client, const char *name,
 	int r;
 
 	if (!client || !ret_vec)
-		return error_set(-EINVAL, "client or ret_vec is NULL");
+		return tbx_error(-EINVAL, "client or ret_vec is NULL");
 	if (elem_size == 0 || elem_size > PVEC_ELEM_MAX)
-		return error_set(-EINVAL, "element size %zu is not between 1 and %u", elem_size,
+		return tbx_error(-EINVAL, "element size %zu is not between 1 and %u", elem_size,
 		                 PVEC_ELEM_MAX);
 	vec = calloc(1, sizeof(*vec));
 	if (!vec)
-		return error_set(-ENOMEM, "out of memory");
+		return tbx_error(-ENOMEM, "out of memory");
 	vec->elem_size = elem_size;
 	r = pregion_open(&vec->pr, client, name, flags,
 	                 pvec_bytes(vec, pvec_segment(elem_size)), &pvec_layout, pvec_init,
@@ -152,12 +152,12 @@ MMAPD_EXPORT void mmapd_pvec_close(struct mmapd_pvec *vec)
 
 MMAPD_EXPORT int mmapd_pvec_lock(struct mmapd_pvec *vec, int timeout_ms)
 {
-	return vec ? pregion_lock(&vec->pr, timeout_ms) : error_set(-EINVAL, "vec is NULL");
+	return vec ? pregion_lock(&vec->pr, timeout_ms) : tbx_error(-EINVAL, "vec is NULL");
 }
 
 MMAPD_EXPORT int mmapd_pvec_unlock(struct mmapd_pvec *vec)
 {
-	return vec ? pregion_unlock(&vec->pr) : error_set(-EINVAL, "vec is NULL");
+	return vec ? pregion_unlock(&vec->pr) : tbx_error(-EINVAL, "vec is NULL");
 }
 
 MMAPD_EXPORT uint64_t mmapd_pvec_len(const struct mmapd_pvec *vec)
@@ -189,12 +189,12 @@ static int pvec_reach(struct mmapd_pvec *vec, uint64_t i)
 	uint64_t len;
 
 	if (!vec)
-		return error_set(-EINVAL, "vec is NULL");
+		return tbx_error(-EINVAL, "vec is NULL");
 	len = atomic_load_explicit(&vec->h->len, memory_order_acquire);
 	if (i >= len)
-		return error_set(-ERANGE, "index %llu is not below the length %llu of vector '%s'",
+		return tbx_error(-ERANGE, "index %llu is not below the length %llu of vector '%s'",
 		                 (unsigned long long)i, (unsigned long long)len,
-		                 vec->pr.region->name);
+		                 mmapd_region_name(vec->pr.region));
 	if (len > pvec_count_max(vec))
 		return pvec_corrupt(vec);
 	return pregion_need(&vec->pr, pvec_bytes(vec, i + 1), "vector");
@@ -206,7 +206,7 @@ MMAPD_EXPORT int mmapd_pvec_reserve(struct mmapd_pvec *vec, uint64_t count)
 	int r;
 
 	if (!vec)
-		return error_set(-EINVAL, "vec is NULL");
+		return tbx_error(-EINVAL, "vec is NULL");
 	cap = atomic_load_explicit(&vec->h->capacity, memory_order_acquire);
 	/* The segment is read to be checked only: a hostile 0 would divide below. */
 	seg = pvec_segment(vec->elem_size);
@@ -217,8 +217,8 @@ MMAPD_EXPORT int mmapd_pvec_reserve(struct mmapd_pvec *vec, uint64_t count)
 	want = cap > count / 2 ? cap * 2 : count;
 	if (want > pvec_count_max(vec) - seg) {
 		if (count > pvec_count_max(vec) - seg)
-			return error_set(-EFBIG, "vector '%s' cannot hold %llu elements of %zu bytes in "
-			                 "the %llu bytes reserved for it", vec->pr.region->name,
+			return tbx_error(-EFBIG, "vector '%s' cannot hold %llu elements of %zu bytes in "
+			                 "the %llu bytes reserved for it", mmapd_region_name(vec->pr.region),
 			                 (unsigned long long)count, vec->elem_size,
 			                 (unsigned long long)MMAPD_PERSIST_RESERVE);
 		want = count;
@@ -237,7 +237,7 @@ MMAPD_EXPORT int mmapd_pvec_push(struct mmapd_pvec *vec, const void *elem)
 	int r;
 
 	if (!vec || !elem)
-		return error_set(-EINVAL, "vec or elem is NULL");
+		return tbx_error(-EINVAL, "vec or elem is NULL");
 	len = atomic_load_explicit(&vec->h->len, memory_order_acquire);
 	if (len > atomic_load(&vec->h->capacity))
 		return pvec_corrupt(vec);
@@ -255,9 +255,9 @@ MMAPD_EXPORT int mmapd_pvec_pop(struct mmapd_pvec *vec, void *ret_elem)
 	int r;
 
 	if (!vec)
-		return error_set(-EINVAL, "vec is NULL");
+		return tbx_error(-EINVAL, "vec is NULL");
 	if (len == 0)
-		return error_set(-ERANGE, "vector '%s' is empty", vec->pr.region->name);
+		return tbx_error(-ERANGE, "vector '%s' is empty", mmapd_region_name(vec->pr.region));
 	r = pvec_reach(vec, len - 1);
 	if (r < 0)
 		return r;
@@ -272,7 +272,7 @@ MMAPD_EXPORT int mmapd_pvec_at(struct mmapd_pvec *vec, uint64_t i, void **ret_pt
 	int r;
 
 	if (!ret_ptr)
-		return error_set(-EINVAL, "ret_ptr is NULL");
+		return tbx_error(-EINVAL, "ret_ptr is NULL");
 	r = pvec_reach(vec, i);
 	if (r == 0)
 		*ret_ptr = pvec_elem(vec, i);
@@ -285,7 +285,7 @@ MMAPD_EXPORT int mmapd_pvec_get(struct mmapd_pvec *vec, uint64_t i, void *ret_el
 	int r;
 
 	if (!ret_elem)
-		return error_set(-EINVAL, "ret_elem is NULL");
+		return tbx_error(-EINVAL, "ret_elem is NULL");
 	r = mmapd_pvec_at(vec, i, &p);
 	if (r == 0)
 		memcpy(ret_elem, p, vec->elem_size);
@@ -298,7 +298,7 @@ MMAPD_EXPORT int mmapd_pvec_set(struct mmapd_pvec *vec, uint64_t i, const void *
 	int r;
 
 	if (!elem)
-		return error_set(-EINVAL, "elem is NULL");
+		return tbx_error(-EINVAL, "elem is NULL");
 	r = mmapd_pvec_at(vec, i, &p);
 	if (r == 0)
 		memcpy(p, elem, vec->elem_size);
@@ -308,7 +308,7 @@ MMAPD_EXPORT int mmapd_pvec_set(struct mmapd_pvec *vec, uint64_t i, const void *
 MMAPD_EXPORT int mmapd_pvec_clear(struct mmapd_pvec *vec)
 {
 	if (!vec)
-		return error_set(-EINVAL, "vec is NULL");
+		return tbx_error(-EINVAL, "vec is NULL");
 	atomic_store_explicit(&vec->h->len, 0, memory_order_release);
 	return 0;
 }

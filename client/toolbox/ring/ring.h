@@ -19,7 +19,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "mmapd.h"
+#include "mmapd-ring.h"
 
 #define RING_MAGIC   0x474e495244504d4dull /* "MMPDRING" read as little-endian bytes */
 #define RING_VERSION 1u
@@ -73,6 +73,7 @@ enum { RING_SIDE_NONE = 0, RING_SIDE_OPEN = 1, RING_SIDE_CLOSED = 2 };
 #define RING_SIDE_CHECK_MS 100
 
 struct mmapd_ring {
+	struct mmapd_client *client;   /* borrowed: the one the ring was opened on */
 	struct mmapd_region *region;   /* a window on the header page only */
 	struct ring_header *hdr;
 	uint8_t *data;                 /* capacity bytes mapped twice: 2 * capacity of addresses */

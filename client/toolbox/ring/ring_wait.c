@@ -27,11 +27,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "internal.h"
 #include "pidlive.h"
 #include "ring.h"
+#include "toolbox.h"
 
-/* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline (deadline_after()'s clock). */
+/* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline (tbx_deadline_after()'s clock). */
 static int futex_wait(_Atomic uint32_t *word, uint32_t val, const struct timespec *deadline)
 {
 	if (syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_BITSET, val, deadline, NULL,
@@ -49,16 +49,16 @@ static int futex_wait(_Atomic uint32_t *word, uint32_t val, const struct timespe
 static bool ring_side_gone(struct mmapd_ring *ring, _Atomic uint32_t *peer, bool probe)
 {
 	uint32_t state = atomic_load(peer);
-	struct mmapd_region *region = ring->region;
+	const char *name = mmapd_region_name(ring->region);
 	uint64_t lock;
 
 	if (state != RING_SIDE_OPEN || !probe)
 		return state == RING_SIDE_CLOSED;
-	if (mmapd_lock(region->client, region->name,
+	if (mmapd_lock(ring->client, name,
 	               (uint64_t)((uint8_t *)peer - (uint8_t *)ring->hdr), 1,
 	               MMAPD_LOCK_SHARED | MMAPD_LOCK_NOWAIT, 0, &lock) < 0)
 		return false;
-	mmapd_unlock(region->client, lock);
+	mmapd_unlock(ring->client, lock);
 	return !pid_alive(atomic_load(peer == &ring->hdr->writer ? &ring->hdr->writer_pid :
 	                                                        &ring->hdr->reader_pid));
 }
@@ -66,7 +66,7 @@ static bool ring_side_gone(struct mmapd_ring *ring, _Atomic uint32_t *peer, bool
 /* The earlier of deadline and RING_SIDE_CHECK_MS from now, in *ts. */
 static const struct timespec *ring_slice(struct timespec *ts, const struct timespec *deadline)
 {
-	deadline_after(ts, RING_SIDE_CHECK_MS);
+	tbx_deadline_after(ts, RING_SIDE_CHECK_MS);
 	if (deadline && (deadline->tv_sec < ts->tv_sec ||
 	                 (deadline->tv_sec == ts->tv_sec && deadline->tv_nsec < ts->tv_nsec)))
 		return deadline;
@@ -87,7 +87,7 @@ int ring_wait(struct mmapd_ring *ring, _Atomic uint32_t *seq, _Atomic uint32_t *
 		if (ready(ring, min))
 			return 0;
 		if (ring_side_gone(ring, peer, probe) && !ready(ring, min))
-			return error_set(-EPIPE, "ring '%s' will not get %zu more %s bytes: its %s %s",
+			return tbx_error(-EPIPE, "ring '%s' will not get %zu more %s bytes: its %s %s",
 			                 mmapd_region_name(ring->region), min,
 			                 peer == &ring->hdr->writer ? "readable" : "writable",
 			                 peer == &ring->hdr->writer ? "writer" : "reader",
@@ -104,7 +104,7 @@ int ring_wait(struct mmapd_ring *ring, _Atomic uint32_t *seq, _Atomic uint32_t *
 		if (r == 0 || r == -EAGAIN || (r == -ETIMEDOUT && (until != deadline ||
 		                                                   ready(ring, min))))
 			continue;
-		return error_set(r, "%s ring '%s'", r == -ETIMEDOUT ? "timed out waiting on" :
+		return tbx_error(r, "%s ring '%s'", r == -ETIMEDOUT ? "timed out waiting on" :
 		                 r == -EINTR ? "interrupted waiting on" : "cannot wait on",
 		                 mmapd_region_name(ring->region));
 	}

@@ -21,8 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
 #include "persist.h"
+#include "toolbox.h"
 
 #define PHASH_SIZE_MAX (1u << 20)
 #define PHASH_SLOTS_MIN 64u
@@ -91,21 +91,21 @@ static struct phash_slot *phash_slot(const struct mmapd_phash *map, uint64_t i)
 static int phash_check(struct mmapd_phash *map, uint64_t *ret_nslots)
 {
 	const struct phash_header *h = map->h;
-	const char *name = map->pr.region->name;
+	const char *name = mmapd_region_name(map->pr.region);
 	uint64_t n = h->nslots, count = atomic_load(&h->count);
 	int r;
 
 	if (h->key_size != map->key_size || h->val_size != map->val_size)
-		return error_set(-EPROTO, "'%s' is a hash map of %u-byte keys and %u-byte values, "
+		return tbx_error(-EPROTO, "'%s' is a hash map of %u-byte keys and %u-byte values, "
 		                 "not %u and %u", name, h->key_size, h->val_size, map->key_size,
 		                 map->val_size);
 	if (atomic_load(&h->rebuilding))
-		return error_set(-EBADMSG, "the hash map '%s' was being rebuilt by a process that "
+		return tbx_error(-EBADMSG, "the hash map '%s' was being rebuilt by a process that "
 		                 "stopped before finishing; its entries are incomplete", name);
 	if (h->slot_size != map->slot_size || (n & (n - 1)) != 0 ||
 	    n > (MMAPD_PERSIST_RESERVE - PERSIST_DATA_OFF) / map->slot_size ||
 	    count > n || h->tombs > n - count)
-		return error_set(-EBADMSG, "the hash map header of '%s' is corrupt (%llu slots, "
+		return tbx_error(-EBADMSG, "the hash map header of '%s' is corrupt (%llu slots, "
 		                 "%llu entries, %llu tombstones)", name, (unsigned long long)n,
 		                 (unsigned long long)count, (unsigned long long)h->tombs);
 	r = pregion_need(&map->pr, phash_bytes(map, n), "hash map");
@@ -150,14 +150,14 @@ MMAPD_EXPORT int mmapd_phash_open(struct mmapd_client *client, const char *name,
 	int r;
 
 	if (!client || !ret_map)
-		return error_set(-EINVAL, "client or ret_map is NULL");
+		return tbx_error(-EINVAL, "client or ret_map is NULL");
 	if (key_size == 0 || key_size > PHASH_SIZE_MAX || val_size == 0 ||
 	    val_size > PHASH_SIZE_MAX)
-		return error_set(-EINVAL, "key and value sizes must be between 1 and %u",
+		return tbx_error(-EINVAL, "key and value sizes must be between 1 and %u",
 		                 PHASH_SIZE_MAX);
 	map = calloc(1, sizeof(*map));
 	if (!map)
-		return error_set(-ENOMEM, "out of memory");
+		return tbx_error(-ENOMEM, "out of memory");
 	map->key_size = (uint32_t)key_size;
 	map->val_size = (uint32_t)val_size;
 	map->slot_size = phash_slot_size(map->key_size, map->val_size);
@@ -181,12 +181,12 @@ MMAPD_EXPORT void mmapd_phash_close(struct mmapd_phash *map)
 
 MMAPD_EXPORT int mmapd_phash_lock(struct mmapd_phash *map, int timeout_ms)
 {
-	return map ? pregion_lock(&map->pr, timeout_ms) : error_set(-EINVAL, "map is NULL");
+	return map ? pregion_lock(&map->pr, timeout_ms) : tbx_error(-EINVAL, "map is NULL");
 }
 
 MMAPD_EXPORT int mmapd_phash_unlock(struct mmapd_phash *map)
 {
-	return map ? pregion_unlock(&map->pr) : error_set(-EINVAL, "map is NULL");
+	return map ? pregion_unlock(&map->pr) : tbx_error(-EINVAL, "map is NULL");
 }
 
 MMAPD_EXPORT uint64_t mmapd_phash_count(const struct mmapd_phash *map)
@@ -271,8 +271,8 @@ static int phash_rebuild(struct mmapd_phash *map, uint64_t n, uint64_t *ret_nslo
 		return r;
 	saved = malloc(live ? live * kv : 1);
 	if (!saved)
-		return error_set(-ENOMEM, "out of memory rebuilding hash map '%s'",
-		                 map->pr.region->name);
+		return tbx_error(-ENOMEM, "out of memory rebuilding hash map '%s'",
+		                 mmapd_region_name(map->pr.region));
 	/* Shared bytes never size a private buffer: the copy stops at live entries. */
 	p = saved;
 	for (uint64_t i = 0; i < n && p < saved + live * kv; i++) {
@@ -311,7 +311,7 @@ MMAPD_EXPORT int mmapd_phash_put(struct mmapd_phash *map, const void *key, const
 	int r;
 
 	if (!map || !key || !val)
-		return error_set(-EINVAL, "map, key or val is NULL");
+		return tbx_error(-EINVAL, "map, key or val is NULL");
 	r = phash_check(map, &n);
 	if (r < 0)
 		return r;
@@ -332,8 +332,8 @@ MMAPD_EXPORT int mmapd_phash_put(struct mmapd_phash *map, const void *key, const
 	}
 	/* Only a writer that does not hold the lock can fill the table under us. */
 	if (!slot)
-		return error_set(-EBADMSG, "hash map '%s' filled up during a put (a writer does not "
-		                 "hold the lock)", map->pr.region->name);
+		return tbx_error(-EBADMSG, "hash map '%s' filled up during a put (a writer does not "
+		                 "hold the lock)", mmapd_region_name(map->pr.region));
 	phash_fill(map, slot, hash, key, val);
 	atomic_store_explicit(&h->count, atomic_load(&h->count) + 1, memory_order_release);
 	return 0;
@@ -347,13 +347,13 @@ static int phash_entry(struct mmapd_phash *map, const void *key, struct phash_sl
 	int r;
 
 	if (!map || !key)
-		return error_set(-EINVAL, "map or key is NULL");
+		return tbx_error(-EINVAL, "map or key is NULL");
 	r = phash_check(map, &n);
 	if (r < 0)
 		return r;
 	*ret_s = phash_find(map, n, key, phash_of(map, key), &slot);
 	if (!*ret_s)
-		return error_set(-ENOENT, "no such key in hash map '%s'", map->pr.region->name);
+		return tbx_error(-ENOENT, "no such key in hash map '%s'", mmapd_region_name(map->pr.region));
 	return 0;
 }
 
@@ -388,7 +388,7 @@ MMAPD_EXPORT int mmapd_phash_foreach(struct mmapd_phash *map, mmapd_phash_fn *fn
 	int r;
 
 	if (!map || !fn)
-		return error_set(-EINVAL, "map or fn is NULL");
+		return tbx_error(-EINVAL, "map or fn is NULL");
 	r = phash_check(map, &n);
 	if (r < 0)
 		return r;

@@ -17,8 +17,8 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "internal.h"
 #include "persist.h"
+#include "toolbox.h"
 
 #define PERSIST_FLAGS_ALL (MMAPD_PERSIST_CREATE | MMAPD_PERSIST_ANONYMOUS)
 
@@ -33,9 +33,9 @@ int pregion_open(struct pregion *p, struct mmapd_client *client, const char *nam
 
 	memset(p, 0, sizeof(*p));
 	if (flags & ~PERSIST_FLAGS_ALL)
-		return error_set(-EINVAL, "unknown flags 0x%x", flags & ~PERSIST_FLAGS_ALL);
+		return tbx_error(-EINVAL, "unknown flags 0x%x", flags & ~PERSIST_FLAGS_ALL);
 	if ((flags & MMAPD_PERSIST_ANONYMOUS) && !(flags & MMAPD_PERSIST_CREATE))
-		return error_set(-EINVAL, "MMAPD_PERSIST_ANONYMOUS needs MMAPD_PERSIST_CREATE");
+		return tbx_error(-EINVAL, "MMAPD_PERSIST_ANONYMOUS needs MMAPD_PERSIST_CREATE");
 	o.flags = (flags & MMAPD_PERSIST_CREATE ? MMAPD_OPEN_CREATE : 0) |
 	          (flags & MMAPD_PERSIST_ANONYMOUS ? MMAPD_OPEN_ANONYMOUS : 0);
 	r = mmapd_region_open(client, name, &o, &p->region);
@@ -46,11 +46,11 @@ int pregion_open(struct pregion *p, struct mmapd_client *client, const char *nam
 	if (r == 0)
 		r = check(body, ctx);
 	if (r < 0) {
-		struct error_saved saved;
+		struct tbx_saved saved;
 
-		error_save(&saved);
+		tbx_message_save(&saved);
 		pregion_close(p);
-		error_restore(&saved);
+		tbx_message_restore(&saved, r);
 	}
 	return r;
 }
@@ -65,12 +65,12 @@ void pregion_close(struct pregion *p)
 
 uint8_t *pregion_data(const struct pregion *p)
 {
-	return atomic_load(&p->region->data);
+	return mmapd_region_data(p->region);
 }
 
 static bool pregion_covers(const struct pregion *p, uint64_t bytes)
 {
-	return bytes <= atomic_load(&p->region->usable);
+	return tbx_region_covers(p->region, bytes);
 }
 
 int pregion_need(struct pregion *p, uint64_t bytes, const char *what)
@@ -84,8 +84,8 @@ int pregion_need(struct pregion *p, uint64_t bytes, const char *what)
 		return r;
 	if (pregion_covers(p, bytes))
 		return 0;
-	return error_set(-EBADMSG, "the %s in '%s' claims %llu bytes but the region has %llu",
-	                 what, p->region->name, (unsigned long long)bytes,
+	return tbx_error(-EBADMSG, "the %s in '%s' claims %llu bytes but the region has %llu",
+	                 what, mmapd_region_name(p->region), (unsigned long long)bytes,
 	                 (unsigned long long)mmapd_region_size(p->region));
 }
 
@@ -94,11 +94,11 @@ int pregion_grow(struct pregion *p, uint64_t bytes, const char *what)
 	int r;
 
 	if (bytes > MMAPD_PERSIST_RESERVE)
-		return error_set(-EFBIG, "the %s in '%s' would need %llu bytes, more than the %llu "
-		                 "reserved for it", what, p->region->name, (unsigned long long)bytes,
-		                 (unsigned long long)MMAPD_PERSIST_RESERVE);
+		return tbx_error(-EFBIG, "the %s in '%s' would need %llu bytes, more than the %llu "
+		                 "reserved for it", what, mmapd_region_name(p->region),
+		                 (unsigned long long)bytes, (unsigned long long)MMAPD_PERSIST_RESERVE);
 	/* Grow only: whoever grew it meanwhile may have made it larger than bytes already. */
-	r = mmapd_resize(p->client, p->region->name, bytes, MMAPD_RESIZE_GROW_ONLY);
+	r = mmapd_resize(p->client, mmapd_region_name(p->region), bytes, MMAPD_RESIZE_GROW_ONLY);
 	if (r < 0)
 		return r;
 	return pregion_need(p, bytes, what);
@@ -109,10 +109,10 @@ int pregion_lock(struct pregion *p, int timeout_ms)
 	int r;
 
 	if (p->locked)
-		return error_set(-EALREADY, "this handle already holds the lock of '%s'",
-		                 p->region->name);
-	r = mmapd_lock(p->client, p->region->name, 0, MMAPD_PSTRUCT_HEADER, MMAPD_LOCK_EXCLUSIVE,
-	               timeout_ms, &p->lock);
+		return tbx_error(-EALREADY, "this handle already holds the lock of '%s'",
+		                 mmapd_region_name(p->region));
+	r = mmapd_lock(p->client, mmapd_region_name(p->region), 0, MMAPD_PSTRUCT_HEADER,
+	               MMAPD_LOCK_EXCLUSIVE, timeout_ms, &p->lock);
 	if (r == 0)
 		p->locked = true;
 	return r;
@@ -121,8 +121,8 @@ int pregion_lock(struct pregion *p, int timeout_ms)
 int pregion_unlock(struct pregion *p)
 {
 	if (!p->locked)
-		return error_set(-ENOLCK, "this handle does not hold the lock of '%s'",
-		                 p->region->name);
+		return tbx_error(-ENOLCK, "this handle does not hold the lock of '%s'",
+		                 mmapd_region_name(p->region));
 	p->locked = false;
 	return mmapd_unlock(p->client, p->lock);
 }

@@ -7,16 +7,17 @@
 #include <errno.h>
 #include <string.h>
 
-#include "internal.h"
+#include "mmapd-persist.h"
+#include "toolbox.h"
 
 #define FSTR_CAPACITY_MAX 0xfffffffeu
 
 static int fstr_check(const struct mmapd_fstr *s, size_t capacity)
 {
 	if (!s)
-		return error_set(-EINVAL, "the string is NULL");
+		return tbx_error(-EINVAL, "the string is NULL");
 	if (capacity > FSTR_CAPACITY_MAX)
-		return error_set(-EINVAL, "capacity %zu is above %u", capacity, FSTR_CAPACITY_MAX);
+		return tbx_error(-EINVAL, "capacity %zu is above %u", capacity, FSTR_CAPACITY_MAX);
 	return 0;
 }
 
@@ -37,9 +38,9 @@ MMAPD_EXPORT int mmapd_fstr_set(struct mmapd_fstr *s, size_t capacity, const cha
 	if (r < 0)
 		return r;
 	if (!str && len > 0)
-		return error_set(-EINVAL, "str is NULL");
+		return tbx_error(-EINVAL, "str is NULL");
 	if (len > capacity)
-		return error_set(-ENAMETOOLONG, "a string of %zu bytes does not fit a fixed string "
+		return tbx_error(-ENAMETOOLONG, "a string of %zu bytes does not fit a fixed string "
 		                 "of %zu", len, capacity);
 	fstr_store(s, str, len);
 	return 0;
@@ -48,7 +49,7 @@ MMAPD_EXPORT int mmapd_fstr_set(struct mmapd_fstr *s, size_t capacity, const cha
 MMAPD_EXPORT int mmapd_fstr_set_cstr(struct mmapd_fstr *s, size_t capacity, const char *str)
 {
 	if (!str)
-		return error_set(-EINVAL, "str is NULL");
+		return tbx_error(-EINVAL, "str is NULL");
 	return mmapd_fstr_set(s, capacity, str, strlen(str));
 }
 
@@ -61,7 +62,7 @@ MMAPD_EXPORT int mmapd_fstr_set_trunc(struct mmapd_fstr *s, size_t capacity, con
 	if (r < 0)
 		return r;
 	if (!str && len > 0)
-		return error_set(-EINVAL, "str is NULL");
+		return tbx_error(-EINVAL, "str is NULL");
 	if (len > capacity) {
 		cut = capacity;
 		/* Back up over continuation bytes to the start of the sequence cut through. */
@@ -79,7 +80,7 @@ MMAPD_EXPORT int64_t mmapd_fstr_len(const struct mmapd_fstr *s, size_t capacity)
 	if (r < 0)
 		return r;
 	if (s->length > capacity)
-		return error_set(-EBADMSG, "fixed string of capacity %zu holds length %u",
+		return tbx_error(-EBADMSG, "fixed string of capacity %zu holds length %u",
 		                 capacity, s->length);
 	return s->length;
 }
@@ -92,9 +93,9 @@ MMAPD_EXPORT int64_t mmapd_fstr_copy(const struct mmapd_fstr *s, size_t capacity
 	if (len < 0)
 		return len;
 	if (!buf)
-		return error_set(-EINVAL, "buf is NULL");
+		return tbx_error(-EINVAL, "buf is NULL");
 	if ((uint64_t)len >= size)
-		return error_set(-ERANGE, "a buffer of %zu bytes cannot hold %lld bytes and a NUL",
+		return tbx_error(-ERANGE, "a buffer of %zu bytes cannot hold %lld bytes and a NUL",
 		                 size, (long long)len);
 	memcpy(buf, s->bytes, (size_t)len);
 	buf[len] = '\0';

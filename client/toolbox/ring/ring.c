@@ -22,9 +22,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "internal.h"
 #include "pidlive.h"
 #include "ring.h"
+#include "toolbox.h"
 
 _Static_assert(sizeof(struct ring_header) <= 4096, "the ring header must fit one page");
 
@@ -53,7 +53,7 @@ static int ring_map(struct mmapd_ring *ring, int fd, size_t page)
 	return 0;
 fail:
 	r = -errno;
-	return error_set(r, "cannot map the %zu data bytes of ring '%s' twice: %s", ring->cap,
+	return tbx_error(r, "cannot map the %zu data bytes of ring '%s' twice: %s", ring->cap,
 	                 mmapd_region_name(ring->region), mmapd_strerror(r));
 }
 
@@ -70,18 +70,18 @@ static int ring_validate(struct mmapd_ring *ring, size_t page)
 	uint64_t cap = h->capacity, w, e, r;
 
 	if (magic == 0)
-		return error_set(-EAGAIN, "ring '%s' is not formatted yet (being created, or its "
+		return tbx_error(-EAGAIN, "ring '%s' is not formatted yet (being created, or its "
 		                 "creator died: then delete it)", name);
 	if (magic != RING_MAGIC)
-		return error_set(-EBADMSG, "region '%s' is not a ring (bad magic number)", name);
+		return tbx_error(-EBADMSG, "region '%s' is not a ring (bad magic number)", name);
 	if (version != RING_VERSION)
-		return error_set(-EPROTO, "ring '%s' has layout version %u; this libmmapd knows %u",
+		return tbx_error(-EPROTO, "ring '%s' has layout version %u; this libmmapd knows %u",
 		                 name, version, RING_VERSION);
 	if (flags & ~(uint32_t)MMAPD_RING_OVERWRITE)
-		return error_set(-EPROTO, "ring '%s' has unknown flags 0x%x", name, flags);
+		return tbx_error(-EPROTO, "ring '%s' has unknown flags 0x%x", name, flags);
 	if (cap == 0 || cap % page != 0 || cap > MMAPD_RING_CAPACITY_MAX || cap > SIZE_MAX / 2 ||
 	    size != page + cap)
-		return error_set(-EBADMSG, "ring '%s' is corrupt: capacity %llu in a region of %llu "
+		return tbx_error(-EBADMSG, "ring '%s' is corrupt: capacity %llu in a region of %llu "
 		                 "bytes (expected one page of %zu plus a multiple of it)", name,
 		                 (unsigned long long)cap, (unsigned long long)size, page);
 	r = atomic_load(&h->read_pos);
@@ -89,7 +89,7 @@ static int ring_validate(struct mmapd_ring *ring, size_t page)
 	e = atomic_load(&h->write_end);
 	if (r > w || (!(flags & MMAPD_RING_OVERWRITE) && w - r > cap) ||
 	    ((flags & MMAPD_RING_OVERWRITE) && (e < w || e - w > cap)))
-		return error_set(-EBADMSG, "ring '%s' is corrupt: read position %llu, write "
+		return tbx_error(-EBADMSG, "ring '%s' is corrupt: read position %llu, write "
 		                 "position %llu, claimed %llu, capacity %llu", name,
 		                 (unsigned long long)r, (unsigned long long)w, (unsigned long long)e,
 		                 (unsigned long long)cap);
@@ -118,21 +118,21 @@ static _Atomic uint32_t *ring_side_pid(struct mmapd_ring *ring, unsigned side)
  */
 static int ring_side_attach(struct mmapd_ring *ring, unsigned side)
 {
-	struct mmapd_region *region = ring->region;
+	const char *name = mmapd_region_name(ring->region);
 	_Atomic uint32_t *word = ring_side_word(ring, side), *pid = ring_side_pid(ring, side);
-	int r = mmapd_lock(region->client, region->name,
+	int r = mmapd_lock(ring->client, name,
 	                   (uint64_t)((uint8_t *)word - (uint8_t *)ring->hdr), 1,
 	                   MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT, 0,
 	                   &ring->side_lock[side == MMAPD_RING_READER]);
 
 	if (r == -EAGAIN)
-		return error_set(-EBUSY, "ring '%s' already has a %s", region->name,
+		return tbx_error(-EBUSY, "ring '%s' already has a %s", name,
 		                 side == MMAPD_RING_WRITER ? "writer" : "reader");
 	if (r < 0)
 		return r;
 	if (atomic_load(word) == RING_SIDE_OPEN && pid_alive(atomic_load(pid))) {
-		mmapd_unlock(region->client, ring->side_lock[side == MMAPD_RING_READER]);
-		return error_set(-EBUSY, "ring '%s' already has a %s (process %u)", region->name,
+		mmapd_unlock(ring->client, ring->side_lock[side == MMAPD_RING_READER]);
+		return tbx_error(-EBUSY, "ring '%s' already has a %s (process %u)", name,
 		                 side == MMAPD_RING_WRITER ? "writer" : "reader", atomic_load(pid));
 	}
 	ring->sides |= side;
@@ -151,7 +151,7 @@ static void ring_side_detach(struct mmapd_ring *ring, unsigned side)
 		ring_wake(&h->data_seq, &h->read_waiters);
 	else
 		ring_wake(&h->space_seq, &h->write_waiters);
-	mmapd_unlock(ring->region->client, ring->side_lock[side == MMAPD_RING_READER]);
+	mmapd_unlock(ring->client, ring->side_lock[side == MMAPD_RING_READER]);
 	ring->sides &= ~side;
 }
 
@@ -178,13 +178,14 @@ static int ring_start(struct mmapd_client *client, const char *name, bool create
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	struct mmapd_open_opts o = { .mode = MMAPD_MODE_RW, .length = page };
-	struct error_saved saved;
+	struct tbx_saved saved;
 	struct mmapd_ring *ring;
 	int r;
 
 	ring = calloc(1, sizeof(*ring));
 	if (!ring)
-		return error_set(-ENOMEM, "out of memory for ring '%s'", name);
+		return tbx_error(-ENOMEM, "out of memory for ring '%s'", name);
+	ring->client = client;
 	if (create) {
 		o.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL |
 		          (flags & MMAPD_RING_ANONYMOUS ? MMAPD_OPEN_ANONYMOUS : 0);
@@ -192,7 +193,7 @@ static int ring_start(struct mmapd_client *client, const char *name, bool create
 	}
 	r = mmapd_region_open(client, name, &o, &ring->region);
 	if (r == -ERANGE)
-		r = error_set(-EBADMSG, "region '%s' is too small to be a ring", name);
+		r = tbx_error(-EBADMSG, "region '%s' is too small to be a ring", name);
 	if (r < 0)
 		goto fail;
 	ring->hdr = mmapd_region_data(ring->region);
@@ -215,11 +216,11 @@ static int ring_start(struct mmapd_client *client, const char *name, bool create
 	*ret_ring = ring;
 	return 0;
 fail:
-	error_save(&saved);
+	tbx_message_save(&saved);
 	mmapd_region_close(ring->region);
 	if (create && ring->region)
 		mmapd_delete(client, name);
-	error_restore(&saved);
+	tbx_message_restore(&saved, r);
 	free(ring);
 	return r;
 }
@@ -231,13 +232,13 @@ MMAPD_EXPORT int mmapd_ring_create(struct mmapd_client *client, const char *name
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 
 	if (!client || !name || !ret_ring)
-		return error_set(-EINVAL, "client, name or ret_ring is NULL");
+		return tbx_error(-EINVAL, "client, name or ret_ring is NULL");
 	*ret_ring = NULL;
 	if (flags & ~RING_CREATE_FLAGS)
-		return error_set(-EINVAL, "unknown ring flags 0x%x", flags & ~RING_CREATE_FLAGS);
+		return tbx_error(-EINVAL, "unknown ring flags 0x%x", flags & ~RING_CREATE_FLAGS);
 	if (capacity == 0 || capacity % page != 0 || capacity > MMAPD_RING_CAPACITY_MAX ||
 	    capacity > SIZE_MAX / 2)
-		return error_set(-EINVAL, "ring capacity %zu must be a non-zero multiple of the "
+		return tbx_error(-EINVAL, "ring capacity %zu must be a non-zero multiple of the "
 		                 "page size (%zu) of at most %llu bytes", capacity, page,
 		                 (unsigned long long)MMAPD_RING_CAPACITY_MAX);
 	return ring_start(client, name, true, capacity, flags, ret_ring);
@@ -247,10 +248,10 @@ MMAPD_EXPORT int mmapd_ring_open(struct mmapd_client *client, const char *name, 
                                  struct mmapd_ring **ret_ring)
 {
 	if (!client || !name || !ret_ring)
-		return error_set(-EINVAL, "client, name or ret_ring is NULL");
+		return tbx_error(-EINVAL, "client, name or ret_ring is NULL");
 	*ret_ring = NULL;
 	if (flags & ~RING_SIDES)
-		return error_set(-EINVAL, "unknown ring open flags 0x%x", flags & ~RING_SIDES);
+		return tbx_error(-EINVAL, "unknown ring open flags 0x%x", flags & ~RING_SIDES);
 	return ring_start(client, name, false, 0, flags, ret_ring);
 }
 

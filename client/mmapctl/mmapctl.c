@@ -5,7 +5,10 @@
  * a region's events, and prints either aligned tables for people or
  * JSON (--json) for scripts: one value per command, one object per line for watch. It is
  * built only on what mmapd.h offers, which keeps the public API honest: anything mmapctl
- * needs, every other client can do too. Exit status: 0 on success, 1 when the daemon or the
+ * needs, every other client can do too. The build holds it to that: it is compiled seeing
+ * only the installed headers and linked with libmmapd alone, plus cJSON (a system library:
+ * the --json output, and the counters mmapd_stats_json() returns), and mk/installcheck.sh
+ * builds it against an installed tree. Exit status: 0 on success, 1 when the daemon or the
  * system refused, 2 for a usage error.
  */
 #include <errno.h>
@@ -20,13 +23,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <cjson/cJSON.h>
 
 #include "mmapd.h"
-#include "num.h"
-#include "policy.h"
 
 #define EXIT_USAGE 2
 
@@ -184,21 +186,29 @@ static bool json_add_numbers(cJSON *obj, ...)
 	return ok;
 }
 
-/* "manual", "every-writes 3": the words of the policy command. */
+/* "manual", "every-writes 3": the words of the policy command (mmapd_policy_format()). */
 static const char *policy_text(const struct mmapd_policy *policy, char *buf, size_t len)
 {
-	if (!proto_policy_has_value(policy->kind))
-		return proto_policy_name(policy->kind);
-	snprintf(buf, len, "%s %" PRIu64, proto_policy_name(policy->kind), policy->value);
-	return buf;
+	return mmapd_policy_format(policy, buf, len) < 0 ? "unknown" : buf;
 }
 
-/* Adds {"policy": ...} to obj. Returns false when out of memory. */
+/*
+ * Adds {"policy": {"kind": ..., "value": ...}} to obj, as the protocol spells a policy: the
+ * kind's name, and the value only for the kinds that have one (the text's second word).
+ * Returns false when out of memory.
+ */
 static bool json_add_policy(cJSON *obj, const struct mmapd_policy *policy)
 {
-	cJSON *p = proto_policy_json(policy->kind, policy->value);
+	char text[64], *value;
+	cJSON *p = cJSON_CreateObject();
 
-	if (!p || !cJSON_AddItemToObject(obj, "policy", p)) {
+	policy_text(policy, text, sizeof(text));
+	value = strchr(text, ' ');
+	if (value)
+		*value++ = '\0';
+	if (!p || !cJSON_AddStringToObject(p, "kind", text) ||
+	    (value && !cJSON_AddNumberToObject(p, "value", (double)policy->value)) ||
+	    !cJSON_AddItemToObject(obj, "policy", p)) {
 		cJSON_Delete(p);
 		return false;
 	}
@@ -1018,40 +1028,104 @@ static const struct command {
 	{ "clear-error", 1, 1, cmd_clear_error },
 };
 
+/*
+ * Strict number parsing for the command line: strtoull() would take leading blanks, a sign
+ * (negating "-1" into a huge value) and junk after the digits, none of which an argument
+ * should get away with. Reads the leading decimal digits of s into *ret and returns how many
+ * there were; *ret_overflow says whether the value did not fit (the digits are consumed all
+ * the same, so junk after an overlong number is reported as junk).
+ */
+static size_t digits_parse(const char *s, uint64_t *ret, bool *ret_overflow)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	*ret_overflow = false;
+	for (i = 0; s[i] >= '0' && s[i] <= '9'; i++) {
+		unsigned d = (unsigned)(s[i] - '0');
+
+		if (v > (UINT64_MAX - d) / 10)
+			*ret_overflow = true;
+		else
+			v = v * 10 + d;
+	}
+	*ret = v;
+	return i;
+}
+
+/* A decimal u64, the whole string. Returns 0, -EINVAL (empty, sign, junk), -ERANGE. */
+static int u64_parse(const char *s, uint64_t *ret)
+{
+	bool overflow;
+	uint64_t v;
+	size_t n = digits_parse(s, &v, &overflow);
+
+	if (n == 0 || s[n] != '\0')
+		return -EINVAL;
+	if (overflow)
+		return -ERANGE;
+	*ret = v;
+	return 0;
+}
+
+/*
+ * A size: decimal with an optional suffix K, M, G or T (powers of 1024; "KiB", "MiB"... and
+ * lower case too). Returns 0, -EINVAL, -ERANGE.
+ */
+static int size_parse(const char *s, uint64_t *ret)
+{
+	static const char units[] = "kmgt";
+	const char *unit;
+	bool overflow;
+	uint64_t v;
+	size_t n = digits_parse(s, &v, &overflow);
+	int shift = 0;
+
+	if (n == 0)
+		return -EINVAL;
+	if (s[n]) {
+		unit = strchr(units, s[n] | 0x20);
+		if (!unit || (s[n + 1] && strcasecmp(s + n + 1, "iB") != 0))
+			return -EINVAL;
+		shift = 10 * (int)(unit - units + 1);
+	}
+	if (overflow || (shift > 0 && v > (UINT64_MAX >> shift)))
+		return -ERANGE;
+	*ret = v << shift;
+	return 0;
+}
+
 /* Reads SIZE of create or resize into ctl->size. Returns 0 or the usage error's status. */
 static int size_arg(struct ctl *ctl, const char *arg)
 {
-	int r = num_parse_size(arg, &ctl->size);
+	int r = size_parse(arg, &ctl->size);
 
 	if (r < 0 || ctl->size == 0)
 		return usage_error("invalid size '%s'%s", arg, r == -ERANGE ? ": too large" : "");
 	return 0;
 }
 
-/* Reads KIND [N] of policy into ctl->policy. Returns 0 or the usage error's status. */
+/*
+ * Reads KIND [N] of policy into ctl->policy: the words joined are the text
+ * mmapd_policy_parse() reads, and its message is the usage error. Returns 0 or the usage
+ * error's status.
+ */
 static int policy_args(struct ctl *ctl, char **args, int nargs)
 {
-	int kind, r;
+	char *text;
+	int r;
 
 	ctl->set_policy = nargs > 1;
 	if (!ctl->set_policy)
 		return 0;
-	kind = proto_policy_kind(args[1]);
-	if (kind < 0)
-		return usage_error("unknown policy '%s' (manual, always, every-bytes N, "
-		                   "every-writes N, interval MS)", args[1]);
-	ctl->policy.kind = (enum mmapd_policy_kind)kind;
-	if (!proto_policy_has_value(ctl->policy.kind)) {
-		if (nargs > 2)
-			return usage_error("policy '%s' takes no value", args[1]);
-		return 0;
+	if (asprintf(&text, "%s%s%s", args[1], nargs > 2 ? " " : "", nargs > 2 ? args[2] : "") < 0) {
+		fputs("mmapctl: out of memory\n", stderr);
+		return EXIT_FAILURE;
 	}
-	if (nargs < 3)
-		return usage_error("policy '%s' needs a value", args[1]);
-	r = ctl->policy.kind == MMAPD_POLICY_EVERY_BYTES ? num_parse_size(args[2], &ctl->policy.value)
-	                                                 : num_parse_u64(args[2], &ctl->policy.value);
-	if (r < 0 || ctl->policy.value == 0)
-		return usage_error("invalid value '%s' for policy '%s'", args[2], args[1]);
+	r = mmapd_policy_parse(text, &ctl->policy);
+	free(text);
+	if (r < 0)
+		return usage_error("%s", mmapd_last_message());
 	return 0;
 }
 
@@ -1068,7 +1142,7 @@ static int chown_id(const char *s, bool group, int64_t *ret)
 	if (!*s)
 		return 0;
 	if (s[0] >= '0' && s[0] <= '9') {
-		if (num_parse_u64(s, &v) < 0 || v >= UINT32_MAX)
+		if (u64_parse(s, &v) < 0 || v >= UINT32_MAX)
 			return usage_error("invalid %s '%s'", group ? "group" : "user", s);
 		*ret = (int64_t)v;
 		return 0;

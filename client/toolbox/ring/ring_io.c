@@ -24,8 +24,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "internal.h"
 #include "ring.h"
+#include "toolbox.h"
 
 #define OVERWRITE(ring) (((ring)->flags & MMAPD_RING_OVERWRITE) != 0)
 
@@ -39,7 +39,7 @@ static const struct timespec *ring_deadline(struct timespec *ts, int timeout_ms)
 {
 	if (timeout_ms < 0)
 		return NULL;
-	deadline_after(ts, timeout_ms);
+	tbx_deadline_after(ts, timeout_ms);
 	return ts;
 }
 
@@ -98,7 +98,7 @@ MMAPD_EXPORT int mmapd_ring_wait_readable(struct mmapd_ring *ring, size_t min, i
 	struct timespec ts;
 
 	if (!ring || min > ring->cap)
-		return error_set(-EINVAL, "ring is NULL or min is above its capacity");
+		return tbx_error(-EINVAL, "ring is NULL or min is above its capacity");
 	return ring_wait_data(ring, min ? min : 1, ring_deadline(&ts, timeout_ms));
 }
 
@@ -107,7 +107,7 @@ MMAPD_EXPORT int mmapd_ring_wait_writable(struct mmapd_ring *ring, size_t min, i
 	struct timespec ts;
 
 	if (!ring || min > ring->cap)
-		return error_set(-EINVAL, "ring is NULL or min is above its capacity");
+		return tbx_error(-EINVAL, "ring is NULL or min is above its capacity");
 	return ring_wait(ring, &ring->hdr->space_seq, &ring->hdr->write_waiters, ring_ready_write,
 	                 min ? min : 1, &ring->hdr->reader, ring_deadline(&ts, timeout_ms));
 }
@@ -165,7 +165,7 @@ MMAPD_EXPORT ptrdiff_t mmapd_ring_write(struct mmapd_ring *ring, const void *buf
 	uint64_t w;
 
 	if (!ring || (!buf && len > 0))
-		return error_set(-EINVAL, "ring or buf is NULL");
+		return tbx_error(-EINVAL, "ring or buf is NULL");
 	len = min_size(len, PTRDIFF_MAX);
 	w = ring_write_start(ring);
 	while (done < len) {
@@ -191,13 +191,13 @@ MMAPD_EXPORT int mmapd_ring_write_reserve(struct mmapd_ring *ring, size_t len, v
 	if (ret_ptr)
 		*ret_ptr = NULL;
 	if (!ring || !ret_ptr || len == 0 || len > ring->cap)
-		return error_set(-EINVAL, "ring or ret_ptr is NULL, or len is 0 or above the "
+		return tbx_error(-EINVAL, "ring or ret_ptr is NULL, or len is 0 or above the "
 		                 "capacity");
 	w = ring_write_start(ring);
 	if (OVERWRITE(ring))
 		ring_claim(ring, w + len);
 	else if (ring_space(ring, w, len) < len)
-		return error_set(-EAGAIN, "ring '%s' has fewer than %zu bytes free",
+		return tbx_error(-EAGAIN, "ring '%s' has fewer than %zu bytes free",
 		                 mmapd_region_name(ring->region), len);
 	ring->reserved = len;
 	*ret_ptr = ring->data + w % ring->cap;
@@ -207,7 +207,7 @@ MMAPD_EXPORT int mmapd_ring_write_reserve(struct mmapd_ring *ring, size_t len, v
 MMAPD_EXPORT int mmapd_ring_write_commit(struct mmapd_ring *ring, size_t len)
 {
 	if (!ring || len > ring->reserved)
-		return error_set(-EINVAL, "ring is NULL or len is above what was reserved");
+		return tbx_error(-EINVAL, "ring is NULL or len is above what was reserved");
 	ring->reserved = 0;
 	if (len > 0)
 		ring_publish(ring, ring_write_pos(ring) + len);
@@ -221,7 +221,7 @@ MMAPD_EXPORT int mmapd_ring_put(struct mmapd_ring *ring, const void *buf, size_t
 	int r;
 
 	if (!ring || (!buf && len > 0) || len > ring->cap)
-		return error_set(-EINVAL, "ring or buf is NULL, or len is above the capacity");
+		return tbx_error(-EINVAL, "ring or buf is NULL, or len is above the capacity");
 	ring->reserved = 0;
 	if (len == 0)
 		return 0;
@@ -246,7 +246,7 @@ MMAPD_EXPORT int mmapd_ring_put(struct mmapd_ring *ring, const void *buf, size_t
 MMAPD_EXPORT int mmapd_ring_flush(struct mmapd_ring *ring)
 {
 	if (!ring)
-		return error_set(-EINVAL, "ring is NULL");
+		return tbx_error(-EINVAL, "ring is NULL");
 	ring_flush_pending(ring);
 	return 0;
 }
@@ -260,7 +260,7 @@ static int ring_overrun(struct mmapd_ring *ring, uint64_t r, uint64_t e)
 
 	ring->lost += oldest - r;
 	atomic_store_explicit(&ring->hdr->read_pos, oldest, memory_order_release);
-	return error_set(-EOVERFLOW, "the reader of ring '%s' fell behind: %llu bytes were "
+	return tbx_error(-EOVERFLOW, "the reader of ring '%s' fell behind: %llu bytes were "
 	                 "overwritten (%llu in all)", mmapd_region_name(ring->region),
 	                 (unsigned long long)(oldest - r), (unsigned long long)ring->lost);
 }
@@ -308,7 +308,7 @@ MMAPD_EXPORT ptrdiff_t mmapd_ring_read(struct mmapd_ring *ring, void *buf, size_
 	int err;
 
 	if (!ring || (!buf && len > 0))
-		return error_set(-EINVAL, "ring or buf is NULL");
+		return tbx_error(-EINVAL, "ring or buf is NULL");
 	n = ring_avail(ring, &r);
 	if (n <= 0)
 		return n;
@@ -328,7 +328,7 @@ MMAPD_EXPORT int mmapd_ring_read_peek(struct mmapd_ring *ring, const void **ret_
 	uint64_t r;
 
 	if (!ring || !ret_ptr || !ret_len)
-		return error_set(-EINVAL, "ring, ret_ptr or ret_len is NULL");
+		return tbx_error(-EINVAL, "ring, ret_ptr or ret_len is NULL");
 	n = ring_avail(ring, &r);
 	*ret_ptr = ring->data + r % ring->cap;
 	*ret_len = n > 0 ? (size_t)n : 0;
@@ -341,10 +341,10 @@ MMAPD_EXPORT int mmapd_ring_read_consume(struct mmapd_ring *ring, size_t len)
 	int err;
 
 	if (!ring)
-		return error_set(-EINVAL, "ring is NULL");
+		return tbx_error(-EINVAL, "ring is NULL");
 	r = ring_read_pos(ring);
 	if (len > ring_used(ring_write_pos(ring), r, ring->cap))
-		return error_set(-EINVAL, "cannot consume %zu bytes: fewer are readable", len);
+		return tbx_error(-EINVAL, "cannot consume %zu bytes: fewer are readable", len);
 	err = ring_intact(ring, r);
 	if (err < 0)
 		return err;
@@ -359,7 +359,7 @@ MMAPD_EXPORT int mmapd_ring_read_exact(struct mmapd_ring *ring, void *buf, size_
 	int r;
 
 	if (!ring || (!buf && len > 0) || len > ring->cap)
-		return error_set(-EINVAL, "ring or buf is NULL, or len is above the capacity");
+		return tbx_error(-EINVAL, "ring or buf is NULL, or len is above the capacity");
 	if (len == 0)
 		return 0;
 	r = mmapd_ring_wait_readable(ring, len, timeout_ms);
@@ -382,7 +382,7 @@ MMAPD_EXPORT ptrdiff_t mmapd_ring_read_until(struct mmapd_ring *ring, int delim,
 	int err;
 
 	if (!ring || !buf || size == 0)
-		return error_set(-EINVAL, "ring or buf is NULL, or size is 0");
+		return tbx_error(-EINVAL, "ring or buf is NULL, or size is 0");
 	deadline = ring_deadline(&ts, timeout_ms);
 	/* A full ring without the delimiter gives what it has, or the writer would wait forever. */
 	limit = min_size(min_size(size, ring->cap), PTRDIFF_MAX);

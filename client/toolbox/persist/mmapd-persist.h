@@ -1,0 +1,254 @@
+/*
+ * libmmapd's persistent structures: C structs, fixed-capacity strings, vectors and hash maps
+ * kept in a region's bytes. Part of libmmapd (same library, same symbol version), but a
+ * toolbox built only on the public API of mmapd.h, which it includes: anything it does, any
+ * client could do (client/toolbox/persist/). Conventions (return values, ownership,
+ * mmapd_last_message()) are those of mmapd.h.
+ */
+#ifndef MMAPD_PERSIST_H
+#define MMAPD_PERSIST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mmapd.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * ---- Persistent structures (docs/client-api.md, "Persistent structures") ----
+ * C structs, fixed-capacity strings, vectors and hash maps that live in a region's bytes, so
+ * that they outlast the process (and, in file regions, the daemon) and every process mapping
+ * the region sees the same data. They hold plain bytes only: no pointers (another process maps
+ * the region at another address) and the host's byte order (files are not portable between
+ * architectures). None is internally synchronised: see each part for what is safe without the
+ * lock. Durability is the region's: mmapd_flush() or mmapd_region_flush_range().
+ */
+
+/*
+ * What a persistent struct is: a type name (at most MMAPD_LAYOUT_NAME_MAX bytes are kept,
+ * the whole name is hashed), a version the application bumps when the struct's meaning
+ * changes, and the struct's size and alignment (a power of two, at most 4096).
+ */
+struct mmapd_layout {
+	const char *type_name;
+	uint32_t version;
+	uint32_t size;
+	uint32_t align;
+};
+#ifndef __cplusplus
+/* The layout of C type `type`, for mmapd_pstruct_open(). */
+#define MMAPD_LAYOUT(type, type_name, version) \
+	((struct mmapd_layout){ (type_name), (version), sizeof(type), _Alignof(type) })
+#endif
+#define MMAPD_LAYOUT_NAME_MAX 23
+/* The header in front of every persistent struct, in bytes. */
+#define MMAPD_PSTRUCT_HEADER 64
+
+#define MMAPD_PSTRUCT_INIT 0x1u /* format the struct (zeroed) if the header is still empty */
+
+/*
+ * Bytes a persistent struct of this layout takes from its offset: the header, padding up to
+ * the struct's alignment, the struct. Returns 0 for an invalid layout (see above).
+ */
+MMAPD_EXPORT uint64_t mmapd_pstruct_footprint(const struct mmapd_layout *layout);
+/*
+ * Opens the persistent struct at window offset off (a multiple of 8 and of layout->align in
+ * the region), which the header there must describe exactly: same type name, version, size
+ * and alignment, else nothing is reinterpreted and the call fails. With MMAPD_PSTRUCT_INIT an
+ * empty header (all zero) is formatted first and the struct zeroed; processes racing to do so
+ * end with one format (the others wait for it, up to about two seconds). The formatter holds
+ * an exclusive mmapd_lock() on the 64 header bytes while it formats and records its process
+ * id there; the daemon drops the lock if the formatter dies, and once its process is gone too
+ * (kill(pid, 0) says ESRCH, or a zombie) the next open with MMAPD_PSTRUCT_INIT formats the
+ * half-formatted struct again from scratch (zeroed, re-initialized). A daemon restart without
+ * the fd-store handover drops a live formatter's lock: others wait for it as for the lock
+ * (same pid namespace assumed: docs/client-api.md). A struct found ready is opened with no
+ * request to the daemon. On success *ret_ptr points at the struct, inside the mapping: valid
+ * while the mapping does not move (see mmapd_region_data()).
+ * Returns 0, or -EINVAL (NULL argument, invalid layout, misaligned off, unknown flags),
+ * -ERANGE (the struct does not fit the window), -ENODATA (empty header, or one whose formatter
+ * died, and no MMAPD_PSTRUCT_INIT), -EACCES (formatting asked of a read-only mapping), -EPROTO
+ * (the header describes another type, version, size or alignment: the message says which),
+ * -EBADMSG (the header is not one: bad magic or checksum), -EAGAIN (another process is
+ * formatting it and did not finish in time), and the errors of mmapd_lock() when the header
+ * is not ready.
+ */
+MMAPD_EXPORT int mmapd_pstruct_open(struct mmapd_region *region, uint64_t off,
+                                    const struct mmapd_layout *layout, unsigned flags,
+                                    void **ret_ptr);
+
+/*
+ * A fixed-capacity string to embed in a persistent struct: declare the member with
+ * MMAPD_FSTR(capacity) (capacity: the longest string, in bytes, below 2^32) and pass its
+ * address, cast to struct mmapd_fstr *, together with the capacity. The bytes are always
+ * NUL-terminated, so s->bytes reads as a C string; a zeroed one is the empty string. Not
+ * atomic: a reader racing a writer may see a torn string (use a lock).
+ */
+struct mmapd_fstr {
+	uint32_t length;
+	char bytes[];
+};
+#define MMAPD_FSTR(capacity) struct { uint32_t length; char bytes[(capacity) + 1]; }
+/* The string and capacity arguments of the mmapd_fstr_* functions for a MMAPD_FSTR member m. */
+#define MMAPD_FSTR_ARGS(m) ((struct mmapd_fstr *)&(m)), (sizeof((m).bytes) - 1)
+
+/*
+ * Sets s to the len bytes at str (no NUL needed; embedded NULs are kept). Returns 0,
+ * -ENAMETOOLONG (len > capacity: s is unchanged), -EINVAL (NULL s, or NULL str with len > 0).
+ */
+MMAPD_EXPORT int mmapd_fstr_set(struct mmapd_fstr *s, size_t capacity, const char *str,
+                                size_t len);
+/* mmapd_fstr_set() of a C string. */
+MMAPD_EXPORT int mmapd_fstr_set_cstr(struct mmapd_fstr *s, size_t capacity, const char *str);
+/*
+ * As mmapd_fstr_set(), cutting str to capacity bytes (never in the middle of a UTF-8
+ * sequence). Returns 0 when all of it fit, 1 when it was cut, -EINVAL.
+ */
+MMAPD_EXPORT int mmapd_fstr_set_trunc(struct mmapd_fstr *s, size_t capacity, const char *str,
+                                      size_t len);
+/*
+ * The string's length, or -EBADMSG when the stored length is above capacity (corrupt or not
+ * a string). -EINVAL for NULL.
+ */
+MMAPD_EXPORT int64_t mmapd_fstr_len(const struct mmapd_fstr *s, size_t capacity);
+/*
+ * Copies s, NUL-terminated, into buf of size bytes. Returns its length, -ERANGE (buf too
+ * small: nothing copied), -EBADMSG (corrupt, as above), -EINVAL.
+ */
+MMAPD_EXPORT int64_t mmapd_fstr_copy(const struct mmapd_fstr *s, size_t capacity, char *buf,
+                                     size_t size);
+/*
+ * Compares s with the len bytes at str as memcmp() would, the shorter first when one is a
+ * prefix of the other: < 0, 0, > 0. A corrupt or NULL s, or a NULL str, compares as if empty.
+ */
+MMAPD_EXPORT int mmapd_fstr_cmp(const struct mmapd_fstr *s, size_t capacity, const char *str,
+                                size_t len);
+
+/* Flags of mmapd_pvec_open() and mmapd_phash_open(). */
+#define MMAPD_PERSIST_CREATE    0x1u /* create the region (file) if it does not exist */
+#define MMAPD_PERSIST_ANONYMOUS 0x2u /* with CREATE: an anonymous region (gone when the daemon
+                                        stops) */
+/*
+ * Address space held for the region of a vector or hash map: it grows in place up to this,
+ * so its elements never move in any process; growth beyond fails with -EFBIG.
+ */
+#define MMAPD_PERSIST_RESERVE (1ull << 36)
+
+struct mmapd_pvec;
+struct mmapd_phash;
+
+/*
+ * A persistent vector of elements of elem_size bytes, alone in region name: a header page,
+ * then the elements, contiguous. Capacity grows by whole segments of at least 64 KiB
+ * (doubling, resizing the region through the daemon), appended in place inside the
+ * reservation: elements never move, and a pointer from mmapd_pvec_at() stays valid while the
+ * vector is open. Other processes' mappings follow the growth; any call that needs bytes
+ * beyond this process's mapping first makes a round trip to the daemon to catch up.
+ *
+ * Concurrency: one writer at a time. Processes (or threads) that push, pop, set, clear or
+ * reserve concurrently must hold mmapd_pvec_lock(). The length is published with a release
+ * store after the element is written, so a reader without the lock sees a length whose
+ * elements are complete (get and at of an index below it), but an element being set
+ * concurrently may be read torn.
+ *
+ * Opens (flags: MMAPD_PERSIST_*) the vector of region name, creating and formatting it when
+ * needed; processes racing to create it end with one vector. Returns 0 with *ret_vec (close
+ * with mmapd_pvec_close()), or -EINVAL (elem_size 0 or above 2^31, bad flags), -EPROTO (the
+ * region holds something else, or a vector of another element size), -EBADMSG (corrupt
+ * header), -EAGAIN, the errors of mmapd_region_open() and mmapd_pstruct_open().
+ */
+MMAPD_EXPORT int mmapd_pvec_open(struct mmapd_client *client, const char *name,
+                                 size_t elem_size, unsigned flags, struct mmapd_pvec **ret_vec);
+/* Closes the vector (releasing its lock if held) and its mapping. Accepts NULL. */
+MMAPD_EXPORT void mmapd_pvec_close(struct mmapd_pvec *vec);
+/*
+ * Takes (exclusive) or releases the vector's lock, a daemon lock on its header: see
+ * mmapd_lock() (timeout_ms, errors). The lock dies with the process. -EALREADY when this
+ * handle already holds it, -ENOLCK (unlock) when it does not.
+ */
+MMAPD_EXPORT int mmapd_pvec_lock(struct mmapd_pvec *vec, int timeout_ms);
+MMAPD_EXPORT int mmapd_pvec_unlock(struct mmapd_pvec *vec);
+/* The number of elements (acquire load), and the elements room is made for. */
+MMAPD_EXPORT uint64_t mmapd_pvec_len(const struct mmapd_pvec *vec);
+MMAPD_EXPORT uint64_t mmapd_pvec_capacity(const struct mmapd_pvec *vec);
+/* The element size the vector was created with. */
+MMAPD_EXPORT size_t mmapd_pvec_elem_size(const struct mmapd_pvec *vec);
+/*
+ * Appends the element at elem (elem_size bytes), growing first when full. Returns 0, -EFBIG
+ * (growth would pass MMAPD_PERSIST_RESERVE), -EBADMSG (header corrupt), -EINVAL (NULL), or
+ * the errors of mmapd_stat() and mmapd_resize() (-ENOSPC, -EFBIG, connection errors).
+ */
+MMAPD_EXPORT int mmapd_pvec_push(struct mmapd_pvec *vec, const void *elem);
+/*
+ * Removes the last element, copying it to ret_elem (may be NULL). Returns 0, -ERANGE (empty).
+ * These and the accessors below also return -EINVAL (NULL) and -EBADMSG (the length claims
+ * elements the region does not hold).
+ */
+MMAPD_EXPORT int mmapd_pvec_pop(struct mmapd_pvec *vec, void *ret_elem);
+/* Copies element i to ret_elem / overwrites it from elem. Returns 0, -ERANGE (i >= len). */
+MMAPD_EXPORT int mmapd_pvec_get(struct mmapd_pvec *vec, uint64_t i, void *ret_elem);
+MMAPD_EXPORT int mmapd_pvec_set(struct mmapd_pvec *vec, uint64_t i, const void *elem);
+/* Points *ret_ptr at element i, inside the mapping. Returns 0, -ERANGE (i >= len). */
+MMAPD_EXPORT int mmapd_pvec_at(struct mmapd_pvec *vec, uint64_t i, void **ret_ptr);
+/* Sets the length to 0 (capacity stays). Returns 0. */
+MMAPD_EXPORT int mmapd_pvec_clear(struct mmapd_pvec *vec);
+/* Makes room for at least count elements. Returns 0 or the errors of mmapd_pvec_push(). */
+MMAPD_EXPORT int mmapd_pvec_reserve(struct mmapd_pvec *vec, uint64_t count);
+/* The region under the vector (borrowed), e.g. for mmapd_flush(mmapd_region_name(...)). */
+MMAPD_EXPORT struct mmapd_region *mmapd_pvec_region(const struct mmapd_pvec *vec);
+
+/*
+ * A persistent hash map from keys of key_size bytes to values of val_size bytes, compared and
+ * hashed as bytes (zero any padding), alone in region name: open addressing with linear
+ * probing and tombstones. When live entries plus tombstones would pass 3/4 of the slots, the
+ * table is rebuilt (doubled when needed, resizing the region; tombstones dropped).
+ *
+ * Concurrency: a put or remove may rebuild the table, moving every entry, so when any
+ * process writes, every process must hold mmapd_phash_lock() for every call, reads
+ * included. The count alone is safe to read without it. A rebuild interrupted by a crash
+ * leaves the map refused with -EBADMSG.
+ *
+ * Opens as mmapd_pvec_open() does. Returns 0 with *ret_map (close with mmapd_phash_close()),
+ * or the errors of mmapd_pvec_open() (-EINVAL: a size 0 or above 2^20; -EPROTO: other sizes).
+ * A header that looks wrong (a write under way elsewhere can make it look so) is read again
+ * under the map's lock, waited for up to 10 s (-ETIMEDOUT; -EDEADLK if this connection holds
+ * it); only one still wrong then is -EBADMSG.
+ */
+MMAPD_EXPORT int mmapd_phash_open(struct mmapd_client *client, const char *name,
+                                  size_t key_size, size_t val_size, unsigned flags,
+                                  struct mmapd_phash **ret_map);
+/* Closes the map (releasing its lock if held). Accepts NULL. */
+MMAPD_EXPORT void mmapd_phash_close(struct mmapd_phash *map);
+/* As mmapd_pvec_lock() and mmapd_pvec_unlock(). */
+MMAPD_EXPORT int mmapd_phash_lock(struct mmapd_phash *map, int timeout_ms);
+MMAPD_EXPORT int mmapd_phash_unlock(struct mmapd_phash *map);
+/* The number of entries (acquire load). */
+MMAPD_EXPORT uint64_t mmapd_phash_count(const struct mmapd_phash *map);
+/*
+ * Maps key to the value at val, replacing any value it had. Returns 0 (added), 1 (replaced),
+ * or the errors of mmapd_pvec_push().
+ */
+MMAPD_EXPORT int mmapd_phash_put(struct mmapd_phash *map, const void *key, const void *val);
+/* Copies key's value to ret_val (may be NULL). Returns 0, -ENOENT (absent), -EBADMSG. */
+MMAPD_EXPORT int mmapd_phash_get(struct mmapd_phash *map, const void *key, void *ret_val);
+/* Removes key (leaving a tombstone). Returns 0, -ENOENT (absent), -EBADMSG. */
+MMAPD_EXPORT int mmapd_phash_remove(struct mmapd_phash *map, const void *key);
+/*
+ * Called for each entry, key and value borrowed for the call (do not change the map in it).
+ * A non-zero return stops the iteration and becomes its result.
+ */
+typedef int mmapd_phash_fn(const void *key, void *val, void *userdata);
+/* Calls fn for every entry, in table order. Returns 0, fn's result, -EBADMSG. */
+MMAPD_EXPORT int mmapd_phash_foreach(struct mmapd_phash *map, mmapd_phash_fn *fn,
+                                     void *userdata);
+/* The region under the map (borrowed). */
+MMAPD_EXPORT struct mmapd_region *mmapd_phash_region(const struct mmapd_phash *map);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
