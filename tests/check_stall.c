@@ -306,8 +306,8 @@ END_TEST
 #define LIST_FILES 20000
 #define LIST_CONNS 8
 #define LIST_PER_CONN 16    /* requests each connection pipelines per round */
-#define LIST_ROUNDS 4
-#define LIST_PAGE 100
+#define LIST_ROUNDS 8
+#define LIST_PAGE 10
 
 /*
  * The worst ping allowed while one uid floods list and status over 20,000 files. Before the
