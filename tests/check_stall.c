@@ -12,6 +12,10 @@
  * waiters before the next one starts: a connection queuing again behind a later one's
  * conflicting waiter would close a wait-for cycle and get EDEADLK.
  *
+ * A third case: 20,000 files placed in the data directory before the daemon starts, one uid
+ * floods list and status from 8 connections while root pings; each request used to rescan
+ * the directory.
+ *
  * Other users are real, as in check_access.c: the suite runs as root and a forked child drops
  * to nobody (setgroups, setgid, setuid) just to connect() a socket the test created.
  */
