@@ -11,6 +11,9 @@
  * waits for those replies, which come only once all its requests were handled.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -301,5 +304,222 @@ out:
 		close(fds[--nfds]);
 	mmapd_disconnect(holder);
 	compare_done(sides, nsides);
+	return r;
+}
+
+/*
+ * Case (k): list and status over a large data directory. LIST_FILES files are placed in the
+ * data directory by hand (as an administrator would); then a list page of LIST_PAGE entries
+ * and a status are timed next to a ping, and the benchmark's client pings while another
+ * process floods list (pages of LIST_FLOOD_PAGE) and status from LIST_CONNS connections, next
+ * to the idle ping. A flood of large pages costs their entries' JSON, times however many
+ * requests a connection pipelines: that is the loop's fairness, not the directory's size.
+ */
+#define LIST_FILES 20000
+#define LIST_PAGE 100
+#define LIST_FLOOD_PAGE 10        /* small: the flood measures what a request costs beyond its page */
+#define LIST_CONNS 4
+#define LIST_BATCH 32             /* requests each flooding connection pipelines */
+#define LIST_FLOOD_ROUNDS 40
+#define LIST_FRAME_MAX (1u << 20)
+
+struct list_raw {
+	int fd;
+	char *buf;                /* LIST_FRAME_MAX + 1 bytes */
+	unsigned next;            /* the next name to start a page after */
+};
+
+/* Reads one frame into raw->buf (NUL-terminated). Returns 0 or -errno. */
+static int list_read_frame(struct list_raw *raw)
+{
+	uint8_t hdr[4];
+	size_t len;
+	int r = stall_read(raw->fd, hdr, sizeof(hdr));
+
+	if (r < 0)
+		return r;
+	len = (size_t)hdr[0] << 24 | (size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 | hdr[3];
+	if (len > LIST_FRAME_MAX)
+		return -EPROTO;
+	r = stall_read(raw->fd, raw->buf, len);
+	if (r < 0)
+		return r;
+	raw->buf[len] = '\0';
+	return strstr(raw->buf, "\"ok\":false") ? -EPROTO : 0;
+}
+
+/*
+ * Sends request i (a list page of limit entries, every fourth a status) without waiting.
+ * Returns 0 or -errno.
+ */
+static int list_send(struct list_raw *raw, unsigned i, int limit)
+{
+	char req[160];
+
+	raw->next = (raw->next + 7919) % LIST_FILES;
+	if (i % 4 == 3)
+		snprintf(req, sizeof(req), "{\"op\":\"status\",\"id\":%u}", i + 2);
+	else
+		snprintf(req, sizeof(req), "{\"op\":\"list\",\"id\":%u,\"after\":\"bench-list-%05u\","
+		         "\"limit\":%d}", i + 2, raw->next, limit);
+	return stall_send(raw->fd, req);
+}
+
+static int list_open(struct list_raw *raw, const char *socket)
+{
+	int r;
+
+	raw->fd = -1;
+	raw->next = 0;
+	raw->buf = malloc(LIST_FRAME_MAX + 1);
+	if (!raw->buf)
+		return -ENOMEM;
+	r = stall_connect(socket);
+	if (r < 0)
+		return r;
+	raw->fd = r;
+	r = stall_send(raw->fd, "{\"op\":\"hello\",\"id\":1,\"version\":1,\"client\":\"bench-list\"}");
+	return r < 0 ? r : list_read_frame(raw);
+}
+
+static void list_close(struct list_raw *raw)
+{
+	if (raw->fd >= 0)
+		close(raw->fd);
+	free(raw->buf);
+}
+
+/* One side of the timed comparison: a list page, or a status. */
+static int list_run_page(void *ctx)
+{
+	struct list_raw *raw = ctx;
+	int r = list_send(raw, 0, LIST_PAGE);
+
+	return r < 0 ? r : list_read_frame(raw);
+}
+
+static int list_run_status(void *ctx)
+{
+	struct list_raw *raw = ctx;
+	int r = list_send(raw, 3, LIST_PAGE);
+
+	return r < 0 ? r : list_read_frame(raw);
+}
+
+static int list_run_ping(void *ctx)
+{
+	int r = mmapd_ping(ctx);
+
+	if (r < 0)
+		fprintf(stderr, "mmapd-bench: mmapd_ping: %s\n", mmapd_last_message());
+	return r;
+}
+
+/* The flooding process: LIST_FLOOD_ROUNDS batches on every connection, replies read. */
+static void list_flood(const char *socket)
+{
+	struct list_raw raws[LIST_CONNS];
+	int k, round;
+	unsigned i;
+
+	for (k = 0; k < LIST_CONNS; k++)
+		if (list_open(&raws[k], socket) < 0)
+			_exit(1);
+	for (round = 0; round < LIST_FLOOD_ROUNDS; round++) {
+		for (k = 0; k < LIST_CONNS; k++)
+			for (i = 0; i < LIST_BATCH; i++)
+				if (list_send(&raws[k], i, LIST_FLOOD_PAGE) < 0)
+					_exit(1);
+		for (k = 0; k < LIST_CONNS; k++)
+			for (i = 0; i < LIST_BATCH; i++)
+				if (list_read_frame(&raws[k]) < 0)
+					_exit(1);
+	}
+	_exit(0);
+}
+
+/* Places (add) or removes LIST_FILES files in data_dir. Returns 0 or -errno. */
+static int list_files(const char *data_dir, bool add)
+{
+	char path[PATH_MAX];
+	int i, fd;
+
+	for (i = 0; i < LIST_FILES; i++) {
+		snprintf(path, sizeof(path), "%s/bench-list-%05d", data_dir, i);
+		if (!add) {
+			unlink(path);
+			continue;
+		}
+		fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0 || ftruncate(fd, 4096) < 0) {
+			fprintf(stderr, "mmapd-bench: %s: %s\n", path, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			return -errno;
+		}
+		close(fd);
+	}
+	return 0;
+}
+
+int case_list(struct mmapd_client *client, const char *data_dir, const struct bench_opts *o)
+{
+	struct list_raw raw = { .fd = -1 };
+	struct side timed[] = {
+		{ .label = "list", .run = list_run_page, .ctx = &raw },
+		{ .label = "status", .run = list_run_status, .ctx = &raw },
+		{ .label = "ping", .run = list_run_ping, .ctx = client },
+	};
+	struct side flood[] = { { .label = "flood" }, { .label = "idle" } };
+	size_t idle_pings = o->iters / 10 < 50 ? 50 : o->iters / 10, i;
+	struct mmapd_status st;
+	pid_t pid;
+	int r;
+
+	for (i = 0; i < 2; i++) {
+		r = samples_init(&flood[i].samples, STALL_MAX_SAMPLES);
+		if (r < 0)
+			goto out;
+	}
+	r = list_files(data_dir, true);
+	if (r == 0)
+		r = mmapd_status(client, &st);
+	if (r == 0 && st.regions < LIST_FILES) {
+		fprintf(stderr, "mmapd-bench: status counts %llu regions, not %d\n",
+		        (unsigned long long)st.regions, LIST_FILES);
+		r = -EPROTO;
+	}
+	if (r == 0)
+		r = list_open(&raw, o->socket);
+	if (r < 0)
+		goto out;
+	r = compare_run(timed, sizeof(timed) / sizeof(timed[0]), o->warmup, o->iters);
+	if (r < 0)
+		goto out;
+	compare_print_latency("list 100 of 20000 files", &timed[0], &timed[2]);
+	compare_print_latency("status, 20000 files", &timed[1], &timed[2]);
+
+	for (i = 0; i < idle_pings && r == 0; i++)
+		r = stall_ping(client, &flood[1]);
+	if (r < 0)
+		goto out;
+	pid = fork();
+	if (pid < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (pid == 0)
+		list_flood(o->socket);
+	r = stall_ping_while_queuing(client, pid, &flood[0]);
+	if (r < 0) {
+		fprintf(stderr, "mmapd-bench: the list flood failed: %s\n", strerror(-r));
+		goto out;
+	}
+	compare_print_latency("ping, list flood", &flood[0], &flood[1]);
+out:
+	list_close(&raw);
+	list_files(data_dir, false);
+	compare_done(timed, sizeof(timed) / sizeof(timed[0]));
+	compare_done(flood, 2);
 	return r;
 }

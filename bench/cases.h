@@ -89,4 +89,11 @@ int case_iterate(struct mmapd_client *client, const struct bench_opts *o);
  */
 int case_stall(struct mmapd_client *client, const struct bench_opts *o);
 
+/*
+ * (k) a list page of 100 entries and a status with 20,000 files in the data directory, next
+ * to a ping; and the ping of one client while another process floods list (pages of 10) and
+ * status from 4 connections (32 requests pipelined on each), against the ping with no flood.
+ */
+int case_list(struct mmapd_client *client, const char *data_dir, const struct bench_opts *o);
+
 #endif

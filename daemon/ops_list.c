@@ -4,9 +4,9 @@
  * not anyone holds them, and merge what only the region table knows: anonymous regions and
  * the grant counts of regions in use.
  *
- * list never sorts the whole directory: it keeps the smallest (limit + 1) names above
- * "after", pruning whenever twice that many have gathered, so a page costs one directory
- * scan and O(n log limit) work whatever the directory holds.
+ * Neither reads the directory: both answer from its index (dirindex.h), which inotify keeps
+ * true. A page costs O(log n) per name it looks at and work (an fstatat, a region object)
+ * only for the regions it returns; status's count of files is O(1).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "dirindex.h"
 #include "fdcount.h"
-#include "fsdir.h"
 #include "log.h"
 #include "msg.h"
 #include "ops.h"
@@ -26,63 +26,6 @@
 #include "server.h"
 
 #define LIST_LIMIT_MAX 1000
-
-struct list_pick {
-	struct server *srv;
-	const char *after;     /* NULL: from the start */
-	size_t keep;           /* limit + 1: one more than a page tells whether more remain */
-	char **names;
-	size_t count;
-	size_t cap;            /* 2 * keep */
-	bool dropped;          /* names above the kept ones were pruned */
-};
-
-static int list_name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void list_prune(struct list_pick *p)
-{
-	size_t i;
-
-	qsort(p->names, p->count, sizeof(*p->names), list_name_cmp);
-	if (p->count <= p->keep)
-		return;
-	for (i = p->keep; i < p->count; i++)
-		free(p->names[i]);
-	p->count = p->keep;
-	p->dropped = true;
-}
-
-static int list_offer(void *userdata, const char *name)
-{
-	struct list_pick *p = userdata;
-	struct region *r;
-
-	if (p->after && strcmp(name, p->after) <= 0)
-		return 0;
-	/* A name being created or unlinked is in neither state yet: leave it out. */
-	r = region_lookup(p->srv, name);
-	if (r && r->state == REGION_BUSY)
-		return 0;
-	if (p->count == p->cap)
-		list_prune(p);
-	p->names[p->count] = strdup(name);
-	if (!p->names[p->count])
-		return -ENOMEM;
-	p->count++;
-	return 0;
-}
-
-static void list_pick_done(struct list_pick *p)
-{
-	size_t i;
-
-	for (i = 0; i < p->count; i++)
-		free(p->names[i]);
-	free(p->names);
-}
 
 /* The region object of a file nobody holds; NULL if it vanished or on ENOMEM. */
 static cJSON *list_file_json(struct server *srv, const char *name)
@@ -97,15 +40,14 @@ static cJSON *list_file_json(struct server *srv, const char *name)
 int ops_list(struct conn *c, uint64_t id, cJSON *req)
 {
 	struct server *srv = c->srv;
-	struct list_pick p = { .srv = srv };
-	struct htab_iter it;
-	struct hnode *node;
+	const char *after = NULL, *name;
 	cJSON *reply = NULL, *array;
-	size_t used, i, sent = 0;
-	uint64_t limit = LIST_LIMIT_MAX;
+	uint64_t limit = LIST_LIMIT_MAX, sent = 0;
+	bool more = false;
+	size_t used;
 	int r;
 
-	if (ops_get_string(c, id, req, "after", false, &p.after) < 0)
+	if (ops_get_string(c, id, req, "after", false, &after) < 0)
 		return OPS_DONE;
 	r = msg_get_u64(req, "limit", &limit);
 	if (r == -EINVAL || limit < 1 || limit > LIST_LIMIT_MAX) {
@@ -113,29 +55,6 @@ int ops_list(struct conn *c, uint64_t id, cJSON *req)
 		                LIST_LIMIT_MAX);
 		return OPS_DONE;
 	}
-	p.keep = (size_t)limit + 1;
-	p.cap = 2 * p.keep;
-	p.names = calloc(p.cap, sizeof(*p.names));
-	if (!p.names)
-		goto nomem;
-
-	r = fsdir_scan(srv->dir_fd, list_offer, &p);
-	if (r == -ENOMEM)
-		goto nomem;
-	if (r < 0) {
-		log_error("cannot read the data directory: %s", strerror(-r));
-		ops_reply_error(c, id, ops_wire_errno(-r), "cannot read the data directory: %s",
-		                strerror(-r));
-		goto out;
-	}
-	htab_iter_init(&srv->regions, &it);
-	while ((node = htab_iter_next(&srv->regions, &it)) != NULL) {
-		struct region *reg = htab_entry(node, struct region, node);
-
-		if (reg->anonymous && reg->state == REGION_READY && list_offer(&p, reg->name) < 0)
-			goto nomem;
-	}
-	list_prune(&p);
 
 	reply = msg_reply_ok(id);
 	if (!reply || !cJSON_AddFalseToObject(reply, "more"))
@@ -148,18 +67,26 @@ int ops_list(struct conn *c, uint64_t id, cJSON *req)
 	if (used == 0)
 		goto nomem;
 
-	for (i = 0; i < p.count && sent < limit; i++) {
-		struct region *reg = region_lookup(srv, p.names[i]);
+	dirindex_sync(srv);
+	for (name = dirindex_next(srv, after); name; name = dirindex_next(srv, name)) {
+		struct region *reg = region_lookup(srv, name);
 		cJSON *obj;
 		size_t len;
 
-		obj = reg && reg->state == REGION_READY ? region_to_json(reg)
-		                                        : list_file_json(srv, p.names[i]);
+		/* A name being created or unlinked is in neither state yet: leave it out. */
+		if (reg && reg->state == REGION_BUSY)
+			continue;
+		if (sent == limit) {
+			more = true;
+			break;
+		}
+		obj = reg ? region_to_json(reg) : list_file_json(srv, name);
 		if (!obj)
-			continue;   /* vanished since the scan */
+			continue;   /* vanished, its event not read yet (or ENOMEM: a shorter page) */
 		len = ops_json_len(obj) + (sent ? 1 : 0);
 		if (len == 0 || used + len > srv->limits->max_frame) {
 			cJSON_Delete(obj);
+			more = true;
 			break;
 		}
 		if (!cJSON_AddItemToArray(array, obj)) {
@@ -169,25 +96,15 @@ int ops_list(struct conn *c, uint64_t id, cJSON *req)
 		used += len;
 		sent++;
 	}
-	if ((i < p.count || p.dropped) && ops_json_set_true(reply, "more") < 0)
+	if (more && ops_json_set_true(reply, "more") < 0)
 		goto nomem;
 	ops_reply_send(c, id, reply);
-	reply = NULL;
-	goto out;
+	return OPS_DONE;
 
 nomem:
-	ops_reply_nomem(c, id);
-out:
 	cJSON_Delete(reply);
-	list_pick_done(&p);
+	ops_reply_nomem(c, id);
 	return OPS_DONE;
-}
-
-static int status_count(void *userdata, const char *name)
-{
-	(void)name;
-	(*(uint64_t *)userdata)++;
-	return 0;
 }
 
 int ops_status(struct conn *c, uint64_t id, cJSON *req)
@@ -196,19 +113,19 @@ int ops_status(struct conn *c, uint64_t id, cJSON *req)
 	uint64_t files = 0, bytes = 0;
 	struct region *r;
 	cJSON *reply, *limits;
-	int ret, fds;
+	int fds;
 
 	(void)req;
-	ret = fsdir_scan(srv->dir_fd, status_count, &files);
-	if (ret < 0) {
-		log_error("cannot read the data directory: %s", strerror(-ret));
-		ops_reply_error(c, id, ops_wire_errno(-ret), "cannot read the data directory: %s",
-		                strerror(-ret));
-		return OPS_DONE;
-	}
+	dirindex_sync(srv);
+	files = dirindex_files(srv);
+	/*
+	 * The sizes the daemon last saw, not an fstat of each region: a user may hold every
+	 * file of the data directory, and status would then cost as much as the scan it no
+	 * longer does. A size set behind the daemon's back counts from the next size check.
+	 */
 	for (r = srv->all_regions; r; r = r->next)
 		if (r->grants > 0)
-			bytes += region_size(r) * r->grants;
+			bytes += r->size * r->grants;
 	fds = fd_count();
 
 	reply = msg_reply_ok(id);

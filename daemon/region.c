@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "dirindex.h"
 #include "enumname.h"
 #include "log.h"
 #include "meta.h"
@@ -180,6 +181,11 @@ int region_table_add(struct region *r, bool force)
 	ret = htab_insert(&srv->regions, &r->node, htab_hash_string(r->name));
 	if (ret < 0)
 		return ret;
+	ret = r->anonymous ? dirindex_anon_add(srv, r->name) : 0;
+	if (ret < 0) {
+		htab_remove(&srv->regions, &r->node);
+		return ret;
+	}
 	r->in_table = true;
 	if (r->anonymous && r->state == REGION_READY)
 		srv->nanonymous++;
@@ -192,6 +198,8 @@ void region_table_remove(struct region *r)
 	if (!r->in_table)
 		return;
 	htab_remove(&r->srv->regions, &r->node);
+	if (r->anonymous)
+		dirindex_anon_remove(r->srv, r->name);
 	r->in_table = false;
 	if (r->anonymous && r->state == REGION_READY)
 		r->srv->nanonymous--;
@@ -747,6 +755,9 @@ static void region_job_after(struct server_job *sj)
 {
 	struct region_job *job = (struct region_job *)sj;
 
+	/* A file region's name appeared or went (or the job failed): the index checks which. */
+	if (job->kind != REGION_JOB_CREATE_ANONYMOUS)
+		dirindex_file_changed(job->region->srv, job->region->name);
 	job->done(job);
 }
 

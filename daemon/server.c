@@ -26,6 +26,7 @@
 #include "access.h"
 #include "budget.h"
 #include "conn.h"
+#include "dirindex.h"
 #include "fdconn.h"
 #include "fdstore.h"
 #include "flush.h"
@@ -297,6 +298,9 @@ int server_init(struct server *s, uv_loop_t *loop, const struct config *cfg,
 	if (r < 0)
 		goto out;
 	r = meta_init(s);
+	if (r < 0)
+		goto out;
+	r = dirindex_init(s);
 	if (r < 0)
 		goto out;
 	fdstore_init(s, passed);
@@ -656,6 +660,7 @@ void server_check_finished(struct server *s)
 	server_close_signals(s);
 	resize_checker_stop(s);
 	server_sd_stop(s);
+	dirindex_stop(s);
 }
 
 void server_done(struct server *s)
@@ -675,6 +680,7 @@ void server_done(struct server *s)
 	if (s->all_regions)
 		log_error("regions still referenced at exit (first: '%s')", s->all_regions->name);
 	htab_done(&s->regions);
+	dirindex_done(s);
 	htab_done(&s->budgets);
 	cJSON_Delete(s->handover);
 	s->handover = NULL;

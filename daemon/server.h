@@ -35,6 +35,7 @@ struct server_stats {
 };
 
 struct conn;
+struct dirindex;
 struct meta_writer;
 struct region;
 struct resize;
@@ -58,6 +59,7 @@ struct server {
 	ino_t sock_ino;
 	bool activated;            /* the listening socket came from the service manager */
 	int dir_fd;                /* the data directory */
+	struct dirindex *dirindex; /* its region names, for list and status (dirindex.h) */
 
 	uv_signal_t sig_term, sig_int, sig_hup;
 	bool signals_active;

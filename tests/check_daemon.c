@@ -1167,6 +1167,150 @@ START_TEST(test_daemon_replaces_a_stale_socket_file)
 }
 END_TEST
 
+/* ---- the index of the data directory: changes made by hand --------------------------------- */
+
+/* Creates a file of 4096 bytes at dir/name, as an administrator would. */
+static void place_file(const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	ck_assert_msg(fd >= 0, "create %s: %s", path, strerror(errno));
+	ck_assert_int_eq(ftruncate(fd, 4096), 0);
+	close(fd);
+}
+
+/* The names of the first page above after, with limit 1000, as one string "a,b,c". */
+static void list_page_names(struct test_conn *c, const char *after, char *buf, size_t size)
+{
+	cJSON *reply = conn_list(c, after, 1000);
+	const cJSON *r;
+	size_t len = 0;
+
+	buf[0] = '\0';
+	cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(reply, "regions"))
+		len += (size_t)snprintf(buf + len, size - len, "%s%s", len ? "," : "",
+		                        test_json_str(r, "name"));
+	ck_assert_uint_lt(len, size);
+	cJSON_Delete(reply);
+}
+
+/*
+ * list and status answer from an index of the data directory kept by inotify; a change made
+ * in the directory before the request was sent is in the answer, with no wait.
+ */
+START_TEST(test_daemon_list_sees_files_placed_renamed_and_removed_by_hand_at_once)
+{
+	struct test_daemon d;
+	struct test_conn c;
+	char names[4096], from[PATH_MAX], to[PATH_MAX];
+
+	test_daemon_start(&d, NULL);
+	test_conn_open_hello(&c, &d);
+	list_page_names(&c, NULL, names, sizeof(names));
+	ck_assert_str_eq(names, "");
+
+	place_file(d.data, "hand-b");
+	list_page_names(&c, NULL, names, sizeof(names));
+	ck_assert_str_eq(names, "hand-b");
+	ck_assert_uint_eq(test_daemon_status_u64(&d, "regions"), 1);
+
+	/* Hidden names, directories and symlinks stay out, as with a scan of the directory. */
+	place_file(d.data, ".hand-hidden");
+	snprintf(from, sizeof(from), "%s/hand-dir", d.data);
+	ck_assert_int_eq(mkdir(from, 0700), 0);
+	snprintf(from, sizeof(from), "%s/hand-link", d.data);
+	ck_assert_int_eq(symlink("hand-b", from), 0);
+	conn_create(&c, "hand-c", 4096, false);
+	conn_create(&c, "hand-anon", 4096, true);
+	list_page_names(&c, NULL, names, sizeof(names));
+	ck_assert_str_eq(names, "hand-anon,hand-b,hand-c");
+	ck_assert_uint_eq(test_daemon_status_u64(&d, "regions"), 3);
+
+	/* Renamed into place (the usual way to publish a file), and renamed away. */
+	snprintf(from, sizeof(from), "%s/.hand-hidden", d.data);
+	snprintf(to, sizeof(to), "%s/hand-a", d.data);
+	ck_assert_int_eq(rename(from, to), 0);
+	snprintf(from, sizeof(from), "%s/hand-b", d.data);
+	snprintf(to, sizeof(to), "%s/hand-d", d.data);
+	ck_assert_int_eq(rename(from, to), 0);
+	list_page_names(&c, NULL, names, sizeof(names));
+	ck_assert_str_eq(names, "hand-a,hand-anon,hand-c,hand-d");
+	list_page_names(&c, "hand-anon", names, sizeof(names));
+	ck_assert_str_eq(names, "hand-c,hand-d");
+
+	/* Removed by hand, and by the daemon. */
+	snprintf(to, sizeof(to), "%s/hand-d", d.data);
+	ck_assert_int_eq(unlink(to), 0);
+	conn_delete(&c, "hand-c");
+	conn_delete(&c, "hand-anon");
+	list_page_names(&c, NULL, names, sizeof(names));
+	ck_assert_str_eq(names, "hand-a");
+	ck_assert_uint_eq(test_daemon_status_u64(&d, "regions"), 1);
+	test_conn_close(&c);
+	test_daemon_stop(&d);
+}
+END_TEST
+
+/* Waits up to 30 s for status's regions to be want. */
+static void wait_regions(const struct test_daemon *d, uint64_t want)
+{
+	int64_t deadline = test_now_ms() + 30000;
+	uint64_t v;
+
+	while ((v = test_daemon_status_u64(d, "regions")) != want && test_now_ms() < deadline)
+		usleep(20000);
+	ck_assert_uint_eq(v, want);
+}
+
+/*
+ * More changes than the kernel queues for inotify (fs.inotify.max_queued_events, 16384 by
+ * default) while the daemon is stopped: the queue overflows, the daemon rescans the directory
+ * on its thread pool, and list and status are right again once the scan is in.
+ */
+START_TEST(test_daemon_list_is_right_again_after_the_directory_events_overflow)
+{
+	struct test_daemon d;
+	struct test_conn c;
+	struct name_list l;
+	char name[32], path[PATH_MAX];
+	long queued = 16384;
+	int n, removed = 100;
+	FILE *f;
+
+	f = fopen("/proc/sys/fs/inotify/max_queued_events", "r");
+	if (f) {
+		if (fscanf(f, "%ld", &queued) != 1)
+			queued = 16384;
+		fclose(f);
+	}
+	if (queued > 100000)
+		return;   /* too many files to make here */
+	n = (int)queued + 1000;
+	test_daemon_start(&d, NULL);
+	ck_assert_int_eq(kill(d.pid, SIGSTOP), 0);
+	for (int i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "ov%06d", i);
+		place_file(d.data, name);
+	}
+	for (int i = 0; i < removed; i++) {
+		snprintf(path, sizeof(path), "%s/ov%06d", d.data, i * 7);
+		ck_assert_int_eq(unlink(path), 0);
+	}
+	ck_assert_int_eq(kill(d.pid, SIGCONT), 0);
+	wait_regions(&d, (uint64_t)(n - removed));
+	test_conn_open_hello(&c, &d);
+	list_all(&c, 0, &l);
+	ck_assert_uint_eq(l.count, (uint64_t)(n - removed));
+	ck_assert_str_eq(l.names[0], "ov000001");
+	name_list_free(&l);
+	test_conn_close(&c);
+	test_daemon_stop(&d);
+}
+END_TEST
+
 static Suite *daemon_suite(void)
 {
 	Suite *s = suite_create("daemon");
@@ -1205,6 +1349,8 @@ static Suite *daemon_suite(void)
 	tcase_add_test(life, test_daemon_sigterm_exits_zero_and_clients_get_shutdown_event);
 	tcase_add_test(life, test_daemon_refuses_to_start_on_a_socket_another_daemon_listens_on);
 	tcase_add_test(life, test_daemon_replaces_a_stale_socket_file);
+	tcase_add_test(life, test_daemon_list_sees_files_placed_renamed_and_removed_by_hand_at_once);
+	tcase_add_test(life, test_daemon_list_is_right_again_after_the_directory_events_overflow);
 	suite_add_tcase(s, life);
 	return s;
 }
