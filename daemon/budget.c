@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "server.h"
+#include "state.h"
 
 static const char *const budget_keys[BUDGET_NITEMS] = {
 	[BUDGET_CONNECTIONS] = "max_clients_per_uid",

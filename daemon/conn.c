@@ -32,7 +32,7 @@
 #include "ops.h"
 #include "region.h"
 #include "resize.h"
-#include "server.h"
+#include "state.h"
 
 #define CONN_LINGER_MS      1000          /* how long an error or shutdown event may take */
 #define CONN_READS_PER_WAKE 4             /* recvmsg calls per readiness event, for fairness */
@@ -150,7 +150,7 @@ int conn_new(struct server *srv, int fd, pid_t pid, uid_t uid, gid_t gid, struct
 	c->pid = pid;
 	c->uid = uid;
 	c->gid = gid;
-	c->connected_ms = server_epoch_ms();
+	c->connected_ms = state_epoch_ms();
 	c->state = CONN_OPEN;
 	c->budget = budget_ref_uid(srv, (uint32_t)uid);
 	if (!c->budget) {
@@ -310,7 +310,7 @@ static void conn_end(struct conn *c, bool discard)
 
 	log_debug("client %llu (pid %ld) %s", (unsigned long long)c->serial, (long)c->pid,
 	          discard ? "disconnected" : "handed over to the next daemon");
-	server_check_finished(srv);
+	state_check_finished(srv);
 }
 
 void conn_close(struct conn *c)
@@ -341,7 +341,7 @@ int conn_drain(struct conn *c, uint64_t deadline_ms)
 			return r;
 		if (!c->out_head)
 			return 0;
-		now = server_now_ms();
+		now = state_now_ms();
 		if (now >= deadline_ms)
 			return -ETIMEDOUT;
 		r = poll(&p, 1, (int)(deadline_ms - now));

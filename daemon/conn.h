@@ -174,7 +174,7 @@ void conn_close(struct conn *c);
  * Handing connections over to the next daemon (fdconn.h). conn_keepable: c can be handed
  * over as it stands (hello done, open both ways, nothing half-read or received with
  * descriptors, no request waiting, no events held back). conn_drain writes c's queued output,
- * waiting for the socket until deadline_ms (server_now_ms clock): 0 once all is written,
+ * waiting for the socket until deadline_ms (state_now_ms clock): 0 once all is written,
  * -ETIMEDOUT, or -errno when the socket failed. conn_close_kept closes c like conn_close but
  * leaves unread what the client sent: the next daemon reads it.
  */

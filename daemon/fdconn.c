@@ -183,7 +183,7 @@ void fdconn_store(struct server *srv)
 	/* A wait is not carried over: answered now, the client may ask the next daemon again. */
 	for (i = 0; i < n; i++)
 		lock_conn_cancel_waits(keep[i], "mmapd is restarting; ask again");
-	deadline = server_now_ms() + FDCONN_DRAIN_MS;
+	deadline = state_now_ms() + FDCONN_DRAIN_MS;
 	for (i = 0; i < n; i++) {
 		if (fdconn_store_one(keep[i], conns, deadline)) {
 			stored++;

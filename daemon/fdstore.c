@@ -36,7 +36,7 @@
 #include "name.h"
 #include "region.h"
 #include "sdnotify.h"
-#include "server.h"
+#include "state.h"
 
 #define FDSTORE_STATE     "state"
 #define FDSTORE_ANON      "anon/"

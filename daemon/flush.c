@@ -21,7 +21,7 @@
 #include "ops.h"
 #include "policy.h"
 #include "region.h"
-#include "server.h"
+#include "state.h"
 #include "timer.h"
 
 #define FLUSH_HOOK_ENV "MMAPD_TEST_FAIL_FDATASYNC"
@@ -36,7 +36,7 @@ struct flush_waiter {
 };
 
 struct flush_job {
-	struct server_job job;
+	struct state_job job;
 	struct region *region;        /* referenced */
 	int fd;
 	bool fail;                    /* the test hook names this region */
@@ -165,7 +165,7 @@ static void flush_interval_stop(struct region *r)
 	region_unref(r);
 }
 
-static void flush_run(struct server_job *sj)
+static void flush_run(struct state_job *sj)
 {
 	struct flush_job *job = (struct flush_job *)sj;
 
@@ -178,7 +178,7 @@ static void flush_run(struct server_job *sj)
 	while (job->result == -EINTR);
 }
 
-static void flush_done(struct server_job *sj);
+static void flush_done(struct state_job *sj);
 
 /* Starts an fdatasync of r for the waiters of the next flush (r is not running one). */
 static void flush_start(struct region *r)
@@ -203,7 +203,7 @@ static void flush_start(struct region *r)
 	job->seq = r->seq;
 	region_ref(r);
 	r->flush.running = true;
-	ret = server_job_start(r->srv, &job->job, flush_run, flush_done);
+	ret = state_job_start(r->srv, &job->job, flush_run, flush_done);
 	if (ret == 0)
 		return;
 	r->flush.running = false;
@@ -260,7 +260,7 @@ out:
 	free(message);
 }
 
-static void flush_done(struct server_job *sj)
+static void flush_done(struct state_job *sj)
 {
 	struct flush_job *job = (struct flush_job *)sj;
 	struct region *r = job->region;

@@ -45,7 +45,7 @@
 #include "notify.h"
 #include "ops.h"
 #include "region.h"
-#include "server.h"
+#include "state.h"
 #include "timer.h"
 
 struct lock {
@@ -182,7 +182,7 @@ static void lock_hold(struct lock *l)
 	q->nheld++;
 	q->nheld_exclusive += l->exclusive;
 	l->conn->srv->nlocks++;
-	l->since_ms = server_epoch_ms();
+	l->since_ms = state_epoch_ms();
 }
 
 /* Grants the waiter l and answers its request. */
@@ -199,7 +199,7 @@ static void lock_grant(struct lock *l)
 	timer_free(l->timeout);
 	l->timeout = NULL;
 	lock_hold(l);
-	lock_reply_granted(l, l->req_id, server_now_ms() - l->queued_ms);
+	lock_reply_granted(l, l->req_id, state_now_ms() - l->queued_ms);
 	conn_parked_done(c);
 }
 
@@ -478,7 +478,7 @@ static void lock_on_timeout(void *data)
 
 	ops_reply_error(l->conn, l->req_id, ETIMEDOUT, "lock on region '%s' not granted within "
 	                "timeout_ms (waited %" PRIu64 " ms)", l->region->name,
-	                server_now_ms() - l->queued_ms);
+	                state_now_ms() - l->queued_ms);
 	lock_drop(l);
 }
 
@@ -571,8 +571,8 @@ void lock_acquire(struct conn *c, uint64_t id, struct region *r, const struct lo
 			goto unref;
 		}
 	}
-	l->since_ms = server_epoch_ms();
-	l->queued_ms = server_now_ms();
+	l->since_ms = state_epoch_ms();
+	l->queued_ms = state_now_ms();
 	r->locks.nwaiting++;
 	srv->nlock_waiters++;
 	l->wnext = c->lock_waits;

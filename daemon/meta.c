@@ -28,7 +28,7 @@
 #include "msg.h"
 #include "name.h"
 #include "region.h"
-#include "server.h"
+#include "state.h"
 
 #define META_DIR         ".mmapd"
 #define META_SUBDIR      "meta"
@@ -59,7 +59,7 @@ struct meta_op {
 };
 
 struct meta_writer {
-	struct server_job job;
+	struct state_job job;
 	int dir_fd, meta_fd;
 	unsigned long counter;        /* numbers temporary files */
 	struct meta_op *head, *tail;  /* waiting for the next batch */
@@ -193,7 +193,7 @@ static void meta_undo(struct meta_writer *w, const struct meta_op *op)
 }
 
 /* On the thread pool: the whole batch, then one fsync of the directory. */
-static void meta_run(struct server_job *job)
+static void meta_run(struct state_job *job)
 {
 	struct meta_writer *w = (struct meta_writer *)job;
 	struct meta_op *op;
@@ -227,7 +227,7 @@ static void meta_op_free(struct meta_op *op)
 	free(op);
 }
 
-static void meta_done_batch(struct server_job *job);
+static void meta_done_batch(struct state_job *job);
 
 /* Starts a batch of everything queued, if nothing is on the thread pool. */
 static void meta_kick(struct server *srv)
@@ -243,7 +243,7 @@ static void meta_kick(struct server *srv)
 	for (op = w->batch; op; op = op->next)
 		snprintf(op->tmp, sizeof(op->tmp), META_TMP_PREFIX "%ld-%lu", (long)getpid(),
 		         ++w->counter);
-	r = server_job_start(srv, &w->job, meta_run, meta_done_batch);
+	r = state_job_start(srv, &w->job, meta_run, meta_done_batch);
 	if (r < 0) {
 		log_error("cannot queue metadata writes: %s", uv_strerror(r));
 		for (op = w->batch; op; op = op->next)
@@ -252,7 +252,7 @@ static void meta_kick(struct server *srv)
 	}
 }
 
-static void meta_done_batch(struct server_job *job)
+static void meta_done_batch(struct state_job *job)
 {
 	struct meta_writer *w = (struct meta_writer *)job;
 	struct server *srv = job->srv;
@@ -330,7 +330,7 @@ int meta_save_created(struct server *srv, const char *name, const struct policy 
 	m->owned = true;
 	m->acc = *acc;
 	m->created = true;
-	m->created_ms = server_epoch_ms();
+	m->created_ms = state_epoch_ms();
 	m->size = size;
 	m->sparse = sparse;
 	r = meta_queue(srv, name, m, true, cb, arg);
@@ -482,7 +482,7 @@ static void meta_quarantine(struct server *srv, int quarantine_fd, const char *f
 	unsigned n;
 
 	for (n = 0; n < 100; n++) {
-		snprintf(dest, sizeof(dest), "%" PRIu64 ".%u-%s", server_epoch_ms(), n, file);
+		snprintf(dest, sizeof(dest), "%" PRIu64 ".%u-%s", state_epoch_ms(), n, file);
 		if (renameat2(srv->meta_fd, file, quarantine_fd, dest, RENAME_NOREPLACE) == 0) {
 			log_warn("region metadata %s/" META_DIR "/" META_SUBDIR "/%s is unusable (%s); "
 			         "moved it to " META_DIR "/" META_QUARANTINE "/%s", srv->cfg->data_dir,

@@ -25,7 +25,7 @@
 #include "msg.h"
 #include "name.h"
 #include "region.h"
-#include "server.h"
+#include "state.h"
 #include "utf8.h"
 
 

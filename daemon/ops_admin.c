@@ -19,7 +19,7 @@
 #include "msg.h"
 #include "ops.h"
 #include "region.h"
-#include "server.h"
+#include "state.h"
 
 #define CLIENTS_LIMIT_MAX 1000
 
@@ -362,7 +362,7 @@ int ops_stats(struct conn *c, uint64_t id, cJSON *req)
 	int fds = fd_count(), r;
 	const struct stats_figure figures[] = {
 		{ "uptime_seconds", "gauge", "Seconds since the daemon started.",
-		  server_uptime_ms(srv) / 1000 },
+		  state_uptime_ms(srv) / 1000 },
 		{ "connections_accepted_total", "counter", "Connections accepted.", srv->stats.accepted },
 		{ "connections_refused_total", "counter",
 		  "Connections refused (max_clients, allow_connect).", srv->stats.refused },

@@ -24,7 +24,7 @@
 #include "ops.h"
 #include "region.h"
 #include "resize.h"
-#include "server.h"
+#include "state.h"
 
 /* A request answered once a metadata change is on disk (clear-error, set-policy, chown...). */
 struct coord_saving {

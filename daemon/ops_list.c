@@ -23,7 +23,7 @@
 #include "msg.h"
 #include "ops.h"
 #include "region.h"
-#include "server.h"
+#include "state.h"
 
 #define LIST_LIMIT_MAX 1000
 
@@ -217,7 +217,7 @@ int ops_status(struct conn *c, uint64_t id, cJSON *req)
 	    !cJSON_AddStringToObject(reply, "version", MMAPD_VERSION_STRING) ||
 	    !cJSON_AddNumberToObject(reply, "protocol", (double)c->version) ||
 	    !cJSON_AddNumberToObject(reply, "pid", (double)getpid()) ||
-	    !cJSON_AddNumberToObject(reply, "uptime_ms", (double)server_uptime_ms(srv)) ||
+	    !cJSON_AddNumberToObject(reply, "uptime_ms", (double)state_uptime_ms(srv)) ||
 	    !cJSON_AddNumberToObject(reply, "clients", (double)srv->nconns) ||
 	    !cJSON_AddNumberToObject(reply, "regions", (double)(files + srv->nanonymous)) ||
 	    !cJSON_AddNumberToObject(reply, "anonymous_regions", (double)srv->nanonymous) ||

@@ -35,7 +35,7 @@
 #include "ops.h"
 #include "region.h"
 #include "resize.h"
-#include "server.h"
+#include "state.h"
 
 struct open_args {
 	const char *name;

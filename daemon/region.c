@@ -21,7 +21,7 @@
 #include "msg.h"
 #include "notify.h"
 #include "ops.h"
-#include "server.h"
+#include "state.h"
 
 /* A request waiting for a busy region. */
 struct region_waiter {
@@ -724,7 +724,7 @@ void region_job_free(struct region_job *job)
 }
 
 /* On a thread-pool thread: only the job's own fields and the directory descriptor. */
-static void region_job_run(struct server_job *sj)
+static void region_job_run(struct state_job *sj)
 {
 	struct region_job *job = (struct region_job *)sj;
 
@@ -743,7 +743,7 @@ static void region_job_run(struct server_job *sj)
 	}
 }
 
-static void region_job_after(struct server_job *sj)
+static void region_job_after(struct state_job *sj)
 {
 	struct region_job *job = (struct region_job *)sj;
 
@@ -752,5 +752,5 @@ static void region_job_after(struct server_job *sj)
 
 int region_job_start(struct region_job *job)
 {
-	return server_job_start(job->region->srv, &job->job, region_job_run, region_job_after);
+	return state_job_start(job->region->srv, &job->job, region_job_run, region_job_after);
 }

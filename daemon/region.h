@@ -35,7 +35,7 @@
 #include "lock.h"
 #include "memfd.h"
 #include "resize.h"
-#include "server.h"
+#include "state.h"
 
 struct conn;
 struct sub;
@@ -221,7 +221,7 @@ enum region_job_kind {
 };
 
 struct region_job {
-	struct server_job job;
+	struct state_job job;
 	enum region_job_kind kind;
 	struct region *region;        /* referenced */
 	struct region *old;           /* unlink: the region the name had, or NULL; referenced */

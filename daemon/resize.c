@@ -27,7 +27,7 @@
 #include "notify.h"
 #include "ops.h"
 #include "region.h"
-#include "server.h"
+#include "state.h"
 #include "timer.h"
 
 #define RESIZE_LAGGARDS_NAMED 16   /* pids named in a shrink timeout's message */
@@ -39,7 +39,7 @@ struct shrink_peer {
 };
 
 struct resize {
-	struct server_job job;        /* the thread-pool work of a grow or a truncation */
+	struct state_job job;        /* the thread-pool work of a grow or a truncation */
 	struct resize *next;          /* the region's queue */
 	struct resize *sprev, *snext; /* srv->shrinks, while asking */
 	struct region *region;        /* referenced */
@@ -205,7 +205,7 @@ static void resize_cancel(struct resize *rs, int err, const char *message)
 	resize_finish(rs, err, message);
 }
 
-static void resize_run(struct server_job *sj)
+static void resize_run(struct state_job *sj)
 {
 	struct resize *rs = (struct resize *)sj;
 	struct stat st;
@@ -226,7 +226,7 @@ static void resize_run(struct server_job *sj)
 	}
 }
 
-static void resize_done(struct server_job *sj)
+static void resize_done(struct state_job *sj)
 {
 	struct resize *rs = (struct resize *)sj;
 	struct region *r = rs->region;
@@ -263,7 +263,7 @@ static void resize_start_job(struct resize *rs)
 
 	rs->fd = rs->region->fd;
 	rs->truncating = rs->size < rs->old_size;
-	r = server_job_start(rs->region->srv, &rs->job, resize_run, resize_done);
+	r = state_job_start(rs->region->srv, &rs->job, resize_run, resize_done);
 	if (r == 0)
 		return;
 	log_error("cannot queue a resize of region '%s': %s", rs->region->name, uv_strerror(r));

@@ -40,58 +40,6 @@
 #define SERVER_ACCEPTS_PER_WAKE 64
 #define SERVER_WARN_INTERVAL_MS 1000   /* at most one refused-connection warning per second */
 
-uint64_t server_now_ms(void)
-{
-	return uv_hrtime() / 1000000u;
-}
-
-uint64_t server_epoch_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void server_job_run(uv_work_t *work)
-{
-	struct server_job *job = (struct server_job *)work;
-
-	job->run(job);
-}
-
-static void server_job_after(uv_work_t *work, int status)
-{
-	struct server_job *job = (struct server_job *)work;
-	struct server *s = job->srv;
-
-	/* Jobs are never cancelled, so status is always 0. */
-	(void)status;
-	s->work_pending--;
-	job->done(job);
-	server_check_finished(s);
-}
-
-int server_job_start(struct server *s, struct server_job *job, void (*run)(struct server_job *),
-                     void (*done)(struct server_job *))
-{
-	int r;
-
-	job->srv = s;
-	job->run = run;
-	job->done = done;
-	r = uv_queue_work(s->loop, &job->work, server_job_run, server_job_after);
-	if (r < 0)
-		return r;
-	s->work_pending++;
-	return 0;
-}
-
-uint64_t server_uptime_ms(const struct server *s)
-{
-	return server_now_ms() - s->start_ms;
-}
-
 /* Creates dir (one level) with mode if it does not exist. Returns 0 or -errno. */
 static int server_mkdir(const char *dir, mode_t mode)
 {
@@ -278,7 +226,8 @@ int server_init(struct server *s, uv_loop_t *loop, const struct config *cfg,
 	htab_init(&s->budgets);
 	s->self_uid = (uint32_t)geteuid();
 	s->fd_limit = server_fd_limit();
-	s->start_ms = server_now_ms();
+	s->start_ms = state_now_ms();
+	s->check_finished = server_check_finished;
 	flush_hook_init();
 
 	if (passed->listen_fd >= 0) {
@@ -318,7 +267,7 @@ static void server_unlink_socket(struct server *s)
 /* The level for a refusal: warn at most once a second, since refusals come in floods. */
 static enum log_level server_refusal_level(uint64_t *last_ms)
 {
-	uint64_t now = server_now_ms();
+	uint64_t now = state_now_ms();
 
 	if (*last_ms != 0 && now - *last_ms < SERVER_WARN_INTERVAL_MS)
 		return LOG_LEVEL_DEBUG;
