@@ -18,7 +18,7 @@
 #include "meta.h"
 #include "msg.h"
 #include "notify.h"
-#include "ops.h"
+#include "reply.h"
 #include "policy.h"
 #include "region.h"
 #include "state.h"
@@ -130,7 +130,7 @@ static void flush_reply_changed(struct conn *c, uint64_t id, uint64_t seq)
 		cJSON_Delete(reply);
 		reply = NULL;
 	}
-	ops_reply_send(c, id, reply);
+	reply_send(c, id, reply);
 }
 
 /* Answers every waiter of q: ok (err 0) or err with message, and frees them. */
@@ -143,11 +143,11 @@ static void flush_answer(struct flush_queue *q, int err, const char *message)
 		struct flush_waiter *next = w->next;
 
 		if (err)
-			ops_reply_error(w->conn, w->id, err, "%s", message);
+			reply_error(w->conn, w->id, err, "%s", message);
 		else if (w->changed)
 			flush_reply_changed(w->conn, w->id, w->seq);
 		else
-			ops_reply_send(w->conn, w->id, msg_reply_ok(w->id));
+			reply_send(w->conn, w->id, msg_reply_ok(w->id));
 		conn_pending_done(w->conn);
 		conn_unref(w->conn);
 		free(w);
@@ -286,16 +286,16 @@ static void flush_done(struct state_job *sj)
 void flush_request(struct conn *c, uint64_t id, struct region *r)
 {
 	if (r->anonymous) {
-		ops_reply_send(c, id, msg_reply_ok(id));
+		reply_send(c, id, msg_reply_ok(id));
 		return;
 	}
 	if (r->flush.poisoned) {
-		ops_reply_error(c, id, EIO, "region '%s' is poisoned by a failed flush; "
-		                "send clear-error first", r->name);
+		reply_error(c, id, EIO, "region '%s' is poisoned by a failed flush; "
+		            "send clear-error first", r->name);
 		return;
 	}
 	if (flush_wait(r, c, id, false, 0) < 0) {
-		ops_reply_nomem(c, id);
+		reply_nomem(c, id);
 		return;
 	}
 	if (!r->flush.running)
@@ -325,7 +325,7 @@ void flush_count_change(struct conn *c, uint64_t id, struct region *r, uint64_t 
 	switch (f->policy.kind) {
 	case POLICY_ALWAYS:
 		if (flush_wait(r, c, id, true, seq) < 0) {
-			ops_reply_nomem(c, id);
+			reply_nomem(c, id);
 			return;
 		}
 		if (!f->running)

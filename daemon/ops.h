@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "budget.h"
+#include "reply.h"
 
 #define OPS_CLIENT_NAME_MAX 64   /* the longest client name hello takes */
 
@@ -46,7 +47,11 @@ cJSON *ops_request_trim(cJSON *req);
 
 typedef int (*ops_handler)(struct conn *c, uint64_t id, cJSON *req);
 
-/* Handlers (ops_region.c, ops_list.c, ops_coord.c). */
+/* Handlers (ops_session.c, ops_region.c, ops_list.c, ops_coord.c, ops_admin.c). */
+int ops_hello(struct conn *c, uint64_t id, cJSON *req);
+int ops_ping(struct conn *c, uint64_t id, cJSON *req);
+int ops_close(struct conn *c, uint64_t id, cJSON *req);
+int ops_stat(struct conn *c, uint64_t id, cJSON *req);
 int ops_open(struct conn *c, uint64_t id, cJSON *req);
 int ops_delete(struct conn *c, uint64_t id, cJSON *req);
 int ops_list(struct conn *c, uint64_t id, cJSON *req);
@@ -70,17 +75,8 @@ int ops_stats(struct conn *c, uint64_t id, cJSON *req);
 /* The ops in table order, for the stats op: name of op i, or NULL past the last one. */
 const char *ops_name(size_t i);
 
-/* Helpers shared by the handlers (ops.c). */
-
-/* Sends {"id", "ok": false, "error": {...}} with a formatted message. err is positive. */
-void ops_reply_error(struct conn *c, uint64_t id, int err, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-/* Sends the ENOMEM error "the daemon is out of memory". */
-void ops_reply_nomem(struct conn *c, uint64_t id);
-/* Sends reply (consumed, may be NULL after a failed allocation: ENOMEM is answered). */
-void ops_reply_send(struct conn *c, uint64_t id, cJSON *reply);
-/* The errno to put on the wire for a local failure: err if the protocol names it, else EIO. */
-int ops_wire_errno(int err);
+/* Helpers shared by the handlers: the field readers (ops_get.c), the region getters
+ * (ops_getregion.c) and the JSON helpers (ops_json.c). */
 
 /*
  * Reads and checks the "name" field. Returns the name (borrowed from req), or NULL after
@@ -132,29 +128,6 @@ void ops_put_region(struct region *r);
  * if it cannot. Returns OPS_KEPT, for the handler to return.
  */
 int ops_defer(struct conn *c, uint64_t id, cJSON *req, struct region *r);
-
-/* Answers a failed fsdir_lookup (ENOENT, ELOOP, EINVAL, ...) for region name. */
-void ops_reply_lookup_error(struct conn *c, uint64_t id, const char *name, int err);
-/* Answers a failure to open region name's file (err positive). */
-void ops_reply_fd_error(struct conn *c, uint64_t id, const char *name, int err);
-/*
- * Answers a failed region_open_file of name (st: the file's stat, err positive): EAGAIN
- * (max_regions), EPERM (the daemon may not take the file over: who owns it, its mode and
- * what an administrator must do), EFBIG (larger than max_region_size), else as
- * ops_reply_fd_error. Logs the EPERM and EFBIG cases, which an administrator must fix.
- */
-void ops_reply_open_file_error(struct conn *c, uint64_t id, const char *name,
-                               const struct stat *st, int err);
-/* Answers EAGAIN for a region that would pass max_regions. */
-void ops_reply_max_regions(struct conn *c, uint64_t id);
-/*
- * Answers EAGAIN for a request that would take the budget b of uid past its item's limit
- * (n more of it), naming the budget; EMFILE for descriptors (the reserve included).
- */
-void ops_reply_budget(struct conn *c, uint64_t id, const struct budget *b,
-                      enum budget_item item, uint64_t n);
-/* Answers EMFILE: the daemon's last reserved_fds descriptors are kept for root and its uid. */
-void ops_reply_fd_reserve(struct conn *c, uint64_t id);
 
 /* Length of obj printed compactly, or 0 on ENOMEM. */
 size_t ops_json_len(const cJSON *obj);

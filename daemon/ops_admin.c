@@ -33,8 +33,8 @@ static int admin_check_owner(struct conn *c, uint64_t id, const struct region *r
 		return 0;
 	conn_warn(c, "denied %s of region '%s': not its owner (uid %" PRIu32 ")", op, r->name,
 	          r->acc.uid);
-	ops_reply_error(c, id, EPERM, "operation not permitted: only root or the owner (uid %"
-	                PRIu32 ") may %s region '%s'", r->acc.uid, op, r->name);
+	reply_error(c, id, EPERM, "operation not permitted: only root or the owner (uid %"
+	            PRIu32 ") may %s region '%s'", r->acc.uid, op, r->name);
 	return -1;
 }
 
@@ -66,11 +66,11 @@ int ops_chown(struct conn *c, uint64_t id, cJSON *req)
 	if (has_gid < 0)
 		return OPS_DONE;
 	if ((has_uid && uid >= UINT32_MAX) || (has_gid && gid >= UINT32_MAX)) {
-		ops_reply_error(c, id, EINVAL, "fields 'uid' and 'gid' must be below 4294967295");
+		reply_error(c, id, EINVAL, "fields 'uid' and 'gid' must be below 4294967295");
 		return OPS_DONE;
 	}
 	if (!has_uid && !has_gid) {
-		ops_reply_error(c, id, EINVAL, "field 'uid' or 'gid' is required");
+		reply_error(c, id, EINVAL, "field 'uid' or 'gid' is required");
 		return OPS_DONE;
 	}
 	ret = ops_get_region(c, id, req, name, 0, &r);
@@ -82,15 +82,15 @@ int ops_chown(struct conn *c, uint64_t id, cJSON *req)
 	if (has_uid && (uint32_t)uid != a.uid && c->uid != 0) {
 		conn_warn(c, "denied chown of region '%s' to uid %" PRIu64 ": only root gives regions "
 		          "away", name, uid);
-		ops_reply_error(c, id, EPERM, "operation not permitted: only root may change the "
-		                "owner of region '%s'", name);
+		reply_error(c, id, EPERM, "operation not permitted: only root may change the "
+		            "owner of region '%s'", name);
 		goto out;
 	}
 	if (has_gid && c->uid != 0 && !access_conn_in_group(c, (uint32_t)gid)) {
 		conn_warn(c, "denied chown of region '%s' to gid %" PRIu64 ": not in that group",
 		          name, gid);
-		ops_reply_error(c, id, EPERM, "operation not permitted: uid %lu is not in group %"
-		                PRIu64, (unsigned long)c->uid, gid);
+		reply_error(c, id, EPERM, "operation not permitted: uid %lu is not in group %"
+		            PRIu64, (unsigned long)c->uid, gid);
 		goto out;
 	}
 	if (has_uid)
@@ -99,7 +99,7 @@ int ops_chown(struct conn *c, uint64_t id, cJSON *req)
 		a.gid = (uint32_t)gid;
 	/* An anonymous region's memory is its owner's: the new owner is charged from now on. */
 	if (region_budget_move(r, a.uid) < 0) {
-		ops_reply_nomem(c, id);
+		reply_nomem(c, id);
 		goto out;
 	}
 	admin_apply(c, id, r, &a);
@@ -120,7 +120,7 @@ int ops_chmod(struct conn *c, uint64_t id, cJSON *req)
 	if (!name || ops_get_u64(c, id, req, "perm", true, &perm) < 0)
 		return OPS_DONE;
 	if (perm > ACCESS_PERM_MAX) {
-		ops_reply_error(c, id, EINVAL, "field 'perm' must be a mode from 0 to 0777 (511)");
+		reply_error(c, id, EINVAL, "field 'perm' must be a mode from 0 to 0777 (511)");
 		return OPS_DONE;
 	}
 	ret = ops_get_region(c, id, req, name, 0, &r);
@@ -129,8 +129,8 @@ int ops_chmod(struct conn *c, uint64_t id, cJSON *req)
 	if (r->anonymous && !r->exec && (perm & ACCESS_PERM_EXEC)) {
 		conn_warn(c, "denied chmod of anonymous region '%s' to %04o: it was created without "
 		          "exec", name, (unsigned)perm);
-		ops_reply_error(c, id, EPERM, "operation not permitted: anonymous region '%s' was "
-		                "created without \"exec\" and cannot get execute bits", name);
+		reply_error(c, id, EPERM, "operation not permitted: anonymous region '%s' was "
+		            "created without \"exec\" and cannot get execute bits", name);
 	} else if (admin_check_owner(c, id, r, "chmod") == 0) {
 		a = r->acc;
 		a.perm = (unsigned)perm;
@@ -191,8 +191,8 @@ int ops_clients(struct conn *c, uint64_t id, cJSON *req)
 	if (r < 0)
 		return OPS_DONE;
 	if (limit < 1 || limit > CLIENTS_LIMIT_MAX) {
-		ops_reply_error(c, id, EINVAL, "field 'limit' must be an integer from 1 to %d",
-		                CLIENTS_LIMIT_MAX);
+		reply_error(c, id, EINVAL, "field 'limit' must be an integer from 1 to %d",
+		            CLIENTS_LIMIT_MAX);
 		return OPS_DONE;
 	}
 	all = malloc((srv->nconns + 1) * sizeof(*all));
@@ -231,12 +231,12 @@ int ops_clients(struct conn *c, uint64_t id, cJSON *req)
 	if (i < n && ops_json_set_true(reply, "more") < 0)
 		goto nomem;
 	free(all);
-	ops_reply_send(c, id, reply);
+	reply_send(c, id, reply);
 	return OPS_DONE;
 nomem:
 	free(all);
 	cJSON_Delete(reply);
-	ops_reply_nomem(c, id);
+	reply_nomem(c, id);
 	return OPS_DONE;
 }
 
@@ -389,7 +389,7 @@ int ops_stats(struct conn *c, uint64_t id, cJSON *req)
 
 	r = msg_get_string(req, "format", &format);
 	if (r == -EINVAL || (strcmp(format, "json") != 0 && strcmp(format, "prometheus") != 0)) {
-		ops_reply_error(c, id, EINVAL, "field 'format' must be \"json\" or \"prometheus\"");
+		reply_error(c, id, EINVAL, "field 'format' must be \"json\" or \"prometheus\"");
 		return OPS_DONE;
 	}
 	reply = msg_reply_ok(id);
@@ -414,10 +414,10 @@ int ops_stats(struct conn *c, uint64_t id, cJSON *req)
 			goto nomem;
 		}
 	}
-	ops_reply_send(c, id, reply);
+	reply_send(c, id, reply);
 	return OPS_DONE;
 nomem:
 	cJSON_Delete(reply);
-	ops_reply_nomem(c, id);
+	reply_nomem(c, id);
 	return OPS_DONE;
 }

@@ -109,8 +109,8 @@ int ops_list(struct conn *c, uint64_t id, cJSON *req)
 		return OPS_DONE;
 	r = msg_get_u64(req, "limit", &limit);
 	if (r == -EINVAL || limit < 1 || limit > LIST_LIMIT_MAX) {
-		ops_reply_error(c, id, EINVAL, "field 'limit' must be an integer from 1 to %d",
-		                LIST_LIMIT_MAX);
+		reply_error(c, id, EINVAL, "field 'limit' must be an integer from 1 to %d",
+		            LIST_LIMIT_MAX);
 		return OPS_DONE;
 	}
 	p.keep = (size_t)limit + 1;
@@ -124,8 +124,8 @@ int ops_list(struct conn *c, uint64_t id, cJSON *req)
 		goto nomem;
 	if (r < 0) {
 		log_error("cannot read the data directory: %s", strerror(-r));
-		ops_reply_error(c, id, ops_wire_errno(-r), "cannot read the data directory: %s",
-		                strerror(-r));
+		reply_error(c, id, reply_wire_errno(-r), "cannot read the data directory: %s",
+		            strerror(-r));
 		goto out;
 	}
 	htab_iter_init(&srv->regions, &it);
@@ -171,12 +171,12 @@ int ops_list(struct conn *c, uint64_t id, cJSON *req)
 	}
 	if ((i < p.count || p.dropped) && ops_json_set_true(reply, "more") < 0)
 		goto nomem;
-	ops_reply_send(c, id, reply);
+	reply_send(c, id, reply);
 	reply = NULL;
 	goto out;
 
 nomem:
-	ops_reply_nomem(c, id);
+	reply_nomem(c, id);
 out:
 	cJSON_Delete(reply);
 	list_pick_done(&p);
@@ -202,8 +202,8 @@ int ops_status(struct conn *c, uint64_t id, cJSON *req)
 	ret = fsdir_scan(srv->dir_fd, status_count, &files);
 	if (ret < 0) {
 		log_error("cannot read the data directory: %s", strerror(-ret));
-		ops_reply_error(c, id, ops_wire_errno(-ret), "cannot read the data directory: %s",
-		                strerror(-ret));
+		reply_error(c, id, reply_wire_errno(-ret), "cannot read the data directory: %s",
+		            strerror(-ret));
 		return OPS_DONE;
 	}
 	for (r = srv->all_regions; r; r = r->next)
@@ -232,6 +232,6 @@ int ops_status(struct conn *c, uint64_t id, cJSON *req)
 		cJSON_Delete(limits);
 		reply = NULL;
 	}
-	ops_reply_send(c, id, reply);
+	reply_send(c, id, reply);
 	return OPS_DONE;
 }
