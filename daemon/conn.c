@@ -25,13 +25,8 @@
 #include <unistd.h>
 
 #include "budget.h"
-#include "lock.h"
 #include "log.h"
 #include "msg.h"
-#include "notify.h"
-#include "ops.h"
-#include "region.h"
-#include "resize.h"
 #include "state.h"
 
 #define CONN_LINGER_MS      1000          /* how long an error or shutdown event may take */
@@ -298,10 +293,9 @@ static void conn_end(struct conn *c, bool discard)
 	c->out_bytes = 0;
 	c->out_fds = 0;
 	fd_queue_clear(&c->fdq);
-	lock_conn_release(c);
-	notify_conn_release(c);
-	resize_conn_gone(c);
-	grant_free_all(c);
+	for (const struct conn_listener *const *l = srv->conn_listeners; l && *l; l++)
+		if ((*l)->release)
+			(*l)->release(c);
 	/* Last, once its lock waits are given back: a closed connection holds nothing. */
 	budget_release(c->budget, BUDGET_CONNECTIONS, 1);
 	budget_release(c->budget, BUDGET_FDS, 1);
@@ -323,11 +317,28 @@ void conn_close_kept(struct conn *c)
 	conn_end(c, false);
 }
 
+/* Whether a listener holds output of c back until its socket drains (struct conn_listener). */
+static bool conn_holding(const struct conn *c)
+{
+	for (const struct conn_listener *const *l = c->srv->conn_listeners; l && *l; l++)
+		if ((*l)->holding && (*l)->holding(c))
+			return true;
+	return false;
+}
+
+/* The socket took c's output down to event_backlog_bytes: tells the listeners holding some. */
+static void conn_drained(struct conn *c)
+{
+	for (const struct conn_listener *const *l = c->srv->conn_listeners; l && *l; l++)
+		if ((*l)->holding && (*l)->drained && (*l)->holding(c))
+			(*l)->drained(c);
+}
+
 bool conn_keepable(const struct conn *c)
 {
 	return c->state == CONN_OPEN && c->hello_done && !c->eof && c->pending == 0 &&
 	       frame_reader_pending(&c->reader) == 0 && c->fdq.count == 0 &&
-	       !notify_conn_holding(c);
+	       !conn_holding(c);
 }
 
 int conn_drain(struct conn *c, uint64_t deadline_ms)
@@ -741,7 +752,7 @@ static bool conn_dispatch(struct conn *c)
 			          (unsigned long long)c->srv->limits->max_frame);
 			return false;
 		}
-		ops_handle_frame(c, payload, len);
+		c->srv->handle_frame(c, payload, len);
 	}
 	return false;
 }
@@ -831,9 +842,8 @@ static void conn_on_poll(uv_poll_t *handle, int status, int events)
 	}
 	if ((events & UV_WRITABLE) && conn_flush(c) < 0)
 		goto out;
-	if ((events & UV_WRITABLE) && notify_conn_holding(c) &&
-	    c->out_bytes <= c->srv->limits->event_backlog_bytes)
-		notify_conn_drained(c);
+	if ((events & UV_WRITABLE) && c->out_bytes <= c->srv->limits->event_backlog_bytes)
+		conn_drained(c);
 	if (events & UV_READABLE)
 		conn_read(c);
 	conn_update_poll(c);

@@ -65,6 +65,22 @@ struct outframe {
 	int fds[];
 };
 
+/*
+ * The teardown hook (as Wayland's destroy signal): each module that keeps per-connection
+ * state has a listener in the server's list (state.h, conn_listeners, wired by server_init),
+ * so that conn.c names none of them. On close, release runs for each listener in list order.
+ * A listener that holds output back until the socket drains says so with holding (such a
+ * connection is not kept over a restart) and hears of the drain through drained. Any of
+ * the three may be NULL.
+ */
+struct conn;
+
+struct conn_listener {
+	void (*release)(struct conn *c);
+	bool (*holding)(const struct conn *c);
+	void (*drained)(struct conn *c);
+};
+
 struct conn {
 	struct server *srv;
 	struct conn *prev, *next;     /* srv->conns */

@@ -35,14 +35,8 @@
 #include "region.h"
 #include "server.h"
 
-#define FDCONN_PREFIX   "conn/"
 #define FDCONN_DRAIN_MS 500      /* for all connections together, to write out their replies */
 #define FDCONN_WHY_MAX  160
-
-bool fdconn_name_is_ours(const char *fdname)
-{
-	return strncmp(fdname, FDCONN_PREFIX, strlen(FDCONN_PREFIX)) == 0;
-}
 
 /* ---- storing ------------------------------------------------------------------------------ */
 
@@ -136,7 +130,7 @@ static bool fdconn_store_one(struct conn *c, cJSON *conns, uint64_t deadline_ms)
 	cJSON *entry;
 	int r;
 
-	snprintf(fdname, sizeof(fdname), FDCONN_PREFIX "%llu", (unsigned long long)c->serial);
+	snprintf(fdname, sizeof(fdname), FDSTORE_CONN_PREFIX "%llu", (unsigned long long)c->serial);
 	/* Answering its lock waits may have cut it off (a full queue). */
 	r = conn_keepable(c) ? conn_drain(c, deadline_ms) : -ECONNRESET;
 	if (r < 0) {

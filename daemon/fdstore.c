@@ -28,7 +28,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fdconn.h"
 #include "flush.h"
 #include "log.h"
 #include "memfd.h"
@@ -50,7 +49,12 @@ bool fdstore_name_is_ours(const char *fdname)
 {
 	return strcmp(fdname, FDSTORE_STATE) == 0 ||
 	       strncmp(fdname, FDSTORE_ANON, strlen(FDSTORE_ANON)) == 0 ||
-	       fdconn_name_is_ours(fdname);
+	       fdstore_name_is_conn(fdname);
+}
+
+bool fdstore_name_is_conn(const char *fdname)
+{
+	return strncmp(fdname, FDSTORE_CONN_PREFIX, strlen(FDSTORE_CONN_PREFIX)) == 0;
 }
 
 /* Writes "anon/<name>" into buf. Returns false when it is too long for FDNAME=. */
@@ -369,7 +373,7 @@ void fdstore_init(struct server *srv, struct sdlisten *passed)
 			const char *fdname = passed->kept[i].name;
 			int fd = passed->kept[i].fd;
 
-			if (fd < 0 || fdconn_name_is_ours(fdname) != (pass == 1))
+			if (fd < 0 || fdstore_name_is_conn(fdname) != (pass == 1))
 				continue;
 			passed->kept[i].fd = -1;
 			if (!srv->fdstore) {
@@ -380,8 +384,11 @@ void fdstore_init(struct server *srv, struct sdlisten *passed)
 				offered++;
 				adopted += fdstore_adopt_one(srv, fdname, fd, state);
 			} else {
-				fdconn_adopt(srv, cJSON_GetObjectItemCaseSensitive(state, "handover"),
-				             fdname, fd);
+				if (srv->adopt_conn)
+					srv->adopt_conn(srv, cJSON_GetObjectItemCaseSensitive(state, "handover"),
+					                fdname, fd);
+				else
+					close(fd);
 				/* Adopted or refused, it leaves the store: a live connection is ours alone. */
 				fdstore_send("FDSTOREREMOVE=1", fdname, -1);
 			}

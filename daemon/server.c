@@ -32,13 +32,67 @@
 #include "fsdir.h"
 #include "log.h"
 #include "meta.h"
+#include "lock.h"
 #include "msg.h"
+#include "notify.h"
+#include "ops.h"
 #include "region.h"
 #include "resize.h"
 #include "sdnotify.h"
 
 #define SERVER_ACCEPTS_PER_WAKE 64
 #define SERVER_WARN_INTERVAL_MS 1000   /* at most one refused-connection warning per second */
+
+/*
+ * The hooks of state.h: the server, at the top, is the one file that names the modules the
+ * lower layers call up to. Teardown order is the old one: locks (which may grant waiters of
+ * other connections), subscriptions, shrink acknowledgements, then grants.
+ */
+static const struct conn_listener server_lock_listener = { .release = lock_conn_release };
+static const struct conn_listener server_notify_listener = {
+	.release = notify_conn_release,
+	.holding = notify_conn_holding,
+	.drained = notify_conn_drained,
+};
+static const struct conn_listener server_resize_listener = { .release = resize_conn_gone };
+static const struct conn_listener server_grant_listener = { .release = grant_free_all };
+static const struct conn_listener *const server_conn_listeners[] = {
+	&server_lock_listener, &server_notify_listener, &server_resize_listener,
+	&server_grant_listener, NULL,
+};
+
+static void server_lock_retire(struct region *r, const struct conn *by)
+{
+	(void)by;
+	lock_region_retire(r);
+}
+
+static void server_resize_retire(struct region *r, const struct conn *by)
+{
+	(void)by;
+	resize_region_retire(r);
+}
+
+static void server_flush_retire(struct region *r, const struct conn *by)
+{
+	(void)by;
+	flush_region_retire(r);
+}
+
+/* Retirement order is the old one: locks, resizes, flushes, then the notifications. */
+static const struct region_listener server_lock_region = { .retire = server_lock_retire };
+static const struct region_listener server_resize_region = {
+	.busy = resize_busy,
+	.retire = server_resize_retire,
+};
+static const struct region_listener server_flush_region = {
+	.busy = flush_busy,
+	.retire = server_flush_retire,
+};
+static const struct region_listener server_notify_region = { .retire = notify_region_retire };
+static const struct region_listener *const server_region_listeners[] = {
+	&server_lock_region, &server_resize_region, &server_flush_region, &server_notify_region, NULL,
+};
 
 /* Creates dir (one level) with mode if it does not exist. Returns 0 or -errno. */
 static int server_mkdir(const char *dir, mode_t mode)
@@ -228,6 +282,12 @@ int server_init(struct server *s, uv_loop_t *loop, const struct config *cfg,
 	s->fd_limit = server_fd_limit();
 	s->start_ms = state_now_ms();
 	s->check_finished = server_check_finished;
+	s->handle_frame = ops_handle_frame;
+	s->rerun = ops_run;
+	s->request_trim = ops_request_trim;
+	s->adopt_conn = fdconn_adopt;
+	s->conn_listeners = server_conn_listeners;
+	s->region_listeners = server_region_listeners;
 	flush_hook_init();
 
 	if (passed->listen_fd >= 0) {

@@ -32,7 +32,10 @@ struct server_stats {
 	uint64_t bytes_flushed;                   /* the region's size at each successful flush */
 };
 
+struct cJSON;
 struct conn;
+struct conn_listener;
+struct region_listener;
 struct meta_writer;
 struct region;
 struct resize;
@@ -97,6 +100,22 @@ struct server {
 	char *sd_status;           /* the STATUS= last sent (malloc'd) */
 
 	struct server_stats stats;
+
+	/*
+	 * What the lower layers call up through, so that none of them names a module above it
+	 * (STYLE.md, "Seams"); server_init wires them. The transport hands each frame to the
+	 * dispatcher (ops_handle_frame); a region's waiters run again, trimmed while they wait,
+	 * through the dispatcher's continuations (ops_run, ops_request_trim); the fd store gives
+	 * stored connections to fdconn.c (fdconn_adopt). The listener lists (NULL-terminated)
+	 * are the teardown hooks of conn.h and region.h.
+	 */
+	void (*handle_frame)(struct conn *c, const char *payload, size_t len);
+	void (*rerun)(struct conn *c, uint64_t id, struct cJSON *req);
+	struct cJSON *(*request_trim)(struct cJSON *req);
+	void (*adopt_conn)(struct server *s, const struct cJSON *handover, const char *fdname,
+	                   int fd);
+	const struct conn_listener *const *conn_listeners;
+	const struct region_listener *const *region_listeners;
 
 	/*
 	 * Called when a connection closed or a job finished (state_check_finished), to end the

@@ -31,7 +31,7 @@ LAYERS='
 1 log enumname htab timer fileio fsdir memfd config sdnotify budget state
 2 conn reply
 3 region lock resize notify flush meta access fdstore
-4 ops ops_admin ops_coord ops_list ops_region
+4 ops ops_get ops_getregion ops_json ops_session ops_table ops_admin ops_coord ops_list ops_region
 5 server fdconn main
 '
 layer_of() {
