@@ -97,4 +97,11 @@ const char *budget_stat_name(enum budget_item item);
 /* The "users" object of the stats reply: per uid, its items. NULL on ENOMEM. */
 cJSON *budget_table_json(const struct server *srv);
 
+/*
+ * Whether a peer of uid may take one more connection: max_clients (less reserved_clients for
+ * users that are not exempt), max_clients_per_uid and max_fds_per_uid. Returns 0, or a
+ * positive errno (EUSERS, EMFILE) with why (size len) filled in.
+ */
+int budget_admit_uid(const struct server *s, uid_t uid, char *why, size_t len);
+
 #endif

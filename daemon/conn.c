@@ -177,7 +177,7 @@ int conn_new(struct server *srv, int fd, pid_t pid, uid_t uid, gid_t gid, struct
 		c->next->prev = c;
 	srv->conns = c;
 	srv->nconns++;
-	/* Admission (server_admit_uid) was checked by whoever accepted the socket. */
+	/* Admission (budget_admit_uid) was checked by whoever accepted the socket. */
 	budget_force(c->budget, BUDGET_CONNECTIONS, 1);
 	budget_force(c->budget, BUDGET_FDS, 1);
 	if (!c->budget->exempt)

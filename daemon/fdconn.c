@@ -477,7 +477,7 @@ static const char *fdconn_check_admission(struct server *srv, int fd, const stru
 
 	if (r < 0)
 		log_debug("SO_PEERGROUPS failed: %s", strerror(-r));
-	if (server_admit_uid(srv, cred->uid, why, FDCONN_WHY_MAX) != 0)
+	if (budget_admit_uid(srv, cred->uid, why, FDCONN_WHY_MAX) != 0)
 		return why;
 	if (!id_list_allows(&srv->cfg->allow_connect, cred->uid, cred->gid, *ret_groups, *ret_n)) {
 		snprintf(why, FDCONN_WHY_MAX, "uid %lu may not connect (allow_connect)",

@@ -47,43 +47,6 @@ struct flush_job {
 static const char *flush_fail_name;   /* the test hook's region, or NULL */
 
 
-int policy_parse(const cJSON *obj, struct policy *ret, const char **ret_problem)
-{
-	const char *kind;
-	uint64_t value = 0;
-	int i, r;
-
-	if (!cJSON_IsObject(obj)) {
-		*ret_problem = "field 'policy' must be an object such as {\"kind\": \"manual\"}";
-		return -EINVAL;
-	}
-	if (msg_get_string(obj, "kind", &kind) < 0) {
-		*ret_problem = "field 'policy.kind' must be \"manual\", \"always\", \"every-bytes\", "
-		               "\"every-writes\" or \"interval\"";
-		return -EINVAL;
-	}
-	i = proto_policy_kind(kind);
-	if (i < 0) {
-		*ret_problem = "field 'policy.kind' must be \"manual\", \"always\", \"every-bytes\", "
-		               "\"every-writes\" or \"interval\"";
-		return -EINVAL;
-	}
-	r = msg_get_u64(obj, "value", &value);
-	if (r == -EINVAL || (proto_policy_has_value((unsigned)i) && (r == -ENOENT || value == 0))) {
-		*ret_problem = "field 'policy.value' must be an integer from 1 to 2^53-1 "
-		               "(required by every-bytes, every-writes and interval)";
-		return -EINVAL;
-	}
-	ret->kind = (enum policy_kind)i;
-	ret->value = proto_policy_has_value(ret->kind) ? value : 0;
-	return 0;
-}
-
-cJSON *policy_to_json(const struct policy *p)
-{
-	return proto_policy_json(p->kind, p->value);
-}
-
 void flush_hook_init(void)
 {
 	flush_fail_name = getenv(FLUSH_HOOK_ENV);

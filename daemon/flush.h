@@ -42,12 +42,31 @@ struct policy {
 };
 
 /*
+ * The policy's codec is proto's (proto/policy.h); these two only carry a struct policy
+ * through it, inline, so that every layer may read and write policies without calling the
+ * flusher.
+ *
  * Reads a policy object ({"kind": ..., "value": N}). Returns 0 with *ret set, or -EINVAL
  * with *ret_problem set to a sentence that names the offending field.
  */
-int policy_parse(const cJSON *obj, struct policy *ret, const char **ret_problem);
+static inline int policy_parse(const cJSON *obj, struct policy *ret, const char **ret_problem)
+{
+	unsigned kind;
+	uint64_t value;
+	int r = proto_policy_parse(obj, &kind, &value, ret_problem);
+
+	if (r == 0) {
+		ret->kind = (enum policy_kind)kind;
+		ret->value = value;
+	}
+	return r;
+}
+
 /* The policy as a JSON object. NULL on ENOMEM. */
-cJSON *policy_to_json(const struct policy *p);
+static inline cJSON *policy_to_json(const struct policy *p)
+{
+	return proto_policy_json(p->kind, p->value);
+}
 
 struct flush_waiter;
 

@@ -72,8 +72,36 @@ int ops_chmod(struct conn *c, uint64_t id, cJSON *req);
 int ops_clients(struct conn *c, uint64_t id, cJSON *req);
 int ops_stats(struct conn *c, uint64_t id, cJSON *req);
 
-/* The ops in table order, for the stats op: name of op i, or NULL past the last one. */
-const char *ops_name(size_t i);
+/*
+ * The op table, one X(name, handler, fields) per op in table order (the index of the stats'
+ * request counters): ops_table.c makes the dispatch table of it, with the per-op lists of
+ * fields a waiting request keeps (fields_*, defined there), and ops_admin.c the stats' names,
+ * so that neither calls the other.
+ */
+#define OPS_TABLE(X) \
+	X("hello", ops_hello, fields_none) \
+	X("ping", ops_ping, fields_none) \
+	X("open", ops_open, fields_open) \
+	X("close", ops_close, fields_none) \
+	X("stat", ops_stat, fields_name) \
+	X("list", ops_list, fields_none) \
+	X("delete", ops_delete, fields_name) \
+	X("status", ops_status, fields_none) \
+	X("lock", ops_lock, fields_lock) \
+	X("unlock", ops_unlock, fields_none) \
+	X("locks", ops_locks, fields_name) \
+	X("resize", ops_resize, fields_resize) \
+	X("shrink-ack", ops_shrink_ack, fields_none) \
+	X("subscribe", ops_subscribe, fields_name) \
+	X("unsubscribe", ops_unsubscribe, fields_name) \
+	X("changed", ops_changed, fields_range) \
+	X("flush", ops_flush, fields_range) \
+	X("clear-error", ops_clear_error, fields_name) \
+	X("set-policy", ops_set_policy, fields_policy) \
+	X("chown", ops_chown, fields_chown) \
+	X("chmod", ops_chmod, fields_chmod) \
+	X("clients", ops_clients, fields_none) \
+	X("stats", ops_stats, fields_none)
 
 /* Helpers shared by the handlers: the field readers (ops_get.c), the region getters
  * (ops_getregion.c) and the JSON helpers (ops_json.c). */

@@ -241,6 +241,17 @@ nomem:
 }
 
 /* The daemon's resident set size in bytes (/proc/self/statm), or 0 if unknown. */
+/* The ops' names in table order (OPS_TABLE, ops.h), the index of the request counters. */
+#define OPS_STAT_NAME(name, fn, fields) name,
+static const char *const ops_stat_names[] = { OPS_TABLE(OPS_STAT_NAME) NULL };
+#undef OPS_STAT_NAME
+
+/* Name of op i in table order, or NULL past the last one. */
+static const char *ops_stat_name(size_t i)
+{
+	return ops_stat_names[i];
+}
+
 static uint64_t stats_rss_bytes(void)
 {
 	unsigned long long size = 0, resident = 0;
@@ -318,8 +329,8 @@ static char *stats_prometheus(const struct server *srv, const struct stats_figur
 	if (!stats_append(&text, "# HELP mmapd_requests_total Requests received, by op.\n"
 	                  "# TYPE mmapd_requests_total counter\n"))
 		return NULL;
-	for (i = 0; ops_name(i); i++)
-		if (!stats_append(&text, "mmapd_requests_total{op=\"%s\"} %" PRIu64 "\n", ops_name(i),
+	for (i = 0; ops_stat_name(i); i++)
+		if (!stats_append(&text, "mmapd_requests_total{op=\"%s\"} %" PRIu64 "\n", ops_stat_name(i),
 		                  srv->stats.requests[i]))
 			return NULL;
 	if (!stats_append(&text, "mmapd_requests_total{op=\"unknown\"} %" PRIu64 "\n"
@@ -343,8 +354,8 @@ static bool stats_json_counters(const struct server *srv, cJSON *reply)
 
 	if (!ops || !errors)
 		return false;
-	for (i = 0; ops_name(i); i++)
-		if (!cJSON_AddNumberToObject(ops, ops_name(i), (double)srv->stats.requests[i]))
+	for (i = 0; ops_stat_name(i); i++)
+		if (!cJSON_AddNumberToObject(ops, ops_stat_name(i), (double)srv->stats.requests[i]))
 			return false;
 	if (!cJSON_AddNumberToObject(ops, "unknown", (double)srv->stats.requests[i]))
 		return false;

@@ -437,7 +437,7 @@ static void open_failed(struct region_job *job, int err)
 		cJSON *req = job->req;
 
 		job->req = NULL;
-		ops_run(c, job->id, req);
+		c->srv->rerun(c, job->id, req);
 	} else if (err == EEXIST) {
 		reply_error(c, job->id, EEXIST, "region '%s' already exists", r->name);
 	} else if (err == EACCES && r->exec) {

@@ -45,39 +45,14 @@ static const struct {
 	ops_handler fn;
 	const char *const *fields;
 } ops_table[] = {
-	{ "hello", ops_hello, fields_none },
-	{ "ping", ops_ping, fields_none },
-	{ "open", ops_open, fields_open },
-	{ "close", ops_close, fields_none },
-	{ "stat", ops_stat, fields_name },
-	{ "list", ops_list, fields_none },
-	{ "delete", ops_delete, fields_name },
-	{ "status", ops_status, fields_none },
-	{ "lock", ops_lock, fields_lock },
-	{ "unlock", ops_unlock, fields_none },
-	{ "locks", ops_locks, fields_name },
-	{ "resize", ops_resize, fields_resize },
-	{ "shrink-ack", ops_shrink_ack, fields_none },
-	{ "subscribe", ops_subscribe, fields_name },
-	{ "unsubscribe", ops_unsubscribe, fields_name },
-	{ "changed", ops_changed, fields_range },
-	{ "flush", ops_flush, fields_range },
-	{ "clear-error", ops_clear_error, fields_name },
-	{ "set-policy", ops_set_policy, fields_policy },
-	{ "chown", ops_chown, fields_chown },
-	{ "chmod", ops_chmod, fields_chmod },
-	{ "clients", ops_clients, fields_none },
-	{ "stats", ops_stats, fields_none },
+#define OPS_ENTRY(name, fn, fields) { name, fn, fields },
+	OPS_TABLE(OPS_ENTRY)
+#undef OPS_ENTRY
 };
 
 #define OPS_COUNT (sizeof(ops_table) / sizeof(ops_table[0]))
 
 _Static_assert(OPS_COUNT < SERVER_STAT_OPS_MAX, "the stats have a slot per op and one more");
-
-const char *ops_name(size_t i)
-{
-	return i < OPS_COUNT ? ops_table[i].name : NULL;
-}
 
 #define OPS_ECHO_MAX 64   /* the most of an unknown op's name its error message repeats */
 

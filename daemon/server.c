@@ -339,40 +339,6 @@ static enum log_level server_refusal_level(uint64_t *last_ms)
  * Tells a refused connection why (an "error" event with err and message), and closes it.
  * Refusals come in floods: at most one a second is logged at warn.
  */
-int server_admit_uid(const struct server *s, uid_t uid, char *why, size_t len)
-{
-	const struct budget *b = budget_find(s, (uint32_t)uid);
-	bool exempt = budget_uid_exempt(s, (uint32_t)uid);
-
-	if (s->nconns >= s->limits->max_clients) {
-		snprintf(why, len, "too many connections (max_clients is %llu)",
-		         (unsigned long long)s->limits->max_clients);
-		return EUSERS;
-	}
-	if (exempt)
-		return 0;
-	if (s->nconns_unprivileged >= budget_max_unprivileged_clients(s)) {
-		snprintf(why, len, "too many connections (max_clients is %llu, of which %llu are "
-		         "reserved for root and the daemon's user: reserved_clients)",
-		         (unsigned long long)s->limits->max_clients,
-		         (unsigned long long)(s->limits->max_clients - budget_max_unprivileged_clients(s)));
-		return EUSERS;
-	}
-	if (b && b->used[BUDGET_CONNECTIONS] >= s->limits->max_clients_per_uid) {
-		snprintf(why, len, "too many connections from uid %lu (max_clients_per_uid is %llu)",
-		         (unsigned long)uid, (unsigned long long)s->limits->max_clients_per_uid);
-		return EUSERS;
-	}
-	if (b && b->used[BUDGET_FDS] >= s->limits->max_fds_per_uid) {
-		snprintf(why, len, "uid %lu makes the daemon hold %llu descriptors "
-		         "(max_fds_per_uid is %llu)", (unsigned long)uid,
-		         (unsigned long long)b->used[BUDGET_FDS],
-		         (unsigned long long)s->limits->max_fds_per_uid);
-		return EMFILE;
-	}
-	return 0;
-}
-
 static void server_refuse(struct server *s, int fd, pid_t pid, uid_t uid, int err,
                           const char *message)
 {
@@ -462,7 +428,7 @@ static void server_on_listen(uv_poll_t *handle, int status, int events)
 		r = access_peer_groups(fd, &groups, &ngroups);
 		if (r < 0)
 			log_debug("SO_PEERGROUPS failed: %s", strerror(-r));
-		r = server_admit_uid(s, cred.uid, message, sizeof(message));
+		r = budget_admit_uid(s, cred.uid, message, sizeof(message));
 		if (r == 0 && !budget_fd_allowed(s, (uint32_t)cred.uid, fd)) {
 			snprintf(message, sizeof(message), "the daemon is near its descriptor limit: "
 			         "the last %llu are reserved for root and its own user (reserved_fds)",

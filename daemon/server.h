@@ -52,10 +52,4 @@ void server_done(struct server *s);
  */
 void server_sd_report(struct server *s, bool force);
 
-/*
- * Whether a peer of uid may take one more connection: max_clients (less reserved_clients for
- * users that are not exempt), max_clients_per_uid and max_fds_per_uid. Returns 0, or a
- * positive errno (EUSERS, EMFILE) with why (size len) filled in.
- */
-int server_admit_uid(const struct server *s, uid_t uid, char *why, size_t len);
 #endif

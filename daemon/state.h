@@ -23,7 +23,7 @@
 
 /* Counters of the stats op, from the start of the daemon. */
 struct server_stats {
-	uint64_t requests[SERVER_STAT_OPS_MAX];   /* by index in the op table (ops_name) */
+	uint64_t requests[SERVER_STAT_OPS_MAX];   /* by index in the op table (OPS_TABLE) */
 	uint64_t errors[SERVER_STAT_ERRNO_MAX];   /* error replies by errno */
 	uint64_t accepted;                        /* connections accepted */
 	uint64_t refused;                         /* connections refused (limits, allow_connect) */
