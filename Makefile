@@ -35,7 +35,12 @@ endif
 ifeq ($(WERROR),1)
 WARN    += -Werror
 endif
-CPPFLAGS_ALL = -std=c11 -D_GNU_SOURCE -DMMAPD_VERSION_STRING='"$(VERSION)"' -Iclient -Iproto -Ishared -Idaemon $(CPPFLAGS)
+CPPFLAGS_ALL = -std=c11 -D_GNU_SOURCE -DMMAPD_VERSION_STRING='"$(VERSION)"' $(INCLUDES) $(CPPFLAGS)
+# Include paths per layer: an object sees its own folder's headers and those of the layers
+# below it, so that an include across layers the wrong way does not compile. shared/ is the
+# kit, proto/ the wire above it, daemon/ above both and apart from client/ (mk/layercheck.sh
+# holds the layers within daemon/). Tests, tools and the client see every folder.
+INCLUDES = -Iclient -Iproto -Ishared -Idaemon
 
 # SAN=1 builds everything (objects, tests, binaries) with AddressSanitizer + UBSan into build-san/.
 # BUILD=dir puts objects and binaries elsewhere (so two builds can run side by side).
@@ -119,6 +124,10 @@ all: $(MMAPD) $(MMAPCTL) $(LIBA) $(LIBSO)
 
 help:
 	@sed -n '2,10p' Makefile
+
+$(B)/daemon/%.o: INCLUDES = -Idaemon -Iproto -Ishared
+$(B)/proto/%.o $(B)/pic/proto/%.o: INCLUDES = -Iproto -Ishared
+$(B)/shared/%.o $(B)/pic/shared/%.o: INCLUDES = -Ishared
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
@@ -211,6 +220,7 @@ check: all $(UNITS) $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY) $(FUZZ_REPLAY_OPS) $(E
 	+@MAKE="$(MAKE)" sh mk/installcheck.sh
 	@sh mk/doccheck.sh
 	@sh mk/symcheck.sh $(LIBA) $(LIBSO)
+	@sh mk/layercheck.sh $(B)/daemon
 	@$(FUZZ_REPLAY) tests/fuzz/corpus
 	@$(FUZZ_REPLAY_OPS) tests/fuzz/corpus_ops
 	@MMAPD_BIN=$(abspath $(MMAPD)) MMAPCTL_BIN=$(abspath $(MMAPCTL)) \
