@@ -24,6 +24,7 @@
 #include "htab.h"
 
 struct server;
+struct why;
 
 enum budget_item {
 	BUDGET_CONNECTIONS,    /* open connections */
@@ -99,9 +100,9 @@ cJSON *budget_table_json(const struct server *srv);
 
 /*
  * Whether a peer of uid may take one more connection: max_clients (less reserved_clients for
- * users that are not exempt), max_clients_per_uid and max_fds_per_uid. Returns 0, or a
- * positive errno (EUSERS, EMFILE) with why (size len) filled in.
+ * users that are not exempt), max_clients_per_uid and max_fds_per_uid. Returns 0, or
+ * -EUSERS or -EMFILE with ret_why set (why.h).
  */
-int budget_admit_uid(const struct server *s, uid_t uid, char *why, size_t len);
+int budget_admit_uid(const struct server *s, uid_t uid, struct why *ret_why);
 
 #endif

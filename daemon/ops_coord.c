@@ -398,7 +398,8 @@ int ops_clear_error(struct conn *c, uint64_t id, cJSON *req)
 int ops_set_policy(struct conn *c, uint64_t id, cJSON *req)
 {
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(req, "policy");
-	const char *name, *problem;
+	const char *name;
+	struct why why;
 	struct policy p;
 	struct region *r;
 	cJSON *event, *obj;
@@ -411,8 +412,8 @@ int ops_set_policy(struct conn *c, uint64_t id, cJSON *req)
 		reply_error(c, id, EINVAL, "field 'policy' is required");
 		return OPS_DONE;
 	}
-	if (policy_parse(item, &p, &problem) < 0) {
-		reply_error(c, id, EINVAL, "%s", problem);
+	if (policy_parse(item, &p, &why) < 0) {
+		reply_error(c, id, EINVAL, "%s", why.text);
 		return OPS_DONE;
 	}
 	ret = ops_get_region(c, id, req, name, ACCESS_WRITE, &r);

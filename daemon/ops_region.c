@@ -84,7 +84,8 @@ static int open_parse_huge(struct conn *c, uint64_t id, struct open_args *a)
 /* Parses and checks an open request. Returns 0, or -1 after answering with the error. */
 static int open_parse(struct conn *c, uint64_t id, const cJSON *req, struct open_args *a)
 {
-	const char *mode = NULL, *problem;
+	const char *mode = NULL;
+	struct why why;
 	const cJSON *policy;
 	int r;
 
@@ -121,8 +122,8 @@ static int open_parse(struct conn *c, uint64_t id, const cJSON *req, struct open
 	a->policy.kind = POLICY_MANUAL;
 	policy = cJSON_GetObjectItemCaseSensitive(req, "policy");
 	a->has_policy = policy != NULL;
-	if (policy && policy_parse(policy, &a->policy, &problem) < 0) {
-		reply_error(c, id, EINVAL, "%s", problem);
+	if (policy && policy_parse(policy, &a->policy, &why) < 0) {
+		reply_error(c, id, EINVAL, "%s", why.text);
 		return -1;
 	}
 	a->perm = a->exec ? ACCESS_PERM_DEFAULT_EXEC : ACCESS_PERM_DEFAULT;

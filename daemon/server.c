@@ -39,6 +39,7 @@
 #include "region.h"
 #include "resize.h"
 #include "sdnotify.h"
+#include "why.h"
 
 #define SERVER_ACCEPTS_PER_WAKE 64
 #define SERVER_WARN_INTERVAL_MS 1000   /* at most one refused-connection warning per second */
@@ -407,7 +408,7 @@ static void server_on_listen(uv_poll_t *handle, int status, int events)
 		socklen_t credlen = sizeof(cred);
 		uint32_t *groups = NULL;
 		size_t ngroups = 0;
-		char message[160];
+		struct why why;
 		struct conn *c;
 		int fd, r;
 
@@ -428,22 +429,22 @@ static void server_on_listen(uv_poll_t *handle, int status, int events)
 		r = access_peer_groups(fd, &groups, &ngroups);
 		if (r < 0)
 			log_debug("SO_PEERGROUPS failed: %s", strerror(-r));
-		r = budget_admit_uid(s, cred.uid, message, sizeof(message));
+		r = budget_admit_uid(s, cred.uid, &why);
 		if (r == 0 && !budget_fd_allowed(s, (uint32_t)cred.uid, fd)) {
-			snprintf(message, sizeof(message), "the daemon is near its descriptor limit: "
-			         "the last %llu are reserved for root and its own user (reserved_fds)",
-			         (unsigned long long)s->limits->reserved_fds);
-			r = EMFILE;
+			why_set(&why, "the daemon is near its descriptor limit: the last %llu are "
+			        "reserved for root and its own user (reserved_fds)",
+			        (unsigned long long)s->limits->reserved_fds);
+			r = -EMFILE;
 		}
-		if (r != 0) {
-			server_refuse(s, fd, cred.pid, cred.uid, r, message);
+		if (r < 0) {
+			server_refuse(s, fd, cred.pid, cred.uid, -r, why.text);
 			free(groups);
 			continue;
 		}
 		if (!id_list_allows(&s->cfg->allow_connect, cred.uid, cred.gid, groups, ngroups)) {
-			snprintf(message, sizeof(message), "permission denied: uid %lu may not connect "
-			         "(allow_connect)", (unsigned long)cred.uid);
-			server_refuse(s, fd, cred.pid, cred.uid, EACCES, message);
+			why_set(&why, "permission denied: uid %lu may not connect (allow_connect)",
+			        (unsigned long)cred.uid);
+			server_refuse(s, fd, cred.pid, cred.uid, EACCES, why.text);
 			free(groups);
 			continue;
 		}
