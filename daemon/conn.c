@@ -5,8 +5,10 @@
  * UV_WRITABLE only while the output queue is non-empty, which after every write attempt
  * means the socket said EAGAIN.
  *
- * Closing is immediate and idempotent: the socket is closed, queued descriptors, locks,
- * subscriptions and grants are released, and the struct waits for its handles' close
+ * Closing is immediate and idempotent: the socket is closed, queued descriptors are
+ * released and so, through the server's release listeners (struct conn_listener, which name
+ * the modules so that this file does not), are locks, subscriptions, shrink
+ * acknowledgements and grants; the struct waits for its handles' close
  * callbacks and for whoever else holds a reference. Only from inside conn_send (and
  * conn_pending_done, which answered requests call) is it put off to the next loop
  * iteration (conn_close_soon), for the reason given in conn.h.

@@ -1,11 +1,14 @@
 /*
- * The protocol's operations: request parsing and validation, the dispatch table, and the
- * handlers of docs/protocol.md and docs/coordination.md. ops.c holds the dispatch, the small
- * ops and the helpers shared by handlers; ops_region.c open and delete, which may wait on a
- * busy region or on the thread pool; ops_list.c list and status, which read the data
- * directory; ops_coord.c the coordination ops (locks, resize, change notification, flush
- * and policy), which check their fields and hand the work to lock.c, resize.c, notify.c
- * and flush.c.
+ * The dispatcher: the protocol's operations, from request parsing and validation to the
+ * handlers of docs/protocol.md and docs/coordination.md. One thing per file: ops_table.c the
+ * op table and dispatch; ops_session.c hello, ping and close; ops_region.c open, delete and
+ * stat, which may wait on a busy region or on the thread pool; ops_list.c list and status,
+ * which read the data directory; ops_coord.c the coordination ops (locks, resize, change
+ * notification, flush and policy), which check their fields and hand the work to lock.c,
+ * resize.c, notify.c and flush.c; ops_admin.c chown, chmod, clients and stats; and the
+ * handlers' helpers: ops_get.c (field readers), ops_getregion.c (region getters), ops_json.c
+ * (JSON helpers). Replies go through reply.h, which the domain modules use too. Nothing
+ * below this layer calls it by name: the server hands it frames and continuations (state.h).
  */
 #ifndef MMAPD_DAEMON_OPS_H
 #define MMAPD_DAEMON_OPS_H

@@ -2,6 +2,9 @@
  * Region table, grants and thread-pool jobs (see region.h). All of it runs on the loop
  * thread except region_job_run, which touches only the job's own fields and the data
  * directory's descriptor; its results come back to the loop in the job's done callback.
+ * The modules that hang work off a region are told of its retirement, and asked whether it
+ * is busy, through the server's region listeners; a waiting request runs again through the
+ * dispatcher's continuation (state.h): this file names neither.
  */
 #include "region.h"
 
