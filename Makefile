@@ -35,10 +35,12 @@ endif
 ifeq ($(WERROR),1)
 WARN    += -Werror
 endif
-# Include paths are per target: the tree's own internals see every layer (INCLUDES); the
-# toolbox (client/toolbox/), mmapctl and the examples see only the public headers, staged in
-# $(B)/include as make install lays them out (PUBLIC_INCLUDES), so that any include of an
-# internal header fails to compile there.
+# Include paths are per target: tests and tools see every folder (INCLUDES); an object of a
+# layer sees its own folder's headers and those of the layers below it (shared/ the kit,
+# proto/ the wire above it, daemon/ above both and apart from client/; mk/layercheck.sh holds
+# the layers within daemon/); the toolbox (client/toolbox/), mmapctl and the examples see only
+# the public headers, staged in $(B)/include as make install lays them out (PUBLIC_INCLUDES),
+# so that an include across layers the wrong way, or of an internal header, does not compile.
 INCLUDES   = -Iclient -Iclient/toolbox/ring -Iclient/toolbox/persist -Iproto -Ishared -Idaemon
 PUBLIC_INCLUDES = -I$(B)/include
 CPPFLAGS_ALL = -std=c11 -D_GNU_SOURCE -DMMAPD_VERSION_STRING='"$(VERSION)"' $(INCLUDES) $(CPPFLAGS)
@@ -131,6 +133,10 @@ all: $(MMAPD) $(MMAPCTL) $(LIBA) $(LIBSO)
 
 help:
 	@sed -n '2,10p' Makefile
+
+$(B)/daemon/%.o: INCLUDES = -Idaemon -Iproto -Ishared
+$(B)/proto/%.o $(B)/pic/proto/%.o: INCLUDES = -Iproto -Ishared
+$(B)/shared/%.o $(B)/pic/shared/%.o: INCLUDES = -Ishared
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
@@ -242,6 +248,7 @@ check: all $(UNITS) $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY) $(FUZZ_REPLAY_OPS) $(E
 	+@MAKE="$(MAKE)" sh mk/installcheck.sh
 	@sh mk/doccheck.sh
 	@sh mk/symcheck.sh $(LIBA) $(LIBSO)
+	@sh mk/layercheck.sh $(B)/daemon
 	@$(FUZZ_REPLAY) tests/fuzz/corpus
 	@$(FUZZ_REPLAY_OPS) tests/fuzz/corpus_ops
 	@MMAPD_BIN=$(abspath $(MMAPD)) MMAPCTL_BIN=$(abspath $(MMAPCTL)) \

@@ -13,7 +13,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "server.h"
+#include "state.h"
+#include "why.h"
 
 static const char *const budget_keys[BUDGET_NITEMS] = {
 	[BUDGET_CONNECTIONS] = "max_clients_per_uid",
@@ -271,4 +272,38 @@ cJSON *budget_table_json(const struct server *srv)
 fail:
 	cJSON_Delete(users);
 	return NULL;
+}
+
+int budget_admit_uid(const struct server *s, uid_t uid, struct why *ret_why)
+{
+	const struct budget *b = budget_find(s, (uint32_t)uid);
+	bool exempt = budget_uid_exempt(s, (uint32_t)uid);
+
+	if (s->nconns >= s->limits->max_clients) {
+		why_set(ret_why, "too many connections (max_clients is %llu)",
+		        (unsigned long long)s->limits->max_clients);
+		return -EUSERS;
+	}
+	if (exempt)
+		return 0;
+	if (s->nconns_unprivileged >= budget_max_unprivileged_clients(s)) {
+		why_set(ret_why, "too many connections (max_clients is %llu, of which %llu are "
+		        "reserved for root and the daemon's user: reserved_clients)",
+		        (unsigned long long)s->limits->max_clients,
+		        (unsigned long long)(s->limits->max_clients - budget_max_unprivileged_clients(s)));
+		return -EUSERS;
+	}
+	if (b && b->used[BUDGET_CONNECTIONS] >= s->limits->max_clients_per_uid) {
+		why_set(ret_why, "too many connections from uid %lu (max_clients_per_uid is %llu)",
+		        (unsigned long)uid, (unsigned long long)s->limits->max_clients_per_uid);
+		return -EUSERS;
+	}
+	if (b && b->used[BUDGET_FDS] >= s->limits->max_fds_per_uid) {
+		why_set(ret_why, "uid %lu makes the daemon hold %llu descriptors "
+		        "(max_fds_per_uid is %llu)", (unsigned long)uid,
+		        (unsigned long long)b->used[BUDGET_FDS],
+		        (unsigned long long)s->limits->max_fds_per_uid);
+		return -EMFILE;
+	}
+	return 0;
 }

@@ -24,6 +24,7 @@
 #include "htab.h"
 
 struct server;
+struct why;
 
 enum budget_item {
 	BUDGET_CONNECTIONS,    /* open connections */
@@ -112,5 +113,12 @@ const char *budget_stat_name(enum budget_item item);
 
 /* The "users" object of the stats reply: per uid, its items. NULL on ENOMEM. */
 cJSON *budget_table_json(const struct server *srv);
+
+/*
+ * Whether a peer of uid may take one more connection: max_clients (less reserved_clients for
+ * users that are not exempt), max_clients_per_uid and max_fds_per_uid. Returns 0, or
+ * -EUSERS or -EMFILE with ret_why set (why.h).
+ */
+int budget_admit_uid(const struct server *s, uid_t uid, struct why *ret_why);
 
 #endif

@@ -5,8 +5,10 @@
  * UV_WRITABLE only while the output queue is non-empty, which after every write attempt
  * means the socket said EAGAIN.
  *
- * Closing is immediate and idempotent: the socket is closed, queued descriptors, locks,
- * subscriptions and grants are released, and the struct waits for its handles' close
+ * Closing is immediate and idempotent: the socket is closed, queued descriptors are
+ * released and so, through the server's release listeners (struct conn_listener, which name
+ * the modules so that this file does not), are locks, subscriptions, shrink
+ * acknowledgements and grants; the struct waits for its handles' close
  * callbacks and for whoever else holds a reference. Only from inside conn_send (and
  * conn_pending_done, which answered requests call) is it put off to the next loop
  * iteration (conn_close_soon), for the reason given in conn.h.
@@ -25,14 +27,9 @@
 #include <unistd.h>
 
 #include "budget.h"
-#include "lock.h"
 #include "log.h"
 #include "msg.h"
-#include "notify.h"
-#include "ops.h"
-#include "region.h"
-#include "resize.h"
-#include "server.h"
+#include "state.h"
 
 #define CONN_LINGER_MS      1000          /* how long an error or shutdown event may take */
 #define CONN_READS_PER_WAKE 4             /* recvmsg calls per readiness event, for fairness */
@@ -150,7 +147,7 @@ int conn_new(struct server *srv, int fd, pid_t pid, uid_t uid, gid_t gid, struct
 	c->pid = pid;
 	c->uid = uid;
 	c->gid = gid;
-	c->connected_ms = server_epoch_ms();
+	c->connected_ms = state_epoch_ms();
 	c->state = CONN_OPEN;
 	c->budget = budget_ref_uid(srv, (uint32_t)uid);
 	if (!c->budget) {
@@ -182,7 +179,7 @@ int conn_new(struct server *srv, int fd, pid_t pid, uid_t uid, gid_t gid, struct
 		c->next->prev = c;
 	srv->conns = c;
 	srv->nconns++;
-	/* Admission (server_admit_uid) was checked by whoever accepted the socket. */
+	/* Admission (budget_admit_uid) was checked by whoever accepted the socket. */
 	budget_force(c->budget, BUDGET_CONNECTIONS, 1);
 	budget_force(c->budget, BUDGET_FDS, 1);
 	if (!c->budget->exempt)
@@ -298,10 +295,9 @@ static void conn_end(struct conn *c, bool discard)
 	c->out_bytes = 0;
 	c->out_fds = 0;
 	fd_queue_clear(&c->fdq);
-	lock_conn_release(c);
-	notify_conn_release(c);
-	resize_conn_gone(c);
-	grant_free_all(c);
+	for (const struct conn_listener *const *l = srv->conn_listeners; l && *l; l++)
+		if ((*l)->release)
+			(*l)->release(c);
 	/* Last, once its lock waits are given back: a closed connection holds nothing. */
 	budget_release(c->budget, BUDGET_CONNECTIONS, 1);
 	budget_release(c->budget, BUDGET_FDS, 1);
@@ -310,7 +306,7 @@ static void conn_end(struct conn *c, bool discard)
 
 	log_debug("client %llu (pid %ld) %s", (unsigned long long)c->serial, (long)c->pid,
 	          discard ? "disconnected" : "handed over to the next daemon");
-	server_check_finished(srv);
+	state_check_finished(srv);
 }
 
 void conn_close(struct conn *c)
@@ -323,11 +319,28 @@ void conn_close_kept(struct conn *c)
 	conn_end(c, false);
 }
 
+/* Whether a listener holds output of c back until its socket drains (struct conn_listener). */
+static bool conn_holding(const struct conn *c)
+{
+	for (const struct conn_listener *const *l = c->srv->conn_listeners; l && *l; l++)
+		if ((*l)->holding && (*l)->holding(c))
+			return true;
+	return false;
+}
+
+/* The socket took c's output down to event_backlog_bytes: tells the listeners holding some. */
+static void conn_drained(struct conn *c)
+{
+	for (const struct conn_listener *const *l = c->srv->conn_listeners; l && *l; l++)
+		if ((*l)->holding && (*l)->drained && (*l)->holding(c))
+			(*l)->drained(c);
+}
+
 bool conn_keepable(const struct conn *c)
 {
 	return c->state == CONN_OPEN && c->hello_done && !c->eof && c->pending == 0 &&
 	       frame_reader_pending(&c->reader) == 0 && c->fdq.count == 0 &&
-	       !notify_conn_holding(c);
+	       !conn_holding(c);
 }
 
 int conn_drain(struct conn *c, uint64_t deadline_ms)
@@ -341,7 +354,7 @@ int conn_drain(struct conn *c, uint64_t deadline_ms)
 			return r;
 		if (!c->out_head)
 			return 0;
-		now = server_now_ms();
+		now = state_now_ms();
 		if (now >= deadline_ms)
 			return -ETIMEDOUT;
 		r = poll(&p, 1, (int)(deadline_ms - now));
@@ -741,7 +754,7 @@ static bool conn_dispatch(struct conn *c)
 			          (unsigned long long)c->srv->limits->max_frame);
 			return false;
 		}
-		ops_handle_frame(c, payload, len);
+		c->srv->handle_frame(c, payload, len);
 	}
 	return false;
 }
@@ -831,9 +844,8 @@ static void conn_on_poll(uv_poll_t *handle, int status, int events)
 	}
 	if ((events & UV_WRITABLE) && conn_flush(c) < 0)
 		goto out;
-	if ((events & UV_WRITABLE) && notify_conn_holding(c) &&
-	    c->out_bytes <= c->srv->limits->event_backlog_bytes)
-		notify_conn_drained(c);
+	if ((events & UV_WRITABLE) && c->out_bytes <= c->srv->limits->event_backlog_bytes)
+		conn_drained(c);
 	if (events & UV_READABLE)
 		conn_read(c);
 	conn_update_poll(c);

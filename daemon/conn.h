@@ -65,6 +65,22 @@ struct outframe {
 	int fds[];
 };
 
+/*
+ * The teardown hook (as Wayland's destroy signal): each module that keeps per-connection
+ * state has a listener in the server's list (state.h, conn_listeners, wired by server_init),
+ * so that conn.c names none of them. On close, release runs for each listener in list order.
+ * A listener that holds output back until the socket drains says so with holding (such a
+ * connection is not kept over a restart) and hears of the drain through drained. Any of
+ * the three may be NULL.
+ */
+struct conn;
+
+struct conn_listener {
+	void (*release)(struct conn *c);
+	bool (*holding)(const struct conn *c);
+	void (*drained)(struct conn *c);
+};
+
 struct conn {
 	struct server *srv;
 	struct conn *prev, *next;     /* srv->conns */
@@ -174,7 +190,7 @@ void conn_close(struct conn *c);
  * Handing connections over to the next daemon (fdconn.h). conn_keepable: c can be handed
  * over as it stands (hello done, open both ways, nothing half-read or received with
  * descriptors, no request waiting, no events held back). conn_drain writes c's queued output,
- * waiting for the socket until deadline_ms (server_now_ms clock): 0 once all is written,
+ * waiting for the socket until deadline_ms (state_now_ms clock): 0 once all is written,
  * -ETIMEDOUT, or -errno when the socket failed. conn_close_kept closes c like conn_close but
  * leaves unread what the client sent: the next daemon reads it.
  */

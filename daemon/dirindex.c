@@ -25,7 +25,7 @@
 #include "fsdir.h"
 #include "log.h"
 #include "name.h"
-#include "server.h"
+#include "state.h"
 
 #define DIRINDEX_RESCAN_MS 1000     /* without a watch (or after a failed scan): scan this seldom */
 #define DIRINDEX_TOUCHED_MAX 4096   /* names changed during a rescan, checked again after it */
@@ -202,7 +202,7 @@ static int name_set_scan_add(void *userdata, const char *name)
 /* ---- the index --------------------------------------------------------------------------- */
 
 struct dirindex_job {
-	struct server_job job;
+	struct state_job job;
 	int dir_fd;
 	struct name_set files;   /* built on the pool thread */
 	int result;              /* of fsdir_scan */
@@ -285,7 +285,7 @@ static void dirindex_check(struct dirindex *x, const char *name)
 	}
 }
 
-static void dirindex_job_run(struct server_job *sj)
+static void dirindex_job_run(struct state_job *sj)
 {
 	struct dirindex_job *job = (struct dirindex_job *)sj;
 
@@ -294,7 +294,7 @@ static void dirindex_job_run(struct server_job *sj)
 
 static void dirindex_rescan_maybe(struct dirindex *x);
 
-static void dirindex_job_done(struct server_job *sj)
+static void dirindex_job_done(struct state_job *sj)
 {
 	struct dirindex_job *job = (struct dirindex_job *)sj;
 	struct dirindex *x = job->job.srv->dirindex;
@@ -331,7 +331,7 @@ static void dirindex_rescan_maybe(struct dirindex *x)
 
 	if (x->job || s->stopping)
 		return;
-	now = server_now_ms();
+	now = state_now_ms();
 	if (x->stale ? x->failed && now - x->scanned_ms < DIRINDEX_RESCAN_MS
 	             : x->watched || now - x->scanned_ms < DIRINDEX_RESCAN_MS)
 		return;
@@ -340,7 +340,7 @@ static void dirindex_rescan_maybe(struct dirindex *x)
 		return;
 	job->dir_fd = s->dir_fd;
 	name_set_init(&job->files, dirindex_seed());
-	r = server_job_start(s, &job->job, dirindex_job_run, dirindex_job_done);
+	r = state_job_start(s, &job->job, dirindex_job_run, dirindex_job_done);
 	if (r < 0) {
 		log_error("cannot queue a scan of the data directory: %s", uv_strerror(r));
 		free(job);
@@ -454,7 +454,7 @@ int dirindex_init(struct server *s)
 	name_set_init(&x->anon, dirindex_seed() * 2654435761u);
 	/* Watch first: a change between the scan and the watch would be missed. */
 	dirindex_watch(x);
-	x->scanned_ms = server_now_ms();
+	x->scanned_ms = state_now_ms();
 	r = fsdir_scan(s->dir_fd, name_set_scan_add, &x->files);
 	if (r < 0) {
 		log_error("cannot read the data directory: %s", strerror(-r));

@@ -34,15 +34,9 @@
 #include "ops.h"
 #include "region.h"
 #include "server.h"
+#include "why.h"
 
-#define FDCONN_PREFIX   "conn/"
 #define FDCONN_DRAIN_MS 500      /* for all connections together, to write out their replies */
-#define FDCONN_WHY_MAX  160
-
-bool fdconn_name_is_ours(const char *fdname)
-{
-	return strncmp(fdname, FDCONN_PREFIX, strlen(FDCONN_PREFIX)) == 0;
-}
 
 /* ---- storing ------------------------------------------------------------------------------ */
 
@@ -136,7 +130,7 @@ static bool fdconn_store_one(struct conn *c, cJSON *conns, uint64_t deadline_ms)
 	cJSON *entry;
 	int r;
 
-	snprintf(fdname, sizeof(fdname), FDCONN_PREFIX "%llu", (unsigned long long)c->serial);
+	snprintf(fdname, sizeof(fdname), FDSTORE_CONN_PREFIX "%llu", (unsigned long long)c->serial);
 	/* Answering its lock waits may have cut it off (a full queue). */
 	r = conn_keepable(c) ? conn_drain(c, deadline_ms) : -ECONNRESET;
 	if (r < 0) {
@@ -183,7 +177,7 @@ void fdconn_store(struct server *srv)
 	/* A wait is not carried over: answered now, the client may ask the next daemon again. */
 	for (i = 0; i < n; i++)
 		lock_conn_cancel_waits(keep[i], "mmapd is restarting; ask again");
-	deadline = server_now_ms() + FDCONN_DRAIN_MS;
+	deadline = state_now_ms() + FDCONN_DRAIN_MS;
 	for (i = 0; i < n; i++) {
 		if (fdconn_store_one(keep[i], conns, deadline)) {
 			stored++;
@@ -230,30 +224,44 @@ static const cJSON *fdconn_entry(const cJSON *handover, const char *fdname)
 	return NULL;
 }
 
-/* Checks that fd is a connected AF_UNIX stream socket. Returns NULL or why it is not. */
-static const char *fdconn_check_socket(int fd, struct ucred *cred)
+/* Checks that fd is a connected AF_UNIX stream socket. Returns 0, or -errno with ret_why set. */
+static int fdconn_check_socket(int fd, struct ucred *cred, struct why *ret_why)
 {
 	struct sockaddr_un peer;
 	socklen_t len = sizeof(int);
 	int val;
 
-	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &val, &len) < 0)
-		return errno == ENOTSOCK ? "not a socket" : "its socket options cannot be read";
-	if (val != AF_UNIX)
-		return "not a Unix socket";
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &val, &len) < 0) {
+		val = errno;
+		why_set(ret_why, val == ENOTSOCK ? "not a socket" : "its socket options cannot be read");
+		return -val;
+	}
+	if (val != AF_UNIX) {
+		why_set(ret_why, "not a Unix socket");
+		return -EAFNOSUPPORT;
+	}
 	len = sizeof(int);
-	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &val, &len) < 0 || val != SOCK_STREAM)
-		return "not a stream socket";
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &val, &len) < 0 || val != SOCK_STREAM) {
+		why_set(ret_why, "not a stream socket");
+		return -EPROTOTYPE;
+	}
 	len = sizeof(int);
-	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &val, &len) < 0 || val != 0)
-		return "a listening socket";
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &val, &len) < 0 || val != 0) {
+		why_set(ret_why, "a listening socket");
+		return -EINVAL;
+	}
 	len = sizeof(peer);
-	if (getpeername(fd, (struct sockaddr *)&peer, &len) < 0)
-		return "not connected";
+	if (getpeername(fd, (struct sockaddr *)&peer, &len) < 0) {
+		why_set(ret_why, "not connected");
+		return -ENOTCONN;
+	}
 	len = sizeof(*cred);
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) < 0)
-		return "its peer's credentials cannot be read";
-	return NULL;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) < 0) {
+		val = errno;
+		why_set(ret_why, "its peer's credentials cannot be read");
+		return -val;
+	}
+	return 0;
 }
 
 /* Takes the larger of the stored seq and generation of r's name (they never go back). */
@@ -291,64 +299,77 @@ static struct region *fdconn_region(struct server *srv, const char *name, bool a
 	return r;
 }
 
-/* The region named by obj's field key, as fdconn_region finds it; NULL (why set) if none. */
-static struct region *fdconn_region_of(struct conn *c, const cJSON *obj, const char *key,
-                                       const cJSON *handover, char *why)
+/*
+ * The region named by obj's field key, as fdconn_region finds it, in *ret_region
+ * (referenced). Returns 0, or -EINVAL (a bad entry) or -ENOENT (no such region) with
+ * ret_why set.
+ */
+static int fdconn_region_of(struct conn *c, const cJSON *obj, const char *key,
+                            const cJSON *handover, struct region **ret_region,
+                            struct why *ret_why)
 {
 	const char *name;
 	bool anonymous = false;
-	struct region *r;
 
 	if (msg_get_string(obj, key, &name) < 0) {
-		snprintf(why, FDCONN_WHY_MAX, "an entry without \"%s\"", key);
-		return NULL;
+		why_set(ret_why, "an entry without \"%s\"", key);
+		return -EINVAL;
 	}
 	if (cJSON_GetObjectItemCaseSensitive(obj, "anonymous") &&
 	    msg_get_bool(obj, "anonymous", &anonymous) < 0) {
-		snprintf(why, FDCONN_WHY_MAX, "a bad \"anonymous\"");
-		return NULL;
+		why_set(ret_why, "a bad \"anonymous\"");
+		return -EINVAL;
 	}
-	r = fdconn_region(c->srv, name, anonymous, handover);
-	if (!r)
-		snprintf(why, FDCONN_WHY_MAX, "region '%.64s' is gone or cannot be opened", name);
-	return r;
+	*ret_region = fdconn_region(c->srv, name, anonymous, handover);
+	if (!*ret_region) {
+		why_set(ret_why, "region '%.64s' is gone or cannot be opened", name);
+		return -ENOENT;
+	}
+	return 0;
 }
 
-/* Gives c back one grant. Returns 0, or -1 with why set. */
+/*
+ * Gives c back one grant. Returns 0, or -errno with ret_why set: -EINVAL (a bad entry),
+ * -ENOENT (the region is gone), -EACCES (no longer allowed), -EAGAIN (past
+ * max_bytes_granted_per_client), -ENOMEM.
+ */
 static int fdconn_grant(struct conn *c, const cJSON *obj, uint64_t next_handle,
-                        const cJSON *handover, char *why)
+                        const cJSON *handover, struct why *ret_why)
 {
 	uint64_t max_bytes = c->srv->limits->max_bytes_granted_per_client, handle, size;
 	const char *mode_name;
 	struct region *r;
 	struct grant *g;
-	int mode;
+	int mode, ret;
 
 	if (msg_get_u64(obj, "handle", &handle) < 0 || handle == 0 || handle > next_handle ||
 	    grant_find(c, handle) || msg_get_u64(obj, "size", &size) < 0 ||
 	    msg_get_string(obj, "mode", &mode_name) < 0 ||
 	    (mode = region_mode_parse(mode_name)) < 0) {
-		snprintf(why, FDCONN_WHY_MAX, "a grant with a bad handle, size or mode");
-		return -1;
+		why_set(ret_why, "a grant with a bad handle, size or mode");
+		return -EINVAL;
 	}
-	r = fdconn_region_of(c, obj, "region", handover, why);
-	if (!r)
-		return -1;
+	ret = fdconn_region_of(c, obj, "region", handover, &r, ret_why);
+	if (ret < 0)
+		return ret;
 	if ((mode == REGION_MODE_RW && r->rdonly) ||
 	    access_check(&r->acc, c, mode == REGION_MODE_RW ? ACCESS_WRITE : ACCESS_READ) < 0) {
-		snprintf(why, FDCONN_WHY_MAX, "its %s grant of region '%.64s' is no longer allowed",
-		         mode_name, r->name);
+		why_set(ret_why, "its %s grant of region '%.64s' is no longer allowed", mode_name,
+		        r->name);
+		ret = -EACCES;
 		goto fail;
 	}
 	if (size > max_bytes || c->bytes_granted > max_bytes - size) {
-		snprintf(why, FDCONN_WHY_MAX, "its grants pass max_bytes_granted_per_client (%" PRIu64
-		         ")", max_bytes);
+		why_set(ret_why, "its grants pass max_bytes_granted_per_client (%" PRIu64 ")",
+		        max_bytes);
+		ret = -EAGAIN;
 		goto fail;
 	}
 	/* grant_new numbers the grant next_handle + 1: this makes it the stored handle. */
 	c->next_handle = handle - 1;
-	if (grant_new(c, r, (enum region_mode)mode, &g) < 0) {
-		snprintf(why, FDCONN_WHY_MAX, "out of memory");
+	ret = grant_new(c, r, (enum region_mode)mode, &g);
+	if (ret < 0) {
+		why_set(ret_why, "out of memory");
 		goto fail;
 	}
 	/* The size it was granted at, not the size now, is what max_bytes_granted counts. */
@@ -359,21 +380,23 @@ static int fdconn_grant(struct conn *c, const cJSON *obj, uint64_t next_handle,
 fail:
 	region_check_idle(r);
 	region_unref(r);
-	return -1;
+	return ret;
 }
 
-/* Whether c may still read r, as locking and subscribing need. If not, sets why. */
-static bool fdconn_may_read(struct conn *c, const struct region *r, const char *what, char *why)
+/* Whether c may still read r, as locking and subscribing need: 0, or -EACCES with ret_why set. */
+static int fdconn_may_read(struct conn *c, const struct region *r, const char *what,
+                           struct why *ret_why)
 {
 	if (access_check(&r->acc, c, ACCESS_READ) == 0)
-		return true;
-	snprintf(why, FDCONN_WHY_MAX, "its %s on region '%.64s' is no longer allowed (no read "
-	         "access)", what, r->name);
-	return false;
+		return 0;
+	why_set(ret_why, "its %s on region '%.64s' is no longer allowed (no read access)", what,
+	        r->name);
+	return -EACCES;
 }
 
-/* Makes c hold one lock again. Returns 0, or -1 with why set. */
-static int fdconn_lock(struct conn *c, const cJSON *obj, const cJSON *handover, char *why)
+/* Makes c hold one lock again. Returns 0, or -errno with ret_why set. */
+static int fdconn_lock(struct conn *c, const cJSON *obj, const cJSON *handover,
+                       struct why *ret_why)
 {
 	uint64_t id, offset, length, since_ms = 0;
 	const char *mode;
@@ -383,48 +406,60 @@ static int fdconn_lock(struct conn *c, const cJSON *obj, const cJSON *handover, 
 	if (msg_get_u64(obj, "lock", &id) < 0 || msg_get_u64(obj, "offset", &offset) < 0 ||
 	    msg_get_u64(obj, "length", &length) < 0 || msg_get_string(obj, "mode", &mode) < 0 ||
 	    (strcmp(mode, "exclusive") != 0 && strcmp(mode, "shared") != 0)) {
-		snprintf(why, FDCONN_WHY_MAX, "a lock with a bad id, range or mode");
-		return -1;
+		why_set(ret_why, "a lock with a bad id, range or mode");
+		return -EINVAL;
 	}
-	r = fdconn_region_of(c, obj, "region", handover, why);
-	if (!r)
-		return -1;
+	ret = fdconn_region_of(c, obj, "region", handover, &r, ret_why);
+	if (ret < 0)
+		return ret;
 	msg_get_u64(obj, "since_ms", &since_ms);
-	ret = !fdconn_may_read(c, r, "lock", why) ? -EACCES :
-	      lock_adopt(c, r, id, offset, length, strcmp(mode, "exclusive") == 0, since_ms);
-	if (ret < 0 && ret != -EACCES)
-		snprintf(why, FDCONN_WHY_MAX, "lock %" PRIu64 " on region '%.64s' cannot be held "
-		         "again: %s", id, r->name, strerror(-ret));
+	ret = fdconn_may_read(c, r, "lock", ret_why);
+	if (ret == 0) {
+		ret = lock_adopt(c, r, id, offset, length, strcmp(mode, "exclusive") == 0, since_ms);
+		if (ret < 0)
+			why_set(ret_why, "lock %" PRIu64 " on region '%.64s' cannot be held again: %s",
+			        id, r->name, strerror(-ret));
+	}
 	region_check_idle(r);
 	region_unref(r);
-	return ret < 0 ? -1 : 0;
+	return ret < 0 ? ret : 0;
 }
 
-/* Subscribes c again to the region obj names. Returns 0, or -1 with why set. */
-static int fdconn_sub(struct conn *c, const cJSON *obj, const cJSON *handover, char *why)
+/* Subscribes c again to the region obj names. Returns 0, or -errno with ret_why set. */
+static int fdconn_sub(struct conn *c, const cJSON *obj, const cJSON *handover,
+                      struct why *ret_why)
 {
 	struct region *r;
 	int ret;
 
-	r = fdconn_region_of(c, obj, "region", handover, why);
-	if (!r)
-		return -1;
-	ret = !fdconn_may_read(c, r, "subscription", why) ? -EACCES : notify_subscribe(c, r);
-	if (ret < 0 && ret != -EACCES)
-		snprintf(why, FDCONN_WHY_MAX, "cannot subscribe again to region '%.64s': %s", r->name,
-		         strerror(-ret));
+	ret = fdconn_region_of(c, obj, "region", handover, &r, ret_why);
+	if (ret < 0)
+		return ret;
+	ret = fdconn_may_read(c, r, "subscription", ret_why);
+	if (ret == 0) {
+		ret = notify_subscribe(c, r);
+		if (ret < 0)
+			why_set(ret_why, "cannot subscribe again to region '%.64s': %s", r->name,
+			        strerror(-ret));
+	}
 	region_check_idle(r);
 	region_unref(r);
-	return ret < 0 ? -1 : 0;
+	return ret < 0 ? ret : 0;
 }
 
-/* Gives c (just made) back what entry says it had. Returns 0, or -1 with why set. */
-static int fdconn_restore(struct conn *c, const cJSON *entry, const cJSON *handover, char *why)
+/*
+ * Gives c (just made) back what entry says it had. Returns 0, or -errno with ret_why set:
+ * -EINVAL (the stored state is incomplete), -EAGAIN (past a limit of the configuration),
+ * -ENOMEM, or the error of a grant, lock or subscription that cannot be made again.
+ */
+static int fdconn_restore(struct conn *c, const cJSON *entry, const cJSON *handover,
+                          struct why *ret_why)
 {
 	const struct limits *l = c->srv->limits;
 	const char *client;
 	uint64_t version, next_handle, created, connected;
 	const cJSON *item;
+	int ret;
 
 	if (msg_get_string(entry, "client", &client) < 0 || strlen(client) > OPS_CLIENT_NAME_MAX ||
 	    msg_get_u64(entry, "version", &version) < 0 || version < PROTO_VERSION_MIN ||
@@ -433,23 +468,23 @@ static int fdconn_restore(struct conn *c, const cJSON *entry, const cJSON *hando
 	    !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(entry, "grants")) ||
 	    !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(entry, "locks")) ||
 	    !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(entry, "subs"))) {
-		snprintf(why, FDCONN_WHY_MAX, "its stored state is incomplete or out of range");
-		return -1;
+		why_set(ret_why, "its stored state is incomplete or out of range");
+		return -EINVAL;
 	}
 	/* A configuration lowered by the restart: the limits hold for what is taken over too. */
 	if ((uint64_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(entry, "grants")) >
 	    l->max_grants_per_client ||
 	    (uint64_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(entry, "locks")) >
 	    l->max_locks_per_client) {
-		snprintf(why, FDCONN_WHY_MAX, "it holds more grants or locks than "
-		         "max_grants_per_client (%" PRIu64 ") or max_locks_per_client (%" PRIu64 ") "
-		         "allow", l->max_grants_per_client, l->max_locks_per_client);
-		return -1;
+		why_set(ret_why, "it holds more grants or locks than max_grants_per_client (%" PRIu64
+		        ") or max_locks_per_client (%" PRIu64 ") allow", l->max_grants_per_client,
+		        l->max_locks_per_client);
+		return -EAGAIN;
 	}
 	c->client_name = *client ? strdup(client) : NULL;
 	if (*client && !c->client_name) {
-		snprintf(why, FDCONN_WHY_MAX, "out of memory");
-		return -1;
+		why_set(ret_why, "out of memory");
+		return -ENOMEM;
 	}
 	c->version = (unsigned)version;
 	/* The connection is as old as its socket, whatever the daemon. */
@@ -458,15 +493,15 @@ static int fdconn_restore(struct conn *c, const cJSON *entry, const cJSON *hando
 	c->regions_created = created;
 	conn_hello_done(c);
 	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(entry, "grants"))
-		if (fdconn_grant(c, item, next_handle, handover, why) < 0)
-			return -1;
+		if ((ret = fdconn_grant(c, item, next_handle, handover, ret_why)) < 0)
+			return ret;
 	c->next_handle = next_handle;
 	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(entry, "locks"))
-		if (fdconn_lock(c, item, handover, why) < 0)
-			return -1;
+		if ((ret = fdconn_lock(c, item, handover, ret_why)) < 0)
+			return ret;
 	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(entry, "subs"))
-		if (fdconn_sub(c, item, handover, why) < 0)
-			return -1;
+		if ((ret = fdconn_sub(c, item, handover, ret_why)) < 0)
+			return ret;
 	return 0;
 }
 
@@ -474,47 +509,52 @@ static int fdconn_restore(struct conn *c, const cJSON *entry, const cJSON *hando
  * Admits the peer of fd (credentials cred) as a new connection would be (server.c): the
  * configuration may have changed with the restart, and what it refuses now is refused, the
  * client then reconnecting to be told why. Stores the peer's groups in *ret_groups (to free).
- * Returns NULL, or why not (in why).
+ * Returns 0, or -errno (as budget_admit_uid, or -EACCES for allow_connect) with ret_why set.
  */
-static const char *fdconn_check_admission(struct server *srv, int fd, const struct ucred *cred,
-                                          uint32_t **ret_groups, size_t *ret_n, char *why)
+static int fdconn_check_admission(struct server *srv, int fd, const struct ucred *cred,
+                                  uint32_t **ret_groups, size_t *ret_n, struct why *ret_why)
 {
 	int r = access_peer_groups(fd, ret_groups, ret_n);
 
 	if (r < 0)
 		log_debug("SO_PEERGROUPS failed: %s", strerror(-r));
-	if (server_admit_uid(srv, cred->uid, why, FDCONN_WHY_MAX) != 0)
-		return why;
+	r = budget_admit_uid(srv, cred->uid, ret_why);
+	if (r < 0)
+		return r;
 	if (!id_list_allows(&srv->cfg->allow_connect, cred->uid, cred->gid, *ret_groups, *ret_n)) {
-		snprintf(why, FDCONN_WHY_MAX, "uid %lu may not connect (allow_connect)",
-		         (unsigned long)cred->uid);
-		return why;
+		why_set(ret_why, "uid %lu may not connect (allow_connect)", (unsigned long)cred->uid);
+		return -EACCES;
 	}
-	return NULL;
+	return 0;
 }
 
 void fdconn_adopt(struct server *srv, const cJSON *handover, const char *fdname, int fd)
 {
 	const cJSON *entry = handover ? fdconn_entry(handover, fdname) : NULL;
 	struct ucred cred = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
-	char why[FDCONN_WHY_MAX] = "";
-	const char *problem;
+	struct why why;
 	uint64_t uid, lock_serial;
 	uint32_t *groups = NULL;
 	size_t ngroups = 0;
 	struct conn *c;
 	int r;
 
-	problem = !entry ? "the stored state does not describe it" : fdconn_check_socket(fd, &cred);
-	if (!problem && (msg_get_u64(entry, "uid", &uid) < 0 || uid != cred.uid)) {
-		snprintf(why, sizeof(why), "its peer is uid %lu, not the uid the stored state names",
-		         (unsigned long)cred.uid);
-		problem = why;
+	r = 0;
+	if (!entry) {
+		why_set(&why, "the stored state does not describe it");
+		r = -ENOENT;
 	}
-	if (!problem)
-		problem = fdconn_check_admission(srv, fd, &cred, &groups, &ngroups, why);
-	if (problem) {
-		log_warn("fd store: refusing the descriptor stored as \"%s\": %s", fdname, problem);
+	if (r == 0)
+		r = fdconn_check_socket(fd, &cred, &why);
+	if (r == 0 && (msg_get_u64(entry, "uid", &uid) < 0 || uid != cred.uid)) {
+		why_set(&why, "its peer is uid %lu, not the uid the stored state names",
+		        (unsigned long)cred.uid);
+		r = -EPERM;
+	}
+	if (r == 0)
+		r = fdconn_check_admission(srv, fd, &cred, &groups, &ngroups, &why);
+	if (r < 0) {
+		log_warn("fd store: refusing the descriptor stored as \"%s\": %s", fdname, why.text);
 		free(groups);
 		close(fd);
 		return;
@@ -533,9 +573,9 @@ void fdconn_adopt(struct server *srv, const cJSON *handover, const char *fdname,
 	}
 	c->groups = groups;
 	c->ngroups = ngroups;
-	if (fdconn_restore(c, entry, handover, why) < 0) {
+	if (fdconn_restore(c, entry, handover, &why) < 0) {
 		log_warn("fd store: closing the connection stored as \"%s\" (pid %ld): %s; the client "
-		         "will reconnect", fdname, (long)cred.pid, why);
+		         "will reconnect", fdname, (long)cred.pid, why.text);
 		conn_close(c);
 		return;
 	}

@@ -28,9 +28,6 @@
 
 struct server;
 
-/* True for the $LISTEN_FDNAMES names of stored connections ("conn/..."). */
-bool fdconn_name_is_ours(const char *fdname);
-
 /*
  * At shutdown, with the store in use: hands over every connection it can (see above),
  * stores the state with them, and closes them. The others stay for the "shutdown" event.

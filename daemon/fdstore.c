@@ -28,7 +28,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fdconn.h"
 #include "flush.h"
 #include "log.h"
 #include "memfd.h"
@@ -36,7 +35,8 @@
 #include "name.h"
 #include "region.h"
 #include "sdnotify.h"
-#include "server.h"
+#include "state.h"
+#include "why.h"
 
 #define FDSTORE_STATE     "state"
 #define FDSTORE_ANON      "anon/"
@@ -50,7 +50,12 @@ bool fdstore_name_is_ours(const char *fdname)
 {
 	return strcmp(fdname, FDSTORE_STATE) == 0 ||
 	       strncmp(fdname, FDSTORE_ANON, strlen(FDSTORE_ANON)) == 0 ||
-	       fdconn_name_is_ours(fdname);
+	       fdstore_name_is_conn(fdname);
+}
+
+bool fdstore_name_is_conn(const char *fdname)
+{
+	return strncmp(fdname, FDSTORE_CONN_PREFIX, strlen(FDSTORE_CONN_PREFIX)) == 0;
 }
 
 /* Writes "anon/<name>" into buf. Returns false when it is too long for FDNAME=. */
@@ -231,47 +236,61 @@ static int fdstore_charge(struct server *srv, struct region *r)
 
 /*
  * Checks that fd is an anonymous region's memfd as mmapd makes them, and makes it private to
- * the daemon's user as mmapd now makes them. Returns NULL, or why it is not.
+ * the daemon's user as mmapd now makes them. Returns 0, or -EINVAL (or the error of the
+ * check that could not be made) with ret_why set.
  */
-static const char *fdstore_check_memfd(int fd, struct stat *st)
+static int fdstore_check_memfd(int fd, struct stat *st, struct why *ret_why)
 {
 	char proc[64], link[32];
 	ssize_t n;
-	int seals, flags;
+	int seals, flags, r;
 
-	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode))
-		return "not a regular file";
+	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
+		why_set(ret_why, "not a regular file");
+		return -EINVAL;
+	}
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	n = readlink(proc, link, sizeof(link) - 1);
-	if (n < 0)
-		return "its /proc/self/fd link cannot be read";
+	if (n < 0) {
+		r = -errno;
+		why_set(ret_why, "its /proc/self/fd link cannot be read");
+		return r;
+	}
 	link[n] = '\0';
-	if (strncmp(link, "/memfd:", 7) != 0)
-		return "not a memfd";
+	if (strncmp(link, "/memfd:", 7) != 0) {
+		why_set(ret_why, "not a memfd");
+		return -EINVAL;
+	}
 	seals = fcntl(fd, F_GET_SEALS);
-	if (seals < 0 || !(seals & F_SEAL_SHRINK) || (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)))
-		return "not sealed as mmapd seals anonymous regions";
+	if (seals < 0 || !(seals & F_SEAL_SHRINK) || (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE))) {
+		why_set(ret_why, "not sealed as mmapd seals anonymous regions");
+		return -EINVAL;
+	}
 	flags = fcntl(fd, F_GETFL);
-	if (flags < 0 || (flags & O_ACCMODE) != O_RDWR)
-		return "not open read-write";
+	if (flags < 0 || (flags & O_ACCMODE) != O_RDWR) {
+		why_set(ret_why, "not open read-write");
+		return -EINVAL;
+	}
 	/* An older daemon left its memfds 0666: any holder of a read-only grant could reopen
 	 * them read-write. */
-	if (memfd_restrict(fd) < 0)
-		return "its mode cannot be made private to the daemon's user (not its owner?)";
-	return NULL;
+	r = memfd_restrict(fd);
+	if (r < 0) {
+		why_set(ret_why, "its mode cannot be made private to the daemon's user (not its owner?)");
+		return r;
+	}
+	return 0;
 }
 
 /* Reads one region's entry of the state into r. Returns false when it is unusable. */
 static bool fdstore_entry_apply(const cJSON *entry, struct region *r)
 {
 	const cJSON *policy = cJSON_GetObjectItemCaseSensitive(entry, "policy");
-	const char *problem;
 	uint64_t uid, gid, perm;
 
 	if (!cJSON_IsObject(entry) || msg_get_u64(entry, "uid", &uid) < 0 ||
 	    msg_get_u64(entry, "gid", &gid) < 0 || msg_get_u64(entry, "perm", &perm) < 0 ||
 	    uid > UINT32_MAX - 1 || gid > UINT32_MAX - 1 || perm > ACCESS_PERM_MAX ||
-	    !policy || policy_parse(policy, &r->flush.policy, &problem) < 0)
+	    !policy || policy_parse(policy, &r->flush.policy, NULL) < 0)
 		return false;
 	r->acc.uid = (uint32_t)uid;
 	r->acc.gid = (uint32_t)gid;
@@ -282,19 +301,25 @@ static bool fdstore_entry_apply(const cJSON *entry, struct region *r)
 /* Adopts the descriptor stored as fdname (consumed). Returns true when it became a region. */
 static bool fdstore_adopt_one(struct server *srv, const char *fdname, int fd, const cJSON *state)
 {
-	const char *name = fdname + strlen(FDSTORE_ANON), *problem;
+	const char *name = fdname + strlen(FDSTORE_ANON);
 	const cJSON *entry = NULL;
 	struct region *r;
 	struct stat st;
+	struct why why;
 
-	problem = name_check(name, strlen(name)) < 0 ? "not a valid region name" :
-	          region_lookup(srv, name) ? "a region of that name exists already" :
-	          fdstore_check_memfd(fd, &st);
-	if (problem)
+	if (name_check(name, strlen(name)) < 0) {
+		why_set(&why, "not a valid region name");
+		goto refuse;
+	}
+	if (region_lookup(srv, name)) {
+		why_set(&why, "a region of that name exists already");
+		goto refuse;
+	}
+	if (fdstore_check_memfd(fd, &st, &why) < 0)
 		goto refuse;
 	r = region_new(srv, name, true, REGION_READY);
 	if (!r) {
-		problem = "out of memory";
+		why_set(&why, "out of memory");
 		goto refuse;
 	}
 	r->fd = fd;
@@ -335,7 +360,7 @@ static bool fdstore_adopt_one(struct server *srv, const char *fdname, int fd, co
 	return true;
 refuse:
 	log_warn("fd store: refusing the descriptor stored as \"%s\": %s; removing it from the store",
-	         fdname, problem);
+	         fdname, why.text);
 	close(fd);
 	fdstore_send("FDSTOREREMOVE=1", fdname, -1);
 	return false;
@@ -369,7 +394,7 @@ void fdstore_init(struct server *srv, struct sdlisten *passed)
 			const char *fdname = passed->kept[i].name;
 			int fd = passed->kept[i].fd;
 
-			if (fd < 0 || fdconn_name_is_ours(fdname) != (pass == 1))
+			if (fd < 0 || fdstore_name_is_conn(fdname) != (pass == 1))
 				continue;
 			passed->kept[i].fd = -1;
 			if (!srv->fdstore) {
@@ -380,8 +405,11 @@ void fdstore_init(struct server *srv, struct sdlisten *passed)
 				offered++;
 				adopted += fdstore_adopt_one(srv, fdname, fd, state);
 			} else {
-				fdconn_adopt(srv, cJSON_GetObjectItemCaseSensitive(state, "handover"),
-				             fdname, fd);
+				if (srv->adopt_conn)
+					srv->adopt_conn(srv, cJSON_GetObjectItemCaseSensitive(state, "handover"),
+					                fdname, fd);
+				else
+					close(fd);
 				/* Adopted or refused, it leaves the store: a live connection is ours alone. */
 				fdstore_send("FDSTOREREMOVE=1", fdname, -1);
 			}

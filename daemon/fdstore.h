@@ -25,11 +25,16 @@
 #include <cjson/cJSON.h>
 
 struct region;
+#define FDSTORE_CONN_PREFIX "conn/"   /* the names of stored connections (fdconn.c) */
+
 struct sdlisten;
 struct server;
 
 /* True for the $LISTEN_FDNAMES names the store holds for us: "state", "anon/...", "conn/...". */
 bool fdstore_name_is_ours(const char *fdname);
+
+/* True for the $LISTEN_FDNAMES names of stored connections ("conn/...", fdconn.c). */
+bool fdstore_name_is_conn(const char *fdname);
 
 /*
  * Decides whether the store is used (config "fdstore" and $NOTIFY_SOCKET) and adopts the

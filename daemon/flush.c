@@ -18,10 +18,10 @@
 #include "meta.h"
 #include "msg.h"
 #include "notify.h"
-#include "ops.h"
+#include "reply.h"
 #include "policy.h"
 #include "region.h"
-#include "server.h"
+#include "state.h"
 #include "timer.h"
 
 #define FLUSH_HOOK_ENV "MMAPD_TEST_FAIL_FDATASYNC"
@@ -36,7 +36,7 @@ struct flush_waiter {
 };
 
 struct flush_job {
-	struct server_job job;
+	struct state_job job;
 	struct region *region;        /* referenced */
 	int fd;
 	bool fail;                    /* the test hook names this region */
@@ -46,43 +46,6 @@ struct flush_job {
 
 static const char *flush_fail_name;   /* the test hook's region, or NULL */
 
-
-int policy_parse(const cJSON *obj, struct policy *ret, const char **ret_problem)
-{
-	const char *kind;
-	uint64_t value = 0;
-	int i, r;
-
-	if (!cJSON_IsObject(obj)) {
-		*ret_problem = "field 'policy' must be an object such as {\"kind\": \"manual\"}";
-		return -EINVAL;
-	}
-	if (msg_get_string(obj, "kind", &kind) < 0) {
-		*ret_problem = "field 'policy.kind' must be \"manual\", \"always\", \"every-bytes\", "
-		               "\"every-writes\" or \"interval\"";
-		return -EINVAL;
-	}
-	i = proto_policy_kind(kind);
-	if (i < 0) {
-		*ret_problem = "field 'policy.kind' must be \"manual\", \"always\", \"every-bytes\", "
-		               "\"every-writes\" or \"interval\"";
-		return -EINVAL;
-	}
-	r = msg_get_u64(obj, "value", &value);
-	if (r == -EINVAL || (proto_policy_has_value((unsigned)i) && (r == -ENOENT || value == 0))) {
-		*ret_problem = "field 'policy.value' must be an integer from 1 to 2^53-1 "
-		               "(required by every-bytes, every-writes and interval)";
-		return -EINVAL;
-	}
-	ret->kind = (enum policy_kind)i;
-	ret->value = proto_policy_has_value(ret->kind) ? value : 0;
-	return 0;
-}
-
-cJSON *policy_to_json(const struct policy *p)
-{
-	return proto_policy_json(p->kind, p->value);
-}
 
 void flush_hook_init(void)
 {
@@ -130,7 +93,7 @@ static void flush_reply_changed(struct conn *c, uint64_t id, uint64_t seq)
 		cJSON_Delete(reply);
 		reply = NULL;
 	}
-	ops_reply_send(c, id, reply);
+	reply_send(c, id, reply);
 }
 
 /* Answers every waiter of q: ok (err 0) or err with message, and frees them. */
@@ -143,11 +106,11 @@ static void flush_answer(struct flush_queue *q, int err, const char *message)
 		struct flush_waiter *next = w->next;
 
 		if (err)
-			ops_reply_error(w->conn, w->id, err, "%s", message);
+			reply_error(w->conn, w->id, err, "%s", message);
 		else if (w->changed)
 			flush_reply_changed(w->conn, w->id, w->seq);
 		else
-			ops_reply_send(w->conn, w->id, msg_reply_ok(w->id));
+			reply_send(w->conn, w->id, msg_reply_ok(w->id));
 		conn_pending_done(w->conn);
 		conn_unref(w->conn);
 		free(w);
@@ -165,7 +128,7 @@ static void flush_interval_stop(struct region *r)
 	region_unref(r);
 }
 
-static void flush_run(struct server_job *sj)
+static void flush_run(struct state_job *sj)
 {
 	struct flush_job *job = (struct flush_job *)sj;
 
@@ -178,7 +141,7 @@ static void flush_run(struct server_job *sj)
 	while (job->result == -EINTR);
 }
 
-static void flush_done(struct server_job *sj);
+static void flush_done(struct state_job *sj);
 
 /* Starts an fdatasync of r for the waiters of the next flush (r is not running one). */
 static void flush_start(struct region *r)
@@ -203,7 +166,7 @@ static void flush_start(struct region *r)
 	job->seq = r->seq;
 	region_ref(r);
 	r->flush.running = true;
-	ret = server_job_start(r->srv, &job->job, flush_run, flush_done);
+	ret = state_job_start(r->srv, &job->job, flush_run, flush_done);
 	if (ret == 0)
 		return;
 	r->flush.running = false;
@@ -260,7 +223,7 @@ out:
 	free(message);
 }
 
-static void flush_done(struct server_job *sj)
+static void flush_done(struct state_job *sj)
 {
 	struct flush_job *job = (struct flush_job *)sj;
 	struct region *r = job->region;
@@ -286,16 +249,16 @@ static void flush_done(struct server_job *sj)
 void flush_request(struct conn *c, uint64_t id, struct region *r)
 {
 	if (r->anonymous) {
-		ops_reply_send(c, id, msg_reply_ok(id));
+		reply_send(c, id, msg_reply_ok(id));
 		return;
 	}
 	if (r->flush.poisoned) {
-		ops_reply_error(c, id, EIO, "region '%s' is poisoned by a failed flush; "
-		                "send clear-error first", r->name);
+		reply_error(c, id, EIO, "region '%s' is poisoned by a failed flush; "
+		            "send clear-error first", r->name);
 		return;
 	}
 	if (flush_wait(r, c, id, false, 0) < 0) {
-		ops_reply_nomem(c, id);
+		reply_nomem(c, id);
 		return;
 	}
 	if (!r->flush.running)
@@ -325,7 +288,7 @@ void flush_count_change(struct conn *c, uint64_t id, struct region *r, uint64_t 
 	switch (f->policy.kind) {
 	case POLICY_ALWAYS:
 		if (flush_wait(r, c, id, true, seq) < 0) {
-			ops_reply_nomem(c, id);
+			reply_nomem(c, id);
 			return;
 		}
 		if (!f->running)

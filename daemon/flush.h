@@ -22,6 +22,7 @@
 #include <cjson/cJSON.h>
 
 #include "policy.h"
+#include "why.h"
 
 struct conn;
 struct region;
@@ -42,12 +43,34 @@ struct policy {
 };
 
 /*
+ * The policy's codec is proto's (proto/policy.h); these two only carry a struct policy
+ * through it, inline, so that every layer may read and write policies without calling the
+ * flusher.
+ *
  * Reads a policy object ({"kind": ..., "value": N}). Returns 0 with *ret set, or -EINVAL
- * with *ret_problem set to a sentence that names the offending field.
+ * with ret_why (why.h) set to a sentence that names the offending field.
  */
-int policy_parse(const cJSON *obj, struct policy *ret, const char **ret_problem);
+static inline int policy_parse(const cJSON *obj, struct policy *ret, struct why *ret_why)
+{
+	const char *problem = NULL;
+	unsigned kind;
+	uint64_t value;
+	int r = proto_policy_parse(obj, &kind, &value, &problem);
+
+	if (r < 0) {
+		why_set(ret_why, "%s", problem);
+		return r;
+	}
+	ret->kind = (enum policy_kind)kind;
+	ret->value = value;
+	return 0;
+}
+
 /* The policy as a JSON object. NULL on ENOMEM. */
-cJSON *policy_to_json(const struct policy *p);
+static inline cJSON *policy_to_json(const struct policy *p)
+{
+	return proto_policy_json(p->kind, p->value);
+}
 
 struct flush_waiter;
 

@@ -43,9 +43,9 @@
 #include "log.h"
 #include "msg.h"
 #include "notify.h"
-#include "ops.h"
+#include "reply.h"
 #include "region.h"
-#include "server.h"
+#include "state.h"
 #include "timer.h"
 
 struct lock {
@@ -170,7 +170,7 @@ static void lock_reply_granted(struct lock *l, uint64_t id, uint64_t waited_ms)
 		cJSON_Delete(reply);
 		reply = NULL;
 	}
-	ops_reply_send(l->conn, id, reply);
+	reply_send(l->conn, id, reply);
 }
 
 /* Makes l held: at the end of its region's held list. */
@@ -182,7 +182,7 @@ static void lock_hold(struct lock *l)
 	q->nheld++;
 	q->nheld_exclusive += l->exclusive;
 	l->conn->srv->nlocks++;
-	l->since_ms = server_epoch_ms();
+	l->since_ms = state_epoch_ms();
 }
 
 /* Grants the waiter l and answers its request. */
@@ -199,7 +199,7 @@ static void lock_grant(struct lock *l)
 	timer_free(l->timeout);
 	l->timeout = NULL;
 	lock_hold(l);
-	lock_reply_granted(l, l->req_id, server_now_ms() - l->queued_ms);
+	lock_reply_granted(l, l->req_id, state_now_ms() - l->queued_ms);
 	conn_parked_done(c);
 }
 
@@ -476,9 +476,9 @@ static void lock_on_timeout(void *data)
 {
 	struct lock *l = data;
 
-	ops_reply_error(l->conn, l->req_id, ETIMEDOUT, "lock on region '%s' not granted within "
-	                "timeout_ms (waited %" PRIu64 " ms)", l->region->name,
-	                server_now_ms() - l->queued_ms);
+	reply_error(l->conn, l->req_id, ETIMEDOUT, "lock on region '%s' not granted within "
+	            "timeout_ms (waited %" PRIu64 " ms)", l->region->name,
+	            state_now_ms() - l->queued_ms);
 	lock_drop(l);
 }
 
@@ -493,13 +493,13 @@ void lock_acquire(struct conn *c, uint64_t id, struct region *r, const struct lo
 	if (c->nlocks >= srv->limits->max_locks_per_client) {
 		conn_warn(c, "refused a lock: it holds or waits for max_locks_per_client (%" PRIu64
 		          ") locks", srv->limits->max_locks_per_client);
-		ops_reply_error(c, id, EAGAIN, "this connection holds or waits for "
-		                "max_locks_per_client (%" PRIu64 ") locks", srv->limits->max_locks_per_client);
+		reply_error(c, id, EAGAIN, "this connection holds or waits for "
+		            "max_locks_per_client (%" PRIu64 ") locks", srv->limits->max_locks_per_client);
 		return;
 	}
 	l = calloc(1, sizeof(*l));
 	if (!l) {
-		ops_reply_nomem(c, id);
+		reply_nomem(c, id);
 		return;
 	}
 	l->conn = c;
@@ -512,16 +512,16 @@ void lock_acquire(struct conn *c, uint64_t id, struct region *r, const struct lo
 
 	blocker = lock_blocker(l);
 	if (blocker && !a->wait) {
-		ops_reply_error(c, id, EAGAIN, "the range conflicts with lock %" PRIu64 " (%s, %s by "
-		                "pid %ld) on region '%s'", blocker->id, lock_mode_name(blocker),
-		                blocker->waiting ? "waited for" : "held", (long)blocker->conn->pid,
-		                r->name);
+		reply_error(c, id, EAGAIN, "the range conflicts with lock %" PRIu64 " (%s, %s by "
+		            "pid %ld) on region '%s'", blocker->id, lock_mode_name(blocker),
+		            blocker->waiting ? "waited for" : "held", (long)blocker->conn->pid,
+		            r->name);
 		goto fail;
 	}
 	if (blocker) {
 		/* Checked before it touches the graph: the budget bounds what one uid may queue. */
 		if (!conn_may_park(c)) {
-			ops_reply_budget(c, id, c->budget, BUDGET_LOCK_WAITERS, 1);
+			reply_budget(c, id, c->budget, BUDGET_LOCK_WAITERS, 1);
 			goto fail;
 		}
 		/* Queued (at the tail) with its edges, it is taken out again on any failure. */
@@ -530,30 +530,30 @@ void lock_acquire(struct conn *c, uint64_t id, struct region *r, const struct lo
 		if (lock_pairs_add(l, 1, NULL, &at) < 0) {
 			(void)lock_pairs_add(l, -1, at, NULL);
 			lock_list_unlink(&r->locks.wait_head, &r->locks.wait_tail, l);
-			ops_reply_nomem(c, id);
+			reply_nomem(c, id);
 			goto fail;
 		}
 		ret = lock_would_deadlock(c, &via);
 		if (ret < 0) {
-			ops_reply_nomem(c, id);
+			reply_nomem(c, id);
 			goto unqueue;
 		}
 		if (ret > 0) {
 			log_debug("client %llu (pid %ld): lock on '%s' refused: deadlock through pid %ld",
 			          (unsigned long long)c->serial, (long)c->pid, r->name, (long)via->pid);
-			ops_reply_error(c, id, EDEADLK, "waiting would deadlock: the range is blocked, "
-			                "directly or through others, by pid %ld, which waits for a lock "
-			                "this connection holds or waits for", (long)via->pid);
+			reply_error(c, id, EDEADLK, "waiting would deadlock: the range is blocked, "
+			            "directly or through others, by pid %ld, which waits for a lock "
+			            "this connection holds or waits for", (long)via->pid);
 			goto unqueue;
 		}
 		if (a->has_timeout && a->timeout_ms == 0) {
-			ops_reply_error(c, id, ETIMEDOUT, "lock on region '%s' not granted within "
-			                "timeout_ms (0)", r->name);
+			reply_error(c, id, ETIMEDOUT, "lock on region '%s' not granted within "
+			            "timeout_ms (0)", r->name);
 			goto unqueue;
 		}
 	}
 	if (htab_insert(&c->locks, &l->node, htab_hash_u64(srv->lock_serial + 1)) < 0) {
-		ops_reply_nomem(c, id);
+		reply_nomem(c, id);
 		goto unqueue;
 	}
 	l->id = ++srv->lock_serial;
@@ -567,12 +567,12 @@ void lock_acquire(struct conn *c, uint64_t id, struct region *r, const struct lo
 	if (a->has_timeout) {
 		l->timeout = timer_start(srv->loop, a->timeout_ms, lock_on_timeout, l);
 		if (!l->timeout) {
-			ops_reply_nomem(c, id);
+			reply_nomem(c, id);
 			goto unref;
 		}
 	}
-	l->since_ms = server_epoch_ms();
-	l->queued_ms = server_now_ms();
+	l->since_ms = state_epoch_ms();
+	l->queued_ms = state_now_ms();
 	r->locks.nwaiting++;
 	srv->nlock_waiters++;
 	l->wnext = c->lock_waits;
@@ -599,11 +599,11 @@ void lock_release(struct conn *c, uint64_t id, uint64_t lock_id)
 	struct lock *l = lock_find(c, lock_id);
 
 	if (!l || l->waiting) {
-		ops_reply_error(c, id, EBADF, "this connection holds no lock %" PRIu64, lock_id);
+		reply_error(c, id, EBADF, "this connection holds no lock %" PRIu64, lock_id);
 		return;
 	}
 	/* The unlock is answered before waiters hear they got the range. */
-	ops_reply_send(c, id, msg_reply_ok(id));
+	reply_send(c, id, msg_reply_ok(id));
 	lock_drop(l);
 }
 
@@ -649,8 +649,8 @@ void lock_conn_cancel_waits(struct conn *c, const char *why)
 	while (c->lock_waits) {
 		struct lock *l = c->lock_waits;
 
-		ops_reply_error(c, l->req_id, ECANCELED, "lock on region '%s' not granted: %s",
-		                l->region->name, why);
+		reply_error(c, l->req_id, ECANCELED, "lock on region '%s' not granted: %s",
+		            l->region->name, why);
 		lock_drop(l);
 	}
 }
@@ -704,8 +704,8 @@ void lock_region_retire(struct region *r)
 	while (r->locks.wait_head) {
 		struct lock *l = r->locks.wait_head;
 
-		ops_reply_error(l->conn, l->req_id, ECANCELED, "region '%s' was deleted while this "
-		                "lock waited", r->name);
+		reply_error(l->conn, l->req_id, ECANCELED, "region '%s' was deleted while this "
+		            "lock waited", r->name);
 		lock_free(l);
 		region_unref(r);
 	}

@@ -28,7 +28,8 @@
 #include "msg.h"
 #include "name.h"
 #include "region.h"
-#include "server.h"
+#include "state.h"
+#include "why.h"
 
 #define META_DIR         ".mmapd"
 #define META_SUBDIR      "meta"
@@ -59,7 +60,7 @@ struct meta_op {
 };
 
 struct meta_writer {
-	struct server_job job;
+	struct state_job job;
 	int dir_fd, meta_fd;
 	unsigned long counter;        /* numbers temporary files */
 	struct meta_op *head, *tail;  /* waiting for the next batch */
@@ -193,7 +194,7 @@ static void meta_undo(struct meta_writer *w, const struct meta_op *op)
 }
 
 /* On the thread pool: the whole batch, then one fsync of the directory. */
-static void meta_run(struct server_job *job)
+static void meta_run(struct state_job *job)
 {
 	struct meta_writer *w = (struct meta_writer *)job;
 	struct meta_op *op;
@@ -227,7 +228,7 @@ static void meta_op_free(struct meta_op *op)
 	free(op);
 }
 
-static void meta_done_batch(struct server_job *job);
+static void meta_done_batch(struct state_job *job);
 
 /* Starts a batch of everything queued, if nothing is on the thread pool. */
 static void meta_kick(struct server *srv)
@@ -243,7 +244,7 @@ static void meta_kick(struct server *srv)
 	for (op = w->batch; op; op = op->next)
 		snprintf(op->tmp, sizeof(op->tmp), META_TMP_PREFIX "%ld-%lu", (long)getpid(),
 		         ++w->counter);
-	r = server_job_start(srv, &w->job, meta_run, meta_done_batch);
+	r = state_job_start(srv, &w->job, meta_run, meta_done_batch);
 	if (r < 0) {
 		log_error("cannot queue metadata writes: %s", uv_strerror(r));
 		for (op = w->batch; op; op = op->next)
@@ -252,7 +253,7 @@ static void meta_kick(struct server *srv)
 	}
 }
 
-static void meta_done_batch(struct server_job *job)
+static void meta_done_batch(struct state_job *job)
 {
 	struct meta_writer *w = (struct meta_writer *)job;
 	struct server *srv = job->srv;
@@ -330,7 +331,7 @@ int meta_save_created(struct server *srv, const char *name, const struct policy 
 	m->owned = true;
 	m->acc = *acc;
 	m->created = true;
-	m->created_ms = server_epoch_ms();
+	m->created_ms = state_epoch_ms();
 	m->size = size;
 	m->sparse = sparse;
 	r = meta_queue(srv, name, m, true, cb, arg);
@@ -411,67 +412,72 @@ static int meta_parse_access(const cJSON *obj, struct meta *m)
 }
 
 /*
- * Checks the content of metadata file file and fills *m (whose name is set from it).
- * Returns NULL when it is good, or the reason it is not.
+ * Checks the content of metadata file file and fills *ret (whose name is set from it).
+ * Returns 0, or -EINVAL (or -ENOMEM) with ret_why set to the reason it is unusable.
  */
-static const char *meta_parse(const char *file, const char *text, size_t len, struct meta **ret)
+static int meta_parse(const char *file, const char *text, size_t len, struct meta **ret,
+                      struct why *ret_why)
 {
 	char expect[META_FILE_NAME_MAX];
-	const char *name, *problem = NULL;
+	const char *name;
 	struct meta *m = NULL;
 	cJSON *obj = NULL, *policy;
 	uint64_t version;
 	size_t nlen;
-	int r;
+	int r, err = -EINVAL;
 
-	if (len == 0 || msg_parse(text, len, &obj) < 0)
-		return "not a JSON object";
+	if (len == 0 || msg_parse(text, len, &obj) < 0) {
+		why_set(ret_why, "not a JSON object");
+		return -EINVAL;
+	}
 	if (msg_get_u64(obj, "version", &version) < 0 || version != META_VERSION) {
-		problem = "wrong or missing \"version\"";
+		why_set(ret_why, "wrong or missing \"version\"");
 		goto out;
 	}
 	if (msg_get_string(obj, "name", &name) < 0 || name_check(name, strlen(name)) < 0) {
-		problem = "missing or invalid \"name\"";
+		why_set(ret_why, "missing or invalid \"name\"");
 		goto out;
 	}
 	meta_file_name(name, expect);
 	if (strcmp(expect, file) != 0) {
-		problem = "it names another region";
+		why_set(ret_why, "it names another region");
 		goto out;
 	}
 	nlen = strlen(name);
 	m = calloc(1, sizeof(*m) + nlen + 1);
 	if (!m) {
-		problem = "out of memory";
+		why_set(ret_why, "out of memory");
+		err = -ENOMEM;
 		goto out;
 	}
 	memcpy(m->name, name, nlen + 1);
 	m->policy.kind = POLICY_MANUAL;
 	policy = cJSON_GetObjectItemCaseSensitive(obj, "policy");
-	if (policy && policy_parse(policy, &m->policy, &problem) < 0)
+	if (policy && policy_parse(policy, &m->policy, ret_why) < 0)
 		goto out;
 	if (msg_get_bool(obj, "poisoned", &m->poisoned) == -EINVAL) {
-		problem = "\"poisoned\" is not a boolean";
+		why_set(ret_why, "\"poisoned\" is not a boolean");
 		goto out;
 	}
 	r = meta_parse_access(obj, m);
 	if (r < 0) {
-		problem = "bad \"uid\", \"gid\" or \"perm\"";
+		why_set(ret_why, "bad \"uid\", \"gid\" or \"perm\"");
 		goto out;
 	}
 	r = msg_get_u64(obj, "created_ms", &m->created_ms);
 	m->created = r == 0;
 	if (r == -EINVAL || msg_get_u64(obj, "size", &m->size) == -EINVAL ||
 	    msg_get_bool(obj, "sparse", &m->sparse) == -EINVAL) {
-		problem = "bad creation fields";
+		why_set(ret_why, "bad creation fields");
 		goto out;
 	}
 	*ret = m;
 	m = NULL;
+	err = 0;
 out:
 	free(m);
 	cJSON_Delete(obj);
-	return problem;
+	return err;
 }
 
 /* Moves file out of the way into the quarantine directory, keeping it for an operator. */
@@ -482,7 +488,7 @@ static void meta_quarantine(struct server *srv, int quarantine_fd, const char *f
 	unsigned n;
 
 	for (n = 0; n < 100; n++) {
-		snprintf(dest, sizeof(dest), "%" PRIu64 ".%u-%s", server_epoch_ms(), n, file);
+		snprintf(dest, sizeof(dest), "%" PRIu64 ".%u-%s", state_epoch_ms(), n, file);
 		if (renameat2(srv->meta_fd, file, quarantine_fd, dest, RENAME_NOREPLACE) == 0) {
 			log_warn("region metadata %s/" META_DIR "/" META_SUBDIR "/%s is unusable (%s); "
 			         "moved it to " META_DIR "/" META_QUARANTINE "/%s", srv->cfg->data_dir,
@@ -500,9 +506,9 @@ static void meta_quarantine(struct server *srv, int quarantine_fd, const char *f
 /* Loads one directory entry of the metadata directory. */
 static void meta_load_one(struct server *srv, int quarantine_fd, const char *file)
 {
-	const char *problem;
 	struct meta *m = NULL;
 	struct stat st;
+	struct why why;
 	char *text = NULL;
 	size_t len = 0;
 	int r;
@@ -517,10 +523,13 @@ static void meta_load_one(struct server *srv, int quarantine_fd, const char *fil
 		log_error("out of memory reading region metadata %s; ignoring it", file);
 		return;
 	}
-	problem = r < 0 ? "not a readable regular file" : meta_parse(file, text, len, &m);
+	if (r < 0)
+		why_set(&why, "not a readable regular file");
+	else
+		r = meta_parse(file, text, len, &m, &why);
 	free(text);
-	if (problem) {
-		meta_quarantine(srv, quarantine_fd, file, problem);
+	if (r < 0) {
+		meta_quarantine(srv, quarantine_fd, file, why.text);
 		return;
 	}
 	if (fsdir_lookup(srv->dir_fd, m->name, &st, NULL) == -ENOENT) {

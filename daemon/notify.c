@@ -20,7 +20,7 @@
 #include "log.h"
 #include "msg.h"
 #include "region.h"
-#include "server.h"
+#include "state.h"
 
 #define NOTIFY_WRITER_NAME_MAX 64   /* hello's client name is at most this long */
 

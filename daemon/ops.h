@@ -1,11 +1,14 @@
 /*
- * The protocol's operations: request parsing and validation, the dispatch table, and the
- * handlers of docs/protocol.md and docs/coordination.md. ops.c holds the dispatch, the small
- * ops and the helpers shared by handlers; ops_region.c open and delete, which may wait on a
- * busy region or on the thread pool; ops_list.c list and status, which read the data
- * directory; ops_coord.c the coordination ops (locks, resize, change notification, flush
- * and policy), which check their fields and hand the work to lock.c, resize.c, notify.c
- * and flush.c.
+ * The dispatcher: the protocol's operations, from request parsing and validation to the
+ * handlers of docs/protocol.md and docs/coordination.md. One thing per file: ops_table.c the
+ * op table and dispatch; ops_session.c hello, ping and close; ops_region.c open, delete and
+ * stat, which may wait on a busy region or on the thread pool; ops_list.c list and status,
+ * which read the data directory; ops_coord.c the coordination ops (locks, resize, change
+ * notification, flush and policy), which check their fields and hand the work to lock.c,
+ * resize.c, notify.c and flush.c; ops_admin.c chown, chmod, clients and stats; and the
+ * handlers' helpers: ops_get.c (field readers), ops_getregion.c (region getters), ops_json.c
+ * (JSON helpers). Replies go through reply.h, which the domain modules use too. Nothing
+ * below this layer calls it by name: the server hands it frames and continuations (state.h).
  */
 #ifndef MMAPD_DAEMON_OPS_H
 #define MMAPD_DAEMON_OPS_H
@@ -17,6 +20,7 @@
 #include <cjson/cJSON.h>
 
 #include "budget.h"
+#include "reply.h"
 
 #define OPS_CLIENT_NAME_MAX 64   /* the longest client name hello takes */
 
@@ -46,7 +50,11 @@ cJSON *ops_request_trim(cJSON *req);
 
 typedef int (*ops_handler)(struct conn *c, uint64_t id, cJSON *req);
 
-/* Handlers (ops_region.c, ops_list.c, ops_coord.c). */
+/* Handlers (ops_session.c, ops_region.c, ops_list.c, ops_coord.c, ops_admin.c). */
+int ops_hello(struct conn *c, uint64_t id, cJSON *req);
+int ops_ping(struct conn *c, uint64_t id, cJSON *req);
+int ops_close(struct conn *c, uint64_t id, cJSON *req);
+int ops_stat(struct conn *c, uint64_t id, cJSON *req);
 int ops_open(struct conn *c, uint64_t id, cJSON *req);
 int ops_delete(struct conn *c, uint64_t id, cJSON *req);
 int ops_list(struct conn *c, uint64_t id, cJSON *req);
@@ -67,20 +75,39 @@ int ops_chmod(struct conn *c, uint64_t id, cJSON *req);
 int ops_clients(struct conn *c, uint64_t id, cJSON *req);
 int ops_stats(struct conn *c, uint64_t id, cJSON *req);
 
-/* The ops in table order, for the stats op: name of op i, or NULL past the last one. */
-const char *ops_name(size_t i);
+/*
+ * The op table, one X(name, handler, fields) per op in table order (the index of the stats'
+ * request counters): ops_table.c makes the dispatch table of it, with the per-op lists of
+ * fields a waiting request keeps (fields_*, defined there), and ops_admin.c the stats' names,
+ * so that neither calls the other.
+ */
+#define OPS_TABLE(X) \
+	X("hello", ops_hello, fields_none) \
+	X("ping", ops_ping, fields_none) \
+	X("open", ops_open, fields_open) \
+	X("close", ops_close, fields_none) \
+	X("stat", ops_stat, fields_name) \
+	X("list", ops_list, fields_none) \
+	X("delete", ops_delete, fields_name) \
+	X("status", ops_status, fields_none) \
+	X("lock", ops_lock, fields_lock) \
+	X("unlock", ops_unlock, fields_none) \
+	X("locks", ops_locks, fields_name) \
+	X("resize", ops_resize, fields_resize) \
+	X("shrink-ack", ops_shrink_ack, fields_none) \
+	X("subscribe", ops_subscribe, fields_name) \
+	X("unsubscribe", ops_unsubscribe, fields_name) \
+	X("changed", ops_changed, fields_range) \
+	X("flush", ops_flush, fields_range) \
+	X("clear-error", ops_clear_error, fields_name) \
+	X("set-policy", ops_set_policy, fields_policy) \
+	X("chown", ops_chown, fields_chown) \
+	X("chmod", ops_chmod, fields_chmod) \
+	X("clients", ops_clients, fields_none) \
+	X("stats", ops_stats, fields_none)
 
-/* Helpers shared by the handlers (ops.c). */
-
-/* Sends {"id", "ok": false, "error": {...}} with a formatted message. err is positive. */
-void ops_reply_error(struct conn *c, uint64_t id, int err, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-/* Sends the ENOMEM error "the daemon is out of memory". */
-void ops_reply_nomem(struct conn *c, uint64_t id);
-/* Sends reply (consumed, may be NULL after a failed allocation: ENOMEM is answered). */
-void ops_reply_send(struct conn *c, uint64_t id, cJSON *reply);
-/* The errno to put on the wire for a local failure: err if the protocol names it, else EIO. */
-int ops_wire_errno(int err);
+/* Helpers shared by the handlers: the field readers (ops_get.c), the region getters
+ * (ops_getregion.c) and the JSON helpers (ops_json.c). */
 
 /*
  * Reads and checks the "name" field. Returns the name (borrowed from req), or NULL after
@@ -132,29 +159,6 @@ void ops_put_region(struct region *r);
  * if it cannot. Returns OPS_KEPT, for the handler to return.
  */
 int ops_defer(struct conn *c, uint64_t id, cJSON *req, struct region *r);
-
-/* Answers a failed fsdir_lookup (ENOENT, ELOOP, EINVAL, ...) for region name. */
-void ops_reply_lookup_error(struct conn *c, uint64_t id, const char *name, int err);
-/* Answers a failure to open region name's file (err positive). */
-void ops_reply_fd_error(struct conn *c, uint64_t id, const char *name, int err);
-/*
- * Answers a failed region_open_file of name (st: the file's stat, err positive): EAGAIN
- * (max_regions), EPERM (the daemon may not take the file over: who owns it, its mode and
- * what an administrator must do), EFBIG (larger than max_region_size), else as
- * ops_reply_fd_error. Logs the EPERM and EFBIG cases, which an administrator must fix.
- */
-void ops_reply_open_file_error(struct conn *c, uint64_t id, const char *name,
-                               const struct stat *st, int err);
-/* Answers EAGAIN for a region that would pass max_regions. */
-void ops_reply_max_regions(struct conn *c, uint64_t id);
-/*
- * Answers EAGAIN for a request that would take the budget b of uid past its item's limit
- * (n more of it), naming the budget; EMFILE for descriptors (the reserve included).
- */
-void ops_reply_budget(struct conn *c, uint64_t id, const struct budget *b,
-                      enum budget_item item, uint64_t n);
-/* Answers EMFILE: the daemon's last reserved_fds descriptors are kept for root and its uid. */
-void ops_reply_fd_reserve(struct conn *c, uint64_t id);
 
 /* Length of obj printed compactly, or 0 on ENOMEM. */
 size_t ops_json_len(const cJSON *obj);

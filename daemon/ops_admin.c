@@ -19,7 +19,7 @@
 #include "msg.h"
 #include "ops.h"
 #include "region.h"
-#include "server.h"
+#include "state.h"
 
 #define CLIENTS_LIMIT_MAX 1000
 
@@ -33,8 +33,8 @@ static int admin_check_owner(struct conn *c, uint64_t id, const struct region *r
 		return 0;
 	conn_warn(c, "denied %s of region '%s': not its owner (uid %" PRIu32 ")", op, r->name,
 	          r->acc.uid);
-	ops_reply_error(c, id, EPERM, "operation not permitted: only root or the owner (uid %"
-	                PRIu32 ") may %s region '%s'", r->acc.uid, op, r->name);
+	reply_error(c, id, EPERM, "operation not permitted: only root or the owner (uid %"
+	            PRIu32 ") may %s region '%s'", r->acc.uid, op, r->name);
 	return -1;
 }
 
@@ -66,11 +66,11 @@ int ops_chown(struct conn *c, uint64_t id, cJSON *req)
 	if (has_gid < 0)
 		return OPS_DONE;
 	if ((has_uid && uid >= UINT32_MAX) || (has_gid && gid >= UINT32_MAX)) {
-		ops_reply_error(c, id, EINVAL, "fields 'uid' and 'gid' must be below 4294967295");
+		reply_error(c, id, EINVAL, "fields 'uid' and 'gid' must be below 4294967295");
 		return OPS_DONE;
 	}
 	if (!has_uid && !has_gid) {
-		ops_reply_error(c, id, EINVAL, "field 'uid' or 'gid' is required");
+		reply_error(c, id, EINVAL, "field 'uid' or 'gid' is required");
 		return OPS_DONE;
 	}
 	ret = ops_get_region(c, id, req, name, 0, &r);
@@ -82,15 +82,15 @@ int ops_chown(struct conn *c, uint64_t id, cJSON *req)
 	if (has_uid && (uint32_t)uid != a.uid && c->uid != 0) {
 		conn_warn(c, "denied chown of region '%s' to uid %" PRIu64 ": only root gives regions "
 		          "away", name, uid);
-		ops_reply_error(c, id, EPERM, "operation not permitted: only root may change the "
-		                "owner of region '%s'", name);
+		reply_error(c, id, EPERM, "operation not permitted: only root may change the "
+		            "owner of region '%s'", name);
 		goto out;
 	}
 	if (has_gid && c->uid != 0 && !access_conn_in_group(c, (uint32_t)gid)) {
 		conn_warn(c, "denied chown of region '%s' to gid %" PRIu64 ": not in that group",
 		          name, gid);
-		ops_reply_error(c, id, EPERM, "operation not permitted: uid %lu is not in group %"
-		                PRIu64, (unsigned long)c->uid, gid);
+		reply_error(c, id, EPERM, "operation not permitted: uid %lu is not in group %"
+		            PRIu64, (unsigned long)c->uid, gid);
 		goto out;
 	}
 	if (has_uid)
@@ -99,7 +99,7 @@ int ops_chown(struct conn *c, uint64_t id, cJSON *req)
 		a.gid = (uint32_t)gid;
 	/* An anonymous region's memory is its owner's: the new owner is charged from now on. */
 	if (region_budget_move(r, a.uid) < 0) {
-		ops_reply_nomem(c, id);
+		reply_nomem(c, id);
 		goto out;
 	}
 	admin_apply(c, id, r, &a);
@@ -120,7 +120,7 @@ int ops_chmod(struct conn *c, uint64_t id, cJSON *req)
 	if (!name || ops_get_u64(c, id, req, "perm", true, &perm) < 0)
 		return OPS_DONE;
 	if (perm > ACCESS_PERM_MAX) {
-		ops_reply_error(c, id, EINVAL, "field 'perm' must be a mode from 0 to 0777 (511)");
+		reply_error(c, id, EINVAL, "field 'perm' must be a mode from 0 to 0777 (511)");
 		return OPS_DONE;
 	}
 	ret = ops_get_region(c, id, req, name, 0, &r);
@@ -129,8 +129,8 @@ int ops_chmod(struct conn *c, uint64_t id, cJSON *req)
 	if (r->anonymous && !r->exec && (perm & ACCESS_PERM_EXEC)) {
 		conn_warn(c, "denied chmod of anonymous region '%s' to %04o: it was created without "
 		          "exec", name, (unsigned)perm);
-		ops_reply_error(c, id, EPERM, "operation not permitted: anonymous region '%s' was "
-		                "created without \"exec\" and cannot get execute bits", name);
+		reply_error(c, id, EPERM, "operation not permitted: anonymous region '%s' was "
+		            "created without \"exec\" and cannot get execute bits", name);
 	} else if (admin_check_owner(c, id, r, "chmod") == 0) {
 		a = r->acc;
 		a.perm = (unsigned)perm;
@@ -191,8 +191,8 @@ int ops_clients(struct conn *c, uint64_t id, cJSON *req)
 	if (r < 0)
 		return OPS_DONE;
 	if (limit < 1 || limit > CLIENTS_LIMIT_MAX) {
-		ops_reply_error(c, id, EINVAL, "field 'limit' must be an integer from 1 to %d",
-		                CLIENTS_LIMIT_MAX);
+		reply_error(c, id, EINVAL, "field 'limit' must be an integer from 1 to %d",
+		            CLIENTS_LIMIT_MAX);
 		return OPS_DONE;
 	}
 	all = malloc((srv->nconns + 1) * sizeof(*all));
@@ -231,16 +231,27 @@ int ops_clients(struct conn *c, uint64_t id, cJSON *req)
 	if (i < n && ops_json_set_true(reply, "more") < 0)
 		goto nomem;
 	free(all);
-	ops_reply_send(c, id, reply);
+	reply_send(c, id, reply);
 	return OPS_DONE;
 nomem:
 	free(all);
 	cJSON_Delete(reply);
-	ops_reply_nomem(c, id);
+	reply_nomem(c, id);
 	return OPS_DONE;
 }
 
 /* The daemon's resident set size in bytes (/proc/self/statm), or 0 if unknown. */
+/* The ops' names in table order (OPS_TABLE, ops.h), the index of the request counters. */
+#define OPS_STAT_NAME(name, fn, fields) name,
+static const char *const ops_stat_names[] = { OPS_TABLE(OPS_STAT_NAME) NULL };
+#undef OPS_STAT_NAME
+
+/* Name of op i in table order, or NULL past the last one. */
+static const char *ops_stat_name(size_t i)
+{
+	return ops_stat_names[i];
+}
+
 static uint64_t stats_rss_bytes(void)
 {
 	unsigned long long size = 0, resident = 0;
@@ -318,8 +329,8 @@ static char *stats_prometheus(const struct server *srv, const struct stats_figur
 	if (!stats_append(&text, "# HELP mmapd_requests_total Requests received, by op.\n"
 	                  "# TYPE mmapd_requests_total counter\n"))
 		return NULL;
-	for (i = 0; ops_name(i); i++)
-		if (!stats_append(&text, "mmapd_requests_total{op=\"%s\"} %" PRIu64 "\n", ops_name(i),
+	for (i = 0; ops_stat_name(i); i++)
+		if (!stats_append(&text, "mmapd_requests_total{op=\"%s\"} %" PRIu64 "\n", ops_stat_name(i),
 		                  srv->stats.requests[i]))
 			return NULL;
 	if (!stats_append(&text, "mmapd_requests_total{op=\"unknown\"} %" PRIu64 "\n"
@@ -343,8 +354,8 @@ static bool stats_json_counters(const struct server *srv, cJSON *reply)
 
 	if (!ops || !errors)
 		return false;
-	for (i = 0; ops_name(i); i++)
-		if (!cJSON_AddNumberToObject(ops, ops_name(i), (double)srv->stats.requests[i]))
+	for (i = 0; ops_stat_name(i); i++)
+		if (!cJSON_AddNumberToObject(ops, ops_stat_name(i), (double)srv->stats.requests[i]))
 			return false;
 	if (!cJSON_AddNumberToObject(ops, "unknown", (double)srv->stats.requests[i]))
 		return false;
@@ -362,7 +373,7 @@ int ops_stats(struct conn *c, uint64_t id, cJSON *req)
 	int fds = fd_count(), r;
 	const struct stats_figure figures[] = {
 		{ "uptime_seconds", "gauge", "Seconds since the daemon started.",
-		  server_uptime_ms(srv) / 1000 },
+		  state_uptime_ms(srv) / 1000 },
 		{ "connections_accepted_total", "counter", "Connections accepted.", srv->stats.accepted },
 		{ "connections_refused_total", "counter",
 		  "Connections refused (max_clients, allow_connect).", srv->stats.refused },
@@ -392,7 +403,7 @@ int ops_stats(struct conn *c, uint64_t id, cJSON *req)
 
 	r = msg_get_string(req, "format", &format);
 	if (r == -EINVAL || (strcmp(format, "json") != 0 && strcmp(format, "prometheus") != 0)) {
-		ops_reply_error(c, id, EINVAL, "field 'format' must be \"json\" or \"prometheus\"");
+		reply_error(c, id, EINVAL, "field 'format' must be \"json\" or \"prometheus\"");
 		return OPS_DONE;
 	}
 	reply = msg_reply_ok(id);
@@ -417,10 +428,10 @@ int ops_stats(struct conn *c, uint64_t id, cJSON *req)
 			goto nomem;
 		}
 	}
-	ops_reply_send(c, id, reply);
+	reply_send(c, id, reply);
 	return OPS_DONE;
 nomem:
 	cJSON_Delete(reply);
-	ops_reply_nomem(c, id);
+	reply_nomem(c, id);
 	return OPS_DONE;
 }

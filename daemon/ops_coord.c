@@ -24,7 +24,7 @@
 #include "ops.h"
 #include "region.h"
 #include "resize.h"
-#include "server.h"
+#include "state.h"
 
 /* A request answered once a metadata change is on disk (clear-error, set-policy, chown...). */
 struct coord_saving {
@@ -48,8 +48,8 @@ int ops_lock(struct conn *c, uint64_t id, cJSON *req)
 		return OPS_DONE;
 	ret = msg_get_string(req, "mode", &mode);
 	if (ret < 0 || (strcmp(mode, "shared") != 0 && strcmp(mode, "exclusive") != 0)) {
-		ops_reply_error(c, id, EINVAL, ret == -ENOENT ? "field 'mode' is required"
-		                : "field 'mode' must be \"shared\" or \"exclusive\"");
+		reply_error(c, id, EINVAL, ret == -ENOENT ? "field 'mode' is required"
+		            : "field 'mode' must be \"shared\" or \"exclusive\"");
 		return OPS_DONE;
 	}
 	a.exclusive = strcmp(mode, "exclusive") == 0;
@@ -123,7 +123,7 @@ int ops_locks(struct conn *c, uint64_t id, cJSON *req)
 			return ops_defer(c, id, req, r);
 		/* A region the daemon does not hold has no locks. */
 		if (!r && (ret = fsdir_lookup(srv->dir_fd, name, &st, NULL)) < 0) {
-			ops_reply_lookup_error(c, id, name, -ret);
+			reply_lookup_error(c, id, name, -ret);
 			return OPS_DONE;
 		}
 	}
@@ -150,11 +150,11 @@ int ops_locks(struct conn *c, uint64_t id, cJSON *req)
 		goto nomem;
 	if (p.truncated && ops_json_set_true(reply, "truncated") < 0)
 		goto nomem;
-	ops_reply_send(c, id, reply);
+	reply_send(c, id, reply);
 	return OPS_DONE;
 nomem:
 	cJSON_Delete(reply);
-	ops_reply_nomem(c, id);
+	reply_nomem(c, id);
 	return OPS_DONE;
 }
 
@@ -172,12 +172,12 @@ int ops_resize(struct conn *c, uint64_t id, cJSON *req)
 	    ops_get_bool(c, id, req, "grow_only", &grow_only) < 0)
 		return OPS_DONE;
 	if (size == 0) {
-		ops_reply_error(c, id, EINVAL, "field 'size' must be at least 1");
+		reply_error(c, id, EINVAL, "field 'size' must be at least 1");
 		return OPS_DONE;
 	}
 	if (size > max) {
-		ops_reply_error(c, id, EFBIG, "field 'size' (%" PRIu64 ") is above max_region_size "
-		                "(%" PRIu64 ")", size, max);
+		reply_error(c, id, EFBIG, "field 'size' (%" PRIu64 ") is above max_region_size "
+		            "(%" PRIu64 ")", size, max);
 		return OPS_DONE;
 	}
 	ret = ops_get_region(c, id, req, name, ACCESS_WRITE, &r);
@@ -195,10 +195,10 @@ int ops_shrink_ack(struct conn *c, uint64_t id, cJSON *req)
 	if (ops_get_u64(c, id, req, "shrink", true, &shrink) < 0)
 		return OPS_DONE;
 	if (resize_ack(c, shrink) < 0)
-		ops_reply_error(c, id, ESRCH, "no shrink %" PRIu64 " waits for this connection's "
-		                "acknowledgement (unknown or finished)", shrink);
+		reply_error(c, id, ESRCH, "no shrink %" PRIu64 " waits for this connection's "
+		            "acknowledgement (unknown or finished)", shrink);
 	else
-		ops_reply_send(c, id, msg_reply_ok(id));
+		reply_send(c, id, msg_reply_ok(id));
 	return OPS_DONE;
 }
 
@@ -217,22 +217,22 @@ int ops_subscribe(struct conn *c, uint64_t id, cJSON *req)
 		return ret;
 	ret = notify_subscribe(c, r);
 	if (ret == -EALREADY) {
-		ops_reply_error(c, id, EALREADY, "this connection is subscribed to region '%s' already",
-		                name);
+		reply_error(c, id, EALREADY, "this connection is subscribed to region '%s' already",
+		            name);
 	} else if (ret == -EAGAIN) {
 		conn_warn(c, "refused a subscription: max_subscriptions_per_client (%" PRIu64 ")",
 		          c->srv->limits->max_subscriptions_per_client);
-		ops_reply_error(c, id, EAGAIN, "this connection has max_subscriptions_per_client (%"
-		                PRIu64 ") subscriptions", c->srv->limits->max_subscriptions_per_client);
+		reply_error(c, id, EAGAIN, "this connection has max_subscriptions_per_client (%"
+		            PRIu64 ") subscriptions", c->srv->limits->max_subscriptions_per_client);
 	} else if (ret < 0) {
-		ops_reply_nomem(c, id);
+		reply_nomem(c, id);
 	} else {
 		reply = msg_reply_ok(id);
 		if (reply && !cJSON_AddNumberToObject(reply, "seq", (double)r->seq)) {
 			cJSON_Delete(reply);
 			reply = NULL;
 		}
-		ops_reply_send(c, id, reply);
+		reply_send(c, id, reply);
 	}
 	ops_put_region(r);
 	return OPS_DONE;
@@ -251,9 +251,9 @@ int ops_unsubscribe(struct conn *c, uint64_t id, cJSON *req)
 		return ops_defer(c, id, req, r);
 	/* A subscription keeps its region in the table: one that is not there has none. */
 	if (!r || notify_unsubscribe(c, r) < 0)
-		ops_reply_error(c, id, ENOENT, "this connection is not subscribed to region '%s'", name);
+		reply_error(c, id, ENOENT, "this connection is not subscribed to region '%s'", name);
 	else
-		ops_reply_send(c, id, msg_reply_ok(id));
+		reply_send(c, id, msg_reply_ok(id));
 	return OPS_DONE;
 }
 
@@ -269,7 +269,7 @@ int ops_changed(struct conn *c, uint64_t id, cJSON *req)
 	    ops_get_u64(c, id, req, "length", true, &length) < 0)
 		return OPS_DONE;
 	if (length == 0) {
-		ops_reply_error(c, id, EINVAL, "field 'length' must be at least 1");
+		reply_error(c, id, EINVAL, "field 'length' must be at least 1");
 		return OPS_DONE;
 	}
 	ret = ops_get_region(c, id, req, name, ACCESS_WRITE, &r);
@@ -277,11 +277,11 @@ int ops_changed(struct conn *c, uint64_t id, cJSON *req)
 		return ret;
 	size = region_size(r);
 	if (offset > size || length > size - offset) {
-		ops_reply_error(c, id, ERANGE, "the range %" PRIu64 "+%" PRIu64 " does not lie inside "
-		                "region '%s' (%" PRIu64 " bytes)", offset, length, name, size);
+		reply_error(c, id, ERANGE, "the range %" PRIu64 "+%" PRIu64 " does not lie inside "
+		            "region '%s' (%" PRIu64 " bytes)", offset, length, name, size);
 	} else if (r->flush.poisoned && r->flush.policy.kind != POLICY_MANUAL) {
-		ops_reply_error(c, id, EIO, "region '%s' is poisoned by a failed flush, so its policy "
-		                "cannot flush the change; send clear-error first", name);
+		reply_error(c, id, EIO, "region '%s' is poisoned by a failed flush, so its policy "
+		            "cannot flush the change; send clear-error first", name);
 	} else {
 		seq = ++r->seq;
 		notify_changed(r, c, seq, offset, length);
@@ -322,7 +322,7 @@ static void coord_reply_saved(struct conn *c, uint64_t id, const struct policy *
 		cJSON_Delete(reply);
 		reply = NULL;
 	}
-	ops_reply_send(c, id, reply);
+	reply_send(c, id, reply);
 }
 
 static void coord_saved(void *arg, int result)
@@ -330,8 +330,8 @@ static void coord_saved(void *arg, int result)
 	struct coord_saving *s = arg;
 
 	if (result < 0)
-		ops_reply_error(s->conn, s->id, ops_wire_errno(-result), "the change to region '%s' is "
-		                "in effect but could not be saved: %s", s->name, strerror(-result));
+		reply_error(s->conn, s->id, reply_wire_errno(-result), "the change to region '%s' is "
+		            "in effect but could not be saved: %s", s->name, strerror(-result));
 	else
 		coord_reply_saved(s->conn, s->id, s->with_policy ? &s->policy : NULL);
 	conn_pending_done(s->conn);
@@ -352,7 +352,7 @@ void ops_save_region(struct conn *c, uint64_t id, struct region *r, const struct
 	s = calloc(1, sizeof(*s));
 	if (!s || !(s->name = strdup(r->name))) {
 		free(s);
-		ops_reply_nomem(c, id);
+		reply_nomem(c, id);
 		return;
 	}
 	s->conn = c;
@@ -363,7 +363,7 @@ void ops_save_region(struct conn *c, uint64_t id, struct region *r, const struct
 	conn_ref(c);
 	conn_pending_add(c);
 	if (meta_save_region(r, coord_saved, s) < 0) {
-		ops_reply_nomem(c, id);
+		reply_nomem(c, id);
 		conn_pending_done(c);
 		conn_unref(c);
 		free(s->name);
@@ -389,7 +389,7 @@ int ops_clear_error(struct conn *c, uint64_t id, cJSON *req)
 		r->flush.poisoned = false;
 		ops_save_region(c, id, r, NULL);
 	} else {
-		ops_reply_send(c, id, msg_reply_ok(id));
+		reply_send(c, id, msg_reply_ok(id));
 	}
 	ops_put_region(r);
 	return OPS_DONE;
@@ -398,7 +398,8 @@ int ops_clear_error(struct conn *c, uint64_t id, cJSON *req)
 int ops_set_policy(struct conn *c, uint64_t id, cJSON *req)
 {
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(req, "policy");
-	const char *name, *problem;
+	const char *name;
+	struct why why;
 	struct policy p;
 	struct region *r;
 	cJSON *event, *obj;
@@ -408,11 +409,11 @@ int ops_set_policy(struct conn *c, uint64_t id, cJSON *req)
 	if (!name)
 		return OPS_DONE;
 	if (!item) {
-		ops_reply_error(c, id, EINVAL, "field 'policy' is required");
+		reply_error(c, id, EINVAL, "field 'policy' is required");
 		return OPS_DONE;
 	}
-	if (policy_parse(item, &p, &problem) < 0) {
-		ops_reply_error(c, id, EINVAL, "%s", problem);
+	if (policy_parse(item, &p, &why) < 0) {
+		reply_error(c, id, EINVAL, "%s", why.text);
 		return OPS_DONE;
 	}
 	ret = ops_get_region(c, id, req, name, ACCESS_WRITE, &r);

@@ -23,7 +23,7 @@
 #include "msg.h"
 #include "ops.h"
 #include "region.h"
-#include "server.h"
+#include "state.h"
 
 #define LIST_LIMIT_MAX 1000
 
@@ -51,8 +51,8 @@ int ops_list(struct conn *c, uint64_t id, cJSON *req)
 		return OPS_DONE;
 	r = msg_get_u64(req, "limit", &limit);
 	if (r == -EINVAL || limit < 1 || limit > LIST_LIMIT_MAX) {
-		ops_reply_error(c, id, EINVAL, "field 'limit' must be an integer from 1 to %d",
-		                LIST_LIMIT_MAX);
+		reply_error(c, id, EINVAL, "field 'limit' must be an integer from 1 to %d",
+		            LIST_LIMIT_MAX);
 		return OPS_DONE;
 	}
 
@@ -98,12 +98,12 @@ int ops_list(struct conn *c, uint64_t id, cJSON *req)
 	}
 	if (more && ops_json_set_true(reply, "more") < 0)
 		goto nomem;
-	ops_reply_send(c, id, reply);
+	reply_send(c, id, reply);
 	return OPS_DONE;
 
 nomem:
 	cJSON_Delete(reply);
-	ops_reply_nomem(c, id);
+	reply_nomem(c, id);
 	return OPS_DONE;
 }
 
@@ -134,7 +134,7 @@ int ops_status(struct conn *c, uint64_t id, cJSON *req)
 	    !cJSON_AddStringToObject(reply, "version", MMAPD_VERSION_STRING) ||
 	    !cJSON_AddNumberToObject(reply, "protocol", (double)c->version) ||
 	    !cJSON_AddNumberToObject(reply, "pid", (double)getpid()) ||
-	    !cJSON_AddNumberToObject(reply, "uptime_ms", (double)server_uptime_ms(srv)) ||
+	    !cJSON_AddNumberToObject(reply, "uptime_ms", (double)state_uptime_ms(srv)) ||
 	    !cJSON_AddNumberToObject(reply, "clients", (double)srv->nconns) ||
 	    !cJSON_AddNumberToObject(reply, "regions", (double)(files + srv->nanonymous)) ||
 	    !cJSON_AddNumberToObject(reply, "anonymous_regions", (double)srv->nanonymous) ||
@@ -149,6 +149,6 @@ int ops_status(struct conn *c, uint64_t id, cJSON *req)
 		cJSON_Delete(limits);
 		reply = NULL;
 	}
-	ops_reply_send(c, id, reply);
+	reply_send(c, id, reply);
 	return OPS_DONE;
 }

@@ -35,7 +35,7 @@
 #include "ops.h"
 #include "region.h"
 #include "resize.h"
-#include "server.h"
+#include "state.h"
 
 struct open_args {
 	const char *name;
@@ -63,18 +63,18 @@ static int open_parse_huge(struct conn *c, uint64_t id, struct open_args *a)
 	uint64_t page = memfd_huge_page_size();
 
 	if (!a->anonymous) {
-		ops_reply_error(c, id, EINVAL, "field 'huge' needs \"anonymous\": true (file regions "
-		                "get the page size of their file system)");
+		reply_error(c, id, EINVAL, "field 'huge' needs \"anonymous\": true (file regions "
+		            "get the page size of their file system)");
 		return -1;
 	}
 	if (a->sparse) {
-		ops_reply_error(c, id, EINVAL, "fields 'huge' and 'sparse' exclude each other: huge "
-		                "pages are reserved at creation");
+		reply_error(c, id, EINVAL, "fields 'huge' and 'sparse' exclude each other: huge "
+		            "pages are reserved at creation");
 		return -1;
 	}
 	if (a->size > UINT64_MAX - (page - 1)) {
-		ops_reply_error(c, id, EFBIG, "field 'size' (%" PRIu64 ") is above max_region_size "
-		                "(%" PRIu64 ")", a->size, c->srv->limits->max_region_size);
+		reply_error(c, id, EFBIG, "field 'size' (%" PRIu64 ") is above max_region_size "
+		            "(%" PRIu64 ")", a->size, c->srv->limits->max_region_size);
 		return -1;
 	}
 	a->size = (a->size + page - 1) / page * page;
@@ -84,7 +84,8 @@ static int open_parse_huge(struct conn *c, uint64_t id, struct open_args *a)
 /* Parses and checks an open request. Returns 0, or -1 after answering with the error. */
 static int open_parse(struct conn *c, uint64_t id, const cJSON *req, struct open_args *a)
 {
-	const char *mode = NULL, *problem;
+	const char *mode = NULL;
+	struct why why;
 	const cJSON *policy;
 	int r;
 
@@ -98,7 +99,7 @@ static int open_parse(struct conn *c, uint64_t id, const cJSON *req, struct open
 	if (mode) {
 		r = region_mode_parse(mode);
 		if (r < 0) {
-			ops_reply_error(c, id, EINVAL, "field 'mode' must be \"ro\", \"rw\" or \"cow\"");
+			reply_error(c, id, EINVAL, "field 'mode' must be \"ro\", \"rw\" or \"cow\"");
 			return -1;
 		}
 		a->mode = (enum region_mode)r;
@@ -108,8 +109,8 @@ static int open_parse(struct conn *c, uint64_t id, const cJSON *req, struct open
 		return -1;
 	r = msg_get_u64(req, "size", &a->size);
 	if (r == -EINVAL) {
-		ops_reply_error(c, id, EINVAL, "field 'size' must be an integer from 1 to %" PRIu64,
-		                c->srv->limits->max_region_size);
+		reply_error(c, id, EINVAL, "field 'size' must be an integer from 1 to %" PRIu64,
+		            c->srv->limits->max_region_size);
 		return -1;
 	}
 	a->has_size = r == 0;
@@ -121,8 +122,8 @@ static int open_parse(struct conn *c, uint64_t id, const cJSON *req, struct open
 	a->policy.kind = POLICY_MANUAL;
 	policy = cJSON_GetObjectItemCaseSensitive(req, "policy");
 	a->has_policy = policy != NULL;
-	if (policy && policy_parse(policy, &a->policy, &problem) < 0) {
-		ops_reply_error(c, id, EINVAL, "%s", problem);
+	if (policy && policy_parse(policy, &a->policy, &why) < 0) {
+		reply_error(c, id, EINVAL, "%s", why.text);
 		return -1;
 	}
 	a->perm = a->exec ? ACCESS_PERM_DEFAULT_EXEC : ACCESS_PERM_DEFAULT;
@@ -131,7 +132,7 @@ static int open_parse(struct conn *c, uint64_t id, const cJSON *req, struct open
 		return -1;
 	a->has_perm = r > 0;
 	if (a->perm > ACCESS_PERM_MAX) {
-		ops_reply_error(c, id, EINVAL, "field 'perm' must be a mode from 0 to 0777 (511)");
+		reply_error(c, id, EINVAL, "field 'perm' must be a mode from 0 to 0777 (511)");
 		return -1;
 	}
 
@@ -143,18 +144,18 @@ static int open_parse(struct conn *c, uint64_t id, const cJSON *req, struct open
 		                    a->huge ? "huge" : NULL;
 
 		if (stray) {
-			ops_reply_error(c, id, EINVAL, "field '%s' is only allowed with \"create\": true",
-			                stray);
+			reply_error(c, id, EINVAL, "field '%s' is only allowed with \"create\": true",
+			            stray);
 			return -1;
 		}
 		return 0;
 	}
 	if (!a->has_size) {
-		ops_reply_error(c, id, EINVAL, "field 'size' is required with \"create\": true");
+		reply_error(c, id, EINVAL, "field 'size' is required with \"create\": true");
 		return -1;
 	}
 	if (a->size == 0) {
-		ops_reply_error(c, id, EINVAL, "field 'size' must be at least 1");
+		reply_error(c, id, EINVAL, "field 'size' must be at least 1");
 		return -1;
 	}
 	if (a->huge && open_parse_huge(c, id, a) < 0)
@@ -163,8 +164,8 @@ static int open_parse(struct conn *c, uint64_t id, const cJSON *req, struct open
 	if (a->anonymous && !a->exec)
 		a->perm &= ~ACCESS_PERM_EXEC;
 	if (a->size > c->srv->limits->max_region_size) {
-		ops_reply_error(c, id, EFBIG, "field 'size' (%" PRIu64 ") is above max_region_size (%" PRIu64 ")",
-		                a->size, c->srv->limits->max_region_size);
+		reply_error(c, id, EFBIG, "field 'size' (%" PRIu64 ") is above max_region_size (%" PRIu64 ")",
+		            a->size, c->srv->limits->max_region_size);
 		return -1;
 	}
 	return 0;
@@ -182,24 +183,24 @@ static int open_admit(struct conn *c, uint64_t id, bool created)
 	if (c->ngrants >= l->max_grants_per_client) {
 		conn_warn(c, "refused an open: it holds max_grants_per_client (%" PRIu64 ") grants",
 		          l->max_grants_per_client);
-		ops_reply_error(c, id, EAGAIN, "this connection holds max_grants_per_client (%" PRIu64
-		                ") grants; close some first", l->max_grants_per_client);
+		reply_error(c, id, EAGAIN, "this connection holds max_grants_per_client (%" PRIu64
+		            ") grants; close some first", l->max_grants_per_client);
 		return -1;
 	}
 	if (c->out_fds >= l->max_fds_in_flight) {
 		conn_warn(c, "refused an open: %zu descriptors wait unread (max_fds_in_flight %" PRIu64 ")",
 		          c->out_fds, l->max_fds_in_flight);
-		ops_reply_error(c, id, EAGAIN, "%zu descriptors wait in this connection's output queue "
-		                "(max_fds_in_flight); read your replies", c->out_fds);
+		reply_error(c, id, EAGAIN, "%zu descriptors wait in this connection's output queue "
+		            "(max_fds_in_flight); read your replies", c->out_fds);
 		return -1;
 	}
 	/* The grant's descriptor waits in the queue until the client reads it. */
 	if (!created && !budget_fits(c->budget, BUDGET_FDS, 1)) {
-		ops_reply_budget(c, id, c->budget, BUDGET_FDS, 1);
+		reply_budget(c, id, c->budget, BUDGET_FDS, 1);
 		return -1;
 	}
 	if (!budget_fd_headroom(c->srv, (uint32_t)c->uid)) {
-		ops_reply_fd_reserve(c, id);
+		reply_fd_reserve(c, id);
 		return -1;
 	}
 	return 0;
@@ -216,15 +217,15 @@ static int open_admit_create(struct conn *c, uint64_t id, const char *name)
 
 	if (!id_list_allows(&cfg->allow_create, c->uid, c->gid, c->groups, c->ngroups)) {
 		conn_warn(c, "denied the creation of region '%s': not in allow_create", name);
-		ops_reply_error(c, id, EACCES, "permission denied: uid %lu may not create regions "
-		                "(allow_create)", (unsigned long)c->uid);
+		reply_error(c, id, EACCES, "permission denied: uid %lu may not create regions "
+		            "(allow_create)", (unsigned long)c->uid);
 		return -1;
 	}
 	if (c->regions_created >= max) {
 		conn_warn(c, "refused the creation of region '%s': max_regions_created_per_client "
 		          "(%" PRIu64 ")", name, max);
-		ops_reply_error(c, id, EAGAIN, "this connection created max_regions_created_per_client "
-		                "(%" PRIu64 ") regions already", max);
+		reply_error(c, id, EAGAIN, "this connection created max_regions_created_per_client "
+		            "(%" PRIu64 ") regions already", max);
 		return -1;
 	}
 	return 0;
@@ -236,8 +237,8 @@ static int open_check_exec_allowed(struct conn *c, uint64_t id, const char *name
 	if (c->srv->cfg->allow_exec)
 		return 0;
 	conn_warn(c, "denied an executable map of region '%s': allow_exec is false", name);
-	ops_reply_error(c, id, EPERM, "operation not permitted: this daemon grants no "
-	                "executable maps (allow_exec is false)");
+	reply_error(c, id, EPERM, "operation not permitted: this daemon grants no "
+	            "executable maps (allow_exec is false)");
 	return -1;
 }
 
@@ -254,10 +255,10 @@ static int open_check_exec(struct conn *c, uint64_t id, const struct region *r, 
 		return 0;
 	conn_warn(c, "denied an executable map of region '%s': mode %04o has no execute bit",
 	          r->name, r->acc.perm);
-	ops_reply_error(c, id, EACCES, "permission denied: region '%s' has no exec consent (mode "
-	                "%04o has no execute bit%s)", r->name, r->acc.perm,
-	                r->anonymous && !r->exec ? "; an anonymous region is executable only when "
-	                "created with \"exec\": true" : "");
+	reply_error(c, id, EACCES, "permission denied: region '%s' has no exec consent (mode "
+	            "%04o has no execute bit%s)", r->name, r->acc.perm,
+	            r->anonymous && !r->exec ? "; an anonymous region is executable only when "
+	            "created with \"exec\": true" : "");
 	return -1;
 }
 
@@ -284,26 +285,26 @@ static void open_grant(struct conn *c, uint64_t id, struct region *r, enum regio
 	if (size > max_bytes || c->bytes_granted > max_bytes - size) {
 		conn_warn(c, "refused an open of '%s': max_bytes_granted_per_client (%" PRIu64 ")",
 		          r->name, max_bytes);
-		ops_reply_error(c, id, EAGAIN, "this connection holds grants of %" PRIu64 " bytes; "
-		                "%" PRIu64 " more would pass max_bytes_granted_per_client (%" PRIu64 ")",
-		                c->bytes_granted, size, max_bytes);
+		reply_error(c, id, EAGAIN, "this connection holds grants of %" PRIu64 " bytes; "
+		            "%" PRIu64 " more would pass max_bytes_granted_per_client (%" PRIu64 ")",
+		            c->bytes_granted, size, max_bytes);
 		return;
 	}
 
 	if (mode == REGION_MODE_RW && r->rdonly) {
-		ops_reply_error(c, id, EACCES, "the daemon can open region '%s' only read-only", r->name);
+		reply_error(c, id, EACCES, "the daemon can open region '%s' only read-only", r->name);
 		return;
 	}
 	/* A fresh open file description per grant: nothing shared with us or other clients. */
 	fd = fsdir_reopen(r->fd, mode == REGION_MODE_RW ? O_RDWR : O_RDONLY);
 	if (fd < 0) {
-		ops_reply_fd_error(c, id, r->name, -fd);
+		reply_fd_error(c, id, r->name, -fd);
 		return;
 	}
 	ret = grant_new(c, r, mode, &g);
 	if (ret < 0) {
 		close(fd);
-		ops_reply_nomem(c, id);
+		reply_nomem(c, id);
 		return;
 	}
 	reply = msg_reply_ok(id);
@@ -347,7 +348,7 @@ fail:
 	if (fd >= 0)
 		close(fd);
 	grant_free(g);
-	ops_reply_nomem(c, id);
+	reply_nomem(c, id);
 }
 
 /* Opens the existing region file behind pathfd (consumed) and grants it. */
@@ -359,7 +360,7 @@ static void open_existing_file(struct conn *c, uint64_t id, const struct open_ar
 
 	ret = region_open_file(c->srv, a->name, pathfd, st, &r);
 	if (ret < 0) {
-		ops_reply_open_file_error(c, id, a->name, st, -ret);
+		reply_open_file_error(c, id, a->name, st, -ret);
 		return;
 	}
 	open_grant(c, id, r, a->mode, a->exec, false);
@@ -437,22 +438,22 @@ static void open_failed(struct region_job *job, int err)
 		cJSON *req = job->req;
 
 		job->req = NULL;
-		ops_run(c, job->id, req);
+		c->srv->rerun(c, job->id, req);
 	} else if (err == EEXIST) {
-		ops_reply_error(c, job->id, EEXIST, "region '%s' already exists", r->name);
+		reply_error(c, job->id, EEXIST, "region '%s' already exists", r->name);
 	} else if (err == EACCES && r->exec) {
 		log_warn("cannot create executable anonymous region '%s': the kernel refuses "
 		         "executable memfds (vm.memfd_noexec = 2)", r->name);
-		ops_reply_error(c, job->id, EACCES, "cannot create region '%s': the kernel refuses "
-		                "executable memfds (vm.memfd_noexec = 2)", r->name);
+		reply_error(c, job->id, EACCES, "cannot create region '%s': the kernel refuses "
+		            "executable memfds (vm.memfd_noexec = 2)", r->name);
 	} else {
 		if (err == ENOSPC || err == EDQUOT)
 			log_warn("cannot create region '%s' (%" PRIu64 " bytes): %s", r->name, job->size,
 			         strerror(err));
 		else
 			log_error("cannot create region '%s': %s", r->name, strerror(err));
-		ops_reply_error(c, job->id, ops_wire_errno(err), "cannot create region '%s': %s",
-		                r->name, strerror(err));
+		reply_error(c, job->id, reply_wire_errno(err), "cannot create region '%s': %s",
+		            r->name, strerror(err));
 	}
 	region_wake(r);
 	region_job_free(job);
@@ -500,16 +501,16 @@ static void open_create(struct conn *c, uint64_t id, const struct open_args *a, 
 
 	r = region_new(srv, a->name, a->anonymous, REGION_BUSY);
 	if (!r) {
-		ops_reply_nomem(c, id);
+		reply_nomem(c, id);
 		cJSON_Delete(req);
 		return;
 	}
 	ret = region_table_add(r, false);
 	if (ret < 0) {
 		if (ret == -EAGAIN)
-			ops_reply_max_regions(c, id);
+			reply_max_regions(c, id);
 		else
-			ops_reply_nomem(c, id);
+			reply_nomem(c, id);
 		cJSON_Delete(req);
 		region_unref(r);
 		return;
@@ -519,7 +520,7 @@ static void open_create(struct conn *c, uint64_t id, const struct open_args *a, 
 	if (!job) {
 		region_table_remove(r);
 		region_unref(r);
-		ops_reply_nomem(c, id);
+		reply_nomem(c, id);
 		return;
 	}
 	job->size = a->size;
@@ -535,7 +536,7 @@ static void open_create(struct conn *c, uint64_t id, const struct open_args *a, 
 
 		ret = region_budget_attach(r, c->budget, a->size, false, &item);
 		if (ret < 0) {
-			ops_reply_budget(c, id, c->budget, item, item == BUDGET_ANON_BYTES ? a->size : 1);
+			reply_budget(c, id, c->budget, item, item == BUDGET_ANON_BYTES ? a->size : 1);
 			region_table_remove(r);
 			region_job_free(job);
 			region_unref(r);
@@ -548,7 +549,7 @@ static void open_create(struct conn *c, uint64_t id, const struct open_args *a, 
 	ret = region_job_start(job);
 	if (ret < 0) {
 		log_error("cannot queue the creation of region '%s': %s", a->name, uv_strerror(ret));
-		ops_reply_error(c, id, ENOMEM, "the daemon cannot queue work");
+		reply_error(c, id, ENOMEM, "the daemon cannot queue work");
 		region_table_remove(r);
 		region_job_free(job);
 	}
@@ -575,7 +576,7 @@ int ops_open(struct conn *c, uint64_t id, cJSON *req)
 		return OPS_DONE;
 	if (r) {
 		if (a.create && a.exclusive)
-			ops_reply_error(c, id, EEXIST, "region '%s' already exists", a.name);
+			reply_error(c, id, EEXIST, "region '%s' already exists", a.name);
 		else
 			open_grant(c, id, r, a.mode, a.exec, false);
 		return OPS_DONE;
@@ -585,14 +586,14 @@ int ops_open(struct conn *c, uint64_t id, cJSON *req)
 	if (ret == 0) {
 		if (a.create && a.exclusive) {
 			close(pathfd);
-			ops_reply_error(c, id, EEXIST, "region '%s' already exists", a.name);
+			reply_error(c, id, EEXIST, "region '%s' already exists", a.name);
 		} else {
 			open_existing_file(c, id, &a, pathfd, &st);
 		}
 		return OPS_DONE;
 	}
 	if (ret != -ENOENT || !a.create) {
-		ops_reply_lookup_error(c, id, a.name, -ret);
+		reply_lookup_error(c, id, a.name, -ret);
 		return OPS_DONE;
 	}
 	if (open_admit_create(c, id, a.name) < 0)
@@ -628,13 +629,13 @@ static void delete_done(struct region_job *job)
 	if (job->result == 0) {
 		log_info("deleted region '%s' for client %llu (pid %ld)", r->name,
 		         (unsigned long long)c->serial, (long)c->pid);
-		ops_reply_send(c, job->id, msg_reply_ok(job->id));
+		reply_send(c, job->id, msg_reply_ok(job->id));
 	} else if (err == ENOENT) {
-		ops_reply_error(c, job->id, ENOENT, "region '%s' does not exist", r->name);
+		reply_error(c, job->id, ENOENT, "region '%s' does not exist", r->name);
 	} else {
 		log_error("cannot delete region '%s': %s", r->name, strerror(err));
-		ops_reply_error(c, job->id, ops_wire_errno(err), "cannot delete region '%s': %s",
-		                r->name, strerror(err));
+		reply_error(c, job->id, reply_wire_errno(err), "cannot delete region '%s': %s",
+		            r->name, strerror(err));
 	}
 	region_wake(r);
 	region_job_free(job);
@@ -666,7 +667,7 @@ int ops_delete(struct conn *c, uint64_t id, cJSON *req)
 		         (unsigned long long)c->serial, (long)c->pid);
 		region_retire(old, c);
 		region_unref(old);
-		ops_reply_send(c, id, msg_reply_ok(id));
+		reply_send(c, id, msg_reply_ok(id));
 		return OPS_DONE;
 	}
 
@@ -680,7 +681,7 @@ int ops_delete(struct conn *c, uint64_t id, cJSON *req)
 			region_unref(old);
 			meta_remove(c->srv, name);
 		}
-		ops_reply_lookup_error(c, id, name, -ret);
+		reply_lookup_error(c, id, name, -ret);
 		return OPS_DONE;
 	}
 	if (old)
@@ -692,13 +693,13 @@ int ops_delete(struct conn *c, uint64_t id, cJSON *req)
 	/* The name stays busy until the file is gone, so nobody opens what is being unlinked. */
 	r = region_new(c->srv, name, false, REGION_BUSY);
 	if (!r) {
-		ops_reply_nomem(c, id);
+		reply_nomem(c, id);
 		return OPS_DONE;
 	}
 	job = region_job_new(r, REGION_JOB_UNLINK, c, id, req);
 	if (!job) {
 		region_unref(r);
-		ops_reply_nomem(c, id);
+		reply_nomem(c, id);
 		return OPS_KEPT;
 	}
 	/* A region held under the name leaves the table now; the unlink follows on the pool. */
@@ -708,14 +709,14 @@ int ops_delete(struct conn *c, uint64_t id, cJSON *req)
 		region_table_remove(old);
 	}
 	if (region_table_add(r, true) < 0) {
-		ops_reply_nomem(c, id);
+		reply_nomem(c, id);
 		goto fail;
 	}
 	job->done = delete_done;
 	ret = region_job_start(job);
 	if (ret < 0) {
 		log_error("cannot queue the deletion of region '%s': %s", name, uv_strerror(ret));
-		ops_reply_error(c, id, ENOMEM, "the daemon cannot queue work");
+		reply_error(c, id, ENOMEM, "the daemon cannot queue work");
 		region_table_remove(r);
 		goto fail;
 	}
@@ -726,4 +727,45 @@ fail:
 	region_job_free(job);
 	region_unref(r);
 	return OPS_KEPT;
+}
+
+int ops_stat(struct conn *c, uint64_t id, cJSON *req)
+{
+	struct region *r;
+	struct stat st;
+	const char *name;
+	cJSON *reply, *obj;
+	int ret;
+
+	name = ops_get_name(c, id, req);
+	if (!name)
+		return OPS_DONE;
+	r = region_lookup(c->srv, name);
+	if (r && r->state == REGION_BUSY)
+		return ops_defer(c, id, req, r);
+	if (r) {
+		if (ops_check_access(c, id, name, &r->acc, ACCESS_READ) < 0)
+			return OPS_DONE;
+		obj = region_to_json(r);
+	} else {
+		struct access acc;
+
+		ret = fsdir_lookup(c->srv->dir_fd, name, &st, NULL);
+		if (ret < 0) {
+			reply_lookup_error(c, id, name, -ret);
+			return OPS_DONE;
+		}
+		region_file_access(c->srv, name, &st, &acc);
+		if (ops_check_access(c, id, name, &acc, ACCESS_READ) < 0)
+			return OPS_DONE;
+		obj = region_file_json(c->srv, name, &st);
+	}
+	reply = msg_reply_ok(id);
+	if (!obj || !reply || !cJSON_AddItemToObject(reply, "region", obj)) {
+		cJSON_Delete(obj);
+		cJSON_Delete(reply);
+		reply = NULL;
+	}
+	reply_send(c, id, reply);
+	return OPS_DONE;
 }

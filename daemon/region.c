@@ -2,6 +2,9 @@
  * Region table, grants and thread-pool jobs (see region.h). All of it runs on the loop
  * thread except region_job_run, which touches only the job's own fields and the data
  * directory's descriptor; its results come back to the loop in the job's done callback.
+ * The modules that hang work off a region are told of its retirement, and asked whether it
+ * is busy, through the server's region listeners; a waiting request runs again through the
+ * dispatcher's continuation (state.h): this file names neither.
  */
 #include "region.h"
 
@@ -20,9 +23,7 @@
 #include "log.h"
 #include "meta.h"
 #include "msg.h"
-#include "notify.h"
-#include "ops.h"
-#include "server.h"
+#include "state.h"
 
 /* A request waiting for a busy region. */
 struct region_waiter {
@@ -141,7 +142,7 @@ void region_unref(struct region *r)
 		return;
 	assert(!r->in_table && r->grants == 0 && !r->wait_head && !r->holders);
 	assert(r->locks.nheld == 0 && r->locks.nwaiting == 0 && r->nsubs == 0);
-	assert(!resize_busy(r) && !flush_busy(r));
+	assert(!region_busy(r));
 	region_budget_detach(r);
 	if (r->fd >= 0)
 		close(r->fd);
@@ -293,12 +294,20 @@ int region_open_file(struct server *srv, const char *name, int pathfd, const str
 	return 0;
 }
 
+bool region_busy(const struct region *r)
+{
+	for (const struct region_listener *const *l = r->srv->region_listeners; l && *l; l++)
+		if ((*l)->busy && (*l)->busy(r))
+			return true;
+	return false;
+}
+
 void region_check_idle(struct region *r)
 {
 	if (!r->in_table || r->anonymous || r->state != REGION_READY)
 		return;
 	if (r->grants > 0 || r->locks.nheld > 0 || r->locks.nwaiting > 0 || r->nsubs > 0 ||
-	    resize_busy(r) || flush_busy(r))
+	    region_busy(r))
 		return;
 	region_table_remove(r);
 }
@@ -308,10 +317,9 @@ void region_retire(struct region *r, const struct conn *by)
 	assert(!r->in_table);
 	region_ref(r);
 	r->retired = true;
-	lock_region_retire(r);
-	resize_region_retire(r);
-	flush_region_retire(r);
-	notify_region_retire(r, by);
+	for (const struct region_listener *const *l = r->srv->region_listeners; l && *l; l++)
+		if ((*l)->retire)
+			(*l)->retire(r, by);
 	region_unref(r);
 }
 
@@ -330,7 +338,7 @@ static void region_refuse_size(struct region *r, uint64_t size)
 	                  "the daemon holds it read-only";
 	int ret;
 
-	if (resize_busy(r))
+	if (r->resizes.active || r->resizes.head)   /* resize_busy */
 		return;
 	if (!r->anonymous && !r->rdonly) {
 		do
@@ -511,7 +519,7 @@ int region_defer(struct region *r, struct conn *c, uint64_t id, cJSON *req)
 	w->next = NULL;
 	w->conn = c;
 	w->id = id;
-	w->req = ops_request_trim(req);
+	w->req = r->srv->request_trim(req);
 	conn_ref(c);
 	conn_pending_add(c);
 	if (r->wait_tail)
@@ -541,7 +549,7 @@ void region_wake(struct region *r)
 		 * Run before the request stops counting as pending: a half-closed client with
 		 * nothing else pending would otherwise look done and be closed unanswered.
 		 */
-		ops_run(c, w->id, w->req);
+		r->srv->rerun(c, w->id, w->req);
 		conn_pending_done(c);
 		conn_unref(c);
 		free(w);
@@ -713,7 +721,7 @@ struct region_job *region_job_new(struct region *r, enum region_job_kind kind, s
 	conn_ref(c);
 	conn_pending_add(c);
 	job->id = id;
-	job->req = ops_request_trim(req);
+	job->req = r->srv->request_trim(req);
 	return job;
 }
 
@@ -732,7 +740,7 @@ void region_job_free(struct region_job *job)
 }
 
 /* On a thread-pool thread: only the job's own fields and the directory descriptor. */
-static void region_job_run(struct server_job *sj)
+static void region_job_run(struct state_job *sj)
 {
 	struct region_job *job = (struct region_job *)sj;
 
@@ -751,7 +759,7 @@ static void region_job_run(struct server_job *sj)
 	}
 }
 
-static void region_job_after(struct server_job *sj)
+static void region_job_after(struct state_job *sj)
 {
 	struct region_job *job = (struct region_job *)sj;
 
@@ -763,5 +771,5 @@ static void region_job_after(struct server_job *sj)
 
 int region_job_start(struct region_job *job)
 {
-	return server_job_start(job->region->srv, &job->job, region_job_run, region_job_after);
+	return state_job_start(job->region->srv, &job->job, region_job_run, region_job_after);
 }

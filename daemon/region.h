@@ -35,7 +35,7 @@
 #include "lock.h"
 #include "memfd.h"
 #include "resize.h"
-#include "server.h"
+#include "state.h"
 
 struct conn;
 struct sub;
@@ -209,6 +209,21 @@ void grant_free(struct grant *g);
 /* Releases every grant of c. */
 void grant_free_all(struct conn *c);
 
+/*
+ * The region table's hook for the modules that hang work off a region (locks, resizes,
+ * flushes, notifications), as conn_listener is the connection's: each has a listener in the
+ * server's list (state.h, region_listeners, wired by server_init), so region.c names none of
+ * them. busy: whether work under way keeps the region in the table; retire: the region left
+ * the table (by: the connection that deleted it, or NULL). Either may be NULL.
+ */
+struct region_listener {
+	bool (*busy)(const struct region *r);
+	void (*retire)(struct region *r, const struct conn *by);
+};
+
+/* Whether a region listener has work under way on r. */
+bool region_busy(const struct region *r);
+
 /* Mode names on the wire. */
 const char *region_mode_name(enum region_mode mode);
 int region_mode_parse(const char *s);
@@ -221,7 +236,7 @@ enum region_job_kind {
 };
 
 struct region_job {
-	struct server_job job;
+	struct state_job job;
 	enum region_job_kind kind;
 	struct region *region;        /* referenced */
 	struct region *old;           /* unlink: the region the name had, or NULL; referenced */

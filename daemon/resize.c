@@ -25,9 +25,9 @@
 #include "log.h"
 #include "msg.h"
 #include "notify.h"
-#include "ops.h"
+#include "reply.h"
 #include "region.h"
-#include "server.h"
+#include "state.h"
 #include "timer.h"
 
 #define RESIZE_LAGGARDS_NAMED 16   /* pids named in a shrink timeout's message */
@@ -39,7 +39,7 @@ struct shrink_peer {
 };
 
 struct resize {
-	struct server_job job;        /* the thread-pool work of a grow or a truncation */
+	struct state_job job;        /* the thread-pool work of a grow or a truncation */
 	struct resize *next;          /* the region's queue */
 	struct resize *sprev, *snext; /* srv->shrinks, while asking */
 	struct region *region;        /* referenced */
@@ -120,7 +120,7 @@ static void resize_reply(struct resize *rs, int err, const char *message)
 	cJSON *reply, *obj;
 
 	if (err) {
-		ops_reply_error(rs->conn, rs->id, err, "%s", message);
+		reply_error(rs->conn, rs->id, err, "%s", message);
 		return;
 	}
 	reply = msg_reply_ok(rs->id);
@@ -130,7 +130,7 @@ static void resize_reply(struct resize *rs, int err, const char *message)
 		cJSON_Delete(reply);
 		reply = NULL;
 	}
-	ops_reply_send(rs->conn, rs->id, reply);
+	reply_send(rs->conn, rs->id, reply);
 }
 
 static void resize_free(struct resize *rs)
@@ -205,7 +205,7 @@ static void resize_cancel(struct resize *rs, int err, const char *message)
 	resize_finish(rs, err, message);
 }
 
-static void resize_run(struct server_job *sj)
+static void resize_run(struct state_job *sj)
 {
 	struct resize *rs = (struct resize *)sj;
 	struct stat st;
@@ -226,7 +226,7 @@ static void resize_run(struct server_job *sj)
 	}
 }
 
-static void resize_done(struct server_job *sj)
+static void resize_done(struct state_job *sj)
 {
 	struct resize *rs = (struct resize *)sj;
 	struct region *r = rs->region;
@@ -248,7 +248,7 @@ static void resize_done(struct server_job *sj)
 		log_warn("%s", message ? message : "cannot resize a region");
 		if (rs->npeers > 0)
 			resize_tell_peers(rs, message ? message : "the truncation failed");
-		resize_finish(rs, ops_wire_errno(err), message ? message : "the resize failed");
+		resize_finish(rs, reply_wire_errno(err), message ? message : "the resize failed");
 		free(message);
 	}
 	/* Opens that waited for the truncation see the new size. */
@@ -263,7 +263,7 @@ static void resize_start_job(struct resize *rs)
 
 	rs->fd = rs->region->fd;
 	rs->truncating = rs->size < rs->old_size;
-	r = server_job_start(rs->region->srv, &rs->job, resize_run, resize_done);
+	r = state_job_start(rs->region->srv, &rs->job, resize_run, resize_done);
 	if (r == 0)
 		return;
 	log_error("cannot queue a resize of region '%s': %s", rs->region->name, uv_strerror(r));
@@ -451,33 +451,33 @@ void resize_request(struct conn *c, uint64_t id, struct region *r, uint64_t size
 	struct resize *rs;
 
 	if (r->rdonly) {
-		ops_reply_error(c, id, EACCES, "the daemon can open region '%s' only read-only, so it "
-		                "cannot resize it", r->name);
+		reply_error(c, id, EACCES, "the daemon can open region '%s' only read-only, so it "
+		            "cannot resize it", r->name);
 		return;
 	}
 	/* Without its pages reserved, a hugetlb region grown past the pool would fail later, in
 	 * the clients' mappings, instead of here with ENOSPC. */
 	if (r->huge == MEMFD_HUGE_HUGETLB && sparse) {
-		ops_reply_error(c, id, EINVAL, "region '%s' has huge pages, which are reserved when it "
-		                "grows: field 'sparse' cannot be used", r->name);
+		reply_error(c, id, EINVAL, "region '%s' has huge pages, which are reserved when it "
+		            "grows: field 'sparse' cannot be used", r->name);
 		return;
 	}
 	/* hugetlbfs sizes files in whole huge pages only. */
 	if (r->huge == MEMFD_HUGE_HUGETLB && size % memfd_huge_page_size() != 0) {
-		ops_reply_error(c, id, EINVAL, "region '%s' has huge pages of %" PRIu64 " bytes; "
-		                "field 'size' must be a multiple of that", r->name,
-		                memfd_huge_page_size());
+		reply_error(c, id, EINVAL, "region '%s' has huge pages of %" PRIu64 " bytes; "
+		            "field 'size' must be a multiple of that", r->name,
+		            memfd_huge_page_size());
 		return;
 	}
 	/* Growth is charged to the owner's budget (anonymous regions only shrink never). */
 	if (r->budget && size > r->charged &&
 	    !budget_fits(r->budget, BUDGET_ANON_BYTES, size - r->charged)) {
-		ops_reply_budget(c, id, r->budget, BUDGET_ANON_BYTES, size - r->charged);
+		reply_budget(c, id, r->budget, BUDGET_ANON_BYTES, size - r->charged);
 		return;
 	}
 	rs = calloc(1, sizeof(*rs));
 	if (!rs) {
-		ops_reply_nomem(c, id);
+		reply_nomem(c, id);
 		return;
 	}
 	rs->region = r;

@@ -33,65 +33,68 @@
 #include "fsdir.h"
 #include "log.h"
 #include "meta.h"
+#include "lock.h"
 #include "msg.h"
+#include "notify.h"
+#include "ops.h"
 #include "region.h"
 #include "resize.h"
 #include "sdnotify.h"
+#include "why.h"
 
 #define SERVER_ACCEPTS_PER_WAKE 64
 #define SERVER_WARN_INTERVAL_MS 1000   /* at most one refused-connection warning per second */
 
-uint64_t server_now_ms(void)
+/*
+ * The hooks of state.h: the server, at the top, is the one file that names the modules the
+ * lower layers call up to. Teardown order is the old one: locks (which may grant waiters of
+ * other connections), subscriptions, shrink acknowledgements, then grants.
+ */
+static const struct conn_listener server_lock_listener = { .release = lock_conn_release };
+static const struct conn_listener server_notify_listener = {
+	.release = notify_conn_release,
+	.holding = notify_conn_holding,
+	.drained = notify_conn_drained,
+};
+static const struct conn_listener server_resize_listener = { .release = resize_conn_gone };
+static const struct conn_listener server_grant_listener = { .release = grant_free_all };
+static const struct conn_listener *const server_conn_listeners[] = {
+	&server_lock_listener, &server_notify_listener, &server_resize_listener,
+	&server_grant_listener, NULL,
+};
+
+static void server_lock_retire(struct region *r, const struct conn *by)
 {
-	return uv_hrtime() / 1000000u;
+	(void)by;
+	lock_region_retire(r);
 }
 
-uint64_t server_epoch_ms(void)
+static void server_resize_retire(struct region *r, const struct conn *by)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	(void)by;
+	resize_region_retire(r);
 }
 
-static void server_job_run(uv_work_t *work)
+static void server_flush_retire(struct region *r, const struct conn *by)
 {
-	struct server_job *job = (struct server_job *)work;
-
-	job->run(job);
+	(void)by;
+	flush_region_retire(r);
 }
 
-static void server_job_after(uv_work_t *work, int status)
-{
-	struct server_job *job = (struct server_job *)work;
-	struct server *s = job->srv;
-
-	/* Jobs are never cancelled, so status is always 0. */
-	(void)status;
-	s->work_pending--;
-	job->done(job);
-	server_check_finished(s);
-}
-
-int server_job_start(struct server *s, struct server_job *job, void (*run)(struct server_job *),
-                     void (*done)(struct server_job *))
-{
-	int r;
-
-	job->srv = s;
-	job->run = run;
-	job->done = done;
-	r = uv_queue_work(s->loop, &job->work, server_job_run, server_job_after);
-	if (r < 0)
-		return r;
-	s->work_pending++;
-	return 0;
-}
-
-uint64_t server_uptime_ms(const struct server *s)
-{
-	return server_now_ms() - s->start_ms;
-}
+/* Retirement order is the old one: locks, resizes, flushes, then the notifications. */
+static const struct region_listener server_lock_region = { .retire = server_lock_retire };
+static const struct region_listener server_resize_region = {
+	.busy = resize_busy,
+	.retire = server_resize_retire,
+};
+static const struct region_listener server_flush_region = {
+	.busy = flush_busy,
+	.retire = server_flush_retire,
+};
+static const struct region_listener server_notify_region = { .retire = notify_region_retire };
+static const struct region_listener *const server_region_listeners[] = {
+	&server_lock_region, &server_resize_region, &server_flush_region, &server_notify_region, NULL,
+};
 
 /* Creates dir (one level) with mode if it does not exist. Returns 0 or -errno. */
 static int server_mkdir(const char *dir, mode_t mode)
@@ -280,7 +283,14 @@ int server_init(struct server *s, uv_loop_t *loop, const struct config *cfg,
 	s->self_uid = (uint32_t)geteuid();
 	s->fd_limit = server_fd_limit();
 	s->mem_half = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE) / 2;
-	s->start_ms = server_now_ms();
+	s->start_ms = state_now_ms();
+	s->check_finished = server_check_finished;
+	s->handle_frame = ops_handle_frame;
+	s->rerun = ops_run;
+	s->request_trim = ops_request_trim;
+	s->adopt_conn = fdconn_adopt;
+	s->conn_listeners = server_conn_listeners;
+	s->region_listeners = server_region_listeners;
 	flush_hook_init();
 
 	if (passed->listen_fd >= 0) {
@@ -323,7 +333,7 @@ static void server_unlink_socket(struct server *s)
 /* The level for a refusal: warn at most once a second, since refusals come in floods. */
 static enum log_level server_refusal_level(uint64_t *last_ms)
 {
-	uint64_t now = server_now_ms();
+	uint64_t now = state_now_ms();
 
 	if (*last_ms != 0 && now - *last_ms < SERVER_WARN_INTERVAL_MS)
 		return LOG_LEVEL_DEBUG;
@@ -335,40 +345,6 @@ static enum log_level server_refusal_level(uint64_t *last_ms)
  * Tells a refused connection why (an "error" event with err and message), and closes it.
  * Refusals come in floods: at most one a second is logged at warn.
  */
-int server_admit_uid(const struct server *s, uid_t uid, char *why, size_t len)
-{
-	const struct budget *b = budget_find(s, (uint32_t)uid);
-	bool exempt = budget_uid_exempt(s, (uint32_t)uid);
-
-	if (s->nconns >= s->limits->max_clients) {
-		snprintf(why, len, "too many connections (max_clients is %llu)",
-		         (unsigned long long)s->limits->max_clients);
-		return EUSERS;
-	}
-	if (exempt)
-		return 0;
-	if (s->nconns_unprivileged >= budget_max_unprivileged_clients(s)) {
-		snprintf(why, len, "too many connections (max_clients is %llu, of which %llu are "
-		         "reserved for root and the daemon's user: reserved_clients)",
-		         (unsigned long long)s->limits->max_clients,
-		         (unsigned long long)(s->limits->max_clients - budget_max_unprivileged_clients(s)));
-		return EUSERS;
-	}
-	if (b && b->used[BUDGET_CONNECTIONS] >= s->limits->max_clients_per_uid) {
-		snprintf(why, len, "too many connections from uid %lu (max_clients_per_uid is %llu)",
-		         (unsigned long)uid, (unsigned long long)s->limits->max_clients_per_uid);
-		return EUSERS;
-	}
-	if (b && b->used[BUDGET_FDS] >= s->limits->max_fds_per_uid) {
-		snprintf(why, len, "uid %lu makes the daemon hold %llu descriptors "
-		         "(max_fds_per_uid is %llu)", (unsigned long)uid,
-		         (unsigned long long)b->used[BUDGET_FDS],
-		         (unsigned long long)s->limits->max_fds_per_uid);
-		return EMFILE;
-	}
-	return 0;
-}
-
 static void server_refuse(struct server *s, int fd, pid_t pid, uid_t uid, int err,
                           const char *message)
 {
@@ -437,7 +413,7 @@ static void server_on_listen(uv_poll_t *handle, int status, int events)
 		socklen_t credlen = sizeof(cred);
 		uint32_t *groups = NULL;
 		size_t ngroups = 0;
-		char message[160];
+		struct why why;
 		struct conn *c;
 		int fd, r;
 
@@ -458,22 +434,22 @@ static void server_on_listen(uv_poll_t *handle, int status, int events)
 		r = access_peer_groups(fd, &groups, &ngroups);
 		if (r < 0)
 			log_debug("SO_PEERGROUPS failed: %s", strerror(-r));
-		r = server_admit_uid(s, cred.uid, message, sizeof(message));
+		r = budget_admit_uid(s, cred.uid, &why);
 		if (r == 0 && !budget_fd_allowed(s, (uint32_t)cred.uid, fd)) {
-			snprintf(message, sizeof(message), "the daemon is near its descriptor limit: "
-			         "the last %llu are reserved for root and its own user (reserved_fds)",
-			         (unsigned long long)s->limits->reserved_fds);
-			r = EMFILE;
+			why_set(&why, "the daemon is near its descriptor limit: the last %llu are "
+			        "reserved for root and its own user (reserved_fds)",
+			        (unsigned long long)s->limits->reserved_fds);
+			r = -EMFILE;
 		}
-		if (r != 0) {
-			server_refuse(s, fd, cred.pid, cred.uid, r, message);
+		if (r < 0) {
+			server_refuse(s, fd, cred.pid, cred.uid, -r, why.text);
 			free(groups);
 			continue;
 		}
 		if (!id_list_allows(&s->cfg->allow_connect, cred.uid, cred.gid, groups, ngroups)) {
-			snprintf(message, sizeof(message), "permission denied: uid %lu may not connect "
-			         "(allow_connect)", (unsigned long)cred.uid);
-			server_refuse(s, fd, cred.pid, cred.uid, EACCES, message);
+			why_set(&why, "permission denied: uid %lu may not connect (allow_connect)",
+			        (unsigned long)cred.uid);
+			server_refuse(s, fd, cred.pid, cred.uid, EACCES, why.text);
 			free(groups);
 			continue;
 		}

@@ -5,7 +5,7 @@
 #   - every MMAPD_EXPORT function of a public header (client/mmapd.h, the toolbox's
 #     client/toolbox/*/mmapd-*.h): declared in a ```c block of docs/client-api.md and in the
 #     SYNOPSIS of docs/libmmapd.3, which also shows the #include of each such header;
-#   - every op of daemon/ops.c's ops_table: a heading of its own in docs/protocol.md;
+#   - every op of daemon/ops.h's OPS_TABLE: a heading of its own in docs/protocol.md;
 #   - every event the daemon sends (msg_event, notify_event_new, sub_send_seq_event in daemon/):
 #     a row of the table under "## Events" in docs/protocol.md;
 #   - every config key daemon/config.c accepts: named in docs/mmapd.8 and docs/operations.md;
@@ -59,8 +59,8 @@ for f in $funcs; do
 done
 
 # ---- protocol ops ----
-ops=$(sed -n '/ops_table\[\] = {/,/^};/p' daemon/ops.c | sed -nE 's/^[[:space:]]*\{ "([a-z-]+)",.*/\1/p')
-nonempty "ops in daemon/ops.c's ops_table" "$ops"
+ops=$(sed -n '/^#define OPS_TABLE(X)/,/^$/p' daemon/ops.h | sed -nE 's/^[[:space:]]*X\("([a-z-]+)",.*/\1/p')
+nonempty "ops in daemon/ops.h's OPS_TABLE" "$ops"
 proto_heads=$(grep -E '^#{2,4} ' docs/protocol.md)
 for op in $ops; do
 	checked=$((checked + 1))

@@ -32,4 +32,12 @@ bool proto_policy_has_value(unsigned kind);
  */
 cJSON *proto_policy_json(unsigned kind, uint64_t value);
 
+/*
+ * Reads a policy object ({"kind": ..., "value": N}), the decoder of proto_policy_json.
+ * Returns 0 with *ret_kind and *ret_value set (value 0 for a kind without one), or -EINVAL
+ * with *ret_problem set to a sentence that names the offending field.
+ */
+int proto_policy_parse(const cJSON *obj, unsigned *ret_kind, uint64_t *ret_value,
+                       const char **ret_problem);
+
 #endif

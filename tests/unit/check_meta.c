@@ -193,7 +193,7 @@ START_TEST(test_meta_save_created_writes_the_file)
 	uint64_t before, created;
 
 	inproc_start(&P);
-	before = (uint64_t)server_epoch_ms();
+	before = (uint64_t)state_epoch_ms();
 	save_created("alpha", &pol, &acc, 8192, true);
 
 	m = meta_find(&P.srv, "alpha");
@@ -214,7 +214,7 @@ START_TEST(test_meta_save_created_writes_the_file)
 	ck_assert(test_json_bool(obj, "sparse"));
 	created = test_json_u64(obj, "created_ms");
 	ck_assert_uint_ge(created, before);
-	ck_assert_uint_le(created, (uint64_t)server_epoch_ms());
+	ck_assert_uint_le(created, (uint64_t)state_epoch_ms());
 	policy = cJSON_GetObjectItemCaseSensitive(obj, "policy");
 	ck_assert_ptr_nonnull(policy);
 	ck_assert_str_eq(test_json_str(policy, "kind"), "interval");

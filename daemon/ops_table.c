@@ -1,0 +1,177 @@
+/*
+ * Request dispatch (see ops.h). A frame's payload is parsed strictly (msg_parse: valid UTF-8,
+ * so that no client's bytes can make a reply invalid text for another), its "id" and "op"
+ * read, the op looked up in the table below, and the handler run; every request read from a
+ * well-formed frame gets exactly one reply, from here or, for requests that wait, from
+ * whoever finishes them. Handlers validate their own fields and name the offending field in
+ * every EINVAL message; the table lists, per op, the fields a request keeps while it waits.
+ */
+#include "ops.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "msg.h"
+#include "state.h"
+#include "utf8.h"
+
+/* The fields each op reads, which a request keeps while it waits (ops_request_trim). */
+static const char *const fields_none[] = { "op", NULL };
+static const char *const fields_name[] = { "op", "name", NULL };
+static const char *const fields_open[] = {
+	"op", "name", "mode", "create", "exclusive", "size", "anonymous", "sparse", "policy", "perm",
+	"exec", "huge", NULL,
+};
+static const char *const fields_lock[] = {
+	"op", "name", "offset", "length", "mode", "wait", "timeout_ms", NULL,
+};
+static const char *const fields_range[] = { "op", "name", "offset", "length", NULL };
+static const char *const fields_resize[] = { "op", "name", "size", "sparse", NULL };
+static const char *const fields_policy[] = { "op", "name", "policy", NULL };
+static const char *const fields_chown[] = { "op", "name", "uid", "gid", NULL };
+static const char *const fields_chmod[] = { "op", "name", "perm", NULL };
+/* Within a policy object. */
+static const char *const fields_policy_object[] = { "kind", "value", NULL };
+
+static const struct {
+	const char *name;
+	ops_handler fn;
+	const char *const *fields;
+} ops_table[] = {
+#define OPS_ENTRY(name, fn, fields) { name, fn, fields },
+	OPS_TABLE(OPS_ENTRY)
+#undef OPS_ENTRY
+};
+
+#define OPS_COUNT (sizeof(ops_table) / sizeof(ops_table[0]))
+
+_Static_assert(OPS_COUNT < SERVER_STAT_OPS_MAX, "the stats have a slot per op and one more");
+
+#define OPS_ECHO_MAX 64   /* the most of an unknown op's name its error message repeats */
+
+/* The index of op in the table, or OPS_COUNT when it is unknown. */
+static size_t ops_find(const char *op)
+{
+	size_t i;
+
+	for (i = 0; i < OPS_COUNT; i++)
+		if (strcmp(op, ops_table[i].name) == 0)
+			break;
+	return i;
+}
+
+/* Deletes every member of obj not named in keep (a NULL-terminated list). */
+static void ops_trim_object(cJSON *obj, const char *const *keep)
+{
+	cJSON *item = obj->child;
+
+	while (item) {
+		cJSON *next = item->next;
+		size_t i;
+
+		for (i = 0; keep[i]; i++)
+			if (item->string && strcmp(item->string, keep[i]) == 0)
+				break;
+		if (!keep[i])
+			cJSON_Delete(cJSON_DetachItemViaPointer(obj, item));
+		else if (strcmp(keep[i], "policy") == 0 && cJSON_IsObject(item))
+			ops_trim_object(item, fields_policy_object);
+		item = next;
+	}
+}
+
+cJSON *ops_request_trim(cJSON *req)
+{
+	const char *op = NULL;
+	size_t i;
+
+	/* Requests wait only after their handler checked them, so "op" names a known op. */
+	if (msg_get_string(req, "op", &op) < 0)
+		return req;
+	i = ops_find(op);
+	if (i < OPS_COUNT)
+		ops_trim_object(req, ops_table[i].fields);
+	return req;
+}
+
+void ops_run(struct conn *c, uint64_t id, cJSON *req)
+{
+	const char *op;
+	size_t i;
+
+	if (!conn_alive(c)) {
+		cJSON_Delete(req);
+		return;
+	}
+	if (ops_get_string(c, id, req, "op", true, &op) < 0)
+		goto done;
+	i = ops_find(op);
+	if (i == OPS_COUNT) {
+		/* At most OPS_ECHO_MAX bytes of it, cut before a character rather than inside one. */
+		int n = (int)strnlen(op, OPS_ECHO_MAX);
+
+		while (n > 0 && ((unsigned char)op[n] & 0xc0) == 0x80)
+			n--;
+		reply_error(c, id, ENOSYS, "unknown op '%.*s'", n, op);
+		goto done;
+	}
+	if (ops_table[i].fn == ops_hello ? c->hello_done : !c->hello_done) {
+		reply_error(c, id, EPROTO, c->hello_done ? "hello was already sent on this connection"
+		                                        : "send hello first");
+		goto done;
+	}
+	if (ops_table[i].fn(c, id, req) == OPS_KEPT)
+		return;
+done:
+	cJSON_Delete(req);
+}
+
+#define OPS_MALFORMED "the request is not a well-formed JSON object (at most %d levels of " \
+                      "objects and arrays, no \\u0000 in strings, no key twice in one object)"
+
+void ops_handle_frame(struct conn *c, const char *payload, size_t len)
+{
+	cJSON *req = NULL;
+	const char *op;
+	uint64_t id;
+	int r;
+
+	r = msg_parse(payload, len, &req);
+	if (r == -ENOMEM) {
+		reply_error_noid(c, ENOMEM, "the daemon is out of memory");
+		return;
+	}
+	if (r == -EILSEQ) {
+		size_t bad = 0;
+
+		/* Only the offset: the bytes themselves would make this reply invalid too. */
+		utf8_check(payload, len, &bad);
+		reply_error_noid(c, EBADMSG, "the request is not valid UTF-8 at byte %zu", bad);
+		return;
+	}
+	if (r < 0) {
+		/* An id that can still be read is answered, so a pipelining client knows which. */
+		if (msg_parse_id(payload, len, &id) == 0)
+			reply_error(c, id, EBADMSG, OPS_MALFORMED, PROTO_JSON_DEPTH_MAX);
+		else
+			reply_error_noid(c, EBADMSG, OPS_MALFORMED, PROTO_JSON_DEPTH_MAX);
+		return;
+	}
+	r = msg_get_u64(req, "id", &id);
+	if (r < 0) {
+		reply_error_noid(c, EINVAL, r == -ENOENT ? "field 'id' is required"
+		                 : "field 'id' must be an integer from 0 to 2^53-1");
+		cJSON_Delete(req);
+		return;
+	}
+	/* Counted once here: a request that waits runs through ops_run again. */
+	c->srv->stats.requests[msg_get_string(req, "op", &op) == 0 ? ops_find(op) : OPS_COUNT]++;
+	ops_run(c, id, req);
+}
