@@ -33,6 +33,13 @@
 
 #define CONN_LINGER_MS      1000          /* how long an error or shutdown event may take */
 #define CONN_READS_PER_WAKE 4             /* recvmsg calls per readiness event, for fairness */
+/*
+ * A connection's turn: a client may pipeline a whole buffer of requests (64 KiB is thousands
+ * of small ones, or hundreds of list pages). Once this many have run, or they took this long,
+ * the rest wait for the next loop turn, so every other connection's requests run in between.
+ */
+#define CONN_FRAMES_PER_TURN 64
+#define CONN_TURN_NS         1000000u     /* 1 ms */
 #define CONN_DISCARD_MAX    (256u << 10)  /* input drained before the final close */
 #define CONN_WARNINGS_MAX   10            /* limit warnings per connection before going quiet */
 #define CONN_TRIM_BYTES     (1u << 20)    /* a queue this large, dropped, is worth a malloc_trim */
@@ -46,7 +53,14 @@
 static void conn_update_poll(struct conn *c);
 static int conn_write(struct conn *c);
 static void conn_on_poll(uv_poll_t *handle, int status, int events);
-static bool conn_dispatch(struct conn *c);
+/* What conn_dispatch did: the connection ended, the buffer is empty, or a turn's worth ran. */
+enum conn_dispatched {
+	CONN_DISPATCH_ENDED,
+	CONN_DISPATCH_IDLE,
+	CONN_DISPATCH_YIELDED,
+};
+
+static enum conn_dispatched conn_dispatch(struct conn *c);
 
 /* True while the connection has as many waiting requests as it may. */
 static bool conn_paused(const struct conn *c)
@@ -385,7 +399,9 @@ static void conn_update_poll(struct conn *c)
 
 	if (c->state == CONN_CLOSED)
 		return;
-	if ((c->state == CONN_OPEN || c->state == CONN_LINGER) && !c->eof && !conn_paused(c))
+	/* Nothing more is read while requests already read wait their turn (or a slot). */
+	if ((c->state == CONN_OPEN || c->state == CONN_LINGER) && !c->eof && !conn_paused(c) &&
+	    !c->yielded)
 		want |= UV_READABLE;
 	if (c->out_head)
 		want |= UV_WRITABLE;
@@ -628,15 +644,73 @@ void conn_pending_add(struct conn *c)
 	c->pending++;
 }
 
-/* Runs the frames that waited in the buffer while the connection was paused. */
-static void conn_on_resume(uv_timer_t *timer)
+/*
+ * Deferred turns. A connection with requests left in its buffer (it yielded its turn, or
+ * was paused and a slot freed) joins the server's queue; an idle handle, active while the
+ * queue is not empty, gives each queued connection one turn per loop iteration. An idle
+ * handle, not a 0 ms timer: libuv runs a timer that restarts itself from its callback again
+ * in the same pass, before any I/O, which would let one connection hold the loop after all.
+ */
+static void conn_on_turns(uv_idle_t *idle)
 {
-	struct conn *c = timer->data;
+	struct server *srv = idle->data;
+	struct conn *c = srv->turns_head;
 
+	/* Connections queued by these turns wait for the next iteration. */
+	srv->turns_head = srv->turns_tail = NULL;
+	while (c) {
+		struct conn *next = c->turn_next;
+
+		c->turn_next = NULL;
+		c->yielded = false;
+		if (conn_dispatch(c) != CONN_DISPATCH_ENDED)
+			conn_update_poll(c);
+		conn_unref(c);
+		c = next;
+	}
+	if (!srv->turns_head)
+		uv_idle_stop(idle);
+}
+
+/* Queues c for a turn at the next loop iteration (once). */
+static void conn_turn_later(struct conn *c)
+{
+	struct server *srv = c->srv;
+
+	if (c->yielded)
+		return;
+	if (!srv->turns_init) {
+		uv_idle_init(srv->loop, &srv->turns_idle);
+		srv->turns_idle.data = srv;
+		srv->turns_init = true;
+	}
+	c->yielded = true;
 	conn_ref(c);
-	if (conn_dispatch(c))
-		conn_update_poll(c);
-	conn_unref(c);
+	if (srv->turns_tail)
+		srv->turns_tail->turn_next = c;
+	else
+		srv->turns_head = c;
+	srv->turns_tail = c;
+	uv_idle_start(&srv->turns_idle, conn_on_turns);
+}
+
+void conn_turns_stop(struct server *srv)
+{
+	struct conn *c = srv->turns_head;
+
+	srv->turns_head = srv->turns_tail = NULL;
+	while (c) {
+		struct conn *next = c->turn_next;
+
+		c->turn_next = NULL;
+		c->yielded = false;
+		conn_unref(c);
+		c = next;
+	}
+	if (srv->turns_init) {
+		uv_close((uv_handle_t *)&srv->turns_idle, NULL);
+		srv->turns_init = false;
+	}
 }
 
 bool conn_may_park(const struct conn *c)
@@ -666,11 +740,8 @@ void conn_pending_done(struct conn *c)
 	if (conn_done(c)) {
 		conn_close_soon(c);
 	} else if (c->state == CONN_OPEN && c->pending == CONN_PENDING_MAX - 1) {
-		/*
-		 * Not dispatching here: we may be deep inside another request's completion. The
-		 * timer is free while the connection is open (it only counts down a linger).
-		 */
-		uv_timer_start(&c->timer, conn_on_resume, 0, 0);
+		/* Not dispatching here: we may be deep inside another request's completion. */
+		conn_turn_later(c);
 	}
 }
 
@@ -732,31 +803,43 @@ static void conn_on_eof(struct conn *c)
 	conn_update_poll(c);
 }
 
-/* Hands every complete buffered frame to ops. Returns false when the connection ended. */
-static bool conn_dispatch(struct conn *c)
+/*
+ * Hands the complete buffered frames to ops, once hello is done for one turn at most (see
+ * CONN_FRAMES_PER_TURN); the rest run at the connection's next turn (conn_turn_later). Before
+ * hello every request but hello is answered EPROTO at once, so there is no turn to bound.
+ */
+static enum conn_dispatched conn_dispatch(struct conn *c)
 {
+	uint64_t start = uv_hrtime();
 	const char *payload;
+	unsigned ran = 0;
 	size_t len;
 	int r;
 
 	while (c->state == CONN_OPEN) {
 		if (conn_paused(c))
-			return true;
+			return CONN_DISPATCH_IDLE;
+		if (c->hello_done && ran > 0 &&
+		    (ran == CONN_FRAMES_PER_TURN || uv_hrtime() - start >= CONN_TURN_NS)) {
+			conn_turn_later(c);
+			return CONN_DISPATCH_YIELDED;
+		}
 		r = frame_reader_next(&c->reader, &payload, &len);
 		if (r == 0)
-			return true;
+			return CONN_DISPATCH_IDLE;
 		if (r == -EPROTO) {
 			conn_fail(c, EPROTO, "zero-length frame");
-			return false;
+			return CONN_DISPATCH_ENDED;
 		}
 		if (r < 0) {
 			conn_fail(c, EMSGSIZE, "frame longer than max_frame (%llu bytes)",
 			          (unsigned long long)c->srv->limits->max_frame);
-			return false;
+			return CONN_DISPATCH_ENDED;
 		}
 		c->srv->handle_frame(c, payload, len);
+		ran++;
 	}
-	return false;
+	return CONN_DISPATCH_ENDED;
 }
 
 static void conn_read(struct conn *c)
@@ -773,7 +856,7 @@ static void conn_read(struct conn *c)
 		if (c->state == CONN_LINGER) {
 			p = scratch;
 			avail = sizeof(scratch);
-		} else if (c->state == CONN_OPEN && !conn_paused(c)) {
+		} else if (c->state == CONN_OPEN && !conn_paused(c) && !c->yielded) {
 			r = frame_reader_space(&c->reader, &p, &avail);
 			if (r < 0) {
 				conn_fail(c, ENOMEM, "out of memory for the input buffer");
@@ -818,7 +901,8 @@ static void conn_read(struct conn *c)
 			return;
 		}
 		frame_reader_commit(&c->reader, (size_t)n);
-		if (!conn_dispatch(c))
+		/* Yielded: the buffer still holds this turn's leftovers; read more next turn. */
+		if (conn_dispatch(c) != CONN_DISPATCH_IDLE)
 			return;
 	}
 }

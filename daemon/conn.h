@@ -93,6 +93,8 @@ struct conn {
 	int events;                   /* events poll is started with; 0 when stopped */
 	enum conn_state state;
 	bool eof;                     /* the client shut down its sending side */
+	bool yielded;                 /* buffered requests wait for the next loop turn */
+	struct conn *turn_next;       /* in srv->turns while yielded (referenced there) */
 
 	struct frame_reader reader;
 	struct fd_queue fdq;
@@ -215,5 +217,11 @@ void conn_parked_done(struct conn *c);
 
 /* Logs a refused limit at warn, then (after a few) at debug only, naming the client. */
 void conn_warn(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Closes the handle that runs connections' deferred turns (at the end of the shutdown, and
+ * in server_done). Connections still waiting for a turn are dropped from the queue.
+ */
+void conn_turns_stop(struct server *srv);
 
 #endif

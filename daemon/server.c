@@ -637,6 +637,7 @@ void server_check_finished(struct server *s)
 	resize_checker_stop(s);
 	server_sd_stop(s);
 	dirindex_stop(s);
+	conn_turns_stop(s);
 }
 
 void server_done(struct server *s)
@@ -648,6 +649,7 @@ void server_done(struct server *s)
 	server_close_signals(s);
 	resize_checker_stop(s);
 	server_sd_stop(s);
+	conn_turns_stop(s);
 	free(s->sd_status);
 	s->sd_status = NULL;
 	htab_iter_init(&s->regions, &it);

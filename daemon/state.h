@@ -67,6 +67,11 @@ struct server {
 
 	struct conn *conns;        /* every connection not yet closed */
 	size_t nconns;
+	/* Connections whose buffered requests wait for their next turn (conn.c), and the idle
+	 * handle that gives each one turn per loop iteration while any waits. */
+	struct conn *turns_head, *turns_tail;
+	uv_idle_t turns_idle;
+	bool turns_init;           /* turns_idle initialised and not yet closed */
 	size_t nconns_unprivileged;/* of those, peers that are not exempt from budgets */
 	struct htab budgets;       /* struct budget by uid (budget.c) */
 	uint32_t self_uid;         /* the daemon's effective uid: exempt like root */
