@@ -36,6 +36,7 @@
 #include "fdpass.h"
 #include "frame.h"
 #include "mmapd.h"
+#include "tuning.h"
 
 enum client_state {
 	CLIENT_UP,      /* the socket works (a reconnection may still be restoring state) */

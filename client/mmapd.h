@@ -42,6 +42,24 @@ extern "C" {
 #define MMAPD_VERSION_PATCH 0
 
 /*
+ * How this ABI grows (0.x: the version node stays MMAPD_0.1 until 1.0; docs/client-api.md,
+ * "ABI"):
+ *  - Option structs the caller fills (struct mmapd_open_opts) begin with their own size,
+ *    set by their initializer macro (MMAPD_OPEN_OPTS()); the library reads only the fields
+ *    that size covers and takes the rest as zero, so a field added later never changes what
+ *    an older caller meant.
+ *  - Info structs (struct mmapd_region_info, mmapd_status, mmapd_client_info,
+ *    mmapd_lock_info, mmapd_event) are only ever allocated by the library and handed out by
+ *    pointer; lists are opaque (_count, _at, _free), so no caller compiles in their size or
+ *    stride. New fields are only appended. Never allocate one, copy one by value or use its
+ *    sizeof. Strings in them are pointers into the object, not fixed arrays.
+ *  - Every public enum has a _MMAPD_*_FORCE_INT32 member, so it is 32 bits wide whatever
+ *    values are added; flags are unsigned with defined bits, and unknown bits are refused.
+ *  - The library's tuning limits are not macros here; they can change in any release.
+ *  - Every destructor (_close, _free, mmapd_disconnect) returns void and accepts NULL.
+ */
+
+/*
  * The version of the libmmapd the program runs against, "MAJOR.MINOR.PATCH" (e.g. "0.1.0");
  * the MMAPD_VERSION_* macros above give the version of the header it was compiled with.
  * Returns a static string, never NULL.
@@ -61,6 +79,7 @@ enum mmapd_mode {
 	MMAPD_MODE_RO = 0,  /* read-only: the descriptor itself is O_RDONLY */
 	MMAPD_MODE_RW = 1,  /* read-write, shared with every other process */
 	MMAPD_MODE_COW = 2, /* copy-on-write: writes stay private to this mapping */
+	_MMAPD_MODE_FORCE_INT32 = INT32_MAX, /* not a mode: makes the enum 32 bits */
 };
 
 /* Flags of struct mmapd_open_opts. */
@@ -100,6 +119,7 @@ enum mmapd_policy_kind {
 	MMAPD_POLICY_EVERY_BYTES,  /* flush once `value` bytes were reported changed */
 	MMAPD_POLICY_EVERY_WRITES, /* flush once `value` changes were reported */
 	MMAPD_POLICY_INTERVAL,     /* flush `value` ms after the first unflushed change */
+	_MMAPD_POLICY_FORCE_INT32 = INT32_MAX,
 };
 
 struct mmapd_policy {
@@ -151,6 +171,7 @@ enum mmapd_huge {
 	MMAPD_HUGE_HUGETLB,   /* a hugetlb memfd: huge pages reserved at creation */
 	MMAPD_HUGE_THP,       /* huge pages were asked for but the system had none to reserve:
 	                         transparent huge pages, advised by every libmmapd mapping */
+	_MMAPD_HUGE_FORCE_INT32 = INT32_MAX,
 };
 
 /* One region as reported by mmapd_stat() and mmapd_list(). */
@@ -471,6 +492,7 @@ enum mmapd_advice {
 	MMAPD_ADVICE_PAGEOUT,
 	MMAPD_ADVICE_POPULATE_READ,
 	MMAPD_ADVICE_POPULATE_WRITE, /* read-write and copy-on-write mappings only */
+	_MMAPD_ADVICE_FORCE_INT32 = INT32_MAX,
 };
 
 /*
@@ -517,16 +539,13 @@ MMAPD_EXPORT int mmapd_region_foreach_page(struct mmapd_region *region, uint64_t
 /* The page size the mapping is made of (a hugetlb region's: its huge page size). */
 MMAPD_EXPORT size_t mmapd_region_page_size(const struct mmapd_region *region);
 
-/* Small flushes are batched until MMAPD_FLUSH_BATCH_MAX of them or a span of this many bytes. */
-#define MMAPD_FLUSH_BATCH_MAX   64
-#define MMAPD_FLUSH_BATCH_BYTES 65536
 /*
  * Makes a range durable with msync(MS_SYNC) on our own mapping: writes through any process's
  * shared mapping reach stable storage, with no daemon round trip (the daemon's flush policy
  * and poisoning are not involved; mmapd_flush() goes through the daemon). A range shorter than
  * a page is only added to the region's pending batch, which is flushed, together with the
  * range at hand, by the next call with a range of a page or more, by len 0 (which flushes just
- * the batch; off is then ignored), or once the batch reaches the limits above.
+ * the batch; off is then ignored), or once the batch reaches the library's limits (a private count and span).
  * Returns 0 when the range (and the batch) is durable, 1 when it was only batched, or -EIO
  * (write-back failed; the daemon will also see it on its next flush), -ERANGE, -EINVAL
  * (copy-on-write mapping: its changes are private and cannot be flushed).
@@ -569,12 +588,12 @@ MMAPD_EXPORT int mmapd_region_atomic_u64_slice(struct mmapd_region *region, uint
  * go to the SIGBUS handler that was installed before, or kill the process as usual.
  *
  * The first mmapd_guard_begin() installs a SIGBUS handler (SA_SIGINFO) for the process; a
- * handler installed later must chain to it. Guards nest per thread up to MMAPD_GUARD_DEPTH;
+ * handler installed later must chain to it. Guards nest per thread (up to a private limit);
  * the mapping must not move or be closed during a guard. The handler only reads this
  * thread's guard list and calls mmap(), both async-signal-safe.
  */
-#define MMAPD_GUARD_DEPTH 8
-/* Returns 0, -EINVAL (NULL or unmapped region), -EBUSY (MMAPD_GUARD_DEPTH guards open). */
+/* Returns 0, -EINVAL (NULL or unmapped region), -EBUSY (this thread holds as many guards as
+ * the library nests: 8 today, a private limit that may change). */
 MMAPD_EXPORT int mmapd_guard_begin(struct mmapd_region *region);
 /*
  * Ends the innermost guard, which must be region's. Returns 0, -EFAULT when a fault hit the
@@ -980,6 +999,7 @@ enum mmapd_event_type {
 	MMAPD_EVENT_RECONNECTED,      /* the daemon restarted; regions were re-opened */
 	MMAPD_EVENT_LOCKS_LOST,       /* nlocks locks held before the reconnect are gone */
 	MMAPD_EVENT_FLUSH_DONE,       /* seq (the token), error, message: mmapd_flush_async() ended */
+	_MMAPD_EVENT_FORCE_INT32 = INT32_MAX,
 };
 
 struct mmapd_range {

@@ -22,6 +22,7 @@
 
 #include "harness.h"
 #include "mmapd.h"
+#include "tuning.h" /* the private limits the guard and msync batch tests probe */
 
 #define INCREMENTS 1000000
 #define PROCESSES 4
