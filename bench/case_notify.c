@@ -58,7 +58,7 @@ static void on_event(struct mmapd_client *client, const struct mmapd_event *ev, 
 static void subscriber(int sock, const void *arg)
 {
 	struct sub_args a = *(const struct sub_args *)arg;
-	struct mmapd_open_opts opts = { .mode = MMAPD_MODE_RO };
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RO);
 	struct mmapd_client *client;
 	struct mmapd_region *region;
 	struct pollfd pfd[2];
@@ -275,11 +275,8 @@ static int measure(struct notify_ctx *c, size_t n, const struct bench_opts *o)
 int case_notify(struct mmapd_client *client, const struct bench_opts *o)
 {
 	static const size_t counts[] = { 1, 10, MAX_SUBS };
-	struct mmapd_open_opts opts = {
-		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL,
-		.mode = MMAPD_MODE_RW,
-		.size = 4096,
-	};
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(
+		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL, .mode = MMAPD_MODE_RW, .size = 4096);
 	struct notify_ctx c = { .client = client };
 	struct mmapd_region *region;
 	size_t i;

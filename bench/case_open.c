@@ -62,7 +62,7 @@ static int map_touch_unmap(int fd, size_t page)
 static int run_mmapd(void *arg)
 {
 	struct open_ctx *c = arg;
-	struct mmapd_open_opts opts = { .mode = MMAPD_MODE_RO };
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RO);
 	struct mmapd_region *region;
 	int r;
 
@@ -121,11 +121,9 @@ static int run_scm_rights(void *arg)
 /* Makes the region the sides open: created through mmapd, so it is a real region. */
 static int create_region(struct mmapd_client *client)
 {
-	struct mmapd_open_opts opts = {
-		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL,
-		.mode = MMAPD_MODE_RW,
-		.size = BENCH_SMALL_REGION,
-	};
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(
+		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL, .mode = MMAPD_MODE_RW,
+		.size = BENCH_SMALL_REGION);
 	struct mmapd_region *region;
 	int r;
 

@@ -72,11 +72,8 @@ static int run_socket_twice(void *arg)
 /* The region the lock side locks: created once, 4 KiB, its mapping closed again at once. */
 static int create_lock_region(struct mmapd_client *client)
 {
-	struct mmapd_open_opts opts = {
-		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL,
-		.mode = MMAPD_MODE_RW,
-		.size = 4096,
-	};
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(
+		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL, .mode = MMAPD_MODE_RW, .size = 4096);
 	struct mmapd_region *region;
 	int r = bench_region_open(client, LOCK_REGION, &opts, &region);
 

@@ -223,11 +223,8 @@ static void stall_print_times(uint64_t queue_ns, uint64_t release_ns)
 
 int case_stall(struct mmapd_client *client, const struct bench_opts *o)
 {
-	struct mmapd_open_opts opts = {
-		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL,
-		.mode = MMAPD_MODE_RW,
-		.size = 4096,
-	};
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(
+		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL, .mode = MMAPD_MODE_RW, .size = 4096);
 	struct side sides[] = {
 		{ .label = "queuing" }, { .label = "releasing" }, { .label = "idle" },
 	};

@@ -399,11 +399,48 @@ int policy_check(const struct mmapd_policy *policy);
 cJSON *policy_json(const struct mmapd_policy *policy);
 
 /*
- * Fills *ret_info from a region object of a reply. The coordination fields (generation,
- * policy, poisoned, seq, locks) are zero/manual when absent, as from a daemon without them.
- * Returns 0, or -EPROTO when a field is missing or malformed (message not set).
+ * The info objects the library hands out (mmapd.h, "How this ABI grows"): the public struct
+ * first, so that a pointer to it is a pointer to the whole, then the storage its strings point
+ * at. Never copied by value once the pointers are set (region_entry_fix() sets them again).
  */
-int region_info_parse(const cJSON *obj, struct mmapd_region_info *ret_info);
+struct region_entry {
+	struct mmapd_region_info info;
+	char name[MMAPD_NAME_MAX + 1];
+};
+struct client_entry {
+	struct mmapd_client_info info;
+	char name[65];
+};
+struct lock_entry {
+	struct mmapd_lock_info info;
+	char region[MMAPD_NAME_MAX + 1];
+	char client[65];
+};
+struct status_entry {
+	struct mmapd_status status;
+	char version[32];
+};
+/* The opaque lists: an array of entries, allocated at once. */
+struct mmapd_region_list {
+	struct region_entry *entries;
+	size_t count;
+};
+struct mmapd_client_list {
+	struct client_entry *entries;
+	size_t count;
+};
+struct mmapd_lock_list {
+	struct lock_entry *entries;
+	size_t count;
+};
+
+/*
+ * Fills *ret from a region object of a reply (ret->info.name points at ret->name). The
+ * coordination fields (generation, policy, poisoned, seq, locks) are zero/manual when absent,
+ * as from a daemon without them. Returns 0, or -EPROTO when a field is missing or malformed
+ * (message not set).
+ */
+int region_info_parse(const cJSON *obj, struct region_entry *ret);
 
 /*
  * A listing op answered a page at a time ({"<key>": [...], "more": bool}), asked again with

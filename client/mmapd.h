@@ -127,7 +127,17 @@ struct mmapd_policy {
 	uint64_t value;            /* unused for MANUAL and ALWAYS */
 };
 
+/*
+ * Options of mmapd_region_open(). Declare them with MMAPD_OPEN_OPTS(), which sets struct_size
+ * to the size of the struct the caller was compiled with, e.g.
+ *   struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.flags = MMAPD_OPEN_CREATE, .size = 4096);
+ * The library reads only the fields struct_size covers and takes the others as zero (their
+ * defaults), so a caller built before a field was added keeps its meaning. A struct_size of
+ * 0 (a struct not made by the macro) is -EINVAL; one larger than this library knows is
+ * accepted only when the bytes it does not know are zero (else -E2BIG).
+ */
 struct mmapd_open_opts {
+	size_t struct_size;   /* sizeof(struct mmapd_open_opts) as compiled: MMAPD_OPEN_OPTS() */
 	unsigned flags;       /* MMAPD_OPEN_* */
 	enum mmapd_mode mode; /* default (zeroed struct) is MMAPD_MODE_RO */
 	uint64_t size;        /* size to create with; ignored when the region already exists */
@@ -142,10 +152,15 @@ struct mmapd_open_opts {
 	uint64_t reserve;
 	const struct mmapd_policy *policy; /* with CREATE: the initial flush policy; NULL: manual */
 };
+/* A struct mmapd_open_opts with struct_size set and the given fields (designated
+ * initializers, C99 and later); all others zero. */
+#define MMAPD_OPEN_OPTS(...) \
+	((struct mmapd_open_opts){ .struct_size = sizeof(struct mmapd_open_opts), __VA_ARGS__ })
 
-/* Server-wide figures returned by mmapd_status(). */
+/* Server-wide figures returned by mmapd_get_status(); allocated by the library only (see
+ * "How this ABI grows" above). */
 struct mmapd_status {
-	char version[32];        /* mmapd's version, e.g. "0.1.0" */
+	const char *version;     /* mmapd's version, e.g. "0.1.0" (in the object) */
 	uint32_t protocol;       /* protocol version in use on this connection */
 	int64_t pid;             /* the daemon's pid */
 	uint64_t uptime_ms;
@@ -174,9 +189,10 @@ enum mmapd_huge {
 	_MMAPD_HUGE_FORCE_INT32 = INT32_MAX,
 };
 
-/* One region as reported by mmapd_stat() and mmapd_list(). */
+/* One region as reported by mmapd_stat() and mmapd_list_regions(); allocated by the library
+ * only (see "How this ABI grows" above). */
 struct mmapd_region_info {
-	char name[MMAPD_NAME_MAX + 1];
+	const char *name;  /* in the object: valid as long as it is */
 	uint64_t size;
 	bool anonymous;
 	uint64_t grants;   /* open grants on it, all clients together */
@@ -212,9 +228,10 @@ MMAPD_EXPORT void mmapd_disconnect(struct mmapd_client *client);
 
 /*
  * Opens (or with MMAPD_OPEN_CREATE creates) the region called name, receives its descriptor
- * and maps the window opts->offset..+opts->length in opts->mode. opts may be NULL: read-only,
- * whole region, no creation. Returns 0 with *ret_region set (free with mmapd_region_close()),
- * or: -EINVAL (bad name, flags or mode), -ENAMETOOLONG, -ENOENT (no such region), -EEXIST,
+ * and maps the window opts->offset..+opts->length in opts->mode. opts (made with
+ * MMAPD_OPEN_OPTS()) may be NULL: read-only, whole region, no creation. Returns 0 with *ret_region set (free with mmapd_region_close()),
+ * or: -EINVAL (bad name, flags or mode; opts->struct_size 0), -E2BIG (opts from a newer
+ * libmmapd that sets a field this one does not know), -ENAMETOOLONG, -ENOENT (no such region), -EEXIST,
  * -EACCES (mode not allowed, e.g. read-write on a read-only file; MMAPD_OPEN_EXEC without an
  * execute bit for the caller), -EPERM (MMAPD_OPEN_EXEC while the daemon's allow_exec is false,
  * or mmap refused PROT_EXEC: a noexec mount), -ERANGE (window outside the region), -EFBIG
@@ -288,19 +305,43 @@ MMAPD_EXPORT int mmapd_region_write(struct mmapd_region *region, uint64_t off,
  */
 MMAPD_EXPORT int mmapd_delete(struct mmapd_client *client, const char *name);
 
-/* Fills *ret_info for one region. Returns 0, -ENOENT, -EINVAL. */
+/*
+ * Asks the daemon about region name. Returns 0 with *ret_info set (free with
+ * mmapd_region_info_free()), or -ENOENT, -EINVAL (NULL argument, bad name), -ENAMETOOLONG,
+ * -ENOMEM, -EPROTO (a malformed reply), or a connection error.
+ */
 MMAPD_EXPORT int mmapd_stat(struct mmapd_client *client, const char *name,
-                            struct mmapd_region_info *ret_info);
+                            struct mmapd_region_info **ret_info);
+/* mmapd_stat() of an open region's name, on its connection. */
+MMAPD_EXPORT int mmapd_region_stat(struct mmapd_region *region,
+                                   struct mmapd_region_info **ret_info);
+/* Frees what mmapd_stat() returned (not an entry of a list). Accepts NULL. */
+MMAPD_EXPORT void mmapd_region_info_free(struct mmapd_region_info *info);
+
+/* A list of regions (opaque: its length and stride are the library's). */
+struct mmapd_region_list;
+/*
+ * Lists every region, sorted by name, paging through the daemon's answers. Returns 0 with
+ * *ret_list set (free with mmapd_region_list_free(); it may be empty), or -EINVAL (NULL
+ * argument), -ENOMEM, -EPROTO (a malformed reply), or a connection error.
+ */
+MMAPD_EXPORT int mmapd_list_regions(struct mmapd_client *client,
+                                    struct mmapd_region_list **ret_list);
+/* The number of regions in list (0 for NULL). */
+MMAPD_EXPORT size_t mmapd_region_list_count(const struct mmapd_region_list *list);
+/* Region i of list (borrowed: valid until the list is freed), or NULL when i is past the end. */
+MMAPD_EXPORT const struct mmapd_region_info *mmapd_region_list_at(
+	const struct mmapd_region_list *list, size_t i);
+/* Frees the list and every entry. Accepts NULL. */
+MMAPD_EXPORT void mmapd_region_list_free(struct mmapd_region_list *list);
 
 /*
- * Lists every region, sorted by name. Returns 0 with *ret_infos (free with free()) holding
- * *ret_count entries (NULL when there are none), or a negative errno.
+ * Asks the daemon for its figures. Returns 0 with *ret_status set (free with
+ * mmapd_status_free()), or -EINVAL, -ENOMEM, -EPROTO, or a connection error.
  */
-MMAPD_EXPORT int mmapd_list(struct mmapd_client *client, struct mmapd_region_info **ret_infos,
-                            size_t *ret_count);
-
-/* Fills *ret_status with the daemon's figures. */
-MMAPD_EXPORT int mmapd_status(struct mmapd_client *client, struct mmapd_status *ret_status);
+MMAPD_EXPORT int mmapd_get_status(struct mmapd_client *client, struct mmapd_status **ret_status);
+/* Frees what mmapd_get_status() returned. Accepts NULL. */
+MMAPD_EXPORT void mmapd_status_free(struct mmapd_status *status);
 
 /* One no-op round trip to the daemon. Returns 0 or a negative errno. */
 MMAPD_EXPORT int mmapd_ping(struct mmapd_client *client);
@@ -325,10 +366,11 @@ MMAPD_EXPORT int mmapd_chown(struct mmapd_client *client, const char *name, int6
  */
 MMAPD_EXPORT int mmapd_chmod(struct mmapd_client *client, const char *name, unsigned perm);
 
-/* One connection to the daemon as reported by mmapd_clients(). */
+/* One connection to the daemon as reported by mmapd_list_clients(); allocated by the
+ * library only (see "How this ABI grows" above). */
 struct mmapd_client_info {
 	uint64_t id;                 /* the connection's number, as in the daemon's log */
-	char name[65];               /* its hello client name; "" when it gave none */
+	const char *name;            /* its hello client name; "" when it gave none (in the list) */
 	int64_t pid;                 /* the peer's credentials when it connected */
 	int64_t uid;
 	int64_t gid;
@@ -343,14 +385,21 @@ struct mmapd_client_info {
 	uint64_t queued_fds;         /* descriptors waiting to be read by it */
 };
 
+/* A list of connections (opaque). */
+struct mmapd_client_list;
 /*
  * Lists every connection to the daemon (the calling one included), sorted by id; pages
- * through the daemon's answers as mmapd_list() does. Returns 0 with *ret_clients (free with
- * free(); NULL when there are none) holding *ret_count entries, or -EINVAL (NULL argument),
- * -ENOMEM, -EPROTO (a malformed reply), or a connection error.
+ * through the daemon's answers as mmapd_list_regions() does. Returns 0 with *ret_list set
+ * (free with mmapd_client_list_free()), or -EINVAL (NULL argument), -ENOMEM, -EPROTO (a
+ * malformed reply), or a connection error.
  */
-MMAPD_EXPORT int mmapd_clients(struct mmapd_client *client, struct mmapd_client_info **ret_clients,
-                               size_t *ret_count);
+MMAPD_EXPORT int mmapd_list_clients(struct mmapd_client *client,
+                                    struct mmapd_client_list **ret_list);
+/* As mmapd_region_list_count(), _at() and _free(). */
+MMAPD_EXPORT size_t mmapd_client_list_count(const struct mmapd_client_list *list);
+MMAPD_EXPORT const struct mmapd_client_info *mmapd_client_list_at(
+	const struct mmapd_client_list *list, size_t i);
+MMAPD_EXPORT void mmapd_client_list_free(struct mmapd_client_list *list);
 
 /*
  * The daemon's counters in the Prometheus text exposition format (version 0.0.4): every
@@ -391,25 +440,34 @@ MMAPD_EXPORT int mmapd_lock(struct mmapd_client *client, const char *name, uint6
 /* Releases a lock of this client. Returns 0, -EBADF (not held by this client). */
 MMAPD_EXPORT int mmapd_unlock(struct mmapd_client *client, uint64_t lock);
 
-/* One lock, held or waited for, as reported by mmapd_locks(). */
+/* One lock, held or waited for, as reported by mmapd_list_locks(); allocated by the library
+ * only (see "How this ABI grows" above). Strings are in the list. */
 struct mmapd_lock_info {
-	char region[MMAPD_NAME_MAX + 1];
+	const char *region;
 	uint64_t lock;
 	bool waiting;        /* false: held */
 	bool exclusive;
 	uint64_t offset;
 	uint64_t length;     /* 0: to the end */
-	char client[65];     /* the holder's hello name */
+	const char *client;  /* the holder's hello name */
 	int64_t pid;
 	int64_t uid;
 	uint64_t since_ms;   /* Unix epoch ms when granted or queued */
 };
+/* A list of locks (opaque). */
+struct mmapd_lock_list;
 /*
  * Lists the locks of region name (NULL: of every region), holders first, then waiters in
- * queue order. Returns 0 with *ret_locks (free with free(); NULL when empty) and *ret_count.
+ * queue order. Returns 0 with *ret_list set (free with mmapd_lock_list_free()), or -EINVAL,
+ * -ENAMETOOLONG, -ENOMEM, -EPROTO, or a connection error.
  */
-MMAPD_EXPORT int mmapd_locks(struct mmapd_client *client, const char *name,
-                             struct mmapd_lock_info **ret_locks, size_t *ret_count);
+MMAPD_EXPORT int mmapd_list_locks(struct mmapd_client *client, const char *name,
+                                  struct mmapd_lock_list **ret_list);
+/* As mmapd_region_list_count(), _at() and _free(). */
+MMAPD_EXPORT size_t mmapd_lock_list_count(const struct mmapd_lock_list *list);
+MMAPD_EXPORT const struct mmapd_lock_info *mmapd_lock_list_at(
+	const struct mmapd_lock_list *list, size_t i);
+MMAPD_EXPORT void mmapd_lock_list_free(struct mmapd_lock_list *list);
 
 #define MMAPD_RESIZE_SPARSE    0x1u /* grow without reserving blocks */
 #define MMAPD_RESIZE_GROW_ONLY 0x2u /* never shrink: a smaller size leaves the region as it is */

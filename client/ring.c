@@ -177,7 +177,7 @@ static int ring_start(struct mmapd_client *client, const char *name, bool create
                       size_t capacity, unsigned flags, struct mmapd_ring **ret_ring)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	struct mmapd_open_opts o = { .mode = MMAPD_MODE_RW, .length = page };
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RW, .length = page);
 	struct error_saved saved;
 	struct mmapd_ring *ring;
 	int r;

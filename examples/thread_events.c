@@ -44,8 +44,8 @@ static void on_event(struct mmapd_client *client, const struct mmapd_event *ev, 
 int main(int argc, char **argv)
 {
 	const char *name = argc > 1 ? argv[1] : "thread-events-example";
-	struct mmapd_open_opts opts = { .flags = MMAPD_OPEN_CREATE, .mode = MMAPD_MODE_RW,
-	                                .size = 4096 };
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(
+		.flags = MMAPD_OPEN_CREATE, .mode = MMAPD_MODE_RW, .size = 4096);
 	struct state st = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0, 0 };
 	struct mmapd_client *client;
 	struct mmapd_region *region;

@@ -57,8 +57,8 @@ static void on_timeout(uv_timer_t *timer)
 int main(int argc, char **argv)
 {
 	const char *name = argc > 1 ? argv[1] : "uv-loop-example";
-	struct mmapd_open_opts opts = { .flags = MMAPD_OPEN_CREATE, .mode = MMAPD_MODE_RW,
-	                                .size = 4096 };
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(
+		.flags = MMAPD_OPEN_CREATE, .mode = MMAPD_MODE_RW, .size = 4096);
 	struct mmapd_region *region = NULL;
 	struct state st = { 0 };
 	uv_loop_t *loop = uv_default_loop();

@@ -64,7 +64,7 @@ static void seen_done(struct seen *s)
 static void on_event(struct mmapd_client *client, const struct mmapd_event *ev, void *userdata)
 {
 	struct seen *s = userdata;
-	struct mmapd_region_info info = { .size = 0 };
+	struct mmapd_region_info *info = NULL;
 
 	pthread_mutex_lock(&s->mu);
 	if (pthread_equal(pthread_self(), s->main))
@@ -75,7 +75,8 @@ static void on_event(struct mmapd_client *client, const struct mmapd_event *ev, 
 
 	if (ev->type == MMAPD_EVENT_FLUSH_DONE && s->call_library) {
 		s->stat_r = mmapd_stat(client, REGION, &info);
-		s->stat_size = info.size;
+		s->stat_size = info ? info->size : 0;
+		mmapd_region_info_free(info);
 		s->stop_r = mmapd_dispatch_thread_stop(client);
 		s->dispatch_r = mmapd_dispatch(client, 0);
 	}
@@ -148,8 +149,8 @@ static void wait_threads(int want)
 static void connect_open(const struct test_daemon *d, struct seen *s,
                          struct mmapd_client **ret_client, struct mmapd_region **ret_region)
 {
-	struct mmapd_open_opts opts = { .flags = MMAPD_OPEN_CREATE, .mode = MMAPD_MODE_RW,
-	                                .size = 4096 };
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(
+		.flags = MMAPD_OPEN_CREATE, .mode = MMAPD_MODE_RW, .size = 4096);
 
 	*ret_client = test_client_connect(d, "check-dispatch");
 	ck_assert_int_eq(mmapd_region_open(*ret_client, REGION, &opts, ret_region), 0);

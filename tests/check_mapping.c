@@ -46,8 +46,8 @@ static struct mmapd_region *region_new(struct mmapd_client *c, const char *name,
                                        enum mmapd_mode mode, uint64_t size, uint64_t offset,
                                        uint64_t length)
 {
-	struct mmapd_open_opts o = { .flags = flags, .mode = mode, .size = size,
-	                             .offset = offset, .length = length };
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(
+		.flags = flags, .mode = mode, .size = size, .offset = offset, .length = length);
 	struct mmapd_region *region = NULL;
 	int r = mmapd_region_open(c, name, &o, &region);
 
@@ -59,7 +59,7 @@ static struct mmapd_region *region_new(struct mmapd_client *c, const char *name,
 static void region_open_fails(struct mmapd_client *c, const char *name, unsigned flags,
                               enum mmapd_mode mode, uint64_t size, int err)
 {
-	struct mmapd_open_opts o = { .flags = flags, .mode = mode, .size = size };
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.flags = flags, .mode = mode, .size = size);
 	struct mmapd_region *region = NULL;
 	int r = mmapd_region_open(c, name, &o, &region);
 
@@ -73,7 +73,7 @@ static int counter_child(void)
 {
 	struct mmapd_client *c = NULL;
 	struct mmapd_region *region = NULL;
-	struct mmapd_open_opts o = { .mode = MMAPD_MODE_RW };
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RW);
 	_Atomic uint64_t *counter;
 
 	if (mmapd_connect(dmn.sock, "counter", &c) < 0 ||
@@ -327,7 +327,8 @@ START_TEST(test_mapping_stack_and_hugetlb_flags_map_anonymous_regions_and_refuse
 	                                       MMAPD_OPEN_ANONYMOUS | MMAPD_OPEN_STACK,
 	                                       MMAPD_MODE_RW, 16 * page, 0, 0);
 	struct mmapd_region *huge;
-	struct mmapd_open_opts o = { .flags = MMAPD_OPEN_HUGETLB, .mode = MMAPD_MODE_RW };
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(
+		.flags = MMAPD_OPEN_HUGETLB, .mode = MMAPD_MODE_RW);
 	int r;
 
 	ck_assert_int_eq(mmapd_region_prewarm(anon, 0, 0), 0);

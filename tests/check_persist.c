@@ -52,8 +52,8 @@ static void suite_teardown(void)
 
 static struct mmapd_region *region_on(struct mmapd_client *c, const char *name, uint64_t size)
 {
-	struct mmapd_open_opts o = { .flags = size ? MMAPD_OPEN_CREATE : 0,
-	                             .mode = MMAPD_MODE_RW, .size = size };
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(
+		.flags = size ? MMAPD_OPEN_CREATE : 0, .mode = MMAPD_MODE_RW, .size = size);
 	struct mmapd_region *region = NULL;
 	int r = mmapd_region_open(c, name, &o, &region);
 
@@ -114,7 +114,7 @@ static int config_child(const char *sock)
 {
 	struct mmapd_client *c = NULL;
 	struct mmapd_region *region = NULL;
-	struct mmapd_open_opts o = { .mode = MMAPD_MODE_RW };
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RW);
 	struct mmapd_layout layout = CONFIG_LAYOUT;
 	struct config *cfg;
 	void *p;
@@ -230,7 +230,7 @@ static void formatter_stopped_child(const char *sock, uint64_t off, bool own, in
 {
 	struct mmapd_client *c = NULL;
 	struct mmapd_region *region = NULL;
-	struct mmapd_open_opts o = { .mode = MMAPD_MODE_RW };
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RW);
 	uint64_t lock;
 	uint8_t *h;
 
@@ -383,7 +383,7 @@ static int race_child(int start_fd)
 {
 	struct mmapd_client *c = NULL;
 	struct mmapd_region *region = NULL;
-	struct mmapd_open_opts o = { .mode = MMAPD_MODE_RW };
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RW);
 	struct mmapd_layout layout = BIG_LAYOUT;
 	struct big *big;
 	void *p;

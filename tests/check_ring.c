@@ -148,7 +148,7 @@ START_TEST(test_ring_wrapping_span_is_contiguous_and_lands_at_both_ends_of_the_d
 	size_t cap = 4 * page, head = 100, span = 300;
 	struct mmapd_ring *w = ring_new(c, "wrap", cap, 0);
 	struct mmapd_ring *rd = ring_get(c, "wrap");
-	struct mmapd_open_opts o = { .mode = MMAPD_MODE_RO };
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RO);
 	struct mmapd_region *raw = NULL;
 	uint8_t *fill = malloc(cap), *out = malloc(cap);
 	const uint8_t *data;
@@ -420,7 +420,7 @@ END_TEST
 /* Writes one word of the header page of ring name through a plain mapping of the region. */
 static void header_poke(struct mmapd_client *c, const char *name, size_t off, uint64_t value)
 {
-	struct mmapd_open_opts o = { .mode = MMAPD_MODE_RW, .length = page };
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RW, .length = page);
 	struct mmapd_region *raw = NULL;
 
 	ck_assert_int_eq(mmapd_region_open(c, name, &o, &raw), 0);
@@ -539,7 +539,7 @@ static void ring_create_fails(struct mmapd_client *c, const char *name, size_t c
 START_TEST(test_ring_invalid_arguments_are_refused_and_create_nothing)
 {
 	struct mmapd_client *c = test_client_connect(&dmn, "check_ring");
-	struct mmapd_region_info info;
+	struct mmapd_region_info *info = NULL;
 	struct mmapd_ring *ring;
 	uint8_t buf[16] = { 0 };
 	const void *cp;
@@ -589,6 +589,7 @@ START_TEST(test_ring_invalid_arguments_are_refused_and_create_nothing)
 	ck_assert_int_eq(mmapd_ring_close(ring), 0);
 	ck_assert_int_eq(mmapd_delete(c, "args"), 0);
 	mmapd_disconnect(c);
+	mmapd_region_info_free(info);
 }
 END_TEST
 

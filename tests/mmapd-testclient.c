@@ -182,7 +182,7 @@ static int connect_client(struct mmapd_client **ret)
 static int open_region(struct mmapd_client *c, const char *name, enum mmapd_mode mode,
                        uint64_t off, uint64_t len, struct mmapd_region **ret)
 {
-	struct mmapd_open_opts o = { .mode = mode, .offset = off, .length = len };
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = mode, .offset = off, .length = len);
 	int r = mmapd_region_open(c, name, &o, ret);
 
 	if (r < 0)
@@ -226,7 +226,8 @@ static int cmd_create(int argc, char **argv)
 {
 	struct mmapd_client *c;
 	struct mmapd_region *r;
-	struct mmapd_open_opts o = { .flags = MMAPD_OPEN_CREATE, .mode = MMAPD_MODE_RW };
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(
+		.flags = MMAPD_OPEN_CREATE, .mode = MMAPD_MODE_RW);
 	int err;
 
 	if (argc < 2 || parse_u64(argv[1], &o.size) < 0)
@@ -659,8 +660,8 @@ static const char *policy_name(enum mmapd_policy_kind k)
 	case MMAPD_POLICY_EVERY_BYTES: return "every-bytes";
 	case MMAPD_POLICY_EVERY_WRITES: return "every-writes";
 	case MMAPD_POLICY_INTERVAL: return "interval";
+	default: return "?"; /* a kind this program does not know, e.g. from a newer library */
 	}
-	return "?";
 }
 
 /* KIND or KIND:VALUE */
@@ -882,7 +883,7 @@ static struct sess_region *sess_region_arg(struct session *s, const char *arg)
 
 static void sess_open(struct session *s, int n, char **t)
 {
-	struct mmapd_open_opts o = { .mode = MMAPD_MODE_RO };
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RO);
 	struct mmapd_policy pol;
 	struct mmapd_region *r;
 	int err;
@@ -1134,7 +1135,7 @@ static bool sess_command(struct session *s, char *line)
 		err = mmapd_clear_error(s->c, t[1]);
 		res_done(err);
 	} else if (strcmp(t[0], "stat") == 0) {
-		struct mmapd_region_info info;
+		struct mmapd_region_info *info;
 
 		if (n != 2)
 			{ res_usage(t[0]); return true; }
@@ -1142,10 +1143,11 @@ static bool sess_command(struct session *s, char *line)
 		if (err < 0)
 			{ res_err(err); return true; }
 		res_ok("size=%llu gen=%llu poisoned=%d seq=%llu policy=%s:%llu locks=%llu grants=%llu",
-		       (unsigned long long)info.size, (unsigned long long)info.generation,
-		       info.poisoned ? 1 : 0, (unsigned long long)info.seq,
-		       policy_name(info.policy.kind), (unsigned long long)info.policy.value,
-		       (unsigned long long)info.locks, (unsigned long long)info.grants);
+		       (unsigned long long)info->size, (unsigned long long)info->generation,
+		       info->poisoned ? 1 : 0, (unsigned long long)info->seq,
+		       policy_name(info->policy.kind), (unsigned long long)info->policy.value,
+		       (unsigned long long)info->locks, (unsigned long long)info->grants);
+		mmapd_region_info_free(info);
 	} else if (strcmp(t[0], "ping") == 0) {
 		err = mmapd_ping(s->c);
 		res_done(err);
@@ -1164,7 +1166,7 @@ static bool sess_command(struct session *s, char *line)
 		s->deaf = false;
 		res_ok(NULL);
 	} else if (strcmp(t[0], "count") == 0) {
-		struct mmapd_region_info info;
+		struct mmapd_region_info *info;
 
 		if (n != 2 || strlen(t[1]) > MMAPD_NAME_MAX)
 			{ res_usage(t[0]); return true; }
@@ -1174,8 +1176,9 @@ static bool sess_command(struct session *s, char *line)
 		memset(&s->count, 0, sizeof(s->count));
 		s->count.on = true;
 		strcpy(s->count.name, t[1]);
-		s->count.last = info.seq;
-		res_ok("seq=%llu", (unsigned long long)info.seq);
+		s->count.last = info->seq;
+		mmapd_region_info_free(info);
+		res_ok("seq=%llu", (unsigned long long)s->count.last);
 	} else if (strcmp(t[0], "count-wait") == 0) {
 		sess_count_wait(s, n, t);
 	} else {

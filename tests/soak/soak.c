@@ -123,8 +123,8 @@ static void client_main(const char *sock, unsigned seed)
 			memset(subscribed, 0, sizeof(subscribed));
 		}
 		if (op < 15) {                         /* open ro/rw/cow */
-			struct mmapd_open_opts o = { .mode = (enum mmapd_mode)rnd(&seed, 3),
-			                             .reserve = 1024 * KIB };
+			struct mmapd_open_opts o = MMAPD_OPEN_OPTS(
+				.mode = (enum mmapd_mode)rnd(&seed, 3), .reserve = 1024 * KIB);
 
 			if (open_r[slot] != NULL) {
 				expect("close", mmapd_region_close(open_r[slot]), ECONNRESET, 0);
@@ -188,17 +188,19 @@ static void client_main(const char *sock, unsigned seed)
 		} else if (op < 86) {                  /* flush */
 			expect("flush", mmapd_flush(c, name, 0, 0), 0);
 		} else if (op < 95) {                  /* stat / list / status */
-			struct mmapd_region_info info, *infos = NULL;
-			struct mmapd_status st;
-			size_t n;
+			struct mmapd_region_info *info = NULL;
+			struct mmapd_region_list *list = NULL;
+			struct mmapd_status *st = NULL;
 
 			if (op < 89) {
 				expect("stat", mmapd_stat(c, name, &info), 0);
+				mmapd_region_info_free(info);
 			} else if (op < 92) {
-				expect("list", mmapd_list(c, &infos, &n), 0);
-				free(infos);
+				expect("list", mmapd_list_regions(c, &list), 0);
+				mmapd_region_list_free(list);
 			} else {
-				expect("status", mmapd_status(c, &st), 0);
+				expect("status", mmapd_get_status(c, &st), 0);
+				mmapd_status_free(st);
 			}
 		} else if (op < 97) {                  /* reconnect (everything released) */
 			for (unsigned i = 0; i < MAX_OPEN; i++) {
