@@ -78,10 +78,8 @@ static int run_mmapd(void *arg)
 		return -EIO;
 	}
 	touch(mmapd_region_data(region), BENCH_SMALL_REGION, c->page);
-	r = mmapd_region_close(region);
-	if (r < 0)
-		fprintf(stderr, "mmapd-bench: mmapd_region_close: %s\n", mmapd_last_message());
-	return r;
+	mmapd_region_close(region);
+	return 0;
 }
 
 static int run_direct(void *arg)
@@ -130,7 +128,8 @@ static int create_region(struct mmapd_client *client)
 	r = bench_region_open(client, REGION, &opts, &region);
 	if (r < 0)
 		return r;
-	return mmapd_region_close(region);
+	mmapd_region_close(region);
+	return 0;
 }
 
 int case_open_touch(struct mmapd_client *client, const char *data_dir,

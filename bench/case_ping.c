@@ -77,7 +77,10 @@ static int create_lock_region(struct mmapd_client *client)
 	struct mmapd_region *region;
 	int r = bench_region_open(client, LOCK_REGION, &opts, &region);
 
-	return r < 0 ? r : mmapd_region_close(region);
+	if (r < 0)
+		return r;
+	mmapd_region_close(region);
+	return 0;
 }
 
 int case_ping(struct mmapd_client *client, const struct bench_opts *o)

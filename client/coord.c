@@ -516,7 +516,7 @@ out:
 	return r;
 }
 
-MMAPD_EXPORT int mmapd_changed(struct mmapd_client *client, const char *name, uint64_t offset,
+MMAPD_EXPORT int mmapd_report_changed(struct mmapd_client *client, const char *name, uint64_t offset,
                                uint64_t length, uint64_t *ret_seq)
 {
 	struct call call = { 0 };
@@ -646,4 +646,97 @@ MMAPD_EXPORT int mmapd_clear_error(struct mmapd_client *client, const char *name
 	if (r < 0)
 		return r;
 	return coord_run(client, &call, NULL, NULL);
+}
+
+/*
+ * ---- the same on an open region ----
+ * The region's connection and name; window offsets become region offsets. A NULL region is
+ * -EINVAL, as for every mmapd_region_* call.
+ */
+
+/* Turns window offset off of region into a region offset. Returns 0 or -EINVAL/-ERANGE. */
+static int region_coord_offset(const struct mmapd_region *region, uint64_t off, uint64_t *ret)
+{
+	if (!region)
+		return error_set(-EINVAL, "region is NULL");
+	if (off > UINT64_MAX - region->offset)
+		return error_set(-ERANGE, "offset %llu past the end of any region",
+		                 (unsigned long long)off);
+	*ret = region->offset + off;
+	return 0;
+}
+
+MMAPD_EXPORT int mmapd_region_lock(struct mmapd_region *region, uint64_t offset, uint64_t length,
+                                   unsigned flags, int timeout_ms, uint64_t *ret_lock)
+{
+	int r = region_coord_offset(region, offset, &offset);
+
+	return r < 0 ? r : mmapd_lock(region->client, region->name, offset, length, flags,
+	                              timeout_ms, ret_lock);
+}
+
+MMAPD_EXPORT int mmapd_region_unlock(struct mmapd_region *region, uint64_t lock)
+{
+	if (!region)
+		return error_set(-EINVAL, "region is NULL");
+	return mmapd_unlock(region->client, lock);
+}
+
+MMAPD_EXPORT int mmapd_region_resize(struct mmapd_region *region, uint64_t size, unsigned flags)
+{
+	if (!region)
+		return error_set(-EINVAL, "region is NULL");
+	return mmapd_resize(region->client, region->name, size, flags);
+}
+
+MMAPD_EXPORT int mmapd_region_subscribe(struct mmapd_region *region, uint64_t *ret_seq)
+{
+	if (!region)
+		return error_set(-EINVAL, "region is NULL");
+	return mmapd_subscribe(region->client, region->name, ret_seq);
+}
+
+MMAPD_EXPORT int mmapd_region_unsubscribe(struct mmapd_region *region)
+{
+	if (!region)
+		return error_set(-EINVAL, "region is NULL");
+	return mmapd_unsubscribe(region->client, region->name);
+}
+
+MMAPD_EXPORT int mmapd_region_report_changed(struct mmapd_region *region, uint64_t offset,
+                                             uint64_t length, uint64_t *ret_seq)
+{
+	int r = region_coord_offset(region, offset, &offset);
+
+	return r < 0 ? r : mmapd_report_changed(region->client, region->name, offset, length,
+	                                        ret_seq);
+}
+
+MMAPD_EXPORT int mmapd_region_flush(struct mmapd_region *region, uint64_t offset, uint64_t length)
+{
+	int r = region_coord_offset(region, offset, &offset);
+
+	return r < 0 ? r : mmapd_flush(region->client, region->name, offset, length);
+}
+
+MMAPD_EXPORT int mmapd_region_flush_async(struct mmapd_region *region, uint64_t *ret_token)
+{
+	if (!region)
+		return error_set(-EINVAL, "region is NULL");
+	return mmapd_flush_async(region->client, region->name, ret_token);
+}
+
+MMAPD_EXPORT int mmapd_region_set_policy(struct mmapd_region *region,
+                                         const struct mmapd_policy *policy)
+{
+	if (!region)
+		return error_set(-EINVAL, "region is NULL");
+	return mmapd_set_policy(region->client, region->name, policy);
+}
+
+MMAPD_EXPORT int mmapd_region_clear_error(struct mmapd_region *region)
+{
+	if (!region)
+		return error_set(-EINVAL, "region is NULL");
+	return mmapd_clear_error(region->client, region->name);
 }

@@ -2,7 +2,7 @@
  * Private plumbing of libmmapd, shared by its files:
  *   conn.c    the socket, sending, the reader role (leader/follower), calls and their
  *             replies, the hello exchange, reconnection and what it restores;
- *   event.c   events: parsing, the internal reactions, the bounded queue, mmapd_dispatch();
+ *   event.c   events: parsing, the internal reactions, the bounded queue, mmapd_client_dispatch();
  *   dispatch_thread.c  the optional background thread that dispatches events;
  *   region.c  grants, their mappings, how mappings follow the region's size, reopening,
  *             changing a region's mode in place;
@@ -212,10 +212,10 @@ struct mmapd_client {
 	struct event_queue events;
 	mmapd_event_fn *handler;
 	void *handler_data;
-	int epfd;                     /* mmapd_fd(): the socket and evfd */
+	int epfd;                     /* mmapd_client_fd(): the socket and evfd */
 	int evfd;                     /* readable while events wait or the connection died */
 	bool evfd_set;
-	unsigned dispatching;         /* mmapd_dispatch() calls running */
+	unsigned dispatching;         /* mmapd_client_dispatch() calls running */
 	struct dispatch_thread dispatch;
 };
 
@@ -292,20 +292,20 @@ void event_queue_init(struct event_queue *q);
 void event_queue_clear(struct event_queue *q);
 /*
  * Acts on an event read from the daemon (other than "shutdown" and "error") and queues it
- * for mmapd_dispatch(). Malformed and unknown events are ignored. Lock held.
+ * for mmapd_client_dispatch(). Malformed and unknown events are ignored. Lock held.
  */
 void event_handle(struct mmapd_client *client, const cJSON *msg, const char *name);
 /* Queues ev (deep-copied). Lock held. */
 void event_push(struct mmapd_client *client, const struct mmapd_event *ev);
 /*
- * mmapd_dispatch() without its checks of who may dispatch: for the dispatch thread.
+ * mmapd_client_dispatch() without its checks of who may dispatch: for the dispatch thread.
  * Lock not held.
  */
 int event_dispatch(struct mmapd_client *client, int timeout_ms);
 
 /* ---- dispatch_thread.c ---- */
 
-/* Whether a dispatch thread is started (mmapd_dispatch() is then refused). Lock held. */
+/* Whether a dispatch thread is started (mmapd_client_dispatch() is then refused). Lock held. */
 bool dispatch_thread_busy(const struct mmapd_client *client);
 /*
  * Whether the calling thread is the client's dispatch thread and is told to stop: a

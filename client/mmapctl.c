@@ -449,8 +449,7 @@ static int cmd_create(struct ctl *ctl, char **args)
 	if (mmapd_region_open(ctl->client, args[0], &opts, &region) < 0)
 		return fail_on("create", args[0]);
 	size = mmapd_region_size(region);
-	if (mmapd_region_close(region) < 0)
-		return fail_on("create", args[0]);
+	mmapd_region_close(region);
 
 	if (!ctl->json)
 		return EXIT_SUCCESS;
@@ -942,7 +941,7 @@ static void event_print(const struct mmapd_event *ev)
 }
 
 /*
- * SIGINT and SIGTERM end watch with status 0 at once, also while mmapd_dispatch() waits for a
+ * SIGINT and SIGTERM end watch with status 0 at once, also while mmapd_client_dispatch() waits for a
  * daemon that went away, except in the middle of printing an event: then the line is finished
  * first. Every printed line is flushed already, so _exit() loses nothing.
  */
@@ -976,7 +975,7 @@ static void watch_event(struct mmapd_client *client, const struct mmapd_event *e
 		_exit(EXIT_SUCCESS);
 }
 
-/* Subscribes, then prints events as mmapd_fd() says they come, until a signal ends it. */
+/* Subscribes, then prints events as mmapd_client_fd() says they come, until a signal ends it. */
 static int cmd_watch(struct ctl *ctl, char **args)
 {
 	struct sigaction sa = { .sa_handler = watch_stop };
@@ -988,17 +987,17 @@ static int cmd_watch(struct ctl *ctl, char **args)
 		        mmapd_strerror(errno));
 		return EXIT_FAILURE;
 	}
-	mmapd_set_event_handler(ctl->client, watch_event, ctl);
+	mmapd_client_set_event_handler(ctl->client, watch_event, ctl);
 	if (mmapd_subscribe(ctl->client, args[0], NULL) < 0)
 		return fail_on("watch", args[0]);
 	for (;;) {
 		/* The descriptor stays the same, but asking each time costs nothing. */
-		pfd.fd = mmapd_fd(ctl->client);
+		pfd.fd = mmapd_client_fd(ctl->client);
 		if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
 			fprintf(stderr, "mmapctl: watch %s: %s\n", args[0], mmapd_strerror(errno));
 			return EXIT_FAILURE;
 		}
-		if (pfd.revents && mmapd_dispatch(ctl->client, 0) < 0)
+		if (pfd.revents && mmapd_client_dispatch(ctl->client, 0) < 0)
 			return fail_on("watch", args[0]);
 	}
 }

@@ -17,7 +17,7 @@
  *    A struct mmapd_region must not be closed while another thread still uses it.
  *  - Every descriptor the library creates is close-on-exec. The library never prints, never
  *    exits, never raises signals of its own and starts no threads but the one
- *    mmapd_dispatch_thread_start() asks for; it installs a signal handler (SIGBUS) only when
+ *    mmapd_client_dispatch_thread_start() asks for; it installs a signal handler (SIGBUS) only when
  *    the first mmapd_guard_begin() is called.
  */
 #ifndef MMAPD_H
@@ -87,7 +87,7 @@ enum mmapd_mode {
 #define MMAPD_OPEN_EXCL      0x2u /* with CREATE: fail with -EEXIST if it exists */
 #define MMAPD_OPEN_ANONYMOUS 0x4u /* with CREATE: a memfd region living in the daemon, no file */
 #define MMAPD_OPEN_SPARSE    0x8u /* with CREATE: do not reserve blocks (ftruncate, not fallocate) */
-#define MMAPD_OPEN_REPORT_WRITES 0x10u /* mmapd_region_write() reports each write (mmapd_changed()) */
+#define MMAPD_OPEN_REPORT_WRITES 0x10u /* mmapd_region_write() reports each write (mmapd_report_changed()) */
 #define MMAPD_OPEN_POPULATE  0x20u /* prefault the mapping (MAP_POPULATE) */
 #define MMAPD_OPEN_STACK     0x40u /* map with MAP_STACK; anonymous regions only (else -EINVAL) */
 /*
@@ -115,7 +115,7 @@ enum mmapd_mode {
 /* Flush policies, enforced by the daemon (docs/coordination.md). */
 enum mmapd_policy_kind {
 	MMAPD_POLICY_MANUAL = 0,   /* only mmapd_flush() flushes */
-	MMAPD_POLICY_ALWAYS,       /* every reported change is durable before mmapd_changed() returns */
+	MMAPD_POLICY_ALWAYS,       /* every reported change is durable before mmapd_report_changed() returns */
 	MMAPD_POLICY_EVERY_BYTES,  /* flush once `value` bytes were reported changed */
 	MMAPD_POLICY_EVERY_WRITES, /* flush once `value` changes were reported */
 	MMAPD_POLICY_INTERVAL,     /* flush `value` ms after the first unflushed change */
@@ -244,10 +244,11 @@ MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name
 
 /*
  * Unmaps the window, closes the descriptor and tells the daemon the grant is released (if the
- * connection is still up). Accepts NULL. Returns 0, or a negative errno if the daemon could not
- * be told (the region is freed all the same).
+ * connection is still up). Accepts NULL. Returns nothing, as every destructor here: the one
+ * thing that can fail is telling the daemon, and a daemon that was not told releases the
+ * grant anyway when the connection ends.
  */
-MMAPD_EXPORT int mmapd_region_close(struct mmapd_region *region);
+MMAPD_EXPORT void mmapd_region_close(struct mmapd_region *region);
 
 /*
  * The first byte of the window (exactly opts->offset into the region). It moves when a window
@@ -293,7 +294,7 @@ MMAPD_EXPORT int mmapd_region_read(const struct mmapd_region *region, uint64_t o
 /*
  * Copies len bytes from buf to window offset off. Returns 0, -ERANGE (outside the window or
  * its accessible part, nothing copied), or -EACCES on a read-only mapping. With
- * MMAPD_OPEN_REPORT_WRITES (read-write mode) the write is then reported as mmapd_changed()
+ * MMAPD_OPEN_REPORT_WRITES (read-write mode) the write is then reported as mmapd_report_changed()
  * does, and that call's errors are returned (the bytes are copied all the same).
  */
 MMAPD_EXPORT int mmapd_region_write(struct mmapd_region *region, uint64_t off,
@@ -420,7 +421,15 @@ MMAPD_EXPORT int mmapd_stats_json(struct mmapd_client *client, char **ret_json);
 
 /*
  * ---- Coordination: locks, resize, change notification, flush (docs/coordination.md) ----
- * These address a region by name; it must exist. Each is one request to the daemon.
+ * Each is one request to the daemon, offered two ways with the same errors:
+ *  - by name, mmapd_<verb>(client, name, ...): the region must exist, nothing need be open;
+ *    offsets are region offsets;
+ *  - on an open region, mmapd_region_<verb>(region, ...): on the region's connection and
+ *    name; offsets are window offsets like every mmapd_region_* call (the library adds the
+ *    window's start), and a length of 0 keeps its by-name meaning (to the end of the region).
+ * Durability has two names: mmapd_flush()/mmapd_region_flush() ask the daemon to fdatasync
+ * (its flush policies and poisoning apply); mmapd_region_msync() is msync() of this
+ * process's own mapping, with no daemon involved.
  */
 
 #define MMAPD_LOCK_SHARED    0x0u
@@ -439,6 +448,10 @@ MMAPD_EXPORT int mmapd_lock(struct mmapd_client *client, const char *name, uint6
                             uint64_t length, unsigned flags, int timeout_ms, uint64_t *ret_lock);
 /* Releases a lock of this client. Returns 0, -EBADF (not held by this client). */
 MMAPD_EXPORT int mmapd_unlock(struct mmapd_client *client, uint64_t lock);
+/* mmapd_lock() and mmapd_unlock() on an open region (window offsets; see above). */
+MMAPD_EXPORT int mmapd_region_lock(struct mmapd_region *region, uint64_t offset, uint64_t length,
+                                   unsigned flags, int timeout_ms, uint64_t *ret_lock);
+MMAPD_EXPORT int mmapd_region_unlock(struct mmapd_region *region, uint64_t lock);
 
 /* One lock, held or waited for, as reported by mmapd_list_locks(); allocated by the library
  * only (see "How this ABI grows" above). Strings are in the list. */
@@ -474,7 +487,7 @@ MMAPD_EXPORT void mmapd_lock_list_free(struct mmapd_lock_list *list);
 /*
  * Grows or shrinks region name to size bytes and returns when done. Growth reaches every
  * client's mapping through a `resized` event; a shrink first asks every mapper to let go of the
- * tail (libmmapd does so whenever it reads from the daemon: in mmapd_dispatch() or any call)
+ * tail (libmmapd does so whenever it reads from the daemon: in mmapd_client_dispatch() or any call)
  * and fails with -ETIMEDOUT, changing nothing, if one does not answer in time. Returns 0,
  * -ENOSPC, -EFBIG, -EPERM (shrinking an anonymous region), -ETIMEDOUT, -ENOENT, -EINVAL (also
  * a size that is not a multiple of a hugetlb region's huge page size, or MMAPD_RESIZE_SPARSE
@@ -484,6 +497,8 @@ MMAPD_EXPORT void mmapd_lock_list_free(struct mmapd_lock_list *list);
  */
 MMAPD_EXPORT int mmapd_resize(struct mmapd_client *client, const char *name, uint64_t size,
                               unsigned flags);
+/* mmapd_resize() of an open region (size is the whole region's, not the window's). */
+MMAPD_EXPORT int mmapd_region_resize(struct mmapd_region *region, uint64_t size, unsigned flags);
 
 /* Subscribes to region name's events. *ret_seq (may be NULL) gets its current sequence number.
  * Returns 0, -EALREADY, -EAGAIN (limit), -ENOENT, -EINVAL. */
@@ -491,34 +506,49 @@ MMAPD_EXPORT int mmapd_subscribe(struct mmapd_client *client, const char *name,
                                  uint64_t *ret_seq);
 /* Returns 0, or -ENOENT when not subscribed. */
 MMAPD_EXPORT int mmapd_unsubscribe(struct mmapd_client *client, const char *name);
+/* mmapd_subscribe() and mmapd_unsubscribe() of an open region's name, on its connection. */
+MMAPD_EXPORT int mmapd_region_subscribe(struct mmapd_region *region, uint64_t *ret_seq);
+MMAPD_EXPORT int mmapd_region_unsubscribe(struct mmapd_region *region);
 /*
  * Tells the daemon that offset..offset+length of region name changed (writes through a mapping
  * are invisible to inotify). Subscribers other than this client get a `changed` event; the
  * region's flush policy counts it. *ret_seq (may be NULL) gets the change's sequence number.
  * Returns 0, -ERANGE, -EIO (region poisoned, under a flushing policy), -ENOENT, -EINVAL.
  */
-MMAPD_EXPORT int mmapd_changed(struct mmapd_client *client, const char *name, uint64_t offset,
-                               uint64_t length, uint64_t *ret_seq);
+MMAPD_EXPORT int mmapd_report_changed(struct mmapd_client *client, const char *name,
+                                      uint64_t offset, uint64_t length, uint64_t *ret_seq);
+/* mmapd_report_changed() on an open region (window offsets). */
+MMAPD_EXPORT int mmapd_region_report_changed(struct mmapd_region *region, uint64_t offset,
+                                             uint64_t length, uint64_t *ret_seq);
 
 /* Makes region name durable (fdatasync in the daemon); returns once it is on stable storage.
  * Returns 0, -EIO (this or an earlier flush failed: the region is poisoned), -ENOENT. */
 MMAPD_EXPORT int mmapd_flush(struct mmapd_client *client, const char *name, uint64_t offset,
                              uint64_t length);
+/* mmapd_flush() of an open region (window offsets): durable through the daemon. For msync()
+ * of this process's mapping alone see mmapd_region_msync(). */
+MMAPD_EXPORT int mmapd_region_flush(struct mmapd_region *region, uint64_t offset,
+                                    uint64_t length);
 /*
  * mmapd_flush() without waiting: returns once the request is sent, with *ret_token (may be
  * NULL) set to a number that identifies it. Its completion arrives as an
- * MMAPD_EVENT_FLUSH_DONE event (through mmapd_dispatch()) for region name with seq = the
+ * MMAPD_EVENT_FLUSH_DONE event (through mmapd_client_dispatch()) for region name with seq = the
  * token and error 0 (durable) or what mmapd_flush() would have returned (-EIO, -ENOENT, a
  * connection error). Returns 0, or -EINVAL/-ENAMETOOLONG/-ENOMEM/a connection error when the
  * request could not be sent: then no event comes.
  */
 MMAPD_EXPORT int mmapd_flush_async(struct mmapd_client *client, const char *name,
                                    uint64_t *ret_token);
+/* mmapd_flush_async() of an open region's name, on its connection. */
+MMAPD_EXPORT int mmapd_region_flush_async(struct mmapd_region *region, uint64_t *ret_token);
 /* Sets region name's flush policy; every client holding it hears of it. */
 MMAPD_EXPORT int mmapd_set_policy(struct mmapd_client *client, const char *name,
                                   const struct mmapd_policy *policy);
+MMAPD_EXPORT int mmapd_region_set_policy(struct mmapd_region *region,
+                                         const struct mmapd_policy *policy);
 /* Clears a poisoned region after an operator has dealt with the failure. */
 MMAPD_EXPORT int mmapd_clear_error(struct mmapd_client *client, const char *name);
+MMAPD_EXPORT int mmapd_region_clear_error(struct mmapd_region *region);
 
 /* The region's generation as last heard from the daemon (+1 per size change). */
 MMAPD_EXPORT uint64_t mmapd_region_generation(const struct mmapd_region *region);
@@ -600,7 +630,7 @@ MMAPD_EXPORT size_t mmapd_region_page_size(const struct mmapd_region *region);
 /*
  * Makes a range durable with msync(MS_SYNC) on our own mapping: writes through any process's
  * shared mapping reach stable storage, with no daemon round trip (the daemon's flush policy
- * and poisoning are not involved; mmapd_flush() goes through the daemon). A range shorter than
+ * and poisoning are not involved; mmapd_region_flush() goes through the daemon). A range shorter than
  * a page is only added to the region's pending batch, which is flushed, together with the
  * range at hand, by the next call with a range of a page or more, by len 0 (which flushes just
  * the batch; off is then ignored), or once the batch reaches the library's limits (a private count and span).
@@ -608,7 +638,7 @@ MMAPD_EXPORT size_t mmapd_region_page_size(const struct mmapd_region *region);
  * (write-back failed; the daemon will also see it on its next flush), -ERANGE, -EINVAL
  * (copy-on-write mapping: its changes are private and cannot be flushed).
  */
-MMAPD_EXPORT int mmapd_region_flush_range(struct mmapd_region *region, uint64_t off,
+MMAPD_EXPORT int mmapd_region_msync(struct mmapd_region *region, uint64_t off,
                                           uint64_t len);
 
 /*
@@ -667,7 +697,7 @@ MMAPD_EXPORT int mmapd_guard_end(struct mmapd_region *region);
  * the region sees the same data. They hold plain bytes only: no pointers (another process maps
  * the region at another address) and the host's byte order (files are not portable between
  * architectures). None is internally synchronised: see each part for what is safe without the
- * lock. Durability is the region's: mmapd_flush() or mmapd_region_flush_range().
+ * lock. Durability is the region's: mmapd_flush() or mmapd_region_msync().
  */
 
 /*
@@ -944,10 +974,9 @@ MMAPD_EXPORT int mmapd_ring_open(struct mmapd_client *client, const char *name, 
  * Publishes a pending mmapd_ring_put() batch, unmaps the ring and closes its region. Closing
  * the MMAPD_RING_WRITER handle marks the end of the stream (readers drain, then get -EPIPE)
  * until another writer opens the ring; closing the MMAPD_RING_READER handle makes a waiting
- * writer get -EPIPE. Accepts NULL. Returns 0 or mmapd_region_close()'s error (the ring is
- * freed all the same).
+ * writer get -EPIPE. Accepts NULL.
  */
-MMAPD_EXPORT int mmapd_ring_close(struct mmapd_ring *ring);
+MMAPD_EXPORT void mmapd_ring_close(struct mmapd_ring *ring);
 
 MMAPD_EXPORT size_t mmapd_ring_capacity(const struct mmapd_ring *ring);
 /* MMAPD_RING_OVERWRITE or 0, as created. */
@@ -1092,12 +1121,12 @@ typedef void mmapd_event_fn(struct mmapd_client *client, const struct mmapd_even
                             void *userdata);
 
 /* Sets the function that receives events (NULL: events are only acted on internally). */
-MMAPD_EXPORT void mmapd_set_event_handler(struct mmapd_client *client, mmapd_event_fn *fn,
+MMAPD_EXPORT void mmapd_client_set_event_handler(struct mmapd_client *client, mmapd_event_fn *fn,
                                           void *userdata);
 /* A descriptor that becomes readable when events may be waiting (for poll/epoll/libuv); call
- * mmapd_dispatch() then. Borrowed: do not close or read it. It stays the same across
+ * mmapd_client_dispatch() then. Borrowed: do not close or read it. It stays the same across
  * reconnections (it is not the socket) until mmapd_disconnect(). */
-MMAPD_EXPORT int mmapd_fd(struct mmapd_client *client);
+MMAPD_EXPORT int mmapd_client_fd(struct mmapd_client *client);
 /*
  * Reads what the daemon sent, acts on it (remaps on resize, acknowledges shrinks, reconnects
  * after a daemon restart) and calls the event handler for each event, waiting up to timeout_ms
@@ -1105,37 +1134,37 @@ MMAPD_EXPORT int mmapd_fd(struct mmapd_client *client);
  * delivered here too, in order. The handler runs without any lock held and may call libmmapd.
  * Returns the number of events delivered (0 on timeout), or a negative errno: the
  * connection's error when it is down and cannot be re-made, -EINTR when a signal interrupted
- * the wait, -EBUSY while a dispatch thread is started (mmapd_dispatch_thread_start()).
+ * the wait, -EBUSY while a dispatch thread is started (mmapd_client_dispatch_thread_start()).
  */
-MMAPD_EXPORT int mmapd_dispatch(struct mmapd_client *client, int timeout_ms);
+MMAPD_EXPORT int mmapd_client_dispatch(struct mmapd_client *client, int timeout_ms);
 /*
- * For programs without an event loop: starts a background thread that waits on mmapd_fd()
- * and calls mmapd_dispatch(client, 0) whenever it is readable, so the event handler runs on
+ * For programs without an event loop: starts a background thread that waits on mmapd_client_fd()
+ * and calls mmapd_client_dispatch(client, 0) whenever it is readable, so the event handler runs on
  * that thread (one event at a time, in order, without any lock held; it may call libmmapd,
- * mmapd_disconnect() included). The thread re-makes a broken connection as mmapd_dispatch()
+ * mmapd_disconnect() included). The thread re-makes a broken connection as mmapd_client_dispatch()
  * does (RECONNECTED and LOCKS_LOST are delivered on it) and blocks asynchronous signals.
- * While it is started, mmapd_dispatch() fails with -EBUSY. When the connection is down for
+ * While it is started, mmapd_client_dispatch() fails with -EBUSY. When the connection is down for
  * good (reconnection disabled, or it failed for the whole reconnect time) the thread ends;
- * mmapd_dispatch_thread_stop() then returns that error. mmapd_disconnect() stops the thread
+ * mmapd_client_dispatch_thread_stop() then returns that error. mmapd_disconnect() stops the thread
  * (from its handler too: the thread ends once the handler returns, and no handler runs after).
- * Returns 0, -EBUSY (a thread is already started for client, or mmapd_dispatch() is running),
+ * Returns 0, -EBUSY (a thread is already started for client, or mmapd_client_dispatch() is running),
  * -ENOTCONN (after mmapd_disconnect()), -EAGAIN/-EMFILE/-ENOMEM (no thread or descriptor),
  * -EINVAL (client NULL).
  */
-MMAPD_EXPORT int mmapd_dispatch_thread_start(struct mmapd_client *client);
+MMAPD_EXPORT int mmapd_client_dispatch_thread_start(struct mmapd_client *client);
 /*
  * Stops the dispatch thread and waits for it to end, a handler it is running included (a
  * reconnection it is making is abandoned: other calls make their own). Once it returns, no
- * handler runs on that thread and mmapd_dispatch() may be used again. Returns 0, the
+ * handler runs on that thread and mmapd_client_dispatch() may be used again. Returns 0, the
  * connection error that had ended the thread by itself, -EDEADLK (called from a handler on
  * the thread, which would wait for itself), -ESRCH (no thread started), -EINVAL.
  */
-MMAPD_EXPORT int mmapd_dispatch_thread_stop(struct mmapd_client *client);
+MMAPD_EXPORT int mmapd_client_dispatch_thread_stop(struct mmapd_client *client);
 /*
  * How long calls keep trying to reconnect after the daemon went away (backoff from 10 ms
  * doubling to 1 s); 0 disables reconnection, < 0 tries without a time limit. Default 30000.
  */
-MMAPD_EXPORT void mmapd_set_reconnect(struct mmapd_client *client, int timeout_ms);
+MMAPD_EXPORT void mmapd_client_set_reconnect(struct mmapd_client *client, int timeout_ms);
 
 /*
  * A sentence about the last failure of a libmmapd call made by the calling thread (the

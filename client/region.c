@@ -717,9 +717,12 @@ fail:
 	return r;
 }
 
-MMAPD_EXPORT int mmapd_region_close(struct mmapd_region *region)
+/* region_free()'s error (the daemon could not be told of the release) is dropped: the
+ * daemon releases the grant itself when the connection ends. */
+MMAPD_EXPORT void mmapd_region_close(struct mmapd_region *region)
 {
-	return region ? region_free(region) : 0;
+	if (region)
+		(void)region_free(region);
 }
 
 /* ---- asking again for a grant of an open region ---- */
@@ -1119,6 +1122,6 @@ MMAPD_EXPORT int mmapd_region_write(struct mmapd_region *region, uint64_t off,
 	memcpy(atomic_load(&region->data) + off, buf, len);
 	/* Copy-on-write changes stay in this process: there is nothing to tell. */
 	if (region->report_writes && region->mode == MMAPD_MODE_RW)
-		return mmapd_changed(region->client, region->name, region->offset + off, len, NULL);
+		return mmapd_region_report_changed(region, off, len, NULL);
 	return 0;
 }

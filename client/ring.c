@@ -254,21 +254,18 @@ MMAPD_EXPORT int mmapd_ring_open(struct mmapd_client *client, const char *name, 
 	return ring_start(client, name, false, 0, flags, ret_ring);
 }
 
-MMAPD_EXPORT int mmapd_ring_close(struct mmapd_ring *ring)
+MMAPD_EXPORT void mmapd_ring_close(struct mmapd_ring *ring)
 {
-	int r;
-
 	if (!ring)
-		return 0;
+		return;
 	ring_flush_pending(ring);
 	/* End of stream: the other side drains what it can, then gets -EPIPE. */
 	for (unsigned side = MMAPD_RING_WRITER; side <= MMAPD_RING_READER; side <<= 1)
 		if (ring->sides & side)
 			ring_side_detach(ring, side);
 	munmap(ring->data, 2 * ring->cap);
-	r = mmapd_region_close(ring->region);
+	mmapd_region_close(ring->region);
 	free(ring);
-	return r;
 }
 
 MMAPD_EXPORT size_t mmapd_ring_capacity(const struct mmapd_ring *ring)

@@ -372,7 +372,7 @@ static void exec_restart(struct test_daemon *d, struct mmapd_client *client,
 	test_daemon_kill(d);
 	test_daemon_restart(d);
 	for (int i = 0; i < 500 && seen->reconnected == before; i++)
-		ck_assert_int_ge(mmapd_dispatch(client, 10), 0);
+		ck_assert_int_ge(mmapd_client_dispatch(client, 10), 0);
 	ck_assert_int_eq(seen->reconnected, before + 1);
 }
 
@@ -392,7 +392,7 @@ START_TEST(test_exec_grant_is_asked_again_after_a_reconnection)
 	                              "'size':4096,'exec':true}"));
 	test_conn_close(&c);
 	client = test_client_connect(&d, "check_exec");
-	mmapd_set_event_handler(client, exec_on_event, &seen);
+	mmapd_client_set_event_handler(client, exec_on_event, &seen);
 	ck_assert_int_eq(exec_open(client, "r", MMAPD_OPEN_EXEC, MMAPD_MODE_RO, 0, &region), 0);
 
 	exec_restart(&d, client, &seen);

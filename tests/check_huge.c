@@ -104,7 +104,7 @@ static void huge_wait_size(struct mmapd_client *client, struct mmapd_region *reg
                            uint64_t size)
 {
 	for (int i = 0; i < 500 && mmapd_region_size(region) != size; i++)
-		ck_assert_int_ge(mmapd_dispatch(client, 10), 0);
+		ck_assert_int_ge(mmapd_client_dispatch(client, 10), 0);
 	ck_assert_uint_eq(mmapd_region_size(region), size);
 }
 

@@ -43,7 +43,7 @@
  * result line, "= ok[ DETAILS]" or "= err ENAME MESSAGE" (ENAME: the errno's name, MESSAGE:
  * mmapd_last_message()). Events are printed as "! TYPE REGION FIELDS" lines (formats in
  * print_event()); they may come between result lines, never inside one. Unless the session is
- * deaf, the main loop polls mmapd_fd() and calls mmapd_dispatch(client, 0) whenever it is
+ * deaf, the main loop polls mmapd_client_fd() and calls mmapd_client_dispatch(client, 0) whenever it is
  * readable and after every command; a deaf session makes no library call of its own, so it
  * holds its grants without ever reading the socket (a mapper that does not acknowledge).
  * Regions opened in a session are numbered from 0 in open order (IDX below).
@@ -74,7 +74,7 @@
  *   stat NAME                                 ok size=N gen=N poisoned=0|1 seq=N policy=K:V
  *                                             locks=N grants=N
  *   ping
- *   dispatch MS                               mmapd_dispatch(client, MS) once: ok n=N
+ *   dispatch MS                               mmapd_client_dispatch(client, MS) once: ok n=N
  *   deaf | hear                               stop / start reading the socket between commands
  *   count NAME                                from now on count (not print) NAME's changed and
  *                                             overflow events, checking their order
@@ -859,7 +859,7 @@ static void sess_dispatch_now(struct session *s)
 
 	if (s->deaf)
 		return;
-	r = mmapd_dispatch(s->c, 0);
+	r = mmapd_client_dispatch(s->c, 0);
 	if (r < 0) {
 		if (r != s->dispatch_err) {
 			printf("! dispatch-error %s\n", ename(r));
@@ -995,7 +995,7 @@ static void sess_count_wait(struct session *s, int n, char **t)
 
 		if (left <= 0)
 			break;
-		r = mmapd_dispatch(s->c, (int)(left > 1000 ? 1000 : left));
+		r = mmapd_client_dispatch(s->c, (int)(left > 1000 ? 1000 : left));
 		if (r < 0)
 			{ res_err(r); return; }
 	}
@@ -1032,7 +1032,8 @@ static bool sess_command(struct session *s, char *line)
 	} else if (strcmp(t[0], "close") == 0) {
 		if (n != 2 || (sr = sess_region_arg(s, t[1])) == NULL)
 			{ res_usage(t[0]); return true; }
-		err = mmapd_region_close(sr->r);
+		mmapd_region_close(sr->r);
+		err = 0;
 		sr->r = NULL;
 		res_done(err);
 	} else if (strcmp(t[0], "ptr") == 0) {
@@ -1112,7 +1113,7 @@ static bool sess_command(struct session *s, char *line)
 
 		if (n != 4 || parse_u64(t[2], &a) < 0 || parse_u64(t[3], &b) < 0)
 			{ res_usage(t[0]); return true; }
-		err = mmapd_changed(s->c, t[1], a, b, &seq);
+		err = mmapd_report_changed(s->c, t[1], a, b, &seq);
 		if (err < 0)
 			res_err(err);
 		else
@@ -1154,7 +1155,7 @@ static bool sess_command(struct session *s, char *line)
 	} else if (strcmp(t[0], "dispatch") == 0) {
 		if (n != 2 || parse_u64(t[1], &a) < 0 || a > INT32_MAX)
 			{ res_usage(t[0]); return true; }
-		err = mmapd_dispatch(s->c, (int)a);
+		err = mmapd_client_dispatch(s->c, (int)a);
 		if (err < 0)
 			res_err(err);
 		else
@@ -1202,13 +1203,13 @@ static int cmd_session(int argc, char **argv)
 		res_err(err);
 		return 1;
 	}
-	mmapd_set_event_handler(s.c, sess_event, &s);
+	mmapd_client_set_event_handler(s.c, sess_event, &s);
 	printf("= ready pid=%d\n", (int)getpid());
 	fflush(stdout);
 	for (;;) {
 		struct pollfd pfd[2] = { { .fd = 0, .events = POLLIN }, { .fd = -1 } };
 		nfds_t nfd = 1;
-		int fd = s.deaf ? -1 : mmapd_fd(s.c);
+		int fd = s.deaf ? -1 : mmapd_client_fd(s.c);
 		bool running = true;
 		char *nl;
 
