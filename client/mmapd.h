@@ -87,7 +87,8 @@ enum mmapd_mode {
 #define MMAPD_OPEN_EXCL      0x2u /* with CREATE: fail with -EEXIST if it exists */
 #define MMAPD_OPEN_ANONYMOUS 0x4u /* with CREATE: a memfd region living in the daemon, no file */
 #define MMAPD_OPEN_SPARSE    0x8u /* with CREATE: do not reserve blocks (ftruncate, not fallocate) */
-#define MMAPD_OPEN_REPORT_WRITES 0x10u /* mmapd_region_write() reports each write (mmapd_report_changed()) */
+/* mmapd_region_write() reports each write (as mmapd_report_changed() does) */
+#define MMAPD_OPEN_REPORT_WRITES 0x10u
 #define MMAPD_OPEN_POPULATE  0x20u /* prefault the mapping (MAP_POPULATE) */
 #define MMAPD_OPEN_STACK     0x40u /* map with MAP_STACK; anonymous regions only (else -EINVAL) */
 /*
@@ -115,7 +116,7 @@ enum mmapd_mode {
 /* Flush policies, enforced by the daemon (docs/coordination.md). */
 enum mmapd_policy_kind {
 	MMAPD_POLICY_MANUAL = 0,   /* only mmapd_flush() flushes */
-	MMAPD_POLICY_ALWAYS,       /* every reported change is durable before mmapd_report_changed() returns */
+	MMAPD_POLICY_ALWAYS,       /* durable before mmapd_report_changed() returns */
 	MMAPD_POLICY_EVERY_BYTES,  /* flush once `value` bytes were reported changed */
 	MMAPD_POLICY_EVERY_WRITES, /* flush once `value` changes were reported */
 	MMAPD_POLICY_INTERVAL,     /* flush `value` ms after the first unflushed change */
@@ -227,16 +228,16 @@ MMAPD_EXPORT int mmapd_connect(const char *path, const char *client_name,
 MMAPD_EXPORT void mmapd_disconnect(struct mmapd_client *client);
 
 /*
- * Opens (or with MMAPD_OPEN_CREATE creates) the region called name, receives its descriptor
- * and maps the window opts->offset..+opts->length in opts->mode. opts (made with
- * MMAPD_OPEN_OPTS()) may be NULL: read-only, whole region, no creation. Returns 0 with *ret_region set (free with mmapd_region_close()),
- * or: -EINVAL (bad name, flags or mode; opts->struct_size 0), -E2BIG (opts from a newer
- * libmmapd that sets a field this one does not know), -ENAMETOOLONG, -ENOENT (no such region), -EEXIST,
- * -EACCES (mode not allowed, e.g. read-write on a read-only file; MMAPD_OPEN_EXEC without an
- * execute bit for the caller), -EPERM (MMAPD_OPEN_EXEC while the daemon's allow_exec is false,
- * or mmap refused PROT_EXEC: a noexec mount), -ERANGE (window outside the region), -EFBIG
- * (size above the daemon's limit), -ENOSPC, -EAGAIN (a limit of this client reached), -ENOMEM,
- * -ECONNRESET/-ESHUTDOWN (connection lost or daemon stopping).
+ * Opens (or with MMAPD_OPEN_CREATE creates) the region called name, receives its descriptor and
+ * maps the window opts->offset..+opts->length in opts->mode. opts (made with MMAPD_OPEN_OPTS())
+ * may be NULL: read-only, whole region, no creation. Returns 0 with *ret_region set (free with
+ * mmapd_region_close()), or: -EINVAL (bad name, flags or mode; opts->struct_size 0), -E2BIG
+ * (opts from a newer libmmapd that sets a field this one does not know), -ENAMETOOLONG, -ENOENT
+ * (no such region), -EEXIST, -EACCES (mode not allowed, e.g. read-write on a read-only file;
+ * MMAPD_OPEN_EXEC without an execute bit for the caller), -EPERM (MMAPD_OPEN_EXEC while the
+ * daemon's allow_exec is false, or mmap refused PROT_EXEC: a noexec mount), -ERANGE (window
+ * outside the region), -EFBIG (size above the daemon's limit), -ENOSPC, -EAGAIN (a limit of this
+ * client reached), -ENOMEM, -ECONNRESET/-ESHUTDOWN (connection lost or daemon stopping).
  */
 MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name,
                                    const struct mmapd_open_opts *opts,
@@ -629,14 +630,14 @@ MMAPD_EXPORT size_t mmapd_region_page_size(const struct mmapd_region *region);
 
 /*
  * Makes a range durable with msync(MS_SYNC) on our own mapping: writes through any process's
- * shared mapping reach stable storage, with no daemon round trip (the daemon's flush policy
- * and poisoning are not involved; mmapd_region_flush() goes through the daemon). A range shorter than
- * a page is only added to the region's pending batch, which is flushed, together with the
+ * shared mapping reach stable storage, with no daemon round trip (the daemon's flush policy and
+ * poisoning are not involved; mmapd_region_flush() goes through the daemon). A range shorter
+ * than a page is only added to the region's pending batch, which is flushed, together with the
  * range at hand, by the next call with a range of a page or more, by len 0 (which flushes just
- * the batch; off is then ignored), or once the batch reaches the library's limits (a private count and span).
- * Returns 0 when the range (and the batch) is durable, 1 when it was only batched, or -EIO
- * (write-back failed; the daemon will also see it on its next flush), -ERANGE, -EINVAL
- * (copy-on-write mapping: its changes are private and cannot be flushed).
+ * the batch; off is then ignored), or once the batch reaches the library's limits (a private
+ * count and span). Returns 0 when the range (and the batch) is durable, 1 when it was only
+ * batched, or -EIO (write-back failed; the daemon will also see it on its next flush), -ERANGE,
+ * -EINVAL (copy-on-write mapping: its changes are private and cannot be flushed).
  */
 MMAPD_EXPORT int mmapd_region_msync(struct mmapd_region *region, uint64_t off,
                                           uint64_t len);
@@ -1139,17 +1140,17 @@ MMAPD_EXPORT int mmapd_client_fd(struct mmapd_client *client);
 MMAPD_EXPORT int mmapd_client_dispatch(struct mmapd_client *client, int timeout_ms);
 /*
  * For programs without an event loop: starts a background thread that waits on mmapd_client_fd()
- * and calls mmapd_client_dispatch(client, 0) whenever it is readable, so the event handler runs on
- * that thread (one event at a time, in order, without any lock held; it may call libmmapd,
- * mmapd_disconnect() included). The thread re-makes a broken connection as mmapd_client_dispatch()
- * does (RECONNECTED and LOCKS_LOST are delivered on it) and blocks asynchronous signals.
- * While it is started, mmapd_client_dispatch() fails with -EBUSY. When the connection is down for
- * good (reconnection disabled, or it failed for the whole reconnect time) the thread ends;
- * mmapd_client_dispatch_thread_stop() then returns that error. mmapd_disconnect() stops the thread
- * (from its handler too: the thread ends once the handler returns, and no handler runs after).
- * Returns 0, -EBUSY (a thread is already started for client, or mmapd_client_dispatch() is running),
- * -ENOTCONN (after mmapd_disconnect()), -EAGAIN/-EMFILE/-ENOMEM (no thread or descriptor),
- * -EINVAL (client NULL).
+ * and calls mmapd_client_dispatch(client, 0) whenever it is readable, so the event handler runs
+ * on that thread (one event at a time, in order, without any lock held; it may call libmmapd,
+ * mmapd_disconnect() included). The thread re-makes a broken connection as
+ * mmapd_client_dispatch() does (RECONNECTED and LOCKS_LOST are delivered on it) and blocks
+ * asynchronous signals. While it is started, mmapd_client_dispatch() fails with -EBUSY. When the
+ * connection is down for good (reconnection disabled, or it failed for the whole reconnect time)
+ * the thread ends; mmapd_client_dispatch_thread_stop() then returns that error.
+ * mmapd_disconnect() stops the thread (from its handler too: the thread ends once the handler
+ * returns, and no handler runs after). Returns 0, -EBUSY (a thread is already started for
+ * client, or mmapd_client_dispatch() is running), -ENOTCONN (after mmapd_disconnect()),
+ * -EAGAIN/-EMFILE/-ENOMEM (no thread or descriptor), -EINVAL (client NULL).
  */
 MMAPD_EXPORT int mmapd_client_dispatch_thread_start(struct mmapd_client *client);
 /*

@@ -410,13 +410,17 @@ bool regions_have(const struct mmapd_client *client, const char *name)
 
 /* ---- opening and closing ---- */
 
-/* Checks what can be checked before a round trip. Returns 0 or -EINVAL/-EFBIG (message set). */
 /*
  * Copies the caller's options into *ret, laid out as this library knows them: the bytes the
  * caller's struct_size covers, zero beyond (every field's default). opts NULL: all defaults.
- * Returns 0, -EINVAL (struct_size 0: not made by MMAPD_OPEN_OPTS(
- 	)), -E2BIG (a newer caller * set a field this library does not know). The message is set. */ static int open_opts_read(const struct mmapd_open_opts *opts, struct mmapd_open_opts *ret) { size_t n;  memset(ret,
- 	0, sizeof(*ret));
+ * Returns 0, -EINVAL (struct_size 0: not made by MMAPD_OPEN_OPTS()), -E2BIG (a newer caller
+ * set a field this library does not know). The message is set.
+ */
+static int open_opts_read(const struct mmapd_open_opts *opts, struct mmapd_open_opts *ret)
+{
+	size_t n;
+
+	memset(ret, 0, sizeof(*ret));
 	ret->struct_size = sizeof(*ret);
 	if (!opts)
 		return 0;
@@ -434,6 +438,7 @@ bool regions_have(const struct mmapd_client *client, const char *name)
 	return 0;
 }
 
+/* Checks what can be checked before a round trip. Returns 0 or -EINVAL/-EFBIG (message set). */
 static int open_opts_check(const struct mmapd_open_opts *opts)
 {
 	if (opts->flags & ~OPEN_FLAGS_ALL)
