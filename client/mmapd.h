@@ -57,6 +57,9 @@ extern "C" {
  *    values are added; flags are unsigned with defined bits, and unknown bits are refused.
  *  - The library's tuning limits are not macros here; they can change in any release.
  *  - Every destructor (_close, _free, mmapd_disconnect) returns void and accepts NULL.
+ *  - Two small value types are frozen instead: struct mmapd_policy and struct mmapd_range.
+ *    (The toolbox's struct mmapd_layout and struct mmapd_fstr describe bytes in a region and
+ *    are versioned by the region's own header.)
  */
 
 /*
@@ -123,6 +126,11 @@ enum mmapd_policy_kind {
 	_MMAPD_POLICY_FORCE_INT32 = INT32_MAX,
 };
 
+/*
+ * A flush policy: a kind and its one parameter. This small value type is frozen (it is
+ * embedded in struct mmapd_region_info and struct mmapd_event, so growing it would move their
+ * later fields): a policy added later is a new kind that uses value.
+ */
 struct mmapd_policy {
 	enum mmapd_policy_kind kind;
 	uint64_t value;            /* unused for MANUAL and ALWAYS */
@@ -1090,6 +1098,7 @@ enum mmapd_event_type {
 	_MMAPD_EVENT_FORCE_INT32 = INT32_MAX,
 };
 
+/* A byte range of a region. Frozen, like struct mmapd_policy: events point at arrays of it. */
 struct mmapd_range {
 	uint64_t offset;
 	uint64_t length;
