@@ -58,8 +58,8 @@ extern "C" {
  *  - The library's tuning limits are not macros here; they can change in any release.
  *  - Every destructor (_close, _free, mmapd_disconnect) returns void and accepts NULL.
  *  - Two small value types are frozen instead: struct mmapd_policy and struct mmapd_range.
- *    (The toolbox's struct mmapd_layout and struct mmapd_fstr describe bytes in a region and
- *    are versioned by the region's own header.)
+ *    (The toolbox's caller-filled struct mmapd_layout is not size-versioned yet; it moves to
+ *    the toolbox's own header, which decides.)
  */
 
 /*
