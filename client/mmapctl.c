@@ -350,20 +350,25 @@ static void list_print_table(const struct mmapd_region_list *list, size_t count)
 	char h[SIZE_HUMAN_MAX], o[32];
 
 	for (size_t i = 0; i < count; i++) {
-		wname = max_int(wname, (int)strlen(mmapd_region_list_at(list, i)->name));
-		wbytes = max_int(wbytes, number_width(mmapd_region_list_at(list, i)->size));
-		whuman = max_int(whuman, (int)strlen(size_human(mmapd_region_list_at(list, i)->size, h)));
-		wgrants = max_int(wgrants, number_width(mmapd_region_list_at(list, i)->grants));
-		wowner = max_int(wowner, (int)strlen(owner_text(mmapd_region_list_at(list, i), o, sizeof(o))));
+		const struct mmapd_region_info *info = mmapd_region_list_at(list, i);
+
+		wname = max_int(wname, (int)strlen(info->name));
+		wbytes = max_int(wbytes, number_width(info->size));
+		whuman = max_int(whuman, (int)strlen(size_human(info->size, h)));
+		wgrants = max_int(wgrants, number_width(info->grants));
+		wowner = max_int(wowner, (int)strlen(owner_text(info, o, sizeof(o))));
 	}
 	printf("%-*s  %*s  %*s  %-12s  %*s  %7s  %-*s  %s\n", wname, "NAME", wbytes, "BYTES", whuman,
 	       "SIZE", "TYPE", wgrants, "GRANTS", "CLIENTS", wowner, "OWNER", "MODE");
-	for (size_t i = 0; i < count; i++)
+	for (size_t i = 0; i < count; i++) {
+		const struct mmapd_region_info *info = mmapd_region_list_at(list, i);
+
 		printf("%-*s  %*" PRIu64 "  %*s  %-12s  %*" PRIu64 "  %7" PRIu64 "  %-*s  %04" PRIo32
-		       "\n", wname, mmapd_region_list_at(list, i)->name, wbytes, mmapd_region_list_at(list, i)->size, whuman,
-		       size_human(mmapd_region_list_at(list, i)->size, h), type_text(mmapd_region_list_at(list, i)),
-		       wgrants, mmapd_region_list_at(list, i)->grants, mmapd_region_list_at(list, i)->clients, wowner,
-		       owner_text(mmapd_region_list_at(list, i), o, sizeof(o)), mmapd_region_list_at(list, i)->perm);
+		       "\n", wname, info->name, wbytes, info->size, whuman,
+		       size_human(info->size, h), type_text(info),
+		       wgrants, info->grants, info->clients, wowner,
+		       owner_text(info, o, sizeof(o)), info->perm);
+	}
 }
 
 static int cmd_list(struct ctl *ctl, char **args)
@@ -384,7 +389,8 @@ static int cmd_list(struct ctl *ctl, char **args)
 	}
 	arr = cJSON_CreateArray();
 	for (size_t i = 0; arr && i < count; i++) {
-		cJSON *obj = region_json(mmapd_region_list_at(list, i));
+		const struct mmapd_region_info *info = mmapd_region_list_at(list, i);
+		cJSON *obj = region_json(info);
 
 		if (!obj || !cJSON_AddItemToArray(arr, obj)) {
 			cJSON_Delete(obj);
@@ -571,28 +577,31 @@ static void locks_print_table(const struct mmapd_lock_list *list, size_t count)
 	int wregion = 6, wlock = 4, woff = 6, wlen = 6, wclient = 6;
 
 	for (size_t i = 0; i < count; i++) {
-		wregion = max_int(wregion, (int)strlen(mmapd_lock_list_at(list, i)->region));
-		wlock = max_int(wlock, number_width(mmapd_lock_list_at(list, i)->lock));
-		woff = max_int(woff, number_width(mmapd_lock_list_at(list, i)->offset));
-		wlen = max_int(wlen, number_width(mmapd_lock_list_at(list, i)->length));
-		wclient = max_int(wclient, (int)strlen(mmapd_lock_list_at(list, i)->client));
+		const struct mmapd_lock_info *l = mmapd_lock_list_at(list, i);
+
+		wregion = max_int(wregion, (int)strlen(l->region));
+		wlock = max_int(wlock, number_width(l->lock));
+		woff = max_int(woff, number_width(l->offset));
+		wlen = max_int(wlen, number_width(l->length));
+		wclient = max_int(wclient, (int)strlen(l->client));
 	}
 	printf("%-*s  %*s  %-7s  %-9s  %*s  %*s  %-*s  %7s  %6s  %s\n", wregion, "REGION", wlock,
 	       "LOCK", "STATE", "MODE", woff, "OFFSET", wlen, "LENGTH", wclient, "CLIENT", "PID",
 	       "UID", "SINCE");
 	for (size_t i = 0; i < count; i++) {
+		const struct mmapd_lock_info *l = mmapd_lock_list_at(list, i);
 		char since[64], length[32];
 
-		time_format(mmapd_lock_list_at(list, i)->since_ms, true, since, sizeof(since));
-		if (mmapd_lock_list_at(list, i)->length)
-			snprintf(length, sizeof(length), "%" PRIu64, mmapd_lock_list_at(list, i)->length);
+		time_format(l->since_ms, true, since, sizeof(since));
+		if (l->length)
+			snprintf(length, sizeof(length), "%" PRIu64, l->length);
 		else
 			strcpy(length, "end");
 		printf("%-*s  %*" PRIu64 "  %-7s  %-9s  %*" PRIu64 "  %*s  %-*s  %7" PRId64
-		       "  %6" PRId64 "  %s\n", wregion, mmapd_lock_list_at(list, i)->region, wlock, mmapd_lock_list_at(list, i)->lock,
-		       mmapd_lock_list_at(list, i)->waiting ? "waiting" : "held",
-		       mmapd_lock_list_at(list, i)->exclusive ? "exclusive" : "shared", woff, mmapd_lock_list_at(list, i)->offset, wlen,
-		       length, wclient, mmapd_lock_list_at(list, i)->client, mmapd_lock_list_at(list, i)->pid, mmapd_lock_list_at(list, i)->uid, since);
+		       "  %6" PRId64 "  %s\n", wregion, l->region, wlock, l->lock,
+		       l->waiting ? "waiting" : "held",
+		       l->exclusive ? "exclusive" : "shared", woff, l->offset, wlen,
+		       length, wclient, l->client, l->pid, l->uid, since);
 	}
 }
 
@@ -612,7 +621,8 @@ static int cmd_locks(struct ctl *ctl, char **args)
 	}
 	arr = cJSON_CreateArray();
 	for (size_t i = 0; arr && i < count; i++) {
-		cJSON *obj = lock_json(mmapd_lock_list_at(list, i));
+		const struct mmapd_lock_info *l = mmapd_lock_list_at(list, i);
+		cJSON *obj = lock_json(l);
 
 		if (!obj || !cJSON_AddItemToArray(arr, obj)) {
 			cJSON_Delete(obj);
@@ -651,23 +661,26 @@ static void clients_print_table(const struct mmapd_client_list *list, size_t cou
 	int wid = 2, wname = 4, wpid = 3;
 
 	for (size_t i = 0; i < count; i++) {
-		wid = max_int(wid, number_width(mmapd_client_list_at(list, i)->id));
-		wname = max_int(wname, (int)strlen(mmapd_client_list_at(list, i)->name[0] ? mmapd_client_list_at(list, i)->name : "-"));
-		wpid = max_int(wpid, number_width((uint64_t)mmapd_client_list_at(list, i)->pid));
+		const struct mmapd_client_info *k = mmapd_client_list_at(list, i);
+
+		wid = max_int(wid, number_width(k->id));
+		wname = max_int(wname, (int)strlen(k->name[0] ? k->name : "-"));
+		wpid = max_int(wpid, number_width((uint64_t)k->pid));
 	}
 	printf("%*s  %-*s  %*s  %6s  %6s  %-23s  %6s  %10s  %7s  %5s  %7s  %4s  %s\n", wid, "ID",
 	       wname, "NAME", wpid, "PID", "UID", "GID", "CONNECTED", "GRANTS", "BYTES", "CREATED",
 	       "LOCKS", "WAITING", "SUBS", "QUEUED");
 	for (size_t i = 0; i < count; i++) {
+		const struct mmapd_client_info *k = mmapd_client_list_at(list, i);
 		char since[64];
 
-		time_format(mmapd_client_list_at(list, i)->connected_since_ms, true, since, sizeof(since));
+		time_format(k->connected_since_ms, true, since, sizeof(since));
 		printf("%*" PRIu64 "  %-*s  %*" PRId64 "  %6" PRId64 "  %6" PRId64 "  %-23s  %6" PRIu64
 		       "  %10" PRIu64 "  %7" PRIu64 "  %5" PRIu64 "  %7" PRIu64 "  %4" PRIu64 "  %" PRIu64
-		       " B, %" PRIu64 " fds\n", wid, mmapd_client_list_at(list, i)->id, wname, mmapd_client_list_at(list, i)->name[0] ? mmapd_client_list_at(list, i)->name : "-",
-		       wpid, mmapd_client_list_at(list, i)->pid, mmapd_client_list_at(list, i)->uid, mmapd_client_list_at(list, i)->gid, since, mmapd_client_list_at(list, i)->grants, mmapd_client_list_at(list, i)->bytes_granted,
-		       mmapd_client_list_at(list, i)->regions_created, mmapd_client_list_at(list, i)->locks_held, mmapd_client_list_at(list, i)->locks_waiting,
-		       mmapd_client_list_at(list, i)->subscriptions, mmapd_client_list_at(list, i)->queued_bytes, mmapd_client_list_at(list, i)->queued_fds);
+		       " B, %" PRIu64 " fds\n", wid, k->id, wname, k->name[0] ? k->name : "-",
+		       wpid, k->pid, k->uid, k->gid, since, k->grants, k->bytes_granted,
+		       k->regions_created, k->locks_held, k->locks_waiting,
+		       k->subscriptions, k->queued_bytes, k->queued_fds);
 	}
 }
 
@@ -688,7 +701,8 @@ static int cmd_clients(struct ctl *ctl, char **args)
 	}
 	arr = cJSON_CreateArray();
 	for (size_t i = 0; arr && i < count; i++) {
-		cJSON *obj = client_json(mmapd_client_list_at(list, i));
+		const struct mmapd_client_info *k = mmapd_client_list_at(list, i);
+		cJSON *obj = client_json(k);
 
 		if (!obj || !cJSON_AddItemToArray(arr, obj)) {
 			cJSON_Delete(obj);
