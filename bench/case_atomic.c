@@ -110,7 +110,7 @@ static int check_count(const struct words *w, const char *side)
 /* A worker process: its own connection and mapping, then the loop. Exits 0 or 1. */
 static void process_worker(const struct atomic_ctx *c, int i)
 {
-	struct mmapd_open_opts opts = { .mode = MMAPD_MODE_RW };
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RW);
 	struct mmapd_client *client;
 	struct mmapd_region *region;
 	struct words w;
@@ -217,11 +217,9 @@ static double median_rate(struct side *s)
 
 int case_atomic(struct mmapd_client *client, const struct bench_opts *o)
 {
-	struct mmapd_open_opts opts = {
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(
 		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL | MMAPD_OPEN_ANONYMOUS,
-		.mode = MMAPD_MODE_RW,
-		.size = 4096,
-	};
+		.mode = MMAPD_MODE_RW, .size = 4096);
 	struct atomic_ctx procs = { .o = o }, threads = { .o = o };
 	struct side sides[] = {
 		{ .label = "mmapd", .run = run_processes, .ctx = &procs, .measured = &procs.measured },

@@ -71,11 +71,9 @@ static int run_iterate(void *arg)
 
 int case_iterate(struct mmapd_client *client, const struct bench_opts *o)
 {
-	struct mmapd_open_opts opts = {
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(
 		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL | MMAPD_OPEN_ANONYMOUS,
-		.mode = MMAPD_MODE_RW,
-		.size = BENCH_BW_REGION,
-	};
+		.mode = MMAPD_MODE_RW, .size = BENCH_BW_REGION);
 	struct iter_ctx ctx[4];
 	struct side sides[] = {
 		{ .label = "read", .run = run_iterate, .ctx = &ctx[0] },

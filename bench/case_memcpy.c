@@ -71,11 +71,9 @@ static void *map_direct(const char *data_dir)
 
 int case_memcpy(struct mmapd_client *client, const char *data_dir, const struct bench_opts *o)
 {
-	struct mmapd_open_opts opts = {
-		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL,
-		.mode = MMAPD_MODE_RW,
-		.size = BENCH_BW_REGION,
-	};
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(
+		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL, .mode = MMAPD_MODE_RW,
+		.size = BENCH_BW_REGION);
 	struct copy_ctx via_mmapd, direct;
 	struct side sides[] = {
 		{ .label = "mmapd", .run = run_copy, .ctx = &via_mmapd },

@@ -1,9 +1,9 @@
 /*
  * Case (e): how long a change takes to reach its subscribers. The writer (the benchmark) puts
  * a clock_ns() timestamp into a shared region through its read-write mapping, the zero-copy
- * way a real writer publishes data, and reports the change with mmapd_changed(). Each
+ * way a real writer publishes data, and reports the change with mmapd_report_changed(). Each
  * subscriber is a process of its own with its own libmmapd connection and a read-only mapping
- * of the region, subscribed and blocked in poll(mmapd_fd()) + mmapd_dispatch(); its event
+ * of the region, subscribed and blocked in poll(mmapd_client_fd()) + mmapd_client_dispatch(); its event
  * handler takes clock_ns() and reads the timestamp from the mapping, and the difference is
  * that delivery's latency (CLOCK_MONOTONIC is one clock for every process). The subscribers
  * send it back to the benchmark on their peer socketpair; the benchmark waits for all of them
@@ -58,7 +58,7 @@ static void on_event(struct mmapd_client *client, const struct mmapd_event *ev, 
 static void subscriber(int sock, const void *arg)
 {
 	struct sub_args a = *(const struct sub_args *)arg;
-	struct mmapd_open_opts opts = { .mode = MMAPD_MODE_RO };
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RO);
 	struct mmapd_client *client;
 	struct mmapd_region *region;
 	struct pollfd pfd[2];
@@ -71,10 +71,10 @@ static void subscriber(int sock, const void *arg)
 		_exit(1);
 	}
 	a.stamp = mmapd_region_data(region);
-	mmapd_set_event_handler(client, on_event, &a);
+	mmapd_client_set_event_handler(client, on_event, &a);
 	if (send(sock, &ready, 1, MSG_NOSIGNAL) != 1)
 		_exit(1);
-	pfd[0] = (struct pollfd){ .fd = mmapd_fd(client), .events = POLLIN };
+	pfd[0] = (struct pollfd){ .fd = mmapd_client_fd(client), .events = POLLIN };
 	pfd[1] = (struct pollfd){ .fd = sock, .events = POLLIN };
 	for (;;) {
 		if (poll(pfd, 2, -1) < 0)
@@ -84,7 +84,7 @@ static void subscriber(int sock, const void *arg)
 		if (!pfd[0].revents)
 			continue;
 		a.got = 0;
-		if (mmapd_dispatch(client, 0) < 0)
+		if (mmapd_client_dispatch(client, 0) < 0)
 			_exit(1);
 		if (a.got && send(sock, &a.delay, sizeof(a.delay), MSG_NOSIGNAL) != sizeof(a.delay))
 			_exit(1);
@@ -123,9 +123,9 @@ static int run_mmapd(void *arg)
 	int r;
 
 	*c->stamp = clock_ns();
-	r = mmapd_changed(c->client, REGION, 0, sizeof(uint64_t), NULL);
+	r = mmapd_report_changed(c->client, REGION, 0, sizeof(uint64_t), NULL);
 	if (r < 0) {
-		fprintf(stderr, "mmapd-bench: mmapd_changed: %s\n", mmapd_last_message());
+		fprintf(stderr, "mmapd-bench: mmapd_report_changed: %s\n", mmapd_last_message());
 		return r;
 	}
 	c->last = 0;
@@ -275,11 +275,8 @@ static int measure(struct notify_ctx *c, size_t n, const struct bench_opts *o)
 int case_notify(struct mmapd_client *client, const struct bench_opts *o)
 {
 	static const size_t counts[] = { 1, 10, MAX_SUBS };
-	struct mmapd_open_opts opts = {
-		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL,
-		.mode = MMAPD_MODE_RW,
-		.size = 4096,
-	};
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(
+		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL, .mode = MMAPD_MODE_RW, .size = 4096);
 	struct notify_ctx c = { .client = client };
 	struct mmapd_region *region;
 	size_t i;
@@ -300,6 +297,6 @@ int case_notify(struct mmapd_client *client, const struct bench_opts *o)
 	r2 = peer_stop(&c.hop);
 	if (r == 0)
 		r = r2;
-	r2 = mmapd_region_close(region);
-	return r < 0 ? r : r2;
+	mmapd_region_close(region);
+	return r;
 }

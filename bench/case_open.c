@@ -62,7 +62,7 @@ static int map_touch_unmap(int fd, size_t page)
 static int run_mmapd(void *arg)
 {
 	struct open_ctx *c = arg;
-	struct mmapd_open_opts opts = { .mode = MMAPD_MODE_RO };
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RO);
 	struct mmapd_region *region;
 	int r;
 
@@ -78,10 +78,8 @@ static int run_mmapd(void *arg)
 		return -EIO;
 	}
 	touch(mmapd_region_data(region), BENCH_SMALL_REGION, c->page);
-	r = mmapd_region_close(region);
-	if (r < 0)
-		fprintf(stderr, "mmapd-bench: mmapd_region_close: %s\n", mmapd_last_message());
-	return r;
+	mmapd_region_close(region);
+	return 0;
 }
 
 static int run_direct(void *arg)
@@ -121,18 +119,17 @@ static int run_scm_rights(void *arg)
 /* Makes the region the sides open: created through mmapd, so it is a real region. */
 static int create_region(struct mmapd_client *client)
 {
-	struct mmapd_open_opts opts = {
-		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL,
-		.mode = MMAPD_MODE_RW,
-		.size = BENCH_SMALL_REGION,
-	};
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(
+		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL, .mode = MMAPD_MODE_RW,
+		.size = BENCH_SMALL_REGION);
 	struct mmapd_region *region;
 	int r;
 
 	r = bench_region_open(client, REGION, &opts, &region);
 	if (r < 0)
 		return r;
-	return mmapd_region_close(region);
+	mmapd_region_close(region);
+	return 0;
 }
 
 int case_open_touch(struct mmapd_client *client, const char *data_dir,

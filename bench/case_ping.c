@@ -72,15 +72,15 @@ static int run_socket_twice(void *arg)
 /* The region the lock side locks: created once, 4 KiB, its mapping closed again at once. */
 static int create_lock_region(struct mmapd_client *client)
 {
-	struct mmapd_open_opts opts = {
-		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL,
-		.mode = MMAPD_MODE_RW,
-		.size = 4096,
-	};
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(
+		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL, .mode = MMAPD_MODE_RW, .size = 4096);
 	struct mmapd_region *region;
 	int r = bench_region_open(client, LOCK_REGION, &opts, &region);
 
-	return r < 0 ? r : mmapd_region_close(region);
+	if (r < 0)
+		return r;
+	mmapd_region_close(region);
+	return 0;
 }
 
 int case_ping(struct mmapd_client *client, const struct bench_opts *o)

@@ -46,12 +46,9 @@ static uint64_t touch_pages(const struct mmapd_region *region)
 static int run_touch(void *arg)
 {
 	struct touch_ctx *c = arg;
-	struct mmapd_open_opts opts = {
-		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL | MMAPD_OPEN_ANONYMOUS |
-		         (c->prep == PREP_POPULATE ? MMAPD_OPEN_POPULATE : 0),
-		.mode = MMAPD_MODE_RW,
-		.size = PREWARM_REGION,
-	};
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(
+		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL | MMAPD_OPEN_ANONYMOUS | (c->prep == PREP_POPULATE ? MMAPD_OPEN_POPULATE : 0),
+		.mode = MMAPD_MODE_RW, .size = PREWARM_REGION);
 	struct mmapd_region *region;
 	uint64_t t0 = clock_ns(), t1;
 	int r;

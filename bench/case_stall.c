@@ -226,11 +226,8 @@ static void stall_print_times(uint64_t queue_ns, uint64_t release_ns)
 
 int case_stall(struct mmapd_client *client, const struct bench_opts *o)
 {
-	struct mmapd_open_opts opts = {
-		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL,
-		.mode = MMAPD_MODE_RW,
-		.size = 4096,
-	};
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(
+		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL, .mode = MMAPD_MODE_RW, .size = 4096);
 	struct side sides[] = {
 		{ .label = "queuing" }, { .label = "releasing" }, { .label = "idle" },
 	};
@@ -250,9 +247,8 @@ int case_stall(struct mmapd_client *client, const struct bench_opts *o)
 	r = bench_region_open(client, STALL_REGION, &opts, &region);
 	if (r < 0)
 		goto out;
-	r = mmapd_region_close(region);
-	if (r == 0)
-		r = mmapd_connect(o->socket, "bench-holder", &holder);
+	mmapd_region_close(region);
+	r = mmapd_connect(o->socket, "bench-holder", &holder);
 	if (r == 0)
 		r = mmapd_lock(holder, STALL_REGION, 0, 0, MMAPD_LOCK_EXCLUSIVE, -1, &lock);
 	if (r < 0) {
@@ -472,7 +468,7 @@ int case_list(struct mmapd_client *client, const char *data_dir, const struct be
 	};
 	struct side flood[] = { { .label = "flood" }, { .label = "idle" } };
 	size_t idle_pings = o->iters / 10 < 50 ? 50 : o->iters / 10, i;
-	struct mmapd_status st;
+	struct mmapd_status *st = NULL;
 	pid_t pid;
 	int r;
 
@@ -483,12 +479,13 @@ int case_list(struct mmapd_client *client, const char *data_dir, const struct be
 	}
 	r = list_files(data_dir, true);
 	if (r == 0)
-		r = mmapd_status(client, &st);
-	if (r == 0 && st.regions < LIST_FILES) {
+		r = mmapd_get_status(client, &st);
+	if (r == 0 && st->regions < LIST_FILES) {
 		fprintf(stderr, "mmapd-bench: status counts %llu regions, not %d\n",
-		        (unsigned long long)st.regions, LIST_FILES);
+		        (unsigned long long)st->regions, LIST_FILES);
 		r = -EPROTO;
 	}
+	mmapd_status_free(st);
 	if (r == 0)
 		r = list_open(&raw, o->socket);
 	if (r < 0)

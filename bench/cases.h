@@ -50,7 +50,7 @@ int case_ping(struct mmapd_client *client, const struct bench_opts *o);
 int case_memcpy(struct mmapd_client *client, const char *data_dir, const struct bench_opts *o);
 
 /*
- * (e) change notification: a timestamp written into a shared region + mmapd_changed(), until
+ * (e) change notification: a timestamp written into a shared region + mmapd_report_changed(), until
  * delivery to 1, 10 and 100 subscriber processes, against a raw one-way socket hop.
  */
 int case_notify(struct mmapd_client *client, const struct bench_opts *o);

@@ -77,7 +77,7 @@ MMAPD_EXPORT int mmapd_chmod(struct mmapd_client *client, const char *name, unsi
 /* ---- clients ---- */
 
 /* Reads one entry of the clients reply. Returns 0 or -EPROTO. */
-static int client_info_parse(const cJSON *obj, struct mmapd_client_info *ret)
+static int client_info_parse(const cJSON *obj, struct client_entry *ret)
 {
 	struct mmapd_client_info info = { 0 };
 	const cJSON *name = cJSON_GetObjectItemCaseSensitive(obj, "name");
@@ -112,16 +112,19 @@ static int client_info_parse(const cJSON *obj, struct mmapd_client_info *ret)
 	if (cJSON_IsString(name)) {
 		size_t len = strlen(name->valuestring);
 
-		if (len >= sizeof(info.name))
+		if (len >= sizeof(ret->name))
 			return -EPROTO;
-		memcpy(info.name, name->valuestring, len + 1);
+		memcpy(ret->name, name->valuestring, len + 1);
 	} else if (name && !cJSON_IsNull(name)) {
 		return -EPROTO;
+	} else {
+		ret->name[0] = '\0';
 	}
 	info.pid = (int64_t)pid;
 	info.uid = (int64_t)uid;
 	info.gid = (int64_t)gid;
-	*ret = info;
+	info.name = ret->name;
+	ret->info = info;
 	return 0;
 }
 
@@ -132,27 +135,63 @@ static int clients_parse(const cJSON *item, void *entry)
 
 static int clients_after(cJSON *req, const void *last)
 {
-	return request_add_u64(req, "after", ((const struct mmapd_client_info *)last)->id);
+	return request_add_u64(req, "after", ((const struct client_entry *)last)->info.id);
 }
 
 static bool clients_follows(const void *prev, const void *entry)
 {
-	return ((const struct mmapd_client_info *)prev)->id <
-	       ((const struct mmapd_client_info *)entry)->id;
+	return ((const struct client_entry *)prev)->info.id <
+	       ((const struct client_entry *)entry)->info.id;
 }
 
 static const struct pager clients_pager = {
 	.op = "clients", .key = "clients", .noun = "client",
-	.size = sizeof(struct mmapd_client_info),
+	.size = sizeof(struct client_entry),
 	.parse = clients_parse, .after = clients_after, .follows = clients_follows,
 };
 
-MMAPD_EXPORT int mmapd_clients(struct mmapd_client *client, struct mmapd_client_info **ret_clients,
-                               size_t *ret_count)
+MMAPD_EXPORT int mmapd_list_clients(struct mmapd_client *client,
+                                    struct mmapd_client_list **ret_list)
 {
-	if (!client || !ret_clients || !ret_count)
-		return error_set(-EINVAL, "client, ret_clients or ret_count is NULL");
-	return pager_collect(client, &clients_pager, (void **)ret_clients, ret_count);
+	struct mmapd_client_list *list;
+	void *entries;
+	int r;
+
+	if (!client || !ret_list)
+		return error_set(-EINVAL, "client or ret_list is NULL");
+	list = calloc(1, sizeof(*list));
+	if (!list)
+		return error_set(-ENOMEM, "out of memory");
+	r = pager_collect(client, &clients_pager, &entries, &list->count);
+	if (r < 0) {
+		free(list);
+		return r;
+	}
+	list->entries = entries;
+	/* The array was moved by realloc while it grew: the names are pointed at only now. */
+	for (size_t i = 0; i < list->count; i++)
+		list->entries[i].info.name = list->entries[i].name;
+	*ret_list = list;
+	return 0;
+}
+
+MMAPD_EXPORT size_t mmapd_client_list_count(const struct mmapd_client_list *list)
+{
+	return list ? list->count : 0;
+}
+
+MMAPD_EXPORT const struct mmapd_client_info *mmapd_client_list_at(
+	const struct mmapd_client_list *list, size_t i)
+{
+	return list && i < list->count ? &list->entries[i].info : NULL;
+}
+
+MMAPD_EXPORT void mmapd_client_list_free(struct mmapd_client_list *list)
+{
+	if (!list)
+		return;
+	free(list->entries);
+	free(list);
 }
 
 /* ---- stats ---- */

@@ -8,7 +8,7 @@
  * holds the reader role (leader/follower): it polls the socket without the lock, then, with
  * the lock, takes every complete frame, hands each reply to its call by id (waking that
  * thread), acts on each event at once (event.c: remapping on resize, protecting a shrinking
- * tail) and queues it for mmapd_dispatch(). Then it gives up the role and wakes the waiting
+ * tail) and queues it for mmapd_client_dispatch(). Then it gives up the role and wakes the waiting
  * threads; one that still needs a reader takes it over. A blocking request (a lock that
  * waits) thus never keeps the replies of other threads unread. Shrink acknowledgements found
  * on the way are sent after the frames are handled (send_lock is always taken before lock).
@@ -19,7 +19,7 @@
  *
  * When the connection dies (end of stream, reset, a shutdown or error event, a protocol
  * violation) every call in flight fails with the reason and the client is BROKEN. The next
- * call, or mmapd_dispatch(), reconnects: backoff from 10 ms doubling to 1 s for up to
+ * call, or mmapd_client_dispatch(), reconnects: backoff from 10 ms doubling to 1 s for up to
  * reconnect_ms, hello, then client_restore(), while other calls wait for it.
  */
 #include <errno.h>
@@ -85,7 +85,7 @@ void client_ref(struct mmapd_client *client)
 	atomic_fetch_add(&client->refs, 1);
 }
 
-/* Closes the descriptors behind mmapd_fd(). Lock held, or the client is not shared yet. */
+/* Closes the descriptors behind mmapd_client_fd(). Lock held, or the client is not shared yet. */
 static void client_close_wake(struct mmapd_client *client)
 {
 	if (client->epfd >= 0)
@@ -231,7 +231,7 @@ static void client_fail_calls(struct mmapd_client *client, int err, const char *
 
 /*
  * Connection gen died with err and the formatted reason: every call in flight fails with it,
- * the socket is shut down (a thread polling it wakes up) and leaves mmapd_fd()'s set, and
+ * the socket is shut down (a thread polling it wakes up) and leaves mmapd_client_fd()'s set, and
  * the client is BROKEN until a reconnection. Nothing happens when gen is not the working
  * connection any more. Lock held.
  */
@@ -1104,7 +1104,7 @@ MMAPD_EXPORT void mmapd_disconnect(struct mmapd_client *client)
 	client_unref(client);
 }
 
-MMAPD_EXPORT void mmapd_set_reconnect(struct mmapd_client *client, int timeout_ms)
+MMAPD_EXPORT void mmapd_client_set_reconnect(struct mmapd_client *client, int timeout_ms)
 {
 	if (!client)
 		return;
@@ -1113,7 +1113,7 @@ MMAPD_EXPORT void mmapd_set_reconnect(struct mmapd_client *client, int timeout_m
 	pthread_mutex_unlock(&client->lock);
 }
 
-MMAPD_EXPORT int mmapd_fd(struct mmapd_client *client)
+MMAPD_EXPORT int mmapd_client_fd(struct mmapd_client *client)
 {
 	int fd;
 

@@ -261,14 +261,17 @@ static int lock_info_string(const cJSON *obj, const char *key, char *dst, size_t
 }
 
 /* Reads one lock object of a locks reply. Returns 0 or -EPROTO (message not set). */
-static int lock_info_parse(const cJSON *obj, struct mmapd_lock_info *ret)
+static int lock_info_parse(const cJSON *obj, struct lock_entry *e)
 {
+	struct mmapd_lock_info *ret = &e->info;
 	const char *state, *mode;
 	uint64_t pid, uid;
 
+	ret->region = e->region;
+	ret->client = e->client;
 	if (!cJSON_IsObject(obj) ||
-	    lock_info_string(obj, "region", ret->region, sizeof(ret->region)) < 0 ||
-	    lock_info_string(obj, "client", ret->client, sizeof(ret->client)) < 0 ||
+	    lock_info_string(obj, "region", e->region, sizeof(e->region)) < 0 ||
+	    lock_info_string(obj, "client", e->client, sizeof(e->client)) < 0 ||
 	    msg_get_u64(obj, "lock", &ret->lock) < 0 ||
 	    msg_get_string(obj, "state", &state) < 0 ||
 	    msg_get_string(obj, "mode", &mode) < 0 ||
@@ -287,17 +290,18 @@ static int lock_info_parse(const cJSON *obj, struct mmapd_lock_info *ret)
 	return 0;
 }
 
-MMAPD_EXPORT int mmapd_locks(struct mmapd_client *client, const char *name,
-                             struct mmapd_lock_info **ret_locks, size_t *ret_count)
+MMAPD_EXPORT int mmapd_list_locks(struct mmapd_client *client, const char *name,
+                                  struct mmapd_lock_list **ret_list)
 {
-	struct mmapd_lock_info *infos = NULL;
+	struct lock_entry *infos = NULL;
+	struct mmapd_lock_list *list = NULL;
 	struct call call = { 0 };
 	const cJSON *arr, *item;
 	size_t n = 0;
 	int r;
 
-	if (!ret_locks || !ret_count)
-		return error_set(-EINVAL, "ret_locks or ret_count is NULL");
+	if (!ret_list)
+		return error_set(-EINVAL, "ret_list is NULL");
 	r = request_start(client, "locks", name, &call.req);
 	if (r < 0)
 		return r;
@@ -323,8 +327,14 @@ MMAPD_EXPORT int mmapd_locks(struct mmapd_client *client, const char *name,
 		}
 		n++;
 	}
-	*ret_locks = infos;
-	*ret_count = n;
+	list = malloc(sizeof(*list));
+	if (!list) {
+		r = error_set(-ENOMEM, "out of memory listing locks");
+		goto out;
+	}
+	list->entries = infos;
+	list->count = n;
+	*ret_list = list;
 	infos = NULL;
 out:
 	free(infos);
@@ -333,14 +343,33 @@ out:
 	return r;
 }
 
+MMAPD_EXPORT size_t mmapd_lock_list_count(const struct mmapd_lock_list *list)
+{
+	return list ? list->count : 0;
+}
+
+MMAPD_EXPORT const struct mmapd_lock_info *mmapd_lock_list_at(const struct mmapd_lock_list *list,
+                                                              size_t i)
+{
+	return list && i < list->count ? &list->entries[i].info : NULL;
+}
+
+MMAPD_EXPORT void mmapd_lock_list_free(struct mmapd_lock_list *list)
+{
+	if (!list)
+		return;
+	free(list->entries);
+	free(list);
+}
+
 /* The resize reply, in stream order: mappings of the region follow its new size now. */
 static int resize_hook(struct mmapd_client *client, struct call *call, const cJSON *reply)
 {
-	struct mmapd_region_info info;
+	struct region_entry e;
 
-	if (region_info_parse(cJSON_GetObjectItemCaseSensitive(reply, "region"), &info) < 0)
+	if (region_info_parse(cJSON_GetObjectItemCaseSensitive(reply, "region"), &e) < 0)
 		return call_fail(call, -EPROTO, "mmapd's resize reply has a malformed region object");
-	regions_resized(client, info.name, info.size, info.generation);
+	regions_resized(client, e.name, e.info.size, e.info.generation);
 	return 0;
 }
 
@@ -487,7 +516,7 @@ out:
 	return r;
 }
 
-MMAPD_EXPORT int mmapd_changed(struct mmapd_client *client, const char *name, uint64_t offset,
+MMAPD_EXPORT int mmapd_report_changed(struct mmapd_client *client, const char *name, uint64_t offset,
                                uint64_t length, uint64_t *ret_seq)
 {
 	struct call call = { 0 };
@@ -617,4 +646,97 @@ MMAPD_EXPORT int mmapd_clear_error(struct mmapd_client *client, const char *name
 	if (r < 0)
 		return r;
 	return coord_run(client, &call, NULL, NULL);
+}
+
+/*
+ * ---- the same on an open region ----
+ * The region's connection and name; window offsets become region offsets. A NULL region is
+ * -EINVAL, as for every mmapd_region_* call.
+ */
+
+/* Turns window offset off of region into a region offset. Returns 0 or -EINVAL/-ERANGE. */
+static int region_coord_offset(const struct mmapd_region *region, uint64_t off, uint64_t *ret)
+{
+	if (!region)
+		return error_set(-EINVAL, "region is NULL");
+	if (off > UINT64_MAX - region->offset)
+		return error_set(-ERANGE, "offset %llu past the end of any region",
+		                 (unsigned long long)off);
+	*ret = region->offset + off;
+	return 0;
+}
+
+MMAPD_EXPORT int mmapd_region_lock(struct mmapd_region *region, uint64_t offset, uint64_t length,
+                                   unsigned flags, int timeout_ms, uint64_t *ret_lock)
+{
+	int r = region_coord_offset(region, offset, &offset);
+
+	return r < 0 ? r : mmapd_lock(region->client, region->name, offset, length, flags,
+	                              timeout_ms, ret_lock);
+}
+
+MMAPD_EXPORT int mmapd_region_unlock(struct mmapd_region *region, uint64_t lock)
+{
+	if (!region)
+		return error_set(-EINVAL, "region is NULL");
+	return mmapd_unlock(region->client, lock);
+}
+
+MMAPD_EXPORT int mmapd_region_resize(struct mmapd_region *region, uint64_t size, unsigned flags)
+{
+	if (!region)
+		return error_set(-EINVAL, "region is NULL");
+	return mmapd_resize(region->client, region->name, size, flags);
+}
+
+MMAPD_EXPORT int mmapd_region_subscribe(struct mmapd_region *region, uint64_t *ret_seq)
+{
+	if (!region)
+		return error_set(-EINVAL, "region is NULL");
+	return mmapd_subscribe(region->client, region->name, ret_seq);
+}
+
+MMAPD_EXPORT int mmapd_region_unsubscribe(struct mmapd_region *region)
+{
+	if (!region)
+		return error_set(-EINVAL, "region is NULL");
+	return mmapd_unsubscribe(region->client, region->name);
+}
+
+MMAPD_EXPORT int mmapd_region_report_changed(struct mmapd_region *region, uint64_t offset,
+                                             uint64_t length, uint64_t *ret_seq)
+{
+	int r = region_coord_offset(region, offset, &offset);
+
+	return r < 0 ? r : mmapd_report_changed(region->client, region->name, offset, length,
+	                                        ret_seq);
+}
+
+MMAPD_EXPORT int mmapd_region_flush(struct mmapd_region *region, uint64_t offset, uint64_t length)
+{
+	int r = region_coord_offset(region, offset, &offset);
+
+	return r < 0 ? r : mmapd_flush(region->client, region->name, offset, length);
+}
+
+MMAPD_EXPORT int mmapd_region_flush_async(struct mmapd_region *region, uint64_t *ret_token)
+{
+	if (!region)
+		return error_set(-EINVAL, "region is NULL");
+	return mmapd_flush_async(region->client, region->name, ret_token);
+}
+
+MMAPD_EXPORT int mmapd_region_set_policy(struct mmapd_region *region,
+                                         const struct mmapd_policy *policy)
+{
+	if (!region)
+		return error_set(-EINVAL, "region is NULL");
+	return mmapd_set_policy(region->client, region->name, policy);
+}
+
+MMAPD_EXPORT int mmapd_region_clear_error(struct mmapd_region *region)
+{
+	if (!region)
+		return error_set(-EINVAL, "region is NULL");
+	return mmapd_clear_error(region->client, region->name);
 }

@@ -1,11 +1,11 @@
 /*
  * The optional background dispatch thread of libmmapd, for programs without an event loop.
- * mmapd_dispatch_thread_start() starts one thread per client that polls mmapd_fd()'s epoll
- * descriptor and its own stop eventfd, and calls the body of mmapd_dispatch() (event_dispatch,
+ * mmapd_client_dispatch_thread_start() starts one thread per client that polls mmapd_client_fd()'s epoll
+ * descriptor and its own stop eventfd, and calls the body of mmapd_client_dispatch() (event_dispatch,
  * event.c) without waiting whenever the first is readable: handlers then run on that thread,
- * one at a time, without any lock held, exactly as they would in mmapd_dispatch().
+ * one at a time, without any lock held, exactly as they would in mmapd_client_dispatch().
  *
- * mmapd_dispatch_thread_stop() writes the stop eventfd (and wakes a reconnection's backoff,
+ * mmapd_client_dispatch_thread_stop() writes the stop eventfd (and wakes a reconnection's backoff,
  * which conn.c abandons for it), then joins the thread: a handler that runs is waited for.
  * From the thread itself (a handler) stopping would wait for itself: -EDEADLK. The thread also
  * ends by itself when the connection is down for good (reconnection disabled or it gave up);
@@ -13,8 +13,8 @@
  * dispatch_thread_end(): it joins it, or, from a handler on the thread, detaches it so that it
  * ends once the handler returns (the disconnect empties the queue, so no handler runs after).
  *
- * While a thread is started, mmapd_dispatch() is refused with -EBUSY, and a thread cannot be
- * started while an mmapd_dispatch() call runs: events would be split between two threads.
+ * While a thread is started, mmapd_client_dispatch() is refused with -EBUSY, and a thread cannot be
+ * started while an mmapd_client_dispatch() call runs: events would be split between two threads.
  * The fields of struct dispatch_thread are under the client's lock; the thread holds a
  * reference on the client until it returns.
  */
@@ -54,7 +54,7 @@ static void *dispatch_thread_main(void *arg)
 		if (err < 0)
 			break;
 		/*
-		 * Another thread's reconnection keeps mmapd_fd() readable (the client is broken)
+		 * Another thread's reconnection keeps mmapd_client_fd() readable (the client is broken)
 		 * until it ends: wait for it instead of polling in a loop.
 		 */
 		while (client->reconnecting && dt->state == DISPATCH_THREAD_RUNNING)
@@ -150,7 +150,7 @@ void dispatch_thread_end(struct mmapd_client *client)
 	pthread_mutex_unlock(&client->lock);
 }
 
-MMAPD_EXPORT int mmapd_dispatch_thread_start(struct mmapd_client *client)
+MMAPD_EXPORT int mmapd_client_dispatch_thread_start(struct mmapd_client *client)
 {
 	struct dispatch_thread *dt;
 	sigset_t all, old;
@@ -169,7 +169,7 @@ MMAPD_EXPORT int mmapd_dispatch_thread_start(struct mmapd_client *client)
 		goto out;
 	}
 	if (client->dispatching > 0) {
-		r = error_set(-EBUSY, "mmapd_dispatch() is running on this client");
+		r = error_set(-EBUSY, "mmapd_client_dispatch() is running on this client");
 		goto out;
 	}
 	fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -207,7 +207,7 @@ out:
 	return r;
 }
 
-MMAPD_EXPORT int mmapd_dispatch_thread_stop(struct mmapd_client *client)
+MMAPD_EXPORT int mmapd_client_dispatch_thread_stop(struct mmapd_client *client)
 {
 	struct dispatch_thread *dt;
 	int r = 0;

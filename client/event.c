@@ -2,7 +2,7 @@
  * Events of libmmapd. Whichever thread reads an event from the daemon acts on it at once
  * (a resize remaps, a shrink protects the tail and is acknowledged, a cancelled shrink
  * restores access, a deletion is noted: region.c does the work) and queues a copy. The
- * queue is only emptied by mmapd_dispatch(), which calls the application's handler without
+ * queue is only emptied by mmapd_client_dispatch(), which calls the application's handler without
  * any lock held, so the handler may call libmmapd (even mmapd_disconnect()).
  *
  * The queue is bounded: at most EVENTS_MAX events or EVENTS_BYTES_MAX bytes of ranges and
@@ -12,10 +12,10 @@
  * and LOCKS_LOST (made by a reconnection, not read) are never dropped; a newer one replaces
  * one that still waits (the lost locks add up), so there is at most one of each.
  *
- * mmapd_fd() is an epoll descriptor over the socket and an eventfd; the eventfd is readable
+ * mmapd_client_fd() is an epoll descriptor over the socket and an eventfd; the eventfd is readable
  * while events wait or the connection is broken (client_wake_update), so a poll loop also
  * wakes for events another thread read. The background dispatch thread (dispatch_thread.c)
- * is such a loop; while it runs, mmapd_dispatch() is refused.
+ * is such a loop; while it runs, mmapd_client_dispatch() is refused.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -383,7 +383,7 @@ void event_handle(struct mmapd_client *client, const cJSON *msg, const char *nam
 
 /* ---- dispatching ---- */
 
-MMAPD_EXPORT void mmapd_set_event_handler(struct mmapd_client *client, mmapd_event_fn *fn,
+MMAPD_EXPORT void mmapd_client_set_event_handler(struct mmapd_client *client, mmapd_event_fn *fn,
                                           void *userdata)
 {
 	if (!client)
@@ -468,7 +468,7 @@ int event_dispatch(struct mmapd_client *client, int timeout_ms)
 	return n > 0 ? n : r;
 }
 
-MMAPD_EXPORT int mmapd_dispatch(struct mmapd_client *client, int timeout_ms)
+MMAPD_EXPORT int mmapd_client_dispatch(struct mmapd_client *client, int timeout_ms)
 {
 	int r;
 

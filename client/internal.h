@@ -2,7 +2,7 @@
  * Private plumbing of libmmapd, shared by its files:
  *   conn.c    the socket, sending, the reader role (leader/follower), calls and their
  *             replies, the hello exchange, reconnection and what it restores;
- *   event.c   events: parsing, the internal reactions, the bounded queue, mmapd_dispatch();
+ *   event.c   events: parsing, the internal reactions, the bounded queue, mmapd_client_dispatch();
  *   dispatch_thread.c  the optional background thread that dispatches events;
  *   region.c  grants, their mappings, how mappings follow the region's size, reopening,
  *             changing a region's mode in place;
@@ -37,6 +37,7 @@
 #include "fdpass.h"
 #include "frame.h"
 #include "mmapd.h"
+#include "tuning.h"
 
 enum client_state {
 	CLIENT_UP,      /* the socket works (a reconnection may still be restoring state) */
@@ -212,10 +213,10 @@ struct mmapd_client {
 	struct event_queue events;
 	mmapd_event_fn *handler;
 	void *handler_data;
-	int epfd;                     /* mmapd_fd(): the socket and evfd */
+	int epfd;                     /* mmapd_client_fd(): the socket and evfd */
 	int evfd;                     /* readable while events wait or the connection died */
 	bool evfd_set;
-	unsigned dispatching;         /* mmapd_dispatch() calls running */
+	unsigned dispatching;         /* mmapd_client_dispatch() calls running */
 	struct dispatch_thread dispatch;
 };
 
@@ -292,20 +293,20 @@ void event_queue_init(struct event_queue *q);
 void event_queue_clear(struct event_queue *q);
 /*
  * Acts on an event read from the daemon (other than "shutdown" and "error") and queues it
- * for mmapd_dispatch(). Malformed and unknown events are ignored. Lock held.
+ * for mmapd_client_dispatch(). Malformed and unknown events are ignored. Lock held.
  */
 void event_handle(struct mmapd_client *client, const cJSON *msg, const char *name);
 /* Queues ev (deep-copied). Lock held. */
 void event_push(struct mmapd_client *client, const struct mmapd_event *ev);
 /*
- * mmapd_dispatch() without its checks of who may dispatch: for the dispatch thread.
+ * mmapd_client_dispatch() without its checks of who may dispatch: for the dispatch thread.
  * Lock not held.
  */
 int event_dispatch(struct mmapd_client *client, int timeout_ms);
 
 /* ---- dispatch_thread.c ---- */
 
-/* Whether a dispatch thread is started (mmapd_dispatch() is then refused). Lock held. */
+/* Whether a dispatch thread is started (mmapd_client_dispatch() is then refused). Lock held. */
 bool dispatch_thread_busy(const struct mmapd_client *client);
 /*
  * Whether the calling thread is the client's dispatch thread and is told to stop: a
@@ -399,11 +400,48 @@ int policy_check(const struct mmapd_policy *policy);
 cJSON *policy_json(const struct mmapd_policy *policy);
 
 /*
- * Fills *ret_info from a region object of a reply. The coordination fields (generation,
- * policy, poisoned, seq, locks) are zero/manual when absent, as from a daemon without them.
- * Returns 0, or -EPROTO when a field is missing or malformed (message not set).
+ * The info objects the library hands out (mmapd.h, "How this ABI grows"): the public struct
+ * first, so that a pointer to it is a pointer to the whole, then the storage its strings point
+ * at. Never copied by value once the pointers are set (region_entry_fix() sets them again).
  */
-int region_info_parse(const cJSON *obj, struct mmapd_region_info *ret_info);
+struct region_entry {
+	struct mmapd_region_info info;
+	char name[MMAPD_NAME_MAX + 1];
+};
+struct client_entry {
+	struct mmapd_client_info info;
+	char name[65];
+};
+struct lock_entry {
+	struct mmapd_lock_info info;
+	char region[MMAPD_NAME_MAX + 1];
+	char client[65];
+};
+struct status_entry {
+	struct mmapd_status status;
+	char version[32];
+};
+/* The opaque lists: an array of entries, allocated at once. */
+struct mmapd_region_list {
+	struct region_entry *entries;
+	size_t count;
+};
+struct mmapd_client_list {
+	struct client_entry *entries;
+	size_t count;
+};
+struct mmapd_lock_list {
+	struct lock_entry *entries;
+	size_t count;
+};
+
+/*
+ * Fills *ret from a region object of a reply (ret->info.name points at ret->name). The
+ * coordination fields (generation, policy, poisoned, seq, locks) are zero/manual when absent,
+ * as from a daemon without them. Returns 0, or -EPROTO when a field is missing or malformed
+ * (message not set).
+ */
+int region_info_parse(const cJSON *obj, struct region_entry *ret);
 
 /*
  * A listing op answered a page at a time ({"<key>": [...], "more": bool}), asked again with

@@ -272,7 +272,7 @@ static bool batch_take(struct mmapd_region *region, uint64_t *off, uint64_t *len
 	return true;
 }
 
-MMAPD_EXPORT int mmapd_region_flush_range(struct mmapd_region *region, uint64_t off,
+MMAPD_EXPORT int mmapd_region_msync(struct mmapd_region *region, uint64_t off,
                                           uint64_t len)
 {
 	struct span sp;

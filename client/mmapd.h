@@ -19,7 +19,7 @@
  *    A struct mmapd_region must not be closed while another thread still uses it.
  *  - Every descriptor the library creates is close-on-exec. The library never prints, never
  *    exits, never raises signals of its own and starts no threads but the one
- *    mmapd_dispatch_thread_start() asks for; it installs a signal handler (SIGBUS) only when
+ *    mmapd_client_dispatch_thread_start() asks for; it installs a signal handler (SIGBUS) only when
  *    the first mmapd_guard_begin() is called.
  */
 #ifndef MMAPD_H
@@ -44,6 +44,27 @@ extern "C" {
 #define MMAPD_VERSION_PATCH 0
 
 /*
+ * How this ABI grows (0.x: the version node stays MMAPD_0.1 until 1.0; docs/client-api.md,
+ * "ABI"):
+ *  - Option structs the caller fills (struct mmapd_open_opts) begin with their own size,
+ *    set by their initializer macro (MMAPD_OPEN_OPTS()); the library reads only the fields
+ *    that size covers and takes the rest as zero, so a field added later never changes what
+ *    an older caller meant.
+ *  - Info structs (struct mmapd_region_info, mmapd_status, mmapd_client_info,
+ *    mmapd_lock_info, mmapd_event) are only ever allocated by the library and handed out by
+ *    pointer; lists are opaque (_count, _at, _free), so no caller compiles in their size or
+ *    stride. New fields are only appended. Never allocate one, copy one by value or use its
+ *    sizeof. Strings in them are pointers into the object, not fixed arrays.
+ *  - Every public enum has a _MMAPD_*_FORCE_INT32 member, so it is 32 bits wide whatever
+ *    values are added; flags are unsigned with defined bits, and unknown bits are refused.
+ *  - The library's tuning limits are not macros here; they can change in any release.
+ *  - Every destructor (_close, _free, mmapd_disconnect) returns void and accepts NULL.
+ *  - Two small value types are frozen instead: struct mmapd_policy and struct mmapd_range.
+ *    (The toolbox's caller-filled struct mmapd_layout is not size-versioned yet; it moves to
+ *    the toolbox's own header, which decides.)
+ */
+
+/*
  * The version of the libmmapd the program runs against, "MAJOR.MINOR.PATCH" (e.g. "0.1.0");
  * the MMAPD_VERSION_* macros above give the version of the header it was compiled with.
  * Returns a static string, never NULL.
@@ -63,6 +84,7 @@ enum mmapd_mode {
 	MMAPD_MODE_RO = 0,  /* read-only: the descriptor itself is O_RDONLY */
 	MMAPD_MODE_RW = 1,  /* read-write, shared with every other process */
 	MMAPD_MODE_COW = 2, /* copy-on-write: writes stay private to this mapping */
+	_MMAPD_MODE_FORCE_INT32 = INT32_MAX, /* not a mode: makes the enum 32 bits */
 };
 
 /* Flags of struct mmapd_open_opts. */
@@ -70,7 +92,8 @@ enum mmapd_mode {
 #define MMAPD_OPEN_EXCL      0x2u /* with CREATE: fail with -EEXIST if it exists */
 #define MMAPD_OPEN_ANONYMOUS 0x4u /* with CREATE: a memfd region living in the daemon, no file */
 #define MMAPD_OPEN_SPARSE    0x8u /* with CREATE: do not reserve blocks (ftruncate, not fallocate) */
-#define MMAPD_OPEN_REPORT_WRITES 0x10u /* mmapd_region_write() reports each write (mmapd_changed()) */
+/* mmapd_region_write() reports each write (as mmapd_report_changed() does) */
+#define MMAPD_OPEN_REPORT_WRITES 0x10u
 #define MMAPD_OPEN_POPULATE  0x20u /* prefault the mapping (MAP_POPULATE) */
 #define MMAPD_OPEN_STACK     0x40u /* map with MAP_STACK; anonymous regions only (else -EINVAL) */
 /*
@@ -98,18 +121,34 @@ enum mmapd_mode {
 /* Flush policies, enforced by the daemon (docs/coordination.md). */
 enum mmapd_policy_kind {
 	MMAPD_POLICY_MANUAL = 0,   /* only mmapd_flush() flushes */
-	MMAPD_POLICY_ALWAYS,       /* every reported change is durable before mmapd_changed() returns */
+	MMAPD_POLICY_ALWAYS,       /* durable before mmapd_report_changed() returns */
 	MMAPD_POLICY_EVERY_BYTES,  /* flush once `value` bytes were reported changed */
 	MMAPD_POLICY_EVERY_WRITES, /* flush once `value` changes were reported */
 	MMAPD_POLICY_INTERVAL,     /* flush `value` ms after the first unflushed change */
+	_MMAPD_POLICY_FORCE_INT32 = INT32_MAX,
 };
 
+/*
+ * A flush policy: a kind and its one parameter. This small value type is frozen (it is
+ * embedded in struct mmapd_region_info and struct mmapd_event, so growing it would move their
+ * later fields): a policy added later is a new kind that uses value.
+ */
 struct mmapd_policy {
 	enum mmapd_policy_kind kind;
 	uint64_t value;            /* unused for MANUAL and ALWAYS */
 };
 
+/*
+ * Options of mmapd_region_open(). Declare them with MMAPD_OPEN_OPTS(), which sets struct_size
+ * to the size of the struct the caller was compiled with, e.g.
+ *   struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.flags = MMAPD_OPEN_CREATE, .size = 4096);
+ * The library reads only the fields struct_size covers and takes the others as zero (their
+ * defaults), so a caller built before a field was added keeps its meaning. A struct_size of
+ * 0 (a struct not made by the macro) is -EINVAL; one larger than this library knows is
+ * accepted only when the bytes it does not know are zero (else -E2BIG).
+ */
 struct mmapd_open_opts {
+	size_t struct_size;   /* sizeof(struct mmapd_open_opts) as compiled: MMAPD_OPEN_OPTS() */
 	unsigned flags;       /* MMAPD_OPEN_* */
 	enum mmapd_mode mode; /* default (zeroed struct) is MMAPD_MODE_RO */
 	uint64_t size;        /* size to create with; ignored when the region already exists */
@@ -124,10 +163,15 @@ struct mmapd_open_opts {
 	uint64_t reserve;
 	const struct mmapd_policy *policy; /* with CREATE: the initial flush policy; NULL: manual */
 };
+/* A struct mmapd_open_opts with struct_size set and the given fields (designated
+ * initializers, C99 and later); all others zero. */
+#define MMAPD_OPEN_OPTS(...) \
+	((struct mmapd_open_opts){ .struct_size = sizeof(struct mmapd_open_opts), __VA_ARGS__ })
 
-/* Server-wide figures returned by mmapd_status(). */
+/* Server-wide figures returned by mmapd_get_status(); allocated by the library only (see
+ * "How this ABI grows" above). */
 struct mmapd_status {
-	char version[32];        /* mmapd's version, e.g. "0.1.0" */
+	const char *version;     /* mmapd's version, e.g. "0.1.0" (in the object) */
 	uint32_t protocol;       /* protocol version in use on this connection */
 	int64_t pid;             /* the daemon's pid */
 	uint64_t uptime_ms;
@@ -153,11 +197,13 @@ enum mmapd_huge {
 	MMAPD_HUGE_HUGETLB,   /* a hugetlb memfd: huge pages reserved at creation */
 	MMAPD_HUGE_THP,       /* huge pages were asked for but the system had none to reserve:
 	                         transparent huge pages, advised by every libmmapd mapping */
+	_MMAPD_HUGE_FORCE_INT32 = INT32_MAX,
 };
 
-/* One region as reported by mmapd_stat() and mmapd_list(). */
+/* One region as reported by mmapd_stat() and mmapd_list_regions(); allocated by the library
+ * only (see "How this ABI grows" above). */
 struct mmapd_region_info {
-	char name[MMAPD_NAME_MAX + 1];
+	const char *name;  /* in the object: valid as long as it is */
 	uint64_t size;
 	bool anonymous;
 	uint64_t grants;   /* open grants on it, all clients together */
@@ -192,15 +238,16 @@ MMAPD_EXPORT int mmapd_connect(const char *path, const char *client_name,
 MMAPD_EXPORT void mmapd_disconnect(struct mmapd_client *client);
 
 /*
- * Opens (or with MMAPD_OPEN_CREATE creates) the region called name, receives its descriptor
- * and maps the window opts->offset..+opts->length in opts->mode. opts may be NULL: read-only,
- * whole region, no creation. Returns 0 with *ret_region set (free with mmapd_region_close()),
- * or: -EINVAL (bad name, flags or mode), -ENAMETOOLONG, -ENOENT (no such region), -EEXIST,
- * -EACCES (mode not allowed, e.g. read-write on a read-only file; MMAPD_OPEN_EXEC without an
- * execute bit for the caller), -EPERM (MMAPD_OPEN_EXEC while the daemon's allow_exec is false,
- * or mmap refused PROT_EXEC: a noexec mount), -ERANGE (window outside the region), -EFBIG
- * (size above the daemon's limit), -ENOSPC, -EAGAIN (a limit of this client reached), -ENOMEM,
- * -ECONNRESET/-ESHUTDOWN (connection lost or daemon stopping).
+ * Opens (or with MMAPD_OPEN_CREATE creates) the region called name, receives its descriptor and
+ * maps the window opts->offset..+opts->length in opts->mode. opts (made with MMAPD_OPEN_OPTS())
+ * may be NULL: read-only, whole region, no creation. Returns 0 with *ret_region set (free with
+ * mmapd_region_close()), or: -EINVAL (bad name, flags or mode; opts->struct_size 0), -E2BIG
+ * (opts from a newer libmmapd that sets a field this one does not know), -ENAMETOOLONG, -ENOENT
+ * (no such region), -EEXIST, -EACCES (mode not allowed, e.g. read-write on a read-only file;
+ * MMAPD_OPEN_EXEC without an execute bit for the caller), -EPERM (MMAPD_OPEN_EXEC while the
+ * daemon's allow_exec is false, or mmap refused PROT_EXEC: a noexec mount), -ERANGE (window
+ * outside the region), -EFBIG (size above the daemon's limit), -ENOSPC, -EAGAIN (a limit of this
+ * client reached), -ENOMEM, -ECONNRESET/-ESHUTDOWN (connection lost or daemon stopping).
  */
 MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name,
                                    const struct mmapd_open_opts *opts,
@@ -208,10 +255,11 @@ MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name
 
 /*
  * Unmaps the window, closes the descriptor and tells the daemon the grant is released (if the
- * connection is still up). Accepts NULL. Returns 0, or a negative errno if the daemon could not
- * be told (the region is freed all the same).
+ * connection is still up). Accepts NULL. Returns nothing, as every destructor here: the one
+ * thing that can fail is telling the daemon, and a daemon that was not told releases the
+ * grant anyway when the connection ends.
  */
-MMAPD_EXPORT int mmapd_region_close(struct mmapd_region *region);
+MMAPD_EXPORT void mmapd_region_close(struct mmapd_region *region);
 
 /*
  * The first byte of the window (exactly opts->offset into the region). It moves when a window
@@ -263,7 +311,7 @@ MMAPD_EXPORT int mmapd_region_read(const struct mmapd_region *region, uint64_t o
 /*
  * Copies len bytes from buf to window offset off. Returns 0, -ERANGE (outside the window or
  * its accessible part, nothing copied), or -EACCES on a read-only mapping. With
- * MMAPD_OPEN_REPORT_WRITES (read-write mode) the write is then reported as mmapd_changed()
+ * MMAPD_OPEN_REPORT_WRITES (read-write mode) the write is then reported as mmapd_report_changed()
  * does, and that call's errors are returned (the bytes are copied all the same).
  */
 MMAPD_EXPORT int mmapd_region_write(struct mmapd_region *region, uint64_t off,
@@ -275,19 +323,43 @@ MMAPD_EXPORT int mmapd_region_write(struct mmapd_region *region, uint64_t off,
  */
 MMAPD_EXPORT int mmapd_delete(struct mmapd_client *client, const char *name);
 
-/* Fills *ret_info for one region. Returns 0, -ENOENT, -EINVAL. */
+/*
+ * Asks the daemon about region name. Returns 0 with *ret_info set (free with
+ * mmapd_region_info_free()), or -ENOENT, -EINVAL (NULL argument, bad name), -ENAMETOOLONG,
+ * -ENOMEM, -EPROTO (a malformed reply), or a connection error.
+ */
 MMAPD_EXPORT int mmapd_stat(struct mmapd_client *client, const char *name,
-                            struct mmapd_region_info *ret_info);
+                            struct mmapd_region_info **ret_info);
+/* mmapd_stat() of an open region's name, on its connection. */
+MMAPD_EXPORT int mmapd_region_stat(struct mmapd_region *region,
+                                   struct mmapd_region_info **ret_info);
+/* Frees what mmapd_stat() returned (not an entry of a list). Accepts NULL. */
+MMAPD_EXPORT void mmapd_region_info_free(struct mmapd_region_info *info);
+
+/* A list of regions (opaque: its length and stride are the library's). */
+struct mmapd_region_list;
+/*
+ * Lists every region, sorted by name, paging through the daemon's answers. Returns 0 with
+ * *ret_list set (free with mmapd_region_list_free(); it may be empty), or -EINVAL (NULL
+ * argument), -ENOMEM, -EPROTO (a malformed reply), or a connection error.
+ */
+MMAPD_EXPORT int mmapd_list_regions(struct mmapd_client *client,
+                                    struct mmapd_region_list **ret_list);
+/* The number of regions in list (0 for NULL). */
+MMAPD_EXPORT size_t mmapd_region_list_count(const struct mmapd_region_list *list);
+/* Region i of list (borrowed: valid until the list is freed), or NULL when i is past the end. */
+MMAPD_EXPORT const struct mmapd_region_info *mmapd_region_list_at(
+	const struct mmapd_region_list *list, size_t i);
+/* Frees the list and every entry. Accepts NULL. */
+MMAPD_EXPORT void mmapd_region_list_free(struct mmapd_region_list *list);
 
 /*
- * Lists every region, sorted by name. Returns 0 with *ret_infos (free with free()) holding
- * *ret_count entries (NULL when there are none), or a negative errno.
+ * Asks the daemon for its figures. Returns 0 with *ret_status set (free with
+ * mmapd_status_free()), or -EINVAL, -ENOMEM, -EPROTO, or a connection error.
  */
-MMAPD_EXPORT int mmapd_list(struct mmapd_client *client, struct mmapd_region_info **ret_infos,
-                            size_t *ret_count);
-
-/* Fills *ret_status with the daemon's figures. */
-MMAPD_EXPORT int mmapd_status(struct mmapd_client *client, struct mmapd_status *ret_status);
+MMAPD_EXPORT int mmapd_get_status(struct mmapd_client *client, struct mmapd_status **ret_status);
+/* Frees what mmapd_get_status() returned. Accepts NULL. */
+MMAPD_EXPORT void mmapd_status_free(struct mmapd_status *status);
 
 /* One no-op round trip to the daemon. Returns 0 or a negative errno. */
 MMAPD_EXPORT int mmapd_ping(struct mmapd_client *client);
@@ -312,10 +384,11 @@ MMAPD_EXPORT int mmapd_chown(struct mmapd_client *client, const char *name, int6
  */
 MMAPD_EXPORT int mmapd_chmod(struct mmapd_client *client, const char *name, unsigned perm);
 
-/* One connection to the daemon as reported by mmapd_clients(). */
+/* One connection to the daemon as reported by mmapd_list_clients(); allocated by the
+ * library only (see "How this ABI grows" above). */
 struct mmapd_client_info {
 	uint64_t id;                 /* the connection's number, as in the daemon's log */
-	char name[65];               /* its hello client name; "" when it gave none */
+	const char *name;            /* its hello client name; "" when it gave none (in the list) */
 	int64_t pid;                 /* the peer's credentials when it connected */
 	int64_t uid;
 	int64_t gid;
@@ -330,14 +403,21 @@ struct mmapd_client_info {
 	uint64_t queued_fds;         /* descriptors waiting to be read by it */
 };
 
+/* A list of connections (opaque). */
+struct mmapd_client_list;
 /*
  * Lists every connection to the daemon (the calling one included), sorted by id; pages
- * through the daemon's answers as mmapd_list() does. Returns 0 with *ret_clients (free with
- * free(); NULL when there are none) holding *ret_count entries, or -EINVAL (NULL argument),
- * -ENOMEM, -EPROTO (a malformed reply), or a connection error.
+ * through the daemon's answers as mmapd_list_regions() does. Returns 0 with *ret_list set
+ * (free with mmapd_client_list_free()), or -EINVAL (NULL argument), -ENOMEM, -EPROTO (a
+ * malformed reply), or a connection error.
  */
-MMAPD_EXPORT int mmapd_clients(struct mmapd_client *client, struct mmapd_client_info **ret_clients,
-                               size_t *ret_count);
+MMAPD_EXPORT int mmapd_list_clients(struct mmapd_client *client,
+                                    struct mmapd_client_list **ret_list);
+/* As mmapd_region_list_count(), _at() and _free(). */
+MMAPD_EXPORT size_t mmapd_client_list_count(const struct mmapd_client_list *list);
+MMAPD_EXPORT const struct mmapd_client_info *mmapd_client_list_at(
+	const struct mmapd_client_list *list, size_t i);
+MMAPD_EXPORT void mmapd_client_list_free(struct mmapd_client_list *list);
 
 /*
  * The daemon's counters in the Prometheus text exposition format (version 0.0.4): every
@@ -358,7 +438,15 @@ MMAPD_EXPORT int mmapd_stats_json(struct mmapd_client *client, char **ret_json);
 
 /*
  * ---- Coordination: locks, resize, change notification, flush (docs/coordination.md) ----
- * These address a region by name; it must exist. Each is one request to the daemon.
+ * Each is one request to the daemon, offered two ways with the same errors:
+ *  - by name, mmapd_<verb>(client, name, ...): the region must exist, nothing need be open;
+ *    offsets are region offsets;
+ *  - on an open region, mmapd_region_<verb>(region, ...): on the region's connection and
+ *    name; offsets are window offsets like every mmapd_region_* call (the library adds the
+ *    window's start), and a length of 0 keeps its by-name meaning (to the end of the region).
+ * Durability has two names: mmapd_flush()/mmapd_region_flush() ask the daemon to fdatasync
+ * (its flush policies and poisoning apply); mmapd_region_msync() is msync() of this
+ * process's own mapping, with no daemon involved.
  */
 
 #define MMAPD_LOCK_SHARED    0x0u
@@ -377,33 +465,46 @@ MMAPD_EXPORT int mmapd_lock(struct mmapd_client *client, const char *name, uint6
                             uint64_t length, unsigned flags, int timeout_ms, uint64_t *ret_lock);
 /* Releases a lock of this client. Returns 0, -EBADF (not held by this client). */
 MMAPD_EXPORT int mmapd_unlock(struct mmapd_client *client, uint64_t lock);
+/* mmapd_lock() and mmapd_unlock() on an open region (window offsets; see above). */
+MMAPD_EXPORT int mmapd_region_lock(struct mmapd_region *region, uint64_t offset, uint64_t length,
+                                   unsigned flags, int timeout_ms, uint64_t *ret_lock);
+MMAPD_EXPORT int mmapd_region_unlock(struct mmapd_region *region, uint64_t lock);
 
-/* One lock, held or waited for, as reported by mmapd_locks(). */
+/* One lock, held or waited for, as reported by mmapd_list_locks(); allocated by the library
+ * only (see "How this ABI grows" above). Strings are in the list. */
 struct mmapd_lock_info {
-	char region[MMAPD_NAME_MAX + 1];
+	const char *region;
 	uint64_t lock;
 	bool waiting;        /* false: held */
 	bool exclusive;
 	uint64_t offset;
 	uint64_t length;     /* 0: to the end */
-	char client[65];     /* the holder's hello name */
+	const char *client;  /* the holder's hello name */
 	int64_t pid;
 	int64_t uid;
 	uint64_t since_ms;   /* Unix epoch ms when granted or queued */
 };
+/* A list of locks (opaque). */
+struct mmapd_lock_list;
 /*
  * Lists the locks of region name (NULL: of every region), holders first, then waiters in
- * queue order. Returns 0 with *ret_locks (free with free(); NULL when empty) and *ret_count.
+ * queue order. Returns 0 with *ret_list set (free with mmapd_lock_list_free()), or -EINVAL,
+ * -ENAMETOOLONG, -ENOMEM, -EPROTO, or a connection error.
  */
-MMAPD_EXPORT int mmapd_locks(struct mmapd_client *client, const char *name,
-                             struct mmapd_lock_info **ret_locks, size_t *ret_count);
+MMAPD_EXPORT int mmapd_list_locks(struct mmapd_client *client, const char *name,
+                                  struct mmapd_lock_list **ret_list);
+/* As mmapd_region_list_count(), _at() and _free(). */
+MMAPD_EXPORT size_t mmapd_lock_list_count(const struct mmapd_lock_list *list);
+MMAPD_EXPORT const struct mmapd_lock_info *mmapd_lock_list_at(
+	const struct mmapd_lock_list *list, size_t i);
+MMAPD_EXPORT void mmapd_lock_list_free(struct mmapd_lock_list *list);
 
 #define MMAPD_RESIZE_SPARSE    0x1u /* grow without reserving blocks */
 #define MMAPD_RESIZE_GROW_ONLY 0x2u /* never shrink: a smaller size leaves the region as it is */
 /*
  * Grows or shrinks region name to size bytes and returns when done. Growth reaches every
  * client's mapping through a `resized` event; a shrink first asks every mapper to let go of the
- * tail (libmmapd does so whenever it reads from the daemon: in mmapd_dispatch() or any call)
+ * tail (libmmapd does so whenever it reads from the daemon: in mmapd_client_dispatch() or any call)
  * and fails with -ETIMEDOUT, changing nothing, if one does not answer in time. Returns 0,
  * -ENOSPC, -EFBIG, -EPERM (shrinking an anonymous region), -ETIMEDOUT, -ENOENT, -EINVAL (also
  * a size that is not a multiple of a hugetlb region's huge page size, or MMAPD_RESIZE_SPARSE
@@ -413,6 +514,8 @@ MMAPD_EXPORT int mmapd_locks(struct mmapd_client *client, const char *name,
  */
 MMAPD_EXPORT int mmapd_resize(struct mmapd_client *client, const char *name, uint64_t size,
                               unsigned flags);
+/* mmapd_resize() of an open region (size is the whole region's, not the window's). */
+MMAPD_EXPORT int mmapd_region_resize(struct mmapd_region *region, uint64_t size, unsigned flags);
 
 /* Subscribes to region name's events. *ret_seq (may be NULL) gets its current sequence number.
  * Returns 0, -EALREADY, -EAGAIN (limit), -ENOENT, -EINVAL. */
@@ -420,29 +523,41 @@ MMAPD_EXPORT int mmapd_subscribe(struct mmapd_client *client, const char *name,
                                  uint64_t *ret_seq);
 /* Returns 0, or -ENOENT when not subscribed. */
 MMAPD_EXPORT int mmapd_unsubscribe(struct mmapd_client *client, const char *name);
+/* mmapd_subscribe() and mmapd_unsubscribe() of an open region's name, on its connection. */
+MMAPD_EXPORT int mmapd_region_subscribe(struct mmapd_region *region, uint64_t *ret_seq);
+MMAPD_EXPORT int mmapd_region_unsubscribe(struct mmapd_region *region);
 /*
  * Tells the daemon that offset..offset+length of region name changed (writes through a mapping
  * are invisible to inotify). Subscribers other than this client get a `changed` event; the
  * region's flush policy counts it. *ret_seq (may be NULL) gets the change's sequence number.
  * Returns 0, -ERANGE, -EIO (region poisoned, under a flushing policy), -ENOENT, -EINVAL.
  */
-MMAPD_EXPORT int mmapd_changed(struct mmapd_client *client, const char *name, uint64_t offset,
-                               uint64_t length, uint64_t *ret_seq);
+MMAPD_EXPORT int mmapd_report_changed(struct mmapd_client *client, const char *name,
+                                      uint64_t offset, uint64_t length, uint64_t *ret_seq);
+/* mmapd_report_changed() on an open region (window offsets). */
+MMAPD_EXPORT int mmapd_region_report_changed(struct mmapd_region *region, uint64_t offset,
+                                             uint64_t length, uint64_t *ret_seq);
 
 /* Makes region name durable (fdatasync in the daemon); returns once it is on stable storage.
  * Returns 0, -EIO (this or an earlier flush failed: the region is poisoned), -ENOENT. */
 MMAPD_EXPORT int mmapd_flush(struct mmapd_client *client, const char *name, uint64_t offset,
                              uint64_t length);
+/* mmapd_flush() of an open region (window offsets): durable through the daemon. For msync()
+ * of this process's mapping alone see mmapd_region_msync(). */
+MMAPD_EXPORT int mmapd_region_flush(struct mmapd_region *region, uint64_t offset,
+                                    uint64_t length);
 /*
  * mmapd_flush() without waiting: returns once the request is sent, with *ret_token (may be
  * NULL) set to a number that identifies it. Its completion arrives as an
- * MMAPD_EVENT_FLUSH_DONE event (through mmapd_dispatch()) for region name with seq = the
+ * MMAPD_EVENT_FLUSH_DONE event (through mmapd_client_dispatch()) for region name with seq = the
  * token and error 0 (durable) or what mmapd_flush() would have returned (-EIO, -ENOENT, a
  * connection error). Returns 0, or -EINVAL/-ENAMETOOLONG/-ENOMEM/a connection error when the
  * request could not be sent: then no event comes.
  */
 MMAPD_EXPORT int mmapd_flush_async(struct mmapd_client *client, const char *name,
                                    uint64_t *ret_token);
+/* mmapd_flush_async() of an open region's name, on its connection. */
+MMAPD_EXPORT int mmapd_region_flush_async(struct mmapd_region *region, uint64_t *ret_token);
 /* Sets region name's flush policy; every client holding it hears of it. */
 MMAPD_EXPORT int mmapd_set_policy(struct mmapd_client *client, const char *name,
                                   const struct mmapd_policy *policy);
@@ -462,8 +577,11 @@ MMAPD_EXPORT int mmapd_policy_parse(const char *text, struct mmapd_policy *ret_p
  * kind) or -ERANGE (size is not above the length: buf holds as much as fits).
  */
 MMAPD_EXPORT int mmapd_policy_format(const struct mmapd_policy *policy, char *buf, size_t size);
+MMAPD_EXPORT int mmapd_region_set_policy(struct mmapd_region *region,
+                                         const struct mmapd_policy *policy);
 /* Clears a poisoned region after an operator has dealt with the failure. */
 MMAPD_EXPORT int mmapd_clear_error(struct mmapd_client *client, const char *name);
+MMAPD_EXPORT int mmapd_region_clear_error(struct mmapd_region *region);
 
 /* The region's generation as last heard from the daemon (+1 per size change). */
 MMAPD_EXPORT uint64_t mmapd_region_generation(const struct mmapd_region *region);
@@ -495,6 +613,7 @@ enum mmapd_advice {
 	MMAPD_ADVICE_PAGEOUT,
 	MMAPD_ADVICE_POPULATE_READ,
 	MMAPD_ADVICE_POPULATE_WRITE, /* read-write and copy-on-write mappings only */
+	_MMAPD_ADVICE_FORCE_INT32 = INT32_MAX,
 };
 
 /*
@@ -541,21 +660,18 @@ MMAPD_EXPORT int mmapd_region_foreach_page(struct mmapd_region *region, uint64_t
 /* The page size the mapping is made of (a hugetlb region's: its huge page size). */
 MMAPD_EXPORT size_t mmapd_region_page_size(const struct mmapd_region *region);
 
-/* Small flushes are batched until MMAPD_FLUSH_BATCH_MAX of them or a span of this many bytes. */
-#define MMAPD_FLUSH_BATCH_MAX   64
-#define MMAPD_FLUSH_BATCH_BYTES 65536
 /*
  * Makes a range durable with msync(MS_SYNC) on our own mapping: writes through any process's
- * shared mapping reach stable storage, with no daemon round trip (the daemon's flush policy
- * and poisoning are not involved; mmapd_flush() goes through the daemon). A range shorter than
- * a page is only added to the region's pending batch, which is flushed, together with the
+ * shared mapping reach stable storage, with no daemon round trip (the daemon's flush policy and
+ * poisoning are not involved; mmapd_region_flush() goes through the daemon). A range shorter
+ * than a page is only added to the region's pending batch, which is flushed, together with the
  * range at hand, by the next call with a range of a page or more, by len 0 (which flushes just
- * the batch; off is then ignored), or once the batch reaches the limits above.
- * Returns 0 when the range (and the batch) is durable, 1 when it was only batched, or -EIO
- * (write-back failed; the daemon will also see it on its next flush), -ERANGE, -EINVAL
- * (copy-on-write mapping: its changes are private and cannot be flushed).
+ * the batch; off is then ignored), or once the batch reaches the library's limits (a private
+ * count and span). Returns 0 when the range (and the batch) is durable, 1 when it was only
+ * batched, or -EIO (write-back failed; the daemon will also see it on its next flush), -ERANGE,
+ * -EINVAL (copy-on-write mapping: its changes are private and cannot be flushed).
  */
-MMAPD_EXPORT int mmapd_region_flush_range(struct mmapd_region *region, uint64_t off,
+MMAPD_EXPORT int mmapd_region_msync(struct mmapd_region *region, uint64_t off,
                                           uint64_t len);
 
 /*
@@ -593,12 +709,12 @@ MMAPD_EXPORT int mmapd_region_atomic_u64_slice(struct mmapd_region *region, uint
  * go to the SIGBUS handler that was installed before, or kill the process as usual.
  *
  * The first mmapd_guard_begin() installs a SIGBUS handler (SA_SIGINFO) for the process; a
- * handler installed later must chain to it. Guards nest per thread up to MMAPD_GUARD_DEPTH;
+ * handler installed later must chain to it. Guards nest per thread (up to a private limit);
  * the mapping must not move or be closed during a guard. The handler only reads this
  * thread's guard list and calls mmap(), both async-signal-safe.
  */
-#define MMAPD_GUARD_DEPTH 8
-/* Returns 0, -EINVAL (NULL or unmapped region), -EBUSY (MMAPD_GUARD_DEPTH guards open). */
+/* Returns 0, -EINVAL (NULL or unmapped region), -EBUSY (this thread holds as many guards as
+ * the library nests: 8 today, a private limit that may change). */
 MMAPD_EXPORT int mmapd_guard_begin(struct mmapd_region *region);
 /*
  * Ends the innermost guard, which must be region's. Returns 0, -EFAULT when a fault hit the
@@ -623,8 +739,10 @@ enum mmapd_event_type {
 	MMAPD_EVENT_RECONNECTED,      /* the daemon restarted; regions were re-opened */
 	MMAPD_EVENT_LOCKS_LOST,       /* nlocks locks held before the reconnect are gone */
 	MMAPD_EVENT_FLUSH_DONE,       /* seq (the token), error, message: mmapd_flush_async() ended */
+	_MMAPD_EVENT_FORCE_INT32 = INT32_MAX,
 };
 
+/* A byte range of a region. Frozen, like struct mmapd_policy: events point at arrays of it. */
 struct mmapd_range {
 	uint64_t offset;
 	uint64_t length;
@@ -657,12 +775,12 @@ typedef void mmapd_event_fn(struct mmapd_client *client, const struct mmapd_even
                             void *userdata);
 
 /* Sets the function that receives events (NULL: events are only acted on internally). */
-MMAPD_EXPORT void mmapd_set_event_handler(struct mmapd_client *client, mmapd_event_fn *fn,
+MMAPD_EXPORT void mmapd_client_set_event_handler(struct mmapd_client *client, mmapd_event_fn *fn,
                                           void *userdata);
 /* A descriptor that becomes readable when events may be waiting (for poll/epoll/libuv); call
- * mmapd_dispatch() then. Borrowed: do not close or read it. It stays the same across
+ * mmapd_client_dispatch() then. Borrowed: do not close or read it. It stays the same across
  * reconnections (it is not the socket) until mmapd_disconnect(). */
-MMAPD_EXPORT int mmapd_fd(struct mmapd_client *client);
+MMAPD_EXPORT int mmapd_client_fd(struct mmapd_client *client);
 /*
  * Reads what the daemon sent, acts on it (remaps on resize, acknowledges shrinks, reconnects
  * after a daemon restart) and calls the event handler for each event, waiting up to timeout_ms
@@ -670,37 +788,37 @@ MMAPD_EXPORT int mmapd_fd(struct mmapd_client *client);
  * delivered here too, in order. The handler runs without any lock held and may call libmmapd.
  * Returns the number of events delivered (0 on timeout), or a negative errno: the
  * connection's error when it is down and cannot be re-made, -EINTR when a signal interrupted
- * the wait, -EBUSY while a dispatch thread is started (mmapd_dispatch_thread_start()).
+ * the wait, -EBUSY while a dispatch thread is started (mmapd_client_dispatch_thread_start()).
  */
-MMAPD_EXPORT int mmapd_dispatch(struct mmapd_client *client, int timeout_ms);
+MMAPD_EXPORT int mmapd_client_dispatch(struct mmapd_client *client, int timeout_ms);
 /*
- * For programs without an event loop: starts a background thread that waits on mmapd_fd()
- * and calls mmapd_dispatch(client, 0) whenever it is readable, so the event handler runs on
- * that thread (one event at a time, in order, without any lock held; it may call libmmapd,
- * mmapd_disconnect() included). The thread re-makes a broken connection as mmapd_dispatch()
- * does (RECONNECTED and LOCKS_LOST are delivered on it) and blocks asynchronous signals.
- * While it is started, mmapd_dispatch() fails with -EBUSY. When the connection is down for
- * good (reconnection disabled, or it failed for the whole reconnect time) the thread ends;
- * mmapd_dispatch_thread_stop() then returns that error. mmapd_disconnect() stops the thread
- * (from its handler too: the thread ends once the handler returns, and no handler runs after).
- * Returns 0, -EBUSY (a thread is already started for client, or mmapd_dispatch() is running),
- * -ENOTCONN (after mmapd_disconnect()), -EAGAIN/-EMFILE/-ENOMEM (no thread or descriptor),
- * -EINVAL (client NULL).
+ * For programs without an event loop: starts a background thread that waits on mmapd_client_fd()
+ * and calls mmapd_client_dispatch(client, 0) whenever it is readable, so the event handler runs
+ * on that thread (one event at a time, in order, without any lock held; it may call libmmapd,
+ * mmapd_disconnect() included). The thread re-makes a broken connection as
+ * mmapd_client_dispatch() does (RECONNECTED and LOCKS_LOST are delivered on it) and blocks
+ * asynchronous signals. While it is started, mmapd_client_dispatch() fails with -EBUSY. When the
+ * connection is down for good (reconnection disabled, or it failed for the whole reconnect time)
+ * the thread ends; mmapd_client_dispatch_thread_stop() then returns that error.
+ * mmapd_disconnect() stops the thread (from its handler too: the thread ends once the handler
+ * returns, and no handler runs after). Returns 0, -EBUSY (a thread is already started for
+ * client, or mmapd_client_dispatch() is running), -ENOTCONN (after mmapd_disconnect()),
+ * -EAGAIN/-EMFILE/-ENOMEM (no thread or descriptor), -EINVAL (client NULL).
  */
-MMAPD_EXPORT int mmapd_dispatch_thread_start(struct mmapd_client *client);
+MMAPD_EXPORT int mmapd_client_dispatch_thread_start(struct mmapd_client *client);
 /*
  * Stops the dispatch thread and waits for it to end, a handler it is running included (a
  * reconnection it is making is abandoned: other calls make their own). Once it returns, no
- * handler runs on that thread and mmapd_dispatch() may be used again. Returns 0, the
+ * handler runs on that thread and mmapd_client_dispatch() may be used again. Returns 0, the
  * connection error that had ended the thread by itself, -EDEADLK (called from a handler on
  * the thread, which would wait for itself), -ESRCH (no thread started), -EINVAL.
  */
-MMAPD_EXPORT int mmapd_dispatch_thread_stop(struct mmapd_client *client);
+MMAPD_EXPORT int mmapd_client_dispatch_thread_stop(struct mmapd_client *client);
 /*
  * How long calls keep trying to reconnect after the daemon went away (backoff from 10 ms
  * doubling to 1 s); 0 disables reconnection, < 0 tries without a time limit. Default 30000.
  */
-MMAPD_EXPORT void mmapd_set_reconnect(struct mmapd_client *client, int timeout_ms);
+MMAPD_EXPORT void mmapd_client_set_reconnect(struct mmapd_client *client, int timeout_ms);
 
 /*
  * A sentence about the last failure of a libmmapd call made by the calling thread (the

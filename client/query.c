@@ -88,7 +88,7 @@ static int info_huge_optional(const cJSON *obj, enum mmapd_huge *ret)
 	return 0;
 }
 
-int region_info_parse(const cJSON *obj, struct mmapd_region_info *ret_info)
+int region_info_parse(const cJSON *obj, struct region_entry *ret)
 {
 	struct mmapd_region_info info = { .policy.kind = MMAPD_POLICY_MANUAL };
 	const cJSON *policy;
@@ -120,8 +120,9 @@ int region_info_parse(const cJSON *obj, struct mmapd_region_info *ret_info)
 	len = strlen(name);
 	if (len == 0 || len > MMAPD_NAME_MAX)
 		return -EPROTO;
-	memcpy(info.name, name, len + 1);
-	*ret_info = info;
+	memcpy(ret->name, name, len + 1);
+	ret->info = info;
+	ret->info.name = ret->name;
 	return 0;
 }
 
@@ -144,8 +145,9 @@ static int query_call(struct mmapd_client *client, const char *op, const char *n
 }
 
 MMAPD_EXPORT int mmapd_stat(struct mmapd_client *client, const char *name,
-                            struct mmapd_region_info *ret_info)
+                            struct mmapd_region_info **ret_info)
 {
+	struct region_entry *e;
 	cJSON *reply = NULL;
 	int r;
 
@@ -156,11 +158,33 @@ MMAPD_EXPORT int mmapd_stat(struct mmapd_client *client, const char *name,
 	r = query_call(client, "stat", name, &reply);
 	if (r < 0)
 		return r;
-	r = region_info_parse(cJSON_GetObjectItemCaseSensitive(reply, "region"), ret_info);
+	e = malloc(sizeof(*e));
+	if (!e) {
+		cJSON_Delete(reply);
+		return error_set(-ENOMEM, "out of memory");
+	}
+	r = region_info_parse(cJSON_GetObjectItemCaseSensitive(reply, "region"), e);
 	cJSON_Delete(reply);
-	if (r < 0)
+	if (r < 0) {
+		free(e);
 		return error_set(r, "mmapd sent a malformed region object");
+	}
+	*ret_info = &e->info;
 	return 0;
+}
+
+MMAPD_EXPORT int mmapd_region_stat(struct mmapd_region *region,
+                                   struct mmapd_region_info **ret_info)
+{
+	if (!region)
+		return error_set(-EINVAL, "region is NULL");
+	return mmapd_stat(region->client, region->name, ret_info);
+}
+
+/* The info is the first member of its region_entry, which is what was allocated. */
+MMAPD_EXPORT void mmapd_region_info_free(struct mmapd_region_info *info)
+{
+	free(info);
 }
 
 MMAPD_EXPORT int mmapd_delete(struct mmapd_client *client, const char *name)
@@ -272,36 +296,74 @@ static int list_parse(const cJSON *item, void *entry)
 	return region_info_parse(item, entry);
 }
 
+/* The entries' own name buffers, not info.name: the array moves while it is collected. */
 static int list_after(cJSON *req, const void *last)
 {
-	const struct mmapd_region_info *info = last;
+	const struct region_entry *e = last;
 
-	return cJSON_AddStringToObject(req, "after", info->name) ? 0 : request_nomem();
+	return cJSON_AddStringToObject(req, "after", e->name) ? 0 : request_nomem();
 }
 
 static bool list_follows(const void *prev, const void *entry)
 {
-	return strcmp(((const struct mmapd_region_info *)prev)->name,
-	              ((const struct mmapd_region_info *)entry)->name) < 0;
+	return strcmp(((const struct region_entry *)prev)->name,
+	              ((const struct region_entry *)entry)->name) < 0;
 }
 
 static const struct pager list_pager = {
 	.op = "list", .key = "regions", .noun = "region",
-	.size = sizeof(struct mmapd_region_info),
+	.size = sizeof(struct region_entry),
 	.parse = list_parse, .after = list_after, .follows = list_follows,
 };
 
-MMAPD_EXPORT int mmapd_list(struct mmapd_client *client, struct mmapd_region_info **ret_infos,
-                            size_t *ret_count)
+MMAPD_EXPORT int mmapd_list_regions(struct mmapd_client *client,
+                                    struct mmapd_region_list **ret_list)
 {
-	if (!client || !ret_infos || !ret_count)
-		return error_set(-EINVAL, "client, ret_infos or ret_count is NULL");
-	return pager_collect(client, &list_pager, (void **)ret_infos, ret_count);
+	struct mmapd_region_list *list;
+	void *entries;
+	int r;
+
+	if (!client || !ret_list)
+		return error_set(-EINVAL, "client or ret_list is NULL");
+	list = calloc(1, sizeof(*list));
+	if (!list)
+		return error_set(-ENOMEM, "out of memory");
+	r = pager_collect(client, &list_pager, &entries, &list->count);
+	if (r < 0) {
+		free(list);
+		return r;
+	}
+	list->entries = entries;
+	/* The array was moved by realloc while it grew: the names are pointed at only now. */
+	for (size_t i = 0; i < list->count; i++)
+		list->entries[i].info.name = list->entries[i].name;
+	*ret_list = list;
+	return 0;
 }
 
-/* Fills *st from a status reply, except protocol. Returns 0 or -EPROTO (message set). */
-static int status_read(const cJSON *reply, struct mmapd_status *st)
+MMAPD_EXPORT size_t mmapd_region_list_count(const struct mmapd_region_list *list)
 {
+	return list ? list->count : 0;
+}
+
+MMAPD_EXPORT const struct mmapd_region_info *mmapd_region_list_at(
+	const struct mmapd_region_list *list, size_t i)
+{
+	return list && i < list->count ? &list->entries[i].info : NULL;
+}
+
+MMAPD_EXPORT void mmapd_region_list_free(struct mmapd_region_list *list)
+{
+	if (!list)
+		return;
+	free(list->entries);
+	free(list);
+}
+
+/* Fills *e from a status reply, except protocol. Returns 0 or -EPROTO (message set). */
+static int status_read(const cJSON *reply, struct status_entry *e)
+{
+	struct mmapd_status *st = &e->status;
 	const cJSON *limits = cJSON_GetObjectItemCaseSensitive(reply, "limits");
 	const char *version;
 	uint64_t pid;
@@ -339,17 +401,17 @@ static int status_read(const cJSON *reply, struct mmapd_status *st)
 	    info_u64_optional(reply, "subscriptions", &st->subscriptions) < 0)
 		return error_set(-EPROTO, "mmapd's status reply has a malformed lock or "
 		                 "subscription count");
-	if (msg_get_string(reply, "version", &version) < 0 ||
-	    strlen(version) >= sizeof(st->version))
+	if (msg_get_string(reply, "version", &version) < 0 || strlen(version) >= sizeof(e->version))
 		return error_set(-EPROTO, "mmapd's status reply has no valid \"version\"");
-	strcpy(st->version, version);
+	strcpy(e->version, version);
+	st->version = e->version;
 	st->pid = (int64_t)pid;
 	return 0;
 }
 
-MMAPD_EXPORT int mmapd_status(struct mmapd_client *client, struct mmapd_status *ret_status)
+MMAPD_EXPORT int mmapd_get_status(struct mmapd_client *client, struct mmapd_status **ret_status)
 {
-	struct mmapd_status st = { 0 };
+	struct status_entry *e;
 	cJSON *reply = NULL;
 	int r;
 
@@ -358,13 +420,26 @@ MMAPD_EXPORT int mmapd_status(struct mmapd_client *client, struct mmapd_status *
 	r = query_call(client, "status", NULL, &reply);
 	if (r < 0)
 		return r;
-	r = status_read(reply, &st);
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		cJSON_Delete(reply);
+		return error_set(-ENOMEM, "out of memory");
+	}
+	r = status_read(reply, e);
 	cJSON_Delete(reply);
-	if (r < 0)
+	if (r < 0) {
+		free(e);
 		return r;
+	}
 	pthread_mutex_lock(&client->lock);
-	st.protocol = client->protocol;
+	e->status.protocol = client->protocol;
 	pthread_mutex_unlock(&client->lock);
-	*ret_status = st;
+	*ret_status = &e->status;
 	return 0;
+}
+
+/* The status is the first member of its status_entry, which is what was allocated. */
+MMAPD_EXPORT void mmapd_status_free(struct mmapd_status *status)
+{
+	free(status);
 }

@@ -410,6 +410,34 @@ bool regions_have(const struct mmapd_client *client, const char *name)
 
 /* ---- opening and closing ---- */
 
+/*
+ * Copies the caller's options into *ret, laid out as this library knows them: the bytes the
+ * caller's struct_size covers, zero beyond (every field's default). opts NULL: all defaults.
+ * Returns 0, -EINVAL (struct_size 0: not made by MMAPD_OPEN_OPTS()), -E2BIG (a newer caller
+ * set a field this library does not know). The message is set.
+ */
+static int open_opts_read(const struct mmapd_open_opts *opts, struct mmapd_open_opts *ret)
+{
+	size_t n;
+
+	memset(ret, 0, sizeof(*ret));
+	ret->struct_size = sizeof(*ret);
+	if (!opts)
+		return 0;
+	if (opts->struct_size < sizeof(opts->struct_size))
+		return error_set(-EINVAL, "opts->struct_size is %zu: make the options with "
+		                 "MMAPD_OPEN_OPTS()", opts->struct_size);
+	n = opts->struct_size < sizeof(*ret) ? opts->struct_size : sizeof(*ret);
+	for (size_t i = sizeof(*ret); i < opts->struct_size; i++) {
+		if (((const unsigned char *)opts)[i] != 0)
+			return error_set(-E2BIG, "opts sets a field at byte %zu that this libmmapd "
+			                 "(%s) does not know", i, mmapd_version());
+	}
+	memcpy(ret, opts, n);
+	ret->struct_size = sizeof(*ret);
+	return 0;
+}
+
 /* Checks what can be checked before a round trip. Returns 0 or -EINVAL/-EFBIG (message set). */
 static int open_opts_check(const struct mmapd_open_opts *opts)
 {
@@ -474,7 +502,7 @@ fail:
  */
 static int open_reply_read(struct call *call, const cJSON *reply,
                            const struct mmapd_region *region, enum mmapd_mode mode,
-                           struct mmapd_region_info *ret_info)
+                           struct region_entry *ret_info)
 {
 	const char *granted;
 	bool exec = false;
@@ -500,7 +528,7 @@ static int open_reply_read(struct call *call, const cJSON *reply,
 static int region_open_hook(struct mmapd_client *client, struct call *call, const cJSON *reply)
 {
 	struct mmapd_region *region = call->ctx;
-	struct mmapd_region_info info;
+	struct region_entry e;
 
 	if (msg_get_u64(reply, "handle", &region->handle) < 0)
 		return call_fail(call, -EPROTO, "mmapd's open reply has no valid \"handle\"");
@@ -508,12 +536,12 @@ static int region_open_hook(struct mmapd_client *client, struct call *call, cons
 	region->gen = client->gen;
 	region->fd = call->fd;
 	call->fd = -1;
-	if (open_reply_read(call, reply, region, region->mode, &info) < 0)
+	if (open_reply_read(call, reply, region, region->mode, &e) < 0)
 		return call->err;
-	atomic_store(&region->size, info.size);
-	atomic_store(&region->generation, info.generation);
-	region->anonymous = info.anonymous;
-	region->huge = info.huge;
+	atomic_store(&region->size, e.info.size);
+	atomic_store(&region->generation, e.info.generation);
+	region->anonymous = e.info.anonymous;
+	region->huge = e.info.huge;
 	if (region->open_flags & MMAPD_OPEN_EXEC)
 		region->prot |= PROT_EXEC;
 	return 0;
@@ -613,7 +641,7 @@ MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name
                                    const struct mmapd_open_opts *opts,
                                    struct mmapd_region **ret_region)
 {
-	static const struct mmapd_open_opts defaults;
+	struct mmapd_open_opts known;
 	struct mmapd_region *region;
 	struct error_saved saved;
 	struct call call = { 0 };
@@ -621,8 +649,10 @@ MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name
 
 	if (!client || !ret_region)
 		return error_set(-EINVAL, "client or ret_region is NULL");
-	if (!opts)
-		opts = &defaults;
+	r = open_opts_read(opts, &known);
+	if (r < 0)
+		return r;
+	opts = &known;
 	r = region_name_check(name);
 	if (r < 0)
 		return r;
@@ -692,9 +722,12 @@ fail:
 	return r;
 }
 
-MMAPD_EXPORT int mmapd_region_close(struct mmapd_region *region)
+/* region_free()'s error (the daemon could not be told of the release) is dropped: the
+ * daemon releases the grant itself when the connection ends. */
+MMAPD_EXPORT void mmapd_region_close(struct mmapd_region *region)
 {
-	return region ? region_free(region) : 0;
+	if (region)
+		(void)region_free(region);
 }
 
 /* ---- asking again for a grant of an open region ---- */
@@ -741,12 +774,12 @@ static int region_reopen_hook(struct mmapd_client *client, struct call *call, co
 {
 	struct reopen *ro = call->ctx;
 	struct mmapd_region *region = ro->region;
-	struct mmapd_region_info info;
+	struct region_entry e;
 
 	if (msg_get_u64(reply, "handle", &ro->handle) < 0)
 		return call_fail(call, -EPROTO, "mmapd's open reply has no valid \"handle\"");
 	ro->has_handle = true;
-	if (open_reply_read(call, reply, region, region->mode, &info) < 0)
+	if (open_reply_read(call, reply, region, region->mode, &e) < 0)
 		return call->err;
 	/* Closed meanwhile: its descriptor is gone, and the new grant goes back. */
 	ro->same = !region->closed && region_same_file(region, call->fd);
@@ -756,7 +789,7 @@ static int region_reopen_hook(struct mmapd_client *client, struct call *call, co
 	region->gen = client->gen;
 	/* A new daemon counts generations afresh. */
 	atomic_store(&region->generation, 0);
-	region_resized(region, info.size, info.generation);
+	region_resized(region, e.info.size, e.info.generation);
 	return 0;
 }
 
@@ -873,13 +906,13 @@ static int region_regrant_hook(struct mmapd_client *client, struct call *call,
                                const cJSON *reply)
 {
 	struct regrant *rg = call->ctx;
-	struct mmapd_region_info info;
+	struct region_entry e;
 
 	if (msg_get_u64(reply, "handle", &rg->handle) < 0)
 		return call_fail(call, -EPROTO, "mmapd's open reply has no valid \"handle\"");
 	rg->has_handle = true;
 	rg->gen = client->gen;
-	return open_reply_read(call, reply, rg->region, rg->mode, &info);
+	return open_reply_read(call, reply, rg->region, rg->mode, &e);
 }
 
 /*
@@ -1099,6 +1132,6 @@ MMAPD_EXPORT int mmapd_region_write(struct mmapd_region *region, uint64_t off,
 	memcpy(atomic_load(&region->data) + off, buf, len);
 	/* Copy-on-write changes stay in this process: there is nothing to tell. */
 	if (region->report_writes && region->mode == MMAPD_MODE_RW)
-		return mmapd_changed(region->client, region->name, region->offset + off, len, NULL);
+		return mmapd_region_report_changed(region, off, len, NULL);
 	return 0;
 }

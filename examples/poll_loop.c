@@ -1,6 +1,6 @@
 /*
- * libmmapd in a plain poll() loop: mmapd_fd() becomes readable when events may wait, and
- * mmapd_dispatch(client, 0) delivers them without blocking. The program creates (or opens)
+ * libmmapd in a plain poll() loop: mmapd_client_fd() becomes readable when events may wait, and
+ * mmapd_client_dispatch(client, 0) delivers them without blocking. The program creates (or opens)
  * a region, writes to it, asks for an asynchronous flush and waits in poll() for the
  * MMAPD_EVENT_FLUSH_DONE that ends it, printing every event it sees.
  *
@@ -35,8 +35,8 @@ static void on_event(struct mmapd_client *client, const struct mmapd_event *ev, 
 int main(int argc, char **argv)
 {
 	const char *name = argc > 1 ? argv[1] : "poll-loop-example";
-	struct mmapd_open_opts opts = { .flags = MMAPD_OPEN_CREATE, .mode = MMAPD_MODE_RW,
-	                                .size = 4096 };
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(
+		.flags = MMAPD_OPEN_CREATE, .mode = MMAPD_MODE_RW, .size = 4096);
 	struct mmapd_client *client;
 	struct mmapd_region *region;
 	struct state st = { 0 };
@@ -48,18 +48,18 @@ int main(int argc, char **argv)
 	}
 	if (mmapd_region_open(client, name, &opts, &region) < 0)
 		goto fail;
-	mmapd_set_event_handler(client, on_event, &st);
+	mmapd_client_set_event_handler(client, on_event, &st);
 	if (mmapd_region_write(region, 0, "hello", 5) < 0 ||
 	    mmapd_flush_async(client, name, &st.token) < 0)
 		goto fail_region;
 
 	while (!st.done && waited < 5000) {
-		struct pollfd pfd = { .fd = mmapd_fd(client), .events = POLLIN };
+		struct pollfd pfd = { .fd = mmapd_client_fd(client), .events = POLLIN };
 
 		/* A real program polls its other descriptors here too. */
 		r = poll(&pfd, 1, 100);
 		waited += 100;
-		if (r > 0 && mmapd_dispatch(client, 0) < 0)
+		if (r > 0 && mmapd_client_dispatch(client, 0) < 0)
 			goto fail_region;
 	}
 	printf("flush %s\n", !st.done ? "timed out" : st.error ? mmapd_strerror(st.error) : "done");

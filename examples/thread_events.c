@@ -1,5 +1,5 @@
 /*
- * libmmapd without an event loop: mmapd_dispatch_thread_start() starts a background thread
+ * libmmapd without an event loop: mmapd_client_dispatch_thread_start() starts a background thread
  * that delivers events, so the handler runs on that thread while the main thread does its own
  * work (here: waiting on a condition variable). The program creates (or opens) a region,
  * writes to it, asks for an asynchronous flush and waits for the MMAPD_EVENT_FLUSH_DONE that
@@ -44,8 +44,8 @@ static void on_event(struct mmapd_client *client, const struct mmapd_event *ev, 
 int main(int argc, char **argv)
 {
 	const char *name = argc > 1 ? argv[1] : "thread-events-example";
-	struct mmapd_open_opts opts = { .flags = MMAPD_OPEN_CREATE, .mode = MMAPD_MODE_RW,
-	                                .size = 4096 };
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(
+		.flags = MMAPD_OPEN_CREATE, .mode = MMAPD_MODE_RW, .size = 4096);
 	struct state st = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0, 0 };
 	struct mmapd_client *client;
 	struct mmapd_region *region;
@@ -59,12 +59,12 @@ int main(int argc, char **argv)
 	}
 	if (mmapd_region_open(client, name, &opts, &region) < 0)
 		goto fail;
-	mmapd_set_event_handler(client, on_event, &st);
-	if (mmapd_dispatch_thread_start(client) < 0)
+	mmapd_client_set_event_handler(client, on_event, &st);
+	if (mmapd_client_dispatch_thread_start(client) < 0)
 		goto fail_region;
 	if (mmapd_region_write(region, 0, "hello", 5) < 0 ||
 	    mmapd_flush_async(client, name, &token) < 0) {
-		mmapd_dispatch_thread_stop(client);
+		mmapd_client_dispatch_thread_stop(client);
 		goto fail_region;
 	}
 
@@ -79,7 +79,7 @@ int main(int argc, char **argv)
 	pthread_mutex_unlock(&st.mu);
 
 	/* Waits for a handler that still runs; none runs after it. */
-	if (mmapd_dispatch_thread_stop(client) < 0)
+	if (mmapd_client_dispatch_thread_stop(client) < 0)
 		ok = false;
 	mmapd_region_close(region);
 	mmapd_disconnect(client);

@@ -1,6 +1,6 @@
 /*
- * libmmapd in a libuv loop: one uv_poll_t watches mmapd_fd() (which is not the socket, so it
- * never competes with libmmapd for it) and calls mmapd_dispatch(client, 0) when it is
+ * libmmapd in a libuv loop: one uv_poll_t watches mmapd_client_fd() (which is not the socket, so it
+ * never competes with libmmapd for it) and calls mmapd_client_dispatch(client, 0) when it is
  * readable. As examples/poll_loop.c, the program writes to a region, asks for an asynchronous
  * flush and stops the loop on its MMAPD_EVENT_FLUSH_DONE; a uv_timer_t gives up after 5 s.
  *
@@ -41,7 +41,7 @@ static void on_readable(uv_poll_t *handle, int status, int events)
 	struct state *st = handle->data;
 
 	(void)events;
-	if (status < 0 || mmapd_dispatch(st->client, 0) < 0) {
+	if (status < 0 || mmapd_client_dispatch(st->client, 0) < 0) {
 		uv_poll_stop(&st->poll);
 		uv_timer_stop(&st->timer);
 	}
@@ -57,8 +57,8 @@ static void on_timeout(uv_timer_t *timer)
 int main(int argc, char **argv)
 {
 	const char *name = argc > 1 ? argv[1] : "uv-loop-example";
-	struct mmapd_open_opts opts = { .flags = MMAPD_OPEN_CREATE, .mode = MMAPD_MODE_RW,
-	                                .size = 4096 };
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(
+		.flags = MMAPD_OPEN_CREATE, .mode = MMAPD_MODE_RW, .size = 4096);
 	struct mmapd_region *region = NULL;
 	struct state st = { 0 };
 	uv_loop_t *loop = uv_default_loop();
@@ -67,7 +67,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "uv_loop: %s\n", mmapd_last_message());
 		return 1;
 	}
-	mmapd_set_event_handler(st.client, on_event, &st);
+	mmapd_client_set_event_handler(st.client, on_event, &st);
 	if (mmapd_region_open(st.client, name, &opts, &region) < 0 ||
 	    mmapd_region_write(region, 0, "hello", 5) < 0 ||
 	    mmapd_flush_async(st.client, name, &st.token) < 0) {
@@ -76,7 +76,7 @@ int main(int argc, char **argv)
 		mmapd_disconnect(st.client);
 		return 1;
 	}
-	uv_poll_init(loop, &st.poll, mmapd_fd(st.client));
+	uv_poll_init(loop, &st.poll, mmapd_client_fd(st.client));
 	st.poll.data = &st;
 	uv_poll_start(&st.poll, UV_READABLE, on_readable);
 	uv_timer_init(loop, &st.timer);

@@ -1,9 +1,9 @@
 /*
- * End-to-end tests of the background dispatch thread (mmapd_dispatch_thread_start/stop):
+ * End-to-end tests of the background dispatch thread (mmapd_client_dispatch_thread_start/stop):
  * events written by another process reach the handler on that thread, not the caller's;
  * start/stop cycles leave no thread or descriptor behind; a handler may call libmmapd
  * (mmapd_stat) but not stop its own thread (-EDEADLK); stop waits for a running handler;
- * mixing the thread with mmapd_dispatch() is refused (-EBUSY) both ways; mmapd_disconnect(),
+ * mixing the thread with mmapd_client_dispatch() is refused (-EBUSY) both ways; mmapd_disconnect(),
  * from the main thread or from a handler, ends the thread; the thread reconnects after a
  * daemon restart and delivers RECONNECTED; with reconnection off it ends when the daemon dies
  * and stop reports why; stop abandons a reconnection that would never end.
@@ -38,7 +38,7 @@ struct seen {
 	int64_t writer_pid;       /* of the last changed event */
 
 	/* Asked of the handler on FLUSH_DONE. */
-	bool call_library;        /* mmapd_stat, mmapd_dispatch_thread_stop, mmapd_dispatch */
+	bool call_library;        /* mmapd_stat, mmapd_client_dispatch_thread_stop, mmapd_client_dispatch */
 	bool linger;              /* sleep, so that stop finds it running */
 	bool disconnect;          /* mmapd_disconnect() the client */
 	int stat_r, stop_r, dispatch_r;
@@ -64,7 +64,7 @@ static void seen_done(struct seen *s)
 static void on_event(struct mmapd_client *client, const struct mmapd_event *ev, void *userdata)
 {
 	struct seen *s = userdata;
-	struct mmapd_region_info info = { .size = 0 };
+	struct mmapd_region_info *info = NULL;
 
 	pthread_mutex_lock(&s->mu);
 	if (pthread_equal(pthread_self(), s->main))
@@ -75,9 +75,10 @@ static void on_event(struct mmapd_client *client, const struct mmapd_event *ev, 
 
 	if (ev->type == MMAPD_EVENT_FLUSH_DONE && s->call_library) {
 		s->stat_r = mmapd_stat(client, REGION, &info);
-		s->stat_size = info.size;
-		s->stop_r = mmapd_dispatch_thread_stop(client);
-		s->dispatch_r = mmapd_dispatch(client, 0);
+		s->stat_size = info ? info->size : 0;
+		mmapd_region_info_free(info);
+		s->stop_r = mmapd_client_dispatch_thread_stop(client);
+		s->dispatch_r = mmapd_client_dispatch(client, 0);
 	}
 	if (ev->type == MMAPD_EVENT_FLUSH_DONE && s->linger)
 		usleep(300 * 1000);
@@ -148,12 +149,12 @@ static void wait_threads(int want)
 static void connect_open(const struct test_daemon *d, struct seen *s,
                          struct mmapd_client **ret_client, struct mmapd_region **ret_region)
 {
-	struct mmapd_open_opts opts = { .flags = MMAPD_OPEN_CREATE, .mode = MMAPD_MODE_RW,
-	                                .size = 4096 };
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(
+		.flags = MMAPD_OPEN_CREATE, .mode = MMAPD_MODE_RW, .size = 4096);
 
 	*ret_client = test_client_connect(d, "check-dispatch");
 	ck_assert_int_eq(mmapd_region_open(*ret_client, REGION, &opts, ret_region), 0);
-	mmapd_set_event_handler(*ret_client, on_event, s);
+	mmapd_client_set_event_handler(*ret_client, on_event, s);
 }
 
 /* Starts a daemon on d, initialises s and connect_open()s. */
@@ -169,7 +170,7 @@ static void start_open(struct test_daemon *d, struct seen *s, struct mmapd_clien
 static void close_stop(struct test_daemon *d, struct seen *s, struct mmapd_client *client,
                        struct mmapd_region *region)
 {
-	ck_assert_int_eq(mmapd_region_close(region), 0);
+	mmapd_region_close(region);
 	mmapd_disconnect(client);
 	test_daemon_stop(d);
 	seen_done(s);
@@ -192,7 +193,7 @@ START_TEST(test_dispatch_thread_delivers_another_process_changes_on_its_own_thre
 
 	start_open(&d, &s, &client, &region);
 	ck_assert_int_eq(mmapd_subscribe(client, REGION, NULL), 0);
-	ck_assert_int_eq(mmapd_dispatch_thread_start(client), 0);
+	ck_assert_int_eq(mmapd_client_dispatch_thread_start(client), 0);
 	ck_assert_int_eq(thread_count(), before + 1);
 
 	test_sess_start(&w, &d, "writer");
@@ -204,7 +205,7 @@ START_TEST(test_dispatch_thread_delivers_another_process_changes_on_its_own_thre
 	ck_assert_msg(s.off_main, "a handler ran on the test's main thread");
 	ck_assert_int_eq(s.writer_pid, w.pid);
 
-	ck_assert_int_eq(mmapd_dispatch_thread_stop(client), 0);
+	ck_assert_int_eq(mmapd_client_dispatch_thread_stop(client), 0);
 	wait_threads(before);
 	ck_assert_int_eq(test_sess_end(&w), 0);
 	close_stop(&d, &s, client, region);
@@ -219,19 +220,19 @@ START_TEST(test_dispatch_thread_and_manual_dispatch_refuse_each_other)
 	struct seen s;
 
 	start_open(&d, &s, &client, &region);
-	ck_assert_int_eq(mmapd_dispatch_thread_stop(client), -ESRCH);
-	ck_assert_int_eq(mmapd_dispatch_thread_start(client), 0);
-	ck_assert_int_eq(mmapd_dispatch_thread_start(client), -EBUSY);
-	ck_assert_int_eq(mmapd_dispatch(client, 0), -EBUSY);
-	ck_assert_int_eq(mmapd_dispatch_thread_stop(client), 0);
-	ck_assert_int_eq(mmapd_dispatch_thread_stop(client), -ESRCH);
+	ck_assert_int_eq(mmapd_client_dispatch_thread_stop(client), -ESRCH);
+	ck_assert_int_eq(mmapd_client_dispatch_thread_start(client), 0);
+	ck_assert_int_eq(mmapd_client_dispatch_thread_start(client), -EBUSY);
+	ck_assert_int_eq(mmapd_client_dispatch(client, 0), -EBUSY);
+	ck_assert_int_eq(mmapd_client_dispatch_thread_stop(client), 0);
+	ck_assert_int_eq(mmapd_client_dispatch_thread_stop(client), -ESRCH);
 	/* Stopped, the client is dispatched by hand again. */
 	flush_async(client);
 	while (s.nflushed == 0)
-		ck_assert_int_ge(mmapd_dispatch(client, TEST_WAIT_MS), 1);
-	ck_assert_msg(!s.off_main, "mmapd_dispatch() ran the handler on another thread");
-	ck_assert_int_eq(mmapd_dispatch_thread_start(NULL), -EINVAL);
-	ck_assert_int_eq(mmapd_dispatch_thread_stop(NULL), -EINVAL);
+		ck_assert_int_ge(mmapd_client_dispatch(client, TEST_WAIT_MS), 1);
+	ck_assert_msg(!s.off_main, "mmapd_client_dispatch() ran the handler on another thread");
+	ck_assert_int_eq(mmapd_client_dispatch_thread_start(NULL), -EINVAL);
+	ck_assert_int_eq(mmapd_client_dispatch_thread_stop(NULL), -EINVAL);
 
 	close_stop(&d, &s, client, region);
 }
@@ -249,10 +250,10 @@ START_TEST(test_dispatch_thread_start_stop_cycles_leave_no_thread_or_descriptor)
 	threads = thread_count();
 	fds = fd_count();
 	for (int i = 1; i <= 20; i++) {
-		ck_assert_int_eq(mmapd_dispatch_thread_start(client), 0);
+		ck_assert_int_eq(mmapd_client_dispatch_thread_start(client), 0);
 		flush_async(client);
 		seen_wait(&s, &s.nflushed, i, "flush completions");
-		ck_assert_int_eq(mmapd_dispatch_thread_stop(client), 0);
+		ck_assert_int_eq(mmapd_client_dispatch_thread_stop(client), 0);
 		wait_threads(threads);
 		ck_assert_int_eq(fd_count(), fds);
 	}
@@ -270,7 +271,7 @@ START_TEST(test_dispatch_thread_handler_may_call_the_library_but_not_stop_its_th
 
 	start_open(&d, &s, &client, &region);
 	s.call_library = true;
-	ck_assert_int_eq(mmapd_dispatch_thread_start(client), 0);
+	ck_assert_int_eq(mmapd_client_dispatch_thread_start(client), 0);
 	flush_async(client);
 	seen_wait(&s, &s.nflushed, 1, "the flush completion");
 	ck_assert_int_eq(s.stat_r, 0);
@@ -281,7 +282,7 @@ START_TEST(test_dispatch_thread_handler_may_call_the_library_but_not_stop_its_th
 	s.call_library = false;
 	flush_async(client);
 	seen_wait(&s, &s.nflushed, 2, "the second flush completion");
-	ck_assert_int_eq(mmapd_dispatch_thread_stop(client), 0);
+	ck_assert_int_eq(mmapd_client_dispatch_thread_stop(client), 0);
 
 	close_stop(&d, &s, client, region);
 }
@@ -297,13 +298,13 @@ START_TEST(test_dispatch_thread_stop_waits_for_the_running_handler)
 
 	start_open(&d, &s, &client, &region);
 	s.linger = true;
-	ck_assert_int_eq(mmapd_dispatch_thread_start(client), 0);
+	ck_assert_int_eq(mmapd_client_dispatch_thread_start(client), 0);
 	flush_async(client);
 	pthread_mutex_lock(&s.mu);
 	while (!s.entered)
 		pthread_cond_wait(&s.cv, &s.mu);
 	pthread_mutex_unlock(&s.mu);
-	ck_assert_int_eq(mmapd_dispatch_thread_stop(client), 0);
+	ck_assert_int_eq(mmapd_client_dispatch_thread_stop(client), 0);
 	pthread_mutex_lock(&s.mu);
 	returned = s.returned;
 	pthread_mutex_unlock(&s.mu);
@@ -326,21 +327,21 @@ START_TEST(test_dispatch_thread_ends_with_disconnect_from_main_or_from_its_handl
 
 	/* From the main thread, while the thread waits. */
 	connect_open(&d, &s, &client, &region);
-	ck_assert_int_eq(mmapd_dispatch_thread_start(client), 0);
+	ck_assert_int_eq(mmapd_client_dispatch_thread_start(client), 0);
 	flush_async(client);
 	seen_wait(&s, &s.nflushed, 1, "the flush completion");
 	mmapd_disconnect(client);
 	wait_threads(threads);
-	ck_assert_int_eq(mmapd_region_close(region), 0);
+	mmapd_region_close(region);
 
 	/* From a handler on the thread: it ends once the handler returns. */
 	s.disconnect = true;
 	connect_open(&d, &s, &client, &region);
-	ck_assert_int_eq(mmapd_dispatch_thread_start(client), 0);
+	ck_assert_int_eq(mmapd_client_dispatch_thread_start(client), 0);
 	flush_async(client);
 	seen_wait(&s, &s.nflushed, 2, "the flush completion");
 	wait_threads(threads);
-	ck_assert_int_eq(mmapd_region_close(region), 0);
+	mmapd_region_close(region);
 	ck_assert_int_eq(test_daemon_wait_status(&d, "clients", 1), 1);
 
 	test_daemon_stop(&d);
@@ -358,7 +359,7 @@ START_TEST(test_dispatch_thread_reconnects_after_a_daemon_restart)
 
 	start_open(&d, &s, &client, &region);
 	ck_assert_int_eq(mmapd_subscribe(client, REGION, NULL), 0);
-	ck_assert_int_eq(mmapd_dispatch_thread_start(client), 0);
+	ck_assert_int_eq(mmapd_client_dispatch_thread_start(client), 0);
 
 	test_daemon_kill(&d);
 	test_daemon_restart(&d);
@@ -371,7 +372,7 @@ START_TEST(test_dispatch_thread_reconnects_after_a_daemon_restart)
 	ck_assert(s.off_main);
 	ck_assert_int_eq(test_sess_end(&w), 0);
 
-	ck_assert_int_eq(mmapd_dispatch_thread_stop(client), 0);
+	ck_assert_int_eq(mmapd_client_dispatch_thread_stop(client), 0);
 	close_stop(&d, &s, client, region);
 }
 END_TEST
@@ -385,13 +386,13 @@ START_TEST(test_dispatch_thread_without_reconnection_ends_when_the_daemon_dies)
 	int threads = thread_count();
 
 	start_open(&d, &s, &client, &region);
-	mmapd_set_reconnect(client, 0);
-	ck_assert_int_eq(mmapd_dispatch_thread_start(client), 0);
+	mmapd_client_set_reconnect(client, 0);
+	ck_assert_int_eq(mmapd_client_dispatch_thread_start(client), 0);
 	test_daemon_kill(&d);
 	/* The thread ends by itself; stop joins it and says why. */
 	wait_threads(threads);
-	ck_assert_int_eq(mmapd_dispatch_thread_stop(client), -ECONNRESET);
-	ck_assert_int_eq(mmapd_dispatch(client, 0), -ECONNRESET);
+	ck_assert_int_eq(mmapd_client_dispatch_thread_stop(client), -ECONNRESET);
+	ck_assert_int_eq(mmapd_client_dispatch(client, 0), -ECONNRESET);
 
 	close_stop(&d, &s, client, region);
 }
@@ -405,12 +406,12 @@ START_TEST(test_dispatch_thread_stop_abandons_a_reconnection_without_time_limit)
 	struct seen s;
 
 	start_open(&d, &s, &client, &region);
-	mmapd_set_reconnect(client, -1);
-	ck_assert_int_eq(mmapd_dispatch_thread_start(client), 0);
+	mmapd_client_set_reconnect(client, -1);
+	ck_assert_int_eq(mmapd_client_dispatch_thread_start(client), 0);
 	test_daemon_kill(&d);
 	/* The thread reconnects for ever in the background; stop must not wait for that. */
 	usleep(50 * 1000);
-	ck_assert_int_eq(mmapd_dispatch_thread_stop(client), 0);
+	ck_assert_int_eq(mmapd_client_dispatch_thread_stop(client), 0);
 
 	close_stop(&d, &s, client, region);
 }

@@ -83,7 +83,7 @@ static void run_ret(void *code)
 static int exec_open(struct mmapd_client *client, const char *name, unsigned flags,
                      enum mmapd_mode mode, uint64_t size, struct mmapd_region **ret)
 {
-	struct mmapd_open_opts opts = { .flags = flags, .mode = mode, .size = size };
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(.flags = flags, .mode = mode, .size = size);
 
 	return mmapd_region_open(client, name, &opts, ret);
 }
@@ -131,7 +131,7 @@ START_TEST(test_exec_anonymous_region_created_executable_runs_code)
 {
 	struct mmapd_client *client;
 	struct mmapd_region *region, *ro;
-	struct mmapd_region_info info;
+	struct mmapd_region_info *info = NULL;
 	struct test_daemon d;
 	char perms[5];
 
@@ -144,7 +144,7 @@ START_TEST(test_exec_anonymous_region_created_executable_runs_code)
 	run_ret(mmapd_region_data(region));
 	/* The default mode of an executable region gives owner and group the x bit. */
 	ck_assert_int_eq(mmapd_stat(client, "code", &info), 0);
-	ck_assert_uint_eq(info.perm, 0770);
+	ck_assert_uint_eq(info->perm, 0770);
 
 	/* Read-only plus exec is r-x; without the flag a mapping is not executable. */
 	ck_assert_int_eq(exec_open(client, "code", MMAPD_OPEN_EXEC, MMAPD_MODE_RO, 0, &ro), 0);
@@ -164,6 +164,7 @@ START_TEST(test_exec_anonymous_region_created_executable_runs_code)
 	mmapd_region_close(region);
 	mmapd_disconnect(client);
 	test_daemon_stop(&d);
+	mmapd_region_info_free(info);
 }
 END_TEST
 
@@ -371,7 +372,7 @@ static void exec_restart(struct test_daemon *d, struct mmapd_client *client,
 	test_daemon_kill(d);
 	test_daemon_restart(d);
 	for (int i = 0; i < 500 && seen->reconnected == before; i++)
-		ck_assert_int_ge(mmapd_dispatch(client, 10), 0);
+		ck_assert_int_ge(mmapd_client_dispatch(client, 10), 0);
 	ck_assert_int_eq(seen->reconnected, before + 1);
 }
 
@@ -391,7 +392,7 @@ START_TEST(test_exec_grant_is_asked_again_after_a_reconnection)
 	                              "'size':4096,'exec':true}"));
 	test_conn_close(&c);
 	client = test_client_connect(&d, "check_exec");
-	mmapd_set_event_handler(client, exec_on_event, &seen);
+	mmapd_client_set_event_handler(client, exec_on_event, &seen);
 	ck_assert_int_eq(exec_open(client, "r", MMAPD_OPEN_EXEC, MMAPD_MODE_RO, 0, &region), 0);
 
 	exec_restart(&d, client, &seen);

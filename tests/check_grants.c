@@ -295,7 +295,7 @@ END_TEST
  * connection and through libmmapd, and that there are want of them. */
 static void grants_assert_list_bounded(const struct test_daemon *d, size_t want)
 {
-	struct mmapd_region_info *infos = NULL;
+	struct mmapd_region_list *list = NULL;
 	struct mmapd_client *client;
 	struct test_conn c;
 	const cJSON *item;
@@ -315,11 +315,11 @@ static void grants_assert_list_bounded(const struct test_daemon *d, size_t want)
 	test_conn_close(&c);
 
 	client = test_client_connect(d, "grants");
-	ck_assert_int_eq(mmapd_list(client, &infos, &count), 0);
-	ck_assert_uint_eq(count, want);
-	for (size_t i = 0; i < count; i++)
-		ck_assert_uint_le(infos[i].size, MAX_SIZE);
-	free(infos);
+	ck_assert_int_eq(mmapd_list_regions(client, &list), 0);
+	ck_assert_uint_eq(mmapd_region_list_count(list), want);
+	for (size_t i = 0; i < want; i++)
+		ck_assert_uint_le(mmapd_region_list_at(list, i)->size, MAX_SIZE);
+	mmapd_region_list_free(list);
 	mmapd_disconnect(client);
 }
 
@@ -446,10 +446,9 @@ static int grants_old_daemon(int lfd)
 START_TEST(test_grants_client_lists_past_a_region_an_older_daemon_reports_at_2_62)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct mmapd_region_info *infos = NULL;
+	struct mmapd_region_list *list = NULL;
 	struct mmapd_client *client = NULL;
 	char dir[TEST_PATH_MAX], path[TEST_PATH_MAX + 2];
-	size_t count = 0;
 	int lfd, status;
 	pid_t pid;
 
@@ -469,12 +468,13 @@ START_TEST(test_grants_client_lists_past_a_region_an_older_daemon_reports_at_2_6
 
 	ck_assert_msg(mmapd_connect(sa.sun_path, "grants", &client) == 0, "mmapd_connect: %s",
 	              mmapd_last_message());
-	ck_assert_msg(mmapd_list(client, &infos, &count) == 0, "mmapd_list: %s",
+	ck_assert_msg(mmapd_list_regions(client, &list) == 0, "mmapd_list_regions: %s",
 	              mmapd_last_message());
-	ck_assert_uint_eq(count, 2);
-	ck_assert_uint_eq(infos[0].size, HUGE_SIZE);
-	ck_assert_uint_eq(infos[1].size, REGION_SIZE);
-	free(infos);
+	ck_assert_uint_eq(mmapd_region_list_count(list), 2);
+	ck_assert_uint_eq(mmapd_region_list_at(list, 0)->size, HUGE_SIZE);
+	ck_assert_uint_eq(mmapd_region_list_at(list, 1)->size, REGION_SIZE);
+	ck_assert_ptr_null(mmapd_region_list_at(list, 2));
+	mmapd_region_list_free(list);
 	mmapd_disconnect(client);
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the fake daemon: status %d",

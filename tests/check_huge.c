@@ -92,10 +92,9 @@ static void smaps_of(const void *addr, uint64_t *ret_kib, char *flags, size_t si
 static int huge_create(struct mmapd_client *client, const char *name, uint64_t size,
                        uint64_t reserve, struct mmapd_region **ret)
 {
-	struct mmapd_open_opts opts = {
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(
 		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_ANONYMOUS | MMAPD_OPEN_HUGETLB,
-		.mode = MMAPD_MODE_RW, .size = size, .reserve = reserve,
-	};
+		.mode = MMAPD_MODE_RW, .size = size, .reserve = reserve);
 
 	return mmapd_region_open(client, name, &opts, ret);
 }
@@ -105,7 +104,7 @@ static void huge_wait_size(struct mmapd_client *client, struct mmapd_region *reg
                            uint64_t size)
 {
 	for (int i = 0; i < 500 && mmapd_region_size(region) != size; i++)
-		ck_assert_int_ge(mmapd_dispatch(client, 10), 0);
+		ck_assert_int_ge(mmapd_client_dispatch(client, 10), 0);
 	ck_assert_uint_eq(mmapd_region_size(region), size);
 }
 
@@ -122,7 +121,7 @@ static int huge_check_in_child(const struct test_daemon *d, const char *name, ui
 
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		struct mmapd_open_opts opts = { .offset = off, .length = len };
+		struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(.offset = off, .length = len);
 		struct mmapd_client *client;
 		struct mmapd_region *region;
 		char flags[256];
@@ -149,7 +148,7 @@ static int huge_check_in_child(const struct test_daemon *d, const char *name, ui
 START_TEST(test_huge_region_is_hugetlb_rounded_up_and_shared_between_processes)
 {
 	unsigned char pattern[100];
-	struct mmapd_region_info info;
+	struct mmapd_region_info *info = NULL;
 	struct mmapd_client *client;
 	struct mmapd_region *region;
 	struct test_daemon d;
@@ -165,8 +164,8 @@ START_TEST(test_huge_region_is_hugetlb_rounded_up_and_shared_between_processes)
 	/* One and a half huge pages: rounded up to two, both reserved at creation. */
 	ck_assert_int_eq(huge_create(client, "h", huge_page + huge_page / 2, 0, &region), 0);
 	ck_assert_int_eq(mmapd_stat(client, "h", &info), 0);
-	ck_assert_int_eq(info.huge, MMAPD_HUGE_HUGETLB);
-	ck_assert_uint_eq(info.size, 2 * huge_page);
+	ck_assert_int_eq(info->huge, MMAPD_HUGE_HUGETLB);
+	ck_assert_uint_eq(info->size, 2 * huge_page);
 	ck_assert_uint_eq(mmapd_region_size(region), 2 * huge_page);
 	ck_assert_uint_eq(mmapd_region_page_size(region), huge_page);
 	ck_assert_uint_eq(meminfo("HugePages_Free:"), free_before - 2);
@@ -178,13 +177,14 @@ START_TEST(test_huge_region_is_hugetlb_rounded_up_and_shared_between_processes)
 	mmapd_region_close(region);
 	mmapd_disconnect(client);
 	test_daemon_stop(&d);
+	mmapd_region_info_free(info);
 }
 END_TEST
 
 START_TEST(test_huge_hugetlb_region_resizes_in_whole_huge_pages_only)
 {
 	uint64_t beyond;
-	struct mmapd_region_info info;
+	struct mmapd_region_info *info = NULL;
 	struct mmapd_client *client;
 	struct mmapd_region *region;
 	struct test_daemon d;
@@ -215,18 +215,19 @@ START_TEST(test_huge_hugetlb_region_resizes_in_whole_huge_pages_only)
 	ck_assert_ptr_nonnull(strstr(mmapd_last_message(), "sparse"));
 	ck_assert_uint_eq(mmapd_region_size(region), 2 * huge_page);
 	ck_assert_int_eq(mmapd_stat(client, "g", &info), 0);
-	ck_assert_uint_eq(info.size, 2 * huge_page);
+	ck_assert_uint_eq(info->size, 2 * huge_page);
 	/* Shrinking stays refused for anonymous regions, huge or not. */
 	ck_assert_int_eq(mmapd_resize(client, "g", huge_page, 0), -EPERM);
 	mmapd_region_close(region);
 	mmapd_disconnect(client);
 	test_daemon_stop(&d);
+	mmapd_region_info_free(info);
 }
 END_TEST
 
 START_TEST(test_huge_shortage_falls_back_to_transparent_huge_pages)
 {
-	struct mmapd_region_info info;
+	struct mmapd_region_info *info = NULL;
 	struct mmapd_client *client;
 	struct mmapd_region *region;
 	struct test_daemon d;
@@ -244,8 +245,8 @@ START_TEST(test_huge_shortage_falls_back_to_transparent_huge_pages)
 	                             2 * (free_before + 1) * huge_page, &region), 0);
 	ck_assert_uint_eq(meminfo("HugePages_Free:"), free_before);
 	ck_assert_int_eq(mmapd_stat(client, "t", &info), 0);
-	ck_assert_int_eq(info.huge, MMAPD_HUGE_THP);
-	ck_assert_uint_eq(info.size, (free_before + 1) * huge_page);
+	ck_assert_int_eq(info->huge, MMAPD_HUGE_THP);
+	ck_assert_uint_eq(info->size, (free_before + 1) * huge_page);
 	ck_assert_uint_eq(mmapd_region_page_size(region), (size_t)sysconf(_SC_PAGESIZE));
 	smaps_of(mmapd_region_data(region), &kib, flags, sizeof(flags));
 	ck_assert_msg(strstr(flags, " hg") != NULL, "no MADV_HUGEPAGE on the mapping: %s", flags);
@@ -265,6 +266,7 @@ START_TEST(test_huge_shortage_falls_back_to_transparent_huge_pages)
 	ck_assert_int_eq(test_run_ctl(&d, out, sizeof(out), "stat", "t", (char *)NULL), 0);
 	ck_assert_msg(strstr(out, "anon/thp") != NULL, "%s", out);
 	test_daemon_stop(&d);
+	mmapd_region_info_free(info);
 }
 END_TEST
 

@@ -22,6 +22,7 @@
 
 #include "harness.h"
 #include "mmapd.h"
+#include "tuning.h" /* the private limits the guard and msync batch tests probe */
 
 #define INCREMENTS 1000000
 #define PROCESSES 4
@@ -45,8 +46,8 @@ static struct mmapd_region *region_new(struct mmapd_client *c, const char *name,
                                        enum mmapd_mode mode, uint64_t size, uint64_t offset,
                                        uint64_t length)
 {
-	struct mmapd_open_opts o = { .flags = flags, .mode = mode, .size = size,
-	                             .offset = offset, .length = length };
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(
+		.flags = flags, .mode = mode, .size = size, .offset = offset, .length = length);
 	struct mmapd_region *region = NULL;
 	int r = mmapd_region_open(c, name, &o, &region);
 
@@ -58,7 +59,7 @@ static struct mmapd_region *region_new(struct mmapd_client *c, const char *name,
 static void region_open_fails(struct mmapd_client *c, const char *name, unsigned flags,
                               enum mmapd_mode mode, uint64_t size, int err)
 {
-	struct mmapd_open_opts o = { .flags = flags, .mode = mode, .size = size };
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.flags = flags, .mode = mode, .size = size);
 	struct mmapd_region *region = NULL;
 	int r = mmapd_region_open(c, name, &o, &region);
 
@@ -72,7 +73,7 @@ static int counter_child(void)
 {
 	struct mmapd_client *c = NULL;
 	struct mmapd_region *region = NULL;
-	struct mmapd_open_opts o = { .mode = MMAPD_MODE_RW };
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RW);
 	_Atomic uint64_t *counter;
 
 	if (mmapd_connect(dmn.sock, "counter", &c) < 0 ||
@@ -106,7 +107,7 @@ START_TEST(test_mapping_four_processes_incrementing_one_counter_end_exact)
 		test_child_wait(pids[i], 30000);
 	total = atomic_load(counter);
 	ck_assert_uint_eq(total, (uint64_t)PROCESSES * INCREMENTS);
-	ck_assert_int_eq(mmapd_region_close(region), 0);
+	mmapd_region_close(region);
 	ck_assert_int_eq(mmapd_delete(c, "counter"), 0);
 	mmapd_disconnect(c);
 }
@@ -130,8 +131,8 @@ START_TEST(test_mapping_misaligned_atomic_view_is_refused)
 	ck_assert_int_eq(mmapd_region_atomic_u32(win, 0, &u32), 0);
 	atomic_store(u64, 0x1122334455667788u);
 	ck_assert_uint_eq(*(uint64_t *)((char *)mmapd_region_data(whole) + 8), 0x1122334455667788u);
-	ck_assert_int_eq(mmapd_region_close(win), 0);
-	ck_assert_int_eq(mmapd_region_close(whole), 0);
+	mmapd_region_close(win);
+	mmapd_region_close(whole);
 	ck_assert_int_eq(mmapd_delete(c, "misaligned"), 0);
 	mmapd_disconnect(c);
 }
@@ -151,7 +152,7 @@ START_TEST(test_mapping_atomic_view_out_of_range_is_refused)
 	ck_assert_int_eq(mmapd_region_atomic_u64_slice(region, 4096 - 64, 9, &u64), -ERANGE);
 	ck_assert_int_eq(mmapd_region_atomic_u32_slice(region, 0, SIZE_MAX / 2, &u32), -ERANGE);
 	ck_assert_int_eq(mmapd_region_atomic_u32_slice(region, 0, 0, &u32), -EINVAL);
-	ck_assert_int_eq(mmapd_region_close(region), 0);
+	mmapd_region_close(region);
 	ck_assert_int_eq(mmapd_delete(c, "range"), 0);
 	mmapd_disconnect(c);
 }
@@ -188,8 +189,8 @@ START_TEST(test_mapping_odd_window_reads_right_bytes_and_takes_advice_prewarm_an
 	/* DONTNEED drops our pages only: the bytes come back from the file. */
 	ck_assert_int_eq(mmapd_region_advise(win, 0, 0, MMAPD_ADVICE_DONTNEED), 0);
 	ck_assert_uint_eq(w[len - 1], (unsigned char)((off + len - 1) * 7 + 1));
-	ck_assert_int_eq(mmapd_region_close(win), 0);
-	ck_assert_int_eq(mmapd_region_close(whole), 0);
+	mmapd_region_close(win);
+	mmapd_region_close(whole);
 	ck_assert_int_eq(mmapd_delete(c, "odd"), 0);
 	mmapd_disconnect(c);
 }
@@ -208,7 +209,7 @@ START_TEST(test_mapping_cow_writes_stay_private_from_another_process)
 	ck_assert_int_eq(mmapd_region_write(cow, 0, "privat", 6), 0);
 	ck_assert_int_eq(mmapd_region_read(rw, 0, buf, 6), 0);
 	ck_assert_int_eq(memcmp(buf, "shared", 6), 0);
-	ck_assert_int_eq(mmapd_region_flush_range(cow, 0, 6), -EINVAL);
+	ck_assert_int_eq(mmapd_region_msync(cow, 0, 6), -EINVAL);
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
@@ -222,8 +223,8 @@ START_TEST(test_mapping_cow_writes_stay_private_from_another_process)
 	}
 	test_child_wait(pid, TEST_WAIT_MS);
 	ck_assert_int_eq(memcmp(mmapd_region_data(cow), "privat", 6), 0);
-	ck_assert_int_eq(mmapd_region_close(cow), 0);
-	ck_assert_int_eq(mmapd_region_close(rw), 0);
+	mmapd_region_close(cow);
+	mmapd_region_close(rw);
 	ck_assert_int_eq(mmapd_delete(c, "cow"), 0);
 	mmapd_disconnect(c);
 }
@@ -254,7 +255,7 @@ START_TEST(test_mapping_guard_turns_truncated_page_into_error_and_process_surviv
 	ck_assert_int_eq(mmapd_guard_end(region), -EFAULT);
 	ck_assert_ptr_nonnull(strstr(mmapd_last_message(), "vanished"));
 	ck_assert_int_eq(mmapd_guard_end(region), -EINVAL);
-	ck_assert_int_eq(mmapd_region_close(region), 0);
+	mmapd_region_close(region);
 	ck_assert_int_eq(mmapd_delete(c, "guarded"), 0);
 	mmapd_disconnect(c);
 }
@@ -278,8 +279,8 @@ START_TEST(test_mapping_guards_nest_to_the_depth_and_end_innermost_first)
 		ck_assert_int_eq(mmapd_guard_end(b), 0);
 	ck_assert_int_eq(mmapd_guard_end(a), 0);
 	ck_assert_int_eq(mmapd_guard_end(a), -EINVAL);
-	ck_assert_int_eq(mmapd_region_close(b), 0);
-	ck_assert_int_eq(mmapd_region_close(a), 0);
+	mmapd_region_close(b);
+	mmapd_region_close(a);
 	ck_assert_int_eq(mmapd_delete(c, "nest"), 0);
 	mmapd_disconnect(c);
 }
@@ -326,7 +327,8 @@ START_TEST(test_mapping_stack_and_hugetlb_flags_map_anonymous_regions_and_refuse
 	                                       MMAPD_OPEN_ANONYMOUS | MMAPD_OPEN_STACK,
 	                                       MMAPD_MODE_RW, 16 * page, 0, 0);
 	struct mmapd_region *huge;
-	struct mmapd_open_opts o = { .flags = MMAPD_OPEN_HUGETLB, .mode = MMAPD_MODE_RW };
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(
+		.flags = MMAPD_OPEN_HUGETLB, .mode = MMAPD_MODE_RW);
 	int r;
 
 	ck_assert_int_eq(mmapd_region_prewarm(anon, 0, 0), 0);
@@ -337,12 +339,12 @@ START_TEST(test_mapping_stack_and_hugetlb_flags_map_anonymous_regions_and_refuse
 		ck_assert_msg(r == 0, "HUGETLB on an anonymous region: %s", mmapd_last_message());
 	if (r == 0) {
 		ck_assert_uint_eq(((volatile char *)mmapd_region_data(huge))[16 * page - 1], 1);
-		ck_assert_int_eq(mmapd_region_close(huge), 0);
+		mmapd_region_close(huge);
 	}
 	region_open_fails(c, "stack-file", MMAPD_OPEN_CREATE | MMAPD_OPEN_STACK, MMAPD_MODE_RW,
 	                  4096, -EINVAL);
 	region_open_fails(c, "stack-file", MMAPD_OPEN_HUGETLB, MMAPD_MODE_RW, 0, -EINVAL);
-	ck_assert_int_eq(mmapd_region_close(anon), 0);
+	mmapd_region_close(anon);
 	ck_assert_int_eq(mmapd_delete(c, "stack"), 0);
 	ck_assert_int_eq(mmapd_delete(c, "stack-file"), 0);
 	mmapd_disconnect(c);
@@ -393,8 +395,8 @@ START_TEST(test_mapping_region_client_is_the_client_it_was_opened_on_until_close
 	ck_assert_ptr_eq(mmapd_region_client(seen), other);
 	ck_assert_int_eq(mmapd_lock(mmapd_region_client(seen), "owned", 0, 8, MMAPD_LOCK_SHARED, 0,
 	                            &lock), -ENOTCONN);
-	ck_assert_int_eq(mmapd_region_close(seen), 0);
-	ck_assert_int_eq(mmapd_region_close(region), 0);
+	mmapd_region_close(seen);
+	mmapd_region_close(region);
 	ck_assert_int_eq(mmapd_delete(c, "owned"), 0);
 	mmapd_disconnect(c);
 }
@@ -425,7 +427,7 @@ START_TEST(test_mapping_chunk_and_page_iteration_cover_exactly_the_window)
 	ck_assert_int_eq(mmapd_region_foreach_chunk(win, 0, len + 1, 1, piece_seen, &pc), -ERANGE);
 	ck_assert_int_eq(mmapd_region_foreach_chunk(win, 0, 0, 0, piece_seen, &pc), -EINVAL);
 	ck_assert_uint_eq(mmapd_region_page_size(win), page);
-	ck_assert_int_eq(mmapd_region_close(win), 0);
+	mmapd_region_close(win);
 	ck_assert_int_eq(mmapd_delete(c, "iter"), 0);
 	mmapd_disconnect(c);
 }
@@ -438,19 +440,19 @@ START_TEST(test_mapping_flush_range_batches_small_flushes_until_a_page_or_the_li
 	                                     4 * page, 0, 0);
 	int i;
 
-	ck_assert_int_eq(mmapd_region_flush_range(rw, 10, 5), 1);
-	ck_assert_int_eq(mmapd_region_flush_range(rw, 3 * page, 5), 1);
-	ck_assert_int_eq(mmapd_region_flush_range(rw, 0, 0), 0);
-	ck_assert_int_eq(mmapd_region_flush_range(rw, 0, 0), 0);
-	ck_assert_int_eq(mmapd_region_flush_range(rw, 1, page), 0);
-	ck_assert_int_eq(mmapd_region_flush_range(rw, 4 * page, 1), -ERANGE);
+	ck_assert_int_eq(mmapd_region_msync(rw, 10, 5), 1);
+	ck_assert_int_eq(mmapd_region_msync(rw, 3 * page, 5), 1);
+	ck_assert_int_eq(mmapd_region_msync(rw, 0, 0), 0);
+	ck_assert_int_eq(mmapd_region_msync(rw, 0, 0), 0);
+	ck_assert_int_eq(mmapd_region_msync(rw, 1, page), 0);
+	ck_assert_int_eq(mmapd_region_msync(rw, 4 * page, 1), -ERANGE);
 	for (i = 1; i < MMAPD_FLUSH_BATCH_MAX; i++)
-		ck_assert_int_eq(mmapd_region_flush_range(rw, (uint64_t)i, 1), 1);
-	ck_assert_int_eq(mmapd_region_flush_range(rw, 0, 1), 0);
-	ck_assert_int_eq(mmapd_region_flush_range(rw, 20, 1), 1);
-	ck_assert_int_eq(mmapd_region_flush_range(rw, 2 * page, page), 0);
-	ck_assert_int_eq(mmapd_region_flush_range(rw, 0, 0), 0);
-	ck_assert_int_eq(mmapd_region_close(rw), 0);
+		ck_assert_int_eq(mmapd_region_msync(rw, (uint64_t)i, 1), 1);
+	ck_assert_int_eq(mmapd_region_msync(rw, 0, 1), 0);
+	ck_assert_int_eq(mmapd_region_msync(rw, 20, 1), 1);
+	ck_assert_int_eq(mmapd_region_msync(rw, 2 * page, page), 0);
+	ck_assert_int_eq(mmapd_region_msync(rw, 0, 0), 0);
+	mmapd_region_close(rw);
 	ck_assert_int_eq(mmapd_delete(c, "flush"), 0);
 	mmapd_disconnect(c);
 }
@@ -479,13 +481,13 @@ static int flush_async_wait(struct mmapd_client *c, const char *name)
 	struct flush_wait fw = { 0 };
 	int64_t until = test_now_ms() + TEST_WAIT_MS;
 
-	mmapd_set_event_handler(c, flush_event, &fw);
+	mmapd_client_set_event_handler(c, flush_event, &fw);
 	ck_assert_int_eq(mmapd_flush_async(c, name, &fw.token), 0);
 	ck_assert_uint_ne(fw.token, 0);
 	while (!fw.done && test_now_ms() < until)
-		ck_assert_int_ge(mmapd_dispatch(c, 100), 0);
+		ck_assert_int_ge(mmapd_client_dispatch(c, 100), 0);
 	ck_assert_msg(fw.done, "no FLUSH_DONE event for %s", name);
-	mmapd_set_event_handler(c, NULL, NULL);
+	mmapd_client_set_event_handler(c, NULL, NULL);
 	return fw.error;
 }
 
@@ -499,7 +501,7 @@ START_TEST(test_mapping_async_flush_completion_arrives_as_an_event)
 	ck_assert_int_eq(flush_async_wait(c, "async"), 0);
 	ck_assert_int_eq(flush_async_wait(c, "no-such-region"), -ENOENT);
 	ck_assert_int_eq(mmapd_flush_async(c, "../bad", NULL), -EINVAL);
-	ck_assert_int_eq(mmapd_region_close(rw), 0);
+	mmapd_region_close(rw);
 	ck_assert_int_eq(mmapd_delete(c, "async"), 0);
 	mmapd_disconnect(c);
 }
@@ -516,7 +518,7 @@ START_TEST(test_mapping_region_calls_refuse_a_null_name)
 	ck_assert_int_eq(mmapd_unsubscribe(c, NULL), -EINVAL);
 	ck_assert_int_eq(mmapd_flush_async(c, NULL, &out), -EINVAL);
 	ck_assert_int_eq(mmapd_flush(c, NULL, 0, 0), -EINVAL);
-	ck_assert_int_eq(mmapd_changed(c, NULL, 0, 1, &out), -EINVAL);
+	ck_assert_int_eq(mmapd_report_changed(c, NULL, 0, 1, &out), -EINVAL);
 	ck_assert_int_eq(mmapd_lock(c, NULL, 0, 1, MMAPD_LOCK_NOWAIT, 0, &out), -EINVAL);
 	ck_assert_int_eq(mmapd_resize(c, NULL, page, 0), -EINVAL);
 	ck_assert_int_eq(mmapd_set_policy(c, NULL, &manual), -EINVAL);

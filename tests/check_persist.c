@@ -53,8 +53,8 @@ static void suite_teardown(void)
 
 static struct mmapd_region *region_on(struct mmapd_client *c, const char *name, uint64_t size)
 {
-	struct mmapd_open_opts o = { .flags = size ? MMAPD_OPEN_CREATE : 0,
-	                             .mode = MMAPD_MODE_RW, .size = size };
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(
+		.flags = size ? MMAPD_OPEN_CREATE : 0, .mode = MMAPD_MODE_RW, .size = size);
 	struct mmapd_region *region = NULL;
 	int r = mmapd_region_open(c, name, &o, &region);
 
@@ -115,7 +115,7 @@ static int config_child(const char *sock)
 {
 	struct mmapd_client *c = NULL;
 	struct mmapd_region *region = NULL;
-	struct mmapd_open_opts o = { .mode = MMAPD_MODE_RW };
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RW);
 	struct mmapd_layout layout = CONFIG_LAYOUT;
 	struct config *cfg;
 	void *p;
@@ -168,7 +168,7 @@ START_TEST(test_persist_struct_written_by_one_process_is_read_by_another_and_aft
 	ck_assert_uint_eq(atomic_load(&cfg->counter), 2);
 	ck_assert_str_eq(cfg->host.bytes, "mmapd.test");
 	ck_assert_int_eq(mmapd_flush(c, "config", 0, 0), 0);
-	ck_assert_int_eq(mmapd_region_close(region), 0);
+	mmapd_region_close(region);
 	mmapd_disconnect(c);
 
 	test_daemon_kill(&d);
@@ -180,7 +180,7 @@ START_TEST(test_persist_struct_written_by_one_process_is_read_by_another_and_aft
 	ck_assert_uint_eq(cfg->port, 9090);
 	ck_assert_uint_eq(atomic_load(&cfg->counter), 2);
 	ck_assert_str_eq(cfg->host.bytes, "mmapd.test");
-	ck_assert_int_eq(mmapd_region_close(region), 0);
+	mmapd_region_close(region);
 	mmapd_disconnect(c);
 	test_daemon_stop(&d);
 }
@@ -216,7 +216,7 @@ START_TEST(test_persist_struct_of_another_layout_or_an_empty_header_is_refused)
 	/* Non-zero bytes behind an empty state are not formatted over. */
 	memset((uint8_t *)mmapd_region_data(region) + 1024 + 8, 0xab, 4);
 	pstruct_fails(region, 1024, &good, MMAPD_PSTRUCT_INIT, -EBADMSG, "not formatting");
-	ck_assert_int_eq(mmapd_region_close(region), 0);
+	mmapd_region_close(region);
 	ck_assert_int_eq(mmapd_delete(c, "layouts"), 0);
 	mmapd_disconnect(c);
 }
@@ -231,7 +231,7 @@ static void formatter_stopped_child(const char *sock, uint64_t off, bool own, in
 {
 	struct mmapd_client *c = NULL;
 	struct mmapd_region *region = NULL;
-	struct mmapd_open_opts o = { .mode = MMAPD_MODE_RW };
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RW);
 	uint64_t lock;
 	uint8_t *h;
 
@@ -301,7 +301,7 @@ START_TEST(test_persist_struct_whose_formatter_died_is_formatted_again)
 	/* Formatted once: later opens find it ready, body and all. */
 	cfg = pstruct_ok(region, 256, &layout, 0);
 	ck_assert_uint_eq(cfg->port, 80);
-	ck_assert_int_eq(mmapd_region_close(region), 0);
+	mmapd_region_close(region);
 	ck_assert_int_eq(mmapd_delete(c, "dead-formatter"), 0);
 	mmapd_disconnect(c);
 }
@@ -338,7 +338,7 @@ START_TEST(test_persist_struct_formatter_alive_across_a_daemon_restart_is_not_fo
 	pstruct_fails(region, 256, &layout, 0, -ENODATA, "died");
 	cfg = pstruct_ok(region, 256, &layout, MMAPD_PSTRUCT_INIT);
 	ck_assert_uint_eq(cfg->port, 0);
-	ck_assert_int_eq(mmapd_region_close(region), 0);
+	mmapd_region_close(region);
 	ck_assert_int_eq(mmapd_delete(c, "dead-formatter"), 0);
 	mmapd_disconnect(c);
 	test_daemon_stop(&d);
@@ -359,7 +359,7 @@ START_TEST(test_persist_struct_with_a_corrupt_header_is_refused)
 	pstruct_ok(region, 0, &good, 0);
 	h[0] = 7;     /* the state word */
 	pstruct_fails(region, 0, &good, 0, -EBADMSG, "state 7");
-	ck_assert_int_eq(mmapd_region_close(region), 0);
+	mmapd_region_close(region);
 	ck_assert_int_eq(mmapd_delete(c, "corrupt"), 0);
 	mmapd_disconnect(c);
 }
@@ -384,7 +384,7 @@ static int race_child(int start_fd)
 {
 	struct mmapd_client *c = NULL;
 	struct mmapd_region *region = NULL;
-	struct mmapd_open_opts o = { .mode = MMAPD_MODE_RW };
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RW);
 	struct mmapd_layout layout = BIG_LAYOUT;
 	struct big *big;
 	void *p;
@@ -442,7 +442,7 @@ START_TEST(test_persist_struct_body_stays_put_while_another_process_rewrites_the
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	atomic_store(body_off, right);
 	pstruct_ok(region, 0, &good, 0);
-	ck_assert_int_eq(mmapd_region_close(region), 0);
+	mmapd_region_close(region);
 	ck_assert_int_eq(mmapd_delete(c, "toctou"), 0);
 	mmapd_disconnect(c);
 }
@@ -476,7 +476,7 @@ START_TEST(test_persist_processes_racing_to_format_one_struct_end_with_one_forma
 	big = pstruct_ok(region, 0, &layout, 0);
 	count = atomic_load(&big->counter);
 	ck_assert_uint_eq(count, RACERS * RACE_ADDS);
-	ck_assert_int_eq(mmapd_region_close(region), 0);
+	mmapd_region_close(region);
 	ck_assert_int_eq(mmapd_delete(c, "race"), 0);
 	mmapd_disconnect(c);
 }

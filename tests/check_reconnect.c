@@ -1,7 +1,7 @@
 /*
  * End-to-end tests of libmmapd's reconnection (docs/coordination.md, "Reconnection"): client
  * processes keep their mappings while the daemon is killed with SIGKILL and restarted on the
- * same paths, libmmapd reconnects by itself (from mmapd_dispatch() or from the next call),
+ * same paths, libmmapd reconnects by itself (from mmapd_client_dispatch() or from the next call),
  * reports MMAPD_EVENT_RECONNECTED, and MMAPD_EVENT_LOCKS_LOST when locks were held; regions and
  * subscriptions are re-established and later operations work.
  *
@@ -80,7 +80,7 @@ START_TEST(test_reconnect_mappings_survive_daemon_sigkill_and_libmmapd_reconnect
 	usleep(200000);
 	test_daemon_restart(&d);
 
-	/* By itself, from mmapd_dispatch(): */
+	/* By itself, from mmapd_client_dispatch(): */
 	expect_found(&idle, "reconnected", "the idle client");
 	(void)test_sess_ok(&keeper, "hear");
 	expect_found(&keeper, "reconnected", "the lock holder");

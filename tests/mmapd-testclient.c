@@ -43,7 +43,7 @@
  * result line, "= ok[ DETAILS]" or "= err ENAME MESSAGE" (ENAME: the errno's name, MESSAGE:
  * mmapd_last_message()). Events are printed as "! TYPE REGION FIELDS" lines (formats in
  * print_event()); they may come between result lines, never inside one. Unless the session is
- * deaf, the main loop polls mmapd_fd() and calls mmapd_dispatch(client, 0) whenever it is
+ * deaf, the main loop polls mmapd_client_fd() and calls mmapd_client_dispatch(client, 0) whenever it is
  * readable and after every command; a deaf session makes no library call of its own, so it
  * holds its grants without ever reading the socket (a mapper that does not acknowledge).
  * Regions opened in a session are numbered from 0 in open order (IDX below).
@@ -74,7 +74,7 @@
  *   stat NAME                                 ok size=N gen=N poisoned=0|1 seq=N policy=K:V
  *                                             locks=N grants=N
  *   ping
- *   dispatch MS                               mmapd_dispatch(client, MS) once: ok n=N
+ *   dispatch MS                               mmapd_client_dispatch(client, MS) once: ok n=N
  *   deaf | hear                               stop / start reading the socket between commands
  *   count NAME                                from now on count (not print) NAME's changed and
  *                                             overflow events, checking their order
@@ -182,7 +182,7 @@ static int connect_client(struct mmapd_client **ret)
 static int open_region(struct mmapd_client *c, const char *name, enum mmapd_mode mode,
                        uint64_t off, uint64_t len, struct mmapd_region **ret)
 {
-	struct mmapd_open_opts o = { .mode = mode, .offset = off, .length = len };
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = mode, .offset = off, .length = len);
 	int r = mmapd_region_open(c, name, &o, ret);
 
 	if (r < 0)
@@ -226,7 +226,8 @@ static int cmd_create(int argc, char **argv)
 {
 	struct mmapd_client *c;
 	struct mmapd_region *r;
-	struct mmapd_open_opts o = { .flags = MMAPD_OPEN_CREATE, .mode = MMAPD_MODE_RW };
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(
+		.flags = MMAPD_OPEN_CREATE, .mode = MMAPD_MODE_RW);
 	int err;
 
 	if (argc < 2 || parse_u64(argv[1], &o.size) < 0)
@@ -659,8 +660,8 @@ static const char *policy_name(enum mmapd_policy_kind k)
 	case MMAPD_POLICY_EVERY_BYTES: return "every-bytes";
 	case MMAPD_POLICY_EVERY_WRITES: return "every-writes";
 	case MMAPD_POLICY_INTERVAL: return "interval";
+	default: return "?"; /* a kind this program does not know, e.g. from a newer library */
 	}
-	return "?";
 }
 
 /* KIND or KIND:VALUE */
@@ -858,7 +859,7 @@ static void sess_dispatch_now(struct session *s)
 
 	if (s->deaf)
 		return;
-	r = mmapd_dispatch(s->c, 0);
+	r = mmapd_client_dispatch(s->c, 0);
 	if (r < 0) {
 		if (r != s->dispatch_err) {
 			printf("! dispatch-error %s\n", ename(r));
@@ -882,7 +883,7 @@ static struct sess_region *sess_region_arg(struct session *s, const char *arg)
 
 static void sess_open(struct session *s, int n, char **t)
 {
-	struct mmapd_open_opts o = { .mode = MMAPD_MODE_RO };
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RO);
 	struct mmapd_policy pol;
 	struct mmapd_region *r;
 	int err;
@@ -994,7 +995,7 @@ static void sess_count_wait(struct session *s, int n, char **t)
 
 		if (left <= 0)
 			break;
-		r = mmapd_dispatch(s->c, (int)(left > 1000 ? 1000 : left));
+		r = mmapd_client_dispatch(s->c, (int)(left > 1000 ? 1000 : left));
 		if (r < 0)
 			{ res_err(r); return; }
 	}
@@ -1031,7 +1032,8 @@ static bool sess_command(struct session *s, char *line)
 	} else if (strcmp(t[0], "close") == 0) {
 		if (n != 2 || (sr = sess_region_arg(s, t[1])) == NULL)
 			{ res_usage(t[0]); return true; }
-		err = mmapd_region_close(sr->r);
+		mmapd_region_close(sr->r);
+		err = 0;
 		sr->r = NULL;
 		res_done(err);
 	} else if (strcmp(t[0], "ptr") == 0) {
@@ -1111,7 +1113,7 @@ static bool sess_command(struct session *s, char *line)
 
 		if (n != 4 || parse_u64(t[2], &a) < 0 || parse_u64(t[3], &b) < 0)
 			{ res_usage(t[0]); return true; }
-		err = mmapd_changed(s->c, t[1], a, b, &seq);
+		err = mmapd_report_changed(s->c, t[1], a, b, &seq);
 		if (err < 0)
 			res_err(err);
 		else
@@ -1134,7 +1136,7 @@ static bool sess_command(struct session *s, char *line)
 		err = mmapd_clear_error(s->c, t[1]);
 		res_done(err);
 	} else if (strcmp(t[0], "stat") == 0) {
-		struct mmapd_region_info info;
+		struct mmapd_region_info *info;
 
 		if (n != 2)
 			{ res_usage(t[0]); return true; }
@@ -1142,17 +1144,18 @@ static bool sess_command(struct session *s, char *line)
 		if (err < 0)
 			{ res_err(err); return true; }
 		res_ok("size=%llu gen=%llu poisoned=%d seq=%llu policy=%s:%llu locks=%llu grants=%llu",
-		       (unsigned long long)info.size, (unsigned long long)info.generation,
-		       info.poisoned ? 1 : 0, (unsigned long long)info.seq,
-		       policy_name(info.policy.kind), (unsigned long long)info.policy.value,
-		       (unsigned long long)info.locks, (unsigned long long)info.grants);
+		       (unsigned long long)info->size, (unsigned long long)info->generation,
+		       info->poisoned ? 1 : 0, (unsigned long long)info->seq,
+		       policy_name(info->policy.kind), (unsigned long long)info->policy.value,
+		       (unsigned long long)info->locks, (unsigned long long)info->grants);
+		mmapd_region_info_free(info);
 	} else if (strcmp(t[0], "ping") == 0) {
 		err = mmapd_ping(s->c);
 		res_done(err);
 	} else if (strcmp(t[0], "dispatch") == 0) {
 		if (n != 2 || parse_u64(t[1], &a) < 0 || a > INT32_MAX)
 			{ res_usage(t[0]); return true; }
-		err = mmapd_dispatch(s->c, (int)a);
+		err = mmapd_client_dispatch(s->c, (int)a);
 		if (err < 0)
 			res_err(err);
 		else
@@ -1164,7 +1167,7 @@ static bool sess_command(struct session *s, char *line)
 		s->deaf = false;
 		res_ok(NULL);
 	} else if (strcmp(t[0], "count") == 0) {
-		struct mmapd_region_info info;
+		struct mmapd_region_info *info;
 
 		if (n != 2 || strlen(t[1]) > MMAPD_NAME_MAX)
 			{ res_usage(t[0]); return true; }
@@ -1174,8 +1177,9 @@ static bool sess_command(struct session *s, char *line)
 		memset(&s->count, 0, sizeof(s->count));
 		s->count.on = true;
 		strcpy(s->count.name, t[1]);
-		s->count.last = info.seq;
-		res_ok("seq=%llu", (unsigned long long)info.seq);
+		s->count.last = info->seq;
+		mmapd_region_info_free(info);
+		res_ok("seq=%llu", (unsigned long long)s->count.last);
 	} else if (strcmp(t[0], "count-wait") == 0) {
 		sess_count_wait(s, n, t);
 	} else {
@@ -1199,13 +1203,13 @@ static int cmd_session(int argc, char **argv)
 		res_err(err);
 		return 1;
 	}
-	mmapd_set_event_handler(s.c, sess_event, &s);
+	mmapd_client_set_event_handler(s.c, sess_event, &s);
 	printf("= ready pid=%d\n", (int)getpid());
 	fflush(stdout);
 	for (;;) {
 		struct pollfd pfd[2] = { { .fd = 0, .events = POLLIN }, { .fd = -1 } };
 		nfds_t nfd = 1;
-		int fd = s.deaf ? -1 : mmapd_fd(s.c);
+		int fd = s.deaf ? -1 : mmapd_client_fd(s.c);
 		bool running = true;
 		char *nl;
 

@@ -277,55 +277,57 @@ static void row_print(const char *label, const char *fmt, ...)
 
 static int cmd_status(struct ctl *ctl, char **args)
 {
-	struct mmapd_status st;
+	struct mmapd_status *st;
 	char h1[SIZE_HUMAN_MAX], up[64];
 	cJSON *obj, *limits;
 
 	(void)args;
-	if (mmapd_status(ctl->client, &st) < 0)
+	if (mmapd_get_status(ctl->client, &st) < 0)
 		return fail("status");
 
 	if (ctl->json) {
 		obj = cJSON_CreateObject();
 		limits = cJSON_CreateObject();
-		if (!obj || !limits || !cJSON_AddStringToObject(obj, "version", st.version) ||
-		    !json_add_numbers(obj, "protocol", (uint64_t)st.protocol, "pid", (uint64_t)st.pid,
-		                      "uptime_ms", st.uptime_ms, "clients", st.clients,
-		                      "regions", st.regions, "anonymous_regions", st.anonymous_regions,
-		                      "grants", st.grants, "bytes_granted", st.bytes_granted,
-		                      "open_fds", st.open_fds, "locks", st.locks,
-		                      "lock_waiters", st.lock_waiters, "subscriptions", st.subscriptions,
+		if (!obj || !limits || !cJSON_AddStringToObject(obj, "version", st->version) ||
+		    !json_add_numbers(obj, "protocol", (uint64_t)st->protocol, "pid", (uint64_t)st->pid,
+		                      "uptime_ms", st->uptime_ms, "clients", st->clients,
+		                      "regions", st->regions, "anonymous_regions", st->anonymous_regions,
+		                      "grants", st->grants, "bytes_granted", st->bytes_granted,
+		                      "open_fds", st->open_fds, "locks", st->locks,
+		                      "lock_waiters", st->lock_waiters, "subscriptions", st->subscriptions,
 		                      (const char *)NULL) ||
-		    !json_add_numbers(limits, "max_frame", st.max_frame, "max_clients", st.max_clients,
-		                      "max_grants_per_client", st.max_grants_per_client,
-		                      "max_fds_in_flight", st.max_fds_in_flight,
-		                      "max_region_size", st.max_region_size, (const char *)NULL) ||
+		    !json_add_numbers(limits, "max_frame", st->max_frame, "max_clients", st->max_clients,
+		                      "max_grants_per_client", st->max_grants_per_client,
+		                      "max_fds_in_flight", st->max_fds_in_flight,
+		                      "max_region_size", st->max_region_size, (const char *)NULL) ||
 		    !cJSON_AddItemToObject(obj, "limits", limits)) {
 			cJSON_Delete(limits);
 			cJSON_Delete(obj);
 			obj = NULL;
 		}
+		mmapd_status_free(st);
 		return json_print(obj);
 	}
 
-	uptime_format(st.uptime_ms, up, sizeof(up));
-	row_print("server", "mmapd %s, protocol %" PRIu32, st.version, st.protocol);
-	row_print("pid", "%" PRId64, st.pid);
+	uptime_format(st->uptime_ms, up, sizeof(up));
+	row_print("server", "mmapd %s, protocol %" PRIu32, st->version, st->protocol);
+	row_print("pid", "%" PRId64, st->pid);
 	row_print("uptime", "%s", up);
-	row_print("clients", "%" PRIu64 " (max %" PRIu64 ")", st.clients, st.max_clients);
-	row_print("regions", "%" PRIu64 " (%" PRIu64 " anonymous)", st.regions,
-	          st.anonymous_regions);
-	row_print("grants", "%" PRIu64 " (max %" PRIu64 " per client)", st.grants,
-	          st.max_grants_per_client);
-	row_print("bytes granted", "%" PRIu64 " (%s)", st.bytes_granted,
-	          size_human(st.bytes_granted, h1));
-	row_print("locks", "%" PRIu64 " held, %" PRIu64 " waiting", st.locks, st.lock_waiters);
-	row_print("subscriptions", "%" PRIu64, st.subscriptions);
-	row_print("descriptors", "%" PRIu64, st.open_fds);
-	row_print("max fds in flight", "%" PRIu64, st.max_fds_in_flight);
-	row_print("max frame", "%" PRIu64 " (%s)", st.max_frame, size_human(st.max_frame, h1));
-	row_print("max region size", "%" PRIu64 " (%s)", st.max_region_size,
-	          size_human(st.max_region_size, h1));
+	row_print("clients", "%" PRIu64 " (max %" PRIu64 ")", st->clients, st->max_clients);
+	row_print("regions", "%" PRIu64 " (%" PRIu64 " anonymous)", st->regions,
+	          st->anonymous_regions);
+	row_print("grants", "%" PRIu64 " (max %" PRIu64 " per client)", st->grants,
+	          st->max_grants_per_client);
+	row_print("bytes granted", "%" PRIu64 " (%s)", st->bytes_granted,
+	          size_human(st->bytes_granted, h1));
+	row_print("locks", "%" PRIu64 " held, %" PRIu64 " waiting", st->locks, st->lock_waiters);
+	row_print("subscriptions", "%" PRIu64, st->subscriptions);
+	row_print("descriptors", "%" PRIu64, st->open_fds);
+	row_print("max fds in flight", "%" PRIu64, st->max_fds_in_flight);
+	row_print("max frame", "%" PRIu64 " (%s)", st->max_frame, size_human(st->max_frame, h1));
+	row_print("max region size", "%" PRIu64 " (%s)", st->max_region_size,
+	          size_human(st->max_region_size, h1));
+	mmapd_status_free(st);
 	return EXIT_SUCCESS;
 }
 
@@ -352,46 +354,53 @@ static const char *owner_text(const struct mmapd_region_info *info, char *buf, s
 	return buf;
 }
 
-static void list_print_table(const struct mmapd_region_info *infos, size_t count)
+static void list_print_table(const struct mmapd_region_list *list, size_t count)
 {
 	int wname = 4, wbytes = 5, whuman = 4, wgrants = 6, wowner = 5;
 	char h[SIZE_HUMAN_MAX], o[32];
 
 	for (size_t i = 0; i < count; i++) {
-		wname = max_int(wname, (int)strlen(infos[i].name));
-		wbytes = max_int(wbytes, number_width(infos[i].size));
-		whuman = max_int(whuman, (int)strlen(size_human(infos[i].size, h)));
-		wgrants = max_int(wgrants, number_width(infos[i].grants));
-		wowner = max_int(wowner, (int)strlen(owner_text(&infos[i], o, sizeof(o))));
+		const struct mmapd_region_info *info = mmapd_region_list_at(list, i);
+
+		wname = max_int(wname, (int)strlen(info->name));
+		wbytes = max_int(wbytes, number_width(info->size));
+		whuman = max_int(whuman, (int)strlen(size_human(info->size, h)));
+		wgrants = max_int(wgrants, number_width(info->grants));
+		wowner = max_int(wowner, (int)strlen(owner_text(info, o, sizeof(o))));
 	}
 	printf("%-*s  %*s  %*s  %-12s  %*s  %7s  %-*s  %s\n", wname, "NAME", wbytes, "BYTES", whuman,
 	       "SIZE", "TYPE", wgrants, "GRANTS", "CLIENTS", wowner, "OWNER", "MODE");
-	for (size_t i = 0; i < count; i++)
+	for (size_t i = 0; i < count; i++) {
+		const struct mmapd_region_info *info = mmapd_region_list_at(list, i);
+
 		printf("%-*s  %*" PRIu64 "  %*s  %-12s  %*" PRIu64 "  %7" PRIu64 "  %-*s  %04" PRIo32
-		       "\n", wname, infos[i].name, wbytes, infos[i].size, whuman,
-		       size_human(infos[i].size, h), type_text(&infos[i]),
-		       wgrants, infos[i].grants, infos[i].clients, wowner,
-		       owner_text(&infos[i], o, sizeof(o)), infos[i].perm);
+		       "\n", wname, info->name, wbytes, info->size, whuman,
+		       size_human(info->size, h), type_text(info),
+		       wgrants, info->grants, info->clients, wowner,
+		       owner_text(info, o, sizeof(o)), info->perm);
+	}
 }
 
 static int cmd_list(struct ctl *ctl, char **args)
 {
-	struct mmapd_region_info *infos;
+	struct mmapd_region_list *list;
 	size_t count;
 	cJSON *arr;
 
 	(void)args;
-	if (mmapd_list(ctl->client, &infos, &count) < 0)
+	if (mmapd_list_regions(ctl->client, &list) < 0)
 		return fail("list");
+	count = mmapd_region_list_count(list);
 
 	if (!ctl->json) {
-		list_print_table(infos, count);
-		free(infos);
+		list_print_table(list, count);
+		mmapd_region_list_free(list);
 		return EXIT_SUCCESS;
 	}
 	arr = cJSON_CreateArray();
 	for (size_t i = 0; arr && i < count; i++) {
-		cJSON *obj = region_json(&infos[i]);
+		const struct mmapd_region_info *info = mmapd_region_list_at(list, i);
+		cJSON *obj = region_json(info);
 
 		if (!obj || !cJSON_AddItemToArray(arr, obj)) {
 			cJSON_Delete(obj);
@@ -399,32 +408,38 @@ static int cmd_list(struct ctl *ctl, char **args)
 			arr = NULL;
 		}
 	}
-	free(infos);
+	mmapd_region_list_free(list);
 	return json_print(arr);
 }
 
 static int cmd_stat(struct ctl *ctl, char **args)
 {
-	struct mmapd_region_info info;
+	struct mmapd_region_info *info;
 	char h[SIZE_HUMAN_MAX], p[64];
+	int r;
 
 	if (mmapd_stat(ctl->client, args[0], &info) < 0)
 		return fail_on("stat", args[0]);
 	if (ctl->json)
-		return json_print(region_json(&info));
+		{
+		r = json_print(region_json(info));
+		mmapd_region_info_free(info);
+		return r;
+	}
 
-	row_print("name", "%s", info.name);
-	row_print("size", "%" PRIu64 " (%s)", info.size, size_human(info.size, h));
-	row_print("type", "%s", type_text(&info));
-	row_print("grants", "%" PRIu64, info.grants);
-	row_print("clients", "%" PRIu64, info.clients);
-	row_print("generation", "%" PRIu64, info.generation);
-	row_print("policy", "%s", policy_text(&info.policy, p, sizeof(p)));
-	row_print("poisoned", "%s", info.poisoned ? "yes (flushes fail until clear-error)" : "no");
-	row_print("seq", "%" PRIu64, info.seq);
-	row_print("locks", "%" PRIu64, info.locks);
-	row_print("owner", "%s", owner_text(&info, p, sizeof(p)));
-	row_print("mode", "%04" PRIo32, info.perm);
+	row_print("name", "%s", info->name);
+	row_print("size", "%" PRIu64 " (%s)", info->size, size_human(info->size, h));
+	row_print("type", "%s", type_text(info));
+	row_print("grants", "%" PRIu64, info->grants);
+	row_print("clients", "%" PRIu64, info->clients);
+	row_print("generation", "%" PRIu64, info->generation);
+	row_print("policy", "%s", policy_text(&info->policy, p, sizeof(p)));
+	row_print("poisoned", "%s", info->poisoned ? "yes (flushes fail until clear-error)" : "no");
+	row_print("seq", "%" PRIu64, info->seq);
+	row_print("locks", "%" PRIu64, info->locks);
+	row_print("owner", "%s", owner_text(info, p, sizeof(p)));
+	row_print("mode", "%04" PRIo32, info->perm);
+	mmapd_region_info_free(info);
 	return EXIT_SUCCESS;
 }
 
@@ -435,11 +450,8 @@ static int cmd_stat(struct ctl *ctl, char **args)
  */
 static int cmd_create(struct ctl *ctl, char **args)
 {
-	struct mmapd_open_opts opts = {
-		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL,
-		.mode = MMAPD_MODE_RO,
-		.length = 1,
-	};
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(
+		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL, .mode = MMAPD_MODE_RO, .length = 1);
 	struct mmapd_region *region;
 	cJSON *obj;
 	uint64_t size;
@@ -453,8 +465,7 @@ static int cmd_create(struct ctl *ctl, char **args)
 	if (mmapd_region_open(ctl->client, args[0], &opts, &region) < 0)
 		return fail_on("create", args[0]);
 	size = mmapd_region_size(region);
-	if (mmapd_region_close(region) < 0)
-		return fail_on("create", args[0]);
+	mmapd_region_close(region);
 
 	if (!ctl->json)
 		return EXIT_SUCCESS;
@@ -511,7 +522,7 @@ static int cmd_clear_error(struct ctl *ctl, char **args)
 /* Shows the policy (from stat), or sets the one parsed into ctl->policy. */
 static int cmd_policy(struct ctl *ctl, char **args)
 {
-	struct mmapd_region_info info;
+	struct mmapd_region_info *info;
 	struct mmapd_policy policy = ctl->policy;
 	char p[64];
 	cJSON *obj;
@@ -524,7 +535,8 @@ static int cmd_policy(struct ctl *ctl, char **args)
 	} else {
 		if (mmapd_stat(ctl->client, args[0], &info) < 0)
 			return fail_on("policy", args[0]);
-		policy = info.policy;
+		policy = info->policy;
+		mmapd_region_info_free(info);
 		if (!ctl->json) {
 			puts(policy_text(&policy, p, sizeof(p)));
 			return EXIT_SUCCESS;
@@ -570,52 +582,57 @@ static cJSON *lock_json(const struct mmapd_lock_info *l)
 	return obj;
 }
 
-static void locks_print_table(const struct mmapd_lock_info *locks, size_t count)
+static void locks_print_table(const struct mmapd_lock_list *list, size_t count)
 {
 	int wregion = 6, wlock = 4, woff = 6, wlen = 6, wclient = 6;
 
 	for (size_t i = 0; i < count; i++) {
-		wregion = max_int(wregion, (int)strlen(locks[i].region));
-		wlock = max_int(wlock, number_width(locks[i].lock));
-		woff = max_int(woff, number_width(locks[i].offset));
-		wlen = max_int(wlen, number_width(locks[i].length));
-		wclient = max_int(wclient, (int)strlen(locks[i].client));
+		const struct mmapd_lock_info *l = mmapd_lock_list_at(list, i);
+
+		wregion = max_int(wregion, (int)strlen(l->region));
+		wlock = max_int(wlock, number_width(l->lock));
+		woff = max_int(woff, number_width(l->offset));
+		wlen = max_int(wlen, number_width(l->length));
+		wclient = max_int(wclient, (int)strlen(l->client));
 	}
 	printf("%-*s  %*s  %-7s  %-9s  %*s  %*s  %-*s  %7s  %6s  %s\n", wregion, "REGION", wlock,
 	       "LOCK", "STATE", "MODE", woff, "OFFSET", wlen, "LENGTH", wclient, "CLIENT", "PID",
 	       "UID", "SINCE");
 	for (size_t i = 0; i < count; i++) {
+		const struct mmapd_lock_info *l = mmapd_lock_list_at(list, i);
 		char since[64], length[32];
 
-		time_format(locks[i].since_ms, true, since, sizeof(since));
-		if (locks[i].length)
-			snprintf(length, sizeof(length), "%" PRIu64, locks[i].length);
+		time_format(l->since_ms, true, since, sizeof(since));
+		if (l->length)
+			snprintf(length, sizeof(length), "%" PRIu64, l->length);
 		else
 			strcpy(length, "end");
 		printf("%-*s  %*" PRIu64 "  %-7s  %-9s  %*" PRIu64 "  %*s  %-*s  %7" PRId64
-		       "  %6" PRId64 "  %s\n", wregion, locks[i].region, wlock, locks[i].lock,
-		       locks[i].waiting ? "waiting" : "held",
-		       locks[i].exclusive ? "exclusive" : "shared", woff, locks[i].offset, wlen,
-		       length, wclient, locks[i].client, locks[i].pid, locks[i].uid, since);
+		       "  %6" PRId64 "  %s\n", wregion, l->region, wlock, l->lock,
+		       l->waiting ? "waiting" : "held",
+		       l->exclusive ? "exclusive" : "shared", woff, l->offset, wlen,
+		       length, wclient, l->client, l->pid, l->uid, since);
 	}
 }
 
 static int cmd_locks(struct ctl *ctl, char **args)
 {
-	struct mmapd_lock_info *locks;
+	struct mmapd_lock_list *list;
 	size_t count;
 	cJSON *arr;
 
-	if (mmapd_locks(ctl->client, args[0], &locks, &count) < 0)
+	if (mmapd_list_locks(ctl->client, args[0], &list) < 0)
 		return args[0] ? fail_on("locks", args[0]) : fail("locks");
+	count = mmapd_lock_list_count(list);
 	if (!ctl->json) {
-		locks_print_table(locks, count);
-		free(locks);
+		locks_print_table(list, count);
+		mmapd_lock_list_free(list);
 		return EXIT_SUCCESS;
 	}
 	arr = cJSON_CreateArray();
 	for (size_t i = 0; arr && i < count; i++) {
-		cJSON *obj = lock_json(&locks[i]);
+		const struct mmapd_lock_info *l = mmapd_lock_list_at(list, i);
+		cJSON *obj = lock_json(l);
 
 		if (!obj || !cJSON_AddItemToArray(arr, obj)) {
 			cJSON_Delete(obj);
@@ -623,7 +640,7 @@ static int cmd_locks(struct ctl *ctl, char **args)
 			arr = NULL;
 		}
 	}
-	free(locks);
+	mmapd_lock_list_free(list);
 	return json_print(arr);
 }
 
@@ -649,48 +666,53 @@ static cJSON *client_json(const struct mmapd_client_info *k)
 	return obj;
 }
 
-static void clients_print_table(const struct mmapd_client_info *ks, size_t count)
+static void clients_print_table(const struct mmapd_client_list *list, size_t count)
 {
 	int wid = 2, wname = 4, wpid = 3;
 
 	for (size_t i = 0; i < count; i++) {
-		wid = max_int(wid, number_width(ks[i].id));
-		wname = max_int(wname, (int)strlen(ks[i].name[0] ? ks[i].name : "-"));
-		wpid = max_int(wpid, number_width((uint64_t)ks[i].pid));
+		const struct mmapd_client_info *k = mmapd_client_list_at(list, i);
+
+		wid = max_int(wid, number_width(k->id));
+		wname = max_int(wname, (int)strlen(k->name[0] ? k->name : "-"));
+		wpid = max_int(wpid, number_width((uint64_t)k->pid));
 	}
 	printf("%*s  %-*s  %*s  %6s  %6s  %-23s  %6s  %10s  %7s  %5s  %7s  %4s  %s\n", wid, "ID",
 	       wname, "NAME", wpid, "PID", "UID", "GID", "CONNECTED", "GRANTS", "BYTES", "CREATED",
 	       "LOCKS", "WAITING", "SUBS", "QUEUED");
 	for (size_t i = 0; i < count; i++) {
+		const struct mmapd_client_info *k = mmapd_client_list_at(list, i);
 		char since[64];
 
-		time_format(ks[i].connected_since_ms, true, since, sizeof(since));
+		time_format(k->connected_since_ms, true, since, sizeof(since));
 		printf("%*" PRIu64 "  %-*s  %*" PRId64 "  %6" PRId64 "  %6" PRId64 "  %-23s  %6" PRIu64
 		       "  %10" PRIu64 "  %7" PRIu64 "  %5" PRIu64 "  %7" PRIu64 "  %4" PRIu64 "  %" PRIu64
-		       " B, %" PRIu64 " fds\n", wid, ks[i].id, wname, ks[i].name[0] ? ks[i].name : "-",
-		       wpid, ks[i].pid, ks[i].uid, ks[i].gid, since, ks[i].grants, ks[i].bytes_granted,
-		       ks[i].regions_created, ks[i].locks_held, ks[i].locks_waiting,
-		       ks[i].subscriptions, ks[i].queued_bytes, ks[i].queued_fds);
+		       " B, %" PRIu64 " fds\n", wid, k->id, wname, k->name[0] ? k->name : "-",
+		       wpid, k->pid, k->uid, k->gid, since, k->grants, k->bytes_granted,
+		       k->regions_created, k->locks_held, k->locks_waiting,
+		       k->subscriptions, k->queued_bytes, k->queued_fds);
 	}
 }
 
 static int cmd_clients(struct ctl *ctl, char **args)
 {
-	struct mmapd_client_info *ks;
+	struct mmapd_client_list *list;
 	size_t count;
 	cJSON *arr;
 
 	(void)args;
-	if (mmapd_clients(ctl->client, &ks, &count) < 0)
+	if (mmapd_list_clients(ctl->client, &list) < 0)
 		return fail("clients");
+	count = mmapd_client_list_count(list);
 	if (!ctl->json) {
-		clients_print_table(ks, count);
-		free(ks);
+		clients_print_table(list, count);
+		mmapd_client_list_free(list);
 		return EXIT_SUCCESS;
 	}
 	arr = cJSON_CreateArray();
 	for (size_t i = 0; arr && i < count; i++) {
-		cJSON *obj = client_json(&ks[i]);
+		const struct mmapd_client_info *k = mmapd_client_list_at(list, i);
+		cJSON *obj = client_json(k);
 
 		if (!obj || !cJSON_AddItemToArray(arr, obj)) {
 			cJSON_Delete(obj);
@@ -698,7 +720,7 @@ static int cmd_clients(struct ctl *ctl, char **args)
 			arr = NULL;
 		}
 	}
-	free(ks);
+	mmapd_client_list_free(list);
 	return json_print(arr);
 }
 
@@ -943,7 +965,7 @@ static void event_print(const struct mmapd_event *ev)
 }
 
 /*
- * SIGINT and SIGTERM end watch with status 0 at once, also while mmapd_dispatch() waits for a
+ * SIGINT and SIGTERM end watch with status 0 at once, also while mmapd_client_dispatch() waits for a
  * daemon that went away, except in the middle of printing an event: then the line is finished
  * first. Every printed line is flushed already, so _exit() loses nothing.
  */
@@ -977,7 +999,7 @@ static void watch_event(struct mmapd_client *client, const struct mmapd_event *e
 		_exit(EXIT_SUCCESS);
 }
 
-/* Subscribes, then prints events as mmapd_fd() says they come, until a signal ends it. */
+/* Subscribes, then prints events as mmapd_client_fd() says they come, until a signal ends it. */
 static int cmd_watch(struct ctl *ctl, char **args)
 {
 	struct sigaction sa = { .sa_handler = watch_stop };
@@ -989,17 +1011,17 @@ static int cmd_watch(struct ctl *ctl, char **args)
 		        mmapd_strerror(errno));
 		return EXIT_FAILURE;
 	}
-	mmapd_set_event_handler(ctl->client, watch_event, ctl);
+	mmapd_client_set_event_handler(ctl->client, watch_event, ctl);
 	if (mmapd_subscribe(ctl->client, args[0], NULL) < 0)
 		return fail_on("watch", args[0]);
 	for (;;) {
 		/* The descriptor stays the same, but asking each time costs nothing. */
-		pfd.fd = mmapd_fd(ctl->client);
+		pfd.fd = mmapd_client_fd(ctl->client);
 		if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
 			fprintf(stderr, "mmapctl: watch %s: %s\n", args[0], mmapd_strerror(errno));
 			return EXIT_FAILURE;
 		}
-		if (pfd.revents && mmapd_dispatch(ctl->client, 0) < 0)
+		if (pfd.revents && mmapd_client_dispatch(ctl->client, 0) < 0)
 			return fail_on("watch", args[0]);
 	}
 }

@@ -5,8 +5,8 @@
  *
  * The daemon's open_fds and VmRSS are recorded after the regions are made; then SOAK_CLIENTS
  * forked processes, each on its own libmmapd connection, do random mixed operations (open and
- * close ro/rw/cow, write + mmapd_changed, lock/unlock with timeouts, subscribe/unsubscribe and
- * mmapd_dispatch, small grow/shrink resizes, flush, stat/list/status, reconnects) until the
+ * close ro/rw/cow, write + mmapd_report_changed, lock/unlock with timeouts, subscribe/unsubscribe and
+ * mmapd_client_dispatch, small grow/shrink resizes, flush, stat/list/status, reconnects) until the
  * deadline, while this process SIGKILLs a random client every half second or so and starts a
  * new one in its place. At the end, with every client gone: open_fds exactly as at the start,
  * VmRSS within SOAK_RSS_SLACK_KIB of it, locks, lock_waiters, subscriptions and grants all 0,
@@ -119,15 +119,15 @@ static void client_main(const char *sock, unsigned seed)
 				usleep(10000);
 				continue;
 			}
-			mmapd_set_event_handler(c, on_event, &events);
+			mmapd_client_set_event_handler(c, on_event, &events);
 			memset(subscribed, 0, sizeof(subscribed));
 		}
 		if (op < 15) {                         /* open ro/rw/cow */
-			struct mmapd_open_opts o = { .mode = (enum mmapd_mode)rnd(&seed, 3),
-			                             .reserve = 1024 * KIB };
+			struct mmapd_open_opts o = MMAPD_OPEN_OPTS(
+				.mode = (enum mmapd_mode)rnd(&seed, 3), .reserve = 1024 * KIB);
 
 			if (open_r[slot] != NULL) {
-				expect("close", mmapd_region_close(open_r[slot]), ECONNRESET, 0);
+				mmapd_region_close(open_r[slot]);
 				open_r[slot] = NULL;
 			}
 			r = mmapd_region_open(c, name, &o, &open_r[slot]);
@@ -136,7 +136,7 @@ static void client_main(const char *sock, unsigned seed)
 				open_r[slot] = NULL;
 		} else if (op < 22) {                  /* close */
 			if (open_r[slot] != NULL)
-				expect("close", mmapd_region_close(open_r[slot]), 0);
+				mmapd_region_close(open_r[slot]);
 			open_r[slot] = NULL;
 		} else if (op < 40) {                  /* write + changed */
 			struct mmapd_region *reg = open_r[slot];
@@ -159,7 +159,7 @@ static void client_main(const char *sock, unsigned seed)
 			r = mmapd_region_write(reg, off, buf, len);
 			expect("write", r, ERANGE, 0);
 			if (r == 0 && mmapd_region_mode(reg) == MMAPD_MODE_RW)
-				expect("changed", mmapd_changed(c, mmapd_region_name(reg), off, len, NULL),
+				expect("changed", mmapd_report_changed(c, mmapd_region_name(reg), off, len, NULL),
 				       ERANGE, 0);
 		} else if (op < 55) {                  /* lock, maybe hold it a little, unlock */
 			uint64_t lock;
@@ -180,7 +180,7 @@ static void client_main(const char *sock, unsigned seed)
 				expect("subscribe", mmapd_subscribe(c, name, NULL), EAGAIN, 0);
 			subscribed[k] = !subscribed[k];
 		} else if (op < 78) {                  /* dispatch */
-			r = mmapd_dispatch(c, (int)rnd(&seed, 5));
+			r = mmapd_client_dispatch(c, (int)rnd(&seed, 5));
 			expect("dispatch", r, EINTR, 0);
 		} else if (op < 81) {                  /* resize 32..256 KiB */
 			r = mmapd_resize(c, name, (32 + 32 * rnd(&seed, 8)) * KIB, 0);
@@ -188,22 +188,24 @@ static void client_main(const char *sock, unsigned seed)
 		} else if (op < 86) {                  /* flush */
 			expect("flush", mmapd_flush(c, name, 0, 0), 0);
 		} else if (op < 95) {                  /* stat / list / status */
-			struct mmapd_region_info info, *infos = NULL;
-			struct mmapd_status st;
-			size_t n;
+			struct mmapd_region_info *info = NULL;
+			struct mmapd_region_list *list = NULL;
+			struct mmapd_status *st = NULL;
 
 			if (op < 89) {
 				expect("stat", mmapd_stat(c, name, &info), 0);
+				mmapd_region_info_free(info);
 			} else if (op < 92) {
-				expect("list", mmapd_list(c, &infos, &n), 0);
-				free(infos);
+				expect("list", mmapd_list_regions(c, &list), 0);
+				mmapd_region_list_free(list);
 			} else {
-				expect("status", mmapd_status(c, &st), 0);
+				expect("status", mmapd_get_status(c, &st), 0);
+				mmapd_status_free(st);
 			}
 		} else if (op < 97) {                  /* reconnect (everything released) */
 			for (unsigned i = 0; i < MAX_OPEN; i++) {
 				if (open_r[i] != NULL)
-					expect("close", mmapd_region_close(open_r[i]), 0);
+					mmapd_region_close(open_r[i]);
 				open_r[i] = NULL;
 			}
 			mmapd_disconnect(c);
@@ -216,7 +218,7 @@ static void client_main(const char *sock, unsigned seed)
 	}
 	for (unsigned i = 0; i < MAX_OPEN; i++)
 		if (open_r[i] != NULL)
-			(void)mmapd_region_close(open_r[i]);
+			mmapd_region_close(open_r[i]);
 	mmapd_disconnect(c);
 	_exit(0);
 }

@@ -24,7 +24,7 @@ extern "C" {
  * the region sees the same data. They hold plain bytes only: no pointers (another process maps
  * the region at another address) and the host's byte order (files are not portable between
  * architectures). None is internally synchronised: see each part for what is safe without the
- * lock. Durability is the region's: mmapd_flush() or mmapd_region_flush_range().
+ * lock. Durability is the region's: mmapd_flush() or mmapd_region_msync().
  */
 
 /*

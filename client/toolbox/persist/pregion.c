@@ -26,8 +26,8 @@ int pregion_open(struct pregion *p, struct mmapd_client *client, const char *nam
                  unsigned flags, uint64_t size, const struct mmapd_layout *layout,
                  pstruct_init_fn *init, pregion_check_fn *check, void *ctx)
 {
-	struct mmapd_open_opts o = { .mode = MMAPD_MODE_RW, .size = size,
-	                             .reserve = MMAPD_PERSIST_RESERVE };
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(
+		.mode = MMAPD_MODE_RW, .size = size, .reserve = MMAPD_PERSIST_RESERVE);
 	void *body;
 	int r;
 

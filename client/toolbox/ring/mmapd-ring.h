@@ -71,10 +71,9 @@ MMAPD_EXPORT int mmapd_ring_open(struct mmapd_client *client, const char *name, 
  * Publishes a pending mmapd_ring_put() batch, unmaps the ring and closes its region. Closing
  * the MMAPD_RING_WRITER handle marks the end of the stream (readers drain, then get -EPIPE)
  * until another writer opens the ring; closing the MMAPD_RING_READER handle makes a waiting
- * writer get -EPIPE. Accepts NULL. Returns 0 or mmapd_region_close()'s error (the ring is
- * freed all the same).
+ * writer get -EPIPE. Accepts NULL.
  */
-MMAPD_EXPORT int mmapd_ring_close(struct mmapd_ring *ring);
+MMAPD_EXPORT void mmapd_ring_close(struct mmapd_ring *ring);
 
 MMAPD_EXPORT size_t mmapd_ring_capacity(const struct mmapd_ring *ring);
 /* MMAPD_RING_OVERWRITE or 0, as created. */

@@ -177,7 +177,7 @@ static int ring_start(struct mmapd_client *client, const char *name, bool create
                       size_t capacity, unsigned flags, struct mmapd_ring **ret_ring)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	struct mmapd_open_opts o = { .mode = MMAPD_MODE_RW, .length = page };
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RW, .length = page);
 	struct tbx_saved saved;
 	struct mmapd_ring *ring;
 	int r;
@@ -255,21 +255,18 @@ MMAPD_EXPORT int mmapd_ring_open(struct mmapd_client *client, const char *name, 
 	return ring_start(client, name, false, 0, flags, ret_ring);
 }
 
-MMAPD_EXPORT int mmapd_ring_close(struct mmapd_ring *ring)
+MMAPD_EXPORT void mmapd_ring_close(struct mmapd_ring *ring)
 {
-	int r;
-
 	if (!ring)
-		return 0;
+		return;
 	ring_flush_pending(ring);
 	/* End of stream: the other side drains what it can, then gets -EPIPE. */
 	for (unsigned side = MMAPD_RING_WRITER; side <= MMAPD_RING_READER; side <<= 1)
 		if (ring->sides & side)
 			ring_side_detach(ring, side);
 	munmap(ring->data, 2 * ring->cap);
-	r = mmapd_region_close(ring->region);
+	mmapd_region_close(ring->region);
 	free(ring);
-	return r;
 }
 
 MMAPD_EXPORT size_t mmapd_ring_capacity(const struct mmapd_ring *ring)
