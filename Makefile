@@ -244,11 +244,13 @@ run: $(MMAPD) $(MMAPCTL)
 	./$(MMAPD) --foreground --socket run/mmapd.sock --data-dir run/data $(RUNFLAGS)
 
 # Every suite runs even when an earlier one fails; the summary line counts suites.
-check: all $(UNITS) $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY) $(FUZZ_REPLAY_OPS) $(EXAMPLES)
+check: all $(UNITS) $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY) $(FUZZ_REPLAY_OPS) $(EXAMPLES) $(LIB_OBJ)
 	+@MAKE="$(MAKE)" sh mk/installcheck.sh
 	@sh mk/doccheck.sh
 	@sh mk/symcheck.sh $(LIBA) $(LIBSO)
-	@sh mk/layercheck.sh $(B)/daemon
+	@sh mk/layercheck.sh daemon $(B)/daemon
+	@# Report only until the client's cycle is broken (issue 10), then a failure like the rest.
+	-@sh mk/layercheck.sh client $(B)/client
 	@$(FUZZ_REPLAY) tests/fuzz/corpus
 	@$(FUZZ_REPLAY_OPS) tests/fuzz/corpus_ops
 	@MMAPD_BIN=$(abspath $(MMAPD)) MMAPCTL_BIN=$(abspath $(MMAPCTL)) \

@@ -1,23 +1,28 @@
 #!/bin/sh
-# `make check` step: the daemon's layers are one-way (issue 10, STYLE.md "Seams").
-#   mk/layercheck.sh build/daemon
-# 1. Calls. From each daemon object's global symbols (nm: defined and undefined) it builds the
+# `make check` step: the daemon's layers, and the client library's, are one-way (issue 10,
+# STYLE.md "Seams").
+#   mk/layercheck.sh daemon build/daemon
+#   mk/layercheck.sh client build/client     (the non-PIC objects of client/*.c)
+# 1. Calls. From each object's global symbols (nm: defined and undefined) it builds the
 #    file -> file graph "a.c uses a function or variable b.c defines", and fails if that graph
 #    has a cycle: it prints every strongly connected set of files (a cycle, however long) and
 #    every pair of files that use each other directly. tsort(1) is the judge of "no cycle".
-# 2. Includes. Every daemon/*.c and daemon/*.h may include (with "...") only headers of its own
-#    layer or of a layer below it, after the table LAYERS below; a header not in the table is
-#    an error too, so a new file has to be given a layer.
+# 2. Includes. Every <dir>/*.c and <dir>/*.h may include (with "...") only headers of its own
+#    layer or of a layer below it, after that folder's table of layers below; a header not in
+#    the table is an error too, so a new file has to be given a layer.
+# client/toolbox/ is not checked here: it is built on the public headers only (the Makefile's
+# include paths hold it to that).
 # Run from the top of the tree. Exit 0 when both hold, 1 otherwise.
 set -u
 LC_ALL=C
 export LC_ALL
 
-[ $# -eq 1 ] || { echo "usage: $0 build/daemon" >&2; exit 2; }
-objdir=$1
+[ $# -eq 2 ] || { echo "usage: $0 daemon|client objdir" >&2; exit 2; }
+src=$1
+objdir=$2
 failed=0
 
-# The layers, lowest first: a file may include headers of its own layer and of lower ones.
+# The daemon's layers, lowest first: a file may include headers of its own layer and of lower ones.
 #   0 wire     proto/ and shared/ (the wire and the kit both sides use; no daemon header)
 #   1 base     the daemon's kit: logging, tables, files, names, timers, limits, config
 #   2 conn     the transport's connection object and what answers on it
@@ -26,7 +31,7 @@ failed=0
 #   4 ops      the dispatcher: request parsing, the op table, the ops
 #   5 server   the listener and fd-store connections that wire the layers together; main
 # Files are named without .c/.h: "conn" is conn.c and conn.h.
-LAYERS='
+DAEMON_LAYERS='
 0 frame fdpass msg policy utf8 fdcount name num
 1 log enumname htab timer fileio fsdir memfd config sdnotify budget state why
 2 conn reply
@@ -34,22 +39,34 @@ LAYERS='
 4 ops ops_get ops_getregion ops_json ops_session ops_table ops_admin ops_coord ops_list ops_region
 5 server fdconn main
 '
+# The client library's layers, lowest first.
+#   0 wire     proto/, shared/ and the public headers (mmapd.h, the private tuning.h)
+#   1 base     the per-thread message, the version, flush policies, and internal.h
+CLIENT_LAYERS='
+0 frame fdpass msg policy utf8 name num mmapd tuning
+1 internal error version policytext atomic guard mapping query admin coord region conn event dispatch_thread
+'
+case $src in
+daemon) LAYERS=$DAEMON_LAYERS ;;
+client) LAYERS=$CLIENT_LAYERS ;;
+*) echo "layercheck: no table of layers for $src/" >&2; exit 2 ;;
+esac
 layer_of() {
 	printf '%s\n' "$LAYERS" | awk -v f="${1%.[ch]}" '{ for (i = 2; i <= NF; i++) if ($i == f) { print $1; exit } }'
 }
 
 # ---- 1. the call graph ----
 # The objects of today's sources only: a stale object of a removed file must not count.
-for c in daemon/*.c; do
+for c in "$src"/*.c; do
 	[ -f "$objdir/$(basename "$c" .c).o" ] || { echo "layercheck: FAIL: no object for $c in $objdir (build first)"; exit 1; }
 done
-edges=$(for c in daemon/*.c; do
+edges=$(for c in "$src"/*.c; do
 		o="$objdir/$(basename "$c" .c).o"
 		nm "$o" | awk -v f="$(basename "$o" .o)" '$1 == "U" { print "U", f, $2 } NF == 3 && $2 ~ /^[TDBRCGSVW]$/ { print "D", f, $3 }'
 	done | awk '$1 == "D" { def[$3] = $2; next } { use[++n] = $2 " " $3 }
 		END { for (i = 1; i <= n; i++) { split(use[i], u, " "); if ((u[2] in def) && def[u[2]] != u[1]) print u[1], def[u[2]] } }' |
 	sort -u)
-nfiles=$(ls daemon/*.c | wc -l)
+nfiles=$(ls "$src"/*.c | wc -l)
 nedges=$(printf '%s\n' "$edges" | grep -c .)
 
 pairs=$(printf '%s\n' "$edges" | awk '{ e[$1 " " $2] = 1 } END { for (k in e) { split(k, p, " "); if (p[1] < p[2] && ((p[2] " " p[1]) in e)) print p[1] ".c <-> " p[2] ".c" } }' | sort)
@@ -73,13 +90,13 @@ ncyc=$(printf '%s\n' "$sccs" | grep -c .)
 
 if printf '%s\n' "$edges" | tsort >/dev/null 2>&1; then :; else
 	failed=1
-	echo "layercheck: FAIL: the daemon's call graph has cycles ($ncyc set(s) of files, $npairs pair(s) calling each other):"
+	echo "layercheck: FAIL: the $src call graph has cycles ($ncyc set(s) of files, $npairs pair(s) calling each other):"
 	printf '%s\n' "$sccs" | sed 's/^\([0-9]*\):/  cycle of \1 files:/'
 	[ "$npairs" -eq 0 ] || printf '%s\n' "$pairs" | sed 's/^/  pair: /'
 fi
 
 # ---- 2. the includes ----
-for f in daemon/*.c daemon/*.h; do
+for f in "$src"/*.c "$src"/*.h; do
 	b=$(basename "$f")
 	own=$(layer_of "$b")
 	if [ -z "$own" ]; then
@@ -102,4 +119,4 @@ done
 if [ "$failed" -ne 0 ]; then
 	exit 1
 fi
-echo "layercheck: $nfiles daemon files, $nedges calls between files, no cycle; every include from its own layer or below"
+echo "layercheck: $nfiles $src files, $nedges calls between files, no cycle; every include from its own layer or below"
