@@ -14,71 +14,7 @@
 #include "msg.h"
 #include "policy.h"
 
-/* ---- flush policies ---- */
-
-_Static_assert((int)MMAPD_POLICY_MANUAL == (int)PROTO_POLICY_MANUAL &&
-               (int)MMAPD_POLICY_ALWAYS == (int)PROTO_POLICY_ALWAYS &&
-               (int)MMAPD_POLICY_EVERY_BYTES == (int)PROTO_POLICY_EVERY_BYTES &&
-               (int)MMAPD_POLICY_EVERY_WRITES == (int)PROTO_POLICY_EVERY_WRITES &&
-               (int)MMAPD_POLICY_INTERVAL == (int)PROTO_POLICY_INTERVAL,
-               "enum mmapd_policy_kind numbers the kinds as proto/policy.h does");
-
-int policy_check(const struct mmapd_policy *policy)
-{
-	if ((unsigned)policy->kind >= PROTO_POLICY_KINDS)
-		return error_set(-EINVAL, "unknown policy kind %d", (int)policy->kind);
-	if (proto_policy_has_value(policy->kind) &&
-	    (policy->value == 0 || policy->value > PROTO_ID_MAX))
-		return error_set(-EINVAL, "policy %s needs a value from 1 to 2^53-1",
-		                 proto_policy_name(policy->kind));
-	return 0;
-}
-
-int policy_read(const cJSON *obj, struct mmapd_policy *ret)
-{
-	const char *kind;
-	uint64_t value = 0;
-	int i, r;
-
-	if (!cJSON_IsObject(obj) || msg_get_string(obj, "kind", &kind) < 0)
-		return -EPROTO;
-	i = proto_policy_kind(kind);
-	if (i < 0)
-		return -EPROTO;
-	r = msg_get_u64(obj, "value", &value);
-	if (r == -EINVAL || (proto_policy_has_value((unsigned)i) && r < 0))
-		return -EPROTO;
-	ret->kind = (enum mmapd_policy_kind)i;
-	ret->value = proto_policy_has_value(ret->kind) ? value : 0;
-	return 0;
-}
-
-cJSON *policy_json(const struct mmapd_policy *policy)
-{
-	return proto_policy_json(policy->kind, policy->value);
-}
-
 /* ---- what the library remembers ---- */
-
-void id_list_free(struct id_node *list)
-{
-	while (list) {
-		struct id_node *next = list->next;
-
-		free(list);
-		list = next;
-	}
-}
-
-void name_list_free(struct name_node *list)
-{
-	while (list) {
-		struct name_node *next = list->next;
-
-		free(list);
-		list = next;
-	}
-}
 
 size_t locks_forget(struct mmapd_client *client)
 {

@@ -6,7 +6,7 @@
  * one at a time, without any lock held, exactly as they would in mmapd_client_dispatch().
  *
  * mmapd_client_dispatch_thread_stop() writes the stop eventfd (and wakes a reconnection's backoff,
- * which conn.c abandons for it), then joins the thread: a handler that runs is waited for.
+ * which reconnect.c abandons for it), then joins the thread: a handler that runs is waited for.
  * From the thread itself (a handler) stopping would wait for itself: -EDEADLK. The thread also
  * ends by itself when the connection is down for good (reconnection disabled or it gave up);
  * stop then returns that error. mmapd_disconnect() ends the thread through
@@ -77,23 +77,6 @@ static void *dispatch_thread_main(void *arg)
 	return NULL;
 }
 
-/* Whether the calling thread is the client's dispatch thread. Lock held. */
-static bool dispatch_thread_is_self(const struct mmapd_client *client)
-{
-	return client->dispatch.state != DISPATCH_THREAD_NONE &&
-	       pthread_equal(client->dispatch.thread, pthread_self());
-}
-
-bool dispatch_thread_stopping_self(const struct mmapd_client *client)
-{
-	return client->dispatch.state == DISPATCH_THREAD_STOPPING && dispatch_thread_is_self(client);
-}
-
-bool dispatch_thread_busy(const struct mmapd_client *client)
-{
-	return client->dispatch.state != DISPATCH_THREAD_NONE;
-}
-
 /* Tells the thread to stop and wakes it wherever it waits. Lock held, state RUNNING. */
 static void dispatch_thread_signal(struct mmapd_client *client)
 {
@@ -134,7 +117,7 @@ void dispatch_thread_end(struct mmapd_client *client)
 	struct dispatch_thread *dt = &client->dispatch;
 
 	pthread_mutex_lock(&client->lock);
-	if (dt->state == DISPATCH_THREAD_RUNNING && dispatch_thread_is_self(client)) {
+	if (dt->state == DISPATCH_THREAD_RUNNING && client_dispatch_is_self(client)) {
 		dispatch_thread_signal(client);
 		dt->detached = true;
 		pthread_detach(dt->thread);
@@ -144,7 +127,7 @@ void dispatch_thread_end(struct mmapd_client *client)
 	} else {
 		/* Another thread is stopping it (or it is detached and ending): wait for that. */
 		while (dt->state == DISPATCH_THREAD_STOPPING && !dt->detached &&
-		       !dispatch_thread_is_self(client))
+		       !client_dispatch_is_self(client))
 			pthread_cond_wait(&client->cond, &client->lock);
 	}
 	pthread_mutex_unlock(&client->lock);
@@ -218,7 +201,7 @@ MMAPD_EXPORT int mmapd_client_dispatch_thread_stop(struct mmapd_client *client)
 	/* A handler on the thread may disconnect meanwhile: the client must outlive the join. */
 	client_ref(client);
 	pthread_mutex_lock(&client->lock);
-	if (dispatch_thread_is_self(client)) {
+	if (client_dispatch_is_self(client)) {
 		r = error_set(-EDEADLK, "the dispatch thread cannot stop itself (called from a "
 		              "handler it runs)");
 	} else if (dt->state == DISPATCH_THREAD_RUNNING) {

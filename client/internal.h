@@ -1,18 +1,24 @@
 /*
- * Private plumbing of libmmapd, shared by its files:
- *   conn.c    the socket, sending, the reader role (leader/follower), calls and their
- *             replies, the hello exchange, reconnection and what it restores;
- *   event.c   events: parsing, the internal reactions, the bounded queue, mmapd_client_dispatch();
- *   dispatch_thread.c  the optional background thread that dispatches events;
- *   region.c  grants, their mappings, how mappings follow the region's size, reopening,
- *             changing a region's mode in place;
- *   coord.c   locks, resize, subscriptions, change reports, flush and flush policies;
- *   query.c   stat, list, status, delete, ping and the readers of their replies;
- *   mapping.c advice, prewarm, mlock, chunk and page iteration, flush_range and its batch;
- *   atomic.c  atomic views of the window;
- *   guard.c   the SIGBUS guard;
- *   error.c   the per-thread failure message;
- *   policytext.c  flush policies as text.
+ * Private plumbing of libmmapd, shared by its files. The files form one-way layers (lowest
+ * first; a file calls and includes only its own layer and the ones below, which
+ * mk/layercheck.sh checks in `make check`):
+ *   base     error.c (the per-thread failure message), version.c, deadline.c (CLOCK_MONOTONIC
+ *            deadlines), policytext.c (flush policies as text), policyjson.c (flush policies
+ *            on the wire);
+ *   client   client.c (the client object: references, wake descriptors, remembered lists),
+ *            evqueue.c (the bounded event queue and the event descriptor);
+ *   socket   socket.c (connecting the socket, installing it, closing it);
+ *   call     request.c (building requests), call.c (client_run(): the call multiplexer and
+ *            its leader/follower reader, which reaches the layers above only through the
+ *            client's hooks, struct client_hooks);
+ *   ops      hello.c (the hello exchange), query.c (stat, list, status, delete, ping),
+ *            admin.c, mapping.c (a window's mapping and how it follows its region's size),
+ *            advise.c (advice, prewarm, mlock, iteration, flush_range), atomic.c (atomic views),
+ *            guard.c (the SIGBUS guard), coord.c (locks, resize, subscriptions, change
+ *            reports, flush and policies), region.c (open, close, reopen, set_mode);
+ *   top      react.c (the reactions to events), reconnect.c (reconnecting and restoring),
+ *            event.c (mmapd_client_dispatch()), dispatch_thread.c (the background dispatch
+ *            thread), connect.c (mmapd_connect(), mmapd_disconnect(); sets the hooks).
  * The rings and persistent structures (client/toolbox/) are built on the public headers only
  * and see none of this.
  * Nothing here is exported: the shared library is built with -fvisibility=hidden and only
@@ -31,6 +37,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <cjson/cJSON.h>
 
@@ -80,7 +87,7 @@ struct call {
 	cJSON *reply;              /* result: the "ok": true reply, owned by the caller */
 	int fd;                    /* result with want_fd: owned by the caller, or -1 */
 
-	/* Private to conn.c. */
+	/* Private to call.c. */
 	uint64_t id;
 	bool done;
 	int err;
@@ -101,7 +108,13 @@ struct name_node {
 	char name[];
 };
 
-struct event_node;
+/* A queued event (evqueue.c); mmapd_client_dispatch() (event.c) hands ev to the handler. */
+struct event_node {
+	struct event_node *next;
+	struct mmapd_event ev;  /* its pointers point into this node's tail */
+	bool marker;            /* an OVERFLOW standing for dropped events */
+	size_t bytes;           /* of the tail: ranges, then strings */
+};
 
 /*
  * Events read from the daemon and not yet dispatched. count and bytes cover ordinary events
@@ -117,7 +130,8 @@ struct event_queue {
 struct mmapd_region;
 
 /*
- * A mapped window (region.c owns its life; mapping.c, atomic.c and guard.c read its mapping).
+ * A mapped window (region.c owns its life; mapping.c keeps it in step with the region; advise.c,
+ * atomic.c and guard.c read it).
  * The mapping starts at the window's offset rounded down to a page: map + delta is the
  * window's first byte.
  */
@@ -160,7 +174,7 @@ struct mmapd_region {
 	_Atomic uint64_t size;        /* of the region, as last heard */
 	_Atomic uint64_t generation;
 
-	/* mapping.c: tiny flushes batched until a page's worth (under the client's lock). */
+	/* advise.c: tiny flushes batched until a page's worth (under the client's lock). */
 	uint64_t batch_lo, batch_hi;  /* window offsets; batch_hi 0: nothing pending */
 	unsigned batch_count;
 };
@@ -180,7 +194,23 @@ struct dispatch_thread {
 	bool detached;                /* mmapd_disconnect() from its handler: nobody joins it */
 };
 
+/*
+ * What the call multiplexer (call.c) reaches above it without naming it: set by
+ * mmapd_connect() (connect.c) for every client, as Wayland's transport owns a signal that the
+ * modules above subscribe to.
+ */
+struct client_hooks {
+	/*
+	 * Acts on an event read from the daemon other than "shutdown" and "error" (react.c:
+	 * event_handle()). Lock and reader role held.
+	 */
+	void (*event)(struct mmapd_client *client, const cJSON *msg, const char *name);
+	/* Reconnects a broken client, as client_reconnect() (reconnect.c). Lock held. */
+	int (*reconnect)(struct mmapd_client *client);
+};
+
 struct mmapd_client {
+	const struct client_hooks *hooks;
 	atomic_uint refs;             /* the owner, every open region, every call in progress */
 	pthread_mutex_t send_lock;
 	pthread_mutex_t lock;
@@ -220,156 +250,98 @@ struct mmapd_client {
 	struct dispatch_thread dispatch;
 };
 
+/* ---- error.c ---- */
+
+/*
+ * Records a failure for mmapd_last_message() of the calling thread and returns err (a negative
+ * errno), so callers can write `return error_set(-EINVAL, "...", ...)`.
+ */
+int error_set(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A failure detached from the calling thread by error_save(). */
+struct error_saved {
+	int err;
+	char *message;
+};
+
+/*
+ * Detaches the calling thread's last failure, so that clean-up which may fail in its turn (and
+ * record its own message) cannot replace the reason the caller is about to return.
+ * error_restore() puts it back and frees whatever was recorded in between.
+ */
+void error_save(struct error_saved *ret_saved);
+void error_restore(struct error_saved *saved);
+
+/* ---- deadline.c ---- */
+
+/* Sets *ts to ms milliseconds from now on CLOCK_MONOTONIC (the clock of client->cond). */
+void deadline_after(struct timespec *ts, int ms);
+/* Milliseconds until ts, rounded up; 0 once it has passed. */
+int deadline_left_ms(const struct timespec *ts);
+
+/* ---- policyjson.c ---- */
+
+/* Reads {"kind", "value"} into *ret. Returns 0 or -EPROTO (message not set). */
+int policy_read(const cJSON *obj, struct mmapd_policy *ret);
+/* Checks a policy before a round trip. Returns 0 or -EINVAL (message set). */
+int policy_check(const struct mmapd_policy *policy);
+/* Builds the policy object. Returns NULL on allocation failure (message not set). */
+cJSON *policy_json(const struct mmapd_policy *policy);
+
+/* ---- client.c ---- */
+
 /* Takes one more reference on client. */
 void client_ref(struct mmapd_client *client);
 /* Drops a reference; the last one frees the client. */
 void client_unref(struct mmapd_client *client);
-
-/*
- * Sends call->req and waits for its reply, reading for other threads meanwhile when nobody
- * else reads. A broken connection is first re-made (unless CALL_INTERNAL or CALL_PINNED, or
- * reconnection is off). Returns 0 with call->reply (and call->fd) set, or a negative errno
- * with the thread's message set: the daemon's error, the connection's (-ECONNRESET,
- * -ESHUTDOWN, an error event's code, -EPROTO), -ENOTCONN after mmapd_disconnect(), -ESTALE
- * for a CALL_PINNED call whose connection is gone, -ENOMEM. Call without client->lock.
- * With CALL_DETACHED it returns 0 as soon as the request is handed over; an error return
- * means it never was (on_done will not run and the caller keeps the call).
- */
-int client_run(struct mmapd_client *client, struct call *call);
-
-/* client_run() of a plain request (no descriptor, no hook). */
-int client_call(struct mmapd_client *client, cJSON *req, cJSON **ret_reply);
-
-/* Records err and a formatted reason as call's result (from a hook). Returns err. */
-int call_fail(struct call *call, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-/*
- * The hello exchange on a fresh connection (flags: CALL_INTERNAL when reconnecting): offers
- * PROTO_VERSION, learns the version and frame limit. Returns 0 or a negative errno.
- */
-int client_hello(struct mmapd_client *client, unsigned flags);
-
-/*
- * Tells the daemon that grant handle of connection gen is released. Nothing is sent when that
- * connection is gone: the daemon released the grant when it closed. Returns 0 or the error
- * that prevented telling it.
- */
-int client_release_grant(struct mmapd_client *client, uint64_t handle, uint64_t gen);
-
-/* Makes client->evfd readable exactly while events wait or the connection is broken. */
-void client_wake_update(struct mmapd_client *client);
-
-/*
- * Waits, with the lock held, until an event is queued, the deadline passes (-ETIMEDOUT),
- * a signal interrupts the wait (-EINTR) or the connection is not up (its error). Reads for
- * everyone meanwhile when nobody else does. deadline NULL: no limit.
- */
-int client_wait_event(struct mmapd_client *client, const struct timespec *deadline);
-
-/* Reads what is already there without blocking, if nobody else is reading. Lock held. */
-void client_read_ready(struct mmapd_client *client);
-
-/*
- * Reconnects a broken client (lock held, state CLIENT_BROKEN, not reconnecting): backoff,
- * hello, then the grants of open regions and the subscriptions are renewed and LOCKS_LOST
- * and RECONNECTED queued. Returns 0, or a negative errno with the thread's message set.
- */
-int client_reconnect(struct mmapd_client *client);
-
-/* The error of a client that is not up, with its message set for the calling thread. */
-int client_down_error(const struct mmapd_client *client);
-
-/* Records the shrink id to acknowledge once the frames being read are handled. Lock held. */
-void client_ack_later(struct mmapd_client *client, uint64_t shrink);
-
-/* Sets *ts to ms milliseconds from now on CLOCK_MONOTONIC (the clock of client->cond). */
-void deadline_after(struct timespec *ts, int ms);
-
-/* ---- event.c ---- */
-
-void event_queue_init(struct event_queue *q);
-/* Frees every queued event. */
-void event_queue_clear(struct event_queue *q);
-/*
- * Acts on an event read from the daemon (other than "shutdown" and "error") and queues it
- * for mmapd_client_dispatch(). Malformed and unknown events are ignored. Lock held.
- */
-void event_handle(struct mmapd_client *client, const cJSON *msg, const char *name);
-/* Queues ev (deep-copied). Lock held. */
-void event_push(struct mmapd_client *client, const struct mmapd_event *ev);
-/*
- * mmapd_client_dispatch() without its checks of who may dispatch: for the dispatch thread.
- * Lock not held.
- */
-int event_dispatch(struct mmapd_client *client, int timeout_ms);
-
-/* ---- dispatch_thread.c ---- */
-
+/* Closes the descriptors behind mmapd_client_fd(). Lock held, or the client is not shared yet. */
+void client_close_wake(struct mmapd_client *client);
+/* Frees a list of id_node or name_node. */
+void id_list_free(struct id_node *list);
+void name_list_free(struct name_node *list);
+/* Whether the calling thread is the client's dispatch thread. Lock held. */
+bool client_dispatch_is_self(const struct mmapd_client *client);
 /* Whether a dispatch thread is started (mmapd_client_dispatch() is then refused). Lock held. */
-bool dispatch_thread_busy(const struct mmapd_client *client);
+bool client_dispatch_busy(const struct mmapd_client *client);
 /*
  * Whether the calling thread is the client's dispatch thread and is told to stop: a
  * reconnection it makes gives up instead of waiting for its next attempt. Lock held.
  */
-bool dispatch_thread_stopping_self(const struct mmapd_client *client);
+bool client_dispatch_stopping_self(const struct mmapd_client *client);
+
+/* ---- evqueue.c ---- */
+
+void event_queue_init(struct event_queue *q);
+/* Frees every queued event. */
+void event_queue_clear(struct event_queue *q);
+/* Unlinks node (whose predecessor is prev, NULL at the head). */
+void event_queue_unlink(struct event_queue *q, struct event_node *prev, struct event_node *node);
+/* Queues ev (deep-copied). Lock held. */
+void event_push(struct mmapd_client *client, const struct mmapd_event *ev);
+/* Makes client->evfd readable exactly while events wait or the connection is broken. */
+void client_wake_update(struct mmapd_client *client);
+
+/* ---- socket.c ---- */
+
+/* Connects a new socket to path. Returns the descriptor or a negative errno (message set). */
+int socket_open(const char *path);
+/* Makes sock the working connection. Returns 0 or a negative errno (message set). Lock held. */
+int client_install(struct mmapd_client *client, int sock);
 /*
- * For mmapd_disconnect(), before it closes anything: stops and joins the dispatch thread, or,
- * called from a handler on that thread, detaches it so that it ends once the handler returns.
- * Lock not held.
+ * Closes the socket of a connection that is no longer up and forgets what was read from it.
+ * Lock held; released and taken again to respect the lock order.
  */
-void dispatch_thread_end(struct mmapd_client *client);
+void client_teardown(struct mmapd_client *client);
+/* The error of a client that is not up, with its message set for the calling thread. */
+int client_down_error(const struct mmapd_client *client);
 
-/* ---- region.c: reactions, lock held ---- */
-
-/* The region called name now has size bytes (generation: the daemon's count). */
-void regions_resized(struct mmapd_client *client, const char *name, uint64_t size,
-                     uint64_t generation);
-/*
- * The daemon shrinks name to size (request shrink): the tail of every window becomes
- * inaccessible. Returns true when it did for every window, so the shrink may be acknowledged.
- */
-bool regions_shrinking(struct mmapd_client *client, const char *name, uint64_t size,
-                       uint64_t shrink);
-/* Shrink shrink was cancelled: windows are accessible again up to the region's size. */
-void regions_shrink_cancelled(struct mmapd_client *client, const char *name, uint64_t shrink);
-/* name was deleted: its regions no longer follow it and are not opened again on reconnect. */
-void regions_deleted(struct mmapd_client *client, const char *name);
+/* ---- request.c ---- */
 
 /*
- * After a reconnection's hello: opens every region that held a grant again, by name and in
- * its mode. The mapping stays; the new descriptor is only compared with the old one. A
- * region whose name is gone or now names another file is given up (DELETED is queued).
- * Returns 0, or a negative errno (message set) when the connection failed meanwhile.
- * Lock not held.
+ * Checks a region name before any round trip. Returns 0, -EINVAL or -ENAMETOOLONG with the
+ * thread's message set to the reason.
  */
-int regions_reopen(struct mmapd_client *client);
-/* Whether a region called name is open (or was given up but not closed). Lock held. */
-bool regions_have(const struct mmapd_client *client, const char *name);
-/*
- * Checks that off..off+len lies in the part of the window that may be touched (all of it
- * unless a shrink cut or is cutting into it). Returns 0 or -ERANGE (message set).
- */
-int region_check_range(const struct mmapd_region *region, uint64_t off, size_t len);
-
-/* ---- coord.c ---- */
-
-/* Forgets every lock held (they died with the connection). Returns how many. Lock held. */
-size_t locks_forget(struct mmapd_client *client);
-/* Forgets the subscription to name, if any. Lock held. */
-void subs_forget(struct mmapd_client *client, const char *name);
-/*
- * After a reconnection's hello: subscribes again to every region subscribed to. One that no
- * longer exists is forgotten (with a DELETED event unless a region of it had one). Returns 0,
- * or a negative errno (message set) when the connection failed meanwhile. Lock not held.
- */
-int subs_restore(struct mmapd_client *client);
-/* Frees a list of id_node or name_node. */
-void id_list_free(struct id_node *list);
-void name_list_free(struct name_node *list);
-
-/* ---- query.c and request helpers ---- */
-
+int region_name_check(const char *name);
 /*
  * Builds {"op": op} plus "name" when name is not NULL. Returns NULL on allocation failure
  * (with the thread's message set).
@@ -392,12 +364,172 @@ int request_add_u64(cJSON *req, const char *key, uint64_t value);
 /* For a failed cJSON_Add*: sets the thread's message and returns -ENOMEM. */
 int request_nomem(void);
 
-/* Reads {"kind", "value"} into *ret. Returns 0 or -EPROTO (message not set). */
-int policy_read(const cJSON *obj, struct mmapd_policy *ret);
-/* Checks a policy before a round trip. Returns 0 or -EINVAL (message set). */
-int policy_check(const struct mmapd_policy *policy);
-/* Builds the policy object. Returns NULL on allocation failure (message not set). */
-cJSON *policy_json(const struct mmapd_policy *policy);
+/* ---- call.c ---- */
+
+/*
+ * Sends call->req and waits for its reply, reading for other threads meanwhile when nobody
+ * else reads. A broken connection is first re-made (unless CALL_INTERNAL or CALL_PINNED, or
+ * reconnection is off). Returns 0 with call->reply (and call->fd) set, or a negative errno
+ * with the thread's message set: the daemon's error, the connection's (-ECONNRESET,
+ * -ESHUTDOWN, an error event's code, -EPROTO), -ENOTCONN after mmapd_disconnect(), -ESTALE
+ * for a CALL_PINNED call whose connection is gone, -ENOMEM. Call without client->lock.
+ * With CALL_DETACHED it returns 0 as soon as the request is handed over; an error return
+ * means it never was (on_done will not run and the caller keeps the call).
+ */
+int client_run(struct mmapd_client *client, struct call *call);
+
+/* client_run() of a plain request (no descriptor, no hook). */
+int client_call(struct mmapd_client *client, cJSON *req, cJSON **ret_reply);
+
+/* Records err and a formatted reason as call's result (from a hook). Returns err. */
+int call_fail(struct call *call, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/*
+ * Connection gen died with err and the formatted reason: every call in flight fails with it,
+ * the socket is shut down (a thread polling it wakes up) and leaves mmapd_client_fd()'s set, and
+ * the client is BROKEN until a reconnection. Nothing happens when gen is not the working
+ * connection any more. Lock held.
+ */
+void client_break(struct mmapd_client *client, uint64_t gen, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Fails every call in flight with err and message. Lock held. */
+void client_fail_calls(struct mmapd_client *client, int err, const char *message);
+
+/*
+ * Tells the daemon that grant handle of connection gen is released. Nothing is sent when that
+ * connection is gone: the daemon released the grant when it closed. Returns 0 or the error
+ * that prevented telling it.
+ */
+int client_release_grant(struct mmapd_client *client, uint64_t handle, uint64_t gen);
+
+/*
+ * Waits, with the lock held, until an event is queued, the deadline passes (-ETIMEDOUT),
+ * a signal interrupts the wait (-EINTR) or the connection is not up (its error). Reads for
+ * everyone meanwhile when nobody else does. deadline NULL: no limit.
+ */
+int client_wait_event(struct mmapd_client *client, const struct timespec *deadline);
+
+/* Reads what is already there without blocking, if nobody else is reading. Lock held. */
+void client_read_ready(struct mmapd_client *client);
+
+/* Records the shrink id to acknowledge once the frames being read are handled. Lock held. */
+void client_ack_later(struct mmapd_client *client, uint64_t shrink);
+
+/* ---- hello.c ---- */
+
+/*
+ * The hello exchange on a fresh connection (flags: CALL_INTERNAL when reconnecting): offers
+ * PROTO_VERSION, learns the version and frame limit. Returns 0 or a negative errno.
+ */
+int client_hello(struct mmapd_client *client, unsigned flags);
+
+/* ---- mapping.c (lock held) ---- */
+
+/* Address space held for a window to grow into: no access, no memory, no file. */
+#define RESERVE_NONE (MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE)
+
+static inline uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+/* File offset of the mapping's first page. */
+uint64_t region_start(const struct mmapd_region *region);
+/* Pages of the mapping that hold bytes before file offset end (not capped). */
+uint64_t region_pages_before(const struct mmapd_region *region, uint64_t end);
+/* Whether transparent huge pages are advised on the region's mappings. */
+bool region_wants_thp(const struct mmapd_region *region);
+/* Publishes map (the mapping may have moved). */
+void region_set_map(struct mmapd_region *region, uint8_t *map);
+/*
+ * Brings the mapping in line with the latest known size and any shrink in progress. Returns
+ * false when the tail of a shrinking window could not be made inaccessible.
+ */
+bool region_apply(struct mmapd_region *region);
+/* Takes a size the daemon reported, unless an event of a later generation came first. */
+void region_resized(struct mmapd_region *region, uint64_t size, uint64_t generation);
+/* The region called name now has size bytes (generation: the daemon's count). */
+void regions_resized(struct mmapd_client *client, const char *name, uint64_t size,
+                     uint64_t generation);
+/*
+ * The daemon shrinks name to size (request shrink): the tail of every window becomes
+ * inaccessible. Returns true when it did for every window, so the shrink may be acknowledged.
+ */
+bool regions_shrinking(struct mmapd_client *client, const char *name, uint64_t size,
+                       uint64_t shrink);
+/* Shrink shrink was cancelled: windows are accessible again up to the region's size. */
+void regions_shrink_cancelled(struct mmapd_client *client, const char *name, uint64_t shrink);
+/* name was deleted: its regions no longer follow it and are not opened again on reconnect. */
+void regions_deleted(struct mmapd_client *client, const char *name);
+/* Whether a region called name is open (or was given up but not closed). Lock held. */
+bool regions_have(const struct mmapd_client *client, const char *name);
+/*
+ * Checks that off..off+len lies in the part of the window that may be touched (all of it
+ * unless a shrink cut or is cutting into it). Returns 0 or -ERANGE (message set).
+ */
+int region_check_range(const struct mmapd_region *region, uint64_t off, size_t len);
+
+/* ---- coord.c ---- */
+
+/* Forgets every lock held (they died with the connection). Returns how many. Lock held. */
+size_t locks_forget(struct mmapd_client *client);
+/* Forgets the subscription to name, if any. Lock held. */
+void subs_forget(struct mmapd_client *client, const char *name);
+/*
+ * After a reconnection's hello: subscribes again to every region subscribed to. One that no
+ * longer exists is forgotten (with a DELETED event unless a region of it had one). Returns 0,
+ * or a negative errno (message set) when the connection failed meanwhile. Lock not held.
+ */
+int subs_restore(struct mmapd_client *client);
+
+/* ---- region.c ---- */
+
+/*
+ * After a reconnection's hello: opens every region that held a grant again, by name and in
+ * its mode. The mapping stays; the new descriptor is only compared with the old one. A
+ * region whose name is gone or now names another file is given up (DELETED is queued).
+ * Returns 0, or a negative errno (message set) when the connection failed meanwhile.
+ * Lock not held.
+ */
+int regions_reopen(struct mmapd_client *client);
+
+/* ---- react.c ---- */
+
+/*
+ * Acts on an event read from the daemon (other than "shutdown" and "error") and queues it
+ * for mmapd_client_dispatch(). Malformed and unknown events are ignored. Lock held.
+ */
+void event_handle(struct mmapd_client *client, const cJSON *msg, const char *name);
+
+/* ---- reconnect.c ---- */
+
+/*
+ * Reconnects a broken client (lock held, state CLIENT_BROKEN, not reconnecting): backoff,
+ * hello, then the grants of open regions and the subscriptions are renewed and LOCKS_LOST
+ * and RECONNECTED queued. Returns 0, or a negative errno with the thread's message set.
+ */
+int client_reconnect(struct mmapd_client *client);
+
+/* ---- event.c ---- */
+
+/*
+ * mmapd_client_dispatch() without its checks of who may dispatch: for the dispatch thread.
+ * Lock not held.
+ */
+int event_dispatch(struct mmapd_client *client, int timeout_ms);
+
+/* ---- dispatch_thread.c ---- */
+
+/*
+ * For mmapd_disconnect(), before it closes anything: stops and joins the dispatch thread, or,
+ * called from a handler on that thread, detaches it so that it ends once the handler returns.
+ * Lock not held.
+ */
+void dispatch_thread_end(struct mmapd_client *client);
+
+/* ---- query.c ---- */
 
 /*
  * The info objects the library hands out (mmapd.h, "How this ABI grows"): the public struct
@@ -468,31 +600,5 @@ struct pager {
  */
 int pager_collect(struct mmapd_client *client, const struct pager *p, void **ret_entries,
                   size_t *ret_count);
-
-/*
- * Checks a region name before any round trip. Returns 0, -EINVAL or -ENAMETOOLONG with the
- * thread's message set to the reason.
- */
-int region_name_check(const char *name);
-
-/*
- * Records a failure for mmapd_last_message() of the calling thread and returns err (a negative
- * errno), so callers can write `return error_set(-EINVAL, "...", ...)`.
- */
-int error_set(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* A failure detached from the calling thread by error_save(). */
-struct error_saved {
-	int err;
-	char *message;
-};
-
-/*
- * Detaches the calling thread's last failure, so that clean-up which may fail in its turn (and
- * record its own message) cannot replace the reason the caller is about to return.
- * error_restore() puts it back and frees whatever was recorded in between.
- */
-void error_save(struct error_saved *ret_saved);
-void error_restore(struct error_saved *saved);
 
 #endif

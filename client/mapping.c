@@ -1,309 +1,275 @@
 /*
- * What libmmapd does with a window once it is mapped, without the daemon: madvise() advice,
- * prewarming, mlock/munlock, chunk and page iteration, and flush_range.
+ * The mapping of a window of libmmapd, and how it follows its region. mmap() needs a
+ * page-aligned offset, so the mapping starts at the window's offset rounded down to the page
+ * size (delta bytes before it) and the pointer the caller sees is advanced to the exact byte
+ * asked for. The mapping is tracked in pages: map_pages are mapped from the file, and the
+ * first access_pages of them are accessible, the rest PROT_NONE. For a hugetlb region "page"
+ * is the huge page size: hugetlbfs maps only whole huge pages at huge-page-aligned offsets and
+ * addresses, so a reservation is aligned to it as well.
  *
- * Callers speak in window offsets at any byte; the kernel wants page-aligned addresses, so
- * every range is first checked against the window's accessible part (region_check_range(),
- * as mmapd_region_read() does) and then rounded out to the pages of the mapping that hold it
- * (span_of()). The window's pointer is map + delta, so rounding is done on addresses.
+ * Every open region is on its client's list, so whichever thread reads an event acts on it
+ * (react.c, with the client's lock held) through the regions_*() reactions here, which bring
+ * each window in line with the latest known size and any shrink in progress (region_apply()):
+ *  - A window of length 0 follows the size. With a reservation (an address range held with a
+ *    PROT_NONE anonymous mapping) growth maps the new pages in place with MAP_FIXED and the
+ *    pointer never moves; without one (or beyond it) the mapping is mremap()ed and may move.
+ *    A shrink puts the reservation back over the cut pages, or unmaps them (one page always
+ *    stays, inaccessible if it lies wholly past the end).
+ *  - While a shrink is announced, every page at and after the new size is PROT_NONE: a stray
+ *    access faults on our mapping (SIGSEGV) instead of on a truncated file (SIGBUS), and the
+ *    shrink is acknowledged only once that is done. A cancelled shrink restores access.
+ *  - A fixed-length window keeps its mapping; pages a shrink cut off stay PROT_NONE, and its
+ *    length and the bytes mmapd_region_read/write() may touch shrink with it.
+ * Fields the accessors read without the lock (data, length, usable, size, generation) are
+ * atomics; the application itself must not touch the window while it is being remapped.
  *
- * flush_range uses msync(MS_SYNC) on our own shared mapping: it writes back the file's dirty
- * pages of that range whoever dirtied them and needs no round trip. Ranges shorter than a page
- * are batched per region (a span and a count, under the client's lock) and flushed with the
- * next large range, an explicit len 0, or once the batch reaches its limits.
+ * Below region.c (which makes the first mapping at open and unmaps at close), coord.c (a
+ * resize's reply) and react.c; it names nothing of theirs.
  */
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "internal.h"
 
-/* A page-aligned piece of the mapping. */
-struct span {
-	uint8_t *addr;
-	size_t len;
-};
 
-/*
- * Resolves len 0 (to the end of the window), checks the range and rounds it out to pages.
- * Returns 0 with *ret_len and *ret_span set, -EINVAL or -ERANGE (message set).
- */
-static int span_of(const struct mmapd_region *region, uint64_t off, uint64_t len,
-                   uint64_t *ret_len, struct span *ret_span)
+
+/* File offset of the mapping's first page. */
+uint64_t region_start(const struct mmapd_region *region)
 {
-	size_t usable = atomic_load(&region->usable);
-	uintptr_t lo, hi;
-	uint8_t *data;
-	int r;
-
-	if (len == 0)
-		len = off < usable ? usable - off : 0;
-	if (len == 0 || len > SIZE_MAX)
-		return error_set(-ERANGE, "empty range at %llu of the %zu accessible bytes of '%s'",
-		                 (unsigned long long)off, usable, region->name);
-	r = region_check_range(region, off, (size_t)len);
-	if (r < 0)
-		return r;
-	data = atomic_load(&region->data);
-	lo = ((uintptr_t)data + off) & ~(uintptr_t)(region->page - 1);
-	hi = ((uintptr_t)data + off + len + region->page - 1) & ~(uintptr_t)(region->page - 1);
-	*ret_len = len;
-	ret_span->addr = (uint8_t *)lo;
-	ret_span->len = hi - lo;
-	return 0;
+	return region->offset - region->delta;
 }
 
-/* ---- advice ---- */
-
-/* madvise() values by enum mmapd_advice; -1 where this build's headers lack them. */
-static const struct {
-	const char *name;
-	int madv;
-} advices[] = {
-	[MMAPD_ADVICE_NORMAL] = { "normal", MADV_NORMAL },
-	[MMAPD_ADVICE_RANDOM] = { "random", MADV_RANDOM },
-	[MMAPD_ADVICE_SEQUENTIAL] = { "sequential", MADV_SEQUENTIAL },
-	[MMAPD_ADVICE_WILLNEED] = { "willneed", MADV_WILLNEED },
-	[MMAPD_ADVICE_DONTNEED] = { "dontneed", MADV_DONTNEED },
-	[MMAPD_ADVICE_HUGEPAGE] = { "hugepage", MADV_HUGEPAGE },
-	[MMAPD_ADVICE_NOHUGEPAGE] = { "nohugepage", MADV_NOHUGEPAGE },
-	[MMAPD_ADVICE_DONTFORK] = { "dontfork", MADV_DONTFORK },
-	[MMAPD_ADVICE_DOFORK] = { "dofork", MADV_DOFORK },
-	[MMAPD_ADVICE_MERGEABLE] = { "mergeable", MADV_MERGEABLE },
-	[MMAPD_ADVICE_UNMERGEABLE] = { "unmergeable", MADV_UNMERGEABLE },
-	[MMAPD_ADVICE_DONTDUMP] = { "dontdump", MADV_DONTDUMP },
-	[MMAPD_ADVICE_DODUMP] = { "dodump", MADV_DODUMP },
-#ifdef MADV_COLD
-	[MMAPD_ADVICE_COLD] = { "cold", MADV_COLD },
-#else
-	[MMAPD_ADVICE_COLD] = { "cold", -1 },
-#endif
-#ifdef MADV_PAGEOUT
-	[MMAPD_ADVICE_PAGEOUT] = { "pageout", MADV_PAGEOUT },
-#else
-	[MMAPD_ADVICE_PAGEOUT] = { "pageout", -1 },
-#endif
-#ifdef MADV_POPULATE_READ
-	[MMAPD_ADVICE_POPULATE_READ] = { "populate_read", MADV_POPULATE_READ },
-	[MMAPD_ADVICE_POPULATE_WRITE] = { "populate_write", MADV_POPULATE_WRITE },
-#else
-	[MMAPD_ADVICE_POPULATE_READ] = { "populate_read", -1 },
-	[MMAPD_ADVICE_POPULATE_WRITE] = { "populate_write", -1 },
-#endif
-};
-
-#define ADVICES (sizeof(advices) / sizeof(advices[0]))
-
-MMAPD_EXPORT int mmapd_region_advise(struct mmapd_region *region, uint64_t off, uint64_t len,
-                                     enum mmapd_advice advice)
+/* Pages of the mapping that hold bytes before file offset end (not capped). */
+uint64_t region_pages_before(const struct mmapd_region *region, uint64_t end)
 {
-	struct span sp;
-	int r;
+	uint64_t start = region_start(region);
 
-	if (!region)
-		return error_set(-EINVAL, "region is NULL");
-	if ((unsigned)advice >= ADVICES)
-		return error_set(-EINVAL, "unknown advice %d", (int)advice);
-	if (advices[advice].madv < 0)
-		return error_set(-EOPNOTSUPP, "libmmapd was built without MADV_%s",
-		                 advices[advice].name);
-	r = span_of(region, off, len, &len, &sp);
-	if (r < 0)
-		return r;
-	if (madvise(sp.addr, sp.len, advices[advice].madv) < 0) {
-		r = -errno;
-		return error_set(r, "madvise(%s) on '%s' refused: %s%s", advices[advice].name,
-		                 region->name, mmapd_strerror(r),
-		                 r == -EINVAL ? " (unknown to this kernel or not applicable to this "
-		                                "mapping)" : "");
-	}
-	return 0;
+	return end <= start ? 0 : (end - start + region->page - 1) / region->page;
 }
 
-/* ---- prewarm ---- */
-
-/* Reads one byte of each page, so that each is faulted in. */
-static void span_touch(const struct span *sp, size_t page)
+/* Bytes of the window that the first pages of the mapping cover. */
+static uint64_t region_window_bytes(const struct mmapd_region *region, size_t pages)
 {
-	for (size_t i = 0; i < sp->len; i += page)
-		(void)*(volatile const uint8_t *)(sp->addr + i);
-}
+	uint64_t bytes = (uint64_t)pages * region->page;
 
-MMAPD_EXPORT int mmapd_region_prewarm(struct mmapd_region *region, uint64_t off, uint64_t len)
-{
-	struct span sp;
-	int r;
-
-	if (!region)
-		return error_set(-EINVAL, "region is NULL");
-	r = span_of(region, off, len, &len, &sp);
-	if (r < 0)
-		return r;
-#ifdef MADV_POPULATE_READ
-	/*
-	 * Populating for writing would copy every page of a copy-on-write mapping and dirty every
-	 * page of a file (all written back at the next flush): only anonymous shared memory is.
-	 */
-	if (madvise(sp.addr, sp.len, region->mode == MMAPD_MODE_RW && region->anonymous
-	                             ? MADV_POPULATE_WRITE : MADV_POPULATE_READ) == 0)
-		return 0;
-	r = -errno;
-	/* EINVAL: a kernel before 5.14; touching does the same, slower. */
-	if (r != -EINVAL)
-		return error_set(r, "cannot prewarm '%s': %s", region->name, mmapd_strerror(r));
-#endif
-	span_touch(&sp, region->page);
-	return 0;
-}
-
-/* ---- mlock ---- */
-
-/* mlock() or munlock() of a range. */
-static int region_memlock(struct mmapd_region *region, uint64_t off, uint64_t len, bool lock)
-{
-	struct span sp;
-	int r;
-
-	if (!region)
-		return error_set(-EINVAL, "region is NULL");
-	r = span_of(region, off, len, &len, &sp);
-	if (r < 0)
-		return r;
-	if ((lock ? mlock(sp.addr, sp.len) : munlock(sp.addr, sp.len)) == 0)
-		return 0;
-	r = -errno;
-	if (r == -EPERM || r == -ENOMEM || r == -EAGAIN)
-		return error_set(r, "cannot %s %zu bytes of '%s': %s (locked memory is limited by "
-		                 "RLIMIT_MEMLOCK, see ulimit -l, unless the process has "
-		                 "CAP_IPC_LOCK)", lock ? "mlock" : "munlock", sp.len, region->name,
-		                 mmapd_strerror(r));
-	return error_set(r, "cannot %s '%s': %s", lock ? "mlock" : "munlock", region->name,
-	                 mmapd_strerror(r));
-}
-
-MMAPD_EXPORT int mmapd_region_mlock(struct mmapd_region *region, uint64_t off, uint64_t len)
-{
-	return region_memlock(region, off, len, true);
-}
-
-MMAPD_EXPORT int mmapd_region_munlock(struct mmapd_region *region, uint64_t off, uint64_t len)
-{
-	return region_memlock(region, off, len, false);
-}
-
-/* ---- iteration ---- */
-
-MMAPD_EXPORT size_t mmapd_region_page_size(const struct mmapd_region *region)
-{
-	return region ? region->page : 0;
+	return bytes > region->delta ? bytes - region->delta : 0;
 }
 
 /*
- * Calls fn over off..off+len in pieces of chunk bytes; with by_page, pieces end at the
- * mapping's page boundaries instead (chunk is then the page size).
+ * Transparent huge pages are advised on every mapping of a region the daemon gave them
+ * ("thp"), and where the caller asked with MMAPD_OPEN_HUGETLB on a region of normal pages.
  */
-static int region_iterate(struct mmapd_region *region, uint64_t off, uint64_t len, size_t chunk,
-                          bool by_page, mmapd_chunk_fn *fn, void *userdata)
+bool region_wants_thp(const struct mmapd_region *region)
 {
-	struct span sp;
-	uint8_t *data;
-	uint64_t end;
-	int r;
-
-	if (!region || !fn || chunk == 0)
-		return error_set(-EINVAL, "region or fn is NULL, or chunk_size is 0");
-	r = span_of(region, off, len, &len, &sp);
-	if (r < 0)
-		return r;
-	data = atomic_load(&region->data);
-	for (end = off + len; off < end; off += (uint64_t)chunk) {
-		/* The window's offset 0 sits delta bytes into the first page. */
-		if (by_page)
-			chunk = region->page - (size_t)((region->delta + off) % region->page);
-		if (chunk > end - off)
-			chunk = (size_t)(end - off);
-		r = fn(data + off, off, chunk, userdata);
-		if (r != 0)
-			return r;
-	}
-	return 0;
+	return region->huge == MMAPD_HUGE_THP ||
+	       (region->huge == MMAPD_HUGE_NONE && (region->open_flags & MMAPD_OPEN_HUGETLB));
 }
 
-MMAPD_EXPORT int mmapd_region_foreach_chunk(struct mmapd_region *region, uint64_t off,
-                                            uint64_t len, size_t chunk_size,
-                                            mmapd_chunk_fn *fn, void *userdata)
+/* Publishes map (the mapping may have moved). */
+void region_set_map(struct mmapd_region *region, uint8_t *map)
 {
-	return region_iterate(region, off, len, chunk_size, false, fn, userdata);
+	region->map = map;
+	atomic_store(&region->data, map + region->delta);
 }
-
-MMAPD_EXPORT int mmapd_region_foreach_page(struct mmapd_region *region, uint64_t off,
-                                           uint64_t len, mmapd_chunk_fn *fn, void *userdata)
-{
-	return region_iterate(region, off, len, region ? region->page : 0, true, fn, userdata);
-}
-
-/* ---- flush_range ---- */
 
 /*
- * Adds off..off+len to the batch unless it is a page or more. Returns true when the caller
- * must flush now, with the range widened to the batch and the batch emptied. Lock held.
+ * Grows the file mapping of a following window to pages. Inside the reservation the new
+ * pages are mapped in place; otherwise the reservation is given up and the mapping moves
+ * with mremap(). New pages are accessible when the whole mapping was. Returns whether the
+ * mapping has grown.
  */
-static bool batch_take(struct mmapd_region *region, uint64_t *off, uint64_t *len, bool explicit)
+static bool region_grow(struct mmapd_region *region, size_t pages)
 {
-	uint64_t lo = *off, hi = *off + *len;
+	size_t page = region->page, old = region->map_pages;
+	int prot = region->access_pages == old ? region->prot : PROT_NONE;
+	void *p;
 
-	if (region->batch_hi > 0) {
-		/* An explicit flush (len 0) flushes the batch alone. */
-		lo = explicit || region->batch_lo < lo ? region->batch_lo : lo;
-		hi = explicit || region->batch_hi > hi ? region->batch_hi : hi;
+	if (pages <= region->reserve_pages) {
+		p = mmap(region->map + old * page, (pages - old) * page, prot,
+		         region->map_flags | MAP_FIXED, region->fd,
+		         (off_t)(region_start(region) + (uint64_t)old * page));
+		if (p == MAP_FAILED)
+			return false;
+	} else if (old == 0) {
+		/* A reservation whose file pages were all cut off: map afresh, then let it go. */
+		p = mmap(NULL, pages * page, prot, region->map_flags, region->fd,
+		         (off_t)region_start(region));
+		if (p == MAP_FAILED)
+			return false;
+		munmap(region->map, region->reserve_pages * page);
+		region->reserve_pages = 0;
+		region_set_map(region, p);
+	} else {
+		/* mremap() takes one mapping: the reserved tail must go first. */
+		if (region->reserve_pages > old)
+			munmap(region->map + old * page, (region->reserve_pages - old) * page);
+		region->reserve_pages = 0;
+		p = mremap(region->map, old * page, pages * page, MREMAP_MAYMOVE);
+		if (p == MAP_FAILED)
+			return false;
+		region_set_map(region, p);
 	}
-	if (!explicit && *len < region->page && region->batch_count + 1 < MMAPD_FLUSH_BATCH_MAX &&
-	    hi - lo < MMAPD_FLUSH_BATCH_BYTES) {
-		region->batch_lo = lo;
-		region->batch_hi = hi;
-		region->batch_count++;
-		return false;
-	}
-	region->batch_lo = region->batch_hi = 0;
-	region->batch_count = 0;
-	*off = lo;
-	*len = hi - lo;
+	if (region->access_pages == old)
+		region->access_pages = pages;
+	region->map_pages = pages;
+	/* Pages mapped in place are a new mapping, without the old one's advice. */
+	if (region_wants_thp(region))
+		madvise(region->map + old * page, (pages - old) * page, MADV_HUGEPAGE);
 	return true;
 }
 
-MMAPD_EXPORT int mmapd_region_msync(struct mmapd_region *region, uint64_t off,
-                                          uint64_t len)
+/*
+ * Shrinks the file mapping of a following window to pages: the cut pages go back to the
+ * reservation, or are unmapped (keeping one page, so the pointer stays valid).
+ */
+static void region_cut(struct mmapd_region *region, size_t pages)
 {
-	struct span sp;
-	bool now;
-	int r;
+	size_t page = region->page, old = region->map_pages;
 
-	if (!region)
-		return error_set(-EINVAL, "region is NULL");
-	if (region->mode == MMAPD_MODE_COW)
-		return error_set(-EINVAL, "'%s' is mapped copy-on-write: its changes are private and "
-		                 "cannot be flushed", region->name);
-	if (len > 0) {
-		/* Check now, so that a bad range is refused rather than batched. */
-		r = span_of(region, off, len, &len, &sp);
-		if (r < 0)
-			return r;
+	if (region->reserve_pages > 0) {
+		if (mmap(region->map + pages * page, (old - pages) * page, PROT_NONE,
+		         RESERVE_NONE | MAP_FIXED, -1, 0) == MAP_FAILED)
+			return;
+	} else {
+		if (pages == 0)
+			pages = 1;
+		if (pages >= old || munmap(region->map + pages * page, (old - pages) * page) < 0)
+			return;
 	}
-	pthread_mutex_lock(&region->client->lock);
-	now = batch_take(region, &off, &len, len == 0);
-	pthread_mutex_unlock(&region->client->lock);
-	if (!now)
-		return 1;
-	if (len == 0)
-		return 0;
-	r = span_of(region, off, len, &len, &sp);
-	if (r < 0)
-		return r;
-	if (msync(sp.addr, sp.len, MS_SYNC) < 0) {
-		r = -errno;
-		return error_set(r, "msync of %zu bytes of '%s' failed: %s", sp.len, region->name,
-		                 mmapd_strerror(r));
+	region->map_pages = pages;
+	if (region->access_pages > pages)
+		region->access_pages = pages;
+}
+
+/*
+ * Brings the mapping in line with the region's size and any announced shrink (see the top of
+ * this file). Returns false when pages past a shrink could not be made inaccessible.
+ * Lock held.
+ */
+bool region_apply(struct mmapd_region *region)
+{
+	uint64_t size = atomic_load(&region->size), limit = size, length, usable;
+	uint64_t avail = size > region->offset ? size - region->offset : 0;
+	size_t acc;
+	bool ok = true;
+
+	if (!region->map)
+		return true;
+	if (region->shrinking && region->shrink_size < limit)
+		limit = region->shrink_size;
+
+	if (region->want_length == 0) {
+		uint64_t pages = avail ? region_pages_before(region, size) : 0;
+
+		/* A window that would not fit the address space keeps what it has. */
+		if (pages > region->map_pages && pages <= SIZE_MAX / region->page)
+			region_grow(region, (size_t)pages);
+		else if (pages < region->map_pages)
+			region_cut(region, (size_t)pages);
+		length = min_u64(avail, region_window_bytes(region, region->map_pages));
+	} else {
+		length = min_u64(region->want_length, avail);
 	}
+
+	acc = (size_t)min_u64(region_pages_before(region, limit), region->map_pages);
+	if (acc != region->access_pages) {
+		size_t lo = acc < region->access_pages ? acc : region->access_pages;
+		size_t hi = acc < region->access_pages ? region->access_pages : acc;
+		int prot = acc < region->access_pages ? PROT_NONE : region->prot;
+
+		if (mprotect(region->map + lo * region->page, (hi - lo) * region->page, prot) == 0)
+			region->access_pages = acc;
+		else
+			ok = acc > region->access_pages;
+	}
+
+	usable = limit > region->offset ? min_u64(length, limit - region->offset) : 0;
+	usable = min_u64(usable, region_window_bytes(region, region->access_pages));
+	atomic_store(&region->length, (size_t)length);
+	atomic_store(&region->usable, (size_t)usable);
+	return ok;
+}
+
+static bool region_is(const struct mmapd_region *region, const char *name)
+{
+	return !region->gone && strcmp(region->name, name) == 0;
+}
+
+/* Takes a size the daemon reported, unless an event of a later generation came first. */
+void region_resized(struct mmapd_region *region, uint64_t size, uint64_t generation)
+{
+	if (generation < atomic_load(&region->generation))
+		return;
+	atomic_store(&region->size, size);
+	atomic_store(&region->generation, generation);
+	if (region->shrinking && size <= region->shrink_size)
+		region->shrinking = false;
+	region_apply(region);
+}
+
+void regions_resized(struct mmapd_client *client, const char *name, uint64_t size,
+                     uint64_t generation)
+{
+	for (struct mmapd_region *region = client->regions; region; region = region->next)
+		if (region_is(region, name))
+			region_resized(region, size, generation);
+}
+
+bool regions_shrinking(struct mmapd_client *client, const char *name, uint64_t size,
+                       uint64_t shrink)
+{
+	bool ok = true;
+
+	for (struct mmapd_region *region = client->regions; region; region = region->next) {
+		if (!region_is(region, name))
+			continue;
+		region->shrinking = true;
+		region->shrink = shrink;
+		region->shrink_size = size;
+		ok = region_apply(region) && ok;
+	}
+	return ok;
+}
+
+void regions_shrink_cancelled(struct mmapd_client *client, const char *name, uint64_t shrink)
+{
+	for (struct mmapd_region *region = client->regions; region; region = region->next) {
+		if (region_is(region, name) && region->shrinking && region->shrink == shrink) {
+			region->shrinking = false;
+			region_apply(region);
+		}
+	}
+}
+
+void regions_deleted(struct mmapd_client *client, const char *name)
+{
+	for (struct mmapd_region *region = client->regions; region; region = region->next) {
+		if (!region_is(region, name))
+			continue;
+		/* The file lives on for our mapping: nothing will truncate it now. */
+		region->gone = true;
+		region->shrinking = false;
+		region_apply(region);
+	}
+}
+
+bool regions_have(const struct mmapd_client *client, const char *name)
+{
+	for (const struct mmapd_region *region = client->regions; region; region = region->next)
+		if (strcmp(region->name, name) == 0)
+			return true;
+	return false;
+}
+
+int region_check_range(const struct mmapd_region *region, uint64_t off, size_t len)
+{
+	size_t usable = atomic_load(&region->usable);
+
+	if (off > usable || len > usable - off)
+		return error_set(-ERANGE, "%llu+%zu lies outside the %zu accessible bytes of the "
+		                 "window of '%s'", (unsigned long long)off, len, usable, region->name);
 	return 0;
 }

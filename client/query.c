@@ -12,21 +12,6 @@
 
 #include "internal.h"
 #include "msg.h"
-#include "name.h"
-
-int region_name_check(const char *name)
-{
-	size_t len;
-	int r;
-
-	if (!name)
-		return error_set(-EINVAL, "the region name is NULL");
-	len = strnlen(name, NAME_MAX_LEN + 1);
-	r = name_check(name, len);
-	if (r < 0)
-		return error_set(r, "%s", name_problem(name, len));
-	return 0;
-}
 
 /* Reads integer key of obj into *ret when present. Returns 0 or -EPROTO. */
 static int info_u64_optional(const cJSON *obj, const char *key, uint64_t *ret)

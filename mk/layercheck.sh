@@ -39,12 +39,23 @@ DAEMON_LAYERS='
 4 ops ops_get ops_getregion ops_json ops_session ops_table ops_admin ops_coord ops_list ops_region
 5 server fdconn main
 '
-# The client library's layers, lowest first.
+# The client library's layers, lowest first (client/internal.h tells what each file is for).
 #   0 wire     proto/, shared/ and the public headers (mmapd.h, the private tuning.h)
-#   1 base     the per-thread message, the version, flush policies, and internal.h
+#   1 base     the per-thread message, the version, deadlines, flush policies; internal.h
+#   2 client   the client object and its event queue
+#   3 socket   connecting, installing and closing the socket
+#   4 call     building requests and the call multiplexer (reaches up only through hooks)
+#   5 ops      hello, queries, admin, a window's mapping, advice, atomics, the SIGBUS guard,
+#              coordination, regions (open, close, reopen, set_mode)
+#   6 top      reactions to events, reconnection, dispatching, the dispatch thread, connecting
 CLIENT_LAYERS='
 0 frame fdpass msg policy utf8 name num mmapd tuning
-1 internal error version policytext atomic guard mapping query admin coord region conn event dispatch_thread
+1 internal error version deadline policytext policyjson
+2 client evqueue
+3 socket
+4 request call
+5 hello query admin mapping advise atomic guard coord region
+6 react reconnect event dispatch_thread connect
 '
 case $src in
 daemon) LAYERS=$DAEMON_LAYERS ;;
@@ -88,6 +99,18 @@ sccs=$(printf '%s\n' "$edges" | awk '
 npairs=$(printf '%s\n' "$pairs" | grep -c .)
 ncyc=$(printf '%s\n' "$sccs" | grep -c .)
 
+# A call may go to a file of its own layer or below, never up (within a layer tsort judges).
+up=$(printf '%s\n' "$edges" | while read -r a b; do
+		[ -n "$a" ] || continue
+		la=$(layer_of "$a"); lb=$(layer_of "$b")
+		[ -n "$la" ] && [ -n "$lb" ] && [ "$lb" -gt "$la" ] && echo "$a.c (layer $la) calls $b.c (layer $lb)"
+	done)
+if [ -n "$up" ]; then
+	failed=1
+	echo "layercheck: FAIL: calls up the $src layers:"
+	printf '%s\n' "$up" | sed 's/^/  /'
+fi
+
 if printf '%s\n' "$edges" | tsort >/dev/null 2>&1; then :; else
 	failed=1
 	echo "layercheck: FAIL: the $src call graph has cycles ($ncyc set(s) of files, $npairs pair(s) calling each other):"
@@ -119,4 +142,4 @@ done
 if [ "$failed" -ne 0 ]; then
 	exit 1
 fi
-echo "layercheck: $nfiles $src files, $nedges calls between files, no cycle; every include from its own layer or below"
+echo "layercheck: $nfiles $src files, $nedges calls between files, no cycle, none up a layer; every include from its own layer or below"

@@ -1,6 +1,6 @@
 /*
- * Tests of what libmmapd does with a mapped window (client/mapping.c, atomic.c, guard.c and
- * the mapping flags of mmapd_region_open()), against a real mmapd and across real processes:
+ * Tests of what libmmapd does with a mapped window (client/advise.c, mapping.c, atomic.c,
+ * guard.c and the mapping flags of mmapd_region_open()), against a real mmapd and across real processes:
  * atomic counters shared by forked processes, atomic views refused when misaligned or out of
  * range, advice/prewarm/mlock on a window at an odd offset, copy-on-write privacy, the SIGBUS
  * guard (a truncated page becomes an error inside a guard and still kills outside one),

@@ -1,17 +1,18 @@
 /*
- * The connection of libmmapd to the daemon: a Unix stream socket, the hello exchange,
- * client_run(), which sends one request and waits for its reply, and reconnection.
+ * The call multiplexer of libmmapd: client_run(), which sends one request and waits for its
+ * reply, and the reader that hands replies to their calls.
  *
  * Several threads may have requests in flight on one client at once. Each request is a
  * struct call registered under its id before it is sent; sends are serialised by send_lock,
  * so a frame is never interleaved with another. Reading is done by whichever waiting thread
  * holds the reader role (leader/follower): it polls the socket without the lock, then, with
  * the lock, takes every complete frame, hands each reply to its call by id (waking that
- * thread), acts on each event at once (event.c: remapping on resize, protecting a shrinking
- * tail) and queues it for mmapd_client_dispatch(). Then it gives up the role and wakes the waiting
- * threads; one that still needs a reader takes it over. A blocking request (a lock that
- * waits) thus never keeps the replies of other threads unread. Shrink acknowledgements found
- * on the way are sent after the frames are handled (send_lock is always taken before lock).
+ * thread), and gives each event to the client's event hook at once (react.c: remapping on
+ * resize, protecting a shrinking tail, queueing it for mmapd_client_dispatch()). Then it gives
+ * up the role and wakes the waiting threads; one that still needs a reader takes it over. A
+ * blocking request (a lock that waits) thus never keeps the replies of other threads unread.
+ * Shrink acknowledgements found on the way are sent after the frames are handled (send_lock
+ * is always taken before lock).
  *
  * Frames come out of a frame_reader (proto/frame.h) sized for FRAME_MAX_LIMIT and
  * descriptors out of a FIFO fd_queue (proto/fdpass.h): every frame that says "fds": n claims
@@ -19,8 +20,9 @@
  *
  * When the connection dies (end of stream, reset, a shutdown or error event, a protocol
  * violation) every call in flight fails with the reason and the client is BROKEN. The next
- * call, or mmapd_client_dispatch(), reconnects: backoff from 10 ms doubling to 1 s for up to
- * reconnect_ms, hello, then client_restore(), while other calls wait for it.
+ * call reconnects through the client's reconnect hook (reconnect.c), while other calls wait.
+ * Both hooks (struct client_hooks) are set by mmapd_connect() (connect.c): this layer names
+ * nothing above it.
  */
 #include <errno.h>
 #include <poll.h>
@@ -29,21 +31,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
 #include "msg.h"
-
-/* The longest client name the daemon accepts in hello. */
-#define CLIENT_NAME_MAX 64
-
-#define RECONNECT_DEFAULT_MS 30000
-#define BACKOFF_FIRST_MS 10
-#define BACKOFF_MAX_MS 1000
 
 static void fds_close(const int *fds, size_t n)
 {
@@ -53,138 +46,9 @@ static void fds_close(const int *fds, size_t n)
 
 /* ---- time (CLOCK_MONOTONIC, as the client's condition variable) ---- */
 
-void deadline_after(struct timespec *ts, int ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
-/* Milliseconds until ts, rounded up; 0 once it has passed. */
-static int deadline_left_ms(const struct timespec *ts)
-{
-	struct timespec now;
-	long long ms;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ms = (long long)(ts->tv_sec - now.tv_sec) * 1000 +
-	     (ts->tv_nsec - now.tv_nsec + 999999L) / 1000000L;
-	if (ms <= 0)
-		return 0;
-	return ms > 1000000000LL ? 1000000000 : (int)ms;
-}
-
 /* ---- life cycle ---- */
 
-void client_ref(struct mmapd_client *client)
-{
-	atomic_fetch_add(&client->refs, 1);
-}
-
-/* Closes the descriptors behind mmapd_client_fd(). Lock held, or the client is not shared yet. */
-static void client_close_wake(struct mmapd_client *client)
-{
-	if (client->epfd >= 0)
-		close(client->epfd);
-	if (client->evfd >= 0)
-		close(client->evfd);
-	client->epfd = -1;
-	client->evfd = -1;
-	client->evfd_set = false;
-}
-
-void client_unref(struct mmapd_client *client)
-{
-	if (atomic_fetch_sub(&client->refs, 1) != 1)
-		return;
-	if (client->sock >= 0)
-		close(client->sock);
-	client_close_wake(client);
-	fd_queue_clear(&client->fds);
-	frame_reader_done(&client->reader);
-	event_queue_clear(&client->events);
-	id_list_free(client->acks);
-	id_list_free(client->locks);
-	name_list_free(client->subs);
-	pthread_cond_destroy(&client->cond);
-	pthread_mutex_destroy(&client->lock);
-	pthread_mutex_destroy(&client->send_lock);
-	free(client->dead_message);
-	free(client->path);
-	free(client->name);
-	free(client);
-}
-
-void client_wake_update(struct mmapd_client *client)
-{
-	bool want = client->events.head || client->state == CLIENT_BROKEN;
-	uint64_t one = 1, got;
-
-	if (client->evfd < 0 || want == client->evfd_set)
-		return;
-	/* A non-blocking eventfd that holds 0 or 1: the write cannot block, the read drains. */
-	if (want ? write(client->evfd, &one, sizeof(one)) == sizeof(one)
-	         : read(client->evfd, &got, sizeof(got)) == sizeof(got))
-		client->evfd_set = want;
-}
-
 /* ---- requests ---- */
-
-cJSON *request_new(const char *op, const char *name)
-{
-	cJSON *req = cJSON_CreateObject();
-
-	if (!req || !cJSON_AddStringToObject(req, "op", op) ||
-	    (name && !cJSON_AddStringToObject(req, "name", name))) {
-		cJSON_Delete(req);
-		request_nomem();
-		return NULL;
-	}
-	return req;
-}
-
-int request_start(struct mmapd_client *client, const char *op, const char *name,
-                  cJSON **ret_req)
-{
-	int r;
-
-	if (!client)
-		return error_set(-EINVAL, "client is NULL");
-	if (name) {
-		r = region_name_check(name);
-		if (r < 0)
-			return r;
-	}
-	*ret_req = request_new(op, name);
-	return *ret_req ? 0 : -ENOMEM;
-}
-
-int request_start_region(struct mmapd_client *client, const char *op, const char *name,
-                         cJSON **ret_req)
-{
-	if (client && !name)
-		return error_set(-EINVAL, "name is NULL");
-	return request_start(client, op, name, ret_req);
-}
-
-int request_nomem(void)
-{
-	return error_set(-ENOMEM, "out of memory building a request");
-}
-
-int request_add_u64(cJSON *req, const char *key, uint64_t value)
-{
-	if (value > PROTO_ID_MAX)
-		return error_set(-EINVAL, "%s %llu is above 2^53-1, the largest the protocol carries",
-		                 key, (unsigned long long)value);
-	if (!cJSON_AddNumberToObject(req, key, (double)value))
-		return request_nomem();
-	return 0;
-}
 
 /* ---- failing calls, breaking the connection ---- */
 
@@ -219,7 +83,7 @@ static void call_complete(struct mmapd_client *client, struct call *call)
 }
 
 /* Fails every call in flight with err and message. Lock held. */
-static void client_fail_calls(struct mmapd_client *client, int err, const char *message)
+void client_fail_calls(struct mmapd_client *client, int err, const char *message)
 {
 	while (client->calls) {
 		struct call *call = client->calls;
@@ -229,15 +93,7 @@ static void client_fail_calls(struct mmapd_client *client, int err, const char *
 	}
 }
 
-/*
- * Connection gen died with err and the formatted reason: every call in flight fails with it,
- * the socket is shut down (a thread polling it wakes up) and leaves mmapd_client_fd()'s set, and
- * the client is BROKEN until a reconnection. Nothing happens when gen is not the working
- * connection any more. Lock held.
- */
-static void client_break(struct mmapd_client *client, uint64_t gen, int err, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static void client_break(struct mmapd_client *client, uint64_t gen, int err, const char *fmt, ...)
+void client_break(struct mmapd_client *client, uint64_t gen, int err, const char *fmt, ...)
 {
 	va_list ap;
 	char *msg;
@@ -260,57 +116,6 @@ static void client_break(struct mmapd_client *client, uint64_t gen, int err, con
 	client_fail_calls(client, err, msg);
 	client_wake_update(client);
 	pthread_cond_broadcast(&client->cond);
-}
-
-int client_down_error(const struct mmapd_client *client)
-{
-	if (client->state == CLIENT_CLOSED)
-		return error_set(-ENOTCONN, "the connection was closed by mmapd_disconnect()");
-	return error_set(client->dead_err, "%s",
-	                 client->dead_message ? client->dead_message
-	                                      : mmapd_strerror(client->dead_err));
-}
-
-/*
- * Closes the socket of a connection that is no longer up and forgets what was read from it.
- * Nobody reads (the role is free and the state keeps it so) and send_lock keeps senders out.
- * Lock held; released and taken again to respect the lock order.
- */
-static void client_teardown(struct mmapd_client *client)
-{
-	if (client->sock < 0)
-		return;
-	pthread_mutex_unlock(&client->lock);
-	pthread_mutex_lock(&client->send_lock);
-	pthread_mutex_lock(&client->lock);
-	if (client->sock >= 0) {
-		epoll_ctl(client->epfd, EPOLL_CTL_DEL, client->sock, NULL);
-		close(client->sock);
-		client->sock = -1;
-	}
-	fd_queue_clear(&client->fds);
-	frame_reader_done(&client->reader);
-	frame_reader_init(&client->reader, FRAME_MAX_LIMIT);
-	pthread_mutex_unlock(&client->send_lock);
-}
-
-/* Makes sock the working connection. Returns 0 or a negative errno (message set). Lock held. */
-static int client_install(struct mmapd_client *client, int sock)
-{
-	struct epoll_event ev = { .events = EPOLLIN, .data.fd = sock };
-	int r;
-
-	if (epoll_ctl(client->epfd, EPOLL_CTL_ADD, sock, &ev) < 0) {
-		r = -errno;
-		close(sock);
-		return error_set(r, "cannot watch the socket: %s", mmapd_strerror(r));
-	}
-	client->sock = sock;
-	client->gen++;
-	client->state = CLIENT_UP;
-	client_wake_update(client);
-	pthread_cond_broadcast(&client->cond);
-	return 0;
 }
 
 /* ---- sending ---- */
@@ -499,7 +304,7 @@ drop:
 
 /*
  * An event: "shutdown" and "error" precede the daemon closing the connection, so they break
- * it with their reason; event.c acts on the others. Lock held.
+ * it with their reason; the event hook (react.c) acts on the others. Lock held.
  */
 static void client_event(struct mmapd_client *client, const cJSON *msg, const char *name)
 {
@@ -517,7 +322,7 @@ static void client_event(struct mmapd_client *client, const cJSON *msg, const ch
 		}
 		client_break(client, client->gen, -err, "%s", *text ? text : mmapd_strerror(err));
 	} else {
-		event_handle(client, msg, name);
+		client->hooks->event(client, msg, name);
 	}
 }
 
@@ -709,7 +514,7 @@ static int client_ready(struct mmapd_client *client, const struct call *call)
 			return 0;
 		if ((call->flags & CALL_INTERNAL) || client->reconnect_ms == 0)
 			return client_down_error(client);
-		r = client_reconnect(client);
+		r = client->hooks->reconnect(client);
 		if (r < 0)
 			return r;
 	}
@@ -803,324 +608,4 @@ int client_release_grant(struct mmapd_client *client, uint64_t handle, uint64_t 
 	return r == -ESTALE ? 0 : r;
 }
 
-int client_hello(struct mmapd_client *client, unsigned flags)
-{
-	struct call call = { .flags = flags };
-	const cJSON *limits;
-	uint64_t version, max_frame = FRAME_MAX_DEFAULT;
-	cJSON *req;
-	int r;
-
-	req = request_new("hello", NULL);
-	if (!req)
-		return -ENOMEM;
-	r = request_add_u64(req, "version", PROTO_VERSION);
-	if (r == 0 && client->name && !cJSON_AddStringToObject(req, "client", client->name))
-		r = request_nomem();
-	if (r < 0)
-		goto out;
-
-	call.req = req;
-	r = client_run(client, &call);
-	if (r < 0)
-		goto out;
-	if (msg_get_u64(call.reply, "version", &version) < 0) {
-		r = error_set(-EPROTO, "mmapd's hello reply has no valid \"version\"");
-		goto out;
-	}
-	if (version < PROTO_VERSION_MIN || version > PROTO_VERSION) {
-		r = error_set(-EPROTONOSUPPORT,
-		              "mmapd chose protocol version %llu; this library speaks %d to %d",
-		              (unsigned long long)version, PROTO_VERSION_MIN, PROTO_VERSION);
-		goto out;
-	}
-	/* Without a "limits" object the documented default frame size is in force. */
-	limits = cJSON_GetObjectItemCaseSensitive(call.reply, "limits");
-	if (cJSON_IsObject(limits) && msg_get_u64(limits, "max_frame", &max_frame) == 0 &&
-	    (max_frame < FRAME_MAX_MIN || max_frame > FRAME_MAX_LIMIT)) {
-		r = error_set(-EPROTO, "mmapd announced an invalid max_frame of %llu bytes",
-		              (unsigned long long)max_frame);
-		goto out;
-	}
-	pthread_mutex_lock(&client->lock);
-	client->protocol = (uint32_t)version;
-	client->max_frame = (uint32_t)max_frame;
-	pthread_mutex_unlock(&client->lock);
-
-out:
-	cJSON_Delete(req);
-	cJSON_Delete(call.reply);
-	return r;
-}
-
 /* ---- connecting and reconnecting ---- */
-
-/* Connects a new socket to path. Returns the descriptor or a negative errno (message set). */
-static int socket_open(const char *path)
-{
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	int sock, r;
-
-	memcpy(addr.sun_path, path, strlen(path) + 1);
-	sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (sock < 0) {
-		r = -errno;
-		return error_set(r, "cannot create a socket: %s", mmapd_strerror(r));
-	}
-	/*
-	 * An AF_UNIX connect interrupted while it waits for room in the listener's backlog has not
-	 * changed the socket's state, so trying again is correct (unlike TCP).
-	 */
-	while (connect(sock, (const struct sockaddr *)&addr, sizeof(addr)) < 0) {
-		r = -errno;
-		if (r == -EINTR)
-			continue;
-		close(sock);
-		return error_set(r, "%s: %s", path, mmapd_strerror(r));
-	}
-	return sock;
-}
-
-/*
- * What a reconnection restores after hello: the grants of open regions and the
- * subscriptions. Then the locks held before are reported lost and RECONNECTED is queued.
- * Returns 0, or a negative errno (message set) when the new connection failed meanwhile (the
- * next attempt starts over; what was restored is restored again, what was given up stays
- * given up). Lock not held.
- */
-static int client_restore(struct mmapd_client *client)
-{
-	struct mmapd_event ev = { 0 };
-	int r;
-
-	pthread_mutex_lock(&client->lock);
-	client->locks_lost += locks_forget(client);
-	pthread_mutex_unlock(&client->lock);
-	r = regions_reopen(client);
-	if (r == 0)
-		r = subs_restore(client);
-	if (r < 0)
-		return r;
-	pthread_mutex_lock(&client->lock);
-	if (client->locks_lost > 0) {
-		ev.type = MMAPD_EVENT_LOCKS_LOST;
-		ev.nlocks = client->locks_lost;
-		client->locks_lost = 0;
-		event_push(client, &ev);
-	}
-	ev.type = MMAPD_EVENT_RECONNECTED;
-	ev.nlocks = 0;
-	event_push(client, &ev);
-	pthread_mutex_unlock(&client->lock);
-	return 0;
-}
-
-/*
- * One attempt: a new socket, hello, client_restore(). Returns 0 with the client up, or a
- * negative errno (message set). Lock held; released meanwhile.
- */
-static int client_reconnect_once(struct mmapd_client *client)
-{
-	int sock, r;
-
-	pthread_mutex_unlock(&client->lock);
-	sock = socket_open(client->path);
-	pthread_mutex_lock(&client->lock);
-	if (sock < 0)
-		return sock;
-	if (client->state == CLIENT_CLOSED) {
-		close(sock);
-		return client_down_error(client);
-	}
-	r = client_install(client, sock);
-	if (r < 0)
-		return r;
-	pthread_mutex_unlock(&client->lock);
-	r = client_hello(client, CALL_INTERNAL);
-	if (r == 0)
-		r = client_restore(client);
-	pthread_mutex_lock(&client->lock);
-	if (r == 0 && client->state != CLIENT_UP)
-		r = client_down_error(client);
-	return r;
-}
-
-int client_reconnect(struct mmapd_client *client)
-{
-	struct timespec start, wake;
-	int err = client->dead_err, delay = BACKOFF_FIRST_MS, r;
-	char *reason = client->dead_message ? strdup(client->dead_message) : NULL;
-
-	client->reconnecting = true;
-	deadline_after(&start, 0);
-	for (;;) {
-		int elapsed, pause;
-
-		/* A reader of the dead socket leaves once it sees that it is dead. */
-		while (client->reading)
-			pthread_cond_wait(&client->cond, &client->lock);
-		client_teardown(client);
-		if (client->state == CLIENT_CLOSED) {
-			r = client_down_error(client);
-			break;
-		}
-		r = client_reconnect_once(client);
-		if (r == 0 || client->state == CLIENT_CLOSED)
-			break;
-		/* A connection made in this attempt is of no use now. */
-		client_break(client, client->gen, r, "%s", mmapd_last_message());
-
-		deadline_after(&wake, 0);
-		elapsed = (int)((wake.tv_sec - start.tv_sec) * 1000 +
-		                (wake.tv_nsec - start.tv_nsec) / 1000000L);
-		/* The dispatch thread told to stop leaves the reconnection to other callers. */
-		if ((client->reconnect_ms > 0 && elapsed >= client->reconnect_ms) ||
-		    dispatch_thread_stopping_self(client)) {
-			char *last = strdup(mmapd_last_message());
-
-			/* Calls keep reporting why the connection died, not the last attempt. */
-			free(client->dead_message);
-			client->dead_message = reason;
-			client->dead_err = err;
-			reason = NULL;
-			r = error_set(err, "%s; reconnecting failed for %d ms: %s",
-			              client->dead_message ? client->dead_message : mmapd_strerror(err),
-			              elapsed, last ? last : "out of memory");
-			free(last);
-			break;
-		}
-		pause = delay;
-		if (client->reconnect_ms > 0 && pause > client->reconnect_ms - elapsed)
-			pause = client->reconnect_ms - elapsed;
-		deadline_after(&wake, pause);
-		while (client->state != CLIENT_CLOSED && !dispatch_thread_stopping_self(client) &&
-		       pthread_cond_timedwait(&client->cond, &client->lock, &wake) != ETIMEDOUT)
-			;
-		delay = delay * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay * 2;
-	}
-	free(reason);
-	client->reconnecting = false;
-	pthread_cond_broadcast(&client->cond);
-	return r;
-}
-
-MMAPD_EXPORT int mmapd_connect(const char *path, const char *client_name,
-                               struct mmapd_client **ret_client)
-{
-	struct sockaddr_un addr;
-	struct epoll_event ev = { .events = EPOLLIN };
-	struct mmapd_client *client;
-	pthread_condattr_t attr;
-	int sock, r;
-
-	if (!ret_client)
-		return error_set(-EINVAL, "ret_client is NULL");
-	if (!path) {
-		path = getenv("MMAPD_SOCKET");
-		if (!path || !*path)
-			path = MMAPD_DEFAULT_SOCKET;
-	}
-	if (!*path)
-		return error_set(-EINVAL, "the socket path is empty");
-	if (strlen(path) >= sizeof(addr.sun_path))
-		return error_set(-ENAMETOOLONG, "the socket path is longer than %zu bytes",
-		                 sizeof(addr.sun_path) - 1);
-	if (client_name && strlen(client_name) > CLIENT_NAME_MAX)
-		return error_set(-EINVAL, "the client name is longer than %d bytes", CLIENT_NAME_MAX);
-
-	client = calloc(1, sizeof(*client));
-	if (!client)
-		return error_set(-ENOMEM, "out of memory");
-	atomic_init(&client->refs, 1);
-	pthread_mutex_init(&client->send_lock, NULL);
-	pthread_mutex_init(&client->lock, NULL);
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&client->cond, &attr);
-	pthread_condattr_destroy(&attr);
-	client->state = CLIENT_BROKEN;
-	client->sock = -1;
-	client->next_id = 1;
-	client->max_frame = FRAME_MAX_DEFAULT;
-	client->protocol = PROTO_VERSION;
-	client->reconnect_ms = RECONNECT_DEFAULT_MS;
-	frame_reader_init(&client->reader, FRAME_MAX_LIMIT);
-	fd_queue_init(&client->fds);
-	event_queue_init(&client->events);
-	client->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	client->epfd = epoll_create1(EPOLL_CLOEXEC);
-	ev.data.fd = client->evfd;
-	if (client->evfd < 0 || client->epfd < 0 ||
-	    epoll_ctl(client->epfd, EPOLL_CTL_ADD, client->evfd, &ev) < 0) {
-		r = -errno;
-		error_set(r, "cannot make the event descriptor: %s", mmapd_strerror(r));
-		goto fail;
-	}
-	client->path = strdup(path);
-	client->name = client_name ? strdup(client_name) : NULL;
-	if (!client->path || (client_name && !client->name)) {
-		r = error_set(-ENOMEM, "out of memory");
-		goto fail;
-	}
-
-	sock = socket_open(path);
-	if (sock < 0) {
-		r = sock;
-		goto fail;
-	}
-	r = client_install(client, sock);
-	if (r < 0)
-		goto fail;
-	r = client_hello(client, 0);
-	if (r < 0)
-		goto fail;
-	*ret_client = client;
-	return 0;
-
-fail:
-	client_unref(client);
-	return r;
-}
-
-MMAPD_EXPORT void mmapd_disconnect(struct mmapd_client *client)
-{
-	if (!client)
-		return;
-	dispatch_thread_end(client);
-	pthread_mutex_lock(&client->lock);
-	if (client->state == CLIENT_UP)
-		shutdown(client->sock, SHUT_RDWR);
-	client->state = CLIENT_CLOSED;
-	client_fail_calls(client, -ENOTCONN, "the connection was closed by mmapd_disconnect()");
-	pthread_cond_broadcast(&client->cond);
-	/* A reader wakes up from the shut-down socket; a reconnection sees CLOSED and stops. */
-	while (client->reading || client->reconnecting)
-		pthread_cond_wait(&client->cond, &client->lock);
-	client_teardown(client);
-	client_close_wake(client);
-	event_queue_clear(&client->events);
-	client->handler = NULL;
-	pthread_mutex_unlock(&client->lock);
-	client_unref(client);
-}
-
-MMAPD_EXPORT void mmapd_client_set_reconnect(struct mmapd_client *client, int timeout_ms)
-{
-	if (!client)
-		return;
-	pthread_mutex_lock(&client->lock);
-	client->reconnect_ms = timeout_ms;
-	pthread_mutex_unlock(&client->lock);
-}
-
-MMAPD_EXPORT int mmapd_client_fd(struct mmapd_client *client)
-{
-	int fd;
-
-	if (!client)
-		return error_set(-EINVAL, "client is NULL");
-	pthread_mutex_lock(&client->lock);
-	fd = client->epfd;
-	pthread_mutex_unlock(&client->lock);
-	return fd >= 0 ? fd : error_set(-ENOTCONN, "the client was disconnected");
-}

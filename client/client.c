@@ -1,0 +1,88 @@
+/*
+ * The client object of libmmapd, below everything that uses it: its references (the owner,
+ * every open region, every call in progress and the dispatch thread each hold one; the last
+ * unref frees the struct and what it still owns), the descriptors behind mmapd_client_fd(),
+ * the lists it remembers (locks, subscriptions, pending shrink-acks), and what the rest may
+ * ask about the dispatch thread without calling up into dispatch_thread.c.
+ * Connecting and disconnecting, which build and tear down the whole, are connect.c's.
+ */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+void client_ref(struct mmapd_client *client)
+{
+	atomic_fetch_add(&client->refs, 1);
+}
+
+/* Closes the descriptors behind mmapd_client_fd(). Lock held, or the client is not shared yet. */
+void client_close_wake(struct mmapd_client *client)
+{
+	if (client->epfd >= 0)
+		close(client->epfd);
+	if (client->evfd >= 0)
+		close(client->evfd);
+	client->epfd = -1;
+	client->evfd = -1;
+	client->evfd_set = false;
+}
+
+void client_unref(struct mmapd_client *client)
+{
+	if (atomic_fetch_sub(&client->refs, 1) != 1)
+		return;
+	if (client->sock >= 0)
+		close(client->sock);
+	client_close_wake(client);
+	fd_queue_clear(&client->fds);
+	frame_reader_done(&client->reader);
+	event_queue_clear(&client->events);
+	id_list_free(client->acks);
+	id_list_free(client->locks);
+	name_list_free(client->subs);
+	pthread_cond_destroy(&client->cond);
+	pthread_mutex_destroy(&client->lock);
+	pthread_mutex_destroy(&client->send_lock);
+	free(client->dead_message);
+	free(client->path);
+	free(client->name);
+	free(client);
+}
+
+void id_list_free(struct id_node *list)
+{
+	while (list) {
+		struct id_node *next = list->next;
+
+		free(list);
+		list = next;
+	}
+}
+
+void name_list_free(struct name_node *list)
+{
+	while (list) {
+		struct name_node *next = list->next;
+
+		free(list);
+		list = next;
+	}
+}
+
+/* Whether the calling thread is the client's dispatch thread. Lock held. */
+bool client_dispatch_is_self(const struct mmapd_client *client)
+{
+	return client->dispatch.state != DISPATCH_THREAD_NONE &&
+	       pthread_equal(client->dispatch.thread, pthread_self());
+}
+
+bool client_dispatch_stopping_self(const struct mmapd_client *client)
+{
+	return client->dispatch.state == DISPATCH_THREAD_STOPPING && client_dispatch_is_self(client);
+}
+
+bool client_dispatch_busy(const struct mmapd_client *client)
+{
+	return client->dispatch.state != DISPATCH_THREAD_NONE;
+}
