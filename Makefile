@@ -136,6 +136,7 @@ help:
 	@sed -n '2,10p' Makefile
 
 $(B)/daemon/%.o: INCLUDES = -Idaemon -Iproto -Ishared
+$(B)/client/%.o $(B)/pic/client/%.o: INCLUDES = -Iclient -Iproto -Ishared
 $(B)/proto/%.o $(B)/pic/proto/%.o: INCLUDES = -Iproto -Ishared
 $(B)/shared/%.o $(B)/pic/shared/%.o: INCLUDES = -Ishared
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "domain.h"
 #include "msg.h"
 
 /* Largest uid or gid chown takes: 2^32-1 is (uid_t)-1, "no change", to chown(2). */

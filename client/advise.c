@@ -18,7 +18,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "internal.h"
+#include "domain.h"
 
 /* A page-aligned piece of the mapping. */
 struct span {

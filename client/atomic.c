@@ -12,7 +12,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "internal.h"
+#include "domain.h"
 
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2 && sizeof(int) == 4,
                "32-bit atomics must be always lock-free to be shared between processes");

@@ -35,7 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "call.h"
 #include "msg.h"
 
 static void fds_close(const int *fds, size_t n)

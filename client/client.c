@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "client.h"
 
 void client_ref(struct mmapd_client *client)
 {

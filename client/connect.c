@@ -16,7 +16,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "top.h"
 #include "msg.h"
 
 /* The longest client name the daemon accepts in hello. */

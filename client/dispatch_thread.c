@@ -25,7 +25,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "top.h"
 
 /* Waits on the client's fd and on stopfd; calls event_dispatch() while not told to stop. */
 static void *dispatch_thread_main(void *arg)

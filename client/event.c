@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "top.h"
 #include "msg.h"
 
 /* ---- dispatching ---- */

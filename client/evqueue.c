@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "client.h"
 
 void client_wake_update(struct mmapd_client *client)
 {

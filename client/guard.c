@@ -25,7 +25,7 @@
 #include <stdint.h>
 #include <sys/mman.h>
 
-#include "internal.h"
+#include "domain.h"
 
 struct guard {
 	const struct mmapd_region *region;

@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <pthread.h>
 
-#include "internal.h"
+#include "domain.h"
 #include "msg.h"
 
 int client_hello(struct mmapd_client *client, unsigned flags)

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "domain.h"
 #include "msg.h"
 
 /* Reads integer key of obj into *ret when present. Returns 0 or -EPROTO. */

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "top.h"
 
 #define BACKOFF_FIRST_MS 10
 #define BACKOFF_MAX_MS 1000

@@ -33,7 +33,7 @@
 #include <unistd.h>
 #include <linux/magic.h>
 
-#include "internal.h"
+#include "domain.h"
 #include "msg.h"
 
 static const char *const mode_names[] = {

@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "internal.h"
+#include "call.h"
 #include "msg.h"
 #include "name.h"
 

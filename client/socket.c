@@ -11,7 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "socket.h"
 
 /* Connects a new socket to path. Returns the descriptor or a negative errno (message set). */
 int socket_open(const char *path)

@@ -45,17 +45,19 @@ DAEMON_LAYERS='
 #   2 client   the client object and its event queue
 #   3 socket   connecting, installing and closing the socket
 #   4 call     building requests and the call multiplexer (reaches up only through hooks)
-#   5 ops      hello, queries, admin, a window's mapping, advice, atomics, the SIGBUS guard,
+#   5 domain   hello, queries, admin, a window's mapping, advice, atomics, the SIGBUS guard,
 #              coordination, regions (open, close, reopen, set_mode)
 #   6 top      reactions to events, reconnection, dispatching, the dispatch thread, connecting
+# Each layer from 2 up has one header (client.h socket.h call.h domain.h top.h) that includes
+# the one below, and its files include it: so a file that calls up a layer does not compile.
 CLIENT_LAYERS='
 0 frame fdpass msg policy utf8 name num mmapd tuning
 1 internal error version deadline policytext policyjson
 2 client evqueue
 3 socket
 4 request call
-5 hello query admin mapping advise atomic guard coord region
-6 react reconnect event dispatch_thread connect
+5 domain hello query admin mapping advise atomic guard coord region
+6 top react reconnect event dispatch_thread connect
 '
 case $src in
 daemon) LAYERS=$DAEMON_LAYERS ;;

@@ -1,0 +1,43 @@
+/*
+ * Layer 2 of libmmapd (see internal.h): the client object (client.c) and its event queue
+ * (evqueue.c). Included by client.c, evqueue.c and socket.h.
+ */
+#ifndef MMAPD_CLIENT_CLIENT_H
+#define MMAPD_CLIENT_CLIENT_H
+
+#include "internal.h"
+
+/* ---- client.c ---- */
+
+/* Takes one more reference on client. */
+void client_ref(struct mmapd_client *client);
+/* Drops a reference; the last one frees the client. */
+void client_unref(struct mmapd_client *client);
+/* Closes the descriptors behind mmapd_client_fd(). Lock held, or the client is not shared yet. */
+void client_close_wake(struct mmapd_client *client);
+/* Frees a list of id_node or name_node. */
+void id_list_free(struct id_node *list);
+void name_list_free(struct name_node *list);
+/* Whether the calling thread is the client's dispatch thread. Lock held. */
+bool client_dispatch_is_self(const struct mmapd_client *client);
+/* Whether a dispatch thread is started (mmapd_client_dispatch() is then refused). Lock held. */
+bool client_dispatch_busy(const struct mmapd_client *client);
+/*
+ * Whether the calling thread is the client's dispatch thread and is told to stop: a
+ * reconnection it makes gives up instead of waiting for its next attempt. Lock held.
+ */
+bool client_dispatch_stopping_self(const struct mmapd_client *client);
+
+/* ---- evqueue.c ---- */
+
+void event_queue_init(struct event_queue *q);
+/* Frees every queued event. */
+void event_queue_clear(struct event_queue *q);
+/* Unlinks node (whose predecessor is prev, NULL at the head). */
+void event_queue_unlink(struct event_queue *q, struct event_node *prev, struct event_node *node);
+/* Queues ev (deep-copied). Lock held. */
+void event_push(struct mmapd_client *client, const struct mmapd_event *ev);
+/* Makes client->evfd readable exactly while events wait or the connection is broken. */
+void client_wake_update(struct mmapd_client *client);
+
+#endif
