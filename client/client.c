@@ -2,10 +2,12 @@
  * The client object of libmmapd, below everything that uses it: its references (the owner,
  * every open region, every call in progress and the dispatch thread each hold one; the last
  * unref frees the struct and what it still owns), the descriptors behind mmapd_client_fd(),
- * the lists it remembers (locks, subscriptions, pending shrink-acks), and what the rest may
- * ask about the dispatch thread without calling up into dispatch_thread.c.
+ * the lists it remembers (locks, subscriptions, pending shrink-acks), the error a client that
+ * is not up reports, and what the rest may ask about the dispatch thread without calling up
+ * into dispatch_thread.c.
  * Connecting and disconnecting, which build and tear down the whole, are connect.c's.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -85,4 +87,13 @@ bool client_dispatch_stopping_self(const struct mmapd_client *client)
 bool client_dispatch_busy(const struct mmapd_client *client)
 {
 	return client->dispatch.state != DISPATCH_THREAD_NONE;
+}
+
+int client_down_error(const struct mmapd_client *client)
+{
+	if (client->state == CLIENT_CLOSED)
+		return error_set(-ENOTCONN, "the connection was closed by mmapd_disconnect()");
+	return error_set(client->dead_err, "%s",
+	                 client->dead_message ? client->dead_message
+	                                      : mmapd_strerror(client->dead_err));
 }

@@ -28,6 +28,9 @@ bool client_dispatch_busy(const struct mmapd_client *client);
  */
 bool client_dispatch_stopping_self(const struct mmapd_client *client);
 
+/* The error of a client that is not up, with its message set for the calling thread. */
+int client_down_error(const struct mmapd_client *client);
+
 /* ---- evqueue.c ---- */
 
 void event_queue_init(struct event_queue *q);

@@ -95,7 +95,7 @@ MMAPD_EXPORT int mmapd_connect(const char *path, const char *client_name,
 		r = sock;
 		goto fail;
 	}
-	r = client_install(client, sock);
+	r = socket_install(client, sock);
 	if (r < 0)
 		goto fail;
 	r = client_hello(client, 0);
@@ -123,7 +123,7 @@ MMAPD_EXPORT void mmapd_disconnect(struct mmapd_client *client)
 	/* A reader wakes up from the shut-down socket; a reconnection sees CLOSED and stops. */
 	while (client->reading || client->reconnecting)
 		pthread_cond_wait(&client->cond, &client->lock);
-	client_teardown(client);
+	socket_teardown(client);
 	client_close_wake(client);
 	event_queue_clear(&client->events);
 	client->handler = NULL;

@@ -69,7 +69,7 @@ static int reconnect_once(struct mmapd_client *client)
 		close(sock);
 		return client_down_error(client);
 	}
-	r = client_install(client, sock);
+	r = socket_install(client, sock);
 	if (r < 0)
 		return r;
 	pthread_mutex_unlock(&client->lock);
@@ -96,7 +96,7 @@ int client_reconnect(struct mmapd_client *client)
 		/* A reader of the dead socket leaves once it sees that it is dead. */
 		while (client->reading)
 			pthread_cond_wait(&client->cond, &client->lock);
-		client_teardown(client);
+		socket_teardown(client);
 		if (client->state == CLIENT_CLOSED) {
 			r = client_down_error(client);
 			break;

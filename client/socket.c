@@ -1,8 +1,8 @@
 /*
  * The socket of libmmapd: connecting a Unix stream socket to the daemon's path, making it the
- * working connection (a new generation, watched by mmapd_client_fd()'s epoll set), closing it
- * once the connection is down, and the error a client that is not up reports. It sends and
- * reads nothing: that is the call multiplexer's (call.c), the layer above.
+ * working connection (a new generation, watched by mmapd_client_fd()'s epoll set), and closing
+ * it once the connection is down. It sends and reads nothing: that is the call multiplexer's
+ * (call.c), the layer above.
  */
 #include <errno.h>
 #include <string.h>
@@ -40,7 +40,7 @@ int socket_open(const char *path)
 }
 
 /* Makes sock the working connection. Returns 0 or a negative errno (message set). Lock held. */
-int client_install(struct mmapd_client *client, int sock)
+int socket_install(struct mmapd_client *client, int sock)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.fd = sock };
 	int r;
@@ -63,7 +63,7 @@ int client_install(struct mmapd_client *client, int sock)
  * Nobody reads (the role is free and the state keeps it so) and send_lock keeps senders out.
  * Lock held; released and taken again to respect the lock order.
  */
-void client_teardown(struct mmapd_client *client)
+void socket_teardown(struct mmapd_client *client)
 {
 	if (client->sock < 0)
 		return;
@@ -79,13 +79,4 @@ void client_teardown(struct mmapd_client *client)
 	frame_reader_done(&client->reader);
 	frame_reader_init(&client->reader, FRAME_MAX_LIMIT);
 	pthread_mutex_unlock(&client->send_lock);
-}
-
-int client_down_error(const struct mmapd_client *client)
-{
-	if (client->state == CLIENT_CLOSED)
-		return error_set(-ENOTCONN, "the connection was closed by mmapd_disconnect()");
-	return error_set(client->dead_err, "%s",
-	                 client->dead_message ? client->dead_message
-	                                      : mmapd_strerror(client->dead_err));
 }

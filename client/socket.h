@@ -11,13 +11,11 @@
 /* Connects a new socket to path. Returns the descriptor or a negative errno (message set). */
 int socket_open(const char *path);
 /* Makes sock the working connection. Returns 0 or a negative errno (message set). Lock held. */
-int client_install(struct mmapd_client *client, int sock);
+int socket_install(struct mmapd_client *client, int sock);
 /*
  * Closes the socket of a connection that is no longer up and forgets what was read from it.
  * Lock held; released and taken again to respect the lock order.
  */
-void client_teardown(struct mmapd_client *client);
-/* The error of a client that is not up, with its message set for the calling thread. */
-int client_down_error(const struct mmapd_client *client);
+void socket_teardown(struct mmapd_client *client);
 
 #endif
