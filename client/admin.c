@@ -43,7 +43,7 @@ MMAPD_EXPORT int mmapd_chown(struct mmapd_client *client, const char *name, int6
 	if (gid < -1 || (gid >= 0 && (uint64_t)gid > ADMIN_ID_MAX))
 		return error_set(-EINVAL, "gid %lld is not -1 or 0 .. %llu", (long long)gid,
 		                 ADMIN_ID_MAX);
-	r = request_start_region(client, "chown", name, &req);
+	r = request_start_region(client, proto_op_name(PROTO_OP_CHOWN), name, &req);
 	if (r < 0)
 		return r;
 	if ((uid >= 0 && (r = request_add_u64(req, "uid", (uint64_t)uid)) < 0) ||
@@ -63,7 +63,7 @@ MMAPD_EXPORT int mmapd_chmod(struct mmapd_client *client, const char *name, unsi
 		return error_set(-EINVAL, "the region name is NULL");
 	if (perm > 0777)
 		return error_set(-EINVAL, "mode %#o is above 0777", perm);
-	r = request_start_region(client, "chmod", name, &req);
+	r = request_start_region(client, proto_op_name(PROTO_OP_CHMOD), name, &req);
 	if (r < 0)
 		return r;
 	r = request_add_u64(req, "perm", perm);
@@ -145,7 +145,7 @@ static bool clients_follows(const void *prev, const void *entry)
 }
 
 static const struct pager clients_pager = {
-	.op = "clients", .key = "clients", .noun = "client",
+	.op = PROTO_OP_CLIENTS, .key = "clients", .noun = "client",
 	.size = sizeof(struct client_entry),
 	.parse = clients_parse, .after = clients_after, .follows = clients_follows,
 };
@@ -202,7 +202,7 @@ static int stats_call(struct mmapd_client *client, const char *format, cJSON **r
 	cJSON *req;
 	int r;
 
-	r = request_start(client, "stats", NULL, &req);
+	r = request_start(client, proto_op_name(PROTO_OP_STATS), NULL, &req);
 	if (r < 0)
 		return r;
 	if (!cJSON_AddStringToObject(req, "format", format)) {

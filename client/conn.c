@@ -402,7 +402,7 @@ static void client_send_acks(struct mmapd_client *client)
 		int r;
 
 		client->acks = ack->next;
-		if (req && cJSON_AddStringToObject(req, "op", "shrink-ack") &&
+		if (req && cJSON_AddStringToObject(req, "op", proto_op_name(PROTO_OP_SHRINK_ACK)) &&
 		    cJSON_AddNumberToObject(req, "shrink", (double)ack->id) &&
 		    client_encode(client, req, &id, &buf, &len) == 0) {
 			pthread_mutex_unlock(&client->lock);
@@ -789,7 +789,7 @@ int client_release_grant(struct mmapd_client *client, uint64_t handle, uint64_t 
 	cJSON *req;
 	int r;
 
-	req = request_new("close", NULL);
+	req = request_new(proto_op_name(PROTO_OP_CLOSE), NULL);
 	if (!req)
 		return -ENOMEM;
 	r = request_add_u64(req, "handle", handle);
@@ -811,7 +811,7 @@ int client_hello(struct mmapd_client *client, unsigned flags)
 	cJSON *req;
 	int r;
 
-	req = request_new("hello", NULL);
+	req = request_new(proto_op_name(PROTO_OP_HELLO), NULL);
 	if (!req)
 		return -ENOMEM;
 	r = request_add_u64(req, "version", PROTO_VERSION);

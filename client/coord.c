@@ -185,7 +185,7 @@ MMAPD_EXPORT int mmapd_lock(struct mmapd_client *client, const char *name, uint6
 	if (flags & ~(MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT))
 		return error_set(-EINVAL, "unknown lock flags 0x%x",
 		                 flags & ~(MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT));
-	r = request_start_region(client, "lock", name, &call.req);
+	r = request_start_region(client, proto_op_name(PROTO_OP_LOCK), name, &call.req);
 	if (r < 0)
 		return r;
 	if ((r = request_add_u64(call.req, "offset", offset)) < 0 ||
@@ -228,7 +228,7 @@ MMAPD_EXPORT int mmapd_unlock(struct mmapd_client *client, uint64_t lock)
 	struct call call = { .on_reply = unlock_hook, .ctx = &lock };
 	int r;
 
-	r = request_start(client, "unlock", NULL, &call.req);
+	r = request_start(client, proto_op_name(PROTO_OP_UNLOCK), NULL, &call.req);
 	if (r < 0)
 		return r;
 	r = request_add_u64(call.req, "lock", lock);
@@ -302,7 +302,7 @@ MMAPD_EXPORT int mmapd_list_locks(struct mmapd_client *client, const char *name,
 
 	if (!ret_list)
 		return error_set(-EINVAL, "ret_list is NULL");
-	r = request_start(client, "locks", name, &call.req);
+	r = request_start(client, proto_op_name(PROTO_OP_LOCKS), name, &call.req);
 	if (r < 0)
 		return r;
 	r = client_run(client, &call);
@@ -384,7 +384,7 @@ MMAPD_EXPORT int mmapd_resize(struct mmapd_client *client, const char *name, uin
 		return error_set(-EINVAL, "unknown resize flags 0x%x", flags & ~known);
 	if (size == 0)
 		return error_set(-EINVAL, "a region cannot be resized to 0 bytes");
-	r = request_start_region(client, "resize", name, &call.req);
+	r = request_start_region(client, proto_op_name(PROTO_OP_RESIZE), name, &call.req);
 	if (r < 0)
 		return r;
 	r = request_add_u64(call.req, "size", size);
@@ -423,7 +423,7 @@ MMAPD_EXPORT int mmapd_subscribe(struct mmapd_client *client, const char *name,
 	struct call call = { .on_reply = subscribe_hook, .ctx = &node };
 	int r;
 
-	r = request_start_region(client, "subscribe", name, &call.req);
+	r = request_start_region(client, proto_op_name(PROTO_OP_SUBSCRIBE), name, &call.req);
 	if (r < 0)
 		return r;
 	node = name_node_new(name);
@@ -449,7 +449,7 @@ MMAPD_EXPORT int mmapd_unsubscribe(struct mmapd_client *client, const char *name
 	struct call call = { .on_reply = unsubscribe_hook };
 	int r;
 
-	r = request_start_region(client, "unsubscribe", name, &call.req);
+	r = request_start_region(client, proto_op_name(PROTO_OP_UNSUBSCRIBE), name, &call.req);
 	if (r < 0)
 		return r;
 	call.ctx = (void *)name;
@@ -487,7 +487,7 @@ int subs_restore(struct mmapd_client *client)
 	for (i = 0; i < n && r == 0; i++) {
 		struct call call = { .flags = CALL_INTERNAL };
 
-		r = request_start_region(client, "subscribe", names[i], &call.req);
+		r = request_start_region(client, proto_op_name(PROTO_OP_SUBSCRIBE), names[i], &call.req);
 		if (r == 0)
 			r = coord_run(client, &call, NULL, NULL);
 		if (r == 0 || r == -EALREADY) {
@@ -524,7 +524,7 @@ MMAPD_EXPORT int mmapd_report_changed(struct mmapd_client *client, const char *n
 
 	if (length == 0)
 		return error_set(-EINVAL, "a change of 0 bytes cannot be reported");
-	r = request_start_region(client, "changed", name, &call.req);
+	r = request_start_region(client, proto_op_name(PROTO_OP_CHANGED), name, &call.req);
 	if (r < 0)
 		return r;
 	if ((r = request_add_u64(call.req, "offset", offset)) < 0 ||
@@ -541,7 +541,7 @@ MMAPD_EXPORT int mmapd_flush(struct mmapd_client *client, const char *name, uint
 	struct call call = { 0 };
 	int r;
 
-	r = request_start_region(client, "flush", name, &call.req);
+	r = request_start_region(client, proto_op_name(PROTO_OP_FLUSH), name, &call.req);
 	if (r < 0)
 		return r;
 	/* The daemon flushes the whole file whatever the range; it is sent for the record. */
@@ -588,7 +588,7 @@ MMAPD_EXPORT int mmapd_flush_async(struct mmapd_client *client, const char *name
 	cJSON *req = NULL;
 	int r;
 
-	r = request_start_region(client, "flush", name, &req);
+	r = request_start_region(client, proto_op_name(PROTO_OP_FLUSH), name, &req);
 	if (r < 0)
 		return r;
 	fa = calloc(1, sizeof(*fa) + strlen(name) + 1);
@@ -625,7 +625,7 @@ MMAPD_EXPORT int mmapd_set_policy(struct mmapd_client *client, const char *name,
 	r = policy_check(policy);
 	if (r < 0)
 		return r;
-	r = request_start_region(client, "set-policy", name, &call.req);
+	r = request_start_region(client, proto_op_name(PROTO_OP_SET_POLICY), name, &call.req);
 	if (r < 0)
 		return r;
 	obj = policy_json(policy);
@@ -642,7 +642,7 @@ MMAPD_EXPORT int mmapd_clear_error(struct mmapd_client *client, const char *name
 	struct call call = { 0 };
 	int r;
 
-	r = request_start_region(client, "clear-error", name, &call.req);
+	r = request_start_region(client, proto_op_name(PROTO_OP_CLEAR_ERROR), name, &call.req);
 	if (r < 0)
 		return r;
 	return coord_run(client, &call, NULL, NULL);

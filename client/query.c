@@ -155,7 +155,7 @@ MMAPD_EXPORT int mmapd_stat(struct mmapd_client *client, const char *name,
 		return error_set(-EINVAL, "ret_info is NULL");
 	if (!name)
 		return error_set(-EINVAL, "the region name is NULL");
-	r = query_call(client, "stat", name, &reply);
+	r = query_call(client, proto_op_name(PROTO_OP_STAT), name, &reply);
 	if (r < 0)
 		return r;
 	e = malloc(sizeof(*e));
@@ -194,7 +194,7 @@ MMAPD_EXPORT int mmapd_delete(struct mmapd_client *client, const char *name)
 
 	if (!name)
 		return error_set(-EINVAL, "the region name is NULL");
-	r = query_call(client, "delete", name, &reply);
+	r = query_call(client, proto_op_name(PROTO_OP_DELETE), name, &reply);
 	cJSON_Delete(reply);
 	return r;
 }
@@ -204,7 +204,7 @@ MMAPD_EXPORT int mmapd_ping(struct mmapd_client *client)
 	cJSON *reply = NULL;
 	int r;
 
-	r = query_call(client, "ping", NULL, &reply);
+	r = query_call(client, proto_op_name(PROTO_OP_PING), NULL, &reply);
 	cJSON_Delete(reply);
 	return r;
 }
@@ -219,8 +219,8 @@ static int pager_page_read(const struct pager *p, const cJSON *reply, char **ent
 	int r;
 
 	if (!cJSON_IsArray(array) || msg_get_bool(reply, "more", ret_more) < 0)
-		return error_set(-EPROTO, "mmapd's %s reply has no valid \"%s\" or \"more\"", p->op,
-		                 p->key);
+		return error_set(-EPROTO, "mmapd's %s reply has no valid \"%s\" or \"more\"",
+		                 proto_op_name(p->op), p->key);
 	n = (size_t)cJSON_GetArraySize(array);
 	if (*ret_more && n == 0)
 		return error_set(-EPROTO, "mmapd said more %s follow but sent none", p->key);
@@ -259,7 +259,7 @@ int pager_collect(struct mmapd_client *client, const struct pager *p, void **ret
 	while (more) {
 		cJSON *req, *reply = NULL;
 
-		req = request_new(p->op, NULL);
+		req = request_new(proto_op_name(p->op), NULL);
 		if (!req) {
 			r = -ENOMEM;
 			goto fail;
@@ -311,7 +311,7 @@ static bool list_follows(const void *prev, const void *entry)
 }
 
 static const struct pager list_pager = {
-	.op = "list", .key = "regions", .noun = "region",
+	.op = PROTO_OP_LIST, .key = "regions", .noun = "region",
 	.size = sizeof(struct region_entry),
 	.parse = list_parse, .after = list_after, .follows = list_follows,
 };
@@ -417,7 +417,7 @@ MMAPD_EXPORT int mmapd_get_status(struct mmapd_client *client, struct mmapd_stat
 
 	if (!ret_status)
 		return error_set(-EINVAL, "ret_status is NULL");
-	r = query_call(client, "status", NULL, &reply);
+	r = query_call(client, proto_op_name(PROTO_OP_STATUS), NULL, &reply);
 	if (r < 0)
 		return r;
 	e = calloc(1, sizeof(*e));

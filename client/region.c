@@ -465,7 +465,7 @@ static int open_opts_check(const struct mmapd_open_opts *opts)
 static cJSON *open_request_new(const char *name, const struct mmapd_open_opts *opts)
 {
 	unsigned flags = opts->flags;
-	cJSON *req = request_new("open", name), *policy = NULL;
+	cJSON *req = request_new(proto_op_name(PROTO_OP_OPEN), name), *policy = NULL;
 
 	if (!req)
 		return NULL;
@@ -738,7 +738,7 @@ MMAPD_EXPORT void mmapd_region_close(struct mmapd_region *region)
  */
 static cJSON *regrant_request_new(const struct mmapd_region *region, enum mmapd_mode mode)
 {
-	cJSON *req = request_new("open", region->name);
+	cJSON *req = request_new(proto_op_name(PROTO_OP_OPEN), region->name);
 
 	if (!req)
 		return NULL;

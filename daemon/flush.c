@@ -23,6 +23,7 @@
 #include "region.h"
 #include "state.h"
 #include "timer.h"
+#include "vocab.h"
 
 #define FLUSH_HOOK_ENV "MMAPD_TEST_FAIL_FDATASYNC"
 
@@ -206,7 +207,7 @@ static void flush_poison(struct region *r, int err)
 	if (r->flush.poisoned)
 		goto out;
 	r->flush.poisoned = true;
-	event = notify_event_new(r, "flush-failed");
+	event = notify_event_new(r, proto_event_name(PROTO_EVENT_FLUSH_FAILED));
 	error = msg_error_object(EIO, message);
 	if (event && error && cJSON_AddItemToObject(event, "error", error)) {
 		error = NULL;

@@ -47,6 +47,7 @@
 #include "region.h"
 #include "state.h"
 #include "timer.h"
+#include "vocab.h"
 
 struct lock {
 	struct lock *prev, *next;     /* the region's held list or wait queue */
@@ -460,7 +461,7 @@ static void lock_drop(struct lock *l)
 	(void)lock_pairs_add(l, -1, NULL, NULL);
 	lock_free(l);
 	if (announce) {
-		cJSON *event = notify_event_new(r, "unlocked");
+		cJSON *event = notify_event_new(r, proto_event_name(PROTO_EVENT_UNLOCKED));
 
 		if (event && cJSON_AddNumberToObject(event, "offset", (double)offset) &&
 		    cJSON_AddNumberToObject(event, "length", (double)length))

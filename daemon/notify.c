@@ -21,6 +21,7 @@
 #include "msg.h"
 #include "region.h"
 #include "state.h"
+#include "vocab.h"
 
 #define NOTIFY_WRITER_NAME_MAX 64   /* hello's client name is at most this long */
 
@@ -133,7 +134,7 @@ static cJSON *notify_changed_event(struct region *r, uint64_t first, uint64_t la
                                    const struct range *ranges, size_t n, bool mixed,
                                    const char *writer_name, long writer_pid)
 {
-	cJSON *event = notify_event_new(r, "changed");
+	cJSON *event = notify_event_new(r, proto_event_name(PROTO_EVENT_CHANGED));
 	cJSON *array, *writer;
 	size_t i;
 
@@ -187,13 +188,13 @@ static void sub_release(struct sub *s)
 
 		/* A list too long for one frame, or no memory for it: the client re-reads instead. */
 		if (r == -EMSGSIZE || r == -ENOMEM)
-			sub_send_seq_event(s, "overflow", s->last_seq);
+			sub_send_seq_event(s, proto_event_name(PROTO_EVENT_OVERFLOW), s->last_seq);
 		cJSON_Delete(event);
 	}
 	if (s->dropped)
-		sub_send_seq_event(s, "overflow", s->dropped_seq);
+		sub_send_seq_event(s, proto_event_name(PROTO_EVENT_OVERFLOW), s->dropped_seq);
 	if (s->flushed)
-		sub_send_seq_event(s, "flushed", s->flushed_seq);
+		sub_send_seq_event(s, proto_event_name(PROTO_EVENT_FLUSHED), s->flushed_seq);
 	free(s->ranges);
 	s->ranges = NULL;
 	s->nranges = s->cap = 0;
@@ -269,7 +270,7 @@ static void sub_hold_change(struct sub *s, const struct conn *writer, uint64_t s
 		s->ranges = NULL;
 		s->nranges = s->cap = 0;
 		s->overflowed = true;
-		sub_send_seq_event(s, "overflow", seq);
+		sub_send_seq_event(s, proto_event_name(PROTO_EVENT_OVERFLOW), seq);
 		return;
 	}
 	if (first) {
@@ -316,7 +317,7 @@ void notify_changed(struct region *r, const struct conn *writer, uint64_t seq, u
 /* {"event": "flushed", "region", "seq"}, or NULL on ENOMEM. */
 static cJSON *notify_flushed_event(struct region *r, uint64_t seq)
 {
-	cJSON *event = notify_event_new(r, "flushed");
+	cJSON *event = notify_event_new(r, proto_event_name(PROTO_EVENT_FLUSHED));
 
 	if (event && !cJSON_AddNumberToObject(event, "seq", (double)seq)) {
 		cJSON_Delete(event);
@@ -483,7 +484,7 @@ void notify_conn_release(struct conn *c)
 
 void notify_region_retire(struct region *r, const struct conn *by)
 {
-	cJSON *event = notify_event_new(r, "deleted");
+	cJSON *event = notify_event_new(r, proto_event_name(PROTO_EVENT_DELETED));
 
 	if (event)
 		notify_region(r, event, NOTIFY_HOLDERS | NOTIFY_SUBSCRIBERS, by);

@@ -20,6 +20,7 @@
 #include "ops.h"
 #include "region.h"
 #include "state.h"
+#include "vocab.h"
 
 #define CLIENTS_LIMIT_MAX 1000
 
@@ -240,18 +241,14 @@ nomem:
 	return OPS_DONE;
 }
 
-/* The daemon's resident set size in bytes (/proc/self/statm), or 0 if unknown. */
-/* The ops' names in table order (OPS_TABLE, ops.h), the index of the request counters. */
-#define OPS_STAT_NAME(name, fn, fields) name,
-static const char *const ops_stat_names[] = { OPS_TABLE(OPS_STAT_NAME) NULL };
-#undef OPS_STAT_NAME
-
-/* Name of op i in table order, or NULL past the last one. */
+/* Name of op i in table order (enum proto_op, the index of the request counters), or NULL
+ * past the last one. */
 static const char *ops_stat_name(size_t i)
 {
-	return ops_stat_names[i];
+	return i < PROTO_OP_COUNT ? proto_op_name((enum proto_op)i) : NULL;
 }
 
+/* The daemon's resident set size in bytes (/proc/self/statm), or 0 if unknown. */
 static uint64_t stats_rss_bytes(void)
 {
 	unsigned long long size = 0, resident = 0;

@@ -25,6 +25,7 @@
 #include "region.h"
 #include "resize.h"
 #include "state.h"
+#include "vocab.h"
 
 /* A request answered once a metadata change is on disk (clear-error, set-policy, chown...). */
 struct coord_saving {
@@ -422,7 +423,7 @@ int ops_set_policy(struct conn *c, uint64_t id, cJSON *req)
 	flush_set_policy(r, &p);
 	log_info("client %llu (pid %ld) set the flush policy of region '%s'",
 	         (unsigned long long)c->serial, (long)c->pid, name);
-	event = notify_event_new(r, "policy");
+	event = notify_event_new(r, proto_event_name(PROTO_EVENT_POLICY));
 	obj = event ? policy_to_json(&p) : NULL;
 	if (obj && cJSON_AddItemToObject(event, "policy", obj))
 		notify_region(r, event, NOTIFY_HOLDERS | NOTIFY_SUBSCRIBERS, NULL);

@@ -21,6 +21,7 @@
 #include "msg.h"
 #include "state.h"
 #include "utf8.h"
+#include "vocab.h"
 
 /* The fields each op reads, which a request keeps while it waits (ops_request_trim). */
 static const char *const fields_none[] = { "op", NULL };
@@ -40,17 +41,30 @@ static const char *const fields_chmod[] = { "op", "name", "perm", NULL };
 /* Within a policy object. */
 static const char *const fields_policy_object[] = { "kind", "value", NULL };
 
+/* Indexed by enum proto_op: the op's name is proto_op_name(i). */
 static const struct {
-	const char *name;
 	ops_handler fn;
 	const char *const *fields;
 } ops_table[] = {
-#define OPS_ENTRY(name, fn, fields) { name, fn, fields },
+#define OPS_ENTRY(op, fn, fields) [PROTO_OP_##op] = { fn, fields },
 	OPS_TABLE(OPS_ENTRY)
 #undef OPS_ENTRY
 };
 
-#define OPS_COUNT (sizeof(ops_table) / sizeof(ops_table[0]))
+/*
+ * Every proto op has exactly one handler: an op listed twice in OPS_TABLE is a duplicate
+ * enumerator here, an op proto/vocab.h does not list an undeclared PROTO_OP_, and with no
+ * duplicates and no strangers, equal counts leave no proto op without a handler.
+ */
+#define OPS_HANDLED(op, fn, fields) OPS_HANDLED_##op = PROTO_OP_##op,
+enum { OPS_TABLE(OPS_HANDLED) };
+#undef OPS_HANDLED
+#define OPS_ONE(op, fn, fields) + 1
+_Static_assert(0 OPS_TABLE(OPS_ONE) == PROTO_OP_COUNT,
+               "OPS_TABLE has a handler for every proto op");
+#undef OPS_ONE
+
+#define OPS_COUNT ((size_t)PROTO_OP_COUNT)
 
 _Static_assert(OPS_COUNT < SERVER_STAT_OPS_MAX, "the stats have a slot per op and one more");
 
@@ -59,12 +73,7 @@ _Static_assert(OPS_COUNT < SERVER_STAT_OPS_MAX, "the stats have a slot per op an
 /* The index of op in the table, or OPS_COUNT when it is unknown. */
 static size_t ops_find(const char *op)
 {
-	size_t i;
-
-	for (i = 0; i < OPS_COUNT; i++)
-		if (strcmp(op, ops_table[i].name) == 0)
-			break;
-	return i;
+	return (size_t)proto_op_find(op);
 }
 
 /* Deletes every member of obj not named in keep (a NULL-terminated list). */

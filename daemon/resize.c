@@ -29,6 +29,7 @@
 #include "region.h"
 #include "state.h"
 #include "timer.h"
+#include "vocab.h"
 
 #define RESIZE_LAGGARDS_NAMED 16   /* pids named in a shrink timeout's message */
 
@@ -78,7 +79,7 @@ bool resize_truncating(const struct region *r)
  * already set). */
 static void resize_announce(struct region *r, uint64_t old_size, bool external)
 {
-	cJSON *event = notify_event_new(r, "resized");
+	cJSON *event = notify_event_new(r, proto_event_name(PROTO_EVENT_RESIZED));
 
 	if (event && cJSON_AddNumberToObject(event, "size", (double)r->size) &&
 	    cJSON_AddNumberToObject(event, "old_size", (double)old_size) &&
@@ -164,7 +165,7 @@ static void resize_finish(struct resize *rs, int err, const char *message)
 /* Sends "shrink-cancelled" with message to every connection rs asked. */
 static void resize_tell_peers(struct resize *rs, const char *message)
 {
-	cJSON *event = notify_event_new(rs->region, "shrink-cancelled");
+	cJSON *event = notify_event_new(rs->region, proto_event_name(PROTO_EVENT_SHRINK_CANCELLED));
 	size_t i;
 
 	if (!event || !cJSON_AddNumberToObject(event, "shrink", (double)rs->shrink) ||
@@ -345,7 +346,7 @@ static bool resize_add_peer(struct resize *rs, struct conn *c)
 static void resize_ask(struct resize *rs, struct conn *c)
 {
 	struct region *r = rs->region;
-	cJSON *event = notify_event_new(r, "shrinking");
+	cJSON *event = notify_event_new(r, proto_event_name(PROTO_EVENT_SHRINKING));
 
 	if (event && cJSON_AddNumberToObject(event, "size", (double)rs->size) &&
 	    cJSON_AddNumberToObject(event, "generation", (double)r->generation) &&

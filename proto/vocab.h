@@ -1,0 +1,74 @@
+/*
+ * The protocol's vocabulary, owned here and nowhere else: every op a client may send and every
+ * event the daemon sends (docs/protocol.md, docs/coordination.md), each listed once. The
+ * daemon pairs each op with its handler (daemon/ops.h's OPS_TABLE, checked at compile time to
+ * cover this list exactly), libmmapd builds its requests with these names, and mk/doccheck.sh
+ * reads the lists from this file to check that the documents describe every entry. Keep one
+ * entry a line, in the form X(ID, "wire-name"), so that the doc check can read it.
+ */
+#ifndef MMAPD_PROTO_VOCAB_H
+#define MMAPD_PROTO_VOCAB_H
+
+/* The ops, in the order of the daemon's request counters (the stats reply lists them so). */
+#define PROTO_OPS(X) \
+	X(HELLO, "hello") \
+	X(PING, "ping") \
+	X(OPEN, "open") \
+	X(CLOSE, "close") \
+	X(STAT, "stat") \
+	X(LIST, "list") \
+	X(DELETE, "delete") \
+	X(STATUS, "status") \
+	X(LOCK, "lock") \
+	X(UNLOCK, "unlock") \
+	X(LOCKS, "locks") \
+	X(RESIZE, "resize") \
+	X(SHRINK_ACK, "shrink-ack") \
+	X(SUBSCRIBE, "subscribe") \
+	X(UNSUBSCRIBE, "unsubscribe") \
+	X(CHANGED, "changed") \
+	X(FLUSH, "flush") \
+	X(CLEAR_ERROR, "clear-error") \
+	X(SET_POLICY, "set-policy") \
+	X(CHOWN, "chown") \
+	X(CHMOD, "chmod") \
+	X(CLIENTS, "clients") \
+	X(STATS, "stats")
+
+/* The events the daemon sends (the "event" member of a message without an "id"). */
+#define PROTO_EVENTS(X) \
+	X(ERROR, "error") \
+	X(SHUTDOWN, "shutdown") \
+	X(CHANGED, "changed") \
+	X(OVERFLOW, "overflow") \
+	X(RESIZED, "resized") \
+	X(SHRINKING, "shrinking") \
+	X(SHRINK_CANCELLED, "shrink-cancelled") \
+	X(POLICY, "policy") \
+	X(FLUSHED, "flushed") \
+	X(FLUSH_FAILED, "flush-failed") \
+	X(DELETED, "deleted") \
+	X(UNLOCKED, "unlocked")
+
+#define PROTO_OP_ENUM_(id, name) PROTO_OP_##id,
+enum proto_op {
+	PROTO_OPS(PROTO_OP_ENUM_)
+	PROTO_OP_COUNT        /* how many ops there are */
+};
+#undef PROTO_OP_ENUM_
+
+#define PROTO_EVENT_ENUM_(id, name) PROTO_EVENT_##id,
+enum proto_event {
+	PROTO_EVENTS(PROTO_EVENT_ENUM_)
+	PROTO_EVENT_COUNT     /* how many events there are */
+};
+#undef PROTO_EVENT_ENUM_
+
+/* The wire name of op (a string constant), or NULL when op is not below PROTO_OP_COUNT. */
+const char *proto_op_name(enum proto_op op);
+/* The op called name, or PROTO_OP_COUNT when no op has that name. */
+enum proto_op proto_op_find(const char *name);
+/* The wire name of event, or NULL when event is not below PROTO_EVENT_COUNT. */
+const char *proto_event_name(enum proto_event event);
+
+#endif
