@@ -46,8 +46,8 @@ MMAPD_EXPORT int mmapd_chown(struct mmapd_client *client, const char *name, int6
 	r = request_start_region(client, proto_op_name(PROTO_OP_CHOWN), name, &req);
 	if (r < 0)
 		return r;
-	if ((uid >= 0 && (r = request_add_u64(req, "uid", (uint64_t)uid)) < 0) ||
-	    (gid >= 0 && (r = request_add_u64(req, "gid", (uint64_t)gid)) < 0)) {
+	if ((uid >= 0 && (r = request_add_u64(req, PROTO_FIELD_UID, (uint64_t)uid)) < 0) ||
+	    (gid >= 0 && (r = request_add_u64(req, PROTO_FIELD_GID, (uint64_t)gid)) < 0)) {
 		cJSON_Delete(req);
 		return r;
 	}
@@ -66,7 +66,7 @@ MMAPD_EXPORT int mmapd_chmod(struct mmapd_client *client, const char *name, unsi
 	r = request_start_region(client, proto_op_name(PROTO_OP_CHMOD), name, &req);
 	if (r < 0)
 		return r;
-	r = request_add_u64(req, "perm", perm);
+	r = request_add_u64(req, PROTO_FIELD_PERM, perm);
 	if (r < 0) {
 		cJSON_Delete(req);
 		return r;
@@ -135,7 +135,9 @@ static int clients_parse(const cJSON *item, void *entry)
 
 static int clients_after(cJSON *req, const void *last)
 {
-	return request_add_u64(req, "after", ((const struct client_entry *)last)->info.id);
+	const struct client_entry *e = last;
+
+	return request_add_u64(req, PROTO_FIELD_AFTER, e->info.id);
 }
 
 static bool clients_follows(const void *prev, const void *entry)
@@ -205,7 +207,7 @@ static int stats_call(struct mmapd_client *client, const char *format, cJSON **r
 	r = request_start(client, proto_op_name(PROTO_OP_STATS), NULL, &req);
 	if (r < 0)
 		return r;
-	if (!cJSON_AddStringToObject(req, "format", format)) {
+	if (!cJSON_AddStringToObject(req, PROTO_FIELD_FORMAT, format)) {
 		cJSON_Delete(req);
 		return request_nomem();
 	}

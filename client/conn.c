@@ -138,8 +138,8 @@ cJSON *request_new(const char *op, const char *name)
 {
 	cJSON *req = cJSON_CreateObject();
 
-	if (!req || !cJSON_AddStringToObject(req, "op", op) ||
-	    (name && !cJSON_AddStringToObject(req, "name", name))) {
+	if (!req || !cJSON_AddStringToObject(req, PROTO_FIELD_OP, op) ||
+	    (name && !cJSON_AddStringToObject(req, PROTO_FIELD_NAME, name))) {
 		cJSON_Delete(req);
 		request_nomem();
 		return NULL;
@@ -326,7 +326,7 @@ static int client_encode(struct mmapd_client *client, cJSON *req, uint64_t *ret_
 
 	client->next_id = id == PROTO_ID_MAX ? 1 : id + 1;
 	cJSON_DeleteItemFromObjectCaseSensitive(req, "id");
-	if (!cJSON_AddNumberToObject(req, "id", (double)id))
+	if (!cJSON_AddNumberToObject(req, PROTO_FIELD_ID, (double)id))
 		return -ENOMEM;
 	*ret_id = id;
 	return msg_encode(req, client->max_frame, ret_buf, ret_len);
@@ -402,8 +402,9 @@ static void client_send_acks(struct mmapd_client *client)
 		int r;
 
 		client->acks = ack->next;
-		if (req && cJSON_AddStringToObject(req, "op", proto_op_name(PROTO_OP_SHRINK_ACK)) &&
-		    cJSON_AddNumberToObject(req, "shrink", (double)ack->id) &&
+		if (req &&
+		    cJSON_AddStringToObject(req, PROTO_FIELD_OP, proto_op_name(PROTO_OP_SHRINK_ACK)) &&
+		    cJSON_AddNumberToObject(req, PROTO_FIELD_SHRINK, (double)ack->id) &&
 		    client_encode(client, req, &id, &buf, &len) == 0) {
 			pthread_mutex_unlock(&client->lock);
 			r = client_send(client, gen, buf, len);
@@ -792,7 +793,7 @@ int client_release_grant(struct mmapd_client *client, uint64_t handle, uint64_t 
 	req = request_new(proto_op_name(PROTO_OP_CLOSE), NULL);
 	if (!req)
 		return -ENOMEM;
-	r = request_add_u64(req, "handle", handle);
+	r = request_add_u64(req, PROTO_FIELD_HANDLE, handle);
 	if (r == 0) {
 		call.req = req;
 		r = client_run(client, &call);
@@ -814,8 +815,9 @@ int client_hello(struct mmapd_client *client, unsigned flags)
 	req = request_new(proto_op_name(PROTO_OP_HELLO), NULL);
 	if (!req)
 		return -ENOMEM;
-	r = request_add_u64(req, "version", PROTO_VERSION);
-	if (r == 0 && client->name && !cJSON_AddStringToObject(req, "client", client->name))
+	r = request_add_u64(req, PROTO_FIELD_VERSION, PROTO_VERSION);
+	if (r == 0 && client->name &&
+	    !cJSON_AddStringToObject(req, PROTO_FIELD_CLIENT, client->name))
 		r = request_nomem();
 	if (r < 0)
 		goto out;

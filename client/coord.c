@@ -13,6 +13,7 @@
 #include "internal.h"
 #include "msg.h"
 #include "policy.h"
+#include "vocab.h"
 
 /* ---- flush policies ---- */
 
@@ -40,12 +41,12 @@ int policy_read(const cJSON *obj, struct mmapd_policy *ret)
 	uint64_t value = 0;
 	int i, r;
 
-	if (!cJSON_IsObject(obj) || msg_get_string(obj, "kind", &kind) < 0)
+	if (!cJSON_IsObject(obj) || msg_get_string(obj, PROTO_FIELD_KIND, &kind) < 0)
 		return -EPROTO;
 	i = proto_policy_kind(kind);
 	if (i < 0)
 		return -EPROTO;
-	r = msg_get_u64(obj, "value", &value);
+	r = msg_get_u64(obj, PROTO_FIELD_VALUE, &value);
 	if (r == -EINVAL || (proto_policy_has_value((unsigned)i) && r < 0))
 		return -EPROTO;
 	ret->kind = (enum mmapd_policy_kind)i;
@@ -165,7 +166,7 @@ static int lock_hook(struct mmapd_client *client, struct call *call, const cJSON
 {
 	struct id_node **node = call->ctx;
 
-	if (msg_get_u64(reply, "lock", &(*node)->id) < 0)
+	if (msg_get_u64(reply, PROTO_FIELD_LOCK, &(*node)->id) < 0)
 		return call_fail(call, -EPROTO, "mmapd's lock reply has no valid \"lock\"");
 	(*node)->next = client->locks;
 	client->locks = *node;
@@ -188,17 +189,17 @@ MMAPD_EXPORT int mmapd_lock(struct mmapd_client *client, const char *name, uint6
 	r = request_start_region(client, proto_op_name(PROTO_OP_LOCK), name, &call.req);
 	if (r < 0)
 		return r;
-	if ((r = request_add_u64(call.req, "offset", offset)) < 0 ||
-	    (r = request_add_u64(call.req, "length", length)) < 0)
+	if ((r = request_add_u64(call.req, PROTO_FIELD_OFFSET, offset)) < 0 ||
+	    (r = request_add_u64(call.req, PROTO_FIELD_LENGTH, length)) < 0)
 		goto fail;
-	if (!cJSON_AddStringToObject(call.req, "mode",
+	if (!cJSON_AddStringToObject(call.req, PROTO_FIELD_MODE,
 	                             flags & MMAPD_LOCK_EXCLUSIVE ? "exclusive" : "shared") ||
-	    ((flags & MMAPD_LOCK_NOWAIT) && !cJSON_AddFalseToObject(call.req, "wait"))) {
+	    ((flags & MMAPD_LOCK_NOWAIT) && !cJSON_AddFalseToObject(call.req, PROTO_FIELD_WAIT))) {
 		r = request_nomem();
 		goto fail;
 	}
 	if (!(flags & MMAPD_LOCK_NOWAIT) && timeout_ms >= 0 &&
-	    (r = request_add_u64(call.req, "timeout_ms", (uint64_t)timeout_ms)) < 0)
+	    (r = request_add_u64(call.req, PROTO_FIELD_TIMEOUT_MS, (uint64_t)timeout_ms)) < 0)
 		goto fail;
 	node = malloc(sizeof(*node));
 	if (!node) {
@@ -206,7 +207,7 @@ MMAPD_EXPORT int mmapd_lock(struct mmapd_client *client, const char *name, uint6
 		goto fail;
 	}
 	/* The hook has validated "lock" and taken node. */
-	r = coord_run(client, &call, "lock", ret_lock);
+	r = coord_run(client, &call, PROTO_FIELD_LOCK, ret_lock);
 	free(node);
 	return r;
 
@@ -231,7 +232,7 @@ MMAPD_EXPORT int mmapd_unlock(struct mmapd_client *client, uint64_t lock)
 	r = request_start(client, proto_op_name(PROTO_OP_UNLOCK), NULL, &call.req);
 	if (r < 0)
 		return r;
-	r = request_add_u64(call.req, "lock", lock);
+	r = request_add_u64(call.req, PROTO_FIELD_LOCK, lock);
 	if (r < 0) {
 		cJSON_Delete(call.req);
 		return r;
@@ -272,13 +273,14 @@ static int lock_info_parse(const cJSON *obj, struct lock_entry *e)
 	if (!cJSON_IsObject(obj) ||
 	    lock_info_string(obj, "region", e->region, sizeof(e->region)) < 0 ||
 	    lock_info_string(obj, "client", e->client, sizeof(e->client)) < 0 ||
-	    msg_get_u64(obj, "lock", &ret->lock) < 0 ||
-	    msg_get_string(obj, "state", &state) < 0 ||
-	    msg_get_string(obj, "mode", &mode) < 0 ||
-	    msg_get_u64(obj, "offset", &ret->offset) < 0 ||
-	    msg_get_u64(obj, "length", &ret->length) < 0 ||
-	    msg_get_u64(obj, "pid", &pid) < 0 || msg_get_u64(obj, "uid", &uid) < 0 ||
-	    msg_get_u64(obj, "since_ms", &ret->since_ms) < 0)
+	    msg_get_u64(obj, PROTO_FIELD_LOCK, &ret->lock) < 0 ||
+	    msg_get_string(obj, PROTO_FIELD_STATE, &state) < 0 ||
+	    msg_get_string(obj, PROTO_FIELD_MODE, &mode) < 0 ||
+	    msg_get_u64(obj, PROTO_FIELD_OFFSET, &ret->offset) < 0 ||
+	    msg_get_u64(obj, PROTO_FIELD_LENGTH, &ret->length) < 0 ||
+	    msg_get_u64(obj, PROTO_FIELD_PID, &pid) < 0 ||
+	    msg_get_u64(obj, PROTO_FIELD_UID, &uid) < 0 ||
+	    msg_get_u64(obj, PROTO_FIELD_SINCE_MS, &ret->since_ms) < 0)
 		return -EPROTO;
 	if ((strcmp(state, "held") != 0 && strcmp(state, "waiting") != 0) ||
 	    (strcmp(mode, "shared") != 0 && strcmp(mode, "exclusive") != 0))
@@ -308,7 +310,7 @@ MMAPD_EXPORT int mmapd_list_locks(struct mmapd_client *client, const char *name,
 	r = client_run(client, &call);
 	if (r < 0)
 		goto out;
-	arr = cJSON_GetObjectItemCaseSensitive(call.reply, "locks");
+	arr = cJSON_GetObjectItemCaseSensitive(call.reply, PROTO_FIELD_LOCKS);
 	if (!cJSON_IsArray(arr)) {
 		r = error_set(-EPROTO, "mmapd's locks reply has no \"locks\" array");
 		goto out;
@@ -367,7 +369,7 @@ static int resize_hook(struct mmapd_client *client, struct call *call, const cJS
 {
 	struct region_entry e;
 
-	if (region_info_parse(cJSON_GetObjectItemCaseSensitive(reply, "region"), &e) < 0)
+	if (region_info_parse(cJSON_GetObjectItemCaseSensitive(reply, PROTO_FIELD_REGION), &e) < 0)
 		return call_fail(call, -EPROTO, "mmapd's resize reply has a malformed region object");
 	regions_resized(client, e.name, e.info.size, e.info.generation);
 	return 0;
@@ -387,11 +389,12 @@ MMAPD_EXPORT int mmapd_resize(struct mmapd_client *client, const char *name, uin
 	r = request_start_region(client, proto_op_name(PROTO_OP_RESIZE), name, &call.req);
 	if (r < 0)
 		return r;
-	r = request_add_u64(call.req, "size", size);
-	if (r == 0 && (flags & MMAPD_RESIZE_SPARSE) && !cJSON_AddTrueToObject(call.req, "sparse"))
+	r = request_add_u64(call.req, PROTO_FIELD_SIZE, size);
+	if (r == 0 && (flags & MMAPD_RESIZE_SPARSE) &&
+	    !cJSON_AddTrueToObject(call.req, PROTO_FIELD_SPARSE))
 		r = request_nomem();
 	if (r == 0 && (flags & MMAPD_RESIZE_GROW_ONLY) &&
-	    !cJSON_AddTrueToObject(call.req, "grow_only"))
+	    !cJSON_AddTrueToObject(call.req, PROTO_FIELD_GROW_ONLY))
 		r = request_nomem();
 	if (r < 0) {
 		cJSON_Delete(call.req);
@@ -406,7 +409,7 @@ static int subscribe_hook(struct mmapd_client *client, struct call *call, const 
 	struct name_node **node = call->ctx;
 	uint64_t seq;
 
-	if (msg_get_u64(reply, "seq", &seq) < 0)
+	if (msg_get_u64(reply, PROTO_FIELD_SEQ, &seq) < 0)
 		return call_fail(call, -EPROTO, "mmapd's subscribe reply has no valid \"seq\"");
 	if (!subs_have(client, (*node)->name)) {
 		(*node)->next = client->subs;
@@ -431,7 +434,7 @@ MMAPD_EXPORT int mmapd_subscribe(struct mmapd_client *client, const char *name,
 		cJSON_Delete(call.req);
 		return error_set(-ENOMEM, "out of memory");
 	}
-	r = coord_run(client, &call, "seq", ret_seq);
+	r = coord_run(client, &call, PROTO_FIELD_SEQ, ret_seq);
 	free(node);
 	return r;
 }
@@ -527,12 +530,12 @@ MMAPD_EXPORT int mmapd_report_changed(struct mmapd_client *client, const char *n
 	r = request_start_region(client, proto_op_name(PROTO_OP_CHANGED), name, &call.req);
 	if (r < 0)
 		return r;
-	if ((r = request_add_u64(call.req, "offset", offset)) < 0 ||
-	    (r = request_add_u64(call.req, "length", length)) < 0) {
+	if ((r = request_add_u64(call.req, PROTO_FIELD_OFFSET, offset)) < 0 ||
+	    (r = request_add_u64(call.req, PROTO_FIELD_LENGTH, length)) < 0) {
 		cJSON_Delete(call.req);
 		return r;
 	}
-	return coord_run(client, &call, "seq", ret_seq);
+	return coord_run(client, &call, PROTO_FIELD_SEQ, ret_seq);
 }
 
 MMAPD_EXPORT int mmapd_flush(struct mmapd_client *client, const char *name, uint64_t offset,
@@ -546,8 +549,8 @@ MMAPD_EXPORT int mmapd_flush(struct mmapd_client *client, const char *name, uint
 		return r;
 	/* The daemon flushes the whole file whatever the range; it is sent for the record. */
 	if ((offset || length) &&
-	    ((r = request_add_u64(call.req, "offset", offset)) < 0 ||
-	     (r = request_add_u64(call.req, "length", length)) < 0)) {
+	    ((r = request_add_u64(call.req, PROTO_FIELD_OFFSET, offset)) < 0 ||
+	     (r = request_add_u64(call.req, PROTO_FIELD_LENGTH, length)) < 0)) {
 		cJSON_Delete(call.req);
 		return r;
 	}
@@ -629,7 +632,7 @@ MMAPD_EXPORT int mmapd_set_policy(struct mmapd_client *client, const char *name,
 	if (r < 0)
 		return r;
 	obj = policy_json(policy);
-	if (!obj || !cJSON_AddItemToObject(call.req, "policy", obj)) {
+	if (!obj || !cJSON_AddItemToObject(call.req, PROTO_FIELD_POLICY, obj)) {
 		cJSON_Delete(obj);
 		cJSON_Delete(call.req);
 		return request_nomem();

@@ -13,6 +13,7 @@
 #include "internal.h"
 #include "msg.h"
 #include "name.h"
+#include "vocab.h"
 
 int region_name_check(const char *name)
 {
@@ -55,10 +56,10 @@ static int info_u32_optional(const cJSON *obj, const char *key, uint32_t *ret)
  */
 static int info_size(const cJSON *obj, uint64_t *ret)
 {
-	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, "size");
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, PROTO_FIELD_SIZE);
 	double d;
 
-	if (msg_get_u64(obj, "size", ret) == 0)
+	if (msg_get_u64(obj, PROTO_FIELD_SIZE, ret) == 0)
 		return 0;
 	/* Every double past 2^53 is an integer; below it, msg_get_u64 said no for a reason. */
 	if (!cJSON_IsNumber(item) || !(item->valuedouble > (double)PROTO_ID_MAX))
@@ -72,7 +73,7 @@ static int info_size(const cJSON *obj, uint64_t *ret)
 static int info_huge_optional(const cJSON *obj, enum mmapd_huge *ret)
 {
 	const char *s;
-	int r = msg_get_string(obj, "huge", &s);
+	int r = msg_get_string(obj, PROTO_FIELD_HUGE, &s);
 
 	*ret = MMAPD_HUGE_NONE;
 	if (r == -ENOENT)
@@ -95,18 +96,18 @@ int region_info_parse(const cJSON *obj, struct region_entry *ret)
 	const char *name;
 	size_t len;
 
-	if (!cJSON_IsObject(obj) || msg_get_string(obj, "name", &name) < 0 ||
+	if (!cJSON_IsObject(obj) || msg_get_string(obj, PROTO_FIELD_NAME, &name) < 0 ||
 	    info_size(obj, &info.size) < 0 ||
-	    msg_get_bool(obj, "anonymous", &info.anonymous) < 0 ||
-	    msg_get_u64(obj, "grants", &info.grants) < 0 ||
-	    msg_get_u64(obj, "clients", &info.clients) < 0)
+	    msg_get_bool(obj, PROTO_FIELD_ANONYMOUS, &info.anonymous) < 0 ||
+	    msg_get_u64(obj, PROTO_FIELD_GRANTS, &info.grants) < 0 ||
+	    msg_get_u64(obj, PROTO_FIELD_CLIENTS, &info.clients) < 0)
 		return -EPROTO;
 	/* The coordination fields are absent from a daemon without coordination.md. */
-	policy = cJSON_GetObjectItemCaseSensitive(obj, "policy");
-	if (info_u64_optional(obj, "generation", &info.generation) < 0 ||
-	    info_u64_optional(obj, "seq", &info.seq) < 0 ||
-	    info_u64_optional(obj, "locks", &info.locks) < 0 ||
-	    msg_get_bool(obj, "poisoned", &info.poisoned) == -EINVAL ||
+	policy = cJSON_GetObjectItemCaseSensitive(obj, PROTO_FIELD_POLICY);
+	if (info_u64_optional(obj, PROTO_FIELD_GENERATION, &info.generation) < 0 ||
+	    info_u64_optional(obj, PROTO_FIELD_SEQ, &info.seq) < 0 ||
+	    info_u64_optional(obj, PROTO_FIELD_LOCKS, &info.locks) < 0 ||
+	    msg_get_bool(obj, PROTO_FIELD_POISONED, &info.poisoned) == -EINVAL ||
 	    (policy && policy_read(policy, &info.policy) < 0))
 		return -EPROTO;
 	/* The access control fields are absent from a daemon without it (and for a region
@@ -163,7 +164,7 @@ MMAPD_EXPORT int mmapd_stat(struct mmapd_client *client, const char *name,
 		cJSON_Delete(reply);
 		return error_set(-ENOMEM, "out of memory");
 	}
-	r = region_info_parse(cJSON_GetObjectItemCaseSensitive(reply, "region"), e);
+	r = region_info_parse(cJSON_GetObjectItemCaseSensitive(reply, PROTO_FIELD_REGION), e);
 	cJSON_Delete(reply);
 	if (r < 0) {
 		free(e);
@@ -218,7 +219,7 @@ static int pager_page_read(const struct pager *p, const cJSON *reply, char **ent
 	size_t n;
 	int r;
 
-	if (!cJSON_IsArray(array) || msg_get_bool(reply, "more", ret_more) < 0)
+	if (!cJSON_IsArray(array) || msg_get_bool(reply, PROTO_FIELD_MORE, ret_more) < 0)
 		return error_set(-EPROTO, "mmapd's %s reply has no valid \"%s\" or \"more\"",
 		                 proto_op_name(p->op), p->key);
 	n = (size_t)cJSON_GetArraySize(array);
@@ -301,7 +302,7 @@ static int list_after(cJSON *req, const void *last)
 {
 	const struct region_entry *e = last;
 
-	return cJSON_AddStringToObject(req, "after", e->name) ? 0 : request_nomem();
+	return cJSON_AddStringToObject(req, PROTO_FIELD_AFTER, e->name) ? 0 : request_nomem();
 }
 
 static bool list_follows(const void *prev, const void *entry)
@@ -364,7 +365,7 @@ MMAPD_EXPORT void mmapd_region_list_free(struct mmapd_region_list *list)
 static int status_read(const cJSON *reply, struct status_entry *e)
 {
 	struct mmapd_status *st = &e->status;
-	const cJSON *limits = cJSON_GetObjectItemCaseSensitive(reply, "limits");
+	const cJSON *limits = cJSON_GetObjectItemCaseSensitive(reply, PROTO_FIELD_LIMITS);
 	const char *version;
 	uint64_t pid;
 
@@ -396,12 +397,13 @@ static int status_read(const cJSON *reply, struct status_entry *e)
 			                 fields[i].key);
 	}
 	/* The coordination figures are absent from a daemon without coordination.md. */
-	if (info_u64_optional(reply, "locks", &st->locks) < 0 ||
+	if (info_u64_optional(reply, PROTO_FIELD_LOCKS, &st->locks) < 0 ||
 	    info_u64_optional(reply, "lock_waiters", &st->lock_waiters) < 0 ||
-	    info_u64_optional(reply, "subscriptions", &st->subscriptions) < 0)
+	    info_u64_optional(reply, PROTO_FIELD_SUBSCRIPTIONS, &st->subscriptions) < 0)
 		return error_set(-EPROTO, "mmapd's status reply has a malformed lock or "
 		                 "subscription count");
-	if (msg_get_string(reply, "version", &version) < 0 || strlen(version) >= sizeof(e->version))
+	if (msg_get_string(reply, PROTO_FIELD_VERSION, &version) < 0 ||
+	    strlen(version) >= sizeof(e->version))
 		return error_set(-EPROTO, "mmapd's status reply has no valid \"version\"");
 	strcpy(e->version, version);
 	st->version = e->version;

@@ -617,7 +617,7 @@ void conn_fail(struct conn *c, int err, const char *fmt, ...)
 	         (long)c->pid, message ? message : strerror(err));
 	event = msg_event(proto_event_name(PROTO_EVENT_ERROR));
 	error = msg_error_object(err, message);
-	if (event && error && cJSON_AddItemToObject(event, "error", error))
+	if (event && error && cJSON_AddItemToObject(event, PROTO_FIELD_ERROR, error))
 		error = NULL;
 	cJSON_Delete(error);
 	conn_end_with(c, event);
@@ -632,7 +632,7 @@ void conn_shutdown(struct conn *c, const char *message)
 	if (!conn_alive(c))
 		return;
 	event = msg_event(proto_event_name(PROTO_EVENT_SHUTDOWN));
-	if (event && !cJSON_AddStringToObject(event, "message", message)) {
+	if (event && !cJSON_AddStringToObject(event, PROTO_FIELD_MESSAGE, message)) {
 		cJSON_Delete(event);
 		event = NULL;
 	}

@@ -90,7 +90,7 @@ static void flush_reply_changed(struct conn *c, uint64_t id, uint64_t seq)
 {
 	cJSON *reply = msg_reply_ok(id);
 
-	if (reply && !cJSON_AddNumberToObject(reply, "seq", (double)seq)) {
+	if (reply && !cJSON_AddNumberToObject(reply, PROTO_FIELD_SEQ, (double)seq)) {
 		cJSON_Delete(reply);
 		reply = NULL;
 	}
@@ -209,7 +209,7 @@ static void flush_poison(struct region *r, int err)
 	r->flush.poisoned = true;
 	event = notify_event_new(r, proto_event_name(PROTO_EVENT_FLUSH_FAILED));
 	error = msg_error_object(EIO, message);
-	if (event && error && cJSON_AddItemToObject(event, "error", error)) {
+	if (event && error && cJSON_AddItemToObject(event, PROTO_FIELD_ERROR, error)) {
 		error = NULL;
 		notify_region(r, event, NOTIFY_HOLDERS | NOTIFY_SUBSCRIBERS, NULL);
 	} else {

@@ -73,7 +73,7 @@ cJSON *notify_event_new(const struct region *r, const char *name)
 {
 	cJSON *event = msg_event(name);
 
-	if (event && !cJSON_AddStringToObject(event, "region", r->name)) {
+	if (event && !cJSON_AddStringToObject(event, PROTO_FIELD_REGION, r->name)) {
 		cJSON_Delete(event);
 		return NULL;
 	}
@@ -121,7 +121,7 @@ static void sub_send_seq_event(struct sub *s, const char *name, uint64_t seq)
 {
 	cJSON *event = notify_event_new(s->region, name);
 
-	if (event && cJSON_AddNumberToObject(event, "seq", (double)seq))
+	if (event && cJSON_AddNumberToObject(event, PROTO_FIELD_SEQ, (double)seq))
 		notify_send(s->conn, event);
 	else
 		log_error("out of memory sending '%s' to client %llu", name,
@@ -138,10 +138,10 @@ static cJSON *notify_changed_event(struct region *r, uint64_t first, uint64_t la
 	cJSON *array, *writer;
 	size_t i;
 
-	if (!event || !cJSON_AddNumberToObject(event, "seq", (double)last) ||
-	    !cJSON_AddNumberToObject(event, "first_seq", (double)first))
+	if (!event || !cJSON_AddNumberToObject(event, PROTO_FIELD_SEQ, (double)last) ||
+	    !cJSON_AddNumberToObject(event, PROTO_FIELD_FIRST_SEQ, (double)first))
 		goto fail;
-	array = cJSON_AddArrayToObject(event, "ranges");
+	array = cJSON_AddArrayToObject(event, PROTO_FIELD_RANGES);
 	if (!array)
 		goto fail;
 	for (i = 0; i < n; i++) {
@@ -154,9 +154,9 @@ static cJSON *notify_changed_event(struct region *r, uint64_t first, uint64_t la
 		}
 	}
 	if (!mixed) {
-		writer = cJSON_AddObjectToObject(event, "writer");
-		if (!writer || !cJSON_AddStringToObject(writer, "client", writer_name) ||
-		    !cJSON_AddNumberToObject(writer, "pid", (double)writer_pid))
+		writer = cJSON_AddObjectToObject(event, PROTO_FIELD_WRITER);
+		if (!writer || !cJSON_AddStringToObject(writer, PROTO_FIELD_CLIENT, writer_name) ||
+		    !cJSON_AddNumberToObject(writer, PROTO_FIELD_PID, (double)writer_pid))
 			goto fail;
 	}
 	return event;
@@ -319,7 +319,7 @@ static cJSON *notify_flushed_event(struct region *r, uint64_t seq)
 {
 	cJSON *event = notify_event_new(r, proto_event_name(PROTO_EVENT_FLUSHED));
 
-	if (event && !cJSON_AddNumberToObject(event, "seq", (double)seq)) {
+	if (event && !cJSON_AddNumberToObject(event, PROTO_FIELD_SEQ, (double)seq)) {
 		cJSON_Delete(event);
 		return NULL;
 	}
@@ -513,8 +513,8 @@ cJSON *notify_conn_subs_json(const struct conn *c)
 			cJSON_Delete(arr);
 			return NULL;
 		}
-		if (!cJSON_AddStringToObject(obj, "region", sub->region->name) ||
-		    !cJSON_AddBoolToObject(obj, "anonymous", sub->region->anonymous)) {
+		if (!cJSON_AddStringToObject(obj, PROTO_FIELD_REGION, sub->region->name) ||
+		    !cJSON_AddBoolToObject(obj, PROTO_FIELD_ANONYMOUS, sub->region->anonymous)) {
 			cJSON_Delete(arr);
 			return NULL;
 		}

@@ -24,6 +24,7 @@
 #include "meta.h"
 #include "msg.h"
 #include "state.h"
+#include "vocab.h"
 
 /* A request waiting for a busy region. */
 struct region_waiter {
@@ -397,22 +398,22 @@ static bool region_json_coordination(cJSON *obj, uint64_t generation, const stru
 {
 	cJSON *policy = policy_to_json(p);
 
-	if (!policy || !cJSON_AddItemToObject(obj, "policy", policy)) {
+	if (!policy || !cJSON_AddItemToObject(obj, PROTO_FIELD_POLICY, policy)) {
 		cJSON_Delete(policy);
 		return false;
 	}
-	return cJSON_AddNumberToObject(obj, "generation", (double)generation) &&
-	       cJSON_AddBoolToObject(obj, "poisoned", poisoned) &&
-	       cJSON_AddNumberToObject(obj, "seq", (double)seq) &&
-	       cJSON_AddNumberToObject(obj, "locks", (double)locks);
+	return cJSON_AddNumberToObject(obj, PROTO_FIELD_GENERATION, (double)generation) &&
+	       cJSON_AddBoolToObject(obj, PROTO_FIELD_POISONED, poisoned) &&
+	       cJSON_AddNumberToObject(obj, PROTO_FIELD_SEQ, (double)seq) &&
+	       cJSON_AddNumberToObject(obj, PROTO_FIELD_LOCKS, (double)locks);
 }
 
 /* Adds "uid", "gid" and "perm". Returns false on ENOMEM. */
 static bool region_json_access(cJSON *obj, const struct access *a)
 {
-	return cJSON_AddNumberToObject(obj, "uid", a->uid) &&
-	       cJSON_AddNumberToObject(obj, "gid", a->gid) &&
-	       cJSON_AddNumberToObject(obj, "perm", a->perm);
+	return cJSON_AddNumberToObject(obj, PROTO_FIELD_UID, a->uid) &&
+	       cJSON_AddNumberToObject(obj, PROTO_FIELD_GID, a->gid) &&
+	       cJSON_AddNumberToObject(obj, PROTO_FIELD_PERM, a->perm);
 }
 
 void region_file_access(struct server *srv, const char *name, const struct stat *st,
@@ -432,12 +433,12 @@ cJSON *region_to_json(struct region *r)
 
 	if (!obj)
 		return NULL;
-	if (!cJSON_AddStringToObject(obj, "name", r->name) ||
-	    !cJSON_AddNumberToObject(obj, "size", (double)region_size(r)) ||
-	    !cJSON_AddBoolToObject(obj, "anonymous", r->anonymous) ||
-	    !cJSON_AddStringToObject(obj, "huge", memfd_huge_name(r->huge)) ||
-	    !cJSON_AddNumberToObject(obj, "grants", (double)r->grants) ||
-	    !cJSON_AddNumberToObject(obj, "clients", (double)r->clients) ||
+	if (!cJSON_AddStringToObject(obj, PROTO_FIELD_NAME, r->name) ||
+	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_SIZE, (double)region_size(r)) ||
+	    !cJSON_AddBoolToObject(obj, PROTO_FIELD_ANONYMOUS, r->anonymous) ||
+	    !cJSON_AddStringToObject(obj, PROTO_FIELD_HUGE, memfd_huge_name(r->huge)) ||
+	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_GRANTS, (double)r->grants) ||
+	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_CLIENTS, (double)r->clients) ||
 	    !region_json_access(obj, &r->acc) ||
 	    !region_json_coordination(obj, r->generation, &r->flush.policy, r->flush.poisoned,
 	                              r->seq, r->locks.nheld + r->locks.nwaiting)) {
@@ -494,12 +495,12 @@ cJSON *region_file_json(struct server *srv, const char *name, const struct stat 
 		return NULL;
 	region_file_access(srv, name, st, &acc);
 	/* Not held: it would be at generation 1 with no change announced if opened now. */
-	if (!cJSON_AddStringToObject(obj, "name", name) ||
-	    !cJSON_AddNumberToObject(obj, "size", (double)region_file_size(srv, st)) ||
-	    !cJSON_AddFalseToObject(obj, "anonymous") ||
-	    !cJSON_AddStringToObject(obj, "huge", memfd_huge_name(MEMFD_HUGE_NONE)) ||
-	    !cJSON_AddNumberToObject(obj, "grants", 0) ||
-	    !cJSON_AddNumberToObject(obj, "clients", 0) ||
+	if (!cJSON_AddStringToObject(obj, PROTO_FIELD_NAME, name) ||
+	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_SIZE, (double)region_file_size(srv, st)) ||
+	    !cJSON_AddFalseToObject(obj, PROTO_FIELD_ANONYMOUS) ||
+	    !cJSON_AddStringToObject(obj, PROTO_FIELD_HUGE, memfd_huge_name(MEMFD_HUGE_NONE)) ||
+	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_GRANTS, 0) ||
+	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_CLIENTS, 0) ||
 	    !region_json_access(obj, &acc) ||
 	    !region_json_coordination(obj, 1, m ? &m->policy : &manual, m && m->poisoned, 0, 0)) {
 		cJSON_Delete(obj);

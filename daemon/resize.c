@@ -81,10 +81,10 @@ static void resize_announce(struct region *r, uint64_t old_size, bool external)
 {
 	cJSON *event = notify_event_new(r, proto_event_name(PROTO_EVENT_RESIZED));
 
-	if (event && cJSON_AddNumberToObject(event, "size", (double)r->size) &&
-	    cJSON_AddNumberToObject(event, "old_size", (double)old_size) &&
-	    cJSON_AddNumberToObject(event, "generation", (double)r->generation) &&
-	    cJSON_AddBoolToObject(event, "external", external))
+	if (event && cJSON_AddNumberToObject(event, PROTO_FIELD_SIZE, (double)r->size) &&
+	    cJSON_AddNumberToObject(event, PROTO_FIELD_OLD_SIZE, (double)old_size) &&
+	    cJSON_AddNumberToObject(event, PROTO_FIELD_GENERATION, (double)r->generation) &&
+	    cJSON_AddBoolToObject(event, PROTO_FIELD_EXTERNAL, external))
 		notify_region(r, event, NOTIFY_HOLDERS | NOTIFY_SUBSCRIBERS, NULL);
 	else
 		log_error("out of memory announcing the new size of region '%s'", r->name);
@@ -126,7 +126,7 @@ static void resize_reply(struct resize *rs, int err, const char *message)
 	}
 	reply = msg_reply_ok(rs->id);
 	obj = reply ? region_to_json(rs->region) : NULL;
-	if (!obj || !cJSON_AddItemToObject(reply, "region", obj)) {
+	if (!obj || !cJSON_AddItemToObject(reply, PROTO_FIELD_REGION, obj)) {
 		cJSON_Delete(obj);
 		cJSON_Delete(reply);
 		reply = NULL;
@@ -168,8 +168,8 @@ static void resize_tell_peers(struct resize *rs, const char *message)
 	cJSON *event = notify_event_new(rs->region, proto_event_name(PROTO_EVENT_SHRINK_CANCELLED));
 	size_t i;
 
-	if (!event || !cJSON_AddNumberToObject(event, "shrink", (double)rs->shrink) ||
-	    !cJSON_AddStringToObject(event, "message", message)) {
+	if (!event || !cJSON_AddNumberToObject(event, PROTO_FIELD_SHRINK, (double)rs->shrink) ||
+	    !cJSON_AddStringToObject(event, PROTO_FIELD_MESSAGE, message)) {
 		log_error("out of memory cancelling shrink %" PRIu64, rs->shrink);
 		cJSON_Delete(event);
 		return;
@@ -348,9 +348,9 @@ static void resize_ask(struct resize *rs, struct conn *c)
 	struct region *r = rs->region;
 	cJSON *event = notify_event_new(r, proto_event_name(PROTO_EVENT_SHRINKING));
 
-	if (event && cJSON_AddNumberToObject(event, "size", (double)rs->size) &&
-	    cJSON_AddNumberToObject(event, "generation", (double)r->generation) &&
-	    cJSON_AddNumberToObject(event, "shrink", (double)rs->shrink))
+	if (event && cJSON_AddNumberToObject(event, PROTO_FIELD_SIZE, (double)rs->size) &&
+	    cJSON_AddNumberToObject(event, PROTO_FIELD_GENERATION, (double)r->generation) &&
+	    cJSON_AddNumberToObject(event, PROTO_FIELD_SHRINK, (double)rs->shrink))
 		notify_conn(c, r, event);
 	else
 		log_error("out of memory asking client %llu to acknowledge a shrink",

@@ -359,7 +359,7 @@ static void server_refuse(struct server *s, int fd, pid_t pid, uid_t uid, int er
 	          (long)pid, (unsigned long)uid, message);
 	event = msg_event(proto_event_name(PROTO_EVENT_ERROR));
 	error = msg_error_object(err, message);
-	if (event && error && cJSON_AddItemToObject(event, "error", error)) {
+	if (event && error && cJSON_AddItemToObject(event, PROTO_FIELD_ERROR, error)) {
 		error = NULL;
 		/* A fresh socket's buffer takes a small frame whole; if not, the client learns less. */
 		if (msg_encode(event, (uint32_t)s->limits->max_frame, &buf, &len) == 0) {

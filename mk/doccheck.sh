@@ -10,6 +10,8 @@
 #   - every event of proto/vocab.h's PROTO_EVENTS: a row of the table under "## Events" in
 #     docs/protocol.md; and the daemon sends no event by a name spelled outside that list
 #     (msg_event, notify_event_new, sub_send_seq_event with a string literal in daemon/);
+#   - every field of proto/vocab.h's PROTO_FIELDS: named, as `field` or "field", in
+#     docs/protocol.md or docs/coordination.md;
 #   - every config key daemon/config.c accepts: named in docs/mmapd.8 and docs/operations.md;
 #   - every command of client/mmapctl/mmapctl.c's commands[]: a .TP entry under COMMANDS in
 #     docs/mmapctl.1.
@@ -63,7 +65,7 @@ done
 # ---- protocol ops ----
 # The X(ID, "name") lines of a list macro of proto/vocab.h: $1 is PROTO_OPS or PROTO_EVENTS.
 vocab_list() {
-	sed -n "/^#define $1(X)/,/^\$/p" proto/vocab.h | sed -nE 's/^[[:space:]]*X\([A-Z_]+, "([a-z-]+)"\).*/\1/p'
+	sed -n "/^#define $1(X)/,/^\$/p" proto/vocab.h | sed -nE 's/^[[:space:]]*X\([A-Z_]+, "([a-z_-]+)"\).*/\1/p'
 }
 ops=$(vocab_list PROTO_OPS)
 nonempty "ops in proto/vocab.h's PROTO_OPS" "$ops"
@@ -86,6 +88,15 @@ done
 literal_events=$(grep -nE '(msg_event|notify_event_new|sub_send_seq_event)\([^")]*"' daemon/*.c)
 [ -z "$literal_events" ] ||
 	miss "events sent by a literal name, not one of proto/vocab.h's PROTO_EVENTS: $literal_events"
+
+# ---- protocol fields ----
+fields=$(vocab_list PROTO_FIELDS)
+nonempty "fields in proto/vocab.h's PROTO_FIELDS" "$fields"
+for f in $fields; do
+	checked=$((checked + 1))
+	cat docs/protocol.md docs/coordination.md | grep -Eq "[\`\"]$f[\`\"]" ||
+		miss "field $f: not named in docs/protocol.md or docs/coordination.md"
+done
 
 # ---- config keys ----
 keys=$( (sed -nE 's/^[[:space:]]*CONFIG_LIMIT\(([a-z_]+),.*/\1/p' daemon/config.c
@@ -113,4 +124,4 @@ if [ "$missing" -ne 0 ]; then
 	echo "doccheck: FAIL: $missing missing of $checked names checked"
 	exit 1
 fi
-echo "doccheck: $checked names (functions, ops, events, config keys, mmapctl commands) all documented"
+echo "doccheck: $checked names (functions, ops, events, fields, config keys, mmapctl commands) all documented"

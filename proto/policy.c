@@ -1,5 +1,6 @@
 /* Flush policy names of the protocol (see policy.h). */
 #include "policy.h"
+#include "vocab.h"
 
 #include <errno.h>
 #include <string.h>
@@ -35,8 +36,9 @@ cJSON *proto_policy_json(unsigned kind, uint64_t value)
 {
 	cJSON *obj = cJSON_CreateObject();
 
-	if (!obj || !cJSON_AddStringToObject(obj, "kind", policy_names[kind]) ||
-	    (proto_policy_has_value(kind) && !cJSON_AddNumberToObject(obj, "value", (double)value))) {
+	if (!obj || !cJSON_AddStringToObject(obj, PROTO_FIELD_KIND, policy_names[kind]) ||
+	    (proto_policy_has_value(kind) &&
+	     !cJSON_AddNumberToObject(obj, PROTO_FIELD_VALUE, (double)value))) {
 		cJSON_Delete(obj);
 		return NULL;
 	}

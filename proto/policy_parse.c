@@ -8,6 +8,7 @@
 #include <errno.h>
 
 #include "msg.h"
+#include "vocab.h"
 
 int proto_policy_parse(const cJSON *obj, unsigned *ret_kind, uint64_t *ret_value,
                        const char **ret_problem)
@@ -20,7 +21,7 @@ int proto_policy_parse(const cJSON *obj, unsigned *ret_kind, uint64_t *ret_value
 		*ret_problem = "field 'policy' must be an object such as {\"kind\": \"manual\"}";
 		return -EINVAL;
 	}
-	if (msg_get_string(obj, "kind", &kind) < 0) {
+	if (msg_get_string(obj, PROTO_FIELD_KIND, &kind) < 0) {
 		*ret_problem = "field 'policy.kind' must be \"manual\", \"always\", \"every-bytes\", "
 		               "\"every-writes\" or \"interval\"";
 		return -EINVAL;
@@ -31,7 +32,7 @@ int proto_policy_parse(const cJSON *obj, unsigned *ret_kind, uint64_t *ret_value
 		               "\"every-writes\" or \"interval\"";
 		return -EINVAL;
 	}
-	r = msg_get_u64(obj, "value", &value);
+	r = msg_get_u64(obj, PROTO_FIELD_VALUE, &value);
 	if (r == -EINVAL || (proto_policy_has_value((unsigned)i) && (r == -ENOENT || value == 0))) {
 		*ret_problem = "field 'policy.value' must be an integer from 1 to 2^53-1 "
 		               "(required by every-bytes, every-writes and interval)";

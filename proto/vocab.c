@@ -1,4 +1,4 @@
-/* The protocol's names of ops and events, from the lists of vocab.h. */
+/* The protocol's names of ops, events and fields, from the lists of vocab.h. */
 #include "vocab.h"
 
 #include <string.h>
@@ -7,6 +7,10 @@
 static const char *const op_names[PROTO_OP_COUNT] = { PROTO_OPS(PROTO_NAME_) };
 static const char *const event_names[PROTO_EVENT_COUNT] = { PROTO_EVENTS(PROTO_NAME_) };
 #undef PROTO_NAME_
+
+#define PROTO_FIELD_DEF_(id, name) const char PROTO_FIELD_##id[] = name;
+PROTO_FIELDS(PROTO_FIELD_DEF_)
+#undef PROTO_FIELD_DEF_
 
 const char *proto_op_name(enum proto_op op)
 {

@@ -50,6 +50,85 @@
 	X(DELETED, "deleted") \
 	X(UNLOCKED, "unlocked")
 
+/*
+ * The field names of requests, replies and events that the daemon and libmmapd both read or
+ * write (docs/protocol.md, docs/coordination.md). Each is a string constant PROTO_FIELD_<ID>;
+ * mk/doccheck.sh checks that the documents name every one. Fields of the daemon's own files
+ * (metadata, the fd store's state) and the limits' names (daemon/config.h) are not here.
+ */
+#define PROTO_FIELDS(X) \
+	/* the envelope of requests, replies and events */ \
+	X(ID, "id") \
+	X(OP, "op") \
+	X(OK, "ok") \
+	X(ERROR, "error") \
+	X(CODE, "code") \
+	X(ERRNO, "errno") \
+	X(MESSAGE, "message") \
+	X(EVENT, "event") \
+	/* hello */ \
+	X(VERSION, "version") \
+	X(CLIENT, "client") \
+	X(SERVER, "server") \
+	X(FEATURES, "features") \
+	X(LIMITS, "limits") \
+	X(MAX_FRAME, "max_frame") \
+	/* regions: open, close, stat, list, delete, resize, the region object */ \
+	X(NAME, "name") \
+	X(HANDLE, "handle") \
+	X(MODE, "mode") \
+	X(CREATE, "create") \
+	X(EXCLUSIVE, "exclusive") \
+	X(SIZE, "size") \
+	X(ANONYMOUS, "anonymous") \
+	X(SPARSE, "sparse") \
+	X(POLICY, "policy") \
+	X(PERM, "perm") \
+	X(EXEC, "exec") \
+	X(HUGE, "huge") \
+	X(CREATED, "created") \
+	X(FDS, "fds") \
+	X(REGION, "region") \
+	X(GENERATION, "generation") \
+	X(OLD_SIZE, "old_size") \
+	X(EXTERNAL, "external") \
+	X(GRANTS, "grants") \
+	X(CLIENTS, "clients") \
+	X(POISONED, "poisoned") \
+	/* locks */ \
+	X(OFFSET, "offset") \
+	X(LENGTH, "length") \
+	X(WAIT, "wait") \
+	X(TIMEOUT_MS, "timeout_ms") \
+	X(LOCK, "lock") \
+	X(LOCKS, "locks") \
+	X(SHRINK, "shrink") \
+	X(GROW_ONLY, "grow_only") \
+	X(TRUNCATED, "truncated") \
+	X(STATE, "state") \
+	X(SINCE_MS, "since_ms") \
+	X(PID, "pid") \
+	/* change notification, flushes and flush policies */ \
+	X(SEQ, "seq") \
+	X(FIRST_SEQ, "first_seq") \
+	X(RANGES, "ranges") \
+	X(WRITER, "writer") \
+	X(KIND, "kind") \
+	X(VALUE, "value") \
+	/* administration and paged listings */ \
+	X(UID, "uid") \
+	X(GID, "gid") \
+	X(AFTER, "after") \
+	X(FORMAT, "format") \
+	X(MORE, "more") \
+	X(REGIONS, "regions") \
+	X(SUBSCRIPTIONS, "subscriptions") \
+	X(TEXT, "text")
+
+#define PROTO_FIELD_DECL_(id, name) extern const char PROTO_FIELD_##id[];
+PROTO_FIELDS(PROTO_FIELD_DECL_)
+#undef PROTO_FIELD_DECL_
+
 #define PROTO_OP_ENUM_(id, name) PROTO_OP_##id,
 enum proto_op {
 	PROTO_OPS(PROTO_OP_ENUM_)
