@@ -393,7 +393,8 @@ int request_add_u64(cJSON *req, const char *key, uint64_t value);
 /* For a failed cJSON_Add*: sets the thread's message and returns -ENOMEM. */
 int request_nomem(void);
 
-/* Reads {"kind", "value"} into *ret. Returns 0 or -EPROTO (message not set). */
+/* Reads {"kind", "value"} into *ret with proto_policy_parse. Returns 0 or -EPROTO (message
+ * not set). */
 int policy_read(const cJSON *obj, struct mmapd_policy *ret);
 /* Checks a policy before a round trip. Returns 0 or -EINVAL (message set). */
 int policy_check(const struct mmapd_policy *policy);

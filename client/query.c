@@ -13,7 +13,6 @@
 #include "internal.h"
 #include "msg.h"
 #include "name.h"
-#include "vocab.h"
 
 int region_name_check(const char *name)
 {
