@@ -13,6 +13,7 @@
 #include "internal.h"
 #include "msg.h"
 #include "name.h"
+#include "region_obj.h"
 
 int region_name_check(const char *name)
 {
@@ -35,94 +36,38 @@ static int info_u64_optional(const cJSON *obj, const char *key, uint64_t *ret)
 	return msg_get_u64(obj, key, ret) == -EINVAL ? -EPROTO : 0;
 }
 
-/* info_u64_optional() for a value that must fit 32 bits. Returns 0 or -EPROTO. */
-static int info_u32_optional(const cJSON *obj, const char *key, uint32_t *ret)
-{
-	uint64_t v;
-
-	*ret = 0;
-	if (info_u64_optional(obj, key, &v) < 0 || v > UINT32_MAX)
-		return -EPROTO;
-	*ret = (uint32_t)v;
-	return 0;
-}
-
-/*
- * Reads "size". Older daemons reported whatever size a client had truncated a region to,
- * even one past 2^53-1, which a JSON number does not hold exactly: such a size is read as
- * the integer the number holds (at most UINT64_MAX) rather than making a whole list fail.
- * Returns 0 or -EPROTO.
- */
-static int info_size(const cJSON *obj, uint64_t *ret)
-{
-	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, PROTO_FIELD_SIZE);
-	double d;
-
-	if (msg_get_u64(obj, PROTO_FIELD_SIZE, ret) == 0)
-		return 0;
-	/* Every double past 2^53 is an integer; below it, msg_get_u64 said no for a reason. */
-	if (!cJSON_IsNumber(item) || !(item->valuedouble > (double)PROTO_ID_MAX))
-		return -EPROTO;
-	d = item->valuedouble;
-	*ret = d >= 18446744073709551616.0 ? UINT64_MAX : (uint64_t)d;
-	return 0;
-}
-
-/* Reads "huge" ("none", "hugetlb", "thp"; absent from older daemons: none). */
-static int info_huge_optional(const cJSON *obj, enum mmapd_huge *ret)
-{
-	const char *s;
-	int r = msg_get_string(obj, PROTO_FIELD_HUGE, &s);
-
-	*ret = MMAPD_HUGE_NONE;
-	if (r == -ENOENT)
-		return 0;
-	if (r < 0)
-		return r;
-	if (strcmp(s, "hugetlb") == 0)
-		*ret = MMAPD_HUGE_HUGETLB;
-	else if (strcmp(s, "thp") == 0)
-		*ret = MMAPD_HUGE_THP;
-	else if (strcmp(s, "none") != 0)
-		return -EPROTO;
-	return 0;
-}
+_Static_assert((int)MMAPD_HUGE_NONE == (int)PROTO_HUGE_NONE &&
+               (int)MMAPD_HUGE_HUGETLB == (int)PROTO_HUGE_HUGETLB &&
+               (int)MMAPD_HUGE_THP == (int)PROTO_HUGE_THP,
+               "enum mmapd_huge numbers huge pages as proto/region_obj.h does");
 
 int region_info_parse(const cJSON *obj, struct region_entry *ret)
 {
-	struct mmapd_region_info info = { .policy.kind = MMAPD_POLICY_MANUAL };
-	const cJSON *policy;
-	const char *name;
+	struct proto_region r;
 	size_t len;
 
-	if (!cJSON_IsObject(obj) || msg_get_string(obj, PROTO_FIELD_NAME, &name) < 0 ||
-	    info_size(obj, &info.size) < 0 ||
-	    msg_get_bool(obj, PROTO_FIELD_ANONYMOUS, &info.anonymous) < 0 ||
-	    msg_get_u64(obj, PROTO_FIELD_GRANTS, &info.grants) < 0 ||
-	    msg_get_u64(obj, PROTO_FIELD_CLIENTS, &info.clients) < 0)
+	if (proto_region_parse(obj, &r) < 0)
 		return -EPROTO;
-	/* The coordination fields are absent from a daemon without coordination.md. */
-	policy = cJSON_GetObjectItemCaseSensitive(obj, PROTO_FIELD_POLICY);
-	if (info_u64_optional(obj, PROTO_FIELD_GENERATION, &info.generation) < 0 ||
-	    info_u64_optional(obj, PROTO_FIELD_SEQ, &info.seq) < 0 ||
-	    info_u64_optional(obj, PROTO_FIELD_LOCKS, &info.locks) < 0 ||
-	    msg_get_bool(obj, PROTO_FIELD_POISONED, &info.poisoned) == -EINVAL ||
-	    (policy && policy_read(policy, &info.policy) < 0))
-		return -EPROTO;
-	/* The access control fields are absent from a daemon without it (and for a region
-	 * whose owner the daemon has not recorded). */
-	if (info_u32_optional(obj, "uid", &info.uid) < 0 ||
-	    info_u32_optional(obj, "gid", &info.gid) < 0 ||
-	    info_u32_optional(obj, "perm", &info.perm) < 0 || info.perm > 0777)
-		return -EPROTO;
-	if (info_huge_optional(obj, &info.huge) < 0)
-		return -EPROTO;
-	len = strlen(name);
+	len = strlen(r.name);
 	if (len == 0 || len > MMAPD_NAME_MAX)
 		return -EPROTO;
-	memcpy(ret->name, name, len + 1);
-	ret->info = info;
-	ret->info.name = ret->name;
+	memcpy(ret->name, r.name, len + 1);
+	ret->info = (struct mmapd_region_info){
+		.name = ret->name,
+		.size = r.size,
+		.anonymous = r.anonymous,
+		.grants = r.grants,
+		.clients = r.clients,
+		.generation = r.generation,
+		.policy = { (enum mmapd_policy_kind)r.policy_kind, r.policy_value },
+		.poisoned = r.poisoned,
+		.seq = r.seq,
+		.locks = r.locks,
+		.uid = r.uid,
+		.gid = r.gid,
+		.perm = r.perm,
+		.huge = (enum mmapd_huge)r.huge,
+	};
 	return 0;
 }
 

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "meta.h"
 #include "msg.h"
+#include "region_obj.h"
 #include "state.h"
 #include "vocab.h"
 
@@ -392,29 +393,10 @@ uint64_t region_size(struct region *r)
 	return size;
 }
 
-/* Adds the fields of the coordination protocol to a region object. Returns false on ENOMEM. */
-static bool region_json_coordination(cJSON *obj, uint64_t generation, const struct policy *p,
-                                     bool poisoned, uint64_t seq, uint64_t locks)
-{
-	cJSON *policy = policy_to_json(p);
-
-	if (!policy || !cJSON_AddItemToObject(obj, PROTO_FIELD_POLICY, policy)) {
-		cJSON_Delete(policy);
-		return false;
-	}
-	return cJSON_AddNumberToObject(obj, PROTO_FIELD_GENERATION, (double)generation) &&
-	       cJSON_AddBoolToObject(obj, PROTO_FIELD_POISONED, poisoned) &&
-	       cJSON_AddNumberToObject(obj, PROTO_FIELD_SEQ, (double)seq) &&
-	       cJSON_AddNumberToObject(obj, PROTO_FIELD_LOCKS, (double)locks);
-}
-
-/* Adds "uid", "gid" and "perm". Returns false on ENOMEM. */
-static bool region_json_access(cJSON *obj, const struct access *a)
-{
-	return cJSON_AddNumberToObject(obj, PROTO_FIELD_UID, a->uid) &&
-	       cJSON_AddNumberToObject(obj, PROTO_FIELD_GID, a->gid) &&
-	       cJSON_AddNumberToObject(obj, PROTO_FIELD_PERM, a->perm);
-}
+_Static_assert((int)MEMFD_HUGE_NONE == (int)PROTO_HUGE_NONE &&
+               (int)MEMFD_HUGE_HUGETLB == (int)PROTO_HUGE_HUGETLB &&
+               (int)MEMFD_HUGE_THP == (int)PROTO_HUGE_THP,
+               "enum memfd_huge numbers huge pages as proto/region_obj.h does");
 
 void region_file_access(struct server *srv, const char *name, const struct stat *st,
                         struct access *ret)
@@ -429,23 +411,16 @@ void region_file_access(struct server *srv, const char *name, const struct stat 
 
 cJSON *region_to_json(struct region *r)
 {
-	cJSON *obj = cJSON_CreateObject();
+	const struct proto_region obj = {
+		.name = r->name, .size = region_size(r), .anonymous = r->anonymous, .huge = r->huge,
+		.grants = r->grants, .clients = r->clients,
+		.uid = r->acc.uid, .gid = r->acc.gid, .perm = r->acc.perm,
+		.policy_kind = r->flush.policy.kind, .policy_value = r->flush.policy.value,
+		.generation = r->generation, .poisoned = r->flush.poisoned, .seq = r->seq,
+		.locks = r->locks.nheld + r->locks.nwaiting,
+	};
 
-	if (!obj)
-		return NULL;
-	if (!cJSON_AddStringToObject(obj, PROTO_FIELD_NAME, r->name) ||
-	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_SIZE, (double)region_size(r)) ||
-	    !cJSON_AddBoolToObject(obj, PROTO_FIELD_ANONYMOUS, r->anonymous) ||
-	    !cJSON_AddStringToObject(obj, PROTO_FIELD_HUGE, memfd_huge_name(r->huge)) ||
-	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_GRANTS, (double)r->grants) ||
-	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_CLIENTS, (double)r->clients) ||
-	    !region_json_access(obj, &r->acc) ||
-	    !region_json_coordination(obj, r->generation, &r->flush.policy, r->flush.poisoned,
-	                              r->seq, r->locks.nheld + r->locks.nwaiting)) {
-		cJSON_Delete(obj);
-		return NULL;
-	}
-	return obj;
+	return proto_region_json(&obj);
 }
 
 bool region_anon_to_json(const struct region *r, cJSON *entry)
@@ -486,27 +461,21 @@ static uint64_t region_file_size(struct server *srv, const struct stat *st)
 
 cJSON *region_file_json(struct server *srv, const char *name, const struct stat *st)
 {
-	static const struct policy manual = { POLICY_MANUAL, 0 };
 	const struct meta *m = meta_find(srv, name);
-	cJSON *obj = cJSON_CreateObject();
+	struct proto_region obj;
 	struct access acc;
 
-	if (!obj)
-		return NULL;
 	region_file_access(srv, name, st, &acc);
 	/* Not held: it would be at generation 1 with no change announced if opened now. */
-	if (!cJSON_AddStringToObject(obj, PROTO_FIELD_NAME, name) ||
-	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_SIZE, (double)region_file_size(srv, st)) ||
-	    !cJSON_AddFalseToObject(obj, PROTO_FIELD_ANONYMOUS) ||
-	    !cJSON_AddStringToObject(obj, PROTO_FIELD_HUGE, memfd_huge_name(MEMFD_HUGE_NONE)) ||
-	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_GRANTS, 0) ||
-	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_CLIENTS, 0) ||
-	    !region_json_access(obj, &acc) ||
-	    !region_json_coordination(obj, 1, m ? &m->policy : &manual, m && m->poisoned, 0, 0)) {
-		cJSON_Delete(obj);
-		return NULL;
-	}
-	return obj;
+	obj = (struct proto_region){
+		.name = name, .size = region_file_size(srv, st), .anonymous = false,
+		.huge = PROTO_HUGE_NONE, .grants = 0, .clients = 0,
+		.uid = acc.uid, .gid = acc.gid, .perm = acc.perm,
+		.policy_kind = m ? m->policy.kind : POLICY_MANUAL, .policy_value = m ? m->policy.value : 0,
+		.generation = 1, .poisoned = m && m->poisoned, .seq = 0, .locks = 0,
+	};
+
+	return proto_region_json(&obj);
 }
 
 int region_defer(struct region *r, struct conn *c, uint64_t id, cJSON *req)

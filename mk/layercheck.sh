@@ -27,7 +27,7 @@ failed=0
 #   5 server   the listener and fd-store connections that wire the layers together; main
 # Files are named without .c/.h: "conn" is conn.c and conn.h.
 LAYERS='
-0 frame fdpass msg policy utf8 vocab fdcount name num
+0 frame fdpass msg policy region_obj utf8 vocab fdcount name num
 1 log enumname htab timer fileio fsdir memfd config sdnotify budget state why
 2 conn reply
 3 region lock resize notify flush meta access fdstore dirindex
