@@ -426,7 +426,7 @@ cJSON *region_to_json(struct region *r)
 bool region_anon_to_json(const struct region *r, cJSON *entry)
 {
 	return cJSON_AddBoolToObject(entry, "exec", r->exec) &&
-	       cJSON_AddStringToObject(entry, "huge", memfd_huge_name(r->huge));
+	       cJSON_AddStringToObject(entry, "huge", proto_huge_name(r->huge));
 }
 
 void region_anon_from_json(struct region *r, const cJSON *entry)
@@ -441,7 +441,8 @@ void region_anon_from_json(struct region *r, const cJSON *entry)
 		r->acc.perm &= ~ACCESS_PERM_EXEC;
 	if (memfd_is_hugetlb(r->fd))
 		r->huge = MEMFD_HUGE_HUGETLB;
-	else if (msg_get_string(entry, "huge", &huge) == 0 && strcmp(huge, "thp") == 0)
+	else if (msg_get_string(entry, "huge", &huge) == 0 &&
+	         strcmp(huge, proto_huge_name(PROTO_HUGE_THP)) == 0)
 		r->huge = MEMFD_HUGE_THP;
 	else
 		r->huge = MEMFD_HUGE_NONE;
