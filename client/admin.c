@@ -147,7 +147,7 @@ static bool clients_follows(const void *prev, const void *entry)
 }
 
 static const struct pager clients_pager = {
-	.op = PROTO_OP_CLIENTS, .key = "clients", .noun = "client",
+	.op = PROTO_OP_CLIENTS, .key = PROTO_FIELD_CLIENTS, .noun = "client",
 	.size = sizeof(struct client_entry),
 	.parse = clients_parse, .after = clients_after, .follows = clients_follows,
 };

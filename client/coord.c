@@ -264,8 +264,8 @@ static int lock_info_parse(const cJSON *obj, struct lock_entry *e)
 	ret->region = e->region;
 	ret->client = e->client;
 	if (!cJSON_IsObject(obj) ||
-	    lock_info_string(obj, "region", e->region, sizeof(e->region)) < 0 ||
-	    lock_info_string(obj, "client", e->client, sizeof(e->client)) < 0 ||
+	    lock_info_string(obj, PROTO_FIELD_REGION, e->region, sizeof(e->region)) < 0 ||
+	    lock_info_string(obj, PROTO_FIELD_CLIENT, e->client, sizeof(e->client)) < 0 ||
 	    msg_get_u64(obj, PROTO_FIELD_LOCK, &ret->lock) < 0 ||
 	    msg_get_string(obj, PROTO_FIELD_STATE, &state) < 0 ||
 	    msg_get_string(obj, PROTO_FIELD_MODE, &mode) < 0 ||

@@ -256,7 +256,7 @@ static bool list_follows(const void *prev, const void *entry)
 }
 
 static const struct pager list_pager = {
-	.op = PROTO_OP_LIST, .key = "regions", .noun = "region",
+	.op = PROTO_OP_LIST, .key = PROTO_FIELD_REGIONS, .noun = "region",
 	.size = sizeof(struct region_entry),
 	.parse = list_parse, .after = list_after, .follows = list_follows,
 };
@@ -321,18 +321,18 @@ static int status_read(const cJSON *reply, struct status_entry *e)
 		const char *key;
 		uint64_t *dst;
 	} fields[] = {
-		{ reply, "pid", &pid },
-		{ reply, "uptime_ms", &st->uptime_ms },
-		{ reply, "clients", &st->clients },
-		{ reply, "regions", &st->regions },
-		{ reply, "anonymous_regions", &st->anonymous_regions },
-		{ reply, "grants", &st->grants },
-		{ reply, "bytes_granted", &st->bytes_granted },
-		{ reply, "open_fds", &st->open_fds },
+		{ reply, PROTO_FIELD_PID, &pid },
+		{ reply, PROTO_FIELD_UPTIME_MS, &st->uptime_ms },
+		{ reply, PROTO_FIELD_CLIENTS, &st->clients },
+		{ reply, PROTO_FIELD_REGIONS, &st->regions },
+		{ reply, PROTO_FIELD_ANONYMOUS_REGIONS, &st->anonymous_regions },
+		{ reply, PROTO_FIELD_GRANTS, &st->grants },
+		{ reply, PROTO_FIELD_BYTES_GRANTED, &st->bytes_granted },
+		{ reply, PROTO_FIELD_OPEN_FDS, &st->open_fds },
 		{ limits, "max_clients", &st->max_clients },
 		{ limits, "max_grants_per_client", &st->max_grants_per_client },
 		{ limits, "max_fds_in_flight", &st->max_fds_in_flight },
-		{ limits, "max_frame", &st->max_frame },
+		{ limits, PROTO_FIELD_MAX_FRAME, &st->max_frame },
 		{ limits, "max_region_size", &st->max_region_size },
 	};
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
@@ -342,7 +342,7 @@ static int status_read(const cJSON *reply, struct status_entry *e)
 	}
 	/* The coordination figures are absent from a daemon without coordination.md. */
 	if (info_u64_optional(reply, PROTO_FIELD_LOCKS, &st->locks) < 0 ||
-	    info_u64_optional(reply, "lock_waiters", &st->lock_waiters) < 0 ||
+	    info_u64_optional(reply, PROTO_FIELD_LOCK_WAITERS, &st->lock_waiters) < 0 ||
 	    info_u64_optional(reply, PROTO_FIELD_SUBSCRIPTIONS, &st->subscriptions) < 0)
 		return error_set(-EPROTO, "mmapd's status reply has a malformed lock or "
 		                 "subscription count");

@@ -157,7 +157,7 @@ static cJSON *clients_json(const struct conn *k)
 	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_GID, k->gid) ||
 	    !cJSON_AddNumberToObject(obj, "connected_since_ms", (double)k->connected_ms) ||
 	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_GRANTS, (double)k->ngrants) ||
-	    !cJSON_AddNumberToObject(obj, "bytes_granted", (double)k->bytes_granted) ||
+	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_BYTES_GRANTED, (double)k->bytes_granted) ||
 	    !cJSON_AddNumberToObject(obj, "regions_created", (double)k->regions_created) ||
 	    !cJSON_AddNumberToObject(obj, "locks_held", (double)(k->nlocks - waiting)) ||
 	    !cJSON_AddNumberToObject(obj, "locks_waiting", (double)waiting) ||

@@ -135,16 +135,17 @@ int ops_status(struct conn *c, uint64_t id, cJSON *req)
 	    !cJSON_AddStringToObject(reply, PROTO_FIELD_VERSION, MMAPD_VERSION_STRING) ||
 	    !cJSON_AddNumberToObject(reply, "protocol", (double)c->version) ||
 	    !cJSON_AddNumberToObject(reply, PROTO_FIELD_PID, (double)getpid()) ||
-	    !cJSON_AddNumberToObject(reply, "uptime_ms", (double)state_uptime_ms(srv)) ||
+	    !cJSON_AddNumberToObject(reply, PROTO_FIELD_UPTIME_MS, (double)state_uptime_ms(srv)) ||
 	    !cJSON_AddNumberToObject(reply, PROTO_FIELD_CLIENTS, (double)srv->nconns) ||
 	    !cJSON_AddNumberToObject(reply, PROTO_FIELD_REGIONS,
 	                             (double)(files + srv->nanonymous)) ||
-	    !cJSON_AddNumberToObject(reply, "anonymous_regions", (double)srv->nanonymous) ||
+	    !cJSON_AddNumberToObject(reply, PROTO_FIELD_ANONYMOUS_REGIONS,
+	                             (double)srv->nanonymous) ||
 	    !cJSON_AddNumberToObject(reply, PROTO_FIELD_GRANTS, (double)srv->ngrants) ||
-	    !cJSON_AddNumberToObject(reply, "bytes_granted", (double)bytes) ||
-	    !cJSON_AddNumberToObject(reply, "open_fds", fds > 0 ? (double)fds : 0) ||
+	    !cJSON_AddNumberToObject(reply, PROTO_FIELD_BYTES_GRANTED, (double)bytes) ||
+	    !cJSON_AddNumberToObject(reply, PROTO_FIELD_OPEN_FDS, fds > 0 ? (double)fds : 0) ||
 	    !cJSON_AddNumberToObject(reply, PROTO_FIELD_LOCKS, (double)srv->nlocks) ||
-	    !cJSON_AddNumberToObject(reply, "lock_waiters", (double)srv->nlock_waiters) ||
+	    !cJSON_AddNumberToObject(reply, PROTO_FIELD_LOCK_WAITERS, (double)srv->nlock_waiters) ||
 	    !cJSON_AddNumberToObject(reply, PROTO_FIELD_SUBSCRIPTIONS,
 	                             (double)srv->nsubscriptions) ||
 	    !cJSON_AddItemToObject(reply, PROTO_FIELD_LIMITS, limits)) {

@@ -123,7 +123,13 @@
 	X(MORE, "more") \
 	X(REGIONS, "regions") \
 	X(SUBSCRIPTIONS, "subscriptions") \
-	X(TEXT, "text")
+	X(TEXT, "text") \
+	/* status */ \
+	X(UPTIME_MS, "uptime_ms") \
+	X(ANONYMOUS_REGIONS, "anonymous_regions") \
+	X(BYTES_GRANTED, "bytes_granted") \
+	X(OPEN_FDS, "open_fds") \
+	X(LOCK_WAITERS, "lock_waiters")
 
 #define PROTO_FIELD_DECL_(id, name) extern const char PROTO_FIELD_##id[];
 PROTO_FIELDS(PROTO_FIELD_DECL_)
