@@ -186,7 +186,9 @@ MMAPD_EXPORT int mmapd_lock(struct mmapd_client *client, const char *name, uint6
 	    (r = request_add_u64(call.req, PROTO_FIELD_LENGTH, length)) < 0)
 		goto fail;
 	if (!cJSON_AddStringToObject(call.req, PROTO_FIELD_MODE,
-	                             flags & MMAPD_LOCK_EXCLUSIVE ? "exclusive" : "shared") ||
+	                             proto_lock_mode_name(flags & MMAPD_LOCK_EXCLUSIVE
+	                                                  ? PROTO_LOCK_EXCLUSIVE
+	                                                  : PROTO_LOCK_SHARED)) ||
 	    ((flags & MMAPD_LOCK_NOWAIT) && !cJSON_AddFalseToObject(call.req, PROTO_FIELD_WAIT))) {
 		r = request_nomem();
 		goto fail;
@@ -259,6 +261,7 @@ static int lock_info_parse(const cJSON *obj, struct lock_entry *e)
 {
 	struct mmapd_lock_info *ret = &e->info;
 	const char *state, *mode;
+	int held_or_waiting, shared_or_exclusive;
 	uint64_t pid, uid;
 
 	ret->region = e->region;
@@ -275,11 +278,12 @@ static int lock_info_parse(const cJSON *obj, struct lock_entry *e)
 	    msg_get_u64(obj, PROTO_FIELD_UID, &uid) < 0 ||
 	    msg_get_u64(obj, PROTO_FIELD_SINCE_MS, &ret->since_ms) < 0)
 		return -EPROTO;
-	if ((strcmp(state, "held") != 0 && strcmp(state, "waiting") != 0) ||
-	    (strcmp(mode, "shared") != 0 && strcmp(mode, "exclusive") != 0))
+	held_or_waiting = proto_lock_state_find(state);
+	shared_or_exclusive = proto_lock_mode_find(mode);
+	if (held_or_waiting < 0 || shared_or_exclusive < 0)
 		return -EPROTO;
-	ret->waiting = strcmp(state, "waiting") == 0;
-	ret->exclusive = strcmp(mode, "exclusive") == 0;
+	ret->waiting = held_or_waiting == PROTO_LOCK_WAITING;
+	ret->exclusive = shared_or_exclusive == PROTO_LOCK_EXCLUSIVE;
 	ret->pid = (int64_t)pid;
 	ret->uid = (int64_t)uid;
 	return 0;

@@ -158,7 +158,7 @@ static struct lock *lock_find(struct conn *c, uint64_t id)
 
 static const char *lock_mode_name(const struct lock *l)
 {
-	return l->exclusive ? "exclusive" : "shared";
+	return proto_lock_mode_name(l->exclusive ? PROTO_LOCK_EXCLUSIVE : PROTO_LOCK_SHARED);
 }
 
 /* Answers the request of a lock just granted. */
@@ -722,7 +722,9 @@ static cJSON *lock_to_json(const struct lock *l)
 		return NULL;
 	if (!cJSON_AddStringToObject(obj, PROTO_FIELD_REGION, l->region->name) ||
 	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_LOCK, (double)l->id) ||
-	    !cJSON_AddStringToObject(obj, PROTO_FIELD_STATE, l->waiting ? "waiting" : "held") ||
+	    !cJSON_AddStringToObject(obj, PROTO_FIELD_STATE,
+	                             proto_lock_state_name(l->waiting ? PROTO_LOCK_WAITING
+	                                                              : PROTO_LOCK_HELD)) ||
 	    !cJSON_AddStringToObject(obj, PROTO_FIELD_MODE, lock_mode_name(l)) ||
 	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_OFFSET, (double)l->offset) ||
 	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_LENGTH, (double)l->length) ||

@@ -48,12 +48,14 @@ int ops_lock(struct conn *c, uint64_t id, cJSON *req)
 	    ops_get_u64(c, id, req, PROTO_FIELD_LENGTH, false, &a.length) < 0)
 		return OPS_DONE;
 	ret = msg_get_string(req, PROTO_FIELD_MODE, &mode);
-	if (ret < 0 || (strcmp(mode, "shared") != 0 && strcmp(mode, "exclusive") != 0)) {
+	if (ret == 0)
+		ret = proto_lock_mode_find(mode);
+	if (ret < 0) {
 		reply_error(c, id, EINVAL, ret == -ENOENT ? "field 'mode' is required"
 		            : "field 'mode' must be \"shared\" or \"exclusive\"");
 		return OPS_DONE;
 	}
-	a.exclusive = strcmp(mode, "exclusive") == 0;
+	a.exclusive = ret == PROTO_LOCK_EXCLUSIVE;
 	if (ops_get_bool(c, id, req, PROTO_FIELD_WAIT, &a.wait) < 0)
 		return OPS_DONE;
 	ret = ops_get_u64(c, id, req, PROTO_FIELD_TIMEOUT_MS, false, &a.timeout_ms);

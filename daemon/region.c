@@ -19,7 +19,6 @@
 
 #include "conn.h"
 #include "dirindex.h"
-#include "enumname.h"
 #include "log.h"
 #include "meta.h"
 #include "msg.h"
@@ -529,21 +528,20 @@ void region_wake(struct region *r)
 	region_unref(r);
 }
 
-static const char *const region_mode_names[] = {
-	[REGION_MODE_RO] = "ro",
-	[REGION_MODE_RW] = "rw",
-	[REGION_MODE_COW] = "cow",
-};
+_Static_assert((int)REGION_MODE_RO == (int)PROTO_MODE_RO &&
+               (int)REGION_MODE_RW == (int)PROTO_MODE_RW &&
+               (int)REGION_MODE_COW == (int)PROTO_MODE_COW,
+               "enum region_mode numbers the modes as proto/vocab.h does");
 
 const char *region_mode_name(enum region_mode mode)
 {
-	return enumname_get(region_mode_names, ENUMNAME_COUNT(region_mode_names), mode,
-	                    REGION_MODE_RO);
+	return proto_mode_name((unsigned)mode < PROTO_MODE_COUNT ? (enum proto_mode)mode
+	                                                        : PROTO_MODE_RO);
 }
 
 int region_mode_parse(const char *s)
 {
-	return enumname_parse(region_mode_names, ENUMNAME_COUNT(region_mode_names), s);
+	return proto_mode_find(s);
 }
 
 static uint64_t holder_hash(const struct region *r)

@@ -10,7 +10,8 @@
 #   - every event of proto/vocab.h's PROTO_EVENTS: a row of the table under "## Events" in
 #     docs/protocol.md; and the daemon sends no event by a name spelled outside that list
 #     (msg_event, notify_event_new, sub_send_seq_event with a string literal in daemon/);
-#   - every field of proto/vocab.h's PROTO_FIELDS: named, as `field` or "field", in
+#   - every field of proto/vocab.h's PROTO_FIELDS, and every value of its PROTO_MODES,
+#     PROTO_LOCK_MODES and PROTO_LOCK_STATES: named, as `name` or "name", in
 #     docs/protocol.md or docs/coordination.md;
 #   - every config key daemon/config.c accepts: named in docs/mmapd.8 and docs/operations.md;
 #   - every command of client/mmapctl/mmapctl.c's commands[]: a .TP entry under COMMANDS in
@@ -97,6 +98,13 @@ for f in $fields; do
 	cat docs/protocol.md docs/coordination.md | grep -Eq "[\`\"]$f[\`\"]" ||
 		miss "field $f: not named in docs/protocol.md or docs/coordination.md"
 done
+values=$(for l in PROTO_MODES PROTO_LOCK_MODES PROTO_LOCK_STATES; do vocab_list $l; done)
+nonempty "values in proto/vocab.h's PROTO_MODES, PROTO_LOCK_MODES, PROTO_LOCK_STATES" "$values"
+for v in $values; do
+	checked=$((checked + 1))
+	cat docs/protocol.md docs/coordination.md | grep -Eq "[\`\"]$v[\`\"]" ||
+		miss "value $v: not named in docs/protocol.md or docs/coordination.md"
+done
 
 # ---- config keys ----
 keys=$( (sed -nE 's/^[[:space:]]*CONFIG_LIMIT\(([a-z_]+),.*/\1/p' daemon/config.c
@@ -124,4 +132,4 @@ if [ "$missing" -ne 0 ]; then
 	echo "doccheck: FAIL: $missing missing of $checked names checked"
 	exit 1
 fi
-echo "doccheck: $checked names (functions, ops, events, fields, config keys, mmapctl commands) all documented"
+echo "doccheck: $checked names (functions, ops, events, fields, values, config keys, mmapctl commands) all documented"

@@ -1,10 +1,11 @@
 /*
- * The protocol's vocabulary, owned here and nowhere else: every op a client may send and every
- * event the daemon sends (docs/protocol.md, docs/coordination.md), each listed once. The
- * daemon pairs each op with its handler (daemon/ops.h's OPS_TABLE, checked at compile time to
- * cover this list exactly), libmmapd builds its requests with these names, and mk/doccheck.sh
- * reads the lists from this file to check that the documents describe every entry. Keep one
- * entry a line, in the form X(ID, "wire-name"), so that the doc check can read it.
+ * The protocol's vocabulary, owned here and nowhere else: every op a client may send, every
+ * event the daemon sends, the fields both sides read and write and the values of enumerated
+ * fields (docs/protocol.md, docs/coordination.md), each listed once. The daemon pairs each
+ * op with its handler (daemon/ops.h's OPS_TABLE, checked at compile time to cover this list
+ * exactly), both sides build and read messages with these names, and mk/doccheck.sh reads
+ * the lists from this file to check that the documents describe every entry. Keep one entry
+ * a line, in the form X(ID, "wire-name"), so that the doc check can read it.
  */
 #ifndef MMAPD_PROTO_VOCAB_H
 #define MMAPD_PROTO_VOCAB_H
@@ -135,6 +136,24 @@
 PROTO_FIELDS(PROTO_FIELD_DECL_)
 #undef PROTO_FIELD_DECL_
 
+/*
+ * The values of enumerated fields: a region's access "mode" (open and its reply; numbered as
+ * enum mmapd_mode and the daemon's enum region_mode), a lock's "mode" and, in a lock listing,
+ * its "state".
+ */
+#define PROTO_MODES(X) \
+	X(RO, "ro") \
+	X(RW, "rw") \
+	X(COW, "cow")
+
+#define PROTO_LOCK_MODES(X) \
+	X(SHARED, "shared") \
+	X(EXCLUSIVE, "exclusive")
+
+#define PROTO_LOCK_STATES(X) \
+	X(HELD, "held") \
+	X(WAITING, "waiting")
+
 #define PROTO_OP_ENUM_(id, name) PROTO_OP_##id,
 enum proto_op {
 	PROTO_OPS(PROTO_OP_ENUM_)
@@ -149,11 +168,43 @@ enum proto_event {
 };
 #undef PROTO_EVENT_ENUM_
 
+#define PROTO_MODE_ENUM_(id, name) PROTO_MODE_##id,
+enum proto_mode {
+	PROTO_MODES(PROTO_MODE_ENUM_)
+	PROTO_MODE_COUNT
+};
+#undef PROTO_MODE_ENUM_
+
+#define PROTO_LOCK_MODE_ENUM_(id, name) PROTO_LOCK_##id,
+enum proto_lock_mode {
+	PROTO_LOCK_MODES(PROTO_LOCK_MODE_ENUM_)
+	PROTO_LOCK_MODE_COUNT
+};
+#undef PROTO_LOCK_MODE_ENUM_
+
+#define PROTO_LOCK_STATE_ENUM_(id, name) PROTO_LOCK_##id,
+enum proto_lock_state {
+	PROTO_LOCK_STATES(PROTO_LOCK_STATE_ENUM_)
+	PROTO_LOCK_STATE_COUNT
+};
+#undef PROTO_LOCK_STATE_ENUM_
+
 /* The wire name of op (a string constant), or NULL when op is not below PROTO_OP_COUNT. */
 const char *proto_op_name(enum proto_op op);
 /* The op called name, or PROTO_OP_COUNT when no op has that name. */
 enum proto_op proto_op_find(const char *name);
 /* The wire name of event, or NULL when event is not below PROTO_EVENT_COUNT. */
 const char *proto_event_name(enum proto_event event);
+
+/*
+ * The wire names of the values of enumerated fields (NULL when the value is not below its
+ * _COUNT), and back: the value called name, or -EINVAL when none has that name.
+ */
+const char *proto_mode_name(enum proto_mode mode);
+int proto_mode_find(const char *name);
+const char *proto_lock_mode_name(enum proto_lock_mode mode);
+int proto_lock_mode_find(const char *name);
+const char *proto_lock_state_name(enum proto_lock_state state);
+int proto_lock_state_find(const char *name);
 
 #endif
