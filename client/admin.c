@@ -43,11 +43,11 @@ MMAPD_EXPORT int mmapd_chown(struct mmapd_client *client, const char *name, int6
 	if (gid < -1 || (gid >= 0 && (uint64_t)gid > ADMIN_ID_MAX))
 		return error_set(-EINVAL, "gid %lld is not -1 or 0 .. %llu", (long long)gid,
 		                 ADMIN_ID_MAX);
-	r = request_start_region(client, "chown", name, &req);
+	r = request_start_region(client, proto_op_name(PROTO_OP_CHOWN), name, &req);
 	if (r < 0)
 		return r;
-	if ((uid >= 0 && (r = request_add_u64(req, "uid", (uint64_t)uid)) < 0) ||
-	    (gid >= 0 && (r = request_add_u64(req, "gid", (uint64_t)gid)) < 0)) {
+	if ((uid >= 0 && (r = request_add_u64(req, PROTO_FIELD_UID, (uint64_t)uid)) < 0) ||
+	    (gid >= 0 && (r = request_add_u64(req, PROTO_FIELD_GID, (uint64_t)gid)) < 0)) {
 		cJSON_Delete(req);
 		return r;
 	}
@@ -63,10 +63,10 @@ MMAPD_EXPORT int mmapd_chmod(struct mmapd_client *client, const char *name, unsi
 		return error_set(-EINVAL, "the region name is NULL");
 	if (perm > 0777)
 		return error_set(-EINVAL, "mode %#o is above 0777", perm);
-	r = request_start_region(client, "chmod", name, &req);
+	r = request_start_region(client, proto_op_name(PROTO_OP_CHMOD), name, &req);
 	if (r < 0)
 		return r;
-	r = request_add_u64(req, "perm", perm);
+	r = request_add_u64(req, PROTO_FIELD_PERM, perm);
 	if (r < 0) {
 		cJSON_Delete(req);
 		return r;
@@ -135,7 +135,9 @@ static int clients_parse(const cJSON *item, void *entry)
 
 static int clients_after(cJSON *req, const void *last)
 {
-	return request_add_u64(req, "after", ((const struct client_entry *)last)->info.id);
+	const struct client_entry *e = last;
+
+	return request_add_u64(req, PROTO_FIELD_AFTER, e->info.id);
 }
 
 static bool clients_follows(const void *prev, const void *entry)
@@ -145,7 +147,7 @@ static bool clients_follows(const void *prev, const void *entry)
 }
 
 static const struct pager clients_pager = {
-	.op = "clients", .key = "clients", .noun = "client",
+	.op = PROTO_OP_CLIENTS, .key = PROTO_FIELD_CLIENTS, .noun = "client",
 	.size = sizeof(struct client_entry),
 	.parse = clients_parse, .after = clients_after, .follows = clients_follows,
 };
@@ -202,10 +204,10 @@ static int stats_call(struct mmapd_client *client, const char *format, cJSON **r
 	cJSON *req;
 	int r;
 
-	r = request_start(client, "stats", NULL, &req);
+	r = request_start(client, proto_op_name(PROTO_OP_STATS), NULL, &req);
 	if (r < 0)
 		return r;
-	if (!cJSON_AddStringToObject(req, "format", format)) {
+	if (!cJSON_AddStringToObject(req, PROTO_FIELD_FORMAT, format)) {
 		cJSON_Delete(req);
 		return request_nomem();
 	}

@@ -131,7 +131,7 @@ static int client_encode(struct mmapd_client *client, cJSON *req, uint64_t *ret_
 
 	client->next_id = id == PROTO_ID_MAX ? 1 : id + 1;
 	cJSON_DeleteItemFromObjectCaseSensitive(req, "id");
-	if (!cJSON_AddNumberToObject(req, "id", (double)id))
+	if (!cJSON_AddNumberToObject(req, PROTO_FIELD_ID, (double)id))
 		return -ENOMEM;
 	*ret_id = id;
 	return msg_encode(req, client->max_frame, ret_buf, ret_len);
@@ -207,8 +207,9 @@ static void client_send_acks(struct mmapd_client *client)
 		int r;
 
 		client->acks = ack->next;
-		if (req && cJSON_AddStringToObject(req, "op", "shrink-ack") &&
-		    cJSON_AddNumberToObject(req, "shrink", (double)ack->id) &&
+		if (req &&
+		    cJSON_AddStringToObject(req, PROTO_FIELD_OP, proto_op_name(PROTO_OP_SHRINK_ACK)) &&
+		    cJSON_AddNumberToObject(req, PROTO_FIELD_SHRINK, (double)ack->id) &&
 		    client_encode(client, req, &id, &buf, &len) == 0) {
 			pthread_mutex_unlock(&client->lock);
 			r = client_send(client, gen, buf, len);
@@ -594,10 +595,10 @@ int client_release_grant(struct mmapd_client *client, uint64_t handle, uint64_t 
 	cJSON *req;
 	int r;
 
-	req = request_new("close", NULL);
+	req = request_new(proto_op_name(PROTO_OP_CLOSE), NULL);
 	if (!req)
 		return -ENOMEM;
-	r = request_add_u64(req, "handle", handle);
+	r = request_add_u64(req, PROTO_FIELD_HANDLE, handle);
 	if (r == 0) {
 		call.req = req;
 		r = client_run(client, &call);

@@ -101,7 +101,7 @@ static int lock_hook(struct mmapd_client *client, struct call *call, const cJSON
 {
 	struct id_node **node = call->ctx;
 
-	if (msg_get_u64(reply, "lock", &(*node)->id) < 0)
+	if (msg_get_u64(reply, PROTO_FIELD_LOCK, &(*node)->id) < 0)
 		return call_fail(call, -EPROTO, "mmapd's lock reply has no valid \"lock\"");
 	(*node)->next = client->locks;
 	client->locks = *node;
@@ -121,20 +121,22 @@ MMAPD_EXPORT int mmapd_lock(struct mmapd_client *client, const char *name, uint6
 	if (flags & ~(MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT))
 		return error_set(-EINVAL, "unknown lock flags 0x%x",
 		                 flags & ~(MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT));
-	r = request_start_region(client, "lock", name, &call.req);
+	r = request_start_region(client, proto_op_name(PROTO_OP_LOCK), name, &call.req);
 	if (r < 0)
 		return r;
-	if ((r = request_add_u64(call.req, "offset", offset)) < 0 ||
-	    (r = request_add_u64(call.req, "length", length)) < 0)
+	if ((r = request_add_u64(call.req, PROTO_FIELD_OFFSET, offset)) < 0 ||
+	    (r = request_add_u64(call.req, PROTO_FIELD_LENGTH, length)) < 0)
 		goto fail;
-	if (!cJSON_AddStringToObject(call.req, "mode",
-	                             flags & MMAPD_LOCK_EXCLUSIVE ? "exclusive" : "shared") ||
-	    ((flags & MMAPD_LOCK_NOWAIT) && !cJSON_AddFalseToObject(call.req, "wait"))) {
+	if (!cJSON_AddStringToObject(call.req, PROTO_FIELD_MODE,
+	                             proto_lock_mode_name(flags & MMAPD_LOCK_EXCLUSIVE
+	                                                  ? PROTO_LOCK_EXCLUSIVE
+	                                                  : PROTO_LOCK_SHARED)) ||
+	    ((flags & MMAPD_LOCK_NOWAIT) && !cJSON_AddFalseToObject(call.req, PROTO_FIELD_WAIT))) {
 		r = request_nomem();
 		goto fail;
 	}
 	if (!(flags & MMAPD_LOCK_NOWAIT) && timeout_ms >= 0 &&
-	    (r = request_add_u64(call.req, "timeout_ms", (uint64_t)timeout_ms)) < 0)
+	    (r = request_add_u64(call.req, PROTO_FIELD_TIMEOUT_MS, (uint64_t)timeout_ms)) < 0)
 		goto fail;
 	node = malloc(sizeof(*node));
 	if (!node) {
@@ -142,7 +144,7 @@ MMAPD_EXPORT int mmapd_lock(struct mmapd_client *client, const char *name, uint6
 		goto fail;
 	}
 	/* The hook has validated "lock" and taken node. */
-	r = coord_run(client, &call, "lock", ret_lock);
+	r = coord_run(client, &call, PROTO_FIELD_LOCK, ret_lock);
 	free(node);
 	return r;
 
@@ -164,10 +166,10 @@ MMAPD_EXPORT int mmapd_unlock(struct mmapd_client *client, uint64_t lock)
 	struct call call = { .on_reply = unlock_hook, .ctx = &lock };
 	int r;
 
-	r = request_start(client, "unlock", NULL, &call.req);
+	r = request_start(client, proto_op_name(PROTO_OP_UNLOCK), NULL, &call.req);
 	if (r < 0)
 		return r;
-	r = request_add_u64(call.req, "lock", lock);
+	r = request_add_u64(call.req, PROTO_FIELD_LOCK, lock);
 	if (r < 0) {
 		cJSON_Delete(call.req);
 		return r;
@@ -201,26 +203,29 @@ static int lock_info_parse(const cJSON *obj, struct lock_entry *e)
 {
 	struct mmapd_lock_info *ret = &e->info;
 	const char *state, *mode;
+	int held_or_waiting, shared_or_exclusive;
 	uint64_t pid, uid;
 
 	ret->region = e->region;
 	ret->client = e->client;
 	if (!cJSON_IsObject(obj) ||
-	    lock_info_string(obj, "region", e->region, sizeof(e->region)) < 0 ||
-	    lock_info_string(obj, "client", e->client, sizeof(e->client)) < 0 ||
-	    msg_get_u64(obj, "lock", &ret->lock) < 0 ||
-	    msg_get_string(obj, "state", &state) < 0 ||
-	    msg_get_string(obj, "mode", &mode) < 0 ||
-	    msg_get_u64(obj, "offset", &ret->offset) < 0 ||
-	    msg_get_u64(obj, "length", &ret->length) < 0 ||
-	    msg_get_u64(obj, "pid", &pid) < 0 || msg_get_u64(obj, "uid", &uid) < 0 ||
-	    msg_get_u64(obj, "since_ms", &ret->since_ms) < 0)
+	    lock_info_string(obj, PROTO_FIELD_REGION, e->region, sizeof(e->region)) < 0 ||
+	    lock_info_string(obj, PROTO_FIELD_CLIENT, e->client, sizeof(e->client)) < 0 ||
+	    msg_get_u64(obj, PROTO_FIELD_LOCK, &ret->lock) < 0 ||
+	    msg_get_string(obj, PROTO_FIELD_STATE, &state) < 0 ||
+	    msg_get_string(obj, PROTO_FIELD_MODE, &mode) < 0 ||
+	    msg_get_u64(obj, PROTO_FIELD_OFFSET, &ret->offset) < 0 ||
+	    msg_get_u64(obj, PROTO_FIELD_LENGTH, &ret->length) < 0 ||
+	    msg_get_u64(obj, PROTO_FIELD_PID, &pid) < 0 ||
+	    msg_get_u64(obj, PROTO_FIELD_UID, &uid) < 0 ||
+	    msg_get_u64(obj, PROTO_FIELD_SINCE_MS, &ret->since_ms) < 0)
 		return -EPROTO;
-	if ((strcmp(state, "held") != 0 && strcmp(state, "waiting") != 0) ||
-	    (strcmp(mode, "shared") != 0 && strcmp(mode, "exclusive") != 0))
+	held_or_waiting = proto_lock_state_find(state);
+	shared_or_exclusive = proto_lock_mode_find(mode);
+	if (held_or_waiting < 0 || shared_or_exclusive < 0)
 		return -EPROTO;
-	ret->waiting = strcmp(state, "waiting") == 0;
-	ret->exclusive = strcmp(mode, "exclusive") == 0;
+	ret->waiting = held_or_waiting == PROTO_LOCK_WAITING;
+	ret->exclusive = shared_or_exclusive == PROTO_LOCK_EXCLUSIVE;
 	ret->pid = (int64_t)pid;
 	ret->uid = (int64_t)uid;
 	return 0;
@@ -238,13 +243,13 @@ MMAPD_EXPORT int mmapd_list_locks(struct mmapd_client *client, const char *name,
 
 	if (!ret_list)
 		return error_set(-EINVAL, "ret_list is NULL");
-	r = request_start(client, "locks", name, &call.req);
+	r = request_start(client, proto_op_name(PROTO_OP_LOCKS), name, &call.req);
 	if (r < 0)
 		return r;
 	r = client_run(client, &call);
 	if (r < 0)
 		goto out;
-	arr = cJSON_GetObjectItemCaseSensitive(call.reply, "locks");
+	arr = cJSON_GetObjectItemCaseSensitive(call.reply, PROTO_FIELD_LOCKS);
 	if (!cJSON_IsArray(arr)) {
 		r = error_set(-EPROTO, "mmapd's locks reply has no \"locks\" array");
 		goto out;
@@ -303,7 +308,7 @@ static int resize_hook(struct mmapd_client *client, struct call *call, const cJS
 {
 	struct region_entry e;
 
-	if (region_info_parse(cJSON_GetObjectItemCaseSensitive(reply, "region"), &e) < 0)
+	if (region_info_parse(cJSON_GetObjectItemCaseSensitive(reply, PROTO_FIELD_REGION), &e) < 0)
 		return call_fail(call, -EPROTO, "mmapd's resize reply has a malformed region object");
 	regions_resized(client, e.name, e.info.size, e.info.generation);
 	return 0;
@@ -320,14 +325,15 @@ MMAPD_EXPORT int mmapd_resize(struct mmapd_client *client, const char *name, uin
 		return error_set(-EINVAL, "unknown resize flags 0x%x", flags & ~known);
 	if (size == 0)
 		return error_set(-EINVAL, "a region cannot be resized to 0 bytes");
-	r = request_start_region(client, "resize", name, &call.req);
+	r = request_start_region(client, proto_op_name(PROTO_OP_RESIZE), name, &call.req);
 	if (r < 0)
 		return r;
-	r = request_add_u64(call.req, "size", size);
-	if (r == 0 && (flags & MMAPD_RESIZE_SPARSE) && !cJSON_AddTrueToObject(call.req, "sparse"))
+	r = request_add_u64(call.req, PROTO_FIELD_SIZE, size);
+	if (r == 0 && (flags & MMAPD_RESIZE_SPARSE) &&
+	    !cJSON_AddTrueToObject(call.req, PROTO_FIELD_SPARSE))
 		r = request_nomem();
 	if (r == 0 && (flags & MMAPD_RESIZE_GROW_ONLY) &&
-	    !cJSON_AddTrueToObject(call.req, "grow_only"))
+	    !cJSON_AddTrueToObject(call.req, PROTO_FIELD_GROW_ONLY))
 		r = request_nomem();
 	if (r < 0) {
 		cJSON_Delete(call.req);
@@ -342,7 +348,7 @@ static int subscribe_hook(struct mmapd_client *client, struct call *call, const 
 	struct name_node **node = call->ctx;
 	uint64_t seq;
 
-	if (msg_get_u64(reply, "seq", &seq) < 0)
+	if (msg_get_u64(reply, PROTO_FIELD_SEQ, &seq) < 0)
 		return call_fail(call, -EPROTO, "mmapd's subscribe reply has no valid \"seq\"");
 	if (!subs_have(client, (*node)->name)) {
 		(*node)->next = client->subs;
@@ -359,7 +365,7 @@ MMAPD_EXPORT int mmapd_subscribe(struct mmapd_client *client, const char *name,
 	struct call call = { .on_reply = subscribe_hook, .ctx = &node };
 	int r;
 
-	r = request_start_region(client, "subscribe", name, &call.req);
+	r = request_start_region(client, proto_op_name(PROTO_OP_SUBSCRIBE), name, &call.req);
 	if (r < 0)
 		return r;
 	node = name_node_new(name);
@@ -367,7 +373,7 @@ MMAPD_EXPORT int mmapd_subscribe(struct mmapd_client *client, const char *name,
 		cJSON_Delete(call.req);
 		return error_set(-ENOMEM, "out of memory");
 	}
-	r = coord_run(client, &call, "seq", ret_seq);
+	r = coord_run(client, &call, PROTO_FIELD_SEQ, ret_seq);
 	free(node);
 	return r;
 }
@@ -385,7 +391,7 @@ MMAPD_EXPORT int mmapd_unsubscribe(struct mmapd_client *client, const char *name
 	struct call call = { .on_reply = unsubscribe_hook };
 	int r;
 
-	r = request_start_region(client, "unsubscribe", name, &call.req);
+	r = request_start_region(client, proto_op_name(PROTO_OP_UNSUBSCRIBE), name, &call.req);
 	if (r < 0)
 		return r;
 	call.ctx = (void *)name;
@@ -423,7 +429,7 @@ int subs_restore(struct mmapd_client *client)
 	for (i = 0; i < n && r == 0; i++) {
 		struct call call = { .flags = CALL_INTERNAL };
 
-		r = request_start_region(client, "subscribe", names[i], &call.req);
+		r = request_start_region(client, proto_op_name(PROTO_OP_SUBSCRIBE), names[i], &call.req);
 		if (r == 0)
 			r = coord_run(client, &call, NULL, NULL);
 		if (r == 0 || r == -EALREADY) {
@@ -460,15 +466,15 @@ MMAPD_EXPORT int mmapd_report_changed(struct mmapd_client *client, const char *n
 
 	if (length == 0)
 		return error_set(-EINVAL, "a change of 0 bytes cannot be reported");
-	r = request_start_region(client, "changed", name, &call.req);
+	r = request_start_region(client, proto_op_name(PROTO_OP_CHANGED), name, &call.req);
 	if (r < 0)
 		return r;
-	if ((r = request_add_u64(call.req, "offset", offset)) < 0 ||
-	    (r = request_add_u64(call.req, "length", length)) < 0) {
+	if ((r = request_add_u64(call.req, PROTO_FIELD_OFFSET, offset)) < 0 ||
+	    (r = request_add_u64(call.req, PROTO_FIELD_LENGTH, length)) < 0) {
 		cJSON_Delete(call.req);
 		return r;
 	}
-	return coord_run(client, &call, "seq", ret_seq);
+	return coord_run(client, &call, PROTO_FIELD_SEQ, ret_seq);
 }
 
 MMAPD_EXPORT int mmapd_flush(struct mmapd_client *client, const char *name, uint64_t offset,
@@ -477,13 +483,13 @@ MMAPD_EXPORT int mmapd_flush(struct mmapd_client *client, const char *name, uint
 	struct call call = { 0 };
 	int r;
 
-	r = request_start_region(client, "flush", name, &call.req);
+	r = request_start_region(client, proto_op_name(PROTO_OP_FLUSH), name, &call.req);
 	if (r < 0)
 		return r;
 	/* The daemon flushes the whole file whatever the range; it is sent for the record. */
 	if ((offset || length) &&
-	    ((r = request_add_u64(call.req, "offset", offset)) < 0 ||
-	     (r = request_add_u64(call.req, "length", length)) < 0)) {
+	    ((r = request_add_u64(call.req, PROTO_FIELD_OFFSET, offset)) < 0 ||
+	     (r = request_add_u64(call.req, PROTO_FIELD_LENGTH, length)) < 0)) {
 		cJSON_Delete(call.req);
 		return r;
 	}
@@ -524,7 +530,7 @@ MMAPD_EXPORT int mmapd_flush_async(struct mmapd_client *client, const char *name
 	cJSON *req = NULL;
 	int r;
 
-	r = request_start_region(client, "flush", name, &req);
+	r = request_start_region(client, proto_op_name(PROTO_OP_FLUSH), name, &req);
 	if (r < 0)
 		return r;
 	fa = calloc(1, sizeof(*fa) + strlen(name) + 1);
@@ -561,11 +567,11 @@ MMAPD_EXPORT int mmapd_set_policy(struct mmapd_client *client, const char *name,
 	r = policy_check(policy);
 	if (r < 0)
 		return r;
-	r = request_start_region(client, "set-policy", name, &call.req);
+	r = request_start_region(client, proto_op_name(PROTO_OP_SET_POLICY), name, &call.req);
 	if (r < 0)
 		return r;
 	obj = policy_json(policy);
-	if (!obj || !cJSON_AddItemToObject(call.req, "policy", obj)) {
+	if (!obj || !cJSON_AddItemToObject(call.req, PROTO_FIELD_POLICY, obj)) {
 		cJSON_Delete(obj);
 		cJSON_Delete(call.req);
 		return request_nomem();
@@ -578,7 +584,7 @@ MMAPD_EXPORT int mmapd_clear_error(struct mmapd_client *client, const char *name
 	struct call call = { 0 };
 	int r;
 
-	r = request_start_region(client, "clear-error", name, &call.req);
+	r = request_start_region(client, proto_op_name(PROTO_OP_CLEAR_ERROR), name, &call.req);
 	if (r < 0)
 		return r;
 	return coord_run(client, &call, NULL, NULL);

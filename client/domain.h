@@ -138,7 +138,7 @@ int region_info_parse(const cJSON *obj, struct region_entry *ret);
  * order, also across pages: the protocol's order, and what makes the loop end.
  */
 struct pager {
-	const char *op;        /* "list", "clients" */
+	enum proto_op op;      /* PROTO_OP_LIST, PROTO_OP_CLIENTS */
 	const char *key;       /* the reply's array, also the plural in messages */
 	const char *noun;      /* one entry, for messages: "region", "client" */
 	size_t size;           /* of one entry */

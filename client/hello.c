@@ -17,11 +17,12 @@ int client_hello(struct mmapd_client *client, unsigned flags)
 	cJSON *req;
 	int r;
 
-	req = request_new("hello", NULL);
+	req = request_new(proto_op_name(PROTO_OP_HELLO), NULL);
 	if (!req)
 		return -ENOMEM;
-	r = request_add_u64(req, "version", PROTO_VERSION);
-	if (r == 0 && client->name && !cJSON_AddStringToObject(req, "client", client->name))
+	r = request_add_u64(req, PROTO_FIELD_VERSION, PROTO_VERSION);
+	if (r == 0 && client->name &&
+	    !cJSON_AddStringToObject(req, PROTO_FIELD_CLIENT, client->name))
 		r = request_nomem();
 	if (r < 0)
 		goto out;

@@ -47,6 +47,7 @@
 #include "frame.h"
 #include "mmapd.h"
 #include "tuning.h"
+#include "vocab.h"
 
 enum client_state {
 	CLIENT_UP,      /* the socket works (a reconnection may still be restoring state) */
@@ -283,7 +284,8 @@ int deadline_left_ms(const struct timespec *ts);
 
 /* ---- policyjson.c ---- */
 
-/* Reads {"kind", "value"} into *ret. Returns 0 or -EPROTO (message not set). */
+/* Reads {"kind", "value"} into *ret with proto_policy_parse. Returns 0 or -EPROTO (message
+ * not set). */
 int policy_read(const cJSON *obj, struct mmapd_policy *ret);
 /* Checks a policy before a round trip. Returns 0 or -EINVAL (message set). */
 int policy_check(const struct mmapd_policy *policy);

@@ -23,8 +23,7 @@ int policy_check(const struct mmapd_policy *policy)
 {
 	if ((unsigned)policy->kind >= PROTO_POLICY_KINDS)
 		return error_set(-EINVAL, "unknown policy kind %d", (int)policy->kind);
-	if (proto_policy_has_value(policy->kind) &&
-	    (policy->value == 0 || policy->value > PROTO_ID_MAX))
+	if (!proto_policy_valid(policy->kind, policy->value))
 		return error_set(-EINVAL, "policy %s needs a value from 1 to 2^53-1",
 		                 proto_policy_name(policy->kind));
 	return 0;
@@ -32,20 +31,15 @@ int policy_check(const struct mmapd_policy *policy)
 
 int policy_read(const cJSON *obj, struct mmapd_policy *ret)
 {
-	const char *kind;
-	uint64_t value = 0;
-	int i, r;
+	const char *problem;
+	uint64_t value;
+	unsigned kind;
 
-	if (!cJSON_IsObject(obj) || msg_get_string(obj, "kind", &kind) < 0)
+	/* The daemon's own decoder: what it would refuse in a request is a protocol error here. */
+	if (proto_policy_parse(obj, &kind, &value, &problem) < 0)
 		return -EPROTO;
-	i = proto_policy_kind(kind);
-	if (i < 0)
-		return -EPROTO;
-	r = msg_get_u64(obj, "value", &value);
-	if (r == -EINVAL || (proto_policy_has_value((unsigned)i) && r < 0))
-		return -EPROTO;
-	ret->kind = (enum mmapd_policy_kind)i;
-	ret->value = proto_policy_has_value(ret->kind) ? value : 0;
+	ret->kind = (enum mmapd_policy_kind)kind;
+	ret->value = value;
 	return 0;
 }
 

@@ -12,6 +12,7 @@
 
 #include "domain.h"
 #include "msg.h"
+#include "region_obj.h"
 
 /* Reads integer key of obj into *ret when present. Returns 0 or -EPROTO. */
 static int info_u64_optional(const cJSON *obj, const char *key, uint64_t *ret)
@@ -20,94 +21,38 @@ static int info_u64_optional(const cJSON *obj, const char *key, uint64_t *ret)
 	return msg_get_u64(obj, key, ret) == -EINVAL ? -EPROTO : 0;
 }
 
-/* info_u64_optional() for a value that must fit 32 bits. Returns 0 or -EPROTO. */
-static int info_u32_optional(const cJSON *obj, const char *key, uint32_t *ret)
-{
-	uint64_t v;
-
-	*ret = 0;
-	if (info_u64_optional(obj, key, &v) < 0 || v > UINT32_MAX)
-		return -EPROTO;
-	*ret = (uint32_t)v;
-	return 0;
-}
-
-/*
- * Reads "size". Older daemons reported whatever size a client had truncated a region to,
- * even one past 2^53-1, which a JSON number does not hold exactly: such a size is read as
- * the integer the number holds (at most UINT64_MAX) rather than making a whole list fail.
- * Returns 0 or -EPROTO.
- */
-static int info_size(const cJSON *obj, uint64_t *ret)
-{
-	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, "size");
-	double d;
-
-	if (msg_get_u64(obj, "size", ret) == 0)
-		return 0;
-	/* Every double past 2^53 is an integer; below it, msg_get_u64 said no for a reason. */
-	if (!cJSON_IsNumber(item) || !(item->valuedouble > (double)PROTO_ID_MAX))
-		return -EPROTO;
-	d = item->valuedouble;
-	*ret = d >= 18446744073709551616.0 ? UINT64_MAX : (uint64_t)d;
-	return 0;
-}
-
-/* Reads "huge" ("none", "hugetlb", "thp"; absent from older daemons: none). */
-static int info_huge_optional(const cJSON *obj, enum mmapd_huge *ret)
-{
-	const char *s;
-	int r = msg_get_string(obj, "huge", &s);
-
-	*ret = MMAPD_HUGE_NONE;
-	if (r == -ENOENT)
-		return 0;
-	if (r < 0)
-		return r;
-	if (strcmp(s, "hugetlb") == 0)
-		*ret = MMAPD_HUGE_HUGETLB;
-	else if (strcmp(s, "thp") == 0)
-		*ret = MMAPD_HUGE_THP;
-	else if (strcmp(s, "none") != 0)
-		return -EPROTO;
-	return 0;
-}
+_Static_assert((int)MMAPD_HUGE_NONE == (int)PROTO_HUGE_NONE &&
+               (int)MMAPD_HUGE_HUGETLB == (int)PROTO_HUGE_HUGETLB &&
+               (int)MMAPD_HUGE_THP == (int)PROTO_HUGE_THP,
+               "enum mmapd_huge numbers huge pages as proto/region_obj.h does");
 
 int region_info_parse(const cJSON *obj, struct region_entry *ret)
 {
-	struct mmapd_region_info info = { .policy.kind = MMAPD_POLICY_MANUAL };
-	const cJSON *policy;
-	const char *name;
+	struct proto_region r;
 	size_t len;
 
-	if (!cJSON_IsObject(obj) || msg_get_string(obj, "name", &name) < 0 ||
-	    info_size(obj, &info.size) < 0 ||
-	    msg_get_bool(obj, "anonymous", &info.anonymous) < 0 ||
-	    msg_get_u64(obj, "grants", &info.grants) < 0 ||
-	    msg_get_u64(obj, "clients", &info.clients) < 0)
+	if (proto_region_parse(obj, &r) < 0)
 		return -EPROTO;
-	/* The coordination fields are absent from a daemon without coordination.md. */
-	policy = cJSON_GetObjectItemCaseSensitive(obj, "policy");
-	if (info_u64_optional(obj, "generation", &info.generation) < 0 ||
-	    info_u64_optional(obj, "seq", &info.seq) < 0 ||
-	    info_u64_optional(obj, "locks", &info.locks) < 0 ||
-	    msg_get_bool(obj, "poisoned", &info.poisoned) == -EINVAL ||
-	    (policy && policy_read(policy, &info.policy) < 0))
-		return -EPROTO;
-	/* The access control fields are absent from a daemon without it (and for a region
-	 * whose owner the daemon has not recorded). */
-	if (info_u32_optional(obj, "uid", &info.uid) < 0 ||
-	    info_u32_optional(obj, "gid", &info.gid) < 0 ||
-	    info_u32_optional(obj, "perm", &info.perm) < 0 || info.perm > 0777)
-		return -EPROTO;
-	if (info_huge_optional(obj, &info.huge) < 0)
-		return -EPROTO;
-	len = strlen(name);
+	len = strlen(r.name);
 	if (len == 0 || len > MMAPD_NAME_MAX)
 		return -EPROTO;
-	memcpy(ret->name, name, len + 1);
-	ret->info = info;
-	ret->info.name = ret->name;
+	memcpy(ret->name, r.name, len + 1);
+	ret->info = (struct mmapd_region_info){
+		.name = ret->name,
+		.size = r.size,
+		.anonymous = r.anonymous,
+		.grants = r.grants,
+		.clients = r.clients,
+		.generation = r.generation,
+		.policy = { (enum mmapd_policy_kind)r.policy_kind, r.policy_value },
+		.poisoned = r.poisoned,
+		.seq = r.seq,
+		.locks = r.locks,
+		.uid = r.uid,
+		.gid = r.gid,
+		.perm = r.perm,
+		.huge = (enum mmapd_huge)r.huge,
+	};
 	return 0;
 }
 
@@ -140,7 +85,7 @@ MMAPD_EXPORT int mmapd_stat(struct mmapd_client *client, const char *name,
 		return error_set(-EINVAL, "ret_info is NULL");
 	if (!name)
 		return error_set(-EINVAL, "the region name is NULL");
-	r = query_call(client, "stat", name, &reply);
+	r = query_call(client, proto_op_name(PROTO_OP_STAT), name, &reply);
 	if (r < 0)
 		return r;
 	e = malloc(sizeof(*e));
@@ -148,7 +93,7 @@ MMAPD_EXPORT int mmapd_stat(struct mmapd_client *client, const char *name,
 		cJSON_Delete(reply);
 		return error_set(-ENOMEM, "out of memory");
 	}
-	r = region_info_parse(cJSON_GetObjectItemCaseSensitive(reply, "region"), e);
+	r = region_info_parse(cJSON_GetObjectItemCaseSensitive(reply, PROTO_FIELD_REGION), e);
 	cJSON_Delete(reply);
 	if (r < 0) {
 		free(e);
@@ -179,7 +124,7 @@ MMAPD_EXPORT int mmapd_delete(struct mmapd_client *client, const char *name)
 
 	if (!name)
 		return error_set(-EINVAL, "the region name is NULL");
-	r = query_call(client, "delete", name, &reply);
+	r = query_call(client, proto_op_name(PROTO_OP_DELETE), name, &reply);
 	cJSON_Delete(reply);
 	return r;
 }
@@ -189,7 +134,7 @@ MMAPD_EXPORT int mmapd_ping(struct mmapd_client *client)
 	cJSON *reply = NULL;
 	int r;
 
-	r = query_call(client, "ping", NULL, &reply);
+	r = query_call(client, proto_op_name(PROTO_OP_PING), NULL, &reply);
 	cJSON_Delete(reply);
 	return r;
 }
@@ -203,9 +148,9 @@ static int pager_page_read(const struct pager *p, const cJSON *reply, char **ent
 	size_t n;
 	int r;
 
-	if (!cJSON_IsArray(array) || msg_get_bool(reply, "more", ret_more) < 0)
-		return error_set(-EPROTO, "mmapd's %s reply has no valid \"%s\" or \"more\"", p->op,
-		                 p->key);
+	if (!cJSON_IsArray(array) || msg_get_bool(reply, PROTO_FIELD_MORE, ret_more) < 0)
+		return error_set(-EPROTO, "mmapd's %s reply has no valid \"%s\" or \"more\"",
+		                 proto_op_name(p->op), p->key);
 	n = (size_t)cJSON_GetArraySize(array);
 	if (*ret_more && n == 0)
 		return error_set(-EPROTO, "mmapd said more %s follow but sent none", p->key);
@@ -244,7 +189,7 @@ int pager_collect(struct mmapd_client *client, const struct pager *p, void **ret
 	while (more) {
 		cJSON *req, *reply = NULL;
 
-		req = request_new(p->op, NULL);
+		req = request_new(proto_op_name(p->op), NULL);
 		if (!req) {
 			r = -ENOMEM;
 			goto fail;
@@ -286,7 +231,7 @@ static int list_after(cJSON *req, const void *last)
 {
 	const struct region_entry *e = last;
 
-	return cJSON_AddStringToObject(req, "after", e->name) ? 0 : request_nomem();
+	return cJSON_AddStringToObject(req, PROTO_FIELD_AFTER, e->name) ? 0 : request_nomem();
 }
 
 static bool list_follows(const void *prev, const void *entry)
@@ -296,7 +241,7 @@ static bool list_follows(const void *prev, const void *entry)
 }
 
 static const struct pager list_pager = {
-	.op = "list", .key = "regions", .noun = "region",
+	.op = PROTO_OP_LIST, .key = PROTO_FIELD_REGIONS, .noun = "region",
 	.size = sizeof(struct region_entry),
 	.parse = list_parse, .after = list_after, .follows = list_follows,
 };
@@ -349,7 +294,7 @@ MMAPD_EXPORT void mmapd_region_list_free(struct mmapd_region_list *list)
 static int status_read(const cJSON *reply, struct status_entry *e)
 {
 	struct mmapd_status *st = &e->status;
-	const cJSON *limits = cJSON_GetObjectItemCaseSensitive(reply, "limits");
+	const cJSON *limits = cJSON_GetObjectItemCaseSensitive(reply, PROTO_FIELD_LIMITS);
 	const char *version;
 	uint64_t pid;
 
@@ -361,18 +306,18 @@ static int status_read(const cJSON *reply, struct status_entry *e)
 		const char *key;
 		uint64_t *dst;
 	} fields[] = {
-		{ reply, "pid", &pid },
-		{ reply, "uptime_ms", &st->uptime_ms },
-		{ reply, "clients", &st->clients },
-		{ reply, "regions", &st->regions },
-		{ reply, "anonymous_regions", &st->anonymous_regions },
-		{ reply, "grants", &st->grants },
-		{ reply, "bytes_granted", &st->bytes_granted },
-		{ reply, "open_fds", &st->open_fds },
+		{ reply, PROTO_FIELD_PID, &pid },
+		{ reply, PROTO_FIELD_UPTIME_MS, &st->uptime_ms },
+		{ reply, PROTO_FIELD_CLIENTS, &st->clients },
+		{ reply, PROTO_FIELD_REGIONS, &st->regions },
+		{ reply, PROTO_FIELD_ANONYMOUS_REGIONS, &st->anonymous_regions },
+		{ reply, PROTO_FIELD_GRANTS, &st->grants },
+		{ reply, PROTO_FIELD_BYTES_GRANTED, &st->bytes_granted },
+		{ reply, PROTO_FIELD_OPEN_FDS, &st->open_fds },
 		{ limits, "max_clients", &st->max_clients },
 		{ limits, "max_grants_per_client", &st->max_grants_per_client },
 		{ limits, "max_fds_in_flight", &st->max_fds_in_flight },
-		{ limits, "max_frame", &st->max_frame },
+		{ limits, PROTO_FIELD_MAX_FRAME, &st->max_frame },
 		{ limits, "max_region_size", &st->max_region_size },
 	};
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
@@ -381,12 +326,13 @@ static int status_read(const cJSON *reply, struct status_entry *e)
 			                 fields[i].key);
 	}
 	/* The coordination figures are absent from a daemon without coordination.md. */
-	if (info_u64_optional(reply, "locks", &st->locks) < 0 ||
-	    info_u64_optional(reply, "lock_waiters", &st->lock_waiters) < 0 ||
-	    info_u64_optional(reply, "subscriptions", &st->subscriptions) < 0)
+	if (info_u64_optional(reply, PROTO_FIELD_LOCKS, &st->locks) < 0 ||
+	    info_u64_optional(reply, PROTO_FIELD_LOCK_WAITERS, &st->lock_waiters) < 0 ||
+	    info_u64_optional(reply, PROTO_FIELD_SUBSCRIPTIONS, &st->subscriptions) < 0)
 		return error_set(-EPROTO, "mmapd's status reply has a malformed lock or "
 		                 "subscription count");
-	if (msg_get_string(reply, "version", &version) < 0 || strlen(version) >= sizeof(e->version))
+	if (msg_get_string(reply, PROTO_FIELD_VERSION, &version) < 0 ||
+	    strlen(version) >= sizeof(e->version))
 		return error_set(-EPROTO, "mmapd's status reply has no valid \"version\"");
 	strcpy(e->version, version);
 	st->version = e->version;
@@ -402,7 +348,7 @@ MMAPD_EXPORT int mmapd_get_status(struct mmapd_client *client, struct mmapd_stat
 
 	if (!ret_status)
 		return error_set(-EINVAL, "ret_status is NULL");
-	r = query_call(client, "status", NULL, &reply);
+	r = query_call(client, proto_op_name(PROTO_OP_STATUS), NULL, &reply);
 	if (r < 0)
 		return r;
 	e = calloc(1, sizeof(*e));

@@ -18,19 +18,19 @@
 /* ---- reading events ---- */
 
 static const struct {
-	const char *name;
+	enum proto_event event;
 	enum mmapd_event_type type;
 } event_kinds[] = {
-	{ "changed", MMAPD_EVENT_CHANGED },
-	{ "overflow", MMAPD_EVENT_OVERFLOW },
-	{ "resized", MMAPD_EVENT_RESIZED },
-	{ "shrinking", MMAPD_EVENT_SHRINKING },
-	{ "shrink-cancelled", MMAPD_EVENT_SHRINK_CANCELLED },
-	{ "policy", MMAPD_EVENT_POLICY },
-	{ "flushed", MMAPD_EVENT_FLUSHED },
-	{ "flush-failed", MMAPD_EVENT_FLUSH_FAILED },
-	{ "deleted", MMAPD_EVENT_DELETED },
-	{ "unlocked", MMAPD_EVENT_UNLOCKED },
+	{ PROTO_EVENT_CHANGED, MMAPD_EVENT_CHANGED },
+	{ PROTO_EVENT_OVERFLOW, MMAPD_EVENT_OVERFLOW },
+	{ PROTO_EVENT_RESIZED, MMAPD_EVENT_RESIZED },
+	{ PROTO_EVENT_SHRINKING, MMAPD_EVENT_SHRINKING },
+	{ PROTO_EVENT_SHRINK_CANCELLED, MMAPD_EVENT_SHRINK_CANCELLED },
+	{ PROTO_EVENT_POLICY, MMAPD_EVENT_POLICY },
+	{ PROTO_EVENT_FLUSHED, MMAPD_EVENT_FLUSHED },
+	{ PROTO_EVENT_FLUSH_FAILED, MMAPD_EVENT_FLUSH_FAILED },
+	{ PROTO_EVENT_DELETED, MMAPD_EVENT_DELETED },
+	{ PROTO_EVENT_UNLOCKED, MMAPD_EVENT_UNLOCKED },
 };
 
 /* Reads a JSON number that holds an integer 0..2^53-1 (msg_get_u64 reads one by key). */
@@ -50,7 +50,7 @@ static int json_u64(const cJSON *item, uint64_t *ret)
 /* Reads "ranges": [[offset, length], ...] into a malloc'd array. Returns 0 or -EINVAL/-ENOMEM. */
 static int event_ranges(const cJSON *msg, struct mmapd_range **ret, size_t *ret_n)
 {
-	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(msg, "ranges"), *item;
+	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(msg, PROTO_FIELD_RANGES), *item;
 	struct mmapd_range *ranges;
 	size_t n = 0;
 
@@ -76,13 +76,14 @@ static int event_ranges(const cJSON *msg, struct mmapd_range **ret, size_t *ret_
 /* Reads the optional "writer": {"client", "pid"} of a changed event. */
 static int event_writer(const cJSON *msg, struct mmapd_event *ev)
 {
-	const cJSON *writer = cJSON_GetObjectItemCaseSensitive(msg, "writer");
+	const cJSON *writer = cJSON_GetObjectItemCaseSensitive(msg, PROTO_FIELD_WRITER);
 	uint64_t pid;
 
 	if (!writer)
 		return 0;
-	if (!cJSON_IsObject(writer) || msg_get_string(writer, "client", &ev->writer_client) < 0 ||
-	    msg_get_u64(writer, "pid", &pid) < 0 || pid > INT64_MAX)
+	if (!cJSON_IsObject(writer) ||
+	    msg_get_string(writer, PROTO_FIELD_CLIENT, &ev->writer_client) < 0 ||
+	    msg_get_u64(writer, PROTO_FIELD_PID, &pid) < 0 || pid > INT64_MAX)
 		return -EINVAL;
 	ev->writer_pid = (int64_t)pid;
 	return 0;
@@ -108,46 +109,46 @@ static int event_parse(const cJSON *msg, struct mmapd_event *ev, struct mmapd_ra
 {
 	switch (ev->type) {
 	case MMAPD_EVENT_CHANGED:
-		if (msg_get_u64(msg, "seq", &ev->seq) < 0)
+		if (msg_get_u64(msg, PROTO_FIELD_SEQ, &ev->seq) < 0)
 			return -EINVAL;
 		ev->first_seq = ev->seq;
 		ev->writer_pid = -1;
-		if (msg_get_u64(msg, "first_seq", &ev->first_seq) == -EINVAL ||
+		if (msg_get_u64(msg, PROTO_FIELD_FIRST_SEQ, &ev->first_seq) == -EINVAL ||
 		    event_writer(msg, ev) < 0)
 			return -EINVAL;
 		return event_ranges(msg, ret_ranges, &ev->nranges);
 	case MMAPD_EVENT_OVERFLOW:
 	case MMAPD_EVENT_FLUSHED:
-		return msg_get_u64(msg, "seq", &ev->seq) < 0 ? -EINVAL : 0;
+		return msg_get_u64(msg, PROTO_FIELD_SEQ, &ev->seq) < 0 ? -EINVAL : 0;
 	case MMAPD_EVENT_RESIZED:
-		if (msg_get_u64(msg, "size", &ev->size) < 0 ||
-		    msg_get_u64(msg, "old_size", &ev->old_size) < 0 ||
-		    msg_get_u64(msg, "generation", &ev->generation) < 0 ||
-		    msg_get_bool(msg, "external", &ev->external) == -EINVAL)
+		if (msg_get_u64(msg, PROTO_FIELD_SIZE, &ev->size) < 0 ||
+		    msg_get_u64(msg, PROTO_FIELD_OLD_SIZE, &ev->old_size) < 0 ||
+		    msg_get_u64(msg, PROTO_FIELD_GENERATION, &ev->generation) < 0 ||
+		    msg_get_bool(msg, PROTO_FIELD_EXTERNAL, &ev->external) == -EINVAL)
 			return -EINVAL;
 		return 0;
 	case MMAPD_EVENT_SHRINKING:
-		if (msg_get_u64(msg, "size", &ev->size) < 0 ||
-		    msg_get_u64(msg, "generation", &ev->generation) < 0 ||
-		    msg_get_u64(msg, "shrink", ret_shrink) < 0)
+		if (msg_get_u64(msg, PROTO_FIELD_SIZE, &ev->size) < 0 ||
+		    msg_get_u64(msg, PROTO_FIELD_GENERATION, &ev->generation) < 0 ||
+		    msg_get_u64(msg, PROTO_FIELD_SHRINK, ret_shrink) < 0)
 			return -EINVAL;
 		return 0;
 	case MMAPD_EVENT_SHRINK_CANCELLED:
 		/* The daemon says why in words only; the code says that the shrink did not happen. */
 		ev->error = -ECANCELED;
-		if (msg_get_u64(msg, "shrink", ret_shrink) < 0 ||
-		    msg_get_string(msg, "message", &ev->message) == -EINVAL ||
-		    (cJSON_HasObjectItem(msg, "error") && event_error(msg, ev) < 0))
+		if (msg_get_u64(msg, PROTO_FIELD_SHRINK, ret_shrink) < 0 ||
+		    msg_get_string(msg, PROTO_FIELD_MESSAGE, &ev->message) == -EINVAL ||
+		    (cJSON_HasObjectItem(msg, PROTO_FIELD_ERROR) && event_error(msg, ev) < 0))
 			return -EINVAL;
 		return 0;
 	case MMAPD_EVENT_POLICY:
-		return policy_read(cJSON_GetObjectItemCaseSensitive(msg, "policy"), &ev->policy) < 0
-		       ? -EINVAL : 0;
+		return policy_read(cJSON_GetObjectItemCaseSensitive(msg, PROTO_FIELD_POLICY),
+		                   &ev->policy) < 0 ? -EINVAL : 0;
 	case MMAPD_EVENT_FLUSH_FAILED:
 		return event_error(msg, ev);
 	case MMAPD_EVENT_UNLOCKED:
-		if (msg_get_u64(msg, "offset", &ev->offset) < 0 ||
-		    msg_get_u64(msg, "length", &ev->length) < 0)
+		if (msg_get_u64(msg, PROTO_FIELD_OFFSET, &ev->offset) < 0 ||
+		    msg_get_u64(msg, PROTO_FIELD_LENGTH, &ev->length) < 0)
 			return -EINVAL;
 		return 0;
 	default:
@@ -163,13 +164,13 @@ void event_handle(struct mmapd_client *client, const cJSON *msg, const char *nam
 	size_t i;
 
 	for (i = 0; i < sizeof(event_kinds) / sizeof(event_kinds[0]); i++)
-		if (strcmp(name, event_kinds[i].name) == 0)
+		if (strcmp(name, proto_event_name(event_kinds[i].event)) == 0)
 			break;
 	/* The protocol may add events; those and malformed ones are ignored. */
 	if (i == sizeof(event_kinds) / sizeof(event_kinds[0]))
 		return;
 	ev.type = event_kinds[i].type;
-	if (msg_get_string(msg, "region", &ev.region) < 0 ||
+	if (msg_get_string(msg, PROTO_FIELD_REGION, &ev.region) < 0 ||
 	    event_parse(msg, &ev, &ranges, &shrink) < 0) {
 		free(ranges);
 		return;

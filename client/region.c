@@ -211,26 +211,27 @@ static int open_opts_check(const struct mmapd_open_opts *opts)
 static cJSON *open_request_new(const char *name, const struct mmapd_open_opts *opts)
 {
 	unsigned flags = opts->flags;
-	cJSON *req = request_new("open", name), *policy = NULL;
+	cJSON *req = request_new(proto_op_name(PROTO_OP_OPEN), name), *policy = NULL;
 
 	if (!req)
 		return NULL;
-	if (!cJSON_AddStringToObject(req, "mode", mode_names[opts->mode]) ||
-	    ((flags & MMAPD_OPEN_EXEC) && !cJSON_AddTrueToObject(req, "exec")))
+	if (!cJSON_AddStringToObject(req, PROTO_FIELD_MODE, mode_names[opts->mode]) ||
+	    ((flags & MMAPD_OPEN_EXEC) && !cJSON_AddTrueToObject(req, PROTO_FIELD_EXEC)))
 		goto fail;
 	/* The daemon refuses creation fields on a plain open, so they are sent only with create. */
 	if (!(flags & MMAPD_OPEN_CREATE))
 		return req;
-	if (!cJSON_AddTrueToObject(req, "create") ||
-	    !cJSON_AddNumberToObject(req, "size", (double)opts->size) ||
-	    ((flags & MMAPD_OPEN_EXCL) && !cJSON_AddTrueToObject(req, "exclusive")) ||
-	    ((flags & MMAPD_OPEN_ANONYMOUS) && !cJSON_AddTrueToObject(req, "anonymous")) ||
-	    ((flags & MMAPD_OPEN_SPARSE) && !cJSON_AddTrueToObject(req, "sparse")) ||
+	if (!cJSON_AddTrueToObject(req, PROTO_FIELD_CREATE) ||
+	    !cJSON_AddNumberToObject(req, PROTO_FIELD_SIZE, (double)opts->size) ||
+	    ((flags & MMAPD_OPEN_EXCL) && !cJSON_AddTrueToObject(req, PROTO_FIELD_EXCLUSIVE)) ||
+	    ((flags & MMAPD_OPEN_ANONYMOUS) &&
+	     !cJSON_AddTrueToObject(req, PROTO_FIELD_ANONYMOUS)) ||
+	    ((flags & MMAPD_OPEN_SPARSE) && !cJSON_AddTrueToObject(req, PROTO_FIELD_SPARSE)) ||
 	    ((flags & MMAPD_OPEN_HUGETLB) && (flags & MMAPD_OPEN_ANONYMOUS) &&
-	     !cJSON_AddTrueToObject(req, "huge")))
+	     !cJSON_AddTrueToObject(req, PROTO_FIELD_HUGE)))
 		goto fail;
 	if (opts->policy && (!(policy = policy_json(opts->policy)) ||
-	                     !cJSON_AddItemToObject(req, "policy", policy)))
+	                     !cJSON_AddItemToObject(req, PROTO_FIELD_POLICY, policy)))
 		goto fail;
 	return req;
 
@@ -484,12 +485,13 @@ MMAPD_EXPORT void mmapd_region_close(struct mmapd_region *region)
  */
 static cJSON *regrant_request_new(const struct mmapd_region *region, enum mmapd_mode mode)
 {
-	cJSON *req = request_new("open", region->name);
+	cJSON *req = request_new(proto_op_name(PROTO_OP_OPEN), region->name);
 
 	if (!req)
 		return NULL;
-	if (!cJSON_AddStringToObject(req, "mode", mode_names[mode]) ||
-	    ((region->open_flags & MMAPD_OPEN_EXEC) && !cJSON_AddTrueToObject(req, "exec"))) {
+	if (!cJSON_AddStringToObject(req, PROTO_FIELD_MODE, mode_names[mode]) ||
+	    ((region->open_flags & MMAPD_OPEN_EXEC) &&
+	     !cJSON_AddTrueToObject(req, PROTO_FIELD_EXEC))) {
 		cJSON_Delete(req);
 		request_nomem();
 		return NULL;

@@ -14,8 +14,8 @@ cJSON *request_new(const char *op, const char *name)
 {
 	cJSON *req = cJSON_CreateObject();
 
-	if (!req || !cJSON_AddStringToObject(req, "op", op) ||
-	    (name && !cJSON_AddStringToObject(req, "name", name))) {
+	if (!req || !cJSON_AddStringToObject(req, PROTO_FIELD_OP, op) ||
+	    (name && !cJSON_AddStringToObject(req, PROTO_FIELD_NAME, name))) {
 		cJSON_Delete(req);
 		request_nomem();
 		return NULL;

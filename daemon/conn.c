@@ -30,6 +30,7 @@
 #include "log.h"
 #include "msg.h"
 #include "state.h"
+#include "vocab.h"
 
 #define CONN_LINGER_MS      1000          /* how long an error or shutdown event may take */
 #define CONN_READS_PER_WAKE 4             /* recvmsg calls per readiness event, for fairness */
@@ -614,9 +615,9 @@ void conn_fail(struct conn *c, int err, const char *fmt, ...)
 
 	log_warn("client %llu (pid %ld): %s; disconnecting", (unsigned long long)c->serial,
 	         (long)c->pid, message ? message : strerror(err));
-	event = msg_event("error");
+	event = msg_event(proto_event_name(PROTO_EVENT_ERROR));
 	error = msg_error_object(err, message);
-	if (event && error && cJSON_AddItemToObject(event, "error", error))
+	if (event && error && cJSON_AddItemToObject(event, PROTO_FIELD_ERROR, error))
 		error = NULL;
 	cJSON_Delete(error);
 	conn_end_with(c, event);
@@ -630,8 +631,8 @@ void conn_shutdown(struct conn *c, const char *message)
 
 	if (!conn_alive(c))
 		return;
-	event = msg_event("shutdown");
-	if (event && !cJSON_AddStringToObject(event, "message", message)) {
+	event = msg_event(proto_event_name(PROTO_EVENT_SHUTDOWN));
+	if (event && !cJSON_AddStringToObject(event, PROTO_FIELD_MESSAGE, message)) {
 		cJSON_Delete(event);
 		event = NULL;
 	}

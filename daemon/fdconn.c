@@ -34,6 +34,7 @@
 #include "ops.h"
 #include "region.h"
 #include "server.h"
+#include "vocab.h"
 #include "why.h"
 
 #define FDCONN_DRAIN_MS 500      /* for all connections together, to write out their replies */
@@ -405,7 +406,7 @@ static int fdconn_lock(struct conn *c, const cJSON *obj, const cJSON *handover,
 
 	if (msg_get_u64(obj, "lock", &id) < 0 || msg_get_u64(obj, "offset", &offset) < 0 ||
 	    msg_get_u64(obj, "length", &length) < 0 || msg_get_string(obj, "mode", &mode) < 0 ||
-	    (strcmp(mode, "exclusive") != 0 && strcmp(mode, "shared") != 0)) {
+	    proto_lock_mode_find(mode) < 0) {
 		why_set(ret_why, "a lock with a bad id, range or mode");
 		return -EINVAL;
 	}
@@ -415,7 +416,8 @@ static int fdconn_lock(struct conn *c, const cJSON *obj, const cJSON *handover,
 	msg_get_u64(obj, "since_ms", &since_ms);
 	ret = fdconn_may_read(c, r, "lock", ret_why);
 	if (ret == 0) {
-		ret = lock_adopt(c, r, id, offset, length, strcmp(mode, "exclusive") == 0, since_ms);
+		ret = lock_adopt(c, r, id, offset, length,
+		                 proto_lock_mode_find(mode) == PROTO_LOCK_EXCLUSIVE, since_ms);
 		if (ret < 0)
 			why_set(ret_why, "lock %" PRIu64 " on region '%.64s' cannot be held again: %s",
 			        id, r->name, strerror(-ret));

@@ -23,6 +23,7 @@
 #include "region.h"
 #include "state.h"
 #include "timer.h"
+#include "vocab.h"
 
 #define FLUSH_HOOK_ENV "MMAPD_TEST_FAIL_FDATASYNC"
 
@@ -89,7 +90,7 @@ static void flush_reply_changed(struct conn *c, uint64_t id, uint64_t seq)
 {
 	cJSON *reply = msg_reply_ok(id);
 
-	if (reply && !cJSON_AddNumberToObject(reply, "seq", (double)seq)) {
+	if (reply && !cJSON_AddNumberToObject(reply, PROTO_FIELD_SEQ, (double)seq)) {
 		cJSON_Delete(reply);
 		reply = NULL;
 	}
@@ -206,9 +207,9 @@ static void flush_poison(struct region *r, int err)
 	if (r->flush.poisoned)
 		goto out;
 	r->flush.poisoned = true;
-	event = notify_event_new(r, "flush-failed");
+	event = notify_event_new(r, proto_event_name(PROTO_EVENT_FLUSH_FAILED));
 	error = msg_error_object(EIO, message);
-	if (event && error && cJSON_AddItemToObject(event, "error", error)) {
+	if (event && error && cJSON_AddItemToObject(event, PROTO_FIELD_ERROR, error)) {
 		error = NULL;
 		notify_region(r, event, NOTIFY_HOLDERS | NOTIFY_SUBSCRIBERS, NULL);
 	} else {

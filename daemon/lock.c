@@ -47,6 +47,7 @@
 #include "region.h"
 #include "state.h"
 #include "timer.h"
+#include "vocab.h"
 
 struct lock {
 	struct lock *prev, *next;     /* the region's held list or wait queue */
@@ -157,7 +158,7 @@ static struct lock *lock_find(struct conn *c, uint64_t id)
 
 static const char *lock_mode_name(const struct lock *l)
 {
-	return l->exclusive ? "exclusive" : "shared";
+	return proto_lock_mode_name(l->exclusive ? PROTO_LOCK_EXCLUSIVE : PROTO_LOCK_SHARED);
 }
 
 /* Answers the request of a lock just granted. */
@@ -165,7 +166,7 @@ static void lock_reply_granted(struct lock *l, uint64_t id, uint64_t waited_ms)
 {
 	cJSON *reply = msg_reply_ok(id);
 
-	if (reply && (!cJSON_AddNumberToObject(reply, "lock", (double)l->id) ||
+	if (reply && (!cJSON_AddNumberToObject(reply, PROTO_FIELD_LOCK, (double)l->id) ||
 	              !cJSON_AddNumberToObject(reply, "waited_ms", (double)waited_ms))) {
 		cJSON_Delete(reply);
 		reply = NULL;
@@ -460,10 +461,10 @@ static void lock_drop(struct lock *l)
 	(void)lock_pairs_add(l, -1, NULL, NULL);
 	lock_free(l);
 	if (announce) {
-		cJSON *event = notify_event_new(r, "unlocked");
+		cJSON *event = notify_event_new(r, proto_event_name(PROTO_EVENT_UNLOCKED));
 
-		if (event && cJSON_AddNumberToObject(event, "offset", (double)offset) &&
-		    cJSON_AddNumberToObject(event, "length", (double)length))
+		if (event && cJSON_AddNumberToObject(event, PROTO_FIELD_OFFSET, (double)offset) &&
+		    cJSON_AddNumberToObject(event, PROTO_FIELD_LENGTH, (double)length))
 			notify_region(r, event, NOTIFY_SUBSCRIBERS, NULL);
 		cJSON_Delete(event);
 	}
@@ -719,16 +720,19 @@ static cJSON *lock_to_json(const struct lock *l)
 
 	if (!obj)
 		return NULL;
-	if (!cJSON_AddStringToObject(obj, "region", l->region->name) ||
-	    !cJSON_AddNumberToObject(obj, "lock", (double)l->id) ||
-	    !cJSON_AddStringToObject(obj, "state", l->waiting ? "waiting" : "held") ||
-	    !cJSON_AddStringToObject(obj, "mode", lock_mode_name(l)) ||
-	    !cJSON_AddNumberToObject(obj, "offset", (double)l->offset) ||
-	    !cJSON_AddNumberToObject(obj, "length", (double)l->length) ||
-	    !cJSON_AddStringToObject(obj, "client", c->client_name ? c->client_name : "") ||
-	    !cJSON_AddNumberToObject(obj, "pid", (double)c->pid) ||
-	    !cJSON_AddNumberToObject(obj, "uid", (double)c->uid) ||
-	    !cJSON_AddNumberToObject(obj, "since_ms", (double)l->since_ms)) {
+	if (!cJSON_AddStringToObject(obj, PROTO_FIELD_REGION, l->region->name) ||
+	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_LOCK, (double)l->id) ||
+	    !cJSON_AddStringToObject(obj, PROTO_FIELD_STATE,
+	                             proto_lock_state_name(l->waiting ? PROTO_LOCK_WAITING
+	                                                              : PROTO_LOCK_HELD)) ||
+	    !cJSON_AddStringToObject(obj, PROTO_FIELD_MODE, lock_mode_name(l)) ||
+	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_OFFSET, (double)l->offset) ||
+	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_LENGTH, (double)l->length) ||
+	    !cJSON_AddStringToObject(obj, PROTO_FIELD_CLIENT,
+	                             c->client_name ? c->client_name : "") ||
+	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_PID, (double)c->pid) ||
+	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_UID, (double)c->uid) ||
+	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_SINCE_MS, (double)l->since_ms)) {
 		cJSON_Delete(obj);
 		return NULL;
 	}
@@ -771,7 +775,8 @@ cJSON *lock_conn_held_json(const struct conn *c)
 		if (l->waiting)
 			continue;
 		obj = lock_to_json(l);
-		if (!obj || !cJSON_AddBoolToObject(obj, "anonymous", l->region->anonymous) ||
+		if (!obj ||
+		    !cJSON_AddBoolToObject(obj, PROTO_FIELD_ANONYMOUS, l->region->anonymous) ||
 		    !cJSON_AddItemToArray(arr, obj)) {
 			cJSON_Delete(obj);
 			cJSON_Delete(arr);

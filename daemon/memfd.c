@@ -35,7 +35,6 @@
 #include <unistd.h>
 #include <linux/magic.h>
 
-#include "enumname.h"
 #include "fileio.h"
 #include "fsdir.h"
 
@@ -230,21 +229,4 @@ bool memfd_is_noexec_sealed(int fd)
 	int seals = fcntl(fd, F_GET_SEALS);
 
 	return seals >= 0 && (seals & F_SEAL_EXEC);
-}
-
-static const char *const memfd_huge_names[] = {
-	[MEMFD_HUGE_NONE] = "none",
-	[MEMFD_HUGE_HUGETLB] = "hugetlb",
-	[MEMFD_HUGE_THP] = "thp",
-};
-
-const char *memfd_huge_name(enum memfd_huge huge)
-{
-	return enumname_get(memfd_huge_names, ENUMNAME_COUNT(memfd_huge_names), huge,
-	                    MEMFD_HUGE_NONE);
-}
-
-int memfd_huge_parse(const char *s)
-{
-	return enumname_parse(memfd_huge_names, ENUMNAME_COUNT(memfd_huge_names), s);
 }

@@ -14,7 +14,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* The huge pages of an anonymous region ("huge" in the region object). */
+/* The huge pages of an anonymous region ("huge" in the region object; its names are
+ * proto/region_obj.h's, whose numbering this follows). */
 enum memfd_huge {
 	MEMFD_HUGE_NONE,      /* normal pages */
 	MEMFD_HUGE_HUGETLB,   /* a hugetlb memfd: pages of memfd_huge_page_size() */
@@ -61,9 +62,5 @@ int memfd_restrict(int fd);
 bool memfd_is_hugetlb(int fd);
 /* True when fd is a memfd sealed non-executable (MFD_NOEXEC_SEAL: F_SEAL_EXEC, no x bits). */
 bool memfd_is_noexec_sealed(int fd);
-
-/* "none", "hugetlb", "thp"; and back (-EINVAL for anything else). */
-const char *memfd_huge_name(enum memfd_huge huge);
-int memfd_huge_parse(const char *s);
 
 #endif

@@ -21,6 +21,7 @@
 #include "msg.h"
 #include "region.h"
 #include "state.h"
+#include "vocab.h"
 
 #define NOTIFY_WRITER_NAME_MAX 64   /* hello's client name is at most this long */
 
@@ -72,7 +73,7 @@ cJSON *notify_event_new(const struct region *r, const char *name)
 {
 	cJSON *event = msg_event(name);
 
-	if (event && !cJSON_AddStringToObject(event, "region", r->name)) {
+	if (event && !cJSON_AddStringToObject(event, PROTO_FIELD_REGION, r->name)) {
 		cJSON_Delete(event);
 		return NULL;
 	}
@@ -120,7 +121,7 @@ static void sub_send_seq_event(struct sub *s, const char *name, uint64_t seq)
 {
 	cJSON *event = notify_event_new(s->region, name);
 
-	if (event && cJSON_AddNumberToObject(event, "seq", (double)seq))
+	if (event && cJSON_AddNumberToObject(event, PROTO_FIELD_SEQ, (double)seq))
 		notify_send(s->conn, event);
 	else
 		log_error("out of memory sending '%s' to client %llu", name,
@@ -133,14 +134,14 @@ static cJSON *notify_changed_event(struct region *r, uint64_t first, uint64_t la
                                    const struct range *ranges, size_t n, bool mixed,
                                    const char *writer_name, long writer_pid)
 {
-	cJSON *event = notify_event_new(r, "changed");
+	cJSON *event = notify_event_new(r, proto_event_name(PROTO_EVENT_CHANGED));
 	cJSON *array, *writer;
 	size_t i;
 
-	if (!event || !cJSON_AddNumberToObject(event, "seq", (double)last) ||
-	    !cJSON_AddNumberToObject(event, "first_seq", (double)first))
+	if (!event || !cJSON_AddNumberToObject(event, PROTO_FIELD_SEQ, (double)last) ||
+	    !cJSON_AddNumberToObject(event, PROTO_FIELD_FIRST_SEQ, (double)first))
 		goto fail;
-	array = cJSON_AddArrayToObject(event, "ranges");
+	array = cJSON_AddArrayToObject(event, PROTO_FIELD_RANGES);
 	if (!array)
 		goto fail;
 	for (i = 0; i < n; i++) {
@@ -153,9 +154,9 @@ static cJSON *notify_changed_event(struct region *r, uint64_t first, uint64_t la
 		}
 	}
 	if (!mixed) {
-		writer = cJSON_AddObjectToObject(event, "writer");
-		if (!writer || !cJSON_AddStringToObject(writer, "client", writer_name) ||
-		    !cJSON_AddNumberToObject(writer, "pid", (double)writer_pid))
+		writer = cJSON_AddObjectToObject(event, PROTO_FIELD_WRITER);
+		if (!writer || !cJSON_AddStringToObject(writer, PROTO_FIELD_CLIENT, writer_name) ||
+		    !cJSON_AddNumberToObject(writer, PROTO_FIELD_PID, (double)writer_pid))
 			goto fail;
 	}
 	return event;
@@ -187,13 +188,13 @@ static void sub_release(struct sub *s)
 
 		/* A list too long for one frame, or no memory for it: the client re-reads instead. */
 		if (r == -EMSGSIZE || r == -ENOMEM)
-			sub_send_seq_event(s, "overflow", s->last_seq);
+			sub_send_seq_event(s, proto_event_name(PROTO_EVENT_OVERFLOW), s->last_seq);
 		cJSON_Delete(event);
 	}
 	if (s->dropped)
-		sub_send_seq_event(s, "overflow", s->dropped_seq);
+		sub_send_seq_event(s, proto_event_name(PROTO_EVENT_OVERFLOW), s->dropped_seq);
 	if (s->flushed)
-		sub_send_seq_event(s, "flushed", s->flushed_seq);
+		sub_send_seq_event(s, proto_event_name(PROTO_EVENT_FLUSHED), s->flushed_seq);
 	free(s->ranges);
 	s->ranges = NULL;
 	s->nranges = s->cap = 0;
@@ -269,7 +270,7 @@ static void sub_hold_change(struct sub *s, const struct conn *writer, uint64_t s
 		s->ranges = NULL;
 		s->nranges = s->cap = 0;
 		s->overflowed = true;
-		sub_send_seq_event(s, "overflow", seq);
+		sub_send_seq_event(s, proto_event_name(PROTO_EVENT_OVERFLOW), seq);
 		return;
 	}
 	if (first) {
@@ -316,9 +317,9 @@ void notify_changed(struct region *r, const struct conn *writer, uint64_t seq, u
 /* {"event": "flushed", "region", "seq"}, or NULL on ENOMEM. */
 static cJSON *notify_flushed_event(struct region *r, uint64_t seq)
 {
-	cJSON *event = notify_event_new(r, "flushed");
+	cJSON *event = notify_event_new(r, proto_event_name(PROTO_EVENT_FLUSHED));
 
-	if (event && !cJSON_AddNumberToObject(event, "seq", (double)seq)) {
+	if (event && !cJSON_AddNumberToObject(event, PROTO_FIELD_SEQ, (double)seq)) {
 		cJSON_Delete(event);
 		return NULL;
 	}
@@ -483,7 +484,7 @@ void notify_conn_release(struct conn *c)
 
 void notify_region_retire(struct region *r, const struct conn *by)
 {
-	cJSON *event = notify_event_new(r, "deleted");
+	cJSON *event = notify_event_new(r, proto_event_name(PROTO_EVENT_DELETED));
 
 	if (event)
 		notify_region(r, event, NOTIFY_HOLDERS | NOTIFY_SUBSCRIBERS, by);
@@ -512,8 +513,8 @@ cJSON *notify_conn_subs_json(const struct conn *c)
 			cJSON_Delete(arr);
 			return NULL;
 		}
-		if (!cJSON_AddStringToObject(obj, "region", sub->region->name) ||
-		    !cJSON_AddBoolToObject(obj, "anonymous", sub->region->anonymous)) {
+		if (!cJSON_AddStringToObject(obj, PROTO_FIELD_REGION, sub->region->name) ||
+		    !cJSON_AddBoolToObject(obj, PROTO_FIELD_ANONYMOUS, sub->region->anonymous)) {
 			cJSON_Delete(arr);
 			return NULL;
 		}

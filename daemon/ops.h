@@ -76,35 +76,36 @@ int ops_clients(struct conn *c, uint64_t id, cJSON *req);
 int ops_stats(struct conn *c, uint64_t id, cJSON *req);
 
 /*
- * The op table, one X(name, handler, fields) per op in table order (the index of the stats'
- * request counters): ops_table.c makes the dispatch table of it, with the per-op lists of
- * fields a waiting request keeps (fields_*, defined there), and ops_admin.c the stats' names,
- * so that neither calls the other.
+ * The op table, one X(op, handler, fields) per op of proto/vocab.h's PROTO_OPS (op is the
+ * PROTO_OP_ suffix; the index of the stats' request counters is enum proto_op): ops_table.c
+ * makes the dispatch table of it, with the per-op lists of fields a waiting request keeps
+ * (fields_*, defined there), and checks at compile time that it pairs every proto op with a
+ * handler exactly once; ops_admin.c takes the stats' names from proto_op_name.
  */
 #define OPS_TABLE(X) \
-	X("hello", ops_hello, fields_none) \
-	X("ping", ops_ping, fields_none) \
-	X("open", ops_open, fields_open) \
-	X("close", ops_close, fields_none) \
-	X("stat", ops_stat, fields_name) \
-	X("list", ops_list, fields_none) \
-	X("delete", ops_delete, fields_name) \
-	X("status", ops_status, fields_none) \
-	X("lock", ops_lock, fields_lock) \
-	X("unlock", ops_unlock, fields_none) \
-	X("locks", ops_locks, fields_name) \
-	X("resize", ops_resize, fields_resize) \
-	X("shrink-ack", ops_shrink_ack, fields_none) \
-	X("subscribe", ops_subscribe, fields_name) \
-	X("unsubscribe", ops_unsubscribe, fields_name) \
-	X("changed", ops_changed, fields_range) \
-	X("flush", ops_flush, fields_range) \
-	X("clear-error", ops_clear_error, fields_name) \
-	X("set-policy", ops_set_policy, fields_policy) \
-	X("chown", ops_chown, fields_chown) \
-	X("chmod", ops_chmod, fields_chmod) \
-	X("clients", ops_clients, fields_none) \
-	X("stats", ops_stats, fields_none)
+	X(HELLO, ops_hello, fields_none) \
+	X(PING, ops_ping, fields_none) \
+	X(OPEN, ops_open, fields_open) \
+	X(CLOSE, ops_close, fields_none) \
+	X(STAT, ops_stat, fields_name) \
+	X(LIST, ops_list, fields_none) \
+	X(DELETE, ops_delete, fields_name) \
+	X(STATUS, ops_status, fields_none) \
+	X(LOCK, ops_lock, fields_lock) \
+	X(UNLOCK, ops_unlock, fields_none) \
+	X(LOCKS, ops_locks, fields_name) \
+	X(RESIZE, ops_resize, fields_resize) \
+	X(SHRINK_ACK, ops_shrink_ack, fields_none) \
+	X(SUBSCRIBE, ops_subscribe, fields_name) \
+	X(UNSUBSCRIBE, ops_unsubscribe, fields_name) \
+	X(CHANGED, ops_changed, fields_range) \
+	X(FLUSH, ops_flush, fields_range) \
+	X(CLEAR_ERROR, ops_clear_error, fields_name) \
+	X(SET_POLICY, ops_set_policy, fields_policy) \
+	X(CHOWN, ops_chown, fields_chown) \
+	X(CHMOD, ops_chmod, fields_chmod) \
+	X(CLIENTS, ops_clients, fields_none) \
+	X(STATS, ops_stats, fields_none)
 
 /* Helpers shared by the handlers: the field readers (ops_get.c), the region getters
  * (ops_getregion.c) and the JSON helpers (ops_json.c). */

@@ -20,6 +20,7 @@
 #include "ops.h"
 #include "region.h"
 #include "state.h"
+#include "vocab.h"
 
 #define CLIENTS_LIMIT_MAX 1000
 
@@ -59,10 +60,10 @@ int ops_chown(struct conn *c, uint64_t id, cJSON *req)
 	name = ops_get_name(c, id, req);
 	if (!name)
 		return OPS_DONE;
-	has_uid = ops_get_u64(c, id, req, "uid", false, &uid);
+	has_uid = ops_get_u64(c, id, req, PROTO_FIELD_UID, false, &uid);
 	if (has_uid < 0)
 		return OPS_DONE;
-	has_gid = ops_get_u64(c, id, req, "gid", false, &gid);
+	has_gid = ops_get_u64(c, id, req, PROTO_FIELD_GID, false, &gid);
 	if (has_gid < 0)
 		return OPS_DONE;
 	if ((has_uid && uid >= UINT32_MAX) || (has_gid && gid >= UINT32_MAX)) {
@@ -117,7 +118,7 @@ int ops_chmod(struct conn *c, uint64_t id, cJSON *req)
 	int ret;
 
 	name = ops_get_name(c, id, req);
-	if (!name || ops_get_u64(c, id, req, "perm", true, &perm) < 0)
+	if (!name || ops_get_u64(c, id, req, PROTO_FIELD_PERM, true, &perm) < 0)
 		return OPS_DONE;
 	if (perm > ACCESS_PERM_MAX) {
 		reply_error(c, id, EINVAL, "field 'perm' must be a mode from 0 to 0777 (511)");
@@ -148,19 +149,19 @@ static cJSON *clients_json(const struct conn *k)
 
 	if (!obj)
 		return NULL;
-	if (!cJSON_AddNumberToObject(obj, "id", (double)k->serial) ||
-	    !(k->client_name ? cJSON_AddStringToObject(obj, "name", k->client_name)
-	                     : cJSON_AddNullToObject(obj, "name")) ||
-	    !cJSON_AddNumberToObject(obj, "pid", k->pid) ||
-	    !cJSON_AddNumberToObject(obj, "uid", k->uid) ||
-	    !cJSON_AddNumberToObject(obj, "gid", k->gid) ||
+	if (!cJSON_AddNumberToObject(obj, PROTO_FIELD_ID, (double)k->serial) ||
+	    !(k->client_name ? cJSON_AddStringToObject(obj, PROTO_FIELD_NAME, k->client_name)
+	                     : cJSON_AddNullToObject(obj, PROTO_FIELD_NAME)) ||
+	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_PID, k->pid) ||
+	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_UID, k->uid) ||
+	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_GID, k->gid) ||
 	    !cJSON_AddNumberToObject(obj, "connected_since_ms", (double)k->connected_ms) ||
-	    !cJSON_AddNumberToObject(obj, "grants", (double)k->ngrants) ||
-	    !cJSON_AddNumberToObject(obj, "bytes_granted", (double)k->bytes_granted) ||
+	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_GRANTS, (double)k->ngrants) ||
+	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_BYTES_GRANTED, (double)k->bytes_granted) ||
 	    !cJSON_AddNumberToObject(obj, "regions_created", (double)k->regions_created) ||
 	    !cJSON_AddNumberToObject(obj, "locks_held", (double)(k->nlocks - waiting)) ||
 	    !cJSON_AddNumberToObject(obj, "locks_waiting", (double)waiting) ||
-	    !cJSON_AddNumberToObject(obj, "subscriptions", (double)k->nsubs) ||
+	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_SUBSCRIPTIONS, (double)k->nsubs) ||
 	    !cJSON_AddNumberToObject(obj, "queued_bytes", (double)k->out_bytes) ||
 	    !cJSON_AddNumberToObject(obj, "queued_fds", (double)k->out_fds)) {
 		cJSON_Delete(obj);
@@ -185,7 +186,7 @@ int ops_clients(struct conn *c, uint64_t id, cJSON *req)
 	size_t n = 0, i, used, sent = 0;
 	int r;
 
-	if (ops_get_u64(c, id, req, "after", false, &after) < 0)
+	if (ops_get_u64(c, id, req, PROTO_FIELD_AFTER, false, &after) < 0)
 		return OPS_DONE;
 	r = ops_get_u64(c, id, req, "limit", false, &limit);
 	if (r < 0)
@@ -204,9 +205,9 @@ int ops_clients(struct conn *c, uint64_t id, cJSON *req)
 	qsort(all, n, sizeof(*all), clients_cmp);
 
 	reply = msg_reply_ok(id);
-	if (!reply || !cJSON_AddFalseToObject(reply, "more"))
+	if (!reply || !cJSON_AddFalseToObject(reply, PROTO_FIELD_MORE))
 		goto nomem;
-	array = cJSON_AddArrayToObject(reply, "clients");
+	array = cJSON_AddArrayToObject(reply, PROTO_FIELD_CLIENTS);
 	used = array ? ops_json_len(reply) : 0;
 	if (used == 0)
 		goto nomem;
@@ -228,7 +229,7 @@ int ops_clients(struct conn *c, uint64_t id, cJSON *req)
 		used += len;
 		sent++;
 	}
-	if (i < n && ops_json_set_true(reply, "more") < 0)
+	if (i < n && ops_json_set_true(reply, PROTO_FIELD_MORE) < 0)
 		goto nomem;
 	free(all);
 	reply_send(c, id, reply);
@@ -240,18 +241,14 @@ nomem:
 	return OPS_DONE;
 }
 
-/* The daemon's resident set size in bytes (/proc/self/statm), or 0 if unknown. */
-/* The ops' names in table order (OPS_TABLE, ops.h), the index of the request counters. */
-#define OPS_STAT_NAME(name, fn, fields) name,
-static const char *const ops_stat_names[] = { OPS_TABLE(OPS_STAT_NAME) NULL };
-#undef OPS_STAT_NAME
-
-/* Name of op i in table order, or NULL past the last one. */
+/* Name of op i in table order (enum proto_op, the index of the request counters), or NULL
+ * past the last one. */
 static const char *ops_stat_name(size_t i)
 {
-	return ops_stat_names[i];
+	return i < PROTO_OP_COUNT ? proto_op_name((enum proto_op)i) : NULL;
 }
 
+/* The daemon's resident set size in bytes (/proc/self/statm), or 0 if unknown. */
 static uint64_t stats_rss_bytes(void)
 {
 	unsigned long long size = 0, resident = 0;
@@ -401,7 +398,7 @@ int ops_stats(struct conn *c, uint64_t id, cJSON *req)
 	char *text;
 	size_t i;
 
-	r = msg_get_string(req, "format", &format);
+	r = msg_get_string(req, PROTO_FIELD_FORMAT, &format);
 	if (r == -EINVAL || (strcmp(format, "json") != 0 && strcmp(format, "prometheus") != 0)) {
 		reply_error(c, id, EINVAL, "field 'format' must be \"json\" or \"prometheus\"");
 		return OPS_DONE;
@@ -411,7 +408,7 @@ int ops_stats(struct conn *c, uint64_t id, cJSON *req)
 		goto nomem;
 	if (strcmp(format, "prometheus") == 0) {
 		text = stats_prometheus(srv, figures, nfigures);
-		if (!text || !cJSON_AddStringToObject(reply, "text", text)) {
+		if (!text || !cJSON_AddStringToObject(reply, PROTO_FIELD_TEXT, text)) {
 			free(text);
 			goto nomem;
 		}

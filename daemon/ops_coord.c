@@ -25,6 +25,7 @@
 #include "region.h"
 #include "resize.h"
 #include "state.h"
+#include "vocab.h"
 
 /* A request answered once a metadata change is on disk (clear-error, set-policy, chown...). */
 struct coord_saving {
@@ -43,19 +44,21 @@ int ops_lock(struct conn *c, uint64_t id, cJSON *req)
 	int ret;
 
 	name = ops_get_name(c, id, req);
-	if (!name || ops_get_u64(c, id, req, "offset", false, &a.offset) < 0 ||
-	    ops_get_u64(c, id, req, "length", false, &a.length) < 0)
+	if (!name || ops_get_u64(c, id, req, PROTO_FIELD_OFFSET, false, &a.offset) < 0 ||
+	    ops_get_u64(c, id, req, PROTO_FIELD_LENGTH, false, &a.length) < 0)
 		return OPS_DONE;
-	ret = msg_get_string(req, "mode", &mode);
-	if (ret < 0 || (strcmp(mode, "shared") != 0 && strcmp(mode, "exclusive") != 0)) {
+	ret = msg_get_string(req, PROTO_FIELD_MODE, &mode);
+	if (ret == 0)
+		ret = proto_lock_mode_find(mode);
+	if (ret < 0) {
 		reply_error(c, id, EINVAL, ret == -ENOENT ? "field 'mode' is required"
 		            : "field 'mode' must be \"shared\" or \"exclusive\"");
 		return OPS_DONE;
 	}
-	a.exclusive = strcmp(mode, "exclusive") == 0;
-	if (ops_get_bool(c, id, req, "wait", &a.wait) < 0)
+	a.exclusive = ret == PROTO_LOCK_EXCLUSIVE;
+	if (ops_get_bool(c, id, req, PROTO_FIELD_WAIT, &a.wait) < 0)
 		return OPS_DONE;
-	ret = ops_get_u64(c, id, req, "timeout_ms", false, &a.timeout_ms);
+	ret = ops_get_u64(c, id, req, PROTO_FIELD_TIMEOUT_MS, false, &a.timeout_ms);
 	if (ret < 0)
 		return OPS_DONE;
 	a.has_timeout = ret > 0;
@@ -72,7 +75,7 @@ int ops_unlock(struct conn *c, uint64_t id, cJSON *req)
 {
 	uint64_t lock;
 
-	if (ops_get_u64(c, id, req, "lock", true, &lock) < 0)
+	if (ops_get_u64(c, id, req, PROTO_FIELD_LOCK, true, &lock) < 0)
 		return OPS_DONE;
 	lock_release(c, id, lock);
 	return OPS_DONE;
@@ -114,7 +117,7 @@ int ops_locks(struct conn *c, uint64_t id, cJSON *req)
 	struct stat st;
 	int ret = 0;
 
-	if (cJSON_GetObjectItemCaseSensitive(req, "name")) {
+	if (cJSON_GetObjectItemCaseSensitive(req, PROTO_FIELD_NAME)) {
 		name = ops_get_name(c, id, req);
 		if (!name)
 			return OPS_DONE;
@@ -128,9 +131,9 @@ int ops_locks(struct conn *c, uint64_t id, cJSON *req)
 		}
 	}
 	reply = msg_reply_ok(id);
-	if (!reply || !cJSON_AddFalseToObject(reply, "truncated"))
+	if (!reply || !cJSON_AddFalseToObject(reply, PROTO_FIELD_TRUNCATED))
 		goto nomem;
-	p.array = cJSON_AddArrayToObject(reply, "locks");
+	p.array = cJSON_AddArrayToObject(reply, PROTO_FIELD_LOCKS);
 	/* "false" is the longer value of "truncated": the page measured with it fits either way. */
 	p.used = p.array ? ops_json_len(reply) : 0;
 	if (p.used == 0)
@@ -148,7 +151,7 @@ int ops_locks(struct conn *c, uint64_t id, cJSON *req)
 	}
 	if (ret == -ENOMEM)
 		goto nomem;
-	if (p.truncated && ops_json_set_true(reply, "truncated") < 0)
+	if (p.truncated && ops_json_set_true(reply, PROTO_FIELD_TRUNCATED) < 0)
 		goto nomem;
 	reply_send(c, id, reply);
 	return OPS_DONE;
@@ -167,9 +170,9 @@ int ops_resize(struct conn *c, uint64_t id, cJSON *req)
 	int ret;
 
 	name = ops_get_name(c, id, req);
-	if (!name || ops_get_u64(c, id, req, "size", true, &size) < 0 ||
-	    ops_get_bool(c, id, req, "sparse", &sparse) < 0 ||
-	    ops_get_bool(c, id, req, "grow_only", &grow_only) < 0)
+	if (!name || ops_get_u64(c, id, req, PROTO_FIELD_SIZE, true, &size) < 0 ||
+	    ops_get_bool(c, id, req, PROTO_FIELD_SPARSE, &sparse) < 0 ||
+	    ops_get_bool(c, id, req, PROTO_FIELD_GROW_ONLY, &grow_only) < 0)
 		return OPS_DONE;
 	if (size == 0) {
 		reply_error(c, id, EINVAL, "field 'size' must be at least 1");
@@ -192,7 +195,7 @@ int ops_shrink_ack(struct conn *c, uint64_t id, cJSON *req)
 {
 	uint64_t shrink;
 
-	if (ops_get_u64(c, id, req, "shrink", true, &shrink) < 0)
+	if (ops_get_u64(c, id, req, PROTO_FIELD_SHRINK, true, &shrink) < 0)
 		return OPS_DONE;
 	if (resize_ack(c, shrink) < 0)
 		reply_error(c, id, ESRCH, "no shrink %" PRIu64 " waits for this connection's "
@@ -228,7 +231,7 @@ int ops_subscribe(struct conn *c, uint64_t id, cJSON *req)
 		reply_nomem(c, id);
 	} else {
 		reply = msg_reply_ok(id);
-		if (reply && !cJSON_AddNumberToObject(reply, "seq", (double)r->seq)) {
+		if (reply && !cJSON_AddNumberToObject(reply, PROTO_FIELD_SEQ, (double)r->seq)) {
 			cJSON_Delete(reply);
 			reply = NULL;
 		}
@@ -265,8 +268,8 @@ int ops_changed(struct conn *c, uint64_t id, cJSON *req)
 	int ret;
 
 	name = ops_get_name(c, id, req);
-	if (!name || ops_get_u64(c, id, req, "offset", true, &offset) < 0 ||
-	    ops_get_u64(c, id, req, "length", true, &length) < 0)
+	if (!name || ops_get_u64(c, id, req, PROTO_FIELD_OFFSET, true, &offset) < 0 ||
+	    ops_get_u64(c, id, req, PROTO_FIELD_LENGTH, true, &length) < 0)
 		return OPS_DONE;
 	if (length == 0) {
 		reply_error(c, id, EINVAL, "field 'length' must be at least 1");
@@ -300,8 +303,8 @@ int ops_flush(struct conn *c, uint64_t id, cJSON *req)
 
 	/* offset and length are accepted for the record: fdatasync covers any range. */
 	name = ops_get_name(c, id, req);
-	if (!name || ops_get_u64(c, id, req, "offset", false, &ignored) < 0 ||
-	    ops_get_u64(c, id, req, "length", false, &ignored) < 0)
+	if (!name || ops_get_u64(c, id, req, PROTO_FIELD_OFFSET, false, &ignored) < 0 ||
+	    ops_get_u64(c, id, req, PROTO_FIELD_LENGTH, false, &ignored) < 0)
 		return OPS_DONE;
 	ret = ops_get_region(c, id, req, name, ACCESS_READ, &r);
 	if (!r)
@@ -317,7 +320,7 @@ static void coord_reply_saved(struct conn *c, uint64_t id, const struct policy *
 	cJSON *reply = msg_reply_ok(id);
 	cJSON *obj = reply && p ? policy_to_json(p) : NULL;
 
-	if (reply && p && (!obj || !cJSON_AddItemToObject(reply, "policy", obj))) {
+	if (reply && p && (!obj || !cJSON_AddItemToObject(reply, PROTO_FIELD_POLICY, obj))) {
 		cJSON_Delete(obj);
 		cJSON_Delete(reply);
 		reply = NULL;
@@ -397,7 +400,7 @@ int ops_clear_error(struct conn *c, uint64_t id, cJSON *req)
 
 int ops_set_policy(struct conn *c, uint64_t id, cJSON *req)
 {
-	const cJSON *item = cJSON_GetObjectItemCaseSensitive(req, "policy");
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(req, PROTO_FIELD_POLICY);
 	const char *name;
 	struct why why;
 	struct policy p;
@@ -422,9 +425,9 @@ int ops_set_policy(struct conn *c, uint64_t id, cJSON *req)
 	flush_set_policy(r, &p);
 	log_info("client %llu (pid %ld) set the flush policy of region '%s'",
 	         (unsigned long long)c->serial, (long)c->pid, name);
-	event = notify_event_new(r, "policy");
+	event = notify_event_new(r, proto_event_name(PROTO_EVENT_POLICY));
 	obj = event ? policy_to_json(&p) : NULL;
-	if (obj && cJSON_AddItemToObject(event, "policy", obj))
+	if (obj && cJSON_AddItemToObject(event, PROTO_FIELD_POLICY, obj))
 		notify_region(r, event, NOTIFY_HOLDERS | NOTIFY_SUBSCRIBERS, NULL);
 	else
 		cJSON_Delete(obj);

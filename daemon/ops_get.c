@@ -16,6 +16,7 @@
 
 #include "msg.h"
 #include "name.h"
+#include "vocab.h"
 
 const char *ops_get_name(struct conn *c, uint64_t id, const cJSON *req)
 {
@@ -23,7 +24,7 @@ const char *ops_get_name(struct conn *c, uint64_t id, const cJSON *req)
 	size_t len;
 	int r;
 
-	if (ops_get_string(c, id, req, "name", true, &name) < 0)
+	if (ops_get_string(c, id, req, PROTO_FIELD_NAME, true, &name) < 0)
 		return NULL;
 	len = strlen(name);
 	r = name_check(name, len);

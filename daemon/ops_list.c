@@ -24,6 +24,7 @@
 #include "ops.h"
 #include "region.h"
 #include "state.h"
+#include "vocab.h"
 
 #define LIST_LIMIT_MAX 1000
 
@@ -47,7 +48,7 @@ int ops_list(struct conn *c, uint64_t id, cJSON *req)
 	size_t used;
 	int r;
 
-	if (ops_get_string(c, id, req, "after", false, &after) < 0)
+	if (ops_get_string(c, id, req, PROTO_FIELD_AFTER, false, &after) < 0)
 		return OPS_DONE;
 	r = msg_get_u64(req, "limit", &limit);
 	if (r == -EINVAL || limit < 1 || limit > LIST_LIMIT_MAX) {
@@ -57,9 +58,9 @@ int ops_list(struct conn *c, uint64_t id, cJSON *req)
 	}
 
 	reply = msg_reply_ok(id);
-	if (!reply || !cJSON_AddFalseToObject(reply, "more"))
+	if (!reply || !cJSON_AddFalseToObject(reply, PROTO_FIELD_MORE))
 		goto nomem;
-	array = cJSON_AddArrayToObject(reply, "regions");
+	array = cJSON_AddArrayToObject(reply, PROTO_FIELD_REGIONS);
 	if (!array)
 		goto nomem;
 	/* What the page may still use: "false" is the longer value of "more". */
@@ -96,7 +97,7 @@ int ops_list(struct conn *c, uint64_t id, cJSON *req)
 		used += len;
 		sent++;
 	}
-	if (more && ops_json_set_true(reply, "more") < 0)
+	if (more && ops_json_set_true(reply, PROTO_FIELD_MORE) < 0)
 		goto nomem;
 	reply_send(c, id, reply);
 	return OPS_DONE;
@@ -131,20 +132,23 @@ int ops_status(struct conn *c, uint64_t id, cJSON *req)
 	reply = msg_reply_ok(id);
 	limits = ops_limits_json(c);
 	if (!reply || !limits ||
-	    !cJSON_AddStringToObject(reply, "version", MMAPD_VERSION_STRING) ||
+	    !cJSON_AddStringToObject(reply, PROTO_FIELD_VERSION, MMAPD_VERSION_STRING) ||
 	    !cJSON_AddNumberToObject(reply, "protocol", (double)c->version) ||
-	    !cJSON_AddNumberToObject(reply, "pid", (double)getpid()) ||
-	    !cJSON_AddNumberToObject(reply, "uptime_ms", (double)state_uptime_ms(srv)) ||
-	    !cJSON_AddNumberToObject(reply, "clients", (double)srv->nconns) ||
-	    !cJSON_AddNumberToObject(reply, "regions", (double)(files + srv->nanonymous)) ||
-	    !cJSON_AddNumberToObject(reply, "anonymous_regions", (double)srv->nanonymous) ||
-	    !cJSON_AddNumberToObject(reply, "grants", (double)srv->ngrants) ||
-	    !cJSON_AddNumberToObject(reply, "bytes_granted", (double)bytes) ||
-	    !cJSON_AddNumberToObject(reply, "open_fds", fds > 0 ? (double)fds : 0) ||
-	    !cJSON_AddNumberToObject(reply, "locks", (double)srv->nlocks) ||
-	    !cJSON_AddNumberToObject(reply, "lock_waiters", (double)srv->nlock_waiters) ||
-	    !cJSON_AddNumberToObject(reply, "subscriptions", (double)srv->nsubscriptions) ||
-	    !cJSON_AddItemToObject(reply, "limits", limits)) {
+	    !cJSON_AddNumberToObject(reply, PROTO_FIELD_PID, (double)getpid()) ||
+	    !cJSON_AddNumberToObject(reply, PROTO_FIELD_UPTIME_MS, (double)state_uptime_ms(srv)) ||
+	    !cJSON_AddNumberToObject(reply, PROTO_FIELD_CLIENTS, (double)srv->nconns) ||
+	    !cJSON_AddNumberToObject(reply, PROTO_FIELD_REGIONS,
+	                             (double)(files + srv->nanonymous)) ||
+	    !cJSON_AddNumberToObject(reply, PROTO_FIELD_ANONYMOUS_REGIONS,
+	                             (double)srv->nanonymous) ||
+	    !cJSON_AddNumberToObject(reply, PROTO_FIELD_GRANTS, (double)srv->ngrants) ||
+	    !cJSON_AddNumberToObject(reply, PROTO_FIELD_BYTES_GRANTED, (double)bytes) ||
+	    !cJSON_AddNumberToObject(reply, PROTO_FIELD_OPEN_FDS, fds > 0 ? (double)fds : 0) ||
+	    !cJSON_AddNumberToObject(reply, PROTO_FIELD_LOCKS, (double)srv->nlocks) ||
+	    !cJSON_AddNumberToObject(reply, PROTO_FIELD_LOCK_WAITERS, (double)srv->nlock_waiters) ||
+	    !cJSON_AddNumberToObject(reply, PROTO_FIELD_SUBSCRIPTIONS,
+	                             (double)srv->nsubscriptions) ||
+	    !cJSON_AddItemToObject(reply, PROTO_FIELD_LIMITS, limits)) {
 		cJSON_Delete(reply);
 		cJSON_Delete(limits);
 		reply = NULL;

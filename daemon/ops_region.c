@@ -36,6 +36,7 @@
 #include "region.h"
 #include "resize.h"
 #include "state.h"
+#include "vocab.h"
 
 struct open_args {
 	const char *name;
@@ -93,7 +94,7 @@ static int open_parse(struct conn *c, uint64_t id, const cJSON *req, struct open
 	a->name = ops_get_name(c, id, req);
 	if (!a->name)
 		return -1;
-	if (ops_get_string(c, id, req, "mode", false, &mode) < 0)
+	if (ops_get_string(c, id, req, PROTO_FIELD_MODE, false, &mode) < 0)
 		return -1;
 	a->mode = REGION_MODE_RO;
 	if (mode) {
@@ -104,30 +105,30 @@ static int open_parse(struct conn *c, uint64_t id, const cJSON *req, struct open
 		}
 		a->mode = (enum region_mode)r;
 	}
-	if (ops_get_bool(c, id, req, "create", &a->create) < 0 ||
-	    ops_get_bool(c, id, req, "exclusive", &a->exclusive) < 0)
+	if (ops_get_bool(c, id, req, PROTO_FIELD_CREATE, &a->create) < 0 ||
+	    ops_get_bool(c, id, req, PROTO_FIELD_EXCLUSIVE, &a->exclusive) < 0)
 		return -1;
-	r = msg_get_u64(req, "size", &a->size);
+	r = msg_get_u64(req, PROTO_FIELD_SIZE, &a->size);
 	if (r == -EINVAL) {
 		reply_error(c, id, EINVAL, "field 'size' must be an integer from 1 to %" PRIu64,
 		            c->srv->limits->max_region_size);
 		return -1;
 	}
 	a->has_size = r == 0;
-	if (ops_get_bool(c, id, req, "anonymous", &a->anonymous) < 0 ||
-	    ops_get_bool(c, id, req, "sparse", &a->sparse) < 0 ||
-	    ops_get_bool(c, id, req, "exec", &a->exec) < 0 ||
-	    ops_get_bool(c, id, req, "huge", &a->huge) < 0)
+	if (ops_get_bool(c, id, req, PROTO_FIELD_ANONYMOUS, &a->anonymous) < 0 ||
+	    ops_get_bool(c, id, req, PROTO_FIELD_SPARSE, &a->sparse) < 0 ||
+	    ops_get_bool(c, id, req, PROTO_FIELD_EXEC, &a->exec) < 0 ||
+	    ops_get_bool(c, id, req, PROTO_FIELD_HUGE, &a->huge) < 0)
 		return -1;
 	a->policy.kind = POLICY_MANUAL;
-	policy = cJSON_GetObjectItemCaseSensitive(req, "policy");
+	policy = cJSON_GetObjectItemCaseSensitive(req, PROTO_FIELD_POLICY);
 	a->has_policy = policy != NULL;
 	if (policy && policy_parse(policy, &a->policy, &why) < 0) {
 		reply_error(c, id, EINVAL, "%s", why.text);
 		return -1;
 	}
 	a->perm = a->exec ? ACCESS_PERM_DEFAULT_EXEC : ACCESS_PERM_DEFAULT;
-	r = ops_get_u64(c, id, req, "perm", false, &a->perm);
+	r = ops_get_u64(c, id, req, PROTO_FIELD_PERM, false, &a->perm);
 	if (r < 0)
 		return -1;
 	a->has_perm = r > 0;
@@ -316,12 +317,12 @@ static void open_grant(struct conn *c, uint64_t id, struct region *r, enum regio
 		cJSON_Delete(obj);
 		obj = NULL;
 	}
-	if (!obj || !cJSON_AddNumberToObject(reply, "fds", 1) ||
-	    !cJSON_AddNumberToObject(reply, "handle", g->handle) ||
-	    !cJSON_AddStringToObject(reply, "mode", region_mode_name(mode)) ||
-	    !cJSON_AddBoolToObject(reply, "created", created) ||
-	    !cJSON_AddBoolToObject(reply, "exec", exec) ||
-	    !cJSON_AddItemToObject(reply, "region", obj)) {
+	if (!obj || !cJSON_AddNumberToObject(reply, PROTO_FIELD_FDS, 1) ||
+	    !cJSON_AddNumberToObject(reply, PROTO_FIELD_HANDLE, g->handle) ||
+	    !cJSON_AddStringToObject(reply, PROTO_FIELD_MODE, region_mode_name(mode)) ||
+	    !cJSON_AddBoolToObject(reply, PROTO_FIELD_CREATED, created) ||
+	    !cJSON_AddBoolToObject(reply, PROTO_FIELD_EXEC, exec) ||
+	    !cJSON_AddItemToObject(reply, PROTO_FIELD_REGION, obj)) {
 		cJSON_Delete(obj);
 		goto fail;
 	}
@@ -379,12 +380,12 @@ static void open_reparse(const cJSON *req, enum region_mode *ret_mode, bool *ret
 
 	*ret_mode = REGION_MODE_RO;
 	*ret_exclusive = false;
-	if (msg_get_string(req, "mode", &mode) == 0 && (r = region_mode_parse(mode)) >= 0)
+	if (msg_get_string(req, PROTO_FIELD_MODE, &mode) == 0 && (r = region_mode_parse(mode)) >= 0)
 		*ret_mode = (enum region_mode)r;
-	msg_get_bool(req, "exclusive", ret_exclusive);
+	msg_get_bool(req, PROTO_FIELD_EXCLUSIVE, ret_exclusive);
 	if (ret_exec) {
 		*ret_exec = false;
-		msg_get_bool(req, "exec", ret_exec);
+		msg_get_bool(req, PROTO_FIELD_EXEC, ret_exec);
 	}
 }
 
@@ -761,7 +762,7 @@ int ops_stat(struct conn *c, uint64_t id, cJSON *req)
 		obj = region_file_json(c->srv, name, &st);
 	}
 	reply = msg_reply_ok(id);
-	if (!obj || !reply || !cJSON_AddItemToObject(reply, "region", obj)) {
+	if (!obj || !reply || !cJSON_AddItemToObject(reply, PROTO_FIELD_REGION, obj)) {
 		cJSON_Delete(obj);
 		cJSON_Delete(reply);
 		reply = NULL;

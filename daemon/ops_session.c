@@ -17,6 +17,7 @@
 #include "log.h"
 #include "msg.h"
 #include "region.h"
+#include "vocab.h"
 
 int ops_hello(struct conn *c, uint64_t id, cJSON *req)
 {
@@ -29,9 +30,9 @@ int ops_hello(struct conn *c, uint64_t id, cJSON *req)
 	uint64_t version;
 	size_t i;
 
-	if (ops_get_u64(c, id, req, "version", true, &version) < 0)
+	if (ops_get_u64(c, id, req, PROTO_FIELD_VERSION, true, &version) < 0)
 		return OPS_DONE;
-	if (ops_get_string(c, id, req, "client", false, &client) < 0)
+	if (ops_get_string(c, id, req, PROTO_FIELD_CLIENT, false, &client) < 0)
 		return OPS_DONE;
 	if (client && strlen(client) > OPS_CLIENT_NAME_MAX) {
 		reply_error(c, id, EINVAL, "field 'client' is longer than %d bytes",
@@ -59,12 +60,12 @@ int ops_hello(struct conn *c, uint64_t id, cJSON *req)
 		}
 	}
 	c->version = version < PROTO_VERSION ? (unsigned)version : PROTO_VERSION;
-	if (!cJSON_AddNumberToObject(reply, "version", (double)c->version) ||
-	    !cJSON_AddStringToObject(reply, "server", "mmapd " MMAPD_VERSION_STRING) ||
-	    !cJSON_AddItemToObject(reply, "features", list))
+	if (!cJSON_AddNumberToObject(reply, PROTO_FIELD_VERSION, (double)c->version) ||
+	    !cJSON_AddStringToObject(reply, PROTO_FIELD_SERVER, "mmapd " MMAPD_VERSION_STRING) ||
+	    !cJSON_AddItemToObject(reply, PROTO_FIELD_FEATURES, list))
 		goto nomem;
 	list = NULL;
-	if (!cJSON_AddItemToObject(reply, "limits", limits))
+	if (!cJSON_AddItemToObject(reply, PROTO_FIELD_LIMITS, limits))
 		goto nomem;
 	limits = NULL;
 
@@ -101,7 +102,7 @@ int ops_close(struct conn *c, uint64_t id, cJSON *req)
 	struct grant *g;
 	uint64_t handle;
 
-	if (ops_get_u64(c, id, req, "handle", true, &handle) < 0)
+	if (ops_get_u64(c, id, req, PROTO_FIELD_HANDLE, true, &handle) < 0)
 		return OPS_DONE;
 	g = grant_find(c, handle);
 	if (!g) {

@@ -21,36 +21,62 @@
 #include "msg.h"
 #include "state.h"
 #include "utf8.h"
+#include "vocab.h"
 
 /* The fields each op reads, which a request keeps while it waits (ops_request_trim). */
-static const char *const fields_none[] = { "op", NULL };
-static const char *const fields_name[] = { "op", "name", NULL };
+static const char *const fields_none[] = { PROTO_FIELD_OP, NULL };
+static const char *const fields_name[] = { PROTO_FIELD_OP, PROTO_FIELD_NAME, NULL };
 static const char *const fields_open[] = {
-	"op", "name", "mode", "create", "exclusive", "size", "anonymous", "sparse", "policy", "perm",
-	"exec", "huge", NULL,
+	PROTO_FIELD_OP, PROTO_FIELD_NAME, PROTO_FIELD_MODE, PROTO_FIELD_CREATE,
+	PROTO_FIELD_EXCLUSIVE, PROTO_FIELD_SIZE, PROTO_FIELD_ANONYMOUS, PROTO_FIELD_SPARSE,
+	PROTO_FIELD_POLICY, PROTO_FIELD_PERM, PROTO_FIELD_EXEC, PROTO_FIELD_HUGE, NULL,
 };
 static const char *const fields_lock[] = {
-	"op", "name", "offset", "length", "mode", "wait", "timeout_ms", NULL,
+	PROTO_FIELD_OP, PROTO_FIELD_NAME, PROTO_FIELD_OFFSET, PROTO_FIELD_LENGTH, PROTO_FIELD_MODE,
+	PROTO_FIELD_WAIT, PROTO_FIELD_TIMEOUT_MS, NULL,
 };
-static const char *const fields_range[] = { "op", "name", "offset", "length", NULL };
-static const char *const fields_resize[] = { "op", "name", "size", "sparse", NULL };
-static const char *const fields_policy[] = { "op", "name", "policy", NULL };
-static const char *const fields_chown[] = { "op", "name", "uid", "gid", NULL };
-static const char *const fields_chmod[] = { "op", "name", "perm", NULL };
+static const char *const fields_range[] = {
+	PROTO_FIELD_OP, PROTO_FIELD_NAME, PROTO_FIELD_OFFSET, PROTO_FIELD_LENGTH, NULL,
+};
+static const char *const fields_resize[] = {
+	PROTO_FIELD_OP, PROTO_FIELD_NAME, PROTO_FIELD_SIZE, PROTO_FIELD_SPARSE, NULL,
+};
+static const char *const fields_policy[] = {
+	PROTO_FIELD_OP, PROTO_FIELD_NAME, PROTO_FIELD_POLICY, NULL,
+};
+static const char *const fields_chown[] = {
+	PROTO_FIELD_OP, PROTO_FIELD_NAME, PROTO_FIELD_UID, PROTO_FIELD_GID, NULL,
+};
+static const char *const fields_chmod[] = {
+	PROTO_FIELD_OP, PROTO_FIELD_NAME, PROTO_FIELD_PERM, NULL,
+};
 /* Within a policy object. */
-static const char *const fields_policy_object[] = { "kind", "value", NULL };
+static const char *const fields_policy_object[] = { PROTO_FIELD_KIND, PROTO_FIELD_VALUE, NULL };
 
+/* Indexed by enum proto_op: the op's name is proto_op_name(i). */
 static const struct {
-	const char *name;
 	ops_handler fn;
 	const char *const *fields;
 } ops_table[] = {
-#define OPS_ENTRY(name, fn, fields) { name, fn, fields },
+#define OPS_ENTRY(op, fn, fields) [PROTO_OP_##op] = { fn, fields },
 	OPS_TABLE(OPS_ENTRY)
 #undef OPS_ENTRY
 };
 
-#define OPS_COUNT (sizeof(ops_table) / sizeof(ops_table[0]))
+/*
+ * Every proto op has exactly one handler: an op listed twice in OPS_TABLE is a duplicate
+ * enumerator here, an op proto/vocab.h does not list an undeclared PROTO_OP_, and with no
+ * duplicates and no strangers, equal counts leave no proto op without a handler.
+ */
+#define OPS_HANDLED(op, fn, fields) OPS_HANDLED_##op = PROTO_OP_##op,
+enum { OPS_TABLE(OPS_HANDLED) };
+#undef OPS_HANDLED
+#define OPS_ONE(op, fn, fields) + 1
+_Static_assert(0 OPS_TABLE(OPS_ONE) == PROTO_OP_COUNT,
+               "OPS_TABLE has a handler for every proto op");
+#undef OPS_ONE
+
+#define OPS_COUNT ((size_t)PROTO_OP_COUNT)
 
 _Static_assert(OPS_COUNT < SERVER_STAT_OPS_MAX, "the stats have a slot per op and one more");
 
@@ -59,12 +85,7 @@ _Static_assert(OPS_COUNT < SERVER_STAT_OPS_MAX, "the stats have a slot per op an
 /* The index of op in the table, or OPS_COUNT when it is unknown. */
 static size_t ops_find(const char *op)
 {
-	size_t i;
-
-	for (i = 0; i < OPS_COUNT; i++)
-		if (strcmp(op, ops_table[i].name) == 0)
-			break;
-	return i;
+	return (size_t)proto_op_find(op);
 }
 
 /* Deletes every member of obj not named in keep (a NULL-terminated list). */
@@ -81,7 +102,7 @@ static void ops_trim_object(cJSON *obj, const char *const *keep)
 				break;
 		if (!keep[i])
 			cJSON_Delete(cJSON_DetachItemViaPointer(obj, item));
-		else if (strcmp(keep[i], "policy") == 0 && cJSON_IsObject(item))
+		else if (strcmp(keep[i], PROTO_FIELD_POLICY) == 0 && cJSON_IsObject(item))
 			ops_trim_object(item, fields_policy_object);
 		item = next;
 	}
@@ -93,7 +114,7 @@ cJSON *ops_request_trim(cJSON *req)
 	size_t i;
 
 	/* Requests wait only after their handler checked them, so "op" names a known op. */
-	if (msg_get_string(req, "op", &op) < 0)
+	if (msg_get_string(req, PROTO_FIELD_OP, &op) < 0)
 		return req;
 	i = ops_find(op);
 	if (i < OPS_COUNT)
@@ -110,7 +131,7 @@ void ops_run(struct conn *c, uint64_t id, cJSON *req)
 		cJSON_Delete(req);
 		return;
 	}
-	if (ops_get_string(c, id, req, "op", true, &op) < 0)
+	if (ops_get_string(c, id, req, PROTO_FIELD_OP, true, &op) < 0)
 		goto done;
 	i = ops_find(op);
 	if (i == OPS_COUNT) {
@@ -164,7 +185,7 @@ void ops_handle_frame(struct conn *c, const char *payload, size_t len)
 			reply_error_noid(c, EBADMSG, OPS_MALFORMED, PROTO_JSON_DEPTH_MAX);
 		return;
 	}
-	r = msg_get_u64(req, "id", &id);
+	r = msg_get_u64(req, PROTO_FIELD_ID, &id);
 	if (r < 0) {
 		reply_error_noid(c, EINVAL, r == -ENOENT ? "field 'id' is required"
 		                 : "field 'id' must be an integer from 0 to 2^53-1");
@@ -172,6 +193,7 @@ void ops_handle_frame(struct conn *c, const char *payload, size_t len)
 		return;
 	}
 	/* Counted once here: a request that waits runs through ops_run again. */
-	c->srv->stats.requests[msg_get_string(req, "op", &op) == 0 ? ops_find(op) : OPS_COUNT]++;
+	c->srv->stats.requests[msg_get_string(req, PROTO_FIELD_OP, &op) == 0 ? ops_find(op)
+	                                                                  : OPS_COUNT]++;
 	ops_run(c, id, req);
 }

@@ -19,11 +19,12 @@
 
 #include "conn.h"
 #include "dirindex.h"
-#include "enumname.h"
 #include "log.h"
 #include "meta.h"
 #include "msg.h"
+#include "region_obj.h"
 #include "state.h"
+#include "vocab.h"
 
 /* A request waiting for a busy region. */
 struct region_waiter {
@@ -391,29 +392,10 @@ uint64_t region_size(struct region *r)
 	return size;
 }
 
-/* Adds the fields of the coordination protocol to a region object. Returns false on ENOMEM. */
-static bool region_json_coordination(cJSON *obj, uint64_t generation, const struct policy *p,
-                                     bool poisoned, uint64_t seq, uint64_t locks)
-{
-	cJSON *policy = policy_to_json(p);
-
-	if (!policy || !cJSON_AddItemToObject(obj, "policy", policy)) {
-		cJSON_Delete(policy);
-		return false;
-	}
-	return cJSON_AddNumberToObject(obj, "generation", (double)generation) &&
-	       cJSON_AddBoolToObject(obj, "poisoned", poisoned) &&
-	       cJSON_AddNumberToObject(obj, "seq", (double)seq) &&
-	       cJSON_AddNumberToObject(obj, "locks", (double)locks);
-}
-
-/* Adds "uid", "gid" and "perm". Returns false on ENOMEM. */
-static bool region_json_access(cJSON *obj, const struct access *a)
-{
-	return cJSON_AddNumberToObject(obj, "uid", a->uid) &&
-	       cJSON_AddNumberToObject(obj, "gid", a->gid) &&
-	       cJSON_AddNumberToObject(obj, "perm", a->perm);
-}
+_Static_assert((int)MEMFD_HUGE_NONE == (int)PROTO_HUGE_NONE &&
+               (int)MEMFD_HUGE_HUGETLB == (int)PROTO_HUGE_HUGETLB &&
+               (int)MEMFD_HUGE_THP == (int)PROTO_HUGE_THP,
+               "enum memfd_huge numbers huge pages as proto/region_obj.h does");
 
 void region_file_access(struct server *srv, const char *name, const struct stat *st,
                         struct access *ret)
@@ -428,29 +410,22 @@ void region_file_access(struct server *srv, const char *name, const struct stat 
 
 cJSON *region_to_json(struct region *r)
 {
-	cJSON *obj = cJSON_CreateObject();
+	const struct proto_region obj = {
+		.name = r->name, .size = region_size(r), .anonymous = r->anonymous, .huge = r->huge,
+		.grants = r->grants, .clients = r->clients,
+		.uid = r->acc.uid, .gid = r->acc.gid, .perm = r->acc.perm,
+		.policy_kind = r->flush.policy.kind, .policy_value = r->flush.policy.value,
+		.generation = r->generation, .poisoned = r->flush.poisoned, .seq = r->seq,
+		.locks = r->locks.nheld + r->locks.nwaiting,
+	};
 
-	if (!obj)
-		return NULL;
-	if (!cJSON_AddStringToObject(obj, "name", r->name) ||
-	    !cJSON_AddNumberToObject(obj, "size", (double)region_size(r)) ||
-	    !cJSON_AddBoolToObject(obj, "anonymous", r->anonymous) ||
-	    !cJSON_AddStringToObject(obj, "huge", memfd_huge_name(r->huge)) ||
-	    !cJSON_AddNumberToObject(obj, "grants", (double)r->grants) ||
-	    !cJSON_AddNumberToObject(obj, "clients", (double)r->clients) ||
-	    !region_json_access(obj, &r->acc) ||
-	    !region_json_coordination(obj, r->generation, &r->flush.policy, r->flush.poisoned,
-	                              r->seq, r->locks.nheld + r->locks.nwaiting)) {
-		cJSON_Delete(obj);
-		return NULL;
-	}
-	return obj;
+	return proto_region_json(&obj);
 }
 
 bool region_anon_to_json(const struct region *r, cJSON *entry)
 {
 	return cJSON_AddBoolToObject(entry, "exec", r->exec) &&
-	       cJSON_AddStringToObject(entry, "huge", memfd_huge_name(r->huge));
+	       cJSON_AddStringToObject(entry, "huge", proto_huge_name(r->huge));
 }
 
 void region_anon_from_json(struct region *r, const cJSON *entry)
@@ -465,7 +440,8 @@ void region_anon_from_json(struct region *r, const cJSON *entry)
 		r->acc.perm &= ~ACCESS_PERM_EXEC;
 	if (memfd_is_hugetlb(r->fd))
 		r->huge = MEMFD_HUGE_HUGETLB;
-	else if (msg_get_string(entry, "huge", &huge) == 0 && strcmp(huge, "thp") == 0)
+	else if (msg_get_string(entry, "huge", &huge) == 0 &&
+	         strcmp(huge, proto_huge_name(PROTO_HUGE_THP)) == 0)
 		r->huge = MEMFD_HUGE_THP;
 	else
 		r->huge = MEMFD_HUGE_NONE;
@@ -485,27 +461,21 @@ static uint64_t region_file_size(struct server *srv, const struct stat *st)
 
 cJSON *region_file_json(struct server *srv, const char *name, const struct stat *st)
 {
-	static const struct policy manual = { POLICY_MANUAL, 0 };
 	const struct meta *m = meta_find(srv, name);
-	cJSON *obj = cJSON_CreateObject();
+	struct proto_region obj;
 	struct access acc;
 
-	if (!obj)
-		return NULL;
 	region_file_access(srv, name, st, &acc);
 	/* Not held: it would be at generation 1 with no change announced if opened now. */
-	if (!cJSON_AddStringToObject(obj, "name", name) ||
-	    !cJSON_AddNumberToObject(obj, "size", (double)region_file_size(srv, st)) ||
-	    !cJSON_AddFalseToObject(obj, "anonymous") ||
-	    !cJSON_AddStringToObject(obj, "huge", memfd_huge_name(MEMFD_HUGE_NONE)) ||
-	    !cJSON_AddNumberToObject(obj, "grants", 0) ||
-	    !cJSON_AddNumberToObject(obj, "clients", 0) ||
-	    !region_json_access(obj, &acc) ||
-	    !region_json_coordination(obj, 1, m ? &m->policy : &manual, m && m->poisoned, 0, 0)) {
-		cJSON_Delete(obj);
-		return NULL;
-	}
-	return obj;
+	obj = (struct proto_region){
+		.name = name, .size = region_file_size(srv, st), .anonymous = false,
+		.huge = PROTO_HUGE_NONE, .grants = 0, .clients = 0,
+		.uid = acc.uid, .gid = acc.gid, .perm = acc.perm,
+		.policy_kind = m ? m->policy.kind : POLICY_MANUAL, .policy_value = m ? m->policy.value : 0,
+		.generation = 1, .poisoned = m && m->poisoned, .seq = 0, .locks = 0,
+	};
+
+	return proto_region_json(&obj);
 }
 
 int region_defer(struct region *r, struct conn *c, uint64_t id, cJSON *req)
@@ -558,21 +528,20 @@ void region_wake(struct region *r)
 	region_unref(r);
 }
 
-static const char *const region_mode_names[] = {
-	[REGION_MODE_RO] = "ro",
-	[REGION_MODE_RW] = "rw",
-	[REGION_MODE_COW] = "cow",
-};
+_Static_assert((int)REGION_MODE_RO == (int)PROTO_MODE_RO &&
+               (int)REGION_MODE_RW == (int)PROTO_MODE_RW &&
+               (int)REGION_MODE_COW == (int)PROTO_MODE_COW,
+               "enum region_mode numbers the modes as proto/vocab.h does");
 
 const char *region_mode_name(enum region_mode mode)
 {
-	return enumname_get(region_mode_names, ENUMNAME_COUNT(region_mode_names), mode,
-	                    REGION_MODE_RO);
+	return proto_mode_name((unsigned)mode < PROTO_MODE_COUNT ? (enum proto_mode)mode
+	                                                        : PROTO_MODE_RO);
 }
 
 int region_mode_parse(const char *s)
 {
-	return enumname_parse(region_mode_names, ENUMNAME_COUNT(region_mode_names), s);
+	return proto_mode_find(s);
 }
 
 static uint64_t holder_hash(const struct region *r)

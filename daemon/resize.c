@@ -29,6 +29,7 @@
 #include "region.h"
 #include "state.h"
 #include "timer.h"
+#include "vocab.h"
 
 #define RESIZE_LAGGARDS_NAMED 16   /* pids named in a shrink timeout's message */
 
@@ -78,12 +79,12 @@ bool resize_truncating(const struct region *r)
  * already set). */
 static void resize_announce(struct region *r, uint64_t old_size, bool external)
 {
-	cJSON *event = notify_event_new(r, "resized");
+	cJSON *event = notify_event_new(r, proto_event_name(PROTO_EVENT_RESIZED));
 
-	if (event && cJSON_AddNumberToObject(event, "size", (double)r->size) &&
-	    cJSON_AddNumberToObject(event, "old_size", (double)old_size) &&
-	    cJSON_AddNumberToObject(event, "generation", (double)r->generation) &&
-	    cJSON_AddBoolToObject(event, "external", external))
+	if (event && cJSON_AddNumberToObject(event, PROTO_FIELD_SIZE, (double)r->size) &&
+	    cJSON_AddNumberToObject(event, PROTO_FIELD_OLD_SIZE, (double)old_size) &&
+	    cJSON_AddNumberToObject(event, PROTO_FIELD_GENERATION, (double)r->generation) &&
+	    cJSON_AddBoolToObject(event, PROTO_FIELD_EXTERNAL, external))
 		notify_region(r, event, NOTIFY_HOLDERS | NOTIFY_SUBSCRIBERS, NULL);
 	else
 		log_error("out of memory announcing the new size of region '%s'", r->name);
@@ -125,7 +126,7 @@ static void resize_reply(struct resize *rs, int err, const char *message)
 	}
 	reply = msg_reply_ok(rs->id);
 	obj = reply ? region_to_json(rs->region) : NULL;
-	if (!obj || !cJSON_AddItemToObject(reply, "region", obj)) {
+	if (!obj || !cJSON_AddItemToObject(reply, PROTO_FIELD_REGION, obj)) {
 		cJSON_Delete(obj);
 		cJSON_Delete(reply);
 		reply = NULL;
@@ -164,11 +165,11 @@ static void resize_finish(struct resize *rs, int err, const char *message)
 /* Sends "shrink-cancelled" with message to every connection rs asked. */
 static void resize_tell_peers(struct resize *rs, const char *message)
 {
-	cJSON *event = notify_event_new(rs->region, "shrink-cancelled");
+	cJSON *event = notify_event_new(rs->region, proto_event_name(PROTO_EVENT_SHRINK_CANCELLED));
 	size_t i;
 
-	if (!event || !cJSON_AddNumberToObject(event, "shrink", (double)rs->shrink) ||
-	    !cJSON_AddStringToObject(event, "message", message)) {
+	if (!event || !cJSON_AddNumberToObject(event, PROTO_FIELD_SHRINK, (double)rs->shrink) ||
+	    !cJSON_AddStringToObject(event, PROTO_FIELD_MESSAGE, message)) {
 		log_error("out of memory cancelling shrink %" PRIu64, rs->shrink);
 		cJSON_Delete(event);
 		return;
@@ -345,11 +346,11 @@ static bool resize_add_peer(struct resize *rs, struct conn *c)
 static void resize_ask(struct resize *rs, struct conn *c)
 {
 	struct region *r = rs->region;
-	cJSON *event = notify_event_new(r, "shrinking");
+	cJSON *event = notify_event_new(r, proto_event_name(PROTO_EVENT_SHRINKING));
 
-	if (event && cJSON_AddNumberToObject(event, "size", (double)rs->size) &&
-	    cJSON_AddNumberToObject(event, "generation", (double)r->generation) &&
-	    cJSON_AddNumberToObject(event, "shrink", (double)rs->shrink))
+	if (event && cJSON_AddNumberToObject(event, PROTO_FIELD_SIZE, (double)rs->size) &&
+	    cJSON_AddNumberToObject(event, PROTO_FIELD_GENERATION, (double)r->generation) &&
+	    cJSON_AddNumberToObject(event, PROTO_FIELD_SHRINK, (double)rs->shrink))
 		notify_conn(c, r, event);
 	else
 		log_error("out of memory asking client %llu to acknowledge a shrink",

@@ -40,6 +40,7 @@
 #include "region.h"
 #include "resize.h"
 #include "sdnotify.h"
+#include "vocab.h"
 #include "why.h"
 
 #define SERVER_ACCEPTS_PER_WAKE 64
@@ -356,9 +357,9 @@ static void server_refuse(struct server *s, int fd, pid_t pid, uid_t uid, int er
 	s->stats.refused++;
 	log_write(server_refusal_level(&last_warn), "refusing a connection from pid %ld (uid %lu): %s",
 	          (long)pid, (unsigned long)uid, message);
-	event = msg_event("error");
+	event = msg_event(proto_event_name(PROTO_EVENT_ERROR));
 	error = msg_error_object(err, message);
-	if (event && error && cJSON_AddItemToObject(event, "error", error)) {
+	if (event && error && cJSON_AddItemToObject(event, PROTO_FIELD_ERROR, error)) {
 		error = NULL;
 		/* A fresh socket's buffer takes a small frame whole; if not, the client learns less. */
 		if (msg_encode(event, (uint32_t)s->limits->max_frame, &buf, &len) == 0) {

@@ -5,9 +5,14 @@
 #   - every MMAPD_EXPORT function of a public header (client/mmapd.h, the toolbox's
 #     client/toolbox/*/mmapd-*.h): declared in a ```c block of docs/client-api.md and in the
 #     SYNOPSIS of docs/libmmapd.3, which also shows the #include of each such header;
-#   - every op of daemon/ops.h's OPS_TABLE: a heading of its own in docs/protocol.md;
-#   - every event the daemon sends (msg_event, notify_event_new, sub_send_seq_event in daemon/):
-#     a row of the table under "## Events" in docs/protocol.md;
+#   - every op of proto/vocab.h's PROTO_OPS (the list the daemon's OPS_TABLE must cover and
+#     libmmapd builds its requests from): a heading of its own in docs/protocol.md;
+#   - every event of proto/vocab.h's PROTO_EVENTS: a row of the table under "## Events" in
+#     docs/protocol.md; and the daemon sends no event by a name spelled outside that list
+#     (msg_event, notify_event_new, sub_send_seq_event with a string literal in daemon/);
+#   - every field of proto/vocab.h's PROTO_FIELDS, and every value of its PROTO_MODES,
+#     PROTO_LOCK_MODES and PROTO_LOCK_STATES: named, as `name` or "name", in
+#     docs/protocol.md or docs/coordination.md;
 #   - every config key daemon/config.c accepts: named in docs/mmapd.8 and docs/operations.md;
 #   - every command of client/mmapctl/mmapctl.c's commands[]: a .TP entry under COMMANDS in
 #     docs/mmapctl.1.
@@ -59,8 +64,12 @@ for f in $funcs; do
 done
 
 # ---- protocol ops ----
-ops=$(sed -n '/^#define OPS_TABLE(X)/,/^$/p' daemon/ops.h | sed -nE 's/^[[:space:]]*X\("([a-z-]+)",.*/\1/p')
-nonempty "ops in daemon/ops.h's OPS_TABLE" "$ops"
+# The X(ID, "name") lines of a list macro of proto/vocab.h: $1 is PROTO_OPS or PROTO_EVENTS.
+vocab_list() {
+	sed -n "/^#define $1(X)/,/^\$/p" proto/vocab.h | sed -nE 's/^[[:space:]]*X\([A-Z_]+, "([a-z_-]+)"\).*/\1/p'
+}
+ops=$(vocab_list PROTO_OPS)
+nonempty "ops in proto/vocab.h's PROTO_OPS" "$ops"
 proto_heads=$(grep -E '^#{2,4} ' docs/protocol.md)
 for op in $ops; do
 	checked=$((checked + 1))
@@ -69,14 +78,32 @@ for op in $ops; do
 done
 
 # ---- events ----
-events=$(grep -hoE '(msg_event|notify_event_new|sub_send_seq_event)\([^")]*"[a-z-]+"' daemon/*.c |
-	sed -E 's/.*"([a-z-]+)"$/\1/' | sort -u)
-nonempty "events sent in daemon/" "$events"
+events=$(vocab_list PROTO_EVENTS)
+nonempty "events in proto/vocab.h's PROTO_EVENTS" "$events"
 event_rows=$(awk '/^## / { on = ($0 == "## Events"); next } on' docs/protocol.md | grep -E '^\|')
 for ev in $events; do
 	checked=$((checked + 1))
 	printf '%s\n' "$event_rows" | grep -Fq "| \`$ev\` |" ||
 		miss "event $ev: no row in the table under \"## Events\" of docs/protocol.md"
+done
+literal_events=$(grep -nE '(msg_event|notify_event_new|sub_send_seq_event)\([^")]*"' daemon/*.c)
+[ -z "$literal_events" ] ||
+	miss "events sent by a literal name, not one of proto/vocab.h's PROTO_EVENTS: $literal_events"
+
+# ---- protocol fields ----
+fields=$(vocab_list PROTO_FIELDS)
+nonempty "fields in proto/vocab.h's PROTO_FIELDS" "$fields"
+for f in $fields; do
+	checked=$((checked + 1))
+	cat docs/protocol.md docs/coordination.md | grep -Eq "[\`\"]$f[\`\"]" ||
+		miss "field $f: not named in docs/protocol.md or docs/coordination.md"
+done
+values=$(for l in PROTO_MODES PROTO_LOCK_MODES PROTO_LOCK_STATES; do vocab_list $l; done)
+nonempty "values in proto/vocab.h's PROTO_MODES, PROTO_LOCK_MODES, PROTO_LOCK_STATES" "$values"
+for v in $values; do
+	checked=$((checked + 1))
+	cat docs/protocol.md docs/coordination.md | grep -Eq "[\`\"]$v[\`\"]" ||
+		miss "value $v: not named in docs/protocol.md or docs/coordination.md"
 done
 
 # ---- config keys ----
@@ -105,4 +132,4 @@ if [ "$missing" -ne 0 ]; then
 	echo "doccheck: FAIL: $missing missing of $checked names checked"
 	exit 1
 fi
-echo "doccheck: $checked names (functions, ops, events, config keys, mmapctl commands) all documented"
+echo "doccheck: $checked names (functions, ops, events, fields, values, config keys, mmapctl commands) all documented"

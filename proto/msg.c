@@ -20,6 +20,7 @@
 
 #include "frame.h"
 #include "utf8.h"
+#include "vocab.h"
 
 #define MSG_ERRNO_ENTRY(e) { e, #e }
 
@@ -256,7 +257,7 @@ int msg_parse_id(const char *payload, size_t len, uint64_t *ret_id)
 
 	if (r < 0)
 		return r;
-	r = msg_get_u64(obj, "id", ret_id);
+	r = msg_get_u64(obj, PROTO_FIELD_ID, ret_id);
 	cJSON_Delete(obj);
 	return r;
 }
@@ -313,7 +314,8 @@ cJSON *msg_reply_ok(uint64_t id)
 
 	if (!obj)
 		return NULL;
-	if (!cJSON_AddNumberToObject(obj, "id", (double)id) || !cJSON_AddTrueToObject(obj, "ok")) {
+	if (!cJSON_AddNumberToObject(obj, PROTO_FIELD_ID, (double)id) ||
+	    !cJSON_AddTrueToObject(obj, PROTO_FIELD_OK)) {
 		cJSON_Delete(obj);
 		return NULL;
 	}
@@ -335,9 +337,9 @@ cJSON *msg_error_object(int err, const char *message)
 	obj = cJSON_CreateObject();
 	if (!obj)
 		return NULL;
-	if (!cJSON_AddStringToObject(obj, "code", name) ||
-	    !cJSON_AddNumberToObject(obj, "errno", err) ||
-	    !cJSON_AddStringToObject(obj, "message", message ? message : "")) {
+	if (!cJSON_AddStringToObject(obj, PROTO_FIELD_CODE, name) ||
+	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_ERRNO, err) ||
+	    !cJSON_AddStringToObject(obj, PROTO_FIELD_MESSAGE, message ? message : "")) {
 		cJSON_Delete(obj);
 		return NULL;
 	}
@@ -353,14 +355,14 @@ cJSON *msg_reply_error(bool has_id, uint64_t id, int err, const char *message)
 	if (!obj)
 		return NULL;
 	idv = has_id ? cJSON_CreateNumber((double)id) : cJSON_CreateNull();
-	if (!idv || !cJSON_AddItemToObject(obj, "id", idv)) {
+	if (!idv || !cJSON_AddItemToObject(obj, PROTO_FIELD_ID, idv)) {
 		cJSON_Delete(idv);
 		goto fail;
 	}
-	if (!cJSON_AddFalseToObject(obj, "ok"))
+	if (!cJSON_AddFalseToObject(obj, PROTO_FIELD_OK))
 		goto fail;
 	error = msg_error_object(err, message);
-	if (!error || !cJSON_AddItemToObject(obj, "error", error)) {
+	if (!error || !cJSON_AddItemToObject(obj, PROTO_FIELD_ERROR, error)) {
 		cJSON_Delete(error);
 		goto fail;
 	}
@@ -377,7 +379,7 @@ cJSON *msg_event(const char *name)
 
 	if (!obj)
 		return NULL;
-	if (!cJSON_AddStringToObject(obj, "event", name)) {
+	if (!cJSON_AddStringToObject(obj, PROTO_FIELD_EVENT, name)) {
 		cJSON_Delete(obj);
 		return NULL;
 	}
@@ -386,16 +388,16 @@ cJSON *msg_event(const char *name)
 
 int msg_error_parse(const cJSON *obj, int *ret_err, const char **ret_message)
 {
-	const cJSON *error = cJSON_GetObjectItemCaseSensitive(obj, "error");
+	const cJSON *error = cJSON_GetObjectItemCaseSensitive(obj, PROTO_FIELD_ERROR);
 	const char *code;
 	const char *message = "";
 	int err;
 
 	if (!cJSON_IsObject(error))
 		return -EBADMSG;
-	if (msg_get_string(error, "code", &code) < 0)
+	if (msg_get_string(error, PROTO_FIELD_CODE, &code) < 0)
 		return -EBADMSG;
-	if (msg_get_string(error, "message", &message) == -EINVAL)
+	if (msg_get_string(error, PROTO_FIELD_MESSAGE, &message) == -EINVAL)
 		return -EBADMSG;
 	err = proto_errno(code);
 	*ret_err = err ? err : EIO;
