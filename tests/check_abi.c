@@ -295,6 +295,29 @@ START_TEST(test_abi_coordination_on_the_region_handle_uses_window_offsets)
 }
 END_TEST
 
+/* A persistent struct's layout carries its size like the open options (mmapd-persist.h). */
+START_TEST(test_abi_layout_is_read_as_far_as_its_size)
+{
+	struct abi_body { uint64_t a, b; };
+	struct mmapd_layout l = MMAPD_LAYOUT(struct abi_body, "abi.body", 1);
+	struct {
+		struct mmapd_layout l;
+		uint64_t later;   /* a field a newer header might add */
+	} newer = { l, 0 };
+
+	ck_assert_uint_eq(l.struct_size, sizeof(struct mmapd_layout));
+	ck_assert_uint_eq(mmapd_pstruct_footprint(&l), MMAPD_PSTRUCT_HEADER + sizeof(struct abi_body));
+	/* Not made by MMAPD_LAYOUT(): refused, not guessed. */
+	l.struct_size = 0;
+	ck_assert_uint_eq(mmapd_pstruct_footprint(&l), 0);
+	/* A newer caller's larger layout passes while its unknown tail is zero. */
+	newer.l.struct_size = sizeof(newer);
+	ck_assert_uint_eq(mmapd_pstruct_footprint(&newer.l), MMAPD_PSTRUCT_HEADER + sizeof(struct abi_body));
+	newer.later = 1;
+	ck_assert_uint_eq(mmapd_pstruct_footprint(&newer.l), 0);
+}
+END_TEST
+
 static Suite *abi_suite(void)
 {
 	Suite *s = suite_create("abi");
@@ -303,6 +326,7 @@ static Suite *abi_suite(void)
 
 	tcase_add_test(plain, test_abi_public_enums_are_32_bits);
 	tcase_add_test(plain, test_abi_destructors_accept_null_and_return_void);
+	tcase_add_test(plain, test_abi_layout_is_read_as_far_as_its_size);
 	suite_add_tcase(s, plain);
 
 	tcase_add_checked_fixture(live, abi_setup, abi_teardown);

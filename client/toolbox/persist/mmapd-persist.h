@@ -31,8 +31,13 @@ extern "C" {
  * What a persistent struct is: a type name (at most MMAPD_LAYOUT_NAME_MAX bytes are kept,
  * the whole name is hashed), a version the application bumps when the struct's meaning
  * changes, and the struct's size and alignment (a power of two, at most 4096).
+ * struct_size is sizeof(struct mmapd_layout) as the caller was compiled, set by
+ * MMAPD_LAYOUT(), as in struct mmapd_open_opts: a field added later goes at the end, and
+ * the library reads only what the caller's size covers (every field up to align is
+ * required; a larger struct from a newer header is accepted while its unknown tail is zero).
  */
 struct mmapd_layout {
+	size_t struct_size;
 	const char *type_name;
 	uint32_t version;
 	uint32_t size;
@@ -41,7 +46,8 @@ struct mmapd_layout {
 #ifndef __cplusplus
 /* The layout of C type `type`, for mmapd_pstruct_open(). */
 #define MMAPD_LAYOUT(type, type_name, version) \
-	((struct mmapd_layout){ (type_name), (version), sizeof(type), _Alignof(type) })
+	((struct mmapd_layout){ sizeof(struct mmapd_layout), (type_name), (version), \
+	                        sizeof(type), _Alignof(type) })
 #endif
 #define MMAPD_LAYOUT_NAME_MAX 23
 /* The header in front of every persistent struct, in bytes. */

@@ -53,7 +53,8 @@ struct mmapd_phash {
 };
 
 static const struct mmapd_layout phash_layout = {
-	"mmapd.phash", 1, sizeof(struct phash_header), _Alignof(struct phash_header)
+	sizeof(struct mmapd_layout), "mmapd.phash", 1, sizeof(struct phash_header),
+	_Alignof(struct phash_header)
 };
 
 static uint32_t phash_slot_size(uint32_t key_size, uint32_t val_size)

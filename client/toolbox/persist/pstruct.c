@@ -22,6 +22,7 @@
  * they are validated the same way.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <time.h>
@@ -78,9 +79,29 @@ static uint32_t header_sum(const struct pstruct_header *h)
 	return (uint32_t)(x ^ (x >> 32));
 }
 
+/*
+ * Reads the caller's layout into *ret, as far as its struct_size covers (see mmapd-persist.h).
+ * Returns 0, or -EINVAL when it is NULL or too short to hold every field up to align, or
+ * -E2BIG when a newer caller set a field this library does not know.
+ */
+static int layout_read(const struct mmapd_layout *layout, struct mmapd_layout *ret)
+{
+	size_t known = offsetof(struct mmapd_layout, align) + sizeof(layout->align);
+
+	if (!layout || layout->struct_size < known)
+		return -EINVAL;
+	for (size_t i = sizeof(*ret); i < layout->struct_size; i++)
+		if (((const unsigned char *)layout)[i] != 0)
+			return -E2BIG;
+	memset(ret, 0, sizeof(*ret));
+	memcpy(ret, layout, layout->struct_size < sizeof(*ret) ? layout->struct_size : sizeof(*ret));
+	ret->struct_size = sizeof(*ret);
+	return 0;
+}
+
 static bool layout_valid(const struct mmapd_layout *layout)
 {
-	return layout && layout->type_name && layout->type_name[0] && layout->size > 0 &&
+	return layout->type_name && layout->type_name[0] && layout->size > 0 &&
 	       layout->align > 0 && layout->align <= PSTRUCT_ALIGN_MAX &&
 	       (layout->align & (layout->align - 1)) == 0;
 }
@@ -95,7 +116,11 @@ static uint32_t body_offset(const struct mmapd_layout *layout)
 
 MMAPD_EXPORT uint64_t mmapd_pstruct_footprint(const struct mmapd_layout *layout)
 {
-	return layout_valid(layout) ? (uint64_t)body_offset(layout) + layout->size : 0;
+	struct mmapd_layout l;
+
+	if (layout_read(layout, &l) < 0 || !layout_valid(&l))
+		return 0;
+	return (uint64_t)body_offset(&l) + l.size;
 }
 
 /* Checks a ready header against layout. Returns 0, -EBADMSG or -EPROTO (message set). */
@@ -315,5 +340,14 @@ MMAPD_EXPORT int mmapd_pstruct_open(struct mmapd_region *region, uint64_t off,
                                     const struct mmapd_layout *layout, unsigned flags,
                                     void **ret_ptr)
 {
-	return pstruct_open(region, off, layout, flags, NULL, NULL, ret_ptr);
+	struct mmapd_layout l;
+	int r = layout_read(layout, &l);
+
+	if (r == -E2BIG)
+		return tbx_error(r, "the layout sets fields this library does not know "
+		                 "(struct_size %zu)", layout->struct_size);
+	if (r < 0)
+		return tbx_error(r, "layout is NULL or its struct_size is not set: make it with "
+		                 "MMAPD_LAYOUT()");
+	return pstruct_open(region, off, &l, flags, NULL, NULL, ret_ptr);
 }

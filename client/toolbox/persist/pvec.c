@@ -42,7 +42,8 @@ struct mmapd_pvec {
 };
 
 static const struct mmapd_layout pvec_layout = {
-	"mmapd.pvec", 1, sizeof(struct pvec_header), _Alignof(struct pvec_header)
+	sizeof(struct mmapd_layout), "mmapd.pvec", 1, sizeof(struct pvec_header),
+	_Alignof(struct pvec_header)
 };
 
 static uint64_t pvec_segment(size_t elem_size)
