@@ -103,6 +103,9 @@ EXAMPLE_SRC := $(wildcard examples/*.c)
 
 PROTO_OBJ  := $(PROTO_SRC:%.c=$(B)/%.o)
 PROTO_PIC  := $(PROTO_SRC:%.c=$(B)/pic/%.o)
+# What libmmapd takes of proto/ and shared/: not fdcount.c, which only the daemon and the tests
+# (through the internal archive) use.
+LIBWIRE_PIC := $(filter-out $(B)/pic/shared/fdcount.o,$(PROTO_PIC))
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(B)/%.o)
 # The daemon as a library: every object but main.o, in an internal archive (never installed)
 # that mmapd, the fuzz targets' replays and the unit suites link.
@@ -186,7 +189,7 @@ $(MMAPD): $(B)/daemon/main.o $(DAEMON_LIB) $(PROTO_OBJ)
 # then makes local. The tree's own programs and tests that call internals too (proto/,
 # shared/, the client's plumbing) link libmmapd-internal.a, which is never installed.
 # mk/symcheck.sh (make check) runs nm over both libraries, which make install installs.
-$(LIBA): $(LIB_PIC) $(PROTO_PIC)
+$(LIBA): $(LIB_PIC) $(LIBWIRE_PIC)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ $(B)/libmmapd.o
 	$(Q)$(LD) -r -o $(B)/libmmapd.o $^
@@ -197,7 +200,7 @@ $(LIBA_INTERNAL): $(LIB_OBJ) $(PROTO_OBJ)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(LIBSO): $(LIB_PIC) $(PROTO_PIC) $(LIBSYM)
+$(LIBSO): $(LIB_PIC) $(LIBWIRE_PIC) $(LIBSYM)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -shared -Wl,-soname,libmmapd.so.$(SOVERSION) \
 	  -Wl,--version-script=$(LIBSYM) -o $@ $(filter %.o,$^) $(CJSON_LIBS) -lpthread

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "num.h"
 
 #define SDLISTEN_FDS_START 3
 #define SDLISTEN_FDS_MAX   1024   /* more than any unit passes; bounds a bad $LISTEN_FDS */
@@ -83,22 +84,6 @@ int sdnotify_send(const char *state)
 	return sdnotify_send_fd(state, -1);
 }
 
-/* Parses a decimal number that fills the whole string. Returns 0 or -EINVAL. */
-static int sd_parse_u64(const char *s, uint64_t *ret)
-{
-	char *end;
-	unsigned long long v;
-
-	if (!s || *s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end)
-		return -EINVAL;
-	*ret = v;
-	return 0;
-}
-
 /* True when the variable name holds our pid (or, with unset_ok, is unset). */
 static int sd_pid_is_ours(const char *name, int unset_ok)
 {
@@ -107,7 +92,7 @@ static int sd_pid_is_ours(const char *name, int unset_ok)
 
 	if (!value)
 		return unset_ok;
-	return sd_parse_u64(value, &pid) == 0 && pid == (uint64_t)getpid();
+	return num_parse_u64(value, &pid) == 0 && pid == (uint64_t)getpid();
 }
 
 uint64_t sdnotify_watchdog_usec(void)
@@ -115,7 +100,7 @@ uint64_t sdnotify_watchdog_usec(void)
 	uint64_t usec;
 
 	if (!sd_pid_is_ours("WATCHDOG_PID", 1) ||
-	    sd_parse_u64(getenv("WATCHDOG_USEC"), &usec) < 0)
+	    num_parse_u64(getenv("WATCHDOG_USEC"), &usec) < 0)
 		return 0;
 	return usec;
 }
@@ -176,7 +161,7 @@ int sdlisten_take(bool (*keep)(const char *name), struct sdlisten *ret)
 	*ret = l;
 	if (!sd_pid_is_ours("LISTEN_PID", 0))
 		return 0;
-	r = sd_parse_u64(getenv("LISTEN_FDS"), &n);
+	r = num_parse_u64(getenv("LISTEN_FDS"), &n);
 	if (getenv("LISTEN_FDNAMES") && !(names = strdup(getenv("LISTEN_FDNAMES"))))
 		r = -ENOMEM;
 	unsetenv("LISTEN_PID");

@@ -1,6 +1,8 @@
 /*
  * Safe number parsing for command lines and config values: whole strings only, no sign,
- * no overflow, optional binary size suffix. Used by mmapd (options, config) and mmapctl.
+ * no overflow, optional binary size suffix. Used by mmapd (options, config, the service
+ * manager's environment), the bench and the tests; mmapctl, built on the public API alone,
+ * parses its few numbers itself.
  */
 #ifndef MMAPD_SHARED_NUM_H
 #define MMAPD_SHARED_NUM_H
