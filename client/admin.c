@@ -146,10 +146,18 @@ static bool clients_follows(const void *prev, const void *entry)
 	       ((const struct client_entry *)entry)->info.id;
 }
 
+static void clients_settle(void *entry)
+{
+	struct client_entry *e = entry;
+
+	e->info.name = e->name;
+}
+
 static const struct pager clients_pager = {
 	.op = PROTO_OP_CLIENTS, .key = PROTO_FIELD_CLIENTS, .noun = "client",
 	.size = sizeof(struct client_entry),
 	.parse = clients_parse, .after = clients_after, .follows = clients_follows,
+	.settle = clients_settle,
 };
 
 MMAPD_EXPORT int mmapd_list_clients(struct mmapd_client *client,
@@ -170,9 +178,6 @@ MMAPD_EXPORT int mmapd_list_clients(struct mmapd_client *client,
 		return r;
 	}
 	list->entries = entries;
-	/* The array was moved by realloc while it grew: the names are pointed at only now. */
-	for (size_t i = 0; i < list->count; i++)
-		list->entries[i].info.name = list->entries[i].name;
 	*ret_list = list;
 	return 0;
 }

@@ -149,11 +149,13 @@ struct pager {
 	int (*after)(cJSON *req, const void *last);
 	/* True when entry may follow prev. */
 	bool (*follows)(const void *prev, const void *entry);
+	/* Points entry's strings at its own storage, once the array no longer moves. */
+	void (*settle)(void *entry);
 };
 
 /*
- * Collects every page of p's op. Returns 0 with *ret_entries (malloc'd, NULL when empty) and
- * *ret_count, or a negative errno (message set).
+ * Collects every page of p's op, each entry settled. Returns 0 with *ret_entries (malloc'd,
+ * NULL when empty) and *ret_count, or a negative errno (message set).
  */
 int pager_collect(struct mmapd_client *client, const struct pager *p, void **ret_entries,
                   size_t *ret_count);

@@ -212,6 +212,9 @@ int pager_collect(struct mmapd_client *client, const struct pager *p, void **ret
 		free(entries);
 		entries = NULL;
 	}
+	/* The array was moved by realloc while it grew: the strings are pointed at only now. */
+	for (size_t i = 0; i < count; i++)
+		p->settle(entries + i * p->size);
 	*ret_entries = entries;
 	*ret_count = count;
 	return 0;
@@ -240,10 +243,17 @@ static bool list_follows(const void *prev, const void *entry)
 	              ((const struct region_entry *)entry)->name) < 0;
 }
 
+static void list_settle(void *entry)
+{
+	struct region_entry *e = entry;
+
+	e->info.name = e->name;
+}
+
 static const struct pager list_pager = {
 	.op = PROTO_OP_LIST, .key = PROTO_FIELD_REGIONS, .noun = "region",
 	.size = sizeof(struct region_entry),
-	.parse = list_parse, .after = list_after, .follows = list_follows,
+	.parse = list_parse, .after = list_after, .follows = list_follows, .settle = list_settle,
 };
 
 MMAPD_EXPORT int mmapd_list_regions(struct mmapd_client *client,
@@ -264,9 +274,6 @@ MMAPD_EXPORT int mmapd_list_regions(struct mmapd_client *client,
 		return r;
 	}
 	list->entries = entries;
-	/* The array was moved by realloc while it grew: the names are pointed at only now. */
-	for (size_t i = 0; i < list->count; i++)
-		list->entries[i].info.name = list->entries[i].name;
 	*ret_list = list;
 	return 0;
 }
