@@ -24,7 +24,7 @@ size_t locks_forget(struct mmapd_client *client)
 		n++;
 	id_list_free(client->locks);
 	client->locks = NULL;
-	return n;
+	return n + fastlock_forget(client);
 }
 
 /* Forgets lock id. Lock held. */
@@ -121,6 +121,12 @@ MMAPD_EXPORT int mmapd_lock(struct mmapd_client *client, const char *name, uint6
 	if (flags & ~(MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT))
 		return error_set(-EINVAL, "unknown lock flags 0x%x",
 		                 flags & ~(MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT));
+	/* A whole-region lock goes through the control page when there is one. */
+	if (client && name && offset == 0 && length == 0) {
+		r = fastlock_lock(client, name, flags, timeout_ms, &timeout_ms, ret_lock);
+		if (r != FAST_FALLBACK)
+			return r;
+	}
 	r = request_start_region(client, proto_op_name(PROTO_OP_LOCK), name, &call.req);
 	if (r < 0)
 		return r;
@@ -164,8 +170,15 @@ static int unlock_hook(struct mmapd_client *client, struct call *call, const cJS
 MMAPD_EXPORT int mmapd_unlock(struct mmapd_client *client, uint64_t lock)
 {
 	struct call call = { .on_reply = unlock_hook, .ctx = &lock };
+	uint64_t tell = 0;
 	int r;
 
+	if (client && fastlock_unlock(client, lock, &tell) == 0) {
+		if (!tell)
+			return 0;
+		/* The daemon took the page's locks over: it releases its copy too. */
+		lock = tell;
+	}
 	r = request_start(client, proto_op_name(PROTO_OP_UNLOCK), NULL, &call.req);
 	if (r < 0)
 		return r;
@@ -180,6 +193,9 @@ MMAPD_EXPORT int mmapd_unlock(struct mmapd_client *client, uint64_t lock)
 		pthread_mutex_lock(&client->lock);
 		locks_remove(client, lock);
 		pthread_mutex_unlock(&client->lock);
+		/* A fast lock's copy it had handed back to the page already: released. */
+		if (tell)
+			r = 0;
 	}
 	return r;
 }

@@ -35,7 +35,7 @@ DAEMON_LAYERS='
 0 frame fdpass msg policy region_obj utf8 vocab fdcount name num
 1 log enumname htab timer fileio fsdir memfd config sdnotify budget state why
 2 conn reply
-3 region lock resize notify flush meta access fdstore dirindex
+3 control region lock resize notify flush meta access fdstore dirindex
 4 ops ops_get ops_getregion ops_json ops_session ops_table ops_admin ops_coord ops_list ops_region
 5 server fdconn main
 '
@@ -56,7 +56,7 @@ CLIENT_LAYERS='
 2 client evqueue
 3 socket
 4 request call
-5 domain hello query admin mapping advise atomic guard coord region
+5 domain hello query admin mapping advise atomic guard fastlock coord region
 6 top react reconnect event dispatch_thread connect
 '
 case $src in
