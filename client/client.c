@@ -47,7 +47,6 @@ void client_unref(struct mmapd_client *client)
 	fast_free(client);
 	pthread_cond_destroy(&client->cond);
 	pthread_mutex_destroy(&client->lock);
-	pthread_mutex_destroy(&client->fast_mu);
 	pthread_mutex_destroy(&client->send_lock);
 	free(client->dead_message);
 	free(client->path);
@@ -58,11 +57,15 @@ void client_unref(struct mmapd_client *client)
 /* Unmaps the control pages and forgets the fast locks (fastlock.c uses them). */
 void fast_free(struct mmapd_client *client)
 {
-	while (client->fast_locks) {
-		struct fast_lock *l = client->fast_locks;
+	struct fast_lock *lists[2] = { client->fast_locks, client->fast_spare };
 
-		client->fast_locks = l->next;
-		free(l);
+	for (int i = 0; i < 2; i++) {
+		while (lists[i]) {
+			struct fast_lock *l = lists[i];
+
+			lists[i] = l->next;
+			free(l);
+		}
 	}
 	while (client->fast_pages) {
 		struct fast_page *fp = client->fast_pages;

@@ -109,24 +109,14 @@ static int lock_hook(struct mmapd_client *client, struct call *call, const cJSON
 	return 0;
 }
 
-MMAPD_EXPORT int mmapd_lock(struct mmapd_client *client, const char *name, uint64_t offset,
-                            uint64_t length, unsigned flags, int timeout_ms, uint64_t *ret_lock)
+/* The lock request of mmapd_lock(), flags checked. */
+static int lock_request(struct mmapd_client *client, const char *name, uint64_t offset,
+                        uint64_t length, unsigned flags, int timeout_ms, uint64_t *ret_lock)
 {
 	struct id_node *node = NULL;
 	struct call call = { .on_reply = lock_hook, .ctx = &node };
 	int r;
 
-	if (!ret_lock)
-		return error_set(-EINVAL, "ret_lock is NULL");
-	if (flags & ~(MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT))
-		return error_set(-EINVAL, "unknown lock flags 0x%x",
-		                 flags & ~(MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT));
-	/* A whole-region lock goes through the control page when there is one. */
-	if (client && name && offset == 0 && length == 0) {
-		r = fastlock_lock(client, name, flags, timeout_ms, &timeout_ms, ret_lock);
-		if (r != FAST_FALLBACK)
-			return r;
-	}
 	r = request_start_region(client, proto_op_name(PROTO_OP_LOCK), name, &call.req);
 	if (r < 0)
 		return r;
@@ -159,6 +149,33 @@ fail:
 	return r;
 }
 
+/* mmapd_lock(), and mmapd_region_lock() with its region (else NULL). */
+static int lock_any(struct mmapd_client *client, struct mmapd_region *region, const char *name,
+                    uint64_t offset, uint64_t length, unsigned flags, int timeout_ms,
+                    uint64_t *ret_lock)
+{
+	int r;
+
+	if (!ret_lock)
+		return error_set(-EINVAL, "ret_lock is NULL");
+	if (flags & ~(MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT))
+		return error_set(-EINVAL, "unknown lock flags 0x%x",
+		                 flags & ~(MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT));
+	/* A whole-region lock goes through the control page when there is one. */
+	if (client && name && offset == 0 && length == 0) {
+		r = fastlock_lock(client, region, name, flags, timeout_ms, &timeout_ms, ret_lock);
+		if (r != FAST_FALLBACK)
+			return r;
+	}
+	return lock_request(client, name, offset, length, flags, timeout_ms, ret_lock);
+}
+
+MMAPD_EXPORT int mmapd_lock(struct mmapd_client *client, const char *name, uint64_t offset,
+                            uint64_t length, unsigned flags, int timeout_ms, uint64_t *ret_lock)
+{
+	return lock_any(client, NULL, name, offset, length, flags, timeout_ms, ret_lock);
+}
+
 /* The unlock reply, in stream order: the lock is no longer held. */
 static int unlock_hook(struct mmapd_client *client, struct call *call, const cJSON *reply)
 {
@@ -167,18 +184,12 @@ static int unlock_hook(struct mmapd_client *client, struct call *call, const cJS
 	return 0;
 }
 
-MMAPD_EXPORT int mmapd_unlock(struct mmapd_client *client, uint64_t lock)
+/* The unlock request of mmapd_unlock(); tell: the lock is a fast lock the daemon took over. */
+static int unlock_request(struct mmapd_client *client, uint64_t lock, bool tell)
 {
 	struct call call = { .on_reply = unlock_hook, .ctx = &lock };
-	uint64_t tell = 0;
 	int r;
 
-	if (client && fastlock_unlock(client, lock, &tell) == 0) {
-		if (!tell)
-			return 0;
-		/* The daemon took the page's locks over: it releases its copy too. */
-		lock = tell;
-	}
 	r = request_start(client, proto_op_name(PROTO_OP_UNLOCK), NULL, &call.req);
 	if (r < 0)
 		return r;
@@ -198,6 +209,19 @@ MMAPD_EXPORT int mmapd_unlock(struct mmapd_client *client, uint64_t lock)
 			r = 0;
 	}
 	return r;
+}
+
+MMAPD_EXPORT int mmapd_unlock(struct mmapd_client *client, uint64_t lock)
+{
+	uint64_t tell = 0;
+
+	if (client && fastlock_unlock(client, lock, &tell) == 0) {
+		if (!tell)
+			return 0;
+		/* The daemon took the page's locks over: it releases its copy too. */
+		return unlock_request(client, tell, true);
+	}
+	return unlock_request(client, lock, false);
 }
 
 /* Copies string key of obj into dst (room for cap bytes, truncated). Returns 0 or -EPROTO. */
@@ -629,8 +653,8 @@ MMAPD_EXPORT int mmapd_region_lock(struct mmapd_region *region, uint64_t offset,
 {
 	int r = region_coord_offset(region, offset, &offset);
 
-	return r < 0 ? r : mmapd_lock(region->client, region->name, offset, length, flags,
-	                              timeout_ms, ret_lock);
+	return r < 0 ? r : lock_any(region->client, region, region->name, offset, length, flags,
+	                            timeout_ms, ret_lock);
 }
 
 MMAPD_EXPORT int mmapd_region_unlock(struct mmapd_region *region, uint64_t lock)

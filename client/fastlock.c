@@ -9,8 +9,15 @@
  * Lock ids made here are at or above CTL_FAST_ID_BASE, so an unlock knows where it goes. A
  * slot's shared locks are one bit in the page, counted here, and known to the daemon (if it
  * takes them over) by one id written in the slot before the bit is set.
+ *
+ * Pages are found by region name under client->fast_mu alone: one mutex, a short list, one
+ * compare-and-swap and no system call per uncontended lock. A page stays usable while its
+ * connection lasts, whether the region is still open here or not: the daemon marks it retired
+ * when the region is deleted, so a name taken by a new region is asked of the daemon again.
  */
 #include <errno.h>
+#include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -26,12 +33,25 @@
 #define cpu_relax() atomic_signal_fence(memory_order_seq_cst)
 #endif
 
-static uint64_t epoch_ms(void)
+/*
+ * client->fast_mu: held for a few dozen instructions at a time, never across a system call,
+ * so a spin lock (yielding when it spins long) costs less than a mutex.
+ */
+static void fast_mu_lock(struct mmapd_client *client)
 {
-	struct timespec ts;
+	unsigned spins = 0;
 
-	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	while (atomic_flag_test_and_set_explicit(&client->fast_mu, memory_order_acquire)) {
+		if (++spins % 64 == 0)
+			sched_yield();
+		else
+			cpu_relax();
+	}
+}
+
+static void fast_mu_unlock(struct mmapd_client *client)
+{
+	atomic_flag_clear_explicit(&client->fast_mu, memory_order_release);
 }
 
 /* The open read-write region called name on the working connection, or NULL. Lock held. */
@@ -48,8 +68,8 @@ static struct mmapd_region *fast_region(struct mmapd_client *client, const char 
 
 /* Maps the page of descriptor fd (slot) as a fast_page of connection gen, reusing the one this
  * client has for the same page and slot. Returns it or NULL. fast_mu held. */
-static struct fast_page *fast_page_add(struct mmapd_client *client, int fd, unsigned slot,
-                                       uint64_t gen)
+static struct fast_page *fast_page_add(struct mmapd_client *client, const char *name, int fd,
+                                       unsigned slot, uint64_t gen)
 {
 	struct fast_page *fp;
 	struct stat st;
@@ -72,6 +92,7 @@ static struct fast_page *fast_page_add(struct mmapd_client *client, int fd, unsi
 		return NULL;
 	}
 	fp->page = map;
+	snprintf(fp->name, sizeof(fp->name), "%s", name);
 	fp->dev = st.st_dev;
 	fp->ino = st.st_ino;
 	fp->slot = slot;
@@ -81,31 +102,44 @@ static struct fast_page *fast_page_add(struct mmapd_client *client, int fd, unsi
 	return fp;
 }
 
+/* Whether fp can be used (fast_mu held). */
+static bool fast_page_live(struct fast_page *fp)
+{
+	if (fp->dead)
+		return false;
+	if (!atomic_load_explicit(&fp->page->retired, memory_order_relaxed))
+		return true;
+	fp->dead = true;
+	return false;
+}
+
+/* The live page of region name, or NULL. fast_mu held. */
+static struct fast_page *fast_page_find(struct mmapd_client *client, const char *name)
+{
+	struct fast_page *fp;
+
+	for (fp = client->fast_pages; fp; fp = fp->next)
+		if (!fp->dead && strcmp(fp->name, name) == 0 && fast_page_live(fp))
+			return fp;
+	return NULL;
+}
+
 /*
- * The control page of the open read-write region called name, asked of the daemon the first
- * time. NULL when there is none to use (no such region, the daemon refused, an older daemon):
- * the caller asks the daemon for the lock instead. Returns with fast_mu held when not NULL.
+ * Asks the daemon for the control page of region name, which this client holds open
+ * read-write. Returns the page with fast_mu held, or NULL when there is none to use (no such
+ * region here, the daemon refused, an older daemon).
  */
-static struct fast_page *fast_page_get(struct mmapd_client *client, const char *name)
+static struct fast_page *fast_page_ask(struct mmapd_client *client, const char *name)
 {
 	struct call call = { .flags = CALL_PINNED, .want_fd = true, .fd = -1 };
 	struct mmapd_region *region;
-	struct fast_page *fp = NULL;
+	struct fast_page *fp;
 	struct error_saved saved;
-	uint64_t handle, slot;
+	uint64_t handle, slot = CTLPAGE_SLOTS;
 	int r;
 
 	pthread_mutex_lock(&client->lock);
 	region = fast_region(client, name);
-	if (region) {
-		pthread_mutex_lock(&client->fast_mu);
-		fp = region->fast;
-		if (fp && !fp->dead) {
-			pthread_mutex_unlock(&client->lock);
-			return fp;
-		}
-		pthread_mutex_unlock(&client->fast_mu);
-	}
 	if (!region || region->fast_refused == client->gen) {
 		pthread_mutex_unlock(&client->lock);
 		return NULL;
@@ -116,7 +150,6 @@ static struct fast_page *fast_page_get(struct mmapd_client *client, const char *
 
 	/* Whatever goes wrong here, the lock is asked of the daemon: its message stays. */
 	error_save(&saved);
-	fp = NULL;
 	r = request_start(client, proto_op_name(PROTO_OP_CONTROL), NULL, &call.req);
 	if (r == 0)
 		r = request_add_u64(call.req, PROTO_FIELD_HANDLE, handle);
@@ -125,26 +158,44 @@ static struct fast_page *fast_page_get(struct mmapd_client *client, const char *
 	if (r == 0 && msg_get_u64(call.reply, PROTO_FIELD_SLOT, &slot) < 0)
 		r = -EPROTO;
 	pthread_mutex_lock(&client->lock);
-	pthread_mutex_lock(&client->fast_mu);
-	if (r == 0)
-		fp = fast_page_add(client, call.fd, (unsigned)(slot < CTLPAGE_SLOTS ? slot
-		                                                                    : CTLPAGE_SLOTS),
-		                   call.gen);
-	/* The region may have been closed meanwhile: set it only on the one still open. */
-	if (region == fast_region(client, name) && region->handle == handle) {
-		if (fp)
-			region->fast = fp;
-		else
-			region->fast_refused = call.gen;
-	}
+	fast_mu_lock(client);
+	fp = r == 0 ? fast_page_add(client, name, call.fd, (unsigned)(slot < CTLPAGE_SLOTS ? slot
+	                                                                    : CTLPAGE_SLOTS),
+	                            call.gen)
+	            : NULL;
+	if (!fp && region == fast_region(client, name) && region->handle == handle)
+		region->fast_refused = call.gen;
 	pthread_mutex_unlock(&client->lock);
 	if (!fp)
-		pthread_mutex_unlock(&client->fast_mu);
+		fast_mu_unlock(client);
 	if (call.fd >= 0)
 		close(call.fd);
 	cJSON_Delete(call.req);
 	cJSON_Delete(call.reply);
 	error_restore(&saved);
+	return fp;
+}
+
+/*
+ * The control page of region (when not NULL: a handle of it, which remembers its page) or of
+ * the region called name: as fast_page_find, else as fast_page_ask. With fast_mu held when
+ * not NULL.
+ */
+static struct fast_page *fast_page_get(struct mmapd_client *client,
+                                       struct mmapd_region *region, const char *name)
+{
+	struct fast_page *fp;
+
+	fast_mu_lock(client);
+	if (region && region->fast && fast_page_live(region->fast))
+		return region->fast;
+	fp = fast_page_find(client, name);
+	if (!fp) {
+		fast_mu_unlock(client);
+		fp = fast_page_ask(client, name);
+	}
+	if (fp && region)
+		region->fast = fp;
 	return fp;
 }
 
@@ -193,7 +244,6 @@ static enum ctl_try fast_try(struct mmapd_client *client, struct fast_page *fp, 
 	/* Written before the lock is taken: the daemon reads it once it sees the bit. */
 	atomic_store_explicit(exclusive ? &slot->excl_id : &slot->shared_id, id,
 	                      memory_order_relaxed);
-	atomic_store_explicit(&slot->since_ms, epoch_ms(), memory_order_relaxed);
 	atomic_thread_fence(memory_order_release);
 	t = ctlpage_try_lock(fp->page, fp->slot, exclusive);
 	if (t != CTL_TAKEN)
@@ -212,9 +262,11 @@ static enum ctl_try fast_try(struct mmapd_client *client, struct fast_page *fp, 
 static int fast_record(struct mmapd_client *client, struct fast_page *fp, uint64_t id,
                        bool exclusive)
 {
-	struct fast_lock *l = malloc(sizeof(*l));
+	struct fast_lock *l = client->fast_spare;
 
-	if (!l)
+	if (l)
+		client->fast_spare = l->next;
+	else if (!(l = malloc(sizeof(*l))))
 		return -ENOMEM;
 	l->id = id;
 	l->fp = fp;
@@ -244,10 +296,16 @@ static uint64_t fast_drop(struct fast_lock *l)
 	return ctlpage_unlock(fp->page, fp->slot, l->exclusive) == CTL_MANAGED ? tell : 0;
 }
 
-int fastlock_lock(struct mmapd_client *client, const char *name, unsigned flags, int timeout_ms,
-                  int *ret_timeout_ms, uint64_t *ret_lock)
+/* a <= b */
+static bool ts_before(const struct timespec *a, const struct timespec *b)
 {
-	bool exclusive = flags & MMAPD_LOCK_EXCLUSIVE;
+	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec <= b->tv_nsec);
+}
+
+int fastlock_lock(struct mmapd_client *client, struct mmapd_region *region, const char *name,
+                  unsigned flags, int timeout_ms, int *ret_timeout_ms, uint64_t *ret_lock)
+{
+	bool exclusive = flags & MMAPD_LOCK_EXCLUSIVE, waiting = false;
 	struct timespec fast_end, user_end, now;
 	struct fast_page *fp;
 	uint64_t id = 0;
@@ -255,18 +313,9 @@ int fastlock_lock(struct mmapd_client *client, const char *name, unsigned flags,
 	int spins = 0;
 
 	*ret_timeout_ms = timeout_ms;
-	fp = fast_page_get(client, name);
+	fp = fast_page_get(client, region, name);
 	if (!fp)
 		return FAST_FALLBACK;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	fast_end = now;
-	fast_end.tv_nsec += MMAPD_FAST_WAIT_US * 1000L;
-	if (fast_end.tv_nsec >= 1000000000L) {
-		fast_end.tv_sec++;
-		fast_end.tv_nsec -= 1000000000L;
-	}
-	if (timeout_ms >= 0)
-		deadline_after(&user_end, timeout_ms);
 	for (;;) {
 		uint32_t seen = atomic_load_explicit(&fp->page->wake, memory_order_acquire);
 
@@ -275,12 +324,12 @@ int fastlock_lock(struct mmapd_client *client, const char *name, unsigned flags,
 			struct fast_lock l = { .fp = fp, .exclusive = exclusive };
 			uint64_t tell = fast_drop(&l);
 
-			pthread_mutex_unlock(&client->fast_mu);
+			fast_mu_unlock(client);
 			/* Taken over meanwhile: the daemon's copy goes through the protocol. */
 			return tell ? FAST_FALLBACK : error_set(-ENOMEM, "out of memory");
 		}
 		if (t == CTL_TAKEN) {
-			pthread_mutex_unlock(&client->fast_mu);
+			fast_mu_unlock(client);
 			*ret_lock = id;
 			return 0;
 		}
@@ -289,36 +338,42 @@ int fastlock_lock(struct mmapd_client *client, const char *name, unsigned flags,
 		if (flags & MMAPD_LOCK_NOWAIT) {
 			long pid = fast_blocker_pid(fp);
 
-			pthread_mutex_unlock(&client->fast_mu);
+			fast_mu_unlock(client);
 			return error_set(-EAGAIN, "region '%s' is locked (held by pid %ld)", name, pid);
 		}
-		pthread_mutex_unlock(&client->fast_mu);
+		fast_mu_unlock(client);
+		/* Busy: the clocks start now. */
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (timeout_ms >= 0 && (now.tv_sec > user_end.tv_sec ||
-		                        (now.tv_sec == user_end.tv_sec &&
-		                         now.tv_nsec >= user_end.tv_nsec)))
+		if (!waiting) {
+			waiting = true;
+			fast_end = now;
+			fast_end.tv_nsec += MMAPD_FAST_WAIT_US * 1000L;
+			if (fast_end.tv_nsec >= 1000000000L) {
+				fast_end.tv_sec++;
+				fast_end.tv_nsec -= 1000000000L;
+			}
+			if (timeout_ms >= 0)
+				deadline_after(&user_end, timeout_ms);
+		}
+		if (timeout_ms >= 0 && ts_before(&user_end, &now))
 			return error_set(-ETIMEDOUT, "lock on region '%s' not granted within "
 			                 "timeout_ms (%d)", name, timeout_ms);
-		if (now.tv_sec > fast_end.tv_sec ||
-		    (now.tv_sec == fast_end.tv_sec && now.tv_nsec >= fast_end.tv_nsec)) {
-			pthread_mutex_lock(&client->fast_mu);
+		if (ts_before(&fast_end, &now)) {
+			fast_mu_lock(client);
 			break;
 		}
 		if (spins < MMAPD_FAST_SPIN) {
 			spins++;
 			cpu_relax();
 		} else {
-			bool user_first = timeout_ms >= 0 &&
-			                  (user_end.tv_sec < fast_end.tv_sec ||
-			                   (user_end.tv_sec == fast_end.tv_sec &&
-			                    user_end.tv_nsec < fast_end.tv_nsec));
+			bool user_first = timeout_ms >= 0 && ts_before(&user_end, &fast_end);
 
 			(void)ctlpage_sleep(fp->page, seen, user_first ? &user_end : &fast_end);
 		}
-		pthread_mutex_lock(&client->fast_mu);
+		fast_mu_lock(client);
 	}
-	pthread_mutex_unlock(&client->fast_mu);
-	if (timeout_ms >= 0)
+	fast_mu_unlock(client);
+	if (timeout_ms >= 0 && waiting)
 		*ret_timeout_ms = deadline_left_ms(&user_end);
 	return FAST_FALLBACK;
 }
@@ -330,39 +385,38 @@ int fastlock_unlock(struct mmapd_client *client, uint64_t id, uint64_t *ret_tell
 	*ret_tell = 0;
 	if (id < CTL_FAST_ID_BASE || id > CTL_FAST_ID_MAX)
 		return FAST_FALLBACK;
-	pthread_mutex_lock(&client->fast_mu);
+	fast_mu_lock(client);
 	for (p = &client->fast_locks; *p && (*p)->id != id; p = &(*p)->next)
 		;
 	l = *p;
 	if (!l) {
-		pthread_mutex_unlock(&client->fast_mu);
+		fast_mu_unlock(client);
 		return FAST_FALLBACK;
 	}
 	*p = l->next;
 	*ret_tell = fast_drop(l);
-	pthread_mutex_unlock(&client->fast_mu);
-	free(l);
+	l->next = client->fast_spare;
+	client->fast_spare = l;
+	fast_mu_unlock(client);
 	return 0;
 }
 
 size_t fastlock_forget(struct mmapd_client *client)
 {
-	struct mmapd_region *r;
 	struct fast_page *fp;
 	size_t n = 0;
 
-	pthread_mutex_lock(&client->fast_mu);
+	fast_mu_lock(client);
 	while (client->fast_locks) {
 		struct fast_lock *l = client->fast_locks;
 
 		client->fast_locks = l->next;
-		free(l);
+		l->next = client->fast_spare;
+		client->fast_spare = l;
 		n++;
 	}
 	for (fp = client->fast_pages; fp; fp = fp->next)
 		fp->dead = true;
-	for (r = client->regions; r; r = r->next)
-		r->fast = NULL;
-	pthread_mutex_unlock(&client->fast_mu);
+	fast_mu_unlock(client);
 	return n;
 }

@@ -141,11 +141,13 @@ struct mmapd_region;
  */
 struct fast_page {
 	struct fast_page *next;       /* client->fast_pages */
+	char name[MMAPD_NAME_MAX + 1];
 	struct ctlpage *page;
 	dev_t dev;                    /* the memfd's identity: one fast_page per page and slot */
 	ino_t ino;
 	unsigned slot;
-	bool dead;                    /* its connection ended: its slot is not ours any more */
+	bool dead;                    /* its connection ended (its slot is not ours any more), or
+	                                 its region was deleted (the name is another's) */
 	uint64_t gen;                 /* the connection the slot belongs to */
 	uint64_t excl_id;             /* the exclusive lock this slot holds, or 0 */
 	uint64_t shared_count;        /* shared locks this slot holds */
@@ -205,8 +207,8 @@ struct mmapd_region {
 	_Atomic uint64_t size;        /* of the region, as last heard */
 	_Atomic uint64_t generation;
 
-	struct fast_page *fast;       /* its control page, or NULL (under client->fast_mu) */
-	uint64_t fast_refused;        /* the connection that refused it one (under client->lock) */
+	uint64_t fast_refused;        /* the connection that refused it a control page (lock held) */
+	struct fast_page *fast;       /* its control page once known, or NULL (fast_mu held) */
 
 	/* advise.c: tiny flushes batched until a page's worth (under the client's lock). */
 	uint64_t batch_lo, batch_hi;  /* window offsets; batch_hi 0: nothing pending */
@@ -274,9 +276,10 @@ struct mmapd_client {
 	struct id_node *locks;        /* locks held */
 	size_t locks_lost;            /* forgotten by a reconnection, not reported yet */
 
-	pthread_mutex_t fast_mu;      /* after client->lock when both are taken */
+	atomic_flag fast_mu;          /* a spin lock (fastlock.c), after client->lock */
 	struct fast_page *fast_pages;
 	struct fast_lock *fast_locks;
+	struct fast_lock *fast_spare; /* freed ones, for the next lock */
 	uint64_t fast_next_id;
 
 	struct event_queue events;

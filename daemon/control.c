@@ -178,6 +178,12 @@ bool control_managed(const struct control *ctl)
 	return ctl && ctl->managed;
 }
 
+void control_retire(struct control *ctl)
+{
+	if (ctl)
+		ctlpage_retire(ctl->page);
+}
+
 void control_drop(struct control *ctl, unsigned slot, bool exclusive)
 {
 	if (slot < CTLPAGE_SLOTS)

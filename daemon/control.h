@@ -43,6 +43,10 @@ int control_manage(struct control *ctl, uint64_t *ret_word);
 void control_unmanage(struct control *ctl);
 bool control_managed(const struct control *ctl);
 
+/* The region of ctl was deleted: its fast path is closed (clients ask by name again). ctl may
+ * be NULL. */
+void control_retire(struct control *ctl);
+
 /* Clears slot's exclusive lock or shared bit in the page and wakes sleepers. */
 void control_drop(struct control *ctl, unsigned slot, bool exclusive);
 

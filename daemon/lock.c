@@ -474,7 +474,6 @@ static int lock_shadow_add(struct region *r, unsigned slot, bool exclusive)
 {
 	struct ctlpage *p = control_page(r->ctl);
 	struct conn *c = control_slot_conn(r->ctl, slot);
-	uint64_t since;
 	struct lock *l;
 
 	if (!c) {
@@ -499,10 +498,8 @@ static int lock_shadow_add(struct region *r, unsigned slot, bool exclusive)
 	c->nlocks++;
 	region_ref(r);
 	lock_hold(l);
+	/* Held since the daemon took it over: the page keeps no clock. */
 	r->locks.nshadow++;
-	since = atomic_load_explicit(&p->slots[slot].since_ms, memory_order_relaxed);
-	if (since > 0 && since < l->since_ms)
-		l->since_ms = since;
 	return 0;
 }
 
@@ -831,6 +828,7 @@ void lock_region_retire(struct region *r)
 	struct htab_iter it;
 	struct hnode *node;
 
+	control_retire(r->ctl);
 	/* Only waiters have pairs, and all of them go. */
 	htab_iter_init(&r->locks.edges, &it);
 	while ((node = htab_iter_next(&r->locks.edges, &it)) != NULL)

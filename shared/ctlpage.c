@@ -41,6 +41,8 @@ enum ctl_try ctlpage_try_lock(struct ctlpage *p, unsigned slot, int exclusive)
 	uint64_t w = atomic_load_explicit(&p->lock, memory_order_relaxed);
 	int races = 0;
 
+	if (atomic_load_explicit(&p->retired, memory_order_relaxed))
+		return CTL_MANAGED;
 	for (;;) {
 		if (w & CTL_DAEMON)
 			return CTL_MANAGED;
@@ -65,7 +67,7 @@ enum ctl_try ctlpage_unlock(struct ctlpage *p, unsigned slot, int exclusive)
 	uint64_t old = atomic_fetch_and_explicit(&p->lock,
 	                                         exclusive ? ~(CTL_EXCL | CTL_OWNER_MASK)
 	                                                   : ~ctl_bits(slot, 0),
-	                                         memory_order_release);
+	                                         memory_order_seq_cst);
 
 	ctlpage_wake(p);
 	return old & CTL_DAEMON ? CTL_MANAGED : CTL_TAKEN;
@@ -75,6 +77,8 @@ int ctlpage_sleep(struct ctlpage *p, uint32_t wake_seen, const struct timespec *
 {
 	long r;
 
+	/* seq_cst, as the releaser's update and its load of sleepers: either it sees us here, or
+	 * we see its new wake value and do not sleep. */
 	atomic_fetch_add_explicit(&p->sleepers, 1, memory_order_seq_cst);
 	/* Absolute CLOCK_MONOTONIC deadline: FUTEX_WAIT_BITSET. Shared between processes. */
 	r = syscall(SYS_futex, &p->wake, FUTEX_WAIT_BITSET, wake_seen, deadline, NULL,
@@ -89,9 +93,9 @@ int ctlpage_sleep(struct ctlpage *p, uint32_t wake_seen, const struct timespec *
 
 void ctlpage_wake(struct ctlpage *p)
 {
-	/* Pairs with the sleeper's increment: either it sees the new word or we see it. */
-	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&p->sleepers, memory_order_relaxed) == 0)
+	/* After a seq_cst update of the word (every caller's): pairs with the sleeper's
+	 * increment, so that no sleeper is missed and no fence is paid when nobody sleeps. */
+	if (atomic_load_explicit(&p->sleepers, memory_order_seq_cst) == 0)
 		return;
 	atomic_fetch_add_explicit(&p->wake, 1, memory_order_release);
 	syscall(SYS_futex, &p->wake, FUTEX_WAKE, 0x7fffffff, NULL, NULL, 0);
@@ -105,7 +109,7 @@ static int ctl_update(struct ctlpage *p, uint64_t set, uint64_t clear, uint64_t 
 
 	for (races = 0; races < CTL_RACES; races++) {
 		if (atomic_compare_exchange_weak_explicit(&p->lock, &w, (w | set) & ~clear,
-		                                          memory_order_acq_rel,
+		                                          memory_order_seq_cst,
 		                                          memory_order_relaxed)) {
 			if (ret_old)
 				*ret_old = w;
@@ -114,6 +118,12 @@ static int ctl_update(struct ctlpage *p, uint64_t set, uint64_t clear, uint64_t 
 		}
 	}
 	return -EAGAIN;
+}
+
+void ctlpage_retire(struct ctlpage *p)
+{
+	atomic_store_explicit(&p->retired, 1, memory_order_seq_cst);
+	ctlpage_wake(p);
 }
 
 int ctlpage_manage(struct ctlpage *p, uint64_t *ret_word)
@@ -139,7 +149,7 @@ int ctlpage_drop(struct ctlpage *p, unsigned slot, int exclusive)
 			return 0;
 		if (atomic_compare_exchange_weak_explicit(&p->lock, &w,
 		                                          w & ~(CTL_EXCL | CTL_OWNER_MASK),
-		                                          memory_order_acq_rel,
+		                                          memory_order_seq_cst,
 		                                          memory_order_relaxed)) {
 			ctlpage_wake(p);
 			return 0;

@@ -51,8 +51,7 @@ struct ctlpage_slot {
 	uint32_t reserved;
 	_Atomic uint64_t excl_id;     /* the id of the exclusive lock this slot holds */
 	_Atomic uint64_t shared_id;   /* the id that stands for this slot's shared locks */
-	_Atomic uint64_t since_ms;    /* Unix epoch ms when the slot's lock was taken */
-	uint64_t pad[4];
+	uint64_t pad[5];
 };
 
 struct ctlpage {
@@ -64,6 +63,7 @@ struct ctlpage {
 	alignas(CTLPAGE_LINE) _Atomic uint64_t lock;
 	_Atomic uint32_t wake;        /* futex: bumped by releases that find sleepers */
 	_Atomic uint32_t sleepers;    /* threads (any process) asleep on wake */
+	_Atomic uint32_t retired;     /* the region was deleted: its name is another's now */
 
 	alignas(CTLPAGE_LINE) struct ctlpage_slot slots[CTLPAGE_SLOTS];
 };
@@ -82,7 +82,8 @@ void ctlpage_format(struct ctlpage *p);
 /* True when p looks like a control page of this version (a client, after mapping it). */
 int ctlpage_check(const struct ctlpage *p);
 
-/* Takes the exclusive or a shared lock for slot: one compare-and-swap. */
+/* Takes the exclusive or a shared lock for slot: one compare-and-swap. CTL_MANAGED also
+ * when the region was retired (the daemon resolves the name again). */
 enum ctl_try ctlpage_try_lock(struct ctlpage *p, unsigned slot, int exclusive);
 /*
  * Drops slot's exclusive lock or its shared bit (one atomic and, wait-free) and wakes
@@ -106,6 +107,8 @@ void ctlpage_wake(struct ctlpage *p);
  * of lost races against a page that keeps changing: -EAGAIN, else 0.
  */
 int ctlpage_manage(struct ctlpage *p, uint64_t *ret_word);
+/* The region was deleted: every later try is CTL_MANAGED; sleepers wake. */
+void ctlpage_retire(struct ctlpage *p);
 int ctlpage_unmanage(struct ctlpage *p);
 int ctlpage_drop(struct ctlpage *p, unsigned slot, int exclusive);
 
