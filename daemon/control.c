@@ -23,6 +23,7 @@ struct control {
 	unsigned used;                /* slots taken */
 	bool region_alive;            /* its region still points at it */
 	bool managed;                 /* CTL_DAEMON set by us */
+	bool frozen;                  /* managed for good (control_freeze) */
 };
 
 struct control_ref {
@@ -166,11 +167,17 @@ int control_manage(struct control *ctl, uint64_t *ret_word)
 
 void control_unmanage(struct control *ctl)
 {
-	if (!ctl || !ctl->managed)
+	if (!ctl || !ctl->managed || ctl->frozen)
 		return;
 	/* A page that keeps changing stays managed: slower, never wrong. */
 	if (ctlpage_unmanage(ctl->page) == 0)
 		ctl->managed = false;
+}
+
+void control_freeze(struct control *ctl)
+{
+	if (ctl)
+		ctl->frozen = true;
 }
 
 bool control_managed(const struct control *ctl)

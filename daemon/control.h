@@ -41,6 +41,9 @@ struct conn *control_slot_conn(const struct control *ctl, unsigned slot);
  */
 int control_manage(struct control *ctl, uint64_t *ret_word);
 void control_unmanage(struct control *ctl);
+/* Keeps ctl managed for good: the locks were handed over to the next daemon, which does not
+ * know this page (its clients ask that daemon for every lock and unlock). */
+void control_freeze(struct control *ctl);
 bool control_managed(const struct control *ctl);
 
 /* The region of ctl was deleted: its fast path is closed (clients ask by name again). ctl may

@@ -537,6 +537,7 @@ static int lock_manage(struct region *r)
 
 	if (ret <= 0)
 		return ret;
+	ret = 0;
 	if (w & CTL_EXCL)
 		ret = lock_shadow_add(r, (unsigned)((w & CTL_OWNER_MASK) >> CTL_OWNER_SHIFT), true);
 	for (s = 0; ret == 0 && s < CTLPAGE_SLOTS; s++)
@@ -785,6 +786,24 @@ void lock_conn_cancel_waits(struct conn *c, const char *why)
 	}
 }
 
+int lock_manage_all(struct server *srv)
+{
+	struct region *r;
+	int ret = 0;
+
+	for (r = srv->all_regions; r; r = r->next) {
+		int one;
+
+		if (!r->ctl)
+			continue;
+		one = lock_manage(r);
+		control_freeze(r->ctl);
+		if (one < 0 && ret == 0)
+			ret = one;
+	}
+	return ret;
+}
+
 int lock_adopt(struct conn *c, struct region *r, uint64_t id, uint64_t offset, uint64_t length,
                bool exclusive, uint64_t since_ms)
 {
@@ -818,7 +837,8 @@ int lock_adopt(struct conn *c, struct region *r, uint64_t id, uint64_t offset, u
 	/* Held since it was granted, not since this daemon took it over. */
 	if (since_ms > 0 && since_ms < l->since_ms)
 		l->since_ms = since_ms;
-	if (id > srv->lock_serial)
+	/* The fast path's ids (the previous daemon's shadows) are the clients' own. */
+	if (id > srv->lock_serial && id < CTL_FAST_ID_BASE)
 		srv->lock_serial = id;
 	return 0;
 }

@@ -33,6 +33,7 @@
 struct conn;
 struct lock;
 struct region;
+struct server;
 
 /* A region's locks (in struct region). */
 struct lock_queue {
@@ -79,6 +80,12 @@ void lock_conn_release(struct conn *c);
  * held already) or -ENOMEM.
  */
 void lock_conn_cancel_waits(struct conn *c, const char *why);
+/*
+ * Before the handover: the daemon takes over the locks of every control page for good, so that
+ * lock_conn_held_json lists the fast path's holders too (with the ids they know them by).
+ * Returns 0, or the first error (-EAGAIN, -ENOMEM) after trying every region.
+ */
+int lock_manage_all(struct server *srv);
 cJSON *lock_conn_held_json(const struct conn *c);
 int lock_adopt(struct conn *c, struct region *r, uint64_t id, uint64_t offset, uint64_t length,
                bool exclusive, uint64_t since_ms);

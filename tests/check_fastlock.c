@@ -252,6 +252,43 @@ START_TEST(test_fast_protocol_client_sees_and_waits_for_a_fast_holder)
 }
 END_TEST
 
+START_TEST(test_fast_shared_holders_exclude_a_protocol_writer_and_share_with_its_reader)
+{
+	struct test_sess a, b;
+	struct test_conn raw;
+	uint64_t la, la2, lb;
+
+	test_daemon_create(&dmn, "readers", 4096, false);
+	sess_open(&a, "readers");
+	sess_open(&b, "readers");
+	la = test_line_u64(test_sess_ok(&a, "lock readers 0 0 shared"), "lock");
+	la2 = test_line_u64(test_sess_ok(&a, "lock readers 0 0 shared"), "lock");
+	lb = test_line_u64(test_sess_ok(&b, "lock readers 0 0 shared"), "lock");
+	ck_assert_uint_ge(la, CTL_FAST_ID_BASE);
+	ck_assert_uint_ge(lb, CTL_FAST_ID_BASE);
+	test_conn_open_hello(&raw, &dmn);
+	test_reply_error(test_conn_callf(&raw, "{'op':'lock','name':'readers','offset':0,"
+	                                 "'length':0,'mode':'exclusive','wait':false}"),
+	                 "EAGAIN", EAGAIN, NULL);
+	test_reply_ok(test_conn_callf(&raw, "{'op':'lock','name':'readers','offset':0,"
+	                              "'length':4096,'mode':'shared','wait':false}"));
+	test_conn_close(&raw);
+	/* a's two shared locks are one holder; both must go before a writer gets in. */
+	(void)test_sess_ok(&a, "unlock %llu", (unsigned long long)la);
+	ck_assert_msg(strstr(test_sess_cmd(&b, "lock readers 0 0 exclusive nowait"), "EAGAIN"),
+	              "a writer got in beside a's second shared lock");
+	(void)test_sess_ok(&a, "unlock %llu", (unsigned long long)la2);
+	(void)test_sess_ok(&b, "unlock %llu", (unsigned long long)lb);
+	wait_locks("readers", "");
+	lb = test_line_u64(test_sess_ok(&b, "lock readers 0 0 exclusive nowait"), "lock");
+	ck_assert_uint_ge(lb, CTL_FAST_ID_BASE);
+	(void)test_sess_ok(&b, "unlock %llu", (unsigned long long)lb);
+	ck_assert_int_eq(test_sess_end(&a), 0);
+	ck_assert_int_eq(test_sess_end(&b), 0);
+	test_daemon_delete(&dmn, "readers");
+}
+END_TEST
+
 START_TEST(test_fast_deadlock_between_two_fast_holders_is_edeadlk)
 {
 	struct test_sess a, b;
@@ -443,6 +480,7 @@ static Suite *fastlock_suite(void)
 	tcase_add_test(tc, test_fast_holder_killed_hands_the_lock_to_its_waiter);
 	tcase_add_test(tc, test_fast_sigkill_at_random_points_never_leaves_a_stale_lock);
 	tcase_add_test(tc, test_fast_protocol_client_sees_and_waits_for_a_fast_holder);
+	tcase_add_test(tc, test_fast_shared_holders_exclude_a_protocol_writer_and_share_with_its_reader);
 	tcase_add_test(tc, test_fast_deadlock_between_two_fast_holders_is_edeadlk);
 	tcase_add_test(tc, test_fast_control_is_for_read_write_grants_and_its_page_is_sealed);
 	tcase_add_test(tc, test_fast_hostile_uid_scribbling_a_page_hurts_only_that_region);
