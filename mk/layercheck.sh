@@ -32,7 +32,7 @@ failed=0
 #   5 server   the listener and fd-store connections that wire the layers together; main
 # Files are named without .c/.h: "conn" is conn.c and conn.h.
 DAEMON_LAYERS='
-0 frame fdpass msg policy region_obj utf8 vocab fdcount name num
+0 frame fdpass msg policy region_obj utf8 vocab fdcount name num ctlpage
 1 log enumname htab timer fileio fsdir memfd config sdnotify budget state why
 2 conn reply
 3 control region lock resize notify flush meta access fdstore dirindex
@@ -51,7 +51,7 @@ DAEMON_LAYERS='
 # Each layer from 2 up has one header (client.h socket.h call.h domain.h top.h) that includes
 # the one below, and its files include it: so a file that calls up a layer does not compile.
 CLIENT_LAYERS='
-0 frame fdpass msg policy region_obj utf8 vocab name num mmapd tuning
+0 frame fdpass msg policy region_obj utf8 vocab name num ctlpage mmapd tuning
 1 internal error version deadline policytext policyjson
 2 client evqueue
 3 socket
