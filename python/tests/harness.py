@@ -108,7 +108,26 @@ class DaemonTest(unittest.TestCase):
                       f"stderr {p.stderr!r}")
         return p.stdout
 
+    @staticmethod
+    def end(proc: subprocess.Popen) -> int:
+        """Closes a spawned program's stdin (its end of input), waits, returns its status."""
+        proc.stdin.close()
+        try:
+            return proc.wait(5)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+
     def spawn(self, prog: str, *args: str) -> subprocess.Popen:
         """Starts a C program with pipes on stdin and stdout (text, line-buffered)."""
         return subprocess.Popen([prog, *args], env=self.d.env(), stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, text=True, bufsize=1)
+
+
+def run_plain(prog: str, *args: str) -> str:
+    """Runs a program that needs no daemon; returns its stdout (asserting status 0)."""
+    p = subprocess.run([prog, *args], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 0, f"{prog} {args}: status {p.returncode}: {p.stderr}"
+    return p.stdout
