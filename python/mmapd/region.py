@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import errno
 import functools
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -100,7 +101,6 @@ class Region(Exporter):
         self._mode = Mode(lib.mmapd_region_mode(ptr))
         self._shape: tuple[int, int, bool] | None = None
         self._exports: list[tuple[weakref.ref, int]] = []   # (pages, window end) handed out
-        self._subscribed = False
         self.refresh()
 
     # ---- the window ---------------------------------------------------------------------
@@ -299,12 +299,10 @@ class Region(Exporter):
         out = ctypes.c_uint64()
         self.client._call(lib.mmapd_region_subscribe, self._p(), ctypes.byref(out),
                           name=self._name)
-        self._subscribed = True
         return out.value
 
     def unsubscribe(self) -> None:
         self.client._call(lib.mmapd_region_unsubscribe, self._p(), name=self._name)
-        self._subscribed = False
 
     def flush(self, offset: int = 0, length: int = 0) -> None:
         """Makes the range durable through the daemon (fdatasync); raises OSError(EIO) when
@@ -372,12 +370,18 @@ class Region(Exporter):
 
     async def wait_changed(self, timeout: float | None = None) -> Event:
         """Waits (asyncio) for the next CHANGED (or OVERFLOW) event of this region, i.e. a
-        change another client reported; subscribes first if needed. Returns the Event;
+        change another client reports after the call; subscribes this client first if it
+        is not. Returns the Event;
         raises TimeoutError after timeout seconds."""
-        if not self._subscribed:
-            self.subscribe()
+        try:
+            seq = self.subscribe()
+        except OSError as e:
+            if e.errno != errno.EALREADY:
+                raise
+            seq = self.stat().seq
+        # Changes up to seq happened before the call: events of them may still be queued.
         fut = self.client._await_event(
-            lambda ev: ev.region == self._name and
+            lambda ev: ev.region == self._name and ev.seq > seq and
             ev.type in (EventType.CHANGED, EventType.OVERFLOW))
         return await asyncio.wait_for(fut, timeout)
 
