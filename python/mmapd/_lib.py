@@ -248,6 +248,18 @@ for _name, (_res, _args) in _PROTOS.items():
     _f.argtypes = _args
 del _name, _res, _args, _f
 
+def closer(close_fn: object, ptr: int) -> object:
+    """A function that calls close_fn(ptr) in the process that made ptr, and does nothing in
+    a child forked from it: a child must not use its parent's connection, and closing a
+    region there would release the parent's grant over the shared socket."""
+    pid = os.getpid()
+
+    def close() -> None:
+        if os.getpid() == pid:
+            close_fn(ptr)  # type: ignore[operator]
+    return close
+
+
 # Constants of the headers (values are ABI: they never change).
 OPEN_CREATE, OPEN_EXCL, OPEN_ANONYMOUS, OPEN_SPARSE = 0x1, 0x2, 0x4, 0x8
 OPEN_REPORT_WRITES, OPEN_POPULATE, OPEN_STACK, OPEN_HUGETLB, OPEN_EXEC = 0x10, 0x20, 0x40, 0x80, 0x100

@@ -17,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import ctypes
+import errno
 import os
-import threading
 import time
 import weakref
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator
@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator
 from . import _lib
 from ._errors import check
 from ._lib import lib
-from ._types import (ClientInfo, Event, LockInfo, RegionInfo, Status, mode_of, policy_struct,
-                     timeout_ms)
+from ._types import (ClientInfo, Event, EventType, LockInfo, RegionInfo, Status, mode_of,
+                     policy_struct, timeout_ms)
 from .region import DEFAULT_RESERVE, Lock, Region
 
 if TYPE_CHECKING:
@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from .ring import Ring
 
 _P = ctypes.c_void_p
+# Events after which libmmapd may have changed a window of this client.
+_REMAPS = frozenset((EventType.RESIZED, EventType.SHRINKING, EventType.SHRINK_CANCELLED,
+                     EventType.RECONNECTED, EventType.DELETED))
 
 
 class Client:
@@ -51,11 +54,11 @@ class Client:
                               (name or "python").encode(), ctypes.byref(ptr))
         check(r, path or os.environ.get("MMAPD_SOCKET") or "/run/mmapd/mmapd.sock")
         self._ptr: int | None = ptr.value
+        self._disconnect = _lib.closer(lib.mmapd_disconnect, ptr.value)  # type: ignore[arg-type]
         self._regions: weakref.WeakSet[Region] = weakref.WeakSet()
         self._queue: collections.deque[Event] = collections.deque()
         self._handler: Callable[[Event], Any] | None = None
         self._thread = False
-        self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._aqueues: set[asyncio.Queue[Event]] = set()
         self._waiters: list[tuple[Callable[[Event], bool], asyncio.Future[Event]]] = []
@@ -66,6 +69,8 @@ class Client:
             if c is None:
                 return
             event = Event._from_c(ev.contents)
+            if event.type in _REMAPS:
+                c._sync()   # libmmapd moved a window (also on the dispatch thread)
             if c._thread and c._handler is not None:
                 c._handler(event)
             else:
@@ -258,7 +263,14 @@ class Client:
         return check(lib.mmapd_client_fd(self._p()))
 
     def _dispatch(self, timeout: float | None) -> None:
-        self._call(lib.mmapd_client_dispatch, self._p(), timeout_ms(timeout))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            r = lib.mmapd_client_dispatch(self._p(), timeout_ms(left))
+            if r != -errno.EINTR:
+                break
+            # A signal: its Python handler runs (and may raise) before the loop goes on.
+        self._call(lambda: r)
 
     def dispatch(self, timeout: float | None = 0) -> int:
         """Reads what the daemon sent (libmmapd acts on it: remaps, acknowledges shrinks,
@@ -417,8 +429,8 @@ class Client:
             except (ValueError, RuntimeError):
                 pass
             self._loop = None
-        ptr, self._ptr = self._ptr, None
-        lib.mmapd_disconnect(ptr)
+        self._ptr = None
+        self._disconnect()  # type: ignore[operator]
 
     def __enter__(self) -> "Client":
         return self
@@ -427,8 +439,11 @@ class Client:
         self.close()
 
     def __del__(self) -> None:
-        if getattr(self, "_ptr", None) is not None:
-            self.close()
+        try:
+            if getattr(self, "_ptr", None) is not None:
+                self.close()
+        except Exception:   # interpreter shutdown: modules may be gone already
+            pass
 
     def __repr__(self) -> str:
         return f"<mmapd.Client {'closed' if self._ptr is None else 'connected'}>"

@@ -71,7 +71,7 @@ class _Owner:
 
     def __init__(self, ptr: int, close_fn: Any) -> None:
         self.ptr = ptr
-        self._final = weakref.finalize(self, close_fn, ptr)
+        self._final = weakref.finalize(self, _lib.closer(close_fn, ptr))
 
 
 class _Locked:

@@ -49,7 +49,7 @@ class _Handle:
 
     def __init__(self, ptr: int) -> None:
         self.ptr = ptr
-        self._final = weakref.finalize(self, lib.mmapd_region_close, ptr)
+        self._final = weakref.finalize(self, _lib.closer(lib.mmapd_region_close, ptr))
 
 
 class Lock:

@@ -48,6 +48,7 @@ class Ring(io.RawIOBase):
             client._call(lib.mmapd_ring_open, client._p(), name.encode(), flags,
                          ctypes.byref(ptr), name=name)
         self._ptr: int | None = ptr.value
+        self._close = _lib.closer(lib.mmapd_ring_close, ptr.value)  # type: ignore[arg-type]
         self.name = name
         self.mode = mode
         self.timeout = timeout
@@ -170,12 +171,15 @@ class Ring(io.RawIOBase):
         """Publishes what is pending and closes the handle (the writer's close is the end of
         the stream for the reader)."""
         if self._ptr is not None:
-            ptr, self._ptr = self._ptr, None
-            lib.mmapd_ring_close(ptr)
+            self._ptr = None
+            self._close()  # type: ignore[operator]
         super().close()
 
     def __del__(self) -> None:
-        self.close()
+        try:
+            self.close()
+        except Exception:   # interpreter shutdown: modules may be gone already
+            pass
 
     def __repr__(self) -> str:
         return f"<mmapd.Ring {self.name!r} mode={self.mode!r}{' closed' if self.closed else ''}>"

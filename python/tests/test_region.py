@@ -1,6 +1,7 @@
 """Regions from Python against a real daemon: the buffer protocol, NumPy arrays over the
 shared pages, errors as the built-in OSError subclasses with the daemon's message, locks,
 resize with live arrays, close with live arrays, queries, policies and flushes."""
+import ctypes
 import gc
 import os
 import unittest
@@ -128,6 +129,28 @@ class TestRegion(DaemonTest):
         del a
         gc.collect()
         self.assertEqual(self.c.stat("keep").grants, 0)
+
+    def test_a_forked_child_leaves_the_parents_objects_alone(self):
+        # The child's copies of the parent's objects must not close anything when they go:
+        # the client is the parent's, and the mapping the child inherited stays usable.
+        r = self.c.open("forked", size=4096, create=True, mode="rw")
+        r[0:2] = b"ok"
+        addr = r.address
+        pid = os.fork()
+        if pid == 0:
+            status = 1
+            try:
+                r.close()
+                self.c.close()
+                gc.collect()
+                status = 0 if ctypes.string_at(addr, 2) == b"ok" else 1
+            finally:
+                os._exit(status)
+        self.assertEqual(os.waitpid(pid, 0)[1], 0)
+        self.assertEqual(self.c.stat("forked").grants, 1)  # still the parent's
+        self.assertEqual(r[0:2], b"ok")
+        r.close()
+        self.assertEqual(self.c.stat("forked").grants, 0)
 
     def test_queries_delete_chmod(self):
         with self.c.open("q1", size=8192, create=True, mode="rw", policy="every-writes 3"):
