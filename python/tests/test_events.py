@@ -52,6 +52,16 @@ class TestEvents(DaemonTest):
         finally:
             self.c.stop_dispatch_thread()
 
+    def test_flush_async_and_report_writes(self):
+        token = self.r.flush_async()
+        ev = next(e for e in self.w.events(timeout=5) if e.type == EventType.FLUSH_DONE)
+        self.assertEqual((ev.seq, ev.error, ev.region), (token, 0, "ev"))
+        self.c.subscribe("ev")
+        with self.w.open("ev", mode="rw", report_writes=True) as rw:
+            rw.write(256, b"reported")
+        ev = next(self.c.events(timeout=5))
+        self.assertEqual((ev.type, ev.ranges), (EventType.CHANGED, ((256, 8),)))
+
     def test_resize_event(self):
         mine = self.c.open("ev", mode="ro")
         self.w.resize("ev", 16384)

@@ -118,6 +118,25 @@ class TestInterop(DaemonTest):
         to_c.close()
         from_c.close()
 
+    def test_ring_overwrite_mode_skips_what_was_lost(self):
+        w = self.c.ring("ow", "w", capacity=4096, overwrite=True, timeout=1)
+        rd = self.c.ring("ow", "r", timeout=1)
+        w.write(b"a" * 4096)
+        w.write(b"b" * 100)                                  # overwrites the oldest bytes
+        got = rd.read(8192)
+        self.assertGreater(rd.lost, 0)
+        self.assertTrue(got.endswith(b"b" * 100))
+        self.assertEqual(len(got) + rd.lost, 4196)
+        w.close()
+        rd.close()
+
+    def test_help_shows_the_docstrings(self):
+        import pydoc
+        text = pydoc.render_doc(mmapd.Region, renderer=pydoc.plaintext)
+        self.assertIn("buffer protocol", text)
+        self.assertIn("array(self, dtype", text)
+        self.assertIn("NumPy array of dtype over the window", text)
+
     # ---- persistent structures --------------------------------------------------------
 
     @unittest.skipUnless(HAVE_NUMPY, "NumPy is not installed")
