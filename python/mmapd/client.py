@@ -223,7 +223,7 @@ class Client:
         out = ctypes.c_uint64()
         self._call(lib.mmapd_lock, self._p(), name.encode(), offset, length, flags,
                    timeout_ms(timeout), ctypes.byref(out), name=name)
-        return Lock(self, out.value, lib.mmapd_unlock, self._ptr)
+        return Lock(self, out.value, None)
 
     def resize(self, name: str, size: int, sparse: bool = False,
                grow_only: bool = False) -> None:

@@ -75,8 +75,10 @@ class _Owner:
 
 
 class _Locked:
-    def __init__(self, unlock: Any, ptr: int) -> None:
-        self._unlock, self._ptr = unlock, ptr
+    """A held lock of a vector or map; it keeps the structure open until released."""
+
+    def __init__(self, unlock: Any, owner: _Owner) -> None:
+        self._unlock, self._owner = unlock, owner
 
     def __enter__(self) -> "_Locked":
         return self
@@ -87,7 +89,7 @@ class _Locked:
     def release(self) -> None:
         if self._unlock is not None:
             unlock, self._unlock = self._unlock, None
-            check(unlock(self._ptr))
+            check(unlock(self._owner.ptr))
 
 
 class _Persistent:
@@ -104,7 +106,7 @@ class _Persistent:
         """Takes the structure's lock (a daemon lock: it dies with the process) and returns a
         context manager that releases it. Writers from several processes must hold it."""
         self.client._call(type(self)._lock_fn, self._p(), timeout_ms(timeout), name=self.name)
-        return _Locked(type(self)._unlock_fn, self._owner.ptr)  # type: ignore[union-attr]
+        return _Locked(type(self)._unlock_fn, self._owner)  # type: ignore[arg-type]
 
     def flush(self) -> None:
         """Makes the structure durable through the daemon (fdatasync of its region)."""

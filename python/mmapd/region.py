@@ -56,22 +56,26 @@ class Lock:
     """A lock held in the daemon (mmapd_lock()), released by release() or at the end of a
     with block; the daemon also releases it when the process dies or disconnects."""
 
-    def __init__(self, client: "Client", lock_id: int, unlock: Any, target: Any) -> None:
+    def __init__(self, client: "Client", lock_id: int, handle: "_Handle | None") -> None:
         self.client = client
         self.id = lock_id
-        self._unlock = unlock
-        self._target = target
+        self._handle = handle   # a region's lock keeps the region's handle alive
+        self._held = True
 
     @property
     def held(self) -> bool:
-        return self._unlock is not None
+        return self._held
 
     def release(self) -> None:
-        """Releases the lock (a no-op when it was released already)."""
-        if self._unlock is None:
+        """Releases the lock (a no-op when it was released already, or when its connection
+        was closed, which released it)."""
+        if not self._held:
             return
-        unlock, self._unlock = self._unlock, None
-        self.client._call(unlock, self._target, self.id)
+        self._held = False
+        if self._handle is not None:
+            self.client._call(lib.mmapd_region_unlock, self._handle.ptr, self.id)
+        elif not self.client.closed:
+            self.client._call(lib.mmapd_unlock, self.client._p(), self.id)
 
     def __enter__(self) -> "Lock":
         return self
@@ -261,7 +265,7 @@ class Region(Exporter):
         out = ctypes.c_uint64()
         self.client._call(lib.mmapd_region_lock, self._p(), offset, length, flags,
                           timeout_ms(timeout), ctypes.byref(out), name=self._name)
-        return Lock(self.client, out.value, lib.mmapd_region_unlock, self._ptr)
+        return Lock(self.client, out.value, self._handle)
 
     def resize(self, size: int, sparse: bool = False, grow_only: bool = False) -> None:
         """Resizes the whole region to size bytes (growth reaches every process's mapping;

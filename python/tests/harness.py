@@ -6,6 +6,7 @@ the package is imported from python/ of the tree.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -27,11 +28,7 @@ MMAPD_BIN = os.environ.get("MMAPD_BIN", os.path.join(BUILD, "mmapd"))
 PYPEER = os.environ.get("MMAPD_PYPEER", os.path.join(BUILD, "python", "mmapd-pypeer"))
 TESTCLIENT = os.environ.get("MMAPD_TESTCLIENT", os.path.join(BUILD, "tests", "mmapd-testclient"))
 
-try:
-    import numpy  # noqa: F401
-    HAVE_NUMPY = True
-except ImportError:
-    HAVE_NUMPY = False
+HAVE_NUMPY = importlib.util.find_spec("numpy") is not None
 
 
 class Daemon:

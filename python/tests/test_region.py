@@ -65,7 +65,12 @@ class TestRegion(DaemonTest):
             with other.lock("lk", 0, 4096, exclusive=False, nowait=True):
                 with r.lock(0, 4096, exclusive=False, nowait=True):
                     pass   # shared locks share
-        r.close()
+            lk = r.lock(0, 1)
+            r.close()                                      # the lock keeps it usable
+            lk.release()
+            by_name = other.lock("lk", 0, 1)
+        by_name.release()                                  # released with its connection
+        self.assertEqual(self.c.locks("lk"), [])
 
     @unittest.skipUnless(HAVE_NUMPY, "NumPy is not installed")
     def test_array_is_the_shared_pages(self):
