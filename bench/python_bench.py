@@ -13,7 +13,8 @@ measures four things each way, in the same run, on the same machine:
                   another, which reports back: half the round trip
                   vs the same ping-pong of (offset, length) tuples over two multiprocessing.Queue
   ring 64 B       64-byte messages from one process to another through a Ring (each write
-                  published) vs through a multiprocessing.Queue, time per message
+                  published; then in batches of 64 with put() and flush()) vs through a
+                  multiprocessing.Queue, time per message
 
 Each figure is the median of --runs runs (default 3). The last column is the ratio of the
 baseline's time per operation to mmapd's (above 1: mmapd is faster). Usage:
@@ -189,7 +190,7 @@ def _ring_reader(sock: str, name: str, n: int, ready) -> None:
         ring.close()
 
 
-def ring_mmapd(sock: str, n: int, run_no: list[int]) -> float:
+def ring_mmapd(sock: str, n: int, run_no: list[int], batch: int = 1) -> float:
     run_no[0] += 1
     name = f"bench-ring-{run_no[0]}"
     ready = CTX.Event()
@@ -199,8 +200,15 @@ def ring_mmapd(sock: str, n: int, run_no: list[int]) -> float:
         ring = c.ring(name, "w", capacity=1 << 16, timeout=10)
         ready.set()
         t0 = time.perf_counter()
-        for _ in range(n):
-            ring.write(MSG)
+        if batch == 1:
+            for _ in range(n):
+                ring.write(MSG)
+        else:
+            for i in range(1, n + 1):
+                ring.put(MSG)
+                if i % batch == 0:
+                    ring.flush()
+            ring.flush()
         child.join(30)
         dt = time.perf_counter() - t0
         ring.close()
@@ -247,6 +255,8 @@ def main() -> None:
          lambda n: notify_mmapd(sock, n), notify_queue),
         ("ring 64 B messages", "multiprocessing.Queue", 100000,
          lambda n: ring_mmapd(sock, n, ring_runs), ring_queue),
+        ("ring 64 B messages, published 64 at a time (put, flush)", "multiprocessing.Queue",
+         100000, lambda n: ring_mmapd(sock, n, ring_runs, 64), ring_queue),
     ]
     print(f"python bench: Python {sys.version.split()[0]}, libmmapd {mmapd.library_version()}, "
           f"{os.cpu_count()} CPUs, median of {args.runs} runs; ratio = baseline time / mmapd time")

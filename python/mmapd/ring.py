@@ -53,7 +53,18 @@ class Ring(io.RawIOBase):
         self.mode = mode
         self.timeout = timeout
         self.client = client
-        self._buf = ctypes.create_string_buffer(min(self.capacity, 1 << 20))
+        self._cap = lib.mmapd_ring_capacity(self._ptr)
+        self._buf = ctypes.create_string_buffer(min(self._cap, 1 << 20))
+
+    @property
+    def timeout(self) -> float | None:
+        """Seconds a read or a write waits (None: forever)."""
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, value: float | None) -> None:
+        self._tmo = timeout_ms(value)
+        self._timeout = value
 
     def _p(self) -> int:
         if self._ptr is None:
@@ -62,7 +73,8 @@ class Ring(io.RawIOBase):
 
     @property
     def capacity(self) -> int:
-        return lib.mmapd_ring_capacity(self._p())
+        """The ring's size in bytes (fixed at creation)."""
+        return self._cap
 
     @property
     def lost(self) -> int:
@@ -85,7 +97,7 @@ class Ring(io.RawIOBase):
     def _wait(self, fn: Any, n: int) -> bool:
         """Waits for n bytes readable/writable; False at the end of the stream (EPIPE)."""
         while True:
-            r = fn(self._p(), n, timeout_ms(self.timeout))
+            r = fn(self._p(), n, self._tmo)
             if r == _EINTR:
                 continue
             if r == _EPIPE:
@@ -128,7 +140,7 @@ class Ring(io.RawIOBase):
         while limit < 0 or len(out) < limit:
             want = len(self._buf) if limit < 0 else min(len(self._buf), limit - len(out))
             n = lib.mmapd_ring_read_until(self._p(), 10, self._buf, want,
-                                          timeout_ms(self.timeout))
+                                          self._tmo)
             if n == _EINTR or n == _EOVERFLOW:
                 continue
             if n == _EPIPE:
@@ -144,22 +156,26 @@ class Ring(io.RawIOBase):
                 break
         return bytes(out)
 
-    def put(self, data: Any) -> None:
-        """Adds data to the pending batch without publishing it (see flush())."""
-        data = bytes(data)
-        cap = self.capacity
-        for i in range(0, len(data), cap):
-            chunk = data[i:i + cap]
-            r = lib.mmapd_ring_put(self._p(), chunk, len(chunk), timeout_ms(self.timeout))
+    def put(self, data: Any) -> int:
+        """Adds data to the pending batch without publishing it (see flush()), waiting for
+        room (publishing the batch) when it is full. Returns len(data) in bytes."""
+        if type(data) is not bytes:
+            data = bytes(data)
+        ptr, cap, n = self._p(), self._cap, len(data)
+        for i in range(0, n, cap):
+            chunk = data[i:i + cap] if n > cap else data
+            r = lib.mmapd_ring_put(ptr, chunk, len(chunk), self._tmo)
             if r < 0:
                 raise error(r, self.name)
+        return n
 
     def write(self, data: Any) -> int:  # type: ignore[override]
         """Writes all of data, waiting for room, and publishes it. Raises BrokenPipeError when
         the reader handle closed or died, TimeoutError after the ring's timeout."""
-        n = len(memoryview(data).cast("B"))
-        self.put(data)
-        self.flush()
+        n = self.put(data)
+        r = lib.mmapd_ring_flush(self._ptr)
+        if r < 0:
+            raise error(r, self.name)
         return n
 
     def flush(self) -> None:
