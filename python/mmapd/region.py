@@ -356,6 +356,7 @@ class Region(Exporter):
         m = mode_of(mode)
         self.client._call(lib.mmapd_region_set_mode, self._p(), int(m), name=self._name)
         self._mode = m
+        self.refresh()   # the buffer's read-only flag follows the mode
 
     def advise(self, advice: Advice | str, offset: int = 0, length: int = 0) -> None:
         """madvise() a range: an Advice or its name ("willneed", "sequential", ...)."""

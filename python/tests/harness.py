@@ -34,12 +34,12 @@ HAVE_NUMPY = importlib.util.find_spec("numpy") is not None
 class Daemon:
     """mmapd on <tmp>/s with data directory <tmp>/data; stop() asserts exit status 0."""
 
-    def __init__(self, config: str | None = None) -> None:
+    def __init__(self, config: str | None = None, log_level: str = "warn") -> None:
         self.dir = tempfile.mkdtemp(prefix="mmapd-py.")
         self.sock = os.path.join(self.dir, "s")
         self.data = os.path.join(self.dir, "data")
         argv = [MMAPD_BIN, "--foreground", "--socket", self.sock, "--data-dir", self.data,
-                "--log-level", "warn"]
+                "--log-level", log_level]
         if config is not None:
             cfg = os.path.join(self.dir, "cfg.json")
             with open(cfg, "w") as f:
@@ -76,10 +76,11 @@ class Daemon:
 class DaemonTest(unittest.TestCase):
     """A test class with its own daemon (self.d) and a connection per test (self.c)."""
     config: str | None = None
+    log_level = "warn"
 
     @classmethod
     def setUpClass(cls) -> None:
-        cls.d = Daemon(cls.config)
+        cls.d = Daemon(cls.config, cls.log_level)
 
     @classmethod
     def tearDownClass(cls) -> None:

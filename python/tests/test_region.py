@@ -198,6 +198,9 @@ class TestRegion(DaemonTest):
             self.assertEqual(self.c.open("win").read(4096, 3), b"abc")
             cow.set_mode("ro")
             self.assertEqual(cow.mode, "ro")
+            self.assertTrue(memoryview(cow).readonly)
+            with self.assertRaises(TypeError):
+                cow[0:1] = b"x"
 
 
 if __name__ == "__main__":
