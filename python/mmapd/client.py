@@ -327,6 +327,8 @@ class Client:
         loop = asyncio.get_running_loop()
         if self._loop is loop:
             return
+        if self._loop is not None and self._loop.is_closed():
+            self._loop = None   # an earlier asyncio.run() ended without letting go
         if self._loop is not None:
             raise RuntimeError("this client's events are already watched by another loop")
         loop.add_reader(self.fileno(), self._async_pump)
@@ -335,7 +337,7 @@ class Client:
 
     def _async_detach(self) -> None:
         if self._loop is not None and not self._aqueues and not self._waiters:
-            if self._ptr is not None:
+            if self._ptr is not None and not self._loop.is_closed():
                 self._loop.remove_reader(lib.mmapd_client_fd(self._ptr))
             self._loop = None
 

@@ -100,6 +100,16 @@ class TestEvents(DaemonTest):
 
         asyncio.run(main())
 
+        async def again():                   # a later loop watches the same client
+            mine = self.c.open("ev", mode="ro")
+            waiter = asyncio.ensure_future(mine.wait_changed(timeout=5))
+            await asyncio.sleep(0.05)
+            self.r.report_changed(3, 3)
+            self.assertEqual((await waiter).ranges, ((3, 3),))
+            mine.close()
+
+        asyncio.run(again())
+
     def test_c_reports_python_sees(self):
         self.c.subscribe("ev")
         sess = self.spawn(TESTCLIENT, "session", "c-writer")

@@ -134,7 +134,6 @@ class TestInterop(DaemonTest):
         import pydoc
         text = pydoc.render_doc(mmapd.Region, renderer=pydoc.plaintext)
         self.assertIn("buffer protocol", text)
-        self.assertIn("array(self, dtype", text)
         self.assertIn("NumPy array of dtype over the window", text)
 
     # ---- persistent structures --------------------------------------------------------
