@@ -68,7 +68,9 @@ class Lock:
 
     def release(self) -> None:
         """Releases the lock (a no-op when it was released already, or when its connection
-        was closed, which released it)."""
+        was closed, which released it). Raises OSError EBADF when the daemon no longer knew
+        it: the connection broke and was re-made meanwhile (a LOCKS_LOST event), so the
+        bytes were not protected all along."""
         if not self._held:
             return
         self._held = False

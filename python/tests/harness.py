@@ -38,15 +38,19 @@ class Daemon:
         self.dir = tempfile.mkdtemp(prefix="mmapd-py.")
         self.sock = os.path.join(self.dir, "s")
         self.data = os.path.join(self.dir, "data")
-        argv = [MMAPD_BIN, "--foreground", "--socket", self.sock, "--data-dir", self.data,
-                "--log-level", log_level]
+        self.argv = [MMAPD_BIN, "--foreground", "--socket", self.sock, "--data-dir", self.data,
+                     "--log-level", log_level]
         if config is not None:
             cfg = os.path.join(self.dir, "cfg.json")
             with open(cfg, "w") as f:
                 f.write(config)
-            argv += ["--config", cfg]
+            self.argv += ["--config", cfg]
+        self.start()
+
+    def start(self) -> None:
+        """Starts mmapd (again, after kill(), on the same socket and data directory)."""
         env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "LISTEN_FDS")}
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=env)
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, env=env)
         deadline = time.monotonic() + 5
         while True:
             try:
@@ -60,6 +64,11 @@ class Daemon:
 
     def env(self) -> dict[str, str]:
         return dict(os.environ, MMAPD_SOCKET=self.sock)
+
+    def kill(self) -> None:
+        """Kills mmapd with SIGKILL (the directory stays for start())."""
+        self.proc.kill()
+        self.proc.wait()
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)

@@ -110,6 +110,25 @@ class TestEvents(DaemonTest):
 
         asyncio.run(again())
 
+    def test_reconnection_is_libmmapds(self):
+        mine = self.c.open("ev", mode="rw")
+        mine[0:5] = b"alive"
+        lk = mine.lock(0, 1)
+        self.d.kill()
+        self.d.start()
+        self.c.ping()                          # reconnects (and reopens "ev") by itself
+        types = [e.type for e in self.c.events(timeout=0.3)]
+        self.assertIn(EventType.RECONNECTED, types)
+        self.assertIn(EventType.LOCKS_LOST, types)
+        self.assertEqual(mine[0:5], b"alive")  # the mapping never went away
+        self.assertEqual(self.c.stat("ev").grants, 1)
+        with self.assertRaises(OSError) as e:  # it died with the old connection
+            lk.release()
+        self.assertEqual(e.exception.errno, 9)
+        lk.release()                           # once said, released
+        mine.close()
+        # The fixture's own writer connection reconnects on its next call too.
+
     def test_c_reports_python_sees(self):
         self.c.subscribe("ev")
         sess = self.spawn(TESTCLIENT, "session", "c-writer")
