@@ -129,6 +129,11 @@ BENCH      := $(B)/mmapd-bench
 FUZZ_REPLAY := $(B)/tests/fuzz/replay
 FUZZ_REPLAY_OPS := $(B)/tests/fuzz/replay_ops
 EXAMPLES   := $(EXAMPLE_SRC:examples/%.c=$(B)/examples/%)
+# The Python package (python/, docs/python.md): Debian's python3, its tests' C peer, where
+# make install puts it (a directory Debian's python3 searches for PREFIX).
+PYTHON     ?= /usr/bin/python3
+PYPEER     := $(B)/python/mmapd-pypeer
+PYTHONDIR  ?= $(if $(filter /usr,$(PREFIX)),$(PREFIX)/lib/python3/dist-packages,$(PREFIX)/lib/python$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')/dist-packages)
 
 .PHONY: all run check bench install uninstall clean help
 # Keep objects that make would otherwise treat as intermediate and delete.
@@ -227,6 +232,13 @@ $(B)/examples/%: examples/%.c $(LIBA) $(PUBLIC_STAGED)
 	  $(if $(filter uv_%,$*),$(UV_CFLAGS)) \
 	  -o $@ $< $(LIBA) $(ALL_LDFLAGS) $(CJSON_LIBS) $(if $(filter uv_%,$*),$(UV_LIBS)) -lpthread
 
+# The C side of the Python package's interop tests, built as the examples are.
+$(PYPEER): python/tests/pypeer.c $(LIBA) $(PUBLIC_STAGED)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CCLD    $@")
+	$(Q)$(CC) -std=c11 -D_GNU_SOURCE $(PUBLIC_INCLUDES) $(CPPFLAGS) $(WARN) $(CFLAGS) $(SANFLAGS) \
+	  -o $@ $< $(LIBA) $(ALL_LDFLAGS) $(CJSON_LIBS) -lpthread
+
 $(B)/tests/check_%: $(B)/tests/check_%.o $(TESTLIB_OBJ) $(LIBA_INTERNAL)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(CJSON_LIBS) -lpthread
@@ -249,7 +261,7 @@ run: $(MMAPD) $(MMAPCTL)
 	./$(MMAPD) --foreground --socket run/mmapd.sock --data-dir run/data $(RUNFLAGS)
 
 # Every suite runs even when an earlier one fails; the summary line counts suites.
-check: all $(UNITS) $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY) $(FUZZ_REPLAY_OPS) $(EXAMPLES) $(LIB_OBJ)
+check: all $(UNITS) $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY) $(FUZZ_REPLAY_OPS) $(EXAMPLES) $(LIB_OBJ) $(PYPEER)
 	+@MAKE="$(MAKE)" sh mk/installcheck.sh
 	@sh mk/doccheck.sh
 	@sh mk/symcheck.sh $(LIBA) $(LIBSO)
@@ -257,13 +269,18 @@ check: all $(UNITS) $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY) $(FUZZ_REPLAY_OPS) $(E
 	@sh mk/layercheck.sh client $(B)/client
 	@$(FUZZ_REPLAY) tests/fuzz/corpus
 	@$(FUZZ_REPLAY_OPS) tests/fuzz/corpus_ops
-	@MMAPD_BIN=$(abspath $(MMAPD)) MMAPCTL_BIN=$(abspath $(MMAPCTL)) \
+	@py=0; MMAPD_BIN=$(abspath $(MMAPD)) MMAPD_LIBRARY=$(abspath $(B)/libmmapd.so.$(SOVERSION)) \
+	 MMAPD_TESTCLIENT=$(abspath $(TESTCLIENT)) MMAPD_PYPEER=$(abspath $(PYPEER)) \
+	 SAN=$(SAN) sh python/tests/run.sh $(PYTHON) || py=1; \
+	 MMAPD_BIN=$(abspath $(MMAPD)) MMAPCTL_BIN=$(abspath $(MMAPCTL)) \
 	 MMAPD_TESTCLIENT=$(abspath $(TESTCLIENT)) \
-	 MMAPD_EXAMPLES_DIR=$(abspath $(B)/examples) sh mk/runtests.sh $(UNITS) $(TESTS)
+	 MMAPD_EXAMPLES_DIR=$(abspath $(B)/examples) sh mk/runtests.sh $(UNITS) $(TESTS) && [ $$py = 0 ]
 
-bench: $(MMAPD) $(BENCH)
+bench: $(MMAPD) $(BENCH) $(LIBSO)
 	@sh mk/benchdeps.sh
 	MMAPD_BIN=$(abspath $(MMAPD)) ./$(BENCH) $(BENCHFLAGS)
+	MMAPD_BIN=$(abspath $(MMAPD)) MMAPD_LIBRARY=$(abspath $(B)/libmmapd.so.$(SOVERSION)) \
+	  $(PYTHON) bench/python_bench.py
 
 # make soak [SOAK_SECONDS=60] [SOAK_CLIENTS=16]: many forked libmmapd clients doing mixed
 # operations (some SIGKILLed and replaced) against one mmapd for a set time; then the daemon's
@@ -382,6 +399,8 @@ install: all
 	install -m 0644 systemd/mmapd.socket $(DESTDIR)$(UNITDIR)/mmapd.socket
 	install -d $(DESTDIR)$(TMPFILESDIR)
 	install -m 0644 systemd/mmapd-tmpfiles.conf $(DESTDIR)$(TMPFILESDIR)/mmapd.conf
+	install -d $(DESTDIR)$(PYTHONDIR)/mmapd
+	install -m 0644 python/mmapd/*.py python/mmapd/py.typed $(DESTDIR)$(PYTHONDIR)/mmapd/
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/mmapd $(DESTDIR)$(BINDIR)/mmapctl \
@@ -391,6 +410,7 @@ uninstall:
 	  $(DESTDIR)$(MANDIR)/man8/mmapd.8 $(DESTDIR)$(MANDIR)/man1/mmapctl.1 $(DESTDIR)$(MANDIR)/man3/libmmapd.3 \
 	  $(DESTDIR)$(UNITDIR)/mmapd.service $(DESTDIR)$(SYSUSERSDIR)/mmapd.conf
 	rm -f $(DESTDIR)$(UNITDIR)/mmapd.socket $(DESTDIR)$(TMPFILESDIR)/mmapd.conf
+	rm -rf $(DESTDIR)$(PYTHONDIR)/mmapd
 
 clean:
 	rm -rf build build-san build-*
