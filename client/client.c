@@ -74,6 +74,7 @@ void fast_free(struct mmapd_client *client)
 		munmap(fp->page, CTLPAGE_SIZE);
 		free(fp);
 	}
+	free(client->fast_index);
 }
 
 void id_list_free(struct id_node *list)

@@ -6,9 +6,10 @@
  * the daemon when this says so: for ranges, for regions without a page, when the daemon
  * manages the page's locks, and when the lock stays busy longer than MMAPD_FAST_WAIT_US.
  *
- * Lock ids made here are at or above CTL_FAST_ID_BASE, so an unlock knows where it goes. A
- * slot's shared locks are one bit in the page, counted here, and known to the daemon (if it
- * takes them over) by one id written in the slot before the bit is set.
+ * Lock ids made here are at or above CTL_FAST_ID_BASE, so an unlock knows where it goes; bits
+ * 40-51 hold the page's index among this client's pages. An exclusive lock is its page's
+ * excl_id; a slot's shared locks are one bit in the page, counted and listed here, and known
+ * to the daemon (if it takes them over) by one id written in the slot before the bit is set.
  *
  * Pages are found by region name under client->fast_mu alone: one mutex, a short list, one
  * compare-and-swap and no system call per uncontended lock. A page stays usable while its
@@ -26,6 +27,11 @@
 #include "ctlpage.h"
 #include "domain.h"
 #include "msg.h"
+
+/* Lock ids: CTL_FAST_ID_BASE | page index << 40 | a counter. */
+#define FAST_ID_INDEX_SHIFT 40
+#define FAST_INDEX_MAX      4096u   /* pages per client with a fast path */
+#define FAST_ID_COUNTER     ((1ull << FAST_ID_INDEX_SHIFT) - 1)
 
 #if defined(__x86_64__) || defined(__i386__)
 #define cpu_relax() __builtin_ia32_pause()
@@ -75,12 +81,19 @@ static struct fast_page *fast_page_add(struct mmapd_client *client, const char *
 	struct stat st;
 	void *map;
 
-	if (slot >= CTLPAGE_SLOTS || fstat(fd, &st) < 0 || st.st_size < CTLPAGE_SIZE)
+	struct fast_page **index;
+
+	if (slot >= CTLPAGE_SLOTS || fstat(fd, &st) < 0 || st.st_size < CTLPAGE_SIZE ||
+	    client->fast_npages == FAST_INDEX_MAX)
 		return NULL;
 	for (fp = client->fast_pages; fp; fp = fp->next)
 		if (!fp->dead && fp->gen == gen && fp->slot == slot && fp->dev == st.st_dev &&
 		    fp->ino == st.st_ino)
 			return fp;
+	index = realloc(client->fast_index, (client->fast_npages + 1) * sizeof(*index));
+	if (!index)
+		return NULL;
+	client->fast_index = index;
 	fp = calloc(1, sizeof(*fp));
 	if (!fp)
 		return NULL;
@@ -97,6 +110,8 @@ static struct fast_page *fast_page_add(struct mmapd_client *client, const char *
 	fp->ino = st.st_ino;
 	fp->slot = slot;
 	fp->gen = gen;
+	fp->index = (unsigned)client->fast_npages;
+	index[client->fast_npages++] = fp;
 	fp->next = client->fast_pages;
 	client->fast_pages = fp;
 	return fp;
@@ -211,11 +226,11 @@ static long fast_blocker_pid(const struct fast_page *fp)
 	return s < CTLPAGE_SLOTS ? (long)atomic_load(&fp->page->slots[s].pid) : 0;
 }
 
-/* A fresh fast lock id. fast_mu held. */
-static uint64_t fast_next_id(struct mmapd_client *client)
+/* A fresh lock id of page fp. fast_mu held. */
+static uint64_t fast_next_id(struct mmapd_client *client, const struct fast_page *fp)
 {
-	client->fast_next_id = (client->fast_next_id + 1) & (CTL_FAST_ID_BASE - 1);
-	return CTL_FAST_ID_BASE + client->fast_next_id;
+	client->fast_next_id = (client->fast_next_id + 1) & FAST_ID_COUNTER;
+	return CTL_FAST_ID_BASE | (uint64_t)fp->index << FAST_ID_INDEX_SHIFT | client->fast_next_id;
 }
 
 /* One try for the slot of fp. fast_mu held. */
@@ -232,7 +247,7 @@ static enum ctl_try fast_try(struct mmapd_client *client, struct fast_page *fp, 
 	if (!exclusive && fp->shared_count > 0) {
 		if (atomic_load_explicit(&fp->page->lock, memory_order_relaxed) & CTL_DAEMON)
 			return CTL_MANAGED;
-		id = fast_next_id(client);
+		id = fast_next_id(client, fp);
 		fp->shared_count++;
 		*ret_id = id;
 		return CTL_TAKEN;
@@ -240,7 +255,7 @@ static enum ctl_try fast_try(struct mmapd_client *client, struct fast_page *fp, 
 	/* The slot holds one exclusive lock at a time: its id is not overwritten. */
 	if (exclusive && fp->excl_id)
 		return CTL_BUSY;
-	id = fast_next_id(client);
+	id = fast_next_id(client, fp);
 	/* Written before the lock is taken: the daemon reads it once it sees the bit. */
 	atomic_store_explicit(exclusive ? &slot->excl_id : &slot->shared_id, id,
 	                      memory_order_relaxed);
@@ -259,8 +274,7 @@ static enum ctl_try fast_try(struct mmapd_client *client, struct fast_page *fp, 
 }
 
 /* Records fast lock id. fast_mu held. Returns 0 or -ENOMEM (the lock is dropped again). */
-static int fast_record(struct mmapd_client *client, struct fast_page *fp, uint64_t id,
-                       bool exclusive)
+static int fast_record(struct mmapd_client *client, struct fast_page *fp, uint64_t id)
 {
 	struct fast_lock *l = client->fast_spare;
 
@@ -270,22 +284,20 @@ static int fast_record(struct mmapd_client *client, struct fast_page *fp, uint64
 		return -ENOMEM;
 	l->id = id;
 	l->fp = fp;
-	l->exclusive = exclusive;
 	l->next = client->fast_locks;
 	client->fast_locks = l;
 	return 0;
 }
 
-/* Drops what fast lock l holds in its page. Returns the id to tell the daemon, or 0 when it
- * need not hear of it. fast_mu held. */
-static uint64_t fast_drop(struct fast_lock *l)
+/* Drops fp's exclusive lock, or one of its shared ones. Returns the id to tell the daemon, or
+ * 0 when it need not hear of it. fast_mu held. */
+static uint64_t fast_drop(struct fast_page *fp, bool exclusive)
 {
-	struct fast_page *fp = l->fp;
 	uint64_t tell;
 
 	if (fp->dead)
 		return 0;
-	if (l->exclusive) {
+	if (exclusive) {
 		tell = fp->excl_id;
 		fp->excl_id = 0;
 	} else {
@@ -293,7 +305,7 @@ static uint64_t fast_drop(struct fast_lock *l)
 		if (--fp->shared_count > 0)
 			return 0;
 	}
-	return ctlpage_unlock(fp->page, fp->slot, l->exclusive) == CTL_MANAGED ? tell : 0;
+	return ctlpage_unlock(fp->page, fp->slot, exclusive) == CTL_MANAGED ? tell : 0;
 }
 
 /* a <= b */
@@ -320,9 +332,8 @@ int fastlock_lock(struct mmapd_client *client, struct mmapd_region *region, cons
 		uint32_t seen = atomic_load_explicit(&fp->page->wake, memory_order_acquire);
 
 		t = fast_try(client, fp, exclusive, &id);
-		if (t == CTL_TAKEN && fast_record(client, fp, id, exclusive) < 0) {
-			struct fast_lock l = { .fp = fp, .exclusive = exclusive };
-			uint64_t tell = fast_drop(&l);
+		if (t == CTL_TAKEN && !exclusive && fast_record(client, fp, id) < 0) {
+			uint64_t tell = fast_drop(fp, false);
 
 			fast_mu_unlock(client);
 			/* Taken over meanwhile: the daemon's copy goes through the protocol. */
@@ -382,10 +393,19 @@ int fastlock_unlock(struct mmapd_client *client, uint64_t id, uint64_t *ret_tell
 {
 	struct fast_lock **p, *l;
 
+	struct fast_page *fp;
+	size_t index = (id >> FAST_ID_INDEX_SHIFT) & (FAST_INDEX_MAX - 1);
+
 	*ret_tell = 0;
 	if (id < CTL_FAST_ID_BASE || id > CTL_FAST_ID_MAX)
 		return FAST_FALLBACK;
 	fast_mu_lock(client);
+	fp = index < client->fast_npages ? client->fast_index[index] : NULL;
+	if (fp && fp->excl_id == id) {
+		*ret_tell = fast_drop(fp, true);
+		fast_mu_unlock(client);
+		return 0;
+	}
 	for (p = &client->fast_locks; *p && (*p)->id != id; p = &(*p)->next)
 		;
 	l = *p;
@@ -394,7 +414,7 @@ int fastlock_unlock(struct mmapd_client *client, uint64_t id, uint64_t *ret_tell
 		return FAST_FALLBACK;
 	}
 	*p = l->next;
-	*ret_tell = fast_drop(l);
+	*ret_tell = fast_drop(l->fp, false);
 	l->next = client->fast_spare;
 	client->fast_spare = l;
 	fast_mu_unlock(client);
@@ -415,8 +435,11 @@ size_t fastlock_forget(struct mmapd_client *client)
 		client->fast_spare = l;
 		n++;
 	}
-	for (fp = client->fast_pages; fp; fp = fp->next)
+	for (fp = client->fast_pages; fp; fp = fp->next) {
+		n += fp->excl_id != 0;
+		fp->excl_id = 0;
 		fp->dead = true;
+	}
 	fast_mu_unlock(client);
 	return n;
 }

@@ -146,6 +146,7 @@ struct fast_page {
 	dev_t dev;                    /* the memfd's identity: one fast_page per page and slot */
 	ino_t ino;
 	unsigned slot;
+	unsigned index;               /* in client->fast_index, and in its lock ids */
 	bool dead;                    /* its connection ended (its slot is not ours any more), or
 	                                 its region was deleted (the name is another's) */
 	uint64_t gen;                 /* the connection the slot belongs to */
@@ -154,12 +155,12 @@ struct fast_page {
 	uint64_t shared_id;           /* the id the daemon knows them by */
 };
 
-/* A lock held on the fast path: client->fast_locks. */
+/* A shared lock held on the fast path: client->fast_locks (an exclusive one is its page's
+ * excl_id). */
 struct fast_lock {
 	struct fast_lock *next;
 	uint64_t id;
 	struct fast_page *fp;
-	bool exclusive;
 };
 
 /*
@@ -278,6 +279,8 @@ struct mmapd_client {
 
 	atomic_flag fast_mu;          /* a spin lock (fastlock.c), after client->lock */
 	struct fast_page *fast_pages;
+	struct fast_page **fast_index; /* by fast_page.index */
+	size_t fast_npages;
 	struct fast_lock *fast_locks;
 	struct fast_lock *fast_spare; /* freed ones, for the next lock */
 	uint64_t fast_next_id;
