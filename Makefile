@@ -5,9 +5,11 @@
 #   make check      build and run every test suite (SAN=1: under ASan+UBSan)
 #   make bench      build and run the benchmark (ratios against same-run baselines)
 #   make install    PREFIX=/usr/local DESTDIR=  (make uninstall removes the same files)
+#   make deb        build the Debian packages (debian/) into build-deb/
 #
-# Quiet unless V=1. Missing Debian packages are installed by mk/deps.sh when run as root,
-# otherwise it prints the apt-get line to run.
+# Quiet unless V=1. Missing Debian packages: run, check and bench (and deb, soak, fuzz) install
+# them with mk/deps.sh when run as root; plain make and make install never install anything,
+# and print the apt-get line to run instead.
 
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
@@ -62,11 +64,17 @@ else
 Q := @
 endif
 
-# Packages are checked before anything needs pkg-config (and only for targets that build).
+# Packages are checked before anything needs pkg-config (and only for targets that build), by
+# set (mk/deps.sh): the test framework for tests, the packaging tools for make deb and for make
+# check (mk/debcheck.sh). The developer's goals install what is missing when run as root; plain
+# make and make install never do (packagers run them in chroots): they fail with the apt-get line.
 NODEPS_GOALS := clean uninstall help
-ifeq ($(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
+DEPS_INSTALL_GOALS := run check bench soak fuzz fuzz-replay deb
+GOALS := $(or $(MAKECMDGOALS),all)
+DEPS_SETS := build $(if $(filter check soak $(B)/tests/%,$(GOALS)),check) $(if $(filter check deb,$(GOALS)),deb)
+ifeq ($(filter-out $(NODEPS_GOALS),$(GOALS)),)
 else
-DEPS_OK := $(shell sh mk/deps.sh >&2 && echo yes)
+DEPS_OK := $(shell sh mk/deps.sh $(if $(filter $(DEPS_INSTALL_GOALS),$(GOALS)),--install) $(DEPS_SETS) >&2 && echo yes)
 ifneq ($(DEPS_OK),yes)
 $(error missing build dependencies; see the message above)
 endif
@@ -136,7 +144,7 @@ EXAMPLES   := $(EXAMPLE_SRC:examples/%.c=$(B)/examples/%)
 all: $(MMAPD) $(MMAPCTL) $(LIBA) $(LIBSO)
 
 help:
-	@sed -n '2,10p' Makefile
+	@sed -n '2,11p' Makefile
 
 $(B)/daemon/%.o: INCLUDES = -Idaemon -Iproto -Ishared
 $(B)/client/%.o $(B)/pic/client/%.o: INCLUDES = -Iclient -Iproto -Ishared
@@ -251,6 +259,7 @@ run: $(MMAPD) $(MMAPCTL)
 # Every suite runs even when an earlier one fails; the summary line counts suites.
 check: all $(UNITS) $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY) $(FUZZ_REPLAY_OPS) $(EXAMPLES) $(LIB_OBJ)
 	+@MAKE="$(MAKE)" sh mk/installcheck.sh
+	+@MAKE="$(MAKE)" sh mk/depscheck.sh
 	@sh mk/doccheck.sh
 	@sh mk/symcheck.sh $(LIBA) $(LIBSO)
 	@sh mk/layercheck.sh daemon $(B)/daemon
