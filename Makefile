@@ -128,6 +128,7 @@ UNITS      := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%)
 MMAPD      := $(B)/mmapd
 DAEMON_LIB := $(B)/libmmapd-daemon.a
 MMAPCTL    := $(B)/mmapctl
+MMAPCTL_INSTALLED := $(B)/installed/mmapctl
 LIBA       := $(B)/libmmapd.a
 LIBA_INTERNAL := $(B)/libmmapd-internal.a
 LIBSO      := $(B)/libmmapd.so.$(VERSION)
@@ -141,7 +142,7 @@ EXAMPLES   := $(EXAMPLE_SRC:examples/%.c=$(B)/examples/%)
 .PHONY: all run check bench install uninstall clean help
 # Keep objects that make would otherwise treat as intermediate and delete.
 .SECONDARY:
-all: $(MMAPD) $(MMAPCTL) $(LIBA) $(LIBSO)
+all: $(MMAPD) $(MMAPCTL) $(MMAPCTL_INSTALLED) $(LIBA) $(LIBSO)
 
 help:
 	@sed -n '2,11p' Makefile
@@ -217,10 +218,18 @@ $(LIBSO): $(LIB_PIC) $(LIBWIRE_PIC) $(LIBSYM)
 
 # mmapctl calls libmmapd only through its public headers and links the public archive and
 # cJSON (its --json output, and the stats JSON it reads), as any other program would;
-# mk/installcheck.sh builds it against the installed library too.
+# mk/installcheck.sh builds it against the installed library too. The tree's own mmapctl
+# (make run, the tests, the README's tour) links the archive, so that it runs from build/ with
+# no library path; the one make install installs links libmmapd.so, like any program of the
+# system, so that a new libmmapd0 fixes it too.
 $(MMAPCTL): $(B)/$(CTL_SRC:.c=.o) $(LIBA)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CJSON_LIBS) -lpthread
+
+$(MMAPCTL_INSTALLED): $(B)/$(CTL_SRC:.c=.o) $(LIBSO)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBSO) $(CJSON_LIBS) -lpthread
 
 $(TESTCLIENT): $(B)/tests/mmapd-testclient.o $(LIBA)
 	@$(if $(Q),echo "  LD      $@")
@@ -374,7 +383,7 @@ install: all
 	  $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(UNITDIR) \
 	  $(DESTDIR)$(SYSUSERSDIR)
 	install -m 0755 $(MMAPD) $(DESTDIR)$(SBINDIR)/mmapd
-	install -m 0755 $(MMAPCTL) $(DESTDIR)$(BINDIR)/mmapctl
+	install -m 0755 $(MMAPCTL_INSTALLED) $(DESTDIR)$(BINDIR)/mmapctl
 	install -m 0644 $(LIBA) $(DESTDIR)$(LIBDIR)/libmmapd.a
 	install -m 0755 $(LIBSO) $(DESTDIR)$(LIBDIR)/libmmapd.so.$(VERSION)
 	ln -sf libmmapd.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libmmapd.so.$(SOVERSION)
@@ -385,6 +394,7 @@ install: all
 	install -m 0644 docs/mmapd.8 $(DESTDIR)$(MANDIR)/man8/mmapd.8
 	install -m 0644 docs/mmapctl.1 $(DESTDIR)$(MANDIR)/man1/mmapctl.1
 	install -m 0644 docs/libmmapd.3 $(DESTDIR)$(MANDIR)/man3/libmmapd.3
+	sh mk/manlinks.sh install $(DESTDIR)$(MANDIR)/man3 $(PUBLIC_HDRS)
 	sed -e 's|@SBINDIR@|$(SBINDIR)|' systemd/mmapd.service.in > $(DESTDIR)$(UNITDIR)/mmapd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/mmapd.service
 	install -m 0644 systemd/mmapd.sysusers $(DESTDIR)$(SYSUSERSDIR)/mmapd.conf
@@ -400,6 +410,7 @@ uninstall:
 	  $(DESTDIR)$(MANDIR)/man8/mmapd.8 $(DESTDIR)$(MANDIR)/man1/mmapctl.1 $(DESTDIR)$(MANDIR)/man3/libmmapd.3 \
 	  $(DESTDIR)$(UNITDIR)/mmapd.service $(DESTDIR)$(SYSUSERSDIR)/mmapd.conf
 	rm -f $(DESTDIR)$(UNITDIR)/mmapd.socket $(DESTDIR)$(TMPFILESDIR)/mmapd.conf
+	sh mk/manlinks.sh uninstall $(DESTDIR)$(MANDIR)/man3 $(PUBLIC_HDRS)
 
 clean:
 	rm -rf build build-san build-*
