@@ -269,6 +269,7 @@ run: $(MMAPD) $(MMAPCTL)
 check: all $(UNITS) $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY) $(FUZZ_REPLAY_OPS) $(EXAMPLES) $(LIB_OBJ)
 	+@MAKE="$(MAKE)" sh mk/installcheck.sh
 	+@MAKE="$(MAKE)" sh mk/depscheck.sh
+	@sh mk/debcheck.sh
 	@sh mk/doccheck.sh
 	@sh mk/symcheck.sh $(LIBA) $(LIBSO)
 	@sh mk/layercheck.sh daemon $(B)/daemon
@@ -278,6 +279,14 @@ check: all $(UNITS) $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY) $(FUZZ_REPLAY_OPS) $(E
 	@MMAPD_BIN=$(abspath $(MMAPD)) MMAPCTL_BIN=$(abspath $(MMAPCTL)) \
 	 MMAPD_TESTCLIENT=$(abspath $(TESTCLIENT)) \
 	 MMAPD_EXAMPLES_DIR=$(abspath $(B)/examples) sh mk/runtests.sh $(UNITS) $(TESTS)
+
+# make deb: the Debian packages of debian/ (mmapd, libmmapd0, libmmapd-dev), built by
+# dpkg-buildpackage in a copy of the tree (mk/deb.sh), into build-deb/. make check builds and
+# checks them too (mk/debcheck.sh).
+.PHONY: deb
+deb:
+	@sh mk/deb.sh build-deb
+	@ls build-deb/*.deb
 
 bench: $(MMAPD) $(BENCH)
 	@sh mk/benchdeps.sh
