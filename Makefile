@@ -387,6 +387,10 @@ fuzz-replay: $(FUZZ_REPLAY) $(FUZZ_REPLAY_OPS)
 	$(FUZZ_REPLAY) tests/fuzz/corpus
 	$(FUZZ_REPLAY_OPS) tests/fuzz/corpus_ops
 
+# The man page of each public function is a link to libmmapd(3), made from the headers
+# (mk/manlinks.sh). The installed mmapctl links libmmapd.so.0, found through the loader's
+# cache: ldconfig refreshes it after an install into the running system by root, never into a
+# DESTDIR (a package's staging tree).
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
 	  $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(UNITDIR) \
@@ -410,6 +414,7 @@ install: all
 	install -m 0644 systemd/mmapd.socket $(DESTDIR)$(UNITDIR)/mmapd.socket
 	install -d $(DESTDIR)$(TMPFILESDIR)
 	install -m 0644 systemd/mmapd-tmpfiles.conf $(DESTDIR)$(TMPFILESDIR)/mmapd.conf
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/mmapd $(DESTDIR)$(BINDIR)/mmapctl \
