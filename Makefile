@@ -145,7 +145,7 @@ EXAMPLES   := $(EXAMPLE_SRC:examples/%.c=$(B)/examples/%)
 all: $(MMAPD) $(MMAPCTL) $(MMAPCTL_INSTALLED) $(LIBA) $(LIBSO)
 
 help:
-	@sed -n '2,11p' Makefile
+	@sed -n '1,/^$$/p' Makefile | grep -v SPDX-License-Identifier
 
 $(B)/daemon/%.o: INCLUDES = -Idaemon -Iproto -Ishared
 $(B)/client/%.o $(B)/pic/client/%.o: INCLUDES = -Iclient -Iproto -Ishared
@@ -271,6 +271,7 @@ check: all $(UNITS) $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY) $(FUZZ_REPLAY_OPS) $(E
 	+@MAKE="$(MAKE)" sh mk/depscheck.sh
 	@sh mk/debcheck.sh
 	@sh mk/doccheck.sh
+	@sh mk/spdx.sh --check
 	@sh mk/symcheck.sh $(LIBA) $(LIBSO)
 	@sh mk/layercheck.sh daemon $(B)/daemon
 	@sh mk/layercheck.sh client $(B)/client
