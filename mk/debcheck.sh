@@ -13,7 +13,8 @@
 #     and enable and start mmapd.socket;
 #   - what was unpacked works: mmapctl runs on the packaged libmmapd.so.0, mmapd prints its
 #     version, and a program builds with pkg-config against libmmapd-dev alone and runs.
-# python3-mmapd (python/, not packaged yet) gets its own checks here when debian/control builds it.
+# python3-mmapd (python/, not packaged yet: see debian/control) joins PKGS when it is built; the
+# checks common to all packages (copyright, every installed file in one package) then cover it.
 # Takes about 20 s on 2 cores (the packages' build is most of it).
 set -eu
 LC_ALL=C
@@ -38,8 +39,8 @@ fi
 
 # Each package into a root of its own, and all of them into one.
 for p in $PKGS; do
-	deb="$tmp/out/${p}_${version}_$arch.deb"
-	[ -f "$deb" ] || fail "no package $p"
+	deb=$(ls "$tmp/out/${p}_${version}_$arch.deb" "$tmp/out/${p}_${version}_all.deb" 2>/dev/null || true)
+	[ -n "$deb" ] && [ -f "$deb" ] || fail "no package $p"
 	mkdir -p "$tmp/pkg/$p" "$tmp/control"
 	dpkg -x "$deb" "$tmp/pkg/$p"
 	dpkg -x "$deb" "$tmp/root"
