@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # mmapd — one plain Makefile.
 #
 #   make            build mmapd, mmapctl, libmmapd (.so and .a)

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Builds the Debian packages of debian/ (dpkg-buildpackage -us -uc -b) in a copy of the tree,
 # so that the package build's own `make clean` and build leave the caller's build/ alone and
 # nothing is written beside the tree, then moves the .deb, .changes and .buildinfo files into

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # `make check` step: the Debian packages. Builds them from the tree (mk/deb.sh: dpkg-buildpackage
 # -us -uc -b in a copy), runs lintian on them (any error or warning fails), unpacks each one into
 # a scratch root with dpkg -x, and checks:

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Checks the Debian packages a make goal needs, by set:
 #   build  libuv1-dev libcjson-dev pkg-config, and a C compiler: every goal that compiles;
 #   check  check (the test framework): make check, make soak, a test binary;

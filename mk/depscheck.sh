@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # `make check` step: which make goals may install Debian packages (mk/deps.sh). With dpkg-query,
 # apt-get and id replaced by stand-ins on PATH (every package missing, root, apt-get only
 # recording its calls), `make -n` of each goal must:

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # `make check` step: installs into a scratch DESTDIR, proves the result is usable (SONAME;
 # a man page per public function, linking to libmmapd(3); the installed mmapctl linked against
 # the installed libmmapd.so; pkg-config; a program built against the installed headers, the toolbox's too, and shared

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The manual pages of libmmapd's functions: one per MMAPD_EXPORT function of the public headers
 # given, each a link page (".so man3/libmmapd.3") to the library's page, whose SYNOPSIS lists
 # them all (mk/doccheck.sh checks that). Made from the headers at install time, so that a

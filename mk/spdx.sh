@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # SPDX licence headers: every source file of the tree says, in its first line, that it is under
 # the MIT licence of LICENSE, so that a file copied out alone still says so.
 #   C and the linker script (*.c, *.h, *.sym):  /* SPDX-License-Identifier: MIT */
