@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # mmapd — one plain Makefile.
 #
 #   make            build mmapd, mmapctl, libmmapd (.so and .a)
@@ -5,9 +6,11 @@
 #   make check      build and run every test suite (SAN=1: under ASan+UBSan)
 #   make bench      build and run the benchmark (ratios against same-run baselines)
 #   make install    PREFIX=/usr/local DESTDIR=  (make uninstall removes the same files)
+#   make deb        build the Debian packages (debian/) into build-deb/
 #
-# Quiet unless V=1. Missing Debian packages are installed by mk/deps.sh when run as root,
-# otherwise it prints the apt-get line to run.
+# Quiet unless V=1. Missing Debian packages: run, check and bench (and deb, soak, fuzz) install
+# them with mk/deps.sh when run as root; plain make and make install never install anything,
+# and print the apt-get line to run instead.
 
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
@@ -62,11 +65,17 @@ else
 Q := @
 endif
 
-# Packages are checked before anything needs pkg-config (and only for targets that build).
+# Packages are checked before anything needs pkg-config (and only for targets that build), by
+# set (mk/deps.sh): the test framework for tests, the packaging tools for make deb and for make
+# check (mk/debcheck.sh). The developer's goals install what is missing when run as root; plain
+# make and make install never do (packagers run them in chroots): they fail with the apt-get line.
 NODEPS_GOALS := clean uninstall help
-ifeq ($(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
+DEPS_INSTALL_GOALS := run check bench soak fuzz fuzz-replay deb
+GOALS := $(or $(MAKECMDGOALS),all)
+DEPS_SETS := build $(if $(filter check soak $(B)/tests/%,$(GOALS)),check) $(if $(filter check deb,$(GOALS)),deb)
+ifeq ($(filter-out $(NODEPS_GOALS),$(GOALS)),)
 else
-DEPS_OK := $(shell sh mk/deps.sh >&2 && echo yes)
+DEPS_OK := $(shell sh mk/deps.sh $(if $(filter $(DEPS_INSTALL_GOALS),$(GOALS)),--install) $(DEPS_SETS) >&2 && echo yes)
 ifneq ($(DEPS_OK),yes)
 $(error missing build dependencies; see the message above)
 endif
@@ -120,6 +129,7 @@ UNITS      := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%)
 MMAPD      := $(B)/mmapd
 DAEMON_LIB := $(B)/libmmapd-daemon.a
 MMAPCTL    := $(B)/mmapctl
+MMAPCTL_INSTALLED := $(B)/installed/mmapctl
 LIBA       := $(B)/libmmapd.a
 LIBA_INTERNAL := $(B)/libmmapd-internal.a
 LIBSO      := $(B)/libmmapd.so.$(VERSION)
@@ -138,10 +148,10 @@ PYTHONDIR  ?= $(if $(filter /usr,$(PREFIX)),$(PREFIX)/lib/python3/dist-packages,
 .PHONY: all run check bench install uninstall clean help
 # Keep objects that make would otherwise treat as intermediate and delete.
 .SECONDARY:
-all: $(MMAPD) $(MMAPCTL) $(LIBA) $(LIBSO)
+all: $(MMAPD) $(MMAPCTL) $(MMAPCTL_INSTALLED) $(LIBA) $(LIBSO)
 
 help:
-	@sed -n '2,10p' Makefile
+	@sed -n '1,/^$$/p' Makefile | grep -v SPDX-License-Identifier
 
 $(B)/daemon/%.o: INCLUDES = -Idaemon -Iproto -Ishared
 $(B)/client/%.o $(B)/pic/client/%.o: INCLUDES = -Iclient -Iproto -Ishared
@@ -214,10 +224,18 @@ $(LIBSO): $(LIB_PIC) $(LIBWIRE_PIC) $(LIBSYM)
 
 # mmapctl calls libmmapd only through its public headers and links the public archive and
 # cJSON (its --json output, and the stats JSON it reads), as any other program would;
-# mk/installcheck.sh builds it against the installed library too.
+# mk/installcheck.sh builds it against the installed library too. The tree's own mmapctl
+# (make run, the tests, the README's tour) links the archive, so that it runs from build/ with
+# no library path; the one make install installs links libmmapd.so, like any program of the
+# system, so that a new libmmapd0 fixes it too.
 $(MMAPCTL): $(B)/$(CTL_SRC:.c=.o) $(LIBA)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CJSON_LIBS) -lpthread
+
+$(MMAPCTL_INSTALLED): $(B)/$(CTL_SRC:.c=.o) $(LIBSO)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBSO) $(CJSON_LIBS) -lpthread
 
 $(TESTCLIENT): $(B)/tests/mmapd-testclient.o $(LIBA)
 	@$(if $(Q),echo "  LD      $@")
@@ -263,7 +281,10 @@ run: $(MMAPD) $(MMAPCTL)
 # Every suite runs even when an earlier one fails; the summary line counts suites.
 check: all $(UNITS) $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY) $(FUZZ_REPLAY_OPS) $(EXAMPLES) $(LIB_OBJ) $(PYPEER)
 	+@MAKE="$(MAKE)" sh mk/installcheck.sh
+	+@MAKE="$(MAKE)" sh mk/depscheck.sh
+	@sh mk/debcheck.sh
 	@sh mk/doccheck.sh
+	@sh mk/spdx.sh --check
 	@sh mk/symcheck.sh $(LIBA) $(LIBSO)
 	@sh mk/layercheck.sh daemon $(B)/daemon
 	@sh mk/layercheck.sh client $(B)/client
@@ -275,6 +296,14 @@ check: all $(UNITS) $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY) $(FUZZ_REPLAY_OPS) $(E
 	 MMAPD_BIN=$(abspath $(MMAPD)) MMAPCTL_BIN=$(abspath $(MMAPCTL)) \
 	 MMAPD_TESTCLIENT=$(abspath $(TESTCLIENT)) \
 	 MMAPD_EXAMPLES_DIR=$(abspath $(B)/examples) sh mk/runtests.sh $(UNITS) $(TESTS) && [ $$py = 0 ]
+
+# make deb: the Debian packages of debian/ (mmapd, libmmapd0, libmmapd-dev), built by
+# dpkg-buildpackage in a copy of the tree (mk/deb.sh), into build-deb/. make check builds and
+# checks them too (mk/debcheck.sh).
+.PHONY: deb
+deb:
+	@sh mk/deb.sh build-deb
+	@ls build-deb/*.deb
 
 bench: $(MMAPD) $(BENCH) $(LIBSO)
 	@sh mk/benchdeps.sh
@@ -377,22 +406,28 @@ fuzz-replay: $(FUZZ_REPLAY) $(FUZZ_REPLAY_OPS)
 	$(FUZZ_REPLAY) tests/fuzz/corpus
 	$(FUZZ_REPLAY_OPS) tests/fuzz/corpus_ops
 
+# The man page of each public function is a link to libmmapd(3), made from the headers
+# (mk/manlinks.sh). The installed mmapctl links libmmapd.so.0, found through the loader's
+# cache: ldconfig refreshes it after an install into the running system by root, never into a
+# DESTDIR (a package's staging tree).
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
 	  $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(UNITDIR) \
 	  $(DESTDIR)$(SYSUSERSDIR)
 	install -m 0755 $(MMAPD) $(DESTDIR)$(SBINDIR)/mmapd
-	install -m 0755 $(MMAPCTL) $(DESTDIR)$(BINDIR)/mmapctl
+	install -m 0755 $(MMAPCTL_INSTALLED) $(DESTDIR)$(BINDIR)/mmapctl
 	install -m 0644 $(LIBA) $(DESTDIR)$(LIBDIR)/libmmapd.a
 	install -m 0755 $(LIBSO) $(DESTDIR)$(LIBDIR)/libmmapd.so.$(VERSION)
 	ln -sf libmmapd.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libmmapd.so.$(SOVERSION)
 	ln -sf libmmapd.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libmmapd.so
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
 	install -m 0644 $(PUBLIC_HDRS) $(DESTDIR)$(INCLUDEDIR)/
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' \
 	  client/mmapd.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/mmapd.pc
 	install -m 0644 docs/mmapd.8 $(DESTDIR)$(MANDIR)/man8/mmapd.8
 	install -m 0644 docs/mmapctl.1 $(DESTDIR)$(MANDIR)/man1/mmapctl.1
 	install -m 0644 docs/libmmapd.3 $(DESTDIR)$(MANDIR)/man3/libmmapd.3
+	sh mk/manlinks.sh install $(DESTDIR)$(MANDIR)/man3 $(PUBLIC_HDRS)
 	sed -e 's|@SBINDIR@|$(SBINDIR)|' systemd/mmapd.service.in > $(DESTDIR)$(UNITDIR)/mmapd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/mmapd.service
 	install -m 0644 systemd/mmapd.sysusers $(DESTDIR)$(SYSUSERSDIR)/mmapd.conf
@@ -403,6 +438,7 @@ install: all
 	install -m 0644 python/mmapd/*.py python/mmapd/py.typed $(DESTDIR)$(PYTHONDIR)/mmapd/
 
 uninstall:
+	sh mk/manlinks.sh uninstall $(DESTDIR)$(MANDIR)/man3 $(PUBLIC_HDRS)
 	rm -f $(DESTDIR)$(SBINDIR)/mmapd $(DESTDIR)$(BINDIR)/mmapctl \
 	  $(DESTDIR)$(LIBDIR)/libmmapd.a $(DESTDIR)$(LIBDIR)/libmmapd.so.$(VERSION) \
 	  $(DESTDIR)$(LIBDIR)/libmmapd.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libmmapd.so \

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Case (g): cross-process atomics. A 64-bit counter in a region mapped through mmapd is an
  * ordinary word of shared memory, so atomic_fetch_add on it from several processes should cost

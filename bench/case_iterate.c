@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Case (i): reading a mapping through libmmapd's checked accessors against plain memcpy over
  * the same mapping. Every side copies the whole 64 MiB window of one anonymous region (faulted

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Case (c): the data path. Once mapped, a region granted by mmapd is an ordinary shared
  * mapping of an ordinary file, so writing into it should run exactly as fast as writing into

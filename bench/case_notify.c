@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Case (e): how long a change takes to reach its subscribers. The writer (the benchmark) puts
  * a clock_ns() timestamp into a shared region through its read-write mapping, the zero-copy

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Case (a): what it costs to get at an existing region. Each side opens the same 64 KiB file,
  * maps it read-only, reads one byte per page (so every page is faulted in, as a real reader

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Case (b): the price of one request. mmapd_ping() is a full protocol round trip with nothing
  * to do: the library encodes a JSON request and frames it, the daemon's event loop wakes,

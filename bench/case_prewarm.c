@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Case (h): the first touch of a fresh 256 MiB region, with and without faulting it in ahead.
  * Every side creates a fresh anonymous region through mmapd (so no page of it exists yet),

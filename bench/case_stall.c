@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Case (j): no request may stall the loop. One process queues the most lock waiters one uid
  * may have (4096: 4 connections of 1024, max_locks_per_client, behind an exclusive lock that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Case (f): how many trivial requests the daemon answers per second when many clients ask at
  * once. CLIENTS processes, each with its own libmmapd connection, call mmapd_ping() in a loop

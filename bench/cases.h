@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The benchmark's cases. Each measures one mmapd path next to its baselines in the same run
  * (compare.h) and prints one result line per comparison; each returns 0, or -errno after

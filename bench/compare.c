@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Side-by-side measurement and the result lines (see compare.h). Every line has the same
  * shape, mmapd first, then its baseline, then mmapd/baseline, so a reader compares at a glance:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Side-by-side measurement: a comparison runs an mmapd operation and its baselines in the
  * same rounds, each round calling every side once, in forward order on even rounds and in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Pinning of the benchmark and its servers (see cpu.h). Affinity is set with
  * sched_setaffinity on the calling process: children inherit it, and mmapd's threads (libuv's

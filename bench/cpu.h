@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Where the benchmark's processes run. Left to the scheduler, a client and the process it
  * talks to land sometimes on one CPU and sometimes on two, and on a virtual machine a wake-up

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The fan-out baseline (see fanout.h). The relay's sockets to the readers are socketpairs
  * made before any of them is forked, so every child inherits every end: each uses only its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The fan-out baseline of the notification case: what delivering one small message to n
  * processes costs without mmapd. A relay process, in mmapd's place, waits in poll() + read()

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mmapd-bench: how much mmapd costs next to doing the same thing without it. It starts its
  * own mmapd ($MMAPD_BIN) on a temporary directory, runs each case with its baselines side by

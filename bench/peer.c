@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Peer processes (see peer.h): the baselines' far ends, and through peer_start() the cases'
  * own client processes (subscribers, pingers). The child serves in a blocking loop until our

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The baselines' far end: a forked child process on one end of a socketpair, doing the least
  * a server could do for each request. It is a process, not a thread, because mmapd is one:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The regions the cases measure on: opened (usually created) through mmapd like any client
  * would, with what failed said on stderr.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Starting and stopping the mmapd under test (see server.h). The daemon runs in the
  * foreground as our child, in its own process group, with PR_SET_PDEATHSIG so that it cannot

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The mmapd that the benchmark measures: started as a child process on a private temporary
  * directory (socket and data directory inside it), waited for until it answers, and stopped

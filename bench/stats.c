@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Timing for mmapd-bench (see stats.h). Samples are raw nanosecond durations, one per timed
  * operation; percentiles are taken by sorting, which is cheap next to the runs that produced

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Timing for mmapd-bench: a monotonic nanosecond clock, a fixed-capacity array of samples,
  * nearest-rank percentiles over it, and the formatting of durations that every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The operator's requests of libmmapd (docs/protocol.md, "Access control and operations"):
  * chown and chmod of a region, the list of connections and the daemon's counters. As in

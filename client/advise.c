@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * What libmmapd does with a window once it is mapped, without the daemon: madvise() advice,
  * prewarming, mlock/munlock, chunk and page iteration, and flush_range. It reads the mapping

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Atomic views of a window: pointers to naturally aligned 32- and 64-bit words (or arrays of
  * them) for C11 atomic operations shared by every process that maps the region.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The call multiplexer of libmmapd: client_run(), which sends one request and waits for its
  * reply, and the reader that hands replies to their calls.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Layer 4 of libmmapd (see internal.h): building requests (request.c) and the call
  * multiplexer (call.c). Included by request.c, call.c and domain.h.

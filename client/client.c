@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The client object of libmmapd, below everything that uses it: its references (the owner,
  * every open region, every call in progress and the dispatch thread each hold one; the last

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Layer 2 of libmmapd (see internal.h): the client object (client.c) and its event queue
  * (evqueue.c). Included by client.c, evqueue.c and socket.h.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Connecting and disconnecting libmmapd: mmapd_connect() builds the client (its locks, the
  * event descriptor behind mmapd_client_fd(), the frame reader), connects the socket, says

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The coordination requests of libmmapd (docs/coordination.md): locks, resize, subscriptions,
  * change reports, flush and flush policies, and the little state the library keeps about

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Deadlines of libmmapd, on CLOCK_MONOTONIC, the clock of every client's condition variable:
  * the bottom of the client's layers, used by the reader (call.c), the reconnection's backoff

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The optional background dispatch thread of libmmapd, for programs without an event loop.
  * mmapd_client_dispatch_thread_start() starts one thread per client that polls mmapd_client_fd()'s epoll

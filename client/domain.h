@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Layer 5 of libmmapd (see internal.h): what the library does with calls: hello (hello.c),
  * queries (query.c, admin.c), mappings (mapping.c, advise.c, atomic.c, guard.c), coordination

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Error reporting of libmmapd. Every call returns a negative errno value on failure; this file
  * names those values (mmapd_strerror) and keeps, per thread, a sentence about the last failure

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Dispatching the events of libmmapd. Whichever thread reads an event from the daemon acts on
  * it at once (react.c) and queues a copy (evqueue.c). The queue is only emptied here, by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The event queue of libmmapd: events read from the daemon wait here, bounded, until
  * mmapd_client_dispatch() (event.c) or the dispatch thread hands them to the handler, and the

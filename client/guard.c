@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The SIGBUS guard, after libwayland's wl_shm_buffer_begin_access/end_access: accesses to a
  * region made between mmapd_guard_begin() and mmapd_guard_end() survive the region's file

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The hello exchange of libmmapd, the first call on every connection (mmapd_connect() and each
  * reconnection): it offers PROTO_VERSION and the client's name, and learns the version agreed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Private plumbing of libmmapd, shared by its files: the types, and the base layer's
  * functions. The files form one-way layers (lowest first; a file calls and includes only its

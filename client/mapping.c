@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The mapping of a window of libmmapd, and how it follows its region. mmap() needs a
  * page-aligned offset, so the mapping starts at the window's offset rounded down to the page

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libmmapd: the client library of mmapd, the shared-memory region daemon.
  *

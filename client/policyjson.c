@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Flush policies on the wire, for libmmapd: the {"kind", "value"} object read from replies
  * and events, built for requests, and checked before a round trip. The kinds' names and

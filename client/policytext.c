@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Flush policies as text ("every-bytes 64M"), for command lines and configuration files: the
  * kinds' names are proto/policy.c's, the one table the daemon and the wire use too, and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The queries of libmmapd: stat, list, delete, status and ping (the operator's ops are in
  * admin.c), and the readers of the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Reactions of libmmapd to the daemon's events. Whichever thread holds the reader role
  * (call.c) gives each event it reads here, through the client's event hook, with the lock held:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Reconnection of libmmapd. When the connection dies the client is BROKEN; the next call
  * (through the call multiplexer's reconnect hook), or mmapd_client_dispatch(), reconnects:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Regions of libmmapd: a grant asked for with "open", the descriptor that came with the reply,
  * and the mapping of the window the caller wanted: opening (the first mapping, with any

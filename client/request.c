@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Building requests: {"op": ..., "name": ...} and integer fields, with the checks every
  * public entry point makes before a round trip (a client, a valid region name). Below the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The socket of libmmapd: connecting a Unix stream socket to the daemon's path, making it the
  * working connection (a new generation, watched by mmapd_client_fd()'s epoll set), and closing

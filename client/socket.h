@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Layer 3 of libmmapd (see internal.h): the socket (socket.c). Included by socket.c and call.h.
  */

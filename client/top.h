@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Layer 6 of libmmapd (see internal.h), the top: reactions to events (react.c), reconnection
  * (reconnect.c), dispatching (event.c), the dispatch thread (dispatch_thread.c) and

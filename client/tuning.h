@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Tuning constants of libmmapd: limits the library chooses for itself, not part of the API.
  * They were public macros in mmapd.h once, which froze them into every caller; here they can

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The library's own version, for a program that wants to know which libmmapd it runs against
  * (the MMAPD_VERSION_* macros of mmapd.h only say which header it was compiled with). The

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Region access checks (see access.h). The classes are exclusive as with files: the owner is
  * judged by the owner bits only, even when the group bits would allow more.

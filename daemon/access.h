@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Access control of regions, in the image of file permissions. Every region has an owner
  * uid, a group and a mode: read and write bits for owner, group and others (0640 and so on),

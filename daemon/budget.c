@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Per-user budgets (see budget.h). A small table by uid on the server; the items are plain
  * counters that the modules owning each resource charge and release (conn.c for connections,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Per-user budgets: what one uid can make the daemon hold, summed over all its connections
  * and over the anonymous regions it owns, so that reconnecting resets nothing.

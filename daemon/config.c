@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Settings of mmapd (see config.h). The config file is one JSON object whose keys are the
  * limits of docs/protocol.md and docs/coordination.md plus "socket", "data_dir", "log_level",

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mmapd's settings: the defaults, the JSON config file (--config) and the limits of the
  * protocol's Limits table. main.c lays command-line options over what the file said.

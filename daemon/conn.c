@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Client connections (see conn.h). The poll handle is started with exactly the events we
  * need: UV_READABLE while we read (also while lingering, to discard input so that the final

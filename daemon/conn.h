@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * One client connection. The socket is watched by one uv_poll_t; bytes and descriptors are
  * read with our own recvmsg (fdpass_recv) into a frame_reader, and every complete frame goes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The index of region names (see dirindex.h). Each set is a treap: a binary search tree by
  * name whose nodes also form a heap by a random priority, so it stays balanced whatever the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The index of region names that list and status answer from, so that neither reads the data
  * directory per request (issue 9: no request may stall the loop). Two sorted sets of names:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Small enums spelled as words on the wire, in the config and in the metadata files (region
  * modes, huge-page kinds, log levels): each module keeps a table of its names indexed by value

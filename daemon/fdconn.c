@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Client connections across restarts (see fdconn.h). What one daemon hands over is the
  * stored state's "handover" object:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Client connections across restarts, through the service manager's file descriptor store
  * (fdstore.h). When the daemon stops with the store in use, each connection that can be

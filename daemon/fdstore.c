@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The file descriptor store (see fdstore.h). The state is one JSON object,
  *   {"version": 2, "regions": {"<name>": {"uid": U, "gid": G, "perm": P, "policy": {...},

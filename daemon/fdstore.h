@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Anonymous regions across restarts, through the service manager's file descriptor store
  * (sd_pid_notify_with_fds(3), "FDSTORE=1"). File regions need none of this: their data and

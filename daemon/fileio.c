@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Whole-buffer reads and writes (see fileio.h). The callers open the file and close it; these
  * loops check what a file read is and move the bytes, so that the config reader, the metadata

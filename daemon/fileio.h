@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Whole-buffer reads and writes on plain descriptors, for the daemon's small text files: the
  * config file, region metadata and the fdstore's state memfd. Both retry on EINTR; neither

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The flusher and flush policies (see flush.h). A region's flush requests wait in two
  * queues: those answered by the fdatasync now on the thread pool, and those that arrived

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The flusher: making a region's data durable with fdatasync on the thread pool, and the
  * region's flush policy (docs/coordination.md, "Flush and flush policies").

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Filesystem work in the data directory (see fsdir.h). Names reaching this file have been
  * checked by name_check(), so each is a single harmless component; resolution is still done

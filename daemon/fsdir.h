@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Where regions are stored: resolving a region name beneath the data directory (openat2 with
  * RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), creating a region file atomically through a hidden

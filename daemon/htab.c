@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Intrusive chained hash table (see htab.h). The bucket array doubles when the load passes
  * one node per bucket; each node keeps its full hash, so rehashing needs no key and a chain

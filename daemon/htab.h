@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A small intrusive hash table with chaining. The caller embeds a struct hnode in its own
  * struct, computes the hash, and compares keys itself while walking a chain; the table only

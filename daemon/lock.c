@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The lock manager (see lock.h). A lock is in its region's held list or wait queue, and in
  * its connection's table by id (held and waiting alike, so that an id is found or refused

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The lock manager: advisory byte-range locks held by connections and kept in the daemon
  * (docs/coordination.md, "Locks"). Never fcntl or flock on passed descriptors: those would

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Logging for mmapd (see log.h). The format is chosen once at start: systemd sets
  * $JOURNAL_STREAM to "<dev>:<ino>" of the stream it connected to our stderr, and only when

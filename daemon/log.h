@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The daemon's log: one line per event on stderr, filtered by level. Under systemd
  * ($JOURNAL_STREAM names our stderr) each line starts with a "<N>" syslog priority that the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mmapd's entry point: options and config file, then (unless --foreground, or when a
  * service manager waits for our readiness on $NOTIFY_SOCKET) the classic daemonisation, in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Anonymous regions' memfds (see memfd.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The memfds behind anonymous regions. A region is made executable or not (MFD_EXEC, or
  * MFD_NOEXEC_SEAL where the kernel has it), and with huge pages when asked: a hugetlb memfd

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Region metadata on disk (see meta.h). A file region's metadata lives in
  * <data-dir>/.mmapd/meta/<name>.json; a name too long for the suffix to fit NAME_MAX uses

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Persistence of region metadata (docs/coordination.md, "Persistence"): the flush policy,
  * the poison of a failed flush, and how and when the daemon created the region, kept in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The notifier (see notify.h). A subscription is linked twice: into its region's list,
  * which events walk, and into its connection's table by region, which finds it when an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The notifier: subscriptions, changed events with their backpressure, and the delivery of
  * every region event (docs/coordination.md, "Change notification" and "Events").

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The dispatcher: the protocol's operations, from request parsing and validation to the
  * handlers of docs/protocol.md and docs/coordination.md. One thing per file: ops_table.c the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The ops of access control and operations (docs/protocol.md, "Access control and
  * operations"): chown and chmod change a region's owner and mode and save them in its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The ops of docs/coordination.md: lock, unlock, locks, resize, shrink-ack, subscribe,
  * unsubscribe, changed, flush, clear-error and set-policy. Each checks its fields first

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The field readers (see ops.h): each reads one field of a request and, when the field is
  * missing or of the wrong type, answers EINVAL naming the field, so that handlers only test

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The region getters (see ops.h): how a handler finds the region a request names (from the
  * table, or its file opened now), checks the client's access to it, parks the request

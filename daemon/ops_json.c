@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * JSON helpers of the handlers (see ops.h): reply lengths, "more"/"truncated" flags, and the
  * limits object of the hello and status replies.

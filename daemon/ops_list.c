@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The ops that survey the daemon: list (regions by name, a page at a time) and status
  * (server-wide figures). Both read the data directory, where file regions live whether or

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The ops that make and unmake regions: open (with its creation on the thread pool) and
  * delete (unlink on the thread pool). Both may wait behind a busy region. The region table

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The session ops (see ops.h): hello, which every connection sends first, ping, and close,
  * which ends one grant of the connection.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Request dispatch (see ops.h). A frame's payload is parsed strictly (msg_parse: valid UTF-8,
  * so that no client's bytes can make a reply invalid text for another), its "id" and "op"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Region table, grants and thread-pool jobs (see region.h). All of it runs on the loop
  * thread except region_job_run, which touches only the job's own fields and the data

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Regions, grants and the work done for them on the thread pool.
  *

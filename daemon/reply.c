@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Replies (see reply.h): the one way a request is answered, whoever answers it. The
  * dispatcher answers at once; a domain module (lock.c, resize.c, flush.c) answers a request

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Replies to requests: the layer below both the dispatcher (ops*.c) and the domain modules
  * that answer a request later (lock.c, resize.c, flush.c), so that neither calls the other to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The resize coordinator (see resize.h). A region's resizes queue in arrival order and run
  * one at a time; each decides grow or shrink against the size the file has when its turn

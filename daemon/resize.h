@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The resize coordinator (docs/coordination.md, "Resize"): growing a region on the thread
  * pool, the two-phase shrink, one resize at a time per region, and the periodic check for

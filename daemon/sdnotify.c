@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sd_notify(3), sd_pid_notify_with_fds(3) and sd_listen_fds_with_names(3) re-implemented
  * (see sdnotify.h). $NOTIFY_SOCKET is a filesystem path or, with a leading '@', a name in the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * systemd's side of a service, without libsystemd: readiness and status notification (one
  * datagram to $NOTIFY_SOCKET, as sd_notify(3) documents: "READY=1", "STATUS=...",

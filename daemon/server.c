@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The server (see server.h): data directory and listening socket at startup, accepting,
  * signals, and shutdown. Accepting is ours, not libuv's: a uv_poll_t tells when the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The server: everything one running mmapd owns. It sets up the data directory and the
  * listening socket, accepts connections (a uv_poll_t on the listening socket and our own

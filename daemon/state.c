@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The daemon's shared state (see state.h): its clocks and its thread-pool jobs, counted in
  * work_pending so that the shutdown waits for each one.

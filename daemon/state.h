@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The daemon's shared state: struct server, the one object every layer is handed, as data
  * (its tables, counters and limits), with the two services every layer needs from it, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Heap timers (see timer.h). The handle is allocated together with the callback it calls, so
  * the owner keeps only the uv_timer_t pointer.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * One-shot libuv timers on the heap, for objects that may be freed before a close callback
  * could run (a waiting lock, a shrink, a region's flush interval): timer_free closes the

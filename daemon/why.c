@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Human reasons for failures (see why.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The daemon's one way to carry a human reason for a failure from where it is found to where
  * it is handled (logged once, or sent to a client). A function that can fail for a reason a

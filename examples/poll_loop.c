@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libmmapd in a plain poll() loop: mmapd_client_fd() becomes readable when events may wait, and
  * mmapd_client_dispatch(client, 0) delivers them without blocking. The program creates (or opens)

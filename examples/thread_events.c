@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libmmapd without an event loop: mmapd_client_dispatch_thread_start() starts a background thread
  * that delivers events, so the handler runs on that thread while the main thread does its own

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libmmapd in a libuv loop: one uv_poll_t watches mmapd_client_fd() (which is not the socket, so it
  * never competes with libmmapd for it) and calls mmapd_client_dispatch(client, 0) when it is

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Makes redis-server and redis-benchmark available for `make bench`, whose throughput line
 # compares mmapd with redis PING over a Unix socket. As root it installs the missing packages
 # (apt-get update once, then apt-get install -y); otherwise it says what to run. It never fails

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # `make check` step: the documentation against the code. Lists every public function, protocol
 # op, event, config key and mmapctl command the code has, and prints each one a document that
 # must describe it does not, with the place it was looked for:

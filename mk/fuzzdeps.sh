@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Checks that $FUZZ_CC (clang) can build a libFuzzer target with ASan and UBSan, for `make fuzz`
 # only: `make check` needs none of this, so it is not in mk/deps.sh. The check is a real link of
 # a one-function target, because clang without Debian's libclang-rt-*-dev compiles but does not

@@ -1,6 +1,8 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # `make check` step: installs into a scratch DESTDIR, proves the result is usable (SONAME;
-# pkg-config; a program built against the installed headers, the toolbox's too, and shared
+# a man page per public function, linking to libmmapd(3); the installed mmapctl linked against
+# the installed libmmapd.so; pkg-config; a program built against the installed headers, the toolbox's too, and shared
 # library, whose mmapd_version() agrees with the header's MMAPD_VERSION_* and with mmapd.pc; a
 # program with functions named like libmmapd's internals, built against the installed static
 # library; mmapctl built from its source against nothing but the installed headers and
@@ -11,6 +13,8 @@ dest=$(mktemp -d)
 trap 'rm -rf "$dest"' EXIT
 fail() { echo "installcheck: FAIL: $*"; exit 1; }
 ${MAKE:-make} -s install DESTDIR="$dest" PREFIX=/usr >/dev/null
+# The public headers, as mk/doccheck.sh and mk/symcheck.sh find them.
+headers="client/mmapd.h $(find client/toolbox -name 'mmapd-*.h' | sort)"
 for f in usr/sbin/mmapd usr/bin/mmapctl usr/lib/libmmapd.a usr/lib/libmmapd.so.0 usr/lib/libmmapd.so \
          usr/include/mmapd.h usr/include/mmapd-ring.h usr/include/mmapd-persist.h usr/lib/pkgconfig/mmapd.pc usr/share/man/man8/mmapd.8 \
          usr/share/man/man1/mmapctl.1 usr/share/man/man3/libmmapd.3 usr/lib/systemd/system/mmapd.service usr/lib/sysusers.d/mmapd.conf \
@@ -18,6 +22,20 @@ for f in usr/sbin/mmapd usr/bin/mmapctl usr/lib/libmmapd.a usr/lib/libmmapd.so.0
 	[ -e "$dest/$f" ] || fail "missing $f"
 done
 readelf -d "$dest/usr/lib/libmmapd.so" | grep -q 'SONAME.*libmmapd.so.0' || fail "no SONAME libmmapd.so.0"
+# A manual page per public function (mk/manlinks.sh), each a link to libmmapd(3), and no other.
+funcs=$(sh mk/manlinks.sh list $headers) || fail "mk/manlinks.sh list"
+for f in $funcs; do
+	[ "$(cat "$dest/usr/share/man/man3/$f.3" 2>/dev/null)" = ".so man3/libmmapd.3" ] ||
+		fail "no man page $f(3) linking to libmmapd(3)"
+done
+pages=$(ls "$dest/usr/share/man/man3" | grep -v '^libmmapd\.3$' | sed 's/\.3$//')
+[ "$pages" = "$(printf '%s\n' "$funcs" | sort)" ] ||
+	fail "man3 pages are not those of the public functions: $(echo $pages)"
+# The installed mmapctl is linked against the installed libmmapd.so, and runs with it.
+readelf -d "$dest/usr/bin/mmapctl" | grep -q 'NEEDED.*libmmapd.so.0' ||
+	fail "the installed mmapctl does not link libmmapd.so.0"
+LD_LIBRARY_PATH="$dest/usr/lib" "$dest/usr/bin/mmapctl" --help >/dev/null ||
+	fail "the installed mmapctl does not run with the installed libmmapd.so"
 grep -q "ExecStart=/usr/sbin/mmapd" "$dest/usr/lib/systemd/system/mmapd.service" || fail "unit ExecStart not substituted"
 pc() { PKG_CONFIG_SYSROOT_DIR="$dest" PKG_CONFIG_PATH="$dest/usr/lib/pkgconfig" pkg-config "$@"; }
 flags=$(pc --cflags --libs mmapd) || fail "pkg-config mmapd"
@@ -100,5 +118,5 @@ rm -rf "$dest/t" "$dest/t.c" "$dest/s" "$dest/s.c" "$dest/ctl"
 ${MAKE:-make} -s uninstall DESTDIR="$dest" PREFIX=/usr >/dev/null
 left=$(find "$dest" -type f -o -type l)
 [ -z "$left" ] || fail "uninstall left: $left"
-echo "installcheck: install, pkg-config, version, toolbox headers, shared and static link," \
-	"mmapctl from the installed tree, uninstall ok"
+echo "installcheck: install, man pages, pkg-config, version, toolbox headers, shared and static" \
+	"link, installed mmapctl on libmmapd.so, mmapctl from the installed tree, uninstall ok"

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # `make check` step: the daemon's layers, and the client library's, are one-way (issue 10,
 # STYLE.md "Seams").
 #   mk/layercheck.sh daemon build/daemon

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Runs every Check suite given on the command line, even after a failure, and ends with one
 # summary line counting the tests of all suites ("N passed, N failed"), read from Check's own
 # "NN%: Checks: C, Failures: F, Errors: E" lines. Exit status is non-zero when anything failed.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # `make check` step: the symbols of the two libraries an application links.
 #   mk/symcheck.sh build/libmmapd.a build/libmmapd.so.0.1.0
 # An application linking libmmapd must see nothing but the public prefix (STYLE.md, "Internals

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Descriptor passing with SCM_RIGHTS over a Unix stream socket (see fdpass.h). Sending puts a
  * frame's descriptors on its first byte in one sendmsg. Receiving appends whatever descriptors

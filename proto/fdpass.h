@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Descriptor passing over a Unix stream socket (SCM_RIGHTS), the way Wayland does it.
  * A sender attaches a frame's descriptors to the frame's first byte, one sendmsg per frame.

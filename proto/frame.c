@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Framing of the mmapd wire protocol (see frame.h). The reader keeps one buffer that holds at
  * most one partial frame after the frames already handed out; it compacts the consumed bytes

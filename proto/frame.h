@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Framing of the mmapd wire protocol: every message is a 4-byte big-endian length followed by
  * that many bytes of one UTF-8 JSON object. A frame_reader accumulates bytes from a stream

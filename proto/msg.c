@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Message codec of the mmapd protocol (see msg.h). cJSON does the parsing, but it is lenient
  * in ways a daemon that trusts no client cannot be: it copies bytes that are not UTF-8 into

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Message codec of the mmapd protocol: JSON parsing with the checks every request needs
  * (valid UTF-8, object at the top, no NUL hidden in strings, strict integer fields), the

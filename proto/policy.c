@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The protocol's one codec of flush policies (see policy.h): the kinds' names, the encoder
  * and the decoder, for the daemon (requests, metadata, the fd store's state) and libmmapd

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Flush policies as the protocol names them: {"kind": "every-bytes", "value": N}. The one
  * codec (names, checks, encoder, decoder) for the daemon (daemon/flush.h) and libmmapd

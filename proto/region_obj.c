@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The region object's one codec (see region_obj.h). */
 #include "region_obj.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The region object of docs/protocol.md ("stat", "list", "open"'s "region", "resize"'s
  * reply), encoded and decoded in one place: the daemon fills a struct proto_region and calls

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * UTF-8 validation (see utf8.h), written from the table of well-formed byte sequences in the
  * Unicode Standard (chapter 3, table 3-7): the lead byte fixes the length of the sequence and

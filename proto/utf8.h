@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * UTF-8 as the protocol uses it: every frame is UTF-8 text (RFC 3629), and the daemon promises
  * that every string it sends is valid UTF-8, so that a strict JSON parser in any language can

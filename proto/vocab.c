@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The protocol's names of ops, events, fields and values, from the lists of vocab.h. */
 #include "vocab.h"
 

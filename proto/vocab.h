@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The protocol's vocabulary, owned here and nowhere else: every op a client may send, every
  * event the daemon sends, the fields both sides read and write and the values of enumerated

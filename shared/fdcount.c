@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Counting open descriptors (see fdcount.h) by listing /proc/self/fd. The directory is opened
  * close-on-exec like every other descriptor, and its own entry is left out of the count, so

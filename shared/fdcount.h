@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Counting a process's open descriptors through /proc/self/fd: the daemon reports it in
  * `status`, and the tests use it to prove that nothing leaked.

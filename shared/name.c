@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Region name validation (see name.h). The daemon joins a name to its data directory, so the
  * rules are chosen to make every valid name one harmless path component: a small byte set,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Region names, checked the same way by the daemon (which must never trust them) and by
  * libmmapd (which reports a bad name before a round trip). A name is 1..255 bytes of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Strict number parsing (see num.h). strtoull accepts leading white space, a sign (and
  * negates "-1" into a huge value) and stops quietly at junk, none of which a config value or

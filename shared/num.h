@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Safe number parsing for command lines and config values: whole strings only, no sign,
  * no overflow, optional binary size suffix. Used by mmapd (options, config, the service

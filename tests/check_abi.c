@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The public ABI's promises to callers compiled against another libmmapd (mmapd.h, "How this
  * ABI grows"): option structs are read only as far as the caller's struct_size reaches, info

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * End-to-end tests of access control and operations: region owners and modes checked on
  * grants and changes, chown/chmod rules, allow_connect and allow_create, per-client quotas,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * End-to-end tests of the per-user budgets and the reserve (docs/protocol.md, "Per-user
  * budgets"): each test is an attack a hostile local user made on a real daemon (the user is

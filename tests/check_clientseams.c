@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Tests of the seams that keep libmmapd's layers one-way (issue 10, STYLE.md "Seams"): the
  * call multiplexer (client/call.c) reaches the reactions to events (react.c) and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mmapctl's operator commands against a real mmapd: clients, stats (table, --json,
  * --prometheus), chown and chmod, and the owner and mode that stat shows afterwards. Each

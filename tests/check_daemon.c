@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * End-to-end tests of mmapd with real client processes: one process writes through its mapping
  * and another sees the bytes; read-only grants cannot become writable; copy-on-write stays

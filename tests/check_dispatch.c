@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * End-to-end tests of the background dispatch thread (mmapd_client_dispatch_thread_start/stop):
  * events written by another process reach the handler on that thread, not the caller's;

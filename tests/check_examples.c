@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The programs in examples/ are part of the documentation, so they must keep working: each is
  * built by `make check` and run here against a real daemon, as a separate process, and must

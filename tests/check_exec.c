@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * End-to-end tests of executable maps (docs/protocol.md, "Executable maps"): the daemon's
  * allow_exec, the x bits of a region's mode as the consent, checked for the peer's class

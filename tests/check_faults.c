@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Fault tests: the daemon is killed with SIGKILL in the middle of the slow things it does on
  * its thread pool — creating a large region, growing one, flushing one — and started again

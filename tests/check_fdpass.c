@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests for proto/fdpass.c (and shared/fdcount.c, which they lean on), run over a
  * socketpair: descriptors arrive as the same open files, close-on-exec, in FIFO order across

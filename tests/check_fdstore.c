@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * End-to-end tests of restarts that keep anonymous regions (daemon/fdstore.h), with this file
  * playing systemd: it binds the listening socket itself, receives the daemon's notifications

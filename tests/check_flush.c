@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * End-to-end tests of flushing, flush policies and persistence (docs/coordination.md, "Flush
  * and flush policies" and "Persistence"): what a flush acknowledged and the region's policy are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests for proto/frame.c: the reader must hand out exactly the frames that were sent,
  * however the bytes are split across reads, reject bad lengths without consuming them, and

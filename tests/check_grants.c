@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * End-to-end tests that a grant never becomes more access than it says (issue 9): a client
  * that is neither root nor the daemon's user holds a descriptor of the daemon's, and tries

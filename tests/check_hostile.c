@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Hostile clients against a real mmapd: malformed frames, malformed JSON, bad fields, names that
  * try to leave the data directory, descriptors sent to the daemon, and clients that exceed their

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * End-to-end tests of huge pages for anonymous regions ("huge" of open, docs/protocol.md):
  * a hugetlb memfd where the system has huge pages, its size rounded up to whole huge pages

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * End-to-end tests of the lock manager (docs/coordination.md, "Locks"): exclusive locks
  * really exclude (eight processes add to one counter through their mappings), a holder killed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Tests of what libmmapd does with a mapped window (client/advise.c, mapping.c, atomic.c,
  * guard.c and the mapping flags of mmapd_region_open()), against a real mmapd and across real processes:

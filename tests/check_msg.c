@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests for proto/msg.c: what msg_parse lets through and what it refuses, the strictness
  * of the field readers, the exact shape of replies, events and errors on the wire, the errno

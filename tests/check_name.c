@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests for shared/name.c and shared/num.c: the region name rules that keep every name a
  * single harmless path component, and the strict number parsing used for options and config.

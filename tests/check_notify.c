@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * End-to-end tests of change notification (docs/coordination.md, "Change notification"):
  * changed events reach every subscriber but the writer's own connection, in order, with seq

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Tests of libmmapd's persistent structures (client/pstruct.c, fstr.c, pvec.c, phash.c)
  * against a real mmapd, across real processes (forked children with their own connections):

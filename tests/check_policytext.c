@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Tests of the text calls of the public API that need no daemon: flush policies as text
  * (client/policytext.c: mmapd_policy_parse(), mmapd_policy_format()) and the failure sentence

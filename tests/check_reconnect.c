@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * End-to-end tests of libmmapd's reconnection (docs/coordination.md, "Reconnection"): client
  * processes keep their mappings while the daemon is killed with SIGKILL and restarted on the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * End-to-end tests of mmapd_region_set_mode(): an open region changes mode in place against a
  * real daemon, checked from real processes: a write after RW -> RO faults in a forked child,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * End-to-end tests of the resize coordinator (docs/coordination.md, "Resize"): growth reaches
  * every mapper, whose pointer stays put inside its reservation; a shrink asks every mapper

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Tests of the rings (client/ring*.c) against a real mmapd and across real processes: the
  * double mapping is boundary-free (a span that wraps is contiguous at the pointer and lands at

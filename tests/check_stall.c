@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * End-to-end tests that no request stalls the loop (issue 9): one unprivileged uid queues the
  * most lock waiters it may (4096, the default max_lock_waiters_per_uid, over 4 connections of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The systemd units pass `systemd-analyze verify`: mmapd.service (made from mmapd.service.in
  * the way `make install` makes it, with @SBINDIR@ pointing at the directory of the built

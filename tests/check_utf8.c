@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Tests of the rule that every string mmapd sends is valid UTF-8. Unit tests of proto/utf8.c
  * (test case "utf8": tables of valid and invalid sequences, and the U+FFFD replacement), then

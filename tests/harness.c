@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Test harness for the end-to-end suites (see harness.h): a real mmapd on a temporary socket and
  * data directory, raw protocol connections built on proto/ (framing, descriptor passing,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Test harness for the end-to-end suites: starts a real mmapd ($MMAPD_BIN) on a fresh temporary
  * socket and data directory, stops it (SIGTERM, exit status 0 asserted) and removes the

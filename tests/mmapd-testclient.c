@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mmapd-testclient: a small command-line client over libmmapd that the integration tests exec
  * as a real, separate client process. Each command does one thing and prints what it saw on

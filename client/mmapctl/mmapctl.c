@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mmapctl: the command line view of a running mmapd. It shows the daemon's figures, its
  * regions and their locks, the connections and the counters, creates, resizes and deletes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pid_alive(): kill(pid, 0), then /proc/<pid>/stat's state letter, because a zombie (dead
  * but not reaped yet, e.g. by the very process that waits on it) still answers kill().

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Whether a process recorded by pid in shared memory is still running: the tie-breaker of
  * the ring sides (ring_wait.c) and the persistent struct formatter (pstruct.c) when the

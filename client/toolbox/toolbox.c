@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The toolbox's kit (toolbox.h): its failure sentences go through mmapd_set_last_message(),
  * the public call any library built on libmmapd uses to report through mmapd_last_message().

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Private kit of libmmapd's toolbox (ring/: the rings; persist/: the persistent structures):
  * what both parts need that mmapd.h offers only in a longer form. The toolbox is compiled with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target over the daemon's request handling: ops_handle_frame and every op handler
  * (daemon/ops*.c) with what they drive (regions, grants, locks, resize, notify, flush,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target over mmapd's own parsing code: the frame reader (proto/frame.c), the message
  * codec (proto/msg.c), UTF-8 (proto/utf8.c), region names (shared/name.c) and strict numbers

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Replays inputs through a fuzz target (fuzz_proto.c, or fuzz_ops.c) without libFuzzer, so the
  * seed corpus and every crash-* reproducer in it run as a plain regression test under any C

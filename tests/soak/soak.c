@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * make soak [SOAK_SECONDS=60] [SOAK_CLIENTS=16]: a long run of many clients against one real
  * mmapd. Not a check_* suite (make check does not run it); built on tests/harness (Check), as

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit suite of the daemon's settings (daemon/config.h): the defaults, reading a JSON config
  * file (written to a temporary directory per test), every kind of refusal with the reason it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit suite of the index of the data directory (daemon/dirindex.h), on a real server run
  * in-process (tests/unit/inproc.h): after random creations, renames and unlinks made by hand

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit suite of the daemon's intrusive hash table (daemon/htab.h): insertion, lookup by hash
  * with the caller comparing keys, removal, chains of equal hashes, growth of the bucket

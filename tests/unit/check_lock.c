@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit suite of the lock manager (daemon/lock.h), driven through its public entry points
  * only: lock_acquire() and lock_release() on connections of a real server run in-process

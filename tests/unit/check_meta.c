@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit suite of region metadata persistence (daemon/meta.h), through its functions on a
  * real server run in-process (tests/unit/inproc.h) over a temporary data directory: what

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit suite of the notifier's backpressure (daemon/notify.h): while a subscriber's output
  * queue is over event_backlog_bytes, the changes announced to it are merged into a sorted

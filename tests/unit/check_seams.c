@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit suite of the seams that keep the daemon's layers one-way (issue 10, STYLE.md "Seams"):
  * the hooks server_init wires into struct server (state.h), the teardown listeners of a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The real server in-process for unit suites (see inproc.h). The loop is run in small steps
  * (UV_RUN_NOWAIT, and UV_RUN_ONCE while thread-pool work is pending) between reads of the

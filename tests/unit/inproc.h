@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The real server in-process, for unit suites of daemon modules that need connections,
  * regions or the data directory (lock, notify, meta): server_init on a private libuv loop

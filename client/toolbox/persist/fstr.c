@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Fixed-capacity strings, for persistent structs: a 32-bit length and capacity + 1 bytes, the
  * last always NUL, so C code can read s->bytes as a string. Nothing here allocates or points

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libmmapd's persistent structures: C structs, fixed-capacity strings, vectors and hash maps
  * kept in a region's bytes. Part of libmmapd (same library, same symbol version), but a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Private plumbing of libmmapd's persistent structures, shared by their files:
  *   pstruct.c  the self-describing header (layout validation, race-safe formatting) that

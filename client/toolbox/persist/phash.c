@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Persistent hash maps: fixed-size keys and values in a region of their own, shared by every
  * process that opens it by name.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The region under a persistent vector or hash map (pvec.c, phash.c).
  *

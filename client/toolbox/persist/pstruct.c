@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Persistent structs: a C struct stored in a region behind a 64-byte header that says what it
  * is, so that a process never reinterprets bytes written under another layout.

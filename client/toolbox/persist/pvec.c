@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Persistent vectors: elements of a fixed size in a region of their own, readable and
  * writable by every process that opens it by name.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libmmapd's rings: a byte stream between processes in a region, without locks or system
  * calls on the fast path. Part of libmmapd (same library, same symbol version), but a toolbox

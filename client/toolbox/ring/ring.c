@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Rings over regions: the layout of a ring's region, creating and formatting it, opening
  * and validating it, and the double mapping that makes the ring boundary-free.

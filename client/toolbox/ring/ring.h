@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Private layout and plumbing of the rings (ring.c: layout, create/open/close and the double
  * mapping; ring_io.c: the byte stream, zero-copy and buffered calls; ring_wait.c: futex

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Moving bytes through a ring: the byte stream (write/read), the zero-copy calls
  * (reserve/commit, peek/consume), waiting, and the buffered calls (read_exact, read_until,

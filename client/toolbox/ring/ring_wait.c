@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Blocking on a ring across processes: futex words in the shared header.
  *
