@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Case (l): whole-region locks on the control page's fast path, against the physical limit: a
  * futex mutex in shared memory doing the same.

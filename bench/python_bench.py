@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """The Python package against the standard library's own shared-memory tools, in one run.
 
 `make bench` runs it after mmapd-bench. It starts its own mmapd ($MMAPD_BIN) on a temporary

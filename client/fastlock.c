@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The fast path of whole-region locks in libmmapd (docs/coordination.md, "The control page";
  * shared/ctlpage.h): a lock of a whole region this client holds open read-write is taken and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Control pages and their slots (see control.h). A struct control lives while its region
  * does or a connection has a slot in it; each connection lists its slots (struct

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The daemon's side of the control pages (shared/ctlpage.h, docs/coordination.md "The control
  * page"): a region's page is made the first time a connection holding a read-write grant asks

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The control page's lock word (see ctlpage.h): the compare-and-swaps of the fast path, the
  * futex sleep and wake, and the daemon's take-over and hand-back.

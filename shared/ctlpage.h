@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The control page of a region: one page of shared memory (a sealed memfd the daemon makes and
  * passes to clients holding a read-write grant, docs/coordination.md "The control page") that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * End-to-end tests of the fast path of whole-region locks (docs/coordination.md, "The control
  * page"): exclusion across processes over a million operations with fast-path and

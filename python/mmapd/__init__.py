@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """mmapd from Python: share memory-mapped regions between processes through the mmapd
 daemon, with NumPy arrays over the shared pages, locks, change events (also with asyncio),
 rings and persistent structures.

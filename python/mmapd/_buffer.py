@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The buffer protocol for objects whose bytes move and change length (a region's window).
 
 An Exporter hands out the buffer of a delegate it holds, a memoryview over the current

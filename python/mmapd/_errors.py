@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """libmmapd's negative errno values as Python exceptions.
 
 A failed call raises OSError built from the errno, so Python picks the familiar subclass

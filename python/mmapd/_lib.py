@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """libmmapd through ctypes: finding and loading the library, the public structs mirrored
 field for field, and the prototypes of the exported functions.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The plain values of the API: modes, flush policies, events and the daemon's reports, as
 Python enums and frozen dataclasses built from libmmapd's structs (which are only valid while
 libmmapd lends them)."""

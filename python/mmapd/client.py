@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A connection to mmapd (struct mmapd_client): opening regions, by-name operations, queries,
 and events three ways (an iterator, a callback, asyncio).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """libmmapd's persistent structures (mmapd-persist.h) from Python: structs (pstruct()),
 fixed-capacity strings (FStr), vectors (PVec) and hash maps (PHash).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A mapped region (struct mmapd_region) as a Python object: the window's bytes through the
 buffer protocol and NumPy, and the daemon's coordination (locks, resize, change reports,
 flush, policy) on it.

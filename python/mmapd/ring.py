@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """libmmapd's byte rings (mmapd-ring.h) as binary file objects.
 
 A Ring is an io.RawIOBase over one ring handle: read(), readinto(), readline(), iteration over

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Test harness of the Python package: a real mmapd ($MMAPD_BIN, default build/mmapd) on a
 fresh temporary socket and data directory per test class, as tests/harness.c does for the C
 suites, plus the C peer program (build/python/mmapd-pypeer) that the interop tests run as a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mmapd-pypeer: the C side of the Python package's interop tests (python/tests/). Built like
  * any libmmapd program, against the public headers only; the tests run it as a separate

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # `make check` step: the Python package's tests (python/tests/test_*.py, the standard
 # library's unittest) with the interpreter given as $1, against real daemons started from
 # $MMAPD_BIN, loading libmmapd from $MMAPD_LIBRARY. Under SAN=1 they are skipped: an

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The ctypes mirror of libmmapd's public structs against the C compiler's view of the
 headers: every struct's size and the offsets of its fields, as mmapd-pypeer (built against
 the installed-layout headers) prints them. A field added to a struct, or moved, fails here."""

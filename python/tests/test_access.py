@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """What a hostile local user gets from Python: the daemon's access control, reported as the
 built-in exceptions with the daemon's message. A forked child drops to uid/gid 65534
 (nobody; the tests must run as root, else they are skipped) and connects on its own."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """docs/python.md keeps its word: its ```python blocks, in order, run as one script against a
 real daemon (with $MMAPD_SOCKET set, as the tour says), and what the script prints is the
 concatenation of the ```output blocks."""

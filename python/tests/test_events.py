@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Events from Python: the iterator, the callback (from dispatch() and from libmmapd's
 dispatch thread), asyncio (aevents(), wait_changed()) and change reports both ways between
 Python and a C process (tests/mmapd-testclient in session mode)."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Two processes, one in C and one in Python (or two Pythons), sharing one region, ring,
 lock or persistent structure through the daemon: the C side is tests/mmapd-testclient (regions,
 locks) or mmapd-pypeer (rings, persistent structures), run as separate processes."""

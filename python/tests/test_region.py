@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Regions from Python against a real daemon: the buffer protocol, NumPy arrays over the
 shared pages, errors as the built-in OSError subclasses with the daemon's message, locks,
 resize with live arrays, close with live arrays, queries, policies and flushes."""
