@@ -243,10 +243,11 @@ $(BENCH): $(BENCH_SRC:%.c=$(B)/%.o) $(LIBA_INTERNAL)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CJSON_LIBS) -lpthread -lm
 
-# The daemon's socket and data directory for `make run` live under ./run/.
+# The daemon's socket and data directory for `make run` live under ./run/. It reads no config
+# file (not the host's /etc/mmapd/mmapd.json): RUNFLAGS="--config FILE" gives it one.
 run: $(MMAPD) $(MMAPCTL)
 	@mkdir -p run
-	./$(MMAPD) --foreground --socket run/mmapd.sock --data-dir run/data $(RUNFLAGS)
+	./$(MMAPD) --foreground --no-config --socket run/mmapd.sock --data-dir run/data $(RUNFLAGS)
 
 # Every suite runs even when an earlier one fails; the summary line counts suites.
 check: all $(UNITS) $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY) $(FUZZ_REPLAY_OPS) $(EXAMPLES) $(LIB_OBJ)

@@ -402,7 +402,7 @@ START_TEST(test_socket_activation_uses_passed_socket_and_leaves_it)
 		dup2(null, STDERR_FILENO);
 		/* --socket names another path: the passed socket must win over it. */
 		execl(SOCKET_ACTIVATE, SOCKET_ACTIVATE, "-l", d.sock, test_env_path("MMAPD_BIN"),
-		      "--foreground", "--data-dir", d.data, "--socket", "/nonexistent/unused.sock",
+		      "--foreground", "--no-config", "--data-dir", d.data, "--socket", "/nonexistent/unused.sock",
 		      (char *)NULL);
 		_exit(127);
 	}

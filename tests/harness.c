@@ -165,9 +165,12 @@ static pid_t daemon_spawn(const char *sock, const char *data, const char *config
 	argv[n++] = (char *)data;
 	argv[n++] = (char *)"--log-level";
 	argv[n++] = (char *)"warn";
+	/* Without a config of the test's own, none: never the host's /etc/mmapd/mmapd.json. */
 	if (config != NULL && config[0] != '\0') {
 		argv[n++] = (char *)"--config";
 		argv[n++] = (char *)config;
+	} else {
+		argv[n++] = (char *)"--no-config";
 	}
 	argv[n] = NULL;
 
