@@ -1159,7 +1159,9 @@ struct mmapd_client *test_client_connect(const struct test_daemon *d, const char
 
 /* ---- client processes -------------------------------------------------------------------- */
 
-void test_proc_spawn(struct test_proc *p, const struct test_daemon *d, char *const argv[])
+/* test_proc_spawn(); with merge_stderr, the child's stderr goes to the stdout pipe too. */
+static void proc_spawn(struct test_proc *p, const struct test_daemon *d, char *const argv[],
+                       bool merge_stderr)
 {
 	int in[2], out[2];
 
@@ -1170,7 +1172,7 @@ void test_proc_spawn(struct test_proc *p, const struct test_daemon *d, char *con
 	ck_assert_msg(p->pid >= 0, "fork: %s", strerror(errno));
 	if (p->pid == 0) {
 		/* dup2 clears close-on-exec on the copies. */
-		if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0)
+		if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || (merge_stderr && dup2(out[1], 2) < 0))
 			_exit(127);
 		child_prepare();
 		if (d != NULL)
@@ -1183,6 +1185,11 @@ void test_proc_spawn(struct test_proc *p, const struct test_daemon *d, char *con
 	close(out[1]);
 	p->in = in[1];
 	p->out = out[0];
+}
+
+void test_proc_spawn(struct test_proc *p, const struct test_daemon *d, char *const argv[])
+{
+	proc_spawn(p, d, argv, false);
 }
 
 #define TEST_MAX_ARGS 32
@@ -1311,7 +1318,9 @@ int test_proc_wait(struct test_proc *p)
 	return 128 + WTERMSIG(st);
 }
 
-int test_run(const struct test_daemon *d, char *out, size_t outsize, char *const argv[])
+/* test_run(), and test_run_merged() with merge_stderr. */
+static int run(const struct test_daemon *d, char *out, size_t outsize, char *const argv[],
+               bool merge_stderr)
 {
 	struct test_proc p;
 	size_t len = 0;
@@ -1319,7 +1328,7 @@ int test_run(const struct test_daemon *d, char *out, size_t outsize, char *const
 	bool overflow = false;
 	int st;
 
-	test_proc_spawn(&p, d, argv);
+	proc_spawn(&p, d, argv, merge_stderr);
 	test_proc_close_stdin(&p);
 	deadline = test_now_ms() + 2 * TEST_WAIT_MS;
 	for (;;) {
@@ -1365,6 +1374,16 @@ int test_run_client(const struct test_daemon *d, char *out, size_t outsize, ...)
 	return test_run(d, out, outsize, argv);
 }
 
+int test_run(const struct test_daemon *d, char *out, size_t outsize, char *const argv[])
+{
+	return run(d, out, outsize, argv, false);
+}
+
+int test_run_merged(const struct test_daemon *d, char *out, size_t outsize, char *const argv[])
+{
+	return run(d, out, outsize, argv, true);
+}
+
 int test_run_ctl(const struct test_daemon *d, char *out, size_t outsize, ...)
 {
 	char *argv[TEST_MAX_ARGS + 1];
@@ -1374,6 +1393,17 @@ int test_run_ctl(const struct test_daemon *d, char *out, size_t outsize, ...)
 	collect_args(argv, test_env_path("MMAPCTL_BIN"), ap);
 	va_end(ap);
 	return test_run(d, out, outsize, argv);
+}
+
+int test_run_ctl_merged(const struct test_daemon *d, char *out, size_t outsize, ...)
+{
+	char *argv[TEST_MAX_ARGS + 1];
+	va_list ap;
+
+	va_start(ap, outsize);
+	collect_args(argv, test_env_path("MMAPCTL_BIN"), ap);
+	va_end(ap);
+	return test_run_merged(d, out, outsize, argv);
 }
 
 /* ---- session processes ------------------------------------------------------------------- */

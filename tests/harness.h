@@ -338,10 +338,14 @@ int test_proc_wait(struct test_proc *p);
  * out, NUL-terminated. Returns the exit status (or 128 + signal).
  */
 int test_run(const struct test_daemon *d, char *out, size_t outsize, char *const argv[]);
+/* test_run() with the child's stderr in out too, interleaved as written. */
+int test_run_merged(const struct test_daemon *d, char *out, size_t outsize, char *const argv[]);
 /* test_run on $MMAPD_TESTCLIENT with the given arguments (NULL-terminated). */
 int test_run_client(const struct test_daemon *d, char *out, size_t outsize, ...);
 /* test_run on $MMAPCTL_BIN with the given arguments (NULL-terminated). */
 int test_run_ctl(const struct test_daemon *d, char *out, size_t outsize, ...);
+/* test_run_ctl() with stderr in out too (test_run_merged). */
+int test_run_ctl_merged(const struct test_daemon *d, char *out, size_t outsize, ...);
 /*
  * test_run_ctl on d with the given arguments (NULL added) into the array out; asserts the exit
  * status is want_status (the message names the arguments and the output).
@@ -349,6 +353,14 @@ int test_run_ctl(const struct test_daemon *d, char *out, size_t outsize, ...);
 #define TEST_CTL(d, want_status, out, ...)                                                      \
 	do {                                                                                    \
 		int st_ = test_run_ctl(d, out, sizeof(out), __VA_ARGS__, (char *)NULL);         \
+		ck_assert_msg(st_ == (want_status), "mmapctl %s: exit status %d, expected %d "  \
+		              "(output \"%s\")", #__VA_ARGS__, st_, (want_status), out);        \
+	} while (0)
+
+/* TEST_CTL() with mmapctl's stderr in out too. */
+#define TEST_CTL_MERGED(d, want_status, out, ...)                                               \
+	do {                                                                                    \
+		int st_ = test_run_ctl_merged(d, out, sizeof(out), __VA_ARGS__, (char *)NULL);  \
 		ck_assert_msg(st_ == (want_status), "mmapctl %s: exit status %d, expected %d "  \
 		              "(output \"%s\")", #__VA_ARGS__, st_, (want_status), out);        \
 	} while (0)
