@@ -1623,6 +1623,65 @@ int test_sess_kill(struct test_sess *s, int sig)
 	return st;
 }
 
+/* ---- Prometheus ---------------------------------------------------------------------------- */
+
+size_t test_assert_prometheus(const char *text)
+{
+	char typed[128] = "", type[16] = "", line[1024];
+	const char *p = text, *end;
+	size_t samples = 0;
+
+	while (*p) {
+		char name[128], value[64], *labels, *sp;
+		size_t len, n;
+
+		end = strchr(p, '\n');
+		ck_assert_msg(end != NULL, "the exposition does not end with a newline");
+		len = (size_t)(end - p);
+		ck_assert_uint_lt(len, sizeof(line));
+		memcpy(line, p, len);
+		line[len] = '\0';
+		p = end + 1;
+		if (strncmp(line, "# HELP ", 7) == 0)
+			continue;
+		if (strncmp(line, "# TYPE ", 7) == 0) {
+			ck_assert_msg(sscanf(line + 7, "%127s %15s", typed, type) == 2, "bad line: %s", line);
+			ck_assert_msg(strcmp(type, "counter") == 0 || strcmp(type, "gauge") == 0,
+			              "bad type: %s", line);
+			n = strlen(typed);
+			ck_assert_msg((strcmp(type, "counter") == 0) ==
+			              (n > 6 && strcmp(typed + n - 6, "_total") == 0),
+			              "a counter, and only a counter, ends in _total: %s", line);
+			ck_assert_msg(strncmp(typed, "mmapd_", 6) == 0 || strncmp(typed, "process_", 8) == 0,
+			              "neither mmapd_ nor process_: %s", line);
+			ck_assert_msg(strspn(typed, "abcdefghijklmnopqrstuvwxyz_") == n, "bad name: %s", line);
+			continue;
+		}
+		ck_assert_msg(line[0] != '#', "bad comment: %s", line);
+		sp = strrchr(line, ' ');
+		ck_assert_msg(sp != NULL, "no value: %s", line);
+		*sp = '\0';
+		ck_assert_uint_lt(strlen(sp + 1), sizeof(value));
+		strcpy(value, sp + 1);
+		labels = strchr(line, '{');
+		if (labels) {
+			ck_assert_msg(line[strlen(line) - 1] == '}' && strchr(labels, '=') &&
+			              strchr(labels, '"'), "bad labels: %s", line);
+			*labels = '\0';
+		}
+		ck_assert_uint_lt(strlen(line), sizeof(name));
+		strcpy(name, line);
+		ck_assert_msg(strcmp(name, typed) == 0, "sample of %s under # TYPE %s", name, typed);
+		n = strspn(value, "0123456789");
+		ck_assert_msg(n > 0 && (value[n] == '\0' ||
+		                        (value[n] == '.' && strspn(value + n + 1, "0123456789") ==
+		                                            strlen(value + n + 1))),
+		              "bad value %s of %s", value, name);
+		samples++;
+	}
+	return samples;
+}
+
 /* ---- leak checking ----------------------------------------------------------------------- */
 
 static int fd_baseline = -1;

@@ -418,6 +418,14 @@ int test_sess_end(struct test_sess *s);
 /* Kills the session with sig, reaps it and frees the kept events; returns as above. */
 int test_sess_kill(struct test_sess *s, int sig);
 
+/*
+ * Asserts that text is a Prometheus text exposition that follows the naming conventions: every
+ * line a "# HELP name ..." and "# TYPE name counter|gauge" pair, or a sample
+ * `name{label="value",...} number` of a metric typed before it; names mmapd_* or the standard
+ * process_*; counters, and only counters, end in _total. Returns the number of samples.
+ */
+size_t test_assert_prometheus(const char *text);
+
 /* The value of an environment variable the suite needs (asserted set, absolute path). */
 const char *test_env_path(const char *var);
 
