@@ -19,6 +19,10 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+DOCDIR     ?= $(PREFIX)/share/doc/mmapd
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+# zsh's own default; Debian's zsh also reads $(PREFIX)/share/zsh/vendor-completions.
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
 
 VERSION    := 0.1.0
 SOVERSION  := 0
@@ -260,7 +264,8 @@ check: all $(UNITS) $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY) $(FUZZ_REPLAY_OPS) $(E
 	@$(FUZZ_REPLAY_OPS) tests/fuzz/corpus_ops
 	@MMAPD_BIN=$(abspath $(MMAPD)) MMAPCTL_BIN=$(abspath $(MMAPCTL)) \
 	 MMAPD_TESTCLIENT=$(abspath $(TESTCLIENT)) \
-	 MMAPD_EXAMPLES_DIR=$(abspath $(B)/examples) sh mk/runtests.sh $(UNITS) $(TESTS)
+	 MMAPD_EXAMPLES_DIR=$(abspath $(B)/examples) TEST_LOG_DIR=$(abspath $(B)/test-logs) \
+	 sh mk/runtests.sh $(UNITS) $(TESTS)
 
 bench: $(MMAPD) $(BENCH)
 	@sh mk/benchdeps.sh
@@ -383,6 +388,13 @@ install: all
 	install -m 0644 systemd/mmapd.socket $(DESTDIR)$(UNITDIR)/mmapd.socket
 	install -d $(DESTDIR)$(TMPFILESDIR)
 	install -m 0644 systemd/mmapd-tmpfiles.conf $(DESTDIR)$(TMPFILESDIR)/mmapd.conf
+	sed -e 's|@BINDIR@|$(BINDIR)|' systemd/mmapd-metrics.service.in > $(DESTDIR)$(UNITDIR)/mmapd-metrics.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/mmapd-metrics.service
+	install -m 0644 systemd/mmapd-metrics.timer $(DESTDIR)$(UNITDIR)/mmapd-metrics.timer
+	install -d $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
+	install -m 0644 docs/examples/mmapd.json $(DESTDIR)$(DOCDIR)/examples/mmapd.json
+	install -m 0644 completions/mmapctl.bash $(DESTDIR)$(BASHCOMPDIR)/mmapctl
+	install -m 0644 completions/_mmapctl $(DESTDIR)$(ZSHCOMPDIR)/_mmapctl
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/mmapd $(DESTDIR)$(BINDIR)/mmapctl \
@@ -392,6 +404,9 @@ uninstall:
 	  $(DESTDIR)$(MANDIR)/man8/mmapd.8 $(DESTDIR)$(MANDIR)/man1/mmapctl.1 $(DESTDIR)$(MANDIR)/man3/libmmapd.3 \
 	  $(DESTDIR)$(UNITDIR)/mmapd.service $(DESTDIR)$(SYSUSERSDIR)/mmapd.conf
 	rm -f $(DESTDIR)$(UNITDIR)/mmapd.socket $(DESTDIR)$(TMPFILESDIR)/mmapd.conf
+	rm -f $(DESTDIR)$(UNITDIR)/mmapd-metrics.service $(DESTDIR)$(UNITDIR)/mmapd-metrics.timer \
+	  $(DESTDIR)$(DOCDIR)/examples/mmapd.json $(DESTDIR)$(BASHCOMPDIR)/mmapctl \
+	  $(DESTDIR)$(ZSHCOMPDIR)/_mmapctl
 
 clean:
 	rm -rf build build-san build-*
