@@ -2,7 +2,8 @@
  * The programs in examples/ are part of the documentation, so they must keep working: each is
  * built by `make check` and run here against a real daemon, as a separate process, and must
  * see its asynchronous flush complete through its event loop or dispatch thread (exit status 0)
- * and leave the bytes it wrote in the region, where another client reads them.
+ * and leave the bytes it wrote in the region, where another client reads them. The README's
+ * tour, writer then reader, must print what the writer wrote.
  */
 #include <check.h>
 #include <stdio.h>
@@ -60,6 +61,34 @@ START_TEST(test_examples_thread_events_sees_its_flush_complete)
 }
 END_TEST
 
+/* Runs $MMAPD_EXAMPLES_DIR/<prog> [arg] against the daemon; asserts exit status 0. */
+static void run_plain(const char *prog, const char *arg, char *out, size_t outsize)
+{
+	const char *dir = getenv("MMAPD_EXAMPLES_DIR");
+	char path[TEST_PATH_MAX];
+	char *argv[] = { path, (char *)arg, NULL };
+	int status;
+
+	ck_assert_msg(dir != NULL, "MMAPD_EXAMPLES_DIR is not set (run the suite with make check)");
+	snprintf(path, sizeof(path), "%s/%s", dir, prog);
+	status = test_run(&dmn, out, outsize, argv);
+	ck_assert_msg(status == 0, "%s exited with %d; it printed:\n%s", prog, status, out);
+}
+
+/* The README's tour: writer creates "hello" and writes; reader, read-only, prints it. */
+START_TEST(test_examples_reader_prints_what_writer_wrote)
+{
+	char out[4096];
+
+	run_plain("writer", NULL, out, sizeof(out));
+	ck_assert_str_eq(out, "wrote 33 bytes into region hello\n");
+	run_plain("reader", NULL, out, sizeof(out));
+	ck_assert_str_eq(out, "written through a shared mapping\n");
+	run_plain("reader", "hello", out, sizeof(out));
+	ck_assert_str_eq(out, "written through a shared mapping\n");
+}
+END_TEST
+
 static Suite *examples_suite(void)
 {
 	Suite *s = suite_create("examples");
@@ -71,6 +100,7 @@ static Suite *examples_suite(void)
 	tcase_add_test(tc, test_examples_poll_loop_sees_its_flush_complete);
 	tcase_add_test(tc, test_examples_uv_loop_sees_its_flush_complete);
 	tcase_add_test(tc, test_examples_thread_events_sees_its_flush_complete);
+	tcase_add_test(tc, test_examples_reader_prints_what_writer_wrote);
 	suite_add_tcase(s, tc);
 	return s;
 }
