@@ -228,16 +228,44 @@ static const char *config_key_at(const struct config_src *src, const char *key, 
 	return NULL;
 }
 
-/* Reads the whole file into a NUL-terminated buffer. Returns 0 or -errno. */
-static int config_read_file(const char *path, char **ret_text, size_t *ret_len)
+/*
+ * Reads the whole file into a NUL-terminated buffer. Whoever can write the file decides the
+ * daemon's limits and access lists at the next reload, so, as sshd does with its files, it
+ * must be a regular file owned by root or by the daemon's own user and writable by nobody
+ * else (reported, -EPERM). Returns 0 or -errno.
+ */
+static int config_read_file(const struct config_src *src, char **ret_text, size_t *ret_len)
 {
+	struct stat st;
 	int fd, r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return -errno;
+	fd = open(src->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		close(fd);
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode) || (st.st_uid != 0 && st.st_uid != geteuid()) ||
+	    (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		config_problem(src, NULL, "refusing the config file: %s (owner uid %lu, mode %04o); "
+		               "it must be a regular file of root or of mmapd's own user that nobody "
+		               "else may write", !S_ISREG(st.st_mode) ? "not a regular file" :
+		               (st.st_mode & (S_IWGRP | S_IWOTH)) ? "writable by group or others" :
+		               "owned by another user", (unsigned long)st.st_uid,
+		               (unsigned)(st.st_mode & 07777));
+		close(fd);
+		return -EPERM;
+	}
 	r = fileio_read_file(fd, CONFIG_FILE_MAX, ret_text, ret_len);
 	close(fd);
+	if (r == 0)
+		return 0;
+fail:
+	config_problem(src, NULL, "cannot read config file: %s", strerror(-r));
 	return r;
 }
 
@@ -463,11 +491,9 @@ int config_load_file_report(struct config *c, const char *path, FILE *out)
 	size_t len = 0;
 	int r, bad = 0;
 
-	r = config_read_file(path, &text, &len);
-	if (r < 0) {
-		config_problem(&src, NULL, "cannot read config file: %s", strerror(-r));
+	r = config_read_file(&src, &text, &len);
+	if (r < 0)
 		return r;
-	}
 	src.text = text;
 	src.len = len;
 	/* The same strict parser as requests: UTF-8, one object, no hidden NULs, bounded nesting. */

@@ -1717,6 +1717,8 @@ int test_run_suite(Suite *s)
 	/* A write to a client that died must fail with EPIPE, not end the test. Children get the
 	 * default disposition back before exec. */
 	signal(SIGPIPE, SIG_IGN);
+	/* Config files the tests write must not be group-writable (mmapd refuses those). */
+	umask(022);
 	snprintf(suite_root, sizeof(suite_root), "/tmp/mmapd-test.XXXXXX");
 	if (mkdtemp(suite_root) == NULL) {
 		fprintf(stderr, "harness: mkdtemp %s: %s\n", suite_root, strerror(errno));

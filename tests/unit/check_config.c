@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <check.h>
 
@@ -314,6 +315,35 @@ START_TEST(test_config_skips_comment_keys)
 }
 END_TEST
 
+/*
+ * Whoever can write the config file controls the daemon at the next reload: a file others may
+ * write, or one a user other than root and the daemon's owns (nobody, 65534, as root), or
+ * anything but a regular file, is refused without being read.
+ */
+START_TEST(test_config_refuses_file_others_may_write)
+{
+	const char *path = write_file("cfg.json", "{}", 2);
+	struct config c;
+
+	ck_assert_int_eq(config_init(&c), 0);
+	ck_assert_int_eq(chmod(path, 0664), 0);
+	ck_assert_int_eq(load_path(&c, path), -EPERM);
+	ck_assert_msg(strstr(logbuf, "writable by group or others"), "%s", logbuf);
+	ck_assert_int_eq(chmod(path, 0646), 0);
+	ck_assert_int_eq(load_path(&c, path), -EPERM);
+	ck_assert_int_eq(chmod(path, 0644), 0);
+	ck_assert_int_eq(load_path(&c, path), 0);
+	ck_assert_int_eq(load_path(&c, "/dev/null"), -EPERM);
+	ck_assert_msg(strstr(logbuf, "not a regular file"), "%s", logbuf);
+	if (geteuid() == 0) {
+		ck_assert_int_eq(chown(path, TEST_NOBODY, TEST_NOBODY), 0);
+		ck_assert_int_eq(load_path(&c, path), -EPERM);
+		ck_assert_msg(strstr(logbuf, "owned by another user (owner uid 65534"), "%s", logbuf);
+	}
+	config_done(&c);
+}
+END_TEST
+
 START_TEST(test_config_refuses_oversize_file)
 {
 	size_t len = (1u << 20) + 1;
@@ -589,6 +619,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_config_refuses_malformed_json);
 	tcase_add_test(tc, test_config_reports_every_problem_with_its_position);
 	tcase_add_test(tc, test_config_skips_comment_keys);
+	tcase_add_test(tc, test_config_refuses_file_others_may_write);
 	tcase_add_test(tc, test_config_refuses_oversize_file);
 	tcase_add_test(tc, test_config_refuses_missing_file);
 	tcase_add_test(tc, test_config_id_lists_parse);
