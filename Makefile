@@ -253,15 +253,21 @@ run: $(MMAPD) $(MMAPCTL)
 	@mkdir -p run
 	./$(MMAPD) --foreground --no-config --socket run/mmapd.sock --data-dir run/data $(RUNFLAGS)
 
-# Every suite runs even when an earlier one fails; the summary line counts suites.
+# $(call quiet_run,NAME,COMMAND): COMMAND's output goes to $(B)/test-logs/NAME.log; only its
+# last line (the summary) is shown, or all of it when it fails.
+quiet_run = @mkdir -p $(B)/test-logs && if $(2) > $(B)/test-logs/$(1).log 2>&1; then \
+	tail -n 1 $(B)/test-logs/$(1).log; else cat $(B)/test-logs/$(1).log; exit 1; fi
+
+# Every suite runs even when an earlier one fails; the summary line counts suites. Each suite's
+# output and its daemons' logs stay in $(B)/test-logs, printed only when the suite fails.
 check: all $(UNITS) $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY) $(FUZZ_REPLAY_OPS) $(EXAMPLES) $(LIB_OBJ)
 	+@MAKE="$(MAKE)" sh mk/installcheck.sh
 	@sh mk/doccheck.sh
 	@sh mk/symcheck.sh $(LIBA) $(LIBSO)
 	@sh mk/layercheck.sh daemon $(B)/daemon
 	@sh mk/layercheck.sh client $(B)/client
-	@$(FUZZ_REPLAY) tests/fuzz/corpus
-	@$(FUZZ_REPLAY_OPS) tests/fuzz/corpus_ops
+	$(call quiet_run,fuzz-replay,$(FUZZ_REPLAY) tests/fuzz/corpus)
+	$(call quiet_run,fuzz-replay-ops,$(FUZZ_REPLAY_OPS) tests/fuzz/corpus_ops)
 	@MMAPD_BIN=$(abspath $(MMAPD)) MMAPCTL_BIN=$(abspath $(MMAPCTL)) \
 	 MMAPD_TESTCLIENT=$(abspath $(TESTCLIENT)) \
 	 MMAPD_EXAMPLES_DIR=$(abspath $(B)/examples) TEST_LOG_DIR=$(abspath $(B)/test-logs) \

@@ -164,8 +164,11 @@ static int config_check(const struct cli *cli)
 	int r;
 
 	if (!path) {
-		printf("mmapd: no config file (%s does not exist): the defaults apply\n",
-		       CONFIG_DEFAULT_PATH);
+		if (cli->no_config)
+			printf("mmapd: --no-config: no config file is read, the defaults apply\n");
+		else
+			printf("mmapd: no config file (%s does not exist): the defaults apply\n",
+			       CONFIG_DEFAULT_PATH);
 		return EXIT_SUCCESS;
 	}
 	if (config_init(&cfg) < 0) {
