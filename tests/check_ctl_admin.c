@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <grp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -239,6 +240,43 @@ START_TEST(unreachable_socket_permission_hints_group_mmapd)
 }
 END_TEST
 
+/* Reads lines of p until one contains want (asserted within TEST_WAIT_MS each). */
+static void proc_expect_containing(struct test_proc *p, const char *want)
+{
+	char line[1024];
+
+	for (;;) {
+		ck_assert_msg(test_proc_readline(p, line, sizeof(line), TEST_WAIT_MS) == 1,
+		              "no line containing \"%s\"", want);
+		if (strstr(line, want))
+			return;
+	}
+}
+
+/* watch says that it lost the connection and reconnects, then prints "reconnected". */
+START_TEST(watch_says_it_is_reconnecting)
+{
+	char *argv[] = { (char *)test_env_path("MMAPCTL_BIN"), (char *)"watch", (char *)"w", NULL };
+	static char out[1 << 14];
+	struct test_proc p;
+
+	test_daemon_create(&dmn, "w", 4096, false);
+	test_proc_spawn_merged(&p, &dmn, argv);
+	/* Once watch is subscribed, a change reaches it. */
+	ck_assert_uint_eq(test_daemon_wait_status(&dmn, "subscriptions", 1), 1);
+	CTL(0, out, "resize", "w", "8K");
+	proc_expect_containing(&p, "resized w size=8192");
+	test_daemon_kill(&dmn);
+	proc_expect_containing(&p, "mmapctl: watch w: lost the connection to mmapd");
+	test_daemon_restart(&dmn);
+	proc_expect_containing(&p, " reconnected");
+	CTL(0, out, "resize", "w", "12K");
+	proc_expect_containing(&p, "resized w size=12288");
+	test_proc_kill(&p, SIGTERM);
+	ck_assert_int_eq(test_proc_wait(&p), 0);
+}
+END_TEST
+
 /* help, help COMMAND and COMMAND --help; help for an unknown command is a usage error. */
 START_TEST(help_explains_each_command)
 {
@@ -411,6 +449,7 @@ static Suite *ctl_admin_suite(void)
 	tcase_add_test(tc, unreachable_daemon_exits_3_with_a_hint);
 	tcase_add_test(tc, unreachable_socket_permission_hints_group_mmapd);
 	tcase_add_test(tc, help_explains_each_command);
+	tcase_add_test(tc, watch_says_it_is_reconnecting);
 	tcase_add_test(tc, empty_tables_say_no_regions_no_locks);
 	tcase_add_test(tc, chmod_0600_shows_perm_384);
 	tcase_add_test(tc, chown_1_2_shows_uid_1_gid_2);

@@ -1192,6 +1192,11 @@ void test_proc_spawn(struct test_proc *p, const struct test_daemon *d, char *con
 	proc_spawn(p, d, argv, false);
 }
 
+void test_proc_spawn_merged(struct test_proc *p, const struct test_daemon *d, char *const argv[])
+{
+	proc_spawn(p, d, argv, true);
+}
+
 #define TEST_MAX_ARGS 32
 
 static void collect_args(char **argv, const char *first, va_list ap)

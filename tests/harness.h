@@ -312,6 +312,8 @@ struct test_proc {
  * The child's stderr is the test's.
  */
 void test_proc_spawn(struct test_proc *p, const struct test_daemon *d, char *const argv[]);
+/* test_proc_spawn() with the child's stderr on the stdout pipe too. */
+void test_proc_spawn_merged(struct test_proc *p, const struct test_daemon *d, char *const argv[]);
 /* Starts $MMAPD_TESTCLIENT with the given arguments (NULL-terminated). */
 void test_proc_spawn_client(struct test_proc *p, const struct test_daemon *d, ...);
 /*
