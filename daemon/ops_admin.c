@@ -3,8 +3,10 @@
  * operations"): chown and chmod change a region's owner and mode and save them in its
  * metadata before answering; clients lists the connections with what each holds against
  * its quotas; stats reports the daemon's counters as JSON or in the Prometheus text format,
- * whose names follow Prometheus' conventions (base units, _total on counters, the standard
- * process_* names for what every exporter reports) where the JSON keys are the protocol's.
+ * whose names follow Prometheus' conventions (the mmapd_ namespace, base units, _total on
+ * counters) where the JSON keys are the protocol's. What a process usually reports about
+ * itself as process_* is mmapd_* here too: the text reaches Prometheus through node_exporter's
+ * textfile collector, and node_exporter refuses metrics named like its own process_* ones.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -420,7 +422,7 @@ int ops_stats(struct conn *c, uint64_t id, cJSON *req)
 		{ "uptime_ms", "mmapd_uptime_seconds", "gauge", "Seconds since the daemon started.",
 		  uptime_ms, true },
 		{ "uptime_seconds", "", "gauge", NULL, uptime_ms / 1000, false },
-		{ NULL, "process_start_time_seconds", "gauge",
+		{ NULL, "mmapd_start_time_seconds", "gauge",
 		  "Start time of the daemon since the Unix epoch in seconds.", stats_start_ms(srv), true },
 		{ "connections_accepted_total", NULL, "counter", "Connections accepted.",
 		  srv->stats.accepted, false },
@@ -443,11 +445,11 @@ int ops_stats(struct conn *c, uint64_t id, cJSON *req)
 		{ "flushed_bytes_total", NULL, "counter",
 		  "Bytes covered by successful fdatasync calls (the region's size each time).",
 		  srv->stats.bytes_flushed, false },
-		{ "open_fds", "process_open_fds", "gauge", "Number of open file descriptors.",
+		{ "open_fds", NULL, "gauge", "Number of open file descriptors.",
 		  fds > 0 ? (uint64_t)fds : 0, false },
-		{ NULL, "process_max_fds", "gauge", "Maximum number of open file descriptors.",
+		{ NULL, "mmapd_max_fds", "gauge", "Maximum number of open file descriptors.",
 		  stats_max_fds(), false },
-		{ "resident_bytes", "process_resident_memory_bytes", "gauge",
+		{ "resident_bytes", "mmapd_resident_memory_bytes", "gauge",
 		  "Resident memory size in bytes.", stats_rss_bytes(), false },
 	};
 	const size_t nfigures = sizeof(figures) / sizeof(figures[0]);

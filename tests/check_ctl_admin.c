@@ -102,7 +102,7 @@ START_TEST(clients_lists_own_connection_with_pid)
 }
 END_TEST
 
-/* The exposition follows Prometheus' conventions, with the standard process_* names. */
+/* The exposition follows Prometheus' conventions, all in the mmapd_ namespace. */
 START_TEST(stats_prometheus_follows_the_conventions)
 {
 	static char out[1 << 16];
@@ -113,10 +113,10 @@ START_TEST(stats_prometheus_follows_the_conventions)
 	ck_assert_uint_gt(test_assert_prometheus(out), 10);
 	ck_assert_msg(strstr(out, "mmapd_requests_total{op=\"") != NULL, "%s", out);
 	ck_assert_msg(strstr(out, "\n# TYPE mmapd_uptime_seconds gauge\n") != NULL, "%s", out);
-	ck_assert_msg(strstr(out, "\nprocess_resident_memory_bytes ") != NULL, "%s", out);
-	ck_assert_msg(strstr(out, "\nprocess_open_fds ") != NULL, "%s", out);
-	ck_assert_msg(strstr(out, "\nprocess_max_fds ") != NULL, "%s", out);
-	ck_assert_msg(strstr(out, "\nprocess_start_time_seconds ") != NULL, "%s", out);
+	ck_assert_msg(strstr(out, "\nmmapd_resident_memory_bytes ") != NULL, "%s", out);
+	ck_assert_msg(strstr(out, "\nmmapd_open_fds ") != NULL, "%s", out);
+	ck_assert_msg(strstr(out, "\nmmapd_max_fds ") != NULL, "%s", out);
+	ck_assert_msg(strstr(out, "\nmmapd_start_time_seconds ") != NULL, "%s", out);
 	/* Per-uid budgets: one metric per budget, each in its own unit. */
 	ck_assert_msg(strstr(out, "\nmmapd_user_anonymous_bytes{uid=\"") != NULL, "%s", out);
 	ck_assert_msg(strstr(out, "\nmmapd_user_connections{uid=\"") != NULL, "%s", out);

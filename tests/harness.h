@@ -423,8 +423,9 @@ int test_sess_kill(struct test_sess *s, int sig);
 /*
  * Asserts that text is a Prometheus text exposition that follows the naming conventions: every
  * line a "# HELP name ..." and "# TYPE name counter|gauge" pair, or a sample
- * `name{label="value",...} number` of a metric typed before it; names mmapd_* or the standard
- * process_*; counters, and only counters, end in _total. Returns the number of samples.
+ * `name{label="value",...} number` of a metric typed before it; names mmapd_* (never the
+ * process_* of node_exporter, which relays them); counters, and only counters, end in _total.
+ * Returns the number of samples.
  */
 size_t test_assert_prometheus(const char *text);
 
