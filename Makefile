@@ -133,6 +133,11 @@ BENCH      := $(B)/mmapd-bench
 FUZZ_REPLAY := $(B)/tests/fuzz/replay
 FUZZ_REPLAY_OPS := $(B)/tests/fuzz/replay_ops
 EXAMPLES   := $(EXAMPLE_SRC:examples/%.c=$(B)/examples/%)
+# The Python package (python/, docs/python.md): Debian's python3, its tests' C peer, where
+# make install puts it (a directory Debian's python3 searches for PREFIX).
+PYTHON     ?= /usr/bin/python3
+PYPEER     := $(B)/python/mmapd-pypeer
+PYTHONDIR  ?= $(if $(filter /usr,$(PREFIX)),$(PREFIX)/lib/python3/dist-packages,$(PREFIX)/lib/python$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')/dist-packages)
 
 .PHONY: all run check bench install uninstall clean help
 # Keep objects that make would otherwise treat as intermediate and delete.
@@ -231,6 +236,13 @@ $(B)/examples/%: examples/%.c $(LIBA) $(PUBLIC_STAGED)
 	  $(if $(filter uv_%,$*),$(UV_CFLAGS)) \
 	  -o $@ $< $(LIBA) $(ALL_LDFLAGS) $(CJSON_LIBS) $(if $(filter uv_%,$*),$(UV_LIBS)) -lpthread
 
+# The C side of the Python package's interop tests, built as the examples are.
+$(PYPEER): python/tests/pypeer.c $(LIBA) $(PUBLIC_STAGED)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CCLD    $@")
+	$(Q)$(CC) -std=c11 -D_GNU_SOURCE $(PUBLIC_INCLUDES) $(CPPFLAGS) $(WARN) $(CFLAGS) $(SANFLAGS) \
+	  -o $@ $< $(LIBA) $(ALL_LDFLAGS) $(CJSON_LIBS) -lpthread
+
 $(B)/tests/check_%: $(B)/tests/check_%.o $(TESTLIB_OBJ) $(LIBA_INTERNAL)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(CJSON_LIBS) -lpthread
@@ -259,8 +271,9 @@ quiet_run = @mkdir -p $(B)/test-logs && if $(2) > $(B)/test-logs/$(1).log 2>&1; 
 	tail -n 1 $(B)/test-logs/$(1).log; else cat $(B)/test-logs/$(1).log; exit 1; fi
 
 # Every suite runs even when an earlier one fails; the summary line counts suites. Each suite's
-# output and its daemons' logs stay in $(B)/test-logs, printed only when the suite fails.
-check: all $(UNITS) $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY) $(FUZZ_REPLAY_OPS) $(EXAMPLES) $(LIB_OBJ)
+# output and its daemons' logs stay in $(B)/test-logs, printed only when the suite fails (the
+# Python tests' too, which a failure of does not stop the C suites).
+check: all $(UNITS) $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY) $(FUZZ_REPLAY_OPS) $(EXAMPLES) $(LIB_OBJ) $(PYPEER)
 	+@MAKE="$(MAKE)" sh mk/installcheck.sh
 	@sh mk/doccheck.sh
 	@sh mk/symcheck.sh $(LIBA) $(LIBSO)
@@ -268,14 +281,22 @@ check: all $(UNITS) $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY) $(FUZZ_REPLAY_OPS) $(E
 	@sh mk/layercheck.sh client $(B)/client
 	$(call quiet_run,fuzz-replay,$(FUZZ_REPLAY) tests/fuzz/corpus)
 	$(call quiet_run,fuzz-replay-ops,$(FUZZ_REPLAY_OPS) tests/fuzz/corpus_ops)
-	@MMAPD_BIN=$(abspath $(MMAPD)) MMAPCTL_BIN=$(abspath $(MMAPCTL)) \
+	@py=0; pylog=$(B)/test-logs/python.log; \
+	 if MMAPD_BIN=$(abspath $(MMAPD)) MMAPD_LIBRARY=$(abspath $(B)/libmmapd.so.$(SOVERSION)) \
+	    MMAPD_TESTCLIENT=$(abspath $(TESTCLIENT)) MMAPD_PYPEER=$(abspath $(PYPEER)) \
+	    SAN=$(SAN) sh python/tests/run.sh $(PYTHON) > $$pylog 2>&1; \
+	 then echo "== python: $$(tail -n 1 $$pylog)"; \
+	 else py=1; echo "== python: FAILED; its log, $$pylog:"; cat $$pylog; fi; \
+	 MMAPD_BIN=$(abspath $(MMAPD)) MMAPCTL_BIN=$(abspath $(MMAPCTL)) \
 	 MMAPD_TESTCLIENT=$(abspath $(TESTCLIENT)) \
 	 MMAPD_EXAMPLES_DIR=$(abspath $(B)/examples) TEST_LOG_DIR=$(abspath $(B)/test-logs) \
-	 sh mk/runtests.sh $(UNITS) $(TESTS)
+	 sh mk/runtests.sh $(UNITS) $(TESTS) && [ $$py = 0 ]
 
-bench: $(MMAPD) $(BENCH)
+bench: $(MMAPD) $(BENCH) $(LIBSO)
 	@sh mk/benchdeps.sh
 	MMAPD_BIN=$(abspath $(MMAPD)) ./$(BENCH) $(BENCHFLAGS)
+	MMAPD_BIN=$(abspath $(MMAPD)) MMAPD_LIBRARY=$(abspath $(B)/libmmapd.so.$(SOVERSION)) \
+	  $(PYTHON) bench/python_bench.py
 
 # make soak [SOAK_SECONDS=60] [SOAK_CLIENTS=16]: many forked libmmapd clients doing mixed
 # operations (some SIGKILLed and replaced) against one mmapd for a set time; then the daemon's
@@ -402,6 +423,8 @@ install: all
 	install -m 0755 docs/examples/mmapd-backup.sh $(DESTDIR)$(DOCDIR)/examples/mmapd-backup.sh
 	install -m 0644 completions/mmapctl.bash $(DESTDIR)$(BASHCOMPDIR)/mmapctl
 	install -m 0644 completions/_mmapctl $(DESTDIR)$(ZSHCOMPDIR)/_mmapctl
+	install -d $(DESTDIR)$(PYTHONDIR)/mmapd
+	install -m 0644 python/mmapd/*.py python/mmapd/py.typed $(DESTDIR)$(PYTHONDIR)/mmapd/
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/mmapd $(DESTDIR)$(BINDIR)/mmapctl \
@@ -413,8 +436,8 @@ uninstall:
 	rm -f $(DESTDIR)$(UNITDIR)/mmapd.socket $(DESTDIR)$(TMPFILESDIR)/mmapd.conf
 	rm -f $(DESTDIR)$(UNITDIR)/mmapd-metrics.service $(DESTDIR)$(UNITDIR)/mmapd-metrics.timer \
 	  $(DESTDIR)$(DOCDIR)/examples/mmapd.json $(DESTDIR)$(DOCDIR)/examples/mmapd-backup.sh \
-	  $(DESTDIR)$(BASHCOMPDIR)/mmapctl \
-	  $(DESTDIR)$(ZSHCOMPDIR)/_mmapctl
+	  $(DESTDIR)$(BASHCOMPDIR)/mmapctl $(DESTDIR)$(ZSHCOMPDIR)/_mmapctl
+	rm -rf $(DESTDIR)$(PYTHONDIR)/mmapd
 
 clean:
 	rm -rf build build-san build-*

@@ -44,6 +44,13 @@ int case_open_touch(struct mmapd_client *client, const char *data_dir,
 int case_ping(struct mmapd_client *client, const struct bench_opts *o);
 
 /*
+ * (l) whole-region locks on the control page: 1000 uncontended lock+unlock pairs against a
+ * futex mutex in shared memory, and the hand-off to a process blocked in lock against the
+ * same hand-off of the futex mutex.
+ */
+int case_lock(struct mmapd_client *client, const struct bench_opts *o);
+
+/*
  * (c) memcpy of 64 MiB into a region mapped read-write through mmapd, against the same copy
  * into a direct shared mapping of a file of the same size in the same directory.
  */

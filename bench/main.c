@@ -35,13 +35,14 @@ static const char *const placement_names[] = {
 
 /* The cases, in the order they run; --case picks some of them by these names. */
 enum bench_case {
-	CASE_OPEN, CASE_PING, CASE_NOTIFY, CASE_THROUGHPUT, CASE_MEMCPY, CASE_ITERATE,
+	CASE_OPEN, CASE_PING, CASE_LOCK, CASE_NOTIFY, CASE_THROUGHPUT, CASE_MEMCPY, CASE_ITERATE,
 	CASE_ATOMIC, CASE_PREWARM, CASE_STALL, CASE_LIST, CASE_COUNT,
 };
 
 static const char *const case_names[CASE_COUNT] = {
 	[CASE_OPEN] = "open",
 	[CASE_PING] = "ping",
+	[CASE_LOCK] = "lock",
 	[CASE_NOTIFY] = "notify",
 	[CASE_THROUGHPUT] = "throughput",
 	[CASE_MEMCPY] = "memcpy",
@@ -64,7 +65,7 @@ static void usage(FILE *f)
 	        "  --pin MODE       split (default): the benchmark on one CPU, mmapd and the\n"
 	        "                   baseline peers on another; same: all on one CPU;\n"
 	        "                   none: wherever the scheduler puts them\n"
-	        "  --case NAME      run only this case (repeatable): open, ping, notify,\n"
+	        "  --case NAME      run only this case (repeatable): open, ping, lock, notify,\n"
 	        "                   throughput, memcpy, iterate, atomic, prewarm, stall,\n"
 	        "                   list\n",
 	        QUICK_ITERS, DEFAULT_ITERS);
@@ -288,6 +289,8 @@ int main(int argc, char **argv)
 		r = case_open_touch(client, srv.data, &opts);
 	if (r == 0 && case_wanted(cases, CASE_PING))
 		r = case_ping(client, &opts);
+	if (r == 0 && case_wanted(cases, CASE_LOCK))
+		r = case_lock(client, &opts);
 	if (r == 0 && case_wanted(cases, CASE_NOTIFY))
 		r = case_notify(client, &opts);
 	if (r == 0 && case_wanted(cases, CASE_THROUGHPUT))

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "ctlpage.h"
 
 void client_ref(struct mmapd_client *client)
 {
@@ -43,6 +44,7 @@ void client_unref(struct mmapd_client *client)
 	id_list_free(client->acks);
 	id_list_free(client->locks);
 	name_list_free(client->subs);
+	fast_free(client);
 	pthread_cond_destroy(&client->cond);
 	pthread_mutex_destroy(&client->lock);
 	pthread_mutex_destroy(&client->send_lock);
@@ -50,6 +52,29 @@ void client_unref(struct mmapd_client *client)
 	free(client->path);
 	free(client->name);
 	free(client);
+}
+
+/* Unmaps the control pages and forgets the fast locks (fastlock.c uses them). */
+void fast_free(struct mmapd_client *client)
+{
+	struct fast_lock *lists[2] = { client->fast_locks, client->fast_spare };
+
+	for (int i = 0; i < 2; i++) {
+		while (lists[i]) {
+			struct fast_lock *l = lists[i];
+
+			lists[i] = l->next;
+			free(l);
+		}
+	}
+	while (client->fast_pages) {
+		struct fast_page *fp = client->fast_pages;
+
+		client->fast_pages = fp->next;
+		munmap(fp->page, CTLPAGE_SIZE);
+		free(fp);
+	}
+	free(client->fast_index);
 }
 
 void id_list_free(struct id_node *list)

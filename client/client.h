@@ -18,6 +18,8 @@ void client_close_wake(struct mmapd_client *client);
 /* Frees a list of id_node or name_node. */
 void id_list_free(struct id_node *list);
 void name_list_free(struct name_node *list);
+/* Unmaps client's control pages and frees its fast locks (the client is being freed). */
+void fast_free(struct mmapd_client *client);
 /* Whether the calling thread is the client's dispatch thread. Lock held. */
 bool client_dispatch_is_self(const struct mmapd_client *client);
 /* Whether a dispatch thread is started (mmapd_client_dispatch() is then refused). Lock held. */

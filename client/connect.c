@@ -61,6 +61,7 @@ MMAPD_EXPORT int mmapd_connect(const char *path, const char *client_name,
 	atomic_init(&client->refs, 1);
 	pthread_mutex_init(&client->send_lock, NULL);
 	pthread_mutex_init(&client->lock, NULL);
+	atomic_flag_clear(&client->fast_mu);
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&client->cond, &attr);

@@ -24,7 +24,7 @@ size_t locks_forget(struct mmapd_client *client)
 		n++;
 	id_list_free(client->locks);
 	client->locks = NULL;
-	return n;
+	return n + fastlock_forget(client);
 }
 
 /* Forgets lock id. Lock held. */
@@ -109,18 +109,14 @@ static int lock_hook(struct mmapd_client *client, struct call *call, const cJSON
 	return 0;
 }
 
-MMAPD_EXPORT int mmapd_lock(struct mmapd_client *client, const char *name, uint64_t offset,
-                            uint64_t length, unsigned flags, int timeout_ms, uint64_t *ret_lock)
+/* The lock request of mmapd_lock(), flags checked. */
+static int lock_request(struct mmapd_client *client, const char *name, uint64_t offset,
+                        uint64_t length, unsigned flags, int timeout_ms, uint64_t *ret_lock)
 {
 	struct id_node *node = NULL;
 	struct call call = { .on_reply = lock_hook, .ctx = &node };
 	int r;
 
-	if (!ret_lock)
-		return error_set(-EINVAL, "ret_lock is NULL");
-	if (flags & ~(MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT))
-		return error_set(-EINVAL, "unknown lock flags 0x%x",
-		                 flags & ~(MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT));
 	r = request_start_region(client, proto_op_name(PROTO_OP_LOCK), name, &call.req);
 	if (r < 0)
 		return r;
@@ -153,6 +149,33 @@ fail:
 	return r;
 }
 
+/* mmapd_lock(), and mmapd_region_lock() with its region (else NULL). */
+static int lock_any(struct mmapd_client *client, struct mmapd_region *region, const char *name,
+                    uint64_t offset, uint64_t length, unsigned flags, int timeout_ms,
+                    uint64_t *ret_lock)
+{
+	int r;
+
+	if (!ret_lock)
+		return error_set(-EINVAL, "ret_lock is NULL");
+	if (flags & ~(MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT))
+		return error_set(-EINVAL, "unknown lock flags 0x%x",
+		                 flags & ~(MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT));
+	/* A whole-region lock goes through the control page when there is one. */
+	if (client && name && offset == 0 && length == 0) {
+		r = fastlock_lock(client, region, name, flags, timeout_ms, &timeout_ms, ret_lock);
+		if (r != FAST_FALLBACK)
+			return r;
+	}
+	return lock_request(client, name, offset, length, flags, timeout_ms, ret_lock);
+}
+
+MMAPD_EXPORT int mmapd_lock(struct mmapd_client *client, const char *name, uint64_t offset,
+                            uint64_t length, unsigned flags, int timeout_ms, uint64_t *ret_lock)
+{
+	return lock_any(client, NULL, name, offset, length, flags, timeout_ms, ret_lock);
+}
+
 /* The unlock reply, in stream order: the lock is no longer held. */
 static int unlock_hook(struct mmapd_client *client, struct call *call, const cJSON *reply)
 {
@@ -161,7 +184,8 @@ static int unlock_hook(struct mmapd_client *client, struct call *call, const cJS
 	return 0;
 }
 
-MMAPD_EXPORT int mmapd_unlock(struct mmapd_client *client, uint64_t lock)
+/* The unlock request of mmapd_unlock(); tell: the lock is a fast lock the daemon took over. */
+static int unlock_request(struct mmapd_client *client, uint64_t lock, bool tell)
 {
 	struct call call = { .on_reply = unlock_hook, .ctx = &lock };
 	int r;
@@ -180,8 +204,24 @@ MMAPD_EXPORT int mmapd_unlock(struct mmapd_client *client, uint64_t lock)
 		pthread_mutex_lock(&client->lock);
 		locks_remove(client, lock);
 		pthread_mutex_unlock(&client->lock);
+		/* A fast lock's copy it had handed back to the page already: released. */
+		if (tell)
+			r = 0;
 	}
 	return r;
+}
+
+MMAPD_EXPORT int mmapd_unlock(struct mmapd_client *client, uint64_t lock)
+{
+	uint64_t tell = 0;
+
+	if (client && fastlock_unlock(client, lock, &tell) == 0) {
+		if (!tell)
+			return 0;
+		/* The daemon took the page's locks over: it releases its copy too. */
+		return unlock_request(client, tell, true);
+	}
+	return unlock_request(client, lock, false);
 }
 
 /* Copies string key of obj into dst (room for cap bytes, truncated). Returns 0 or -EPROTO. */
@@ -613,8 +653,8 @@ MMAPD_EXPORT int mmapd_region_lock(struct mmapd_region *region, uint64_t offset,
 {
 	int r = region_coord_offset(region, offset, &offset);
 
-	return r < 0 ? r : mmapd_lock(region->client, region->name, offset, length, flags,
-	                              timeout_ms, ret_lock);
+	return r < 0 ? r : lock_any(region->client, region, region->name, offset, length, flags,
+	                            timeout_ms, ret_lock);
 }
 
 MMAPD_EXPORT int mmapd_region_unlock(struct mmapd_region *region, uint64_t lock)

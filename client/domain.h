@@ -62,6 +62,31 @@ bool regions_have(const struct mmapd_client *client, const char *name);
  */
 int region_check_range(const struct mmapd_region *region, uint64_t off, size_t len);
 
+/* ---- fastlock.c ---- */
+
+/* What fastlock_lock and fastlock_unlock return when the daemon must be asked instead. */
+#define FAST_FALLBACK 1
+
+/*
+ * Takes a lock of the whole region called name (MMAPD_LOCK_* flags; region: a handle of it
+ * whose page is remembered, or NULL) on its control page when this client holds it open
+ * read-write, waiting there at most MMAPD_FAST_WAIT_US. Returns 0
+ * with *ret_lock, a negative errno (message set: -EAGAIN with MMAPD_LOCK_NOWAIT, -ETIMEDOUT,
+ * -ENOMEM), or FAST_FALLBACK: ask the daemon, with *ret_timeout_ms left of timeout_ms.
+ * Lock not held.
+ */
+int fastlock_lock(struct mmapd_client *client, struct mmapd_region *region, const char *name,
+                  unsigned flags, int timeout_ms, int *ret_timeout_ms, uint64_t *ret_lock);
+/*
+ * Releases id if it is a fast lock of this client: 0, and *ret_tell is the id the daemon must
+ * also release (it took the page's locks over meanwhile; EBADF from it means it handed them
+ * back first) or 0. FAST_FALLBACK: not a fast lock. Lock not held.
+ */
+int fastlock_unlock(struct mmapd_client *client, uint64_t id, uint64_t *ret_tell);
+/* The connection is gone: every page is dead and every fast lock lost. Returns how many. Lock
+ * held. */
+size_t fastlock_forget(struct mmapd_client *client);
+
 /* ---- coord.c ---- */
 
 /* Forgets every lock held (they died with the connection). Returns how many. Lock held. */

@@ -40,6 +40,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/types.h>
 #include <time.h>
 #include <cjson/cJSON.h>
 
@@ -133,6 +134,36 @@ struct event_queue {
 struct mmapd_region;
 
 /*
+ * The fast path of whole-region locks (fastlock.c, shared/ctlpage.h): a control page this
+ * client mapped, with its slot and what the slot holds. Pages stay mapped until the client is
+ * freed (a reconnection marks its old ones dead: the daemon freed their slots), so a pointer
+ * to one never dangles. All under client->fast_mu.
+ */
+struct fast_page {
+	struct fast_page *next;       /* client->fast_pages */
+	char name[MMAPD_NAME_MAX + 1];
+	struct ctlpage *page;
+	dev_t dev;                    /* the memfd's identity: one fast_page per page and slot */
+	ino_t ino;
+	unsigned slot;
+	unsigned index;               /* in client->fast_index, and in its lock ids */
+	bool dead;                    /* its connection ended (its slot is not ours any more), or
+	                                 its region was deleted (the name is another's) */
+	uint64_t gen;                 /* the connection the slot belongs to */
+	uint64_t excl_id;             /* the exclusive lock this slot holds, or 0 */
+	uint64_t shared_count;        /* shared locks this slot holds */
+	uint64_t shared_id;           /* the id the daemon knows them by */
+};
+
+/* A shared lock held on the fast path: client->fast_locks (an exclusive one is its page's
+ * excl_id). */
+struct fast_lock {
+	struct fast_lock *next;
+	uint64_t id;
+	struct fast_page *fp;
+};
+
+/*
  * A mapped window (region.c owns its life; mapping.c keeps it in step with the region; advise.c,
  * atomic.c and guard.c read it).
  * The mapping starts at the window's offset rounded down to a page: map + delta is the
@@ -176,6 +207,9 @@ struct mmapd_region {
 	atomic_size_t usable;         /* bytes of the window read and write may touch */
 	_Atomic uint64_t size;        /* of the region, as last heard */
 	_Atomic uint64_t generation;
+
+	uint64_t fast_refused;        /* the connection that refused it a control page (lock held) */
+	struct fast_page *fast;       /* its control page once known, or NULL (fast_mu held) */
 
 	/* advise.c: tiny flushes batched until a page's worth (under the client's lock). */
 	uint64_t batch_lo, batch_hi;  /* window offsets; batch_hi 0: nothing pending */
@@ -242,6 +276,14 @@ struct mmapd_client {
 	struct name_node *subs;       /* subscriptions */
 	struct id_node *locks;        /* locks held */
 	size_t locks_lost;            /* forgotten by a reconnection, not reported yet */
+
+	atomic_flag fast_mu;          /* a spin lock (fastlock.c), after client->lock */
+	struct fast_page *fast_pages;
+	struct fast_page **fast_index; /* by fast_page.index */
+	size_t fast_npages;
+	struct fast_lock *fast_locks;
+	struct fast_lock *fast_spare; /* freed ones, for the next lock */
+	uint64_t fast_next_id;
 
 	struct event_queue events;
 	mmapd_event_fn *handler;

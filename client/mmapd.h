@@ -460,6 +460,9 @@ MMAPD_EXPORT int mmapd_stats_json(struct mmapd_client *client, char **ret_json);
  * disconnecting, or when the process dies. Returns 0 with *ret_lock set, -EAGAIN (NOWAIT and a
  * conflict, or this client's lock limit), -ETIMEDOUT, -EDEADLK (waiting would close a cycle of
  * clients waiting for each other), -ECANCELED (region deleted while waiting), -ENOENT, -EINVAL.
+ * A whole-region lock (offset and length 0) of a region this client holds open read-write is
+ * taken on the region's control page in shared memory, without a round trip unless it is
+ * busy for more than 1 ms (docs/coordination.md, "The control page").
  */
 MMAPD_EXPORT int mmapd_lock(struct mmapd_client *client, const char *name, uint64_t offset,
                             uint64_t length, unsigned flags, int timeout_ms, uint64_t *ret_lock);

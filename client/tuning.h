@@ -14,4 +14,12 @@
 /* Guards (mmapd_guard_begin()) one thread may nest; the next one fails with -EBUSY. */
 #define MMAPD_GUARD_DEPTH 8
 
+/*
+ * A whole-region lock that is busy on the control page is waited for there (spinning
+ * MMAPD_FAST_SPIN times, then asleep on the page's futex) for at most MMAPD_FAST_WAIT_US;
+ * then it is asked of the daemon, which queues it fairly and detects deadlocks.
+ */
+#define MMAPD_FAST_SPIN    200
+#define MMAPD_FAST_WAIT_US 1000
+
 #endif

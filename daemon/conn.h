@@ -74,6 +74,7 @@ struct outframe {
  * the three may be NULL.
  */
 struct conn;
+struct control_ref;
 
 struct conn_listener {
 	void (*release)(struct conn *c);
@@ -125,6 +126,7 @@ struct conn {
 
 	struct htab locks;            /* held struct lock by id (lock.c) */
 	struct lock *lock_waits;      /* its waiting locks */
+	struct control_ref *controls; /* its slots in control pages (control.c) */
 	uint64_t nlocks;              /* held and waiting */
 	uint64_t wait_mark;           /* deadlock search (lock.c) */
 	struct lock_edge *lock_out;   /* wait-for graph edges from and to it (lock.c) */

@@ -178,6 +178,9 @@ void fdconn_store(struct server *srv)
 	/* A wait is not carried over: answered now, the client may ask the next daemon again. */
 	for (i = 0; i < n; i++)
 		lock_conn_cancel_waits(keep[i], "mmapd is restarting; ask again");
+	/* The fast path's holders become locks the next daemon adopts. */
+	if (lock_manage_all(srv) < 0)
+		log_warn("some control pages kept changing: their fast locks are not handed over");
 	deadline = state_now_ms() + FDCONN_DRAIN_MS;
 	for (i = 0; i < n; i++) {
 		if (fdconn_store_one(keep[i], conns, deadline)) {

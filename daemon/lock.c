@@ -40,6 +40,8 @@
 #include <string.h>
 
 #include "conn.h"
+#include "control.h"
+#include "ctlpage.h"
 #include "log.h"
 #include "msg.h"
 #include "notify.h"
@@ -65,6 +67,7 @@ struct lock {
 	uint64_t queued_ms;           /* loop clock when queued, for waited_ms */
 	uint64_t req_id;              /* the lock request a waiter answers when granted */
 	uv_timer_t *timeout;
+	int fast_slot;                /* a shadow: the control page slot it stands for; else -1 */
 };
 
 /*
@@ -413,11 +416,20 @@ static int lock_would_deadlock(struct conn *c, struct conn **ret_via)
 
 /* Takes l out of everything (but the wait-for graph) and frees it; the caller processes and
  * unreferences region. */
-static void lock_free(struct lock *l)
+/*
+ * Frees l. A shadow's bits in the control page are cleared too, unless keep_bits: the page
+ * holds its lock again.
+ */
+static void lock_free_keep(struct lock *l, bool keep_bits)
 {
 	struct lock_queue *q = &l->region->locks;
 	struct conn *c = l->conn;
 
+	if (l->fast_slot >= 0) {
+		q->nshadow--;
+		if (!keep_bits)
+			control_drop(l->region->ctl, (unsigned)l->fast_slot, l->exclusive);
+	}
 	if (l->waiting) {
 		lock_list_unlink(&q->wait_head, &q->wait_tail, l);
 		q->nwaiting--;
@@ -434,6 +446,111 @@ static void lock_free(struct lock *l)
 	c->nlocks--;
 	timer_free(l->timeout);
 	free(l);
+}
+
+static void lock_free(struct lock *l)
+{
+	lock_free_keep(l, false);
+}
+
+/* ---- the control page ---------------------------------------------------------------------- */
+
+/* An id for a shadow of c: the one the holder wrote, unless unusable. */
+static uint64_t lock_shadow_id(struct conn *c, uint64_t wanted)
+{
+	uint64_t id = wanted;
+
+	if (id >= CTL_FAST_ID_BASE && id <= CTL_FAST_ID_MAX && !lock_find(c, id))
+		return id;
+	/* A scribbled or reused id: one of the top ids, which a client makes last. */
+	for (id = CTL_FAST_ID_MAX; lock_find(c, id); id--)
+		;
+	return id;
+}
+
+/* Makes the fast-path lock of slot (exclusive or its shared ones) a held lock of its
+ * connection. A slot nobody holds has its bits cleared instead. Returns 0 or -ENOMEM. */
+static int lock_shadow_add(struct region *r, unsigned slot, bool exclusive)
+{
+	struct ctlpage *p = control_page(r->ctl);
+	struct conn *c = control_slot_conn(r->ctl, slot);
+	struct lock *l;
+
+	if (!c) {
+		control_drop(r->ctl, slot, exclusive);
+		return 0;
+	}
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->conn = c;
+	l->region = r;
+	l->end = UINT64_MAX;
+	l->exclusive = exclusive;
+	l->fast_slot = (int)slot;
+	l->id = lock_shadow_id(c, atomic_load_explicit(exclusive ? &p->slots[slot].excl_id
+	                                                         : &p->slots[slot].shared_id,
+	                                               memory_order_relaxed));
+	if (htab_insert(&c->locks, &l->node, htab_hash_u64(l->id)) < 0) {
+		free(l);
+		return -ENOMEM;
+	}
+	c->nlocks++;
+	region_ref(r);
+	lock_hold(l);
+	/* Held since the daemon took it over: the page keeps no clock. */
+	r->locks.nshadow++;
+	return 0;
+}
+
+/*
+ * When r's daemon-managed locks are down to shadows and nobody waits, gives the page its
+ * locks back: the shadows go (their bits stay) and CTL_DAEMON is cleared.
+ */
+static void lock_unmanage_if_idle(struct region *r)
+{
+	struct lock *l, *next;
+
+	if (!control_managed(r->ctl) || r->locks.nwaiting > 0 ||
+	    r->locks.nheld > r->locks.nshadow)
+		return;
+	region_ref(r);
+	for (l = r->locks.held_head; l; l = next) {
+		next = l->next;
+		lock_free_keep(l, true);
+		region_unref(r);
+	}
+	control_unmanage(r->ctl);
+	region_unref(r);
+}
+
+/*
+ * Takes r's locks over from its control page, if it has one and the daemon does not manage
+ * them yet: the page's holders become shadows. Returns 0, or -EAGAIN (the page kept changing)
+ * or -ENOMEM, and then nothing changed.
+ */
+static int lock_manage(struct region *r)
+{
+	uint64_t w;
+	unsigned s;
+	int ret = control_manage(r->ctl, &w);
+
+	if (ret <= 0)
+		return ret;
+	ret = 0;
+	if (w & CTL_EXCL)
+		ret = lock_shadow_add(r, (unsigned)((w & CTL_OWNER_MASK) >> CTL_OWNER_SHIFT), true);
+	for (s = 0; ret == 0 && s < CTLPAGE_SLOTS; s++)
+		if (w & (1ull << s))
+			ret = lock_shadow_add(r, s, false);
+	if (ret < 0)
+		lock_unmanage_if_idle(r);
+	return ret;
+}
+
+int lock_control_attached(struct region *r)
+{
+	return r->locks.nheld > 0 || r->locks.nwaiting > 0 ? lock_manage(r) : 0;
 }
 
 /* True when a waiter of l's region conflicts with the held lock l. */
@@ -469,6 +586,7 @@ static void lock_drop(struct lock *l)
 		cJSON_Delete(event);
 	}
 	lock_process(r, &gone);
+	lock_unmanage_if_idle(r);
 	region_check_idle(r);
 	region_unref(r);
 }
@@ -498,13 +616,22 @@ void lock_acquire(struct conn *c, uint64_t id, struct region *r, const struct lo
 		            "max_locks_per_client (%" PRIu64 ") locks", srv->limits->max_locks_per_client);
 		return;
 	}
+	ret = lock_manage(r);
+	if (ret < 0) {
+		reply_error(c, id, -ret, ret == -EAGAIN ? "the control page of region '%s' keeps "
+		            "changing: try again" : "out of memory taking over the locks of region "
+		            "'%s'", r->name);
+		return;
+	}
 	l = calloc(1, sizeof(*l));
 	if (!l) {
 		reply_nomem(c, id);
+		lock_unmanage_if_idle(r);
 		return;
 	}
 	l->conn = c;
 	l->region = r;
+	l->fast_slot = -1;
 	l->offset = a->offset;
 	l->length = a->length;
 	l->end = a->length ? a->offset + a->length : UINT64_MAX;
@@ -593,6 +720,7 @@ unqueue:
 	}
 fail:
 	free(l);
+	lock_unmanage_if_idle(r);
 }
 
 void lock_release(struct conn *c, uint64_t id, uint64_t lock_id)
@@ -640,9 +768,11 @@ void lock_conn_release(struct conn *c)
 		r->locks.release_next = NULL;
 		r->locks.release_pending = false;
 		lock_process(r, NULL);
+		lock_unmanage_if_idle(r);
 		region_check_idle(r);
 		region_unref(r);
 	}
+	control_conn_release(c);
 }
 
 void lock_conn_cancel_waits(struct conn *c, const char *why)
@@ -654,6 +784,24 @@ void lock_conn_cancel_waits(struct conn *c, const char *why)
 		            l->region->name, why);
 		lock_drop(l);
 	}
+}
+
+int lock_manage_all(struct server *srv)
+{
+	struct region *r;
+	int ret = 0;
+
+	for (r = srv->all_regions; r; r = r->next) {
+		int one;
+
+		if (!r->ctl)
+			continue;
+		one = lock_manage(r);
+		control_freeze(r->ctl);
+		if (one < 0 && ret == 0)
+			ret = one;
+	}
+	return ret;
 }
 
 int lock_adopt(struct conn *c, struct region *r, uint64_t id, uint64_t offset, uint64_t length,
@@ -669,6 +817,7 @@ int lock_adopt(struct conn *c, struct region *r, uint64_t id, uint64_t offset, u
 		return -ENOMEM;
 	l->conn = c;
 	l->region = r;
+	l->fast_slot = -1;
 	l->id = id;
 	l->offset = offset;
 	l->length = length;
@@ -688,7 +837,8 @@ int lock_adopt(struct conn *c, struct region *r, uint64_t id, uint64_t offset, u
 	/* Held since it was granted, not since this daemon took it over. */
 	if (since_ms > 0 && since_ms < l->since_ms)
 		l->since_ms = since_ms;
-	if (id > srv->lock_serial)
+	/* The fast path's ids (the previous daemon's shadows) are the clients' own. */
+	if (id > srv->lock_serial && id < CTL_FAST_ID_BASE)
 		srv->lock_serial = id;
 	return 0;
 }
@@ -698,6 +848,7 @@ void lock_region_retire(struct region *r)
 	struct htab_iter it;
 	struct hnode *node;
 
+	control_retire(r->ctl);
 	/* Only waiters have pairs, and all of them go. */
 	htab_iter_init(&r->locks.edges, &it);
 	while ((node = htab_iter_next(&r->locks.edges, &it)) != NULL)
@@ -710,6 +861,7 @@ void lock_region_retire(struct region *r)
 		lock_free(l);
 		region_unref(r);
 	}
+	lock_unmanage_if_idle(r);
 }
 
 /* The object of lock l for the locks op. NULL on ENOMEM. */
@@ -741,22 +893,25 @@ static cJSON *lock_to_json(const struct lock *l)
 
 int lock_region_list(struct region *r, int (*cb)(void *userdata, cJSON *obj), void *userdata)
 {
-	struct lock *list[2] = { r->locks.held_head, r->locks.wait_head };
+	struct lock *list[2];
 	struct lock *l;
 	int k, ret;
 
-	for (k = 0; k < 2; k++) {
-		for (l = list[k]; l; l = l->next) {
+	/* The fast path's holders are listed as the shadows they become for a moment. */
+	ret = lock_manage(r);
+	if (ret < 0)
+		return ret;
+	list[0] = r->locks.held_head;
+	list[1] = r->locks.wait_head;
+	for (k = 0; k < 2 && ret == 0; k++) {
+		for (l = list[k]; l && ret == 0; l = l->next) {
 			cJSON *obj = lock_to_json(l);
 
-			if (!obj)
-				return -ENOMEM;
-			ret = cb(userdata, obj);
-			if (ret < 0)
-				return ret;
+			ret = obj ? cb(userdata, obj) : -ENOMEM;
 		}
 	}
-	return 0;
+	lock_unmanage_if_idle(r);
+	return ret;
 }
 
 cJSON *lock_conn_held_json(const struct conn *c)

@@ -12,6 +12,14 @@
  * waiter, a search over connections; a closing connection costs one pass per region. A waiter may carry a timeout; a
  * connection that goes away releases its locks and drops its waits, and the waiters behind
  * them are granted at once.
+ *
+ * A region with a control page (control.h) has its whole-region locks taken and dropped in
+ * shared memory by its fast-path clients while the daemon has no lock or waiter of its own
+ * there. Any request that needs the daemon (a protocol client's lock, a fast client that
+ * waited too long, the locks op) first takes the page over: each holder found in the page
+ * becomes a held lock of its connection here (a "shadow", whose id is the one the holder
+ * wrote in its slot), and everything goes through the daemon until only shadows are left,
+ * when the page gets its locks back.
  */
 #ifndef MMAPD_DAEMON_LOCK_H
 #define MMAPD_DAEMON_LOCK_H
@@ -25,6 +33,7 @@
 struct conn;
 struct lock;
 struct region;
+struct server;
 
 /* A region's locks (in struct region). */
 struct lock_queue {
@@ -32,6 +41,7 @@ struct lock_queue {
 	struct lock *wait_head, *wait_tail;   /* in arrival order */
 	uint64_t nheld, nwaiting;
 	uint64_t nheld_exclusive;             /* of nheld: a shared waiter need not scan if 0 */
+	uint64_t nshadow;                     /* of nheld: taken over from the control page */
 	struct htab edges;                    /* struct lock_edge by connection pair (lock.c) */
 	struct region *release_next;          /* regions a closing connection had locks in */
 	bool release_pending;
@@ -70,9 +80,21 @@ void lock_conn_release(struct conn *c);
  * held already) or -ENOMEM.
  */
 void lock_conn_cancel_waits(struct conn *c, const char *why);
+/*
+ * Before the handover: the daemon takes over the locks of every control page for good, so that
+ * lock_conn_held_json lists the fast path's holders too (with the ids they know them by).
+ * Returns 0, or the first error (-EAGAIN, -ENOMEM) after trying every region.
+ */
+int lock_manage_all(struct server *srv);
 cJSON *lock_conn_held_json(const struct conn *c);
 int lock_adopt(struct conn *c, struct region *r, uint64_t id, uint64_t offset, uint64_t length,
                bool exclusive, uint64_t since_ms);
+
+/*
+ * c was just given a slot in r's control page: if r has locks or waiters, the daemon keeps
+ * managing them (the page says so before c can use it). Returns 0, -EAGAIN or -ENOMEM.
+ */
+int lock_control_attached(struct region *r);
 
 /* r was deleted: every waiter gets ECANCELED. Held locks stay until released. */
 void lock_region_retire(struct region *r);

@@ -217,6 +217,17 @@ int memfd_text_create(const char *label, const char *text)
 	                  F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
 }
 
+int memfd_page_create(const char *label, size_t size)
+{
+	int fd = memfd_make(label, MFD_CLOEXEC | MFD_ALLOW_SEALING, false);
+
+	if (fd < 0)
+		return fd;
+	/* Sealed to its size: no holder can truncate it under the daemon's mapping (SIGBUS). */
+	return memfd_seal(fd, ftruncate(fd, (off_t)size) < 0 ? -errno : 0,
+	                  F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+}
+
 bool memfd_is_hugetlb(int fd)
 {
 	struct statfs sf;

@@ -12,6 +12,7 @@
 #define MMAPD_DAEMON_MEMFD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* The huge pages of an anonymous region ("huge" in the region object; its names are
@@ -50,6 +51,13 @@ int memfd_region_create(const char *name, uint64_t size, bool sparse, unsigned f
  * it (the caller closes it) or -errno. The fdstore keeps the daemon's state in one.
  */
 int memfd_text_create(const char *label, const char *text);
+
+/*
+ * A zero-filled memfd of size bytes, private to the daemon's user, sealed against any change
+ * of size (and further seals), for pages the daemon shares read-write with clients (the
+ * control pages, control.h). Returns the descriptor or -errno.
+ */
+int memfd_page_create(const char *label, size_t size);
 
 /*
  * Clears the group and other bits of memfd fd's mode, so that nobody but the daemon's user

@@ -62,6 +62,7 @@ int ops_status(struct conn *c, uint64_t id, cJSON *req);
 int ops_lock(struct conn *c, uint64_t id, cJSON *req);
 int ops_unlock(struct conn *c, uint64_t id, cJSON *req);
 int ops_locks(struct conn *c, uint64_t id, cJSON *req);
+int ops_control(struct conn *c, uint64_t id, cJSON *req);
 int ops_resize(struct conn *c, uint64_t id, cJSON *req);
 int ops_shrink_ack(struct conn *c, uint64_t id, cJSON *req);
 int ops_subscribe(struct conn *c, uint64_t id, cJSON *req);
@@ -94,6 +95,7 @@ int ops_stats(struct conn *c, uint64_t id, cJSON *req);
 	X(LOCK, ops_lock, fields_lock) \
 	X(UNLOCK, ops_unlock, fields_none) \
 	X(LOCKS, ops_locks, fields_name) \
+	X(CONTROL, ops_control, fields_none) \
 	X(RESIZE, ops_resize, fields_resize) \
 	X(SHRINK_ACK, ops_shrink_ack, fields_none) \
 	X(SUBSCRIBE, ops_subscribe, fields_name) \

@@ -10,9 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "access.h"
 #include "conn.h"
+#include "control.h"
 #include "fdstore.h"
 #include "flush.h"
 #include "fsdir.h"
@@ -78,6 +80,56 @@ int ops_unlock(struct conn *c, uint64_t id, cJSON *req)
 	if (ops_get_u64(c, id, req, PROTO_FIELD_LOCK, true, &lock) < 0)
 		return OPS_DONE;
 	lock_release(c, id, lock);
+	return OPS_DONE;
+}
+
+int ops_control(struct conn *c, uint64_t id, cJSON *req)
+{
+	struct grant *g;
+	uint64_t handle;
+	unsigned slot;
+	cJSON *reply;
+	int fd, ret;
+
+	if (ops_get_u64(c, id, req, PROTO_FIELD_HANDLE, true, &handle) < 0)
+		return OPS_DONE;
+	g = grant_find(c, handle);
+	if (!g) {
+		reply_error(c, id, EBADF, "no grant with handle %" PRIu64 " on this connection",
+		            handle);
+		return OPS_DONE;
+	}
+	/* The page lets its holders take locks others obey: only for those who may write. */
+	if (g->mode != REGION_MODE_RW) {
+		reply_error(c, id, EACCES, "the control page of region '%s' is for read-write "
+		            "grants; grant %" PRIu64 " is %s", g->region->name, handle,
+		            region_mode_name(g->mode));
+		return OPS_DONE;
+	}
+	ret = control_attach(&g->region->ctl, "mmapd-control", c, &fd, &slot);
+	if (ret == 0) {
+		ret = lock_control_attached(g->region);
+		if (ret < 0)
+			close(fd);
+	}
+	if (ret < 0) {
+		reply_error(c, id, -ret, ret == -ENOSPC ? "the control page of region '%s' has no "
+		            "free slot: use lock requests" : "no control page for region '%s'",
+		            g->region->name);
+		return OPS_DONE;
+	}
+	reply = msg_reply_ok(id);
+	if (!reply || !cJSON_AddNumberToObject(reply, PROTO_FIELD_FDS, 1) ||
+	    !cJSON_AddNumberToObject(reply, PROTO_FIELD_SLOT, slot)) {
+		cJSON_Delete(reply);
+		close(fd);
+		reply_nomem(c, id);
+		return OPS_DONE;
+	}
+	/* A connection closed by the send is gone with its slot. */
+	if (conn_send(c, reply, &fd, 1) < 0 && conn_alive(c))
+		reply_nomem(c, id);
+	cJSON_Delete(reply);
 	return OPS_DONE;
 }
 

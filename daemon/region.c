@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "control.h"
 #include "dirindex.h"
 #include "log.h"
 #include "meta.h"
@@ -145,6 +146,7 @@ void region_unref(struct region *r)
 	assert(r->locks.nheld == 0 && r->locks.nwaiting == 0 && r->nsubs == 0);
 	assert(!region_busy(r));
 	region_budget_detach(r);
+	control_region_gone(r->ctl);
 	if (r->fd >= 0)
 		close(r->fd);
 	if (r->prev)

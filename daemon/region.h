@@ -38,6 +38,7 @@
 #include "state.h"
 
 struct conn;
+struct control;
 struct sub;
 
 enum region_mode {
@@ -86,6 +87,7 @@ struct region {
 	uint64_t charged;             /* anonymous: the bytes charged to it */
 	struct holder *holders;
 	struct lock_queue locks;      /* lock.c */
+	struct control *ctl;          /* its control page, or NULL (control.h) */
 	struct sub *subs;             /* notify.c */
 	uint64_t nsubs;
 	struct resize_queue resizes;  /* resize.c */

@@ -3,7 +3,7 @@
 # (apt-get update once, then apt-get install -y); otherwise it prints the exact command
 # and fails. Called by the Makefile before any target that builds.
 set -u
-PKGS="libuv1-dev libcjson-dev check pkg-config"
+PKGS="libuv1-dev libcjson-dev check pkg-config python3 python3-numpy"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -23,6 +23,7 @@
 	X(LOCK, "lock") \
 	X(UNLOCK, "unlock") \
 	X(LOCKS, "locks") \
+	X(CONTROL, "control") \
 	X(RESIZE, "resize") \
 	X(SHRINK_ACK, "shrink-ack") \
 	X(SUBSCRIBE, "subscribe") \
@@ -103,6 +104,7 @@
 	X(TIMEOUT_MS, "timeout_ms") \
 	X(LOCK, "lock") \
 	X(LOCKS, "locks") \
+	X(SLOT, "slot") \
 	X(SHRINK, "shrink") \
 	X(GROW_ONLY, "grow_only") \
 	X(TRUNCATED, "truncated") \

@@ -676,6 +676,51 @@ START_TEST(test_fdconn_client_keeps_its_connection_grants_locks_and_subscription
 }
 END_TEST
 
+/*
+ * Whole-region locks held on the control page's fast path (a shared one and an exclusive
+ * one) go through a SIGTERM restart: the old daemon takes them over and hands them on, the
+ * new daemon holds them against others under the ids their holders know, and once they are
+ * released the region can be locked again.
+ */
+START_TEST(test_fdconn_fast_path_locks_survive_the_restart)
+{
+	struct fake_sd sd;
+	struct test_sess old, other;
+	uint64_t excl, shared;
+	const char *line;
+
+	sd_start_old(&sd, &old);
+	excl = test_line_u64(test_sess_ok(&old, "lock file 0 0 exclusive"), "lock");
+	shared = test_line_u64(test_sess_ok(&old, "lock anon 0 0 shared"), "lock");
+	ck_assert_uint_ge(excl, 1ull << 52);
+	ck_assert_uint_ge(shared, 1ull << 52);
+	sd_stop(&sd, SIGTERM);
+	sd_spawn(&sd);
+	log_expect(&sd, "taken over from the previous daemon: 2 grants, 2 locks, 0 subscriptions");
+	test_sess_start(&other, &sd.d, "other");
+	(void)test_sess_ok(&other, "open file rw");
+	(void)test_sess_ok(&other, "open anon rw");
+	line = test_sess_cmd(&other, "lock file 0 0 shared nowait");
+	ck_assert_msg(strncmp(line, "err EAGAIN", 10) == 0, "the exclusive lock is lost: %s", line);
+	line = test_sess_cmd(&other, "lock anon 0 0 exclusive nowait");
+	ck_assert_msg(strncmp(line, "err EAGAIN", 10) == 0, "the shared lock is lost: %s", line);
+	(void)test_sess_ok(&old, "unlock %llu", (unsigned long long)excl);
+	(void)test_sess_ok(&old, "unlock %llu", (unsigned long long)shared);
+	line = test_sess_ok(&other, "lock file 0 0 exclusive nowait");
+	(void)test_sess_ok(&other, "unlock %llu", (unsigned long long)test_line_u64(line, "lock"));
+	line = test_sess_ok(&other, "lock anon 0 0 exclusive nowait");
+	(void)test_sess_ok(&other, "unlock %llu", (unsigned long long)test_line_u64(line, "lock"));
+	/* The old client's next locks go through the daemon, and still exclude. */
+	line = test_sess_ok(&old, "lock file 0 0 exclusive");
+	ck_assert_msg(strncmp(test_sess_cmd(&other, "lock file 0 0 shared nowait"), "err EAGAIN",
+	                      10) == 0, "the old client's lock does not exclude");
+	(void)test_sess_ok(&old, "unlock %llu", (unsigned long long)test_line_u64(line, "lock"));
+	ck_assert_int_eq(test_sess_end(&other), 0);
+	ck_assert_int_eq(test_sess_end(&old), 0);
+	sd_done(&sd);
+}
+END_TEST
+
 /* A client that dies while the daemon restarts: its connection is dropped, grants released. */
 START_TEST(test_fdconn_peer_that_died_during_the_restart_is_dropped)
 {
@@ -1250,6 +1295,7 @@ static Suite *fdstore_suite(void)
 	tcase_add_test(tc, test_fdstore_loss_of_anonymous_regions_is_logged_without_a_store);
 	tcase_add_test(tc, test_fdstore_watchdog_keepalives_arrive_at_half_the_interval);
 	tcase_add_test(tc, test_fdconn_client_keeps_its_connection_grants_locks_and_subscription);
+	tcase_add_test(tc, test_fdconn_fast_path_locks_survive_the_restart);
 	tcase_add_test(tc, test_fdconn_peer_that_died_during_the_restart_is_dropped);
 	tcase_add_test(tc, test_fdconn_connection_whose_region_is_gone_is_closed);
 	tcase_add_test(tc, test_fdconn_forged_connections_are_refused);

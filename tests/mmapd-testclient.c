@@ -59,9 +59,11 @@
  *                                             a shrink left accessible) once per millisecond;
  *                                             "off" prints ok touches=N
  *   u64 IDX OFF                               ok value=N (the 8 bytes at OFF, host order)
- *   addloop NAME IDX OFF COUNT                COUNT times: exclusive lock of NAME OFF..OFF+8,
- *                                             a deliberately racy read-yield-write +1 of the
- *                                             u64 at OFF of region IDX, unlock
+ *   addloop NAME IDX OFF COUNT [whole] [noyield]   COUNT times: exclusive lock of NAME
+ *                                             OFF..OFF+8 (whole: of all of it, the control
+ *                                             page's fast path), a deliberately racy
+ *                                             read-yield-write +1 of the u64 at OFF of region
+ *                                             IDX (noyield: without the yield), unlock
  *   lock NAME OFF LEN shared|exclusive [nowait] [timeout=MS]   ok lock=ID
  *   unlock ID
  *   resize NAME SIZE [sparse]
@@ -921,26 +923,37 @@ static void sess_open(struct session *s, int n, char **t)
 	s->nregions++;
 }
 
-/* addloop NAME IDX OFF COUNT */
+/* addloop NAME IDX OFF COUNT [whole] [noyield] */
 static void sess_addloop(struct session *s, int n, char **t)
 {
+	bool whole = false, yield = true;
 	struct sess_region *sr;
 	uint64_t off, count;
 
-	if (n != 5 || (sr = sess_region_arg(s, t[2])) == NULL || parse_u64(t[3], &off) < 0 ||
+	for (int i = 5; i < n; i++) {
+		if (strcmp(t[i], "whole") == 0)
+			whole = true;
+		else if (strcmp(t[i], "noyield") == 0)
+			yield = false;
+		else
+			n = -1;
+	}
+	if (n < 5 || (sr = sess_region_arg(s, t[2])) == NULL || parse_u64(t[3], &off) < 0 ||
 	    parse_u64(t[4], &count) < 0 || off % 8 != 0 || off + 8 > mmapd_region_length(sr->r))
 		{ res_usage(t[0]); return; }
 	for (uint64_t i = 0; i < count; i++) {
 		volatile uint64_t *p;
 		uint64_t lock, v;
-		int err = mmapd_lock(s->c, t[1], off, 8, MMAPD_LOCK_EXCLUSIVE, -1, &lock);
+		int err = mmapd_lock(s->c, t[1], whole ? 0 : off, whole ? 0 : 8,
+		                     MMAPD_LOCK_EXCLUSIVE, -1, &lock);
 
 		if (err < 0)
 			{ res_err(err); return; }
 		/* Read, give the processor away, write: without the lock, increments get lost. */
 		p = (volatile uint64_t *)((char *)mmapd_region_data(sr->r) + off);
 		v = *p;
-		sched_yield();
+		if (yield)
+			sched_yield();
 		*p = v + 1;
 		err = mmapd_unlock(s->c, lock);
 		if (err < 0)

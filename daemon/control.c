@@ -1,0 +1,198 @@
+/*
+ * Control pages and their slots (see control.h). A struct control lives while its region
+ * does or a connection has a slot in it; each connection lists its slots (struct
+ * control_ref on conn->controls) so that its end clears them in one pass.
+ */
+#include "control.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "ctlpage.h"
+#include "log.h"
+#include "memfd.h"
+
+struct control {
+	int fd;
+	struct ctlpage *page;
+	struct conn *slots[CTLPAGE_SLOTS];
+	unsigned used;                /* slots taken */
+	bool region_alive;            /* its region still points at it */
+	bool managed;                 /* CTL_DAEMON set by us */
+	bool frozen;                  /* managed for good (control_freeze) */
+};
+
+struct control_ref {
+	struct control_ref *next;     /* conn->controls */
+	struct control *ctl;
+	unsigned slot;
+};
+
+static int control_new(const char *label, struct control **ret)
+{
+	struct control *ctl = calloc(1, sizeof(*ctl));
+	void *map;
+
+	if (!ctl)
+		return -ENOMEM;
+	ctl->fd = memfd_page_create(label, CTLPAGE_SIZE);
+	if (ctl->fd < 0) {
+		int r = ctl->fd;
+
+		free(ctl);
+		return r;
+	}
+	map = mmap(NULL, CTLPAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, ctl->fd, 0);
+	if (map == MAP_FAILED) {
+		int r = -errno;
+
+		close(ctl->fd);
+		free(ctl);
+		return r;
+	}
+	ctl->page = map;
+	ctlpage_format(ctl->page);
+	ctl->region_alive = true;
+	*ret = ctl;
+	return 0;
+}
+
+static void control_free_if_unused(struct control *ctl)
+{
+	if (ctl->region_alive || ctl->used > 0)
+		return;
+	munmap(ctl->page, CTLPAGE_SIZE);
+	close(ctl->fd);
+	free(ctl);
+}
+
+int control_attach(struct control **ctlp, const char *label, struct conn *c, int *ret_fd,
+                   unsigned *ret_slot)
+{
+	struct control_ref *ref;
+	struct control *ctl;
+	unsigned slot;
+	int r;
+
+	if (!*ctlp) {
+		r = control_new(label, ctlp);
+		if (r < 0)
+			return r;
+	}
+	ctl = *ctlp;
+	for (ref = c->controls; ref; ref = ref->next)
+		if (ref->ctl == ctl)
+			break;
+	if (!ref) {
+		if (ctl->used == CTLPAGE_SLOTS)
+			return -ENOSPC;
+		ref = malloc(sizeof(*ref));
+		if (!ref)
+			return -ENOMEM;
+		for (slot = 0; ctl->slots[slot]; slot++)
+			;
+		/* Whatever a former holder or a scribbler left in the slot goes. */
+		memset(&ctl->page->slots[slot], 0, sizeof(ctl->page->slots[slot]));
+		atomic_store(&ctl->page->slots[slot].pid, (uint32_t)c->pid);
+		ctlpage_drop(ctl->page, slot, 0);
+		ctlpage_drop(ctl->page, slot, 1);
+		ctl->slots[slot] = c;
+		ctl->used++;
+		ref->ctl = ctl;
+		ref->slot = slot;
+		ref->next = c->controls;
+		c->controls = ref;
+	}
+	*ret_fd = dup(ctl->fd);
+	if (*ret_fd < 0)
+		return -errno;
+	*ret_slot = ref->slot;
+	return 0;
+}
+
+void control_conn_release(struct conn *c)
+{
+	while (c->controls) {
+		struct control_ref *ref = c->controls;
+		struct control *ctl = ref->ctl;
+
+		c->controls = ref->next;
+		control_drop(ctl, ref->slot, false);
+		control_drop(ctl, ref->slot, true);
+		atomic_store(&ctl->page->slots[ref->slot].pid, 0);
+		ctl->slots[ref->slot] = NULL;
+		ctl->used--;
+		free(ref);
+		control_free_if_unused(ctl);
+	}
+}
+
+void control_region_gone(struct control *ctl)
+{
+	if (!ctl)
+		return;
+	ctl->region_alive = false;
+	control_free_if_unused(ctl);
+}
+
+struct ctlpage *control_page(const struct control *ctl)
+{
+	return ctl->page;
+}
+
+struct conn *control_slot_conn(const struct control *ctl, unsigned slot)
+{
+	return slot < CTLPAGE_SLOTS ? ctl->slots[slot] : NULL;
+}
+
+int control_manage(struct control *ctl, uint64_t *ret_word)
+{
+	int r;
+
+	if (!ctl || ctl->managed)
+		return 0;
+	r = ctlpage_manage(ctl->page, ret_word);
+	if (r < 0) {
+		log_warn("a control page keeps changing under the daemon: its locks stay on the "
+		         "fast path for now");
+		return r;
+	}
+	ctl->managed = true;
+	return 1;
+}
+
+void control_unmanage(struct control *ctl)
+{
+	if (!ctl || !ctl->managed || ctl->frozen)
+		return;
+	/* A page that keeps changing stays managed: slower, never wrong. */
+	if (ctlpage_unmanage(ctl->page) == 0)
+		ctl->managed = false;
+}
+
+void control_freeze(struct control *ctl)
+{
+	if (ctl)
+		ctl->frozen = true;
+}
+
+bool control_managed(const struct control *ctl)
+{
+	return ctl && ctl->managed;
+}
+
+void control_retire(struct control *ctl)
+{
+	if (ctl)
+		ctlpage_retire(ctl->page);
+}
+
+void control_drop(struct control *ctl, unsigned slot, bool exclusive)
+{
+	if (slot < CTLPAGE_SLOTS)
+		(void)ctlpage_drop(ctl->page, slot, exclusive);
+}

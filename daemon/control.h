@@ -1,0 +1,56 @@
+/*
+ * The daemon's side of the control pages (shared/ctlpage.h, docs/coordination.md "The control
+ * page"): a region's page is made the first time a connection holding a read-write grant asks
+ * for it, and each such connection gets a slot, kept until the connection ends. The lock
+ * manager (lock.c) decides when the daemon takes the region's locks over (CTL_DAEMON) and
+ * back; this module keeps the page, the slots and who holds them, and clears a slot's locks
+ * when its connection goes. Nothing here waits for what a client writes into the page.
+ */
+#ifndef MMAPD_DAEMON_CONTROL_H
+#define MMAPD_DAEMON_CONTROL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct conn;
+struct control;
+struct ctlpage;
+
+/*
+ * Gives c a slot in the control page *ctlp (made, labelled label, when *ctlp is NULL) and a
+ * descriptor of the page (ret_fd, the caller's). c keeps the slot it has. Returns 0,
+ * -ENOSPC (every slot taken), or -errno.
+ */
+int control_attach(struct control **ctlp, const char *label, struct conn *c, int *ret_fd,
+                   unsigned *ret_slot);
+
+/* c is going away: clears the locks of each of its slots, wakes sleepers, frees the slots. */
+void control_conn_release(struct conn *c);
+
+/* The region of ctl is freed: the page goes with the last slot. ctl may be NULL. */
+void control_region_gone(struct control *ctl);
+
+struct ctlpage *control_page(const struct control *ctl);
+/* The connection holding slot, or NULL (free, or out of range). */
+struct conn *control_slot_conn(const struct control *ctl, unsigned slot);
+
+/*
+ * The take-over (lock.c): control_manage sets CTL_DAEMON and returns 1 with the word as it was
+ * (its holders are the daemon's to keep from now on), 0 when ctl is NULL or already managed,
+ * -EAGAIN when the page kept changing; control_unmanage hands the locks back.
+ */
+int control_manage(struct control *ctl, uint64_t *ret_word);
+void control_unmanage(struct control *ctl);
+/* Keeps ctl managed for good: the locks were handed over to the next daemon, which does not
+ * know this page (its clients ask that daemon for every lock and unlock). */
+void control_freeze(struct control *ctl);
+bool control_managed(const struct control *ctl);
+
+/* The region of ctl was deleted: its fast path is closed (clients ask by name again). ctl may
+ * be NULL. */
+void control_retire(struct control *ctl);
+
+/* Clears slot's exclusive lock or shared bit in the page and wakes sleepers. */
+void control_drop(struct control *ctl, unsigned slot, bool exclusive);
+
+#endif

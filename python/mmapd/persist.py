@@ -1,0 +1,358 @@
+"""libmmapd's persistent structures (mmapd-persist.h) from Python: structs (pstruct()),
+fixed-capacity strings (FStr), vectors (PVec) and hash maps (PHash).
+
+They are libmmapd's own (same headers, same region layout, same locks), so C and Python
+processes share them. Elements and structs are plain bytes in the host's byte order; Python
+describes them with a ctypes type (a Structure mirrors a C struct, padding included) or a
+NumPy dtype (a structured dtype with align=True matches the C layout), or just a size in
+bytes. A PVec's elements never move while it is open, so PVec.array() is a NumPy structured
+array over the shared elements with no copy.
+"""
+from __future__ import annotations
+
+import ctypes
+import weakref
+from typing import TYPE_CHECKING, Any, Iterator
+
+from . import _lib
+from ._errors import check
+from ._lib import lib
+from ._types import timeout_ms
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .region import Region
+
+
+class _Codec:
+    """Elements as bytes, ctypes instances or NumPy records, by what described them."""
+
+    def __init__(self, dtype: Any) -> None:
+        self.dtype = dtype
+        if isinstance(dtype, int):
+            self.kind, self.size = "bytes", dtype
+        elif isinstance(dtype, type) and issubclass(dtype, ctypes._SimpleCData | ctypes.Structure
+                                                    | ctypes.Union | ctypes.Array):
+            self.kind, self.size = "ctypes", ctypes.sizeof(dtype)
+        else:
+            import numpy as np
+            self.dtype = np.dtype(dtype)
+            self.kind, self.size = "numpy", self.dtype.itemsize
+
+    def encode(self, item: Any) -> bytes:
+        if self.kind == "numpy" and not isinstance(item, (bytes, bytearray, memoryview)):
+            import numpy as np
+            b = np.array(item, dtype=self.dtype).tobytes()
+        else:
+            b = bytes(item)
+        if len(b) != self.size:
+            raise ValueError(f"an element is {self.size} bytes, not {len(b)}")
+        return b
+
+    def decode(self, b: bytes) -> Any:
+        if self.kind == "ctypes":
+            return self.dtype.from_buffer_copy(b)
+        if self.kind == "numpy":
+            import numpy as np
+            return np.frombuffer(b, dtype=self.dtype)[0]
+        return b
+
+    def numpy_dtype(self) -> Any:
+        import numpy as np
+        if self.kind == "numpy":
+            return self.dtype
+        if self.kind == "ctypes":
+            return np.dtype(self.dtype)
+        return np.dtype((np.void, self.size))
+
+
+class _Owner:
+    """Owns a toolbox pointer; close_fn runs when the last reference (handle, array) goes."""
+
+    def __init__(self, ptr: int, close_fn: Any) -> None:
+        self.ptr = ptr
+        self._final = weakref.finalize(self, _lib.closer(close_fn, ptr))
+
+
+class _Locked:
+    """A held lock of a vector or map; it keeps the structure open until released."""
+
+    def __init__(self, unlock: Any, owner: _Owner) -> None:
+        self._unlock, self._owner = unlock, owner
+
+    def __enter__(self) -> "_Locked":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        if self._unlock is not None:
+            unlock, self._unlock = self._unlock, None
+            check(unlock(self._owner.ptr))
+
+
+class _Persistent:
+    _lock_fn: Any
+    _unlock_fn: Any
+    _region_fn: Any
+
+    def _p(self) -> int:
+        if self._owner is None:
+            raise ValueError(f"'{self.name}' is closed")
+        return self._owner.ptr
+
+    def lock(self, timeout: float | None = None) -> _Locked:
+        """Takes the structure's lock (a daemon lock: it dies with the process) and returns a
+        context manager that releases it. Writers from several processes must hold it."""
+        self.client._call(type(self)._lock_fn, self._p(), timeout_ms(timeout), name=self.name)
+        return _Locked(type(self)._unlock_fn, self._owner)  # type: ignore[arg-type]
+
+    def flush(self) -> None:
+        """Makes the structure durable through the daemon (fdatasync of its region)."""
+        region = type(self)._region_fn(self._p())
+        self.client._call(lib.mmapd_region_flush, region, 0, 0, name=self.name)
+
+    def close(self) -> None:
+        """Closes it (at once, or when the last array over it is gone)."""
+        self._owner = None
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class PVec(_Persistent):
+    """A persistent vector (mmapd_pvec_*) of fixed-size elements: a mutable sequence with
+    append/pop, and array() for a zero-copy NumPy view. One writer at a time: writers in
+    several processes hold lock(). Readers without it see only complete elements."""
+    _lock_fn = lib.mmapd_pvec_lock
+    _unlock_fn = lib.mmapd_pvec_unlock
+    _region_fn = lib.mmapd_pvec_region
+
+    def __init__(self, client: "Client", name: str, dtype: Any, create: bool,
+                 anonymous: bool) -> None:
+        self.client, self.name = client, name
+        self._codec = _Codec(dtype)
+        flags = (_lib.PERSIST_CREATE if create else 0) | (_lib.PERSIST_ANONYMOUS if anonymous else 0)
+        ptr = ctypes.c_void_p()
+        client._call(lib.mmapd_pvec_open, client._p(), name.encode(), self._codec.size, flags,
+                     ctypes.byref(ptr), name=name)
+        self._owner: _Owner | None = _Owner(ptr.value, lib.mmapd_pvec_close)  # type: ignore[arg-type]
+        self._tmp = ctypes.create_string_buffer(self._codec.size)
+
+    @property
+    def itemsize(self) -> int:
+        return self._codec.size
+
+    @property
+    def capacity(self) -> int:
+        return lib.mmapd_pvec_capacity(self._p())
+
+    def __len__(self) -> int:
+        return lib.mmapd_pvec_len(self._p())
+
+    def _index(self, i: int) -> int:
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"index {i} out of range for a vector of {n}")
+        return i
+
+    def __getitem__(self, i: int | slice) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        check(lib.mmapd_pvec_get(self._p(), self._index(i), self._tmp), self.name)
+        return self._codec.decode(self._tmp.raw)
+
+    def __setitem__(self, i: int, item: Any) -> None:
+        check(lib.mmapd_pvec_set(self._p(), self._index(i), self._codec.encode(item)), self.name)
+
+    def __iter__(self) -> Iterator[Any]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def append(self, item: Any) -> None:
+        """Appends an element (growing the region through the daemon when full)."""
+        self.client._call(lib.mmapd_pvec_push, self._p(), self._codec.encode(item),
+                          name=self.name)
+
+    def extend(self, items: Any) -> None:
+        for item in items:
+            self.append(item)
+
+    def pop(self) -> Any:
+        """Removes and returns the last element (IndexError when empty)."""
+        r = lib.mmapd_pvec_pop(self._p(), self._tmp)
+        if r == -34:   # -ERANGE
+            raise IndexError("pop from an empty vector")
+        check(r, self.name)
+        return self._codec.decode(self._tmp.raw)
+
+    def clear(self) -> None:
+        check(lib.mmapd_pvec_clear(self._p()), self.name)
+
+    def reserve(self, count: int) -> None:
+        """Makes room for count elements."""
+        self.client._call(lib.mmapd_pvec_reserve, self._p(), count, name=self.name)
+
+    def array(self) -> Any:
+        """A NumPy array of the current elements (a structured array for a structured
+        dtype) over the shared memory, no copy; writes to it change the elements. Elements
+        appended later are not in it: call array() again."""
+        import numpy as np
+        dt = self._codec.numpy_dtype()
+        n = len(self)
+        if n == 0:
+            return np.empty(0, dtype=dt)
+        at = ctypes.c_void_p()
+        check(lib.mmapd_pvec_at(self._p(), 0, ctypes.byref(at)), self.name)
+        keep = type("_Elements", (ctypes.c_ubyte * (n * self._codec.size),), {})
+        pages = keep.from_address(at.value)  # type: ignore[attr-defined]
+        pages.owner = self._owner
+        return np.frombuffer(memoryview(pages).cast("B"), dtype=dt, count=n)
+
+    def __repr__(self) -> str:
+        return f"<mmapd.PVec {self.name!r} len={len(self) if self._owner else 'closed'}>"
+
+
+class PHash(_Persistent):
+    """A persistent hash map (mmapd_phash_*) from fixed-size byte keys to fixed-size byte
+    values, as a mutable mapping. When any process writes, every process holds lock() for
+    every call (a rebuild moves entries); len() alone is safe without it."""
+    _lock_fn = lib.mmapd_phash_lock
+    _unlock_fn = lib.mmapd_phash_unlock
+    _region_fn = lib.mmapd_phash_region
+
+    def __init__(self, client: "Client", name: str, key_size: int, value_size: int,
+                 create: bool, anonymous: bool) -> None:
+        self.client, self.name = client, name
+        self.key_size, self.value_size = key_size, value_size
+        flags = (_lib.PERSIST_CREATE if create else 0) | (_lib.PERSIST_ANONYMOUS if anonymous else 0)
+        ptr = ctypes.c_void_p()
+        client._call(lib.mmapd_phash_open, client._p(), name.encode(), key_size, value_size,
+                     flags, ctypes.byref(ptr), name=name)
+        self._owner: _Owner | None = _Owner(ptr.value, lib.mmapd_phash_close)  # type: ignore[arg-type]
+        self._tmp = ctypes.create_string_buffer(value_size)
+
+    def _key(self, key: Any) -> bytes:
+        k = bytes(key)
+        if len(k) != self.key_size:
+            raise ValueError(f"a key is {self.key_size} bytes, not {len(k)}")
+        return k
+
+    def __len__(self) -> int:
+        return lib.mmapd_phash_count(self._p())
+
+    def __getitem__(self, key: Any) -> bytes:
+        r = lib.mmapd_phash_get(self._p(), self._key(key), self._tmp)
+        if r == -2:
+            raise KeyError(key)
+        check(r, self.name)
+        return self._tmp.raw
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: Any) -> bool:
+        return self.get(key) is not None
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        v = bytes(value)
+        if len(v) != self.value_size:
+            raise ValueError(f"a value is {self.value_size} bytes, not {len(v)}")
+        self.client._call(lib.mmapd_phash_put, self._p(), self._key(key), v, name=self.name)
+
+    def __delitem__(self, key: Any) -> None:
+        r = lib.mmapd_phash_remove(self._p(), self._key(key))
+        if r == -2:
+            raise KeyError(key)
+        check(r, self.name)
+
+    def items(self) -> list[tuple[bytes, bytes]]:
+        """Every (key, value), in table order (a copy)."""
+        out: list[tuple[bytes, bytes]] = []
+
+        def each(k: int, v: int, _u: int) -> int:
+            out.append((ctypes.string_at(k, self.key_size), ctypes.string_at(v, self.value_size)))
+            return 0
+
+        check(lib.mmapd_phash_foreach(self._p(), _lib.PHASH_FN(each), None), self.name)
+        return out
+
+    def keys(self) -> list[bytes]:
+        return [k for k, _ in self.items()]
+
+    def values(self) -> list[bytes]:
+        return [v for _, v in self.items()]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.keys())
+
+    def __repr__(self) -> str:
+        return f"<mmapd.PHash {self.name!r} len={len(self) if self._owner else 'closed'}>"
+
+
+def FStr(capacity: int) -> type:
+    """The ctypes type of MMAPD_FSTR(capacity), a fixed-capacity string member of a persistent
+    struct; its value property reads and writes it with libmmapd (ValueError when too long)."""
+
+    class _FStr(ctypes.Structure):
+        _fields_ = [("length", ctypes.c_uint32), ("bytes", ctypes.c_char * (capacity + 1))]
+
+        @property
+        def value(self) -> bytes:
+            buf = ctypes.create_string_buffer(capacity + 1)
+            n = check(lib.mmapd_fstr_copy(ctypes.addressof(self), capacity, buf, len(buf)))
+            return buf.raw[:n]
+
+        @value.setter
+        def value(self, data: bytes | str) -> None:
+            b = data.encode() if isinstance(data, str) else bytes(data)
+            check(lib.mmapd_fstr_set(ctypes.addressof(self), capacity, b, len(b)))
+
+    _FStr.__name__ = f"FStr{capacity}"
+    return _FStr
+
+
+def pstruct(region: "Region", offset: int, ctype: Any, type_name: str, version: int = 1,
+            init: bool = True) -> Any:
+    """Opens the persistent struct at window offset of region (mmapd_pstruct_open()), whose
+    header must name type_name and version and the size and alignment of ctype (a ctypes
+    Structure, or a NumPy dtype). init formats an empty header (zeroed struct). Returns a
+    ctypes instance (or a 0-d NumPy array) over the shared struct; it keeps the mapping alive.
+    Raises OSError EPROTO when the header describes another layout."""
+    import_np = not (isinstance(ctype, type) and issubclass(ctype, ctypes.Structure))
+    if import_np:
+        import numpy as np
+        dt = np.dtype(ctype)
+        size, align = dt.itemsize, dt.alignment
+    else:
+        size, align = ctypes.sizeof(ctype), ctypes.alignment(ctype)
+    layout = _lib.Layout(struct_size=ctypes.sizeof(_lib.Layout), type_name=type_name.encode(),
+                         version=version, size=size, align=align)
+    out = ctypes.c_void_p()
+    region.client._call(lib.mmapd_pstruct_open, region._p(), offset, ctypes.byref(layout),
+                        _lib.PSTRUCT_INIT if init else 0, ctypes.byref(out), name=region.name)
+    view = region.view(out.value - region.address, size)  # type: ignore[operator]
+    if import_np:
+        return np.frombuffer(view, dtype=dt, count=1).reshape(())
+    if view.readonly:
+        obj = ctype.from_address(out.value)
+        obj._mmapd_keep = view
+        return obj
+    return ctype.from_buffer(view)
+
+
+def pstruct_footprint(ctype: Any, type_name: str = "x", version: int = 1) -> int:
+    """Bytes a persistent struct of ctype takes in its region (header, padding, struct)."""
+    layout = _lib.Layout(struct_size=ctypes.sizeof(_lib.Layout), type_name=type_name.encode(),
+                         version=version, size=ctypes.sizeof(ctype),
+                         align=ctypes.alignment(ctype))
+    return lib.mmapd_pstruct_footprint(ctypes.byref(layout))
