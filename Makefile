@@ -420,7 +420,7 @@ install: all
 	install -m 0644 systemd/mmapd-metrics.timer $(DESTDIR)$(UNITDIR)/mmapd-metrics.timer
 	install -d $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
 	install -m 0644 docs/examples/mmapd.json $(DESTDIR)$(DOCDIR)/examples/mmapd.json
-	install -m 0755 docs/examples/mmapd-backup.sh $(DESTDIR)$(DOCDIR)/examples/mmapd-backup.sh
+	install -m 0644 docs/examples/mmapd-backup.sh $(DESTDIR)$(DOCDIR)/examples/mmapd-backup.sh
 	install -m 0644 completions/mmapctl.bash $(DESTDIR)$(BASHCOMPDIR)/mmapctl
 	install -m 0644 completions/_mmapctl $(DESTDIR)$(ZSHCOMPDIR)/_mmapctl
 	install -d $(DESTDIR)$(PYTHONDIR)/mmapd

@@ -2,6 +2,8 @@
 # mmapd-backup: backs up and restores the file regions of mmapd (docs/operations.md, "Back up
 # and restore"). Run it as root (or as the daemon's user).
 #
+# Installed, not executable, in /usr/share/doc/mmapd/examples: run it with sh.
+#
 #   mmapd-backup backup DIR    while mmapd runs: flushes every file region, then copies each
 #                              region's file and metadata into DIR (a new directory)
 #   mmapd-backup restore DIR   while mmapd is stopped: copies them back into the data directory
