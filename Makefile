@@ -22,6 +22,10 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+DOCDIR     ?= $(PREFIX)/share/doc/mmapd
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+# zsh's own default; Debian's zsh also reads $(PREFIX)/share/zsh/vendor-completions.
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
 
 VERSION    := 0.1.0
 SOVERSION  := 0
@@ -273,12 +277,20 @@ $(BENCH): $(BENCH_SRC:%.c=$(B)/%.o) $(LIBA_INTERNAL)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CJSON_LIBS) -lpthread -lm
 
-# The daemon's socket and data directory for `make run` live under ./run/.
+# The daemon's socket and data directory for `make run` live under ./run/. It reads no config
+# file (not the host's /etc/mmapd/mmapd.json): RUNFLAGS="--config FILE" gives it one.
 run: $(MMAPD) $(MMAPCTL)
 	@mkdir -p run
-	./$(MMAPD) --foreground --socket run/mmapd.sock --data-dir run/data $(RUNFLAGS)
+	./$(MMAPD) --foreground --no-config --socket run/mmapd.sock --data-dir run/data $(RUNFLAGS)
 
-# Every suite runs even when an earlier one fails; the summary line counts suites.
+# $(call quiet_run,NAME,COMMAND): COMMAND's output goes to $(B)/test-logs/NAME.log; only its
+# last line (the summary) is shown, or all of it when it fails.
+quiet_run = @mkdir -p $(B)/test-logs && if $(2) > $(B)/test-logs/$(1).log 2>&1; then \
+	tail -n 1 $(B)/test-logs/$(1).log; else cat $(B)/test-logs/$(1).log; exit 1; fi
+
+# Every suite runs even when an earlier one fails; the summary line counts suites. Each suite's
+# output and its daemons' logs stay in $(B)/test-logs, printed only when the suite fails (the
+# Python tests' too, which a failure of does not stop the C suites).
 check: all $(UNITS) $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY) $(FUZZ_REPLAY_OPS) $(EXAMPLES) $(LIB_OBJ) $(PYPEER)
 	+@MAKE="$(MAKE)" sh mk/installcheck.sh
 	+@MAKE="$(MAKE)" sh mk/depscheck.sh
@@ -288,14 +300,18 @@ check: all $(UNITS) $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY) $(FUZZ_REPLAY_OPS) $(E
 	@sh mk/symcheck.sh $(LIBA) $(LIBSO)
 	@sh mk/layercheck.sh daemon $(B)/daemon
 	@sh mk/layercheck.sh client $(B)/client
-	@$(FUZZ_REPLAY) tests/fuzz/corpus
-	@$(FUZZ_REPLAY_OPS) tests/fuzz/corpus_ops
-	@py=0; MMAPD_BIN=$(abspath $(MMAPD)) MMAPD_LIBRARY=$(abspath $(B)/libmmapd.so.$(SOVERSION)) \
-	 MMAPD_TESTCLIENT=$(abspath $(TESTCLIENT)) MMAPD_PYPEER=$(abspath $(PYPEER)) \
-	 SAN=$(SAN) sh python/tests/run.sh $(PYTHON) || py=1; \
+	$(call quiet_run,fuzz-replay,$(FUZZ_REPLAY) tests/fuzz/corpus)
+	$(call quiet_run,fuzz-replay-ops,$(FUZZ_REPLAY_OPS) tests/fuzz/corpus_ops)
+	@py=0; pylog=$(B)/test-logs/python.log; \
+	 if MMAPD_BIN=$(abspath $(MMAPD)) MMAPD_LIBRARY=$(abspath $(B)/libmmapd.so.$(SOVERSION)) \
+	    MMAPD_TESTCLIENT=$(abspath $(TESTCLIENT)) MMAPD_PYPEER=$(abspath $(PYPEER)) \
+	    SAN=$(SAN) sh python/tests/run.sh $(PYTHON) > $$pylog 2>&1; \
+	 then echo "== python: $$(tail -n 1 $$pylog)"; \
+	 else py=1; echo "== python: FAILED; its log, $$pylog:"; cat $$pylog; fi; \
 	 MMAPD_BIN=$(abspath $(MMAPD)) MMAPCTL_BIN=$(abspath $(MMAPCTL)) \
 	 MMAPD_TESTCLIENT=$(abspath $(TESTCLIENT)) \
-	 MMAPD_EXAMPLES_DIR=$(abspath $(B)/examples) sh mk/runtests.sh $(UNITS) $(TESTS) && [ $$py = 0 ]
+	 MMAPD_EXAMPLES_DIR=$(abspath $(B)/examples) TEST_LOG_DIR=$(abspath $(B)/test-logs) \
+	 sh mk/runtests.sh $(UNITS) $(TESTS) && [ $$py = 0 ]
 
 # make deb: the Debian packages of debian/ (mmapd, libmmapd0, libmmapd-dev), built by
 # dpkg-buildpackage in a copy of the tree (mk/deb.sh), into build-deb/. make check builds and
@@ -434,6 +450,14 @@ install: all
 	install -m 0644 systemd/mmapd.socket $(DESTDIR)$(UNITDIR)/mmapd.socket
 	install -d $(DESTDIR)$(TMPFILESDIR)
 	install -m 0644 systemd/mmapd-tmpfiles.conf $(DESTDIR)$(TMPFILESDIR)/mmapd.conf
+	sed -e 's|@BINDIR@|$(BINDIR)|' systemd/mmapd-metrics.service.in > $(DESTDIR)$(UNITDIR)/mmapd-metrics.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/mmapd-metrics.service
+	install -m 0644 systemd/mmapd-metrics.timer $(DESTDIR)$(UNITDIR)/mmapd-metrics.timer
+	install -d $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
+	install -m 0644 docs/examples/mmapd.json $(DESTDIR)$(DOCDIR)/examples/mmapd.json
+	install -m 0644 docs/examples/mmapd-backup.sh $(DESTDIR)$(DOCDIR)/examples/mmapd-backup.sh
+	install -m 0644 completions/mmapctl.bash $(DESTDIR)$(BASHCOMPDIR)/mmapctl
+	install -m 0644 completions/_mmapctl $(DESTDIR)$(ZSHCOMPDIR)/_mmapctl
 	install -d $(DESTDIR)$(PYTHONDIR)/mmapd
 	install -m 0644 python/mmapd/*.py python/mmapd/py.typed $(DESTDIR)$(PYTHONDIR)/mmapd/
 
@@ -446,6 +470,9 @@ uninstall:
 	  $(DESTDIR)$(MANDIR)/man8/mmapd.8 $(DESTDIR)$(MANDIR)/man1/mmapctl.1 $(DESTDIR)$(MANDIR)/man3/libmmapd.3 \
 	  $(DESTDIR)$(UNITDIR)/mmapd.service $(DESTDIR)$(SYSUSERSDIR)/mmapd.conf
 	rm -f $(DESTDIR)$(UNITDIR)/mmapd.socket $(DESTDIR)$(TMPFILESDIR)/mmapd.conf
+	rm -f $(DESTDIR)$(UNITDIR)/mmapd-metrics.service $(DESTDIR)$(UNITDIR)/mmapd-metrics.timer \
+	  $(DESTDIR)$(DOCDIR)/examples/mmapd.json $(DESTDIR)$(DOCDIR)/examples/mmapd-backup.sh \
+	  $(DESTDIR)$(BASHCOMPDIR)/mmapctl $(DESTDIR)$(ZSHCOMPDIR)/_mmapctl
 	rm -rf $(DESTDIR)$(PYTHONDIR)/mmapd
 
 clean:

@@ -51,7 +51,7 @@ def start_daemon() -> tuple[subprocess.Popen, str]:
     d = tempfile.mkdtemp(prefix="mmapd-pybench.")
     sock = os.path.join(d, "s")
     bin_ = os.environ.get("MMAPD_BIN", os.path.join(TOP, "build", "mmapd"))
-    proc = subprocess.Popen([bin_, "--foreground", "--socket", sock, "--data-dir",
+    proc = subprocess.Popen([bin_, "--foreground", "--no-config", "--socket", sock, "--data-dir",
                              os.path.join(d, "data"), "--log-level", "warn"],
                             stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 5

@@ -93,7 +93,7 @@ static pid_t spawn(const struct server *srv, const char *bin, int cpu)
 	    cpu_pin(cpu) < 0)
 		_exit(127);
 	execl(bin, bin, "--foreground", "--socket", srv->sock, "--data-dir", srv->data,
-	      "--log-level", "warn", (char *)NULL);
+	      "--log-level", "warn", "--no-config", (char *)NULL);
 	fprintf(stderr, "mmapd-bench: cannot run %s: %s\n", bin, strerror(errno));
 	_exit(127);
 }

@@ -5,12 +5,17 @@
  * "socket_mode", "fdstore", "allow_exec" and the access lists "allow_connect" and
  * "allow_create". It is read strictly: an operator who misspells a key or writes "64K" where
  * a number belongs gets a clear refusal at startup rather than a silently ignored setting.
+ * Every problem of a file is reported, each as "PATH:LINE:COLUMN: what" where the text shows
+ * it, so `mmapd --check-config` lists them all at once. Top-level keys that start with "//"
+ * are comments (JSON has none) and are skipped whatever their value.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,6 +26,7 @@
 #include "frame.h"
 #include "log.h"
 #include "msg.h"
+#include "utf8.h"
 
 #define CONFIG_FILE_MAX (1u << 20)   /* a config file is a few hundred bytes; refuse nonsense */
 
@@ -132,16 +138,135 @@ int config_parse_mode(const char *s, unsigned *ret)
 	return 0;
 }
 
-/* Reads the whole file into a NUL-terminated buffer. Returns 0 or -errno. */
-static int config_read_file(const char *path, char **ret_text, size_t *ret_len)
+/* A config file being read: its path and text, for messages that say where. */
+struct config_src {
+	const char *path;
+	const char *text;      /* NUL-terminated; len bytes before the NUL */
+	size_t len;
+	FILE *out;             /* NULL: problems go to the log */
+};
+
+/*
+ * Reports one problem: "PATH:LINE:COLUMN: what" when at points into the text (columns count
+ * characters, from 1), "PATH: what" when it is NULL.
+ */
+static void config_problem(const struct config_src *src, const char *at, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void config_problem(const struct config_src *src, const char *at, const char *fmt, ...)
 {
+	unsigned line = 1, column = 1;
+	char where[32] = "";
+	char *what = NULL;
+	const char *p;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&what, fmt, ap) < 0)
+		what = NULL;
+	va_end(ap);
+	if (at) {
+		for (p = src->text; p < at; p++) {
+			if (*p == '\n') {
+				line++;
+				column = 1;
+			} else if (((unsigned char)*p & 0xc0) != 0x80) {
+				column++;
+			}
+		}
+		snprintf(where, sizeof(where), ":%u:%u", line, column);
+	}
+	if (src->out)
+		fprintf(src->out, "%s%s: %s\n", src->path, where, what ? what : "out of memory");
+	else
+		log_error("%s%s: %s", src->path, where, what ? what : "out of memory");
+	free(what);
+}
+
+/*
+ * The opening quote of a top-level key of the object in the text whose characters between
+ * the quotes are key, skipping the first skip such keys; NULL when there is none (a key
+ * written with escapes is not found). Reads only the string and bracket structure, so it
+ * works on any text, valid JSON or not.
+ */
+static const char *config_key_at(const struct config_src *src, const char *key, unsigned skip)
+{
+	const char *p = src->text, *end = src->text + src->len, *s;
+	size_t klen = strlen(key);
+	bool expect_key = false;
+	int depth = 0;
+
+	for (; p < end; p++) {
+		switch (*p) {
+		case '{':
+			expect_key = ++depth == 1;
+			break;
+		case '[':
+			depth++;
+			break;
+		case '}':
+		case ']':
+			depth--;
+			break;
+		case ',':
+			expect_key = depth == 1;
+			break;
+		case '"':
+			s = ++p;
+			while (p < end && *p != '"')
+				p += *p == '\\' ? 2 : 1;
+			if (p >= end)
+				return NULL;
+			if (expect_key && (size_t)(p - s) == klen && memcmp(s, key, klen) == 0 &&
+			    skip-- == 0)
+				return s - 1;
+			expect_key = false;
+			break;
+		default:
+			break;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Reads the whole file into a NUL-terminated buffer. Whoever can write the file decides the
+ * daemon's limits and access lists at the next reload, so, as sshd does with its files, it
+ * must be a regular file owned by root or by the daemon's own user and writable by nobody
+ * else (reported, -EPERM). Returns 0 or -errno.
+ */
+static int config_read_file(const struct config_src *src, char **ret_text, size_t *ret_len)
+{
+	struct stat st;
 	int fd, r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return -errno;
+	fd = open(src->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		close(fd);
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode) || (st.st_uid != 0 && st.st_uid != geteuid()) ||
+	    (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		config_problem(src, NULL, "refusing the config file: %s (owner uid %lu, mode %04o); "
+		               "it must be a regular file of root or of mmapd's own user that nobody "
+		               "else may write", !S_ISREG(st.st_mode) ? "not a regular file" :
+		               (st.st_mode & (S_IWGRP | S_IWOTH)) ? "writable by group or others" :
+		               "owned by another user", (unsigned long)st.st_uid,
+		               (unsigned)(st.st_mode & 07777));
+		close(fd);
+		return -EPERM;
+	}
 	r = fileio_read_file(fd, CONFIG_FILE_MAX, ret_text, ret_len);
 	close(fd);
+	if (r == 0)
+		return 0;
+fail:
+	config_problem(src, NULL, "cannot read config file: %s", strerror(-r));
 	return r;
 }
 
@@ -176,7 +301,8 @@ static int id_array_parse(const cJSON *obj, const char *key, uint32_t **ret, siz
 }
 
 /* Reads an access list: {"uids": [...], "gids": [...]}, nothing else. */
-static int id_list_parse(const char *path, const char *key, const cJSON *obj, struct id_list *l)
+static int id_list_parse(const struct config_src *src, const char *at, const char *key,
+                         const cJSON *obj, struct id_list *l)
 {
 	const cJSON *item;
 	int r;
@@ -191,7 +317,7 @@ static int id_list_parse(const char *path, const char *key, const cJSON *obj, st
 	if (r == 0)
 		r = id_array_parse(obj, "gids", &l->gids, &l->ngids);
 	if (r == -ENOMEM) {
-		log_error("%s: out of memory", path);
+		config_problem(src, NULL, "out of memory");
 		return r;
 	}
 	if (r < 0)
@@ -199,8 +325,8 @@ static int id_list_parse(const char *path, const char *key, const cJSON *obj, st
 	l->set = true;
 	return 0;
 bad:
-	log_error("%s: \"%s\" must be an object {\"uids\": [...], \"gids\": [...]} of integer ids",
-	          path, key);
+	config_problem(src, at, "\"%s\" must be an object {\"uids\": [...], \"gids\": [...]} of "
+	               "integer ids", key);
 	return -EINVAL;
 }
 
@@ -227,14 +353,18 @@ bool id_list_allows(const struct id_list *l, uint32_t uid, uint32_t gid, const u
 	return false;
 }
 
-/* Applies one key of the config object. Returns 0, or -EINVAL after logging why. */
-static int config_apply(struct config *c, const char *path, const cJSON *obj, const cJSON *item)
+/* Applies one key of the config object. Returns 0, -EINVAL after reporting why, or -ENOMEM. */
+static int config_apply(struct config *c, const struct config_src *src, const cJSON *obj,
+                        const cJSON *item)
 {
 	const char *key = item->string;
+	const char *at = config_key_at(src, key, 0);
 	const char *s;
 	size_t i;
 	int r;
 
+	if (strncmp(key, "//", 2) == 0)
+		return 0;
 	for (i = 0; i < CONFIG_NLIMITS; i++) {
 		const struct config_limit *cl = &config_limits[i];
 		uint64_t v;
@@ -243,8 +373,8 @@ static int config_apply(struct config *c, const char *path, const cJSON *obj, co
 			continue;
 		r = msg_get_u64(obj, key, &v);
 		if (r < 0 || v < cl->min || v > cl->max) {
-			log_error("%s: \"%s\" must be an integer from %llu to %llu", path, key,
-			          (unsigned long long)cl->min, (unsigned long long)cl->max);
+			config_problem(src, at, "\"%s\" must be an integer from %llu to %llu", key,
+			               (unsigned long long)cl->min, (unsigned long long)cl->max);
 			return -EINVAL;
 		}
 		*config_limit_slot(&c->limits, cl) = v;
@@ -254,26 +384,27 @@ static int config_apply(struct config *c, const char *path, const cJSON *obj, co
 	if (strcmp(key, "fdstore") == 0 || strcmp(key, "allow_exec") == 0) {
 		if (msg_get_bool(obj, key, strcmp(key, "fdstore") == 0 ? &c->fdstore
 		                                                       : &c->allow_exec) < 0) {
-			log_error("%s: \"%s\" must be true or false", path, key);
+			config_problem(src, at, "\"%s\" must be true or false", key);
 			return -EINVAL;
 		}
 		return 0;
 	}
 	if (strcmp(key, "allow_connect") == 0)
-		return id_list_parse(path, key, item, &c->allow_connect);
+		return id_list_parse(src, at, key, item, &c->allow_connect);
 	if (strcmp(key, "allow_create") == 0)
-		return id_list_parse(path, key, item, &c->allow_create);
+		return id_list_parse(src, at, key, item, &c->allow_create);
 
 	if (strcmp(key, "socket") == 0 || strcmp(key, "data_dir") == 0 ||
 	    strcmp(key, "log_level") == 0 || strcmp(key, "socket_mode") == 0) {
 		if (msg_get_string(obj, key, &s) < 0) {
-			log_error("%s: \"%s\" must be a string", path, key);
+			config_problem(src, at, "\"%s\" must be a string", key);
 			return -EINVAL;
 		}
 		if (strcmp(key, "log_level") == 0) {
 			r = log_level_parse(s);
 			if (r < 0) {
-				log_error("%s: \"log_level\" must be \"error\", \"warn\", \"info\" or \"debug\"", path);
+				config_problem(src, at, "\"log_level\" must be \"error\", \"warn\", "
+				               "\"info\" or \"debug\"");
 				return -EINVAL;
 			}
 			c->log_level = r;
@@ -281,53 +412,104 @@ static int config_apply(struct config *c, const char *path, const cJSON *obj, co
 		}
 		if (strcmp(key, "socket_mode") == 0) {
 			if (config_parse_mode(s, &c->socket_mode) < 0) {
-				log_error("%s: \"socket_mode\" must be an octal string such as \"0660\"", path);
+				config_problem(src, at, "\"socket_mode\" must be an octal string such as "
+				               "\"0660\"");
 				return -EINVAL;
 			}
 			return 0;
 		}
 		if (*s == '\0') {
-			log_error("%s: \"%s\" must not be empty", path, key);
+			config_problem(src, at, "\"%s\" must not be empty", key);
 			return -EINVAL;
 		}
 		r = config_set_string(strcmp(key, "socket") == 0 ? &c->socket_path : &c->data_dir, s);
 		if (r < 0)
-			log_error("%s: out of memory", path);
+			config_problem(src, NULL, "out of memory");
 		return r;
 	}
 
-	log_error("%s: unknown key \"%s\"", path, key);
+	config_problem(src, at, "unknown key \"%s\"", key);
+	return -EINVAL;
+}
+
+/*
+ * Parses the text as msg_parse() does; when it refuses, reports why, and where when the text
+ * shows it. Returns 0 with *ret_obj set, -EINVAL after reporting, or -ENOMEM.
+ */
+static int config_parse(const struct config_src *src, cJSON **ret_obj)
+{
+	const cJSON *item, *prev;
+	const char *end = NULL;
+	size_t offset = 0;
+	cJSON *obj;
+	int r;
+
+	r = msg_parse(src->text, src->len, ret_obj);
+	if (r == 0 || r == -ENOMEM)
+		return r;
+	if (r == -EILSEQ) {
+		utf8_check(src->text, src->len, &offset);
+		config_problem(src, src->text + offset, "the file is not valid UTF-8");
+		return -EINVAL;
+	}
+	/* cJSON says where the syntax breaks; the text is NUL-terminated after len bytes. */
+	obj = cJSON_ParseWithLengthOpts(src->text, src->len + 1, &end, true);
+	if (!obj) {
+		config_problem(src, end, "the file is not a JSON object: syntax error");
+		return -EINVAL;
+	}
+	if (!cJSON_IsObject(obj)) {
+		config_problem(src, NULL, "the file is not a JSON object {...}");
+		goto out;
+	}
+	cJSON_ArrayForEach(item, obj)
+		for (prev = obj->child; prev != item; prev = prev->next)
+			if (strcmp(prev->string, item->string) == 0) {
+				config_problem(src, config_key_at(src, item->string, 1),
+				               "the file is not a JSON object with no key twice: \"%s\" "
+				               "again", item->string);
+				goto out;
+			}
+	config_problem(src, NULL, "the file is not a JSON object as mmapd reads one: no key "
+	               "twice, no \\u0000 in a string, nesting at most %d deep",
+	               PROTO_JSON_DEPTH_MAX);
+out:
+	cJSON_Delete(obj);
 	return -EINVAL;
 }
 
 int config_load_file(struct config *c, const char *path)
 {
+	return config_load_file_report(c, path, NULL);
+}
+
+int config_load_file_report(struct config *c, const char *path, FILE *out)
+{
+	struct config_src src = { .path = path, .out = out };
 	const cJSON *item;
 	cJSON *obj = NULL;
 	char *text = NULL;
 	size_t len = 0;
-	int r;
+	int r, bad = 0;
 
-	r = config_read_file(path, &text, &len);
-	if (r < 0) {
-		log_error("cannot read config file %s: %s", path, strerror(-r));
+	r = config_read_file(&src, &text, &len);
+	if (r < 0)
 		return r;
-	}
+	src.text = text;
+	src.len = len;
 	/* The same strict parser as requests: UTF-8, one object, no hidden NULs, bounded nesting. */
-	r = msg_parse(text, len, &obj);
-	if (r < 0) {
-		log_error("config file %s is not %s", path,
-		          r == -EILSEQ ? "valid UTF-8" : "a JSON object (one, with no key twice)");
-		r = -EINVAL;
+	r = config_parse(&src, &obj);
+	if (r < 0)
 		goto out;
-	}
-	/* msg_parse refused repeated keys, so each key below is the only one of its name. */
+	/* Every key is applied, so that one reading reports every problem of the file. */
 	cJSON_ArrayForEach(item, obj) {
-		r = config_apply(c, path, obj, item);
-		if (r < 0)
+		r = config_apply(c, &src, obj, item);
+		if (r == -ENOMEM)
 			goto out;
+		if (r < 0)
+			bad = r;
 	}
-	r = 0;
+	r = bad;
 out:
 	cJSON_Delete(obj);
 	free(text);

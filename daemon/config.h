@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * mmapd's settings: the defaults, the JSON config file (--config) and the limits of the
- * protocol's Limits table. main.c lays command-line options over what the file said.
+ * mmapd's settings: the defaults, the JSON config file (/etc/mmapd/mmapd.json, or --config) and
+ * the limits of the protocol's Limits table. main.c lays command-line options over what the
+ * file said.
  */
 #ifndef MMAPD_DAEMON_CONFIG_H
 #define MMAPD_DAEMON_CONFIG_H
@@ -9,10 +10,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define CONFIG_DEFAULT_SOCKET   "/run/mmapd/mmapd.sock"
 #define CONFIG_DEFAULT_DATA_DIR "/var/lib/mmapd"
 #define CONFIG_DEFAULT_SOCKET_MODE 0660
+/* Read when it exists and neither --config nor --no-config is given. */
+#define CONFIG_DEFAULT_PATH     "/etc/mmapd/mmapd.json"
 
 /* Every limit a client can run into; see docs/protocol.md and docs/coordination.md. */
 struct limits {
@@ -79,10 +83,14 @@ void config_done(struct config *c);
 
 /*
  * Reads the JSON object in path over c. Unknown keys, wrong types and values out of range
- * are refused: the reason is logged (error level) and -EINVAL returned; -errno when the file
- * cannot be read. c may be partly updated after a failure.
+ * are refused: every problem is logged (error level) as "PATH:LINE:COLUMN: what" (the
+ * position where the text shows it) and -EINVAL returned; -errno when the file cannot be
+ * read. Top-level keys that start with "//" are comments. c may be partly updated after a
+ * failure.
  */
 int config_load_file(struct config *c, const char *path);
+/* config_load_file(), reporting each problem as a plain line on out instead of the log. */
+int config_load_file_report(struct config *c, const char *path, FILE *out);
 
 /*
  * Moves what a SIGHUP may change (limits, log level, access lists, allow_exec) from next into c, and

@@ -1,15 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * mmapd's entry point: options and config file, then (unless --foreground, or when a
+ * mmapd's entry point: options and config file (--config FILE, else /etc/mmapd/mmapd.json when
+ * it exists, unless --no-config), then (unless --foreground, or when a
  * service manager waits for our readiness on $NOTIFY_SOCKET) the classic daemonisation, in
  * which the parent stays until the child listens so that its exit status tells whether the
  * daemon started. Then the server runs on a libuv loop until SIGTERM or SIGINT; SIGHUP reads
  * the config file again (settings_reload). Under systemd the listening socket may come from
  * the service manager (socket activation), taken before any fork, along with the anonymous
  * regions a previous run kept in the service manager's fd store (fdstore.h).
+ * `mmapd --check-config [FILE]` only reads the config file and reports every problem in it.
  *
  * Exit status: 0 after an orderly shutdown (and --help, --version), 1 when startup fails,
- * 2 for a bad command line or config file.
+ * 2 for a bad command line or config file. --check-config: 0 when the file is valid (or
+ * there is none), 1 when it is not, 2 for a bad command line.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,7 +37,9 @@
 struct cli {
 	const char *socket_path;
 	const char *data_dir;
-	const char *config_path;
+	const char *config_path;  /* --config, or --check-config's FILE */
+	bool no_config;           /* --no-config: the defaults and the command line only */
+	bool check_config;        /* --check-config: check the file, then exit */
 	int log_level;            /* -1: not given */
 	bool foreground;
 };
@@ -43,11 +48,15 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 	        "Usage: mmapd [OPTION]...\n"
+	        "       mmapd --check-config [FILE]\n"
 	        "Serve shared memory-mapped regions to local clients over a Unix socket.\n"
 	        "\n"
 	        "  -s, --socket PATH      listen on PATH (default " CONFIG_DEFAULT_SOCKET ")\n"
 	        "  -d, --data-dir DIR     keep file regions in DIR (default " CONFIG_DEFAULT_DATA_DIR ")\n"
 	        "  -c, --config FILE      read settings from the JSON object in FILE\n"
+	        "                         (default " CONFIG_DEFAULT_PATH ", when it exists)\n"
+	        "      --no-config        read no config file, not even the default one\n"
+	        "  -t, --check-config     check FILE (or the config file) and exit: 0 valid, 1 not\n"
 	        "  -l, --log-level LEVEL  error, warn, info (default) or debug\n"
 	        "  -f, --foreground       do not daemonise\n"
 	        "  -V, --version          print the version and exit\n"
@@ -63,6 +72,8 @@ static int cli_parse(int argc, char **argv, struct cli *cli)
 		{ "socket", required_argument, NULL, 's' },
 		{ "data-dir", required_argument, NULL, 'd' },
 		{ "config", required_argument, NULL, 'c' },
+		{ "no-config", no_argument, NULL, 'n' },
+		{ "check-config", no_argument, NULL, 't' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "version", no_argument, NULL, 'V' },
@@ -73,7 +84,7 @@ static int cli_parse(int argc, char **argv, struct cli *cli)
 
 	memset(cli, 0, sizeof(*cli));
 	cli->log_level = -1;
-	while ((opt = getopt_long(argc, argv, "s:d:c:l:fVh", options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "s:d:c:l:ftVh", options, NULL)) != -1) {
 		switch (opt) {
 		case 's':
 			cli->socket_path = optarg;
@@ -81,8 +92,17 @@ static int cli_parse(int argc, char **argv, struct cli *cli)
 		case 'd':
 			cli->data_dir = optarg;
 			break;
+		/* The later of --config and --no-config wins (make run's RUNFLAGS may add one). */
 		case 'c':
 			cli->config_path = optarg;
+			cli->no_config = false;
+			break;
+		case 'n':
+			cli->config_path = NULL;
+			cli->no_config = true;
+			break;
+		case 't':
+			cli->check_config = true;
 			break;
 		case 'l':
 			cli->log_level = log_level_parse(optarg);
@@ -105,6 +125,11 @@ static int cli_parse(int argc, char **argv, struct cli *cli)
 			return EXIT_USAGE;
 		}
 	}
+	/* --check-config FILE: the one operand there is. */
+	if (cli->check_config && optind + 1 == argc) {
+		cli->config_path = argv[optind++];
+		cli->no_config = false;
+	}
 	if (optind < argc) {
 		fprintf(stderr, "mmapd: unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
@@ -118,12 +143,55 @@ static int cli_parse(int argc, char **argv, struct cli *cli)
 	return -1;
 }
 
+/*
+ * The config file in effect: --config's, else the default one when it exists (or cannot be
+ * looked at: then reading it says why), else none (NULL). Asked again at each reload, so a
+ * default file written after the start is read by the next SIGHUP.
+ */
+static const char *cli_config_path(const struct cli *cli)
+{
+	if (cli->config_path || cli->no_config)
+		return cli->config_path;
+	if (access(CONFIG_DEFAULT_PATH, F_OK) == 0 || errno != ENOENT)
+		return CONFIG_DEFAULT_PATH;
+	return NULL;
+}
+
+/* --check-config: reads the file as a start would, and reports every problem in it. */
+static int config_check(const struct cli *cli)
+{
+	const char *path = cli_config_path(cli);
+	struct config cfg;
+	int r;
+
+	if (!path) {
+		if (cli->no_config)
+			printf("mmapd: --no-config: no config file is read, the defaults apply\n");
+		else
+			printf("mmapd: no config file (%s does not exist): the defaults apply\n",
+			       CONFIG_DEFAULT_PATH);
+		return EXIT_SUCCESS;
+	}
+	if (config_init(&cfg) < 0) {
+		fprintf(stderr, "mmapd: out of memory\n");
+		return EXIT_FAILURE;
+	}
+	r = config_load_file_report(&cfg, path, stderr);
+	config_done(&cfg);
+	if (r < 0)
+		return EXIT_FAILURE;
+	printf("%s: valid\n", path);
+	return EXIT_SUCCESS;
+}
+
 /* Builds the settings: defaults, then the config file, then the command line. */
 static int settings_load(const struct cli *cli, struct config *cfg)
 {
+	const char *path = cli_config_path(cli);
+
 	if (config_init(cfg) < 0)
 		return EXIT_STARTUP;
-	if (cli->config_path && config_load_file(cfg, cli->config_path) < 0)
+	if (path && config_load_file(cfg, path) < 0)
 		return EXIT_USAGE;
 	if ((cli->socket_path && config_set_string(&cfg->socket_path, cli->socket_path) < 0) ||
 	    (cli->data_dir && config_set_string(&cfg->data_dir, cli->data_dir) < 0))
@@ -147,6 +215,7 @@ static void settings_reload(struct server *s, void *arg)
 {
 	struct reload_ctx *ctx = arg;
 	struct config next = { 0 };
+	const char *path = cli_config_path(ctx->cli);
 
 	(void)s;
 	if (settings_load(ctx->cli, &next) >= 0) {
@@ -157,7 +226,10 @@ static void settings_reload(struct server *s, void *arg)
 	config_reload_from(ctx->cfg, &next);
 	config_done(&next);
 	log_set_level((enum log_level)ctx->cfg->log_level);
-	log_info("configuration reloaded from %s", ctx->cli->config_path);
+	if (path)
+		log_info("configuration reloaded from %s", path);
+	else
+		log_info("configuration reloaded: no %s, the defaults apply", CONFIG_DEFAULT_PATH);
 }
 
 /* Makes *path absolute against the current directory (before a daemon leaves it). */
@@ -268,6 +340,8 @@ int main(int argc, char **argv)
 	status = cli_parse(argc, argv, &cli);
 	if (status >= 0)
 		return status;
+	if (cli.check_config)
+		return config_check(&cli);
 	status = settings_load(&cli, &cfg);
 	if (status >= 0)
 		goto out;
@@ -299,7 +373,7 @@ int main(int argc, char **argv)
 	r = server_init(&srv, &loop, &cfg, &passed);
 	if (r < 0 || server_start(&srv) < 0)
 		goto out;
-	if (cli.config_path) {
+	if (!cli.no_config) {
 		srv.reload = settings_reload;
 		srv.reload_arg = &reload;
 	}

@@ -3,7 +3,11 @@
  * The ops of access control and operations (docs/protocol.md, "Access control and
  * operations"): chown and chmod change a region's owner and mode and save them in its
  * metadata before answering; clients lists the connections with what each holds against
- * its quotas; stats reports the daemon's counters as JSON or in the Prometheus text format.
+ * its quotas; stats reports the daemon's counters as JSON or in the Prometheus text format,
+ * whose names follow Prometheus' conventions (the mmapd_ namespace, base units, _total on
+ * counters) where the JSON keys are the protocol's. What a process usually reports about
+ * itself as process_* is mmapd_* here too: the text reaches Prometheus through node_exporter's
+ * textfile collector, and node_exporter refuses metrics named like its own process_* ones.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -11,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "access.h"
@@ -264,12 +270,37 @@ static uint64_t stats_rss_bytes(void)
 	return page > 0 ? resident * (uint64_t)page : 0;
 }
 
-/* One figure of the stats: its JSON key (also the Prometheus name after "mmapd_"). */
+/* The soft RLIMIT_NOFILE (the daemon raises it to the hard limit at start), or 0. */
+static uint64_t stats_max_fds(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return 0;
+	return (uint64_t)rl.rlim_cur;
+}
+
+/* When the daemon started, in milliseconds since the Unix epoch. */
+static uint64_t stats_start_ms(const struct server *srv)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000 - state_uptime_ms(srv);
+}
+
+/*
+ * One figure of the stats: its JSON key (NULL: Prometheus only) and its Prometheus name
+ * (NULL: "mmapd_" and the key; "": JSON only). A value in milliseconds is exported in
+ * seconds, with three decimals.
+ */
 struct stats_figure {
 	const char *key;
+	const char *metric;
 	const char *type;     /* "counter" or "gauge" */
 	const char *help;
 	uint64_t value;
+	bool ms;
 };
 
 /* Appends to *text (malloc'd, grown); returns false on ENOMEM (then *text is freed). */
@@ -292,24 +323,29 @@ static bool stats_append(char **text, const char *fmt, ...)
 	return joined != NULL;
 }
 
-/* Appends the per-uid budget gauges to *text. Returns false on ENOMEM (*text freed). */
+/*
+ * Appends the per-uid budget gauges to *text: one metric per budget, mmapd_user_<budget>
+ * ({uid="..."}), since each has its own unit. Returns false on ENOMEM (*text freed).
+ */
 static bool stats_prometheus_users(const struct server *srv, char **text)
 {
 	struct htab_iter it;
 	struct hnode *node;
 
-	if (!stats_append(text, "# HELP mmapd_user_usage What each uid uses of each per-uid budget.\n"
-	                  "# TYPE mmapd_user_usage gauge\n"))
-		return false;
-	htab_iter_init(&srv->budgets, &it);
-	while ((node = htab_iter_next(&srv->budgets, &it)) != NULL) {
-		const struct budget *b = htab_entry(node, struct budget, node);
+	for (int k = 0; k < BUDGET_NITEMS; k++) {
+		const char *name = budget_stat_name((enum budget_item)k);
 
-		for (int k = 0; k < BUDGET_NITEMS; k++)
-			if (!stats_append(text, "mmapd_user_usage{uid=\"%lu\",budget=\"%s\"} %" PRIu64 "\n",
-			                  (unsigned long)b->uid, budget_stat_name((enum budget_item)k),
-			                  b->used[k]))
+		if (!stats_append(text, "# HELP mmapd_user_%s What each uid uses of its %s budget.\n"
+		                  "# TYPE mmapd_user_%s gauge\n", name, name, name))
+			return false;
+		htab_iter_init(&srv->budgets, &it);
+		while ((node = htab_iter_next(&srv->budgets, &it)) != NULL) {
+			const struct budget *b = htab_entry(node, struct budget, node);
+
+			if (!stats_append(text, "mmapd_user_%s{uid=\"%lu\"} %" PRIu64 "\n", name,
+			                  (unsigned long)b->uid, b->used[k]))
 				return false;
+		}
 	}
 	return true;
 }
@@ -320,10 +356,22 @@ static char *stats_prometheus(const struct server *srv, const struct stats_figur
 	char *text = NULL;
 	size_t i;
 
-	for (i = 0; i < n; i++)
-		if (!stats_append(&text, "# HELP mmapd_%s %s\n# TYPE mmapd_%s %s\nmmapd_%s %" PRIu64 "\n",
-		                  f[i].key, f[i].help, f[i].key, f[i].type, f[i].key, f[i].value))
+	for (i = 0; i < n; i++) {
+		char name[96], value[32];
+
+		if (f[i].metric && !f[i].metric[0])
+			continue;
+		snprintf(name, sizeof(name), "%s%s", f[i].metric ? "" : "mmapd_",
+		         f[i].metric ? f[i].metric : f[i].key);
+		if (f[i].ms)
+			snprintf(value, sizeof(value), "%" PRIu64 ".%03u", f[i].value / 1000,
+			         (unsigned)(f[i].value % 1000));
+		else
+			snprintf(value, sizeof(value), "%" PRIu64, f[i].value);
+		if (!stats_append(&text, "# HELP %s %s\n# TYPE %s %s\n%s %s\n", name, f[i].help, name,
+		                  f[i].type, name, value))
 			return NULL;
+	}
 	if (!stats_append(&text, "# HELP mmapd_requests_total Requests received, by op.\n"
 	                  "# TYPE mmapd_requests_total counter\n"))
 		return NULL;
@@ -369,30 +417,41 @@ int ops_stats(struct conn *c, uint64_t id, cJSON *req)
 	struct server *srv = c->srv;
 	const char *format = "json";
 	int fds = fd_count(), r;
+	const uint64_t uptime_ms = state_uptime_ms(srv);
 	const struct stats_figure figures[] = {
-		{ "uptime_seconds", "gauge", "Seconds since the daemon started.",
-		  state_uptime_ms(srv) / 1000 },
-		{ "connections_accepted_total", "counter", "Connections accepted.", srv->stats.accepted },
-		{ "connections_refused_total", "counter",
-		  "Connections refused (max_clients, allow_connect).", srv->stats.refused },
-		{ "clients", "gauge", "Connections open now.", srv->nconns },
-		{ "regions_tracked", "gauge", "Regions in the daemon's table (in use or anonymous).",
-		  srv->regions.count },
-		{ "grants", "gauge", "Open grants over all clients.", srv->ngrants },
-		{ "locks", "gauge", "Locks held.", srv->nlocks },
-		{ "lock_waiters", "gauge", "Locks waited for.", srv->nlock_waiters },
-		{ "subscriptions", "gauge", "Change subscriptions.", srv->nsubscriptions },
-		{ "anonymous_bytes_users", "gauge",
+		/* uptime_ms as in status; uptime_seconds stays for libmmapd 0.1, which checks it. */
+		{ "uptime_ms", "mmapd_uptime_seconds", "gauge", "Seconds since the daemon started.",
+		  uptime_ms, true },
+		{ "uptime_seconds", "", "gauge", NULL, uptime_ms / 1000, false },
+		{ NULL, "mmapd_start_time_seconds", "gauge",
+		  "Start time of the daemon since the Unix epoch in seconds.", stats_start_ms(srv), true },
+		{ "connections_accepted_total", NULL, "counter", "Connections accepted.",
+		  srv->stats.accepted, false },
+		{ "connections_refused_total", NULL, "counter",
+		  "Connections refused (max_clients, allow_connect).", srv->stats.refused, false },
+		{ "clients", NULL, "gauge", "Connections open now.", srv->nconns, false },
+		{ "regions_tracked", NULL, "gauge",
+		  "Regions in the daemon's table (in use or anonymous).", srv->regions.count, false },
+		{ "grants", NULL, "gauge", "Open grants over all clients.", srv->ngrants, false },
+		{ "locks", NULL, "gauge", "Locks held.", srv->nlocks, false },
+		{ "lock_waiters", NULL, "gauge", "Locks waited for.", srv->nlock_waiters, false },
+		{ "subscriptions", NULL, "gauge", "Change subscriptions.", srv->nsubscriptions, false },
+		{ "anonymous_bytes_users", "mmapd_users_anonymous_bytes", "gauge",
 		  "Bytes of anonymous regions owned by users other than root and the daemon's.",
-		  srv->anon_bytes_users },
-		{ "flushes_total", "counter", "fdatasync calls that succeeded.", srv->stats.flushes },
-		{ "flush_failures_total", "counter", "fdatasync calls that failed (region poisoned).",
-		  srv->stats.flush_failures },
-		{ "flushed_bytes_total", "counter",
+		  srv->anon_bytes_users, false },
+		{ "flushes_total", NULL, "counter", "fdatasync calls that succeeded.",
+		  srv->stats.flushes, false },
+		{ "flush_failures_total", NULL, "counter",
+		  "fdatasync calls that failed (region poisoned).", srv->stats.flush_failures, false },
+		{ "flushed_bytes_total", NULL, "counter",
 		  "Bytes covered by successful fdatasync calls (the region's size each time).",
-		  srv->stats.bytes_flushed },
-		{ "open_fds", "gauge", "Descriptors the daemon has open.", fds > 0 ? (uint64_t)fds : 0 },
-		{ "resident_bytes", "gauge", "Resident set size.", stats_rss_bytes() },
+		  srv->stats.bytes_flushed, false },
+		{ "open_fds", NULL, "gauge", "Number of open file descriptors.",
+		  fds > 0 ? (uint64_t)fds : 0, false },
+		{ NULL, "mmapd_max_fds", "gauge", "Maximum number of open file descriptors.",
+		  stats_max_fds(), false },
+		{ "resident_bytes", "mmapd_resident_memory_bytes", "gauge",
+		  "Resident memory size in bytes.", stats_rss_bytes(), false },
 	};
 	const size_t nfigures = sizeof(figures) / sizeof(figures[0]);
 	cJSON *reply, *users;
@@ -416,7 +475,8 @@ int ops_stats(struct conn *c, uint64_t id, cJSON *req)
 		free(text);
 	} else {
 		for (i = 0; i < nfigures; i++)
-			if (!cJSON_AddNumberToObject(reply, figures[i].key, (double)figures[i].value))
+			if (figures[i].key &&
+			    !cJSON_AddNumberToObject(reply, figures[i].key, (double)figures[i].value))
 				goto nomem;
 		if (!stats_json_counters(srv, reply))
 			goto nomem;

@@ -1,13 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * mmapctl's operator commands against a real mmapd: clients, stats (table, --json,
- * --prometheus), chown and chmod, and the owner and mode that stat shows afterwards. Each
+ * --prometheus following Prometheus' naming conventions, --output replacing a file at once),
+ * chown and chmod, and the owner and mode that stat shows afterwards; help, the "no regions"
+ * and "no locks" lines, and exit status 3 with a hint when the daemon is unreachable. Each
  * test starts its own daemon, so counters and regions never leak from one test to the next.
  */
 #include <errno.h>
+#include <grp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -97,49 +103,82 @@ START_TEST(clients_lists_own_connection_with_pid)
 }
 END_TEST
 
-/* Asserts one line of the exposition format: a comment or "name{labels} value". */
-static void prometheus_line_check(const char *line)
-{
-	const char *p = line, *end;
-
-	if (strncmp(line, "# HELP mmapd_", 13) == 0 || strncmp(line, "# TYPE mmapd_", 13) == 0)
-		return;
-	ck_assert_msg(strncmp(line, "mmapd_", 6) == 0, "bad line \"%s\"", line);
-	p += strspn(p, "abcdefghijklmnopqrstuvwxyz_0123456789");
-	if (*p == '{') {
-		end = strchr(p, '}');
-		ck_assert_msg(end != NULL, "unclosed labels in \"%s\"", line);
-		ck_assert_msg(strchr(p, '=') && strchr(p, '"'), "bad labels in \"%s\"", line);
-		p = end + 1;
-	}
-	ck_assert_msg(*p == ' ', "no value in \"%s\"", line);
-	p++;
-	ck_assert_msg(*p && strspn(p, "0123456789") == strlen(p), "bad value in \"%s\"", line);
-}
-
-START_TEST(stats_prometheus_lines_are_well_formed)
+/* The exposition follows Prometheus' conventions, all in the mmapd_ namespace. */
+START_TEST(stats_prometheus_follows_the_conventions)
 {
 	static char out[1 << 16];
-	char *line, *save = NULL;
-	int n = 0;
+	struct test_conn c;
 
+	test_conn_open_hello(&c, &dmn);
 	CTL(0, out, "stats", "--prometheus");
+	ck_assert_uint_gt(test_assert_prometheus(out), 10);
 	ck_assert_msg(strstr(out, "mmapd_requests_total{op=\"") != NULL, "%s", out);
-	ck_assert_msg(strstr(out, "# TYPE mmapd_uptime_seconds") != NULL, "%s", out);
-	ck_assert(out[strlen(out) - 1] == '\n');
-	for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save), n++)
-		prometheus_line_check(line);
-	ck_assert_int_gt(n, 10);
+	ck_assert_msg(strstr(out, "\n# TYPE mmapd_uptime_seconds gauge\n") != NULL, "%s", out);
+	ck_assert_msg(strstr(out, "\nmmapd_resident_memory_bytes ") != NULL, "%s", out);
+	ck_assert_msg(strstr(out, "\nmmapd_open_fds ") != NULL, "%s", out);
+	ck_assert_msg(strstr(out, "\nmmapd_max_fds ") != NULL, "%s", out);
+	ck_assert_msg(strstr(out, "\nmmapd_start_time_seconds ") != NULL, "%s", out);
+	/* Per-uid budgets: one metric per budget, each in its own unit. */
+	ck_assert_msg(strstr(out, "\nmmapd_user_anonymous_bytes{uid=\"") != NULL, "%s", out);
+	ck_assert_msg(strstr(out, "\nmmapd_user_connections{uid=\"") != NULL, "%s", out);
+	ck_assert_msg(strstr(out, "budget=") == NULL, "%s", out);
+	test_conn_close(&c);
 }
 END_TEST
 
-START_TEST(stats_json_has_uptime_seconds)
+/* --output FILE replaces FILE once the output is complete, and leaves nothing else behind. */
+START_TEST(stats_output_replaces_the_file)
+{
+	static char out[1 << 16];
+	char dir[TEST_PATH_MAX], path[TEST_PATH_MAX + 16], text[1 << 16];
+	struct stat st;
+	FILE *f;
+	size_t n;
+
+	test_mkdtemp(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/mmapd.prom", dir);
+	f = fopen(path, "we");
+	ck_assert_ptr_nonnull(f);
+	fputs("old\n", f);
+	fclose(f);
+	CTL(0, out, "stats", "--prometheus", "--output", path);
+	ck_assert_str_eq(out, "");
+	f = fopen(path, "re");
+	ck_assert_ptr_nonnull(f);
+	n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	ck_assert_uint_gt(test_assert_prometheus(text), 10);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0644);
+	/* A daemon that cannot be reached leaves the old file, and no temporary one. */
+	ck_assert_int_eq(test_run_ctl_merged(NULL, out, sizeof(out), "--socket", dir, "stats",
+	                                     "--prometheus", "-o", path, (char *)NULL), 3);
+	f = fopen(path, "re");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fread(text, 1, sizeof(text) - 1, f), n);
+	fclose(f);
+	ck_assert_int_eq(test_rmtree(dir), 0);
+	CTL(2, out, "watch", "x", "--output", path);
+}
+END_TEST
+
+/* uptime is named the same in status and stats: "uptime" in tables, "uptime_ms" in JSON. */
+START_TEST(stats_json_has_uptime_ms_as_status)
 {
 	static char out[1 << 16];
 	cJSON *obj;
 
+	CTL(0, out, "--json", "status");
+	obj = json_parse(out);
+	test_json_u64(obj, "uptime_ms");
+	cJSON_Delete(obj);
+	CTL(0, out, "status");
+	ck_assert_msg(strstr(out, "\nuptime             ") != NULL, "%s", out);
+
 	CTL(0, out, "--json", "stats");
 	obj = json_parse(out);
+	test_json_u64(obj, "uptime_ms");
 	test_json_u64(obj, "uptime_seconds");
 	test_json_u64(obj, "connections_accepted_total");
 	ck_assert(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(obj, "requests")));
@@ -148,12 +187,134 @@ START_TEST(stats_json_has_uptime_seconds)
 
 	/* The table shows the same figures, and the requests as a section. */
 	CTL(0, out, "stats");
-	ck_assert_msg(strncmp(out, "uptime_seconds ", 15) == 0, "%s", out);
+	ck_assert_msg(strncmp(out, "uptime ", 7) == 0, "%s", out);
+	ck_assert_msg(strstr(out, "uptime_") == NULL, "%s", out);
 	ck_assert_msg(strstr(out, "\nrequests:\n  ") != NULL, "%s", out);
 
 	/* --prometheus is for stats alone, and not with --json. */
 	CTL(2, out, "--json", "stats", "--prometheus");
 	CTL(2, out, "list", "--prometheus");
+}
+END_TEST
+
+/* No daemon behind the socket: exit status 3 and a hint, for every command. */
+START_TEST(unreachable_daemon_exits_3_with_a_hint)
+{
+	static char out[1 << 14];
+	char dir[TEST_PATH_MAX], sock[TEST_PATH_MAX + 8];
+
+	test_mkdtemp(dir, sizeof(dir));
+	snprintf(sock, sizeof(sock), "%s/none", dir);
+	ck_assert_int_eq(test_run_ctl_merged(NULL, out, sizeof(out), "--socket", sock, "status",
+	                                     (char *)NULL), 3);
+	ck_assert_msg(strstr(out, "cannot connect to mmapd") && strstr(out, sock), "%s", out);
+	ck_assert_msg(strstr(out, "hint: is mmapd running?") &&
+	              strstr(out, "systemctl status mmapd.socket"), "%s", out);
+	ck_assert_int_eq(test_run_ctl_merged(NULL, out, sizeof(out), "--socket", sock, "locks",
+	                                     (char *)NULL), 3);
+	test_rmtree(dir);
+}
+END_TEST
+
+/* A socket the user may not open: exit status 3 and the group hint. */
+START_TEST(unreachable_socket_permission_hints_group_mmapd)
+{
+	static char out[1 << 14];
+	struct test_daemon d;
+	pid_t pid;
+	int st;
+
+	if (!test_is_root())
+		return;
+	test_daemon_start_shared(&d, "{\"socket_mode\": \"0600\"}");
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(TEST_NOBODY) < 0 || setuid(TEST_NOBODY) < 0)
+			_exit(99);
+		st = test_run_ctl_merged(&d, out, sizeof(out), "status", (char *)NULL);
+		_exit(st == 3 && strstr(out, "hint: are you in group mmapd?") ? 0 : 1);
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+	test_daemon_stop(&d);
+}
+END_TEST
+
+/* Reads lines of p until one contains want (asserted within TEST_WAIT_MS each). */
+static void proc_expect_containing(struct test_proc *p, const char *want)
+{
+	char line[1024];
+
+	for (;;) {
+		ck_assert_msg(test_proc_readline(p, line, sizeof(line), TEST_WAIT_MS) == 1,
+		              "no line containing \"%s\"", want);
+		if (strstr(line, want))
+			return;
+	}
+}
+
+/* watch says that it lost the connection and reconnects, then prints "reconnected". */
+START_TEST(watch_says_it_is_reconnecting)
+{
+	char *argv[] = { (char *)test_env_path("MMAPCTL_BIN"), (char *)"watch", (char *)"w", NULL };
+	static char out[1 << 14];
+	struct test_proc p;
+
+	test_daemon_create(&dmn, "w", 4096, false);
+	test_proc_spawn_merged(&p, &dmn, argv);
+	/* Once watch is subscribed, a change reaches it. */
+	ck_assert_uint_eq(test_daemon_wait_status(&dmn, "subscriptions", 1), 1);
+	CTL(0, out, "resize", "w", "8K");
+	proc_expect_containing(&p, "resized w size=8192");
+	test_daemon_kill(&dmn);
+	proc_expect_containing(&p, "mmapctl: watch w: lost the connection to mmapd");
+	test_daemon_restart(&dmn);
+	proc_expect_containing(&p, " reconnected");
+	CTL(0, out, "resize", "w", "12K");
+	proc_expect_containing(&p, "resized w size=12288");
+	test_proc_kill(&p, SIGTERM);
+	ck_assert_int_eq(test_proc_wait(&p), 0);
+}
+END_TEST
+
+/* help, help COMMAND and COMMAND --help; help for an unknown command is a usage error. */
+START_TEST(help_explains_each_command)
+{
+	static char out[1 << 14];
+
+	ck_assert_int_eq(test_run_ctl(NULL, out, sizeof(out), "help", (char *)NULL), 0);
+	ck_assert_msg(strstr(out, "Usage: mmapctl") && strstr(out, "\n  watch NAME ") &&
+	              strstr(out, "3 daemon unreachable"), "%s", out);
+	ck_assert_int_eq(test_run_ctl(NULL, out, sizeof(out), "help", "watch", (char *)NULL), 0);
+	ck_assert_msg(strncmp(out, "Usage: mmapctl [OPTION]... watch NAME\n", 38) == 0 &&
+	              strstr(out, "reconnects"), "%s", out);
+	ck_assert_int_eq(test_run_ctl(NULL, out, sizeof(out), "create", "--help", (char *)NULL), 0);
+	ck_assert_msg(strstr(out, "watch NAME") == NULL && strstr(out, "create NAME SIZE") &&
+	              strstr(out, "--anonymous"), "%s", out);
+	ck_assert_int_eq(test_run_ctl(NULL, out, sizeof(out), "--help", (char *)NULL), 0);
+	ck_assert_msg(strstr(out, "\n  chmod NAME MODE "), "%s", out);
+	ck_assert_int_eq(test_run_ctl_merged(NULL, out, sizeof(out), "help", "nope", (char *)NULL), 2);
+	ck_assert_msg(strstr(out, "unknown command 'nope'"), "%s", out);
+}
+END_TEST
+
+/* Empty tables say so instead of printing a bare header; --json stays an empty array. */
+START_TEST(empty_tables_say_no_regions_no_locks)
+{
+	static char out[1 << 14];
+
+	CTL(0, out, "list");
+	ck_assert_str_eq(out, "no regions\n");
+	CTL(0, out, "--json", "list");
+	ck_assert_str_eq(out, "[]\n");
+	CTL(0, out, "locks");
+	ck_assert_str_eq(out, "no locks\n");
+	test_daemon_create(&dmn, "r", 4096, false);
+	CTL(0, out, "locks", "r");
+	ck_assert_str_eq(out, "no locks on r\n");
+	CTL(0, out, "list");
+	ck_assert_msg(strncmp(out, "NAME", 4) == 0, "%s", out);
 }
 END_TEST
 
@@ -283,8 +444,14 @@ static Suite *ctl_admin_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, clients_lists_own_connection_with_pid);
-	tcase_add_test(tc, stats_prometheus_lines_are_well_formed);
-	tcase_add_test(tc, stats_json_has_uptime_seconds);
+	tcase_add_test(tc, stats_prometheus_follows_the_conventions);
+	tcase_add_test(tc, stats_output_replaces_the_file);
+	tcase_add_test(tc, stats_json_has_uptime_ms_as_status);
+	tcase_add_test(tc, unreachable_daemon_exits_3_with_a_hint);
+	tcase_add_test(tc, unreachable_socket_permission_hints_group_mmapd);
+	tcase_add_test(tc, help_explains_each_command);
+	tcase_add_test(tc, watch_says_it_is_reconnecting);
+	tcase_add_test(tc, empty_tables_say_no_regions_no_locks);
 	tcase_add_test(tc, chmod_0600_shows_perm_384);
 	tcase_add_test(tc, chown_1_2_shows_uid_1_gid_2);
 	tcase_add_test(tc, chmod_bad_mode_exits_2);

@@ -267,8 +267,8 @@ static void sd_spawn_with(struct fake_sd *sd, const int *extra, const char *cons
 			unsetenv("WATCHDOG_PID");
 		}
 		execl(bin, bin, "--foreground", "--socket", sd->d.sock, "--data-dir", sd->d.data,
-		      "--log-level", "info", sd->d.config[0] ? "--config" : (char *)NULL,
-		      sd->d.config, (char *)NULL);
+		      "--log-level", "info", sd->d.config[0] ? "--config" : "--no-config",
+		      sd->d.config[0] ? sd->d.config : (char *)NULL, (char *)NULL);
 		_exit(127);
 	}
 	sd->d.pid = pid;

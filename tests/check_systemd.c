@@ -2,8 +2,9 @@
 /*
  * The systemd units pass `systemd-analyze verify`: mmapd.service (made from mmapd.service.in
  * the way `make install` makes it, with @SBINDIR@ pointing at the directory of the built
- * $MMAPD_BIN, so ExecStart= names a real executable) next to mmapd.socket, in a temporary
- * directory. verify must exit 0 and print nothing about our units, except the lines filtered
+ * $MMAPD_BIN, so ExecStart= names a real executable) next to mmapd.socket, and
+ * mmapd-metrics.service (@BINDIR@ the same directory, holding mmapctl) with its timer, in a
+ * temporary directory. verify must exit 0 and print nothing about our units, except the lines filtered
  * below (each explained there). systemd-analyze comes with Debian's `systemd` package, which
  * mk/deps.sh does not install: without it the test passes after saying why it checked nothing.
  *
@@ -39,7 +40,8 @@ static const char *find_in_path(const char *prog, char *buf, size_t size)
 	return NULL;
 }
 
-/* Copies src to dst, replacing every "@SBINDIR@" with sbindir. */
+/* Copies src to dst, replacing every "@SBINDIR@" and "@BINDIR@" with sbindir (the build
+ * directory holds mmapd and mmapctl side by side). */
 static void copy_unit(const char *src, const char *dst, const char *sbindir)
 {
 	FILE *in = fopen(src, "r"), *out;
@@ -51,9 +53,11 @@ static void copy_unit(const char *src, const char *dst, const char *sbindir)
 	while (fgets(line, sizeof(line), in)) {
 		char *at, *p = line;
 
-		while ((at = strstr(p, "@SBINDIR@")) != NULL) {
+		while ((at = strstr(p, "@SBINDIR@")) != NULL || (at = strstr(p, "@BINDIR@")) != NULL) {
+			size_t n = at[1] == 'S' ? strlen("@SBINDIR@") : strlen("@BINDIR@");
+
 			fprintf(out, "%.*s%s", (int)(at - p), p, sbindir);
-			p = at + strlen("@SBINDIR@");
+			p = at + n;
 		}
 		fputs(p, out);
 	}
@@ -73,7 +77,8 @@ static void copy_unit(const char *src, const char *dst, const char *sbindir)
  */
 static bool ignorable(const char *line)
 {
-	if (strstr(line, "'man mmapd(") != NULL || strstr(line, "man:mmapd(") != NULL)
+	if (strstr(line, "'man mmapd(") != NULL || strstr(line, "man:mmapd(") != NULL ||
+	    strstr(line, "'man mmapctl(") != NULL || strstr(line, "man:mmapctl(") != NULL)
 		return true;
 	if ((strstr(line, "user mmapd") || strstr(line, "group mmapd") ||
 	     strstr(line, "User mmapd") || strstr(line, "Group mmapd") ||
@@ -88,7 +93,8 @@ START_TEST(test_systemd_units_pass_systemd_analyze_verify)
 {
 	char analyze[PATH_MAX], bindir[PATH_MAX], dir[TEST_PATH_MAX];
 	char service[TEST_PATH_MAX + 32], socket_unit[TEST_PATH_MAX + 32];
-	char cmd[4 * PATH_MAX], line[4096];
+	char metrics[TEST_PATH_MAX + 32], timer[TEST_PATH_MAX + 32];
+	char cmd[6 * PATH_MAX], line[4096];
 	const char *bin = test_env_path("MMAPD_BIN");
 	char *slash;
 	size_t bad = 0, lines = 0;
@@ -113,11 +119,15 @@ START_TEST(test_systemd_units_pass_systemd_analyze_verify)
 	snprintf(socket_unit, sizeof(socket_unit), "%s/mmapd.socket", dir);
 	copy_unit("systemd/mmapd.service.in", service, bindir);
 	copy_unit("systemd/mmapd.socket", socket_unit, bindir);
+	snprintf(metrics, sizeof(metrics), "%s/mmapd-metrics.service", dir);
+	snprintf(timer, sizeof(timer), "%s/mmapd-metrics.timer", dir);
+	copy_unit("systemd/mmapd-metrics.service.in", metrics, bindir);
+	copy_unit("systemd/mmapd-metrics.timer", timer, bindir);
 
 	/* --man=no: see ignorable(). The unit files are named by absolute paths, so systemd loads
 	 * them (and finds each other, mmapd.socket / Requires=, in the same directory) from dir. */
-	snprintf(cmd, sizeof(cmd), "cd '%s' && '%s' verify --man=no '%s' '%s' 2>&1", dir, analyze,
-	         service, socket_unit);
+	snprintf(cmd, sizeof(cmd), "cd '%s' && '%s' verify --man=no '%s' '%s' '%s' '%s' 2>&1", dir,
+	         analyze, service, socket_unit, metrics, timer);
 	out = popen(cmd, "r");
 	ck_assert(out != NULL);
 	while (fgets(line, sizeof(line), out)) {

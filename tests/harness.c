@@ -166,9 +166,12 @@ static pid_t daemon_spawn(const char *sock, const char *data, const char *config
 	argv[n++] = (char *)data;
 	argv[n++] = (char *)"--log-level";
 	argv[n++] = (char *)"warn";
+	/* Without a config of the test's own, none: never the host's /etc/mmapd/mmapd.json. */
 	if (config != NULL && config[0] != '\0') {
 		argv[n++] = (char *)"--config";
 		argv[n++] = (char *)config;
+	} else {
+		argv[n++] = (char *)"--no-config";
 	}
 	argv[n] = NULL;
 
@@ -1157,7 +1160,9 @@ struct mmapd_client *test_client_connect(const struct test_daemon *d, const char
 
 /* ---- client processes -------------------------------------------------------------------- */
 
-void test_proc_spawn(struct test_proc *p, const struct test_daemon *d, char *const argv[])
+/* test_proc_spawn(); with merge_stderr, the child's stderr goes to the stdout pipe too. */
+static void proc_spawn(struct test_proc *p, const struct test_daemon *d, char *const argv[],
+                       bool merge_stderr)
 {
 	int in[2], out[2];
 
@@ -1168,7 +1173,7 @@ void test_proc_spawn(struct test_proc *p, const struct test_daemon *d, char *con
 	ck_assert_msg(p->pid >= 0, "fork: %s", strerror(errno));
 	if (p->pid == 0) {
 		/* dup2 clears close-on-exec on the copies. */
-		if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0)
+		if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || (merge_stderr && dup2(out[1], 2) < 0))
 			_exit(127);
 		child_prepare();
 		if (d != NULL)
@@ -1181,6 +1186,16 @@ void test_proc_spawn(struct test_proc *p, const struct test_daemon *d, char *con
 	close(out[1]);
 	p->in = in[1];
 	p->out = out[0];
+}
+
+void test_proc_spawn(struct test_proc *p, const struct test_daemon *d, char *const argv[])
+{
+	proc_spawn(p, d, argv, false);
+}
+
+void test_proc_spawn_merged(struct test_proc *p, const struct test_daemon *d, char *const argv[])
+{
+	proc_spawn(p, d, argv, true);
 }
 
 #define TEST_MAX_ARGS 32
@@ -1309,7 +1324,9 @@ int test_proc_wait(struct test_proc *p)
 	return 128 + WTERMSIG(st);
 }
 
-int test_run(const struct test_daemon *d, char *out, size_t outsize, char *const argv[])
+/* test_run(), and test_run_merged() with merge_stderr. */
+static int run(const struct test_daemon *d, char *out, size_t outsize, char *const argv[],
+               bool merge_stderr)
 {
 	struct test_proc p;
 	size_t len = 0;
@@ -1317,7 +1334,7 @@ int test_run(const struct test_daemon *d, char *out, size_t outsize, char *const
 	bool overflow = false;
 	int st;
 
-	test_proc_spawn(&p, d, argv);
+	proc_spawn(&p, d, argv, merge_stderr);
 	test_proc_close_stdin(&p);
 	deadline = test_now_ms() + 2 * TEST_WAIT_MS;
 	for (;;) {
@@ -1363,6 +1380,16 @@ int test_run_client(const struct test_daemon *d, char *out, size_t outsize, ...)
 	return test_run(d, out, outsize, argv);
 }
 
+int test_run(const struct test_daemon *d, char *out, size_t outsize, char *const argv[])
+{
+	return run(d, out, outsize, argv, false);
+}
+
+int test_run_merged(const struct test_daemon *d, char *out, size_t outsize, char *const argv[])
+{
+	return run(d, out, outsize, argv, true);
+}
+
 int test_run_ctl(const struct test_daemon *d, char *out, size_t outsize, ...)
 {
 	char *argv[TEST_MAX_ARGS + 1];
@@ -1372,6 +1399,17 @@ int test_run_ctl(const struct test_daemon *d, char *out, size_t outsize, ...)
 	collect_args(argv, test_env_path("MMAPCTL_BIN"), ap);
 	va_end(ap);
 	return test_run(d, out, outsize, argv);
+}
+
+int test_run_ctl_merged(const struct test_daemon *d, char *out, size_t outsize, ...)
+{
+	char *argv[TEST_MAX_ARGS + 1];
+	va_list ap;
+
+	va_start(ap, outsize);
+	collect_args(argv, test_env_path("MMAPCTL_BIN"), ap);
+	va_end(ap);
+	return test_run_merged(d, out, outsize, argv);
 }
 
 /* ---- session processes ------------------------------------------------------------------- */
@@ -1591,6 +1629,66 @@ int test_sess_kill(struct test_sess *s, int sig)
 	return st;
 }
 
+/* ---- Prometheus ---------------------------------------------------------------------------- */
+
+size_t test_assert_prometheus(const char *text)
+{
+	char typed[128] = "", type[16] = "", line[1024];
+	const char *p = text, *end;
+	size_t samples = 0;
+
+	while (*p) {
+		char name[128], value[64], *labels, *sp;
+		size_t len, n;
+
+		end = strchr(p, '\n');
+		ck_assert_msg(end != NULL, "the exposition does not end with a newline");
+		len = (size_t)(end - p);
+		ck_assert_uint_lt(len, sizeof(line));
+		memcpy(line, p, len);
+		line[len] = '\0';
+		p = end + 1;
+		if (strncmp(line, "# HELP ", 7) == 0)
+			continue;
+		if (strncmp(line, "# TYPE ", 7) == 0) {
+			ck_assert_msg(sscanf(line + 7, "%127s %15s", typed, type) == 2, "bad line: %s", line);
+			ck_assert_msg(strcmp(type, "counter") == 0 || strcmp(type, "gauge") == 0,
+			              "bad type: %s", line);
+			n = strlen(typed);
+			ck_assert_msg((strcmp(type, "counter") == 0) ==
+			              (n > 6 && strcmp(typed + n - 6, "_total") == 0),
+			              "a counter, and only a counter, ends in _total: %s", line);
+			/* Not process_*: node_exporter, which relays the text, has its own. */
+			ck_assert_msg(strncmp(typed, "mmapd_", 6) == 0, "not in the mmapd_ namespace: %s",
+			              line);
+			ck_assert_msg(strspn(typed, "abcdefghijklmnopqrstuvwxyz_") == n, "bad name: %s", line);
+			continue;
+		}
+		ck_assert_msg(line[0] != '#', "bad comment: %s", line);
+		sp = strrchr(line, ' ');
+		ck_assert_msg(sp != NULL, "no value: %s", line);
+		*sp = '\0';
+		ck_assert_uint_lt(strlen(sp + 1), sizeof(value));
+		strcpy(value, sp + 1);
+		labels = strchr(line, '{');
+		if (labels) {
+			ck_assert_msg(line[strlen(line) - 1] == '}' && strchr(labels, '=') &&
+			              strchr(labels, '"'), "bad labels: %s", line);
+			*labels = '\0';
+		}
+		ck_assert_uint_lt(strlen(line), sizeof(name));
+		strcpy(name, line);
+		ck_assert_msg(strcmp(name, typed) == 0, "sample of %s under # TYPE %s", name, typed);
+		n = strspn(value, "0123456789");
+		ck_assert_msg(n > 0 && (value[n] == '\0' ||
+		                        (value[n] == '.' && strspn(value + n + 1, "0123456789") ==
+		                                            strlen(value + n + 1))),
+		              "bad value %s of %s", value, name);
+		samples++;
+	}
+	return samples;
+}
+
 /* ---- leak checking ----------------------------------------------------------------------- */
 
 static int fd_baseline = -1;
@@ -1626,6 +1724,8 @@ int test_run_suite(Suite *s)
 	/* A write to a client that died must fail with EPIPE, not end the test. Children get the
 	 * default disposition back before exec. */
 	signal(SIGPIPE, SIG_IGN);
+	/* Config files the tests write must not be group-writable (mmapd refuses those). */
+	umask(022);
 	snprintf(suite_root, sizeof(suite_root), "/tmp/mmapd-test.XXXXXX");
 	if (mkdtemp(suite_root) == NULL) {
 		fprintf(stderr, "harness: mkdtemp %s: %s\n", suite_root, strerror(errno));

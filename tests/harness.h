@@ -313,6 +313,8 @@ struct test_proc {
  * The child's stderr is the test's.
  */
 void test_proc_spawn(struct test_proc *p, const struct test_daemon *d, char *const argv[]);
+/* test_proc_spawn() with the child's stderr on the stdout pipe too. */
+void test_proc_spawn_merged(struct test_proc *p, const struct test_daemon *d, char *const argv[]);
 /* Starts $MMAPD_TESTCLIENT with the given arguments (NULL-terminated). */
 void test_proc_spawn_client(struct test_proc *p, const struct test_daemon *d, ...);
 /*
@@ -339,10 +341,14 @@ int test_proc_wait(struct test_proc *p);
  * out, NUL-terminated. Returns the exit status (or 128 + signal).
  */
 int test_run(const struct test_daemon *d, char *out, size_t outsize, char *const argv[]);
+/* test_run() with the child's stderr in out too, interleaved as written. */
+int test_run_merged(const struct test_daemon *d, char *out, size_t outsize, char *const argv[]);
 /* test_run on $MMAPD_TESTCLIENT with the given arguments (NULL-terminated). */
 int test_run_client(const struct test_daemon *d, char *out, size_t outsize, ...);
 /* test_run on $MMAPCTL_BIN with the given arguments (NULL-terminated). */
 int test_run_ctl(const struct test_daemon *d, char *out, size_t outsize, ...);
+/* test_run_ctl() with stderr in out too (test_run_merged). */
+int test_run_ctl_merged(const struct test_daemon *d, char *out, size_t outsize, ...);
 /*
  * test_run_ctl on d with the given arguments (NULL added) into the array out; asserts the exit
  * status is want_status (the message names the arguments and the output).
@@ -350,6 +356,14 @@ int test_run_ctl(const struct test_daemon *d, char *out, size_t outsize, ...);
 #define TEST_CTL(d, want_status, out, ...)                                                      \
 	do {                                                                                    \
 		int st_ = test_run_ctl(d, out, sizeof(out), __VA_ARGS__, (char *)NULL);         \
+		ck_assert_msg(st_ == (want_status), "mmapctl %s: exit status %d, expected %d "  \
+		              "(output \"%s\")", #__VA_ARGS__, st_, (want_status), out);        \
+	} while (0)
+
+/* TEST_CTL() with mmapctl's stderr in out too. */
+#define TEST_CTL_MERGED(d, want_status, out, ...)                                               \
+	do {                                                                                    \
+		int st_ = test_run_ctl_merged(d, out, sizeof(out), __VA_ARGS__, (char *)NULL);  \
 		ck_assert_msg(st_ == (want_status), "mmapctl %s: exit status %d, expected %d "  \
 		              "(output \"%s\")", #__VA_ARGS__, st_, (want_status), out);        \
 	} while (0)
@@ -406,6 +420,15 @@ uint64_t test_line_u64(const char *line, const char *key);
 int test_sess_end(struct test_sess *s);
 /* Kills the session with sig, reaps it and frees the kept events; returns as above. */
 int test_sess_kill(struct test_sess *s, int sig);
+
+/*
+ * Asserts that text is a Prometheus text exposition that follows the naming conventions: every
+ * line a "# HELP name ..." and "# TYPE name counter|gauge" pair, or a sample
+ * `name{label="value",...} number` of a metric typed before it; names mmapd_* (never the
+ * process_* of node_exporter, which relays them); counters, and only counters, end in _total.
+ * Returns the number of samples.
+ */
+size_t test_assert_prometheus(const char *text);
 
 /* The value of an environment variable the suite needs (asserted set, absolute path). */
 const char *test_env_path(const char *var);

@@ -9,10 +9,13 @@
  * needs, every other client can do too. The build holds it to that: it is compiled seeing
  * only the installed headers and linked with libmmapd alone, plus cJSON (a system library:
  * the --json output, and the counters mmapd_stats_json() returns), and mk/installcheck.sh
- * builds it against an installed tree. Exit status: 0 on success, 1 when the daemon or the
- * system refused, 2 for a usage error.
+ * builds it against an installed tree. `mmapctl help [COMMAND]` and `mmapctl COMMAND --help`
+ * explain each command from the one table below. Exit status: 0 on success, 1 when the
+ * daemon or the system refused, 2 for a usage error, 3 when the daemon cannot be reached
+ * (with a hint at the usual causes).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <inttypes.h>
@@ -25,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <cjson/cJSON.h>
@@ -32,6 +36,7 @@
 #include "mmapd.h"
 
 #define EXIT_USAGE 2
+#define EXIT_UNREACHABLE 3
 
 /* Longest "1023.9 KiB"-style size, with its NUL. */
 #define SIZE_HUMAN_MAX 16
@@ -47,49 +52,10 @@ struct ctl {
 	bool prometheus;     /* stats --prometheus */
 	int64_t uid, gid;    /* chown's UID and GID (-1: keep), checked before connecting */
 	unsigned perm;       /* chmod's MODE, checked before connecting */
+	const char *output;  /* --output FILE: replaced atomically once the output is complete */
 	struct mmapd_client *client;
 };
 
-
-static void usage(FILE *out)
-{
-	fprintf(out,
-	        "Usage: mmapctl [--socket PATH] [--json] COMMAND\n"
-	        "\n"
-	        "Commands:\n"
-	        "  status                                 show the daemon's figures and limits\n"
-	        "  list, regions                          list every region with its owner and mode\n"
-	        "  stat NAME                              show one region\n"
-	        "  clients                                list the connections to the daemon\n"
-	        "  stats [--prometheus]                   show the daemon's counters (--prometheus:\n"
-	        "                                         in the Prometheus text format)\n"
-	        "  create NAME SIZE [--anonymous] [--sparse]\n"
-	        "                                         create a region of SIZE bytes (K, M, G, T\n"
-	        "                                         suffixes are powers of 1024)\n"
-	        "  delete NAME                            delete a region\n"
-	        "  resize NAME SIZE [--sparse]            grow or shrink a region to SIZE bytes\n"
-	        "  locks [NAME]                           list the locks held and waited for\n"
-	        "  watch NAME                             print the region's events as they come\n"
-	        "                                         (until interrupted)\n"
-	        "  flush NAME                             make the region durable\n"
-	        "  policy NAME [KIND [N]]                 show or set the flush policy: manual,\n"
-	        "                                         always, every-bytes N, every-writes N,\n"
-	        "                                         interval MS\n"
-	        "  clear-error NAME                       clear the poison of a failed flush\n"
-	        "  chown NAME [USER][:GROUP]              change the region's owner and/or group\n"
-	        "                                         (numbers or names)\n"
-	        "  chmod NAME MODE                        set the region's mode (octal, e.g. 0640)\n"
-	        "\n"
-	        "Options:\n"
-	        "  -s, --socket PATH   the daemon's socket (default: $MMAPD_SOCKET, else %s)\n"
-	        "  -j, --json          print JSON instead of a table\n"
-	        "      --anonymous     create: a memfd region held by the daemon, no file\n"
-	        "      --sparse        create, resize: do not reserve disk blocks\n"
-	        "      --prometheus    stats: print the Prometheus text format\n"
-	        "  -h, --help          show this help\n"
-	        "  -V, --version       show the version\n",
-	        MMAPD_DEFAULT_SOCKET);
-}
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...)
@@ -360,6 +326,10 @@ static void list_print_table(const struct mmapd_region_list *list, size_t count)
 	int wname = 4, wbytes = 5, whuman = 4, wgrants = 6, wowner = 5;
 	char h[SIZE_HUMAN_MAX], o[32];
 
+	if (count == 0) {
+		puts("no regions");
+		return;
+	}
 	for (size_t i = 0; i < count; i++) {
 		const struct mmapd_region_info *info = mmapd_region_list_at(list, i);
 
@@ -583,10 +553,15 @@ static cJSON *lock_json(const struct mmapd_lock_info *l)
 	return obj;
 }
 
-static void locks_print_table(const struct mmapd_lock_list *list, size_t count)
+/* The locks as a table; "no locks" (on name, when one was given) when there are none. */
+static void locks_print_table(const struct mmapd_lock_list *list, size_t count, const char *name)
 {
 	int wregion = 6, wlock = 4, woff = 6, wlen = 6, wclient = 6;
 
+	if (count == 0) {
+		printf("no locks%s%s\n", name ? " on " : "", name ? name : "");
+		return;
+	}
 	for (size_t i = 0; i < count; i++) {
 		const struct mmapd_lock_info *l = mmapd_lock_list_at(list, i);
 
@@ -626,7 +601,7 @@ static int cmd_locks(struct ctl *ctl, char **args)
 		return args[0] ? fail_on("locks", args[0]) : fail("locks");
 	count = mmapd_lock_list_count(list);
 	if (!ctl->json) {
-		locks_print_table(list, count);
+		locks_print_table(list, count, args[0]);
 		mmapd_lock_list_free(list);
 		return EXIT_SUCCESS;
 	}
@@ -766,15 +741,26 @@ static void stats_print_users(const cJSON *users)
 	}
 }
 
-/* The stats reply as a table: the figures, then each object ("requests", "errors", "users")
- * as a section of its own. */
+/*
+ * The stats reply as a table: the figures, then each object ("requests", "errors", "users")
+ * as a section of its own. The uptime reads as in status ("uptime  1h 02m 03s", from
+ * "uptime_ms"); "uptime_seconds", kept in the reply for old clients, is not repeated.
+ */
 static void stats_print_table(const cJSON *stats)
 {
 	const cJSON *item, *sub;
+	char up[64];
 
-	cJSON_ArrayForEach(item, stats)
-		if (!cJSON_IsObject(item))
-			stats_row(item, false);
+	cJSON_ArrayForEach(item, stats) {
+		if (cJSON_IsObject(item) || strcmp(item->string, "uptime_seconds") == 0)
+			continue;
+		if (strcmp(item->string, "uptime_ms") == 0 && cJSON_IsNumber(item)) {
+			uptime_format((uint64_t)item->valuedouble, up, sizeof(up));
+			printf("%-32s %s\n", "uptime", up);
+			continue;
+		}
+		stats_row(item, false);
+	}
 	cJSON_ArrayForEach(item, stats) {
 		if (!cJSON_IsObject(item))
 			continue;
@@ -1000,11 +986,42 @@ static void watch_event(struct mmapd_client *client, const struct mmapd_event *e
 		_exit(EXIT_SUCCESS);
 }
 
-/* Subscribes, then prints events as mmapd_client_fd() says they come, until a signal ends it. */
+/* How long watch tries to reconnect once the connection is lost (libmmapd's default). */
+#define WATCH_RECONNECT_MS 30000
+
+/*
+ * After the connection was lost: says so, then lets libmmapd reconnect (it renews the
+ * subscription and delivers "reconnected", which watch prints). Returns 0 once reconnected,
+ * or EXIT_UNREACHABLE after reporting why not.
+ */
+static int watch_reconnect(struct ctl *ctl, const char *name)
+{
+	int r;
+
+	fprintf(stderr, "mmapctl: watch %s: lost the connection to mmapd (%s); reconnecting for "
+	        "up to %d s\n", name, mmapd_last_message(), WATCH_RECONNECT_MS / 1000);
+	mmapd_client_set_reconnect(ctl->client, WATCH_RECONNECT_MS);
+	do
+		r = mmapd_client_dispatch(ctl->client, -1);
+	while (r == 0 || r == -EINTR);
+	/* Reconnection by libmmapd only here, where it is announced first. */
+	mmapd_client_set_reconnect(ctl->client, 0);
+	if (r > 0)
+		return 0;
+	fprintf(stderr, "mmapctl: watch %s: %s\n", name, mmapd_last_message());
+	return EXIT_UNREACHABLE;
+}
+
+/*
+ * Subscribes, then prints events as mmapd_client_fd() says they come, until a signal ends it.
+ * libmmapd's own reconnection is off while waiting, so that a lost connection comes back here
+ * as an error and watch can say that it reconnects (watch_reconnect) before it does.
+ */
 static int cmd_watch(struct ctl *ctl, char **args)
 {
 	struct sigaction sa = { .sa_handler = watch_stop };
 	struct pollfd pfd = { .events = POLLIN };
+	int r;
 
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGINT, &sa, NULL) < 0 || sigaction(SIGTERM, &sa, NULL) < 0) {
@@ -1015,6 +1032,7 @@ static int cmd_watch(struct ctl *ctl, char **args)
 	mmapd_client_set_event_handler(ctl->client, watch_event, ctl);
 	if (mmapd_subscribe(ctl->client, args[0], NULL) < 0)
 		return fail_on("watch", args[0]);
+	mmapd_client_set_reconnect(ctl->client, 0);
 	for (;;) {
 		/* The descriptor stays the same, but asking each time costs nothing. */
 		pfd.fd = mmapd_client_fd(ctl->client);
@@ -1022,34 +1040,143 @@ static int cmd_watch(struct ctl *ctl, char **args)
 			fprintf(stderr, "mmapctl: watch %s: %s\n", args[0], mmapd_strerror(errno));
 			return EXIT_FAILURE;
 		}
-		if (pfd.revents && mmapd_client_dispatch(ctl->client, 0) < 0)
-			return fail_on("watch", args[0]);
+		if (!pfd.revents)
+			continue;
+		r = mmapd_client_dispatch(ctl->client, 0);
+		if (r < 0 && r != -EINTR) {
+			r = watch_reconnect(ctl, args[0]);
+			if (r)
+				return r;
+		}
 	}
 }
 
-/* args of run() hold max_args entries; those not given are NULL. */
+/*
+ * The commands, in the order help lists them. args of run() hold max_args entries; those not
+ * given are NULL. synopsis and summary make the line of `mmapctl help`; details, the rest of
+ * `mmapctl help COMMAND` (mmapctl(1) says the same at more length).
+ */
 static const struct command {
 	const char *name;
 	int min_args, max_args;
 	int (*run)(struct ctl *ctl, char **args);
+	const char *synopsis;
+	const char *summary;
+	const char *details;
 } commands[] = {
-	{ "status", 0, 0, cmd_status },
-	{ "list", 0, 0, cmd_list },
-	{ "regions", 0, 0, cmd_list },
-	{ "clients", 0, 0, cmd_clients },
-	{ "stats", 0, 0, cmd_stats },
-	{ "chown", 2, 2, cmd_chown },
-	{ "chmod", 2, 2, cmd_chmod },
-	{ "stat", 1, 1, cmd_stat },
-	{ "create", 2, 2, cmd_create },
-	{ "delete", 1, 1, cmd_delete },
-	{ "resize", 2, 2, cmd_resize },
-	{ "locks", 0, 1, cmd_locks },
-	{ "watch", 1, 1, cmd_watch },
-	{ "flush", 1, 1, cmd_flush },
-	{ "policy", 1, 3, cmd_policy },
-	{ "clear-error", 1, 1, cmd_clear_error },
+	{ "status", 0, 0, cmd_status, "", "show the daemon's figures and limits",
+	  "Version, pid, uptime, clients, regions, grants, locks, subscriptions, descriptors and\n"
+	  "the main limits. --json: one object, with \"uptime_ms\" as in the protocol.\n" },
+	{ "list", 0, 0, cmd_list, "", "list every region with its owner and mode",
+	  "One row per region: name, size, type (file, anonymous, anon/hugetlb, anon/thp),\n"
+	  "grants, clients, owner and mode; \"no regions\" when there are none.\n"
+	  "--json: an array of objects (empty when there are none).\n" },
+	{ "regions", 0, 0, cmd_list, "", "the same as list", NULL },
+	{ "stat", 1, 1, cmd_stat, "NAME", "show one region",
+	  "Size, type, grants, clients, generation, flush policy, poison, change seq, locks,\n"
+	  "owner and mode of region NAME.\n" },
+	{ "clients", 0, 0, cmd_clients, "", "list the connections to the daemon",
+	  "One row per connection: id, name, pid, uid, gid, since when, and what it holds\n"
+	  "against its quotas (grants, bytes, creations, locks, subscriptions, queued output).\n" },
+	{ "stats", 0, 0, cmd_stats, "[--prometheus]", "show the daemon's counters",
+	  "Per-op request counts, errors by code, flushes, descriptors, memory, and what each uid\n"
+	  "uses of its budgets. --prometheus: the Prometheus text format (metric names in\n"
+	  "docs/operations.md), for node_exporter's textfile collector with --output FILE.\n" },
+	{ "create", 2, 2, cmd_create, "NAME SIZE [--anonymous] [--sparse]",
+	  "create a region of SIZE bytes",
+	  "SIZE takes the suffixes K, M, G and T (powers of 1024; KiB... too). --anonymous: a\n"
+	  "memfd region held by the daemon, no file. --sparse: reserve no disk blocks.\n" },
+	{ "delete", 1, 1, cmd_delete, "NAME", "delete a region", NULL },
+	{ "resize", 2, 2, cmd_resize, "NAME SIZE [--sparse]", "grow or shrink a region",
+	  "Growing reserves disk blocks unless --sparse. Shrinking waits until every mapper has\n"
+	  "let go of the tail (or fails after shrink_timeout_ms).\n" },
+	{ "locks", 0, 1, cmd_locks, "[NAME]", "list the locks held and waited for",
+	  "Holders first, then waiters in queue order, of region NAME or of all regions; \"no\n"
+	  "locks\" when there are none.\n" },
+	{ "watch", 1, 1, cmd_watch, "NAME", "print the region's events as they come",
+	  "One line per event until SIGINT or SIGTERM (exit status 0). When the connection is\n"
+	  "lost, says so on standard error and reconnects for up to 30 s (exit status 3 if it\n"
+	  "cannot); then prints the \"reconnected\" event and goes on.\n" },
+	{ "flush", 1, 1, cmd_flush, "NAME", "make the region durable",
+	  "Returns once the region's data is on stable storage (fdatasync by the daemon).\n" },
+	{ "policy", 1, 3, cmd_policy, "NAME [KIND [N]]", "show or set the flush policy",
+	  "KIND: manual, always, every-bytes N, every-writes N or interval MS.\n" },
+	{ "clear-error", 1, 1, cmd_clear_error, "NAME", "clear the poison of a failed flush",
+	  NULL },
+	{ "chown", 2, 2, cmd_chown, "NAME [USER][:GROUP]", "change the region's owner or group",
+	  "USER and GROUP are names or numbers.\n" },
+	{ "chmod", 2, 2, cmd_chmod, "NAME MODE", "set the region's mode",
+	  "MODE is octal, e.g. 0640, read like a file's: r to open read-only, w read-write,\n"
+	  "x executable (with allow_exec).\n" },
+	{ "help", 0, 1, NULL, "[COMMAND]", "show this help, or a command's", NULL },
 };
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static const struct command *command_find(const char *name)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (strcmp(name, commands[i].name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static const char options_help[] =
+	"Options:\n"
+	"  -s, --socket PATH   the daemon's socket (default: $MMAPD_SOCKET, else %s)\n"
+	"  -j, --json          print JSON instead of a table\n"
+	"  -o, --output FILE   write the output to FILE, replaced at once when complete\n"
+	"      --anonymous     create: a memfd region held by the daemon, no file\n"
+	"      --sparse        create, resize: do not reserve disk blocks\n"
+	"      --prometheus    stats: print the Prometheus text format\n"
+	"  -h, --help          show this help (after a command: that command's)\n"
+	"  -V, --version       show the version\n"
+	"\n"
+	"Exit status: 0 success, 1 refused or failed, 2 usage error, 3 daemon unreachable.\n";
+
+static void usage(FILE *out)
+{
+	fputs("Usage: mmapctl [OPTION]... COMMAND [ARG]...\n\nCommands:\n", out);
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		char line[64];
+
+		snprintf(line, sizeof(line), "%s%s%s", commands[i].name,
+		         commands[i].synopsis[0] ? " " : "", commands[i].synopsis);
+		if (strlen(line) > 22)
+			fprintf(out, "  %s\n  %-22s  %s\n", line, "", commands[i].summary);
+		else
+			fprintf(out, "  %-22s  %s\n", line, commands[i].summary);
+	}
+	fputs("\nmmapctl help COMMAND (or mmapctl COMMAND --help) tells more of one.\n\n", out);
+	fprintf(out, options_help, MMAPD_DEFAULT_SOCKET);
+}
+
+/* `mmapctl help COMMAND`: its synopsis, summary and details. */
+static void command_usage(const struct command *cmd, FILE *out)
+{
+	fprintf(out, "Usage: mmapctl [OPTION]... %s%s%s\n\n%c%s.\n", cmd->name,
+	        cmd->synopsis[0] ? " " : "", cmd->synopsis, cmd->summary[0] - 'a' + 'A',
+	        cmd->summary + 1);
+	if (cmd->details)
+		fprintf(out, "\n%s", cmd->details);
+	fprintf(out, "\nSee mmapctl(1); mmapctl help lists every command and option.\n");
+}
+
+/* `mmapctl help [COMMAND]`. Returns the exit status. */
+static int help_show(const char *name)
+{
+	const struct command *cmd;
+
+	if (!name) {
+		usage(stdout);
+		return EXIT_SUCCESS;
+	}
+	cmd = command_find(name);
+	if (!cmd)
+		return usage_error("unknown command '%s'", name);
+	command_usage(cmd, stdout);
+	return EXIT_SUCCESS;
+}
 
 /*
  * Strict number parsing for the command line: strtoull() would take leading blanks, a sign
@@ -1226,6 +1353,69 @@ static int chmod_arg(struct ctl *ctl, const char *arg)
 	return 0;
 }
 
+/*
+ * Reports that mmapd_connect() failed with err, with a hint at the usual causes: no daemon
+ * (or no socket unit) behind the path, or a user outside group mmapd. Returns
+ * EXIT_UNREACHABLE.
+ */
+static int unreachable(int err)
+{
+	fprintf(stderr, "mmapctl: cannot connect to mmapd: %s\n", mmapd_last_message());
+	if (err == -EACCES || err == -EPERM)
+		fputs("hint: are you in group mmapd? (sudo usermod -aG mmapd $USER, then log in "
+		      "again)\n", stderr);
+	else if (err == -ENOENT || err == -ECONNREFUSED)
+		fputs("hint: is mmapd running? (systemctl status mmapd.socket mmapd.service; "
+		      "MMAPD_SOCKET or --socket name another socket)\n", stderr);
+	else
+		fputs("hint: is mmapd.socket running, and are you in group mmapd?\n", stderr);
+	return EXIT_UNREACHABLE;
+}
+
+/*
+ * --output FILE: stdout goes to a new file beside FILE (FILE.XXXXXX: not *.prom, so
+ * node_exporter's textfile collector skips it), renamed over FILE by output_finish() once
+ * everything is written, so a reader sees the old file or the new one, never half of one.
+ * Returns 0, or the exit status of the failure (reported).
+ */
+static int output_start(const char *path, char **ret_tmp)
+{
+	char *tmp;
+	int fd;
+
+	if (asprintf(&tmp, "%s.XXXXXX", path) < 0) {
+		fputs("mmapctl: out of memory\n", stderr);
+		return EXIT_FAILURE;
+	}
+	fflush(stdout);
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0 || fchmod(fd, 0644) < 0 || dup2(fd, STDOUT_FILENO) < 0) {
+		fprintf(stderr, "mmapctl: cannot write %s: %s\n", tmp, mmapd_strerror(-errno));
+		if (fd >= 0) {
+			unlink(tmp);
+			close(fd);
+		}
+		free(tmp);
+		return EXIT_FAILURE;
+	}
+	close(fd);
+	*ret_tmp = tmp;
+	return 0;
+}
+
+/* Renames the finished output over path (status 0), or removes it. Returns the status. */
+static int output_finish(const char *path, char *tmp, int status)
+{
+	if (status == EXIT_SUCCESS && rename(tmp, path) < 0) {
+		fprintf(stderr, "mmapctl: cannot replace %s: %s\n", path, mmapd_strerror(-errno));
+		status = EXIT_FAILURE;
+	}
+	if (status != EXIT_SUCCESS)
+		unlink(tmp);
+	free(tmp);
+	return status;
+}
+
 enum { OPT_ANONYMOUS = 256, OPT_SPARSE, OPT_PROMETHEUS };
 
 int main(int argc, char **argv)
@@ -1233,6 +1423,7 @@ int main(int argc, char **argv)
 	static const struct option options[] = {
 		{ "socket", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "output", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "anonymous", no_argument, NULL, OPT_ANONYMOUS },
@@ -1243,10 +1434,12 @@ int main(int argc, char **argv)
 	struct ctl ctl = { 0 };
 	const struct command *cmd = NULL;
 	char *args[3] = { NULL, NULL, NULL };
-	int c, nargs, status = 0;
+	char *tmp = NULL;
+	bool help = false;
+	int c, nargs, r, status = 0;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":s:jhV", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":s:jo:hV", options, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			ctl.socket = optarg;
@@ -1254,9 +1447,12 @@ int main(int argc, char **argv)
 		case 'j':
 			ctl.json = true;
 			break;
+		case 'o':
+			ctl.output = optarg;
+			break;
 		case 'h':
-			usage(stdout);
-			return EXIT_SUCCESS;
+			help = true;
+			break;
 		case 'V':
 			printf("mmapctl %d.%d.%d\n", MMAPD_VERSION_MAJOR, MMAPD_VERSION_MINOR,
 			       MMAPD_VERSION_PATCH);
@@ -1277,11 +1473,13 @@ int main(int argc, char **argv)
 		}
 	}
 
+	/* --help alone, or with a command (COMMAND --help): the help of that command. */
+	if (help)
+		return help_show(optind < argc && strcmp(argv[optind], "help") != 0 ? argv[optind]
+		                                                                    : NULL);
 	if (optind >= argc)
 		return usage_error("no command given");
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(argv[optind], commands[i].name) == 0)
-			cmd = &commands[i];
+	cmd = command_find(argv[optind]);
 	if (!cmd)
 		return usage_error("unknown command '%s'", argv[optind]);
 	nargs = argc - optind - 1;
@@ -1294,6 +1492,8 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i < nargs; i++)
 		args[i] = argv[optind + 1 + i];
+	if (!cmd->run)
+		return help_show(args[0]);
 	if (ctl.anonymous && cmd->run != cmd_create)
 		return usage_error("--anonymous goes with 'create' only");
 	if (ctl.sparse && cmd->run != cmd_create && cmd->run != cmd_resize)
@@ -1302,6 +1502,9 @@ int main(int argc, char **argv)
 		return usage_error("--prometheus goes with 'stats' only");
 	if (ctl.prometheus && ctl.json)
 		return usage_error("--prometheus and --json exclude each other");
+	if (ctl.output && (cmd->run == cmd_watch || !*ctl.output))
+		return usage_error(*ctl.output ? "--output does not go with 'watch'"
+		                               : "--output needs a file name");
 	if (cmd->run == cmd_create || cmd->run == cmd_resize)
 		status = size_arg(&ctl, args[1]);
 	else if (cmd->run == cmd_chown)
@@ -1313,15 +1516,23 @@ int main(int argc, char **argv)
 	if (status)
 		return status;
 
-	if (mmapd_connect(ctl.socket, "mmapctl", &ctl.client) < 0)
-		return fail("cannot connect to mmapd");
+	r = mmapd_connect(ctl.socket, "mmapctl", &ctl.client);
+	if (r < 0)
+		return unreachable(r);
+	if (ctl.output) {
+		status = output_start(ctl.output, &tmp);
+		if (status) {
+			mmapd_disconnect(ctl.client);
+			return status;
+		}
+	}
 	status = cmd->run(&ctl, args);
 	mmapd_disconnect(ctl.client);
 
 	/* A table cut short by a full disk or a closed pipe must not exit 0. */
-	if (fflush(stdout) != 0 || ferror(stdout)) {
-		fprintf(stderr, "mmapctl: cannot write the output: %s\n", mmapd_strerror(errno));
-		return EXIT_FAILURE;
+	if (fflush(stdout) != 0 || ferror(stdout) || (tmp && fsync(STDOUT_FILENO) < 0)) {
+		fprintf(stderr, "mmapctl: cannot write the output: %s\n", mmapd_strerror(-errno));
+		status = EXIT_FAILURE;
 	}
-	return status;
+	return tmp ? output_finish(ctl.output, tmp, status) : status;
 }

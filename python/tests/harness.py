@@ -39,12 +39,14 @@ class Daemon:
         self.dir = tempfile.mkdtemp(prefix="mmapd-py.")
         self.sock = os.path.join(self.dir, "s")
         self.data = os.path.join(self.dir, "data")
-        self.argv = [MMAPD_BIN, "--foreground", "--socket", self.sock, "--data-dir", self.data,
-                     "--log-level", log_level]
+        # --no-config: never the host's /etc/mmapd/mmapd.json; a later --config wins over it.
+        self.argv = [MMAPD_BIN, "--foreground", "--no-config", "--socket", self.sock,
+                     "--data-dir", self.data, "--log-level", log_level]
         if config is not None:
             cfg = os.path.join(self.dir, "cfg.json")
             with open(cfg, "w") as f:
                 f.write(config)
+            os.chmod(cfg, 0o600)  # mmapd refuses a config file others may write
             self.argv += ["--config", cfg]
         self.start()
 

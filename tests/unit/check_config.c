@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <check.h>
 
@@ -254,6 +255,93 @@ START_TEST(test_config_refuses_malformed_json)
 	assert_refused("", "is not a JSON object");
 	assert_refused("null", "is not a JSON object");
 	assert_refused("{\"max_clients\": 5,}", "is not a JSON object");
+}
+END_TEST
+
+/* Each problem says where: line and column (in characters) of the key, or of the bad syntax. */
+START_TEST(test_config_reports_every_problem_with_its_position)
+{
+	const char *path, *text;
+	struct config c;
+	char want[TEST_PATH_MAX + 96];
+
+	ck_assert_int_eq(config_init(&c), 0);
+	text = "{\n  \"max_clients\": 0,\n  \"log_level\": \"info\",\n"
+	       "\t\"é\": 1, \"max_clientz\": 5\n}\n";
+	path = write_file("cfg.json", text, strlen(text));
+	ck_assert_int_eq(load_path(&c, path), -EINVAL);
+	snprintf(want, sizeof(want), "%s:2:3: \"max_clients\" must be an integer", path);
+	ck_assert_msg(strstr(logbuf, want) != NULL, "logged \"%s\", expected \"%s\"", logbuf, want);
+	snprintf(want, sizeof(want), "%s:4:2: unknown key \"é\"", path);
+	ck_assert_msg(strstr(logbuf, want) != NULL, "logged \"%s\", expected \"%s\"", logbuf, want);
+	/* The column counts characters: "é" is two bytes, one column. */
+	snprintf(want, sizeof(want), "%s:4:10: unknown key \"max_clientz\"", path);
+	ck_assert_msg(strstr(logbuf, want) != NULL, "logged \"%s\", expected \"%s\"", logbuf, want);
+	/* The valid key between them was applied all the same. */
+	ck_assert_int_eq(c.log_level, LOG_LEVEL_INFO);
+	config_done(&c);
+
+	ck_assert_int_eq(config_init(&c), 0);
+	text = "{\n  \"max_clients\": 5,\n  \"socket\" \"x\"\n}\n";
+	path = write_file("cfg.json", text, strlen(text));
+	ck_assert_int_eq(load_path(&c, path), -EINVAL);
+	snprintf(want, sizeof(want), "%s:3:12: the file is not a JSON object: syntax error", path);
+	ck_assert_msg(strstr(logbuf, want) != NULL, "logged \"%s\", expected \"%s\"", logbuf, want);
+	config_done(&c);
+
+	ck_assert_int_eq(config_init(&c), 0);
+	text = "{\"fdstore\": true,\n \"fdstore\": true}";
+	path = write_file("cfg.json", text, strlen(text));
+	ck_assert_int_eq(load_path(&c, path), -EINVAL);
+	snprintf(want, sizeof(want), "%s:2:2: the file is not a JSON object with no key twice: "
+	         "\"fdstore\" again", path);
+	ck_assert_msg(strstr(logbuf, want) != NULL, "logged \"%s\", expected \"%s\"", logbuf, want);
+	config_done(&c);
+}
+END_TEST
+
+/* Top-level keys that start with "//" are comments, whatever their value; nested ones are not. */
+START_TEST(test_config_skips_comment_keys)
+{
+	struct config c;
+
+	ck_assert_int_eq(config_init(&c), 0);
+	ck_assert_int_eq(load(&c, "{\"//\": \"mmapd's settings\", \"// max_clients\": \"connections\","
+	                          " \"//max_clients\": 7, \"max_clients\": 9}"), 0);
+	ck_assert_uint_eq(c.limits.max_clients, 9);
+	config_done(&c);
+	assert_refused("{\"allow_connect\": {\"//\": \"x\", \"uids\": [1]}}",
+	               "\"allow_connect\" must be an object");
+	assert_refused("{\"/ max_clients\": 1}", "unknown key \"/ max_clients\"");
+}
+END_TEST
+
+/*
+ * Whoever can write the config file controls the daemon at the next reload: a file others may
+ * write, or one a user other than root and the daemon's owns (nobody, 65534, as root), or
+ * anything but a regular file, is refused without being read.
+ */
+START_TEST(test_config_refuses_file_others_may_write)
+{
+	const char *path = write_file("cfg.json", "{}", 2);
+	struct config c;
+
+	ck_assert_int_eq(config_init(&c), 0);
+	ck_assert_int_eq(chmod(path, 0664), 0);
+	ck_assert_int_eq(load_path(&c, path), -EPERM);
+	ck_assert_msg(strstr(logbuf, "writable by group or others"), "%s", logbuf);
+	ck_assert_int_eq(chmod(path, 0646), 0);
+	ck_assert_int_eq(load_path(&c, path), -EPERM);
+	ck_assert_int_eq(chmod(path, 0644), 0);
+	ck_assert_int_eq(load_path(&c, path), 0);
+	ck_assert_int_eq(load_path(&c, "/dev/null"), -EPERM);
+	ck_assert_msg(strstr(logbuf, "not a regular file"), "%s", logbuf);
+	if (geteuid() == 0) {
+		ck_assert_int_eq(chown(path, TEST_NOBODY, TEST_NOBODY), 0);
+		ck_assert_int_eq(load_path(&c, path), -EPERM);
+		ck_assert_msg(strstr(logbuf, "owned by another user (owner uid 65534"), "%s", logbuf);
+	}
+	config_done(&c);
 }
 END_TEST
 
@@ -530,6 +618,9 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_config_refuses_empty_paths);
 	tcase_add_test(tc, test_config_refuses_duplicate_key);
 	tcase_add_test(tc, test_config_refuses_malformed_json);
+	tcase_add_test(tc, test_config_reports_every_problem_with_its_position);
+	tcase_add_test(tc, test_config_skips_comment_keys);
+	tcase_add_test(tc, test_config_refuses_file_others_may_write);
 	tcase_add_test(tc, test_config_refuses_oversize_file);
 	tcase_add_test(tc, test_config_refuses_missing_file);
 	tcase_add_test(tc, test_config_id_lists_parse);
