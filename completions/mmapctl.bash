@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # bash completion for mmapctl(1): commands, options, and region names asked of the daemon
 # (`mmapctl --json list`, through the socket named by --socket or $MMAPD_SOCKET).
 # Installed by `make install` as $(BASHCOMPDIR)/mmapctl, where bash-completion loads it on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The README's tour, second half: opens region "hello" (or the one named on the command line)
  * read-only, which the daemon grants as a real O_RDONLY descriptor, and prints the string

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The README's tour, first half: creates region "hello" (or the one named on the command line)
  * of one page, writes a sentence into it through a shared mapping, and exits. Nothing but a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Backup and restore as docs/operations.md tells an operator to do them, with the script it
  * ships (docs/examples/mmapd-backup.sh) run against a real mmapd: the backup flushes and

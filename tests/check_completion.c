@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The shell completion of mmapctl (completions/): the bash script is sourced by a real bash
  * and asked to complete command names, options, policy kinds and region names (which it asks

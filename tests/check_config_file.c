@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The config file as an operator meets it, through the mmapd binary: `mmapd --check-config`
  * on good and bad files (exit status, every problem with its line and column), the example

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # mmapd-backup: backs up and restores the file regions of mmapd (docs/operations.md, "Back up
 # and restore"). Run it as root (or as the daemon's user).
 #
