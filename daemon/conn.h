@@ -1,7 +1,8 @@
 /*
- * One client connection. The socket is watched by one uv_poll_t; bytes and descriptors are
- * read with our own recvmsg (fdpass_recv) into a frame_reader, and every complete frame goes
- * to ops_handle_frame(). Output is an ordered queue of frames {bytes, fds[]}: a frame is
+ * One client connection. The socket is watched by one uv_poll_t; bytes are read with our own
+ * recvmsg without a control buffer (fdpass_recv_nofds: the daemon accepts no descriptors, and
+ * a client that sends some is cut off) into a frame_reader, and every complete frame goes to
+ * ops_handle_frame(). Output is an ordered queue of frames {bytes, fds[]}: a frame is
  * written at once if the socket takes it and UV_WRITABLE is armed only when it would block.
  * The bytes are a shared, reference-counted outbuf, so an event sent to many connections is
  * encoded once and queued on each.
@@ -97,7 +98,6 @@ struct conn {
 	struct conn *turn_next;       /* in srv->turns while yielded (referenced there) */
 
 	struct frame_reader reader;
-	struct fd_queue fdq;
 	struct outframe *out_head, *out_tail;
 	size_t out_bytes;             /* bytes queued and not yet sent */
 	size_t out_fds;               /* descriptors queued and not yet sent */
@@ -190,8 +190,8 @@ void conn_close(struct conn *c);
 
 /*
  * Handing connections over to the next daemon (fdconn.h). conn_keepable: c can be handed
- * over as it stands (hello done, open both ways, nothing half-read or received with
- * descriptors, no request waiting, no events held back). conn_drain writes c's queued output,
+ * over as it stands (hello done, open both ways, nothing half-read, no request waiting, no
+ * events held back). conn_drain writes c's queued output,
  * waiting for the socket until deadline_ms (state_now_ms clock): 0 once all is written,
  * -ETIMEDOUT, or -errno when the socket failed. conn_close_kept closes c like conn_close but
  * leaves unread what the client sent: the next daemon reads it.

@@ -3,7 +3,10 @@
  * frame's descriptors on its first byte in one sendmsg. Receiving appends whatever descriptors
  * arrive to a FIFO queue that frames later claim in order; anything we cannot account for
  * (truncated control data, a full queue) is closed at once and reported as -EPROTO, so a peer
- * can never make us hold descriptors we do not know about.
+ * can never make us hold descriptors we do not know about. A receiver that accepts no
+ * descriptors at all passes no control buffer (fdpass_recv_nofds): the kernel then drops them
+ * itself and only says so with MSG_CTRUNC, and the 1 KiB control buffer is not set up for each
+ * read.
  */
 #include "fdpass.h"
 
@@ -158,5 +161,25 @@ ssize_t fdpass_recv(int sock, void *buf, size_t len, struct fd_queue *q, int fla
 			fd_queue_push(q, fd);
 		}
 	}
+	return n;
+}
+
+ssize_t fdpass_recv_nofds(int sock, void *buf, size_t len, int flags)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t n;
+
+	if (len == 0)
+		return -EINVAL;
+	do {
+		msg.msg_flags = 0;
+		n = recvmsg(sock, &msg, flags);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	/* Without a control buffer, descriptors that came show only as MSG_CTRUNC. */
+	if (msg.msg_flags & MSG_CTRUNC)
+		return -EPROTO;
 	return n;
 }
