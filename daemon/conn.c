@@ -35,6 +35,7 @@
 #define CONN_LINGER_MS      1000          /* how long an error or shutdown event may take */
 #define CONN_READS_PER_WAKE 4             /* full reads per readiness event, for fairness */
 #define CONN_INPUT_BYTES    (64u << 10)   /* the input buffer the connections share */
+#define CONN_OUTPUT_KEEP    (256u << 10)  /* the output buffer is freed when larger, once used */
 /*
  * A connection's turn: a client may pipeline a whole buffer of requests (64 KiB is thousands
  * of small ones, or hundreds of list pages). Once this many have run, or they took this long,
@@ -62,6 +63,19 @@
  * and a request that arrives whole costs no allocation.
  */
 static uint8_t conn_input[CONN_INPUT_BYTES];
+
+/*
+ * Every frame is encoded here first (the loop sends one at a time) and written straight from
+ * here when the socket takes it; only what must wait is copied into an outbuf. The buffer
+ * keeps the size of the frames it carries, up to CONN_OUTPUT_KEEP.
+ */
+static struct msg_buf conn_output;
+
+static void conn_output_trim(void)
+{
+	if (conn_output.cap > CONN_OUTPUT_KEEP)
+		msg_buf_done(&conn_output);
+}
 
 static void conn_update_poll(struct conn *c);
 static int conn_write(struct conn *c);
@@ -244,30 +258,35 @@ bool conn_alive(const struct conn *c)
 	return c->state == CONN_OPEN || c->state == CONN_HALF;
 }
 
-int conn_outbuf_new(const struct server *srv, const cJSON *msg, struct outbuf **ret_buf)
+/* A new outbuf holding a copy of the len bytes at p, with one reference; NULL without memory. */
+static struct outbuf *conn_outbuf_copy(const void *p, size_t len)
 {
-	struct outbuf *b = malloc(sizeof(*b));
-	int r;
+	struct outbuf *b = malloc(sizeof(*b) + len);
 
 	if (!b)
-		return -ENOMEM;
-	r = msg_encode(msg, (uint32_t)srv->limits->max_frame, &b->bytes, &b->len);
-	if (r < 0) {
-		free(b);
-		return r;
-	}
+		return NULL;
 	b->refs = 1;
-	*ret_buf = b;
-	return 0;
+	b->len = len;
+	memcpy(b->bytes, p, len);
+	return b;
+}
+
+int conn_outbuf_new(const struct server *srv, const cJSON *msg, struct outbuf **ret_buf)
+{
+	int r = msg_encode_buf(msg, (uint32_t)srv->limits->max_frame, &conn_output);
+
+	conn_output_trim();
+	if (r < 0)
+		return r;
+	*ret_buf = conn_outbuf_copy(conn_output.data, conn_output.len);
+	return *ret_buf ? 0 : -ENOMEM;
 }
 
 void conn_outbuf_unref(struct outbuf *b)
 {
 	assert(b->refs > 0);
-	if (--b->refs > 0)
-		return;
-	free(b->bytes);
-	free(b);
+	if (--b->refs == 0)
+		free(b);
 }
 
 static void conn_out_free(struct outframe *f)
@@ -536,32 +555,75 @@ static int conn_queue_outbuf(struct conn *c, struct outbuf *b, int *fds, size_t 
 	return 0;
 }
 
-/* Encodes msg and queues it as conn_queue_outbuf does. Returns 0, -ENOMEM or -EMSGSIZE. */
+/*
+ * Sends the len bytes of a frame at p with nfds descriptors (consumed, closed on failure):
+ * written at once when nothing waits before it and the socket is not known to be full; what
+ * the socket did not take is queued, as b (referenced) when b holds the whole frame, else as a
+ * copy. Returns 0, or -ENOMEM (the connection is then untouched).
+ */
+static int conn_put(struct conn *c, const uint8_t *p, size_t len, struct outbuf *b, int *fds,
+                    size_t nfds)
+{
+	size_t off = 0, i;
+	int r;
+
+	if (!c->out_head && !(c->events & UV_WRITABLE)) {
+		ssize_t n = fdpass_send(c->fd, p, len, fds, nfds, MSG_DONTWAIT);
+
+		if (n < 0 && n != -EAGAIN) {
+			log_debug("client %llu (pid %ld): send failed: %s",
+			          (unsigned long long)c->serial, (long)c->pid, strerror((int)-n));
+			for (i = 0; i < nfds; i++)
+				close(fds[i]);
+			conn_close_soon(c);
+			return 0;
+		}
+		if (n > 0) {
+			/* The descriptors rode on the first byte: the client has them now. */
+			for (i = 0; i < nfds; i++)
+				close(fds[i]);
+			nfds = 0;
+			off = (size_t)n;
+		}
+	}
+	if (off == len)
+		return 0;
+	if (off > 0 || !b) {
+		b = conn_outbuf_copy(p + off, len - off);
+		if (!b) {
+			for (i = 0; i < nfds; i++)
+				close(fds[i]);
+			return -ENOMEM;
+		}
+		r = conn_queue_outbuf(c, b, fds, nfds);
+		conn_outbuf_unref(b);
+		return r;
+	}
+	return conn_queue_outbuf(c, b, fds, nfds);
+}
+
+/* Encodes msg and sends it as conn_put does. Returns 0, -ENOMEM or -EMSGSIZE. */
 static int conn_queue(struct conn *c, const cJSON *msg, int *fds, size_t nfds)
 {
-	struct outbuf *b;
 	size_t i;
 	int r;
 
-	r = conn_outbuf_new(c->srv, msg, &b);
+	r = msg_encode_buf(msg, (uint32_t)c->srv->limits->max_frame, &conn_output);
 	if (r < 0) {
 		for (i = 0; i < nfds; i++)
 			close(fds[i]);
-		return r;
+	} else {
+		r = conn_put(c, (const uint8_t *)conn_output.data, conn_output.len, NULL, fds, nfds);
 	}
-	r = conn_queue_outbuf(c, b, fds, nfds);
-	conn_outbuf_unref(b);
+	conn_output_trim();
 	return r;
 }
 
-/* Writes what was just queued and enforces max_queue_bytes (see conn_send). */
+/* After conn_put: enforces max_queue_bytes (see conn_send). */
 static int conn_sent(struct conn *c)
 {
-	/* With UV_WRITABLE armed the socket is known to be full: the poll callback writes. */
-	if (!(c->events & UV_WRITABLE) && conn_write(c) < 0) {
-		conn_close_soon(c);
+	if (c->state == CONN_CLOSED || c->state == CONN_LINGER)
 		return -ECONNRESET;
-	}
 	if (c->out_bytes > c->srv->limits->max_queue_bytes) {
 		conn_warn(c, "%zu bytes of replies wait unread (max_queue_bytes %llu); cutting it off",
 		          c->out_bytes, (unsigned long long)c->srv->limits->max_queue_bytes);
@@ -606,7 +668,7 @@ int conn_send_outbuf(struct conn *c, struct outbuf *b)
 
 	if (!conn_alive(c))
 		return -ECONNRESET;
-	r = conn_queue_outbuf(c, b, NULL, 0);
+	r = conn_put(c, b->bytes, b->len, b, NULL, 0);
 	return r < 0 ? r : conn_sent(c);
 }
 

@@ -55,7 +55,7 @@ enum conn_state {
 struct outbuf {
 	unsigned refs;
 	size_t len;
-	uint8_t *bytes;
+	uint8_t bytes[];
 };
 
 struct outframe {
@@ -148,8 +148,9 @@ void conn_unref(struct conn *c);
 bool conn_alive(const struct conn *c);
 
 /*
- * Queues msg (borrowed) with nfds descriptors (consumed: owned by the queue from now on,
- * closed on any failure) and writes what the socket takes. A queue above max_queue_bytes
+ * Sends msg (borrowed) with nfds descriptors (consumed: closed once sent, or on any failure):
+ * written at once when nothing waits before it and the socket takes it (then nothing is
+ * allocated), the rest queued. A queue above max_queue_bytes
  * cuts the client off at once. Returns 0; -ECONNRESET when the connection cannot take
  * replies (or was closed by this call); -ENOMEM or -EMSGSIZE when msg could not be encoded
  * (the connection is then untouched).
@@ -165,7 +166,7 @@ int conn_outbuf_new(const struct server *srv, const cJSON *msg, struct outbuf **
 void conn_outbuf_unref(struct outbuf *b);
 /*
  * conn_send for a frame encoded by conn_outbuf_new, without descriptors. b is borrowed: the
- * queue takes its own reference while it holds the frame. Returns 0, -ECONNRESET as
+ * queue takes its own reference while it holds the frame (if it must). Returns 0, -ECONNRESET as
  * conn_send, or -ENOMEM (the connection is then untouched).
  */
 int conn_send_outbuf(struct conn *c, struct outbuf *b);
