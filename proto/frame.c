@@ -113,8 +113,9 @@ int frame_reader_space_in(struct frame_reader *r, uint8_t *scratch, size_t cap,
 
 int frame_reader_settle(struct frame_reader *r)
 {
+	size_t limit = (size_t)r->max_frame + FRAME_HEADER_SIZE;
 	size_t pending = r->len - r->start;
-	size_t cap = pending < FRAME_READER_INITIAL ? FRAME_READER_INITIAL : pending;
+	size_t cap = FRAME_READER_INITIAL < limit ? FRAME_READER_INITIAL : limit;
 	uint8_t *own;
 
 	if (pending == 0) {
@@ -123,7 +124,9 @@ int frame_reader_settle(struct frame_reader *r)
 	}
 	if (!r->lent)
 		return 0;
-	/* Room for the partial frame and, at the usual size, what may follow it. */
+	/* Room for the partial frame (which fits the limit) and, at the usual size, what follows. */
+	if (cap < pending)
+		cap = pending;
 	own = malloc(cap);
 	if (!own) {
 		frame_reader_done(r);

@@ -445,6 +445,22 @@ START_TEST(test_frame_scratch_frame_larger_than_scratch)
 }
 END_TEST
 
+/* What a reader keeps of a lent buffer stays within max_frame plus the header. */
+START_TEST(test_frame_scratch_keeps_the_limit)
+{
+	static uint8_t scratch[65536];
+	uint8_t wire[FRAME_MAX_MIN + FRAME_HEADER_SIZE] = { 0 };
+	struct frame_reader r;
+
+	header_put(wire, FRAME_MAX_MIN);
+	frame_reader_init(&r, FRAME_MAX_MIN);
+	ck_assert_uint_eq(reader_feed_in(&r, scratch, sizeof(scratch), wire, 100), 100);
+	ck_assert_int_eq(frame_reader_settle(&r), 0);
+	ck_assert_uint_le(r.cap, FRAME_MAX_MIN + FRAME_HEADER_SIZE);
+	frame_reader_done(&r);
+}
+END_TEST
+
 START_TEST(test_frame_parse_lengths)
 {
 	uint8_t wire[16];
@@ -484,6 +500,7 @@ static Suite *frame_suite(void)
 	tcase_add_test(tc, test_frame_scratch_whole_frames_allocate_nothing);
 	tcase_add_test(tc, test_frame_scratch_partial_frame_is_kept_then_freed);
 	tcase_add_test(tc, test_frame_scratch_frame_larger_than_scratch);
+	tcase_add_test(tc, test_frame_scratch_keeps_the_limit);
 	tcase_add_test(tc, test_frame_parse_lengths);
 	suite_add_tcase(s, tc);
 	return s;
