@@ -1,10 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Case (f): how many trivial requests the daemon answers per second when many clients ask at
- * once. CLIENTS processes, each with its own libmmapd connection, call mmapd_ping() in a loop
- * from the same start time to the same end time; the rate is the pings answered within that
- * window, all clients together, divided by its length. The clients run where the benchmark
- * runs, mmapd where it always does.
+ * once, in two shapes.
+ *
+ * 50 processes: CLIENTS processes, each with its own libmmapd connection, call mmapd_ping() in
+ * a loop from the same start time to the same end time; the rate is the pings answered within
+ * that window, all clients together, divided by its length. The clients run where the
+ * benchmark runs, mmapd where it always does.
+ *
+ * 1 process x 50 connections: the benchmark itself drives CLIENTS connections from one epoll
+ * loop, one request in flight on each, as redis-benchmark does: a raw `ping` frame to mmapd,
+ * a RESP PING to a private redis-server, with the same loop, so that the two servers are told
+ * apart by nothing but themselves. Rounds alternate between the two servers. Beside the rate,
+ * each server's CPU time per request, from utime + stime of /proc/PID/stat over the rounds
+ * (mmapd's pid comes from SO_PEERCRED).
  *
  * The reference is redis, a single-threaded event-loop server like mmapd: redis-benchmark with
  * as many connections (-c) and PING over a Unix socket, against a private redis-server on the
@@ -15,11 +24,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -28,14 +38,19 @@
 
 #include "cases.h"
 #include "compare.h"
-#include "cpu.h"
 #include "peer.h"
+#include "proc.h"
+#include "raw.h"
 
 #define CLIENTS      50
 #define START_NS     20000000u   /* from sending the window to its start: every client ready */
 #define REDIS_WAIT_MS 5000
 #define REDIS_LABEL  "redis MBULK"
 #define REDIS_FIX    "run as root: apt-get update && apt-get install -y redis-server redis-tools"
+#define DRIVE_ROUNDS 4           /* rounds of each server in the 1-process shape, alternating */
+#define MMAPD_PING   "{\"id\":1,\"op\":\"ping\"}"
+#define REDIS_PING   "*1\r\n$4\r\nPING\r\n"
+#define REDIS_PONG   "+PONG\r\n"
 
 struct window {
 	uint64_t start, end;  /* clock_ns() */
@@ -122,62 +137,6 @@ static int mmapd_rate(const char *socket, uint64_t duration_ns, double *ret_rate
 	return r;
 }
 
-/* Whether prog is an executable file in one of $PATH's directories. */
-static int in_path(const char *prog)
-{
-	const char *path = getenv("PATH");
-	char dir[4096], file[4096 + 64];
-
-	while (path && *path) {
-		size_t len = strcspn(path, ":");
-
-		snprintf(dir, sizeof(dir), "%.*s", (int)len, path);
-		snprintf(file, sizeof(file), "%s/%s", len ? dir : ".", prog);
-		if (access(file, X_OK) == 0)
-			return 1;
-		path += len + (path[len] == ':');
-	}
-	return 0;
-}
-
-/* Forks and execs argv, pinned to cpu unless -1, stdout to out_fd (or /dev/null if -1). */
-static pid_t spawn(char *const argv[], int cpu, int out_fd)
-{
-	pid_t pid = fork();
-	int null;
-
-	if (pid != 0)
-		return pid;
-	null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (null < 0 || dup2(out_fd >= 0 ? out_fd : null, 1) < 0 || dup2(null, 2) < 0 ||
-	    setpgid(0, 0) < 0 || cpu_pin(cpu) < 0)
-		_exit(127);
-	execvp(argv[0], argv);
-	_exit(127);
-}
-
-/* Waits until something accepts connections on the Unix socket path. */
-static int wait_listening(const char *path, pid_t pid)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int waited;
-
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	for (waited = 0; waited < REDIS_WAIT_MS; waited += 10) {
-		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		int ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-
-		if (fd >= 0)
-			close(fd);
-		if (ok)
-			return 0;
-		if (waitpid(pid, NULL, WNOHANG) == pid)
-			return -ECHILD;
-		sleep_until(clock_ns() + 10000000u);
-	}
-	return -ETIMEDOUT;
-}
-
 /* The last "PING_MBULK: <N> requests per second" of redis-benchmark -q's output, or 0. */
 static double parse_mbulk(const char *out)
 {
@@ -212,11 +171,11 @@ static int run_redis_benchmark(const char *sock, size_t requests, double *ret_ra
 	snprintf(n, sizeof(n), "%zu", requests);
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return -errno;
-	pid = spawn(argv, -1, pipefd[1]);
+	pid = proc_spawn(argv, -1, pipefd[1]);
 	close(pipefd[1]);
 	if (pid < 0) {
 		close(pipefd[0]);
-		return -errno;
+		return pid;
 	}
 	while (len < sizeof(out) - 1 &&
 	       (got = read(pipefd[0], out + len, sizeof(out) - 1 - len)) != 0) {
@@ -246,7 +205,7 @@ static int redis_rate(const char *dir, int cpu, size_t requests, double *ret_rat
 	pid_t pid;
 	int r;
 
-	if (!in_path("redis-server") || !in_path("redis-benchmark")) {
+	if (!proc_in_path("redis-server") || !proc_in_path("redis-benchmark")) {
 		*ret_why = "redis-server or redis-benchmark not installed (" REDIS_FIX ")";
 		return -ENOENT;
 	}
@@ -254,20 +213,233 @@ static int redis_rate(const char *dir, int cpu, size_t requests, double *ret_rat
 		*ret_why = "the temporary directory's path is too long for a Unix socket";
 		return -ENAMETOOLONG;
 	}
-	pid = spawn(argv, cpu, -1);
+	pid = proc_spawn(argv, cpu, -1);
 	if (pid < 0) {
 		*ret_why = "cannot fork redis-server";
-		return -errno;
+		return pid;
 	}
-	r = wait_listening(sock, pid);
+	r = proc_wait_listening(sock, pid, REDIS_WAIT_MS);
 	if (r < 0)
 		*ret_why = "redis-server did not start (try: redis-server --port 0 --unixsocket "
 		           "/tmp/r.sock)";
 	else if ((r = run_redis_benchmark(sock, requests, ret_rate)) < 0)
 		*ret_why = "redis-benchmark failed or printed no PING_MBULK line";
-	kill(pid, SIGTERM);
-	waitpid(pid, NULL, 0);
+	proc_stop(pid);
 	return r;
+}
+
+/*
+ * The 1-process shape: CLIENTS connections to one server, each with one request in flight.
+ * Every reply to one of these requests has the same length (the same id, the same answer), so
+ * the loop counts replies by bytes and sends the next request as soon as one is complete.
+ */
+struct drive {
+	int fds[CLIENTS];
+	size_t got[CLIENTS];      /* bytes of the reply in progress */
+	const uint8_t *req;
+	size_t req_len;
+	size_t reply_len;
+	pid_t pid;                /* the server, for its CPU time */
+	uint64_t answered;        /* over all rounds */
+	uint64_t cpu_ns;
+	uint64_t ns;
+};
+
+/* Connects the CLIENTS connections and makes one exchange on each, learning reply_len. */
+static int drive_open(struct drive *d, const char *path, bool mmapd)
+{
+	static uint8_t ping[64];
+	size_t i;
+
+	d->req = mmapd ? ping : (const uint8_t *)REDIS_PING;
+	d->req_len = mmapd ? raw_frame(ping, sizeof(ping), MMAPD_PING) : strlen(REDIS_PING);
+	for (i = 0; i < CLIENTS; i++)
+		d->fds[i] = -1;
+	for (i = 0; i < CLIENTS; i++) {
+		ssize_t n = 0;
+
+		d->fds[i] = raw_connect(path);
+		if (d->fds[i] < 0)
+			return d->fds[i];
+		if (mmapd && raw_hello(d->fds[i], "bench-driver") < 0)
+			return -EIO;
+		if (raw_send(d->fds[i], d->req, d->req_len) < 0)
+			return -EIO;
+		if (mmapd) {
+			n = raw_read_frame(d->fds[i]);
+		} else {
+			char pong[sizeof(REDIS_PONG) - 1];
+
+			if (recv(d->fds[i], pong, sizeof(pong), MSG_WAITALL) == (ssize_t)sizeof(pong) &&
+			    memcmp(pong, REDIS_PONG, sizeof(pong)) == 0)
+				n = (ssize_t)sizeof(pong);
+		}
+		if (n <= 0)
+			return -EIO;
+		d->reply_len = (size_t)n;
+	}
+	if (mmapd) {
+		struct ucred cred;
+		socklen_t len = sizeof(cred);
+
+		if (getsockopt(d->fds[0], SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+			return -errno;
+		d->pid = cred.pid;
+	}
+	return 0;
+}
+
+static void drive_close(struct drive *d)
+{
+	size_t i;
+
+	for (i = 0; i < CLIENTS; i++)
+		if (d->fds[i] >= 0)
+			close(d->fds[i]);
+}
+
+/*
+ * One round: a request in flight on every connection until duration_ns has passed; adds the
+ * replies that came within it, the time and the server's CPU time to d. The connections are
+ * left with no request in flight.
+ */
+static int drive_round(struct drive *d, uint64_t duration_ns)
+{
+	struct epoll_event evs[CLIENTS];
+	uint64_t start, end, now, cpu0 = 0, cpu1 = 0, answered = 0;
+	size_t inflight = 0, i;
+	int ep = epoll_create1(EPOLL_CLOEXEC), r = 0;
+
+	if (ep < 0)
+		return -errno;
+	for (i = 0; i < CLIENTS && r == 0; i++) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = i };
+
+		d->got[i] = 0;
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, d->fds[i], &ev) < 0)
+			r = -errno;
+	}
+	if (r == 0)
+		r = proc_cpu_ns(d->pid, &cpu0);
+	start = clock_ns();
+	end = start + duration_ns;
+	for (i = 0; i < CLIENTS && r == 0; i++, inflight++)
+		r = raw_send(d->fds[i], d->req, d->req_len);
+	now = start;
+	while (r == 0 && inflight > 0) {
+		int n = epoll_wait(ep, evs, CLIENTS, 1000), k;
+
+		if (n < 0 && errno != EINTR)
+			r = -errno;
+		if (n == 0)
+			r = -ETIMEDOUT;
+		now = clock_ns();
+		for (k = 0; k < n && r == 0; k++) {
+			size_t c = (size_t)evs[k].data.u64;
+			uint8_t buf[4096];
+			ssize_t got = recv(d->fds[c], buf, sizeof(buf), MSG_DONTWAIT);
+
+			if (got <= 0) {
+				r = got < 0 && errno == EAGAIN ? 0 : -EIO;
+				continue;
+			}
+			d->got[c] += (size_t)got;
+			/* One request in flight: a reply, whole, is all that can come. */
+			if (d->got[c] < d->reply_len)
+				continue;
+			if (d->got[c] > d->reply_len) {
+				r = -EPROTO;
+				continue;
+			}
+			d->got[c] = 0;
+			inflight--;
+			if (now <= end) {
+				answered++;
+				r = raw_send(d->fds[c], d->req, d->req_len);
+				inflight++;
+			}
+		}
+	}
+	if (r == 0)
+		r = proc_cpu_ns(d->pid, &cpu1);
+	close(ep);
+	if (compare_stop)
+		r = -EINTR;
+	d->answered += answered;
+	d->ns += (now < end ? now : end) - start;
+	d->cpu_ns += cpu1 - cpu0;
+	return r;
+}
+
+/* Prints the CPU-per-request line: mmapd's and redis's, and the ratio (lower is better). */
+static void print_cpu(const char *name, const struct drive *m, const struct drive *r,
+                      const char *why)
+{
+	double a = m->answered ? (double)m->cpu_ns / 1e3 / (double)m->answered : 0;
+
+	if (why) {
+		printf("%-26s mmapd %6.2fus | redis skipped: %s\n", name, a, why);
+	} else {
+		double b = r->answered ? (double)r->cpu_ns / 1e3 / (double)r->answered : 0;
+
+		printf("%-26s mmapd %6.2fus | redis      %6.2fus | ratio %5.2f\n", name, a, b,
+		       b > 0 ? a / b : 0);
+	}
+	fflush(stdout);
+}
+
+/*
+ * The 1-process shape, against a private redis-server on dir/redis1.sock pinned to cpu.
+ * Prints the rate line and the CPU line. Returns 0 or -errno (redis missing is not an error).
+ */
+static int drive_both(const struct bench_opts *o, uint64_t duration_ns)
+{
+	char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char *argv[] = { "redis-server", "--port", "0", "--unixsocket", sock, "--save", "",
+	                 "--appendonly", "no", "--daemonize", "no", NULL };
+	struct drive m = { .answered = 0 }, rd = { .answered = 0 };
+	const char *why = NULL;
+	pid_t pid = -1;
+	int r, k;
+
+	for (k = 0; k < CLIENTS; k++)
+		rd.fds[k] = -1;
+	r = drive_open(&m, o->socket, true);
+	if (r < 0) {
+		fprintf(stderr, "mmapd-bench: the 1-process driver cannot talk to mmapd: %s\n",
+		        strerror(-r));
+		drive_close(&m);
+		return r;
+	}
+	if (!proc_in_path("redis-server")) {
+		why = "redis-server not installed (" REDIS_FIX ")";
+	} else if ((size_t)snprintf(sock, sizeof(sock), "%s/redis1.sock", o->dir) >= sizeof(sock)) {
+		why = "the temporary directory's path is too long for a Unix socket";
+	} else if ((pid = proc_spawn(argv, o->peer_cpu, -1)) < 0) {
+		why = "cannot fork redis-server";
+	} else if (proc_wait_listening(sock, pid, REDIS_WAIT_MS) < 0 ||
+	           drive_open(&rd, sock, false) < 0) {
+		why = "redis-server did not start or did not answer PING";
+	} else {
+		rd.pid = pid;
+	}
+	for (k = 0; k < DRIVE_ROUNDS && r == 0; k++) {
+		r = drive_round(&m, duration_ns / DRIVE_ROUNDS);
+		if (r == 0 && !why)
+			r = drive_round(&rd, duration_ns / DRIVE_ROUNDS);
+	}
+	drive_close(&m);
+	drive_close(&rd);
+	proc_stop(pid);
+	if (r < 0) {
+		fprintf(stderr, "mmapd-bench: the 1-process driver failed: %s\n", strerror(-r));
+		return r;
+	}
+	compare_print_throughput("ping, 1 process x 50 conns", (double)m.answered * 1e9 / (double)m.ns,
+	                         "redis PING", why ? 0 : (double)rd.answered * 1e9 / (double)rd.ns,
+	                         why);
+	print_cpu("server CPU per ping, 1x50", &m, &rd, why);
+	return 0;
 }
 
 int case_throughput(const struct bench_opts *o)
@@ -283,5 +455,5 @@ int case_throughput(const struct bench_opts *o)
 	redis_rate(o->dir, o->peer_cpu, o->redis_requests, &redis, &why);
 	snprintf(name, sizeof(name), "ping, %d clients", CLIENTS);
 	compare_print_throughput(name, mmapd, REDIS_LABEL, redis, why);
-	return 0;
+	return drive_both(o, duration_ns);
 }

@@ -104,4 +104,10 @@ int case_stall(struct mmapd_client *client, const struct bench_opts *o);
  */
 int case_list(struct mmapd_client *client, const char *data_dir, const struct bench_opts *o);
 
+/*
+ * (l) the daemon's resident memory per idle client at 5,000 and 10,000 clients, and what it
+ * keeps after they leave, against redis-server with the same clients.
+ */
+int case_memory(const struct bench_opts *o);
+
 #endif

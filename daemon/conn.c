@@ -34,7 +34,9 @@
 #include "vocab.h"
 
 #define CONN_LINGER_MS      1000          /* how long an error or shutdown event may take */
-#define CONN_READS_PER_WAKE 4             /* recvmsg calls per readiness event, for fairness */
+#define CONN_READS_PER_WAKE 4             /* full reads per readiness event, for fairness */
+#define CONN_INPUT_BYTES    (64u << 10)   /* the input buffer the connections share */
+#define CONN_OUTPUT_KEEP    (256u << 10)  /* the output buffer is freed when larger, once used */
 /*
  * A connection's turn: a client may pipeline a whole buffer of requests (64 KiB is thousands
  * of small ones, or hundreds of list pages). Once this many have run, or they took this long,
@@ -44,13 +46,37 @@
 #define CONN_TURN_NS         1000000u     /* 1 ms */
 #define CONN_DISCARD_MAX    (256u << 10)  /* input drained before the final close */
 #define CONN_WARNINGS_MAX   10            /* limit warnings per connection before going quiet */
-#define CONN_TRIM_BYTES     (1u << 20)    /* a queue this large, dropped, is worth a malloc_trim */
+#define CONN_TRIM_BYTES     (1u << 20)    /* memory freed by closing that is worth a malloc_trim */
+/* What a connection holds besides its struct: libuv's bookkeeping, tables, its peer's groups. */
+#define CONN_OTHER_BYTES    512u
 /*
  * Requests of one connection that may wait at once (on a busy region or the thread pool).
  * Beyond it the connection is not read until some finish: its further requests wait in the
  * socket, costing us nothing, and no error is needed.
  */
 #define CONN_PENDING_MAX    64
+
+/*
+ * Every connection receives into this one buffer (the loop reads one connection at a time)
+ * and its whole frames run from there; only the part of a frame that has not fully arrived
+ * is copied into memory of the connection's own, freed again once the frame is complete
+ * (frame_reader_space_in, frame_reader_settle). So an idle connection holds no input buffer
+ * and a request that arrives whole costs no allocation.
+ */
+static uint8_t conn_input[CONN_INPUT_BYTES];
+
+/*
+ * Every frame is encoded here first (the loop sends one at a time) and written straight from
+ * here when the socket takes it; only what must wait is copied into an outbuf. The buffer
+ * keeps the size of the frames it carries, up to CONN_OUTPUT_KEEP.
+ */
+static struct msg_buf conn_output;
+
+static void conn_output_trim(void)
+{
+	if (conn_output.cap > CONN_OUTPUT_KEEP)
+		msg_buf_done(&conn_output);
+}
 
 static void conn_update_poll(struct conn *c);
 static int conn_write(struct conn *c);
@@ -70,9 +96,28 @@ static bool conn_paused(const struct conn *c)
 	return c->state == CONN_OPEN && c->pending >= CONN_PENDING_MAX;
 }
 
+/*
+ * Bytes freed by connections that ended, since the last malloc_trim. free() gives memory back
+ * to the system only from the top of the heap, so thousands of connections that came and went
+ * would leave their peak behind in malloc's free lists (60 MB after 10,000 idle clients);
+ * once a megabyte has been freed, malloc_trim hands the free pages back wherever they are.
+ * The loop runs on one thread, so a plain counter does.
+ */
+static size_t conn_freed_bytes;
+
+static void conn_freed(size_t bytes)
+{
+	conn_freed_bytes += bytes;
+	if (conn_freed_bytes < CONN_TRIM_BYTES)
+		return;
+	conn_freed_bytes = 0;
+	malloc_trim(0);
+}
+
 static void conn_free(struct conn *c)
 {
 	assert(c->state == CONN_CLOSED && c->open_handles == 0);
+	conn_freed(sizeof(*c) + c->reader.cap + CONN_OTHER_BYTES);
 	frame_reader_done(&c->reader);
 	htab_done(&c->grants);
 	htab_done(&c->holders);
@@ -172,7 +217,6 @@ int conn_new(struct server *srv, int fd, pid_t pid, uid_t uid, gid_t gid, struct
 		return -ENOMEM;
 	}
 	frame_reader_init(&c->reader, (uint32_t)srv->limits->max_frame);
-	fd_queue_init(&c->fdq);
 	htab_init(&c->grants);
 	htab_init(&c->holders);
 	htab_init(&c->locks);
@@ -215,30 +259,35 @@ bool conn_alive(const struct conn *c)
 	return c->state == CONN_OPEN || c->state == CONN_HALF;
 }
 
-int conn_outbuf_new(const struct server *srv, const cJSON *msg, struct outbuf **ret_buf)
+/* A new outbuf holding a copy of the len bytes at p, with one reference; NULL without memory. */
+static struct outbuf *conn_outbuf_copy(const void *p, size_t len)
 {
-	struct outbuf *b = malloc(sizeof(*b));
-	int r;
+	struct outbuf *b = malloc(sizeof(*b) + len);
 
 	if (!b)
-		return -ENOMEM;
-	r = msg_encode(msg, (uint32_t)srv->limits->max_frame, &b->bytes, &b->len);
-	if (r < 0) {
-		free(b);
-		return r;
-	}
+		return NULL;
 	b->refs = 1;
-	*ret_buf = b;
-	return 0;
+	b->len = len;
+	memcpy(b->bytes, p, len);
+	return b;
+}
+
+int conn_outbuf_new(const struct server *srv, const cJSON *msg, struct outbuf **ret_buf)
+{
+	int r = msg_encode_buf(msg, (uint32_t)srv->limits->max_frame, &conn_output);
+
+	conn_output_trim();
+	if (r < 0)
+		return r;
+	*ret_buf = conn_outbuf_copy(conn_output.data, conn_output.len);
+	return *ret_buf ? 0 : -ENOMEM;
 }
 
 void conn_outbuf_unref(struct outbuf *b)
 {
 	assert(b->refs > 0);
-	if (--b->refs > 0)
-		return;
-	free(b->bytes);
-	free(b);
+	if (--b->refs == 0)
+		free(b);
 }
 
 static void conn_out_free(struct outframe *f)
@@ -258,9 +307,8 @@ static void conn_discard_input(struct conn *c, size_t max)
 	size_t total = 0;
 
 	while (total < max) {
-		ssize_t n = fdpass_recv(c->fd, scratch, sizeof(scratch), &c->fdq, MSG_DONTWAIT);
+		ssize_t n = fdpass_recv_nofds(c->fd, scratch, sizeof(scratch), MSG_DONTWAIT);
 
-		fd_queue_clear(&c->fdq);
 		if (n <= 0 && n != -EPROTO)
 			break;
 		if (n > 0)
@@ -305,12 +353,9 @@ static void conn_end(struct conn *c, bool discard)
 		conn_out_free(f);
 	}
 	c->out_tail = NULL;
-	/* Give a large queue's memory back to the system, not only to malloc's free lists. */
-	if (c->out_bytes >= CONN_TRIM_BYTES)
-		malloc_trim(0);
+	conn_freed(c->out_bytes);
 	c->out_bytes = 0;
 	c->out_fds = 0;
-	fd_queue_clear(&c->fdq);
 	for (const struct conn_listener *const *l = srv->conn_listeners; l && *l; l++)
 		if ((*l)->release)
 			(*l)->release(c);
@@ -355,7 +400,7 @@ static void conn_drained(struct conn *c)
 bool conn_keepable(const struct conn *c)
 {
 	return c->state == CONN_OPEN && c->hello_done && !c->eof && c->pending == 0 &&
-	       frame_reader_pending(&c->reader) == 0 && c->fdq.count == 0 &&
+	       frame_reader_pending(&c->reader) == 0 &&
 	       !conn_holding(c);
 }
 
@@ -511,32 +556,75 @@ static int conn_queue_outbuf(struct conn *c, struct outbuf *b, int *fds, size_t 
 	return 0;
 }
 
-/* Encodes msg and queues it as conn_queue_outbuf does. Returns 0, -ENOMEM or -EMSGSIZE. */
+/*
+ * Sends the len bytes of a frame at p with nfds descriptors (consumed, closed on failure):
+ * written at once when nothing waits before it and the socket is not known to be full; what
+ * the socket did not take is queued, as b (referenced) when b holds the whole frame, else as a
+ * copy. Returns 0, or -ENOMEM (the connection is then untouched).
+ */
+static int conn_put(struct conn *c, const uint8_t *p, size_t len, struct outbuf *b, int *fds,
+                    size_t nfds)
+{
+	size_t off = 0, i;
+	int r;
+
+	if (!c->out_head && !(c->events & UV_WRITABLE)) {
+		ssize_t n = fdpass_send(c->fd, p, len, fds, nfds, MSG_DONTWAIT);
+
+		if (n < 0 && n != -EAGAIN) {
+			log_debug("client %llu (pid %ld): send failed: %s",
+			          (unsigned long long)c->serial, (long)c->pid, strerror((int)-n));
+			for (i = 0; i < nfds; i++)
+				close(fds[i]);
+			conn_close_soon(c);
+			return 0;
+		}
+		if (n > 0) {
+			/* The descriptors rode on the first byte: the client has them now. */
+			for (i = 0; i < nfds; i++)
+				close(fds[i]);
+			nfds = 0;
+			off = (size_t)n;
+		}
+	}
+	if (off == len)
+		return 0;
+	if (off > 0 || !b) {
+		b = conn_outbuf_copy(p + off, len - off);
+		if (!b) {
+			for (i = 0; i < nfds; i++)
+				close(fds[i]);
+			return -ENOMEM;
+		}
+		r = conn_queue_outbuf(c, b, fds, nfds);
+		conn_outbuf_unref(b);
+		return r;
+	}
+	return conn_queue_outbuf(c, b, fds, nfds);
+}
+
+/* Encodes msg and sends it as conn_put does. Returns 0, -ENOMEM or -EMSGSIZE. */
 static int conn_queue(struct conn *c, const cJSON *msg, int *fds, size_t nfds)
 {
-	struct outbuf *b;
 	size_t i;
 	int r;
 
-	r = conn_outbuf_new(c->srv, msg, &b);
+	r = msg_encode_buf(msg, (uint32_t)c->srv->limits->max_frame, &conn_output);
 	if (r < 0) {
 		for (i = 0; i < nfds; i++)
 			close(fds[i]);
-		return r;
+	} else {
+		r = conn_put(c, (const uint8_t *)conn_output.data, conn_output.len, NULL, fds, nfds);
 	}
-	r = conn_queue_outbuf(c, b, fds, nfds);
-	conn_outbuf_unref(b);
+	conn_output_trim();
 	return r;
 }
 
-/* Writes what was just queued and enforces max_queue_bytes (see conn_send). */
+/* After conn_put: enforces max_queue_bytes (see conn_send). */
 static int conn_sent(struct conn *c)
 {
-	/* With UV_WRITABLE armed the socket is known to be full: the poll callback writes. */
-	if (!(c->events & UV_WRITABLE) && conn_write(c) < 0) {
-		conn_close_soon(c);
+	if (c->state == CONN_CLOSED || c->state == CONN_LINGER)
 		return -ECONNRESET;
-	}
 	if (c->out_bytes > c->srv->limits->max_queue_bytes) {
 		conn_warn(c, "%zu bytes of replies wait unread (max_queue_bytes %llu); cutting it off",
 		          c->out_bytes, (unsigned long long)c->srv->limits->max_queue_bytes);
@@ -581,7 +669,7 @@ int conn_send_outbuf(struct conn *c, struct outbuf *b)
 
 	if (!conn_alive(c))
 		return -ECONNRESET;
-	r = conn_queue_outbuf(c, b, NULL, 0);
+	r = conn_put(c, b->bytes, b->len, b, NULL, 0);
 	return r < 0 ? r : conn_sent(c);
 }
 
@@ -591,7 +679,6 @@ static void conn_end_with(struct conn *c, const cJSON *event)
 	if (event)
 		conn_queue(c, event, NULL, 0);
 	c->state = CONN_LINGER;
-	fd_queue_clear(&c->fdq);
 	uv_timer_start(&c->timer, conn_on_linger_timeout, CONN_LINGER_MS, 0);
 	if (!(c->events & UV_WRITABLE))
 		conn_flush(c);
@@ -667,6 +754,8 @@ static void conn_on_turns(uv_idle_t *idle)
 		c->yielded = false;
 		if (conn_dispatch(c) != CONN_DISPATCH_ENDED)
 			conn_update_poll(c);
+		/* The last turn frees the buffer the leftovers were kept in. */
+		frame_reader_settle(&c->reader);
 		conn_unref(c);
 		c = next;
 	}
@@ -849,42 +938,44 @@ static void conn_read(struct conn *c)
 	int round;
 
 	for (round = 0; round < CONN_READS_PER_WAKE; round++) {
-		uint8_t scratch[16384];
+		enum conn_dispatched done = CONN_DISPATCH_IDLE;
 		uint8_t *p;
 		size_t avail;
 		ssize_t n;
-		int r;
 
 		if (c->state == CONN_LINGER) {
-			p = scratch;
-			avail = sizeof(scratch);
-		} else if (c->state == CONN_OPEN && !conn_paused(c) && !c->yielded) {
-			r = frame_reader_space(&c->reader, &p, &avail);
-			if (r < 0) {
-				conn_fail(c, ENOMEM, "out of memory for the input buffer");
-				return;
-			}
-		} else {
-			return;
-		}
-
-		n = fdpass_recv(c->fd, p, avail, &c->fdq, MSG_DONTWAIT);
-		if (n == -EAGAIN)
-			return;
-		if (c->state == CONN_LINGER) {
-			fd_queue_clear(&c->fdq);
-			if (n == 0) {
+			/* Read and thrown away, so that closing does not reset the stream. */
+			n = fdpass_recv_nofds(c->fd, conn_input, sizeof(conn_input), MSG_DONTWAIT);
+			if (n == 0)
 				conn_on_eof(c);
-				return;
-			}
-			if (n < 0 && n != -EPROTO) {
+			else if (n < 0 && n != -EAGAIN && n != -EPROTO)
 				conn_close(c);
+			if (n <= 0 && n != -EPROTO)
 				return;
-			}
+			if (n > 0 && (size_t)n < sizeof(conn_input))
+				return;
 			continue;
 		}
+		if (c->state != CONN_OPEN || conn_paused(c) || c->yielded)
+			return;
+		if (frame_reader_space_in(&c->reader, conn_input, sizeof(conn_input), &p, &avail) < 0) {
+			conn_fail(c, ENOMEM, "out of memory for the input buffer");
+			return;
+		}
+		n = fdpass_recv_nofds(c->fd, p, avail, MSG_DONTWAIT);
+		if (n > 0) {
+			frame_reader_commit(&c->reader, (size_t)n);
+			done = conn_dispatch(c);
+		}
+		/* The shared input buffer is given back before anything else may read into it. */
+		if (frame_reader_settle(&c->reader) < 0) {
+			conn_fail(c, ENOMEM, "out of memory for the input buffer");
+			return;
+		}
+		if (n == -EAGAIN)
+			return;
 		if (n == -EPROTO) {
-			conn_fail(c, EPROTO, "control data was truncated: descriptors are not accepted");
+			conn_fail(c, EPROTO, "the client sent file descriptors; the daemon accepts none");
 			return;
 		}
 		if (n < 0) {
@@ -893,18 +984,18 @@ static void conn_read(struct conn *c)
 			conn_close(c);
 			return;
 		}
-		if (c->fdq.count > 0) {
-			fd_queue_clear(&c->fdq);
-			conn_fail(c, EPROTO, "the client sent file descriptors; the daemon accepts none");
-			return;
-		}
 		if (n == 0) {
 			conn_on_eof(c);
 			return;
 		}
-		frame_reader_commit(&c->reader, (size_t)n);
-		/* Yielded: the buffer still holds this turn's leftovers; read more next turn. */
-		if (conn_dispatch(c) != CONN_DISPATCH_IDLE)
+		/* Yielded: the reader still holds this turn's leftovers; read more next turn. */
+		if (done != CONN_DISPATCH_IDLE)
+			return;
+		/*
+		 * A short read took all the socket had: reading again now would only return
+		 * EAGAIN (the poll is level-triggered, so bytes that come meanwhile wake us).
+		 */
+		if ((size_t)n < avail)
 			return;
 	}
 }

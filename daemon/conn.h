@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * One client connection. The socket is watched by one uv_poll_t; bytes and descriptors are
- * read with our own recvmsg (fdpass_recv) into a frame_reader, and every complete frame goes
- * to ops_handle_frame(). Output is an ordered queue of frames {bytes, fds[]}: a frame is
+ * One client connection. The socket is watched by one uv_poll_t; bytes are read with our own
+ * recvmsg without a control buffer (fdpass_recv_nofds: the daemon accepts no descriptors, and
+ * a client that sends some is cut off) into a frame_reader, and every complete frame goes to
+ * ops_handle_frame(). Output is an ordered queue of frames {bytes, fds[]}: a frame is
  * written at once if the socket takes it and UV_WRITABLE is armed only when it would block.
  * The bytes are a shared, reference-counted outbuf, so an event sent to many connections is
  * encoded once and queued on each.
@@ -55,7 +56,7 @@ enum conn_state {
 struct outbuf {
 	unsigned refs;
 	size_t len;
-	uint8_t *bytes;
+	uint8_t bytes[];
 };
 
 struct outframe {
@@ -99,7 +100,6 @@ struct conn {
 	struct conn *turn_next;       /* in srv->turns while yielded (referenced there) */
 
 	struct frame_reader reader;
-	struct fd_queue fdq;
 	struct outframe *out_head, *out_tail;
 	size_t out_bytes;             /* bytes queued and not yet sent */
 	size_t out_fds;               /* descriptors queued and not yet sent */
@@ -151,8 +151,9 @@ void conn_unref(struct conn *c);
 bool conn_alive(const struct conn *c);
 
 /*
- * Queues msg (borrowed) with nfds descriptors (consumed: owned by the queue from now on,
- * closed on any failure) and writes what the socket takes. A queue above max_queue_bytes
+ * Sends msg (borrowed) with nfds descriptors (consumed: closed once sent, or on any failure):
+ * written at once when nothing waits before it and the socket takes it (then nothing is
+ * allocated), the rest queued. A queue above max_queue_bytes
  * cuts the client off at once. Returns 0; -ECONNRESET when the connection cannot take
  * replies (or was closed by this call); -ENOMEM or -EMSGSIZE when msg could not be encoded
  * (the connection is then untouched).
@@ -168,7 +169,7 @@ int conn_outbuf_new(const struct server *srv, const cJSON *msg, struct outbuf **
 void conn_outbuf_unref(struct outbuf *b);
 /*
  * conn_send for a frame encoded by conn_outbuf_new, without descriptors. b is borrowed: the
- * queue takes its own reference while it holds the frame. Returns 0, -ECONNRESET as
+ * queue takes its own reference while it holds the frame (if it must). Returns 0, -ECONNRESET as
  * conn_send, or -ENOMEM (the connection is then untouched).
  */
 int conn_send_outbuf(struct conn *c, struct outbuf *b);
@@ -193,8 +194,8 @@ void conn_close(struct conn *c);
 
 /*
  * Handing connections over to the next daemon (fdconn.h). conn_keepable: c can be handed
- * over as it stands (hello done, open both ways, nothing half-read or received with
- * descriptors, no request waiting, no events held back). conn_drain writes c's queued output,
+ * over as it stands (hello done, open both ways, nothing half-read, no request waiting, no
+ * events held back). conn_drain writes c's queued output,
  * waiting for the socket until deadline_ms (state_now_ms clock): 0 once all is written,
  * -ETIMEDOUT, or -errno when the socket failed. conn_close_kept closes c like conn_close but
  * leaves unread what the client sent: the next daemon reads it.

@@ -49,4 +49,12 @@ ssize_t fdpass_send(int sock, const void *buf, size_t len, const int *fds, size_
  */
 ssize_t fdpass_recv(int sock, void *buf, size_t len, struct fd_queue *q, int flags);
 
+/*
+ * Receives up to len bytes from a peer that may send no descriptors (the daemon's clients):
+ * no control buffer, so the kernel closes any descriptor the peer attached before we could
+ * hold it. Returns as fdpass_recv; -EPROTO when descriptors came (MSG_CTRUNC), after which
+ * the bytes that carried them are lost and the stream is unusable.
+ */
+ssize_t fdpass_recv_nofds(int sock, void *buf, size_t len, int flags);
+
 #endif

@@ -13,7 +13,6 @@
 #include "msg.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,7 +211,7 @@ static bool msg_has_repeated_key(const cJSON *item)
 /* msg_parse, where lenient also lets \u0000 escapes and repeated keys through. */
 static int msg_parse_opts(const char *payload, size_t len, bool lenient, cJSON **ret_obj)
 {
-	char *text;
+	const char *end = NULL;
 	cJSON *obj;
 	int r;
 
@@ -225,19 +224,19 @@ static int msg_parse_opts(const char *payload, size_t len, bool lenient, cJSON *
 		return r;
 
 	/*
-	 * cJSON's require_null_terminated check wants to find the terminator inside the length
-	 * it was given, so parse a terminated copy: anything after the object but before the
-	 * terminator (other than white space) then makes the parse fail.
+	 * Parsed in place, within len (no copy to terminate it): msg_scan made sure no NUL byte
+	 * ends the text early. What follows the object must be what cJSON skips as white space
+	 * (any byte up to 0x20), as when it checked for the terminator itself.
 	 */
-	text = malloc(len + 1);
-	if (!text)
-		return -ENOMEM;
-	memcpy(text, payload, len);
-	text[len] = '\0';
-	obj = cJSON_ParseWithLengthOpts(text, len + 1, NULL, true);
-	free(text);
+	obj = cJSON_ParseWithLengthOpts(payload, len, &end, false);
 	if (!obj)
 		return -EBADMSG;
+	while (end < payload + len && (unsigned char)*end <= 0x20)
+		end++;
+	if (end != payload + len) {
+		cJSON_Delete(obj);
+		return -EBADMSG;
+	}
 	if (!cJSON_IsObject(obj) || (!lenient && msg_has_repeated_key(obj))) {
 		cJSON_Delete(obj);
 		return -EBADMSG;
@@ -309,14 +308,26 @@ int msg_get_string(const cJSON *obj, const char *key, const char **ret)
 	return 0;
 }
 
+/*
+ * Adds item (consumed, may be NULL) under key, one of proto's field names: static text, so
+ * the key is not copied (cJSON's const-key mode). Returns false without memory.
+ */
+static bool msg_add(cJSON *obj, const char *key, cJSON *item)
+{
+	if (item && cJSON_AddItemToObjectCS(obj, key, item))
+		return true;
+	cJSON_Delete(item);
+	return false;
+}
+
 cJSON *msg_reply_ok(uint64_t id)
 {
 	cJSON *obj = cJSON_CreateObject();
 
 	if (!obj)
 		return NULL;
-	if (!cJSON_AddNumberToObject(obj, PROTO_FIELD_ID, (double)id) ||
-	    !cJSON_AddTrueToObject(obj, PROTO_FIELD_OK)) {
+	if (!msg_add(obj, PROTO_FIELD_ID, cJSON_CreateNumber((double)id)) ||
+	    !msg_add(obj, PROTO_FIELD_OK, cJSON_CreateTrue())) {
 		cJSON_Delete(obj);
 		return NULL;
 	}
@@ -338,9 +349,9 @@ cJSON *msg_error_object(int err, const char *message)
 	obj = cJSON_CreateObject();
 	if (!obj)
 		return NULL;
-	if (!cJSON_AddStringToObject(obj, PROTO_FIELD_CODE, name) ||
-	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_ERRNO, err) ||
-	    !cJSON_AddStringToObject(obj, PROTO_FIELD_MESSAGE, message ? message : "")) {
+	if (!msg_add(obj, PROTO_FIELD_CODE, cJSON_CreateString(name)) ||
+	    !msg_add(obj, PROTO_FIELD_ERRNO, cJSON_CreateNumber(err)) ||
+	    !msg_add(obj, PROTO_FIELD_MESSAGE, cJSON_CreateString(message ? message : ""))) {
 		cJSON_Delete(obj);
 		return NULL;
 	}
@@ -350,28 +361,17 @@ cJSON *msg_error_object(int err, const char *message)
 cJSON *msg_reply_error(bool has_id, uint64_t id, int err, const char *message)
 {
 	cJSON *obj = cJSON_CreateObject();
-	cJSON *error;
-	cJSON *idv;
 
 	if (!obj)
 		return NULL;
-	idv = has_id ? cJSON_CreateNumber((double)id) : cJSON_CreateNull();
-	if (!idv || !cJSON_AddItemToObject(obj, PROTO_FIELD_ID, idv)) {
-		cJSON_Delete(idv);
-		goto fail;
-	}
-	if (!cJSON_AddFalseToObject(obj, PROTO_FIELD_OK))
-		goto fail;
-	error = msg_error_object(err, message);
-	if (!error || !cJSON_AddItemToObject(obj, PROTO_FIELD_ERROR, error)) {
-		cJSON_Delete(error);
-		goto fail;
+	if (!msg_add(obj, PROTO_FIELD_ID, has_id ? cJSON_CreateNumber((double)id)
+	                                         : cJSON_CreateNull()) ||
+	    !msg_add(obj, PROTO_FIELD_OK, cJSON_CreateFalse()) ||
+	    !msg_add(obj, PROTO_FIELD_ERROR, msg_error_object(err, message))) {
+		cJSON_Delete(obj);
+		return NULL;
 	}
 	return obj;
-
-fail:
-	cJSON_Delete(obj);
-	return NULL;
 }
 
 cJSON *msg_event(const char *name)
@@ -380,7 +380,7 @@ cJSON *msg_event(const char *name)
 
 	if (!obj)
 		return NULL;
-	if (!cJSON_AddStringToObject(obj, PROTO_FIELD_EVENT, name)) {
+	if (!msg_add(obj, PROTO_FIELD_EVENT, cJSON_CreateString(name))) {
 		cJSON_Delete(obj);
 		return NULL;
 	}
@@ -407,144 +407,256 @@ int msg_error_parse(const cJSON *obj, int *ret_err, const char **ret_message)
 }
 
 /*
- * cJSON prints a number that is not an int with "%1.15g" and keeps that text whenever reading
- * it back lands within a relative DBL_EPSILON, not only when it is exact: integers of 16 digits
- * or more (ids and sizes up to 2^53-1) come out rounded, and a fraction such as
- * 1.0000000000000002 comes out as the integer 1, which the strict readers would then accept.
- * Such numbers are written exactly instead: whole numbers below 2^63 as integers, anything
- * else with "%.17g", which always reads back to the same double.
+ * The writer. cJSON's printer goes through floating point for every number ("%d" when the
+ * double equals its int, else "%1.15g" and a read back), rounds integers of 16 digits and more
+ * (2^53-1 would go out as 9.00719925474099e+15), writes a fraction such as 1.0000000000000002
+ * as the integer 1 (which the strict readers would then accept), and copies its text twice
+ * more on the way to a frame. So messages are written here, straight into the caller's
+ * buffer behind the frame header: whole numbers below 2^64 in magnitude with an integer
+ * writer, any other number with "%.17g" (which always reads back to the same double), and
+ * every string as valid UTF-8 (a byte that is not part of a valid sequence goes out as U+FFFD:
+ * belt and braces, since every string comes from a table of ours, a region name, ASCII by
+ * name_check, or a request msg_parse checked). The formatted layout is cJSON_Print's.
  */
-#define MSG_EXACT_MIN 1e15
-#define MSG_EXACT_MAX 9223372036854775808.0
 #define MSG_NUMBER_TEXT 32
+#define MSG_TWO_POW_64  18446744073709551616.0
 
-static bool msg_number_whole(double d)
+static int msg_buf_reserve(struct msg_buf *b, size_t more)
 {
-	double a = d < 0 ? -d : d;
+	size_t cap;
+	char *data;
 
-	return a < MSG_EXACT_MAX && (double)(int64_t)d == d;
-}
-
-static bool msg_number_rounded(const cJSON *item)
-{
-	char text[MSG_NUMBER_TEXT];
-	double d = item->valuedouble;
-
-	if (!cJSON_IsNumber(item) || !isfinite(d))
-		return false;
-	/* Whole numbers below 10^15 have at most 15 digits: "%1.15g" is exact for them. */
-	if (msg_number_whole(d))
-		return (d < 0 ? -d : d) >= MSG_EXACT_MIN;
-	snprintf(text, sizeof(text), "%1.15g", d);
-	return strtod(text, NULL) != d;
-}
-
-static bool msg_list_rounded(const cJSON *item)
-{
-	for (; item; item = item->next)
-		if (msg_number_rounded(item) || msg_list_rounded(item->child))
-			return true;
-	return false;
-}
-
-/*
- * Turns every number cJSON would round, in the list starting at item and beneath it, into a
- * raw item holding its exact decimal text. The text is allocated by cJSON_CreateRaw, so that
- * cJSON_Delete frees it with the allocator it expects.
- */
-static int msg_list_make_exact(cJSON *item)
-{
-	for (; item; item = item->next) {
-		if (msg_number_rounded(item)) {
-			char text[MSG_NUMBER_TEXT];
-			cJSON *raw;
-
-			if (msg_number_whole(item->valuedouble))
-				snprintf(text, sizeof(text), "%" PRId64, (int64_t)item->valuedouble);
-			else
-				snprintf(text, sizeof(text), "%.17g", item->valuedouble);
-			raw = cJSON_CreateRaw(text);
-			if (!raw)
-				return -ENOMEM;
-			item->type = cJSON_Raw | (item->type & cJSON_StringIsConst);
-			item->valuestring = raw->valuestring;
-			raw->valuestring = NULL;
-			cJSON_Delete(raw);
-		} else if (msg_list_make_exact(item->child) < 0) {
+	if (b->cap - b->len > more)
+		return 0;
+	cap = b->cap ? b->cap : 256;
+	while (cap - b->len <= more) {
+		if (cap > SIZE_MAX / 2)
 			return -ENOMEM;
-		}
+		cap *= 2;
 	}
+	data = realloc(b->data, cap);
+	if (!data)
+		return -ENOMEM;
+	b->data = data;
+	b->cap = cap;
 	return 0;
 }
 
-/*
- * Belt and braces for the promise that every string sent is valid UTF-8. A string comes from
- * a table of ours, a region name (ASCII by name_check), or a request that msg_parse checked,
- * so text is valid already; should a bug let a bad byte through anyway (a string cut in the
- * middle of a character, say), it goes out as U+FFFD instead of making a strict parser at the
- * other end drop the frame. cJSON escapes every byte below 0x20 and writes bytes from 0x80 as
- * they are, so bad bytes can only be inside strings and replacing them keeps the JSON intact.
- * Takes text (from cJSON) and returns valid text to free with cJSON_free, or NULL on ENOMEM.
- */
-static char *msg_text_valid(char *text)
+static int msg_put(struct msg_buf *b, const char *p, size_t n)
 {
-	size_t len, n;
-	char *valid;
-
-	if (!text)
-		return NULL;
-	len = strlen(text);
-	if (utf8_check(text, len, NULL) == 0)
-		return text;
-	n = utf8_sanitize(text, len, NULL);
-	valid = cJSON_malloc(n + 1);
-	if (valid) {
-		utf8_sanitize(text, len, valid);
-		valid[n] = '\0';
-	}
-	cJSON_free(text);
-	return valid;
+	if (msg_buf_reserve(b, n) < 0)
+		return -ENOMEM;
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	return 0;
 }
 
-/* msg_print without msg_text_valid. */
-static char *msg_print_exact(const cJSON *obj, bool formatted)
+static int msg_put_char(struct msg_buf *b, char c)
 {
-	cJSON *copy;
-	char *text = NULL;
+	return msg_put(b, &c, 1);
+}
 
-	/* The common case has no large integer and is printed as it is, without a copy. */
-	if (!msg_number_rounded(obj) && !msg_list_rounded(obj->child))
-		return formatted ? cJSON_Print(obj) : cJSON_PrintUnformatted(obj);
-	copy = cJSON_Duplicate(obj, true);
-	if (!copy)
-		return NULL;
-	/* The copy has no siblings, so the list that starts at it is the item alone. */
-	if (msg_list_make_exact(copy) == 0)
-		text = formatted ? cJSON_Print(copy) : cJSON_PrintUnformatted(copy);
-	cJSON_Delete(copy);
-	return text;
+/* v in decimal, with no floating point. */
+static int msg_put_u64(struct msg_buf *b, uint64_t v)
+{
+	char text[MSG_NUMBER_TEXT];
+	size_t i = sizeof(text);
+
+	do {
+		text[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return msg_put(b, text + i, sizeof(text) - i);
+}
+
+static int msg_put_number(struct msg_buf *b, double d)
+{
+	char text[MSG_NUMBER_TEXT];
+	double a = d < 0 ? -d : d;
+	int n;
+
+	/* cJSON writes what JSON cannot say as null; so do we. */
+	if (!isfinite(d))
+		return msg_put(b, "null", 4);
+	if (a < MSG_TWO_POW_64 && (double)(uint64_t)a == a) {
+		if (d < 0 && msg_put_char(b, '-') < 0)
+			return -ENOMEM;
+		return msg_put_u64(b, (uint64_t)a);
+	}
+	n = snprintf(text, sizeof(text), "%.17g", d);
+	return msg_put(b, text, (size_t)n);
+}
+
+/* s as a JSON string: quoted, escaped, and valid UTF-8 whatever it holds. */
+static int msg_put_string(struct msg_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t len = strlen(s), i, start = 0;
+	char *valid = NULL;
+	int r = 0;
+
+	if (utf8_check(s, len, NULL) < 0) {
+		size_t n = utf8_sanitize(s, len, NULL);
+
+		valid = malloc(n + 1);
+		if (!valid)
+			return -ENOMEM;
+		utf8_sanitize(s, len, valid);
+		valid[n] = '\0';
+		s = valid;
+		len = n;
+	}
+	if (msg_put_char(b, '"') < 0)
+		r = -ENOMEM;
+	for (i = 0; i < len && r == 0; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char esc[6] = { '\\', 0 };
+		size_t n = 2;
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		switch (c) {
+		case '"': esc[1] = '"'; break;
+		case '\\': esc[1] = '\\'; break;
+		case '\b': esc[1] = 'b'; break;
+		case '\f': esc[1] = 'f'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\t': esc[1] = 't'; break;
+		default:
+			memcpy(esc + 1, "u00", 3);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			n = 6;
+		}
+		if (msg_put(b, s + start, i - start) < 0 || msg_put(b, esc, n) < 0)
+			r = -ENOMEM;
+		start = i + 1;
+	}
+	if (r == 0 && (msg_put(b, s + start, len - start) < 0 || msg_put_char(b, '"') < 0))
+		r = -ENOMEM;
+	free(valid);
+	return r;
+}
+
+static int msg_put_tabs(struct msg_buf *b, unsigned depth)
+{
+	while (depth-- > 0)
+		if (msg_put_char(b, '\t') < 0)
+			return -ENOMEM;
+	return 0;
+}
+
+/* item at nesting depth (1 inside the top-level object); formatted as cJSON_Print. */
+static int msg_put_item(struct msg_buf *b, const cJSON *item, unsigned depth, bool formatted)
+{
+	const cJSON *child;
+	bool object;
+
+	switch (item->type & 0xff) {
+	case cJSON_NULL:
+		return msg_put(b, "null", 4);
+	case cJSON_False:
+		return msg_put(b, "false", 5);
+	case cJSON_True:
+		return msg_put(b, "true", 4);
+	case cJSON_Number:
+		return msg_put_number(b, item->valuedouble);
+	case cJSON_Raw:
+		return item->valuestring ? msg_put(b, item->valuestring, strlen(item->valuestring))
+		                         : -EINVAL;
+	case cJSON_String:
+		return item->valuestring ? msg_put_string(b, item->valuestring) : -EINVAL;
+	case cJSON_Array:
+	case cJSON_Object:
+		break;
+	default:
+		return -EINVAL;
+	}
+	object = cJSON_IsObject(item);
+	if (msg_put_char(b, object ? '{' : '[') < 0 ||
+	    (object && formatted && msg_put_char(b, '\n') < 0))
+		return -ENOMEM;
+	for (child = item->child; child; child = child->next) {
+		int r;
+
+		if (object) {
+			if (!child->string)
+				return -EINVAL;
+			if ((formatted && msg_put_tabs(b, depth + 1) < 0) ||
+			    msg_put_string(b, child->string) < 0 || msg_put_char(b, ':') < 0 ||
+			    (formatted && msg_put_char(b, '\t') < 0))
+				return -ENOMEM;
+		}
+		r = msg_put_item(b, child, depth + 1, formatted);
+		if (r < 0)
+			return r;
+		if (child->next && (msg_put_char(b, ',') < 0 ||
+		                    (formatted && !object && msg_put_char(b, ' ') < 0)))
+			return -ENOMEM;
+		if (object && formatted && msg_put_char(b, '\n') < 0)
+			return -ENOMEM;
+	}
+	if (object && formatted && msg_put_tabs(b, depth) < 0)
+		return -ENOMEM;
+	return msg_put_char(b, object ? '}' : ']');
 }
 
 char *msg_print(const cJSON *obj, bool formatted)
 {
+	struct msg_buf b = { NULL, 0, 0 };
+	char *text;
+
 	if (!obj)
 		return NULL;
-	return msg_text_valid(msg_print_exact(obj, formatted));
+	if (msg_put_item(&b, obj, 0, formatted) < 0 || msg_put_char(&b, '\0') < 0) {
+		free(b.data);
+		return NULL;
+	}
+	/* Handed over in memory cJSON_free releases. */
+	text = cJSON_malloc(b.len);
+	if (text)
+		memcpy(text, b.data, b.len);
+	free(b.data);
+	return text;
+}
+
+int msg_encode_buf(const cJSON *obj, uint32_t max_frame, struct msg_buf *buf)
+{
+	size_t payload;
+	int r;
+
+	buf->len = 0;
+	if (msg_buf_reserve(buf, FRAME_HEADER_SIZE) < 0)
+		return -ENOMEM;
+	buf->len = FRAME_HEADER_SIZE;
+	r = msg_put_item(buf, obj, 0, false);
+	if (r < 0)
+		return r == -EINVAL ? -ENOMEM : r;
+	payload = buf->len - FRAME_HEADER_SIZE;
+	if (payload == 0 || payload > max_frame || payload > FRAME_MAX_LIMIT)
+		return -EMSGSIZE;
+	frame_header_put((uint8_t *)buf->data, (uint32_t)payload);
+	return 0;
+}
+
+void msg_buf_done(struct msg_buf *buf)
+{
+	free(buf->data);
+	buf->data = NULL;
+	buf->len = buf->cap = 0;
 }
 
 int msg_encode(const cJSON *obj, uint32_t max_frame, uint8_t **ret_buf, size_t *ret_len)
 {
-	char *text = msg_print(obj, false);
-	size_t len;
-	int r;
+	struct msg_buf b = { NULL, 0, 0 };
+	int r = msg_encode_buf(obj, max_frame, &b);
 
-	if (!text)
-		return -ENOMEM;
-	len = strlen(text);
-	if (len > max_frame)
-		r = -EMSGSIZE;
-	else
-		r = frame_encode(text, len, ret_buf, ret_len);
-	cJSON_free(text);
-	return r;
+	if (r < 0) {
+		msg_buf_done(&b);
+		return r;
+	}
+	*ret_buf = (uint8_t *)b.data;
+	*ret_len = b.len;
+	return 0;
 }

@@ -69,18 +69,36 @@ cJSON *msg_error_object(int err, const char *message);
 int msg_error_parse(const cJSON *obj, int *ret_err, const char **ret_message);
 
 /*
- * Serialises obj (compact, with msg_print) and frames it. Returns 0 with a malloc'd frame,
+ * Serialises obj (compact, as msg_print) and frames it. Returns 0 with a malloc'd frame,
  * -EMSGSIZE if the payload exceeds max_frame, or -ENOMEM.
  */
 int msg_encode(const cJSON *obj, uint32_t max_frame, uint8_t **ret_buf, size_t *ret_len);
 
+/* A growable buffer that msg_encode_buf writes frames into, kept from one frame to the next. */
+struct msg_buf {
+	char *data;
+	size_t len;    /* the frame's bytes, header included */
+	size_t cap;
+};
+
 /*
- * Serialises obj like cJSON_Print (formatted) or cJSON_PrintUnformatted, except that integral
- * numbers are written exactly: cJSON alone rounds integers of 10^15 and above to 15 significant
- * digits (2^53-1 would go out as 9.00719925474099e+15); and that the text is always valid
- * UTF-8: a byte of a string that is not part of a valid sequence is written as U+FFFD. Use it
- * instead of cJSON_Print* for anything that carries ids or sizes, or text from outside.
- * Returns text to free with cJSON_free, or NULL on allocation failure.
+ * msg_encode into buf, reusing its memory (a loop that sends many frames allocates nothing
+ * once buf is large enough). Returns 0 with buf->data[0..buf->len) the frame; -EMSGSIZE or
+ * -ENOMEM as msg_encode (buf keeps its memory either way).
+ */
+int msg_encode_buf(const cJSON *obj, uint32_t max_frame, struct msg_buf *buf);
+/* Frees buf's memory; it may be used again afterwards. */
+void msg_buf_done(struct msg_buf *buf);
+
+/*
+ * Serialises obj like cJSON_Print (formatted) or cJSON_PrintUnformatted, except that numbers
+ * are written exactly: whole numbers (below 2^64 in magnitude) as integers, without floating
+ * point formatting, anything else with "%.17g" (cJSON alone rounds integers of 10^15 and above
+ * to 15 significant digits: 2^53-1 would go out as 9.00719925474099e+15); and that the text is
+ * always valid UTF-8: a byte of a string that is not part of a valid sequence is written as
+ * U+FFFD. Use it instead of cJSON_Print* for anything that carries ids or sizes, or text from
+ * outside. Returns text to free with cJSON_free, or NULL on allocation failure (or for an
+ * item cJSON could not print either: an invalid one, a string or raw item without text).
  */
 char *msg_print(const cJSON *obj, bool formatted);
 

@@ -342,6 +342,144 @@ START_TEST(test_frame_reader_done_accepts_unused_reader)
 }
 END_TEST
 
+/* Receives len bytes into r as the daemon does: into scratch while r holds nothing. */
+static size_t reader_feed_in(struct frame_reader *r, uint8_t *scratch, size_t cap,
+                             const void *data, size_t len)
+{
+	uint8_t *dst;
+	size_t avail, n;
+
+	ck_assert_int_eq(frame_reader_space_in(r, scratch, cap, &dst, &avail), 0);
+	n = len < avail ? len : avail;
+	memcpy(dst, data, n);
+	frame_reader_commit(r, n);
+	return n;
+}
+
+/* Whole frames run from the lent scratch buffer; an idle reader holds no memory. */
+START_TEST(test_frame_scratch_whole_frames_allocate_nothing)
+{
+	uint8_t scratch[256], wire[64];
+	struct frame_reader r;
+	const char *payload;
+	size_t len;
+
+	header_put(wire, 3);
+	memcpy(wire + 4, "abc", 3);
+	header_put(wire + 7, 2);
+	memcpy(wire + 11, "de", 2);
+	frame_reader_init(&r, FRAME_MAX_DEFAULT);
+	ck_assert_uint_eq(reader_feed_in(&r, scratch, sizeof(scratch), wire, 13), 13);
+	ck_assert_ptr_eq(r.buf, scratch);
+	ck_assert_int_eq(frame_reader_next(&r, &payload, &len), 1);
+	ck_assert_ptr_eq(payload, (const char *)scratch + 4);
+	ck_assert_int_eq(frame_reader_next(&r, &payload, &len), 1);
+	ck_assert_mem_eq(payload, "de", 2);
+	ck_assert_int_eq(frame_reader_next(&r, &payload, &len), 0);
+	ck_assert_int_eq(frame_reader_settle(&r), 0);
+	ck_assert_ptr_null(r.buf);
+	ck_assert_uint_eq(r.cap, 0);
+	frame_reader_done(&r);
+}
+END_TEST
+
+/*
+ * A frame cut by the read: the part that came is copied out of the scratch buffer (which the
+ * next reader may overwrite), completed in the reader's own memory, and that memory is freed
+ * once the frame was taken.
+ */
+START_TEST(test_frame_scratch_partial_frame_is_kept_then_freed)
+{
+	uint8_t scratch[64], wire[16];
+	struct frame_reader r;
+	const char *payload;
+	size_t len;
+
+	header_put(wire, 6);
+	memcpy(wire + 4, "abcdef", 6);
+	frame_reader_init(&r, FRAME_MAX_DEFAULT);
+	reader_feed_in(&r, scratch, sizeof(scratch), wire, 7);
+	ck_assert_int_eq(frame_reader_next(&r, &payload, &len), 0);
+	ck_assert_int_eq(frame_reader_settle(&r), 0);
+	ck_assert_ptr_nonnull(r.buf);
+	ck_assert_ptr_ne(r.buf, scratch);
+	memset(scratch, 'x', sizeof(scratch));
+	ck_assert_uint_eq(frame_reader_pending(&r), 7);
+	/* With bytes held, input goes to the reader's own memory, not to scratch. */
+	reader_feed_in(&r, scratch, sizeof(scratch), wire + 7, 3);
+	ck_assert_int_eq(frame_reader_next(&r, &payload, &len), 1);
+	ck_assert_uint_eq(len, 6);
+	ck_assert_mem_eq(payload, "abcdef", 6);
+	ck_assert_int_eq(frame_reader_settle(&r), 0);
+	ck_assert_ptr_null(r.buf);
+	frame_reader_done(&r);
+}
+END_TEST
+
+/* A frame larger than the scratch buffer moves into the reader's own memory as it grows. */
+START_TEST(test_frame_scratch_frame_larger_than_scratch)
+{
+	uint8_t scratch[16], *wire = malloc(1004);
+	struct frame_reader r;
+	const char *payload;
+	size_t len, off = 0;
+
+	ck_assert_ptr_nonnull(wire);
+	header_put(wire, 1000);
+	for (size_t i = 0; i < 1000; i++)
+		wire[4 + i] = (uint8_t)i;
+	frame_reader_init(&r, FRAME_MAX_DEFAULT);
+	while (off < 1004) {
+		off += reader_feed_in(&r, scratch, sizeof(scratch), wire + off, 1004 - off);
+		if (off < 1004) {
+			ck_assert_int_eq(frame_reader_next(&r, &payload, &len), 0);
+			ck_assert_int_eq(frame_reader_settle(&r), 0);
+		}
+	}
+	ck_assert_int_eq(frame_reader_next(&r, &payload, &len), 1);
+	ck_assert_uint_eq(len, 1000);
+	ck_assert_mem_eq(payload, wire + 4, 1000);
+	ck_assert_int_eq(frame_reader_settle(&r), 0);
+	ck_assert_ptr_null(r.buf);
+	frame_reader_done(&r);
+	free(wire);
+}
+END_TEST
+
+/* What a reader keeps of a lent buffer stays within max_frame plus the header. */
+START_TEST(test_frame_scratch_keeps_the_limit)
+{
+	static uint8_t scratch[65536];
+	uint8_t wire[FRAME_MAX_MIN + FRAME_HEADER_SIZE] = { 0 };
+	struct frame_reader r;
+
+	header_put(wire, FRAME_MAX_MIN);
+	frame_reader_init(&r, FRAME_MAX_MIN);
+	ck_assert_uint_eq(reader_feed_in(&r, scratch, sizeof(scratch), wire, 100), 100);
+	ck_assert_int_eq(frame_reader_settle(&r), 0);
+	ck_assert_uint_le(r.cap, FRAME_MAX_MIN + FRAME_HEADER_SIZE);
+	frame_reader_done(&r);
+}
+END_TEST
+
+START_TEST(test_frame_parse_lengths)
+{
+	uint8_t wire[16];
+	const char *payload;
+	size_t len;
+
+	header_put(wire, 2);
+	memcpy(wire + 4, "hi", 2);
+	ck_assert_int_eq(frame_parse(wire, 3, 100, &payload, &len), 0);
+	ck_assert_int_eq(frame_parse(wire, 5, 100, &payload, &len), 0);
+	ck_assert_int_eq(frame_parse(wire, 6, 100, &payload, &len), 6);
+	ck_assert_uint_eq(len, 2);
+	ck_assert_int_eq(frame_parse(wire, 6, 1, &payload, &len), -EMSGSIZE);
+	header_put(wire, 0);
+	ck_assert_int_eq(frame_parse(wire, 6, 100, &payload, &len), -EPROTO);
+}
+END_TEST
+
 static Suite *frame_suite(void)
 {
 	Suite *s = suite_create("frame");
@@ -360,6 +498,11 @@ static Suite *frame_suite(void)
 	tcase_add_test(tc, test_frame_buffer_never_exceeds_max_plus_header);
 	tcase_add_test(tc, test_frame_space_refuses_full_buffer_until_frame_taken);
 	tcase_add_test(tc, test_frame_reader_done_accepts_unused_reader);
+	tcase_add_test(tc, test_frame_scratch_whole_frames_allocate_nothing);
+	tcase_add_test(tc, test_frame_scratch_partial_frame_is_kept_then_freed);
+	tcase_add_test(tc, test_frame_scratch_frame_larger_than_scratch);
+	tcase_add_test(tc, test_frame_scratch_keeps_the_limit);
+	tcase_add_test(tc, test_frame_parse_lengths);
 	suite_add_tcase(s, tc);
 	return s;
 }

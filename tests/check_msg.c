@@ -755,6 +755,114 @@ START_TEST(test_msg_encode_rejects_large_message)
 }
 END_TEST
 
+/*
+ * msg_print writes what cJSON's printers write wherever those are exact: the same layout,
+ * formatted or not, the same escapes.
+ */
+START_TEST(test_msg_print_matches_cjson_layout)
+{
+	cJSON *obj = cJSON_CreateObject(), *arr, *inner;
+	char *ours, *theirs;
+
+	ck_assert_ptr_nonnull(obj);
+	ck_assert_ptr_nonnull(cJSON_AddNumberToObject(obj, "id", 7));
+	ck_assert_ptr_nonnull(cJSON_AddNumberToObject(obj, "neg", -42));
+	ck_assert_ptr_nonnull(cJSON_AddStringToObject(obj, "s", "q\"b\\s/\b\f\n\r\t\x01\x1f caf\xc3\xa9"));
+	ck_assert_ptr_nonnull(cJSON_AddTrueToObject(obj, "t"));
+	ck_assert_ptr_nonnull(cJSON_AddFalseToObject(obj, "f"));
+	ck_assert_ptr_nonnull(cJSON_AddNullToObject(obj, "n"));
+	arr = cJSON_AddArrayToObject(obj, "a");
+	ck_assert(cJSON_AddItemToArray(arr, cJSON_CreateNumber(1)));
+	ck_assert(cJSON_AddItemToArray(arr, cJSON_CreateString("x")));
+	ck_assert(cJSON_AddItemToArray(arr, cJSON_CreateObject()));
+	ck_assert(cJSON_AddItemToArray(arr, cJSON_CreateArray()));
+	inner = cJSON_AddObjectToObject(obj, "o");
+	ck_assert_ptr_nonnull(cJSON_AddNumberToObject(inner, "zero", 0));
+	ck_assert_ptr_nonnull(cJSON_AddObjectToObject(inner, "empty"));
+	for (int formatted = 0; formatted < 2; formatted++) {
+		ours = msg_print(obj, formatted);
+		theirs = formatted ? cJSON_Print(obj) : cJSON_PrintUnformatted(obj);
+		ck_assert_ptr_nonnull(ours);
+		ck_assert_ptr_nonnull(theirs);
+		ck_assert_str_eq(ours, theirs);
+		cJSON_free(ours);
+		cJSON_free(theirs);
+	}
+	cJSON_Delete(obj);
+}
+END_TEST
+
+/* Whole numbers are written by the integer writer, exactly, up to 2^64 in magnitude. */
+START_TEST(test_msg_print_integers_exact_to_2_64)
+{
+	static const struct {
+		double value;
+		const char *text;
+	} cases[] = {
+		{ 0, "{\"v\":0}" },
+		{ -0.0, "{\"v\":0}" },
+		{ 9007199254740991.0, "{\"v\":9007199254740991}" },
+		{ 9007199254740992.0, "{\"v\":9007199254740992}" },
+		{ 9223372036854775808.0, "{\"v\":9223372036854775808}" },
+		{ 18446744073709549568.0, "{\"v\":18446744073709549568}" },
+		{ -9223372036854775808.0, "{\"v\":-9223372036854775808}" },
+		{ 18446744073709551616.0, "{\"v\":1.8446744073709552e+19}" },
+		{ 0.1, "{\"v\":0.10000000000000001}" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cJSON *obj = cJSON_CreateObject();
+		char *text;
+
+		ck_assert_ptr_nonnull(cJSON_AddNumberToObject(obj, "v", cases[i].value));
+		text = msg_print(obj, false);
+		ck_assert_ptr_nonnull(text);
+		ck_assert_str_eq(text, cases[i].text);
+		cJSON_free(text);
+		cJSON_Delete(obj);
+	}
+}
+END_TEST
+
+/* One buffer carries frame after frame: header and payload, reused, nothing left behind. */
+START_TEST(test_msg_encode_buf_reuses_its_memory)
+{
+	struct msg_buf buf = { NULL, 0, 0 };
+	cJSON *big = cJSON_CreateObject(), *small = msg_reply_ok(5);
+	char *data;
+
+	ck_assert_ptr_nonnull(cJSON_AddStringToObject(big, "pad", "0123456789012345678901234567"));
+	ck_assert_int_eq(msg_encode_buf(big, FRAME_MAX_DEFAULT, &buf), 0);
+	ck_assert_uint_eq(buf.len, 4 + strlen("{\"pad\":\"0123456789012345678901234567\"}"));
+	data = buf.data;
+	ck_assert_int_eq(msg_encode_buf(small, FRAME_MAX_DEFAULT, &buf), 0);
+	ck_assert_ptr_eq(buf.data, data);
+	ck_assert_uint_eq(buf.len, 4 + 18);
+	ck_assert_mem_eq(buf.data, "\0\0\0\x12{\"id\":5,\"ok\":true}", 22);
+	ck_assert_int_eq(msg_encode_buf(big, 10, &buf), -EMSGSIZE);
+	msg_buf_done(&buf);
+	ck_assert_ptr_null(buf.data);
+	cJSON_Delete(big);
+	cJSON_Delete(small);
+}
+END_TEST
+
+/* A frame is parsed in place: white space may follow the object, nothing else. */
+START_TEST(test_msg_parse_in_place_checks_the_tail)
+{
+	cJSON *obj = NULL;
+
+	ck_assert_int_eq(msg_parse("{\"id\":1} \n\t", 11, &obj), 0);
+	cJSON_Delete(obj);
+	ck_assert_int_eq(msg_parse("{\"id\":1}x", 9, &obj), -EBADMSG);
+	ck_assert_int_eq(msg_parse("{\"id\":1}{}", 10, &obj), -EBADMSG);
+	/* The length counts, not a terminator beyond it. */
+	ck_assert_int_eq(msg_parse("{\"id\":1}}", 8, &obj), 0);
+	cJSON_Delete(obj);
+	ck_assert_int_eq(msg_parse("{\"id\":12}", 7, &obj), -EBADMSG);
+}
+END_TEST
+
 static Suite *msg_suite(void)
 {
 	Suite *s = suite_create("msg");
@@ -800,6 +908,10 @@ static Suite *msg_suite(void)
 	tcase_add_test(tc, test_msg_encode_keeps_fractions_fractional);
 	tcase_add_test(tc, test_msg_encode_rejects_over_max);
 	tcase_add_test(tc, test_msg_encode_rejects_large_message);
+	tcase_add_test(tc, test_msg_print_matches_cjson_layout);
+	tcase_add_test(tc, test_msg_print_integers_exact_to_2_64);
+	tcase_add_test(tc, test_msg_encode_buf_reuses_its_memory);
+	tcase_add_test(tc, test_msg_parse_in_place_checks_the_tail);
 	suite_add_tcase(s, tc);
 	return s;
 }
