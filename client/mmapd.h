@@ -739,6 +739,7 @@ enum mmapd_event_type {
 	MMAPD_EVENT_RECONNECTED,      /* the daemon restarted; regions were re-opened */
 	MMAPD_EVENT_LOCKS_LOST,       /* nlocks locks held before the reconnect are gone */
 	MMAPD_EVENT_FLUSH_DONE,       /* seq (the token), error, message: mmapd_flush_async() ended */
+	MMAPD_EVENT_RELEASE_FAILED,   /* seq (the grant), error, message: a close was refused */
 	_MMAPD_EVENT_FORCE_INT32 = INT32_MAX,
 };
 
