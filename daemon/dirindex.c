@@ -8,6 +8,9 @@
  * and status must be able to read what the kernel has queued at the moment they answer, and
  * only the descriptor's owner can. IN_CLOSE_WRITE and IN_MODIFY are not asked for: they
  * never change which names exist, and every region the daemon writes would raise them.
+ * IN_ATTRIB (chmod, chown, link counts, utimes) is, for the region table's lookup cache
+ * alone: it stamps the name, so that an idle region whose file got a wider mode on disk is
+ * looked up and taken over again (dirindex_unchanged).
  */
 #include "dirindex.h"
 
