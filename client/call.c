@@ -407,9 +407,8 @@ enum read_wait {
  * frame; then gives the role up, wakes every waiting thread (one that still needs a reader
  * takes over) and sends the acknowledgements found. A reply is waited for in a blocking
  * recvmsg rather than poll then recvmsg: a shut-down socket (client_break, mmapd_disconnect)
- * ends either. Returns 1 when the receive filled the buffer (more may wait), 0 (something
- * was read, nothing was there for READ_NOW, or the connection went down), -ETIMEDOUT or
- * -EINTR (READ_UNTIL).
+ * ends either. Returns 1 when bytes came, 0 (nothing was there for READ_NOW, or the
+ * connection went down), -ETIMEDOUT or -EINTR (READ_UNTIL).
  * Lock held, role free, state up.
  */
 static int client_read(struct mmapd_client *client, enum read_wait wait,
@@ -448,12 +447,15 @@ static int client_read(struct mmapd_client *client, enum read_wait wait,
 		pthread_cond_signal(&call->cond);
 	pthread_cond_broadcast(&client->cond);
 	client_send_acks(client);
-	return r == -ETIMEDOUT || r == -EINTR ? r : n > 0 && (size_t)n == avail;
+	return r == -ETIMEDOUT || r == -EINTR ? r : n > 0;
 }
 
 void client_read_ready(struct mmapd_client *client)
 {
-	/* Until a receive comes back short: then nothing more was there. */
+	/*
+	 * Until a receive finds nothing: a short one does not say that the end of the stream is
+	 * not behind what it brought (a dead daemon's last replies, then end of stream).
+	 */
 	while (!client->reading && client->state == CLIENT_UP &&
 	       client_read(client, READ_NOW, NULL) > 0)
 		;
