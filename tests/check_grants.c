@@ -657,6 +657,38 @@ START_TEST(test_grants_refused_release_after_a_close_that_does_not_wait_is_an_ev
 }
 END_TEST
 
+/*
+ * A close that does not wait is still handled before what follows it: with one grant allowed
+ * per connection, a region closed and opened again at once (1000 times, and in another mode)
+ * is always granted, and the daemon counts one grant at the end.
+ */
+START_TEST(test_grants_close_then_open_of_the_same_name_is_granted_at_once)
+{
+	struct mmapd_open_opts ro = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RO);
+	struct mmapd_open_opts rw = MMAPD_OPEN_OPTS(.flags = MMAPD_OPEN_CREATE,
+	                                            .mode = MMAPD_MODE_RW, .size = REGION_SIZE);
+	struct mmapd_region *region = NULL;
+	struct mmapd_client *client;
+	struct test_daemon d;
+
+	test_daemon_start(&d, "{\"max_grants_per_client\": 1}");
+	client = test_client_connect(&d, "grants");
+	ck_assert_msg(mmapd_region_open(client, "again", &rw, &region) == 0, "create: %s",
+	              mmapd_last_message());
+	for (int i = 0; i < 1000; i++) {
+		*(volatile char *)mmapd_region_data(region);
+		mmapd_region_close(region);
+		ck_assert_msg(mmapd_region_open(client, "again", i % 2 ? &rw : &ro, &region) == 0,
+		              "open %d: %s", i, mmapd_last_message());
+	}
+	ck_assert_uint_eq(test_daemon_status_u64(&d, "grants"), 1);
+	mmapd_region_close(region);
+	ck_assert_uint_eq(test_daemon_wait_status(&d, "grants", 0), 0);
+	mmapd_disconnect(client);
+	test_daemon_stop(&d);
+}
+END_TEST
+
 static Suite *grants_suite(void)
 {
 	Suite *s = suite_create("grants");
@@ -664,6 +696,7 @@ static Suite *grants_suite(void)
 
 	tcase_add_checked_fixture(tc, test_fd_setup, test_fd_teardown);
 	tcase_add_test(tc, test_grants_refused_release_after_a_close_that_does_not_wait_is_an_event);
+	tcase_add_test(tc, test_grants_close_then_open_of_the_same_name_is_granted_at_once);
 	tcase_set_timeout(tc, 30);
 	tcase_add_loop_test(tc, test_grants_anonymous_ro_and_cow_cannot_be_reopened_writable, 0,
 	                    2);
