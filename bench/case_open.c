@@ -3,9 +3,11 @@
  * Case (a): what it costs to get at an existing region. Each side opens the same 64 KiB file,
  * maps it read-only, reads one byte per page (so every page is faulted in, as a real reader
  * would), unmaps it and closes the descriptor:
- *   mmapd       mmapd_region_open(ro) + touch + mmapd_region_close: the open request, the
- *               daemon's own open of the file, the descriptor passed back, the library's
- *               mmap, and the close request that releases the grant;
+ *   mmapd       mmapd_region_open(ro) + touch + mmapd_region_close: the open request (one
+ *               round trip: the daemon finds the region in its table, idle or held, and
+ *               reopens its descriptor for the grant), the descriptor passed back, the
+ *               library's mmap, and the close request that releases the grant (sent, not
+ *               waited for: its reply is read with the next open's);
  *   direct      openat of the file in the data directory + mmap + touch + munmap + close;
  *   scm_rights  a 1-byte request to a peer process that opens the file and passes the
  *               descriptor back bare over SCM_RIGHTS, then the same mmap + touch + munmap.

@@ -396,31 +396,44 @@ static void client_received(struct mmapd_client *client, uint64_t gen, ssize_t n
 	}
 }
 
+/* How client_read() waits for the socket. */
+enum read_wait {
+	READ_NOW,     /* not at all: what is there already, if anything */
+	READ_REPLY,   /* in recvmsg itself, for a reply: one syscall, and EINTR cannot end it */
+	READ_UNTIL,   /* in poll, until the deadline (NULL: none); a signal ends it (-EINTR) */
+};
+
 /*
- * Takes the reader role, waits for the socket until deadline (NULL: no limit), receives once
- * and handles every complete frame; then gives the role up, wakes every waiting thread (one
- * that still needs a reader takes over) and sends the acknowledgements found. Returns 0
- * (something was read, or the connection went down), -ETIMEDOUT or -EINTR.
+ * Takes the reader role, receives once (waiting as wait says) and handles every complete
+ * frame; then gives the role up, wakes every waiting thread (one that still needs a reader
+ * takes over) and sends the acknowledgements found. A reply is waited for in a blocking
+ * recvmsg rather than poll then recvmsg: a shut-down socket (client_break, mmapd_disconnect)
+ * ends either. Returns 1 when bytes came, 0 (nothing was there for READ_NOW, or the
+ * connection went down), -ETIMEDOUT or -EINTR (READ_UNTIL).
  * Lock held, role free, state up.
  */
-static int client_read(struct mmapd_client *client, const struct timespec *deadline)
+static int client_read(struct mmapd_client *client, enum read_wait wait,
+                       const struct timespec *deadline)
 {
 	struct pollfd pfd = { .fd = client->sock, .events = POLLIN };
 	uint64_t gen = client->gen;
 	uint8_t *space;
 	size_t avail;
 	ssize_t n = -EAGAIN;
-	int r;
+	int r = 0;
 
 	client->reading = true;
 	pthread_mutex_unlock(&client->lock);
-	r = poll(&pfd, 1, deadline ? deadline_left_ms(deadline) : -1);
-	if (r < 0)
-		r = -errno;
-	else if (r == 0)
-		r = -ETIMEDOUT;
-	else if ((r = frame_reader_space(&client->reader, &space, &avail)) == 0)
-		n = fdpass_recv(pfd.fd, space, avail, &client->fds, MSG_DONTWAIT);
+	if (wait == READ_UNTIL) {
+		r = poll(&pfd, 1, deadline ? deadline_left_ms(deadline) : -1);
+		if (r < 0)
+			r = -errno;
+		else
+			r = r == 0 ? -ETIMEDOUT : 0;
+	}
+	if (r == 0 && (r = frame_reader_space(&client->reader, &space, &avail)) == 0)
+		n = fdpass_recv(pfd.fd, space, avail, &client->fds,
+		                wait == READ_REPLY ? 0 : MSG_DONTWAIT);
 	pthread_mutex_lock(&client->lock);
 
 	if (client->state == CLIENT_UP && client->gen == gen) {
@@ -435,15 +448,17 @@ static int client_read(struct mmapd_client *client, const struct timespec *deadl
 		pthread_cond_signal(&call->cond);
 	pthread_cond_broadcast(&client->cond);
 	client_send_acks(client);
-	return r == -ETIMEDOUT || r == -EINTR ? r : 0;
+	return r == -ETIMEDOUT || r == -EINTR ? r : n > 0;
 }
 
 void client_read_ready(struct mmapd_client *client)
 {
-	struct timespec now;
-
-	deadline_after(&now, 0);
-	while (!client->reading && client->state == CLIENT_UP && client_read(client, &now) == 0)
+	/*
+	 * Until a receive finds nothing: a short one does not say that the end of the stream is
+	 * not behind what it brought (a dead daemon's last replies, then end of stream).
+	 */
+	while (!client->reading && client->state == CLIENT_UP &&
+	       client_read(client, READ_NOW, NULL) > 0)
 		;
 }
 
@@ -452,7 +467,7 @@ static void client_wait_call(struct mmapd_client *client, struct call *call)
 {
 	while (!call->done) {
 		if (!client->reading && client->state == CLIENT_UP)
-			client_read(client, NULL);
+			client_read(client, READ_REPLY, NULL);
 		else
 			pthread_cond_wait(&call->cond, &client->lock);
 	}
@@ -466,7 +481,7 @@ int client_wait_event(struct mmapd_client *client, const struct timespec *deadli
 		if (client->state != CLIENT_UP)
 			return client_down_error(client);
 		if (!client->reading) {
-			r = client_read(client, deadline);
+			r = client_read(client, READ_UNTIL, deadline);
 			if (r < 0 && !client->events.head)
 				return r;
 		} else if (!deadline) {
@@ -590,24 +605,86 @@ int client_call(struct mmapd_client *client, cJSON *req, cJSON **ret_reply)
 	return r;
 }
 
-int client_release_grant(struct mmapd_client *client, uint64_t handle, uint64_t gen)
+/* A release nobody waits for: the "close" request of one grant, and the region's name. */
+struct release {
+	struct call call;
+	uint64_t handle;
+	char name[];
+};
+
+/*
+ * Reports that grant handle of region name was not released: err and message become an
+ * MMAPD_EVENT_RELEASE_FAILED. Lock held.
+ */
+static void release_report(struct mmapd_client *client, const char *name, uint64_t handle,
+                           int err, const char *message)
 {
-	struct call call = { .flags = CALL_PINNED, .gen = gen };
-	cJSON *req;
+	char *text = NULL;
+	struct mmapd_event ev = {
+		.type = MMAPD_EVENT_RELEASE_FAILED, .region = name, .seq = handle,
+		.writer_pid = -1, .error = err,
+	};
+
+	if (asprintf(&text, "mmapd did not release grant %llu of region '%s' (it stays counted "
+	             "against this connection until it ends): %s", (unsigned long long)handle,
+	             name, message ? message : mmapd_strerror(err)) < 0)
+		text = NULL;
+	ev.message = text ? text : message;
+	event_push(client, &ev);
+	free(text);
+}
+
+/*
+ * The release ended. The daemon's error (or a reply this library cannot read) is reported;
+ * a connection that went down released the grant itself, which is not an error. Frees the
+ * call. Lock held.
+ */
+static void release_done(struct mmapd_client *client, struct call *call)
+{
+	struct release *rel = (struct release *)call;
+
+	if (call->err < 0 && client->state == CLIENT_UP && client->gen == call->gen)
+		release_report(client, rel->name, rel->handle, call->err, call->message);
+	cJSON_Delete(call->req);
+	cJSON_Delete(call->reply);
+	free(call->message);
+	pthread_cond_destroy(&call->cond);
+	free(rel);
+}
+
+void client_release_grant(struct mmapd_client *client, const char *name, uint64_t handle,
+                          uint64_t gen)
+{
+	struct release *rel = calloc(1, sizeof(*rel) + strlen(name) + 1);
+	cJSON *req = NULL;
 	int r;
 
-	req = request_new(proto_op_name(PROTO_OP_CLOSE), NULL);
-	if (!req)
-		return -ENOMEM;
-	r = request_add_u64(req, PROTO_FIELD_HANDLE, handle);
+	r = rel ? 0 : error_set(-ENOMEM, "out of memory");
+	if (r == 0 && !(req = request_new(proto_op_name(PROTO_OP_CLOSE), NULL)))
+		r = -ENOMEM;
+	if (r == 0)
+		r = request_add_u64(req, PROTO_FIELD_HANDLE, handle);
 	if (r == 0) {
-		call.req = req;
-		r = client_run(client, &call);
+		rel->handle = handle;
+		strcpy(rel->name, name);
+		rel->call.req = req;
+		rel->call.flags = CALL_PINNED | CALL_DETACHED;
+		rel->call.gen = gen;
+		rel->call.on_done = release_done;
+		/* Once sent, rel is release_done()'s and may be gone already. */
+		r = client_run(client, &rel->call);
+		if (r == 0)
+			return;
 	}
 	cJSON_Delete(req);
-	cJSON_Delete(call.reply);
+	free(rel);
 	/* That connection is gone, and with it every grant it held. */
-	return r == -ESTALE ? 0 : r;
+	if (r == -ESTALE)
+		return;
+	pthread_mutex_lock(&client->lock);
+	if (client->state == CLIENT_UP && client->gen == gen)
+		release_report(client, name, handle, r, mmapd_last_message());
+	pthread_mutex_unlock(&client->lock);
 }
 
 /* ---- connecting and reconnecting ---- */

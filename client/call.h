@@ -71,11 +71,16 @@ void client_break(struct mmapd_client *client, uint64_t gen, int err, const char
 void client_fail_calls(struct mmapd_client *client, int err, const char *message);
 
 /*
- * Tells the daemon that grant handle of connection gen is released. Nothing is sent when that
- * connection is gone: the daemon released the grant when it closed. Returns 0 or the error
- * that prevented telling it.
+ * Tells the daemon that grant handle of region name, made on connection gen, is released,
+ * without waiting for the reply: one frame sent, on that connection only (nothing is sent
+ * when it is gone: the daemon released the grant when it closed). Requests sent afterwards
+ * on the connection are handled by the daemon after it, so a close followed by an open of the
+ * same name behaves as if the close had waited. Whatever keeps the grant from being released
+ * (the daemon's error reply, read later by whichever thread reads, or a failure to send) is
+ * reported as an MMAPD_EVENT_RELEASE_FAILED event for name, never dropped. Lock not held.
  */
-int client_release_grant(struct mmapd_client *client, uint64_t handle, uint64_t gen);
+void client_release_grant(struct mmapd_client *client, const char *name, uint64_t handle,
+                          uint64_t gen);
 
 /*
  * Waits, with the lock held, until an event is queued, the deadline passes (-ETIMEDOUT),

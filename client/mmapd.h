@@ -256,9 +256,10 @@ MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name
 
 /*
  * Unmaps the window, closes the descriptor and tells the daemon the grant is released (if the
- * connection is still up). Accepts NULL. Returns nothing, as every destructor here: the one
- * thing that can fail is telling the daemon, and a daemon that was not told releases the
- * grant anyway when the connection ends.
+ * connection is still up), without waiting for its reply: the next call on the client reads
+ * it. Accepts NULL. Returns nothing, as every destructor here: a release the daemon refuses,
+ * or that cannot be sent, becomes an MMAPD_EVENT_RELEASE_FAILED event; a connection that is
+ * gone released the grant itself.
  */
 MMAPD_EXPORT void mmapd_region_close(struct mmapd_region *region);
 
@@ -743,6 +744,7 @@ enum mmapd_event_type {
 	MMAPD_EVENT_RECONNECTED,      /* the daemon restarted; regions were re-opened */
 	MMAPD_EVENT_LOCKS_LOST,       /* nlocks locks held before the reconnect are gone */
 	MMAPD_EVENT_FLUSH_DONE,       /* seq (the token), error, message: mmapd_flush_async() ended */
+	MMAPD_EVENT_RELEASE_FAILED,   /* seq (the grant), error, message: a close was refused */
 	_MMAPD_EVENT_FORCE_INT32 = INT32_MAX,
 };
 

@@ -328,15 +328,14 @@ static void region_put(struct mmapd_region *region)
 }
 
 /*
- * Detaches, unmaps and closes region and releases its grant. Returns 0 or the error of telling
- * the daemon.
+ * Detaches, unmaps and closes region and releases its grant, without waiting for the daemon
+ * (a refusal becomes an MMAPD_EVENT_RELEASE_FAILED: client_release_grant).
  */
-static int region_free(struct mmapd_region *region)
+static void region_free(struct mmapd_region *region)
 {
 	struct mmapd_client *client = region->client;
 	uint64_t handle, gen;
 	bool granted = region_detach(region, &handle, &gen);
-	int r = 0;
 
 	/* Unmap first: once the grant is released, the daemon may count on nobody using it. */
 	region_unmap(region);
@@ -344,12 +343,11 @@ static int region_free(struct mmapd_region *region)
 		close(region->fd);
 	region->fd = -1;
 	if (granted)
-		r = client_release_grant(client, handle, gen);
+		client_release_grant(client, region->name, handle, gen);
 	pthread_mutex_lock(&client->lock);
 	region_put(region);
 	pthread_mutex_unlock(&client->lock);
 	client_unref(client);
-	return r;
 }
 
 /*
@@ -463,19 +461,21 @@ MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name
 	return 0;
 
 fail:
-	/* Releasing the grant may fail too; the caller must still learn why the open failed. */
+	/* Releasing the grant may set the message too; the caller must learn why the open failed. */
 	error_save(&saved);
 	region_free(region);
 	error_restore(&saved);
 	return r;
 }
 
-/* region_free()'s error (the daemon could not be told of the release) is dropped: the
- * daemon releases the grant itself when the connection ends. */
+/*
+ * The close request goes out and the call returns: its reply is read with the next one
+ * (region_free). What the daemon refuses is an MMAPD_EVENT_RELEASE_FAILED.
+ */
 MMAPD_EXPORT void mmapd_region_close(struct mmapd_region *region)
 {
 	if (region)
-		(void)region_free(region);
+		region_free(region);
 }
 
 /* ---- asking again for a grant of an open region ---- */
@@ -587,7 +587,7 @@ static int region_reopen(struct mmapd_client *client, struct mmapd_region *regio
 		close(call.fd);
 	/* Not the grant we want: hand it back. */
 	if (ro.has_handle && !ro.same)
-		client_release_grant(client, ro.handle, gen);
+		client_release_grant(client, region->name, ro.handle, gen);
 
 	pthread_mutex_lock(&client->lock);
 	if (client->state != CLIENT_UP || client->gen != gen) {
@@ -783,14 +783,14 @@ MMAPD_EXPORT int mmapd_region_set_mode(struct mmapd_region *region, enum mmapd_m
 		if (call.fd >= 0)
 			close(call.fd);
 		if (rg.has_handle)
-			client_release_grant(client, rg.handle, rg.gen);
+			client_release_grant(client, region->name, rg.handle, rg.gen);
 		error_restore(&saved);
 		return r;
 	}
 	close(old_fd);
-	/* The mode has changed; a release the daemon could not be told of died with its connection. */
+	/* The mode has changed; a refused release of the old grant is an event. */
 	if (old.has_handle)
-		client_release_grant(client, old.handle, old.gen);
+		client_release_grant(client, region->name, old.handle, old.gen);
 	return 0;
 }
 

@@ -9,6 +9,9 @@
  * and status must be able to read what the kernel has queued at the moment they answer, and
  * only the descriptor's owner can. IN_CLOSE_WRITE and IN_MODIFY are not asked for: they
  * never change which names exist, and every region the daemon writes would raise them.
+ * IN_ATTRIB (chmod, chown, link counts, utimes) is, for the region table's lookup cache
+ * alone: it stamps the name, so that an idle region whose file got a wider mode on disk is
+ * looked up and taken over again (dirindex_unchanged).
  */
 #include "dirindex.h"
 
@@ -30,13 +33,15 @@
 
 #define DIRINDEX_RESCAN_MS 1000     /* without a watch (or after a failed scan): scan this seldom */
 #define DIRINDEX_TOUCHED_MAX 4096   /* names changed during a rescan, checked again after it */
-#define DIRINDEX_MASK (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR)
+#define DIRINDEX_MASK (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB | \
+                       IN_ONLYDIR)
 
 /* ---- a sorted set of names --------------------------------------------------------------- */
 
 struct name_node {
 	struct name_node *left, *right;
 	uint32_t prio;
+	uint64_t stamp;   /* files: the index's epoch when the name was last checked, or 0 */
 	char name[];
 };
 
@@ -82,18 +87,18 @@ static void name_set_clear(struct name_set *set)
 	set->count = 0;
 }
 
-static bool name_set_has(const struct name_set *set, const char *name)
+static struct name_node *name_set_find(const struct name_set *set, const char *name)
 {
-	const struct name_node *n = set->root;
+	struct name_node *n = set->root;
 
 	while (n) {
 		int c = strcmp(name, n->name);
 
 		if (c == 0)
-			return true;
+			return n;
 		n = c < 0 ? n->left : n->right;
 	}
-	return false;
+	return NULL;
 }
 
 static struct name_node *name_rotate_right(struct name_node *n)
@@ -134,19 +139,22 @@ static void name_node_insert(struct name_node **link, struct name_node *node)
 	}
 }
 
-/* Adds name. Returns 0 (also when it was there) or -ENOMEM. */
-static int name_set_add(struct name_set *set, const char *name)
+/* Adds name, or finds it, and stamps it. Returns 0 or -ENOMEM. */
+static int name_set_add(struct name_set *set, const char *name, uint64_t stamp)
 {
 	size_t len = strlen(name);
-	struct name_node *node;
+	struct name_node *node = name_set_find(set, name);
 
-	if (name_set_has(set, name))
+	if (node) {
+		node->stamp = stamp;
 		return 0;
+	}
 	node = malloc(sizeof(*node) + len + 1);
 	if (!node)
 		return -ENOMEM;
 	node->left = node->right = NULL;
 	node->prio = name_set_random(set);
+	node->stamp = stamp;
 	memcpy(node->name, name, len + 1);
 	name_node_insert(&set->root, node);
 	set->count++;
@@ -197,7 +205,7 @@ static const char *name_set_next(const struct name_set *set, const char *after)
 
 static int name_set_scan_add(void *userdata, const char *name)
 {
-	return name_set_add(userdata, name);
+	return name_set_add(userdata, name, 0);
 }
 
 /* ---- the index --------------------------------------------------------------------------- */
@@ -226,6 +234,8 @@ struct dirindex {
 	char **touched;          /* names checked while job ran (DIRINDEX_TOUCHED_MAX) */
 	size_t ntouched;
 	bool touched_lost;       /* more than that, or ENOMEM: rescan again */
+	uint64_t epoch;          /* +1 per check of a name: the stamps of the file set */
+	uint64_t reset;          /* the epoch when events were last lost (no name is trusted) */
 };
 
 static uint32_t dirindex_seed(void)
@@ -264,7 +274,14 @@ static void dirindex_touched_clear(struct dirindex *x)
 	x->touched_lost = false;
 }
 
-/* Sets name's presence in the file set from the directory itself. */
+/* Events were lost (or a check failed): rescan, and trust no name checked before. */
+static void dirindex_lost(struct dirindex *x)
+{
+	x->stale = true;
+	x->reset = ++x->epoch;
+}
+
+/* Sets name's presence in the file set from the directory itself, and stamps it. */
 static void dirindex_check(struct dirindex *x, const char *name)
 {
 	struct stat st;
@@ -276,13 +293,13 @@ static void dirindex_check(struct dirindex *x, const char *name)
 	if (fstatat(x->srv->dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		if (!S_ISREG(st.st_mode))
 			name_set_remove(&x->files, name);
-		else if (name_set_add(&x->files, name) < 0)
-			x->stale = true;
+		else if (name_set_add(&x->files, name, ++x->epoch) < 0)
+			dirindex_lost(x);
 	} else if (errno == ENOENT) {
 		name_set_remove(&x->files, name);
 	} else {
 		/* In doubt, the next scan decides. */
-		x->stale = true;
+		dirindex_lost(x);
 	}
 }
 
@@ -305,7 +322,7 @@ static void dirindex_job_done(struct state_job *sj)
 	if (job->result < 0) {
 		log_error("cannot read the data directory: %s", strerror(-job->result));
 		name_set_clear(&job->files);
-		x->stale = true;
+		dirindex_lost(x);
 		x->failed = true;
 	} else {
 		name_set_clear(&x->files);
@@ -316,8 +333,10 @@ static void dirindex_job_done(struct state_job *sj)
 	/* What changed while the scan ran may or may not be in it: the directory says. */
 	for (i = 0; i < x->ntouched; i++)
 		dirindex_check(x, x->touched[i]);
+	/* The scanned names carry no stamp: none is trusted from before the scan ended. */
+	x->reset = ++x->epoch;
 	if (x->touched_lost)
-		x->stale = true;
+		dirindex_lost(x);
 	dirindex_touched_clear(x);
 	dirindex_rescan_maybe(x);
 }
@@ -369,7 +388,7 @@ static void dirindex_drain(struct dirindex *x)
 		if (n <= 0) {
 			log_warn("cannot read the data directory's events: %s",
 			         n < 0 ? strerror(errno) : "end of file");
-			x->stale = true;
+			dirindex_lost(x);
 			return;
 		}
 		for (p = buf; p < buf + n; p += sizeof(*ev) + ev->len) {
@@ -377,7 +396,7 @@ static void dirindex_drain(struct dirindex *x)
 			if (ev->mask & IN_Q_OVERFLOW) {
 				log_info("too many changes in the data directory at once: "
 				         "scanning it again");
-				x->stale = true;
+				dirindex_lost(x);
 			} else if (ev->mask & IN_IGNORED) {
 				/* The directory is gone or unmounted: nothing more will come. */
 				if (x->watched)
@@ -530,7 +549,27 @@ void dirindex_file_changed(struct server *s, const char *name)
 
 int dirindex_anon_add(struct server *s, const char *name)
 {
-	return s->dirindex ? name_set_add(&s->dirindex->anon, name) : 0;
+	return s->dirindex ? name_set_add(&s->dirindex->anon, name, 0) : 0;
+}
+
+uint64_t dirindex_epoch(const struct server *s)
+{
+	return s->dirindex ? s->dirindex->epoch : 0;
+}
+
+bool dirindex_unchanged(struct server *s, const char *name, uint64_t since)
+{
+	struct dirindex *x = s->dirindex;
+	const struct name_node *n;
+
+	if (!x || !x->watched)
+		return false;
+	dirindex_drain(x);
+	dirindex_rescan_maybe(x);
+	if (!x->watched || x->stale || x->job || x->reset > since)
+		return false;
+	n = name_set_find(&x->files, name);
+	return n && n->stamp <= since;
 }
 
 void dirindex_anon_remove(struct server *s, const char *name)

@@ -20,6 +20,7 @@
 #ifndef MMAPD_DAEMON_DIRINDEX_H
 #define MMAPD_DAEMON_DIRINDEX_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct server;
@@ -43,6 +44,19 @@ void dirindex_file_changed(struct server *s, const char *name);
 /* The anonymous region name entered or left the region table. Add returns 0 or -ENOMEM. */
 int dirindex_anon_add(struct server *s, const char *name);
 void dirindex_anon_remove(struct server *s, const char *name);
+
+/*
+ * For the region table's lookup cache (region.h): every check of a file name (an event for
+ * it, or the daemon's own creation or unlink) stamps it with the next epoch, and lost events
+ * stamp every name. dirindex_epoch is the epoch now: a region whose file the daemon looked
+ * up itself records it. dirindex_unchanged applies what inotify has queued (one read of the
+ * inotify descriptor, usually EAGAIN) and says whether name is still a region file in the
+ * directory with no change seen since epoch since: nothing created, deleted, renamed over
+ * or away, chmod'ed or chown'ed under that name. Always false without a live watch, while
+ * events are lost and until the rescan that follows is in.
+ */
+uint64_t dirindex_epoch(const struct server *s);
+bool dirindex_unchanged(struct server *s, const char *name, uint64_t since);
 
 /*
  * The smallest name above after (NULL: the smallest of all) in either set, or NULL. The

@@ -176,7 +176,8 @@ static int open_parse(struct conn *c, uint64_t id, const cJSON *req, struct open
 /*
  * Checks the per-client limits and budgets an open runs into. Returns 0, or -1 after answering
  * EAGAIN or EMFILE. created: the grant of a region c just created, whose descriptor was
- * charged with the region.
+ * charged with the region. The daemon's descriptor reserve is checked on the grant's own
+ * descriptor (open_grant_fd), and before a creation (ops_open).
  */
 static int open_admit(struct conn *c, uint64_t id, bool created)
 {
@@ -199,10 +200,6 @@ static int open_admit(struct conn *c, uint64_t id, bool created)
 	/* The grant's descriptor waits in the queue until the client reads it. */
 	if (!created && !budget_fits(c->budget, BUDGET_FDS, 1)) {
 		reply_budget(c, id, c->budget, BUDGET_FDS, 1);
-		return -1;
-	}
-	if (!budget_fd_headroom(c->srv, (uint32_t)c->uid)) {
-		reply_fd_reserve(c, id);
 		return -1;
 	}
 	return 0;
@@ -265,6 +262,33 @@ static int open_check_exec(struct conn *c, uint64_t id, const struct region *r, 
 }
 
 /*
+ * A fresh open file description of r in mode for a grant to c: nothing shared with the
+ * daemon or other clients (architecture.md, "Grants are fresh open file descriptions").
+ * Its number is also the descriptor reserve's check (budget.h): a non-exempt user may not
+ * make the daemon hold one in the top reserved_fds, and the idle regions of the lookup
+ * cache are given up before such a user is refused. Returns the descriptor or -errno of the
+ * open, or -EMFILE with *ret_reserve set (the reserve).
+ */
+static int open_grant_fd(struct conn *c, struct region *r, enum region_mode mode,
+                         bool *ret_reserve)
+{
+	int flags = mode == REGION_MODE_RW ? O_RDWR : O_RDONLY;
+	int fd = fsdir_reopen(r->fd, flags);
+
+	*ret_reserve = false;
+	if (fd < 0 || budget_fd_allowed(c->srv, (uint32_t)c->uid, fd))
+		return fd;
+	close(fd);
+	fd = region_idle_drop(c->srv) > 0 ? fsdir_reopen(r->fd, flags) : -EMFILE;
+	if (fd >= 0 && budget_fd_allowed(c->srv, (uint32_t)c->uid, fd))
+		return fd;
+	if (fd >= 0)
+		close(fd);
+	*ret_reserve = true;
+	return -EMFILE;
+}
+
+/*
  * Makes a grant of r for c in mode (executable if exec) and sends the reply with its
  * descriptor. Answers any failure itself. The request that created r is granted whatever
  * r's mode says, as open(2) with O_CREAT is.
@@ -277,12 +301,14 @@ static void open_grant(struct conn *c, uint64_t id, struct region *r, enum regio
 	                (exec ? ACCESS_EXEC : 0);
 	struct grant *g;
 	cJSON *reply = NULL, *obj;
+	bool reserve;
 	int fd, ret;
 
 	if (exec && open_check_exec(c, id, r, created) < 0)
 		return;
 	if (!created && ops_check_access(c, id, r->name, &r->acc, want) < 0)
 		return;
+	/* One fstat: the size a holder of an rw grant may have changed, for all that follows. */
 	size = region_size(r);
 	if (size > max_bytes || c->bytes_granted > max_bytes - size) {
 		conn_warn(c, "refused an open of '%s': max_bytes_granted_per_client (%" PRIu64 ")",
@@ -297,27 +323,24 @@ static void open_grant(struct conn *c, uint64_t id, struct region *r, enum regio
 		reply_error(c, id, EACCES, "the daemon can open region '%s' only read-only", r->name);
 		return;
 	}
-	/* A fresh open file description per grant: nothing shared with us or other clients. */
-	fd = fsdir_reopen(r->fd, mode == REGION_MODE_RW ? O_RDWR : O_RDONLY);
+	fd = open_grant_fd(c, r, mode, &reserve);
 	if (fd < 0) {
-		reply_fd_error(c, id, r->name, -fd);
+		if (reserve)
+			reply_fd_reserve(c, id);
+		else
+			reply_fd_error(c, id, r->name, -fd);
 		return;
 	}
-	ret = grant_new(c, r, mode, &g);
+	ret = grant_new_sized(c, r, mode, size, &g);
 	if (ret < 0) {
 		close(fd);
 		reply_nomem(c, id);
 		return;
 	}
 	reply = msg_reply_ok(id);
-	obj = reply ? region_to_json(r) : NULL;
 	/* During a shrink the new window must stop where the shrink will cut (resize.h). */
-	grant_size = resize_grant_size(r);
-	if (obj && grant_size != region_size(r) &&
-	    !cJSON_ReplaceItemInObject(obj, "size", cJSON_CreateNumber((double)grant_size))) {
-		cJSON_Delete(obj);
-		obj = NULL;
-	}
+	grant_size = resize_grant_size(r, size);
+	obj = reply ? region_to_json_sized(r, grant_size) : NULL;
 	if (!obj || !cJSON_AddNumberToObject(reply, PROTO_FIELD_FDS, 1) ||
 	    !cJSON_AddNumberToObject(reply, PROTO_FIELD_HANDLE, g->handle) ||
 	    !cJSON_AddStringToObject(reply, PROTO_FIELD_MODE, region_mode_name(mode)) ||
@@ -596,6 +619,11 @@ int ops_open(struct conn *c, uint64_t id, cJSON *req)
 	}
 	if (ret != -ENOENT || !a.create) {
 		reply_lookup_error(c, id, a.name, -ret);
+		return OPS_DONE;
+	}
+	if (!budget_fd_headroom(c->srv, (uint32_t)c->uid) &&
+	    (region_idle_drop(c->srv) == 0 || !budget_fd_headroom(c->srv, (uint32_t)c->uid))) {
+		reply_fd_reserve(c, id);
 		return OPS_DONE;
 	}
 	if (open_admit_create(c, id, a.name) < 0)

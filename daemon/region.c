@@ -26,7 +26,12 @@
 #include "msg.h"
 #include "region_obj.h"
 #include "state.h"
+#include "timer.h"
 #include "vocab.h"
+
+/* The lookup cache: idle file regions kept at most, and how long one is kept unused. */
+#define REGION_IDLE_MAX 64
+#define REGION_IDLE_MS 1000
 
 /* A request waiting for a busy region. */
 struct region_waiter {
@@ -159,18 +164,118 @@ void region_unref(struct region *r)
 	free(r);
 }
 
+/* Whether nothing holds r: no grant, lock, waiter, subscription, nor work under way. */
+static bool region_unheld(const struct region *r)
+{
+	return r->grants == 0 && r->locks.nheld == 0 && r->locks.nwaiting == 0 && r->nsubs == 0 &&
+	       !region_busy(r);
+}
+
+/* Takes r off the idle list (no-op when it is not on it). */
+static void region_idle_unlink(struct region *r)
+{
+	struct server *srv = r->srv;
+
+	if (!r->idle)
+		return;
+	if (r->iprev)
+		r->iprev->inext = r->inext;
+	else
+		srv->idle_head = r->inext;
+	if (r->inext)
+		r->inext->iprev = r->iprev;
+	else
+		srv->idle_tail = r->iprev;
+	r->iprev = r->inext = NULL;
+	r->idle = false;
+	if (--srv->nidle == 0 && srv->idle_timer) {
+		timer_free(srv->idle_timer);
+		srv->idle_timer = NULL;
+	}
+}
+
+/*
+ * Takes the oldest region off the idle list and out of the table, unless something holds it
+ * again (it then only leaves the list: region_check_idle puts it back when it is let go).
+ * Returns whether the list had one.
+ */
+static bool region_idle_pop(struct server *srv)
+{
+	struct region *r = srv->idle_head;
+	bool unheld;
+
+	if (!r)
+		return false;
+	unheld = region_unheld(r);
+	region_idle_unlink(r);
+	if (unheld)
+		region_table_remove(r);
+	return true;
+}
+
+static void region_idle_arm(struct server *srv, uint64_t timeout_ms);
+
+/* Drops the regions idle for REGION_IDLE_MS, and waits for the next one. */
+static void region_idle_expire(void *data)
+{
+	struct server *srv = data;
+	uint64_t now = state_now_ms();
+
+	timer_free(srv->idle_timer);
+	srv->idle_timer = NULL;
+	while (srv->idle_head && now - srv->idle_head->idle_since_ms >= REGION_IDLE_MS)
+		region_idle_pop(srv);
+	if (srv->idle_head)
+		region_idle_arm(srv, srv->idle_head->idle_since_ms + REGION_IDLE_MS - now);
+}
+
+/*
+ * Starts the expiry timer unless it runs. It does not keep the loop alive: at shutdown the
+ * table is emptied (server_done), which frees it. Without memory for it the regions wait
+ * for the next one to go idle.
+ */
+static void region_idle_arm(struct server *srv, uint64_t timeout_ms)
+{
+	if (srv->idle_timer)
+		return;
+	srv->idle_timer = timer_start(srv->loop, timeout_ms, region_idle_expire, srv);
+	if (srv->idle_timer)
+		uv_unref((uv_handle_t *)srv->idle_timer);
+}
+
+size_t region_idle_drop(struct server *srv)
+{
+	size_t n = srv->nidle;
+
+	while (region_idle_pop(srv))
+		;
+	return n;
+}
+
 struct region *region_lookup(struct server *srv, const char *name)
 {
 	struct hnode *node;
+	struct region *r = NULL;
 
 	for (node = htab_find_first(&srv->regions, htab_hash_string(name)); node;
 	     node = htab_find_next(node)) {
-		struct region *r = htab_entry(node, struct region, node);
-
+		r = htab_entry(node, struct region, node);
 		if (strcmp(r->name, name) == 0)
-			return r;
+			break;
+		r = NULL;
 	}
-	return NULL;
+	/*
+	 * An idle region is trusted only while inotify has seen no change of its name since the
+	 * daemon looked its file up; otherwise it goes, and the caller looks on disk again.
+	 */
+	if (r && r->idle && !dirindex_unchanged(srv, name, r->seen)) {
+		if (region_unheld(r)) {
+			region_table_remove(r);
+			return NULL;
+		}
+		region_idle_unlink(r);
+	}
+	return r;
 }
 
 int region_table_add(struct region *r, bool force)
@@ -181,6 +286,9 @@ int region_table_add(struct region *r, bool force)
 	assert(!r->in_table);
 	if (region_lookup(srv, r->name))
 		return -EEXIST;
+	/* Idle regions make room: the cache never refuses anyone a region. */
+	while (!force && srv->regions.count >= srv->limits->max_regions && region_idle_pop(srv))
+		;
 	if (!force && srv->regions.count >= srv->limits->max_regions)
 		return -EAGAIN;
 	ret = htab_insert(&srv->regions, &r->node, htab_hash_string(r->name));
@@ -202,6 +310,7 @@ void region_table_remove(struct region *r)
 {
 	if (!r->in_table)
 		return;
+	region_idle_unlink(r);
 	htab_remove(&r->srv->regions, &r->node);
 	if (r->anonymous)
 		dirindex_anon_remove(r->srv, r->name);
@@ -218,6 +327,7 @@ void region_set_ready(struct region *r, int fd, uint64_t size)
 	r->size = size;
 	r->rdonly = false;
 	r->state = REGION_READY;
+	r->seen = dirindex_epoch(r->srv);
 	if (r->anonymous && r->in_table)
 		r->srv->nanonymous++;
 }
@@ -286,6 +396,7 @@ int region_open_file(struct server *srv, const char *name, int pathfd, const str
 	r->fd = fd;
 	r->rdonly = rdonly;
 	r->size = (uint64_t)st->st_size;
+	r->seen = dirindex_epoch(srv);
 	region_file_access(srv, name, st, &r->acc);
 	ret = region_take_over(r, st);
 	if (ret == 0)
@@ -308,12 +419,24 @@ bool region_busy(const struct region *r)
 
 void region_check_idle(struct region *r)
 {
-	if (!r->in_table || r->anonymous || r->state != REGION_READY)
+	struct server *srv = r->srv;
+
+	if (!r->in_table || r->anonymous || r->state != REGION_READY || !region_unheld(r))
 		return;
-	if (r->grants > 0 || r->locks.nheld > 0 || r->locks.nwaiting > 0 || r->nsubs > 0 ||
-	    region_busy(r))
-		return;
-	region_table_remove(r);
+	/* Kept for the next lookup, newest at the tail. */
+	region_idle_unlink(r);
+	r->idle = true;
+	r->idle_since_ms = state_now_ms();
+	r->iprev = srv->idle_tail;
+	if (srv->idle_tail)
+		srv->idle_tail->inext = r;
+	else
+		srv->idle_head = r;
+	srv->idle_tail = r;
+	srv->nidle++;
+	if (srv->nidle > REGION_IDLE_MAX)
+		region_idle_pop(srv);
+	region_idle_arm(srv, REGION_IDLE_MS);
 }
 
 void region_retire(struct region *r, const struct conn *by)
@@ -413,8 +536,13 @@ void region_file_access(struct server *srv, const char *name, const struct stat 
 
 cJSON *region_to_json(struct region *r)
 {
+	return region_to_json_sized(r, region_size(r));
+}
+
+cJSON *region_to_json_sized(const struct region *r, uint64_t size)
+{
 	const struct proto_region obj = {
-		.name = r->name, .size = region_size(r), .anonymous = r->anonymous, .huge = r->huge,
+		.name = r->name, .size = size, .anonymous = r->anonymous, .huge = r->huge,
 		.grants = r->grants, .clients = r->clients,
 		.uid = r->acc.uid, .gid = r->acc.gid, .perm = r->acc.perm,
 		.policy_kind = r->flush.policy.kind, .policy_value = r->flush.policy.value,
@@ -587,6 +715,12 @@ static void holder_free(struct holder *h)
 
 int grant_new(struct conn *c, struct region *r, enum region_mode mode, struct grant **ret_grant)
 {
+	return grant_new_sized(c, r, mode, region_size(r), ret_grant);
+}
+
+int grant_new_sized(struct conn *c, struct region *r, enum region_mode mode, uint64_t size,
+                    struct grant **ret_grant)
+{
 	struct grant *g;
 	struct holder *h;
 
@@ -613,7 +747,7 @@ int grant_new(struct conn *c, struct region *r, enum region_mode mode, struct gr
 	g->conn = c;
 	g->region = r;
 	g->mode = mode;
-	g->size = region_size(r);
+	g->size = size;
 	if (htab_insert(&c->grants, &g->node, htab_hash_u64(g->handle)) < 0) {
 		/* Only the very first insertion can fail, and then the holder is new as well. */
 		if (h->count == 0)

@@ -14,8 +14,13 @@
  * lists its holders, so that events reach every connection holding it once.
  *
  * A file region also stays in the table while anything of the coordination protocol needs
- * it (locks held or waited for, subscriptions, a resize, flushing): region_check_idle drops
- * it once nothing does. Its generation and change seq live as long as it is in the table;
+ * it (locks held or waited for, subscriptions, a resize, flushing). Once nothing does
+ * (region_check_idle) it stays as a lookup cache, so that the next open, lock or change
+ * report of it does not go to the disk again: at most REGION_IDLE_MAX of them, each for
+ * REGION_IDLE_MS unused, the oldest given up first when max_regions would refuse a region or
+ * descriptors run short; and trusted only while the data directory's inotify watch saw no
+ * change of its name since its file was looked up (dirindex_unchanged; region_lookup drops a
+ * stale one). Its generation and change seq live as long as it is in the table;
  * its policy and poison are also kept in its metadata (meta.c), which outlives it. A region
  * that is deleted is "retired": waiters are cancelled, subscribers and holders told, and
  * what it still holds (grants, held locks) lives on until released.
@@ -94,6 +99,11 @@ struct region {
 	struct resize_queue resizes;  /* resize.c */
 	struct flush_state flush;     /* flush.c */
 	struct region_waiter *wait_head, *wait_tail;
+	/* The lookup cache (file regions): see region_check_idle. */
+	bool idle;                    /* on srv's idle list */
+	struct region *iprev, *inext; /* srv->idle_head list */
+	uint64_t idle_since_ms;
+	uint64_t seen;                /* dirindex epoch when its file was looked up (dirindex.h) */
 	char name[];
 };
 
@@ -116,7 +126,12 @@ void region_ref(struct region *r);
 /* Drops a reference; the last one closes the descriptor and frees the struct. */
 void region_unref(struct region *r);
 
-/* The region the table holds under name, or NULL. */
+/*
+ * The region the table holds under name, or NULL. An idle one whose name changed in the
+ * directory since its file was looked up (renamed, replaced, deleted, chmod'ed: inotify's
+ * queue is read first) leaves the table then, and NULL is returned: the caller looks the
+ * name up on disk.
+ */
 struct region *region_lookup(struct server *srv, const char *name);
 /*
  * Puts r in the table (taking a reference). Returns 0, -EAGAIN when max_regions regions are
@@ -138,10 +153,12 @@ int region_open_file(struct server *srv, const char *name, int pathfd, const str
                      struct region **ret_region);
 
 /*
- * Drops a file region from the table when nothing holds it any more (no grant, lock,
- * subscription, resize or flushing). Call it whenever one of those ends.
+ * Keeps a file region that nothing holds any more (no grant, lock, subscription, resize or
+ * flushing) as an idle one of the lookup cache (above). Call it whenever one of those ends.
  */
 void region_check_idle(struct region *r);
+/* Gives every idle region up (descriptors run short). Returns how many were idle. */
+size_t region_idle_drop(struct server *srv);
 
 /*
  * The region was deleted by connection by (it is out of the table): cancels lock waiters and
@@ -174,8 +191,12 @@ void region_set_ready(struct region *r, int fd, uint64_t size);
  */
 uint64_t region_size(struct region *r);
 
-/* The region object of docs/protocol.md and docs/coordination.md. NULL on ENOMEM. */
+/*
+ * The region object of docs/protocol.md and docs/coordination.md; region_to_json_sized with
+ * a size the caller just read (region_size). NULL on ENOMEM.
+ */
 cJSON *region_to_json(struct region *r);
+cJSON *region_to_json_sized(const struct region *r, uint64_t size);
 
 /*
  * What an anonymous region's memfd cannot tell, for the fd store's state: adds "exec" and
@@ -202,8 +223,13 @@ int region_defer(struct region *r, struct conn *c, uint64_t id, cJSON *req);
 /* Runs every request waiting on r again, in arrival order (r has just stopped being busy). */
 void region_wake(struct region *r);
 
-/* Grants: see above. grant_new counts the grant on its region and connection. */
+/*
+ * Grants: see above. grant_new counts the grant on its region and connection; grant_new_sized
+ * does it for a caller that just read the region's size (region_size).
+ */
 int grant_new(struct conn *c, struct region *r, enum region_mode mode, struct grant **ret_grant);
+int grant_new_sized(struct conn *c, struct region *r, enum region_mode mode, uint64_t size,
+                    struct grant **ret_grant);
 struct grant *grant_find(struct conn *c, uint64_t handle);
 /* True if c holds a grant on r. */
 bool region_held_by(const struct region *r, const struct conn *c);

@@ -536,10 +536,9 @@ int resize_ack(struct conn *c, uint64_t shrink)
 	return 0;
 }
 
-uint64_t resize_grant_size(struct region *r)
+uint64_t resize_grant_size(const struct region *r, uint64_t size)
 {
 	const struct resize *rs = r->resizes.active;
-	uint64_t size = region_size(r);
 
 	return rs && rs->asking && rs->size < size ? rs->size : size;
 }

@@ -39,12 +39,12 @@ void resize_request(struct conn *c, uint64_t id, struct region *r, uint64_t size
 int resize_ack(struct conn *c, uint64_t shrink);
 
 /*
- * The size a grant made now may map: while a shrink of r is asking for acknowledgements, the
- * size it is heading for, otherwise r's size. A connection that acknowledged the shrink before
+ * The size a grant made now may map, size being r's size (region_size, just read): while a
+ * shrink of r is asking for acknowledgements, the size it is heading for. A connection that acknowledged the shrink before
  * it opened the region again is not asked again, so its new window must never reach the tail
  * that is about to go.
  */
-uint64_t resize_grant_size(struct region *r);
+uint64_t resize_grant_size(const struct region *r, uint64_t size);
 
 /* c was just granted r: if a shrink of r is asking, c is asked too. */
 void resize_grant_added(struct conn *c, struct region *r);

@@ -83,6 +83,11 @@ struct server {
 
 	struct htab regions;       /* the region table, by name */
 	struct region *all_regions;/* every region struct alive, in the table or not */
+	/* File regions nobody holds, kept in the table as a lookup cache (region.c), oldest
+	 * idle first, and the timer that drops those idle too long. */
+	struct region *idle_head, *idle_tail;
+	size_t nidle;
+	uv_timer_t *idle_timer;
 	size_t nanonymous;         /* anonymous regions in the table */
 	bool fdstore;              /* anonymous regions are kept in the fd store (fdstore.c) */
 	struct cJSON *handover;    /* connections handed over at stop (fdconn.c), or NULL */

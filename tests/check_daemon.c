@@ -1255,6 +1255,148 @@ START_TEST(test_daemon_list_sees_files_placed_renamed_and_removed_by_hand_at_onc
 }
 END_TEST
 
+/* Places file name of size bytes with mode in dir, by way of a hidden name renamed over it. */
+static void replace_file(const char *dir, const char *name, off_t size, mode_t mode)
+{
+	char tmp[PATH_MAX], path[PATH_MAX];
+	int fd;
+
+	snprintf(tmp, sizeof(tmp), "%s/.%s-new", dir, name);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	ck_assert_msg(fd >= 0, "create %s: %s", tmp, strerror(errno));
+	ck_assert_int_eq(fchmod(fd, mode), 0);
+	ck_assert_int_eq(ftruncate(fd, size), 0);
+	close(fd);
+	ck_assert_int_eq(rename(tmp, path), 0);
+}
+
+/* Takes and releases an exclusive lock of name on c; asserts it. */
+static void lock_unlock(struct test_conn *c, const char *name)
+{
+	cJSON *reply = test_conn_callf(c, "{'op':'lock','name':'%s','offset':0,'length':8,"
+	                                  "'mode':'exclusive','wait':false}", name);
+	uint64_t lock;
+
+	test_assert_ok(reply);
+	lock = test_json_u64(reply, "lock");
+	cJSON_Delete(reply);
+	test_reply_ok(test_conn_callf(c, "{'op':'unlock','lock':%llu}", (unsigned long long)lock));
+}
+
+/* Opens name read-only on c and asserts that the grant is of the file at dir/name now. */
+static void open_is_file_on_disk(struct test_conn *c, const char *dir, const char *name,
+                                 uint64_t size)
+{
+	cJSON *reply = test_conn_callf(c, "{'op':'open','name':'%s','mode':'ro'}", name);
+	const cJSON *region = cJSON_GetObjectItemCaseSensitive(reply, "region");
+	char path[PATH_MAX];
+	struct stat disk, granted;
+	int fd;
+
+	test_assert_ok(reply);
+	ck_assert_uint_eq(test_json_u64(region, "size"), size);
+	fd = test_conn_take_fd(c);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	ck_assert_int_eq(stat(path, &disk), 0);
+	ck_assert_int_eq(fstat(fd, &granted), 0);
+	ck_assert_msg(granted.st_ino == disk.st_ino, "the grant of '%s' is of inode %lu, the file "
+	              "on disk is %lu", name, (unsigned long)granted.st_ino,
+	              (unsigned long)disk.st_ino);
+	close(fd);
+	test_reply_ok(test_conn_callf(c, "{'op':'close','handle':%llu}",
+	                              (unsigned long long)test_json_u64(reply, "handle")));
+	cJSON_Delete(reply);
+}
+
+/*
+ * A lock (or change report, flush...) of a region nobody holds keeps it in the daemon's
+ * lookup cache, so the next one does not go to the disk; the cache follows what is done to
+ * the file by hand between two requests, with no wait: a file renamed over it, the name
+ * renamed away, the file deleted, its mode widened on disk (tightened again at the next open).
+ */
+START_TEST(test_daemon_lookup_cache_follows_files_replaced_renamed_and_deleted_between_locks)
+{
+	struct test_daemon d;
+	struct test_conn c;
+	char from[PATH_MAX], to[PATH_MAX];
+	struct stat st;
+
+	test_daemon_start(&d, NULL);
+	test_conn_open_hello(&c, &d);
+	conn_create(&c, "lc", 4096, false);
+
+	/* Replaced: the next lock and open are of the new file. */
+	lock_unlock(&c, "lc");
+	replace_file(d.data, "lc", 8192, 0600);
+	lock_unlock(&c, "lc");
+	open_is_file_on_disk(&c, d.data, "lc", 8192);
+
+	/* Renamed away: the name is gone, the new name works. */
+	lock_unlock(&c, "lc");
+	snprintf(from, sizeof(from), "%s/lc", d.data);
+	snprintf(to, sizeof(to), "%s/lc2", d.data);
+	ck_assert_int_eq(rename(from, to), 0);
+	test_reply_error(test_conn_callf(&c, "{'op':'lock','name':'lc','offset':0,'length':8,"
+	                                 "'mode':'exclusive','wait':false}"),
+	                 "ENOENT", ENOENT, NULL);
+	lock_unlock(&c, "lc2");
+
+	/* Deleted. */
+	ck_assert_int_eq(unlink(to), 0);
+	test_reply_error(test_conn_callf(&c, "{'op':'lock','name':'lc2','offset':0,'length':8,"
+	                                 "'mode':'exclusive','wait':false}"),
+	                 "ENOENT", ENOENT, NULL);
+
+	/* Widened on disk: taken over again at the next open, as if it had not been cached. */
+	conn_create(&c, "lm", 4096, false);
+	lock_unlock(&c, "lm");
+	snprintf(from, sizeof(from), "%s/lm", d.data);
+	ck_assert_int_eq(chmod(from, 0666), 0);
+	open_is_file_on_disk(&c, d.data, "lm", 4096);
+	ck_assert_int_eq(stat(from, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0600);
+
+	test_conn_close(&c);
+	test_daemon_stop(&d);
+}
+END_TEST
+
+/*
+ * The attack on the cache: nobody locks a world-readable region (which the daemon then keeps
+ * as an idle region with its descriptor), the administrator deletes the file, and nobody
+ * tries to get at the deleted data through the daemon. It gets ENOENT at once.
+ */
+START_TEST(test_daemon_lookup_cache_gives_nobody_no_file_deleted_behind_its_back)
+{
+	struct test_daemon d;
+	struct test_conn root, nobody;
+	char path[PATH_MAX];
+
+	if (!test_is_root())
+		return;
+	test_daemon_start(&d, "{\"socket_mode\": \"0666\"}");
+	test_daemon_open_dirs(&d);
+	replace_file(d.data, "pub", 4096, 0644);
+	test_conn_open_hello_as(&nobody, &d, TEST_NOBODY, TEST_NOBODY);
+	lock_unlock(&nobody, "pub");
+	snprintf(path, sizeof(path), "%s/pub", d.data);
+	ck_assert_int_eq(unlink(path), 0);
+	test_reply_error(test_conn_callf(&nobody, "{'op':'open','name':'pub','mode':'ro'}"),
+	                 "ENOENT", ENOENT, NULL);
+	test_reply_error(test_conn_callf(&nobody, "{'op':'lock','name':'pub','offset':0,"
+	                                 "'length':8,'mode':'shared','wait':false}"),
+	                 "ENOENT", ENOENT, NULL);
+	/* And a file put back under the name is the one granted. */
+	replace_file(d.data, "pub", 12288, 0644);
+	test_conn_open_hello(&root, &d);
+	open_is_file_on_disk(&root, d.data, "pub", 12288);
+	test_conn_close(&root);
+	test_conn_close(&nobody);
+	test_daemon_stop(&d);
+}
+END_TEST
+
 /* Waits up to 30 s for status's regions to be want. */
 static void wait_regions(const struct test_daemon *d, uint64_t want)
 {
@@ -1346,6 +1488,8 @@ static Suite *daemon_suite(void)
 	suite_add_tcase(s, tc);
 
 	tcase_add_checked_fixture(life, test_fd_setup, test_fd_teardown);
+	tcase_add_test(life, test_daemon_lookup_cache_follows_files_replaced_renamed_and_deleted_between_locks);
+	tcase_add_test(life, test_daemon_lookup_cache_gives_nobody_no_file_deleted_behind_its_back);
 	tcase_set_timeout(life, 30);
 	tcase_add_test(life, test_daemon_sigterm_exits_zero_and_clients_get_shutdown_event);
 	tcase_add_test(life, test_daemon_refuses_to_start_on_a_socket_another_daemon_listens_on);

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <grp.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -483,12 +484,220 @@ START_TEST(test_grants_client_lists_past_a_region_an_older_daemon_reports_at_2_6
 }
 END_TEST
 
+/* Reads one frame of at most size - 1 bytes into buf (NUL-terminated). Returns 0 or -1. */
+static int fake_read_frame(int fd, char *buf, size_t size)
+{
+	unsigned char hdr[4];
+	uint32_t len;
+
+	if (read(fd, hdr, 4) != 4)
+		return -1;
+	len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+	if (len >= size || read(fd, buf, len) != (ssize_t)len)
+		return -1;
+	buf[len] = '\0';
+	return 0;
+}
+
+/* Sends the frame text, with descriptor fd on its first byte when fd >= 0. Returns 0 or -1. */
+static int fake_send_frame(int sock, const char *text, int fd)
+{
+	char buf[1024], cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	size_t len = strlen(text);
+	struct iovec iov = { .iov_base = buf, .iov_len = len + 4 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+
+	if (len + 4 > sizeof(buf))
+		return -1;
+	buf[0] = (char)(len >> 24);
+	buf[1] = (char)(len >> 16);
+	buf[2] = (char)(len >> 8);
+	buf[3] = (char)len;
+	memcpy(buf + 4, text, len);
+	if (fd >= 0) {
+		msg.msg_control = cbuf;
+		msg.msg_controllen = sizeof(cbuf);
+		cm = CMSG_FIRSTHDR(&msg);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	}
+	return sendmsg(sock, &msg, MSG_NOSIGNAL) == (ssize_t)(len + 4) ? 0 : -1;
+}
+
+/*
+ * In a forked child: a daemon that refuses to release grants. On one connection it expects
+ * hello, open (answered with grant 7 of a 4096-byte memfd), close of handle 7 and ping, in
+ * that order; it answers the close (refused: ENOENT) only once the ping has come, so a client
+ * that waited for that reply before its next request would never get it. Exit status 0 when
+ * the client went away after them; the order proves that the close went out first.
+ */
+static int grants_refusing_daemon(int lfd)
+{
+	static const char *const ops[] = { "\"hello\"", "\"open\"", "\"close\"", "\"ping\"" };
+	static const char *const replies[] = {
+		"{\"id\":%llu,\"ok\":true,\"version\":1}",
+		"{\"id\":%llu,\"ok\":true,\"fds\":1,\"handle\":7,\"mode\":\"ro\",\"created\":false,"
+		"\"exec\":false,\"region\":{\"name\":\"r\",\"size\":4096,\"anonymous\":false,"
+		"\"grants\":1,\"clients\":1}}",
+		"{\"id\":%llu,\"ok\":false,\"error\":{\"code\":\"ENOENT\",\"errno\":2,"
+		"\"message\":\"no grant 7 on this connection\"}}",
+		"{\"id\":%llu,\"ok\":true}",
+	};
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC), mfd;
+
+	if (fd < 0)
+		return 1;
+	mfd = memfd_create("r", MFD_CLOEXEC);
+	if (mfd < 0 || ftruncate(mfd, 4096) < 0)
+		return 2;
+	unsigned long long ids[4];
+
+	for (size_t i = 0; i < 4; i++) {
+		char req[4096], reply[512], *end;
+		const char *p;
+
+		if (fake_read_frame(fd, req, sizeof(req)) < 0)
+			return 3;
+		if (!strstr(req, ops[i]) || (i == 2 && !strstr(req, "\"handle\":7")))
+			return 10 + (int)i;
+		p = strstr(req, "\"id\":");
+		if (!p)
+			return 4;
+		ids[i] = strtoull(p + 5, &end, 10);
+		/* The close is answered once the ping has come, just before the ping. */
+		if (i == 2)
+			continue;
+		for (size_t k = i == 3 ? 2 : i; k <= i; k++) {
+			snprintf(reply, sizeof(reply), replies[k], ids[k]);
+			if (fake_send_frame(fd, reply, k == 1 ? mfd : -1) < 0)
+				return 5;
+		}
+	}
+	return read(fd, &(char){ 0 }, 1) == 0 ? 0 : 6;
+}
+
+struct release_seen {
+	int events;
+	int error;
+	uint64_t grant;
+	char region[16];
+	char message[256];
+};
+
+static void grants_on_event(struct mmapd_client *client, const struct mmapd_event *ev,
+                            void *userdata)
+{
+	struct release_seen *seen = userdata;
+
+	(void)client;
+	if (ev->type != MMAPD_EVENT_RELEASE_FAILED)
+		return;
+	seen->events++;
+	seen->error = ev->error;
+	seen->grant = ev->seq;
+	snprintf(seen->region, sizeof(seen->region), "%s", ev->region ? ev->region : "");
+	snprintf(seen->message, sizeof(seen->message), "%s", ev->message ? ev->message : "");
+}
+
+/*
+ * mmapd_region_close() does not wait for the daemon's reply, but a refusal is not lost: the
+ * next call reads it, and it reaches the event handler as MMAPD_EVENT_RELEASE_FAILED with
+ * the daemon's error, the region and the grant.
+ */
+START_TEST(test_grants_refused_release_after_a_close_that_does_not_wait_is_an_event)
+{
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RO);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct release_seen seen = { 0 };
+	struct mmapd_client *client = NULL;
+	struct mmapd_region *region = NULL;
+	char dir[TEST_PATH_MAX], path[TEST_PATH_MAX + 2];
+	int lfd, status;
+	pid_t pid;
+
+	test_mkdtemp(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/s", dir);
+	ck_assert_uint_lt(strlen(path), sizeof(sa.sun_path));
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(lfd, 0);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(lfd, 1), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(grants_refusing_daemon(lfd));
+	close(lfd);
+
+	ck_assert_msg(mmapd_connect(sa.sun_path, "grants", &client) == 0, "mmapd_connect: %s",
+	              mmapd_last_message());
+	mmapd_client_set_event_handler(client, grants_on_event, &seen);
+	ck_assert_msg(mmapd_region_open(client, "r", &opts, &region) == 0, "open: %s",
+	              mmapd_last_message());
+	ck_assert_uint_eq(mmapd_region_length(region), 4096);
+	/* The refusal comes only after the ping: a close that waited would never return. */
+	mmapd_region_close(region);
+	/* The next call reads it on the way to its own reply, which is not affected. */
+	ck_assert_msg(mmapd_ping(client) == 0, "ping: %s", mmapd_last_message());
+	ck_assert_int_ge(mmapd_client_dispatch(client, 0), 0);
+	ck_assert_int_eq(seen.events, 1);
+	ck_assert_int_eq(seen.error, -ENOENT);
+	ck_assert_uint_eq(seen.grant, 7);
+	ck_assert_str_eq(seen.region, "r");
+	ck_assert_msg(strstr(seen.message, "no grant 7 on this connection") != NULL,
+	              "message: %s", seen.message);
+	mmapd_disconnect(client);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the fake daemon: status %d",
+	              status);
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
+/*
+ * A close that does not wait is still handled before what follows it: with one grant allowed
+ * per connection, a region closed and opened again at once (1000 times, and in another mode)
+ * is always granted, and the daemon counts one grant at the end.
+ */
+START_TEST(test_grants_close_then_open_of_the_same_name_is_granted_at_once)
+{
+	struct mmapd_open_opts ro = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RO);
+	struct mmapd_open_opts rw = MMAPD_OPEN_OPTS(.flags = MMAPD_OPEN_CREATE,
+	                                            .mode = MMAPD_MODE_RW, .size = REGION_SIZE);
+	struct mmapd_region *region = NULL;
+	struct mmapd_client *client;
+	struct test_daemon d;
+
+	test_daemon_start(&d, "{\"max_grants_per_client\": 1}");
+	client = test_client_connect(&d, "grants");
+	ck_assert_msg(mmapd_region_open(client, "again", &rw, &region) == 0, "create: %s",
+	              mmapd_last_message());
+	for (int i = 0; i < 1000; i++) {
+		*(volatile char *)mmapd_region_data(region);
+		mmapd_region_close(region);
+		ck_assert_msg(mmapd_region_open(client, "again", i % 2 ? &rw : &ro, &region) == 0,
+		              "open %d: %s", i, mmapd_last_message());
+	}
+	ck_assert_uint_eq(test_daemon_status_u64(&d, "grants"), 1);
+	mmapd_region_close(region);
+	ck_assert_uint_eq(test_daemon_wait_status(&d, "grants", 0), 0);
+	mmapd_disconnect(client);
+	test_daemon_stop(&d);
+}
+END_TEST
+
 static Suite *grants_suite(void)
 {
 	Suite *s = suite_create("grants");
 	TCase *tc = tcase_create("grants");
 
 	tcase_add_checked_fixture(tc, test_fd_setup, test_fd_teardown);
+	tcase_add_test(tc, test_grants_refused_release_after_a_close_that_does_not_wait_is_an_event);
+	tcase_add_test(tc, test_grants_close_then_open_of_the_same_name_is_granted_at_once);
 	tcase_set_timeout(tc, 30);
 	tcase_add_loop_test(tc, test_grants_anonymous_ro_and_cow_cannot_be_reopened_writable, 0,
 	                    2);
