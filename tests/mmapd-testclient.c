@@ -832,6 +832,10 @@ static void sess_event(struct mmapd_client *c, const struct mmapd_event *ev, voi
 	case MMAPD_EVENT_LOCKS_LOST:
 		printf("! locks-lost n=%zu\n", ev->nlocks);
 		break;
+	case MMAPD_EVENT_RELEASE_FAILED:
+		printf("! release-failed %s grant=%llu error=%s\n", rn, (unsigned long long)ev->seq,
+		       ename(ev->error));
+		break;
 	default:
 		printf("! unknown %s type=%d\n", rn, (int)ev->type);
 		break;

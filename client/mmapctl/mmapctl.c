@@ -834,6 +834,8 @@ static const char *const event_names[] = {
 	[MMAPD_EVENT_UNLOCKED] = "unlocked",
 	[MMAPD_EVENT_RECONNECTED] = "reconnected",
 	[MMAPD_EVENT_LOCKS_LOST] = "locks-lost",
+	[MMAPD_EVENT_FLUSH_DONE] = "flush-done",
+	[MMAPD_EVENT_RELEASE_FAILED] = "release-failed",
 };
 
 /* The JSON line of an event: its wire form ("event", "region" and the type's fields). */
@@ -932,6 +934,9 @@ static void event_print(const struct mmapd_event *ev)
 	case MMAPD_EVENT_SHRINKING:
 		printf(" size=%" PRIu64 " generation=%" PRIu64, ev->size, ev->generation);
 		break;
+	case MMAPD_EVENT_RELEASE_FAILED:
+		printf(" grant=%" PRIu64, ev->seq);
+		/* fall through */
 	case MMAPD_EVENT_SHRINK_CANCELLED:
 	case MMAPD_EVENT_FLUSH_FAILED:
 		printf(": %s", ev->message ? ev->message : mmapd_strerror(ev->error));

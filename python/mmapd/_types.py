@@ -52,6 +52,7 @@ class EventType(enum.IntEnum):
     RECONNECTED = 11
     LOCKS_LOST = 12
     FLUSH_DONE = 13
+    RELEASE_FAILED = 14
 
 
 class Advice(enum.IntEnum):
