@@ -8,8 +8,8 @@ measures four things each way, in the same run, on the same machine:
 
   open+map        Client.open() + close() of an existing 64 KiB region
                   vs multiprocessing.shared_memory.SharedMemory(name) + close()
-  lock+unlock     Region.lock(0, 8) + release() (a daemon round trip each)
-                  vs multiprocessing.Lock acquire + release (a futex, no daemon)
+  lock+unlock     Region.lock() + release() of the whole region (the control page's fast
+                  path: no daemon) vs multiprocessing.Lock acquire + release (a futex)
   change report   a report_changed() in one process seen as an event by a subscriber in
                   another, which reports back: half the round trip
                   vs the same ping-pong of (offset, length) tuples over two multiprocessing.Queue
@@ -103,7 +103,7 @@ def lock_mmapd(sock: str, n: int) -> float:
     with mmapd.connect(sock) as c, c.open("bench-lock", size=4096, create=True, mode="rw") as r:
         def run(k: int) -> None:
             for _ in range(k):
-                r.lock(0, 8).release()
+                r.lock().release()
         return per_op(run, n)
 
 

@@ -260,10 +260,13 @@ class Region(Exporter):
 
     def lock(self, offset: int = 0, length: int = 0, exclusive: bool = True,
              timeout: float | None = None, nowait: bool = False) -> Lock:
-        """Locks window bytes offset..offset+length (0: to the end) in the daemon and returns
-        the held Lock (a context manager). Waits up to timeout seconds (None: forever) in the
-        daemon's fair queue; nowait fails at once (BlockingIOError) on a conflict. Raises
-        TimeoutError, or OSError with errno EDEADLK when waiting would deadlock."""
+        """Locks window bytes offset..offset+length (0: to the end) and returns the held Lock
+        (a context manager). The whole region of a read-write region (the defaults, on a
+        window at offset 0) is locked on its control page in shared memory, without a daemon
+        round trip; a range is locked in the daemon. Waits up to timeout seconds (None:
+        forever), in the daemon's fair queue past the first millisecond; nowait fails at once
+        (BlockingIOError) on a conflict. Raises TimeoutError, or OSError with errno EDEADLK
+        when waiting would deadlock."""
         flags = (_lib.LOCK_EXCLUSIVE if exclusive else 0) | (_lib.LOCK_NOWAIT if nowait else 0)
         out = ctypes.c_uint64()
         self.client._call(lib.mmapd_region_lock, self._p(), offset, length, flags,
