@@ -96,4 +96,11 @@ int case_stall(struct mmapd_client *client, const struct bench_opts *o);
  */
 int case_list(struct mmapd_client *client, const char *data_dir, const struct bench_opts *o);
 
+/*
+ * (l) 64-byte messages through a ring to a reader process (plain write/read, and put/flush
+ * batches read with mmapd_ring_read_some()) against a pipe and a socketpair, and 4 KiB
+ * messages against memcpy.
+ */
+int case_ring(struct mmapd_client *client, const struct bench_opts *o);
+
 #endif

@@ -458,8 +458,16 @@ START_TEST(test_ring_corrupt_or_foreign_header_is_refused)
 	header_poke(c, "corrupt", magic, 0);
 	ring_open_fails(c, "corrupt", -EAGAIN);
 	header_poke(c, "corrupt", magic, RING_MAGIC);
-	header_poke(c, "corrupt", version, 2);
+	ck_assert_uint_eq(h_version, RING_VERSION);
+	header_poke(c, "corrupt", version, RING_VERSION + 1);
 	ring_open_fails(c, "corrupt", -EPROTO);
+	header_poke(c, "corrupt", version, 0);
+	ring_open_fails(c, "corrupt", -EPROTO);
+	/* A version 1 ring (libmmapd before the asymmetric barrier) opens, and fences. */
+	header_poke(c, "corrupt", version, 1);
+	ring = ring_get(c, "corrupt");
+	ck_assert(!ring->fenceless);
+	mmapd_ring_close(ring);
 	header_poke(c, "corrupt", version, h_version);
 	header_poke(c, "corrupt", capacity, 4 * page);
 	ring_open_fails(c, "corrupt", -EBADMSG);

@@ -148,6 +148,17 @@ MMAPD_EXPORT int mmapd_ring_wait_writable(struct mmapd_ring *ring, size_t min, i
 MMAPD_EXPORT int mmapd_ring_read_exact(struct mmapd_ring *ring, void *buf, size_t len,
                                        int timeout_ms);
 /*
+ * Batch reading: waits up to timeout_ms until at least unit bytes (0 counts as 1) are
+ * readable, then copies out and consumes every whole unit that is readable and fits in len, in
+ * one call: for a stream of records of unit bytes, all the records there are. Returns the
+ * count read (a non-zero multiple of unit), -EPIPE/-ETIMEDOUT/-EINTR (nothing read: as
+ * mmapd_ring_wait_readable()), -EINVAL (NULL argument, len below unit, unit above the
+ * capacity), -EOVERFLOW (overwrite mode, as mmapd_ring_read(); the oldest intact byte need not
+ * start a unit).
+ */
+MMAPD_EXPORT ptrdiff_t mmapd_ring_read_some(struct mmapd_ring *ring, void *buf, size_t len,
+                                            size_t unit, int timeout_ms);
+/*
  * Reads up to and including the next byte delim, waiting up to timeout_ms (for the whole
  * call) for it, like fgets(): returns the count copied to buf, which ends with delim unless
  * size bytes (or the whole capacity, when the ring is full without delim) came first. Not

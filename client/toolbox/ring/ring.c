@@ -74,9 +74,9 @@ static int ring_validate(struct mmapd_ring *ring, size_t page)
 		                 "creator died: then delete it)", name);
 	if (magic != RING_MAGIC)
 		return tbx_error(-EBADMSG, "region '%s' is not a ring (bad magic number)", name);
-	if (version != RING_VERSION)
-		return tbx_error(-EPROTO, "ring '%s' has layout version %u; this libmmapd knows %u",
-		                 name, version, RING_VERSION);
+	if (version < 1 || version > RING_VERSION)
+		return tbx_error(-EPROTO, "ring '%s' has layout version %u; this libmmapd knows 1 "
+		                 "to %u", name, version, RING_VERSION);
 	if (flags & ~(uint32_t)MMAPD_RING_OVERWRITE)
 		return tbx_error(-EPROTO, "ring '%s' has unknown flags 0x%x", name, flags);
 	if (cap == 0 || cap % page != 0 || cap > MMAPD_RING_CAPACITY_MAX || cap > SIZE_MAX / 2 ||
@@ -95,6 +95,7 @@ static int ring_validate(struct mmapd_ring *ring, size_t page)
 		                 (unsigned long long)cap);
 	ring->cap = (size_t)cap;
 	ring->flags = flags;
+	ring->version = version;
 	return 0;
 }
 
@@ -148,9 +149,9 @@ static void ring_side_detach(struct mmapd_ring *ring, unsigned side)
 
 	atomic_store(ring_side_word(ring, side), RING_SIDE_CLOSED);
 	if (side == MMAPD_RING_WRITER)
-		ring_wake(&h->data_seq, &h->read_waiters);
+		ring_wake(ring, &h->data_seq, &h->read_waiters);
 	else
-		ring_wake(&h->space_seq, &h->write_waiters);
+		ring_wake(ring, &h->space_seq, &h->write_waiters);
 	mmapd_unlock(ring->client, ring->side_lock[side == MMAPD_RING_READER]);
 	ring->sides &= ~side;
 }
@@ -209,6 +210,8 @@ static int ring_start(struct mmapd_client *client, const char *name, bool create
 	r = ring_map(ring, mmapd_region_fd(ring->region), page);
 	if (r < 0)
 		goto fail;
+	ring_barrier_register(ring);
+	ring->spin_ns = RING_SPIN_MAX_NS;
 	if ((r = ring_sides_attach(ring, flags & RING_SIDES)) < 0) {
 		munmap(ring->data, 2 * ring->cap);
 		goto fail;

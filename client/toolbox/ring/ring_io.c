@@ -140,7 +140,7 @@ static void ring_claim(struct mmapd_ring *ring, uint64_t end)
 static void ring_publish(struct mmapd_ring *ring, uint64_t w)
 {
 	atomic_store_explicit(&ring->hdr->write_pos, w, memory_order_release);
-	ring_wake(&ring->hdr->data_seq, &ring->hdr->read_waiters);
+	ring_wake(ring, &ring->hdr->data_seq, &ring->hdr->read_waiters);
 }
 
 void ring_flush_pending(struct mmapd_ring *ring)
@@ -265,18 +265,24 @@ static int ring_overrun(struct mmapd_ring *ring, uint64_t r, uint64_t e)
 	                 (unsigned long long)(oldest - r), (unsigned long long)ring->lost);
 }
 
-/* Bytes readable at the read position (stored in *ret_r), or -EOVERFLOW. */
-static ptrdiff_t ring_avail(struct mmapd_ring *ring, uint64_t *ret_r)
+/*
+ * Bytes readable at the read position (stored in *ret_r), or -EOVERFLOW. The writer's
+ * position is loaded again only when the one seen last leaves fewer than need bytes, which
+ * keeps the writer's cache line out of the reader's way (as ring_space() does the reader's).
+ */
+static ptrdiff_t ring_avail(struct mmapd_ring *ring, size_t need, uint64_t *ret_r)
 {
-	uint64_t r = ring_read_pos(ring), w = ring_write_pos(ring), e;
+	uint64_t r = ring_read_pos(ring), e;
 
 	*ret_r = r;
+	if (OVERWRITE(ring) || ring_used(ring->write_seen, r, ring->cap) < need)
+		ring->write_seen = ring_write_pos(ring);
 	if (OVERWRITE(ring)) {
 		e = atomic_load_explicit(&ring->hdr->write_end, memory_order_relaxed);
 		if (e > r + ring->cap)
 			return ring_overrun(ring, r, e);
 	}
-	return (ptrdiff_t)ring_used(w, r, ring->cap);
+	return (ptrdiff_t)ring_used(ring->write_seen, r, ring->cap);
 }
 
 /*
@@ -298,7 +304,7 @@ static int ring_intact(struct mmapd_ring *ring, uint64_t r)
 static void ring_consume(struct mmapd_ring *ring, uint64_t r, size_t n)
 {
 	atomic_store_explicit(&ring->hdr->read_pos, r + n, memory_order_release);
-	ring_wake(&ring->hdr->space_seq, &ring->hdr->write_waiters);
+	ring_wake(ring, &ring->hdr->space_seq, &ring->hdr->write_waiters);
 }
 
 MMAPD_EXPORT ptrdiff_t mmapd_ring_read(struct mmapd_ring *ring, void *buf, size_t len)
@@ -309,7 +315,7 @@ MMAPD_EXPORT ptrdiff_t mmapd_ring_read(struct mmapd_ring *ring, void *buf, size_
 
 	if (!ring || (!buf && len > 0))
 		return tbx_error(-EINVAL, "ring or buf is NULL");
-	n = ring_avail(ring, &r);
+	n = ring_avail(ring, len, &r);
 	if (n <= 0)
 		return n;
 	n = (ptrdiff_t)min_size((size_t)n, len);
@@ -329,7 +335,7 @@ MMAPD_EXPORT int mmapd_ring_read_peek(struct mmapd_ring *ring, const void **ret_
 
 	if (!ring || !ret_ptr || !ret_len)
 		return tbx_error(-EINVAL, "ring, ret_ptr or ret_len is NULL");
-	n = ring_avail(ring, &r);
+	n = ring_avail(ring, SIZE_MAX, &r);
 	*ret_ptr = ring->data + r % ring->cap;
 	*ret_len = n > 0 ? (size_t)n : 0;
 	return n < 0 ? (int)n : 0;
@@ -343,7 +349,9 @@ MMAPD_EXPORT int mmapd_ring_read_consume(struct mmapd_ring *ring, size_t len)
 	if (!ring)
 		return tbx_error(-EINVAL, "ring is NULL");
 	r = ring_read_pos(ring);
-	if (len > ring_used(ring_write_pos(ring), r, ring->cap))
+	if (len > ring_used(ring->write_seen, r, ring->cap))
+		ring->write_seen = ring_write_pos(ring);
+	if (len > ring_used(ring->write_seen, r, ring->cap))
 		return tbx_error(-EINVAL, "cannot consume %zu bytes: fewer are readable", len);
 	err = ring_intact(ring, r);
 	if (err < 0)
@@ -370,6 +378,38 @@ MMAPD_EXPORT int mmapd_ring_read_exact(struct mmapd_ring *ring, void *buf, size_
 	return n < 0 ? (int)n : 0;
 }
 
+MMAPD_EXPORT ptrdiff_t mmapd_ring_read_some(struct mmapd_ring *ring, void *buf, size_t len,
+                                            size_t unit, int timeout_ms)
+{
+	struct timespec ts;
+	ptrdiff_t n;
+	uint64_t r;
+	int err;
+
+	if (unit == 0)
+		unit = 1;
+	if (!ring || !buf || len < unit || unit > ring->cap)
+		return tbx_error(-EINVAL, "ring or buf is NULL, len is below unit or unit is above "
+		                 "the capacity");
+	n = ring_avail(ring, len, &r);
+	if (n >= 0 && (size_t)n < unit) {
+		err = ring_wait_data(ring, unit, ring_deadline(&ts, timeout_ms));
+		if (err < 0)
+			return err;
+		n = ring_avail(ring, len, &r);
+	}
+	if (n < 0)
+		return n;
+	n = (ptrdiff_t)min_size(min_size((size_t)n, len), PTRDIFF_MAX);
+	n -= n % (ptrdiff_t)unit;
+	memcpy(buf, ring->data + r % ring->cap, (size_t)n);
+	err = ring_intact(ring, r);
+	if (err < 0)
+		return err;
+	ring_consume(ring, r, (size_t)n);
+	return n;
+}
+
 MMAPD_EXPORT ptrdiff_t mmapd_ring_read_until(struct mmapd_ring *ring, int delim, void *buf,
                                              size_t size, int timeout_ms)
 {
@@ -387,7 +427,7 @@ MMAPD_EXPORT ptrdiff_t mmapd_ring_read_until(struct mmapd_ring *ring, int delim,
 	/* A full ring without the delimiter gives what it has, or the writer would wait forever. */
 	limit = min_size(min_size(size, ring->cap), PTRDIFF_MAX);
 	for (;;) {
-		n = ring_avail(ring, &r);
+		n = ring_avail(ring, SIZE_MAX, &r);
 		if (n < 0)
 			return n;
 		p = ring->data + r % ring->cap;
