@@ -47,8 +47,9 @@ struct mmapd_ring;
 
 /*
  * Creates region name (exclusively: -EEXIST if it exists) of one page plus capacity bytes,
- * formats a ring in it and opens it. capacity must be a non-zero multiple of the page size, at
- * most MMAPD_RING_CAPACITY_MAX. flags: MMAPD_RING_*. Returns 0 with *ret_ring set (free with
+ * formats a ring in it and opens it. capacity (1 .. MMAPD_RING_CAPACITY_MAX) is rounded up to
+ * a multiple of the page size (4000 makes a ring of 4096 bytes with 4 KiB pages; see
+ * mmapd_ring_capacity()). flags: MMAPD_RING_*. Returns 0 with *ret_ring set (free with
  * mmapd_ring_close()), -EINVAL (NULL argument, unknown flag, bad capacity), -ENOMEM (also no
  * address space for 2 * capacity), or mmapd_region_open()'s errors (-EEXIST, -EFBIG, -ENOSPC,
  * ...). On failure after the region was created it is deleted again.

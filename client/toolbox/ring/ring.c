@@ -239,11 +239,11 @@ MMAPD_EXPORT int mmapd_ring_create(struct mmapd_client *client, const char *name
 	*ret_ring = NULL;
 	if (flags & ~RING_CREATE_FLAGS)
 		return tbx_error(-EINVAL, "unknown ring flags 0x%x", flags & ~RING_CREATE_FLAGS);
-	if (capacity == 0 || capacity % page != 0 || capacity > MMAPD_RING_CAPACITY_MAX ||
-	    capacity > SIZE_MAX / 2)
-		return tbx_error(-EINVAL, "ring capacity %zu must be a non-zero multiple of the "
-		                 "page size (%zu) of at most %llu bytes", capacity, page,
-		                 (unsigned long long)MMAPD_RING_CAPACITY_MAX);
+	if (capacity == 0 || capacity > MMAPD_RING_CAPACITY_MAX || capacity > SIZE_MAX / 2)
+		return tbx_error(-EINVAL, "ring capacity %zu must be between 1 and %llu bytes",
+		                 capacity, (unsigned long long)MMAPD_RING_CAPACITY_MAX);
+	/* The double mapping maps whole pages: round up (MMAPD_RING_CAPACITY_MAX is a multiple). */
+	capacity = (capacity + page - 1) / page * page;
 	return ring_start(client, name, true, capacity, flags, ret_ring);
 }
 
