@@ -91,7 +91,9 @@ enum { RING_SIDE_NONE = 0, RING_SIDE_OPEN = 1, RING_SIDE_CLOSED = 2 };
 #ifndef RING_SPIN_MAX_NS
 #define RING_SPIN_MAX_NS 20000u
 #endif
+#ifndef RING_SPIN_MIN_NS
 #define RING_SPIN_MIN_NS 1000u
+#endif
 
 struct mmapd_ring {
 	struct mmapd_client *client;   /* borrowed: the one the ring was opened on */

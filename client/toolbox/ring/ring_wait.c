@@ -118,6 +118,8 @@ static bool ring_spin(struct mmapd_ring *ring, ring_ready_fn *ready, size_t min,
 {
 	uint64_t start = ring_now_ns(), limit = ring->spin_ns, end;
 
+	if (limit == 0)
+		return false;
 	if (deadline) {
 		end = (uint64_t)deadline->tv_sec * 1000000000u + (uint64_t)deadline->tv_nsec;
 		if (end <= start)
