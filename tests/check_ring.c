@@ -323,7 +323,7 @@ END_TEST
  * Each side counts its voluntary context switches beyond its own pauses: sleeps on the futex.
  */
 #define SLEEPY_MSGS    2000000u
-#define SLEEPY_WAIT_MS 10000
+#define SLEEPY_WAIT_MS WAIT_MS
 #define SLEEPY_SLEEPS  1000  /* at least this many futex sleeps on each side */
 
 /* Busy for a random while up to twice the spin budget, one call in 64; or a real sleep. */

@@ -211,7 +211,8 @@ static int ring_start(struct mmapd_client *client, const char *name, bool create
 	if (r < 0)
 		goto fail;
 	ring_barrier_register(ring);
-	ring->spin_ns = RING_SPIN_MAX_NS;
+	/* With one CPU the other side cannot publish while this one spins. */
+	ring->spin_ns = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? RING_SPIN_MAX_NS : 0;
 	if ((r = ring_sides_attach(ring, flags & RING_SIDES)) < 0) {
 		munmap(ring->data, 2 * ring->cap);
 		goto fail;
