@@ -8,16 +8,19 @@
  *   batched   mmapd_ring_put() of each message and mmapd_ring_flush() every RING_BATCH; the
  *             reader takes every whole message readable with mmapd_ring_read_some();
  *   pipe      write() and read() of each 64-byte message on a pipe;
- *   socket    the same on a socketpair(AF_UNIX, SOCK_STREAM);
+ *   socketpair  the same on a socketpair(AF_UNIX, SOCK_STREAM);
  *   ring4k    as ring, with 4 KiB messages;
  *   memcpy    the benchmark alone copying the same 4 KiB messages into a buffer of the
  *             ring's size (one copy, where the ring does two, one on each CPU);
- *   shm       the physical limit of the ring's design: a bare single-producer ring of the
+ *   bare shm  the physical limit of the ring's design: a bare single-producer ring of the
  *             same size in shared memory, the positions in two cache lines, both sides
  *             spinning (the reader starts spinning when the round starts, at a byte on its
  *             socketpair, so it burns no CPU between its rounds), and nothing else: no
  *             library call, no argument check, no wake-up bookkeeping. 64-byte and 4 KiB
- *             messages.
+ *             messages. Its 64-byte line is the ceiling of the plain ring line, and its 4 KiB
+ *             line, the rate at which this machine moves bytes from one CPU's cache to the
+ *             other's, the ceiling of the 4 KiB line and (divided by 64) of the batched one:
+ *             the memcpy line is the goal's baseline, not something two CPUs can reach.
  * The ring is a memfd region of RING_CAP bytes, opened by the reader process on its own
  * connection. A round is timed from the first write to the reader's answer; the lines give
  * messages (or bytes) per second of the median round.
@@ -26,9 +29,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <stdalign.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>

@@ -98,8 +98,8 @@ int case_list(struct mmapd_client *client, const char *data_dir, const struct be
 
 /*
  * (l) 64-byte messages through a ring to a reader process (plain write/read, and put/flush
- * batches read with mmapd_ring_read_some()) against a pipe and a socketpair, and 4 KiB
- * messages against memcpy.
+ * batches read with mmapd_ring_read_some()) against a pipe, a socketpair and a bare
+ * shared-memory ring, and 4 KiB messages against memcpy and the bare ring.
  */
 int case_ring(struct mmapd_client *client, const struct bench_opts *o);
 
