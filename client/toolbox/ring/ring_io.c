@@ -228,14 +228,15 @@ MMAPD_EXPORT int mmapd_ring_put(struct mmapd_ring *ring, const void *buf, size_t
 	/* A batch never spans more than the capacity. */
 	if (ring->pending + len > ring->cap)
 		ring_flush_pending(ring);
-	if (!OVERWRITE(ring) &&
-	    ring_space(ring, ring_write_pos(ring), ring->pending + len) < ring->pending + len) {
+	w = ring_write_pos(ring);
+	if (!OVERWRITE(ring) && ring_space(ring, w, ring->pending + len) < ring->pending + len) {
 		ring_flush_pending(ring);
 		r = mmapd_ring_wait_writable(ring, len, timeout_ms);
 		if (r < 0)
 			return r;
+		w = ring_write_pos(ring);
 	}
-	w = ring_write_pos(ring) + ring->pending;
+	w += ring->pending;
 	if (OVERWRITE(ring))
 		ring_claim(ring, w + len);
 	memcpy(ring->data + w % ring->cap, buf, len);
