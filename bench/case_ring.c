@@ -46,8 +46,8 @@
 /*
  * Larger than a CPU's L2 (1 MiB on the machine measured): the writer then reuses lines that
  * have left the reader's L2 for the shared L3, instead of taking each back from the reader's
- * L2. 256 KiB rings measured 5x pipe plain, 12x batched and 0.03x memcpy in a run back to back with
- * 4 MiB rings at 15x, 40x and 0.48x (docs/client-api.md, "Choosing a capacity").
+ * L2. 256 KiB rings measured 5x pipe plain, 12x batched and 0.03x memcpy in a run back to
+ * back with 4 MiB rings at 15x, 40x and 0.48x (docs/client-api.md, "Choosing a capacity").
  */
 #define RING_CAP   (4u << 20)
 /* The memcpy side's destination: in the L2, the fastest a CPU copies here. */
