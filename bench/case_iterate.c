@@ -10,8 +10,9 @@
  * by reading the mapping; the ratios show what the per-call checks and callbacks add.
  *
  * The case also counts the page faults of its rounds (getrusage): the source and the buffer
- * are faulted in by memsets before them, so the count is 0 and a ratio away from 1 is not a fault
- * taken by one side. What does move the ratios is the machine: with --quick each side copies
+ * are faulted in by memsets before them, so the count stays at the few of the rounds' own
+ * bookkeeping (0 to 3 seen, of the 16,384 pages copied each time) and a ratio away from 1 is
+ * not a fault taken by one side. What does move the ratios is the machine: with --quick each side copies
  * only 5 times, and on a shared 2-vCPU machine one copy slowed by another tenant moves a
  * median of 5 (measured under load: 0.91 to 1.17 for foreach_page over five such runs, 0.97 to
  * 1.03 with 20 or more copies; a 4 KiB memcpy per page and a 64 KiB memcpy per piece move a
