@@ -94,6 +94,7 @@ static int ring_validate(struct mmapd_ring *ring, size_t page)
 		                 (unsigned long long)r, (unsigned long long)w, (unsigned long long)e,
 		                 (unsigned long long)cap);
 	ring->cap = (size_t)cap;
+	ring->mask = (cap & (cap - 1)) == 0 ? cap - 1 : 0;
 	ring->flags = flags;
 	ring->version = version;
 	return 0;

@@ -104,6 +104,7 @@ struct mmapd_ring {
 	struct ring_header *hdr;
 	uint8_t *data;                 /* capacity bytes mapped twice: 2 * capacity of addresses */
 	size_t cap;
+	uint64_t mask;                 /* cap - 1 when cap is a power of two, else 0 */
 	unsigned flags;                /* MMAPD_RING_* of the header */
 	uint32_t version;              /* of the header: 1 or 2 */
 	bool fenceless;                /* publish without a fence (version 2, registered) */

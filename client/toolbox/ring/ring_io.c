@@ -53,6 +53,15 @@ static uint64_t ring_read_pos(const struct mmapd_ring *ring)
 	return atomic_load_explicit(&ring->hdr->read_pos, memory_order_acquire);
 }
 
+/*
+ * Where the byte at position pos is mapped. A 64-bit division costs more than the rest of a
+ * small write, so a power-of-two capacity (the common case) takes a mask instead.
+ */
+static uint8_t *ring_at(const struct mmapd_ring *ring, uint64_t pos)
+{
+	return ring->data + (ring->mask ? pos & ring->mask : pos % ring->cap);
+}
+
 /* Bytes between r and w, clamped to 0 .. cap (a damaged header cannot make copies overrun). */
 static size_t ring_used(uint64_t w, uint64_t r, size_t cap)
 {
@@ -176,7 +185,7 @@ MMAPD_EXPORT ptrdiff_t mmapd_ring_write(struct mmapd_ring *ring, const void *buf
 			n = min_size(n, ring_space(ring, w, n));
 		if (n == 0)
 			break;
-		memcpy(ring->data + w % ring->cap, (const uint8_t *)buf + done, n);
+		memcpy(ring_at(ring, w), (const uint8_t *)buf + done, n);
 		w += n;
 		done += n;
 		ring_publish(ring, w);
@@ -200,7 +209,7 @@ MMAPD_EXPORT int mmapd_ring_write_reserve(struct mmapd_ring *ring, size_t len, v
 		return tbx_error(-EAGAIN, "ring '%s' has fewer than %zu bytes free",
 		                 mmapd_region_name(ring->region), len);
 	ring->reserved = len;
-	*ret_ptr = ring->data + w % ring->cap;
+	*ret_ptr = ring_at(ring, w);
 	return 0;
 }
 
@@ -239,7 +248,7 @@ MMAPD_EXPORT int mmapd_ring_put(struct mmapd_ring *ring, const void *buf, size_t
 	w += ring->pending;
 	if (OVERWRITE(ring))
 		ring_claim(ring, w + len);
-	memcpy(ring->data + w % ring->cap, buf, len);
+	memcpy(ring_at(ring, w), buf, len);
 	ring->pending += len;
 	return 0;
 }
@@ -320,7 +329,7 @@ MMAPD_EXPORT ptrdiff_t mmapd_ring_read(struct mmapd_ring *ring, void *buf, size_
 	if (n <= 0)
 		return n;
 	n = (ptrdiff_t)min_size((size_t)n, len);
-	memcpy(buf, ring->data + r % ring->cap, (size_t)n);
+	memcpy(buf, ring_at(ring, r), (size_t)n);
 	err = ring_intact(ring, r);
 	if (err < 0)
 		return err;
@@ -337,7 +346,7 @@ MMAPD_EXPORT int mmapd_ring_read_peek(struct mmapd_ring *ring, const void **ret_
 	if (!ring || !ret_ptr || !ret_len)
 		return tbx_error(-EINVAL, "ring, ret_ptr or ret_len is NULL");
 	n = ring_avail(ring, SIZE_MAX, &r);
-	*ret_ptr = ring->data + r % ring->cap;
+	*ret_ptr = ring_at(ring, r);
 	*ret_len = n > 0 ? (size_t)n : 0;
 	return n < 0 ? (int)n : 0;
 }
@@ -403,7 +412,7 @@ MMAPD_EXPORT ptrdiff_t mmapd_ring_read_some(struct mmapd_ring *ring, void *buf, 
 		return n;
 	n = (ptrdiff_t)min_size(min_size((size_t)n, len), PTRDIFF_MAX);
 	n -= n % (ptrdiff_t)unit;
-	memcpy(buf, ring->data + r % ring->cap, (size_t)n);
+	memcpy(buf, ring_at(ring, r), (size_t)n);
 	err = ring_intact(ring, r);
 	if (err < 0)
 		return err;
@@ -431,7 +440,7 @@ MMAPD_EXPORT ptrdiff_t mmapd_ring_read_until(struct mmapd_ring *ring, int delim,
 		n = ring_avail(ring, SIZE_MAX, &r);
 		if (n < 0)
 			return n;
-		p = ring->data + r % ring->cap;
+		p = ring_at(ring, r);
 		hit = memchr(p, (unsigned char)delim, min_size((size_t)n, limit));
 		take = hit ? (size_t)(hit - p) + 1 : (size_t)n >= limit ? limit : 0;
 		if (take > 0) {
