@@ -105,7 +105,14 @@ int case_stall(struct mmapd_client *client, const struct bench_opts *o);
 int case_list(struct mmapd_client *client, const char *data_dir, const struct bench_opts *o);
 
 /*
- * (l) the daemon's resident memory per idle client at 5,000 and 10,000 clients, and what it
+ * (r) 64-byte messages through a ring to a reader process (plain write/read, and put/flush
+ * batches read with mmapd_ring_read_some()) against a pipe, a socketpair and a bare
+ * shared-memory ring, and 4 KiB messages against memcpy and the bare ring.
+ */
+int case_ring(struct mmapd_client *client, const struct bench_opts *o);
+
+/*
+ * (m) the daemon's resident memory per idle client at 5,000 and 10,000 clients, and what it
  * keeps after they leave, against redis-server with the same clients.
  */
 int case_memory(const struct bench_opts *o);

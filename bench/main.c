@@ -37,7 +37,7 @@ static const char *const placement_names[] = {
 /* The cases, in the order they run; --case picks some of them by these names. */
 enum bench_case {
 	CASE_OPEN, CASE_PING, CASE_LOCK, CASE_NOTIFY, CASE_THROUGHPUT, CASE_MEMCPY, CASE_ITERATE,
-	CASE_ATOMIC, CASE_PREWARM, CASE_STALL, CASE_LIST, CASE_MEMORY, CASE_COUNT,
+	CASE_ATOMIC, CASE_PREWARM, CASE_STALL, CASE_LIST, CASE_RING, CASE_MEMORY, CASE_COUNT,
 };
 
 static const char *const case_names[CASE_COUNT] = {
@@ -52,6 +52,7 @@ static const char *const case_names[CASE_COUNT] = {
 	[CASE_PREWARM] = "prewarm",
 	[CASE_STALL] = "stall",
 	[CASE_LIST] = "list",
+	[CASE_RING] = "ring",
 	[CASE_MEMORY] = "memory",
 };
 
@@ -69,7 +70,7 @@ static void usage(FILE *f)
 	        "                   none: wherever the scheduler puts them\n"
 	        "  --case NAME      run only this case (repeatable): open, ping, lock, notify,\n"
 	        "                   throughput, memcpy, iterate, atomic, prewarm, stall,\n"
-	        "                   list, memory\n",
+	        "                   list, ring, memory\n",
 	        QUICK_ITERS, DEFAULT_ITERS);
 }
 
@@ -309,6 +310,8 @@ int main(int argc, char **argv)
 		r = case_stall(client, &opts);
 	if (r == 0 && case_wanted(cases, CASE_LIST))
 		r = case_list(client, srv.data, &opts);
+	if (r == 0 && case_wanted(cases, CASE_RING))
+		r = case_ring(client, &opts);
 	if (r == 0 && case_wanted(cases, CASE_MEMORY))
 		r = case_memory(&opts);
 	mmapd_disconnect(client);

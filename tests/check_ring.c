@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -310,6 +311,152 @@ START_TEST(test_ring_64_mib_stream_from_producer_to_consumer_process_arrives_exa
 }
 END_TEST
 
+/*
+ * The wake-up stress: SLEEPY_MSGS messages of 1 to 64 bytes of the sequence through a one-page
+ * ring, each side stopping now and then for a random while around the spin budget (up to
+ * twice RING_SPIN_MAX_NS), so that the other side now finds what it waits for while it spins
+ * and now goes to sleep, in every order of announcing and publishing. After one message in
+ * four the writer waits until the reader has taken everything (the ring is all writable):
+ * a ping-pong in which each wake-up is the only one coming, so a lost one leaves both sides
+ * asleep. The handles are opened without MMAPD_RING_WRITER/READER, so a sleeper is not woken
+ * by the side checks every RING_SIDE_CHECK_MS: a lost wake-up makes a wait run out
+ * (SLEEPY_WAIT_MS) and fails the test.
+ * Each side counts its voluntary context switches beyond its own pauses: sleeps on the futex.
+ */
+#define SLEEPY_MSGS    2000000u
+#define SLEEPY_WAIT_MS WAIT_MS
+#define SLEEPY_SLEEPS  1000  /* at least this many futex sleeps on each side */
+
+/* Busy for a random while up to twice the spin budget, one call in 64; or a real sleep. */
+static unsigned sleepy_pause(uint32_t *s)
+{
+	uint32_t x = rnd(s);
+	struct timespec t0, t;
+
+	if (x % 64 != 0)
+		return 0;
+	if (x % 1024 == 0) {
+		nanosleep(&(struct timespec){ .tv_nsec = 200000 }, NULL);
+		return 1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	while ((uint64_t)(t.tv_sec - t0.tv_sec) * 1000000000u + (uint64_t)t.tv_nsec -
+	       (uint64_t)t0.tv_nsec < (x >> 8) % (2 * RING_SPIN_MAX_NS));
+	return 0;
+}
+
+/* Voluntary context switches of this process so far. */
+static long sleepy_switches(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_nvcsw;
+}
+
+static void sleepy_writer(void)
+{
+	struct mmapd_client *c;
+	struct mmapd_ring *ring = child_ring("sleepy", &c);
+	long switches = sleepy_switches(), naps = 0;
+	uint8_t buf[64];
+	uint32_t s = 4242;
+	uint64_t pos = 0;
+
+	for (unsigned m = 0; m < SLEEPY_MSGS; m++) {
+		size_t len = 1 + rnd(&s) % 64, done = 0;
+		ptrdiff_t n;
+
+		seq_fill(buf, pos, len);
+		while (done < len) {
+			n = mmapd_ring_write(ring, buf + done, len - done);
+			CHILD_CHECK(n >= 0, "write");
+			done += (size_t)n;
+			if (done < len)
+				CHILD_CHECK(mmapd_ring_wait_writable(ring, len - done,
+				                                     SLEEPY_WAIT_MS) == 0,
+				            "wait_writable at byte %llu: a lost wake-up?",
+				            (unsigned long long)(pos + done));
+		}
+		pos += len;
+		naps += sleepy_pause(&s);
+		if (rnd(&s) % 4 == 0)
+			CHILD_CHECK(mmapd_ring_wait_writable(ring, page, SLEEPY_WAIT_MS) == 0,
+			            "waiting for the reader to drain at byte %llu: a lost wake-up?",
+			            (unsigned long long)pos);
+	}
+	switches = sleepy_switches() - switches - naps;
+	CHILD_CHECK(switches >= SLEEPY_SLEEPS, "the writer slept only %ld times", switches);
+	child_done(c, ring);
+}
+
+static void sleepy_reader(uint64_t total)
+{
+	struct mmapd_client *c;
+	struct mmapd_ring *ring = child_ring("sleepy", &c);
+	long switches = sleepy_switches(), naps = 0;
+	uint8_t buf[256];
+	uint32_t s = 99;
+	uint64_t pos = 0;
+
+	while (pos < total) {
+		ptrdiff_t n;
+
+		if (rnd(&s) % 2) {
+			n = mmapd_ring_read_some(ring, buf, sizeof(buf), 1, SLEEPY_WAIT_MS);
+		} else {
+			n = mmapd_ring_read(ring, buf, 1 + rnd(&s) % sizeof(buf));
+			if (n == 0)
+				n = mmapd_ring_wait_readable(ring, 1, SLEEPY_WAIT_MS);
+		}
+		CHILD_CHECK(n >= 0, "read at byte %llu: a lost wake-up?", (unsigned long long)pos);
+		CHILD_CHECK(seq_check(buf, pos, (size_t)n) == (size_t)n, "byte %llu is wrong",
+		            (unsigned long long)(pos + seq_check(buf, pos, (size_t)n)));
+		pos += (uint64_t)n;
+		naps += sleepy_pause(&s);
+	}
+	CHILD_CHECK(mmapd_ring_readable(ring) == 0, "bytes beyond the stream");
+	switches = sleepy_switches() - switches - naps;
+	CHILD_CHECK(switches >= SLEEPY_SLEEPS, "the reader slept only %ld times", switches);
+	child_done(c, ring);
+}
+
+START_TEST(test_ring_millions_of_messages_between_sleepy_processes_lose_no_wake_up)
+{
+	struct mmapd_client *c = test_client_connect(&dmn, "check_ring");
+	struct mmapd_ring *ring = ring_new(c, "sleepy", page, MMAPD_RING_ANONYMOUS);
+	struct ring_header *hdr = mmapd_region_data(mmapd_ring_region(ring));
+	uint32_t s = 4242;
+	uint64_t total = 0;
+	pid_t reader, writer;
+
+	/* The writer's message sizes, drawn the same way, make the stream's length. */
+	for (unsigned m = 0; m < SLEEPY_MSGS; m++) {
+		total += 1 + rnd(&s) % 64;
+		(void)rnd(&s);  /* sleepy_pause()'s draw */
+		(void)rnd(&s);  /* the drain's */
+	}
+	reader = fork();
+	ck_assert_int_ge(reader, 0);
+	if (reader == 0)
+		sleepy_reader(total);
+	writer = fork();
+	ck_assert_int_ge(writer, 0);
+	if (writer == 0)
+		sleepy_writer();
+	test_child_wait(writer, CHILD_WAIT_MS);
+	test_child_wait(reader, CHILD_WAIT_MS);
+	ck_assert_uint_eq(atomic_load(&hdr->write_pos), total);
+	ck_assert_uint_eq(atomic_load(&hdr->read_waiters), 0);
+	ck_assert_uint_eq(atomic_load(&hdr->write_waiters), 0);
+	mmapd_ring_close(ring);
+	ck_assert_int_eq(mmapd_delete(c, "sleepy"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
 /* Writes total bytes of the sequence into ring name in chunks of chunk bytes. */
 static void overwrite_writer(const char *name, uint64_t total, size_t chunk)
 {
@@ -459,8 +606,16 @@ START_TEST(test_ring_corrupt_or_foreign_header_is_refused)
 	header_poke(c, "corrupt", magic, 0);
 	ring_open_fails(c, "corrupt", -EAGAIN);
 	header_poke(c, "corrupt", magic, RING_MAGIC);
-	header_poke(c, "corrupt", version, 2);
+	ck_assert_uint_eq(h_version, RING_VERSION);
+	header_poke(c, "corrupt", version, RING_VERSION + 1);
 	ring_open_fails(c, "corrupt", -EPROTO);
+	header_poke(c, "corrupt", version, 0);
+	ring_open_fails(c, "corrupt", -EPROTO);
+	/* A version 1 ring (libmmapd before the asymmetric barrier) opens, and fences. */
+	header_poke(c, "corrupt", version, 1);
+	ring = ring_get(c, "corrupt");
+	ck_assert(!ring->fenceless);
+	mmapd_ring_close(ring);
 	header_poke(c, "corrupt", version, h_version);
 	header_poke(c, "corrupt", capacity, 4 * page);
 	ring_open_fails(c, "corrupt", -EBADMSG);
@@ -549,9 +704,7 @@ START_TEST(test_ring_invalid_arguments_are_refused_and_create_nothing)
 	void *p;
 
 	ring_create_fails(c, "bad", 0, 0, -EINVAL);
-	ring_create_fails(c, "bad", page + 1, 0, -EINVAL);
-	ring_create_fails(c, "bad", page / 2, 0, -EINVAL);
-	ring_create_fails(c, "bad", (size_t)MMAPD_RING_CAPACITY_MAX + page, 0, -EINVAL);
+	ring_create_fails(c, "bad", (size_t)MMAPD_RING_CAPACITY_MAX + 1, 0, -EINVAL);
 	ring_create_fails(c, "bad", page, 0x100, -EINVAL);
 	ring_create_fails(c, "../bad", page, 0, -EINVAL);
 	ck_assert_int_eq(mmapd_stat(c, "bad", &info), -ENOENT);
@@ -592,6 +745,38 @@ START_TEST(test_ring_invalid_arguments_are_refused_and_create_nothing)
 	ck_assert_int_eq(mmapd_delete(c, "args"), 0);
 	mmapd_disconnect(c);
 	mmapd_region_info_free(info);
+}
+END_TEST
+
+/* A capacity that is not a multiple of the page size is rounded up to one, and works. */
+START_TEST(test_ring_capacity_rounds_up_to_whole_pages)
+{
+	struct mmapd_client *c = test_client_connect(&dmn, "check_ring");
+	const size_t asked[] = { 1, page / 2, 4000, page + 1, 3 * page - 1 };
+	const size_t got[] = { page, page, page, 2 * page, 3 * page };
+	struct mmapd_region_info *info = NULL;
+	uint8_t *fill = malloc(3 * page), *out = malloc(3 * page);
+
+	for (size_t i = 0; i < sizeof(asked) / sizeof(asked[0]); i++) {
+		struct mmapd_ring *ring = ring_new(c, "round", asked[i], 0);
+
+		ck_assert_uint_eq(mmapd_ring_capacity(ring), got[i]);
+		ck_assert_int_eq(mmapd_stat(c, "round", &info), 0);
+		ck_assert_uint_eq(info->size, page + got[i]);
+		mmapd_region_info_free(info);
+		/* The whole rounded capacity holds bytes, across the wrap point too. */
+		seq_fill(fill, 0, got[i]);
+		ck_assert_int_eq(mmapd_ring_write(ring, fill, got[i] / 2), (ptrdiff_t)(got[i] / 2));
+		ck_assert_int_eq(mmapd_ring_read(ring, out, got[i]), (ptrdiff_t)(got[i] / 2));
+		ck_assert_int_eq(mmapd_ring_write(ring, fill, 3 * page), (ptrdiff_t)got[i]);
+		ck_assert_int_eq(mmapd_ring_read(ring, out, 3 * page), (ptrdiff_t)got[i]);
+		ck_assert_uint_eq(seq_check(out, 0, got[i]), got[i]);
+		mmapd_ring_close(ring);
+		ck_assert_int_eq(mmapd_delete(c, "round"), 0);
+	}
+	free(fill);
+	free(out);
+	mmapd_disconnect(c);
 }
 END_TEST
 
@@ -934,11 +1119,13 @@ static Suite *ring_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_ring_wrapping_span_is_contiguous_and_lands_at_both_ends_of_the_data);
 	tcase_add_test(tc, test_ring_64_mib_stream_from_producer_to_consumer_process_arrives_exact);
+	tcase_add_test(tc, test_ring_millions_of_messages_between_sleepy_processes_lose_no_wake_up);
 	tcase_add_test(tc, test_ring_overwrite_slow_reader_gets_eoverflow_once_then_the_newest_bytes);
 	tcase_add_test(tc, test_ring_overwrite_concurrent_reader_never_gets_a_torn_byte);
 	tcase_add_test(tc, test_ring_corrupt_or_foreign_header_is_refused);
 	tcase_add_test(tc, test_ring_capacity_rewritten_during_open_is_checked_as_used);
 	tcase_add_test(tc, test_ring_invalid_arguments_are_refused_and_create_nothing);
+	tcase_add_test(tc, test_ring_capacity_rounds_up_to_whole_pages);
 	tcase_add_test(tc, test_ring_read_until_returns_whole_lines_across_the_wrap_point);
 	tcase_add_test(tc, test_ring_put_batch_is_invisible_until_flushed_or_closed);
 	tcase_add_test(tc, test_ring_reader_drains_a_closed_writer_then_gets_epipe_and_one_writer_at_a_time);

@@ -48,8 +48,9 @@ struct mmapd_ring;
 
 /*
  * Creates region name (exclusively: -EEXIST if it exists) of one page plus capacity bytes,
- * formats a ring in it and opens it. capacity must be a non-zero multiple of the page size, at
- * most MMAPD_RING_CAPACITY_MAX. flags: MMAPD_RING_*. Returns 0 with *ret_ring set (free with
+ * formats a ring in it and opens it. capacity (1 .. MMAPD_RING_CAPACITY_MAX) is rounded up to
+ * a multiple of the page size (4000 makes a ring of 4096 bytes with 4 KiB pages; see
+ * mmapd_ring_capacity()). flags: MMAPD_RING_*. Returns 0 with *ret_ring set (free with
  * mmapd_ring_close()), -EINVAL (NULL argument, unknown flag, bad capacity), -ENOMEM (also no
  * address space for 2 * capacity), or mmapd_region_open()'s errors (-EEXIST, -EFBIG, -ENOSPC,
  * ...). On failure after the region was created it is deleted again.
@@ -148,6 +149,17 @@ MMAPD_EXPORT int mmapd_ring_wait_writable(struct mmapd_ring *ring, size_t min, i
  */
 MMAPD_EXPORT int mmapd_ring_read_exact(struct mmapd_ring *ring, void *buf, size_t len,
                                        int timeout_ms);
+/*
+ * Batch reading: waits up to timeout_ms until at least unit bytes (0 counts as 1) are
+ * readable, then copies out and consumes every whole unit that is readable and fits in len, in
+ * one call: for a stream of records of unit bytes, all the records there are. Returns the
+ * count read (a non-zero multiple of unit), -EPIPE/-ETIMEDOUT/-EINTR (nothing read: as
+ * mmapd_ring_wait_readable()), -EINVAL (NULL argument, len below unit, unit above the
+ * capacity), -EOVERFLOW (overwrite mode, as mmapd_ring_read(); the oldest intact byte need not
+ * start a unit).
+ */
+MMAPD_EXPORT ptrdiff_t mmapd_ring_read_some(struct mmapd_ring *ring, void *buf, size_t len,
+                                            size_t unit, int timeout_ms);
 /*
  * Reads up to and including the next byte delim, waiting up to timeout_ms (for the whole
  * call) for it, like fgets(): returns the count copied to buf, which ends with delim unless

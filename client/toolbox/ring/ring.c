@@ -75,9 +75,9 @@ static int ring_validate(struct mmapd_ring *ring, size_t page)
 		                 "creator died: then delete it)", name);
 	if (magic != RING_MAGIC)
 		return tbx_error(-EBADMSG, "region '%s' is not a ring (bad magic number)", name);
-	if (version != RING_VERSION)
-		return tbx_error(-EPROTO, "ring '%s' has layout version %u; this libmmapd knows %u",
-		                 name, version, RING_VERSION);
+	if (version < 1 || version > RING_VERSION)
+		return tbx_error(-EPROTO, "ring '%s' has layout version %u; this libmmapd knows 1 "
+		                 "to %u", name, version, RING_VERSION);
 	if (flags & ~(uint32_t)MMAPD_RING_OVERWRITE)
 		return tbx_error(-EPROTO, "ring '%s' has unknown flags 0x%x", name, flags);
 	if (cap == 0 || cap % page != 0 || cap > MMAPD_RING_CAPACITY_MAX || cap > SIZE_MAX / 2 ||
@@ -95,7 +95,9 @@ static int ring_validate(struct mmapd_ring *ring, size_t page)
 		                 (unsigned long long)r, (unsigned long long)w, (unsigned long long)e,
 		                 (unsigned long long)cap);
 	ring->cap = (size_t)cap;
+	ring->mask = (cap & (cap - 1)) == 0 ? cap - 1 : 0;
 	ring->flags = flags;
+	ring->version = version;
 	return 0;
 }
 
@@ -149,9 +151,9 @@ static void ring_side_detach(struct mmapd_ring *ring, unsigned side)
 
 	atomic_store(ring_side_word(ring, side), RING_SIDE_CLOSED);
 	if (side == MMAPD_RING_WRITER)
-		ring_wake(&h->data_seq, &h->read_waiters);
+		ring_wake(ring, &h->data_seq, &h->read_waiters);
 	else
-		ring_wake(&h->space_seq, &h->write_waiters);
+		ring_wake(ring, &h->space_seq, &h->write_waiters);
 	mmapd_unlock(ring->client, ring->side_lock[side == MMAPD_RING_READER]);
 	ring->sides &= ~side;
 }
@@ -210,6 +212,9 @@ static int ring_start(struct mmapd_client *client, const char *name, bool create
 	r = ring_map(ring, mmapd_region_fd(ring->region), page);
 	if (r < 0)
 		goto fail;
+	ring_barrier_register(ring);
+	/* With one CPU the other side cannot publish while this one spins. */
+	ring->spin_ns = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? RING_SPIN_MAX_NS : 0;
 	if ((r = ring_sides_attach(ring, flags & RING_SIDES)) < 0) {
 		munmap(ring->data, 2 * ring->cap);
 		goto fail;
@@ -237,11 +242,11 @@ MMAPD_EXPORT int mmapd_ring_create(struct mmapd_client *client, const char *name
 	*ret_ring = NULL;
 	if (flags & ~RING_CREATE_FLAGS)
 		return tbx_error(-EINVAL, "unknown ring flags 0x%x", flags & ~RING_CREATE_FLAGS);
-	if (capacity == 0 || capacity % page != 0 || capacity > MMAPD_RING_CAPACITY_MAX ||
-	    capacity > SIZE_MAX / 2)
-		return tbx_error(-EINVAL, "ring capacity %zu must be a non-zero multiple of the "
-		                 "page size (%zu) of at most %llu bytes", capacity, page,
-		                 (unsigned long long)MMAPD_RING_CAPACITY_MAX);
+	if (capacity == 0 || capacity > MMAPD_RING_CAPACITY_MAX || capacity > SIZE_MAX / 2)
+		return tbx_error(-EINVAL, "ring capacity %zu must be between 1 and %llu bytes",
+		                 capacity, (unsigned long long)MMAPD_RING_CAPACITY_MAX);
+	/* The double mapping maps whole pages: round up (MMAPD_RING_CAPACITY_MAX is a multiple). */
+	capacity = (capacity + page - 1) / page * page;
 	return ring_start(client, name, true, capacity, flags, ret_ring);
 }
 

@@ -54,6 +54,15 @@ static uint64_t ring_read_pos(const struct mmapd_ring *ring)
 	return atomic_load_explicit(&ring->hdr->read_pos, memory_order_acquire);
 }
 
+/*
+ * Where the byte at position pos is mapped. A 64-bit division costs more than the rest of a
+ * small write, so a power-of-two capacity (the common case) takes a mask instead.
+ */
+static uint8_t *ring_at(const struct mmapd_ring *ring, uint64_t pos)
+{
+	return ring->data + (ring->mask ? pos & ring->mask : pos % ring->cap);
+}
+
 /* Bytes between r and w, clamped to 0 .. cap (a damaged header cannot make copies overrun). */
 static size_t ring_used(uint64_t w, uint64_t r, size_t cap)
 {
@@ -141,7 +150,7 @@ static void ring_claim(struct mmapd_ring *ring, uint64_t end)
 static void ring_publish(struct mmapd_ring *ring, uint64_t w)
 {
 	atomic_store_explicit(&ring->hdr->write_pos, w, memory_order_release);
-	ring_wake(&ring->hdr->data_seq, &ring->hdr->read_waiters);
+	ring_wake(ring, &ring->hdr->data_seq, &ring->hdr->read_waiters);
 }
 
 void ring_flush_pending(struct mmapd_ring *ring)
@@ -177,7 +186,7 @@ MMAPD_EXPORT ptrdiff_t mmapd_ring_write(struct mmapd_ring *ring, const void *buf
 			n = min_size(n, ring_space(ring, w, n));
 		if (n == 0)
 			break;
-		memcpy(ring->data + w % ring->cap, (const uint8_t *)buf + done, n);
+		memcpy(ring_at(ring, w), (const uint8_t *)buf + done, n);
 		w += n;
 		done += n;
 		ring_publish(ring, w);
@@ -201,7 +210,7 @@ MMAPD_EXPORT int mmapd_ring_write_reserve(struct mmapd_ring *ring, size_t len, v
 		return tbx_error(-EAGAIN, "ring '%s' has fewer than %zu bytes free",
 		                 mmapd_region_name(ring->region), len);
 	ring->reserved = len;
-	*ret_ptr = ring->data + w % ring->cap;
+	*ret_ptr = ring_at(ring, w);
 	return 0;
 }
 
@@ -229,17 +238,18 @@ MMAPD_EXPORT int mmapd_ring_put(struct mmapd_ring *ring, const void *buf, size_t
 	/* A batch never spans more than the capacity. */
 	if (ring->pending + len > ring->cap)
 		ring_flush_pending(ring);
-	if (!OVERWRITE(ring) &&
-	    ring_space(ring, ring_write_pos(ring), ring->pending + len) < ring->pending + len) {
+	w = ring_write_pos(ring);
+	if (!OVERWRITE(ring) && ring_space(ring, w, ring->pending + len) < ring->pending + len) {
 		ring_flush_pending(ring);
 		r = mmapd_ring_wait_writable(ring, len, timeout_ms);
 		if (r < 0)
 			return r;
+		w = ring_write_pos(ring);
 	}
-	w = ring_write_pos(ring) + ring->pending;
+	w += ring->pending;
 	if (OVERWRITE(ring))
 		ring_claim(ring, w + len);
-	memcpy(ring->data + w % ring->cap, buf, len);
+	memcpy(ring_at(ring, w), buf, len);
 	ring->pending += len;
 	return 0;
 }
@@ -266,18 +276,24 @@ static int ring_overrun(struct mmapd_ring *ring, uint64_t r, uint64_t e)
 	                 (unsigned long long)(oldest - r), (unsigned long long)ring->lost);
 }
 
-/* Bytes readable at the read position (stored in *ret_r), or -EOVERFLOW. */
-static ptrdiff_t ring_avail(struct mmapd_ring *ring, uint64_t *ret_r)
+/*
+ * Bytes readable at the read position (stored in *ret_r), or -EOVERFLOW. The writer's
+ * position is loaded again only when the one seen last leaves fewer than need bytes, which
+ * keeps the writer's cache line out of the reader's way (as ring_space() does the reader's).
+ */
+static ptrdiff_t ring_avail(struct mmapd_ring *ring, size_t need, uint64_t *ret_r)
 {
-	uint64_t r = ring_read_pos(ring), w = ring_write_pos(ring), e;
+	uint64_t r = ring_read_pos(ring), e;
 
 	*ret_r = r;
+	if (OVERWRITE(ring) || ring_used(ring->write_seen, r, ring->cap) < need)
+		ring->write_seen = ring_write_pos(ring);
 	if (OVERWRITE(ring)) {
 		e = atomic_load_explicit(&ring->hdr->write_end, memory_order_relaxed);
 		if (e > r + ring->cap)
 			return ring_overrun(ring, r, e);
 	}
-	return (ptrdiff_t)ring_used(w, r, ring->cap);
+	return (ptrdiff_t)ring_used(ring->write_seen, r, ring->cap);
 }
 
 /*
@@ -299,7 +315,7 @@ static int ring_intact(struct mmapd_ring *ring, uint64_t r)
 static void ring_consume(struct mmapd_ring *ring, uint64_t r, size_t n)
 {
 	atomic_store_explicit(&ring->hdr->read_pos, r + n, memory_order_release);
-	ring_wake(&ring->hdr->space_seq, &ring->hdr->write_waiters);
+	ring_wake(ring, &ring->hdr->space_seq, &ring->hdr->write_waiters);
 }
 
 MMAPD_EXPORT ptrdiff_t mmapd_ring_read(struct mmapd_ring *ring, void *buf, size_t len)
@@ -310,11 +326,11 @@ MMAPD_EXPORT ptrdiff_t mmapd_ring_read(struct mmapd_ring *ring, void *buf, size_
 
 	if (!ring || (!buf && len > 0))
 		return tbx_error(-EINVAL, "ring or buf is NULL");
-	n = ring_avail(ring, &r);
+	n = ring_avail(ring, len, &r);
 	if (n <= 0)
 		return n;
 	n = (ptrdiff_t)min_size((size_t)n, len);
-	memcpy(buf, ring->data + r % ring->cap, (size_t)n);
+	memcpy(buf, ring_at(ring, r), (size_t)n);
 	err = ring_intact(ring, r);
 	if (err < 0)
 		return err;
@@ -330,8 +346,8 @@ MMAPD_EXPORT int mmapd_ring_read_peek(struct mmapd_ring *ring, const void **ret_
 
 	if (!ring || !ret_ptr || !ret_len)
 		return tbx_error(-EINVAL, "ring, ret_ptr or ret_len is NULL");
-	n = ring_avail(ring, &r);
-	*ret_ptr = ring->data + r % ring->cap;
+	n = ring_avail(ring, SIZE_MAX, &r);
+	*ret_ptr = ring_at(ring, r);
 	*ret_len = n > 0 ? (size_t)n : 0;
 	return n < 0 ? (int)n : 0;
 }
@@ -344,7 +360,9 @@ MMAPD_EXPORT int mmapd_ring_read_consume(struct mmapd_ring *ring, size_t len)
 	if (!ring)
 		return tbx_error(-EINVAL, "ring is NULL");
 	r = ring_read_pos(ring);
-	if (len > ring_used(ring_write_pos(ring), r, ring->cap))
+	if (len > ring_used(ring->write_seen, r, ring->cap))
+		ring->write_seen = ring_write_pos(ring);
+	if (len > ring_used(ring->write_seen, r, ring->cap))
 		return tbx_error(-EINVAL, "cannot consume %zu bytes: fewer are readable", len);
 	err = ring_intact(ring, r);
 	if (err < 0)
@@ -371,6 +389,38 @@ MMAPD_EXPORT int mmapd_ring_read_exact(struct mmapd_ring *ring, void *buf, size_
 	return n < 0 ? (int)n : 0;
 }
 
+MMAPD_EXPORT ptrdiff_t mmapd_ring_read_some(struct mmapd_ring *ring, void *buf, size_t len,
+                                            size_t unit, int timeout_ms)
+{
+	struct timespec ts;
+	ptrdiff_t n;
+	uint64_t r;
+	int err;
+
+	if (unit == 0)
+		unit = 1;
+	if (!ring || !buf || len < unit || unit > ring->cap)
+		return tbx_error(-EINVAL, "ring or buf is NULL, len is below unit or unit is above "
+		                 "the capacity");
+	n = ring_avail(ring, len, &r);
+	if (n >= 0 && (size_t)n < unit) {
+		err = ring_wait_data(ring, unit, ring_deadline(&ts, timeout_ms));
+		if (err < 0)
+			return err;
+		n = ring_avail(ring, len, &r);
+	}
+	if (n < 0)
+		return n;
+	n = (ptrdiff_t)min_size(min_size((size_t)n, len), PTRDIFF_MAX);
+	n -= n % (ptrdiff_t)unit;
+	memcpy(buf, ring_at(ring, r), (size_t)n);
+	err = ring_intact(ring, r);
+	if (err < 0)
+		return err;
+	ring_consume(ring, r, (size_t)n);
+	return n;
+}
+
 MMAPD_EXPORT ptrdiff_t mmapd_ring_read_until(struct mmapd_ring *ring, int delim, void *buf,
                                              size_t size, int timeout_ms)
 {
@@ -388,10 +438,10 @@ MMAPD_EXPORT ptrdiff_t mmapd_ring_read_until(struct mmapd_ring *ring, int delim,
 	/* A full ring without the delimiter gives what it has, or the writer would wait forever. */
 	limit = min_size(min_size(size, ring->cap), PTRDIFF_MAX);
 	for (;;) {
-		n = ring_avail(ring, &r);
+		n = ring_avail(ring, SIZE_MAX, &r);
 		if (n < 0)
 			return n;
-		p = ring->data + r % ring->cap;
+		p = ring_at(ring, r);
 		hit = memchr(p, (unsigned char)delim, min_size((size_t)n, limit));
 		take = hit ? (size_t)(hit - p) + 1 : (size_t)n >= limit ? limit : 0;
 		if (take > 0) {
