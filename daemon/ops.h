@@ -27,6 +27,7 @@
 
 struct access;
 struct conn;
+struct grant;
 struct policy;
 struct region;
 
@@ -155,6 +156,11 @@ int ops_check_access(struct conn *c, uint64_t id, const char *name, const struct
  * carries the policy. (ops_coord.c)
  */
 void ops_save_region(struct conn *c, uint64_t id, struct region *r, const struct policy *p);
+/*
+ * Reads the required "handle" field and finds that grant of c. Returns it, or NULL after
+ * answering EINVAL (no valid handle) or EBADF (no such grant on this connection).
+ */
+struct grant *ops_get_grant(struct conn *c, uint64_t id, const cJSON *req);
 /* Releases a region from ops_get_region; a file region nothing needs leaves the table. */
 void ops_put_region(struct region *r);
 

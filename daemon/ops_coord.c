@@ -86,24 +86,17 @@ int ops_unlock(struct conn *c, uint64_t id, cJSON *req)
 
 int ops_control(struct conn *c, uint64_t id, cJSON *req)
 {
-	struct grant *g;
-	uint64_t handle;
+	struct grant *g = ops_get_grant(c, id, req);
 	unsigned slot;
 	cJSON *reply;
 	int fd, ret;
 
-	if (ops_get_u64(c, id, req, PROTO_FIELD_HANDLE, true, &handle) < 0)
+	if (!g)
 		return OPS_DONE;
-	g = grant_find(c, handle);
-	if (!g) {
-		reply_error(c, id, EBADF, "no grant with handle %" PRIu64 " on this connection",
-		            handle);
-		return OPS_DONE;
-	}
 	/* The page lets its holders take locks others obey: only for those who may write. */
 	if (g->mode != REGION_MODE_RW) {
 		reply_error(c, id, EACCES, "the control page of region '%s' is for read-write "
-		            "grants; grant %" PRIu64 " is %s", g->region->name, handle,
+		            "grants; grant %" PRIu64 " is %s", g->region->name, g->handle,
 		            region_mode_name(g->mode));
 		return OPS_DONE;
 	}

@@ -20,6 +20,7 @@
 #include "fsdir.h"
 #include "region.h"
 #include "state.h"
+#include "vocab.h"
 
 int ops_check_access(struct conn *c, uint64_t id, const char *name, const struct access *a,
                      unsigned want)
@@ -83,4 +84,18 @@ void ops_put_region(struct region *r)
 {
 	region_check_idle(r);
 	region_unref(r);
+}
+
+struct grant *ops_get_grant(struct conn *c, uint64_t id, const cJSON *req)
+{
+	struct grant *g;
+	uint64_t handle;
+
+	if (ops_get_u64(c, id, req, PROTO_FIELD_HANDLE, true, &handle) < 0)
+		return NULL;
+	g = grant_find(c, handle);
+	if (!g)
+		reply_error(c, id, EBADF, "no grant with handle %" PRIu64 " on this connection",
+		            handle);
+	return g;
 }

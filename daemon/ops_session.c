@@ -100,17 +100,10 @@ int ops_ping(struct conn *c, uint64_t id, cJSON *req)
 
 int ops_close(struct conn *c, uint64_t id, cJSON *req)
 {
-	struct grant *g;
-	uint64_t handle;
+	struct grant *g = ops_get_grant(c, id, req);
 
-	if (ops_get_u64(c, id, req, PROTO_FIELD_HANDLE, true, &handle) < 0)
+	if (!g)
 		return OPS_DONE;
-	g = grant_find(c, handle);
-	if (!g) {
-		reply_error(c, id, EBADF, "no grant with handle %" PRIu64 " on this connection",
-		            handle);
-		return OPS_DONE;
-	}
 	grant_free(g);
 	reply_send(c, id, msg_reply_ok(id));
 	return OPS_DONE;
