@@ -24,7 +24,18 @@ extern "C" {
  * the region sees the same data. They hold plain bytes only: no pointers (another process maps
  * the region at another address) and the host's byte order (files are not portable between
  * architectures). None is internally synchronised: see each part for what is safe without the
- * lock. Durability is the region's: mmapd_flush() or mmapd_region_msync().
+ * lock. Durability is the region's: mmapd_flush() or mmapd_region_msync(), or, for vectors
+ * and hash maps, MMAPD_PERSIST_DURABLE.
+ *
+ * Crash safety: every operation that changes a vector or a hash map is atomic with respect to
+ * the death of the process doing it, at any instruction (SIGKILL included): the next process
+ * to use the structure sees it as it was before the operation or as it is after it, never in
+ * between, with nothing to repair by hand. An operation that cannot become visible in one
+ * store is written first as a redo record in the structure's header; whoever finds the record
+ * of a dead writer finishes it (under the structure's lock) before doing anything else. With
+ * MMAPD_PERSIST_DURABLE the same holds across a power loss (docs/client-api.md gives the
+ * msync order). Structs and fixed strings are the caller's bytes: their stores are not
+ * journalled.
  */
 
 /*
@@ -137,6 +148,8 @@ MMAPD_EXPORT int mmapd_fstr_cmp(const struct mmapd_fstr *s, size_t capacity, con
 #define MMAPD_PERSIST_CREATE    0x1u /* create the region (file) if it does not exist */
 #define MMAPD_PERSIST_ANONYMOUS 0x2u /* with CREATE: an anonymous region (gone when the daemon
                                         stops) */
+#define MMAPD_PERSIST_DURABLE   0x4u /* every operation is on stable storage when it returns,
+                                        and a power loss leaves it before or after (msync) */
 /*
  * Address space held for the region of a vector or hash map: it grows in place up to this,
  * so its elements never move in any process; growth beyond fails with -EFBIG.
@@ -201,6 +214,49 @@ MMAPD_EXPORT int mmapd_pvec_set(struct mmapd_pvec *vec, uint64_t i, const void *
 MMAPD_EXPORT int mmapd_pvec_at(struct mmapd_pvec *vec, uint64_t i, void **ret_ptr);
 /* Sets the length to 0 (capacity stays). Returns 0. */
 MMAPD_EXPORT int mmapd_pvec_clear(struct mmapd_pvec *vec);
+/* Sets the length to len, no more than it is. Returns 0, -ERANGE (len > length). */
+MMAPD_EXPORT int mmapd_pvec_truncate(struct mmapd_pvec *vec, uint64_t len);
+/*
+ * Inserts elem before element i (i == length appends), moving the elements from i on up by
+ * one. Returns 0, -ERANGE (i > length), or the errors of mmapd_pvec_push() and -EBUSY
+ * (another live process is in the middle of an operation: writers must hold the lock).
+ */
+MMAPD_EXPORT int mmapd_pvec_insert(struct mmapd_pvec *vec, uint64_t i, const void *elem);
+/*
+ * Removes element i, copying it to ret_elem (may be NULL): mmapd_pvec_remove() moves the
+ * elements after it down by one (order kept, O(length)); mmapd_pvec_swap_remove() moves the
+ * last element into its place (O(1)). Returns 0, -ERANGE (i >= length), -EBUSY, -EBADMSG.
+ */
+MMAPD_EXPORT int mmapd_pvec_remove(struct mmapd_pvec *vec, uint64_t i, void *ret_elem);
+MMAPD_EXPORT int mmapd_pvec_swap_remove(struct mmapd_pvec *vec, uint64_t i, void *ret_elem);
+/* Compares two elements (or a key and an element) as qsort()'s and bsearch()'s do. */
+typedef int mmapd_pvec_cmp_fn(const void *a, const void *b);
+/*
+ * Sorts the vector with qsort() in scratch space past its capacity (the region grows by up
+ * to the vector's size for it), then copies the result over in one journalled step: a crash
+ * leaves it unsorted or sorted. Returns 0, -EINVAL, -EBUSY, or the errors of growing.
+ */
+MMAPD_EXPORT int mmapd_pvec_sort(struct mmapd_pvec *vec, mmapd_pvec_cmp_fn *cmp);
+/*
+ * Binary search of a vector sorted by cmp (called as cmp(key, element)). Returns 0 with the
+ * index of a matching element in *ret_index, or -ENOENT with the index where key would be
+ * inserted to keep the order; -EINVAL, -EBADMSG.
+ */
+MMAPD_EXPORT int mmapd_pvec_bsearch(struct mmapd_pvec *vec, const void *key,
+                                    mmapd_pvec_cmp_fn *cmp, uint64_t *ret_index);
+/*
+ * Called for element i (elem points at it, in the mapping); a non-zero return stops the
+ * iteration and becomes its result. It must not change the vector's length.
+ */
+typedef int mmapd_pvec_fn(uint64_t i, void *elem, void *userdata);
+#define MMAPD_PVEC_REVERSE 0x1u   /* mmapd_pvec_foreach(): from the last element down */
+/*
+ * Calls fn for the elements i with from <= i < to (to is cut to the length: UINT64_MAX for
+ * all), in increasing order, or decreasing with MMAPD_PVEC_REVERSE. Returns 0, fn's result,
+ * -EINVAL, -EBADMSG.
+ */
+MMAPD_EXPORT int mmapd_pvec_foreach(struct mmapd_pvec *vec, uint64_t from, uint64_t to,
+                                    unsigned flags, mmapd_pvec_fn *fn, void *userdata);
 /* Makes room for at least count elements. Returns 0 or the errors of mmapd_pvec_push(). */
 MMAPD_EXPORT int mmapd_pvec_reserve(struct mmapd_pvec *vec, uint64_t count);
 /* The region under the vector (borrowed), e.g. for mmapd_flush(mmapd_region_name(...)). */
@@ -212,10 +268,11 @@ MMAPD_EXPORT struct mmapd_region *mmapd_pvec_region(const struct mmapd_pvec *vec
  * probing and tombstones. When live entries plus tombstones would pass 3/4 of the slots, the
  * table is rebuilt (doubled when needed, resizing the region; tombstones dropped).
  *
- * Concurrency: a put or remove may rebuild the table, moving every entry, so when any
- * process writes, every process must hold mmapd_phash_lock() for every call, reads
- * included. The count alone is safe to read without it. A rebuild interrupted by a crash
- * leaves the map refused with -EBADMSG.
+ * Concurrency: a put may rebuild the table, moving every entry, so when any process writes,
+ * every process must hold mmapd_phash_lock() for every call, reads included. The count alone
+ * is safe to read without it. A put, remove or rebuild interrupted by a crash is finished by
+ * the next process that uses the map (see "Crash safety" above). The region takes up to
+ * twice the table's bytes: a rebuild builds the new table past the old one.
  *
  * Opens as mmapd_pvec_open() does. Returns 0 with *ret_map (close with mmapd_phash_close()),
  * or the errors of mmapd_pvec_open() (-EINVAL: a size 0 or above 2^20; -EPROTO: other sizes).
@@ -250,6 +307,27 @@ typedef int mmapd_phash_fn(const void *key, void *val, void *userdata);
 /* Calls fn for every entry, in table order. Returns 0, fn's result, -EBADMSG. */
 MMAPD_EXPORT int mmapd_phash_foreach(struct mmapd_phash *map, mmapd_phash_fn *fn,
                                      void *userdata);
+/*
+ * Iteration by cursor: start with *cursor = 0; each call copies the next entry's key and
+ * value to ret_key and ret_val (either may be NULL) and returns 1, or returns 0 at the end.
+ * The entries are copied, so other processes may read meanwhile, and this process may
+ * remove the entry just returned (or any other) between calls: a removal leaves every other
+ * entry where it is, so each entry present from start to end is returned exactly once. A put
+ * between calls may rebuild the table (see mmapd_phash_capacity()): entries may then be
+ * returned twice or missed. Returns 1, 0, -EINVAL, -EBADMSG.
+ */
+MMAPD_EXPORT int mmapd_phash_next(struct mmapd_phash *map, uint64_t *cursor, void *ret_key,
+                                  void *ret_val);
+/*
+ * The number of entries the map holds before a put rebuilds it: 3/4 of its slots (the load
+ * factor; tombstones count against it until a rebuild drops them). 0 before the first put.
+ */
+MMAPD_EXPORT uint64_t mmapd_phash_capacity(const struct mmapd_phash *map);
+/*
+ * Makes room for count entries without a rebuild (rebuilding now if needed). Returns 0,
+ * -EFBIG, -EBUSY, or the errors of growing the region.
+ */
+MMAPD_EXPORT int mmapd_phash_reserve(struct mmapd_phash *map, uint64_t count);
 /* The region under the map (borrowed). */
 MMAPD_EXPORT struct mmapd_region *mmapd_phash_region(const struct mmapd_phash *map);
 

@@ -20,7 +20,7 @@
 #include "persist.h"
 #include "toolbox.h"
 
-#define PERSIST_FLAGS_ALL (MMAPD_PERSIST_CREATE | MMAPD_PERSIST_ANONYMOUS)
+#define PERSIST_FLAGS_ALL (MMAPD_PERSIST_CREATE | MMAPD_PERSIST_ANONYMOUS | MMAPD_PERSIST_DURABLE)
 
 int pregion_open(struct pregion *p, struct mmapd_client *client, const char *name,
                  unsigned flags, uint64_t size, const struct mmapd_layout *layout,
@@ -42,6 +42,7 @@ int pregion_open(struct pregion *p, struct mmapd_client *client, const char *nam
 	if (r < 0)
 		return r;
 	p->client = client;
+	p->durable = flags & MMAPD_PERSIST_DURABLE;
 	r = pstruct_open(p->region, 0, layout, MMAPD_PSTRUCT_INIT, init, ctx, &body);
 	if (r == 0)
 		r = check(body, ctx);

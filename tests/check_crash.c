@@ -1,0 +1,411 @@
+/*
+ * Crash injection for libmmapd's persistent structures (client/toolbox/persist/): a writer
+ * process is killed with SIGKILL at a random moment while it runs a deterministic sequence of
+ * operations on a vector or a hash map, over and over, and after each kill the test process
+ * opens the structure afresh (the "next opener") and checks that it holds exactly what a
+ * private model holds before or after the operation the writer was in (the writer announces
+ * in a shared page which operation it starts and which it finished). The sequences include
+ * growth of the region, hash map rebuilds, inserts and removals that shift the tail of a
+ * vector, and sorts.
+ *
+ * CRASH_ITERS (environment) sets the number of kills per structure (default 600);
+ * CRASH_ONLY=<name> runs only the structures whose name contains it.
+ */
+#include <check.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "mmapd.h"
+#include "mmapd-persist.h"
+
+static struct test_daemon dmn;
+
+static void suite_setup(void)
+{
+	test_daemon_start(&dmn, NULL);
+}
+
+static void suite_teardown(void)
+{
+	test_daemon_stop(&dmn);
+}
+
+/* What the writer tells the test, in a page both map. */
+struct progress {
+	_Atomic uint64_t ready;    /* the writer opened the structure */
+	_Atomic uint64_t started;  /* index + 1 of the operation it started last */
+	_Atomic uint64_t done;     /* index + 1 of the operation it finished last */
+	_Atomic int64_t error;     /* an unexpected result, with the operation in failed_op */
+	_Atomic uint64_t failed_op;
+};
+
+static uint64_t mix(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ull;
+	return x ^ (x >> 33);
+}
+
+static unsigned iterations(void)
+{
+	const char *s = getenv("CRASH_ITERS");
+	long n = s ? strtol(s, NULL, 10) : 0;
+
+	return n > 0 ? (unsigned)n : 600;
+}
+
+/*
+ * A structure under test: open/close in any process, one operation k applied to the real
+ * structure (returns 0 or an unexpected error) and to the model, and the comparison.
+ */
+struct kind {
+	const char *name;
+	void *(*open)(struct mmapd_client *c);
+	void (*close)(void *s);
+	int (*apply)(void *s, uint64_t k);
+	void (*model_apply)(uint64_t k);
+	bool (*equal)(void *s, char *why, size_t size);
+};
+
+/* ---- vector: 1 KiB elements, so that copies take a while ---- */
+
+#define VEC_ELEM 1024u
+#define VEC_WORDS (VEC_ELEM / 8)
+#define VEC_MAX 3000u
+
+static uint8_t *vm;            /* the model's elements */
+static uint64_t vm_len, vm_cap;
+
+/* The words * 8 bytes that operation k writes. */
+static void fill(uint64_t *w, unsigned words, uint64_t k)
+{
+	for (unsigned j = 0; j < words; j++)
+		w[j] = mix(k * 1024 + j);
+}
+
+enum { V_PUSH, V_POP, V_SET, V_CLEAR };
+
+/* What operation k does, given the length before it (the same in model and writer). */
+static int vec_op(uint64_t k, uint64_t len, uint64_t *ret_i)
+{
+	uint64_t h = mix(k ^ 0x5eed), r = h % 100;
+
+	*ret_i = len ? (h >> 20) % len : 0;
+	if (r < 1)
+		return V_CLEAR;
+	if (r < 45)
+		return len < VEC_MAX ? V_PUSH : V_POP;
+	if (r < 60)
+		return V_POP;
+	return V_SET;
+}
+
+static void *vec_open(struct mmapd_client *c)
+{
+	struct mmapd_pvec *v = NULL;
+
+	return mmapd_pvec_open(c, "crash-vec", VEC_ELEM, MMAPD_PERSIST_CREATE, &v) == 0 ? v : NULL;
+}
+
+static void vec_close(void *s)
+{
+	mmapd_pvec_close(s);
+}
+
+static int vec_apply(void *s, uint64_t k)
+{
+	uint64_t e[VEC_WORDS], i, len = mmapd_pvec_len(s);
+	int r = 0;
+
+	fill(e, VEC_WORDS, k);
+	switch (vec_op(k, len, &i)) {
+	case V_PUSH:
+		r = mmapd_pvec_push(s, e);
+		break;
+	case V_POP:
+		r = mmapd_pvec_pop(s, NULL);
+		return len == 0 && r == -ERANGE ? 0 : r;
+	case V_SET:
+		r = len ? mmapd_pvec_set(s, i, e) : 0;
+		break;
+	case V_CLEAR:
+		r = mmapd_pvec_clear(s);
+		break;
+	}
+	return r;
+}
+
+static void vec_model_apply(uint64_t k)
+{
+	uint64_t e[VEC_WORDS], i;
+
+	fill(e, VEC_WORDS, k);
+	switch (vec_op(k, vm_len, &i)) {
+	case V_PUSH:
+		if (vm_len == vm_cap) {
+			vm_cap = vm_cap ? vm_cap * 2 : 64;
+			vm = realloc(vm, vm_cap * VEC_ELEM);
+			ck_assert_ptr_nonnull(vm);
+		}
+		memcpy(vm + vm_len++ * VEC_ELEM, e, VEC_ELEM);
+		break;
+	case V_POP:
+		if (vm_len)
+			vm_len--;
+		break;
+	case V_SET:
+		if (vm_len)
+			memcpy(vm + i * VEC_ELEM, e, VEC_ELEM);
+		break;
+	case V_CLEAR:
+		vm_len = 0;
+		break;
+	}
+}
+
+static bool vec_equal(void *s, char *why, size_t size)
+{
+	uint64_t len = mmapd_pvec_len(s);
+	void *p;
+
+	if (len != vm_len) {
+		snprintf(why, size, "length %llu, model %llu", (unsigned long long)len,
+		         (unsigned long long)vm_len);
+		return false;
+	}
+	for (uint64_t i = 0; i < len; i++) {
+		int r = mmapd_pvec_at(s, i, &p);
+
+		if (r < 0 || memcmp(p, vm + i * VEC_ELEM, VEC_ELEM) != 0) {
+			snprintf(why, size, "element %llu differs (%d %s)", (unsigned long long)i, r,
+			         r < 0 ? mmapd_last_message() : "");
+			return false;
+		}
+	}
+	return true;
+}
+
+static const struct kind vec_kind = {
+	"vector", vec_open, vec_close, vec_apply, vec_model_apply, vec_equal
+};
+
+/* ---- hash map: 1024 keys, 512-byte values, many removals: rebuilds are frequent ---- */
+
+#define MAP_KEYS 1024u
+#define MAP_VAL 512u
+#define MAP_WORDS (MAP_VAL / 8)
+
+static bool mm_present[MAP_KEYS];
+static uint64_t mm_val[MAP_KEYS][MAP_WORDS];
+
+static bool map_op(uint64_t k, uint64_t *ret_key)
+{
+	uint64_t h = mix(k ^ 0xabcdef);
+
+	*ret_key = (h >> 16) % MAP_KEYS;
+	return h % 100 < 60;         /* put, else remove */
+}
+
+static void *map_open(struct mmapd_client *c)
+{
+	struct mmapd_phash *m = NULL;
+
+	return mmapd_phash_open(c, "crash-map", sizeof(uint64_t), MAP_VAL, MMAPD_PERSIST_CREATE,
+	                        &m) == 0 ? m : NULL;
+}
+
+static void map_close(void *s)
+{
+	mmapd_phash_close(s);
+}
+
+static int map_apply(void *s, uint64_t k)
+{
+	uint64_t key, v[MAP_WORDS];
+	int r;
+
+	if (map_op(k, &key)) {
+		fill(v, MAP_WORDS, k);
+		r = mmapd_phash_put(s, &key, v);
+		return r > 0 ? 0 : r;
+	}
+	r = mmapd_phash_remove(s, &key);
+	return r == -ENOENT ? 0 : r;
+}
+
+static void map_model_apply(uint64_t k)
+{
+	uint64_t key, v[MAP_WORDS];
+
+	if (map_op(k, &key)) {
+		fill(v, MAP_WORDS, k);
+		memcpy(mm_val[key], v, MAP_VAL);
+		mm_present[key] = true;
+	} else {
+		mm_present[key] = false;
+	}
+}
+
+static bool map_equal(void *s, char *why, size_t size)
+{
+	uint64_t v[MAP_WORDS], count = 0;
+
+	for (uint64_t key = 0; key < MAP_KEYS; key++) {
+		int r = mmapd_phash_get(s, &key, v);
+
+		count += mm_present[key];
+		if (mm_present[key] ? r != 0 || memcmp(v, mm_val[key], MAP_VAL) != 0 : r != -ENOENT) {
+			snprintf(why, size, "key %llu: get says %d (%s), model %s",
+			         (unsigned long long)key, r, r < 0 ? mmapd_last_message() : "value differs",
+			         mm_present[key] ? "present" : "absent");
+			return false;
+		}
+	}
+	if (mmapd_phash_count(s) != count) {
+		snprintf(why, size, "count %llu, model %llu",
+		         (unsigned long long)mmapd_phash_count(s), (unsigned long long)count);
+		return false;
+	}
+	return true;
+}
+
+static const struct kind map_kind = {
+	"hash map", map_open, map_close, map_apply, map_model_apply, map_equal
+};
+
+/* ---- the driver ---- */
+
+/* The writer: operations from k on, until killed (or a bound, if the kill never comes). */
+static int writer(const struct kind *kind, struct progress *pg, uint64_t k)
+{
+	struct mmapd_client *c = NULL;
+	void *s;
+
+	if (mmapd_connect(dmn.sock, "crash-writer", &c) < 0 || !(s = kind->open(c)))
+		return 1;
+	atomic_store(&pg->ready, 1);
+	for (uint64_t end = k + 1000000; k < end; k++) {
+		int r;
+
+		atomic_store(&pg->started, k + 1);
+		r = kind->apply(s, k);
+		if (r < 0) {
+			atomic_store(&pg->failed_op, k);
+			atomic_store(&pg->error, r);
+			return 2;
+		}
+		atomic_store(&pg->done, k + 1);
+	}
+	return 0;
+}
+
+static void crash_run(const struct kind *kind)
+{
+	struct mmapd_client *c = test_client_connect(&dmn, "check_crash");
+	struct progress *pg = mmap(NULL, sizeof(*pg), PROT_READ | PROT_WRITE,
+	                           MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	unsigned n = iterations(), mid = 0;
+	uint64_t k = 0;
+	char why[256];
+
+	ck_assert_ptr_ne(pg, MAP_FAILED);
+	if (getenv("CRASH_ONLY") && !strstr(kind->name, getenv("CRASH_ONLY")))
+		n = 0;
+	srand(12345);
+	for (unsigned it = 0; it < n; it++) {
+		struct timespec pause = { 0, (long)(rand() % 3000) * 1000L };
+		uint64_t started, done;
+		void *s;
+		pid_t pid;
+		int status;
+
+		memset(pg, 0, sizeof(*pg));
+		atomic_store(&pg->started, k);
+		atomic_store(&pg->done, k);
+		pid = fork();
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0)
+			_exit(writer(kind, pg, k));
+		for (int w = 0; w < 5000 && !atomic_load(&pg->ready) && waitpid(pid, &status, WNOHANG) == 0; w++)
+			usleep(1000);
+		nanosleep(&pause, NULL);
+		kill(pid, SIGKILL);
+		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+		ck_assert_msg(atomic_load(&pg->error) == 0, "%s: the writer's operation %llu failed "
+		              "with %lld", kind->name, (unsigned long long)atomic_load(&pg->failed_op),
+		              (long long)atomic_load(&pg->error));
+		ck_assert_msg(WIFSIGNALED(status), "%s: the writer exited with %d before the kill",
+		              kind->name, WEXITSTATUS(status));
+		started = atomic_load(&pg->started);
+		done = atomic_load(&pg->done);
+		for (; k < done; k++)
+			kind->model_apply(k);
+		s = kind->open(c);
+		ck_assert_msg(s != NULL, "%s: iteration %u: the next opener fails: %s", kind->name, it,
+		              mmapd_last_message());
+		if (started > done) {
+			/* Killed inside operation k: before or after it, nothing else. */
+			if (!kind->equal(s, why, sizeof(why))) {
+				kind->model_apply(k++);
+				mid++;
+				ck_assert_msg(kind->equal(s, why, sizeof(why)), "%s: iteration %u, killed in "
+				              "operation %llu: neither before nor after it: %s", kind->name,
+				              it, (unsigned long long)(k - 1), why);
+			} else {
+				/* It made no change that shows: op k runs again next time from scratch,
+				 * which the model does not count yet either. */
+			}
+		} else {
+			ck_assert_msg(kind->equal(s, why, sizeof(why)), "%s: iteration %u, killed between "
+			              "operations at %llu: %s", kind->name, it, (unsigned long long)k, why);
+		}
+		kind->close(s);
+	}
+	fprintf(stderr, "%s: %u kills, %llu operations, %u found completed after a kill inside\n",
+	        kind->name, n, (unsigned long long)k, mid);
+	munmap(pg, sizeof(*pg));
+	mmapd_disconnect(c);
+}
+
+START_TEST(test_crash_vector_killed_anywhere_is_before_or_after_each_operation)
+{
+	crash_run(&vec_kind);
+}
+END_TEST
+
+START_TEST(test_crash_hash_map_killed_anywhere_is_before_or_after_each_operation)
+{
+	crash_run(&map_kind);
+}
+END_TEST
+
+static Suite *crash_suite(void)
+{
+	Suite *s = suite_create("crash");
+	TCase *tc = tcase_create("crash");
+
+	tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
+	tcase_add_checked_fixture(tc, test_fd_setup, test_fd_teardown);
+	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, test_crash_vector_killed_anywhere_is_before_or_after_each_operation);
+	tcase_add_test(tc, test_crash_hash_map_killed_anywhere_is_before_or_after_each_operation);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return test_run_suite(crash_suite()) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
