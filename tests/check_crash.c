@@ -8,7 +8,7 @@
  * growth of the region, hash map rebuilds, inserts and removals that shift the tail of a
  * vector, and sorts.
  *
- * CRASH_ITERS (environment) sets the number of kills per structure (default 600);
+ * CRASH_ITERS (environment) sets the number of kills per structure (default 1000);
  * CRASH_ONLY=<name> runs only the structures whose name contains it.
  */
 #include <check.h>
@@ -63,7 +63,7 @@ static unsigned iterations(void)
 	const char *s = getenv("CRASH_ITERS");
 	long n = s ? strtol(s, NULL, 10) : 0;
 
-	return n > 0 ? (unsigned)n : 600;
+	return n > 0 ? (unsigned)n : 1000;
 }
 
 /*
@@ -95,7 +95,7 @@ static void fill(uint64_t *w, unsigned words, uint64_t k)
 		w[j] = mix(k * 1024 + j);
 }
 
-enum { V_PUSH, V_POP, V_SET, V_CLEAR };
+enum { V_PUSH, V_POP, V_SET, V_CLEAR, V_INSERT, V_REMOVE, V_SWAP_REMOVE, V_TRUNCATE, V_SORT };
 
 /* What operation k does, given the length before it (the same in model and writer). */
 static int vec_op(uint64_t k, uint64_t len, uint64_t *ret_i)
@@ -105,11 +105,31 @@ static int vec_op(uint64_t k, uint64_t len, uint64_t *ret_i)
 	*ret_i = len ? (h >> 20) % len : 0;
 	if (r < 1)
 		return V_CLEAR;
-	if (r < 45)
+	if (r < 2)
+		return V_SORT;
+	if (r < 4)
+		return V_TRUNCATE;
+	if (r < 30)
 		return len < VEC_MAX ? V_PUSH : V_POP;
-	if (r < 60)
+	if (r < 40)
 		return V_POP;
+	if (r < 55)
+		return len < VEC_MAX ? V_INSERT : V_REMOVE;
+	if (r < 65)
+		return V_REMOVE;
+	if (r < 75)
+		return V_SWAP_REMOVE;
 	return V_SET;
+}
+
+/* Elements compare by their first word. */
+static int vec_cmp(const void *a, const void *b)
+{
+	uint64_t x, y;
+
+	memcpy(&x, a, 8);
+	memcpy(&y, b, 8);
+	return x < y ? -1 : x > y;
 }
 
 static void *vec_open(struct mmapd_client *c)
@@ -143,8 +163,32 @@ static int vec_apply(void *s, uint64_t k)
 	case V_CLEAR:
 		r = mmapd_pvec_clear(s);
 		break;
+	case V_INSERT:
+		r = mmapd_pvec_insert(s, len ? i : 0, e);
+		break;
+	case V_REMOVE:
+		r = len ? mmapd_pvec_remove(s, i, NULL) : 0;
+		break;
+	case V_SWAP_REMOVE:
+		r = len ? mmapd_pvec_swap_remove(s, i, NULL) : 0;
+		break;
+	case V_TRUNCATE:
+		r = mmapd_pvec_truncate(s, len / 2);
+		break;
+	case V_SORT:
+		r = mmapd_pvec_sort(s, vec_cmp);
+		break;
 	}
 	return r;
+}
+
+static void vec_model_grow(void)
+{
+	if (vm_len == vm_cap) {
+		vm_cap = vm_cap ? vm_cap * 2 : 64;
+		vm = realloc(vm, vm_cap * VEC_ELEM);
+		ck_assert_ptr_nonnull(vm);
+	}
 }
 
 static void vec_model_apply(uint64_t k)
@@ -154,11 +198,7 @@ static void vec_model_apply(uint64_t k)
 	fill(e, VEC_WORDS, k);
 	switch (vec_op(k, vm_len, &i)) {
 	case V_PUSH:
-		if (vm_len == vm_cap) {
-			vm_cap = vm_cap ? vm_cap * 2 : 64;
-			vm = realloc(vm, vm_cap * VEC_ELEM);
-			ck_assert_ptr_nonnull(vm);
-		}
+		vec_model_grow();
 		memcpy(vm + vm_len++ * VEC_ELEM, e, VEC_ELEM);
 		break;
 	case V_POP:
@@ -171,6 +211,31 @@ static void vec_model_apply(uint64_t k)
 		break;
 	case V_CLEAR:
 		vm_len = 0;
+		break;
+	case V_INSERT:
+		vec_model_grow();
+		memmove(vm + (i + 1) * VEC_ELEM, vm + i * VEC_ELEM, (vm_len - i) * VEC_ELEM);
+		memcpy(vm + i * VEC_ELEM, e, VEC_ELEM);
+		vm_len++;
+		break;
+	case V_REMOVE:
+		if (vm_len) {
+			memmove(vm + i * VEC_ELEM, vm + (i + 1) * VEC_ELEM, (vm_len - i - 1) * VEC_ELEM);
+			vm_len--;
+		}
+		break;
+	case V_SWAP_REMOVE:
+		if (vm_len) {
+			memcpy(vm + i * VEC_ELEM, vm + (vm_len - 1) * VEC_ELEM, VEC_ELEM);
+			vm_len--;
+		}
+		break;
+	case V_TRUNCATE:
+		vm_len /= 2;
+		break;
+	case V_SORT:
+		/* The first words are distinct (mix() of distinct inputs): any sort gives one order. */
+		qsort(vm, vm_len, VEC_ELEM, vec_cmp);
 		break;
 	}
 }
