@@ -516,6 +516,33 @@ START_TEST(test_persist_fixed_string_refuses_overflow_and_cuts_only_when_asked)
 }
 END_TEST
 
+START_TEST(test_persist_fixed_string_takes_only_utf8_unless_raw_and_cuts_between_code_points)
+{
+	MMAPD_FSTR(8) buf = { 0 };
+	struct mmapd_fstr *s = (struct mmapd_fstr *)&buf;
+	/* A stray continuation byte, an overlong "/", a surrogate, a code point above U+10FFFF,
+	 * a sequence cut short. */
+	static const char *bad[] = { "a\x80", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+	                             "ab\xe2\x82" };
+
+	ck_assert_int_eq(mmapd_fstr_set_cstr(s, 8, "ok"), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_int_eq(mmapd_fstr_set_cstr(s, 8, bad[i]), -EILSEQ);
+		ck_assert_int_eq(mmapd_fstr_set_trunc(s, 8, bad[i], strlen(bad[i])), -EILSEQ);
+		ck_assert_str_eq(s->bytes, "ok");
+	}
+	ck_assert_int_eq(mmapd_fstr_set_raw(s, 8, "\xff\xfe", 2), 0);
+	ck_assert_int_eq(mmapd_fstr_len(s, 8), 2);
+	/* Euro signs (3 bytes each): 8 bytes hold two, and the cut falls before the third. */
+	ck_assert_int_eq(mmapd_fstr_set_cstr(s, 8, "\xe2\x82\xac\xe2\x82\xac"), 0);
+	ck_assert_int_eq(mmapd_fstr_set_trunc(s, 8, "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac", 9), 1);
+	ck_assert_int_eq(mmapd_fstr_len(s, 8), 6);
+	/* A 4-byte sequence cut anywhere inside leaves what precedes it. */
+	ck_assert_int_eq(mmapd_fstr_set_trunc(s, 8, "abcdef\xf0\x9f\x98\x80", 10), 1);
+	ck_assert_str_eq(s->bytes, "abcdef");
+}
+END_TEST
+
 /* ---- vectors ---- */
 
 #define VEC_N 100000u
@@ -913,6 +940,198 @@ START_TEST(test_persist_structures_with_corrupt_headers_or_of_another_kind_are_r
 }
 END_TEST
 
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x, y;
+
+	memcpy(&x, a, 8);
+	memcpy(&y, b, 8);
+	return x < y ? -1 : x > y;
+}
+
+static int collect(uint64_t i, void *elem, void *userdata)
+{
+	uint64_t *out = userdata, v;
+
+	memcpy(&v, elem, 8);
+	out[out[0]++ + 1] = i * 1000 + v;
+	return 0;
+}
+
+/* In another process: inserts, removes and sorts the vector "edit-vec" of 0..9. */
+static int vec_editor(void)
+{
+	struct mmapd_client *c = NULL;
+	struct mmapd_pvec *vec = NULL;
+	uint64_t v = 100, got = 0;
+	int ok;
+
+	if (mmapd_connect(dmn.sock, "editor", &c) < 0 ||
+	    mmapd_pvec_open(c, "edit-vec", sizeof(uint64_t), 0, &vec) < 0)
+		return 1;
+	ok = mmapd_pvec_insert(vec, 0, &v) == 0 &&           /* 100 0 1 .. 9 */
+	     mmapd_pvec_insert(vec, 11, &v) == 0 &&          /* 100 0 .. 9 100 */
+	     mmapd_pvec_remove(vec, 1, &got) == 0 && got == 0 &&   /* 100 1 .. 9 100 */
+	     mmapd_pvec_swap_remove(vec, 0, &got) == 0 && got == 100 && /* 100 1 .. 9 */
+	     mmapd_pvec_sort(vec, u64_cmp) == 0 &&           /* 1 .. 9 100 */
+	     mmapd_pvec_truncate(vec, 9) == 0;               /* 1 .. 9 */
+	mmapd_pvec_close(vec);
+	mmapd_disconnect(c);
+	return ok ? 0 : 2;
+}
+
+START_TEST(test_persist_vector_edits_in_one_process_are_seen_in_another)
+{
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
+	struct mmapd_pvec *vec = pvec_ok(c, "edit-vec", sizeof(uint64_t), MMAPD_PERSIST_CREATE);
+	uint64_t v, out[16] = { 0 }, at;
+	pid_t pid;
+
+	for (v = 0; v < 10; v++)
+		ck_assert_int_eq(mmapd_pvec_push(vec, &v), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(vec_editor());
+	test_child_wait(pid, CHILD_WAIT_MS);
+	ck_assert_uint_eq(mmapd_pvec_len(vec), 9);
+	for (uint64_t i = 0; i < 9; i++) {
+		ck_assert_int_eq(mmapd_pvec_get(vec, i, &v), 0);
+		ck_assert_uint_eq(v, i + 1);
+	}
+	v = 5;
+	ck_assert_int_eq(mmapd_pvec_bsearch(vec, &v, u64_cmp, &at), 0);
+	ck_assert_uint_eq(at, 4);
+	v = 50;
+	ck_assert_int_eq(mmapd_pvec_bsearch(vec, &v, u64_cmp, &at), -ENOENT);
+	ck_assert_uint_eq(at, 9);
+	/* A range forward, then backward. */
+	ck_assert_int_eq(mmapd_pvec_foreach(vec, 2, 5, 0, collect, out), 0);
+	ck_assert_uint_eq(out[0], 3);
+	ck_assert_uint_eq(out[1], 2003);
+	ck_assert_uint_eq(out[3], 4005);
+	out[0] = 0;
+	ck_assert_int_eq(mmapd_pvec_foreach(vec, 0, UINT64_MAX, MMAPD_PVEC_REVERSE, collect, out), 0);
+	ck_assert_uint_eq(out[0], 9);
+	ck_assert_uint_eq(out[1], 8009);
+	ck_assert_uint_eq(out[9], 1);
+	ck_assert_int_eq(mmapd_pvec_insert(vec, 10, &v), -ERANGE);
+	ck_assert_int_eq(mmapd_pvec_remove(vec, 9, NULL), -ERANGE);
+	ck_assert_int_eq(mmapd_pvec_truncate(vec, 10), -ERANGE);
+	ck_assert_int_eq(mmapd_pvec_foreach(vec, 0, 1, 0x8, collect, out), -EINVAL);
+	mmapd_pvec_close(vec);
+	ck_assert_int_eq(mmapd_delete(c, "edit-vec"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+START_TEST(test_persist_hash_map_iterates_by_cursor_removing_as_it_goes_and_reserves)
+{
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
+	struct mmapd_phash *map = phash_ok(c, "iter-map", MMAPD_PERSIST_CREATE);
+	struct pair v;
+	uint64_t k, cursor = 0, seen = 0, cap;
+	int r;
+
+	ck_assert_uint_eq(mmapd_phash_capacity(map), 0);
+	ck_assert_int_eq(mmapd_phash_reserve(map, 1000), 0);
+	cap = mmapd_phash_capacity(map);
+	ck_assert_uint_ge(cap, 1000);
+	for (k = 0; k < 1000; k++) {
+		v = (struct pair){ k * 7, ~k };
+		ck_assert_int_eq(mmapd_phash_put(map, &k, &v), 0);
+	}
+	/* No rebuild happened: the capacity is what reserve made. */
+	ck_assert_uint_eq(mmapd_phash_capacity(map), cap);
+	while ((r = mmapd_phash_next(map, &cursor, &k, &v)) == 1) {
+		ck_assert_uint_eq(v.b, ~k);
+		seen++;
+		if (k % 2 == 0)
+			ck_assert_int_eq(mmapd_phash_remove(map, &k), 0);
+	}
+	ck_assert_int_eq(r, 0);
+	ck_assert_uint_eq(seen, 1000);
+	ck_assert_uint_eq(mmapd_phash_count(map), 500);
+	ck_assert_int_eq(mmapd_phash_reserve(map, 1ull << 62), -EFBIG);
+	mmapd_phash_close(map);
+	ck_assert_int_eq(mmapd_delete(c, "iter-map"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+/*
+ * What a hostile process that can write the region can do: scribble anything over the
+ * header, the journal and the slots. Readers get errors or wrong values, never a crash or
+ * an endless loop (the test's timeout would catch one).
+ */
+START_TEST(test_persist_structures_scribbled_with_garbage_give_errors_not_crashes)
+{
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
+	struct mmapd_pvec *vec = pvec_ok(c, "scribble-vec", 8, MMAPD_PERSIST_CREATE);
+	struct mmapd_phash *map = phash_ok(c, "scribble-map", MMAPD_PERSIST_CREATE);
+	uint8_t *vh = mmapd_region_data(mmapd_pvec_region(vec));
+	uint8_t *mh = mmapd_region_data(mmapd_phash_region(map));
+	uint64_t seed = 42;
+
+	for (uint64_t k = 0; k < 200; k++) {
+		struct pair v = { k, ~k };
+
+		ck_assert_int_eq(mmapd_phash_put(map, &k, &v), 0);
+		ck_assert_int_eq(mmapd_pvec_push(vec, &k), 0);
+	}
+	for (int round = 0; round < 2000; round++) {
+		struct mmapd_pvec *v2 = NULL;
+		struct mmapd_phash *m2 = NULL;
+		uint64_t k = (uint64_t)round % 256, cursor = 0, x;
+		struct pair p;
+
+		/* A few random bytes of the header page (body and journal) and the first slots,
+		 * past the 64-byte struct header, whose checksum other tests cover. */
+		for (int n = 0; n < 4; n++) {
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			vh[64 + (seed >> 33) % 256] = (uint8_t)(seed >> 20);
+			mh[64 + (seed >> 40) % 256] = (uint8_t)(seed >> 24);
+			mh[4096 + 4096 + (seed >> 30) % 8192] = (uint8_t)(seed >> 12);
+		}
+		/* Now and then a live journal record of garbage, "written" by a dead process: the
+		 * op word (LNRJ), a pid that cannot exist, then random fields. The journal follows
+		 * the vector's four header words and the map's sizes and three counters. */
+		if (round % 20 == 0) {
+			uint32_t live = 0x4a524e4cu, pid = 0x7ffffff0u;
+
+			for (int side = 0; side < 2; side++) {
+				uint8_t *j = side ? mh + 64 + 40 : vh + 64 + 32;
+
+				memcpy(j, &live, 4);
+				memcpy(j + 4, &pid, 4);
+				for (int n = 8; n < 144; n++) {
+					seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+					j[n] = (uint8_t)(seed >> (n % 3 ? 56 : 33));
+				}
+			}
+		}
+		(void)mmapd_pvec_get(vec, k, &x);
+		(void)mmapd_pvec_push(vec, &k);
+		(void)mmapd_pvec_set(vec, 0, &k);
+		(void)mmapd_pvec_insert(vec, 1, &k);
+		(void)mmapd_phash_get(map, &k, &p);
+		(void)mmapd_phash_put(map, &k, &p);
+		(void)mmapd_phash_remove(map, &k);
+		while (mmapd_phash_next(map, &cursor, NULL, NULL) == 1)
+			;
+		if (mmapd_pvec_open(c, "scribble-vec", 8, 0, &v2) == 0)
+			mmapd_pvec_close(v2);
+		if (mmapd_phash_open(c, "scribble-map", 8, sizeof(p), 0, &m2) == 0)
+			mmapd_phash_close(m2);
+	}
+	mmapd_pvec_close(vec);
+	mmapd_phash_close(map);
+	ck_assert_int_eq(mmapd_delete(c, "scribble-vec"), 0);
+	ck_assert_int_eq(mmapd_delete(c, "scribble-map"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
 /* A segment size of 0 written by another process is an error, not a division by zero. */
 START_TEST(test_persist_vector_with_a_zero_segment_written_after_open_is_refused)
 {
@@ -968,6 +1187,10 @@ static Suite *persist_suite(void)
 	tcase_add_test(tc, test_persist_struct_body_stays_put_while_another_process_rewrites_the_header);
 	tcase_add_test(tc, test_persist_processes_racing_to_format_one_struct_end_with_one_format);
 	tcase_add_test(tc, test_persist_fixed_string_refuses_overflow_and_cuts_only_when_asked);
+	tcase_add_test(tc, test_persist_fixed_string_takes_only_utf8_unless_raw_and_cuts_between_code_points);
+	tcase_add_test(tc, test_persist_vector_edits_in_one_process_are_seen_in_another);
+	tcase_add_test(tc, test_persist_hash_map_iterates_by_cursor_removing_as_it_goes_and_reserves);
+	tcase_add_test(tc, test_persist_structures_scribbled_with_garbage_give_errors_not_crashes);
 	tcase_add_test(tc, test_persist_vector_grows_in_place_and_another_process_reads_it_back);
 	tcase_add_test(tc, test_persist_vector_bounds_sizes_and_lock_errors);
 	tcase_add_test(tc, test_persist_processes_pushing_under_the_lock_end_with_every_element);

@@ -113,16 +113,20 @@ struct mmapd_fstr {
 #define MMAPD_FSTR_ARGS(m) ((struct mmapd_fstr *)&(m)), (sizeof((m).bytes) - 1)
 
 /*
- * Sets s to the len bytes at str (no NUL needed; embedded NULs are kept). Returns 0,
- * -ENAMETOOLONG (len > capacity: s is unchanged), -EINVAL (NULL s, or NULL str with len > 0).
+ * Sets s to the len bytes at str, which must be UTF-8 (no NUL needed; embedded NULs are
+ * kept). Returns 0, -EILSEQ (not well-formed UTF-8: s is unchanged), -ENAMETOOLONG (len >
+ * capacity: s is unchanged), -EINVAL (NULL s, or NULL str with len > 0).
+ * mmapd_fstr_set_raw() stores any bytes, unchecked (no -EILSEQ).
  */
 MMAPD_EXPORT int mmapd_fstr_set(struct mmapd_fstr *s, size_t capacity, const char *str,
                                 size_t len);
+MMAPD_EXPORT int mmapd_fstr_set_raw(struct mmapd_fstr *s, size_t capacity, const char *str,
+                                    size_t len);
 /* mmapd_fstr_set() of a C string. */
 MMAPD_EXPORT int mmapd_fstr_set_cstr(struct mmapd_fstr *s, size_t capacity, const char *str);
 /*
- * As mmapd_fstr_set(), cutting str to capacity bytes (never in the middle of a UTF-8
- * sequence). Returns 0 when all of it fit, 1 when it was cut, -EINVAL.
+ * As mmapd_fstr_set(), cutting str to capacity bytes or fewer, never in the middle of a
+ * UTF-8 sequence. Returns 0 when all of it fit, 1 when it was cut, -EILSEQ, -EINVAL.
  */
 MMAPD_EXPORT int mmapd_fstr_set_trunc(struct mmapd_fstr *s, size_t capacity, const char *str,
                                       size_t len);
