@@ -36,7 +36,7 @@ static const char *const placement_names[] = {
 /* The cases, in the order they run; --case picks some of them by these names. */
 enum bench_case {
 	CASE_OPEN, CASE_PING, CASE_NOTIFY, CASE_THROUGHPUT, CASE_MEMCPY, CASE_ITERATE,
-	CASE_ATOMIC, CASE_PREWARM, CASE_STALL, CASE_LIST, CASE_COUNT,
+	CASE_ATOMIC, CASE_PREWARM, CASE_STALL, CASE_LIST, CASE_PERSIST, CASE_COUNT,
 };
 
 static const char *const case_names[CASE_COUNT] = {
@@ -50,6 +50,7 @@ static const char *const case_names[CASE_COUNT] = {
 	[CASE_PREWARM] = "prewarm",
 	[CASE_STALL] = "stall",
 	[CASE_LIST] = "list",
+	[CASE_PERSIST] = "persist",
 };
 
 static void usage(FILE *f)
@@ -66,7 +67,7 @@ static void usage(FILE *f)
 	        "                   none: wherever the scheduler puts them\n"
 	        "  --case NAME      run only this case (repeatable): open, ping, notify,\n"
 	        "                   throughput, memcpy, iterate, atomic, prewarm, stall,\n"
-	        "                   list\n",
+	        "                   list, persist\n",
 	        QUICK_ITERS, DEFAULT_ITERS);
 }
 
@@ -304,6 +305,8 @@ int main(int argc, char **argv)
 		r = case_stall(client, &opts);
 	if (r == 0 && case_wanted(cases, CASE_LIST))
 		r = case_list(client, srv.data, &opts);
+	if (r == 0 && case_wanted(cases, CASE_PERSIST))
+		r = case_persist(client, &opts);
 	mmapd_disconnect(client);
 	if (server_stop(&srv) < 0 && r == 0)
 		r = -EIO;

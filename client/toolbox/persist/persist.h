@@ -42,6 +42,7 @@ struct pregion {
 	struct mmapd_region *region;
 	bool locked;
 	bool durable;                  /* MMAPD_PERSIST_DURABLE: msync around each commit */
+	uint32_t pid;                  /* getpid() at open: what the journal records */
 	uint64_t lock;
 };
 

@@ -37,7 +37,6 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "persist.h"
 #include "pidlive.h"
@@ -77,13 +76,20 @@ void pjournal_store(struct pjournal *rec, uint64_t off, uint64_t val, uint32_t w
 
 int pregion_sync(struct pregion *p, uint64_t off, uint64_t len)
 {
-	uint64_t page = mmapd_region_page_size(p->region), end = off + len;
+	uint64_t page, end = off + len, size;
 	int r;
 
 	if (!p->durable || len == 0)
 		return 0;
+	page = mmapd_region_page_size(p->region);
+	size = mmapd_region_size(p->region);
 	off -= off % page;
 	end = (end + page - 1) / page * page;
+	/* The last page of a region whose size is not a page multiple is synced as far as it goes. */
+	if (end > size)
+		end = size;
+	if (off >= end)
+		return 0;
 	r = mmapd_region_msync(p->region, off, end - off);
 	return r < 0 ? r : 0;
 }
@@ -183,7 +189,7 @@ int pjournal_commit(struct pregion *p, struct pjournal *j, const struct pjournal
 {
 	int r;
 
-	j->pid = (uint32_t)getpid();
+	j->pid = p->pid;
 	j->shift_first = rec->shift_first;
 	j->shift_count = rec->shift_count;
 	j->shift_unit = rec->shift_unit;
@@ -218,7 +224,7 @@ static int pj_orphaned(struct pregion *p, struct pjournal *j, const char *what, 
 		return pj_corrupt(p, what, "op word");
 	pid = j->pid;
 	/* Our own pid: an earlier play here stopped on an error; play it again. */
-	if (pid != (uint32_t)getpid() && pid_alive(pid)) {
+	if (pid != p->pid && pid_alive(pid)) {
 		*ret_busy = true;
 		return 0;
 	}

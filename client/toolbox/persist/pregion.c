@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "persist.h"
 #include "toolbox.h"
@@ -43,6 +44,7 @@ int pregion_open(struct pregion *p, struct mmapd_client *client, const char *nam
 		return r;
 	p->client = client;
 	p->durable = flags & MMAPD_PERSIST_DURABLE;
+	p->pid = (uint32_t)getpid();
 	r = pstruct_open(p->region, 0, layout, MMAPD_PSTRUCT_INIT, init, ctx, &body);
 	if (r == 0)
 		r = check(body, ctx);
