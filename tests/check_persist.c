@@ -1132,6 +1132,106 @@ START_TEST(test_persist_structures_scribbled_with_garbage_give_errors_not_crashe
 }
 END_TEST
 
+/* ---- N-dimensional arrays ---- */
+
+/* In another process: opens the array by what its header says and reads it through views. */
+static int nd_child(void)
+{
+	struct mmapd_client *c = NULL;
+	struct mmapd_region *region = NULL;
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RW);
+	struct mmapd_ndview v, s, row;
+	uint64_t idx[3] = { 3, 1, 5 }, big[3] = { 4, 5, 6 };
+	double *p;
+	int ok;
+
+	if (mmapd_connect(dmn.sock, "nd-child", &c) < 0 ||
+	    mmapd_region_open(c, "nd", &o, &region) < 0 ||
+	    mmapd_ndarray_open(region, 64, 0, 0, NULL, 0, &v) < 0)
+		return 1;
+	ok = v.dtype == MMAPD_DT_F64 && v.ndim == 3 && v.shape[0] == 4 && v.shape[1] == 5 &&
+	     v.shape[2] == 6 && v.strides[0] == 240 && v.strides[1] == 48 && v.strides[2] == 8;
+	ok = ok && mmapd_ndview_at(&v, idx, (void **)&p) == 0 && *p == 315;
+	/* Rows 1 and 2 of the second dimension; then the plane i = 2 of that. */
+	ok = ok && mmapd_ndview_slice(&v, 1, 1, 3, &s) == 0 && s.shape[1] == 2 &&
+	     mmapd_ndview_index(&s, 0, 2, &row) == 0 && row.ndim == 2 && row.shape[0] == 2 &&
+	     row.shape[1] == 6;
+	idx[0] = 1;
+	idx[1] = 4;
+	ok = ok && mmapd_ndview_at(&row, idx, (void **)&p) == 0 && *p == 224;
+	idx[0] = 2;
+	ok = ok && mmapd_ndview_at(&row, idx, (void **)&p) == -ERANGE;
+	ok = ok && mmapd_ndview_at(&v, big, (void **)&p) == -ERANGE;
+	ok = ok && mmapd_ndview_slice(&v, 3, 0, 1, &s) == -ERANGE &&
+	     mmapd_ndview_slice(&v, 0, 2, 2, &s) == -ERANGE;
+	mmapd_region_close(region);
+	mmapd_disconnect(c);
+	return ok ? 0 : 2;
+}
+
+START_TEST(test_persist_ndarray_written_by_one_process_is_viewed_by_another)
+{
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
+	struct mmapd_region *region = region_on(c, "nd", 65536);
+	uint64_t shape[3] = { 4, 5, 6 }, other[3] = { 4, 6, 5 }, idx[3], one = 5;
+	struct mmapd_ndview v, v2;
+	char npy[256];
+	uint8_t *body;
+	double *p;
+	int64_t n;
+	pid_t pid;
+
+	ck_assert_uint_eq(mmapd_ndarray_footprint(MMAPD_DT_F64, 3, shape), 64 + 128 + 960);
+	ck_assert_uint_eq(mmapd_ndarray_footprint(MMAPD_DT_F64, 0, shape), 0);
+	ck_assert_int_eq(mmapd_ndarray_open(region, 64, MMAPD_DT_F64, 3, shape, 0, &v), -ENODATA);
+	ck_assert_int_eq(mmapd_ndarray_open(region, 64, MMAPD_DT_F64, 3, shape,
+	                                    MMAPD_PSTRUCT_INIT, &v), 0);
+	ck_assert_uint_eq((uintptr_t)v.data % 64, 0);
+	for (idx[0] = 0; idx[0] < 4; idx[0]++)
+		for (idx[1] = 0; idx[1] < 5; idx[1]++)
+			for (idx[2] = 0; idx[2] < 6; idx[2]++) {
+				ck_assert_int_eq(mmapd_ndview_at(&v, idx, (void **)&p), 0);
+				*p = (double)(idx[0] * 100 + idx[1] * 10 + idx[2]);
+			}
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(nd_child());
+	test_child_wait(pid, CHILD_WAIT_MS);
+	ck_assert_int_eq(mmapd_ndarray_open(region, 64, MMAPD_DT_F64, 3, other, 0, &v2), -EPROTO);
+	ck_assert_int_eq(mmapd_ndarray_open(region, 64, MMAPD_DT_F32, 3, shape, 0, &v2), -EPROTO);
+	/* The .npy header: magic, version 1.0, a length that pads the whole to 64 bytes. */
+	n = mmapd_ndview_npy_header(&v, npy, sizeof(npy));
+	ck_assert_int_eq(n % 64, 0);
+	ck_assert_int_eq(memcmp(npy, "\x93NUMPY\x01\x00", 8), 0);
+	ck_assert_int_eq((uint8_t)npy[8] | (uint8_t)npy[9] << 8, n - 10);
+	ck_assert_int_eq(npy[n - 1], '\n');
+	ck_assert_ptr_nonnull(strstr(npy + 10, "{'descr': '<f8', 'fortran_order': False, "
+	                                       "'shape': (4, 5, 6), }"));
+	ck_assert_int_eq(mmapd_ndview_npy_header(&v, npy, 10), -ERANGE);
+	/* Another process rewriting the shape after open changes nothing for this view, and
+	 * the next opener is refused rather than sent outside the region. */
+	body = (uint8_t *)mmapd_region_data(region) + 64 + 64;
+	memcpy(body + 8, &(uint64_t){ 1ull << 40 }, 8);
+	idx[0] = 3;
+	idx[1] = 4;
+	idx[2] = 5;
+	ck_assert_int_eq(mmapd_ndview_at(&v, idx, (void **)&p), 0);
+	ck_assert(*p == 345);
+	ck_assert_int_eq(mmapd_ndarray_open(region, 64, 0, 0, NULL, 0, &v2), -ERANGE);
+	/* A one-dimensional array elsewhere in the region: "(5,)". */
+	ck_assert_int_eq(mmapd_ndarray_open(region, 4096, MMAPD_DT_I16, 1, &one,
+	                                    MMAPD_PSTRUCT_INIT, &v2), 0);
+	ck_assert_int_gt(mmapd_ndview_npy_header(&v2, npy, sizeof(npy)), 0);
+	ck_assert_ptr_nonnull(strstr(npy + 10, "'descr': '<i2', 'fortran_order': False, "
+	                                       "'shape': (5,)"));
+	ck_assert_int_eq(mmapd_ndview_index(&v2, 0, 1, &v), -EINVAL);
+	mmapd_region_close(region);
+	ck_assert_int_eq(mmapd_delete(c, "nd"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
 /* A segment size of 0 written by another process is an error, not a division by zero. */
 START_TEST(test_persist_vector_with_a_zero_segment_written_after_open_is_refused)
 {
@@ -1191,6 +1291,7 @@ static Suite *persist_suite(void)
 	tcase_add_test(tc, test_persist_vector_edits_in_one_process_are_seen_in_another);
 	tcase_add_test(tc, test_persist_hash_map_iterates_by_cursor_removing_as_it_goes_and_reserves);
 	tcase_add_test(tc, test_persist_structures_scribbled_with_garbage_give_errors_not_crashes);
+	tcase_add_test(tc, test_persist_ndarray_written_by_one_process_is_viewed_by_another);
 	tcase_add_test(tc, test_persist_vector_grows_in_place_and_another_process_reads_it_back);
 	tcase_add_test(tc, test_persist_vector_bounds_sizes_and_lock_errors);
 	tcase_add_test(tc, test_persist_processes_pushing_under_the_lock_end_with_every_element);

@@ -148,6 +148,69 @@ MMAPD_EXPORT int64_t mmapd_fstr_copy(const struct mmapd_fstr *s, size_t capacity
 MMAPD_EXPORT int mmapd_fstr_cmp(const struct mmapd_fstr *s, size_t capacity, const char *str,
                                 size_t len);
 
+/*
+ * N-dimensional arrays: a persistent struct "mmapd.ndarray" at a window offset (a multiple
+ * of 64 in the region) whose body records the element type and shape, followed by the
+ * elements in row-major (C) order, 64-byte aligned. Opening hands back a private view: the
+ * type, shape and strides (in bytes) are copied out of the header once, checked, and used
+ * from there, so access through the view never leaves the array whatever another process
+ * writes to the header.
+ */
+enum mmapd_dtype {
+	MMAPD_DT_U8, MMAPD_DT_I8, MMAPD_DT_U16, MMAPD_DT_I16, MMAPD_DT_U32, MMAPD_DT_I32,
+	MMAPD_DT_U64, MMAPD_DT_I64, MMAPD_DT_F32, MMAPD_DT_F64,
+	MMAPD_DT_FORCE_32BIT = 0x7fffffff
+};
+#define MMAPD_ND_DIMS_MAX 8
+struct mmapd_ndview {
+	uint8_t *data;                 /* element 0 of the view, in the mapping */
+	uint32_t dtype;                /* enum mmapd_dtype */
+	uint32_t ndim;
+	size_t elem_size;
+	uint64_t shape[MMAPD_ND_DIMS_MAX];
+	int64_t strides[MMAPD_ND_DIMS_MAX];   /* bytes between neighbours along each dimension */
+};
+/*
+ * Bytes an array of this type and shape takes from its offset (header and elements), or 0
+ * when the type or shape is invalid (no dimension, more than MMAPD_ND_DIMS_MAX, one of 0).
+ */
+MMAPD_EXPORT uint64_t mmapd_ndarray_footprint(unsigned dtype, unsigned ndim,
+                                              const uint64_t *shape);
+/*
+ * Opens the array at window offset off into *ret_view. With ndim > 0 the header must record
+ * exactly dtype and shape (-EPROTO otherwise), and MMAPD_PSTRUCT_INIT formats an empty one
+ * (zeroed elements), racing processes ending with one format, as mmapd_pstruct_open(). With
+ * ndim 0 (dtype and shape ignored) the array is opened with whatever type and shape its
+ * header records. Returns 0, -EINVAL (NULL, invalid type or shape, ndim 0 with
+ * MMAPD_PSTRUCT_INIT), -ERANGE (the array does not fit the window), -EBADMSG (corrupt
+ * header), -EPROTO, and the errors of mmapd_pstruct_open(). The view borrows the mapping.
+ */
+MMAPD_EXPORT int mmapd_ndarray_open(struct mmapd_region *region, uint64_t off, unsigned dtype,
+                                    unsigned ndim, const uint64_t *shape, unsigned flags,
+                                    struct mmapd_ndview *ret_view);
+/* Points *ret_ptr at the element at index (view->ndim indexes). Returns 0, -ERANGE, -EINVAL. */
+MMAPD_EXPORT int mmapd_ndview_at(const struct mmapd_ndview *view, const uint64_t *index,
+                                 void **ret_ptr);
+/*
+ * A view of the elements start <= i < stop along dimension dim (the others whole), sharing
+ * the elements. Returns 0, -ERANGE (empty or out of the view), -EINVAL.
+ */
+MMAPD_EXPORT int mmapd_ndview_slice(const struct mmapd_ndview *view, unsigned dim,
+                                    uint64_t start, uint64_t stop,
+                                    struct mmapd_ndview *ret_view);
+/* The view of index i along dimension dim, one dimension fewer (a row of a matrix). Returns
+ * 0, -ERANGE, -EINVAL (also for a view of one dimension: use mmapd_ndview_at()). */
+MMAPD_EXPORT int mmapd_ndview_index(const struct mmapd_ndview *view, unsigned dim, uint64_t i,
+                                    struct mmapd_ndview *ret_view);
+/*
+ * Writes the .npy (version 1.0) header of the view's type and shape into buf: followed by
+ * the view's elements (row-major, contiguous: a whole array, or a slice of its first
+ * dimension), it makes a file numpy.load() reads. Returns its length (a multiple of 64),
+ * -ERANGE (size too small), -EINVAL.
+ */
+MMAPD_EXPORT int64_t mmapd_ndview_npy_header(const struct mmapd_ndview *view, char *buf,
+                                             size_t size);
+
 /* Flags of mmapd_pvec_open() and mmapd_phash_open(). */
 #define MMAPD_PERSIST_CREATE    0x1u /* create the region (file) if it does not exist */
 #define MMAPD_PERSIST_ANONYMOUS 0x2u /* with CREATE: an anonymous region (gone when the daemon
