@@ -6,7 +6,7 @@
  * private model holds before or after the operation the writer was in (the writer announces
  * in a shared page which operation it starts and which it finished). The sequences include
  * growth of the region, hash map rebuilds, inserts and removals that shift the tail of a
- * vector, and sorts.
+ * vector, and sorts; a durable vector (MMAPD_PERSIST_DURABLE) is killed among its msyncs.
  *
  * CRASH_ITERS (environment) sets the number of kills per structure (default 1000);
  * CRASH_ONLY=<name> runs only the structures whose name contains it.
@@ -77,6 +77,7 @@ struct kind {
 	int (*apply)(void *s, uint64_t k);
 	void (*model_apply)(uint64_t k);
 	bool (*equal)(void *s, char *why, size_t size);
+	unsigned fewer;   /* runs CRASH_ITERS / fewer kills (its operations are slower) */
 };
 
 /* ---- vector: 1 KiB elements, so that copies take a while ---- */
@@ -137,6 +138,15 @@ static void *vec_open(struct mmapd_client *c)
 	struct mmapd_pvec *v = NULL;
 
 	return mmapd_pvec_open(c, "crash-vec", VEC_ELEM, MMAPD_PERSIST_CREATE, &v) == 0 ? v : NULL;
+}
+
+/* The durable path: msync around each commit, killed in the middle of those too. */
+static void *vec_open_durable(struct mmapd_client *c)
+{
+	struct mmapd_pvec *v = NULL;
+
+	return mmapd_pvec_open(c, "crash-vec-durable", VEC_ELEM,
+	                       MMAPD_PERSIST_CREATE | MMAPD_PERSIST_DURABLE, &v) == 0 ? v : NULL;
 }
 
 static void vec_close(void *s)
@@ -263,7 +273,11 @@ static bool vec_equal(void *s, char *why, size_t size)
 }
 
 static const struct kind vec_kind = {
-	"vector", vec_open, vec_close, vec_apply, vec_model_apply, vec_equal
+	"vector", vec_open, vec_close, vec_apply, vec_model_apply, vec_equal, 1
+};
+
+static const struct kind vec_durable_kind = {
+	"durable vector", vec_open_durable, vec_close, vec_apply, vec_model_apply, vec_equal, 5
 };
 
 /* ---- hash map: 1024 keys, 512-byte values, many removals: rebuilds are frequent ---- */
@@ -347,7 +361,7 @@ static bool map_equal(void *s, char *why, size_t size)
 }
 
 static const struct kind map_kind = {
-	"hash map", map_open, map_close, map_apply, map_model_apply, map_equal
+	"hash map", map_open, map_close, map_apply, map_model_apply, map_equal, 1
 };
 
 /* ---- the driver ---- */
@@ -381,7 +395,7 @@ static void crash_run(const struct kind *kind)
 	struct mmapd_client *c = test_client_connect(&dmn, "check_crash");
 	struct progress *pg = mmap(NULL, sizeof(*pg), PROT_READ | PROT_WRITE,
 	                           MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	unsigned n = iterations(), mid = 0;
+	unsigned n = iterations() / kind->fewer, mid = 0;
 	uint64_t k = 0;
 	char why[256];
 
@@ -389,6 +403,9 @@ static void crash_run(const struct kind *kind)
 	if (getenv("CRASH_ONLY") && !strstr(kind->name, getenv("CRASH_ONLY")))
 		n = 0;
 	srand(12345);
+	/* Each structure starts empty, in a region of its own, and so does its model. */
+	vm_len = 0;
+	memset(mm_present, 0, sizeof(mm_present));
 	for (unsigned it = 0; it < n; it++) {
 		struct timespec pause = { 0, (long)(rand() % 3000) * 1000L };
 		uint64_t started, done;
@@ -450,6 +467,12 @@ START_TEST(test_crash_vector_killed_anywhere_is_before_or_after_each_operation)
 }
 END_TEST
 
+START_TEST(test_crash_durable_vector_killed_anywhere_is_before_or_after_each_operation)
+{
+	crash_run(&vec_durable_kind);
+}
+END_TEST
+
 START_TEST(test_crash_hash_map_killed_anywhere_is_before_or_after_each_operation)
 {
 	crash_run(&map_kind);
@@ -465,6 +488,7 @@ static Suite *crash_suite(void)
 	tcase_add_checked_fixture(tc, test_fd_setup, test_fd_teardown);
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, test_crash_vector_killed_anywhere_is_before_or_after_each_operation);
+	tcase_add_test(tc, test_crash_durable_vector_killed_anywhere_is_before_or_after_each_operation);
 	tcase_add_test(tc, test_crash_hash_map_killed_anywhere_is_before_or_after_each_operation);
 	suite_add_tcase(s, tc);
 	return s;
