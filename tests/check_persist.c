@@ -1232,6 +1232,98 @@ START_TEST(test_persist_ndarray_written_by_one_process_is_viewed_by_another)
 }
 END_TEST
 
+/* ---- containers as fields ---- */
+
+struct journal_rec {
+	_Atomic uint64_t version;
+	struct mmapd_pfield entries;   /* a vector of uint64_t */
+	struct mmapd_pfield index;     /* a hash map uint64_t -> uint64_t */
+};
+
+#define JOURNAL_LAYOUT MMAPD_LAYOUT(struct journal_rec, "test.journal", 1)
+
+/* In another process: opens the struct and its two fields, reads and adds. */
+static int field_child(void)
+{
+	struct mmapd_client *c = NULL;
+	struct mmapd_region *region = NULL;
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RW);
+	struct mmapd_layout layout = JOURNAL_LAYOUT;
+	struct journal_rec *j;
+	struct mmapd_pvec *vec = NULL;
+	struct mmapd_phash *map = NULL;
+	uint64_t k = 7, v = 0, x;
+	void *p;
+	int ok;
+
+	if (mmapd_connect(dmn.sock, "field-child", &c) < 0 ||
+	    mmapd_region_open(c, "owner", &o, &region) < 0 ||
+	    mmapd_pstruct_open(region, 0, &layout, 0, &p) < 0)
+		return 1;
+	j = p;
+	ok = mmapd_pvec_open_field(c, region, &j->entries, 8, 0, &vec) == 0 &&
+	     mmapd_phash_open_field(c, region, &j->index, 8, 8, 0, &map) == 0;
+	ok = ok && mmapd_pvec_len(vec) == 20000 && mmapd_pvec_get(vec, 19999, &x) == 0 &&
+	     x == 19999 && mmapd_phash_get(map, &k, &v) == 0 && v == 49;
+	x = 20000;
+	ok = ok && mmapd_pvec_push(vec, &x) == 0;
+	atomic_fetch_add(&j->version, 1);
+	/* The same field asked for as another shape is refused. */
+	mmapd_pvec_close(vec);
+	ok = ok && mmapd_pvec_open_field(c, region, &j->entries, 16, 0, &vec) == -EPROTO &&
+	     mmapd_pvec_open_field(c, region, &j->index, 8, 0, &vec) == -EPROTO;
+	mmapd_phash_close(map);
+	mmapd_region_close(region);
+	mmapd_disconnect(c);
+	return ok ? 0 : 2;
+}
+
+START_TEST(test_persist_struct_with_growing_container_fields_is_shared_by_processes)
+{
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
+	struct mmapd_region *region = region_on(c, "owner", 4096);
+	struct journal_rec *j = pstruct_ok(region, 0, &(struct mmapd_layout)JOURNAL_LAYOUT,
+	                                   MMAPD_PSTRUCT_INIT);
+	struct mmapd_pvec *vec = NULL;
+	struct mmapd_phash *map = NULL;
+	char name[300];
+	uint64_t k = 7, v = 49;
+	pid_t pid;
+
+	ck_assert_int_eq(mmapd_pvec_open_field(c, region, &j->entries, 8, 0, &vec), -ENOENT);
+	ck_assert_int_eq(mmapd_pvec_open_field(c, region, &j->entries, 8, MMAPD_PERSIST_CREATE,
+	                                       &vec), 0);
+	ck_assert_int_eq(mmapd_phash_open_field(c, region, &j->index, 8, 8, MMAPD_PERSIST_CREATE,
+	                                        &map), 0);
+	/* Growth of the vector through several segments leaves the struct where it is. */
+	for (uint64_t i = 0; i < 20000; i++)
+		ck_assert_int_eq(mmapd_pvec_push(vec, &i), 0);
+	ck_assert_int_eq(mmapd_phash_put(map, &k, &v), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(field_child());
+	test_child_wait(pid, CHILD_WAIT_MS);
+	ck_assert_uint_eq(mmapd_pvec_len(vec), 20001);
+	ck_assert_uint_eq(atomic_load(&j->version), 1);
+	ck_assert_int_eq(mmapd_pfield_name(region, &j->entries, name, sizeof(name)),
+	                 (int)strlen("owner.f72"));
+	ck_assert_str_eq(name, "owner.f72");
+	ck_assert_int_eq(mmapd_pfield_name(region, (struct mmapd_pfield *)((uint8_t *)j + 4), name,
+	                                   sizeof(name)), -EINVAL);
+	ck_assert_int_eq(mmapd_pfield_name(region, (struct mmapd_pfield *)((uint8_t *)j + 8192),
+	                                   name, sizeof(name)), -ERANGE);
+	mmapd_pvec_close(vec);
+	mmapd_phash_close(map);
+	ck_assert_int_eq(mmapd_delete(c, "owner.f72"), 0);
+	ck_assert_int_ge(mmapd_pfield_name(region, &j->index, name, sizeof(name)), 0);
+	ck_assert_int_eq(mmapd_delete(c, name), 0);
+	mmapd_region_close(region);
+	ck_assert_int_eq(mmapd_delete(c, "owner"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
 /* A segment size of 0 written by another process is an error, not a division by zero. */
 START_TEST(test_persist_vector_with_a_zero_segment_written_after_open_is_refused)
 {
@@ -1292,6 +1384,7 @@ static Suite *persist_suite(void)
 	tcase_add_test(tc, test_persist_hash_map_iterates_by_cursor_removing_as_it_goes_and_reserves);
 	tcase_add_test(tc, test_persist_structures_scribbled_with_garbage_give_errors_not_crashes);
 	tcase_add_test(tc, test_persist_ndarray_written_by_one_process_is_viewed_by_another);
+	tcase_add_test(tc, test_persist_struct_with_growing_container_fields_is_shared_by_processes);
 	tcase_add_test(tc, test_persist_vector_grows_in_place_and_another_process_reads_it_back);
 	tcase_add_test(tc, test_persist_vector_bounds_sizes_and_lock_errors);
 	tcase_add_test(tc, test_persist_processes_pushing_under_the_lock_end_with_every_element);

@@ -398,6 +398,40 @@ MMAPD_EXPORT int mmapd_phash_reserve(struct mmapd_phash *map, uint64_t count);
 /* The region under the map (borrowed). */
 MMAPD_EXPORT struct mmapd_region *mmapd_phash_region(const struct mmapd_phash *map);
 
+/*
+ * Containers as fields: a struct mmapd_pfield (16 bytes, 8-byte aligned) in a persistent
+ * struct, or anywhere in a region, stands for a growing vector or hash map kept in a
+ * companion region named "<owner>.f<offset>" (the owner region's name and the field's
+ * offset in it, see mmapd_pfield_name()). The first open records in the field what it holds
+ * (vector or hash map, and the sizes); later opens must ask for the same (-EPROTO). A zeroed
+ * field holds nothing yet.
+ */
+struct mmapd_pfield {
+	uint64_t desc;                 /* what it holds; set once, atomically, by the library */
+	uint64_t reserved;
+};
+/*
+ * Writes the companion region's name into buf (e.g. for mmapd_delete()). Returns its length,
+ * -ERANGE (the field is not in the owner's window, or buf is too small), -EINVAL (NULL, or
+ * the field is not 8-byte aligned in the region), -ENAMETOOLONG (above 255 bytes).
+ */
+MMAPD_EXPORT int mmapd_pfield_name(const struct mmapd_region *owner,
+                                   const struct mmapd_pfield *field, char *buf, size_t size);
+/*
+ * Opens (flags: MMAPD_PERSIST_*, as mmapd_pvec_open() and mmapd_phash_open()) the vector or
+ * hash map the field of region owner stands for, recording its kind and sizes in the field
+ * first. Returns 0 with *ret_vec / *ret_map, -EPROTO (the field holds another kind or other
+ * sizes), -ENODATA (an empty field in a read-only mapping), the errors of
+ * mmapd_pfield_name() and of mmapd_pvec_open() / mmapd_phash_open().
+ */
+MMAPD_EXPORT int mmapd_pvec_open_field(struct mmapd_client *client, struct mmapd_region *owner,
+                                       struct mmapd_pfield *field, size_t elem_size,
+                                       unsigned flags, struct mmapd_pvec **ret_vec);
+MMAPD_EXPORT int mmapd_phash_open_field(struct mmapd_client *client, struct mmapd_region *owner,
+                                        struct mmapd_pfield *field, size_t key_size,
+                                        size_t val_size, unsigned flags,
+                                        struct mmapd_phash **ret_map);
+
 #ifdef __cplusplus
 }
 #endif
