@@ -6,9 +6,11 @@
  *              reservation, caught up with other processes' growth, grown, locked;
  *   pjournal.c the redo record that makes each operation of a vector or hash map atomic with
  *              respect to the death of its process, and its durable ordering;
- *   fstr.c     fixed-capacity strings;
+ *   fstr.c     fixed-capacity strings (UTF-8 checked);
  *   pvec.c     the vector;
- *   phash.c    the hash map.
+ *   phash.c    the hash map;
+ *   pnd.c      N-dimensional arrays;
+ *   pfield.c   containers as fields of a struct, in companion regions.
  */
 #ifndef MMAPD_CLIENT_PERSIST_H
 #define MMAPD_CLIENT_PERSIST_H
