@@ -6,7 +6,7 @@
  * private model holds before or after the operation the writer was in (the writer announces
  * in a shared page which operation it starts and which it finished). The sequences include
  * growth of the region, hash map rebuilds, inserts and removals that shift the tail of a
- * vector, and sorts; a durable vector (MMAPD_PERSIST_DURABLE) is killed among its msyncs.
+ * vector, sorts, and string map puts and removes; a durable vector (MMAPD_PERSIST_DURABLE) is killed among its msyncs.
  *
  * CRASH_ITERS (environment) sets the number of kills per structure (default 1000);
  * CRASH_ONLY=<name> runs only the structures whose name contains it.
@@ -78,6 +78,8 @@ struct kind {
 	void (*model_apply)(uint64_t k);
 	bool (*equal)(void *s, char *why, size_t size);
 	unsigned fewer;   /* runs CRASH_ITERS / fewer kills (its operations are slower) */
+	unsigned max_ops; /* per writer, then it waits to be killed; 0: no bound */
+	unsigned max_delay_us;  /* the kill comes 0 to this many µs after the writer is ready */
 };
 
 /* ---- vector: 1 KiB elements, so that copies take a while ---- */
@@ -273,11 +275,11 @@ static bool vec_equal(void *s, char *why, size_t size)
 }
 
 static const struct kind vec_kind = {
-	"vector", vec_open, vec_close, vec_apply, vec_model_apply, vec_equal, 1
+	"vector", vec_open, vec_close, vec_apply, vec_model_apply, vec_equal, 1, 0, 3000
 };
 
 static const struct kind vec_durable_kind = {
-	"durable vector", vec_open_durable, vec_close, vec_apply, vec_model_apply, vec_equal, 5
+	"durable vector", vec_open_durable, vec_close, vec_apply, vec_model_apply, vec_equal, 5, 0, 3000
 };
 
 /* ---- hash map: 1024 keys, 512-byte values, many removals: rebuilds are frequent ---- */
@@ -361,7 +363,122 @@ static bool map_equal(void *s, char *why, size_t size)
 }
 
 static const struct kind map_kind = {
-	"hash map", map_open, map_close, map_apply, map_model_apply, map_equal, 1
+	"hash map", map_open, map_close, map_apply, map_model_apply, map_equal, 1, 0, 3000
+};
+
+/*
+ * ---- string map: 512 keys of 2 to 40 bytes, values of 0 to 100 bytes; its arena only
+ * grows, so a writer stops after SM_OPS_PER_RUN operations (and waits for its kill) ----
+ */
+#define SM_OPS_PER_RUN 1000u
+
+#define SM_KEYS 512u
+#define SM_VAL_MAX 100u
+
+static bool sm_present[SM_KEYS];
+static uint8_t sm_val[SM_KEYS][SM_VAL_MAX];
+static size_t sm_len[SM_KEYS];
+
+/* Key number n as bytes: its length depends on n. */
+static size_t sm_key(uint64_t n, char *buf)
+{
+	size_t len = 2 + n % 39;
+
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (char)('a' + (n * 7 + i * 13) % 26);
+	buf[0] = (char)('A' + n % 26);
+	buf[1] = (char)('A' + n / 26 % 26);
+	return len;
+}
+
+/* Operation k: put (value of its own length) or remove, and the value's bytes. */
+static bool sm_op(uint64_t k, uint64_t *ret_key, uint8_t *val, size_t *ret_len)
+{
+	uint64_t h = mix(k ^ 0x57a1);
+
+	*ret_key = (h >> 16) % SM_KEYS;
+	*ret_len = (h >> 40) % (SM_VAL_MAX + 1);
+	for (size_t i = 0; i < *ret_len; i++)
+		val[i] = (uint8_t)(k + i);
+	return h % 100 < 65;
+}
+
+static void *sm_open(struct mmapd_client *c)
+{
+	struct mmapd_pstrmap *m = NULL;
+
+	return mmapd_pstrmap_open(c, "crash-smap", MMAPD_PERSIST_CREATE, &m) == 0 ? m : NULL;
+}
+
+static void sm_close(void *s)
+{
+	mmapd_pstrmap_close(s);
+}
+
+static int sm_apply(void *s, uint64_t k)
+{
+	uint8_t v[SM_VAL_MAX];
+	char key[64];
+	uint64_t n;
+	size_t len, klen;
+	int r;
+
+	if (sm_op(k, &n, v, &len)) {
+		klen = sm_key(n, key);
+		r = mmapd_pstrmap_put(s, key, klen, v, len);
+		return r > 0 ? 0 : r;
+	}
+	klen = sm_key(n, key);
+	r = mmapd_pstrmap_remove(s, key, klen);
+	return r == -ENOENT ? 0 : r;
+}
+
+static void sm_model_apply(uint64_t k)
+{
+	uint8_t v[SM_VAL_MAX];
+	uint64_t n;
+	size_t len;
+
+	if (sm_op(k, &n, v, &len)) {
+		memcpy(sm_val[n], v, len);
+		sm_len[n] = len;
+		sm_present[n] = true;
+	} else {
+		sm_present[n] = false;
+	}
+}
+
+static bool sm_equal(void *s, char *why, size_t size)
+{
+	uint64_t cursor = 0, live = 0, seen = 0;
+	char key[64];
+	const void *v;
+	size_t len;
+	int r;
+
+	for (uint64_t n = 0; n < SM_KEYS; n++) {
+		r = mmapd_pstrmap_get(s, key, sm_key(n, key), &v, &len);
+		live += sm_present[n];
+		if (sm_present[n] ? r != 0 || len != sm_len[n] || memcmp(v, sm_val[n], len) != 0
+		                  : r != -ENOENT) {
+			snprintf(why, size, "key %llu: get says %d (%s), model %s",
+			         (unsigned long long)n, r, r < 0 ? mmapd_last_message() : "value differs",
+			         sm_present[n] ? "present" : "absent");
+			return false;
+		}
+	}
+	while ((r = mmapd_pstrmap_next(s, &cursor, NULL, NULL, NULL, NULL)) == 1)
+		seen++;
+	if (r < 0 || seen != live) {
+		snprintf(why, size, "iteration sees %llu entries (%d), model %llu",
+		         (unsigned long long)seen, r, (unsigned long long)live);
+		return false;
+	}
+	return true;
+}
+
+static const struct kind sm_kind = {
+	"string map", sm_open, sm_close, sm_apply, sm_model_apply, sm_equal, 2, SM_OPS_PER_RUN, 150
 };
 
 /* ---- the driver ---- */
@@ -375,7 +492,7 @@ static int writer(const struct kind *kind, struct progress *pg, uint64_t k)
 	if (mmapd_connect(dmn.sock, "crash-writer", &c) < 0 || !(s = kind->open(c)))
 		return 1;
 	atomic_store(&pg->ready, 1);
-	for (uint64_t end = k + 1000000; k < end; k++) {
+	for (uint64_t end = k + (kind->max_ops ? kind->max_ops : 1000000); k < end; k++) {
 		int r;
 
 		atomic_store(&pg->started, k + 1);
@@ -387,7 +504,8 @@ static int writer(const struct kind *kind, struct progress *pg, uint64_t k)
 		}
 		atomic_store(&pg->done, k + 1);
 	}
-	return 0;
+	for (;;)
+		pause();
 }
 
 static void crash_run(const struct kind *kind)
@@ -395,7 +513,7 @@ static void crash_run(const struct kind *kind)
 	struct mmapd_client *c = test_client_connect(&dmn, "check_crash");
 	struct progress *pg = mmap(NULL, sizeof(*pg), PROT_READ | PROT_WRITE,
 	                           MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	unsigned n = iterations() / kind->fewer, mid = 0;
+	unsigned n = iterations() / kind->fewer, mid = 0, inside = 0;
 	uint64_t k = 0;
 	char why[256];
 
@@ -406,8 +524,9 @@ static void crash_run(const struct kind *kind)
 	/* Each structure starts empty, in a region of its own, and so does its model. */
 	vm_len = 0;
 	memset(mm_present, 0, sizeof(mm_present));
+	memset(sm_present, 0, sizeof(sm_present));
 	for (unsigned it = 0; it < n; it++) {
-		struct timespec pause = { 0, (long)(rand() % 3000) * 1000L };
+		struct timespec pause = { 0, (long)(rand() % (int)kind->max_delay_us) * 1000L };
 		uint64_t started, done;
 		void *s;
 		pid_t pid;
@@ -439,6 +558,7 @@ static void crash_run(const struct kind *kind)
 		              mmapd_last_message());
 		if (started > done) {
 			/* Killed inside operation k: before or after it, nothing else. */
+			inside++;
 			if (!kind->equal(s, why, sizeof(why))) {
 				kind->model_apply(k++);
 				mid++;
@@ -455,8 +575,8 @@ static void crash_run(const struct kind *kind)
 		}
 		kind->close(s);
 	}
-	fprintf(stderr, "%s: %u kills, %llu operations, %u found completed after a kill inside\n",
-	        kind->name, n, (unsigned long long)k, mid);
+	fprintf(stderr, "%s: %u kills, %llu operations, %u kills inside one, of which %u found "
+	        "it completed\n", kind->name, n, (unsigned long long)k, inside, mid);
 	munmap(pg, sizeof(*pg));
 	mmapd_disconnect(c);
 }
@@ -479,6 +599,12 @@ START_TEST(test_crash_hash_map_killed_anywhere_is_before_or_after_each_operation
 }
 END_TEST
 
+START_TEST(test_crash_string_map_killed_anywhere_is_before_or_after_each_operation)
+{
+	crash_run(&sm_kind);
+}
+END_TEST
+
 static Suite *crash_suite(void)
 {
 	Suite *s = suite_create("crash");
@@ -490,6 +616,7 @@ static Suite *crash_suite(void)
 	tcase_add_test(tc, test_crash_vector_killed_anywhere_is_before_or_after_each_operation);
 	tcase_add_test(tc, test_crash_durable_vector_killed_anywhere_is_before_or_after_each_operation);
 	tcase_add_test(tc, test_crash_hash_map_killed_anywhere_is_before_or_after_each_operation);
+	tcase_add_test(tc, test_crash_string_map_killed_anywhere_is_before_or_after_each_operation);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1232,6 +1232,88 @@ START_TEST(test_persist_ndarray_written_by_one_process_is_viewed_by_another)
 }
 END_TEST
 
+/* ---- string maps ---- */
+
+/* In another process: reads every key, replaces the odd ones with longer values. */
+static int strmap_child(void)
+{
+	struct mmapd_client *c = NULL;
+	struct mmapd_pstrmap *m = NULL;
+	char key[64], want[200];
+	const void *v;
+	size_t len;
+	int ok = 1;
+
+	if (mmapd_connect(dmn.sock, "strmap-child", &c) < 0 ||
+	    mmapd_pstrmap_open(c, "smap", 0, &m) < 0 || mmapd_pstrmap_lock(m, -1) < 0)
+		return 1;
+	for (int i = 0; i < 2000 && ok; i++) {
+		snprintf(key, sizeof(key), "key-%d%s", i, i % 7 ? "" : "-with-a-longer-tail");
+		snprintf(want, sizeof(want), "v%d", i * 3);
+		ok = mmapd_pstrmap_get(m, key, strlen(key), &v, &len) == 0 && len == strlen(want) &&
+		     memcmp(v, want, len) == 0;
+		if (ok && i % 2) {
+			snprintf(want, sizeof(want), "a much longer value for key %d, %0*d", i, i % 90, 0);
+			ok = mmapd_pstrmap_put(m, key, strlen(key), want, strlen(want)) == 1;
+		}
+	}
+	ok = mmapd_pstrmap_unlock(m) == 0 && ok;
+	mmapd_pstrmap_close(m);
+	mmapd_disconnect(c);
+	return ok ? 0 : 2;
+}
+
+START_TEST(test_persist_string_map_takes_keys_and_values_of_any_length_across_processes)
+{
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
+	struct mmapd_pstrmap *m = NULL;
+	char key[64], want[200];
+	const void *v, *k;
+	size_t len, klen;
+	uint64_t cursor = 0, seen = 0;
+	int r;
+	pid_t pid;
+
+	ck_assert_int_eq(mmapd_pstrmap_open(c, "smap", MMAPD_PERSIST_CREATE, &m), 0);
+	for (int i = 0; i < 2000; i++) {
+		snprintf(key, sizeof(key), "key-%d%s", i, i % 7 ? "" : "-with-a-longer-tail");
+		snprintf(want, sizeof(want), "v%d", i * 3);
+		ck_assert_int_eq(mmapd_pstrmap_put(m, key, strlen(key), want, strlen(want)), 0);
+	}
+	/* The empty key and an empty value are keys and values like the others. */
+	ck_assert_int_eq(mmapd_pstrmap_put(m, "", 0, "", 0), 0);
+	ck_assert_int_eq(mmapd_pstrmap_get(m, "", 0, &v, &len), 0);
+	ck_assert_uint_eq(len, 0);
+	ck_assert_int_eq(mmapd_pstrmap_remove(m, "", 0), 0);
+	ck_assert_int_eq(mmapd_pstrmap_get(m, "", 0, &v, &len), -ENOENT);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(strmap_child());
+	test_child_wait(pid, CHILD_WAIT_MS);
+	ck_assert_int_eq(mmapd_pstrmap_get(m, "key-5", 5, &v, &len), 0);
+	snprintf(want, sizeof(want), "a much longer value for key %d, %0*d", 5, 5, 0);
+	ck_assert_uint_eq(len, strlen(want));
+	ck_assert_int_eq(memcmp(v, want, len), 0);
+	/* Iteration, removing every key that starts "key-1" as it goes. */
+	while ((r = mmapd_pstrmap_next(m, &cursor, &k, &klen, &v, &len)) == 1) {
+		seen++;
+		if (klen > 5 && memcmp(k, "key-1", 5) == 0)
+			ck_assert_int_eq(mmapd_pstrmap_remove(m, k, klen), 0);
+	}
+	ck_assert_int_eq(r, 0);
+	ck_assert_uint_eq(seen, 2000);
+	ck_assert_int_eq(mmapd_pstrmap_get(m, "key-1", 5, &v, &len), 0);   /* "key-1" alone is 5 bytes: kept */
+	ck_assert_int_eq(mmapd_pstrmap_get(m, "key-10", 6, &v, &len), -ENOENT);
+	ck_assert_int_eq(mmapd_pstrmap_get(m, "key-2", 5, &v, &len), 0);
+	ck_assert_int_eq(mmapd_pstrmap_remove(m, "nope", 4), -ENOENT);
+	mmapd_pstrmap_close(m);
+	ck_assert_int_eq(mmapd_delete(c, "smap"), 0);
+	ck_assert_int_eq(mmapd_delete(c, "smap.arena"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
 /* ---- containers as fields ---- */
 
 struct journal_rec {
@@ -1385,6 +1467,7 @@ static Suite *persist_suite(void)
 	tcase_add_test(tc, test_persist_structures_scribbled_with_garbage_give_errors_not_crashes);
 	tcase_add_test(tc, test_persist_ndarray_written_by_one_process_is_viewed_by_another);
 	tcase_add_test(tc, test_persist_struct_with_growing_container_fields_is_shared_by_processes);
+	tcase_add_test(tc, test_persist_string_map_takes_keys_and_values_of_any_length_across_processes);
 	tcase_add_test(tc, test_persist_vector_grows_in_place_and_another_process_reads_it_back);
 	tcase_add_test(tc, test_persist_vector_bounds_sizes_and_lock_errors);
 	tcase_add_test(tc, test_persist_processes_pushing_under_the_lock_end_with_every_element);

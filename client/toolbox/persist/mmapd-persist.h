@@ -269,6 +269,11 @@ MMAPD_EXPORT size_t mmapd_pvec_elem_size(const struct mmapd_pvec *vec);
  */
 MMAPD_EXPORT int mmapd_pvec_push(struct mmapd_pvec *vec, const void *elem);
 /*
+ * Appends the count elements at elems (count * elem_size bytes) at once: all of them or,
+ * after a crash, none. Returns 0 or the errors of mmapd_pvec_push().
+ */
+MMAPD_EXPORT int mmapd_pvec_extend(struct mmapd_pvec *vec, const void *elems, uint64_t count);
+/*
  * Removes the last element, copying it to ret_elem (may be NULL). Returns 0, -ERANGE (empty).
  * These and the accessors below also return -EINVAL (NULL) and -EBADMSG (the length claims
  * elements the region does not hold).
@@ -397,6 +402,53 @@ MMAPD_EXPORT uint64_t mmapd_phash_capacity(const struct mmapd_phash *map);
 MMAPD_EXPORT int mmapd_phash_reserve(struct mmapd_phash *map, uint64_t count);
 /* The region under the map (borrowed). */
 MMAPD_EXPORT struct mmapd_region *mmapd_phash_region(const struct mmapd_phash *map);
+
+/*
+ * A persistent string map: keys and values of any length (below 2^31 bytes; strings above
+ * all, any bytes allowed), alone in region name (the index, a hash map) and region
+ * "<name>.arena" (the bytes, a vector of bytes that only grows: replaced and removed entries'
+ * bytes are not reclaimed). Each put and remove is atomic across a crash of its process (the
+ * bytes are appended first, then one index entry commits them). Concurrency as for hash maps:
+ * when any process writes, every process holds mmapd_pstrmap_lock() for every call.
+ *
+ * Opens (flags MMAPD_PERSIST_*) both regions. Returns 0 with *ret_map, -ENAMETOOLONG (name
+ * plus ".arena" above 255 bytes), and the errors of mmapd_phash_open() and mmapd_pvec_open().
+ */
+struct mmapd_pstrmap;
+MMAPD_EXPORT int mmapd_pstrmap_open(struct mmapd_client *client, const char *name,
+                                    unsigned flags, struct mmapd_pstrmap **ret_map);
+/* Closes both regions (releasing the lock if held). Accepts NULL. */
+MMAPD_EXPORT void mmapd_pstrmap_close(struct mmapd_pstrmap *map);
+/* The map's lock: the index's (mmapd_phash_lock()). */
+MMAPD_EXPORT int mmapd_pstrmap_lock(struct mmapd_pstrmap *map, int timeout_ms);
+MMAPD_EXPORT int mmapd_pstrmap_unlock(struct mmapd_pstrmap *map);
+/*
+ * Maps the klen bytes at key to the vlen bytes at val. Returns 0 (added), 1 (replaced),
+ * -E2BIG (a key of 2^31 bytes or more), -EINVAL, and the errors of mmapd_pvec_push() and
+ * mmapd_phash_put().
+ */
+MMAPD_EXPORT int mmapd_pstrmap_put(struct mmapd_pstrmap *map, const void *key, size_t klen,
+                                   const void *val, size_t vlen);
+/*
+ * Points *ret_val at key's value (inside the arena, borrowed: valid while the map is open,
+ * even after the key is replaced or removed) and sets *ret_len (either may be NULL). Returns
+ * 0, -ENOENT, -EBADMSG (an index entry pointing outside the arena), -EINVAL.
+ */
+MMAPD_EXPORT int mmapd_pstrmap_get(struct mmapd_pstrmap *map, const void *key, size_t klen,
+                                   const void **ret_val, size_t *ret_len);
+/* Removes key. Returns 0, -ENOENT, -EBADMSG, -EINVAL, the errors of mmapd_phash_put(). */
+MMAPD_EXPORT int mmapd_pstrmap_remove(struct mmapd_pstrmap *map, const void *key, size_t klen);
+/*
+ * Iteration by cursor as mmapd_phash_next(), with borrowed pointers to the key and value
+ * (any out-pointer may be NULL); removing between calls is allowed. Returns 1, 0 (the end),
+ * -EBADMSG, -EINVAL.
+ */
+MMAPD_EXPORT int mmapd_pstrmap_next(struct mmapd_pstrmap *map, uint64_t *cursor,
+                                    const void **ret_key, size_t *ret_klen,
+                                    const void **ret_val, size_t *ret_vlen);
+/* The hash map and byte vector under the map (borrowed), e.g. for their regions. */
+MMAPD_EXPORT struct mmapd_phash *mmapd_pstrmap_index(const struct mmapd_pstrmap *map);
+MMAPD_EXPORT struct mmapd_pvec *mmapd_pstrmap_arena(const struct mmapd_pstrmap *map);
 
 /*
  * Containers as fields: a struct mmapd_pfield (16 bytes, 8-byte aligned) in a persistent

@@ -9,6 +9,7 @@
  *   fstr.c     fixed-capacity strings (UTF-8 checked);
  *   pvec.c     the vector;
  *   phash.c    the hash map;
+ *   pstrmap.c  the string map (keys and values of any length) built on both;
  *   pnd.c      N-dimensional arrays;
  *   pfield.c   containers as fields of a struct, in companion regions.
  */

@@ -14,8 +14,8 @@
  * memmap3's separate segment allocations, the segments are adjacent, so element i is one
  * multiplication away.
  *
- * Crash safety: push, pop, truncate and clear change the length only (push writes its
- * element past the length first), so the length's release store is their commit point. Set,
+ * Crash safety: push, extend, pop, truncate and clear change the length only (push and
+ * extend write their elements past the length first), so the length's release store is their commit point. Set,
  * insert, remove, swap-remove and sort go through the journal: the new element is staged,
  * the record committed, then played (a sort stages the whole sorted vector in scratch space
  * past the capacity). A reader without the lock sees a length whose elements are complete,
@@ -307,6 +307,28 @@ MMAPD_EXPORT int mmapd_pvec_push(struct mmapd_pvec *vec, const void *elem)
 	if ((r = pregion_sync(&vec->pr, pvec_bytes(vec, len), vec->elem_size)) < 0)
 		return r;
 	return pvec_len_store(vec, len + 1);
+}
+
+MMAPD_EXPORT int mmapd_pvec_extend(struct mmapd_pvec *vec, const void *elems, uint64_t count)
+{
+	uint64_t len;
+	int r;
+
+	if (!vec || (!elems && count))
+		return tbx_error(-EINVAL, "vec or elems is NULL");
+	if ((r = pvec_settle(vec, true)) < 0 || (r = pvec_len_checked(vec, &len)) < 0)
+		return r;
+	if (count > pvec_count_max(vec) - len)
+		return tbx_error(-EFBIG, "vector '%s' cannot hold %llu more elements",
+		                 mmapd_region_name(vec->pr.region), (unsigned long long)count);
+	if (count == 0)
+		return 0;
+	if ((r = mmapd_pvec_reserve(vec, len + count)) < 0)
+		return r;
+	memcpy(pvec_elem(vec, len), elems, (size_t)(count * vec->elem_size));
+	if ((r = pregion_sync(&vec->pr, pvec_bytes(vec, len), count * vec->elem_size)) < 0)
+		return r;
+	return pvec_len_store(vec, len + count);
 }
 
 MMAPD_EXPORT int mmapd_pvec_pop(struct mmapd_pvec *vec, void *ret_elem)
