@@ -29,18 +29,20 @@ static const struct mmapd_layout pnd_layout = {
 	sizeof(struct mmapd_layout), "mmapd.ndarray", 1, sizeof(struct pnd_header), 64
 };
 
-/* Element size and NumPy type string of each type, host byte order (little-endian here). */
+/* Element size and NumPy type string of each type, in the host's byte order. */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define PND_BO "<"
+#else
+#define PND_BO ">"
+#endif
 static const struct { uint32_t size; const char *descr; } pnd_types[] = {
 	[MMAPD_DT_U8] = { 1, "|u1" }, [MMAPD_DT_I8] = { 1, "|i1" },
-	[MMAPD_DT_U16] = { 2, "<u2" }, [MMAPD_DT_I16] = { 2, "<i2" },
-	[MMAPD_DT_U32] = { 4, "<u4" }, [MMAPD_DT_I32] = { 4, "<i4" },
-	[MMAPD_DT_U64] = { 8, "<u8" }, [MMAPD_DT_I64] = { 8, "<i8" },
-	[MMAPD_DT_F32] = { 4, "<f4" }, [MMAPD_DT_F64] = { 8, "<f8" },
+	[MMAPD_DT_U16] = { 2, PND_BO "u2" }, [MMAPD_DT_I16] = { 2, PND_BO "i2" },
+	[MMAPD_DT_U32] = { 4, PND_BO "u4" }, [MMAPD_DT_I32] = { 4, PND_BO "i4" },
+	[MMAPD_DT_U64] = { 8, PND_BO "u8" }, [MMAPD_DT_I64] = { 8, PND_BO "i8" },
+	[MMAPD_DT_F32] = { 4, PND_BO "f4" }, [MMAPD_DT_F64] = { 8, PND_BO "f8" },
 };
 #define PND_NTYPES (sizeof(pnd_types) / sizeof(pnd_types[0]))
-
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
-               "the .npy type strings below say little-endian");
 
 /* Bytes of the elements of shape, or 0 (with -EOVERFLOW) when they pass the address space. */
 static int pnd_bytes(uint32_t dtype, uint32_t ndim, const uint64_t *shape, uint64_t *ret)
