@@ -103,6 +103,11 @@ int case_stall(struct mmapd_client *client, const struct bench_opts *o);
  * status from 4 connections (32 requests pipelined on each), against the ping with no flood.
  */
 int case_list(struct mmapd_client *client, const char *data_dir, const struct bench_opts *o);
+/*
+ * (l) persistent vector and hash map operations per second, crash-safe, not journalled
+ * (set through at()), and durable, against a private in-memory array or table.
+ */
+int case_persist(struct mmapd_client *client, const struct bench_opts *o);
 
 /*
  * (r) 64-byte messages through a ring to a reader process (plain write/read, and put/flush

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Atomic views of a window: pointers to naturally aligned 32- and 64-bit words (or arrays of
- * them) for C11 atomic operations shared by every process that maps the region.
+ * Atomic views of a window: pointers to naturally aligned 8-, 16-, 32- and 64-bit words,
+ * unsigned, signed or bool (or arrays of them), for C11 atomic operations shared by every
+ * process that maps the region.
  *
  * C11 atomics are only usable across processes when they are lock-free: a lock-based atomic
  * keeps its lock in this process's memory, where other processes cannot see it. Lock-free
@@ -15,6 +16,9 @@
 
 #include "domain.h"
 
+_Static_assert(ATOMIC_BOOL_LOCK_FREE == 2 && ATOMIC_CHAR_LOCK_FREE == 2 &&
+               ATOMIC_SHORT_LOCK_FREE == 2 && sizeof(short) == 2 && sizeof(_Bool) == 1,
+               "8- and 16-bit atomics must be always lock-free to be shared between processes");
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2 && sizeof(int) == 4,
                "32-bit atomics must be always lock-free to be shared between processes");
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2 && ATOMIC_LONG_LOCK_FREE == 2 &&
@@ -49,42 +53,34 @@ static int atomic_view(struct mmapd_region *region, uint64_t off, size_t count, 
 	return 0;
 }
 
-MMAPD_EXPORT int mmapd_region_atomic_u32_slice(struct mmapd_region *region, uint64_t off,
-                                               size_t count, _Atomic uint32_t **ret_atomic)
-{
-	void *p;
-	int r;
+/* The slice and single-word views of one type: same checks, its size and alignment. */
+#define ATOMIC_VIEWS(name, type)                                                           \
+	MMAPD_EXPORT int mmapd_region_atomic_##name##_slice(struct mmapd_region *region,       \
+	                                                    uint64_t off, size_t count,         \
+	                                                    type **ret_atomic)                  \
+	{                                                                                      \
+		void *p;                                                                           \
+		int r;                                                                             \
+                                                                                           \
+		if (!ret_atomic)                                                                   \
+			return error_set(-EINVAL, "ret_atomic is NULL");                               \
+		r = atomic_view(region, off, count, sizeof(**ret_atomic), &p);                     \
+		if (r == 0)                                                                        \
+			*ret_atomic = p;                                                               \
+		return r;                                                                          \
+	}                                                                                      \
+	MMAPD_EXPORT int mmapd_region_atomic_##name(struct mmapd_region *region, uint64_t off, \
+	                                            type **ret_atomic)                          \
+	{                                                                                      \
+		return mmapd_region_atomic_##name##_slice(region, off, 1, ret_atomic);             \
+	}
 
-	if (!ret_atomic)
-		return error_set(-EINVAL, "ret_atomic is NULL");
-	r = atomic_view(region, off, count, sizeof(**ret_atomic), &p);
-	if (r == 0)
-		*ret_atomic = p;
-	return r;
-}
-
-MMAPD_EXPORT int mmapd_region_atomic_u64_slice(struct mmapd_region *region, uint64_t off,
-                                               size_t count, _Atomic uint64_t **ret_atomic)
-{
-	void *p;
-	int r;
-
-	if (!ret_atomic)
-		return error_set(-EINVAL, "ret_atomic is NULL");
-	r = atomic_view(region, off, count, sizeof(**ret_atomic), &p);
-	if (r == 0)
-		*ret_atomic = p;
-	return r;
-}
-
-MMAPD_EXPORT int mmapd_region_atomic_u32(struct mmapd_region *region, uint64_t off,
-                                         _Atomic uint32_t **ret_atomic)
-{
-	return mmapd_region_atomic_u32_slice(region, off, 1, ret_atomic);
-}
-
-MMAPD_EXPORT int mmapd_region_atomic_u64(struct mmapd_region *region, uint64_t off,
-                                         _Atomic uint64_t **ret_atomic)
-{
-	return mmapd_region_atomic_u64_slice(region, off, 1, ret_atomic);
-}
+ATOMIC_VIEWS(u8, _Atomic uint8_t)
+ATOMIC_VIEWS(u16, _Atomic uint16_t)
+ATOMIC_VIEWS(u32, _Atomic uint32_t)
+ATOMIC_VIEWS(u64, _Atomic uint64_t)
+ATOMIC_VIEWS(i8, _Atomic int8_t)
+ATOMIC_VIEWS(i16, _Atomic int16_t)
+ATOMIC_VIEWS(i32, _Atomic int32_t)
+ATOMIC_VIEWS(i64, _Atomic int64_t)
+ATOMIC_VIEWS(bool, _Atomic _Bool)

@@ -681,7 +681,7 @@ MMAPD_EXPORT int mmapd_region_msync(struct mmapd_region *region, uint64_t off,
 
 /*
  * ---- Atomic views ----
- * Pointers to naturally aligned 32- and 64-bit words of the window, for C11 atomic
+ * Pointers to naturally aligned 8-, 16-, 32- and 64-bit words of the window, for C11 atomic
  * operations shared by every process mapping the region: such atomics are lock-free and
  * therefore address-free (libmmapd refuses to build where they are not), so they work across
  * processes through shared mappings, with the C11 memory model as within one process
@@ -701,6 +701,35 @@ MMAPD_EXPORT int mmapd_region_atomic_u32_slice(struct mmapd_region *region, uint
                                                size_t count, _Atomic uint32_t **ret_atomic);
 MMAPD_EXPORT int mmapd_region_atomic_u64_slice(struct mmapd_region *region, uint64_t off,
                                                size_t count, _Atomic uint64_t **ret_atomic);
+/* The same for the other widths and signedness: 8 and 16 bits, signed, and bool (one byte). */
+MMAPD_EXPORT int mmapd_region_atomic_u8(struct mmapd_region *region, uint64_t off,
+                                        _Atomic uint8_t **ret_atomic);
+MMAPD_EXPORT int mmapd_region_atomic_u16(struct mmapd_region *region, uint64_t off,
+                                         _Atomic uint16_t **ret_atomic);
+MMAPD_EXPORT int mmapd_region_atomic_i8(struct mmapd_region *region, uint64_t off,
+                                        _Atomic int8_t **ret_atomic);
+MMAPD_EXPORT int mmapd_region_atomic_i16(struct mmapd_region *region, uint64_t off,
+                                         _Atomic int16_t **ret_atomic);
+MMAPD_EXPORT int mmapd_region_atomic_i32(struct mmapd_region *region, uint64_t off,
+                                         _Atomic int32_t **ret_atomic);
+MMAPD_EXPORT int mmapd_region_atomic_i64(struct mmapd_region *region, uint64_t off,
+                                         _Atomic int64_t **ret_atomic);
+MMAPD_EXPORT int mmapd_region_atomic_bool(struct mmapd_region *region, uint64_t off,
+                                          _Atomic _Bool **ret_atomic);
+MMAPD_EXPORT int mmapd_region_atomic_u8_slice(struct mmapd_region *region, uint64_t off,
+                                              size_t count, _Atomic uint8_t **ret_atomic);
+MMAPD_EXPORT int mmapd_region_atomic_u16_slice(struct mmapd_region *region, uint64_t off,
+                                               size_t count, _Atomic uint16_t **ret_atomic);
+MMAPD_EXPORT int mmapd_region_atomic_i8_slice(struct mmapd_region *region, uint64_t off,
+                                              size_t count, _Atomic int8_t **ret_atomic);
+MMAPD_EXPORT int mmapd_region_atomic_i16_slice(struct mmapd_region *region, uint64_t off,
+                                               size_t count, _Atomic int16_t **ret_atomic);
+MMAPD_EXPORT int mmapd_region_atomic_i32_slice(struct mmapd_region *region, uint64_t off,
+                                               size_t count, _Atomic int32_t **ret_atomic);
+MMAPD_EXPORT int mmapd_region_atomic_i64_slice(struct mmapd_region *region, uint64_t off,
+                                               size_t count, _Atomic int64_t **ret_atomic);
+MMAPD_EXPORT int mmapd_region_atomic_bool_slice(struct mmapd_region *region, uint64_t off,
+                                                size_t count, _Atomic _Bool **ret_atomic);
 #endif
 
 /*

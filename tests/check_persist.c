@@ -517,6 +517,33 @@ START_TEST(test_persist_fixed_string_refuses_overflow_and_cuts_only_when_asked)
 }
 END_TEST
 
+START_TEST(test_persist_fixed_string_takes_only_utf8_unless_raw_and_cuts_between_code_points)
+{
+	MMAPD_FSTR(8) buf = { 0 };
+	struct mmapd_fstr *s = (struct mmapd_fstr *)&buf;
+	/* A stray continuation byte, an overlong "/", a surrogate, a code point above U+10FFFF,
+	 * a sequence cut short. */
+	static const char *bad[] = { "a\x80", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+	                             "ab\xe2\x82" };
+
+	ck_assert_int_eq(mmapd_fstr_set_cstr(s, 8, "ok"), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_int_eq(mmapd_fstr_set_cstr(s, 8, bad[i]), -EILSEQ);
+		ck_assert_int_eq(mmapd_fstr_set_trunc(s, 8, bad[i], strlen(bad[i])), -EILSEQ);
+		ck_assert_str_eq(s->bytes, "ok");
+	}
+	ck_assert_int_eq(mmapd_fstr_set_raw(s, 8, "\xff\xfe", 2), 0);
+	ck_assert_int_eq(mmapd_fstr_len(s, 8), 2);
+	/* Euro signs (3 bytes each): 8 bytes hold two, and the cut falls before the third. */
+	ck_assert_int_eq(mmapd_fstr_set_cstr(s, 8, "\xe2\x82\xac\xe2\x82\xac"), 0);
+	ck_assert_int_eq(mmapd_fstr_set_trunc(s, 8, "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac", 9), 1);
+	ck_assert_int_eq(mmapd_fstr_len(s, 8), 6);
+	/* A 4-byte sequence cut anywhere inside leaves what precedes it. */
+	ck_assert_int_eq(mmapd_fstr_set_trunc(s, 8, "abcdef\xf0\x9f\x98\x80", 10), 1);
+	ck_assert_str_eq(s->bytes, "abcdef");
+}
+END_TEST
+
 /* ---- vectors ---- */
 
 #define VEC_N 100000u
@@ -896,12 +923,13 @@ START_TEST(test_persist_structures_with_corrupt_headers_or_of_another_kind_are_r
 	memcpy(vh + MMAPD_PSTRUCT_HEADER + 24, &len, 8);
 	ck_assert_int_eq(mmapd_pvec_open(c, "kinds-vec", 8, 0, &vec2), -EBADMSG);
 	ck_assert_int_eq(mmapd_pvec_push(vec, &k), -EBADMSG);
-	/* A rebuild that never finished (the hash header's fourth 32-bit word). */
+	/* A journal op word that is neither empty nor live (the hash header's eleventh 32-bit
+	 * word: sizes, pad, three counters, then the journal). */
 	ck_assert_int_eq(mmapd_phash_put(map, &k, &v), 0);
-	mh[MMAPD_PSTRUCT_HEADER + 12] = 1;
+	mh[MMAPD_PSTRUCT_HEADER + 40] = 1;
 	ck_assert_int_eq(mmapd_phash_open(c, "kinds-map", 8, sizeof(v), 0, &map2), -EBADMSG);
 	ck_assert_int_eq(mmapd_phash_get(map, &k, &v), -EBADMSG);
-	ck_assert_msg(strstr(mmapd_last_message(), "rebuilt"), "%s", mmapd_last_message());
+	ck_assert_msg(strstr(mmapd_last_message(), "journal"), "%s", mmapd_last_message());
 	/* The magic of the struct header. */
 	vh[4] ^= 0xff;
 	ck_assert_int_eq(mmapd_pvec_open(c, "kinds-vec", 8, 0, &vec2), -EBADMSG);
@@ -909,6 +937,472 @@ START_TEST(test_persist_structures_with_corrupt_headers_or_of_another_kind_are_r
 	mmapd_phash_close(map);
 	ck_assert_int_eq(mmapd_delete(c, "kinds-vec"), 0);
 	ck_assert_int_eq(mmapd_delete(c, "kinds-map"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x, y;
+
+	memcpy(&x, a, 8);
+	memcpy(&y, b, 8);
+	return x < y ? -1 : x > y;
+}
+
+static int collect(uint64_t i, void *elem, void *userdata)
+{
+	uint64_t *out = userdata, v;
+
+	memcpy(&v, elem, 8);
+	out[out[0]++ + 1] = i * 1000 + v;
+	return 0;
+}
+
+/* In another process: inserts, removes and sorts the vector "edit-vec" of 0..9. */
+static int vec_editor(void)
+{
+	struct mmapd_client *c = NULL;
+	struct mmapd_pvec *vec = NULL;
+	uint64_t v = 100, got = 0;
+	int ok;
+
+	if (mmapd_connect(dmn.sock, "editor", &c) < 0 ||
+	    mmapd_pvec_open(c, "edit-vec", sizeof(uint64_t), 0, &vec) < 0)
+		return 1;
+	ok = mmapd_pvec_insert(vec, 0, &v) == 0 &&           /* 100 0 1 .. 9 */
+	     mmapd_pvec_insert(vec, 11, &v) == 0 &&          /* 100 0 .. 9 100 */
+	     mmapd_pvec_remove(vec, 1, &got) == 0 && got == 0 &&   /* 100 1 .. 9 100 */
+	     mmapd_pvec_swap_remove(vec, 0, &got) == 0 && got == 100 && /* 100 1 .. 9 */
+	     mmapd_pvec_sort(vec, u64_cmp) == 0 &&           /* 1 .. 9 100 */
+	     mmapd_pvec_truncate(vec, 9) == 0;               /* 1 .. 9 */
+	mmapd_pvec_close(vec);
+	mmapd_disconnect(c);
+	return ok ? 0 : 2;
+}
+
+START_TEST(test_persist_vector_edits_in_one_process_are_seen_in_another)
+{
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
+	struct mmapd_pvec *vec = pvec_ok(c, "edit-vec", sizeof(uint64_t), MMAPD_PERSIST_CREATE);
+	uint64_t v, out[16] = { 0 }, at;
+	pid_t pid;
+
+	for (v = 0; v < 10; v++)
+		ck_assert_int_eq(mmapd_pvec_push(vec, &v), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(vec_editor());
+	test_child_wait(pid, CHILD_WAIT_MS);
+	ck_assert_uint_eq(mmapd_pvec_len(vec), 9);
+	for (uint64_t i = 0; i < 9; i++) {
+		ck_assert_int_eq(mmapd_pvec_get(vec, i, &v), 0);
+		ck_assert_uint_eq(v, i + 1);
+	}
+	v = 5;
+	ck_assert_int_eq(mmapd_pvec_bsearch(vec, &v, u64_cmp, &at), 0);
+	ck_assert_uint_eq(at, 4);
+	v = 50;
+	ck_assert_int_eq(mmapd_pvec_bsearch(vec, &v, u64_cmp, &at), -ENOENT);
+	ck_assert_uint_eq(at, 9);
+	/* A range forward, then backward. */
+	ck_assert_int_eq(mmapd_pvec_foreach(vec, 2, 5, 0, collect, out), 0);
+	ck_assert_uint_eq(out[0], 3);
+	ck_assert_uint_eq(out[1], 2003);
+	ck_assert_uint_eq(out[3], 4005);
+	out[0] = 0;
+	ck_assert_int_eq(mmapd_pvec_foreach(vec, 0, UINT64_MAX, MMAPD_PVEC_REVERSE, collect, out), 0);
+	ck_assert_uint_eq(out[0], 9);
+	ck_assert_uint_eq(out[1], 8009);
+	ck_assert_uint_eq(out[9], 1);
+	ck_assert_int_eq(mmapd_pvec_insert(vec, 10, &v), -ERANGE);
+	ck_assert_int_eq(mmapd_pvec_remove(vec, 9, NULL), -ERANGE);
+	ck_assert_int_eq(mmapd_pvec_truncate(vec, 10), -ERANGE);
+	ck_assert_int_eq(mmapd_pvec_foreach(vec, 0, 1, 0x8, collect, out), -EINVAL);
+	mmapd_pvec_close(vec);
+	ck_assert_int_eq(mmapd_delete(c, "edit-vec"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+START_TEST(test_persist_hash_map_iterates_by_cursor_removing_as_it_goes_and_reserves)
+{
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
+	struct mmapd_phash *map = phash_ok(c, "iter-map", MMAPD_PERSIST_CREATE);
+	struct pair v;
+	uint64_t k, cursor = 0, seen = 0, cap;
+	int r;
+
+	ck_assert_uint_eq(mmapd_phash_capacity(map), 0);
+	ck_assert_int_eq(mmapd_phash_reserve(map, 1000), 0);
+	cap = mmapd_phash_capacity(map);
+	ck_assert_uint_ge(cap, 1000);
+	for (k = 0; k < 1000; k++) {
+		v = (struct pair){ k * 7, ~k };
+		ck_assert_int_eq(mmapd_phash_put(map, &k, &v), 0);
+	}
+	/* No rebuild happened: the capacity is what reserve made. */
+	ck_assert_uint_eq(mmapd_phash_capacity(map), cap);
+	while ((r = mmapd_phash_next(map, &cursor, &k, &v)) == 1) {
+		ck_assert_uint_eq(v.b, ~k);
+		seen++;
+		if (k % 2 == 0)
+			ck_assert_int_eq(mmapd_phash_remove(map, &k), 0);
+	}
+	ck_assert_int_eq(r, 0);
+	ck_assert_uint_eq(seen, 1000);
+	ck_assert_uint_eq(mmapd_phash_count(map), 500);
+	ck_assert_int_eq(mmapd_phash_reserve(map, 1ull << 62), -EFBIG);
+	mmapd_phash_close(map);
+	ck_assert_int_eq(mmapd_delete(c, "iter-map"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+/*
+ * What a hostile process that can write the region can do: scribble anything over the
+ * header, the journal and the slots. Readers get errors or wrong values, never a crash or
+ * an endless loop (the test's timeout would catch one).
+ */
+START_TEST(test_persist_structures_scribbled_with_garbage_give_errors_not_crashes)
+{
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
+	struct mmapd_pvec *vec = pvec_ok(c, "scribble-vec", 8, MMAPD_PERSIST_CREATE);
+	struct mmapd_phash *map = phash_ok(c, "scribble-map", MMAPD_PERSIST_CREATE);
+	uint8_t *vh = mmapd_region_data(mmapd_pvec_region(vec));
+	uint8_t *mh = mmapd_region_data(mmapd_phash_region(map));
+	uint64_t seed = 42;
+
+	for (uint64_t k = 0; k < 200; k++) {
+		struct pair v = { k, ~k };
+
+		ck_assert_int_eq(mmapd_phash_put(map, &k, &v), 0);
+		ck_assert_int_eq(mmapd_pvec_push(vec, &k), 0);
+	}
+	for (int round = 0; round < 2000; round++) {
+		struct mmapd_pvec *v2 = NULL;
+		struct mmapd_phash *m2 = NULL;
+		uint64_t k = (uint64_t)round % 256, cursor = 0, x;
+		struct pair p;
+
+		/* A few random bytes of the header page (body and journal) and the first slots,
+		 * past the 64-byte struct header, whose checksum other tests cover. */
+		for (int n = 0; n < 4; n++) {
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			vh[64 + (seed >> 33) % 256] = (uint8_t)(seed >> 20);
+			mh[64 + (seed >> 40) % 256] = (uint8_t)(seed >> 24);
+			mh[4096 + 4096 + (seed >> 30) % 8192] = (uint8_t)(seed >> 12);
+		}
+		/* Now and then a live journal record of garbage, "written" by a dead process: the
+		 * op word (LNRJ), a pid that cannot exist, then random fields. The journal follows
+		 * the vector's four header words and the map's sizes and three counters. */
+		if (round % 20 == 0) {
+			uint32_t live = 0x4a524e4cu, pid = 0x7ffffff0u;
+
+			for (int side = 0; side < 2; side++) {
+				uint8_t *j = side ? mh + 64 + 40 : vh + 64 + 32;
+
+				memcpy(j, &live, 4);
+				memcpy(j + 4, &pid, 4);
+				for (int n = 8; n < 144; n++) {
+					seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+					j[n] = (uint8_t)(seed >> (n % 3 ? 56 : 33));
+				}
+			}
+		}
+		(void)mmapd_pvec_get(vec, k, &x);
+		(void)mmapd_pvec_push(vec, &k);
+		(void)mmapd_pvec_set(vec, 0, &k);
+		(void)mmapd_pvec_insert(vec, 1, &k);
+		(void)mmapd_phash_get(map, &k, &p);
+		(void)mmapd_phash_put(map, &k, &p);
+		(void)mmapd_phash_remove(map, &k);
+		while (mmapd_phash_next(map, &cursor, NULL, NULL) == 1)
+			;
+		if (mmapd_pvec_open(c, "scribble-vec", 8, 0, &v2) == 0)
+			mmapd_pvec_close(v2);
+		if (mmapd_phash_open(c, "scribble-map", 8, sizeof(p), 0, &m2) == 0)
+			mmapd_phash_close(m2);
+	}
+	mmapd_pvec_close(vec);
+	mmapd_phash_close(map);
+	ck_assert_int_eq(mmapd_delete(c, "scribble-vec"), 0);
+	ck_assert_int_eq(mmapd_delete(c, "scribble-map"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+/* ---- N-dimensional arrays ---- */
+
+/* In another process: opens the array by what its header says and reads it through views. */
+static int nd_child(void)
+{
+	struct mmapd_client *c = NULL;
+	struct mmapd_region *region = NULL;
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RW);
+	struct mmapd_ndview v, s, row;
+	uint64_t idx[3] = { 3, 1, 5 }, big[3] = { 4, 5, 6 };
+	double *p;
+	int ok;
+
+	if (mmapd_connect(dmn.sock, "nd-child", &c) < 0 ||
+	    mmapd_region_open(c, "nd", &o, &region) < 0 ||
+	    mmapd_ndarray_open(region, 64, 0, 0, NULL, 0, &v) < 0)
+		return 1;
+	ok = v.dtype == MMAPD_DT_F64 && v.ndim == 3 && v.shape[0] == 4 && v.shape[1] == 5 &&
+	     v.shape[2] == 6 && v.strides[0] == 240 && v.strides[1] == 48 && v.strides[2] == 8;
+	ok = ok && mmapd_ndview_at(&v, idx, (void **)&p) == 0 && *p == 315;
+	/* Rows 1 and 2 of the second dimension; then the plane i = 2 of that. */
+	ok = ok && mmapd_ndview_slice(&v, 1, 1, 3, &s) == 0 && s.shape[1] == 2 &&
+	     mmapd_ndview_index(&s, 0, 2, &row) == 0 && row.ndim == 2 && row.shape[0] == 2 &&
+	     row.shape[1] == 6;
+	idx[0] = 1;
+	idx[1] = 4;
+	ok = ok && mmapd_ndview_at(&row, idx, (void **)&p) == 0 && *p == 224;
+	idx[0] = 2;
+	ok = ok && mmapd_ndview_at(&row, idx, (void **)&p) == -ERANGE;
+	ok = ok && mmapd_ndview_at(&v, big, (void **)&p) == -ERANGE;
+	ok = ok && mmapd_ndview_slice(&v, 3, 0, 1, &s) == -ERANGE &&
+	     mmapd_ndview_slice(&v, 0, 2, 2, &s) == -ERANGE;
+	mmapd_region_close(region);
+	mmapd_disconnect(c);
+	return ok ? 0 : 2;
+}
+
+START_TEST(test_persist_ndarray_written_by_one_process_is_viewed_by_another)
+{
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
+	struct mmapd_region *region = region_on(c, "nd", 65536);
+	uint64_t shape[3] = { 4, 5, 6 }, other[3] = { 4, 6, 5 }, idx[3], one = 5;
+	struct mmapd_ndview v, v2;
+	char npy[256];
+	uint8_t *body;
+	double *p;
+	int64_t n;
+	pid_t pid;
+
+	ck_assert_uint_eq(mmapd_ndarray_footprint(MMAPD_DT_F64, 3, shape), 64 + 128 + 960);
+	ck_assert_uint_eq(mmapd_ndarray_footprint(MMAPD_DT_F64, 0, shape), 0);
+	ck_assert_int_eq(mmapd_ndarray_open(region, 64, MMAPD_DT_F64, 3, shape, 0, &v), -ENODATA);
+	ck_assert_int_eq(mmapd_ndarray_open(region, 64, MMAPD_DT_F64, 3, shape,
+	                                    MMAPD_PSTRUCT_INIT, &v), 0);
+	ck_assert_uint_eq((uintptr_t)v.data % 64, 0);
+	for (idx[0] = 0; idx[0] < 4; idx[0]++)
+		for (idx[1] = 0; idx[1] < 5; idx[1]++)
+			for (idx[2] = 0; idx[2] < 6; idx[2]++) {
+				ck_assert_int_eq(mmapd_ndview_at(&v, idx, (void **)&p), 0);
+				*p = (double)(idx[0] * 100 + idx[1] * 10 + idx[2]);
+			}
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(nd_child());
+	test_child_wait(pid, CHILD_WAIT_MS);
+	ck_assert_int_eq(mmapd_ndarray_open(region, 64, MMAPD_DT_F64, 3, other, 0, &v2), -EPROTO);
+	ck_assert_int_eq(mmapd_ndarray_open(region, 64, MMAPD_DT_F32, 3, shape, 0, &v2), -EPROTO);
+	/* The .npy header: magic, version 1.0, a length that pads the whole to 64 bytes. */
+	n = mmapd_ndview_npy_header(&v, npy, sizeof(npy));
+	ck_assert_int_eq(n % 64, 0);
+	ck_assert_int_eq(memcmp(npy, "\x93NUMPY\x01\x00", 8), 0);
+	ck_assert_int_eq((uint8_t)npy[8] | (uint8_t)npy[9] << 8, n - 10);
+	ck_assert_int_eq(npy[n - 1], '\n');
+	ck_assert_ptr_nonnull(strstr(npy + 10, "{'descr': '<f8', 'fortran_order': False, "
+	                                       "'shape': (4, 5, 6), }"));
+	ck_assert_int_eq(mmapd_ndview_npy_header(&v, npy, 10), -ERANGE);
+	/* Another process rewriting the shape after open changes nothing for this view, and
+	 * the next opener is refused rather than sent outside the region. */
+	body = (uint8_t *)mmapd_region_data(region) + 64 + 64;
+	memcpy(body + 8, &(uint64_t){ 1ull << 40 }, 8);
+	idx[0] = 3;
+	idx[1] = 4;
+	idx[2] = 5;
+	ck_assert_int_eq(mmapd_ndview_at(&v, idx, (void **)&p), 0);
+	ck_assert(*p == 345);
+	ck_assert_int_eq(mmapd_ndarray_open(region, 64, 0, 0, NULL, 0, &v2), -ERANGE);
+	/* A one-dimensional array elsewhere in the region: "(5,)". */
+	ck_assert_int_eq(mmapd_ndarray_open(region, 4096, MMAPD_DT_I16, 1, &one,
+	                                    MMAPD_PSTRUCT_INIT, &v2), 0);
+	ck_assert_int_gt(mmapd_ndview_npy_header(&v2, npy, sizeof(npy)), 0);
+	ck_assert_ptr_nonnull(strstr(npy + 10, "'descr': '<i2', 'fortran_order': False, "
+	                                       "'shape': (5,)"));
+	ck_assert_int_eq(mmapd_ndview_index(&v2, 0, 1, &v), -EINVAL);
+	mmapd_region_close(region);
+	ck_assert_int_eq(mmapd_delete(c, "nd"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+/* ---- string maps ---- */
+
+/* In another process: reads every key, replaces the odd ones with longer values. */
+static int strmap_child(void)
+{
+	struct mmapd_client *c = NULL;
+	struct mmapd_pstrmap *m = NULL;
+	char key[64], want[200];
+	const void *v;
+	size_t len;
+	int ok = 1;
+
+	if (mmapd_connect(dmn.sock, "strmap-child", &c) < 0 ||
+	    mmapd_pstrmap_open(c, "smap", 0, &m) < 0 || mmapd_pstrmap_lock(m, -1) < 0)
+		return 1;
+	for (int i = 0; i < 2000 && ok; i++) {
+		snprintf(key, sizeof(key), "key-%d%s", i, i % 7 ? "" : "-with-a-longer-tail");
+		snprintf(want, sizeof(want), "v%d", i * 3);
+		ok = mmapd_pstrmap_get(m, key, strlen(key), &v, &len) == 0 && len == strlen(want) &&
+		     memcmp(v, want, len) == 0;
+		if (ok && i % 2) {
+			snprintf(want, sizeof(want), "a much longer value for key %d, %0*d", i, i % 90, 0);
+			ok = mmapd_pstrmap_put(m, key, strlen(key), want, strlen(want)) == 1;
+		}
+	}
+	ok = mmapd_pstrmap_unlock(m) == 0 && ok;
+	mmapd_pstrmap_close(m);
+	mmapd_disconnect(c);
+	return ok ? 0 : 2;
+}
+
+START_TEST(test_persist_string_map_takes_keys_and_values_of_any_length_across_processes)
+{
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
+	struct mmapd_pstrmap *m = NULL;
+	char key[64], want[200];
+	const void *v, *k;
+	size_t len, klen;
+	uint64_t cursor = 0, seen = 0;
+	int r;
+	pid_t pid;
+
+	ck_assert_int_eq(mmapd_pstrmap_open(c, "smap", MMAPD_PERSIST_CREATE, &m), 0);
+	for (int i = 0; i < 2000; i++) {
+		snprintf(key, sizeof(key), "key-%d%s", i, i % 7 ? "" : "-with-a-longer-tail");
+		snprintf(want, sizeof(want), "v%d", i * 3);
+		ck_assert_int_eq(mmapd_pstrmap_put(m, key, strlen(key), want, strlen(want)), 0);
+	}
+	/* The empty key and an empty value are keys and values like the others. */
+	ck_assert_int_eq(mmapd_pstrmap_put(m, "", 0, "", 0), 0);
+	ck_assert_int_eq(mmapd_pstrmap_get(m, "", 0, &v, &len), 0);
+	ck_assert_uint_eq(len, 0);
+	ck_assert_int_eq(mmapd_pstrmap_remove(m, "", 0), 0);
+	ck_assert_int_eq(mmapd_pstrmap_get(m, "", 0, &v, &len), -ENOENT);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(strmap_child());
+	test_child_wait(pid, CHILD_WAIT_MS);
+	ck_assert_int_eq(mmapd_pstrmap_get(m, "key-5", 5, &v, &len), 0);
+	snprintf(want, sizeof(want), "a much longer value for key %d, %0*d", 5, 5, 0);
+	ck_assert_uint_eq(len, strlen(want));
+	ck_assert_int_eq(memcmp(v, want, len), 0);
+	/* Iteration, removing every key that starts "key-1" as it goes. */
+	while ((r = mmapd_pstrmap_next(m, &cursor, &k, &klen, &v, &len)) == 1) {
+		seen++;
+		if (klen > 5 && memcmp(k, "key-1", 5) == 0)
+			ck_assert_int_eq(mmapd_pstrmap_remove(m, k, klen), 0);
+	}
+	ck_assert_int_eq(r, 0);
+	ck_assert_uint_eq(seen, 2000);
+	ck_assert_int_eq(mmapd_pstrmap_get(m, "key-1", 5, &v, &len), 0);   /* "key-1" alone is 5 bytes: kept */
+	ck_assert_int_eq(mmapd_pstrmap_get(m, "key-10", 6, &v, &len), -ENOENT);
+	ck_assert_int_eq(mmapd_pstrmap_get(m, "key-2", 5, &v, &len), 0);
+	ck_assert_int_eq(mmapd_pstrmap_remove(m, "nope", 4), -ENOENT);
+	mmapd_pstrmap_close(m);
+	ck_assert_int_eq(mmapd_delete(c, "smap"), 0);
+	ck_assert_int_eq(mmapd_delete(c, "smap.arena"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+/* ---- containers as fields ---- */
+
+struct journal_rec {
+	_Atomic uint64_t version;
+	struct mmapd_pfield entries;   /* a vector of uint64_t */
+	struct mmapd_pfield index;     /* a hash map uint64_t -> uint64_t */
+};
+
+#define JOURNAL_LAYOUT MMAPD_LAYOUT(struct journal_rec, "test.journal", 1)
+
+/* In another process: opens the struct and its two fields, reads and adds. */
+static int field_child(void)
+{
+	struct mmapd_client *c = NULL;
+	struct mmapd_region *region = NULL;
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RW);
+	struct mmapd_layout layout = JOURNAL_LAYOUT;
+	struct journal_rec *j;
+	struct mmapd_pvec *vec = NULL;
+	struct mmapd_phash *map = NULL;
+	uint64_t k = 7, v = 0, x;
+	void *p;
+	int ok;
+
+	if (mmapd_connect(dmn.sock, "field-child", &c) < 0 ||
+	    mmapd_region_open(c, "owner", &o, &region) < 0 ||
+	    mmapd_pstruct_open(region, 0, &layout, 0, &p) < 0)
+		return 1;
+	j = p;
+	ok = mmapd_pvec_open_field(c, region, &j->entries, 8, 0, &vec) == 0 &&
+	     mmapd_phash_open_field(c, region, &j->index, 8, 8, 0, &map) == 0;
+	ok = ok && mmapd_pvec_len(vec) == 20000 && mmapd_pvec_get(vec, 19999, &x) == 0 &&
+	     x == 19999 && mmapd_phash_get(map, &k, &v) == 0 && v == 49;
+	x = 20000;
+	ok = ok && mmapd_pvec_push(vec, &x) == 0;
+	atomic_fetch_add(&j->version, 1);
+	/* The same field asked for as another shape is refused. */
+	mmapd_pvec_close(vec);
+	ok = ok && mmapd_pvec_open_field(c, region, &j->entries, 16, 0, &vec) == -EPROTO &&
+	     mmapd_pvec_open_field(c, region, &j->index, 8, 0, &vec) == -EPROTO;
+	mmapd_phash_close(map);
+	mmapd_region_close(region);
+	mmapd_disconnect(c);
+	return ok ? 0 : 2;
+}
+
+START_TEST(test_persist_struct_with_growing_container_fields_is_shared_by_processes)
+{
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
+	struct mmapd_region *region = region_on(c, "owner", 4096);
+	struct journal_rec *j = pstruct_ok(region, 0, &(struct mmapd_layout)JOURNAL_LAYOUT,
+	                                   MMAPD_PSTRUCT_INIT);
+	struct mmapd_pvec *vec = NULL;
+	struct mmapd_phash *map = NULL;
+	char name[300];
+	uint64_t k = 7, v = 49;
+	pid_t pid;
+
+	ck_assert_int_eq(mmapd_pvec_open_field(c, region, &j->entries, 8, 0, &vec), -ENOENT);
+	ck_assert_int_eq(mmapd_pvec_open_field(c, region, &j->entries, 8, MMAPD_PERSIST_CREATE,
+	                                       &vec), 0);
+	ck_assert_int_eq(mmapd_phash_open_field(c, region, &j->index, 8, 8, MMAPD_PERSIST_CREATE,
+	                                        &map), 0);
+	/* Growth of the vector through several segments leaves the struct where it is. */
+	for (uint64_t i = 0; i < 20000; i++)
+		ck_assert_int_eq(mmapd_pvec_push(vec, &i), 0);
+	ck_assert_int_eq(mmapd_phash_put(map, &k, &v), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(field_child());
+	test_child_wait(pid, CHILD_WAIT_MS);
+	ck_assert_uint_eq(mmapd_pvec_len(vec), 20001);
+	ck_assert_uint_eq(atomic_load(&j->version), 1);
+	ck_assert_int_eq(mmapd_pfield_name(region, &j->entries, name, sizeof(name)),
+	                 (int)strlen("owner.f72"));
+	ck_assert_str_eq(name, "owner.f72");
+	ck_assert_int_eq(mmapd_pfield_name(region, (struct mmapd_pfield *)((uint8_t *)j + 4), name,
+	                                   sizeof(name)), -EINVAL);
+	ck_assert_int_eq(mmapd_pfield_name(region, (struct mmapd_pfield *)((uint8_t *)j + 8192),
+	                                   name, sizeof(name)), -ERANGE);
+	mmapd_pvec_close(vec);
+	mmapd_phash_close(map);
+	ck_assert_int_eq(mmapd_delete(c, "owner.f72"), 0);
+	ck_assert_int_ge(mmapd_pfield_name(region, &j->index, name, sizeof(name)), 0);
+	ck_assert_int_eq(mmapd_delete(c, name), 0);
+	mmapd_region_close(region);
+	ck_assert_int_eq(mmapd_delete(c, "owner"), 0);
 	mmapd_disconnect(c);
 }
 END_TEST
@@ -968,6 +1462,13 @@ static Suite *persist_suite(void)
 	tcase_add_test(tc, test_persist_struct_body_stays_put_while_another_process_rewrites_the_header);
 	tcase_add_test(tc, test_persist_processes_racing_to_format_one_struct_end_with_one_format);
 	tcase_add_test(tc, test_persist_fixed_string_refuses_overflow_and_cuts_only_when_asked);
+	tcase_add_test(tc, test_persist_fixed_string_takes_only_utf8_unless_raw_and_cuts_between_code_points);
+	tcase_add_test(tc, test_persist_vector_edits_in_one_process_are_seen_in_another);
+	tcase_add_test(tc, test_persist_hash_map_iterates_by_cursor_removing_as_it_goes_and_reserves);
+	tcase_add_test(tc, test_persist_structures_scribbled_with_garbage_give_errors_not_crashes);
+	tcase_add_test(tc, test_persist_ndarray_written_by_one_process_is_viewed_by_another);
+	tcase_add_test(tc, test_persist_struct_with_growing_container_fields_is_shared_by_processes);
+	tcase_add_test(tc, test_persist_string_map_takes_keys_and_values_of_any_length_across_processes);
 	tcase_add_test(tc, test_persist_vector_grows_in_place_and_another_process_reads_it_back);
 	tcase_add_test(tc, test_persist_vector_bounds_sizes_and_lock_errors);
 	tcase_add_test(tc, test_persist_processes_pushing_under_the_lock_end_with_every_element);

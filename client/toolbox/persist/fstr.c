@@ -4,8 +4,14 @@
  * last always NUL, so C code can read s->bytes as a string. Nothing here allocates or points
  * outside the string, so it works in any process mapping it. A string that does not fit is
  * refused (mmapd_fstr_set()) or cut on purpose (mmapd_fstr_set_trunc()), never cut silently.
+ *
+ * Strings are UTF-8: set and set_trunc refuse anything else (mmapd_fstr_set_raw() stores
+ * bytes unchecked), and a cut never splits a code point. The check follows proto/utf8.c
+ * (the Unicode Standard's table 3-7), which the toolbox cannot call: it is built on the
+ * public API alone (Makefile include paths), and libmmapd exports no UTF-8 check.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "mmapd-persist.h"
@@ -22,6 +28,42 @@ static int fstr_check(const struct mmapd_fstr *s, size_t capacity)
 	return 0;
 }
 
+/* Whether s[0..len) is well-formed UTF-8 (no overlongs, surrogates or code points above
+ * U+10FFFF; NUL allowed). */
+static bool fstr_utf8(const unsigned char *s, size_t len)
+{
+	for (size_t i = 0, n; i < len; i += n) {
+		unsigned char lo = 0x80, hi = 0xbf, c = s[i];
+
+		if (c < 0x80) {
+			n = 1;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			n = 2;
+		else if (c >= 0xe0 && c <= 0xef)
+			n = 3;
+		else if (c >= 0xf0 && c <= 0xf4)
+			n = 4;
+		else
+			return false;
+		lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+		hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+		if (len - i < n || s[i + 1] < lo || s[i + 1] > hi)
+			return false;
+		for (size_t k = 2; k < n; k++)
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+	}
+	return true;
+}
+
+static int fstr_not_utf8(void)
+{
+	return tbx_error(-EILSEQ, "the string is not valid UTF-8 (store bytes with "
+	                 "mmapd_fstr_set_raw())");
+}
+
 /* Stores len bytes that fit. */
 static void fstr_store(struct mmapd_fstr *s, const char *str, size_t len)
 {
@@ -31,8 +73,8 @@ static void fstr_store(struct mmapd_fstr *s, const char *str, size_t len)
 	s->length = (uint32_t)len;
 }
 
-MMAPD_EXPORT int mmapd_fstr_set(struct mmapd_fstr *s, size_t capacity, const char *str,
-                                size_t len)
+MMAPD_EXPORT int mmapd_fstr_set_raw(struct mmapd_fstr *s, size_t capacity, const char *str,
+                                    size_t len)
 {
 	int r = fstr_check(s, capacity);
 
@@ -45,6 +87,14 @@ MMAPD_EXPORT int mmapd_fstr_set(struct mmapd_fstr *s, size_t capacity, const cha
 		                 "of %zu", len, capacity);
 	fstr_store(s, str, len);
 	return 0;
+}
+
+MMAPD_EXPORT int mmapd_fstr_set(struct mmapd_fstr *s, size_t capacity, const char *str,
+                                size_t len)
+{
+	if (str && !fstr_utf8((const unsigned char *)str, len))
+		return fstr_not_utf8();
+	return mmapd_fstr_set_raw(s, capacity, str, len);
 }
 
 MMAPD_EXPORT int mmapd_fstr_set_cstr(struct mmapd_fstr *s, size_t capacity, const char *str)
@@ -64,6 +114,8 @@ MMAPD_EXPORT int mmapd_fstr_set_trunc(struct mmapd_fstr *s, size_t capacity, con
 		return r;
 	if (!str && len > 0)
 		return tbx_error(-EINVAL, "str is NULL");
+	if (str && !fstr_utf8((const unsigned char *)str, len))
+		return fstr_not_utf8();
 	if (len > capacity) {
 		cut = capacity;
 		/* Back up over continuation bytes to the start of the sequence cut through. */

@@ -25,7 +25,18 @@ extern "C" {
  * the region sees the same data. They hold plain bytes only: no pointers (another process maps
  * the region at another address) and the host's byte order (files are not portable between
  * architectures). None is internally synchronised: see each part for what is safe without the
- * lock. Durability is the region's: mmapd_flush() or mmapd_region_msync().
+ * lock. Durability is the region's: mmapd_flush() or mmapd_region_msync(), or, for vectors
+ * and hash maps, MMAPD_PERSIST_DURABLE.
+ *
+ * Crash safety: every operation that changes a vector or a hash map is atomic with respect to
+ * the death of the process doing it, at any instruction (SIGKILL included): the next process
+ * to use the structure sees it as it was before the operation or as it is after it, never in
+ * between, with nothing to repair by hand. An operation that cannot become visible in one
+ * store is written first as a redo record in the structure's header; whoever finds the record
+ * of a dead writer finishes it (under the structure's lock) before doing anything else. With
+ * MMAPD_PERSIST_DURABLE the same holds across a power loss (docs/client-api.md gives the
+ * msync order). Structs and fixed strings are the caller's bytes: their stores are not
+ * journalled.
  */
 
 /*
@@ -103,16 +114,20 @@ struct mmapd_fstr {
 #define MMAPD_FSTR_ARGS(m) ((struct mmapd_fstr *)&(m)), (sizeof((m).bytes) - 1)
 
 /*
- * Sets s to the len bytes at str (no NUL needed; embedded NULs are kept). Returns 0,
- * -ENAMETOOLONG (len > capacity: s is unchanged), -EINVAL (NULL s, or NULL str with len > 0).
+ * Sets s to the len bytes at str, which must be UTF-8 (no NUL needed; embedded NULs are
+ * kept). Returns 0, -EILSEQ (not well-formed UTF-8: s is unchanged), -ENAMETOOLONG (len >
+ * capacity: s is unchanged), -EINVAL (NULL s, or NULL str with len > 0).
+ * mmapd_fstr_set_raw() stores any bytes, unchecked (no -EILSEQ).
  */
 MMAPD_EXPORT int mmapd_fstr_set(struct mmapd_fstr *s, size_t capacity, const char *str,
                                 size_t len);
+MMAPD_EXPORT int mmapd_fstr_set_raw(struct mmapd_fstr *s, size_t capacity, const char *str,
+                                    size_t len);
 /* mmapd_fstr_set() of a C string. */
 MMAPD_EXPORT int mmapd_fstr_set_cstr(struct mmapd_fstr *s, size_t capacity, const char *str);
 /*
- * As mmapd_fstr_set(), cutting str to capacity bytes (never in the middle of a UTF-8
- * sequence). Returns 0 when all of it fit, 1 when it was cut, -EINVAL.
+ * As mmapd_fstr_set(), cutting str to capacity bytes or fewer, never in the middle of a
+ * UTF-8 sequence. Returns 0 when all of it fit, 1 when it was cut, -EILSEQ, -EINVAL.
  */
 MMAPD_EXPORT int mmapd_fstr_set_trunc(struct mmapd_fstr *s, size_t capacity, const char *str,
                                       size_t len);
@@ -134,10 +149,75 @@ MMAPD_EXPORT int64_t mmapd_fstr_copy(const struct mmapd_fstr *s, size_t capacity
 MMAPD_EXPORT int mmapd_fstr_cmp(const struct mmapd_fstr *s, size_t capacity, const char *str,
                                 size_t len);
 
+/*
+ * N-dimensional arrays: a persistent struct "mmapd.ndarray" at a window offset (a multiple
+ * of 64 in the region) whose body records the element type and shape, followed by the
+ * elements in row-major (C) order, 64-byte aligned. Opening hands back a private view: the
+ * type, shape and strides (in bytes) are copied out of the header once, checked, and used
+ * from there, so access through the view never leaves the array whatever another process
+ * writes to the header.
+ */
+enum mmapd_dtype {
+	MMAPD_DT_U8, MMAPD_DT_I8, MMAPD_DT_U16, MMAPD_DT_I16, MMAPD_DT_U32, MMAPD_DT_I32,
+	MMAPD_DT_U64, MMAPD_DT_I64, MMAPD_DT_F32, MMAPD_DT_F64,
+	MMAPD_DT_FORCE_32BIT = 0x7fffffff
+};
+#define MMAPD_ND_DIMS_MAX 8
+struct mmapd_ndview {
+	uint8_t *data;                 /* element 0 of the view, in the mapping */
+	uint32_t dtype;                /* enum mmapd_dtype */
+	uint32_t ndim;
+	size_t elem_size;
+	uint64_t shape[MMAPD_ND_DIMS_MAX];
+	int64_t strides[MMAPD_ND_DIMS_MAX];   /* bytes between neighbours along each dimension */
+};
+/*
+ * Bytes an array of this type and shape takes from its offset (header and elements), or 0
+ * when the type or shape is invalid (no dimension, more than MMAPD_ND_DIMS_MAX, one of 0).
+ */
+MMAPD_EXPORT uint64_t mmapd_ndarray_footprint(unsigned dtype, unsigned ndim,
+                                              const uint64_t *shape);
+/*
+ * Opens the array at window offset off into *ret_view. With ndim > 0 the header must record
+ * exactly dtype and shape (-EPROTO otherwise), and MMAPD_PSTRUCT_INIT formats an empty one
+ * (zeroed elements), racing processes ending with one format, as mmapd_pstruct_open(). With
+ * ndim 0 (dtype and shape ignored) the array is opened with whatever type and shape its
+ * header records. Returns 0, -EINVAL (NULL, invalid type or shape, ndim 0 with
+ * MMAPD_PSTRUCT_INIT), -ERANGE (the array does not fit the window), -EBADMSG (corrupt
+ * header), -EPROTO, and the errors of mmapd_pstruct_open(). The view borrows the mapping.
+ */
+MMAPD_EXPORT int mmapd_ndarray_open(struct mmapd_region *region, uint64_t off, unsigned dtype,
+                                    unsigned ndim, const uint64_t *shape, unsigned flags,
+                                    struct mmapd_ndview *ret_view);
+/* Points *ret_ptr at the element at index (view->ndim indexes). Returns 0, -ERANGE, -EINVAL. */
+MMAPD_EXPORT int mmapd_ndview_at(const struct mmapd_ndview *view, const uint64_t *index,
+                                 void **ret_ptr);
+/*
+ * A view of the elements start <= i < stop along dimension dim (the others whole), sharing
+ * the elements. Returns 0, -ERANGE (empty or out of the view), -EINVAL.
+ */
+MMAPD_EXPORT int mmapd_ndview_slice(const struct mmapd_ndview *view, unsigned dim,
+                                    uint64_t start, uint64_t stop,
+                                    struct mmapd_ndview *ret_view);
+/* The view of index i along dimension dim, one dimension fewer (a row of a matrix). Returns
+ * 0, -ERANGE, -EINVAL (also for a view of one dimension: use mmapd_ndview_at()). */
+MMAPD_EXPORT int mmapd_ndview_index(const struct mmapd_ndview *view, unsigned dim, uint64_t i,
+                                    struct mmapd_ndview *ret_view);
+/*
+ * Writes the .npy (version 1.0) header of the view's type and shape into buf: followed by
+ * the view's elements (row-major, contiguous: a whole array, or a slice of its first
+ * dimension), it makes a file numpy.load() reads. Returns its length (a multiple of 64),
+ * -ERANGE (size too small), -EINVAL.
+ */
+MMAPD_EXPORT int64_t mmapd_ndview_npy_header(const struct mmapd_ndview *view, char *buf,
+                                             size_t size);
+
 /* Flags of mmapd_pvec_open() and mmapd_phash_open(). */
 #define MMAPD_PERSIST_CREATE    0x1u /* create the region (file) if it does not exist */
 #define MMAPD_PERSIST_ANONYMOUS 0x2u /* with CREATE: an anonymous region (gone when the daemon
                                         stops) */
+#define MMAPD_PERSIST_DURABLE   0x4u /* every operation is on stable storage when it returns,
+                                        and a power loss leaves it before or after (msync) */
 /*
  * Address space held for the region of a vector or hash map: it grows in place up to this,
  * so its elements never move in any process; growth beyond fails with -EFBIG.
@@ -190,6 +270,11 @@ MMAPD_EXPORT size_t mmapd_pvec_elem_size(const struct mmapd_pvec *vec);
  */
 MMAPD_EXPORT int mmapd_pvec_push(struct mmapd_pvec *vec, const void *elem);
 /*
+ * Appends the count elements at elems (count * elem_size bytes) at once: all of them or,
+ * after a crash, none. Returns 0 or the errors of mmapd_pvec_push().
+ */
+MMAPD_EXPORT int mmapd_pvec_extend(struct mmapd_pvec *vec, const void *elems, uint64_t count);
+/*
  * Removes the last element, copying it to ret_elem (may be NULL). Returns 0, -ERANGE (empty).
  * These and the accessors below also return -EINVAL (NULL) and -EBADMSG (the length claims
  * elements the region does not hold).
@@ -202,6 +287,49 @@ MMAPD_EXPORT int mmapd_pvec_set(struct mmapd_pvec *vec, uint64_t i, const void *
 MMAPD_EXPORT int mmapd_pvec_at(struct mmapd_pvec *vec, uint64_t i, void **ret_ptr);
 /* Sets the length to 0 (capacity stays). Returns 0. */
 MMAPD_EXPORT int mmapd_pvec_clear(struct mmapd_pvec *vec);
+/* Sets the length to len, no more than it is. Returns 0, -ERANGE (len > length). */
+MMAPD_EXPORT int mmapd_pvec_truncate(struct mmapd_pvec *vec, uint64_t len);
+/*
+ * Inserts elem before element i (i == length appends), moving the elements from i on up by
+ * one. Returns 0, -ERANGE (i > length), or the errors of mmapd_pvec_push() and -EBUSY
+ * (another live process is in the middle of an operation: writers must hold the lock).
+ */
+MMAPD_EXPORT int mmapd_pvec_insert(struct mmapd_pvec *vec, uint64_t i, const void *elem);
+/*
+ * Removes element i, copying it to ret_elem (may be NULL): mmapd_pvec_remove() moves the
+ * elements after it down by one (order kept, O(length)); mmapd_pvec_swap_remove() moves the
+ * last element into its place (O(1)). Returns 0, -ERANGE (i >= length), -EBUSY, -EBADMSG.
+ */
+MMAPD_EXPORT int mmapd_pvec_remove(struct mmapd_pvec *vec, uint64_t i, void *ret_elem);
+MMAPD_EXPORT int mmapd_pvec_swap_remove(struct mmapd_pvec *vec, uint64_t i, void *ret_elem);
+/* Compares two elements (or a key and an element) as qsort()'s and bsearch()'s do. */
+typedef int mmapd_pvec_cmp_fn(const void *a, const void *b);
+/*
+ * Sorts the vector with qsort() in scratch space past its capacity (the region grows by up
+ * to the vector's size for it), then copies the result over in one journalled step: a crash
+ * leaves it unsorted or sorted. Returns 0, -EINVAL, -EBUSY, or the errors of growing.
+ */
+MMAPD_EXPORT int mmapd_pvec_sort(struct mmapd_pvec *vec, mmapd_pvec_cmp_fn *cmp);
+/*
+ * Binary search of a vector sorted by cmp (called as cmp(key, element)). Returns 0 with the
+ * index of a matching element in *ret_index, or -ENOENT with the index where key would be
+ * inserted to keep the order; -EINVAL, -EBADMSG.
+ */
+MMAPD_EXPORT int mmapd_pvec_bsearch(struct mmapd_pvec *vec, const void *key,
+                                    mmapd_pvec_cmp_fn *cmp, uint64_t *ret_index);
+/*
+ * Called for element i (elem points at it, in the mapping); a non-zero return stops the
+ * iteration and becomes its result. It must not change the vector's length.
+ */
+typedef int mmapd_pvec_fn(uint64_t i, void *elem, void *userdata);
+#define MMAPD_PVEC_REVERSE 0x1u   /* mmapd_pvec_foreach(): from the last element down */
+/*
+ * Calls fn for the elements i with from <= i < to (to is cut to the length: UINT64_MAX for
+ * all), in increasing order, or decreasing with MMAPD_PVEC_REVERSE. Returns 0, fn's result,
+ * -EINVAL, -EBADMSG.
+ */
+MMAPD_EXPORT int mmapd_pvec_foreach(struct mmapd_pvec *vec, uint64_t from, uint64_t to,
+                                    unsigned flags, mmapd_pvec_fn *fn, void *userdata);
 /* Makes room for at least count elements. Returns 0 or the errors of mmapd_pvec_push(). */
 MMAPD_EXPORT int mmapd_pvec_reserve(struct mmapd_pvec *vec, uint64_t count);
 /* The region under the vector (borrowed), e.g. for mmapd_flush(mmapd_region_name(...)). */
@@ -213,10 +341,11 @@ MMAPD_EXPORT struct mmapd_region *mmapd_pvec_region(const struct mmapd_pvec *vec
  * probing and tombstones. When live entries plus tombstones would pass 3/4 of the slots, the
  * table is rebuilt (doubled when needed, resizing the region; tombstones dropped).
  *
- * Concurrency: a put or remove may rebuild the table, moving every entry, so when any
- * process writes, every process must hold mmapd_phash_lock() for every call, reads
- * included. The count alone is safe to read without it. A rebuild interrupted by a crash
- * leaves the map refused with -EBADMSG.
+ * Concurrency: a put may rebuild the table, moving every entry, so when any process writes,
+ * every process must hold mmapd_phash_lock() for every call, reads included. The count alone
+ * is safe to read without it. A put, remove or rebuild interrupted by a crash is finished by
+ * the next process that uses the map (see "Crash safety" above). The region takes up to
+ * twice the table's bytes: a rebuild builds the new table past the old one.
  *
  * Opens as mmapd_pvec_open() does. Returns 0 with *ret_map (close with mmapd_phash_close()),
  * or the errors of mmapd_pvec_open() (-EINVAL: a size 0 or above 2^20; -EPROTO: other sizes).
@@ -251,8 +380,110 @@ typedef int mmapd_phash_fn(const void *key, void *val, void *userdata);
 /* Calls fn for every entry, in table order. Returns 0, fn's result, -EBADMSG. */
 MMAPD_EXPORT int mmapd_phash_foreach(struct mmapd_phash *map, mmapd_phash_fn *fn,
                                      void *userdata);
+/*
+ * Iteration by cursor: start with *cursor = 0; each call copies the next entry's key and
+ * value to ret_key and ret_val (either may be NULL) and returns 1, or returns 0 at the end.
+ * The entries are copied, so other processes may read meanwhile, and this process may
+ * remove the entry just returned (or any other) between calls: a removal leaves every other
+ * entry where it is, so each entry present from start to end is returned exactly once. A put
+ * between calls may rebuild the table (see mmapd_phash_capacity()): entries may then be
+ * returned twice or missed. Returns 1, 0, -EINVAL, -EBADMSG.
+ */
+MMAPD_EXPORT int mmapd_phash_next(struct mmapd_phash *map, uint64_t *cursor, void *ret_key,
+                                  void *ret_val);
+/*
+ * The number of entries the map holds before a put rebuilds it: 3/4 of its slots (the load
+ * factor; tombstones count against it until a rebuild drops them). 0 before the first put.
+ */
+MMAPD_EXPORT uint64_t mmapd_phash_capacity(const struct mmapd_phash *map);
+/*
+ * Makes room for count entries without a rebuild (rebuilding now if needed). Returns 0,
+ * -EFBIG, -EBUSY, or the errors of growing the region.
+ */
+MMAPD_EXPORT int mmapd_phash_reserve(struct mmapd_phash *map, uint64_t count);
 /* The region under the map (borrowed). */
 MMAPD_EXPORT struct mmapd_region *mmapd_phash_region(const struct mmapd_phash *map);
+
+/*
+ * A persistent string map: keys and values of any length (below 2^31 bytes; strings above
+ * all, any bytes allowed), alone in region name (the index, a hash map) and region
+ * "<name>.arena" (the bytes, a vector of bytes that only grows: replaced and removed entries'
+ * bytes are not reclaimed). Each put and remove is atomic across a crash of its process (the
+ * bytes are appended first, then one index entry commits them). Concurrency as for hash maps:
+ * when any process writes, every process holds mmapd_pstrmap_lock() for every call.
+ *
+ * Opens (flags MMAPD_PERSIST_*) both regions. Returns 0 with *ret_map, -ENAMETOOLONG (name
+ * plus ".arena" above 255 bytes), and the errors of mmapd_phash_open() and mmapd_pvec_open().
+ */
+struct mmapd_pstrmap;
+MMAPD_EXPORT int mmapd_pstrmap_open(struct mmapd_client *client, const char *name,
+                                    unsigned flags, struct mmapd_pstrmap **ret_map);
+/* Closes both regions (releasing the lock if held). Accepts NULL. */
+MMAPD_EXPORT void mmapd_pstrmap_close(struct mmapd_pstrmap *map);
+/* The map's lock: the index's (mmapd_phash_lock()). */
+MMAPD_EXPORT int mmapd_pstrmap_lock(struct mmapd_pstrmap *map, int timeout_ms);
+MMAPD_EXPORT int mmapd_pstrmap_unlock(struct mmapd_pstrmap *map);
+/*
+ * Maps the klen bytes at key to the vlen bytes at val. Returns 0 (added), 1 (replaced),
+ * -E2BIG (a key of 2^31 bytes or more), -EINVAL, and the errors of mmapd_pvec_push() and
+ * mmapd_phash_put().
+ */
+MMAPD_EXPORT int mmapd_pstrmap_put(struct mmapd_pstrmap *map, const void *key, size_t klen,
+                                   const void *val, size_t vlen);
+/*
+ * Points *ret_val at key's value (inside the arena, borrowed: valid while the map is open,
+ * even after the key is replaced or removed) and sets *ret_len (either may be NULL). Returns
+ * 0, -ENOENT, -EBADMSG (an index entry pointing outside the arena), -EINVAL.
+ */
+MMAPD_EXPORT int mmapd_pstrmap_get(struct mmapd_pstrmap *map, const void *key, size_t klen,
+                                   const void **ret_val, size_t *ret_len);
+/* Removes key. Returns 0, -ENOENT, -EBADMSG, -EINVAL, the errors of mmapd_phash_put(). */
+MMAPD_EXPORT int mmapd_pstrmap_remove(struct mmapd_pstrmap *map, const void *key, size_t klen);
+/*
+ * Iteration by cursor as mmapd_phash_next(), with borrowed pointers to the key and value
+ * (any out-pointer may be NULL); removing between calls is allowed. Returns 1, 0 (the end),
+ * -EBADMSG, -EINVAL.
+ */
+MMAPD_EXPORT int mmapd_pstrmap_next(struct mmapd_pstrmap *map, uint64_t *cursor,
+                                    const void **ret_key, size_t *ret_klen,
+                                    const void **ret_val, size_t *ret_vlen);
+/* The hash map and byte vector under the map (borrowed), e.g. for their regions. */
+MMAPD_EXPORT struct mmapd_phash *mmapd_pstrmap_index(const struct mmapd_pstrmap *map);
+MMAPD_EXPORT struct mmapd_pvec *mmapd_pstrmap_arena(const struct mmapd_pstrmap *map);
+
+/*
+ * Containers as fields: a struct mmapd_pfield (16 bytes, 8-byte aligned) in a persistent
+ * struct, or anywhere in a region, stands for a growing vector or hash map kept in a
+ * companion region named "<owner>.f<offset>" (the owner region's name and the field's
+ * offset in it, see mmapd_pfield_name()). The first open records in the field what it holds
+ * (vector or hash map, and the sizes); later opens must ask for the same (-EPROTO). A zeroed
+ * field holds nothing yet.
+ */
+struct mmapd_pfield {
+	uint64_t desc;                 /* what it holds; set once, atomically, by the library */
+	uint64_t reserved;
+};
+/*
+ * Writes the companion region's name into buf (e.g. for mmapd_delete()). Returns its length,
+ * -ERANGE (the field is not in the owner's window, or buf is too small), -EINVAL (NULL, or
+ * the field is not 8-byte aligned in the region), -ENAMETOOLONG (above 255 bytes).
+ */
+MMAPD_EXPORT int mmapd_pfield_name(const struct mmapd_region *owner,
+                                   const struct mmapd_pfield *field, char *buf, size_t size);
+/*
+ * Opens (flags: MMAPD_PERSIST_*, as mmapd_pvec_open() and mmapd_phash_open()) the vector or
+ * hash map the field of region owner stands for, recording its kind and sizes in the field
+ * first. Returns 0 with *ret_vec / *ret_map, -EPROTO (the field holds another kind or other
+ * sizes), -ENODATA (an empty field in a read-only mapping), the errors of
+ * mmapd_pfield_name() and of mmapd_pvec_open() / mmapd_phash_open().
+ */
+MMAPD_EXPORT int mmapd_pvec_open_field(struct mmapd_client *client, struct mmapd_region *owner,
+                                       struct mmapd_pfield *field, size_t elem_size,
+                                       unsigned flags, struct mmapd_pvec **ret_vec);
+MMAPD_EXPORT int mmapd_phash_open_field(struct mmapd_client *client, struct mmapd_region *owner,
+                                        struct mmapd_pfield *field, size_t key_size,
+                                        size_t val_size, unsigned flags,
+                                        struct mmapd_phash **ret_map);
 
 #ifdef __cplusplus
 }

@@ -5,9 +5,14 @@
  *              starts every persistent struct, vector and hash map, and the byte hash;
  *   pregion.c  the region under a vector or hash map: opened read-write with a fixed address
  *              reservation, caught up with other processes' growth, grown, locked;
- *   fstr.c     fixed-capacity strings;
+ *   pjournal.c the redo record that makes each operation of a vector or hash map atomic with
+ *              respect to the death of its process, and its durable ordering;
+ *   fstr.c     fixed-capacity strings (UTF-8 checked);
  *   pvec.c     the vector;
- *   phash.c    the hash map.
+ *   phash.c    the hash map;
+ *   pstrmap.c  the string map (keys and values of any length) built on both;
+ *   pnd.c      N-dimensional arrays;
+ *   pfield.c   containers as fields of a struct, in companion regions.
  */
 #ifndef MMAPD_CLIENT_PERSIST_H
 #define MMAPD_CLIENT_PERSIST_H
@@ -40,8 +45,71 @@ struct pregion {
 	struct mmapd_client *client;   /* borrowed */
 	struct mmapd_region *region;
 	bool locked;
+	bool durable;                  /* MMAPD_PERSIST_DURABLE: msync around each commit */
+	uint32_t pid;                  /* getpid() at open: what the journal records */
 	uint64_t lock;
 };
+
+/*
+ * The redo record of a vector or hash map (pjournal.c), kept in its header. An operation
+ * that cannot become visible through one aligned store is written as a record: an optional
+ * shift (count blocks of unit bytes, each moved by delta bytes, in the order that keeps the
+ * block still to be moved intact; cursor counts the blocks moved), then an optional copy
+ * (n bytes, src to dst, not overlapping), then up to PJ_STORES stores of 4 or 8 bytes. All
+ * offsets are from the region's first byte. Its op word is the commit point: 0, or the
+ * journal is live and whoever finds it live with its writer (pid) dead plays it to the end.
+ * Every step can be played again from its start: a copy reads bytes nothing else writes
+ * while the record is live, a store stores an absolute value, and the shift resumes at its
+ * cursor.
+ */
+#define PJ_STORES 4
+struct pj_store {
+	uint64_t off;
+	uint64_t val;
+	uint32_t width;                /* 4 or 8; 0: unused */
+	uint32_t pad;
+};
+struct pjournal {
+	_Atomic uint32_t op;           /* 0: empty; PJ_LIVE: committed, being played */
+	uint32_t pid;                  /* the writer's process id */
+	uint64_t shift_first;          /* offset of the lowest block to move */
+	uint64_t shift_count;          /* blocks */
+	uint64_t shift_unit;           /* bytes per block */
+	int64_t shift_delta;           /* bytes each block moves (one unit up or down) */
+	_Atomic uint64_t cursor;       /* blocks moved */
+	uint64_t copy_src, copy_dst, copy_len;
+	struct pj_store store[PJ_STORES];
+};
+#define PJ_LIVE 0x4a524e4cu        /* "LNRJ" */
+
+/* A record being built in private memory before pjournal_commit() publishes it. */
+void pjournal_begin(struct pjournal *rec);
+void pjournal_shift(struct pjournal *rec, uint64_t first, uint64_t count, uint64_t unit,
+                    int64_t delta);
+void pjournal_copy(struct pjournal *rec, uint64_t src, uint64_t dst, uint64_t len);
+void pjournal_store(struct pjournal *rec, uint64_t off, uint64_t val, uint32_t width);
+/*
+ * Publishes rec into the shared journal j (committing it), plays it, and empties the
+ * journal: the operation is then done, or, if this process dies on the way, it will be
+ * finished by the next process that finds the journal live. With p->durable, the staged
+ * bytes (stage_off, stage_len) and the record are made durable before the commit, the
+ * commit before the play, and what the play wrote before the journal is emptied. Returns 0,
+ * -EBADMSG (a record out of the region's bounds) or -EIO (msync).
+ */
+int pjournal_commit(struct pregion *p, struct pjournal *j, const struct pjournal *rec,
+                    uint64_t stage_off, uint64_t stage_len);
+/*
+ * Finishes an operation whose writer died (journal live, its pid gone), taking the
+ * structure's lock for it unless this handle holds it. what names the structure for
+ * messages. Returns 0 (nothing to do, done, or a live writer is at work), -EBADMSG, -EIO,
+ * or the errors of mmapd_lock().
+ */
+int pjournal_settle(struct pregion *p, struct pjournal *j, const char *what);
+/* As pjournal_settle(), but -EBUSY when a live process other than this one is mid-operation:
+ * for writers, who must not work under another writer's feet. */
+int pjournal_settle_writer(struct pregion *p, struct pjournal *j, const char *what);
+/* msync() of [off, off + len) rounded out to whole pages when the handle is durable. */
+int pregion_sync(struct pregion *p, uint64_t off, uint64_t len);
 
 /*
  * Takes the body of a structure just opened into its handle (ctx) and checks what its header

@@ -5,17 +5,23 @@
  *
  * The region holds a persistent struct "mmapd.phash" (pstruct.c) at offset 0 with the sizes,
  * the number of slots (a power of two, or 0 before the first put), the count of live entries
- * and of tombstones; the slots start at PERSIST_DATA_OFF. A slot is a state word (empty,
- * full, tombstone), 32 bits of the key's hash, the key and the value, padded to 8 bytes.
+ * and of tombstones, and the journal (pjournal.c); at PERSIST_DATA_OFF a staging area of one
+ * key and value (rounded up to a page), then the slots. A slot is a state word (empty, full,
+ * tombstone), 32 bits of the key's hash, the key and the value, padded to 8 bytes.
  *
  * Open addressing with linear probing: a lookup walks from the key's home slot until it finds
  * the key or an empty slot; a removal leaves a tombstone so that the walk goes on past it; an
  * insertion takes the first tombstone of its walk. When live entries plus tombstones would
- * pass 3/4 of the slots, the table is rebuilt in place: the live entries are copied out
- * (into this process's memory), the slot area grows through the daemon if the live entries
- * alone would fill more than half of it, is cleared, and the entries go back in. The header's
- * "rebuilding" word is set meanwhile, so a map whose rebuild a crash interrupted is refused
- * rather than read with entries missing.
+ * pass 3/4 of the slots (the load factor), the table is rebuilt: the live entries go into a
+ * fresh table built in scratch space past the new table's end (the region grows to twice the
+ * table for it), which one journalled copy then moves over the old one.
+ *
+ * Crash safety: every put, remove and rebuild is one journal record (the new key and value
+ * staged first), so a map whose writer died is finished by the next process that uses it.
+ *
+ * Format 2 (this file) replaced format 1's "rebuilding" mark (a map whose rebuild was
+ * interrupted was refused) with the journal, and added the staging area; a format 1 map is
+ * refused with -EPROTO by pstruct.c's layout check.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -35,14 +41,15 @@ struct phash_header {
 	uint32_t key_size;
 	uint32_t val_size;
 	uint32_t slot_size;
-	_Atomic uint32_t rebuilding;
-	uint64_t nslots;
+	uint32_t pad;
+	_Atomic uint64_t nslots;
 	_Atomic uint64_t count;
-	uint64_t tombs;
+	_Atomic uint64_t tombs;
+	struct pjournal journal;
 };
 
 struct phash_slot {
-	uint32_t state;
+	_Atomic uint32_t state;
 	uint32_t tag;
 	uint8_t kv[];                  /* key, then value */
 };
@@ -51,10 +58,11 @@ struct mmapd_phash {
 	struct pregion pr;
 	struct phash_header *h;
 	uint32_t key_size, val_size, slot_size;
+	uint64_t data_off;             /* where slot 0 starts */
 };
 
 static const struct mmapd_layout phash_layout = {
-	sizeof(struct mmapd_layout), "mmapd.phash", 1, sizeof(struct phash_header),
+	sizeof(struct mmapd_layout), "mmapd.phash", 2, sizeof(struct phash_header),
 	_Alignof(struct phash_header)
 };
 
@@ -76,40 +84,59 @@ static int phash_init(void *body, void *ctx)
 
 static uint64_t phash_bytes(const struct mmapd_phash *map, uint64_t nslots)
 {
-	return PERSIST_DATA_OFF + nslots * map->slot_size;
+	return map->data_off + nslots * map->slot_size;
+}
+
+/* Slot i of a table starting at region offset table. */
+static struct phash_slot *phash_slot_in(const struct mmapd_phash *map, uint64_t table,
+                                        uint64_t i)
+{
+	return (struct phash_slot *)(pregion_data(&map->pr) + table + i * map->slot_size);
 }
 
 static struct phash_slot *phash_slot(const struct mmapd_phash *map, uint64_t i)
 {
-	return (struct phash_slot *)(pregion_data(&map->pr) + phash_bytes(map, i));
+	return phash_slot_in(map, map->data_off, i);
+}
+
+/* Region offset of a field of the header or of a slot, for the journal's stores. */
+static uint64_t phash_off(const struct mmapd_phash *map, const void *field)
+{
+	return (uint64_t)((const uint8_t *)field - pregion_data(&map->pr));
 }
 
 /*
- * Checks the header before any access, since another process may have rebuilt the table, and
- * returns in *ret_nslots the number of slots it made sure are mapped: the walks use that, not
- * a later read, so that even a writer breaking the locking rule cannot make them leave the
- * mapping.
+ * Checks the header before any access, after finishing the operation of a writer that died
+ * (writer: refusing to run beside a live one), since another process may have rebuilt the
+ * table, and returns in *ret_nslots the number of slots it made sure are mapped: the walks
+ * use that, not a later read, so that even a writer breaking the locking rule cannot make
+ * them leave the mapping.
  */
-static int phash_check(struct mmapd_phash *map, uint64_t *ret_nslots)
+static int phash_check(struct mmapd_phash *map, bool writer, uint64_t *ret_nslots)
 {
 	const struct phash_header *h = map->h;
 	const char *name = mmapd_region_name(map->pr.region);
-	uint64_t n = h->nslots, count = atomic_load(&h->count);
+	struct pjournal *j = &map->h->journal;
+	uint64_t n, count, tombs;
 	int r;
 
 	if (h->key_size != map->key_size || h->val_size != map->val_size)
 		return tbx_error(-EPROTO, "'%s' is a hash map of %u-byte keys and %u-byte values, "
 		                 "not %u and %u", name, h->key_size, h->val_size, map->key_size,
 		                 map->val_size);
-	if (atomic_load(&h->rebuilding))
-		return tbx_error(-EBADMSG, "the hash map '%s' was being rebuilt by a process that "
-		                 "stopped before finishing; its entries are incomplete", name);
+	if (atomic_load_explicit(&j->op, memory_order_acquire) != 0 &&
+	    (r = writer ? pjournal_settle_writer(&map->pr, j, "hash map")
+	                : pjournal_settle(&map->pr, j, "hash map")) < 0)
+		return r;
+	n = atomic_load_explicit(&h->nslots, memory_order_acquire);
+	count = atomic_load(&h->count);
+	tombs = atomic_load(&h->tombs);
 	if (h->slot_size != map->slot_size || (n & (n - 1)) != 0 ||
-	    n > (MMAPD_PERSIST_RESERVE - PERSIST_DATA_OFF) / map->slot_size ||
-	    count > n || h->tombs > n - count)
+	    n > (MMAPD_PERSIST_RESERVE - map->data_off) / map->slot_size ||
+	    count > n || tombs > n - count)
 		return tbx_error(-EBADMSG, "the hash map header of '%s' is corrupt (%llu slots, "
 		                 "%llu entries, %llu tombstones)", name, (unsigned long long)n,
-		                 (unsigned long long)count, (unsigned long long)h->tombs);
+		                 (unsigned long long)count, (unsigned long long)tombs);
 	r = pregion_need(&map->pr, phash_bytes(map, n), "hash map");
 	if (r == 0)
 		*ret_nslots = n;
@@ -128,7 +155,7 @@ static int phash_check_locked(struct mmapd_phash *map, uint64_t *ret_nslots)
 
 	if (r < 0)
 		return r;
-	r = phash_check(map, ret_nslots);
+	r = phash_check(map, false, ret_nslots);
 	pregion_unlock(&map->pr);
 	return r;
 }
@@ -140,7 +167,7 @@ static int phash_opened(void *body, void *ctx)
 	int r;
 
 	map->h = body;
-	r = phash_check(map, &n);
+	r = phash_check(map, false, &n);
 	return r == -EBADMSG ? phash_check_locked(map, &n) : r;
 }
 
@@ -163,6 +190,8 @@ MMAPD_EXPORT int mmapd_phash_open(struct mmapd_client *client, const char *name,
 	map->key_size = (uint32_t)key_size;
 	map->val_size = (uint32_t)val_size;
 	map->slot_size = phash_slot_size(map->key_size, map->val_size);
+	map->data_off = PERSIST_DATA_OFF + ((uint64_t)key_size + val_size + PERSIST_DATA_OFF - 1) /
+	                                   PERSIST_DATA_OFF * PERSIST_DATA_OFF;
 	r = pregion_open(&map->pr, client, name, flags, phash_bytes(map, PHASH_SLOTS_MIN),
 	                 &phash_layout, phash_init, phash_opened, map);
 	if (r < 0) {
@@ -202,12 +231,12 @@ MMAPD_EXPORT struct mmapd_region *mmapd_phash_region(const struct mmapd_phash *m
 }
 
 /*
- * Walks key's probe sequence in a table of n slots. Returns the slot holding key, or NULL with
- * *ret_free set to where it would go (the first tombstone, else the empty slot that ended the
- * walk; NULL when the table has no room).
+ * Walks key's probe sequence in the table of n slots at region offset table. Returns the
+ * slot holding key, or NULL with *ret_free set to where it would go (the first tombstone,
+ * else the empty slot that ended the walk; NULL when the table has no room).
  */
-static struct phash_slot *phash_find(const struct mmapd_phash *map, uint64_t n,
-                                     const void *key, uint64_t hash,
+static struct phash_slot *phash_find(const struct mmapd_phash *map, uint64_t table,
+                                     uint64_t n, const void *key, uint64_t hash,
                                      struct phash_slot **ret_free)
 {
 	uint32_t tag = (uint32_t)(hash >> 32);
@@ -215,13 +244,14 @@ static struct phash_slot *phash_find(const struct mmapd_phash *map, uint64_t n,
 
 	*ret_free = NULL;
 	for (uint64_t k = 0, i = hash; k < n; k++, i++) {
-		struct phash_slot *s = phash_slot(map, i & (n - 1));
+		struct phash_slot *s = phash_slot_in(map, table, i & (n - 1));
+		uint32_t state = atomic_load_explicit(&s->state, memory_order_acquire);
 
-		if (s->state == SLOT_EMPTY) {
+		if (state == SLOT_EMPTY) {
 			*ret_free = tomb ? tomb : s;
 			return NULL;
 		}
-		if (s->state == SLOT_TOMB) {
+		if (state == SLOT_TOMB) {
 			if (!tomb)
 				tomb = s;
 		} else if (s->tag == tag && memcmp(s->kv, key, map->key_size) == 0) {
@@ -237,112 +267,112 @@ static uint64_t phash_of(const struct mmapd_phash *map, const void *key)
 	return persist_hash(PERSIST_HASH_INIT, key, map->key_size);
 }
 
-/* Puts a slot's key and value (kv) into the free slot s of its probe sequence. */
-static void phash_fill(struct mmapd_phash *map, struct phash_slot *s, uint64_t hash,
-                       const void *key, const void *val)
-{
-	if (s->state == SLOT_TOMB)
-		map->h->tombs--;
-	s->tag = (uint32_t)(hash >> 32);
-	memcpy(s->kv, key, map->key_size);
-	memcpy(s->kv + map->key_size, val, map->val_size);
-	s->state = SLOT_FULL;
-}
-
 /*
- * Rebuilds the table of n slots so that its live entries and one more fill at most half of
- * it, dropping the tombstones. The entries are counted from the slots, not taken from the
- * header's count, which a crash between filling a slot and counting it may have left one
- * short; the count is set right afterwards. Returns 0 with the new number of slots in
- * *ret_nslots, -ENOMEM, or the errors of growing the region.
+ * Rebuilds the table of n slots into one of at least min slots where its live entries and
+ * one more fill at most half, dropping the tombstones: the new table is built in scratch
+ * space at phash_bytes(want), past both tables, then copied over them in one journalled
+ * step. Returns 0 with the new number of slots in *ret_nslots, or the errors of growing the
+ * region and of the journal.
  */
-static int phash_rebuild(struct mmapd_phash *map, uint64_t n, uint64_t *ret_nslots)
+static int phash_rebuild(struct mmapd_phash *map, uint64_t n, uint64_t min, uint64_t *ret_nslots)
 {
 	struct phash_header *h = map->h;
-	uint64_t live = 0, want = n ? n : PHASH_SLOTS_MIN;
-	size_t kv = (size_t)map->key_size + map->val_size;
-	uint8_t *saved, *p;
+	struct pjournal rec;
+	uint64_t live = 0, want = n ? n : PHASH_SLOTS_MIN, scratch, bytes;
 	int r;
 
 	for (uint64_t i = 0; i < n; i++)
-		live += phash_slot(map, i)->state == SLOT_FULL;
-	while ((live + 1) * 2 > want)
+		live += atomic_load(&phash_slot(map, i)->state) == SLOT_FULL;
+	while ((live + 1) * 2 > want || want < min)
 		want *= 2;
-	r = pregion_grow(&map->pr, phash_bytes(map, want), "hash map");
+	scratch = phash_bytes(map, want);
+	bytes = want * map->slot_size;
+	r = pregion_grow(&map->pr, scratch + bytes, "hash map");
 	if (r < 0)
 		return r;
-	saved = malloc(live ? live * kv : 1);
-	if (!saved)
-		return tbx_error(-ENOMEM, "out of memory rebuilding hash map '%s'",
-		                 mmapd_region_name(map->pr.region));
-	/* Shared bytes never size a private buffer: the copy stops at live entries. */
-	p = saved;
-	for (uint64_t i = 0; i < n && p < saved + live * kv; i++) {
-		struct phash_slot *s = phash_slot(map, i);
+	memset(pregion_data(&map->pr) + scratch, 0, (size_t)bytes);
+	live = 0;
+	for (uint64_t i = 0; i < n; i++) {
+		struct phash_slot *s = phash_slot(map, i), *slot;
+		uint64_t hash;
 
-		if (s->state == SLOT_FULL) {
-			memcpy(p, s->kv, kv);
-			p += kv;
-		}
+		if (atomic_load(&s->state) != SLOT_FULL)
+			continue;
+		hash = phash_of(map, s->kv);
+		/* Always a free slot, unless a writer without the lock changes the map meanwhile. */
+		if (phash_find(map, scratch, want, s->kv, hash, &slot) || !slot)
+			continue;
+		slot->tag = (uint32_t)(hash >> 32);
+		memcpy(slot->kv, s->kv, (size_t)map->key_size + map->val_size);
+		atomic_store(&slot->state, SLOT_FULL);
+		live++;
 	}
-	live = (uint64_t)(p - saved) / kv;
-	atomic_store(&h->rebuilding, 1);
-	memset(phash_slot(map, 0), 0, (size_t)(want * map->slot_size));
-	h->nslots = want;
-	h->tombs = 0;
-	for (p = saved; p < saved + live * kv; p += kv) {
-		uint64_t hash = phash_of(map, p);
-		struct phash_slot *slot;
-
-		/* Always true, unless a writer without the lock fills the table meanwhile. */
-		if (!phash_find(map, want, p, hash, &slot) && slot)
-			phash_fill(map, slot, hash, p, p + map->key_size);
-	}
-	atomic_store_explicit(&h->count, live, memory_order_release);
-	atomic_store_explicit(&h->rebuilding, 0, memory_order_release);
-	free(saved);
-	*ret_nslots = want;
-	return 0;
+	pjournal_begin(&rec);
+	pjournal_copy(&rec, scratch, map->data_off, bytes);
+	pjournal_store(&rec, phash_off(map, &h->nslots), want, 8);
+	pjournal_store(&rec, phash_off(map, &h->tombs), 0, 8);
+	pjournal_store(&rec, phash_off(map, &h->count), live, 8);
+	r = pjournal_commit(&map->pr, &h->journal, &rec, scratch, bytes);
+	if (r == 0)
+		*ret_nslots = want;
+	return r;
 }
 
 MMAPD_EXPORT int mmapd_phash_put(struct mmapd_phash *map, const void *key, const void *val)
 {
 	struct phash_header *h;
 	struct phash_slot *s, *slot;
-	uint64_t hash, n;
+	struct pjournal rec;
+	uint8_t *stage;
+	uint64_t hash, n, tombs;
 	int r;
 
 	if (!map || !key || !val)
 		return tbx_error(-EINVAL, "map, key or val is NULL");
-	r = phash_check(map, &n);
+	r = phash_check(map, true, &n);
 	if (r < 0)
 		return r;
 	h = map->h;
 	hash = phash_of(map, key);
-	s = phash_find(map, n, key, hash, &slot);
+	s = phash_find(map, map->data_off, n, key, hash, &slot);
 	/* A tombstone reused adds nothing to live + tombstones; anything else adds one. */
-	if (!s && (!slot || (slot->state != SLOT_TOMB &&
-	                     (atomic_load(&h->count) + h->tombs + 1) * 4 > n * 3))) {
-		r = phash_rebuild(map, n, &n);
+	if (!s && (!slot || (atomic_load(&slot->state) != SLOT_TOMB &&
+	                     (atomic_load(&h->count) + atomic_load(&h->tombs) + 1) * 4 > n * 3))) {
+		r = phash_rebuild(map, n, 0, &n);
 		if (r < 0)
 			return r;
-		s = phash_find(map, n, key, hash, &slot);
+		s = phash_find(map, map->data_off, n, key, hash, &slot);
 	}
+	stage = pregion_data(&map->pr) + PERSIST_DATA_OFF;
+	pjournal_begin(&rec);
 	if (s) {
-		memcpy(s->kv + map->key_size, val, map->val_size);
-		return 1;
+		memcpy(stage, val, map->val_size);
+		pjournal_copy(&rec, PERSIST_DATA_OFF, phash_off(map, s->kv + map->key_size),
+		              map->val_size);
+		r = pjournal_commit(&map->pr, &h->journal, &rec, PERSIST_DATA_OFF, map->val_size);
+		return r < 0 ? r : 1;
 	}
 	/* Only a writer that does not hold the lock can fill the table under us. */
 	if (!slot)
 		return tbx_error(-EBADMSG, "hash map '%s' filled up during a put (a writer does not "
 		                 "hold the lock)", mmapd_region_name(map->pr.region));
-	phash_fill(map, slot, hash, key, val);
-	atomic_store_explicit(&h->count, atomic_load(&h->count) + 1, memory_order_release);
-	return 0;
+	memcpy(stage, key, map->key_size);
+	memcpy(stage + map->key_size, val, map->val_size);
+	tombs = atomic_load(&h->tombs);
+	pjournal_copy(&rec, PERSIST_DATA_OFF, phash_off(map, slot->kv),
+	              (uint64_t)map->key_size + map->val_size);
+	pjournal_store(&rec, phash_off(map, &slot->tag), (uint32_t)(hash >> 32), 4);
+	if (atomic_load(&slot->state) == SLOT_TOMB)
+		pjournal_store(&rec, phash_off(map, &h->tombs), tombs ? tombs - 1 : 0, 8);
+	pjournal_store(&rec, phash_off(map, &slot->state), SLOT_FULL, 4);
+	pjournal_store(&rec, phash_off(map, &h->count), atomic_load(&h->count) + 1, 8);
+	return pjournal_commit(&map->pr, &h->journal, &rec, PERSIST_DATA_OFF,
+	                       (uint64_t)map->key_size + map->val_size);
 }
 
 /* The slot holding key, after checking the header; -ENOENT (message set) when none does. */
-static int phash_entry(struct mmapd_phash *map, const void *key, struct phash_slot **ret_s)
+static int phash_entry(struct mmapd_phash *map, const void *key, bool writer,
+                       struct phash_slot **ret_s)
 {
 	struct phash_slot *slot;
 	uint64_t n;
@@ -350,10 +380,10 @@ static int phash_entry(struct mmapd_phash *map, const void *key, struct phash_sl
 
 	if (!map || !key)
 		return tbx_error(-EINVAL, "map or key is NULL");
-	r = phash_check(map, &n);
+	r = phash_check(map, writer, &n);
 	if (r < 0)
 		return r;
-	*ret_s = phash_find(map, n, key, phash_of(map, key), &slot);
+	*ret_s = phash_find(map, map->data_off, n, key, phash_of(map, key), &slot);
 	if (!*ret_s)
 		return tbx_error(-ENOENT, "no such key in hash map '%s'", mmapd_region_name(map->pr.region));
 	return 0;
@@ -362,7 +392,7 @@ static int phash_entry(struct mmapd_phash *map, const void *key, struct phash_sl
 MMAPD_EXPORT int mmapd_phash_get(struct mmapd_phash *map, const void *key, void *ret_val)
 {
 	struct phash_slot *s;
-	int r = phash_entry(map, key, &s);
+	int r = phash_entry(map, key, false, &s);
 
 	if (r == 0 && ret_val)
 		memcpy(ret_val, s->kv + map->key_size, map->val_size);
@@ -371,15 +401,68 @@ MMAPD_EXPORT int mmapd_phash_get(struct mmapd_phash *map, const void *key, void 
 
 MMAPD_EXPORT int mmapd_phash_remove(struct mmapd_phash *map, const void *key)
 {
+	struct phash_header *h;
 	struct phash_slot *s;
-	int r = phash_entry(map, key, &s);
+	struct pjournal rec;
+	int r = phash_entry(map, key, true, &s);
 
 	if (r < 0)
 		return r;
-	s->state = SLOT_TOMB;
-	map->h->tombs++;
-	atomic_store_explicit(&map->h->count, atomic_load(&map->h->count) - 1,
-	                      memory_order_release);
+	h = map->h;
+	pjournal_begin(&rec);
+	pjournal_store(&rec, phash_off(map, &s->state), SLOT_TOMB, 4);
+	pjournal_store(&rec, phash_off(map, &h->tombs), atomic_load(&h->tombs) + 1, 8);
+	pjournal_store(&rec, phash_off(map, &h->count), atomic_load(&h->count) - 1, 8);
+	return pjournal_commit(&map->pr, &h->journal, &rec, 0, 0);
+}
+
+MMAPD_EXPORT int mmapd_phash_reserve(struct mmapd_phash *map, uint64_t count)
+{
+	uint64_t n;
+	int r;
+
+	if (!map)
+		return tbx_error(-EINVAL, "map is NULL");
+	if ((r = phash_check(map, true, &n)) < 0)
+		return r;
+	if (count > (MMAPD_PERSIST_RESERVE - map->data_off) / map->slot_size / 4)
+		return tbx_error(-EFBIG, "hash map '%s' cannot hold %llu entries in the %llu bytes "
+		                 "reserved for it", mmapd_region_name(map->pr.region),
+		                 (unsigned long long)count, (unsigned long long)MMAPD_PERSIST_RESERVE);
+	/* Room for count entries below the load factor, tombstones included. */
+	if ((count + atomic_load(&map->h->tombs)) * 4 <= n * 3)
+		return 0;
+	return phash_rebuild(map, n, count * 4 / 3 + 1, &n);
+}
+
+MMAPD_EXPORT uint64_t mmapd_phash_capacity(const struct mmapd_phash *map)
+{
+	return map ? atomic_load_explicit(&map->h->nslots, memory_order_acquire) / 4 * 3 : 0;
+}
+
+MMAPD_EXPORT int mmapd_phash_next(struct mmapd_phash *map, uint64_t *cursor, void *ret_key,
+                                  void *ret_val)
+{
+	uint64_t n;
+	int r;
+
+	if (!map || !cursor)
+		return tbx_error(-EINVAL, "map or cursor is NULL");
+	if ((r = phash_check(map, false, &n)) < 0)
+		return r;
+	for (uint64_t i = *cursor; i < n; i++) {
+		struct phash_slot *s = phash_slot(map, i);
+
+		if (atomic_load_explicit(&s->state, memory_order_acquire) != SLOT_FULL)
+			continue;
+		if (ret_key)
+			memcpy(ret_key, s->kv, map->key_size);
+		if (ret_val)
+			memcpy(ret_val, s->kv + map->key_size, map->val_size);
+		*cursor = i + 1;
+		return 1;
+	}
+	*cursor = n;
 	return 0;
 }
 
@@ -391,13 +474,14 @@ MMAPD_EXPORT int mmapd_phash_foreach(struct mmapd_phash *map, mmapd_phash_fn *fn
 
 	if (!map || !fn)
 		return tbx_error(-EINVAL, "map or fn is NULL");
-	r = phash_check(map, &n);
+	r = phash_check(map, false, &n);
 	if (r < 0)
 		return r;
 	for (uint64_t i = 0; i < n; i++) {
 		struct phash_slot *s = phash_slot(map, i);
 
-		if (s->state == SLOT_FULL && (r = fn(s->kv, s->kv + map->key_size, userdata)) != 0)
+		if (atomic_load(&s->state) == SLOT_FULL &&
+		    (r = fn(s->kv, s->kv + map->key_size, userdata)) != 0)
 			return r;
 	}
 	return 0;

@@ -17,11 +17,12 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "persist.h"
 #include "toolbox.h"
 
-#define PERSIST_FLAGS_ALL (MMAPD_PERSIST_CREATE | MMAPD_PERSIST_ANONYMOUS)
+#define PERSIST_FLAGS_ALL (MMAPD_PERSIST_CREATE | MMAPD_PERSIST_ANONYMOUS | MMAPD_PERSIST_DURABLE)
 
 int pregion_open(struct pregion *p, struct mmapd_client *client, const char *name,
                  unsigned flags, uint64_t size, const struct mmapd_layout *layout,
@@ -43,6 +44,8 @@ int pregion_open(struct pregion *p, struct mmapd_client *client, const char *nam
 	if (r < 0)
 		return r;
 	p->client = client;
+	p->durable = flags & MMAPD_PERSIST_DURABLE;
+	p->pid = (uint32_t)getpid();
 	r = pstruct_open(p->region, 0, layout, MMAPD_PSTRUCT_INIT, init, ctx, &body);
 	if (r == 0)
 		r = check(body, ctx);

@@ -4,8 +4,9 @@
  * writable by every process that opens it by name.
  *
  * The region holds a persistent struct "mmapd.pvec" (pstruct.c) at offset 0 with the
- * element size, the segment size, the capacity and the length; the elements start at
- * PERSIST_DATA_OFF, contiguous, element i at PERSIST_DATA_OFF + i * elem_size.
+ * element size, the segment size, the capacity, the length and the journal (pjournal.c);
+ * at PERSIST_DATA_OFF a staging area of one element (rounded up to a page), then the
+ * elements, contiguous, element i at pvec_bytes(i).
  *
  * Segmented growth: capacity grows by whole segments (at least PVEC_SEGMENT_BYTES each),
  * doubling, and each growth appends segments to the end of the region (one resize through
@@ -14,9 +15,16 @@
  * memmap3's separate segment allocations, the segments are adjacent, so element i is one
  * multiplication away.
  *
- * The length is stored with release order after the element it covers is written, and read
- * with acquire order, so a reader without the lock never sees a length whose last element is
- * not there yet. Writers must hold the lock (mmapd_pvec_lock()) when there are several.
+ * Crash safety: push, extend, pop, truncate and clear change the length only (push and
+ * extend write their elements past the length first), so the length's release store is their commit point. Set,
+ * insert, remove, swap-remove and sort go through the journal: the new element is staged,
+ * the record committed, then played (a sort stages the whole sorted vector in scratch space
+ * past the capacity). A reader without the lock sees a length whose elements are complete,
+ * but an element being set, or moved by insert/remove/sort, may be read torn.
+ * Writers must hold the lock (mmapd_pvec_lock()) when there are several.
+ *
+ * Format 2 (this file) added the journal and the staging area; a format 1 vector is
+ * refused with -EPROTO by pstruct.c's layout check.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -34,16 +42,18 @@ struct pvec_header {
 	uint64_t segment;              /* elements per segment */
 	_Atomic uint64_t capacity;
 	_Atomic uint64_t len;
+	struct pjournal journal;
 };
 
 struct mmapd_pvec {
 	struct pregion pr;
 	struct pvec_header *h;
 	size_t elem_size;
+	uint64_t data_off;             /* where element 0 starts */
 };
 
 static const struct mmapd_layout pvec_layout = {
-	sizeof(struct mmapd_layout), "mmapd.pvec", 1, sizeof(struct pvec_header),
+	sizeof(struct mmapd_layout), "mmapd.pvec", 2, sizeof(struct pvec_header),
 	_Alignof(struct pvec_header)
 };
 
@@ -65,13 +75,19 @@ static int pvec_init(void *body, void *ctx)
 /* Bytes of the region that count elements take. */
 static uint64_t pvec_bytes(const struct mmapd_pvec *vec, uint64_t count)
 {
-	return PERSIST_DATA_OFF + count * vec->elem_size;
+	return vec->data_off + count * vec->elem_size;
 }
 
 /* The largest count pvec_bytes() may be asked about. */
 static uint64_t pvec_count_max(const struct mmapd_pvec *vec)
 {
-	return (MMAPD_PERSIST_RESERVE - PERSIST_DATA_OFF) / vec->elem_size;
+	return (MMAPD_PERSIST_RESERVE - vec->data_off) / vec->elem_size;
+}
+
+/* Offset of the length word, the target of the journal's length stores. */
+static uint64_t pvec_len_off(const struct mmapd_pvec *vec)
+{
+	return (uint64_t)((const uint8_t *)&vec->h->len - pregion_data(&vec->pr));
 }
 
 static uint8_t *pvec_elem(const struct mmapd_pvec *vec, uint64_t i)
@@ -100,9 +116,11 @@ static int pvec_check(const struct mmapd_pvec *vec)
 static int pvec_opened(void *body, void *ctx)
 {
 	struct mmapd_pvec *vec = ctx;
+	int r;
 
 	vec->h = body;
-	return pvec_check(vec);
+	r = pvec_check(vec);
+	return r < 0 ? r : pjournal_settle(&vec->pr, &vec->h->journal, "vector");
 }
 
 /*
@@ -133,6 +151,8 @@ MMAPD_EXPORT int mmapd_pvec_open(struct mmapd_client *client, const char *name,
 	if (!vec)
 		return tbx_error(-ENOMEM, "out of memory");
 	vec->elem_size = elem_size;
+	vec->data_off = PERSIST_DATA_OFF + (elem_size + PERSIST_DATA_OFF - 1) / PERSIST_DATA_OFF *
+	                                   PERSIST_DATA_OFF;
 	r = pregion_open(&vec->pr, client, name, flags,
 	                 pvec_bytes(vec, pvec_segment(elem_size)), &pvec_layout, pvec_init,
 	                 pvec_opened, vec);
@@ -182,24 +202,50 @@ MMAPD_EXPORT struct mmapd_region *mmapd_pvec_region(const struct mmapd_pvec *vec
 	return vec ? vec->pr.region : NULL;
 }
 
+/* Finishes an operation whose writer died; with writer, refuses to run beside a live one. */
+static int pvec_settle(struct mmapd_pvec *vec, bool writer)
+{
+	struct pjournal *j = &vec->h->journal;
+
+	/* The common case, no record live, is this one load. */
+	if (atomic_load_explicit(&j->op, memory_order_acquire) == 0)
+		return 0;
+	return writer ? pjournal_settle_writer(&vec->pr, j, "vector")
+	              : pjournal_settle(&vec->pr, j, "vector");
+}
+
+/* The length, checked against what the reservation can hold. */
+static int pvec_len_checked(struct mmapd_pvec *vec, uint64_t *ret_len)
+{
+	uint64_t len = atomic_load_explicit(&vec->h->len, memory_order_acquire);
+
+	if (len > pvec_count_max(vec))
+		return pvec_corrupt(vec);
+	*ret_len = len;
+	return 0;
+}
+
 /*
- * Makes element i (below the length) reachable here. Returns 0, -ERANGE (i >= len), -EINVAL,
- * -EBADMSG.
+ * Makes elements [i, end) (end at most the length) reachable here, after settling the
+ * journal. Returns 0, -ERANGE, -EINVAL, -EBADMSG, -EBUSY (writer beside a live writer).
  */
-static int pvec_reach(struct mmapd_pvec *vec, uint64_t i)
+static int pvec_reach(struct mmapd_pvec *vec, uint64_t i, uint64_t end, bool writer,
+                      uint64_t *ret_len)
 {
 	uint64_t len;
+	int r;
 
 	if (!vec)
 		return tbx_error(-EINVAL, "vec is NULL");
-	len = atomic_load_explicit(&vec->h->len, memory_order_acquire);
-	if (i >= len)
+	if ((r = pvec_settle(vec, writer)) < 0 || (r = pvec_len_checked(vec, &len)) < 0)
+		return r;
+	if (i >= end || end > len)
 		return tbx_error(-ERANGE, "index %llu is not below the length %llu of vector '%s'",
-		                 (unsigned long long)i, (unsigned long long)len,
+		                 (unsigned long long)(i < end ? end - 1 : i), (unsigned long long)len,
 		                 mmapd_region_name(vec->pr.region));
-	if (len > pvec_count_max(vec))
-		return pvec_corrupt(vec);
-	return pregion_need(&vec->pr, pvec_bytes(vec, i + 1), "vector");
+	if (ret_len)
+		*ret_len = len;
+	return pregion_need(&vec->pr, pvec_bytes(vec, end), "vector");
 }
 
 MMAPD_EXPORT int mmapd_pvec_reserve(struct mmapd_pvec *vec, uint64_t count)
@@ -229,8 +275,23 @@ MMAPD_EXPORT int mmapd_pvec_reserve(struct mmapd_pvec *vec, uint64_t count)
 	r = pregion_grow(&vec->pr, pvec_bytes(vec, want), "vector");
 	if (r < 0)
 		return r;
+	/* Capacity is a hint to this and other writers: more room than it says is harmless. */
 	atomic_store_explicit(&vec->h->capacity, want, memory_order_release);
 	return 0;
+}
+
+/* Publishes a new length: the commit point of push, pop, truncate and clear. */
+static int pvec_len_store(struct mmapd_pvec *vec, uint64_t len)
+{
+	atomic_store_explicit(&vec->h->len, len, memory_order_release);
+	return pregion_sync(&vec->pr, pvec_len_off(vec), sizeof(vec->h->len));
+}
+
+/* Stages elem for a journalled operation; returns the staging area's offset. */
+static uint64_t pvec_stage(struct mmapd_pvec *vec, const void *elem)
+{
+	memcpy(pregion_data(&vec->pr) + PERSIST_DATA_OFF, elem, vec->elem_size);
+	return PERSIST_DATA_OFF;
 }
 
 MMAPD_EXPORT int mmapd_pvec_push(struct mmapd_pvec *vec, const void *elem)
@@ -240,33 +301,53 @@ MMAPD_EXPORT int mmapd_pvec_push(struct mmapd_pvec *vec, const void *elem)
 
 	if (!vec || !elem)
 		return tbx_error(-EINVAL, "vec or elem is NULL");
-	len = atomic_load_explicit(&vec->h->len, memory_order_acquire);
-	if (len > atomic_load(&vec->h->capacity))
-		return pvec_corrupt(vec);
-	r = mmapd_pvec_reserve(vec, len + 1);
-	if (r < 0)
+	if ((r = pvec_settle(vec, true)) < 0 || (r = pvec_len_checked(vec, &len)) < 0 ||
+	    (r = mmapd_pvec_reserve(vec, len + 1)) < 0)
 		return r;
 	memcpy(pvec_elem(vec, len), elem, vec->elem_size);
-	atomic_store_explicit(&vec->h->len, len + 1, memory_order_release);
-	return 0;
+	if ((r = pregion_sync(&vec->pr, pvec_bytes(vec, len), vec->elem_size)) < 0)
+		return r;
+	return pvec_len_store(vec, len + 1);
+}
+
+MMAPD_EXPORT int mmapd_pvec_extend(struct mmapd_pvec *vec, const void *elems, uint64_t count)
+{
+	uint64_t len;
+	int r;
+
+	if (!vec || (!elems && count))
+		return tbx_error(-EINVAL, "vec or elems is NULL");
+	if ((r = pvec_settle(vec, true)) < 0 || (r = pvec_len_checked(vec, &len)) < 0)
+		return r;
+	if (count > pvec_count_max(vec) - len)
+		return tbx_error(-EFBIG, "vector '%s' cannot hold %llu more elements",
+		                 mmapd_region_name(vec->pr.region), (unsigned long long)count);
+	if (count == 0)
+		return 0;
+	if ((r = mmapd_pvec_reserve(vec, len + count)) < 0)
+		return r;
+	memcpy(pvec_elem(vec, len), elems, (size_t)(count * vec->elem_size));
+	if ((r = pregion_sync(&vec->pr, pvec_bytes(vec, len), count * vec->elem_size)) < 0)
+		return r;
+	return pvec_len_store(vec, len + count);
 }
 
 MMAPD_EXPORT int mmapd_pvec_pop(struct mmapd_pvec *vec, void *ret_elem)
 {
-	uint64_t len = mmapd_pvec_len(vec);
+	uint64_t len;
 	int r;
 
 	if (!vec)
 		return tbx_error(-EINVAL, "vec is NULL");
+	if ((r = pvec_settle(vec, true)) < 0 || (r = pvec_len_checked(vec, &len)) < 0)
+		return r;
 	if (len == 0)
 		return tbx_error(-ERANGE, "vector '%s' is empty", mmapd_region_name(vec->pr.region));
-	r = pvec_reach(vec, len - 1);
-	if (r < 0)
+	if ((r = pvec_reach(vec, len - 1, len, true, NULL)) < 0)
 		return r;
 	if (ret_elem)
 		memcpy(ret_elem, pvec_elem(vec, len - 1), vec->elem_size);
-	atomic_store_explicit(&vec->h->len, len - 1, memory_order_release);
-	return 0;
+	return pvec_len_store(vec, len - 1);
 }
 
 MMAPD_EXPORT int mmapd_pvec_at(struct mmapd_pvec *vec, uint64_t i, void **ret_ptr)
@@ -275,7 +356,7 @@ MMAPD_EXPORT int mmapd_pvec_at(struct mmapd_pvec *vec, uint64_t i, void **ret_pt
 
 	if (!ret_ptr)
 		return tbx_error(-EINVAL, "ret_ptr is NULL");
-	r = pvec_reach(vec, i);
+	r = pvec_reach(vec, i, i + 1, false, NULL);
 	if (r == 0)
 		*ret_ptr = pvec_elem(vec, i);
 	return r;
@@ -296,21 +377,187 @@ MMAPD_EXPORT int mmapd_pvec_get(struct mmapd_pvec *vec, uint64_t i, void *ret_el
 
 MMAPD_EXPORT int mmapd_pvec_set(struct mmapd_pvec *vec, uint64_t i, const void *elem)
 {
-	void *p;
+	struct pjournal rec;
+	uint64_t stage;
 	int r;
 
 	if (!elem)
 		return tbx_error(-EINVAL, "elem is NULL");
-	r = mmapd_pvec_at(vec, i, &p);
-	if (r == 0)
-		memcpy(p, elem, vec->elem_size);
-	return r;
+	if ((r = pvec_reach(vec, i, i + 1, true, NULL)) < 0)
+		return r;
+	stage = pvec_stage(vec, elem);
+	pjournal_begin(&rec);
+	pjournal_copy(&rec, stage, pvec_bytes(vec, i), vec->elem_size);
+	return pjournal_commit(&vec->pr, &vec->h->journal, &rec, stage, vec->elem_size);
+}
+
+MMAPD_EXPORT int mmapd_pvec_insert(struct mmapd_pvec *vec, uint64_t i, const void *elem)
+{
+	struct pjournal rec;
+	uint64_t len, stage;
+	int r;
+
+	if (!vec || !elem)
+		return tbx_error(-EINVAL, "vec or elem is NULL");
+	if ((r = pvec_settle(vec, true)) < 0 || (r = pvec_len_checked(vec, &len)) < 0)
+		return r;
+	if (i > len)
+		return tbx_error(-ERANGE, "index %llu is past the length %llu of vector '%s'",
+		                 (unsigned long long)i, (unsigned long long)len,
+		                 mmapd_region_name(vec->pr.region));
+	if ((r = mmapd_pvec_reserve(vec, len + 1)) < 0)
+		return r;
+	stage = pvec_stage(vec, elem);
+	pjournal_begin(&rec);
+	pjournal_shift(&rec, pvec_bytes(vec, i), len - i, vec->elem_size, (int64_t)vec->elem_size);
+	pjournal_copy(&rec, stage, pvec_bytes(vec, i), vec->elem_size);
+	pjournal_store(&rec, pvec_len_off(vec), len + 1, 8);
+	return pjournal_commit(&vec->pr, &vec->h->journal, &rec, stage, vec->elem_size);
+}
+
+MMAPD_EXPORT int mmapd_pvec_remove(struct mmapd_pvec *vec, uint64_t i, void *ret_elem)
+{
+	struct pjournal rec;
+	uint64_t len;
+	int r;
+
+	if ((r = pvec_reach(vec, i, i + 1, true, &len)) < 0 ||
+	    (r = pregion_need(&vec->pr, pvec_bytes(vec, len), "vector")) < 0)
+		return r;
+	if (ret_elem)
+		memcpy(ret_elem, pvec_elem(vec, i), vec->elem_size);
+	if (i == len - 1)
+		return pvec_len_store(vec, len - 1);
+	pjournal_begin(&rec);
+	pjournal_shift(&rec, pvec_bytes(vec, i + 1), len - i - 1, vec->elem_size,
+	               -(int64_t)vec->elem_size);
+	pjournal_store(&rec, pvec_len_off(vec), len - 1, 8);
+	return pjournal_commit(&vec->pr, &vec->h->journal, &rec, 0, 0);
+}
+
+MMAPD_EXPORT int mmapd_pvec_swap_remove(struct mmapd_pvec *vec, uint64_t i, void *ret_elem)
+{
+	struct pjournal rec;
+	uint64_t len;
+	int r;
+
+	if ((r = pvec_reach(vec, i, i + 1, true, &len)) < 0 ||
+	    (r = pregion_need(&vec->pr, pvec_bytes(vec, len), "vector")) < 0)
+		return r;
+	if (ret_elem)
+		memcpy(ret_elem, pvec_elem(vec, i), vec->elem_size);
+	if (i == len - 1)
+		return pvec_len_store(vec, len - 1);
+	/* The last element is past the new length: nothing writes it while the record lives. */
+	pjournal_begin(&rec);
+	pjournal_copy(&rec, pvec_bytes(vec, len - 1), pvec_bytes(vec, i), vec->elem_size);
+	pjournal_store(&rec, pvec_len_off(vec), len - 1, 8);
+	return pjournal_commit(&vec->pr, &vec->h->journal, &rec, 0, 0);
+}
+
+MMAPD_EXPORT int mmapd_pvec_truncate(struct mmapd_pvec *vec, uint64_t len)
+{
+	uint64_t have;
+	int r;
+
+	if (!vec)
+		return tbx_error(-EINVAL, "vec is NULL");
+	if ((r = pvec_settle(vec, true)) < 0 || (r = pvec_len_checked(vec, &have)) < 0)
+		return r;
+	if (len > have)
+		return tbx_error(-ERANGE, "cannot truncate vector '%s' of length %llu to %llu",
+		                 mmapd_region_name(vec->pr.region), (unsigned long long)have,
+		                 (unsigned long long)len);
+	return pvec_len_store(vec, len);
 }
 
 MMAPD_EXPORT int mmapd_pvec_clear(struct mmapd_pvec *vec)
 {
-	if (!vec)
-		return tbx_error(-EINVAL, "vec is NULL");
-	atomic_store_explicit(&vec->h->len, 0, memory_order_release);
+	return mmapd_pvec_truncate(vec, 0);
+}
+
+MMAPD_EXPORT int mmapd_pvec_sort(struct mmapd_pvec *vec, mmapd_pvec_cmp_fn *cmp)
+{
+	struct pjournal rec;
+	uint64_t len, cap, scratch, bytes;
+	uint8_t *s;
+	int r;
+
+	if (!vec || !cmp)
+		return tbx_error(-EINVAL, "vec or cmp is NULL");
+	if ((r = pvec_settle(vec, true)) < 0 || (r = pvec_len_checked(vec, &len)) < 0)
+		return r;
+	if (len < 2)
+		return 0;
+	cap = atomic_load_explicit(&vec->h->capacity, memory_order_acquire);
+	if (cap < len || cap > pvec_count_max(vec))
+		return pvec_corrupt(vec);
+	/* Sorted in scratch space past the capacity, then copied over in one record. */
+	scratch = pvec_bytes(vec, cap);
+	bytes = len * vec->elem_size;
+	if ((r = pregion_need(&vec->pr, pvec_bytes(vec, len), "vector")) < 0 ||
+	    (r = pregion_grow(&vec->pr, scratch + bytes, "vector")) < 0)
+		return r;
+	s = pregion_data(&vec->pr) + scratch;
+	memcpy(s, pvec_elem(vec, 0), (size_t)bytes);
+	qsort(s, (size_t)len, vec->elem_size, cmp);
+	pjournal_begin(&rec);
+	pjournal_copy(&rec, scratch, pvec_bytes(vec, 0), bytes);
+	return pjournal_commit(&vec->pr, &vec->h->journal, &rec, scratch, bytes);
+}
+
+MMAPD_EXPORT int mmapd_pvec_bsearch(struct mmapd_pvec *vec, const void *key,
+                                    mmapd_pvec_cmp_fn *cmp, uint64_t *ret_index)
+{
+	uint64_t lo = 0, hi, len;
+	int r;
+
+	if (!vec || !key || !cmp || !ret_index)
+		return tbx_error(-EINVAL, "vec, key, cmp or ret_index is NULL");
+	if ((r = pvec_settle(vec, false)) < 0 || (r = pvec_len_checked(vec, &len)) < 0 ||
+	    (r = pregion_need(&vec->pr, pvec_bytes(vec, len), "vector")) < 0)
+		return r;
+	hi = len;
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		int c = cmp(key, pvec_elem(vec, mid));
+
+		if (c == 0) {
+			*ret_index = mid;
+			return 0;
+		}
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	*ret_index = lo;
+	return tbx_error(-ENOENT, "no such element in vector '%s'", mmapd_region_name(vec->pr.region));
+}
+
+MMAPD_EXPORT int mmapd_pvec_foreach(struct mmapd_pvec *vec, uint64_t from, uint64_t to,
+                                    unsigned flags, mmapd_pvec_fn *fn, void *userdata)
+{
+	uint64_t len;
+	int r;
+
+	if (!vec || !fn)
+		return tbx_error(-EINVAL, "vec or fn is NULL");
+	if (flags & ~MMAPD_PVEC_REVERSE)
+		return tbx_error(-EINVAL, "unknown flags 0x%x", flags & ~MMAPD_PVEC_REVERSE);
+	if ((r = pvec_settle(vec, false)) < 0 || (r = pvec_len_checked(vec, &len)) < 0)
+		return r;
+	if (to > len)
+		to = len;
+	if (from >= to)
+		return 0;
+	if ((r = pregion_need(&vec->pr, pvec_bytes(vec, to), "vector")) < 0)
+		return r;
+	for (uint64_t n = 0; n < to - from; n++) {
+		uint64_t i = flags & MMAPD_PVEC_REVERSE ? to - 1 - n : from + n;
+
+		if ((r = fn(i, pvec_elem(vec, i), userdata)) != 0)
+			return r;
+	}
 	return 0;
 }

@@ -1,0 +1,628 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Crash injection for libmmapd's persistent structures (client/toolbox/persist/): a writer
+ * process is killed with SIGKILL at a random moment while it runs a deterministic sequence of
+ * operations on a vector or a hash map, over and over, and after each kill the test process
+ * opens the structure afresh (the "next opener") and checks that it holds exactly what a
+ * private model holds before or after the operation the writer was in (the writer announces
+ * in a shared page which operation it starts and which it finished). The sequences include
+ * growth of the region, hash map rebuilds, inserts and removals that shift the tail of a
+ * vector, sorts, and string map puts and removes; a durable vector (MMAPD_PERSIST_DURABLE) is killed among its msyncs.
+ *
+ * CRASH_ITERS (environment) sets the number of kills per structure (default 1000);
+ * CRASH_ONLY=<name> runs only the structures whose name contains it.
+ */
+#include <check.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "mmapd.h"
+#include "mmapd-persist.h"
+
+static struct test_daemon dmn;
+
+static void suite_setup(void)
+{
+	test_daemon_start(&dmn, NULL);
+}
+
+static void suite_teardown(void)
+{
+	test_daemon_stop(&dmn);
+}
+
+/* What the writer tells the test, in a page both map. */
+struct progress {
+	_Atomic uint64_t ready;    /* the writer opened the structure */
+	_Atomic uint64_t started;  /* index + 1 of the operation it started last */
+	_Atomic uint64_t done;     /* index + 1 of the operation it finished last */
+	_Atomic int64_t error;     /* an unexpected result, with the operation in failed_op */
+	_Atomic uint64_t failed_op;
+};
+
+static uint64_t mix(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ull;
+	return x ^ (x >> 33);
+}
+
+static unsigned iterations(void)
+{
+	const char *s = getenv("CRASH_ITERS");
+	long n = s ? strtol(s, NULL, 10) : 0;
+
+	return n > 0 ? (unsigned)n : 1000;
+}
+
+/*
+ * A structure under test: open/close in any process, one operation k applied to the real
+ * structure (returns 0 or an unexpected error) and to the model, and the comparison.
+ */
+struct kind {
+	const char *name;
+	void *(*open)(struct mmapd_client *c);
+	void (*close)(void *s);
+	int (*apply)(void *s, uint64_t k);
+	void (*model_apply)(uint64_t k);
+	bool (*equal)(void *s, char *why, size_t size);
+	unsigned fewer;   /* runs CRASH_ITERS / fewer kills (its operations are slower) */
+	unsigned max_ops; /* per writer, then it waits to be killed; 0: no bound */
+	unsigned max_delay_us;  /* the kill comes 0 to this many µs after the writer is ready */
+};
+
+/* ---- vector: 1 KiB elements, so that copies take a while ---- */
+
+#define VEC_ELEM 1024u
+#define VEC_WORDS (VEC_ELEM / 8)
+#define VEC_MAX 3000u
+
+static uint8_t *vm;            /* the model's elements */
+static uint64_t vm_len, vm_cap;
+
+/* The words * 8 bytes that operation k writes. */
+static void fill(uint64_t *w, unsigned words, uint64_t k)
+{
+	for (unsigned j = 0; j < words; j++)
+		w[j] = mix(k * 1024 + j);
+}
+
+enum { V_PUSH, V_POP, V_SET, V_CLEAR, V_INSERT, V_REMOVE, V_SWAP_REMOVE, V_TRUNCATE, V_SORT };
+
+/* What operation k does, given the length before it (the same in model and writer). */
+static int vec_op(uint64_t k, uint64_t len, uint64_t *ret_i)
+{
+	uint64_t h = mix(k ^ 0x5eed), r = h % 100;
+
+	*ret_i = len ? (h >> 20) % len : 0;
+	if (r < 1)
+		return V_CLEAR;
+	if (r < 2)
+		return V_SORT;
+	if (r < 4)
+		return V_TRUNCATE;
+	if (r < 30)
+		return len < VEC_MAX ? V_PUSH : V_POP;
+	if (r < 40)
+		return V_POP;
+	if (r < 55)
+		return len < VEC_MAX ? V_INSERT : V_REMOVE;
+	if (r < 65)
+		return V_REMOVE;
+	if (r < 75)
+		return V_SWAP_REMOVE;
+	return V_SET;
+}
+
+/* Elements compare by their first word. */
+static int vec_cmp(const void *a, const void *b)
+{
+	uint64_t x, y;
+
+	memcpy(&x, a, 8);
+	memcpy(&y, b, 8);
+	return x < y ? -1 : x > y;
+}
+
+static void *vec_open(struct mmapd_client *c)
+{
+	struct mmapd_pvec *v = NULL;
+
+	return mmapd_pvec_open(c, "crash-vec", VEC_ELEM, MMAPD_PERSIST_CREATE, &v) == 0 ? v : NULL;
+}
+
+/* The durable path: msync around each commit, killed in the middle of those too. */
+static void *vec_open_durable(struct mmapd_client *c)
+{
+	struct mmapd_pvec *v = NULL;
+
+	return mmapd_pvec_open(c, "crash-vec-durable", VEC_ELEM,
+	                       MMAPD_PERSIST_CREATE | MMAPD_PERSIST_DURABLE, &v) == 0 ? v : NULL;
+}
+
+static void vec_close(void *s)
+{
+	mmapd_pvec_close(s);
+}
+
+static int vec_apply(void *s, uint64_t k)
+{
+	uint64_t e[VEC_WORDS], i, len = mmapd_pvec_len(s);
+	int r = 0;
+
+	fill(e, VEC_WORDS, k);
+	switch (vec_op(k, len, &i)) {
+	case V_PUSH:
+		r = mmapd_pvec_push(s, e);
+		break;
+	case V_POP:
+		r = mmapd_pvec_pop(s, NULL);
+		return len == 0 && r == -ERANGE ? 0 : r;
+	case V_SET:
+		r = len ? mmapd_pvec_set(s, i, e) : 0;
+		break;
+	case V_CLEAR:
+		r = mmapd_pvec_clear(s);
+		break;
+	case V_INSERT:
+		r = mmapd_pvec_insert(s, len ? i : 0, e);
+		break;
+	case V_REMOVE:
+		r = len ? mmapd_pvec_remove(s, i, NULL) : 0;
+		break;
+	case V_SWAP_REMOVE:
+		r = len ? mmapd_pvec_swap_remove(s, i, NULL) : 0;
+		break;
+	case V_TRUNCATE:
+		r = mmapd_pvec_truncate(s, len / 2);
+		break;
+	case V_SORT:
+		r = mmapd_pvec_sort(s, vec_cmp);
+		break;
+	}
+	return r;
+}
+
+static void vec_model_grow(void)
+{
+	if (vm_len == vm_cap) {
+		vm_cap = vm_cap ? vm_cap * 2 : 64;
+		vm = realloc(vm, vm_cap * VEC_ELEM);
+		ck_assert_ptr_nonnull(vm);
+	}
+}
+
+static void vec_model_apply(uint64_t k)
+{
+	uint64_t e[VEC_WORDS], i;
+
+	fill(e, VEC_WORDS, k);
+	switch (vec_op(k, vm_len, &i)) {
+	case V_PUSH:
+		vec_model_grow();
+		memcpy(vm + vm_len++ * VEC_ELEM, e, VEC_ELEM);
+		break;
+	case V_POP:
+		if (vm_len)
+			vm_len--;
+		break;
+	case V_SET:
+		if (vm_len)
+			memcpy(vm + i * VEC_ELEM, e, VEC_ELEM);
+		break;
+	case V_CLEAR:
+		vm_len = 0;
+		break;
+	case V_INSERT:
+		vec_model_grow();
+		memmove(vm + (i + 1) * VEC_ELEM, vm + i * VEC_ELEM, (vm_len - i) * VEC_ELEM);
+		memcpy(vm + i * VEC_ELEM, e, VEC_ELEM);
+		vm_len++;
+		break;
+	case V_REMOVE:
+		if (vm_len) {
+			memmove(vm + i * VEC_ELEM, vm + (i + 1) * VEC_ELEM, (vm_len - i - 1) * VEC_ELEM);
+			vm_len--;
+		}
+		break;
+	case V_SWAP_REMOVE:
+		if (vm_len) {
+			memcpy(vm + i * VEC_ELEM, vm + (vm_len - 1) * VEC_ELEM, VEC_ELEM);
+			vm_len--;
+		}
+		break;
+	case V_TRUNCATE:
+		vm_len /= 2;
+		break;
+	case V_SORT:
+		/* The first words are distinct (mix() of distinct inputs): any sort gives one order. */
+		qsort(vm, vm_len, VEC_ELEM, vec_cmp);
+		break;
+	}
+}
+
+static bool vec_equal(void *s, char *why, size_t size)
+{
+	uint64_t len = mmapd_pvec_len(s);
+	void *p;
+
+	if (len != vm_len) {
+		snprintf(why, size, "length %llu, model %llu", (unsigned long long)len,
+		         (unsigned long long)vm_len);
+		return false;
+	}
+	for (uint64_t i = 0; i < len; i++) {
+		int r = mmapd_pvec_at(s, i, &p);
+
+		if (r < 0 || memcmp(p, vm + i * VEC_ELEM, VEC_ELEM) != 0) {
+			snprintf(why, size, "element %llu differs (%d %s)", (unsigned long long)i, r,
+			         r < 0 ? mmapd_last_message() : "");
+			return false;
+		}
+	}
+	return true;
+}
+
+static const struct kind vec_kind = {
+	"vector", vec_open, vec_close, vec_apply, vec_model_apply, vec_equal, 1, 0, 3000
+};
+
+static const struct kind vec_durable_kind = {
+	"durable vector", vec_open_durable, vec_close, vec_apply, vec_model_apply, vec_equal, 5, 0, 3000
+};
+
+/* ---- hash map: 1024 keys, 512-byte values, many removals: rebuilds are frequent ---- */
+
+#define MAP_KEYS 1024u
+#define MAP_VAL 512u
+#define MAP_WORDS (MAP_VAL / 8)
+
+static bool mm_present[MAP_KEYS];
+static uint64_t mm_val[MAP_KEYS][MAP_WORDS];
+
+static bool map_op(uint64_t k, uint64_t *ret_key)
+{
+	uint64_t h = mix(k ^ 0xabcdef);
+
+	*ret_key = (h >> 16) % MAP_KEYS;
+	return h % 100 < 60;         /* put, else remove */
+}
+
+static void *map_open(struct mmapd_client *c)
+{
+	struct mmapd_phash *m = NULL;
+
+	return mmapd_phash_open(c, "crash-map", sizeof(uint64_t), MAP_VAL, MMAPD_PERSIST_CREATE,
+	                        &m) == 0 ? m : NULL;
+}
+
+static void map_close(void *s)
+{
+	mmapd_phash_close(s);
+}
+
+static int map_apply(void *s, uint64_t k)
+{
+	uint64_t key, v[MAP_WORDS];
+	int r;
+
+	if (map_op(k, &key)) {
+		fill(v, MAP_WORDS, k);
+		r = mmapd_phash_put(s, &key, v);
+		return r > 0 ? 0 : r;
+	}
+	r = mmapd_phash_remove(s, &key);
+	return r == -ENOENT ? 0 : r;
+}
+
+static void map_model_apply(uint64_t k)
+{
+	uint64_t key, v[MAP_WORDS];
+
+	if (map_op(k, &key)) {
+		fill(v, MAP_WORDS, k);
+		memcpy(mm_val[key], v, MAP_VAL);
+		mm_present[key] = true;
+	} else {
+		mm_present[key] = false;
+	}
+}
+
+static bool map_equal(void *s, char *why, size_t size)
+{
+	uint64_t v[MAP_WORDS], count = 0;
+
+	for (uint64_t key = 0; key < MAP_KEYS; key++) {
+		int r = mmapd_phash_get(s, &key, v);
+
+		count += mm_present[key];
+		if (mm_present[key] ? r != 0 || memcmp(v, mm_val[key], MAP_VAL) != 0 : r != -ENOENT) {
+			snprintf(why, size, "key %llu: get says %d (%s), model %s",
+			         (unsigned long long)key, r, r < 0 ? mmapd_last_message() : "value differs",
+			         mm_present[key] ? "present" : "absent");
+			return false;
+		}
+	}
+	if (mmapd_phash_count(s) != count) {
+		snprintf(why, size, "count %llu, model %llu",
+		         (unsigned long long)mmapd_phash_count(s), (unsigned long long)count);
+		return false;
+	}
+	return true;
+}
+
+static const struct kind map_kind = {
+	"hash map", map_open, map_close, map_apply, map_model_apply, map_equal, 1, 0, 3000
+};
+
+/*
+ * ---- string map: 512 keys of 2 to 40 bytes, values of 0 to 100 bytes; its arena only
+ * grows, so a writer stops after SM_OPS_PER_RUN operations (and waits for its kill) ----
+ */
+#define SM_OPS_PER_RUN 1000u
+
+#define SM_KEYS 512u
+#define SM_VAL_MAX 100u
+
+static bool sm_present[SM_KEYS];
+static uint8_t sm_val[SM_KEYS][SM_VAL_MAX];
+static size_t sm_len[SM_KEYS];
+
+/* Key number n as bytes: its length depends on n. */
+static size_t sm_key(uint64_t n, char *buf)
+{
+	size_t len = 2 + n % 39;
+
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (char)('a' + (n * 7 + i * 13) % 26);
+	buf[0] = (char)('A' + n % 26);
+	buf[1] = (char)('A' + n / 26 % 26);
+	return len;
+}
+
+/* Operation k: put (value of its own length) or remove, and the value's bytes. */
+static bool sm_op(uint64_t k, uint64_t *ret_key, uint8_t *val, size_t *ret_len)
+{
+	uint64_t h = mix(k ^ 0x57a1);
+
+	*ret_key = (h >> 16) % SM_KEYS;
+	*ret_len = (h >> 40) % (SM_VAL_MAX + 1);
+	for (size_t i = 0; i < *ret_len; i++)
+		val[i] = (uint8_t)(k + i);
+	return h % 100 < 65;
+}
+
+static void *sm_open(struct mmapd_client *c)
+{
+	struct mmapd_pstrmap *m = NULL;
+
+	return mmapd_pstrmap_open(c, "crash-smap", MMAPD_PERSIST_CREATE, &m) == 0 ? m : NULL;
+}
+
+static void sm_close(void *s)
+{
+	mmapd_pstrmap_close(s);
+}
+
+static int sm_apply(void *s, uint64_t k)
+{
+	uint8_t v[SM_VAL_MAX];
+	char key[64];
+	uint64_t n;
+	size_t len, klen;
+	int r;
+
+	if (sm_op(k, &n, v, &len)) {
+		klen = sm_key(n, key);
+		r = mmapd_pstrmap_put(s, key, klen, v, len);
+		return r > 0 ? 0 : r;
+	}
+	klen = sm_key(n, key);
+	r = mmapd_pstrmap_remove(s, key, klen);
+	return r == -ENOENT ? 0 : r;
+}
+
+static void sm_model_apply(uint64_t k)
+{
+	uint8_t v[SM_VAL_MAX];
+	uint64_t n;
+	size_t len;
+
+	if (sm_op(k, &n, v, &len)) {
+		memcpy(sm_val[n], v, len);
+		sm_len[n] = len;
+		sm_present[n] = true;
+	} else {
+		sm_present[n] = false;
+	}
+}
+
+static bool sm_equal(void *s, char *why, size_t size)
+{
+	uint64_t cursor = 0, live = 0, seen = 0;
+	char key[64];
+	const void *v;
+	size_t len;
+	int r;
+
+	for (uint64_t n = 0; n < SM_KEYS; n++) {
+		r = mmapd_pstrmap_get(s, key, sm_key(n, key), &v, &len);
+		live += sm_present[n];
+		if (sm_present[n] ? r != 0 || len != sm_len[n] || memcmp(v, sm_val[n], len) != 0
+		                  : r != -ENOENT) {
+			snprintf(why, size, "key %llu: get says %d (%s), model %s",
+			         (unsigned long long)n, r, r < 0 ? mmapd_last_message() : "value differs",
+			         sm_present[n] ? "present" : "absent");
+			return false;
+		}
+	}
+	while ((r = mmapd_pstrmap_next(s, &cursor, NULL, NULL, NULL, NULL)) == 1)
+		seen++;
+	if (r < 0 || seen != live) {
+		snprintf(why, size, "iteration sees %llu entries (%d), model %llu",
+		         (unsigned long long)seen, r, (unsigned long long)live);
+		return false;
+	}
+	return true;
+}
+
+static const struct kind sm_kind = {
+	"string map", sm_open, sm_close, sm_apply, sm_model_apply, sm_equal, 2, SM_OPS_PER_RUN, 150
+};
+
+/* ---- the driver ---- */
+
+/* The writer: operations from k on, until killed (or a bound, if the kill never comes). */
+static int writer(const struct kind *kind, struct progress *pg, uint64_t k)
+{
+	struct mmapd_client *c = NULL;
+	void *s;
+
+	if (mmapd_connect(dmn.sock, "crash-writer", &c) < 0 || !(s = kind->open(c)))
+		return 1;
+	atomic_store(&pg->ready, 1);
+	for (uint64_t end = k + (kind->max_ops ? kind->max_ops : 1000000); k < end; k++) {
+		int r;
+
+		atomic_store(&pg->started, k + 1);
+		r = kind->apply(s, k);
+		if (r < 0) {
+			atomic_store(&pg->failed_op, k);
+			atomic_store(&pg->error, r);
+			return 2;
+		}
+		atomic_store(&pg->done, k + 1);
+	}
+	for (;;)
+		pause();
+}
+
+static void crash_run(const struct kind *kind)
+{
+	struct mmapd_client *c = test_client_connect(&dmn, "check_crash");
+	struct progress *pg = mmap(NULL, sizeof(*pg), PROT_READ | PROT_WRITE,
+	                           MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	unsigned n = iterations() / kind->fewer, mid = 0, inside = 0;
+	uint64_t k = 0;
+	char why[256];
+
+	ck_assert_ptr_ne(pg, MAP_FAILED);
+	if (getenv("CRASH_ONLY") && !strstr(kind->name, getenv("CRASH_ONLY")))
+		n = 0;
+	srand(12345);
+	/* Each structure starts empty, in a region of its own, and so does its model. */
+	vm_len = 0;
+	memset(mm_present, 0, sizeof(mm_present));
+	memset(sm_present, 0, sizeof(sm_present));
+	for (unsigned it = 0; it < n; it++) {
+		struct timespec pause = { 0, (long)(rand() % (int)kind->max_delay_us) * 1000L };
+		uint64_t started, done;
+		void *s;
+		pid_t pid;
+		int status;
+
+		memset(pg, 0, sizeof(*pg));
+		atomic_store(&pg->started, k);
+		atomic_store(&pg->done, k);
+		pid = fork();
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0)
+			_exit(writer(kind, pg, k));
+		for (int w = 0; w < 5000 && !atomic_load(&pg->ready) && waitpid(pid, &status, WNOHANG) == 0; w++)
+			usleep(1000);
+		nanosleep(&pause, NULL);
+		kill(pid, SIGKILL);
+		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+		ck_assert_msg(atomic_load(&pg->error) == 0, "%s: the writer's operation %llu failed "
+		              "with %lld", kind->name, (unsigned long long)atomic_load(&pg->failed_op),
+		              (long long)atomic_load(&pg->error));
+		ck_assert_msg(WIFSIGNALED(status), "%s: the writer exited with %d before the kill",
+		              kind->name, WEXITSTATUS(status));
+		started = atomic_load(&pg->started);
+		done = atomic_load(&pg->done);
+		for (; k < done; k++)
+			kind->model_apply(k);
+		s = kind->open(c);
+		ck_assert_msg(s != NULL, "%s: iteration %u: the next opener fails: %s", kind->name, it,
+		              mmapd_last_message());
+		if (started > done) {
+			/* Killed inside operation k: before or after it, nothing else. */
+			inside++;
+			if (!kind->equal(s, why, sizeof(why))) {
+				kind->model_apply(k++);
+				mid++;
+				ck_assert_msg(kind->equal(s, why, sizeof(why)), "%s: iteration %u, killed in "
+				              "operation %llu: neither before nor after it: %s", kind->name,
+				              it, (unsigned long long)(k - 1), why);
+			} else {
+				/* It made no change that shows: op k runs again next time from scratch,
+				 * which the model does not count yet either. */
+			}
+		} else {
+			ck_assert_msg(kind->equal(s, why, sizeof(why)), "%s: iteration %u, killed between "
+			              "operations at %llu: %s", kind->name, it, (unsigned long long)k, why);
+		}
+		kind->close(s);
+	}
+	fprintf(stderr, "%s: %u kills, %llu operations, %u kills inside one, of which %u found "
+	        "it completed\n", kind->name, n, (unsigned long long)k, inside, mid);
+	munmap(pg, sizeof(*pg));
+	mmapd_disconnect(c);
+}
+
+START_TEST(test_crash_vector_killed_anywhere_is_before_or_after_each_operation)
+{
+	crash_run(&vec_kind);
+}
+END_TEST
+
+START_TEST(test_crash_durable_vector_killed_anywhere_is_before_or_after_each_operation)
+{
+	crash_run(&vec_durable_kind);
+}
+END_TEST
+
+START_TEST(test_crash_hash_map_killed_anywhere_is_before_or_after_each_operation)
+{
+	crash_run(&map_kind);
+}
+END_TEST
+
+START_TEST(test_crash_string_map_killed_anywhere_is_before_or_after_each_operation)
+{
+	crash_run(&sm_kind);
+}
+END_TEST
+
+static Suite *crash_suite(void)
+{
+	Suite *s = suite_create("crash");
+	TCase *tc = tcase_create("crash");
+
+	tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
+	tcase_add_checked_fixture(tc, test_fd_setup, test_fd_teardown);
+	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, test_crash_vector_killed_anywhere_is_before_or_after_each_operation);
+	tcase_add_test(tc, test_crash_durable_vector_killed_anywhere_is_before_or_after_each_operation);
+	tcase_add_test(tc, test_crash_hash_map_killed_anywhere_is_before_or_after_each_operation);
+	tcase_add_test(tc, test_crash_string_map_killed_anywhere_is_before_or_after_each_operation);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return test_run_suite(crash_suite()) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
