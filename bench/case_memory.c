@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Case (l): what idle clients cost the daemon in memory, and whether it gives the memory back
+ * Case (m): what idle clients cost the daemon in memory, and whether it gives the memory back
  * once they leave. A daemon of its own (the shared one admits 1,024 clients) is started on
  * the benchmark's directory with max_clients and the per-uid limits raised for 10,000 clients;
  * raw connections (raw.h) each say hello and then stay idle. Its resident memory (VmRSS) is

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Case (l): persistent structures (client/toolbox/persist/) and the cost of their crash
+ * Case (p): persistent structures (client/toolbox/persist/) and the cost of their crash
  * safety. Each line is operations per second of the median of PERSIST_ROUNDS rounds against a
  * private in-memory baseline measured in the same run:
  *   push     mmapd_pvec_push() of 64-byte elements (crash-safe by its length store: nothing

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Case (l): messages through a ring (client/toolbox/ring/) from the benchmark to a reader
+ * Case (r): messages through a ring (client/toolbox/ring/) from the benchmark to a reader
  * process, against the kernel's byte streams and against memcpy. Each side of a round sends
  * RING_MSGS messages of one size to a peer process (on the peers' CPU) that reads them, checks
  * each one's sequence number and answers with one byte on its socketpair after the last:
