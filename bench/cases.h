@@ -104,7 +104,7 @@ int case_stall(struct mmapd_client *client, const struct bench_opts *o);
  */
 int case_list(struct mmapd_client *client, const char *data_dir, const struct bench_opts *o);
 /*
- * (l) persistent vector and hash map operations per second, crash-safe, not journalled
+ * (p) persistent vector and hash map operations per second, crash-safe, not journalled
  * (set through at()), and durable, against a private in-memory array or table.
  */
 int case_persist(struct mmapd_client *client, const struct bench_opts *o);
