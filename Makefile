@@ -296,6 +296,7 @@ check: all $(UNITS) $(TESTS) $(TESTCLIENT) $(FUZZ_REPLAY) $(FUZZ_REPLAY_OPS) $(E
 	+@MAKE="$(MAKE)" sh mk/depscheck.sh
 	@sh mk/debcheck.sh
 	@sh mk/doccheck.sh
+	@sh mk/tourcheck.sh $(B)
 	@sh mk/spdx.sh --check
 	@sh mk/symcheck.sh $(LIBA) $(LIBSO)
 	@sh mk/layercheck.sh daemon $(B)/daemon
