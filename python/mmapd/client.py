@@ -32,7 +32,7 @@ from ._types import (ClientInfo, Event, EventType, LockInfo, RegionInfo, Status,
 from .region import DEFAULT_RESERVE, Lock, Region
 
 if TYPE_CHECKING:
-    from .persist import PHash, PVec
+    from .persist import PHash, PStrMap, PVec
     from .ring import Ring
 
 _P = ctypes.c_void_p
@@ -394,12 +394,12 @@ class Client:
 
     def ring(self, name: str, mode: str = "r", *, capacity: int | None = None,
              overwrite: bool = False, anonymous: bool = False,
-             timeout: float | None = None) -> "Ring":
+             timeout: float | None = None, unit: int = 1) -> "Ring":
         """Opens (with capacity=: creates) the byte ring in region name as a file-like
-        object; mode "r" (the reader), "w" (the writer), "rw" (both), or "" (neither side).
-        See mmapd.Ring."""
+        object; mode "r" (the reader), "w" (the writer), "rw" (both), or "" (neither side);
+        unit: the record size reads deliver whole. See mmapd.Ring."""
         from .ring import Ring
-        return Ring(self, name, mode, capacity, overwrite, anonymous, timeout)
+        return Ring(self, name, mode, capacity, overwrite, anonymous, timeout, unit)
 
     def pvec(self, name: str, dtype: Any, *, create: bool = True,
              anonymous: bool = False) -> "PVec":
@@ -414,6 +414,12 @@ class Client:
         key_size bytes to values of value_size bytes. See mmapd.PHash."""
         from .persist import PHash
         return PHash(self, name, key_size, value_size, create, anonymous)
+
+    def pstrmap(self, name: str, *, create: bool = True, anonymous: bool = False) -> "PStrMap":
+        """Opens (creating it by default) the persistent string map of regions name and
+        "<name>.arena": keys and values of any length. See mmapd.PStrMap."""
+        from .persist import PStrMap
+        return PStrMap(self, name, create, anonymous)
 
     # ---- life -------------------------------------------------------------------------
 

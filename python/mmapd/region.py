@@ -33,6 +33,7 @@ from ._types import Advice, Event, EventType, Mode, RegionInfo, mode_of, policy_
     timeout_ms
 
 if TYPE_CHECKING:
+    from .ndarray import NDArray
     from .client import Client
 
 # Address space a following window reserves by default: growth up to this never moves it.
@@ -255,6 +256,16 @@ class Region(Exporter):
         """The persistent struct at window offset: see mmapd.persist.pstruct()."""
         from .persist import pstruct
         return pstruct(self, offset, ctype, type_name, version, init)
+
+    def ndarray(self, offset: int = 0, dtype: Any = None, shape: Any = None,
+                create: bool = True) -> "NDArray":
+        """The N-d array at window offset (a multiple of 64 in the region), as an
+        mmapd.NDArray (numpy() gives it as a NumPy array, no copy). With dtype and shape the
+        header must record exactly them (OSError EPROTO otherwise), and create formats an
+        empty header (zeroed elements); without them (create ignored) the array is opened with the type and
+        shape its header records. See mmapd.ndarray_footprint() for the bytes it takes."""
+        from .ndarray import NDArray
+        return NDArray._open(self, offset, dtype, shape, create)
 
     # ---- coordination -------------------------------------------------------------------
 
