@@ -446,7 +446,13 @@ class PStrMap(_Persistent, MutableMapping):  # type: ignore[type-arg]
             self.client._call(lib.mmapd_region_flush, region, 0, 0, name=self.name)
 
     def __len__(self) -> int:
-        return lib.mmapd_phash_count(lib.mmapd_pstrmap_index(self._p()))
+        """The number of entries, counted by a walk of the index (O(n): libmmapd keeps no
+        count of a string map, whose removals are tombstone entries of the index)."""
+        cursor, m, n = ctypes.c_uint64(0), self._p(), 0
+        while check(lib.mmapd_pstrmap_next(m, ctypes.byref(cursor), None, None, None, None),
+                    self.name):
+            n += 1
+        return n
 
     def __getitem__(self, key: bytes | str) -> bytes:
         k = _text(key)
