@@ -247,7 +247,7 @@ class PVec(_Persistent):
             try:
                 ka = key(decode(ctypes.string_at(a, size)))
                 kb = key(decode(ctypes.string_at(b, size)))
-                return (ka > kb) - (ka < kb)
+                return 1 if ka > kb else -1 if ka < kb else 0
             except BaseException as e:   # noqa: B036 (re-raised by the caller)
                 errors.append(e)
                 return 0

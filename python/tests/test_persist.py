@@ -63,6 +63,8 @@ class TestPStrMap(DaemonTest):
             self.assertEqual(len(m), 149)
             m.flush()
             self.assertIn("PStrMap", repr(m))
+        self.c.delete("sm2")
+        self.c.delete("sm2.arena")
 
 
 class TestPVecBreadth(DaemonTest):
@@ -116,10 +118,11 @@ class TestPVecBreadth(DaemonTest):
                       align=True)
         a = np.zeros(1000, dtype=dt)
         a["id"] = np.arange(1000)
+        a["stamp"] = -np.arange(1000)
         with self.c.pvec("npext", dt) as v, v.lock(timeout=5):
             v.extend(a)
             self.assertEqual(len(v), 1000)
-            v.sort(key=lambda r: -int(r["id"]))
+            v.sort(key=lambda r: r["stamp"])            # NumPy scalars as keys
             self.assertEqual(int(v[0]["id"]), 999)
         self.assertEqual(self.dump("npext")[:3], ["999", "998", "997"])
 
