@@ -402,24 +402,26 @@ class Client:
         return Ring(self, name, mode, capacity, overwrite, anonymous, timeout, unit)
 
     def pvec(self, name: str, dtype: Any, *, create: bool = True,
-             anonymous: bool = False) -> "PVec":
+             anonymous: bool = False, durable: bool = False) -> "PVec":
         """Opens (creating it by default) the persistent vector of region name; dtype: the
-        element size in bytes, a ctypes type, or a NumPy dtype. See mmapd.PVec."""
+        element size in bytes, a ctypes type, or a NumPy dtype. durable: every change is on stable
+        storage when it returns (MMAPD_PERSIST_DURABLE). See mmapd.PVec."""
         from .persist import PVec
-        return PVec(self, name, dtype, create, anonymous)
+        return PVec(self, name, dtype, create, anonymous, durable)
 
     def phash(self, name: str, key_size: int, value_size: int, *, create: bool = True,
-              anonymous: bool = False) -> "PHash":
+              anonymous: bool = False, durable: bool = False) -> "PHash":
         """Opens (creating it by default) the persistent hash map of region name, from keys of
-        key_size bytes to values of value_size bytes. See mmapd.PHash."""
+        key_size bytes to values of value_size bytes; durable as for pvec(). See mmapd.PHash."""
         from .persist import PHash
-        return PHash(self, name, key_size, value_size, create, anonymous)
+        return PHash(self, name, key_size, value_size, create, anonymous, durable)
 
-    def pstrmap(self, name: str, *, create: bool = True, anonymous: bool = False) -> "PStrMap":
+    def pstrmap(self, name: str, *, create: bool = True, anonymous: bool = False,
+                durable: bool = False) -> "PStrMap":
         """Opens (creating it by default) the persistent string map of regions name and
-        "<name>.arena": keys and values of any length. See mmapd.PStrMap."""
+        "<name>.arena": keys and values of any length; durable as for pvec(). See mmapd.PStrMap."""
         from .persist import PStrMap
-        return PStrMap(self, name, create, anonymous)
+        return PStrMap(self, name, create, anonymous, durable)
 
     # ---- life -------------------------------------------------------------------------
 

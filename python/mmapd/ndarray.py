@@ -30,8 +30,11 @@ _CODES = {code: i for i, (code, _) in enumerate(DTYPES)}
 
 
 def dtype_code(dtype: Any) -> int:
-    """enum mmapd_dtype of a NumPy dtype (native byte order) or a type string ("f4",
-    "uint16", ...). Raises TypeError for a type libmmapd arrays cannot hold."""
+    """enum mmapd_dtype of a NumPy dtype in the host's byte order, or of anything NumPy
+    takes for one ("f4", "uint16", np.int32; without NumPy, the codes "u1".."u8", "i1".."i8",
+    "f4", "f8"). Raises TypeError for a type libmmapd arrays cannot hold."""
+    if dtype is None:
+        raise TypeError("an N-d array's element type is needed with its shape")
     try:
         import numpy as np
         dt = np.dtype(dtype)
@@ -127,9 +130,12 @@ class NDArray:
         return np.ndarray(self.shape, dtype=np.dtype(self.dtype), buffer=buf,
                           strides=self.strides)
 
-    def __array__(self, dtype: Any = None) -> Any:
+    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        """numpy.asarray(nd): numpy() (a copy only when another dtype or copy is asked)."""
         a = self.numpy()
-        return a if dtype is None else a.astype(dtype)
+        if dtype is not None and a.dtype != dtype:
+            return a.astype(dtype)
+        return a.copy() if copy else a
 
     def _at(self, index: Any) -> Any:
         idx = index if isinstance(index, tuple) else (index,)

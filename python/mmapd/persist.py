@@ -1,13 +1,16 @@
 # SPDX-License-Identifier: MIT
 """libmmapd's persistent structures (mmapd-persist.h) from Python: structs (pstruct()),
-fixed-capacity strings (FStr), vectors (PVec) and hash maps (PHash).
+fixed-capacity strings (FStr), vectors (PVec), hash maps (PHash) and string maps (PStrMap,
+keys and values of any length). N-d arrays are in ndarray.py.
 
 They are libmmapd's own (same headers, same region layout, same locks), so C and Python
 processes share them. Elements and structs are plain bytes in the host's byte order; Python
 describes them with a ctypes type (a Structure mirrors a C struct, padding included) or a
 NumPy dtype (a structured dtype with align=True matches the C layout), or just a size in
 bytes. A PVec's elements never move while it is open, so PVec.array() is a NumPy structured
-array over the shared elements with no copy.
+array over the shared elements with no copy. Every change a vector or map makes is atomic
+across a crash of its process (libmmapd's redo journal); sort() and bsearch() call back into
+Python for the comparisons, one call per comparison.
 """
 from __future__ import annotations
 
@@ -66,6 +69,13 @@ class _Codec:
         if self.kind == "ctypes":
             return np.dtype(self.dtype)
         return np.dtype((np.void, self.size))
+
+
+def _flags(create: bool, anonymous: bool, durable: bool) -> int:
+    """MMAPD_PERSIST_* of the open calls. durable: every operation is on stable storage when
+    it returns, and a power loss leaves it before or after (msync per operation)."""
+    return ((_lib.PERSIST_CREATE if create else 0) | (_lib.PERSIST_ANONYMOUS if anonymous else 0)
+            | (_lib.PERSIST_DURABLE if durable else 0))
 
 
 class _Owner:
@@ -135,10 +145,10 @@ class PVec(_Persistent):
     _region_fn = lib.mmapd_pvec_region
 
     def __init__(self, client: "Client", name: str, dtype: Any, create: bool,
-                 anonymous: bool) -> None:
+                 anonymous: bool, durable: bool = False) -> None:
         self.client, self.name = client, name
         self._codec = _Codec(dtype)
-        flags = (_lib.PERSIST_CREATE if create else 0) | (_lib.PERSIST_ANONYMOUS if anonymous else 0)
+        flags = _flags(create, anonymous, durable)
         ptr = ctypes.c_void_p()
         client._call(lib.mmapd_pvec_open, client._p(), name.encode(), self._codec.size, flags,
                      ctypes.byref(ptr), name=name)
@@ -335,10 +345,10 @@ class PHash(_Persistent):
     _region_fn = lib.mmapd_phash_region
 
     def __init__(self, client: "Client", name: str, key_size: int, value_size: int,
-                 create: bool, anonymous: bool) -> None:
+                 create: bool, anonymous: bool, durable: bool = False) -> None:
         self.client, self.name = client, name
         self.key_size, self.value_size = key_size, value_size
-        flags = (_lib.PERSIST_CREATE if create else 0) | (_lib.PERSIST_ANONYMOUS if anonymous else 0)
+        flags = _flags(create, anonymous, durable)
         ptr = ctypes.c_void_p()
         client._call(lib.mmapd_phash_open, client._p(), name.encode(), key_size, value_size,
                      flags, ctypes.byref(ptr), name=name)
@@ -430,9 +440,10 @@ class PStrMap(_Persistent, MutableMapping):  # type: ignore[type-arg]
     _lock_fn = lib.mmapd_pstrmap_lock
     _unlock_fn = lib.mmapd_pstrmap_unlock
 
-    def __init__(self, client: "Client", name: str, create: bool, anonymous: bool) -> None:
+    def __init__(self, client: "Client", name: str, create: bool, anonymous: bool,
+                 durable: bool = False) -> None:
         self.client, self.name = client, name
-        flags = (_lib.PERSIST_CREATE if create else 0) | (_lib.PERSIST_ANONYMOUS if anonymous else 0)
+        flags = _flags(create, anonymous, durable)
         ptr = ctypes.c_void_p()
         client._call(lib.mmapd_pstrmap_open, client._p(), name.encode(), flags,
                      ctypes.byref(ptr), name=name)

@@ -262,8 +262,9 @@ class Region(Exporter):
         """The N-d array at window offset (a multiple of 64 in the region), as an
         mmapd.NDArray (numpy() gives it as a NumPy array, no copy). With dtype and shape the
         header must record exactly them (OSError EPROTO otherwise), and create formats an
-        empty header (zeroed elements); without them (create ignored) the array is opened with the type and
-        shape its header records. See mmapd.ndarray_footprint() for the bytes it takes."""
+        empty header (zeroed elements). Without them (create ignored) the array is opened
+        with the type and shape its header records. mmapd.ndarray_footprint() gives the
+        bytes it takes."""
         from .ndarray import NDArray
         return NDArray._open(self, offset, dtype, shape, create)
 

@@ -7,8 +7,8 @@ the same ring C programs use (same region layout, same futex wake-ups), so a C w
 Python reader (or the reverse) share it directly. Reads wait up to the ring's timeout for
 bytes and take all there are in one call (mmapd_ring_read_some()), in whole records of
 `unit` bytes when one is set; the end of the stream (b"" from read()) is the writer handle
-closing or dying. Each write() is published at once (mmapd_ring_put() then mmapd_ring_flush()); put() and flush()
-batch several.
+closing or dying. Each write() is published at once (mmapd_ring_put() then
+mmapd_ring_flush()); put() and flush() batch several.
 """
 from __future__ import annotations
 

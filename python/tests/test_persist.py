@@ -111,6 +111,18 @@ class TestPVecBreadth(DaemonTest):
                 v.foreach(lambda i, r: {}[i])
         self.assertEqual(self.dump("sorted"), ["9", "7", "5", "3", "1"])
 
+    def test_durable_vector_and_maps_open_and_work(self):
+        with self.c.pvec("dur", Rec, durable=True) as v, v.lock(timeout=5):
+            v.extend([rec(1), rec(2)])
+            v.insert(0, rec(0))
+        self.assertEqual(self.dump("dur"), ["0", "1", "2"])
+        with self.c.phash("durh", 8, 8, durable=True) as h, h.lock(timeout=5):
+            h[b"12345678"] = b"abcdefgh"
+        with self.c.pstrmap("durs", durable=True) as m, m.lock(timeout=5):
+            m["k"] = "v"
+        self.assertEqual(self.peer("phash-get", "durh", "12345678").strip(), "abcdefgh")
+        self.assertEqual(self.peer("strmap-get", "durs", "k").strip(), "v")
+
     @unittest.skipUnless(HAVE_NUMPY, "NumPy is not installed")
     def test_extend_with_a_numpy_array(self):
         import numpy as np
