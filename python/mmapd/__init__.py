@@ -17,6 +17,7 @@ NumPy is used when present and needed only by the calls that return arrays.
 Documentation: docs/python.md; the C API underneath: docs/client-api.md.
 """
 from ._buffer import HAS_BUFFER
+from ._lib import PField
 from ._lib import lib as _lib_handle
 from ._types import Advice, Event, EventType, ClientInfo, LockInfo, Mode, RegionInfo, Status
 from .client import Client, connect
@@ -26,8 +27,8 @@ from .region import DEFAULT_RESERVE, Lock, Region
 from .ring import Ring
 
 __all__ = ["Advice", "Client", "ClientInfo", "DEFAULT_RESERVE", "Event", "EventType", "FStr",
-           "HAS_BUFFER", "Lock", "LockInfo", "Mode", "NDArray", "PHash", "PStrMap", "PVec",
-           "Region", "RegionInfo", "Ring", "Status", "connect", "library_version",
+           "HAS_BUFFER", "Lock", "LockInfo", "Mode", "NDArray", "PField", "PHash", "PStrMap",
+           "PVec", "Region", "RegionInfo", "Ring", "Status", "connect", "library_version",
            "ndarray_footprint", "pstruct", "pstruct_footprint"]
 
 __version__ = "0.1.0"

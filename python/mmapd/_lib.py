@@ -105,6 +105,12 @@ class Layout(Structure):
                 ("size", c_uint32), ("align", c_uint32)]
 
 
+class PField(Structure):
+    """struct mmapd_pfield (mmapd-persist.h): a vector or hash map as a field of a region's
+    bytes (e.g. a member of a persistent struct); the library sets it, zeroed is empty."""
+    _fields_ = [("desc", c_uint64), ("reserved", c_uint64)]
+
+
 ND_DIMS_MAX = 8
 
 
@@ -119,7 +125,8 @@ class NDView(Structure):
 STRUCTS = {"mmapd_policy": Policy, "mmapd_range": Range, "mmapd_open_opts": OpenOpts,
            "mmapd_status": Status, "mmapd_region_info": RegionInfo,
            "mmapd_client_info": ClientInfo, "mmapd_lock_info": LockInfo,
-           "mmapd_event": Event, "mmapd_layout": Layout, "mmapd_ndview": NDView}
+           "mmapd_event": Event, "mmapd_layout": Layout, "mmapd_ndview": NDView,
+           "mmapd_pfield": PField}
 
 EVENT_FN = ctypes.CFUNCTYPE(None, c_void_p, POINTER(Event), c_void_p)
 CHUNK_FN = ctypes.CFUNCTYPE(c_int, c_void_p, c_uint64, c_size_t, c_void_p)
@@ -273,6 +280,9 @@ _PROTOS: dict[str, tuple[object, list[object]]] = {
                                 POINTER(c_size_t)]),
     "mmapd_pstrmap_index": (P, [P]),
     "mmapd_pstrmap_arena": (P, [P]),
+    "mmapd_pfield_name": (_i, [P, P, c_char_p, c_size_t]),
+    "mmapd_pvec_open_field": (_i, [P, P, P, c_size_t, c_uint, POINTER(P)]),
+    "mmapd_phash_open_field": (_i, [P, P, P, c_size_t, c_size_t, c_uint, POINTER(P)]),
     "mmapd_ndarray_footprint": (_u64, [c_uint, c_uint, POINTER(_u64)]),
     "mmapd_ndarray_open": (_i, [P, _u64, c_uint, c_uint, POINTER(_u64), c_uint,
                                 POINTER(NDView)]),

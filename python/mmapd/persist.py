@@ -78,6 +78,35 @@ def _flags(create: bool, anonymous: bool, durable: bool) -> int:
             | (_lib.PERSIST_DURABLE if durable else 0))
 
 
+Field = tuple["Region", int]   # a struct mmapd_pfield at a window offset of a region
+
+
+def _open(client: "Client", where: "str | Field", by_name: Any, by_field: Any, region_fn: Any,
+          sizes: tuple[int, ...], flags: int) -> tuple[int, str]:
+    """Opens a vector or hash map by region name, or by the field (region, offset) that
+    stands for it; returns the handle and the name of its region."""
+    ptr = ctypes.c_void_p()
+    if isinstance(where, str):
+        client._call(by_name, client._p(), where.encode(), *sizes, flags, ctypes.byref(ptr),
+                     name=where)
+    else:
+        owner, offset = where
+        owner.view(offset, ctypes.sizeof(_lib.PField))   # inside the window (IndexError)
+        client._call(by_field, client._p(), owner._p(), owner.address + offset, *sizes, flags,
+                     ctypes.byref(ptr), name=owner.name)
+    return ptr.value, lib.mmapd_region_name(region_fn(ptr.value)).decode()  # type: ignore[return-value]
+
+
+def field_name(owner: "Region", offset: int) -> str:
+    """The name of the companion region that the field at window offset of owner stands for
+    ("<owner>.f<offset in the region>": mmapd_pfield_name()), e.g. for Client.delete()."""
+    owner.view(offset, ctypes.sizeof(_lib.PField))
+    buf = ctypes.create_string_buffer(256)
+    n = check(lib.mmapd_pfield_name(owner._p(), owner.address + offset, buf, len(buf)),
+              owner.name)
+    return buf.raw[:n].decode()
+
+
 class _Owner:
     """Owns a toolbox pointer; close_fn runs when the last reference (handle, array) goes."""
 
@@ -144,15 +173,14 @@ class PVec(_Persistent):
     _unlock_fn = lib.mmapd_pvec_unlock
     _region_fn = lib.mmapd_pvec_region
 
-    def __init__(self, client: "Client", name: str, dtype: Any, create: bool,
+    def __init__(self, client: "Client", name: "str | Field", dtype: Any, create: bool,
                  anonymous: bool, durable: bool = False) -> None:
-        self.client, self.name = client, name
+        self.client = client
         self._codec = _Codec(dtype)
-        flags = _flags(create, anonymous, durable)
-        ptr = ctypes.c_void_p()
-        client._call(lib.mmapd_pvec_open, client._p(), name.encode(), self._codec.size, flags,
-                     ctypes.byref(ptr), name=name)
-        self._owner: _Owner | None = _Owner(ptr.value, lib.mmapd_pvec_close)  # type: ignore[arg-type]
+        ptr, self.name = _open(client, name, lib.mmapd_pvec_open, lib.mmapd_pvec_open_field,
+                               lib.mmapd_pvec_region, (self._codec.size,),
+                               _flags(create, anonymous, durable))
+        self._owner: _Owner | None = _Owner(ptr, lib.mmapd_pvec_close)
         self._tmp = ctypes.create_string_buffer(self._codec.size)
 
     @property
@@ -344,15 +372,14 @@ class PHash(_Persistent):
     _unlock_fn = lib.mmapd_phash_unlock
     _region_fn = lib.mmapd_phash_region
 
-    def __init__(self, client: "Client", name: str, key_size: int, value_size: int,
+    def __init__(self, client: "Client", name: "str | Field", key_size: int, value_size: int,
                  create: bool, anonymous: bool, durable: bool = False) -> None:
-        self.client, self.name = client, name
+        self.client = client
         self.key_size, self.value_size = key_size, value_size
-        flags = _flags(create, anonymous, durable)
-        ptr = ctypes.c_void_p()
-        client._call(lib.mmapd_phash_open, client._p(), name.encode(), key_size, value_size,
-                     flags, ctypes.byref(ptr), name=name)
-        self._owner: _Owner | None = _Owner(ptr.value, lib.mmapd_phash_close)  # type: ignore[arg-type]
+        ptr, self.name = _open(client, name, lib.mmapd_phash_open, lib.mmapd_phash_open_field,
+                               lib.mmapd_phash_region, (key_size, value_size),
+                               _flags(create, anonymous, durable))
+        self._owner: _Owner | None = _Owner(ptr, lib.mmapd_phash_close)
         self._tmp = ctypes.create_string_buffer(value_size)
 
     def _key(self, key: Any) -> bytes:

@@ -105,6 +105,7 @@ static int sizes(void)
 	SIZE(mmapd_ndview);
 	FIELD(mmapd_ndview, data); FIELD(mmapd_ndview, dtype); FIELD(mmapd_ndview, ndim);
 	FIELD(mmapd_ndview, elem_size); FIELD(mmapd_ndview, shape); FIELD(mmapd_ndview, strides);
+	SIZE(mmapd_pfield); FIELD(mmapd_pfield, desc); FIELD(mmapd_pfield, reserved);
 	return 0;
 }
 

@@ -2,11 +2,12 @@
 """Persistent structures from Python beyond append/get: string maps (mmapd.PStrMap over
 mmapd_pstrmap_*, both ways with C through mmapd-pypeer strmap-*), the vector's insert,
 remove, swap_remove, truncate, extend, sort, bsearch, foreach and reversed iteration (checked
-against C's pvec-dump), and the hash map's capacity, reserve and cursor iteration."""
+against C's pvec-dump), the hash map's capacity, reserve and cursor iteration, durable
+opens, and vectors and hash maps as fields (mmapd.PField) of a persistent struct."""
 import ctypes
 import unittest
 
-from harness import HAVE_NUMPY, DaemonTest
+from harness import HAVE_NUMPY, DaemonTest, mmapd
 
 
 class Rec(ctypes.Structure):
@@ -137,6 +138,40 @@ class TestPVecBreadth(DaemonTest):
             v.sort(key=lambda r: r["stamp"])            # NumPy scalars as keys
             self.assertEqual(int(v[0]["id"]), 999)
         self.assertEqual(self.dump("npext")[:3], ["999", "998", "997"])
+
+
+class TestFields(DaemonTest):
+    def test_containers_as_fields_of_a_persistent_struct(self):
+        class Owner(ctypes.Structure):
+            _fields_ = [("count", ctypes.c_uint64), ("recs", mmapd.PField),
+                        ("index", mmapd.PField)]
+
+        with self.c.open("owner", size=4096, create=True, mode="rw") as r:
+            s = r.pstruct(0, Owner, "owner", 1)
+            base = ctypes.addressof(s) - r.address     # the struct's window offset
+            at_recs, at_index = base + Owner.recs.offset, base + Owner.index.offset
+            name = r.field_name(at_recs)
+            self.assertEqual(name, "owner.f%d" % at_recs)
+            self.assertEqual(s.recs.desc, 0)               # empty until the first open
+            with r.pvec_field(at_recs, Rec) as v, v.lock(timeout=5):
+                self.assertEqual(v.name, name)
+                v.extend([rec(4), rec(5)])
+            self.assertNotEqual(s.recs.desc, 0)            # what it holds, recorded
+            with r.phash_field(at_index, 8, 8) as h, h.lock(timeout=5):
+                h[b"field-k\0"] = b"field-v\0"
+            with self.assertRaises(OSError) as e:
+                r.phash_field(at_recs, 8, 8)               # the field holds a vector
+            self.assertEqual(e.exception.errno, 71)       # EPROTO
+            with self.assertRaises(OSError) as e:
+                r.pvec_field(at_recs, 16)                  # of other elements
+            self.assertEqual(e.exception.errno, 71)
+            with self.assertRaises(IndexError):
+                r.pvec_field(4090, Rec)                    # not inside the window
+            del s
+        self.assertEqual([x.split()[0] for x in self.peer("pvec-dump", name).splitlines()],
+                         ["4", "5"])
+        self.assertEqual(self.peer("phash-get", "owner.f%d" % at_index, "field-k").strip(),
+                         "field-v")
 
 
 class TestPHashBreadth(DaemonTest):
