@@ -545,7 +545,9 @@ class PStrMap(_Persistent, MutableMapping):  # type: ignore[type-arg]
 
 def FStr(capacity: int) -> type:
     """The ctypes type of MMAPD_FSTR(capacity), a fixed-capacity string member of a persistent
-    struct; its value property reads and writes it with libmmapd (ValueError when too long)."""
+    struct; its value property reads and writes it with libmmapd (mmapd_fstr_set(): OSError
+    ENAMETOOLONG when too long, EILSEQ when not UTF-8); set_truncated() cuts to the capacity
+    at a character boundary, set_raw() stores any bytes, compare() orders like memcmp()."""
 
     class _FStr(ctypes.Structure):
         _fields_ = [("length", ctypes.c_uint32), ("bytes", ctypes.c_char * (capacity + 1))]
@@ -560,6 +562,24 @@ def FStr(capacity: int) -> type:
         def value(self, data: bytes | str) -> None:
             b = data.encode() if isinstance(data, str) else bytes(data)
             check(lib.mmapd_fstr_set(ctypes.addressof(self), capacity, b, len(b)))
+
+        def set_truncated(self, data: bytes | str) -> bool:
+            """Sets the string to data cut to the capacity, never inside a UTF-8 sequence
+            (mmapd_fstr_set_trunc()); True when it was cut."""
+            b = _text(data)
+            return check(lib.mmapd_fstr_set_trunc(ctypes.addressof(self), capacity, b,
+                                                  len(b))) == 1
+
+        def set_raw(self, data: bytes) -> None:
+            """Stores any bytes, unchecked for UTF-8 (mmapd_fstr_set_raw())."""
+            b = bytes(data)
+            check(lib.mmapd_fstr_set_raw(ctypes.addressof(self), capacity, b, len(b)))
+
+        def compare(self, other: bytes | str) -> int:
+            """< 0, 0 or > 0 as the string sorts before, equal to or after other
+            (mmapd_fstr_cmp(): bytewise, a prefix first)."""
+            b = _text(other)
+            return lib.mmapd_fstr_cmp(ctypes.addressof(self), capacity, b, len(b))
 
     _FStr.__name__ = f"FStr{capacity}"
     return _FStr

@@ -174,6 +174,28 @@ class TestFields(DaemonTest):
                          "field-v")
 
 
+class TestFStr(DaemonTest):
+    def test_truncate_raw_and_compare(self):
+        class Named(ctypes.Structure):
+            _fields_ = [("label", mmapd.FStr(7))]
+
+        with self.c.open("fstr", size=4096, create=True, mode="rw") as r:
+            s = r.pstruct(0, Named, "named", 1)
+            self.assertFalse(s.label.set_truncated("short"))
+            self.assertTrue(s.label.set_truncated("\u00e9t\u00e9 \u00e9t\u00e9"))   # 2-byte chars
+            self.assertEqual(s.label.value, "\u00e9t\u00e9 ".encode())   # 6: not half an é
+            with self.assertRaises(OSError) as e:
+                s.label.value = b"\xff\xfe"                 # not UTF-8
+            self.assertEqual(e.exception.errno, 84)          # EILSEQ
+            s.label.set_raw(b"\xff\xfe")
+            self.assertEqual(s.label.value, b"\xff\xfe")
+            s.label.value = "mid"
+            self.assertLess(s.label.compare("zzz"), 0)
+            self.assertEqual(s.label.compare(b"mid"), 0)
+            self.assertGreater(s.label.compare("mi"), 0)
+            del s
+
+
 class TestPHashBreadth(DaemonTest):
     def test_capacity_reserve_and_cursor(self):
         self.peer("phash-put", "hm", "c-key", "c-val")
