@@ -169,6 +169,8 @@ _PROTOS: dict[str, tuple[object, list[object]]] = {
     "mmapd_get_status": (_i, [P, POINTER(POINTER(Status))]),
     "mmapd_status_free": (None, [POINTER(Status)]),
     "mmapd_ping": (_i, [P]),
+    "mmapd_stats_json": (_i, [P, POINTER(P)]),
+    "mmapd_stats_prometheus": (_i, [P, POINTER(P)]),
     "mmapd_chown": (_i, [P, c_char_p, c_int64, c_int64]),
     "mmapd_chmod": (_i, [P, c_char_p, c_uint]),
     "mmapd_list_clients": (_i, [P, POINTER(P)]),
@@ -301,6 +303,19 @@ for _name, (_res, _args) in _PROTOS.items():
     _f.restype = _res
     _f.argtypes = _args
 del _name, _res, _args, _f
+
+_libc = ctypes.CDLL(None)
+_libc.free.argtypes = [c_void_p]
+_libc.free.restype = None
+
+
+def take_string(ptr: int) -> str:
+    """The NUL-terminated string libmmapd malloc()ed at ptr, which this frees."""
+    try:
+        return ctypes.string_at(ptr).decode()
+    finally:
+        _libc.free(ptr)
+
 
 def closer(close_fn: object, ptr: int) -> object:
     """A function that calls close_fn(ptr) in the process that made ptr, and does nothing in

@@ -19,6 +19,7 @@ import asyncio
 import collections
 import ctypes
 import errno
+import json
 import os
 import time
 import weakref
@@ -204,6 +205,20 @@ class Client:
             return Status._from_c(out.contents)
         finally:
             lib.mmapd_status_free(out)
+
+    def stats(self) -> dict[str, Any]:
+        """The daemon's counters (mmapd_stats_json()): uptime_seconds,
+        connections_accepted_total, ..., and the "requests" and "errors" objects by
+        operation and error code; keys the daemon adds later appear too."""
+        out = ctypes.c_void_p()
+        self._call(lib.mmapd_stats_json, self._p(), ctypes.byref(out))
+        return json.loads(_lib.take_string(out.value))  # type: ignore[arg-type]
+
+    def stats_prometheus(self) -> str:
+        """The daemon's counters in Prometheus's text format (mmapd_stats_prometheus())."""
+        out = ctypes.c_void_p()
+        self._call(lib.mmapd_stats_prometheus, self._p(), ctypes.byref(out))
+        return _lib.take_string(out.value)  # type: ignore[arg-type]
 
     def ping(self) -> None:
         """One round trip to the daemon."""
