@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """mmapd from Python: share memory-mapped regions between processes through the mmapd
 daemon, with NumPy arrays over the shared pages, locks, change events (also with asyncio),
-rings and persistent structures.
+rings, persistent structures and N-d arrays.
 
     import mmapd
     with mmapd.connect() as c:                       # $MMAPD_SOCKET or the default socket
@@ -17,16 +17,19 @@ NumPy is used when present and needed only by the calls that return arrays.
 Documentation: docs/python.md; the C API underneath: docs/client-api.md.
 """
 from ._buffer import HAS_BUFFER
+from ._lib import PField
 from ._lib import lib as _lib_handle
 from ._types import Advice, Event, EventType, ClientInfo, LockInfo, Mode, RegionInfo, Status
 from .client import Client, connect
-from .persist import FStr, PHash, PVec, pstruct, pstruct_footprint
+from .ndarray import NDArray, ndarray_footprint
+from .persist import FStr, PHash, PStrMap, PVec, pstruct, pstruct_footprint
 from .region import DEFAULT_RESERVE, Lock, Region
 from .ring import Ring
 
 __all__ = ["Advice", "Client", "ClientInfo", "DEFAULT_RESERVE", "Event", "EventType", "FStr",
-           "HAS_BUFFER", "Lock", "LockInfo", "Mode", "PHash", "PVec", "Region", "RegionInfo",
-           "Ring", "Status", "connect", "library_version", "pstruct", "pstruct_footprint"]
+           "HAS_BUFFER", "Lock", "LockInfo", "Mode", "NDArray", "PField", "PHash", "PStrMap",
+           "PVec", "Region", "RegionInfo", "Ring", "Status", "connect", "library_version",
+           "ndarray_footprint", "pstruct", "pstruct_footprint"]
 
 __version__ = "0.1.0"
 

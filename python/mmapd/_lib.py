@@ -105,15 +105,33 @@ class Layout(Structure):
                 ("size", c_uint32), ("align", c_uint32)]
 
 
+class PField(Structure):
+    """struct mmapd_pfield (mmapd-persist.h): a vector or hash map as a field of a region's
+    bytes (e.g. a member of a persistent struct); the library sets it, zeroed is empty."""
+    _fields_ = [("desc", c_uint64), ("reserved", c_uint64)]
+
+
+ND_DIMS_MAX = 8
+
+
+class NDView(Structure):
+    """struct mmapd_ndview (mmapd-persist.h): a private view of an N-d array."""
+    _fields_ = [("data", c_void_p), ("dtype", c_uint32), ("ndim", c_uint32),
+                ("elem_size", c_size_t), ("shape", c_uint64 * ND_DIMS_MAX),
+                ("strides", c_int64 * ND_DIMS_MAX)]
+
+
 # The structs a C program compares with (tests/test_abi.py): name -> ctypes type.
 STRUCTS = {"mmapd_policy": Policy, "mmapd_range": Range, "mmapd_open_opts": OpenOpts,
            "mmapd_status": Status, "mmapd_region_info": RegionInfo,
            "mmapd_client_info": ClientInfo, "mmapd_lock_info": LockInfo,
-           "mmapd_event": Event, "mmapd_layout": Layout}
+           "mmapd_event": Event, "mmapd_layout": Layout, "mmapd_ndview": NDView,
+           "mmapd_pfield": PField}
 
 EVENT_FN = ctypes.CFUNCTYPE(None, c_void_p, POINTER(Event), c_void_p)
 CHUNK_FN = ctypes.CFUNCTYPE(c_int, c_void_p, c_uint64, c_size_t, c_void_p)
-PHASH_FN = ctypes.CFUNCTYPE(c_int, c_void_p, c_void_p, c_void_p)
+PVEC_CMP_FN = ctypes.CFUNCTYPE(c_int, c_void_p, c_void_p)
+PVEC_FN = ctypes.CFUNCTYPE(c_int, c_uint64, c_void_p, c_void_p)
 
 P = c_void_p
 _u64, _i = c_uint64, c_int
@@ -151,6 +169,8 @@ _PROTOS: dict[str, tuple[object, list[object]]] = {
     "mmapd_get_status": (_i, [P, POINTER(POINTER(Status))]),
     "mmapd_status_free": (None, [POINTER(Status)]),
     "mmapd_ping": (_i, [P]),
+    "mmapd_stats_json": (_i, [P, POINTER(P)]),
+    "mmapd_stats_prometheus": (_i, [P, POINTER(P)]),
     "mmapd_chown": (_i, [P, c_char_p, c_int64, c_int64]),
     "mmapd_chmod": (_i, [P, c_char_p, c_uint]),
     "mmapd_list_clients": (_i, [P, POINTER(P)]),
@@ -206,6 +226,7 @@ _PROTOS: dict[str, tuple[object, list[object]]] = {
     "mmapd_ring_wait_readable": (_i, [P, c_size_t, _i]),
     "mmapd_ring_wait_writable": (_i, [P, c_size_t, _i]),
     "mmapd_ring_read_exact": (_i, [P, P, c_size_t, _i]),
+    "mmapd_ring_read_some": (c_ssize_t, [P, P, c_size_t, c_size_t, _i]),
     "mmapd_ring_read_until": (c_ssize_t, [P, _i, P, c_size_t, _i]),
     "mmapd_ring_put": (_i, [P, c_char_p, c_size_t, _i]),
     "mmapd_ring_flush": (_i, [P]),
@@ -213,6 +234,9 @@ _PROTOS: dict[str, tuple[object, list[object]]] = {
     "mmapd_pstruct_footprint": (_u64, [POINTER(Layout)]),
     "mmapd_pstruct_open": (_i, [P, _u64, POINTER(Layout), c_uint, POINTER(P)]),
     "mmapd_fstr_set": (_i, [P, c_size_t, c_char_p, c_size_t]),
+    "mmapd_fstr_set_raw": (_i, [P, c_size_t, c_char_p, c_size_t]),
+    "mmapd_fstr_set_trunc": (_i, [P, c_size_t, c_char_p, c_size_t]),
+    "mmapd_fstr_cmp": (_i, [P, c_size_t, c_char_p, c_size_t]),
     "mmapd_fstr_len": (c_int64, [P, c_size_t]),
     "mmapd_fstr_copy": (c_int64, [P, c_size_t, P, c_size_t]),
     "mmapd_pvec_open": (_i, [P, c_char_p, c_size_t, c_uint, POINTER(P)]),
@@ -229,6 +253,14 @@ _PROTOS: dict[str, tuple[object, list[object]]] = {
     "mmapd_pvec_at": (_i, [P, _u64, POINTER(P)]),
     "mmapd_pvec_clear": (_i, [P]),
     "mmapd_pvec_reserve": (_i, [P, _u64]),
+    "mmapd_pvec_extend": (_i, [P, c_char_p, _u64]),
+    "mmapd_pvec_truncate": (_i, [P, _u64]),
+    "mmapd_pvec_insert": (_i, [P, _u64, c_char_p]),
+    "mmapd_pvec_remove": (_i, [P, _u64, P]),
+    "mmapd_pvec_swap_remove": (_i, [P, _u64, P]),
+    "mmapd_pvec_sort": (_i, [P, PVEC_CMP_FN]),
+    "mmapd_pvec_bsearch": (_i, [P, c_char_p, PVEC_CMP_FN, POINTER(_u64)]),
+    "mmapd_pvec_foreach": (_i, [P, _u64, _u64, c_uint, PVEC_FN, P]),
     "mmapd_pvec_region": (P, [P]),
     "mmapd_phash_open": (_i, [P, c_char_p, c_size_t, c_size_t, c_uint, POINTER(P)]),
     "mmapd_phash_close": (None, [P]),
@@ -238,8 +270,31 @@ _PROTOS: dict[str, tuple[object, list[object]]] = {
     "mmapd_phash_put": (_i, [P, c_char_p, c_char_p]),
     "mmapd_phash_get": (_i, [P, c_char_p, P]),
     "mmapd_phash_remove": (_i, [P, c_char_p]),
-    "mmapd_phash_foreach": (_i, [P, PHASH_FN, P]),
+    "mmapd_phash_next": (_i, [P, POINTER(_u64), P, P]),
+    "mmapd_phash_capacity": (_u64, [P]),
+    "mmapd_phash_reserve": (_i, [P, _u64]),
     "mmapd_phash_region": (P, [P]),
+    "mmapd_pstrmap_open": (_i, [P, c_char_p, c_uint, POINTER(P)]),
+    "mmapd_pstrmap_close": (None, [P]),
+    "mmapd_pstrmap_lock": (_i, [P, _i]),
+    "mmapd_pstrmap_unlock": (_i, [P]),
+    "mmapd_pstrmap_put": (_i, [P, c_char_p, c_size_t, c_char_p, c_size_t]),
+    "mmapd_pstrmap_get": (_i, [P, c_char_p, c_size_t, POINTER(P), POINTER(c_size_t)]),
+    "mmapd_pstrmap_remove": (_i, [P, c_char_p, c_size_t]),
+    "mmapd_pstrmap_next": (_i, [P, POINTER(_u64), POINTER(P), POINTER(c_size_t), POINTER(P),
+                                POINTER(c_size_t)]),
+    "mmapd_pstrmap_index": (P, [P]),
+    "mmapd_pstrmap_arena": (P, [P]),
+    "mmapd_pfield_name": (_i, [P, P, c_char_p, c_size_t]),
+    "mmapd_pvec_open_field": (_i, [P, P, P, c_size_t, c_uint, POINTER(P)]),
+    "mmapd_phash_open_field": (_i, [P, P, P, c_size_t, c_size_t, c_uint, POINTER(P)]),
+    "mmapd_ndarray_footprint": (_u64, [c_uint, c_uint, POINTER(_u64)]),
+    "mmapd_ndarray_open": (_i, [P, _u64, c_uint, c_uint, POINTER(_u64), c_uint,
+                                POINTER(NDView)]),
+    "mmapd_ndview_at": (_i, [POINTER(NDView), POINTER(_u64), POINTER(P)]),
+    "mmapd_ndview_slice": (_i, [POINTER(NDView), c_uint, _u64, _u64, POINTER(NDView)]),
+    "mmapd_ndview_index": (_i, [POINTER(NDView), c_uint, _u64, POINTER(NDView)]),
+    "mmapd_ndview_npy_header": (c_int64, [POINTER(NDView), c_char_p, c_size_t]),
 }
 
 lib = _load()
@@ -248,6 +303,19 @@ for _name, (_res, _args) in _PROTOS.items():
     _f.restype = _res
     _f.argtypes = _args
 del _name, _res, _args, _f
+
+_libc = ctypes.CDLL(None)
+_libc.free.argtypes = [c_void_p]
+_libc.free.restype = None
+
+
+def take_string(ptr: int) -> str:
+    """The NUL-terminated string libmmapd malloc()ed at ptr, which this frees."""
+    try:
+        return ctypes.string_at(ptr).decode()
+    finally:
+        _libc.free(ptr)
+
 
 def closer(close_fn: object, ptr: int) -> object:
     """A function that calls close_fn(ptr) in the process that made ptr, and does nothing in
@@ -268,6 +336,7 @@ LOCK_EXCLUSIVE, LOCK_NOWAIT = 0x1, 0x2
 RESIZE_SPARSE, RESIZE_GROW_ONLY = 0x1, 0x2
 RING_OVERWRITE, RING_ANONYMOUS, RING_WRITER, RING_READER = 0x1, 0x2, 0x4, 0x8
 PSTRUCT_INIT = 0x1
-PERSIST_CREATE, PERSIST_ANONYMOUS = 0x1, 0x2
+PERSIST_CREATE, PERSIST_ANONYMOUS, PERSIST_DURABLE = 0x1, 0x2, 0x4
+PVEC_REVERSE = 0x1
 PSTRUCT_HEADER = 64
 LAYOUT_NAME_MAX = 23

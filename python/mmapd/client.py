@@ -19,6 +19,7 @@ import asyncio
 import collections
 import ctypes
 import errno
+import json
 import os
 import time
 import weakref
@@ -32,7 +33,7 @@ from ._types import (ClientInfo, Event, EventType, LockInfo, RegionInfo, Status,
 from .region import DEFAULT_RESERVE, Lock, Region
 
 if TYPE_CHECKING:
-    from .persist import PHash, PVec
+    from .persist import PHash, PStrMap, PVec
     from .ring import Ring
 
 _P = ctypes.c_void_p
@@ -204,6 +205,20 @@ class Client:
             return Status._from_c(out.contents)
         finally:
             lib.mmapd_status_free(out)
+
+    def stats(self) -> dict[str, Any]:
+        """The daemon's counters (mmapd_stats_json()): uptime_seconds,
+        connections_accepted_total, ..., and the "requests" and "errors" objects by
+        operation and error code; keys the daemon adds later appear too."""
+        out = ctypes.c_void_p()
+        self._call(lib.mmapd_stats_json, self._p(), ctypes.byref(out))
+        return json.loads(_lib.take_string(out.value))  # type: ignore[arg-type]
+
+    def stats_prometheus(self) -> str:
+        """The daemon's counters in Prometheus's text format (mmapd_stats_prometheus())."""
+        out = ctypes.c_void_p()
+        self._call(lib.mmapd_stats_prometheus, self._p(), ctypes.byref(out))
+        return _lib.take_string(out.value)  # type: ignore[arg-type]
 
     def ping(self) -> None:
         """One round trip to the daemon."""
@@ -394,26 +409,34 @@ class Client:
 
     def ring(self, name: str, mode: str = "r", *, capacity: int | None = None,
              overwrite: bool = False, anonymous: bool = False,
-             timeout: float | None = None) -> "Ring":
+             timeout: float | None = None, unit: int = 1) -> "Ring":
         """Opens (with capacity=: creates) the byte ring in region name as a file-like
-        object; mode "r" (the reader), "w" (the writer), "rw" (both), or "" (neither side).
-        See mmapd.Ring."""
+        object; mode "r" (the reader), "w" (the writer), "rw" (both), or "" (neither side);
+        unit: the record size reads deliver whole. See mmapd.Ring."""
         from .ring import Ring
-        return Ring(self, name, mode, capacity, overwrite, anonymous, timeout)
+        return Ring(self, name, mode, capacity, overwrite, anonymous, timeout, unit)
 
     def pvec(self, name: str, dtype: Any, *, create: bool = True,
-             anonymous: bool = False) -> "PVec":
+             anonymous: bool = False, durable: bool = False) -> "PVec":
         """Opens (creating it by default) the persistent vector of region name; dtype: the
-        element size in bytes, a ctypes type, or a NumPy dtype. See mmapd.PVec."""
+        element size in bytes, a ctypes type, or a NumPy dtype. durable: every change is on stable
+        storage when it returns (MMAPD_PERSIST_DURABLE). See mmapd.PVec."""
         from .persist import PVec
-        return PVec(self, name, dtype, create, anonymous)
+        return PVec(self, name, dtype, create, anonymous, durable)
 
     def phash(self, name: str, key_size: int, value_size: int, *, create: bool = True,
-              anonymous: bool = False) -> "PHash":
+              anonymous: bool = False, durable: bool = False) -> "PHash":
         """Opens (creating it by default) the persistent hash map of region name, from keys of
-        key_size bytes to values of value_size bytes. See mmapd.PHash."""
+        key_size bytes to values of value_size bytes; durable as for pvec(). See mmapd.PHash."""
         from .persist import PHash
-        return PHash(self, name, key_size, value_size, create, anonymous)
+        return PHash(self, name, key_size, value_size, create, anonymous, durable)
+
+    def pstrmap(self, name: str, *, create: bool = True, anonymous: bool = False,
+                durable: bool = False) -> "PStrMap":
+        """Opens (creating it by default) the persistent string map of regions name and
+        "<name>.arena": keys and values of any length; durable as for pvec(). See mmapd.PStrMap."""
+        from .persist import PStrMap
+        return PStrMap(self, name, create, anonymous, durable)
 
     # ---- life -------------------------------------------------------------------------
 

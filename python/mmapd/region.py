@@ -33,6 +33,8 @@ from ._types import Advice, Event, EventType, Mode, RegionInfo, mode_of, policy_
     timeout_ms
 
 if TYPE_CHECKING:
+    from .ndarray import NDArray
+    from .persist import PHash, PVec
     from .client import Client
 
 # Address space a following window reserves by default: growth up to this never moves it.
@@ -255,6 +257,39 @@ class Region(Exporter):
         """The persistent struct at window offset: see mmapd.persist.pstruct()."""
         from .persist import pstruct
         return pstruct(self, offset, ctype, type_name, version, init)
+
+    def pvec_field(self, offset: int, dtype: Any, *, create: bool = True,
+                   anonymous: bool = False, durable: bool = False) -> "PVec":
+        """The persistent vector that the field (an mmapd.PField, 16 bytes, 8-byte aligned)
+        at window offset stands for (mmapd_pvec_open_field()): it lives in companion region
+        field_name(offset), recorded in the field on first open. OSError EPROTO when the
+        field holds a hash map or other sizes."""
+        from .persist import PVec
+        return PVec(self.client, (self, offset), dtype, create, anonymous, durable)
+
+    def phash_field(self, offset: int, key_size: int, value_size: int, *, create: bool = True,
+                    anonymous: bool = False, durable: bool = False) -> "PHash":
+        """The persistent hash map that the field at window offset stands for
+        (mmapd_phash_open_field()); see pvec_field()."""
+        from .persist import PHash
+        return PHash(self.client, (self, offset), key_size, value_size, create, anonymous,
+                     durable)
+
+    def field_name(self, offset: int) -> str:
+        """The companion region of the field at window offset (mmapd_pfield_name())."""
+        from .persist import field_name
+        return field_name(self, offset)
+
+    def ndarray(self, offset: int = 0, dtype: Any = None, shape: Any = None,
+                create: bool = True) -> "NDArray":
+        """The N-d array at window offset (a multiple of 64 in the region), as an
+        mmapd.NDArray (numpy() gives it as a NumPy array, no copy). With dtype and shape the
+        header must record exactly them (OSError EPROTO otherwise), and create formats an
+        empty header (zeroed elements). Without them (create ignored) the array is opened
+        with the type and shape its header records. mmapd.ndarray_footprint() gives the
+        bytes it takes."""
+        from .ndarray import NDArray
+        return NDArray._open(self, offset, dtype, shape, create)
 
     # ---- coordination -------------------------------------------------------------------
 

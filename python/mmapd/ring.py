@@ -5,9 +5,10 @@ A Ring is an io.RawIOBase over one ring handle: read(), readinto(), readline(), 
 lines and readall() on the reading side; write() and writelines() on the writing side. It is
 the same ring C programs use (same region layout, same futex wake-ups), so a C writer and a
 Python reader (or the reverse) share it directly. Reads wait up to the ring's timeout for
-bytes; the end of the stream (b"" from read()) is the writer handle closing or dying. Each
-write() is published at once (mmapd_ring_put() then mmapd_ring_flush()); put() and flush()
-batch several.
+bytes and take all there are in one call (mmapd_ring_read_some()), in whole records of
+`unit` bytes when one is set; the end of the stream (b"" from read()) is the writer handle
+closing or dying. Each write() is published at once (mmapd_ring_put() then
+mmapd_ring_flush()); put() and flush() batch several.
 """
 from __future__ import annotations
 
@@ -31,11 +32,12 @@ class Ring(io.RawIOBase):
 
     mode "r" claims the ring's one reader side, "w" its one writer side, "rw" both, ""
     neither (several unclaimed handles must take turns under a lock of their own).
-    timeout: seconds a read or a write waits (None: forever).
+    timeout: seconds a read or a write waits (None: forever). unit: see the unit property.
     """
 
     def __init__(self, client: "Client", name: str, mode: str, capacity: int | None,
-                 overwrite: bool, anonymous: bool, timeout: float | None) -> None:
+                 overwrite: bool, anonymous: bool, timeout: float | None,
+                 unit: int = 1) -> None:
         super().__init__()
         if mode not in ("r", "w", "rw", ""):
             raise ValueError(f"ring mode must be 'r', 'w', 'rw' or '', not {mode!r}")
@@ -55,6 +57,7 @@ class Ring(io.RawIOBase):
         self.timeout = timeout
         self.client = client
         self._cap = lib.mmapd_ring_capacity(self._ptr)
+        self.unit = unit
         self._buf = ctypes.create_string_buffer(min(self._cap, 1 << 20))
 
     @property
@@ -95,34 +98,39 @@ class Ring(io.RawIOBase):
     def writable(self) -> bool:
         return self.mode != "r"
 
-    def _wait(self, fn: Any, n: int) -> bool:
-        """Waits for n bytes readable/writable; False at the end of the stream (EPIPE)."""
-        while True:
-            r = fn(self._p(), n, self._tmo)
-            if r == _EINTR:
-                continue
-            if r == _EPIPE:
-                return False
-            check(r, self.name)
-            return True
-
     def readinto(self, b: Any) -> int:
-        """Reads what is there (at least one byte, waiting for it) into b; 0 at the end."""
+        """Reads into b every whole unit (see unit) that is there and fits, in one call
+        (mmapd_ring_read_some()), waiting for the first; 0 at the end of the stream. At the
+        end, a last piece shorter than a unit is read as it is. A b shorter than a unit takes
+        what fits, as with unit 1."""
         view = memoryview(b).cast("B")
         if len(view) == 0:
             return 0
+        unit = self._unit if len(view) >= self._unit else 1
+        dst = (ctypes.c_char * len(view)).from_buffer(view)
         while True:
-            if not self._wait(lib.mmapd_ring_wait_readable, 1):
-                # The writer is gone: drain what it left.
-                if lib.mmapd_ring_readable(self._p()) == 0:
-                    return 0
-            dst = (ctypes.c_char * len(view)).from_buffer(view)
-            n = lib.mmapd_ring_read(self._p(), dst, len(view))
-            if n == _EOVERFLOW:
-                continue   # overwritten bytes skipped (see lost); read the oldest intact ones
-            check(n, self.name)
-            if n > 0:
-                return n
+            n = lib.mmapd_ring_read_some(self._p(), dst, len(view), unit, self._tmo)
+            if n == _EINTR or n == _EOVERFLOW:
+                continue   # overwritten bytes are skipped (see lost): read the oldest intact
+            if n == _EPIPE:
+                # The writer is gone: drain what it left (a last partial unit included).
+                n = lib.mmapd_ring_read(self._p(), dst, len(view))
+                if n == _EOVERFLOW:
+                    continue
+            return check(n, self.name)
+
+    @property
+    def unit(self) -> int:
+        """The record size reads deliver whole (1: any byte count). With unit = the size of a
+        fixed-size record, read(n) and readinto() never split one, so a NumPy array of
+        records is filled with ring.readinto(array)."""
+        return self._unit
+
+    @unit.setter
+    def unit(self, value: int) -> None:
+        if not 1 <= value <= self._cap:
+            raise ValueError(f"unit must be 1..{self._cap} (the capacity), not {value}")
+        self._unit = value
 
     def readall(self) -> bytes:
         """Reads until the writer closes."""

@@ -20,6 +20,13 @@
  *   phash-get NAME KEY             prints the value, or "absent"
  *   pstruct-get NAME OFF           opens struct counters (INIT) at OFF: "hits misses label"
  *   pstruct-set NAME OFF HITS MISSES LABEL
+ *   nd-write NAME OFF ROWS COLS    opens (INIT) an f64 array ROWS x COLS at OFF of region NAME
+ *                                  and sets element [i][j] to i * 100 + j
+ *   nd-dump NAME OFF               opens the array at OFF as its header says: "dtype ndim
+ *                                  shape...", then each element, row-major, one a line
+ *   strmap-put NAME KEY VALUE      string map NAME (created if missing)
+ *   strmap-get NAME KEY            prints the value, or "absent"
+ *   strmap-dump NAME               "key=value" per entry, in table order
  */
 #include <errno.h>
 #include <stddef.h>
@@ -95,6 +102,10 @@ static int sizes(void)
 	SIZE(mmapd_layout);
 	FIELD(mmapd_layout, struct_size); FIELD(mmapd_layout, type_name);
 	FIELD(mmapd_layout, version); FIELD(mmapd_layout, size); FIELD(mmapd_layout, align);
+	SIZE(mmapd_ndview);
+	FIELD(mmapd_ndview, data); FIELD(mmapd_ndview, dtype); FIELD(mmapd_ndview, ndim);
+	FIELD(mmapd_ndview, elem_size); FIELD(mmapd_ndview, shape); FIELD(mmapd_ndview, strides);
+	SIZE(mmapd_pfield); FIELD(mmapd_pfield, desc); FIELD(mmapd_pfield, reserved);
 	return 0;
 }
 
@@ -279,6 +290,106 @@ static int pstruct(struct mmapd_client *c, int argc, char **argv, int set)
 	return r < 0 ? fail("pstruct", r) : 0;
 }
 
+/* The element at flat row-major position k of a view, as a double. */
+static double nd_value(const struct mmapd_ndview *v, uint64_t k)
+{
+	uint64_t index[MMAPD_ND_DIMS_MAX];
+	void *p;
+
+	for (unsigned d = v->ndim; d-- > 0;) {
+		index[d] = k % v->shape[d];
+		k /= v->shape[d];
+	}
+	if (mmapd_ndview_at(v, index, &p) < 0)
+		return -1;
+	switch (v->dtype) {
+	case MMAPD_DT_U8: return *(uint8_t *)p;
+	case MMAPD_DT_I8: return *(int8_t *)p;
+	case MMAPD_DT_U16: return *(uint16_t *)p;
+	case MMAPD_DT_I16: return *(int16_t *)p;
+	case MMAPD_DT_U32: return *(uint32_t *)p;
+	case MMAPD_DT_I32: return *(int32_t *)p;
+	case MMAPD_DT_U64: return (double)*(uint64_t *)p;
+	case MMAPD_DT_I64: return (double)*(int64_t *)p;
+	case MMAPD_DT_F32: return *(float *)p;
+	default: return *(double *)p;
+	}
+}
+
+static int ndarray(struct mmapd_client *c, char **argv, int write)
+{
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = write ? MMAPD_MODE_RW : MMAPD_MODE_RO);
+	uint64_t shape[2] = { write ? strtoull(argv[2], NULL, 10) : 0,
+	                      write ? strtoull(argv[3], NULL, 10) : 0 };
+	struct mmapd_region *region;
+	struct mmapd_ndview v;
+	uint64_t count = 1;
+	int r = mmapd_region_open(c, argv[0], &o, &region);
+
+	if (r < 0)
+		return fail("open", r);
+	r = mmapd_ndarray_open(region, strtoull(argv[1], NULL, 10), MMAPD_DT_F64, write ? 2 : 0,
+	                       shape, write ? MMAPD_PSTRUCT_INIT : 0, &v);
+	if (r < 0) {
+		mmapd_region_close(region);
+		return fail("ndarray open", r);
+	}
+	for (uint64_t i = 0; write && i < shape[0]; i++)
+		for (uint64_t j = 0; j < shape[1] && r >= 0; j++) {
+			void *p;
+
+			r = mmapd_ndview_at(&v, (uint64_t[]){ i, j }, &p);
+			if (r >= 0)
+				*(double *)p = (double)(i * 100 + j);
+		}
+	if (!write) {
+		printf("%u %u", v.dtype, v.ndim);
+		for (unsigned d = 0; d < v.ndim; d++) {
+			printf(" %llu", (unsigned long long)v.shape[d]);
+			count *= v.shape[d];
+		}
+		printf("\n");
+		for (uint64_t k = 0; k < count; k++)
+			printf("%g\n", nd_value(&v, k));
+	}
+	mmapd_region_close(region);
+	return r < 0 ? fail("ndarray", r) : 0;
+}
+
+static int strmap(struct mmapd_client *c, int argc, char **argv, char op)
+{
+	struct mmapd_pstrmap *map;
+	const void *k, *v;
+	size_t klen, vlen;
+	uint64_t cursor = 0;
+	int r = mmapd_pstrmap_open(c, argv[0], MMAPD_PERSIST_CREATE, &map);
+
+	if (r < 0)
+		return fail("strmap open", r);
+	if (argc < (op == 'p' ? 3 : op == 'g' ? 2 : 1)) {
+		mmapd_pstrmap_close(map);
+		return fail("usage", -EINVAL);
+	}
+	r = mmapd_pstrmap_lock(map, 5000);
+	if (r >= 0 && op == 'p') {
+		r = mmapd_pstrmap_put(map, argv[1], strlen(argv[1]), argv[2], strlen(argv[2]));
+	} else if (r >= 0 && op == 'g') {
+		r = mmapd_pstrmap_get(map, argv[1], strlen(argv[1]), &v, &vlen);
+		if (r == -ENOENT)
+			printf("absent\n");
+		else if (r >= 0)
+			printf("%.*s\n", (int)vlen, (const char *)v);
+		if (r == -ENOENT)
+			r = 0;
+	} else if (r >= 0) {
+		while ((r = mmapd_pstrmap_next(map, &cursor, &k, &klen, &v, &vlen)) == 1)
+			printf("%.*s=%.*s\n", (int)klen, (const char *)k, (int)vlen, (const char *)v);
+	}
+	mmapd_pstrmap_unlock(map);
+	mmapd_pstrmap_close(map);
+	return r < 0 ? fail("strmap", r) : 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct mmapd_client *c;
@@ -313,6 +424,13 @@ int main(int argc, char **argv)
 		r = pstruct(c, argc - 2, argv + 2, 0);
 	else if (strcmp(cmd, "pstruct-set") == 0 && argc >= 7)
 		r = pstruct(c, argc - 2, argv + 2, 1);
+	else if (strcmp(cmd, "nd-write") == 0 && argc >= 6)
+		r = ndarray(c, argv + 2, 1);
+	else if (strcmp(cmd, "nd-dump") == 0 && argc >= 4)
+		r = ndarray(c, argv + 2, 0);
+	else if (strcmp(cmd, "strmap-put") == 0 || strcmp(cmd, "strmap-get") == 0 ||
+	         strcmp(cmd, "strmap-dump") == 0)
+		r = strmap(c, argc - 2, argv + 2, cmd[7]);
 	else
 		r = fail(cmd, -EINVAL);
 	mmapd_disconnect(c);

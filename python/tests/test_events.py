@@ -1,8 +1,14 @@
 # SPDX-License-Identifier: MIT
 """Events from Python: the iterator, the callback (from dispatch() and from libmmapd's
-dispatch thread), asyncio (aevents(), wait_changed()) and change reports both ways between
-Python and a C process (tests/mmapd-testclient in session mode)."""
+dispatch thread), asyncio (aevents(), wait_changed()), change reports both ways between
+Python and a C process (tests/mmapd-testclient in session mode), and RELEASE_FAILED from a
+fake daemon that refuses a close."""
+import array
 import asyncio
+import json
+import os
+import socket
+import tempfile
 import threading
 import unittest
 
@@ -155,6 +161,82 @@ class TestEvents(DaemonTest):
             self.assertIn(f"! changed ev seq={seq} first={seq} ranges=128+16", " ".join(lines))
         finally:
             self.end(sess)
+
+
+def _send(sock, text, fd=None):
+    data = len(text).to_bytes(4, "big") + text.encode()
+    anc = [] if fd is None else [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))]
+    sock.sendmsg([data], anc)
+
+
+def _recv(sock):
+    def exact(n):
+        buf = b""
+        while len(buf) < n:
+            chunk = sock.recv(n - len(buf))
+            if not chunk:
+                raise EOFError
+            buf += chunk
+        return buf
+    return exact(int.from_bytes(exact(4), "big")).decode()
+
+
+def _refusing_daemon(lsock, result):
+    """As tests/check_grants.c's: on one connection, hello, open (grant 7 of a 4096-byte
+    memfd), close of handle 7 and ping, in that order; the close is refused (ENOENT), and
+    answered only once the ping has come (the close does not wait for its reply)."""
+    replies = [
+        '{"id":%d,"ok":true,"version":1}',
+        '{"id":%d,"ok":true,"fds":1,"handle":7,"mode":"ro","created":false,"exec":false,'
+        '"region":{"name":"r","size":4096,"anonymous":false,"grants":1,"clients":1}}',
+        '{"id":%d,"ok":false,"error":{"code":"ENOENT","errno":2,'
+        '"message":"no grant 7 on this connection"}}',
+        '{"id":%d,"ok":true}']
+    conn, _ = lsock.accept()
+    mfd = os.memfd_create("r")
+    os.ftruncate(mfd, 4096)
+    try:
+        ids = []
+        for i, op in enumerate(('"hello"', '"open"', '"close"', '"ping"')):
+            req = _recv(conn)
+            if op not in req or (i == 2 and '"handle":7' not in req):
+                result.append(f"request {i} is not {op}: {req}")
+                return
+            ids.append(json.loads(req)["id"])
+            if i == 2:
+                continue
+            for k in ((2, 3) if i == 3 else (i,)):
+                _send(conn, replies[k] % ids[k], mfd if k == 1 else None)
+        result.append("ok" if conn.recv(1) == b"" else "more requests")
+    finally:
+        os.close(mfd)
+        conn.close()
+
+
+class TestReleaseFailed(unittest.TestCase):
+    def test_a_refused_close_is_an_event_with_the_grant_error_and_message(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "s")
+            lsock = socket.socket(socket.AF_UNIX)
+            lsock.bind(path)
+            lsock.listen(1)
+            result = []
+            t = threading.Thread(target=_refusing_daemon, args=(lsock, result), daemon=True)
+            t.start()
+            c = mmapd.connect(path, name="refused", reconnect=None)
+            r = c.open("r")
+            self.assertEqual(len(r), 4096)
+            r.close()                   # does not wait for the refusal...
+            c.ping()                    # ...which the next call reads on its way
+            evs = [e for e in c.events(timeout=0.2) if e.type == EventType.RELEASE_FAILED]
+            c.close()
+            t.join(5)
+            lsock.close()
+        self.assertEqual(result, ["ok"])
+        self.assertEqual(len(evs), 1)
+        ev = evs[0]
+        self.assertEqual((ev.region, ev.seq, ev.error), ("r", 7, -2))
+        self.assertIn("no grant 7 on this connection", ev.message)
 
 
 if __name__ == "__main__":

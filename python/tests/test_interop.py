@@ -119,6 +119,23 @@ class TestInterop(DaemonTest):
         to_c.close()
         from_c.close()
 
+    def test_ring_reads_whole_units_in_batches(self):
+        ring = self.c.ring("units", "r", capacity=4096, timeout=5, unit=6)
+        recs = [b"rec%02d\n" % i for i in range(50)]              # 6-byte records
+        self.peer("ring-write", "units", *[r[:-1].decode() for r in recs], "tail")
+        self.assertEqual(ring.read(100), b"".join(recs[:16]))       # 96: no record split
+        if HAVE_NUMPY:
+            import numpy as np
+            buf = np.zeros(40, dtype="S6")
+        else:
+            buf = bytearray(240)
+        self.assertEqual(ring.readinto(buf), 34 * 6)                # all there are, at once
+        self.assertEqual(bytes(memoryview(buf).cast("B")[:204]), b"".join(recs[16:]))
+        self.assertEqual(ring.read(), b"tail\n")                   # a short last piece
+        with self.assertRaises(ValueError):
+            ring.unit = 8192                                        # above the capacity
+        ring.close()
+
     def test_ring_overwrite_mode_skips_what_was_lost(self):
         w = self.c.ring("ow", "w", capacity=4096, overwrite=True, timeout=1)
         rd = self.c.ring("ow", "r", timeout=1)

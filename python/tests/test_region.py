@@ -174,6 +174,15 @@ class TestRegion(DaemonTest):
         with self.assertRaises(FileNotFoundError):
             self.c.delete("q1")
 
+    def test_stats_json_and_prometheus(self):
+        self.c.ping()
+        stats = self.c.stats()
+        self.assertGreaterEqual(stats["requests"]["ping"], 1)
+        self.assertIn("uptime_seconds", stats)
+        text = self.c.stats_prometheus()
+        self.assertIn('mmapd_requests_total{op="ping"}', text)
+        self.assertIn("# TYPE", text)
+
     def test_policy_flush_and_msync(self):
         with self.c.open("pol", size=8192, create=True, mode="rw") as r:
             self.assertEqual(r.policy, "manual")
