@@ -188,6 +188,12 @@ int ring_wait(struct mmapd_ring *ring, _Atomic uint32_t *seq, _Atomic uint32_t *
 		}
 		atomic_fetch_add(waiters, 1);
 		seen = ring_barrier(ring);
+		/* A peer that closed before it looked at waiters did not wake us: its store is
+		 * visible after the barrier, and sleeping now would last until the deadline. */
+		if (atomic_load(peer) == RING_SIDE_CLOSED) {
+			atomic_fetch_sub(waiters, 1);
+			continue;
+		}
 		until = !seen ? ring_slice(&slice, deadline, RING_BLIND_SLICE_MS) :
 		        atomic_load(peer) == RING_SIDE_OPEN ?
 		        ring_slice(&slice, deadline, RING_SIDE_CHECK_MS) : deadline;
