@@ -1,0 +1,172 @@
+/*
+ * The relay of the change log (see relay.h). Its cursor (what was relayed) lives with the page
+ * in struct control_relay; an entry found reserved but not published stops a run once, and is
+ * reported lost by the next run that still finds it so (its writer died, or scribbles).
+ */
+#include "relay.h"
+
+#include <errno.h>
+
+#include "conn.h"
+#include "control.h"
+#include "ctlpage.h"
+#include "flush.h"
+#include "notify.h"
+#include "region.h"
+#include "state.h"
+
+/* Who needs to hear of r's changes besides the readers of the page. */
+static enum changelog_route relay_route_of(const struct region *r)
+{
+	enum policy_kind kind = r->anonymous ? POLICY_MANUAL : r->flush.policy.kind;
+
+	/* "always" answers the change once it is durable: only a request can wait for that. */
+	if (kind == POLICY_ALWAYS)
+		return CHANGELOG_ROUTE_PROTOCOL;
+	return r->nsubs > 0 || kind != POLICY_MANUAL ? CHANGELOG_ROUTE_DOORBELL
+	                                              : CHANGELOG_ROUTE_NONE;
+}
+
+void relay_page_ready(struct region *r)
+{
+	control_log_init(r->ctl, r->seq, relay_route_of(r));
+}
+
+void relay_route(struct region *r)
+{
+	enum changelog_route route = relay_route_of(r);
+	struct changelog *log;
+	uint32_t old;
+
+	if (!control_log_ready(r->ctl))
+		return;
+	log = control_log(r->ctl);
+	old = atomic_exchange_explicit(&log->route, route, memory_order_seq_cst);
+	/*
+	 * Nobody needed the changes published so far: the relay starts at the head, read after the
+	 * new route is visible (writers read the route after reserving their seq, so every change
+	 * past this head sees it and rings).
+	 */
+	if (old == CHANGELOG_ROUTE_NONE && route != CHANGELOG_ROUTE_NONE) {
+		struct control_relay *rl = control_relay(r->ctl);
+
+		rl->done = changelog_head(log);
+		rl->stuck = 0;
+	}
+}
+
+uint64_t relay_seq(struct region *r)
+{
+	if (control_log_ready(r->ctl)) {
+		uint64_t h = changelog_head(control_log(r->ctl));
+
+		if (h > r->seq)
+			r->seq = h;
+	}
+	return r->seq;
+}
+
+/* Relays change ch of r (read from the log, not relayed yet). */
+static void relay_change(struct region *r, const struct changelog_change *ch)
+{
+	struct conn *c = control_slot_conn(r->ctl, ch->slot);
+	struct notify_writer w = { .pid = (long)ch->pid, .name = "" };
+
+	/* The slot's connection is who wrote it as far as the daemon can tell (a holder of the
+	 * page may write any slot and pid: that is its own region's business). */
+	if (c) {
+		w.conn = c;
+		w.serial = c->serial;
+		w.pid = (long)c->pid;
+		w.name = c->client_name ? c->client_name : "";
+	}
+	notify_changed_by(r, &w, ch->seq, ch->offset, ch->length);
+	flush_count_change(NULL, 0, r, ch->seq, ch->length);
+}
+
+void relay_run(struct region *r)
+{
+	struct control_relay *rl;
+	struct changelog *log;
+	uint64_t head, size, s, lost = 0;
+
+	if (!control_log_ready(r->ctl))
+		return;
+	region_ref(r);
+	log = control_log(r->ctl);
+	rl = control_relay(r->ctl);
+	head = changelog_head(log);
+	if (head < rl->done) {
+		/* Scribbled backwards: start again from there. */
+		rl->done = head;
+		rl->stuck = 0;
+	}
+	if (head - rl->done > CHANGELOG_ENTRIES) {
+		/* The ring lapped the relay: what it cannot read any more is an overflow. */
+		rl->done = head - CHANGELOG_ENTRIES;
+		lost = rl->done;
+	}
+	size = region_size(r);
+	for (s = rl->done + 1; s <= head; s++) {
+		struct changelog_change ch;
+		int ret = changelog_read(log, s, &ch);
+
+		if (ret == -EAGAIN && rl->stuck != s) {
+			rl->stuck = s;         /* its writer rings once it published it */
+			break;
+		}
+		rl->done = s;
+		if (ret < 0 || ch.length == 0 || ch.offset > size || ch.length > size - ch.offset) {
+			lost = s;              /* unreadable, or a range no writer could report */
+			continue;
+		}
+		if (ch.flags & CHANGELOG_RELAYED)
+			continue;
+		if (lost) {
+			notify_lost(r, lost);
+			lost = 0;
+		}
+		relay_change(r, &ch);
+	}
+	if (lost)
+		notify_lost(r, lost);
+	(void)relay_seq(r);
+	relay_route(r);
+	region_unref(r);
+}
+
+uint64_t relay_publish(struct region *r, struct conn *c, uint64_t offset, uint64_t length)
+{
+	struct changelog *log;
+	int slot;
+	uint64_t seq;
+
+	if (!control_log_ready(r->ctl))
+		return ++r->seq;
+	log = control_log(r->ctl);
+	/* Seqs never go back, whatever was scribbled into the head. */
+	if (changelog_head(log) < r->seq)
+		atomic_store_explicit(&log->head, r->seq, memory_order_seq_cst);
+	slot = control_conn_slot(r->ctl, c);
+	seq = changelog_publish(log, offset, length, (uint32_t)c->pid,
+	                        slot < 0 ? CHANGELOG_DAEMON : (unsigned)slot, CHANGELOG_RELAYED);
+	/* A head scribbled up to the end of the seqs: the daemon's own count goes on. */
+	if (seq == 0 || seq <= r->seq)
+		seq = r->seq + 1;
+	r->seq = seq;
+	return seq;
+}
+
+static void relay_on_bell(void *ctx)
+{
+	relay_run(ctx);
+}
+
+int relay_bell(struct region *r, struct conn *c, int *ret_fd)
+{
+	if (!control_log_ready(r->ctl))
+		return -ENOENT;
+	if (control_conn_slot(r->ctl, c) < 0)
+		return -EACCES;
+	return control_bell(r->ctl, r->srv->loop, relay_on_bell, r, ret_fd);
+}
