@@ -242,6 +242,16 @@ void control_log_init(struct control *ctl, uint64_t seq, enum changelog_route ro
 	ctl->log_ready = true;
 }
 
+uint64_t control_seq(const struct control *ctl, uint64_t seq)
+{
+	uint64_t h;
+
+	if (!control_log_ready(ctl))
+		return seq;
+	h = changelog_head(control_log(ctl));
+	return h > seq ? h : seq;
+}
+
 struct control_relay *control_relay(struct control *ctl)
 {
 	return &ctl->relay;

@@ -66,10 +66,14 @@ struct changelog *control_log(const struct control *ctl);
 bool control_log_ready(const struct control *ctl);
 void control_log_init(struct control *ctl, uint64_t seq, enum changelog_route route);
 
+/* The later of seq (the region's, as the daemon counted) and the head of ctl's log (may be NULL). */
+uint64_t control_seq(const struct control *ctl, uint64_t seq);
+
 /* What the relay (relay.c) read of the log so far: its state, kept with the page. */
 struct control_relay {
 	uint64_t done;                /* every change up to this seq was relayed or reported lost */
 	uint64_t stuck;               /* a seq found reserved but not published (0: none) */
+	uint64_t stuck_ms;            /* since when (the loop's clock) */
 };
 struct control_relay *control_relay(struct control *ctl);
 

@@ -1,7 +1,7 @@
 /*
  * The relay of the change log (see relay.h). Its cursor (what was relayed) lives with the page
- * in struct control_relay; an entry found reserved but not published stops a run once, and is
- * reported lost by the next run that still finds it so (its writer died, or scribbles).
+ * in struct control_relay; an entry found reserved but not published stops a run, until a run
+ * RELAY_STUCK_MS later still finds it so and reports it lost (its writer died, or scribbles).
  */
 #include "relay.h"
 
@@ -14,6 +14,11 @@
 #include "notify.h"
 #include "region.h"
 #include "state.h"
+
+/* Reads of an entry reserved but not published before a protocol change goes ahead of it. */
+#define RELAY_SPINS 4096
+/* How long an entry may stay reserved but not published before it is reported lost. */
+#define RELAY_STUCK_MS 100
 
 /* Who needs to hear of r's changes besides the readers of the page. */
 static enum changelog_route relay_route_of(const struct region *r)
@@ -57,12 +62,7 @@ void relay_route(struct region *r)
 
 uint64_t relay_seq(struct region *r)
 {
-	if (control_log_ready(r->ctl)) {
-		uint64_t h = changelog_head(control_log(r->ctl));
-
-		if (h > r->seq)
-			r->seq = h;
-	}
+	r->seq = control_seq(r->ctl, r->seq);
 	return r->seq;
 }
 
@@ -111,9 +111,15 @@ void relay_run(struct region *r)
 		struct changelog_change ch;
 		int ret = changelog_read(log, s, &ch);
 
-		if (ret == -EAGAIN && rl->stuck != s) {
-			rl->stuck = s;         /* its writer rings once it published it */
-			break;
+		if (ret == -EAGAIN) {
+			/* Its writer rings once it published it; one that never does (it died
+			 * there, or scribbles) loses it after RELAY_STUCK_MS. */
+			if (rl->stuck != s) {
+				rl->stuck = s;
+				rl->stuck_ms = uv_now(r->srv->loop);
+			}
+			if (uv_now(r->srv->loop) - rl->stuck_ms < RELAY_STUCK_MS)
+				break;
 		}
 		rl->done = s;
 		if (ret < 0 || ch.length == 0 || ch.offset > size || ch.length > size - ch.offset) {
@@ -137,13 +143,30 @@ void relay_run(struct region *r)
 
 uint64_t relay_publish(struct region *r, struct conn *c, uint64_t offset, uint64_t length)
 {
+	struct control_relay *rl;
 	struct changelog *log;
-	int slot;
+	int slot, spins;
 	uint64_t seq;
 
 	if (!control_log_ready(r->ctl))
 		return ++r->seq;
 	log = control_log(r->ctl);
+	rl = control_relay(r->ctl);
+	/*
+	 * Its events go out at once: the changes before it first. A writer between reserving and
+	 * publishing is a few stores away, unless it was preempted there (or died): a bounded
+	 * spin, then its change may follow this one.
+	 */
+	relay_run(r);
+	for (spins = 0; rl->stuck == rl->done + 1 && rl->done < changelog_head(log) &&
+	                spins < RELAY_SPINS; spins++) {
+		struct changelog_change ch;
+
+		if (changelog_read(log, rl->stuck, &ch) != -EAGAIN) {
+			relay_run(r);
+			spins = 0;
+		}
+	}
 	/* Seqs never go back, whatever was scribbled into the head. */
 	if (changelog_head(log) < r->seq)
 		atomic_store_explicit(&log->head, r->seq, memory_order_seq_cst);

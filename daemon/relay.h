@@ -29,7 +29,7 @@ void relay_run(struct region *r);
 uint64_t relay_seq(struct region *r);
 /*
  * A change reported by c through the protocol: its seq, published in r's log (as relayed: the
- * caller sends its events) when r has one.
+ * caller sends its events) when r has one, after relaying what the log held before it.
  */
 uint64_t relay_publish(struct region *r, struct conn *c, uint64_t offset, uint64_t length);
 /*
