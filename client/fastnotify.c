@@ -21,6 +21,11 @@
 #include "domain.h"
 #include "msg.h"
 
+/* How long a writer waits for the daemon to read the log before it overwrites what the daemon
+ * did not read yet (its subscribers then get an overflow), and the room it leaves. */
+#define FASTNOTIFY_RELAY_WAIT_MS 20
+#define FASTNOTIFY_RELAY_ROOM    16
+
 /* Tries of a read that finds its change reserved but not yet published (a writer between two
  * stores), yielding between them, before it says -EAGAIN. */
 #define FASTNOTIFY_PUBLISH_TRIES 64
@@ -101,6 +106,33 @@ static uint64_t fastnotify_size(struct mmapd_client *client, struct mmapd_region
 	return size;
 }
 
+/* Waits (a bounded time) until the daemon read far enough that the next change does not
+ * overwrite one it did not read. */
+static void fastnotify_keep_pace(struct fastnotify_page *p)
+{
+	struct timespec end, now;
+	uint64_t one = 1;
+	bool rung = false;
+
+	for (;;) {
+		uint64_t head = atomic_load_explicit(&p->log->head, memory_order_relaxed);
+		uint64_t relayed = atomic_load_explicit(&p->log->relayed, memory_order_acquire);
+
+		if (head < relayed || head - relayed < CHANGELOG_ENTRIES - FASTNOTIFY_RELAY_ROOM)
+			return;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (!rung) {
+			rung = true;
+			(void)!write(p->bell, &one, sizeof(one));
+			deadline_after(&end, FASTNOTIFY_RELAY_WAIT_MS);
+		} else if (now.tv_sec > end.tv_sec ||
+		           (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec)) {
+			return;
+		}
+		sched_yield();
+	}
+}
+
 int fastnotify_report(struct mmapd_client *client, struct mmapd_region *region, const char *name,
                       uint64_t offset, uint64_t length, uint64_t *ret_seq)
 {
@@ -122,6 +154,8 @@ int fastnotify_report(struct mmapd_client *client, struct mmapd_region *region, 
 	/* The doorbell first: a change published without one could wait for the next ring. */
 	if (route != CHANGELOG_ROUTE_NONE && p.bell < 0 && fastnotify_bell(client, name, &p) < 0)
 		return FAST_FALLBACK;
+	if (route != CHANGELOG_ROUTE_NONE)
+		fastnotify_keep_pace(&p);
 	seq = changelog_publish(p.log, offset, length, (uint32_t)getpid(), p.slot, 0);
 	if (seq == 0)
 		return FAST_FALLBACK;

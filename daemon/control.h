@@ -69,8 +69,20 @@ void control_log_init(struct control *ctl, uint64_t seq, enum changelog_route ro
 /* The later of seq (the region's, as the daemon counted) and the head of ctl's log (may be NULL). */
 uint64_t control_seq(const struct control *ctl, uint64_t seq);
 
+/* A change reported through the protocol, published in the log and not relayed yet. */
+#define CONTROL_RELAY_PENDING 16
+#define CONTROL_WRITER_NAME_MAX 64   /* hello's client name is at most this long */
+struct control_pending {
+	uint64_t seq;
+	uint64_t serial;              /* its connection */
+	long pid;
+	char name[CONTROL_WRITER_NAME_MAX + 1];
+};
+
 /* What the relay (relay.c) read of the log so far: its state, kept with the page. */
 struct control_relay {
+	struct control_pending pending[CONTROL_RELAY_PENDING];
+	unsigned npending;
 	uint64_t done;                /* every change up to this seq was relayed or reported lost */
 	uint64_t stuck;               /* a seq found reserved but not published (0: none) */
 	uint64_t stuck_ms;            /* since when (the loop's clock) */

@@ -294,7 +294,7 @@ void notify_changed_by(struct region *r, const struct notify_writer *writer, uin
 
 	/* Every subscriber gets the same bytes: the event is encoded once, when first needed. */
 	for (s = r->subs; s; s = s->next) {
-		if (s->conn == writer->conn || !conn_alive(s->conn))
+		if (s->conn->serial == writer->serial || !conn_alive(s->conn))
 			continue;
 		if (sub_must_hold(s)) {
 			sub_hold_change(s, writer, seq, one.off, one.end);
@@ -316,7 +316,7 @@ void notify_changed(struct region *r, const struct conn *writer, uint64_t seq, u
                     uint64_t length)
 {
 	struct notify_writer w = {
-		.conn = writer, .serial = writer->serial, .pid = (long)writer->pid,
+		.serial = writer->serial, .pid = (long)writer->pid,
 		.name = writer->client_name ? writer->client_name : "",
 	};
 
@@ -331,9 +331,13 @@ void notify_lost(struct region *r, uint64_t seq)
 		if (!conn_alive(s->conn))
 			continue;
 		if (sub_must_hold(s)) {
-			/* What it holds is incomplete now: one overflow stands for all of it. */
+			/* What it holds has a gap now: one overflow, when its queue drains, stands
+			 * for all of it and for what comes until then. */
 			sub_set_holding(s, true);
-			s->dropped = true;
+			free(s->ranges);
+			s->ranges = NULL;
+			s->nranges = s->cap = 0;
+			s->overflowed = s->dropped = true;
 			s->dropped_seq = seq;
 			continue;
 		}

@@ -48,8 +48,8 @@ void notify_changed(struct region *r, const struct conn *writer, uint64_t seq, u
 
 /* Who wrote a change read from the change log (relay.c). */
 struct notify_writer {
-	const struct conn *conn;      /* gets no event of its own change; NULL: every subscriber does */
-	uint64_t serial;              /* tells writers apart when changes are merged */
+	uint64_t serial;              /* its connection's (which gets no event of its own change;
+	                                 0: none); tells writers apart when changes are merged */
 	long pid;
 	const char *name;             /* its hello name, "" for none */
 };

@@ -394,8 +394,8 @@ int ops_changed(struct conn *c, uint64_t id, cJSON *req)
 		reply_error(c, id, EIO, "region '%s' is poisoned by a failed flush, so its policy "
 		            "cannot flush the change; send clear-error first", name);
 	} else {
-		seq = relay_publish(r, c, offset, length);
-		notify_changed(r, c, seq, offset, length);
+		if (!relay_publish(r, c, offset, length, &seq))
+			notify_changed(r, c, seq, offset, length);
 		flush_count_change(c, id, r, seq, length);
 	}
 	ops_put_region(r);

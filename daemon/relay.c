@@ -6,6 +6,7 @@
 #include "relay.h"
 
 #include <errno.h>
+#include <stdio.h>
 
 #include "conn.h"
 #include "control.h"
@@ -19,6 +20,24 @@
 #define RELAY_SPINS 4096
 /* How long an entry may stay reserved but not published before it is reported lost. */
 #define RELAY_STUCK_MS 100
+
+/* The seq after r's, saturating at the last one JSON carries (a head scribbled that far). */
+static uint64_t relay_next_seq(struct region *r)
+{
+	return r->seq < CHANGELOG_SEQ_MAX ? r->seq + 1 : r->seq;
+}
+
+/* Publishes c's change in r's log as relayed (the caller sends its events). Returns its seq. */
+static uint64_t relay_publish_relayed(struct region *r, struct conn *c, uint64_t offset,
+                                      uint64_t length)
+{
+	int slot = control_conn_slot(r->ctl, c);
+	uint64_t seq = changelog_publish(control_log(r->ctl), offset, length, (uint32_t)c->pid,
+	                                 slot < 0 ? CHANGELOG_DAEMON : (unsigned)slot,
+	                                 CHANGELOG_RELAYED);
+
+	return seq > r->seq ? seq : relay_next_seq(r);
+}
 
 /* Who needs to hear of r's changes besides the readers of the page. */
 static enum changelog_route relay_route_of(const struct region *r)
@@ -57,6 +76,7 @@ void relay_route(struct region *r)
 
 		rl->done = changelog_head(log);
 		rl->stuck = 0;
+		atomic_store_explicit(&log->relayed, rl->done, memory_order_release);
 	}
 }
 
@@ -67,21 +87,47 @@ uint64_t relay_seq(struct region *r)
 }
 
 /* Relays change ch of r (read from the log, not relayed yet). */
-static void relay_change(struct region *r, const struct changelog_change *ch)
+static void relay_change(struct region *r, struct control_relay *rl,
+                         const struct changelog_change *ch)
 {
 	struct conn *c = control_slot_conn(r->ctl, ch->slot);
 	struct notify_writer w = { .pid = (long)ch->pid, .name = "" };
+	unsigned i;
 
+	/* A change of the protocol: its request counted it; its writer is known. */
+	for (i = 0; i < rl->npending; i++) {
+		struct control_pending *p = &rl->pending[i];
+
+		if (p->seq == ch->seq) {
+			w.serial = p->serial;
+			w.pid = p->pid;
+			w.name = p->name;
+			notify_changed_by(r, &w, ch->seq, ch->offset, ch->length);
+			*p = rl->pending[--rl->npending];
+			return;
+		}
+	}
 	/* The slot's connection is who wrote it as far as the daemon can tell (a holder of the
 	 * page may write any slot and pid: that is its own region's business). */
 	if (c) {
-		w.conn = c;
 		w.serial = c->serial;
 		w.pid = (long)c->pid;
 		w.name = c->client_name ? c->client_name : "";
 	}
 	notify_changed_by(r, &w, ch->seq, ch->offset, ch->length);
 	flush_count_change(NULL, 0, r, ch->seq, ch->length);
+}
+
+/* Forgets the protocol changes the relay passed over (reported lost). */
+static void relay_forget_pending(struct control_relay *rl)
+{
+	unsigned i = 0;
+
+	while (i < rl->npending)
+		if (rl->pending[i].seq <= rl->done)
+			rl->pending[i] = rl->pending[--rl->npending];
+		else
+			i++;
 }
 
 void relay_run(struct region *r)
@@ -132,52 +178,72 @@ void relay_run(struct region *r)
 			notify_lost(r, lost);
 			lost = 0;
 		}
-		relay_change(r, &ch);
+		relay_change(r, rl, &ch);
 	}
 	if (lost)
 		notify_lost(r, lost);
+	relay_forget_pending(rl);
+	atomic_store_explicit(&log->relayed, rl->done, memory_order_release);
 	(void)relay_seq(r);
 	relay_route(r);
 	region_unref(r);
 }
 
-uint64_t relay_publish(struct region *r, struct conn *c, uint64_t offset, uint64_t length)
+bool relay_publish(struct region *r, struct conn *c, uint64_t offset, uint64_t length,
+                   uint64_t *ret_seq)
 {
 	struct control_relay *rl;
+	struct control_pending *p;
 	struct changelog *log;
-	int slot, spins;
 	uint64_t seq;
+	int slot, spins;
 
-	if (!control_log_ready(r->ctl))
-		return ++r->seq;
+	if (!control_log_ready(r->ctl)) {
+		*ret_seq = ++r->seq;
+		return false;
+	}
+	/* Too many waiting for a change before them that was never published: this one goes
+	 * ahead of it. */
+	if (control_relay(r->ctl)->npending == CONTROL_RELAY_PENDING) {
+		r->seq = *ret_seq = relay_publish_relayed(r, c, offset, length);
+		return false;
+	}
 	log = control_log(r->ctl);
 	rl = control_relay(r->ctl);
-	/*
-	 * Its events go out at once: the changes before it first. A writer between reserving and
-	 * publishing is a few stores away, unless it was preempted there (or died): a bounded
-	 * spin, then its change may follow this one.
-	 */
-	relay_run(r);
-	for (spins = 0; rl->stuck == rl->done + 1 && rl->done < changelog_head(log) &&
-	                spins < RELAY_SPINS; spins++) {
-		struct changelog_change ch;
-
-		if (changelog_read(log, rl->stuck, &ch) != -EAGAIN) {
-			relay_run(r);
-			spins = 0;
-		}
-	}
 	/* Seqs never go back, whatever was scribbled into the head. */
 	if (changelog_head(log) < r->seq)
 		atomic_store_explicit(&log->head, r->seq, memory_order_seq_cst);
 	slot = control_conn_slot(r->ctl, c);
 	seq = changelog_publish(log, offset, length, (uint32_t)c->pid,
-	                        slot < 0 ? CHANGELOG_DAEMON : (unsigned)slot, CHANGELOG_RELAYED);
-	/* A head scribbled up to the end of the seqs: the daemon's own count goes on. */
-	if (seq == 0 || seq <= r->seq)
-		seq = r->seq + 1;
-	r->seq = seq;
-	return seq;
+	                        slot < 0 ? CHANGELOG_DAEMON : (unsigned)slot, 0);
+	if (seq == 0) {
+		/* A head scribbled up to the end of the seqs. */
+		r->seq = *ret_seq = relay_next_seq(r);
+		return false;
+	}
+	p = &rl->pending[rl->npending++];
+	p->seq = seq;
+	p->serial = c->serial;
+	p->pid = (long)c->pid;
+	snprintf(p->name, sizeof(p->name), "%s", c->client_name ? c->client_name : "");
+	/*
+	 * Its events go out in order, so the relay reads the log up to it now. A writer between
+	 * reserving and publishing a change before it is a few stores away, unless it was
+	 * preempted there (or died): a bounded spin, then the next ring of the doorbell.
+	 */
+	relay_run(r);
+	for (spins = 0; rl->done < seq && spins < RELAY_SPINS; spins++) {
+		struct changelog_change ch;
+
+		if (changelog_read(log, rl->done + 1, &ch) != -EAGAIN) {
+			relay_run(r);
+			spins = 0;
+		}
+	}
+	if (seq > r->seq)
+		r->seq = seq;
+	*ret_seq = seq;
+	return true;
 }
 
 static void relay_on_bell(void *ctx)

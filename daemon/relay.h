@@ -14,6 +14,7 @@
 #ifndef MMAPD_DAEMON_RELAY_H
 #define MMAPD_DAEMON_RELAY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct conn;
@@ -28,10 +29,12 @@ void relay_run(struct region *r);
 /* r's last change seq (the log's, when it is ahead of the daemon's copy). */
 uint64_t relay_seq(struct region *r);
 /*
- * A change reported by c through the protocol: its seq, published in r's log (as relayed: the
- * caller sends its events) when r has one, after relaying what the log held before it.
+ * A change reported by c through the protocol: *ret_seq gets its seq, published in r's log when
+ * r has one. Returns true when the relay sends its events (in seq order with the changes of
+ * the page), false when the caller must (notify_changed).
  */
-uint64_t relay_publish(struct region *r, struct conn *c, uint64_t offset, uint64_t length);
+bool relay_publish(struct region *r, struct conn *c, uint64_t offset, uint64_t length,
+                   uint64_t *ret_seq);
 /*
  * A descriptor of r's doorbell for c, which must hold a slot in r's control page. Returns 0,
  * -EACCES (no slot), -ENOENT (no page), -errno.

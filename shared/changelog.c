@@ -18,6 +18,7 @@ _Static_assert(sizeof(struct changelog_entry) == 32, "entries are half a cache l
 void changelog_init(struct changelog *log, uint64_t seq, enum changelog_route route)
 {
 	atomic_store_explicit(&log->route, route, memory_order_relaxed);
+	atomic_store_explicit(&log->relayed, seq, memory_order_relaxed);
 	atomic_store_explicit(&log->head, seq, memory_order_release);
 }
 

@@ -14,7 +14,9 @@
  *
  * The daemon's word "route" tells writers who needs to hear of changes besides the readers of
  * the page: nobody, the daemon by doorbell, or the daemon by the protocol (a flush policy that
- * answers after the flush). A page holder can write anything here: every function is bounded,
+ * answers after the flush). While the daemon reads the log, writers keep within the ring of
+ * what it read ("relayed"), waiting a bounded time for it, so that changes are not lost on
+ * their way to protocol subscribers because the daemon was busy. A page holder can write anything here: every function is bounded,
  * and the daemon checks what it reads.
  */
 #ifndef MMAPD_SHARED_CHANGELOG_H
@@ -53,6 +55,7 @@ struct changelog_entry {
 struct changelog {
 	alignas(64) _Atomic uint64_t head;   /* the last seq reserved */
 	_Atomic uint32_t route;       /* enum changelog_route, the daemon's */
+	_Atomic uint64_t relayed;     /* the daemon's: it read every change up to this seq */
 	alignas(64) _Atomic uint32_t wake;   /* futex: bumped by writers that find sleepers */
 	_Atomic uint32_t sleepers;
 	alignas(64) struct changelog_entry entries[CHANGELOG_ENTRIES];
