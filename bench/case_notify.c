@@ -9,8 +9,13 @@
  * send it back to the benchmark on their peer socketpair; the benchmark waits for all of them
  * before the next change, so changes are never coalesced.
  *
- * For 1, 10 and 100 subscribers, the line "last" is the latency of the last subscriber to get
- * each change (the time until everyone has it) and "all" takes every delivery as one sample.
+ * Subscribers come in two kinds, measured one after the other: "json" ones as above (the
+ * protocol's changed events, which the daemon relays from the control page's change log after
+ * the writer rings its doorbell), and "page" ones, which hold the region read-write and sleep in
+ * mmapd_region_wait_changed() on the change log's futex word (no daemon on the path).
+ *
+ * For 1, 10, 100 and 1,000 subscribers, the line "last" is the latency of the last subscriber to
+ * get each change (the time until everyone has it) and "all" takes every delivery as one sample.
  * Two baselines. A raw one-way hop: the writer sends the 8-byte timestamp on a Unix socket
  * to a peer process blocked in poll() + read() (peer_start_hop()); it is one hop to one
  * process whatever the number of subscribers. And the fan-out of the same timestamp through a
@@ -19,6 +24,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,11 +38,12 @@
 #include "region.h"
 
 #define REGION "bench-notify"
-#define MAX_SUBS 100
+#define MAX_SUBS 1000
 
 /* What a subscriber process knows. */
 struct sub_args {
 	const char *socket;
+	bool page;                         /* waits on the control page, not for events */
 	uint64_t delay;                    /* set by the event handler */
 	const volatile uint64_t *stamp;    /* the writer's timestamp, in the mapping */
 	int got;
@@ -54,6 +61,47 @@ static void on_event(struct mmapd_client *client, const struct mmapd_event *ev, 
 	}
 }
 
+/* A page subscriber (see subscriber()): sleeps on the change log until our end closes. */
+static void page_subscriber(int sock, struct mmapd_client *client, const char *socket)
+{
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RW);
+	struct mmapd_region *region;
+	const volatile uint64_t *stamp;
+	uint64_t seq = 0, delay;
+	char ready = 'r';
+	int r;
+
+	(void)socket;
+	if (mmapd_region_open(client, REGION, &opts, &region) < 0) {
+		fprintf(stderr, "mmapd-bench: page subscriber: %s\n", mmapd_last_message());
+		_exit(1);
+	}
+	/* Maps the page now, and learns the last seq. */
+	r = mmapd_region_wait_changed(region, 0, 0, &seq);
+	if (r < 0 && r != -ETIMEDOUT) {
+		fprintf(stderr, "mmapd-bench: page subscriber: %s\n", mmapd_last_message());
+		_exit(1);
+	}
+	stamp = mmapd_region_data(region);
+	if (send(sock, &ready, 1, MSG_NOSIGNAL) != 1)
+		_exit(1);
+	for (;;) {
+		struct pollfd pfd = { .fd = sock, .events = POLLIN };
+
+		r = mmapd_region_wait_changed(region, seq, 100, &seq);
+		if (r == -ETIMEDOUT) {
+			if (poll(&pfd, 1, 0) != 0)
+				return;  /* the benchmark closed our socket: done */
+			continue;
+		}
+		if (r < 0)
+			_exit(1);
+		delay = clock_ns() - *stamp;
+		if (send(sock, &delay, sizeof(delay), MSG_NOSIGNAL) != sizeof(delay))
+			_exit(1);
+	}
+}
+
 /* A subscriber process: ready byte, then one 8-byte delay per change until our end closes. */
 static void subscriber(int sock, const void *arg)
 {
@@ -64,6 +112,14 @@ static void subscriber(int sock, const void *arg)
 	struct pollfd pfd[2];
 	char ready = 'r';
 
+	if (a.page) {
+		if (mmapd_connect(a.socket, "bench-page-subscriber", &client) < 0) {
+			fprintf(stderr, "mmapd-bench: subscriber: %s\n", mmapd_last_message());
+			_exit(1);
+		}
+		page_subscriber(sock, client, a.socket);
+		return;
+	}
 	if (mmapd_connect(a.socket, "bench-subscriber", &client) < 0 ||
 	    mmapd_region_open(client, REGION, &opts, &region) < 0 ||
 	    mmapd_subscribe(client, REGION, NULL) < 0) {
@@ -190,9 +246,10 @@ static int stop_subscribers(struct notify_ctx *c)
 	return r;
 }
 
-static int start_subscribers(struct notify_ctx *c, size_t n, const struct bench_opts *o)
+static int start_subscribers(struct notify_ctx *c, size_t n, bool page,
+                             const struct bench_opts *o)
 {
-	struct sub_args a = { .socket = o->socket };
+	struct sub_args a = { .socket = o->socket, .page = page };
 	size_t i;
 
 	for (i = 0; i < n; i++) {
@@ -218,20 +275,21 @@ size_t notify_rounds(size_t n, size_t iters)
 }
 
 /* Prints the lines of one comparison for n subscribers ("last" or, with n > 1, "all"). */
-static void print_lines(const char *what, size_t n, struct side *mmapd, struct side *hop,
-                        struct side *relay)
+static void print_lines(const char *what, size_t n, bool page, struct side *mmapd,
+                        struct side *hop, struct side *relay)
 {
+	const char *kind = page ? "page" : "json";
 	char name[64];
 
 	if (n == 1)
-		snprintf(name, sizeof(name), "notify 1 sub");
+		snprintf(name, sizeof(name), "notify 1 sub, %s", kind);
 	else
-		snprintf(name, sizeof(name), "notify %zu subs, %s", n, what);
+		snprintf(name, sizeof(name), "notify %zu %s subs, %s", n, kind, what);
 	compare_print_latency(name, mmapd, hop);
 	compare_print_latency(name, mmapd, relay);
 }
 
-static int measure(struct notify_ctx *c, size_t n, const struct bench_opts *o)
+static int measure(struct notify_ctx *c, size_t n, bool page, const struct bench_opts *o)
 {
 	struct side sides[] = {
 		{ .label = "mmapd", .run = run_mmapd, .ctx = c, .measured = &c->last },
@@ -243,7 +301,7 @@ static int measure(struct notify_ctx *c, size_t n, const struct bench_opts *o)
 
 	c->calls = c->relay_calls = 0;
 	c->warmup = rounds / 10;
-	r = start_subscribers(c, n, o);
+	r = start_subscribers(c, n, page, o);
 	if (r == 0)
 		r = fanout_start(&c->relay, n, o->peer_cpu);
 	if (r == 0)
@@ -253,12 +311,12 @@ static int measure(struct notify_ctx *c, size_t n, const struct bench_opts *o)
 	if (r == 0)
 		r = compare_run(sides, 3, c->warmup, rounds);
 	if (r == 0) {
-		print_lines("last", n, &sides[0], &sides[1], &sides[2]);
+		print_lines("last", n, page, &sides[0], &sides[1], &sides[2]);
 		if (n > 1) {
 			struct side all = { .label = "mmapd", .samples = c->all };
 			struct side relay_all = { .label = "relay", .samples = c->relay_all };
 
-			print_lines("all", n, &all, &sides[1], &relay_all);
+			print_lines("all", n, page, &all, &sides[1], &relay_all);
 		}
 	}
 	compare_done(sides, 3);
@@ -274,7 +332,7 @@ static int measure(struct notify_ctx *c, size_t n, const struct bench_opts *o)
 
 int case_notify(struct mmapd_client *client, const struct bench_opts *o)
 {
-	static const size_t counts[] = { 1, 10, MAX_SUBS };
+	static const size_t counts[] = { 1, 10, 100, MAX_SUBS };
 	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(
 		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL, .mode = MMAPD_MODE_RW, .size = 4096);
 	struct notify_ctx c = { .client = client };
@@ -292,8 +350,11 @@ int case_notify(struct mmapd_client *client, const struct bench_opts *o)
 		mmapd_region_close(region);
 		return r;
 	}
-	for (i = 0; i < sizeof(counts) / sizeof(counts[0]) && r == 0; i++)
-		r = measure(&c, counts[i], o);
+	for (i = 0; i < sizeof(counts) / sizeof(counts[0]) && r == 0; i++) {
+		r = measure(&c, counts[i], true, o);
+		if (r == 0)
+			r = measure(&c, counts[i], false, o);
+	}
 	r2 = peer_stop(&c.hop);
 	if (r == 0)
 		r = r2;
