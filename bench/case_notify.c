@@ -12,7 +12,9 @@
  * Subscribers come in two kinds, measured one after the other: "json" ones as above (the
  * protocol's changed events, which the daemon relays from the control page's change log after
  * the writer rings its doorbell), and "page" ones, which hold the region read-write and sleep in
- * mmapd_region_wait_changed() on the change log's futex word (no daemon on the path).
+ * mmapd_region_wait_changed() on the change log's futex word (no daemon on the path). A page has
+ * CTLPAGE_SLOTS connections at most, so past PAGE_PROCS page subscribers are threads, as many
+ * in each of PAGE_PROCS processes.
  *
  * For 1, 10, 100 and 1,000 subscribers, the line "last" is the latency of the last subscriber to
  * get each change (the time until everyone has it) and "all" takes every delivery as one sample.
@@ -24,6 +26,8 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -39,11 +43,13 @@
 
 #define REGION "bench-notify"
 #define MAX_SUBS 1000
+#define PAGE_PROCS 25
 
 /* What a subscriber process knows. */
 struct sub_args {
 	const char *socket;
 	bool page;                         /* waits on the control page, not for events */
+	size_t threads;                    /* page: subscriber threads in the process */
 	uint64_t delay;                    /* set by the event handler */
 	const volatile uint64_t *stamp;    /* the writer's timestamp, in the mapping */
 	int got;
@@ -61,17 +67,52 @@ static void on_event(struct mmapd_client *client, const struct mmapd_event *ev, 
 	}
 }
 
-/* A page subscriber (see subscriber()): sleeps on the change log until our end closes. */
-static void page_subscriber(int sock, struct mmapd_client *client, const char *socket)
-{
-	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RW);
+/* A page subscriber thread (see subscriber()): sleeps on the change log until told to stop. */
+struct page_thread {
 	struct mmapd_region *region;
-	const volatile uint64_t *stamp;
-	uint64_t seq = 0, delay;
-	char ready = 'r';
+	int sock;
+	uint64_t seq;
+	_Atomic bool *stop;
+	pthread_mutex_t *send_mu;
+};
+
+static void *page_thread(void *arg)
+{
+	struct page_thread *t = arg;
+	const volatile uint64_t *stamp = mmapd_region_data(t->region);
+	uint64_t delay;
 	int r;
 
-	(void)socket;
+	while (!atomic_load(t->stop)) {
+		r = mmapd_region_wait_changed(t->region, t->seq, 100, &t->seq);
+		if (r == -ETIMEDOUT)
+			continue;
+		if (r < 0)
+			_exit(1);
+		delay = clock_ns() - *stamp;
+		pthread_mutex_lock(t->send_mu);
+		if (send(t->sock, &delay, sizeof(delay), MSG_NOSIGNAL) != sizeof(delay))
+			_exit(1);
+		pthread_mutex_unlock(t->send_mu);
+	}
+	return NULL;
+}
+
+/* The page subscribers of one process: ready byte, then their delays until our end closes. */
+static void page_subscriber(int sock, struct mmapd_client *client, size_t nthreads)
+{
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RW);
+	static struct page_thread ts[MAX_SUBS];
+	static pthread_t tids[MAX_SUBS];
+	pthread_mutex_t send_mu = PTHREAD_MUTEX_INITIALIZER;
+	struct pollfd pfd = { .fd = sock, .events = POLLIN };
+	_Atomic bool stop = false;
+	struct mmapd_region *region;
+	uint64_t seq = 0;
+	char ready = 'r';
+	size_t i;
+	int r;
+
 	if (mmapd_region_open(client, REGION, &opts, &region) < 0) {
 		fprintf(stderr, "mmapd-bench: page subscriber: %s\n", mmapd_last_message());
 		_exit(1);
@@ -82,24 +123,19 @@ static void page_subscriber(int sock, struct mmapd_client *client, const char *s
 		fprintf(stderr, "mmapd-bench: page subscriber: %s\n", mmapd_last_message());
 		_exit(1);
 	}
-	stamp = mmapd_region_data(region);
-	if (send(sock, &ready, 1, MSG_NOSIGNAL) != 1)
-		_exit(1);
-	for (;;) {
-		struct pollfd pfd = { .fd = sock, .events = POLLIN };
-
-		r = mmapd_region_wait_changed(region, seq, 100, &seq);
-		if (r == -ETIMEDOUT) {
-			if (poll(&pfd, 1, 0) != 0)
-				return;  /* the benchmark closed our socket: done */
-			continue;
-		}
-		if (r < 0)
-			_exit(1);
-		delay = clock_ns() - *stamp;
-		if (send(sock, &delay, sizeof(delay), MSG_NOSIGNAL) != sizeof(delay))
+	for (i = 0; i < nthreads; i++) {
+		ts[i] = (struct page_thread){ .region = region, .sock = sock, .seq = seq,
+		                              .stop = &stop, .send_mu = &send_mu };
+		if (pthread_create(&tids[i], NULL, page_thread, &ts[i]) != 0)
 			_exit(1);
 	}
+	if (send(sock, &ready, 1, MSG_NOSIGNAL) != 1)
+		_exit(1);
+	while (poll(&pfd, 1, -1) == 0 || !pfd.revents)
+		;
+	atomic_store(&stop, true);
+	for (i = 0; i < nthreads; i++)
+		pthread_join(tids[i], NULL);
 }
 
 /* A subscriber process: ready byte, then one 8-byte delay per change until our end closes. */
@@ -117,7 +153,7 @@ static void subscriber(int sock, const void *arg)
 			fprintf(stderr, "mmapd-bench: subscriber: %s\n", mmapd_last_message());
 			_exit(1);
 		}
-		page_subscriber(sock, client, a.socket);
+		page_subscriber(sock, client, a.threads);
 		return;
 	}
 	if (mmapd_connect(a.socket, "bench-subscriber", &client) < 0 ||
@@ -151,7 +187,8 @@ struct notify_ctx {
 	struct mmapd_client *client;
 	volatile uint64_t *stamp;  /* the writer's read-write mapping of the region */
 	struct peer subs[MAX_SUBS];
-	size_t nsubs;
+	size_t nsubs;                 /* processes */
+	size_t per_sub;               /* subscribers in each */
 	struct samples all;        /* every timed delivery */
 	size_t calls, warmup;
 	uint64_t last;             /* mmapd side: the slowest delivery of this change */
@@ -185,10 +222,10 @@ static int run_mmapd(void *arg)
 		return r;
 	}
 	c->last = 0;
-	for (i = 0; i < c->nsubs; i++) {
+	for (i = 0; i < c->nsubs * c->per_sub; i++) {
 		uint64_t d;
 
-		r = recv_u64(c->subs[i].sock, &d);
+		r = recv_u64(c->subs[i / c->per_sub].sock, &d);
 		if (r < 0)
 			return r;
 		if (d > c->last)
@@ -249,9 +286,14 @@ static int stop_subscribers(struct notify_ctx *c)
 static int start_subscribers(struct notify_ctx *c, size_t n, bool page,
                              const struct bench_opts *o)
 {
-	struct sub_args a = { .socket = o->socket, .page = page };
+	struct sub_args a = { .socket = o->socket, .page = page, .threads = 1 };
 	size_t i;
 
+	if (page && n > PAGE_PROCS) {
+		a.threads = n / PAGE_PROCS;
+		n = PAGE_PROCS;
+	}
+	c->per_sub = a.threads;
 	for (i = 0; i < n; i++) {
 		char ready;
 		int r = peer_start(&c->subs[i], o->peer_cpu, subscriber, &a);
