@@ -17,7 +17,8 @@
  * in each of PAGE_PROCS processes.
  *
  * For 1, 10, 100 and 1,000 subscribers, the line "last" is the latency of the last subscriber to
- * get each change (the time until everyone has it) and "all" takes every delivery as one sample.
+ * get each change (the time until everyone has it) and "all" takes every delivery as one sample;
+ * a line "daemon" gives mmapd's CPU time (/proc/PID/schedstat) per change and subscriber.
  * Two baselines. A raw one-way hop: the writer sends the 8-byte timestamp on a Unix socket
  * to a peer process blocked in poll() + read() (peer_start_hop()); it is one hop to one
  * process whatever the number of subscribers. And the fan-out of the same timestamp through a
@@ -316,6 +317,23 @@ size_t notify_rounds(size_t n, size_t iters)
 	return rounds < 20 ? 20 : rounds;
 }
 
+/* The CPU time pid ran so far, in ns (0 if unknown). */
+static uint64_t cpu_ns(pid_t pid)
+{
+	unsigned long long ns = 0;
+	char path[64];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/schedstat", (long)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%llu", &ns) != 1)
+		ns = 0;
+	fclose(f);
+	return ns;
+}
+
 /* Prints the lines of one comparison for n subscribers ("last" or, with n > 1, "all"). */
 static void print_lines(const char *what, size_t n, bool page, struct side *mmapd,
                         struct side *hop, struct side *relay)
@@ -339,6 +357,7 @@ static int measure(struct notify_ctx *c, size_t n, bool page, const struct bench
 		{ .label = "relay", .run = run_relay, .ctx = c, .measured = &c->relay_last },
 	};
 	size_t rounds = notify_rounds(n, o->iters);
+	uint64_t cpu0 = 0;
 	int r, r2;
 
 	c->calls = c->relay_calls = 0;
@@ -350,10 +369,19 @@ static int measure(struct notify_ctx *c, size_t n, bool page, const struct bench
 		r = samples_init(&c->all, rounds * n);
 	if (r == 0)
 		r = samples_init(&c->relay_all, rounds * n);
-	if (r == 0)
-		r = compare_run(sides, 3, c->warmup, rounds);
 	if (r == 0) {
+		cpu0 = cpu_ns(o->daemon_pid);
+		r = compare_run(sides, 3, c->warmup, rounds);
+	}
+	if (r == 0) {
+		uint64_t cpu = cpu_ns(o->daemon_pid) - cpu0;
+
 		print_lines("last", n, page, &sides[0], &sides[1], &sides[2]);
+		/* Its CPU time while the three sides ran: only mmapd's side gives it work. */
+		if (cpu0 && c->calls)
+			printf("notify %zu %s subs, daemon %8.2fus CPU per change and subscriber "
+			       "(%zu changes)\n", n, page ? "page" : "json",
+			       (double)cpu / 1e3 / (double)c->calls / (double)n, c->calls);
 		if (n > 1) {
 			struct side all = { .label = "mmapd", .samples = c->all };
 			struct side relay_all = { .label = "relay", .samples = c->relay_all };

@@ -144,7 +144,7 @@ int fastnotify_report(struct mmapd_client *client, struct mmapd_region *region, 
 	if (fastnotify_page(client, region, name, &p) != 0)
 		return FAST_FALLBACK;
 	route = atomic_load_explicit(&p.log->route, memory_order_relaxed);
-	if (route == CHANGELOG_ROUTE_PROTOCOL)
+	if (route != CHANGELOG_ROUTE_NONE && route != CHANGELOG_ROUTE_DOORBELL)
 		return FAST_FALLBACK;
 	size = fastnotify_size(client, region, name);
 	if (offset > size || length > size - offset)
@@ -215,6 +215,10 @@ MMAPD_EXPORT int mmapd_region_wait_changed(struct mmapd_region *region, uint64_t
 		return error_set(-ETIMEDOUT, "no change of region '%s' after seq %llu within "
 		                 "timeout_ms (%d)", region->name, (unsigned long long)after_seq,
 		                 timeout_ms);
+	if (h == -ESHUTDOWN)
+		return error_set(-ESHUTDOWN, "the daemon that kept the change log of region '%s' "
+		                 "handed its connections over to another: subscribe to its events, "
+		                 "or reconnect", region->name);
 	if (h < 0)
 		return error_set((int)h, "waiting for a change of region '%s' was interrupted",
 		                 region->name);

@@ -550,7 +550,9 @@ MMAPD_EXPORT int mmapd_region_report_changed(struct mmapd_region *region, uint64
  * mmapd_region_read_change() reads change seq: 0, -ESTALE (overwritten before it was read: the
  * reader's overflow, re-read the region), -EAGAIN (not reported yet). Both return -EOPNOTSUPP
  * for a region without a control page here (open read-only, or the daemon refused one):
- * subscribe to its events instead. Offsets are the region's, not the window's.
+ * subscribe to its events instead. Offsets are the region's, not the window's. Waits end with
+ * -ESHUTDOWN once the daemon handed its connections over to a new one (a restart with the fd
+ * store): the page's log is not kept any more.
  */
 struct mmapd_change {
 	uint64_t seq;

@@ -30,6 +30,7 @@ struct control {
 	struct control_relay relay;
 	int bell;                     /* the doorbell eventfd, or -1 */
 	uv_poll_t *bell_poll;         /* watching it while the region lives */
+	uv_timer_t *later;            /* control_bell_later's, with bell_poll */
 	void (*on_bell)(void *ctx);
 	void *bell_ctx;
 };
@@ -93,6 +94,8 @@ static void control_bell_stop(struct control *ctl)
 		return;
 	uv_close((uv_handle_t *)ctl->bell_poll, control_on_bell_closed);
 	ctl->bell_poll = NULL;
+	uv_close((uv_handle_t *)ctl->later, control_on_bell_closed);
+	ctl->later = NULL;
 }
 
 int control_attach(struct control **ctlp, const char *label, struct conn *c, int *ret_fd,
@@ -202,8 +205,11 @@ void control_unmanage(struct control *ctl)
 
 void control_freeze(struct control *ctl)
 {
-	if (ctl)
-		ctl->frozen = true;
+	if (!ctl)
+		return;
+	ctl->frozen = true;
+	/* Its change log is read by no daemon from now on: writers use the protocol. */
+	changelog_close(control_log(ctl));
 }
 
 bool control_managed(const struct control *ctl)
@@ -280,6 +286,19 @@ static void control_on_bell(uv_poll_t *h, int status, int events)
 	ctl->on_bell(ctl->bell_ctx);
 }
 
+static void control_on_later(uv_timer_t *t)
+{
+	struct control *ctl = t->data;
+
+	ctl->on_bell(ctl->bell_ctx);
+}
+
+void control_bell_later(struct control *ctl, uint64_t ms)
+{
+	if (ctl && ctl->later && !uv_is_active((uv_handle_t *)ctl->later))
+		uv_timer_start(ctl->later, control_on_later, ms, 0);
+}
+
 int control_bell(struct control *ctl, uv_loop_t *loop, void (*on_bell)(void *ctx), void *ctx,
                  int *ret_fd)
 {
@@ -294,17 +313,27 @@ int control_bell(struct control *ctl, uv_loop_t *loop, void (*on_bell)(void *ctx
 	}
 	if (!ctl->bell_poll) {
 		ctl->bell_poll = malloc(sizeof(*ctl->bell_poll));
-		if (!ctl->bell_poll)
+		ctl->later = malloc(sizeof(*ctl->later));
+		if (!ctl->bell_poll || !ctl->later) {
+			free(ctl->bell_poll);
+			free(ctl->later);
+			ctl->bell_poll = NULL;
+			ctl->later = NULL;
 			return -ENOMEM;
+		}
 		r = uv_poll_init(loop, ctl->bell_poll, ctl->bell);
 		if (r == 0)
 			r = uv_poll_start(ctl->bell_poll, UV_READABLE, control_on_bell);
 		if (r < 0) {
 			free(ctl->bell_poll);
+			free(ctl->later);
 			ctl->bell_poll = NULL;
+			ctl->later = NULL;
 			return -ENOMEM;
 		}
+		uv_timer_init(loop, ctl->later);
 		ctl->bell_poll->data = ctl;
+		ctl->later->data = ctl;
 	}
 	ctl->on_bell = on_bell;
 	ctl->bell_ctx = ctx;

@@ -100,5 +100,8 @@ int control_conn_slot(const struct control *ctl, const struct conn *c);
  */
 int control_bell(struct control *ctl, uv_loop_t *loop, void (*on_bell)(void *ctx), void *ctx,
                  int *ret_fd);
+/* Runs the doorbell's on_bell in ms, once, unless it is armed already (or there is no doorbell
+ * yet: then nobody rang). ctl may be NULL. */
+void control_bell_later(struct control *ctl, uint64_t ms);
 
 #endif

@@ -65,7 +65,14 @@ void relay_route(struct region *r)
 	if (!control_log_ready(r->ctl))
 		return;
 	log = control_log(r->ctl);
-	old = atomic_exchange_explicit(&log->route, route, memory_order_seq_cst);
+	old = atomic_load_explicit(&log->route, memory_order_relaxed);
+	/* A log closed at a handover stays so (control_freeze). */
+	do {
+		if (old == CHANGELOG_ROUTE_GONE)
+			return;
+	} while (!atomic_compare_exchange_weak_explicit(&log->route, &old, route,
+	                                                memory_order_seq_cst,
+	                                                memory_order_relaxed));
 	/*
 	 * Nobody needed the changes published so far: the relay starts at the head, read after the
 	 * new route is visible (writers read the route after reserving their seq, so every change
@@ -164,8 +171,11 @@ void relay_run(struct region *r)
 				rl->stuck = s;
 				rl->stuck_ms = uv_now(r->srv->loop);
 			}
-			if (uv_now(r->srv->loop) - rl->stuck_ms < RELAY_STUCK_MS)
+			if (uv_now(r->srv->loop) - rl->stuck_ms < RELAY_STUCK_MS) {
+				/* Not forgotten if nothing rings again. */
+				control_bell_later(r->ctl, RELAY_STUCK_MS + 1);
 				break;
+			}
 		}
 		rl->done = s;
 		if (ret < 0 || ch.length == 0 || ch.offset > size || ch.length > size - ch.offset) {

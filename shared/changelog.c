@@ -99,6 +99,13 @@ int changelog_read(struct changelog *log, uint64_t seq, struct changelog_change 
 	return atomic_load_explicit(&e->seq, memory_order_relaxed) == seq ? 0 : -ESTALE;
 }
 
+void changelog_close(struct changelog *log)
+{
+	atomic_store_explicit(&log->route, CHANGELOG_ROUTE_GONE, memory_order_seq_cst);
+	atomic_fetch_add_explicit(&log->wake, 1, memory_order_release);
+	syscall(SYS_futex, &log->wake, FUTEX_WAKE, 0x7fffffff, NULL, NULL, 0);
+}
+
 int64_t changelog_wait(struct changelog *log, uint64_t after_seq, const struct timespec *deadline)
 {
 	for (;;) {
@@ -111,6 +118,10 @@ int64_t changelog_wait(struct changelog *log, uint64_t after_seq, const struct t
 		atomic_fetch_add_explicit(&log->sleepers, 1, memory_order_seq_cst);
 		seen = atomic_load_explicit(&log->wake, memory_order_seq_cst);
 		h = changelog_head(log);
+		if (atomic_load_explicit(&log->route, memory_order_relaxed) == CHANGELOG_ROUTE_GONE) {
+			atomic_fetch_sub_explicit(&log->sleepers, 1, memory_order_relaxed);
+			return -ESHUTDOWN;
+		}
 		if (h > after_seq) {
 			atomic_fetch_sub_explicit(&log->sleepers, 1, memory_order_relaxed);
 			return (int64_t)h;

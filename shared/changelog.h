@@ -41,6 +41,8 @@ enum changelog_route {
 	CHANGELOG_ROUTE_NONE,          /* only readers of the page care */
 	CHANGELOG_ROUTE_DOORBELL,      /* ring the daemon's doorbell after publishing */
 	CHANGELOG_ROUTE_PROTOCOL,      /* report through the `changed` request instead */
+	CHANGELOG_ROUTE_GONE,          /* no daemon reads this log any more (it handed its
+	                                  connections to the next one): use the protocol */
 };
 
 struct changelog_entry {
@@ -84,9 +86,15 @@ uint64_t changelog_publish(struct changelog *log, uint64_t offset, uint64_t leng
 /* Reads change seq: 0, -EAGAIN (not published yet), -ESTALE (overwritten: the ring lapped). */
 int changelog_read(struct changelog *log, uint64_t seq, struct changelog_change *ret);
 
+/* The daemon stops reading log for good: route CHANGELOG_ROUTE_GONE, and sleepers wake. */
+void changelog_close(struct changelog *log);
+#if 0
+#endif
+
 /*
  * Sleeps until the head passes after_seq or the absolute CLOCK_MONOTONIC deadline (NULL: none).
- * Returns the head (> after_seq), -ETIMEDOUT or -EINTR.
+ * Returns the head (> after_seq), -ETIMEDOUT, -EINTR, or -ESHUTDOWN (the route is
+ * CHANGELOG_ROUTE_GONE).
  */
 int64_t changelog_wait(struct changelog *log, uint64_t after_seq, const struct timespec *deadline);
 
