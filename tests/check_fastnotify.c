@@ -355,6 +355,45 @@ START_TEST(test_fastnotify_hostile_uid_scribbling_the_log_hurts_only_that_region
 }
 END_TEST
 
+START_TEST(test_fastnotify_an_entry_never_published_is_reported_lost_and_passed)
+{
+	struct test_sess w, sub;
+	struct test_conn c;
+	struct ctlpage *page;
+	uint64_t seq0;
+	char want[128], *ev;
+	int fd;
+
+	test_daemon_create(&dmn, "stuck", 4096, false);
+	sess_open(&w, "writer", "stuck");
+	test_sess_start(&sub, &dmn, "sub");
+	seq0 = test_line_u64(test_sess_ok(&sub, "subscribe stuck"), "seq");
+	test_conn_open_hello(&c, &dmn);
+	page = raw_page(&c, "stuck", &fd);
+	/* A writer that reserved seq0 + 1 and died before publishing it. */
+	atomic_fetch_add(&ctlpage_log(page)->head, 1);
+	ck_assert_uint_eq(test_line_u64(test_sess_ok(&w, "changed stuck 8 8"), "seq"), seq0 + 2);
+	/* Nothing rings again: the daemon still gets past it, with an overflow for it. */
+	snprintf(want, sizeof(want), "overflow stuck seq=%llu", (unsigned long long)seq0 + 1);
+	ev = test_sess_find_event(&sub, "overflow stuck", TEST_WAIT_MS);
+	ck_assert_msg(ev, "no overflow for the entry never published");
+	ck_assert_str_eq(ev, want);
+	free(ev);
+	snprintf(want, sizeof(want), "changed stuck seq=%llu first=%llu ranges=8+8 writer=writer/%ld",
+	         (unsigned long long)seq0 + 2, (unsigned long long)seq0 + 2, (long)w.pid);
+	ev = test_sess_find_event(&sub, "changed stuck", TEST_WAIT_MS);
+	ck_assert_msg(ev, "the change after the entry never published did not arrive");
+	ck_assert_str_eq(ev, want);
+	free(ev);
+	munmap(page, CTLPAGE_SIZE);
+	close(fd);
+	test_conn_close(&c);
+	ck_assert_int_eq(test_sess_end(&w), 0);
+	ck_assert_int_eq(test_sess_end(&sub), 0);
+	test_daemon_delete(&dmn, "stuck");
+}
+END_TEST
+
 START_TEST(test_fastnotify_always_policy_and_read_only_regions_use_the_protocol)
 {
 	struct test_sess w, ro;
@@ -392,6 +431,7 @@ static Suite *fastnotify_suite(void)
 	tcase_add_test(tc, test_fastnotify_page_writer_reaches_page_reader_with_its_pid);
 	tcase_add_test(tc, test_fastnotify_mixed_writers_lose_nothing_for_any_reader);
 	tcase_add_test(tc, test_fastnotify_hostile_uid_scribbling_the_log_hurts_only_that_region);
+	tcase_add_test(tc, test_fastnotify_an_entry_never_published_is_reported_lost_and_passed);
 	tcase_add_test(tc, test_fastnotify_always_policy_and_read_only_regions_use_the_protocol);
 	suite_add_tcase(s, tc);
 	return s;
