@@ -14,7 +14,9 @@
  * the writer rings its doorbell), and "page" ones, which hold the region read-write and sleep in
  * mmapd_region_wait_changed() on the change log's futex word (no daemon on the path). A page has
  * CTLPAGE_SLOTS connections at most, so past PAGE_PROCS page subscribers are threads, as many
- * in each of PAGE_PROCS processes.
+ * in each of PAGE_PROCS processes. A third kind, "json/req", has json subscribers and a writer
+ * that reports through the changed request (a connection of its own, with no page): the path
+ * every change took before the control page.
  *
  * For 1, 10, 100 and 1,000 subscribers, the line "last" is the latency of the last subscriber to
  * get each change (the time until everyone has it) and "all" takes every delivery as one sample;
@@ -184,8 +186,19 @@ static void subscriber(int sock, const void *arg)
 	}
 }
 
+/* The subscribers measured, and how the writer reports. */
+enum notify_kind {
+	KIND_PAGE,                    /* page subscribers */
+	KIND_JSON,                    /* json subscribers; the writer publishes on the page */
+	KIND_JSON_REQUEST,            /* json subscribers; the writer sends changed requests */
+};
+
+static const char *const kind_names[] = { "page", "json", "json/req" };
+
 struct notify_ctx {
 	struct mmapd_client *client;
+	struct mmapd_client *writer;  /* client, or request_writer for KIND_JSON_REQUEST */
+	struct mmapd_client *request_writer;   /* has no page: reports by request */
 	volatile uint64_t *stamp;  /* the writer's read-write mapping of the region */
 	struct peer subs[MAX_SUBS];
 	size_t nsubs;                 /* processes */
@@ -217,7 +230,7 @@ static int run_mmapd(void *arg)
 	int r;
 
 	*c->stamp = clock_ns();
-	r = mmapd_report_changed(c->client, REGION, 0, sizeof(uint64_t), NULL);
+	r = mmapd_report_changed(c->writer, REGION, 0, sizeof(uint64_t), NULL);
 	if (r < 0) {
 		fprintf(stderr, "mmapd-bench: mmapd_report_changed: %s\n", mmapd_last_message());
 		return r;
@@ -335,10 +348,10 @@ static uint64_t cpu_ns(pid_t pid)
 }
 
 /* Prints the lines of one comparison for n subscribers ("last" or, with n > 1, "all"). */
-static void print_lines(const char *what, size_t n, bool page, struct side *mmapd,
+static void print_lines(const char *what, size_t n, enum notify_kind k, struct side *mmapd,
                         struct side *hop, struct side *relay)
 {
-	const char *kind = page ? "page" : "json";
+	const char *kind = kind_names[k];
 	char name[64];
 
 	if (n == 1)
@@ -349,8 +362,9 @@ static void print_lines(const char *what, size_t n, bool page, struct side *mmap
 	compare_print_latency(name, mmapd, relay);
 }
 
-static int measure(struct notify_ctx *c, size_t n, bool page, const struct bench_opts *o)
+static int measure(struct notify_ctx *c, size_t n, enum notify_kind k, const struct bench_opts *o)
 {
+	bool page = k == KIND_PAGE;
 	struct side sides[] = {
 		{ .label = "mmapd", .run = run_mmapd, .ctx = c, .measured = &c->last },
 		{ .label = "sockethop", .run = run_hop, .ctx = c, .measured = &c->hop_delay },
@@ -360,6 +374,7 @@ static int measure(struct notify_ctx *c, size_t n, bool page, const struct bench
 	uint64_t cpu0 = 0;
 	int r, r2;
 
+	c->writer = k == KIND_JSON_REQUEST ? c->request_writer : c->client;
 	c->calls = c->relay_calls = 0;
 	c->warmup = rounds / 10;
 	r = start_subscribers(c, n, page, o);
@@ -376,17 +391,17 @@ static int measure(struct notify_ctx *c, size_t n, bool page, const struct bench
 	if (r == 0) {
 		uint64_t cpu = cpu_ns(o->daemon_pid) - cpu0;
 
-		print_lines("last", n, page, &sides[0], &sides[1], &sides[2]);
+		print_lines("last", n, k, &sides[0], &sides[1], &sides[2]);
 		/* Its CPU time while the three sides ran: only mmapd's side gives it work. */
 		if (cpu0 && c->calls)
 			printf("notify %zu %s subs, daemon %8.2fus CPU per change and subscriber "
-			       "(%zu changes)\n", n, page ? "page" : "json",
+			       "(%zu changes)\n", n, kind_names[k],
 			       (double)cpu / 1e3 / (double)c->calls / (double)n, c->calls);
 		if (n > 1) {
 			struct side all = { .label = "mmapd", .samples = c->all };
 			struct side relay_all = { .label = "relay", .samples = c->relay_all };
 
-			print_lines("all", n, page, &all, &sides[1], &relay_all);
+			print_lines("all", n, k, &all, &sides[1], &relay_all);
 		}
 	}
 	compare_done(sides, 3);
@@ -420,11 +435,13 @@ int case_notify(struct mmapd_client *client, const struct bench_opts *o)
 		mmapd_region_close(region);
 		return r;
 	}
-	for (i = 0; i < sizeof(counts) / sizeof(counts[0]) && r == 0; i++) {
-		r = measure(&c, counts[i], true, o);
-		if (r == 0)
-			r = measure(&c, counts[i], false, o);
-	}
+	r = mmapd_connect(o->socket, "bench-request-writer", &c.request_writer);
+	if (r < 0)
+		fprintf(stderr, "mmapd-bench: %s\n", mmapd_last_message());
+	for (i = 0; i < sizeof(counts) / sizeof(counts[0]) && r == 0; i++)
+		for (enum notify_kind k = KIND_PAGE; k <= KIND_JSON_REQUEST && r == 0; k++)
+			r = measure(&c, counts[i], k, o);
+	mmapd_disconnect(c.request_writer);
 	r2 = peer_stop(&c.hop);
 	if (r == 0)
 		r = r2;
