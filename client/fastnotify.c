@@ -26,10 +26,6 @@
 #define FASTNOTIFY_RELAY_WAIT_MS 20
 #define FASTNOTIFY_RELAY_ROOM    16
 
-/* The spin of a wait before it sleeps, and how many sleepers make it sleep at once. */
-#define FASTNOTIFY_SPIN_US  100
-#define FASTNOTIFY_SPINNERS 2
-
 /* Tries of a read that finds its change reserved but not yet published (a writer between two
  * stores), yielding between them, before it says -EAGAIN. */
 #define FASTNOTIFY_PUBLISH_TRIES 64
@@ -192,26 +188,15 @@ MMAPD_EXPORT int mmapd_region_wait_changed(struct mmapd_region *region, uint64_t
                                            int timeout_ms, uint64_t *ret_seq)
 {
 	struct fastnotify_page p;
-	struct timespec deadline, spin_end;
+	struct timespec deadline;
 	int64_t h;
 	int r = fastnotify_reader(region, &p), spins;
 
 	if (r < 0)
 		return r;
-	/*
-	 * A short spin first (FASTNOTIFY_SPIN_US at most, yielding): a change that comes within it
-	 * costs no sleep and no wake-up. Only while fewer than FASTNOTIFY_SPINNERS others sleep:
-	 * many waiters spinning on few processors would delay each other.
-	 */
-	clock_gettime(CLOCK_MONOTONIC, &spin_end);
-	spin_end.tv_nsec += FASTNOTIFY_SPIN_US * 1000L;
-	if (spin_end.tv_nsec >= 1000000000L) {
-		spin_end.tv_sec++;
-		spin_end.tv_nsec -= 1000000000L;
-	}
-	for (spins = 0;; spins++) {
+	/* A short spin first: a change that comes within it costs no sleep and no wake-up. */
+	for (spins = 0; spins < MMAPD_FAST_SPIN; spins++) {
 		uint64_t head = changelog_head(p.log);
-		struct timespec now;
 
 		if (head > after_seq) {
 			if (ret_seq)
@@ -221,15 +206,6 @@ MMAPD_EXPORT int mmapd_region_wait_changed(struct mmapd_region *region, uint64_t
 		if (timeout_ms == 0)
 			return error_set(-ETIMEDOUT, "no change of region '%s' after seq %llu",
 			                 region->name, (unsigned long long)after_seq);
-		if (atomic_load_explicit(&p.log->sleepers, memory_order_relaxed) >=
-		    FASTNOTIFY_SPINNERS)
-			break;
-		if (spins % 16 == 15) {
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			if (now.tv_sec > spin_end.tv_sec ||
-			    (now.tv_sec == spin_end.tv_sec && now.tv_nsec >= spin_end.tv_nsec))
-				break;
-		}
 		sched_yield();
 	}
 	if (timeout_ms > 0)
