@@ -10,8 +10,18 @@
  * send it back to the benchmark on their peer socketpair; the benchmark waits for all of them
  * before the next change, so changes are never coalesced.
  *
- * For 1, 10 and 100 subscribers, the line "last" is the latency of the last subscriber to get
- * each change (the time until everyone has it) and "all" takes every delivery as one sample.
+ * Subscribers come in two kinds, measured one after the other: "json" ones as above (the
+ * protocol's changed events, which the daemon relays from the control page's change log after
+ * the writer rings its doorbell), and "page" ones, which hold the region read-write and sleep in
+ * mmapd_region_wait_changed() on the change log's futex word (no daemon on the path). A page has
+ * CTLPAGE_SLOTS connections at most, so past PAGE_PROCS page subscribers are threads, as many
+ * in each of PAGE_PROCS processes. A third kind, "json/req", has json subscribers and a writer
+ * that reports through the changed request (a connection of its own, with no page): the path
+ * every change took before the control page.
+ *
+ * For 1, 10, 100 and 1,000 subscribers, the line "last" is the latency of the last subscriber to
+ * get each change (the time until everyone has it) and "all" takes every delivery as one sample;
+ * a line "daemon" gives mmapd's CPU time (/proc/PID/schedstat) per change and subscriber.
  * Two baselines. A raw one-way hop: the writer sends the 8-byte timestamp on a Unix socket
  * to a peer process blocked in poll() + read() (peer_start_hop()); it is one hop to one
  * process whatever the number of subscribers. And the fan-out of the same timestamp through a
@@ -20,6 +30,9 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -33,11 +46,14 @@
 #include "region.h"
 
 #define REGION "bench-notify"
-#define MAX_SUBS 100
+#define MAX_SUBS 1000
+#define PAGE_PROCS 25
 
 /* What a subscriber process knows. */
 struct sub_args {
 	const char *socket;
+	bool page;                         /* waits on the control page, not for events */
+	size_t threads;                    /* page: subscriber threads in the process */
 	uint64_t delay;                    /* set by the event handler */
 	const volatile uint64_t *stamp;    /* the writer's timestamp, in the mapping */
 	int got;
@@ -55,6 +71,77 @@ static void on_event(struct mmapd_client *client, const struct mmapd_event *ev, 
 	}
 }
 
+/* A page subscriber thread (see subscriber()): sleeps on the change log until told to stop. */
+struct page_thread {
+	struct mmapd_region *region;
+	int sock;
+	uint64_t seq;
+	_Atomic bool *stop;
+	pthread_mutex_t *send_mu;
+};
+
+static void *page_thread(void *arg)
+{
+	struct page_thread *t = arg;
+	const volatile uint64_t *stamp = mmapd_region_data(t->region);
+	uint64_t delay;
+	int r;
+
+	while (!atomic_load(t->stop)) {
+		r = mmapd_region_wait_changed(t->region, t->seq, 100, &t->seq);
+		if (r == -ETIMEDOUT)
+			continue;
+		if (r < 0)
+			_exit(1);
+		delay = clock_ns() - *stamp;
+		pthread_mutex_lock(t->send_mu);
+		if (send(t->sock, &delay, sizeof(delay), MSG_NOSIGNAL) != sizeof(delay))
+			_exit(1);
+		pthread_mutex_unlock(t->send_mu);
+	}
+	return NULL;
+}
+
+/* The page subscribers of one process: ready byte, then their delays until our end closes. */
+static void page_subscriber(int sock, struct mmapd_client *client, size_t nthreads)
+{
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RW);
+	static struct page_thread ts[MAX_SUBS];
+	static pthread_t tids[MAX_SUBS];
+	pthread_mutex_t send_mu = PTHREAD_MUTEX_INITIALIZER;
+	struct pollfd pfd = { .fd = sock, .events = POLLIN };
+	_Atomic bool stop = false;
+	struct mmapd_region *region;
+	uint64_t seq = 0;
+	char ready = 'r';
+	size_t i;
+	int r;
+
+	if (mmapd_region_open(client, REGION, &opts, &region) < 0) {
+		fprintf(stderr, "mmapd-bench: page subscriber: %s\n", mmapd_last_message());
+		_exit(1);
+	}
+	/* Maps the page now, and learns the last seq. */
+	r = mmapd_region_wait_changed(region, 0, 0, &seq);
+	if (r < 0 && r != -ETIMEDOUT) {
+		fprintf(stderr, "mmapd-bench: page subscriber: %s\n", mmapd_last_message());
+		_exit(1);
+	}
+	for (i = 0; i < nthreads; i++) {
+		ts[i] = (struct page_thread){ .region = region, .sock = sock, .seq = seq,
+		                              .stop = &stop, .send_mu = &send_mu };
+		if (pthread_create(&tids[i], NULL, page_thread, &ts[i]) != 0)
+			_exit(1);
+	}
+	if (send(sock, &ready, 1, MSG_NOSIGNAL) != 1)
+		_exit(1);
+	while (poll(&pfd, 1, -1) == 0 || !pfd.revents)
+		;
+	atomic_store(&stop, true);
+	for (i = 0; i < nthreads; i++)
+		pthread_join(tids[i], NULL);
+}
+
 /* A subscriber process: ready byte, then one 8-byte delay per change until our end closes. */
 static void subscriber(int sock, const void *arg)
 {
@@ -65,6 +152,14 @@ static void subscriber(int sock, const void *arg)
 	struct pollfd pfd[2];
 	char ready = 'r';
 
+	if (a.page) {
+		if (mmapd_connect(a.socket, "bench-page-subscriber", &client) < 0) {
+			fprintf(stderr, "mmapd-bench: subscriber: %s\n", mmapd_last_message());
+			_exit(1);
+		}
+		page_subscriber(sock, client, a.threads);
+		return;
+	}
 	if (mmapd_connect(a.socket, "bench-subscriber", &client) < 0 ||
 	    mmapd_region_open(client, REGION, &opts, &region) < 0 ||
 	    mmapd_subscribe(client, REGION, NULL) < 0) {
@@ -92,11 +187,23 @@ static void subscriber(int sock, const void *arg)
 	}
 }
 
+/* The subscribers measured, and how the writer reports. */
+enum notify_kind {
+	KIND_PAGE,                    /* page subscribers */
+	KIND_JSON,                    /* json subscribers; the writer publishes on the page */
+	KIND_JSON_REQUEST,            /* json subscribers; the writer sends changed requests */
+};
+
+static const char *const kind_names[] = { "page", "json", "json/req" };
+
 struct notify_ctx {
 	struct mmapd_client *client;
+	struct mmapd_client *writer;  /* client, or request_writer for KIND_JSON_REQUEST */
+	struct mmapd_client *request_writer;   /* has no page: reports by request */
 	volatile uint64_t *stamp;  /* the writer's read-write mapping of the region */
 	struct peer subs[MAX_SUBS];
-	size_t nsubs;
+	size_t nsubs;                 /* processes */
+	size_t per_sub;               /* subscribers in each */
 	struct samples all;        /* every timed delivery */
 	size_t calls, warmup;
 	uint64_t last;             /* mmapd side: the slowest delivery of this change */
@@ -124,16 +231,16 @@ static int run_mmapd(void *arg)
 	int r;
 
 	*c->stamp = clock_ns();
-	r = mmapd_report_changed(c->client, REGION, 0, sizeof(uint64_t), NULL);
+	r = mmapd_report_changed(c->writer, REGION, 0, sizeof(uint64_t), NULL);
 	if (r < 0) {
 		fprintf(stderr, "mmapd-bench: mmapd_report_changed: %s\n", mmapd_last_message());
 		return r;
 	}
 	c->last = 0;
-	for (i = 0; i < c->nsubs; i++) {
+	for (i = 0; i < c->nsubs * c->per_sub; i++) {
 		uint64_t d;
 
-		r = recv_u64(c->subs[i].sock, &d);
+		r = recv_u64(c->subs[i / c->per_sub].sock, &d);
 		if (r < 0)
 			return r;
 		if (d > c->last)
@@ -191,11 +298,17 @@ static int stop_subscribers(struct notify_ctx *c)
 	return r;
 }
 
-static int start_subscribers(struct notify_ctx *c, size_t n, const struct bench_opts *o)
+static int start_subscribers(struct notify_ctx *c, size_t n, bool page,
+                             const struct bench_opts *o)
 {
-	struct sub_args a = { .socket = o->socket };
+	struct sub_args a = { .socket = o->socket, .page = page, .threads = 1 };
 	size_t i;
 
+	if (page && n > PAGE_PROCS) {
+		a.threads = n / PAGE_PROCS;
+		n = PAGE_PROCS;
+	}
+	c->per_sub = a.threads;
 	for (i = 0; i < n; i++) {
 		char ready;
 		int r = peer_start(&c->subs[i], o->peer_cpu, subscriber, &a);
@@ -218,48 +331,78 @@ size_t notify_rounds(size_t n, size_t iters)
 	return rounds < 20 ? 20 : rounds;
 }
 
-/* Prints the lines of one comparison for n subscribers ("last" or, with n > 1, "all"). */
-static void print_lines(const char *what, size_t n, struct side *mmapd, struct side *hop,
-                        struct side *relay)
+/* The CPU time pid ran so far, in ns (0 if unknown). */
+static uint64_t cpu_ns(pid_t pid)
 {
+	unsigned long long ns = 0;
+	char path[64];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/schedstat", (long)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%llu", &ns) != 1)
+		ns = 0;
+	fclose(f);
+	return ns;
+}
+
+/* Prints the lines of one comparison for n subscribers ("last" or, with n > 1, "all"). */
+static void print_lines(const char *what, size_t n, enum notify_kind k, struct side *mmapd,
+                        struct side *hop, struct side *relay)
+{
+	const char *kind = kind_names[k];
 	char name[64];
 
 	if (n == 1)
-		snprintf(name, sizeof(name), "notify 1 sub");
+		snprintf(name, sizeof(name), "notify 1 sub, %s", kind);
 	else
-		snprintf(name, sizeof(name), "notify %zu subs, %s", n, what);
+		snprintf(name, sizeof(name), "notify %zu %s subs, %s", n, kind, what);
 	compare_print_latency(name, mmapd, hop);
 	compare_print_latency(name, mmapd, relay);
 }
 
-static int measure(struct notify_ctx *c, size_t n, const struct bench_opts *o)
+static int measure(struct notify_ctx *c, size_t n, enum notify_kind k, const struct bench_opts *o)
 {
+	bool page = k == KIND_PAGE;
 	struct side sides[] = {
 		{ .label = "mmapd", .run = run_mmapd, .ctx = c, .measured = &c->last },
 		{ .label = "sockethop", .run = run_hop, .ctx = c, .measured = &c->hop_delay },
 		{ .label = "relay", .run = run_relay, .ctx = c, .measured = &c->relay_last },
 	};
 	size_t rounds = notify_rounds(n, o->iters);
+	uint64_t cpu0 = 0;
 	int r, r2;
 
+	c->writer = k == KIND_JSON_REQUEST ? c->request_writer : c->client;
 	c->calls = c->relay_calls = 0;
 	c->warmup = rounds / 10;
-	r = start_subscribers(c, n, o);
+	r = start_subscribers(c, n, page, o);
 	if (r == 0)
 		r = fanout_start(&c->relay, n, o->peer_cpu);
 	if (r == 0)
 		r = samples_init(&c->all, rounds * n);
 	if (r == 0)
 		r = samples_init(&c->relay_all, rounds * n);
-	if (r == 0)
-		r = compare_run(sides, 3, c->warmup, rounds);
 	if (r == 0) {
-		print_lines("last", n, &sides[0], &sides[1], &sides[2]);
+		cpu0 = cpu_ns(o->daemon_pid);
+		r = compare_run(sides, 3, c->warmup, rounds);
+	}
+	if (r == 0) {
+		uint64_t cpu = cpu_ns(o->daemon_pid) - cpu0;
+
+		print_lines("last", n, k, &sides[0], &sides[1], &sides[2]);
+		/* Its CPU time while the three sides ran: only mmapd's side gives it work. */
+		if (cpu0 && c->calls)
+			printf("notify %zu %s subs, daemon %8.2fus CPU per change and subscriber "
+			       "(%zu changes)\n", n, kind_names[k],
+			       (double)cpu / 1e3 / (double)c->calls / (double)n, c->calls);
 		if (n > 1) {
 			struct side all = { .label = "mmapd", .samples = c->all };
 			struct side relay_all = { .label = "relay", .samples = c->relay_all };
 
-			print_lines("all", n, &all, &sides[1], &relay_all);
+			print_lines("all", n, k, &all, &sides[1], &relay_all);
 		}
 	}
 	compare_done(sides, 3);
@@ -275,7 +418,7 @@ static int measure(struct notify_ctx *c, size_t n, const struct bench_opts *o)
 
 int case_notify(struct mmapd_client *client, const struct bench_opts *o)
 {
-	static const size_t counts[] = { 1, 10, MAX_SUBS };
+	static const size_t counts[] = { 1, 10, 100, MAX_SUBS };
 	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(
 		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL, .mode = MMAPD_MODE_RW, .size = 4096);
 	struct notify_ctx c = { .client = client };
@@ -293,8 +436,13 @@ int case_notify(struct mmapd_client *client, const struct bench_opts *o)
 		mmapd_region_close(region);
 		return r;
 	}
+	r = mmapd_connect(o->socket, "bench-request-writer", &c.request_writer);
+	if (r < 0)
+		fprintf(stderr, "mmapd-bench: %s\n", mmapd_last_message());
 	for (i = 0; i < sizeof(counts) / sizeof(counts[0]) && r == 0; i++)
-		r = measure(&c, counts[i], o);
+		for (enum notify_kind k = KIND_PAGE; k <= KIND_JSON_REQUEST && r == 0; k++)
+			r = measure(&c, counts[i], k, o);
+	mmapd_disconnect(c.request_writer);
 	r2 = peer_stop(&c.hop);
 	if (r == 0)
 		r = r2;

@@ -8,6 +8,7 @@
 #define MMAPD_BENCH_CASES_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "mmapd.h"
 
@@ -21,6 +22,7 @@ struct bench_opts {
 	size_t redis_requests;  /* redis-benchmark -n */
 	const char *socket;     /* mmapd's socket, for the cases' own client processes */
 	const char *dir;        /* the benchmark's temporary directory */
+	pid_t daemon_pid;       /* the mmapd measured, for its CPU time */
 };
 
 /* Size of the region of case_open_touch(), and of the bandwidth case's copies. */

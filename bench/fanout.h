@@ -18,7 +18,7 @@
 
 #include "peer.h"
 
-#define FANOUT_MAX 100
+#define FANOUT_MAX 1000
 
 struct fanout {
 	struct peer relay;

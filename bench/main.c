@@ -288,6 +288,7 @@ int main(int argc, char **argv)
 	if (server_start(&srv, bin, plan.server, &client) < 0)
 		return 1;
 	opts.socket = srv.sock;
+	opts.daemon_pid = srv.pid;
 	opts.dir = srv.dir;
 	print_header(&srv, &opts, &plan);
 	if (case_wanted(cases, CASE_OPEN))

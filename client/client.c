@@ -73,6 +73,8 @@ void fast_free(struct mmapd_client *client)
 
 		client->fast_pages = fp->next;
 		munmap(fp->page, CTLPAGE_SIZE);
+		if (fp->bell > 0)
+			close(fp->bell - 1);
 		free(fp);
 	}
 	free(client->fast_index);

@@ -499,14 +499,20 @@ out:
 	return r;
 }
 
-MMAPD_EXPORT int mmapd_report_changed(struct mmapd_client *client, const char *name, uint64_t offset,
-                               uint64_t length, uint64_t *ret_seq)
+/* A change of region (a handle, or NULL) or of the region called name: on its control page
+ * when that may be, else by the changed request. */
+static int report_changed(struct mmapd_client *client, struct mmapd_region *region,
+                          const char *name, uint64_t offset, uint64_t length, uint64_t *ret_seq)
 {
 	struct call call = { 0 };
 	int r;
 
 	if (length == 0)
 		return error_set(-EINVAL, "a change of 0 bytes cannot be reported");
+	r = client && name ? fastnotify_report(client, region, name, offset, length, ret_seq)
+	                   : FAST_FALLBACK;
+	if (r != FAST_FALLBACK)
+		return r;
 	r = request_start_region(client, proto_op_name(PROTO_OP_CHANGED), name, &call.req);
 	if (r < 0)
 		return r;
@@ -516,6 +522,12 @@ MMAPD_EXPORT int mmapd_report_changed(struct mmapd_client *client, const char *n
 		return r;
 	}
 	return coord_run(client, &call, PROTO_FIELD_SEQ, ret_seq);
+}
+
+MMAPD_EXPORT int mmapd_report_changed(struct mmapd_client *client, const char *name, uint64_t offset,
+                               uint64_t length, uint64_t *ret_seq)
+{
+	return report_changed(client, NULL, name, offset, length, ret_seq);
 }
 
 MMAPD_EXPORT int mmapd_flush(struct mmapd_client *client, const char *name, uint64_t offset,
@@ -691,8 +703,8 @@ MMAPD_EXPORT int mmapd_region_report_changed(struct mmapd_region *region, uint64
 {
 	int r = region_coord_offset(region, offset, &offset);
 
-	return r < 0 ? r : mmapd_report_changed(region->client, region->name, offset, length,
-	                                        ret_seq);
+	return r < 0 ? r : report_changed(region->client, region, region->name, offset, length,
+	                                  ret_seq);
 }
 
 MMAPD_EXPORT int mmapd_region_flush(struct mmapd_region *region, uint64_t offset, uint64_t length)

@@ -88,6 +88,26 @@ int fastlock_unlock(struct mmapd_client *client, uint64_t id, uint64_t *ret_tell
  * held. */
 size_t fastlock_forget(struct mmapd_client *client);
 
+/*
+ * The control page of region (a handle, or NULL) or of the open read-write region called name,
+ * asked of the daemon once (see fastlock.c): with client->fast_mu held when not NULL, released
+ * by fastlock_page_done. Lock not held. (fastnotify.c uses the page's change log.)
+ */
+struct fast_page *fastlock_page(struct mmapd_client *client, struct mmapd_region *region,
+                                const char *name);
+void fastlock_page_done(struct mmapd_client *client);
+
+/* ---- fastnotify.c ---- */
+
+/*
+ * Reports a change of region (a handle, or NULL) or of the region called name in its control
+ * page's change log when this client holds it open read-write and no flush policy makes the
+ * daemon answer after a flush: 0 with *ret_seq (may be NULL), -ERANGE (message set), or
+ * FAST_FALLBACK: send the changed request. offset is the region's. Lock not held.
+ */
+int fastnotify_report(struct mmapd_client *client, struct mmapd_region *region, const char *name,
+                      uint64_t offset, uint64_t length, uint64_t *ret_seq);
+
 /* ---- coord.c ---- */
 
 /* Forgets every lock held (they died with the connection). Returns how many. Lock held. */

@@ -215,6 +215,17 @@ static struct fast_page *fast_page_get(struct mmapd_client *client,
 	return fp;
 }
 
+struct fast_page *fastlock_page(struct mmapd_client *client, struct mmapd_region *region,
+                                const char *name)
+{
+	return fast_page_get(client, region, name);
+}
+
+void fastlock_page_done(struct mmapd_client *client)
+{
+	fast_mu_unlock(client);
+}
+
 /* The pid holding what blocks us, for a message. */
 static long fast_blocker_pid(const struct fast_page *fp)
 {

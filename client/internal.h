@@ -154,6 +154,8 @@ struct fast_page {
 	uint64_t excl_id;             /* the exclusive lock this slot holds, or 0 */
 	uint64_t shared_count;        /* shared locks this slot holds */
 	uint64_t shared_id;           /* the id the daemon knows them by */
+	_Atomic int bell;             /* the page's doorbell descriptor + 1, 0: none (fastnotify.c;
+	                                 set once, without fast_mu) */
 };
 
 /* A shared lock held on the fast path: client->fast_locks (an exclusive one is its page's

@@ -543,6 +543,30 @@ MMAPD_EXPORT int mmapd_report_changed(struct mmapd_client *client, const char *n
 MMAPD_EXPORT int mmapd_region_report_changed(struct mmapd_region *region, uint64_t offset,
                                              uint64_t length, uint64_t *ret_seq);
 
+/*
+ * Change notification on the control page, for threads of a client holding region open
+ * read-write (docs/coordination.md): changes reported by anyone, through the page or the
+ * protocol, with the daemon's sequence numbers. mmapd_region_wait_changed() returns 0 once a
+ * change after after_seq was reported, *ret_seq (may be NULL) getting the last one; it sleeps
+ * on a futex in the page, timeout_ms < 0: no limit, 0: does not wait (-ETIMEDOUT).
+ * mmapd_region_read_change() reads change seq: 0, -ESTALE (overwritten before it was read: the
+ * reader's overflow, re-read the region), -EAGAIN (not reported yet). Both return -EOPNOTSUPP
+ * for a region without a control page here (open read-only, or the daemon refused one):
+ * subscribe to its events instead. Offsets are the region's, not the window's. Waits end with
+ * -ESHUTDOWN once the daemon handed its connections over to a new one (a restart with the fd
+ * store): the page's log is not kept any more.
+ */
+struct mmapd_change {
+	uint64_t seq;
+	uint64_t offset;
+	uint64_t length;
+	long writer_pid;
+};
+MMAPD_EXPORT int mmapd_region_wait_changed(struct mmapd_region *region, uint64_t after_seq,
+                                           int timeout_ms, uint64_t *ret_seq);
+MMAPD_EXPORT int mmapd_region_read_change(struct mmapd_region *region, uint64_t seq,
+                                          struct mmapd_change *ret);
+
 /* Makes region name durable (fdatasync in the daemon); returns once it is on stable storage.
  * Returns 0, -EIO (this or an earlier flush failed: the region is poisoned), -ENOENT. */
 MMAPD_EXPORT int mmapd_flush(struct mmapd_client *client, const char *name, uint64_t offset,

@@ -9,8 +9,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include "conn.h"
 #include "ctlpage.h"
@@ -25,6 +27,13 @@ struct control {
 	bool region_alive;            /* its region still points at it */
 	bool managed;                 /* CTL_DAEMON set by us */
 	bool frozen;                  /* managed for good (control_freeze) */
+	bool log_ready;               /* control_log_init done */
+	struct control_relay relay;
+	int bell;                     /* the doorbell eventfd, or -1 */
+	uv_poll_t *bell_poll;         /* watching it while the region lives */
+	uv_timer_t *later;            /* control_bell_later's, with bell_poll */
+	void (*on_bell)(void *ctx);
+	void *bell_ctx;
 };
 
 struct control_ref {
@@ -56,6 +65,7 @@ static int control_new(const char *label, struct control **ret)
 		return r;
 	}
 	ctl->page = map;
+	ctl->bell = -1;
 	ctlpage_format(ctl->page);
 	ctl->region_alive = true;
 	*ret = ctl;
@@ -68,7 +78,25 @@ static void control_free_if_unused(struct control *ctl)
 		return;
 	munmap(ctl->page, CTLPAGE_SIZE);
 	close(ctl->fd);
+	if (ctl->bell >= 0)
+		close(ctl->bell);
 	free(ctl);
+}
+
+static void control_on_bell_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+/* Stops watching the doorbell (the descriptor stays: holders may still ring it). */
+static void control_bell_stop(struct control *ctl)
+{
+	if (!ctl->bell_poll)
+		return;
+	uv_close((uv_handle_t *)ctl->bell_poll, control_on_bell_closed);
+	ctl->bell_poll = NULL;
+	uv_close((uv_handle_t *)ctl->later, control_on_bell_closed);
+	ctl->later = NULL;
 }
 
 int control_attach(struct control **ctlp, const char *label, struct conn *c, int *ret_fd,
@@ -137,6 +165,7 @@ void control_region_gone(struct control *ctl)
 	if (!ctl)
 		return;
 	ctl->region_alive = false;
+	control_bell_stop(ctl);
 	control_free_if_unused(ctl);
 }
 
@@ -177,8 +206,11 @@ void control_unmanage(struct control *ctl)
 
 void control_freeze(struct control *ctl)
 {
-	if (ctl)
-		ctl->frozen = true;
+	if (!ctl)
+		return;
+	ctl->frozen = true;
+	/* Its change log is read by no daemon from now on: writers use the protocol. */
+	changelog_close(control_log(ctl));
 }
 
 bool control_managed(const struct control *ctl)
@@ -196,4 +228,116 @@ void control_drop(struct control *ctl, unsigned slot, bool exclusive)
 {
 	if (slot < CTLPAGE_SLOTS)
 		(void)ctlpage_drop(ctl->page, slot, exclusive);
+}
+
+struct changelog *control_log(const struct control *ctl)
+{
+	return ctlpage_log(ctl->page);
+}
+
+bool control_log_ready(const struct control *ctl)
+{
+	return ctl && ctl->log_ready;
+}
+
+void control_log_init(struct control *ctl, uint64_t seq, enum changelog_route route)
+{
+	if (ctl->log_ready)
+		return;
+	changelog_init(control_log(ctl), seq, route);
+	ctl->relay.done = seq;
+	ctl->log_ready = true;
+}
+
+uint64_t control_seq(const struct control *ctl, uint64_t seq)
+{
+	uint64_t h;
+
+	if (!control_log_ready(ctl))
+		return seq;
+	h = changelog_head(control_log(ctl));
+	return h > seq ? h : seq;
+}
+
+struct control_relay *control_relay(struct control *ctl)
+{
+	return &ctl->relay;
+}
+
+int control_conn_slot(const struct control *ctl, const struct conn *c)
+{
+	const struct control_ref *ref;
+
+	for (ref = c->controls; ref; ref = ref->next)
+		if (ref->ctl == ctl)
+			return (int)ref->slot;
+	return -1;
+}
+
+static void control_on_bell(uv_poll_t *h, int status, int events)
+{
+	struct control *ctl = h->data;
+	uint64_t rings;
+
+	(void)status;
+	(void)events;
+	/* Whatever the count, one relay reads every entry published so far. */
+	if (read(ctl->bell, &rings, sizeof(rings)) < 0 && errno != EAGAIN)
+		log_warn("reading a doorbell: %s", strerror(errno));
+	ctl->on_bell(ctl->bell_ctx);
+}
+
+static void control_on_later(uv_timer_t *t)
+{
+	struct control *ctl = t->data;
+
+	ctl->on_bell(ctl->bell_ctx);
+}
+
+void control_bell_later(struct control *ctl, uint64_t ms)
+{
+	if (ctl && ctl->later && !uv_is_active((uv_handle_t *)ctl->later))
+		uv_timer_start(ctl->later, control_on_later, ms, 0);
+}
+
+int control_bell(struct control *ctl, uv_loop_t *loop, void (*on_bell)(void *ctx), void *ctx,
+                 int *ret_fd)
+{
+	int r;
+
+	if (!ctl->region_alive)
+		return -ENOENT;
+	if (ctl->bell < 0) {
+		ctl->bell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (ctl->bell < 0)
+			return -errno;
+	}
+	if (!ctl->bell_poll) {
+		ctl->bell_poll = malloc(sizeof(*ctl->bell_poll));
+		ctl->later = malloc(sizeof(*ctl->later));
+		if (!ctl->bell_poll || !ctl->later) {
+			free(ctl->bell_poll);
+			free(ctl->later);
+			ctl->bell_poll = NULL;
+			ctl->later = NULL;
+			return -ENOMEM;
+		}
+		r = uv_poll_init(loop, ctl->bell_poll, ctl->bell);
+		if (r == 0)
+			r = uv_poll_start(ctl->bell_poll, UV_READABLE, control_on_bell);
+		if (r < 0) {
+			free(ctl->bell_poll);
+			free(ctl->later);
+			ctl->bell_poll = NULL;
+			ctl->later = NULL;
+			return -ENOMEM;
+		}
+		uv_timer_init(loop, ctl->later);
+		ctl->bell_poll->data = ctl;
+		ctl->later->data = ctl;
+	}
+	ctl->on_bell = on_bell;
+	ctl->bell_ctx = ctx;
+	*ret_fd = dup(ctl->bell);
+	return *ret_fd < 0 ? -errno : 0;
 }

@@ -5,13 +5,17 @@
  * for it, and each such connection gets a slot, kept until the connection ends. The lock
  * manager (lock.c) decides when the daemon takes the region's locks over (CTL_DAEMON) and
  * back; this module keeps the page, the slots and who holds them, and clears a slot's locks
- * when its connection goes. Nothing here waits for what a client writes into the page.
+ * when its connection goes. Nothing here waits for what a client writes into the page. It also
+ * keeps the change log's doorbell (an eventfd the daemon watches) for relay.c.
  */
 #ifndef MMAPD_DAEMON_CONTROL_H
 #define MMAPD_DAEMON_CONTROL_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <uv.h>
+
+#include "changelog.h"
 
 struct conn;
 struct control;
@@ -53,5 +57,52 @@ void control_retire(struct control *ctl);
 
 /* Clears slot's exclusive lock or shared bit in the page and wakes sleepers. */
 void control_drop(struct control *ctl, unsigned slot, bool exclusive);
+
+/*
+ * The change log (changelog.h) in the page's later pages. control_log_init sets it up once,
+ * before the page is first passed (later calls do nothing); until then the region's seq is the
+ * daemon's alone.
+ */
+struct changelog *control_log(const struct control *ctl);
+bool control_log_ready(const struct control *ctl);
+void control_log_init(struct control *ctl, uint64_t seq, enum changelog_route route);
+
+/* The later of seq (the region's, as the daemon counted) and the head of ctl's log (may be NULL). */
+uint64_t control_seq(const struct control *ctl, uint64_t seq);
+
+/* A change reported through the protocol, published in the log and not relayed yet. */
+#define CONTROL_RELAY_PENDING 16
+#define CONTROL_WRITER_NAME_MAX 64   /* hello's client name is at most this long */
+struct control_pending {
+	uint64_t seq;
+	uint64_t serial;              /* its connection */
+	long pid;
+	char name[CONTROL_WRITER_NAME_MAX + 1];
+};
+
+/* What the relay (relay.c) read of the log so far: its state, kept with the page. */
+struct control_relay {
+	struct control_pending pending[CONTROL_RELAY_PENDING];
+	unsigned npending;
+	uint64_t done;                /* every change up to this seq was relayed or reported lost */
+	uint64_t stuck;               /* a seq found reserved but not published (0: none) */
+	uint64_t stuck_ms;            /* since when (the loop's clock) */
+};
+struct control_relay *control_relay(struct control *ctl);
+
+/* c's slot in ctl's page, or -1 (c has none). */
+int control_conn_slot(const struct control *ctl, const struct conn *c);
+
+/*
+ * The doorbell of ctl: an eventfd that writers of the log ring (write 1) when the daemon must
+ * read it. Made on first use and watched on loop while the region lives: on_bell(ctx) runs when
+ * it rang. Returns a descriptor of it (ret_fd, the caller's), or -ENOENT (the region is gone),
+ * -errno.
+ */
+int control_bell(struct control *ctl, uv_loop_t *loop, void (*on_bell)(void *ctx), void *ctx,
+                 int *ret_fd);
+/* Runs the doorbell's on_bell in ms, once, unless it is armed already (or there is no doorbell
+ * yet: then nobody rang). ctl may be NULL. */
+void control_bell_later(struct control *ctl, uint64_t ms);
 
 #endif

@@ -25,6 +25,7 @@
 
 #include "access.h"
 #include "conn.h"
+#include "control.h"
 #include "fdstore.h"
 #include "fsdir.h"
 #include "lock.h"
@@ -115,7 +116,7 @@ static bool fdconn_server_json(struct server *srv, cJSON *handover)
 		if (r->state != REGION_READY)
 			continue;
 		entry = cJSON_AddObjectToObject(regions, r->name);
-		if (!entry || !cJSON_AddNumberToObject(entry, "seq", (double)r->seq) ||
+		if (!entry || !cJSON_AddNumberToObject(entry, "seq", (double)control_seq(r->ctl, r->seq)) ||
 		    !cJSON_AddNumberToObject(entry, "generation", (double)r->generation))
 			return false;
 	}

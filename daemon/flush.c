@@ -284,11 +284,17 @@ void flush_count_change(struct conn *c, uint64_t id, struct region *r, uint64_t 
 	struct flush_state *f = &r->flush;
 
 	if (r->anonymous || f->policy.kind == POLICY_MANUAL) {
-		flush_reply_changed(c, id, seq);
+		if (c)
+			flush_reply_changed(c, id, seq);
 		return;
 	}
 	switch (f->policy.kind) {
 	case POLICY_ALWAYS:
+		/* A change read from the change log (no request waits): flushed all the same. */
+		if (!c) {
+			flush_want(r);
+			return;
+		}
 		if (flush_wait(r, c, id, true, seq) < 0) {
 			reply_nomem(c, id);
 			return;
@@ -317,7 +323,8 @@ void flush_count_change(struct conn *c, uint64_t id, struct region *r, uint64_t 
 	case POLICY_MANUAL:
 		break;
 	}
-	flush_reply_changed(c, id, seq);
+	if (c)
+		flush_reply_changed(c, id, seq);
 }
 
 void flush_set_policy(struct region *r, const struct policy *p)

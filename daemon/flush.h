@@ -99,7 +99,8 @@ void flush_request(struct conn *c, uint64_t id, struct region *r);
 
 /*
  * Counts the change number seq of length bytes against r's policy and answers the changed
- * request id with {"seq"}: after the flush under "always", at once otherwise.
+ * request id with {"seq"}: after the flush under "always", at once otherwise. c NULL: a change
+ * read from the change log (relay.c), which no request waits for.
  */
 void flush_count_change(struct conn *c, uint64_t id, struct region *r, uint64_t seq,
                         uint64_t length);

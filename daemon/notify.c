@@ -255,7 +255,7 @@ static bool sub_merge(struct sub *s, uint64_t off, uint64_t end, size_t max)
 }
 
 /* Holds change seq back in s, or overflows (see notify.h). */
-static void sub_hold_change(struct sub *s, const struct conn *writer, uint64_t seq,
+static void sub_hold_change(struct sub *s, const struct notify_writer *writer, uint64_t seq,
                             uint64_t off, uint64_t end)
 {
 	bool first = s->nranges == 0;
@@ -277,9 +277,8 @@ static void sub_hold_change(struct sub *s, const struct conn *writer, uint64_t s
 	if (first) {
 		s->first_seq = seq;
 		s->writer_serial = writer->serial;
-		s->writer_pid = (long)writer->pid;
-		snprintf(s->writer_name, sizeof(s->writer_name), "%s",
-		         writer->client_name ? writer->client_name : "");
+		s->writer_pid = writer->pid;
+		snprintf(s->writer_name, sizeof(s->writer_name), "%s", writer->name);
 		s->mixed = false;
 	} else if (writer->serial != s->writer_serial) {
 		s->mixed = true;
@@ -287,25 +286,24 @@ static void sub_hold_change(struct sub *s, const struct conn *writer, uint64_t s
 	s->last_seq = seq;
 }
 
-void notify_changed(struct region *r, const struct conn *writer, uint64_t seq, uint64_t offset,
-                    uint64_t length)
+void notify_changed_by(struct region *r, const struct notify_writer *writer, uint64_t seq,
+                       uint64_t offset, uint64_t length)
 {
-	const char *name = writer->client_name ? writer->client_name : "";
 	struct range one = { offset, offset + length };
 	struct outbuf *frame = NULL;
 	struct sub *s;
 
 	/* Every subscriber gets the same bytes: the event is encoded once, when first needed. */
 	for (s = r->subs; s; s = s->next) {
-		if (s->conn == writer || !conn_alive(s->conn))
+		if (s->conn->serial == writer->serial || !conn_alive(s->conn))
 			continue;
 		if (sub_must_hold(s)) {
 			sub_hold_change(s, writer, seq, one.off, one.end);
 			continue;
 		}
 		if (!frame)
-			frame = notify_encode(r, notify_changed_event(r, seq, seq, &one, 1, false, name,
-			                                              (long)writer->pid),
+			frame = notify_encode(r, notify_changed_event(r, seq, seq, &one, 1, false,
+			                                              writer->name, writer->pid),
 			                      "announcing a change");
 		if (!frame)
 			break;
@@ -313,6 +311,39 @@ void notify_changed(struct region *r, const struct conn *writer, uint64_t seq, u
 	}
 	if (frame)
 		conn_outbuf_unref(frame);
+}
+
+void notify_changed(struct region *r, const struct conn *writer, uint64_t seq, uint64_t offset,
+                    uint64_t length)
+{
+	struct notify_writer w = {
+		.serial = writer->serial, .pid = (long)writer->pid,
+		.name = writer->client_name ? writer->client_name : "",
+	};
+
+	notify_changed_by(r, &w, seq, offset, length);
+}
+
+void notify_lost(struct region *r, uint64_t seq)
+{
+	struct sub *s;
+
+	for (s = r->subs; s; s = s->next) {
+		if (!conn_alive(s->conn))
+			continue;
+		if (sub_must_hold(s)) {
+			/* What it holds has a gap now: one overflow, when its queue drains, stands
+			 * for all of it and for what comes until then. */
+			sub_set_holding(s, true);
+			free(s->ranges);
+			s->ranges = NULL;
+			s->nranges = s->cap = 0;
+			s->overflowed = s->dropped = true;
+			s->dropped_seq = seq;
+			continue;
+		}
+		sub_send_seq_event(s, proto_event_name(PROTO_EVENT_OVERFLOW), seq);
+	}
 }
 
 /* {"event": "flushed", "region", "seq"}, or NULL on ENOMEM. */

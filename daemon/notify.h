@@ -46,6 +46,19 @@ int notify_unsubscribe(struct conn *c, struct region *r);
 /* Announces change seq (offset, length) written by writer to every other subscriber. */
 void notify_changed(struct region *r, const struct conn *writer, uint64_t seq, uint64_t offset,
                     uint64_t length);
+
+/* Who wrote a change read from the change log (relay.c). */
+struct notify_writer {
+	uint64_t serial;              /* its connection's (which gets no event of its own change;
+	                                 0: none); tells writers apart when changes are merged */
+	long pid;
+	const char *name;             /* its hello name, "" for none */
+};
+/* notify_changed for a writer described by w. */
+void notify_changed_by(struct region *r, const struct notify_writer *w, uint64_t seq,
+                       uint64_t offset, uint64_t length);
+/* Changes up to seq were lost (the change log lapped the relay): an overflow to every subscriber. */
+void notify_lost(struct region *r, uint64_t seq);
 /* Announces that changes up to seq are durable ("flushed") to the subscribers. */
 void notify_flushed(struct region *r, uint64_t seq);
 

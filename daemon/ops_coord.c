@@ -26,6 +26,7 @@
 #include "notify.h"
 #include "ops.h"
 #include "region.h"
+#include "relay.h"
 #include "resize.h"
 #include "state.h"
 #include "vocab.h"
@@ -101,6 +102,8 @@ int ops_control(struct conn *c, uint64_t id, cJSON *req)
 		return OPS_DONE;
 	}
 	ret = control_attach(&g->region->ctl, "mmapd-control", c, &fd, &slot);
+	if (ret == 0)
+		relay_page_ready(g->region);
 	if (ret == 0) {
 		ret = lock_control_attached(g->region);
 		if (ret < 0)
@@ -264,7 +267,11 @@ int ops_subscribe(struct conn *c, uint64_t id, cJSON *req)
 	ret = ops_get_region(c, id, req, name, ACCESS_READ, &r);
 	if (!r)
 		return ret;
+	/* Changes published before the subscription go to the subscribers before it. */
+	relay_run(r);
 	ret = notify_subscribe(c, r);
+	if (ret == 0)
+		relay_route(r);
 	if (ret == -EALREADY) {
 		reply_error(c, id, EALREADY, "this connection is subscribed to region '%s' already",
 		            name);
@@ -277,7 +284,7 @@ int ops_subscribe(struct conn *c, uint64_t id, cJSON *req)
 		reply_nomem(c, id);
 	} else {
 		reply = msg_reply_ok(id);
-		if (reply && !cJSON_AddNumberToObject(reply, PROTO_FIELD_SEQ, (double)r->seq)) {
+		if (reply && !cJSON_AddNumberToObject(reply, PROTO_FIELD_SEQ, (double)relay_seq(r))) {
 			cJSON_Delete(reply);
 			reply = NULL;
 		}
@@ -299,22 +306,71 @@ int ops_unsubscribe(struct conn *c, uint64_t id, cJSON *req)
 	if (r && r->state == REGION_BUSY)
 		return ops_defer(c, id, req, r);
 	/* A subscription keeps its region in the table: one that is not there has none. */
-	if (!r || notify_unsubscribe(c, r) < 0)
+	if (!r || notify_unsubscribe(c, r) < 0) {
 		reply_error(c, id, ENOENT, "this connection is not subscribed to region '%s'", name);
-	else
+	} else {
+		relay_route(r);
 		reply_send(c, id, msg_reply_ok(id));
+	}
 	return OPS_DONE;
+}
+
+/*
+ * The doorbell form of changed: a holder of r's control page asks for the descriptor it rings
+ * after publishing changes in the page (relay.h). Reports nothing; relays what the log holds.
+ */
+static void changed_doorbell(struct conn *c, uint64_t id, struct region *r)
+{
+	cJSON *reply;
+	int fd, ret;
+
+	relay_run(r);
+	ret = relay_bell(r, c, &fd);
+	if (ret < 0) {
+		reply_error(c, id, -ret, ret == -EACCES || ret == -ENOENT
+		            ? "this connection holds no slot in the control page of region '%s'"
+		            : "no doorbell for region '%s'", r->name);
+		return;
+	}
+	reply = msg_reply_ok(id);
+	if (!reply || !cJSON_AddNumberToObject(reply, PROTO_FIELD_SEQ, (double)relay_seq(r)) ||
+	    !cJSON_AddNumberToObject(reply, PROTO_FIELD_FDS, 1)) {
+		cJSON_Delete(reply);
+		close(fd);
+		reply_nomem(c, id);
+		return;
+	}
+	if (conn_send(c, reply, &fd, 1) < 0 && conn_alive(c))
+		reply_nomem(c, id);
+	cJSON_Delete(reply);
 }
 
 int ops_changed(struct conn *c, uint64_t id, cJSON *req)
 {
 	uint64_t offset, length, size, seq;
+	bool doorbell = false;
 	const char *name;
 	struct region *r;
 	int ret;
 
 	name = ops_get_name(c, id, req);
-	if (!name || ops_get_u64(c, id, req, PROTO_FIELD_OFFSET, true, &offset) < 0 ||
+	if (!name || ops_get_bool(c, id, req, PROTO_FIELD_DOORBELL, &doorbell) < 0)
+		return OPS_DONE;
+	if (doorbell) {
+		if (cJSON_GetObjectItemCaseSensitive(req, PROTO_FIELD_OFFSET) ||
+		    cJSON_GetObjectItemCaseSensitive(req, PROTO_FIELD_LENGTH)) {
+			reply_error(c, id, EINVAL, "fields 'offset' and 'length' do not go with "
+			            "'doorbell'");
+			return OPS_DONE;
+		}
+		ret = ops_get_region(c, id, req, name, ACCESS_WRITE, &r);
+		if (!r)
+			return ret;
+		changed_doorbell(c, id, r);
+		ops_put_region(r);
+		return OPS_DONE;
+	}
+	if (ops_get_u64(c, id, req, PROTO_FIELD_OFFSET, true, &offset) < 0 ||
 	    ops_get_u64(c, id, req, PROTO_FIELD_LENGTH, true, &length) < 0)
 		return OPS_DONE;
 	if (length == 0) {
@@ -332,8 +388,8 @@ int ops_changed(struct conn *c, uint64_t id, cJSON *req)
 		reply_error(c, id, EIO, "region '%s' is poisoned by a failed flush, so its policy "
 		            "cannot flush the change; send clear-error first", name);
 	} else {
-		seq = ++r->seq;
-		notify_changed(r, c, seq, offset, length);
+		if (!relay_publish(r, c, offset, length, &seq))
+			notify_changed(r, c, seq, offset, length);
 		flush_count_change(c, id, r, seq, length);
 	}
 	ops_put_region(r);
@@ -468,7 +524,9 @@ int ops_set_policy(struct conn *c, uint64_t id, cJSON *req)
 	ret = ops_get_region(c, id, req, name, ACCESS_WRITE, &r);
 	if (!r)
 		return ret;
+	relay_run(r);                 /* changes published so far count under the old policy */
 	flush_set_policy(r, &p);
+	relay_route(r);
 	log_info("client %llu (pid %ld) set the flush policy of region '%s'",
 	         (unsigned long long)c->serial, (long)c->pid, name);
 	event = notify_event_new(r, proto_event_name(PROTO_EVENT_POLICY));

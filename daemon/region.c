@@ -546,7 +546,8 @@ cJSON *region_to_json_sized(const struct region *r, uint64_t size)
 		.grants = r->grants, .clients = r->clients,
 		.uid = r->acc.uid, .gid = r->acc.gid, .perm = r->acc.perm,
 		.policy_kind = r->flush.policy.kind, .policy_value = r->flush.policy.value,
-		.generation = r->generation, .poisoned = r->flush.poisoned, .seq = r->seq,
+		.generation = r->generation, .poisoned = r->flush.poisoned,
+		.seq = control_seq(r->ctl, r->seq),
 		.locks = r->locks.nheld + r->locks.nwaiting,
 	};
 

@@ -33,11 +33,11 @@ failed=0
 #   5 server   the listener and fd-store connections that wire the layers together; main
 # Files are named without .c/.h: "conn" is conn.c and conn.h.
 DAEMON_LAYERS='
-0 frame fdpass msg policy region_obj utf8 vocab fdcount name num ctlpage
+0 frame fdpass msg policy region_obj utf8 vocab fdcount name num ctlpage changelog
 1 log enumname htab timer fileio fsdir memfd config sdnotify budget state why
 2 conn reply
 3 control region lock resize notify flush meta access fdstore dirindex
-4 ops ops_get ops_getregion ops_json ops_session ops_table ops_admin ops_coord ops_list ops_region
+4 ops ops_get ops_getregion ops_json ops_session ops_table ops_admin ops_coord ops_list ops_region relay
 5 server fdconn main
 '
 # The client library's layers, lowest first (client/internal.h tells what each file is for).
@@ -52,12 +52,12 @@ DAEMON_LAYERS='
 # Each layer from 2 up has one header (client.h socket.h call.h domain.h top.h) that includes
 # the one below, and its files include it: so a file that calls up a layer does not compile.
 CLIENT_LAYERS='
-0 frame fdpass msg policy region_obj utf8 vocab name num ctlpage mmapd tuning
+0 frame fdpass msg policy region_obj utf8 vocab name num ctlpage changelog mmapd tuning
 1 internal error version deadline policytext policyjson
 2 client evqueue
 3 socket
 4 request call
-5 domain hello query admin mapping advise atomic guard fastlock coord region
+5 domain hello query admin mapping advise atomic guard fastlock fastnotify coord region
 6 top react reconnect event dispatch_thread connect
 '
 case $src in

@@ -117,6 +117,7 @@
 	X(FIRST_SEQ, "first_seq") \
 	X(RANGES, "ranges") \
 	X(WRITER, "writer") \
+	X(DOORBELL, "doorbell") \
 	X(KIND, "kind") \
 	X(VALUE, "value") \
 	/* administration and paged listings */ \

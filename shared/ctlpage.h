@@ -16,6 +16,9 @@
  * is taken either before the daemon takes over (and it sees it) or not at all; dropping one is
  * one atomic and. Sleepers wait on the futex word "wake", which every release that finds sleepers bumps.
  *
+ * The pages after the first hold the region's change log (changelog.h), which carries the
+ * fast path of change notification.
+ *
  * Every function here is safe against a page scribbled on by a hostile holder: loops are
  * bounded, indexes checked, and nothing waits longer than its caller's deadline.
  */
@@ -27,9 +30,13 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "changelog.h"
+
 #define CTLPAGE_MAGIC   0x4c5443445041504dull /* "MPAPDCTL" read as little-endian bytes */
-#define CTLPAGE_VERSION 1u
-#define CTLPAGE_SIZE    4096u
+#define CTLPAGE_VERSION 2u
+/* The lock part is the first page; the change log (changelog.h) the two after it. */
+#define CTLPAGE_LOG_OFFSET 4096u
+#define CTLPAGE_SIZE    (CTLPAGE_LOG_OFFSET + 8192u)
 #define CTLPAGE_SLOTS   56u
 #define CTLPAGE_LINE    64
 
@@ -69,7 +76,15 @@ struct ctlpage {
 	alignas(CTLPAGE_LINE) struct ctlpage_slot slots[CTLPAGE_SLOTS];
 };
 
-_Static_assert(sizeof(struct ctlpage) <= CTLPAGE_SIZE, "the control page fits its page");
+_Static_assert(sizeof(struct ctlpage) <= CTLPAGE_LOG_OFFSET, "the lock part fits its page");
+_Static_assert(sizeof(struct changelog) <= CTLPAGE_SIZE - CTLPAGE_LOG_OFFSET,
+               "the change log fits its pages");
+
+/* The change log of page p (mapped CTLPAGE_SIZE bytes long). */
+static inline struct changelog *ctlpage_log(struct ctlpage *p)
+{
+	return (struct changelog *)((char *)p + CTLPAGE_LOG_OFFSET);
+}
 
 /* What a fast try found. */
 enum ctl_try {

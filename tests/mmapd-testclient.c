@@ -84,6 +84,15 @@
  *   count-wait NAME SEQ TIMEOUT_MS            dispatch until a counted changed event reached
  *                                             SEQ: ok events=N changes=N coalesced=N
  *                                             overflow=N bad=N last=SEQ
+ *   changeloop NAME COUNT                     COUNT reports of a 1-byte change of NAME (at
+ *                                             i % 64): ok first=SEQ last=SEQ
+ *   wait-changed IDX AFTER TIMEOUT_MS         mmapd_region_wait_changed: ok seq=N
+ *   read-change IDX SEQ                       mmapd_region_read_change: ok seq=N off=N len=N
+ *                                             pid=N
+ *   readloop IDX AFTER UNTIL TIMEOUT_MS [pid=P] [slow=US]   read every change AFTER+1..UNTIL
+ *                                             from the control page (waiting, sleeping US
+ *                                             after each read): ok delivered=N lost=N bad=N
+ *                                             (bad: a wrong seq, or a pid other than P)
  *   exit                                      close everything, exit 0
  */
 #include <errno.h>
@@ -967,6 +976,69 @@ static void sess_addloop(struct session *s, int n, char **t)
 	res_ok(NULL);
 }
 
+/* changeloop NAME COUNT */
+static void sess_changeloop(struct session *s, int n, char **t)
+{
+	uint64_t count, seq = 0, first = 0;
+
+	if (n != 3 || parse_u64(t[2], &count) < 0)
+		{ res_usage(t[0]); return; }
+	for (uint64_t i = 0; i < count; i++) {
+		int err = mmapd_report_changed(s->c, t[1], i % 64, 1, &seq);
+
+		if (err < 0)
+			{ res_err(err); return; }
+		if (i == 0)
+			first = seq;
+	}
+	res_ok("first=%llu last=%llu", (unsigned long long)first, (unsigned long long)seq);
+}
+
+/* readloop IDX AFTER UNTIL TIMEOUT_MS [pid=P] [slow=US] */
+static void sess_readloop(struct session *s, int n, char **t)
+{
+	uint64_t after, until, timeout, pid = 0, slow = 0, delivered = 0, lost = 0, bad = 0;
+	struct sess_region *sr;
+
+	for (int i = 5; i < n; i++) {
+		if (strncmp(t[i], "pid=", 4) == 0 && parse_u64(t[i] + 4, &pid) == 0)
+			continue;
+		if (strncmp(t[i], "slow=", 5) == 0 && parse_u64(t[i] + 5, &slow) == 0)
+			continue;
+		n = -1;
+	}
+	if (n < 5 || (sr = sess_region_arg(s, t[1])) == NULL || parse_u64(t[2], &after) < 0 ||
+	    parse_u64(t[3], &until) < 0 || parse_u64(t[4], &timeout) < 0 || timeout > INT32_MAX)
+		{ res_usage(t[0]); return; }
+	while (after < until) {
+		struct mmapd_change ch;
+		uint64_t head;
+		int err = mmapd_region_wait_changed(sr->r, after, (int)timeout, &head);
+
+		if (err < 0)
+			{ res_err(err); return; }
+		while (after < head && after < until) {
+			err = mmapd_region_read_change(sr->r, after + 1, &ch);
+			if (err == -EAGAIN)
+				break;
+			after++;
+			if (err == -ESTALE) {
+				lost++;
+				continue;
+			}
+			if (err < 0)
+				{ res_err(err); return; }
+			if (ch.seq != after || (pid && (uint64_t)ch.writer_pid != pid))
+				bad++;
+			delivered++;
+			if (slow)
+				usleep((useconds_t)slow);
+		}
+	}
+	res_ok("delivered=%llu lost=%llu bad=%llu", (unsigned long long)delivered,
+	       (unsigned long long)lost, (unsigned long long)bad);
+}
+
 static void sess_lock(struct session *s, int n, char **t)
 {
 	uint64_t off, len, lock;
@@ -1200,6 +1272,31 @@ static bool sess_command(struct session *s, char *line)
 		res_ok("seq=%llu", (unsigned long long)s->count.last);
 	} else if (strcmp(t[0], "count-wait") == 0) {
 		sess_count_wait(s, n, t);
+	} else if (strcmp(t[0], "changeloop") == 0) {
+		sess_changeloop(s, n, t);
+	} else if (strcmp(t[0], "readloop") == 0) {
+		sess_readloop(s, n, t);
+	} else if (strcmp(t[0], "wait-changed") == 0) {
+		if (n != 4 || (sr = sess_region_arg(s, t[1])) == NULL || parse_u64(t[2], &a) < 0 ||
+		    parse_u64(t[3], &b) < 0 || b > INT32_MAX)
+			{ res_usage(t[0]); return true; }
+		err = mmapd_region_wait_changed(sr->r, a, (int)b, &a);
+		if (err < 0)
+			res_err(err);
+		else
+			res_ok("seq=%llu", (unsigned long long)a);
+	} else if (strcmp(t[0], "read-change") == 0) {
+		struct mmapd_change ch;
+
+		if (n != 3 || (sr = sess_region_arg(s, t[1])) == NULL || parse_u64(t[2], &a) < 0)
+			{ res_usage(t[0]); return true; }
+		err = mmapd_region_read_change(sr->r, a, &ch);
+		if (err < 0)
+			res_err(err);
+		else
+			res_ok("seq=%llu off=%llu len=%llu pid=%ld", (unsigned long long)ch.seq,
+			       (unsigned long long)ch.offset, (unsigned long long)ch.length,
+			       ch.writer_pid);
 	} else {
 		printf("= err ENOSYS unknown session command %s\n", t[0]);
 		fflush(stdout);

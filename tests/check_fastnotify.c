@@ -1,0 +1,444 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * End-to-end tests of change notification on the control page (docs/coordination.md, "Change
+ * notification on the control page"): across real processes, changes reported on the page
+ * reach protocol subscribers (JSON events) and changes reported through the protocol reach
+ * readers of the page, with one sequence space, the writer's pid and no round trip per change;
+ * every sequence number is either delivered or reported lost over hundreds of thousands of
+ * changes from writers of both kinds with fast and slow readers; and a hostile uid scribbling
+ * on a page's change log harms only that region.
+ */
+#include <check.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "ctlpage.h"
+#include "harness.h"
+
+static struct test_daemon dmn;
+
+static void suite_setup(void)
+{
+	test_daemon_start_shared(&dmn, "{\"socket_mode\": \"0666\"}");
+}
+
+static void suite_teardown(void)
+{
+	test_daemon_stop(&dmn);
+}
+
+/* The daemon's count of requests of op. */
+static uint64_t requests(const char *op)
+{
+	struct test_conn c;
+	cJSON *reply;
+	uint64_t n;
+
+	test_conn_open_hello(&c, &dmn);
+	reply = test_conn_callf(&c, "{'op':'stats'}");
+	test_assert_ok(reply);
+	n = test_json_u64(cJSON_GetObjectItemCaseSensitive(reply, "requests"), op);
+	cJSON_Delete(reply);
+	test_conn_close(&c);
+	return n;
+}
+
+/* A session named client_name with name open read-write as region 0. */
+static void sess_open(struct test_sess *s, const char *client_name, const char *name)
+{
+	test_sess_start(s, &dmn, client_name);
+	(void)test_sess_ok(s, "open %s rw", name);
+}
+
+/* Asserts that the session's result line is the error ename. */
+static void expect_err(const char *line, const char *ename)
+{
+	char want[64];
+
+	snprintf(want, sizeof(want), "err %s ", ename);
+	ck_assert_msg(strncmp(line, want, strlen(want)) == 0, "expected %s, got: %s", ename, line);
+}
+
+/* The seq of region name as the session s sees it (stat). */
+static uint64_t sess_seq(struct test_sess *s, const char *name)
+{
+	return test_line_u64(test_sess_ok(s, "stat %s", name), "seq");
+}
+
+START_TEST(test_fastnotify_page_writer_reaches_json_subscriber_without_round_trips)
+{
+	struct test_sess w, sub;
+	uint64_t seq0, seq, before;
+	char want[256], *ev;
+	const char *r;
+
+	test_daemon_create(&dmn, "fj", 4096, false);
+	sess_open(&w, "writer", "fj");
+	test_sess_start(&sub, &dmn, "sub");
+	seq0 = test_line_u64(test_sess_ok(&sub, "subscribe fj"), "seq");
+	seq = test_line_u64(test_sess_ok(&w, "changed fj 10 5"), "seq");
+	ck_assert_uint_eq(seq, seq0 + 1);
+	snprintf(want, sizeof(want), "changed fj seq=%llu first=%llu ranges=10+5 writer=writer/%ld",
+	         (unsigned long long)seq, (unsigned long long)seq, (long)w.pid);
+	ev = test_sess_find_event(&sub, "changed fj", TEST_WAIT_MS);
+	ck_assert_msg(ev, "no changed event");
+	ck_assert_str_eq(ev, want);
+	free(ev);
+	/* Many more: every one reaches the subscriber, and none is a request. */
+	(void)test_sess_ok(&sub, "count fj");
+	before = requests("changed");
+	r = test_sess_ok(&w, "changeloop fj 2000");
+	ck_assert_uint_eq(test_line_u64(r, "first"), seq + 1);
+	ck_assert_uint_eq(test_line_u64(r, "last"), seq + 2000);
+	ck_assert_uint_eq(requests("changed"), before);
+	r = test_sess_ok(&sub, "count-wait fj %llu 20000", (unsigned long long)seq + 2000);
+	ck_assert_uint_eq(test_line_u64(r, "last"), seq + 2000);
+	ck_assert_uint_eq(test_line_u64(r, "changes"), 2000);
+	ck_assert_uint_eq(test_line_u64(r, "bad"), 0);
+	/* The protocol and the page count in one space. */
+	ck_assert_uint_eq(sess_seq(&sub, "fj"), seq + 2000);
+	ck_assert_int_eq(test_sess_end(&w), 0);
+	ck_assert_int_eq(test_sess_end(&sub), 0);
+	test_daemon_delete(&dmn, "fj");
+}
+END_TEST
+
+START_TEST(test_fastnotify_protocol_writer_reaches_page_reader)
+{
+	struct test_sess rd;
+	struct test_conn p;
+	uint64_t seq0, seq;
+	char want[128];
+	const char *r;
+
+	test_daemon_create(&dmn, "pf", 4096, false);
+	sess_open(&rd, NULL, "pf");
+	seq0 = sess_seq(&rd, "pf");
+	expect_err(test_sess_cmd(&rd, "wait-changed 0 %llu 0", (unsigned long long)seq0),
+	                      "ETIMEDOUT");
+	test_conn_open_hello(&p, &dmn);
+	seq = test_conn_changed(&p, "pf", 100, 7);
+	ck_assert_uint_eq(seq, seq0 + 1);
+	ck_assert_uint_eq(test_line_u64(test_sess_ok(&rd, "wait-changed 0 %llu 5000",
+	                                             (unsigned long long)seq0), "seq"), seq);
+	snprintf(want, sizeof(want), " seq=%llu off=100 len=7 pid=%ld", (unsigned long long)seq,
+	         (long)getpid());
+	ck_assert_str_eq(test_sess_ok(&rd, "read-change 0 %llu", (unsigned long long)seq), want);
+	/* A sleeper is woken by a change that comes later. */
+	test_sess_send(&rd, "wait-changed 0 %llu 10000", (unsigned long long)seq);
+	usleep(200000);
+	ck_assert_uint_eq(test_conn_changed(&p, "pf", 0, 1), seq + 1);
+	r = test_sess_result(&rd, TEST_WAIT_MS);
+	ck_assert_msg(strncmp(r, "ok seq=", 7) == 0, "wait-changed: %s", r);
+	ck_assert_uint_eq(test_line_u64(r, "seq"), seq + 1);
+	test_conn_close(&p);
+	ck_assert_int_eq(test_sess_end(&rd), 0);
+	test_daemon_delete(&dmn, "pf");
+}
+END_TEST
+
+START_TEST(test_fastnotify_page_writer_reaches_page_reader_with_its_pid)
+{
+	enum { N = 100000 };
+	struct test_sess w, rd, slow;
+	uint64_t seq0;
+	const char *r;
+
+	test_daemon_create(&dmn, "ff", 4096, false);
+	sess_open(&w, NULL, "ff");
+	sess_open(&rd, NULL, "ff");
+	sess_open(&slow, NULL, "ff");
+	seq0 = sess_seq(&rd, "ff");
+	(void)test_sess_ok(&w, "changed ff 0 1");     /* the writer's page, asked once */
+	seq0++;
+	test_sess_send(&rd, "readloop 0 %llu %llu 20000 pid=%ld", (unsigned long long)seq0,
+	               (unsigned long long)seq0 + N, (long)w.pid);
+	test_sess_send(&slow, "readloop 0 %llu %llu 20000 pid=%ld slow=20",
+	               (unsigned long long)seq0, (unsigned long long)seq0 + N, (long)w.pid);
+	test_sess_send(&w, "changeloop ff %d", N);
+	r = test_sess_result(&w, 60000);
+	ck_assert_msg(strncmp(r, "ok", 2) == 0, "writer: %s", r);
+	ck_assert_uint_eq(test_line_u64(r, "last"), seq0 + N);
+	for (int i = 0; i < 2; i++) {
+		struct test_sess *s = i ? &slow : &rd;
+
+		r = test_sess_result(s, 60000);
+		ck_assert_msg(strncmp(r, "ok", 2) == 0, "reader %d: %s", i, r);
+		ck_assert_uint_eq(test_line_u64(r, "delivered") + test_line_u64(r, "lost"), N);
+		ck_assert_uint_eq(test_line_u64(r, "bad"), 0);
+		fprintf(stderr, "check_fastnotify: %s reader: %s\n", i ? "slow" : "fast", r);
+	}
+	/* The slow one was lapped: it learnt so, change by change. */
+	ck_assert_uint_gt(test_line_u64(r, "lost"), 0);
+	ck_assert_int_eq(test_sess_end(&w), 0);
+	ck_assert_int_eq(test_sess_end(&rd), 0);
+	ck_assert_int_eq(test_sess_end(&slow), 0);
+	test_daemon_delete(&dmn, "ff");
+}
+END_TEST
+
+START_TEST(test_fastnotify_mixed_writers_lose_nothing_for_any_reader)
+{
+	enum { FAST = 100000, SLOW = 2000 };
+	struct test_sess w[2], rd, sub, deaf;
+	struct test_conn p;
+	uint64_t seq0, last;
+	const char *r;
+
+	test_daemon_create(&dmn, "mx", 4096, false);
+	for (int i = 0; i < 2; i++) {
+		sess_open(&w[i], NULL, "mx");
+		(void)test_sess_ok(&w[i], "changed mx 0 1");
+	}
+	sess_open(&rd, NULL, "mx");
+	test_sess_start(&sub, &dmn, "sub");
+	(void)test_sess_ok(&sub, "subscribe mx");
+	test_sess_start(&deaf, &dmn, "deaf");
+	(void)test_sess_ok(&deaf, "subscribe mx");
+	(void)test_sess_ok(&deaf, "deaf");
+	seq0 = test_line_u64(test_sess_ok(&sub, "count mx"), "seq");
+	last = seq0 + 2 * FAST + SLOW;
+	test_sess_send(&rd, "readloop 0 %llu %llu 30000", (unsigned long long)seq0,
+	               (unsigned long long)last);
+	for (int i = 0; i < 2; i++)
+		test_sess_send(&w[i], "changeloop mx %d", FAST);
+	test_conn_open_hello(&p, &dmn);
+	for (int i = 0; i < SLOW; i++)
+		(void)test_conn_changed(&p, "mx", 64 + (uint64_t)i % 64, 2);
+	for (int i = 0; i < 2; i++) {
+		r = test_sess_result(&w[i], 120000);
+		ck_assert_msg(strncmp(r, "ok", 2) == 0, "writer %d: %s", i, r);
+	}
+	r = test_sess_result(&rd, 120000);
+	ck_assert_msg(strncmp(r, "ok", 2) == 0, "page reader: %s", r);
+	fprintf(stderr, "check_fastnotify: page reader: %s\n", r);
+	ck_assert_uint_eq(test_line_u64(r, "delivered") + test_line_u64(r, "lost"), last - seq0);
+	ck_assert_uint_eq(test_line_u64(r, "bad"), 0);
+	/* The protocol subscriber: every seq in order, in events or overflows, up to the last. */
+	r = test_sess_ok(&sub, "count-wait mx %llu 60000", (unsigned long long)last);
+	fprintf(stderr, "check_fastnotify: protocol subscriber:%s\n", r);
+	ck_assert_uint_eq(test_line_u64(r, "last"), last);
+	ck_assert_uint_eq(test_line_u64(r, "bad"), 0);
+	/* The deaf one hears, when it listens again, that it missed changes. */
+	(void)test_sess_ok(&deaf, "hear");
+	(void)test_sess_ok(&deaf, "count mx");
+	ck_assert_uint_eq(sess_seq(&sub, "mx"), last);
+	test_daemon_assert_alive(&dmn);
+	test_conn_close(&p);
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(test_sess_end(&w[i]), 0);
+	ck_assert_int_eq(test_sess_end(&rd), 0);
+	ck_assert_int_eq(test_sess_end(&sub), 0);
+	ck_assert_int_eq(test_sess_end(&deaf), 0);
+	test_daemon_delete(&dmn, "mx");
+}
+END_TEST
+
+/* The control page of a fresh read-write grant of name on c (raw protocol), mapped. */
+static struct ctlpage *raw_page(struct test_conn *c, const char *name, int *ret_fd)
+{
+	cJSON *reply = test_conn_callf(c, "{'op':'open','name':'%s','mode':'rw'}", name);
+	uint64_t handle;
+	void *map;
+
+	test_assert_ok(reply);
+	handle = test_json_u64(reply, "handle");
+	cJSON_Delete(reply);
+	close(test_conn_take_fd(c));
+	reply = test_conn_callf(c, "{'op':'control','handle':%llu}", (unsigned long long)handle);
+	test_assert_ok(reply);
+	cJSON_Delete(reply);
+	*ret_fd = test_conn_take_fd(c);
+	map = mmap(NULL, CTLPAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, *ret_fd, 0);
+	ck_assert(map != MAP_FAILED);
+	return map;
+}
+
+START_TEST(test_fastnotify_hostile_uid_scribbling_the_log_hurts_only_that_region)
+{
+	enum { N = 20000 };
+	struct test_sess w, rd, sub;
+	struct test_conn c, nobody;
+	struct changelog *log;
+	struct ctlpage *page;
+	uint64_t seq0;
+	const char *r;
+	pid_t child;
+	int fd;
+
+	if (!test_is_root())
+		return;
+	/* nobody may write "open" (0666), not "shut" (0644). */
+	test_conn_open_hello(&c, &dmn);
+	test_reply_ok(test_conn_callf(&c, "{'op':'open','name':'open','create':true,"
+	                              "'size':4096,'perm':%d}", 0666));
+	close(test_conn_take_fd(&c));
+	test_reply_ok(test_conn_callf(&c, "{'op':'open','name':'shut','create':true,"
+	                              "'size':4096,'perm':%d}", 0644));
+	close(test_conn_take_fd(&c));
+	test_conn_close(&c);
+	test_sess_start(&w, &dmn, NULL);
+	(void)test_sess_ok(&w, "open open rw");
+	(void)test_sess_ok(&w, "open shut rw");
+	test_sess_start(&rd, &dmn, NULL);
+	(void)test_sess_ok(&rd, "open open rw");
+	(void)test_sess_ok(&rd, "open shut rw");
+	test_sess_start(&sub, &dmn, "sub");
+	(void)test_sess_ok(&sub, "subscribe open");
+	(void)test_sess_ok(&sub, "subscribe shut");
+	(void)test_sess_ok(&w, "changed open 0 1");
+	(void)test_sess_ok(&w, "changed shut 0 1");
+
+	test_conn_open_hello_as(&nobody, &dmn, TEST_NOBODY, TEST_NOBODY);
+	page = raw_page(&nobody, "open", &fd);
+	log = ctlpage_log(page);
+	/* The attack: garbage over the log, the head and the route rewritten, the doorbell
+	 * rung, without pause. */
+	child = fork();
+	ck_assert_int_ge(child, 0);
+	if (child == 0) {
+		int64_t end = test_now_ms() + 2000;
+		uint64_t x = 0x9e3779b97f4a7c15ull;
+
+		while (test_now_ms() < end) {
+			for (size_t i = 0; i < sizeof(*log) / 8; i++) {
+				x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+				((volatile uint64_t *)log)[i] = x;
+			}
+			for (int i = 0; i < 100; i++) {
+				x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+				atomic_store(&log->head, i % 2 ? x : x % 1000);
+				atomic_store(&log->route, (uint32_t)x % 4);
+				changelog_publish(log, x % 8192, x % 3, (uint32_t)x, (unsigned)x % 70,
+				                  (unsigned)x);
+			}
+		}
+		_exit(0);
+	}
+	/* Meanwhile the other region keeps every change for every reader. */
+	seq0 = sess_seq(&rd, "shut");
+	(void)test_sess_ok(&sub, "count shut");
+	test_sess_send(&rd, "readloop 1 %llu %llu 20000 pid=%ld", (unsigned long long)seq0,
+	               (unsigned long long)seq0 + N, (long)w.pid);
+	r = test_sess_ok(&w, "changeloop shut %d", N);
+	ck_assert_uint_eq(test_line_u64(r, "last"), seq0 + N);
+	r = test_sess_result(&rd, 60000);
+	ck_assert_msg(strncmp(r, "ok", 2) == 0, "shut reader: %s", r);
+	ck_assert_uint_eq(test_line_u64(r, "delivered") + test_line_u64(r, "lost"), N);
+	ck_assert_uint_eq(test_line_u64(r, "bad"), 0);
+	r = test_sess_ok(&sub, "count-wait shut %llu 20000", (unsigned long long)seq0 + N);
+	ck_assert_uint_eq(test_line_u64(r, "last"), seq0 + N);
+	ck_assert_uint_eq(test_line_u64(r, "bad"), 0);
+	/* The scribbled region answers: reports succeed (or fail cleanly), waits end. */
+	for (int i = 0; i < 50; i++) {
+		r = test_sess_cmd(&w, "changed open 0 1");
+		ck_assert_msg(strncmp(r, "ok", 2) == 0 || strstr(r, "ERANGE"), "open: %s", r);
+		r = test_sess_cmd(&rd, "wait-changed 0 0 10");
+		ck_assert_msg(strncmp(r, "ok", 2) == 0 || strstr(r, "ETIMEDOUT"), "wait: %s", r);
+	}
+	test_child_wait(child, TEST_WAIT_MS);
+	test_daemon_assert_alive(&dmn);
+	(void)test_sess_ok(&sub, "ping");
+	munmap(page, CTLPAGE_SIZE);
+	close(fd);
+	test_conn_close(&nobody);
+	ck_assert_int_eq(test_sess_end(&w), 0);
+	ck_assert_int_eq(test_sess_end(&rd), 0);
+	ck_assert_int_eq(test_sess_end(&sub), 0);
+	test_daemon_delete(&dmn, "open");
+	test_daemon_delete(&dmn, "shut");
+}
+END_TEST
+
+START_TEST(test_fastnotify_an_entry_never_published_is_reported_lost_and_passed)
+{
+	struct test_sess w, sub;
+	struct test_conn c;
+	struct ctlpage *page;
+	uint64_t seq0;
+	char want[128], *ev;
+	int fd;
+
+	test_daemon_create(&dmn, "stuck", 4096, false);
+	sess_open(&w, "writer", "stuck");
+	test_sess_start(&sub, &dmn, "sub");
+	seq0 = test_line_u64(test_sess_ok(&sub, "subscribe stuck"), "seq");
+	test_conn_open_hello(&c, &dmn);
+	page = raw_page(&c, "stuck", &fd);
+	/* A writer that reserved seq0 + 1 and died before publishing it. */
+	atomic_fetch_add(&ctlpage_log(page)->head, 1);
+	ck_assert_uint_eq(test_line_u64(test_sess_ok(&w, "changed stuck 8 8"), "seq"), seq0 + 2);
+	/* Nothing rings again: the daemon still gets past it, with an overflow for it. */
+	snprintf(want, sizeof(want), "overflow stuck seq=%llu", (unsigned long long)seq0 + 1);
+	ev = test_sess_find_event(&sub, "overflow stuck", TEST_WAIT_MS);
+	ck_assert_msg(ev, "no overflow for the entry never published");
+	ck_assert_str_eq(ev, want);
+	free(ev);
+	snprintf(want, sizeof(want), "changed stuck seq=%llu first=%llu ranges=8+8 writer=writer/%ld",
+	         (unsigned long long)seq0 + 2, (unsigned long long)seq0 + 2, (long)w.pid);
+	ev = test_sess_find_event(&sub, "changed stuck", TEST_WAIT_MS);
+	ck_assert_msg(ev, "the change after the entry never published did not arrive");
+	ck_assert_str_eq(ev, want);
+	free(ev);
+	munmap(page, CTLPAGE_SIZE);
+	close(fd);
+	test_conn_close(&c);
+	ck_assert_int_eq(test_sess_end(&w), 0);
+	ck_assert_int_eq(test_sess_end(&sub), 0);
+	test_daemon_delete(&dmn, "stuck");
+}
+END_TEST
+
+START_TEST(test_fastnotify_always_policy_and_read_only_regions_use_the_protocol)
+{
+	struct test_sess w, ro;
+	uint64_t before;
+
+	test_daemon_create(&dmn, "al", 4096, false);
+	sess_open(&w, NULL, "al");
+	(void)test_sess_ok(&w, "policy al always");
+	before = requests("changed");
+	(void)test_sess_ok(&w, "changeloop al 5");
+	ck_assert_uint_eq(requests("changed"), before + 5);
+	(void)test_sess_ok(&w, "policy al manual");
+	before = requests("changed");
+	(void)test_sess_ok(&w, "changeloop al 5");
+	ck_assert_uint_eq(requests("changed"), before);
+	test_sess_start(&ro, &dmn, NULL);
+	(void)test_sess_ok(&ro, "open al ro");
+	expect_err(test_sess_cmd(&ro, "wait-changed 0 0 0"), "EOPNOTSUPP");
+	ck_assert_int_eq(test_sess_end(&w), 0);
+	ck_assert_int_eq(test_sess_end(&ro), 0);
+	test_daemon_delete(&dmn, "al");
+}
+END_TEST
+
+static Suite *fastnotify_suite(void)
+{
+	Suite *s = suite_create("fastnotify");
+	TCase *tc = tcase_create("fastnotify");
+
+	tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
+	tcase_add_checked_fixture(tc, test_fd_setup, test_fd_teardown);
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, test_fastnotify_page_writer_reaches_json_subscriber_without_round_trips);
+	tcase_add_test(tc, test_fastnotify_protocol_writer_reaches_page_reader);
+	tcase_add_test(tc, test_fastnotify_page_writer_reaches_page_reader_with_its_pid);
+	tcase_add_test(tc, test_fastnotify_mixed_writers_lose_nothing_for_any_reader);
+	tcase_add_test(tc, test_fastnotify_hostile_uid_scribbling_the_log_hurts_only_that_region);
+	tcase_add_test(tc, test_fastnotify_an_entry_never_published_is_reported_lost_and_passed);
+	tcase_add_test(tc, test_fastnotify_always_policy_and_read_only_regions_use_the_protocol);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return test_run_suite(fastnotify_suite()) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
