@@ -31,9 +31,12 @@ while [ ! -S "$tmp/run/mmapd.sock" ]; do
 	[ $i -lt 100 ] || fail "mmapd did not start: $(cat "$tmp/daemon.log")"
 	sleep 0.05
 done
-# The examples block builds with make from the tree: there it runs against this build. A
-# script has no job control: the tour's `kill %1` (an interactive shell's) becomes `kill $!`.
-sed -i "s|^make |make -C '$tree' -s |" "$tmp/examples.sh"
+# The examples block's make line is make check's own dependency (the examples are built, in
+# BUILD_DIR whatever SAN says): here it only checks they are there. A script has no job
+# control: the tour's `kill %1` (an interactive shell's) becomes `kill $!`.
+sed -i 's|^make \(build/examples/[a-z]*\) \(build/examples/[a-z]*\)|test -x \1 \&\& test -x \2|' \
+	"$tmp/examples.sh"
+grep -q '^make ' "$tmp/examples.sh" && fail "the examples block has a make line this check does not know"
 sed -i 's|^kill %1|kill $!|' "$tmp/ctl.sh"
 (cd "$tmp" && sh -e ctl.sh) > "$tmp/out" 2>&1 || fail "the mmapctl tour failed"
 (cd "$tmp" && MMAPD_SOCKET="$tmp/run/mmapd.sock" sh -e examples.sh) > "$tmp/out" 2>&1 ||
