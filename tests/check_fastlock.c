@@ -35,22 +35,6 @@ static void suite_teardown(void)
 	test_daemon_stop(&dmn);
 }
 
-/* The daemon's count of requests of op. */
-static uint64_t requests(const char *op)
-{
-	struct test_conn c;
-	cJSON *reply;
-	uint64_t n;
-
-	test_conn_open_hello(&c, &dmn);
-	reply = test_conn_callf(&c, "{'op':'stats'}");
-	test_assert_ok(reply);
-	n = test_json_u64(cJSON_GetObjectItemCaseSensitive(reply, "requests"), op);
-	cJSON_Delete(reply);
-	test_conn_close(&c);
-	return n;
-}
-
 /* "held:exclusive:pid=N ..." for name's locks, in reply order. */
 static void locks_summary(const char *name, char *buf, size_t size)
 {
@@ -136,14 +120,14 @@ START_TEST(test_fast_uncontended_locks_make_no_round_trip)
 	sess_open(&s, "quiet");
 	/* The first one asks for the page. */
 	(void)test_sess_ok(&s, "addloop quiet 0 0 1 whole");
-	locks0 = requests("lock");
-	unlocks0 = requests("unlock");
+	locks0 = test_daemon_requests(&dmn, "lock");
+	unlocks0 = test_daemon_requests(&dmn, "unlock");
 	(void)test_sess_ok(&s, "addloop quiet 0 0 10000 whole noyield");
-	ck_assert_uint_eq(requests("lock"), locks0);
-	ck_assert_uint_eq(requests("unlock"), unlocks0);
+	ck_assert_uint_eq(test_daemon_requests(&dmn, "lock"), locks0);
+	ck_assert_uint_eq(test_daemon_requests(&dmn, "unlock"), unlocks0);
 	/* A range is the daemon's. */
 	(void)test_sess_ok(&s, "addloop quiet 0 0 10");
-	ck_assert_uint_eq(requests("lock"), locks0 + 10);
+	ck_assert_uint_eq(test_daemon_requests(&dmn, "lock"), locks0 + 10);
 	ck_assert_int_eq(test_sess_end(&s), 0);
 	test_daemon_delete(&dmn, "quiet");
 }

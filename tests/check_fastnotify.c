@@ -33,22 +33,6 @@ static void suite_teardown(void)
 	test_daemon_stop(&dmn);
 }
 
-/* The daemon's count of requests of op. */
-static uint64_t requests(const char *op)
-{
-	struct test_conn c;
-	cJSON *reply;
-	uint64_t n;
-
-	test_conn_open_hello(&c, &dmn);
-	reply = test_conn_callf(&c, "{'op':'stats'}");
-	test_assert_ok(reply);
-	n = test_json_u64(cJSON_GetObjectItemCaseSensitive(reply, "requests"), op);
-	cJSON_Delete(reply);
-	test_conn_close(&c);
-	return n;
-}
-
 /* A session named client_name with name open read-write as region 0. */
 static void sess_open(struct test_sess *s, const char *client_name, const char *name)
 {
@@ -92,11 +76,11 @@ START_TEST(test_fastnotify_page_writer_reaches_json_subscriber_without_round_tri
 	free(ev);
 	/* Many more: every one reaches the subscriber, and none is a request. */
 	(void)test_sess_ok(&sub, "count fj");
-	before = requests("changed");
+	before = test_daemon_requests(&dmn, "changed");
 	r = test_sess_ok(&w, "changeloop fj 2000");
 	ck_assert_uint_eq(test_line_u64(r, "first"), seq + 1);
 	ck_assert_uint_eq(test_line_u64(r, "last"), seq + 2000);
-	ck_assert_uint_eq(requests("changed"), before);
+	ck_assert_uint_eq(test_daemon_requests(&dmn, "changed"), before);
 	r = test_sess_ok(&sub, "count-wait fj %llu 20000", (unsigned long long)seq + 2000);
 	ck_assert_uint_eq(test_line_u64(r, "last"), seq + 2000);
 	ck_assert_uint_eq(test_line_u64(r, "changes"), 2000);
@@ -403,13 +387,13 @@ START_TEST(test_fastnotify_always_policy_and_read_only_regions_use_the_protocol)
 	test_daemon_create(&dmn, "al", 4096, false);
 	sess_open(&w, NULL, "al");
 	(void)test_sess_ok(&w, "policy al always");
-	before = requests("changed");
+	before = test_daemon_requests(&dmn, "changed");
 	(void)test_sess_ok(&w, "changeloop al 5");
-	ck_assert_uint_eq(requests("changed"), before + 5);
+	ck_assert_uint_eq(test_daemon_requests(&dmn, "changed"), before + 5);
 	(void)test_sess_ok(&w, "policy al manual");
-	before = requests("changed");
+	before = test_daemon_requests(&dmn, "changed");
 	(void)test_sess_ok(&w, "changeloop al 5");
-	ck_assert_uint_eq(requests("changed"), before);
+	ck_assert_uint_eq(test_daemon_requests(&dmn, "changed"), before);
 	test_sess_start(&ro, &dmn, NULL);
 	(void)test_sess_ok(&ro, "open al ro");
 	expect_err(test_sess_cmd(&ro, "wait-changed 0 0 0"), "EOPNOTSUPP");

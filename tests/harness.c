@@ -1742,3 +1742,18 @@ int test_run_suite(Suite *s)
 	suite_root_remove();
 	return failed;
 }
+
+uint64_t test_daemon_requests(const struct test_daemon *d, const char *op)
+{
+	struct test_conn c;
+	cJSON *reply;
+	uint64_t n;
+
+	test_conn_open_hello(&c, d);
+	reply = test_conn_callf(&c, "{'op':'stats'}");
+	test_assert_ok(reply);
+	n = test_json_u64(cJSON_GetObjectItemCaseSensitive(reply, "requests"), op);
+	cJSON_Delete(reply);
+	test_conn_close(&c);
+	return n;
+}

@@ -281,6 +281,9 @@ uint64_t test_daemon_status_u64(const struct test_daemon *d, const char *key);
  * returns the last value read (the caller asserts it equals want).
  */
 uint64_t test_daemon_wait_status(const struct test_daemon *d, const char *key, uint64_t want);
+/* The daemon's count of requests of op so far (the stats reply's "requests"), from a fresh
+ * connection (whose hello counts itself). */
+uint64_t test_daemon_requests(const struct test_daemon *d, const char *op);
 /* The stat reply's region object for name (caller frees the returned reply; region borrowed). */
 cJSON *test_daemon_stat(const struct test_daemon *d, const char *name, const cJSON **ret_region);
 /* Creates a file (or anonymous) region of size bytes through a raw connection; asserts ok. */
