@@ -304,36 +304,6 @@ START_TEST(test_fast_deadlock_between_two_fast_holders_is_edeadlk)
 }
 END_TEST
 
-/* Opens name with mode on c and returns the grant's handle. */
-static uint64_t raw_open(struct test_conn *c, const char *name, const char *mode)
-{
-	cJSON *reply = test_conn_callf(c, "{'op':'open','name':'%s','mode':'%s'}", name, mode);
-	uint64_t handle;
-
-	test_assert_ok(reply);
-	handle = test_json_u64(reply, "handle");
-	cJSON_Delete(reply);
-	close(test_conn_take_fd(c));
-	return handle;
-}
-
-/* The control page of grant handle, mapped; *ret_fd its descriptor. */
-static struct ctlpage *raw_control(struct test_conn *c, uint64_t handle, int *ret_fd)
-{
-	cJSON *reply = test_conn_callf(c, "{'op':'control','handle':%llu}",
-	                               (unsigned long long)handle);
-	void *map;
-
-	test_assert_ok(reply);
-	ck_assert_uint_lt(test_json_u64(reply, "slot"), CTLPAGE_SLOTS);
-	cJSON_Delete(reply);
-	*ret_fd = test_conn_take_fd(c);
-	map = mmap(NULL, CTLPAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, *ret_fd, 0);
-	ck_assert(map != MAP_FAILED);
-	ck_assert_int_eq(ctlpage_check(map), 0);
-	return map;
-}
-
 START_TEST(test_fast_control_is_for_read_write_grants_and_its_page_is_sealed)
 {
 	struct test_conn c;
@@ -343,14 +313,14 @@ START_TEST(test_fast_control_is_for_read_write_grants_and_its_page_is_sealed)
 
 	test_daemon_create(&dmn, "sealed", 4096, false);
 	test_conn_open_hello(&c, &dmn);
-	ro = raw_open(&c, "sealed", "ro");
+	ro = test_conn_grant(&c, "sealed", "ro");
 	test_reply_error(test_conn_callf(&c, "{'op':'control','handle':%llu}",
 	                                 (unsigned long long)ro), "EACCES", EACCES, "read-write");
 	test_reply_error(test_conn_callf(&c, "{'op':'control','handle':999999}"), "EBADF", EBADF,
 	                 "no grant");
 	test_reply_error(test_conn_callf(&c, "{'op':'control'}"), "EINVAL", EINVAL, "handle");
-	rw = raw_open(&c, "sealed", "rw");
-	page = raw_control(&c, rw, &fd);
+	rw = test_conn_grant(&c, "sealed", "rw");
+	page = test_conn_control(&c, rw, &fd);
 	/* Nobody can change its size under the daemon's mapping, nor seal it. */
 	ck_assert_int_eq(ftruncate(fd, 0), -1);
 	ck_assert_int_eq(errno, EPERM);
@@ -380,7 +350,7 @@ static bool sess_lock_unlock(struct test_sess *s, const char *name, int timeout_
 START_TEST(test_fast_hostile_uid_scribbling_a_page_hurts_only_that_region)
 {
 	struct test_sess victim, fresh;
-	struct test_conn c, nobody;
+	struct test_conn nobody;
 	struct ctlpage *page;
 	char err[256];
 	pid_t child;
@@ -389,14 +359,8 @@ START_TEST(test_fast_hostile_uid_scribbling_a_page_hurts_only_that_region)
 	if (!test_is_root())
 		return;
 	/* nobody may write "open" (0666), not "shut" (0644). */
-	test_conn_open_hello(&c, &dmn);
-	test_reply_ok(test_conn_callf(&c, "{'op':'open','name':'open','create':true,"
-	                              "'size':4096,'perm':%d}", 0666));
-	close(test_conn_take_fd(&c));
-	test_reply_ok(test_conn_callf(&c, "{'op':'open','name':'shut','create':true,"
-	                              "'size':4096,'perm':%d}", 0644));
-	close(test_conn_take_fd(&c));
-	test_conn_close(&c);
+	test_daemon_create_perm(&dmn, "open", 4096, 0666);
+	test_daemon_create_perm(&dmn, "shut", 4096, 0644);
 	test_sess_start(&victim, &dmn, NULL);
 	(void)test_sess_ok(&victim, "open open rw");
 	(void)test_sess_ok(&victim, "open shut rw");
@@ -405,7 +369,7 @@ START_TEST(test_fast_hostile_uid_scribbling_a_page_hurts_only_that_region)
 	test_conn_open_hello_as(&nobody, &dmn, TEST_NOBODY, TEST_NOBODY);
 	test_reply_error(test_conn_callf(&nobody, "{'op':'open','name':'shut','mode':'rw'}"),
 	                 "EACCES", EACCES, NULL);
-	page = raw_control(&nobody, raw_open(&nobody, "open", "rw"), &fd);
+	page = test_conn_control(&nobody, test_conn_grant(&nobody, "open", "rw"), &fd);
 	/* The attack: garbage over the whole page, the lock word rewritten without pause. */
 	child = fork();
 	ck_assert_int_ge(child, 0);

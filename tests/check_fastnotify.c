@@ -224,31 +224,11 @@ START_TEST(test_fastnotify_mixed_writers_lose_nothing_for_any_reader)
 }
 END_TEST
 
-/* The control page of a fresh read-write grant of name on c (raw protocol), mapped. */
-static struct ctlpage *raw_page(struct test_conn *c, const char *name, int *ret_fd)
-{
-	cJSON *reply = test_conn_callf(c, "{'op':'open','name':'%s','mode':'rw'}", name);
-	uint64_t handle;
-	void *map;
-
-	test_assert_ok(reply);
-	handle = test_json_u64(reply, "handle");
-	cJSON_Delete(reply);
-	close(test_conn_take_fd(c));
-	reply = test_conn_callf(c, "{'op':'control','handle':%llu}", (unsigned long long)handle);
-	test_assert_ok(reply);
-	cJSON_Delete(reply);
-	*ret_fd = test_conn_take_fd(c);
-	map = mmap(NULL, CTLPAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, *ret_fd, 0);
-	ck_assert(map != MAP_FAILED);
-	return map;
-}
-
 START_TEST(test_fastnotify_hostile_uid_scribbling_the_log_hurts_only_that_region)
 {
 	enum { N = 20000 };
 	struct test_sess w, rd, sub;
-	struct test_conn c, nobody;
+	struct test_conn nobody;
 	struct changelog *log;
 	struct ctlpage *page;
 	uint64_t seq0;
@@ -259,14 +239,8 @@ START_TEST(test_fastnotify_hostile_uid_scribbling_the_log_hurts_only_that_region
 	if (!test_is_root())
 		return;
 	/* nobody may write "open" (0666), not "shut" (0644). */
-	test_conn_open_hello(&c, &dmn);
-	test_reply_ok(test_conn_callf(&c, "{'op':'open','name':'open','create':true,"
-	                              "'size':4096,'perm':%d}", 0666));
-	close(test_conn_take_fd(&c));
-	test_reply_ok(test_conn_callf(&c, "{'op':'open','name':'shut','create':true,"
-	                              "'size':4096,'perm':%d}", 0644));
-	close(test_conn_take_fd(&c));
-	test_conn_close(&c);
+	test_daemon_create_perm(&dmn, "open", 4096, 0666);
+	test_daemon_create_perm(&dmn, "shut", 4096, 0644);
 	test_sess_start(&w, &dmn, NULL);
 	(void)test_sess_ok(&w, "open open rw");
 	(void)test_sess_ok(&w, "open shut rw");
@@ -280,7 +254,7 @@ START_TEST(test_fastnotify_hostile_uid_scribbling_the_log_hurts_only_that_region
 	(void)test_sess_ok(&w, "changed shut 0 1");
 
 	test_conn_open_hello_as(&nobody, &dmn, TEST_NOBODY, TEST_NOBODY);
-	page = raw_page(&nobody, "open", &fd);
+	page = test_conn_control(&nobody, test_conn_grant(&nobody, "open", "rw"), &fd);
 	log = ctlpage_log(page);
 	/* The attack: garbage over the log, the head and the route rewritten, the doorbell
 	 * rung, without pause. */
@@ -354,7 +328,7 @@ START_TEST(test_fastnotify_an_entry_never_published_is_reported_lost_and_passed)
 	test_sess_start(&sub, &dmn, "sub");
 	seq0 = test_line_u64(test_sess_ok(&sub, "subscribe stuck"), "seq");
 	test_conn_open_hello(&c, &dmn);
-	page = raw_page(&c, "stuck", &fd);
+	page = test_conn_control(&c, test_conn_grant(&c, "stuck", "rw"), &fd);
 	/* A writer that reserved seq0 + 1 and died before publishing it. */
 	atomic_fetch_add(&ctlpage_log(page)->head, 1);
 	ck_assert_uint_eq(test_line_u64(test_sess_ok(&w, "changed stuck 8 8"), "seq"), seq0 + 2);

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -28,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctlpage.h"
 #include "fdcount.h"
 #include "mmapd.h"
 #include "msg.h"
@@ -1112,7 +1114,9 @@ cJSON *test_daemon_stat(const struct test_daemon *d, const char *name, const cJS
 	return reply;
 }
 
-void test_daemon_create(const struct test_daemon *d, const char *name, uint64_t size, bool anonymous)
+/* test_daemon_create with a mode: perm < 0 leaves the daemon's default. */
+static void daemon_create(const struct test_daemon *d, const char *name, uint64_t size,
+                          bool anonymous, int perm)
 {
 	struct test_conn c;
 	cJSON *req = cJSON_CreateObject(), *reply;
@@ -1126,6 +1130,8 @@ void test_daemon_create(const struct test_daemon *d, const char *name, uint64_t 
 	cJSON_AddNumberToObject(req, "size", (double)size);
 	if (anonymous)
 		cJSON_AddBoolToObject(req, "anonymous", true);
+	if (perm >= 0)
+		cJSON_AddNumberToObject(req, "perm", perm);
 	reply = test_conn_request(&c, req);
 	test_assert_ok(reply);
 	ck_assert_msg(test_json_bool(reply, "created"), "create of %s: \"created\" is false", name);
@@ -1133,6 +1139,45 @@ void test_daemon_create(const struct test_daemon *d, const char *name, uint64_t 
 	close(test_conn_take_fd(&c));
 	cJSON_Delete(reply);
 	test_conn_close(&c);
+}
+
+void test_daemon_create(const struct test_daemon *d, const char *name, uint64_t size, bool anonymous)
+{
+	daemon_create(d, name, size, anonymous, -1);
+}
+
+void test_daemon_create_perm(const struct test_daemon *d, const char *name, uint64_t size,
+                            unsigned perm)
+{
+	daemon_create(d, name, size, false, (int)perm);
+}
+
+uint64_t test_conn_grant(struct test_conn *c, const char *name, const char *mode)
+{
+	cJSON *reply = test_conn_callf(c, "{'op':'open','name':'%s','mode':'%s'}", name, mode);
+	uint64_t handle;
+
+	test_assert_ok(reply);
+	handle = test_json_u64(reply, "handle");
+	cJSON_Delete(reply);
+	close(test_conn_take_fd(c));
+	return handle;
+}
+
+void *test_conn_control(struct test_conn *c, uint64_t handle, int *ret_fd)
+{
+	cJSON *reply = test_conn_callf(c, "{'op':'control','handle':%llu}",
+	                               (unsigned long long)handle);
+	void *map;
+
+	test_assert_ok(reply);
+	ck_assert_uint_lt(test_json_u64(reply, "slot"), CTLPAGE_SLOTS);
+	cJSON_Delete(reply);
+	*ret_fd = test_conn_take_fd(c);
+	map = mmap(NULL, CTLPAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, *ret_fd, 0);
+	ck_assert(map != MAP_FAILED);
+	ck_assert_int_eq(ctlpage_check(map), 0);
+	return map;
 }
 
 void test_daemon_delete(const struct test_daemon *d, const char *name)

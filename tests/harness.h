@@ -234,6 +234,14 @@ void test_conn_expect_no_event(struct test_conn *c, int ms);
 uint64_t test_conn_subscribe(struct test_conn *c, const char *name);
 /* Reports a change of len bytes at off of name; asserts ok. Returns the reply's "seq". */
 uint64_t test_conn_changed(struct test_conn *c, const char *name, uint64_t off, uint64_t len);
+/* Opens name with mode ("ro", "rw", "cow") on c, closes the descriptor; returns the handle. */
+uint64_t test_conn_grant(struct test_conn *c, const char *name, const char *mode);
+/*
+ * Asks c's control page of grant handle (the control op), asserts a slot came with it, maps
+ * the page read-write shared and asserts its header; *ret_fd is its descriptor (the caller's,
+ * as is the mapping of CTLPAGE_SIZE bytes).
+ */
+void *test_conn_control(struct test_conn *c, uint64_t handle, int *ret_fd);
 /* A printable copy of obj for messages (never freed: for failure messages). */
 const char *test_describe(const cJSON *obj);
 
@@ -288,6 +296,9 @@ uint64_t test_daemon_requests(const struct test_daemon *d, const char *op);
 cJSON *test_daemon_stat(const struct test_daemon *d, const char *name, const cJSON **ret_region);
 /* Creates a file (or anonymous) region of size bytes through a raw connection; asserts ok. */
 void test_daemon_create(const struct test_daemon *d, const char *name, uint64_t size, bool anonymous);
+/* Creates a file region of size bytes with mode perm (e.g. 0666) through a raw connection. */
+void test_daemon_create_perm(const struct test_daemon *d, const char *name, uint64_t size,
+                            unsigned perm);
 /* Deletes a region; asserts ok. */
 void test_daemon_delete(const struct test_daemon *d, const char *name);
 
