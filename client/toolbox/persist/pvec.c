@@ -415,19 +415,35 @@ MMAPD_EXPORT int mmapd_pvec_insert(struct mmapd_pvec *vec, uint64_t i, const voi
 	return pjournal_commit(&vec->pr, &vec->h->journal, &rec, stage, vec->elem_size);
 }
 
+/*
+ * The start of removing element i (remove, swap_remove): checks it, copies it out to ret_elem
+ * (may be NULL) and, when it is the last, removes it by the length store alone. Returns 1 when
+ * that finished the removal, 0 when the caller journals the rest (*ret_len the length), or a
+ * negative errno.
+ */
+static int pvec_take(struct mmapd_pvec *vec, uint64_t i, void *ret_elem, uint64_t *ret_len)
+{
+	int r;
+
+	if ((r = pvec_reach(vec, i, i + 1, true, ret_len)) < 0 ||
+	    (r = pregion_need(&vec->pr, pvec_bytes(vec, *ret_len), "vector")) < 0)
+		return r;
+	if (ret_elem)
+		memcpy(ret_elem, pvec_elem(vec, i), vec->elem_size);
+	if (i != *ret_len - 1)
+		return 0;
+	r = pvec_len_store(vec, *ret_len - 1);
+	return r < 0 ? r : 1;
+}
+
 MMAPD_EXPORT int mmapd_pvec_remove(struct mmapd_pvec *vec, uint64_t i, void *ret_elem)
 {
 	struct pjournal rec;
 	uint64_t len;
-	int r;
+	int r = pvec_take(vec, i, ret_elem, &len);
 
-	if ((r = pvec_reach(vec, i, i + 1, true, &len)) < 0 ||
-	    (r = pregion_need(&vec->pr, pvec_bytes(vec, len), "vector")) < 0)
-		return r;
-	if (ret_elem)
-		memcpy(ret_elem, pvec_elem(vec, i), vec->elem_size);
-	if (i == len - 1)
-		return pvec_len_store(vec, len - 1);
+	if (r != 0)
+		return r < 0 ? r : 0;
 	pjournal_begin(&rec);
 	pjournal_shift(&rec, pvec_bytes(vec, i + 1), len - i - 1, vec->elem_size,
 	               -(int64_t)vec->elem_size);
@@ -439,15 +455,10 @@ MMAPD_EXPORT int mmapd_pvec_swap_remove(struct mmapd_pvec *vec, uint64_t i, void
 {
 	struct pjournal rec;
 	uint64_t len;
-	int r;
+	int r = pvec_take(vec, i, ret_elem, &len);
 
-	if ((r = pvec_reach(vec, i, i + 1, true, &len)) < 0 ||
-	    (r = pregion_need(&vec->pr, pvec_bytes(vec, len), "vector")) < 0)
-		return r;
-	if (ret_elem)
-		memcpy(ret_elem, pvec_elem(vec, i), vec->elem_size);
-	if (i == len - 1)
-		return pvec_len_store(vec, len - 1);
+	if (r != 0)
+		return r < 0 ? r : 0;
 	/* The last element is past the new length: nothing writes it while the record lives. */
 	pjournal_begin(&rec);
 	pjournal_copy(&rec, pvec_bytes(vec, len - 1), pvec_bytes(vec, i), vec->elem_size);
