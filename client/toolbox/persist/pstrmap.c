@@ -221,23 +221,34 @@ MMAPD_EXPORT int mmapd_pstrmap_put(struct mmapd_pstrmap *map, const void *key, s
 	return r < 0 ? r : found;
 }
 
+/* The entry of key (checked): 0 with *ret_ik and *ret_e, -ENOENT (message set) or -errno. */
+static int pstrmap_lookup(struct mmapd_pstrmap *map, const void *key, size_t klen,
+                          struct pstrmap_key *ret_ik, struct pstrmap_entry *ret_e)
+{
+	uint64_t k;
+	int r = pstrmap_args(map, key, klen);
+
+	if (r < 0)
+		return r;
+	r = pstrmap_find(map, key, klen, ret_ik, ret_e, &k);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return tbx_error(-ENOENT, "no such key in string map '%s'",
+		                 mmapd_region_name(mmapd_phash_region(map->index)));
+	return 0;
+}
+
 MMAPD_EXPORT int mmapd_pstrmap_get(struct mmapd_pstrmap *map, const void *key, size_t klen,
                                    const void **ret_val, size_t *ret_len)
 {
 	struct pstrmap_key ik;
 	struct pstrmap_entry e;
 	const void *v;
-	uint64_t k;
-	int r = pstrmap_args(map, key, klen);
+	int r = pstrmap_lookup(map, key, klen, &ik, &e);
 
 	if (r < 0)
 		return r;
-	r = pstrmap_find(map, key, klen, &ik, &e, &k);
-	if (r < 0)
-		return r;
-	if (r == 0)
-		return tbx_error(-ENOENT, "no such key in string map '%s'",
-		                 mmapd_region_name(mmapd_phash_region(map->index)));
 	if ((r = pstrmap_bytes(map, e.val_off, e.val_len, &v)) < 0)
 		return r;
 	if (ret_val)
@@ -251,17 +262,10 @@ MMAPD_EXPORT int mmapd_pstrmap_remove(struct mmapd_pstrmap *map, const void *key
 {
 	struct pstrmap_key ik;
 	struct pstrmap_entry e;
-	uint64_t k;
-	int r = pstrmap_args(map, key, klen);
+	int r = pstrmap_lookup(map, key, klen, &ik, &e);
 
 	if (r < 0)
 		return r;
-	r = pstrmap_find(map, key, klen, &ik, &e, &k);
-	if (r < 0)
-		return r;
-	if (r == 0)
-		return tbx_error(-ENOENT, "no such key in string map '%s'",
-		                 mmapd_region_name(mmapd_phash_region(map->index)));
 	e.key_len = PSTRMAP_TOMB;
 	r = mmapd_phash_put(map->index, &ik, &e);
 	return r < 0 ? r : 0;
