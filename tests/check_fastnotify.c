@@ -81,10 +81,16 @@ START_TEST(test_fastnotify_page_writer_reaches_json_subscriber_without_round_tri
 	ck_assert_uint_eq(test_line_u64(r, "first"), seq + 1);
 	ck_assert_uint_eq(test_line_u64(r, "last"), seq + 2000);
 	ck_assert_uint_eq(test_daemon_requests(&dmn, "changed"), before);
+	/*
+	 * Every seq up to the last is accounted for, in order: in changed events, or in an
+	 * overflow when this subscriber (or the daemon's relay) fell behind, which a slow machine
+	 * or a sanitizer build can make happen; a change missing without an overflow is a failure.
+	 */
 	r = test_sess_ok(&sub, "count-wait fj %llu 20000", (unsigned long long)seq + 2000);
 	ck_assert_uint_eq(test_line_u64(r, "last"), seq + 2000);
-	ck_assert_uint_eq(test_line_u64(r, "changes"), 2000);
 	ck_assert_uint_eq(test_line_u64(r, "bad"), 0);
+	ck_assert_msg(test_line_u64(r, "changes") == 2000 || test_line_u64(r, "overflow") > 0,
+	              "changes went missing without an overflow:%s", r);
 	/* The protocol and the page count in one space. */
 	ck_assert_uint_eq(sess_seq(&sub, "fj"), seq + 2000);
 	ck_assert_int_eq(test_sess_end(&w), 0);
