@@ -121,7 +121,21 @@ void subs_forget(struct mmapd_client *client, const char *name);
  */
 int subs_restore(struct mmapd_client *client);
 
+/* ---- hugemap.c ---- */
+/*
+ * The alignment the mapping of bytes bytes of region must start at, and in *ret_phase its
+ * offset from it: the huge page size for a hugetlb region; the transparent huge page size and
+ * the mapping's file offset modulo it for a region that wants them (region_wants_thp()) and
+ * can hold one; else the region's page (any address).
+ */
+size_t hugemap_align(const struct mmapd_region *region, uint64_t bytes, size_t *ret_phase);
+
 /* ---- region.c ---- */
+/*
+ * Drops a reference on region (taken with region->refs++ under the lock, as a reconnection
+ * and a stdio cursor do); the last one frees the struct. Lock held.
+ */
+void region_put(struct mmapd_region *region);
 
 /*
  * After a reconnection's hello: opens every region that held a grant again, by name and in
