@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Layer 5 of libmmapd (see internal.h): what the library does with calls: hello (hello.c),
- * queries (query.c, admin.c), mappings (mapping.c, advise.c, atomic.c, guard.c), coordination
- * (coord.c) and regions (region.c). Included by those files and top.h.
+ * queries (query.c, admin.c), mappings (mapping.c, hugemap.c, advise.c, atomic.c, scalar.c,
+ * cursor.c, guard.c), coordination (coord.c) and regions (region.c). Included by those files
+ * and top.h.
  */
 #ifndef MMAPD_CLIENT_DOMAIN_H
 #define MMAPD_CLIENT_DOMAIN_H

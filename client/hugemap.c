@@ -61,9 +61,11 @@ size_t hugemap_align(const struct mmapd_region *region, uint64_t bytes, size_t *
 	*ret_phase = 0;
 	if (region->page > (size_t)sysconf(_SC_PAGESIZE))
 		return region->page;
-	pmd = hugemap_pmd_size();
+	if (!region_wants_thp(region))
+		return region->page;
 	/* A mapping smaller than one huge page can never hold one: any address will do. */
-	if (!region_wants_thp(region) || pmd == 0 || bytes < pmd)
+	pmd = hugemap_pmd_size();
+	if (pmd == 0 || bytes < pmd)
 		return region->page;
 	*ret_phase = (size_t)(region_start(region) % pmd);
 	return pmd;

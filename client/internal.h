@@ -16,7 +16,9 @@
  *            client's hooks, struct client_hooks);
  *   domain   hello.c (the hello exchange), query.c (stat, list, status, delete, ping),
  *            admin.c, mapping.c (a window's mapping and how it follows its region's size),
+ *            hugemap.c (where a mapping goes for huge pages, and how many it got),
  *            advise.c (advice, prewarm, mlock, iteration, flush_range), atomic.c (atomic views),
+ *            scalar.c (numbers in a byte order), cursor.c (stdio streams over a window),
  *            guard.c (the SIGBUS guard), coord.c (locks, resize, subscriptions, change
  *            reports, flush and policies), region.c (open, close, reopen, set_mode);
  *   top      react.c (the reactions to events), reconnect.c (reconnecting and restoring),
