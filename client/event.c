@@ -9,7 +9,8 @@
  *
  * mmapd_client_fd() is an epoll descriptor over the socket and an eventfd; the eventfd is readable
  * while events wait or the connection is broken (client_wake_update), so a poll loop also
- * wakes for events another thread read. The background dispatch thread (dispatch_thread.c)
+ * wakes for events another thread read. With page subscriptions it also holds the epoll set
+ * of their doorbells (pagesub.c), whose logs each dispatch reads. The background dispatch thread (dispatch_thread.c)
  * is such a loop; while it runs, mmapd_client_dispatch() is refused.
  */
 #include <errno.h>
@@ -44,6 +45,7 @@ static int dispatch_wait(struct mmapd_client *client, const struct timespec *dea
 
 		if (client->state == CLIENT_UP)
 			client_read_ready(client);
+		pagesub_read(client);
 		if (client->events.head)
 			return 0;
 		if (client->state == CLIENT_CLOSED)
@@ -64,6 +66,7 @@ static int dispatch_wait(struct mmapd_client *client, const struct timespec *dea
 				return r;
 			continue;
 		}
+		/* -EAGAIN: a page subscription's doorbell rang; its log is read above. */
 		r = client_wait_event(client, deadline);
 		if (r == -ETIMEDOUT)
 			return 0;

@@ -129,6 +129,19 @@ static bool fast_page_live(struct fast_page *fp)
 	return false;
 }
 
+int fastlock_slot_of(struct mmapd_client *client, dev_t dev, ino_t ino)
+{
+	struct fast_page *fp;
+	int slot = -1;
+
+	fast_mu_lock(client);
+	for (fp = client->fast_pages; fp && slot < 0; fp = fp->next)
+		if (!fp->dead && fp->gen == client->gen && fp->dev == dev && fp->ino == ino)
+			slot = (int)fp->slot;
+	fast_mu_unlock(client);
+	return slot;
+}
+
 /* The live page of region name, or NULL. fast_mu held. */
 static struct fast_page *fast_page_find(struct mmapd_client *client, const char *name)
 {

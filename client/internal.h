@@ -81,6 +81,7 @@ struct call {
 	unsigned flags;            /* CALL_* */
 	uint64_t gen;              /* with CALL_PINNED: the connection it belongs to */
 	bool want_fd;              /* a successful reply must carry one descriptor */
+	bool want_fd2;             /* with want_fd: and a second one (fd2) */
 	call_hook_fn *on_reply;    /* may be NULL */
 	void *ctx;                 /* for on_reply */
 	/*
@@ -91,6 +92,7 @@ struct call {
 
 	cJSON *reply;              /* result: the "ok": true reply, owned by the caller */
 	int fd;                    /* result with want_fd: owned by the caller, or -1 */
+	int fd2;                   /* result with want_fd2: the same */
 
 	/* Private to call.c. */
 	uint64_t id;
@@ -99,6 +101,26 @@ struct call {
 	char *message;
 	pthread_cond_t cond;
 	struct call *prev, *next;
+};
+
+/*
+ * A page subscription (pagesub.c): a subscription whose changes this client reads from the
+ * region's change log itself, woken by the log's doorbell (in client->bellfd's epoll set).
+ * Under client->lock.
+ */
+struct page_sub {
+	struct page_sub *next;        /* client->page_subs */
+	struct ctlpage *page;         /* mapped read-only, CTLPAGE_SIZE bytes */
+	dev_t dev;                    /* the page's memfd: a fast_page of it is this client's */
+	ino_t ino;
+	int bell;                     /* the doorbell, in client->bellfd */
+	unsigned tag;                 /* what the log's entries of this connection's requests
+	                                 carry as their slot */
+	uint64_t gen;                 /* the connection it was made on */
+	uint64_t next_seq;            /* the first change not delivered nor reported lost */
+	uint64_t stuck_seq;           /* found reserved but not published (0: none) ... */
+	struct timespec stuck_since;  /* ... since then */
+	char name[];
 };
 
 /* A held lock or a pending shrink-ack: a node of a singly linked list. */
@@ -277,6 +299,9 @@ struct mmapd_client {
 
 	struct mmapd_region *regions; /* open (and opening) regions */
 	struct name_node *subs;       /* subscriptions */
+	struct page_sub *page_subs;   /* those read from the control page (pagesub.c) */
+	int bellfd;                   /* epoll set of their doorbells (edge-triggered), itself in
+	                                 epfd; -1 until the first one */
 	struct id_node *locks;        /* locks held */
 	size_t locks_lost;            /* forgotten by a reconnection, not reported yet */
 

@@ -7,6 +7,7 @@
 #include "control.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -15,6 +16,7 @@
 #include <uv.h>
 
 #include "conn.h"
+#include "fsdir.h"
 #include "ctlpage.h"
 #include "log.h"
 #include "memfd.h"
@@ -31,6 +33,8 @@ struct control {
 	struct control_relay relay;
 	int bell;                     /* the doorbell eventfd, or -1 */
 	uv_poll_t *bell_poll;         /* watching it while the region lives */
+	bool bell_idle;               /* not watched now: nobody rings it for the daemon
+	                                 (control_bell_watch) */
 	uv_timer_t *later;            /* control_bell_later's, with bell_poll */
 	void (*on_bell)(void *ctx);
 	void *bell_ctx;
@@ -141,6 +145,20 @@ int control_attach(struct control **ctlp, const char *label, struct conn *c, int
 		return -errno;
 	*ret_slot = ref->slot;
 	return 0;
+}
+
+int control_listen(struct control **ctlp, const char *label, int *ret_fd)
+{
+	int r;
+
+	if (!*ctlp) {
+		r = control_new(label, ctlp);
+		if (r < 0)
+			return r;
+	}
+	/* A fresh open file description, read-only: a subscriber reads the log, nothing more. */
+	*ret_fd = fsdir_reopen((*ctlp)->fd, O_RDONLY);
+	return *ret_fd < 0 ? *ret_fd : 0;
 }
 
 void control_conn_release(struct conn *c)
@@ -323,7 +341,7 @@ int control_bell(struct control *ctl, uv_loop_t *loop, void (*on_bell)(void *ctx
 			return -ENOMEM;
 		}
 		r = uv_poll_init(loop, ctl->bell_poll, ctl->bell);
-		if (r == 0)
+		if (r == 0 && !ctl->bell_idle)
 			r = uv_poll_start(ctl->bell_poll, UV_READABLE, control_on_bell);
 		if (r < 0) {
 			free(ctl->bell_poll);
@@ -340,4 +358,30 @@ int control_bell(struct control *ctl, uv_loop_t *loop, void (*on_bell)(void *ctx
 	ctl->bell_ctx = ctx;
 	*ret_fd = dup(ctl->bell);
 	return *ret_fd < 0 ? -errno : 0;
+}
+
+void control_bell_watch(struct control *ctl, bool on)
+{
+	if (!ctl || ctl->bell_idle == !on)
+		return;
+	ctl->bell_idle = !on;
+	if (!ctl->bell_poll)
+		return;
+	if (on)
+		uv_poll_start(ctl->bell_poll, UV_READABLE, control_on_bell);
+	else
+		uv_poll_stop(ctl->bell_poll);
+}
+
+void control_listeners(struct control *ctl, uint32_t n)
+{
+	if (control_log_ready(ctl))
+		atomic_store_explicit(&control_log(ctl)->listeners, n, memory_order_seq_cst);
+}
+
+void control_ring(struct control *ctl)
+{
+	if (ctl && ctl->bell >= 0 && ctl->log_ready &&
+	    atomic_load_explicit(&control_log(ctl)->listeners, memory_order_relaxed) != 0)
+		(void)changelog_ring(ctl->bell);
 }

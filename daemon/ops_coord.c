@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "access.h"
+#include "budget.h"
 #include "conn.h"
 #include "control.h"
 #include "fdstore.h"
@@ -85,6 +86,35 @@ int ops_unlock(struct conn *c, uint64_t id, cJSON *req)
 	return OPS_DONE;
 }
 
+/*
+ * Whether c may be sent n more descriptors the daemon makes for it (a control page, a
+ * doorbell): the connection's max_fds_in_flight, its uid's max_fds_per_uid (descriptors wait
+ * in the output queue until the client reads them, counted as BUDGET_FDS) and the descriptor
+ * reserve. Returns 0, or -1 after answering EAGAIN or EMFILE.
+ */
+static int coord_fds_admit(struct conn *c, uint64_t id, size_t n)
+{
+	const struct limits *l = c->srv->limits;
+
+	if (c->out_fds + n > l->max_fds_in_flight) {
+		conn_warn(c, "refused a request for a descriptor: %zu wait unread "
+		          "(max_fds_in_flight %" PRIu64 ")", c->out_fds, l->max_fds_in_flight);
+		reply_error(c, id, EAGAIN, "%zu descriptors wait in this connection's output queue "
+		            "(max_fds_in_flight %" PRIu64 "); read your replies", c->out_fds,
+		            l->max_fds_in_flight);
+		return -1;
+	}
+	if (!budget_fits(c->budget, BUDGET_FDS, n)) {
+		reply_budget(c, id, c->budget, BUDGET_FDS, n);
+		return -1;
+	}
+	if (!budget_fd_headroom(c->srv, (uint32_t)c->uid)) {
+		reply_fd_reserve(c, id);
+		return -1;
+	}
+	return 0;
+}
+
 int ops_control(struct conn *c, uint64_t id, cJSON *req)
 {
 	struct grant *g = ops_get_grant(c, id, req);
@@ -101,6 +131,8 @@ int ops_control(struct conn *c, uint64_t id, cJSON *req)
 		            region_mode_name(g->mode));
 		return OPS_DONE;
 	}
+	if (coord_fds_admit(c, id, 1) < 0)
+		return OPS_DONE;
 	ret = control_attach(&g->region->ctl, "mmapd-control", c, &fd, &slot);
 	if (ret == 0)
 		relay_page_ready(g->region);
@@ -254,15 +286,42 @@ int ops_shrink_ack(struct conn *c, uint64_t id, cJSON *req)
 	return OPS_DONE;
 }
 
+/*
+ * Makes c's new subscription to r a page subscription (coordination.md): the read-only page
+ * and the doorbell into fds, its tag into *ret_tag. Returns 0, or -1 after answering (the
+ * subscription is undone).
+ */
+static int subscribe_page(struct conn *c, uint64_t id, struct region *r, int fds[2],
+                          unsigned *ret_tag)
+{
+	int ret;
+
+	if (coord_fds_admit(c, id, 2) < 0) {
+		(void)notify_unsubscribe(c, r);
+		return -1;
+	}
+	ret = relay_listen(r, &fds[0], &fds[1]);
+	if (ret == 0) {
+		*ret_tag = notify_subscribe_page(c, r);
+		return 0;
+	}
+	(void)notify_unsubscribe(c, r);
+	reply_error(c, id, -ret, "no control page for region '%s': %s", r->name, strerror(-ret));
+	return -1;
+}
+
 int ops_subscribe(struct conn *c, uint64_t id, cJSON *req)
 {
+	int fds[2] = { -1, -1 };
+	unsigned tag = 0;
 	const char *name;
 	struct region *r;
+	bool page = false;
 	cJSON *reply;
 	int ret;
 
 	name = ops_get_name(c, id, req);
-	if (!name)
+	if (!name || ops_get_bool(c, id, req, PROTO_FIELD_PAGE, &page) < 0)
 		return OPS_DONE;
 	ret = ops_get_region(c, id, req, name, ACCESS_READ, &r);
 	if (!r)
@@ -270,8 +329,6 @@ int ops_subscribe(struct conn *c, uint64_t id, cJSON *req)
 	/* Changes published before the subscription go to the subscribers before it. */
 	relay_run(r);
 	ret = notify_subscribe(c, r);
-	if (ret == 0)
-		relay_route(r);
 	if (ret == -EALREADY) {
 		reply_error(c, id, EALREADY, "this connection is subscribed to region '%s' already",
 		            name);
@@ -282,13 +339,27 @@ int ops_subscribe(struct conn *c, uint64_t id, cJSON *req)
 		            PRIu64 ") subscriptions", c->srv->limits->max_subscriptions_per_client);
 	} else if (ret < 0) {
 		reply_nomem(c, id);
-	} else {
+	} else if (!page || subscribe_page(c, id, r, fds, &tag) == 0) {
+		/* The seq is read after the listeners word is set: every later change rings. */
+		relay_route(r);
 		reply = msg_reply_ok(id);
-		if (reply && !cJSON_AddNumberToObject(reply, PROTO_FIELD_SEQ, (double)relay_seq(r))) {
+		if (reply && (!cJSON_AddNumberToObject(reply, PROTO_FIELD_SEQ, (double)relay_seq(r)) ||
+		              (page && (!cJSON_AddNumberToObject(reply, PROTO_FIELD_FDS, 2) ||
+		                        !cJSON_AddNumberToObject(reply, PROTO_FIELD_SLOT, tag))))) {
 			cJSON_Delete(reply);
 			reply = NULL;
 		}
-		reply_send(c, id, reply);
+		if (!page) {
+			reply_send(c, id, reply);
+		} else if (!reply) {
+			close(fds[0]);
+			close(fds[1]);
+			reply_nomem(c, id);
+		} else if (conn_send(c, reply, fds, 2) < 0 && conn_alive(c)) {
+			reply_nomem(c, id);
+		}
+		if (page)
+			cJSON_Delete(reply);
 	}
 	ops_put_region(r);
 	return OPS_DONE;
@@ -325,6 +396,8 @@ static void changed_doorbell(struct conn *c, uint64_t id, struct region *r)
 	int fd, ret;
 
 	relay_run(r);
+	if (coord_fds_admit(c, id, 1) < 0)
+		return;
 	ret = relay_bell(r, c, &fd);
 	if (ret < 0) {
 		reply_error(c, id, -ret, ret == -EACCES || ret == -ENOENT

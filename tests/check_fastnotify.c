@@ -383,6 +383,92 @@ START_TEST(test_fastnotify_always_policy_and_read_only_regions_use_the_protocol)
 }
 END_TEST
 
+/* ev with the writer's client name taken out ("writer=NAME/PID" -> "writer=/PID"). */
+static char *event_without_writer_name(char *ev)
+{
+	char *w = strstr(ev, " writer="), *slash = w ? strchr(w, '/') : NULL;
+
+	if (slash)
+		memmove(w + 8, slash, strlen(slash) + 1);
+	return ev;
+}
+
+/*
+ * A page subscriber (mmapd_subscribe_page(), woken through mmapd_client_fd() in the session's
+ * poll loop) and a protocol subscriber see the same events for the same changes, from a
+ * writer on the page and a writer using the protocol: seqs, ranges, writers' pids; neither
+ * sees its own connection's changes. The page subscriber's events carry no client name: they
+ * did not come from the daemon.
+ */
+START_TEST(test_fastnotify_page_subscriber_sees_what_a_json_subscriber_sees)
+{
+	enum { ROUNDS = 10 };
+	struct test_sess w, js, ps;
+	struct test_conn p;
+	char *jev[3 * ROUNDS], *pev[2 * ROUNDS];
+	size_t nj = 0, np = 0, i, k;
+	uint64_t seq0;
+	const char *r;
+
+	test_daemon_create(&dmn, "ag", 4096, false);
+	sess_open(&w, "writer", "ag");
+	test_sess_start(&js, &dmn, "json");
+	test_sess_start(&ps, &dmn, "paged");
+	seq0 = test_line_u64(test_sess_ok(&js, "subscribe ag"), "seq");
+	ck_assert_uint_eq(test_line_u64(test_sess_ok(&ps, "subscribe-page ag"), "seq"), seq0);
+	test_conn_open_hello(&p, &dmn);
+	for (i = 0; i < ROUNDS; i++) {
+		(void)test_sess_ok(&w, "changed ag %zu 5", 10 + i);
+		(void)test_conn_changed(&p, "ag", 100 + i, 7);
+		/* The page subscriber's own change, through the protocol: not for it. */
+		if (i % 3 == 0)
+			(void)test_sess_ok(&ps, "changed ag %zu 1", 200 + i);
+	}
+	while (nj < 2 * ROUNDS + (ROUNDS + 2) / 3) {
+		jev[nj] = test_sess_find_event(&js, "changed ag", TEST_WAIT_MS);
+		ck_assert_msg(jev[nj], "json subscriber: %zu events only", nj);
+		nj++;
+	}
+	while (np < 2 * ROUNDS) {
+		pev[np] = test_sess_find_event(&ps, "changed ag", TEST_WAIT_MS);
+		ck_assert_msg(pev[np], "page subscriber: %zu events only", np);
+		ck_assert_msg(strstr(pev[np], " writer=?/"), "not from the page: %s", pev[np]);
+		np++;
+	}
+	test_sess_expect_no_event(&ps, 200);
+	for (i = 0, k = 0; i < nj; i++) {
+		char own[64];
+
+		snprintf(own, sizeof(own), " writer=paged/%ld", (long)ps.pid);
+		if (strstr(jev[i], own)) {
+			free(jev[i]);
+			continue;
+		}
+		ck_assert_uint_lt(k, np);
+		ck_assert_str_eq(event_without_writer_name(pev[k]), event_without_writer_name(jev[i]));
+		free(jev[i]);
+		free(pev[k++]);
+	}
+	ck_assert_uint_eq(k, np);
+
+	/* Many at once: every seq is a change or an overflow, coalesced when they pile up. */
+	seq0 = sess_seq(&ps, "ag");
+	(void)test_sess_ok(&ps, "count ag");
+	r = test_sess_ok(&w, "changeloop ag 2000");
+	ck_assert_uint_eq(test_line_u64(r, "last"), seq0 + 2000);
+	r = test_sess_ok(&ps, "count-wait ag %llu 20000", (unsigned long long)seq0 + 2000);
+	ck_assert_uint_eq(test_line_u64(r, "last"), seq0 + 2000);
+	ck_assert_uint_eq(test_line_u64(r, "bad"), 0);
+	ck_assert_msg(test_line_u64(r, "changes") == 2000 || test_line_u64(r, "overflow") > 0,
+	              "changes went missing without an overflow:%s", r);
+	test_conn_close(&p);
+	ck_assert_int_eq(test_sess_end(&w), 0);
+	ck_assert_int_eq(test_sess_end(&js), 0);
+	ck_assert_int_eq(test_sess_end(&ps), 0);
+	test_daemon_delete(&dmn, "ag");
+}
+END_TEST
+
 static Suite *fastnotify_suite(void)
 {
 	Suite *s = suite_create("fastnotify");
@@ -398,6 +484,7 @@ static Suite *fastnotify_suite(void)
 	tcase_add_test(tc, test_fastnotify_hostile_uid_scribbling_the_log_hurts_only_that_region);
 	tcase_add_test(tc, test_fastnotify_an_entry_never_published_is_reported_lost_and_passed);
 	tcase_add_test(tc, test_fastnotify_always_policy_and_read_only_regions_use_the_protocol);
+	tcase_add_test(tc, test_fastnotify_page_subscriber_sees_what_a_json_subscriber_sees);
 	suite_add_tcase(s, tc);
 	return s;
 }
