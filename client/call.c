@@ -423,12 +423,13 @@ enum read_wait {
 static int client_read(struct mmapd_client *client, enum read_wait wait,
                        const struct timespec *deadline)
 {
-	/* With page subscriptions, READ_UNTIL also wakes for their doorbells (pagesub.c). */
+	/* With page subscriptions, READ_UNTIL also wakes for their doorbells, which are in
+	 * mmapd_client_fd()'s set (pagesub.c): the set is readable, the socket is not. */
 	struct pollfd pfd[2] = {
 		{ .fd = client->sock, .events = POLLIN },
-		{ .fd = client->bellfd, .events = POLLIN },
+		{ .fd = client->epfd, .events = POLLIN },
 	};
-	nfds_t npfd = client->bellfd >= 0 ? 2 : 1;
+	nfds_t npfd = client->bells ? 2 : 1;
 	uint64_t gen = client->gen;
 	uint8_t *space;
 	size_t avail;

@@ -28,9 +28,6 @@ void client_close_wake(struct mmapd_client *client)
 		close(client->epfd);
 	if (client->evfd >= 0)
 		close(client->evfd);
-	if (client->bellfd >= 0)
-		close(client->bellfd);
-	client->bellfd = -1;
 	client->epfd = -1;
 	client->evfd = -1;
 	client->evfd_set = false;

@@ -69,7 +69,6 @@ MMAPD_EXPORT int mmapd_connect(const char *path, const char *client_name,
 	pthread_condattr_destroy(&attr);
 	client->state = CLIENT_BROKEN;
 	client->sock = -1;
-	client->bellfd = -1;
 	client->next_id = 1;
 	client->max_frame = FRAME_MAX_DEFAULT;
 	client->protocol = PROTO_VERSION;

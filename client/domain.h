@@ -115,7 +115,7 @@ int fastnotify_report(struct mmapd_client *client, struct mmapd_region *region, 
 
 /*
  * Records a page subscription to name made on the working connection: maps the control page
- * (page_fd, closed) read-only and watches its doorbell bell (taken) in client->bellfd; tag is
+ * (page_fd, closed) read-only and watches its doorbell bell (taken) in client->epfd; tag is
  * what the reply's "slot" said, seq its "seq". Returns 0 or a negative errno (message not
  * set; both descriptors closed). Lock held.
  */

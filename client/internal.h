@@ -105,7 +105,7 @@ struct call {
 
 /*
  * A page subscription (pagesub.c): a subscription whose changes this client reads from the
- * region's change log itself, woken by the log's doorbell (in client->bellfd's epoll set).
+ * region's change log itself, woken by the log's doorbell (in client->epfd, edge-triggered).
  * Under client->lock.
  */
 struct page_sub {
@@ -113,7 +113,7 @@ struct page_sub {
 	struct ctlpage *page;         /* mapped read-only, CTLPAGE_SIZE bytes */
 	dev_t dev;                    /* the page's memfd: a fast_page of it is this client's */
 	ino_t ino;
-	int bell;                     /* the doorbell, in client->bellfd */
+	int bell;                     /* the doorbell, in client->epfd */
 	unsigned tag;                 /* what the log's entries of this connection's requests
 	                                 carry as their slot */
 	uint64_t gen;                 /* the connection it was made on */
@@ -300,8 +300,7 @@ struct mmapd_client {
 	struct mmapd_region *regions; /* open (and opening) regions */
 	struct name_node *subs;       /* subscriptions */
 	struct page_sub *page_subs;   /* those read from the control page (pagesub.c) */
-	int bellfd;                   /* epoll set of their doorbells (edge-triggered), itself in
-	                                 epfd; -1 until the first one */
+	bool bells;                   /* their doorbells are in epfd (edge-triggered) */
 	struct id_node *locks;        /* locks held */
 	size_t locks_lost;            /* forgotten by a reconnection, not reported yet */
 

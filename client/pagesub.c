@@ -5,9 +5,11 @@
  * change log (shared/changelog.h) itself, through a read-only mapping of the control page,
  * instead of getting a `changed` frame per change from the daemon. Writers ring the log's
  * doorbell (an eventfd) after publishing while the page has listeners; every page subscriber
- * watches it edge-triggered in one epoll set (client->bellfd), itself in mmapd_client_fd()'s
- * set, so a poll loop or the dispatch thread wakes for it, and nobody ever reads the counter:
- * each write is an edge for every subscriber, whoever else reads or writes the descriptor.
+ * watches it edge-triggered in mmapd_client_fd()'s epoll set, so a poll loop or the dispatch
+ * thread wakes for it, and nobody ever reads the counter: each write is an edge for every
+ * subscriber, whoever else reads or writes the descriptor. (Not in an epoll set of its own
+ * inside that one: Linux allows an eventfd at most 500 such nested watchers, 1000 direct ones
+ * when the set is itself watched by epoll, as an event loop's is; poll() has no limit.)
  *
  * mmapd_client_dispatch() (event.c) reads every page subscription's log from where it stopped
  * and queues MMAPD_EVENT_CHANGED and MMAPD_EVENT_OVERFLOW as the daemon's events would say
@@ -195,28 +197,6 @@ static void pagesub_free(struct page_sub *ps)
 	free(ps);
 }
 
-/* Makes client->bellfd, in epfd. Returns 0 or -errno. Lock held. */
-static int pagesub_bells(struct mmapd_client *client)
-{
-	struct epoll_event ev = { .events = EPOLLIN };
-	int fd;
-
-	if (client->bellfd >= 0)
-		return 0;
-	fd = epoll_create1(EPOLL_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	ev.data.fd = fd;
-	if (epoll_ctl(client->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-		int r = -errno;
-
-		close(fd);
-		return r;
-	}
-	client->bellfd = fd;
-	return 0;
-}
-
 int pagesub_add(struct mmapd_client *client, const char *name, int page_fd, int bell,
                 unsigned tag, uint64_t seq)
 {
@@ -237,10 +217,8 @@ int pagesub_add(struct mmapd_client *client, const char *name, int page_fd, int 
 		else if (ctlpage_check(map) < 0)
 			r = -EPROTO;
 	}
-	if (r == 0)
-		r = pagesub_bells(client);
-	ev.data.ptr = ps;
-	if (r == 0 && epoll_ctl(client->bellfd, EPOLL_CTL_ADD, bell, &ev) < 0)
+	ev.data.fd = bell;
+	if (r == 0 && epoll_ctl(client->epfd, EPOLL_CTL_ADD, bell, &ev) < 0)
 		r = -errno;
 	close(page_fd);
 	if (r < 0) {
@@ -260,6 +238,7 @@ int pagesub_add(struct mmapd_client *client, const char *name, int page_fd, int 
 	strcpy(ps->name, name);
 	ps->next = client->page_subs;
 	client->page_subs = ps;
+	client->bells = true;
 	/* Changes between the reply and the doorbell's watch rang nobody here. */
 	pagesub_read_one(client, ps);
 	return 0;
@@ -283,10 +262,13 @@ void pagesub_read(struct mmapd_client *client)
 	struct epoll_event evs[16];
 	struct page_sub **p = &client->page_subs;
 
-	if (client->bellfd < 0)
+	if (!client->bells)
 		return;
-	/* The edges first: a ring after this makes the descriptor readable again. */
-	while (epoll_wait(client->bellfd, evs, 16, 0) == 16)
+	/*
+	 * The edges first (the socket and the event descriptor come back too: they are
+	 * level-triggered): a ring after this makes the set readable again.
+	 */
+	while (epoll_wait(client->epfd, evs, 16, 0) == 16)
 		;
 	while (*p) {
 		struct page_sub *ps = *p;
