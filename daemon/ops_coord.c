@@ -88,9 +88,11 @@ int ops_unlock(struct conn *c, uint64_t id, cJSON *req)
 
 /*
  * Whether c may be sent n more descriptors the daemon makes for it (a control page, a
- * doorbell): the connection's max_fds_in_flight, its uid's max_fds_per_uid (descriptors wait
- * in the output queue until the client reads them, counted as BUDGET_FDS) and the descriptor
- * reserve. Returns 0, or -1 after answering EAGAIN or EMFILE.
+ * doorbell, a page subscription's two): the connection's max_fds_in_flight, its uid's
+ * max_fds_per_uid and the descriptor reserve. Each is charged to BUDGET_FDS until the
+ * connection ends (coord_fds_handed): the daemon cannot see when the client closes one, and
+ * a client that never reads would otherwise pile them up in its socket, where the kernel
+ * counts them against the daemon's uid. Returns 0, or -1 after answering EAGAIN or EMFILE.
  */
 static int coord_fds_admit(struct conn *c, uint64_t id, size_t n)
 {
@@ -113,6 +115,13 @@ static int coord_fds_admit(struct conn *c, uint64_t id, size_t n)
 		return -1;
 	}
 	return 0;
+}
+
+/* n descriptors made for c went out: charged until c ends. */
+static void coord_fds_handed(struct conn *c, size_t n)
+{
+	budget_force(c->budget, BUDGET_FDS, n);
+	c->handed_fds += n;
 }
 
 int ops_control(struct conn *c, uint64_t id, cJSON *req)
@@ -156,8 +165,12 @@ int ops_control(struct conn *c, uint64_t id, cJSON *req)
 		return OPS_DONE;
 	}
 	/* A connection closed by the send is gone with its slot. */
-	if (conn_send(c, reply, &fd, 1) < 0 && conn_alive(c))
-		reply_nomem(c, id);
+	if (conn_send(c, reply, &fd, 1) < 0) {
+		if (conn_alive(c))
+			reply_nomem(c, id);
+	} else {
+		coord_fds_handed(c, 1);
+	}
 	cJSON_Delete(reply);
 	return OPS_DONE;
 }
@@ -355,8 +368,11 @@ int ops_subscribe(struct conn *c, uint64_t id, cJSON *req)
 			close(fds[0]);
 			close(fds[1]);
 			reply_nomem(c, id);
-		} else if (conn_send(c, reply, fds, 2) < 0 && conn_alive(c)) {
-			reply_nomem(c, id);
+		} else if (conn_send(c, reply, fds, 2) < 0) {
+			if (conn_alive(c))
+				reply_nomem(c, id);
+		} else {
+			coord_fds_handed(c, 2);
 		}
 		if (page)
 			cJSON_Delete(reply);
@@ -413,8 +429,12 @@ static void changed_doorbell(struct conn *c, uint64_t id, struct region *r)
 		reply_nomem(c, id);
 		return;
 	}
-	if (conn_send(c, reply, &fd, 1) < 0 && conn_alive(c))
-		reply_nomem(c, id);
+	if (conn_send(c, reply, &fd, 1) < 0) {
+		if (conn_alive(c))
+			reply_nomem(c, id);
+	} else {
+		coord_fds_handed(c, 1);
+	}
 	cJSON_Delete(reply);
 }
 
