@@ -15,8 +15,11 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "budget.h"
+#include "config.h"
 #include "conn.h"
 #include "fsdir.h"
+#include "state.h"
 #include "ctlpage.h"
 #include "log.h"
 #include "memfd.h"
@@ -103,6 +106,20 @@ static void control_bell_stop(struct control *ctl)
 	ctl->later = NULL;
 }
 
+/* Whether c's uid may take one more slot of ctl: max_control_slots_per_uid, root exempt. */
+static bool control_uid_may_take(const struct control *ctl, const struct conn *c)
+{
+	uint64_t held = 0;
+	unsigned i;
+
+	if (budget_uid_exempt(c->srv, (uint32_t)c->uid))
+		return true;
+	for (i = 0; i < CTLPAGE_SLOTS; i++)
+		if (ctl->slots[i] && ctl->slots[i]->uid == c->uid)
+			held++;
+	return held < c->srv->limits->max_control_slots_per_uid;
+}
+
 int control_attach(struct control **ctlp, const char *label, struct conn *c, int *ret_fd,
                    unsigned *ret_slot)
 {
@@ -123,6 +140,8 @@ int control_attach(struct control **ctlp, const char *label, struct conn *c, int
 	if (!ref) {
 		if (ctl->used == CTLPAGE_SLOTS)
 			return -ENOSPC;
+		if (!control_uid_may_take(ctl, c))
+			return -EDQUOT;
 		ref = malloc(sizeof(*ref));
 		if (!ref)
 			return -ENOMEM;

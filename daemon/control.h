@@ -24,7 +24,8 @@ struct ctlpage;
 /*
  * Gives c a slot in the control page *ctlp (made, labelled label, when *ctlp is NULL) and a
  * descriptor of the page (ret_fd, the caller's). c keeps the slot it has. Returns 0,
- * -ENOSPC (every slot taken), or -errno.
+ * -ENOSPC (every slot taken), -EDQUOT (c's uid holds max_control_slots_per_uid slots of it
+ * already: one user cannot take a page's slots from the others), or -errno.
  */
 int control_attach(struct control **ctlp, const char *label, struct conn *c, int *ret_fd,
                    unsigned *ret_slot);

@@ -150,6 +150,15 @@ int ops_control(struct conn *c, uint64_t id, cJSON *req)
 		if (ret < 0)
 			close(fd);
 	}
+	if (ret == -EDQUOT) {
+		conn_warn(c, "refused a control page slot: max_control_slots_per_uid (%" PRIu64 ")",
+		          c->srv->limits->max_control_slots_per_uid);
+		reply_error(c, id, EAGAIN, "uid %lu holds max_control_slots_per_uid (%" PRIu64 ") "
+		            "slots of the control page of region '%s' already: use lock requests",
+		            (unsigned long)c->uid, c->srv->limits->max_control_slots_per_uid,
+		            g->region->name);
+		return OPS_DONE;
+	}
 	if (ret < 0) {
 		reply_error(c, id, -ret, ret == -ENOSPC ? "the control page of region '%s' has no "
 		            "free slot: use lock requests" : "no control page for region '%s'",
