@@ -383,6 +383,68 @@ START_TEST(test_fastnotify_always_policy_and_read_only_regions_use_the_protocol)
 }
 END_TEST
 
+/*
+ * More changed requests than the relay's pending table holds wait behind an entry reserved and
+ * never published: none of them goes ahead of another; the entry is reported lost at once
+ * (an overflow before them), and the subscriber gets every seq in order.
+ */
+START_TEST(test_fastnotify_requests_behind_an_unpublished_entry_keep_their_order)
+{
+	enum { N = 24 };
+	struct test_conn c, p, sub;
+	struct ctlpage *page;
+	uint64_t seq0, ids[N], last, got = 0;
+	int fd, i;
+
+	test_daemon_create(&dmn, "order", 4096, false);
+	test_conn_open_hello(&sub, &dmn);
+	seq0 = test_conn_subscribe(&sub, "order");
+	test_conn_open_hello(&c, &dmn);
+	page = test_conn_control(&c, test_conn_grant(&c, "order", "rw"), &fd);
+	/* A writer that reserved seq0 + 1 and is not publishing it. */
+	atomic_fetch_add(&ctlpage_log(page)->head, 1);
+	test_conn_open_hello(&p, &dmn);
+	for (i = 0; i < N; i++)
+		ids[i] = test_conn_sendf(&p, "{'op':'changed','name':'order','offset':%d,'length':1}",
+		                         i);
+	for (i = 0; i < N; i++) {
+		cJSON *reply = test_conn_reply(&p, ids[i], TEST_WAIT_MS);
+
+		test_assert_ok(reply);
+		ck_assert_uint_eq(test_json_u64(reply, "seq"), seq0 + 2 + (uint64_t)i);
+		cJSON_Delete(reply);
+	}
+	last = seq0;
+	while (last < seq0 + 1 + N) {
+		cJSON *ev = test_conn_event(&sub, TEST_WAIT_MS);
+		const char *name;
+		uint64_t seq;
+
+		ck_assert_msg(ev, "events stopped after seq %llu", (unsigned long long)last);
+		name = test_json_str(ev, "event");
+		seq = test_json_u64(ev, "seq");
+		ck_assert_msg(seq > last, "%s %llu came after %llu", name, (unsigned long long)seq,
+		              (unsigned long long)last);
+		if (strcmp(name, "overflow") == 0) {
+			ck_assert_uint_eq(seq, seq0 + 1);
+		} else {
+			ck_assert_str_eq(name, "changed");
+			ck_assert_uint_eq(test_json_u64(ev, "first_seq"), seq);
+			got++;
+		}
+		last = seq;
+		cJSON_Delete(ev);
+	}
+	ck_assert_uint_eq(got, N);
+	munmap(page, CTLPAGE_SIZE);
+	close(fd);
+	test_conn_close(&c);
+	test_conn_close(&p);
+	test_conn_close(&sub);
+	test_daemon_delete(&dmn, "order");
+}
+END_TEST
+
 /* ev with the writer's client name taken out ("writer=NAME/PID" -> "writer=/PID"). */
 static char *event_without_writer_name(char *ev)
 {
@@ -485,6 +547,7 @@ static Suite *fastnotify_suite(void)
 	tcase_add_test(tc, test_fastnotify_an_entry_never_published_is_reported_lost_and_passed);
 	tcase_add_test(tc, test_fastnotify_always_policy_and_read_only_regions_use_the_protocol);
 	tcase_add_test(tc, test_fastnotify_page_subscriber_sees_what_a_json_subscriber_sees);
+	tcase_add_test(tc, test_fastnotify_requests_behind_an_unpublished_entry_keep_their_order);
 	suite_add_tcase(s, tc);
 	return s;
 }
