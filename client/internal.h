@@ -172,6 +172,11 @@ struct fast_page {
 	unsigned index;               /* in client->fast_index, and in its lock ids */
 	bool dead;                    /* its connection ended (its slot is not ours any more), or
 	                                 its region was deleted (the name is another's) */
+	bool stale;                   /* its daemon handed the connection over to the next one
+	                                 (its log's route is CHANGELOG_ROUTE_GONE): no new locks
+	                                 here, the ones held unlock through the next daemon */
+	bool current;                 /* the daemon gave this page again after that: used
+	                                 whatever its log says (a holder may write the route) */
 	uint64_t gen;                 /* the connection the slot belongs to */
 	uint64_t excl_id;             /* the exclusive lock this slot holds, or 0 */
 	uint64_t shared_count;        /* shared locks this slot holds */
