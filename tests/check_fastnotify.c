@@ -531,6 +531,78 @@ START_TEST(test_fastnotify_page_subscriber_sees_what_a_json_subscriber_sees)
 }
 END_TEST
 
+/*
+ * A page subscription needs only read access, and gives nothing more: uid 65534, which may
+ * read region "ro" but not write it, gets a page it cannot map writable, and what it can do
+ * with the doorbell (drive its counter to the maximum, ring it without pause) neither stops
+ * another page subscriber from getting every change nor hurts the daemon.
+ */
+START_TEST(test_fastnotify_hostile_page_subscriber_cannot_write_the_log_or_silence_the_bell)
+{
+	enum { N = 3000 };
+	struct test_sess w, ps;
+	struct test_conn nobody;
+	uint64_t seq0, full = 0xfffffffffffffffeull;
+	const char *r;
+	cJSON *reply;
+	pid_t child;
+	int page_fd, bell;
+	char *ev;
+
+	if (!test_is_root())
+		return;
+	test_daemon_create_perm(&dmn, "ro", 4096, 0644);
+	sess_open(&w, "writer", "ro");
+	test_sess_start(&ps, &dmn, "paged");
+	(void)test_sess_ok(&ps, "subscribe-page ro");
+	test_conn_open_hello_as(&nobody, &dmn, TEST_NOBODY, TEST_NOBODY);
+	reply = test_conn_callf(&nobody, "{'op':'subscribe','name':'ro','page':true}");
+	test_assert_ok(reply);
+	ck_assert_uint_eq(test_json_u64(reply, "fds"), 2);
+	cJSON_Delete(reply);
+	page_fd = test_conn_take_fd(&nobody);
+	bell = test_conn_take_fd(&nobody);
+	ck_assert(mmap(NULL, CTLPAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, page_fd, 0) ==
+	          MAP_FAILED);
+	ck_assert_int_eq(errno, EACCES);
+	/* The counter at its maximum: the writer's ring still wakes the subscriber's poll loop. */
+	ck_assert_int_eq(write(bell, &full, sizeof(full)), sizeof(full));
+	seq0 = test_line_u64(test_sess_ok(&w, "changed ro 0 1"), "seq");
+	ev = test_sess_find_event(&ps, "changed ro", 2000);
+	ck_assert_msg(ev, "a ring on a full counter was lost");
+	ck_assert_uint_eq(test_line_u64(ev, "seq"), seq0);
+	free(ev);
+	/* The attack: the counter kept at its maximum, and rung, without pause. */
+	child = fork();
+	ck_assert_int_ge(child, 0);
+	if (child == 0) {
+		int64_t end = test_now_ms() + 1500;
+		uint64_t one = 1;
+
+		while (test_now_ms() < end) {
+			(void)!write(bell, &full, sizeof(full));
+			(void)!write(bell, &one, sizeof(one));
+		}
+		_exit(0);
+	}
+	seq0 = sess_seq(&ps, "ro");
+	(void)test_sess_ok(&ps, "count ro");
+	r = test_sess_ok(&w, "changeloop ro %d", N);
+	ck_assert_uint_eq(test_line_u64(r, "last"), seq0 + N);
+	r = test_sess_ok(&ps, "count-wait ro %llu 20000", (unsigned long long)seq0 + N);
+	ck_assert_uint_eq(test_line_u64(r, "last"), seq0 + N);
+	ck_assert_uint_eq(test_line_u64(r, "bad"), 0);
+	test_child_wait(child, TEST_WAIT_MS);
+	test_daemon_assert_alive(&dmn);
+	close(page_fd);
+	close(bell);
+	test_conn_close(&nobody);
+	ck_assert_int_eq(test_sess_end(&w), 0);
+	ck_assert_int_eq(test_sess_end(&ps), 0);
+	test_daemon_delete(&dmn, "ro");
+}
+END_TEST
+
 static Suite *fastnotify_suite(void)
 {
 	Suite *s = suite_create("fastnotify");
@@ -548,6 +620,7 @@ static Suite *fastnotify_suite(void)
 	tcase_add_test(tc, test_fastnotify_always_policy_and_read_only_regions_use_the_protocol);
 	tcase_add_test(tc, test_fastnotify_page_subscriber_sees_what_a_json_subscriber_sees);
 	tcase_add_test(tc, test_fastnotify_requests_behind_an_unpublished_entry_keep_their_order);
+	tcase_add_test(tc, test_fastnotify_hostile_page_subscriber_cannot_write_the_log_or_silence_the_bell);
 	suite_add_tcase(s, tc);
 	return s;
 }
