@@ -533,9 +533,11 @@ MMAPD_EXPORT int mmapd_subscribe(struct mmapd_client *client, const char *name,
  * mmapd_client_dispatch() (or the dispatch thread) reads the log and delivers
  * MMAPD_EVENT_CHANGED and MMAPD_EVENT_OVERFLOW events with the same seqs, ranges, writer pids,
  * coalescing and overflows as the daemon's events (writer_client is NULL). No grant is
- * needed, as for mmapd_subscribe(). After a reconnection the subscription is an ordinary one.
- * Returns 0, or as mmapd_subscribe(), or -EMFILE/-EAGAIN (the two descriptors do not fit the
- * daemon's budgets for this user or connection).
+ * needed, as for mmapd_subscribe(). After a reconnection (or a daemon restart through the fd
+ * store) the subscription is an ordinary one. Returns 0, or as mmapd_subscribe(), or
+ * -EMFILE/-EAGAIN (the two descriptors do not fit the daemon's budgets for this user or
+ * connection), or -EINVAL (mmapd_client_fd() is in an epoll set and the doorbell has as many
+ * watchers as Linux allows through nested sets: docs/client-api.md).
  */
 MMAPD_EXPORT int mmapd_subscribe_page(struct mmapd_client *client, const char *name,
                                       uint64_t *ret_seq);
