@@ -469,6 +469,7 @@ START_TEST(test_fastnotify_page_subscriber_sees_what_a_json_subscriber_sees)
 	struct test_conn p;
 	char *jev[3 * ROUNDS], *pev[2 * ROUNDS];
 	size_t nj = 0, np = 0, i, k;
+	char want[160];
 	uint64_t seq0;
 	const char *r;
 
@@ -512,6 +513,19 @@ START_TEST(test_fastnotify_page_subscriber_sees_what_a_json_subscriber_sees)
 		free(pev[k++]);
 	}
 	ck_assert_uint_eq(k, np);
+
+	/* More than 64 found at once are coalesced: one event, ranges merged, one writer. */
+	seq0 = sess_seq(&ps, "ag");
+	(void)test_sess_ok(&ps, "deaf");
+	ck_assert_uint_eq(test_line_u64(test_sess_ok(&w, "changeloop ag 100"), "last"), seq0 + 100);
+	(void)test_sess_ok(&ps, "hear");
+	pev[0] = test_sess_find_event(&ps, "changed ag", TEST_WAIT_MS);
+	ck_assert_msg(pev[0], "no coalesced event");
+	snprintf(want, sizeof(want), "changed ag seq=%llu first=%llu ranges=0+64 writer=?/%ld",
+	         (unsigned long long)seq0 + 100, (unsigned long long)seq0 + 1, (long)w.pid);
+	ck_assert_str_eq(pev[0], want);
+	free(pev[0]);
+	test_sess_expect_no_event(&ps, 200);
 
 	/* Many at once: every seq is a change or an overflow, coalesced when they pile up. */
 	seq0 = sess_seq(&ps, "ag");
