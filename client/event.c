@@ -9,9 +9,10 @@
  *
  * mmapd_client_fd() is an epoll descriptor over the socket and an eventfd; the eventfd is readable
  * while events wait or the connection is broken (client_wake_update), so a poll loop also
- * wakes for events another thread read. With page subscriptions it also holds the epoll set
- * of their doorbells (pagesub.c), whose logs each dispatch reads. The background dispatch thread (dispatch_thread.c)
- * is such a loop; while it runs, mmapd_client_dispatch() is refused.
+ * wakes for events another thread read. With page subscriptions it also holds their
+ * doorbells, edge-triggered (pagesub.c), and each dispatch reads their logs. The background
+ * dispatch thread (dispatch_thread.c) is such a loop; while it runs, mmapd_client_dispatch()
+ * is refused.
  */
 #include <errno.h>
 #include <stdlib.h>

@@ -228,11 +228,16 @@ bool relay_publish(struct region *r, struct conn *c, uint64_t offset, uint64_t l
 	 * them is reported lost now rather than after RELAY_STUCK_MS, so that they, and this one,
 	 * go out in seq order (a change never goes ahead of an earlier one).
 	 */
-	if (rl->npending == CONTROL_RELAY_PENDING)
-		relay_run_to(r, true);
 	/* Seqs never go back, whatever was scribbled into the head. */
 	if (changelog_head(log) < r->seq)
 		atomic_store_explicit(&log->head, r->seq, memory_order_seq_cst);
+	if (rl->npending == CONTROL_RELAY_PENDING)
+		relay_run_to(r, true);
+	/* Only a head scribbled back below them keeps them waiting still: lost, then. */
+	if (rl->npending == CONTROL_RELAY_PENDING) {
+		notify_lost(r, r->seq);
+		rl->npending = 0;
+	}
 	/* Its slot, or its page subscription's tag: what its page reader leaves out. */
 	slot = control_conn_slot(r->ctl, c);
 	seq = changelog_publish(log, offset, length, (uint32_t)c->pid,
