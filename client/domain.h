@@ -123,6 +123,12 @@ int pagesub_add(struct mmapd_client *client, const char *name, int page_fd, int 
                 unsigned tag, uint64_t seq);
 /* Drops the page subscription to name, if any. Lock held. */
 void pagesub_forget(struct mmapd_client *client, const char *name);
+/*
+ * Consumes the doorbells' edges in mmapd_client_fd()'s set (a ring after this makes it readable
+ * again). Returns false when the set says the socket has nothing to read, else true (also
+ * without page subscriptions). Lock held.
+ */
+bool pagesub_edges(struct mmapd_client *client);
 /* Reads every page subscription's log and queues the events found. Lock held. */
 void pagesub_read(struct mmapd_client *client);
 /* Reads the log of the page subscription to name, if any (before another event of name is

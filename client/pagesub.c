@@ -257,19 +257,28 @@ void pagesub_forget(struct mmapd_client *client, const char *name)
 	}
 }
 
-void pagesub_read(struct mmapd_client *client)
+bool pagesub_edges(struct mmapd_client *client)
 {
 	struct epoll_event evs[16];
-	struct page_sub **p = &client->page_subs;
+	bool sock = false;
+	int n, i;
 
 	if (!client->bells)
-		return;
-	/*
-	 * The edges first (the socket and the event descriptor come back too: they are
-	 * level-triggered): a ring after this makes the set readable again.
-	 */
-	while (epoll_wait(client->epfd, evs, 16, 0) == 16)
-		;
+		return true;
+	/* The socket and the event descriptor come back too: they are level-triggered. */
+	do {
+		n = epoll_wait(client->epfd, evs, 16, 0);
+		for (i = 0; i < n; i++)
+			if (evs[i].data.fd == client->sock)
+				sock = true;
+	} while (n == 16);
+	return sock || n < 0;
+}
+
+void pagesub_read(struct mmapd_client *client)
+{
+	struct page_sub **p = &client->page_subs;
+
 	while (*p) {
 		struct page_sub *ps = *p;
 
