@@ -17,7 +17,10 @@
  * CTLPAGE_SLOTS connections at most, so past PAGE_PROCS page subscribers are threads, as many
  * in each of PAGE_PROCS processes. A third kind, "json/req", has json subscribers and a writer
  * that reports through the changed request (a connection of its own, with no page): the path
- * every change took before the control page.
+ * every change took before the control page. A fourth kind, "poll", has subscribers like the json
+ * ones (processes in a poll loop on mmapd_client_fd(), read-only grants) that subscribe with
+ * mmapd_subscribe_page(): the writer rings the page's doorbell and each subscriber reads the
+ * change from the log itself, so the daemon sends no frame per subscriber (nor wakes at all).
  *
  * For 1, 10, 100 and 1,000 subscribers, the line "last" is the latency of the last subscriber to
  * get each change (the time until everyone has it) and "all" takes every delivery as one sample;
@@ -53,6 +56,7 @@
 struct sub_args {
 	const char *socket;
 	bool page;                         /* waits on the control page, not for events */
+	bool poll;                         /* events of a page subscription */
 	size_t threads;                    /* page: subscriber threads in the process */
 	uint64_t delay;                    /* set by the event handler */
 	const volatile uint64_t *stamp;    /* the writer's timestamp, in the mapping */
@@ -162,7 +166,8 @@ static void subscriber(int sock, const void *arg)
 	}
 	if (mmapd_connect(a.socket, "bench-subscriber", &client) < 0 ||
 	    mmapd_region_open(client, REGION, &opts, &region) < 0 ||
-	    mmapd_subscribe(client, REGION, NULL) < 0) {
+	    (a.poll ? mmapd_subscribe_page(client, REGION, NULL)
+	            : mmapd_subscribe(client, REGION, NULL)) < 0) {
 		fprintf(stderr, "mmapd-bench: subscriber: %s\n", mmapd_last_message());
 		_exit(1);
 	}
@@ -192,9 +197,10 @@ enum notify_kind {
 	KIND_PAGE,                    /* page subscribers */
 	KIND_JSON,                    /* json subscribers; the writer publishes on the page */
 	KIND_JSON_REQUEST,            /* json subscribers; the writer sends changed requests */
+	KIND_POLL,                    /* page subscriptions in poll loops; the writer on the page */
 };
 
-static const char *const kind_names[] = { "page", "json", "json/req" };
+static const char *const kind_names[] = { "page", "json", "json/req", "poll" };
 
 struct notify_ctx {
 	struct mmapd_client *client;
@@ -298,10 +304,12 @@ static int stop_subscribers(struct notify_ctx *c)
 	return r;
 }
 
-static int start_subscribers(struct notify_ctx *c, size_t n, bool page,
+static int start_subscribers(struct notify_ctx *c, size_t n, enum notify_kind k,
                              const struct bench_opts *o)
 {
-	struct sub_args a = { .socket = o->socket, .page = page, .threads = 1 };
+	bool page = k == KIND_PAGE;
+	struct sub_args a = { .socket = o->socket, .page = page, .poll = k == KIND_POLL,
+	                      .threads = 1 };
 	size_t i;
 
 	if (page && n > PAGE_PROCS) {
@@ -365,7 +373,6 @@ static void print_lines(const char *what, size_t n, enum notify_kind k, struct s
 
 static int measure(struct notify_ctx *c, size_t n, enum notify_kind k, const struct bench_opts *o)
 {
-	bool page = k == KIND_PAGE;
 	struct side sides[] = {
 		{ .label = "mmapd", .run = run_mmapd, .ctx = c, .measured = &c->last },
 		{ .label = "sockethop", .run = run_hop, .ctx = c, .measured = &c->hop_delay },
@@ -378,7 +385,7 @@ static int measure(struct notify_ctx *c, size_t n, enum notify_kind k, const str
 	c->writer = k == KIND_JSON_REQUEST ? c->request_writer : c->client;
 	c->calls = c->relay_calls = 0;
 	c->warmup = rounds / 10;
-	r = start_subscribers(c, n, page, o);
+	r = start_subscribers(c, n, k, o);
 	if (r == 0)
 		r = fanout_start(&c->relay, n, o->peer_cpu);
 	if (r == 0)
@@ -440,7 +447,7 @@ int case_notify(struct mmapd_client *client, const struct bench_opts *o)
 	if (r < 0)
 		fprintf(stderr, "mmapd-bench: %s\n", mmapd_last_message());
 	for (i = 0; i < sizeof(counts) / sizeof(counts[0]) && r == 0; i++)
-		for (enum notify_kind k = KIND_PAGE; k <= KIND_JSON_REQUEST && r == 0; k++)
+		for (enum notify_kind k = KIND_PAGE; k <= KIND_POLL && r == 0; k++)
 			r = measure(&c, counts[i], k, o);
 	mmapd_disconnect(c.request_writer);
 	r2 = peer_stop(&c.hop);

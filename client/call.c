@@ -290,12 +290,20 @@ static void client_reply(struct mmapd_client *client, cJSON *msg, int *fds, size
 			fds++;
 			nfds--;
 		}
+		if (call->want_fd2 && nfds > 0) {
+			call->fd2 = fds[0];
+			fds++;
+			nfds--;
+		}
 		if (!call->on_reply || call->on_reply(client, call, msg) == 0) {
 			call->reply = msg;
 			msg = NULL;
-		} else if (call->fd >= 0) {
-			close(call->fd);
-			call->fd = -1;
+		} else {
+			if (call->fd >= 0)
+				close(call->fd);
+			if (call->fd2 >= 0)
+				close(call->fd2);
+			call->fd = call->fd2 = -1;
 		}
 	}
 	call_complete(client, call);
@@ -409,13 +417,19 @@ enum read_wait {
  * takes over) and sends the acknowledgements found. A reply is waited for in a blocking
  * recvmsg rather than poll then recvmsg: a shut-down socket (client_break, mmapd_disconnect)
  * ends either. Returns 1 when bytes came, 0 (nothing was there for READ_NOW, or the
- * connection went down), -ETIMEDOUT or -EINTR (READ_UNTIL).
- * Lock held, role free, state up.
+ * connection went down), -ETIMEDOUT or -EINTR (READ_UNTIL), or -EAGAIN (READ_UNTIL: a page
+ * subscription's doorbell rang, the socket has nothing). Lock held, role free, state up.
  */
 static int client_read(struct mmapd_client *client, enum read_wait wait,
                        const struct timespec *deadline)
 {
-	struct pollfd pfd = { .fd = client->sock, .events = POLLIN };
+	/* With page subscriptions, READ_UNTIL also wakes for their doorbells, which are in
+	 * mmapd_client_fd()'s set (pagesub.c): the set is readable, the socket is not. */
+	struct pollfd pfd[2] = {
+		{ .fd = client->sock, .events = POLLIN },
+		{ .fd = client->epfd, .events = POLLIN },
+	};
+	nfds_t npfd = client->bells ? 2 : 1;
 	uint64_t gen = client->gen;
 	uint8_t *space;
 	size_t avail;
@@ -425,21 +439,21 @@ static int client_read(struct mmapd_client *client, enum read_wait wait,
 	client->reading = true;
 	pthread_mutex_unlock(&client->lock);
 	if (wait == READ_UNTIL) {
-		r = poll(&pfd, 1, deadline ? deadline_left_ms(deadline) : -1);
+		r = poll(pfd, npfd, deadline ? deadline_left_ms(deadline) : -1);
 		if (r < 0)
 			r = -errno;
 		else
-			r = r == 0 ? -ETIMEDOUT : 0;
+			r = r == 0 ? -ETIMEDOUT : pfd[0].revents ? 0 : -EAGAIN;
 	}
 	if (r == 0 && (r = frame_reader_space(&client->reader, &space, &avail)) == 0)
-		n = fdpass_recv(pfd.fd, space, avail, &client->fds,
+		n = fdpass_recv(pfd[0].fd, space, avail, &client->fds,
 		                wait == READ_REPLY ? 0 : MSG_DONTWAIT);
 	pthread_mutex_lock(&client->lock);
 
 	if (client->state == CLIENT_UP && client->gen == gen) {
 		if (r == 0)
 			client_received(client, gen, n);
-		else if (r != -ETIMEDOUT && r != -EINTR)
+		else if (r != -ETIMEDOUT && r != -EINTR && r != -EAGAIN)
 			client_break(client, gen, r, "cannot buffer a message from mmapd: %s",
 			             mmapd_strerror(r));
 	}
@@ -448,7 +462,7 @@ static int client_read(struct mmapd_client *client, enum read_wait wait,
 		pthread_cond_signal(&call->cond);
 	pthread_cond_broadcast(&client->cond);
 	client_send_acks(client);
-	return r == -ETIMEDOUT || r == -EINTR ? r : n > 0;
+	return r == -ETIMEDOUT || r == -EINTR || r == -EAGAIN ? r : n > 0;
 }
 
 void client_read_ready(struct mmapd_client *client)
@@ -547,6 +561,7 @@ int client_run(struct mmapd_client *client, struct call *call)
 
 	call->reply = NULL;
 	call->fd = -1;
+	call->fd2 = -1;
 	call->done = false;
 	call->err = 0;
 	call->message = NULL;

@@ -84,7 +84,8 @@ void client_release_grant(struct mmapd_client *client, const char *name, uint64_
 
 /*
  * Waits, with the lock held, until an event is queued, the deadline passes (-ETIMEDOUT),
- * a signal interrupts the wait (-EINTR) or the connection is not up (its error). Reads for
+ * a signal interrupts the wait (-EINTR), a page subscription's doorbell rings (-EAGAIN: the
+ * caller reads the pages, pagesub.c) or the connection is not up (its error). Reads for
  * everyone meanwhile when nobody else does. deadline NULL: no limit.
  */
 int client_wait_event(struct mmapd_client *client, const struct timespec *deadline);

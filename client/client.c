@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "client.h"
@@ -46,6 +47,7 @@ void client_unref(struct mmapd_client *client)
 	id_list_free(client->locks);
 	name_list_free(client->subs);
 	fast_free(client);
+	page_subs_free(client);
 	pthread_cond_destroy(&client->cond);
 	pthread_mutex_destroy(&client->lock);
 	pthread_mutex_destroy(&client->send_lock);
@@ -124,4 +126,17 @@ int client_down_error(const struct mmapd_client *client)
 	return error_set(client->dead_err, "%s",
 	                 client->dead_message ? client->dead_message
 	                                      : mmapd_strerror(client->dead_err));
+}
+
+/* Unmaps the pages of the page subscriptions and closes their doorbells (pagesub.c's). */
+void page_subs_free(struct mmapd_client *client)
+{
+	while (client->page_subs) {
+		struct page_sub *ps = client->page_subs;
+
+		client->page_subs = ps->next;
+		munmap(ps->page, CTLPAGE_SIZE);
+		close(ps->bell);
+		free(ps);
+	}
 }

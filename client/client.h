@@ -21,6 +21,8 @@ void id_list_free(struct id_node *list);
 void name_list_free(struct name_node *list);
 /* Unmaps client's control pages and frees its fast locks (the client is being freed). */
 void fast_free(struct mmapd_client *client);
+/* Unmaps the pages of the page subscriptions and closes their doorbells. */
+void page_subs_free(struct mmapd_client *client);
 /* Whether the calling thread is the client's dispatch thread. Lock held. */
 bool client_dispatch_is_self(const struct mmapd_client *client);
 /* Whether a dispatch thread is started (mmapd_client_dispatch() is then refused). Lock held. */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctlpage.h"
 #include "domain.h"
 #include "msg.h"
 #include "policy.h"
@@ -48,6 +49,7 @@ void subs_forget(struct mmapd_client *client, const char *name)
 		if (strcmp((*p)->name, name) == 0) {
 			struct name_node *node = *p;
 
+			pagesub_forget(client, name);
 			*p = node->next;
 			free(node);
 			return;
@@ -416,6 +418,68 @@ MMAPD_EXPORT int mmapd_subscribe(struct mmapd_client *client, const char *name,
 	}
 	r = coord_run(client, &call, PROTO_FIELD_SEQ, ret_seq);
 	free(node);
+	return r;
+}
+
+/* The subscribe reply with "page": recorded as subscribe_hook does, and read from the page. */
+static int subscribe_page_hook(struct mmapd_client *client, struct call *call,
+                               const cJSON *reply)
+{
+	struct name_node **node = call->ctx;
+	const char *name = (*node)->name;
+	uint64_t seq, tag;
+	int r;
+
+	if (call->fd2 < 0 || msg_get_u64(reply, PROTO_FIELD_SLOT, &tag) < 0 ||
+	    tag > CHANGELOG_DAEMON)
+		return call_fail(call, -EPROTO, "mmapd's page subscribe reply has no page, "
+		                 "doorbell or slot");
+	r = subscribe_hook(client, call, reply);
+	if (r < 0)
+		return r;
+	(void)msg_get_u64(reply, PROTO_FIELD_SEQ, &seq);
+	r = pagesub_add(client, name, call->fd, call->fd2, (unsigned)tag, seq);
+	call->fd = call->fd2 = -1;
+	if (r < 0)
+		return call_fail(call, r, "cannot watch the control page of region '%s': %s", name,
+		                 mmapd_strerror(r));
+	return 0;
+}
+
+MMAPD_EXPORT int mmapd_subscribe_page(struct mmapd_client *client, const char *name,
+                                      uint64_t *ret_seq)
+{
+	struct name_node *node = NULL;
+	struct call call = {
+		.on_reply = subscribe_page_hook, .ctx = &node, .want_fd = true, .want_fd2 = true,
+	};
+	bool subscribed;
+	int r;
+
+	r = request_start_region(client, proto_op_name(PROTO_OP_SUBSCRIBE), name, &call.req);
+	if (r < 0)
+		return r;
+	node = name_node_new(name);
+	if (!node || !cJSON_AddBoolToObject(call.req, PROTO_FIELD_PAGE, 1)) {
+		free(node);
+		cJSON_Delete(call.req);
+		return error_set(-ENOMEM, "out of memory");
+	}
+	r = coord_run(client, &call, PROTO_FIELD_SEQ, ret_seq);
+	free(node);
+	if (r < 0 && r != -EALREADY) {
+		/* Subscribed without a page to read it from: undone, so that nothing half works. */
+		pthread_mutex_lock(&client->lock);
+		subscribed = subs_have(client, name);
+		pthread_mutex_unlock(&client->lock);
+		if (subscribed) {
+			struct error_saved saved;
+
+			error_save(&saved);
+			(void)mmapd_unsubscribe(client, name);
+			error_restore(&saved);
+		}
+	}
 	return r;
 }
 

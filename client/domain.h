@@ -97,6 +97,9 @@ size_t fastlock_forget(struct mmapd_client *client);
 struct fast_page *fastlock_page(struct mmapd_client *client, struct mmapd_region *region,
                                 const char *name);
 void fastlock_page_done(struct mmapd_client *client);
+/* This client's slot in the control page whose memfd is dev/ino, on the working connection,
+ * or -1. Lock held. */
+int fastlock_slot_of(struct mmapd_client *client, dev_t dev, ino_t ino);
 
 /* ---- fastnotify.c ---- */
 
@@ -108,6 +111,30 @@ void fastlock_page_done(struct mmapd_client *client);
  */
 int fastnotify_report(struct mmapd_client *client, struct mmapd_region *region, const char *name,
                       uint64_t offset, uint64_t length, uint64_t *ret_seq);
+
+/* ---- pagesub.c ---- */
+
+/*
+ * Records a page subscription to name made on the working connection: maps the control page
+ * (page_fd, closed) read-only and watches its doorbell bell (taken) in client->epfd; tag is
+ * what the reply's "slot" said, seq its "seq". Returns 0 or a negative errno (message not
+ * set; both descriptors closed). Lock held.
+ */
+int pagesub_add(struct mmapd_client *client, const char *name, int page_fd, int bell,
+                unsigned tag, uint64_t seq);
+/* Drops the page subscription to name, if any. Lock held. */
+void pagesub_forget(struct mmapd_client *client, const char *name);
+/*
+ * Consumes the doorbells' edges in mmapd_client_fd()'s set (a ring after this makes it readable
+ * again). Returns false when the set says the socket has nothing to read, else true (also
+ * without page subscriptions). Lock held.
+ */
+bool pagesub_edges(struct mmapd_client *client);
+/* Reads every page subscription's log and queues the events found. Lock held. */
+void pagesub_read(struct mmapd_client *client);
+/* Reads the log of the page subscription to name, if any (before another event of name is
+ * queued). Lock held. */
+void pagesub_catch_up(struct mmapd_client *client, const char *name);
 
 /* ---- coord.c ---- */
 

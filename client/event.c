@@ -9,8 +9,10 @@
  *
  * mmapd_client_fd() is an epoll descriptor over the socket and an eventfd; the eventfd is readable
  * while events wait or the connection is broken (client_wake_update), so a poll loop also
- * wakes for events another thread read. The background dispatch thread (dispatch_thread.c)
- * is such a loop; while it runs, mmapd_client_dispatch() is refused.
+ * wakes for events another thread read. With page subscriptions it also holds their
+ * doorbells, edge-triggered (pagesub.c), and each dispatch reads their logs. The background
+ * dispatch thread (dispatch_thread.c) is such a loop; while it runs, mmapd_client_dispatch()
+ * is refused.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -42,8 +44,10 @@ static int dispatch_wait(struct mmapd_client *client, const struct timespec *dea
 	for (;;) {
 		int r;
 
-		if (client->state == CLIENT_UP)
+		/* A wake-up for a doorbell alone costs no receive that finds nothing. */
+		if (pagesub_edges(client) && client->state == CLIENT_UP)
 			client_read_ready(client);
+		pagesub_read(client);
 		if (client->events.head)
 			return 0;
 		if (client->state == CLIENT_CLOSED)
@@ -64,6 +68,7 @@ static int dispatch_wait(struct mmapd_client *client, const struct timespec *dea
 				return r;
 			continue;
 		}
+		/* -EAGAIN: a page subscription's doorbell rang; its log is read above. */
 		r = client_wait_event(client, deadline);
 		if (r == -ETIMEDOUT)
 			return 0;

@@ -89,8 +89,11 @@ static struct fast_page *fast_page_add(struct mmapd_client *client, const char *
 		return NULL;
 	for (fp = client->fast_pages; fp; fp = fp->next)
 		if (!fp->dead && fp->gen == gen && fp->slot == slot && fp->dev == st.st_dev &&
-		    fp->ino == st.st_ino)
+		    fp->ino == st.st_ino) {
+			fp->stale = false;
+			fp->current = true;
 			return fp;
+		}
 	index = realloc(client->fast_index, (client->fast_npages + 1) * sizeof(*index));
 	if (!index)
 		return NULL;
@@ -118,15 +121,42 @@ static struct fast_page *fast_page_add(struct mmapd_client *client, const char *
 	return fp;
 }
 
-/* Whether fp can be used (fast_mu held). */
+/* Whether fp can be used for new locks (fast_mu held). */
 static bool fast_page_live(struct fast_page *fp)
 {
-	if (fp->dead)
+	if (fp->dead || fp->stale)
 		return false;
-	if (!atomic_load_explicit(&fp->page->retired, memory_order_relaxed))
-		return true;
-	fp->dead = true;
-	return false;
+	if (atomic_load_explicit(&fp->page->retired, memory_order_relaxed)) {
+		fp->dead = true;
+		return false;
+	}
+	/*
+	 * A daemon restarted through the fd store: the next one holds this page's locks as its
+	 * own and does not know the page, so the region's next lock asks it for a page of its
+	 * own (a control request) and goes back to the fast path there. (Such a page is managed
+	 * for good: the log, on a line writers keep busy, is read only then.)
+	 */
+	if (!fp->current &&
+	    (atomic_load_explicit(&fp->page->lock, memory_order_relaxed) & CTL_DAEMON) &&
+	    atomic_load_explicit(&ctlpage_log(fp->page)->route, memory_order_relaxed) ==
+	    CHANGELOG_ROUTE_GONE) {
+		fp->stale = true;
+		return false;
+	}
+	return true;
+}
+
+int fastlock_slot_of(struct mmapd_client *client, dev_t dev, ino_t ino)
+{
+	struct fast_page *fp;
+	int slot = -1;
+
+	fast_mu_lock(client);
+	for (fp = client->fast_pages; fp && slot < 0; fp = fp->next)
+		if (!fp->dead && fp->gen == client->gen && fp->dev == dev && fp->ino == ino)
+			slot = (int)fp->slot;
+	fast_mu_unlock(client);
+	return slot;
 }
 
 /* The live page of region name, or NULL. fast_mu held. */

@@ -112,7 +112,6 @@ static uint64_t fastnotify_size(struct mmapd_client *client, struct mmapd_region
 static void fastnotify_keep_pace(struct fastnotify_page *p)
 {
 	struct timespec end, now;
-	uint64_t one = 1;
 	bool rung = false;
 
 	for (;;) {
@@ -124,7 +123,7 @@ static void fastnotify_keep_pace(struct fastnotify_page *p)
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (!rung) {
 			rung = true;
-			(void)!write(p->bell, &one, sizeof(one));
+			(void)changelog_ring(p->bell);
 			deadline_after(&end, FASTNOTIFY_RELAY_WAIT_MS);
 		} else if (now.tv_sec > end.tv_sec ||
 		           (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec)) {
@@ -140,7 +139,6 @@ int fastnotify_report(struct mmapd_client *client, struct mmapd_region *region, 
 	struct fastnotify_page p;
 	uint64_t size, seq;
 	uint32_t route;
-	uint64_t one = 1;
 
 	if (fastnotify_page(client, region, name, &p) != 0)
 		return FAST_FALLBACK;
@@ -153,18 +151,18 @@ int fastnotify_report(struct mmapd_client *client, struct mmapd_region *region, 
 		                 "(%llu bytes)", (unsigned long long)offset,
 		                 (unsigned long long)length, name, (unsigned long long)size);
 	/* The doorbell first: a change published without one could wait for the next ring. */
-	if (route != CHANGELOG_ROUTE_NONE && p.bell < 0 && fastnotify_bell(client, name, &p) < 0)
+	if (p.bell < 0 && changelog_must_ring(p.log) && fastnotify_bell(client, name, &p) < 0)
 		return FAST_FALLBACK;
 	if (route != CHANGELOG_ROUTE_NONE)
 		fastnotify_keep_pace(&p);
 	seq = changelog_publish(p.log, offset, length, (uint32_t)getpid(), p.slot, 0);
 	if (seq == 0)
 		return FAST_FALLBACK;
-	/* Read after the reservation (seq_cst): a route set before it is seen here (relay.c). */
-	route = atomic_load_explicit(&p.log->route, memory_order_seq_cst);
-	if (route != CHANGELOG_ROUTE_NONE) {
+	/* Read after the reservation (seq_cst): a route or listeners set before it are seen
+	 * here (relay.c, notify.c), so the daemon or a page subscriber that needs it hears. */
+	if (changelog_must_ring(p.log)) {
 		if (p.bell >= 0)
-			(void)!write(p.bell, &one, sizeof(one));
+			(void)changelog_ring(p.bell);
 		else
 			(void)fastnotify_bell(client, name, &p);   /* it reads the log as it answers */
 	}

@@ -83,6 +83,7 @@ struct call {
 	unsigned flags;            /* CALL_* */
 	uint64_t gen;              /* with CALL_PINNED: the connection it belongs to */
 	bool want_fd;              /* a successful reply must carry one descriptor */
+	bool want_fd2;             /* with want_fd: and a second one (fd2) */
 	call_hook_fn *on_reply;    /* may be NULL */
 	void *ctx;                 /* for on_reply */
 	/*
@@ -93,6 +94,7 @@ struct call {
 
 	cJSON *reply;              /* result: the "ok": true reply, owned by the caller */
 	int fd;                    /* result with want_fd: owned by the caller, or -1 */
+	int fd2;                   /* result with want_fd2: the same */
 
 	/* Private to call.c. */
 	uint64_t id;
@@ -101,6 +103,26 @@ struct call {
 	char *message;
 	pthread_cond_t cond;
 	struct call *prev, *next;
+};
+
+/*
+ * A page subscription (pagesub.c): a subscription whose changes this client reads from the
+ * region's change log itself, woken by the log's doorbell (in client->epfd, edge-triggered).
+ * Under client->lock.
+ */
+struct page_sub {
+	struct page_sub *next;        /* client->page_subs */
+	struct ctlpage *page;         /* mapped read-only, CTLPAGE_SIZE bytes */
+	dev_t dev;                    /* the page's memfd: a fast_page of it is this client's */
+	ino_t ino;
+	int bell;                     /* the doorbell, in client->epfd */
+	unsigned tag;                 /* what the log's entries of this connection's requests
+	                                 carry as their slot */
+	uint64_t gen;                 /* the connection it was made on */
+	uint64_t next_seq;            /* the first change not delivered nor reported lost */
+	uint64_t stuck_seq;           /* found reserved but not published (0: none) ... */
+	struct timespec stuck_since;  /* ... since then */
+	char name[];
 };
 
 /* A held lock or a pending shrink-ack: a node of a singly linked list. */
@@ -152,6 +174,11 @@ struct fast_page {
 	unsigned index;               /* in client->fast_index, and in its lock ids */
 	bool dead;                    /* its connection ended (its slot is not ours any more), or
 	                                 its region was deleted (the name is another's) */
+	bool stale;                   /* its daemon handed the connection over to the next one
+	                                 (its log's route is CHANGELOG_ROUTE_GONE): no new locks
+	                                 here, the ones held unlock through the next daemon */
+	bool current;                 /* the daemon gave this page again after that: used
+	                                 whatever its log says (a holder may write the route) */
 	uint64_t gen;                 /* the connection the slot belongs to */
 	uint64_t excl_id;             /* the exclusive lock this slot holds, or 0 */
 	uint64_t shared_count;        /* shared locks this slot holds */
@@ -279,6 +306,8 @@ struct mmapd_client {
 
 	struct mmapd_region *regions; /* open (and opening) regions */
 	struct name_node *subs;       /* subscriptions */
+	struct page_sub *page_subs;   /* those read from the control page (pagesub.c) */
+	bool bells;                   /* their doorbells are in epfd (edge-triggered) */
 	struct id_node *locks;        /* locks held */
 	size_t locks_lost;            /* forgotten by a reconnection, not reported yet */
 

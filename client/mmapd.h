@@ -610,6 +610,21 @@ MMAPD_EXPORT int mmapd_region_resize(struct mmapd_region *region, uint64_t size,
  * Returns 0, -EALREADY, -EAGAIN (limit), -ENOENT, -EINVAL. */
 MMAPD_EXPORT int mmapd_subscribe(struct mmapd_client *client, const char *name,
                                  uint64_t *ret_seq);
+/*
+ * mmapd_subscribe() whose changes come from the region's control page instead of the daemon:
+ * the daemon passes a read-only mapping of the page's change log and its doorbell, writers
+ * ring the doorbell after publishing, and mmapd_client_fd() becomes readable; then
+ * mmapd_client_dispatch() (or the dispatch thread) reads the log and delivers
+ * MMAPD_EVENT_CHANGED and MMAPD_EVENT_OVERFLOW events with the same seqs, ranges, writer pids,
+ * coalescing and overflows as the daemon's events (writer_client is NULL). No grant is
+ * needed, as for mmapd_subscribe(). After a reconnection (or a daemon restart through the fd
+ * store) the subscription is an ordinary one. Returns 0, or as mmapd_subscribe(), or
+ * -EMFILE/-EAGAIN (the two descriptors do not fit the daemon's budgets for this user or
+ * connection), or -EINVAL (mmapd_client_fd() is in an epoll set and the doorbell has as many
+ * watchers as Linux allows through nested sets: docs/client-api.md).
+ */
+MMAPD_EXPORT int mmapd_subscribe_page(struct mmapd_client *client, const char *name,
+                                      uint64_t *ret_seq);
 /* Returns 0, or -ENOENT when not subscribed. */
 MMAPD_EXPORT int mmapd_unsubscribe(struct mmapd_client *client, const char *name);
 /* mmapd_subscribe() and mmapd_unsubscribe() of an open region's name, on its connection. */

@@ -177,6 +177,8 @@ void event_handle(struct mmapd_client *client, const cJSON *msg, const char *nam
 		return;
 	}
 	ev.ranges = ranges;
+	/* The changes a page subscription reads itself happened before this event: first. */
+	pagesub_catch_up(client, ev.region);
 
 	switch (ev.type) {
 	case MMAPD_EVENT_RESIZED:

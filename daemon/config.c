@@ -54,6 +54,7 @@ static const struct config_limit {
 	CONFIG_LIMIT(event_backlog_bytes, 262144, 4096, 67108864),
 	CONFIG_LIMIT(max_pending_ranges, 64, 1, 4096),
 	CONFIG_LIMIT(size_check_ms, 1000, 0, 3600000),
+	CONFIG_LIMIT(max_control_slots_per_uid, 16, 1, 56),
 	CONFIG_LIMIT(max_bytes_granted_per_client, PROTO_ID_MAX, 4096, PROTO_ID_MAX),
 	CONFIG_LIMIT(max_regions_created_per_client, 65536, 1, 1048576),
 	CONFIG_LIMIT(max_fds_per_uid, 1024, 8, 1048576),

@@ -36,6 +36,7 @@ struct limits {
 	uint64_t event_backlog_bytes;
 	uint64_t max_pending_ranges;
 	uint64_t size_check_ms;
+	uint64_t max_control_slots_per_uid;   /* of one region's control page; root exempt */
 	/* Access and quotas (docs/protocol.md, "Access control and operations"). */
 	uint64_t max_bytes_granted_per_client;
 	uint64_t max_regions_created_per_client;

@@ -346,7 +346,8 @@ static void conn_end(struct conn *c, bool discard)
 	close(c->fd);
 	c->fd = -1;
 
-	budget_release(c->budget, BUDGET_FDS, c->out_fds);
+	budget_release(c->budget, BUDGET_FDS, c->out_fds + c->handed_fds);
+	c->handed_fds = 0;
 	budget_release(c->budget, BUDGET_QUEUE_BYTES, c->out_bytes);
 	while ((f = c->out_head) != NULL) {
 		c->out_head = f->next;

@@ -103,6 +103,9 @@ struct conn {
 	struct outframe *out_head, *out_tail;
 	size_t out_bytes;             /* bytes queued and not yet sent */
 	size_t out_fds;               /* descriptors queued and not yet sent */
+	uint64_t handed_fds;          /* descriptors the daemon made for it (control pages,
+	                                 doorbells), charged to BUDGET_FDS until it ends: the
+	                                 daemon cannot see when the client closes them */
 
 	pid_t pid;                    /* SO_PEERCRED at accept */
 	struct budget *budget;        /* its uid's (budget.h), referenced */

@@ -7,6 +7,7 @@
 #include "control.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -14,7 +15,11 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "budget.h"
+#include "config.h"
 #include "conn.h"
+#include "fsdir.h"
+#include "state.h"
 #include "ctlpage.h"
 #include "log.h"
 #include "memfd.h"
@@ -31,6 +36,8 @@ struct control {
 	struct control_relay relay;
 	int bell;                     /* the doorbell eventfd, or -1 */
 	uv_poll_t *bell_poll;         /* watching it while the region lives */
+	bool bell_idle;               /* not watched now: nobody rings it for the daemon
+	                                 (control_bell_watch) */
 	uv_timer_t *later;            /* control_bell_later's, with bell_poll */
 	void (*on_bell)(void *ctx);
 	void *bell_ctx;
@@ -99,6 +106,20 @@ static void control_bell_stop(struct control *ctl)
 	ctl->later = NULL;
 }
 
+/* Whether c's uid may take one more slot of ctl: max_control_slots_per_uid, root exempt. */
+static bool control_uid_may_take(const struct control *ctl, const struct conn *c)
+{
+	uint64_t held = 0;
+	unsigned i;
+
+	if (budget_uid_exempt(c->srv, (uint32_t)c->uid))
+		return true;
+	for (i = 0; i < CTLPAGE_SLOTS; i++)
+		if (ctl->slots[i] && ctl->slots[i]->uid == c->uid)
+			held++;
+	return held < c->srv->limits->max_control_slots_per_uid;
+}
+
 int control_attach(struct control **ctlp, const char *label, struct conn *c, int *ret_fd,
                    unsigned *ret_slot)
 {
@@ -119,6 +140,8 @@ int control_attach(struct control **ctlp, const char *label, struct conn *c, int
 	if (!ref) {
 		if (ctl->used == CTLPAGE_SLOTS)
 			return -ENOSPC;
+		if (!control_uid_may_take(ctl, c))
+			return -EDQUOT;
 		ref = malloc(sizeof(*ref));
 		if (!ref)
 			return -ENOMEM;
@@ -141,6 +164,20 @@ int control_attach(struct control **ctlp, const char *label, struct conn *c, int
 		return -errno;
 	*ret_slot = ref->slot;
 	return 0;
+}
+
+int control_listen(struct control **ctlp, const char *label, int *ret_fd)
+{
+	int r;
+
+	if (!*ctlp) {
+		r = control_new(label, ctlp);
+		if (r < 0)
+			return r;
+	}
+	/* A fresh open file description, read-only: a subscriber reads the log, nothing more. */
+	*ret_fd = fsdir_reopen((*ctlp)->fd, O_RDONLY);
+	return *ret_fd < 0 ? *ret_fd : 0;
 }
 
 void control_conn_release(struct conn *c)
@@ -323,7 +360,7 @@ int control_bell(struct control *ctl, uv_loop_t *loop, void (*on_bell)(void *ctx
 			return -ENOMEM;
 		}
 		r = uv_poll_init(loop, ctl->bell_poll, ctl->bell);
-		if (r == 0)
+		if (r == 0 && !ctl->bell_idle)
 			r = uv_poll_start(ctl->bell_poll, UV_READABLE, control_on_bell);
 		if (r < 0) {
 			free(ctl->bell_poll);
@@ -340,4 +377,30 @@ int control_bell(struct control *ctl, uv_loop_t *loop, void (*on_bell)(void *ctx
 	ctl->bell_ctx = ctx;
 	*ret_fd = dup(ctl->bell);
 	return *ret_fd < 0 ? -errno : 0;
+}
+
+void control_bell_watch(struct control *ctl, bool on)
+{
+	if (!ctl || ctl->bell_idle == !on)
+		return;
+	ctl->bell_idle = !on;
+	if (!ctl->bell_poll)
+		return;
+	if (on)
+		uv_poll_start(ctl->bell_poll, UV_READABLE, control_on_bell);
+	else
+		uv_poll_stop(ctl->bell_poll);
+}
+
+void control_listeners(struct control *ctl, uint32_t n)
+{
+	if (control_log_ready(ctl))
+		atomic_store_explicit(&control_log(ctl)->listeners, n, memory_order_seq_cst);
+}
+
+void control_ring(struct control *ctl)
+{
+	if (ctl && ctl->bell >= 0 && ctl->log_ready &&
+	    atomic_load_explicit(&control_log(ctl)->listeners, memory_order_relaxed) != 0)
+		(void)changelog_ring(ctl->bell);
 }

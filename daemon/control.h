@@ -24,11 +24,17 @@ struct ctlpage;
 /*
  * Gives c a slot in the control page *ctlp (made, labelled label, when *ctlp is NULL) and a
  * descriptor of the page (ret_fd, the caller's). c keeps the slot it has. Returns 0,
- * -ENOSPC (every slot taken), or -errno.
+ * -ENOSPC (every slot taken), -EDQUOT (c's uid holds max_control_slots_per_uid slots of it
+ * already: one user cannot take a page's slots from the others), or -errno.
  */
 int control_attach(struct control **ctlp, const char *label, struct conn *c, int *ret_fd,
                    unsigned *ret_slot);
 
+/*
+ * A read-only descriptor of the control page *ctlp (made, labelled label, when *ctlp is NULL)
+ * for a page subscriber (ret_fd, the caller's): no slot. Returns 0 or -errno.
+ */
+int control_listen(struct control **ctlp, const char *label, int *ret_fd);
 /* c is going away: clears the locks of each of its slots, wakes sleepers, frees the slots. */
 void control_conn_release(struct conn *c);
 
@@ -104,5 +110,16 @@ int control_bell(struct control *ctl, uv_loop_t *loop, void (*on_bell)(void *ctx
 /* Runs the doorbell's on_bell in ms, once, unless it is armed already (or there is no doorbell
  * yet: then nobody rang). ctl may be NULL. */
 void control_bell_later(struct control *ctl, uint64_t ms);
+
+/*
+ * Whether the daemon watches the doorbell (made or not yet): off while nobody rings it for the
+ * daemon (route none: only page subscribers listen), so their rings do not wake it.
+ */
+void control_bell_watch(struct control *ctl, bool on);
+/* Sets the log's listeners word (page subscriptions) to n, once the log is set up. */
+void control_listeners(struct control *ctl, uint32_t n);
+/* Rings the doorbell for the page subscribers (after the daemon published a change), when
+ * there are any. ctl may be NULL. */
+void control_ring(struct control *ctl);
 
 #endif

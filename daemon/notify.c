@@ -18,6 +18,8 @@
 #include <string.h>
 
 #include "conn.h"
+#include "changelog.h"
+#include "control.h"
 #include "log.h"
 #include "msg.h"
 #include "region.h"
@@ -25,6 +27,9 @@
 #include "vocab.h"
 
 #define NOTIFY_WRITER_NAME_MAX 64   /* hello's client name is at most this long */
+/* The tags of page subscriptions: above the page's slots, below CHANGELOG_DAEMON. */
+#define NOTIFY_TAG_FIRST 256u
+#define NOTIFY_TAG_LAST  (CHANGELOG_DAEMON - 1u)
 
 struct range {
 	uint64_t off;
@@ -36,6 +41,10 @@ struct sub {
 	struct sub *prev, *next;      /* region->subs */
 	struct conn *conn;
 	struct region *region;        /* referenced */
+	bool page;                    /* reads its changes from the control page's log itself
+	                                 (a page subscription): no changed or lost events */
+	unsigned tag;                 /* with page: what the log's entries of its connection's
+	                                 changed requests carry as their slot */
 
 	bool holding;                 /* something below is held back */
 	struct range *ranges;
@@ -295,7 +304,7 @@ void notify_changed_by(struct region *r, const struct notify_writer *writer, uin
 
 	/* Every subscriber gets the same bytes: the event is encoded once, when first needed. */
 	for (s = r->subs; s; s = s->next) {
-		if (s->conn->serial == writer->serial || !conn_alive(s->conn))
+		if (s->page || s->conn->serial == writer->serial || !conn_alive(s->conn))
 			continue;
 		if (sub_must_hold(s)) {
 			sub_hold_change(s, writer, seq, one.off, one.end);
@@ -329,7 +338,7 @@ void notify_lost(struct region *r, uint64_t seq)
 	struct sub *s;
 
 	for (s = r->subs; s; s = s->next) {
-		if (!conn_alive(s->conn))
+		if (s->page || !conn_alive(s->conn))
 			continue;
 		if (sub_must_hold(s)) {
 			/* What it holds has a gap now: one overflow, when its queue drains, stands
@@ -471,12 +480,51 @@ static void sub_free(struct sub *s)
 	if (s->next)
 		s->next->prev = s->prev;
 	r->nsubs--;
+	if (s->page) {
+		r->npage_subs--;
+		control_listeners(r->ctl, (uint32_t)r->npage_subs);
+	}
 	c->nsubs--;
 	c->srv->nsubscriptions--;
 	free(s->ranges);
 	free(s);
 	region_check_idle(r);
 	region_unref(r);
+}
+
+/* True when a page subscription of r other than s has tag. */
+static bool sub_tag_taken(const struct region *r, const struct sub *s, unsigned tag)
+{
+	for (const struct sub *o = r->subs; o; o = o->next)
+		if (o != s && o->page && o->tag == tag)
+			return true;
+	return false;
+}
+
+unsigned notify_subscribe_page(struct conn *c, struct region *r)
+{
+	struct sub *s = sub_find(c, r);
+	unsigned span = NOTIFY_TAG_LAST - NOTIFY_TAG_FIRST + 1;
+
+	if (!s)
+		return CHANGELOG_DAEMON;
+	if (s->page)
+		return s->tag;
+	/* The next free tag: at most one per page subscription of r is taken. */
+	do {
+		s->tag = NOTIFY_TAG_FIRST + (unsigned)(r->next_tag++ % span);
+	} while (sub_tag_taken(r, s, s->tag));
+	s->page = true;
+	r->npage_subs++;
+	control_listeners(r->ctl, (uint32_t)r->npage_subs);
+	return s->tag;
+}
+
+unsigned notify_page_tag(const struct conn *c, const struct region *r)
+{
+	const struct sub *s = sub_find(c, r);
+
+	return s && s->page ? s->tag : CHANGELOG_DAEMON;
 }
 
 int notify_unsubscribe(struct conn *c, struct region *r)

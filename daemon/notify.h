@@ -40,6 +40,16 @@ void notify_conn(struct conn *c, struct region *r, const cJSON *event);
 
 /* Subscribes c to r. Returns 0, -EALREADY, -EAGAIN (max_subscriptions_per_client), -ENOMEM. */
 int notify_subscribe(struct conn *c, struct region *r);
+/*
+ * Makes c's subscription to r a page subscription: c reads r's changes from the control page's
+ * log, woken by its doorbell, so it gets no changed or overflow events of changes (other
+ * events as before), and the log's listeners word counts it until it ends. Returns its tag:
+ * the slot that entries of c's changed requests carry in the log (c has no slot in the page),
+ * unique among r's page subscriptions, so that c can leave out its own changes.
+ */
+unsigned notify_subscribe_page(struct conn *c, struct region *r);
+/* The tag of c's page subscription to r, or CHANGELOG_DAEMON (none). */
+unsigned notify_page_tag(const struct conn *c, const struct region *r);
 /* Ends c's subscription to r. Returns 0 or -ENOENT. */
 int notify_unsubscribe(struct conn *c, struct region *r);
 

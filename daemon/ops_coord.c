@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "access.h"
+#include "budget.h"
 #include "conn.h"
 #include "control.h"
 #include "fdstore.h"
@@ -85,6 +86,44 @@ int ops_unlock(struct conn *c, uint64_t id, cJSON *req)
 	return OPS_DONE;
 }
 
+/*
+ * Whether c may be sent n more descriptors the daemon makes for it (a control page, a
+ * doorbell, a page subscription's two): the connection's max_fds_in_flight, its uid's
+ * max_fds_per_uid and the descriptor reserve. Each is charged to BUDGET_FDS until the
+ * connection ends (coord_fds_handed): the daemon cannot see when the client closes one, and
+ * a client that never reads would otherwise pile them up in its socket, where the kernel
+ * counts them against the daemon's uid. Returns 0, or -1 after answering EAGAIN or EMFILE.
+ */
+static int coord_fds_admit(struct conn *c, uint64_t id, size_t n)
+{
+	const struct limits *l = c->srv->limits;
+
+	if (c->out_fds + n > l->max_fds_in_flight) {
+		conn_warn(c, "refused a request for a descriptor: %zu wait unread "
+		          "(max_fds_in_flight %" PRIu64 ")", c->out_fds, l->max_fds_in_flight);
+		reply_error(c, id, EAGAIN, "%zu descriptors wait in this connection's output queue "
+		            "(max_fds_in_flight %" PRIu64 "); read your replies", c->out_fds,
+		            l->max_fds_in_flight);
+		return -1;
+	}
+	if (!budget_fits(c->budget, BUDGET_FDS, n)) {
+		reply_budget(c, id, c->budget, BUDGET_FDS, n);
+		return -1;
+	}
+	if (!budget_fd_headroom(c->srv, (uint32_t)c->uid)) {
+		reply_fd_reserve(c, id);
+		return -1;
+	}
+	return 0;
+}
+
+/* n descriptors made for c went out: charged until c ends. */
+static void coord_fds_handed(struct conn *c, size_t n)
+{
+	budget_force(c->budget, BUDGET_FDS, n);
+	c->handed_fds += n;
+}
+
 int ops_control(struct conn *c, uint64_t id, cJSON *req)
 {
 	struct grant *g = ops_get_grant(c, id, req);
@@ -101,6 +140,8 @@ int ops_control(struct conn *c, uint64_t id, cJSON *req)
 		            region_mode_name(g->mode));
 		return OPS_DONE;
 	}
+	if (coord_fds_admit(c, id, 1) < 0)
+		return OPS_DONE;
 	ret = control_attach(&g->region->ctl, "mmapd-control", c, &fd, &slot);
 	if (ret == 0)
 		relay_page_ready(g->region);
@@ -108,6 +149,15 @@ int ops_control(struct conn *c, uint64_t id, cJSON *req)
 		ret = lock_control_attached(g->region);
 		if (ret < 0)
 			close(fd);
+	}
+	if (ret == -EDQUOT) {
+		conn_warn(c, "refused a control page slot: max_control_slots_per_uid (%" PRIu64 ")",
+		          c->srv->limits->max_control_slots_per_uid);
+		reply_error(c, id, EAGAIN, "uid %lu holds max_control_slots_per_uid (%" PRIu64 ") "
+		            "slots of the control page of region '%s' already: use lock requests",
+		            (unsigned long)c->uid, c->srv->limits->max_control_slots_per_uid,
+		            g->region->name);
+		return OPS_DONE;
 	}
 	if (ret < 0) {
 		reply_error(c, id, -ret, ret == -ENOSPC ? "the control page of region '%s' has no "
@@ -124,8 +174,12 @@ int ops_control(struct conn *c, uint64_t id, cJSON *req)
 		return OPS_DONE;
 	}
 	/* A connection closed by the send is gone with its slot. */
-	if (conn_send(c, reply, &fd, 1) < 0 && conn_alive(c))
-		reply_nomem(c, id);
+	if (conn_send(c, reply, &fd, 1) < 0) {
+		if (conn_alive(c))
+			reply_nomem(c, id);
+	} else {
+		coord_fds_handed(c, 1);
+	}
 	cJSON_Delete(reply);
 	return OPS_DONE;
 }
@@ -254,15 +308,42 @@ int ops_shrink_ack(struct conn *c, uint64_t id, cJSON *req)
 	return OPS_DONE;
 }
 
+/*
+ * Makes c's new subscription to r a page subscription (coordination.md): the read-only page
+ * and the doorbell into fds, its tag into *ret_tag. Returns 0, or -1 after answering (the
+ * subscription is undone).
+ */
+static int subscribe_page(struct conn *c, uint64_t id, struct region *r, int fds[2],
+                          unsigned *ret_tag)
+{
+	int ret;
+
+	if (coord_fds_admit(c, id, 2) < 0) {
+		(void)notify_unsubscribe(c, r);
+		return -1;
+	}
+	ret = relay_listen(r, &fds[0], &fds[1]);
+	if (ret == 0) {
+		*ret_tag = notify_subscribe_page(c, r);
+		return 0;
+	}
+	(void)notify_unsubscribe(c, r);
+	reply_error(c, id, -ret, "no control page for region '%s': %s", r->name, strerror(-ret));
+	return -1;
+}
+
 int ops_subscribe(struct conn *c, uint64_t id, cJSON *req)
 {
+	int fds[2] = { -1, -1 };
+	unsigned tag = 0;
 	const char *name;
 	struct region *r;
+	bool page = false;
 	cJSON *reply;
 	int ret;
 
 	name = ops_get_name(c, id, req);
-	if (!name)
+	if (!name || ops_get_bool(c, id, req, PROTO_FIELD_PAGE, &page) < 0)
 		return OPS_DONE;
 	ret = ops_get_region(c, id, req, name, ACCESS_READ, &r);
 	if (!r)
@@ -270,8 +351,6 @@ int ops_subscribe(struct conn *c, uint64_t id, cJSON *req)
 	/* Changes published before the subscription go to the subscribers before it. */
 	relay_run(r);
 	ret = notify_subscribe(c, r);
-	if (ret == 0)
-		relay_route(r);
 	if (ret == -EALREADY) {
 		reply_error(c, id, EALREADY, "this connection is subscribed to region '%s' already",
 		            name);
@@ -282,13 +361,30 @@ int ops_subscribe(struct conn *c, uint64_t id, cJSON *req)
 		            PRIu64 ") subscriptions", c->srv->limits->max_subscriptions_per_client);
 	} else if (ret < 0) {
 		reply_nomem(c, id);
-	} else {
+	} else if (!page || subscribe_page(c, id, r, fds, &tag) == 0) {
+		/* The seq is read after the listeners word is set: every later change rings. */
+		relay_route(r);
 		reply = msg_reply_ok(id);
-		if (reply && !cJSON_AddNumberToObject(reply, PROTO_FIELD_SEQ, (double)relay_seq(r))) {
+		if (reply && (!cJSON_AddNumberToObject(reply, PROTO_FIELD_SEQ, (double)relay_seq(r)) ||
+		              (page && (!cJSON_AddNumberToObject(reply, PROTO_FIELD_FDS, 2) ||
+		                        !cJSON_AddNumberToObject(reply, PROTO_FIELD_SLOT, tag))))) {
 			cJSON_Delete(reply);
 			reply = NULL;
 		}
-		reply_send(c, id, reply);
+		if (!page) {
+			reply_send(c, id, reply);
+		} else if (!reply) {
+			close(fds[0]);
+			close(fds[1]);
+			reply_nomem(c, id);
+		} else if (conn_send(c, reply, fds, 2) < 0) {
+			if (conn_alive(c))
+				reply_nomem(c, id);
+		} else {
+			coord_fds_handed(c, 2);
+		}
+		if (page)
+			cJSON_Delete(reply);
 	}
 	ops_put_region(r);
 	return OPS_DONE;
@@ -325,6 +421,8 @@ static void changed_doorbell(struct conn *c, uint64_t id, struct region *r)
 	int fd, ret;
 
 	relay_run(r);
+	if (coord_fds_admit(c, id, 1) < 0)
+		return;
 	ret = relay_bell(r, c, &fd);
 	if (ret < 0) {
 		reply_error(c, id, -ret, ret == -EACCES || ret == -ENOENT
@@ -340,8 +438,12 @@ static void changed_doorbell(struct conn *c, uint64_t id, struct region *r)
 		reply_nomem(c, id);
 		return;
 	}
-	if (conn_send(c, reply, &fd, 1) < 0 && conn_alive(c))
-		reply_nomem(c, id);
+	if (conn_send(c, reply, &fd, 1) < 0) {
+		if (conn_alive(c))
+			reply_nomem(c, id);
+	} else {
+		coord_fds_handed(c, 1);
+	}
 	cJSON_Delete(reply);
 }
 

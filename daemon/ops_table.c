@@ -39,6 +39,13 @@ static const char *const fields_lock[] = {
 static const char *const fields_range[] = {
 	PROTO_FIELD_OP, PROTO_FIELD_NAME, PROTO_FIELD_OFFSET, PROTO_FIELD_LENGTH, NULL,
 };
+static const char *const fields_subscribe[] = {
+	PROTO_FIELD_OP, PROTO_FIELD_NAME, PROTO_FIELD_PAGE, NULL,
+};
+static const char *const fields_changed[] = {
+	PROTO_FIELD_OP, PROTO_FIELD_NAME, PROTO_FIELD_OFFSET, PROTO_FIELD_LENGTH,
+	PROTO_FIELD_DOORBELL, NULL,
+};
 static const char *const fields_resize[] = {
 	PROTO_FIELD_OP, PROTO_FIELD_NAME, PROTO_FIELD_SIZE, PROTO_FIELD_SPARSE, NULL,
 };

@@ -96,6 +96,8 @@ struct region {
 	struct control *ctl;          /* its control page, or NULL (control.h) */
 	struct sub *subs;             /* notify.c */
 	uint64_t nsubs;
+	uint64_t npage_subs;          /* of them, page subscriptions (notify_subscribe_page) */
+	uint64_t next_tag;            /* notify.c: the tag a page subscription may get next */
 	struct resize_queue resizes;  /* resize.c */
 	struct flush_state flush;     /* flush.c */
 	struct region_waiter *wait_head, *wait_tail;

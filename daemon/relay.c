@@ -3,11 +3,19 @@
  * The relay of the change log (see relay.h). Its cursor (what was relayed) lives with the page
  * in struct control_relay; an entry found reserved but not published stops a run, until a run
  * RELAY_STUCK_MS later still finds it so and reports it lost (its writer died, or scribbles).
+ *
+ * Order. Events of changes go out in seq order, whichever path reported them: a `changed`
+ * request is published in the log and waits in the pending table until the relay reaches it.
+ * When the table is full (CONTROL_RELAY_PENDING requests behind an entry not published), the
+ * entries that stop it are reported lost at once instead of after RELAY_STUCK_MS, and the run
+ * goes on. The one exception is a log whose head was scribbled up to CHANGELOG_SEQ_MAX (only a
+ * holder of that region's page can do that): changes then go out at once with the last seq.
  */
 #include "relay.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "conn.h"
 #include "control.h"
@@ -28,18 +36,6 @@ static uint64_t relay_next_seq(struct region *r)
 	return r->seq < CHANGELOG_SEQ_MAX ? r->seq + 1 : r->seq;
 }
 
-/* Publishes c's change in r's log as relayed (the caller sends its events). Returns its seq. */
-static uint64_t relay_publish_relayed(struct region *r, struct conn *c, uint64_t offset,
-                                      uint64_t length)
-{
-	int slot = control_conn_slot(r->ctl, c);
-	uint64_t seq = changelog_publish(control_log(r->ctl), offset, length, (uint32_t)c->pid,
-	                                 slot < 0 ? CHANGELOG_DAEMON : (unsigned)slot,
-	                                 CHANGELOG_RELAYED);
-
-	return seq > r->seq ? seq : relay_next_seq(r);
-}
-
 /* Who needs to hear of r's changes besides the readers of the page. */
 static enum changelog_route relay_route_of(const struct region *r)
 {
@@ -48,7 +44,8 @@ static enum changelog_route relay_route_of(const struct region *r)
 	/* "always" answers the change once it is durable: only a request can wait for that. */
 	if (kind == POLICY_ALWAYS)
 		return CHANGELOG_ROUTE_PROTOCOL;
-	return r->nsubs > 0 || kind != POLICY_MANUAL ? CHANGELOG_ROUTE_DOORBELL
+	/* Page subscribers read the log themselves: only the others need the daemon. */
+	return r->nsubs > r->npage_subs || kind != POLICY_MANUAL ? CHANGELOG_ROUTE_DOORBELL
 	                                              : CHANGELOG_ROUTE_NONE;
 }
 
@@ -86,6 +83,8 @@ void relay_route(struct region *r)
 		rl->stuck = 0;
 		atomic_store_explicit(&log->relayed, rl->done, memory_order_release);
 	}
+	/* Rings meant for page subscribers alone do not wake the daemon. */
+	control_bell_watch(r->ctl, route == CHANGELOG_ROUTE_DOORBELL);
 }
 
 uint64_t relay_seq(struct region *r)
@@ -138,7 +137,11 @@ static void relay_forget_pending(struct control_relay *rl)
 			i++;
 }
 
-void relay_run(struct region *r)
+/*
+ * Relays what the log holds up to its head. An entry reserved but not published stops the run
+ * for RELAY_STUCK_MS, unless force: then it is reported lost at once.
+ */
+static void relay_run_to(struct region *r, bool force)
 {
 	struct control_relay *rl;
 	struct changelog *log;
@@ -172,7 +175,7 @@ void relay_run(struct region *r)
 				rl->stuck = s;
 				rl->stuck_ms = uv_now(r->srv->loop);
 			}
-			if (uv_now(r->srv->loop) - rl->stuck_ms < RELAY_STUCK_MS) {
+			if (!force && uv_now(r->srv->loop) - rl->stuck_ms < RELAY_STUCK_MS) {
 				/* Not forgotten if nothing rings again. */
 				control_bell_later(r->ctl, RELAY_STUCK_MS + 1);
 				break;
@@ -200,6 +203,11 @@ void relay_run(struct region *r)
 	region_unref(r);
 }
 
+void relay_run(struct region *r)
+{
+	relay_run_to(r, false);
+}
+
 bool relay_publish(struct region *r, struct conn *c, uint64_t offset, uint64_t length,
                    uint64_t *ret_seq)
 {
@@ -213,25 +221,33 @@ bool relay_publish(struct region *r, struct conn *c, uint64_t offset, uint64_t l
 		*ret_seq = ++r->seq;
 		return false;
 	}
-	/* Too many waiting for a change before them that was never published: this one goes
-	 * ahead of it. */
-	if (control_relay(r->ctl)->npending == CONTROL_RELAY_PENDING) {
-		r->seq = *ret_seq = relay_publish_relayed(r, c, offset, length);
-		return false;
-	}
 	log = control_log(r->ctl);
 	rl = control_relay(r->ctl);
+	/*
+	 * Too many protocol changes wait behind a change reserved but not published: what stops
+	 * them is reported lost now rather than after RELAY_STUCK_MS, so that they, and this one,
+	 * go out in seq order (a change never goes ahead of an earlier one).
+	 */
 	/* Seqs never go back, whatever was scribbled into the head. */
 	if (changelog_head(log) < r->seq)
 		atomic_store_explicit(&log->head, r->seq, memory_order_seq_cst);
+	if (rl->npending == CONTROL_RELAY_PENDING)
+		relay_run_to(r, true);
+	/* Only a head scribbled back below them keeps them waiting still: lost, then. */
+	if (rl->npending == CONTROL_RELAY_PENDING) {
+		notify_lost(r, r->seq);
+		rl->npending = 0;
+	}
+	/* Its slot, or its page subscription's tag: what its page reader leaves out. */
 	slot = control_conn_slot(r->ctl, c);
 	seq = changelog_publish(log, offset, length, (uint32_t)c->pid,
-	                        slot < 0 ? CHANGELOG_DAEMON : (unsigned)slot, 0);
+	                        slot < 0 ? notify_page_tag(c, r) : (unsigned)slot, 0);
 	if (seq == 0) {
 		/* A head scribbled up to the end of the seqs. */
 		r->seq = *ret_seq = relay_next_seq(r);
 		return false;
 	}
+	control_ring(r->ctl);
 	p = &rl->pending[rl->npending++];
 	p->seq = seq;
 	p->serial = c->serial;
@@ -260,6 +276,19 @@ bool relay_publish(struct region *r, struct conn *c, uint64_t offset, uint64_t l
 static void relay_on_bell(void *ctx)
 {
 	relay_run(ctx);
+}
+
+int relay_listen(struct region *r, int *ret_page_fd, int *ret_bell_fd)
+{
+	int ret = control_listen(&r->ctl, "mmapd-control", ret_page_fd);
+
+	if (ret < 0)
+		return ret;
+	relay_page_ready(r);
+	ret = control_bell(r->ctl, r->srv->loop, relay_on_bell, r, ret_bell_fd);
+	if (ret < 0)
+		close(*ret_page_fd);
+	return ret;
 }
 
 int relay_bell(struct region *r, struct conn *c, int *ret_fd)

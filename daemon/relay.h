@@ -37,6 +37,12 @@ uint64_t relay_seq(struct region *r);
 bool relay_publish(struct region *r, struct conn *c, uint64_t offset, uint64_t length,
                    uint64_t *ret_seq);
 /*
+ * For a page subscription: a read-only descriptor of r's control page (made now if r has
+ * none) and one of its doorbell, which every change of r rings while the page has listeners
+ * (control_listeners). Returns 0 or -errno (nothing to close then).
+ */
+int relay_listen(struct region *r, int *ret_page_fd, int *ret_bell_fd);
+/*
  * A descriptor of r's doorbell for c, which must hold a slot in r's control page. Returns 0,
  * -EACCES (no slot), -ENOENT (no page), -errno.
  */

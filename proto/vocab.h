@@ -118,6 +118,7 @@
 	X(RANGES, "ranges") \
 	X(WRITER, "writer") \
 	X(DOORBELL, "doorbell") \
+	X(PAGE, "page") \
 	X(KIND, "kind") \
 	X(VALUE, "value") \
 	/* administration and paged listings */ \

@@ -136,3 +136,27 @@ int64_t changelog_wait(struct changelog *log, uint64_t after_seq, const struct t
 			return -EINTR;
 	}
 }
+
+bool changelog_must_ring(struct changelog *log)
+{
+	return atomic_load_explicit(&log->route, memory_order_seq_cst) != CHANGELOG_ROUTE_NONE ||
+	       atomic_load_explicit(&log->listeners, memory_order_seq_cst) != 0;
+}
+
+/* Tries of changelog_ring against a counter someone keeps at its maximum. */
+#define CHANGELOG_RING_TRIES 4
+
+int changelog_ring(int bell)
+{
+	uint64_t one = 1, drained;
+	int tries;
+
+	for (tries = 0; tries < CHANGELOG_RING_TRIES; tries++) {
+		if (write(bell, &one, sizeof(one)) == sizeof(one))
+			return 0;
+		if (errno != EAGAIN)
+			return -errno;
+		(void)!read(bell, &drained, sizeof(drained));
+	}
+	return -EAGAIN;
+}

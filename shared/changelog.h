@@ -17,13 +17,20 @@
  * the page: nobody, the daemon by doorbell, or the daemon by the protocol (a flush policy that
  * answers after the flush). While the daemon reads the log, writers keep within the ring of
  * what it read ("relayed"), waiting a bounded time for it, so that changes are not lost on
- * their way to protocol subscribers because the daemon was busy. A page holder can write anything here: every function is bounded,
- * and the daemon checks what it reads.
+ * their way to protocol subscribers because the daemon was busy.
+ *
+ * The daemon's word "listeners" counts page subscriptions (docs/coordination.md): subscribers
+ * that read the changes from this log themselves and are woken by the same doorbell, which
+ * they watch edge-triggered with epoll. While it is nonzero every change rings it.
+ *
+ * A page holder can write anything here: every function is bounded, and the daemon checks
+ * what it reads.
  */
 #ifndef MMAPD_SHARED_CHANGELOG_H
 #define MMAPD_SHARED_CHANGELOG_H
 
 #include <stdalign.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
@@ -59,6 +66,8 @@ struct changelog {
 	alignas(64) _Atomic uint64_t head;   /* the last seq reserved */
 	_Atomic uint32_t route;       /* enum changelog_route, the daemon's */
 	_Atomic uint64_t relayed;     /* the daemon's: it read every change up to this seq */
+	_Atomic uint32_t listeners;   /* the daemon's: subscribers that wait on the doorbell
+	                                 (page subscriptions): nonzero, every change rings it */
 	alignas(64) _Atomic uint32_t wake;   /* futex: bumped by writers that find sleepers */
 	_Atomic uint32_t sleepers;
 	alignas(64) struct changelog_entry entries[CHANGELOG_ENTRIES];
@@ -89,8 +98,19 @@ int changelog_read(struct changelog *log, uint64_t seq, struct changelog_change 
 
 /* The daemon stops reading log for good: route CHANGELOG_ROUTE_GONE, and sleepers wake. */
 void changelog_close(struct changelog *log);
-#if 0
-#endif
+
+/*
+ * Whether a change published in log must ring its doorbell, read after the change was
+ * reserved: the daemon may need it (any route but CHANGELOG_ROUTE_NONE) or page subscribers
+ * wait on it.
+ */
+bool changelog_must_ring(struct changelog *log);
+/*
+ * Rings the doorbell bell (an eventfd): adds 1. Every holder may write it, so a counter driven
+ * to its maximum (a write would fail with EAGAIN) is drained and rung again: page subscribers
+ * wait for the edge of a write (EPOLLET), never for the count. Returns 0 or -errno.
+ */
+int changelog_ring(int bell);
 
 /*
  * Sleeps until the head passes after_seq or the absolute CLOCK_MONOTONIC deadline (NULL: none).

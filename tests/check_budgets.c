@@ -10,9 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "ctlpage.h"
 #include "harness.h"
 
 #define CFG_OPEN "\"socket_mode\": \"0666\""
@@ -459,6 +461,64 @@ START_TEST(test_budget_reserved_clients_keep_root_connected)
 }
 END_TEST
 
+/*
+ * Descriptors the daemon makes for a client (a control page, the doorbell of its change log,
+ * the two of a page subscription) count against max_fds_per_uid for as long as the
+ * connection lives: a uid asking for doorbells again and again is refused with a message
+ * naming the budget, and gets them again once its connection is gone.
+ */
+START_TEST(test_budget_doorbells_count_as_descriptors)
+{
+	struct test_daemon d;
+	struct test_conn c, root;
+	struct ctlpage *page;
+	cJSON *reply;
+	int fd, i, granted = 0;
+
+	if (!test_is_root())
+		return;
+	test_daemon_start_shared(&d, "{" CFG_OPEN ", \"max_fds_per_uid\": 16}");
+	test_daemon_create_perm(&d, "db", 4096, 0666);
+	test_conn_open_hello_as(&c, &d, TEST_NOBODY, TEST_NOBODY);
+	page = test_conn_control(&c, test_conn_grant(&c, "db", "rw"), &fd);
+	for (i = 0; i < 64; i++) {
+		reply = test_conn_callf(&c, "{'op':'changed','name':'db','doorbell':true}");
+		if (!test_json_bool(reply, "ok"))
+			break;
+		close(test_conn_take_fd(&c));
+		cJSON_Delete(reply);
+		granted++;
+	}
+	ck_assert_msg(i < 64, "64 doorbells and no refusal");
+	/* The connection and the control page are two of the 16. */
+	ck_assert_int_eq(granted, 14);
+	test_reply_error(reply, "EMFILE", EMFILE, "max_fds_per_uid");
+	ck_assert_uint_eq(budget_used(&d, TEST_NOBODY, "descriptors"), 16);
+	test_reply_error(test_conn_callf(&c, "{'op':'subscribe','name':'db','page':true}"),
+	                 "EMFILE", EMFILE, "max_fds_per_uid");
+	/* Root is not held to it. */
+	test_conn_open_hello(&root, &d);
+	reply = test_conn_callf(&root, "{'op':'subscribe','name':'db','page':true}");
+	test_assert_ok(reply);
+	cJSON_Delete(reply);
+	close(test_conn_take_fd(&root));
+	close(test_conn_take_fd(&root));
+	test_conn_close(&root);
+	munmap(page, CTLPAGE_SIZE);
+	close(fd);
+	test_conn_close(&c);
+	ck_assert_uint_eq(budget_used(&d, TEST_NOBODY, "descriptors"), 0);
+	test_conn_open_hello_as(&c, &d, TEST_NOBODY, TEST_NOBODY);
+	reply = test_conn_callf(&c, "{'op':'subscribe','name':'db','page':true}");
+	test_assert_ok(reply);
+	cJSON_Delete(reply);
+	close(test_conn_take_fd(&c));
+	close(test_conn_take_fd(&c));
+	test_conn_close(&c);
+	test_daemon_stop(&d);
+}
+END_TEST
+
 static Suite *budgets_suite(void)
 {
 	Suite *s = suite_create("budgets");
@@ -475,6 +535,7 @@ static Suite *budgets_suite(void)
 	tcase_add_test(tc, test_budget_queue_bytes_bound_a_user);
 	tcase_add_test(tc, test_budget_lock_waiters_bound_a_user);
 	tcase_add_test(tc, test_budget_reserved_clients_keep_root_connected);
+	tcase_add_test(tc, test_budget_doorbells_count_as_descriptors);
 	suite_add_tcase(s, tc);
 	return s;
 }

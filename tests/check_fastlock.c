@@ -416,6 +416,64 @@ START_TEST(test_fast_hostile_uid_scribbling_a_page_hurts_only_that_region)
 }
 END_TEST
 
+/*
+ * The attack: one uid opens connection after connection to take every slot of a region's
+ * control page, so that everyone else locks through the daemon. It gets
+ * max_control_slots_per_uid (16 by default) of them, then EAGAIN naming the key; another
+ * user still gets a slot.
+ */
+START_TEST(test_fast_one_uid_cannot_take_every_slot_of_a_page)
+{
+	enum { MAX = 16 };
+	struct test_conn c[MAX + 1], other;
+	struct ctlpage *pages[MAX];
+	int fds[MAX], fd, i;
+	cJSON *reply;
+	void *page;
+
+	if (!test_is_root())
+		return;
+	test_daemon_create_perm(&dmn, "slots", 4096, 0666);
+	for (i = 0; i < MAX; i++) {
+		test_conn_open_hello_as(&c[i], &dmn, TEST_NOBODY, TEST_NOBODY);
+		pages[i] = test_conn_control(&c[i], test_conn_grant(&c[i], "slots", "rw"), &fds[i]);
+	}
+	test_conn_open_hello_as(&c[MAX], &dmn, TEST_NOBODY, TEST_NOBODY);
+	reply = test_conn_callf(&c[MAX], "{'op':'control','handle':%llu}",
+	                        (unsigned long long)test_conn_grant(&c[MAX], "slots", "rw"));
+	test_reply_error(reply, "EAGAIN", EAGAIN, "max_control_slots_per_uid");
+	test_conn_open_hello_as(&other, &dmn, TEST_NOBODY - 1, TEST_NOBODY - 1);
+	page = test_conn_control(&other, test_conn_grant(&other, "slots", "rw"), &fd);
+	munmap(page, CTLPAGE_SIZE);
+	close(fd);
+	test_conn_close(&other);
+	/* A slot given back is the uid's to take again. */
+	munmap(pages[0], CTLPAGE_SIZE);
+	close(fds[0]);
+	test_conn_close(&c[0]);
+	for (i = 0; i < 100; i++) {
+		/* The daemon notices the end of c[0] in its own time. */
+		reply = test_conn_callf(&c[MAX], "{'op':'control','handle':%llu}",
+		                        (unsigned long long)test_conn_grant(&c[MAX], "slots", "rw"));
+		if (test_json_bool(reply, "ok"))
+			break;
+		cJSON_Delete(reply);
+		usleep(20000);
+	}
+	ck_assert_msg(i < 100, "the slot given back was not given again");
+	cJSON_Delete(reply);
+	close(test_conn_take_fd(&c[MAX]));
+	for (i = 1; i <= MAX; i++) {
+		if (i < MAX) {
+			munmap(pages[i], CTLPAGE_SIZE);
+			close(fds[i]);
+		}
+		test_conn_close(&c[i]);
+	}
+	test_daemon_delete(&dmn, "slots");
+}
+END_TEST
+
 static Suite *fastlock_suite(void)
 {
 	Suite *s = suite_create("fastlock");
@@ -433,6 +491,7 @@ static Suite *fastlock_suite(void)
 	tcase_add_test(tc, test_fast_deadlock_between_two_fast_holders_is_edeadlk);
 	tcase_add_test(tc, test_fast_control_is_for_read_write_grants_and_its_page_is_sealed);
 	tcase_add_test(tc, test_fast_hostile_uid_scribbling_a_page_hurts_only_that_region);
+	tcase_add_test(tc, test_fast_one_uid_cannot_take_every_slot_of_a_page);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -383,6 +383,240 @@ START_TEST(test_fastnotify_always_policy_and_read_only_regions_use_the_protocol)
 }
 END_TEST
 
+/*
+ * More changed requests than the relay's pending table holds wait behind an entry reserved and
+ * never published: none of them goes ahead of another; the entry is reported lost at once
+ * (an overflow before them), and the subscriber gets every seq in order.
+ */
+START_TEST(test_fastnotify_requests_behind_an_unpublished_entry_keep_their_order)
+{
+	enum { N = 24 };
+	struct test_conn c, p, sub;
+	struct ctlpage *page;
+	uint64_t seq0, ids[N], last, got = 0;
+	int fd, i;
+
+	test_daemon_create(&dmn, "order", 4096, false);
+	test_conn_open_hello(&sub, &dmn);
+	seq0 = test_conn_subscribe(&sub, "order");
+	test_conn_open_hello(&c, &dmn);
+	page = test_conn_control(&c, test_conn_grant(&c, "order", "rw"), &fd);
+	/* A writer that reserved seq0 + 1 and is not publishing it. */
+	atomic_fetch_add(&ctlpage_log(page)->head, 1);
+	test_conn_open_hello(&p, &dmn);
+	for (i = 0; i < N; i++)
+		ids[i] = test_conn_sendf(&p, "{'op':'changed','name':'order','offset':%d,'length':1}",
+		                         i);
+	for (i = 0; i < N; i++) {
+		cJSON *reply = test_conn_reply(&p, ids[i], TEST_WAIT_MS);
+
+		test_assert_ok(reply);
+		ck_assert_uint_eq(test_json_u64(reply, "seq"), seq0 + 2 + (uint64_t)i);
+		cJSON_Delete(reply);
+	}
+	last = seq0;
+	while (last < seq0 + 1 + N) {
+		cJSON *ev = test_conn_event(&sub, TEST_WAIT_MS);
+		const char *name;
+		uint64_t seq;
+
+		ck_assert_msg(ev, "events stopped after seq %llu", (unsigned long long)last);
+		name = test_json_str(ev, "event");
+		seq = test_json_u64(ev, "seq");
+		ck_assert_msg(seq > last, "%s %llu came after %llu", name, (unsigned long long)seq,
+		              (unsigned long long)last);
+		if (strcmp(name, "overflow") == 0) {
+			ck_assert_uint_eq(seq, seq0 + 1);
+		} else {
+			ck_assert_str_eq(name, "changed");
+			ck_assert_uint_eq(test_json_u64(ev, "first_seq"), seq);
+			got++;
+		}
+		last = seq;
+		cJSON_Delete(ev);
+	}
+	ck_assert_uint_eq(got, N);
+	munmap(page, CTLPAGE_SIZE);
+	close(fd);
+	test_conn_close(&c);
+	test_conn_close(&p);
+	test_conn_close(&sub);
+	test_daemon_delete(&dmn, "order");
+}
+END_TEST
+
+/* ev with the writer's client name taken out ("writer=NAME/PID" -> "writer=/PID"). */
+static char *event_without_writer_name(char *ev)
+{
+	char *w = strstr(ev, " writer="), *slash = w ? strchr(w, '/') : NULL;
+
+	if (slash)
+		memmove(w + 8, slash, strlen(slash) + 1);
+	return ev;
+}
+
+/*
+ * A page subscriber (mmapd_subscribe_page(), woken through mmapd_client_fd() in the session's
+ * poll loop) and a protocol subscriber see the same events for the same changes, from a
+ * writer on the page and a writer using the protocol: seqs, ranges, writers' pids; neither
+ * sees its own connection's changes. The page subscriber's events carry no client name: they
+ * did not come from the daemon.
+ */
+START_TEST(test_fastnotify_page_subscriber_sees_what_a_json_subscriber_sees)
+{
+	enum { ROUNDS = 10 };
+	struct test_sess w, js, ps;
+	struct test_conn p;
+	char *jev[3 * ROUNDS], *pev[2 * ROUNDS];
+	size_t nj = 0, np = 0, i, k;
+	char want[160];
+	uint64_t seq0;
+	const char *r;
+
+	test_daemon_create(&dmn, "ag", 4096, false);
+	sess_open(&w, "writer", "ag");
+	test_sess_start(&js, &dmn, "json");
+	test_sess_start(&ps, &dmn, "paged");
+	seq0 = test_line_u64(test_sess_ok(&js, "subscribe ag"), "seq");
+	ck_assert_uint_eq(test_line_u64(test_sess_ok(&ps, "subscribe-page ag"), "seq"), seq0);
+	test_conn_open_hello(&p, &dmn);
+	for (i = 0; i < ROUNDS; i++) {
+		(void)test_sess_ok(&w, "changed ag %zu 5", 10 + i);
+		(void)test_conn_changed(&p, "ag", 100 + i, 7);
+		/* The page subscriber's own change, through the protocol: not for it. */
+		if (i % 3 == 0)
+			(void)test_sess_ok(&ps, "changed ag %zu 1", 200 + i);
+	}
+	while (nj < 2 * ROUNDS + (ROUNDS + 2) / 3) {
+		jev[nj] = test_sess_find_event(&js, "changed ag", TEST_WAIT_MS);
+		ck_assert_msg(jev[nj], "json subscriber: %zu events only", nj);
+		nj++;
+	}
+	while (np < 2 * ROUNDS) {
+		pev[np] = test_sess_find_event(&ps, "changed ag", TEST_WAIT_MS);
+		ck_assert_msg(pev[np], "page subscriber: %zu events only", np);
+		ck_assert_msg(strstr(pev[np], " writer=?/"), "not from the page: %s", pev[np]);
+		np++;
+	}
+	test_sess_expect_no_event(&ps, 200);
+	for (i = 0, k = 0; i < nj; i++) {
+		char own[64];
+
+		snprintf(own, sizeof(own), " writer=paged/%ld", (long)ps.pid);
+		if (strstr(jev[i], own)) {
+			free(jev[i]);
+			continue;
+		}
+		ck_assert_uint_lt(k, np);
+		ck_assert_str_eq(event_without_writer_name(pev[k]), event_without_writer_name(jev[i]));
+		free(jev[i]);
+		free(pev[k++]);
+	}
+	ck_assert_uint_eq(k, np);
+
+	/* More than 64 found at once are coalesced: one event, ranges merged, one writer. */
+	seq0 = sess_seq(&ps, "ag");
+	(void)test_sess_ok(&ps, "deaf");
+	ck_assert_uint_eq(test_line_u64(test_sess_ok(&w, "changeloop ag 100"), "last"), seq0 + 100);
+	(void)test_sess_ok(&ps, "hear");
+	pev[0] = test_sess_find_event(&ps, "changed ag", TEST_WAIT_MS);
+	ck_assert_msg(pev[0], "no coalesced event");
+	snprintf(want, sizeof(want), "changed ag seq=%llu first=%llu ranges=0+64 writer=?/%ld",
+	         (unsigned long long)seq0 + 100, (unsigned long long)seq0 + 1, (long)w.pid);
+	ck_assert_str_eq(pev[0], want);
+	free(pev[0]);
+	test_sess_expect_no_event(&ps, 200);
+
+	/* Many at once: every seq is a change or an overflow, coalesced when they pile up. */
+	seq0 = sess_seq(&ps, "ag");
+	(void)test_sess_ok(&ps, "count ag");
+	r = test_sess_ok(&w, "changeloop ag 2000");
+	ck_assert_uint_eq(test_line_u64(r, "last"), seq0 + 2000);
+	r = test_sess_ok(&ps, "count-wait ag %llu 20000", (unsigned long long)seq0 + 2000);
+	ck_assert_uint_eq(test_line_u64(r, "last"), seq0 + 2000);
+	ck_assert_uint_eq(test_line_u64(r, "bad"), 0);
+	ck_assert_msg(test_line_u64(r, "changes") == 2000 || test_line_u64(r, "overflow") > 0,
+	              "changes went missing without an overflow:%s", r);
+	test_conn_close(&p);
+	ck_assert_int_eq(test_sess_end(&w), 0);
+	ck_assert_int_eq(test_sess_end(&js), 0);
+	ck_assert_int_eq(test_sess_end(&ps), 0);
+	test_daemon_delete(&dmn, "ag");
+}
+END_TEST
+
+/*
+ * A page subscription needs only read access, and gives nothing more: uid 65534, which may
+ * read region "ro" but not write it, gets a page it cannot map writable, and what it can do
+ * with the doorbell (drive its counter to the maximum, ring it without pause) neither stops
+ * another page subscriber from getting every change nor hurts the daemon.
+ */
+START_TEST(test_fastnotify_hostile_page_subscriber_cannot_write_the_log_or_silence_the_bell)
+{
+	enum { N = 3000 };
+	struct test_sess w, ps;
+	struct test_conn nobody;
+	uint64_t seq0, full = 0xfffffffffffffffeull;
+	const char *r;
+	cJSON *reply;
+	pid_t child;
+	int page_fd, bell;
+	char *ev;
+
+	if (!test_is_root())
+		return;
+	test_daemon_create_perm(&dmn, "ro", 4096, 0644);
+	sess_open(&w, "writer", "ro");
+	test_sess_start(&ps, &dmn, "paged");
+	(void)test_sess_ok(&ps, "subscribe-page ro");
+	test_conn_open_hello_as(&nobody, &dmn, TEST_NOBODY, TEST_NOBODY);
+	reply = test_conn_callf(&nobody, "{'op':'subscribe','name':'ro','page':true}");
+	test_assert_ok(reply);
+	ck_assert_uint_eq(test_json_u64(reply, "fds"), 2);
+	cJSON_Delete(reply);
+	page_fd = test_conn_take_fd(&nobody);
+	bell = test_conn_take_fd(&nobody);
+	ck_assert(mmap(NULL, CTLPAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, page_fd, 0) ==
+	          MAP_FAILED);
+	ck_assert_int_eq(errno, EACCES);
+	/* The counter at its maximum: the writer's ring still wakes the subscriber's poll loop. */
+	ck_assert_int_eq(write(bell, &full, sizeof(full)), sizeof(full));
+	seq0 = test_line_u64(test_sess_ok(&w, "changed ro 0 1"), "seq");
+	ev = test_sess_find_event(&ps, "changed ro", 2000);
+	ck_assert_msg(ev, "a ring on a full counter was lost");
+	ck_assert_uint_eq(test_line_u64(ev, "seq"), seq0);
+	free(ev);
+	/* The attack: the counter kept at its maximum, and rung, without pause. */
+	child = fork();
+	ck_assert_int_ge(child, 0);
+	if (child == 0) {
+		int64_t end = test_now_ms() + 1500;
+		uint64_t one = 1;
+
+		while (test_now_ms() < end) {
+			(void)!write(bell, &full, sizeof(full));
+			(void)!write(bell, &one, sizeof(one));
+		}
+		_exit(0);
+	}
+	seq0 = sess_seq(&ps, "ro");
+	(void)test_sess_ok(&ps, "count ro");
+	r = test_sess_ok(&w, "changeloop ro %d", N);
+	ck_assert_uint_eq(test_line_u64(r, "last"), seq0 + N);
+	r = test_sess_ok(&ps, "count-wait ro %llu 20000", (unsigned long long)seq0 + N);
+	ck_assert_uint_eq(test_line_u64(r, "last"), seq0 + N);
+	ck_assert_uint_eq(test_line_u64(r, "bad"), 0);
+	test_child_wait(child, TEST_WAIT_MS);
+	test_daemon_assert_alive(&dmn);
+	close(page_fd);
+	close(bell);
+	test_conn_close(&nobody);
+	ck_assert_int_eq(test_sess_end(&w), 0);
+	ck_assert_int_eq(test_sess_end(&ps), 0);
+	test_daemon_delete(&dmn, "ro");
+}
+END_TEST
+
 static Suite *fastnotify_suite(void)
 {
 	Suite *s = suite_create("fastnotify");
@@ -398,6 +632,9 @@ static Suite *fastnotify_suite(void)
 	tcase_add_test(tc, test_fastnotify_hostile_uid_scribbling_the_log_hurts_only_that_region);
 	tcase_add_test(tc, test_fastnotify_an_entry_never_published_is_reported_lost_and_passed);
 	tcase_add_test(tc, test_fastnotify_always_policy_and_read_only_regions_use_the_protocol);
+	tcase_add_test(tc, test_fastnotify_page_subscriber_sees_what_a_json_subscriber_sees);
+	tcase_add_test(tc, test_fastnotify_requests_behind_an_unpublished_entry_keep_their_order);
+	tcase_add_test(tc, test_fastnotify_hostile_page_subscriber_cannot_write_the_log_or_silence_the_bell);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -687,7 +687,7 @@ START_TEST(test_fdconn_fast_path_locks_survive_the_restart)
 {
 	struct fake_sd sd;
 	struct test_sess old, other;
-	uint64_t excl, shared;
+	uint64_t excl, shared, requests;
 	const char *line;
 
 	sd_start_old(&sd, &old);
@@ -711,11 +711,21 @@ START_TEST(test_fdconn_fast_path_locks_survive_the_restart)
 	(void)test_sess_ok(&other, "unlock %llu", (unsigned long long)test_line_u64(line, "lock"));
 	line = test_sess_ok(&other, "lock anon 0 0 exclusive nowait");
 	(void)test_sess_ok(&other, "unlock %llu", (unsigned long long)test_line_u64(line, "lock"));
-	/* The old client's next locks go through the daemon, and still exclude. */
+	/*
+	 * The old client's next locks leave the old daemon's page (managed for good) for a page
+	 * of the new daemon: back on the fast path, no lock request, and they still exclude.
+	 */
 	line = test_sess_ok(&old, "lock file 0 0 exclusive");
+	ck_assert_uint_ge(test_line_u64(line, "lock"), 1ull << 52);
 	ck_assert_msg(strncmp(test_sess_cmd(&other, "lock file 0 0 shared nowait"), "err EAGAIN",
 	                      10) == 0, "the old client's lock does not exclude");
 	(void)test_sess_ok(&old, "unlock %llu", (unsigned long long)test_line_u64(line, "lock"));
+	requests = test_daemon_requests(&sd.d, "lock");
+	for (int i = 0; i < 20; i++) {
+		line = test_sess_ok(&old, "lock file 0 0 exclusive");
+		(void)test_sess_ok(&old, "unlock %llu", (unsigned long long)test_line_u64(line, "lock"));
+	}
+	ck_assert_uint_eq(test_daemon_requests(&sd.d, "lock"), requests);
 	ck_assert_int_eq(test_sess_end(&other), 0);
 	ck_assert_int_eq(test_sess_end(&old), 0);
 	sd_done(&sd);

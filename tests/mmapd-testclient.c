@@ -69,6 +69,7 @@
  *   unlock ID
  *   resize NAME SIZE [sparse]
  *   subscribe NAME                            ok seq=N
+ *   subscribe-page NAME                       mmapd_subscribe_page: ok seq=N
  *   unsubscribe NAME
  *   changed NAME OFF LEN                      ok seq=N
  *   flush NAME
@@ -783,6 +784,8 @@ static void sess_event(struct mmapd_client *c, const struct mmapd_event *ev, voi
 			       (unsigned long long)ev->ranges[i].length);
 		if (ev->writer_client != NULL)
 			printf(" writer=%s/%lld\n", ev->writer_client, (long long)ev->writer_pid);
+		else if (ev->writer_pid >= 0)
+			printf(" writer=?/%lld\n", (long long)ev->writer_pid);
 		else
 			printf(" writer=-\n");
 		break;
@@ -1189,6 +1192,14 @@ static bool sess_command(struct session *s, char *line)
 		if (n != 2)
 			{ res_usage(t[0]); return true; }
 		err = mmapd_subscribe(s->c, t[1], &a);
+		if (err < 0)
+			res_err(err);
+		else
+			res_ok("seq=%llu", (unsigned long long)a);
+	} else if (strcmp(t[0], "subscribe-page") == 0) {
+		if (n != 2)
+			{ res_usage(t[0]); return true; }
+		err = mmapd_subscribe_page(s->c, t[1], &a);
 		if (err < 0)
 			res_err(err);
 		else
