@@ -110,6 +110,23 @@ int fastnotify_report(struct mmapd_client *client, struct mmapd_region *region, 
 
 /* ---- coord.c ---- */
 
+/*
+ * The requests of mmapd_lock(), mmapd_resize() and mmapd_flush() (flush: offset and length 0
+ * is the whole file), checked and built in *ret_req; and the reply hooks that record, in stream
+ * order, what the lock and resize replies mean (lock: ctx is a struct id_node ** whose node
+ * the hook takes onto client->locks). Return 0 or a negative errno (message set).
+ */
+int lock_request_new(struct mmapd_client *client, const char *name, uint64_t offset,
+                     uint64_t length, unsigned flags, int timeout_ms, cJSON **ret_req);
+int lock_reply_hook(struct mmapd_client *client, struct call *call, const cJSON *reply);
+int resize_request_new(struct mmapd_client *client, const char *name, uint64_t size,
+                       unsigned flags, cJSON **ret_req);
+int resize_reply_hook(struct mmapd_client *client, struct call *call, const cJSON *reply);
+int flush_request_new(struct mmapd_client *client, const char *name, uint64_t offset,
+                      uint64_t length, cJSON **ret_req);
+/* Turns window offset off of region into a region offset. Returns 0 or -EINVAL/-ERANGE. */
+int region_coord_offset(const struct mmapd_region *region, uint64_t off, uint64_t *ret);
+
 /* Forgets every lock held (they died with the connection). Returns how many. Lock held. */
 size_t locks_forget(struct mmapd_client *client);
 /* Forgets the subscription to name, if any. Lock held. */
@@ -124,6 +141,26 @@ int subs_restore(struct mmapd_client *client);
 /* ---- region.c ---- */
 
 /*
+ * The first half of an open: checks client, name and opts, makes the region (on the client's
+ * list, not granted yet) and fills *ret_call with its open request (the region as ctx, the
+ * reply hook region_open_hook). Returns 0 or a negative errno (message set).
+ */
+int region_open_begin(struct mmapd_client *client, const char *name,
+                      const struct mmapd_open_opts *opts, struct call *ret_call);
+/* The open reply's hook (ctx: the region): the region takes the grant and the descriptor. */
+int region_open_hook(struct mmapd_client *client, struct call *call, const cJSON *reply);
+/*
+ * The second half, once the reply came: checks the region's kind, maps it, advises huge pages.
+ * Returns 0 or a negative errno (message set); the caller then frees the region. Lock not held.
+ */
+int region_open_finish(struct mmapd_region *region);
+/*
+ * Unmaps and closes region, releases its grant without waiting and drops the client's
+ * reference (mmapd_region_close()). Lock not held.
+ */
+void region_free(struct mmapd_region *region);
+
+/*
  * After a reconnection's hello: opens every region that held a grant again, by name and in
  * its mode. The mapping stays; the new descriptor is only compared with the old one. A
  * region whose name is gone or now names another file is given up (DELETED is queued).
@@ -131,6 +168,19 @@ int subs_restore(struct mmapd_client *client);
  * Lock not held.
  */
 int regions_reopen(struct mmapd_client *client);
+
+/* ---- start.c ---- */
+
+/*
+ * Before an event reaches the application (event.c, lock not held): an OPEN_DONE's region
+ * is mapped now, or freed when the open failed (ev->opened becomes NULL, ev->error and
+ * ev->message say why); with no handler (claimed false) a mapped region is closed again.
+ * Returns a string ev->message may point to, for the caller to free after the handler.
+ */
+char *start_event_deliver(struct mmapd_event *ev, bool claimed);
+/* Frees the events of q, closing the regions of OPEN_DONE events (mmapd_disconnect()). Lock
+ * not held. */
+void start_events_drop(struct event_queue *q);
 
 /* ---- query.c ---- */
 
