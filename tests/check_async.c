@@ -306,7 +306,7 @@ static int nobody_starts(const struct test_daemon *d)
 {
 	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RW);
 	struct mmapd_client *c;
-	uint64_t t_open, t_delete;
+	uint64_t t_open, t_delete, t_flush;
 	struct seen s;
 
 	if (setgroups(0, NULL) < 0 || setgid(TEST_NOBODY) < 0 || setuid(TEST_NOBODY) < 0)
@@ -317,7 +317,8 @@ static int nobody_starts(const struct test_daemon *d)
 	}
 	mmapd_client_set_event_handler(c, on_event, NULL);
 	if (mmapd_region_open_start(c, "private", &o, &t_open) < 0 ||
-	    mmapd_delete_start(c, "private", &t_delete) < 0)
+	    mmapd_delete_start(c, "private", &t_delete) < 0 ||
+	    mmapd_flush_range_async(c, "private", 0, 4096, &t_flush) < 0)
 		return 12;
 	s = wait_done(c, t_open, false);
 	if (s.type != MMAPD_EVENT_OPEN_DONE || s.error != -EACCES || s.opened)
@@ -325,6 +326,10 @@ static int nobody_starts(const struct test_daemon *d)
 	s = wait_done(c, t_delete, false);
 	if (s.type != MMAPD_EVENT_DELETE_DONE || s.error != -EACCES)
 		return 14;
+	/* A range flush needs read access, as the whole-file one. */
+	s = wait_done(c, t_flush, false);
+	if (s.type != MMAPD_EVENT_FLUSH_DONE || s.error != -EACCES)
+		return 15;
 	mmapd_disconnect(c);
 	return 0;
 }
@@ -529,6 +534,52 @@ out:
 }
 END_TEST
 
+/*
+ * examples/uv_start (libuv) never blocks on mmapd: with the daemon stopped before its first
+ * step, its loop keeps running its timer (ticks are printed) and no step ends; once the daemon
+ * runs again every step ends and the program succeeds.
+ */
+START_TEST(test_async_uv_example_keeps_its_loop_running_while_the_daemon_is_stopped)
+{
+	const char *dir = getenv("MMAPD_EXAMPLES_DIR");
+	char path[TEST_PATH_MAX], line[256];
+	char *argv[] = { path, (char *)"uv-example", (char *)"300", NULL };
+	struct test_daemon d;
+	struct test_proc p;
+	unsigned ticks = 0;
+	bool started = false, done = false;
+
+	ck_assert_msg(dir != NULL, "MMAPD_EXAMPLES_DIR is not set (run the suite with make check)");
+	snprintf(path, sizeof(path), "%s/uv_start", dir);
+	ck_assert_msg(access(path, X_OK) == 0, "%s is not built", path);
+	test_daemon_start(&d, NULL);
+	test_proc_spawn(&p, &d, argv);
+	test_proc_expect_line(&p, "connected");
+	/* Its first step starts 300 ms from now: the daemon is stopped well before. */
+	ck_assert_int_eq(kill(d.pid, SIGSTOP), 0);
+	for (uint64_t end = now_us() + 1500000; now_us() < end;) {
+		if (test_proc_readline(&p, line, sizeof(line), 100) != 1)
+			continue;
+		if (strcmp(line, "started open") == 0)
+			started = true;
+		else if (strncmp(line, "tick ", 5) == 0)
+			ticks++;
+		else
+			ck_abort_msg("uv_start printed \"%s\" while mmapd was stopped", line);
+	}
+	ck_assert_msg(started, "uv_start did not start its open");
+	ck_assert_msg(ticks >= 5, "uv_start's loop ticked %u times in 1.2 s: it was blocked",
+	              ticks);
+	ck_assert_int_eq(kill(d.pid, SIGCONT), 0);
+	while (test_proc_readline(&p, line, sizeof(line), TEST_WAIT_MS) == 1)
+		if (strcmp(line, "done") == 0)
+			done = true;
+	ck_assert_msg(done, "uv_start did not finish");
+	ck_assert_int_eq(test_proc_wait(&p), 0);
+	test_daemon_stop(&d);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("async");
@@ -543,6 +594,7 @@ int main(void)
 	tcase_add_test(tc, test_async_refusals_arrive_as_events);
 	tcase_add_test(tc, test_async_pending_starts_fail_when_the_connection_dies);
 	tcase_add_test(tc, test_async_range_msync_and_range_flush_touch_only_their_range);
+	tcase_add_test(tc, test_async_uv_example_keeps_its_loop_running_while_the_daemon_is_stopped);
 	suite_add_tcase(s, tc);
 	return test_run_suite(s) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
