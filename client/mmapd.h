@@ -916,9 +916,10 @@ typedef void mmapd_event_fn(struct mmapd_client *client, const struct mmapd_even
 /* Sets the function that receives events (NULL: events are only acted on internally). */
 MMAPD_EXPORT void mmapd_client_set_event_handler(struct mmapd_client *client, mmapd_event_fn *fn,
                                           void *userdata);
-/* A descriptor that becomes readable when events may be waiting (for poll/epoll/libuv); call
- * mmapd_client_dispatch() then. Borrowed: do not close or read it. It stays the same across
- * reconnections (it is not the socket) until mmapd_disconnect(). */
+/* A descriptor that becomes readable when events may be waiting, or when requests of start
+ * calls wait and the socket has room again (for poll/epoll/libuv); call mmapd_client_dispatch()
+ * then. Borrowed: do not close or read it. It stays the same across reconnections (it is not
+ * the socket) until mmapd_disconnect(). */
 MMAPD_EXPORT int mmapd_client_fd(struct mmapd_client *client);
 /*
  * Reads what the daemon sent, acts on it (remaps on resize, acknowledges shrinks, reconnects
