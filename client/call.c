@@ -151,13 +151,14 @@ static int client_encode(struct mmapd_client *client, cJSON *req, uint64_t *ret_
 static int client_send(struct mmapd_client *client, uint64_t gen, const uint8_t *buf,
                        size_t len)
 {
+	bool queued = atomic_load(&client->out_count) != 0;
 	int sock, r = 0;
 
 	pthread_mutex_lock(&client->send_lock);
 	pthread_mutex_lock(&client->lock);
 	sock = client->state == CLIENT_UP && client->gen == gen ? client->sock : -1;
 	pthread_mutex_unlock(&client->lock);
-	if (sock >= 0 && atomic_load(&client->out_count))
+	if (sock >= 0 && queued)
 		r = sendq_write(client, sock, gen, true);
 	while (sock >= 0 && r == 0 && len > 0) {
 		ssize_t n = send(sock, buf, len, MSG_NOSIGNAL);
@@ -171,7 +172,8 @@ static int client_send(struct mmapd_client *client, uint64_t gen, const uint8_t 
 		buf += n;
 		len -= (size_t)n;
 	}
-	if (sock >= 0 && r == 0 && atomic_load(&client->out_count)) {
+	/* Frames queued meanwhile follow; the writability watch ends once the queue is empty. */
+	if (sock >= 0 && r == 0 && (queued || atomic_load(&client->out_count))) {
 		sendq_write(client, sock, gen, false);
 		pthread_mutex_lock(&client->lock);
 		sendq_watch(client);
