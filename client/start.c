@@ -226,7 +226,7 @@ char *start_event_deliver(struct mmapd_event *ev, bool claimed)
 
 	if (ev->type != MMAPD_EVENT_OPEN_DONE || !region)
 		return NULL;
-	if (ev->error == 0) {
+	if (ev->error == 0 && claimed) {
 		r = region_open_finish(region);
 		if (r < 0) {
 			message = strdup(mmapd_last_message());
