@@ -79,6 +79,14 @@ int region_check_range(const struct mmapd_region *region, uint64_t off, size_t l
 int fastlock_lock(struct mmapd_client *client, struct mmapd_region *region, const char *name,
                   unsigned flags, int timeout_ms, int *ret_timeout_ms, uint64_t *ret_lock);
 /*
+ * One try, without waiting and without a round trip, for a lock of the whole region called
+ * name on a control page this client already has (region: a handle of it, or NULL): 0 with
+ * *ret_lock, -ENOMEM, or FAST_FALLBACK (no page known yet, or the lock is busy: ask the
+ * daemon). For the start calls. Lock not held.
+ */
+int fastlock_try(struct mmapd_client *client, struct mmapd_region *region, const char *name,
+                 unsigned flags, uint64_t *ret_lock);
+/*
  * Releases id if it is a fast lock of this client: 0, and *ret_tell is the id the daemon must
  * also release (it took the page's locks over meanwhile; EBADF from it means it handed them
  * back first) or 0. FAST_FALLBACK: not a fast lock. Lock not held.

@@ -630,8 +630,10 @@ MMAPD_EXPORT int mmapd_region_open_start(struct mmapd_client *client, const char
                                          uint64_t *ret_token);
 /*
  * mmapd_lock() started: MMAPD_EVENT_LOCK_DONE with lock (the id to unlock), offset and length.
- * Always asks the daemon (the control page's fast path is the blocking call's); timeout_ms
- * and MMAPD_LOCK_NOWAIT are the daemon's, as for mmapd_lock().
+ * A whole-region lock that is free on a control page this client already has (one earlier
+ * mmapd_lock() of the region found it) is taken there at once and its event is queued before
+ * the call returns; any other lock is asked of the daemon, never waiting here (timeout_ms and
+ * MMAPD_LOCK_NOWAIT are then the daemon's, as for mmapd_lock()).
  */
 MMAPD_EXPORT int mmapd_lock_start(struct mmapd_client *client, const char *name,
                                   uint64_t offset, uint64_t length, unsigned flags,

@@ -126,17 +126,52 @@ MMAPD_EXPORT int mmapd_region_open_start(struct mmapd_client *client, const char
 	return r;
 }
 
-MMAPD_EXPORT int mmapd_lock_start(struct mmapd_client *client, const char *name,
-                                  uint64_t offset, uint64_t length, unsigned flags,
-                                  int timeout_ms, uint64_t *ret_token)
+/*
+ * A start that ended before it began: its event is queued now. Returns 0 with *ret_token (may
+ * be NULL).
+ */
+static int start_done_now(struct mmapd_client *client, const struct mmapd_event *ev,
+                          uint64_t *ret_token)
+{
+	struct mmapd_event copy = *ev;
+
+	copy.seq = atomic_fetch_add(&start_tokens, 1) + 1;
+	copy.writer_pid = -1;
+	pthread_mutex_lock(&client->lock);
+	event_push(client, &copy);
+	pthread_mutex_unlock(&client->lock);
+	if (ret_token)
+		*ret_token = copy.seq;
+	return 0;
+}
+
+/*
+ * mmapd_lock_start() and mmapd_region_lock_start() (region: the handle, or NULL). A whole-region
+ * lock free on a control page this client already has is taken there at once, as
+ * mmapd_lock() would, and its LOCK_DONE is queued before the call returns.
+ */
+static int lock_start(struct mmapd_client *client, struct mmapd_region *region,
+                      const char *name, uint64_t offset, uint64_t length, unsigned flags,
+                      int timeout_ms, uint64_t *ret_token)
 {
 	struct call call = { .on_reply = lock_reply_hook };
 	struct id_node *node;
+	uint64_t lock;
 	int r;
 
 	r = lock_request_new(client, name, offset, length, flags, timeout_ms, &call.req);
 	if (r < 0)
 		return r;
+	if (offset == 0 && length == 0) {
+		r = fastlock_try(client, region, name, flags, &lock);
+		if (r != FAST_FALLBACK) {
+			struct mmapd_event ev = { .type = MMAPD_EVENT_LOCK_DONE, .region = name,
+			                          .lock = lock };
+
+			cJSON_Delete(call.req);
+			return r < 0 ? r : start_done_now(client, &ev, ret_token);
+		}
+	}
 	node = calloc(1, sizeof(*node));
 	if (!node) {
 		cJSON_Delete(call.req);
@@ -146,14 +181,21 @@ MMAPD_EXPORT int mmapd_lock_start(struct mmapd_client *client, const char *name,
 	                 ret_token);
 }
 
+MMAPD_EXPORT int mmapd_lock_start(struct mmapd_client *client, const char *name,
+                                  uint64_t offset, uint64_t length, unsigned flags,
+                                  int timeout_ms, uint64_t *ret_token)
+{
+	return lock_start(client, NULL, name, offset, length, flags, timeout_ms, ret_token);
+}
+
 MMAPD_EXPORT int mmapd_region_lock_start(struct mmapd_region *region, uint64_t offset,
                                          uint64_t length, unsigned flags, int timeout_ms,
                                          uint64_t *ret_token)
 {
 	int r = region_coord_offset(region, offset, &offset);
 
-	return r < 0 ? r : mmapd_lock_start(region->client, region->name, offset, length, flags,
-	                                    timeout_ms, ret_token);
+	return r < 0 ? r : lock_start(region->client, region, region->name, offset, length,
+	                              flags, timeout_ms, ret_token);
 }
 
 MMAPD_EXPORT int mmapd_resize_start(struct mmapd_client *client, const char *name,

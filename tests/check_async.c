@@ -311,6 +311,64 @@ START_TEST(test_async_lock_start_ends_when_another_process_unlocks)
 }
 END_TEST
 
+/*
+ * A whole-region lock start on a control page this client already has is taken there: its
+ * event is queued before the call returns, no lock request reaches the daemon, and another
+ * process finds the region locked. When the page is busy, the start asks the daemon.
+ */
+START_TEST(test_async_whole_region_lock_start_is_taken_on_the_control_page)
+{
+	struct test_daemon d;
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RW);
+	struct test_sess other;
+	struct mmapd_client *c;
+	struct mmapd_region *region;
+	uint64_t lock, token, token2, requests;
+	struct seen s;
+
+	seen_reset();
+	test_daemon_start(&d, NULL);
+	test_daemon_create(&d, REGION, 4096, false);
+	c = test_client_connect(&d, "fast");
+	mmapd_client_set_event_handler(c, on_event, NULL);
+	ck_assert_int_eq(mmapd_region_open(c, REGION, &o, &region), 0);
+	/* The blocking call finds the page. */
+	ck_assert_int_eq(mmapd_region_lock(region, 0, 0, MMAPD_LOCK_EXCLUSIVE, -1, &lock), 0);
+	ck_assert_int_eq(mmapd_region_unlock(region, lock), 0);
+	requests = test_daemon_requests(&d, "lock");
+
+	ck_assert_int_eq(mmapd_region_lock_start(region, 0, 0, MMAPD_LOCK_EXCLUSIVE, -1, &token), 0);
+	ck_assert_int_eq(mmapd_client_dispatch(c, 0), 1);
+	pthread_mutex_lock(&mu);
+	ck_assert_ptr_nonnull(seen_find(token));
+	s = *seen_find(token);
+	pthread_mutex_unlock(&mu);
+	ck_assert_int_eq(s.type, MMAPD_EVENT_LOCK_DONE);
+	ck_assert_int_eq(s.error, 0);
+	ck_assert_uint_eq(test_daemon_requests(&d, "lock"), requests);
+	test_sess_start(&other, &d, "other");
+	ck_assert_msg(strncmp(test_sess_cmd(&other, "lock %s 0 0 exclusive nowait", REGION),
+	                      "err EAGAIN", 10) == 0, "the other process got the lock");
+
+	/* Busy on the page (this client's own exclusive lock): the daemon is asked. */
+	ck_assert_int_eq(mmapd_lock_start(c, REGION, 0, 0, MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT,
+	                                  -1, &token2), 0);
+	s = wait_done(c, token2, false);
+	ck_assert_int_eq(s.error, -EAGAIN);
+	ck_assert_uint_gt(test_daemon_requests(&d, "lock"), requests);
+	pthread_mutex_lock(&mu);
+	lock = seen_find(token)->lock;
+	pthread_mutex_unlock(&mu);
+	ck_assert_int_eq(mmapd_region_unlock(region, lock), 0);
+	test_sess_ok(&other, "lock %s 0 0 exclusive nowait", REGION);
+	test_sess_cmd(&other, "quit");
+	test_proc_wait(&other.p);
+	mmapd_region_close(region);
+	mmapd_disconnect(c);
+	test_daemon_stop(&d);
+}
+END_TEST
+
 /* In a child as uid 65534: the refusals of a region it may not touch come as events. */
 static int nobody_starts(const struct test_daemon *d)
 {
@@ -601,6 +659,7 @@ int main(void)
 	tcase_add_test(tc, test_async_every_start_call_ends_in_its_event_on_the_dispatch_thread);
 	tcase_add_test(tc, test_async_start_calls_return_at_once_while_the_daemon_is_stopped);
 	tcase_add_test(tc, test_async_lock_start_ends_when_another_process_unlocks);
+	tcase_add_test(tc, test_async_whole_region_lock_start_is_taken_on_the_control_page);
 	tcase_add_test(tc, test_async_refusals_arrive_as_events);
 	tcase_add_test(tc, test_async_pending_starts_fail_when_the_connection_dies);
 	tcase_add_test(tc, test_async_range_msync_and_range_flush_touch_only_their_range);
