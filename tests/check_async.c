@@ -514,6 +514,41 @@ START_TEST(test_async_pending_starts_fail_when_the_connection_dies)
 }
 END_TEST
 
+/*
+ * A range flush whose write-back fails poisons the region as a failed fdatasync does: its
+ * event carries -EIO, the region is poisoned (saved, shown by stat) and every later flush fails
+ * until clear-error (fault hook MMAPD_TEST_FAIL_FDATASYNC).
+ */
+START_TEST(test_async_failed_range_flush_poisons_the_region)
+{
+	struct test_daemon d;
+	struct mmapd_client *c;
+	struct mmapd_region_info *info;
+	uint64_t token;
+	struct seen s;
+
+	seen_reset();
+	test_daemon_init(&d, NULL);
+	test_daemon_setenv(&d, "MMAPD_TEST_FAIL_FDATASYNC=sick");
+	test_daemon_launch(&d);
+	test_daemon_create(&d, "sick", 8192, false);
+	test_daemon_create(&d, "well", 8192, false);
+	c = test_client_connect(&d, "poisoned");
+	mmapd_client_set_event_handler(c, on_event, NULL);
+	ck_assert_int_eq(mmapd_flush_range_async(c, "sick", 4096, 4096, &token), 0);
+	s = wait_done(c, token, false);
+	ck_assert_int_eq(s.error, -EIO);
+	ck_assert_int_eq(mmapd_stat(c, "sick", &info), 0);
+	ck_assert(info->poisoned);
+	mmapd_region_info_free(info);
+	ck_assert_int_eq(mmapd_flush(c, "sick", 0, 0), -EIO);
+	ck_assert_int_eq(mmapd_flush(c, "sick", 0, 100), -EIO);
+	ck_assert_int_eq(mmapd_flush(c, "well", 0, 100), 0);
+	mmapd_disconnect(c);
+	test_daemon_stop(&d);
+}
+END_TEST
+
 /* cachestat(2): the page-cache state of a file range (Linux 6.5). */
 struct cstat_range {
 	uint64_t off, len;
@@ -663,6 +698,7 @@ int main(void)
 	tcase_add_test(tc, test_async_refusals_arrive_as_events);
 	tcase_add_test(tc, test_async_pending_starts_fail_when_the_connection_dies);
 	tcase_add_test(tc, test_async_range_msync_and_range_flush_touch_only_their_range);
+	tcase_add_test(tc, test_async_failed_range_flush_poisons_the_region);
 	tcase_add_test(tc, test_async_uv_example_keeps_its_loop_running_while_the_daemon_is_stopped);
 	suite_add_tcase(s, tc);
 	return test_run_suite(s) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
