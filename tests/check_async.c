@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,12 +204,15 @@ static uint64_t now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-/* Wakes a stopped daemon after 3 s whatever happens, so that a call that blocks shows as slow. */
+/* Wakes a stopped daemon after 5 s at the latest, so that a call that blocks shows as slow. */
+static _Atomic bool wake_now;
+
 static void *continue_later(void *arg)
 {
 	pid_t pid = *(pid_t *)arg;
 
-	sleep(3);
+	for (int i = 0; i < 500 && !wake_now; i++)
+		usleep(10000);
 	kill(pid, SIGCONT);
 	return NULL;
 }
@@ -234,6 +238,7 @@ START_TEST(test_async_start_calls_return_at_once_while_the_daemon_is_stopped)
 	c = test_client_connect(&d, "stopped");
 	mmapd_client_set_event_handler(c, on_event, NULL);
 	ck_assert_int_eq(kill(d.pid, SIGSTOP), 0);
+	wake_now = false;
 	ck_assert_int_eq(pthread_create(&waker, NULL, continue_later, &d.pid), 0);
 	for (size_t i = 0; i < N; i++) {
 		t0 = now_us();
@@ -246,8 +251,9 @@ START_TEST(test_async_start_calls_return_at_once_while_the_daemon_is_stopped)
 	                                  &lock_token), 0);
 	if (now_us() - t0 > worst)
 		worst = now_us() - t0;
-	ck_assert_msg(worst < 1000000, "a start call blocked for %llu us on a stopped daemon",
+	ck_assert_msg(worst < 2500000, "a start call blocked for %llu us on a stopped daemon",
 	              (unsigned long long)worst);
+	wake_now = true;
 	kill(d.pid, SIGCONT);
 	pthread_join(waker, NULL);
 	/* A blocking call writes the queued requests before its own. */
@@ -572,12 +578,12 @@ static long dirty_pages(int fd, uint64_t off, uint64_t len)
 	return (long)cs.nr_dirty;
 }
 
-/* Waits up to 2 s for the range to be clean. Returns its dirty pages then. */
+/* Waits up to 5 s for the range to be clean. Returns its dirty pages then. */
 static long dirty_after(int fd, uint64_t off, uint64_t len)
 {
 	long n = dirty_pages(fd, off, len);
 
-	for (int i = 0; i < 200 && n > 0; i++) {
+	for (int i = 0; i < 500 && n > 0; i++) {
 		usleep(10000);
 		n = dirty_pages(fd, off, len);
 	}
@@ -588,18 +594,44 @@ static long dirty_after(int fd, uint64_t off, uint64_t len)
  * mmapd_region_msync_async() returns without waiting and the range's write-back starts (with
  * MS_ASYNC alone, Linux leaves the pages dirty for ~30 s); the pages outside stay dirty.
  * Then a durable range flush through the daemon: its event comes, the range is clean, the rest
- * still dirty (a whole-file fdatasync would have written it all).
+ * still dirty (a whole-file fdatasync would have written it all). The kernel's own write-back
+ * may clean the rest meanwhile (the host's dirty memory past its background ratio): then the
+ * round proves nothing and is tried again, up to 3 times.
  */
-START_TEST(test_async_range_msync_and_range_flush_touch_only_their_range)
+static bool range_round(struct mmapd_client *c, struct mmapd_region *region, int fd)
 {
 	enum { MB = 1 << 20 };
-	struct test_daemon d;
-	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.flags = MMAPD_OPEN_CREATE,
-	                                           .mode = MMAPD_MODE_RW, .size = 4 * MB);
-	struct mmapd_client *c;
-	struct mmapd_region *region;
 	uint64_t token;
 	struct seen s;
+
+	memset(mmapd_region_data(region), 7, 4 * MB);
+	ck_assert_int_gt(dirty_pages(fd, 0, MB), 0);
+	ck_assert_int_eq(mmapd_region_msync_async(region, 100, MB - 100), 0);
+	ck_assert_int_eq(dirty_after(fd, 0, MB), 0);
+	if (dirty_pages(fd, MB, 3 * MB) == 0)
+		return false;
+
+	ck_assert_int_eq(mmapd_region_flush_range_async(region, MB, MB, &token), 0);
+	s = wait_done(c, token, false);
+	ck_assert_int_eq(s.type, MMAPD_EVENT_FLUSH_DONE);
+	ck_assert_int_eq(s.error, 0);
+	ck_assert_int_eq(dirty_pages(fd, MB, MB), 0);
+	if (dirty_pages(fd, 2 * MB, 2 * MB) == 0)
+		return false;
+	/* The blocking form takes the same range. */
+	ck_assert_int_eq(mmapd_region_flush(region, 2 * MB, MB), 0);
+	ck_assert_int_eq(dirty_pages(fd, 2 * MB, MB), 0);
+	return dirty_pages(fd, 3 * MB, MB) > 0;
+}
+
+START_TEST(test_async_range_msync_and_range_flush_touch_only_their_range)
+{
+	struct test_daemon d;
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.flags = MMAPD_OPEN_CREATE,
+	                                           .mode = MMAPD_MODE_RW, .size = 4 << 20);
+	struct mmapd_client *c;
+	struct mmapd_region *region;
+	bool shown = false;
 	int fd;
 
 	seen_reset();
@@ -608,29 +640,14 @@ START_TEST(test_async_range_msync_and_range_flush_touch_only_their_range)
 	mmapd_client_set_event_handler(c, on_event, NULL);
 	ck_assert_int_eq(mmapd_region_open(c, REGION, &o, &region), 0);
 	fd = mmapd_region_fd(region);
-	memset(mmapd_region_data(region), 7, 4 * MB);
 	if (dirty_pages(fd, 0, 0) < 0) {
 		fprintf(stderr, "skipped: no cachestat(2) on this kernel\n");
-		goto out;
+	} else {
+		for (int i = 0; i < 3 && !shown; i++)
+			shown = range_round(c, region, fd);
+		ck_assert_msg(shown, "dirty pages outside the range were written 3 times in a row");
 	}
-	ck_assert_int_gt(dirty_pages(fd, 0, MB), 0);
-
-	ck_assert_int_eq(mmapd_region_msync_async(region, 100, MB - 100), 0);
-	ck_assert_int_eq(dirty_after(fd, 0, MB), 0);
-	ck_assert_int_gt(dirty_pages(fd, MB, 3 * MB), 0);
-	ck_assert_int_eq(mmapd_region_msync_async(region, 4 * MB, 1), -ERANGE);
-
-	ck_assert_int_eq(mmapd_region_flush_range_async(region, MB, MB, &token), 0);
-	s = wait_done(c, token, false);
-	ck_assert_int_eq(s.type, MMAPD_EVENT_FLUSH_DONE);
-	ck_assert_int_eq(s.error, 0);
-	ck_assert_int_eq(dirty_pages(fd, MB, MB), 0);
-	ck_assert_int_gt(dirty_pages(fd, 2 * MB, 2 * MB), 0);
-	/* The blocking form takes the same range. */
-	ck_assert_int_eq(mmapd_region_flush(region, 2 * MB, MB), 0);
-	ck_assert_int_eq(dirty_pages(fd, 2 * MB, MB), 0);
-	ck_assert_int_gt(dirty_pages(fd, 3 * MB, MB), 0);
-out:
+	ck_assert_int_eq(mmapd_region_msync_async(region, 4 << 20, 1), -ERANGE);
 	mmapd_region_close(region);
 	mmapd_disconnect(c);
 	test_daemon_stop(&d);
@@ -646,7 +663,7 @@ START_TEST(test_async_uv_example_keeps_its_loop_running_while_the_daemon_is_stop
 {
 	const char *dir = getenv("MMAPD_EXAMPLES_DIR");
 	char path[TEST_PATH_MAX], line[256];
-	char *argv[] = { path, (char *)"uv-example", (char *)"300", NULL };
+	char *argv[] = { path, (char *)"uv-example", (char *)"1000", NULL };
 	struct test_daemon d;
 	struct test_proc p;
 	unsigned ticks = 0;
@@ -658,9 +675,9 @@ START_TEST(test_async_uv_example_keeps_its_loop_running_while_the_daemon_is_stop
 	test_daemon_start(&d, NULL);
 	test_proc_spawn(&p, &d, argv);
 	test_proc_expect_line(&p, "connected");
-	/* Its first step starts 300 ms from now: the daemon is stopped well before. */
+	/* Its first step starts 1 s from now: the daemon is stopped well before. */
 	ck_assert_int_eq(kill(d.pid, SIGSTOP), 0);
-	for (uint64_t end = now_us() + 1500000; now_us() < end;) {
+	for (uint64_t end = now_us() + 2500000; now_us() < end;) {
 		if (test_proc_readline(&p, line, sizeof(line), 100) != 1)
 			continue;
 		if (strcmp(line, "started open") == 0)
@@ -671,7 +688,7 @@ START_TEST(test_async_uv_example_keeps_its_loop_running_while_the_daemon_is_stop
 			ck_abort_msg("uv_start printed \"%s\" while mmapd was stopped", line);
 	}
 	ck_assert_msg(started, "uv_start did not start its open");
-	ck_assert_msg(ticks >= 5, "uv_start's loop ticked %u times in 1.2 s: it was blocked",
+	ck_assert_msg(ticks >= 5, "uv_start's loop ticked %u times in 1.5 s: it was blocked",
 	              ticks);
 	ck_assert_int_eq(kill(d.pid, SIGCONT), 0);
 	while (test_proc_readline(&p, line, sizeof(line), TEST_WAIT_MS) == 1)
