@@ -110,15 +110,24 @@ int lock_reply_hook(struct mmapd_client *client, struct call *call, const cJSON 
 	return 0;
 }
 
+/* Returns 0, or -EINVAL (message set) for flags that are not MMAPD_LOCK_*. */
+static int lock_flags_check(unsigned flags)
+{
+	if (flags & ~(MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT))
+		return error_set(-EINVAL, "unknown lock flags 0x%x",
+		                 flags & ~(MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT));
+	return 0;
+}
+
 int lock_request_new(struct mmapd_client *client, const char *name, uint64_t offset,
                      uint64_t length, unsigned flags, int timeout_ms, cJSON **ret_req)
 {
 	cJSON *req;
 	int r;
 
-	if (flags & ~(MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT))
-		return error_set(-EINVAL, "unknown lock flags 0x%x",
-		                 flags & ~(MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT));
+	r = lock_flags_check(flags);
+	if (r < 0)
+		return r;
 	r = request_start_region(client, proto_op_name(PROTO_OP_LOCK), name, &req);
 	if (r < 0)
 		return r;
@@ -175,9 +184,9 @@ static int lock_any(struct mmapd_client *client, struct mmapd_region *region, co
 
 	if (!ret_lock)
 		return error_set(-EINVAL, "ret_lock is NULL");
-	if (flags & ~(MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT))
-		return error_set(-EINVAL, "unknown lock flags 0x%x",
-		                 flags & ~(MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT));
+	r = lock_flags_check(flags);
+	if (r < 0)
+		return r;
 	/* A whole-region lock goes through the control page when there is one. */
 	if (client && name && offset == 0 && length == 0) {
 		r = fastlock_lock(client, region, name, flags, timeout_ms, &timeout_ms, ret_lock);
