@@ -455,18 +455,37 @@ START_TEST(test_async_refusals_arrive_as_events)
 }
 END_TEST
 
+/* Dispatches until the event of token came; returns it. */
+static struct seen dispatch_until(struct mmapd_client *c, uint64_t token)
+{
+	struct seen *found, copy;
+
+	for (int i = 0; i < TEST_WAIT_MS / 100; i++) {
+		pthread_mutex_lock(&mu);
+		found = seen_find(token);
+		if (found)
+			copy = *found;
+		pthread_mutex_unlock(&mu);
+		if (found)
+			return copy;
+		mmapd_client_dispatch(c, 100);
+	}
+	ck_abort_msg("no event for token %llu", (unsigned long long)token);
+}
+
 /*
- * The daemon dies with starts pending: each ends in one event with the connection's error.
- * Then a start on a disconnected client is refused at once, and mmapd_disconnect() with an
- * open's event undelivered closes its region (the fixture counts descriptors).
+ * The daemon dies with starts pending: each ends in one event with the connection's error,
+ * with reconnection off and on (then the next start goes out on the new connection). A start
+ * on a client whose connection is down is refused at once. mmapd_disconnect() with an open's
+ * event undelivered closes its region (the fixture counts descriptors).
  */
 START_TEST(test_async_pending_starts_fail_when_the_connection_dies)
 {
 	struct test_daemon d;
 	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.flags = MMAPD_OPEN_CREATE,
 	                                           .mode = MMAPD_MODE_RW, .size = 4096);
-	struct mmapd_client *c;
-	uint64_t tokens[4];
+	struct mmapd_client *c, *holder;
+	uint64_t tokens[4], lock;
 	struct seen s;
 
 	seen_reset();
@@ -482,18 +501,7 @@ START_TEST(test_async_pending_starts_fail_when_the_connection_dies)
 	ck_assert_int_eq(mmapd_delete_start(c, REGION, &tokens[3]), 0);
 	test_daemon_kill(&d);
 	for (int i = 0; i < 4; i++) {
-		pthread_mutex_lock(&mu);
-		s.error = seen_find(tokens[i]) ? 0 : 1;
-		pthread_mutex_unlock(&mu);
-		while (s.error == 1) {
-			mmapd_client_dispatch(c, 100);
-			pthread_mutex_lock(&mu);
-			s.error = seen_find(tokens[i]) ? 0 : 1;
-			pthread_mutex_unlock(&mu);
-		}
-		pthread_mutex_lock(&mu);
-		s = *seen_find(tokens[i]);
-		pthread_mutex_unlock(&mu);
+		s = dispatch_until(c, tokens[i]);
 		ck_assert_msg(s.error == -ECONNRESET || s.error == -ESHUTDOWN,
 		              "start %d ended with %d", i, s.error);
 		ck_assert_ptr_null(s.opened);
@@ -504,8 +512,34 @@ START_TEST(test_async_pending_starts_fail_when_the_connection_dies)
 	pthread_mutex_unlock(&mu);
 	mmapd_disconnect(c);
 
+	/* Reconnection on: a lock start waiting in the daemon when it dies. */
+	seen_reset();
+	test_daemon_restart(&d);
+	holder = test_client_connect(&d, "holder");
+	ck_assert_int_eq(mmapd_lock(holder, REGION, 0, 10, MMAPD_LOCK_EXCLUSIVE, -1, &lock), 0);
+	c = test_client_connect(&d, "waits");
+	mmapd_client_set_event_handler(c, on_event, NULL);
+	ck_assert_int_eq(mmapd_lock_start(c, REGION, 5, 10, MMAPD_LOCK_EXCLUSIVE, -1, &tokens[0]),
+	                 0);
+	test_daemon_wait_status(&d, "lock_waiters", 1);
+	test_daemon_kill(&d);
+	test_daemon_restart(&d);
+	s = dispatch_until(c, tokens[0]);
+	ck_assert_msg(s.error == -ECONNRESET || s.error == -ESHUTDOWN, "the lock start ended with %d",
+	              s.error);
+	/* Dispatching reconnected; the next start goes out (the old holder's lock died too). */
+	for (int i = 0; i < 50 && mmapd_lock_start(c, REGION, 5, 10, MMAPD_LOCK_EXCLUSIVE, -1,
+	                                          &tokens[1]) < 0; i++)
+		mmapd_client_dispatch(c, 100);
+	s = dispatch_until(c, tokens[1]);
+	ck_assert_int_eq(s.error, 0);
+	pthread_mutex_lock(&mu);
+	ck_assert_uint_eq(nseen, 2);
+	pthread_mutex_unlock(&mu);
+	mmapd_disconnect(c);
+	mmapd_disconnect(holder);
+
 	/* An open that succeeded but was never dispatched: disconnecting closes its region. */
-	test_daemon_start(&d, NULL);
 	c = test_client_connect(&d, "undelivered");
 	mmapd_client_set_event_handler(c, on_event, NULL);
 	ck_assert_int_eq(mmapd_region_open_start(c, "new", &o, &tokens[0]), 0);
