@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Layer 5 of libmmapd (see internal.h): what the library does with calls: hello (hello.c),
- * queries (query.c, admin.c), mappings (mapping.c, advise.c, atomic.c, guard.c), coordination
- * (coord.c) and regions (region.c). Included by those files and top.h.
+ * queries (query.c, admin.c), mappings (mapping.c, hugemap.c, advise.c, atomic.c, scalar.c,
+ * cursor.c, guard.c), coordination (coord.c) and regions (region.c). Included by those files
+ * and top.h.
  */
 #ifndef MMAPD_CLIENT_DOMAIN_H
 #define MMAPD_CLIENT_DOMAIN_H
@@ -146,7 +147,21 @@ void subs_forget(struct mmapd_client *client, const char *name);
  */
 int subs_restore(struct mmapd_client *client);
 
+/* ---- hugemap.c ---- */
+/*
+ * The alignment the mapping of bytes bytes of region must start at, and in *ret_phase its
+ * offset from it: the huge page size for a hugetlb region; the transparent huge page size and
+ * the mapping's file offset modulo it for a region that wants them (region_wants_thp()) and
+ * can hold one; else the region's page (any address).
+ */
+size_t hugemap_align(const struct mmapd_region *region, uint64_t bytes, size_t *ret_phase);
+
 /* ---- region.c ---- */
+/*
+ * Drops a reference on region (taken with region->refs++ under the lock, as a reconnection
+ * and a stdio cursor do); the last one frees the struct. Lock held.
+ */
+void region_put(struct mmapd_region *region);
 
 /*
  * The first half of an open: checks client, name and opts, makes the region (on the client's
@@ -158,7 +173,7 @@ int region_open_begin(struct mmapd_client *client, const char *name,
 /* The open reply's hook (ctx: the region): the region takes the grant and the descriptor. */
 int region_open_hook(struct mmapd_client *client, struct call *call, const cJSON *reply);
 /*
- * The second half, once the reply came: checks the region's kind, maps it, advises huge pages.
+ * The second half, once the reply came: learns the page size, maps it, advises huge pages.
  * Returns 0 or a negative errno (message set); the caller then frees the region. Lock not held.
  */
 int region_open_finish(struct mmapd_region *region);

@@ -17,7 +17,9 @@
  *            client's hooks, struct client_hooks);
  *   domain   hello.c (the hello exchange), query.c (stat, list, status, delete, ping),
  *            admin.c, mapping.c (a window's mapping and how it follows its region's size),
+ *            hugemap.c (where a mapping goes for huge pages, and how many it got),
  *            advise.c (advice, prewarm, mlock, iteration, flush_range), atomic.c (atomic views),
+ *            scalar.c (numbers in a byte order), cursor.c (stdio streams over a window),
  *            guard.c (the SIGBUS guard), coord.c (locks, resize, subscriptions, change
  *            reports, flush and policies), region.c (open, close, reopen, set_mode),
  *            start.c (the start calls: open, lock, resize, flush, delete without waiting);

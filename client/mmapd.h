@@ -29,6 +29,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -96,16 +97,23 @@ enum mmapd_mode {
 /* mmapd_region_write() reports each write (as mmapd_report_changed() does) */
 #define MMAPD_OPEN_REPORT_WRITES 0x10u
 #define MMAPD_OPEN_POPULATE  0x20u /* prefault the mapping (MAP_POPULATE) */
-#define MMAPD_OPEN_STACK     0x40u /* map with MAP_STACK; anonymous regions only (else -EINVAL) */
 /*
- * Huge pages, for anonymous regions only (a file region gets -EINVAL). With CREATE and
- * ANONYMOUS the daemon makes a hugetlb memfd where the system has huge pages configured
- * (vm.nr_hugepages) and free, its size rounded up to whole huge pages and the pages reserved
- * at creation; otherwise a normal memfd with transparent huge pages (MADV_HUGEPAGE), which
- * mmapd_region_info.huge tells (not with SPARSE: -EINVAL). A hugetlb region is mapped in whole
- * huge pages (mmapd_region_page_size() says their size; windows at any offset still work) and
- * resized only to multiples of them. Opening an existing region of normal pages with this flag
- * advises transparent huge pages (a kernel without them: the madvise error).
+ * Map with MAP_STACK, file and anonymous regions alike: a hint, which since Linux 6.7 also
+ * keeps transparent huge pages off the mapping (VM_NOHUGEPAGE) unless MMAPD_OPEN_HUGETLB asks
+ * for them (its advice wins).
+ */
+#define MMAPD_OPEN_STACK     0x40u
+/*
+ * Huge pages. With CREATE and ANONYMOUS the daemon makes a hugetlb memfd where the system has
+ * huge pages configured (vm.nr_hugepages) and free, its size rounded up to whole huge pages
+ * and the pages reserved at creation; otherwise a normal memfd with transparent huge pages
+ * (MADV_HUGEPAGE), which mmapd_region_info.huge tells (not with SPARSE: -EINVAL). A hugetlb
+ * region is mapped in whole huge pages (mmapd_region_page_size() says their size; windows at
+ * any offset still work) and resized only to multiples of them. Opening a region of normal
+ * pages with this flag, a file region included, asks for transparent huge pages: the mapping
+ * is placed where its addresses and file offsets agree modulo the huge page size, and advised
+ * MADV_HUGEPAGE (a kernel without them: the madvise error). Whether the kernel gives them is
+ * its own affair (mmapd_region_huge_bytes() tells).
  */
 #define MMAPD_OPEN_HUGETLB   0x80u
 /*
@@ -194,7 +202,9 @@ struct mmapd_status {
 
 /* The pages of an anonymous region (mmapd_region_info.huge). */
 enum mmapd_huge {
-	MMAPD_HUGE_NONE = 0,  /* normal pages (every file region; also a daemon without huge pages) */
+	MMAPD_HUGE_NONE = 0,  /* normal pages (every file region, whose mappings may still get
+	                         transparent huge pages: mmapd_region_huge_bytes(); also a daemon
+	                         without huge pages) */
 	MMAPD_HUGE_HUGETLB,   /* a hugetlb memfd: huge pages reserved at creation */
 	MMAPD_HUGE_THP,       /* huge pages were asked for but the system had none to reserve:
 	                         transparent huge pages, advised by every libmmapd mapping */
@@ -318,6 +328,80 @@ MMAPD_EXPORT int mmapd_region_read(const struct mmapd_region *region, uint64_t o
  */
 MMAPD_EXPORT int mmapd_region_write(struct mmapd_region *region, uint64_t off,
                                     const void *buf, size_t len);
+
+/*
+ * Opens a stdio stream over window offsets off..off+len (len 0: from off to the end of the
+ * window, following its length), for fprintf, fscanf, getline, fread, fwrite, fseek. mode is
+ * "r", "w", "r+" or "w+" ("b" ignored); "w" clears nothing and every stream starts at 0.
+ * Reading at the end is end of file; a write copies what fits and fails with ENOSPC for the
+ * rest (the region never grows); seeking is allowed from 0 to the stream's length (EINVAL
+ * beyond). Writes reach the window when stdio hands them down (fflush(), a full buffer,
+ * fclose()); with MMAPD_OPEN_REPORT_WRITES each one is reported as mmapd_region_write() does.
+ * The stream keeps what it needs alive: after mmapd_region_close() its reads and writes fail
+ * with EBADF (fclose() still frees it); after mmapd_region_set_mode() to read-only its writes
+ * fail with EACCES. Copies are made with the client's lock held, so a remap never runs during
+ * one. Returns 0 with *ret_file (close it with fclose()), or -EINVAL (NULL argument, bad
+ * mode), -EACCES (a writing mode on a read-only region), -ERANGE (off..off+len outside the
+ * window's accessible part), -ENOMEM.
+ */
+MMAPD_EXPORT int mmapd_region_fopen(struct mmapd_region *region, uint64_t off, uint64_t len,
+                                    const char *mode, FILE **ret_file);
+
+/* Byte orders of mmapd_region_get_scalar() and mmapd_region_put_scalar(). */
+enum mmapd_byte_order {
+	MMAPD_ORDER_LE = 1, /* little-endian: least significant byte first */
+	MMAPD_ORDER_BE = 2, /* big-endian (network order): most significant byte first */
+	_MMAPD_ORDER_FORCE_INT32 = INT32_MAX,
+};
+/*
+ * Reads the number of size bytes (1, 2, 4 or 8) stored in order at window offset off, at any
+ * alignment, into the native object *ret_value of that size (an integer of either signedness,
+ * a float or a double: IEEE 754, stored as integers of its size are). mmapd_region_put_scalar()
+ * stores *value so. Bounds and mode as mmapd_region_read()/mmapd_region_write() (a put is a
+ * write: MMAPD_OPEN_REPORT_WRITES reports it). Not atomic (see the atomic views). Returns 0,
+ * -EINVAL (NULL argument, size or order unknown), -ERANGE (off+size outside the window's
+ * accessible part), -EACCES (a put on a read-only region).
+ */
+MMAPD_EXPORT int mmapd_region_get_scalar(const struct mmapd_region *region, uint64_t off,
+                                         size_t size, enum mmapd_byte_order order,
+                                         void *ret_value);
+MMAPD_EXPORT int mmapd_region_put_scalar(struct mmapd_region *region, uint64_t off,
+                                         size_t size, enum mmapd_byte_order order,
+                                         const void *value);
+/*
+ * The typed forms, with the type checked by the compiler:
+ *   int mmapd_region_get_<T>(const struct mmapd_region *region, uint64_t off, type *ret_value);
+ *   int mmapd_region_put_<T>(struct mmapd_region *region, uint64_t off, type value);
+ * for <T> u8, i8 (one byte: no order), and u16le, u16be, i16le, i16be, u32le, u32be, i32le,
+ * i32be, u64le, u64be, i64le, i64be, f32le, f32be, f64le, f64be. E.g. put_u32be 0x01020304
+ * stores the bytes 01 02 03 04.
+ */
+#define MMAPD_SCALAR_ACCESSORS_(name, type, order)                                            \
+	static inline int mmapd_region_get_##name(const struct mmapd_region *region, uint64_t off, \
+	                                          type *ret_value)                                 \
+	{                                                                                          \
+		return mmapd_region_get_scalar(region, off, sizeof(type), order, ret_value);         \
+	}                                                                                          \
+	static inline int mmapd_region_put_##name(struct mmapd_region *region, uint64_t off,       \
+	                                          type value)                                      \
+	{                                                                                          \
+		return mmapd_region_put_scalar(region, off, sizeof(type), order, &value);            \
+	}
+#define MMAPD_SCALAR_ACCESSORS_LE_BE_(name, type)                                             \
+	MMAPD_SCALAR_ACCESSORS_(name##le, type, MMAPD_ORDER_LE)                                  \
+	MMAPD_SCALAR_ACCESSORS_(name##be, type, MMAPD_ORDER_BE)
+MMAPD_SCALAR_ACCESSORS_(u8, uint8_t, MMAPD_ORDER_LE)
+MMAPD_SCALAR_ACCESSORS_(i8, int8_t, MMAPD_ORDER_LE)
+MMAPD_SCALAR_ACCESSORS_LE_BE_(u16, uint16_t)
+MMAPD_SCALAR_ACCESSORS_LE_BE_(i16, int16_t)
+MMAPD_SCALAR_ACCESSORS_LE_BE_(u32, uint32_t)
+MMAPD_SCALAR_ACCESSORS_LE_BE_(i32, int32_t)
+MMAPD_SCALAR_ACCESSORS_LE_BE_(u64, uint64_t)
+MMAPD_SCALAR_ACCESSORS_LE_BE_(i64, int64_t)
+MMAPD_SCALAR_ACCESSORS_LE_BE_(f32, float)
+MMAPD_SCALAR_ACCESSORS_LE_BE_(f64, double)
+#undef MMAPD_SCALAR_ACCESSORS_LE_BE_
+#undef MMAPD_SCALAR_ACCESSORS_
 
 /*
  * Deletes the region: its name is free at once; processes that have it mapped keep their
@@ -753,6 +837,14 @@ MMAPD_EXPORT int mmapd_region_foreach_page(struct mmapd_region *region, uint64_t
                                            uint64_t len, mmapd_chunk_fn *fn, void *userdata);
 /* The page size the mapping is made of (a hugetlb region's: its huge page size). */
 MMAPD_EXPORT size_t mmapd_region_page_size(const struct mmapd_region *region);
+/*
+ * Bytes of the window's mapping that the kernel maps with huge pages at this moment: transparent
+ * huge pages (anonymous, shared memory, or file pages mapped by one page-table entry) and
+ * hugetlb pages, as /proc/self/smaps counts them for the mapping (an entry of smaps that merely
+ * touches it counts whole). Returns 0 with *ret_bytes, -EINVAL (NULL argument), or the error
+ * of opening /proc/self/smaps (-ENOENT without /proc).
+ */
+MMAPD_EXPORT int mmapd_region_huge_bytes(struct mmapd_region *region, uint64_t *ret_bytes);
 
 /*
  * Makes a range durable with msync(MS_SYNC) on our own mapping: writes through any process's

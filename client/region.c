@@ -63,13 +63,15 @@ static const int mode_flags[] = {
 /* ---- the mapping ---- */
 
 /*
- * Reserves pages * page bytes of address space (PROT_NONE), aligned to page, which may be
- * larger than the system's page (hugetlb). Returns the address or MAP_FAILED (errno set).
+ * Reserves len bytes of address space (PROT_NONE) at an address phase bytes past a multiple
+ * of align: a power of two, which may be larger than the system's page (a hugetlb page, or a
+ * transparent huge page: hugemap_align()); phase is a multiple of the system's page below
+ * align. Returns the address or MAP_FAILED (errno set).
  */
-static uint8_t *region_reserve(size_t pages, size_t page)
+static uint8_t *region_reserve(size_t len, size_t align, size_t phase)
 {
-	size_t sys = (size_t)sysconf(_SC_PAGESIZE), slack = page > sys ? page - sys : 0;
-	size_t len = pages * page, head;
+	size_t sys = (size_t)sysconf(_SC_PAGESIZE), slack = align > sys ? align - sys : 0;
+	size_t head;
 	uint8_t *p;
 
 	if (len > SIZE_MAX - slack) {
@@ -79,8 +81,8 @@ static uint8_t *region_reserve(size_t pages, size_t page)
 	p = mmap(NULL, len + slack, PROT_NONE, RESERVE_NONE, -1, 0);
 	if (p == MAP_FAILED || slack == 0)
 		return p;
-	/* Trim the unaligned head and whatever is left past the end. */
-	head = (size_t)(-(uintptr_t)p & (page - 1));
+	/* Trim the head before the wanted address and whatever is left past the end. */
+	head = (size_t)((phase - (uintptr_t)p) & (align - 1));
 	if (head > 0)
 		munmap(p, head);
 	if (slack > head)
@@ -95,8 +97,8 @@ static uint8_t *region_reserve(size_t pages, size_t page)
  */
 static int region_map(struct mmapd_region *region, uint64_t reserve)
 {
-	uint64_t size = atomic_load(&region->size), length, pages, held;
-	size_t page = region->page;
+	uint64_t size = atomic_load(&region->size), length, pages, held, span;
+	size_t page = region->page, align, phase;
 	uint8_t *map;
 	int r;
 
@@ -115,19 +117,23 @@ static int region_map(struct mmapd_region *region, uint64_t reserve)
 		return error_set(-ERANGE, "window of %llu bytes does not fit the address space",
 		                 (unsigned long long)(held > length ? reserve : length));
 
-	if (held <= pages) {
+	span = held > pages ? held : pages;
+	align = hugemap_align(region, span * page, &phase);
+	if (held <= pages)
 		held = 0;
+	/* A reservation is made to grow into, or to place the mapping where huge pages fit. */
+	if (held == 0 && align == page) {
 		map = mmap(NULL, (size_t)pages * page, region->prot,
 		           region->map_flags, region->fd, (off_t)region_start(region));
 		r = map == MAP_FAILED ? -errno : 0;
 	} else {
-		map = region_reserve((size_t)held, page);
+		map = region_reserve((size_t)span * page, align, phase);
 		r = map == MAP_FAILED ? -errno : 0;
 		if (r == 0 && mmap(map, (size_t)pages * page, region->prot,
 		                   region->map_flags | MAP_FIXED, region->fd,
 		                   (off_t)region_start(region)) == MAP_FAILED) {
 			r = -errno;
-			munmap(map, (size_t)held * page);
+			munmap(map, (size_t)span * page);
 		}
 	}
 	if (r < 0)
@@ -320,8 +326,7 @@ static bool region_detach(struct mmapd_region *region, uint64_t *ret_handle, uin
 	return granted;
 }
 
-/* Drops a reference; the last one frees the struct. Lock held. */
-static void region_put(struct mmapd_region *region)
+void region_put(struct mmapd_region *region)
 {
 	if (--region->refs == 0)
 		free(region);
@@ -351,22 +356,19 @@ void region_free(struct mmapd_region *region)
 }
 
 /*
- * STACK and HUGETLB apply to anonymous regions only, which the open reply tells. A hugetlb
- * region is mapped in its huge pages, whose size its descriptor's file system tells.
+ * A hugetlb region is mapped in its huge pages, whose size its descriptor's file system tells.
+ * (MMAPD_OPEN_STACK and MMAPD_OPEN_HUGETLB suit file regions as well: MAP_STACK is a hint,
+ * and a file region asking for huge pages gets an aligned mapping and MADV_HUGEPAGE.)
  */
-static int region_kind_check(struct mmapd_region *region)
+static void region_page_check(struct mmapd_region *region)
 {
 	struct statfs sf;
 
-	if ((region->open_flags & (MMAPD_OPEN_STACK | MMAPD_OPEN_HUGETLB)) && !region->anonymous)
-		return error_set(-EINVAL, "MMAPD_OPEN_STACK and MMAPD_OPEN_HUGETLB need an "
-		                 "anonymous region; '%s' is a file", region->name);
 	if (fstatfs(region->fd, &sf) == 0 && sf.f_type == HUGETLBFS_MAGIC && sf.f_bsize > 0 &&
 	    (size_t)sf.f_bsize > region->page) {
 		region->page = (size_t)sf.f_bsize;
 		region->delta = (size_t)(region->offset % region->page);
 	}
-	return 0;
 }
 
 /*
@@ -446,10 +448,9 @@ int region_open_begin(struct mmapd_client *client, const char *name,
 
 int region_open_finish(struct mmapd_region *region)
 {
-	int r = region_kind_check(region);
+	int r;
 
-	if (r < 0)
-		return r;
+	region_page_check(region);
 	pthread_mutex_lock(&region->client->lock);
 	r = region_map(region, region->reserve);
 	pthread_mutex_unlock(&region->client->lock);

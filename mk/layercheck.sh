@@ -57,7 +57,7 @@ CLIENT_LAYERS='
 2 client evqueue sendq
 3 socket
 4 request call
-5 domain hello query admin mapping advise atomic guard fastlock fastnotify coord region start
+5 domain hello query admin mapping hugemap advise atomic scalar cursor guard fastlock fastnotify coord region start
 6 top react reconnect event dispatch_thread connect
 '
 case $src in
