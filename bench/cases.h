@@ -87,6 +87,13 @@ int case_atomic(struct mmapd_client *client, const struct bench_opts *o);
 int case_prewarm(struct mmapd_client *client, const struct bench_opts *o);
 
 /*
+ * (s) a durable flush of 4 KiB while 32 MiB of the region are dirty: mmapd's range flush
+ * against its whole-file flush, and each against the same flush done in the process (msync of
+ * the range, fdatasync).
+ */
+int case_flush(struct mmapd_client *client, const struct bench_opts *o);
+
+/*
  * (i) copying a 64 MiB mapping out through mmapd_region_read(), mmapd_region_foreach_page()
  * and mmapd_region_foreach_chunk(), against plain memcpy over the same mapping.
  */

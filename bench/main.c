@@ -37,7 +37,7 @@ static const char *const placement_names[] = {
 /* The cases, in the order they run; --case picks some of them by these names. */
 enum bench_case {
 	CASE_OPEN, CASE_PING, CASE_LOCK, CASE_NOTIFY, CASE_THROUGHPUT, CASE_MEMCPY, CASE_ITERATE,
-	CASE_ATOMIC, CASE_PREWARM, CASE_STALL, CASE_LIST, CASE_RING, CASE_PERSIST, CASE_MEMORY,
+	CASE_ATOMIC, CASE_PREWARM, CASE_FLUSH, CASE_STALL, CASE_LIST, CASE_RING, CASE_PERSIST, CASE_MEMORY,
 	CASE_COUNT,
 };
 
@@ -51,6 +51,7 @@ static const char *const case_names[CASE_COUNT] = {
 	[CASE_ITERATE] = "iterate",
 	[CASE_ATOMIC] = "atomic",
 	[CASE_PREWARM] = "prewarm",
+	[CASE_FLUSH] = "flush",
 	[CASE_STALL] = "stall",
 	[CASE_LIST] = "list",
 	[CASE_RING] = "ring",
@@ -71,7 +72,7 @@ static void usage(FILE *f)
 	        "                   baseline peers on another; same: all on one CPU;\n"
 	        "                   none: wherever the scheduler puts them\n"
 	        "  --case NAME      run only this case (repeatable): open, ping, lock, notify,\n"
-	        "                   throughput, memcpy, iterate, atomic, prewarm, stall,\n"
+	        "                   throughput, memcpy, iterate, atomic, prewarm, flush, stall,\n"
 	        "                   list, ring, persist, memory\n",
 	        QUICK_ITERS, DEFAULT_ITERS);
 }
@@ -309,6 +310,8 @@ int main(int argc, char **argv)
 		r = case_atomic(client, &opts);
 	if (r == 0 && case_wanted(cases, CASE_PREWARM))
 		r = case_prewarm(client, &opts);
+	if (r == 0 && case_wanted(cases, CASE_FLUSH))
+		r = case_flush(client, &opts);
 	if (r == 0 && case_wanted(cases, CASE_STALL))
 		r = case_stall(client, &opts);
 	if (r == 0 && case_wanted(cases, CASE_LIST))

@@ -13,10 +13,13 @@
  * pages of that range whoever dirtied them and needs no round trip. Ranges shorter than a page
  * are batched per region (a span and a count, under the client's lock) and flushed with the
  * next large range, an explicit len 0, or once the batch reaches its limits.
+ * msync_async is msync(MS_ASYNC) of the range plus sync_file_range(SYNC_FILE_RANGE_WRITE), which
+ * starts the write-back that Linux's MS_ASYNC alone does not, and waits for nothing.
  */
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 
 #include "domain.h"
@@ -307,5 +310,41 @@ MMAPD_EXPORT int mmapd_region_msync(struct mmapd_region *region, uint64_t off,
 		return error_set(r, "msync of %zu bytes of '%s' failed: %s", sp.len, region->name,
 		                 mmapd_strerror(r));
 	}
+	return 0;
+}
+
+MMAPD_EXPORT int mmapd_region_msync_async(struct mmapd_region *region, uint64_t off,
+                                          uint64_t len)
+{
+	struct span sp;
+	int r = 0;
+
+	if (!region)
+		return error_set(-EINVAL, "region is NULL");
+	if (region->mode == MMAPD_MODE_COW)
+		return error_set(-EINVAL, "'%s' is mapped copy-on-write: its changes are private and "
+		                 "cannot be flushed", region->name);
+	r = span_of(region, off, len, &len, &sp);
+	if (r < 0)
+		return r;
+	if (msync(sp.addr, sp.len, MS_ASYNC) < 0) {
+		r = -errno;
+		return error_set(r, "msync of %zu bytes of '%s' failed: %s", sp.len, region->name,
+		                 mmapd_strerror(r));
+	}
+	/*
+	 * Linux's MS_ASYNC only checks the range (dirty pages are tracked anyway, and written
+	 * back some 30 s later): start the write-back of the range's dirty pages now, without
+	 * waiting for it. Under the lock, so that a reconnection cannot swap the descriptor.
+	 */
+	pthread_mutex_lock(&region->client->lock);
+	if (!region->anonymous && region->fd >= 0 &&
+	    sync_file_range(region->fd, (off64_t)(region->offset + off), (off64_t)len,
+	                    SYNC_FILE_RANGE_WRITE) < 0)
+		r = -errno;
+	pthread_mutex_unlock(&region->client->lock);
+	if (r < 0)
+		return error_set(r, "starting the write-back of %llu bytes of '%s' failed: %s",
+		                 (unsigned long long)len, region->name, mmapd_strerror(r));
 	return 0;
 }

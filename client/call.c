@@ -13,7 +13,9 @@
  * up the role and wakes the waiting threads; one that still needs a reader takes it over. A
  * blocking request (a lock that waits) thus never keeps the replies of other threads unread.
  * Shrink acknowledgements found on the way are sent after the frames are handled (send_lock
- * is always taken before lock).
+ * is always taken before lock). A start call (CALL_NOWAIT) never waits to send: its frame
+ * goes through the send queue (sendq.c), flushed by the next sender or, when the socket is
+ * full, by dispatching once mmapd_client_fd() reports it writable (client_read_ready).
  *
  * Frames come out of a frame_reader (proto/frame.h) sized for FRAME_MAX_LIMIT and
  * descriptors out of a FIFO fd_queue (proto/fdpass.h): every frame that says "fds": n claims
@@ -112,6 +114,7 @@ void client_break(struct mmapd_client *client, uint64_t gen, int err, const char
 	client->dead_message = msg;
 	shutdown(client->sock, SHUT_RDWR);
 	epoll_ctl(client->epfd, EPOLL_CTL_DEL, client->sock, NULL);
+	client->out_watched = false;
 	id_list_free(client->acks);
 	client->acks = NULL;
 	client_fail_calls(client, err, msg);
@@ -139,20 +142,25 @@ static int client_encode(struct mmapd_client *client, cJSON *req, uint64_t *ret_
 }
 
 /*
- * Sends a whole frame on connection gen, holding send_lock so that frames never interleave.
- * MSG_NOSIGNAL: a dead daemon must never raise SIGPIPE in the caller. Returns 0, -ESTALE
- * when gen is not up any more, or send's error. Lock not held.
+ * Sends a whole frame on connection gen, holding send_lock so that frames never interleave:
+ * the frames of start calls queued before it go first, and those queued meanwhile follow as
+ * far as the socket takes them without waiting. MSG_NOSIGNAL: a dead daemon must never raise
+ * SIGPIPE in the caller. Returns 0, -ESTALE when gen is not up any more, or send's error.
+ * Lock not held.
  */
 static int client_send(struct mmapd_client *client, uint64_t gen, const uint8_t *buf,
                        size_t len)
 {
+	bool queued = atomic_load(&client->out_count) != 0;
 	int sock, r = 0;
 
 	pthread_mutex_lock(&client->send_lock);
 	pthread_mutex_lock(&client->lock);
 	sock = client->state == CLIENT_UP && client->gen == gen ? client->sock : -1;
 	pthread_mutex_unlock(&client->lock);
-	while (sock >= 0 && len > 0) {
+	if (sock >= 0 && queued)
+		r = sendq_write(client, sock, gen, true);
+	while (sock >= 0 && r == 0 && len > 0) {
 		ssize_t n = send(sock, buf, len, MSG_NOSIGNAL);
 
 		if (n < 0) {
@@ -163,6 +171,13 @@ static int client_send(struct mmapd_client *client, uint64_t gen, const uint8_t 
 		}
 		buf += n;
 		len -= (size_t)n;
+	}
+	/* Frames queued meanwhile follow; the writability watch ends once the queue is empty. */
+	if (sock >= 0 && r == 0 && (queued || atomic_load(&client->out_count))) {
+		sendq_write(client, sock, gen, false);
+		pthread_mutex_lock(&client->lock);
+		sendq_watch(client);
+		pthread_mutex_unlock(&client->lock);
 	}
 	pthread_mutex_unlock(&client->send_lock);
 	return sock < 0 ? -ESTALE : r;
@@ -177,6 +192,52 @@ static void client_sent(struct mmapd_client *client, uint64_t gen, int r)
 {
 	if (r < 0 && r != -ESTALE && r != -EPIPE && r != -ECONNRESET)
 		client_break(client, gen, r, "cannot send to mmapd: %s", mmapd_strerror(r));
+}
+
+/*
+ * Writes the queued frames of connection gen without waiting, if no other thread is sending
+ * (that one writes the queue before it lets go of send_lock, or the EPOLLOUT watch set here
+ * makes the application dispatch, client_send_pending). Lock not held.
+ */
+static void client_send_queued(struct mmapd_client *client, uint64_t gen)
+{
+	int sock = -1, r = 0;
+
+	if (pthread_mutex_trylock(&client->send_lock) == 0) {
+		pthread_mutex_lock(&client->lock);
+		sock = client->state == CLIENT_UP && client->gen == gen ? client->sock : -1;
+		pthread_mutex_unlock(&client->lock);
+		if (sock >= 0)
+			r = sendq_write(client, sock, gen, false);
+		pthread_mutex_unlock(&client->send_lock);
+	}
+	pthread_mutex_lock(&client->lock);
+	if (r < 0 && r != -EAGAIN)
+		client_sent(client, gen, r);
+	sendq_watch(client);
+	pthread_mutex_unlock(&client->lock);
+}
+
+/*
+ * What mmapd_client_fd() reported writable: the queued frames go out as far as they can
+ * without waiting. Lock held (dropped while writing); send_lock only if free, never waited for.
+ */
+static void client_send_pending(struct mmapd_client *client)
+{
+	uint64_t gen = client->gen;
+	int sock = client->sock, r;
+
+	if (!client->out_head || client->state != CLIENT_UP ||
+	    pthread_mutex_trylock(&client->send_lock) != 0)
+		return;
+	pthread_mutex_unlock(&client->lock);
+	/* send_lock keeps the socket open (socket_teardown takes it before closing). */
+	r = sendq_write(client, sock, gen, false);
+	pthread_mutex_lock(&client->lock);
+	pthread_mutex_unlock(&client->send_lock);
+	if (r < 0 && r != -EAGAIN)
+		client_sent(client, gen, r);
+	sendq_watch(client);
 }
 
 void client_ack_later(struct mmapd_client *client, uint64_t shrink)
@@ -467,6 +528,7 @@ static int client_read(struct mmapd_client *client, enum read_wait wait,
 
 void client_read_ready(struct mmapd_client *client)
 {
+	client_send_pending(client);
 	/*
 	 * Until a receive finds nothing: a short one does not say that the end of the stream is
 	 * not behind what it brought (a dead daemon's last replies, then end of stream).
@@ -527,6 +589,9 @@ static int client_ready(struct mmapd_client *client, const struct call *call)
 			return client->state == CLIENT_UP && client->gen == call->gen ? 0 : -ESTALE;
 		if (client->state == CLIENT_CLOSED)
 			return client_down_error(client);
+		if (client->reconnecting && (call->flags & CALL_NOWAIT))
+			return error_set(-EAGAIN, "a reconnection to mmapd is under way; start again "
+			                 "once MMAPD_EVENT_RECONNECTED is dispatched");
 		if (client->reconnecting && !(call->flags & CALL_INTERNAL)) {
 			pthread_cond_wait(&client->cond, &client->lock);
 			continue;
@@ -543,7 +608,8 @@ static int client_ready(struct mmapd_client *client, const struct call *call)
 		}
 		if (client->state == CLIENT_UP)
 			return 0;
-		if ((call->flags & CALL_INTERNAL) || client->reconnect_ms == 0)
+		/* A start call does not reconnect: dispatching does, without anyone waiting on it. */
+		if ((call->flags & (CALL_INTERNAL | CALL_NOWAIT)) || client->reconnect_ms == 0)
 			return client_down_error(client);
 		r = client->hooks->reconnect(client);
 		if (r < 0)
@@ -580,6 +646,14 @@ int client_run(struct mmapd_client *client, struct call *call)
 		goto out;
 	}
 	gen = call->gen = client->gen;
+	if (call->flags & CALL_NOWAIT) {
+		/* Queued first, written below as far as the socket takes it without waiting. */
+		if (sendq_push(client, gen, buf, len) < 0) {
+			r = error_set(-ENOMEM, "out of memory queueing a request");
+			goto out;
+		}
+		buf = NULL;
+	}
 	call->next = client->calls;
 	if (client->calls)
 		client->calls->prev = call;
@@ -587,6 +661,11 @@ int client_run(struct mmapd_client *client, struct call *call)
 	pthread_mutex_unlock(&client->lock);
 
 	/* Once on the list, a detached call may complete (and be freed) at any moment. */
+	if (!buf) {
+		client_send_queued(client, gen);
+		client_unref(client);
+		return 0;
+	}
 	r = client_send(client, gen, buf, len);
 
 	pthread_mutex_lock(&client->lock);

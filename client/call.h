@@ -47,7 +47,9 @@ int request_nomem(void);
  * -ESHUTDOWN, an error event's code, -EPROTO), -ENOTCONN after mmapd_disconnect(), -ESTALE
  * for a CALL_PINNED call whose connection is gone, -ENOMEM. Call without client->lock.
  * With CALL_DETACHED it returns 0 as soon as the request is handed over; an error return
- * means it never was (on_done will not run and the caller keeps the call).
+ * means it never was (on_done will not run and the caller keeps the call). With CALL_NOWAIT
+ * too it never waits: not for a reconnection (-EAGAIN while one runs, the connection's error
+ * when it is broken), nor for send_lock or room in the socket (the frame is queued, sendq.c).
  */
 int client_run(struct mmapd_client *client, struct call *call);
 

@@ -43,6 +43,7 @@ void client_unref(struct mmapd_client *client)
 	fd_queue_clear(&client->fds);
 	frame_reader_done(&client->reader);
 	event_queue_clear(&client->events);
+	sendq_clear(client);
 	id_list_free(client->acks);
 	id_list_free(client->locks);
 	name_list_free(client->subs);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Layer 2 of libmmapd (see internal.h): the client object (client.c) and its event queue
- * (evqueue.c). Included by client.c, evqueue.c and socket.h.
+ * Layer 2 of libmmapd (see internal.h): the client object (client.c), its event queue
+ * (evqueue.c) and its send queue (sendq.c). Included by those files and socket.h.
  */
 #ifndef MMAPD_CLIENT_CLIENT_H
 #define MMAPD_CLIENT_CLIENT_H
@@ -47,5 +47,24 @@ void event_queue_unlink(struct event_queue *q, struct event_node *prev, struct e
 void event_push(struct mmapd_client *client, const struct mmapd_event *ev);
 /* Makes client->evfd readable exactly while events wait or the connection is broken. */
 void client_wake_update(struct mmapd_client *client);
+
+/* ---- sendq.c ---- */
+
+/* Queues frame buf (taken on success) for connection gen. Returns 0 or -ENOMEM. Lock held. */
+int sendq_push(struct mmapd_client *client, uint64_t gen, uint8_t *buf, size_t len);
+/*
+ * Writes the queued frames of connection gen to sock, in order (older connections' frames are
+ * dropped), waiting for room when block, else stopping when the socket is full. Returns 0
+ * (nothing of gen left), -EAGAIN (the socket is full) or send's error. send_lock held, lock
+ * not held.
+ */
+int sendq_write(struct mmapd_client *client, int sock, uint64_t gen, bool block);
+/*
+ * Watches the socket for EPOLLOUT in mmapd_client_fd()'s set exactly while frames of the
+ * working connection wait. Lock held.
+ */
+void sendq_watch(struct mmapd_client *client);
+/* Frees every queued frame (the client is being freed). */
+void sendq_clear(struct mmapd_client *client);
 
 #endif

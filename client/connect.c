@@ -113,6 +113,8 @@ fail:
 
 MMAPD_EXPORT void mmapd_disconnect(struct mmapd_client *client)
 {
+	struct event_queue left;
+
 	if (!client)
 		return;
 	dispatch_thread_end(client);
@@ -127,9 +129,12 @@ MMAPD_EXPORT void mmapd_disconnect(struct mmapd_client *client)
 		pthread_cond_wait(&client->cond, &client->lock);
 	socket_teardown(client);
 	client_close_wake(client);
-	event_queue_clear(&client->events);
+	/* Undelivered events go; the regions of started opens among them are closed. */
+	left = client->events;
+	event_queue_init(&client->events);
 	client->handler = NULL;
 	pthread_mutex_unlock(&client->lock);
+	start_events_drop(&left);
 	client_unref(client);
 }
 

@@ -100,7 +100,7 @@ static int coord_run(struct mmapd_client *client, struct call *call, const char 
 }
 
 /* The lock reply, in stream order: the lock is held from now on. */
-static int lock_hook(struct mmapd_client *client, struct call *call, const cJSON *reply)
+int lock_reply_hook(struct mmapd_client *client, struct call *call, const cJSON *reply)
 {
 	struct id_node **node = call->ctx;
 
@@ -112,43 +112,68 @@ static int lock_hook(struct mmapd_client *client, struct call *call, const cJSON
 	return 0;
 }
 
+/* Returns 0, or -EINVAL (message set) for flags that are not MMAPD_LOCK_*. */
+static int lock_flags_check(unsigned flags)
+{
+	if (flags & ~(MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT))
+		return error_set(-EINVAL, "unknown lock flags 0x%x",
+		                 flags & ~(MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT));
+	return 0;
+}
+
+int lock_request_new(struct mmapd_client *client, const char *name, uint64_t offset,
+                     uint64_t length, unsigned flags, int timeout_ms, cJSON **ret_req)
+{
+	cJSON *req;
+	int r;
+
+	r = lock_flags_check(flags);
+	if (r < 0)
+		return r;
+	r = request_start_region(client, proto_op_name(PROTO_OP_LOCK), name, &req);
+	if (r < 0)
+		return r;
+	if ((r = request_add_u64(req, PROTO_FIELD_OFFSET, offset)) < 0 ||
+	    (r = request_add_u64(req, PROTO_FIELD_LENGTH, length)) < 0)
+		goto fail;
+	if (!cJSON_AddStringToObject(req, PROTO_FIELD_MODE,
+	                             proto_lock_mode_name(flags & MMAPD_LOCK_EXCLUSIVE
+	                                                  ? PROTO_LOCK_EXCLUSIVE
+	                                                  : PROTO_LOCK_SHARED)) ||
+	    ((flags & MMAPD_LOCK_NOWAIT) && !cJSON_AddFalseToObject(req, PROTO_FIELD_WAIT))) {
+		r = request_nomem();
+		goto fail;
+	}
+	if (!(flags & MMAPD_LOCK_NOWAIT) && timeout_ms >= 0 &&
+	    (r = request_add_u64(req, PROTO_FIELD_TIMEOUT_MS, (uint64_t)timeout_ms)) < 0)
+		goto fail;
+	*ret_req = req;
+	return 0;
+
+fail:
+	cJSON_Delete(req);
+	return r;
+}
+
 /* The lock request of mmapd_lock(), flags checked. */
 static int lock_request(struct mmapd_client *client, const char *name, uint64_t offset,
                         uint64_t length, unsigned flags, int timeout_ms, uint64_t *ret_lock)
 {
 	struct id_node *node = NULL;
-	struct call call = { .on_reply = lock_hook, .ctx = &node };
+	struct call call = { .on_reply = lock_reply_hook, .ctx = &node };
 	int r;
 
-	r = request_start_region(client, proto_op_name(PROTO_OP_LOCK), name, &call.req);
+	r = lock_request_new(client, name, offset, length, flags, timeout_ms, &call.req);
 	if (r < 0)
 		return r;
-	if ((r = request_add_u64(call.req, PROTO_FIELD_OFFSET, offset)) < 0 ||
-	    (r = request_add_u64(call.req, PROTO_FIELD_LENGTH, length)) < 0)
-		goto fail;
-	if (!cJSON_AddStringToObject(call.req, PROTO_FIELD_MODE,
-	                             proto_lock_mode_name(flags & MMAPD_LOCK_EXCLUSIVE
-	                                                  ? PROTO_LOCK_EXCLUSIVE
-	                                                  : PROTO_LOCK_SHARED)) ||
-	    ((flags & MMAPD_LOCK_NOWAIT) && !cJSON_AddFalseToObject(call.req, PROTO_FIELD_WAIT))) {
-		r = request_nomem();
-		goto fail;
-	}
-	if (!(flags & MMAPD_LOCK_NOWAIT) && timeout_ms >= 0 &&
-	    (r = request_add_u64(call.req, PROTO_FIELD_TIMEOUT_MS, (uint64_t)timeout_ms)) < 0)
-		goto fail;
 	node = malloc(sizeof(*node));
 	if (!node) {
-		r = error_set(-ENOMEM, "out of memory");
-		goto fail;
+		cJSON_Delete(call.req);
+		return error_set(-ENOMEM, "out of memory");
 	}
 	/* The hook has validated "lock" and taken node. */
 	r = coord_run(client, &call, PROTO_FIELD_LOCK, ret_lock);
 	free(node);
-	return r;
-
-fail:
-	cJSON_Delete(call.req);
 	return r;
 }
 
@@ -161,9 +186,9 @@ static int lock_any(struct mmapd_client *client, struct mmapd_region *region, co
 
 	if (!ret_lock)
 		return error_set(-EINVAL, "ret_lock is NULL");
-	if (flags & ~(MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT))
-		return error_set(-EINVAL, "unknown lock flags 0x%x",
-		                 flags & ~(MMAPD_LOCK_EXCLUSIVE | MMAPD_LOCK_NOWAIT));
+	r = lock_flags_check(flags);
+	if (r < 0)
+		return r;
 	/* A whole-region lock goes through the control page when there is one. */
 	if (client && name && offset == 0 && length == 0) {
 		r = fastlock_lock(client, region, name, flags, timeout_ms, &timeout_ms, ret_lock);
@@ -347,7 +372,7 @@ MMAPD_EXPORT void mmapd_lock_list_free(struct mmapd_lock_list *list)
 }
 
 /* The resize reply, in stream order: mappings of the region follow its new size now. */
-static int resize_hook(struct mmapd_client *client, struct call *call, const cJSON *reply)
+int resize_reply_hook(struct mmapd_client *client, struct call *call, const cJSON *reply)
 {
 	struct region_entry e;
 
@@ -357,32 +382,42 @@ static int resize_hook(struct mmapd_client *client, struct call *call, const cJS
 	return 0;
 }
 
-MMAPD_EXPORT int mmapd_resize(struct mmapd_client *client, const char *name, uint64_t size,
-                              unsigned flags)
+int resize_request_new(struct mmapd_client *client, const char *name, uint64_t size,
+                       unsigned flags, cJSON **ret_req)
 {
 	const unsigned known = MMAPD_RESIZE_SPARSE | MMAPD_RESIZE_GROW_ONLY;
-	struct call call = { .on_reply = resize_hook };
+	cJSON *req;
 	int r;
 
 	if (flags & ~known)
 		return error_set(-EINVAL, "unknown resize flags 0x%x", flags & ~known);
 	if (size == 0)
 		return error_set(-EINVAL, "a region cannot be resized to 0 bytes");
-	r = request_start_region(client, proto_op_name(PROTO_OP_RESIZE), name, &call.req);
+	r = request_start_region(client, proto_op_name(PROTO_OP_RESIZE), name, &req);
 	if (r < 0)
 		return r;
-	r = request_add_u64(call.req, PROTO_FIELD_SIZE, size);
+	r = request_add_u64(req, PROTO_FIELD_SIZE, size);
 	if (r == 0 && (flags & MMAPD_RESIZE_SPARSE) &&
-	    !cJSON_AddTrueToObject(call.req, PROTO_FIELD_SPARSE))
+	    !cJSON_AddTrueToObject(req, PROTO_FIELD_SPARSE))
 		r = request_nomem();
 	if (r == 0 && (flags & MMAPD_RESIZE_GROW_ONLY) &&
-	    !cJSON_AddTrueToObject(call.req, PROTO_FIELD_GROW_ONLY))
+	    !cJSON_AddTrueToObject(req, PROTO_FIELD_GROW_ONLY))
 		r = request_nomem();
 	if (r < 0) {
-		cJSON_Delete(call.req);
+		cJSON_Delete(req);
 		return r;
 	}
-	return coord_run(client, &call, NULL, NULL);
+	*ret_req = req;
+	return 0;
+}
+
+MMAPD_EXPORT int mmapd_resize(struct mmapd_client *client, const char *name, uint64_t size,
+                              unsigned flags)
+{
+	struct call call = { .on_reply = resize_reply_hook };
+	int r = resize_request_new(client, name, size, flags, &call.req);
+
+	return r < 0 ? r : coord_run(client, &call, NULL, NULL);
 }
 
 /* The subscribe reply, in stream order: a reconnection subscribes again from now on. */
@@ -594,82 +629,33 @@ MMAPD_EXPORT int mmapd_report_changed(struct mmapd_client *client, const char *n
 	return report_changed(client, NULL, name, offset, length, ret_seq);
 }
 
-MMAPD_EXPORT int mmapd_flush(struct mmapd_client *client, const char *name, uint64_t offset,
-                             uint64_t length)
+int flush_request_new(struct mmapd_client *client, const char *name, uint64_t offset,
+                      uint64_t length, cJSON **ret_req)
 {
-	struct call call = { 0 };
-	int r;
-
-	r = request_start_region(client, proto_op_name(PROTO_OP_FLUSH), name, &call.req);
-	if (r < 0)
-		return r;
-	/* The daemon flushes the whole file whatever the range; it is sent for the record. */
-	if ((offset || length) &&
-	    ((r = request_add_u64(call.req, PROTO_FIELD_OFFSET, offset)) < 0 ||
-	     (r = request_add_u64(call.req, PROTO_FIELD_LENGTH, length)) < 0)) {
-		cJSON_Delete(call.req);
-		return r;
-	}
-	return coord_run(client, &call, NULL, NULL);
-}
-
-/* A flush nobody waits for; its completion becomes an event. */
-struct flush_async {
-	struct call call;
-	uint64_t token;
-	char name[];
-};
-
-static _Atomic uint64_t flush_tokens;
-
-/* The detached flush ended: queue its FLUSH_DONE and free it. Lock held. */
-static void flush_async_done(struct mmapd_client *client, struct call *call)
-{
-	struct flush_async *fa = (struct flush_async *)call;
-	struct mmapd_event ev = {
-		.type = MMAPD_EVENT_FLUSH_DONE, .region = fa->name, .seq = fa->token,
-		.writer_pid = -1, .error = call->err, .message = call->err ? call->message : NULL,
-	};
-
-	event_push(client, &ev);
-	cJSON_Delete(call->req);
-	cJSON_Delete(call->reply);
-	free(call->message);
-	pthread_cond_destroy(&call->cond);
-	free(fa);
-}
-
-MMAPD_EXPORT int mmapd_flush_async(struct mmapd_client *client, const char *name,
-                                   uint64_t *ret_token)
-{
-	struct flush_async *fa;
-	uint64_t token;
-	cJSON *req = NULL;
+	cJSON *req;
 	int r;
 
 	r = request_start_region(client, proto_op_name(PROTO_OP_FLUSH), name, &req);
 	if (r < 0)
 		return r;
-	fa = calloc(1, sizeof(*fa) + strlen(name) + 1);
-	if (!fa) {
+	/* Without offset and length the daemon flushes the whole file (fdatasync). */
+	if ((offset || length) &&
+	    ((r = request_add_u64(req, PROTO_FIELD_OFFSET, offset)) < 0 ||
+	     (r = request_add_u64(req, PROTO_FIELD_LENGTH, length)) < 0)) {
 		cJSON_Delete(req);
-		return error_set(-ENOMEM, "out of memory");
-	}
-	strcpy(fa->name, name);
-	token = fa->token = atomic_fetch_add(&flush_tokens, 1) + 1;
-	fa->call.req = req;
-	fa->call.flags = CALL_DETACHED;
-	fa->call.on_done = flush_async_done;
-	/* Once sent, fa is flush_async_done()'s and may be gone already. */
-	r = client_run(client, &fa->call);
-	if (r < 0) {
-		cJSON_Delete(req);
-		free(fa);
 		return r;
 	}
-	if (ret_token)
-		*ret_token = token;
+	*ret_req = req;
 	return 0;
+}
+
+MMAPD_EXPORT int mmapd_flush(struct mmapd_client *client, const char *name, uint64_t offset,
+                             uint64_t length)
+{
+	struct call call = { 0 };
+	int r = flush_request_new(client, name, offset, length, &call.req);
+
+	return r < 0 ? r : coord_run(client, &call, NULL, NULL);
 }
 
 MMAPD_EXPORT int mmapd_set_policy(struct mmapd_client *client, const char *name,
@@ -713,8 +699,7 @@ MMAPD_EXPORT int mmapd_clear_error(struct mmapd_client *client, const char *name
  * -EINVAL, as for every mmapd_region_* call.
  */
 
-/* Turns window offset off of region into a region offset. Returns 0 or -EINVAL/-ERANGE. */
-static int region_coord_offset(const struct mmapd_region *region, uint64_t off, uint64_t *ret)
+int region_coord_offset(const struct mmapd_region *region, uint64_t off, uint64_t *ret)
 {
 	if (!region)
 		return error_set(-EINVAL, "region is NULL");
@@ -776,13 +761,6 @@ MMAPD_EXPORT int mmapd_region_flush(struct mmapd_region *region, uint64_t offset
 	int r = region_coord_offset(region, offset, &offset);
 
 	return r < 0 ? r : mmapd_flush(region->client, region->name, offset, length);
-}
-
-MMAPD_EXPORT int mmapd_region_flush_async(struct mmapd_region *region, uint64_t *ret_token)
-{
-	if (!region)
-		return error_set(-EINVAL, "region is NULL");
-	return mmapd_flush_async(region->client, region->name, ret_token);
 }
 
 MMAPD_EXPORT int mmapd_region_set_policy(struct mmapd_region *region,

@@ -80,6 +80,14 @@ int region_check_range(const struct mmapd_region *region, uint64_t off, size_t l
 int fastlock_lock(struct mmapd_client *client, struct mmapd_region *region, const char *name,
                   unsigned flags, int timeout_ms, int *ret_timeout_ms, uint64_t *ret_lock);
 /*
+ * One try, without waiting and without a round trip, for a lock of the whole region called
+ * name on a control page this client already has (region: a handle of it, or NULL): 0 with
+ * *ret_lock, -ENOMEM, or FAST_FALLBACK (no page known yet, or the lock is busy: ask the
+ * daemon). For the start calls. Lock not held.
+ */
+int fastlock_try(struct mmapd_client *client, struct mmapd_region *region, const char *name,
+                 unsigned flags, uint64_t *ret_lock);
+/*
  * Releases id if it is a fast lock of this client: 0, and *ret_tell is the id the daemon must
  * also release (it took the page's locks over meanwhile; EBADF from it means it handed them
  * back first) or 0. FAST_FALLBACK: not a fast lock. Lock not held.
@@ -138,6 +146,23 @@ void pagesub_catch_up(struct mmapd_client *client, const char *name);
 
 /* ---- coord.c ---- */
 
+/*
+ * The requests of mmapd_lock(), mmapd_resize() and mmapd_flush() (flush: offset and length 0
+ * is the whole file), checked and built in *ret_req; and the reply hooks that record, in stream
+ * order, what the lock and resize replies mean (lock: ctx is a struct id_node ** whose node
+ * the hook takes onto client->locks). Return 0 or a negative errno (message set).
+ */
+int lock_request_new(struct mmapd_client *client, const char *name, uint64_t offset,
+                     uint64_t length, unsigned flags, int timeout_ms, cJSON **ret_req);
+int lock_reply_hook(struct mmapd_client *client, struct call *call, const cJSON *reply);
+int resize_request_new(struct mmapd_client *client, const char *name, uint64_t size,
+                       unsigned flags, cJSON **ret_req);
+int resize_reply_hook(struct mmapd_client *client, struct call *call, const cJSON *reply);
+int flush_request_new(struct mmapd_client *client, const char *name, uint64_t offset,
+                      uint64_t length, cJSON **ret_req);
+/* Turns window offset off of region into a region offset. Returns 0 or -EINVAL/-ERANGE. */
+int region_coord_offset(const struct mmapd_region *region, uint64_t off, uint64_t *ret);
+
 /* Forgets every lock held (they died with the connection). Returns how many. Lock held. */
 size_t locks_forget(struct mmapd_client *client);
 /* Forgets the subscription to name, if any. Lock held. */
@@ -166,6 +191,26 @@ size_t hugemap_align(const struct mmapd_region *region, uint64_t bytes, size_t *
 void region_put(struct mmapd_region *region);
 
 /*
+ * The first half of an open: checks client, name and opts, makes the region (on the client's
+ * list, not granted yet) and fills *ret_call with its open request (the region as ctx, the
+ * reply hook region_open_hook). Returns 0 or a negative errno (message set).
+ */
+int region_open_begin(struct mmapd_client *client, const char *name,
+                      const struct mmapd_open_opts *opts, struct call *ret_call);
+/* The open reply's hook (ctx: the region): the region takes the grant and the descriptor. */
+int region_open_hook(struct mmapd_client *client, struct call *call, const cJSON *reply);
+/*
+ * The second half, once the reply came: learns the page size, maps it, advises huge pages.
+ * Returns 0 or a negative errno (message set); the caller then frees the region. Lock not held.
+ */
+int region_open_finish(struct mmapd_region *region);
+/*
+ * Unmaps and closes region, releases its grant without waiting and drops the client's
+ * reference (mmapd_region_close()). Lock not held.
+ */
+void region_free(struct mmapd_region *region);
+
+/*
  * After a reconnection's hello: opens every region that held a grant again, by name and in
  * its mode. The mapping stays; the new descriptor is only compared with the old one. A
  * region whose name is gone or now names another file is given up (DELETED is queued).
@@ -173,6 +218,19 @@ void region_put(struct mmapd_region *region);
  * Lock not held.
  */
 int regions_reopen(struct mmapd_client *client);
+
+/* ---- start.c ---- */
+
+/*
+ * Before an event reaches the application (event.c, lock not held): an OPEN_DONE's region
+ * is mapped now, or freed when the open failed (ev->opened becomes NULL, ev->error and
+ * ev->message say why); with no handler (claimed false) a mapped region is closed again.
+ * Returns a string ev->message may point to, for the caller to free after the handler.
+ */
+char *start_event_deliver(struct mmapd_event *ev, bool claimed);
+/* Frees the events of q, closing the regions of OPEN_DONE events (mmapd_disconnect()). Lock
+ * not held. */
+void start_events_drop(struct event_queue *q);
 
 /* ---- query.c ---- */
 

@@ -97,11 +97,16 @@ int event_dispatch(struct mmapd_client *client, int timeout_ms)
 		mmapd_event_fn *fn = client->handler;
 		void *data = client->handler_data;
 
+		char *message;
+
 		event_queue_unlink(&client->events, NULL, node);
 		client_wake_update(client);
 		pthread_mutex_unlock(&client->lock);
+		/* A started open's region is mapped (or freed) now, outside the lock (start.c). */
+		message = start_event_deliver(&node->ev, fn != NULL);
 		if (fn)
 			fn(client, &node->ev, data);
+		free(message);
 		free(node);
 		pthread_mutex_lock(&client->lock);
 		n++;

@@ -9,8 +9,9 @@
  * The queue is bounded: at most EVENTS_MAX events or EVENTS_BYTES_MAX bytes of ranges and
  * strings. When a new event does not fit, the oldest ones are dropped (the newest are kept)
  * and one MMAPD_EVENT_OVERFLOW per affected region, carrying the highest seq dropped, is put
- * at the head of the queue, so the application knows to re-read those regions. RECONNECTED
- * and LOCKS_LOST (made by a reconnection, not read) are never dropped; a newer one replaces
+ * at the head of the queue, so the application knows to re-read those regions. The ends of
+ * what this client started (FLUSH_DONE and the start calls' events) are never dropped nor
+ * counted. RECONNECTED and LOCKS_LOST (made by a reconnection, not read) are never dropped; a newer one replaces
  * one that still waits (the lost locks add up), so there is at most one of each.
  */
 #include <stdint.h>
@@ -53,9 +54,23 @@ void event_queue_clear(struct event_queue *q)
 	event_queue_init(q);
 }
 
+/*
+ * Ordinary events are counted against the bound and may be dropped. The end of something this
+ * client started (mmapd_flush_async() and the start calls) is not: it is reported exactly
+ * once, and there are only as many as the program started.
+ */
 static bool event_ordinary(const struct event_node *node)
 {
-	return node->ev.region && !node->marker;
+	switch (node->ev.type) {
+	case MMAPD_EVENT_FLUSH_DONE:
+	case MMAPD_EVENT_OPEN_DONE:
+	case MMAPD_EVENT_LOCK_DONE:
+	case MMAPD_EVENT_RESIZE_DONE:
+	case MMAPD_EVENT_DELETE_DONE:
+		return false;
+	default:
+		return node->ev.region && !node->marker;
+	}
 }
 
 /* Unlinks node (whose predecessor is prev, NULL at the head). */

@@ -356,6 +356,32 @@ static bool ts_before(const struct timespec *a, const struct timespec *b)
 	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec <= b->tv_nsec);
 }
 
+int fastlock_try(struct mmapd_client *client, struct mmapd_region *region, const char *name,
+                 unsigned flags, uint64_t *ret_lock)
+{
+	bool exclusive = flags & MMAPD_LOCK_EXCLUSIVE;
+	struct fast_page *fp;
+	uint64_t id = 0;
+
+	fast_mu_lock(client);
+	fp = region && region->fast && fast_page_live(region->fast) ? region->fast
+	                                                             : fast_page_find(client, name);
+	if (!fp || fast_try(client, fp, exclusive, &id) != CTL_TAKEN) {
+		fast_mu_unlock(client);
+		return FAST_FALLBACK;
+	}
+	if (!exclusive && fast_record(client, fp, id) < 0) {
+		uint64_t tell = fast_drop(fp, false);
+
+		fast_mu_unlock(client);
+		/* Taken over meanwhile: the daemon's copy goes through the protocol. */
+		return tell ? FAST_FALLBACK : error_set(-ENOMEM, "out of memory");
+	}
+	fast_mu_unlock(client);
+	*ret_lock = id;
+	return 0;
+}
+
 int fastlock_lock(struct mmapd_client *client, struct mmapd_region *region, const char *name,
                   unsigned flags, int timeout_ms, int *ret_timeout_ms, uint64_t *ret_lock)
 {

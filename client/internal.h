@@ -9,7 +9,8 @@
  *            deadlines), policytext.c (flush policies as text), policyjson.c (flush policies
  *            on the wire);
  *   client   client.c (the client object: references, wake descriptors, remembered lists),
- *            evqueue.c (the bounded event queue and the event descriptor);
+ *            evqueue.c (the bounded event queue and the event descriptor), sendq.c (frames of
+ *            start calls waiting for room in the socket);
  *   socket   socket.c (connecting the socket, installing it, closing it);
  *   call     request.c (building requests), call.c (client_run(): the call multiplexer and
  *            its leader/follower reader, which reaches the layers above only through the
@@ -20,7 +21,8 @@
  *            advise.c (advice, prewarm, mlock, iteration, flush_range), atomic.c (atomic views),
  *            scalar.c (numbers in a byte order), cursor.c (stdio streams over a window),
  *            guard.c (the SIGBUS guard), coord.c (locks, resize, subscriptions, change
- *            reports, flush and policies), region.c (open, close, reopen, set_mode);
+ *            reports, flush and policies), region.c (open, close, reopen, set_mode),
+ *            start.c (the start calls: open, lock, resize, flush, delete without waiting);
  *   top      react.c (the reactions to events), reconnect.c (reconnecting and restoring),
  *            event.c (mmapd_client_dispatch()), dispatch_thread.c (the background dispatch
  *            thread), connect.c (mmapd_connect(), mmapd_disconnect(); sets the hooks).
@@ -31,7 +33,8 @@
  *
  * Locking: every struct mmapd_client has two mutexes. send_lock makes each frame one
  * uninterrupted write and is always taken before lock; lock guards everything else in the
- * struct and the mutable fields of its regions. Only the thread holding the reader role
+ * struct and the mutable fields of its regions (the send queue too: send_lock only gives the
+ * right to write to the socket). Only the thread holding the reader role
  * (client->reading) touches the frame reader and the descriptor queue, with or without lock.
  */
 #ifndef MMAPD_CLIENT_INTERNAL_H
@@ -125,6 +128,22 @@ struct page_sub {
 	char name[];
 };
 
+/*
+ * Nobody waits and nothing blocks: the frame is queued and written as far as the socket takes
+ * it without waiting (sendq.c); the rest goes out with the next send, or when mmapd_client_fd()
+ * reports the socket writable and the application dispatches. A broken or reconnecting client
+ * refuses it at once instead of reconnecting. With CALL_DETACHED only (the start calls, start.c).
+ */
+#define CALL_NOWAIT   0x8u
+
+/* A frame waiting to be written (sendq.c): bytes sent of len, on connection gen only. */
+struct out_frame {
+	struct out_frame *next;
+	uint64_t gen;
+	size_t len, sent;
+	uint8_t *buf;                 /* owned */
+};
+
 /* A held lock or a pending shrink-ack: a node of a singly linked list. */
 struct id_node {
 	struct id_node *next;
@@ -214,6 +233,7 @@ struct mmapd_region {
 	bool anonymous;               /* a memfd region (from the open reply) */
 	uint64_t offset;              /* of the window in the region */
 	uint64_t want_length;         /* asked for; 0: follows the region's size */
+	uint64_t reserve;             /* address space asked for (struct mmapd_open_opts) */
 	size_t page;                  /* of the mapping: a hugetlb region's huge page size */
 	size_t delta;                 /* offset % page */
 
@@ -298,6 +318,10 @@ struct mmapd_client {
 	struct frame_reader reader;   /* reader role only */
 	struct fd_queue fds;          /* reader role only */
 	struct call *calls;           /* sent and waiting for their replies */
+	struct out_frame *out_head;   /* frames of start calls not written yet (sendq.c) */
+	struct out_frame *out_tail;
+	atomic_size_t out_count;      /* frames in it: read without the lock by senders */
+	bool out_watched;             /* EPOLLOUT is asked on the socket while it is not empty */
 	struct id_node *acks;         /* shrink-acks to send once the frames are read */
 
 	char *path;                   /* for reconnecting */

@@ -666,8 +666,15 @@ MMAPD_EXPORT int mmapd_region_wait_changed(struct mmapd_region *region, uint64_t
 MMAPD_EXPORT int mmapd_region_read_change(struct mmapd_region *region, uint64_t seq,
                                           struct mmapd_change *ret);
 
-/* Makes region name durable (fdatasync in the daemon); returns once it is on stable storage.
- * Returns 0, -EIO (this or an earlier flush failed: the region is poisoned), -ENOENT. */
+/*
+ * Makes region name durable; returns once it is on stable storage. offset and length 0: the
+ * whole file (fdatasync in the daemon). Otherwise the range offset..offset+length (length 0:
+ * to the end of the region): the daemon writes that range's dirty pages only and then commits
+ * as fdatasync does (msync(MS_SYNC) of the range: file system journal, device cache), so the
+ * range is durable and dirty pages outside it are not waited for. Returns 0, -EIO (this or
+ * an earlier flush failed: the region is poisoned), -ERANGE (the range is not inside the
+ * region), -ENOENT.
+ */
 MMAPD_EXPORT int mmapd_flush(struct mmapd_client *client, const char *name, uint64_t offset,
                              uint64_t length);
 /* mmapd_flush() of an open region (window offsets): durable through the daemon. For msync()
@@ -686,6 +693,64 @@ MMAPD_EXPORT int mmapd_flush_async(struct mmapd_client *client, const char *name
                                    uint64_t *ret_token);
 /* mmapd_flush_async() of an open region's name, on its connection. */
 MMAPD_EXPORT int mmapd_region_flush_async(struct mmapd_region *region, uint64_t *ret_token);
+/*
+ * mmapd_flush() of a range without waiting, as a start call (below): its end is an
+ * MMAPD_EVENT_FLUSH_DONE with seq = *ret_token, offset and length as given. offset and length
+ * 0: the whole file, as mmapd_flush_async() (which is this call with 0, 0).
+ */
+MMAPD_EXPORT int mmapd_flush_range_async(struct mmapd_client *client, const char *name,
+                                         uint64_t offset, uint64_t length, uint64_t *ret_token);
+/* mmapd_flush_range_async() of an open region (window offsets). */
+MMAPD_EXPORT int mmapd_region_flush_range_async(struct mmapd_region *region, uint64_t offset,
+                                                uint64_t length, uint64_t *ret_token);
+
+/*
+ * Start calls: the calls that wait for the daemon, without waiting. Each checks its
+ * arguments, queues its request and returns at once, never blocking on the daemon: not for
+ * its reply, not for a socket buffer that is full (the request waits in the library and goes
+ * out with the next request, or when mmapd_client_fd() reports the socket writable and the
+ * program calls mmapd_client_dispatch()), not for a reconnection. Returns 0 with *ret_token
+ * (may be NULL; never 0, unique in the process) set; then exactly one event with seq = the
+ * token reports the end, through mmapd_client_dispatch() or the dispatch thread, with error 0
+ * or what the blocking call would have returned (the daemon's error, or the connection's when
+ * it broke first: -ECONNRESET, -ESHUTDOWN, -ENOTCONN after mmapd_disconnect(), which drops
+ * undelivered events). These events are never dropped when the event queue is full. A
+ * negative return (-EINVAL and the blocking call's checks, -ENOMEM, the connection's error
+ * when it is broken: dispatching reconnects; -EAGAIN while a reconnection runs) means nothing
+ * was started and no event comes.
+ */
+/*
+ * mmapd_region_open() started: MMAPD_EVENT_OPEN_DONE, whose opened is the region on success,
+ * mapped (it then belongs to the program: mmapd_region_close() it; a program with no event
+ * handler never sees it and the library closes it), NULL on failure.
+ */
+MMAPD_EXPORT int mmapd_region_open_start(struct mmapd_client *client, const char *name,
+                                         const struct mmapd_open_opts *opts,
+                                         uint64_t *ret_token);
+/*
+ * mmapd_lock() started: MMAPD_EVENT_LOCK_DONE with lock (the id to unlock), offset and length.
+ * A whole-region lock that is free on a control page this client already has (one earlier
+ * mmapd_lock() of the region found it) is taken there at once and its event is queued before
+ * the call returns; any other lock is asked of the daemon, never waiting here (timeout_ms and
+ * MMAPD_LOCK_NOWAIT are then the daemon's, as for mmapd_lock()).
+ */
+MMAPD_EXPORT int mmapd_lock_start(struct mmapd_client *client, const char *name,
+                                  uint64_t offset, uint64_t length, unsigned flags,
+                                  int timeout_ms, uint64_t *ret_token);
+MMAPD_EXPORT int mmapd_region_lock_start(struct mmapd_region *region, uint64_t offset,
+                                         uint64_t length, unsigned flags, int timeout_ms,
+                                         uint64_t *ret_token);
+/*
+ * mmapd_resize() started: MMAPD_EVENT_RESIZE_DONE with size and generation; this client's
+ * mappings of the region follow the new size before the event is delivered.
+ */
+MMAPD_EXPORT int mmapd_resize_start(struct mmapd_client *client, const char *name,
+                                    uint64_t size, unsigned flags, uint64_t *ret_token);
+MMAPD_EXPORT int mmapd_region_resize_start(struct mmapd_region *region, uint64_t size,
+                                           unsigned flags, uint64_t *ret_token);
+/* mmapd_delete() started: MMAPD_EVENT_DELETE_DONE. */
+MMAPD_EXPORT int mmapd_delete_start(struct mmapd_client *client, const char *name,
+                                    uint64_t *ret_token);
 /* Sets region name's flush policy; every client holding it hears of it. */
 MMAPD_EXPORT int mmapd_set_policy(struct mmapd_client *client, const char *name,
                                   const struct mmapd_policy *policy);
@@ -809,6 +874,17 @@ MMAPD_EXPORT int mmapd_region_huge_bytes(struct mmapd_region *region, uint64_t *
  */
 MMAPD_EXPORT int mmapd_region_msync(struct mmapd_region *region, uint64_t off,
                                           uint64_t len);
+/*
+ * msync(MS_ASYNC) of off..off+len of the window (len 0: to its end), rounded out to pages, and
+ * the write-back of the range's dirty pages started (sync_file_range(SYNC_FILE_RANGE_WRITE):
+ * Linux's MS_ASYNC alone starts none). Returns once it is started, without waiting for the
+ * disk (the kernel may still make it wait for room in the device's queue): nothing is durable
+ * yet (mmapd_region_msync(), or mmapd_region_flush_range_async() for a durable range without
+ * waiting). Not batched. Returns 0, -ERANGE, -EINVAL (copy-on-write mapping), -EIO (an
+ * earlier write-back of the file failed).
+ */
+MMAPD_EXPORT int mmapd_region_msync_async(struct mmapd_region *region, uint64_t off,
+                                          uint64_t len);
 
 /*
  * ---- Atomic views ----
@@ -905,6 +981,10 @@ enum mmapd_event_type {
 	MMAPD_EVENT_LOCKS_LOST,       /* nlocks locks held before the reconnect are gone */
 	MMAPD_EVENT_FLUSH_DONE,       /* seq (the token), error, message: mmapd_flush_async() ended */
 	MMAPD_EVENT_RELEASE_FAILED,   /* seq (the grant), error, message: a close was refused */
+	MMAPD_EVENT_OPEN_DONE,        /* seq (the token), error, message, opened */
+	MMAPD_EVENT_LOCK_DONE,        /* seq (the token), error, message, lock, offset, length */
+	MMAPD_EVENT_RESIZE_DONE,      /* seq (the token), error, message, size, generation */
+	MMAPD_EVENT_DELETE_DONE,      /* seq (the token), error, message */
 	_MMAPD_EVENT_FORCE_INT32 = INT32_MAX,
 };
 
@@ -935,6 +1015,8 @@ struct mmapd_event {
 	uint64_t offset;
 	uint64_t length;
 	size_t nlocks;
+	struct mmapd_region *opened;   /* OPEN_DONE: the region, now the program's; else NULL */
+	uint64_t lock;                 /* LOCK_DONE: the lock's id */
 };
 
 typedef void mmapd_event_fn(struct mmapd_client *client, const struct mmapd_event *event,
@@ -943,9 +1025,10 @@ typedef void mmapd_event_fn(struct mmapd_client *client, const struct mmapd_even
 /* Sets the function that receives events (NULL: events are only acted on internally). */
 MMAPD_EXPORT void mmapd_client_set_event_handler(struct mmapd_client *client, mmapd_event_fn *fn,
                                           void *userdata);
-/* A descriptor that becomes readable when events may be waiting (for poll/epoll/libuv); call
- * mmapd_client_dispatch() then. Borrowed: do not close or read it. It stays the same across
- * reconnections (it is not the socket) until mmapd_disconnect(). */
+/* A descriptor that becomes readable when events may be waiting, or when requests of start
+ * calls wait and the socket has room again (for poll/epoll/libuv); call mmapd_client_dispatch()
+ * then. Borrowed: do not close or read it. It stays the same across reconnections (it is not
+ * the socket) until mmapd_disconnect(). */
 MMAPD_EXPORT int mmapd_client_fd(struct mmapd_client *client);
 /*
  * Reads what the daemon sent, acts on it (remaps on resize, acknowledges shrinks, reconnects

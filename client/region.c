@@ -279,7 +279,7 @@ static int open_reply_read(struct call *call, const cJSON *reply,
  * The open reply, read in stream order: the region takes the grant, the descriptor and the
  * size, so that events after it (a resize, a shrink) already apply to it.
  */
-static int region_open_hook(struct mmapd_client *client, struct call *call, const cJSON *reply)
+int region_open_hook(struct mmapd_client *client, struct call *call, const cJSON *reply)
 {
 	struct mmapd_region *region = call->ctx;
 	struct region_entry e;
@@ -336,7 +336,7 @@ void region_put(struct mmapd_region *region)
  * Detaches, unmaps and closes region and releases its grant, without waiting for the daemon
  * (a refusal becomes an MMAPD_EVENT_RELEASE_FAILED: client_release_grant).
  */
-static void region_free(struct mmapd_region *region)
+void region_free(struct mmapd_region *region)
 {
 	struct mmapd_client *client = region->client;
 	uint64_t handle, gen;
@@ -385,18 +385,16 @@ static int region_advise_huge(struct mmapd_region *region)
 	return region->open_flags & MMAPD_OPEN_HUGETLB ? r : 0;
 }
 
-MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name,
-                                   const struct mmapd_open_opts *opts,
-                                   struct mmapd_region **ret_region)
+int region_open_begin(struct mmapd_client *client, const char *name,
+                      const struct mmapd_open_opts *opts, struct call *ret_call)
 {
 	struct mmapd_open_opts known;
 	struct mmapd_region *region;
-	struct error_saved saved;
-	struct call call = { 0 };
+	cJSON *req;
 	int r;
 
-	if (!client || !ret_region)
-		return error_set(-EINVAL, "client or ret_region is NULL");
+	if (!client)
+		return error_set(-EINVAL, "client is NULL");
 	r = open_opts_read(opts, &known);
 	if (r < 0)
 		return r;
@@ -407,10 +405,14 @@ MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name
 	r = open_opts_check(opts);
 	if (r < 0)
 		return r;
-
+	req = open_request_new(name, opts);
+	if (!req)
+		return -ENOMEM;
 	region = calloc(1, sizeof(*region));
-	if (!region)
+	if (!region) {
+		cJSON_Delete(req);
 		return error_set(-ENOMEM, "out of memory");
+	}
 	strcpy(region->name, name);
 	region->fd = -1;
 	region->mode = opts->mode;
@@ -422,6 +424,7 @@ MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name
 	                    (opts->flags & MMAPD_OPEN_STACK ? MAP_STACK : 0);
 	region->offset = opts->offset;
 	region->want_length = opts->length;
+	region->reserve = opts->reserve;
 	region->page = (size_t)sysconf(_SC_PAGESIZE);
 	region->delta = (size_t)(opts->offset % region->page);
 	region->refs = 1;
@@ -436,36 +439,53 @@ MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name
 	client->regions = region;
 	pthread_mutex_unlock(&client->lock);
 
-	call.req = open_request_new(name, opts);
-	if (!call.req) {
-		r = -ENOMEM;
-		goto fail;
-	}
-	call.want_fd = true;
-	call.on_reply = region_open_hook;
-	call.ctx = region;
+	ret_call->req = req;
+	ret_call->want_fd = true;
+	ret_call->on_reply = region_open_hook;
+	ret_call->ctx = region;
+	return 0;
+}
+
+int region_open_finish(struct mmapd_region *region)
+{
+	int r;
+
+	region_page_check(region);
+	pthread_mutex_lock(&region->client->lock);
+	r = region_map(region, region->reserve);
+	pthread_mutex_unlock(&region->client->lock);
+	return r < 0 ? r : region_advise_huge(region);
+}
+
+MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name,
+                                   const struct mmapd_open_opts *opts,
+                                   struct mmapd_region **ret_region)
+{
+	struct mmapd_region *region;
+	struct error_saved saved;
+	struct call call = { 0 };
+	int r;
+
+	if (!ret_region)
+		return error_set(-EINVAL, "ret_region is NULL");
+	r = region_open_begin(client, name, opts, &call);
+	if (r < 0)
+		return r;
+	region = call.ctx;
 	r = client_run(client, &call);
 	cJSON_Delete(call.req);
 	cJSON_Delete(call.reply);
-	if (r < 0)
-		goto fail;
-	region_page_check(region);
-	pthread_mutex_lock(&client->lock);
-	r = region_map(region, opts->reserve);
-	pthread_mutex_unlock(&client->lock);
 	if (r == 0)
-		r = region_advise_huge(region);
-	if (r < 0)
-		goto fail;
+		r = region_open_finish(region);
+	if (r < 0) {
+		/* Releasing the grant may set the message too; the caller must learn why it failed. */
+		error_save(&saved);
+		region_free(region);
+		error_restore(&saved);
+		return r;
+	}
 	*ret_region = region;
 	return 0;
-
-fail:
-	/* Releasing the grant may set the message too; the caller must learn why the open failed. */
-	error_save(&saved);
-	region_free(region);
-	error_restore(&saved);
-	return r;
 }
 
 /*

@@ -4,6 +4,9 @@
  * queues: those answered by the fdatasync now on the thread pool, and those that arrived
  * after it started, answered by the next one. A policy that wants a flush while one runs
  * sets "again" instead, so any number of changes cost at most one more fdatasync.
+ * A flush of a range is not queued: it is its own job (msync(MS_SYNC) of a mapping of the
+ * range, which writes that range's dirty pages only and then commits as fdatasync does),
+ * answered when it ends, and any number run beside each other and beside the whole-file one.
  */
 #include "flush.h"
 
@@ -12,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "conn.h"
@@ -43,6 +47,18 @@ struct flush_job {
 	int fd;
 	bool fail;                    /* the test hook names this region */
 	uint64_t seq;                 /* the changes this flush makes durable */
+	int result;
+};
+
+/* A flush of a range: one request, one msync (flush_range_request). */
+struct flush_range_job {
+	struct state_job job;
+	struct region *region;        /* referenced */
+	struct conn *conn;            /* referenced; its pending count covers the request */
+	uint64_t id;
+	int fd;
+	bool fail;                    /* the test hook names this region */
+	uint64_t offset, length;
 	int result;
 };
 
@@ -267,6 +283,113 @@ void flush_request(struct conn *c, uint64_t id, struct region *r)
 		flush_start(r);
 }
 
+/*
+ * On a pool thread: msync(MS_SYNC) of a shared mapping of the range. Linux turns it into
+ * vfs_fsync_range(file, range, datasync): the range's dirty pages are written and waited for,
+ * then the file system commits what is needed to read them back and flushes the device's
+ * cache, as fdatasync does for the whole file. The mapping is never touched, so it faults
+ * nothing in; the daemon's descriptor is read-write, so the mapping is VM_SHARED.
+ */
+static void flush_range_run(struct state_job *sj)
+{
+	struct flush_range_job *job = (struct flush_range_job *)sj;
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t start = job->offset - job->offset % page;
+	uint64_t len = job->offset + job->length - start;
+	void *map;
+
+	if (job->fail) {
+		job->result = -EIO;
+		return;
+	}
+	if (len > SIZE_MAX) {
+		job->result = -EFBIG;
+		return;
+	}
+	map = mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED, job->fd, (off_t)start);
+	if (map == MAP_FAILED) {
+		job->result = -errno;
+		return;
+	}
+	job->result = msync(map, (size_t)len, MS_SYNC) < 0 ? -errno : 0;
+	munmap(map, (size_t)len);
+}
+
+static void flush_range_done(struct state_job *sj)
+{
+	struct flush_range_job *job = (struct flush_range_job *)sj;
+	struct region *r = job->region;
+
+	r->flush.ranges--;
+	if (job->result == 0) {
+		r->srv->stats.flushes++;
+		r->srv->stats.bytes_flushed += job->length;
+		log_debug("flushed %" PRIu64 " bytes at %" PRIu64 " of region '%s'", job->length,
+		          job->offset, r->name);
+		reply_send(job->conn, job->id, msg_reply_ok(job->id));
+	} else if (job->result == -EIO || job->result == -ENOSPC || job->result == -EDQUOT) {
+		/* A write-back error: the dirty pages may be gone, as for a failed fdatasync. */
+		r->srv->stats.flush_failures++;
+		reply_error(job->conn, job->id, EIO, "flushing %" PRIu64 " bytes at %" PRIu64
+		            " of region '%s' failed (%s); the region is poisoned until clear-error",
+		            job->length, job->offset, r->name, strerror(-job->result));
+		flush_poison(r, -job->result);
+	} else {
+		/* The mapping could not be made (ENOMEM, ...): nothing was written, nothing lost. */
+		reply_error(job->conn, job->id, -job->result, "cannot flush %" PRIu64 " bytes at %"
+		            PRIu64 " of region '%s': %s", job->length, job->offset, r->name,
+		            strerror(-job->result));
+	}
+	conn_pending_done(job->conn);
+	conn_unref(job->conn);
+	region_check_idle(r);
+	region_unref(r);
+	free(job);
+}
+
+void flush_range_request(struct conn *c, uint64_t id, struct region *r, uint64_t offset,
+                         uint64_t length)
+{
+	struct flush_range_job *job;
+	int ret;
+
+	if (r->anonymous || length == 0) {
+		reply_send(c, id, msg_reply_ok(id));
+		return;
+	}
+	if (r->flush.poisoned) {
+		reply_error(c, id, EIO, "region '%s' is poisoned by a failed flush; "
+		            "send clear-error first", r->name);
+		return;
+	}
+	job = calloc(1, sizeof(*job));
+	if (!job) {
+		reply_nomem(c, id);
+		return;
+	}
+	job->region = r;
+	job->conn = c;
+	job->id = id;
+	job->fd = r->fd;
+	job->fail = flush_fail_name && strcmp(flush_fail_name, r->name) == 0;
+	job->offset = offset;
+	job->length = length;
+	region_ref(r);
+	conn_ref(c);
+	conn_pending_add(c);
+	r->flush.ranges++;
+	ret = state_job_start(r->srv, &job->job, flush_range_run, flush_range_done);
+	if (ret == 0)
+		return;
+	r->flush.ranges--;
+	log_error("cannot queue a flush of region '%s': %s", r->name, uv_strerror(ret));
+	reply_error(c, id, ENOMEM, "the daemon cannot queue the flush");
+	conn_pending_done(c);
+	conn_unref(c);
+	region_unref(r);
+	free(job);
+}
+
 static void flush_on_interval(void *data)
 {
 	struct region *r = data;
@@ -342,7 +465,8 @@ void flush_set_policy(struct region *r, const struct policy *p)
 
 bool flush_busy(const struct region *r)
 {
-	return r->flush.running || r->flush.interval || r->flush.next_waiters.head;
+	return r->flush.running || r->flush.ranges || r->flush.interval ||
+	       r->flush.next_waiters.head;
 }
 
 void flush_region_retire(struct region *r)

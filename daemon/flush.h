@@ -8,7 +8,8 @@
  * the running one may have begun before the requester's writes. A failed fdatasync poisons
  * the region: every waiter and every later flush gets EIO, every grant holder and subscriber
  * hears flush-failed, the poison is saved with the region's metadata, and nothing is retried
- * until clear-error. Anonymous regions have nothing to make durable: their flushes succeed at
+ * until clear-error. A flush of a range (flush_range_request) runs at once on its own, makes
+ * only that range durable and poisons the region likewise when it fails. Anonymous regions have nothing to make durable: their flushes succeed at
  * once and their policies never start one.
  *
  * Test hook: with MMAPD_TEST_FAIL_FDATASYNC=<name> in the daemon's environment, every
@@ -89,6 +90,7 @@ struct flush_state {
 	struct flush_queue next_waiters;     /* answered by the next one */
 	uint64_t bytes, writes;       /* changes counted since the last flush started */
 	uv_timer_t *interval;         /* armed by the first change under an interval policy */
+	unsigned ranges;              /* flushes of a range on the thread pool */
 };
 
 /* Reads the test hook from the environment (and warns about it). Call once at start. */
@@ -96,6 +98,16 @@ void flush_hook_init(void);
 
 /* The flush op: answers id once the region's data is durable, or with EIO. */
 void flush_request(struct conn *c, uint64_t id, struct region *r);
+
+/*
+ * The flush op with a range (offset, length inside the region, checked by the caller):
+ * answers id once the range's data is durable (msync(MS_SYNC) of it: its dirty pages only,
+ * then the file system's commit and the device's cache flush), or with EIO (poisoning the
+ * region as a failed fdatasync does). Not queued behind a running fdatasync, and no flushed
+ * event: the changes outside the range are not made durable by it.
+ */
+void flush_range_request(struct conn *c, uint64_t id, struct region *r, uint64_t offset,
+                         uint64_t length);
 
 /*
  * Counts the change number seq of length bytes against r's policy and answers the changed

@@ -500,20 +500,27 @@ int ops_changed(struct conn *c, uint64_t id, cJSON *req)
 
 int ops_flush(struct conn *c, uint64_t id, cJSON *req)
 {
+	uint64_t offset = 0, length = 0, size;
 	const char *name;
 	struct region *r;
-	uint64_t ignored;
 	int ret;
 
-	/* offset and length are accepted for the record: fdatasync covers any range. */
 	name = ops_get_name(c, id, req);
-	if (!name || ops_get_u64(c, id, req, PROTO_FIELD_OFFSET, false, &ignored) < 0 ||
-	    ops_get_u64(c, id, req, PROTO_FIELD_LENGTH, false, &ignored) < 0)
+	if (!name || ops_get_u64(c, id, req, PROTO_FIELD_OFFSET, false, &offset) < 0 ||
+	    ops_get_u64(c, id, req, PROTO_FIELD_LENGTH, false, &length) < 0)
 		return OPS_DONE;
 	ret = ops_get_region(c, id, req, name, ACCESS_READ, &r);
 	if (!r)
 		return ret;
-	flush_request(c, id, r);
+	/* Neither (or both 0): the whole file, with fdatasync. Else the range; length 0: to the end. */
+	size = region_size(r);
+	if (offset == 0 && length == 0)
+		flush_request(c, id, r);
+	else if (offset > size || length > size - offset)
+		reply_error(c, id, ERANGE, "the range %" PRIu64 "+%" PRIu64 " does not lie inside "
+		            "region '%s' (%" PRIu64 " bytes)", offset, length, name, size);
+	else
+		flush_range_request(c, id, r, offset, length ? length : size - offset);
 	ops_put_region(r);
 	return OPS_DONE;
 }

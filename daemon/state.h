@@ -28,9 +28,10 @@ struct server_stats {
 	uint64_t errors[SERVER_STAT_ERRNO_MAX];   /* error replies by errno */
 	uint64_t accepted;                        /* connections accepted */
 	uint64_t refused;                         /* connections refused (limits, allow_connect) */
-	uint64_t flushes;                         /* fdatasync calls that succeeded */
+	uint64_t flushes;                         /* fdatasyncs and range flushes that succeeded */
 	uint64_t flush_failures;
-	uint64_t bytes_flushed;                   /* the region's size at each successful flush */
+	uint64_t bytes_flushed;                   /* the region's size (a range: its length) at
+	                                             each successful flush */
 };
 
 struct cJSON;

@@ -54,10 +54,10 @@ DAEMON_LAYERS='
 CLIENT_LAYERS='
 0 frame fdpass msg policy region_obj utf8 vocab name num ctlpage changelog mmapd tuning
 1 internal error version deadline policytext policyjson
-2 client evqueue
+2 client evqueue sendq
 3 socket
 4 request call
-5 domain hello query admin mapping hugemap advise atomic scalar cursor guard fastlock fastnotify pagesub coord region
+5 domain hello query admin mapping hugemap advise atomic scalar cursor guard fastlock fastnotify pagesub coord region start
 6 top react reconnect event dispatch_thread connect
 '
 case $src in

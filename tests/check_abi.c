@@ -291,6 +291,12 @@ START_TEST(test_abi_coordination_on_the_region_handle_uses_window_offsets)
 	ck_assert_int_eq(mmapd_region_lock(NULL, 0, 0, 0, -1, &lock), -EINVAL);
 	ck_assert_int_eq(mmapd_region_flush(NULL, 0, 0), -EINVAL);
 	ck_assert_int_eq(mmapd_region_report_changed(NULL, 0, 1, NULL), -EINVAL);
+	ck_assert_int_eq(mmapd_region_lock_start(NULL, 0, 0, 0, -1, &token), -EINVAL);
+	ck_assert_int_eq(mmapd_region_resize_start(NULL, PAGE, 0, &token), -EINVAL);
+	ck_assert_int_eq(mmapd_region_flush_range_async(NULL, 0, 0, &token), -EINVAL);
+	ck_assert_int_eq(mmapd_region_msync_async(NULL, 0, 0), -EINVAL);
+	ck_assert_int_eq(mmapd_region_open_start(c, "h", NULL, NULL), 0);
+	ck_assert_int_eq(mmapd_region_open_start(NULL, "h", NULL, &token), -EINVAL);
 	mmapd_region_close(region);
 	mmapd_disconnect(c);
 }

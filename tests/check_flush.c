@@ -289,7 +289,7 @@ START_TEST(test_flush_manual_policy_flushes_only_on_request)
 		expect_event_seq(&sub, "changed", "manual", s0 + i);
 	}
 	test_conn_expect_no_event(&sub, 100);
-	test_reply_ok(test_conn_callf(&c, "{'op':'flush','name':'manual','offset':0,'length':10}"));
+	test_reply_ok(test_conn_callf(&c, "{'op':'flush','name':'manual'}"));
 	expect_event_seq(&sub, "flushed", "manual", s0 + 5);
 	test_conn_expect_no_event(&sub, 20);
 	/* An anonymous region has nothing to make durable: ok at once, and no metadata file. */

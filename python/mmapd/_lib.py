@@ -96,7 +96,8 @@ class Event(Structure):
                 ("writer_client", c_char_p), ("writer_pid", c_int64), ("size", c_uint64),
                 ("old_size", c_uint64), ("generation", c_uint64), ("external", c_bool),
                 ("policy", Policy), ("error", c_int), ("message", c_char_p),
-                ("offset", c_uint64), ("length", c_uint64), ("nlocks", c_size_t)]
+                ("offset", c_uint64), ("length", c_uint64), ("nlocks", c_size_t),
+                ("opened", c_void_p), ("lock", c_uint64)]
 
 
 class Layout(Structure):

@@ -53,6 +53,10 @@ class EventType(enum.IntEnum):
     LOCKS_LOST = 12
     FLUSH_DONE = 13
     RELEASE_FAILED = 14
+    OPEN_DONE = 15
+    LOCK_DONE = 16
+    RESIZE_DONE = 17
+    DELETE_DONE = 18
 
 
 class Advice(enum.IntEnum):

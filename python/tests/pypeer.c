@@ -98,7 +98,7 @@ static int sizes(void)
 	FIELD(mmapd_event, writer_client); FIELD(mmapd_event, writer_pid);
 	FIELD(mmapd_event, size); FIELD(mmapd_event, external); FIELD(mmapd_event, policy);
 	FIELD(mmapd_event, error); FIELD(mmapd_event, message); FIELD(mmapd_event, offset);
-	FIELD(mmapd_event, nlocks);
+	FIELD(mmapd_event, nlocks); FIELD(mmapd_event, opened); FIELD(mmapd_event, lock);
 	SIZE(mmapd_layout);
 	FIELD(mmapd_layout, struct_size); FIELD(mmapd_layout, type_name);
 	FIELD(mmapd_layout, version); FIELD(mmapd_layout, size); FIELD(mmapd_layout, align);
