@@ -6,7 +6,7 @@
  * stat, which may wait on a busy region or on the thread pool; ops_list.c list and status,
  * which read the data directory; ops_coord.c the coordination ops (locks, resize, change
  * notification, flush and policy), which check their fields and hand the work to lock.c,
- * resize.c, notify.c and flush.c; ops_admin.c chown, chmod, clients and stats; and the
+ * resize.c, notify.c and flush.c; ops_admin.c chown, chmod, clients and stats; ops_manage.c rename and copy; and the
  * handlers' helpers: ops_get.c (field readers), ops_getregion.c (region getters), ops_json.c
  * (JSON helpers). Replies go through reply.h, which the domain modules use too. Nothing
  * below this layer calls it by name: the server hands it frames and continuations (state.h).
@@ -52,7 +52,7 @@ cJSON *ops_request_trim(cJSON *req);
 
 typedef int (*ops_handler)(struct conn *c, uint64_t id, cJSON *req);
 
-/* Handlers (ops_session.c, ops_region.c, ops_list.c, ops_coord.c, ops_admin.c). */
+/* Handlers (ops_session.c, ops_region.c, ops_list.c, ops_coord.c, ops_admin.c, ops_manage.c). */
 int ops_hello(struct conn *c, uint64_t id, cJSON *req);
 int ops_ping(struct conn *c, uint64_t id, cJSON *req);
 int ops_close(struct conn *c, uint64_t id, cJSON *req);
@@ -77,6 +77,8 @@ int ops_chown(struct conn *c, uint64_t id, cJSON *req);
 int ops_chmod(struct conn *c, uint64_t id, cJSON *req);
 int ops_clients(struct conn *c, uint64_t id, cJSON *req);
 int ops_stats(struct conn *c, uint64_t id, cJSON *req);
+int ops_rename(struct conn *c, uint64_t id, cJSON *req);
+int ops_copy(struct conn *c, uint64_t id, cJSON *req);
 
 /*
  * The op table, one X(op, handler, fields) per op of proto/vocab.h's PROTO_OPS (op is the
@@ -109,7 +111,9 @@ int ops_stats(struct conn *c, uint64_t id, cJSON *req);
 	X(CHOWN, ops_chown, fields_chown) \
 	X(CHMOD, ops_chmod, fields_chmod) \
 	X(CLIENTS, ops_clients, fields_none) \
-	X(STATS, ops_stats, fields_none)
+	X(STATS, ops_stats, fields_none) \
+	X(RENAME, ops_rename, fields_rename) \
+	X(COPY, ops_copy, fields_copy)
 
 /* Helpers shared by the handlers: the field readers (ops_get.c), the region getters
  * (ops_getregion.c) and the JSON helpers (ops_json.c). */

@@ -51,6 +51,12 @@ static const char *const fields_chown[] = {
 static const char *const fields_chmod[] = {
 	PROTO_FIELD_OP, PROTO_FIELD_NAME, PROTO_FIELD_PERM, NULL,
 };
+static const char *const fields_rename[] = {
+	PROTO_FIELD_OP, PROTO_FIELD_NAME, PROTO_FIELD_TO, PROTO_FIELD_REPLACE, NULL,
+};
+static const char *const fields_copy[] = {
+	PROTO_FIELD_OP, PROTO_FIELD_NAME, PROTO_FIELD_TO, PROTO_FIELD_REPLACE, PROTO_FIELD_PERM, NULL,
+};
 /* Within a policy object. */
 static const char *const fields_policy_object[] = { PROTO_FIELD_KIND, PROTO_FIELD_VALUE, NULL };
 

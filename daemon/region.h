@@ -140,6 +140,12 @@ struct region *region_lookup(struct server *srv, const char *name);
 int region_table_add(struct region *r, bool force);
 /* Takes r out of the table and drops the table's reference. No-op when not in it. */
 void region_table_remove(struct region *r);
+/*
+ * Gives r, in the table, the name to (a valid region name nobody in the table has): it
+ * stays the same struct, so its grants, holders, locks, subscriptions, resizes, flushes and
+ * control page follow it. Returns 0, or -ENOMEM (r is then out of the table).
+ */
+int region_rename(struct region *r, const char *to);
 
 /*
  * Opens the existing file region name (pathfd: its O_PATH descriptor, consumed; st: its
