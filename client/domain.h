@@ -97,6 +97,9 @@ struct fast_page *fastlock_page(struct mmapd_client *client, struct mmapd_region
                                 const char *name);
 void fastlock_page_done(struct mmapd_client *client);
 
+/* The control pages of region name are now found by the name `to` ("renamed"). */
+void fastlock_renamed(struct mmapd_client *client, const char *name, const char *to);
+
 /* ---- fastnotify.c ---- */
 
 /*
@@ -114,6 +117,8 @@ int fastnotify_report(struct mmapd_client *client, struct mmapd_region *region, 
 size_t locks_forget(struct mmapd_client *client);
 /* Forgets the subscription to name, if any. Lock held. */
 void subs_forget(struct mmapd_client *client, const char *name);
+/* The subscription to name (if any) is now to name `to` ("renamed"). Lock held. */
+void subs_renamed(struct mmapd_client *client, const char *name, const char *to);
 /*
  * After a reconnection's hello: subscribes again to every region subscribed to. One that no
  * longer exists is forgotten (with a DELETED event unless a region of it had one). Returns 0,
@@ -131,6 +136,11 @@ int subs_restore(struct mmapd_client *client);
  * Lock not held.
  */
 int regions_reopen(struct mmapd_client *client);
+
+/* ---- manage.c ---- */
+
+/* Region name is now called `to` ("renamed"): its windows take that name. Lock held. */
+void regions_renamed(struct mmapd_client *client, const char *name, const char *to);
 
 /* ---- query.c ---- */
 

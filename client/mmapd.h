@@ -219,6 +219,10 @@ struct mmapd_region_info {
 	uint32_t gid;      /* group */
 	uint32_t perm;     /* mode bits, 0 .. 0777, read like a file's; x bits: exec consent */
 	enum mmapd_huge huge;
+	/* The region's last data change and last status change (of its file, or memfd), in
+	 * microseconds since the Unix epoch; 0 from a daemon without timestamps. */
+	uint64_t mtime_us;
+	uint64_t ctime_us;
 };
 
 /*
@@ -324,6 +328,47 @@ MMAPD_EXPORT int mmapd_region_write(struct mmapd_region *region, uint64_t off,
  * mappings until they close them. Returns 0, -ENOENT, -EINVAL, -ELOOP.
  */
 MMAPD_EXPORT int mmapd_delete(struct mmapd_client *client, const char *name);
+
+/* Flags of mmapd_rename() and mmapd_copy(). */
+#define MMAPD_MANAGE_REPLACE 0x1u /* replace a region already called `to` (it is deleted) */
+
+/*
+ * Renames region name to `to`, atomically (renameat2 in the data directory; an anonymous
+ * region is renamed in the daemon only). Needs write permission on name, and with
+ * MMAPD_MANAGE_REPLACE on `to` too. Every process holding or subscribed to the region keeps
+ * its mapping, locks, subscription and control page, and gets an MMAPD_EVENT_RENAMED event
+ * (region: the old name, to: the new one); libmmapd renames its struct mmapd_region (so
+ * mmapd_region_name() returns `to`) when it reads that event, before the handler sees it.
+ * Holders of a replaced region get MMAPD_EVENT_DELETED first. Returns 0, or -EEXIST (`to`
+ * exists and flags lack MMAPD_MANAGE_REPLACE; or one of the two is anonymous and the other
+ * a file region), -ENOENT, -EACCES, -EINVAL (bad name or flags, name equal to `to`),
+ * -ENAMETOOLONG, -ENOMEM, or a connection error.
+ */
+MMAPD_EXPORT int mmapd_rename(struct mmapd_client *client, const char *name, const char *to,
+                              unsigned flags);
+
+/* How mmapd_copy() copied. */
+enum mmapd_copy_method {
+	MMAPD_COPY_REFLINK = 0,    /* FICLONE: the blocks are shared copy-on-write (btrfs, xfs) */
+	MMAPD_COPY_FILE_RANGE,     /* copy_file_range(2), over the source's data segments */
+	MMAPD_COPY_BYTES,          /* read and write, over the source's data segments */
+	_MMAPD_COPY_FORCE_INT32 = INT32_MAX,
+};
+
+/*
+ * Makes a new file region `to` holding a copy of region name's bytes (file or anonymous),
+ * on the daemon's thread pool: a reflink where the file system can, else copy_file_range,
+ * else read and write; holes in the source stay holes. The copy belongs to the caller (mode
+ * 0660, manual flush policy) and counts as a creation (allow_create,
+ * max_regions_created_per_client). Needs read permission on name, and with
+ * MMAPD_MANAGE_REPLACE write permission on an existing `to` (deleted once the copy is
+ * complete). Bytes written to the source while it is copied may or may not be in the copy.
+ * ret_method (may be NULL) receives how it was copied. Returns 0, or -EEXIST, -ENOENT,
+ * -EACCES, -EINVAL, -ENAMETOOLONG, -EAGAIN (a limit), -EFBIG, -ENOSPC, -ENOMEM, or a
+ * connection error.
+ */
+MMAPD_EXPORT int mmapd_copy(struct mmapd_client *client, const char *name, const char *to,
+                            unsigned flags, enum mmapd_copy_method *ret_method);
 
 /*
  * Asks the daemon about region name. Returns 0 with *ret_info set (free with
@@ -798,6 +843,7 @@ enum mmapd_event_type {
 	MMAPD_EVENT_LOCKS_LOST,       /* nlocks locks held before the reconnect are gone */
 	MMAPD_EVENT_FLUSH_DONE,       /* seq (the token), error, message: mmapd_flush_async() ended */
 	MMAPD_EVENT_RELEASE_FAILED,   /* seq (the grant), error, message: a close was refused */
+	MMAPD_EVENT_RENAMED,          /* region (the old name), to: windows already renamed */
 	_MMAPD_EVENT_FORCE_INT32 = INT32_MAX,
 };
 
@@ -828,6 +874,7 @@ struct mmapd_event {
 	uint64_t offset;
 	uint64_t length;
 	size_t nlocks;
+	const char *to;                /* RENAMED: the region's new name */
 };
 
 typedef void mmapd_event_fn(struct mmapd_client *client, const struct mmapd_event *event,

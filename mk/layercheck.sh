@@ -57,7 +57,7 @@ CLIENT_LAYERS='
 2 client evqueue
 3 socket
 4 request call
-5 domain hello query admin mapping advise atomic guard fastlock fastnotify coord region
+5 domain hello query admin manage mapping advise atomic guard fastlock fastnotify coord region
 6 top react reconnect event dispatch_thread connect
 '
 case $src in
