@@ -76,6 +76,10 @@
  *   clear-error NAME
  *   stat NAME                                 ok size=N gen=N poisoned=0|1 seq=N policy=K:V
  *                                             locks=N grants=N
+ *   times NAME                                ok mtime=N ctime=N (mmapd_stat, microseconds)
+ *   rename NAME TO [replace]                  mmapd_rename
+ *   copy NAME TO [replace]                    mmapd_copy: ok method=reflink|copy_file_range|bytes
+ *   name IDX                                  ok name=<mmapd_region_name>
  *   ping
  *   dispatch MS                               mmapd_client_dispatch(client, MS) once: ok n=N
  *   deaf | hear                               stop / start reading the socket between commands
@@ -841,6 +845,9 @@ static void sess_event(struct mmapd_client *c, const struct mmapd_event *ev, voi
 	case MMAPD_EVENT_LOCKS_LOST:
 		printf("! locks-lost n=%zu\n", ev->nlocks);
 		break;
+	case MMAPD_EVENT_RENAMED:
+		printf("! renamed %s to=%s\n", rn, ev->to);
+		break;
 	case MMAPD_EVENT_RELEASE_FAILED:
 		printf("! release-failed %s grant=%llu error=%s\n", rn, (unsigned long long)ev->seq,
 		       ename(ev->error));
@@ -1239,6 +1246,37 @@ static bool sess_command(struct session *s, char *line)
 		       policy_name(info->policy.kind), (unsigned long long)info->policy.value,
 		       (unsigned long long)info->locks, (unsigned long long)info->grants);
 		mmapd_region_info_free(info);
+	} else if (strcmp(t[0], "times") == 0) {
+		struct mmapd_region_info *info;
+
+		if (n != 2)
+			{ res_usage(t[0]); return true; }
+		err = mmapd_stat(s->c, t[1], &info);
+		if (err < 0)
+			{ res_err(err); return true; }
+		res_ok("mtime=%llu ctime=%llu", (unsigned long long)info->mtime_us,
+		       (unsigned long long)info->ctime_us);
+		mmapd_region_info_free(info);
+	} else if (strcmp(t[0], "rename") == 0 || strcmp(t[0], "copy") == 0) {
+		enum mmapd_copy_method method;
+		static const char *const methods[] = { "reflink", "copy_file_range", "bytes" };
+		unsigned flags = n == 4 && strcmp(t[3], "replace") == 0 ? MMAPD_MANAGE_REPLACE : 0;
+
+		if (n < 3 || n > 4 || (n == 4 && !flags))
+			{ res_usage(t[0]); return true; }
+		if (t[0][0] == 'r') {
+			res_done(mmapd_rename(s->c, t[1], t[2], flags));
+			return true;
+		}
+		err = mmapd_copy(s->c, t[1], t[2], flags, &method);
+		if (err < 0)
+			res_err(err);
+		else
+			res_ok("method=%s", methods[method]);
+	} else if (strcmp(t[0], "name") == 0) {
+		if (n != 2 || parse_u64(t[1], &a) < 0 || a >= s->nregions || !s->regions[a].r)
+			{ res_usage(t[0]); return true; }
+		res_ok("name=%s", mmapd_region_name(s->regions[a].r));
 	} else if (strcmp(t[0], "ping") == 0) {
 		err = mmapd_ping(s->c);
 		res_done(err);
