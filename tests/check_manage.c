@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <libgen.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -297,6 +298,46 @@ START_TEST(test_another_user_may_not_rename_copy_or_clobber_what_it_may_not_touc
 }
 END_TEST
 
+/* Runs mmapctl with args (NULL-terminated) against d; returns its exit status, output in out. */
+static int manage_ctl(const struct test_daemon *d, char *out, size_t size, ...)
+{
+	char *argv[8] = { (char *)test_env_path("MMAPCTL_BIN") };
+	va_list ap;
+	int n = 1;
+
+	va_start(ap, size);
+	while (n < 7 && (argv[n] = va_arg(ap, char *)) != NULL)
+		n++;
+	va_end(ap);
+	argv[n] = NULL;
+	return test_run_merged(d, out, size, argv);
+}
+
+START_TEST(test_mmapctl_renames_copies_and_shows_times)
+{
+	struct test_daemon d;
+	char out[4096];
+
+	test_daemon_start(&d, NULL);
+	test_daemon_create(&d, "a", PAGE, false);
+	test_daemon_create(&d, "b", PAGE, false);
+	ck_assert_int_eq(manage_ctl(&d, out, sizeof(out), "rename", "a", "b", NULL), 1);
+	ck_assert_msg(strstr(out, "exists") != NULL, "%s", out);
+	ck_assert_int_eq(manage_ctl(&d, out, sizeof(out), "rename", "a", "b", "--replace", NULL), 0);
+	ck_assert_int_eq(manage_ctl(&d, out, sizeof(out), "copy", "b", "c", NULL), 0);
+	ck_assert_msg(strstr(out, "copied 'b' to 'c' (") != NULL, "%s", out);
+	ck_assert_int_eq(manage_ctl(&d, out, sizeof(out), "--json", "copy", "b", "e", NULL), 0);
+	ck_assert_msg(strstr(out, "\"method\":") != NULL, "%s", out);
+	ck_assert_int_eq(manage_ctl(&d, out, sizeof(out), "stat", "c", NULL), 0);
+	ck_assert_msg(strstr(out, "modified") != NULL && strstr(out, " UTC") != NULL, "%s", out);
+	ck_assert_int_eq(manage_ctl(&d, out, sizeof(out), "--json", "list", NULL), 0);
+	ck_assert_msg(strstr(out, "\"mtime_us\":") != NULL, "%s", out);
+	ck_assert_int_eq(manage_ctl(&d, out, sizeof(out), "stat", "a", NULL), 1);
+	ck_assert_int_eq(manage_ctl(&d, out, sizeof(out), "delete", "--replace", "c", NULL), 2);
+	test_daemon_stop(&d);
+}
+END_TEST
+
 static Suite *manage_suite(void)
 {
 	Suite *s = suite_create("manage");
@@ -310,6 +351,7 @@ static Suite *manage_suite(void)
 	tcase_add_test(tc, test_copy_makes_an_equal_region_keeps_holes_and_refuses_to_clobber);
 	tcase_add_test(tc, test_stat_and_list_report_mtime_and_ctime_that_move_after_a_write);
 	tcase_add_test(tc, test_another_user_may_not_rename_copy_or_clobber_what_it_may_not_touch);
+	tcase_add_test(tc, test_mmapctl_renames_copies_and_shows_times);
 	suite_add_tcase(s, tc);
 	return s;
 }
