@@ -69,7 +69,7 @@ class RegionInfo(Structure):
                 ("grants", c_uint64), ("clients", c_uint64), ("generation", c_uint64),
                 ("policy", Policy), ("poisoned", c_bool), ("seq", c_uint64),
                 ("locks", c_uint64), ("uid", c_uint32), ("gid", c_uint32), ("perm", c_uint32),
-                ("huge", c_int32)]
+                ("huge", c_int32), ("mtime_us", c_uint64), ("ctime_us", c_uint64)]
 
 
 class ClientInfo(Structure):
@@ -96,7 +96,8 @@ class Event(Structure):
                 ("writer_client", c_char_p), ("writer_pid", c_int64), ("size", c_uint64),
                 ("old_size", c_uint64), ("generation", c_uint64), ("external", c_bool),
                 ("policy", Policy), ("error", c_int), ("message", c_char_p),
-                ("offset", c_uint64), ("length", c_uint64), ("nlocks", c_size_t)]
+                ("offset", c_uint64), ("length", c_uint64), ("nlocks", c_size_t),
+                ("to", c_char_p)]
 
 
 class Layout(Structure):

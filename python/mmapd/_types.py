@@ -53,6 +53,7 @@ class EventType(enum.IntEnum):
     LOCKS_LOST = 12
     FLUSH_DONE = 13
     RELEASE_FAILED = 14
+    RENAMED = 15
 
 
 class Advice(enum.IntEnum):
@@ -116,6 +117,7 @@ class Event:
     offset: int = 0
     length: int = 0
     nlocks: int = 0
+    to: str | None = None
 
     @classmethod
     def _from_c(cls, e: _CEvent) -> "Event":
@@ -130,7 +132,7 @@ class Event:
                    old_size=e.old_size, generation=e.generation, external=e.external,
                    policy=policy_text(e.policy) if etype == EventType.POLICY else "manual",
                    error=e.error, message=_s(e.message), offset=e.offset, length=e.length,
-                   nlocks=e.nlocks)
+                   nlocks=e.nlocks, to=_s(e.to))
 
 
 def _copy(cls, c, **conv):
@@ -158,6 +160,8 @@ class RegionInfo:
     gid: int
     perm: int
     huge: int
+    mtime_us: int
+    ctime_us: int
 
     @classmethod
     def _from_c(cls, c: _CRegionInfo) -> "RegionInfo":
