@@ -100,8 +100,14 @@ static int region_map(struct mmapd_region *region, uint64_t reserve)
 	uint8_t *map;
 	int r;
 
-	/* A window holds at least one byte, so a region of size 0 has no window at all. */
-	if (region->offset >= size ||
+	/*
+	 * A window holds at least one byte, except the whole-region window of a region of size
+	 * 0: it maps no file page, only reserved address space to grow into (one page at least,
+	 * so that the data pointer is valid), and follows the region's growth.
+	 */
+	bool empty = size == 0 && region->offset == 0 && region->want_length == 0;
+
+	if ((region->offset >= size && !empty) ||
 	    (region->want_length && region->want_length > size - region->offset))
 		return error_set(-ERANGE, "window %llu+%llu lies outside region '%s' of %llu bytes",
 		                 (unsigned long long)region->offset,
@@ -111,6 +117,8 @@ static int region_map(struct mmapd_region *region, uint64_t reserve)
 	pages = region_pages_before(region, region->offset + length);
 	held = region->want_length == 0 && reserve > length
 	       ? region_pages_before(region, region->offset + min_u64(reserve, PROTO_ID_MAX)) : 0;
+	if (empty && held == 0)
+		held = 1;
 	if (pages > SIZE_MAX / page || held > SIZE_MAX / page)
 		return error_set(-ERANGE, "window of %llu bytes does not fit the address space",
 		                 (unsigned long long)(held > length ? reserve : length));
@@ -123,7 +131,7 @@ static int region_map(struct mmapd_region *region, uint64_t reserve)
 	} else {
 		map = region_reserve((size_t)held, page);
 		r = map == MAP_FAILED ? -errno : 0;
-		if (r == 0 && mmap(map, (size_t)pages * page, region->prot,
+		if (r == 0 && pages > 0 && mmap(map, (size_t)pages * page, region->prot,
 		                   region->map_flags | MAP_FIXED, region->fd,
 		                   (off_t)region_start(region)) == MAP_FAILED) {
 			r = -errno;
@@ -200,8 +208,6 @@ static int open_opts_check(const struct mmapd_open_opts *opts)
 			                 "mmapd_set_policy() for an existing region");
 		return 0;
 	}
-	if (opts->size == 0)
-		return error_set(-EINVAL, "a region cannot be created with size 0");
 	if (opts->size > PROTO_ID_MAX)
 		return error_set(-EFBIG, "size %llu is above what the protocol can carry",
 		                 (unsigned long long)opts->size);

@@ -111,7 +111,7 @@ static int open_parse(struct conn *c, uint64_t id, const cJSON *req, struct open
 		return -1;
 	r = msg_get_u64(req, PROTO_FIELD_SIZE, &a->size);
 	if (r == -EINVAL) {
-		reply_error(c, id, EINVAL, "field 'size' must be an integer from 1 to %" PRIu64,
+		reply_error(c, id, EINVAL, "field 'size' must be an integer from 0 to %" PRIu64,
 		            c->srv->limits->max_region_size);
 		return -1;
 	}
@@ -154,10 +154,6 @@ static int open_parse(struct conn *c, uint64_t id, const cJSON *req, struct open
 	}
 	if (!a->has_size) {
 		reply_error(c, id, EINVAL, "field 'size' is required with \"create\": true");
-		return -1;
-	}
-	if (a->size == 0) {
-		reply_error(c, id, EINVAL, "field 'size' must be at least 1");
 		return -1;
 	}
 	if (a->huge && open_parse_huge(c, id, a) < 0)

@@ -298,6 +298,46 @@ START_TEST(test_another_user_may_not_rename_copy_or_clobber_what_it_may_not_touc
 }
 END_TEST
 
+START_TEST(test_zero_length_region_grows_and_every_holder_follows)
+{
+	struct test_daemon d;
+	struct test_sess a, b;
+	const char *got;
+	uint64_t ptr;
+
+	test_daemon_start(&d, NULL);
+	test_sess_start(&a, &d, "a");
+	test_sess_start(&b, &d, "b");
+	/* File and anonymous: created empty, opened with and without a reservation. */
+	got = test_sess_ok(&a, "open z rw create=0 reserve=%u", 16 * PAGE);
+	ck_assert_uint_eq(test_line_u64(got, "len"), 0);
+	ck_assert_uint_eq(test_line_u64(got, "size"), 0);
+	ptr = strtoull(strstr(got, "ptr=") + 4, NULL, 16);
+	ck_assert_uint_ne(ptr, 0);
+	got = test_sess_ok(&b, "open z ro");
+	ck_assert_uint_eq(test_line_u64(got, "len"), 0);
+	sess_expect_prefix(&b, "ok size=0 ", "stat z");
+	test_sess_ok(&a, "open za rw create=0 anon");
+
+	test_sess_ok(&a, "resize z %u", 2 * PAGE);
+	sess_expect_event_prefix(&a, "resized z size=8192 old=0");
+	sess_expect_event_prefix(&b, "resized z size=8192 old=0");
+	/* The reserved window grew in place; the other one was mapped afresh. */
+	got = test_sess_ok(&a, "ptr 0");
+	ck_assert_uint_eq(strtoull(strstr(got, "ptr=") + 4, NULL, 16), ptr);
+	ck_assert_uint_eq(test_line_u64(got, "len"), 2 * PAGE);
+	test_sess_ok(&a, "write 0 5000 grown");
+	sess_expect(&b, "ok grown", "read 0 5000 5");
+	test_sess_ok(&a, "resize za %u", PAGE);
+	sess_expect_event_prefix(&a, "resized za size=4096 old=0");
+	test_sess_ok(&a, "write 1 0 anon");
+	sess_expect(&a, "ok anon", "read 1 0 4");
+	ck_assert_int_eq(test_sess_end(&b), 0);
+	ck_assert_int_eq(test_sess_end(&a), 0);
+	test_daemon_stop(&d);
+}
+END_TEST
+
 /* Runs mmapctl with args (NULL-terminated) against d; returns its exit status, output in out. */
 static int manage_ctl(const struct test_daemon *d, char *out, size_t size, ...)
 {
@@ -352,6 +392,7 @@ static Suite *manage_suite(void)
 	tcase_add_test(tc, test_stat_and_list_report_mtime_and_ctime_that_move_after_a_write);
 	tcase_add_test(tc, test_another_user_may_not_rename_copy_or_clobber_what_it_may_not_touch);
 	tcase_add_test(tc, test_mmapctl_renames_copies_and_shows_times);
+	tcase_add_test(tc, test_zero_length_region_grows_and_every_holder_follows);
 	suite_add_tcase(s, tc);
 	return s;
 }
