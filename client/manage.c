@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Managing regions like files (docs/protocol.md, "rename" and "copy"): mmapd_rename() and
- * mmapd_copy(), and what a "renamed" event does to this client's windows. As in query.c,
+ * Managing regions like files (docs/protocol.md, "rename", "copy" and "truncate-on-close"):
+ * mmapd_rename(), mmapd_copy(), mmapd_region_truncate_on_close(), and what a "renamed" event
+ * does to this client's windows. As in query.c,
  * names are checked before any round trip and a reply that is not what the protocol
  * promises is -EPROTO. The daemon sends "renamed" to the renamer's connection too, before
  * its reply, so when mmapd_rename() returns this client's windows carry the new name.
@@ -80,6 +81,25 @@ MMAPD_EXPORT int mmapd_copy(struct mmapd_client *client, const char *name, const
 			}
 	cJSON_Delete(reply);
 	return r < 0 ? error_set(r, "the copy reply has no valid 'method'") : 0;
+}
+
+MMAPD_EXPORT int mmapd_region_truncate_on_close(struct mmapd_region *region, uint64_t size)
+{
+	cJSON *req, *reply = NULL;
+	int r;
+
+	if (!region)
+		return error_set(-EINVAL, "the region is NULL");
+	r = request_start_region(region->client, proto_op_name(PROTO_OP_TRUNCATE_ON_CLOSE),
+	                         region->name, &req);
+	if (r < 0)
+		return r;
+	r = request_add_u64(req, PROTO_FIELD_SIZE, size);
+	if (r == 0)
+		r = client_call(region->client, req, &reply);
+	cJSON_Delete(req);
+	cJSON_Delete(reply);
+	return r;
 }
 
 void regions_renamed(struct mmapd_client *client, const char *name, const char *to)

@@ -118,6 +118,21 @@ enum mmapd_mode {
  * process holding a region's descriptor can call mmap(PROT_EXEC) itself (docs/client-api.md).
  */
 #define MMAPD_OPEN_EXEC      0x100u
+/*
+ * With CREATE: a temporary region, deleted (as by mmapd_delete()) when its last grant is
+ * released, by mmapd_region_close() or by the death of the process or connection holding it,
+ * whichever client that is. Only the request that creates the region makes it temporary;
+ * opening an existing region with this flag changes nothing. (fmmap's remove-on-drop.)
+ */
+#define MMAPD_OPEN_TEMPORARY 0x200u
+/*
+ * With CREATE and MMAPD_MODE_RW: an existing file region is emptied and given opts->size
+ * bytes of zeros before it is mapped, as open(2)'s O_TRUNC followed by a resize (mmap-io's
+ * create_rw); -EBUSY while anyone else holds it, is subscribed to it, locks it or resizes it
+ * (use mmapd_resize() for a region in use). Needs write permission; not for anonymous regions
+ * (-EINVAL), and not with EXCL (-EINVAL). A region that does not exist is created as usual.
+ */
+#define MMAPD_OPEN_TRUNCATE  0x400u
 
 /* Flush policies, enforced by the daemon (docs/coordination.md). */
 enum mmapd_policy_kind {
@@ -223,6 +238,7 @@ struct mmapd_region_info {
 	 * microseconds since the Unix epoch; 0 from a daemon without timestamps. */
 	uint64_t mtime_us;
 	uint64_t ctime_us;
+	bool temporary;    /* deleted when its last grant goes (MMAPD_OPEN_TEMPORARY) */
 };
 
 /*
@@ -369,6 +385,18 @@ enum mmapd_copy_method {
  */
 MMAPD_EXPORT int mmapd_copy(struct mmapd_client *client, const char *name, const char *to,
                             unsigned flags, enum mmapd_copy_method *ret_method);
+
+/*
+ * Truncation on close (fmmap's close_with_truncate): the daemon truncates the region's file
+ * to size bytes once the region has no grant left, whoever's (at once if it has none, for a
+ * caller that closed its own already): typically a writer that mapped a generous region and
+ * knows at the end how much it wrote. A later call replaces the size; it is kept in the
+ * daemon's memory only (a daemon restart forgets it). Subscribers get MMAPD_EVENT_RESIZED when
+ * it happens. Needs write permission; file regions only. Returns 0, -EINVAL (NULL region, an
+ * anonymous region), -EFBIG (above max_region_size), -EACCES, -ENOENT (the region is gone
+ * under its name), or a connection error.
+ */
+MMAPD_EXPORT int mmapd_region_truncate_on_close(struct mmapd_region *region, uint64_t size);
 
 /*
  * Asks the daemon about region name. Returns 0 with *ret_info set (free with

@@ -55,6 +55,7 @@ int region_info_parse(const cJSON *obj, struct region_entry *ret)
 		.huge = (enum mmapd_huge)r.huge,
 		.mtime_us = r.mtime_us,
 		.ctime_us = r.ctime_us,
+		.temporary = r.temporary,
 	};
 	return 0;
 }

@@ -57,7 +57,8 @@ static const int mode_flags[] = {
 
 #define OPEN_FLAGS_ALL (MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL | MMAPD_OPEN_ANONYMOUS | \
                         MMAPD_OPEN_SPARSE | MMAPD_OPEN_REPORT_WRITES | MMAPD_OPEN_POPULATE | \
-                        MMAPD_OPEN_STACK | MMAPD_OPEN_HUGETLB | MMAPD_OPEN_EXEC)
+                        MMAPD_OPEN_STACK | MMAPD_OPEN_HUGETLB | MMAPD_OPEN_EXEC | \
+                        MMAPD_OPEN_TEMPORARY | MMAPD_OPEN_TRUNCATE)
 
 
 /* ---- the mapping ---- */
@@ -201,8 +202,10 @@ static int open_opts_check(const struct mmapd_open_opts *opts)
 	if ((unsigned)opts->mode > MMAPD_MODE_COW)
 		return error_set(-EINVAL, "unknown mode %d", (int)opts->mode);
 	if (!(opts->flags & MMAPD_OPEN_CREATE)) {
-		if (opts->flags & (MMAPD_OPEN_EXCL | MMAPD_OPEN_ANONYMOUS | MMAPD_OPEN_SPARSE))
-			return error_set(-EINVAL, "EXCL, ANONYMOUS and SPARSE need MMAPD_OPEN_CREATE");
+		if (opts->flags & (MMAPD_OPEN_EXCL | MMAPD_OPEN_ANONYMOUS | MMAPD_OPEN_SPARSE |
+		                   MMAPD_OPEN_TEMPORARY | MMAPD_OPEN_TRUNCATE))
+			return error_set(-EINVAL, "EXCL, ANONYMOUS, SPARSE, TEMPORARY and TRUNCATE need "
+			                 "MMAPD_OPEN_CREATE");
 		if (opts->policy)
 			return error_set(-EINVAL, "an initial policy needs MMAPD_OPEN_CREATE; use "
 			                 "mmapd_set_policy() for an existing region");
@@ -234,6 +237,9 @@ static cJSON *open_request_new(const char *name, const struct mmapd_open_opts *o
 	    ((flags & MMAPD_OPEN_ANONYMOUS) &&
 	     !cJSON_AddTrueToObject(req, PROTO_FIELD_ANONYMOUS)) ||
 	    ((flags & MMAPD_OPEN_SPARSE) && !cJSON_AddTrueToObject(req, PROTO_FIELD_SPARSE)) ||
+	    ((flags & MMAPD_OPEN_TEMPORARY) &&
+	     !cJSON_AddTrueToObject(req, PROTO_FIELD_TEMPORARY)) ||
+	    ((flags & MMAPD_OPEN_TRUNCATE) && !cJSON_AddTrueToObject(req, PROTO_FIELD_TRUNCATE)) ||
 	    ((flags & MMAPD_OPEN_HUGETLB) && (flags & MMAPD_OPEN_ANONYMOUS) &&
 	     !cJSON_AddTrueToObject(req, PROTO_FIELD_HUGE)))
 		goto fail;

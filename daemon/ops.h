@@ -79,6 +79,7 @@ int ops_clients(struct conn *c, uint64_t id, cJSON *req);
 int ops_stats(struct conn *c, uint64_t id, cJSON *req);
 int ops_rename(struct conn *c, uint64_t id, cJSON *req);
 int ops_copy(struct conn *c, uint64_t id, cJSON *req);
+int ops_truncate_on_close(struct conn *c, uint64_t id, cJSON *req);
 
 /*
  * The op table, one X(op, handler, fields) per op of proto/vocab.h's PROTO_OPS (op is the
@@ -113,7 +114,8 @@ int ops_copy(struct conn *c, uint64_t id, cJSON *req);
 	X(CLIENTS, ops_clients, fields_none) \
 	X(STATS, ops_stats, fields_none) \
 	X(RENAME, ops_rename, fields_rename) \
-	X(COPY, ops_copy, fields_copy)
+	X(COPY, ops_copy, fields_copy) \
+	X(TRUNCATE_ON_CLOSE, ops_truncate_on_close, fields_resize)
 
 /* Helpers shared by the handlers: the field readers (ops_get.c), the region getters
  * (ops_getregion.c) and the JSON helpers (ops_json.c). */
@@ -178,6 +180,16 @@ int ops_defer(struct conn *c, uint64_t id, cJSON *req, struct region *r);
 size_t ops_json_len(const cJSON *obj);
 /* Sets obj's existing member key (a "more" or "truncated" flag) to true. Returns 0 or -ENOMEM. */
 int ops_json_set_true(cJSON *obj, const char *key);
+
+/*
+ * open with "truncate" of region r (held by the caller, referenced; not busy), which exists:
+ * checks that c may (write access, a file region nobody holds), empties it and sizes it to
+ * size (sparse: without reserving blocks) on the thread pool, then runs req (consumed) again
+ * without "truncate", which grants it. Returns OPS_KEPT, or OPS_DONE after answering the
+ * error (req then stays the caller's). (ops_manage.c)
+ */
+int ops_open_truncate(struct conn *c, uint64_t id, cJSON *req, struct region *r, uint64_t size,
+                      bool sparse);
 
 /* Limits of the hello and status replies. NULL on ENOMEM. */
 cJSON *ops_limits_json(const struct conn *c);

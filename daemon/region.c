@@ -21,6 +21,7 @@
 #include "conn.h"
 #include "control.h"
 #include "dirindex.h"
+#include "lifetime.h"
 #include "log.h"
 #include "meta.h"
 #include "msg.h"
@@ -439,6 +440,9 @@ void region_check_idle(struct region *r)
 {
 	struct server *srv = r->srv;
 
+	if (r->in_table && r->state == REGION_READY && r->grants == 0 &&
+	    lifetime_last_grant(r))
+		return;
 	if (!r->in_table || r->anonymous || r->state != REGION_READY || !region_unheld(r))
 		return;
 	/* Kept for the next lookup, newest at the tail. */
@@ -573,7 +577,7 @@ cJSON *region_to_json_sized(const struct region *r, uint64_t size)
 		.policy_kind = r->flush.policy.kind, .policy_value = r->flush.policy.value,
 		.generation = r->generation, .poisoned = r->flush.poisoned,
 		.seq = control_seq(r->ctl, r->seq),
-		.locks = r->locks.nheld + r->locks.nwaiting,
+		.locks = r->locks.nheld + r->locks.nwaiting, .temporary = r->temporary,
 	};
 	struct stat st;
 

@@ -79,6 +79,10 @@ struct region {
 	bool rdonly;                  /* the daemon could only open it O_RDONLY */
 	bool retired;                 /* deleted: the name is no longer this region's */
 	bool exec;                    /* anonymous: created executable (x bits may be set) */
+	/* When the last grant goes (lifetime.h): deleted, or truncated to final_size. */
+	bool temporary;
+	bool has_final_size;
+	uint64_t final_size;
 	enum memfd_huge huge;         /* anonymous: its huge pages (memfd.h) */
 	enum region_state state;
 	int fd;                       /* the daemon's one descriptor, or -1 */

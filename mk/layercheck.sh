@@ -36,7 +36,7 @@ DAEMON_LAYERS='
 0 frame fdpass msg policy region_obj utf8 vocab fdcount name num ctlpage changelog
 1 log enumname htab timer fileio fsdir memfd config sdnotify budget state why
 2 conn reply
-3 control region lock resize notify flush meta access fdstore dirindex
+3 control region lifetime lock resize notify flush meta access fdstore dirindex
 4 ops ops_get ops_getregion ops_json ops_session ops_table ops_admin ops_coord ops_list ops_region ops_manage relay
 5 server fdconn main
 '

@@ -38,7 +38,8 @@
 	X(CLIENTS, "clients") \
 	X(STATS, "stats") \
 	X(RENAME, "rename") \
-	X(COPY, "copy")
+	X(COPY, "copy") \
+	X(TRUNCATE_ON_CLOSE, "truncate-on-close")
 
 /* The events the daemon sends (the "event" member of a message without an "id"). */
 #define PROTO_EVENTS(X) \
@@ -144,7 +145,9 @@
 	X(METHOD, "method") \
 	X(REPLACED, "replaced") \
 	X(MTIME_US, "mtime_us") \
-	X(CTIME_US, "ctime_us")
+	X(CTIME_US, "ctime_us") \
+	X(TEMPORARY, "temporary") \
+	X(TRUNCATE, "truncate")
 
 #define PROTO_FIELD_DECL_(id, name) extern const char PROTO_FIELD_##id[];
 PROTO_FIELDS(PROTO_FIELD_DECL_)

@@ -9,6 +9,8 @@
  * through a mapping; and the attacks of another user (uid 65534).
  */
 #include <errno.h>
+#include <signal.h>
+#include <stdint.h>
 #include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -260,7 +262,7 @@ START_TEST(test_stat_and_list_report_mtime_and_ctime_that_move_after_a_write)
 }
 END_TEST
 
-START_TEST(test_another_user_may_not_rename_copy_or_clobber_what_it_may_not_touch)
+START_TEST(test_another_user_may_not_rename_copy_truncate_or_clobber_what_it_may_not_touch)
 {
 	struct test_daemon d;
 	struct test_conn n;
@@ -286,6 +288,12 @@ START_TEST(test_another_user_may_not_rename_copy_or_clobber_what_it_may_not_touc
 	                                 "'replace':true}"), "EACCES", EACCES, NULL);
 	test_reply_error(test_conn_callf(&n, "{'op':'copy','name':'mine','to':'secret',"
 	                                 "'replace':true}"), "EACCES", EACCES, NULL);
+	/* Read but not write: no emptying it by an open, no truncation on close. */
+	test_reply_error(test_conn_callf(&n, "{'op':'open','name':'public','mode':'rw',"
+	                                 "'create':true,'size':1,'truncate':true}"),
+	                 "EACCES", EACCES, NULL);
+	test_reply_error(test_conn_callf(&n, "{'op':'truncate-on-close','name':'public','size':0}"),
+	                 "EACCES", EACCES, NULL);
 	/* Its own region it may rename. */
 	test_reply_ok(test_conn_callf(&n, "{'op':'rename','name':'mine','to':'mine2'}"));
 	/* Copies count as creations: the second is the last this connection may make. */
@@ -333,6 +341,166 @@ START_TEST(test_zero_length_region_grows_and_every_holder_follows)
 	test_sess_ok(&a, "write 1 0 anon");
 	sess_expect(&a, "ok anon", "read 1 0 4");
 	ck_assert_int_eq(test_sess_end(&b), 0);
+	ck_assert_int_eq(test_sess_end(&a), 0);
+	test_daemon_stop(&d);
+}
+END_TEST
+
+/*
+ * The region object of name from a fresh connection (the caller frees the reply), or NULL
+ * when stat says ENOENT.
+ */
+static cJSON *manage_stat(const struct test_daemon *d, const char *name, const cJSON **ret_region)
+{
+	struct test_conn c;
+	cJSON *reply;
+
+	test_conn_open_hello(&c, d);
+	reply = test_conn_callf(&c, "{'op':'stat','name':'%s'}", name);
+	test_conn_close(&c);
+	if (!test_json_bool(reply, "ok")) {
+		test_reply_error(reply, "ENOENT", ENOENT, NULL);
+		return NULL;
+	}
+	*ret_region = cJSON_GetObjectItemCaseSensitive(reply, "region");
+	return reply;
+}
+
+/* Polls stat until name's size is size (UINT64_MAX: until it is gone); asserts it happened. */
+static void manage_wait_size(const struct test_daemon *d, const char *name, uint64_t size)
+{
+	for (int i = 0; i < TEST_WAIT_MS / 10; i++) {
+		const cJSON *region;
+		cJSON *reply = manage_stat(d, name, &region);
+		uint64_t got = reply ? test_json_u64(region, "size") : UINT64_MAX;
+
+		cJSON_Delete(reply);
+		if (got == size)
+			return;
+		usleep(10000);
+	}
+	ck_abort_msg("region '%s' never got size %llu", name, (unsigned long long)size);
+}
+
+START_TEST(test_temporary_region_goes_with_its_last_holder_also_when_killed)
+{
+	struct test_daemon d;
+	struct test_sess a, b, e;
+	struct test_conn sub;
+	char path[TEST_PATH_MAX + 16];
+	const cJSON *region;
+	cJSON *reply, *ev;
+
+	test_daemon_start(&d, NULL);
+	test_sess_start(&a, &d, "a");
+	test_sess_start(&b, &d, "b");
+	test_sess_ok(&a, "open t rw create=%u temporary", PAGE);
+	test_sess_ok(&b, "open t ro");
+	reply = manage_stat(&d, "t", &region);
+	ck_assert_ptr_nonnull(reply);
+	ck_assert(test_json_bool(region, "temporary"));
+	cJSON_Delete(reply);
+	test_conn_open_hello(&sub, &d);
+	test_conn_subscribe(&sub, "t");
+	/* The creator closes: b still holds it. */
+	test_sess_ok(&a, "close 0");
+	test_sess_ok(&a, "ping");
+	manage_wait_size(&d, "t", PAGE);
+	/* The last holder dies without closing: it goes all the same, file and all. */
+	test_sess_kill(&b, SIGKILL);
+	manage_wait_size(&d, "t", UINT64_MAX);
+	snprintf(path, sizeof(path), "%s/t", d.data);
+	ck_assert_int_eq(access(path, F_OK), -1);
+	ev = test_conn_expect_event(&sub, "deleted", TEST_WAIT_MS);
+	cJSON_Delete(ev);
+	test_conn_close(&sub);
+
+	/* Anonymous: its creator exits, and it goes. */
+	test_sess_start(&e, &d, "e");
+	test_sess_ok(&e, "open ta rw create=%u anon temporary", PAGE);
+	ck_assert_int_eq(test_sess_end(&e), 0);
+	manage_wait_size(&d, "ta", UINT64_MAX);
+
+	/* Only the creating request makes a region temporary. */
+	test_daemon_create(&d, "keep", PAGE, false);
+	test_sess_ok(&a, "open keep rw create=%u temporary", PAGE);
+	test_sess_ok(&a, "close 1");
+	test_sess_ok(&a, "ping");
+	manage_wait_size(&d, "keep", PAGE);
+	ck_assert_int_eq(test_sess_end(&a), 0);
+	test_daemon_stop(&d);
+}
+END_TEST
+
+START_TEST(test_open_truncate_empties_an_existing_region_nobody_holds)
+{
+	struct test_daemon d;
+	struct test_sess a, b;
+
+	test_daemon_start(&d, NULL);
+	test_sess_start(&a, &d, "a");
+	test_sess_start(&b, &d, "b");
+	test_sess_ok(&a, "open f rw create=%u", 2 * PAGE);
+	test_sess_ok(&a, "write 0 100 data");
+	test_sess_ok(&a, "close 0");
+	/* Held by someone else: refused, nothing changes. */
+	test_sess_ok(&b, "open f ro");
+	sess_expect_prefix(&a, "err EBUSY", "open f rw create=4096 truncate");
+	sess_expect(&b, "ok data", "read 0 100 4");
+	test_sess_ok(&b, "close 0");
+	test_sess_ok(&b, "ping");
+	/* Unheld: emptied and sized, as O_TRUNC then a resize. */
+	sess_expect_prefix(&a, "ok r=1 ", "open f rw create=4096 truncate");
+	sess_expect(&a, "ok \\x00\\x00\\x00\\x00", "read 1 100 4");
+	sess_expect_prefix(&a, "ok size=4096 ", "stat f");
+	/* Missing: created as usual. */
+	sess_expect_prefix(&a, "ok r=2 ", "open g rw create=4096 truncate");
+	sess_expect_prefix(&a, "err EINVAL", "open f ro create=4096 truncate");
+	sess_expect_prefix(&a, "err EINVAL", "open f rw create=4096 truncate excl");
+	test_sess_ok(&a, "open an rw create=4096 anon");
+	sess_expect_prefix(&a, "err EINVAL", "open an rw create=4096 truncate");
+	ck_assert_int_eq(test_sess_end(&b), 0);
+	ck_assert_int_eq(test_sess_end(&a), 0);
+	test_daemon_stop(&d);
+}
+END_TEST
+
+START_TEST(test_truncate_on_close_trims_the_file_when_the_last_grant_goes)
+{
+	struct test_daemon d;
+	struct test_sess a, b;
+	struct test_conn sub;
+	char path[TEST_PATH_MAX + 16];
+	struct stat st;
+	cJSON *ev;
+
+	test_daemon_start(&d, NULL);
+	test_sess_start(&a, &d, "a");
+	test_sess_start(&b, &d, "b");
+	test_sess_ok(&a, "open log rw create=%u", 256 * PAGE);
+	test_sess_ok(&a, "write 0 0 hello");
+	test_sess_ok(&b, "open log ro");
+	test_conn_open_hello(&sub, &d);
+	test_conn_subscribe(&sub, "log");
+	test_sess_ok(&a, "truncate-on-close 0 5");
+	test_sess_ok(&a, "close 0");
+	test_sess_ok(&a, "ping");
+	manage_wait_size(&d, "log", 256 * PAGE);
+	/* The last grant goes with its process. */
+	test_sess_kill(&b, SIGKILL);
+	manage_wait_size(&d, "log", 5);
+	snprintf(path, sizeof(path), "%s/log", d.data);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_size, 5);
+	ev = test_conn_expect_event(&sub, "resized", TEST_WAIT_MS);
+	ck_assert_uint_eq(test_json_u64(ev, "size"), 5);
+	ck_assert_uint_eq(test_json_u64(ev, "old_size"), 256 * PAGE);
+	cJSON_Delete(ev);
+	test_conn_close(&sub);
+	test_sess_ok(&a, "open log ro");
+	sess_expect(&a, "ok hello", "read 1 0 5");
+	test_sess_ok(&a, "open an rw create=4096 anon");
+	sess_expect_prefix(&a, "err EINVAL", "truncate-on-close 2 1");
 	ck_assert_int_eq(test_sess_end(&a), 0);
 	test_daemon_stop(&d);
 }
@@ -390,9 +558,12 @@ static Suite *manage_suite(void)
 	tcase_add_test(tc, test_rename_checks_names_and_renames_anonymous_regions);
 	tcase_add_test(tc, test_copy_makes_an_equal_region_keeps_holes_and_refuses_to_clobber);
 	tcase_add_test(tc, test_stat_and_list_report_mtime_and_ctime_that_move_after_a_write);
-	tcase_add_test(tc, test_another_user_may_not_rename_copy_or_clobber_what_it_may_not_touch);
+	tcase_add_test(tc, test_another_user_may_not_rename_copy_truncate_or_clobber_what_it_may_not_touch);
 	tcase_add_test(tc, test_mmapctl_renames_copies_and_shows_times);
 	tcase_add_test(tc, test_zero_length_region_grows_and_every_holder_follows);
+	tcase_add_test(tc, test_temporary_region_goes_with_its_last_holder_also_when_killed);
+	tcase_add_test(tc, test_open_truncate_empties_an_existing_region_nobody_holds);
+	tcase_add_test(tc, test_truncate_on_close_trims_the_file_when_the_last_grant_goes);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -49,7 +49,8 @@
  * holds its grants without ever reading the socket (a mapper that does not acknowledge).
  * Regions opened in a session are numbered from 0 in open order (IDX below).
  *
- *   open NAME ro|rw|cow [create=SIZE] [excl] [anon] [sparse] [reserve=N] [off=N] [len=N]
+ *   open NAME ro|rw|cow [create=SIZE] [excl] [anon] [sparse] [temporary] [truncate]
+ *        [reserve=N] [off=N] [len=N]
  *        [policy=KIND[:VALUE]]               ok r=IDX ptr=0xADDR len=N size=N gen=N
  *   close IDX                                 mmapd_region_close
  *   ptr IDX                                   ok ptr=0xADDR len=N gen=N
@@ -80,6 +81,7 @@
  *   rename NAME TO [replace]                  mmapd_rename
  *   copy NAME TO [replace]                    mmapd_copy: ok method=reflink|copy_file_range|bytes
  *   name IDX                                  ok name=<mmapd_region_name>
+ *   truncate-on-close IDX SIZE                mmapd_region_truncate_on_close
  *   ping
  *   dispatch MS                               mmapd_client_dispatch(client, MS) once: ok n=N
  *   deaf | hear                               stop / start reading the socket between commands
@@ -922,6 +924,10 @@ static void sess_open(struct session *s, int n, char **t)
 			o.flags |= MMAPD_OPEN_ANONYMOUS;
 		else if (strcmp(t[i], "sparse") == 0)
 			o.flags |= MMAPD_OPEN_SPARSE;
+		else if (strcmp(t[i], "temporary") == 0)
+			o.flags |= MMAPD_OPEN_TEMPORARY;
+		else if (strcmp(t[i], "truncate") == 0)
+			o.flags |= MMAPD_OPEN_TRUNCATE;
 		else if (strncmp(t[i], "reserve=", 8) == 0 && parse_u64(t[i] + 8, &o.reserve) == 0)
 			;
 		else if (strncmp(t[i], "off=", 4) == 0 && parse_u64(t[i] + 4, &o.offset) == 0)
@@ -1273,6 +1279,11 @@ static bool sess_command(struct session *s, char *line)
 			res_err(err);
 		else
 			res_ok("method=%s", methods[method]);
+	} else if (strcmp(t[0], "truncate-on-close") == 0) {
+		if (n != 3 || parse_u64(t[1], &a) < 0 || a >= s->nregions || !s->regions[a].r ||
+		    parse_u64(t[2], &b) < 0)
+			{ res_usage(t[0]); return true; }
+		res_done(mmapd_region_truncate_on_close(s->regions[a].r, b));
 	} else if (strcmp(t[0], "name") == 0) {
 		if (n != 2 || parse_u64(t[1], &a) < 0 || a >= s->nregions || !s->regions[a].r)
 			{ res_usage(t[0]); return true; }

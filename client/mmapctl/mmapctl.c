@@ -212,6 +212,7 @@ static cJSON *region_json(const struct mmapd_region_info *info)
 	                      (const char *)NULL) ||
 	    !json_add_policy(obj, &info->policy) ||
 	    !cJSON_AddBoolToObject(obj, "poisoned", info->poisoned) ||
+	    (info->temporary && !cJSON_AddTrueToObject(obj, "temporary")) ||
 	    (info->mtime_us && !json_add_numbers(obj, "mtime_us", info->mtime_us, "ctime_us",
 	                                         info->ctime_us, (const char *)NULL))) {
 		cJSON_Delete(obj);
@@ -426,6 +427,8 @@ static int cmd_stat(struct ctl *ctl, char **args)
 	row_print("locks", "%" PRIu64, info->locks);
 	row_print("owner", "%s", owner_text(info, p, sizeof(p)));
 	row_print("mode", "%04" PRIo32, info->perm);
+	if (info->temporary)
+		row_print("temporary", "yes (deleted when its last grant goes)");
 	if (info->mtime_us) {
 		row_print("modified", "%s", time_text(info->mtime_us, p, sizeof(p)));
 		row_print("changed", "%s", time_text(info->ctime_us, p, sizeof(p)));
