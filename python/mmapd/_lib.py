@@ -69,7 +69,8 @@ class RegionInfo(Structure):
                 ("grants", c_uint64), ("clients", c_uint64), ("generation", c_uint64),
                 ("policy", Policy), ("poisoned", c_bool), ("seq", c_uint64),
                 ("locks", c_uint64), ("uid", c_uint32), ("gid", c_uint32), ("perm", c_uint32),
-                ("huge", c_int32), ("mtime_us", c_uint64), ("ctime_us", c_uint64)]
+                ("huge", c_int32), ("mtime_us", c_uint64), ("ctime_us", c_uint64),
+                ("temporary", c_bool)]
 
 
 class ClientInfo(Structure):

@@ -162,6 +162,7 @@ class RegionInfo:
     huge: int
     mtime_us: int
     ctime_us: int
+    temporary: bool
 
     @classmethod
     def _from_c(cls, c: _CRegionInfo) -> "RegionInfo":
