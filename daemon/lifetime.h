@@ -5,7 +5,8 @@
  * (its subscribers hear "deleted"), and a region given a final size is truncated to it
  * (its subscribers hear "resized"). Grants of every connection count, so a connection that
  * dies counts as closing its grants. The region table calls in from region_check_idle,
- * which runs whenever something that held a region lets go of it.
+ * which runs whenever something that held a region lets go of it, through the "released"
+ * hook of its region listeners (wired by server.c), so region.c does not name this file.
  */
 #ifndef MMAPD_DAEMON_LIFETIME_H
 #define MMAPD_DAEMON_LIFETIME_H

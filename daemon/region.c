@@ -21,7 +21,6 @@
 #include "conn.h"
 #include "control.h"
 #include "dirindex.h"
-#include "lifetime.h"
 #include "log.h"
 #include "meta.h"
 #include "msg.h"
@@ -436,12 +435,20 @@ bool region_busy(const struct region *r)
 	return false;
 }
 
+/* r has no grant left: tells the listeners. Returns true when r left the table. */
+static bool region_released(struct region *r)
+{
+	for (const struct region_listener *const *l = r->srv->region_listeners; l && *l; l++)
+		if ((*l)->released && (*l)->released(r))
+			return true;
+	return false;
+}
+
 void region_check_idle(struct region *r)
 {
 	struct server *srv = r->srv;
 
-	if (r->in_table && r->state == REGION_READY && r->grants == 0 &&
-	    lifetime_last_grant(r))
+	if (r->in_table && r->state == REGION_READY && r->grants == 0 && region_released(r))
 		return;
 	if (!r->in_table || r->anonymous || r->state != REGION_READY || !region_unheld(r))
 		return;

@@ -253,11 +253,14 @@ void grant_free_all(struct conn *c);
  * flushes, notifications), as conn_listener is the connection's: each has a listener in the
  * server's list (state.h, region_listeners, wired by server_init), so region.c names none of
  * them. busy: whether work under way keeps the region in the table; retire: the region left
- * the table (by: the connection that deleted it, or NULL). Either may be NULL.
+ * the table (by: the connection that deleted it, or NULL); released: see below (lifetime.h).
+ * Any may be NULL.
  */
 struct region_listener {
 	bool (*busy)(const struct region *r);
 	void (*retire)(struct region *r, const struct conn *by);
+	/* released: r (in the table, ready) has no grant left; returns true if it left the table. */
+	bool (*released)(struct region *r);
 };
 
 /* Whether a region listener has work under way on r. */
