@@ -217,6 +217,23 @@ static int open_opts_check(const struct mmapd_open_opts *opts)
 	return opts->policy ? policy_check(opts->policy) : 0;
 }
 
+/*
+ * Checks that the daemon knows what opts ask that an older one would ignore without a word.
+ * Returns 0 or -EOPNOTSUPP (message set).
+ */
+static int open_check_daemon(struct mmapd_client *client, const struct mmapd_open_opts *opts)
+{
+	bool manage;
+
+	if (!(opts->flags & (MMAPD_OPEN_TEMPORARY | MMAPD_OPEN_TRUNCATE)))
+		return 0;
+	pthread_mutex_lock(&client->lock);
+	manage = client->manage;
+	pthread_mutex_unlock(&client->lock);
+	return manage ? 0 : error_set(-EOPNOTSUPP, "this mmapd does not offer temporary regions "
+	                              "or truncation at open (no \"manage\" feature)");
+}
+
 /* Builds the "open" request. Returns NULL on allocation failure (message set). */
 static cJSON *open_request_new(const char *name, const struct mmapd_open_opts *opts)
 {
@@ -415,6 +432,9 @@ MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name
 	if (r < 0)
 		return r;
 	r = open_opts_check(opts);
+	if (r < 0)
+		return r;
+	r = open_check_daemon(client, opts);
 	if (r < 0)
 		return r;
 

@@ -146,10 +146,15 @@ START_TEST(test_rename_checks_names_and_renames_anonymous_regions)
 	struct test_daemon d;
 	struct test_conn c;
 	struct test_sess a;
+	cJSON *reply;
 
 	test_daemon_start(&d, NULL);
 	test_daemon_create(&d, "f", PAGE, false);
-	test_conn_open_hello(&c, &d);
+	test_conn_open(&c, &d);
+	reply = test_conn_hello_version(&c, 1);
+	ck_assert_msg(strstr(test_describe(reply), "\"manage\"") != NULL, "no manage feature: %s",
+	              test_describe(reply));
+	cJSON_Delete(reply);
 	test_reply_error(test_conn_callf(&c, "{'op':'rename','name':'f','to':'../x'}"),
 	                 "EINVAL", EINVAL, "field 'to'");
 	test_reply_error(test_conn_callf(&c, "{'op':'rename','name':'f','to':'a/b'}"),
