@@ -161,6 +161,9 @@ _PROTOS: dict[str, tuple[object, list[object]]] = {
     "mmapd_region_munlock": (_i, [P, _u64, _u64]),
     "mmapd_region_msync": (_i, [P, _u64, _u64]),
     "mmapd_delete": (_i, [P, c_char_p]),
+    "mmapd_rename": (_i, [P, c_char_p, c_char_p, c_uint]),
+    "mmapd_copy": (_i, [P, c_char_p, c_char_p, c_uint, POINTER(c_int32)]),
+    "mmapd_region_truncate_on_close": (_i, [P, _u64]),
     "mmapd_stat": (_i, [P, c_char_p, POINTER(POINTER(RegionInfo))]),
     "mmapd_region_stat": (_i, [P, POINTER(POINTER(RegionInfo))]),
     "mmapd_region_info_free": (None, [POINTER(RegionInfo)]),
@@ -334,6 +337,9 @@ def closer(close_fn: object, ptr: int) -> object:
 # Constants of the headers (values are ABI: they never change).
 OPEN_CREATE, OPEN_EXCL, OPEN_ANONYMOUS, OPEN_SPARSE = 0x1, 0x2, 0x4, 0x8
 OPEN_REPORT_WRITES, OPEN_POPULATE, OPEN_STACK, OPEN_HUGETLB, OPEN_EXEC = 0x10, 0x20, 0x40, 0x80, 0x100
+OPEN_TEMPORARY, OPEN_TRUNCATE = 0x200, 0x400
+MANAGE_REPLACE = 0x1
+COPY_METHODS = ("reflink", "copy_file_range", "bytes")
 LOCK_EXCLUSIVE, LOCK_NOWAIT = 0x1, 0x2
 RESIZE_SPARSE, RESIZE_GROW_ONLY = 0x1, 0x2
 RING_OVERWRITE, RING_ANONYMOUS, RING_WRITER, RING_READER = 0x1, 0x2, 0x4, 0x8
