@@ -128,9 +128,11 @@ enum mmapd_mode {
 /*
  * With CREATE and MMAPD_MODE_RW: an existing file region is emptied and given opts->size
  * bytes of zeros before it is mapped, as open(2)'s O_TRUNC followed by a resize (mmap-io's
- * create_rw); -EBUSY while anyone else holds it, is subscribed to it, locks it or resizes it
- * (use mmapd_resize() for a region in use). Needs write permission; not for anonymous regions
- * (-EINVAL), and not with EXCL (-EINVAL). A region that does not exist is created as usual.
+ * create_rw); -EBUSY while any grant of it is open (this client's too) or anyone is
+ * subscribed to it, locks it or resizes it (use mmapd_resize() for a region in use). Needs
+ * write permission; not for anonymous regions (-EINVAL), and not with EXCL (-EINVAL). A
+ * region that does not exist is created as usual. -EOPNOTSUPP from a daemon without the
+ * "manage" feature (which would ignore it), as for MMAPD_OPEN_TEMPORARY.
  */
 #define MMAPD_OPEN_TRUNCATE  0x400u
 
