@@ -546,6 +546,10 @@ START_TEST(test_mmapctl_renames_copies_and_shows_times)
 	ck_assert_int_eq(manage_ctl(&d, out, sizeof(out), "--json", "list", NULL), 0);
 	ck_assert_msg(strstr(out, "\"mtime_us\":") != NULL, "%s", out);
 	ck_assert_int_eq(manage_ctl(&d, out, sizeof(out), "stat", "a", NULL), 1);
+	/* An empty region, grown later. */
+	ck_assert_int_eq(manage_ctl(&d, out, sizeof(out), "create", "empty", "0", NULL), 0);
+	ck_assert_int_eq(manage_ctl(&d, out, sizeof(out), "resize", "empty", "0", NULL), 2);
+	ck_assert_int_eq(manage_ctl(&d, out, sizeof(out), "resize", "empty", "4K", NULL), 0);
 	ck_assert_int_eq(manage_ctl(&d, out, sizeof(out), "delete", "--replace", "c", NULL), 2);
 	test_daemon_stop(&d);
 }

@@ -445,7 +445,8 @@ static int cmd_stat(struct ctl *ctl, char **args)
 static int cmd_create(struct ctl *ctl, char **args)
 {
 	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(
-		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL, .mode = MMAPD_MODE_RO, .length = 1);
+		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL, .mode = MMAPD_MODE_RO,
+		.length = ctl->size ? 1 : 0);
 	struct mmapd_region *region;
 	cJSON *obj;
 	uint64_t size;
@@ -1164,7 +1165,8 @@ static const struct command {
 	{ "create", 2, 2, cmd_create, "NAME SIZE [--anonymous] [--sparse]",
 	  "create a region of SIZE bytes",
 	  "SIZE takes the suffixes K, M, G and T (powers of 1024; KiB... too). --anonymous: a\n"
-	  "memfd region held by the daemon, no file. --sparse: reserve no disk blocks.\n" },
+	  "memfd region held by the daemon, no file. --sparse: reserve no disk blocks.\n"
+	  "SIZE 0 makes an empty region, to be grown with resize.\n" },
 	{ "delete", 1, 1, cmd_delete, "NAME", "delete a region", NULL },
 	{ "rename", 2, 2, cmd_rename, "NAME TO [--replace]", "rename a region",
 	  "Atomic. Processes holding it keep their mappings and locks and hear \"renamed\".\n"
@@ -1333,12 +1335,15 @@ static int size_parse(const char *s, uint64_t *ret)
 	return 0;
 }
 
-/* Reads SIZE of create or resize into ctl->size. Returns 0 or the usage error's status. */
-static int size_arg(struct ctl *ctl, const char *arg)
+/*
+ * Reads SIZE of create or resize into ctl->size (0 only for create: an empty region). Returns
+ * 0 or the usage error's status.
+ */
+static int size_arg(struct ctl *ctl, const char *arg, bool zero_ok)
 {
 	int r = size_parse(arg, &ctl->size);
 
-	if (r < 0 || ctl->size == 0)
+	if (r < 0 || (ctl->size == 0 && !zero_ok))
 		return usage_error("invalid size '%s'%s", arg, r == -ERANGE ? ": too large" : "");
 	return 0;
 }
@@ -1600,7 +1605,7 @@ int main(int argc, char **argv)
 		return usage_error(*ctl.output ? "--output does not go with 'watch'"
 		                               : "--output needs a file name");
 	if (cmd->run == cmd_create || cmd->run == cmd_resize)
-		status = size_arg(&ctl, args[1]);
+		status = size_arg(&ctl, args[1], cmd->run == cmd_create);
 	else if (cmd->run == cmd_chown)
 		status = chown_arg(&ctl, args[1]);
 	else if (cmd->run == cmd_chmod)
