@@ -123,6 +123,7 @@ enum mmapd_mode {
  * released, by mmapd_region_close() or by the death of the process or connection holding it,
  * whichever client that is. Only the request that creates the region makes it temporary;
  * opening an existing region with this flag changes nothing. (fmmap's remove-on-drop.)
+ * -EOPNOTSUPP from a daemon without the "manage" feature, which would ignore it.
  */
 #define MMAPD_OPEN_TEMPORARY 0x200u
 /*
@@ -270,7 +271,9 @@ MMAPD_EXPORT void mmapd_disconnect(struct mmapd_client *client);
  * MMAPD_OPEN_EXEC without an execute bit for the caller), -EPERM (MMAPD_OPEN_EXEC while the
  * daemon's allow_exec is false, or mmap refused PROT_EXEC: a noexec mount), -ERANGE (window
  * outside the region), -EFBIG (size above the daemon's limit), -ENOSPC, -EAGAIN (a limit of this
- * client reached), -ENOMEM, -ECONNRESET/-ESHUTDOWN (connection lost or daemon stopping).
+ * client reached), -EBUSY (MMAPD_OPEN_TRUNCATE of a region in use), -EOPNOTSUPP (TEMPORARY or
+ * TRUNCATE and a daemon without them), -ENOMEM, -ECONNRESET/-ESHUTDOWN (connection lost or
+ * daemon stopping).
  */
 MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name,
                                    const struct mmapd_open_opts *opts,
