@@ -37,6 +37,8 @@ static void manage_daemon_start(struct test_daemon *d, const char *config)
 	test_daemon_launch(d);
 }
 
+static cJSON *manage_stat(const struct test_daemon *d, const char *name, const cJSON **ret_region);
+
 /* Asserts the session's result for cmd is exactly want. */
 static void sess_expect(struct test_sess *s, const char *want, const char *cmd)
 {
@@ -106,6 +108,57 @@ START_TEST(test_rename_under_two_holders_keeps_mappings_locks_and_subscriptions)
 	ck_assert_int_eq(test_sess_end(&c), 0);
 	ck_assert_int_eq(test_sess_end(&b), 0);
 	ck_assert_int_eq(test_sess_end(&a), 0);
+	test_daemon_stop(&d);
+}
+END_TEST
+
+START_TEST(test_rename_keeps_fast_locks_policy_owner_and_mode_across_a_restart)
+{
+	struct test_daemon d;
+	struct test_sess a, b;
+	char path[TEST_PATH_MAX + 64];
+	const cJSON *region;
+	cJSON *reply;
+	uint64_t lock;
+
+	test_daemon_start(&d, NULL);
+	test_daemon_create_perm(&d, "m", PAGE, 0640);
+	test_sess_start(&a, &d, "a");
+	test_sess_start(&b, &d, "b");
+	test_sess_ok(&a, "open m rw");
+	test_sess_ok(&b, "open m rw");
+	test_sess_ok(&a, "policy m every-writes:7");
+	/* A whole-region lock goes through the control page: it is mapped under the old name. */
+	lock = test_line_u64(test_sess_ok(&a, "lock m 0 0 exclusive"), "lock");
+	test_sess_ok(&a, "rename m m2");
+	sess_expect_event_prefix(&a, "renamed m to=m2");
+	sess_expect_prefix(&b, "err EAGAIN", "lock m2 0 0 exclusive nowait");
+	test_sess_ok(&a, "unlock %llu", (unsigned long long)lock);
+	lock = test_line_u64(test_sess_ok(&b, "lock m2 0 0 exclusive nowait"), "lock");
+	sess_expect_prefix(&a, "err EAGAIN", "lock m2 0 0 exclusive nowait");
+	test_sess_ok(&b, "unlock %llu", (unsigned long long)lock);
+	test_sess_ok(&a, "lock m2 0 0 exclusive nowait");
+	sess_expect_prefix(&a, "ok size=4096 gen=1 poisoned=0 seq=0 policy=every-writes:7", "stat m2");
+	ck_assert_int_eq(test_sess_end(&b), 0);
+	ck_assert_int_eq(test_sess_end(&a), 0);
+
+	/* The metadata moved with the file (on disk before the reply): after a crash and a
+	 * restart m2 has m's owner, mode and policy. */
+	snprintf(path, sizeof(path), "%s/.mmapd/meta/m.json", d.data);
+	for (int i = 0; i < TEST_WAIT_MS / 10 && access(path, F_OK) == 0; i++)
+		usleep(10000);
+	ck_assert_int_eq(access(path, F_OK), -1);
+	snprintf(path, sizeof(path), "%s/.mmapd/meta/m2.json", d.data);
+	ck_assert_int_eq(access(path, F_OK), 0);
+	test_daemon_kill(&d);
+	test_daemon_restart(&d);
+	reply = manage_stat(&d, "m2", &region);
+	ck_assert_ptr_nonnull(reply);
+	ck_assert_uint_eq(test_json_u64(region, "perm"), 0640);
+	ck_assert_str_eq(test_describe(cJSON_GetObjectItemCaseSensitive(region, "policy")),
+	                 "{\"kind\":\"every-writes\",\"value\":7}");
+	cJSON_Delete(reply);
+	ck_assert_ptr_null(manage_stat(&d, "m", &region));
 	test_daemon_stop(&d);
 }
 END_TEST
@@ -211,13 +264,20 @@ START_TEST(test_copy_makes_an_equal_region_keeps_holes_and_refuses_to_clobber)
 	test_sess_ok(&a, "open dst ro");
 	sess_expect(&a, "ok HEAD", "read 2 0 4");
 	sess_expect_prefix(&a, "err ENOENT", "copy nosuch other");
+	/* An anonymous source makes a file region. */
+	test_sess_ok(&a, "open anon rw create=%u anon", PAGE);
+	test_sess_ok(&a, "write 3 10 memfd");
+	sess_expect(&a, "ok method=bytes", "copy anon fromanon");
+	snprintf(path, sizeof(path), "%s/fromanon", d.data);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_size, PAGE);
 
 	/* A sparse 64 MiB source with one written page copies to a file just as sparse. */
 	test_sess_ok(&a, "open big rw create=%u sparse", 64u << 20);
-	test_sess_ok(&a, "write 3 33554432 mid");
+	test_sess_ok(&a, "write 4 33554432 mid");
 	test_sess_ok(&a, "copy big big2");
 	test_sess_ok(&a, "open big2 ro");
-	sess_expect(&a, "ok mid", "read 4 33554432 3");
+	sess_expect(&a, "ok mid", "read 5 33554432 3");
 	snprintf(path, sizeof(path), "%s/big2", d.data);
 	ck_assert_int_eq(stat(path, &st), 0);
 	ck_assert_int_eq(st.st_size, 64 << 20);
@@ -563,6 +623,7 @@ static Suite *manage_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_checked_fixture(tc, test_fd_setup, test_fd_teardown);
 	tcase_add_test(tc, test_rename_under_two_holders_keeps_mappings_locks_and_subscriptions);
+	tcase_add_test(tc, test_rename_keeps_fast_locks_policy_owner_and_mode_across_a_restart);
 	tcase_add_test(tc, test_rename_refuses_to_clobber_unless_replace_and_the_replaced_holder_hears_deleted);
 	tcase_add_test(tc, test_rename_checks_names_and_renames_anonymous_regions);
 	tcase_add_test(tc, test_copy_makes_an_equal_region_keeps_holes_and_refuses_to_clobber);
