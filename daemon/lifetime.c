@@ -81,6 +81,12 @@ static void lifetime_truncate(struct region *r)
 
 bool lifetime_last_grant(struct region *r)
 {
+	/*
+	 * A stopping daemon lets go of every grant at once, handed over to the next daemon or
+	 * not: that is no holder letting go, and the next daemon starts without the marks.
+	 */
+	if (r->srv->stopping)
+		return false;
 	if (r->temporary) {
 		lifetime_delete(r);
 		return true;

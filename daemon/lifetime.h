@@ -17,8 +17,8 @@ struct region;
 
 /*
  * r (in the table, ready) has no grant any more: deletes it if temporary, or applies its
- * final size (unless work under way holds it: the next call does). Returns true when r left
- * the table.
+ * final size (unless work under way holds it: the next call does). Nothing while the daemon
+ * stops. Returns true when r left the table.
  */
 bool lifetime_last_grant(struct region *r);
 

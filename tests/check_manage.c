@@ -493,6 +493,20 @@ START_TEST(test_temporary_region_goes_with_its_last_holder_also_when_killed)
 	test_sess_ok(&a, "ping");
 	manage_wait_size(&d, "keep", PAGE);
 	ck_assert_int_eq(test_sess_end(&a), 0);
+
+	/* A daemon that stops lets go of the grants it holds, but that deletes nothing. */
+	test_conn_open_hello(&sub, &d);
+	reply = test_conn_callf(&sub, "{'op':'open','name':'kept','mode':'rw','create':true,"
+	                        "'size':4096,'temporary':true}");
+	test_assert_ok(reply);
+	cJSON_Delete(reply);
+	close(test_conn_take_fd(&sub));
+	ck_assert_int_eq(kill(d.pid, SIGTERM), 0);
+	ck_assert_int_eq(test_wait_pid(d.pid, TEST_WAIT_MS), 0);
+	d.pid = 0;
+	snprintf(path, sizeof(path), "%s/kept", d.data);
+	ck_assert_int_eq(access(path, F_OK), 0);
+	test_conn_close(&sub);
 	test_daemon_stop(&d);
 }
 END_TEST
