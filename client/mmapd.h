@@ -318,7 +318,8 @@ MMAPD_EXPORT enum mmapd_mode mmapd_region_mode(const struct mmapd_region *region
  * error the region is unchanged: same mode, mapping, pointer and grant.
  */
 MMAPD_EXPORT int mmapd_region_set_mode(struct mmapd_region *region, enum mmapd_mode mode);
-/* The region's name (borrowed; valid until the region is closed). */
+/* The region's name (borrowed; valid until the region is closed); the new name once the
+ * region's MMAPD_EVENT_RENAMED was read (mmapd_rename()). */
 MMAPD_EXPORT const char *mmapd_region_name(const struct mmapd_region *region);
 /* The descriptor behind the mapping (borrowed: do not close it). */
 MMAPD_EXPORT int mmapd_region_fd(const struct mmapd_region *region);
