@@ -55,7 +55,7 @@ struct open_args {
 	bool exec;                    /* an executable grant; with create, an executable region */
 	bool huge;                    /* create an anonymous region with huge pages */
 	bool temporary;               /* created: deleted when its last grant goes (lifetime.h) */
-	bool truncate;                /* existing: emptied and sized to size first (ops_manage.c) */
+	bool truncate;                /* existing: emptied and sized to size first (ops_truncate.c) */
 };
 
 /*
