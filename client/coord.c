@@ -57,6 +57,24 @@ void subs_forget(struct mmapd_client *client, const char *name)
 	}
 }
 
+static struct name_node *name_node_new(const char *name);
+
+void subs_renamed(struct mmapd_client *client, const char *name, const char *to)
+{
+	for (struct name_node **p = &client->subs; *p; p = &(*p)->next) {
+		if (strcmp((*p)->name, name) == 0) {
+			struct name_node *node = name_node_new(to);
+
+			/* Without memory the subscription is not made again after a reconnection. */
+			if (node)
+				node->next = (*p)->next;
+			free(*p);
+			*p = node ? node : (*p)->next;
+			return;
+		}
+	}
+}
+
 static bool subs_have(const struct mmapd_client *client, const char *name)
 {
 	for (const struct name_node *node = client->subs; node; node = node->next)

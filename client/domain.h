@@ -109,6 +109,9 @@ void fastlock_page_done(struct mmapd_client *client);
  * or -1. Lock held. */
 int fastlock_slot_of(struct mmapd_client *client, dev_t dev, ino_t ino);
 
+/* The control pages of region name are now found by the name `to` ("renamed"). */
+void fastlock_renamed(struct mmapd_client *client, const char *name, const char *to);
+
 /* ---- fastnotify.c ---- */
 
 /*
@@ -167,6 +170,8 @@ int region_coord_offset(const struct mmapd_region *region, uint64_t off, uint64_
 size_t locks_forget(struct mmapd_client *client);
 /* Forgets the subscription to name, if any. Lock held. */
 void subs_forget(struct mmapd_client *client, const char *name);
+/* The subscription to name (if any) is now to name `to` ("renamed"). Lock held. */
+void subs_renamed(struct mmapd_client *client, const char *name, const char *to);
 /*
  * After a reconnection's hello: subscribes again to every region subscribed to. One that no
  * longer exists is forgotten (with a DELETED event unless a region of it had one). Returns 0,
@@ -231,6 +236,10 @@ char *start_event_deliver(struct mmapd_event *ev, bool claimed);
 /* Frees the events of q, closing the regions of OPEN_DONE events (mmapd_disconnect()). Lock
  * not held. */
 void start_events_drop(struct event_queue *q);
+/* ---- manage.c ---- */
+
+/* Region name is now called `to` ("renamed"): its windows take that name. Lock held. */
+void regions_renamed(struct mmapd_client *client, const char *name, const char *to);
 
 /* ---- query.c ---- */
 

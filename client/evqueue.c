@@ -123,7 +123,8 @@ static struct event_node *event_node_new(const struct mmapd_event *ev)
 	size_t lr = ev->region ? strlen(ev->region) + 1 : 0;
 	size_t lw = ev->writer_client ? strlen(ev->writer_client) + 1 : 0;
 	size_t lm = ev->message ? strlen(ev->message) + 1 : 0;
-	struct event_node *node = malloc(sizeof(*node) + nr + lr + lw + lm);
+	size_t lt = ev->to ? strlen(ev->to) + 1 : 0;
+	struct event_node *node = malloc(sizeof(*node) + nr + lr + lw + lm + lt);
 	char *p;
 
 	if (!node)
@@ -131,7 +132,7 @@ static struct event_node *event_node_new(const struct mmapd_event *ev)
 	node->next = NULL;
 	node->ev = *ev;
 	node->marker = false;
-	node->bytes = nr + lr + lw + lm;
+	node->bytes = nr + lr + lw + lm + lt;
 	/* sizeof(*node) is a multiple of its 8-byte alignment, so the ranges are aligned. */
 	p = (char *)(node + 1);
 	node->ev.ranges = nr ? memcpy(p, ev->ranges, nr) : NULL;
@@ -139,6 +140,7 @@ static struct event_node *event_node_new(const struct mmapd_event *ev)
 	node->ev.region = tail_string(&p, ev->region);
 	node->ev.writer_client = tail_string(&p, ev->writer_client);
 	node->ev.message = tail_string(&p, ev->message);
+	node->ev.to = tail_string(&p, ev->to);
 	return node;
 }
 

@@ -159,6 +159,15 @@ int fastlock_slot_of(struct mmapd_client *client, dev_t dev, ino_t ino)
 	return slot;
 }
 
+void fastlock_renamed(struct mmapd_client *client, const char *name, const char *to)
+{
+	fast_mu_lock(client);
+	for (struct fast_page *fp = client->fast_pages; fp; fp = fp->next)
+		if (!fp->dead && strcmp(fp->name, name) == 0)
+			snprintf(fp->name, sizeof(fp->name), "%s", to);
+	fast_mu_unlock(client);
+}
+
 /* The live page of region name, or NULL. fast_mu held. */
 static struct fast_page *fast_page_find(struct mmapd_client *client, const char *name)
 {

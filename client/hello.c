@@ -2,10 +2,12 @@
 /*
  * The hello exchange of libmmapd, the first call on every connection (mmapd_connect() and each
  * reconnection): it offers PROTO_VERSION and the client's name, and learns the version agreed
- * and the largest frame the daemon reads. A call like any other, above the call multiplexer.
+ * and the largest frame the daemon reads, and whether it offers the open fields an older one
+ * would ignore ("manage"). A call like any other, above the call multiplexer.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <string.h>
 
 #include "domain.h"
 #include "msg.h"
@@ -13,7 +15,8 @@
 int client_hello(struct mmapd_client *client, unsigned flags)
 {
 	struct call call = { .flags = flags };
-	const cJSON *limits;
+	const cJSON *limits, *features, *feature;
+	bool manage = false;
 	uint64_t version, max_frame = FRAME_MAX_DEFAULT;
 	cJSON *req;
 	int r;
@@ -50,7 +53,14 @@ int client_hello(struct mmapd_client *client, unsigned flags)
 		              (unsigned long long)max_frame);
 		goto out;
 	}
+	/* A daemon without "manage" would ignore open's "temporary" and "truncate" silently. */
+	features = cJSON_GetObjectItemCaseSensitive(call.reply, PROTO_FIELD_FEATURES);
+	if (cJSON_IsArray(features))
+		cJSON_ArrayForEach(feature, features)
+			manage |= cJSON_IsString(feature) &&
+			          strcmp(feature->valuestring, "manage") == 0;
 	pthread_mutex_lock(&client->lock);
+	client->manage = manage;
 	client->protocol = (uint32_t)version;
 	client->max_frame = (uint32_t)max_frame;
 	pthread_mutex_unlock(&client->lock);

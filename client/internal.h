@@ -315,6 +315,7 @@ struct mmapd_client {
 	uint64_t next_id;
 	uint32_t max_frame;           /* the largest payload we may send, from hello */
 	uint32_t protocol;            /* the version agreed in hello */
+	bool manage;                  /* hello listed "manage": open's "temporary" and "truncate" */
 	struct frame_reader reader;   /* reader role only */
 	struct fd_queue fds;          /* reader role only */
 	struct call *calls;           /* sent and waiting for their replies */

@@ -126,6 +126,24 @@ enum mmapd_mode {
  * process holding a region's descriptor can call mmap(PROT_EXEC) itself (docs/client-api.md).
  */
 #define MMAPD_OPEN_EXEC      0x100u
+/*
+ * With CREATE: a temporary region, deleted (as by mmapd_delete()) when its last grant is
+ * released, by mmapd_region_close() or by the death of the process or connection holding it,
+ * whichever client that is. Only the request that creates the region makes it temporary;
+ * opening an existing region with this flag changes nothing. (fmmap's remove-on-drop.)
+ * -EOPNOTSUPP from a daemon without the "manage" feature, which would ignore it.
+ */
+#define MMAPD_OPEN_TEMPORARY 0x200u
+/*
+ * With CREATE and MMAPD_MODE_RW: an existing file region is emptied and given opts->size
+ * bytes of zeros before it is mapped, as open(2)'s O_TRUNC followed by a resize (mmap-io's
+ * create_rw); -EBUSY while any grant of it is open (this client's too) or anyone is
+ * subscribed to it, locks it or resizes it (use mmapd_resize() for a region in use). Needs
+ * write permission; not for anonymous regions (-EINVAL), and not with EXCL (-EINVAL). A
+ * region that does not exist is created as usual. -EOPNOTSUPP from a daemon without the
+ * "manage" feature (which would ignore it), as for MMAPD_OPEN_TEMPORARY.
+ */
+#define MMAPD_OPEN_TRUNCATE  0x400u
 
 /* Flush policies, enforced by the daemon (docs/coordination.md). */
 enum mmapd_policy_kind {
@@ -229,6 +247,11 @@ struct mmapd_region_info {
 	uint32_t gid;      /* group */
 	uint32_t perm;     /* mode bits, 0 .. 0777, read like a file's; x bits: exec consent */
 	enum mmapd_huge huge;
+	/* The region's last data change and last status change (of its file, or memfd), in
+	 * microseconds since the Unix epoch; 0 from a daemon without timestamps. */
+	uint64_t mtime_us;
+	uint64_t ctime_us;
+	bool temporary;    /* deleted when its last grant goes (MMAPD_OPEN_TEMPORARY) */
 };
 
 /*
@@ -258,7 +281,9 @@ MMAPD_EXPORT void mmapd_disconnect(struct mmapd_client *client);
  * MMAPD_OPEN_EXEC without an execute bit for the caller), -EPERM (MMAPD_OPEN_EXEC while the
  * daemon's allow_exec is false, or mmap refused PROT_EXEC: a noexec mount), -ERANGE (window
  * outside the region), -EFBIG (size above the daemon's limit), -ENOSPC, -EAGAIN (a limit of this
- * client reached), -ENOMEM, -ECONNRESET/-ESHUTDOWN (connection lost or daemon stopping).
+ * client reached), -EBUSY (MMAPD_OPEN_TRUNCATE of a region in use), -EOPNOTSUPP (TEMPORARY or
+ * TRUNCATE and a daemon without them), -ENOMEM, -ECONNRESET/-ESHUTDOWN (connection lost or
+ * daemon stopping).
  */
 MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name,
                                    const struct mmapd_open_opts *opts,
@@ -303,7 +328,8 @@ MMAPD_EXPORT enum mmapd_mode mmapd_region_mode(const struct mmapd_region *region
  * error the region is unchanged: same mode, mapping, pointer and grant.
  */
 MMAPD_EXPORT int mmapd_region_set_mode(struct mmapd_region *region, enum mmapd_mode mode);
-/* The region's name (borrowed; valid until the region is closed). */
+/* The region's name (borrowed; valid until the region is closed); the new name once the
+ * region's MMAPD_EVENT_RENAMED was read (mmapd_rename()). */
 MMAPD_EXPORT const char *mmapd_region_name(const struct mmapd_region *region);
 /* The descriptor behind the mapping (borrowed: do not close it). */
 MMAPD_EXPORT int mmapd_region_fd(const struct mmapd_region *region);
@@ -408,6 +434,59 @@ MMAPD_SCALAR_ACCESSORS_LE_BE_(f64, double)
  * mappings until they close them. Returns 0, -ENOENT, -EINVAL, -ELOOP.
  */
 MMAPD_EXPORT int mmapd_delete(struct mmapd_client *client, const char *name);
+
+/* Flags of mmapd_rename() and mmapd_copy(). */
+#define MMAPD_MANAGE_REPLACE 0x1u /* replace a region already called `to` (it is deleted) */
+
+/*
+ * Renames region name to `to`, atomically (renameat2 in the data directory; an anonymous
+ * region is renamed in the daemon only). Needs write permission on name, and with
+ * MMAPD_MANAGE_REPLACE on `to` too. Every process holding or subscribed to the region keeps
+ * its mapping, locks, subscription and control page, and gets an MMAPD_EVENT_RENAMED event
+ * (region: the old name, to: the new one); libmmapd renames its struct mmapd_region (so
+ * mmapd_region_name() returns `to`) when it reads that event, before the handler sees it.
+ * Holders of a replaced region get MMAPD_EVENT_DELETED first. Returns 0, or -EEXIST (`to`
+ * exists and flags lack MMAPD_MANAGE_REPLACE; or one of the two is anonymous and the other
+ * a file region), -ENOENT, -EACCES, -EINVAL (bad name or flags, name equal to `to`),
+ * -ENAMETOOLONG, -ENOMEM, or a connection error.
+ */
+MMAPD_EXPORT int mmapd_rename(struct mmapd_client *client, const char *name, const char *to,
+                              unsigned flags);
+
+/* How mmapd_copy() copied. */
+enum mmapd_copy_method {
+	MMAPD_COPY_REFLINK = 0,    /* FICLONE: the blocks are shared copy-on-write (btrfs, xfs) */
+	MMAPD_COPY_FILE_RANGE,     /* copy_file_range(2), over the source's data segments */
+	MMAPD_COPY_BYTES,          /* read and write, over the source's data segments */
+	_MMAPD_COPY_FORCE_INT32 = INT32_MAX,
+};
+
+/*
+ * Makes a new file region `to` holding a copy of region name's bytes (file or anonymous),
+ * on the daemon's thread pool: a reflink where the file system can, else copy_file_range,
+ * else read and write; holes in the source stay holes. The copy belongs to the caller (mode
+ * 0660, manual flush policy) and counts as a creation (allow_create,
+ * max_regions_created_per_client). Needs read permission on name, and with
+ * MMAPD_MANAGE_REPLACE write permission on an existing `to` (deleted once the copy is
+ * complete). Bytes written to the source while it is copied may or may not be in the copy.
+ * ret_method (may be NULL) receives how it was copied. Returns 0, or -EEXIST, -ENOENT,
+ * -EACCES, -EINVAL, -ENAMETOOLONG, -EAGAIN (a limit), -EFBIG, -ENOSPC, -ENOMEM, or a
+ * connection error.
+ */
+MMAPD_EXPORT int mmapd_copy(struct mmapd_client *client, const char *name, const char *to,
+                            unsigned flags, enum mmapd_copy_method *ret_method);
+
+/*
+ * Truncation on close (fmmap's close_with_truncate): the daemon truncates the region's file
+ * to size bytes once the region has no grant left, whoever's (at once if it has none, for a
+ * caller that closed its own already): typically a writer that mapped a generous region and
+ * knows at the end how much it wrote. A later call replaces the size; it is kept in the
+ * daemon's memory only (a daemon restart forgets it). Subscribers get MMAPD_EVENT_RESIZED when
+ * it happens. Needs write permission; file regions only. Returns 0, -EINVAL (NULL region, an
+ * anonymous region), -EFBIG (above max_region_size), -EACCES, -ENOENT (the region is gone
+ * under its name), or a connection error.
+ */
+MMAPD_EXPORT int mmapd_region_truncate_on_close(struct mmapd_region *region, uint64_t size);
 
 /*
  * Asks the daemon about region name. Returns 0 with *ret_info set (free with
@@ -985,6 +1064,7 @@ enum mmapd_event_type {
 	MMAPD_EVENT_LOCK_DONE,        /* seq (the token), error, message, lock, offset, length */
 	MMAPD_EVENT_RESIZE_DONE,      /* seq (the token), error, message, size, generation */
 	MMAPD_EVENT_DELETE_DONE,      /* seq (the token), error, message */
+	MMAPD_EVENT_RENAMED,          /* region (the old name), to: windows already renamed */
 	_MMAPD_EVENT_FORCE_INT32 = INT32_MAX,
 };
 
@@ -1017,6 +1097,7 @@ struct mmapd_event {
 	size_t nlocks;
 	struct mmapd_region *opened;   /* OPEN_DONE: the region, now the program's; else NULL */
 	uint64_t lock;                 /* LOCK_DONE: the lock's id */
+	const char *to;                /* RENAMED: the region's new name */
 };
 
 typedef void mmapd_event_fn(struct mmapd_client *client, const struct mmapd_event *event,

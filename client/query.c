@@ -53,6 +53,9 @@ int region_info_parse(const cJSON *obj, struct region_entry *ret)
 		.gid = r.gid,
 		.perm = r.perm,
 		.huge = (enum mmapd_huge)r.huge,
+		.mtime_us = r.mtime_us,
+		.ctime_us = r.ctime_us,
+		.temporary = r.temporary,
 	};
 	return 0;
 }

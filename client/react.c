@@ -3,7 +3,7 @@
  * Reactions of libmmapd to the daemon's events. Whichever thread holds the reader role
  * (call.c) gives each event it reads here, through the client's event hook, with the lock held:
  * it is parsed, acted on at once (a resize remaps, a shrink protects the tail and is
- * acknowledged, a cancelled shrink restores access, a deletion is noted: mapping.c does the
+ * acknowledged, a cancelled shrink restores access, a deletion is noted, a rename renames: mapping.c does the
  * work on every window of the region, coord.c forgets the subscription) and a copy is queued
  * for mmapd_client_dispatch() (evqueue.c). "shutdown" and "error" never come here: they break
  * the connection in call.c. Above the mappings and coordination it acts on; nothing names it
@@ -15,6 +15,7 @@
 
 #include "top.h"
 #include "msg.h"
+#include "name.h"
 
 /* ---- reading events ---- */
 
@@ -32,6 +33,7 @@ static const struct {
 	{ PROTO_EVENT_FLUSH_FAILED, MMAPD_EVENT_FLUSH_FAILED },
 	{ PROTO_EVENT_DELETED, MMAPD_EVENT_DELETED },
 	{ PROTO_EVENT_UNLOCKED, MMAPD_EVENT_UNLOCKED },
+	{ PROTO_EVENT_RENAMED, MMAPD_EVENT_RENAMED },
 };
 
 /* Reads a JSON number that holds an integer 0..2^53-1 (msg_get_u64 reads one by key). */
@@ -152,6 +154,9 @@ static int event_parse(const cJSON *msg, struct mmapd_event *ev, struct mmapd_ra
 		    msg_get_u64(msg, PROTO_FIELD_LENGTH, &ev->length) < 0)
 			return -EINVAL;
 		return 0;
+	case MMAPD_EVENT_RENAMED:
+		return msg_get_string(msg, PROTO_FIELD_TO, &ev->to) < 0 || name_check(ev->to,
+		       strlen(ev->to)) < 0 ? -EINVAL : 0;
 	default:
 		return 0;
 	}
@@ -195,6 +200,11 @@ void event_handle(struct mmapd_client *client, const cJSON *msg, const char *nam
 	case MMAPD_EVENT_DELETED:
 		regions_deleted(client, ev.region);
 		subs_forget(client, ev.region);
+		break;
+	case MMAPD_EVENT_RENAMED:
+		regions_renamed(client, ev.region, ev.to);
+		subs_renamed(client, ev.region, ev.to);
+		fastlock_renamed(client, ev.region, ev.to);
 		break;
 	default:
 		break;

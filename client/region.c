@@ -57,7 +57,8 @@ static const int mode_flags[] = {
 
 #define OPEN_FLAGS_ALL (MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL | MMAPD_OPEN_ANONYMOUS | \
                         MMAPD_OPEN_SPARSE | MMAPD_OPEN_REPORT_WRITES | MMAPD_OPEN_POPULATE | \
-                        MMAPD_OPEN_STACK | MMAPD_OPEN_HUGETLB | MMAPD_OPEN_EXEC)
+                        MMAPD_OPEN_STACK | MMAPD_OPEN_HUGETLB | MMAPD_OPEN_EXEC | \
+                        MMAPD_OPEN_TEMPORARY | MMAPD_OPEN_TRUNCATE)
 
 
 /* ---- the mapping ---- */
@@ -102,8 +103,14 @@ static int region_map(struct mmapd_region *region, uint64_t reserve)
 	uint8_t *map;
 	int r;
 
-	/* A window holds at least one byte, so a region of size 0 has no window at all. */
-	if (region->offset >= size ||
+	/*
+	 * A window holds at least one byte, except the whole-region window of a region of size
+	 * 0: it maps no file page, only reserved address space to grow into (one page at least,
+	 * so that the data pointer is valid), and follows the region's growth.
+	 */
+	bool empty = size == 0 && region->offset == 0 && region->want_length == 0;
+
+	if ((region->offset >= size && !empty) ||
 	    (region->want_length && region->want_length > size - region->offset))
 		return error_set(-ERANGE, "window %llu+%llu lies outside region '%s' of %llu bytes",
 		                 (unsigned long long)region->offset,
@@ -113,6 +120,8 @@ static int region_map(struct mmapd_region *region, uint64_t reserve)
 	pages = region_pages_before(region, region->offset + length);
 	held = region->want_length == 0 && reserve > length
 	       ? region_pages_before(region, region->offset + min_u64(reserve, PROTO_ID_MAX)) : 0;
+	if (empty && held == 0)
+		held = 1;
 	if (pages > SIZE_MAX / page || held > SIZE_MAX / page)
 		return error_set(-ERANGE, "window of %llu bytes does not fit the address space",
 		                 (unsigned long long)(held > length ? reserve : length));
@@ -129,7 +138,7 @@ static int region_map(struct mmapd_region *region, uint64_t reserve)
 	} else {
 		map = region_reserve((size_t)span * page, align, phase);
 		r = map == MAP_FAILED ? -errno : 0;
-		if (r == 0 && mmap(map, (size_t)pages * page, region->prot,
+		if (r == 0 && pages > 0 && mmap(map, (size_t)pages * page, region->prot,
 		                   region->map_flags | MAP_FIXED, region->fd,
 		                   (off_t)region_start(region)) == MAP_FAILED) {
 			r = -errno;
@@ -199,19 +208,36 @@ static int open_opts_check(const struct mmapd_open_opts *opts)
 	if ((unsigned)opts->mode > MMAPD_MODE_COW)
 		return error_set(-EINVAL, "unknown mode %d", (int)opts->mode);
 	if (!(opts->flags & MMAPD_OPEN_CREATE)) {
-		if (opts->flags & (MMAPD_OPEN_EXCL | MMAPD_OPEN_ANONYMOUS | MMAPD_OPEN_SPARSE))
-			return error_set(-EINVAL, "EXCL, ANONYMOUS and SPARSE need MMAPD_OPEN_CREATE");
+		if (opts->flags & (MMAPD_OPEN_EXCL | MMAPD_OPEN_ANONYMOUS | MMAPD_OPEN_SPARSE |
+		                   MMAPD_OPEN_TEMPORARY | MMAPD_OPEN_TRUNCATE))
+			return error_set(-EINVAL, "EXCL, ANONYMOUS, SPARSE, TEMPORARY and TRUNCATE need "
+			                 "MMAPD_OPEN_CREATE");
 		if (opts->policy)
 			return error_set(-EINVAL, "an initial policy needs MMAPD_OPEN_CREATE; use "
 			                 "mmapd_set_policy() for an existing region");
 		return 0;
 	}
-	if (opts->size == 0)
-		return error_set(-EINVAL, "a region cannot be created with size 0");
 	if (opts->size > PROTO_ID_MAX)
 		return error_set(-EFBIG, "size %llu is above what the protocol can carry",
 		                 (unsigned long long)opts->size);
 	return opts->policy ? policy_check(opts->policy) : 0;
+}
+
+/*
+ * Checks that the daemon knows what opts ask that an older one would ignore without a word.
+ * Returns 0 or -EOPNOTSUPP (message set).
+ */
+static int open_check_daemon(struct mmapd_client *client, const struct mmapd_open_opts *opts)
+{
+	bool manage;
+
+	if (!(opts->flags & (MMAPD_OPEN_TEMPORARY | MMAPD_OPEN_TRUNCATE)))
+		return 0;
+	pthread_mutex_lock(&client->lock);
+	manage = client->manage;
+	pthread_mutex_unlock(&client->lock);
+	return manage ? 0 : error_set(-EOPNOTSUPP, "this mmapd does not offer temporary regions "
+	                              "or truncation at open (no \"manage\" feature)");
 }
 
 /* Builds the "open" request. Returns NULL on allocation failure (message set). */
@@ -234,6 +260,9 @@ static cJSON *open_request_new(const char *name, const struct mmapd_open_opts *o
 	    ((flags & MMAPD_OPEN_ANONYMOUS) &&
 	     !cJSON_AddTrueToObject(req, PROTO_FIELD_ANONYMOUS)) ||
 	    ((flags & MMAPD_OPEN_SPARSE) && !cJSON_AddTrueToObject(req, PROTO_FIELD_SPARSE)) ||
+	    ((flags & MMAPD_OPEN_TEMPORARY) &&
+	     !cJSON_AddTrueToObject(req, PROTO_FIELD_TEMPORARY)) ||
+	    ((flags & MMAPD_OPEN_TRUNCATE) && !cJSON_AddTrueToObject(req, PROTO_FIELD_TRUNCATE)) ||
 	    ((flags & MMAPD_OPEN_HUGETLB) && (flags & MMAPD_OPEN_ANONYMOUS) &&
 	     !cJSON_AddTrueToObject(req, PROTO_FIELD_HUGE)))
 		goto fail;
@@ -403,6 +432,9 @@ int region_open_begin(struct mmapd_client *client, const char *name,
 	if (r < 0)
 		return r;
 	r = open_opts_check(opts);
+	if (r < 0)
+		return r;
+	r = open_check_daemon(client, opts);
 	if (r < 0)
 		return r;
 	req = open_request_new(name, opts);

@@ -13,9 +13,9 @@ _mmapctl_regions()
 _mmapctl()
 {
 	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
-	local commands="status list regions stat clients stats create delete resize locks watch
+	local commands="status list regions stat clients stats create delete rename copy resize locks watch
 		flush policy clear-error chown chmod help"
-	local options="--socket --json --output --help --version --anonymous --sparse --prometheus"
+	local options="--socket --json --output --help --version --anonymous --sparse --prometheus --replace"
 	local cmd="" nargs=0 i
 	local -a socket=()
 
@@ -50,7 +50,7 @@ _mmapctl()
 		return
 	fi
 	case $cmd in
-	stat|delete|resize|watch|flush|policy|clear-error|chown|chmod|locks)
+	stat|delete|rename|copy|resize|watch|flush|policy|clear-error|chown|chmod|locks)
 		if ((nargs == 0)); then
 			COMPREPLY=($(compgen -W "$(_mmapctl_regions "${socket[@]}")" -- "$cur"))
 		elif [[ $cmd == policy ]] && ((nargs == 1)); then

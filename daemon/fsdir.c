@@ -122,7 +122,8 @@ int fsdir_resize(int fd, uint64_t size, bool sparse, bool *ret_fell_back)
 {
 	int r;
 
-	if (!sparse) {
+	/* fallocate(2) of 0 bytes is EINVAL; a zero-length region has nothing to reserve. */
+	if (!sparse && size > 0) {
 		r = fsdir_reserve(fd, size);
 		if (r != -EOPNOTSUPP)
 			return r;

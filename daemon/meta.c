@@ -366,6 +366,38 @@ void meta_remove(struct server *srv, const char *name)
 		          "it is removed at the next start", name);
 }
 
+int meta_rename(struct server *srv, const char *from, const char *to, meta_cb cb, void *arg)
+{
+	struct meta *m = meta_lookup(srv, from), *old = meta_lookup(srv, to), *n;
+	size_t len = strlen(to);
+	int r;
+
+	if (!m) {
+		/* A file made without mmapd: nothing recorded moves, and nothing may stay for to. */
+		if (old)
+			meta_forget(srv, old);
+		return meta_queue(srv, to, NULL, false, cb, arg);
+	}
+	n = malloc(sizeof(*n) + len + 1);
+	if (!n)
+		return -ENOMEM;
+	*n = *m;
+	memcpy(n->name, to, len + 1);
+	if (old)
+		meta_forget(srv, old);
+	if (htab_insert(&srv->meta, &n->node, htab_hash_string(to)) < 0) {
+		free(n);
+		return -ENOMEM;
+	}
+	meta_forget(srv, m);
+	/* The new file first: a crash between the two leaves a stale file, removed at start. */
+	r = meta_queue(srv, to, n, false, cb, arg);
+	if (r == 0 && meta_queue(srv, from, NULL, false, NULL, NULL) < 0)
+		log_error("out of memory: the metadata file of renamed region '%s' stays; "
+		          "it is removed at the next start", from);
+	return r;
+}
+
 /* Opens (making it if missing) directory name beneath dirfd. Returns the fd or -errno. */
 static int meta_open_dir(int dirfd, const char *name)
 {

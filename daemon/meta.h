@@ -74,4 +74,12 @@ int meta_save_region(struct region *r, meta_cb cb, void *arg);
 /* Forgets the metadata of name (deleted) and queues the removal of its file, if any. */
 void meta_remove(struct server *srv, const char *name);
 
+/*
+ * Region from was renamed to to (replacing to, if it existed): from's record becomes to's,
+ * replacing any record to had, and the files follow (to's written, then from's removed;
+ * from without a record: to's removed). cb (may be NULL) runs once to's file is done.
+ * Returns 0 or -ENOMEM (cb is then never called; the records may have changed already).
+ */
+int meta_rename(struct server *srv, const char *from, const char *to, meta_cb cb, void *arg);
+
 #endif

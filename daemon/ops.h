@@ -6,7 +6,8 @@
  * stat, which may wait on a busy region or on the thread pool; ops_list.c list and status,
  * which read the data directory; ops_coord.c the coordination ops (locks, resize, change
  * notification, flush and policy), which check their fields and hand the work to lock.c,
- * resize.c, notify.c and flush.c; ops_admin.c chown, chmod, clients and stats; and the
+ * resize.c, notify.c and flush.c; ops_admin.c chown, chmod, clients and stats; ops_manage.c rename and copy; ops_truncate.c
+ * open's truncate and truncate-on-close; and the
  * handlers' helpers: ops_get.c (field readers), ops_getregion.c (region getters), ops_json.c
  * (JSON helpers). Replies go through reply.h, which the domain modules use too. Nothing
  * below this layer calls it by name: the server hands it frames and continuations (state.h).
@@ -52,7 +53,8 @@ cJSON *ops_request_trim(cJSON *req);
 
 typedef int (*ops_handler)(struct conn *c, uint64_t id, cJSON *req);
 
-/* Handlers (ops_session.c, ops_region.c, ops_list.c, ops_coord.c, ops_admin.c). */
+/* Handlers (ops_session.c, ops_region.c, ops_list.c, ops_coord.c, ops_admin.c, ops_manage.c,
+ * ops_truncate.c). */
 int ops_hello(struct conn *c, uint64_t id, cJSON *req);
 int ops_ping(struct conn *c, uint64_t id, cJSON *req);
 int ops_close(struct conn *c, uint64_t id, cJSON *req);
@@ -77,6 +79,9 @@ int ops_chown(struct conn *c, uint64_t id, cJSON *req);
 int ops_chmod(struct conn *c, uint64_t id, cJSON *req);
 int ops_clients(struct conn *c, uint64_t id, cJSON *req);
 int ops_stats(struct conn *c, uint64_t id, cJSON *req);
+int ops_rename(struct conn *c, uint64_t id, cJSON *req);
+int ops_copy(struct conn *c, uint64_t id, cJSON *req);
+int ops_truncate_on_close(struct conn *c, uint64_t id, cJSON *req);
 
 /*
  * The op table, one X(op, handler, fields) per op of proto/vocab.h's PROTO_OPS (op is the
@@ -109,7 +114,10 @@ int ops_stats(struct conn *c, uint64_t id, cJSON *req);
 	X(CHOWN, ops_chown, fields_chown) \
 	X(CHMOD, ops_chmod, fields_chmod) \
 	X(CLIENTS, ops_clients, fields_none) \
-	X(STATS, ops_stats, fields_none)
+	X(STATS, ops_stats, fields_none) \
+	X(RENAME, ops_rename, fields_rename) \
+	X(COPY, ops_copy, fields_copy) \
+	X(TRUNCATE_ON_CLOSE, ops_truncate_on_close, fields_resize)
 
 /* Helpers shared by the handlers: the field readers (ops_get.c), the region getters
  * (ops_getregion.c) and the JSON helpers (ops_json.c). */
@@ -174,6 +182,16 @@ int ops_defer(struct conn *c, uint64_t id, cJSON *req, struct region *r);
 size_t ops_json_len(const cJSON *obj);
 /* Sets obj's existing member key (a "more" or "truncated" flag) to true. Returns 0 or -ENOMEM. */
 int ops_json_set_true(cJSON *obj, const char *key);
+
+/*
+ * open with "truncate" of region r (held by the caller, referenced; not busy), which exists:
+ * checks that c may (write access, a file region nobody holds), empties it and sizes it to
+ * size (sparse: without reserving blocks) on the thread pool, then runs req (consumed) again
+ * without "truncate", which grants it. Returns OPS_KEPT, or OPS_DONE after answering the
+ * error (req then stays the caller's). (ops_truncate.c)
+ */
+int ops_open_truncate(struct conn *c, uint64_t id, cJSON *req, struct region *r, uint64_t size,
+                      bool sparse);
 
 /* Limits of the hello and status replies. NULL on ENOMEM. */
 cJSON *ops_limits_json(const struct conn *c);

@@ -54,6 +54,8 @@ struct open_args {
 	uint64_t perm;
 	bool exec;                    /* an executable grant; with create, an executable region */
 	bool huge;                    /* create an anonymous region with huge pages */
+	bool temporary;               /* created: deleted when its last grant goes (lifetime.h) */
+	bool truncate;                /* existing: emptied and sized to size first (ops_truncate.c) */
 };
 
 /*
@@ -111,7 +113,7 @@ static int open_parse(struct conn *c, uint64_t id, const cJSON *req, struct open
 		return -1;
 	r = msg_get_u64(req, PROTO_FIELD_SIZE, &a->size);
 	if (r == -EINVAL) {
-		reply_error(c, id, EINVAL, "field 'size' must be an integer from 1 to %" PRIu64,
+		reply_error(c, id, EINVAL, "field 'size' must be an integer from 0 to %" PRIu64,
 		            c->srv->limits->max_region_size);
 		return -1;
 	}
@@ -119,7 +121,9 @@ static int open_parse(struct conn *c, uint64_t id, const cJSON *req, struct open
 	if (ops_get_bool(c, id, req, PROTO_FIELD_ANONYMOUS, &a->anonymous) < 0 ||
 	    ops_get_bool(c, id, req, PROTO_FIELD_SPARSE, &a->sparse) < 0 ||
 	    ops_get_bool(c, id, req, PROTO_FIELD_EXEC, &a->exec) < 0 ||
-	    ops_get_bool(c, id, req, PROTO_FIELD_HUGE, &a->huge) < 0)
+	    ops_get_bool(c, id, req, PROTO_FIELD_HUGE, &a->huge) < 0 ||
+	    ops_get_bool(c, id, req, PROTO_FIELD_TEMPORARY, &a->temporary) < 0 ||
+	    ops_get_bool(c, id, req, PROTO_FIELD_TRUNCATE, &a->truncate) < 0)
 		return -1;
 	a->policy.kind = POLICY_MANUAL;
 	policy = cJSON_GetObjectItemCaseSensitive(req, PROTO_FIELD_POLICY);
@@ -143,7 +147,8 @@ static int open_parse(struct conn *c, uint64_t id, const cJSON *req, struct open
 		const char *stray = a->exclusive ? "exclusive" : a->has_size ? "size" :
 		                    a->anonymous ? "anonymous" : a->sparse ? "sparse" :
 		                    a->has_policy ? "policy" : a->has_perm ? "perm" :
-		                    a->huge ? "huge" : NULL;
+		                    a->huge ? "huge" : a->temporary ? "temporary" :
+		                    a->truncate ? "truncate" : NULL;
 
 		if (stray) {
 			reply_error(c, id, EINVAL, "field '%s' is only allowed with \"create\": true",
@@ -156,12 +161,13 @@ static int open_parse(struct conn *c, uint64_t id, const cJSON *req, struct open
 		reply_error(c, id, EINVAL, "field 'size' is required with \"create\": true");
 		return -1;
 	}
-	if (a->size == 0) {
-		reply_error(c, id, EINVAL, "field 'size' must be at least 1");
-		return -1;
-	}
 	if (a->huge && open_parse_huge(c, id, a) < 0)
 		return -1;
+	if (a->truncate && (a->mode != REGION_MODE_RW || a->exclusive)) {
+		reply_error(c, id, EINVAL, "field 'truncate' needs \"mode\": \"rw\" and no "
+		            "\"exclusive\" (it empties an existing region for writing)");
+		return -1;
+	}
 	/* An anonymous region not created executable never gets x bits (chmod refuses them). */
 	if (a->anonymous && !a->exec)
 		a->perm &= ~ACCESS_PERM_EXEC;
@@ -553,6 +559,7 @@ static void open_create(struct conn *c, uint64_t id, const struct open_args *a, 
 	job->memfd_flags = (a->exec ? MEMFD_EXEC : 0) | (a->huge ? MEMFD_HUGE : 0);
 	job->policy = a->policy;
 	r->exec = a->anonymous && a->exec;
+	r->temporary = a->temporary;
 	r->acc.uid = (uint32_t)c->uid;
 	r->acc.gid = (uint32_t)c->gid;
 	r->acc.perm = (unsigned)a->perm;
@@ -602,6 +609,8 @@ int ops_open(struct conn *c, uint64_t id, cJSON *req)
 	if (r) {
 		if (a.create && a.exclusive)
 			reply_error(c, id, EEXIST, "region '%s' already exists", a.name);
+		else if (a.truncate)
+			return ops_open_truncate(c, id, req, r, a.size, a.sparse);
 		else
 			open_grant(c, id, r, a.mode, a.exec, false);
 		return OPS_DONE;
@@ -612,6 +621,15 @@ int ops_open(struct conn *c, uint64_t id, cJSON *req)
 		if (a.create && a.exclusive) {
 			close(pathfd);
 			reply_error(c, id, EEXIST, "region '%s' already exists", a.name);
+		} else if (a.truncate) {
+			ret = region_open_file(c->srv, a.name, pathfd, &st, &r);
+			if (ret < 0) {
+				reply_open_file_error(c, id, a.name, &st, -ret);
+				return OPS_DONE;
+			}
+			ret = ops_open_truncate(c, id, req, r, a.size, a.sparse);
+			ops_put_region(r);
+			return ret;
 		} else {
 			open_existing_file(c, id, &a, pathfd, &st);
 		}

@@ -24,7 +24,7 @@ int ops_hello(struct conn *c, uint64_t id, cJSON *req)
 {
 	static const char *const features[] = {
 		"file", "anonymous", "cow", "window", "sparse",
-		"locks", "resize", "notify", "flush", "policy", "exec", "huge",
+		"locks", "resize", "notify", "flush", "policy", "exec", "huge", "manage",
 	};
 	const char *client = NULL;
 	cJSON *reply, *limits, *list;

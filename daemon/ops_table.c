@@ -30,7 +30,8 @@ static const char *const fields_name[] = { PROTO_FIELD_OP, PROTO_FIELD_NAME, NUL
 static const char *const fields_open[] = {
 	PROTO_FIELD_OP, PROTO_FIELD_NAME, PROTO_FIELD_MODE, PROTO_FIELD_CREATE,
 	PROTO_FIELD_EXCLUSIVE, PROTO_FIELD_SIZE, PROTO_FIELD_ANONYMOUS, PROTO_FIELD_SPARSE,
-	PROTO_FIELD_POLICY, PROTO_FIELD_PERM, PROTO_FIELD_EXEC, PROTO_FIELD_HUGE, NULL,
+	PROTO_FIELD_POLICY, PROTO_FIELD_PERM, PROTO_FIELD_EXEC, PROTO_FIELD_HUGE,
+	PROTO_FIELD_TEMPORARY, PROTO_FIELD_TRUNCATE, NULL,
 };
 static const char *const fields_lock[] = {
 	PROTO_FIELD_OP, PROTO_FIELD_NAME, PROTO_FIELD_OFFSET, PROTO_FIELD_LENGTH, PROTO_FIELD_MODE,
@@ -57,6 +58,12 @@ static const char *const fields_chown[] = {
 };
 static const char *const fields_chmod[] = {
 	PROTO_FIELD_OP, PROTO_FIELD_NAME, PROTO_FIELD_PERM, NULL,
+};
+static const char *const fields_rename[] = {
+	PROTO_FIELD_OP, PROTO_FIELD_NAME, PROTO_FIELD_TO, PROTO_FIELD_REPLACE, NULL,
+};
+static const char *const fields_copy[] = {
+	PROTO_FIELD_OP, PROTO_FIELD_NAME, PROTO_FIELD_TO, PROTO_FIELD_REPLACE, PROTO_FIELD_PERM, NULL,
 };
 /* Within a policy object. */
 static const char *const fields_policy_object[] = { PROTO_FIELD_KIND, PROTO_FIELD_VALUE, NULL };

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "meta.h"
 #include "msg.h"
+#include "name.h"
 #include "region_obj.h"
 #include "state.h"
 #include "timer.h"
@@ -45,7 +46,8 @@ struct region *region_new(struct server *srv, const char *name, bool anonymous,
                           enum region_state state)
 {
 	size_t len = strlen(name);
-	struct region *r = calloc(1, sizeof(*r) + len + 1);
+	/* Room for any region name, so that region_rename never moves the struct. */
+	struct region *r = calloc(1, sizeof(*r) + (len > NAME_MAX_LEN ? len : NAME_MAX_LEN) + 1);
 
 	if (!r)
 		return NULL;
@@ -320,6 +322,22 @@ void region_table_remove(struct region *r)
 	region_unref(r);
 }
 
+int region_rename(struct region *r, const char *to)
+{
+	size_t len = strlen(to);
+	int ret;
+
+	assert(r->in_table && len <= NAME_MAX_LEN);
+	region_ref(r);
+	region_table_remove(r);
+	memcpy(r->name, to, len + 1);
+	ret = region_table_add(r, true);
+	if (ret == 0 && !r->anonymous)
+		r->seen = dirindex_epoch(r->srv);
+	region_unref(r);
+	return ret;
+}
+
 void region_set_ready(struct region *r, int fd, uint64_t size)
 {
 	assert(r->state == REGION_BUSY && r->fd < 0);
@@ -417,10 +435,21 @@ bool region_busy(const struct region *r)
 	return false;
 }
 
+/* r has no grant left: tells the listeners. Returns true when r left the table. */
+static bool region_released(struct region *r)
+{
+	for (const struct region_listener *const *l = r->srv->region_listeners; l && *l; l++)
+		if ((*l)->released && (*l)->released(r))
+			return true;
+	return false;
+}
+
 void region_check_idle(struct region *r)
 {
 	struct server *srv = r->srv;
 
+	if (r->in_table && r->state == REGION_READY && r->grants == 0 && region_released(r))
+		return;
 	if (!r->in_table || r->anonymous || r->state != REGION_READY || !region_unheld(r))
 		return;
 	/* Kept for the next lookup, newest at the tail. */
@@ -534,6 +563,13 @@ void region_file_access(struct server *srv, const char *name, const struct stat 
 		access_from_stat(st, ret);
 }
 
+/* The file's mtime and ctime in microseconds since the epoch (docs/protocol.md). */
+static void region_times(const struct stat *st, struct proto_region *obj)
+{
+	obj->mtime_us = (uint64_t)st->st_mtim.tv_sec * 1000000u + (uint64_t)st->st_mtim.tv_nsec / 1000u;
+	obj->ctime_us = (uint64_t)st->st_ctim.tv_sec * 1000000u + (uint64_t)st->st_ctim.tv_nsec / 1000u;
+}
+
 cJSON *region_to_json(struct region *r)
 {
 	return region_to_json_sized(r, region_size(r));
@@ -541,16 +577,19 @@ cJSON *region_to_json(struct region *r)
 
 cJSON *region_to_json_sized(const struct region *r, uint64_t size)
 {
-	const struct proto_region obj = {
+	struct proto_region obj = {
 		.name = r->name, .size = size, .anonymous = r->anonymous, .huge = r->huge,
 		.grants = r->grants, .clients = r->clients,
 		.uid = r->acc.uid, .gid = r->acc.gid, .perm = r->acc.perm,
 		.policy_kind = r->flush.policy.kind, .policy_value = r->flush.policy.value,
 		.generation = r->generation, .poisoned = r->flush.poisoned,
 		.seq = control_seq(r->ctl, r->seq),
-		.locks = r->locks.nheld + r->locks.nwaiting,
+		.locks = r->locks.nheld + r->locks.nwaiting, .temporary = r->temporary,
 	};
+	struct stat st;
 
+	if (r->fd >= 0 && fstat(r->fd, &st) == 0)
+		region_times(&st, &obj);
 	return proto_region_json(&obj);
 }
 
@@ -607,6 +646,7 @@ cJSON *region_file_json(struct server *srv, const char *name, const struct stat 
 		.generation = 1, .poisoned = m && m->poisoned, .seq = 0, .locks = 0,
 	};
 
+	region_times(st, &obj);
 	return proto_region_json(&obj);
 }
 

@@ -79,6 +79,10 @@ struct region {
 	bool rdonly;                  /* the daemon could only open it O_RDONLY */
 	bool retired;                 /* deleted: the name is no longer this region's */
 	bool exec;                    /* anonymous: created executable (x bits may be set) */
+	/* When the last grant goes (lifetime.h): deleted, or truncated to final_size. */
+	bool temporary;
+	bool has_final_size;
+	uint64_t final_size;
 	enum memfd_huge huge;         /* anonymous: its huge pages (memfd.h) */
 	enum region_state state;
 	int fd;                       /* the daemon's one descriptor, or -1 */
@@ -142,6 +146,12 @@ struct region *region_lookup(struct server *srv, const char *name);
 int region_table_add(struct region *r, bool force);
 /* Takes r out of the table and drops the table's reference. No-op when not in it. */
 void region_table_remove(struct region *r);
+/*
+ * Gives r, in the table, the name to (a valid region name nobody in the table has): it
+ * stays the same struct, so its grants, holders, locks, subscriptions, resizes, flushes and
+ * control page follow it. Returns 0, or -ENOMEM (r is then out of the table).
+ */
+int region_rename(struct region *r, const char *to);
 
 /*
  * Opens the existing file region name (pathfd: its O_PATH descriptor, consumed; st: its
@@ -245,11 +255,14 @@ void grant_free_all(struct conn *c);
  * flushes, notifications), as conn_listener is the connection's: each has a listener in the
  * server's list (state.h, region_listeners, wired by server_init), so region.c names none of
  * them. busy: whether work under way keeps the region in the table; retire: the region left
- * the table (by: the connection that deleted it, or NULL). Either may be NULL.
+ * the table (by: the connection that deleted it, or NULL); released: see below (lifetime.h).
+ * Any may be NULL.
  */
 struct region_listener {
 	bool (*busy)(const struct region *r);
 	void (*retire)(struct region *r, const struct conn *by);
+	/* released: r (in the table, ready) has no grant left; returns true if it left the table. */
+	bool (*released)(struct region *r);
 };
 
 /* Whether a region listener has work under way on r. */

@@ -34,6 +34,7 @@
 #include "fsdir.h"
 #include "log.h"
 #include "meta.h"
+#include "lifetime.h"
 #include "lock.h"
 #include "msg.h"
 #include "notify.h"
@@ -94,8 +95,10 @@ static const struct region_listener server_flush_region = {
 	.retire = server_flush_retire,
 };
 static const struct region_listener server_notify_region = { .retire = notify_region_retire };
+static const struct region_listener server_lifetime_region = { .released = lifetime_last_grant };
 static const struct region_listener *const server_region_listeners[] = {
-	&server_lock_region, &server_resize_region, &server_flush_region, &server_notify_region, NULL,
+	&server_lock_region, &server_resize_region, &server_flush_region, &server_notify_region,
+	&server_lifetime_region, NULL,
 };
 
 /* Creates dir (one level) with mode if it does not exist. Returns 0 or -errno. */

@@ -44,6 +44,11 @@ cJSON *proto_region_json(const struct proto_region *r)
 	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_SEQ, (double)r->seq) ||
 	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_LOCKS, (double)r->locks))
 		goto fail;
+	if (r->mtime_us && (!cJSON_AddNumberToObject(obj, PROTO_FIELD_MTIME_US, (double)r->mtime_us) ||
+	                    !cJSON_AddNumberToObject(obj, PROTO_FIELD_CTIME_US, (double)r->ctime_us)))
+		goto fail;
+	if (r->temporary && !cJSON_AddTrueToObject(obj, PROTO_FIELD_TEMPORARY))
+		goto fail;
 	return obj;
 fail:
 	cJSON_Delete(policy);
@@ -137,7 +142,10 @@ int proto_region_parse(const cJSON *obj, struct proto_region *ret)
 	    region_u32_optional(obj, PROTO_FIELD_GID, &r.gid) < 0 ||
 	    region_u32_optional(obj, PROTO_FIELD_PERM, &r.perm) < 0 || r.perm > 0777)
 		return -EPROTO;
-	if (region_huge_optional(obj, &r.huge) < 0)
+	if (region_huge_optional(obj, &r.huge) < 0 ||
+	    region_u64_optional(obj, PROTO_FIELD_MTIME_US, &r.mtime_us) < 0 ||
+	    region_u64_optional(obj, PROTO_FIELD_CTIME_US, &r.ctime_us) < 0 ||
+	    msg_get_bool(obj, PROTO_FIELD_TEMPORARY, &r.temporary) == -EINVAL)
 		return -EPROTO;
 	*ret = r;
 	return 0;

@@ -34,6 +34,9 @@ struct proto_region {
 	bool poisoned;
 	uint64_t seq;
 	uint64_t locks;            /* locks held or waited for */
+	uint64_t mtime_us;         /* last data change and last status change, microseconds since */
+	uint64_t ctime_us;         /* the Unix epoch (0: not known, e.g. from an older daemon) */
+	bool temporary;            /* deleted when its last grant goes (sent only when true) */
 };
 
 /* The wire name of huge ("none", "hugetlb", "thp"), or NULL when it is not below PROTO_HUGE_KINDS. */

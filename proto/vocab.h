@@ -36,7 +36,10 @@
 	X(CHOWN, "chown") \
 	X(CHMOD, "chmod") \
 	X(CLIENTS, "clients") \
-	X(STATS, "stats")
+	X(STATS, "stats") \
+	X(RENAME, "rename") \
+	X(COPY, "copy") \
+	X(TRUNCATE_ON_CLOSE, "truncate-on-close")
 
 /* The events the daemon sends (the "event" member of a message without an "id"). */
 #define PROTO_EVENTS(X) \
@@ -51,7 +54,8 @@
 	X(FLUSHED, "flushed") \
 	X(FLUSH_FAILED, "flush-failed") \
 	X(DELETED, "deleted") \
-	X(UNLOCKED, "unlocked")
+	X(UNLOCKED, "unlocked") \
+	X(RENAMED, "renamed")
 
 /*
  * The field names of requests, replies and events that the daemon and libmmapd both read or
@@ -135,7 +139,16 @@
 	X(ANONYMOUS_REGIONS, "anonymous_regions") \
 	X(BYTES_GRANTED, "bytes_granted") \
 	X(OPEN_FDS, "open_fds") \
-	X(LOCK_WAITERS, "lock_waiters")
+	X(LOCK_WAITERS, "lock_waiters") \
+	/* managing regions like files (ops_manage.c) */ \
+	X(TO, "to") \
+	X(REPLACE, "replace") \
+	X(METHOD, "method") \
+	X(REPLACED, "replaced") \
+	X(MTIME_US, "mtime_us") \
+	X(CTIME_US, "ctime_us") \
+	X(TEMPORARY, "temporary") \
+	X(TRUNCATE, "truncate")
 
 #define PROTO_FIELD_DECL_(id, name) extern const char PROTO_FIELD_##id[];
 PROTO_FIELDS(PROTO_FIELD_DECL_)

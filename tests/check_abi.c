@@ -56,6 +56,7 @@ START_TEST(test_abi_public_enums_are_32_bits)
 	ck_assert_uint_eq(sizeof(enum mmapd_huge), 4);
 	ck_assert_uint_eq(sizeof(enum mmapd_advice), 4);
 	ck_assert_uint_eq(sizeof(enum mmapd_event_type), 4);
+	ck_assert_uint_eq(sizeof(enum mmapd_copy_method), 4);
 }
 END_TEST
 

@@ -439,7 +439,7 @@ START_TEST(test_daemon_mmapctl_creates_stats_lists_and_deletes)
 	CTL(1, out, "stat", "no-such-region");
 	CTL(1, out, "delete", "no-such-region");
 	CTL(1, out, "stat", "../etc");
-	CTL(2, out, "create", "ctl-zero", "0");
+	CTL(2, out, "resize", "ctl-region", "0");
 	CTL(2, out, "no-such-command");
 
 	CTL(0, out, "delete", "ctl-region");

@@ -713,13 +713,6 @@ END_TEST
 
 /* ---- open's fields --------------------------------------------------------------------- */
 
-START_TEST(test_hostile_size_zero_gets_einval)
-{
-	check_refused("{\"id\":7,\"op\":\"open\",\"name\":\"size-zero\",\"mode\":\"rw\","
-	              "\"create\":true,\"size\":0}", ID_ECHO, "EINVAL", EINVAL);
-}
-END_TEST
-
 START_TEST(test_hostile_size_above_max_region_size_gets_efbig)
 {
 	/* The default max_region_size is 1 TiB (2^40). */
@@ -1246,7 +1239,6 @@ static Suite *hostile_suite(void)
 	tcase_add_test(tc, test_hostile_directory_in_data_dir_gets_einval);
 	tcase_add_test(tc, test_hostile_fifo_in_data_dir_gets_einval);
 
-	tcase_add_test(tc, test_hostile_size_zero_gets_einval);
 	tcase_add_test(tc, test_hostile_size_above_max_region_size_gets_efbig);
 	tcase_add_test(tc, test_hostile_size_as_string_gets_einval);
 	tcase_add_test(tc, test_hostile_size_negative_gets_einval);

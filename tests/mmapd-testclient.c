@@ -49,7 +49,8 @@
  * holds its grants without ever reading the socket (a mapper that does not acknowledge).
  * Regions opened in a session are numbered from 0 in open order (IDX below).
  *
- *   open NAME ro|rw|cow [create=SIZE] [excl] [anon] [sparse] [reserve=N] [off=N] [len=N]
+ *   open NAME ro|rw|cow [create=SIZE] [excl] [anon] [sparse] [temporary] [truncate]
+ *        [reserve=N] [off=N] [len=N]
  *        [policy=KIND[:VALUE]]               ok r=IDX ptr=0xADDR len=N size=N gen=N
  *   close IDX                                 mmapd_region_close
  *   ptr IDX                                   ok ptr=0xADDR len=N gen=N
@@ -77,6 +78,11 @@
  *   clear-error NAME
  *   stat NAME                                 ok size=N gen=N poisoned=0|1 seq=N policy=K:V
  *                                             locks=N grants=N
+ *   times NAME                                ok mtime=N ctime=N (mmapd_stat, microseconds)
+ *   rename NAME TO [replace]                  mmapd_rename
+ *   copy NAME TO [replace]                    mmapd_copy: ok method=reflink|copy_file_range|bytes
+ *   name IDX                                  ok name=<mmapd_region_name>
+ *   truncate-on-close IDX SIZE                mmapd_region_truncate_on_close
  *   ping
  *   dispatch MS                               mmapd_client_dispatch(client, MS) once: ok n=N
  *   deaf | hear                               stop / start reading the socket between commands
@@ -844,6 +850,9 @@ static void sess_event(struct mmapd_client *c, const struct mmapd_event *ev, voi
 	case MMAPD_EVENT_LOCKS_LOST:
 		printf("! locks-lost n=%zu\n", ev->nlocks);
 		break;
+	case MMAPD_EVENT_RENAMED:
+		printf("! renamed %s to=%s\n", rn, ev->to);
+		break;
 	case MMAPD_EVENT_RELEASE_FAILED:
 		printf("! release-failed %s grant=%llu error=%s\n", rn, (unsigned long long)ev->seq,
 		       ename(ev->error));
@@ -918,6 +927,10 @@ static void sess_open(struct session *s, int n, char **t)
 			o.flags |= MMAPD_OPEN_ANONYMOUS;
 		else if (strcmp(t[i], "sparse") == 0)
 			o.flags |= MMAPD_OPEN_SPARSE;
+		else if (strcmp(t[i], "temporary") == 0)
+			o.flags |= MMAPD_OPEN_TEMPORARY;
+		else if (strcmp(t[i], "truncate") == 0)
+			o.flags |= MMAPD_OPEN_TRUNCATE;
 		else if (strncmp(t[i], "reserve=", 8) == 0 && parse_u64(t[i] + 8, &o.reserve) == 0)
 			;
 		else if (strncmp(t[i], "off=", 4) == 0 && parse_u64(t[i] + 4, &o.offset) == 0)
@@ -1250,6 +1263,42 @@ static bool sess_command(struct session *s, char *line)
 		       policy_name(info->policy.kind), (unsigned long long)info->policy.value,
 		       (unsigned long long)info->locks, (unsigned long long)info->grants);
 		mmapd_region_info_free(info);
+	} else if (strcmp(t[0], "times") == 0) {
+		struct mmapd_region_info *info;
+
+		if (n != 2)
+			{ res_usage(t[0]); return true; }
+		err = mmapd_stat(s->c, t[1], &info);
+		if (err < 0)
+			{ res_err(err); return true; }
+		res_ok("mtime=%llu ctime=%llu", (unsigned long long)info->mtime_us,
+		       (unsigned long long)info->ctime_us);
+		mmapd_region_info_free(info);
+	} else if (strcmp(t[0], "rename") == 0 || strcmp(t[0], "copy") == 0) {
+		enum mmapd_copy_method method;
+		static const char *const methods[] = { "reflink", "copy_file_range", "bytes" };
+		unsigned flags = n == 4 && strcmp(t[3], "replace") == 0 ? MMAPD_MANAGE_REPLACE : 0;
+
+		if (n < 3 || n > 4 || (n == 4 && !flags))
+			{ res_usage(t[0]); return true; }
+		if (t[0][0] == 'r') {
+			res_done(mmapd_rename(s->c, t[1], t[2], flags));
+			return true;
+		}
+		err = mmapd_copy(s->c, t[1], t[2], flags, &method);
+		if (err < 0)
+			res_err(err);
+		else
+			res_ok("method=%s", methods[method]);
+	} else if (strcmp(t[0], "truncate-on-close") == 0) {
+		if (n != 3 || parse_u64(t[1], &a) < 0 || a >= s->nregions || !s->regions[a].r ||
+		    parse_u64(t[2], &b) < 0)
+			{ res_usage(t[0]); return true; }
+		res_done(mmapd_region_truncate_on_close(s->regions[a].r, b));
+	} else if (strcmp(t[0], "name") == 0) {
+		if (n != 2 || parse_u64(t[1], &a) < 0 || a >= s->nregions || !s->regions[a].r)
+			{ res_usage(t[0]); return true; }
+		res_ok("name=%s", mmapd_region_name(s->regions[a].r));
 	} else if (strcmp(t[0], "ping") == 0) {
 		err = mmapd_ping(s->c);
 		res_done(err);

@@ -46,6 +46,7 @@ struct ctl {
 	bool json;
 	bool anonymous;
 	bool sparse;
+	bool replace;        /* rename, copy --replace */
 	uint64_t size;       /* create's and resize's SIZE, checked before connecting */
 	bool set_policy;     /* policy with a KIND: set it (checked before connecting) */
 	struct mmapd_policy policy;
@@ -210,7 +211,10 @@ static cJSON *region_json(const struct mmapd_region_info *info)
 	                      "gid", (uint64_t)info->gid, "perm", (uint64_t)info->perm,
 	                      (const char *)NULL) ||
 	    !json_add_policy(obj, &info->policy) ||
-	    !cJSON_AddBoolToObject(obj, "poisoned", info->poisoned)) {
+	    !cJSON_AddBoolToObject(obj, "poisoned", info->poisoned) ||
+	    (info->temporary && !cJSON_AddTrueToObject(obj, "temporary")) ||
+	    (info->mtime_us && !json_add_numbers(obj, "mtime_us", info->mtime_us, "ctime_us",
+	                                         info->ctime_us, (const char *)NULL))) {
 		cJSON_Delete(obj);
 		return NULL;
 	}
@@ -228,6 +232,19 @@ static int json_print_done(const char *name, const char *what)
 		obj = NULL;
 	}
 	return json_print(obj);
+}
+
+/* A time in microseconds since the epoch as "2026-12-08 00:11:35.123456 UTC". */
+static const char *time_text(uint64_t us, char *buf, size_t size)
+{
+	time_t t = (time_t)(us / 1000000);
+	struct tm tm;
+	char when[32];
+
+	if (!gmtime_r(&t, &tm) || !strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm))
+		snprintf(when, sizeof(when), "%lld", (long long)t);
+	snprintf(buf, size, "%s.%06u UTC", when, (unsigned)(us % 1000000));
+	return buf;
 }
 
 static void row_print(const char *label, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -410,6 +427,12 @@ static int cmd_stat(struct ctl *ctl, char **args)
 	row_print("locks", "%" PRIu64, info->locks);
 	row_print("owner", "%s", owner_text(info, p, sizeof(p)));
 	row_print("mode", "%04" PRIo32, info->perm);
+	if (info->temporary)
+		row_print("temporary", "yes (deleted when its last grant goes)");
+	if (info->mtime_us) {
+		row_print("modified", "%s", time_text(info->mtime_us, p, sizeof(p)));
+		row_print("changed", "%s", time_text(info->ctime_us, p, sizeof(p)));
+	}
 	mmapd_region_info_free(info);
 	return EXIT_SUCCESS;
 }
@@ -422,7 +445,8 @@ static int cmd_stat(struct ctl *ctl, char **args)
 static int cmd_create(struct ctl *ctl, char **args)
 {
 	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(
-		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL, .mode = MMAPD_MODE_RO, .length = 1);
+		.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL, .mode = MMAPD_MODE_RO,
+		.length = ctl->size ? 1 : 0);
 	struct mmapd_region *region;
 	cJSON *obj;
 	uint64_t size;
@@ -456,6 +480,50 @@ static int cmd_delete(struct ctl *ctl, char **args)
 	if (mmapd_delete(ctl->client, args[0]) < 0)
 		return fail_on("delete", args[0]);
 	return ctl->json ? json_print_done(args[0], "deleted") : EXIT_SUCCESS;
+}
+
+static int cmd_rename(struct ctl *ctl, char **args)
+{
+	cJSON *obj;
+
+	if (mmapd_rename(ctl->client, args[0], args[1], ctl->replace ? MMAPD_MANAGE_REPLACE : 0) < 0)
+		return fail_on("rename", args[0]);
+	if (!ctl->json)
+		return EXIT_SUCCESS;
+	obj = cJSON_CreateObject();
+	if (!obj || !cJSON_AddStringToObject(obj, "name", args[0]) ||
+	    !cJSON_AddStringToObject(obj, "to", args[1]) || !cJSON_AddTrueToObject(obj, "renamed")) {
+		cJSON_Delete(obj);
+		obj = NULL;
+	}
+	return json_print(obj);
+}
+
+static int cmd_copy(struct ctl *ctl, char **args)
+{
+	static const char *const methods[] = {
+		[MMAPD_COPY_REFLINK] = "reflink",
+		[MMAPD_COPY_FILE_RANGE] = "copy_file_range",
+		[MMAPD_COPY_BYTES] = "bytes",
+	};
+	enum mmapd_copy_method method;
+	cJSON *obj;
+
+	if (mmapd_copy(ctl->client, args[0], args[1], ctl->replace ? MMAPD_MANAGE_REPLACE : 0,
+	               &method) < 0)
+		return fail_on("copy", args[0]);
+	if (!ctl->json) {
+		printf("copied '%s' to '%s' (%s)\n", args[0], args[1], methods[method]);
+		return EXIT_SUCCESS;
+	}
+	obj = cJSON_CreateObject();
+	if (!obj || !cJSON_AddStringToObject(obj, "name", args[0]) ||
+	    !cJSON_AddStringToObject(obj, "to", args[1]) ||
+	    !cJSON_AddStringToObject(obj, "method", methods[method])) {
+		cJSON_Delete(obj);
+		obj = NULL;
+	}
+	return json_print(obj);
 }
 
 static int cmd_resize(struct ctl *ctl, char **args)
@@ -836,6 +904,7 @@ static const char *const event_names[] = {
 	[MMAPD_EVENT_LOCKS_LOST] = "locks-lost",
 	[MMAPD_EVENT_FLUSH_DONE] = "flush-done",
 	[MMAPD_EVENT_RELEASE_FAILED] = "release-failed",
+	[MMAPD_EVENT_RENAMED] = "renamed",
 };
 
 /* The JSON line of an event: its wire form ("event", "region" and the type's fields). */
@@ -888,6 +957,9 @@ static cJSON *event_json(const struct mmapd_event *ev)
 	case MMAPD_EVENT_UNLOCKED:
 		ok = ok && json_add_numbers(obj, "offset", ev->offset, "length", ev->length,
 		                            (const char *)NULL);
+		break;
+	case MMAPD_EVENT_RENAMED:
+		ok = ok && cJSON_AddStringToObject(obj, "to", ev->to);
 		break;
 	case MMAPD_EVENT_LOCKS_LOST:
 		ok = ok && json_add_numbers(obj, "locks", (uint64_t)ev->nlocks, (const char *)NULL);
@@ -946,6 +1018,9 @@ static void event_print(const struct mmapd_event *ev)
 		break;
 	case MMAPD_EVENT_UNLOCKED:
 		printf(" offset=%" PRIu64 " length=%" PRIu64, ev->offset, ev->length);
+		break;
+	case MMAPD_EVENT_RENAMED:
+		printf(" to=%s", ev->to);
 		break;
 	case MMAPD_EVENT_LOCKS_LOST:
 		printf(" %zu", ev->nlocks);
@@ -1090,8 +1165,17 @@ static const struct command {
 	{ "create", 2, 2, cmd_create, "NAME SIZE [--anonymous] [--sparse]",
 	  "create a region of SIZE bytes",
 	  "SIZE takes the suffixes K, M, G and T (powers of 1024; KiB... too). --anonymous: a\n"
-	  "memfd region held by the daemon, no file. --sparse: reserve no disk blocks.\n" },
+	  "memfd region held by the daemon, no file. --sparse: reserve no disk blocks.\n"
+	  "SIZE 0 makes an empty region, to be grown with resize.\n" },
 	{ "delete", 1, 1, cmd_delete, "NAME", "delete a region", NULL },
+	{ "rename", 2, 2, cmd_rename, "NAME TO [--replace]", "rename a region",
+	  "Atomic. Processes holding it keep their mappings and locks and hear \"renamed\".\n"
+	  "Without --replace an existing TO is an error; with it, TO is deleted (its holders\n"
+	  "hear \"deleted\"). Needs write permission on NAME (and on TO with --replace).\n" },
+	{ "copy", 2, 2, cmd_copy, "NAME TO [--replace]", "copy a region into a new file region",
+	  "A reflink where the file system can, else copy_file_range, else read and write;\n"
+	  "holes stay holes. Prints how it was copied. The copy is yours (mode 0660). Needs\n"
+	  "read permission on NAME (and write on an existing TO with --replace).\n" },
 	{ "resize", 2, 2, cmd_resize, "NAME SIZE [--sparse]", "grow or shrink a region",
 	  "Growing reserves disk blocks unless --sparse. Shrinking waits until every mapper has\n"
 	  "let go of the tail (or fails after shrink_timeout_ms).\n" },
@@ -1133,6 +1217,7 @@ static const char options_help[] =
 	"  -o, --output FILE   write the output to FILE, replaced at once when complete\n"
 	"      --anonymous     create: a memfd region held by the daemon, no file\n"
 	"      --sparse        create, resize: do not reserve disk blocks\n"
+	"      --replace       rename, copy: replace an existing TO\n"
 	"      --prometheus    stats: print the Prometheus text format\n"
 	"  -h, --help          show this help (after a command: that command's)\n"
 	"  -V, --version       show the version\n"
@@ -1250,12 +1335,15 @@ static int size_parse(const char *s, uint64_t *ret)
 	return 0;
 }
 
-/* Reads SIZE of create or resize into ctl->size. Returns 0 or the usage error's status. */
-static int size_arg(struct ctl *ctl, const char *arg)
+/*
+ * Reads SIZE of create or resize into ctl->size (0 only for create: an empty region). Returns
+ * 0 or the usage error's status.
+ */
+static int size_arg(struct ctl *ctl, const char *arg, bool zero_ok)
 {
 	int r = size_parse(arg, &ctl->size);
 
-	if (r < 0 || ctl->size == 0)
+	if (r < 0 || (ctl->size == 0 && !zero_ok))
 		return usage_error("invalid size '%s'%s", arg, r == -ERANGE ? ": too large" : "");
 	return 0;
 }
@@ -1421,7 +1509,7 @@ static int output_finish(const char *path, char *tmp, int status)
 	return status;
 }
 
-enum { OPT_ANONYMOUS = 256, OPT_SPARSE, OPT_PROMETHEUS };
+enum { OPT_ANONYMOUS = 256, OPT_SPARSE, OPT_PROMETHEUS, OPT_REPLACE };
 
 int main(int argc, char **argv)
 {
@@ -1434,6 +1522,7 @@ int main(int argc, char **argv)
 		{ "anonymous", no_argument, NULL, OPT_ANONYMOUS },
 		{ "sparse", no_argument, NULL, OPT_SPARSE },
 		{ "prometheus", no_argument, NULL, OPT_PROMETHEUS },
+		{ "replace", no_argument, NULL, OPT_REPLACE },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ctl ctl = { 0 };
@@ -1471,6 +1560,9 @@ int main(int argc, char **argv)
 		case OPT_PROMETHEUS:
 			ctl.prometheus = true;
 			break;
+		case OPT_REPLACE:
+			ctl.replace = true;
+			break;
 		case ':':
 			return usage_error("option '%s' needs an argument", argv[optind - 1]);
 		default:
@@ -1503,6 +1595,8 @@ int main(int argc, char **argv)
 		return usage_error("--anonymous goes with 'create' only");
 	if (ctl.sparse && cmd->run != cmd_create && cmd->run != cmd_resize)
 		return usage_error("--sparse goes with 'create' and 'resize' only");
+	if (ctl.replace && cmd->run != cmd_rename && cmd->run != cmd_copy)
+		return usage_error("--replace goes with 'rename' and 'copy' only");
 	if (ctl.prometheus && cmd->run != cmd_stats)
 		return usage_error("--prometheus goes with 'stats' only");
 	if (ctl.prometheus && ctl.json)
@@ -1511,7 +1605,7 @@ int main(int argc, char **argv)
 		return usage_error(*ctl.output ? "--output does not go with 'watch'"
 		                               : "--output needs a file name");
 	if (cmd->run == cmd_create || cmd->run == cmd_resize)
-		status = size_arg(&ctl, args[1]);
+		status = size_arg(&ctl, args[1], cmd->run == cmd_create);
 	else if (cmd->run == cmd_chown)
 		status = chown_arg(&ctl, args[1]);
 	else if (cmd->run == cmd_chmod)

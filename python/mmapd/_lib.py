@@ -69,7 +69,8 @@ class RegionInfo(Structure):
                 ("grants", c_uint64), ("clients", c_uint64), ("generation", c_uint64),
                 ("policy", Policy), ("poisoned", c_bool), ("seq", c_uint64),
                 ("locks", c_uint64), ("uid", c_uint32), ("gid", c_uint32), ("perm", c_uint32),
-                ("huge", c_int32)]
+                ("huge", c_int32), ("mtime_us", c_uint64), ("ctime_us", c_uint64),
+                ("temporary", c_bool)]
 
 
 class ClientInfo(Structure):
@@ -97,7 +98,8 @@ class Event(Structure):
                 ("old_size", c_uint64), ("generation", c_uint64), ("external", c_bool),
                 ("policy", Policy), ("error", c_int), ("message", c_char_p),
                 ("offset", c_uint64), ("length", c_uint64), ("nlocks", c_size_t),
-                ("opened", c_void_p), ("lock", c_uint64)]
+                ("opened", c_void_p), ("lock", c_uint64),
+                ("to", c_char_p)]
 
 
 class Layout(Structure):
@@ -160,6 +162,9 @@ _PROTOS: dict[str, tuple[object, list[object]]] = {
     "mmapd_region_munlock": (_i, [P, _u64, _u64]),
     "mmapd_region_msync": (_i, [P, _u64, _u64]),
     "mmapd_delete": (_i, [P, c_char_p]),
+    "mmapd_rename": (_i, [P, c_char_p, c_char_p, c_uint]),
+    "mmapd_copy": (_i, [P, c_char_p, c_char_p, c_uint, POINTER(c_int32)]),
+    "mmapd_region_truncate_on_close": (_i, [P, _u64]),
     "mmapd_stat": (_i, [P, c_char_p, POINTER(POINTER(RegionInfo))]),
     "mmapd_region_stat": (_i, [P, POINTER(POINTER(RegionInfo))]),
     "mmapd_region_info_free": (None, [POINTER(RegionInfo)]),
@@ -333,6 +338,9 @@ def closer(close_fn: object, ptr: int) -> object:
 # Constants of the headers (values are ABI: they never change).
 OPEN_CREATE, OPEN_EXCL, OPEN_ANONYMOUS, OPEN_SPARSE = 0x1, 0x2, 0x4, 0x8
 OPEN_REPORT_WRITES, OPEN_POPULATE, OPEN_STACK, OPEN_HUGETLB, OPEN_EXEC = 0x10, 0x20, 0x40, 0x80, 0x100
+OPEN_TEMPORARY, OPEN_TRUNCATE = 0x200, 0x400
+MANAGE_REPLACE = 0x1
+COPY_METHODS = ("reflink", "copy_file_range", "bytes")
 LOCK_EXCLUSIVE, LOCK_NOWAIT = 0x1, 0x2
 RESIZE_SPARSE, RESIZE_GROW_ONLY = 0x1, 0x2
 RING_OVERWRITE, RING_ANONYMOUS, RING_WRITER, RING_READER = 0x1, 0x2, 0x4, 0x8

@@ -57,6 +57,7 @@ class EventType(enum.IntEnum):
     LOCK_DONE = 16
     RESIZE_DONE = 17
     DELETE_DONE = 18
+    RENAMED = 19
 
 
 class Advice(enum.IntEnum):
@@ -120,6 +121,7 @@ class Event:
     offset: int = 0
     length: int = 0
     nlocks: int = 0
+    to: str | None = None
 
     @classmethod
     def _from_c(cls, e: _CEvent) -> "Event":
@@ -134,7 +136,7 @@ class Event:
                    old_size=e.old_size, generation=e.generation, external=e.external,
                    policy=policy_text(e.policy) if etype == EventType.POLICY else "manual",
                    error=e.error, message=_s(e.message), offset=e.offset, length=e.length,
-                   nlocks=e.nlocks)
+                   nlocks=e.nlocks, to=_s(e.to))
 
 
 def _copy(cls, c, **conv):
@@ -162,6 +164,9 @@ class RegionInfo:
     gid: int
     perm: int
     huge: int
+    mtime_us: int
+    ctime_us: int
+    temporary: bool
 
     @classmethod
     def _from_c(cls, c: _CRegionInfo) -> "RegionInfo":

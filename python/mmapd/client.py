@@ -120,20 +120,24 @@ class Client:
              sparse: bool = False, offset: int = 0, length: int = 0,
              reserve: int | None = None, policy: str | None = None,
              report_writes: bool = False, populate: bool = False, hugetlb: bool = False,
-             executable: bool = False) -> Region:
+             executable: bool = False, temporary: bool = False,
+             truncate: bool = False) -> Region:
         """Opens region name (creating it with create=True, of size bytes) and maps the
         window offset..offset+length (length 0: the whole region, following its size) in
         mode "ro", "rw" or "cow". reserve: address space held for a following window to grow
         into without moving (default DEFAULT_RESERVE, 1 GiB; 0 for none). policy: the flush
-        policy of a region being created. Raises FileNotFoundError, FileExistsError
-        (exclusive), PermissionError, ...
+        policy of a region being created. temporary: a region this call creates is deleted
+        when its last grant goes; truncate (with create, mode "rw"): an existing region is
+        emptied to size bytes first. Raises FileNotFoundError, FileExistsError (exclusive),
+        PermissionError, ...
         """
         flags = 0
         for on, bit in ((create, _lib.OPEN_CREATE), (exclusive, _lib.OPEN_EXCL),
                         (anonymous, _lib.OPEN_ANONYMOUS), (sparse, _lib.OPEN_SPARSE),
                         (report_writes, _lib.OPEN_REPORT_WRITES),
                         (populate, _lib.OPEN_POPULATE), (hugetlb, _lib.OPEN_HUGETLB),
-                        (executable, _lib.OPEN_EXEC)):
+                        (executable, _lib.OPEN_EXEC), (temporary, _lib.OPEN_TEMPORARY),
+                        (truncate, _lib.OPEN_TRUNCATE)):
             if on:
                 flags |= bit
         if create and size is None:
@@ -158,6 +162,20 @@ class Client:
     def delete(self, name: str) -> None:
         """Deletes region name; processes that map it keep their mappings."""
         self._call(lib.mmapd_delete, self._p(), name.encode(), name=name)
+
+    def rename(self, name: str, to: str, replace: bool = False) -> None:
+        """Renames region name to `to` atomically; holders keep their mappings and get a
+        RENAMED event. replace: delete an existing `to` (else FileExistsError)."""
+        self._call(lib.mmapd_rename, self._p(), name.encode(), to.encode(),
+                   _lib.MANAGE_REPLACE if replace else 0, name=name)
+
+    def copy(self, name: str, to: str, replace: bool = False) -> str:
+        """Copies region name into a new file region `to`, in the daemon; returns how:
+        "reflink", "copy_file_range" or "bytes"."""
+        method = ctypes.c_int32()
+        self._call(lib.mmapd_copy, self._p(), name.encode(), to.encode(),
+                   _lib.MANAGE_REPLACE if replace else 0, ctypes.byref(method), name=name)
+        return _lib.COPY_METHODS[method.value]
 
     def stat(self, name: str) -> RegionInfo:
         out = ctypes.POINTER(_lib.RegionInfo)()

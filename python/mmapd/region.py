@@ -152,6 +152,9 @@ class Region(Exporter):
 
     @property
     def name(self) -> str:
+        """The region's name; after a rename (MMAPD_EVENT_RENAMED read), the new one."""
+        if self._handle is not None:
+            self._name = lib.mmapd_region_name(self._ptr).decode()
         return self._name
 
     @property
@@ -382,6 +385,11 @@ class Region(Exporter):
     def clear_error(self) -> None:
         """Clears a poisoned region."""
         self.client._call(lib.mmapd_region_clear_error, self._p(), name=self._name)
+
+    def truncate_on_close(self, size: int) -> None:
+        """Has the daemon truncate the region's file to size bytes once the region has no
+        grant left, anyone's (fmmap's close_with_truncate)."""
+        self.client._call(lib.mmapd_region_truncate_on_close, self._p(), size, name=self.name)
 
     def stat(self) -> RegionInfo:
         """What the daemon says about the region."""

@@ -83,6 +83,8 @@ static int sizes(void)
 	FIELD(mmapd_region_info, poisoned); FIELD(mmapd_region_info, seq);
 	FIELD(mmapd_region_info, locks); FIELD(mmapd_region_info, uid);
 	FIELD(mmapd_region_info, perm); FIELD(mmapd_region_info, huge);
+	FIELD(mmapd_region_info, mtime_us); FIELD(mmapd_region_info, ctime_us);
+	FIELD(mmapd_region_info, temporary);
 	SIZE(mmapd_client_info);
 	FIELD(mmapd_client_info, id); FIELD(mmapd_client_info, name);
 	FIELD(mmapd_client_info, pid); FIELD(mmapd_client_info, connected_since_ms);
@@ -99,6 +101,7 @@ static int sizes(void)
 	FIELD(mmapd_event, size); FIELD(mmapd_event, external); FIELD(mmapd_event, policy);
 	FIELD(mmapd_event, error); FIELD(mmapd_event, message); FIELD(mmapd_event, offset);
 	FIELD(mmapd_event, nlocks); FIELD(mmapd_event, opened); FIELD(mmapd_event, lock);
+	FIELD(mmapd_event, to);
 	SIZE(mmapd_layout);
 	FIELD(mmapd_layout, struct_size); FIELD(mmapd_layout, type_name);
 	FIELD(mmapd_layout, version); FIELD(mmapd_layout, size); FIELD(mmapd_layout, align);
