@@ -132,6 +132,21 @@ int subs_restore(struct mmapd_client *client);
  */
 int regions_reopen(struct mmapd_client *client);
 
+/*
+ * Copies the caller's options into *ret as this library knows them (MMAPD_OPEN_OPTS(); opts
+ * NULL: all defaults). Returns 0, -EINVAL or -E2BIG (message set).
+ */
+int open_opts_read(const struct mmapd_open_opts *opts, struct mmapd_open_opts *ret);
+/*
+ * The body of mmapd_region_open() for a request already built (req, consumed): the open
+ * request, or adopt's with send_fd (borrowed) sent along. name may be NULL (adopt: the
+ * daemon's reply names the region). opts were read and checked. Returns as
+ * mmapd_region_open().
+ */
+int region_open_with(struct mmapd_client *client, const char *name,
+                     const struct mmapd_open_opts *opts, cJSON *req, const int *send_fd,
+                     struct mmapd_region **ret_region);
+
 /* ---- query.c ---- */
 
 /*

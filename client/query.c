@@ -53,6 +53,7 @@ int region_info_parse(const cJSON *obj, struct region_entry *ret)
 		.gid = r.gid,
 		.perm = r.perm,
 		.huge = (enum mmapd_huge)r.huge,
+		.adopted = r.adopted,
 	};
 	return 0;
 }

@@ -163,7 +163,7 @@ static void region_unmap(struct mmapd_region *region)
  * Returns 0, -EINVAL (struct_size 0: not made by MMAPD_OPEN_OPTS()), -E2BIG (a newer caller
  * set a field this library does not know). The message is set.
  */
-static int open_opts_read(const struct mmapd_open_opts *opts, struct mmapd_open_opts *ret)
+int open_opts_read(const struct mmapd_open_opts *opts, struct mmapd_open_opts *ret)
 {
 	size_t n;
 
@@ -286,6 +286,9 @@ static int region_open_hook(struct mmapd_client *client, struct call *call, cons
 	call->fd = -1;
 	if (open_reply_read(call, reply, region, region->mode, &e) < 0)
 		return call->err;
+	/* An adopted region the caller did not name is named by the daemon. */
+	if (!region->name[0])
+		strcpy(region->name, e.name);
 	atomic_store(&region->size, e.info.size);
 	atomic_store(&region->generation, e.info.generation);
 	region->anonymous = e.info.anonymous;
@@ -388,9 +391,7 @@ MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name
                                    struct mmapd_region **ret_region)
 {
 	struct mmapd_open_opts known;
-	struct mmapd_region *region;
-	struct error_saved saved;
-	struct call call = { 0 };
+	cJSON *req;
 	int r;
 
 	if (!client || !ret_region)
@@ -405,11 +406,28 @@ MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name
 	r = open_opts_check(opts);
 	if (r < 0)
 		return r;
+	req = open_request_new(name, opts);
+	if (!req)
+		return -ENOMEM;
+	return region_open_with(client, name, opts, req, NULL, ret_region);
+}
+
+int region_open_with(struct mmapd_client *client, const char *name,
+                     const struct mmapd_open_opts *opts, cJSON *req, const int *send_fd,
+                     struct mmapd_region **ret_region)
+{
+	struct mmapd_region *region;
+	struct error_saved saved;
+	struct call call = { 0 };
+	int r;
 
 	region = calloc(1, sizeof(*region));
-	if (!region)
+	if (!region) {
+		cJSON_Delete(req);
 		return error_set(-ENOMEM, "out of memory");
-	strcpy(region->name, name);
+	}
+	if (name)
+		strcpy(region->name, name);
 	region->fd = -1;
 	region->mode = opts->mode;
 	region->report_writes = opts->flags & MMAPD_OPEN_REPORT_WRITES;
@@ -434,11 +452,8 @@ MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name
 	client->regions = region;
 	pthread_mutex_unlock(&client->lock);
 
-	call.req = open_request_new(name, opts);
-	if (!call.req) {
-		r = -ENOMEM;
-		goto fail;
-	}
+	call.req = req;
+	call.send_fd = send_fd;
 	call.want_fd = true;
 	call.on_reply = region_open_hook;
 	call.ctx = region;

@@ -21,6 +21,7 @@
 #include <cjson/cJSON.h>
 
 #include "budget.h"
+#include "region.h"
 #include "reply.h"
 
 #define OPS_CLIENT_NAME_MAX 64   /* the longest client name hello takes */
@@ -77,6 +78,7 @@ int ops_chown(struct conn *c, uint64_t id, cJSON *req);
 int ops_chmod(struct conn *c, uint64_t id, cJSON *req);
 int ops_clients(struct conn *c, uint64_t id, cJSON *req);
 int ops_stats(struct conn *c, uint64_t id, cJSON *req);
+int ops_adopt(struct conn *c, uint64_t id, cJSON *req);
 
 /*
  * The op table, one X(op, handler, fields) per op of proto/vocab.h's PROTO_OPS (op is the
@@ -109,7 +111,8 @@ int ops_stats(struct conn *c, uint64_t id, cJSON *req);
 	X(CHOWN, ops_chown, fields_chown) \
 	X(CHMOD, ops_chmod, fields_chmod) \
 	X(CLIENTS, ops_clients, fields_none) \
-	X(STATS, ops_stats, fields_none)
+	X(STATS, ops_stats, fields_none) \
+	X(ADOPT, ops_adopt, fields_none)
 
 /* Helpers shared by the handlers: the field readers (ops_get.c), the region getters
  * (ops_getregion.c) and the JSON helpers (ops_json.c). */
@@ -150,6 +153,19 @@ int ops_get_region(struct conn *c, uint64_t id, cJSON *req, const char *name, un
  */
 int ops_check_access(struct conn *c, uint64_t id, const char *name, const struct access *a,
                      unsigned want);
+/*
+ * Checks that c may do want to region r: its owner and mode (ops_check_access), and for an
+ * adopted region the descriptors behind it (adopt.h). Returns 0, or -1 after answering.
+ */
+int ops_check_region(struct conn *c, uint64_t id, const struct region *r, unsigned want);
+/*
+ * Makes a grant of r for c in mode (executable if exec) and sends the reply with its
+ * descriptor (the reply of open and adopt), answering any failure itself. created: the
+ * request made r, which is granted whatever r's mode says, as open(2) with O_CREAT is.
+ * (ops_region.c)
+ */
+void ops_grant(struct conn *c, uint64_t id, struct region *r, enum region_mode mode,
+               bool exec, bool created);
 /*
  * Saves file region r's metadata and answers request id once it is on disk (at once for an
  * anonymous region, whose state goes to the fd store instead, fdstore.h); with p, the reply

@@ -293,7 +293,7 @@ static int open_grant_fd(struct conn *c, struct region *r, enum region_mode mode
  * descriptor. Answers any failure itself. The request that created r is granted whatever
  * r's mode says, as open(2) with O_CREAT is.
  */
-static void open_grant(struct conn *c, uint64_t id, struct region *r, enum region_mode mode,
+void ops_grant(struct conn *c, uint64_t id, struct region *r, enum region_mode mode,
                        bool exec, bool created)
 {
 	uint64_t max_bytes = c->srv->limits->max_bytes_granted_per_client, size, grant_size;
@@ -306,7 +306,7 @@ static void open_grant(struct conn *c, uint64_t id, struct region *r, enum regio
 
 	if (exec && open_check_exec(c, id, r, created) < 0)
 		return;
-	if (!created && ops_check_access(c, id, r->name, &r->acc, want) < 0)
+	if (!created && ops_check_region(c, id, r, want) < 0)
 		return;
 	/* One fstat: the size a holder of an rw grant may have changed, for all that follows. */
 	size = region_size(r);
@@ -388,7 +388,7 @@ static void open_existing_file(struct conn *c, uint64_t id, const struct open_ar
 		reply_open_file_error(c, id, a->name, st, -ret);
 		return;
 	}
-	open_grant(c, id, r, a->mode, a->exec, false);
+	ops_grant(c, id, r, a->mode, a->exec, false);
 	ops_put_region(r);
 }
 
@@ -440,7 +440,7 @@ static void open_ready(struct region_job *job)
 	         r->huge == MEMFD_HUGE_NONE ? "" : r->huge == MEMFD_HUGE_HUGETLB ? ", hugetlb" :
 	         ", thp", (unsigned long long)c->serial, (long)c->pid);
 	if (conn_alive(c) && open_admit(c, job->id, true) == 0)
-		open_grant(c, job->id, r, mode, exec, true);
+		ops_grant(c, job->id, r, mode, exec, true);
 	region_check_idle(r);
 	region_wake(r);
 	region_job_free(job);
@@ -603,7 +603,7 @@ int ops_open(struct conn *c, uint64_t id, cJSON *req)
 		if (a.create && a.exclusive)
 			reply_error(c, id, EEXIST, "region '%s' already exists", a.name);
 		else
-			open_grant(c, id, r, a.mode, a.exec, false);
+			ops_grant(c, id, r, a.mode, a.exec, false);
 		return OPS_DONE;
 	}
 
@@ -686,6 +686,12 @@ int ops_delete(struct conn *c, uint64_t id, cJSON *req)
 	old = region_lookup(c->srv, name);
 	if (old && old->state == REGION_BUSY)
 		return ops_defer(c, id, req, old);
+	if (old && old->adopt) {
+		reply_error(c, id, EPERM, "operation not permitted: region '%s' is an adopted file, "
+		            "which the daemon never deletes; it goes when its last holder lets go",
+		            name);
+		return OPS_DONE;
+	}
 	if (old && old->anonymous) {
 		if (ops_check_access(c, id, name, &old->acc, ACCESS_WRITE) < 0)
 			return OPS_DONE;

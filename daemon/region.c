@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "adopt.h"
 #include "conn.h"
 #include "control.h"
 #include "dirindex.h"
@@ -152,6 +153,7 @@ void region_unref(struct region *r)
 	assert(r->locks.nheld == 0 && r->locks.nwaiting == 0 && r->nsubs == 0);
 	assert(!region_busy(r));
 	region_budget_detach(r);
+	adopt_free(r);
 	control_region_gone(r->ctl);
 	if (r->fd >= 0)
 		close(r->fd);
@@ -294,7 +296,13 @@ int region_table_add(struct region *r, bool force)
 	ret = htab_insert(&srv->regions, &r->node, htab_hash_string(r->name));
 	if (ret < 0)
 		return ret;
-	ret = r->anonymous ? dirindex_anon_add(srv, r->name) : 0;
+	/* Adopted regions are listed as anonymous ones are: by name, without a file. */
+	ret = r->anonymous || r->adopt ? dirindex_anon_add(srv, r->name) : 0;
+	if (ret == 0 && adopt_index(r) < 0) {
+		if (r->adopt)
+			dirindex_anon_remove(srv, r->name);
+		ret = -ENOMEM;
+	}
 	if (ret < 0) {
 		htab_remove(&srv->regions, &r->node);
 		return ret;
@@ -312,8 +320,9 @@ void region_table_remove(struct region *r)
 		return;
 	region_idle_unlink(r);
 	htab_remove(&r->srv->regions, &r->node);
-	if (r->anonymous)
+	if (r->anonymous || r->adopt)
 		dirindex_anon_remove(r->srv, r->name);
+	adopt_unindex(r);
 	r->in_table = false;
 	if (r->anonymous && r->state == REGION_READY)
 		r->srv->nanonymous--;
@@ -423,6 +432,11 @@ void region_check_idle(struct region *r)
 
 	if (!r->in_table || r->anonymous || r->state != REGION_READY || !region_unheld(r))
 		return;
+	/* An adopted file is not cached: it goes with its last holder, and so does its inode. */
+	if (r->adopt) {
+		region_table_remove(r);
+		return;
+	}
 	/* Kept for the next lookup, newest at the tail. */
 	region_idle_unlink(r);
 	r->idle = true;
@@ -467,7 +481,9 @@ static void region_refuse_size(struct region *r, uint64_t size)
 
 	if (r->resizes.active || r->resizes.head)   /* resize_busy */
 		return;
-	if (!r->anonymous && !r->rdonly) {
+	if (r->adopt)
+		why = "it is an adopted file, which the daemon never cuts";
+	else if (!r->anonymous && !r->rdonly) {
 		do
 			ret = ftruncate(r->fd, (off_t)r->size);
 		while (ret < 0 && errno == EINTR);
@@ -548,7 +564,7 @@ cJSON *region_to_json_sized(const struct region *r, uint64_t size)
 		.policy_kind = r->flush.policy.kind, .policy_value = r->flush.policy.value,
 		.generation = r->generation, .poisoned = r->flush.poisoned,
 		.seq = control_seq(r->ctl, r->seq),
-		.locks = r->locks.nheld + r->locks.nwaiting,
+		.locks = r->locks.nheld + r->locks.nwaiting, .adopted = r->adopt != NULL,
 	};
 
 	return proto_region_json(&obj);

@@ -34,6 +34,7 @@ struct proto_region {
 	bool poisoned;
 	uint64_t seq;
 	uint64_t locks;            /* locks held or waited for */
+	bool adopted;              /* a file a client handed over (op adopt); sent only when true */
 };
 
 /* The wire name of huge ("none", "hugetlb", "thp"), or NULL when it is not below PROTO_HUGE_KINDS. */

@@ -36,7 +36,8 @@
 	X(CHOWN, "chown") \
 	X(CHMOD, "chmod") \
 	X(CLIENTS, "clients") \
-	X(STATS, "stats")
+	X(STATS, "stats") \
+	X(ADOPT, "adopt")
 
 /* The events the daemon sends (the "event" member of a message without an "id"). */
 #define PROTO_EVENTS(X) \
@@ -98,6 +99,7 @@
 	X(GRANTS, "grants") \
 	X(CLIENTS, "clients") \
 	X(POISONED, "poisoned") \
+	X(ADOPTED, "adopted") \
 	/* locks */ \
 	X(OFFSET, "offset") \
 	X(LENGTH, "length") \
