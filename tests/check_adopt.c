@@ -553,6 +553,28 @@ START_TEST(test_adopt_descriptor_rule)
 	id = adopt_sendfds(&c, two, 2, "{'op':'adopt','mode':'ro','fds':1}");
 	adopt_refused(test_conn_reply(&c, id, TEST_WAIT_MS), "E2BIG", E2BIG);
 	adopt_assert_serving(&c);
+	/* Three: more than the daemon has room for (MSG_CTRUNC): refused the same way. */
+	{
+		int three[3] = { fd, fd, fd };
+
+		id = adopt_sendfds(&c, three, 3, "{'op':'adopt','mode':'ro','fds':1}");
+		adopt_refused(test_conn_reply(&c, id, TEST_WAIT_MS), "E2BIG", E2BIG);
+	}
+	/* On the second half of a frame, not its first byte: that frame is refused. */
+	{
+		static const char ping[] = "{\"id\":50,\"op\":\"ping\"}";
+		uint8_t buf[64];
+		size_t n = strlen(ping);
+
+		frame_header_put(buf, (uint32_t)n);
+		memcpy(buf + FRAME_HEADER_SIZE, ping, n);
+		ck_assert_int_eq(test_conn_send_raw(&c, buf, 10), 0);
+		usleep(50000);
+		ck_assert_int_eq(fdpass_send(c.fd, buf + 10, FRAME_HEADER_SIZE + n - 10, &fd, 1, 0),
+		                 (ssize_t)(FRAME_HEADER_SIZE + n - 10));
+		adopt_refused(test_conn_reply(&c, 50, TEST_WAIT_MS), "EPROTO", EPROTO);
+	}
+	adopt_assert_serving(&c);
 	ck_assert_uint_eq(test_daemon_status_u64(&d, "open_fds"), fds_before);
 
 	/* adopt + ping + ping in one sendmsg: the adopt has the descriptor, the pings run. */
@@ -584,8 +606,14 @@ START_TEST(test_adopt_descriptor_rule)
 	test_assert_ok(reply);
 	close(test_conn_take_fd(&c));
 	cJSON_Delete(reply);
+	/* Before hello: refused as every request but hello is, and its descriptor closed. */
+	test_conn_close(&c);
+	test_conn_open_as(&c, &d, TEST_NOBODY, TEST_NOBODY);
+	id = adopt_sendfds(&c, &fd, 1, "{'op':'adopt','mode':'ro','fds':1}");
+	adopt_refused(test_conn_reply(&c, id, TEST_WAIT_MS), "EPROTO", EPROTO);
 	close(fd);
 	test_conn_close(&c);
+	ck_assert_uint_eq(test_daemon_wait_status(&d, "open_fds", fds_before - 1), fds_before - 1);
 	test_daemon_stop(&d);
 }
 END_TEST
@@ -679,6 +707,63 @@ START_TEST(test_adopt_private_file_does_not_leak_until_chmod)
 	adopt_refused(reply, "EACCES", EACCES);
 	free(name);
 	test_conn_close(&c);
+	test_conn_close(&root);
+	test_daemon_stop(&d);
+}
+END_TEST
+
+/*
+ * Access by name is capped by what the owner proved, even when the daemon holds more: nobody
+ * adopts a 0644 file first with O_RDONLY (so it owns the region, proving read), root joins
+ * with O_RDWR (the daemon now holds a writable descriptor), nobody chmods the region 0666. A
+ * third uid then gets ro by name but not rw (the owner never proved write), nobody gets no rw
+ * either (its own descriptor was read-only), and root keeps rw (its own proof).
+ */
+START_TEST(test_adopt_name_access_is_capped_by_the_owners_descriptors)
+{
+	struct test_conn root, owner, third;
+	struct test_daemon d;
+	const char *path;
+	cJSON *reply;
+	char *name;
+	int fd;
+
+	if (!test_is_root())
+		return;
+	test_daemon_start_shared(&d, CFG);
+	path = adopt_file(&d, "capped.bin", SIZE, 0644);
+	test_conn_open_hello_as(&owner, &d, TEST_NOBODY, TEST_NOBODY);
+	test_conn_open_hello_as(&third, &d, 12345, 12345);
+	test_conn_open_hello(&root, &d);
+	fd = adopt_open_as_nobody(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	name = adopt_ok(&owner, fd, "ro", "capped", NULL);
+	close(fd);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	free(adopt_ok(&root, fd, "rw", NULL, NULL));
+	close(fd);
+	reply = test_conn_callf(&owner, "{'op':'chmod','name':'capped','perm':438}");
+	test_assert_ok(reply);
+	cJSON_Delete(reply);
+
+	reply = test_conn_callf(&third, "{'op':'open','name':'capped','mode':'ro'}");
+	test_assert_ok(reply);
+	close(test_conn_take_fd(&third));
+	cJSON_Delete(reply);
+	adopt_refused(test_conn_callf(&third, "{'op':'open','name':'capped','mode':'rw'}"),
+	              "EACCES", EACCES);
+	adopt_refused(test_conn_callf(&third, "{'op':'resize','name':'capped','size':%u}",
+	                              2 * SIZE), "EACCES", EACCES);
+	adopt_refused(test_conn_callf(&owner, "{'op':'open','name':'capped','mode':'rw'}"),
+	              "EACCES", EACCES);
+	reply = test_conn_callf(&root, "{'op':'open','name':'capped','mode':'rw'}");
+	test_assert_ok(reply);
+	close(test_conn_take_fd(&root));
+	cJSON_Delete(reply);
+	free(name);
+	test_conn_close(&third);
+	test_conn_close(&owner);
 	test_conn_close(&root);
 	test_daemon_stop(&d);
 }
@@ -801,6 +886,7 @@ static Suite *adopt_suite(void)
 	tcase_add_test(tc, test_adopt_descriptor_rule);
 	tcase_add_test(tc, test_adopt_huge_sparse_file_is_not_read_and_limits_apply);
 	tcase_add_test(tc, test_adopt_private_file_does_not_leak_until_chmod);
+	tcase_add_test(tc, test_adopt_name_access_is_capped_by_the_owners_descriptors);
 	tcase_add_test(tc, test_adopt_unlink_rename_truncate_replace_behind_the_daemon);
 	tcase_add_test(tc, test_adopt_map_path_is_one_call);
 	suite_add_tcase(s, tc);

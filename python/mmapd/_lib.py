@@ -69,7 +69,7 @@ class RegionInfo(Structure):
                 ("grants", c_uint64), ("clients", c_uint64), ("generation", c_uint64),
                 ("policy", Policy), ("poisoned", c_bool), ("seq", c_uint64),
                 ("locks", c_uint64), ("uid", c_uint32), ("gid", c_uint32), ("perm", c_uint32),
-                ("huge", c_int32)]
+                ("huge", c_int32), ("adopted", c_bool)]
 
 
 class ClientInfo(Structure):

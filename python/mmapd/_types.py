@@ -158,6 +158,7 @@ class RegionInfo:
     gid: int
     perm: int
     huge: int
+    adopted: bool
 
     @classmethod
     def _from_c(cls, c: _CRegionInfo) -> "RegionInfo":
