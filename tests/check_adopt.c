@@ -381,9 +381,24 @@ START_TEST(test_adopt_region_goes_with_its_last_holder)
 	cJSON_Delete(reply);
 	reply = test_conn_callf(&a, "{'op':'list'}");
 	test_assert_ok(reply);
-	ck_assert_msg(strstr(test_describe(reply), name) != NULL, "not listed: %s",
-	              test_describe(reply));
+	{
+		char *text = cJSON_PrintUnformatted(reply);
+		bool listed = text && strstr(text, name) != NULL;
+
+		free(text);
+		ck_assert_msg(listed, "not listed: %s", test_describe(reply));
+	}
 	cJSON_Delete(reply);
+	/* mmapctl shows it as adopted. */
+	{
+		char out[4096];
+
+		ck_assert_int_eq(test_run_ctl(&d, out, sizeof(out), "stat", name, (char *)NULL), 0);
+		/* The type row, not the name, which begins with "adopted-". */
+		ck_assert_msg(strstr(out, " adopted\n") != NULL, "mmapctl stat: %s", out);
+		ck_assert_int_eq(test_run_ctl(&d, out, sizeof(out), "list", (char *)NULL), 0);
+		ck_assert_msg(strstr(out, " adopted ") != NULL, "mmapctl list: %s", out);
+	}
 	/* Never deleted by name; nothing of it in the data directory. */
 	reply = test_conn_callf(&a, "{'op':'delete','name':'%s'}", name);
 	adopt_refused(reply, "EPERM", EPERM);
