@@ -8,12 +8,13 @@
  * region is the rule of adopt.h. The grant itself is open's (ops_grant).
  */
 #include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "access.h"
@@ -31,28 +32,59 @@
 #define ADOPT_PERM_DEFAULT 0600u
 
 /*
- * Kernel file systems whose "regular files" are views of kernel state: opening, reading or
- * mapping them has effects (or reads another process's memory), so they are never adopted.
- * From linux/magic.h, spelled out so as not to depend on its version.
+ * File systems never adopted. The kernel's views of its own state (/proc, /sys and the like):
+ * their "regular files" are not data, and a root daemon reopening one would read it with its
+ * own rights (another process's memory or environment). And FUSE, which any user may mount
+ * and serve itself: every open, stat or sync of its files waits for that user's server, so
+ * one adopted file could stall the daemon's loop for good.
  */
-static const unsigned long adopt_pseudo_fs[] = {
-	0x9fa0,      /* proc */
-	0x62656572,  /* sysfs */
-	0x64626720,  /* debugfs */
-	0x74726163,  /* tracefs */
-	0x73636673,  /* securityfs */
-	0x62656570,  /* configfs */
-	0x27e0eb,    /* cgroup */
-	0x63677270,  /* cgroup2 */
-	0xcafe4a11,  /* bpf */
-	0x6165676c,  /* pstore */
-	0xde5e81e4,  /* efivarfs */
-	0xf97cff8c,  /* selinuxfs */
-	0x43415d53,  /* smackfs */
-	0x42494e4d,  /* binfmt_misc */
-	0x65735543,  /* fusectl */
-	0x1cd1,      /* devpts */
+static const char *const adopt_refused_fs[] = {
+	"proc", "sysfs", "debugfs", "tracefs", "securityfs", "configfs", "cgroup", "cgroup2",
+	"bpf", "pstore", "efivarfs", "selinuxfs", "smackfs", "binfmt_misc", "fusectl", "devpts",
+	"fuse", "fuseblk",
 };
+
+/* Whether file system type (as mountinfo names it) is one adopt refuses. */
+static bool adopt_fs_refused(const char *type)
+{
+	size_t i;
+
+	if (strncmp(type, "fuse.", 5) == 0)
+		return true;
+	for (i = 0; i < sizeof(adopt_refused_fs) / sizeof(adopt_refused_fs[0]); i++)
+		if (strcmp(type, adopt_refused_fs[i]) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The type of mount mnt_id in the daemon's mount table (/proc/self/mountinfo: "ID PARENT
+ * MAJ:MIN ROOT POINT OPTIONS [TAGS...] - TYPE SOURCE SUPER"), into ret (size bytes). Returns
+ * 0, -ENOENT when the table has no such mount (another mount namespace, or one of the kernel's
+ * internal mounts: memfds, pipes, sockets), or -errno.
+ */
+static int adopt_mount_type(uint64_t mnt_id, char *ret, size_t size)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL, *sep;
+	size_t cap = 0;
+	int r = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while (getline(&line, &cap, f) > 0) {
+		if (strtoull(line, NULL, 10) != mnt_id || !(sep = strstr(line, " - ")))
+			continue;
+		sep += 3;
+		sep[strcspn(sep, " \n")] = '\0';
+		snprintf(ret, size, "%s", sep);
+		r = 0;
+		break;
+	}
+	free(line);
+	fclose(f);
+	return r;
+}
 
 /* The kind of a file that is not regular, for messages. */
 static const char *adopt_kind(mode_t mode)
@@ -76,12 +108,17 @@ static const char *adopt_kind(mode_t mode)
 static int adopt_check_fd(struct conn *c, uint64_t id, int fd, enum region_mode mode,
                           struct stat *ret_st)
 {
+	struct statx sx;
+	char type[64];
 	unsigned access;
-	struct statfs sfs;
-	size_t i;
-	int flags = fcntl(fd, F_GETFL);
+	int flags = fcntl(fd, F_GETFL), r;
 
-	if (flags < 0 || fstat(fd, ret_st) < 0) {
+	/*
+	 * What the kernel knows without asking the file system (AT_STATX_DONT_SYNC: a FUSE server
+	 * is not asked), until the mount is known not to be one that may never answer.
+	 */
+	if (flags < 0 || statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC,
+	                       STATX_TYPE | STATX_MNT_ID, &sx) < 0) {
 		reply_error(c, id, EBADF, "the descriptor sent cannot be examined: %s", strerror(errno));
 		return -1;
 	}
@@ -90,19 +127,37 @@ static int adopt_check_fd(struct conn *c, uint64_t id, int fd, enum region_mode 
 		            "O_RDONLY or O_RDWR");
 		return -1;
 	}
-	if (!S_ISREG(ret_st->st_mode)) {
-		reply_error(c, id, S_ISDIR(ret_st->st_mode) ? EISDIR : ENODEV, "only regular files "
-		            "can be adopted: the descriptor sent is %s", adopt_kind(ret_st->st_mode));
+	if (!S_ISREG(sx.stx_mode)) {
+		reply_error(c, id, S_ISDIR(sx.stx_mode) ? EISDIR : ENODEV, "only regular files "
+		            "can be adopted: the descriptor sent is %s", adopt_kind(sx.stx_mode));
 		return -1;
 	}
-	if (fstatfs(fd, &sfs) == 0)
-		for (i = 0; i < sizeof(adopt_pseudo_fs) / sizeof(adopt_pseudo_fs[0]); i++)
-			if ((unsigned long)sfs.f_type == adopt_pseudo_fs[i]) {
-				reply_error(c, id, ENODEV, "the descriptor sent is a file of a kernel file "
-				            "system (magic 0x%lx: /proc, /sys and the like), which is never "
-				            "adopted", (unsigned long)sfs.f_type);
-				return -1;
-			}
+	r = (sx.stx_mask & STATX_MNT_ID) ? adopt_mount_type(sx.stx_mnt_id, type, sizeof(type))
+	                                 : -ENOSYS;
+	/*
+	 * A memfd lives on the kernel's internal mount, a tmpfs may be another namespace's: both
+	 * are shmem, the only files that take seals, and never wait on anyone. Any other mount
+	 * the daemon cannot see could be a user's FUSE mount.
+	 */
+	if (r == -ENOENT && fcntl(fd, F_GET_SEALS) >= 0) {
+		snprintf(type, sizeof(type), "shmem");
+		r = 0;
+	}
+	if (r < 0) {
+		reply_error(c, id, ENODEV, "the descriptor sent is a file of a mount the daemon "
+		            "cannot see (another mount namespace) and not of shmem (tmpfs, memfd), "
+		            "which it does not adopt");
+		return -1;
+	}
+	if (adopt_fs_refused(type)) {
+		reply_error(c, id, ENODEV, "the descriptor sent is a file of a %s file system, which "
+		            "is never adopted (kernel views and FUSE)", type);
+		return -1;
+	}
+	if (fstat(fd, ret_st) < 0) {
+		reply_error(c, id, EBADF, "the descriptor sent cannot be examined: %s", strerror(errno));
+		return -1;
+	}
 	/*
 	 * The daemon's own inodes (grants, control pages: its uid, no group or other bits) are
 	 * shared through its regions; a user other than root and the daemon's holds one only

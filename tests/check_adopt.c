@@ -13,11 +13,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -502,6 +504,97 @@ START_TEST(test_adopt_hostile_descriptors_are_refused)
 }
 END_TEST
 
+/*
+ * Opens a file made on a file system of type fstype mounted on dir in a mount namespace of a
+ * child's own, which the daemon cannot see (as a FUSE mount in a user namespace would be),
+ * and returns it.
+ */
+static int adopt_open_unseen(const char *dir, const char *fstype)
+{
+	struct fd_queue q;
+	int sv[2], status, fd;
+	pid_t pid;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		char path[2 * TEST_PATH_MAX];
+
+		if (unshare(CLONE_NEWNS) < 0 ||
+		    mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+		    mount("none", dir, fstype, 0, NULL) < 0)
+			_exit(97);
+		snprintf(path, sizeof(path), "%s/f", dir);
+		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+		if (fd < 0 || ftruncate(fd, 4096) < 0)
+			_exit(98);
+		_exit(fdpass_send(sv[1], "x", 1, &fd, 1, 0) == 1 ? 0 : 99);
+	}
+	close(sv[1]);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+	fd_queue_init(&q);
+	{
+		char x;
+
+		ck_assert_int_eq(fdpass_recv(sv[0], &x, 1, &q, 0), 1);
+	}
+	close(sv[0]);
+	ck_assert_int_eq(fd_queue_take(&q, 1, &fd), 0);
+	return fd;
+}
+
+/*
+ * Where the file lives: a file of a mount the daemon cannot see (another mount namespace:
+ * what a FUSE mount made in a user namespace would be) is refused before anything asks its
+ * file system (ramfs here), unless it is shmem, which never waits (a tmpfs there, a memfd on
+ * the kernel's internal mount); a memfd is adopted and shared by its inode.
+ */
+START_TEST(test_adopt_unseen_mount_refused_memfd_accepted)
+{
+	char dir[TEST_PATH_MAX + 16];
+	struct test_conn a, b;
+	struct test_daemon d;
+	char *name, *again;
+	int fd, ga, gb;
+	char buf[sizeof(pattern)];
+
+	if (!test_is_root())
+		return;
+	test_daemon_start_shared(&d, CFG);
+	test_conn_open_hello_as(&a, &d, TEST_NOBODY, TEST_NOBODY);
+	test_conn_open_hello_as(&b, &d, TEST_NOBODY, TEST_NOBODY);
+	snprintf(dir, sizeof(dir), "%s/unseen", d.dir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	fd = adopt_open_unseen(dir, "ramfs");
+	adopt_refused(adopt_call(&a, fd, "ro", NULL), "ENODEV", ENODEV);
+	close(fd);
+	fd = adopt_open_unseen(dir, "tmpfs");
+	free(adopt_ok(&a, fd, "ro", NULL, NULL));
+	close(fd);
+
+	fd = memfd_create("adopt-test", MFD_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fchmod(fd, 0644), 0);
+	ck_assert_int_eq(ftruncate(fd, SIZE), 0);
+	name = adopt_ok(&a, fd, "rw", NULL, &ga);
+	again = adopt_ok(&b, fd, "ro", NULL, &gb);
+	ck_assert_str_eq(name, again);
+	ck_assert_int_eq(pwrite(ga, pattern, sizeof(pattern), 0), (ssize_t)sizeof(pattern));
+	ck_assert_int_eq(pread(gb, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	ck_assert(memcmp(buf, pattern, sizeof(buf)) == 0);
+	close(ga);
+	close(gb);
+	close(fd);
+	free(again);
+	free(name);
+	test_conn_close(&b);
+	test_conn_close(&a);
+	test_daemon_stop(&d);
+}
+END_TEST
+
 /* The daemon's own descriptors (a grant) are not adopted by another user: open by name. */
 START_TEST(test_adopt_refuses_the_daemons_own_grant)
 {
@@ -898,6 +991,7 @@ static Suite *adopt_suite(void)
 	tcase_add_test(tc, test_adopt_region_goes_with_its_last_holder);
 	tcase_add_test(tc, test_adopt_hostile_descriptors_are_refused);
 	tcase_add_test(tc, test_adopt_refuses_the_daemons_own_grant);
+	tcase_add_test(tc, test_adopt_unseen_mount_refused_memfd_accepted);
 	tcase_add_test(tc, test_adopt_descriptor_rule);
 	tcase_add_test(tc, test_adopt_huge_sparse_file_is_not_read_and_limits_apply);
 	tcase_add_test(tc, test_adopt_private_file_does_not_leak_until_chmod);
