@@ -771,6 +771,61 @@ START_TEST(test_adopt_huge_sparse_file_is_not_read_and_limits_apply)
 END_TEST
 
 /*
+ * The daemon's descriptor of an adopted file is charged to the uid that sent it
+ * (max_fds_per_uid): with 8, nobody's connection and 7 adopted files fill it, the 8th file is
+ * EMFILE naming the budget, and once the connection is gone (its regions with it) nobody
+ * adopts again.
+ */
+START_TEST(test_adopt_descriptors_count_against_the_senders_budget)
+{
+	struct test_conn c;
+	struct test_daemon d;
+	char fname[32];
+	cJSON *reply;
+	int fds[8];
+
+	if (!test_is_root())
+		return;
+	test_daemon_start_shared(&d, "{\"socket_mode\": \"0666\", \"max_fds_per_uid\": 8}");
+	test_conn_open_hello_as(&c, &d, TEST_NOBODY, TEST_NOBODY);
+	for (int i = 0; i < 8; i++) {
+		snprintf(fname, sizeof(fname), "budget%d.bin", i);
+		fds[i] = adopt_open_as_nobody(adopt_file(&d, fname, 4096, 0644), O_RDONLY);
+		ck_assert_int_ge(fds[i], 0);
+	}
+	for (int i = 0; i < 7; i++)
+		free(adopt_ok(&c, fds[i], "ro", NULL, NULL));
+	reply = adopt_call(&c, fds[7], "ro", NULL);
+	test_assert_error(reply, "EMFILE", EMFILE);
+	ck_assert_msg(strstr(test_json_str(cJSON_GetObjectItemCaseSensitive(reply, "error"),
+	                                   "message"), "max_fds_per_uid") != NULL,
+	              "the refusal names the budget: %s", test_describe(reply));
+	cJSON_Delete(reply);
+	test_conn_close(&c);
+	test_conn_open_hello_as(&c, &d, TEST_NOBODY, TEST_NOBODY);
+	for (int i = 0; i < 8; i++) {
+		if (i == 7) {
+			/* Regions go as their holder's connection is torn down, asynchronously. */
+			for (int t = 0; t < 100; t++) {
+				reply = adopt_call(&c, fds[i], "ro", NULL);
+				if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "ok")))
+					break;
+				cJSON_Delete(reply);
+				reply = NULL;
+				usleep(10000);
+			}
+			test_assert_ok(reply);
+			close(test_conn_take_fd(&c));
+			cJSON_Delete(reply);
+		}
+		close(fds[i]);
+	}
+	test_conn_close(&c);
+	test_daemon_stop(&d);
+}
+END_TEST
+
+/*
  * A file root can read and nobody cannot: root adopts it, nobody opening the region by name
  * is refused until root chmods the region, and then gets no more than root's descriptor
  * proved (read-only: rw refused even with mode 0666).
@@ -994,6 +1049,7 @@ static Suite *adopt_suite(void)
 	tcase_add_test(tc, test_adopt_unseen_mount_refused_memfd_accepted);
 	tcase_add_test(tc, test_adopt_descriptor_rule);
 	tcase_add_test(tc, test_adopt_huge_sparse_file_is_not_read_and_limits_apply);
+	tcase_add_test(tc, test_adopt_descriptors_count_against_the_senders_budget);
 	tcase_add_test(tc, test_adopt_private_file_does_not_leak_until_chmod);
 	tcase_add_test(tc, test_adopt_name_access_is_capped_by_the_owners_descriptors);
 	tcase_add_test(tc, test_adopt_unlink_rename_truncate_replace_behind_the_daemon);
