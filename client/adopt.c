@@ -100,8 +100,10 @@ MMAPD_EXPORT int mmapd_map_path(struct mmapd_client *client, const char *path,
 	if ((known.flags & MMAPD_OPEN_EXCL) && !(known.flags & MMAPD_OPEN_CREATE))
 		return error_set(-EINVAL, "MMAPD_OPEN_EXCL needs MMAPD_OPEN_CREATE");
 	flags = (known.mode == MMAPD_MODE_RW ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY;
+	/* A file this call may create is opened for writing too, to give it its size. */
 	if (known.flags & MMAPD_OPEN_CREATE)
-		flags |= O_CREAT | (known.flags & MMAPD_OPEN_EXCL ? O_EXCL : 0);
+		flags = (flags & ~O_ACCMODE) | O_RDWR | O_CREAT |
+		        (known.flags & MMAPD_OPEN_EXCL ? O_EXCL : 0);
 	fd = open(path, flags, 0666);
 	if (fd < 0) {
 		r = -errno;

@@ -281,8 +281,8 @@ MMAPD_EXPORT int mmapd_region_adopt(struct mmapd_client *client, int fd, const c
 /*
  * Maps the file at path, as memmap2's Mmap::map(&File::open(path)?) does, but shared through
  * the daemon: opens path in the calling process (O_RDONLY for MMAPD_MODE_RO and
- * MMAPD_MODE_COW, O_RDWR for MMAPD_MODE_RW; with MMAPD_OPEN_CREATE also O_CREAT, mode 0666
- * less the umask, and MMAPD_OPEN_EXCL adds O_EXCL; a created or empty file is then made
+ * MMAPD_MODE_COW, O_RDWR for MMAPD_MODE_RW; with MMAPD_OPEN_CREATE O_RDWR and O_CREAT, mode
+ * 0666 less the umask, and MMAPD_OPEN_EXCL adds O_EXCL; a created or empty file is then made
  * opts->size bytes, when given, with ftruncate), adopts the descriptor under no name
  * (mmapd_region_adopt()) and closes it. The daemon never opens path. Returns as
  * mmapd_region_adopt(), and open(2)'s errors (-ENOENT, -EACCES...) for path.

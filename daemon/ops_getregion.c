@@ -52,10 +52,9 @@ int ops_check_region(struct conn *c, uint64_t id, const struct region *r, unsign
 }
 
 /* Ends ops_get_region: checks access to the region found. */
-static int ops_get_region_checked(struct conn *c, uint64_t id, const char *name, unsigned want,
+static int ops_get_region_checked(struct conn *c, uint64_t id, unsigned want,
                                   struct region **ret_region)
 {
-	(void)name;
 	if (want && *ret_region && ops_check_region(c, id, *ret_region, want) < 0) {
 		ops_put_region(*ret_region);
 		*ret_region = NULL;
@@ -84,7 +83,7 @@ int ops_get_region(struct conn *c, uint64_t id, cJSON *req, const char *name, un
 	if (r) {
 		region_ref(r);
 		*ret_region = r;
-		return ops_get_region_checked(c, id, name, want, ret_region);
+		return ops_get_region_checked(c, id, want, ret_region);
 	}
 	ret = fsdir_lookup(c->srv->dir_fd, name, &st, &pathfd);
 	if (ret < 0) {
@@ -94,7 +93,7 @@ int ops_get_region(struct conn *c, uint64_t id, cJSON *req, const char *name, un
 	ret = region_open_file(c->srv, name, pathfd, &st, ret_region);
 	if (ret < 0)
 		reply_open_file_error(c, id, name, &st, -ret);
-	return ops_get_region_checked(c, id, name, want, ret_region);
+	return ops_get_region_checked(c, id, want, ret_region);
 }
 
 void ops_put_region(struct region *r)

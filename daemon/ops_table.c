@@ -204,7 +204,10 @@ void ops_handle_frame(struct conn *c, const char *payload, size_t len)
 	c->srv->stats.requests[i]++;
 	/* Only adopt may carry a descriptor (it takes it itself); any other is refused unrun. */
 	if (i != PROTO_OP_ADOPT && (r = conn_frame_fd(c, false, &fd)) < 0) {
-		reply_error(c, id, r == -E2BIG ? E2BIG : EPROTO, r == -E2BIG ? OPS_FDS_MANY : OPS_FDS_STRAY);
+		if (r == -E2BIG)
+			reply_error(c, id, E2BIG, OPS_FDS_MANY);
+		else
+			reply_error(c, id, EPROTO, OPS_FDS_STRAY);
 		cJSON_Delete(req);
 		return;
 	}
