@@ -826,6 +826,40 @@ START_TEST(test_adopt_descriptors_count_against_the_senders_budget)
 END_TEST
 
 /*
+ * A daemon that is not root reopens an adopted file for a grant with its own user's rights
+ * and never widens a descriptor by other means: a file its user may not read is refused
+ * (EACCES, no region left behind), one it may read is adopted.
+ */
+START_TEST(test_adopt_unprivileged_daemon_refuses_what_its_user_cannot_open)
+{
+	struct test_daemon d;
+	struct test_conn root;
+	cJSON *reply;
+	int fd;
+
+	if (!test_is_root())
+		return;
+	test_daemon_init(&d, CFG);
+	test_daemon_run_as(&d, TEST_NOBODY, TEST_NOBODY);
+	test_daemon_launch(&d);
+	test_conn_open_hello(&root, &d);
+	fd = open(adopt_file(&d, "rootonly.bin", SIZE, 0600), O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	reply = adopt_call(&root, fd, "ro", "rootonly");
+	test_assert_error(reply, "EACCES", EACCES);
+	cJSON_Delete(reply);
+	close(fd);
+	adopt_refused(test_conn_callf(&root, "{'op':'stat','name':'rootonly'}"), "ENOENT", ENOENT);
+	fd = open(adopt_file(&d, "public.bin", SIZE, 0644), O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	free(adopt_ok(&root, fd, "ro", "public", NULL));
+	close(fd);
+	test_conn_close(&root);
+	test_daemon_stop(&d);
+}
+END_TEST
+
+/*
  * A file root can read and nobody cannot: root adopts it, nobody opening the region by name
  * is refused until root chmods the region, and then gets no more than root's descriptor
  * proved (read-only: rw refused even with mode 0666).
@@ -1051,6 +1085,7 @@ static Suite *adopt_suite(void)
 	tcase_add_test(tc, test_adopt_huge_sparse_file_is_not_read_and_limits_apply);
 	tcase_add_test(tc, test_adopt_descriptors_count_against_the_senders_budget);
 	tcase_add_test(tc, test_adopt_private_file_does_not_leak_until_chmod);
+	tcase_add_test(tc, test_adopt_unprivileged_daemon_refuses_what_its_user_cannot_open);
 	tcase_add_test(tc, test_adopt_name_access_is_capped_by_the_owners_descriptors);
 	tcase_add_test(tc, test_adopt_unlink_rename_truncate_replace_behind_the_daemon);
 	tcase_add_test(tc, test_adopt_map_path_is_one_call);
