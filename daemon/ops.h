@@ -159,6 +159,14 @@ int ops_check_access(struct conn *c, uint64_t id, const char *name, const struct
  */
 int ops_check_region(struct conn *c, uint64_t id, const struct region *r, unsigned want);
 /*
+ * Checks the per-client limits and budgets a grant runs into (max_grants_per_client,
+ * max_fds_in_flight, the uid's descriptors). Returns 0, or -1 after answering EAGAIN or
+ * EMFILE. created: the grant of a region c just created, whose descriptor was charged with
+ * the region. The daemon's descriptor reserve is checked on the grant's own descriptor, and
+ * before a creation (ops_open). (ops_region.c)
+ */
+int ops_admit_grant(struct conn *c, uint64_t id, bool created);
+/*
  * Makes a grant of r for c in mode (executable if exec) and sends the reply with its
  * descriptor (the reply of open and adopt), answering any failure itself. created: the
  * request made r, which is granted whatever r's mode says, as open(2) with O_CREAT is.

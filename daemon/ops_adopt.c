@@ -305,6 +305,9 @@ int ops_adopt(struct conn *c, uint64_t id, cJSON *req)
 		}
 		mode = (enum region_mode)ret;
 	}
+	/* The limits of any grant first: a refused adopt leaves nothing behind. */
+	if (ops_admit_grant(c, id, false) < 0)
+		goto out;
 	access = adopt_check_fd(c, id, fd, mode, &st);
 	if (access < 0)
 		goto out;

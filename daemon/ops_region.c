@@ -173,13 +173,7 @@ static int open_parse(struct conn *c, uint64_t id, const cJSON *req, struct open
 	return 0;
 }
 
-/*
- * Checks the per-client limits and budgets an open runs into. Returns 0, or -1 after answering
- * EAGAIN or EMFILE. created: the grant of a region c just created, whose descriptor was
- * charged with the region. The daemon's descriptor reserve is checked on the grant's own
- * descriptor (open_grant_fd), and before a creation (ops_open).
- */
-static int open_admit(struct conn *c, uint64_t id, bool created)
+int ops_admit_grant(struct conn *c, uint64_t id, bool created)
 {
 	const struct limits *l = c->srv->limits;
 
@@ -439,7 +433,7 @@ static void open_ready(struct region_job *job)
 	         job->sparse ? ", sparse" : "", r->exec ? ", executable" : "",
 	         r->huge == MEMFD_HUGE_NONE ? "" : r->huge == MEMFD_HUGE_HUGETLB ? ", hugetlb" :
 	         ", thp", (unsigned long long)c->serial, (long)c->pid);
-	if (conn_alive(c) && open_admit(c, job->id, true) == 0)
+	if (conn_alive(c) && ops_admit_grant(c, job->id, true) == 0)
 		ops_grant(c, job->id, r, mode, exec, true);
 	region_check_idle(r);
 	region_wake(r);
@@ -597,7 +591,7 @@ int ops_open(struct conn *c, uint64_t id, cJSON *req)
 	/* Being truncated: a grant now could be mapped at the old size, past the new end. */
 	if (r && (r->state == REGION_BUSY || resize_truncating(r)))
 		return ops_defer(c, id, req, r);
-	if (open_admit(c, id, false) < 0)
+	if (ops_admit_grant(c, id, false) < 0)
 		return OPS_DONE;
 	if (r) {
 		if (a.create && a.exclusive)

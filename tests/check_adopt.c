@@ -773,8 +773,8 @@ END_TEST
 /*
  * The daemon's descriptor of an adopted file is charged to the uid that sent it
  * (max_fds_per_uid): with 8, nobody's connection and 7 adopted files fill it, the 8th file is
- * EMFILE naming the budget, and once the connection is gone (its regions with it) nobody
- * adopts again.
+ * EMFILE naming the budget. max_grants_per_client bounds adopt's grants as open's. Once the
+ * connection is gone (its regions with it) nobody adopts again.
  */
 START_TEST(test_adopt_descriptors_count_against_the_senders_budget)
 {
@@ -801,6 +801,14 @@ START_TEST(test_adopt_descriptors_count_against_the_senders_budget)
 	                                   "message"), "max_fds_per_uid") != NULL,
 	              "the refusal names the budget: %s", test_describe(reply));
 	cJSON_Delete(reply);
+	test_conn_close(&c);
+	/* The limits of every grant hold for adopt too: max_grants_per_client (2 here). */
+	test_daemon_stop(&d);
+	test_daemon_start_shared(&d, "{\"socket_mode\": \"0666\", \"max_grants_per_client\": 2}");
+	test_conn_open_hello_as(&c, &d, TEST_NOBODY, TEST_NOBODY);
+	free(adopt_ok(&c, fds[0], "ro", NULL, NULL));
+	free(adopt_ok(&c, fds[0], "ro", NULL, NULL));
+	adopt_refused(adopt_call(&c, fds[1], "ro", NULL), "EAGAIN", EAGAIN);
 	test_conn_close(&c);
 	test_conn_open_hello_as(&c, &d, TEST_NOBODY, TEST_NOBODY);
 	for (int i = 0; i < 8; i++) {
