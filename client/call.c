@@ -145,11 +145,13 @@ static int client_encode(struct mmapd_client *client, cJSON *req, uint64_t *ret_
  * Sends a whole frame on connection gen, holding send_lock so that frames never interleave:
  * the frames of start calls queued before it go first, and those queued meanwhile follow as
  * far as the socket takes them without waiting. MSG_NOSIGNAL: a dead daemon must never raise
- * SIGPIPE in the caller. Returns 0, -ESTALE when gen is not up any more, or send's error.
+ * SIGPIPE in the caller. fd (borrowed, may be NULL) goes with the frame's first byte, in the
+ * same sendmsg as the rest of the frame as far as the socket takes it (docs/protocol.md,
+ * "Sending a descriptor"). Returns 0, -ESTALE when gen is not up any more, or send's error.
  * Lock not held.
  */
 static int client_send(struct mmapd_client *client, uint64_t gen, const uint8_t *buf,
-                       size_t len)
+                       size_t len, const int *fd)
 {
 	bool queued = atomic_load(&client->out_count) != 0;
 	int sock, r = 0;
@@ -161,14 +163,13 @@ static int client_send(struct mmapd_client *client, uint64_t gen, const uint8_t 
 	if (sock >= 0 && queued)
 		r = sendq_write(client, sock, gen, true);
 	while (sock >= 0 && r == 0 && len > 0) {
-		ssize_t n = send(sock, buf, len, MSG_NOSIGNAL);
+		ssize_t n = fdpass_send(sock, buf, len, fd, fd ? 1 : 0, 0);
 
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			r = -errno;
+			r = (int)n;
 			break;
 		}
+		fd = NULL;
 		buf += n;
 		len -= (size_t)n;
 	}
@@ -274,7 +275,7 @@ static void client_send_acks(struct mmapd_client *client)
 		    cJSON_AddNumberToObject(req, PROTO_FIELD_SHRINK, (double)ack->id) &&
 		    client_encode(client, req, &id, &buf, &len) == 0) {
 			pthread_mutex_unlock(&client->lock);
-			r = client_send(client, gen, buf, len);
+			r = client_send(client, gen, buf, len, NULL);
 			pthread_mutex_lock(&client->lock);
 			client_sent(client, gen, r);
 		}
@@ -666,7 +667,7 @@ int client_run(struct mmapd_client *client, struct call *call)
 		client_unref(client);
 		return 0;
 	}
-	r = client_send(client, gen, buf, len);
+	r = client_send(client, gen, buf, len, call->send_fd);
 
 	pthread_mutex_lock(&client->lock);
 	client_sent(client, gen, r);

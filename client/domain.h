@@ -224,6 +224,21 @@ void region_free(struct mmapd_region *region);
  */
 int regions_reopen(struct mmapd_client *client);
 
+/*
+ * Copies the caller's options into *ret as this library knows them (MMAPD_OPEN_OPTS(); opts
+ * NULL: all defaults). Returns 0, -EINVAL or -E2BIG (message set).
+ */
+int open_opts_read(const struct mmapd_open_opts *opts, struct mmapd_open_opts *ret);
+/*
+ * The body of mmapd_region_open() for a request already built (req, consumed): the open
+ * request, or adopt's with send_fd (borrowed) sent along. name may be NULL (adopt: the
+ * daemon's reply names the region). opts were read and checked. Returns as
+ * mmapd_region_open().
+ */
+int region_open_with(struct mmapd_client *client, const char *name,
+                     const struct mmapd_open_opts *opts, cJSON *req, const int *send_fd,
+                     struct mmapd_region **ret_region);
+
 /* ---- start.c ---- */
 
 /*
@@ -236,6 +251,7 @@ char *start_event_deliver(struct mmapd_event *ev, bool claimed);
 /* Frees the events of q, closing the regions of OPEN_DONE events (mmapd_disconnect()). Lock
  * not held. */
 void start_events_drop(struct event_queue *q);
+
 /* ---- manage.c ---- */
 
 /* Region name is now called `to` ("renamed"): its windows take that name. Lock held. */

@@ -87,6 +87,7 @@ struct call {
 	uint64_t gen;              /* with CALL_PINNED: the connection it belongs to */
 	bool want_fd;              /* a successful reply must carry one descriptor */
 	bool want_fd2;             /* with want_fd: and a second one (fd2) */
+	const int *send_fd;        /* a descriptor sent with the request (adopt; borrowed), or NULL */
 	call_hook_fn *on_reply;    /* may be NULL */
 	void *ctx;                 /* for on_reply */
 	/*

@@ -252,6 +252,8 @@ struct mmapd_region_info {
 	uint64_t mtime_us;
 	uint64_t ctime_us;
 	bool temporary;    /* deleted when its last grant goes (MMAPD_OPEN_TEMPORARY) */
+	bool adopted;      /* a file a client handed over (mmapd_region_adopt()), not in the data
+	                      directory: it lives while someone holds it */
 };
 
 /*
@@ -288,6 +290,41 @@ MMAPD_EXPORT void mmapd_disconnect(struct mmapd_client *client);
 MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name,
                                    const struct mmapd_open_opts *opts,
                                    struct mmapd_region **ret_region);
+
+/*
+ * Adopts a file the caller already opened: fd (borrowed: still the caller's, who may close it
+ * at once afterwards) goes to the daemon with the request, and the caller gets a region for
+ * that file, mapped as mmapd_region_open() maps one, with the same locks, resizes,
+ * notifications and flushes as the data directory's regions. fd must be a regular file opened
+ * O_RDONLY (ro and cow grants only) or O_RDWR; the daemon never grants more than it allows.
+ * Another adoption of the same file (same device and inode), by this or another client,
+ * joins the same region. name (may be NULL: the daemon names it "adopted-<dev>-<ino>", read
+ * it with mmapd_region_name()) is what others open it by, subject to its owner and mode:
+ * the first adopter, 0600, which mmapd_chmod() and mmapd_chown() change. The region lives
+ * while anyone holds it; nothing of it is kept in the data directory (docs/protocol.md,
+ * "adopt"). opts: as for mmapd_region_open(), but only mode, offset, length, reserve and the
+ * flags MMAPD_OPEN_REPORT_WRITES and MMAPD_OPEN_POPULATE. Returns as mmapd_region_open(),
+ * and: -EBADF (fd is not an open descriptor, or is O_PATH), -ENODEV (not a regular file, or
+ * a file of /proc, /sys and the like), -EISDIR (a directory), -EACCES (mode asks more than
+ * fd allows, or fd is write-only), -EEXIST (name is taken, or the file is adopted already
+ * under another name), -EMFILE (the caller's uid is at its descriptor budget).
+ */
+MMAPD_EXPORT int mmapd_region_adopt(struct mmapd_client *client, int fd, const char *name,
+                                    const struct mmapd_open_opts *opts,
+                                    struct mmapd_region **ret_region);
+
+/*
+ * Maps the file at path, as memmap2's Mmap::map(&File::open(path)?) does, but shared through
+ * the daemon: opens path in the calling process (O_RDONLY for MMAPD_MODE_RO and
+ * MMAPD_MODE_COW, O_RDWR for MMAPD_MODE_RW; with MMAPD_OPEN_CREATE O_RDWR and O_CREAT, mode
+ * 0666 less the umask, and MMAPD_OPEN_EXCL adds O_EXCL; a created or empty file is then made
+ * opts->size bytes, when given, with ftruncate), adopts the descriptor under no name
+ * (mmapd_region_adopt()) and closes it. The daemon never opens path. Returns as
+ * mmapd_region_adopt(), and open(2)'s errors (-ENOENT, -EACCES...) for path.
+ */
+MMAPD_EXPORT int mmapd_map_path(struct mmapd_client *client, const char *path,
+                                const struct mmapd_open_opts *opts,
+                                struct mmapd_region **ret_region);
 
 /*
  * Unmaps the window, closes the descriptor and tells the daemon the grant is released (if the

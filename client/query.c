@@ -56,6 +56,7 @@ int region_info_parse(const cJSON *obj, struct region_entry *ret)
 		.mtime_us = r.mtime_us,
 		.ctime_us = r.ctime_us,
 		.temporary = r.temporary,
+		.adopted = r.adopted,
 	};
 	return 0;
 }

@@ -178,7 +178,7 @@ static void region_unmap(struct mmapd_region *region)
  * Returns 0, -EINVAL (struct_size 0: not made by MMAPD_OPEN_OPTS()), -E2BIG (a newer caller
  * set a field this library does not know). The message is set.
  */
-static int open_opts_read(const struct mmapd_open_opts *opts, struct mmapd_open_opts *ret)
+int open_opts_read(const struct mmapd_open_opts *opts, struct mmapd_open_opts *ret)
 {
 	size_t n;
 
@@ -321,6 +321,9 @@ int region_open_hook(struct mmapd_client *client, struct call *call, const cJSON
 	call->fd = -1;
 	if (open_reply_read(call, reply, region, region->mode, &e) < 0)
 		return call->err;
+	/* An adopted region the caller did not name is named by the daemon. */
+	if (!region->name[0])
+		strcpy(region->name, e.name);
 	atomic_store(&region->size, e.info.size);
 	atomic_store(&region->generation, e.info.generation);
 	region->anonymous = e.info.anonymous;
@@ -414,38 +417,24 @@ static int region_advise_huge(struct mmapd_region *region)
 	return region->open_flags & MMAPD_OPEN_HUGETLB ? r : 0;
 }
 
-int region_open_begin(struct mmapd_client *client, const char *name,
-                      const struct mmapd_open_opts *opts, struct call *ret_call)
+/*
+ * Makes the region of an open request already built (req, consumed) and puts it on the
+ * client's list; fills *ret_call to be run. name may be NULL (adopt: the daemon's reply names
+ * the region). Returns 0 or -ENOMEM (message set).
+ */
+static int region_open_prepare(struct mmapd_client *client, const char *name,
+                               const struct mmapd_open_opts *opts, cJSON *req,
+                               struct call *ret_call)
 {
-	struct mmapd_open_opts known;
 	struct mmapd_region *region;
-	cJSON *req;
-	int r;
 
-	if (!client)
-		return error_set(-EINVAL, "client is NULL");
-	r = open_opts_read(opts, &known);
-	if (r < 0)
-		return r;
-	opts = &known;
-	r = region_name_check(name);
-	if (r < 0)
-		return r;
-	r = open_opts_check(opts);
-	if (r < 0)
-		return r;
-	r = open_check_daemon(client, opts);
-	if (r < 0)
-		return r;
-	req = open_request_new(name, opts);
-	if (!req)
-		return -ENOMEM;
 	region = calloc(1, sizeof(*region));
 	if (!region) {
 		cJSON_Delete(req);
 		return error_set(-ENOMEM, "out of memory");
 	}
-	strcpy(region->name, name);
+	if (name)
+		strcpy(region->name, name);
 	region->fd = -1;
 	region->mode = opts->mode;
 	region->report_writes = opts->flags & MMAPD_OPEN_REPORT_WRITES;
@@ -478,6 +467,34 @@ int region_open_begin(struct mmapd_client *client, const char *name,
 	return 0;
 }
 
+int region_open_begin(struct mmapd_client *client, const char *name,
+                      const struct mmapd_open_opts *opts, struct call *ret_call)
+{
+	struct mmapd_open_opts known;
+	cJSON *req;
+	int r;
+
+	if (!client)
+		return error_set(-EINVAL, "client is NULL");
+	r = open_opts_read(opts, &known);
+	if (r < 0)
+		return r;
+	opts = &known;
+	r = region_name_check(name);
+	if (r < 0)
+		return r;
+	r = open_opts_check(opts);
+	if (r < 0)
+		return r;
+	r = open_check_daemon(client, opts);
+	if (r < 0)
+		return r;
+	req = open_request_new(name, opts);
+	if (!req)
+		return -ENOMEM;
+	return region_open_prepare(client, name, opts, req, ret_call);
+}
+
 int region_open_finish(struct mmapd_region *region)
 {
 	int r;
@@ -489,24 +506,17 @@ int region_open_finish(struct mmapd_region *region)
 	return r < 0 ? r : region_advise_huge(region);
 }
 
-MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name,
-                                   const struct mmapd_open_opts *opts,
-                                   struct mmapd_region **ret_region)
+/* Runs the call region_open_prepare() made and maps the region. Returns as mmapd_region_open(). */
+static int region_open_run(struct mmapd_client *client, struct call *call,
+                           struct mmapd_region **ret_region)
 {
-	struct mmapd_region *region;
+	struct mmapd_region *region = call->ctx;
 	struct error_saved saved;
-	struct call call = { 0 };
 	int r;
 
-	if (!ret_region)
-		return error_set(-EINVAL, "ret_region is NULL");
-	r = region_open_begin(client, name, opts, &call);
-	if (r < 0)
-		return r;
-	region = call.ctx;
-	r = client_run(client, &call);
-	cJSON_Delete(call.req);
-	cJSON_Delete(call.reply);
+	r = client_run(client, call);
+	cJSON_Delete(call->req);
+	cJSON_Delete(call->reply);
 	if (r == 0)
 		r = region_open_finish(region);
 	if (r < 0) {
@@ -518,6 +528,35 @@ MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name
 	}
 	*ret_region = region;
 	return 0;
+}
+
+int region_open_with(struct mmapd_client *client, const char *name,
+                     const struct mmapd_open_opts *opts, cJSON *req, const int *send_fd,
+                     struct mmapd_region **ret_region)
+{
+	struct call call = { 0 };
+	int r;
+
+	r = region_open_prepare(client, name, opts, req, &call);
+	if (r < 0)
+		return r;
+	call.send_fd = send_fd;
+	return region_open_run(client, &call, ret_region);
+}
+
+MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name,
+                                   const struct mmapd_open_opts *opts,
+                                   struct mmapd_region **ret_region)
+{
+	struct call call = { 0 };
+	int r;
+
+	if (!ret_region)
+		return error_set(-EINVAL, "ret_region is NULL");
+	r = region_open_begin(client, name, opts, &call);
+	if (r < 0)
+		return r;
+	return region_open_run(client, &call, ret_region);
 }
 
 /*

@@ -114,6 +114,14 @@ static void conn_freed(size_t bytes)
 	malloc_trim(0);
 }
 
+/* Closes the descriptors c received that no frame claimed. */
+static void conn_infds_clear(struct conn *c)
+{
+	while (c->ninfds > 0)
+		if (c->infds[--c->ninfds].fd >= 0)
+			close(c->infds[c->ninfds].fd);
+}
+
 static void conn_free(struct conn *c)
 {
 	assert(c->state == CONN_CLOSED && c->open_handles == 0);
@@ -345,6 +353,7 @@ static void conn_end(struct conn *c, bool discard)
 		conn_discard_input(c, CONN_DISCARD_MAX);
 	close(c->fd);
 	c->fd = -1;
+	conn_infds_clear(c);
 
 	budget_release(c->budget, BUDGET_FDS, c->out_fds + c->handed_fds);
 	c->handed_fds = 0;
@@ -895,6 +904,79 @@ static void conn_on_eof(struct conn *c)
 	conn_update_poll(c);
 }
 
+int conn_frame_fd(struct conn *c, bool adopt, int *ret_fd)
+{
+	size_t i = 0, got = 0;
+	bool extra = false;
+
+	*ret_fd = -1;
+	while (i < c->ninfds) {
+		struct conn_infd *e = &c->infds[i];
+		bool starts = e->from <= c->frame_start && c->frame_start < e->to;
+
+		/* Not this frame's: a later frame of that read may still claim it. */
+		if (!(adopt && starts && *ret_fd < 0 && got == 0) && c->frame_end < e->to) {
+			i++;
+			continue;
+		}
+		got++;
+		extra |= e->extra;
+		if (*ret_fd < 0)
+			*ret_fd = e->fd;
+		else if (e->fd >= 0)
+			close(e->fd);
+		c->ninfds--;
+		memmove(e, e + 1, (c->ninfds - i) * sizeof(*e));
+	}
+	if (got == 0)
+		return 0;
+	if (adopt && got == 1 && !extra)
+		return 1;
+	if (*ret_fd >= 0)
+		close(*ret_fd);
+	*ret_fd = -1;
+	return adopt || got > 1 || extra ? -E2BIG : -EPROTO;
+}
+
+/*
+ * After a frame was handled: a descriptor whose read ended within it and that it did not
+ * claim (the dispatcher never asked: a frame it could not parse) is closed.
+ */
+static void conn_infds_sweep(struct conn *c)
+{
+	int fd;
+
+	if (c->ninfds > 0 && conn_frame_fd(c, false, &fd) != 0)
+		log_debug("client %llu (pid %ld): a descriptor sent with an unreadable frame was "
+		          "closed", (unsigned long long)c->serial, (long)c->pid);
+}
+
+/*
+ * Receives into p (avail bytes) what the socket holds, with the descriptor that may come
+ * along (conn_frame_fd). Returns as fdpass_recv_one; -EPROTO when more descriptors wait than
+ * a well-behaved client can have sent (the connection fails then).
+ */
+static ssize_t conn_recv(struct conn *c, uint8_t *p, size_t avail)
+{
+	bool extra;
+	int fd;
+	ssize_t n = fdpass_recv_one(c->fd, p, avail, &fd, &extra, MSG_DONTWAIT);
+
+	if (n > 0 && (fd >= 0 || extra)) {
+		if (c->ninfds == CONN_INFDS_MAX) {
+			if (fd >= 0)
+				close(fd);
+			return -EPROTO;
+		}
+		c->infds[c->ninfds++] = (struct conn_infd){
+			.fd = fd, .extra = extra, .from = c->in_bytes, .to = c->in_bytes + (uint64_t)n,
+		};
+	}
+	if (n > 0)
+		c->in_bytes += (uint64_t)n;
+	return n;
+}
+
 /*
  * Hands the complete buffered frames to ops, once hello is done for one turn at most (see
  * CONN_FRAMES_PER_TURN); the rest run at the connection's next turn (conn_turn_later). Before
@@ -928,7 +1010,11 @@ static enum conn_dispatched conn_dispatch(struct conn *c)
 			          (unsigned long long)c->srv->limits->max_frame);
 			return CONN_DISPATCH_ENDED;
 		}
+		c->frame_start = c->frame_pos;
+		c->frame_end = c->frame_pos + FRAME_HEADER_SIZE + len;
+		c->frame_pos = c->frame_end;
 		c->srv->handle_frame(c, payload, len);
+		conn_infds_sweep(c);
 		ran++;
 	}
 	return CONN_DISPATCH_ENDED;
@@ -963,7 +1049,7 @@ static void conn_read(struct conn *c)
 			conn_fail(c, ENOMEM, "out of memory for the input buffer");
 			return;
 		}
-		n = fdpass_recv_nofds(c->fd, p, avail, MSG_DONTWAIT);
+		n = conn_recv(c, p, avail);
 		if (n > 0) {
 			frame_reader_commit(&c->reader, (size_t)n);
 			done = conn_dispatch(c);
@@ -976,7 +1062,9 @@ static void conn_read(struct conn *c)
 		if (n == -EAGAIN)
 			return;
 		if (n == -EPROTO) {
-			conn_fail(c, EPROTO, "the client sent file descriptors; the daemon accepts none");
+			conn_fail(c, EPROTO, "descriptors came with frames that do not begin where they "
+			          "were sent: only an adopt frame may carry one, sent with its first "
+			          "byte");
 			return;
 		}
 		if (n < 0) {

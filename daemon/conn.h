@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * One client connection. The socket is watched by one uv_poll_t; bytes are read with our own
- * recvmsg without a control buffer (fdpass_recv_nofds: the daemon accepts no descriptors, and
- * a client that sends some is cut off) into a frame_reader, and every complete frame goes to
+ * recvmsg with room for one descriptor (fdpass_recv_one: only an adopt frame may carry one,
+ * see conn_frame_fd) into a frame_reader, and every complete frame goes to
  * ops_handle_frame(). Output is an ordered queue of frames {bytes, fds[]}: a frame is
  * written at once if the socket takes it and UV_WRITABLE is armed only when it would block.
  * The bytes are a shared, reference-counted outbuf, so an event sent to many connections is
@@ -78,6 +78,20 @@ struct outframe {
 struct conn;
 struct control_ref;
 
+/*
+ * A descriptor a client sent, waiting for the frame it belongs to (conn_frame_fd): the
+ * recvmsg that brought it read stream bytes [from, to). fd is -1 when more than one came
+ * (extra; the kernel and fdpass_recv_one closed them all).
+ */
+struct conn_infd {
+	int fd;
+	bool extra;
+	uint64_t from, to;
+};
+
+/* Descriptors waiting at most: one for a frame not yet whole and one just received. */
+#define CONN_INFDS_MAX 2
+
 struct conn_listener {
 	void (*release)(struct conn *c);
 	bool (*holding)(const struct conn *c);
@@ -100,6 +114,11 @@ struct conn {
 	struct conn *turn_next;       /* in srv->turns while yielded (referenced there) */
 
 	struct frame_reader reader;
+	uint64_t in_bytes;            /* stream bytes received so far */
+	uint64_t frame_pos;           /* stream offset of the next frame to be handled */
+	uint64_t frame_start, frame_end; /* stream offsets of the frame being handled */
+	struct conn_infd infds[CONN_INFDS_MAX]; /* descriptors received, not yet claimed */
+	size_t ninfds;
 	struct outframe *out_head, *out_tail;
 	size_t out_bytes;             /* bytes queued and not yet sent */
 	size_t out_fds;               /* descriptors queued and not yet sent */
@@ -221,6 +240,19 @@ void conn_pending_done(struct conn *c);
 bool conn_may_park(const struct conn *c);
 void conn_parked_add(struct conn *c);
 void conn_parked_done(struct conn *c);
+
+/*
+ * The descriptor the frame being handled carries (the dispatcher asks once it knows the
+ * frame's op; adopt: whether that op may carry one). The rule (docs/protocol.md, "Sending a
+ * descriptor"): the kernel delivers a descriptor with the recvmsg that reads the first byte of
+ * the segment it was sent with, and that recvmsg stops at the segment's end, so the
+ * descriptor's segment began within the bytes that recvmsg read. It belongs to the first adopt
+ * frame that begins in those bytes; with none, to the frame in which those bytes end. Returns
+ * 1 with *ret_fd (the caller owns it), 0 when the frame carries none, -EPROTO when a frame
+ * that may not carry one did, or -E2BIG when more than one came with it; the descriptors are
+ * closed then.
+ */
+int conn_frame_fd(struct conn *c, bool adopt, int *ret_fd);
 
 /* Logs a refused limit at warn, then (after a few) at debug only, naming the client. */
 void conn_warn(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -220,7 +220,7 @@ struct dirindex_job {
 struct dirindex {
 	struct server *srv;
 	struct name_set files;   /* region files in the data directory */
-	struct name_set anon;    /* anonymous regions in the table, ready or busy */
+	struct name_set anon;    /* anonymous (ready or busy) and adopted regions in the table */
 	int ifd;                 /* the inotify descriptor, or -1 */
 	uv_poll_t poll;
 	bool polling;            /* poll initialised and not yet closed */

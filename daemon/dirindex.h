@@ -41,7 +41,10 @@ void dirindex_sync(struct server *s);
 /* The daemon created or unlinked the region file name: its presence is checked now. */
 void dirindex_file_changed(struct server *s, const char *name);
 
-/* The anonymous region name entered or left the region table. Add returns 0 or -ENOMEM. */
+/*
+ * The anonymous or adopted region name (no file of the data directory) entered or left the
+ * region table. Add returns 0 or -ENOMEM.
+ */
 int dirindex_anon_add(struct server *s, const char *name);
 void dirindex_anon_remove(struct server *s, const char *name);
 

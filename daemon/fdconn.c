@@ -155,6 +155,23 @@ static bool fdconn_store_one(struct conn *c, cJSON *conns, uint64_t deadline_ms)
 	return true;
 }
 
+/*
+ * Whether c holds a grant of an adopted region: the next daemon would not have its file (it
+ * knows regions by name, and that name is no file of its data directory), so c is not handed
+ * over but sent "shutdown" like a busy connection.
+ */
+static bool fdconn_holds_adopted(const struct conn *c)
+{
+	struct htab_iter it;
+	struct hnode *node;
+
+	htab_iter_init(&c->holders, &it);
+	while ((node = htab_iter_next(&c->holders, &it)) != NULL)
+		if (htab_entry(node, struct holder, node)->region->adopt)
+			return true;
+	return false;
+}
+
 void fdconn_store(struct server *srv)
 {
 	struct conn *c, **keep = NULL;
@@ -172,7 +189,7 @@ void fdconn_store(struct server *srv)
 		goto out;
 	}
 	for (c = srv->conns; c; c = c->next) {
-		if (!conn_keepable(c))
+		if (!conn_keepable(c) || fdconn_holds_adopted(c))
 			continue;
 		conn_ref(c);
 		keep[n++] = c;

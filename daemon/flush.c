@@ -235,7 +235,8 @@ static void flush_poison(struct region *r, int err)
 	}
 	cJSON_Delete(error);
 	cJSON_Delete(event);
-	if (!r->retired && meta_save_region(r, NULL, NULL) < 0)
+	/* An adopted region has no metadata file (adopt.h). */
+	if (!r->retired && !r->adopt && meta_save_region(r, NULL, NULL) < 0)
 		log_error("out of memory saving the poison of region '%s'", r->name);
 out:
 	free(message);

@@ -22,6 +22,7 @@
 #include <cjson/cJSON.h>
 
 #include "budget.h"
+#include "region.h"
 #include "reply.h"
 
 #define OPS_CLIENT_NAME_MAX 64   /* the longest client name hello takes */
@@ -82,6 +83,7 @@ int ops_stats(struct conn *c, uint64_t id, cJSON *req);
 int ops_rename(struct conn *c, uint64_t id, cJSON *req);
 int ops_copy(struct conn *c, uint64_t id, cJSON *req);
 int ops_truncate_on_close(struct conn *c, uint64_t id, cJSON *req);
+int ops_adopt(struct conn *c, uint64_t id, cJSON *req);
 
 /*
  * The op table, one X(op, handler, fields) per op of proto/vocab.h's PROTO_OPS (op is the
@@ -117,7 +119,8 @@ int ops_truncate_on_close(struct conn *c, uint64_t id, cJSON *req);
 	X(STATS, ops_stats, fields_none) \
 	X(RENAME, ops_rename, fields_rename) \
 	X(COPY, ops_copy, fields_copy) \
-	X(TRUNCATE_ON_CLOSE, ops_truncate_on_close, fields_resize)
+	X(TRUNCATE_ON_CLOSE, ops_truncate_on_close, fields_resize) \
+	X(ADOPT, ops_adopt, fields_none)
 
 /* Helpers shared by the handlers: the field readers (ops_get.c), the region getters
  * (ops_getregion.c) and the JSON helpers (ops_json.c). */
@@ -158,6 +161,27 @@ int ops_get_region(struct conn *c, uint64_t id, cJSON *req, const char *name, un
  */
 int ops_check_access(struct conn *c, uint64_t id, const char *name, const struct access *a,
                      unsigned want);
+/*
+ * Checks that c may do want to region r: its owner and mode (ops_check_access), and for an
+ * adopted region the descriptors behind it (adopt.h). Returns 0, or -1 after answering.
+ */
+int ops_check_region(struct conn *c, uint64_t id, const struct region *r, unsigned want);
+/*
+ * Checks the per-client limits and budgets a grant runs into (max_grants_per_client,
+ * max_fds_in_flight, the uid's descriptors). Returns 0, or -1 after answering EAGAIN or
+ * EMFILE. created: the grant of a region c just created, whose descriptor was charged with
+ * the region. The daemon's descriptor reserve is checked on the grant's own descriptor, and
+ * before a creation (ops_open). (ops_region.c)
+ */
+int ops_admit_grant(struct conn *c, uint64_t id, bool created);
+/*
+ * Makes a grant of r for c in mode (executable if exec) and sends the reply with its
+ * descriptor (the reply of open and adopt), answering any failure itself. created: the
+ * request made r, which is granted whatever r's mode says, as open(2) with O_CREAT is.
+ * (ops_region.c)
+ */
+void ops_grant(struct conn *c, uint64_t id, struct region *r, enum region_mode mode,
+               bool exec, bool created);
 /*
  * Saves file region r's metadata and answers request id once it is on disk (at once for an
  * anonymous region, whose state goes to the fd store instead, fdstore.h); with p, the reply

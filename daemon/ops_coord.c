@@ -563,6 +563,11 @@ void ops_save_region(struct conn *c, uint64_t id, struct region *r, const struct
 		coord_reply_saved(c, id, p);
 		return;
 	}
+	/* An adopted region keeps its owner, mode and policy in memory only (adopt.h). */
+	if (r->adopt) {
+		coord_reply_saved(c, id, p);
+		return;
+	}
 	s = calloc(1, sizeof(*s));
 	if (!s || !(s->name = strdup(r->name))) {
 		free(s);

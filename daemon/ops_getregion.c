@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "access.h"
+#include "adopt.h"
 #include "conn.h"
 #include "fsdir.h"
 #include "region.h"
@@ -35,11 +36,26 @@ int ops_check_access(struct conn *c, uint64_t id, const char *name, const struct
 	return -1;
 }
 
+int ops_check_region(struct conn *c, uint64_t id, const struct region *r, unsigned want)
+{
+	if (!r->adopt)
+		return ops_check_access(c, id, r->name, &r->acc, want);
+	if (adopt_check(r, c, want) == 0)
+		return 0;
+	conn_warn(c, "denied %s access to adopted region '%s'", access_want_name(want), r->name);
+	reply_error(c, id, EACCES, "permission denied: uid %lu may not %s adopted region '%s': "
+	            "neither a descriptor it sent nor the region's mode (owner %" PRIu32 ":%" PRIu32
+	            ", mode %04o) within what the owner's descriptors allow gives that",
+	            (unsigned long)c->uid, access_want_name(want), r->name, r->acc.uid, r->acc.gid,
+	            r->acc.perm);
+	return -1;
+}
+
 /* Ends ops_get_region: checks access to the region found. */
-static int ops_get_region_checked(struct conn *c, uint64_t id, const char *name, unsigned want,
+static int ops_get_region_checked(struct conn *c, uint64_t id, unsigned want,
                                   struct region **ret_region)
 {
-	if (want && *ret_region && ops_check_access(c, id, name, &(*ret_region)->acc, want) < 0) {
+	if (want && *ret_region && ops_check_region(c, id, *ret_region, want) < 0) {
 		ops_put_region(*ret_region);
 		*ret_region = NULL;
 	}
@@ -67,7 +83,7 @@ int ops_get_region(struct conn *c, uint64_t id, cJSON *req, const char *name, un
 	if (r) {
 		region_ref(r);
 		*ret_region = r;
-		return ops_get_region_checked(c, id, name, want, ret_region);
+		return ops_get_region_checked(c, id, want, ret_region);
 	}
 	ret = fsdir_lookup(c->srv->dir_fd, name, &st, &pathfd);
 	if (ret < 0) {
@@ -77,7 +93,7 @@ int ops_get_region(struct conn *c, uint64_t id, cJSON *req, const char *name, un
 	ret = region_open_file(c->srv, name, pathfd, &st, ret_region);
 	if (ret < 0)
 		reply_open_file_error(c, id, name, &st, -ret);
-	return ops_get_region_checked(c, id, name, want, ret_region);
+	return ops_get_region_checked(c, id, want, ret_region);
 }
 
 void ops_put_region(struct region *r)

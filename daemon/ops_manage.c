@@ -211,6 +211,20 @@ static void rename_follow(struct region *r, const char *name, const char *to)
 	cJSON_Delete(event);
 }
 
+/*
+ * Refuses an adopted region as the source or target of a rename or copy: it is known by its
+ * inode, not by a name in the data directory, and the daemon never renames, replaces or
+ * deletes a file a client handed over. Returns 0 or -1 (answered).
+ */
+static int manage_refuse_adopted(struct conn *c, uint64_t id, const struct region *r)
+{
+	if (!r || !r->adopt)
+		return 0;
+	reply_error(c, id, EPERM, "operation not permitted: region '%s' is an adopted file, not a "
+	            "file of the data directory; rename or copy the file itself", r->name);
+	return -1;
+}
+
 /* Renames anonymous region r (not busy, c may write it) to to, which old (or nothing) has. */
 static void rename_anonymous(struct conn *c, uint64_t id, struct region *r, const char *to,
                              struct region *old, bool replace)
@@ -270,6 +284,8 @@ int ops_rename(struct conn *c, uint64_t id, cJSON *req)
 	old = region_lookup(srv, to);
 	if (old && old->state == REGION_BUSY)
 		return ops_defer(c, id, req, old);
+	if (manage_refuse_adopted(c, id, r) < 0 || manage_refuse_adopted(c, id, old) < 0)
+		return OPS_DONE;
 	if (r && r->anonymous) {
 		if (ops_check_access(c, id, name, &r->acc, ACCESS_WRITE) < 0 ||
 		    (old && ops_check_access(c, id, to, &old->acc, ACCESS_WRITE) < 0))
@@ -660,7 +676,8 @@ int ops_copy(struct conn *c, uint64_t id, cJSON *req)
 	old = region_lookup(srv, to);
 	if (old && old->state == REGION_BUSY)
 		return ops_defer(c, id, req, old);
-	if (manage_target(c, id, to, old, &exists, &to_acc) < 0)
+	if (manage_refuse_adopted(c, id, old) < 0 ||
+	    manage_target(c, id, to, old, &exists, &to_acc) < 0)
 		return OPS_DONE;
 	if (exists && !replace) {
 		reply_error(c, id, EEXIST, "region '%s' already exists (set \"replace\": true to "

@@ -179,13 +179,7 @@ static int open_parse(struct conn *c, uint64_t id, const cJSON *req, struct open
 	return 0;
 }
 
-/*
- * Checks the per-client limits and budgets an open runs into. Returns 0, or -1 after answering
- * EAGAIN or EMFILE. created: the grant of a region c just created, whose descriptor was
- * charged with the region. The daemon's descriptor reserve is checked on the grant's own
- * descriptor (open_grant_fd), and before a creation (ops_open).
- */
-static int open_admit(struct conn *c, uint64_t id, bool created)
+int ops_admit_grant(struct conn *c, uint64_t id, bool created)
 {
 	const struct limits *l = c->srv->limits;
 
@@ -299,7 +293,7 @@ static int open_grant_fd(struct conn *c, struct region *r, enum region_mode mode
  * descriptor. Answers any failure itself. The request that created r is granted whatever
  * r's mode says, as open(2) with O_CREAT is.
  */
-static void open_grant(struct conn *c, uint64_t id, struct region *r, enum region_mode mode,
+void ops_grant(struct conn *c, uint64_t id, struct region *r, enum region_mode mode,
                        bool exec, bool created)
 {
 	uint64_t max_bytes = c->srv->limits->max_bytes_granted_per_client, size, grant_size;
@@ -312,7 +306,7 @@ static void open_grant(struct conn *c, uint64_t id, struct region *r, enum regio
 
 	if (exec && open_check_exec(c, id, r, created) < 0)
 		return;
-	if (!created && ops_check_access(c, id, r->name, &r->acc, want) < 0)
+	if (!created && ops_check_region(c, id, r, want) < 0)
 		return;
 	/* One fstat: the size a holder of an rw grant may have changed, for all that follows. */
 	size = region_size(r);
@@ -394,7 +388,7 @@ static void open_existing_file(struct conn *c, uint64_t id, const struct open_ar
 		reply_open_file_error(c, id, a->name, st, -ret);
 		return;
 	}
-	open_grant(c, id, r, a->mode, a->exec, false);
+	ops_grant(c, id, r, a->mode, a->exec, false);
 	ops_put_region(r);
 }
 
@@ -445,8 +439,8 @@ static void open_ready(struct region_job *job)
 	         job->sparse ? ", sparse" : "", r->exec ? ", executable" : "",
 	         r->huge == MEMFD_HUGE_NONE ? "" : r->huge == MEMFD_HUGE_HUGETLB ? ", hugetlb" :
 	         ", thp", (unsigned long long)c->serial, (long)c->pid);
-	if (conn_alive(c) && open_admit(c, job->id, true) == 0)
-		open_grant(c, job->id, r, mode, exec, true);
+	if (conn_alive(c) && ops_admit_grant(c, job->id, true) == 0)
+		ops_grant(c, job->id, r, mode, exec, true);
 	region_check_idle(r);
 	region_wake(r);
 	region_job_free(job);
@@ -604,7 +598,7 @@ int ops_open(struct conn *c, uint64_t id, cJSON *req)
 	/* Being truncated: a grant now could be mapped at the old size, past the new end. */
 	if (r && (r->state == REGION_BUSY || resize_truncating(r)))
 		return ops_defer(c, id, req, r);
-	if (open_admit(c, id, false) < 0)
+	if (ops_admit_grant(c, id, false) < 0)
 		return OPS_DONE;
 	if (r) {
 		if (a.create && a.exclusive)
@@ -612,7 +606,7 @@ int ops_open(struct conn *c, uint64_t id, cJSON *req)
 		else if (a.truncate)
 			return ops_open_truncate(c, id, req, r, a.size, a.sparse);
 		else
-			open_grant(c, id, r, a.mode, a.exec, false);
+			ops_grant(c, id, r, a.mode, a.exec, false);
 		return OPS_DONE;
 	}
 
@@ -704,6 +698,12 @@ int ops_delete(struct conn *c, uint64_t id, cJSON *req)
 	old = region_lookup(c->srv, name);
 	if (old && old->state == REGION_BUSY)
 		return ops_defer(c, id, req, old);
+	if (old && old->adopt) {
+		reply_error(c, id, EPERM, "operation not permitted: region '%s' is an adopted file, "
+		            "which the daemon never deletes; it goes when its last holder lets go",
+		            name);
+		return OPS_DONE;
+	}
 	if (old && old->anonymous) {
 		if (ops_check_access(c, id, name, &old->acc, ACCESS_WRITE) < 0)
 			return OPS_DONE;

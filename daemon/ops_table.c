@@ -172,12 +172,18 @@ done:
 #define OPS_MALFORMED "the request is not a well-formed JSON object (at most %d levels of " \
                       "objects and arrays, no \\u0000 in strings, no key twice in one object)"
 
+#define OPS_FDS_STRAY "only an adopt request may carry a descriptor: this request carried " \
+                      "one, which the daemon closed, and was not run"
+#define OPS_FDS_MANY "more than one descriptor came with this request: the daemon closed them " \
+                     "all and did not run it (adopt takes exactly one)"
+
 void ops_handle_frame(struct conn *c, const char *payload, size_t len)
 {
 	cJSON *req = NULL;
 	const char *op;
 	uint64_t id;
-	int r;
+	size_t i;
+	int r, fd;
 
 	r = msg_parse(payload, len, &req);
 	if (r == -ENOMEM) {
@@ -208,7 +214,16 @@ void ops_handle_frame(struct conn *c, const char *payload, size_t len)
 		return;
 	}
 	/* Counted once here: a request that waits runs through ops_run again. */
-	c->srv->stats.requests[msg_get_string(req, PROTO_FIELD_OP, &op) == 0 ? ops_find(op)
-	                                                                  : OPS_COUNT]++;
+	i = msg_get_string(req, PROTO_FIELD_OP, &op) == 0 ? ops_find(op) : OPS_COUNT;
+	c->srv->stats.requests[i]++;
+	/* Only adopt may carry a descriptor (it takes it itself); any other is refused unrun. */
+	if (i != PROTO_OP_ADOPT && (r = conn_frame_fd(c, false, &fd)) < 0) {
+		if (r == -E2BIG)
+			reply_error(c, id, E2BIG, OPS_FDS_MANY);
+		else
+			reply_error(c, id, EPROTO, OPS_FDS_STRAY);
+		cJSON_Delete(req);
+		return;
+	}
 	ops_run(c, id, req);
 }

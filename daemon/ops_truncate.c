@@ -94,6 +94,11 @@ int ops_open_truncate(struct conn *c, uint64_t id, cJSON *req, struct region *r,
 		            "region '%s' is sealed against shrinking", r->name);
 		return OPS_DONE;
 	}
+	if (r->adopt) {
+		reply_error(c, id, EPERM, "operation not permitted: region '%s' is an adopted file, "
+		            "which the daemon never truncates", r->name);
+		return OPS_DONE;
+	}
 	if (r->rdonly) {
 		reply_error(c, id, EACCES, "the daemon can open region '%s' only read-only", r->name);
 		return OPS_DONE;
@@ -153,6 +158,9 @@ int ops_truncate_on_close(struct conn *c, uint64_t id, cJSON *req)
 	if (r->anonymous) {
 		reply_error(c, id, EINVAL, "truncate-on-close applies to file regions: anonymous "
 		            "region '%s' is sealed against shrinking", name);
+	} else if (r->adopt) {
+		reply_error(c, id, EPERM, "operation not permitted: region '%s' is an adopted file, "
+		            "which the daemon never truncates", name);
 	} else if (r->rdonly) {
 		reply_error(c, id, EACCES, "the daemon can open region '%s' only read-only", name);
 	} else {

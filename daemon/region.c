@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "adopt.h"
 #include "conn.h"
 #include "control.h"
 #include "dirindex.h"
@@ -154,6 +155,7 @@ void region_unref(struct region *r)
 	assert(r->locks.nheld == 0 && r->locks.nwaiting == 0 && r->nsubs == 0);
 	assert(!region_busy(r));
 	region_budget_detach(r);
+	adopt_free(r);
 	control_region_gone(r->ctl);
 	if (r->fd >= 0)
 		close(r->fd);
@@ -296,7 +298,13 @@ int region_table_add(struct region *r, bool force)
 	ret = htab_insert(&srv->regions, &r->node, htab_hash_string(r->name));
 	if (ret < 0)
 		return ret;
-	ret = r->anonymous ? dirindex_anon_add(srv, r->name) : 0;
+	/* Adopted regions are listed as anonymous ones are: by name, without a file. */
+	ret = r->anonymous || r->adopt ? dirindex_anon_add(srv, r->name) : 0;
+	if (ret == 0 && adopt_index(r) < 0) {
+		if (r->adopt)
+			dirindex_anon_remove(srv, r->name);
+		ret = -ENOMEM;
+	}
 	if (ret < 0) {
 		htab_remove(&srv->regions, &r->node);
 		return ret;
@@ -314,8 +322,9 @@ void region_table_remove(struct region *r)
 		return;
 	region_idle_unlink(r);
 	htab_remove(&r->srv->regions, &r->node);
-	if (r->anonymous)
+	if (r->anonymous || r->adopt)
 		dirindex_anon_remove(r->srv, r->name);
+	adopt_unindex(r);
 	r->in_table = false;
 	if (r->anonymous && r->state == REGION_READY)
 		r->srv->nanonymous--;
@@ -452,6 +461,11 @@ void region_check_idle(struct region *r)
 		return;
 	if (!r->in_table || r->anonymous || r->state != REGION_READY || !region_unheld(r))
 		return;
+	/* An adopted file is not cached: it goes with its last holder, and so does its inode. */
+	if (r->adopt) {
+		region_table_remove(r);
+		return;
+	}
 	/* Kept for the next lookup, newest at the tail. */
 	region_idle_unlink(r);
 	r->idle = true;
@@ -496,7 +510,9 @@ static void region_refuse_size(struct region *r, uint64_t size)
 
 	if (r->resizes.active || r->resizes.head)   /* resize_busy */
 		return;
-	if (!r->anonymous && !r->rdonly) {
+	if (r->adopt)
+		why = "it is an adopted file, which the daemon never cuts";
+	else if (!r->anonymous && !r->rdonly) {
 		do
 			ret = ftruncate(r->fd, (off_t)r->size);
 		while (ret < 0 && errno == EINTR);
@@ -585,6 +601,7 @@ cJSON *region_to_json_sized(const struct region *r, uint64_t size)
 		.generation = r->generation, .poisoned = r->flush.poisoned,
 		.seq = control_seq(r->ctl, r->seq),
 		.locks = r->locks.nheld + r->locks.nwaiting, .temporary = r->temporary,
+		.adopted = r->adopt != NULL,
 	};
 	struct stat st;
 

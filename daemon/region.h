@@ -105,6 +105,7 @@ struct region {
 	struct resize_queue resizes;  /* resize.c */
 	struct flush_state flush;     /* flush.c */
 	struct region_waiter *wait_head, *wait_tail;
+	struct adopt *adopt;          /* a file a client handed over (adopt.h), or NULL */
 	/* The lookup cache (file regions): see region_check_idle. */
 	bool idle;                    /* on srv's idle list */
 	struct region *iprev, *inext; /* srv->idle_head list */

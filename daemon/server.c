@@ -283,6 +283,7 @@ int server_init(struct server *s, uv_loop_t *loop, const struct config *cfg,
 	s->dir_fd = -1;
 	s->meta_fd = -1;
 	htab_init(&s->regions);
+	htab_init(&s->adopted);
 	htab_init(&s->meta);
 	htab_init(&s->budgets);
 	s->self_uid = (uint32_t)geteuid();
@@ -663,6 +664,7 @@ void server_done(struct server *s)
 	if (s->all_regions)
 		log_error("regions still referenced at exit (first: '%s')", s->all_regions->name);
 	htab_done(&s->regions);
+	htab_done(&s->adopted);
 	dirindex_done(s);
 	htab_done(&s->budgets);
 	cJSON_Delete(s->handover);

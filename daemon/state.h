@@ -83,6 +83,7 @@ struct server {
 	uint64_t conn_serial;      /* numbers connections in the log */
 
 	struct htab regions;       /* the region table, by name */
+	struct htab adopted;       /* adopted regions in the table, by inode (adopt.h) */
 	struct region *all_regions;/* every region struct alive, in the table or not */
 	/* File regions nobody holds, kept in the table as a lookup cache (region.c), oldest
 	 * idle first, and the timer that drops those idle too long. */

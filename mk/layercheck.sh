@@ -36,8 +36,8 @@ DAEMON_LAYERS='
 0 frame fdpass msg policy region_obj utf8 vocab fdcount name num ctlpage changelog
 1 log enumname htab timer fileio fsdir memfd config sdnotify budget state why
 2 conn reply
-3 control region lifetime lock resize notify flush meta access fdstore dirindex
-4 ops ops_get ops_getregion ops_json ops_session ops_table ops_admin ops_coord ops_list ops_region ops_manage ops_truncate relay
+3 control region lifetime lock resize notify flush meta access fdstore dirindex adopt
+4 ops ops_get ops_getregion ops_json ops_session ops_table ops_admin ops_coord ops_list ops_region ops_manage ops_truncate relay ops_adopt
 5 server fdconn main
 '
 # The client library's layers, lowest first (client/internal.h tells what each file is for).
@@ -57,7 +57,7 @@ CLIENT_LAYERS='
 2 client evqueue sendq
 3 socket
 4 request call
-5 domain hello query admin manage mapping hugemap advise atomic scalar cursor guard fastlock fastnotify pagesub coord region start
+5 domain hello query admin manage mapping hugemap advise atomic scalar cursor guard fastlock fastnotify pagesub coord region start adopt
 6 top react reconnect event dispatch_thread connect
 '
 case $src in

@@ -188,3 +188,44 @@ ssize_t fdpass_recv_nofds(int sock, void *buf, size_t len, int flags)
 		return -EPROTO;
 	return n;
 }
+
+ssize_t fdpass_recv_one(int sock, void *buf, size_t len, int *ret_fd, bool *ret_extra,
+                        int flags)
+{
+	/* Room for two: CMSG_SPACE(sizeof(int)) would hold two anyway, by its padding. */
+	union {
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+		struct cmsghdr align;
+	} control;
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cmsg;
+	size_t arrived = 0;
+	ssize_t n;
+
+	*ret_fd = -1;
+	*ret_extra = false;
+	if (len == 0)
+		return -EINVAL;
+	do {
+		msg.msg_control = control.buf;
+		msg.msg_controllen = sizeof(control.buf);
+		msg.msg_flags = 0;
+		n = recvmsg(sock, &msg, flags | MSG_CMSG_CLOEXEC);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	for (cmsg = CMSG_FIRSTHDR(&msg); cmsg; cmsg = CMSG_NXTHDR(&msg, cmsg))
+		if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) {
+			arrived += (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			if (arrived == 1)
+				memcpy(ret_fd, CMSG_DATA(cmsg), sizeof(int));
+		}
+	/* More than one, or some the kernel had to close (MSG_CTRUNC): none is kept. */
+	if (arrived > 1 || (msg.msg_flags & MSG_CTRUNC)) {
+		fdpass_close_received(&msg);
+		*ret_fd = -1;
+		*ret_extra = true;
+	}
+	return n;
+}

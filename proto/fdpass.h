@@ -9,6 +9,7 @@
 #ifndef MMAPD_PROTO_FDPASS_H
 #define MMAPD_PROTO_FDPASS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -56,5 +57,16 @@ ssize_t fdpass_recv(int sock, void *buf, size_t len, struct fd_queue *q, int fla
  * the bytes that carried them are lost and the stream is unusable.
  */
 ssize_t fdpass_recv_nofds(int sock, void *buf, size_t len, int flags);
+
+/*
+ * Receives up to len bytes from a peer that may send at most one descriptor with a frame
+ * (the daemon's clients, op adopt): the control buffer holds exactly one, received
+ * close-on-exec into *ret_fd (-1 when none came). When the peer attached more than one
+ * (or MSG_CTRUNC: the kernel closed those that did not fit), those that came are closed too,
+ * *ret_fd is -1 and *ret_extra is true; the bytes received are still good. Returns as
+ * fdpass_recv_nofds, but never -EPROTO.
+ */
+ssize_t fdpass_recv_one(int sock, void *buf, size_t len, int *ret_fd, bool *ret_extra,
+                        int flags);
 
 #endif

@@ -42,7 +42,8 @@ cJSON *proto_region_json(const struct proto_region *r)
 	if (!cJSON_AddNumberToObject(obj, PROTO_FIELD_GENERATION, (double)r->generation) ||
 	    !cJSON_AddBoolToObject(obj, PROTO_FIELD_POISONED, r->poisoned) ||
 	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_SEQ, (double)r->seq) ||
-	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_LOCKS, (double)r->locks))
+	    !cJSON_AddNumberToObject(obj, PROTO_FIELD_LOCKS, (double)r->locks) ||
+	    (r->adopted && !cJSON_AddTrueToObject(obj, PROTO_FIELD_ADOPTED)))
 		goto fail;
 	if (r->mtime_us && (!cJSON_AddNumberToObject(obj, PROTO_FIELD_MTIME_US, (double)r->mtime_us) ||
 	                    !cJSON_AddNumberToObject(obj, PROTO_FIELD_CTIME_US, (double)r->ctime_us)))
@@ -134,6 +135,7 @@ int proto_region_parse(const cJSON *obj, struct proto_region *ret)
 	    region_u64_optional(obj, PROTO_FIELD_SEQ, &r.seq) < 0 ||
 	    region_u64_optional(obj, PROTO_FIELD_LOCKS, &r.locks) < 0 ||
 	    msg_get_bool(obj, PROTO_FIELD_POISONED, &r.poisoned) == -EINVAL ||
+	    msg_get_bool(obj, PROTO_FIELD_ADOPTED, &r.adopted) == -EINVAL ||
 	    (policy && proto_policy_parse(policy, &r.policy_kind, &r.policy_value, &problem) < 0))
 		return -EPROTO;
 	/* The access control fields are absent from a daemon without it (and for a region

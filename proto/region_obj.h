@@ -37,6 +37,7 @@ struct proto_region {
 	uint64_t mtime_us;         /* last data change and last status change, microseconds since */
 	uint64_t ctime_us;         /* the Unix epoch (0: not known, e.g. from an older daemon) */
 	bool temporary;            /* deleted when its last grant goes (sent only when true) */
+	bool adopted;              /* a file a client handed over (op adopt); sent only when true */
 };
 
 /* The wire name of huge ("none", "hugetlb", "thp"), or NULL when it is not below PROTO_HUGE_KINDS. */

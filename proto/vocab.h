@@ -39,7 +39,8 @@
 	X(STATS, "stats") \
 	X(RENAME, "rename") \
 	X(COPY, "copy") \
-	X(TRUNCATE_ON_CLOSE, "truncate-on-close")
+	X(TRUNCATE_ON_CLOSE, "truncate-on-close") \
+	X(ADOPT, "adopt")
 
 /* The events the daemon sends (the "event" member of a message without an "id"). */
 #define PROTO_EVENTS(X) \
@@ -102,6 +103,7 @@
 	X(GRANTS, "grants") \
 	X(CLIENTS, "clients") \
 	X(POISONED, "poisoned") \
+	X(ADOPTED, "adopted") \
 	/* locks */ \
 	X(OFFSET, "offset") \
 	X(LENGTH, "length") \

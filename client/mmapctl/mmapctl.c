@@ -189,9 +189,14 @@ static const char *huge_name(enum mmapd_huge huge)
 	return huge == MMAPD_HUGE_HUGETLB ? "hugetlb" : huge == MMAPD_HUGE_THP ? "thp" : "none";
 }
 
-/* The TYPE of a region in tables: "file", "anonymous", "anon/hugetlb" or "anon/thp". */
+/*
+ * The TYPE of a region in tables: "file", "adopted" (a file a client handed over; the daemon
+ * knows no path for it), "anonymous", "anon/hugetlb" or "anon/thp".
+ */
 static const char *type_text(const struct mmapd_region_info *info)
 {
+	if (info->adopted)
+		return "adopted";
 	if (!info->anonymous)
 		return "file";
 	return info->huge == MMAPD_HUGE_HUGETLB ? "anon/hugetlb" :
@@ -204,6 +209,7 @@ static cJSON *region_json(const struct mmapd_region_info *info)
 
 	if (!obj || !cJSON_AddStringToObject(obj, "name", info->name) ||
 	    !cJSON_AddBoolToObject(obj, "anonymous", info->anonymous) ||
+	    !cJSON_AddBoolToObject(obj, "adopted", info->adopted) ||
 	    !cJSON_AddStringToObject(obj, "huge", huge_name(info->huge)) ||
 	    !json_add_numbers(obj, "size", info->size, "grants", info->grants,
 	                      "clients", info->clients, "generation", info->generation,
@@ -1148,8 +1154,10 @@ static const struct command {
 	  "Version, pid, uptime, clients, regions, grants, locks, subscriptions, descriptors and\n"
 	  "the main limits. --json: one object, with \"uptime_ms\" as in the protocol.\n" },
 	{ "list", 0, 0, cmd_list, "", "list every region with its owner and mode",
-	  "One row per region: name, size, type (file, anonymous, anon/hugetlb, anon/thp),\n"
-	  "grants, clients, owner and mode; \"no regions\" when there are none.\n"
+	  "One row per region: name, size, type (file, adopted, anonymous, anon/hugetlb,\n"
+	  "anon/thp), grants, clients, owner and mode; \"no regions\" when there are none.\n"
+	  "An adopted region is a file a client handed over (mmapd_map_path()): the daemon\n"
+	  "knows no path for it, and it is gone once its last holder is.\n"
 	  "--json: an array of objects (empty when there are none).\n" },
 	{ "regions", 0, 0, cmd_list, "", "the same as list", NULL },
 	{ "stat", 1, 1, cmd_stat, "NAME", "show one region",

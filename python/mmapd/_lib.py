@@ -70,7 +70,8 @@ class RegionInfo(Structure):
                 ("policy", Policy), ("poisoned", c_bool), ("seq", c_uint64),
                 ("locks", c_uint64), ("uid", c_uint32), ("gid", c_uint32), ("perm", c_uint32),
                 ("huge", c_int32), ("mtime_us", c_uint64), ("ctime_us", c_uint64),
-                ("temporary", c_bool)]
+                ("temporary", c_bool),
+                ("adopted", c_bool)]
 
 
 class ClientInfo(Structure):

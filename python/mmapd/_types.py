@@ -167,6 +167,7 @@ class RegionInfo:
     mtime_us: int
     ctime_us: int
     temporary: bool
+    adopted: bool
 
     @classmethod
     def _from_c(cls, c: _CRegionInfo) -> "RegionInfo":

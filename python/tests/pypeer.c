@@ -85,6 +85,7 @@ static int sizes(void)
 	FIELD(mmapd_region_info, perm); FIELD(mmapd_region_info, huge);
 	FIELD(mmapd_region_info, mtime_us); FIELD(mmapd_region_info, ctime_us);
 	FIELD(mmapd_region_info, temporary);
+	FIELD(mmapd_region_info, adopted);
 	SIZE(mmapd_client_info);
 	FIELD(mmapd_client_info, id); FIELD(mmapd_client_info, name);
 	FIELD(mmapd_client_info, pid); FIELD(mmapd_client_info, connected_since_ms);
