@@ -1233,6 +1233,28 @@ START_TEST(test_persist_ndarray_written_by_one_process_is_viewed_by_another)
 }
 END_TEST
 
+/* An array too large for the window is refused before its header is formatted. */
+START_TEST(test_persist_ndarray_too_large_for_the_window_leaves_the_region_untouched)
+{
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
+	struct mmapd_region *region = region_on(c, "nd-big", 65536);
+	uint64_t shape[2] = { 1000, 1000 }, fits[2] = { 10, 10 };
+	static const uint8_t zero[4096];
+	struct mmapd_ndview v;
+
+	ck_assert_int_eq(mmapd_ndarray_open(region, 64, MMAPD_DT_F64, 2, shape,
+	                                    MMAPD_PSTRUCT_INIT, &v), -ERANGE);
+	ck_assert_int_eq(memcmp((uint8_t *)mmapd_region_data(region), zero, sizeof(zero)), 0);
+	ck_assert_int_eq(mmapd_ndarray_open(region, 64, 0, 0, NULL, 0, &v), -ENODATA);
+	/* The offset is free for an array that fits. */
+	ck_assert_int_eq(mmapd_ndarray_open(region, 64, MMAPD_DT_F64, 2, fits,
+	                                    MMAPD_PSTRUCT_INIT, &v), 0);
+	mmapd_region_close(region);
+	ck_assert_int_eq(mmapd_delete(c, "nd-big"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
 /* ---- string maps ---- */
 
 /* In another process: reads every key, replaces the odd ones with longer values. */
@@ -1467,6 +1489,7 @@ static Suite *persist_suite(void)
 	tcase_add_test(tc, test_persist_hash_map_iterates_by_cursor_removing_as_it_goes_and_reserves);
 	tcase_add_test(tc, test_persist_structures_scribbled_with_garbage_give_errors_not_crashes);
 	tcase_add_test(tc, test_persist_ndarray_written_by_one_process_is_viewed_by_another);
+	tcase_add_test(tc, test_persist_ndarray_too_large_for_the_window_leaves_the_region_untouched);
 	tcase_add_test(tc, test_persist_struct_with_growing_container_fields_is_shared_by_processes);
 	tcase_add_test(tc, test_persist_string_map_takes_keys_and_values_of_any_length_across_processes);
 	tcase_add_test(tc, test_persist_vector_grows_in_place_and_another_process_reads_it_back);

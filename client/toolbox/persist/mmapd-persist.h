@@ -183,8 +183,9 @@ MMAPD_EXPORT uint64_t mmapd_ndarray_footprint(unsigned dtype, unsigned ndim,
  * (zeroed elements), racing processes ending with one format, as mmapd_pstruct_open(). With
  * ndim 0 (dtype and shape ignored) the array is opened with whatever type and shape its
  * header records. Returns 0, -EINVAL (NULL, invalid type or shape, ndim 0 with
- * MMAPD_PSTRUCT_INIT), -ERANGE (the array does not fit the window), -EBADMSG (corrupt
- * header), -EPROTO, and the errors of mmapd_pstruct_open(). The view borrows the mapping.
+ * MMAPD_PSTRUCT_INIT), -ERANGE (the array does not fit the window: checked before anything
+ * is formatted, so the region is left as it was), -EBADMSG (corrupt header), -EPROTO, and the
+ * errors of mmapd_pstruct_open(). The view borrows the mapping.
  */
 MMAPD_EXPORT int mmapd_ndarray_open(struct mmapd_region *region, uint64_t off, unsigned dtype,
                                     unsigned ndim, const uint64_t *shape, unsigned flags,
