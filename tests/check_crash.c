@@ -81,6 +81,10 @@ struct kind {
 	unsigned fewer;   /* runs CRASH_ITERS / fewer kills (its operations are slower) */
 	unsigned max_ops; /* per writer, then it waits to be killed; 0: no bound */
 	unsigned max_delay_us;  /* the kill comes 0 to this many µs after the writer is ready */
+	/* Not crash-atomic (the unjournalled calls, to show that the test sees tearing): a state
+	 * that is neither before nor after is counted, the model made the structure's again
+	 * (resync), and the run must see at least one. NULL for every crash-atomic kind. */
+	void (*resync)(void *s);
 };
 
 /* ---- vector: 1 KiB elements, so that copies take a while ---- */
@@ -276,11 +280,11 @@ static bool vec_equal(void *s, char *why, size_t size)
 }
 
 static const struct kind vec_kind = {
-	"vector", vec_open, vec_close, vec_apply, vec_model_apply, vec_equal, 1, 0, 3000
+	"vector", vec_open, vec_close, vec_apply, vec_model_apply, vec_equal, 1, 0, 3000, NULL
 };
 
 static const struct kind vec_durable_kind = {
-	"durable vector", vec_open_durable, vec_close, vec_apply, vec_model_apply, vec_equal, 5, 0, 3000
+	"durable vector", vec_open_durable, vec_close, vec_apply, vec_model_apply, vec_equal, 5, 0, 3000, NULL
 };
 
 /* ---- hash map: 1024 keys, 512-byte values, many removals: rebuilds are frequent ---- */
@@ -364,7 +368,7 @@ static bool map_equal(void *s, char *why, size_t size)
 }
 
 static const struct kind map_kind = {
-	"hash map", map_open, map_close, map_apply, map_model_apply, map_equal, 1, 0, 3000
+	"hash map", map_open, map_close, map_apply, map_model_apply, map_equal, 1, 0, 3000, NULL
 };
 
 /*
@@ -479,7 +483,153 @@ static bool sm_equal(void *s, char *why, size_t size)
 }
 
 static const struct kind sm_kind = {
-	"string map", sm_open, sm_close, sm_apply, sm_model_apply, sm_equal, 2, SM_OPS_PER_RUN, 150
+	"string map", sm_open, sm_close, sm_apply, sm_model_apply, sm_equal, 2, SM_OPS_PER_RUN, 150, NULL
+};
+
+/*
+ * ---- persistent struct: three fixed strings of 16000 bytes and 2048 words, written
+ * through a struct writer (mmapd_pwriter_fstr_set(), mmapd_pwriter_write() of a range of the
+ * words); the "plain" kind makes the same writes with mmapd_fstr_set_raw() (the in-place
+ * store of every mmapd_fstr_set*(), without the UTF-8 scan, so that a kill lands in the
+ * store more often) and memcpy ----
+ */
+#define ST_CAP 16000u
+#define ST_WORDS 2048u
+
+struct st_body {
+	MMAPD_FSTR(ST_CAP) name[3];
+	uint64_t words[ST_WORDS];
+};
+
+static struct st_body st_model;
+
+struct st_open {
+	struct mmapd_region *region;
+	struct mmapd_pwriter *w;       /* NULL for the plain kind */
+	struct st_body *b;
+};
+
+static void *st_open_as(struct mmapd_client *c, bool journal)
+{
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RW, .flags = MMAPD_OPEN_CREATE,
+	                                           .size = 256 * 1024);
+	struct mmapd_layout l = MMAPD_LAYOUT(struct st_body, "crash.body", 1);
+	struct st_open *t = calloc(1, sizeof(*t));
+	void *b;
+
+	if (!t || mmapd_region_open(c, journal ? "crash-struct" : "crash-struct-plain", &o,
+	                            &t->region) < 0)
+		return NULL;
+	/* The writer first: it finishes a dead writer's write before anything is read. */
+	if ((journal && mmapd_pwriter_open(c, t->region, MMAPD_PERSIST_CREATE, &t->w) < 0) ||
+	    mmapd_pstruct_open(t->region, 0, &l, MMAPD_PSTRUCT_INIT, &b) < 0)
+		return NULL;
+	t->b = b;
+	return t;
+}
+
+static void *st_open(struct mmapd_client *c)
+{
+	return st_open_as(c, true);
+}
+
+static void *st_open_plain(struct mmapd_client *c)
+{
+	return st_open_as(c, false);
+}
+
+static void st_close(void *s)
+{
+	struct st_open *t = s;
+
+	mmapd_pwriter_close(t->w);
+	mmapd_region_close(t->region);
+	free(t);
+}
+
+/*
+ * Operation k: which string (0..2) it sets, or 3..5 for a write of words [*ret_from, +*ret_n);
+ * the string's bytes (printable, every one changed from one operation to the next) or the
+ * words, pointed into tables made once, so that a writer spends its time writing.
+ */
+static unsigned st_op(uint64_t k, const char **ret_str, size_t *ret_len,
+                      const uint64_t **ret_words, size_t *ret_from, size_t *ret_n)
+{
+	static char chars[2 * ST_CAP];
+	static uint64_t words[2 * ST_WORDS];
+	uint64_t h = mix(k ^ 0x57c7);
+	unsigned which = (unsigned)(h % 6);   /* half of them write words */
+
+	if (!chars[0]) {
+		for (size_t i = 0; i < sizeof(chars); i++)
+			chars[i] = (char)('!' + i % 90);
+		fill(words, 2 * ST_WORDS, 0x5eed);
+	}
+	*ret_str = chars + k % 90;
+	*ret_len = ST_CAP / 2 + (h >> 8) % (ST_CAP / 2 + 1);
+	*ret_words = words + k % ST_WORDS;
+	*ret_from = (h >> 8) % (ST_WORDS / 2);
+	*ret_n = ST_WORDS / 2 + (h >> 24) % (ST_WORDS / 2 - *ret_from + 1);
+	return which;
+}
+
+static int st_apply_as(struct st_open *t, uint64_t k)
+{
+	const uint64_t *words;
+	const char *str;
+	size_t len, from, n;
+	unsigned which = st_op(k, &str, &len, &words, &from, &n);
+
+	if (which < 3)
+		return t->w ? mmapd_pwriter_fstr_set(t->w, MMAPD_FSTR_ARGS(t->b->name[which]), str, len)
+		            : mmapd_fstr_set_raw(MMAPD_FSTR_ARGS(t->b->name[which]), str, len);
+	if (t->w)
+		return mmapd_pwriter_write(t->w, &t->b->words[from], words, n * 8);
+	memcpy(&t->b->words[from], words, n * 8);
+	return 0;
+}
+
+static int st_apply(void *s, uint64_t k)
+{
+	return st_apply_as(s, k);
+}
+
+static void st_model_apply(uint64_t k)
+{
+	struct st_open t = { NULL, NULL, &st_model };
+
+	st_apply_as(&t, k);
+}
+
+static bool st_equal(void *s, char *why, size_t size)
+{
+	struct st_open *t = s;
+
+	for (unsigned i = 0; i < 3; i++)
+		if (memcmp(&t->b->name[i], &st_model.name[i], sizeof(st_model.name[i])) != 0) {
+			snprintf(why, size, "string %u differs: length %u, model %u", i,
+			         t->b->name[i].length, st_model.name[i].length);
+			return false;
+		}
+	if (memcmp(t->b->words, st_model.words, sizeof(st_model.words)) != 0) {
+		snprintf(why, size, "the words differ");
+		return false;
+	}
+	return true;
+}
+
+static void st_resync(void *s)
+{
+	memcpy(&st_model, ((struct st_open *)s)->b, sizeof(st_model));
+}
+
+static const struct kind st_kind = {
+	"struct", st_open, st_close, st_apply, st_model_apply, st_equal, 1, 0, 3000, NULL
+};
+
+static const struct kind st_plain_kind = {
+	"plain struct", st_open_plain, st_close, st_apply, st_model_apply, st_equal, 5, 0, 3000,
+	st_resync
 };
 
 /* ---- the driver ---- */
@@ -514,7 +664,7 @@ static void crash_run(const struct kind *kind)
 	struct mmapd_client *c = test_client_connect(&dmn, "check_crash");
 	struct progress *pg = mmap(NULL, sizeof(*pg), PROT_READ | PROT_WRITE,
 	                           MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	unsigned n = iterations() / kind->fewer, mid = 0, inside = 0;
+	unsigned n = iterations() / kind->fewer, mid = 0, inside = 0, torn = 0;
 	uint64_t k = 0;
 	char why[256];
 
@@ -526,6 +676,7 @@ static void crash_run(const struct kind *kind)
 	vm_len = 0;
 	memset(mm_present, 0, sizeof(mm_present));
 	memset(sm_present, 0, sizeof(sm_present));
+	memset(&st_model, 0, sizeof(st_model));
 	for (unsigned it = 0; it < n; it++) {
 		struct timespec pause = { 0, (long)(rand() % (int)kind->max_delay_us) * 1000L };
 		uint64_t started, done;
@@ -563,6 +714,10 @@ static void crash_run(const struct kind *kind)
 			if (!kind->equal(s, why, sizeof(why))) {
 				kind->model_apply(k++);
 				mid++;
+				if (kind->resync && !kind->equal(s, why, sizeof(why))) {
+					torn++;
+					kind->resync(s);
+				}
 				ck_assert_msg(kind->equal(s, why, sizeof(why)), "%s: iteration %u, killed in "
 				              "operation %llu: neither before nor after it: %s", kind->name,
 				              it, (unsigned long long)(k - 1), why);
@@ -577,7 +732,13 @@ static void crash_run(const struct kind *kind)
 		kind->close(s);
 	}
 	fprintf(stderr, "%s: %u kills, %llu operations, %u kills inside one, of which %u found "
-	        "it completed\n", kind->name, n, (unsigned long long)k, inside, mid);
+	        "it completed%s\n", kind->name, n, (unsigned long long)k, inside, mid,
+	        kind->resync ? "" : " (none torn)");
+	if (kind->resync) {
+		fprintf(stderr, "%s: %u torn (neither before nor after)\n", kind->name, torn);
+		ck_assert_msg(n == 0 || torn > 0, "%s: no kill tore a write: the test cannot see "
+		              "tearing", kind->name);
+	}
 	munmap(pg, sizeof(*pg));
 	mmapd_disconnect(c);
 }
@@ -606,6 +767,19 @@ START_TEST(test_crash_string_map_killed_anywhere_is_before_or_after_each_operati
 }
 END_TEST
 
+START_TEST(test_crash_struct_written_through_a_writer_killed_anywhere_is_before_or_after_each_write)
+{
+	crash_run(&st_kind);
+}
+END_TEST
+
+/* The same writes made with mmapd_fstr_set_raw() and memcpy tear: what the writer prevents. */
+START_TEST(test_crash_struct_written_with_plain_stores_is_torn_by_some_kill)
+{
+	crash_run(&st_plain_kind);
+}
+END_TEST
+
 static Suite *crash_suite(void)
 {
 	Suite *s = suite_create("crash");
@@ -618,6 +792,8 @@ static Suite *crash_suite(void)
 	tcase_add_test(tc, test_crash_durable_vector_killed_anywhere_is_before_or_after_each_operation);
 	tcase_add_test(tc, test_crash_hash_map_killed_anywhere_is_before_or_after_each_operation);
 	tcase_add_test(tc, test_crash_string_map_killed_anywhere_is_before_or_after_each_operation);
+	tcase_add_test(tc, test_crash_struct_written_through_a_writer_killed_anywhere_is_before_or_after_each_write);
+	tcase_add_test(tc, test_crash_struct_written_with_plain_stores_is_torn_by_some_kill);
 	suite_add_tcase(s, tc);
 	return s;
 }

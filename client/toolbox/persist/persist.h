@@ -7,6 +7,7 @@
  *              reservation, caught up with other processes' growth, grown, locked;
  *   pjournal.c the redo record that makes each operation of a vector or hash map atomic with
  *              respect to the death of its process, and its durable ordering;
+ *   pwrite.c   journalled writes into persistent structs (a region's struct journal);
  *   fstr.c     fixed-capacity strings (UTF-8 checked);
  *   pvec.c     the vector;
  *   phash.c    the hash map;
@@ -48,6 +49,9 @@ struct pregion {
 	bool durable;                  /* MMAPD_PERSIST_DURABLE: msync around each commit */
 	uint32_t pid;                  /* getpid() at open: what the journal records */
 	uint64_t lock;
+	/* When set (pwrite.c), a record's copy goes into this region, copy_dst a region
+	 * offset of it, instead of into this one; NULL otherwise. Borrowed. */
+	struct mmapd_region *target;
 };
 
 /*
@@ -110,6 +114,9 @@ int pjournal_settle(struct pregion *p, struct pjournal *j, const char *what);
 int pjournal_settle_writer(struct pregion *p, struct pjournal *j, const char *what);
 /* msync() of [off, off + len) rounded out to whole pages when the handle is durable. */
 int pregion_sync(struct pregion *p, uint64_t off, uint64_t len);
+/* The same for window offsets of another region (a journal's target). */
+int pregion_sync_other(const struct pregion *p, struct mmapd_region *region, uint64_t off,
+                       uint64_t len);
 
 /*
  * Takes the body of a structure just opened into its handle (ctx) and checks what its header
