@@ -7,7 +7,10 @@
  * private model holds before or after the operation the writer was in (the writer announces
  * in a shared page which operation it starts and which it finished). The sequences include
  * growth of the region, hash map rebuilds, inserts and removals that shift the tail of a
- * vector, sorts, and string map puts and removes; a durable vector (MMAPD_PERSIST_DURABLE) is killed among its msyncs.
+ * vector, sorts, string map puts, removes and compactions, and writes into a persistent
+ * struct's fields and fixed strings through a struct writer (and, to show that the test sees
+ * tearing, the same writes made in place); a durable vector (MMAPD_PERSIST_DURABLE) is killed
+ * among its msyncs.
  *
  * CRASH_ITERS (environment) sets the number of kills per structure (default 1000);
  * CRASH_ONLY=<name> runs only the structures whose name contains it.
@@ -372,8 +375,9 @@ static const struct kind map_kind = {
 };
 
 /*
- * ---- string map: 512 keys of 2 to 40 bytes, values of 0 to 100 bytes; its arena only
- * grows, so a writer stops after SM_OPS_PER_RUN operations (and waits for its kill) ----
+ * ---- string map: 512 keys of 2 to 40 bytes, values of 0 to 100 bytes, 3% compactions (the
+ * count checked too); its arena grows between compactions, so a writer stops after
+ * SM_OPS_PER_RUN operations (and waits for its kill) ----
  */
 #define SM_OPS_PER_RUN 1000u
 
@@ -396,8 +400,10 @@ static size_t sm_key(uint64_t n, char *buf)
 	return len;
 }
 
-/* Operation k: put (value of its own length) or remove, and the value's bytes. */
-static bool sm_op(uint64_t k, uint64_t *ret_key, uint8_t *val, size_t *ret_len)
+enum { SM_PUT, SM_REMOVE, SM_COMPACT };
+
+/* Operation k: put (value of its own length), remove or compact, and the value's bytes. */
+static int sm_op(uint64_t k, uint64_t *ret_key, uint8_t *val, size_t *ret_len)
 {
 	uint64_t h = mix(k ^ 0x57a1);
 
@@ -405,7 +411,7 @@ static bool sm_op(uint64_t k, uint64_t *ret_key, uint8_t *val, size_t *ret_len)
 	*ret_len = (h >> 40) % (SM_VAL_MAX + 1);
 	for (size_t i = 0; i < *ret_len; i++)
 		val[i] = (uint8_t)(k + i);
-	return h % 100 < 65;
+	return h % 100 < 65 ? SM_PUT : h % 100 < 97 ? SM_REMOVE : SM_COMPACT;
 }
 
 static void *sm_open(struct mmapd_client *c)
@@ -428,10 +434,13 @@ static int sm_apply(void *s, uint64_t k)
 	size_t len, klen;
 	int r;
 
-	if (sm_op(k, &n, v, &len)) {
+	switch (sm_op(k, &n, v, &len)) {
+	case SM_PUT:
 		klen = sm_key(n, key);
 		r = mmapd_pstrmap_put(s, key, klen, v, len);
 		return r > 0 ? 0 : r;
+	case SM_COMPACT:
+		return mmapd_pstrmap_compact(s);
 	}
 	klen = sm_key(n, key);
 	r = mmapd_pstrmap_remove(s, key, klen);
@@ -444,12 +453,15 @@ static void sm_model_apply(uint64_t k)
 	uint64_t n;
 	size_t len;
 
-	if (sm_op(k, &n, v, &len)) {
+	switch (sm_op(k, &n, v, &len)) {
+	case SM_PUT:
 		memcpy(sm_val[n], v, len);
 		sm_len[n] = len;
 		sm_present[n] = true;
-	} else {
+		break;
+	case SM_REMOVE:
 		sm_present[n] = false;
+		break;
 	}
 }
 
@@ -474,9 +486,10 @@ static bool sm_equal(void *s, char *why, size_t size)
 	}
 	while ((r = mmapd_pstrmap_next(s, &cursor, NULL, NULL, NULL, NULL)) == 1)
 		seen++;
-	if (r < 0 || seen != live) {
-		snprintf(why, size, "iteration sees %llu entries (%d), model %llu",
-		         (unsigned long long)seen, r, (unsigned long long)live);
+	if (r < 0 || seen != live || mmapd_pstrmap_count(s) != live) {
+		snprintf(why, size, "iteration sees %llu entries (%d), the count says %llu, model %llu",
+		         (unsigned long long)seen, r, (unsigned long long)mmapd_pstrmap_count(s),
+		         (unsigned long long)live);
 		return false;
 	}
 	return true;

@@ -1375,6 +1375,102 @@ START_TEST(test_persist_struct_writer_refuses_a_journal_others_may_write_as_nobo
 }
 END_TEST
 
+/* Key i of the compaction test and its value after round r. */
+static size_t compact_kv(unsigned i, unsigned r, char *key, char *val, size_t *ret_vlen)
+{
+	*ret_vlen = (size_t)snprintf(val, 64, "value %u of round %u, %*s", i, r, (int)(i % 20), "");
+	return (size_t)snprintf(key, 32, "key-%u", i);
+}
+
+/* In another process: after the compaction, every key the parent left has its last value. */
+static int compact_child(void)
+{
+	struct mmapd_client *c = NULL;
+	struct mmapd_pstrmap *m = NULL;
+	char key[32], val[64];
+	const void *v;
+	size_t klen, vlen, len;
+	int ok = 1;
+
+	if (mmapd_connect(dmn.sock, "compact-child", &c) < 0 ||
+	    mmapd_pstrmap_open(c, "compact", 0, &m) < 0)
+		return 1;
+	ok = mmapd_pstrmap_count(m) == 150;
+	for (unsigned i = 0; i < 200 && ok; i++) {
+		klen = compact_kv(i, i % 2 ? 1 : 0, key, val, &vlen);
+		if (i % 4 == 3)
+			ok = mmapd_pstrmap_get(m, key, klen, &v, &len) == -ENOENT;
+		else
+			ok = mmapd_pstrmap_get(m, key, klen, &v, &len) == 0 && len == vlen &&
+			     memcmp(v, val, vlen) == 0;
+	}
+	mmapd_pstrmap_close(m);
+	mmapd_disconnect(c);
+	return ok ? 0 : 2;
+}
+
+START_TEST(test_persist_string_map_counts_and_compacts_its_arena)
+{
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
+	struct mmapd_pstrmap *m = NULL;
+	char key[32], val[64];
+	uint64_t before, live = 0;
+	size_t klen, vlen;
+	pid_t pid;
+
+	ck_assert_int_eq(mmapd_pstrmap_open(c, "compact", MMAPD_PERSIST_CREATE, &m), 0);
+	ck_assert_uint_eq(mmapd_pstrmap_count(m), 0);
+	/* 200 keys; the odd ones replaced; every fourth removed: 150 left. */
+	for (unsigned i = 0; i < 200; i++) {
+		klen = compact_kv(i, 0, key, val, &vlen);
+		ck_assert_int_eq(mmapd_pstrmap_put(m, key, klen, val, vlen), 0);
+		live += vlen + klen;
+	}
+	ck_assert_uint_eq(mmapd_pstrmap_count(m), 200);
+	for (unsigned i = 1; i < 200; i += 2) {
+		klen = compact_kv(i, 1, key, val, &vlen);
+		ck_assert_int_eq(mmapd_pstrmap_put(m, key, klen, val, vlen), 1);
+	}
+	ck_assert_uint_eq(mmapd_pstrmap_count(m), 200);
+	for (unsigned i = 3; i < 200; i += 4) {
+		klen = compact_kv(i, 0, key, val, &vlen);
+		ck_assert_int_eq(mmapd_pstrmap_remove(m, key, klen), 0);
+	}
+	ck_assert_uint_eq(mmapd_pstrmap_count(m), 150);
+	before = mmapd_pvec_len(mmapd_pstrmap_arena(m));
+	ck_assert_int_eq(mmapd_pstrmap_compact(m), 0);
+	ck_assert_uint_lt(mmapd_pvec_len(mmapd_pstrmap_arena(m)), before);
+	ck_assert_uint_lt(mmapd_pvec_len(mmapd_pstrmap_arena(m)), live);
+	ck_assert_uint_eq(mmapd_pstrmap_count(m), 150);
+	/* The tombstones went with it, and a second compaction has nothing to do. */
+	ck_assert_uint_eq(mmapd_phash_count(mmapd_pstrmap_index(m)), 150);
+	before = mmapd_pvec_len(mmapd_pstrmap_arena(m));
+	ck_assert_int_eq(mmapd_pstrmap_compact(m), 0);
+	ck_assert_uint_eq(mmapd_pvec_len(mmapd_pstrmap_arena(m)), before);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(compact_child());
+	test_child_wait(pid, CHILD_WAIT_MS);
+	/* Puts after a compaction append after the packed bytes. */
+	klen = compact_kv(3, 2, key, val, &vlen);
+	ck_assert_int_eq(mmapd_pstrmap_put(m, key, klen, val, vlen), 0);
+	ck_assert_uint_eq(mmapd_pstrmap_count(m), 151);
+	ck_assert_int_eq(mmapd_pstrmap_compact(NULL), -EINVAL);
+	/* A map made before the count was kept (its words zero: the 64 bytes below the index's
+	 * staging area at 4096) is counted at open. */
+	memset((uint8_t *)mmapd_region_data(mmapd_phash_region(mmapd_pstrmap_index(m))) + 4096 - 64,
+	       0, 24);
+	mmapd_pstrmap_close(m);
+	ck_assert_int_eq(mmapd_pstrmap_open(c, "compact", 0, &m), 0);
+	ck_assert_uint_eq(mmapd_pstrmap_count(m), 151);
+	mmapd_pstrmap_close(m);
+	ck_assert_int_eq(mmapd_delete(c, "compact"), 0);
+	ck_assert_int_eq(mmapd_delete(c, "compact.arena"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
 /* An array too large for the window is refused before its header is formatted. */
 START_TEST(test_persist_ndarray_too_large_for_the_window_leaves_the_region_untouched)
 {
@@ -1632,6 +1728,7 @@ static Suite *persist_suite(void)
 	tcase_add_test(tc, test_persist_structures_scribbled_with_garbage_give_errors_not_crashes);
 	tcase_add_test(tc, test_persist_ndarray_written_by_one_process_is_viewed_by_another);
 	tcase_add_test(tc, test_persist_ndarray_too_large_for_the_window_leaves_the_region_untouched);
+	tcase_add_test(tc, test_persist_string_map_counts_and_compacts_its_arena);
 	tcase_add_test(tc, test_persist_struct_writer_writes_fields_and_strings_seen_by_another_process);
 	tcase_add_test(tc, test_persist_struct_writer_refuses_a_journal_others_may_write_as_nobody);
 	tcase_add_test(tc, test_persist_struct_with_growing_container_fields_is_shared_by_processes);

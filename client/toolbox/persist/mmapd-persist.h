@@ -453,9 +453,9 @@ MMAPD_EXPORT struct mmapd_region *mmapd_phash_region(const struct mmapd_phash *m
 /*
  * A persistent string map: keys and values of any length (below 2^31 bytes; strings above
  * all, any bytes allowed), alone in region name (the index, a hash map) and region
- * "<name>.arena" (the bytes, a vector of bytes that only grows: replaced and removed entries'
- * bytes are not reclaimed). Each put and remove is atomic across a crash of its process (the
- * bytes are appended first, then one index entry commits them). Concurrency as for hash maps:
+ * "<name>.arena" (the bytes, a vector of bytes appended to: replaced and removed entries'
+ * bytes stay until mmapd_pstrmap_compact()). Each put, remove and compaction is atomic across a
+ * crash of its process (the bytes are appended first, then one index entry commits them). Concurrency as for hash maps:
  * when any process writes, every process holds mmapd_pstrmap_lock() for every call.
  *
  * Opens (flags MMAPD_PERSIST_*) both regions. Returns 0 with *ret_map, -ENAMETOOLONG (name
@@ -485,6 +485,19 @@ MMAPD_EXPORT int mmapd_pstrmap_get(struct mmapd_pstrmap *map, const void *key, s
                                    const void **ret_val, size_t *ret_len);
 /* Removes key. Returns 0, -ENOENT, -EBADMSG, -EINVAL, the errors of mmapd_phash_put(). */
 MMAPD_EXPORT int mmapd_pstrmap_remove(struct mmapd_pstrmap *map, const void *key, size_t klen);
+/* The number of entries (removed ones not counted): one load, kept by every put and remove. */
+MMAPD_EXPORT uint64_t mmapd_pstrmap_count(const struct mmapd_pstrmap *map);
+/*
+ * Reclaims the arena bytes of replaced and removed entries and the index's tombstones: the
+ * live keys and values are packed at the arena's start and the index rebuilt to point at
+ * them, atomic across a crash of this process (before or after; a crash after the commit may
+ * leave the arena longer than needed until the next compaction). The arena's region keeps
+ * its size (appends reuse it) and grows by the live bytes while compacting. Every pointer
+ * mmapd_pstrmap_get() and mmapd_pstrmap_next() handed out, in any process, stops being
+ * valid: compact only when no process holds one. Returns 0, -EINVAL, -ENOMEM, -EBADMSG, and
+ * the errors of mmapd_pvec_extend() and mmapd_phash_reserve().
+ */
+MMAPD_EXPORT int mmapd_pstrmap_compact(struct mmapd_pstrmap *map);
 /*
  * Iteration by cursor as mmapd_phash_next(), with borrowed pointers to the key and value
  * (any out-pointer may be NULL); removing between calls is allowed. Returns 1, 0 (the end),

@@ -466,6 +466,27 @@ MMAPD_EXPORT int mmapd_pvec_swap_remove(struct mmapd_pvec *vec, uint64_t i, void
 	return pjournal_commit(&vec->pr, &vec->h->journal, &rec, 0, 0);
 }
 
+int pvec_copy_unjournalled(struct mmapd_pvec *vec, uint64_t dst, uint64_t src, uint64_t count)
+{
+	uint64_t len;
+	int r;
+
+	if (count == 0)
+		return 0;
+	if ((r = pvec_len_checked(vec, &len)) < 0)
+		return r;
+	if (src > len || count > len - src || dst > len || count > len - dst ||
+	    (src < dst + count && dst < src + count))
+		return tbx_error(-ERANGE, "cannot copy %llu elements from %llu to %llu in vector '%s' "
+		                 "of length %llu", (unsigned long long)count, (unsigned long long)src,
+		                 (unsigned long long)dst, mmapd_region_name(vec->pr.region),
+		                 (unsigned long long)len);
+	if ((r = pregion_need(&vec->pr, pvec_bytes(vec, len), "vector")) < 0)
+		return r;
+	memcpy(pvec_elem(vec, dst), pvec_elem(vec, src), (size_t)(count * vec->elem_size));
+	return pregion_sync(&vec->pr, pvec_bytes(vec, dst), count * vec->elem_size);
+}
+
 MMAPD_EXPORT int mmapd_pvec_truncate(struct mmapd_pvec *vec, uint64_t len)
 {
 	uint64_t have;
