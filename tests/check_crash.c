@@ -12,8 +12,12 @@
  * tearing, the same writes made in place); a durable vector (MMAPD_PERSIST_DURABLE) is killed
  * among its msyncs.
  *
+ * The power-loss tests (below) run the same durable operations in this process and check the
+ * structure as a power cut at each msync barrier would leave it.
+ *
  * CRASH_ITERS (environment) sets the number of kills per structure (default 1000);
- * CRASH_ONLY=<name> runs only the structures whose name contains it.
+ * POWERLOSS_OPS the operations per structure of the power-loss tests (default 80, 30 for the
+ * struct); CRASH_ONLY=<name> runs only the structures whose name contains it.
  */
 #include <check.h>
 #include <errno.h>
@@ -24,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,6 +57,22 @@ struct progress {
 	_Atomic int64_t error;     /* an unexpected result, with the operation in failed_op */
 	_Atomic uint64_t failed_op;
 };
+
+/*
+ * The power-loss tests open the same kinds of structure under other names (a suffix added to
+ * every region name) and with other flags (MMAPD_PERSIST_DURABLE), set here.
+ */
+static const char *name_suffix = "";
+static unsigned extra_flags;
+
+/* name with the suffix, in a buffer that the next call reuses. */
+static const char *nm(const char *name)
+{
+	static char buf[128];
+
+	snprintf(buf, sizeof(buf), "%s%s", name, name_suffix);
+	return buf;
+}
 
 static uint64_t mix(uint64_t x)
 {
@@ -88,9 +109,13 @@ struct kind {
 	 * that is neither before nor after is counted, the model made the structure's again
 	 * (resync), and the run must see at least one. NULL for every crash-atomic kind. */
 	void (*resync)(void *s);
+	/* The regions under the structure (at most PL_REGIONS), for the power-loss tests. */
+	unsigned (*regions)(void *s, struct mmapd_region **out);
 };
 
 /* ---- vector: 1 KiB elements, so that copies take a while ---- */
+
+#define PL_REGIONS 2
 
 #define VEC_ELEM 1024u
 #define VEC_WORDS (VEC_ELEM / 8)
@@ -147,7 +172,8 @@ static void *vec_open(struct mmapd_client *c)
 {
 	struct mmapd_pvec *v = NULL;
 
-	return mmapd_pvec_open(c, "crash-vec", VEC_ELEM, MMAPD_PERSIST_CREATE, &v) == 0 ? v : NULL;
+	return mmapd_pvec_open(c, nm("crash-vec"), VEC_ELEM, MMAPD_PERSIST_CREATE | extra_flags,
+	                       &v) == 0 ? v : NULL;
 }
 
 /* The durable path: msync around each commit, killed in the middle of those too. */
@@ -157,6 +183,12 @@ static void *vec_open_durable(struct mmapd_client *c)
 
 	return mmapd_pvec_open(c, "crash-vec-durable", VEC_ELEM,
 	                       MMAPD_PERSIST_CREATE | MMAPD_PERSIST_DURABLE, &v) == 0 ? v : NULL;
+}
+
+static unsigned vec_regions(void *s, struct mmapd_region **out)
+{
+	out[0] = mmapd_pvec_region(s);
+	return 1;
 }
 
 static void vec_close(void *s)
@@ -283,11 +315,13 @@ static bool vec_equal(void *s, char *why, size_t size)
 }
 
 static const struct kind vec_kind = {
-	"vector", vec_open, vec_close, vec_apply, vec_model_apply, vec_equal, 1, 0, 3000, NULL
+	"vector", vec_open, vec_close, vec_apply, vec_model_apply, vec_equal, 1, 0, 3000, NULL,
+	vec_regions
 };
 
 static const struct kind vec_durable_kind = {
-	"durable vector", vec_open_durable, vec_close, vec_apply, vec_model_apply, vec_equal, 5, 0, 3000, NULL
+	"durable vector", vec_open_durable, vec_close, vec_apply, vec_model_apply, vec_equal, 5, 0, 3000,
+	NULL, vec_regions
 };
 
 /* ---- hash map: 1024 keys, 512-byte values, many removals: rebuilds are frequent ---- */
@@ -311,8 +345,15 @@ static void *map_open(struct mmapd_client *c)
 {
 	struct mmapd_phash *m = NULL;
 
-	return mmapd_phash_open(c, "crash-map", sizeof(uint64_t), MAP_VAL, MMAPD_PERSIST_CREATE,
+	return mmapd_phash_open(c, nm("crash-map"), sizeof(uint64_t), MAP_VAL,
+	                        MMAPD_PERSIST_CREATE | extra_flags,
 	                        &m) == 0 ? m : NULL;
+}
+
+static unsigned map_regions(void *s, struct mmapd_region **out)
+{
+	out[0] = mmapd_phash_region(s);
+	return 1;
 }
 
 static void map_close(void *s)
@@ -371,7 +412,8 @@ static bool map_equal(void *s, char *why, size_t size)
 }
 
 static const struct kind map_kind = {
-	"hash map", map_open, map_close, map_apply, map_model_apply, map_equal, 1, 0, 3000, NULL
+	"hash map", map_open, map_close, map_apply, map_model_apply, map_equal, 1, 0, 3000, NULL,
+	map_regions
 };
 
 /*
@@ -418,7 +460,15 @@ static void *sm_open(struct mmapd_client *c)
 {
 	struct mmapd_pstrmap *m = NULL;
 
-	return mmapd_pstrmap_open(c, "crash-smap", MMAPD_PERSIST_CREATE, &m) == 0 ? m : NULL;
+	return mmapd_pstrmap_open(c, nm("crash-smap"), MMAPD_PERSIST_CREATE | extra_flags, &m) == 0 ?
+	       m : NULL;
+}
+
+static unsigned sm_regions(void *s, struct mmapd_region **out)
+{
+	out[0] = mmapd_phash_region(mmapd_pstrmap_index(s));
+	out[1] = mmapd_pvec_region(mmapd_pstrmap_arena(s));
+	return 2;
 }
 
 static void sm_close(void *s)
@@ -496,7 +546,8 @@ static bool sm_equal(void *s, char *why, size_t size)
 }
 
 static const struct kind sm_kind = {
-	"string map", sm_open, sm_close, sm_apply, sm_model_apply, sm_equal, 2, SM_OPS_PER_RUN, 150, NULL
+	"string map", sm_open, sm_close, sm_apply, sm_model_apply, sm_equal, 2, SM_OPS_PER_RUN, 150,
+	NULL, sm_regions
 };
 
 /*
@@ -530,11 +581,12 @@ static void *st_open_as(struct mmapd_client *c, bool journal)
 	struct st_open *t = calloc(1, sizeof(*t));
 	void *b;
 
-	if (!t || mmapd_region_open(c, journal ? "crash-struct" : "crash-struct-plain", &o,
+	if (!t || mmapd_region_open(c, nm(journal ? "crash-struct" : "crash-struct-plain"), &o,
 	                            &t->region) < 0)
 		return NULL;
 	/* The writer first: it finishes a dead writer's write before anything is read. */
-	if ((journal && mmapd_pwriter_open(c, t->region, MMAPD_PERSIST_CREATE, &t->w) < 0) ||
+	if ((journal && mmapd_pwriter_open(c, t->region, MMAPD_PERSIST_CREATE | extra_flags,
+	                                   &t->w) < 0) ||
 	    mmapd_pstruct_open(t->region, 0, &l, MMAPD_PSTRUCT_INIT, &b) < 0)
 		return NULL;
 	t->b = b;
@@ -549,6 +601,15 @@ static void *st_open(struct mmapd_client *c)
 static void *st_open_plain(struct mmapd_client *c)
 {
 	return st_open_as(c, false);
+}
+
+static unsigned st_regions(void *s, struct mmapd_region **out)
+{
+	struct st_open *t = s;
+
+	out[0] = t->region;
+	out[1] = mmapd_pwriter_region(t->w);
+	return t->w ? 2 : 1;
 }
 
 static void st_close(void *s)
@@ -637,15 +698,25 @@ static void st_resync(void *s)
 }
 
 static const struct kind st_kind = {
-	"struct", st_open, st_close, st_apply, st_model_apply, st_equal, 1, 0, 3000, NULL
+	"struct", st_open, st_close, st_apply, st_model_apply, st_equal, 1, 0, 3000, NULL,
+	st_regions
 };
 
 static const struct kind st_plain_kind = {
 	"plain struct", st_open_plain, st_close, st_apply, st_model_apply, st_equal, 5, 0, 3000,
-	st_resync
+	st_resync, st_regions
 };
 
 /* ---- the driver ---- */
+
+/* Each structure starts empty, in a region of its own, and so does its model. */
+static void models_reset(void)
+{
+	vm_len = 0;
+	memset(mm_present, 0, sizeof(mm_present));
+	memset(sm_present, 0, sizeof(sm_present));
+	memset(&st_model, 0, sizeof(st_model));
+}
 
 /* The writer: operations from k on, until killed (or a bound, if the kill never comes). */
 static int writer(const struct kind *kind, struct progress *pg, uint64_t k)
@@ -685,11 +756,7 @@ static void crash_run(const struct kind *kind)
 	if (getenv("CRASH_ONLY") && !strstr(kind->name, getenv("CRASH_ONLY")))
 		n = 0;
 	srand(12345);
-	/* Each structure starts empty, in a region of its own, and so does its model. */
-	vm_len = 0;
-	memset(mm_present, 0, sizeof(mm_present));
-	memset(sm_present, 0, sizeof(sm_present));
-	memset(&st_model, 0, sizeof(st_model));
+	models_reset();
 	for (unsigned it = 0; it < n; it++) {
 		struct timespec pause = { 0, (long)(rand() % (int)kind->max_delay_us) * 1000L };
 		uint64_t started, done;
@@ -756,6 +823,267 @@ static void crash_run(const struct kind *kind)
 	mmapd_disconnect(c);
 }
 
+/*
+ * ---- power loss ----
+ * A power cut cannot be made, so it is simulated from the barriers: this file defines msync()
+ * (the library's only durability call, in mmapd_region_msync(); libmmapd is linked in
+ * statically), which, while a durable writer works in this process, does three things:
+ *   - before the real msync, records a cut: the bytes every region of the structure has
+ *     in memory, and the bytes on "disk", a private copy that only msync updates;
+ *   - the real msync;
+ *   - copies the synced range into the "disk" copy.
+ * A power loss at that cut leaves, of each page, the disk copy or (written back by the kernel
+ * on its own) the bytes in memory. After the operation returns one more cut is taken. Each
+ * cut's image is written to fresh regions in three variants (the disk copy alone, then two
+ * random mixes, page by page, with what memory held) and opened by the next opener, which
+ * must see the structure before or after the operation; the disk copy alone after the call
+ * returned must be after (durable when it returns).
+ *
+ * What it assumes: the disk keeps whole pages (no torn page), the regions' sizes (the
+ * daemon's resizes) are durable when the resize returns, and the structure as created (its
+ * formatting is not synced) was on disk before the first operation. A page written back
+ * in a state between two cuts is not among the variants.
+ */
+#define PL_VARIANTS 3
+
+struct pl_cut {
+	size_t len[PL_REGIONS];
+	uint8_t *mem[PL_REGIONS], *disk[PL_REGIONS];
+};
+
+static struct {
+	struct mmapd_region *region[PL_REGIONS];
+	uint8_t *disk[PL_REGIONS];
+	size_t disk_len[PL_REGIONS];
+	unsigned n;                    /* regions tracked; 0: msync is only msync */
+	bool recording;                /* take a cut at each msync */
+	struct pl_cut *cuts;
+	unsigned ncuts, cap;
+	uint64_t barriers;
+} pl;
+
+static void pl_cut_take(void)
+{
+	struct pl_cut *c;
+
+	if (pl.ncuts == pl.cap) {
+		pl.cap = pl.cap ? pl.cap * 2 : 16;
+		pl.cuts = realloc(pl.cuts, pl.cap * sizeof(*pl.cuts));
+		ck_assert_ptr_nonnull(pl.cuts);
+	}
+	c = &pl.cuts[pl.ncuts++];
+	for (unsigned i = 0; i < pl.n; i++) {
+		size_t len = mmapd_region_length(pl.region[i]);
+
+		c->len[i] = len;
+		c->mem[i] = malloc(len);
+		c->disk[i] = calloc(1, len);
+		ck_assert(c->mem[i] && c->disk[i]);
+		memcpy(c->mem[i], mmapd_region_data(pl.region[i]), len);
+		memcpy(c->disk[i], pl.disk[i], len < pl.disk_len[i] ? len : pl.disk_len[i]);
+	}
+}
+
+/* What reaches the disk: [off, off + len) of tracked region i, as it is in memory now. */
+static void pl_disk_write(unsigned i, size_t off, size_t len)
+{
+	if (off + len > pl.disk_len[i]) {
+		pl.disk[i] = realloc(pl.disk[i], off + len);
+		ck_assert_ptr_nonnull(pl.disk[i]);
+		memset(pl.disk[i] + pl.disk_len[i], 0, off + len - pl.disk_len[i]);
+		pl.disk_len[i] = off + len;
+	}
+	memcpy(pl.disk[i] + off, (uint8_t *)mmapd_region_data(pl.region[i]) + off, len);
+}
+
+int msync(void *addr, size_t len, int flags)
+{
+	int r;
+
+	if (pl.recording)
+		pl_cut_take();
+	r = (int)syscall(SYS_msync, addr, len, flags);
+	for (unsigned i = 0; r == 0 && i < pl.n; i++) {
+		uint8_t *base = mmapd_region_data(pl.region[i]);
+		size_t rlen = mmapd_region_length(pl.region[i]);
+
+		if ((uint8_t *)addr >= base && (uint8_t *)addr < base + rlen) {
+			pl_disk_write(i, (size_t)((uint8_t *)addr - base),
+			              len < rlen - (size_t)((uint8_t *)addr - base) ?
+			              len : rlen - (size_t)((uint8_t *)addr - base));
+			pl.barriers++;
+		}
+	}
+	return r;
+}
+
+static void pl_cuts_free(void)
+{
+	for (unsigned k = 0; k < pl.ncuts; k++)
+		for (unsigned i = 0; i < pl.n; i++) {
+			free(pl.cuts[k].mem[i]);
+			free(pl.cuts[k].disk[i]);
+		}
+	pl.ncuts = 0;
+}
+
+/* Region i's copy's name: its name with "-pl" made "-pl-cut". */
+static void pl_copy_name(unsigned i, char *buf, size_t size)
+{
+	const char *name = mmapd_region_name(pl.region[i]), *at = strstr(name, "-pl");
+
+	ck_assert_ptr_nonnull(at);
+	snprintf(buf, size, "%.*s-pl-cut%s", (int)(at - name), name, at + 3);
+}
+
+/*
+ * Writes variant v of cut c (0: the disk copy alone; else each page that memory holds
+ * otherwise taken from memory or not, by a coin seeded with v) into the regions' copies and
+ * opens the structure from them, as the next opener after the power came back.
+ */
+static void *pl_open_image(const struct kind *kind, struct mmapd_client *cl,
+                           const struct pl_cut *c, unsigned v)
+{
+	const size_t page = 4096;
+	void *s;
+
+	for (unsigned i = 0; i < pl.n; i++) {
+		struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RW,
+		                                           .flags = MMAPD_OPEN_CREATE, .size = c->len[i]);
+		struct mmapd_region *r;
+		char name[160];
+		uint8_t *d;
+
+		pl_copy_name(i, name, sizeof(name));
+		mmapd_delete(cl, name);
+		ck_assert_int_eq(mmapd_region_open(cl, name, &o, &r), 0);
+		d = mmapd_region_data(r);
+		memcpy(d, c->disk[i], c->len[i]);
+		for (size_t p = 0; v && p < c->len[i]; p += page) {
+			size_t n = c->len[i] - p < page ? c->len[i] - p : page;
+
+			if (mix(v * 1000003u + i * 7919u + p) & 1)
+				memcpy(d + p, c->mem[i] + p, n);
+		}
+		mmapd_region_close(r);
+	}
+	name_suffix = "-pl-cut";
+	s = kind->open(cl);
+	name_suffix = "-pl";
+	ck_assert_msg(s != NULL, "%s: the opener after a power loss fails: %s", kind->name,
+	              mmapd_last_message());
+	return s;
+}
+
+static void pl_delete_copies(struct mmapd_client *cl)
+{
+	char name[160];
+
+	for (unsigned i = 0; i < pl.n; i++) {
+		pl_copy_name(i, name, sizeof(name));
+		mmapd_delete(cl, name);
+	}
+}
+
+/* Runs ops durable operations of kind, checking every cut of each as described above. */
+static void powerloss_run(const struct kind *kind, unsigned ops)
+{
+	struct mmapd_client *cl = test_client_connect(&dmn, "check_crash-powerloss");
+	uint64_t images = 0, after = 0;
+	char why[256];
+	void *s, *t;
+	bool *before;
+
+	if (getenv("POWERLOSS_OPS"))
+		ops = (unsigned)strtoul(getenv("POWERLOSS_OPS"), NULL, 10);
+	if (getenv("CRASH_ONLY") && !strstr(kind->name, getenv("CRASH_ONLY")))
+		ops = 0;
+	models_reset();
+	name_suffix = "-pl";
+	extra_flags = MMAPD_PERSIST_DURABLE;
+	s = kind->open(cl);
+	ck_assert_msg(s != NULL, "%s: open: %s", kind->name, mmapd_last_message());
+	pl.n = kind->regions(s, pl.region);
+	pl.barriers = 0;
+	for (unsigned i = 0; i < pl.n; i++) {
+		pl.disk_len[i] = 0;
+		pl_disk_write(i, 0, mmapd_region_length(pl.region[i]));
+	}
+	for (uint64_t k = 0; k < ops; k++) {
+		pl.recording = true;
+		ck_assert_msg(kind->apply(s, k) == 0, "%s: operation %llu: %s", kind->name,
+		              (unsigned long long)k, mmapd_last_message());
+		pl.recording = false;
+		pl_cut_take();
+		before = calloc(pl.ncuts * PL_VARIANTS, sizeof(*before));
+		ck_assert_ptr_nonnull(before);
+		extra_flags = 0;
+		for (unsigned c = 0; c < pl.ncuts; c++)
+			for (unsigned v = 0; v < PL_VARIANTS; v++) {
+				t = pl_open_image(kind, cl, &pl.cuts[c], v);
+				before[c * PL_VARIANTS + v] = kind->equal(t, why, sizeof(why));
+				kind->close(t);
+				images++;
+			}
+		kind->model_apply(k);
+		for (unsigned c = 0; c < pl.ncuts; c++)
+			for (unsigned v = 0; v < PL_VARIANTS; v++) {
+				bool last = c == pl.ncuts - 1 && v == 0;
+
+				if (before[c * PL_VARIANTS + v] && !last)
+					continue;
+				t = pl_open_image(kind, cl, &pl.cuts[c], v);
+				ck_assert_msg(kind->equal(t, why, sizeof(why)), "%s: operation %llu, power "
+				              "lost at barrier %u of %u (variant %u): %s: %s", kind->name,
+				              (unsigned long long)k, c, pl.ncuts - 1, v,
+				              last ? "not durable when the call returned"
+				                   : "neither before nor after", why);
+				kind->close(t);
+				after++;
+			}
+		extra_flags = MMAPD_PERSIST_DURABLE;
+		free(before);
+		pl_cuts_free();
+	}
+	fprintf(stderr, "%s: power loss: %u operations, %llu barriers, %llu images opened, %llu "
+	        "of them after the operation\n", kind->name, ops, (unsigned long long)pl.barriers,
+	        (unsigned long long)images, (unsigned long long)after);
+	pl_delete_copies(cl);
+	for (unsigned i = 0; i < pl.n; i++) {
+		free(pl.disk[i]);
+		pl.disk[i] = NULL;
+	}
+	pl.n = 0;
+	kind->close(s);
+	extra_flags = 0;
+	name_suffix = "";
+	mmapd_disconnect(cl);
+}
+
+START_TEST(test_powerloss_durable_vector_at_every_barrier_is_before_or_after)
+{
+	powerloss_run(&vec_kind, 80);
+}
+END_TEST
+
+START_TEST(test_powerloss_durable_hash_map_at_every_barrier_is_before_or_after)
+{
+	powerloss_run(&map_kind, 80);
+}
+END_TEST
+
+START_TEST(test_powerloss_durable_string_map_at_every_barrier_is_before_or_after)
+{
+	powerloss_run(&sm_kind, 80);
+}
+END_TEST
+
+START_TEST(test_powerloss_durable_struct_writer_at_every_barrier_is_before_or_after)
+{
+	powerloss_run(&st_kind, 30);
+}
+END_TEST
+
 START_TEST(test_crash_vector_killed_anywhere_is_before_or_after_each_operation)
 {
 	crash_run(&vec_kind);
@@ -807,6 +1135,10 @@ static Suite *crash_suite(void)
 	tcase_add_test(tc, test_crash_string_map_killed_anywhere_is_before_or_after_each_operation);
 	tcase_add_test(tc, test_crash_struct_written_through_a_writer_killed_anywhere_is_before_or_after_each_write);
 	tcase_add_test(tc, test_crash_struct_written_with_plain_stores_is_torn_by_some_kill);
+	tcase_add_test(tc, test_powerloss_durable_vector_at_every_barrier_is_before_or_after);
+	tcase_add_test(tc, test_powerloss_durable_hash_map_at_every_barrier_is_before_or_after);
+	tcase_add_test(tc, test_powerloss_durable_string_map_at_every_barrier_is_before_or_after);
+	tcase_add_test(tc, test_powerloss_durable_struct_writer_at_every_barrier_is_before_or_after);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -29,7 +29,15 @@
  * its staged bytes are on disk and the next opener plays it (after). Step 4 comes before
  * the next operation overwrites the staging area, so a live op word on disk always goes with
  * its own record. Length-only operations write the element, sync it, store the length and
- * sync the header (pvec.c).
+ * sync the header (pvec.c). A shift is not for durable records: its cursor, stored after each
+ * block in memory, may reach the disk before the blocks it counts (the kernel writes dirty
+ * pages back in any order), so durable vectors stage a whole new tail and copy it instead
+ * (pvec_tail_durable()); every other step replays from its start whatever pages a power
+ * loss kept. tests/check_crash.c checks this order by simulating a power cut at each msync.
+ *
+ * A record may also copy into another region (pregion.target: pwrite.c's struct journal,
+ * whose copy lands in the owner region of the structs), with the same order, the
+ * destination's pages synced in step 3.
  *
  * The record is read from shared memory, so a process that can write the region can make it
  * say anything: every offset is checked against the reservation and the region's size
