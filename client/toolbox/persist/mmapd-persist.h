@@ -163,8 +163,8 @@ MMAPD_EXPORT int mmapd_fstr_cmp(const struct mmapd_fstr *s, size_t capacity, con
  *
  * Opens the writer (flags: MMAPD_PERSIST_*; owner mapped read-write, borrowed: close the
  * writer first), finishing a dead writer's write. Returns 0 with *ret_writer, -EACCES (owner
- * read-only), -EPERM (the journal region has another owner or group than owner's, or a mode
- * that lets someone write it who may not write owner), -ENAMETOOLONG, -EBADMSG (a corrupt
+ * read-only), -EPERM (the journal region has another owner than owner's, a write bit owner's
+ * mode lacks, or group write for another group), -ENAMETOOLONG, -EBADMSG (a corrupt
  * journal), and the errors of mmapd_pvec_open().
  */
 struct mmapd_pwriter;

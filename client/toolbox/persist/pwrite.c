@@ -46,7 +46,10 @@ static const struct mmapd_layout pwrite_layout = {
 	_Alignof(struct pwrite_header)
 };
 
-/* Whoever may write the journal (owner, group, others by its mode) may write the owner. */
+/*
+ * Whoever may write the journal may write the owner: the same owning user, no write bit the
+ * owner's mode lacks, and, when the journal's group may write it, the owner's group.
+ */
 static int pwrite_trust(struct mmapd_pwriter *w)
 {
 	struct mmapd_region_info *own = NULL, *jr = NULL;
@@ -55,7 +58,8 @@ static int pwrite_trust(struct mmapd_pwriter *w)
 	if ((r = mmapd_region_stat(w->owner, &own)) < 0 ||
 	    (r = mmapd_region_stat(w->pr.region, &jr)) < 0)
 		goto out;
-	if (jr->uid != own->uid || jr->gid != own->gid || (jr->perm & 0222 & ~own->perm))
+	if (jr->uid != own->uid || (jr->perm & 0222 & ~own->perm) ||
+	    ((jr->perm & 0020) && jr->gid != own->gid))
 		r = tbx_error(-EPERM, "the journal '%s' (owner %u, group %u, mode %03o) lets others "
 		              "write it than may write '%s' (owner %u, group %u, mode %03o)",
 		              jr->name, jr->uid, jr->gid, jr->perm, own->name, own->uid, own->gid,
