@@ -16,8 +16,8 @@
  * structure as a power cut at each msync barrier would leave it.
  *
  * CRASH_ITERS (environment) sets the number of kills per structure (default 1000);
- * POWERLOSS_OPS the operations per structure of the power-loss tests (default 80, 30 for the
- * struct); CRASH_ONLY=<name> runs only the structures whose name contains it.
+ * POWERLOSS_OPS the operations per structure of the power-loss tests (default 50 to 100, the
+ * hash map's reaching its first rebuild; 20 for the struct); CRASH_ONLY=<name> runs only the structures whose name contains it.
  */
 #include <check.h>
 #include <errno.h>
@@ -56,7 +56,17 @@ struct progress {
 	_Atomic uint64_t done;     /* index + 1 of the operation it finished last */
 	_Atomic int64_t error;     /* an unexpected result, with the operation in failed_op */
 	_Atomic uint64_t failed_op;
+	_Atomic uint64_t marked;   /* 1 while the writer is inside a step worth counting */
 };
+
+/* The writer's progress page (NULL in the test process), for marking steps. */
+static struct progress *writer_pg;
+
+static void mark(bool on)
+{
+	if (writer_pg)
+		atomic_store(&writer_pg->marked, on);
+}
 
 /*
  * The power-loss tests open the same kinds of structure under other names (a suffix added to
@@ -417,8 +427,8 @@ static const struct kind map_kind = {
 };
 
 /*
- * ---- string map: 512 keys of 2 to 40 bytes, values of 0 to 100 bytes, 3% compactions (the
- * count checked too); its arena grows between compactions, so a writer stops after
+ * ---- string map: 512 keys of 2 to 40 bytes, values of 0 to 100 bytes, with or without 3%
+ * compactions (the count checked too); its arena grows between compactions, so a writer stops after
  * SM_OPS_PER_RUN operations (and waits for its kill) ----
  */
 #define SM_OPS_PER_RUN 1000u
@@ -444,6 +454,10 @@ static size_t sm_key(uint64_t n, char *buf)
 
 enum { SM_PUT, SM_REMOVE, SM_COMPACT };
 
+/* Compactions per hundred operations: 0 in one run, some in another (they take most of a
+ * writer's time, so a run with them has few kills inside puts and removes). */
+static unsigned sm_compact_pct;
+
 /* Operation k: put (value of its own length), remove or compact, and the value's bytes. */
 static int sm_op(uint64_t k, uint64_t *ret_key, uint8_t *val, size_t *ret_len)
 {
@@ -453,7 +467,7 @@ static int sm_op(uint64_t k, uint64_t *ret_key, uint8_t *val, size_t *ret_len)
 	*ret_len = (h >> 40) % (SM_VAL_MAX + 1);
 	for (size_t i = 0; i < *ret_len; i++)
 		val[i] = (uint8_t)(k + i);
-	return h % 100 < 65 ? SM_PUT : h % 100 < 97 ? SM_REMOVE : SM_COMPACT;
+	return h % 100 < 65 ? SM_PUT : h % 100 < 100 - sm_compact_pct ? SM_REMOVE : SM_COMPACT;
 }
 
 static void *sm_open(struct mmapd_client *c)
@@ -490,7 +504,10 @@ static int sm_apply(void *s, uint64_t k)
 		r = mmapd_pstrmap_put(s, key, klen, v, len);
 		return r > 0 ? 0 : r;
 	case SM_COMPACT:
-		return mmapd_pstrmap_compact(s);
+		mark(true);
+		r = mmapd_pstrmap_compact(s);
+		mark(false);
+		return r;
 	}
 	klen = sm_key(n, key);
 	r = mmapd_pstrmap_remove(s, key, klen);
@@ -724,6 +741,7 @@ static int writer(const struct kind *kind, struct progress *pg, uint64_t k)
 	struct mmapd_client *c = NULL;
 	void *s;
 
+	writer_pg = pg;
 	if (mmapd_connect(dmn.sock, "crash-writer", &c) < 0 || !(s = kind->open(c)))
 		return 1;
 	atomic_store(&pg->ready, 1);
@@ -748,7 +766,7 @@ static void crash_run(const struct kind *kind)
 	struct mmapd_client *c = test_client_connect(&dmn, "check_crash");
 	struct progress *pg = mmap(NULL, sizeof(*pg), PROT_READ | PROT_WRITE,
 	                           MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	unsigned n = iterations() / kind->fewer, mid = 0, inside = 0, torn = 0;
+	unsigned n = iterations() / kind->fewer, mid = 0, inside = 0, torn = 0, marked = 0;
 	uint64_t k = 0;
 	char why[256];
 
@@ -771,8 +789,9 @@ static void crash_run(const struct kind *kind)
 		ck_assert_int_ge(pid, 0);
 		if (pid == 0)
 			_exit(writer(kind, pg, k));
-		for (int w = 0; w < 5000 && !atomic_load(&pg->ready) && waitpid(pid, &status, WNOHANG) == 0; w++)
-			usleep(1000);
+		/* Polled finely: the kill's delay counts from the writer's first operation. */
+		for (int w = 0; w < 50000 && !atomic_load(&pg->ready) && waitpid(pid, &status, WNOHANG) == 0; w++)
+			usleep(100);
 		nanosleep(&pause, NULL);
 		kill(pid, SIGKILL);
 		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
@@ -783,6 +802,7 @@ static void crash_run(const struct kind *kind)
 		              kind->name, WEXITSTATUS(status));
 		started = atomic_load(&pg->started);
 		done = atomic_load(&pg->done);
+		marked += (unsigned)atomic_load(&pg->marked);
 		for (; k < done; k++)
 			kind->model_apply(k);
 		s = kind->open(c);
@@ -814,6 +834,8 @@ static void crash_run(const struct kind *kind)
 	fprintf(stderr, "%s: %u kills, %llu operations, %u kills inside one, of which %u found "
 	        "it completed%s\n", kind->name, n, (unsigned long long)k, inside, mid,
 	        kind->resync ? "" : " (none torn)");
+	if (marked)
+		fprintf(stderr, "%s: %u kills inside a compaction\n", kind->name, marked);
 	if (kind->resync) {
 		fprintf(stderr, "%s: %u torn (neither before nor after)\n", kind->name, torn);
 		ck_assert_msg(n == 0 || torn > 0, "%s: no kill tore a write: the test cannot see "
@@ -834,8 +856,10 @@ static void crash_run(const struct kind *kind)
  *   - copies the synced range into the "disk" copy.
  * A power loss at that cut leaves, of each page, the disk copy or (written back by the kernel
  * on its own) the bytes in memory. After the operation returns one more cut is taken. Each
- * cut's image is written to fresh regions in three variants (the disk copy alone, then two
- * random mixes, page by page, with what memory held) and opened by the next opener, which
+ * cut's image is written to fresh regions in four variants (the disk copy alone, memory alone
+ * (a SIGKILL at that barrier, so every step between barriers, after the commit point too, is
+ * also killed once deterministically), then two random mixes, page by page, of the two) and
+ * opened by the next opener, which
  * must see the structure before or after the operation; the disk copy alone after the call
  * returned must be after (durable when it returns).
  *
@@ -844,7 +868,7 @@ static void crash_run(const struct kind *kind)
  * formatting is not synced) was on disk before the first operation. A page written back
  * in a state between two cuts is not among the variants.
  */
-#define PL_VARIANTS 3
+#define PL_VARIANTS 4   /* the disk copy alone, memory alone (a SIGKILL there), two mixes */
 
 struct pl_cut {
 	size_t len[PL_REGIONS];
@@ -937,9 +961,10 @@ static void pl_copy_name(unsigned i, char *buf, size_t size)
 }
 
 /*
- * Writes variant v of cut c (0: the disk copy alone; else each page that memory holds
- * otherwise taken from memory or not, by a coin seeded with v) into the regions' copies and
- * opens the structure from them, as the next opener after the power came back.
+ * Writes variant v of cut c (0: the disk copy alone; 1: memory alone, what a SIGKILL at that
+ * instant leaves; else each page that memory holds otherwise taken from memory or not, by a
+ * coin seeded with v) into the regions' copies and opens the structure from them, as the next
+ * opener after the power came back.
  */
 static void *pl_open_image(const struct kind *kind, struct mmapd_client *cl,
                            const struct pl_cut *c, unsigned v)
@@ -958,8 +983,8 @@ static void *pl_open_image(const struct kind *kind, struct mmapd_client *cl,
 		mmapd_delete(cl, name);
 		ck_assert_int_eq(mmapd_region_open(cl, name, &o, &r), 0);
 		d = mmapd_region_data(r);
-		memcpy(d, c->disk[i], c->len[i]);
-		for (size_t p = 0; v && p < c->len[i]; p += page) {
+		memcpy(d, v == 1 ? c->mem[i] : c->disk[i], c->len[i]);
+		for (size_t p = 0; v > 1 && p < c->len[i]; p += page) {
 			size_t n = c->len[i] - p < page ? c->len[i] - p : page;
 
 			if (mix(v * 1000003u + i * 7919u + p) & 1)
@@ -990,6 +1015,7 @@ static void powerloss_run(const struct kind *kind, unsigned ops)
 {
 	struct mmapd_client *cl = test_client_connect(&dmn, "check_crash-powerloss");
 	uint64_t images = 0, after = 0;
+	size_t start_len;
 	char why[256];
 	void *s, *t;
 	bool *before;
@@ -1005,6 +1031,7 @@ static void powerloss_run(const struct kind *kind, unsigned ops)
 	ck_assert_msg(s != NULL, "%s: open: %s", kind->name, mmapd_last_message());
 	pl.n = kind->regions(s, pl.region);
 	pl.barriers = 0;
+	start_len = mmapd_region_length(pl.region[0]);
 	for (unsigned i = 0; i < pl.n; i++) {
 		pl.disk_len[i] = 0;
 		pl_disk_write(i, 0, mmapd_region_length(pl.region[i]));
@@ -1046,8 +1073,9 @@ static void powerloss_run(const struct kind *kind, unsigned ops)
 		pl_cuts_free();
 	}
 	fprintf(stderr, "%s: power loss: %u operations, %llu barriers, %llu images opened, %llu "
-	        "of them after the operation\n", kind->name, ops, (unsigned long long)pl.barriers,
-	        (unsigned long long)images, (unsigned long long)after);
+	        "of them after the operation; its first region grew from %zu to %zu bytes\n",
+	        kind->name, ops, (unsigned long long)pl.barriers, (unsigned long long)images,
+	        (unsigned long long)after, start_len, mmapd_region_length(pl.region[0]));
 	pl_delete_copies(cl);
 	for (unsigned i = 0; i < pl.n; i++) {
 		free(pl.disk[i]);
@@ -1062,25 +1090,27 @@ static void powerloss_run(const struct kind *kind, unsigned ops)
 
 START_TEST(test_powerloss_durable_vector_at_every_barrier_is_before_or_after)
 {
-	powerloss_run(&vec_kind, 80);
+	powerloss_run(&vec_kind, 50);
 }
 END_TEST
 
 START_TEST(test_powerloss_durable_hash_map_at_every_barrier_is_before_or_after)
 {
-	powerloss_run(&map_kind, 80);
+	powerloss_run(&map_kind, 100);
 }
 END_TEST
 
 START_TEST(test_powerloss_durable_string_map_at_every_barrier_is_before_or_after)
 {
-	powerloss_run(&sm_kind, 80);
+	sm_compact_pct = 3;
+	powerloss_run(&sm_kind, 60);
+	sm_compact_pct = 0;
 }
 END_TEST
 
 START_TEST(test_powerloss_durable_struct_writer_at_every_barrier_is_before_or_after)
 {
-	powerloss_run(&st_kind, 30);
+	powerloss_run(&st_kind, 20);
 }
 END_TEST
 
@@ -1104,7 +1134,18 @@ END_TEST
 
 START_TEST(test_crash_string_map_killed_anywhere_is_before_or_after_each_operation)
 {
+	sm_compact_pct = 0;
 	crash_run(&sm_kind);
+}
+END_TEST
+
+START_TEST(test_crash_string_map_killed_in_compactions_is_before_or_after_each_operation)
+{
+	sm_compact_pct = 3;
+	name_suffix = "-compacting";   /* a map of its own */
+	crash_run(&sm_kind);
+	name_suffix = "";
+	sm_compact_pct = 0;
 }
 END_TEST
 
@@ -1133,6 +1174,7 @@ static Suite *crash_suite(void)
 	tcase_add_test(tc, test_crash_durable_vector_killed_anywhere_is_before_or_after_each_operation);
 	tcase_add_test(tc, test_crash_hash_map_killed_anywhere_is_before_or_after_each_operation);
 	tcase_add_test(tc, test_crash_string_map_killed_anywhere_is_before_or_after_each_operation);
+	tcase_add_test(tc, test_crash_string_map_killed_in_compactions_is_before_or_after_each_operation);
 	tcase_add_test(tc, test_crash_struct_written_through_a_writer_killed_anywhere_is_before_or_after_each_write);
 	tcase_add_test(tc, test_crash_struct_written_with_plain_stores_is_torn_by_some_kill);
 	tcase_add_test(tc, test_powerloss_durable_vector_at_every_barrier_is_before_or_after);
