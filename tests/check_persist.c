@@ -11,6 +11,10 @@
  * processes pushing under the lock end with exactly the sum; a hash map takes 10,000 entries
  * through several rebuilds and serves them to another process, with removals and
  * re-insertions through tombstones, and two processes putting under the lock lose nothing.
+ * Struct writers write fields and strings another process reads and writes in turn, refuse
+ * what does not fit, and refuse a journal another user could write (the forged-record attack,
+ * as uid 65534); string maps keep their count and compact; an N-d array that does not fit is
+ * refused before anything is written.
  *
  * One mmapd is shared by the test case (unchecked fixture), except for the tests that restart
  * their own; each test uses its own region names, and the checked fixture proves no descriptor
