@@ -12,11 +12,20 @@
  *   put/get  mmapd_phash_put() (journalled) of new keys, then of existing ones, and
  *            mmapd_phash_get(), 8-byte keys and 64-byte values | a private direct-address
  *            table indexed by key (what the memory alone costs; no hashing);
- *   durable  push, set and put with MMAPD_PERSIST_DURABLE (msync ordering around each
- *            commit), fewer operations, against the same private baselines.
+ *   fstr     mmapd_pwriter_fstr_set() of a 48-byte string (journalled through the struct
+ *            writer's companion region) and mmapd_fstr_set() in place (not crash-safe) |
+ *            mmapd_fstr_set() of a private string;
+ *   field    mmapd_pwriter_write() of a 64-byte field (journalled), and the alternative
+ *            weighed for it: a shadow copy written, then a generation word flipped (what
+ *            that layout would cost; not offered: it changes every struct's layout) |
+ *            memcpy into a private struct;
+ *   durable  push, set, put, fstr set and field write with MMAPD_PERSIST_DURABLE (msync
+ *            ordering around each commit), fewer operations, against the same private
+ *            baselines.
  * The regions are file regions in the benchmark's data directory.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,16 +39,64 @@
 #define PERSIST_DURABLE_OPS 200u
 #define PERSIST_ROUNDS 5
 
-enum op { OP_PUSH, OP_SET, OP_SET_RAW, OP_GET, OP_PUT, OP_PUT_AGAIN, OP_MAP_GET };
+enum op { OP_PUSH, OP_SET, OP_SET_RAW, OP_GET, OP_PUT, OP_PUT_AGAIN, OP_MAP_GET,
+          OP_FSTR_J, OP_FSTR_PLAIN, OP_FIELD_J, OP_FIELD_SHADOW };
+#define OP_LAST OP_FIELD_SHADOW
+
+/* The struct the struct-writer lines write: a string, a 64-byte field, its shadow copy. */
+struct bench_body {
+	MMAPD_FSTR(PERSIST_ELEM) name;
+	uint8_t field[2][PERSIST_ELEM];
+	_Atomic uint64_t which;        /* the shadow alternative's generation: field[which & 1] */
+};
 
 struct run {
 	struct mmapd_pvec *vec;      /* NULL: the private baseline */
 	struct mmapd_phash *map;
+	struct mmapd_region *owner;  /* the struct writer's region and writer */
+	struct mmapd_pwriter *w;
+	struct bench_body *body;     /* in owner, or private for the baseline */
 	uint8_t *priv;               /* the baseline's array or table */
 	size_t priv_len, priv_cap;
 	enum op op;
 	uint64_t n;
 };
+
+/* The struct-writer lines: 48 bytes of string, or the 64-byte field, by each means. */
+static int run_struct(struct run *r, uint64_t i, const uint8_t *e)
+{
+	char str[48];
+
+	memset(str, 'a' + (int)(i % 26), sizeof(str));
+	switch (r->op) {
+	case OP_FSTR_J:
+		if (r->w)
+			return mmapd_pwriter_fstr_set(r->w, MMAPD_FSTR_ARGS(r->body->name), str, sizeof(str));
+		return mmapd_fstr_set(MMAPD_FSTR_ARGS(r->body->name), str, sizeof(str));
+	case OP_FSTR_PLAIN:
+		return mmapd_fstr_set(MMAPD_FSTR_ARGS(r->body->name), str, sizeof(str));
+	case OP_FIELD_J:
+		if (r->w)
+			return mmapd_pwriter_write(r->w, r->body->field[0], e, PERSIST_ELEM);
+		memcpy(r->body->field[0], e, PERSIST_ELEM);
+		return 0;
+	case OP_FIELD_SHADOW: {
+		/* What a shadow-copy layout would cost: the idle copy, then the generation. */
+		uint64_t g = atomic_load_explicit(&r->body->which, memory_order_relaxed);
+
+		if (!r->w) {
+			memcpy(r->body->field[0], e, PERSIST_ELEM);
+			return 0;
+		}
+
+		memcpy(r->body->field[(g + 1) & 1], e, PERSIST_ELEM);
+		atomic_store_explicit(&r->body->which, g + 1, memory_order_release);
+		return 0;
+	}
+	default:
+		return -EINVAL;
+	}
+}
 
 static int run_one(struct run *r, uint64_t i)
 {
@@ -47,6 +104,8 @@ static int run_one(struct run *r, uint64_t i)
 	void *p;
 
 	memset(e, (int)i, sizeof(e));
+	if (r->op >= OP_FSTR_J)
+		return run_struct(r, i, e);
 	if (!r->vec && !r->map) {
 		switch (r->op) {
 		case OP_PUSH:
@@ -69,6 +128,8 @@ static int run_one(struct run *r, uint64_t i)
 		case OP_MAP_GET:
 			memcpy(e, r->priv + (i % r->n) * PERSIST_ELEM, PERSIST_ELEM);
 			return e[0] == (uint8_t)i ? 0 : -EIO;
+		default:
+			return -EINVAL;
 		}
 	}
 	switch (r->op) {
@@ -90,8 +151,9 @@ static int run_one(struct run *r, uint64_t i)
 	case OP_MAP_GET:
 		i %= r->n;
 		return mmapd_phash_get(r->map, &i, e);
+	default:
+		return -EINVAL;
 	}
-	return -EINVAL;
 }
 
 /* Operations per second of n operations. */
@@ -128,14 +190,28 @@ static int round_open(struct mmapd_client *client, bool durable, struct run *r)
 	const char *mname = durable ? "bench-phash-d" : "bench-phash";
 	int e;
 
+	const char *sname = durable ? "bench-pstruct-d" : "bench-pstruct";
+	struct mmapd_layout l = MMAPD_LAYOUT(struct bench_body, "bench.body", 1);
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RW,
+	                                           .flags = MMAPD_OPEN_CREATE, .size = 65536);
+	void *body;
+	char jname[64];
+
+	snprintf(jname, sizeof(jname), "%s.journal", sname);
 	mmapd_delete(client, vname);
 	mmapd_delete(client, mname);
+	mmapd_delete(client, sname);
+	mmapd_delete(client, jname);
 	if ((e = mmapd_pvec_open(client, vname, PERSIST_ELEM, flags, &r->vec)) < 0 ||
 	    (e = mmapd_phash_open(client, mname, sizeof(uint64_t), PERSIST_ELEM, flags,
-	                          &r->map)) < 0) {
+	                          &r->map)) < 0 ||
+	    (e = mmapd_region_open(client, sname, &o, &r->owner)) < 0 ||
+	    (e = mmapd_pstruct_open(r->owner, 0, &l, MMAPD_PSTRUCT_INIT, &body)) < 0 ||
+	    (e = mmapd_pwriter_open(client, r->owner, flags, &r->w)) < 0) {
 		fprintf(stderr, "persist: open: %s\n", mmapd_last_message());
 		return e;
 	}
+	r->body = body;
 	return 0;
 }
 
@@ -143,10 +219,16 @@ static void round_close(struct mmapd_client *client, struct run *r)
 {
 	mmapd_delete(client, mmapd_region_name(mmapd_pvec_region(r->vec)));
 	mmapd_delete(client, mmapd_region_name(mmapd_phash_region(r->map)));
+	mmapd_delete(client, mmapd_region_name(mmapd_pwriter_region(r->w)));
+	mmapd_delete(client, mmapd_region_name(r->owner));
 	mmapd_pvec_close(r->vec);
 	mmapd_phash_close(r->map);
+	mmapd_pwriter_close(r->w);
+	mmapd_region_close(r->owner);
 	r->vec = NULL;
 	r->map = NULL;
+	r->w = NULL;
+	r->owner = NULL;
 }
 
 /*
@@ -157,8 +239,10 @@ static int one_round(struct mmapd_client *client, bool durable, uint64_t n,
                      double rate[][2])
 {
 	static const enum op order[] = { OP_PUSH, OP_SET, OP_SET_RAW, OP_GET, OP_PUT,
-	                                 OP_PUT_AGAIN, OP_MAP_GET };
-	struct run m = { 0 }, p = { 0 };
+	                                 OP_PUT_AGAIN, OP_MAP_GET, OP_FSTR_J, OP_FSTR_PLAIN,
+	                                 OP_FIELD_J, OP_FIELD_SHADOW };
+	static struct bench_body priv_body;
+	struct run m = { 0 }, p = { .body = &priv_body };
 	int e = round_open(client, durable, &m);
 
 	if (e < 0)
@@ -189,9 +273,12 @@ static int persist_lines(struct mmapd_client *client, bool durable)
 	static const char *const names[] = {
 		[OP_PUSH] = "push", [OP_SET] = "set (journal)", [OP_SET_RAW] = "set (at+memcpy, unsafe)",
 		[OP_GET] = "get", [OP_PUT] = "map put new", [OP_PUT_AGAIN] = "map put replace",
-		[OP_MAP_GET] = "map get",
+		[OP_MAP_GET] = "map get", [OP_FSTR_J] = "fstr set (writer journal)",
+		[OP_FSTR_PLAIN] = "fstr set (in place, unsafe)",
+		[OP_FIELD_J] = "struct field write (writer journal)",
+		[OP_FIELD_SHADOW] = "struct field shadow+flip (alternative)",
 	};
-	double rates[PERSIST_ROUNDS][OP_MAP_GET + 1][2];
+	double rates[PERSIST_ROUNDS][OP_LAST + 1][2];
 	uint64_t n = durable ? PERSIST_DURABLE_OPS : PERSIST_OPS;
 	char name[96];
 	int e;
@@ -199,11 +286,12 @@ static int persist_lines(struct mmapd_client *client, bool durable)
 	for (int k = 0; k < PERSIST_ROUNDS; k++)
 		if ((e = one_round(client, durable, n, rates[k])) < 0)
 			return e;
-	for (int op = 0; op <= OP_MAP_GET; op++) {
+	for (int op = 0; op <= OP_LAST; op++) {
 		double a[PERSIST_ROUNDS], b[PERSIST_ROUNDS];
 
-		/* Durable reads are not durable-specific: only the writes are printed. */
-		if (durable && (op == OP_GET || op == OP_MAP_GET || op == OP_SET_RAW))
+		/* Durable reads are not durable-specific: only the journalled writes are printed. */
+		if (durable && (op == OP_GET || op == OP_MAP_GET || op == OP_SET_RAW ||
+		                op == OP_FSTR_PLAIN || op == OP_FIELD_SHADOW))
 			continue;
 		for (int k = 0; k < PERSIST_ROUNDS; k++) {
 			a[k] = rates[k][op][0];

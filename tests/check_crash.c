@@ -7,10 +7,17 @@
  * private model holds before or after the operation the writer was in (the writer announces
  * in a shared page which operation it starts and which it finished). The sequences include
  * growth of the region, hash map rebuilds, inserts and removals that shift the tail of a
- * vector, sorts, and string map puts and removes; a durable vector (MMAPD_PERSIST_DURABLE) is killed among its msyncs.
+ * vector, sorts, string map puts, removes and compactions, and writes into a persistent
+ * struct's fields and fixed strings through a struct writer (and, to show that the test sees
+ * tearing, the same writes made in place); a durable vector (MMAPD_PERSIST_DURABLE) is killed
+ * among its msyncs.
+ *
+ * The power-loss tests (below) run the same durable operations in this process and check the
+ * structure as a power cut at each msync barrier would leave it.
  *
  * CRASH_ITERS (environment) sets the number of kills per structure (default 1000);
- * CRASH_ONLY=<name> runs only the structures whose name contains it.
+ * POWERLOSS_OPS the operations per structure of the power-loss tests (default 50 to 100, the
+ * hash map's reaching its first rebuild; 20 for the struct); CRASH_ONLY=<name> runs only the structures whose name contains it.
  */
 #include <check.h>
 #include <errno.h>
@@ -21,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,7 +56,33 @@ struct progress {
 	_Atomic uint64_t done;     /* index + 1 of the operation it finished last */
 	_Atomic int64_t error;     /* an unexpected result, with the operation in failed_op */
 	_Atomic uint64_t failed_op;
+	_Atomic uint64_t marked;   /* 1 while the writer is inside a step worth counting */
 };
+
+/* The writer's progress page (NULL in the test process), for marking steps. */
+static struct progress *writer_pg;
+
+static void mark(bool on)
+{
+	if (writer_pg)
+		atomic_store(&writer_pg->marked, on);
+}
+
+/*
+ * The power-loss tests open the same kinds of structure under other names (a suffix added to
+ * every region name) and with other flags (MMAPD_PERSIST_DURABLE), set here.
+ */
+static const char *name_suffix = "";
+static unsigned extra_flags;
+
+/* name with the suffix, in a buffer that the next call reuses. */
+static const char *nm(const char *name)
+{
+	static char buf[128];
+
+	snprintf(buf, sizeof(buf), "%s%s", name, name_suffix);
+	return buf;
+}
 
 static uint64_t mix(uint64_t x)
 {
@@ -81,9 +115,17 @@ struct kind {
 	unsigned fewer;   /* runs CRASH_ITERS / fewer kills (its operations are slower) */
 	unsigned max_ops; /* per writer, then it waits to be killed; 0: no bound */
 	unsigned max_delay_us;  /* the kill comes 0 to this many µs after the writer is ready */
+	/* Not crash-atomic (the unjournalled calls, to show that the test sees tearing): a state
+	 * that is neither before nor after is counted, the model made the structure's again
+	 * (resync), and the run must see at least one. NULL for every crash-atomic kind. */
+	void (*resync)(void *s);
+	/* The regions under the structure (at most PL_REGIONS), for the power-loss tests. */
+	unsigned (*regions)(void *s, struct mmapd_region **out);
 };
 
 /* ---- vector: 1 KiB elements, so that copies take a while ---- */
+
+#define PL_REGIONS 2
 
 #define VEC_ELEM 1024u
 #define VEC_WORDS (VEC_ELEM / 8)
@@ -140,7 +182,8 @@ static void *vec_open(struct mmapd_client *c)
 {
 	struct mmapd_pvec *v = NULL;
 
-	return mmapd_pvec_open(c, "crash-vec", VEC_ELEM, MMAPD_PERSIST_CREATE, &v) == 0 ? v : NULL;
+	return mmapd_pvec_open(c, nm("crash-vec"), VEC_ELEM, MMAPD_PERSIST_CREATE | extra_flags,
+	                       &v) == 0 ? v : NULL;
 }
 
 /* The durable path: msync around each commit, killed in the middle of those too. */
@@ -150,6 +193,12 @@ static void *vec_open_durable(struct mmapd_client *c)
 
 	return mmapd_pvec_open(c, "crash-vec-durable", VEC_ELEM,
 	                       MMAPD_PERSIST_CREATE | MMAPD_PERSIST_DURABLE, &v) == 0 ? v : NULL;
+}
+
+static unsigned vec_regions(void *s, struct mmapd_region **out)
+{
+	out[0] = mmapd_pvec_region(s);
+	return 1;
 }
 
 static void vec_close(void *s)
@@ -276,11 +325,13 @@ static bool vec_equal(void *s, char *why, size_t size)
 }
 
 static const struct kind vec_kind = {
-	"vector", vec_open, vec_close, vec_apply, vec_model_apply, vec_equal, 1, 0, 3000
+	"vector", vec_open, vec_close, vec_apply, vec_model_apply, vec_equal, 1, 0, 3000, NULL,
+	vec_regions
 };
 
 static const struct kind vec_durable_kind = {
-	"durable vector", vec_open_durable, vec_close, vec_apply, vec_model_apply, vec_equal, 5, 0, 3000
+	"durable vector", vec_open_durable, vec_close, vec_apply, vec_model_apply, vec_equal, 5, 0, 3000,
+	NULL, vec_regions
 };
 
 /* ---- hash map: 1024 keys, 512-byte values, many removals: rebuilds are frequent ---- */
@@ -304,8 +355,15 @@ static void *map_open(struct mmapd_client *c)
 {
 	struct mmapd_phash *m = NULL;
 
-	return mmapd_phash_open(c, "crash-map", sizeof(uint64_t), MAP_VAL, MMAPD_PERSIST_CREATE,
+	return mmapd_phash_open(c, nm("crash-map"), sizeof(uint64_t), MAP_VAL,
+	                        MMAPD_PERSIST_CREATE | extra_flags,
 	                        &m) == 0 ? m : NULL;
+}
+
+static unsigned map_regions(void *s, struct mmapd_region **out)
+{
+	out[0] = mmapd_phash_region(s);
+	return 1;
 }
 
 static void map_close(void *s)
@@ -364,12 +422,14 @@ static bool map_equal(void *s, char *why, size_t size)
 }
 
 static const struct kind map_kind = {
-	"hash map", map_open, map_close, map_apply, map_model_apply, map_equal, 1, 0, 3000
+	"hash map", map_open, map_close, map_apply, map_model_apply, map_equal, 1, 0, 3000, NULL,
+	map_regions
 };
 
 /*
- * ---- string map: 512 keys of 2 to 40 bytes, values of 0 to 100 bytes; its arena only
- * grows, so a writer stops after SM_OPS_PER_RUN operations (and waits for its kill) ----
+ * ---- string map: 512 keys of 2 to 40 bytes, values of 0 to 100 bytes, with or without 3%
+ * compactions (the count checked too); its arena grows between compactions, so a writer stops after
+ * SM_OPS_PER_RUN operations (and waits for its kill) ----
  */
 #define SM_OPS_PER_RUN 1000u
 
@@ -392,8 +452,14 @@ static size_t sm_key(uint64_t n, char *buf)
 	return len;
 }
 
-/* Operation k: put (value of its own length) or remove, and the value's bytes. */
-static bool sm_op(uint64_t k, uint64_t *ret_key, uint8_t *val, size_t *ret_len)
+enum { SM_PUT, SM_REMOVE, SM_COMPACT };
+
+/* Compactions per hundred operations: 0 in one run, some in another (they take most of a
+ * writer's time, so a run with them has few kills inside puts and removes). */
+static unsigned sm_compact_pct;
+
+/* Operation k: put (value of its own length), remove or compact, and the value's bytes. */
+static int sm_op(uint64_t k, uint64_t *ret_key, uint8_t *val, size_t *ret_len)
 {
 	uint64_t h = mix(k ^ 0x57a1);
 
@@ -401,14 +467,22 @@ static bool sm_op(uint64_t k, uint64_t *ret_key, uint8_t *val, size_t *ret_len)
 	*ret_len = (h >> 40) % (SM_VAL_MAX + 1);
 	for (size_t i = 0; i < *ret_len; i++)
 		val[i] = (uint8_t)(k + i);
-	return h % 100 < 65;
+	return h % 100 < 65 ? SM_PUT : h % 100 < 100 - sm_compact_pct ? SM_REMOVE : SM_COMPACT;
 }
 
 static void *sm_open(struct mmapd_client *c)
 {
 	struct mmapd_pstrmap *m = NULL;
 
-	return mmapd_pstrmap_open(c, "crash-smap", MMAPD_PERSIST_CREATE, &m) == 0 ? m : NULL;
+	return mmapd_pstrmap_open(c, nm("crash-smap"), MMAPD_PERSIST_CREATE | extra_flags, &m) == 0 ?
+	       m : NULL;
+}
+
+static unsigned sm_regions(void *s, struct mmapd_region **out)
+{
+	out[0] = mmapd_phash_region(mmapd_pstrmap_index(s));
+	out[1] = mmapd_pvec_region(mmapd_pstrmap_arena(s));
+	return 2;
 }
 
 static void sm_close(void *s)
@@ -424,10 +498,16 @@ static int sm_apply(void *s, uint64_t k)
 	size_t len, klen;
 	int r;
 
-	if (sm_op(k, &n, v, &len)) {
+	switch (sm_op(k, &n, v, &len)) {
+	case SM_PUT:
 		klen = sm_key(n, key);
 		r = mmapd_pstrmap_put(s, key, klen, v, len);
 		return r > 0 ? 0 : r;
+	case SM_COMPACT:
+		mark(true);
+		r = mmapd_pstrmap_compact(s);
+		mark(false);
+		return r;
 	}
 	klen = sm_key(n, key);
 	r = mmapd_pstrmap_remove(s, key, klen);
@@ -440,12 +520,15 @@ static void sm_model_apply(uint64_t k)
 	uint64_t n;
 	size_t len;
 
-	if (sm_op(k, &n, v, &len)) {
+	switch (sm_op(k, &n, v, &len)) {
+	case SM_PUT:
 		memcpy(sm_val[n], v, len);
 		sm_len[n] = len;
 		sm_present[n] = true;
-	} else {
+		break;
+	case SM_REMOVE:
 		sm_present[n] = false;
+		break;
 	}
 }
 
@@ -470,19 +553,187 @@ static bool sm_equal(void *s, char *why, size_t size)
 	}
 	while ((r = mmapd_pstrmap_next(s, &cursor, NULL, NULL, NULL, NULL)) == 1)
 		seen++;
-	if (r < 0 || seen != live) {
-		snprintf(why, size, "iteration sees %llu entries (%d), model %llu",
-		         (unsigned long long)seen, r, (unsigned long long)live);
+	if (r < 0 || seen != live || mmapd_pstrmap_count(s) != live) {
+		snprintf(why, size, "iteration sees %llu entries (%d), the count says %llu, model %llu",
+		         (unsigned long long)seen, r, (unsigned long long)mmapd_pstrmap_count(s),
+		         (unsigned long long)live);
 		return false;
 	}
 	return true;
 }
 
 static const struct kind sm_kind = {
-	"string map", sm_open, sm_close, sm_apply, sm_model_apply, sm_equal, 2, SM_OPS_PER_RUN, 150
+	"string map", sm_open, sm_close, sm_apply, sm_model_apply, sm_equal, 2, SM_OPS_PER_RUN, 150,
+	NULL, sm_regions
+};
+
+/*
+ * ---- persistent struct: three fixed strings of 16000 bytes and 2048 words, written
+ * through a struct writer (mmapd_pwriter_fstr_set(), mmapd_pwriter_write() of a range of the
+ * words); the "plain" kind makes the same writes with mmapd_fstr_set_raw() (the in-place
+ * store of every mmapd_fstr_set*(), without the UTF-8 scan, so that a kill lands in the
+ * store more often) and memcpy ----
+ */
+#define ST_CAP 16000u
+#define ST_WORDS 2048u
+
+struct st_body {
+	MMAPD_FSTR(ST_CAP) name[3];
+	uint64_t words[ST_WORDS];
+};
+
+static struct st_body st_model;
+
+struct st_open {
+	struct mmapd_region *region;
+	struct mmapd_pwriter *w;       /* NULL for the plain kind */
+	struct st_body *b;
+};
+
+static void *st_open_as(struct mmapd_client *c, bool journal)
+{
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RW, .flags = MMAPD_OPEN_CREATE,
+	                                           .size = 256 * 1024);
+	struct mmapd_layout l = MMAPD_LAYOUT(struct st_body, "crash.body", 1);
+	struct st_open *t = calloc(1, sizeof(*t));
+	void *b;
+
+	if (!t || mmapd_region_open(c, nm(journal ? "crash-struct" : "crash-struct-plain"), &o,
+	                            &t->region) < 0)
+		return NULL;
+	/* The writer first: it finishes a dead writer's write before anything is read. */
+	if ((journal && mmapd_pwriter_open(c, t->region, MMAPD_PERSIST_CREATE | extra_flags,
+	                                   &t->w) < 0) ||
+	    mmapd_pstruct_open(t->region, 0, &l, MMAPD_PSTRUCT_INIT, &b) < 0)
+		return NULL;
+	t->b = b;
+	return t;
+}
+
+static void *st_open(struct mmapd_client *c)
+{
+	return st_open_as(c, true);
+}
+
+static void *st_open_plain(struct mmapd_client *c)
+{
+	return st_open_as(c, false);
+}
+
+static unsigned st_regions(void *s, struct mmapd_region **out)
+{
+	struct st_open *t = s;
+
+	out[0] = t->region;
+	out[1] = mmapd_pwriter_region(t->w);
+	return t->w ? 2 : 1;
+}
+
+static void st_close(void *s)
+{
+	struct st_open *t = s;
+
+	mmapd_pwriter_close(t->w);
+	mmapd_region_close(t->region);
+	free(t);
+}
+
+/*
+ * Operation k: which string (0..2) it sets, or 3..5 for a write of words [*ret_from, +*ret_n);
+ * the string's bytes (printable, every one changed from one operation to the next) or the
+ * words, pointed into tables made once, so that a writer spends its time writing.
+ */
+static unsigned st_op(uint64_t k, const char **ret_str, size_t *ret_len,
+                      const uint64_t **ret_words, size_t *ret_from, size_t *ret_n)
+{
+	static char chars[2 * ST_CAP];
+	static uint64_t words[2 * ST_WORDS];
+	uint64_t h = mix(k ^ 0x57c7);
+	unsigned which = (unsigned)(h % 6);   /* half of them write words */
+
+	if (!chars[0]) {
+		for (size_t i = 0; i < sizeof(chars); i++)
+			chars[i] = (char)('!' + i % 90);
+		fill(words, 2 * ST_WORDS, 0x5eed);
+	}
+	*ret_str = chars + k % 90;
+	*ret_len = ST_CAP / 2 + (h >> 8) % (ST_CAP / 2 + 1);
+	*ret_words = words + k % ST_WORDS;
+	*ret_from = (h >> 8) % (ST_WORDS / 2);
+	*ret_n = ST_WORDS / 2 + (h >> 24) % (ST_WORDS / 2 - *ret_from + 1);
+	return which;
+}
+
+static int st_apply_as(struct st_open *t, uint64_t k)
+{
+	const uint64_t *words;
+	const char *str;
+	size_t len, from, n;
+	unsigned which = st_op(k, &str, &len, &words, &from, &n);
+
+	if (which < 3)
+		return t->w ? mmapd_pwriter_fstr_set(t->w, MMAPD_FSTR_ARGS(t->b->name[which]), str, len)
+		            : mmapd_fstr_set_raw(MMAPD_FSTR_ARGS(t->b->name[which]), str, len);
+	if (t->w)
+		return mmapd_pwriter_write(t->w, &t->b->words[from], words, n * 8);
+	memcpy(&t->b->words[from], words, n * 8);
+	return 0;
+}
+
+static int st_apply(void *s, uint64_t k)
+{
+	return st_apply_as(s, k);
+}
+
+static void st_model_apply(uint64_t k)
+{
+	struct st_open t = { NULL, NULL, &st_model };
+
+	st_apply_as(&t, k);
+}
+
+static bool st_equal(void *s, char *why, size_t size)
+{
+	struct st_open *t = s;
+
+	for (unsigned i = 0; i < 3; i++)
+		if (memcmp(&t->b->name[i], &st_model.name[i], sizeof(st_model.name[i])) != 0) {
+			snprintf(why, size, "string %u differs: length %u, model %u", i,
+			         t->b->name[i].length, st_model.name[i].length);
+			return false;
+		}
+	if (memcmp(t->b->words, st_model.words, sizeof(st_model.words)) != 0) {
+		snprintf(why, size, "the words differ");
+		return false;
+	}
+	return true;
+}
+
+static void st_resync(void *s)
+{
+	memcpy(&st_model, ((struct st_open *)s)->b, sizeof(st_model));
+}
+
+static const struct kind st_kind = {
+	"struct", st_open, st_close, st_apply, st_model_apply, st_equal, 1, 0, 3000, NULL,
+	st_regions
+};
+
+static const struct kind st_plain_kind = {
+	"plain struct", st_open_plain, st_close, st_apply, st_model_apply, st_equal, 5, 0, 3000,
+	st_resync, st_regions
 };
 
 /* ---- the driver ---- */
+
+/* Each structure starts empty, in a region of its own, and so does its model. */
+static void models_reset(void)
+{
+	vm_len = 0;
+	memset(mm_present, 0, sizeof(mm_present));
+	memset(sm_present, 0, sizeof(sm_present));
+	memset(&st_model, 0, sizeof(st_model));
+}
 
 /* The writer: operations from k on, until killed (or a bound, if the kill never comes). */
 static int writer(const struct kind *kind, struct progress *pg, uint64_t k)
@@ -490,6 +741,7 @@ static int writer(const struct kind *kind, struct progress *pg, uint64_t k)
 	struct mmapd_client *c = NULL;
 	void *s;
 
+	writer_pg = pg;
 	if (mmapd_connect(dmn.sock, "crash-writer", &c) < 0 || !(s = kind->open(c)))
 		return 1;
 	atomic_store(&pg->ready, 1);
@@ -514,7 +766,7 @@ static void crash_run(const struct kind *kind)
 	struct mmapd_client *c = test_client_connect(&dmn, "check_crash");
 	struct progress *pg = mmap(NULL, sizeof(*pg), PROT_READ | PROT_WRITE,
 	                           MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	unsigned n = iterations() / kind->fewer, mid = 0, inside = 0;
+	unsigned n = iterations() / kind->fewer, mid = 0, inside = 0, torn = 0, marked = 0;
 	uint64_t k = 0;
 	char why[256];
 
@@ -522,10 +774,7 @@ static void crash_run(const struct kind *kind)
 	if (getenv("CRASH_ONLY") && !strstr(kind->name, getenv("CRASH_ONLY")))
 		n = 0;
 	srand(12345);
-	/* Each structure starts empty, in a region of its own, and so does its model. */
-	vm_len = 0;
-	memset(mm_present, 0, sizeof(mm_present));
-	memset(sm_present, 0, sizeof(sm_present));
+	models_reset();
 	for (unsigned it = 0; it < n; it++) {
 		struct timespec pause = { 0, (long)(rand() % (int)kind->max_delay_us) * 1000L };
 		uint64_t started, done;
@@ -540,8 +789,9 @@ static void crash_run(const struct kind *kind)
 		ck_assert_int_ge(pid, 0);
 		if (pid == 0)
 			_exit(writer(kind, pg, k));
-		for (int w = 0; w < 5000 && !atomic_load(&pg->ready) && waitpid(pid, &status, WNOHANG) == 0; w++)
-			usleep(1000);
+		/* Polled finely: the kill's delay counts from the writer's first operation. */
+		for (int w = 0; w < 50000 && !atomic_load(&pg->ready) && waitpid(pid, &status, WNOHANG) == 0; w++)
+			usleep(100);
 		nanosleep(&pause, NULL);
 		kill(pid, SIGKILL);
 		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
@@ -552,6 +802,7 @@ static void crash_run(const struct kind *kind)
 		              kind->name, WEXITSTATUS(status));
 		started = atomic_load(&pg->started);
 		done = atomic_load(&pg->done);
+		marked += (unsigned)atomic_load(&pg->marked);
 		for (; k < done; k++)
 			kind->model_apply(k);
 		s = kind->open(c);
@@ -563,6 +814,10 @@ static void crash_run(const struct kind *kind)
 			if (!kind->equal(s, why, sizeof(why))) {
 				kind->model_apply(k++);
 				mid++;
+				if (kind->resync && !kind->equal(s, why, sizeof(why))) {
+					torn++;
+					kind->resync(s);
+				}
 				ck_assert_msg(kind->equal(s, why, sizeof(why)), "%s: iteration %u, killed in "
 				              "operation %llu: neither before nor after it: %s", kind->name,
 				              it, (unsigned long long)(k - 1), why);
@@ -577,10 +832,287 @@ static void crash_run(const struct kind *kind)
 		kind->close(s);
 	}
 	fprintf(stderr, "%s: %u kills, %llu operations, %u kills inside one, of which %u found "
-	        "it completed\n", kind->name, n, (unsigned long long)k, inside, mid);
+	        "it completed%s\n", kind->name, n, (unsigned long long)k, inside, mid,
+	        kind->resync ? "" : " (none torn)");
+	if (marked)
+		fprintf(stderr, "%s: %u kills inside a compaction\n", kind->name, marked);
+	if (kind->resync) {
+		fprintf(stderr, "%s: %u torn (neither before nor after)\n", kind->name, torn);
+		ck_assert_msg(n == 0 || torn > 0, "%s: no kill tore a write: the test cannot see "
+		              "tearing", kind->name);
+	}
 	munmap(pg, sizeof(*pg));
 	mmapd_disconnect(c);
 }
+
+/*
+ * ---- power loss ----
+ * A power cut cannot be made, so it is simulated from the barriers: this file defines msync()
+ * (the library's only durability call, in mmapd_region_msync(); libmmapd is linked in
+ * statically), which, while a durable writer works in this process, does three things:
+ *   - before the real msync, records a cut: the bytes every region of the structure has
+ *     in memory, and the bytes on "disk", a private copy that only msync updates;
+ *   - the real msync;
+ *   - copies the synced range into the "disk" copy.
+ * A power loss at that cut leaves, of each page, the disk copy or (written back by the kernel
+ * on its own) the bytes in memory. After the operation returns one more cut is taken. Each
+ * cut's image is written to fresh regions in four variants (the disk copy alone, memory alone
+ * (a SIGKILL at that barrier, so every step between barriers, after the commit point too, is
+ * also killed once deterministically), then two random mixes, page by page, of the two) and
+ * opened by the next opener, which
+ * must see the structure before or after the operation; the disk copy alone after the call
+ * returned must be after (durable when it returns).
+ *
+ * What it assumes: the disk keeps whole pages (no torn page), the regions' sizes (the
+ * daemon's resizes) are durable when the resize returns, and the structure as created (its
+ * formatting is not synced) was on disk before the first operation. A page written back
+ * in a state between two cuts is not among the variants.
+ */
+#define PL_VARIANTS 4   /* the disk copy alone, memory alone (a SIGKILL there), two mixes */
+
+struct pl_cut {
+	size_t len[PL_REGIONS];
+	uint8_t *mem[PL_REGIONS], *disk[PL_REGIONS];
+};
+
+static struct {
+	struct mmapd_region *region[PL_REGIONS];
+	uint8_t *disk[PL_REGIONS];
+	size_t disk_len[PL_REGIONS];
+	unsigned n;                    /* regions tracked; 0: msync is only msync */
+	bool recording;                /* take a cut at each msync */
+	struct pl_cut *cuts;
+	unsigned ncuts, cap;
+	uint64_t barriers;
+} pl;
+
+static void pl_cut_take(void)
+{
+	struct pl_cut *c;
+
+	if (pl.ncuts == pl.cap) {
+		pl.cap = pl.cap ? pl.cap * 2 : 16;
+		pl.cuts = realloc(pl.cuts, pl.cap * sizeof(*pl.cuts));
+		ck_assert_ptr_nonnull(pl.cuts);
+	}
+	c = &pl.cuts[pl.ncuts++];
+	for (unsigned i = 0; i < pl.n; i++) {
+		size_t len = mmapd_region_length(pl.region[i]);
+
+		c->len[i] = len;
+		c->mem[i] = malloc(len);
+		c->disk[i] = calloc(1, len);
+		ck_assert(c->mem[i] && c->disk[i]);
+		memcpy(c->mem[i], mmapd_region_data(pl.region[i]), len);
+		memcpy(c->disk[i], pl.disk[i], len < pl.disk_len[i] ? len : pl.disk_len[i]);
+	}
+}
+
+/* What reaches the disk: [off, off + len) of tracked region i, as it is in memory now. */
+static void pl_disk_write(unsigned i, size_t off, size_t len)
+{
+	if (off + len > pl.disk_len[i]) {
+		pl.disk[i] = realloc(pl.disk[i], off + len);
+		ck_assert_ptr_nonnull(pl.disk[i]);
+		memset(pl.disk[i] + pl.disk_len[i], 0, off + len - pl.disk_len[i]);
+		pl.disk_len[i] = off + len;
+	}
+	memcpy(pl.disk[i] + off, (uint8_t *)mmapd_region_data(pl.region[i]) + off, len);
+}
+
+int msync(void *addr, size_t len, int flags)
+{
+	int r;
+
+	if (pl.recording)
+		pl_cut_take();
+	r = (int)syscall(SYS_msync, addr, len, flags);
+	for (unsigned i = 0; r == 0 && i < pl.n; i++) {
+		uint8_t *base = mmapd_region_data(pl.region[i]);
+		size_t rlen = mmapd_region_length(pl.region[i]);
+
+		if ((uint8_t *)addr >= base && (uint8_t *)addr < base + rlen) {
+			pl_disk_write(i, (size_t)((uint8_t *)addr - base),
+			              len < rlen - (size_t)((uint8_t *)addr - base) ?
+			              len : rlen - (size_t)((uint8_t *)addr - base));
+			pl.barriers++;
+		}
+	}
+	return r;
+}
+
+static void pl_cuts_free(void)
+{
+	for (unsigned k = 0; k < pl.ncuts; k++)
+		for (unsigned i = 0; i < pl.n; i++) {
+			free(pl.cuts[k].mem[i]);
+			free(pl.cuts[k].disk[i]);
+		}
+	pl.ncuts = 0;
+}
+
+/* Region i's copy's name: its name with "-pl" made "-pl-cut". */
+static void pl_copy_name(unsigned i, char *buf, size_t size)
+{
+	const char *name = mmapd_region_name(pl.region[i]), *at = strstr(name, "-pl");
+
+	ck_assert_ptr_nonnull(at);
+	snprintf(buf, size, "%.*s-pl-cut%s", (int)(at - name), name, at + 3);
+}
+
+/*
+ * Writes variant v of cut c (0: the disk copy alone; 1: memory alone, what a SIGKILL at that
+ * instant leaves; else each page that memory holds otherwise taken from memory or not, by a
+ * coin seeded with v) into the regions' copies and opens the structure from them, as the next
+ * opener after the power came back.
+ */
+static void *pl_open_image(const struct kind *kind, struct mmapd_client *cl,
+                           const struct pl_cut *c, unsigned v)
+{
+	const size_t page = 4096;
+	void *s;
+
+	for (unsigned i = 0; i < pl.n; i++) {
+		struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RW,
+		                                           .flags = MMAPD_OPEN_CREATE, .size = c->len[i]);
+		struct mmapd_region *r;
+		char name[160];
+		uint8_t *d;
+
+		pl_copy_name(i, name, sizeof(name));
+		mmapd_delete(cl, name);
+		ck_assert_int_eq(mmapd_region_open(cl, name, &o, &r), 0);
+		d = mmapd_region_data(r);
+		memcpy(d, v == 1 ? c->mem[i] : c->disk[i], c->len[i]);
+		for (size_t p = 0; v > 1 && p < c->len[i]; p += page) {
+			size_t n = c->len[i] - p < page ? c->len[i] - p : page;
+
+			if (mix(v * 1000003u + i * 7919u + p) & 1)
+				memcpy(d + p, c->mem[i] + p, n);
+		}
+		mmapd_region_close(r);
+	}
+	name_suffix = "-pl-cut";
+	s = kind->open(cl);
+	name_suffix = "-pl";
+	ck_assert_msg(s != NULL, "%s: the opener after a power loss fails: %s", kind->name,
+	              mmapd_last_message());
+	return s;
+}
+
+static void pl_delete_copies(struct mmapd_client *cl)
+{
+	char name[160];
+
+	for (unsigned i = 0; i < pl.n; i++) {
+		pl_copy_name(i, name, sizeof(name));
+		mmapd_delete(cl, name);
+	}
+}
+
+/* Runs ops durable operations of kind, checking every cut of each as described above. */
+static void powerloss_run(const struct kind *kind, unsigned ops)
+{
+	struct mmapd_client *cl = test_client_connect(&dmn, "check_crash-powerloss");
+	uint64_t images = 0, after = 0;
+	size_t start_len;
+	char why[256];
+	void *s, *t;
+	bool *before;
+
+	if (getenv("POWERLOSS_OPS"))
+		ops = (unsigned)strtoul(getenv("POWERLOSS_OPS"), NULL, 10);
+	if (getenv("CRASH_ONLY") && !strstr(kind->name, getenv("CRASH_ONLY")))
+		ops = 0;
+	models_reset();
+	name_suffix = "-pl";
+	extra_flags = MMAPD_PERSIST_DURABLE;
+	s = kind->open(cl);
+	ck_assert_msg(s != NULL, "%s: open: %s", kind->name, mmapd_last_message());
+	pl.n = kind->regions(s, pl.region);
+	pl.barriers = 0;
+	start_len = mmapd_region_length(pl.region[0]);
+	for (unsigned i = 0; i < pl.n; i++) {
+		pl.disk_len[i] = 0;
+		pl_disk_write(i, 0, mmapd_region_length(pl.region[i]));
+	}
+	for (uint64_t k = 0; k < ops; k++) {
+		pl.recording = true;
+		ck_assert_msg(kind->apply(s, k) == 0, "%s: operation %llu: %s", kind->name,
+		              (unsigned long long)k, mmapd_last_message());
+		pl.recording = false;
+		pl_cut_take();
+		before = calloc(pl.ncuts * PL_VARIANTS, sizeof(*before));
+		ck_assert_ptr_nonnull(before);
+		extra_flags = 0;
+		for (unsigned c = 0; c < pl.ncuts; c++)
+			for (unsigned v = 0; v < PL_VARIANTS; v++) {
+				t = pl_open_image(kind, cl, &pl.cuts[c], v);
+				before[c * PL_VARIANTS + v] = kind->equal(t, why, sizeof(why));
+				kind->close(t);
+				images++;
+			}
+		kind->model_apply(k);
+		for (unsigned c = 0; c < pl.ncuts; c++)
+			for (unsigned v = 0; v < PL_VARIANTS; v++) {
+				bool last = c == pl.ncuts - 1 && v == 0;
+
+				if (before[c * PL_VARIANTS + v] && !last)
+					continue;
+				t = pl_open_image(kind, cl, &pl.cuts[c], v);
+				ck_assert_msg(kind->equal(t, why, sizeof(why)), "%s: operation %llu, power "
+				              "lost at barrier %u of %u (variant %u): %s: %s", kind->name,
+				              (unsigned long long)k, c, pl.ncuts - 1, v,
+				              last ? "not durable when the call returned"
+				                   : "neither before nor after", why);
+				kind->close(t);
+				after++;
+			}
+		extra_flags = MMAPD_PERSIST_DURABLE;
+		free(before);
+		pl_cuts_free();
+	}
+	fprintf(stderr, "%s: power loss: %u operations, %llu barriers, %llu images opened, %llu "
+	        "of them after the operation; its first region grew from %zu to %zu bytes\n",
+	        kind->name, ops, (unsigned long long)pl.barriers, (unsigned long long)images,
+	        (unsigned long long)after, start_len, mmapd_region_length(pl.region[0]));
+	pl_delete_copies(cl);
+	for (unsigned i = 0; i < pl.n; i++) {
+		free(pl.disk[i]);
+		pl.disk[i] = NULL;
+	}
+	pl.n = 0;
+	kind->close(s);
+	extra_flags = 0;
+	name_suffix = "";
+	mmapd_disconnect(cl);
+}
+
+START_TEST(test_powerloss_durable_vector_at_every_barrier_is_before_or_after)
+{
+	powerloss_run(&vec_kind, 50);
+}
+END_TEST
+
+START_TEST(test_powerloss_durable_hash_map_at_every_barrier_is_before_or_after)
+{
+	powerloss_run(&map_kind, 100);
+}
+END_TEST
+
+START_TEST(test_powerloss_durable_string_map_at_every_barrier_is_before_or_after)
+{
+	sm_compact_pct = 3;
+	powerloss_run(&sm_kind, 60);
+	sm_compact_pct = 0;
+}
+END_TEST
+
+START_TEST(test_powerloss_durable_struct_writer_at_every_barrier_is_before_or_after)
+{
+	powerloss_run(&st_kind, 20);
+}
+END_TEST
 
 START_TEST(test_crash_vector_killed_anywhere_is_before_or_after_each_operation)
 {
@@ -602,7 +1134,31 @@ END_TEST
 
 START_TEST(test_crash_string_map_killed_anywhere_is_before_or_after_each_operation)
 {
+	sm_compact_pct = 0;
 	crash_run(&sm_kind);
+}
+END_TEST
+
+START_TEST(test_crash_string_map_killed_in_compactions_is_before_or_after_each_operation)
+{
+	sm_compact_pct = 3;
+	name_suffix = "-compacting";   /* a map of its own */
+	crash_run(&sm_kind);
+	name_suffix = "";
+	sm_compact_pct = 0;
+}
+END_TEST
+
+START_TEST(test_crash_struct_written_through_a_writer_killed_anywhere_is_before_or_after_each_write)
+{
+	crash_run(&st_kind);
+}
+END_TEST
+
+/* The same writes made with mmapd_fstr_set_raw() and memcpy tear: what the writer prevents. */
+START_TEST(test_crash_struct_written_with_plain_stores_is_torn_by_some_kill)
+{
+	crash_run(&st_plain_kind);
 }
 END_TEST
 
@@ -618,6 +1174,13 @@ static Suite *crash_suite(void)
 	tcase_add_test(tc, test_crash_durable_vector_killed_anywhere_is_before_or_after_each_operation);
 	tcase_add_test(tc, test_crash_hash_map_killed_anywhere_is_before_or_after_each_operation);
 	tcase_add_test(tc, test_crash_string_map_killed_anywhere_is_before_or_after_each_operation);
+	tcase_add_test(tc, test_crash_string_map_killed_in_compactions_is_before_or_after_each_operation);
+	tcase_add_test(tc, test_crash_struct_written_through_a_writer_killed_anywhere_is_before_or_after_each_write);
+	tcase_add_test(tc, test_crash_struct_written_with_plain_stores_is_torn_by_some_kill);
+	tcase_add_test(tc, test_powerloss_durable_vector_at_every_barrier_is_before_or_after);
+	tcase_add_test(tc, test_powerloss_durable_hash_map_at_every_barrier_is_before_or_after);
+	tcase_add_test(tc, test_powerloss_durable_string_map_at_every_barrier_is_before_or_after);
+	tcase_add_test(tc, test_powerloss_durable_struct_writer_at_every_barrier_is_before_or_after);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -11,6 +11,10 @@
  * processes pushing under the lock end with exactly the sum; a hash map takes 10,000 entries
  * through several rebuilds and serves them to another process, with removals and
  * re-insertions through tombstones, and two processes putting under the lock lose nothing.
+ * Struct writers write fields and strings another process reads and writes in turn, refuse
+ * what does not fit, and refuse a journal another user could write (the forged-record attack,
+ * as uid 65534); string maps keep their count and compact; an N-d array that does not fit is
+ * refused before anything is written.
  *
  * One mmapd is shared by the test case (unchecked fixture), except for the tests that restart
  * their own; each test uses its own region names, and the checked fixture proves no descriptor
@@ -24,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1233,6 +1238,265 @@ START_TEST(test_persist_ndarray_written_by_one_process_is_viewed_by_another)
 }
 END_TEST
 
+/* ---- struct writers ---- */
+
+/* In another process: reads what the parent wrote through its writer, writes through its own. */
+static int pwriter_child(void)
+{
+	struct mmapd_client *c = NULL;
+	struct mmapd_region *region = NULL;
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RW);
+	struct mmapd_layout l = CONFIG_LAYOUT;
+	struct mmapd_pwriter *w = NULL;
+	struct config *cfg;
+	uint32_t port = 8443;
+	void *p;
+	int ok;
+
+	if (mmapd_connect(dmn.sock, "pwriter-child", &c) < 0 ||
+	    mmapd_region_open(c, "pw", &o, &region) < 0 ||
+	    mmapd_pwriter_open(c, region, 0, &w) < 0 ||
+	    mmapd_pstruct_open(region, 0, &l, 0, &p) < 0)
+		return 1;
+	cfg = p;
+	ok = strcmp(cfg->host.bytes, "example.org") == 0 && cfg->port == 443;
+	ok = ok && mmapd_pwriter_lock(w, 5000) == 0 &&
+	     mmapd_pwriter_fstr_set(w, MMAPD_FSTR_ARGS(cfg->host), "child.example", 13) == 0 &&
+	     mmapd_pwriter_write(w, &cfg->port, &port, sizeof(port)) == 0 &&
+	     mmapd_pwriter_unlock(w) == 0;
+	mmapd_pwriter_close(w);
+	mmapd_region_close(region);
+	mmapd_disconnect(c);
+	return ok ? 0 : 2;
+}
+
+START_TEST(test_persist_struct_writer_writes_fields_and_strings_seen_by_another_process)
+{
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
+	struct mmapd_region *region = region_on(c, "pw", 65536), *ro;
+	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RO);
+	struct mmapd_layout l = CONFIG_LAYOUT;
+	struct mmapd_pwriter *w = NULL, *w2 = NULL;
+	static uint8_t big[20000], zero[64];
+	struct config *cfg;
+	uint32_t port = 443;
+	void *p;
+	pid_t pid;
+
+	ck_assert_int_eq(mmapd_pstruct_open(region, 0, &l, MMAPD_PSTRUCT_INIT, &p), 0);
+	cfg = p;
+	/* No journal yet, and none made without MMAPD_PERSIST_CREATE. */
+	ck_assert_int_eq(mmapd_pwriter_open(c, region, 0, &w), -ENOENT);
+	ck_assert_int_eq(mmapd_pwriter_open(c, region, MMAPD_PERSIST_CREATE, &w), 0);
+	ck_assert_str_eq(mmapd_region_name(mmapd_pwriter_region(w)), "pw.journal");
+	ck_assert_int_eq(mmapd_pwriter_fstr_set(w, MMAPD_FSTR_ARGS(cfg->host), "example.org", 11), 0);
+	ck_assert_int_eq(mmapd_pwriter_write(w, &cfg->port, &port, sizeof(port)), 0);
+	ck_assert_str_eq(cfg->host.bytes, "example.org");
+	ck_assert_uint_eq(cfg->host.length, 11);
+	/* Refused, nothing written: too long, not UTF-8, outside the window, NULL. */
+	ck_assert_int_eq(mmapd_pwriter_fstr_set(w, MMAPD_FSTR_ARGS(cfg->host),
+	                                        "0123456789012345678901234567890123", 34),
+	                 -ENAMETOOLONG);
+	ck_assert_int_eq(mmapd_pwriter_fstr_set(w, MMAPD_FSTR_ARGS(cfg->host), "\xc3\x28", 2),
+	                 -EILSEQ);
+	ck_assert_str_eq(cfg->host.bytes, "example.org");
+	ck_assert_int_eq(mmapd_pwriter_write(w, (uint8_t *)mmapd_region_data(region) + 65530,
+	                                     zero, 8), -ERANGE);
+	ck_assert_int_eq(mmapd_pwriter_write(w, zero, zero, 8), -ERANGE);
+	ck_assert_int_eq(mmapd_pwriter_write(w, NULL, zero, 8), -EINVAL);
+	/* A write larger than the staging area grows it. */
+	memset(big, 0x5a, sizeof(big));
+	ck_assert_int_eq(mmapd_pwriter_write(w, (uint8_t *)mmapd_region_data(region) + 4096, big,
+	                                     sizeof(big)), 0);
+	ck_assert_int_eq(memcmp((uint8_t *)mmapd_region_data(region) + 4096, big, sizeof(big)), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(pwriter_child());
+	test_child_wait(pid, CHILD_WAIT_MS);
+	ck_assert_str_eq(cfg->host.bytes, "child.example");
+	ck_assert_uint_eq(cfg->port, 8443);
+	/* A read-only mapping cannot be written through. */
+	ck_assert_int_eq(mmapd_region_open(c, "pw", &o, &ro), 0);
+	ck_assert_int_eq(mmapd_pwriter_open(c, ro, MMAPD_PERSIST_CREATE, &w2), -EACCES);
+	mmapd_region_close(ro);
+	mmapd_pwriter_close(w);
+	mmapd_region_close(region);
+	ck_assert_int_eq(mmapd_delete(c, "pw.journal"), 0);
+	ck_assert_int_eq(mmapd_delete(c, "pw"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+/*
+ * The attack: a user who may only read a region creates its journal first, writable by all,
+ * and writes into it a committed record of a "dead" writer that copies its bytes over the
+ * region. The owner's writer refuses the journal and the region keeps its bytes.
+ */
+START_TEST(test_persist_struct_writer_refuses_a_journal_others_may_write_as_nobody)
+{
+	struct test_daemon d;
+	struct test_conn nobody;
+	struct mmapd_client *c;
+	struct mmapd_region *region;
+	struct mmapd_pwriter *w = NULL;
+	static const uint8_t zero[4096];
+	uint8_t *map;
+	cJSON *reply;
+	int fd;
+
+	test_daemon_start_shared(&d, "{\"socket_mode\": \"0666\"}");
+	test_daemon_create_perm(&d, "acct", 65536, 0644);
+	test_conn_open_hello_as(&nobody, &d, TEST_NOBODY, TEST_NOBODY);
+	reply = test_conn_callf(&nobody, "{'op':'open','name':'acct.journal','mode':'rw',"
+	                        "'create':true,'size':16384,'perm':438}");
+	test_assert_ok(reply);
+	cJSON_Delete(reply);
+	fd = test_conn_take_fd(&nobody);
+	map = mmap(NULL, 16384, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ck_assert_ptr_ne(map, MAP_FAILED);
+	c = test_client_connect(&d, "check_persist");
+	region = region_on(c, "acct", 0);
+	/* The first open formats the journal's header, then refuses it. */
+	ck_assert_int_eq(mmapd_pwriter_open(c, region, MMAPD_PERSIST_CREATE, &w), -EPERM);
+	ck_assert_ptr_nonnull(strstr(mmapd_last_message(), "lets others write it"));
+	/* nobody now forges a committed record of a dead writer: stage 0xee bytes, copy them
+	 * over the region's first 4096 bytes (body at 64: op, pid, shift x5, copy src/dst/len). */
+	memset(map + 4096, 0xee, 4096);
+	memcpy(map + 64 + 4, &(uint32_t){ 0x7ffffffe }, 4);
+	memcpy(map + 64 + 48, &(uint64_t){ 4096 }, 8);
+	memcpy(map + 64 + 56, &(uint64_t){ 0 }, 8);
+	memcpy(map + 64 + 64, &(uint64_t){ 4096 }, 8);
+	atomic_store((_Atomic uint32_t *)(map + 64), 0x4a524e4cu);
+	ck_assert_int_eq(mmapd_pwriter_open(c, region, MMAPD_PERSIST_CREATE, &w), -EPERM);
+	ck_assert_int_eq(memcmp(mmapd_region_data(region), zero, sizeof(zero)), 0);
+	munmap(map, 16384);
+	close(fd);
+	test_conn_close(&nobody);
+	mmapd_region_close(region);
+	mmapd_disconnect(c);
+	test_daemon_stop(&d);
+}
+END_TEST
+
+/* Key i of the compaction test and its value after round r. */
+static size_t compact_kv(unsigned i, unsigned r, char *key, char *val, size_t *ret_vlen)
+{
+	*ret_vlen = (size_t)snprintf(val, 64, "value %u of round %u, %*s", i, r, (int)(i % 20), "");
+	return (size_t)snprintf(key, 32, "key-%u", i);
+}
+
+/* In another process: after the compaction, every key the parent left has its last value. */
+static int compact_child(void)
+{
+	struct mmapd_client *c = NULL;
+	struct mmapd_pstrmap *m = NULL;
+	char key[32], val[64];
+	const void *v;
+	size_t klen, vlen, len;
+	int ok = 1;
+
+	if (mmapd_connect(dmn.sock, "compact-child", &c) < 0 ||
+	    mmapd_pstrmap_open(c, "compact", 0, &m) < 0)
+		return 1;
+	ok = mmapd_pstrmap_count(m) == 150;
+	for (unsigned i = 0; i < 200 && ok; i++) {
+		klen = compact_kv(i, i % 2 ? 1 : 0, key, val, &vlen);
+		if (i % 4 == 3)
+			ok = mmapd_pstrmap_get(m, key, klen, &v, &len) == -ENOENT;
+		else
+			ok = mmapd_pstrmap_get(m, key, klen, &v, &len) == 0 && len == vlen &&
+			     memcmp(v, val, vlen) == 0;
+	}
+	mmapd_pstrmap_close(m);
+	mmapd_disconnect(c);
+	return ok ? 0 : 2;
+}
+
+START_TEST(test_persist_string_map_counts_and_compacts_its_arena)
+{
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
+	struct mmapd_pstrmap *m = NULL;
+	char key[32], val[64];
+	uint64_t before, live = 0;
+	size_t klen, vlen;
+	pid_t pid;
+
+	ck_assert_int_eq(mmapd_pstrmap_open(c, "compact", MMAPD_PERSIST_CREATE, &m), 0);
+	ck_assert_uint_eq(mmapd_pstrmap_count(m), 0);
+	/* 200 keys; the odd ones replaced; every fourth removed: 150 left. */
+	for (unsigned i = 0; i < 200; i++) {
+		klen = compact_kv(i, 0, key, val, &vlen);
+		ck_assert_int_eq(mmapd_pstrmap_put(m, key, klen, val, vlen), 0);
+		live += vlen + klen;
+	}
+	ck_assert_uint_eq(mmapd_pstrmap_count(m), 200);
+	for (unsigned i = 1; i < 200; i += 2) {
+		klen = compact_kv(i, 1, key, val, &vlen);
+		ck_assert_int_eq(mmapd_pstrmap_put(m, key, klen, val, vlen), 1);
+	}
+	ck_assert_uint_eq(mmapd_pstrmap_count(m), 200);
+	for (unsigned i = 3; i < 200; i += 4) {
+		klen = compact_kv(i, 0, key, val, &vlen);
+		ck_assert_int_eq(mmapd_pstrmap_remove(m, key, klen), 0);
+	}
+	ck_assert_uint_eq(mmapd_pstrmap_count(m), 150);
+	before = mmapd_pvec_len(mmapd_pstrmap_arena(m));
+	ck_assert_int_eq(mmapd_pstrmap_compact(m), 0);
+	ck_assert_uint_lt(mmapd_pvec_len(mmapd_pstrmap_arena(m)), before);
+	ck_assert_uint_lt(mmapd_pvec_len(mmapd_pstrmap_arena(m)), live);
+	ck_assert_uint_eq(mmapd_pstrmap_count(m), 150);
+	/* The tombstones went with it, and a second compaction has nothing to do. */
+	ck_assert_uint_eq(mmapd_phash_count(mmapd_pstrmap_index(m)), 150);
+	before = mmapd_pvec_len(mmapd_pstrmap_arena(m));
+	ck_assert_int_eq(mmapd_pstrmap_compact(m), 0);
+	ck_assert_uint_eq(mmapd_pvec_len(mmapd_pstrmap_arena(m)), before);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(compact_child());
+	test_child_wait(pid, CHILD_WAIT_MS);
+	/* Puts after a compaction append after the packed bytes. */
+	klen = compact_kv(3, 2, key, val, &vlen);
+	ck_assert_int_eq(mmapd_pstrmap_put(m, key, klen, val, vlen), 0);
+	ck_assert_uint_eq(mmapd_pstrmap_count(m), 151);
+	ck_assert_int_eq(mmapd_pstrmap_compact(NULL), -EINVAL);
+	/* A map made before the count was kept (its words zero: the 64 bytes below the index's
+	 * staging area at 4096) is counted at open. */
+	memset((uint8_t *)mmapd_region_data(mmapd_phash_region(mmapd_pstrmap_index(m))) + 4096 - 64,
+	       0, 24);
+	mmapd_pstrmap_close(m);
+	ck_assert_int_eq(mmapd_pstrmap_open(c, "compact", 0, &m), 0);
+	ck_assert_uint_eq(mmapd_pstrmap_count(m), 151);
+	mmapd_pstrmap_close(m);
+	ck_assert_int_eq(mmapd_delete(c, "compact"), 0);
+	ck_assert_int_eq(mmapd_delete(c, "compact.arena"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+/* An array too large for the window is refused before its header is formatted. */
+START_TEST(test_persist_ndarray_too_large_for_the_window_leaves_the_region_untouched)
+{
+	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
+	struct mmapd_region *region = region_on(c, "nd-big", 65536);
+	uint64_t shape[2] = { 1000, 1000 }, fits[2] = { 10, 10 };
+	static const uint8_t zero[4096];
+	struct mmapd_ndview v;
+
+	ck_assert_int_eq(mmapd_ndarray_open(region, 64, MMAPD_DT_F64, 2, shape,
+	                                    MMAPD_PSTRUCT_INIT, &v), -ERANGE);
+	ck_assert_int_eq(memcmp((uint8_t *)mmapd_region_data(region), zero, sizeof(zero)), 0);
+	ck_assert_int_eq(mmapd_ndarray_open(region, 64, 0, 0, NULL, 0, &v), -ENODATA);
+	/* The offset is free for an array that fits. */
+	ck_assert_int_eq(mmapd_ndarray_open(region, 64, MMAPD_DT_F64, 2, fits,
+	                                    MMAPD_PSTRUCT_INIT, &v), 0);
+	mmapd_region_close(region);
+	ck_assert_int_eq(mmapd_delete(c, "nd-big"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
 /* ---- string maps ---- */
 
 /* In another process: reads every key, replaces the odd ones with longer values. */
@@ -1467,6 +1731,10 @@ static Suite *persist_suite(void)
 	tcase_add_test(tc, test_persist_hash_map_iterates_by_cursor_removing_as_it_goes_and_reserves);
 	tcase_add_test(tc, test_persist_structures_scribbled_with_garbage_give_errors_not_crashes);
 	tcase_add_test(tc, test_persist_ndarray_written_by_one_process_is_viewed_by_another);
+	tcase_add_test(tc, test_persist_ndarray_too_large_for_the_window_leaves_the_region_untouched);
+	tcase_add_test(tc, test_persist_string_map_counts_and_compacts_its_arena);
+	tcase_add_test(tc, test_persist_struct_writer_writes_fields_and_strings_seen_by_another_process);
+	tcase_add_test(tc, test_persist_struct_writer_refuses_a_journal_others_may_write_as_nobody);
 	tcase_add_test(tc, test_persist_struct_with_growing_container_fields_is_shared_by_processes);
 	tcase_add_test(tc, test_persist_string_map_takes_keys_and_values_of_any_length_across_processes);
 	tcase_add_test(tc, test_persist_vector_grows_in_place_and_another_process_reads_it_back);

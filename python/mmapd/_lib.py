@@ -290,6 +290,8 @@ _PROTOS: dict[str, tuple[object, list[object]]] = {
     "mmapd_pstrmap_remove": (_i, [P, c_char_p, c_size_t]),
     "mmapd_pstrmap_next": (_i, [P, POINTER(_u64), POINTER(P), POINTER(c_size_t), POINTER(P),
                                 POINTER(c_size_t)]),
+    "mmapd_pstrmap_count": (_u64, [P]),
+    "mmapd_pstrmap_compact": (_i, [P]),
     "mmapd_pstrmap_index": (P, [P]),
     "mmapd_pstrmap_arena": (P, [P]),
     "mmapd_pfield_name": (_i, [P, P, c_char_p, c_size_t]),

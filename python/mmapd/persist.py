@@ -461,8 +461,8 @@ def _text(b: Any) -> bytes:
 class PStrMap(_Persistent, MutableMapping):  # type: ignore[type-arg]
     """A persistent string map (mmapd_pstrmap_*): keys and values of any length, as a
     mutable mapping of bytes to bytes (str keys and values are stored UTF-8 encoded). It
-    takes region name (the index) and "<name>.arena" (the bytes, which only grow). Each put
-    and remove is atomic across a crash. When any process writes, every process holds lock()
+    takes region name (the index) and "<name>.arena" (the bytes, which grow until compact()).
+    Each put, remove and compaction is atomic across a crash. When any process writes, every process holds lock()
     for every call, as for PHash."""
     _lock_fn = lib.mmapd_pstrmap_lock
     _unlock_fn = lib.mmapd_pstrmap_unlock
@@ -484,13 +484,15 @@ class PStrMap(_Persistent, MutableMapping):  # type: ignore[type-arg]
             self.client._call(lib.mmapd_region_flush, region, 0, 0, name=self.name)
 
     def __len__(self) -> int:
-        """The number of entries, counted by a walk of the index (O(n): libmmapd keeps no
-        count of a string map, whose removals are tombstone entries of the index)."""
-        cursor, m, n = ctypes.c_uint64(0), self._p(), 0
-        while check(lib.mmapd_pstrmap_next(m, ctypes.byref(cursor), None, None, None, None),
-                    self.name):
-            n += 1
-        return n
+        """The number of entries (mmapd_pstrmap_count(): one load)."""
+        return int(lib.mmapd_pstrmap_count(self._p()))
+
+    def compact(self) -> None:
+        """Reclaims the arena bytes of replaced and removed entries and the index's
+        tombstones (mmapd_pstrmap_compact()), atomic across a crash. Values are copied out
+        by this package, so no Python object points into the arena; C code holding pointers
+        from mmapd_pstrmap_get() must not run meanwhile."""
+        self.client._call(lib.mmapd_pstrmap_compact, self._p(), name=self.name)
 
     def __getitem__(self, key: bytes | str) -> bytes:
         k = _text(key)

@@ -8,6 +8,7 @@ import ctypes
 import unittest
 
 from harness import HAVE_NUMPY, DaemonTest, mmapd
+from mmapd._lib import lib
 
 
 class Rec(ctypes.Structure):
@@ -62,6 +63,12 @@ class TestPStrMap(DaemonTest):
             for k in list(m.keys())[:50]:               # removal between cursor steps
                 del m[k]
             self.assertEqual(len(m), 149)
+            before, arena = dict(m.items()), lib.mmapd_pstrmap_arena(m._p())
+            used = lib.mmapd_pvec_len(arena)
+            m.compact()                                 # the removed values' bytes go
+            self.assertEqual(len(m), 149)
+            self.assertEqual(dict(m.items()), before)
+            self.assertLess(lib.mmapd_pvec_len(arena), used)
             m.flush()
             self.assertIn("PStrMap", repr(m))
         self.c.delete("sm2")

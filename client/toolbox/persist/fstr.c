@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Fixed-capacity strings, for persistent structs: a 32-bit length and capacity + 1 bytes, the
- * last always NUL, so C code can read s->bytes as a string. Nothing here allocates or points
- * outside the string, so it works in any process mapping it. A string that does not fit is
- * refused (mmapd_fstr_set()) or cut on purpose (mmapd_fstr_set_trunc()), never cut silently.
+ * last always NUL, so C code can read s->bytes as a string. Nothing here points outside the
+ * string, so it works in any process mapping it. A string that does not fit is refused
+ * (mmapd_fstr_set()) or cut on purpose (mmapd_fstr_set_trunc()), never cut silently.
+ *
+ * The mmapd_fstr_set*() calls store in place: a crash in the middle leaves a torn string.
+ * mmapd_pwriter_fstr_set() builds the string's new image privately and writes it through a
+ * struct journal (pwrite.c), so a crash leaves the old string or the new one.
  *
  * Strings are UTF-8: set and set_trunc refuse anything else (mmapd_fstr_set_raw() stores
  * bytes unchecked), and a cut never splits a code point. The check follows proto/utf8.c
@@ -12,6 +16,8 @@
  */
 #include <errno.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mmapd-persist.h"
@@ -64,7 +70,39 @@ static int fstr_not_utf8(void)
 	                 "mmapd_fstr_set_raw())");
 }
 
-/* Stores len bytes that fit. */
+enum fstr_mode { FSTR_RAW, FSTR_UTF8, FSTR_TRUNC };
+
+/*
+ * Checks a set of the len bytes at str into s (of capacity bytes) in mode: raw bytes, UTF-8
+ * that must fit, or UTF-8 cut to fit between code points. Returns 0 (all of it fits) or 1 (cut)
+ * with the length to store in *ret_len, or a negative errno (message set).
+ */
+static int fstr_fit(const struct mmapd_fstr *s, size_t capacity, const char *str, size_t len,
+                    enum fstr_mode mode, size_t *ret_len)
+{
+	size_t cut = len;
+	int r = fstr_check(s, capacity);
+
+	if (r < 0)
+		return r;
+	if (!str && len > 0)
+		return tbx_error(-EINVAL, "str is NULL");
+	if (mode != FSTR_RAW && str && !fstr_utf8((const unsigned char *)str, len))
+		return fstr_not_utf8();
+	if (len > capacity && mode != FSTR_TRUNC)
+		return tbx_error(-ENAMETOOLONG, "a string of %zu bytes does not fit a fixed string "
+		                 "of %zu", len, capacity);
+	if (len > capacity) {
+		cut = capacity;
+		/* Back up over continuation bytes to the start of the sequence cut through. */
+		while (cut > 0 && ((unsigned char)str[cut] & 0xc0) == 0x80)
+			cut--;
+	}
+	*ret_len = cut;
+	return cut < len;
+}
+
+/* Stores len bytes that fit, in place: a crash in the middle leaves a torn string. */
 static void fstr_store(struct mmapd_fstr *s, const char *str, size_t len)
 {
 	if (len)
@@ -73,28 +111,28 @@ static void fstr_store(struct mmapd_fstr *s, const char *str, size_t len)
 	s->length = (uint32_t)len;
 }
 
+/* fstr_fit() in mode, then the store. */
+static int fstr_set(struct mmapd_fstr *s, size_t capacity, const char *str, size_t len,
+                    enum fstr_mode mode)
+{
+	size_t n;
+	int r = fstr_fit(s, capacity, str, len, mode, &n);
+
+	if (r >= 0)
+		fstr_store(s, str, n);
+	return r;
+}
+
 MMAPD_EXPORT int mmapd_fstr_set_raw(struct mmapd_fstr *s, size_t capacity, const char *str,
                                     size_t len)
 {
-	int r = fstr_check(s, capacity);
-
-	if (r < 0)
-		return r;
-	if (!str && len > 0)
-		return tbx_error(-EINVAL, "str is NULL");
-	if (len > capacity)
-		return tbx_error(-ENAMETOOLONG, "a string of %zu bytes does not fit a fixed string "
-		                 "of %zu", len, capacity);
-	fstr_store(s, str, len);
-	return 0;
+	return fstr_set(s, capacity, str, len, FSTR_RAW);
 }
 
 MMAPD_EXPORT int mmapd_fstr_set(struct mmapd_fstr *s, size_t capacity, const char *str,
                                 size_t len)
 {
-	if (str && !fstr_utf8((const unsigned char *)str, len))
-		return fstr_not_utf8();
-	return mmapd_fstr_set_raw(s, capacity, str, len);
+	return fstr_set(s, capacity, str, len, FSTR_UTF8);
 }
 
 MMAPD_EXPORT int mmapd_fstr_set_cstr(struct mmapd_fstr *s, size_t capacity, const char *str)
@@ -107,23 +145,36 @@ MMAPD_EXPORT int mmapd_fstr_set_cstr(struct mmapd_fstr *s, size_t capacity, cons
 MMAPD_EXPORT int mmapd_fstr_set_trunc(struct mmapd_fstr *s, size_t capacity, const char *str,
                                       size_t len)
 {
-	size_t cut = len;
-	int r = fstr_check(s, capacity);
+	return fstr_set(s, capacity, str, len, FSTR_TRUNC);
+}
+
+/*
+ * The journalled set (pwrite.c): the string's new image, length word, bytes and NUL, built in
+ * private memory and written in one mmapd_pwriter_write(), so that a crash leaves the old
+ * string or the new one.
+ */
+MMAPD_EXPORT int mmapd_pwriter_fstr_set(struct mmapd_pwriter *w, struct mmapd_fstr *s,
+                                        size_t capacity, const char *str, size_t len)
+{
+	size_t n, size;
+	uint8_t *image;
+	uint32_t n32;
+	int r = fstr_fit(s, capacity, str, len, FSTR_UTF8, &n);
 
 	if (r < 0)
 		return r;
-	if (!str && len > 0)
-		return tbx_error(-EINVAL, "str is NULL");
-	if (str && !fstr_utf8((const unsigned char *)str, len))
-		return fstr_not_utf8();
-	if (len > capacity) {
-		cut = capacity;
-		/* Back up over continuation bytes to the start of the sequence cut through. */
-		while (cut > 0 && ((unsigned char)str[cut] & 0xc0) == 0x80)
-			cut--;
-	}
-	fstr_store(s, str, cut);
-	return cut < len;
+	size = offsetof(struct mmapd_fstr, bytes) + n + 1;
+	image = malloc(size);
+	if (!image)
+		return tbx_error(-ENOMEM, "out of memory");
+	n32 = (uint32_t)n;
+	memcpy(image, &n32, sizeof(n32));
+	if (n)
+		memcpy(image + offsetof(struct mmapd_fstr, bytes), str, n);
+	image[size - 1] = '\0';
+	r = mmapd_pwriter_write(w, s, image, size);
+	free(image);
+	return r;
 }
 
 MMAPD_EXPORT int64_t mmapd_fstr_len(const struct mmapd_fstr *s, size_t capacity)

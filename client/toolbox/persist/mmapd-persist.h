@@ -35,8 +35,9 @@ extern "C" {
  * store is written first as a redo record in the structure's header; whoever finds the record
  * of a dead writer finishes it (under the structure's lock) before doing anything else. With
  * MMAPD_PERSIST_DURABLE the same holds across a power loss (docs/client-api.md gives the
- * msync order). Structs and fixed strings are the caller's bytes: their stores are not
- * journalled.
+ * msync order). Structs and fixed strings are the caller's bytes: their plain stores (and
+ * mmapd_fstr_set*()) are not journalled; writes through a struct writer (mmapd_pwriter_write(),
+ * mmapd_pwriter_fstr_set()) are.
  */
 
 /*
@@ -103,7 +104,8 @@ MMAPD_EXPORT int mmapd_pstruct_open(struct mmapd_region *region, uint64_t off,
  * MMAPD_FSTR(capacity) (capacity: the longest string, in bytes, below 2^32) and pass its
  * address, cast to struct mmapd_fstr *, together with the capacity. The bytes are always
  * NUL-terminated, so s->bytes reads as a C string; a zeroed one is the empty string. Not
- * atomic: a reader racing a writer may see a torn string (use a lock).
+ * atomic: a reader racing a writer may see a torn string (use a lock), and a writer killed in
+ * the middle of mmapd_fstr_set*() leaves one (mmapd_pwriter_fstr_set() does not).
  */
 struct mmapd_fstr {
 	uint32_t length;
@@ -150,6 +152,49 @@ MMAPD_EXPORT int mmapd_fstr_cmp(const struct mmapd_fstr *s, size_t capacity, con
                                 size_t len);
 
 /*
+ * Journalled writes into persistent structs: a writer of region owner's structs makes each
+ * mmapd_pwriter_write() and mmapd_pwriter_fstr_set() atomic with respect to the death of the
+ * process doing it (and, with MMAPD_PERSIST_DURABLE, a power loss): the bytes are staged and a
+ * redo record committed in a companion region "<owner>.journal" (created with
+ * MMAPD_PERSIST_CREATE), then copied into place. Whoever next opens a writer on the owner, or
+ * writes through one, finishes a write whose process died after its commit point; a process
+ * that reads structs after a crash opens a writer first. Stores made otherwise (plain C
+ * stores, mmapd_fstr_set*(), memcpy) are not journalled: a crash may tear them.
+ *
+ * Opens the writer (flags: MMAPD_PERSIST_*; owner mapped read-write, borrowed: close the
+ * writer first), finishing a dead writer's write. Returns 0 with *ret_writer, -EACCES (owner
+ * read-only), -EPERM (the journal region has another owner than owner's, a write bit owner's
+ * mode lacks, or group write for another group), -ENAMETOOLONG, -EBADMSG (a corrupt
+ * journal), and the errors of mmapd_pvec_open().
+ */
+struct mmapd_pwriter;
+MMAPD_EXPORT int mmapd_pwriter_open(struct mmapd_client *client, struct mmapd_region *owner,
+                                    unsigned flags, struct mmapd_pwriter **ret_writer);
+/* Closes the writer (releasing its lock if held). Accepts NULL. */
+MMAPD_EXPORT void mmapd_pwriter_close(struct mmapd_pwriter *w);
+/* The journal's lock, as mmapd_pvec_lock(): writers in several processes must hold it. */
+MMAPD_EXPORT int mmapd_pwriter_lock(struct mmapd_pwriter *w, int timeout_ms);
+MMAPD_EXPORT int mmapd_pwriter_unlock(struct mmapd_pwriter *w);
+/* The journal's region (borrowed), e.g. for mmapd_delete() of its name. */
+MMAPD_EXPORT struct mmapd_region *mmapd_pwriter_region(const struct mmapd_pwriter *w);
+/*
+ * Copies the len bytes at src (anywhere, even overlapping) to dst, which must lie in the
+ * owner's window, as one atomic step across a crash: all of them or none. The staging area
+ * grows to the largest write. Returns 0, -ERANGE (dst..dst+len outside the window), -EINVAL,
+ * -EBUSY (another live process is mid-write: writers must hold the lock), -EIO (durable
+ * msync), and the errors of growing a region.
+ */
+MMAPD_EXPORT int mmapd_pwriter_write(struct mmapd_pwriter *w, void *dst, const void *src,
+                                     size_t len);
+/*
+ * mmapd_fstr_set() of s, which must lie in the owner's window, through mmapd_pwriter_write():
+ * a crash leaves the old string or the new one. Returns 0, the errors of mmapd_fstr_set() and
+ * of mmapd_pwriter_write().
+ */
+MMAPD_EXPORT int mmapd_pwriter_fstr_set(struct mmapd_pwriter *w, struct mmapd_fstr *s,
+                                        size_t capacity, const char *str, size_t len);
+
+/*
  * N-dimensional arrays: a persistent struct "mmapd.ndarray" at a window offset (a multiple
  * of 64 in the region) whose body records the element type and shape, followed by the
  * elements in row-major (C) order, 64-byte aligned. Opening hands back a private view: the
@@ -183,8 +228,9 @@ MMAPD_EXPORT uint64_t mmapd_ndarray_footprint(unsigned dtype, unsigned ndim,
  * (zeroed elements), racing processes ending with one format, as mmapd_pstruct_open(). With
  * ndim 0 (dtype and shape ignored) the array is opened with whatever type and shape its
  * header records. Returns 0, -EINVAL (NULL, invalid type or shape, ndim 0 with
- * MMAPD_PSTRUCT_INIT), -ERANGE (the array does not fit the window), -EBADMSG (corrupt
- * header), -EPROTO, and the errors of mmapd_pstruct_open(). The view borrows the mapping.
+ * MMAPD_PSTRUCT_INIT), -ERANGE (the array does not fit the window: checked before anything
+ * is formatted, so the region is left as it was), -EBADMSG (corrupt header), -EPROTO, and the
+ * errors of mmapd_pstruct_open(). The view borrows the mapping.
  */
 MMAPD_EXPORT int mmapd_ndarray_open(struct mmapd_region *region, uint64_t off, unsigned dtype,
                                     unsigned ndim, const uint64_t *shape, unsigned flags,
@@ -407,9 +453,9 @@ MMAPD_EXPORT struct mmapd_region *mmapd_phash_region(const struct mmapd_phash *m
 /*
  * A persistent string map: keys and values of any length (below 2^31 bytes; strings above
  * all, any bytes allowed), alone in region name (the index, a hash map) and region
- * "<name>.arena" (the bytes, a vector of bytes that only grows: replaced and removed entries'
- * bytes are not reclaimed). Each put and remove is atomic across a crash of its process (the
- * bytes are appended first, then one index entry commits them). Concurrency as for hash maps:
+ * "<name>.arena" (the bytes, a vector of bytes appended to: replaced and removed entries'
+ * bytes stay until mmapd_pstrmap_compact()). Each put, remove and compaction is atomic across a
+ * crash of its process (the bytes are appended first, then one index entry commits them). Concurrency as for hash maps:
  * when any process writes, every process holds mmapd_pstrmap_lock() for every call.
  *
  * Opens (flags MMAPD_PERSIST_*) both regions. Returns 0 with *ret_map, -ENAMETOOLONG (name
@@ -439,6 +485,19 @@ MMAPD_EXPORT int mmapd_pstrmap_get(struct mmapd_pstrmap *map, const void *key, s
                                    const void **ret_val, size_t *ret_len);
 /* Removes key. Returns 0, -ENOENT, -EBADMSG, -EINVAL, the errors of mmapd_phash_put(). */
 MMAPD_EXPORT int mmapd_pstrmap_remove(struct mmapd_pstrmap *map, const void *key, size_t klen);
+/* The number of entries (removed ones not counted): one load, kept by every put and remove. */
+MMAPD_EXPORT uint64_t mmapd_pstrmap_count(const struct mmapd_pstrmap *map);
+/*
+ * Reclaims the arena bytes of replaced and removed entries and the index's tombstones: the
+ * live keys and values are packed at the arena's start and the index rebuilt to point at
+ * them, atomic across a crash of this process (before or after; a crash after the commit may
+ * leave the arena longer than needed until the next compaction). The arena's region keeps
+ * its size (appends reuse it) and grows by the live bytes while compacting. Every pointer
+ * mmapd_pstrmap_get() and mmapd_pstrmap_next() handed out, in any process, stops being
+ * valid: compact only when no process holds one. Returns 0, -EINVAL, -ENOMEM, -EBADMSG, and
+ * the errors of mmapd_pvec_extend() and mmapd_phash_reserve().
+ */
+MMAPD_EXPORT int mmapd_pstrmap_compact(struct mmapd_pstrmap *map);
 /*
  * Iteration by cursor as mmapd_phash_next(), with borrowed pointers to the key and value
  * (any out-pointer may be NULL); removing between calls is allowed. Returns 1, 0 (the end),

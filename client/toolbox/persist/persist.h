@@ -7,6 +7,7 @@
  *              reservation, caught up with other processes' growth, grown, locked;
  *   pjournal.c the redo record that makes each operation of a vector or hash map atomic with
  *              respect to the death of its process, and its durable ordering;
+ *   pwrite.c   journalled writes into persistent structs (a region's struct journal);
  *   fstr.c     fixed-capacity strings (UTF-8 checked);
  *   pvec.c     the vector;
  *   phash.c    the hash map;
@@ -48,6 +49,9 @@ struct pregion {
 	bool durable;                  /* MMAPD_PERSIST_DURABLE: msync around each commit */
 	uint32_t pid;                  /* getpid() at open: what the journal records */
 	uint64_t lock;
+	/* When set (pwrite.c), a record's copy goes into this region, copy_dst a region
+	 * offset of it, instead of into this one; NULL otherwise. Borrowed. */
+	struct mmapd_region *target;
 };
 
 /*
@@ -110,6 +114,41 @@ int pjournal_settle(struct pregion *p, struct pjournal *j, const char *what);
 int pjournal_settle_writer(struct pregion *p, struct pjournal *j, const char *what);
 /* msync() of [off, off + len) rounded out to whole pages when the handle is durable. */
 int pregion_sync(struct pregion *p, uint64_t off, uint64_t len);
+/* The same for window offsets of another region (a journal's target). */
+int pregion_sync_other(const struct pregion *p, struct mmapd_region *region, uint64_t off,
+                       uint64_t len);
+
+/*
+ * What the string map (pstrmap.c) builds on the hash map and the vector, beyond their public
+ * calls. also (may be NULL) is one more store made by the same journal record as the
+ * operation, so that it is atomic with it (the string map's count and arena base).
+ */
+int phash_put_also(struct mmapd_phash *map, const void *key, const void *val,
+                   const struct pj_store *also);
+int phash_remove_also(struct mmapd_phash *map, const void *key, const struct pj_store *also);
+/*
+ * Replaces every entry of the map by the count keys and values at kvs (key then value, each
+ * pair key_size + val_size bytes, keys distinct) in one journalled step with also. Returns 0,
+ * or the errors of growing the region and of the journal.
+ */
+int phash_replace(struct mmapd_phash *map, const void *kvs, uint64_t count,
+                  const struct pj_store *also);
+/*
+ * PHASH_SPARE bytes of the hash map's header page that the map itself never uses (zero when
+ * created): the string map keeps its words there. phash_spare_off() is their region offset
+ * (for also stores), phash_spare() their address; phash_spare_store() stores word i of them
+ * alone (an aligned 8-byte store, synced when the map is durable).
+ */
+#define PHASH_SPARE 64u
+uint64_t phash_spare_off(const struct mmapd_phash *map);
+void *phash_spare(const struct mmapd_phash *map);
+int phash_spare_store(struct mmapd_phash *map, unsigned i, uint64_t val);
+/*
+ * Copies count elements from index src to index dst (both ranges below the length, not
+ * overlapping) with plain stores, synced when the vector is durable: not journalled, for
+ * elements nothing refers to yet (the string map's compaction).
+ */
+int pvec_copy_unjournalled(struct mmapd_pvec *vec, uint64_t dst, uint64_t src, uint64_t count);
 
 /*
  * Takes the body of a structure just opened into its handle (ctx) and checks what its header

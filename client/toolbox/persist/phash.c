@@ -17,7 +17,11 @@
  * table for it), which one journalled copy then moves over the old one.
  *
  * Crash safety: every put, remove and rebuild is one journal record (the new key and value
- * staged first), so a map whose writer died is finished by the next process that uses it.
+ * staged first), so a map whose writer died is finished by the next process that uses it. A
+ * new entry's state and tag are one 8-byte store, which leaves room in the record's four
+ * stores for one more that the string map (pstrmap.c) adds to its puts and removes; the
+ * string map also keeps its words in PHASH_SPARE bytes of the header page, below the staging
+ * area, that the map itself never uses.
  *
  * Format 2 (this file) replaced format 1's "rebuilding" mark (a map whose rebuild was
  * interrupted was refused) with the journal, and added the staging area; a format 1 map is
@@ -25,6 +29,7 @@
  */
 #include <errno.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -262,48 +267,58 @@ static struct phash_slot *phash_find(const struct mmapd_phash *map, uint64_t tab
 	return NULL;
 }
 
+/* A slot's state word and its tag (the hash's high half) as one 8-byte value. */
+static uint64_t phash_state_tag(uint32_t state, uint64_t hash)
+{
+	struct { uint32_t state, tag; } st = { state, (uint32_t)(hash >> 32) };
+	uint64_t v;
+
+	_Static_assert(sizeof(st) == 8 && offsetof(struct phash_slot, tag) == 4,
+	               "state and tag are one 8-byte word");
+	memcpy(&v, &st, sizeof(v));
+	return v;
+}
+
 static uint64_t phash_of(const struct mmapd_phash *map, const void *key)
 {
 	return persist_hash(PERSIST_HASH_INIT, key, map->key_size);
 }
 
+/* Yields the key and value of candidate i of a table being built, or NULL to skip it. */
+typedef const uint8_t *phash_source_fn(const struct mmapd_phash *map, void *ctx, uint64_t i);
+
 /*
- * Rebuilds the table of n slots into one of at least min slots where its live entries and
- * one more fill at most half, dropping the tombstones: the new table is built in scratch
- * space at phash_bytes(want), past both tables, then copied over them in one journalled
- * step. Returns 0 with the new number of slots in *ret_nslots, or the errors of growing the
- * region and of the journal.
+ * Builds a table of want slots (at least the current n) from the candidates' entries and
+ * moves it over the table in one journalled step, with the extra store also (may be NULL):
+ * the new table is built in scratch space at phash_bytes(want), past both tables, then
+ * copied over them. Returns 0 with the new number of slots in *ret_nslots, or the errors of
+ * growing the region and of the journal.
  */
-static int phash_rebuild(struct mmapd_phash *map, uint64_t n, uint64_t min, uint64_t *ret_nslots)
+static int phash_build(struct mmapd_phash *map, uint64_t want, uint64_t candidates,
+                       phash_source_fn *source, void *ctx, const struct pj_store *also,
+                       uint64_t *ret_nslots)
 {
 	struct phash_header *h = map->h;
 	struct pjournal rec;
-	uint64_t live = 0, want = n ? n : PHASH_SLOTS_MIN, scratch, bytes;
-	int r;
+	uint64_t live = 0, scratch = phash_bytes(map, want), bytes = want * map->slot_size;
+	int r = pregion_grow(&map->pr, scratch + bytes, "hash map");
 
-	for (uint64_t i = 0; i < n; i++)
-		live += atomic_load(&phash_slot(map, i)->state) == SLOT_FULL;
-	while ((live + 1) * 2 > want || want < min)
-		want *= 2;
-	scratch = phash_bytes(map, want);
-	bytes = want * map->slot_size;
-	r = pregion_grow(&map->pr, scratch + bytes, "hash map");
 	if (r < 0)
 		return r;
 	memset(pregion_data(&map->pr) + scratch, 0, (size_t)bytes);
-	live = 0;
-	for (uint64_t i = 0; i < n; i++) {
-		struct phash_slot *s = phash_slot(map, i), *slot;
+	for (uint64_t i = 0; i < candidates; i++) {
+		const uint8_t *kv = source(map, ctx, i);
+		struct phash_slot *slot;
 		uint64_t hash;
 
-		if (atomic_load(&s->state) != SLOT_FULL)
+		if (!kv)
 			continue;
-		hash = phash_of(map, s->kv);
+		hash = phash_of(map, kv);
 		/* Always a free slot, unless a writer without the lock changes the map meanwhile. */
-		if (phash_find(map, scratch, want, s->kv, hash, &slot) || !slot)
+		if (phash_find(map, scratch, want, kv, hash, &slot) || !slot)
 			continue;
 		slot->tag = (uint32_t)(hash >> 32);
-		memcpy(slot->kv, s->kv, (size_t)map->key_size + map->val_size);
+		memcpy(slot->kv, kv, (size_t)map->key_size + map->val_size);
 		atomic_store(&slot->state, SLOT_FULL);
 		live++;
 	}
@@ -312,13 +327,86 @@ static int phash_rebuild(struct mmapd_phash *map, uint64_t n, uint64_t min, uint
 	pjournal_store(&rec, phash_off(map, &h->nslots), want, 8);
 	pjournal_store(&rec, phash_off(map, &h->tombs), 0, 8);
 	pjournal_store(&rec, phash_off(map, &h->count), live, 8);
+	if (also)
+		pjournal_store(&rec, also->off, also->val, also->width);
 	r = pjournal_commit(&map->pr, &h->journal, &rec, scratch, bytes);
 	if (r == 0)
 		*ret_nslots = want;
 	return r;
 }
 
-MMAPD_EXPORT int mmapd_phash_put(struct mmapd_phash *map, const void *key, const void *val)
+/* The slots of a table of n slots (at least) where count entries and one more fill at most
+ * half, and at least min. */
+static uint64_t phash_want(uint64_t n, uint64_t count, uint64_t min)
+{
+	uint64_t want = n ? n : PHASH_SLOTS_MIN;
+
+	while ((count + 1) * 2 > want || want < min)
+		want *= 2;
+	return want;
+}
+
+static const uint8_t *phash_source_live(const struct mmapd_phash *map, void *ctx, uint64_t i)
+{
+	struct phash_slot *s = phash_slot(map, i);
+
+	(void)ctx;
+	return atomic_load(&s->state) == SLOT_FULL ? s->kv : NULL;
+}
+
+/*
+ * Rebuilds the table of n slots into one of at least min slots where its live entries and
+ * one more fill at most half, dropping the tombstones.
+ */
+static int phash_rebuild(struct mmapd_phash *map, uint64_t n, uint64_t min, uint64_t *ret_nslots)
+{
+	uint64_t live = 0;
+
+	for (uint64_t i = 0; i < n; i++)
+		live += atomic_load(&phash_slot(map, i)->state) == SLOT_FULL;
+	return phash_build(map, phash_want(n, live, min), n, phash_source_live, NULL, NULL,
+	                   ret_nslots);
+}
+
+static const uint8_t *phash_source_array(const struct mmapd_phash *map, void *ctx, uint64_t i)
+{
+	return (const uint8_t *)ctx + i * ((uint64_t)map->key_size + map->val_size);
+}
+
+int phash_replace(struct mmapd_phash *map, const void *kvs, uint64_t count,
+                  const struct pj_store *also)
+{
+	uint64_t n;
+	int r = phash_check(map, true, &n);
+
+	if (r < 0)
+		return r;
+	return phash_build(map, phash_want(n, count, 0), count, phash_source_array, (void *)kvs,
+	                   also, &n);
+}
+
+uint64_t phash_spare_off(const struct mmapd_phash *map)
+{
+	(void)map;
+	return PERSIST_DATA_OFF - PHASH_SPARE;
+}
+
+void *phash_spare(const struct mmapd_phash *map)
+{
+	return pregion_data(&map->pr) + phash_spare_off(map);
+}
+
+int phash_spare_store(struct mmapd_phash *map, unsigned i, uint64_t val)
+{
+	uint64_t off = phash_spare_off(map) + i * 8u;
+
+	atomic_store_explicit((_Atomic uint64_t *)(pregion_data(&map->pr) + off), val,
+	                      memory_order_release);
+	return pregion_sync(&map->pr, off, 8);
+}
+
+int phash_put_also(struct mmapd_phash *map, const void *key, const void *val,
+                   const struct pj_store *also)
 {
 	struct phash_header *h;
 	struct phash_slot *s, *slot;
@@ -349,6 +437,8 @@ MMAPD_EXPORT int mmapd_phash_put(struct mmapd_phash *map, const void *key, const
 		memcpy(stage, val, map->val_size);
 		pjournal_copy(&rec, PERSIST_DATA_OFF, phash_off(map, s->kv + map->key_size),
 		              map->val_size);
+		if (also)
+			pjournal_store(&rec, also->off, also->val, also->width);
 		r = pjournal_commit(&map->pr, &h->journal, &rec, PERSIST_DATA_OFF, map->val_size);
 		return r < 0 ? r : 1;
 	}
@@ -361,13 +451,20 @@ MMAPD_EXPORT int mmapd_phash_put(struct mmapd_phash *map, const void *key, const
 	tombs = atomic_load(&h->tombs);
 	pjournal_copy(&rec, PERSIST_DATA_OFF, phash_off(map, slot->kv),
 	              (uint64_t)map->key_size + map->val_size);
-	pjournal_store(&rec, phash_off(map, &slot->tag), (uint32_t)(hash >> 32), 4);
 	if (atomic_load(&slot->state) == SLOT_TOMB)
 		pjournal_store(&rec, phash_off(map, &h->tombs), tombs ? tombs - 1 : 0, 8);
-	pjournal_store(&rec, phash_off(map, &slot->state), SLOT_FULL, 4);
+	/* State and tag, adjacent in an 8-aligned slot, in one store. */
+	pjournal_store(&rec, phash_off(map, slot), phash_state_tag(SLOT_FULL, hash), 8);
 	pjournal_store(&rec, phash_off(map, &h->count), atomic_load(&h->count) + 1, 8);
+	if (also)
+		pjournal_store(&rec, also->off, also->val, also->width);
 	return pjournal_commit(&map->pr, &h->journal, &rec, PERSIST_DATA_OFF,
 	                       (uint64_t)map->key_size + map->val_size);
+}
+
+MMAPD_EXPORT int mmapd_phash_put(struct mmapd_phash *map, const void *key, const void *val)
+{
+	return phash_put_also(map, key, val, NULL);
 }
 
 /* The slot holding key, after checking the header; -ENOENT (message set) when none does. */
@@ -399,7 +496,7 @@ MMAPD_EXPORT int mmapd_phash_get(struct mmapd_phash *map, const void *key, void 
 	return r;
 }
 
-MMAPD_EXPORT int mmapd_phash_remove(struct mmapd_phash *map, const void *key)
+int phash_remove_also(struct mmapd_phash *map, const void *key, const struct pj_store *also)
 {
 	struct phash_header *h;
 	struct phash_slot *s;
@@ -413,7 +510,14 @@ MMAPD_EXPORT int mmapd_phash_remove(struct mmapd_phash *map, const void *key)
 	pjournal_store(&rec, phash_off(map, &s->state), SLOT_TOMB, 4);
 	pjournal_store(&rec, phash_off(map, &h->tombs), atomic_load(&h->tombs) + 1, 8);
 	pjournal_store(&rec, phash_off(map, &h->count), atomic_load(&h->count) - 1, 8);
+	if (also)
+		pjournal_store(&rec, also->off, also->val, also->width);
 	return pjournal_commit(&map->pr, &h->journal, &rec, 0, 0);
+}
+
+MMAPD_EXPORT int mmapd_phash_remove(struct mmapd_phash *map, const void *key)
+{
+	return phash_remove_also(map, key, NULL);
 }
 
 MMAPD_EXPORT int mmapd_phash_reserve(struct mmapd_phash *map, uint64_t count)

@@ -29,7 +29,15 @@
  * its staged bytes are on disk and the next opener plays it (after). Step 4 comes before
  * the next operation overwrites the staging area, so a live op word on disk always goes with
  * its own record. Length-only operations write the element, sync it, store the length and
- * sync the header (pvec.c).
+ * sync the header (pvec.c). A shift is not for durable records: its cursor, stored after each
+ * block in memory, may reach the disk before the blocks it counts (the kernel writes dirty
+ * pages back in any order), so durable vectors stage a whole new tail and copy it instead
+ * (pvec_tail_durable()); every other step replays from its start whatever pages a power
+ * loss kept. tests/check_crash.c checks this order by simulating a power cut at each msync.
+ *
+ * A record may also copy into another region (pregion.target: pwrite.c's struct journal,
+ * whose copy lands in the owner region of the structs), with the same order, the
+ * destination's pages synced in step 3.
  *
  * The record is read from shared memory, so a process that can write the region can make it
  * say anything: every offset is checked against the reservation and the region's size
@@ -75,24 +83,34 @@ void pjournal_store(struct pjournal *rec, uint64_t off, uint64_t val, uint32_t w
 		}
 }
 
-int pregion_sync(struct pregion *p, uint64_t off, uint64_t len)
+int pregion_sync_other(const struct pregion *p, struct mmapd_region *region, uint64_t off,
+                       uint64_t len)
 {
 	uint64_t page, end = off + len, size;
 	int r;
 
 	if (!p->durable || len == 0)
 		return 0;
-	page = mmapd_region_page_size(p->region);
-	size = mmapd_region_size(p->region);
+	page = mmapd_region_page_size(region);
+	size = mmapd_region_length(region);
 	off -= off % page;
 	end = (end + page - 1) / page * page;
-	/* The last page of a region whose size is not a page multiple is synced as far as it goes. */
+	/* The last page of a window whose length is not a page multiple is synced as far as it
+	 * goes. */
 	if (end > size)
 		end = size;
 	if (off >= end)
 		return 0;
-	r = mmapd_region_msync(p->region, off, end - off);
+	r = mmapd_region_msync(region, off, end - off);
+	/* A range shorter than a page (a short window) is only batched: flush the batch. */
+	if (r == 1)
+		r = mmapd_region_msync(region, 0, 0);
 	return r < 0 ? r : 0;
+}
+
+int pregion_sync(struct pregion *p, uint64_t off, uint64_t len)
+{
+	return pregion_sync_other(p, p->region, off, len);
 }
 
 static int pj_corrupt(const struct pregion *p, const char *what, const char *says)
@@ -144,6 +162,23 @@ static int pj_play_shift(struct pregion *p, struct pjournal *j, const char *what
 	return pregion_sync(p, delta < 0 ? first - unit : first, span);
 }
 
+/* The copy of a live record into the target region: copy_dst is a region offset there. */
+static int pj_play_copy_out(struct pregion *p, struct pjournal *j, const char *what)
+{
+	uint64_t src = j->copy_src, dst = j->copy_dst, len = j->copy_len;
+	uint64_t start = mmapd_region_offset(p->target);
+	int r;
+
+	if (!pj_inside(src, len) || dst < start || dst - start > UINT64_MAX - len ||
+	    !tbx_region_covers(p->target, dst - start + len))
+		return pj_corrupt(p, what, "copy outside the target's window");
+	if ((r = pregion_need(p, src + len, what)) < 0)
+		return r;
+	dst -= start;
+	memcpy((uint8_t *)mmapd_region_data(p->target) + dst, pregion_data(p) + src, (size_t)len);
+	return pregion_sync_other(p, p->target, dst, len);
+}
+
 static int pj_play(struct pregion *p, struct pjournal *j, const char *what)
 {
 	uint64_t src = j->copy_src, dst = j->copy_dst, len = j->copy_len;
@@ -152,7 +187,11 @@ static int pj_play(struct pregion *p, struct pjournal *j, const char *what)
 
 	if (r < 0)
 		return r;
-	if (len) {
+	if (len && p->target) {
+		r = pj_play_copy_out(p, j, what);
+		if (r < 0)
+			return r;
+	} else if (len) {
 		if (!pj_inside(src, len) || !pj_inside(dst, len) ||
 		    (src < dst + len && dst < src + len))
 			return pj_corrupt(p, what, "copy");

@@ -51,7 +51,8 @@ static int pnd_bytes(uint32_t dtype, uint32_t ndim, const uint64_t *shape, uint6
 	uint64_t n = pnd_types[dtype].size;
 
 	for (uint32_t d = 0; d < ndim; d++) {
-		if (shape[d] == 0 || n > (uint64_t)SIZE_MAX / shape[d])
+		/* Half the address space at most: header and offset then add without overflow. */
+		if (shape[d] == 0 || n > (uint64_t)(SIZE_MAX / 2) / shape[d])
 			return -EOVERFLOW;
 		n *= shape[d];
 	}
@@ -111,6 +112,16 @@ static int pnd_format(void *body, void *ctx)
 	return 0;
 }
 
+/* -ERANGE (message set) unless footprint bytes from off lie in the window. */
+static int pnd_fits(const struct mmapd_region *region, uint64_t off, uint64_t footprint)
+{
+	if (off > UINT64_MAX - footprint || !tbx_region_covers(region, off + footprint))
+		return tbx_error(-ERANGE, "the array at offset %llu of '%s' (%llu bytes with its "
+		                 "header) does not fit the window", (unsigned long long)off,
+		                 mmapd_region_name(region), (unsigned long long)footprint);
+	return 0;
+}
+
 MMAPD_EXPORT int mmapd_ndarray_open(struct mmapd_region *region, uint64_t off, unsigned dtype,
                                     unsigned ndim, const uint64_t *shape, unsigned flags,
                                     struct mmapd_ndview *ret_view)
@@ -128,6 +139,10 @@ MMAPD_EXPORT int mmapd_ndarray_open(struct mmapd_region *region, uint64_t off, u
 		                 "the whole within the address space)", dtype, ndim, MMAPD_ND_DIMS_MAX);
 	if (ndim == 0 && (flags & MMAPD_PSTRUCT_INIT))
 		return tbx_error(-EINVAL, "formatting an array needs its type and shape");
+	/* An array that cannot fit is refused before anything is formatted: a failed open
+	 * leaves the region as it was. */
+	if (ndim && (r = pnd_fits(region, off, mmapd_ndarray_footprint(dtype, ndim, shape))) < 0)
+		return r;
 	r = pstruct_open(region, off, &pnd_layout, flags, ndim ? pnd_format : NULL, &in, &body);
 	if (r < 0)
 		return r;
@@ -142,10 +157,9 @@ MMAPD_EXPORT int mmapd_ndarray_open(struct mmapd_region *region, uint64_t off, u
 		                 "(type %u, %u dimensions)", (unsigned long long)off,
 		                 mmapd_region_name(region), h.dtype, h.ndim);
 	pnd_bytes(h.dtype, h.ndim, h.shape, &bytes);
-	if (off > UINT64_MAX - base - bytes || !tbx_region_covers(region, off + base + bytes))
-		return tbx_error(-ERANGE, "the array at offset %llu of '%s' (%llu bytes of elements) "
-		                 "does not fit the window", (unsigned long long)off,
-		                 mmapd_region_name(region), (unsigned long long)bytes);
+	/* Again with what the header says: with ndim 0 it was not known before. */
+	if ((r = pnd_fits(region, off, base + bytes)) < 0)
+		return r;
 	pnd_view(ret_view, (uint8_t *)mmapd_region_data(region) + off + base, h.dtype, h.ndim,
 	         h.shape);
 	return 0;

@@ -19,7 +19,8 @@
  * extend write their elements past the length first), so the length's release store is their commit point. Set,
  * insert, remove, swap-remove and sort go through the journal: the new element is staged,
  * the record committed, then played (a sort stages the whole sorted vector in scratch space
- * past the capacity). A reader without the lock sees a length whose elements are complete,
+ * past the capacity, and so do a durable vector's insert and remove with the new tail: see
+ * pvec_tail_durable()). A reader without the lock sees a length whose elements are complete,
  * but an element being set, or moved by insert/remove/sort, may be read torn.
  * Writers must hold the lock (mmapd_pvec_lock()) when there are several.
  *
@@ -391,6 +392,45 @@ MMAPD_EXPORT int mmapd_pvec_set(struct mmapd_pvec *vec, uint64_t i, const void *
 	return pjournal_commit(&vec->pr, &vec->h->journal, &rec, stage, vec->elem_size);
 }
 
+/*
+ * The durable form of insert and remove. A shift's cursor is stored after each block it
+ * moves, which a process that dies relies on; but after a power loss the cursor's page may
+ * have reached the disk before the pages of the blocks it counts (the kernel writes dirty
+ * pages back in any order), and a replay resuming there would skip blocks never moved on
+ * disk. So a durable vector writes the whole new tail from element i (elem, when not NULL,
+ * then the elements from i on; or the elements after i) to scratch space past the capacity,
+ * and the record copies it into place, which replays from its start. Returns as
+ * pjournal_commit(), or the errors of growing.
+ */
+static int pvec_tail_durable(struct mmapd_pvec *vec, uint64_t i, uint64_t len, const void *elem)
+{
+	uint64_t cap = atomic_load_explicit(&vec->h->capacity, memory_order_acquire);
+	uint64_t new_len = elem ? len + 1 : len - 1, scratch, bytes, es = vec->elem_size;
+	struct pjournal rec;
+	uint8_t *t;
+	int r;
+
+	if (cap < new_len || cap < len || cap > pvec_count_max(vec) ||
+	    (new_len - i) > pvec_count_max(vec) - cap)
+		return pvec_corrupt(vec);
+	scratch = pvec_bytes(vec, cap);
+	bytes = (new_len - i) * es;
+	if ((r = pregion_need(&vec->pr, pvec_bytes(vec, len), "vector")) < 0 ||
+	    (r = pregion_grow(&vec->pr, scratch + bytes, "vector")) < 0)
+		return r;
+	t = pregion_data(&vec->pr) + scratch;
+	if (elem) {
+		memcpy(t, elem, (size_t)es);
+		memcpy(t + es, pvec_elem(vec, i), (size_t)((len - i) * es));
+	} else {
+		memcpy(t, pvec_elem(vec, i + 1), (size_t)bytes);
+	}
+	pjournal_begin(&rec);
+	pjournal_copy(&rec, scratch, pvec_bytes(vec, i), bytes);
+	pjournal_store(&rec, pvec_len_off(vec), new_len, 8);
+	return pjournal_commit(&vec->pr, &vec->h->journal, &rec, scratch, bytes);
+}
+
 MMAPD_EXPORT int mmapd_pvec_insert(struct mmapd_pvec *vec, uint64_t i, const void *elem)
 {
 	struct pjournal rec;
@@ -407,6 +447,8 @@ MMAPD_EXPORT int mmapd_pvec_insert(struct mmapd_pvec *vec, uint64_t i, const voi
 		                 mmapd_region_name(vec->pr.region));
 	if ((r = mmapd_pvec_reserve(vec, len + 1)) < 0)
 		return r;
+	if (vec->pr.durable)
+		return pvec_tail_durable(vec, i, len, elem);
 	stage = pvec_stage(vec, elem);
 	pjournal_begin(&rec);
 	pjournal_shift(&rec, pvec_bytes(vec, i), len - i, vec->elem_size, (int64_t)vec->elem_size);
@@ -444,6 +486,8 @@ MMAPD_EXPORT int mmapd_pvec_remove(struct mmapd_pvec *vec, uint64_t i, void *ret
 
 	if (r != 0)
 		return r < 0 ? r : 0;
+	if (vec->pr.durable)
+		return pvec_tail_durable(vec, i, len, NULL);
 	pjournal_begin(&rec);
 	pjournal_shift(&rec, pvec_bytes(vec, i + 1), len - i - 1, vec->elem_size,
 	               -(int64_t)vec->elem_size);
@@ -464,6 +508,27 @@ MMAPD_EXPORT int mmapd_pvec_swap_remove(struct mmapd_pvec *vec, uint64_t i, void
 	pjournal_copy(&rec, pvec_bytes(vec, len - 1), pvec_bytes(vec, i), vec->elem_size);
 	pjournal_store(&rec, pvec_len_off(vec), len - 1, 8);
 	return pjournal_commit(&vec->pr, &vec->h->journal, &rec, 0, 0);
+}
+
+int pvec_copy_unjournalled(struct mmapd_pvec *vec, uint64_t dst, uint64_t src, uint64_t count)
+{
+	uint64_t len;
+	int r;
+
+	if (count == 0)
+		return 0;
+	if ((r = pvec_len_checked(vec, &len)) < 0)
+		return r;
+	if (src > len || count > len - src || dst > len || count > len - dst ||
+	    (src < dst + count && dst < src + count))
+		return tbx_error(-ERANGE, "cannot copy %llu elements from %llu to %llu in vector '%s' "
+		                 "of length %llu", (unsigned long long)count, (unsigned long long)src,
+		                 (unsigned long long)dst, mmapd_region_name(vec->pr.region),
+		                 (unsigned long long)len);
+	if ((r = pregion_need(&vec->pr, pvec_bytes(vec, len), "vector")) < 0)
+		return r;
+	memcpy(pvec_elem(vec, dst), pvec_elem(vec, src), (size_t)(count * vec->elem_size));
+	return pregion_sync(&vec->pr, pvec_bytes(vec, dst), count * vec->elem_size);
 }
 
 MMAPD_EXPORT int mmapd_pvec_truncate(struct mmapd_pvec *vec, uint64_t len)
