@@ -1629,8 +1629,8 @@ START_TEST(test_persist_struct_with_growing_container_fields_is_shared_by_proces
 {
 	struct mmapd_client *c = test_client_connect(&dmn, "check_persist");
 	struct mmapd_region *region = region_on(c, "owner", 4096);
-	struct journal_rec *j = pstruct_ok(region, 0, &(struct mmapd_layout)JOURNAL_LAYOUT,
-	                                   MMAPD_PSTRUCT_INIT);
+	struct mmapd_layout layout = JOURNAL_LAYOUT;
+	struct journal_rec *j = pstruct_ok(region, 0, &layout, MMAPD_PSTRUCT_INIT);
 	struct mmapd_pvec *vec = NULL;
 	struct mmapd_phash *map = NULL;
 	char name[300];
