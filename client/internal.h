@@ -110,6 +110,7 @@ struct id_node {
 /* A subscription, kept so that a reconnection can subscribe again. */
 struct name_node {
 	struct name_node *next;
+	unsigned flags;         /* MMAPD_SUBSCRIBE_* it was made with */
 	char name[];
 };
 

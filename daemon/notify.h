@@ -38,8 +38,12 @@ void notify_region(struct region *r, const cJSON *event, unsigned to, const stru
 /* Sends event (borrowed) of region r to c alone. */
 void notify_conn(struct conn *c, struct region *r, const cJSON *event);
 
-/* Subscribes c to r. Returns 0, -EALREADY, -EAGAIN (max_subscriptions_per_client), -ENOMEM. */
-int notify_subscribe(struct conn *c, struct region *r);
+/*
+ * Subscribes c to r; external: also to changes nobody reported (extwatch.h), charged to c's
+ * uid as one watched file. Returns 0, -EALREADY, -EAGAIN (max_subscriptions_per_client),
+ * -EDQUOT (max_watched_files_per_uid), -ENOMEM, or the error of extwatch_ref.
+ */
+int notify_subscribe(struct conn *c, struct region *r, bool external);
 /* Ends c's subscription to r. Returns 0 or -ENOENT. */
 int notify_unsubscribe(struct conn *c, struct region *r);
 
@@ -57,6 +61,12 @@ struct notify_writer {
 /* notify_changed for a writer described by w. */
 void notify_changed_by(struct region *r, const struct notify_writer *w, uint64_t seq,
                        uint64_t offset, uint64_t length);
+/*
+ * Change seq was made outside mmapd, where is not known (the file's size is now size): a
+ * changed event with "external": true and "ranges": null to the subscribers that asked for
+ * external changes; one that must hold it back gets an overflow instead (when its queue drains).
+ */
+void notify_changed_external(struct region *r, uint64_t seq, uint64_t size);
 /* Changes up to seq were lost (the change log lapped the relay): an overflow to every subscriber. */
 void notify_lost(struct region *r, uint64_t seq);
 /* Announces that changes up to seq are durable ("flushed") to the subscribers. */
@@ -68,8 +78,8 @@ void notify_conn_drained(struct conn *c);
 bool notify_conn_holding(const struct conn *c);
 
 /*
- * c's subscriptions as an array of {"region": name, "anonymous": bool} (fdconn.h). NULL on
- * ENOMEM.
+ * c's subscriptions as an array of {"region": name, "anonymous": bool, "external": bool}
+ * (fdconn.h). NULL on ENOMEM.
  */
 cJSON *notify_conn_subs_json(const struct conn *c);
 

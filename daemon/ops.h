@@ -100,7 +100,7 @@ int ops_stats(struct conn *c, uint64_t id, cJSON *req);
 	X(CONTROL, ops_control, fields_none) \
 	X(RESIZE, ops_resize, fields_resize) \
 	X(SHRINK_ACK, ops_shrink_ack, fields_none) \
-	X(SUBSCRIBE, ops_subscribe, fields_name) \
+	X(SUBSCRIBE, ops_subscribe, fields_subscribe) \
 	X(UNSUBSCRIBE, ops_unsubscribe, fields_name) \
 	X(CHANGED, ops_changed, fields_range) \
 	X(FLUSH, ops_flush, fields_range) \

@@ -256,20 +256,21 @@ int ops_shrink_ack(struct conn *c, uint64_t id, cJSON *req)
 
 int ops_subscribe(struct conn *c, uint64_t id, cJSON *req)
 {
+	bool external = false;
 	const char *name;
 	struct region *r;
 	cJSON *reply;
 	int ret;
 
 	name = ops_get_name(c, id, req);
-	if (!name)
+	if (!name || ops_get_bool(c, id, req, PROTO_FIELD_EXTERNAL, &external) < 0)
 		return OPS_DONE;
 	ret = ops_get_region(c, id, req, name, ACCESS_READ, &r);
 	if (!r)
 		return ret;
 	/* Changes published before the subscription go to the subscribers before it. */
 	relay_run(r);
-	ret = notify_subscribe(c, r);
+	ret = notify_subscribe(c, r, external);
 	if (ret == 0)
 		relay_route(r);
 	if (ret == -EALREADY) {
@@ -280,8 +281,17 @@ int ops_subscribe(struct conn *c, uint64_t id, cJSON *req)
 		          c->srv->limits->max_subscriptions_per_client);
 		reply_error(c, id, EAGAIN, "this connection has max_subscriptions_per_client (%"
 		            PRIu64 ") subscriptions", c->srv->limits->max_subscriptions_per_client);
-	} else if (ret < 0) {
+	} else if (ret == -EDQUOT) {
+		conn_warn(c, "refused an external subscription: max_watched_files_per_uid (%" PRIu64
+		          ")", c->srv->limits->max_watched_files_per_uid);
+		reply_error(c, id, EDQUOT, "uid %lu watches max_watched_files_per_uid (%" PRIu64
+		            ") files for external changes already", (unsigned long)c->uid,
+		            c->srv->limits->max_watched_files_per_uid);
+	} else if (ret == -ENOMEM) {
 		reply_nomem(c, id);
+	} else if (ret < 0) {
+		reply_error(c, id, -ret, "cannot watch region '%s' for external changes: %s", name,
+		            strerror(-ret));
 	} else {
 		reply = msg_reply_ok(id);
 		if (reply && !cJSON_AddNumberToObject(reply, PROTO_FIELD_SEQ, (double)relay_seq(r))) {

@@ -46,6 +46,7 @@
 struct conn;
 struct control;
 struct sub;
+struct xwatch;
 
 enum region_mode {
 	REGION_MODE_RO,
@@ -96,6 +97,7 @@ struct region {
 	struct control *ctl;          /* its control page, or NULL (control.h) */
 	struct sub *subs;             /* notify.c */
 	uint64_t nsubs;
+	struct xwatch *xwatch;        /* its external watch, or NULL (extwatch.h) */
 	struct resize_queue resizes;  /* resize.c */
 	struct flush_state flush;     /* flush.c */
 	struct region_waiter *wait_head, *wait_tail;
