@@ -533,8 +533,8 @@ MMAPD_EXPORT int mmapd_subscribe(struct mmapd_client *client, const char *name,
  * of processes that do not report them; docs/coordination.md, "Changes made outside mmapd")
  * and sends each as a CHANGED event with external set, no ranges (ranges NULL, nranges 0:
  * where is not known) and size the file's size. Such a subscription counts against the uid's
- * max_watched_files_per_uid. Returns 0, -EALREADY, -EAGAIN (max_subscriptions_per_client),
- * -EDQUOT (max_watched_files_per_uid), -ENOENT, -EACCES, -EINVAL (also unknown flags). A
+ * max_watched_files_per_uid. Returns 0, -EALREADY, -EAGAIN (max_subscriptions_per_client, or
+ * the uid's max_watched_files_per_uid), -ENOENT, -EACCES, -EINVAL (also unknown flags). A
  * daemon whose hello does not list the feature "external" ignores the flag: the subscription
  * then hears of reported changes only.
  */

@@ -41,7 +41,8 @@ void notify_conn(struct conn *c, struct region *r, const cJSON *event);
 /*
  * Subscribes c to r; external: also to changes nobody reported (extwatch.h), charged to c's
  * uid as one watched file. Returns 0, -EALREADY, -EAGAIN (max_subscriptions_per_client),
- * -EDQUOT (max_watched_files_per_uid), -ENOMEM, or the error of extwatch_ref.
+ * -EDQUOT (the uid's max_watched_files_per_uid: reply_budget), -ENOMEM, or the error of
+ * extwatch_ref.
  */
 int notify_subscribe(struct conn *c, struct region *r, bool external);
 /* Ends c's subscription to r. Returns 0 or -ENOENT. */

@@ -282,11 +282,7 @@ int ops_subscribe(struct conn *c, uint64_t id, cJSON *req)
 		reply_error(c, id, EAGAIN, "this connection has max_subscriptions_per_client (%"
 		            PRIu64 ") subscriptions", c->srv->limits->max_subscriptions_per_client);
 	} else if (ret == -EDQUOT) {
-		conn_warn(c, "refused an external subscription: max_watched_files_per_uid (%" PRIu64
-		          ")", c->srv->limits->max_watched_files_per_uid);
-		reply_error(c, id, EDQUOT, "uid %lu watches max_watched_files_per_uid (%" PRIu64
-		            ") files for external changes already", (unsigned long)c->uid,
-		            c->srv->limits->max_watched_files_per_uid);
+		reply_budget(c, id, c->budget, BUDGET_WATCHED_FILES, 1);
 	} else if (ret == -ENOMEM) {
 		reply_nomem(c, id);
 	} else if (ret < 0) {
