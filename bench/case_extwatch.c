@@ -5,14 +5,16 @@
  * ftruncate and a store through a shared mapping made by a process that is no client, and
  * what watching costs the daemon per file.
  *
- * Latency: a writer process (forked, never connected) does one of the three on the benchmark's
- * command and sends back the CLOCK_MONOTONIC time it took just before. The benchmark waits in
+ * Latency: a writer process (forked, never connected, on mmapd's CPU like the baseline peers)
+ * does one of the three on the benchmark's command and sends back the CLOCK_MONOTONIC time it
+ * took just before. The benchmark waits in
  * poll() on its libmmapd descriptor, on its own inotify watch of the same file and on the
  * writer's pipe, and takes the clock in the event handler and when inotify wakes it. The
  * inotify wake-up of this process, in the same rounds, is the physical limit for write(2) and
  * truncate; a store through a mapping wakes nobody, so its baseline is the poll interval
  * (external_poll_ms, 100 ms by default): a store waits for the next fstat, half an interval on
- * average. Before each store the writer flushes the file (fdatasync) so that the store hits a
+ * average (each store round starts at a random phase of the interval, so that rounds do not
+ * follow the daemon's tick in lock step). Before each store the writer flushes the file (fdatasync) so that the store hits a
  * clean page, as a first store after writeback does.
  *
  * Cost: 100 and 1000 file regions watched by one idle connection, the daemon's CPU time over
@@ -37,6 +39,7 @@
 
 #include "cases.h"
 #include "compare.h"
+#include "cpu.h"
 #include "proc.h"
 #include "stats.h"
 
@@ -123,6 +126,14 @@ static int ext_round(struct ext_ctx *c, enum ext_kind k, uint64_t *ret_mmapd,
 	int r;
 
 	c->event_ns = 0;
+	if (k == EXT_STORE) {
+		/* Rounds would follow the daemon's tick in lock step: start each at a random phase. */
+		long ns = (long)((uint64_t)rand() % (EXT_POLL_MS * 1000000ull));
+		struct timespec phase = { ns / 1000000000L, ns % 1000000000L };
+
+		nanosleep(&phase, NULL);
+		deadline = clock_ns() + EXT_WAIT_MS * 1000000ull;
+	}
 	c->armed = true;
 	if (write(c->cmd, &ext_cmds[k], 1) != 1)
 		return -errno;
@@ -336,6 +347,10 @@ int case_extwatch(struct mmapd_client *client, const struct bench_opts *o)
 			/* Its own ends only: the command pipe's end of file is its exit. */
 			close(cmd[1]);
 			close(ack[0]);
+			/* Where mmapd runs, as the baseline peers do: the inotify wake-up then crosses
+			 * CPUs once, as mmapd's event to the benchmark does. */
+			if (o->peer_cpu >= 0)
+				cpu_pin(o->peer_cpu);
 			ext_writer(c.path, cmd[0], ack[1]);
 		}
 		if (c.writer < 0)
