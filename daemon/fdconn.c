@@ -446,7 +446,8 @@ static int fdconn_sub(struct conn *c, const cJSON *obj, const cJSON *handover,
 	ret = fdconn_may_read(c, r, "subscription", ret_why);
 	if (ret == 0) {
 		/* A state stored before external subscriptions existed has none. */
-		ret = notify_subscribe(c, r, cJSON_IsTrue(external));
+		ret = cJSON_IsTrue(external) ? notify_subscribe_external(c, r)
+		                             : notify_subscribe(c, r);
 		if (ret < 0)
 			why_set(ret_why, "cannot subscribe again to region '%.64s': %s", r->name,
 			        strerror(-ret));

@@ -491,7 +491,8 @@ static int sub_watch(struct conn *c, struct region *r)
 	return ret;
 }
 
-int notify_subscribe(struct conn *c, struct region *r, bool external)
+/* notify_subscribe, with the external watch when external. */
+static int sub_add(struct conn *c, struct region *r, bool external)
 {
 	struct sub *s;
 	int ret;
@@ -524,6 +525,16 @@ int notify_subscribe(struct conn *c, struct region *r, bool external)
 	c->nsubs++;
 	c->srv->nsubscriptions++;
 	return 0;
+}
+
+int notify_subscribe(struct conn *c, struct region *r)
+{
+	return sub_add(c, r, false);
+}
+
+int notify_subscribe_external(struct conn *c, struct region *r)
+{
+	return sub_add(c, r, true);
 }
 
 static void sub_free(struct sub *s)

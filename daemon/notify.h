@@ -38,13 +38,14 @@ void notify_region(struct region *r, const cJSON *event, unsigned to, const stru
 /* Sends event (borrowed) of region r to c alone. */
 void notify_conn(struct conn *c, struct region *r, const cJSON *event);
 
+/* Subscribes c to r. Returns 0, -EALREADY, -EAGAIN (max_subscriptions_per_client), -ENOMEM. */
+int notify_subscribe(struct conn *c, struct region *r);
 /*
- * Subscribes c to r; external: also to changes nobody reported (extwatch.h), charged to c's
- * uid as one watched file. Returns 0, -EALREADY, -EAGAIN (max_subscriptions_per_client),
- * -EDQUOT (the uid's max_watched_files_per_uid: reply_budget), -ENOMEM, or the error of
- * extwatch_ref.
+ * notify_subscribe, and to changes nobody reported too (extwatch.h), charged to c's uid as one
+ * watched file: also -EDQUOT (the uid's max_watched_files_per_uid: reply_budget) or the error
+ * of extwatch_ref.
  */
-int notify_subscribe(struct conn *c, struct region *r, bool external);
+int notify_subscribe_external(struct conn *c, struct region *r);
 /* Ends c's subscription to r. Returns 0 or -ENOENT. */
 int notify_unsubscribe(struct conn *c, struct region *r);
 

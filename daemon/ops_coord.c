@@ -270,7 +270,7 @@ int ops_subscribe(struct conn *c, uint64_t id, cJSON *req)
 		return ret;
 	/* Changes published before the subscription go to the subscribers before it. */
 	relay_run(r);
-	ret = notify_subscribe(c, r, external);
+	ret = external ? notify_subscribe_external(c, r) : notify_subscribe(c, r);
 	if (ret == 0)
 		relay_route(r);
 	if (ret == -EALREADY) {
