@@ -418,6 +418,7 @@ START_TEST(test_extwatch_anonymous_region_is_polled)
 END_TEST
 
 struct ext_seen {
+	int reconnected;
 	int events;
 	bool external;
 	const void *ranges;
@@ -430,6 +431,8 @@ static void ext_on_event(struct mmapd_client *client, const struct mmapd_event *
 	struct ext_seen *seen = arg;
 
 	(void)client;
+	if (ev->type == MMAPD_EVENT_RECONNECTED)
+		seen->reconnected++;
 	if (ev->type != MMAPD_EVENT_CHANGED)
 		return;
 	seen->events++;
@@ -467,6 +470,41 @@ START_TEST(test_extwatch_client_library_flag_and_event)
 }
 END_TEST
 
+/* A reconnection subscribes again with the flag: the watch is back after a daemon restart. */
+START_TEST(test_extwatch_client_reconnection_keeps_the_flag)
+{
+	struct test_daemon d;
+	struct mmapd_client *client;
+	struct ext_seen seen = { 0 };
+	int i;
+
+	test_daemon_start(&d, NULL);
+	test_daemon_create(&d, "again", EXT_SIZE, false);
+	test_daemon_create(&d, "plain", EXT_SIZE, false);
+	client = test_client_connect(&d, "ext-reconnect");
+	ck_assert_int_eq(mmapd_subscribe_flags(client, "again", MMAPD_SUBSCRIBE_EXTERNAL, NULL), 0);
+	ck_assert_int_eq(mmapd_subscribe(client, "plain", NULL), 0);
+	mmapd_client_set_event_handler(client, ext_on_event, &seen);
+
+	test_daemon_kill(&d);
+	test_daemon_restart(&d);
+	for (i = 0; i < 100 && seen.reconnected == 0; i++)
+		(void)mmapd_client_dispatch(client, 100);
+	ck_assert_int_eq(seen.reconnected, 1);
+	ck_assert_uint_eq(test_daemon_wait_status(&d, "subscriptions", 2), 2);
+	ck_assert_uint_eq(ext_stat(&d, "watched_files"), 1);
+
+	ext_write(&d, "plain", EXT_WRITE, 0);
+	ext_write(&d, "again", EXT_WRITE, 0);
+	for (i = 0; i < 50 && seen.events == 0; i++)
+		ck_assert_int_ge(mmapd_client_dispatch(client, 100), 0);
+	ck_assert_int_eq(seen.events, 1);
+	ck_assert(seen.external);
+	mmapd_disconnect(client);
+	test_daemon_stop(&d);
+}
+END_TEST
+
 static Suite *extwatch_suite(void)
 {
 	Suite *s = suite_create("extwatch");
@@ -481,6 +519,7 @@ static Suite *extwatch_suite(void)
 	tcase_add_test(tc, test_extwatch_change_is_in_the_change_log);
 	tcase_add_test(tc, test_extwatch_anonymous_region_is_polled);
 	tcase_add_test(tc, test_extwatch_client_library_flag_and_event);
+	tcase_add_test(tc, test_extwatch_client_reconnection_keeps_the_flag);
 	suite_add_tcase(s, tc);
 	return s;
 }
