@@ -16,6 +16,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -505,6 +506,30 @@ START_TEST(test_extwatch_client_reconnection_keeps_the_flag)
 }
 END_TEST
 
+/* mmapctl watch --external prints the external change of a non-client's write. */
+START_TEST(test_extwatch_mmapctl_watch_external)
+{
+	char *argv[] = { (char *)test_env_path("MMAPCTL_BIN"), (char *)"watch", (char *)"seen",
+	                 (char *)"--external", NULL };
+	struct test_daemon d;
+	struct test_proc p;
+	char line[512];
+
+	test_daemon_start(&d, NULL);
+	test_daemon_create(&d, "seen", EXT_SIZE, false);
+	test_proc_spawn(&p, &d, argv);
+	ck_assert_uint_eq(test_daemon_wait_status(&d, "subscriptions", 1), 1);
+	ck_assert_uint_eq(ext_stat(&d, "watched_files"), 1);
+	ext_write(&d, "seen", EXT_WRITE, 0);
+	ck_assert_int_gt(test_proc_readline(&p, line, sizeof(line), TEST_WAIT_MS), 0);
+	ck_assert_msg(strstr(line, " changed seen seq=1 first_seq=1 ranges=unknown external "
+	                     "size=65536"), "mmapctl watch printed: %s", line);
+	test_proc_kill(&p, SIGTERM);
+	ck_assert_int_eq(test_proc_wait(&p), 0);
+	test_daemon_stop(&d);
+}
+END_TEST
+
 static Suite *extwatch_suite(void)
 {
 	Suite *s = suite_create("extwatch");
@@ -520,6 +545,7 @@ static Suite *extwatch_suite(void)
 	tcase_add_test(tc, test_extwatch_anonymous_region_is_polled);
 	tcase_add_test(tc, test_extwatch_client_library_flag_and_event);
 	tcase_add_test(tc, test_extwatch_client_reconnection_keeps_the_flag);
+	tcase_add_test(tc, test_extwatch_mmapctl_watch_external);
 	suite_add_tcase(s, tc);
 	return s;
 }
