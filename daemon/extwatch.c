@@ -56,6 +56,8 @@ struct extwatch {
 	uint64_t interval_ms;         /* the timer's period as started */
 	bool stopped;                 /* extwatch_stop: no handle is made any more */
 	int inotify_err;              /* inotify could not be set up: -errno, else 0 */
+	unsigned closing;             /* handles whose close has not ended yet */
+	bool done;                    /* extwatch_done: freed once nothing is closing */
 };
 
 int extwatch_init(struct server *srv, extwatch_fn *changed)
@@ -72,6 +74,23 @@ int extwatch_init(struct server *srv, extwatch_fn *changed)
 	return 0;
 }
 
+/* Frees x once its handles are closed. */
+static void extwatch_free(struct extwatch *x)
+{
+	if (x->ifd >= 0)
+		close(x->ifd);
+	htab_done(&x->by_wd);
+	free(x);
+}
+
+static void extwatch_on_closed(uv_handle_t *handle)
+{
+	struct extwatch *x = handle->data;
+
+	if (--x->closing == 0 && x->done)
+		extwatch_free(x);
+}
+
 void extwatch_stop(struct server *srv)
 {
 	struct extwatch *x = srv->extwatch;
@@ -80,11 +99,13 @@ void extwatch_stop(struct server *srv)
 		return;
 	x->stopped = true;
 	if (x->poll_active) {
-		uv_close((uv_handle_t *)&x->poll, NULL);
+		x->closing++;
+		uv_close((uv_handle_t *)&x->poll, extwatch_on_closed);
 		x->poll_active = false;
 	}
 	if (x->timer_init) {
-		uv_close((uv_handle_t *)&x->timer, NULL);
+		x->closing++;
+		uv_close((uv_handle_t *)&x->timer, extwatch_on_closed);
 		x->timer_init = false;
 	}
 }
@@ -97,11 +118,12 @@ void extwatch_done(struct server *srv)
 		return;
 	if (x->all)
 		log_error("external watches still held at exit (first: '%s')", x->all->region->name);
-	if (x->ifd >= 0)
-		close(x->ifd);
-	htab_done(&x->by_wd);
-	free(x);
 	srv->extwatch = NULL;
+	extwatch_stop(srv);
+	/* Handles still closing free it from their close callback (the loop's next turn). */
+	x->done = true;
+	if (x->closing == 0)
+		extwatch_free(x);
 }
 
 static bool ts_equal(const struct timespec *a, const struct timespec *b)
@@ -290,7 +312,8 @@ static int extwatch_inotify_open(struct extwatch *x)
 		r = uv_poll_start(&x->poll, UV_READABLE, extwatch_on_inotify);
 		if (r < 0) {
 			/* Closing stops the poll at once; the descriptor can go. */
-			uv_close((uv_handle_t *)&x->poll, NULL);
+			x->closing++;
+			uv_close((uv_handle_t *)&x->poll, extwatch_on_closed);
 			x->poll_active = false;
 		}
 	}

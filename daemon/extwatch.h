@@ -33,9 +33,12 @@ typedef void extwatch_fn(struct region *r);
 
 /* Sets the server's watch up (nothing watched, no handle made yet). Returns 0 or -ENOMEM. */
 int extwatch_init(struct server *srv, extwatch_fn *changed);
-/* Closes the loop handles (the server is finishing). */
+/* Closes the loop handles (the server is finishing); no handle is made after. */
 void extwatch_stop(struct server *srv);
-/* Frees what extwatch_init made (every watch has been dropped). */
+/*
+ * Frees what extwatch_init made (every watch has been dropped), closing the handles first if
+ * still open: then the memory goes in their close callbacks, at the loop's next turn.
+ */
 void extwatch_done(struct server *srv);
 
 /*

@@ -667,7 +667,6 @@ void server_done(struct server *s)
 		log_error("regions still referenced at exit (first: '%s')", s->all_regions->name);
 	htab_done(&s->regions);
 	dirindex_done(s);
-	extwatch_stop(s);
 	extwatch_done(s);
 	htab_done(&s->budgets);
 	cJSON_Delete(s->handover);
