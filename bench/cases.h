@@ -126,6 +126,14 @@ int case_persist(struct mmapd_client *client, const struct bench_opts *o);
 int case_ring(struct mmapd_client *client, const struct bench_opts *o);
 
 /*
+ * (x) changes made outside mmapd: the delay until an external subscriber hears of a write(2),
+ * a truncate and a store through a mapping by a process that is no client, against this
+ * process's own inotify wake-up (the store: against the poll interval); and the daemon's CPU
+ * per watched file and second with 100 and 1000 idle watches, against the fstat floor.
+ */
+int case_extwatch(struct mmapd_client *client, const struct bench_opts *o);
+
+/*
  * (m) the daemon's resident memory per idle client at 5,000 and 10,000 clients, and what it
  * keeps after they leave, against redis-server with the same clients.
  */

@@ -37,8 +37,8 @@ static const char *const placement_names[] = {
 /* The cases, in the order they run; --case picks some of them by these names. */
 enum bench_case {
 	CASE_OPEN, CASE_PING, CASE_LOCK, CASE_NOTIFY, CASE_THROUGHPUT, CASE_MEMCPY, CASE_ITERATE,
-	CASE_ATOMIC, CASE_PREWARM, CASE_FLUSH, CASE_STALL, CASE_LIST, CASE_RING, CASE_PERSIST, CASE_MEMORY,
-	CASE_COUNT,
+	CASE_ATOMIC, CASE_PREWARM, CASE_FLUSH, CASE_STALL, CASE_LIST, CASE_RING, CASE_PERSIST,
+	CASE_EXTWATCH, CASE_MEMORY, CASE_COUNT,
 };
 
 static const char *const case_names[CASE_COUNT] = {
@@ -56,6 +56,7 @@ static const char *const case_names[CASE_COUNT] = {
 	[CASE_LIST] = "list",
 	[CASE_RING] = "ring",
 	[CASE_PERSIST] = "persist",
+	[CASE_EXTWATCH] = "extwatch",
 	[CASE_MEMORY] = "memory",
 };
 
@@ -73,7 +74,7 @@ static void usage(FILE *f)
 	        "                   none: wherever the scheduler puts them\n"
 	        "  --case NAME      run only this case (repeatable): open, ping, lock, notify,\n"
 	        "                   throughput, memcpy, iterate, atomic, prewarm, flush, stall,\n"
-	        "                   list, ring, persist, memory\n",
+	        "                   list, ring, persist, extwatch, memory\n",
 	        QUICK_ITERS, DEFAULT_ITERS);
 }
 
@@ -320,6 +321,8 @@ int main(int argc, char **argv)
 		r = case_ring(client, &opts);
 	if (r == 0 && case_wanted(cases, CASE_PERSIST))
 		r = case_persist(client, &opts);
+	if (r == 0 && case_wanted(cases, CASE_EXTWATCH))
+		r = case_extwatch(client, &opts);
 	if (r == 0 && case_wanted(cases, CASE_MEMORY))
 		r = case_memory(&opts);
 	mmapd_disconnect(client);

@@ -57,19 +57,19 @@ void subs_forget(struct mmapd_client *client, const char *name)
 	}
 }
 
-static struct name_node *name_node_new(const char *name);
+static struct name_node *name_node_new(const char *name, unsigned flags);
 
 void subs_renamed(struct mmapd_client *client, const char *name, const char *to)
 {
 	for (struct name_node **p = &client->subs; *p; p = &(*p)->next) {
 		if (strcmp((*p)->name, name) == 0) {
-			struct name_node *node = name_node_new(to);
+			struct name_node *old = *p, *node = name_node_new(to, old->flags);
 
 			/* Without memory the subscription is not made again after a reconnection. */
 			if (node)
-				node->next = (*p)->next;
-			free(*p);
-			*p = node ? node : (*p)->next;
+				node->next = old->next;
+			*p = node ? node : old->next;
+			free(old);
 			return;
 		}
 	}
@@ -83,13 +83,14 @@ static bool subs_have(const struct mmapd_client *client, const char *name)
 	return false;
 }
 
-static struct name_node *name_node_new(const char *name)
+static struct name_node *name_node_new(const char *name, unsigned flags)
 {
 	size_t len = strlen(name) + 1;
 	struct name_node *node = malloc(sizeof(*node) + len);
 
 	if (node) {
 		node->next = NULL;
+		node->flags = flags;
 		memcpy(node->name, name, len);
 	}
 	return node;
@@ -454,17 +455,35 @@ static int subscribe_hook(struct mmapd_client *client, struct call *call, const 
 	return 0;
 }
 
-MMAPD_EXPORT int mmapd_subscribe(struct mmapd_client *client, const char *name,
-                                 uint64_t *ret_seq)
+/* A subscribe request for name with flags (MMAPD_SUBSCRIBE_*, checked) in *ret_req. */
+static int subscribe_request(struct mmapd_client *client, const char *name, unsigned flags,
+                             cJSON **ret_req)
+{
+	int r;
+
+	if (flags & ~MMAPD_SUBSCRIBE_EXTERNAL)
+		return error_set(-EINVAL, "unknown subscribe flags 0x%x",
+		                 flags & ~MMAPD_SUBSCRIBE_EXTERNAL);
+	r = request_start_region(client, proto_op_name(PROTO_OP_SUBSCRIBE), name, ret_req);
+	if (r == 0 && (flags & MMAPD_SUBSCRIBE_EXTERNAL) &&
+	    !cJSON_AddTrueToObject(*ret_req, PROTO_FIELD_EXTERNAL)) {
+		cJSON_Delete(*ret_req);
+		r = request_nomem();
+	}
+	return r;
+}
+
+MMAPD_EXPORT int mmapd_subscribe_flags(struct mmapd_client *client, const char *name,
+                                       unsigned flags, uint64_t *ret_seq)
 {
 	struct name_node *node = NULL;
 	struct call call = { .on_reply = subscribe_hook, .ctx = &node };
 	int r;
 
-	r = request_start_region(client, proto_op_name(PROTO_OP_SUBSCRIBE), name, &call.req);
+	r = subscribe_request(client, name, flags, &call.req);
 	if (r < 0)
 		return r;
-	node = name_node_new(name);
+	node = name_node_new(name, flags);
 	if (!node) {
 		cJSON_Delete(call.req);
 		return error_set(-ENOMEM, "out of memory");
@@ -512,7 +531,7 @@ MMAPD_EXPORT int mmapd_subscribe_page(struct mmapd_client *client, const char *n
 	r = request_start_region(client, proto_op_name(PROTO_OP_SUBSCRIBE), name, &call.req);
 	if (r < 0)
 		return r;
-	node = name_node_new(name);
+	node = name_node_new(name, 0);
 	if (!node || !cJSON_AddBoolToObject(call.req, PROTO_FIELD_PAGE, 1)) {
 		free(node);
 		cJSON_Delete(call.req);
@@ -534,6 +553,12 @@ MMAPD_EXPORT int mmapd_subscribe_page(struct mmapd_client *client, const char *n
 		}
 	}
 	return r;
+}
+
+MMAPD_EXPORT int mmapd_subscribe(struct mmapd_client *client, const char *name,
+                                 uint64_t *ret_seq)
+{
+	return mmapd_subscribe_flags(client, name, 0, ret_seq);
 }
 
 /* The unsubscribe reply, in stream order. */
@@ -565,6 +590,7 @@ MMAPD_EXPORT int mmapd_unsubscribe(struct mmapd_client *client, const char *name
 int subs_restore(struct mmapd_client *client)
 {
 	char **names = NULL;
+	unsigned *flags = NULL;
 	size_t n = 0, i;
 	uint64_t gen;
 	int r = 0;
@@ -574,12 +600,15 @@ int subs_restore(struct mmapd_client *client)
 	for (struct name_node *node = client->subs; node; node = node->next)
 		n++;
 	names = n ? calloc(n, sizeof(*names)) : NULL;
+	flags = n ? calloc(n, sizeof(*flags)) : NULL;
 	i = 0;
-	for (struct name_node *node = client->subs; names && node; node = node->next)
+	for (struct name_node *node = client->subs; names && flags && node; node = node->next) {
+		flags[i] = node->flags;
 		if (!(names[i++] = strdup(node->name)))
 			r = -ENOMEM;
+	}
 	pthread_mutex_unlock(&client->lock);
-	if ((n && !names) || r < 0) {
+	if ((n && (!names || !flags)) || r < 0) {
 		r = error_set(-ENOMEM, "out of memory subscribing again");
 		goto out;
 	}
@@ -587,7 +616,7 @@ int subs_restore(struct mmapd_client *client)
 	for (i = 0; i < n && r == 0; i++) {
 		struct call call = { .flags = CALL_INTERNAL };
 
-		r = request_start_region(client, proto_op_name(PROTO_OP_SUBSCRIBE), names[i], &call.req);
+		r = subscribe_request(client, names[i], flags[i], &call.req);
 		if (r == 0)
 			r = coord_run(client, &call, NULL, NULL);
 		if (r == 0 || r == -EALREADY) {
@@ -613,6 +642,7 @@ out:
 	for (i = 0; names && i < n; i++)
 		free(names[i]);
 	free(names);
+	free(flags);
 	return r;
 }
 
@@ -756,6 +786,14 @@ MMAPD_EXPORT int mmapd_region_subscribe(struct mmapd_region *region, uint64_t *r
 	if (!region)
 		return error_set(-EINVAL, "region is NULL");
 	return mmapd_subscribe(region->client, region->name, ret_seq);
+}
+
+MMAPD_EXPORT int mmapd_region_subscribe_flags(struct mmapd_region *region, unsigned flags,
+                                              uint64_t *ret_seq)
+{
+	if (!region)
+		return error_set(-EINVAL, "region is NULL");
+	return mmapd_subscribe_flags(region->client, region->name, flags, ret_seq);
 }
 
 MMAPD_EXPORT int mmapd_region_unsubscribe(struct mmapd_region *region)

@@ -135,6 +135,8 @@ int pagesub_add(struct mmapd_client *client, const char *name, int page_fd, int 
                 unsigned tag, uint64_t seq);
 /* Drops the page subscription to name, if any. Lock held. */
 void pagesub_forget(struct mmapd_client *client, const char *name);
+/* Region name is now called `to` ("renamed"): its page subscription follows. Lock held. */
+void pagesub_renamed(struct mmapd_client *client, const char *name, const char *to);
 /*
  * Consumes the doorbells' edges in mmapd_client_fd()'s set (a ring after this makes it readable
  * again). Returns false when the set says the socket has nothing to read, else true (also

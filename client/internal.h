@@ -126,7 +126,7 @@ struct page_sub {
 	uint64_t next_seq;            /* the first change not delivered nor reported lost */
 	uint64_t stuck_seq;           /* found reserved but not published (0: none) ... */
 	struct timespec stuck_since;  /* ... since then */
-	char name[];
+	char name[MMAPD_NAME_MAX + 1]; /* follows a rename (pagesub_renamed) */
 };
 
 /*
@@ -154,6 +154,7 @@ struct id_node {
 /* A subscription, kept so that a reconnection can subscribe again. */
 struct name_node {
 	struct name_node *next;
+	unsigned flags;         /* MMAPD_SUBSCRIBE_* it was made with */
 	char name[];
 };
 

@@ -741,10 +741,27 @@ MMAPD_EXPORT int mmapd_subscribe(struct mmapd_client *client, const char *name,
  */
 MMAPD_EXPORT int mmapd_subscribe_page(struct mmapd_client *client, const char *name,
                                       uint64_t *ret_seq);
+
+#define MMAPD_SUBSCRIBE_EXTERNAL 0x1u /* also changes nobody reported (see below) */
+/*
+ * mmapd_subscribe() with flags. With MMAPD_SUBSCRIBE_EXTERNAL the daemon also watches the
+ * region's file for changes made outside mmapd (write(2), truncate, stores through mappings
+ * of processes that do not report them; docs/coordination.md, "Changes made outside mmapd")
+ * and sends each as a CHANGED event with external set, no ranges (ranges NULL, nranges 0:
+ * where is not known) and size the file's size. Such a subscription counts against the uid's
+ * max_watched_files_per_uid. Returns 0, -EALREADY, -EAGAIN (max_subscriptions_per_client, or
+ * the uid's max_watched_files_per_uid), -ENOENT, -EACCES, -EINVAL (also unknown flags). A
+ * daemon whose hello does not list the feature "external" ignores the flag: the subscription
+ * then hears of reported changes only.
+ */
+MMAPD_EXPORT int mmapd_subscribe_flags(struct mmapd_client *client, const char *name,
+                                       unsigned flags, uint64_t *ret_seq);
 /* Returns 0, or -ENOENT when not subscribed. */
 MMAPD_EXPORT int mmapd_unsubscribe(struct mmapd_client *client, const char *name);
 /* mmapd_subscribe() and mmapd_unsubscribe() of an open region's name, on its connection. */
 MMAPD_EXPORT int mmapd_region_subscribe(struct mmapd_region *region, uint64_t *ret_seq);
+MMAPD_EXPORT int mmapd_region_subscribe_flags(struct mmapd_region *region, unsigned flags,
+                                              uint64_t *ret_seq);
 MMAPD_EXPORT int mmapd_region_unsubscribe(struct mmapd_region *region);
 /*
  * Tells the daemon that offset..offset+length of region name changed (writes through a mapping
@@ -1083,7 +1100,7 @@ MMAPD_EXPORT int mmapd_guard_end(struct mmapd_region *region);
 /* ---- Events ---- */
 
 enum mmapd_event_type {
-	MMAPD_EVENT_CHANGED = 1,      /* seq, first_seq, ranges, writer_* */
+	MMAPD_EVENT_CHANGED = 1,      /* seq, first_seq, ranges, writer_*; external, size */
 	MMAPD_EVENT_OVERFLOW,         /* seq: changes were dropped, re-read the region */
 	MMAPD_EVENT_RESIZED,          /* size, old_size, generation, external (mapping already updated) */
 	MMAPD_EVENT_SHRINKING,        /* size, generation: the tail was already made inaccessible */
@@ -1125,7 +1142,8 @@ struct mmapd_event {
 	uint64_t size;
 	uint64_t old_size;
 	uint64_t generation;
-	bool external;                 /* RESIZED: a size change the daemon did not make */
+	bool external;                 /* RESIZED: a size change the daemon did not make;
+	                                  CHANGED: a change made outside mmapd, no ranges */
 	struct mmapd_policy policy;
 	int error;                     /* negative errno */
 	const char *message;

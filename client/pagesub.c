@@ -120,6 +120,13 @@ static void pagesub_flush(struct mmapd_client *client, const char *name, struct 
 				.writer_pid = b->ch[i].pid,
 			};
 
+			/* Made outside mmapd: where is not known, as in the daemon's event. */
+			if (b->ch[i].flags & CHANGELOG_EXTERNAL) {
+				ev.external = true;
+				ev.size = b->ch[i].length;
+				ev.ranges = NULL;
+				ev.nranges = 0;
+			}
 			event_push(client, &ev);
 		}
 	}
@@ -201,7 +208,7 @@ int pagesub_add(struct mmapd_client *client, const char *name, int page_fd, int 
                 unsigned tag, uint64_t seq)
 {
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLET };
-	struct page_sub *ps = calloc(1, sizeof(*ps) + strlen(name) + 1);
+	struct page_sub *ps = calloc(1, sizeof(*ps));
 	struct stat st;
 	void *map = MAP_FAILED;
 	int r = ps ? 0 : -ENOMEM;
@@ -255,6 +262,13 @@ void pagesub_forget(struct mmapd_client *client, const char *name)
 			return;
 		}
 	}
+}
+
+void pagesub_renamed(struct mmapd_client *client, const char *name, const char *to)
+{
+	for (struct page_sub *ps = client->page_subs; ps; ps = ps->next)
+		if (strcmp(ps->name, name) == 0)
+			snprintf(ps->name, sizeof(ps->name), "%s", to);
 }
 
 bool pagesub_edges(struct mmapd_client *client)

@@ -117,8 +117,14 @@ static int event_parse(const cJSON *msg, struct mmapd_event *ev, struct mmapd_ra
 		ev->first_seq = ev->seq;
 		ev->writer_pid = -1;
 		if (msg_get_u64(msg, PROTO_FIELD_FIRST_SEQ, &ev->first_seq) == -EINVAL ||
-		    event_writer(msg, ev) < 0)
+		    event_writer(msg, ev) < 0 ||
+		    msg_get_bool(msg, PROTO_FIELD_EXTERNAL, &ev->external) == -EINVAL ||
+		    msg_get_u64(msg, PROTO_FIELD_SIZE, &ev->size) == -EINVAL)
 			return -EINVAL;
+		/* A change made outside mmapd has no ranges: "ranges": null. */
+		if (ev->external &&
+		    cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(msg, PROTO_FIELD_RANGES)))
+			return 0;
 		return event_ranges(msg, ret_ranges, &ev->nranges);
 	case MMAPD_EVENT_OVERFLOW:
 	case MMAPD_EVENT_FLUSHED:
@@ -204,6 +210,7 @@ void event_handle(struct mmapd_client *client, const cJSON *msg, const char *nam
 	case MMAPD_EVENT_RENAMED:
 		regions_renamed(client, ev.region, ev.to);
 		subs_renamed(client, ev.region, ev.to);
+		pagesub_renamed(client, ev.region, ev.to);
 		fastlock_renamed(client, ev.region, ev.to);
 		break;
 	default:

@@ -15,7 +15,8 @@ _mmapctl()
 	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
 	local commands="status list regions stat clients stats create delete rename copy resize locks watch
 		flush policy clear-error chown chmod help"
-	local options="--socket --json --output --help --version --anonymous --sparse --prometheus --replace"
+	local options="--socket --json --output --help --version --anonymous --sparse --prometheus
+		--replace --external"
 	local cmd="" nargs=0 i
 	local -a socket=()
 

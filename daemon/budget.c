@@ -24,6 +24,7 @@ static const char *const budget_keys[BUDGET_NITEMS] = {
 	[BUDGET_LOCK_WAITERS] = "max_lock_waiters_per_uid",
 	[BUDGET_ANON_REGIONS] = "max_anonymous_regions_per_uid",
 	[BUDGET_ANON_BYTES] = "max_anonymous_bytes_per_uid",
+	[BUDGET_WATCHED_FILES] = "max_watched_files_per_uid",
 };
 
 /* The names of the items in the stats reply. */
@@ -34,6 +35,7 @@ static const char *const budget_stat_names[BUDGET_NITEMS] = {
 	[BUDGET_LOCK_WAITERS] = "lock_waiters",
 	[BUDGET_ANON_REGIONS] = "anonymous_regions",
 	[BUDGET_ANON_BYTES] = "anonymous_bytes",
+	[BUDGET_WATCHED_FILES] = "watched_files",
 };
 
 const char *budget_key(enum budget_item item)
@@ -59,6 +61,7 @@ uint64_t budget_limit(const struct server *srv, enum budget_item item)
 	case BUDGET_LOCK_WAITERS: return l->max_lock_waiters_per_uid;
 	case BUDGET_ANON_REGIONS: return l->max_anonymous_regions_per_uid;
 	case BUDGET_ANON_BYTES:   return l->max_anonymous_bytes_per_uid;
+	case BUDGET_WATCHED_FILES: return l->max_watched_files_per_uid;
 	case BUDGET_NITEMS:       break;
 	}
 	assert(0);

@@ -34,6 +34,7 @@ enum budget_item {
 	BUDGET_LOCK_WAITERS,   /* lock requests waiting */
 	BUDGET_ANON_REGIONS,   /* anonymous regions it owns */
 	BUDGET_ANON_BYTES,     /* their sizes */
+	BUDGET_WATCHED_FILES,  /* external subscriptions: files the daemon watches for it */
 	BUDGET_NITEMS,
 };
 

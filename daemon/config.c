@@ -55,6 +55,7 @@ static const struct config_limit {
 	CONFIG_LIMIT(max_pending_ranges, 64, 1, 4096),
 	CONFIG_LIMIT(size_check_ms, 1000, 0, 3600000),
 	CONFIG_LIMIT(max_control_slots_per_uid, 16, 1, 56),
+	CONFIG_LIMIT(external_poll_ms, 100, 10, 3600000),
 	CONFIG_LIMIT(max_bytes_granted_per_client, PROTO_ID_MAX, 4096, PROTO_ID_MAX),
 	CONFIG_LIMIT(max_regions_created_per_client, 65536, 1, 1048576),
 	CONFIG_LIMIT(max_fds_per_uid, 1024, 8, 1048576),
@@ -63,6 +64,7 @@ static const struct config_limit {
 	CONFIG_LIMIT(max_anonymous_regions_per_uid, 256, 1, 1048576),
 	CONFIG_LIMIT(max_anonymous_bytes_per_uid, 1073741824ULL, 4096, PROTO_ID_MAX),
 	CONFIG_LIMIT(max_anonymous_bytes_all_users, 0, 0, PROTO_ID_MAX),
+	CONFIG_LIMIT(max_watched_files_per_uid, 64, 1, 1048576),
 	CONFIG_LIMIT(reserved_clients, 16, 0, 65536),
 	CONFIG_LIMIT(reserved_fds, 64, 0, 65536),
 };

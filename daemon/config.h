@@ -37,6 +37,7 @@ struct limits {
 	uint64_t max_pending_ranges;
 	uint64_t size_check_ms;
 	uint64_t max_control_slots_per_uid;   /* of one region's control page; root exempt */
+	uint64_t external_poll_ms;     /* extwatch.h: how often watched files are fstat'ed */
 	/* Access and quotas (docs/protocol.md, "Access control and operations"). */
 	uint64_t max_bytes_granted_per_client;
 	uint64_t max_regions_created_per_client;
@@ -47,6 +48,7 @@ struct limits {
 	uint64_t max_anonymous_regions_per_uid;
 	uint64_t max_anonymous_bytes_per_uid;
 	uint64_t max_anonymous_bytes_all_users;  /* 0: half the machine's memory */
+	uint64_t max_watched_files_per_uid;      /* external subscriptions (extwatch.h) */
 	/* Held back for root and the daemon's uid only. */
 	uint64_t reserved_clients;
 	uint64_t reserved_fds;

@@ -453,6 +453,7 @@ static int fdconn_lock(struct conn *c, const cJSON *obj, const cJSON *handover,
 static int fdconn_sub(struct conn *c, const cJSON *obj, const cJSON *handover,
                       struct why *ret_why)
 {
+	const cJSON *external = cJSON_GetObjectItemCaseSensitive(obj, PROTO_FIELD_EXTERNAL);
 	struct region *r;
 	int ret;
 
@@ -461,7 +462,9 @@ static int fdconn_sub(struct conn *c, const cJSON *obj, const cJSON *handover,
 		return ret;
 	ret = fdconn_may_read(c, r, "subscription", ret_why);
 	if (ret == 0) {
-		ret = notify_subscribe(c, r);
+		/* A state stored before external subscriptions existed has none. */
+		ret = cJSON_IsTrue(external) ? notify_subscribe_external(c, r)
+		                             : notify_subscribe(c, r);
 		if (ret < 0)
 			why_set(ret_why, "cannot subscribe again to region '%.64s': %s", r->name,
 			        strerror(-ret));

@@ -17,9 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "budget.h"
 #include "conn.h"
 #include "changelog.h"
 #include "control.h"
+#include "extwatch.h"
 #include "log.h"
 #include "msg.h"
 #include "region.h"
@@ -45,6 +47,7 @@ struct sub {
 	                                 (a page subscription): no changed or lost events */
 	unsigned tag;                 /* with page: what the log's entries of its connection's
 	                                 changed requests carry as their slot */
+	bool external;                /* also hears of changes nobody reported (extwatch.h) */
 
 	bool holding;                 /* something below is held back */
 	struct range *ranges;
@@ -295,6 +298,20 @@ static void sub_hold_change(struct sub *s, const struct notify_writer *writer, u
 	s->last_seq = seq;
 }
 
+/*
+ * Holds in s a gap up to seq: what it holds cannot be told exactly any more, so one overflow,
+ * when its queue drains, stands for all of it and for what comes until then.
+ */
+static void sub_hold_gap(struct sub *s, uint64_t seq)
+{
+	sub_set_holding(s, true);
+	free(s->ranges);
+	s->ranges = NULL;
+	s->nranges = s->cap = 0;
+	s->overflowed = s->dropped = true;
+	s->dropped_seq = seq;
+}
+
 void notify_changed_by(struct region *r, const struct notify_writer *writer, uint64_t seq,
                        uint64_t offset, uint64_t length)
 {
@@ -341,18 +358,51 @@ void notify_lost(struct region *r, uint64_t seq)
 		if (s->page || !conn_alive(s->conn))
 			continue;
 		if (sub_must_hold(s)) {
-			/* What it holds has a gap now: one overflow, when its queue drains, stands
-			 * for all of it and for what comes until then. */
-			sub_set_holding(s, true);
-			free(s->ranges);
-			s->ranges = NULL;
-			s->nranges = s->cap = 0;
-			s->overflowed = s->dropped = true;
-			s->dropped_seq = seq;
+			sub_hold_gap(s, seq);
 			continue;
 		}
 		sub_send_seq_event(s, proto_event_name(PROTO_EVENT_OVERFLOW), seq);
 	}
+}
+
+/* {"event": "changed", "region", "seq", "first_seq", "ranges": null, "external": true, "size"}. */
+static cJSON *notify_external_event(struct region *r, uint64_t seq, uint64_t size)
+{
+	cJSON *event = notify_event_new(r, proto_event_name(PROTO_EVENT_CHANGED));
+
+	if (event && cJSON_AddNumberToObject(event, PROTO_FIELD_SEQ, (double)seq) &&
+	    cJSON_AddNumberToObject(event, PROTO_FIELD_FIRST_SEQ, (double)seq) &&
+	    cJSON_AddNullToObject(event, PROTO_FIELD_RANGES) &&
+	    cJSON_AddTrueToObject(event, PROTO_FIELD_EXTERNAL) &&
+	    cJSON_AddNumberToObject(event, PROTO_FIELD_SIZE, (double)size))
+		return event;
+	cJSON_Delete(event);
+	return NULL;
+}
+
+void notify_changed_external(struct region *r, uint64_t seq, uint64_t size)
+{
+	struct outbuf *frame = NULL;
+	struct sub *s;
+
+	for (s = r->subs; s; s = s->next) {
+		/* A page subscription reads it from the log (relay_publish_external). */
+		if (!s->external || s->page || !conn_alive(s->conn))
+			continue;
+		/* Ranges held back cannot absorb a change of unknown place: re-read instead. */
+		if (sub_must_hold(s)) {
+			sub_hold_gap(s, seq);
+			continue;
+		}
+		if (!frame)
+			frame = notify_encode(r, notify_external_event(r, seq, size),
+			                      "announcing an external change");
+		if (!frame)
+			break;
+		notify_send_outbuf(s->conn, frame);
+	}
+	if (frame)
+		conn_outbuf_unref(frame);
 }
 
 /* {"event": "flushed", "region", "seq"}, or NULL on ENOMEM. */
@@ -438,9 +488,24 @@ void notify_region(struct region *r, const cJSON *event, unsigned to, const stru
 	conn_outbuf_unref(frame);
 }
 
-int notify_subscribe(struct conn *c, struct region *r)
+/* Starts watching r for s's connection: one watched file of its uid's budget. */
+static int sub_watch(struct conn *c, struct region *r)
+{
+	int ret;
+
+	if (budget_charge(c->budget, BUDGET_WATCHED_FILES, 1) < 0)
+		return -EDQUOT;
+	ret = extwatch_ref(r);
+	if (ret < 0)
+		budget_release(c->budget, BUDGET_WATCHED_FILES, 1);
+	return ret;
+}
+
+/* notify_subscribe, with the external watch when external. */
+static int sub_add(struct conn *c, struct region *r, bool external)
 {
 	struct sub *s;
+	int ret;
 
 	if (sub_find(c, r))
 		return -EALREADY;
@@ -453,6 +518,12 @@ int notify_subscribe(struct conn *c, struct region *r)
 		free(s);
 		return -ENOMEM;
 	}
+	if (external && (ret = sub_watch(c, r)) < 0) {
+		htab_remove(&c->subs, &s->node);
+		free(s);
+		return ret;
+	}
+	s->external = external;
 	s->conn = c;
 	s->region = r;
 	region_ref(r);
@@ -464,6 +535,16 @@ int notify_subscribe(struct conn *c, struct region *r)
 	c->nsubs++;
 	c->srv->nsubscriptions++;
 	return 0;
+}
+
+int notify_subscribe(struct conn *c, struct region *r)
+{
+	return sub_add(c, r, false);
+}
+
+int notify_subscribe_external(struct conn *c, struct region *r)
+{
+	return sub_add(c, r, true);
 }
 
 static void sub_free(struct sub *s)
@@ -486,6 +567,10 @@ static void sub_free(struct sub *s)
 	}
 	c->nsubs--;
 	c->srv->nsubscriptions--;
+	if (s->external) {
+		extwatch_unref(r);
+		budget_release(c->budget, BUDGET_WATCHED_FILES, 1);
+	}
 	free(s->ranges);
 	free(s);
 	region_check_idle(r);
@@ -594,7 +679,8 @@ cJSON *notify_conn_subs_json(const struct conn *c)
 			return NULL;
 		}
 		if (!cJSON_AddStringToObject(obj, PROTO_FIELD_REGION, sub->region->name) ||
-		    !cJSON_AddBoolToObject(obj, PROTO_FIELD_ANONYMOUS, sub->region->anonymous)) {
+		    !cJSON_AddBoolToObject(obj, PROTO_FIELD_ANONYMOUS, sub->region->anonymous) ||
+		    !cJSON_AddBoolToObject(obj, PROTO_FIELD_EXTERNAL, sub->external)) {
 			cJSON_Delete(arr);
 			return NULL;
 		}

@@ -50,6 +50,12 @@ int notify_subscribe(struct conn *c, struct region *r);
 unsigned notify_subscribe_page(struct conn *c, struct region *r);
 /* The tag of c's page subscription to r, or CHANGELOG_DAEMON (none). */
 unsigned notify_page_tag(const struct conn *c, const struct region *r);
+/*
+ * notify_subscribe, and to changes nobody reported too (extwatch.h), charged to c's uid as one
+ * watched file: also -EDQUOT (the uid's max_watched_files_per_uid: reply_budget) or the error
+ * of extwatch_ref.
+ */
+int notify_subscribe_external(struct conn *c, struct region *r);
 /* Ends c's subscription to r. Returns 0 or -ENOENT. */
 int notify_unsubscribe(struct conn *c, struct region *r);
 
@@ -67,6 +73,12 @@ struct notify_writer {
 /* notify_changed for a writer described by w. */
 void notify_changed_by(struct region *r, const struct notify_writer *w, uint64_t seq,
                        uint64_t offset, uint64_t length);
+/*
+ * Change seq was made outside mmapd, where is not known (the file's size is now size): a
+ * changed event with "external": true and "ranges": null to the subscribers that asked for
+ * external changes; one that must hold it back gets an overflow instead (when its queue drains).
+ */
+void notify_changed_external(struct region *r, uint64_t seq, uint64_t size);
 /* Changes up to seq were lost (the change log lapped the relay): an overflow to every subscriber. */
 void notify_lost(struct region *r, uint64_t seq);
 /* Announces that changes up to seq are durable ("flushed") to the subscribers. */
@@ -78,8 +90,8 @@ void notify_conn_drained(struct conn *c);
 bool notify_conn_holding(const struct conn *c);
 
 /*
- * c's subscriptions as an array of {"region": name, "anonymous": bool} (fdconn.h). NULL on
- * ENOMEM.
+ * c's subscriptions as an array of {"region": name, "anonymous": bool, "external": bool}
+ * (fdconn.h). NULL on ENOMEM.
  */
 cJSON *notify_conn_subs_json(const struct conn *c);
 

@@ -21,6 +21,7 @@
 
 #include "access.h"
 #include "conn.h"
+#include "extwatch.h"
 #include "fdcount.h"
 #include "log.h"
 #include "msg.h"
@@ -436,6 +437,11 @@ int ops_stats(struct conn *c, uint64_t id, cJSON *req)
 		{ "locks", NULL, "gauge", "Locks held.", srv->nlocks, false },
 		{ "lock_waiters", NULL, "gauge", "Locks waited for.", srv->nlock_waiters, false },
 		{ "subscriptions", NULL, "gauge", "Change subscriptions.", srv->nsubscriptions, false },
+		{ "watched_files", NULL, "gauge",
+		  "Region files watched for changes made outside mmapd.", extwatch_count(srv), false },
+		{ "watched_files_inotify", NULL, "gauge",
+		  "Of those, the ones inotify watches too (the others are only polled).",
+		  extwatch_inotify_count(srv), false },
 		{ "anonymous_bytes_users", "mmapd_users_anonymous_bytes", "gauge",
 		  "Bytes of anonymous regions owned by users other than root and the daemon's.",
 		  srv->anon_bytes_users, false },

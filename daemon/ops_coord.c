@@ -336,6 +336,7 @@ int ops_subscribe(struct conn *c, uint64_t id, cJSON *req)
 {
 	int fds[2] = { -1, -1 };
 	unsigned tag = 0;
+	bool external = false;
 	const char *name;
 	struct region *r;
 	bool page = false;
@@ -343,14 +344,15 @@ int ops_subscribe(struct conn *c, uint64_t id, cJSON *req)
 	int ret;
 
 	name = ops_get_name(c, id, req);
-	if (!name || ops_get_bool(c, id, req, PROTO_FIELD_PAGE, &page) < 0)
+	if (!name || ops_get_bool(c, id, req, PROTO_FIELD_PAGE, &page) < 0 ||
+	    ops_get_bool(c, id, req, PROTO_FIELD_EXTERNAL, &external) < 0)
 		return OPS_DONE;
 	ret = ops_get_region(c, id, req, name, ACCESS_READ, &r);
 	if (!r)
 		return ret;
 	/* Changes published before the subscription go to the subscribers before it. */
 	relay_run(r);
-	ret = notify_subscribe(c, r);
+	ret = external ? notify_subscribe_external(c, r) : notify_subscribe(c, r);
 	if (ret == -EALREADY) {
 		reply_error(c, id, EALREADY, "this connection is subscribed to region '%s' already",
 		            name);
@@ -359,8 +361,13 @@ int ops_subscribe(struct conn *c, uint64_t id, cJSON *req)
 		          c->srv->limits->max_subscriptions_per_client);
 		reply_error(c, id, EAGAIN, "this connection has max_subscriptions_per_client (%"
 		            PRIu64 ") subscriptions", c->srv->limits->max_subscriptions_per_client);
-	} else if (ret < 0) {
+	} else if (ret == -EDQUOT) {
+		reply_budget(c, id, c->budget, BUDGET_WATCHED_FILES, 1);
+	} else if (ret == -ENOMEM) {
 		reply_nomem(c, id);
+	} else if (ret < 0) {
+		reply_error(c, id, -ret, "cannot watch region '%s' for external changes: %s", name,
+		            strerror(-ret));
 	} else if (!page || subscribe_page(c, id, r, fds, &tag) == 0) {
 		/* The seq is read after the listeners word is set: every later change rings. */
 		relay_route(r);

@@ -77,6 +77,7 @@ cJSON *ops_limits_json(const struct conn *c)
 	    !cJSON_AddNumberToObject(obj, "event_backlog_bytes", (double)l->event_backlog_bytes) ||
 	    !cJSON_AddNumberToObject(obj, "max_pending_ranges", (double)l->max_pending_ranges) ||
 	    !cJSON_AddNumberToObject(obj, "size_check_ms", (double)l->size_check_ms) ||
+	    !cJSON_AddNumberToObject(obj, "external_poll_ms", (double)l->external_poll_ms) ||
 	    !ops_limits_budgets(c->srv, obj)) {
 		cJSON_Delete(obj);
 		return NULL;

@@ -25,6 +25,7 @@ int ops_hello(struct conn *c, uint64_t id, cJSON *req)
 	static const char *const features[] = {
 		"file", "anonymous", "cow", "window", "sparse",
 		"locks", "resize", "notify", "flush", "policy", "exec", "huge", "manage",
+		"external",
 	};
 	const char *client = NULL;
 	cJSON *reply, *limits, *list;

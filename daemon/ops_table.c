@@ -41,7 +41,7 @@ static const char *const fields_range[] = {
 	PROTO_FIELD_OP, PROTO_FIELD_NAME, PROTO_FIELD_OFFSET, PROTO_FIELD_LENGTH, NULL,
 };
 static const char *const fields_subscribe[] = {
-	PROTO_FIELD_OP, PROTO_FIELD_NAME, PROTO_FIELD_PAGE, NULL,
+	PROTO_FIELD_OP, PROTO_FIELD_NAME, PROTO_FIELD_PAGE, PROTO_FIELD_EXTERNAL, NULL,
 };
 static const char *const fields_changed[] = {
 	PROTO_FIELD_OP, PROTO_FIELD_NAME, PROTO_FIELD_OFFSET, PROTO_FIELD_LENGTH,

@@ -46,6 +46,7 @@
 struct conn;
 struct control;
 struct sub;
+struct xwatch;
 
 enum region_mode {
 	REGION_MODE_RO,
@@ -102,6 +103,7 @@ struct region {
 	uint64_t nsubs;
 	uint64_t npage_subs;          /* of them, page subscriptions (notify_subscribe_page) */
 	uint64_t next_tag;            /* notify.c: the tag a page subscription may get next */
+	struct xwatch *xwatch;        /* its external watch, or NULL (extwatch.h) */
 	struct resize_queue resizes;  /* resize.c */
 	struct flush_state flush;     /* flush.c */
 	struct region_waiter *wait_head, *wait_tail;

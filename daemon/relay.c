@@ -273,6 +273,26 @@ bool relay_publish(struct region *r, struct conn *c, uint64_t offset, uint64_t l
 	return true;
 }
 
+uint64_t relay_publish_external(struct region *r, uint64_t size)
+{
+	struct changelog *log;
+	uint64_t seq;
+
+	if (!control_log_ready(r->ctl))
+		return r->seq = relay_next_seq(r);
+	/* The changes published before it go out before it. */
+	relay_run(r);
+	log = control_log(r->ctl);
+	if (changelog_head(log) < r->seq)
+		atomic_store_explicit(&log->head, r->seq, memory_order_seq_cst);
+	seq = changelog_publish(log, 0, size, 0, CHANGELOG_DAEMON,
+	                        CHANGELOG_RELAYED | CHANGELOG_EXTERNAL);
+	/* Page subscribers read it from the log: they hear of it at this ring. */
+	control_ring(r->ctl);
+	r->seq = seq > r->seq ? seq : relay_next_seq(r);
+	return r->seq;
+}
+
 static void relay_on_bell(void *ctx)
 {
 	relay_run(ctx);

@@ -43,6 +43,13 @@ bool relay_publish(struct region *r, struct conn *c, uint64_t offset, uint64_t l
  */
 int relay_listen(struct region *r, int *ret_page_fd, int *ret_bell_fd);
 /*
+ * A change made outside mmapd, where is not known (extwatch.h), in r whose size is size
+ * (> 0): published in r's log, when r has one, after what the log holds was relayed, as the
+ * whole region [0, size) with pid 0 and CHANGELOG_EXTERNAL. Returns its seq; the caller sends
+ * its events (notify_changed_external).
+ */
+uint64_t relay_publish_external(struct region *r, uint64_t size);
+/*
  * A descriptor of r's doorbell for c, which must hold a slot in r's control page. Returns 0,
  * -EACCES (no slot), -ENOENT (no page), -errno.
  */

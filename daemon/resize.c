@@ -614,6 +614,11 @@ static void resize_on_size_timer(uv_timer_t *timer)
 	}
 }
 
+uint64_t resize_notice(struct region *r)
+{
+	return resize_busy(r) ? region_size(r) : resize_check(r);
+}
+
 void resize_checker_start(struct server *srv)
 {
 	uint64_t ms = srv->limits->size_check_ms;

@@ -68,6 +68,12 @@ void resize_region_retire(struct region *r);
  */
 void resize_server_stop(struct server *srv);
 
+/*
+ * Notices now a size of r the daemon did not make ("resized" with "external": true), unless a
+ * resize of r is under way. Returns r's current size.
+ */
+uint64_t resize_notice(struct region *r);
+
 /* Starts and stops the size_check_ms timer. */
 void resize_checker_start(struct server *srv);
 void resize_checker_stop(struct server *srv);

@@ -28,6 +28,8 @@
 #include "budget.h"
 #include "conn.h"
 #include "dirindex.h"
+#include "extchange.h"
+#include "extwatch.h"
 #include "fdconn.h"
 #include "fdstore.h"
 #include "flush.h"
@@ -317,6 +319,9 @@ int server_init(struct server *s, uv_loop_t *loop, const struct config *cfg,
 	if (r < 0)
 		goto out;
 	r = dirindex_init(s);
+	if (r < 0)
+		goto out;
+	r = extwatch_init(s, extchange_announce);
 	if (r < 0)
 		goto out;
 	fdstore_init(s, passed);
@@ -643,6 +648,7 @@ void server_check_finished(struct server *s)
 	resize_checker_stop(s);
 	server_sd_stop(s);
 	dirindex_stop(s);
+	extwatch_stop(s);
 	conn_turns_stop(s);
 }
 
@@ -666,6 +672,7 @@ void server_done(struct server *s)
 	htab_done(&s->regions);
 	htab_done(&s->adopted);
 	dirindex_done(s);
+	extwatch_done(s);
 	htab_done(&s->budgets);
 	cJSON_Delete(s->handover);
 	s->handover = NULL;

@@ -39,6 +39,7 @@ struct conn;
 struct conn_listener;
 struct region_listener;
 struct dirindex;
+struct extwatch;
 struct meta_writer;
 struct region;
 struct resize;
@@ -107,6 +108,7 @@ struct server {
 	uint64_t nlock_waiters;    /* locks waited for */
 	uint64_t wait_mark;        /* marks connections visited by a deadlock search */
 	uint64_t nsubscriptions;
+	struct extwatch *extwatch; /* files watched for changes made outside mmapd (extwatch.h) */
 	uint64_t shrink_serial;    /* the last shrink id given out */
 	struct resize *shrinks;    /* shrinks waiting for acknowledgements */
 	uv_timer_t size_timer;     /* size_check_ms */

@@ -36,8 +36,8 @@ DAEMON_LAYERS='
 0 frame fdpass msg policy region_obj utf8 vocab fdcount name num ctlpage changelog
 1 log enumname htab timer fileio fsdir memfd config sdnotify budget state why
 2 conn reply
-3 control region lifetime lock resize notify flush meta access fdstore dirindex adopt
-4 ops ops_get ops_getregion ops_json ops_session ops_table ops_admin ops_coord ops_list ops_region ops_manage ops_truncate relay ops_adopt
+3 control region lifetime lock resize notify flush meta access fdstore dirindex adopt extwatch
+4 ops ops_get ops_getregion ops_json ops_session ops_table ops_admin ops_coord ops_list ops_region ops_manage ops_truncate relay ops_adopt extchange
 5 server fdconn main
 '
 # The client library's layers, lowest first (client/internal.h tells what each file is for).

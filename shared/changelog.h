@@ -44,6 +44,8 @@
 #define CHANGELOG_DAEMON  0xffffu
 /* An entry's flags. */
 #define CHANGELOG_RELAYED 1u           /* the daemon sent the JSON events already */
+#define CHANGELOG_EXTERNAL 2u          /* made outside mmapd: the range is the whole region,
+                                          pid 0 (docs/coordination.md) */
 
 enum changelog_route {
 	CHANGELOG_ROUTE_NONE,          /* only readers of the page care */
@@ -59,7 +61,7 @@ struct changelog_entry {
 	_Atomic uint64_t length;
 	_Atomic uint32_t pid;         /* the writer's */
 	_Atomic uint16_t slot;        /* its slot in the control page, or CHANGELOG_DAEMON */
-	_Atomic uint16_t flags;       /* CHANGELOG_RELAYED */
+	_Atomic uint16_t flags;       /* CHANGELOG_RELAYED, CHANGELOG_EXTERNAL */
 };
 
 struct changelog {

@@ -287,7 +287,7 @@ START_TEST(help_explains_each_command)
 	ck_assert_msg(strstr(out, "Usage: mmapctl") && strstr(out, "\n  watch NAME ") &&
 	              strstr(out, "3 daemon unreachable"), "%s", out);
 	ck_assert_int_eq(test_run_ctl(NULL, out, sizeof(out), "help", "watch", (char *)NULL), 0);
-	ck_assert_msg(strncmp(out, "Usage: mmapctl [OPTION]... watch NAME\n", 38) == 0 &&
+	ck_assert_msg(strncmp(out, "Usage: mmapctl [OPTION]... watch NAME [--external]\n", 51) == 0 &&
 	              strstr(out, "reconnects"), "%s", out);
 	ck_assert_int_eq(test_run_ctl(NULL, out, sizeof(out), "create", "--help", (char *)NULL), 0);
 	ck_assert_msg(strstr(out, "watch NAME") == NULL && strstr(out, "create NAME SIZE") &&

@@ -678,6 +678,51 @@ START_TEST(test_fdconn_client_keeps_its_connection_grants_locks_and_subscription
 END_TEST
 
 /*
+ * A subscription made with "external" goes through a SIGTERM restart with it: the new daemon
+ * watches the file again, and a write(2) by a process that is no client reaches the
+ * subscriber on its old connection as an external change.
+ */
+START_TEST(test_fdconn_external_subscription_survives_the_restart)
+{
+	char path[TEST_PATH_MAX + 16];
+	struct fake_sd sd;
+	struct test_conn sub, c;
+	cJSON *reply, *ev;
+	int fd;
+
+	sd_init(&sd, NULL);
+	sd_spawn(&sd);
+	test_daemon_create(&sd.d, "file", 65536, false);
+	test_conn_open_hello(&sub, &sd.d);
+	test_reply_ok(test_conn_callf(&sub, "{'op':'subscribe','name':'file','external':true}"));
+
+	sd_stop(&sd, SIGTERM);
+	sd_spawn(&sd);
+	ck_assert_uint_eq(test_daemon_wait_status(&sd.d, "subscriptions", 1), 1);
+	test_conn_open_hello(&c, &sd.d);
+	reply = test_conn_callf(&c, "{'op':'stats'}");
+	test_assert_ok(reply);
+	ck_assert_uint_eq(test_json_u64(reply, "watched_files"), 1);
+	cJSON_Delete(reply);
+	test_conn_close(&c);
+
+	snprintf(path, sizeof(path), "%s/file", sd.d.data);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite(fd, "outside", 7, 0), 7);
+	close(fd);
+	ev = test_conn_expect_event(&sub, "changed", TEST_WAIT_MS);
+	ck_assert_msg(test_json_bool(ev, "external") &&
+	              cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(ev, "ranges")),
+	              "not an external change: %s", test_describe(ev));
+	cJSON_Delete(ev);
+
+	test_conn_close(&sub);
+	sd_done(&sd);
+}
+END_TEST
+
+/*
  * Whole-region locks held on the control page's fast path (a shared one and an exclusive
  * one) go through a SIGTERM restart: the old daemon takes them over and hands them on, the
  * new daemon holds them against others under the ids their holders know, and once they are
@@ -1313,6 +1358,7 @@ static Suite *fdstore_suite(void)
 	tcase_add_test(tc, test_fdstore_loss_of_anonymous_regions_is_logged_without_a_store);
 	tcase_add_test(tc, test_fdstore_watchdog_keepalives_arrive_at_half_the_interval);
 	tcase_add_test(tc, test_fdconn_client_keeps_its_connection_grants_locks_and_subscription);
+	tcase_add_test(tc, test_fdconn_external_subscription_survives_the_restart);
 	tcase_add_test(tc, test_fdconn_fast_path_locks_survive_the_restart);
 	tcase_add_test(tc, test_fdconn_peer_that_died_during_the_restart_is_dropped);
 	tcase_add_test(tc, test_fdconn_connection_whose_region_is_gone_is_closed);

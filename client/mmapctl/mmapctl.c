@@ -47,6 +47,7 @@ struct ctl {
 	bool anonymous;
 	bool sparse;
 	bool replace;        /* rename, copy --replace */
+	bool external;       /* watch --external: also changes made outside mmapd */
 	uint64_t size;       /* create's and resize's SIZE, checked before connecting */
 	bool set_policy;     /* policy with a KIND: set it (checked before connecting) */
 	struct mmapd_policy policy;
@@ -924,6 +925,13 @@ static cJSON *event_json(const struct mmapd_event *ev)
 	case MMAPD_EVENT_CHANGED:
 		ok = ok && json_add_numbers(obj, "seq", ev->seq, "first_seq", ev->first_seq,
 		                            (const char *)NULL);
+		/* A change made outside mmapd: "ranges": null, "external": true, "size". */
+		if (ev->external) {
+			ok = ok && cJSON_AddNullToObject(obj, "ranges") &&
+			     cJSON_AddTrueToObject(obj, "external") &&
+			     json_add_numbers(obj, "size", ev->size, (const char *)NULL);
+			break;
+		}
 		arr = ok ? cJSON_AddArrayToObject(obj, "ranges") : NULL;
 		ok = arr != NULL;
 		for (size_t i = 0; ok && i < ev->nranges; i++) {
@@ -995,6 +1003,8 @@ static void event_print(const struct mmapd_event *ev)
 	switch (ev->type) {
 	case MMAPD_EVENT_CHANGED:
 		printf(" seq=%" PRIu64 " first_seq=%" PRIu64 " ranges=", ev->seq, ev->first_seq);
+		if (ev->external)
+			printf("unknown external size=%" PRIu64, ev->size);
 		for (size_t i = 0; i < ev->nranges; i++)
 			printf("%s%" PRIu64 "+%" PRIu64, i ? "," : "", ev->ranges[i].offset,
 			       ev->ranges[i].length);
@@ -1116,7 +1126,8 @@ static int cmd_watch(struct ctl *ctl, char **args)
 		return EXIT_FAILURE;
 	}
 	mmapd_client_set_event_handler(ctl->client, watch_event, ctl);
-	if (mmapd_subscribe(ctl->client, args[0], NULL) < 0)
+	if (mmapd_subscribe_flags(ctl->client, args[0],
+	                          ctl->external ? MMAPD_SUBSCRIBE_EXTERNAL : 0, NULL) < 0)
 		return fail_on("watch", args[0]);
 	mmapd_client_set_reconnect(ctl->client, 0);
 	for (;;) {
@@ -1190,10 +1201,12 @@ static const struct command {
 	{ "locks", 0, 1, cmd_locks, "[NAME]", "list the locks held and waited for",
 	  "Holders first, then waiters in queue order, of region NAME or of all regions; \"no\n"
 	  "locks\" when there are none.\n" },
-	{ "watch", 1, 1, cmd_watch, "NAME", "print the region's events as they come",
+	{ "watch", 1, 1, cmd_watch, "NAME [--external]", "print the region's events as they come",
 	  "One line per event until SIGINT or SIGTERM (exit status 0). When the connection is\n"
 	  "lost, says so on standard error and reconnects for up to 30 s (exit status 3 if it\n"
-	  "cannot); then prints the \"reconnected\" event and goes on.\n" },
+	  "cannot); then prints the \"reconnected\" event and goes on. --external: also changes\n"
+	  "made outside mmapd (write(2), truncate, stores through mappings of processes that do\n"
+	  "not report), as changed events with ranges=unknown external.\n" },
 	{ "flush", 1, 1, cmd_flush, "NAME", "make the region durable",
 	  "Returns once the region's data is on stable storage (fdatasync by the daemon).\n" },
 	{ "policy", 1, 3, cmd_policy, "NAME [KIND [N]]", "show or set the flush policy",
@@ -1226,6 +1239,7 @@ static const char options_help[] =
 	"      --anonymous     create: a memfd region held by the daemon, no file\n"
 	"      --sparse        create, resize: do not reserve disk blocks\n"
 	"      --replace       rename, copy: replace an existing TO\n"
+	"      --external      watch: also changes made outside mmapd\n"
 	"      --prometheus    stats: print the Prometheus text format\n"
 	"  -h, --help          show this help (after a command: that command's)\n"
 	"  -V, --version       show the version\n"
@@ -1517,7 +1531,7 @@ static int output_finish(const char *path, char *tmp, int status)
 	return status;
 }
 
-enum { OPT_ANONYMOUS = 256, OPT_SPARSE, OPT_PROMETHEUS, OPT_REPLACE };
+enum { OPT_ANONYMOUS = 256, OPT_SPARSE, OPT_PROMETHEUS, OPT_REPLACE, OPT_EXTERNAL };
 
 int main(int argc, char **argv)
 {
@@ -1531,6 +1545,7 @@ int main(int argc, char **argv)
 		{ "sparse", no_argument, NULL, OPT_SPARSE },
 		{ "prometheus", no_argument, NULL, OPT_PROMETHEUS },
 		{ "replace", no_argument, NULL, OPT_REPLACE },
+		{ "external", no_argument, NULL, OPT_EXTERNAL },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ctl ctl = { 0 };
@@ -1571,6 +1586,9 @@ int main(int argc, char **argv)
 		case OPT_REPLACE:
 			ctl.replace = true;
 			break;
+		case OPT_EXTERNAL:
+			ctl.external = true;
+			break;
 		case ':':
 			return usage_error("option '%s' needs an argument", argv[optind - 1]);
 		default:
@@ -1605,6 +1623,8 @@ int main(int argc, char **argv)
 		return usage_error("--sparse goes with 'create' and 'resize' only");
 	if (ctl.replace && cmd->run != cmd_rename && cmd->run != cmd_copy)
 		return usage_error("--replace goes with 'rename' and 'copy' only");
+	if (ctl.external && cmd->run != cmd_watch)
+		return usage_error("--external goes with 'watch' only");
 	if (ctl.prometheus && cmd->run != cmd_stats)
 		return usage_error("--prometheus goes with 'stats' only");
 	if (ctl.prometheus && ctl.json)

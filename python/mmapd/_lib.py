@@ -198,6 +198,8 @@ _PROTOS: dict[str, tuple[object, list[object]]] = {
     "mmapd_unsubscribe": (_i, [P, c_char_p]),
     "mmapd_region_subscribe": (_i, [P, POINTER(_u64)]),
     "mmapd_region_unsubscribe": (_i, [P]),
+    "mmapd_subscribe_flags": (_i, [P, c_char_p, c_uint, POINTER(_u64)]),
+    "mmapd_region_subscribe_flags": (_i, [P, c_uint, POINTER(_u64)]),
     "mmapd_report_changed": (_i, [P, c_char_p, _u64, _u64, POINTER(_u64)]),
     "mmapd_region_report_changed": (_i, [P, _u64, _u64, POINTER(_u64)]),
     "mmapd_flush": (_i, [P, c_char_p, _u64, _u64]),
@@ -346,6 +348,7 @@ MANAGE_REPLACE = 0x1
 COPY_METHODS = ("reflink", "copy_file_range", "bytes")
 LOCK_EXCLUSIVE, LOCK_NOWAIT = 0x1, 0x2
 RESIZE_SPARSE, RESIZE_GROW_ONLY = 0x1, 0x2
+SUBSCRIBE_EXTERNAL = 0x1
 RING_OVERWRITE, RING_ANONYMOUS, RING_WRITER, RING_READER = 0x1, 0x2, 0x4, 0x8
 PSTRUCT_INIT = 0x1
 PERSIST_CREATE, PERSIST_ANONYMOUS, PERSIST_DURABLE = 0x1, 0x2, 0x4

@@ -272,9 +272,12 @@ class Client:
                    ctypes.byref(out), name=name)
         return out.value
 
-    def subscribe(self, name: str) -> int:
+    def subscribe(self, name: str, external: bool = False) -> int:
+        """external: also changes made outside mmapd (MMAPD_SUBSCRIBE_EXTERNAL): CHANGED
+        events with external True and no ranges."""
         out = ctypes.c_uint64()
-        self._call(lib.mmapd_subscribe, self._p(), name.encode(), ctypes.byref(out), name=name)
+        self._call(lib.mmapd_subscribe_flags, self._p(), name.encode(),
+                   _lib.SUBSCRIBE_EXTERNAL if external else 0, ctypes.byref(out), name=name)
         return out.value
 
     def unsubscribe(self, name: str) -> None:

@@ -342,10 +342,12 @@ class Region(Exporter):
                           ctypes.byref(out), name=self._name)
         return out.value
 
-    def subscribe(self) -> int:
-        """Subscribes this client to the region's events; returns its sequence number."""
+    def subscribe(self, external: bool = False) -> int:
+        """Subscribes this client to the region's events; returns its sequence number.
+        external: also changes made outside mmapd (see Client.subscribe)."""
         out = ctypes.c_uint64()
-        self.client._call(lib.mmapd_region_subscribe, self._p(), ctypes.byref(out),
+        self.client._call(lib.mmapd_region_subscribe_flags, self._p(),
+                          _lib.SUBSCRIBE_EXTERNAL if external else 0, ctypes.byref(out),
                           name=self._name)
         return out.value
 

@@ -39,6 +39,19 @@ class TestEvents(DaemonTest):
         self.assertEqual(changed[0].region, "ev")
         self.assertGreater(s1, seq0)
 
+    def test_external_change_of_a_process_that_is_no_client(self):
+        seq0 = self.c.subscribe("ev", external=True)
+        fd = os.open(os.path.join(self.d.data, "ev"), os.O_RDWR)
+        try:
+            os.pwrite(fd, b"outside", 10)   # this process writes the file, not through mmapd
+        finally:
+            os.close(fd)
+        ev = next(e for e in self.c.events(timeout=5.0) if e.type == EventType.CHANGED)
+        self.assertTrue(ev.external)
+        self.assertEqual(ev.ranges, ())
+        self.assertEqual(ev.size, 8192)
+        self.assertEqual(ev.seq, seq0 + 1)
+
     def test_callback_and_dispatch_thread(self):
         got = []
         self.c.on_event(got.append)
