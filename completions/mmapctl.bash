@@ -15,13 +15,17 @@ _mmapctl()
 	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
 	local commands="status list regions stat clients stats create delete rename copy resize locks watch
 		flush policy clear-error chown chmod help"
-	local options="--socket --json --output --help --version --anonymous --sparse --prometheus --replace"
+	local options="--socket --json --output --help --version --anonymous --sparse --prometheus --replace
+		--offset --length"
 	local cmd="" nargs=0 i
 	local -a socket=()
 
 	case $prev in
 	-s|--socket|-o|--output)
 		COMPREPLY=($(compgen -f -- "$cur"))
+		return
+		;;
+	--offset|--length)
 		return
 		;;
 	esac
@@ -31,7 +35,7 @@ _mmapctl()
 			socket=(--socket "${COMP_WORDS[i+1]}")
 			((i++))
 			;;
-		-o|--output)
+		-o|--output|--offset|--length)
 			((i++))
 			;;
 		-*)
