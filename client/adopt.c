@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Adopting files the caller opened (mmapd_region_adopt(), mmapd_map_path()): the adopt
- * request carries the caller's descriptor (struct call's send_fd, sent with the frame's first
+ * request carries a descriptor of the file (struct call's send_fd, sent with the frame's first
  * byte), and its reply is open's, so the region is made and mapped by region.c's
- * region_open_with(). The library never opens a path for the daemon: mmapd_map_path() opens
- * it here, with the caller's own credentials, and only the descriptor travels.
+ * region_open_adopted(). The region keeps that descriptor (a copy of the caller's, or the one
+ * mmapd_map_path() opened) to adopt the file again after a reconnection. The library never
+ * opens a path for the daemon: mmapd_map_path() opens it here, with the caller's own
+ * credentials, and only the descriptor travels.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,10 +18,6 @@
 
 /* What adopt takes of struct mmapd_open_opts' flags (the rest concern creating by name). */
 #define ADOPT_FLAGS (MMAPD_OPEN_REPORT_WRITES | MMAPD_OPEN_POPULATE)
-
-static const char *const adopt_modes[] = {
-	[MMAPD_MODE_RO] = "ro", [MMAPD_MODE_RW] = "rw", [MMAPD_MODE_COW] = "cow",
-};
 
 /* Checks opts (read already) for adopt. flags: what else the caller allows. */
 static int adopt_opts_check(const struct mmapd_open_opts *opts, unsigned flags)
@@ -35,30 +33,23 @@ static int adopt_opts_check(const struct mmapd_open_opts *opts, unsigned flags)
 	return 0;
 }
 
-/* Adopts fd with opts already read and checked. */
+/* Adopts fd (consumed) with opts already read and checked. */
 static int adopt_fd(struct mmapd_client *client, int fd, const char *name,
                     const struct mmapd_open_opts *opts, struct mmapd_region **ret_region)
 {
 	struct mmapd_open_opts plain = *opts;
-	cJSON *req;
 	int r;
 
 	if (name) {
 		r = region_name_check(name);
-		if (r < 0)
+		if (r < 0) {
+			close(fd);
 			return r;
-	}
-	req = cJSON_CreateObject();
-	if (!req || !cJSON_AddStringToObject(req, PROTO_FIELD_OP, proto_op_name(PROTO_OP_ADOPT)) ||
-	    (name && !cJSON_AddStringToObject(req, PROTO_FIELD_NAME, name)) ||
-	    !cJSON_AddStringToObject(req, PROTO_FIELD_MODE, adopt_modes[opts->mode]) ||
-	    !cJSON_AddNumberToObject(req, PROTO_FIELD_FDS, 1)) {
-		cJSON_Delete(req);
-		return request_nomem();
+		}
 	}
 	/* Only the flags that concern the mapping go on. */
 	plain.flags &= ADOPT_FLAGS;
-	return region_open_with(client, name, &plain, req, &fd, ret_region);
+	return region_open_adopted(client, name, &plain, fd, ret_region);
 }
 
 MMAPD_EXPORT int mmapd_region_adopt(struct mmapd_client *client, int fd, const char *name,
@@ -78,6 +69,12 @@ MMAPD_EXPORT int mmapd_region_adopt(struct mmapd_client *client, int fd, const c
 	r = adopt_opts_check(&known, 0);
 	if (r < 0)
 		return r;
+	/* The region's own copy: the caller may close fd at once. */
+	fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0) {
+		r = -errno;
+		return error_set(r, "cannot copy the descriptor: %s", mmapd_strerror(r));
+	}
 	return adopt_fd(client, fd, name, &known, ret_region);
 }
 
@@ -117,7 +114,5 @@ MMAPD_EXPORT int mmapd_map_path(struct mmapd_client *client, const char *path,
 		close(fd);
 		return r;
 	}
-	r = adopt_fd(client, fd, NULL, &known, ret_region);
-	close(fd);
-	return r;
+	return adopt_fd(client, fd, NULL, &known, ret_region);
 }

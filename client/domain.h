@@ -232,14 +232,14 @@ int regions_reopen(struct mmapd_client *client);
  */
 int open_opts_read(const struct mmapd_open_opts *opts, struct mmapd_open_opts *ret);
 /*
- * The body of mmapd_region_open() for a request already built (req, consumed): the open
- * request, or adopt's with send_fd (borrowed) sent along. name may be NULL (adopt: the
- * daemon's reply names the region). opts were read and checked. Returns as
- * mmapd_region_open().
+ * The body of mmapd_region_adopt(): sends the adopt request with adopt_fd (consumed), which
+ * the region keeps to adopt the file again after a reconnection and closes with the region.
+ * name may be NULL (the daemon's reply names the region). opts were read and checked.
+ * Returns as mmapd_region_open().
  */
-int region_open_with(struct mmapd_client *client, const char *name,
-                     const struct mmapd_open_opts *opts, cJSON *req, const int *send_fd,
-                     struct mmapd_region **ret_region);
+int region_open_adopted(struct mmapd_client *client, const char *name,
+                        const struct mmapd_open_opts *opts, int adopt_fd,
+                        struct mmapd_region **ret_region);
 
 /* ---- start.c ---- */
 

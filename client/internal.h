@@ -247,6 +247,8 @@ struct mmapd_region {
 	uint64_t gen;
 	bool gone;                    /* deleted, or given up on reconnect: follows nothing */
 	int fd;
+	int adopt_fd;                 /* adopted: the descriptor it was adopted with, to adopt it
+	                               * again after a reconnection; -1 otherwise */
 	uint8_t *map;                 /* page-aligned; NULL until mapped */
 	size_t map_pages;             /* pages mapped from the file */
 	size_t access_pages;          /* the first ones are accessible, the rest PROT_NONE */

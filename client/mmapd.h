@@ -293,7 +293,8 @@ MMAPD_EXPORT int mmapd_region_open(struct mmapd_client *client, const char *name
 
 /*
  * Adopts a file the caller already opened: fd (borrowed: still the caller's, who may close it
- * at once afterwards) goes to the daemon with the request, and the caller gets a region for
+ * at once afterwards; the library keeps a copy of it while the region is open, to adopt the
+ * file again after a reconnection) goes to the daemon with the request, and the caller gets a region for
  * that file, mapped as mmapd_region_open() maps one, with the same locks, resizes,
  * notifications and flushes as the data directory's regions. fd must be a regular file opened
  * O_RDONLY (ro and cow grants only) or O_RDWR; the daemon never grants more than it allows.
@@ -319,7 +320,8 @@ MMAPD_EXPORT int mmapd_region_adopt(struct mmapd_client *client, int fd, const c
  * MMAPD_MODE_COW, O_RDWR for MMAPD_MODE_RW; with MMAPD_OPEN_CREATE O_RDWR and O_CREAT, mode
  * 0666 less the umask, and MMAPD_OPEN_EXCL adds O_EXCL; a created or empty file is then made
  * opts->size bytes, when given, with ftruncate), adopts the descriptor under no name
- * (mmapd_region_adopt()) and closes it. The daemon never opens path. Returns as
+ * (mmapd_region_adopt()) and keeps it open while the region is open (mmapd_region_adopt()
+ * keeps its copy for the same reason). The daemon never opens path. Returns as
  * mmapd_region_adopt(), and open(2)'s errors (-ENOENT, -EACCES...) for path.
  */
 MMAPD_EXPORT int mmapd_map_path(struct mmapd_client *client, const char *path,

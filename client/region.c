@@ -14,7 +14,9 @@
  *
  * After a reconnection, regions_reopen() (called by reconnect.c, above) asks for a new grant
  * of every open region by name and keeps the mapping when the new descriptor opens the same
- * file (otherwise the region is given up: it stays mapped and follows nothing).
+ * file (otherwise the region is given up: it stays mapped and follows nothing). An adopted
+ * region is adopted again instead, under its name, with the descriptor it was adopted with,
+ * which it keeps open for that until it is closed (the daemon keeps nothing of it).
  *
  * A region holds a reference on its client, so it stays usable (and closable) after
  * mmapd_disconnect(); the daemon has then released the grant already and closing only unmaps.
@@ -25,6 +27,7 @@
  * granted an executable map ("exec": true), and asked again on a reopen.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -379,6 +382,9 @@ void region_free(struct mmapd_region *region)
 	if (region->fd >= 0)
 		close(region->fd);
 	region->fd = -1;
+	if (region->adopt_fd >= 0)
+		close(region->adopt_fd);
+	region->adopt_fd = -1;
 	if (granted)
 		client_release_grant(client, region->name, handle, gen);
 	pthread_mutex_lock(&client->lock);
@@ -436,6 +442,7 @@ static int region_open_prepare(struct mmapd_client *client, const char *name,
 	if (name)
 		strcpy(region->name, name);
 	region->fd = -1;
+	region->adopt_fd = -1;
 	region->mode = opts->mode;
 	region->report_writes = opts->flags & MMAPD_OPEN_REPORT_WRITES;
 	region->open_flags = opts->flags;
@@ -530,17 +537,46 @@ static int region_open_run(struct mmapd_client *client, struct call *call,
 	return 0;
 }
 
-int region_open_with(struct mmapd_client *client, const char *name,
-                     const struct mmapd_open_opts *opts, cJSON *req, const int *send_fd,
-                     struct mmapd_region **ret_region)
+/*
+ * Builds the adopt request for a descriptor sent along, in mode, under name (NULL: the daemon
+ * names the region). Returns NULL on allocation failure (message set).
+ */
+static cJSON *adopt_request_new(const char *name, enum mmapd_mode mode)
+{
+	cJSON *req = cJSON_CreateObject();
+
+	if (!req || !cJSON_AddStringToObject(req, PROTO_FIELD_OP, proto_op_name(PROTO_OP_ADOPT)) ||
+	    (name && !cJSON_AddStringToObject(req, PROTO_FIELD_NAME, name)) ||
+	    !cJSON_AddStringToObject(req, PROTO_FIELD_MODE, mode_names[mode]) ||
+	    !cJSON_AddNumberToObject(req, PROTO_FIELD_FDS, 1)) {
+		cJSON_Delete(req);
+		request_nomem();
+		return NULL;
+	}
+	return req;
+}
+
+int region_open_adopted(struct mmapd_client *client, const char *name,
+                        const struct mmapd_open_opts *opts, int adopt_fd,
+                        struct mmapd_region **ret_region)
 {
 	struct call call = { 0 };
+	struct mmapd_region *region;
+	cJSON *req = adopt_request_new(name, opts->mode);
 	int r;
 
+	if (!req) {
+		close(adopt_fd);
+		return -ENOMEM;
+	}
 	r = region_open_prepare(client, name, opts, req, &call);
-	if (r < 0)
+	if (r < 0) {
+		close(adopt_fd);
 		return r;
-	call.send_fd = send_fd;
+	}
+	region = call.ctx;
+	region->adopt_fd = adopt_fd;
+	call.send_fd = &region->adopt_fd;
 	return region_open_run(client, &call, ret_region);
 }
 
@@ -659,23 +695,37 @@ static int region_reopen(struct mmapd_client *client, struct mmapd_region *regio
 	struct call call = { .flags = CALL_INTERNAL, .want_fd = true,
 	                     .on_reply = region_reopen_hook, .ctx = &ro };
 	uint64_t gen;
-	bool closed;
-	int r;
+	bool closed, adopted;
+	int adopt_fd = -1, r;
 
+	/* A copy of the adopted descriptor: mmapd_region_close() may close the region's meanwhile. */
 	pthread_mutex_lock(&client->lock);
 	gen = client->gen;
 	closed = region->closed;
+	adopted = region->adopt_fd >= 0;
+	if (!closed && adopted && (adopt_fd = fcntl(region->adopt_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+		r = -errno;
+		region_give_up(client, region, r, "cannot copy the descriptor of the adopted file to "
+		               "adopt it again after mmapd restarted");
+	}
 	pthread_mutex_unlock(&client->lock);
-	if (closed)
+	if (closed || (adopted && adopt_fd < 0))
 		return 0;
-	call.req = regrant_request_new(region, region->mode);
-	if (!call.req)
+	call.req = adopted ? adopt_request_new(region->name, region->mode)
+	                   : regrant_request_new(region, region->mode);
+	if (!call.req) {
+		if (adopt_fd >= 0)
+			close(adopt_fd);
 		return -ENOMEM;
+	}
+	call.send_fd = adopt_fd >= 0 ? &adopt_fd : NULL;
 	r = client_run(client, &call);
 	cJSON_Delete(call.req);
 	cJSON_Delete(call.reply);
 	if (call.fd >= 0)
 		close(call.fd);
+	if (adopt_fd >= 0)
+		close(adopt_fd);
 	/* Not the grant we want: hand it back. */
 	if (ro.has_handle && !ro.same)
 		client_release_grant(client, region->name, ro.handle, gen);

@@ -16,13 +16,16 @@ _mmapctl()
 	local commands="status list regions stat clients stats create delete rename copy resize locks watch
 		flush policy clear-error chown chmod help"
 	local options="--socket --json --output --help --version --anonymous --sparse --prometheus
-		--replace --external"
+		--replace --external --offset --length"
 	local cmd="" nargs=0 i
 	local -a socket=()
 
 	case $prev in
 	-s|--socket|-o|--output)
 		COMPREPLY=($(compgen -f -- "$cur"))
+		return
+		;;
+	--offset|--length)
 		return
 		;;
 	esac
@@ -32,7 +35,7 @@ _mmapctl()
 			socket=(--socket "${COMP_WORDS[i+1]}")
 			((i++))
 			;;
-		-o|--output)
+		-o|--output|--offset|--length)
 			((i++))
 			;;
 		-*)

@@ -7,7 +7,8 @@
  * 65534 against a real daemon: descriptors of FIFOs, sockets, devices, directories, O_PATH,
  * write-only and /proc files, descriptors on other ops or two at once, a 1 TiB sparse file, a
  * file root can read and nobody cannot, and files unlinked, renamed, truncated and replaced
- * behind the daemon's back. The suite runs as root (the attacks need a second uid); without
+ * behind the daemon's back. Adopted regions are adopted again after a daemon restart. The
+ * suite runs as root (the attacks need a second uid); without
  * root they are skipped.
  */
 #include <errno.h>
@@ -1084,6 +1085,98 @@ START_TEST(test_adopt_map_path_is_one_call)
 }
 END_TEST
 
+/* What the reconnection test's handler saw. */
+struct adopt_seen {
+	int reconnected;
+	int deleted;
+};
+
+static void adopt_seen_event(struct mmapd_client *client, const struct mmapd_event *ev,
+                             void *userdata)
+{
+	struct adopt_seen *seen = userdata;
+
+	(void)client;
+	if (ev->type == MMAPD_EVENT_RECONNECTED)
+		seen->reconnected++;
+	else if (ev->type == MMAPD_EVENT_DELETED)
+		seen->deleted++;
+}
+
+/* Checks that region, adopted, is held again by the daemon d restarted and still maps path. */
+static void adopt_check_readopted(struct mmapd_client *c, struct mmapd_region *region,
+                                  const char *path, uint64_t at)
+{
+	struct mmapd_region_info *info = NULL;
+	char back[sizeof(pattern)];
+	int fd;
+
+	ck_assert_msg(mmapd_stat(c, mmapd_region_name(region), &info) == 0, "stat %s: %s",
+	              mmapd_region_name(region), mmapd_last_message());
+	ck_assert(info->adopted);
+	ck_assert_uint_eq(info->grants, 1);
+	mmapd_region_info_free(info);
+	/* Written after the restart, through the old mapping, straight into the file at path. */
+	memcpy(mmapd_region_data(region) + at, pattern, sizeof(pattern));
+	ck_assert_int_eq(mmapd_region_flush(region, 0, 0), 0);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, back, sizeof(back), (off_t)at), (ssize_t)sizeof(back));
+	close(fd);
+	ck_assert(memcmp(back, pattern, sizeof(pattern)) == 0);
+}
+
+/*
+ * The daemon keeps nothing of an adopted region: after it is killed (SIGKILL) and restarted on
+ * the same socket, libmmapd adopts the file again with the descriptor it kept, under the same
+ * name, for a region of mmapd_region_adopt() (whose caller closed its own descriptor at once)
+ * and one of mmapd_map_path(); both are usable again, over the same files, and nothing is
+ * reported deleted. Closing them closes the kept descriptors (the fixture counts them).
+ */
+START_TEST(test_adopt_regions_are_adopted_again_after_a_daemon_restart)
+{
+	struct mmapd_open_opts rw = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RW);
+	struct adopt_seen seen = { 0 };
+	struct mmapd_region *named = NULL, *mapped = NULL;
+	struct mmapd_client *c;
+	struct test_daemon d;
+	char name[MMAPD_NAME_MAX + 1], npath[TEST_PATH_MAX + 64], mpath[TEST_PATH_MAX + 64];
+	int fd, i;
+
+	test_daemon_start(&d, CFG);
+	snprintf(npath, sizeof(npath), "%s", adopt_file(&d, "kept.bin", SIZE, 0600));
+	snprintf(mpath, sizeof(mpath), "%s", adopt_file(&d, "mapped.bin", SIZE, 0600));
+	c = test_client_connect(&d, "readopt");
+	mmapd_client_set_event_handler(c, adopt_seen_event, &seen);
+	fd = open(npath, O_RDWR | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_msg(mmapd_region_adopt(c, fd, "kept", &rw, &named) == 0, "adopt: %s",
+	              mmapd_last_message());
+	close(fd);
+	ck_assert_msg(mmapd_map_path(c, mpath, &rw, &mapped) == 0, "map: %s", mmapd_last_message());
+	snprintf(name, sizeof(name), "%s", mmapd_region_name(mapped));
+
+	test_daemon_kill(&d);
+	test_daemon_restart(&d);
+	for (i = 0; i < 100 && seen.reconnected == 0; i++)
+		ck_assert_int_ge(mmapd_client_dispatch(c, 100), 0);
+	ck_assert_int_eq(seen.reconnected, 1);
+	ck_assert_int_eq(seen.deleted, 0);
+	ck_assert_str_eq(mmapd_region_name(named), "kept");
+	ck_assert_str_eq(mmapd_region_name(mapped), name);
+	adopt_check_readopted(c, named, npath, 0);
+	adopt_check_readopted(c, mapped, mpath, 100);
+	/* Still the region's grant: resizing goes through and the file follows. */
+	ck_assert_msg(mmapd_region_resize(named, 2 * SIZE, 0) == 0, "resize: %s",
+	              mmapd_last_message());
+	ck_assert_uint_eq(mmapd_region_size(named), 2 * SIZE);
+	mmapd_region_close(mapped);
+	mmapd_region_close(named);
+	mmapd_disconnect(c);
+	test_daemon_stop(&d);
+}
+END_TEST
+
 static Suite *adopt_suite(void)
 {
 	Suite *s = suite_create("adopt");
@@ -1105,6 +1198,7 @@ static Suite *adopt_suite(void)
 	tcase_add_test(tc, test_adopt_name_access_is_capped_by_the_owners_descriptors);
 	tcase_add_test(tc, test_adopt_unlink_rename_truncate_replace_behind_the_daemon);
 	tcase_add_test(tc, test_adopt_map_path_is_one_call);
+	tcase_add_test(tc, test_adopt_regions_are_adopted_again_after_a_daemon_restart);
 	suite_add_tcase(s, tc);
 	return s;
 }

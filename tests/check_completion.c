@@ -48,6 +48,8 @@ START_TEST(bash_completes_commands_and_options)
 	ck_assert_str_eq(out, "every-bytes\nevery-writes\n");
 	complete(NULL, "help wa", false);
 	ck_assert_str_eq(out, "watch\n");
+	complete(NULL, "flush --le", false);
+	ck_assert_str_eq(out, "--length\n");
 }
 END_TEST
 
@@ -104,6 +106,11 @@ START_TEST(bash_completes_region_names_from_the_daemon)
 	ck_assert_str_eq(out, "alpha\nalps\nbeta\n");
 	/* A second argument is no region. */
 	complete(&d, "resize alpha", true);
+	ck_assert_str_eq(out, "\n");
+	/* The value of flush's --offset is no argument, and gets no completion. */
+	complete(&d, "flush --offset 4K be", false);
+	ck_assert_str_eq(out, "beta\n");
+	complete(&d, "flush --offset", true);
 	ck_assert_str_eq(out, "\n");
 	/* --socket wins over $MMAPD_SOCKET (which names nothing here). */
 	snprintf(words, sizeof(words), "--socket %s delete b", d.sock);

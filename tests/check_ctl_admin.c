@@ -2,7 +2,7 @@
 /*
  * mmapctl's operator commands against a real mmapd: clients, stats (table, --json,
  * --prometheus following Prometheus' naming conventions, --output replacing a file at once),
- * chown and chmod, and the owner and mode that stat shows afterwards; help, the "no regions"
+ * chown and chmod, and the owner and mode that stat shows afterwards; flush of a range; help, the "no regions"
  * and "no locks" lines, and exit status 3 with a hint when the daemon is unreachable. Each
  * test starts its own daemon, so counters and regions never leak from one test to the next.
  */
@@ -436,6 +436,34 @@ START_TEST(policy_words_set_show_and_refuse_as_mmapd_policy_parse_reads_them)
 }
 END_TEST
 
+/*
+ * flush --offset/--length flushes a range: one inside the region succeeds (--json says so),
+ * one past its end is the daemon's -ERANGE (exit status 1, it reached the daemon), bad
+ * numbers and the options on another command are usage errors.
+ */
+START_TEST(flush_range_reaches_the_daemon)
+{
+	static char out[4096];
+	cJSON *obj;
+
+	test_daemon_create(&dmn, "r", 65536, false);
+	CTL(0, out, "flush", "r", "--offset", "4K", "--length", "4096");
+	ck_assert_str_eq(out, "");
+	CTL(0, out, "--json", "flush", "r", "--offset", "60K");
+	obj = json_parse(out);
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(obj, "flushed")));
+	cJSON_Delete(obj);
+	CTL(0, out, "flush", "r", "--length", "0");
+	TEST_CTL_MERGED(&dmn, 1, out, "flush", "r", "--offset", "128K", "--length", "4K");
+	ck_assert_msg(strstr(out, "flush r: "), "%s", out);
+	TEST_CTL_MERGED(&dmn, 1, out, "flush", "r", "--offset", "60K", "--length", "8K");
+	CTL(2, out, "flush", "r", "--offset", "4Q");
+	CTL(2, out, "flush", "r", "--length", "-1");
+	CTL(2, out, "stat", "r", "--offset", "0");
+	CTL(2, out, "flush", "r", "--offset");
+}
+END_TEST
+
 static Suite *ctl_admin_suite(void)
 {
 	Suite *s = suite_create("ctl_admin");
@@ -457,6 +485,7 @@ static Suite *ctl_admin_suite(void)
 	tcase_add_test(tc, chmod_bad_mode_exits_2);
 	tcase_add_test(tc, chown_missing_region_exits_1_does_not_exist);
 	tcase_add_test(tc, policy_words_set_show_and_refuse_as_mmapd_policy_parse_reads_them);
+	tcase_add_test(tc, flush_range_reaches_the_daemon);
 	suite_add_tcase(s, tc);
 	return s;
 }

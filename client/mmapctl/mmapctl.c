@@ -55,6 +55,8 @@ struct ctl {
 	int64_t uid, gid;    /* chown's UID and GID (-1: keep), checked before connecting */
 	unsigned perm;       /* chmod's MODE, checked before connecting */
 	const char *output;  /* --output FILE: replaced atomically once the output is complete */
+	const char *offset_arg, *length_arg;  /* flush --offset N, --length N (NULL: not given) */
+	uint64_t offset, length;              /* ...read before connecting (0: not given) */
 	struct mmapd_client *client;
 };
 
@@ -553,7 +555,7 @@ static int cmd_resize(struct ctl *ctl, char **args)
 
 static int cmd_flush(struct ctl *ctl, char **args)
 {
-	if (mmapd_flush(ctl->client, args[0], 0, 0) < 0)
+	if (mmapd_flush(ctl->client, args[0], ctl->offset, ctl->length) < 0)
 		return fail_on("flush", args[0]);
 	return ctl->json ? json_print_done(args[0], "flushed") : EXIT_SUCCESS;
 }
@@ -1207,8 +1209,11 @@ static const struct command {
 	  "cannot); then prints the \"reconnected\" event and goes on. --external: also changes\n"
 	  "made outside mmapd (write(2), truncate, stores through mappings of processes that do\n"
 	  "not report), as changed events with ranges=unknown external.\n" },
-	{ "flush", 1, 1, cmd_flush, "NAME", "make the region durable",
-	  "Returns once the region's data is on stable storage (fdatasync by the daemon).\n" },
+	{ "flush", 1, 1, cmd_flush, "NAME [--offset N] [--length N]", "make the region durable",
+	  "Returns once the region's data is on stable storage (fdatasync by the daemon).\n"
+	  "--offset and --length (suffixes as for SIZE): only that range, whose dirty pages\n"
+	  "are written and committed (--length 0 or none: to the end of the region); a range\n"
+	  "not inside the region is an error.\n" },
 	{ "policy", 1, 3, cmd_policy, "NAME [KIND [N]]", "show or set the flush policy",
 	  "KIND: manual, always, every-bytes N, every-writes N or interval MS.\n" },
 	{ "clear-error", 1, 1, cmd_clear_error, "NAME", "clear the poison of a failed flush",
@@ -1241,6 +1246,8 @@ static const char options_help[] =
 	"      --replace       rename, copy: replace an existing TO\n"
 	"      --external      watch: also changes made outside mmapd\n"
 	"      --prometheus    stats: print the Prometheus text format\n"
+	"      --offset N      flush: the range's start (bytes; K, M, G, T suffixes)\n"
+	"      --length N      flush: the range's length (0: to the end of the region)\n"
 	"  -h, --help          show this help (after a command: that command's)\n"
 	"  -V, --version       show the version\n"
 	"\n"
@@ -1367,6 +1374,20 @@ static int size_arg(struct ctl *ctl, const char *arg, bool zero_ok)
 
 	if (r < 0 || (ctl->size == 0 && !zero_ok))
 		return usage_error("invalid size '%s'%s", arg, r == -ERANGE ? ": too large" : "");
+	return 0;
+}
+
+/* Reads flush's --offset and --length, when given. Returns 0 or the usage error's status. */
+static int range_args(struct ctl *ctl)
+{
+	int r;
+
+	if (ctl->offset_arg && (r = size_parse(ctl->offset_arg, &ctl->offset)) < 0)
+		return usage_error("invalid offset '%s'%s", ctl->offset_arg,
+		                   r == -ERANGE ? ": too large" : "");
+	if (ctl->length_arg && (r = size_parse(ctl->length_arg, &ctl->length)) < 0)
+		return usage_error("invalid length '%s'%s", ctl->length_arg,
+		                   r == -ERANGE ? ": too large" : "");
 	return 0;
 }
 
@@ -1531,7 +1552,9 @@ static int output_finish(const char *path, char *tmp, int status)
 	return status;
 }
 
-enum { OPT_ANONYMOUS = 256, OPT_SPARSE, OPT_PROMETHEUS, OPT_REPLACE, OPT_EXTERNAL };
+enum {
+	OPT_ANONYMOUS = 256, OPT_SPARSE, OPT_PROMETHEUS, OPT_REPLACE, OPT_EXTERNAL, OPT_OFFSET, OPT_LENGTH,
+};
 
 int main(int argc, char **argv)
 {
@@ -1546,6 +1569,8 @@ int main(int argc, char **argv)
 		{ "prometheus", no_argument, NULL, OPT_PROMETHEUS },
 		{ "replace", no_argument, NULL, OPT_REPLACE },
 		{ "external", no_argument, NULL, OPT_EXTERNAL },
+		{ "offset", required_argument, NULL, OPT_OFFSET },
+		{ "length", required_argument, NULL, OPT_LENGTH },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ctl ctl = { 0 };
@@ -1589,6 +1614,12 @@ int main(int argc, char **argv)
 		case OPT_EXTERNAL:
 			ctl.external = true;
 			break;
+		case OPT_OFFSET:
+			ctl.offset_arg = optarg;
+			break;
+		case OPT_LENGTH:
+			ctl.length_arg = optarg;
+			break;
 		case ':':
 			return usage_error("option '%s' needs an argument", argv[optind - 1]);
 		default:
@@ -1627,6 +1658,8 @@ int main(int argc, char **argv)
 		return usage_error("--external goes with 'watch' only");
 	if (ctl.prometheus && cmd->run != cmd_stats)
 		return usage_error("--prometheus goes with 'stats' only");
+	if ((ctl.offset_arg || ctl.length_arg) && cmd->run != cmd_flush)
+		return usage_error("--offset and --length go with 'flush' only");
 	if (ctl.prometheus && ctl.json)
 		return usage_error("--prometheus and --json exclude each other");
 	if (ctl.output && (cmd->run == cmd_watch || !*ctl.output))
@@ -1640,6 +1673,8 @@ int main(int argc, char **argv)
 		status = chmod_arg(&ctl, args[1]);
 	else if (cmd->run == cmd_policy)
 		status = policy_args(&ctl, args, nargs);
+	else if (cmd->run == cmd_flush)
+		status = range_args(&ctl);
 	if (status)
 		return status;
 

@@ -42,6 +42,18 @@ _REMAPS = frozenset((EventType.RESIZED, EventType.SHRINKING, EventType.SHRINK_CA
                      EventType.RECONNECTED, EventType.DELETED))
 
 
+_FLAG_BITS = {"create": _lib.OPEN_CREATE, "exclusive": _lib.OPEN_EXCL,
+              "anonymous": _lib.OPEN_ANONYMOUS, "sparse": _lib.OPEN_SPARSE,
+              "report_writes": _lib.OPEN_REPORT_WRITES, "populate": _lib.OPEN_POPULATE,
+              "hugetlb": _lib.OPEN_HUGETLB, "executable": _lib.OPEN_EXEC,
+              "temporary": _lib.OPEN_TEMPORARY, "truncate": _lib.OPEN_TRUNCATE}
+
+
+def _flags(**on: bool) -> int:
+    """The MMAPD_OPEN_* bits of the keyword arguments that are true."""
+    return sum(_FLAG_BITS[k] for k, v in on.items() if v)
+
+
 class Client:
     """A connection to mmapd. Made by connect(); a context manager that disconnects.
 
@@ -131,17 +143,54 @@ class Client:
         emptied to size bytes first. Raises FileNotFoundError, FileExistsError (exclusive),
         PermissionError, ...
         """
-        flags = 0
-        for on, bit in ((create, _lib.OPEN_CREATE), (exclusive, _lib.OPEN_EXCL),
-                        (anonymous, _lib.OPEN_ANONYMOUS), (sparse, _lib.OPEN_SPARSE),
-                        (report_writes, _lib.OPEN_REPORT_WRITES),
-                        (populate, _lib.OPEN_POPULATE), (hugetlb, _lib.OPEN_HUGETLB),
-                        (executable, _lib.OPEN_EXEC), (temporary, _lib.OPEN_TEMPORARY),
-                        (truncate, _lib.OPEN_TRUNCATE)):
-            if on:
-                flags |= bit
         if create and size is None:
             raise ValueError("create=True needs size=")
+        flags = _flags(create=create, exclusive=exclusive, anonymous=anonymous, sparse=sparse,
+                       report_writes=report_writes, populate=populate, hugetlb=hugetlb,
+                       executable=executable, temporary=temporary, truncate=truncate)
+        return self._map(lib.mmapd_region_open, (self._p(), name.encode()), name, flags, mode,
+                         size, offset, length, reserve, policy)
+
+    def adopt(self, file: Any, name: str | None = None, *, mode: str = "ro", offset: int = 0,
+              length: int = 0, reserve: int | None = None, report_writes: bool = False,
+              populate: bool = False) -> Region:
+        """Adopts a regular file this process opened (file: a descriptor, or an object with
+        fileno(), such as open(path, "r+b")) as a region shared through the daemon
+        (mmapd_region_adopt()): others adopting the same file, or opening the region by name,
+        share its pages. name: what others open it by (None: the daemon names it
+        "adopted-<dev>-<ino>"). The descriptor's access caps the mode: one opened read-only
+        gives "ro" and "cow" only (else PermissionError). The file may be closed afterwards:
+        libmmapd keeps its own copy while the region is open, to adopt the file again after
+        a daemon restart. Raises FileExistsError (name taken, or the file adopted under
+        another name), OSError ENODEV (not a regular file), ...
+        """
+        fd = file if isinstance(file, int) else file.fileno()
+        flags = _flags(report_writes=report_writes, populate=populate)
+        return self._map(lib.mmapd_region_adopt,
+                         (self._p(), fd, name.encode() if name is not None else None),
+                         name, flags, mode, None, offset, length, reserve, None)
+
+    def map_path(self, path: str | os.PathLike[str], mode: str = "ro", *, create: bool = False,
+                 exclusive: bool = False, size: int | None = None, offset: int = 0,
+                 length: int = 0, reserve: int | None = None, report_writes: bool = False,
+                 populate: bool = False) -> Region:
+        """Maps the file at path, any file this process can open, shared through the daemon
+        (mmapd_map_path(): opened here, read-only for "ro" and "cow", read-write for "rw",
+        then adopted under no name). create: make it if missing (with exclusive: it must
+        not exist), size: the size given to a file created or found empty. Raises
+        FileNotFoundError, PermissionError, ... as open() would for path.
+        """
+        path = os.fspath(path)
+        flags = _flags(create=create, exclusive=exclusive, report_writes=report_writes,
+                       populate=populate)
+        return self._map(lib.mmapd_map_path, (self._p(), path.encode()), path, flags, mode,
+                         size, offset, length, reserve, None)
+
+    def _map(self, fn: Any, args: tuple, label: str | None, flags: int, mode: str,
+             size: int | None, offset: int, length: int, reserve: int | None,
+             policy: str | None) -> Region:
+        """Calls fn(*args, opts, &region) (mmapd_region_open() or an adoption) and wraps the
+        region. reserve None: DEFAULT_RESERVE for a window that follows the region's size."""
         if reserve is None:
             reserve = max(DEFAULT_RESERVE, size or 0) if length == 0 else 0
         opts = _lib.OpenOpts(struct_size=ctypes.sizeof(_lib.OpenOpts), flags=flags,
@@ -151,8 +200,7 @@ class Client:
             pol = policy_struct(policy)
             opts.policy = ctypes.pointer(pol)
         ptr = _P()
-        self._call(lib.mmapd_region_open, self._p(), name.encode(), ctypes.byref(opts),
-                   ctypes.byref(ptr), name=name)
+        self._call(fn, *args, ctypes.byref(opts), ctypes.byref(ptr), name=label)
         region = Region(self, ptr.value, reserve, length == 0)  # type: ignore[arg-type]
         self._regions.add(region)
         return region

@@ -393,6 +393,14 @@ class Region(Exporter):
         grant left, anyone's (fmmap's close_with_truncate)."""
         self.client._call(lib.mmapd_region_truncate_on_close, self._p(), size, name=self.name)
 
+    def huge_bytes(self) -> int:
+        """Bytes of the window the kernel backs with huge pages now (transparent or hugetlb;
+        mmapd_region_huge_bytes(), from /proc/self/smaps)."""
+        out = ctypes.c_uint64()
+        self.client._call(lib.mmapd_region_huge_bytes, self._p(), ctypes.byref(out),
+                          name=self.name)
+        return out.value
+
     def stat(self) -> RegionInfo:
         """What the daemon says about the region."""
         out = ctypes.POINTER(_lib.RegionInfo)()
