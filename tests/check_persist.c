@@ -529,6 +529,10 @@ START_TEST(test_persist_fixed_string_refuses_overflow_and_cuts_only_when_asked)
 	ck_assert_int_eq(mmapd_fstr_len(s, 8), -EBADMSG);
 	ck_assert_int_eq(mmapd_fstr_set(NULL, 8, "a", 1), -EINVAL);
 	ck_assert_int_eq(mmapd_fstr_set(s, 8, NULL, 1), -EINVAL);
+	/* The commit word must be aligned: a string at a misaligned address is refused. */
+	ck_assert_int_eq(mmapd_fstr_set((struct mmapd_fstr *)((char *)s + 4), 4, "a", 1), -EINVAL);
+	ck_assert_int_eq(mmapd_fstr_len((struct mmapd_fstr *)((char *)s + 4), 4), -EINVAL);
+	ck_assert_int_eq(mmapd_fstr_set(s, 0x80000000u, "a", 1), -EINVAL);   /* above 2^31 - 1 */
 }
 END_TEST
 

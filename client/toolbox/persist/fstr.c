@@ -25,6 +25,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "persist.h"
@@ -58,6 +59,9 @@ static int fstr_check(const struct mmapd_fstr *s, size_t capacity)
 {
 	if (!s)
 		return tbx_error(-EINVAL, "the string is NULL");
+	if ((uintptr_t)s % _Alignof(uint64_t))
+		return tbx_error(-EINVAL, "the string is not aligned to %zu bytes (declare it with "
+		                 "MMAPD_FSTR())", _Alignof(uint64_t));
 	if (capacity > FSTR_CAPACITY_MAX)
 		return tbx_error(-EINVAL, "capacity %zu is above %u", capacity, FSTR_CAPACITY_MAX);
 	return 0;
@@ -287,6 +291,9 @@ MMAPD_EXPORT int64_t mmapd_fstr_copy(const struct mmapd_fstr *s, size_t capacity
 MMAPD_EXPORT int mmapd_fstr_cmp(const struct mmapd_fstr *s, size_t capacity, const char *str,
                                 size_t len)
 {
+	/* What fstr_check() refuses compares as empty (no message: cmp has no errors). */
+	bool readable = s && (uintptr_t)s % _Alignof(uint64_t) == 0 &&
+	                capacity <= FSTR_CAPACITY_MAX;
 	const char *have_buf = NULL;
 	int64_t have = 0;
 	uint64_t word = 0;
@@ -295,13 +302,13 @@ MMAPD_EXPORT int mmapd_fstr_cmp(const struct mmapd_fstr *s, size_t capacity, con
 	if (!str)
 		len = 0;
 	do {
-		if (s && capacity <= FSTR_CAPACITY_MAX)
+		if (readable)
 			word = fstr_read_begin(s, capacity, &have, &have_buf);
 		if (have < 0)
 			have = 0;
 		c = have && len ? memcmp(have_buf, str, (size_t)have < len ? (size_t)have : len)
 		                : 0;
-	} while (s && have_buf && !fstr_read_done(s, word));
+	} while (have_buf && !fstr_read_done(s, word));
 	if (c != 0)
 		return c;
 	return (size_t)have < len ? -1 : (size_t)have > len;

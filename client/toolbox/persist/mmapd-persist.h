@@ -125,7 +125,8 @@ struct mmapd_fstr {
 /*
  * Sets s to the len bytes at str, which must be UTF-8 (no NUL needed; embedded NULs are
  * kept). Returns 0, -EILSEQ (not well-formed UTF-8: s is unchanged), -ENAMETOOLONG (len >
- * capacity: s is unchanged), -EINVAL (NULL s, or NULL str with len > 0).
+ * capacity: s is unchanged), -EINVAL (NULL s, s not 8-byte aligned, capacity 2^31 or
+ * more, or NULL str with len > 0).
  * mmapd_fstr_set_raw() stores any bytes, unchecked (no -EILSEQ).
  */
 MMAPD_EXPORT int mmapd_fstr_set(struct mmapd_fstr *s, size_t capacity, const char *str,
