@@ -12,14 +12,16 @@
  *   put/get  mmapd_phash_put() (journalled) of new keys, then of existing ones, and
  *            mmapd_phash_get(), 8-byte keys and 64-byte values | a private direct-address
  *            table indexed by key (what the memory alone costs; no hashing);
- *   fstr     mmapd_pwriter_fstr_set() of a 48-byte string (journalled through the struct
- *            writer's companion region) and mmapd_fstr_set() in place (not crash-safe) |
- *            mmapd_fstr_set() of a private string;
+ *   fstr     mmapd_fstr_set() of a 48-byte string (crash-atomic by its layout: the idle
+ *            buffer written, then the commit word stored), the same through the struct
+ *            writer (mmapd_pwriter_fstr_set(): the durable path), and mmapd_fstr_copy() out
+ *            of it (a seqlock read) | memcpy of the 48 bytes and a NUL into, or out of,
+ *            private memory;
  *   field    mmapd_pwriter_write() of a 64-byte field (journalled), and the alternative
  *            weighed for it: a shadow copy written, then a generation word flipped (what
  *            that layout would cost; not offered: it changes every struct's layout) |
  *            memcpy into a private struct;
- *   durable  push, set, put, fstr set and field write with MMAPD_PERSIST_DURABLE (msync
+ *   durable  push, set, put, writer fstr set and field write with MMAPD_PERSIST_DURABLE (msync
  *            ordering around each commit), fewer operations, against the same private
  *            baselines.
  * The regions are file regions in the benchmark's data directory.
@@ -40,12 +42,14 @@
 #define PERSIST_ROUNDS 5
 
 enum op { OP_PUSH, OP_SET, OP_SET_RAW, OP_GET, OP_PUT, OP_PUT_AGAIN, OP_MAP_GET,
-          OP_FSTR_J, OP_FSTR_PLAIN, OP_FIELD_J, OP_FIELD_SHADOW };
+          OP_FSTR_W, OP_FSTR_SET, OP_FSTR_GET, OP_FIELD_J, OP_FIELD_SHADOW };
 #define OP_LAST OP_FIELD_SHADOW
 
-/* The struct the struct-writer lines write: a string, a 64-byte field, its shadow copy. */
+/* The struct the struct-writer lines write: a string, a 64-byte field, its shadow copy; the
+ * private baseline's string is plain bytes. */
 struct bench_body {
 	MMAPD_FSTR(PERSIST_ELEM) name;
+	char plain[PERSIST_ELEM + 1];
 	uint8_t field[2][PERSIST_ELEM];
 	_Atomic uint64_t which;        /* the shadow alternative's generation: field[which & 1] */
 };
@@ -65,16 +69,27 @@ struct run {
 /* The struct-writer lines: 48 bytes of string, or the 64-byte field, by each means. */
 static int run_struct(struct run *r, uint64_t i, const uint8_t *e)
 {
-	char str[48];
+	char str[48], out[PERSIST_ELEM + 1];
 
 	memset(str, 'a' + (int)(i % 26), sizeof(str));
+	if (!r->w && r->op <= OP_FSTR_GET) {
+		/* The baseline: the bytes and a NUL copied into, or out of, private memory. */
+		if (r->op == OP_FSTR_GET) {
+			memcpy(out, r->body->plain, sizeof(str) + 1);
+			return out[0] ? 0 : -EIO;
+		}
+		memcpy(r->body->plain, str, sizeof(str));
+		r->body->plain[sizeof(str)] = '\0';
+		return 0;
+	}
 	switch (r->op) {
-	case OP_FSTR_J:
-		if (r->w)
-			return mmapd_pwriter_fstr_set(r->w, MMAPD_FSTR_ARGS(r->body->name), str, sizeof(str));
+	case OP_FSTR_W:
+		return mmapd_pwriter_fstr_set(r->w, MMAPD_FSTR_ARGS(r->body->name), str, sizeof(str));
+	case OP_FSTR_SET:
 		return mmapd_fstr_set(MMAPD_FSTR_ARGS(r->body->name), str, sizeof(str));
-	case OP_FSTR_PLAIN:
-		return mmapd_fstr_set(MMAPD_FSTR_ARGS(r->body->name), str, sizeof(str));
+	case OP_FSTR_GET:
+		return mmapd_fstr_copy(MMAPD_FSTR_ARGS(r->body->name), out, sizeof(out)) == 48 ? 0
+		                                                                              : -EIO;
 	case OP_FIELD_J:
 		if (r->w)
 			return mmapd_pwriter_write(r->w, r->body->field[0], e, PERSIST_ELEM);
@@ -104,7 +119,7 @@ static int run_one(struct run *r, uint64_t i)
 	void *p;
 
 	memset(e, (int)i, sizeof(e));
-	if (r->op >= OP_FSTR_J)
+	if (r->op >= OP_FSTR_W)
 		return run_struct(r, i, e);
 	if (!r->vec && !r->map) {
 		switch (r->op) {
@@ -239,8 +254,8 @@ static int one_round(struct mmapd_client *client, bool durable, uint64_t n,
                      double rate[][2])
 {
 	static const enum op order[] = { OP_PUSH, OP_SET, OP_SET_RAW, OP_GET, OP_PUT,
-	                                 OP_PUT_AGAIN, OP_MAP_GET, OP_FSTR_J, OP_FSTR_PLAIN,
-	                                 OP_FIELD_J, OP_FIELD_SHADOW };
+	                                 OP_PUT_AGAIN, OP_MAP_GET, OP_FSTR_W, OP_FSTR_SET,
+	                                 OP_FSTR_GET, OP_FIELD_J, OP_FIELD_SHADOW };
 	static struct bench_body priv_body;
 	struct run m = { 0 }, p = { .body = &priv_body };
 	int e = round_open(client, durable, &m);
@@ -273,8 +288,8 @@ static int persist_lines(struct mmapd_client *client, bool durable)
 	static const char *const names[] = {
 		[OP_PUSH] = "push", [OP_SET] = "set (journal)", [OP_SET_RAW] = "set (at+memcpy, unsafe)",
 		[OP_GET] = "get", [OP_PUT] = "map put new", [OP_PUT_AGAIN] = "map put replace",
-		[OP_MAP_GET] = "map get", [OP_FSTR_J] = "fstr set (writer journal)",
-		[OP_FSTR_PLAIN] = "fstr set (in place, unsafe)",
+		[OP_MAP_GET] = "map get", [OP_FSTR_W] = "fstr set (writer)",
+		[OP_FSTR_SET] = "fstr set", [OP_FSTR_GET] = "fstr get",
 		[OP_FIELD_J] = "struct field write (writer journal)",
 		[OP_FIELD_SHADOW] = "struct field shadow+flip (alternative)",
 	};
@@ -291,7 +306,7 @@ static int persist_lines(struct mmapd_client *client, bool durable)
 
 		/* Durable reads are not durable-specific: only the journalled writes are printed. */
 		if (durable && (op == OP_GET || op == OP_MAP_GET || op == OP_SET_RAW ||
-		                op == OP_FSTR_PLAIN || op == OP_FIELD_SHADOW))
+		                op == OP_FSTR_SET || op == OP_FSTR_GET || op == OP_FIELD_SHADOW))
 			continue;
 		for (int k = 0; k < PERSIST_ROUNDS; k++) {
 			a[k] = rates[k][op][0];

@@ -51,11 +51,12 @@ int main(void)
 {
 	struct mmapd_layout layout = MMAPD_LAYOUT(struct point, "point", 1);
 	MMAPD_FSTR(8) name = { 0 };
-	char header[32];
+	char header[32], got[16];
 
 	if (mmapd_pstruct_footprint(&layout) != MMAPD_PSTRUCT_HEADER + sizeof(struct point) ||
 	    mmapd_fstr_set_cstr(MMAPD_FSTR_ARGS(name), "toolbox") != 0 ||
-	    strcmp(name.bytes, "toolbox") != 0 || mmapd_ring_capacity(NULL) != 0) {
+	    mmapd_fstr_copy(MMAPD_FSTR_ARGS(name), got, sizeof(got)) != 7 ||
+	    strcmp(got, "toolbox") != 0 || mmapd_ring_capacity(NULL) != 0) {
 		fprintf(stderr, "the toolbox of the installed library misbehaves\n");
 		return 1;
 	}

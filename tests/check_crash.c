@@ -7,10 +7,10 @@
  * private model holds before or after the operation the writer was in (the writer announces
  * in a shared page which operation it starts and which it finished). The sequences include
  * growth of the region, hash map rebuilds, inserts and removals that shift the tail of a
- * vector, sorts, string map puts, removes and compactions, and writes into a persistent
- * struct's fields and fixed strings through a struct writer (and, to show that the test sees
- * tearing, the same writes made in place); a durable vector (MMAPD_PERSIST_DURABLE) is killed
- * among its msyncs.
+ * vector, sorts, string map puts, removes and compactions, writes into a persistent
+ * struct's fields and fixed strings through a struct writer, fixed string sets in place (atomic
+ * by their layout), and, to show that the test sees tearing, fields written with memcpy; a
+ * durable vector (MMAPD_PERSIST_DURABLE) is killed among its msyncs.
  *
  * The power-loss tests (below) run the same durable operations in this process and check the
  * structure as a power cut at each msync barrier would leave it.
@@ -570,9 +570,12 @@ static const struct kind sm_kind = {
 /*
  * ---- persistent struct: three fixed strings of 16000 bytes and 2048 words, written
  * through a struct writer (mmapd_pwriter_fstr_set(), mmapd_pwriter_write() of a range of the
- * words); the "plain" kind makes the same writes with mmapd_fstr_set_raw() (the in-place
- * store of every mmapd_fstr_set*(), without the UTF-8 scan, so that a kill lands in the
- * store more often) and memcpy ----
+ * words); the "fixed strings" kind makes only the string sets, with mmapd_fstr_set_raw() (the
+ * set of every mmapd_fstr_set*(), without the UTF-8 scan, so that a kill lands in the store
+ * more often), and must never tear one; the "plain struct (control)" kind makes the same
+ * writes as the writer's with mmapd_fstr_set_raw() and memcpy: the memcpy tears. The strings
+ * are compared by value (mmapd_fstr_copy()): the idle buffer of each holds whatever a killed
+ * set left there ----
  */
 #define ST_CAP 16000u
 #define ST_WORDS 2048u
@@ -586,11 +589,13 @@ static struct st_body st_model;
 
 struct st_open {
 	struct mmapd_region *region;
-	struct mmapd_pwriter *w;       /* NULL for the plain kind */
+	struct mmapd_pwriter *w;       /* NULL for the plain kinds */
 	struct st_body *b;
+	bool strings_only;             /* the fixed strings kind: every operation a string set */
 };
 
-static void *st_open_as(struct mmapd_client *c, bool journal)
+static void *st_open_as(struct mmapd_client *c, const char *name, bool journal,
+                        bool strings_only)
 {
 	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RW, .flags = MMAPD_OPEN_CREATE,
 	                                           .size = 256 * 1024);
@@ -598,9 +603,9 @@ static void *st_open_as(struct mmapd_client *c, bool journal)
 	struct st_open *t = calloc(1, sizeof(*t));
 	void *b;
 
-	if (!t || mmapd_region_open(c, nm(journal ? "crash-struct" : "crash-struct-plain"), &o,
-	                            &t->region) < 0)
+	if (!t || mmapd_region_open(c, nm(name), &o, &t->region) < 0)
 		return NULL;
+	t->strings_only = strings_only;
 	/* The writer first: it finishes a dead writer's write before anything is read. */
 	if ((journal && mmapd_pwriter_open(c, t->region, MMAPD_PERSIST_CREATE | extra_flags,
 	                                   &t->w) < 0) ||
@@ -612,12 +617,17 @@ static void *st_open_as(struct mmapd_client *c, bool journal)
 
 static void *st_open(struct mmapd_client *c)
 {
-	return st_open_as(c, true);
+	return st_open_as(c, "crash-struct", true, false);
+}
+
+static void *st_open_fstr(struct mmapd_client *c)
+{
+	return st_open_as(c, "crash-fstr", false, true);
 }
 
 static void *st_open_plain(struct mmapd_client *c)
 {
-	return st_open_as(c, false);
+	return st_open_as(c, "crash-struct-plain", false, false);
 }
 
 static unsigned st_regions(void *s, struct mmapd_region **out)
@@ -643,13 +653,13 @@ static void st_close(void *s)
  * the string's bytes (printable, every one changed from one operation to the next) or the
  * words, pointed into tables made once, so that a writer spends its time writing.
  */
-static unsigned st_op(uint64_t k, const char **ret_str, size_t *ret_len,
+static unsigned st_op(uint64_t k, bool strings_only, const char **ret_str, size_t *ret_len,
                       const uint64_t **ret_words, size_t *ret_from, size_t *ret_n)
 {
 	static char chars[2 * ST_CAP];
 	static uint64_t words[2 * ST_WORDS];
 	uint64_t h = mix(k ^ 0x57c7);
-	unsigned which = (unsigned)(h % 6);   /* half of them write words */
+	unsigned which = (unsigned)(h % (strings_only ? 3 : 6));   /* else half write words */
 
 	if (!chars[0]) {
 		for (size_t i = 0; i < sizeof(chars); i++)
@@ -669,7 +679,7 @@ static int st_apply_as(struct st_open *t, uint64_t k)
 	const uint64_t *words;
 	const char *str;
 	size_t len, from, n;
-	unsigned which = st_op(k, &str, &len, &words, &from, &n);
+	unsigned which = st_op(k, t->strings_only, &str, &len, &words, &from, &n);
 
 	if (which < 3)
 		return t->w ? mmapd_pwriter_fstr_set(t->w, MMAPD_FSTR_ARGS(t->b->name[which]), str, len)
@@ -685,23 +695,38 @@ static int st_apply(void *s, uint64_t k)
 	return st_apply_as(s, k);
 }
 
+/* The kind whose model st_model_apply() keeps: they share st_model, one at a time. */
+static bool st_model_strings_only;
+
 static void st_model_apply(uint64_t k)
 {
-	struct st_open t = { NULL, NULL, &st_model };
+	struct st_open t = { NULL, NULL, &st_model, st_model_strings_only };
 
 	st_apply_as(&t, k);
 }
 
+static void st_model_apply_fstr(uint64_t k)
+{
+	st_model_strings_only = true;
+	st_model_apply(k);
+	st_model_strings_only = false;
+}
+
 static bool st_equal(void *s, char *why, size_t size)
 {
+	static char have[ST_CAP + 1], want[ST_CAP + 1];
 	struct st_open *t = s;
 
-	for (unsigned i = 0; i < 3; i++)
-		if (memcmp(&t->b->name[i], &st_model.name[i], sizeof(st_model.name[i])) != 0) {
-			snprintf(why, size, "string %u differs: length %u, model %u", i,
-			         t->b->name[i].length, st_model.name[i].length);
+	for (unsigned i = 0; i < 3; i++) {
+		int64_t n = mmapd_fstr_copy(MMAPD_FSTR_ARGS(t->b->name[i]), have, sizeof(have));
+		int64_t m = mmapd_fstr_copy(MMAPD_FSTR_ARGS(st_model.name[i]), want, sizeof(want));
+
+		if (n != m || n < 0 || memcmp(have, want, (size_t)n) != 0) {
+			snprintf(why, size, "string %u differs: length %lld, model %lld", i,
+			         (long long)n, (long long)m);
 			return false;
 		}
+	}
 	if (memcmp(t->b->words, st_model.words, sizeof(st_model.words)) != 0) {
 		snprintf(why, size, "the words differ");
 		return false;
@@ -719,8 +744,13 @@ static const struct kind st_kind = {
 	st_regions
 };
 
+static const struct kind st_fstr_kind = {
+	"fixed strings", st_open_fstr, st_close, st_apply, st_model_apply_fstr, st_equal, 1, 0, 3000,
+	NULL, st_regions
+};
+
 static const struct kind st_plain_kind = {
-	"plain struct", st_open_plain, st_close, st_apply, st_model_apply, st_equal, 5, 0, 3000,
+	"plain struct (control)", st_open_plain, st_close, st_apply, st_model_apply, st_equal, 5, 0, 3000,
 	st_resync, st_regions
 };
 
@@ -1155,7 +1185,15 @@ START_TEST(test_crash_struct_written_through_a_writer_killed_anywhere_is_before_
 }
 END_TEST
 
-/* The same writes made with mmapd_fstr_set_raw() and memcpy tear: what the writer prevents. */
+/* Fixed string sets in place: the commit word makes each one atomic by itself. */
+START_TEST(test_crash_fixed_strings_set_in_place_killed_anywhere_are_never_torn)
+{
+	crash_run(&st_fstr_kind);
+}
+END_TEST
+
+/* The words written with memcpy tear: what the writer prevents (and proof that this test can
+ * see a torn state). */
 START_TEST(test_crash_struct_written_with_plain_stores_is_torn_by_some_kill)
 {
 	crash_run(&st_plain_kind);
@@ -1176,6 +1214,7 @@ static Suite *crash_suite(void)
 	tcase_add_test(tc, test_crash_string_map_killed_anywhere_is_before_or_after_each_operation);
 	tcase_add_test(tc, test_crash_string_map_killed_in_compactions_is_before_or_after_each_operation);
 	tcase_add_test(tc, test_crash_struct_written_through_a_writer_killed_anywhere_is_before_or_after_each_write);
+	tcase_add_test(tc, test_crash_fixed_strings_set_in_place_killed_anywhere_are_never_torn);
 	tcase_add_test(tc, test_crash_struct_written_with_plain_stores_is_torn_by_some_kill);
 	tcase_add_test(tc, test_powerloss_durable_vector_at_every_barrier_is_before_or_after);
 	tcase_add_test(tc, test_powerloss_durable_hash_map_at_every_barrier_is_before_or_after);

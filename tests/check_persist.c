@@ -47,6 +47,16 @@ struct config {
 
 #define CONFIG_LAYOUT MMAPD_LAYOUT(struct config, "test.config", 3)
 
+/* A fixed string's value as a C string (through mmapd_fstr_copy(): which of its two buffers
+ * holds it changes at each set), in a buffer reused by the next call. */
+static const char *fstr_str(const struct mmapd_fstr *s, size_t capacity)
+{
+	static char buf[256];
+
+	return mmapd_fstr_copy(s, capacity, buf, sizeof(buf)) < 0 ? "(unreadable)" : buf;
+}
+#define FSTR_STR(m) fstr_str(MMAPD_FSTR_ARGS(m))
+
 static void suite_setup(void)
 {
 	test_daemon_start(&dmn, NULL);
@@ -134,7 +144,7 @@ static int config_child(const char *sock)
 	cfg = p;
 	ok = cfg->port == 8080 && atomic_load(&cfg->counter) == 1 &&
 	     mmapd_fstr_cmp((struct mmapd_fstr *)&cfg->host, 31, "example.org", 11) == 0 &&
-	     strcmp(cfg->host.bytes, "example.org") == 0;
+	     strcmp(FSTR_STR(cfg->host), "example.org") == 0;
 	atomic_fetch_add(&cfg->counter, 1);
 	cfg->port = 9090;
 	ok = ok && mmapd_fstr_set_cstr(MMAPD_FSTR_ARGS(cfg->host), "mmapd.test") == 0;
@@ -172,7 +182,7 @@ START_TEST(test_persist_struct_written_by_one_process_is_read_by_another_and_aft
 	test_child_wait(pid, CHILD_WAIT_MS);
 	ck_assert_uint_eq(cfg->port, 9090);
 	ck_assert_uint_eq(atomic_load(&cfg->counter), 2);
-	ck_assert_str_eq(cfg->host.bytes, "mmapd.test");
+	ck_assert_str_eq(FSTR_STR(cfg->host), "mmapd.test");
 	ck_assert_int_eq(mmapd_flush(c, "config", 0, 0), 0);
 	mmapd_region_close(region);
 	mmapd_disconnect(c);
@@ -185,7 +195,7 @@ START_TEST(test_persist_struct_written_by_one_process_is_read_by_another_and_aft
 	cfg = pstruct_ok(region, 128, &layout, MMAPD_PSTRUCT_INIT);
 	ck_assert_uint_eq(cfg->port, 9090);
 	ck_assert_uint_eq(atomic_load(&cfg->counter), 2);
-	ck_assert_str_eq(cfg->host.bytes, "mmapd.test");
+	ck_assert_str_eq(FSTR_STR(cfg->host), "mmapd.test");
 	mmapd_region_close(region);
 	mmapd_disconnect(c);
 	test_daemon_stop(&d);
@@ -497,14 +507,14 @@ START_TEST(test_persist_fixed_string_refuses_overflow_and_cuts_only_when_asked)
 	char out[16];
 
 	ck_assert_int_eq(mmapd_fstr_len(s, 8), 0);
-	ck_assert_str_eq(s->bytes, "");
+	ck_assert_str_eq(fstr_str(s, 8), "");
 	ck_assert_int_eq(mmapd_fstr_set_cstr(s, 8, "12345678"), 0);
 	ck_assert_int_eq(mmapd_fstr_len(s, 8), 8);
 	ck_assert_int_eq(mmapd_fstr_set_cstr(s, 8, "123456789"), -ENAMETOOLONG);
-	ck_assert_str_eq(s->bytes, "12345678");
+	ck_assert_str_eq(fstr_str(s, 8), "12345678");
 	/* "abcdefg" + U+00E9 (2 bytes): the 9th byte would cut the sequence in two. */
 	ck_assert_int_eq(mmapd_fstr_set_trunc(s, 8, "abcdefg\xc3\xa9", 9), 1);
-	ck_assert_str_eq(s->bytes, "abcdefg");
+	ck_assert_str_eq(fstr_str(s, 8), "abcdefg");
 	ck_assert_int_eq(mmapd_fstr_set_trunc(s, 8, "abc", 3), 0);
 	ck_assert_int_eq(mmapd_fstr_copy(s, 8, out, sizeof(out)), 3);
 	ck_assert_str_eq(out, "abc");
@@ -515,10 +525,14 @@ START_TEST(test_persist_fixed_string_refuses_overflow_and_cuts_only_when_asked)
 	ck_assert_int_gt(mmapd_fstr_cmp(s, 8, "ab", 2), 0);
 	ck_assert_int_eq(mmapd_fstr_set(s, 8, "a\0b", 3), 0);
 	ck_assert_int_eq(mmapd_fstr_len(s, 8), 3);
-	buf.length = 9;
+	buf.word = (buf.word & ~0x7fffffffull) | 9;    /* the length bits above the capacity */
 	ck_assert_int_eq(mmapd_fstr_len(s, 8), -EBADMSG);
 	ck_assert_int_eq(mmapd_fstr_set(NULL, 8, "a", 1), -EINVAL);
 	ck_assert_int_eq(mmapd_fstr_set(s, 8, NULL, 1), -EINVAL);
+	/* The commit word must be aligned: a string at a misaligned address is refused. */
+	ck_assert_int_eq(mmapd_fstr_set((struct mmapd_fstr *)((char *)s + 4), 4, "a", 1), -EINVAL);
+	ck_assert_int_eq(mmapd_fstr_len((struct mmapd_fstr *)((char *)s + 4), 4), -EINVAL);
+	ck_assert_int_eq(mmapd_fstr_set(s, 0x80000000u, "a", 1), -EINVAL);   /* above 2^31 - 1 */
 }
 END_TEST
 
@@ -535,7 +549,7 @@ START_TEST(test_persist_fixed_string_takes_only_utf8_unless_raw_and_cuts_between
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		ck_assert_int_eq(mmapd_fstr_set_cstr(s, 8, bad[i]), -EILSEQ);
 		ck_assert_int_eq(mmapd_fstr_set_trunc(s, 8, bad[i], strlen(bad[i])), -EILSEQ);
-		ck_assert_str_eq(s->bytes, "ok");
+		ck_assert_str_eq(fstr_str(s, 8), "ok");
 	}
 	ck_assert_int_eq(mmapd_fstr_set_raw(s, 8, "\xff\xfe", 2), 0);
 	ck_assert_int_eq(mmapd_fstr_len(s, 8), 2);
@@ -545,7 +559,94 @@ START_TEST(test_persist_fixed_string_takes_only_utf8_unless_raw_and_cuts_between
 	ck_assert_int_eq(mmapd_fstr_len(s, 8), 6);
 	/* A 4-byte sequence cut anywhere inside leaves what precedes it. */
 	ck_assert_int_eq(mmapd_fstr_set_trunc(s, 8, "abcdef\xf0\x9f\x98\x80", 10), 1);
-	ck_assert_str_eq(s->bytes, "abcdef");
+	ck_assert_str_eq(fstr_str(s, 8), "abcdef");
+}
+END_TEST
+
+/*
+ * A string is 8 + 2 * (capacity + 1) bytes (rounded up to 8): the commit word and two buffers; a set writes the
+ * idle buffer, so the string it replaces stays whole beside it until the word is stored.
+ */
+START_TEST(test_persist_fixed_string_has_two_buffers_and_a_set_leaves_the_old_one_whole)
+{
+	MMAPD_FSTR(8) buf = { 0 };
+	struct mmapd_fstr *s = (struct mmapd_fstr *)&buf;
+
+	ck_assert_uint_eq(sizeof(buf.bytes), 2 * 9);
+	ck_assert_uint_eq(sizeof(buf), 32);     /* 8 + 18, rounded up to the word's alignment */
+	ck_assert_int_eq(mmapd_fstr_set_cstr(s, 8, "first"), 0);
+	ck_assert_int_eq(mmapd_fstr_set_cstr(s, 8, "second"), 0);
+	ck_assert_str_eq(fstr_str(s, 8), "second");
+	/* One buffer holds the string, the other the one before it. */
+	ck_assert(strcmp(buf.bytes[0], "first") == 0 || strcmp(buf.bytes[1], "first") == 0);
+	ck_assert(strcmp(buf.bytes[0], "second") == 0 || strcmp(buf.bytes[1], "second") == 0);
+	ck_assert_int_eq(mmapd_fstr_set_cstr(s, 8, "123456789"), -ENAMETOOLONG);
+	ck_assert_str_eq(fstr_str(s, 8), "second");
+}
+END_TEST
+
+/*
+ * A process setting a string to one of two long values over and over, another reading it
+ * (copy) as fast as it can: every read is one of the two, never a mix or a length of one with
+ * the bytes of the other.
+ */
+#define RACE_CAP 4000u
+#define RACE_MS 1500
+struct race_page {
+	MMAPD_FSTR(RACE_CAP) s;
+	_Atomic int stop;
+	_Atomic uint64_t sets;
+};
+
+START_TEST(test_persist_fixed_string_read_while_another_process_sets_it_is_never_torn)
+{
+	static char a[RACE_CAP], b[RACE_CAP / 2], out[RACE_CAP + 1];
+	struct race_page *pg = mmap(NULL, sizeof(*pg), PROT_READ | PROT_WRITE,
+	                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	uint64_t reads = 0, seen_a = 0, seen_b = 0, torn = 0;
+	int64_t end;
+	pid_t pid;
+
+	ck_assert_ptr_ne(pg, MAP_FAILED);
+	memset(a, 'a', sizeof(a));
+	memset(b, 'b', sizeof(b));
+	ck_assert_int_eq(mmapd_fstr_set(MMAPD_FSTR_ARGS(pg->s), a, sizeof(a)), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		for (uint64_t i = 0; !atomic_load(&pg->stop); i++) {
+			if (mmapd_fstr_set(MMAPD_FSTR_ARGS(pg->s), i & 1 ? b : a,
+			                   i & 1 ? sizeof(b) : sizeof(a)) != 0)
+				_exit(2);
+			atomic_fetch_add(&pg->sets, 1);
+		}
+		_exit(0);
+	}
+	end = test_now_ms() + RACE_MS;
+	while (test_now_ms() < end || seen_a == 0 || seen_b == 0) {
+		for (int i = 0; i < 1000; i++, reads++) {
+			int64_t n = mmapd_fstr_copy(MMAPD_FSTR_ARGS(pg->s), out, sizeof(out));
+
+			if (n == sizeof(a) && memcmp(out, a, sizeof(a)) == 0)
+				seen_a++;
+			else if (n == sizeof(b) && memcmp(out, b, sizeof(b)) == 0)
+				seen_b++;
+			else
+				torn++;
+		}
+		if (test_now_ms() > end + 30000)
+			break;
+	}
+	atomic_store(&pg->stop, 1);
+	test_child_wait(pid, CHILD_WAIT_MS);
+	fprintf(stderr, "fixed string race: %llu reads (%llu of the long string, %llu of the "
+	        "short, %llu torn) during %llu sets\n", (unsigned long long)reads,
+	        (unsigned long long)seen_a, (unsigned long long)seen_b, (unsigned long long)torn,
+	        (unsigned long long)atomic_load(&pg->sets));
+	ck_assert_msg(seen_a > 0 && seen_b > 0, "the reader never saw the writer's sets");
+	ck_assert_msg(torn == 0, "%llu of %llu reads were torn", (unsigned long long)torn,
+	              (unsigned long long)reads);
+	munmap(pg, sizeof(*pg));
 }
 END_TEST
 
@@ -1259,7 +1360,7 @@ static int pwriter_child(void)
 	    mmapd_pstruct_open(region, 0, &l, 0, &p) < 0)
 		return 1;
 	cfg = p;
-	ok = strcmp(cfg->host.bytes, "example.org") == 0 && cfg->port == 443;
+	ok = strcmp(FSTR_STR(cfg->host), "example.org") == 0 && cfg->port == 443;
 	ok = ok && mmapd_pwriter_lock(w, 5000) == 0 &&
 	     mmapd_pwriter_fstr_set(w, MMAPD_FSTR_ARGS(cfg->host), "child.example", 13) == 0 &&
 	     mmapd_pwriter_write(w, &cfg->port, &port, sizeof(port)) == 0 &&
@@ -1291,15 +1392,15 @@ START_TEST(test_persist_struct_writer_writes_fields_and_strings_seen_by_another_
 	ck_assert_str_eq(mmapd_region_name(mmapd_pwriter_region(w)), "pw.journal");
 	ck_assert_int_eq(mmapd_pwriter_fstr_set(w, MMAPD_FSTR_ARGS(cfg->host), "example.org", 11), 0);
 	ck_assert_int_eq(mmapd_pwriter_write(w, &cfg->port, &port, sizeof(port)), 0);
-	ck_assert_str_eq(cfg->host.bytes, "example.org");
-	ck_assert_uint_eq(cfg->host.length, 11);
+	ck_assert_str_eq(FSTR_STR(cfg->host), "example.org");
+	ck_assert_int_eq(mmapd_fstr_len(MMAPD_FSTR_ARGS(cfg->host)), 11);
 	/* Refused, nothing written: too long, not UTF-8, outside the window, NULL. */
 	ck_assert_int_eq(mmapd_pwriter_fstr_set(w, MMAPD_FSTR_ARGS(cfg->host),
 	                                        "0123456789012345678901234567890123", 34),
 	                 -ENAMETOOLONG);
 	ck_assert_int_eq(mmapd_pwriter_fstr_set(w, MMAPD_FSTR_ARGS(cfg->host), "\xc3\x28", 2),
 	                 -EILSEQ);
-	ck_assert_str_eq(cfg->host.bytes, "example.org");
+	ck_assert_str_eq(FSTR_STR(cfg->host), "example.org");
 	ck_assert_int_eq(mmapd_pwriter_write(w, (uint8_t *)mmapd_region_data(region) + 65530,
 	                                     zero, 8), -ERANGE);
 	ck_assert_int_eq(mmapd_pwriter_write(w, zero, zero, 8), -ERANGE);
@@ -1314,7 +1415,7 @@ START_TEST(test_persist_struct_writer_writes_fields_and_strings_seen_by_another_
 	if (pid == 0)
 		_exit(pwriter_child());
 	test_child_wait(pid, CHILD_WAIT_MS);
-	ck_assert_str_eq(cfg->host.bytes, "child.example");
+	ck_assert_str_eq(FSTR_STR(cfg->host), "child.example");
 	ck_assert_uint_eq(cfg->port, 8443);
 	/* A read-only mapping cannot be written through. */
 	ck_assert_int_eq(mmapd_region_open(c, "pw", &o, &ro), 0);
@@ -1727,6 +1828,8 @@ static Suite *persist_suite(void)
 	tcase_add_test(tc, test_persist_processes_racing_to_format_one_struct_end_with_one_format);
 	tcase_add_test(tc, test_persist_fixed_string_refuses_overflow_and_cuts_only_when_asked);
 	tcase_add_test(tc, test_persist_fixed_string_takes_only_utf8_unless_raw_and_cuts_between_code_points);
+	tcase_add_test(tc, test_persist_fixed_string_has_two_buffers_and_a_set_leaves_the_old_one_whole);
+	tcase_add_test(tc, test_persist_fixed_string_read_while_another_process_sets_it_is_never_torn);
 	tcase_add_test(tc, test_persist_vector_edits_in_one_process_are_seen_in_another);
 	tcase_add_test(tc, test_persist_hash_map_iterates_by_cursor_removing_as_it_goes_and_reserves);
 	tcase_add_test(tc, test_persist_structures_scribbled_with_garbage_give_errors_not_crashes);

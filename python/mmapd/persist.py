@@ -547,12 +547,16 @@ class PStrMap(_Persistent, MutableMapping):  # type: ignore[type-arg]
 
 def FStr(capacity: int) -> type:
     """The ctypes type of MMAPD_FSTR(capacity), a fixed-capacity string member of a persistent
-    struct; its value property reads and writes it with libmmapd (mmapd_fstr_set(): OSError
-    ENAMETOOLONG when too long, EILSEQ when not UTF-8); set_truncated() cuts to the capacity
-    at a character boundary, set_raw() stores any bytes, compare() orders like memcmp()."""
+    struct: a commit word and two buffers of capacity + 1 bytes, read and written only through
+    libmmapd, so that every set is atomic (a reader, or the next process after the setter died,
+    sees the old string or the new one). Its value property reads and writes it
+    (mmapd_fstr_copy(), mmapd_fstr_set(): OSError ENAMETOOLONG when too long, EILSEQ when not
+    UTF-8); set_truncated() cuts to the capacity at a character boundary, set_raw() stores any
+    bytes, compare() orders like memcmp()."""
 
     class _FStr(ctypes.Structure):
-        _fields_ = [("length", ctypes.c_uint32), ("bytes", ctypes.c_char * (capacity + 1))]
+        _fields_ = [("word", ctypes.c_uint64),
+                    ("bytes", (ctypes.c_char * (capacity + 1)) * 2)]
 
         @property
         def value(self) -> bytes:

@@ -272,6 +272,7 @@ static int pstruct(struct mmapd_client *c, int argc, char **argv, int set)
 	struct mmapd_layout layout = MMAPD_LAYOUT(struct counters, "counters", 1);
 	struct mmapd_region *region;
 	struct counters *s;
+	char label[16];
 	void *p;
 	int r = mmapd_region_open(c, argv[0], &o, &region);
 
@@ -289,7 +290,9 @@ static int pstruct(struct mmapd_client *c, int argc, char **argv, int set)
 		r = mmapd_fstr_set_cstr(MMAPD_FSTR_ARGS(s->label), argv[4]);
 	}
 	if (r >= 0)
-		printf("%llu %u %s\n", (unsigned long long)s->hits, s->misses, s->label.bytes);
+		r = (int)mmapd_fstr_copy(MMAPD_FSTR_ARGS(s->label), label, sizeof(label));
+	if (r >= 0)
+		printf("%llu %u %s\n", (unsigned long long)s->hits, s->misses, label);
 	mmapd_region_close(region);
 	return r < 0 ? fail("pstruct", r) : 0;
 }

@@ -182,6 +182,11 @@ class TestFields(DaemonTest):
 
 
 class TestFStr(DaemonTest):
+    def test_layout_is_a_word_and_two_buffers(self):
+        self.assertEqual(ctypes.sizeof(mmapd.FStr(7)), 8 + 2 * 8)
+        self.assertEqual(ctypes.sizeof(mmapd.FStr(8)), 32)          # 8 + 18, rounded up to 8
+        self.assertEqual(ctypes.alignment(mmapd.FStr(8)), 8)
+
     def test_truncate_raw_and_compare(self):
         class Named(ctypes.Structure):
             _fields_ = [("label", mmapd.FStr(7))]

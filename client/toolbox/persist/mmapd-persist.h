@@ -35,9 +35,9 @@ extern "C" {
  * store is written first as a redo record in the structure's header; whoever finds the record
  * of a dead writer finishes it (under the structure's lock) before doing anything else. With
  * MMAPD_PERSIST_DURABLE the same holds across a power loss (docs/client-api.md gives the
- * msync order). Structs and fixed strings are the caller's bytes: their plain stores (and
- * mmapd_fstr_set*()) are not journalled; writes through a struct writer (mmapd_pwriter_write(),
- * mmapd_pwriter_fstr_set()) are.
+ * msync order). Every fixed string set (mmapd_fstr_set*()) is atomic too, by its layout (one
+ * commit word over two buffers). Structs are the caller's bytes: their plain stores are not
+ * journalled; writes through a struct writer (mmapd_pwriter_write()) are.
  */
 
 /*
@@ -101,24 +101,32 @@ MMAPD_EXPORT int mmapd_pstruct_open(struct mmapd_region *region, uint64_t off,
 
 /*
  * A fixed-capacity string to embed in a persistent struct: declare the member with
- * MMAPD_FSTR(capacity) (capacity: the longest string, in bytes, below 2^32) and pass its
- * address, cast to struct mmapd_fstr *, together with the capacity. The bytes are always
- * NUL-terminated, so s->bytes reads as a C string; a zeroed one is the empty string. Not
- * atomic: a reader racing a writer may see a torn string (use a lock), and a writer killed in
- * the middle of mmapd_fstr_set*() leaves one (mmapd_pwriter_fstr_set() does not).
+ * MMAPD_FSTR(capacity) (capacity: the longest string, in bytes, below 2^31) and pass its
+ * address, cast to struct mmapd_fstr *, together with the capacity (MMAPD_FSTR_ARGS(m)). It
+ * holds one commit word (generation, buffer in use, length) and two buffers of capacity + 1
+ * bytes, so it takes 8 + 2 * (capacity + 1) bytes, rounded up to 8; a zeroed one is the
+ * empty string. Read it only through mmapd_fstr_len(), _copy() and _cmp(): which buffer holds
+ * the string changes at every set. Every set is atomic: the new bytes go into the idle buffer, then one store of the
+ * word publishes them, so a reader racing the set, or the next process after the setter died
+ * at any instruction, sees the old string or the new one, never a mix. Two sets of one string
+ * at once need the caller's lock. Across a power loss: mmapd_pwriter_fstr_set() with a
+ * MMAPD_PERSIST_DURABLE writer syncs the bytes before the word and the word before returning;
+ * a plain set is on disk once mmapd_flush() or mmapd_region_msync() of its pages returns, but
+ * a power loss before that may keep the word's page without the bytes' page (a torn string).
  */
 struct mmapd_fstr {
-	uint32_t length;
+	uint64_t word;                 /* only ever accessed atomically, by the functions below */
 	char bytes[];
 };
-#define MMAPD_FSTR(capacity) struct { uint32_t length; char bytes[(capacity) + 1]; }
+#define MMAPD_FSTR(capacity) struct { uint64_t word; char bytes[2][(capacity) + 1]; }
 /* The string and capacity arguments of the mmapd_fstr_* functions for a MMAPD_FSTR member m. */
-#define MMAPD_FSTR_ARGS(m) ((struct mmapd_fstr *)&(m)), (sizeof((m).bytes) - 1)
+#define MMAPD_FSTR_ARGS(m) ((struct mmapd_fstr *)&(m)), (sizeof((m).bytes[0]) - 1)
 
 /*
  * Sets s to the len bytes at str, which must be UTF-8 (no NUL needed; embedded NULs are
  * kept). Returns 0, -EILSEQ (not well-formed UTF-8: s is unchanged), -ENAMETOOLONG (len >
- * capacity: s is unchanged), -EINVAL (NULL s, or NULL str with len > 0).
+ * capacity: s is unchanged), -EINVAL (NULL s, s not 8-byte aligned, capacity 2^31 or
+ * more, or NULL str with len > 0).
  * mmapd_fstr_set_raw() stores any bytes, unchecked (no -EILSEQ).
  */
 MMAPD_EXPORT int mmapd_fstr_set(struct mmapd_fstr *s, size_t capacity, const char *str,
@@ -159,7 +167,7 @@ MMAPD_EXPORT int mmapd_fstr_cmp(const struct mmapd_fstr *s, size_t capacity, con
  * MMAPD_PERSIST_CREATE), then copied into place. Whoever next opens a writer on the owner, or
  * writes through one, finishes a write whose process died after its commit point; a process
  * that reads structs after a crash opens a writer first. Stores made otherwise (plain C
- * stores, mmapd_fstr_set*(), memcpy) are not journalled: a crash may tear them.
+ * stores, memcpy) are not journalled: a crash may tear them (fixed string sets excepted).
  *
  * Opens the writer (flags: MMAPD_PERSIST_*; owner mapped read-write, borrowed: close the
  * writer first), finishing a dead writer's write. Returns 0 with *ret_writer, -EACCES (owner
@@ -187,9 +195,11 @@ MMAPD_EXPORT struct mmapd_region *mmapd_pwriter_region(const struct mmapd_pwrite
 MMAPD_EXPORT int mmapd_pwriter_write(struct mmapd_pwriter *w, void *dst, const void *src,
                                      size_t len);
 /*
- * mmapd_fstr_set() of s, which must lie in the owner's window, through mmapd_pwriter_write():
- * a crash leaves the old string or the new one. Returns 0, the errors of mmapd_fstr_set() and
- * of mmapd_pwriter_write().
+ * mmapd_fstr_set() of s, which must lie in the owner's window, after finishing a dead writer's
+ * write; with a MMAPD_PERSIST_DURABLE writer, the new bytes are msynced before the commit word
+ * is stored and the word after it, so a power loss leaves the old string or the new one (the
+ * durable set). Nothing is journalled: the set is atomic by itself. Returns 0, the errors of
+ * mmapd_fstr_set(), -ERANGE (s outside the window), -EBUSY, -EIO (msync).
  */
 MMAPD_EXPORT int mmapd_pwriter_fstr_set(struct mmapd_pwriter *w, struct mmapd_fstr *s,
                                         size_t capacity, const char *str, size_t len);

@@ -8,7 +8,7 @@
  *   pjournal.c the redo record that makes each operation of a vector or hash map atomic with
  *              respect to the death of its process, and its durable ordering;
  *   pwrite.c   journalled writes into persistent structs (a region's struct journal);
- *   fstr.c     fixed-capacity strings (UTF-8 checked);
+ *   fstr.c     fixed-capacity strings (UTF-8 checked, double-buffered: crash-atomic sets);
  *   pvec.c     the vector;
  *   phash.c    the hash map;
  *   pstrmap.c  the string map (keys and values of any length) built on both;
@@ -117,6 +117,15 @@ int pregion_sync(struct pregion *p, uint64_t off, uint64_t len);
 /* The same for window offsets of another region (a journal's target). */
 int pregion_sync_other(const struct pregion *p, struct mmapd_region *region, uint64_t off,
                        uint64_t len);
+
+/*
+ * For the struct writer's fixed-string set (fstr.c): pwrite_prepare() checks that [dst, dst +
+ * len) lies in w's owner window and finishes a dead writer's write first; returns 0, -EINVAL,
+ * -ERANGE, or the errors of settling. pwrite_sync() msyncs such a range of the owner when w is
+ * durable (0 or -EIO).
+ */
+int pwrite_prepare(struct mmapd_pwriter *w, const void *dst, size_t len);
+int pwrite_sync(struct mmapd_pwriter *w, const void *dst, size_t len);
 
 /*
  * What the string map (pstrmap.c) builds on the hash map and the vector, beyond their public

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Journalled writes into persistent structs: what makes a write of a struct's fields, or a
- * fixed string's set (fstr.c), atomic with respect to the death of the process doing it.
+ * Journalled writes into persistent structs: what makes a write of a struct's fields atomic
+ * with respect to the death of the process doing it (a fixed string's set is atomic by its
+ * own layout, fstr.c; its writer variant uses the range check, settling and durable syncs
+ * here).
  *
  * A struct is the caller's bytes at an offset of a region (pstruct.c), with no room of its
  * own for a journal, so the journal lives in a companion region, "<owner>.journal": a
@@ -148,30 +150,49 @@ static int pwrite_stage_room(struct mmapd_pwriter *w, uint64_t len)
 	return pregion_grow(&w->pr, want, "struct journal");
 }
 
+/* The owner-window offset of [dst, dst + len), or UINT64_MAX when it is not in the window. */
+static uint64_t pwrite_offset(const struct mmapd_pwriter *w, const void *dst, size_t len)
+{
+	const uint8_t *data = mmapd_region_data(w->owner);
+	uint64_t off = (uint64_t)((const uint8_t *)dst - data);
+
+	if ((const uint8_t *)dst < data || off > UINT64_MAX - len ||
+	    !tbx_region_covers(w->owner, off + len))
+		return UINT64_MAX;
+	return off;
+}
+
+int pwrite_prepare(struct mmapd_pwriter *w, const void *dst, size_t len)
+{
+	if (!w || !dst)
+		return tbx_error(-EINVAL, "w or dst is NULL");
+	if (pwrite_offset(w, dst, len) == UINT64_MAX)
+		return tbx_error(-ERANGE, "%zu bytes at dst do not lie in the window of '%s'", len,
+		                 mmapd_region_name(w->owner));
+	if (atomic_load_explicit(&w->h->journal.op, memory_order_acquire) != 0)
+		return pjournal_settle_writer(&w->pr, &w->h->journal, "struct journal");
+	return 0;
+}
+
+int pwrite_sync(struct mmapd_pwriter *w, const void *dst, size_t len)
+{
+	return pregion_sync_other(&w->pr, w->owner, pwrite_offset(w, dst, len), len);
+}
+
 MMAPD_EXPORT int mmapd_pwriter_write(struct mmapd_pwriter *w, void *dst, const void *src,
                                      size_t len)
 {
 	struct pjournal rec;
-	const uint8_t *data;
-	uint64_t off;
 	int r;
 
 	if (!w || !dst || (!src && len))
 		return tbx_error(-EINVAL, "w, dst or src is NULL");
-	data = mmapd_region_data(w->owner);
-	off = (uint64_t)((const uint8_t *)dst - data);
-	if ((const uint8_t *)dst < data || off > UINT64_MAX - len ||
-	    !tbx_region_covers(w->owner, off + len))
-		return tbx_error(-ERANGE, "%zu bytes at dst do not lie in the window of '%s'", len,
-		                 mmapd_region_name(w->owner));
-	if (len == 0)
-		return 0;
-	if ((atomic_load_explicit(&w->h->journal.op, memory_order_acquire) != 0 &&
-	     (r = pjournal_settle_writer(&w->pr, &w->h->journal, "struct journal")) < 0) ||
+	if ((r = pwrite_prepare(w, dst, len)) < 0 || len == 0 ||
 	    (r = pwrite_stage_room(w, len)) < 0)
 		return r;
 	memmove(pregion_data(&w->pr) + PERSIST_DATA_OFF, src, len);
 	pjournal_begin(&rec);
-	pjournal_copy(&rec, PERSIST_DATA_OFF, mmapd_region_offset(w->owner) + off, len);
+	pjournal_copy(&rec, PERSIST_DATA_OFF,
+	              mmapd_region_offset(w->owner) + pwrite_offset(w, dst, len), len);
 	return pjournal_commit(&w->pr, &w->h->journal, &rec, PERSIST_DATA_OFF, len);
 }
