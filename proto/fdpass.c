@@ -114,41 +114,59 @@ static void fdpass_close_received(struct msghdr *msg)
 	}
 }
 
-ssize_t fdpass_recv(int sock, void *buf, size_t len, struct fd_queue *q, int flags)
+/*
+ * One recvmsg of up to len bytes (len > 0) into buf, with controllen bytes of control (may be
+ * 0) for descriptors, which arrive close-on-exec; retried on EINTR. msg and iov are the
+ * caller's, filled here. Returns the bytes read or -errno.
+ */
+static ssize_t fdpass_recvmsg(int sock, void *buf, size_t len, void *control, size_t controllen,
+                              int flags, struct msghdr *msg, struct iovec *iov)
 {
-	union fdpass_control control;
-	struct iovec iov = { .iov_base = buf, .iov_len = len };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct cmsghdr *cmsg;
-	size_t arrived = 0;
 	ssize_t n;
 
 	/* A zero-byte read would look like the end of the stream. */
 	if (len == 0)
 		return -EINVAL;
-
+	*iov = (struct iovec){ .iov_base = buf, .iov_len = len };
 	do {
-		msg.msg_control = control.buf;
-		msg.msg_controllen = sizeof(control.buf);
-		msg.msg_flags = 0;
-		n = recvmsg(sock, &msg, flags | MSG_CMSG_CLOEXEC);
+		*msg = (struct msghdr){ .msg_iov = iov, .msg_iovlen = 1,
+		                        .msg_control = controllen ? control : NULL,
+		                        .msg_controllen = controllen };
+		n = recvmsg(sock, msg, flags | MSG_CMSG_CLOEXEC);
 	} while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
+/* How many descriptors the SCM_RIGHTS messages in msg carry. */
+static size_t fdpass_count(struct msghdr *msg)
+{
+	struct cmsghdr *cmsg;
+	size_t arrived = 0;
+
+	for (cmsg = CMSG_FIRSTHDR(msg); cmsg; cmsg = CMSG_NXTHDR(msg, cmsg))
+		if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS)
+			arrived += (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+	return arrived;
+}
+
+ssize_t fdpass_recv(int sock, void *buf, size_t len, struct fd_queue *q, int flags)
+{
+	union fdpass_control control;
+	struct iovec iov;
+	struct msghdr msg;
+	struct cmsghdr *cmsg;
+	ssize_t n;
+
+	n = fdpass_recvmsg(sock, buf, len, control.buf, sizeof(control.buf), flags, &msg, &iov);
 	if (n < 0)
-		return -errno;
+		return n;
 
 	/*
 	 * With MSG_CTRUNC the kernel has already closed the descriptors that did not fit; the
 	 * ones that did are ours now, and a frame would claim the wrong ones, so drop them all.
+	 * So for more than the queue has room for.
 	 */
-	if (msg.msg_flags & MSG_CTRUNC) {
-		fdpass_close_received(&msg);
-		return -EPROTO;
-	}
-
-	for (cmsg = CMSG_FIRSTHDR(&msg); cmsg; cmsg = CMSG_NXTHDR(&msg, cmsg))
-		if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS)
-			arrived += (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-	if (arrived > FD_QUEUE_CAP - q->count) {
+	if ((msg.msg_flags & MSG_CTRUNC) || fdpass_count(&msg) > FD_QUEUE_CAP - q->count) {
 		fdpass_close_received(&msg);
 		return -EPROTO;
 	}
@@ -171,20 +189,13 @@ ssize_t fdpass_recv(int sock, void *buf, size_t len, struct fd_queue *q, int fla
 
 ssize_t fdpass_recv_nofds(int sock, void *buf, size_t len, int flags)
 {
-	struct iovec iov = { .iov_base = buf, .iov_len = len };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct iovec iov;
+	struct msghdr msg;
 	ssize_t n;
 
-	if (len == 0)
-		return -EINVAL;
-	do {
-		msg.msg_flags = 0;
-		n = recvmsg(sock, &msg, flags);
-	} while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno;
+	n = fdpass_recvmsg(sock, buf, len, NULL, 0, flags, &msg, &iov);
 	/* Without a control buffer, descriptors that came show only as MSG_CTRUNC. */
-	if (msg.msg_flags & MSG_CTRUNC)
+	if (n >= 0 && (msg.msg_flags & MSG_CTRUNC))
 		return -EPROTO;
 	return n;
 }
@@ -197,35 +208,25 @@ ssize_t fdpass_recv_one(int sock, void *buf, size_t len, int *ret_fd, bool *ret_
 		char buf[CMSG_SPACE(2 * sizeof(int))];
 		struct cmsghdr align;
 	} control;
-	struct iovec iov = { .iov_base = buf, .iov_len = len };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct iovec iov;
+	struct msghdr msg;
 	struct cmsghdr *cmsg;
-	size_t arrived = 0;
 	ssize_t n;
 
 	*ret_fd = -1;
 	*ret_extra = false;
-	if (len == 0)
-		return -EINVAL;
-	do {
-		msg.msg_control = control.buf;
-		msg.msg_controllen = sizeof(control.buf);
-		msg.msg_flags = 0;
-		n = recvmsg(sock, &msg, flags | MSG_CMSG_CLOEXEC);
-	} while (n < 0 && errno == EINTR);
+	n = fdpass_recvmsg(sock, buf, len, control.buf, sizeof(control.buf), flags, &msg, &iov);
 	if (n < 0)
-		return -errno;
-	for (cmsg = CMSG_FIRSTHDR(&msg); cmsg; cmsg = CMSG_NXTHDR(&msg, cmsg))
-		if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) {
-			arrived += (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			if (arrived == 1)
-				memcpy(ret_fd, CMSG_DATA(cmsg), sizeof(int));
-		}
+		return n;
 	/* More than one, or some the kernel had to close (MSG_CTRUNC): none is kept. */
-	if (arrived > 1 || (msg.msg_flags & MSG_CTRUNC)) {
+	if (fdpass_count(&msg) > 1 || (msg.msg_flags & MSG_CTRUNC)) {
 		fdpass_close_received(&msg);
-		*ret_fd = -1;
 		*ret_extra = true;
+		return n;
 	}
+	for (cmsg = CMSG_FIRSTHDR(&msg); cmsg; cmsg = CMSG_NXTHDR(&msg, cmsg))
+		if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS &&
+		    cmsg->cmsg_len > CMSG_LEN(0))
+			memcpy(ret_fd, CMSG_DATA(cmsg), sizeof(int));
 	return n;
 }
