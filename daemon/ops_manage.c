@@ -102,30 +102,60 @@ static int manage_get_names(struct conn *c, uint64_t id, const cJSON *req, const
 }
 
 /*
- * What the name to is now: *ret_held the region the table holds (not busy), *ret_exists
- * whether a region of that name exists, *ret_acc its owner and mode if so. Returns 0, or -1
- * after answering the lookup's error.
+ * Refuses an adopted region as the source or target of a rename or copy: it is known by its
+ * inode, not by a name in the data directory, and the daemon never renames, replaces or
+ * deletes a file a client handed over. Returns 0 or -1 (answered).
+ */
+static int manage_refuse_adopted(struct conn *c, uint64_t id, const struct region *r)
+{
+	if (!r || !r->adopt)
+		return 0;
+	reply_error(c, id, EPERM, "operation not permitted: region '%s' is an adopted file, not a "
+	            "file of the data directory; rename or copy the file itself", r->name);
+	return -1;
+}
+
+/*
+ * Whether the name to, which held has in the table (not busy) or nothing does, may become a
+ * file region made by what ("a file region", "a copy (a file region)"): a region of that name
+ * is refused without replace (EEXIST), and with replace when it is anonymous (EEXIST) or
+ * adopted (EPERM), or c may not write it (replacing it is deleting it). *ret_exists tells
+ * whether a region of that name exists. Returns 0, or -1 after answering.
  */
 static int manage_target(struct conn *c, uint64_t id, const char *to, struct region *held,
-                         bool *ret_exists, struct access *ret_acc)
+                         bool replace, const char *what, bool *ret_exists)
 {
+	struct access acc;
 	struct stat st;
 	int ret;
 
-	*ret_exists = held != NULL;
+	*ret_exists = false;
 	if (held) {
-		*ret_acc = held->acc;
-		return 0;
-	}
-	ret = fsdir_lookup(c->srv->dir_fd, to, &st, NULL);
-	if (ret == -ENOENT)
-		return 0;
-	if (ret < 0) {
-		reply_lookup_error(c, id, to, -ret);
-		return -1;
+		acc = held->acc;
+	} else {
+		ret = fsdir_lookup(c->srv->dir_fd, to, &st, NULL);
+		if (ret == -ENOENT)
+			return 0;
+		if (ret < 0) {
+			reply_lookup_error(c, id, to, -ret);
+			return -1;
+		}
+		region_file_access(c->srv, to, &st, &acc);
 	}
 	*ret_exists = true;
-	region_file_access(c->srv, to, &st, ret_acc);
+	if (!replace) {
+		reply_error(c, id, EEXIST, "region '%s' already exists (set \"replace\": true to "
+		            "replace it)", to);
+		return -1;
+	}
+	if (held && held->anonymous) {
+		reply_error(c, id, EEXIST, "region '%s' is an anonymous region; %s cannot replace it",
+		            to, what);
+		return -1;
+	}
+	if (manage_refuse_adopted(c, id, held) < 0 ||
+	    ops_check_access(c, id, to, &acc, ACCESS_WRITE) < 0)
+		return -1;
 	return 0;
 }
 
@@ -211,20 +241,6 @@ static void rename_follow(struct region *r, const char *name, const char *to)
 	cJSON_Delete(event);
 }
 
-/*
- * Refuses an adopted region as the source or target of a rename or copy: it is known by its
- * inode, not by a name in the data directory, and the daemon never renames, replaces or
- * deletes a file a client handed over. Returns 0 or -1 (answered).
- */
-static int manage_refuse_adopted(struct conn *c, uint64_t id, const struct region *r)
-{
-	if (!r || !r->adopt)
-		return 0;
-	reply_error(c, id, EPERM, "operation not permitted: region '%s' is an adopted file, not a "
-	            "file of the data directory; rename or copy the file itself", r->name);
-	return -1;
-}
-
 /* Renames anonymous region r (not busy, c may write it) to to, which old (or nothing) has. */
 static void rename_anonymous(struct conn *c, uint64_t id, struct region *r, const char *to,
                              struct region *old, bool replace)
@@ -270,7 +286,7 @@ int ops_rename(struct conn *c, uint64_t id, cJSON *req)
 	const char *name, *to;
 	struct region *r, *old;
 	struct manage_saving *s;
-	struct access acc, to_acc;
+	struct access acc;
 	struct stat st;
 	bool replace = false, exists;
 	int ret;
@@ -305,20 +321,7 @@ int ops_rename(struct conn *c, uint64_t id, cJSON *req)
 		region_file_access(srv, name, &st, &acc);
 	/* The rule of delete: renaming takes the name away from whoever opens it by it. */
 	if (ops_check_access(c, id, name, &acc, ACCESS_WRITE) < 0 ||
-	    manage_target(c, id, to, old, &exists, &to_acc) < 0)
-		return OPS_DONE;
-	if (exists && !replace) {
-		reply_error(c, id, EEXIST, "region '%s' already exists (set \"replace\": true to "
-		            "replace it)", to);
-		return OPS_DONE;
-	}
-	if (old && old->anonymous) {
-		reply_error(c, id, EEXIST, "region '%s' is an anonymous region; a file region "
-		            "cannot replace it", to);
-		return OPS_DONE;
-	}
-	/* Replacing is deleting the target: the same right to it. */
-	if (exists && ops_check_access(c, id, to, &to_acc, ACCESS_WRITE) < 0)
+	    manage_target(c, id, to, old, replace, "a file region", &exists) < 0)
 		return OPS_DONE;
 
 	s = calloc(1, sizeof(*s));
@@ -657,7 +660,6 @@ int ops_copy(struct conn *c, uint64_t id, cJSON *req)
 	const char *name, *to;
 	struct region *src, *old;
 	struct copy_job *job;
-	struct access to_acc;
 	uint64_t perm = ACCESS_PERM_DEFAULT;
 	bool replace = false, exists;
 	int ret;
@@ -676,22 +678,8 @@ int ops_copy(struct conn *c, uint64_t id, cJSON *req)
 	old = region_lookup(srv, to);
 	if (old && old->state == REGION_BUSY)
 		return ops_defer(c, id, req, old);
-	if (manage_refuse_adopted(c, id, old) < 0 ||
-	    manage_target(c, id, to, old, &exists, &to_acc) < 0)
-		return OPS_DONE;
-	if (exists && !replace) {
-		reply_error(c, id, EEXIST, "region '%s' already exists (set \"replace\": true to "
-		            "replace it)", to);
-		return OPS_DONE;
-	}
-	if (old && old->anonymous) {
-		reply_error(c, id, EEXIST, "region '%s' is an anonymous region; a copy (a file "
-		            "region) cannot replace it", to);
-		return OPS_DONE;
-	}
-	if (exists && ops_check_access(c, id, to, &to_acc, ACCESS_WRITE) < 0)
-		return OPS_DONE;
-	if (copy_admit(c, id, to) < 0)
+	if (manage_target(c, id, to, old, replace, "a copy (a file region)", &exists) < 0 ||
+	    copy_admit(c, id, to) < 0)
 		return OPS_DONE;
 
 	job = calloc(1, sizeof(*job));
