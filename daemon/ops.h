@@ -175,6 +175,12 @@ int ops_check_region(struct conn *c, uint64_t id, const struct region *r, unsign
  */
 int ops_admit_grant(struct conn *c, uint64_t id, bool created);
 /*
+ * Checks that c may create region name: allow_create and max_regions_created_per_client;
+ * what ("the creation of", "the copy to") names the request in the log. Returns 0, or -1
+ * after answering EACCES or EAGAIN. (ops_region.c)
+ */
+int ops_admit_create(struct conn *c, uint64_t id, const char *name, const char *what);
+/*
  * Makes a grant of r for c in mode (executable if exec) and sends the reply with its
  * descriptor (the reply of open and adopt), answering any failure itself. created: the
  * request made r, which is granted whatever r's mode says, as open(2) with O_CREAT is.

@@ -627,25 +627,11 @@ static int copy_open_source(struct conn *c, uint64_t id, const char *name, struc
 	return fd < 0 ? -1 : fd;
 }
 
-/* Checks allow_create and max_regions_created_per_client. Returns 0, or -1 after answering. */
+/* Checks ops_admit_create and the descriptor reserve. Returns 0, or -1 after answering. */
 static int copy_admit(struct conn *c, uint64_t id, const char *to)
 {
-	const struct config *cfg = c->srv->cfg;
-	uint64_t max = cfg->limits.max_regions_created_per_client;
-
-	if (!id_list_allows(&cfg->allow_create, c->uid, c->gid, c->groups, c->ngroups)) {
-		conn_warn(c, "denied the copy to region '%s': not in allow_create", to);
-		reply_error(c, id, EACCES, "permission denied: uid %lu may not create regions "
-		            "(allow_create)", (unsigned long)c->uid);
+	if (ops_admit_create(c, id, to, "the copy to") < 0)
 		return -1;
-	}
-	if (c->regions_created >= max) {
-		conn_warn(c, "refused the copy to region '%s': max_regions_created_per_client "
-		          "(%" PRIu64 ")", to, max);
-		reply_error(c, id, EAGAIN, "this connection created max_regions_created_per_client "
-		            "(%" PRIu64 ") regions already", max);
-		return -1;
-	}
 	if (!budget_fd_headroom(c->srv, (uint32_t)c->uid) &&
 	    (region_idle_drop(c->srv) == 0 || !budget_fd_headroom(c->srv, (uint32_t)c->uid))) {
 		reply_fd_reserve(c, id);

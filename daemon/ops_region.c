@@ -205,24 +205,20 @@ int ops_admit_grant(struct conn *c, uint64_t id, bool created)
 	return 0;
 }
 
-/*
- * Checks that c may create a region: allow_create and max_regions_created_per_client.
- * Returns 0, or -1 after answering EACCES or EAGAIN.
- */
-static int open_admit_create(struct conn *c, uint64_t id, const char *name)
+int ops_admit_create(struct conn *c, uint64_t id, const char *name, const char *what)
 {
 	const struct config *cfg = c->srv->cfg;
 	uint64_t max = cfg->limits.max_regions_created_per_client;
 
 	if (!id_list_allows(&cfg->allow_create, c->uid, c->gid, c->groups, c->ngroups)) {
-		conn_warn(c, "denied the creation of region '%s': not in allow_create", name);
+		conn_warn(c, "denied %s region '%s': not in allow_create", what, name);
 		reply_error(c, id, EACCES, "permission denied: uid %lu may not create regions "
 		            "(allow_create)", (unsigned long)c->uid);
 		return -1;
 	}
 	if (c->regions_created >= max) {
-		conn_warn(c, "refused the creation of region '%s': max_regions_created_per_client "
-		          "(%" PRIu64 ")", name, max);
+		conn_warn(c, "refused %s region '%s': max_regions_created_per_client (%" PRIu64 ")",
+		          what, name, max);
 		reply_error(c, id, EAGAIN, "this connection created max_regions_created_per_client "
 		            "(%" PRIu64 ") regions already", max);
 		return -1;
@@ -638,7 +634,7 @@ int ops_open(struct conn *c, uint64_t id, cJSON *req)
 		reply_fd_reserve(c, id);
 		return OPS_DONE;
 	}
-	if (open_admit_create(c, id, a.name) < 0)
+	if (ops_admit_create(c, id, a.name, "the creation of") < 0)
 		return OPS_DONE;
 	open_create(c, id, &a, req);
 	return OPS_KEPT;
