@@ -277,8 +277,19 @@ static bool batch_take(struct mmapd_region *region, uint64_t *off, uint64_t *len
 	return true;
 }
 
-MMAPD_EXPORT int mmapd_region_msync(struct mmapd_region *region, uint64_t off,
-                                          uint64_t len)
+/* msync(flags) of span sp of region. Returns 0 or -errno (message set). */
+static int span_msync(struct mmapd_region *region, const struct span *sp, int flags)
+{
+	int r;
+
+	if (msync(sp->addr, sp->len, flags) == 0)
+		return 0;
+	r = -errno;
+	return error_set(r, "msync of %zu bytes of '%s' failed: %s", sp->len, region->name,
+	                 mmapd_strerror(r));
+}
+
+MMAPD_EXPORT int mmapd_region_msync(struct mmapd_region *region, uint64_t off, uint64_t len)
 {
 	struct span sp;
 	bool now;
@@ -305,12 +316,7 @@ MMAPD_EXPORT int mmapd_region_msync(struct mmapd_region *region, uint64_t off,
 	r = span_of(region, off, len, &len, &sp);
 	if (r < 0)
 		return r;
-	if (msync(sp.addr, sp.len, MS_SYNC) < 0) {
-		r = -errno;
-		return error_set(r, "msync of %zu bytes of '%s' failed: %s", sp.len, region->name,
-		                 mmapd_strerror(r));
-	}
-	return 0;
+	return span_msync(region, &sp, MS_SYNC);
 }
 
 MMAPD_EXPORT int mmapd_region_msync_async(struct mmapd_region *region, uint64_t off,
@@ -327,11 +333,9 @@ MMAPD_EXPORT int mmapd_region_msync_async(struct mmapd_region *region, uint64_t 
 	r = span_of(region, off, len, &len, &sp);
 	if (r < 0)
 		return r;
-	if (msync(sp.addr, sp.len, MS_ASYNC) < 0) {
-		r = -errno;
-		return error_set(r, "msync of %zu bytes of '%s' failed: %s", sp.len, region->name,
-		                 mmapd_strerror(r));
-	}
+	r = span_msync(region, &sp, MS_ASYNC);
+	if (r < 0)
+		return r;
 	/*
 	 * Linux's MS_ASYNC only checks the range (dirty pages are tracked anyway, and written
 	 * back some 30 s later): start the write-back of the range's dirty pages now, without
