@@ -331,7 +331,14 @@ class TestRawProtocol(unittest.TestCase):
         c.ok("truncate-on-close", name="raw-src", size=10)
         self.assertEqual(os.fstat(fd).st_size, 65536)
         self.assertEqual(c.ok("stat", name="raw-src")[0]["region"]["grants"], 1)
-        c.ok("truncate-on-close", name="raw-dst", size=7)
+        # Nobody holds raw-dst: truncated at once, before the reply (the subscribed requester
+        # hears `resized` first).
+        c.ok("subscribe", name="raw-dst")
+        rid = c.send("truncate-on-close", name="raw-dst", size=7)
+        msg, _ = c.frame()
+        self.assertEqual((msg.get("event"), msg.get("size"), msg.get("external")),
+                         ("resized", 7, False), msg)
+        self.assertEqual(c.frame(), ({"id": rid, "ok": True}, []))
         self.assertEqual(os.stat(os.path.join(self.d.data, "raw-dst")).st_size, 7)
         self.assertEqual(c.err("truncate-on-close", name="raw-dst"), "EINVAL")
         r, fds = c.ok("open", name="raw-anon", mode="rw", create=True, size=4096, anonymous=True)
@@ -345,8 +352,12 @@ class TestRawProtocol(unittest.TestCase):
         s.ok("subscribe", name="raw-toc")
         c.ok("truncate-on-close", name="raw-toc", size=5)
         self.assertEqual(os.fstat(fd).st_size, 65536)
-        c.ok("close", handle=r["handle"])
-        self.assertEqual(os.fstat(fd).st_size, 5)  # done when the close reply comes
+        c.ok("subscribe", name="raw-toc")
+        rid = c.send("close", handle=r["handle"])
+        # Done when the close reply comes: the subscribed closer hears `resized` first.
+        self.assertEqual(c.frame()[0]["event"], "resized")
+        self.assertEqual(c.frame(), ({"id": rid, "ok": True}, []))
+        self.assertEqual(os.fstat(fd).st_size, 5)
         e = s.event(lambda e: e["event"] == "resized")
         self.assertEqual((e["size"], e["old_size"], e["external"]), (5, 65536, False))
 
