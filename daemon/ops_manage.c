@@ -372,6 +372,7 @@ struct copy_job {
 	int dir_fd;
 	int src_fd;                   /* read-only, closed by the job */
 	bool replace;
+	bool existed;                 /* the target's name named a region: the reply's replaced */
 	uint64_t max_size;
 	struct access acc;            /* of the copy */
 	char tmp[FSDIR_TMP_NAME_MAX];
@@ -547,7 +548,7 @@ static void copy_saved(void *arg, int result)
 	reply = obj ? msg_reply_ok(job->id) : NULL;
 	if (!reply || !cJSON_AddStringToObject(reply, PROTO_FIELD_METHOD,
 	                                       copy_method_names[job->method]) ||
-	    !cJSON_AddBoolToObject(reply, PROTO_FIELD_REPLACED, job->old != NULL) ||
+	    !cJSON_AddBoolToObject(reply, PROTO_FIELD_REPLACED, job->existed) ||
 	    !cJSON_AddItemToObject(reply, PROTO_FIELD_REGION, obj)) {
 		if (!reply || !cJSON_HasObjectItem(reply, PROTO_FIELD_REGION))
 			cJSON_Delete(obj);
@@ -712,6 +713,7 @@ int ops_copy(struct conn *c, uint64_t id, cJSON *req)
 	job->id = id;
 	job->dir_fd = srv->dir_fd;
 	job->replace = replace;
+	job->existed = exists;
 	job->max_size = srv->limits->max_region_size;
 	job->acc.uid = (uint32_t)c->uid;
 	job->acc.gid = (uint32_t)c->gid;

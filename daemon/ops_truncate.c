@@ -166,9 +166,11 @@ int ops_truncate_on_close(struct conn *c, uint64_t id, cJSON *req)
 	} else {
 		r->final_size = size;
 		r->has_final_size = true;
+		/* A region nobody holds is truncated now, before the reply says it is done. */
+		ops_put_region(r);
 		reply_send(c, id, msg_reply_ok(id));
+		return OPS_DONE;
 	}
-	/* A region nobody holds is truncated now. */
 	ops_put_region(r);
 	return OPS_DONE;
 }
