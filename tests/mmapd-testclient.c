@@ -90,7 +90,10 @@
  *                                             overflow events, checking their order
  *   count-wait NAME SEQ TIMEOUT_MS            dispatch until a counted changed event reached
  *                                             SEQ: ok events=N changes=N coalesced=N
- *                                             overflow=N bad=N last=SEQ
+ *                                             overflow=N bad=N last=SEQ, and with bad > 0
+ *                                             firstbad=E,E,... (the first bad event, last,
+ *                                             after the ones before it: Cfirst-seq, Oseq,
+ *                                             Sseq where counting started)
  *   changeloop NAME COUNT                     COUNT reports of a 1-byte change of NAME (at
  *                                             i % 64): ok first=SEQ last=SEQ
  *   wait-changed IDX AFTER TIMEOUT_MS         mmapd_region_wait_changed: ok seq=N
@@ -646,11 +649,17 @@ struct sess_region {
 	size_t limit;             /* bytes of the window that may be touched now */
 };
 
+#define SESS_COUNT_RECENT 6         /* events kept to say what led to the first bad one */
+#define SESS_COUNT_EVENT  48        /* "C<first>-<seq>," at most */
+
 /* The changed/overflow events of one region, counted instead of printed. */
 struct sess_count {
 	bool on;
 	char name[MMAPD_NAME_MAX + 1];
 	uint64_t events, changes, coalesced, overflow, bad, last;
+	char recent[SESS_COUNT_RECENT][SESS_COUNT_EVENT];   /* a ring, oldest at nrecent */
+	unsigned nrecent;
+	char firstbad[SESS_COUNT_RECENT * SESS_COUNT_EVENT];
 };
 
 struct session {
@@ -762,6 +771,27 @@ static bool sess_counting(const struct session *s, const char *region)
 	return s->count.on && region != NULL && strcmp(region, s->count.name) == 0;
 }
 
+/* Keeps a counted event; the first bad one is kept with the events before it. */
+static void sess_count_note(struct sess_count *k, const struct mmapd_event *ev, bool bad)
+{
+	char *e = k->recent[k->nrecent++ % SESS_COUNT_RECENT];
+
+	if (ev->type == MMAPD_EVENT_CHANGED)
+		snprintf(e, SESS_COUNT_EVENT, "C%llu-%llu", (unsigned long long)ev->first_seq,
+		         (unsigned long long)ev->seq);
+	else
+		snprintf(e, SESS_COUNT_EVENT, "O%llu", (unsigned long long)ev->seq);
+	if (!bad || k->bad++ > 0)
+		return;
+	for (unsigned i = 0; i < SESS_COUNT_RECENT; i++) {
+		const char *r = k->recent[(k->nrecent + i) % SESS_COUNT_RECENT];
+		size_t len = strlen(k->firstbad);
+
+		if (*r)
+			snprintf(k->firstbad + len, sizeof(k->firstbad) - len, "%s%s", len ? "," : "", r);
+	}
+}
+
 static void sess_event(struct mmapd_client *c, const struct mmapd_event *ev, void *userdata)
 {
 	struct session *s = userdata;
@@ -772,8 +802,8 @@ static void sess_event(struct mmapd_client *c, const struct mmapd_event *ev, voi
 	case MMAPD_EVENT_CHANGED:
 		if (sess_counting(s, ev->region)) {
 			s->count.events++;
-			if (ev->first_seq != s->count.last + 1 || ev->seq < ev->first_seq)
-				s->count.bad++;
+			sess_count_note(&s->count, ev, ev->first_seq != s->count.last + 1 ||
+			                               ev->seq < ev->first_seq);
 			if (ev->seq != ev->first_seq)
 				s->count.coalesced++;
 			if (ev->seq >= ev->first_seq)
@@ -798,6 +828,7 @@ static void sess_event(struct mmapd_client *c, const struct mmapd_event *ev, voi
 	case MMAPD_EVENT_OVERFLOW:
 		if (sess_counting(s, ev->region)) {
 			s->count.overflow++;
+			sess_count_note(&s->count, ev, false);
 			s->count.last = ev->seq;
 			return;
 		}
@@ -1105,10 +1136,11 @@ static void sess_count_wait(struct session *s, int n, char **t)
 		if (r < 0)
 			{ res_err(r); return; }
 	}
-	res_ok("events=%llu changes=%llu coalesced=%llu overflow=%llu bad=%llu last=%llu",
+	res_ok("events=%llu changes=%llu coalesced=%llu overflow=%llu bad=%llu last=%llu%s%s",
 	       (unsigned long long)s->count.events, (unsigned long long)s->count.changes,
 	       (unsigned long long)s->count.coalesced, (unsigned long long)s->count.overflow,
-	       (unsigned long long)s->count.bad, (unsigned long long)s->count.last);
+	       (unsigned long long)s->count.bad, (unsigned long long)s->count.last,
+	       s->count.bad ? " firstbad=" : "", s->count.bad ? s->count.firstbad : "");
 }
 
 /* Runs one command line; returns false on "exit". */
@@ -1328,6 +1360,8 @@ static bool sess_command(struct session *s, char *line)
 		s->count.on = true;
 		strcpy(s->count.name, t[1]);
 		s->count.last = info->seq;
+		snprintf(s->count.recent[s->count.nrecent++], SESS_COUNT_EVENT, "S%llu",
+		         (unsigned long long)info->seq);
 		mmapd_region_info_free(info);
 		res_ok("seq=%llu", (unsigned long long)s->count.last);
 	} else if (strcmp(t[0], "count-wait") == 0) {

@@ -32,7 +32,10 @@
  * "nodrain"); the connections closed and the server counts no connection,
  * grant, lock, lock waiter or subscription, no shrink and no thread-pool job; after the
  * shutdown no region is left alive, the loop has no active handle, and the process has
- * exactly the descriptors it had before the input (shared/fdcount.h).
+ * exactly the descriptors it had before the input (shared/fdcount.h). An input also ends
+ * within FUZZ_ITER_MAX turns of the loop, of which at most FUZZ_WAIT_MAX wait (FUZZ_SOON_MS
+ * each at most: fuzz_turn): the target never blocks in the loop, so a daemon that keeps it
+ * busy, or a timer always due soon, is a finding, not a hang.
  *
  * tests/fuzz/replay.c calls the same entry points without libFuzzer, to replay the corpus.
  * With FUZZ_OPS_VERBOSE=1 in the environment, every frame the daemon sends is printed on
@@ -42,6 +45,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -67,6 +71,7 @@
 #define FUZZ_ITER_MAX      100000   /* loop turns per input before the target gives up */
 #define FUZZ_IDLE_TURNS    4        /* turns without progress before the connection is idle */
 #define FUZZ_SOON_MS       20       /* a timer due this soon is waited for */
+#define FUZZ_WAIT_MAX      3000     /* waits of FUZZ_SOON_MS at most per input (fuzz_turn) */
 #define FUZZ_CREATE_UID    1000u    /* the one non-root uid allow_create lists */
 #define FUZZ_CONNS         2
 
@@ -88,6 +93,7 @@ static struct config fuzz_cfg;
 static char fuzz_root[64];    /* the target's own temporary directory */
 static uint32_t fuzz_create_uids[] = { 0, FUZZ_CREATE_UID };
 static bool fuzz_verbose;
+static unsigned fuzz_waits;   /* the waits of the loop for this input (fuzz_turn) */
 
 /* What one input asks for: each connection's bytes and uid, and the directives. */
 struct fuzz_input {
@@ -393,6 +399,30 @@ static bool fuzz_release(struct fuzz_client *cl, size_t n)
 }
 
 /*
+ * One turn of the loop, after waiting up to max_ms (no longer than its next timer) for one
+ * of its descriptors. The wait is ours, on uv_backend_fd(), and uv_run() only runs what is
+ * ready: UV_RUN_ONCE would choose its own wait after running the due timers and idle
+ * handles, and with no timer left that wait is forever, although only this thread (through
+ * the client ends) can make anything happen. That is what the daemon's deferred turns did:
+ * a connection that used up its time slice (CONN_TURN_NS, easily, in a process descheduled
+ * under load) finishes its frames in an idle handle, which uv_backend_timeout() counts as
+ * "due now". Every wait counts against the input's FUZZ_WAIT_MAX.
+ */
+static void fuzz_turn(int max_ms)
+{
+	int ms = uv_backend_timeout(&fuzz_loop);
+
+	if (max_ms > 0 && ms != 0) {
+		struct pollfd p = { .fd = uv_backend_fd(&fuzz_loop), .events = POLLIN };
+
+		if (fuzz_waits++ == FUZZ_WAIT_MAX)
+			fuzz_fail("the input was done within FUZZ_WAIT_MAX waits of the loop", __LINE__);
+		(void)poll(&p, 1, ms < 0 || ms > max_ms ? max_ms : ms);
+	}
+	uv_run(&fuzz_loop, UV_RUN_NOWAIT);
+}
+
+/*
  * Runs the loop until the n connections in c have closed, closing them once they have
  * nothing left to do but wait; before that, each time the daemon is idle, releases the next
  * step "stage" held back, then (with drain false) starts reading the client ends. Returns
@@ -419,13 +449,13 @@ static bool fuzz_serve(struct server *s, struct conn **c, struct fuzz_client *cl
 			return forced;
 		idle = progress > 0 || s->work_pending > 0 ? 0 : idle + 1;
 		if (idle < FUZZ_IDLE_TURNS) {
-			uv_run(&fuzz_loop, s->work_pending > 0 ? UV_RUN_ONCE : UV_RUN_NOWAIT);
+			fuzz_turn(s->work_pending > 0 ? FUZZ_SOON_MS : 0);
 			continue;
 		}
 		/* With no active handle uv_backend_timeout says 0, but nothing will ever happen. */
 		timeout = uv_loop_alive(&fuzz_loop) ? uv_backend_timeout(&fuzz_loop) : -1;
 		if (timeout >= 0 && timeout <= FUZZ_SOON_MS) {
-			uv_run(&fuzz_loop, UV_RUN_ONCE);
+			fuzz_turn(FUZZ_SOON_MS);
 			continue;
 		}
 		idle = 0;
@@ -452,7 +482,7 @@ static void fuzz_server_stop(struct server *s)
 
 	server_stop(s);
 	for (iter = 0; iter < FUZZ_ITER_MAX && !s->finished; iter++)
-		uv_run(&fuzz_loop, UV_RUN_ONCE);
+		fuzz_turn(FUZZ_SOON_MS);
 	FUZZ_CHECK(s->finished);
 	server_done(s);
 	FUZZ_CHECK(s->all_regions == NULL);
@@ -499,6 +529,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (fuzz_decode(data, size, &in) < 0)
 		goto out;
+	fuzz_waits = 0;
 	fds_before = fd_count();
 	FUZZ_CHECK(fds_before > 0);
 	FUZZ_CHECK(server_init(&srv, &fuzz_loop, &fuzz_cfg, &passed) == 0);
