@@ -594,11 +594,11 @@ static int grants_refusing_daemon(int lfd)
 	static const char *const ops[] = { "\"hello\"", "\"open\"", "\"close\"", "\"ping\"" };
 	static const char *const replies[] = {
 		"{\"id\":%llu,\"ok\":true,\"version\":1}",
-		"{\"id\":%llu,\"ok\":true,\"fds\":1,\"handle\":7,\"mode\":\"ro\",\"created\":false,"
-		"\"exec\":false,\"region\":{\"name\":\"r\",\"size\":4096,\"anonymous\":false,"
-		"\"grants\":1,\"clients\":1}}",
-		"{\"id\":%llu,\"ok\":false,\"error\":{\"code\":\"ENOENT\",\"errno\":2,"
-		"\"message\":\"no grant 7 on this connection\"}}",
+		("{\"id\":%llu,\"ok\":true,\"fds\":1,\"handle\":7,\"mode\":\"ro\",\"created\":false,"
+		 "\"exec\":false,\"region\":{\"name\":\"r\",\"size\":4096,\"anonymous\":false,"
+		 "\"grants\":1,\"clients\":1}}"),
+		("{\"id\":%llu,\"ok\":false,\"error\":{\"code\":\"ENOENT\",\"errno\":2,"
+		 "\"message\":\"no grant 7 on this connection\"}}"),
 		"{\"id\":%llu,\"ok\":true}",
 	};
 	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC), mfd;
