@@ -297,15 +297,19 @@ void ops_grant(struct conn *c, uint64_t id, struct region *r, enum region_mode m
 	                (exec ? ACCESS_EXEC : 0);
 	struct grant *g;
 	cJSON *reply = NULL, *obj;
-	bool reserve;
+	struct stat st;
+	bool reserve, have_st;
 	int fd, ret;
 
 	if (exec && open_check_exec(c, id, r, created) < 0)
 		return;
 	if (!created && ops_check_region(c, id, r, want) < 0)
 		return;
-	/* One fstat: the size a holder of an rw grant may have changed, for all that follows. */
-	size = region_size(r);
+	/*
+	 * One fstat: the size a holder of an rw grant may have changed, for all that follows,
+	 * and the times of the reply's region object.
+	 */
+	have_st = region_size_stat(r, &size, &st);
 	if (size > max_bytes || c->bytes_granted > max_bytes - size) {
 		conn_warn(c, "refused an open of '%s': max_bytes_granted_per_client (%" PRIu64 ")",
 		          r->name, max_bytes);
@@ -336,7 +340,7 @@ void ops_grant(struct conn *c, uint64_t id, struct region *r, enum region_mode m
 	reply = msg_reply_ok(id);
 	/* During a shrink the new window must stop where the shrink will cut (resize.h). */
 	grant_size = resize_grant_size(r, size);
-	obj = reply ? region_to_json_sized(r, grant_size) : NULL;
+	obj = reply ? region_to_json_sized(r, grant_size, have_st ? &st : NULL) : NULL;
 	if (!obj || !cJSON_AddNumberToObject(reply, PROTO_FIELD_FDS, 1) ||
 	    !cJSON_AddNumberToObject(reply, PROTO_FIELD_HANDLE, g->handle) ||
 	    !cJSON_AddStringToObject(reply, PROTO_FIELD_MODE, region_mode_name(mode)) ||

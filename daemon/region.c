@@ -551,16 +551,28 @@ uint64_t region_size(struct region *r)
 	struct stat st;
 	uint64_t size;
 
-	if (r->fd < 0 || fstat(r->fd, &st) < 0 || st.st_size < 0)
-		return r->size;
-	size = (uint64_t)st.st_size;
+	region_size_stat(r, &size, &st);
+	return size;
+}
+
+bool region_size_stat(struct region *r, uint64_t *ret_size, struct stat *ret_st)
+{
+	uint64_t size;
+
+	*ret_size = r->size;
+	if (r->fd < 0 || fstat(r->fd, ret_st) < 0)
+		return false;
+	if (ret_st->st_size < 0)
+		return true;
+	size = (uint64_t)ret_st->st_size;
 	/* r->size itself may be above a max_region_size lowered since it was accepted. */
 	if (size != r->size && !region_size_acceptable(r, size)) {
 		region_refuse_size(r, size);
-		return r->size;
+		return true;
 	}
 	r->size_refused = false;
-	return size;
+	*ret_size = size;
+	return true;
 }
 
 _Static_assert((int)MEMFD_HUGE_NONE == (int)PROTO_HUGE_NONE &&
@@ -588,10 +600,14 @@ static void region_times(const struct stat *st, struct proto_region *obj)
 
 cJSON *region_to_json(struct region *r)
 {
-	return region_to_json_sized(r, region_size(r));
+	struct stat st;
+	uint64_t size;
+	bool have_st = region_size_stat(r, &size, &st);
+
+	return region_to_json_sized(r, size, have_st ? &st : NULL);
 }
 
-cJSON *region_to_json_sized(const struct region *r, uint64_t size)
+cJSON *region_to_json_sized(const struct region *r, uint64_t size, const struct stat *st)
 {
 	struct proto_region obj = {
 		.name = r->name, .size = size, .anonymous = r->anonymous, .huge = r->huge,
@@ -603,10 +619,9 @@ cJSON *region_to_json_sized(const struct region *r, uint64_t size)
 		.locks = r->locks.nheld + r->locks.nwaiting, .temporary = r->temporary,
 		.adopted = r->adopt != NULL,
 	};
-	struct stat st;
 
-	if (r->fd >= 0 && fstat(r->fd, &st) == 0)
-		region_times(&st, &obj);
+	if (st)
+		region_times(st, &obj);
 	return proto_region_json(&obj);
 }
 

@@ -207,11 +207,19 @@ void region_set_ready(struct region *r, int fd, uint64_t size);
 uint64_t region_size(struct region *r);
 
 /*
+ * region_size into *ret_size, also keeping the fstat it made in *ret_st for
+ * region_to_json_sized, so that a grant costs one fstat, not two. Returns whether *ret_st
+ * holds one (false: no descriptor, or the fstat failed).
+ */
+bool region_size_stat(struct region *r, uint64_t *ret_size, struct stat *ret_st);
+
+/*
  * The region object of docs/protocol.md and docs/coordination.md; region_to_json_sized with
- * a size the caller just read (region_size). NULL on ENOMEM.
+ * a size the caller just read and the fstat it read it with (region_size_stat), whose times
+ * are the object's (NULL: no times). NULL on ENOMEM.
  */
 cJSON *region_to_json(struct region *r);
-cJSON *region_to_json_sized(const struct region *r, uint64_t size);
+cJSON *region_to_json_sized(const struct region *r, uint64_t size, const struct stat *st);
 
 /*
  * What an anonymous region's memfd cannot tell, for the fd store's state: adds "exec" and

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <grp.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -201,6 +202,60 @@ START_TEST(test_grants_anonymous_ro_and_cow_cannot_be_reopened_writable)
 	grants_assert_intact(rootfd);
 
 	close(fd);
+	close(rootfd);
+	test_conn_close(&nobody);
+	test_conn_close(&root);
+	test_daemon_stop(&d);
+}
+END_TEST
+
+/*
+ * What a holder of a grant may do to its own open file description: status flags, offset and
+ * a flock. Returns 0 when all of it worked, or which step failed.
+ */
+static int grants_own_description(int fd, uint64_t unused)
+{
+	(void)unused;
+	if (fcntl(fd, F_SETFL, O_APPEND | O_NONBLOCK) < 0)
+		return 1;
+	if (lseek(fd, 100, SEEK_SET) != 100)
+		return 2;
+	return flock(fd, LOCK_EX | LOCK_NB) < 0 ? 3 : 0;
+}
+
+/*
+ * Two read-only grants of one region are two open file descriptions, never one shared per
+ * region and mode (architecture.md, "Descriptors are not shared between grants"): what a
+ * hostile holder does to its own (status flags, offset, an exclusive flock, which it keeps
+ * while the test holds the descriptor) is not seen through another client's grant.
+ */
+START_TEST(test_grants_ro_grants_share_no_open_file_description)
+{
+	struct test_daemon d;
+	struct test_conn root, nobody;
+	int rootfd, victim, fd;
+
+	if (!test_is_root())
+		return;
+	test_daemon_init(&d, "{" CFG_OPEN "}");
+	test_daemon_open_dirs(&d);
+	test_daemon_launch(&d);
+	test_conn_open_hello(&root, &d);
+	rootfd = grants_create(&root, "s", false, 0644);
+	victim = grants_open(&root, "s", "ro");
+
+	test_conn_open_hello_as(&nobody, &d, NOBODY, NOBODY);
+	fd = grants_open(&nobody, "s", "ro");
+	ck_assert_int_eq(grants_as_nobody(grants_own_description, fd, 0), 0);
+	ck_assert_int_eq(fcntl(fd, F_GETFL) & (O_APPEND | O_NONBLOCK), O_APPEND | O_NONBLOCK);
+
+	ck_assert_int_eq(fcntl(victim, F_GETFL) & (O_APPEND | O_NONBLOCK), 0);
+	ck_assert_int_eq(lseek(victim, 0, SEEK_CUR), 0);
+	ck_assert_int_eq(flock(victim, LOCK_SH | LOCK_NB), -1);
+	ck_assert_int_eq(errno, EWOULDBLOCK);
+
+	close(fd);
+	close(victim);
 	close(rootfd);
 	test_conn_close(&nobody);
 	test_conn_close(&root);
@@ -701,6 +756,7 @@ static Suite *grants_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_loop_test(tc, test_grants_anonymous_ro_and_cow_cannot_be_reopened_writable, 0,
 	                    2);
+	tcase_add_test(tc, test_grants_ro_grants_share_no_open_file_description);
 	tcase_add_test(tc, test_grants_file_created_under_umask_002_is_private_on_disk);
 	tcase_add_test(tc, test_grants_placed_0666_file_is_tightened_at_first_open_keeping_its_acl);
 	tcase_add_test(tc, test_grants_growth_past_max_region_size_is_never_adopted);
