@@ -90,6 +90,9 @@ struct region {
 	uint64_t size;                /* the size the daemon made or last accepted (resize.c) */
 	bool size_refused;            /* a size above max_region_size was seen and logged */
 	uint64_t generation;          /* 1, +1 per size change */
+	uint64_t size_warned_ms;      /* resize.c: the last warning of a size change it did
+	                                 not make (state_now_ms), 0: none yet */
+	uint64_t size_unwarned;       /* such changes since, not logged */
 	uint64_t seq;                 /* the last change announced (notify.c) */
 	uint64_t grants;              /* open grants, all connections */
 	uint64_t clients;             /* connections holding at least one */

@@ -32,6 +32,9 @@
 #include "timer.h"
 #include "vocab.h"
 
+/* The least time between two warnings of size changes a region got behind the daemon's back. */
+#define RESIZE_WARN_MS 10000u
+
 #define RESIZE_LAGGARDS_NAMED 16   /* pids named in a shrink timeout's message */
 
 /* A connection asked to acknowledge a shrink. */
@@ -103,14 +106,36 @@ static void resize_set(struct region *r, uint64_t size, bool external)
 	resize_announce(r, old_size, external);
 }
 
+/*
+ * Logs that r changed size from its known size to size behind the daemon's back: at most once
+ * per RESIZE_WARN_MS per region, with how many changes went unlogged meanwhile, so that a
+ * user who truncates a file in a loop cannot fill the log.
+ */
+static void resize_warn_external(struct region *r, uint64_t size)
+{
+	uint64_t now = state_now_ms();
+
+	if (r->size_warned_ms && now - r->size_warned_ms < RESIZE_WARN_MS) {
+		r->size_unwarned++;
+		return;
+	}
+	log_warn("region '%s' changed size from %" PRIu64 " to %" PRIu64 " bytes behind the "
+	         "daemon's back (a client truncated it)", r->name, r->size, size);
+	if (r->size_unwarned)
+		log_warn("region '%s': %" PRIu64 " size changes behind the daemon's back in the last "
+		         "%llu s were not logged", r->name, r->size_unwarned,
+		         (unsigned long long)((now - r->size_warned_ms) / 1000));
+	r->size_warned_ms = now ? now : 1;
+	r->size_unwarned = 0;
+}
+
 /* Notices a size of r the daemon did not make. Returns r's current size. */
 static uint64_t resize_check(struct region *r)
 {
 	uint64_t size = region_size(r);
 
 	if (size != r->size) {
-		log_warn("region '%s' changed size from %" PRIu64 " to %" PRIu64 " bytes behind the "
-		         "daemon's back (a client truncated it)", r->name, r->size, size);
+		resize_warn_external(r, size);
 		resize_set(r, size, true);
 	}
 	return size;

@@ -517,6 +517,62 @@ START_TEST(test_extwatch_page_subscriber_sees_external_changes_once)
 }
 END_TEST
 
+/*
+ * A user that truncates a watched file in a loop cannot fill the daemon's log: the warning of a
+ * size change behind the daemon's back comes at most once per region per 10 s (fails without
+ * the bound: one line per change). The daemon's stderr goes to a file for the test.
+ */
+START_TEST(test_extwatch_size_changes_in_a_loop_do_not_flood_the_log)
+{
+	struct test_daemon d;
+	struct test_conn sub;
+	char path[TEST_PATH_MAX + 16], line[1024];
+	int saved, logfd, i, warned = 0;
+	cJSON *reply, *ev;
+	FILE *log;
+
+	test_mkdtemp(path, sizeof(path) - 8);
+	strcat(path, "/log");
+	logfd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ck_assert_int_ge(logfd, 0);
+	saved = dup(2);
+	ck_assert_int_ge(saved, 0);
+	ck_assert_int_eq(dup2(logfd, 2), 2);
+	test_daemon_start(&d, NULL);
+	ck_assert_int_eq(dup2(saved, 2), 2);
+	close(saved);
+	close(logfd);
+
+	test_daemon_create(&d, "loop", EXT_SIZE, false);
+	test_conn_open_hello(&sub, &d);
+	reply = ext_subscribe(&sub, "loop");
+	test_assert_ok(reply);
+	cJSON_Delete(reply);
+	for (i = 0; i < 20; i++) {
+		ext_write(&d, "loop", EXT_TRUNCATE, i % 2 ? EXT_SIZE : 2 * EXT_SIZE);
+		/* Each change noticed: its resized event came. */
+		for (;;) {
+			ev = test_conn_event(&sub, TEST_WAIT_MS);
+			ck_assert_msg(ev != NULL, "no event for truncate %d", i);
+			if (strcmp(test_json_str(ev, "event"), "resized") == 0) {
+				cJSON_Delete(ev);
+				break;
+			}
+			cJSON_Delete(ev);
+		}
+	}
+	test_conn_close(&sub);
+	test_daemon_stop(&d);
+
+	log = fopen(path, "r");
+	ck_assert_ptr_nonnull(log);
+	while (fgets(line, sizeof(line), log))
+		warned += strstr(line, "behind the daemon's back (a client truncated it)") != NULL;
+	fclose(log);
+	ck_assert_msg(warned >= 1 && warned <= 2, "%d warnings for 20 size changes", warned);
+}
+END_TEST
+
 /* A reconnection subscribes again with the flag: the watch is back after a daemon restart. */
 START_TEST(test_extwatch_client_reconnection_keeps_the_flag)
 {
@@ -591,6 +647,7 @@ static Suite *extwatch_suite(void)
 	tcase_add_test(tc, test_extwatch_anonymous_region_is_polled);
 	tcase_add_test(tc, test_extwatch_client_library_flag_and_event);
 	tcase_add_test(tc, test_extwatch_page_subscriber_sees_external_changes_once);
+	tcase_add_test(tc, test_extwatch_size_changes_in_a_loop_do_not_flood_the_log);
 	tcase_add_test(tc, test_extwatch_client_reconnection_keeps_the_flag);
 	tcase_add_test(tc, test_extwatch_mmapctl_watch_external);
 	suite_add_tcase(s, tc);
