@@ -130,40 +130,19 @@ static uint64_t ext_settle(struct test_conn *c, const char *name, uint64_t size,
 	return seq;
 }
 
-/* The stats reply's figure key (a fresh connection). */
-static uint64_t ext_stat(const struct test_daemon *d, const char *key)
-{
-	struct test_conn c;
-	cJSON *reply;
-	uint64_t v;
-
-	test_conn_open_hello(&c, d);
-	reply = test_conn_callf(&c, "{'op':'stats'}");
-	test_assert_ok(reply);
-	v = test_json_u64(reply, key);
-	cJSON_Delete(reply);
-	test_conn_close(&c);
-	return v;
-}
-
 /* What uid uses of the watched_files budget, from the stats reply (0: no entry). */
 static uint64_t ext_watched_by(const struct test_daemon *d, uid_t uid)
 {
-	struct test_conn c;
+	cJSON *reply = test_daemon_stats(d);
 	const cJSON *u;
 	char key[16];
-	cJSON *reply;
 	uint64_t v = 0;
 
-	test_conn_open_hello(&c, d);
-	reply = test_conn_callf(&c, "{'op':'stats'}");
-	test_assert_ok(reply);
 	snprintf(key, sizeof(key), "%lu", (unsigned long)uid);
 	u = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(reply, "users"), key);
 	if (u)
 		v = test_json_u64(u, "watched_files");
 	cJSON_Delete(reply);
-	test_conn_close(&c);
 	return v;
 }
 
@@ -186,8 +165,8 @@ START_TEST(test_extwatch_write_truncate_and_store_of_a_non_client_each_produce_a
 	test_assert_ok(reply);
 	seq0 = test_json_u64(reply, "seq");
 	cJSON_Delete(reply);
-	ck_assert_uint_eq(ext_stat(&d, "watched_files"), 1);
-	ck_assert_uint_eq(ext_stat(&d, "watched_files_inotify"), 1);
+	ck_assert_uint_eq(test_daemon_stats_u64(&d, "watched_files"), 1);
+	ck_assert_uint_eq(test_daemon_stats_u64(&d, "watched_files_inotify"), 1);
 
 	ext_write(&d, "ext", EXT_WRITE, 0);
 	ck_assert_uint_eq(ext_expect(&sub, "ext", EXT_SIZE), seq0 + 1);
@@ -223,7 +202,7 @@ START_TEST(test_extwatch_nothing_without_the_option)
 	test_daemon_create(&d, "quiet", EXT_SIZE, false);
 	test_conn_open_hello(&plain, &d);
 	test_conn_subscribe(&plain, "quiet");
-	ck_assert_uint_eq(ext_stat(&d, "watched_files"), 0);
+	ck_assert_uint_eq(test_daemon_stats_u64(&d, "watched_files"), 0);
 	ext_write(&d, "quiet", EXT_WRITE, 0);
 	ext_write(&d, "quiet", EXT_STORE, 0);
 	test_conn_expect_no_event(&plain, 500);
@@ -266,21 +245,21 @@ START_TEST(test_extwatch_unsubscribe_and_close_stop_watching)
 	test_assert_ok(reply);
 	cJSON_Delete(reply);
 	/* Two subscriptions to w1 share one watch of its file. */
-	ck_assert_uint_eq(ext_stat(&d, "watched_files"), 2);
+	ck_assert_uint_eq(test_daemon_stats_u64(&d, "watched_files"), 2);
 	ck_assert_uint_eq(ext_watched_by(&d, me), 3);
 
 	test_reply_ok(test_conn_callf(&a, "{'op':'unsubscribe','name':'w1'}"));
-	ck_assert_uint_eq(ext_stat(&d, "watched_files"), 2);
+	ck_assert_uint_eq(test_daemon_stats_u64(&d, "watched_files"), 2);
 	ext_write(&d, "w1", EXT_WRITE, 0);
 	ext_expect(&b, "w1", EXT_SIZE);
 	test_conn_expect_no_event(&a, 300);
 
 	test_reply_ok(test_conn_callf(&b, "{'op':'unsubscribe','name':'w1'}"));
-	ck_assert_uint_eq(ext_stat(&d, "watched_files"), 1);
+	ck_assert_uint_eq(test_daemon_stats_u64(&d, "watched_files"), 1);
 	ck_assert_uint_eq(ext_watched_by(&d, me), 1);
 	test_conn_close(&b);
 	ck_assert_uint_eq(test_daemon_wait_status(&d, "subscriptions", 0), 0);
-	ck_assert_uint_eq(ext_stat(&d, "watched_files"), 0);
+	ck_assert_uint_eq(test_daemon_stats_u64(&d, "watched_files"), 0);
 	ck_assert_uint_eq(ext_watched_by(&d, me), 0);
 
 	test_conn_close(&a);
@@ -312,7 +291,7 @@ START_TEST(test_extwatch_hostile_user_is_bounded)
 	reply = ext_subscribe(&c[0], "secret");
 	test_assert_error(reply, "EACCES", EACCES);
 	cJSON_Delete(reply);
-	ck_assert_uint_eq(ext_stat(&d, "watched_files"), 0);
+	ck_assert_uint_eq(test_daemon_stats_u64(&d, "watched_files"), 0);
 
 	/* One per connection: the budget is the uid's, not the connection's. */
 	for (i = 0; i < 2; i++) {
@@ -323,7 +302,7 @@ START_TEST(test_extwatch_hostile_user_is_bounded)
 	}
 	reply = ext_subscribe(&c[2], "pub2");
 	test_reply_error(reply, "EAGAIN", EAGAIN, "max_watched_files_per_uid");
-	ck_assert_uint_eq(ext_stat(&d, "watched_files"), 2);
+	ck_assert_uint_eq(test_daemon_stats_u64(&d, "watched_files"), 2);
 	ck_assert_uint_eq(ext_watched_by(&d, TEST_NOBODY), 2);
 	/* A plain subscription costs no watch and is not refused. */
 	test_conn_subscribe(&c[2], "pub2");
@@ -404,8 +383,8 @@ START_TEST(test_extwatch_anonymous_region_is_polled)
 	reply = ext_subscribe(&sub, "anon");
 	test_assert_ok(reply);
 	cJSON_Delete(reply);
-	ck_assert_uint_eq(ext_stat(&d, "watched_files"), 1);
-	ck_assert_uint_eq(ext_stat(&d, "watched_files_inotify"), 0);
+	ck_assert_uint_eq(test_daemon_stats_u64(&d, "watched_files"), 1);
+	ck_assert_uint_eq(test_daemon_stats_u64(&d, "watched_files_inotify"), 0);
 
 	usleep(20000);
 	ck_assert_int_eq(pwrite(fd, "x", 1, 10), 1);
@@ -595,7 +574,7 @@ START_TEST(test_extwatch_client_reconnection_keeps_the_flag)
 		(void)mmapd_client_dispatch(client, 100);
 	ck_assert_int_eq(seen.reconnected, 1);
 	ck_assert_uint_eq(test_daemon_wait_status(&d, "subscriptions", 2), 2);
-	ck_assert_uint_eq(ext_stat(&d, "watched_files"), 1);
+	ck_assert_uint_eq(test_daemon_stats_u64(&d, "watched_files"), 1);
 
 	ext_write(&d, "plain", EXT_WRITE, 0);
 	ext_write(&d, "again", EXT_WRITE, 0);
@@ -621,7 +600,7 @@ START_TEST(test_extwatch_mmapctl_watch_external)
 	test_daemon_create(&d, "seen", EXT_SIZE, false);
 	test_proc_spawn(&p, &d, argv);
 	ck_assert_uint_eq(test_daemon_wait_status(&d, "subscriptions", 1), 1);
-	ck_assert_uint_eq(ext_stat(&d, "watched_files"), 1);
+	ck_assert_uint_eq(test_daemon_stats_u64(&d, "watched_files"), 1);
 	ext_write(&d, "seen", EXT_WRITE, 0);
 	ck_assert_int_gt(test_proc_readline(&p, line, sizeof(line), TEST_WAIT_MS), 0);
 	ck_assert_msg(strstr(line, " changed seen seq=1 first_seq=1 ranges=unknown external "

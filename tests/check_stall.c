@@ -129,22 +129,6 @@ static void stall_wait_status(const struct test_daemon *d, const char *key, uint
 	              (unsigned long long)want);
 }
 
-/* One figure of the stats op. */
-static uint64_t stall_stats_u64(const struct test_daemon *d, const char *key)
-{
-	struct test_conn c;
-	cJSON *reply;
-	uint64_t v;
-
-	test_conn_open_hello(&c, d);
-	reply = test_conn_callf(&c, "{'op':'stats'}");
-	test_assert_ok(reply);
-	v = test_json_u64(reply, key);
-	cJSON_Delete(reply);
-	test_conn_close(&c);
-	return v;
-}
-
 /* How the waiters lie. */
 enum stall_shape {
 	STALL_OVERLAP,   /* one region: every eighth exclusive, the rest shared, on 256-byte
@@ -231,11 +215,11 @@ static void stall_run(enum stall_shape shape)
 	for (i = 0; i < nregions; i++)
 		test_reply_ok(test_conn_callf(&root, "{'op':'lock','name':'stall%d','mode':"
 		                              "'exclusive','wait':false}", i));
-	ck_assert_uint_eq(stall_stats_u64(&d, "locks"), (uint64_t)nregions);
+	ck_assert_uint_eq(test_daemon_stats_u64(&d, "locks"), (uint64_t)nregions);
 	test_conn_close(&root);
 	stall_wait_status(&d, "locks", 0);
-	ck_assert_uint_eq(stall_stats_u64(&d, "lock_waiters"), 0);
-	ck_assert_uint_eq(stall_stats_u64(&d, "locks"), 0);
+	ck_assert_uint_eq(test_daemon_stats_u64(&d, "lock_waiters"), 0);
+	ck_assert_uint_eq(test_daemon_stats_u64(&d, "locks"), 0);
 	test_conn_close(&holder);
 	test_daemon_stop(&d);
 }

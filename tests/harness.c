@@ -1788,17 +1788,32 @@ int test_run_suite(Suite *s)
 	return failed;
 }
 
-uint64_t test_daemon_requests(const struct test_daemon *d, const char *op)
+cJSON *test_daemon_stats(const struct test_daemon *d)
 {
 	struct test_conn c;
 	cJSON *reply;
-	uint64_t n;
 
 	test_conn_open_hello(&c, d);
 	reply = test_conn_callf(&c, "{'op':'stats'}");
 	test_assert_ok(reply);
-	n = test_json_u64(cJSON_GetObjectItemCaseSensitive(reply, "requests"), op);
-	cJSON_Delete(reply);
 	test_conn_close(&c);
+	return reply;
+}
+
+uint64_t test_daemon_stats_u64(const struct test_daemon *d, const char *key)
+{
+	cJSON *reply = test_daemon_stats(d);
+	uint64_t v = test_json_u64(reply, key);
+
+	cJSON_Delete(reply);
+	return v;
+}
+
+uint64_t test_daemon_requests(const struct test_daemon *d, const char *op)
+{
+	cJSON *reply = test_daemon_stats(d);
+	uint64_t n = test_json_u64(cJSON_GetObjectItemCaseSensitive(reply, "requests"), op);
+
+	cJSON_Delete(reply);
 	return n;
 }

@@ -289,6 +289,10 @@ uint64_t test_daemon_status_u64(const struct test_daemon *d, const char *key);
  * returns the last value read (the caller asserts it equals want).
  */
 uint64_t test_daemon_wait_status(const struct test_daemon *d, const char *key, uint64_t want);
+/* The stats reply from a fresh connection (caller frees). */
+cJSON *test_daemon_stats(const struct test_daemon *d);
+/* One top-level figure of the stats reply, from a fresh connection. */
+uint64_t test_daemon_stats_u64(const struct test_daemon *d, const char *key);
 /* The daemon's count of requests of op so far (the stats reply's "requests"), from a fresh
  * connection (whose hello counts itself). */
 uint64_t test_daemon_requests(const struct test_daemon *d, const char *op);
