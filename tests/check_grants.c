@@ -500,28 +500,43 @@ static int grants_old_daemon(int lfd)
 	return read(fd, &(char){ 0 }, 1) == 0 ? 0 : 6;
 }
 
-START_TEST(test_grants_client_lists_past_a_region_an_older_daemon_reports_at_2_62)
+/*
+ * Starts a fake daemon: a child process serving one connection on a fresh socket with serve
+ * (its exit status: 0 when the client did what the test expects). Fills *sa with the socket's
+ * address and returns the child's pid.
+ */
+static pid_t grants_fake_daemon(int (*serve)(int lfd), struct sockaddr_un *sa)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct mmapd_region_list *list = NULL;
-	struct mmapd_client *client = NULL;
 	char dir[TEST_PATH_MAX], path[TEST_PATH_MAX + 2];
-	int lfd, status;
+	int lfd;
 	pid_t pid;
 
+	*sa = (struct sockaddr_un){ .sun_family = AF_UNIX };
 	test_mkdtemp(dir, sizeof(dir));
 	snprintf(path, sizeof(path), "%s/s", dir);
-	ck_assert_uint_lt(strlen(path), sizeof(sa.sun_path));
-	memcpy(sa.sun_path, path, strlen(path) + 1);
+	ck_assert_uint_lt(strlen(path), sizeof(sa->sun_path));
+	memcpy(sa->sun_path, path, strlen(path) + 1);
 	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ck_assert_int_ge(lfd, 0);
-	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)sa, sizeof(*sa)), 0);
 	ck_assert_int_eq(listen(lfd, 1), 0);
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0)
-		_exit(grants_old_daemon(lfd));
+		_exit(serve(lfd));
 	close(lfd);
+	return pid;
+}
+
+START_TEST(test_grants_client_lists_past_a_region_an_older_daemon_reports_at_2_62)
+{
+	struct sockaddr_un sa;
+	struct mmapd_region_list *list = NULL;
+	struct mmapd_client *client = NULL;
+	int status;
+	pid_t pid;
+
+	pid = grants_fake_daemon(grants_old_daemon, &sa);
 
 	ck_assert_msg(mmapd_connect(sa.sun_path, "grants", &client) == 0, "mmapd_connect: %s",
 	              mmapd_last_message());
@@ -665,27 +680,14 @@ static void grants_on_event(struct mmapd_client *client, const struct mmapd_even
 START_TEST(test_grants_refused_release_after_a_close_that_does_not_wait_is_an_event)
 {
 	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RO);
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa;
 	struct release_seen seen = { 0 };
 	struct mmapd_client *client = NULL;
 	struct mmapd_region *region = NULL;
-	char dir[TEST_PATH_MAX], path[TEST_PATH_MAX + 2];
-	int lfd, status;
+	int status;
 	pid_t pid;
 
-	test_mkdtemp(dir, sizeof(dir));
-	snprintf(path, sizeof(path), "%s/s", dir);
-	ck_assert_uint_lt(strlen(path), sizeof(sa.sun_path));
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_ge(lfd, 0);
-	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	ck_assert_int_eq(listen(lfd, 1), 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0)
-		_exit(grants_refusing_daemon(lfd));
-	close(lfd);
+	pid = grants_fake_daemon(grants_refusing_daemon, &sa);
 
 	ck_assert_msg(mmapd_connect(sa.sun_path, "grants", &client) == 0, "mmapd_connect: %s",
 	              mmapd_last_message());
@@ -708,8 +710,6 @@ START_TEST(test_grants_refused_release_after_a_close_that_does_not_wait_is_an_ev
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the fake daemon: status %d",
 	              status);
-	unlink(path);
-	rmdir(dir);
 }
 END_TEST
 
