@@ -1233,18 +1233,11 @@ static bool sess_command(struct session *s, char *line)
 			{ res_usage(t[0]); return true; }
 		err = mmapd_resize(s->c, t[1], a, n == 4 ? MMAPD_RESIZE_SPARSE : 0);
 		res_done(err);
-	} else if (strcmp(t[0], "subscribe") == 0) {
+	} else if (strcmp(t[0], "subscribe") == 0 || strcmp(t[0], "subscribe-page") == 0) {
 		if (n != 2)
 			{ res_usage(t[0]); return true; }
-		err = mmapd_subscribe(s->c, t[1], &a);
-		if (err < 0)
-			res_err(err);
-		else
-			res_ok("seq=%llu", (unsigned long long)a);
-	} else if (strcmp(t[0], "subscribe-page") == 0) {
-		if (n != 2)
-			{ res_usage(t[0]); return true; }
-		err = mmapd_subscribe_page(s->c, t[1], &a);
+		err = strcmp(t[0], "subscribe") == 0 ? mmapd_subscribe(s->c, t[1], &a)
+		                                     : mmapd_subscribe_page(s->c, t[1], &a);
 		if (err < 0)
 			res_err(err);
 		else
