@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The control page's lock word (see ctlpage.h): the compare-and-swaps of the fast path, the
- * futex sleep and wake, and the daemon's take-over and hand-back.
+ * The control page's lock word (see ctlpage.h): the futex sleep and wake, and the daemon's
+ * take-over and hand-back (the fast path's compare-and-swaps are inline in ctlpage.h).
  */
 #include "ctlpage.h"
 
@@ -10,9 +10,6 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-/* Lost compare-and-swaps tolerated before giving up on a page that keeps changing. */
-#define CTL_RACES 4096
 
 void ctlpage_format(struct ctlpage *p)
 {
@@ -30,48 +27,6 @@ int ctlpage_check(const struct ctlpage *p)
 	    p->nslots != CTLPAGE_SLOTS)
 		return -EPROTO;
 	return 0;
-}
-
-static uint64_t ctl_bits(unsigned slot, int exclusive)
-{
-	return exclusive ? CTL_EXCL | (uint64_t)slot << CTL_OWNER_SHIFT : 1ull << slot;
-}
-
-enum ctl_try ctlpage_try_lock(struct ctlpage *p, unsigned slot, int exclusive)
-{
-	uint64_t w = atomic_load_explicit(&p->lock, memory_order_relaxed);
-	int races = 0;
-
-	if (atomic_load_explicit(&p->retired, memory_order_relaxed))
-		return CTL_MANAGED;
-	for (;;) {
-		if (w & CTL_DAEMON)
-			return CTL_MANAGED;
-		if (exclusive ? w != 0 : (w & CTL_EXCL) != 0)
-			return CTL_BUSY;
-		if (atomic_compare_exchange_weak_explicit(&p->lock, &w, w | ctl_bits(slot, exclusive),
-		                                          memory_order_acquire,
-		                                          memory_order_relaxed))
-			return CTL_TAKEN;
-		if (++races > CTL_RACES)
-			return CTL_BUSY;
-	}
-}
-
-enum ctl_try ctlpage_unlock(struct ctlpage *p, unsigned slot, int exclusive)
-{
-	/*
-	 * Wait-free whatever a scribbler does to the word. When the daemon manages the locks our
-	 * bits are its to drop too (it does, when our unlock request reaches it): clearing them
-	 * first changes nothing it relies on.
-	 */
-	uint64_t old = atomic_fetch_and_explicit(&p->lock,
-	                                         exclusive ? ~(CTL_EXCL | CTL_OWNER_MASK)
-	                                                   : ~ctl_bits(slot, 0),
-	                                         memory_order_seq_cst);
-
-	ctlpage_wake(p);
-	return old & CTL_DAEMON ? CTL_MANAGED : CTL_TAKEN;
 }
 
 int ctlpage_sleep(struct ctlpage *p, uint32_t wake_seen, const struct timespec *deadline)
@@ -92,12 +47,8 @@ int ctlpage_sleep(struct ctlpage *p, uint32_t wake_seen, const struct timespec *
 	return 0;
 }
 
-void ctlpage_wake(struct ctlpage *p)
+void ctlpage_wake_sleepers(struct ctlpage *p)
 {
-	/* After a seq_cst update of the word (every caller's): pairs with the sleeper's
-	 * increment, so that no sleeper is missed and no fence is paid when nobody sleeps. */
-	if (atomic_load_explicit(&p->sleepers, memory_order_seq_cst) == 0)
-		return;
 	atomic_fetch_add_explicit(&p->wake, 1, memory_order_release);
 	syscall(SYS_futex, &p->wake, FUTEX_WAKE, 0x7fffffff, NULL, NULL, 0);
 }

@@ -98,23 +98,78 @@ void ctlpage_format(struct ctlpage *p);
 /* True when p looks like a control page of this version (a client, after mapping it). */
 int ctlpage_check(const struct ctlpage *p);
 
-/* Takes the exclusive or a shared lock for slot: one compare-and-swap. CTL_MANAGED also
- * when the region was retired (the daemon resolves the name again). */
-enum ctl_try ctlpage_try_lock(struct ctlpage *p, unsigned slot, int exclusive);
+/* Lost compare-and-swaps tolerated before giving up on a page that keeps changing. */
+#define CTL_RACES 4096
+
+/* Wakes every sleeper (ctlpage_wake() found some). */
+void ctlpage_wake_sleepers(struct ctlpage *p);
+
+/* Wakes every sleeper, if any. */
+static inline void ctlpage_wake(struct ctlpage *p)
+{
+	/* After a seq_cst update of the word (every caller's): pairs with the sleeper's
+	 * increment, so that no sleeper is missed and no fence is paid when nobody sleeps. */
+	if (atomic_load_explicit(&p->sleepers, memory_order_seq_cst) != 0)
+		ctlpage_wake_sleepers(p);
+}
+
+static inline uint64_t ctl_bits(unsigned slot, int exclusive)
+{
+	return exclusive ? CTL_EXCL | (uint64_t)slot << CTL_OWNER_SHIFT : 1ull << slot;
+}
+
+/*
+ * Takes the exclusive or a shared lock for slot: one compare-and-swap. CTL_MANAGED also
+ * when the region was retired (the daemon resolves the name again). Inline, as
+ * ctlpage_unlock(): the fast path is a few dozen instructions, and calls are a part of them.
+ */
+static inline enum ctl_try ctlpage_try_lock(struct ctlpage *p, unsigned slot, int exclusive)
+{
+	uint64_t w = atomic_load_explicit(&p->lock, memory_order_relaxed);
+	int races = 0;
+
+	if (atomic_load_explicit(&p->retired, memory_order_relaxed))
+		return CTL_MANAGED;
+	for (;;) {
+		if (w & CTL_DAEMON)
+			return CTL_MANAGED;
+		if (exclusive ? w != 0 : (w & CTL_EXCL) != 0)
+			return CTL_BUSY;
+		if (atomic_compare_exchange_weak_explicit(&p->lock, &w, w | ctl_bits(slot, exclusive),
+		                                          memory_order_acquire,
+		                                          memory_order_relaxed))
+			return CTL_TAKEN;
+		if (++races > CTL_RACES)
+			return CTL_BUSY;
+	}
+}
+
 /*
  * Drops slot's exclusive lock or its shared bit (one atomic and, wait-free) and wakes
  * sleepers. CTL_MANAGED when the daemon manages the locks: it keeps the lock as its own
  * until told, so the caller must also release it through the daemon.
  */
-enum ctl_try ctlpage_unlock(struct ctlpage *p, unsigned slot, int exclusive);
+static inline enum ctl_try ctlpage_unlock(struct ctlpage *p, unsigned slot, int exclusive)
+{
+	/*
+	 * Wait-free whatever a scribbler does to the word. When the daemon manages the locks our
+	 * bits are its to drop too (it does, when our unlock request reaches it): clearing them
+	 * first changes nothing it relies on.
+	 */
+	uint64_t old = atomic_fetch_and_explicit(&p->lock,
+	                                         exclusive ? ~(CTL_EXCL | CTL_OWNER_MASK)
+	                                                   : ~ctl_bits(slot, 0),
+	                                         memory_order_seq_cst);
+
+	ctlpage_wake(p);
+	return old & CTL_DAEMON ? CTL_MANAGED : CTL_TAKEN;
+}
 
 /*
  * Sleeps until the word may have changed since wake_seen was read from p->wake (or the absolute
  * CLOCK_MONOTONIC deadline, NULL: none). Returns 0, -ETIMEDOUT or -EINTR.
  */
 int ctlpage_sleep(struct ctlpage *p, uint32_t wake_seen, const struct timespec *deadline);
-/* Wakes every sleeper, if any. */
-void ctlpage_wake(struct ctlpage *p);
 
 /*
  * The daemon's side. ctlpage_manage sets CTL_DAEMON and returns the word as it was (its holders
