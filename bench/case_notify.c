@@ -30,6 +30,8 @@
  * process whatever the number of subscribers. And the fan-out of the same timestamp through a
  * relay process to as many reader processes as there are subscribers (fanout.h): two hops
  * and a serial fan-out, like mmapd's, so that ratio is what mmapd adds to the fan-out itself.
+ * The page lines have a third, their floor: the same threads in the same processes woken by
+ * one futex broadcast on a shared page, without libmmapd (futexcast.h).
  */
 #include <errno.h>
 #include <poll.h>
@@ -45,6 +47,7 @@
 #include "cases.h"
 #include "compare.h"
 #include "fanout.h"
+#include "futexcast.h"
 #include "peer.h"
 #include "region.h"
 
@@ -220,6 +223,11 @@ struct notify_ctx {
 	uint64_t relay_last;
 	size_t relay_calls;
 	struct samples relay_all;
+	struct futexcast cast;     /* the page lines' floor (futexcast.h) */
+	uint64_t cast_delays[MAX_SUBS];
+	uint64_t cast_last;
+	size_t cast_calls;
+	struct samples cast_all;
 };
 
 static int recv_u64(int sock, uint64_t *ret)
@@ -267,24 +275,42 @@ static int run_hop(void *arg)
 	return recv_u64(c->hop.sock, &c->hop_delay);
 }
 
+/* The slowest of a round's n delays in *ret_last; each one into all after the warm-up. */
+static void take_delays(const uint64_t *delays, size_t n, bool timed, uint64_t *ret_last,
+                        struct samples *all)
+{
+	size_t i;
+
+	*ret_last = 0;
+	for (i = 0; i < n; i++) {
+		if (delays[i] > *ret_last)
+			*ret_last = delays[i];
+		if (timed)
+			samples_add(all, delays[i]);
+	}
+}
+
 static int run_relay(void *arg)
 {
 	struct notify_ctx *c = arg;
 	int timed = ++c->relay_calls > c->warmup;
-	size_t i;
-	int r;
+	int r = fanout_round(&c->relay, clock_ns(), c->relay_delays);
 
-	r = fanout_round(&c->relay, clock_ns(), c->relay_delays);
-	if (r < 0)
-		return r;
-	c->relay_last = 0;
-	for (i = 0; i < c->relay.n; i++) {
-		if (c->relay_delays[i] > c->relay_last)
-			c->relay_last = c->relay_delays[i];
-		if (timed)
-			samples_add(&c->relay_all, c->relay_delays[i]);
-	}
-	return 0;
+	if (r == 0)
+		take_delays(c->relay_delays, c->relay.n, timed, &c->relay_last, &c->relay_all);
+	return r;
+}
+
+static int run_cast(void *arg)
+{
+	struct notify_ctx *c = arg;
+	int timed = ++c->cast_calls > c->warmup;
+	int r = futexcast_round(&c->cast, clock_ns(), c->cast_delays);
+
+	if (r == 0)
+		take_delays(c->cast_delays, c->cast.nprocs * c->cast.per_proc, timed, &c->cast_last,
+		            &c->cast_all);
+	return r;
 }
 
 /*
@@ -358,7 +384,7 @@ static uint64_t cpu_ns(pid_t pid)
 
 /* Prints the lines of one comparison for n subscribers ("last" or, with n > 1, "all"). */
 static void print_lines(const char *what, size_t n, enum notify_kind k, struct side *mmapd,
-                        struct side *hop, struct side *relay)
+                        struct side *hop, struct side *relay, struct side *cast)
 {
 	const char *kind = kind_names[k];
 	char name[64];
@@ -369,6 +395,8 @@ static void print_lines(const char *what, size_t n, enum notify_kind k, struct s
 		snprintf(name, sizeof(name), "notify %zu %s subs, %s", n, kind, what);
 	compare_print_latency(name, mmapd, hop);
 	compare_print_latency(name, mmapd, relay);
+	if (cast)
+		compare_print_latency(name, mmapd, cast);
 }
 
 static int measure(struct notify_ctx *c, size_t n, enum notify_kind k, const struct bench_opts *o)
@@ -377,13 +405,16 @@ static int measure(struct notify_ctx *c, size_t n, enum notify_kind k, const str
 		{ .label = "mmapd", .run = run_mmapd, .ctx = c, .measured = &c->last },
 		{ .label = "sockethop", .run = run_hop, .ctx = c, .measured = &c->hop_delay },
 		{ .label = "relay", .run = run_relay, .ctx = c, .measured = &c->relay_last },
+		{ .label = "futex", .run = run_cast, .ctx = c, .measured = &c->cast_last },
 	};
+	/* The futex floor is the page subscribers' only. */
+	size_t nsides = k == KIND_PAGE ? 4 : 3;
 	size_t rounds = notify_rounds(n, o->iters);
 	uint64_t cpu0 = 0;
 	int r, r2;
 
 	c->writer = k == KIND_JSON_REQUEST ? c->request_writer : c->client;
-	c->calls = c->relay_calls = 0;
+	c->calls = c->relay_calls = c->cast_calls = 0;
 	c->warmup = rounds / 10;
 	r = start_subscribers(c, n, k, o);
 	if (r == 0)
@@ -392,14 +423,19 @@ static int measure(struct notify_ctx *c, size_t n, enum notify_kind k, const str
 		r = samples_init(&c->all, rounds * n);
 	if (r == 0)
 		r = samples_init(&c->relay_all, rounds * n);
+	if (r == 0 && nsides == 4)
+		r = futexcast_start(&c->cast, c->nsubs, c->per_sub, o->peer_cpu);
+	if (r == 0)
+		r = samples_init(&c->cast_all, rounds * n);
 	if (r == 0) {
 		cpu0 = cpu_ns(o->daemon_pid);
-		r = compare_run(sides, 3, c->warmup, rounds);
+		r = compare_run(sides, nsides, c->warmup, rounds);
 	}
 	if (r == 0) {
 		uint64_t cpu = cpu_ns(o->daemon_pid) - cpu0;
 
-		print_lines("last", n, k, &sides[0], &sides[1], &sides[2]);
+		print_lines("last", n, k, &sides[0], &sides[1], &sides[2],
+		            nsides == 4 ? &sides[3] : NULL);
 		/* Its CPU time while the three sides ran: only mmapd's side gives it work. */
 		if (cpu0 && c->calls)
 			printf("notify %zu %s subs, daemon %8.2fus CPU per change and subscriber "
@@ -408,13 +444,20 @@ static int measure(struct notify_ctx *c, size_t n, enum notify_kind k, const str
 		if (n > 1) {
 			struct side all = { .label = "mmapd", .samples = c->all };
 			struct side relay_all = { .label = "relay", .samples = c->relay_all };
+			struct side cast_all = { .label = "futex", .samples = c->cast_all };
 
-			print_lines("all", n, k, &all, &sides[1], &relay_all);
+			print_lines("all", n, k, &all, &sides[1], &relay_all,
+			            nsides == 4 ? &cast_all : NULL);
 		}
 	}
-	compare_done(sides, 3);
+	compare_done(sides, nsides);
 	samples_done(&c->all);
 	samples_done(&c->relay_all);
+	samples_done(&c->cast_all);
+	/* Started after the fan-out: they hold its sockets. */
+	r2 = futexcast_stop(&c->cast);
+	if (r == 0)
+		r = r2;
 	/* The fan-out's processes were started last: they hold the subscribers' sockets. */
 	r2 = fanout_stop(&c->relay);
 	if (r == 0)
