@@ -599,10 +599,11 @@ static int fake_send_frame(int sock, const char *text, int fd)
 
 /*
  * In a forked child: a daemon that refuses to release grants. On one connection it expects
- * hello, open (answered with grant 7 of a 4096-byte memfd), close of handle 7 and ping, in
- * that order; it answers the close (refused: ENOENT) only once the ping has come, so a client
- * that waited for that reply before its next request would never get it. Exit status 0 when
- * the client went away after them; the order proves that the close went out first.
+ * hello, open (answered with grant 7 of a 4096-byte memfd), close of handle 7 (quiet:
+ * "reply": false, so answered only when it fails) and ping, in that order; it answers the
+ * close (refused: ENOENT) only once the ping has come, so a client that waited for that reply
+ * before its next request would never get it. Exit status 0 when the client went away after
+ * them; the order proves that the close went out first.
  */
 static int grants_refusing_daemon(int lfd)
 {
@@ -631,7 +632,8 @@ static int grants_refusing_daemon(int lfd)
 
 		if (fake_read_frame(fd, req, sizeof(req)) < 0)
 			return 3;
-		if (!strstr(req, ops[i]) || (i == 2 && !strstr(req, "\"handle\":7")))
+		if (!strstr(req, ops[i]) ||
+		    (i == 2 && (!strstr(req, "\"handle\":7") || !strstr(req, "\"reply\":false"))))
 			return 10 + (int)i;
 		p = strstr(req, "\"id\":");
 		if (!p)
@@ -745,6 +747,154 @@ START_TEST(test_grants_close_then_open_of_the_same_name_is_granted_at_once)
 }
 END_TEST
 
+/* Whether the hello reply lists feature name. */
+static bool grants_has_feature(const cJSON *hello, const char *name)
+{
+	const cJSON *f, *list = cJSON_GetObjectItemCaseSensitive(hello, "features");
+
+	cJSON_ArrayForEach(f, list)
+		if (cJSON_IsString(f) && strcmp(f->valuestring, name) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * A close that says "reply": false is answered only when it fails (docs/protocol.md, close):
+ * the next frame after a released grant is the reply to the request that followed it, while
+ * a refused one is answered with its id and error, first. A bad "reply" is EINVAL, and
+ * "reply": true is the plain close. hello announces it as "quiet-close".
+ */
+START_TEST(test_grants_quiet_close_is_answered_only_when_it_fails)
+{
+	struct test_daemon d;
+	struct test_conn c;
+	cJSON *reply;
+	uint64_t handle, id, ping;
+
+	test_daemon_start(&d, NULL);
+	test_conn_open(&c, &d);
+	reply = test_conn_hello_version(&c, 1);
+	test_assert_ok(reply);
+	ck_assert_msg(grants_has_feature(reply, "quiet-close"), "hello: %s", test_describe(reply));
+	cJSON_Delete(reply);
+	test_daemon_create(&d, "q", REGION_SIZE, false);
+
+	handle = test_conn_grant(&c, "q", "ro");
+	test_conn_grant(&c, "q", "rw");
+	ck_assert_uint_eq(test_daemon_status_u64(&d, "grants"), 2);
+	test_conn_sendf(&c, "{'op':'close','handle':%llu,'reply':false}",
+	                (unsigned long long)handle);
+	ping = test_conn_sendf(&c, "{'op':'ping'}");
+	reply = test_conn_recv_frame(&c);
+	test_assert_id(reply, ping);
+	test_assert_ok(reply);
+	cJSON_Delete(reply);
+	ck_assert_uint_eq(test_daemon_status_u64(&d, "grants"), 1);
+
+	/* Refused: the same handle again, and one that never was. */
+	for (int i = 0; i < 2; i++) {
+		id = test_conn_sendf(&c, "{'op':'close','handle':%llu,'reply':false}",
+		                     i == 0 ? (unsigned long long)handle : 987654ull);
+		ping = test_conn_sendf(&c, "{'op':'ping'}");
+		reply = test_conn_recv_frame(&c);
+		test_assert_id(reply, id);
+		test_assert_error(reply, "EBADF", EBADF);
+		cJSON_Delete(reply);
+		reply = test_conn_recv_frame(&c);
+		test_assert_id(reply, ping);
+		cJSON_Delete(reply);
+	}
+
+	reply = test_conn_callf(&c, "{'op':'close','handle':%llu,'reply':'no'}",
+	                        (unsigned long long)handle + 1);
+	test_assert_error(reply, "EINVAL", EINVAL);
+	ck_assert_msg(strstr(test_describe(reply), "'reply'") != NULL, "%s", test_describe(reply));
+	cJSON_Delete(reply);
+	ck_assert_uint_eq(test_daemon_status_u64(&d, "grants"), 1);
+	reply = test_conn_callf(&c, "{'op':'close','handle':%llu,'reply':true}",
+	                        (unsigned long long)handle + 1);
+	test_assert_ok(reply);
+	cJSON_Delete(reply);
+	ck_assert_uint_eq(test_daemon_status_u64(&d, "grants"), 0);
+	test_conn_close(&c);
+	test_daemon_stop(&d);
+}
+END_TEST
+
+/*
+ * What uid 65534 can do with quiet closes: release only its own grants (another connection's
+ * handle is EBADF, answered, and that grant stays), and a flood of quiet closes that fail,
+ * never read, is still cut off by max_queue_bytes (every failure is answered, so the flood
+ * cannot grow without bound unseen) while another client is served.
+ */
+START_TEST(test_grants_quiet_close_flood_as_nobody_is_answered_and_bounded)
+{
+	enum { N = 20000 };
+	struct test_daemon d;
+	struct test_conn root, nobody;
+	char *buf, one[96];
+	size_t len = 0, cap = (size_t)N * 80;
+	uint64_t handle;
+	cJSON *reply;
+	int r, frames = 0;
+
+	if (!test_is_root())
+		return;
+	test_daemon_start_shared(&d, "{" CFG_OPEN ", \"max_queue_bytes\": 65536}");
+	test_conn_open_hello(&root, &d);
+	/* The creator's grant and one more: the one nobody aims at. */
+	close(grants_create(&root, "q", false, 0644));
+	handle = test_conn_grant(&root, "q", "ro");
+	ck_assert_uint_eq(test_daemon_status_u64(&d, "grants"), 2);
+
+	test_conn_open_hello_as(&nobody, &d, NOBODY, NOBODY);
+	reply = test_conn_callf(&nobody, "{'op':'close','handle':%llu,'reply':false}",
+	                        (unsigned long long)handle);
+	test_assert_error(reply, "EBADF", EBADF);
+	cJSON_Delete(reply);
+	ck_assert_uint_eq(test_daemon_status_u64(&d, "grants"), 2);
+
+	buf = malloc(cap);
+	ck_assert(buf != NULL);
+	for (int i = 0; i < N; i++) {
+		int n = snprintf(one, sizeof(one),
+		                 "{\"id\":%d,\"op\":\"close\",\"handle\":%d,\"reply\":false}",
+		                 1000 + i, 1000000 + i);
+
+		buf[len] = 0;
+		buf[len + 1] = 0;
+		buf[len + 2] = (char)(n >> 8);
+		buf[len + 3] = (char)n;
+		memcpy(buf + len + 4, one, (size_t)n);
+		len += 4 + (size_t)n;
+	}
+	r = test_conn_send_raw(&nobody, buf, len);
+	free(buf);
+	ck_assert_msg(r == 0 || r == -EPIPE || r == -ECONNRESET, "sending the flood: %s",
+	              strerror(-r));
+	/* Error replies, then the end of the stream, well before all N were answered. */
+	for (;;) {
+		cJSON *obj;
+
+		r = test_conn_recv(&nobody, TEST_WAIT_MS, &obj);
+		if (r != 1)
+			break;
+		test_assert_error(obj, "EBADF", EBADF);
+		cJSON_Delete(obj);
+		frames++;
+	}
+	ck_assert_msg(r == 0 || r == -ECONNRESET, "after %d replies: %s", frames, strerror(-r));
+	ck_assert_int_lt(frames, N);
+	reply = test_conn_callf(&root, "{'op':'ping'}");
+	test_assert_ok(reply);
+	cJSON_Delete(reply);
+	ck_assert_uint_eq(test_daemon_status_u64(&d, "grants"), 2);
+	test_conn_close(&nobody);
+	test_conn_close(&root);
+	test_daemon_stop(&d);
+}
+END_TEST
+
 static Suite *grants_suite(void)
 {
 	Suite *s = suite_create("grants");
@@ -753,6 +903,8 @@ static Suite *grants_suite(void)
 	tcase_add_checked_fixture(tc, test_fd_setup, test_fd_teardown);
 	tcase_add_test(tc, test_grants_refused_release_after_a_close_that_does_not_wait_is_an_event);
 	tcase_add_test(tc, test_grants_close_then_open_of_the_same_name_is_granted_at_once);
+	tcase_add_test(tc, test_grants_quiet_close_is_answered_only_when_it_fails);
+	tcase_add_test(tc, test_grants_quiet_close_flood_as_nobody_is_answered_and_bounded);
 	tcase_set_timeout(tc, 30);
 	tcase_add_loop_test(tc, test_grants_anonymous_ro_and_cow_cannot_be_reopened_writable, 0,
 	                    2);
