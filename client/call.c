@@ -778,20 +778,28 @@ void client_release_grant(struct mmapd_client *client, const char *name, uint64_
 {
 	struct release *rel = calloc(1, sizeof(*rel) + strlen(name) + 1);
 	cJSON *req = NULL;
+	bool quiet;
 	int r;
+
+	/* At the limit, the reply to a release that asked for one may be there to settle them. */
+	pthread_mutex_lock(&client->lock);
+	if (client->quiet >= MMAPD_QUIET_MAX)
+		client_read_ready(client);
+	quiet = client->quiet < MMAPD_QUIET_MAX;
+	pthread_mutex_unlock(&client->lock);
 
 	r = rel ? 0 : error_set(-ENOMEM, "out of memory");
 	if (r == 0 && !(req = request_new(proto_op_name(PROTO_OP_CLOSE), NULL)))
 		r = -ENOMEM;
 	if (r == 0)
 		r = request_add_u64(req, PROTO_FIELD_HANDLE, handle);
-	if (r == 0 && !cJSON_AddBoolToObject(req, PROTO_FIELD_REPLY, false))
+	if (r == 0 && quiet && !cJSON_AddBoolToObject(req, PROTO_FIELD_REPLY, false))
 		r = request_nomem();
 	if (r == 0) {
 		rel->handle = handle;
 		strcpy(rel->name, name);
 		rel->call.req = req;
-		rel->call.flags = CALL_PINNED | CALL_DETACHED | CALL_QUIET;
+		rel->call.flags = CALL_PINNED | CALL_DETACHED | (quiet ? CALL_QUIET : 0);
 		rel->call.gen = gen;
 		rel->call.on_done = release_done;
 		/* Once sent, rel is release_done()'s and may be gone already. */

@@ -32,6 +32,7 @@
 
 #include "harness.h"
 #include "mmapd.h"
+#include "tuning.h"
 
 #define NOBODY 65534u   /* uid and gid of nobody/nogroup on Debian */
 
@@ -747,6 +748,112 @@ START_TEST(test_grants_close_then_open_of_the_same_name_is_granted_at_once)
 }
 END_TEST
 
+/* Grants the mass-release test opens, and closes in a row. */
+#define MASS_GRANTS 200
+
+/*
+ * In a forked child: a daemon that grants MASS_GRANTS opens, then counts the closes that
+ * follow until a ping: quiet ones (no reply) and those that ask for a reply (answered at
+ * once). Exit status 0 when the first MMAPD_QUIET_MAX were quiet, the next asked for a reply,
+ * quiet ones came again after that (the library read a reply and settled the ones before it),
+ * and every grant was closed once.
+ */
+static int grants_mass_release_daemon(int lfd)
+{
+	static const char open_reply[] =
+		"{\"id\":%llu,\"ok\":true,\"fds\":1,\"handle\":%d,\"mode\":\"ro\",\"created\":false,"
+		"\"exec\":false,\"region\":{\"name\":\"r\",\"size\":4096,\"anonymous\":false,"
+		"\"grants\":1,\"clients\":1}}";
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC), mfd, granted = 0, closes = 0, again = 0;
+	bool seen[MASS_GRANTS + 1] = { false };
+
+	if (fd < 0)
+		return 1;
+	mfd = memfd_create("r", MFD_CLOEXEC);
+	if (mfd < 0 || ftruncate(mfd, 4096) < 0)
+		return 2;
+	for (;;) {
+		char req[4096], reply[512], *end;
+		unsigned long long id;
+		const char *p;
+		bool quiet;
+
+		if (fake_read_frame(fd, req, sizeof(req)) < 0)
+			return 3;
+		p = strstr(req, "\"id\":");
+		if (!p)
+			return 4;
+		id = strtoull(p + 5, &end, 10);
+		if (strstr(req, "\"hello\"") || strstr(req, "\"ping\"")) {
+			snprintf(reply, sizeof(reply), "{\"id\":%llu,\"ok\":true,\"version\":1}", id);
+			if (fake_send_frame(fd, reply, -1) < 0)
+				return 5;
+			if (strstr(req, "\"ping\""))
+				break;
+		} else if (strstr(req, "\"open\"")) {
+			snprintf(reply, sizeof(reply), open_reply, id, ++granted);
+			if (granted > MASS_GRANTS || fake_send_frame(fd, reply, mfd) < 0)
+				return 6;
+		} else if ((p = strstr(req, "\"handle\":")) != NULL && strstr(req, "\"close\"")) {
+			long h = strtol(p + 9, &end, 10);
+
+			if (h < 1 || h > MASS_GRANTS || seen[h])
+				return 7;
+			seen[h] = true;
+			quiet = strstr(req, "\"reply\":false") != NULL;
+			if (closes < MMAPD_QUIET_MAX ? !quiet : closes == MMAPD_QUIET_MAX && quiet)
+				return 8;
+			if (quiet && closes > MMAPD_QUIET_MAX)
+				again++;
+			closes++;
+			if (!quiet) {
+				snprintf(reply, sizeof(reply), "{\"id\":%llu,\"ok\":true}", id);
+				if (fake_send_frame(fd, reply, -1) < 0)
+					return 9;
+			}
+		} else {
+			return 10;
+		}
+	}
+	if (closes != MASS_GRANTS || again == 0)
+		return 11;
+	return read(fd, &(char){ 0 }, 1) == 0 ? 0 : 12;
+}
+
+/*
+ * Closing many regions in a row keeps the library's unsettled releases bounded: at most
+ * MMAPD_QUIET_MAX quiet closes wait, then one asks for a reply that settles them. Nothing is
+ * reported (all were released).
+ */
+START_TEST(test_grants_mass_release_keeps_quiet_closes_bounded)
+{
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RO);
+	struct mmapd_region *regions[MASS_GRANTS];
+	struct release_seen seen = { 0 };
+	struct mmapd_client *client = NULL;
+	struct sockaddr_un sa;
+	int status;
+	pid_t pid;
+
+	pid = grants_fake_daemon(grants_mass_release_daemon, &sa);
+	ck_assert_msg(mmapd_connect(sa.sun_path, "grants", &client) == 0, "mmapd_connect: %s",
+	              mmapd_last_message());
+	mmapd_client_set_event_handler(client, grants_on_event, &seen);
+	for (int i = 0; i < MASS_GRANTS; i++)
+		ck_assert_msg(mmapd_region_open(client, "r", &opts, &regions[i]) == 0, "open %d: %s",
+		              i, mmapd_last_message());
+	for (int i = 0; i < MASS_GRANTS; i++)
+		mmapd_region_close(regions[i]);
+	ck_assert_msg(mmapd_ping(client) == 0, "ping: %s", mmapd_last_message());
+	ck_assert_int_ge(mmapd_client_dispatch(client, 0), 0);
+	ck_assert_int_eq(seen.events, 0);
+	mmapd_disconnect(client);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the fake daemon: status %d",
+	              status);
+}
+END_TEST
+
 /* Whether the hello reply lists feature name. */
 static bool grants_has_feature(const cJSON *hello, const char *name)
 {
@@ -904,6 +1011,7 @@ static Suite *grants_suite(void)
 	tcase_add_test(tc, test_grants_refused_release_after_a_close_that_does_not_wait_is_an_event);
 	tcase_add_test(tc, test_grants_close_then_open_of_the_same_name_is_granted_at_once);
 	tcase_add_test(tc, test_grants_quiet_close_is_answered_only_when_it_fails);
+	tcase_add_test(tc, test_grants_mass_release_keeps_quiet_closes_bounded);
 	tcase_add_test(tc, test_grants_quiet_close_flood_as_nobody_is_answered_and_bounded);
 	tcase_set_timeout(tc, 30);
 	tcase_add_loop_test(tc, test_grants_anonymous_ro_and_cow_cannot_be_reopened_writable, 0,
