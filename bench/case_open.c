@@ -7,7 +7,7 @@
  *               round trip: the daemon finds the region in its table, idle or held, and
  *               reopens its descriptor for the grant), the descriptor passed back, the
  *               library's mmap, and the close request that releases the grant (sent, not
- *               waited for: its reply is read with the next open's);
+ *               waited for, and quiet: the daemon answers it only if it fails);
  *   direct      openat of the file in the data directory + mmap + touch + munmap + close;
  *   scm_rights  a 1-byte request to a peer process that opens the file and passes the
  *               descriptor back bare over SCM_RIGHTS, then the same mmap + touch + munmap.

@@ -79,6 +79,8 @@ static void call_complete(struct mmapd_client *client, struct call *call)
 		call->next->prev = call->prev;
 	call->prev = call->next = NULL;
 	call->done = true;
+	if (call->flags & CALL_QUIET)
+		client->quiet--;
 	if (call->flags & CALL_DETACHED)
 		call->on_done(client, call);
 	else
@@ -147,11 +149,12 @@ static int client_encode(struct mmapd_client *client, cJSON *req, uint64_t *ret_
  * far as the socket takes them without waiting. MSG_NOSIGNAL: a dead daemon must never raise
  * SIGPIPE in the caller. fd (borrowed, may be NULL) goes with the frame's first byte, in the
  * same sendmsg as the rest of the frame as far as the socket takes it (docs/protocol.md,
- * "Sending a descriptor"). Returns 0, -ESTALE when gen is not up any more, or send's error.
- * Lock not held.
+ * "Sending a descriptor"). call (may be NULL), whose frame this is, gets the frame's stamp:
+ * stamps grow in the order frames enter the stream. Returns 0, -ESTALE when gen is not up any
+ * more, or send's error. Lock not held.
  */
 static int client_send(struct mmapd_client *client, uint64_t gen, const uint8_t *buf,
-                       size_t len, const int *fd)
+                       size_t len, const int *fd, struct call *call)
 {
 	bool queued = atomic_load(&client->out_count) != 0;
 	int sock, r = 0;
@@ -159,6 +162,9 @@ static int client_send(struct mmapd_client *client, uint64_t gen, const uint8_t 
 	pthread_mutex_lock(&client->send_lock);
 	pthread_mutex_lock(&client->lock);
 	sock = client->state == CLIENT_UP && client->gen == gen ? client->sock : -1;
+	/* Still on the list while the connection is up: a detached call is not freed yet. */
+	if (sock >= 0 && call)
+		call->stamp = ++client->send_stamp;
 	pthread_mutex_unlock(&client->lock);
 	if (sock >= 0 && queued)
 		r = sendq_write(client, sock, gen, true);
@@ -275,7 +281,7 @@ static void client_send_acks(struct mmapd_client *client)
 		    cJSON_AddNumberToObject(req, PROTO_FIELD_SHRINK, (double)ack->id) &&
 		    client_encode(client, req, &id, &buf, &len) == 0) {
 			pthread_mutex_unlock(&client->lock);
-			r = client_send(client, gen, buf, len, NULL);
+			r = client_send(client, gen, buf, len, NULL, NULL);
 			pthread_mutex_lock(&client->lock);
 			client_sent(client, gen, r);
 		}
@@ -314,6 +320,21 @@ static int client_claim_fds(struct mmapd_client *client, const cJSON *msg, int *
 }
 
 /*
+ * A reply came to a call whose frame had stamp: the CALL_QUIET calls sent before it were
+ * handled without an error (the daemon would have answered them first). Lock held.
+ */
+static void client_quiet_done(struct mmapd_client *client, uint64_t stamp)
+{
+	struct call *call = client->calls, *next;
+
+	for (; call && client->quiet > 0 && stamp > 0; call = next) {
+		next = call->next;
+		if ((call->flags & CALL_QUIET) && call->stamp > 0 && call->stamp < stamp)
+			call_complete(client, call);
+	}
+}
+
+/*
  * Gives a reply to its call (the daemon's error, or the reply and its descriptor once the
  * call's hook has run), or drops it with its descriptors when no call waits for it (the
  * reply to a shrink-ack). Consumes msg and fds. Lock held.
@@ -336,6 +357,8 @@ static void client_reply(struct mmapd_client *client, cJSON *msg, int *fds, size
 		;
 	if (!call)
 		goto drop;
+	if (client->quiet > 0)
+		client_quiet_done(client, call->stamp);
 
 	if (msg_get_bool(msg, "ok", &ok) < 0) {
 		call_fail(call, -EPROTO, "mmapd sent a reply without \"ok\"");
@@ -632,6 +655,7 @@ int client_run(struct mmapd_client *client, struct call *call)
 	call->done = false;
 	call->err = 0;
 	call->message = NULL;
+	call->stamp = 0;
 	call->prev = call->next = NULL;
 	pthread_cond_init(&call->cond, NULL);
 	client_ref(client);
@@ -659,6 +683,8 @@ int client_run(struct mmapd_client *client, struct call *call)
 	if (client->calls)
 		client->calls->prev = call;
 	client->calls = call;
+	if (call->flags & CALL_QUIET)
+		client->quiet++;
 	pthread_mutex_unlock(&client->lock);
 
 	/* Once on the list, a detached call may complete (and be freed) at any moment. */
@@ -667,7 +693,7 @@ int client_run(struct mmapd_client *client, struct call *call)
 		client_unref(client);
 		return 0;
 	}
-	r = client_send(client, gen, buf, len, call->send_fd);
+	r = client_send(client, gen, buf, len, call->send_fd, call);
 
 	pthread_mutex_lock(&client->lock);
 	client_sent(client, gen, r);
@@ -752,18 +778,28 @@ void client_release_grant(struct mmapd_client *client, const char *name, uint64_
 {
 	struct release *rel = calloc(1, sizeof(*rel) + strlen(name) + 1);
 	cJSON *req = NULL;
+	bool quiet;
 	int r;
+
+	/* At the limit, the reply to a release that asked for one may be there to settle them. */
+	pthread_mutex_lock(&client->lock);
+	if (client->quiet >= MMAPD_QUIET_MAX)
+		client_read_ready(client);
+	quiet = client->quiet < MMAPD_QUIET_MAX;
+	pthread_mutex_unlock(&client->lock);
 
 	r = rel ? 0 : error_set(-ENOMEM, "out of memory");
 	if (r == 0 && !(req = request_new(proto_op_name(PROTO_OP_CLOSE), NULL)))
 		r = -ENOMEM;
 	if (r == 0)
 		r = request_add_u64(req, PROTO_FIELD_HANDLE, handle);
+	if (r == 0 && quiet && !cJSON_AddBoolToObject(req, PROTO_FIELD_REPLY, false))
+		r = request_nomem();
 	if (r == 0) {
 		rel->handle = handle;
 		strcpy(rel->name, name);
 		rel->call.req = req;
-		rel->call.flags = CALL_PINNED | CALL_DETACHED;
+		rel->call.flags = CALL_PINNED | CALL_DETACHED | (quiet ? CALL_QUIET : 0);
 		rel->call.gen = gen;
 		rel->call.on_done = release_done;
 		/* Once sent, rel is release_done()'s and may be gone already. */

@@ -74,8 +74,9 @@ void client_fail_calls(struct mmapd_client *client, int err, const char *message
 
 /*
  * Tells the daemon that grant handle of region name, made on connection gen, is released,
- * without waiting for the reply: one frame sent, on that connection only (nothing is sent
- * when it is gone: the daemon released the grant when it closed). Requests sent afterwards
+ * without waiting: one frame sent, on that connection only (nothing is sent when it is gone:
+ * the daemon released the grant when it closed). The close is quiet (no reply on success,
+ * CALL_QUIET) unless MMAPD_QUIET_MAX quiet ones wait unsettled already. Requests sent afterwards
  * on the connection are handled by the daemon after it, so a close followed by an open of the
  * same name behaves as if the close had waited. Whatever keeps the grant from being released
  * (the daemon's error reply, read later by whichever thread reads, or a failure to send) is

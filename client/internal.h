@@ -79,6 +79,12 @@ typedef int call_hook_fn(struct mmapd_client *client, struct call *call, const c
  * the caller) then belongs to its on_done, which runs when it completes, successfully or not.
  */
 #define CALL_DETACHED 0x4u
+/*
+ * The daemon answers only a failure (close's "reply": false): a reply to any call sent after
+ * it (a later stamp) completes it successfully, since the daemon answers a connection's
+ * requests in order. A daemon that answers anyway (one before "quiet-close") completes it too.
+ */
+#define CALL_QUIET    0x10u
 
 /* One request and, once it is done, its reply. The caller fills the first group. */
 struct call {
@@ -102,6 +108,7 @@ struct call {
 
 	/* Private to call.c. */
 	uint64_t id;
+	uint64_t stamp;            /* the frame's place in the stream (client_send), 0: unknown */
 	bool done;
 	int err;
 	char *message;
@@ -135,7 +142,7 @@ struct page_sub {
  * reports the socket writable and the application dispatches. A broken or reconnecting client
  * refuses it at once instead of reconnecting. With CALL_DETACHED only (the start calls, start.c).
  */
-#define CALL_NOWAIT   0x8u
+#define CALL_NOWAIT   0x8u  /* (CALL_QUIET is 0x10u, above) */
 
 /* A frame waiting to be written (sendq.c): bytes sent of len, on connection gen only. */
 struct out_frame {
@@ -317,6 +324,8 @@ struct mmapd_client {
 	int dead_err;                 /* with CLIENT_BROKEN: what calls return */
 	char *dead_message;
 	uint64_t next_id;
+	uint64_t send_stamp;          /* the last call->stamp given (send_lock and lock held) */
+	size_t quiet;                 /* CALL_QUIET calls in calls */
 	uint32_t max_frame;           /* the largest payload we may send, from hello */
 	uint32_t protocol;            /* the version agreed in hello */
 	bool manage;                  /* hello listed "manage": open's "temporary" and "truncate" */

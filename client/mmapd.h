@@ -330,10 +330,10 @@ MMAPD_EXPORT int mmapd_map_path(struct mmapd_client *client, const char *path,
 
 /*
  * Unmaps the window, closes the descriptor and tells the daemon the grant is released (if the
- * connection is still up), without waiting for its reply: the next call on the client reads
- * it. Accepts NULL. Returns nothing, as every destructor here: a release the daemon refuses,
- * or that cannot be sent, becomes an MMAPD_EVENT_RELEASE_FAILED event; a connection that is
- * gone released the grant itself.
+ * connection is still up), without waiting: the daemon answers only a refusal, which the next
+ * call on the client reads. Accepts NULL. Returns nothing, as every destructor here: a release
+ * the daemon refuses, or that cannot be sent, becomes an MMAPD_EVENT_RELEASE_FAILED event; a
+ * connection that is gone released the grant itself.
  */
 MMAPD_EXPORT void mmapd_region_close(struct mmapd_region *region);
 

@@ -23,4 +23,12 @@
 #define MMAPD_FAST_SPIN    200
 #define MMAPD_FAST_WAIT_US 1000
 
+/*
+ * Releases (quiet closes, which the daemon answers only when they fail) this many at most may
+ * wait unsettled among the calls in flight; then each release first reads what has come, and
+ * asks for a reply while they still wait: the first such reply read settles them all, so that
+ * closing thousands of regions in a row (no other call reads meanwhile) keeps a short list.
+ */
+#define MMAPD_QUIET_MAX 64
+
 #endif

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The session ops (see ops.h): hello, which every connection sends first, ping, and close,
- * which ends one grant of the connection.
+ * which ends one grant of the connection (answered only when it fails if it says
+ * "reply": false: the feature "quiet-close").
  */
 #include "ops.h"
 
@@ -25,7 +26,7 @@ int ops_hello(struct conn *c, uint64_t id, cJSON *req)
 	static const char *const features[] = {
 		"file", "anonymous", "cow", "window", "sparse",
 		"locks", "resize", "notify", "flush", "policy", "exec", "huge", "manage",
-		"external",
+		"external", "quiet-close",
 	};
 	const char *client = NULL;
 	cJSON *reply, *limits, *list;
@@ -99,13 +100,22 @@ int ops_ping(struct conn *c, uint64_t id, cJSON *req)
 	return OPS_DONE;
 }
 
+/*
+ * A close that says "reply": false is answered only when it fails: the client learns of its
+ * success from the reply to any later request (docs/protocol.md, close).
+ */
 int ops_close(struct conn *c, uint64_t id, cJSON *req)
 {
-	struct grant *g = ops_get_grant(c, id, req);
+	bool reply = true;
+	struct grant *g;
 
+	if (ops_get_bool(c, id, req, PROTO_FIELD_REPLY, &reply) < 0)
+		return OPS_DONE;
+	g = ops_get_grant(c, id, req);
 	if (!g)
 		return OPS_DONE;
 	grant_free(g);
-	reply_send(c, id, msg_reply_ok(id));
+	if (reply)
+		reply_send(c, id, msg_reply_ok(id));
 	return OPS_DONE;
 }

@@ -84,6 +84,7 @@
 	/* regions: open, close, stat, list, delete, resize, the region object */ \
 	X(NAME, "name") \
 	X(HANDLE, "handle") \
+	X(REPLY, "reply") \
 	X(MODE, "mode") \
 	X(CREATE, "create") \
 	X(EXCLUSIVE, "exclusive") \

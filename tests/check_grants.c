@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <grp.h>
+#include <poll.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -32,6 +33,7 @@
 
 #include "harness.h"
 #include "mmapd.h"
+#include "tuning.h"
 
 #define NOBODY 65534u   /* uid and gid of nobody/nogroup on Debian */
 
@@ -599,10 +601,11 @@ static int fake_send_frame(int sock, const char *text, int fd)
 
 /*
  * In a forked child: a daemon that refuses to release grants. On one connection it expects
- * hello, open (answered with grant 7 of a 4096-byte memfd), close of handle 7 and ping, in
- * that order; it answers the close (refused: ENOENT) only once the ping has come, so a client
- * that waited for that reply before its next request would never get it. Exit status 0 when
- * the client went away after them; the order proves that the close went out first.
+ * hello, open (answered with grant 7 of a 4096-byte memfd), close of handle 7 (quiet:
+ * "reply": false, so answered only when it fails) and ping, in that order; it answers the
+ * close (refused: ENOENT) only once the ping has come, so a client that waited for that reply
+ * before its next request would never get it. Exit status 0 when the client went away after
+ * them; the order proves that the close went out first.
  */
 static int grants_refusing_daemon(int lfd)
 {
@@ -631,7 +634,8 @@ static int grants_refusing_daemon(int lfd)
 
 		if (fake_read_frame(fd, req, sizeof(req)) < 0)
 			return 3;
-		if (!strstr(req, ops[i]) || (i == 2 && !strstr(req, "\"handle\":7")))
+		if (!strstr(req, ops[i]) ||
+		    (i == 2 && (!strstr(req, "\"handle\":7") || !strstr(req, "\"reply\":false"))))
 			return 10 + (int)i;
 		p = strstr(req, "\"id\":");
 		if (!p)
@@ -745,6 +749,270 @@ START_TEST(test_grants_close_then_open_of_the_same_name_is_granted_at_once)
 }
 END_TEST
 
+/* Grants the mass-release test opens, and closes in a row. */
+#define MASS_GRANTS 200
+
+/*
+ * In a forked child: a daemon that grants MASS_GRANTS opens, then counts the closes that
+ * follow until a ping: quiet ones (no reply) and those that ask for a reply (answered at
+ * once). Exit status 0 when the first MMAPD_QUIET_MAX were quiet, the next asked for a reply,
+ * quiet ones came again after that (the library read a reply and settled the ones before it),
+ * and every grant was closed once.
+ */
+static int grants_mass_release_daemon(int lfd)
+{
+	static const char open_reply[] =
+		"{\"id\":%llu,\"ok\":true,\"fds\":1,\"handle\":%d,\"mode\":\"ro\",\"created\":false,"
+		"\"exec\":false,\"region\":{\"name\":\"r\",\"size\":4096,\"anonymous\":false,"
+		"\"grants\":1,\"clients\":1}}";
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC), mfd, granted = 0, closes = 0, again = 0;
+	bool seen[MASS_GRANTS + 1] = { false };
+
+	if (fd < 0)
+		return 1;
+	mfd = memfd_create("r", MFD_CLOEXEC);
+	if (mfd < 0 || ftruncate(mfd, 4096) < 0)
+		return 2;
+	for (;;) {
+		char req[4096], reply[512], *end;
+		unsigned long long id;
+		const char *p;
+		bool quiet;
+
+		if (fake_read_frame(fd, req, sizeof(req)) < 0)
+			return 3;
+		p = strstr(req, "\"id\":");
+		if (!p)
+			return 4;
+		id = strtoull(p + 5, &end, 10);
+		if (strstr(req, "\"hello\"") || strstr(req, "\"ping\"")) {
+			snprintf(reply, sizeof(reply), "{\"id\":%llu,\"ok\":true,\"version\":1}", id);
+			if (fake_send_frame(fd, reply, -1) < 0)
+				return 5;
+			if (strstr(req, "\"ping\""))
+				break;
+		} else if (strstr(req, "\"open\"")) {
+			snprintf(reply, sizeof(reply), open_reply, id, ++granted);
+			if (granted > MASS_GRANTS || fake_send_frame(fd, reply, mfd) < 0)
+				return 6;
+		} else if ((p = strstr(req, "\"handle\":")) != NULL && strstr(req, "\"close\"")) {
+			long h = strtol(p + 9, &end, 10);
+
+			if (h < 1 || h > MASS_GRANTS || seen[h])
+				return 7;
+			seen[h] = true;
+			quiet = strstr(req, "\"reply\":false") != NULL;
+			if (closes < MMAPD_QUIET_MAX ? !quiet : closes == MMAPD_QUIET_MAX && quiet)
+				return 8;
+			if (quiet && closes > MMAPD_QUIET_MAX)
+				again++;
+			closes++;
+			if (!quiet) {
+				snprintf(reply, sizeof(reply), "{\"id\":%llu,\"ok\":true}", id);
+				if (fake_send_frame(fd, reply, -1) < 0)
+					return 9;
+			}
+		} else {
+			return 10;
+		}
+	}
+	if (closes != MASS_GRANTS || again == 0)
+		return 11;
+	return read(fd, &(char){ 0 }, 1) == 0 ? 0 : 12;
+}
+
+/*
+ * Closing many regions in a row keeps the library's unsettled releases bounded: at most
+ * MMAPD_QUIET_MAX quiet closes wait, then a close asks for a reply, and the next close reads
+ * it (no other call reads meanwhile), which settles them. Nothing is reported (all were
+ * released).
+ */
+START_TEST(test_grants_mass_release_keeps_quiet_closes_bounded)
+{
+	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RO);
+	struct mmapd_region *regions[MASS_GRANTS];
+	struct release_seen seen = { 0 };
+	struct mmapd_client *client = NULL;
+	struct sockaddr_un sa;
+	int status;
+	pid_t pid;
+
+	pid = grants_fake_daemon(grants_mass_release_daemon, &sa);
+	ck_assert_msg(mmapd_connect(sa.sun_path, "grants", &client) == 0, "mmapd_connect: %s",
+	              mmapd_last_message());
+	mmapd_client_set_event_handler(client, grants_on_event, &seen);
+	for (int i = 0; i < MASS_GRANTS; i++)
+		ck_assert_msg(mmapd_region_open(client, "r", &opts, &regions[i]) == 0, "open %d: %s",
+		              i, mmapd_last_message());
+	/* The first MMAPD_QUIET_MAX + 1 closes: the last asks for a reply; it comes, unread. */
+	for (int i = 0; i <= MMAPD_QUIET_MAX; i++)
+		mmapd_region_close(regions[i]);
+	struct pollfd pfd = { .fd = mmapd_client_fd(client), .events = POLLIN };
+
+	ck_assert_int_eq(poll(&pfd, 1, TEST_WAIT_MS), 1);
+	/* The next close reads it first: the releases are settled, and quiet ones follow. */
+	for (int i = MMAPD_QUIET_MAX + 1; i < MASS_GRANTS; i++)
+		mmapd_region_close(regions[i]);
+	ck_assert_msg(mmapd_ping(client) == 0, "ping: %s", mmapd_last_message());
+	ck_assert_int_ge(mmapd_client_dispatch(client, 0), 0);
+	ck_assert_int_eq(seen.events, 0);
+	mmapd_disconnect(client);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the fake daemon: status %d",
+	              status);
+}
+END_TEST
+
+/* Whether the hello reply lists feature name. */
+static bool grants_has_feature(const cJSON *hello, const char *name)
+{
+	const cJSON *f, *list = cJSON_GetObjectItemCaseSensitive(hello, "features");
+
+	cJSON_ArrayForEach(f, list)
+		if (cJSON_IsString(f) && strcmp(f->valuestring, name) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * A close that says "reply": false is answered only when it fails (docs/protocol.md, close):
+ * the next frame after a released grant is the reply to the request that followed it, while
+ * a refused one is answered with its id and error, first. A bad "reply" is EINVAL, and
+ * "reply": true is the plain close. hello announces it as "quiet-close".
+ */
+START_TEST(test_grants_quiet_close_is_answered_only_when_it_fails)
+{
+	struct test_daemon d;
+	struct test_conn c;
+	cJSON *reply;
+	uint64_t handle, id, ping;
+
+	test_daemon_start(&d, NULL);
+	test_conn_open(&c, &d);
+	reply = test_conn_hello_version(&c, 1);
+	test_assert_ok(reply);
+	ck_assert_msg(grants_has_feature(reply, "quiet-close"), "hello: %s", test_describe(reply));
+	cJSON_Delete(reply);
+	test_daemon_create(&d, "q", REGION_SIZE, false);
+
+	handle = test_conn_grant(&c, "q", "ro");
+	test_conn_grant(&c, "q", "rw");
+	ck_assert_uint_eq(test_daemon_status_u64(&d, "grants"), 2);
+	test_conn_sendf(&c, "{'op':'close','handle':%llu,'reply':false}",
+	                (unsigned long long)handle);
+	ping = test_conn_sendf(&c, "{'op':'ping'}");
+	reply = test_conn_recv_frame(&c);
+	test_assert_id(reply, ping);
+	test_assert_ok(reply);
+	cJSON_Delete(reply);
+	ck_assert_uint_eq(test_daemon_status_u64(&d, "grants"), 1);
+
+	/* Refused: the same handle again, and one that never was. */
+	for (int i = 0; i < 2; i++) {
+		id = test_conn_sendf(&c, "{'op':'close','handle':%llu,'reply':false}",
+		                     i == 0 ? (unsigned long long)handle : 987654ull);
+		ping = test_conn_sendf(&c, "{'op':'ping'}");
+		reply = test_conn_recv_frame(&c);
+		test_assert_id(reply, id);
+		test_assert_error(reply, "EBADF", EBADF);
+		cJSON_Delete(reply);
+		reply = test_conn_recv_frame(&c);
+		test_assert_id(reply, ping);
+		cJSON_Delete(reply);
+	}
+
+	reply = test_conn_callf(&c, "{'op':'close','handle':%llu,'reply':'no'}",
+	                        (unsigned long long)handle + 1);
+	test_assert_error(reply, "EINVAL", EINVAL);
+	ck_assert_msg(strstr(test_json_str(cJSON_GetObjectItemCaseSensitive(reply, "error"),
+	                                   "message"), "'reply'") != NULL,
+	              "%s", test_describe(reply));
+	cJSON_Delete(reply);
+	ck_assert_uint_eq(test_daemon_status_u64(&d, "grants"), 1);
+	reply = test_conn_callf(&c, "{'op':'close','handle':%llu,'reply':true}",
+	                        (unsigned long long)handle + 1);
+	test_assert_ok(reply);
+	cJSON_Delete(reply);
+	ck_assert_uint_eq(test_daemon_status_u64(&d, "grants"), 0);
+	test_conn_close(&c);
+	test_daemon_stop(&d);
+}
+END_TEST
+
+/*
+ * What uid 65534 can do with quiet closes: release only its own grants (another connection's
+ * handle is EBADF, answered, and that grant stays), and a flood of quiet closes that fail,
+ * never read, is still cut off by max_queue_bytes (every failure is answered, so the flood
+ * cannot grow without bound unseen) while another client is served.
+ */
+START_TEST(test_grants_quiet_close_flood_as_nobody_is_answered_and_bounded)
+{
+	enum { N = 20000 };
+	struct test_daemon d;
+	struct test_conn root, nobody;
+	char *buf, one[96];
+	size_t len = 0, cap = (size_t)N * 80;
+	uint64_t handle;
+	cJSON *reply;
+	int r, frames = 0;
+
+	if (!test_is_root())
+		return;
+	test_daemon_start_shared(&d, "{" CFG_OPEN ", \"max_queue_bytes\": 65536}");
+	test_conn_open_hello(&root, &d);
+	/* The creator's grant and one more: the one nobody aims at. */
+	close(grants_create(&root, "q", false, 0644));
+	handle = test_conn_grant(&root, "q", "ro");
+	ck_assert_uint_eq(test_daemon_status_u64(&d, "grants"), 2);
+
+	test_conn_open_hello_as(&nobody, &d, NOBODY, NOBODY);
+	reply = test_conn_callf(&nobody, "{'op':'close','handle':%llu,'reply':false}",
+	                        (unsigned long long)handle);
+	test_assert_error(reply, "EBADF", EBADF);
+	cJSON_Delete(reply);
+	ck_assert_uint_eq(test_daemon_status_u64(&d, "grants"), 2);
+
+	buf = malloc(cap);
+	ck_assert(buf != NULL);
+	for (int i = 0; i < N; i++) {
+		int n = snprintf(one, sizeof(one),
+		                 "{\"id\":%d,\"op\":\"close\",\"handle\":%d,\"reply\":false}",
+		                 1000 + i, 1000000 + i);
+
+		buf[len] = 0;
+		buf[len + 1] = 0;
+		buf[len + 2] = (char)(n >> 8);
+		buf[len + 3] = (char)n;
+		memcpy(buf + len + 4, one, (size_t)n);
+		len += 4 + (size_t)n;
+	}
+	r = test_conn_send_raw(&nobody, buf, len);
+	free(buf);
+	ck_assert_msg(r == 0 || r == -EPIPE || r == -ECONNRESET, "sending the flood: %s",
+	              strerror(-r));
+	/* Error replies, then the end of the stream, well before all N were answered. */
+	for (;;) {
+		cJSON *obj;
+
+		r = test_conn_recv(&nobody, TEST_WAIT_MS, &obj);
+		if (r != 1)
+			break;
+		test_assert_error(obj, "EBADF", EBADF);
+		cJSON_Delete(obj);
+		frames++;
+	}
+	ck_assert_msg(r == 0 || r == -ECONNRESET, "after %d replies: %s", frames, strerror(-r));
+	ck_assert_int_lt(frames, N);
+	reply = test_conn_callf(&root, "{'op':'ping'}");
+	test_assert_ok(reply);
+	cJSON_Delete(reply);
+	ck_assert_uint_eq(test_daemon_status_u64(&d, "grants"), 2);
+	test_conn_close(&nobody);
+	test_conn_close(&root);
+	test_daemon_stop(&d);
+}
+END_TEST
+
 static Suite *grants_suite(void)
 {
 	Suite *s = suite_create("grants");
@@ -753,6 +1021,9 @@ static Suite *grants_suite(void)
 	tcase_add_checked_fixture(tc, test_fd_setup, test_fd_teardown);
 	tcase_add_test(tc, test_grants_refused_release_after_a_close_that_does_not_wait_is_an_event);
 	tcase_add_test(tc, test_grants_close_then_open_of_the_same_name_is_granted_at_once);
+	tcase_add_test(tc, test_grants_quiet_close_is_answered_only_when_it_fails);
+	tcase_add_test(tc, test_grants_mass_release_keeps_quiet_closes_bounded);
+	tcase_add_test(tc, test_grants_quiet_close_flood_as_nobody_is_answered_and_bounded);
 	tcase_set_timeout(tc, 30);
 	tcase_add_loop_test(tc, test_grants_anonymous_ro_and_cow_cannot_be_reopened_writable, 0,
 	                    2);

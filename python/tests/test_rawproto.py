@@ -3,8 +3,9 @@
 alone (socket, struct, json, os, mmap, select), written from protocol.md and coordination.md
 without libmmapd or the C code, drives every op, field and event of the protocol's newer parts
 (hello's features, adopt with SCM_RIGHTS, rename, copy, truncate-on-close, temporary and
-truncating opens, range flush, external and page subscriptions, timestamps) against a real
-daemon. A failure here means the document and the daemon disagree: fix whichever is wrong."""
+truncating opens, range flush, external and page subscriptions, timestamps, quiet close)
+against a real daemon. A failure here means the document and the daemon disagree: fix
+whichever is wrong."""
 from __future__ import annotations
 
 import json
@@ -141,12 +142,30 @@ class TestRawProtocol(unittest.TestCase):
         h = c.hello
         self.assertTrue(h["ok"])
         self.assertEqual(h["version"], 1)
-        for f in ("file", "anonymous", "locks", "notify", "flush", "manage", "external"):
+        for f in ("file", "anonymous", "locks", "notify", "flush", "manage", "external",
+                  "quiet-close"):
             self.assertIn(f, h["features"])
         for k in ("max_frame", "max_fds_in_flight", "max_region_size", "size_check_ms",
                   "external_poll_ms", "max_watched_files_per_uid", "max_fds_per_uid"):
             self.assertIsInstance(h["limits"][k], int, k)
         self.assertEqual(c.err("hello", version=1), "EPROTO")
+
+    def test_quiet_close(self):
+        c = self.conn()
+        self.fd(c.ok("open", name="raw-quiet", mode="rw", create=True, size=4096)[1])
+        r, fds = c.ok("open", name="raw-quiet")
+        self.fd(fds)
+        # Released: no reply; the next frame is the reply to the request sent after it.
+        c.send("close", handle=r["handle"], reply=False)
+        after = c.send("ping")
+        self.assertEqual(c.frame()[0], {"id": after, "ok": True})
+        # Refused: answered with its id and error, before the reply to what followed.
+        rid = c.send("close", handle=r["handle"], reply=False)
+        after = c.send("ping")
+        msg = c.frame()[0]
+        self.assertEqual((msg["id"], msg["ok"], msg["error"]["code"]), (rid, False, "EBADF"))
+        self.assertEqual(c.frame()[0], {"id": after, "ok": True})
+        self.assertEqual(c.err("close", handle=r["handle"], reply=0), "EINVAL")
 
     def test_frame_header(self):
         c = self.conn()
