@@ -119,6 +119,9 @@ struct mmapd_ring {
 	uint64_t read_seen;            /* read_pos as last loaded (it only grows) */
 	size_t reserved;               /* by mmapd_ring_write_reserve(), not committed yet */
 	size_t pending;                /* put after write_pos and not published yet */
+	uint64_t batch_pos;            /* write_pos when the pending batch began (pending > 0) */
+	bool stream;                   /* put() copies with non-temporal stores (ring_io.c) */
+	bool unfenced;                 /* non-temporal stores made and not fenced yet */
 
 	/* The reader's side. */
 	uint64_t write_seen;           /* write_pos as last loaded (it only grows) */

@@ -82,8 +82,8 @@ MMAPD_EXPORT size_t mmapd_ring_writable(const struct mmapd_ring *ring)
 		return 0;
 	if (OVERWRITE(ring))
 		return ring->cap;
-	return ring->cap - ring_used(ring_write_pos(ring) + ring->pending, ring_read_pos(ring),
-	                             ring->cap);
+	return ring->cap - ring_used((ring->pending ? ring->batch_pos : ring_write_pos(ring)) +
+	                             ring->pending, ring_read_pos(ring), ring->cap);
 }
 
 static bool ring_ready_read(const struct mmapd_ring *ring, size_t min)
@@ -157,7 +157,7 @@ void ring_flush_pending(struct mmapd_ring *ring)
 {
 	if (ring->pending == 0)
 		return;
-	ring_publish(ring, ring_write_pos(ring) + ring->pending);
+	ring_publish(ring, ring->batch_pos + ring->pending);
 	ring->pending = 0;
 }
 
@@ -238,13 +238,16 @@ MMAPD_EXPORT int mmapd_ring_put(struct mmapd_ring *ring, const void *buf, size_t
 	/* A batch never spans more than the capacity. */
 	if (ring->pending + len > ring->cap)
 		ring_flush_pending(ring);
-	w = ring_write_pos(ring);
+	/* Loaded once a batch: nobody else publishes while this handle has a batch pending. */
+	if (ring->pending == 0)
+		ring->batch_pos = ring_write_pos(ring);
+	w = ring->batch_pos;
 	if (!OVERWRITE(ring) && ring_space(ring, w, ring->pending + len) < ring->pending + len) {
 		ring_flush_pending(ring);
 		r = mmapd_ring_wait_writable(ring, len, timeout_ms);
 		if (r < 0)
 			return r;
-		w = ring_write_pos(ring);
+		w = ring->batch_pos = ring_write_pos(ring);
 	}
 	w += ring->pending;
 	if (OVERWRITE(ring))
