@@ -161,11 +161,14 @@ static void ring_claim(struct mmapd_ring *ring, uint64_t end)
  * non-temporal stores, and the flush fences them (sfence) before it publishes, since a release
  * store does not order them. A smaller batch goes back to ordinary stores. Measured on the
  * 2-vCPU KVM machine of ring.h (64-byte messages, 4 MiB ring, 2026-12-08, medians of 30-40
- * rounds, interleaved): batches of 64 puts 55-101 M messages/s streaming against 9-94 M
- * without (18-31 M on most runs: the spread is the L3's other tenants), of 8 puts 17.5-19
- * against 13.7-15; put+flush of each message 5.5 against 15.9 (a fence and a miss in memory
- * per message: hence the batch floor); 4 KiB puts 2.5-3.9 against 3.4-10.7 (memcpy's own
- * large copy is better: hence the put ceiling). Overwrite rings never stream: their claim on
+ * rounds, the two ways alternating, the machine shared): batches of 64 puts 33-101 M
+ * messages/s streaming against 9-94 M without (18-31 M on most runs: the spread is the other
+ * tenants), of 8 puts 17.5-32 against 14-22; put+flush of each message 5.5 against 15.9 (a
+ * fence and a miss in memory per message: hence the batch floor); 4 KiB puts 2.5-3.9 against
+ * 3.4-10.7 (memcpy's own large copy is better: hence the put ceiling). Full-line (AVX-512)
+ * non-temporal stores measured the same as these 16-byte SSE2 ones, and prefetching for
+ * writing (prefetchw 256 B to 8 KiB ahead) or collecting a batch in a buffer of the handle
+ * and copying it in at once did not help. Overwrite rings never stream: their claim on
  * write_end must be visible before any byte, which a release fence does not ensure for
  * non-temporal stores.
  */
