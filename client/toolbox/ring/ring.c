@@ -189,6 +189,7 @@ static int ring_start(struct mmapd_client *client, const char *name, bool create
 	if (!ring)
 		return tbx_error(-ENOMEM, "out of memory for ring '%s'", name);
 	ring->client = client;
+	ring->woke[0] = ring->woke[1] = RING_WOKE_NONE;
 	if (create) {
 		o.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL |
 		          (flags & MMAPD_RING_ANONYMOUS ? MMAPD_OPEN_ANONYMOUS : 0);
