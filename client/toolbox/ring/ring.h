@@ -97,7 +97,11 @@ enum { RING_SIDE_NONE = 0, RING_SIDE_OPEN = 1, RING_SIDE_CLOSED = 2 };
  * wastes at most that much (the ski-rental bound, within twice the best choice made knowing
  * when the peer comes). Measured as bench --case ring, 64-byte write/read against a pipe in the
  * same runs (3 runs each, loaded machine): no spin 0.9-1.9x, 5 us 2.4-6.1x, 20 us 5.4-6.9x,
- * 50 us 5.7-7.3x; 20 us keeps what 50 us gains for less CPU burnt per idle wait. The floor
+ * 50 us 5.7-7.3x; 20 us keeps what 50 us gains for less CPU burnt per idle wait. Measured
+ * again after put() batches began to stream and wake-ups to come once per sleep (2026-12-08,
+ * 3 runs each, load average 40-460): write/read 5 us 16-24x, 20 us 14-27x, 50 us 20-33x;
+ * put/flush batches 5 us 33-66x, 20 us 38-51x, 50 us 24-72x: no bound clearly better, so 20
+ * us stays. The floor
  * keeps a spin short enough to be cheap and long enough to notice a peer publishing again.
  * Both can be set at build time (-DRING_SPIN_MAX_NS=...) to measure others.
  */
