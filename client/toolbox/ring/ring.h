@@ -135,6 +135,7 @@ struct mmapd_ring {
 	size_t reserved;               /* by mmapd_ring_write_reserve(), not committed yet */
 	size_t pending;                /* put after write_pos and not published yet */
 	uint64_t batch_pos;            /* write_pos when the pending batch began (pending > 0) */
+	bool streamable;               /* not overwrite mode, and more than one CPU */
 	bool stream;                   /* put() copies with non-temporal stores (ring_io.c) */
 	bool unfenced;                 /* non-temporal stores made and not fenced yet */
 

@@ -165,12 +165,14 @@ static void ring_claim(struct mmapd_ring *ring, uint64_t end)
  * messages/s streaming against 9-94 M without (18-31 M on most runs: the spread is the other
  * tenants), of 8 puts 17.5-32 against 14-22; put+flush of each message 5.5 against 15.9 (a
  * fence and a miss in memory per message: hence the batch floor); 4 KiB puts 2.5-3.9 against
- * 3.4-10.7 (memcpy's own large copy is better: hence the put ceiling). Full-line (AVX-512)
- * non-temporal stores measured the same as these 16-byte SSE2 ones, and prefetching for
- * writing (prefetchw 256 B to 8 KiB ahead) or collecting a batch in a buffer of the handle
- * and copying it in at once did not help. Overwrite rings never stream: their claim on
- * write_end must be visible before any byte, which a release fence does not ensure for
- * non-temporal stores.
+ * 3.4-10.7 (memcpy's own large copy is better: hence the put ceiling); with both sides on
+ * one CPU, batches of 64 puts 37-45 M (best rounds 46-51) against 32-77 M (best 55-96), so a
+ * machine with one CPU never streams (the two sides of a bigger one can share a CPU too: the
+ * scheduler's choice, which put() cannot see). Full-line (AVX-512) non-temporal stores
+ * measured the same as these 16-byte SSE2 ones, and prefetching for writing (prefetchw 256 B
+ * to 8 KiB ahead) or collecting a batch in a buffer of the handle and copying it in at once
+ * did not help. Overwrite rings never stream: their claim on write_end must be visible before
+ * any byte, which a release fence does not ensure for non-temporal stores.
  */
 #define RING_STREAM_BATCH   512u
 #define RING_STREAM_PUT_MAX 1024u
@@ -228,7 +230,7 @@ void ring_flush_pending(struct mmapd_ring *ring)
 	if (ring->pending == 0)
 		return;
 	ring_publish(ring, ring->batch_pos + ring->pending);
-	ring->stream = !OVERWRITE(ring) && ring->pending >= RING_STREAM_BATCH;
+	ring->stream = ring->streamable && ring->pending >= RING_STREAM_BATCH;
 	ring->pending = 0;
 }
 
