@@ -883,9 +883,10 @@ START_TEST(test_ring_put_batch_is_invisible_until_flushed_or_closed)
 END_TEST
 
 /*
- * Batches of 512 bytes or more make put() stream (non-temporal stores on x86-64, ring_io.c):
- * puts of every size from 1 to 1023 bytes, at every alignment, across the wrap point, must
- * arrive exact, also after a batch too small to stream and in a batch the ring's end splits.
+ * Batches of 512 bytes or more make put() stream (non-temporal stores on x86-64 with more than
+ * one CPU online, ring_io.c): puts of every size from 1 to 1023 bytes, at every alignment,
+ * across the wrap point, must arrive exact, also after a batch too small to stream and in a
+ * batch the ring's end splits.
  */
 START_TEST(test_ring_streamed_puts_of_every_size_and_alignment_arrive_exact)
 {
