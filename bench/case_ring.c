@@ -49,6 +49,8 @@
  * have left the reader's L2 for the shared L3, instead of taking each back from the reader's
  * L2. 256 KiB rings measured 5x pipe plain, 12x batched and 0.03x memcpy in a run back to
  * back with 4 MiB rings at 15x, 40x and 0.48x (docs/client-api.md, "Choosing a capacity").
+ * The batched side's puts have streamed since (non-temporal stores, which read no line), so it
+ * depends on the capacity far less.
  */
 #define RING_CAP   (4u << 20)
 /* The memcpy side's destination: in the L2, the fastest a CPU copies here. */

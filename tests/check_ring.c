@@ -6,7 +6,9 @@
  * 64 KiB ring from a producer process to a consumer process with blocking waits (the futex
  * wake-ups), the overwrite mode (a slow reader gets -EOVERFLOW once and then consistent data;
  * a concurrent reader never sees a torn byte), corrupt headers refused, invalid arguments,
- * read_until across the wrap point and the put/flush batch; the end of the stream (a writer
+ * read_until across the wrap point and the put/flush batch, puts of every size and alignment
+ * in streamed batches (non-temporal stores), one wake-up per sleep (not one per publish while
+ * a woken reader has yet to run); the end of the stream (a writer
  * that closed, or was SIGKILLed while a reader waited: the reader gets the rest, then
  * -EPIPE; a writer blocked on a full ring whose reader was SIGKILLed gets -EPIPE; a reader
  * blocked while the daemon is SIGKILLed and started again gets its live writer's later
@@ -611,10 +613,15 @@ START_TEST(test_ring_corrupt_or_foreign_header_is_refused)
 	ring_open_fails(c, "corrupt", -EPROTO);
 	header_poke(c, "corrupt", version, 0);
 	ring_open_fails(c, "corrupt", -EPROTO);
-	/* A version 1 ring (libmmapd before the asymmetric barrier) opens, and fences. */
+	/* A version 1 ring (libmmapd before the asymmetric barrier) opens, and fences; a version
+	 * 2 ring (before one wake-up per sleep) opens too. */
 	header_poke(c, "corrupt", version, 1);
 	ring = ring_get(c, "corrupt");
 	ck_assert(!ring->fenceless);
+	mmapd_ring_close(ring);
+	header_poke(c, "corrupt", version, 2);
+	ring = ring_get(c, "corrupt");
+	ck_assert_uint_eq(ring->version, 2);
 	mmapd_ring_close(ring);
 	header_poke(c, "corrupt", version, h_version);
 	header_poke(c, "corrupt", capacity, 4 * page);
@@ -875,6 +882,96 @@ START_TEST(test_ring_put_batch_is_invisible_until_flushed_or_closed)
 }
 END_TEST
 
+/*
+ * Batches of 512 bytes or more make put() stream (non-temporal stores on x86-64 with more than
+ * one CPU online, ring_io.c): puts of every size from 1 to 1023 bytes, at every alignment,
+ * across the wrap point, must arrive exact, also after a batch too small to stream and in a
+ * batch the ring's end splits.
+ */
+START_TEST(test_ring_streamed_puts_of_every_size_and_alignment_arrive_exact)
+{
+	struct mmapd_client *c = test_client_connect(&dmn, "check_ring");
+	struct mmapd_ring *w = ring_new(c, "streamed", page, 0);
+	struct mmapd_ring *rd = ring_get(c, "streamed");
+	uint8_t *buf = malloc(page);
+	uint64_t put = 0, got = 0;
+	size_t batch = 0;
+
+	ck_assert_ptr_nonnull(buf);
+	for (unsigned i = 0; got < 8 * 1024 * 1024; i++) {
+		size_t len = 1 + (i * 37u) % 1023u;
+
+		seq_fill(buf, put, len);
+		ck_assert_int_eq(mmapd_ring_put(w, buf, len, 0), 0);
+		put += len;
+		batch += len;
+		/* Every 50th batch stays under 512 bytes: the next one does not stream. */
+		if (batch < (i % 50 == 0 ? 1 : 1500))
+			continue;
+		ck_assert_int_eq(mmapd_ring_flush(w), 0);
+		batch = 0;
+		for (ptrdiff_t n; got < put; got += (uint64_t)n) {
+			n = mmapd_ring_read(rd, buf, page);
+			ck_assert_int_gt(n, 0);
+			ck_assert_uint_eq(seq_check(buf, got, (size_t)n), (size_t)n);
+		}
+	}
+	free(buf);
+	mmapd_ring_close(rd);
+	mmapd_ring_close(w);
+	ck_assert_int_eq(mmapd_delete(c, "streamed"), 0);
+	mmapd_disconnect(c);
+}
+END_TEST
+
+/*
+ * One wake-up per sleep: while a reader sleeps, stopped so that it cannot take its count back
+ * once woken, 100 publishes bump the futex word once on a version 3 ring; on a version 2 ring
+ * (whose sleepers may be an older libmmapd's, which do not bump it) every publish wakes.
+ */
+START_TEST(test_ring_a_sleeping_reader_is_woken_once_not_at_every_publish)
+{
+	struct mmapd_client *c = test_client_connect(&dmn, "check_ring");
+
+	for (uint32_t version = 2; version <= RING_VERSION; version++) {
+		struct mmapd_ring *w = ring_new(c, "wakes", page, 0);
+		const struct ring_header *h;
+		uint32_t before, bumps;
+		int status, spins = 0;
+		pid_t pid;
+
+		mmapd_ring_close(w);
+		header_poke(c, "wakes", offsetof(struct ring_header, version), version);
+		w = ring_get(c, "wakes");
+		h = mmapd_region_data(mmapd_ring_region(w));
+		pid = fork();
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0) {
+			struct mmapd_client *cc;
+			struct mmapd_ring *rd = child_ring("wakes", &cc);
+
+			CHILD_CHECK(mmapd_ring_wait_readable(rd, 1, WAIT_MS) == 0, "wait_readable");
+			child_done(cc, rd);
+		}
+		while (atomic_load(&h->read_waiters) == 0 && spins++ < WAIT_MS)
+			usleep(1000);
+		ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+		ck_assert_int_eq(waitpid(pid, &status, WUNTRACED), pid);
+		ck_assert(WIFSTOPPED(status));
+		before = atomic_load(&h->data_seq);
+		for (int i = 0; i < 100; i++)
+			ck_assert_int_eq(mmapd_ring_write(w, "x", 1), 1);
+		bumps = atomic_load(&h->data_seq) - before;
+		ck_assert_int_eq(kill(pid, SIGCONT), 0);
+		test_child_wait(pid, CHILD_WAIT_MS);
+		ck_assert_uint_eq(bumps, version >= 3 ? 1 : 100);
+		mmapd_ring_close(w);
+		ck_assert_int_eq(mmapd_delete(c, "wakes"), 0);
+	}
+	mmapd_disconnect(c);
+}
+END_TEST
+
 START_TEST(test_ring_reader_drains_a_closed_writer_then_gets_epipe_and_one_writer_at_a_time)
 {
 	struct mmapd_client *c = test_client_connect(&dmn, "check_ring");
@@ -1128,6 +1225,8 @@ static Suite *ring_suite(void)
 	tcase_add_test(tc, test_ring_capacity_rounds_up_to_whole_pages);
 	tcase_add_test(tc, test_ring_read_until_returns_whole_lines_across_the_wrap_point);
 	tcase_add_test(tc, test_ring_put_batch_is_invisible_until_flushed_or_closed);
+	tcase_add_test(tc, test_ring_streamed_puts_of_every_size_and_alignment_arrive_exact);
+	tcase_add_test(tc, test_ring_a_sleeping_reader_is_woken_once_not_at_every_publish);
 	tcase_add_test(tc, test_ring_reader_drains_a_closed_writer_then_gets_epipe_and_one_writer_at_a_time);
 	tcase_add_test(tc, test_ring_reader_blocked_on_a_killed_writer_gets_the_rest_then_epipe);
 	tcase_add_test(tc, test_ring_writer_blocked_on_a_killed_reader_gets_epipe);

@@ -183,12 +183,14 @@ static int ring_start(struct mmapd_client *client, const char *name, bool create
 	struct mmapd_open_opts o = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RW, .length = page);
 	struct tbx_saved saved;
 	struct mmapd_ring *ring;
+	bool multi;
 	int r;
 
 	ring = calloc(1, sizeof(*ring));
 	if (!ring)
 		return tbx_error(-ENOMEM, "out of memory for ring '%s'", name);
 	ring->client = client;
+	ring->woke[0] = ring->woke[1] = RING_WOKE_NONE;
 	if (create) {
 		o.flags = MMAPD_OPEN_CREATE | MMAPD_OPEN_EXCL |
 		          (flags & MMAPD_RING_ANONYMOUS ? MMAPD_OPEN_ANONYMOUS : 0);
@@ -213,8 +215,11 @@ static int ring_start(struct mmapd_client *client, const char *name, bool create
 	if (r < 0)
 		goto fail;
 	ring_barrier_register(ring);
-	/* With one CPU the other side cannot publish while this one spins. */
-	ring->spin_ns = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? RING_SPIN_MAX_NS : 0;
+	/* With one CPU the other side cannot publish while this one spins, and reads the bytes
+	 * best from this CPU's cache: no spinning, no streaming (ring_io.c). */
+	multi = sysconf(_SC_NPROCESSORS_ONLN) > 1;
+	ring->spin_ns = multi ? RING_SPIN_MAX_NS : 0;
+	ring->streamable = multi && !(ring->flags & MMAPD_RING_OVERWRITE);
 	if ((r = ring_sides_attach(ring, flags & RING_SIDES)) < 0) {
 		munmap(ring->data, 2 * ring->cap);
 		goto fail;

@@ -27,9 +27,13 @@
  * Layout version 2 is version 1's layout with the asymmetric barrier of ring_wait.c: its
  * publishers may skip the fence before they look for sleepers, which a version 1 waiter
  * (without membarrier()) could miss, so libmmapd before version 2 refuses version 2 rings.
- * This one creates version 2 and opens both (fencing on version 1).
+ * Version 3 is version 2's with one wake-up per sleep (ring_wait.c): its publishers skip the
+ * wake-up when no waiter went to sleep since their last one, which they can tell only because
+ * this libmmapd's waiters bump the futex word as they go to sleep; an older waiter does not,
+ * so libmmapd before version 3 refuses version 3 rings. This one creates version 3 and opens
+ * all three (fencing on version 1, waking at every publish while anyone waits on 1 and 2).
  */
-#define RING_VERSION 2u
+#define RING_VERSION 3u
 #define RING_LINE    64                    /* a cache line: the two sides never share one */
 
 /*
@@ -54,10 +58,13 @@ struct ring_header {
 	/* The reader's line. */
 	alignas(RING_LINE) _Atomic uint64_t read_pos;  /* bytes consumed (release) */
 
-	/* Wake-ups: futex words and the number of processes sleeping on them. */
-	alignas(RING_LINE) _Atomic uint32_t data_seq;  /* +1 when data comes and readers sleep */
+	/*
+	 * Wake-ups: futex words and the number of processes sleeping on them. A word is bumped
+	 * by a waiter going to sleep on it and by a wake-up of its sleepers.
+	 */
+	alignas(RING_LINE) _Atomic uint32_t data_seq;  /* readers sleep here */
 	_Atomic uint32_t read_waiters;
-	_Atomic uint32_t space_seq;                    /* +1 when space frees and writers sleep */
+	_Atomic uint32_t space_seq;                    /* writers sleep here */
 	_Atomic uint32_t write_waiters;
 
 	/*
@@ -76,6 +83,8 @@ struct ring_header {
 };
 
 enum { RING_SIDE_NONE = 0, RING_SIDE_OPEN = 1, RING_SIDE_CLOSED = 2 };
+/* Not a 32-bit futex word's value: what struct mmapd_ring's woke[] start at. */
+#define RING_WOKE_NONE UINT64_MAX
 /* How often a blocked wait checks whether the other side is still there. */
 #define RING_SIDE_CHECK_MS 100
 /* How long a waiter whose membarrier() failed sleeps before it looks again (ring_wait.c). */
@@ -88,7 +97,11 @@ enum { RING_SIDE_NONE = 0, RING_SIDE_OPEN = 1, RING_SIDE_CLOSED = 2 };
  * wastes at most that much (the ski-rental bound, within twice the best choice made knowing
  * when the peer comes). Measured as bench --case ring, 64-byte write/read against a pipe in the
  * same runs (3 runs each, loaded machine): no spin 0.9-1.9x, 5 us 2.4-6.1x, 20 us 5.4-6.9x,
- * 50 us 5.7-7.3x; 20 us keeps what 50 us gains for less CPU burnt per idle wait. The floor
+ * 50 us 5.7-7.3x; 20 us keeps what 50 us gains for less CPU burnt per idle wait. Measured
+ * again after put() batches began to stream and wake-ups to come once per sleep (2026-12-08,
+ * 3 runs each, load average 40-460): write/read 5 us 16-24x, 20 us 14-27x, 50 us 20-33x;
+ * put/flush batches 5 us 33-66x, 20 us 38-51x, 50 us 24-72x: no bound clearly better, so 20
+ * us stays. The floor
  * keeps a spin short enough to be cheap and long enough to notice a peer publishing again.
  * Both can be set at build time (-DRING_SPIN_MAX_NS=...) to measure others.
  */
@@ -110,6 +123,8 @@ struct mmapd_ring {
 	uint32_t version;              /* of the header: 1 or 2 */
 	bool fenceless;                /* publish without a fence (version 2, registered) */
 	uint64_t spin_ns;              /* the spin budget of the next wait */
+	uint64_t woke[2];              /* data_seq, space_seq as this handle's last wake-up left
+	                                  them (RING_WOKE_NONE: it made none) */
 
 	/* The sides this handle is (MMAPD_RING_WRITER, MMAPD_RING_READER): their daemon locks. */
 	unsigned sides;
@@ -119,6 +134,10 @@ struct mmapd_ring {
 	uint64_t read_seen;            /* read_pos as last loaded (it only grows) */
 	size_t reserved;               /* by mmapd_ring_write_reserve(), not committed yet */
 	size_t pending;                /* put after write_pos and not published yet */
+	uint64_t batch_pos;            /* write_pos when the pending batch began (pending > 0) */
+	bool streamable;               /* not overwrite mode, and more than one CPU */
+	bool stream;                   /* put() copies with non-temporal stores (ring_io.c) */
+	bool unfenced;                 /* non-temporal stores made and not fenced yet */
 
 	/* The reader's side. */
 	uint64_t write_seen;           /* write_pos as last loaded (it only grows) */
@@ -140,9 +159,10 @@ int ring_wait(struct mmapd_ring *ring, _Atomic uint32_t *seq, _Atomic uint32_t *
               const struct timespec *deadline);
 /*
  * After a position was stored: wakes the processes sleeping on seq, if waiters says there
- * are any (one load when there are none, after a fence unless ring->fenceless).
+ * are any and (version 3) one went to sleep since this handle's last wake-up on seq (one
+ * load when there are none, after a fence unless ring->fenceless).
  */
-void ring_wake(const struct mmapd_ring *ring, _Atomic uint32_t *seq, _Atomic uint32_t *waiters);
+void ring_wake(struct mmapd_ring *ring, _Atomic uint32_t *seq, _Atomic uint32_t *waiters);
 /* Sets ring->fenceless: registers the process for membarrier() on version 2 rings. */
 void ring_barrier_register(struct mmapd_ring *ring);
 

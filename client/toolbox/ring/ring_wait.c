@@ -27,9 +27,19 @@
  * sleep (about 0.6 us, next to the futex calls of the sleep itself). A publisher whose
  * registration failed fences as on version 1; a waiter whose membarrier() fails sleeps in
  * slices of RING_BLIND_SLICE_MS and looks again, so a missed wake-up costs at most that. The
- * waiter reads the sequence word before its last check and sleeps only if it is unchanged,
- * and the waker bumps it before waking, so a wake-up that comes between the check and the
- * sleep makes the sleep return at once.
+ * waiter bumps the sequence word before the barrier and its last check and sleeps only if the
+ * word still holds the value it made, and the waker bumps it before waking, so a wake-up that
+ * comes between the check and the sleep makes the sleep return at once.
+ *
+ * One wake-up per sleep. A woken waiter takes its count back only once it runs again, tens of
+ * microseconds later on a busy machine, and a publisher that woke it would meanwhile make a
+ * futex call at every publish. So on layout version 3 rings a publisher remembers the value
+ * its wake-up gave the word and skips the call while the word still holds it: every process
+ * asleep then went to sleep before that wake-up, which woke it (a waiter sleeps only on a
+ * value it made itself, after that wake-up). The bumps are a second Dekker pair, word and
+ * position, under the same barrier: either the publisher sees the waiter's bump, or the waiter
+ * sees the position. Version 2 waiters (an older libmmapd) sleep without a bump, so on version
+ * 1 and 2 rings a publisher wakes whenever the count is not zero.
  *
  * A reader waiting for data watches the writer, and a writer waiting for space the reader.
  * A closed side is seen in its state word at once. While the other side is registered open,
@@ -187,6 +197,7 @@ int ring_wait(struct mmapd_ring *ring, _Atomic uint32_t *seq, _Atomic uint32_t *
 				continue;
 		}
 		atomic_fetch_add(waiters, 1);
+		s = atomic_fetch_add(seq, 1) + 1;
 		seen = ring_barrier(ring);
 		/* A peer that closed before it looked at waiters did not wake us: its store is
 		 * visible after the barrier, and sleeping now would last until the deadline. */
@@ -197,7 +208,6 @@ int ring_wait(struct mmapd_ring *ring, _Atomic uint32_t *seq, _Atomic uint32_t *
 		until = !seen ? ring_slice(&slice, deadline, RING_BLIND_SLICE_MS) :
 		        atomic_load(peer) == RING_SIDE_OPEN ?
 		        ring_slice(&slice, deadline, RING_SIDE_CHECK_MS) : deadline;
-		s = atomic_load(seq);
 		r = ready(ring, min) ? 0 : futex_wait(seq, s, until);
 		atomic_fetch_sub(waiters, 1);
 		/* A slice that ran out with nothing ready: time to ask whether the side lives. */
@@ -213,14 +223,18 @@ int ring_wait(struct mmapd_ring *ring, _Atomic uint32_t *seq, _Atomic uint32_t *
 	}
 }
 
-void ring_wake(const struct mmapd_ring *ring, _Atomic uint32_t *seq, _Atomic uint32_t *waiters)
+void ring_wake(struct mmapd_ring *ring, _Atomic uint32_t *seq, _Atomic uint32_t *waiters)
 {
+	uint64_t *woke = &ring->woke[seq == &ring->hdr->space_seq];
+
 	if (ring->fenceless)
 		atomic_signal_fence(memory_order_seq_cst);
 	else
 		atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(waiters, memory_order_relaxed) == 0)
 		return;
-	atomic_fetch_add(seq, 1);
+	if (ring->version >= 3 && atomic_load_explicit(seq, memory_order_relaxed) == *woke)
+		return;
+	*woke = atomic_fetch_add(seq, 1) + 1;
 	syscall(SYS_futex, (uint32_t *)seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
