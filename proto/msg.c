@@ -640,6 +640,24 @@ int msg_encode_buf(const cJSON *obj, uint32_t max_frame, struct msg_buf *buf)
 	return 0;
 }
 
+int msg_encode_ok_buf(uint64_t id, struct msg_buf *buf)
+{
+	/* What msg_put_item writes for msg_reply_ok(id): the same calls, without the tree. */
+	buf->len = 0;
+	if (msg_buf_reserve(buf, FRAME_HEADER_SIZE) < 0)
+		return -ENOMEM;
+	buf->len = FRAME_HEADER_SIZE;
+	if (id > PROTO_ID_MAX)
+		return -EINVAL;
+	if (msg_put_char(buf, '{') < 0 || msg_put_string(buf, PROTO_FIELD_ID) < 0 ||
+	    msg_put_char(buf, ':') < 0 || msg_put_u64(buf, id) < 0 || msg_put_char(buf, ',') < 0 ||
+	    msg_put_string(buf, PROTO_FIELD_OK) < 0 || msg_put_char(buf, ':') < 0 ||
+	    msg_put(buf, "true", 4) < 0 || msg_put_char(buf, '}') < 0)
+		return -ENOMEM;
+	frame_header_put((uint8_t *)buf->data, (uint32_t)(buf->len - FRAME_HEADER_SIZE));
+	return 0;
+}
+
 void msg_buf_done(struct msg_buf *buf)
 {
 	free(buf->data);

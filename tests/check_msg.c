@@ -863,6 +863,28 @@ START_TEST(test_msg_parse_in_place_checks_the_tail)
 }
 END_TEST
 
+/* The ok reply written without a tree is, byte for byte, the one written from msg_reply_ok. */
+START_TEST(test_msg_encode_ok_matches_reply_ok)
+{
+	static const uint64_t ids[] = { 0, 1, 9, 10, 12345, 4294967296ULL, PROTO_ID_MAX };
+	struct msg_buf tree = { NULL, 0, 0 }, direct = { NULL, 0, 0 };
+	size_t i;
+
+	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		cJSON *ok = msg_reply_ok(ids[i]);
+
+		ck_assert_int_eq(msg_encode_buf(ok, FRAME_MAX_DEFAULT, &tree), 0);
+		ck_assert_int_eq(msg_encode_ok_buf(ids[i], &direct), 0);
+		ck_assert_uint_eq(direct.len, tree.len);
+		ck_assert_mem_eq(direct.data, tree.data, tree.len);
+		cJSON_Delete(ok);
+	}
+	ck_assert_int_eq(msg_encode_ok_buf(PROTO_ID_MAX + 1, &direct), -EINVAL);
+	msg_buf_done(&tree);
+	msg_buf_done(&direct);
+}
+END_TEST
+
 static Suite *msg_suite(void)
 {
 	Suite *s = suite_create("msg");
@@ -912,6 +934,7 @@ static Suite *msg_suite(void)
 	tcase_add_test(tc, test_msg_print_integers_exact_to_2_64);
 	tcase_add_test(tc, test_msg_encode_buf_reuses_its_memory);
 	tcase_add_test(tc, test_msg_parse_in_place_checks_the_tail);
+	tcase_add_test(tc, test_msg_encode_ok_matches_reply_ok);
 	suite_add_tcase(s, tc);
 	return s;
 }
