@@ -401,11 +401,13 @@ static int measure(struct notify_ctx *c, size_t n, enum notify_kind k, const str
 	}
 	if (r == 0) {
 		uint64_t cpu = cpu_ns(o->daemon_pid) - cpu0;
-		uint64_t relay_cpu = cpu_ns(c->relay.relay.pid) - relay_cpu0;
+		uint64_t relay_cpu1 = cpu_ns(c->relay.relay.pid);
+		/* 0 at the start is right for a relay that had not run yet (it is not waited for). */
+		uint64_t relay_cpu = relay_cpu1 > relay_cpu0 ? relay_cpu1 - relay_cpu0 : 0;
 
 		print_lines("last", n, k, &sides[0], &sides[1], &sides[2]);
 		/* Their CPU time while the three sides ran: each has work from its own side only. */
-		if (cpu0 && c->calls && relay_cpu0 && c->relay_calls) {
+		if (cpu0 && c->calls && c->relay_calls) {
 			double per = (double)cpu / 1e3 / (double)c->calls / (double)n;
 			double relay_per = (double)relay_cpu / 1e3 / (double)c->relay_calls / (double)n;
 
