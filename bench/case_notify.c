@@ -24,7 +24,9 @@
  *
  * For 1, 10, 100 and 1,000 subscribers, the line "last" is the latency of the last subscriber to
  * get each change (the time until everyone has it) and "all" takes every delivery as one sample;
- * a line "daemon" gives mmapd's CPU time (/proc/PID/schedstat) per change and subscriber.
+ * a line "daemon" gives mmapd's CPU time (/proc/PID/schedstat) per change and subscriber, and
+ * beside it the relay's (below) per change and reader: the least a process spends handing one
+ * small message to each of n others on Unix sockets, one send() each, mostly the kernel's.
  * Two baselines. A raw one-way hop: the writer sends the 8-byte timestamp on a Unix socket
  * to a peer process blocked in poll() + read() (peer_start_hop()); it is one hop to one
  * process whatever the number of subscribers. And the fan-out of the same timestamp through a
@@ -410,7 +412,7 @@ static int measure(struct notify_ctx *c, size_t n, enum notify_kind k, const str
 	/* The futex floor is the page subscribers' only. */
 	size_t nsides = k == KIND_PAGE ? 4 : 3;
 	size_t rounds = notify_rounds(n, o->iters);
-	uint64_t cpu0 = 0;
+	uint64_t cpu0 = 0, relay_cpu0 = 0;
 	int r, r2;
 
 	c->writer = k == KIND_JSON_REQUEST ? c->request_writer : c->client;
@@ -429,18 +431,26 @@ static int measure(struct notify_ctx *c, size_t n, enum notify_kind k, const str
 		r = samples_init(&c->cast_all, rounds * n);
 	if (r == 0) {
 		cpu0 = cpu_ns(o->daemon_pid);
+		relay_cpu0 = cpu_ns(c->relay.relay.pid);
 		r = compare_run(sides, nsides, c->warmup, rounds);
 	}
 	if (r == 0) {
 		uint64_t cpu = cpu_ns(o->daemon_pid) - cpu0;
+		uint64_t relay_cpu1 = cpu_ns(c->relay.relay.pid);
+		/* 0 at the start is right for a relay that had not run yet (it is not waited for). */
+		uint64_t relay_cpu = relay_cpu1 > relay_cpu0 ? relay_cpu1 - relay_cpu0 : 0;
 
 		print_lines("last", n, k, &sides[0], &sides[1], &sides[2],
 		            nsides == 4 ? &sides[3] : NULL);
-		/* Its CPU time while the three sides ran: only mmapd's side gives it work. */
-		if (cpu0 && c->calls)
+		/* Their CPU time while the sides ran: each has work from its own side only. */
+		if (cpu0 && c->calls && c->relay_calls) {
+			double per = (double)cpu / 1e3 / (double)c->calls / (double)n;
+			double relay_per = (double)relay_cpu / 1e3 / (double)c->relay_calls / (double)n;
+
 			printf("notify %zu %s subs, daemon %8.2fus CPU per change and subscriber "
-			       "(%zu changes)\n", n, kind_names[k],
-			       (double)cpu / 1e3 / (double)c->calls / (double)n, c->calls);
+			       "(%zu changes) | relay %6.2fus | ratio %5.2f\n", n, kind_names[k], per,
+			       c->calls, relay_per, relay_per > 0 ? per / relay_per : 0);
+		}
 		if (n > 1) {
 			struct side all = { .label = "mmapd", .samples = c->all };
 			struct side relay_all = { .label = "relay", .samples = c->relay_all };

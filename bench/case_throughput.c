@@ -13,7 +13,11 @@
  * a RESP PING to a private redis-server, with the same loop, so that the two servers are told
  * apart by nothing but themselves. Rounds alternate between the two servers. Beside the rate,
  * each server's CPU time per request, from utime + stime of /proc/PID/stat over the rounds
- * (mmapd's pid comes from SO_PEERCRED).
+ * (mmapd's pid comes from SO_PEERCRED). A third server takes its turn in the same rounds: the
+ * floor (floor.h), a bare epoll loop doing one read() and one write() per request and answering
+ * mmapd's ping frame with mmapd's reply bytes. Its CPU per request is what the kernel's two
+ * calls and the wake-ups cost any server of this shape, so it bounds from below what mmapd or
+ * redis could spend.
  *
  * The reference is redis, a single-threaded event-loop server like mmapd: redis-benchmark with
  * as many connections (-c) and PING over a Unix socket, against a private redis-server on the
@@ -38,6 +42,7 @@
 
 #include "cases.h"
 #include "compare.h"
+#include "floor.h"
 #include "peer.h"
 #include "proc.h"
 #include "raw.h"
@@ -49,6 +54,7 @@
 #define REDIS_FIX    "run as root: apt-get update && apt-get install -y redis-server redis-tools"
 #define DRIVE_ROUNDS 4           /* rounds of each server in the 1-process shape, alternating */
 #define MMAPD_PING   "{\"id\":1,\"op\":\"ping\"}"
+#define MMAPD_PONG   "{\"id\":1,\"ok\":true}"   /* mmapd's reply, which the floor sends */
 #define REDIS_PING   "*1\r\n$4\r\nPING\r\n"
 #define REDIS_PONG   "+PONG\r\n"
 
@@ -245,14 +251,22 @@ struct drive {
 	uint64_t ns;
 };
 
+/* The servers of the 1-process shape. */
+enum drive_kind {
+	DRIVE_MMAPD,
+	DRIVE_REDIS,
+	DRIVE_FLOOR,   /* speaks mmapd's frames, needs no hello */
+};
+
 /* Connects the CLIENTS connections and makes one exchange on each, learning reply_len. */
-static int drive_open(struct drive *d, const char *path, bool mmapd)
+static int drive_open(struct drive *d, const char *path, enum drive_kind kind)
 {
 	static uint8_t ping[64];
+	bool framed = kind != DRIVE_REDIS;
 	size_t i;
 
-	d->req = mmapd ? ping : (const uint8_t *)REDIS_PING;
-	d->req_len = mmapd ? raw_frame(ping, sizeof(ping), MMAPD_PING) : strlen(REDIS_PING);
+	d->req = framed ? ping : (const uint8_t *)REDIS_PING;
+	d->req_len = framed ? raw_frame(ping, sizeof(ping), MMAPD_PING) : strlen(REDIS_PING);
 	for (i = 0; i < CLIENTS; i++)
 		d->fds[i] = -1;
 	for (i = 0; i < CLIENTS; i++) {
@@ -261,11 +275,11 @@ static int drive_open(struct drive *d, const char *path, bool mmapd)
 		d->fds[i] = raw_connect(path);
 		if (d->fds[i] < 0)
 			return d->fds[i];
-		if (mmapd && raw_hello(d->fds[i], "bench-driver") < 0)
+		if (kind == DRIVE_MMAPD && raw_hello(d->fds[i], "bench-driver") < 0)
 			return -EIO;
 		if (raw_send(d->fds[i], d->req, d->req_len) < 0)
 			return -EIO;
-		if (mmapd) {
+		if (framed) {
 			n = raw_read_frame(d->fds[i]);
 		} else {
 			char pong[sizeof(REDIS_PONG) - 1];
@@ -278,7 +292,7 @@ static int drive_open(struct drive *d, const char *path, bool mmapd)
 			return -EIO;
 		d->reply_len = (size_t)n;
 	}
-	if (mmapd) {
+	if (kind == DRIVE_MMAPD) {
 		struct ucred cred;
 		socklen_t len = sizeof(cred);
 
@@ -371,40 +385,89 @@ static int drive_round(struct drive *d, uint64_t duration_ns)
 	return r;
 }
 
-/* Prints the CPU-per-request line: mmapd's and redis's, and the ratio (lower is better). */
-static void print_cpu(const char *name, const struct drive *m, const struct drive *r,
-                      const char *why)
+/* A server's CPU time per request answered, in microseconds. */
+static double drive_cpu_us(const struct drive *d)
 {
-	double a = m->answered ? (double)m->cpu_ns / 1e3 / (double)m->answered : 0;
-
-	if (why) {
-		printf("%-26s mmapd %6.2fus | redis skipped: %s\n", name, a, why);
-	} else {
-		double b = r->answered ? (double)r->cpu_ns / 1e3 / (double)r->answered : 0;
-
-		printf("%-26s mmapd %6.2fus | redis      %6.2fus | ratio %5.2f\n", name, a, b,
-		       b > 0 ? a / b : 0);
-	}
-	fflush(stdout);
+	return d->answered ? (double)d->cpu_ns / 1e3 / (double)d->answered : 0;
 }
 
 /*
- * The 1-process shape, against a private redis-server on dir/redis1.sock pinned to cpu.
- * Prints the rate line and the CPU line. Returns 0 or -errno (redis missing is not an error).
+ * Prints the CPU-per-request line: mmapd's and redis's and their ratio (lower is better), then
+ * the floor's and mmapd's ratio to it.
  */
-static int drive_both(const struct bench_opts *o, uint64_t duration_ns)
+static void print_cpu(const char *name, const struct drive *m, const struct drive *r,
+                      const char *why, const struct drive *f, const char *floor_why)
+{
+	double a = drive_cpu_us(m), b = drive_cpu_us(r), c = drive_cpu_us(f);
+
+	if (why)
+		printf("%-26s mmapd %6.2fus | redis skipped: %s", name, a, why);
+	else
+		printf("%-26s mmapd %6.2fus | redis      %6.2fus | ratio %5.2f", name, a, b,
+		       b > 0 ? a / b : 0);
+	if (floor_why)
+		printf(" | bare epoll skipped: %s\n", floor_why);
+	else
+		printf(" | bare epoll %6.2fus | ratio %5.2f\n", c, c > 0 ? a / c : 0);
+	fflush(stdout);
+}
+
+/* A server's requests answered per second over its rounds. */
+static double drive_rate(const struct drive *d)
+{
+	return d->ns ? (double)d->answered * 1e9 / (double)d->ns : 0;
+}
+
+/*
+ * Starts the floor server on dir/floor.sock pinned to cpu and connects d to it. Returns 0, or
+ * -errno with *ret_why saying what failed.
+ */
+static int drive_floor(struct drive *d, struct peer *p, const char *dir, int cpu,
+                       const char **ret_why)
+{
+	struct floor_args a = { .req_len = 0 };
+	uint8_t ping[64];
+	int r;
+
+	if ((size_t)snprintf(a.path, sizeof(a.path), "%s/floor.sock", dir) >= sizeof(a.path)) {
+		*ret_why = "the temporary directory's path is too long for a Unix socket";
+		return -ENAMETOOLONG;
+	}
+	a.req_len = raw_frame(ping, sizeof(ping), MMAPD_PING);
+	a.reply_len = raw_frame(a.reply, sizeof(a.reply), MMAPD_PONG);
+	r = floor_start(p, &a, cpu);
+	if (r < 0) {
+		*ret_why = "cannot start the floor server";
+		return r;
+	}
+	r = drive_open(d, a.path, DRIVE_FLOOR);
+	if (r < 0) {
+		*ret_why = "the floor server did not answer";
+		return r;
+	}
+	d->pid = p->pid;
+	return 0;
+}
+
+/*
+ * The 1-process shape, against a private redis-server on dir/redis1.sock and the floor server
+ * on dir/floor.sock, both pinned to cpu. Prints the rate lines and the CPU line. Returns 0 or
+ * -errno (redis missing is not an error).
+ */
+static int drive_all(const struct bench_opts *o, uint64_t duration_ns)
 {
 	char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char *argv[] = { "redis-server", "--port", "0", "--unixsocket", sock, "--save", "",
 	                 "--appendonly", "no", "--daemonize", "no", NULL };
-	struct drive m = { .answered = 0 }, rd = { .answered = 0 };
-	const char *why = NULL;
+	struct drive m = { .answered = 0 }, rd = { .answered = 0 }, fl = { .answered = 0 };
+	struct peer floor_peer = { .pid = -1, .sock = -1 };
+	const char *why = NULL, *floor_why = NULL;
 	pid_t pid = -1;
 	int r, k;
 
 	for (k = 0; k < CLIENTS; k++)
-		rd.fds[k] = -1;
-	r = drive_open(&m, o->socket, true);
+		rd.fds[k] = fl.fds[k] = -1;
+	r = drive_open(&m, o->socket, DRIVE_MMAPD);
 	if (r < 0) {
 		fprintf(stderr, "mmapd-bench: the 1-process driver cannot talk to mmapd: %s\n",
 		        strerror(-r));
@@ -418,27 +481,34 @@ static int drive_both(const struct bench_opts *o, uint64_t duration_ns)
 	} else if ((pid = proc_spawn(argv, o->peer_cpu, -1)) < 0) {
 		why = "cannot fork redis-server";
 	} else if (proc_wait_listening(sock, pid, REDIS_WAIT_MS) < 0 ||
-	           drive_open(&rd, sock, false) < 0) {
+	           drive_open(&rd, sock, DRIVE_REDIS) < 0) {
 		why = "redis-server did not start or did not answer PING";
 	} else {
 		rd.pid = pid;
 	}
+	drive_floor(&fl, &floor_peer, o->dir, o->peer_cpu, &floor_why);
 	for (k = 0; k < DRIVE_ROUNDS && r == 0; k++) {
 		r = drive_round(&m, duration_ns / DRIVE_ROUNDS);
 		if (r == 0 && !why)
 			r = drive_round(&rd, duration_ns / DRIVE_ROUNDS);
+		if (r == 0 && !floor_why)
+			r = drive_round(&fl, duration_ns / DRIVE_ROUNDS);
 	}
 	drive_close(&m);
 	drive_close(&rd);
+	drive_close(&fl);
 	proc_stop(pid);
+	if (floor_peer.pid > 0 && peer_stop(&floor_peer) < 0 && r == 0)
+		r = -EIO;
 	if (r < 0) {
 		fprintf(stderr, "mmapd-bench: the 1-process driver failed: %s\n", strerror(-r));
 		return r;
 	}
-	compare_print_throughput("ping, 1 process x 50 conns", (double)m.answered * 1e9 / (double)m.ns,
-	                         "redis PING", why ? 0 : (double)rd.answered * 1e9 / (double)rd.ns,
-	                         why);
-	print_cpu("server CPU per ping, 1x50", &m, &rd, why);
+	compare_print_throughput("ping, 1 process x 50 conns", drive_rate(&m), "redis PING",
+	                         why ? 0 : drive_rate(&rd), why);
+	compare_print_throughput("ping, 1x50, floor", drive_rate(&m), "bare epoll",
+	                         floor_why ? 0 : drive_rate(&fl), floor_why);
+	print_cpu("server CPU per ping, 1x50", &m, &rd, why, &fl, floor_why);
 	return 0;
 }
 
@@ -455,5 +525,5 @@ int case_throughput(const struct bench_opts *o)
 	redis_rate(o->dir, o->peer_cpu, o->redis_requests, &redis, &why);
 	snprintf(name, sizeof(name), "ping, %d clients", CLIENTS);
 	compare_print_throughput(name, mmapd, REDIS_LABEL, redis, why);
-	return drive_both(o, duration_ns);
+	return drive_all(o, duration_ns);
 }

@@ -613,13 +613,14 @@ static int conn_put(struct conn *c, const uint8_t *p, size_t len, struct outbuf 
 	return conn_queue_outbuf(c, b, fds, nfds);
 }
 
-/* Encodes msg and sends it as conn_put does. Returns 0, -ENOMEM or -EMSGSIZE. */
-static int conn_queue(struct conn *c, const cJSON *msg, int *fds, size_t nfds)
+/*
+ * Sends what was just encoded into conn_output (r: the encoder's result) as conn_put does.
+ * Returns 0, -ENOMEM or -EMSGSIZE.
+ */
+static int conn_queue_output(struct conn *c, int r, int *fds, size_t nfds)
 {
 	size_t i;
-	int r;
 
-	r = msg_encode_buf(msg, (uint32_t)c->srv->limits->max_frame, &conn_output);
 	if (r < 0) {
 		for (i = 0; i < nfds; i++)
 			close(fds[i]);
@@ -628,6 +629,13 @@ static int conn_queue(struct conn *c, const cJSON *msg, int *fds, size_t nfds)
 	}
 	conn_output_trim();
 	return r;
+}
+
+/* Encodes msg and sends it as conn_put does. Returns 0, -ENOMEM or -EMSGSIZE. */
+static int conn_queue(struct conn *c, const cJSON *msg, int *fds, size_t nfds)
+{
+	return conn_queue_output(c, msg_encode_buf(msg, (uint32_t)c->srv->limits->max_frame,
+	                                           &conn_output), fds, nfds);
 }
 
 /* After conn_put: enforces max_queue_bytes (see conn_send). */
@@ -670,6 +678,16 @@ int conn_send(struct conn *c, const cJSON *msg, int *fds, size_t nfds)
 		return -ECONNRESET;
 	}
 	r = conn_queue(c, msg, fds, nfds);
+	return r < 0 ? r : conn_sent(c);
+}
+
+int conn_send_ok(struct conn *c, uint64_t id)
+{
+	int r;
+
+	if (!conn_alive(c))
+		return -ECONNRESET;
+	r = conn_queue_output(c, msg_encode_ok_buf(id, &conn_output), NULL, 0);
 	return r < 0 ? r : conn_sent(c);
 }
 
@@ -984,16 +1002,22 @@ static ssize_t conn_recv(struct conn *c, uint8_t *p, size_t avail)
  */
 static enum conn_dispatched conn_dispatch(struct conn *c)
 {
-	uint64_t start = uv_hrtime();
+	uint64_t start = 0;
 	const char *payload;
 	unsigned ran = 0;
 	size_t len;
 	int r;
 
 	while (c->state == CONN_OPEN) {
-		if (conn_paused(c))
+		if (conn_paused(c) || frame_reader_pending(&c->reader) == 0)
 			return CONN_DISPATCH_IDLE;
-		if (c->hello_done && ran > 0 &&
+		/*
+		 * The turn's clock starts once its first frame has run, so that a read that brought
+		 * one request (the usual case) costs no clock reading.
+		 */
+		if (c->hello_done && ran == 1)
+			start = uv_hrtime();
+		if (c->hello_done && ran > 1 &&
 		    (ran == CONN_FRAMES_PER_TURN || uv_hrtime() - start >= CONN_TURN_NS)) {
 			conn_turn_later(c);
 			return CONN_DISPATCH_YIELDED;

@@ -181,6 +181,11 @@ bool conn_alive(const struct conn *c);
  * (the connection is then untouched).
  */
 int conn_send(struct conn *c, const cJSON *msg, int *fds, size_t nfds);
+/*
+ * conn_send of msg_reply_ok(id), encoded without building it (msg_encode_ok_buf). Returns as
+ * conn_send (-EINVAL for an id above PROTO_ID_MAX).
+ */
+int conn_send_ok(struct conn *c, uint64_t id);
 
 /*
  * Encodes msg (borrowed) for any connection of srv into a new outbuf holding one reference.

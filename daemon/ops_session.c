@@ -96,7 +96,7 @@ nomem:
 int ops_ping(struct conn *c, uint64_t id, cJSON *req)
 {
 	(void)req;
-	reply_send(c, id, msg_reply_ok(id));
+	reply_ok(c, id);
 	return OPS_DONE;
 }
 

@@ -137,18 +137,9 @@ cJSON *ops_request_trim(cJSON *req)
 	return req;
 }
 
-void ops_run(struct conn *c, uint64_t id, cJSON *req)
+/* ops_run for a request whose op (req's, borrowed) is the table's entry i (OPS_COUNT: unknown). */
+static void ops_run_op(struct conn *c, uint64_t id, cJSON *req, const char *op, size_t i)
 {
-	const char *op;
-	size_t i;
-
-	if (!conn_alive(c)) {
-		cJSON_Delete(req);
-		return;
-	}
-	if (ops_get_string(c, id, req, PROTO_FIELD_OP, true, &op) < 0)
-		goto done;
-	i = ops_find(op);
 	if (i == OPS_COUNT) {
 		/* At most OPS_ECHO_MAX bytes of it, cut before a character rather than inside one. */
 		int n = (int)strnlen(op, OPS_ECHO_MAX);
@@ -169,6 +160,17 @@ done:
 	cJSON_Delete(req);
 }
 
+void ops_run(struct conn *c, uint64_t id, cJSON *req)
+{
+	const char *op;
+
+	if (!conn_alive(c) || ops_get_string(c, id, req, PROTO_FIELD_OP, true, &op) < 0) {
+		cJSON_Delete(req);
+		return;
+	}
+	ops_run_op(c, id, req, op, ops_find(op));
+}
+
 #define OPS_MALFORMED "the request is not a well-formed JSON object (at most %d levels of " \
                       "objects and arrays, no \\u0000 in strings, no key twice in one object)"
 
@@ -181,6 +183,7 @@ void ops_handle_frame(struct conn *c, const char *payload, size_t len)
 {
 	cJSON *req = NULL;
 	const char *op;
+	bool has_op;
 	uint64_t id;
 	size_t i;
 	int r, fd;
@@ -214,7 +217,8 @@ void ops_handle_frame(struct conn *c, const char *payload, size_t len)
 		return;
 	}
 	/* Counted once here: a request that waits runs through ops_run again. */
-	i = msg_get_string(req, PROTO_FIELD_OP, &op) == 0 ? ops_find(op) : OPS_COUNT;
+	has_op = msg_get_string(req, PROTO_FIELD_OP, &op) == 0;
+	i = has_op ? ops_find(op) : OPS_COUNT;
 	c->srv->stats.requests[i]++;
 	/* Only adopt may carry a descriptor (it takes it itself); any other is refused unrun. */
 	if (i != PROTO_OP_ADOPT && (r = conn_frame_fd(c, false, &fd)) < 0) {
@@ -225,5 +229,9 @@ void ops_handle_frame(struct conn *c, const char *payload, size_t len)
 		cJSON_Delete(req);
 		return;
 	}
-	ops_run(c, id, req);
+	/* The op was found above already; ops_run answers a missing or malformed one. */
+	if (has_op && conn_alive(c))
+		ops_run_op(c, id, req, op, i);
+	else
+		ops_run(c, id, req);
 }

@@ -84,6 +84,14 @@ void reply_send(struct conn *c, uint64_t id, cJSON *reply)
 		reply_error(c, id, ENOMEM, "the daemon could not encode the reply");
 }
 
+void reply_ok(struct conn *c, uint64_t id)
+{
+	int r = conn_send_ok(c, id);
+
+	if (r == -ENOMEM || r == -EINVAL)
+		reply_error(c, id, ENOMEM, "the daemon could not encode the reply");
+}
+
 void reply_max_regions(struct conn *c, uint64_t id)
 {
 	uint64_t max = c->srv->limits->max_regions;

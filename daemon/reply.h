@@ -23,6 +23,8 @@ void reply_error(struct conn *c, uint64_t id, int err, const char *fmt, ...)
 void reply_nomem(struct conn *c, uint64_t id);
 /* Sends reply (consumed, may be NULL after a failed allocation: ENOMEM is answered). */
 void reply_send(struct conn *c, uint64_t id, cJSON *reply);
+/* Sends {"id", "ok": true}, as reply_send(c, id, msg_reply_ok(id)) without the tree. */
+void reply_ok(struct conn *c, uint64_t id);
 /* The errno to put on the wire for a local failure: err if the protocol names it, else EIO. */
 int reply_wire_errno(int err);
 

@@ -208,6 +208,213 @@ static bool msg_has_repeated_key(const cJSON *item)
 	return repeated;
 }
 
+/*
+ * The fast reader, for the shape nearly every request has: objects and arrays of plain
+ * strings (no escape, no control character), integers (-?(0|[1-9][0-9]{0,14}): below 10^15,
+ * so exact in a double), true, false and null, between spaces, tabs and line ends. It builds
+ * the tree cJSON would build of that text (the same nodes, keys and values, in the same
+ * memory), but reads integers without floating point (cJSON reads every number with strtod,
+ * after a localeconv, and tries "null", "false" and "true" before anything else) and checks
+ * NUL bytes, depth and repeated keys as it goes, in one pass. Anything else (an escape, a
+ * fraction or exponent, a longer number, other white space, a repeated key, too deep, no
+ * memory) makes it give up, and the text goes the way it always went: msg_scan, cJSON,
+ * msg_has_repeated_key, which accept or refuse it exactly as before.
+ */
+#define MSG_FAST_GIVE_UP (-EAGAIN)
+#define MSG_FAST_KEYS_MAX 16   /* keys per object it compares pairwise; more: give up */
+
+struct msg_fast {
+	const char *p, *end;
+	unsigned depth;
+};
+
+static void msg_fast_space(struct msg_fast *f)
+{
+	while (f->p < f->end && (*f->p == ' ' || *f->p == '\n' || *f->p == '\t' || *f->p == '\r'))
+		f->p++;
+}
+
+/* A plain string at f->p (after its opening quote): a copy in cJSON's memory, or NULL. */
+static char *msg_fast_string(struct msg_fast *f, size_t *ret_len)
+{
+	const char *start = f->p, *q;
+	char *copy;
+
+	for (q = start; q < f->end && *q != '"'; q++)
+		if ((unsigned char)*q < 0x20 || *q == '\\')
+			return NULL;
+	if (q == f->end)
+		return NULL;
+	copy = cJSON_malloc((size_t)(q - start) + 1);
+	if (!copy)
+		return NULL;
+	memcpy(copy, start, (size_t)(q - start));
+	copy[q - start] = '\0';
+	*ret_len = (size_t)(q - start);
+	f->p = q + 1;
+	return copy;
+}
+
+static cJSON *msg_fast_value(struct msg_fast *f);
+
+/* An object or array at f->p (after its opening bracket), or NULL. */
+static cJSON *msg_fast_container(struct msg_fast *f, bool object)
+{
+	const char *keys[MSG_FAST_KEYS_MAX];
+	size_t nkeys = 0, i;
+	cJSON *c = object ? cJSON_CreateObject() : cJSON_CreateArray();
+
+	if (!c || ++f->depth > PROTO_JSON_DEPTH_MAX)
+		goto fail;
+	msg_fast_space(f);
+	if (f->p < f->end && *f->p == (object ? '}' : ']')) {
+		f->p++;
+		f->depth--;
+		return c;
+	}
+	for (;;) {
+		char *key = NULL;
+		size_t klen;
+		cJSON *item;
+
+		if (object) {
+			if (f->p == f->end || *f->p != '"' || nkeys == MSG_FAST_KEYS_MAX)
+				goto fail;
+			f->p++;
+			key = msg_fast_string(f, &klen);
+			if (!key)
+				goto fail;
+			for (i = 0; i < nkeys; i++)
+				if (strcmp(keys[i], key) == 0)
+					break;
+			msg_fast_space(f);
+			if (i < nkeys || f->p == f->end || *f->p != ':') {
+				cJSON_free(key);
+				goto fail;
+			}
+			f->p++;
+		}
+		item = msg_fast_value(f);
+		if (!item) {
+			cJSON_free(key);
+			goto fail;
+		}
+		if (object) {
+			/* The key is ours, in cJSON's memory: cJSON_Delete frees it with the item. */
+			cJSON_AddItemToObjectCS(c, key, item);
+			item->type &= ~cJSON_StringIsConst;
+			keys[nkeys++] = key;
+		} else {
+			cJSON_AddItemToArray(c, item);
+		}
+		msg_fast_space(f);
+		if (f->p == f->end)
+			goto fail;
+		if (*f->p == ',') {
+			f->p++;
+			msg_fast_space(f);
+			continue;
+		}
+		if (*f->p != (object ? '}' : ']'))
+			goto fail;
+		f->p++;
+		f->depth--;
+		return c;
+	}
+fail:
+	cJSON_Delete(c);
+	return NULL;
+}
+
+/* An integer at f->p, or NULL. */
+static cJSON *msg_fast_integer(struct msg_fast *f)
+{
+	bool negative = *f->p == '-';
+	const char *q = f->p + negative, *digits = q;
+	uint64_t v = 0;
+
+	while (q < f->end && *q >= '0' && *q <= '9' && q - digits < 16)
+		v = v * 10 + (uint64_t)(*q++ - '0');
+	/* No digit, a leading zero, 16 digits or more, or a fraction or exponent: cJSON's. */
+	if (q == digits || (*digits == '0' && q - digits > 1) || q - digits > 15 ||
+	    (q < f->end && (*q == '.' || *q == 'e' || *q == 'E' || (*q >= '0' && *q <= '9'))))
+		return NULL;
+	f->p = q;
+	return cJSON_CreateNumber(negative ? -(double)v : (double)v);
+}
+
+static cJSON *msg_fast_value(struct msg_fast *f)
+{
+	size_t len;
+	char *s;
+	cJSON *item;
+
+	msg_fast_space(f);
+	if (f->p == f->end)
+		return NULL;
+	switch (*f->p) {
+	case '"':
+		f->p++;
+		s = msg_fast_string(f, &len);
+		if (!s)
+			return NULL;
+		/* The copy becomes the value: cJSON_Delete frees it with the item. */
+		item = cJSON_CreateStringReference(s);
+		if (!item) {
+			cJSON_free(s);
+			return NULL;
+		}
+		item->type &= ~cJSON_IsReference;
+		return item;
+	case '{':
+	case '[':
+		return msg_fast_container(f, *f->p++ == '{');
+	case 't':
+		if (f->end - f->p < 4 || memcmp(f->p, "true", 4) != 0)
+			return NULL;
+		f->p += 4;
+		item = cJSON_CreateTrue();
+		/* As cJSON's parser leaves it. */
+		if (item)
+			item->valueint = 1;
+		return item;
+	case 'f':
+		if (f->end - f->p < 5 || memcmp(f->p, "false", 5) != 0)
+			return NULL;
+		f->p += 5;
+		return cJSON_CreateFalse();
+	case 'n':
+		if (f->end - f->p < 4 || memcmp(f->p, "null", 4) != 0)
+			return NULL;
+		f->p += 4;
+		return cJSON_CreateNull();
+	default:
+		return *f->p == '-' || (*f->p >= '0' && *f->p <= '9') ? msg_fast_integer(f) : NULL;
+	}
+}
+
+/* The object of payload read the fast way (valid UTF-8 already): 0, or MSG_FAST_GIVE_UP. */
+static int msg_parse_fast(const char *payload, size_t len, cJSON **ret_obj)
+{
+	struct msg_fast f = { .p = payload, .end = payload + len, .depth = 0 };
+	cJSON *obj;
+
+	msg_fast_space(&f);
+	if (f.p == f.end || *f.p != '{')
+		return MSG_FAST_GIVE_UP;
+	f.p++;
+	obj = msg_fast_container(&f, true);
+	if (!obj)
+		return MSG_FAST_GIVE_UP;
+	msg_fast_space(&f);
+	if (f.p != f.end) {
+		cJSON_Delete(obj);
+		return MSG_FAST_GIVE_UP;
+	}
+	*ret_obj = obj;
+	return 0;
+}
+
 /* msg_parse, where lenient also lets \u0000 escapes and repeated keys through. */
 static int msg_parse_opts(const char *payload, size_t len, bool lenient, cJSON **ret_obj)
 {
@@ -219,6 +426,8 @@ static int msg_parse_opts(const char *payload, size_t len, bool lenient, cJSON *
 		return -EBADMSG;
 	if (utf8_check(payload, len, NULL) < 0)
 		return -EILSEQ;
+	if (msg_parse_fast(payload, len, ret_obj) == 0)
+		return 0;
 	r = msg_scan(payload, len, lenient);
 	if (r < 0)
 		return r;
@@ -637,6 +846,24 @@ int msg_encode_buf(const cJSON *obj, uint32_t max_frame, struct msg_buf *buf)
 	if (payload == 0 || payload > max_frame || payload > FRAME_MAX_LIMIT)
 		return -EMSGSIZE;
 	frame_header_put((uint8_t *)buf->data, (uint32_t)payload);
+	return 0;
+}
+
+int msg_encode_ok_buf(uint64_t id, struct msg_buf *buf)
+{
+	/* What msg_put_item writes for msg_reply_ok(id): the same calls, without the tree. */
+	buf->len = 0;
+	if (msg_buf_reserve(buf, FRAME_HEADER_SIZE) < 0)
+		return -ENOMEM;
+	buf->len = FRAME_HEADER_SIZE;
+	if (id > PROTO_ID_MAX)
+		return -EINVAL;
+	if (msg_put_char(buf, '{') < 0 || msg_put_string(buf, PROTO_FIELD_ID) < 0 ||
+	    msg_put_char(buf, ':') < 0 || msg_put_u64(buf, id) < 0 || msg_put_char(buf, ',') < 0 ||
+	    msg_put_string(buf, PROTO_FIELD_OK) < 0 || msg_put_char(buf, ':') < 0 ||
+	    msg_put(buf, "true", 4) < 0 || msg_put_char(buf, '}') < 0)
+		return -ENOMEM;
+	frame_header_put((uint8_t *)buf->data, (uint32_t)(buf->len - FRAME_HEADER_SIZE));
 	return 0;
 }
 

@@ -87,6 +87,12 @@ struct msg_buf {
  * -ENOMEM as msg_encode (buf keeps its memory either way).
  */
 int msg_encode_buf(const cJSON *obj, uint32_t max_frame, struct msg_buf *buf);
+/*
+ * The frame of msg_reply_ok(id) into buf, byte for byte what msg_encode_buf makes of it, without
+ * building the tree: the reply most requests get. Returns 0; -EINVAL for an id above
+ * PROTO_ID_MAX, -ENOMEM.
+ */
+int msg_encode_ok_buf(uint64_t id, struct msg_buf *buf);
 /* Frees buf's memory; it may be used again afterwards. */
 void msg_buf_done(struct msg_buf *buf);
 

@@ -863,6 +863,91 @@ START_TEST(test_msg_parse_in_place_checks_the_tail)
 }
 END_TEST
 
+/* The ok reply written without a tree is, byte for byte, the one written from msg_reply_ok. */
+START_TEST(test_msg_encode_ok_matches_reply_ok)
+{
+	static const uint64_t ids[] = { 0, 1, 9, 10, 12345, 4294967296ULL, PROTO_ID_MAX };
+	struct msg_buf tree = { NULL, 0, 0 }, direct = { NULL, 0, 0 };
+	size_t i;
+
+	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		cJSON *ok = msg_reply_ok(ids[i]);
+
+		ck_assert_int_eq(msg_encode_buf(ok, FRAME_MAX_DEFAULT, &tree), 0);
+		ck_assert_int_eq(msg_encode_ok_buf(ids[i], &direct), 0);
+		ck_assert_uint_eq(direct.len, tree.len);
+		ck_assert_mem_eq(direct.data, tree.data, tree.len);
+		cJSON_Delete(ok);
+	}
+	ck_assert_int_eq(msg_encode_ok_buf(PROTO_ID_MAX + 1, &direct), -EINVAL);
+	msg_buf_done(&tree);
+	msg_buf_done(&direct);
+}
+END_TEST
+
+/* Whether a and b are the same tree: types, keys, values (numbers bit for bit), order. */
+static bool same_tree(const cJSON *a, const cJSON *b)
+{
+	for (; a && b; a = a->next, b = b->next) {
+		if ((a->type & 0xff) != (b->type & 0xff) || !a->string != !b->string ||
+		    (a->string && strcmp(a->string, b->string) != 0) ||
+		    !a->valuestring != !b->valuestring ||
+		    (a->valuestring && strcmp(a->valuestring, b->valuestring) != 0) ||
+		    memcmp(&a->valuedouble, &b->valuedouble, sizeof(double)) != 0 ||
+		    a->valueint != b->valueint || !same_tree(a->child, b->child))
+			return false;
+	}
+	return !a && !b;
+}
+
+/*
+ * msg_parse reads the usual requests without cJSON's parser (plain strings, integers below
+ * 10^15, literals) and hands the rest to it: either way the tree is the one cJSON makes of the
+ * text, and what it refuses it still refuses.
+ */
+START_TEST(test_msg_parse_builds_cjson_tree)
+{
+	static const char *const texts[] = {
+		"{\"id\":1,\"op\":\"ping\"}",
+		"{\"id\":0,\"op\":\"hello\",\"version\":1,\"client\":\"b\u00e9nch\"}",
+		" {\"id\" : 12 ,\n\t\"op\":\"lock\", \"offset\":-0, \"length\":999999999999999}\r\n",
+		"{\"id\":9007199254740991,\"op\":\"open\",\"size\":1000000000000000}",
+		"{\"id\":3,\"op\":\"open\",\"create\":true,\"sparse\":false,\"perm\":null}",
+		"{\"id\":4,\"policy\":{\"kind\":\"interval\",\"value\":250},\"list\":[1,\"a\",[],{}]}",
+		"{\"id\":5,\"size\":1.5,\"offset\":1e3,\"length\":-7,\"name\":\"\xc3\xa9t\xc3\xa9\"}",
+		"{\"id\":6,\"name\":\"a\\\"b\",\"to\":\"\\u00e9\"}",
+		"{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5,\"f\":6,\"g\":7,\"h\":8,\"i\":9,"
+		"\"j\":10,\"k\":11,\"l\":12,\"m\":13,\"n\":14,\"o\":15,\"p\":16,\"q\":17}",
+		"{}", "{\"\":\"\"}", "{\"id\":01,\"offset\":1234567890123456789}",
+		"{\"id\":\"a\x01\",\x0b\"op\":1}", "{\"x\":[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]}",
+	};
+	static const char *const refused[] = {
+		"{\"id\":1,\"id\":2}", "{\"id\":1,}", "{\"id\":-}", "{\"id\":tru}",
+		"{\"id\":1} x", "[1]", "{\"x\":[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]}", "{\"a\":{\"b\":1,\"b\":1}}",
+		"{\"id\":1", "{\"id\" 1}",
+		"{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5,\"f\":6,\"g\":7,\"h\":8,\"i\":9,"
+		"\"j\":10,\"k\":11,\"l\":12,\"m\":13,\"n\":14,\"o\":15,\"p\":16,\"a\":17}",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		cJSON *ours = NULL, *theirs = cJSON_ParseWithLength(texts[i], strlen(texts[i]));
+
+		ck_assert_msg(msg_parse(texts[i], strlen(texts[i]), &ours) == 0, "refused %s", texts[i]);
+		ck_assert_ptr_nonnull(theirs);
+		ck_assert_msg(same_tree(ours, theirs), "another tree for %s", texts[i]);
+		cJSON_Delete(ours);
+		cJSON_Delete(theirs);
+	}
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		cJSON *obj = NULL;
+
+		ck_assert_msg(msg_parse(refused[i], strlen(refused[i]), &obj) == -EBADMSG,
+		              "accepted %s", refused[i]);
+	}
+}
+END_TEST
+
 static Suite *msg_suite(void)
 {
 	Suite *s = suite_create("msg");
@@ -912,6 +997,8 @@ static Suite *msg_suite(void)
 	tcase_add_test(tc, test_msg_print_integers_exact_to_2_64);
 	tcase_add_test(tc, test_msg_encode_buf_reuses_its_memory);
 	tcase_add_test(tc, test_msg_parse_in_place_checks_the_tail);
+	tcase_add_test(tc, test_msg_encode_ok_matches_reply_ok);
+	tcase_add_test(tc, test_msg_parse_builds_cjson_tree);
 	suite_add_tcase(s, tc);
 	return s;
 }
