@@ -504,12 +504,13 @@ static int grants_old_daemon(int lfd)
 
 /*
  * Starts a fake daemon: a child process serving one connection on a fresh socket with serve
- * (its exit status: 0 when the client did what the test expects). Fills *sa with the socket's
- * address and returns the child's pid.
+ * (its exit status: 0 when the client did what the test expects), and connects *ret_client
+ * to it. Returns the child's pid.
  */
-static pid_t grants_fake_daemon(int (*serve)(int lfd), struct sockaddr_un *sa)
+static pid_t grants_fake_daemon(int (*serve)(int lfd), struct mmapd_client **ret_client)
 {
 	char dir[TEST_PATH_MAX], path[TEST_PATH_MAX + 2];
+	struct sockaddr_un addr, *sa = &addr;
 	int lfd;
 	pid_t pid;
 
@@ -527,21 +528,19 @@ static pid_t grants_fake_daemon(int (*serve)(int lfd), struct sockaddr_un *sa)
 	if (pid == 0)
 		_exit(serve(lfd));
 	close(lfd);
+	ck_assert_msg(mmapd_connect(sa->sun_path, "grants", ret_client) == 0, "mmapd_connect: %s",
+	              mmapd_last_message());
 	return pid;
 }
 
 START_TEST(test_grants_client_lists_past_a_region_an_older_daemon_reports_at_2_62)
 {
-	struct sockaddr_un sa;
 	struct mmapd_region_list *list = NULL;
 	struct mmapd_client *client = NULL;
 	int status;
 	pid_t pid;
 
-	pid = grants_fake_daemon(grants_old_daemon, &sa);
-
-	ck_assert_msg(mmapd_connect(sa.sun_path, "grants", &client) == 0, "mmapd_connect: %s",
-	              mmapd_last_message());
+	pid = grants_fake_daemon(grants_old_daemon, &client);
 	ck_assert_msg(mmapd_list_regions(client, &list) == 0, "mmapd_list_regions: %s",
 	              mmapd_last_message());
 	ck_assert_uint_eq(mmapd_region_list_count(list), 2);
@@ -684,17 +683,13 @@ static void grants_on_event(struct mmapd_client *client, const struct mmapd_even
 START_TEST(test_grants_refused_release_after_a_close_that_does_not_wait_is_an_event)
 {
 	struct mmapd_open_opts opts = MMAPD_OPEN_OPTS(.mode = MMAPD_MODE_RO);
-	struct sockaddr_un sa;
 	struct release_seen seen = { 0 };
 	struct mmapd_client *client = NULL;
 	struct mmapd_region *region = NULL;
 	int status;
 	pid_t pid;
 
-	pid = grants_fake_daemon(grants_refusing_daemon, &sa);
-
-	ck_assert_msg(mmapd_connect(sa.sun_path, "grants", &client) == 0, "mmapd_connect: %s",
-	              mmapd_last_message());
+	pid = grants_fake_daemon(grants_refusing_daemon, &client);
 	mmapd_client_set_event_handler(client, grants_on_event, &seen);
 	ck_assert_msg(mmapd_region_open(client, "r", &opts, &region) == 0, "open: %s",
 	              mmapd_last_message());
@@ -833,13 +828,10 @@ START_TEST(test_grants_mass_release_keeps_quiet_closes_bounded)
 	struct mmapd_region *regions[MASS_GRANTS];
 	struct release_seen seen = { 0 };
 	struct mmapd_client *client = NULL;
-	struct sockaddr_un sa;
 	int status;
 	pid_t pid;
 
-	pid = grants_fake_daemon(grants_mass_release_daemon, &sa);
-	ck_assert_msg(mmapd_connect(sa.sun_path, "grants", &client) == 0, "mmapd_connect: %s",
-	              mmapd_last_message());
+	pid = grants_fake_daemon(grants_mass_release_daemon, &client);
 	mmapd_client_set_event_handler(client, grants_on_event, &seen);
 	for (int i = 0; i < MASS_GRANTS; i++)
 		ck_assert_msg(mmapd_region_open(client, "r", &opts, &regions[i]) == 0, "open %d: %s",
@@ -979,12 +971,7 @@ START_TEST(test_grants_quiet_close_flood_as_nobody_is_answered_and_bounded)
 		                 "{\"id\":%d,\"op\":\"close\",\"handle\":%d,\"reply\":false}",
 		                 1000 + i, 1000000 + i);
 
-		buf[len] = 0;
-		buf[len + 1] = 0;
-		buf[len + 2] = (char)(n >> 8);
-		buf[len + 3] = (char)n;
-		memcpy(buf + len + 4, one, (size_t)n);
-		len += 4 + (size_t)n;
+		len += test_frame_put(buf + len, one, (size_t)n);
 	}
 	r = test_conn_send_raw(&nobody, buf, len);
 	free(buf);

@@ -1085,12 +1085,7 @@ START_TEST(test_hostile_flooding_client_that_never_reads_is_cut_off_others_serve
 	for (int i = 0; i < N; i++) {
 		int n = snprintf(one, sizeof(one), tmpl, 100 + i);
 
-		buf[len] = 0;
-		buf[len + 1] = 0;
-		buf[len + 2] = (char)(n >> 8);
-		buf[len + 3] = (char)n;
-		memcpy(buf + len + 4, one, (size_t)n);
-		len += 4 + (size_t)n;
+		len += test_frame_put(buf + len, one, (size_t)n);
 	}
 	r = test_conn_send_raw(&flood, buf, len);
 	free(buf);

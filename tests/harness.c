@@ -582,19 +582,21 @@ int test_conn_send_raw(struct test_conn *c, const void *buf, size_t len)
 	return 0;
 }
 
+size_t test_frame_put(void *buf, const void *payload, size_t len)
+{
+	frame_header_put(buf, (uint32_t)len);
+	if (len > 0)
+		memcpy((uint8_t *)buf + FRAME_HEADER_SIZE, payload, len);
+	return FRAME_HEADER_SIZE + len;
+}
+
 int test_conn_send_frame(struct test_conn *c, const void *payload, size_t len)
 {
-	uint8_t *buf = malloc(len + 4);
+	uint8_t *buf = malloc(len + FRAME_HEADER_SIZE);
 	int r;
 
 	ck_assert(buf != NULL);
-	buf[0] = (uint8_t)(len >> 24);
-	buf[1] = (uint8_t)(len >> 16);
-	buf[2] = (uint8_t)(len >> 8);
-	buf[3] = (uint8_t)len;
-	if (len > 0)
-		memcpy(buf + 4, payload, len);
-	r = test_conn_send_raw(c, buf, len + 4);
+	r = test_conn_send_raw(c, buf, test_frame_put(buf, payload, len));
 	free(buf);
 	return r;
 }

@@ -171,6 +171,9 @@ void test_conn_close(struct test_conn *c);
 
 /* Sends len arbitrary bytes. Returns 0, or -errno (EPIPE/ECONNRESET once the daemon closed). */
 int test_conn_send_raw(struct test_conn *c, const void *buf, size_t len);
+/* Writes a frame (the 4-byte big-endian header for len, then payload) at buf, which has room
+ * for len + FRAME_HEADER_SIZE bytes. Returns the bytes written. */
+size_t test_frame_put(void *buf, const void *payload, size_t len);
 /* Sends a frame: the 4-byte big-endian header for len, then payload. Returns as above. */
 int test_conn_send_frame(struct test_conn *c, const void *payload, size_t len);
 /* Sends a string (NUL excluded) as one frame; asserts it went out whole. */
