@@ -128,7 +128,7 @@ static void flush_answer(struct flush_queue *q, int err, const char *message)
 		else if (w->changed)
 			flush_reply_changed(w->conn, w->id, w->seq);
 		else
-			reply_send(w->conn, w->id, msg_reply_ok(w->id));
+			reply_ok(w->conn, w->id);
 		conn_pending_done(w->conn);
 		conn_unref(w->conn);
 		free(w);
@@ -268,7 +268,7 @@ static void flush_done(struct state_job *sj)
 void flush_request(struct conn *c, uint64_t id, struct region *r)
 {
 	if (r->anonymous) {
-		reply_send(c, id, msg_reply_ok(id));
+		reply_ok(c, id);
 		return;
 	}
 	if (r->flush.poisoned) {
@@ -327,7 +327,7 @@ static void flush_range_done(struct state_job *sj)
 		r->srv->stats.bytes_flushed += job->length;
 		log_debug("flushed %" PRIu64 " bytes at %" PRIu64 " of region '%s'", job->length,
 		          job->offset, r->name);
-		reply_send(job->conn, job->id, msg_reply_ok(job->id));
+		reply_ok(job->conn, job->id);
 	} else if (job->result == -EIO || job->result == -ENOSPC || job->result == -EDQUOT) {
 		/* A write-back error: the dirty pages may be gone, as for a failed fdatasync. */
 		r->srv->stats.flush_failures++;
@@ -355,7 +355,7 @@ void flush_range_request(struct conn *c, uint64_t id, struct region *r, uint64_t
 	int ret;
 
 	if (r->anonymous || length == 0) {
-		reply_send(c, id, msg_reply_ok(id));
+		reply_ok(c, id);
 		return;
 	}
 	if (r->flush.poisoned) {

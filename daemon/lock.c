@@ -733,7 +733,7 @@ void lock_release(struct conn *c, uint64_t id, uint64_t lock_id)
 		return;
 	}
 	/* The unlock is answered before waiters hear they got the range. */
-	reply_send(c, id, msg_reply_ok(id));
+	reply_ok(c, id);
 	lock_drop(l);
 }
 

@@ -304,7 +304,7 @@ int ops_shrink_ack(struct conn *c, uint64_t id, cJSON *req)
 		reply_error(c, id, ESRCH, "no shrink %" PRIu64 " waits for this connection's "
 		            "acknowledgement (unknown or finished)", shrink);
 	else
-		reply_send(c, id, msg_reply_ok(id));
+		reply_ok(c, id);
 	return OPS_DONE;
 }
 
@@ -413,7 +413,7 @@ int ops_unsubscribe(struct conn *c, uint64_t id, cJSON *req)
 		reply_error(c, id, ENOENT, "this connection is not subscribed to region '%s'", name);
 	} else {
 		relay_route(r);
-		reply_send(c, id, msg_reply_ok(id));
+		reply_ok(c, id);
 	}
 	return OPS_DONE;
 }
@@ -615,7 +615,7 @@ int ops_clear_error(struct conn *c, uint64_t id, cJSON *req)
 		r->flush.poisoned = false;
 		ops_save_region(c, id, r, NULL);
 	} else {
-		reply_send(c, id, msg_reply_ok(id));
+		reply_ok(c, id);
 	}
 	ops_put_region(r);
 	return OPS_DONE;

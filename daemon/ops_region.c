@@ -671,7 +671,7 @@ static void delete_done(struct region_job *job)
 	if (job->result == 0) {
 		log_info("deleted region '%s' for client %llu (pid %ld)", r->name,
 		         (unsigned long long)c->serial, (long)c->pid);
-		reply_send(c, job->id, msg_reply_ok(job->id));
+		reply_ok(c, job->id);
 	} else if (err == ENOENT) {
 		reply_error(c, job->id, ENOENT, "region '%s' does not exist", r->name);
 	} else {
@@ -715,7 +715,7 @@ int ops_delete(struct conn *c, uint64_t id, cJSON *req)
 		         (unsigned long long)c->serial, (long)c->pid);
 		region_retire(old, c);
 		region_unref(old);
-		reply_send(c, id, msg_reply_ok(id));
+		reply_ok(c, id);
 		return OPS_DONE;
 	}
 

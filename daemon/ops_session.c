@@ -116,6 +116,6 @@ int ops_close(struct conn *c, uint64_t id, cJSON *req)
 		return OPS_DONE;
 	grant_free(g);
 	if (reply)
-		reply_send(c, id, msg_reply_ok(id));
+		reply_ok(c, id);
 	return OPS_DONE;
 }

@@ -168,7 +168,7 @@ int ops_truncate_on_close(struct conn *c, uint64_t id, cJSON *req)
 		r->has_final_size = true;
 		/* A region nobody holds is truncated now, before the reply says it is done. */
 		ops_put_region(r);
-		reply_send(c, id, msg_reply_ok(id));
+		reply_ok(c, id);
 		return OPS_DONE;
 	}
 	ops_put_region(r);
